@@ -1,0 +1,87 @@
+import path from 'node:path';
+
+/** Everything the platform reads from its environment, validated once at start. */
+export interface Config {
+  env: 'development' | 'production' | 'test';
+  port: number;
+  /** Host the HTTP server binds to. */
+  host: string;
+  /** Base of every link we hand out and, later, of the OAuth issuer. No trailing slash. */
+  publicUrl: string;
+  /** Set: use this PostgreSQL and start no embedded one. */
+  databaseUrl: string | undefined;
+  /** Holds the embedded PostgreSQL (`pg/`) and `demo.json`. */
+  dataDir: string;
+  /** Port of the embedded PostgreSQL; 0 picks a free one at each start. */
+  embeddedPgPort: number;
+  logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  /** Turns introspection and field suggestions off. Defaults to on outside production. */
+  introspection: boolean;
+}
+
+/** A setting that is wrong: names the variable and says what is expected. */
+export class ConfigError extends Error {
+  constructor(
+    readonly variable: string,
+    readonly expected: string,
+    readonly got: string,
+  ) {
+    super(`${variable}: expected ${expected}, got ${JSON.stringify(got)}`);
+    this.name = 'ConfigError';
+  }
+}
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+function port(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  if (!/^\d+$/.test(raw) || Number(raw) > 65535) throw new ConfigError(name, 'a TCP port number from 0 to 65535', raw);
+  return Number(raw);
+}
+
+function oneOf<T extends string>(env: NodeJS.ProcessEnv, name: string, allowed: readonly T[], fallback: T): T {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  if (!(allowed as readonly string[]).includes(raw)) throw new ConfigError(name, `one of ${allowed.join(', ')}`, raw);
+  return raw as T;
+}
+
+function url(env: NodeJS.ProcessEnv, name: string, protocols: string[]): string | undefined {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return undefined;
+  let parsed: URL;
+  try {
+    parsed = new URL(raw);
+  } catch {
+    throw new ConfigError(name, `a URL (${protocols.join(' or ')})`, raw);
+  }
+  if (!protocols.includes(parsed.protocol)) throw new ConfigError(name, `a URL (${protocols.join(' or ')})`, raw);
+  return raw;
+}
+
+function bool(env: NodeJS.ProcessEnv, name: string, fallback: boolean): boolean {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  if (['1', 'true', 'yes'].includes(raw)) return true;
+  if (['0', 'false', 'no'].includes(raw)) return false;
+  throw new ConfigError(name, 'true or false', raw);
+}
+
+/** Reads and validates the configuration; throws ConfigError naming the first bad variable. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): Config {
+  const nodeEnv = oneOf(env, 'NODE_ENV', ['development', 'production', 'test'], 'development');
+  const listenPort = port(env, 'PORT', 4000);
+  const publicUrl = (url(env, 'PUBLIC_URL', ['http:', 'https:']) ?? `http://localhost:${listenPort}`).replace(/\/+$/, '');
+  return {
+    env: nodeEnv,
+    port: listenPort,
+    host: env.HOST || '0.0.0.0',
+    publicUrl,
+    databaseUrl: url(env, 'DATABASE_URL', ['postgres:', 'postgresql:']),
+    dataDir: path.resolve(cwd, env.ONECARD_DATA_DIR || '.onecard'),
+    embeddedPgPort: port(env, 'ONECARD_PG_PORT', 0),
+    logLevel: oneOf(env, 'LOG_LEVEL', LOG_LEVELS, nodeEnv === 'test' ? 'silent' : 'info'),
+    introspection: bool(env, 'GRAPHQL_INTROSPECTION', nodeEnv !== 'production'),
+  };
+}

@@ -1,0 +1,242 @@
+import { randomUUID } from 'node:crypto';
+import type { EntityManager } from '@mikro-orm/postgresql';
+import { LedgerError, LedgerErrorCode as Code } from './ledger.errors.js';
+import { AccountOwnerKind, AccountType, isDebitNormal, LedgerAccount } from './ledger-account.entity.js';
+
+/** One line of an entry: positive amounts debit the account, negative amounts credit it. */
+export interface PostingLine {
+  account: string;
+  amount: bigint;
+}
+
+export const debit = (account: string, amount: bigint): PostingLine => ({ account, amount });
+export const credit = (account: string, amount: bigint): PostingLine => ({ account, amount: -amount });
+
+export interface EntryInput {
+  /** Idempotency: posting the same key again returns the first entry and moves nothing. */
+  key: string;
+  description: string;
+  lines: PostingLine[];
+  metadata?: Record<string, unknown>;
+}
+
+export interface PostedLine {
+  account: string;
+  amount: bigint;
+  currency: string;
+  balanceAfter: bigint;
+}
+
+export interface PostedEntry {
+  id: string;
+  key: string;
+  description: string;
+  postedAt: Date;
+  reversesId: string | null;
+  lines: PostedLine[];
+  /** True when the key had been posted before and this call moved nothing. */
+  replayed: boolean;
+}
+
+export interface OpenAccountInput {
+  code: string;
+  type: AccountType;
+  ownerKind: AccountOwnerKind;
+  ownerId?: string | null;
+  currency: string;
+  nonNegative?: boolean;
+}
+
+// Far beyond any real amount, and small enough that sums of many lines stay inside BIGINT.
+const MAX_LINE_AMOUNT = 10n ** 15n;
+const MAX_KEY_LENGTH = 200;
+const CHECK_VIOLATION = '23514';
+const UNIQUE_VIOLATION = '23505';
+
+interface AccountRow {
+  id: string;
+  currency: string;
+  type: AccountType;
+}
+
+function sqlState(err: unknown): string | undefined {
+  const e = err as { code?: unknown; sqlState?: unknown; cause?: { code?: unknown } };
+  for (const candidate of [e?.code, e?.sqlState, e?.cause?.code]) if (typeof candidate === 'string' && /^[0-9A-Z]{5}$/.test(candidate)) return candidate;
+  return undefined;
+}
+
+/** Runs `work` in the caller's transaction, or in a new one when the caller has none. */
+function inTransaction<T>(em: EntityManager, work: (em: EntityManager) => Promise<T>): Promise<T> {
+  return em.isInTransaction() ? work(em) : em.transactional(work);
+}
+
+/** Opens an account, or returns the existing one with the same code (so seeds can run again). */
+export async function openAccount(em: EntityManager, input: OpenAccountInput): Promise<LedgerAccount> {
+  if (!/^[A-Z]{3}$/.test(input.currency)) throw new LedgerError(Code.MIXED_CURRENCIES, `"${input.currency}" is not an ISO 4217 currency code`);
+  await em.execute(
+    `insert into ledger_account (id, code, type, owner_kind, owner_id, currency, non_negative)
+     values (?, ?, ?, ?, ?, ?, ?) on conflict (code) do nothing`,
+    [randomUUID(), input.code, input.type, input.ownerKind, input.ownerId ?? null, input.currency, input.nonNegative ?? false],
+  );
+  return em.findOneOrFail(LedgerAccount, { code: input.code }, { refresh: true });
+}
+
+function validate(input: EntryInput): void {
+  if (typeof input.key !== 'string' || input.key.length === 0 || input.key.length > MAX_KEY_LENGTH) {
+    throw new LedgerError(Code.INVALID_ENTRY_KEY, `an entry key is 1 to ${MAX_KEY_LENGTH} characters`);
+  }
+  if (input.lines.length < 2) throw new LedgerError(Code.TOO_FEW_LINES, 'an entry has at least two lines');
+  for (const line of input.lines) {
+    if (typeof line.amount !== 'bigint' || line.amount === 0n || line.amount > MAX_LINE_AMOUNT || line.amount < -MAX_LINE_AMOUNT) {
+      throw new LedgerError(Code.INVALID_AMOUNT, `a line amount is a non-zero integer of minor units within ±${MAX_LINE_AMOUNT}`, line.account);
+    }
+  }
+}
+
+async function loadAccounts(em: EntityManager, ids: string[]): Promise<Map<string, AccountRow>> {
+  const valid = ids.filter((id) => /^[0-9a-f-]{36}$/i.test(id));
+  const rows = valid.length
+    ? await em.execute<AccountRow[]>(`select id, currency, type from ledger_account where id in (?)`, [valid])
+    : [];
+  const byId = new Map(rows.map((r) => [r.id, r]));
+  for (const id of ids) if (!byId.has(id)) throw new LedgerError(Code.UNKNOWN_ACCOUNT, `no ledger account ${id}`, id);
+  return byId;
+}
+
+function checkBalanced(lines: PostingLine[], accounts: Map<string, AccountRow>): string {
+  const currencies = new Set(lines.map((l) => accounts.get(l.account)!.currency));
+  if (currencies.size > 1) throw new LedgerError(Code.MIXED_CURRENCIES, `an entry is in one currency; got ${[...currencies].join(', ')}`);
+  const sum = lines.reduce((acc, l) => acc + l.amount, 0n);
+  if (sum !== 0n) throw new LedgerError(Code.UNBALANCED, `debits and credits differ by ${sum} minor units`);
+  return [...currencies][0]!;
+}
+
+async function readEntry(em: EntityManager, where: { id?: string; key?: string }): Promise<PostedEntry | undefined> {
+  const [head] = await em.execute<{ id: string; entry_key: string; description: string; posted_at: Date; reverses_id: string | null }[]>(
+    where.id ? `select * from journal_entry where id = ?` : `select * from journal_entry where entry_key = ?`,
+    [where.id ?? where.key],
+  );
+  if (!head) return undefined;
+  const lines = await em.execute<{ account_id: string; amount: string; currency: string; balance_after: string }[]>(
+    `select account_id, amount, currency, balance_after from posting where entry_id = ? order by line_no`,
+    [head.id],
+  );
+  return {
+    id: head.id,
+    key: head.entry_key,
+    description: head.description,
+    postedAt: new Date(head.posted_at),
+    reversesId: head.reverses_id,
+    replayed: true,
+    lines: lines.map((l) => ({ account: l.account_id, amount: BigInt(l.amount), currency: l.currency.trim(), balanceAfter: BigInt(l.balance_after) })),
+  };
+}
+
+function sameLines(a: PostingLine[], b: PostingLine[]): boolean {
+  return a.length === b.length && a.every((line, i) => line.account === b[i]!.account && line.amount === b[i]!.amount);
+}
+
+async function write(em: EntityManager, input: EntryInput, reversesId: string | null): Promise<PostedEntry> {
+  validate(input);
+  const accounts = await loadAccounts(em, [...new Set(input.lines.map((l) => l.account))]);
+  const currency = checkBalanced(input.lines, accounts);
+
+  const id = randomUUID();
+  let inserted: { posted_at: Date }[];
+  try {
+    inserted = await em.execute(
+      `insert into journal_entry (id, entry_key, description, reverses_id, metadata) values (?, ?, ?, ?, ?)
+       on conflict (entry_key) do nothing returning posted_at`,
+      [id, input.key, input.description, reversesId, JSON.stringify(input.metadata ?? {})],
+    );
+  } catch (err) {
+    if (sqlState(err) === UNIQUE_VIOLATION && reversesId) throw new LedgerError(Code.ALREADY_REVERSED, `entry ${reversesId} is already reversed`);
+    throw err;
+  }
+  if (inserted.length === 0) {
+    // The key was posted before (perhaps by a concurrent call that has committed since): a replay.
+    const existing = (await readEntry(em, { key: input.key }))!;
+    if (!sameLines(existing.lines, input.lines) || existing.reversesId !== reversesId) {
+      throw new LedgerError(Code.ENTRY_KEY_REUSED, `entry key "${input.key}" was posted before with other lines`);
+    }
+    return existing;
+  }
+
+  // Lock and move accounts in one global order (by id) so two entries never wait on each other.
+  const order = input.lines.map((line, lineNo) => ({ line, lineNo })).sort((a, b) => (a.line.account < b.line.account ? -1 : a.line.account > b.line.account ? 1 : a.lineNo - b.lineNo));
+  const balanceAfter = new Array<bigint>(input.lines.length);
+  for (const { line, lineNo } of order) {
+    const delta = isDebitNormal(accounts.get(line.account)!.type) ? line.amount : -line.amount;
+    try {
+      // The guard is the table's CHECK (not non_negative or balance >= 0), evaluated by PostgreSQL
+      // on the row it has locked: never a read-then-write. A refusal aborts the whole transaction.
+      const [row] = await em.execute<{ balance: string }[]>(`update ledger_account set balance = balance + ? where id = ? returning balance`, [
+        delta.toString(),
+        line.account,
+      ]);
+      balanceAfter[lineNo] = BigInt(row!.balance);
+    } catch (err) {
+      if (sqlState(err) === CHECK_VIOLATION) throw new LedgerError(Code.INSUFFICIENT_FUNDS, `account ${line.account} may not go below zero`, line.account);
+      throw err;
+    }
+  }
+
+  // MikroORM expands an array parameter into a list, so the rows go in as one multi-row VALUES.
+  await em.execute(
+    `insert into posting (entry_id, line_no, account_id, amount, currency, balance_after) values ${input.lines.map(() => '(?, ?, ?, ?, ?, ?)').join(', ')}`,
+    input.lines.flatMap((l, i) => [id, i, l.account, l.amount.toString(), currency, balanceAfter[i]!.toString()]),
+  );
+  return {
+    id,
+    key: input.key,
+    description: input.description,
+    postedAt: new Date(inserted[0]!.posted_at),
+    reversesId,
+    replayed: false,
+    lines: input.lines.map((l, i) => ({ account: l.account, amount: l.amount, currency, balanceAfter: balanceAfter[i]! })),
+  };
+}
+
+/**
+ * The one way money moves (DESIGN.md §3): writes a balanced entry atomically in the caller's
+ * transaction (or its own). Refuses unbalanced entries, mixed currencies, unknown accounts, and
+ * anything that would take a non-negative account below zero; idempotent by `input.key`.
+ * A refusal after writing has begun aborts the transaction, so nothing half-written can commit.
+ */
+export function post(em: EntityManager, input: EntryInput): Promise<PostedEntry> {
+  return inTransaction(em, (tx) => write(tx, input, null));
+}
+
+/** Posts the mirror image of an entry. An entry is reversed at most once. */
+export function reverse(em: EntityManager, entryId: string, input: { key: string; description: string; metadata?: Record<string, unknown> }): Promise<PostedEntry> {
+  return inTransaction(em, async (tx) => {
+    const original = /^[0-9a-f-]{36}$/i.test(entryId) ? await readEntry(tx, { id: entryId }) : undefined;
+    if (!original) throw new LedgerError(Code.UNKNOWN_ENTRY, `no journal entry ${entryId}`);
+    const lines = original.lines.map((l) => ({ account: l.account, amount: -l.amount }));
+    return write(tx, { ...input, lines }, original.id);
+  });
+}
+
+export function findEntry(em: EntityManager, id: string): Promise<PostedEntry | undefined> {
+  return /^[0-9a-f-]{36}$/i.test(id) ? readEntry(em, { id }) : Promise.resolve(undefined);
+}
+
+/** The balance now, on the account's normal side. */
+export async function balance(em: EntityManager, accountId: string): Promise<bigint> {
+  const [row] = await em.execute<{ balance: string }[]>(`select balance from ledger_account where id = ?`, [accountId]);
+  if (!row) throw new LedgerError(Code.UNKNOWN_ACCOUNT, `no ledger account ${accountId}`, accountId);
+  return BigInt(row.balance);
+}
+
+/** The balance as it stood at `at`: every posting of entries posted at or before that instant. */
+export async function balanceAt(em: EntityManager, accountId: string, at: Date): Promise<bigint> {
+  const [row] = await em.execute<{ type: AccountType; total: string | null }[]>(
+    `select a.type, (select sum(p.amount) from posting p join journal_entry e on e.id = p.entry_id
+                      where p.account_id = a.id and e.posted_at <= ?) as total
+       from ledger_account a where a.id = ?`,
+    [at, accountId],
+  );
+  if (!row) throw new LedgerError(Code.UNKNOWN_ACCOUNT, `no ledger account ${accountId}`, accountId);
+  const debits = BigInt(row.total ?? 0);
+  return isDebitNormal(row.type) ? debits : -debits;
+}
