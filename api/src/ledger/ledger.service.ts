@@ -240,3 +240,16 @@ export async function balanceAt(em: EntityManager, accountId: string, at: Date):
   const debits = BigInt(row.total ?? 0);
   return isDebitNormal(row.type) ? debits : -debits;
 }
+
+export async function findAccount(em: EntityManager, id: string): Promise<LedgerAccount | null> {
+  return /^[0-9a-f-]{36}$/i.test(id) ? em.findOne(LedgerAccount, { id }) : null;
+}
+
+/** A page of accounts in code order, for operators. */
+export async function listAccounts(em: EntityManager, opts: { ownerKind?: AccountOwnerKind; afterCode?: string; limit: number }): Promise<LedgerAccount[]> {
+  return em.find(
+    LedgerAccount,
+    { ...(opts.ownerKind ? { ownerKind: opts.ownerKind } : {}), ...(opts.afterCode !== undefined ? { code: { $gt: opts.afterCode } } : {}) },
+    { orderBy: { code: 'asc' }, limit: opts.limit },
+  );
+}

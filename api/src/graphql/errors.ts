@@ -1,0 +1,43 @@
+import type { GraphQLFormattedError } from 'graphql';
+import { unwrapResolverError } from '@apollo/server/errors';
+import type { Logger } from 'pino';
+
+/** Error codes a client may see as they are; anything else is an internal error. */
+const PUBLIC_CODES = new Set([
+  'GRAPHQL_PARSE_FAILED',
+  'GRAPHQL_VALIDATION_FAILED',
+  'BAD_USER_INPUT',
+  'BAD_REQUEST',
+  'PERSISTED_QUERY_NOT_FOUND',
+  'PERSISTED_QUERY_NOT_SUPPORTED',
+  'OPERATION_RESOLUTION_FAILURE',
+  'UNAUTHENTICATED',
+  'FORBIDDEN',
+  'NOT_FOUND',
+  'QUERY_TOO_COMPLEX',
+  'IDEMPOTENCY_KEY_REUSED',
+  'IDEMPOTENCY_CONFLICT',
+]);
+
+/**
+ * One error shape for the API: public errors keep their message and code; anything unexpected
+ * becomes INTERNAL_SERVER_ERROR with the request id, and its message (which may hold SQL) and
+ * stack stay in the log, except in development.
+ */
+export function errorFormatter(opts: { development: boolean; log: Logger }) {
+  return (formatted: GraphQLFormattedError, error: unknown): GraphQLFormattedError => {
+    const code = formatted.extensions?.code;
+    if (typeof code === 'string' && PUBLIC_CODES.has(code)) {
+      const { stacktrace: _stack, http: _http, ...extensions } = formatted.extensions ?? {};
+      return { ...formatted, extensions };
+    }
+    const cause = unwrapResolverError(error);
+    opts.log.error({ err: cause, path: formatted.path }, 'internal error in a GraphQL operation');
+    return {
+      message: opts.development && cause instanceof Error ? cause.message : 'Internal server error',
+      path: formatted.path,
+      locations: formatted.locations,
+      extensions: { code: 'INTERNAL_SERVER_ERROR' },
+    };
+  };
+}

@@ -1,0 +1,31 @@
+import { GraphQLError, GraphQLScalarType, Kind } from 'graphql';
+
+export { CurrencyResolver as CurrencyScalar, DateTimeResolver as DateTimeScalar } from 'graphql-scalars';
+
+function toMinorUnits(value: unknown): bigint {
+  if (typeof value === 'number' && Number.isSafeInteger(value)) return BigInt(value);
+  throw new GraphQLError(`MinorUnits must be a whole number of minor units within ±${Number.MAX_SAFE_INTEGER}; got ${JSON.stringify(value)}`, {
+    extensions: { code: 'BAD_USER_INPUT' },
+  });
+}
+
+/**
+ * An amount in minor units (fen for CNY) as a JSON integer, never a float or a string
+ * (DESIGN.md §3). Resolvers see a `bigint`.
+ */
+export const MinorUnitsScalar = new GraphQLScalarType<bigint, number>({
+  name: 'MinorUnits',
+  description: 'An amount in minor units of its currency (fen for CNY): a JSON integer within ±(2^53 - 1). Never a float.',
+  serialize(value) {
+    const n = typeof value === 'bigint' ? Number(value) : value;
+    if (typeof n !== 'number' || !Number.isSafeInteger(n)) throw new GraphQLError('MinorUnits cannot represent this amount safely in JSON');
+    return n;
+  },
+  parseValue: toMinorUnits,
+  parseLiteral(ast) {
+    if (ast.kind !== Kind.INT) throw new GraphQLError('MinorUnits must be an integer literal', { extensions: { code: 'BAD_USER_INPUT' } });
+    const n = BigInt(ast.value);
+    if (n > BigInt(Number.MAX_SAFE_INTEGER) || n < -BigInt(Number.MAX_SAFE_INTEGER)) return toMinorUnits(ast.value);
+    return n;
+  },
+});

@@ -1,0 +1,22 @@
+import 'reflect-metadata';
+import { type GraphQLSchema, lexicographicSortSchema, printSchema } from 'graphql';
+import { buildSchema } from 'type-graphql';
+import { JournalEntryResolver, LedgerAccountResolver, PostingResolver } from '../ledger/ledger.resolver.js';
+import { authChecker } from './auth-checker.js';
+import { RootResolver } from './root.resolver.js';
+
+/** Every resolver of every context. */
+const resolvers = [RootResolver, LedgerAccountResolver, JournalEntryResolver, PostingResolver] as const;
+
+let built: Promise<GraphQLSchema> | undefined;
+
+/** The API schema, built once per process from the code (code-first, DESIGN.md §4). */
+export function apiSchema(): Promise<GraphQLSchema> {
+  built ??= buildSchema({ resolvers, authChecker, authMode: 'error', validate: false });
+  return built;
+}
+
+/** The SDL checked in as `schema/schema.graphql`: sorted, so it diffs well. */
+export async function printApiSchema(): Promise<string> {
+  return `${printSchema(lexicographicSortSchema(await apiSchema()))}\n`;
+}

@@ -1,0 +1,30 @@
+import { Field, ObjectType, registerEnumType } from 'type-graphql';
+
+/** Every business-rule refusal of every mutation. One enum for the whole API, grown by each context. */
+export enum UserErrorCode {
+  INVALID_INPUT = 'INVALID_INPUT',
+  NOT_FOUND = 'NOT_FOUND',
+  // ledger
+  UNBALANCED_ENTRY = 'UNBALANCED_ENTRY',
+  MIXED_CURRENCIES = 'MIXED_CURRENCIES',
+  INSUFFICIENT_FUNDS = 'INSUFFICIENT_FUNDS',
+  ENTRY_KEY_REUSED = 'ENTRY_KEY_REUSED',
+  ALREADY_REVERSED = 'ALREADY_REVERSED',
+}
+registerEnumType(UserErrorCode, { name: 'UserErrorCode', description: 'Why a mutation refused its input.' });
+
+@ObjectType({ description: 'A business rule a mutation refused, with the input field it is about.' })
+export class UserError {
+  @Field(() => UserErrorCode)
+  code!: UserErrorCode;
+
+  @Field(() => [String], { nullable: true, description: 'Path of the input field at fault, e.g. ["input", "lines", "1", "amount"].' })
+  field?: string[] | null;
+
+  @Field({ description: 'A sentence for the developer; not for end users.' })
+  message!: string;
+}
+
+export function userError(code: UserErrorCode, message: string, field?: (string | number)[]): UserError {
+  return Object.assign(new UserError(), { code, message, field: field?.map(String) ?? null });
+}

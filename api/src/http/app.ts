@@ -1,0 +1,129 @@
+import { randomUUID } from 'node:crypto';
+import { expressMiddleware } from '@as-integrations/express5';
+import type { MikroORM } from '@mikro-orm/postgresql';
+import express, { type NextFunction, type Request, type Response } from 'express';
+import type { Logger } from 'pino';
+import type { Config } from '../config/config.js';
+import { createApolloServer } from '../graphql/apollo.js';
+import type { GraphQLContext } from '../graphql/context.js';
+import { graphiqlAssets, graphiqlPage } from '../graphql/graphiql.js';
+import type { QueryLimits } from '../graphql/query-cost.js';
+import { Metrics } from './metrics.js';
+
+export const REQUEST_ID_HEADER = 'x-request-id';
+
+declare module 'express-serve-static-core' {
+  interface Request {
+    id: string;
+    log: Logger;
+  }
+}
+
+export interface HttpApp {
+  app: express.Express;
+  metrics: Metrics;
+  close(): Promise<void>;
+}
+
+/** Probes the database for /readyz; a hung connection counts as down after `timeoutMs`. */
+async function databaseReachable(orm: MikroORM, timeoutMs: number): Promise<{ ok: true } | { ok: false; reason: string }> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([
+      orm.em.fork().execute('select 1'),
+      new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`no answer in ${timeoutMs} ms`)), timeoutMs);
+      }),
+    ]);
+    return { ok: true };
+  } catch (err) {
+    return { ok: false, reason: err instanceof Error ? err.message : String(err) };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** The whole HTTP surface: GraphQL (+ GraphiQL), health, readiness, metrics. */
+export async function createHttpApp(opts: { config: Config; orm: MikroORM; log: Logger; limits?: QueryLimits }): Promise<HttpApp> {
+  const { config, orm, log } = opts;
+  const metrics = new Metrics();
+  const apollo = await createApolloServer({ config, log, metrics, limits: opts.limits });
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('trust proxy', false);
+
+  // A request id on every request and response, and on every log line about it.
+  app.use((req: Request, res: Response, next: NextFunction) => {
+    const incoming = req.get(REQUEST_ID_HEADER);
+    req.id = incoming && /^[A-Za-z0-9._:-]{1,128}$/.test(incoming) ? incoming : randomUUID();
+    req.log = log.child({ reqId: req.id });
+    res.setHeader(REQUEST_ID_HEADER, req.id);
+    const started = process.hrtime.bigint();
+    res.on('finish', () => {
+      const ms = Number(process.hrtime.bigint() - started) / 1e6;
+      metrics.httpRequests.inc({ route: req.route?.path ?? (res.statusCode === 404 ? 'unmatched' : req.path), status: `${Math.floor(res.statusCode / 100)}xx` });
+      req.log.info({ method: req.method, url: req.originalUrl, status: res.statusCode, ms: Math.round(ms * 10) / 10 }, 'request');
+    });
+    next();
+  });
+
+  app.get('/healthz', (_req, res) => {
+    res.json({ status: 'ok' });
+  });
+
+  app.get('/readyz', async (req, res) => {
+    const probe = await databaseReachable(orm, 2_000);
+    if (probe.ok) {
+      res.json({ status: 'ready' });
+    } else {
+      req.log.warn({ reason: probe.reason }, 'not ready: database unreachable');
+      res.status(503).json({ status: 'unavailable', reason: 'database unreachable' });
+    }
+  });
+
+  app.get('/metrics', async (_req, res) => {
+    res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+  });
+
+  // GraphiQL for a browser (GET asking for HTML, no query); everything else is the GraphQL API.
+  app.get('/graphql/assets/:file', async (req, res) => {
+    const asset = (await graphiqlAssets()).get(String(req.params.file));
+    if (!asset) {
+      res.status(404).json({ error: 'not found' });
+      return;
+    }
+    res.type(asset.contentType).setHeader('cache-control', 'public, max-age=3600').send(asset.body);
+  });
+  app.get('/graphql', (req, res, next) => {
+    if (req.query.query !== undefined || req.accepts(['application/json', 'text/html']) !== 'text/html') {
+      next();
+      return;
+    }
+    res.type('html').send(graphiqlPage({ endpoint: '/graphql', assetBase: '/graphql/assets' }));
+  });
+  app.use(
+    '/graphql',
+    express.json({ limit: '1mb' }),
+    expressMiddleware(apollo, {
+      context: async ({ req }): Promise<GraphQLContext> => ({
+        em: orm.em.fork(),
+        principal: null, // the auth context builds it from the access token
+        requestId: req.id,
+        log: req.log,
+        config,
+      }),
+    }),
+  );
+
+  app.use((_req, res) => {
+    res.status(404).json({ error: 'not found' });
+  });
+  // Malformed JSON and other errors before GraphQL: a clear status, never a stack trace.
+  app.use((err: Error & { status?: number; type?: string }, req: Request, res: Response, _next: NextFunction) => {
+    const status = err.status && err.status >= 400 && err.status < 500 ? err.status : 500;
+    if (status === 500) req.log.error({ err }, 'unhandled error');
+    res.status(status).json({ errors: [{ message: status === 500 ? 'Internal server error' : err.message, extensions: { code: status === 500 ? 'INTERNAL_SERVER_ERROR' : 'BAD_REQUEST' } }] });
+  });
+
+  return { app, metrics, close: () => apollo.stop() };
+}

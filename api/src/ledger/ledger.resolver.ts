@@ -1,0 +1,171 @@
+import { Arg, Args, ID, Authorized, Ctx, FieldResolver, Mutation, Query, Resolver, Root } from 'type-graphql';
+import { ConnectionArgs, pageRequest, toConnection } from '../graphql/connection.js';
+import type { GraphQLContext } from '../graphql/context.js';
+import { fromGlobalId, toGlobalId } from '../graphql/global-id.js';
+import { Money } from '../graphql/money.js';
+import { nodeLoaders } from '../graphql/node.js';
+import { DateTimeScalar } from '../graphql/scalars.js';
+import { type UserError, userError, UserErrorCode } from '../graphql/user-error.js';
+import { checkLedger } from './ledger-check.js';
+import { LedgerError, LedgerErrorCode } from './ledger.errors.js';
+import { balanceAt, findAccount, findEntry, listAccounts, post, type PostedEntry, type PostingLine, reverse } from './ledger.service.js';
+import { AccountOwnerKind, type LedgerAccount } from './ledger-account.entity.js';
+import {
+  JournalEntryPayload,
+  JournalEntryType,
+  LedgerAccountConnection,
+  LedgerAccountType,
+  LedgerProblemType,
+  PostingSide,
+  PostingType,
+  PostJournalEntryInput,
+  ReverseJournalEntryInput,
+} from './ledger.types.js';
+
+// Ledger data is the operator's; tenants see their own money through their own contexts.
+const OPERATOR = 'OPERATOR';
+
+export function accountView(account: LedgerAccount): LedgerAccountType {
+  return Object.assign(new LedgerAccountType(), {
+    id: toGlobalId('LedgerAccount', account.id),
+    uuid: account.id,
+    code: account.code,
+    type: account.type,
+    ownerKind: account.ownerKind,
+    ownerId: account.ownerId ?? null,
+    nonNegative: account.nonNegative,
+    balance: Money.of(account.balance, account.currency),
+    createdAt: account.createdAt,
+  });
+}
+
+export function entryView(entry: PostedEntry): JournalEntryType {
+  return Object.assign(new JournalEntryType(), {
+    id: toGlobalId('JournalEntry', entry.id),
+    uuid: entry.id,
+    reversesUuid: entry.reversesId,
+    key: entry.key,
+    description: entry.description,
+    postedAt: entry.postedAt,
+    postings: entry.lines.map((l) =>
+      Object.assign(new PostingType(), {
+        accountUuid: l.account,
+        side: l.amount > 0n ? PostingSide.DEBIT : PostingSide.CREDIT,
+        amount: Money.of(l.amount > 0n ? l.amount : -l.amount, l.currency),
+        balanceAfter: Money.of(l.balanceAfter, l.currency),
+      }),
+    ),
+  });
+}
+
+const LEDGER_TO_USER_ERROR: Record<LedgerErrorCode, UserErrorCode> = {
+  [LedgerErrorCode.INVALID_ENTRY_KEY]: UserErrorCode.INVALID_INPUT,
+  [LedgerErrorCode.TOO_FEW_LINES]: UserErrorCode.UNBALANCED_ENTRY,
+  [LedgerErrorCode.INVALID_AMOUNT]: UserErrorCode.INVALID_INPUT,
+  [LedgerErrorCode.UNKNOWN_ACCOUNT]: UserErrorCode.NOT_FOUND,
+  [LedgerErrorCode.MIXED_CURRENCIES]: UserErrorCode.MIXED_CURRENCIES,
+  [LedgerErrorCode.UNBALANCED]: UserErrorCode.UNBALANCED_ENTRY,
+  [LedgerErrorCode.INSUFFICIENT_FUNDS]: UserErrorCode.INSUFFICIENT_FUNDS,
+  [LedgerErrorCode.ENTRY_KEY_REUSED]: UserErrorCode.ENTRY_KEY_REUSED,
+  [LedgerErrorCode.UNKNOWN_ENTRY]: UserErrorCode.NOT_FOUND,
+  [LedgerErrorCode.ALREADY_REVERSED]: UserErrorCode.ALREADY_REVERSED,
+};
+
+/** Runs a ledger write; a refusal becomes a userError pointing at the input line concerned. */
+async function asPayload(work: () => Promise<PostedEntry>, lineOf: (accountId: string) => number = () => -1): Promise<JournalEntryPayload> {
+  try {
+    return { entry: entryView(await work()), userErrors: [] };
+  } catch (err) {
+    if (!(err instanceof LedgerError)) throw err;
+    const line = err.accountId ? lineOf(err.accountId) : -1;
+    const field = line >= 0 ? ['input', 'lines', String(line)] : ['input'];
+    return { entry: null, userErrors: [userError(LEDGER_TO_USER_ERROR[err.code], err.message, field)] };
+  }
+}
+
+nodeLoaders.set('LedgerAccount', async (ctx, id) => {
+  if (ctx.principal?.kind !== OPERATOR) return null;
+  const account = await findAccount(ctx.em, id);
+  return account && accountView(account);
+});
+nodeLoaders.set('JournalEntry', async (ctx, id) => {
+  if (ctx.principal?.kind !== OPERATOR) return null;
+  const entry = await findEntry(ctx.em, id);
+  return entry ? entryView(entry) : null;
+});
+
+@Resolver(() => LedgerAccountType)
+export class LedgerAccountResolver {
+  @Authorized(OPERATOR)
+  @Query(() => LedgerAccountConnection, { description: 'Ledger accounts in code order. Operator only.' })
+  async ledgerAccounts(@Args() args: ConnectionArgs, @Arg('ownerKind', () => AccountOwnerKind, { nullable: true }) ownerKind: AccountOwnerKind | null, @Ctx() ctx: GraphQLContext) {
+    const page = pageRequest(args);
+    const rows = await listAccounts(ctx.em, { ownerKind: ownerKind ?? undefined, afterCode: page.after?.sortKey, limit: page.fetch });
+    return toConnection(rows, page, (a) => ({ sortKey: a.code, id: a.id }), accountView);
+  }
+
+  @Authorized(OPERATOR)
+  @Query(() => LedgerAccountType, { nullable: true, description: 'One ledger account by global id. Operator only.' })
+  async ledgerAccount(@Arg('id', () => ID) id: string, @Ctx() ctx: GraphQLContext): Promise<LedgerAccountType | null> {
+    const account = await findAccount(ctx.em, fromGlobalId(id, 'LedgerAccount').id);
+    return account && accountView(account);
+  }
+
+  @FieldResolver(() => Money, { description: 'Balance as it stood at an instant: every entry posted at or before it.' })
+  async balanceAt(@Root() account: LedgerAccountType, @Arg('at', () => DateTimeScalar) at: Date, @Ctx() ctx: GraphQLContext): Promise<Money> {
+    return Money.of(await balanceAt(ctx.em, account.uuid, at), account.balance.currency);
+  }
+}
+
+@Resolver(() => PostingType)
+export class PostingResolver {
+  @FieldResolver(() => LedgerAccountType)
+  async account(@Root() posting: PostingType, @Ctx() ctx: GraphQLContext): Promise<LedgerAccountType> {
+    return accountView((await findAccount(ctx.em, posting.accountUuid))!);
+  }
+}
+
+@Resolver(() => JournalEntryType)
+export class JournalEntryResolver {
+  @Authorized(OPERATOR)
+  @Query(() => JournalEntryType, { nullable: true, description: 'One journal entry by global id. Operator only.' })
+  async journalEntry(@Arg('id', () => ID) id: string, @Ctx() ctx: GraphQLContext): Promise<JournalEntryType | null> {
+    const entry = await findEntry(ctx.em, fromGlobalId(id, 'JournalEntry').id);
+    return entry ? entryView(entry) : null;
+  }
+
+  @FieldResolver(() => JournalEntryType, { nullable: true, description: 'The entry this one reverses, if it is a reversal.' })
+  async reverses(@Root() entry: JournalEntryType, @Ctx() ctx: GraphQLContext): Promise<JournalEntryType | null> {
+    const original = entry.reversesUuid ? await findEntry(ctx.em, entry.reversesUuid) : undefined;
+    return original ? entryView(original) : null;
+  }
+
+  @Authorized(OPERATOR)
+  @Query(() => [LedgerProblemType], { description: 'Checks every ledger invariant now; empty when all hold. Operator only.' })
+  async ledgerProblems(@Ctx() ctx: GraphQLContext): Promise<LedgerProblemType[]> {
+    return checkLedger(ctx.em);
+  }
+
+  @Authorized(OPERATOR)
+  @Mutation(() => JournalEntryPayload, { description: 'A manual adjustment entry by the operator. Idempotent by key.' })
+  async postJournalEntry(@Arg('input', () => PostJournalEntryInput) input: PostJournalEntryInput, @Ctx() ctx: GraphQLContext): Promise<JournalEntryPayload> {
+    const errors: UserError[] = [];
+    const lines: PostingLine[] = input.lines.map((line, i) => {
+      const oneSide = (line.debit == null) !== (line.credit == null);
+      if (!oneSide) errors.push(userError(UserErrorCode.INVALID_INPUT, 'give exactly one of debit and credit', ['input', 'lines', i]));
+      return { account: fromGlobalId(line.account, 'LedgerAccount').id, amount: line.debit ?? -(line.credit ?? 0n) };
+    });
+    if (errors.length) return { entry: null, userErrors: errors };
+    return asPayload(
+      () => post(ctx.em, { key: `manual:${input.idempotencyKey}`, description: input.description, lines, metadata: { by: ctx.principal?.clientId } }),
+      (accountId) => lines.findIndex((l) => l.account === accountId),
+    );
+  }
+
+  @Authorized(OPERATOR)
+  @Mutation(() => JournalEntryPayload, { description: 'Posts the mirror image of an entry. An entry is reversed at most once. Idempotent by key.' })
+  async reverseJournalEntry(@Arg('input', () => ReverseJournalEntryInput) input: ReverseJournalEntryInput, @Ctx() ctx: GraphQLContext): Promise<JournalEntryPayload> {
+    const { id } = fromGlobalId(input.entry, 'JournalEntry');
+    return asPayload(() => reverse(ctx.em, id, { key: `manual:${input.idempotencyKey}`, description: input.reason, metadata: { by: ctx.principal?.clientId } }));
+  }
+}

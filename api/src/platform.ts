@@ -1,0 +1,77 @@
+import fs from 'node:fs/promises';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import type { Logger } from 'pino';
+import type { Config } from './config/config.js';
+import { openDatabase } from './db/database.js';
+import { migrate, openOrm } from './db/orm.js';
+import { type DemoData, seedDemoData } from './demo/seed.js';
+import { createHttpApp } from './http/app.js';
+
+export interface RunningPlatform {
+  /** Where the API listens, e.g. http://127.0.0.1:4000. */
+  url: string;
+  demo: DemoData;
+  stop(): Promise<void>;
+}
+
+/** Thrown when the port is taken; main.ts turns it into a clear message and a non-zero exit. */
+export class PortInUseError extends Error {
+  constructor(readonly port: number) {
+    super(`port ${port} is already in use: stop what uses it, or set PORT to another port`);
+  }
+}
+
+function listen(server: Server, port: number, host: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', (err: NodeJS.ErrnoException) => reject(err.code === 'EADDRINUSE' ? new PortInUseError(port) : err));
+    server.listen(port, host, () => resolve());
+  });
+}
+
+/**
+ * The start path of `npm start`: database (embedded unless DATABASE_URL), migrations, demo seed,
+ * demo.json, HTTP server. `stop()` undoes it in reverse order.
+ */
+export async function startPlatform(config: Config, log: Logger): Promise<RunningPlatform> {
+  const undo: (() => Promise<void>)[] = [];
+  const stop = async () => {
+    for (const step of undo.reverse()) await step().catch((err) => log.error({ err }, 'error while stopping'));
+    undo.length = 0;
+  };
+  try {
+    const database = await openDatabase(config, log);
+    undo.push(() => database.stop());
+    const orm = await openOrm(database.url);
+    undo.push(() => orm.close(true));
+    await migrate(orm, log);
+
+    const demo = {
+      publicUrl: config.publicUrl,
+      graphqlUrl: `${config.publicUrl}/graphql`,
+      ...(database.embedded ? { databaseUrl: database.url } : {}),
+      ...(await seedDemoData(orm.em.fork(), log)),
+    };
+    await fs.mkdir(config.dataDir, { recursive: true });
+    await fs.writeFile(path.join(config.dataDir, 'demo.json'), `${JSON.stringify(demo, null, 2)}\n`);
+
+    const http = await createHttpApp({ config, orm, log });
+    undo.push(() => http.close());
+    const server = createServer(http.app);
+    server.keepAliveTimeout = 65_000;
+    await listen(server, config.port, config.host);
+    undo.push(
+      () =>
+        new Promise<void>((resolve) => {
+          server.close(() => resolve());
+          server.closeAllConnections();
+        }),
+    );
+    const { port } = server.address() as AddressInfo;
+    return { url: `http://127.0.0.1:${port}`, demo, stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
