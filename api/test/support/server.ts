@@ -1,0 +1,46 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import pino from 'pino';
+import { loadConfig, type Config } from '../../src/config/config.js';
+import type { Orm } from '../../src/db/orm.js';
+import { createHttpApp, type HttpApp } from '../../src/http/app.js';
+
+export interface TestServer {
+  url: string;
+  http: HttpApp;
+  config: Config;
+  close(): Promise<void>;
+}
+
+export function testConfig(env: Record<string, string> = {}): Config {
+  return loadConfig({ NODE_ENV: 'test', ...env });
+}
+
+/** The real HTTP app on 127.0.0.1 and a free port, over a test file's own database. */
+export async function startTestServer(orm: Orm, env: Record<string, string> = {}): Promise<TestServer> {
+  const config = testConfig(env);
+  const http = await createHttpApp({ config, orm, log: pino({ level: 'silent' }) });
+  const server = createServer(http.app);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return {
+    url,
+    http,
+    config,
+    async close() {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+      await http.close();
+    },
+  };
+}
+
+/** POSTs a GraphQL operation and returns status, headers and the parsed body. */
+export async function graphql(url: string, query: string, variables?: Record<string, unknown>, headers: Record<string, string> = {}) {
+  const res = await fetch(`${url}/graphql`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: JSON.stringify({ query, variables }),
+  });
+  return { status: res.status, headers: res.headers, body: (await res.json()) as { data?: any; errors?: any[]; extensions?: any } };
+}
