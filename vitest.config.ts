@@ -22,6 +22,7 @@ export default defineConfig({
   test: {
     include: ['api/src/**/*.test.ts', 'api/test/**/*.test.ts', 'sdk-js/src/**/*.test.ts'],
     globalSetup: ['api/test/global-setup.ts'],
+    setupFiles: ['reflect-metadata'],
     pool: 'forks',
     testTimeout: 60_000,
     hookTimeout: 120_000,

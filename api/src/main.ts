@@ -1,3 +1,4 @@
+import 'reflect-metadata';
 import { ConfigError, loadConfig } from './config/config.js';
 import { createLogger } from './http/logger.js';
 import { PortInUseError, startPlatform } from './platform.js';

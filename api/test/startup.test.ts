@@ -41,7 +41,7 @@ it('starts from a fresh data folder, serves, stops, and starts again on the same
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ query: '{ serverInfo { version } }' }),
     });
-    expect((await res.json()).data.serverInfo.version).toBeTruthy();
+    expect(((await res.json()) as any).data.serverInfo.version).toBeTruthy();
     const demo = JSON.parse(await fs.readFile(path.join(dataDir, 'demo.json'), 'utf8'));
     expect(demo).toEqual(first.demo);
     expect(demo.ledgerAccounts.operatorFeeRevenue.code).toBe('operator.fee-revenue.CNY');

@@ -42,5 +42,5 @@ export async function graphql(url: string, query: string, variables?: Record<str
     headers: { 'content-type': 'application/json', ...headers },
     body: JSON.stringify({ query, variables }),
   });
-  return { status: res.status, headers: res.headers, body: (await res.json()) as { data?: any; errors?: any[]; extensions?: any } };
+  return { status: res.status, headers: res.headers, body: (await res.json()) as { data?: any; errors: any[]; extensions?: any } };
 }

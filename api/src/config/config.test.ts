@@ -1,0 +1,33 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from './config.js';
+
+describe('loadConfig', () => {
+  it('needs no configuration at all', () => {
+    const config = loadConfig({}, '/srv/onecard');
+    expect(config).toMatchObject({ port: 4000, publicUrl: 'http://localhost:4000', databaseUrl: undefined, dataDir: '/srv/onecard/.onecard', env: 'development' });
+  });
+
+  it('derives PUBLIC_URL from PORT, and trims a trailing slash from a given one', () => {
+    expect(loadConfig({ PORT: '8080' }).publicUrl).toBe('http://localhost:8080');
+    expect(loadConfig({ PUBLIC_URL: 'https://onecard.example/' }).publicUrl).toBe('https://onecard.example');
+  });
+
+  it.each([
+    ['PORT', 'eighty', 'a TCP port number'],
+    ['PORT', '70000', 'a TCP port number'],
+    ['PUBLIC_URL', 'localhost:4000', 'a URL'],
+    ['DATABASE_URL', 'mysql://x', 'a URL (postgres: or postgresql:)'],
+    ['LOG_LEVEL', 'loud', 'one of fatal, error'],
+    ['NODE_ENV', 'staging', 'one of development, production, test'],
+    ['GRAPHQL_INTROSPECTION', 'maybe', 'true or false'],
+  ])('a bad %s=%s is refused, naming the variable and what is expected', (variable, value, expected) => {
+    const attempt = () => loadConfig({ [variable]: value });
+    expect(attempt).toThrow(ConfigError);
+    expect(attempt).toThrow(new RegExp(`^${variable}: expected ${expected.replace(/[()]/g, '\\$&')}`));
+  });
+
+  it('turns introspection off in production unless asked for', () => {
+    expect(loadConfig({ NODE_ENV: 'production' }).introspection).toBe(false);
+    expect(loadConfig({ NODE_ENV: 'production', GRAPHQL_INTROSPECTION: 'true' }).introspection).toBe(true);
+  });
+});

@@ -1,0 +1,54 @@
+import { afterAll, afterEach, beforeAll, expect, it, vi } from 'vitest';
+import { createProgram } from '../src/cli/program.js';
+import { credit, debit, openAccount, post } from '../src/ledger/ledger.service.js';
+import { AccountOwnerKind, AccountType } from '../src/ledger/ledger-account.entity.js';
+import { freshDatabase, type TestDatabase } from './support/database.js';
+
+let db: TestDatabase;
+const savedUrl = process.env.DATABASE_URL;
+
+beforeAll(async () => {
+  db = await freshDatabase();
+  process.env.DATABASE_URL = db.url;
+});
+afterAll(async () => {
+  process.env.DATABASE_URL = savedUrl;
+  if (savedUrl === undefined) delete process.env.DATABASE_URL;
+  await db.close();
+});
+afterEach(() => {
+  process.exitCode = undefined;
+  vi.restoreAllMocks();
+});
+
+/** Runs `onecard <args>` in-process and returns what it printed and its exit code. */
+async function onecard(...args: string[]): Promise<{ out: string; exitCode: number }> {
+  const lines: string[] = [];
+  vi.spyOn(console, 'log').mockImplementation((...parts) => void lines.push(parts.join(' ')));
+  await createProgram().exitOverride().parseAsync(['node', 'onecard', ...args]);
+  const exitCode = Number(process.exitCode ?? 0);
+  return { out: lines.join('\n'), exitCode };
+}
+
+it('`onecard migrate` finds the database up to date, and `seed` runs each step once', async () => {
+  expect((await onecard('migrate')).out).toBe('the database is up to date');
+  const first = JSON.parse((await onecard('seed')).out);
+  const second = JSON.parse((await onecard('seed')).out);
+  expect(second).toEqual(first);
+  expect(Object.keys(first.ledgerAccounts)).toEqual(['gatewayClearing', 'operatorFeeRevenue', 'settlementInTransit']);
+});
+
+it('`onecard ledger check` passes a sound ledger and exits 1 with a list when a balance drifts', async () => {
+  const em = db.orm.em.fork();
+  const a = await openAccount(em, { code: 'cli.a', type: AccountType.ASSET, ownerKind: AccountOwnerKind.OTHER, currency: 'CNY' });
+  const b = await openAccount(em, { code: 'cli.b', type: AccountType.LIABILITY, ownerKind: AccountOwnerKind.OTHER, currency: 'CNY' });
+  await post(em, { key: 'cli.1', description: 'x', lines: [debit(a.id, 500n), credit(b.id, 500n)] });
+
+  const sound = await onecard('ledger', 'check');
+  expect(sound).toEqual({ out: expect.stringContaining('ledger OK'), exitCode: 0 });
+
+  await em.execute(`update ledger_account set balance = 499 where id = ?`, [b.id]);
+  const broken = await onecard('ledger', 'check');
+  expect(broken.exitCode).toBe(1);
+  expect(broken.out).toBe(`BALANCE_DIFFERS_FROM_POSTINGS\t${b.id}\tcli.b: balance 499, postings say 500`);
+});
