@@ -26,6 +26,14 @@ async function main(): Promise<void> {
       process.exit(1);
     }
     log.fatal({ err }, 'start failed');
+    const e = err as NodeJS.ErrnoException & { address?: string; port?: number };
+    const where = e.address ? ` at ${e.address}:${e.port}` : '';
+    const database = config.databaseUrl ? 'the database of DATABASE_URL' : 'the embedded PostgreSQL';
+    process.stderr.write(
+      ['ECONNREFUSED', 'ENOTFOUND', 'ETIMEDOUT', '28P01', '3D000'].includes(String(e.code))
+        ? `onecard: cannot reach ${database}${where}: ${e.message}\n`
+        : `onecard: start failed: ${e.message}\n`,
+    );
     process.exit(1);
   }
   const running = platform;

@@ -24,13 +24,12 @@ import { credit, debit, openAccount, post } from '../ledger/ledger.service.js';
 const CURRENCY = 'CNY';
 /** Opening balance of every account: far more than S seconds of 1..100 transfers can take out. */
 const OPENING = 100_000_000n;
-/** Untimed run of each phase first, so both are measured warm (JIT, plans, pools). */
-const WARMUP_MS = 1_000;
-
 interface Options {
   clients: number;
   seconds: number;
   accounts: number;
+  /** Untimed run of each phase first, so both are measured warm (JIT, plans, pools). */
+  warmup: number;
 }
 
 interface Transfer {
@@ -58,12 +57,19 @@ function positiveInt(value: string): number {
   return n;
 }
 
+function nonNegativeInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('a non-negative integer');
+  return n;
+}
+
 function parseOptions(argv: string[]): Options {
   const program = new Command('ledger.bench')
     .description('Throughput and latency of post() against the minimal hand-written SQL on the bare pg driver')
     .option('--clients <n>', 'concurrent clients (and connections) per phase', positiveInt, 16)
     .option('--seconds <s>', 'measured duration of each phase', positiveInt, 10)
     .option('--accounts <a>', 'liability accounts transfers move between', positiveInt, 50)
+    .option('--warmup <s>', 'untimed run of each phase before it is measured', nonNegativeInt, 5)
     .addHelpText('after', '\nUses DATABASE_URL (a scratch database on that server) or else an embedded PostgreSQL in a temp folder.')
     .parse(argv);
   const opts = program.opts<Options>();
@@ -267,12 +273,12 @@ async function main(): Promise<number> {
     }
 
     console.log(
-      `ledger bench: ${opts.clients} clients, ${opts.seconds} s per phase (after ${WARMUP_MS / 1000} s warm-up), ${opts.accounts} accounts; ` +
+      `ledger bench: ${opts.clients} clients, ${opts.seconds} s per phase (after ${opts.warmup} s warm-up), ${opts.accounts} accounts; ` +
         `${where} ${pgVersion}, node ${process.version}, ${os.availableParallelism()} cpus`,
     );
-    await runPhase('warm.ours', opts, WARMUP_MS, accounts, oursClient(orm));
+    await runPhase('warm.ours', opts, opts.warmup * 1000, accounts, oursClient(orm));
     const ours = await runPhase('ours', opts, opts.seconds * 1000, accounts, oursClient(orm));
-    await runPhase('warm.bare', opts, WARMUP_MS, accounts, bareClient(pool));
+    await runPhase('warm.bare', opts, opts.warmup * 1000, accounts, bareClient(pool));
     const bare = await runPhase('bare', opts, opts.seconds * 1000, accounts, bareClient(pool));
     if (stopping) throw new Error('interrupted');
 
@@ -299,6 +305,7 @@ async function main(): Promise<number> {
         clients: opts.clients,
         seconds: opts.seconds,
         accounts: opts.accounts,
+        warmup: opts.warmup,
         node: process.version,
         postgres: pgVersion,
         cpus: os.availableParallelism(),
