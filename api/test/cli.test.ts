@@ -1,3 +1,8 @@
+import { execFile } from 'node:child_process';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
 import { afterAll, afterEach, beforeAll, expect, it, vi } from 'vitest';
 import { createProgram } from '../src/cli/program.js';
 import { credit, debit, openAccount, post } from '../src/ledger/ledger.service.js';
@@ -51,4 +56,30 @@ it('`onecard ledger check` passes a sound ledger and exits 1 with a list when a 
   const broken = await onecard('ledger', 'check');
   expect(broken.exitCode).toBe(1);
   expect(broken.out).toBe(`BALANCE_DIFFERS_FROM_POSTINGS\t${b.id}\tcli.b: balance 499, postings say 500`);
+});
+
+const bin = path.resolve(import.meta.dirname, '../bin/onecard.js');
+
+/** Runs the built `onecard` command as a process, to see its real exit code. */
+async function onecardProcess(args: string[], env: Record<string, string>) {
+  try {
+    const { stdout } = await promisify(execFile)(process.execPath, [bin, ...args], { env: { ...process.env, LOG_LEVEL: 'silent', ...env } });
+    return { code: 0, stdout };
+  } catch (err) {
+    const e = err as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout + e.stderr };
+  }
+}
+
+it('the `onecard` process exits non-zero when a check fails (needs `npm run build`)', async () => {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'onecard-schema-'));
+  try {
+    const stale = path.join(dir, 'schema.graphql');
+    await fs.writeFile(stale, 'type Query { stale: Int }\n');
+    expect(await onecardProcess(['schema', 'check'], { ONECARD_SCHEMA_FILE: stale })).toMatchObject({ code: 1 });
+    expect(await onecardProcess(['schema', 'check'], {})).toMatchObject({ code: 0, stdout: expect.stringContaining('up to date') });
+    expect(await onecardProcess(['migrate'], { DATABASE_URL: 'mysql://nope' })).toEqual({ code: 1, stdout: expect.stringContaining('DATABASE_URL: expected a URL') });
+  } finally {
+    await fs.rm(dir, { recursive: true, force: true });
+  }
 });

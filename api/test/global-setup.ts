@@ -13,6 +13,8 @@ declare module 'vitest' {
     pgAdminUrl: string;
     /** A database with every migration applied; each test file clones it. */
     templateDatabase: string;
+    /** Prefix of this run's test databases, so runs sharing a server leave each other alone. */
+    testDatabasePrefix: string;
   }
 }
 
@@ -20,6 +22,7 @@ let embedded: EmbeddedDatabase | undefined;
 let tempDir: string | undefined;
 let adminUrl: string;
 let template: string;
+let prefix: string;
 
 function withDatabase(url: string, database: string): string {
   const u = new URL(url);
@@ -39,6 +42,7 @@ export async function setup(project: TestProject): Promise<void> {
     adminUrl = embedded.adminUrl;
   }
   template = `onecard_template_${process.pid}`;
+  prefix = `onecard_test_${process.pid}_`;
   const admin = new pg.Client({ connectionString: adminUrl });
   await admin.connect();
   await admin.query(`drop database if exists ${template}`);
@@ -49,14 +53,15 @@ export async function setup(project: TestProject): Promise<void> {
   await orm.close(true);
   project.provide('pgAdminUrl', adminUrl);
   project.provide('templateDatabase', template);
+  project.provide('testDatabasePrefix', prefix);
 }
 
 export async function teardown(): Promise<void> {
   const admin = new pg.Client({ connectionString: adminUrl });
   await admin.connect();
   const { rows } = await admin.query<{ datname: string }>(
-    `select datname from pg_database where datname = $1 or datname like 'onecard_test_%'`,
-    [template],
+    `select datname from pg_database where datname = $1 or starts_with(datname, $2)`,
+    [template, prefix],
   );
   for (const { datname } of rows) await admin.query(`drop database if exists "${datname}" with (force)`);
   await admin.end();

@@ -68,12 +68,19 @@ describe('GraphQL over HTTP', () => {
   it.each([
     ['too deep', `{ node(id: "x") { ... on JournalEntry { ${'reverses { '.repeat(13)} id ${'} '.repeat(13)} } } }`, /depth/],
     ['too many aliases', `{ ${Array.from({ length: 31 }, (_, i) => `a${i}: serverInfo { version }`).join(' ')} }`, /aliases/],
-    ['too costly', '{ ledgerAccounts(first: 100) { edges { node { id code balance { amount currency } postings: balanceAt(at: "2026-01-01T00:00:00Z") { amount } } } } a: ledgerAccounts(first: 100) { edges { node { id code balance { amount currency } } } } b: ledgerAccounts(first: 100) { edges { node { id code balance { amount currency } } } } c: ledgerAccounts(first: 100) { edges { node { id code balance { amount currency } } } } d: ledgerAccounts(first: 100) { edges { node { id code balance { amount currency } } } } e: ledgerAccounts(first: 100) { edges { node { id code balance { amount currency } } } } f: ledgerAccounts(first: 100) { edges { node { id code balance { amount currency } } } } g: ledgerAccounts(first: 100) { edges { node { id code balance { amount currency } } } } h: ledgerAccounts(first: 100) { edges { node { id code balance { amount currency } } } } i: ledgerAccounts(first: 100) { edges { node { id code balance { amount currency } } } } }', /cost/],
+    ['too costly', `{ ${Array.from({ length: 15 }, (_, i) => `p${i}: ledgerAccounts(first: 100) { edges { node { id code balance { amount currency } } } }`).join(' ')} }`, /cost 10515 exceeds 10000/],
   ])('refuses a query that is %s with QUERY_TOO_COMPLEX before running it', async (_name, query, reason) => {
     const { status, body } = await graphql(server.url, query);
     expect(status).toBe(400);
     expect(body.errors[0].extensions.code).toBe('QUERY_TOO_COMPLEX');
     expect(body.errors[0].message).toMatch(reason);
+  });
+
+  it('a full page of 100 is within the cost budget: a connection’s edges are not charged twice', async () => {
+    const { status, body } = await graphql(server.url, '{ ledgerAccounts(first: 100) { edges { node { id code balance { amount currency } } } } }');
+    expect(body.errors[0].extensions.code).toBe('UNAUTHENTICATED'); // past the cost check, stopped by auth
+    expect(status).toBe(401);
+    expect(body.extensions.cost).toEqual({ requested: 701, limit: 10_000 });
   });
 
   it('counts and times operations by name in /metrics', async () => {

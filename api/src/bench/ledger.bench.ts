@@ -53,13 +53,13 @@ interface PhaseResult {
 
 function positiveInt(value: string): number {
   const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('a positive integer');
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('Expected a positive integer.');
   return n;
 }
 
 function nonNegativeInt(value: string): number {
   const n = Number(value);
-  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('a non-negative integer');
+  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('Expected a non-negative integer.');
   return n;
 }
 
@@ -222,7 +222,7 @@ async function main(): Promise<number> {
       const embedded: EmbeddedDatabase = await startEmbeddedPostgres({ dataDir: path.join(tmp, 'data'), port: 0, log });
       cleanups.unshift({ what: 'stop embedded PostgreSQL', run: () => embedded.stop() });
       serverUrl = embedded.adminUrl;
-      where = 'embedded PostgreSQL';
+      where = 'embedded';
     } else {
       where = 'DATABASE_URL';
     }
@@ -274,7 +274,7 @@ async function main(): Promise<number> {
 
     console.log(
       `ledger bench: ${opts.clients} clients, ${opts.seconds} s per phase (after ${opts.warmup} s warm-up), ${opts.accounts} accounts; ` +
-        `${where} ${pgVersion}, node ${process.version}, ${os.availableParallelism()} cpus`,
+        `PostgreSQL ${pgVersion} (${where}), node ${process.version}, ${os.availableParallelism()} cpus`,
     );
     await runPhase('warm.ours', opts, opts.warmup * 1000, accounts, oursClient(orm));
     const ours = await runPhase('ours', opts, opts.seconds * 1000, accounts, oursClient(orm));

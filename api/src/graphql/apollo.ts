@@ -1,11 +1,12 @@
 import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
+import { unwrapResolverError } from '@apollo/server/errors';
 import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
 import type { FragmentDefinitionNode } from 'graphql';
 import type { Logger } from 'pino';
 import type { Config } from '../config/config.js';
 import type { Metrics } from '../http/metrics.js';
 import type { GraphQLContext } from './context.js';
-import { errorFormatter } from './errors.js';
+import { errorFormatter, isPublicCode } from './errors.js';
 import { DEFAULT_LIMITS, enforce, measure, type QueryLimits } from './query-cost.js';
 import { apiSchema } from './schema.js';
 
@@ -26,6 +27,30 @@ function queryCostPlugin(limits: QueryLimits): ApolloServerPlugin<GraphQLContext
           if (response.body.kind === 'single' && contextValue.cost !== undefined) {
             response.body.singleResult.extensions = { ...response.body.singleResult.extensions, cost: { requested: contextValue.cost, limit: limits.maxCost } };
           }
+        },
+      };
+    },
+  };
+}
+
+/**
+ * Logs each unexpected error with the request's logger (so with its request id), and gives the
+ * client that id in the error, to quote when it reports the problem.
+ */
+function errorLoggingPlugin(): ApolloServerPlugin<GraphQLContext> {
+  return {
+    async requestDidStart() {
+      return {
+        async didEncounterErrors({ errors, contextValue }) {
+          for (const error of errors) {
+            if (!isPublicCode(error.extensions?.code)) contextValue.log.error({ err: unwrapResolverError(error), path: error.path }, 'internal error in a GraphQL operation');
+          }
+        },
+        async willSendResponse({ response, contextValue }) {
+          if (response.body.kind !== 'single' || !response.body.singleResult.errors) return;
+          response.body.singleResult.errors = response.body.singleResult.errors.map((e) =>
+            e.extensions?.code === 'INTERNAL_SERVER_ERROR' ? { ...e, extensions: { ...e.extensions, requestId: contextValue.requestId } } : e,
+          );
         },
       };
     },
@@ -56,9 +81,9 @@ export async function createApolloServer(opts: { config: Config; log: Logger; me
     introspection: opts.config.introspection,
     hideSchemaDetailsFromClientErrors: !opts.config.introspection, // no "did you mean" field suggestions
     includeStacktraceInErrorResponses: false,
-    formatError: errorFormatter({ development, log: opts.log }),
+    formatError: errorFormatter({ development }),
     // Our own offline GraphiQL is the landing page; Apollo's loads from a CDN.
-    plugins: [ApolloServerPluginLandingPageDisabled(), queryCostPlugin(opts.limits ?? DEFAULT_LIMITS), metricsPlugin(opts.metrics)],
+    plugins: [ApolloServerPluginLandingPageDisabled(), queryCostPlugin(opts.limits ?? DEFAULT_LIMITS), metricsPlugin(opts.metrics), errorLoggingPlugin()],
   });
   await server.start();
   return server;

@@ -15,7 +15,7 @@ export const authChecker: AuthChecker<GraphQLContext> = ({ context }, requiremen
   const kindOk = kinds.length === 0 || kinds.includes(principal.kind);
   const missing = scopes.filter((s) => !principal.scopes.includes(s));
   if (!kindOk || missing.length) {
-    throw new GraphQLError(kindOk ? `Missing scope: ${missing.join(' ')}` : `Not allowed for a ${principal.kind} client`, { extensions: { code: 'FORBIDDEN' } });
+    throw new GraphQLError(kindOk ? `Missing scope: ${missing.join(' ')}` : `Not allowed for a ${principal.kind} client`, { extensions: { code: 'FORBIDDEN', http: { status: 403 } } });
   }
   return true;
 };

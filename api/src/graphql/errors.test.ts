@@ -13,19 +13,19 @@ const sqlFailure = Object.assign(new Error('duplicate key value violates unique 
 
 describe('error formatting', () => {
   it('hides an unexpected error’s message, SQL and stack outside development', () => {
-    const formatted = errorFormatter({ development: false, log })({ message: sqlFailure.message, path: ['x'], extensions: { code: 'INTERNAL_SERVER_ERROR', stacktrace: ['at post'] } }, sqlFailure);
+    const formatted = errorFormatter({ development: false })({ message: sqlFailure.message, path: ['x'], extensions: { code: 'INTERNAL_SERVER_ERROR', stacktrace: ['at post'] } }, sqlFailure);
     expect(formatted).toEqual({ message: 'Internal server error', path: ['x'], locations: undefined, extensions: { code: 'INTERNAL_SERVER_ERROR' } });
   });
 
   it('shows the message (never the stack) in development', () => {
-    const formatted = errorFormatter({ development: true, log })({ message: sqlFailure.message, extensions: { code: 'INTERNAL_SERVER_ERROR' } }, sqlFailure);
+    const formatted = errorFormatter({ development: true })({ message: sqlFailure.message, extensions: { code: 'INTERNAL_SERVER_ERROR' } }, sqlFailure);
     expect(formatted.message).toContain('duplicate key');
     expect(JSON.stringify(formatted)).not.toContain('ledger.service.js');
   });
 
   it('keeps a public error as it is, without internal extensions', () => {
     const error = new GraphQLError('Missing scope: payments:write', { extensions: { code: 'FORBIDDEN', http: { status: 403 } } });
-    expect(errorFormatter({ development: false, log })({ message: error.message, extensions: { code: 'FORBIDDEN', http: { status: 403 }, stacktrace: ['x'] } }, error)).toEqual({
+    expect(errorFormatter({ development: false })({ message: error.message, extensions: { code: 'FORBIDDEN', http: { status: 403 }, stacktrace: ['x'] } }, error)).toEqual({
       message: 'Missing scope: payments:write',
       extensions: { code: 'FORBIDDEN' },
     });

@@ -1,6 +1,5 @@
-import type { GraphQLFormattedError } from 'graphql';
 import { unwrapResolverError } from '@apollo/server/errors';
-import type { Logger } from 'pino';
+import type { GraphQLFormattedError } from 'graphql';
 
 /** Error codes a client may see as they are; anything else is an internal error. */
 const PUBLIC_CODES = new Set([
@@ -19,20 +18,22 @@ const PUBLIC_CODES = new Set([
   'IDEMPOTENCY_CONFLICT',
 ]);
 
+export function isPublicCode(code: unknown): boolean {
+  return typeof code === 'string' && PUBLIC_CODES.has(code);
+}
+
 /**
  * One error shape for the API: public errors keep their message and code; anything unexpected
- * becomes INTERNAL_SERVER_ERROR with the request id, and its message (which may hold SQL) and
- * stack stay in the log, except in development.
+ * becomes INTERNAL_SERVER_ERROR, and its message (which may hold SQL) and stack stay in the log
+ * (see the error-logging plugin), except that development shows the message.
  */
-export function errorFormatter(opts: { development: boolean; log: Logger }) {
+export function errorFormatter(opts: { development: boolean }) {
   return (formatted: GraphQLFormattedError, error: unknown): GraphQLFormattedError => {
-    const code = formatted.extensions?.code;
-    if (typeof code === 'string' && PUBLIC_CODES.has(code)) {
+    if (isPublicCode(formatted.extensions?.code)) {
       const { stacktrace: _stack, http: _http, ...extensions } = formatted.extensions ?? {};
       return { ...formatted, extensions };
     }
     const cause = unwrapResolverError(error);
-    opts.log.error({ err: cause, path: formatted.path }, 'internal error in a GraphQL operation');
     return {
       message: opts.development && cause instanceof Error ? cause.message : 'Internal server error',
       path: formatted.path,

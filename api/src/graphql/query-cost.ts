@@ -57,7 +57,10 @@ export function measure(schema: GraphQLSchema, operation: OperationDefinitionNod
         const fieldDef = parent && (isObjectType(parent) || isInterfaceType(parent)) ? parent.getFields()[selection.name.value] : undefined;
         const type = fieldDef ? getNullableType(fieldDef.type) : undefined;
         const named = type ? getNamedType(type) : undefined;
-        const many = (type && isListType(type)) || named?.name.endsWith('Connection') ? pageSize(selection) : 1;
+        // A connection is charged its page size once; its `edges` list is that same page.
+        const isConnection = named?.name.endsWith('Connection') ?? false;
+        const isEdgesOfConnection = parent?.name.endsWith('Connection') && selection.name.value === 'edges';
+        const many = isConnection || (type && isListType(type) && !isEdgesOfConnection) ? pageSize(selection) : 1;
         const children = selection.selectionSet && named && isCompositeType(named) ? walk(selection.selectionSet, named, depth + 1, seen) : 0;
         cost += 1 + many * children;
       } else if (selection.kind === Kind.INLINE_FRAGMENT) {

@@ -61,7 +61,9 @@ export async function createHttpApp(opts: { config: Config; orm: MikroORM; log: 
     const started = process.hrtime.bigint();
     res.on('finish', () => {
       const ms = Number(process.hrtime.bigint() - started) / 1e6;
-      metrics.httpRequests.inc({ route: req.route?.path ?? (res.statusCode === 404 ? 'unmatched' : req.path), status: `${Math.floor(res.statusCode / 100)}xx` });
+      // Route patterns, never raw paths, so that labels stay few.
+      const route = req.route ? `${req.baseUrl}${req.route.path}` : req.baseUrl || 'unmatched';
+      metrics.httpRequests.inc({ route, status: `${Math.floor(res.statusCode / 100)}xx` });
       req.log.info({ method: req.method, url: req.originalUrl, status: res.statusCode, ms: Math.round(ms * 10) / 10 }, 'request');
     });
     next();

@@ -60,6 +60,7 @@ export function entryView(entry: PostedEntry): JournalEntryType {
 
 const LEDGER_TO_USER_ERROR: Record<LedgerErrorCode, UserErrorCode> = {
   [LedgerErrorCode.INVALID_ENTRY_KEY]: UserErrorCode.INVALID_INPUT,
+  [LedgerErrorCode.INVALID_ACCOUNT]: UserErrorCode.INVALID_INPUT,
   [LedgerErrorCode.TOO_FEW_LINES]: UserErrorCode.UNBALANCED_ENTRY,
   [LedgerErrorCode.INVALID_AMOUNT]: UserErrorCode.INVALID_INPUT,
   [LedgerErrorCode.UNKNOWN_ACCOUNT]: UserErrorCode.NOT_FOUND,
@@ -152,7 +153,9 @@ export class JournalEntryResolver {
     const errors: UserError[] = [];
     const lines: PostingLine[] = input.lines.map((line, i) => {
       const oneSide = (line.debit == null) !== (line.credit == null);
+      const positive = (line.debit ?? line.credit ?? 1n) > 0n;
       if (!oneSide) errors.push(userError(UserErrorCode.INVALID_INPUT, 'give exactly one of debit and credit', ['input', 'lines', i]));
+      else if (!positive) errors.push(userError(UserErrorCode.INVALID_INPUT, 'a debit or credit is a positive amount', ['input', 'lines', i]));
       return { account: fromGlobalId(line.account, 'LedgerAccount').id, amount: line.debit ?? -(line.credit ?? 0n) };
     });
     if (errors.length) return { entry: null, userErrors: errors };

@@ -70,15 +70,23 @@ function inTransaction<T>(em: EntityManager, work: (em: EntityManager) => Promis
   return em.isInTransaction() ? work(em) : em.transactional(work);
 }
 
-/** Opens an account, or returns the existing one with the same code (so seeds can run again). */
+/** Opens an account, or returns the existing one with the same code and the same terms (so seeds can run again). */
 export async function openAccount(em: EntityManager, input: OpenAccountInput): Promise<LedgerAccount> {
-  if (!/^[A-Z]{3}$/.test(input.currency)) throw new LedgerError(Code.MIXED_CURRENCIES, `"${input.currency}" is not an ISO 4217 currency code`);
+  if (!/^[A-Z]{3}$/.test(input.currency)) throw new LedgerError(Code.INVALID_ACCOUNT, `"${input.currency}" is not an ISO 4217 currency code`);
   await em.execute(
     `insert into ledger_account (id, code, type, owner_kind, owner_id, currency, non_negative)
      values (?, ?, ?, ?, ?, ?, ?) on conflict (code) do nothing`,
     [randomUUID(), input.code, input.type, input.ownerKind, input.ownerId ?? null, input.currency, input.nonNegative ?? false],
   );
-  return em.findOneOrFail(LedgerAccount, { code: input.code }, { refresh: true });
+  const account = await em.findOneOrFail(LedgerAccount, { code: input.code }, { refresh: true });
+  const sameTerms =
+    account.type === input.type &&
+    account.ownerKind === input.ownerKind &&
+    (account.ownerId ?? null) === (input.ownerId ?? null) &&
+    account.currency === input.currency &&
+    account.nonNegative === (input.nonNegative ?? false);
+  if (!sameTerms) throw new LedgerError(Code.INVALID_ACCOUNT, `account code "${input.code}" is taken by an account with other terms`);
+  return account;
 }
 
 function validate(input: EntryInput): void {
@@ -136,8 +144,10 @@ function sameLines(a: PostingLine[], b: PostingLine[]): boolean {
   return a.length === b.length && a.every((line, i) => line.account === b[i]!.account && line.amount === b[i]!.amount);
 }
 
-async function write(em: EntityManager, input: EntryInput, reversesId: string | null): Promise<PostedEntry> {
-  validate(input);
+async function write(em: EntityManager, given: EntryInput, reversesId: string | null): Promise<PostedEntry> {
+  validate(given);
+  // PostgreSQL prints uuids in lower case; compare in the same case.
+  const input = { ...given, lines: given.lines.map((l) => ({ account: l.account.toLowerCase(), amount: l.amount })) };
   const accounts = await loadAccounts(em, [...new Set(input.lines.map((l) => l.account))]);
   const currency = checkBalanced(input.lines, accounts);
 

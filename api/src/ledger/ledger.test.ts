@@ -140,6 +140,16 @@ describe('post()', () => {
   });
 });
 
+describe('openAccount()', () => {
+  it('returns the existing account for the same code and terms, and refuses other terms', async () => {
+    const terms = { code: 'open.once', type: AccountType.LIABILITY, ownerKind: AccountOwnerKind.OTHER, currency: 'CNY', nonNegative: true };
+    const first = await openAccount(em, terms);
+    expect((await openAccount(em, terms)).id).toBe(first.id);
+    await expect(openAccount(em, { ...terms, nonNegative: false })).rejects.toMatchObject({ code: LedgerErrorCode.INVALID_ACCOUNT });
+    await expect(openAccount(em, { ...terms, code: 'open.bad', currency: 'yuan' })).rejects.toMatchObject({ code: LedgerErrorCode.INVALID_ACCOUNT });
+  });
+});
+
 describe('reversal', () => {
   it('posts the mirror image once and restores the balances', async () => {
     const a = await account({ type: AccountType.ASSET });

@@ -29,7 +29,7 @@ export class LedgerAccountType extends Node {
   @Field(() => AccountOwnerKind)
   ownerKind!: AccountOwnerKind;
 
-  @Field(() => String, { nullable: true, description: 'Global id of the owner, where the owner is an object of the API.' })
+  @Field(() => String, { nullable: true, description: 'Id of the owner (a card, merchant, biller or card company) in its own context; null for platform accounts.' })
   ownerId!: string | null;
 
   @Field({ description: 'True when the ledger refuses any entry that would take the balance below zero.' })
@@ -76,7 +76,6 @@ export class JournalEntryType extends Node {
 }
 
 export const LedgerAccountConnection = connectionType(LedgerAccountType, 'LedgerAccount');
-export const PostingConnection = connectionType(PostingType, 'Posting');
 
 @InputType({ description: 'One line of a manual journal entry: exactly one of `debit` and `credit`.' })
 export class JournalLineInput {

@@ -19,7 +19,7 @@ function withDatabase(url: string, database: string): string {
 /** A database of this test file's own, cloned from the migrated template; nothing is shared. */
 export async function freshDatabase(opts: { poolMax?: number } = {}): Promise<TestDatabase> {
   const adminUrl = inject('pgAdminUrl');
-  const name = `onecard_test_${randomBytes(6).toString('hex')}`;
+  const name = `${inject('testDatabasePrefix')}${randomBytes(6).toString('hex')}`;
   const admin = new pg.Client({ connectionString: adminUrl });
   await admin.connect();
   try {

@@ -55,5 +55,9 @@ export class Migration20261125000001_ledger extends Migration {
       for each row execute function ledger_refuse_change()`);
     this.addSql(`create trigger posting_append_only before update or delete on posting
       for each row execute function ledger_refuse_change()`);
+    this.addSql(`create trigger journal_entry_no_truncate before truncate on journal_entry
+      for each statement execute function ledger_refuse_change()`);
+    this.addSql(`create trigger posting_no_truncate before truncate on posting
+      for each statement execute function ledger_refuse_change()`);
   }
 }
