@@ -24,6 +24,7 @@ import { credit, debit, openAccount, post } from '../ledger/ledger.service.js';
 const CURRENCY = 'CNY';
 /** Opening balance of every account: far more than S seconds of 1..100 transfers can take out. */
 const OPENING = 100_000_000n;
+
 interface Options {
   clients: number;
   seconds: number;

@@ -52,6 +52,7 @@ const MAX_LINE_AMOUNT = 10n ** 15n;
 const MAX_KEY_LENGTH = 200;
 const CHECK_VIOLATION = '23514';
 const UNIQUE_VIOLATION = '23505';
+const NUMERIC_OUT_OF_RANGE = '22003';
 
 interface AccountRow {
   id: string;
@@ -92,6 +93,9 @@ export async function openAccount(em: EntityManager, input: OpenAccountInput): P
 function validate(input: EntryInput): void {
   if (typeof input.key !== 'string' || input.key.length === 0 || input.key.length > MAX_KEY_LENGTH) {
     throw new LedgerError(Code.INVALID_ENTRY_KEY, `an entry key is 1 to ${MAX_KEY_LENGTH} characters`);
+  }
+  if (typeof input.description !== 'string' || input.description.trim() === '' || input.description.length > 500) {
+    throw new LedgerError(Code.INVALID_ENTRY_KEY, 'an entry has a description of 1 to 500 characters');
   }
   if (input.lines.length < 2) throw new LedgerError(Code.TOO_FEW_LINES, 'an entry has at least two lines');
   for (const line of input.lines) {
@@ -187,6 +191,7 @@ async function write(em: EntityManager, given: EntryInput, reversesId: string | 
       balanceAfter[lineNo] = BigInt(row!.balance);
     } catch (err) {
       if (sqlState(err) === CHECK_VIOLATION) throw new LedgerError(Code.INSUFFICIENT_FUNDS, `account ${line.account} may not go below zero`, line.account);
+      if (sqlState(err) === NUMERIC_OUT_OF_RANGE) throw new LedgerError(Code.INVALID_AMOUNT, `the balance of account ${line.account} would overflow`, line.account);
       throw err;
     }
   }
