@@ -1,6 +1,7 @@
 /** Why the ledger refused an entry. Each is a business outcome a caller can map to a userError. */
 export enum LedgerErrorCode {
   INVALID_ENTRY_KEY = 'INVALID_ENTRY_KEY',
+  INVALID_DESCRIPTION = 'INVALID_DESCRIPTION',
   /** An account opened with a bad currency, or a code already taken by a different account. */
   INVALID_ACCOUNT = 'INVALID_ACCOUNT',
   TOO_FEW_LINES = 'TOO_FEW_LINES',

@@ -60,6 +60,7 @@ export function entryView(entry: PostedEntry): JournalEntryType {
 
 const LEDGER_TO_USER_ERROR: Record<LedgerErrorCode, UserErrorCode> = {
   [LedgerErrorCode.INVALID_ENTRY_KEY]: UserErrorCode.INVALID_INPUT,
+  [LedgerErrorCode.INVALID_DESCRIPTION]: UserErrorCode.INVALID_INPUT,
   [LedgerErrorCode.INVALID_ACCOUNT]: UserErrorCode.INVALID_INPUT,
   [LedgerErrorCode.TOO_FEW_LINES]: UserErrorCode.UNBALANCED_ENTRY,
   [LedgerErrorCode.INVALID_AMOUNT]: UserErrorCode.INVALID_INPUT,

@@ -95,7 +95,7 @@ function validate(input: EntryInput): void {
     throw new LedgerError(Code.INVALID_ENTRY_KEY, `an entry key is 1 to ${MAX_KEY_LENGTH} characters`);
   }
   if (typeof input.description !== 'string' || input.description.trim() === '' || input.description.length > 500) {
-    throw new LedgerError(Code.INVALID_ENTRY_KEY, 'an entry has a description of 1 to 500 characters');
+    throw new LedgerError(Code.INVALID_DESCRIPTION, 'an entry has a description of 1 to 500 characters');
   }
   if (input.lines.length < 2) throw new LedgerError(Code.TOO_FEW_LINES, 'an entry has at least two lines');
   for (const line of input.lines) {
