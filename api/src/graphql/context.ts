@@ -2,12 +2,19 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Logger } from 'pino';
 import type { Config } from '../config/config.js';
 
+export type PrincipalKind = 'OPERATOR' | 'ISSUER' | 'MERCHANT' | 'BILLER' | 'CARDHOLDER_APP';
+
 /** Who is calling. Built from a verified access token (the auth context); null when anonymous. */
 export interface Principal {
-  kind: 'OPERATOR' | 'ISSUER' | 'MERCHANT' | 'BILLER' | 'CARDHOLDER_APP';
+  kind: PrincipalKind;
   clientId: string;
-  /** The tenants the principal acts for (its merchant, biller, card company, or city). */
-  tenantIds: string[];
+  /**
+   * The tenant the client acts for: the merchant's, biller's or card company's id for those kinds;
+   * for a cardholder app, the card company that runs it; null for the operator.
+   */
+  tenantId: string | null;
+  /** For a cardholder app's token: the cardholder who signed in and consented. */
+  holderId: string | null;
   scopes: string[];
 }
 
