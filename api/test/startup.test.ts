@@ -6,6 +6,7 @@ import pg from 'pg';
 import pino from 'pino';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { loadConfig } from '../src/config/config.js';
+import { seedSteps } from '../src/demo/seed.js';
 import { PortInUseError, startPlatform } from '../src/platform.js';
 
 let dataDir: string;
@@ -46,7 +47,7 @@ it('starts from a fresh data folder, serves, stops, and starts again on the same
     expect(demo).toEqual(first.demo);
     expect(demo.ledgerAccounts.operatorFeeRevenue.code).toBe('operator.fee-revenue.CNY');
     demoUrl = demo.databaseUrl;
-    expect(await seededRows(demoUrl)).toEqual({ steps: 1, accounts: 3 });
+    expect(await seededRows(demoUrl)).toEqual({ steps: seedSteps.length, accounts: 3 });
   } finally {
     await first.stop();
   }
@@ -57,7 +58,7 @@ it('starts from a fresh data folder, serves, stops, and starts again on the same
   try {
     expect((await fetch(`${second.url}/readyz`)).status).toBe(200);
     expect(second.demo.ledgerAccounts).toEqual(first.demo.ledgerAccounts);
-    expect(await seededRows(second.demo.databaseUrl as string)).toEqual({ steps: 1, accounts: 3 });
+    expect(await seededRows(second.demo.databaseUrl as string)).toEqual({ steps: seedSteps.length, accounts: 3 });
   } finally {
     await second.stop();
   }

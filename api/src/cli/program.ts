@@ -1,7 +1,12 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { Command } from 'commander';
+import { TENANT_TYPE } from '../auth/auth.resolver.js';
+import { createClient } from '../auth/clients.service.js';
+import { loadKeyEncryptionKey, rotateSigningKey } from '../auth/keys.js';
 import { loadConfig, type Config } from '../config/config.js';
+import type { PrincipalKind } from '../graphql/context.js';
+import { fromGlobalId } from '../graphql/global-id.js';
 import { openDatabase } from '../db/database.js';
 import { migrate, openOrm, type Orm } from '../db/orm.js';
 import { seedDemoData } from '../demo/seed.js';
@@ -65,6 +70,47 @@ export function createProgram(): Command {
       else if (problems.length === 0) console.log('ledger OK: entries balance, balances match their postings, no non-negative account is below zero');
       else for (const p of problems) console.log(`${p.rule}\t${p.subject}\t${p.detail}`);
       process.exitCode = problems.length ? 1 : 0;
+    });
+
+  const clients = program.command('clients').description('OAuth clients of the platform');
+  clients
+    .command('create')
+    .description('register an OAuth client; prints its id and, once, its secret')
+    .requiredOption('--kind <kind>', 'merchant, biller, issuer, operator or cardholder-app')
+    .option('--tenant <id>', 'global id (or uuid) of its Merchant, Biller or CardCompany; not for operator')
+    .requiredOption('--scope <scopes>', 'space-separated scopes, e.g. "payments:read payments:write"')
+    .option('--name <name>', 'a name people recognise', 'OAuth client')
+    .option('--jwks <file>', 'a JWK Set file of public keys: authenticate with private_key_jwt instead of a secret')
+    .option('--dpop', 'require DPoP-bound access tokens')
+    .option('--redirect-uri <uri...>', 'cardholder apps: where the authorization code goes')
+    .option('--json', 'print JSON')
+    .action(async (opts: { kind: string; tenant?: string; scope: string; name: string; jwks?: string; dpop?: boolean; redirectUri?: string[]; json?: boolean }) => {
+      const kinds: Record<string, PrincipalKind> = { merchant: 'MERCHANT', biller: 'BILLER', issuer: 'ISSUER', operator: 'OPERATOR', 'cardholder-app': 'CARDHOLDER_APP' };
+      const kind = kinds[opts.kind];
+      if (!kind) throw new Error(`--kind must be one of ${Object.keys(kinds).join(', ')}`);
+      const tenantType = TENANT_TYPE[kind];
+      const tenantId = opts.tenant && (/^[0-9a-f-]{36}$/i.test(opts.tenant) ? opts.tenant.toLowerCase() : fromGlobalId(opts.tenant, tenantType ?? undefined).id);
+      const jwks = opts.jwks ? JSON.parse(await fs.readFile(opts.jwks, 'utf8')) : undefined;
+      const created = await withOrm((orm) =>
+        createClient(orm.em.fork(), { kind, tenantId: tenantId || null, name: opts.name, scopes: opts.scope.split(/\s+/).filter(Boolean), jwks, dpopBound: opts.dpop, redirectUris: opts.redirectUri }),
+      );
+      const out = { client_id: created.client.client_id, client_secret: created.clientSecret, kind, token_endpoint_auth_method: created.client.auth_method, scope: created.client.scopes.join(' '), dpop_bound: created.client.dpop_bound };
+      if (opts.json) console.log(JSON.stringify(out, null, 2));
+      else {
+        console.log(`client_id      ${out.client_id}`);
+        if (out.client_secret) console.log(`client_secret  ${out.client_secret}   (shown once; only its hash is kept)`);
+        console.log(`auth method    ${out.token_endpoint_auth_method}${out.dpop_bound ? ', DPoP-bound tokens' : ''}\nscope          ${out.scope}`);
+      }
+    });
+
+  const keys = program.command('keys').description('the authorization server signing keys');
+  keys
+    .command('rotate')
+    .description('sign new access tokens with a new key; the old key stays published until its tokens have expired')
+    .action(async () => {
+      const result = await withOrm(async (orm, config) => rotateSigningKey(orm.em.fork(), await loadKeyEncryptionKey(config)));
+      console.log(`new signing key ${result.kid}${result.retired.length ? `; retired ${result.retired.join(', ')} (still published for verification)` : ''}`);
+      console.log('API processes sign with the new key after their next restart; until then they keep signing with the old one, which stays valid.');
     });
 
   const schema = program.command('schema').description('the GraphQL schema emitted from the code');

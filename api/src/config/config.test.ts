@@ -27,7 +27,14 @@ describe('loadConfig', () => {
   });
 
   it('turns introspection off in production unless asked for', () => {
-    expect(loadConfig({ NODE_ENV: 'production' }).introspection).toBe(false);
-    expect(loadConfig({ NODE_ENV: 'production', GRAPHQL_INTROSPECTION: 'true' }).introspection).toBe(true);
+    const production = { NODE_ENV: 'production', ONECARD_KEY_ENCRYPTION_KEY: Buffer.alloc(32, 7).toString('base64url') };
+    expect(loadConfig(production).introspection).toBe(false);
+    expect(loadConfig({ ...production, GRAPHQL_INTROSPECTION: 'true' }).introspection).toBe(true);
+  });
+
+  it('needs a 32-byte key-encryption key in production, and only there', () => {
+    expect(() => loadConfig({ NODE_ENV: 'production' })).toThrow(/^ONECARD_KEY_ENCRYPTION_KEY: expected 32 random bytes .* required in production/);
+    expect(() => loadConfig({ ONECARD_KEY_ENCRYPTION_KEY: 'c2hvcnQ' })).toThrow(/^ONECARD_KEY_ENCRYPTION_KEY: expected 32 random bytes/);
+    expect(loadConfig({}).keyEncryptionKey).toBeUndefined();
   });
 });

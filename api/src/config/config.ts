@@ -17,6 +17,11 @@ export interface Config {
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   /** Turns introspection and field suggestions off. Defaults to on outside production. */
   introspection: boolean;
+  /**
+   * Encrypts the OAuth signing keys at rest (AES-256-GCM). Unset outside production: a key is
+   * made once and kept in `$ONECARD_DATA_DIR/key-encryption-key` (see auth/keys.ts).
+   */
+  keyEncryptionKey: Buffer | undefined;
 }
 
 /** A setting that is wrong: names the variable and says what is expected. */
@@ -68,6 +73,19 @@ function bool(env: NodeJS.ProcessEnv, name: string, fallback: boolean): boolean 
   throw new ConfigError(name, 'true or false', raw);
 }
 
+function keyEncryptionKey(env: NodeJS.ProcessEnv, nodeEnv: Config['env']): Buffer | undefined {
+  const name = 'ONECARD_KEY_ENCRYPTION_KEY';
+  const raw = env[name];
+  const expected = '32 random bytes in base64url (e.g. `openssl rand -base64 32 | tr +/ -_ | tr -d =`)';
+  if (raw === undefined || raw === '') {
+    if (nodeEnv === 'production') throw new ConfigError(name, `${expected}; it is required in production`, '');
+    return undefined;
+  }
+  const key = Buffer.from(raw, 'base64url');
+  if (key.length !== 32) throw new ConfigError(name, expected, `${key.length} bytes`);
+  return key;
+}
+
 /** Reads and validates the configuration; throws ConfigError naming the first bad variable. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): Config {
   const nodeEnv = oneOf(env, 'NODE_ENV', ['development', 'production', 'test'], 'development');
@@ -83,5 +101,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     embeddedPgPort: port(env, 'ONECARD_PG_PORT', 0),
     logLevel: oneOf(env, 'LOG_LEVEL', LOG_LEVELS, nodeEnv === 'test' ? 'silent' : 'info'),
     introspection: bool(env, 'GRAPHQL_INTROSPECTION', nodeEnv !== 'production'),
+    keyEncryptionKey: keyEncryptionKey(env, nodeEnv),
   };
 }

@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import { toGlobalId } from '../graphql/global-id.js';
 import { openAccount } from '../ledger/ledger.service.js';
 import { AccountOwnerKind, AccountType } from '../ledger/ledger-account.entity.js';
+import { tenancyDemo } from '../tenancy/tenancy.seed.js';
 
 /** What a person needs to try the platform; written to `$ONECARD_DATA_DIR/demo.json`. */
 export type DemoData = Record<string, unknown>;
@@ -26,7 +27,7 @@ const platformAccounts: SeedStep = {
 };
 
 /** The demo seed, in order. Later contexts append their steps. */
-export const seedSteps: SeedStep[] = [platformAccounts];
+export const seedSteps: SeedStep[] = [platformAccounts, tenancyDemo];
 
 /**
  * Runs every step not yet recorded in `seed_run`, each in its own transaction with its record,

@@ -10,6 +10,14 @@ export enum UserErrorCode {
   INSUFFICIENT_FUNDS = 'INSUFFICIENT_FUNDS',
   ENTRY_KEY_REUSED = 'ENTRY_KEY_REUSED',
   ALREADY_REVERSED = 'ALREADY_REVERSED',
+  // tenancy
+  /** A city code already taken. */
+  DUPLICATE_CODE = 'DUPLICATE_CODE',
+  /** A fee plan name, or a merchant's or biller's name within its city, already taken. */
+  DUPLICATE_NAME = 'DUPLICATE_NAME',
+  INVALID_TIME_ZONE = 'INVALID_TIME_ZONE',
+  /** A fee plan in another currency than the city of the merchant or biller it is given to. */
+  CURRENCY_MISMATCH = 'CURRENCY_MISMATCH',
 }
 registerEnumType(UserErrorCode, { name: 'UserErrorCode', description: 'Why a mutation refused its input.' });
 

@@ -3,6 +3,7 @@ import { expressMiddleware } from '@as-integrations/express5';
 import type { MikroORM } from '@mikro-orm/postgresql';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { Logger } from 'pino';
+import { setUpAuth } from '../auth/auth-server.js';
 import type { Config } from '../config/config.js';
 import { createApolloServer } from '../graphql/apollo.js';
 import type { GraphQLContext } from '../graphql/context.js';
@@ -48,6 +49,7 @@ export async function createHttpApp(opts: { config: Config; orm: MikroORM; log: 
   const { config, orm, log } = opts;
   const metrics = new Metrics();
   const apollo = await createApolloServer({ config, log, metrics, limits: opts.limits });
+  const auth = await setUpAuth({ config, orm });
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', false);
@@ -87,6 +89,9 @@ export async function createHttpApp(opts: { config: Config; orm: MikroORM; log: 
     res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
   });
 
+  // The OAuth 2.0 authorization server: issuer $PUBLIC_URL/oauth.
+  app.use('/oauth', auth.router);
+
   // GraphiQL for a browser (GET asking for HTML, no query); everything else is the GraphQL API.
   app.get('/graphql/assets/:file', async (req, res) => {
     const asset = (await graphiqlAssets()).get(String(req.params.file));
@@ -109,7 +114,7 @@ export async function createHttpApp(opts: { config: Config; orm: MikroORM; log: 
     expressMiddleware(apollo, {
       context: async ({ req }): Promise<GraphQLContext> => ({
         em: orm.em.fork(),
-        principal: null, // the auth context builds it from the access token
+        principal: await auth.verifier.principalFor({ authorization: req.headers.authorization, dpop: req.get('dpop'), method: req.method }),
         requestId: req.id,
         log: req.log,
         config,

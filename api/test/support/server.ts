@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import pino from 'pino';
@@ -12,17 +13,22 @@ export interface TestServer {
   close(): Promise<void>;
 }
 
+/** One key-encryption key per test process, so no test writes a key file. */
+export const TEST_KEK = randomBytes(32).toString('base64url');
+
 export function testConfig(env: Record<string, string> = {}): Config {
-  return loadConfig({ NODE_ENV: 'test', ...env });
+  return loadConfig({ NODE_ENV: 'test', ONECARD_KEY_ENCRYPTION_KEY: TEST_KEK, ...env });
 }
 
 /** The real HTTP app on 127.0.0.1 and a free port, over a test file's own database. */
 export async function startTestServer(orm: Orm, env: Record<string, string> = {}): Promise<TestServer> {
-  const config = testConfig(env);
-  const http = await createHttpApp({ config, orm, log: pino({ level: 'silent' }) });
-  const server = createServer(http.app);
+  // Listen first: the OAuth issuer and the token audience are built on the real URL.
+  const server = createServer();
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const config = testConfig({ PUBLIC_URL: url, ...env });
+  const http = await createHttpApp({ config, orm, log: pino({ level: 'silent' }) });
+  server.on('request', http.app);
   return {
     url,
     http,

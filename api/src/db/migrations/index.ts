@@ -1,8 +1,10 @@
 import { Migration20261125000001_ledger } from './Migration20261125000001_ledger.js';
 import { Migration20261125000002_seed_runs } from './Migration20261125000002_seed_runs.js';
+import { Migration20261125000003_tenancy } from './Migration20261125000003_tenancy.js';
+import { Migration20261125000004_auth } from './Migration20261125000004_auth.js';
 
 /** Every migration, in order. Listed rather than globbed so the same list runs from src and dist. */
-export const migrations = [Migration20261125000001_ledger, Migration20261125000002_seed_runs].map((migration) => ({
+export const migrations = [Migration20261125000001_ledger, Migration20261125000002_seed_runs, Migration20261125000003_tenancy, Migration20261125000004_auth].map((migration) => ({
   name: migration.name,
   class: migration,
 }));

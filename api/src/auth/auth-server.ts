@@ -1,0 +1,36 @@
+import type { MikroORM } from '@mikro-orm/postgresql';
+import { Router } from 'express';
+import type Provider from 'oidc-provider';
+import type { Config } from '../config/config.js';
+import { interactionRoutes } from './interactions.js';
+import { ensureSigningKey, loadKeyEncryptionKey, loadSigningKeys } from './keys.js';
+import { postgresAdapter } from './oidc-adapter.js';
+import { createAuthorizationServer, hashBasicSecret, issuerOf, resourceOf } from './provider.js';
+import { tokenEndpoints } from './token-endpoints.js';
+import { TokenVerifier } from './token-verifier.js';
+
+export interface AuthServer {
+  provider: Provider;
+  verifier: TokenVerifier;
+  /** Everything under /oauth: login and consent pages, then oidc-provider's endpoints. */
+  router: Router;
+}
+
+/** Loads (or makes) the signing keys and builds the authorization server and the token verifier. */
+export async function setUpAuth(opts: { config: Config; orm: MikroORM }): Promise<AuthServer> {
+  const { config, orm } = opts;
+  const kek = await loadKeyEncryptionKey(config);
+  await ensureSigningKey(orm.em.fork(), kek);
+  const keys = await loadSigningKeys(orm.em.fork(), kek);
+  const provider = createAuthorizationServer({ config, orm, keys, kek, adapter: postgresAdapter(orm) });
+  const verifier = new TokenVerifier(orm, {
+    issuer: issuerOf(config),
+    resource: resourceOf(config),
+    loadPublicKeys: async () => (await loadSigningKeys(orm.em.fork(), kek)).publicJwks,
+  });
+  const router = Router();
+  router.use(interactionRoutes(provider, orm));
+  router.use(tokenEndpoints({ orm, verifier, issuer: issuerOf(config) }));
+  router.use(hashBasicSecret, provider.callback());
+  return { provider, verifier, router };
+}

@@ -1,0 +1,76 @@
+import type { JWK } from 'jose';
+import { Arg, Authorized, Ctx, Mutation, Query, Resolver } from 'type-graphql';
+import type { GraphQLContext, PrincipalKind } from '../graphql/context.js';
+import { fromGlobalId, toGlobalId } from '../graphql/global-id.js';
+import { userError, UserErrorCode } from '../graphql/user-error.js';
+import { CreateOAuthClientInput, CreateOAuthClientPayload, OAuthClientType, type PrincipalKindEnum, ViewerType } from './auth.types.js';
+import { ClientError, createClient, type OAuthClientRow } from './clients.service.js';
+
+/** The GraphQL type of each kind's tenant, for global ids. */
+export const TENANT_TYPE: Record<PrincipalKind, string | null> = {
+  OPERATOR: null,
+  MERCHANT: 'Merchant',
+  BILLER: 'Biller',
+  ISSUER: 'CardCompany',
+  CARDHOLDER_APP: 'CardCompany',
+};
+
+export function clientView(row: OAuthClientRow): OAuthClientType {
+  return Object.assign(new OAuthClientType(), {
+    clientId: row.client_id,
+    kind: row.kind as PrincipalKindEnum,
+    name: row.name,
+    scopes: row.scopes,
+    tokenEndpointAuthMethod: row.auth_method,
+    dpopBound: row.dpop_bound,
+    redirectUris: row.redirect_uris,
+  });
+}
+
+const CLIENT_ERROR_CODES: Record<ClientError['code'], UserErrorCode> = {
+  INVALID_SCOPE: UserErrorCode.INVALID_INPUT,
+  INVALID_JWKS: UserErrorCode.INVALID_INPUT,
+  INVALID_REDIRECT_URI: UserErrorCode.INVALID_INPUT,
+  TENANT_REQUIRED: UserErrorCode.INVALID_INPUT,
+};
+
+@Resolver()
+export class AuthResolver {
+  @Query(() => ViewerType, { nullable: true, description: 'Who is calling, per the access token; null without one.' })
+  viewer(@Ctx() ctx: GraphQLContext): ViewerType | null {
+    const p = ctx.principal;
+    if (!p) return null;
+    const tenantType = TENANT_TYPE[p.kind];
+    return Object.assign(new ViewerType(), {
+      kind: p.kind as PrincipalKindEnum,
+      clientId: p.clientId,
+      tenantId: tenantType && p.tenantId ? toGlobalId(tenantType, p.tenantId) : null,
+      holderId: p.holderId ? toGlobalId('Cardholder', p.holderId) : null,
+      scopes: p.scopes,
+    });
+  }
+
+  @Authorized('OPERATOR', 'clients:manage')
+  @Mutation(() => CreateOAuthClientPayload, { description: 'Registers an OAuth client for a tenant. Operator only.' })
+  async createOAuthClient(@Arg('input', () => CreateOAuthClientInput) input: CreateOAuthClientInput, @Ctx() ctx: GraphQLContext): Promise<CreateOAuthClientPayload> {
+    const tenantType = TENANT_TYPE[input.kind];
+    if (tenantType && !input.tenant) return { client: null, clientSecret: null, userErrors: [userError(UserErrorCode.INVALID_INPUT, `a ${input.kind} client needs a ${tenantType} tenant`, ['input', 'tenant'])] };
+    if (!tenantType && input.tenant) return { client: null, clientSecret: null, userErrors: [userError(UserErrorCode.INVALID_INPUT, 'an operator client has no tenant', ['input', 'tenant'])] };
+    const tenantId = tenantType && input.tenant ? fromGlobalId(input.tenant, tenantType).id : null;
+    try {
+      const { client, clientSecret } = await createClient(ctx.em, {
+        kind: input.kind,
+        tenantId,
+        name: input.name,
+        scopes: input.scopes,
+        jwks: (input.jwks as { keys: JWK[] } | null) ?? undefined,
+        redirectUris: input.redirectUris ?? undefined,
+        dpopBound: input.dpopBound ?? false,
+      });
+      return { client: clientView(client), clientSecret, userErrors: [] };
+    } catch (err) {
+      if (!(err instanceof ClientError)) throw err;
+      return { client: null, clientSecret: null, userErrors: [userError(CLIENT_ERROR_CODES[err.code], err.message, ['input'])] };
+    }
+  }
+}

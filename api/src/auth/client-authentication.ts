@@ -1,0 +1,70 @@
+import { timingSafeEqual } from 'node:crypto';
+import type { EntityManager } from '@mikro-orm/postgresql';
+import type { Request } from 'express';
+import { createLocalJWKSet, decodeJwt, jwtVerify } from 'jose';
+import { findClient, hashSecret, type OAuthClientRow } from './clients.service.js';
+
+const JWT_BEARER = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
+
+export class ClientAuthError extends Error {}
+
+function formDecode(s: string): string {
+  try {
+    return decodeURIComponent(s.replace(/\+/g, ' '));
+  } catch {
+    return s;
+  }
+}
+
+/**
+ * Authenticates the client of a request to our own endpoints (JWT revocation and introspection),
+ * by the method it is registered with: client_secret_basic, private_key_jwt (RFC 7523, each
+ * assertion used once), or none (a public app naming itself).
+ */
+export async function authenticateClient(em: EntityManager, req: Request, endpoint: string, issuer: string): Promise<OAuthClientRow> {
+  const body = (req.body ?? {}) as Record<string, string | undefined>;
+  const header = req.headers.authorization;
+  let client: OAuthClientRow | undefined;
+  if (header?.startsWith('Basic ')) {
+    const decoded = Buffer.from(header.slice(6), 'base64').toString('utf8');
+    const colon = decoded.indexOf(':');
+    client = await findClient(em, formDecode(decoded.slice(0, colon)));
+    const given = Buffer.from(hashSecret(formDecode(decoded.slice(colon + 1))));
+    const stored = Buffer.from(client?.secret_hash ?? '');
+    if (!client || client.auth_method !== 'client_secret_basic' || given.length !== stored.length || !timingSafeEqual(given, stored)) {
+      throw new ClientAuthError('client authentication failed');
+    }
+  } else if (body.client_assertion_type === JWT_BEARER && body.client_assertion) {
+    let claimed: string | undefined;
+    try {
+      claimed = decodeJwt(body.client_assertion).sub;
+    } catch {
+      throw new ClientAuthError('client_assertion is not a JWT');
+    }
+    client = claimed ? await findClient(em, claimed) : undefined;
+    if (!client || client.auth_method !== 'private_key_jwt' || !client.jwks) throw new ClientAuthError('client authentication failed');
+    try {
+      const { payload } = await jwtVerify(body.client_assertion, createLocalJWKSet(client.jwks), {
+        issuer: client.client_id,
+        subject: client.client_id,
+        audience: [issuer, endpoint],
+        maxTokenAge: '5 minutes',
+        requiredClaims: ['jti', 'exp'],
+      });
+      const [fresh] = await em.execute(`insert into seen_jti (jti, expires_at) values (?, to_timestamp(?)) on conflict do nothing returning jti`, [
+        `assertion:${client.client_id}:${payload.jti}`,
+        payload.exp!,
+      ]);
+      if (!fresh) throw new ClientAuthError('client_assertion was used before');
+    } catch (err) {
+      throw err instanceof ClientAuthError ? err : new ClientAuthError('client_assertion does not verify');
+    }
+  } else if (body.client_id) {
+    client = await findClient(em, body.client_id);
+    if (!client || client.auth_method !== 'none') throw new ClientAuthError('client authentication failed');
+  } else {
+    throw new ClientAuthError('no client authentication');
+  }
+  if (client.disabled) throw new ClientAuthError('client is disabled');
+  return client;
+}

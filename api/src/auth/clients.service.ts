@@ -1,0 +1,116 @@
+import { createHash, randomBytes } from 'node:crypto';
+import type { EntityManager } from '@mikro-orm/postgresql';
+import type { JWK } from 'jose';
+import type { PrincipalKind } from '../graphql/context.js';
+import { SCOPES, scopesForKind } from './scopes.js';
+
+export type ClientAuthMethod = 'client_secret_basic' | 'private_key_jwt' | 'none';
+
+export interface OAuthClientRow {
+  client_id: string;
+  kind: PrincipalKind;
+  tenant_id: string | null;
+  name: string;
+  scopes: string[];
+  secret_hash: string | null;
+  auth_method: ClientAuthMethod;
+  jwks: { keys: JWK[] } | null;
+  redirect_uris: string[];
+  dpop_bound: boolean;
+  disabled: boolean;
+}
+
+export interface CreateClientInput {
+  kind: PrincipalKind;
+  tenantId: string | null;
+  name: string;
+  scopes: string[];
+  /** Public keys for private_key_jwt; without them the client gets a secret (or none, for an app). */
+  jwks?: { keys: JWK[] };
+  redirectUris?: string[];
+  dpopBound?: boolean;
+}
+
+export class ClientError extends Error {
+  constructor(
+    readonly code: 'INVALID_SCOPE' | 'INVALID_JWKS' | 'INVALID_REDIRECT_URI' | 'TENANT_REQUIRED',
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Secrets are 256 random bits, so a plain SHA-256 is a safe way to keep them (no guessing). */
+export function hashSecret(secret: string): string {
+  return createHash('sha256').update(secret, 'utf8').digest('base64url');
+}
+
+function validate(input: CreateClientInput): ClientAuthMethod {
+  const allowed = scopesForKind(input.kind);
+  const bad = input.scopes.filter((s) => !allowed.includes(s));
+  if (bad.length) throw new ClientError('INVALID_SCOPE', `a ${input.kind} client may not hold ${bad.join(' ')}${bad.some((s) => !SCOPES[s]) ? ' (unknown scope)' : ''}`);
+  if (input.kind !== 'OPERATOR' && !input.tenantId) throw new ClientError('TENANT_REQUIRED', `a ${input.kind} client belongs to a tenant`);
+  if (input.jwks && (!Array.isArray(input.jwks.keys) || input.jwks.keys.length === 0 || input.jwks.keys.some((k) => 'd' in k || !k.kty))) {
+    throw new ClientError('INVALID_JWKS', 'jwks must hold one or more public keys (no private parts)');
+  }
+  const redirects = input.redirectUris ?? [];
+  if (input.kind === 'CARDHOLDER_APP') {
+    if (redirects.length === 0) throw new ClientError('INVALID_REDIRECT_URI', 'a cardholder app needs at least one redirect URI');
+    for (const uri of redirects) {
+      const url = URL.canParse(uri) ? new URL(uri) : undefined;
+      if (!url || url.hash || !/^(https:|http:$)/.test(url.protocol) || (url.protocol === 'http:' && !['localhost', '127.0.0.1', '[::1]'].includes(url.hostname))) {
+        throw new ClientError('INVALID_REDIRECT_URI', `${uri}: redirect URIs are https, or http on a loopback host, without a fragment`);
+      }
+    }
+    return input.jwks ? 'private_key_jwt' : 'none'; // an app on a phone cannot keep a secret; PKCE protects it
+  }
+  if (redirects.length) throw new ClientError('INVALID_REDIRECT_URI', 'only cardholder apps use redirect URIs');
+  return input.jwks ? 'private_key_jwt' : 'client_secret_basic';
+}
+
+/** Registers a client. The secret, if any, is returned here once and only its hash is kept. */
+export async function createClient(em: EntityManager, input: CreateClientInput): Promise<{ client: OAuthClientRow; clientSecret: string | null }> {
+  const authMethod = validate(input);
+  const clientId = `oc_${input.kind.toLowerCase().replace('_', '')}_${randomBytes(9).toString('base64url')}`;
+  const clientSecret = authMethod === 'client_secret_basic' ? `ocs_${randomBytes(32).toString('base64url')}` : null;
+  const [client] = await em.execute<OAuthClientRow[]>(
+    `insert into oauth_client (client_id, kind, tenant_id, name, scopes, secret_hash, auth_method, jwks, redirect_uris, dpop_bound)
+     values (?, ?, ?, ?, ?::text[], ?, ?, ?, ?::text[], ?) returning *`,
+    [
+      clientId,
+      input.kind,
+      input.tenantId,
+      input.name,
+      `{${input.scopes.map((s) => `"${s}"`).join(',')}}`,
+      clientSecret && hashSecret(clientSecret),
+      authMethod,
+      input.jwks ? JSON.stringify(input.jwks) : null,
+      `{${(input.redirectUris ?? []).map((u) => `"${u.replace(/["\\]/g, '\\$&')}"`).join(',')}}`,
+      input.dpopBound ?? false,
+    ],
+  );
+  return { client: client!, clientSecret };
+}
+
+export async function findClient(em: EntityManager, clientId: string): Promise<OAuthClientRow | undefined> {
+  const [row] = await em.execute<OAuthClientRow[]>(`select * from oauth_client where client_id = ?`, [clientId]);
+  return row;
+}
+
+/** The client as oidc-provider's metadata (RFC 7591 names). */
+export function providerMetadata(client: OAuthClientRow): Record<string, unknown> {
+  const app = client.kind === 'CARDHOLDER_APP';
+  return {
+    client_id: client.client_id,
+    client_name: client.name,
+    // oidc-provider compares plain secrets; we give it the hash and hash what clients send (see provider.ts).
+    ...(client.secret_hash ? { client_secret: client.secret_hash } : {}),
+    token_endpoint_auth_method: client.auth_method,
+    ...(client.jwks ? { jwks: client.jwks } : {}),
+    grant_types: app ? ['authorization_code'] : ['client_credentials'],
+    response_types: app ? ['code'] : [],
+    redirect_uris: client.redirect_uris,
+    scope: client.scopes.join(' '),
+    dpop_bound_access_tokens: client.dpop_bound,
+  };
+}

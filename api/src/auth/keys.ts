@@ -1,0 +1,103 @@
+import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import type { EntityManager } from '@mikro-orm/postgresql';
+import { calculateJwkThumbprint, exportJWK, generateKeyPair, type JWK } from 'jose';
+import type { Config } from '../config/config.js';
+
+/** Access tokens are signed with ES256 (P-256): short signatures, fast verification. */
+export const SIGNING_ALG = 'ES256';
+/** A retired key stays published this long, well past the last token it signed (10 min TTL). */
+export const RETIRED_KEY_GRACE_MS = 24 * 60 * 60 * 1000;
+const KEK_FILE = 'key-encryption-key';
+
+/**
+ * The key-encryption key: from ONECARD_KEY_ENCRYPTION_KEY, or, outside production, made once and
+ * kept (mode 600) in the data folder so that a demo needs no configuration.
+ */
+export async function loadKeyEncryptionKey(config: Config): Promise<Buffer> {
+  if (config.keyEncryptionKey) return config.keyEncryptionKey;
+  const file = path.join(config.dataDir, KEK_FILE);
+  const existing = await fs.readFile(file, 'utf8').catch(() => undefined);
+  if (existing) return Buffer.from(existing.trim(), 'base64url');
+  await fs.mkdir(config.dataDir, { recursive: true });
+  const key = randomBytes(32);
+  try {
+    await fs.writeFile(file, key.toString('base64url'), { mode: 0o600, flag: 'wx' });
+    return key;
+  } catch {
+    return Buffer.from((await fs.readFile(file, 'utf8')).trim(), 'base64url'); // another process made it first
+  }
+}
+
+/** AES-256-GCM: iv.tag.ciphertext, base64url. The kid is bound as associated data. */
+export function encryptJwk(kek: Buffer, kid: string, jwk: JWK): string {
+  const iv = randomBytes(12);
+  const cipher = createCipheriv('aes-256-gcm', kek, iv).setAAD(Buffer.from(kid));
+  const body = Buffer.concat([cipher.update(JSON.stringify(jwk), 'utf8'), cipher.final()]);
+  return [iv, cipher.getAuthTag(), body].map((b) => b.toString('base64url')).join('.');
+}
+
+export function decryptJwk(kek: Buffer, kid: string, sealed: string): JWK {
+  const [iv, tag, body] = sealed.split('.').map((p) => Buffer.from(p, 'base64url'));
+  const decipher = createDecipheriv('aes-256-gcm', kek, iv!).setAAD(Buffer.from(kid));
+  decipher.setAuthTag(tag!);
+  return JSON.parse(Buffer.concat([decipher.update(body!), decipher.final()]).toString('utf8')) as JWK;
+}
+
+export interface SigningKeys {
+  /** Private keys for oidc-provider, the active one first (it signs). */
+  privateJwks: JWK[];
+  /** Public keys the resource server verifies against: active and recently retired. */
+  publicJwks: JWK[];
+}
+
+async function newKey(em: EntityManager, kek: Buffer): Promise<string> {
+  const { privateKey } = await generateKeyPair(SIGNING_ALG, { extractable: true });
+  const jwk = await exportJWK(privateKey);
+  const kid = await calculateJwkThumbprint(jwk);
+  const full = { ...jwk, kid, alg: SIGNING_ALG, use: 'sig' };
+  const { d: _private, ...publicJwk } = full;
+  await em.execute(`insert into oauth_signing_key (kid, encrypted_jwk, public_jwk, status) values (?, ?, ?, 'ACTIVE')`, [
+    kid,
+    encryptJwk(kek, kid, full),
+    JSON.stringify(publicJwk),
+  ]);
+  return kid;
+}
+
+/** Makes the first signing key if there is none. Safe when several processes start at once. */
+export async function ensureSigningKey(em: EntityManager, kek: Buffer): Promise<void> {
+  await em.transactional(async (tx) => {
+    await tx.execute(`lock table oauth_signing_key in share row exclusive mode`);
+    const [active] = await tx.execute(`select kid from oauth_signing_key where status = 'ACTIVE'`);
+    if (!active) await newKey(tx, kek);
+  });
+}
+
+/**
+ * Rotation: a new key signs from now on; the previous one is retired but stays published for
+ * RETIRED_KEY_GRACE_MS, so every token it signed keeps verifying until it expires.
+ */
+export async function rotateSigningKey(em: EntityManager, kek: Buffer): Promise<{ kid: string; retired: string[] }> {
+  return em.transactional(async (tx) => {
+    await tx.execute(`lock table oauth_signing_key in share row exclusive mode`);
+    const retired = await tx.execute<{ kid: string }[]>(`update oauth_signing_key set status = 'RETIRED', retired_at = now() where status = 'ACTIVE' returning kid`);
+    const kid = await newKey(tx, kek);
+    return { kid, retired: retired.map((r) => r.kid) };
+  });
+}
+
+/** The keys in use now: the active key and the retired keys still within their grace period. */
+export async function loadSigningKeys(em: EntityManager, kek: Buffer): Promise<SigningKeys> {
+  const rows = await em.execute<{ kid: string; encrypted_jwk: string; public_jwk: JWK; status: string }[]>(
+    `select kid, encrypted_jwk, public_jwk, status from oauth_signing_key
+      where status = 'ACTIVE' or retired_at > now() - make_interval(secs => ?)
+      order by status = 'ACTIVE' desc, created_at desc`,
+    [RETIRED_KEY_GRACE_MS / 1000],
+  );
+  return {
+    privateJwks: rows.map((r) => decryptJwk(kek, r.kid, r.encrypted_jwk)),
+    publicJwks: rows.map((r) => r.public_jwk),
+  };
+}

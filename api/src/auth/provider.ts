@@ -1,0 +1,110 @@
+import { hkdfSync } from 'node:crypto';
+import type { MikroORM } from '@mikro-orm/postgresql';
+import type { NextFunction, Request, Response } from 'express';
+import Provider, { errors, type Configuration } from 'oidc-provider';
+import type { Config } from '../config/config.js';
+import { findCardholder } from './cardholders.service.js';
+import { hashSecret } from './clients.service.js';
+import { SIGNING_ALG, type SigningKeys } from './keys.js';
+import { oauthPage } from './pages.js';
+import { ALL_SCOPES } from './scopes.js';
+
+/** Access tokens live at most 10 minutes: short enough that revocation rarely matters. */
+export const ACCESS_TOKEN_TTL_SECONDS = 600;
+
+export const issuerOf = (config: Config) => `${config.publicUrl}/oauth`;
+/** The resource indicator (RFC 8707) and `aud` of every access token: the GraphQL API. */
+export const resourceOf = (config: Config) => `${config.publicUrl}/graphql`;
+
+/**
+ * The authorization server (DESIGN.md §5): oidc-provider with client credentials, authorization
+ * code + PKCE for cardholder apps, JWT access tokens for our one resource, introspection,
+ * revocation, DPoP, client_secret_basic and private_key_jwt. Storage is PostgreSQL.
+ */
+export function createAuthorizationServer(opts: { config: Config; orm: MikroORM; keys: SigningKeys; kek: Buffer; adapter: Configuration['adapter'] }): Provider {
+  const { config, orm } = opts;
+  const resource = resourceOf(config);
+  const configuration: Configuration = {
+    adapter: opts.adapter,
+    jwks: { keys: opts.keys.privateJwks as NonNullable<Configuration['jwks']>['keys'] },
+    cookies: { keys: [Buffer.from(hkdfSync('sha256', opts.kek, Buffer.alloc(0), 'onecard oauth cookies', 32)).toString('base64url')] },
+    scopes: ['openid', ...ALL_SCOPES],
+    claims: { openid: ['sub'] },
+    clientAuthMethods: ['client_secret_basic', 'private_key_jwt', 'none'],
+    clientDefaults: { id_token_signed_response_alg: SIGNING_ALG, grant_types: ['client_credentials'], response_types: [] },
+    pkce: { required: () => true },
+    ttl: {
+      AccessToken: ACCESS_TOKEN_TTL_SECONDS,
+      ClientCredentials: ACCESS_TOKEN_TTL_SECONDS,
+      AuthorizationCode: 60,
+      Interaction: 600,
+      Session: 3600,
+      Grant: 30 * 24 * 3600,
+    },
+    features: {
+      devInteractions: { enabled: false },
+      clientCredentials: { enabled: true },
+      introspection: { enabled: true },
+      revocation: { enabled: true },
+      userinfo: { enabled: false },
+      dPoP: { enabled: true },
+      resourceIndicators: {
+        enabled: true,
+        defaultResource: () => resource,
+        useGrantedResource: () => true,
+        getResourceServerInfo: (_ctx, indicator, client) => {
+          if (indicator !== resource) throw new errors.InvalidTarget(`unknown resource; use ${resource}`);
+          return {
+            scope: client.scope ?? '',
+            audience: resource,
+            accessTokenTTL: ACCESS_TOKEN_TTL_SECONDS,
+            accessTokenFormat: 'jwt',
+            jwt: { sign: { alg: SIGNING_ALG } },
+          };
+        },
+      },
+    },
+    interactions: { url: (_ctx, interaction) => `/oauth/interaction/${interaction.uid}` },
+    async findAccount(_ctx, sub) {
+      const holder = await findCardholder(orm.em.fork(), sub);
+      return holder && { accountId: holder.id, claims: async () => ({ sub: holder.id }) };
+    },
+    async renderError(ctx, out) {
+      ctx.type = 'html';
+      ctx.body = oauthPage('Sign-in problem', `<p>${escapeHtml(String(out.error_description ?? out.error))}</p>`);
+    },
+  };
+  const provider = new Provider(issuerOf(config), configuration);
+  provider.proxy = true; // behind a TLS proxy, trust X-Forwarded-Proto for the issuer's scheme
+  return provider;
+}
+
+export function escapeHtml(s: string): string {
+  return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+/**
+ * oidc-provider compares client secrets in clear; we keep only their hashes and give it those,
+ * so the secret a client sends in HTTP Basic is hashed before oidc-provider sees it.
+ */
+export function hashBasicSecret(req: Request, _res: Response, next: NextFunction): void {
+  const header = req.headers.authorization;
+  if (header?.startsWith('Basic ')) {
+    const decoded = Buffer.from(header.slice(6), 'base64').toString('utf8');
+    const colon = decoded.indexOf(':');
+    if (colon > 0) {
+      // RFC 6749 §2.3.1: both parts are form-urlencoded before base64.
+      const formDecode = (s: string) => {
+        try {
+          return decodeURIComponent(s.replace(/\+/g, ' '));
+        } catch {
+          return s;
+        }
+      };
+      const id = decoded.slice(0, colon);
+      const secret = formDecode(decoded.slice(colon + 1));
+      req.headers.authorization = `Basic ${Buffer.from(`${id}:${encodeURIComponent(hashSecret(secret))}`).toString('base64')}`;
+    }
+  }
+  next();
+}

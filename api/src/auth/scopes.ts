@@ -1,0 +1,29 @@
+import type { PrincipalKind } from '../graphql/context.js';
+
+/**
+ * Every scope, and the client kinds that may hold it. A client is registered with a subset of
+ * its kind's scopes; a token carries a subset of its client's.
+ */
+export const SCOPES: Record<string, { description: string; kinds: PrincipalKind[] }> = {
+  'payments:read': { description: 'read your payments and refunds', kinds: ['MERCHANT', 'OPERATOR'] },
+  'payments:write': { description: 'create and cancel payments', kinds: ['MERCHANT'] },
+  'refunds:write': { description: 'refund payments', kinds: ['MERCHANT'] },
+  'bills:read': { description: 'read your bills, bill payments and reconciliation', kinds: ['BILLER', 'OPERATOR'] },
+  'bills:write': { description: 'publish, amend and withdraw bills', kinds: ['BILLER'] },
+  'settlements:read': { description: 'read settlement windows, batches and your statements', kinds: ['MERCHANT', 'BILLER', 'ISSUER', 'OPERATOR'] },
+  'cards:read': { description: 'read the cards your card company issued', kinds: ['ISSUER', 'OPERATOR'] },
+  'cards:write': { description: 'issue, block and replace cards', kinds: ['ISSUER'] },
+  'topups:write': { description: 'top up cards at a counter', kinds: ['ISSUER'] },
+  'readers:manage': { description: 'register and revoke certified readers', kinds: ['ISSUER', 'OPERATOR'] },
+  'tenants:manage': { description: 'create and update cities, card companies, merchants, billers and fee plans', kinds: ['OPERATOR'] },
+  'clients:manage': { description: 'register OAuth clients', kinds: ['OPERATOR'] },
+  'card:read': { description: 'see the cardholder’s cards, balances and history', kinds: ['CARDHOLDER_APP'] },
+  'card:topup': { description: 'top up the cardholder’s cards and pay with them', kinds: ['CARDHOLDER_APP'] },
+  'card:manage': { description: 'register, report lost and replace the cardholder’s cards', kinds: ['CARDHOLDER_APP'] },
+};
+
+export const ALL_SCOPES = Object.keys(SCOPES);
+
+export function scopesForKind(kind: PrincipalKind): string[] {
+  return ALL_SCOPES.filter((s) => SCOPES[s]!.kinds.includes(kind));
+}
