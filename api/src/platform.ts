@@ -6,7 +6,7 @@ import type { Logger } from 'pino';
 import type { Config } from './config/config.js';
 import { openDatabase } from './db/database.js';
 import { migrate, openOrm } from './db/orm.js';
-import { type DemoData, seedDemoData } from './demo/seed.js';
+import { type DemoData, keepSecrets, seedDemoData } from './demo/seed.js';
 import { createHttpApp } from './http/app.js';
 
 export interface RunningPlatform {
@@ -47,14 +47,17 @@ export async function startPlatform(config: Config, log: Logger): Promise<Runnin
     undo.push(() => orm.close(true));
     await migrate(orm, log);
 
-    const demo = {
+    const seeded = {
       publicUrl: config.publicUrl,
       graphqlUrl: `${config.publicUrl}/graphql`,
       ...(database.embedded ? { databaseUrl: database.url } : {}),
       ...(await seedDemoData(orm.em.fork(), log)),
     };
     await fs.mkdir(config.dataDir, { recursive: true });
-    await fs.writeFile(path.join(config.dataDir, 'demo.json'), `${JSON.stringify(demo, null, 2)}\n`);
+    const demoFile = path.join(config.dataDir, 'demo.json');
+    const previous: unknown = JSON.parse(await fs.readFile(demoFile, 'utf8').catch(() => 'null'));
+    const demo = keepSecrets(previous, seeded) as DemoData;
+    await fs.writeFile(demoFile, `${JSON.stringify(demo, null, 2)}\n`, { mode: 0o600 });
 
     const http = await createHttpApp({ config, orm, log });
     undo.push(() => http.close());

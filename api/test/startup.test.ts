@@ -7,6 +7,7 @@ import pino from 'pino';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { loadConfig } from '../src/config/config.js';
 import { seedSteps } from '../src/demo/seed.js';
+import { freePort } from '../src/db/embedded-postgres.js';
 import { PortInUseError, startPlatform } from '../src/platform.js';
 
 let dataDir: string;
@@ -19,13 +20,30 @@ beforeAll(async () => {
 afterAll(() => fs.rm(dataDir, { recursive: true, force: true }));
 
 /** The configuration `npm start` would read, with no DATABASE_URL: the embedded PostgreSQL path. */
-const config = (port = 0) => loadConfig({ NODE_ENV: 'test', PORT: String(port), ONECARD_DATA_DIR: dataDir, HOST: '127.0.0.1' });
+const config = (port: number) =>
+  loadConfig({ NODE_ENV: 'test', PORT: String(port), PUBLIC_URL: `http://127.0.0.1:${port}`, ONECARD_DATA_DIR: dataDir, HOST: '127.0.0.1' });
+
+/** What a person does with demo.json: a client-credentials token for a demo client, then GraphQL. */
+async function asDemoClient(url: string, client: { client_id: string; client_secret: string }, query: string) {
+  const token = await fetch(`${url}/oauth/token`, {
+    method: 'POST',
+    headers: { authorization: `Basic ${Buffer.from(`${client.client_id}:${client.client_secret}`).toString('base64')}`, 'content-type': 'application/x-www-form-urlencoded' },
+    body: 'grant_type=client_credentials',
+  });
+  expect(token.status).toBe(200);
+  const { access_token } = (await token.json()) as { access_token: string };
+  const res = await fetch(`${url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${access_token}` }, body: JSON.stringify({ query }) });
+  return ((await res.json()) as { data: any }).data;
+}
 
 async function seededRows(databaseUrl: string) {
   const client = new pg.Client({ connectionString: databaseUrl });
   await client.connect();
   try {
     const { rows } = await client.query(`select (select count(*) from seed_run)::int as steps, (select count(*) from ledger_account)::int as accounts`);
+    // Client secrets are printed to demo.json, never kept in the database.
+    const { rows: secrets } = await client.query(`select step from seed_run where output::text like '%"client_secret"%'`);
+    expect(secrets).toEqual([]);
     return rows[0] as { steps: number; accounts: number };
   } finally {
     await client.end();
@@ -33,7 +51,8 @@ async function seededRows(databaseUrl: string) {
 }
 
 it('starts from a fresh data folder, serves, stops, and starts again on the same data with the seed applied once', async () => {
-  const first = await startPlatform(config(), log);
+  const port = await freePort();
+  const first = await startPlatform(config(port), log);
   let demoUrl: string;
   try {
     expect(await (await fetch(`${first.url}/healthz`)).json()).toEqual({ status: 'ok' });
@@ -48,16 +67,23 @@ it('starts from a fresh data folder, serves, stops, and starts again on the same
     expect(demo.ledgerAccounts.operatorFeeRevenue.code).toBe('operator.fee-revenue.CNY');
     demoUrl = demo.databaseUrl;
     expect(await seededRows(demoUrl)).toEqual({ steps: seedSteps.length, accounts: 3 });
+    expect(Object.keys(demo.clients)).toEqual(['operator', 'issuer', 'merchant', 'biller', 'cardholderApp']);
+    const viewer = await asDemoClient(first.url, demo.clients.merchant, '{ viewer { kind tenantId } }');
+    expect(viewer.viewer).toEqual({ kind: 'MERCHANT', tenantId: demo.tenants.merchant });
   } finally {
     await first.stop();
   }
   // Stopped means stopped: the embedded PostgreSQL is gone with the platform.
   await expect(fs.access(path.join(dataDir, 'pg', 'postmaster.pid'))).rejects.toThrow();
 
-  const second = await startPlatform(config(), log);
+  const second = await startPlatform(config(port), log);
   try {
     expect((await fetch(`${second.url}/readyz`)).status).toBe(200);
     expect(second.demo.ledgerAccounts).toEqual(first.demo.ledgerAccounts);
+    // The secrets printed at the first start are still in demo.json, and still work.
+    expect(second.demo.clients).toEqual(first.demo.clients);
+    const ledger = await asDemoClient(second.url, (second.demo.clients as any).operator, '{ ledgerAccounts { edges { node { code } } } }');
+    expect(ledger.ledgerAccounts.edges.map((e: any) => e.node.code)).toEqual(['operator.fee-revenue.CNY', 'platform.gateway-clearing.CNY', 'platform.settlement-in-transit.CNY']);
     expect(await seededRows(second.demo.databaseUrl as string)).toEqual({ steps: seedSteps.length, accounts: 3 });
   } finally {
     await second.stop();

@@ -1,4 +1,6 @@
+import type { EntityManager } from '@mikro-orm/postgresql';
 import type { JWK } from 'jose';
+import { findBiller, findCardCompany, findMerchant } from '../tenancy/tenancy.service.js';
 import { Arg, Authorized, Ctx, Mutation, Query, Resolver } from 'type-graphql';
 import type { GraphQLContext, PrincipalKind } from '../graphql/context.js';
 import { fromGlobalId, toGlobalId } from '../graphql/global-id.js';
@@ -25,6 +27,14 @@ export function clientView(row: OAuthClientRow): OAuthClientType {
     dpopBound: row.dpop_bound,
     redirectUris: row.redirect_uris,
   });
+}
+
+/** Whether the tenant a new client would act for exists (a client of a missing tenant sees nothing). */
+export async function tenantExists(em: EntityManager, kind: PrincipalKind, tenantId: string): Promise<boolean> {
+  if (kind === 'MERCHANT') return (await findMerchant(em, tenantId)) !== null;
+  if (kind === 'BILLER') return (await findBiller(em, tenantId)) !== null;
+  if (kind === 'ISSUER' || kind === 'CARDHOLDER_APP') return (await findCardCompany(em, tenantId)) !== null;
+  return false;
 }
 
 const CLIENT_ERROR_CODES: Record<ClientError['code'], UserErrorCode> = {
@@ -57,6 +67,9 @@ export class AuthResolver {
     if (tenantType && !input.tenant) return { client: null, clientSecret: null, userErrors: [userError(UserErrorCode.INVALID_INPUT, `a ${input.kind} client needs a ${tenantType} tenant`, ['input', 'tenant'])] };
     if (!tenantType && input.tenant) return { client: null, clientSecret: null, userErrors: [userError(UserErrorCode.INVALID_INPUT, 'an operator client has no tenant', ['input', 'tenant'])] };
     const tenantId = tenantType && input.tenant ? fromGlobalId(input.tenant, tenantType).id : null;
+    if (tenantId && !(await tenantExists(ctx.em, input.kind, tenantId))) {
+      return { client: null, clientSecret: null, userErrors: [userError(UserErrorCode.NOT_FOUND, `no ${tenantType} ${input.tenant}`, ['input', 'tenant'])] };
+    }
     try {
       const { client, clientSecret } = await createClient(ctx.em, {
         kind: input.kind,

@@ -1,7 +1,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { Command } from 'commander';
-import { TENANT_TYPE } from '../auth/auth.resolver.js';
+import { TENANT_TYPE, tenantExists } from '../auth/auth.resolver.js';
 import { createClient } from '../auth/clients.service.js';
 import { loadKeyEncryptionKey, rotateSigningKey } from '../auth/keys.js';
 import { loadConfig, type Config } from '../config/config.js';
@@ -91,9 +91,10 @@ export function createProgram(): Command {
       const tenantType = TENANT_TYPE[kind];
       const tenantId = opts.tenant && (/^[0-9a-f-]{36}$/i.test(opts.tenant) ? opts.tenant.toLowerCase() : fromGlobalId(opts.tenant, tenantType ?? undefined).id);
       const jwks = opts.jwks ? JSON.parse(await fs.readFile(opts.jwks, 'utf8')) : undefined;
-      const created = await withOrm((orm) =>
-        createClient(orm.em.fork(), { kind, tenantId: tenantId || null, name: opts.name, scopes: opts.scope.split(/\s+/).filter(Boolean), jwks, dpopBound: opts.dpop, redirectUris: opts.redirectUri }),
-      );
+      const created = await withOrm(async (orm) => {
+        if (tenantId && !(await tenantExists(orm.em.fork(), kind, tenantId))) throw new Error(`no ${tenantType} ${opts.tenant}`);
+        return createClient(orm.em.fork(), { kind, tenantId: tenantId || null, name: opts.name, scopes: opts.scope.split(/\s+/).filter(Boolean), jwks, dpopBound: opts.dpop, redirectUris: opts.redirectUri });
+      });
       const out = { client_id: created.client.client_id, client_secret: created.clientSecret, kind, token_endpoint_auth_method: created.client.auth_method, scope: created.client.scopes.join(' '), dpop_bound: created.client.dpop_bound };
       if (opts.json) console.log(JSON.stringify(out, null, 2));
       else {

@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import { toGlobalId } from '../graphql/global-id.js';
 import { openAccount } from '../ledger/ledger.service.js';
 import { AccountOwnerKind, AccountType } from '../ledger/ledger-account.entity.js';
+import { authDemo } from '../auth/auth.seed.js';
 import { tenancyDemo } from '../tenancy/tenancy.seed.js';
 
 /** What a person needs to try the platform; written to `$ONECARD_DATA_DIR/demo.json`. */
@@ -11,7 +12,17 @@ export type DemoData = Record<string, unknown>;
 /** One step of the demo seed. Each runs once per database; its output is kept and merged into demo.json. */
 export interface SeedStep {
   name: string;
-  run(em: EntityManager): Promise<DemoData>;
+  /** `earlier` holds the output of the steps before it (ids to build on). */
+  run(em: EntityManager, earlier: DemoData): Promise<DemoData>;
+}
+
+/** Keys whose values are secrets: printed once, kept in demo.json, never stored in the database. */
+const SECRET_KEYS = new Set(['client_secret']);
+
+function withoutSecrets(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(withoutSecrets);
+  if (value && typeof value === 'object') return Object.fromEntries(Object.entries(value).filter(([k]) => !SECRET_KEYS.has(k)).map(([k, v]) => [k, withoutSecrets(v)]));
+  return value;
 }
 
 const platformAccounts: SeedStep = {
@@ -27,11 +38,12 @@ const platformAccounts: SeedStep = {
 };
 
 /** The demo seed, in order. Later contexts append their steps. */
-export const seedSteps: SeedStep[] = [platformAccounts, tenancyDemo];
+export const seedSteps: SeedStep[] = [platformAccounts, tenancyDemo, authDemo];
 
 /**
  * Runs every step not yet recorded in `seed_run`, each in its own transaction with its record,
- * and returns the merged output of all steps (new and earlier). Concurrent starts run a step once:
+ * and returns the merged output of all steps (new and earlier). Secrets appear only in the output
+ * of the run that made them; demo.json keeps them (see `keepSecrets`). Concurrent starts run a step once:
  * the second waits on the first's row and then finds it done.
  */
 export async function seedDemoData(em: EntityManager, log: Logger, steps: SeedStep[] = seedSteps): Promise<DemoData> {
@@ -43,12 +55,25 @@ export async function seedDemoData(em: EntityManager, log: Logger, steps: SeedSt
         const [done] = await tx.execute<{ output: DemoData }[]>(`select output from seed_run where step = ?`, [step.name]);
         return done!.output;
       }
-      const result = await step.run(tx);
-      await tx.execute(`update seed_run set output = ? where step = ?`, [JSON.stringify(result), step.name]);
+      const result = await step.run(tx, demo);
+      await tx.execute(`update seed_run set output = ? where step = ?`, [JSON.stringify(withoutSecrets(result)), step.name]);
       log.info({ step: step.name }, 'demo data seeded');
       return result;
     });
     Object.assign(demo, output);
   }
   return demo;
+}
+
+/**
+ * demo.json is rewritten at each start from what the database knows, which has no secrets: carry
+ * over the secrets the previous demo.json printed, wherever the same path exists again.
+ */
+export function keepSecrets(previous: unknown, next: unknown): unknown {
+  if (!next || typeof next !== 'object' || Array.isArray(next) || !previous || typeof previous !== 'object') return next;
+  const prev = previous as Record<string, unknown>;
+  const merged: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(next)) merged[k] = keepSecrets(prev[k], v);
+  for (const k of SECRET_KEYS) if (k in prev && !(k in merged)) merged[k] = prev[k];
+  return merged;
 }

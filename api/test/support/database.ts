@@ -2,6 +2,8 @@ import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { inject } from 'vitest';
 import { openOrm, type Orm } from '../../src/db/orm.js';
+// The types of what the global setup provides (vitest's ProvidedContext) are declared there.
+import type {} from '../global-setup.js';
 
 export interface TestDatabase {
   url: string;

@@ -1,0 +1,35 @@
+import type { DemoData, SeedStep } from '../demo/seed.js';
+import type { PrincipalKind } from '../graphql/context.js';
+import { fromGlobalId } from '../graphql/global-id.js';
+import { createCardholder } from './cardholders.service.js';
+import { createClient } from './clients.service.js';
+import { scopesForKind } from './scopes.js';
+
+/** Where the demo cardholder app receives its authorization code (a local app a developer runs). */
+export const DEMO_APP_REDIRECT_URI = 'http://127.0.0.1:8765/callback';
+
+/** One OAuth client per kind, with every scope of its kind, and two cardholders to sign in as. */
+export const authDemo: SeedStep = {
+  name: 'auth-demo',
+  async run(em, earlier: DemoData) {
+    const tenants = earlier.tenants as { merchant: string; billers: { water: string }; cardCompanies: { GZ: string } };
+    const tenantOf = (id: string) => fromGlobalId(id).id;
+    const make = async (kind: PrincipalKind, tenant: string | null, name: string, extra: { redirectUris?: string[] } = {}) => {
+      const { client, clientSecret } = await createClient(em, { kind, tenantId: tenant && tenantOf(tenant), name, scopes: scopesForKind(kind), ...extra });
+      return { client_id: client.client_id, client_secret: clientSecret, scope: client.scopes.join(' '), token_endpoint_auth_method: client.auth_method };
+    };
+    const clients = {
+      operator: await make('OPERATOR', null, 'Demo operator console'),
+      issuer: await make('ISSUER', tenants.cardCompanies.GZ, 'Guangzhou Yangchengtong back office'),
+      merchant: await make('MERCHANT', tenants.merchant, 'Demo Shop back end'),
+      biller: await make('BILLER', tenants.billers.water, 'Guangzhou Water billing'),
+      cardholderApp: { ...(await make('CARDHOLDER_APP', tenants.cardCompanies.GZ, 'Yangchengtong app', { redirectUris: [DEMO_APP_REDIRECT_URI] })), redirect_uri: DEMO_APP_REDIRECT_URI },
+    };
+    const holders = [
+      { username: 'lin', password: 'lin-demo-password', displayName: '林 Lin' },
+      { username: 'chen', password: 'chen-demo-password', displayName: '陈 Chen' },
+    ];
+    for (const h of holders) await createCardholder(em, h);
+    return { clients, cardholders: holders.map(({ username, password }) => ({ username, password })) };
+  },
+};

@@ -1,0 +1,331 @@
+import * as oauth from 'oauth4webapi';
+
+/** The kinds of OAuth client (principal) the API knows. */
+export type PrincipalKind = 'BILLER' | 'CARDHOLDER_APP' | 'ISSUER' | 'MERCHANT' | 'OPERATOR';
+
+/** The caller as the API sees it (`query { viewer { … } }`). */
+export interface Viewer {
+  kind: PrincipalKind;
+  /** The OAuth client id. */
+  clientId: string;
+  /** Global id of the tenant the client acts for; null for the operator. */
+  tenantId: string | null;
+  /** The scopes the access token carries. */
+  scopes: string[];
+}
+
+/** One entry of a GraphQL response's `errors`. */
+export interface GraphQLErrorEntry {
+  message: string;
+  path?: ReadonlyArray<string | number>;
+  locations?: ReadonlyArray<{ line: number; column: number }>;
+  extensions?: { code?: string; reason?: string; [key: string]: unknown };
+}
+
+/** Options of {@link OneCardClient}. Give exactly one of `clientSecret` and `privateKey`. */
+export interface OneCardClientOptions {
+  /** Where the API is served, e.g. `https://api.onecard.example`; the SDK uses `/oauth` and `/graphql` below it. */
+  baseUrl: string | URL;
+  /** The OAuth client id, e.g. `oc_merchant_…`. */
+  clientId: string;
+  /** The client secret, sent with `client_secret_basic`. */
+  clientSecret?: string;
+  /** The private key registered (as a public JWK) for `private_key_jwt`. */
+  privateKey?: CryptoKey;
+  /** The `kid` of `privateKey`, put in the assertion's header. */
+  keyId?: string;
+  /**
+   * A key pair to bind access tokens to with DPoP (RFC 9449); required for clients registered as
+   * DPoP-bound. Its public key must be extractable. Each API request then carries a fresh proof.
+   */
+  dpopKeyPair?: CryptoKeyPair;
+  /**
+   * Space-separated scopes to ask for, among those the client was registered with. Ask for what you
+   * need: without it the server issues a token that carries no scopes.
+   */
+  scope?: string;
+  /** A `fetch` to use for every request (token and API), e.g. to add logging or a proxy. */
+  fetch?: typeof fetch;
+  /**
+   * Allow plain `http:`. Defaults to true only for loopback hosts (`localhost`, `127.0.0.1`, `[::1]`);
+   * anything else must be `https:` unless this is set.
+   */
+  allowInsecureHttp?: boolean;
+  /** The clock, in milliseconds since the epoch (default `Date.now`); token expiry is judged by it. */
+  now?: () => number;
+}
+
+/**
+ * An error from the OneCard API, or from getting an access token for it.
+ *
+ * `code` is the GraphQL `extensions.code` of the first error (e.g. `UNAUTHENTICATED`, `FORBIDDEN`,
+ * `BAD_USER_INPUT`, `GRAPHQL_VALIDATION_FAILED`), or one of the SDK's own:
+ * - `TOKEN_REQUEST_FAILED`: the authorization server refused or failed the token request; `reason`
+ *   is the OAuth error (`invalid_client`, `invalid_scope`, `invalid_dpop_proof`, …);
+ * - `DISCOVERY_FAILED`: the authorization server metadata could not be read;
+ * - `HTTP_ERROR`: the API answered with an HTTP error and no GraphQL errors.
+ *
+ * Network failures are not wrapped: they reject with `fetch`'s own error.
+ */
+export class OneCardError extends Error {
+  override readonly name = 'OneCardError';
+  /** The error code (see the class description). */
+  readonly code: string;
+  /** A finer reason, e.g. `TOKEN_EXPIRED` or `TOKEN_REVOKED` for `UNAUTHENTICATED`. */
+  readonly reason: string | undefined;
+  /** The server's `x-request-id` for the failing response: quote it when reporting a problem. */
+  readonly requestId: string | undefined;
+  /** The HTTP status of the failing response, when there was one. */
+  readonly status: number | undefined;
+  /** Every GraphQL error of the response (the first one gives `code`, `reason` and `message`). */
+  readonly errors: readonly GraphQLErrorEntry[];
+  /** Partial `data` that came with the errors, if any. */
+  readonly data: unknown;
+
+  constructor(
+    message: string,
+    init: { code: string; reason?: string; requestId?: string | null; status?: number; errors?: readonly GraphQLErrorEntry[]; data?: unknown; cause?: unknown },
+  ) {
+    super(message, init.cause === undefined ? undefined : { cause: init.cause });
+    this.code = init.code;
+    this.reason = init.reason;
+    this.requestId = init.requestId ?? undefined;
+    this.status = init.status;
+    this.errors = init.errors ?? [];
+    this.data = init.data;
+  }
+}
+
+interface CachedToken {
+  accessToken: string;
+  /** Whether the token is DPoP-bound (sent as `Authorization: DPoP` with a proof). */
+  dpop: boolean;
+  /** When to stop using it (ms on the client's clock): shortly before it expires. */
+  refreshAt: number;
+}
+
+/** Refresh a token when less than this remains (or half its lifetime, if that is shorter). */
+const REFRESH_MARGIN_MS = 60_000;
+const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
+const VIEWER_QUERY = 'query Viewer { viewer { kind clientId tenantId scopes } }';
+
+/**
+ * A client of the OneCard GraphQL API that authenticates with OAuth 2.0 client credentials.
+ *
+ * It discovers the authorization server once, caches the access token and renews it shortly before
+ * it expires (concurrent callers share one token request), and when the API still answers 401 it
+ * gets a new token and retries the request once.
+ *
+ * @example
+ * ```ts
+ * const onecard = new OneCardClient({ baseUrl: 'https://api.onecard.example', clientId, clientSecret });
+ * const { viewer } = await onecard.request<{ viewer: Viewer }>('{ viewer { kind clientId } }');
+ * ```
+ */
+export class OneCardClient {
+  private readonly issuer: URL;
+  private readonly graphqlUrl: URL;
+  private readonly client: oauth.Client;
+  private readonly clientAuth: oauth.ClientAuth;
+  private readonly dpop: oauth.DPoPHandle | undefined;
+  private readonly scope: string | undefined;
+  private readonly now: () => number;
+  private readonly http: { [oauth.customFetch]?: CustomFetch; [oauth.allowInsecureRequests]?: boolean };
+
+  private as: Promise<oauth.AuthorizationServer> | undefined;
+  private token: CachedToken | undefined;
+  private pendingToken: Promise<CachedToken> | undefined;
+
+  constructor(options: OneCardClientOptions) {
+    const base = new URL(options.baseUrl);
+    const root = `${base.origin}${base.pathname.replace(/\/+$/, '')}`;
+    this.issuer = new URL(`${root}/oauth`);
+    this.graphqlUrl = new URL(`${root}/graphql`);
+
+    const insecure = options.allowInsecureHttp ?? LOOPBACK_HOSTS.has(base.hostname);
+    if (base.protocol !== 'https:' && !(base.protocol === 'http:' && insecure)) {
+      throw new TypeError(`OneCardClient: ${base.href} must be https (set allowInsecureHttp to allow plain http)`);
+    }
+    if (!options.clientId) throw new TypeError('OneCardClient: clientId is required');
+    if ((options.clientSecret === undefined) === (options.privateKey === undefined)) {
+      throw new TypeError('OneCardClient: give exactly one of clientSecret and privateKey');
+    }
+
+    this.client = { client_id: options.clientId };
+    this.clientAuth = options.privateKey ? oauth.PrivateKeyJwt({ key: options.privateKey, kid: options.keyId }) : oauth.ClientSecretBasic(options.clientSecret!);
+    this.dpop = options.dpopKeyPair ? oauth.DPoP(this.client, options.dpopKeyPair) : undefined;
+    this.scope = options.scope;
+    this.now = options.now ?? Date.now;
+    this.http = {
+      ...(options.fetch ? { [oauth.customFetch]: customFetch(options.fetch) } : {}),
+      ...(insecure ? { [oauth.allowInsecureRequests]: true } : {}),
+    };
+  }
+
+  /**
+   * Runs a GraphQL operation and returns its `data`.
+   *
+   * @throws {OneCardError} when the response has GraphQL errors (even alongside partial data), when
+   * the API answers with an HTTP error, or when no access token can be had.
+   */
+  async request<T = Record<string, unknown>>(query: string, variables?: Record<string, unknown>): Promise<T> {
+    const body = JSON.stringify(variables === undefined ? { query } : { query, variables });
+    let token = await this.accessToken();
+    let response = await this.post(token, body);
+    if (response.status === 401) {
+      // Revoked, expired early, or the server's keys changed: one more try with a new token.
+      await response.body?.cancel();
+      this.forget(token);
+      token = await this.accessToken();
+      response = await this.post(token, body);
+    }
+    return readGraphQLResponse<T>(response);
+  }
+
+  /** The caller as the API sees it: kind, client id, tenant and the token's scopes. */
+  async viewer(): Promise<Viewer> {
+    const { viewer } = await this.request<{ viewer: Viewer | null }>(VIEWER_QUERY);
+    if (!viewer) throw new OneCardError('The API did not recognise the client', { code: 'UNAUTHENTICATED' });
+    return viewer;
+  }
+
+  /** Drops the cached access token, so that the next request gets a new one. */
+  clearToken(): void {
+    this.token = undefined;
+  }
+
+  /** POSTs the body to /graphql with the token (and a fresh DPoP proof); answers with any response. */
+  private async post(token: CachedToken, body: string): Promise<Response> {
+    const options = { ...this.http, DPoP: token.dpop ? this.dpop : undefined };
+    const send = () =>
+      oauth.protectedResourceRequest(token.accessToken, 'POST', this.graphqlUrl, new Headers({ 'content-type': 'application/json', accept: 'application/json' }), body, options);
+    try {
+      return await send();
+    } catch (err) {
+      if (!(err instanceof oauth.WWWAuthenticateChallengeError)) throw err;
+      // The DPoP handle has kept the nonce the server asked for; a proof with it should pass.
+      if (token.dpop && oauth.isDPoPNonceError(err)) {
+        await err.response.body?.cancel();
+        try {
+          return await send();
+        } catch (again) {
+          if (again instanceof oauth.WWWAuthenticateChallengeError) return again.response;
+          throw again;
+        }
+      }
+      return err.response; // a 401 (or 403) with a challenge: its body has the GraphQL error
+    }
+  }
+
+  /** A usable access token: the cached one, or one new token request shared by all callers. */
+  private accessToken(): Promise<CachedToken> {
+    if (this.token && this.now() < this.token.refreshAt) return Promise.resolve(this.token);
+    this.pendingToken ??= this.requestToken()
+      .then((token) => (this.token = token))
+      .finally(() => {
+        this.pendingToken = undefined;
+      });
+    return this.pendingToken;
+  }
+
+  /** Forgets a token the API refused, unless a newer one has replaced it already. */
+  private forget(token: CachedToken): void {
+    if (this.token === token) this.token = undefined;
+  }
+
+  private authorizationServer(): Promise<oauth.AuthorizationServer> {
+    this.as ??= (async () => {
+      const response = await oauth.discoveryRequest(this.issuer, { ...this.http, algorithm: 'oidc' });
+      return oauth.processDiscoveryResponse(this.issuer, response);
+    })().catch((err: unknown) => {
+      this.as = undefined; // try again next time
+      throw wrapOAuthError(err, 'DISCOVERY_FAILED', 'Could not read the authorization server metadata');
+    });
+    return this.as;
+  }
+
+  private async requestToken(): Promise<CachedToken> {
+    const as = await this.authorizationServer();
+    const params = new URLSearchParams(this.scope ? { scope: this.scope } : {});
+    const attempt = async () => {
+      const response = await oauth.clientCredentialsGrantRequest(as, this.client, this.clientAuth, params, { ...this.http, DPoP: this.dpop });
+      return oauth.processClientCredentialsResponse(as, this.client, response);
+    };
+    const requestedAt = this.now();
+    let result: oauth.TokenEndpointResponse;
+    try {
+      try {
+        result = await attempt();
+      } catch (err) {
+        // RFC 9449 §8: the server wants a nonce in the proof; the DPoP handle has kept it.
+        if (!(this.dpop && oauth.isDPoPNonceError(err))) throw err;
+        result = await attempt();
+      }
+    } catch (err) {
+      throw wrapOAuthError(err, 'TOKEN_REQUEST_FAILED', 'The token request failed');
+    }
+    const lifetimeMs = typeof result.expires_in === 'number' ? result.expires_in * 1000 : Number.POSITIVE_INFINITY;
+    return {
+      accessToken: result.access_token,
+      dpop: result.token_type === 'dpop',
+      refreshAt: requestedAt + lifetimeMs - Math.min(REFRESH_MARGIN_MS, lifetimeMs / 2),
+    };
+  }
+}
+
+/** oauth4webapi's custom fetch hook, for any of its requests. */
+type CustomFetch = (url: string, init: oauth.CustomFetchOptions<string, unknown>) => Promise<Response>;
+
+/** Adapts a standard `fetch` to oauth4webapi's hook (whose bodies are all valid `fetch` bodies). */
+function customFetch(f: typeof fetch): CustomFetch {
+  return (url, init) => f(url, init as RequestInit);
+}
+
+/** Turns oauth4webapi's errors about a server answer into a OneCardError; others pass through. */
+function wrapOAuthError(err: unknown, code: string, fallback: string): unknown {
+  if (err instanceof OneCardError) return err;
+  if (err instanceof oauth.ResponseBodyError) {
+    return new OneCardError(err.error_description ?? err.error, { code, reason: err.error, status: err.status, requestId: err.response.headers.get('x-request-id'), cause: err });
+  }
+  if (err instanceof oauth.WWWAuthenticateChallengeError) {
+    const params = err.cause[0]?.parameters;
+    return new OneCardError(params?.error_description ?? params?.error ?? fallback, {
+      code,
+      reason: params?.error,
+      status: err.status,
+      requestId: err.response.headers.get('x-request-id'),
+      cause: err,
+    });
+  }
+  if (err instanceof oauth.OperationProcessingError || err instanceof oauth.UnsupportedOperationError) {
+    return new OneCardError(`${fallback}: ${err.message}`, { code, cause: err });
+  }
+  return err;
+}
+
+/** Reads a GraphQL response: `data`, or a OneCardError for its errors or HTTP status. */
+async function readGraphQLResponse<T>(response: Response): Promise<T> {
+  const requestId = response.headers.get('x-request-id');
+  const text = await response.text();
+  let body: { data?: T | null; errors?: GraphQLErrorEntry[] } | undefined;
+  try {
+    body = JSON.parse(text) as typeof body;
+  } catch {
+    body = undefined;
+  }
+  const first = body?.errors?.[0];
+  if (first) {
+    throw new OneCardError(first.message, {
+      code: first.extensions?.code ?? 'INTERNAL_SERVER_ERROR',
+      reason: first.extensions?.reason,
+      requestId,
+      status: response.status,
+      errors: body!.errors,
+      data: body!.data ?? undefined,
+    });
+  }
+  if (!response.ok || body?.data == null) {
+    throw new OneCardError(response.ok ? 'The API answered without data' : `The API answered HTTP ${response.status}`, { code: 'HTTP_ERROR', requestId, status: response.status });
+  }
+  return body.data;
+}
