@@ -5,8 +5,8 @@ import { Arg, Authorized, Ctx, Mutation, Query, Resolver } from 'type-graphql';
 import type { GraphQLContext, PrincipalKind } from '../graphql/context.js';
 import { fromGlobalId, toGlobalId } from '../graphql/global-id.js';
 import { userError, UserErrorCode } from '../graphql/user-error.js';
-import { CreateOAuthClientInput, CreateOAuthClientPayload, OAuthClientType, type PrincipalKindEnum, ViewerType } from './auth.types.js';
-import { ClientError, createClient, type OAuthClientRow } from './clients.service.js';
+import { CreateOAuthClientInput, CreateOAuthClientPayload, DisableOAuthClientInput, DisableOAuthClientPayload, OAuthClientType, type PrincipalKindEnum, ViewerType } from './auth.types.js';
+import { ClientError, createClient, disableClient, type OAuthClientRow } from './clients.service.js';
 
 /** The GraphQL type of each kind's tenant, for global ids. */
 export const TENANT_TYPE: Record<PrincipalKind, string | null> = {
@@ -26,6 +26,7 @@ export function clientView(row: OAuthClientRow): OAuthClientType {
     tokenEndpointAuthMethod: row.auth_method,
     dpopBound: row.dpop_bound,
     redirectUris: row.redirect_uris,
+    disabled: row.disabled,
   });
 }
 
@@ -58,6 +59,14 @@ export class AuthResolver {
       holderId: p.holderId ? toGlobalId('Cardholder', p.holderId) : null,
       scopes: p.scopes,
     });
+  }
+
+  @Authorized('OPERATOR', 'clients:manage')
+  @Mutation(() => DisableOAuthClientPayload, { description: 'Disables a client: it gets no new tokens, and the API refuses its current ones at once. Operator only.' })
+  async disableOAuthClient(@Arg('input', () => DisableOAuthClientInput) input: DisableOAuthClientInput, @Ctx() ctx: GraphQLContext): Promise<DisableOAuthClientPayload> {
+    const client = await disableClient(ctx.em, input.clientId);
+    if (!client) return { client: null, userErrors: [userError(UserErrorCode.NOT_FOUND, `no client ${input.clientId}`, ['input', 'clientId'])] };
+    return { client: clientView(client), userErrors: [] };
   }
 
   @Authorized('OPERATOR', 'clients:manage')

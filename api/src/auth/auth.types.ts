@@ -51,6 +51,9 @@ export class OAuthClientType {
 
   @Field(() => [String])
   redirectUris!: string[];
+
+  @Field({ description: 'A disabled client gets no tokens, and its tokens are refused.' })
+  disabled!: boolean;
 }
 
 @InputType()
@@ -75,6 +78,21 @@ export class CreateOAuthClientInput {
 
   @Field({ nullable: true, description: 'Require DPoP-bound access tokens.' })
   dpopBound?: boolean;
+}
+
+@InputType()
+export class DisableOAuthClientInput {
+  @Field()
+  clientId!: string;
+}
+
+@ObjectType()
+export class DisableOAuthClientPayload {
+  @Field(() => OAuthClientType, { nullable: true })
+  client!: OAuthClientType | null;
+
+  @Field(() => [UserError])
+  userErrors!: UserError[];
 }
 
 @ObjectType()

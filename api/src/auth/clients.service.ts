@@ -114,3 +114,9 @@ export function providerMetadata(client: OAuthClientRow): Record<string, unknown
     dpop_bound_access_tokens: client.dpop_bound,
   };
 }
+
+/** Disables a client; the token verifier refuses its tokens from the next request on. */
+export async function disableClient(em: EntityManager, clientId: string): Promise<OAuthClientRow | undefined> {
+  const [row] = await em.execute<OAuthClientRow[]>(`update oauth_client set disabled = true where client_id = ? returning *`, [clientId]);
+  return row;
+}

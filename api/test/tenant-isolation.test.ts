@@ -1,0 +1,242 @@
+import { randomUUID } from 'node:crypto';
+import type { ApolloServer } from '@apollo/server';
+import {
+  getNamedType,
+  type GraphQLField,
+  type GraphQLInputType,
+  type GraphQLSchema,
+  isEnumType,
+  isInputObjectType,
+  isListType,
+  isNonNullType,
+  isObjectType,
+  isScalarType,
+} from 'graphql';
+import pino from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { scopesForKind } from '../src/auth/scopes.js';
+import { createApolloServer } from '../src/graphql/apollo.js';
+import type { GraphQLContext, Principal, PrincipalKind } from '../src/graphql/context.js';
+import { toGlobalId } from '../src/graphql/global-id.js';
+import { apiSchema } from '../src/graphql/schema.js';
+import { Metrics } from '../src/http/metrics.js';
+import { BillerKind } from '../src/tenancy/biller.entity.js';
+import { createBiller, createCity, createMerchant } from '../src/tenancy/tenancy.service.js';
+import { freshDatabase, type TestDatabase } from './support/database.js';
+import { testConfig } from './support/server.js';
+
+/**
+ * Every Query and Mutation field, classified. A field that is not listed fails this test: whoever
+ * adds a field decides here who may use it, and the matrix below then checks it.
+ * - public: anyone, even without a token.
+ * - directory: any signed-in client (no tenant data).
+ * - operator: only the operator, holding `scope` where given.
+ * - owned: tenant data by id or as a list; a tenant sees only its own, and another tenant's id
+ *   answers exactly as an id that does not exist (null).
+ */
+type Rule =
+  | { access: 'public' }
+  | { access: 'directory' }
+  | { access: 'operator'; scope?: string }
+  | { access: 'owned'; kinds: PrincipalKind[]; byId?: { type: keyof Fixtures['own'] }; list?: { type: 'merchants' | 'billers' } };
+
+const MATRIX: Record<string, Rule> = {
+  'Query.serverInfo': { access: 'public' },
+  'Query.viewer': { access: 'public' },
+  'Query.node': { access: 'owned', kinds: ['MERCHANT', 'BILLER', 'ISSUER'], byId: { type: 'self' } },
+  'Query.cities': { access: 'directory' },
+  'Query.city': { access: 'directory' },
+  'Query.cardCompany': { access: 'owned', kinds: ['ISSUER'], byId: { type: 'self' } },
+  'Query.merchant': { access: 'owned', kinds: ['MERCHANT'], byId: { type: 'self' } },
+  'Query.merchants': { access: 'owned', kinds: ['MERCHANT', 'ISSUER'], list: { type: 'merchants' } },
+  'Query.biller': { access: 'owned', kinds: ['BILLER'], byId: { type: 'self' } },
+  'Query.billers': { access: 'owned', kinds: ['BILLER', 'ISSUER'], list: { type: 'billers' } },
+  'Query.feePlan': { access: 'operator' },
+  'Query.feePlans': { access: 'operator' },
+  'Query.ledgerAccount': { access: 'operator' },
+  'Query.ledgerAccounts': { access: 'operator' },
+  'Query.journalEntry': { access: 'operator' },
+  'Query.ledgerProblems': { access: 'operator' },
+  'Mutation.createCity': { access: 'operator', scope: 'tenants:manage' },
+  'Mutation.updateCity': { access: 'operator', scope: 'tenants:manage' },
+  'Mutation.createFeePlan': { access: 'operator', scope: 'tenants:manage' },
+  'Mutation.updateFeePlan': { access: 'operator', scope: 'tenants:manage' },
+  'Mutation.createMerchant': { access: 'operator', scope: 'tenants:manage' },
+  'Mutation.updateMerchant': { access: 'operator', scope: 'tenants:manage' },
+  'Mutation.createBiller': { access: 'operator', scope: 'tenants:manage' },
+  'Mutation.updateBiller': { access: 'operator', scope: 'tenants:manage' },
+  'Mutation.createOAuthClient': { access: 'operator', scope: 'clients:manage' },
+  'Mutation.disableOAuthClient': { access: 'operator', scope: 'clients:manage' },
+  'Mutation.postJournalEntry': { access: 'operator' },
+  'Mutation.reverseJournalEntry': { access: 'operator' },
+};
+
+/** Two tenants of each kind: `own` objects of tenant A (whose principal asks) and of tenant B. */
+interface Fixtures {
+  principals: Record<'A' | 'B', Record<'MERCHANT' | 'BILLER' | 'ISSUER', Principal>>;
+  own: { self: Record<'A' | 'B', Record<'MERCHANT' | 'BILLER' | 'ISSUER', string>>; merchants: Record<'A' | 'B', string>; billers: Record<'A' | 'B', string> };
+}
+
+let db: TestDatabase;
+let apollo: ApolloServer<GraphQLContext>;
+let schema: GraphQLSchema;
+let fx: Fixtures;
+
+const principal = (kind: PrincipalKind, tenantId: string | null, scopes = scopesForKind(kind)): Principal => ({ kind, clientId: `test-${kind}`, tenantId, holderId: null, scopes });
+
+beforeAll(async () => {
+  db = await freshDatabase();
+  schema = await apiSchema();
+  apollo = await createApolloServer({ config: testConfig(), log: pino({ level: 'silent' }), metrics: new Metrics() });
+  const em = db.orm.em.fork();
+  const gz = await createCity(em, { code: 'GZ', name: 'Guangzhou', timeZone: 'Asia/Shanghai', currency: 'CNY', cardCompanyName: 'GZ cards' });
+  const sz = await createCity(em, { code: 'SZ', name: 'Shenzhen', timeZone: 'Asia/Shanghai', currency: 'CNY', cardCompanyName: 'SZ cards' });
+  // Tenant A lives in GZ, tenant B in SZ, so issuers (one per city) differ too.
+  const mA = await createMerchant(em, { cityId: gz.city.id, name: 'Shop A' });
+  const mB = await createMerchant(em, { cityId: sz.city.id, name: 'Shop B' });
+  const bA = await createBiller(em, { cityId: gz.city.id, name: 'Water A', kind: BillerKind.WATER });
+  const bB = await createBiller(em, { cityId: sz.city.id, name: 'Water B', kind: BillerKind.WATER });
+  fx = {
+    principals: {
+      A: { MERCHANT: principal('MERCHANT', mA.id), BILLER: principal('BILLER', bA.id), ISSUER: principal('ISSUER', gz.cardCompany.id) },
+      B: { MERCHANT: principal('MERCHANT', mB.id), BILLER: principal('BILLER', bB.id), ISSUER: principal('ISSUER', sz.cardCompany.id) },
+    },
+    own: {
+      self: {
+        A: { MERCHANT: toGlobalId('Merchant', mA.id), BILLER: toGlobalId('Biller', bA.id), ISSUER: toGlobalId('CardCompany', gz.cardCompany.id) },
+        B: { MERCHANT: toGlobalId('Merchant', mB.id), BILLER: toGlobalId('Biller', bB.id), ISSUER: toGlobalId('CardCompany', sz.cardCompany.id) },
+      },
+      merchants: { A: toGlobalId('Merchant', mA.id), B: toGlobalId('Merchant', mB.id) },
+      billers: { A: toGlobalId('Biller', bA.id), B: toGlobalId('Biller', bB.id) },
+    },
+  };
+});
+afterAll(async () => {
+  await apollo.stop();
+  await db.close();
+});
+
+/** A syntactically valid value for an input type, so that a call reaches the auth check. */
+function sample(type: GraphQLInputType): string {
+  if (isNonNullType(type)) return sample(type.ofType);
+  if (isListType(type)) return '[]';
+  if (isEnumType(type)) return type.getValues()[0]!.name;
+  if (isInputObjectType(type)) {
+    const required = Object.values(type.getFields()).filter((f) => isNonNullType(f.type));
+    return `{ ${required.map((f) => `${f.name}: ${sample(f.type)}`).join(', ')} }`;
+  }
+  if (isScalarType(type)) {
+    const samples: Record<string, string> = { Int: '1', Float: '1', Boolean: 'false', MinorUnits: '1', DateTime: '"2026-01-01T00:00:00Z"', Currency: '"CNY"', JSONObject: '{}' };
+    return samples[type.name] ?? '"x"';
+  }
+  throw new Error(`no sample for ${String(type)}`);
+}
+
+/** The operation text for a field: required args sampled (an `id` arg from `id`), a minimal selection. */
+function operationFor(kind: 'query' | 'mutation', field: GraphQLField<unknown, unknown>, id?: string): string {
+  const args = field.args.filter((a) => isNonNullType(a.type) || (a.name === 'id' && id));
+  const argText = args.length ? `(${args.map((a) => `${a.name}: ${a.name === 'id' && id ? JSON.stringify(id) : sample(a.type)}`).join(', ')})` : '';
+  const named = getNamedType(field.type);
+  let selection = '';
+  if (isObjectType(named)) {
+    const fields = named.getFields();
+    selection = fields.edges ? '{ edges { node { id } } }' : fields.id ? '{ id }' : '{ __typename }';
+  } else if (!isScalarType(named) && !isEnumType(named)) selection = '{ __typename }';
+  return `${kind} { ${field.name}${argText} ${selection} }`;
+}
+
+async function run(query: string, who: Principal | null) {
+  const res = await apollo.executeOperation({ query }, { contextValue: { em: db.orm.em.fork(), principal: who, requestId: 't', log: pino({ level: 'silent' }), config: testConfig() } });
+  if (res.body.kind !== 'single') throw new Error('single result expected');
+  return JSON.parse(JSON.stringify(res.body.singleResult)) as { data?: any; errors?: any[] };
+}
+
+const rootFields = () =>
+  (['query', 'mutation'] as const).flatMap((kind) => {
+    const root = kind === 'query' ? schema.getQueryType()! : schema.getMutationType()!;
+    return Object.values(root.getFields()).map((field) => ({ kind, key: `${root.name}.${field.name}`, field }));
+  });
+
+describe('tenant isolation matrix (generated from the schema)', () => {
+  it('every query and mutation is classified', () => {
+    const unclassified = rootFields().map((f) => f.key).filter((key) => !MATRIX[key]);
+    expect(unclassified, 'classify these fields in MATRIX').toEqual([]);
+    const stale = Object.keys(MATRIX).filter((key) => !rootFields().some((f) => f.key === key));
+    expect(stale, 'these MATRIX entries name no field').toEqual([]);
+  });
+
+  it('operator fields: FORBIDDEN to every tenant, and to an operator without the scope', async () => {
+    const failures: string[] = [];
+    for (const { kind, key, field } of rootFields()) {
+      const rule = MATRIX[key];
+      if (rule?.access !== 'operator') continue;
+      const op = operationFor(kind, field);
+      for (const tenant of Object.values(fx.principals.A)) {
+        const code = (await run(op, tenant)).errors?.[0]?.extensions?.code;
+        if (code !== 'FORBIDDEN') failures.push(`${key} as ${tenant.kind}: ${code}`);
+      }
+      if ((await run(op, null)).errors?.[0]?.extensions?.code !== 'UNAUTHENTICATED') failures.push(`${key} anonymous`);
+      if (rule.scope) {
+        const withoutScope = principal('OPERATOR', null, scopesForKind('OPERATOR').filter((s) => s !== rule.scope));
+        const code = (await run(op, withoutScope)).errors?.[0]?.extensions?.code;
+        if (code !== 'FORBIDDEN') failures.push(`${key} as operator without ${rule.scope}: ${code}`);
+      }
+      const allowed = (await run(op, principal('OPERATOR', null))).errors?.[0]?.extensions?.code;
+      if (allowed === 'FORBIDDEN' || allowed === 'UNAUTHENTICATED') failures.push(`${key} refused to the operator`);
+    }
+    expect(failures).toEqual([]);
+  });
+
+  it('public and directory fields: no tenant data, open as classified', async () => {
+    for (const { kind, key, field } of rootFields()) {
+      const rule = MATRIX[key];
+      if (rule?.access !== 'public' && rule?.access !== 'directory') continue;
+      const anonymous = await run(operationFor(kind, field), null);
+      if (rule.access === 'public') expect(anonymous.errors, key).toBeUndefined();
+      else expect(anonymous.errors?.[0]?.extensions?.code, key).toBe('UNAUTHENTICATED');
+      expect((await run(operationFor(kind, field), fx.principals.A.MERCHANT)).errors?.[0]?.extensions?.code, key).not.toBe('FORBIDDEN');
+    }
+  });
+
+  it('owned fields by id: another tenant of the same kind gets exactly what a missing id gets', async () => {
+    const failures: string[] = [];
+    for (const { kind, key, field } of rootFields()) {
+      const rule = MATRIX[key];
+      if (rule?.access !== 'owned' || !rule.byId) continue;
+      for (const tenantKind of rule.kinds as ('MERCHANT' | 'BILLER' | 'ISSUER')[]) {
+        const ownId = fx.own.self.A[tenantKind];
+        const othersId = fx.own.self.B[tenantKind];
+        const missingId = toGlobalId(Buffer.from(ownId, 'base64url').toString().split(':')[0]!, randomUUID());
+        const mine = await run(operationFor(kind, field, ownId), fx.principals.A[tenantKind]);
+        const theirs = await run(operationFor(kind, field, othersId), fx.principals.A[tenantKind]);
+        const missing = await run(operationFor(kind, field, missingId), fx.principals.A[tenantKind]);
+        if (!mine.data?.[field.name]) failures.push(`${key} as ${tenantKind}: its own object is not found (${JSON.stringify(mine.errors)})`);
+        if (JSON.stringify(theirs) !== JSON.stringify(missing)) failures.push(`${key} as ${tenantKind}: another tenant's id answers ${JSON.stringify(theirs)}, a missing id ${JSON.stringify(missing)}`);
+        if (theirs.data?.[field.name] !== null) failures.push(`${key} as ${tenantKind}: another tenant's object is visible`);
+      }
+    }
+    expect(failures).toEqual([]);
+  });
+
+  it('owned lists: a tenant never sees another tenant’s objects', async () => {
+    const failures: string[] = [];
+    for (const { kind, key, field } of rootFields()) {
+      const rule = MATRIX[key];
+      if (rule?.access !== 'owned' || !rule.list) continue;
+      for (const tenantKind of rule.kinds as ('MERCHANT' | 'BILLER' | 'ISSUER')[]) {
+        const result = await run(operationFor(kind, field), fx.principals.A[tenantKind]);
+        const ids: string[] = result.data?.[field.name]?.edges?.map((e: any) => e.node.id) ?? [];
+        if (result.errors) failures.push(`${key} as ${tenantKind}: ${JSON.stringify(result.errors)}`);
+        if (ids.includes(fx.own[rule.list.type].B)) failures.push(`${key} as ${tenantKind}: lists tenant B's object`);
+      }
+    }
+    expect(failures).toEqual([]);
+  });
+
+  it('the matrix can fail: an operator-only field opened to merchants would be caught', async () => {
+    // Guards the guard: the check above really distinguishes FORBIDDEN from success.
+    const field = schema.getQueryType()!.getFields().ledgerProblems!;
+    expect((await run(operationFor('query', field), principal('OPERATOR', null))).errors).toBeUndefined();
+    expect((await run(operationFor('query', field), fx.principals.A.MERCHANT)).errors?.[0]?.extensions?.code).toBe('FORBIDDEN');
+  });
+});
