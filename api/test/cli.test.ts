@@ -8,17 +8,23 @@ import { createProgram } from '../src/cli/program.js';
 import { credit, debit, openAccount, post } from '../src/ledger/ledger.service.js';
 import { AccountOwnerKind, AccountType } from '../src/ledger/ledger-account.entity.js';
 import { freshDatabase, type TestDatabase } from './support/database.js';
+import { TEST_KEK } from './support/server.js';
 
 let db: TestDatabase;
 const savedUrl = process.env.DATABASE_URL;
 
+const savedKek = process.env.ONECARD_KEY_ENCRYPTION_KEY;
+
 beforeAll(async () => {
   db = await freshDatabase();
   process.env.DATABASE_URL = db.url;
+  process.env.ONECARD_KEY_ENCRYPTION_KEY = TEST_KEK;
 });
 afterAll(async () => {
   process.env.DATABASE_URL = savedUrl;
   if (savedUrl === undefined) delete process.env.DATABASE_URL;
+  process.env.ONECARD_KEY_ENCRYPTION_KEY = savedKek;
+  if (savedKek === undefined) delete process.env.ONECARD_KEY_ENCRYPTION_KEY;
   await db.close();
 });
 afterEach(() => {
@@ -60,6 +66,27 @@ it('`onecard ledger check` passes a sound ledger and exits 1 with a list when a 
   const broken = await onecard('ledger', 'check');
   expect(broken.exitCode).toBe(1);
   expect(broken.out).toBe(`BALANCE_DIFFERS_FROM_POSTINGS\t${b.id}\tcli.b: balance 499, postings say 500`);
+});
+
+it('`onecard clients create` registers a client for an existing tenant and shows its secret once', async () => {
+  const demo = JSON.parse((await onecard('seed')).out);
+  const created = JSON.parse((await onecard('clients', 'create', '--kind', 'merchant', '--tenant', demo.tenants.merchant, '--scope', 'payments:read refunds:write', '--json')).out);
+  expect(created).toMatchObject({ kind: 'MERCHANT', client_secret: expect.stringMatching(/^ocs_/), token_endpoint_auth_method: 'client_secret_basic', scope: 'payments:read refunds:write' });
+  const [stored] = await db.orm.em.fork().execute<{ secret_hash: string }[]>(`select secret_hash from oauth_client where client_id = ?`, [created.client_id]);
+  expect(stored!.secret_hash).not.toContain(created.client_secret);
+
+  await expect(onecard('clients', 'create', '--kind', 'merchant', '--tenant', demo.tenants.billers.water, '--scope', 'payments:read')).rejects.toThrow(/not a Merchant id/);
+  await expect(onecard('clients', 'create', '--kind', 'biller', '--tenant', demo.tenants.billers.water, '--scope', 'payments:write')).rejects.toThrow(/may not hold payments:write/);
+});
+
+it('`onecard keys rotate` makes a new signing key and keeps the old one published', async () => {
+  const before = await db.orm.em.fork().execute<{ kid: string }[]>(`select kid from oauth_signing_key where status = 'ACTIVE'`);
+  const { out } = await onecard('keys', 'rotate');
+  const keys = await db.orm.em.fork().execute<{ kid: string; status: string }[]>(`select kid, status from oauth_signing_key order by created_at`);
+  const active = keys.filter((k) => k.status === 'ACTIVE');
+  expect(active).toHaveLength(1);
+  expect(out).toContain(`new signing key ${active[0]!.kid}`);
+  for (const old of before) expect(keys).toContainEqual({ kid: old.kid, status: 'RETIRED' });
 });
 
 const bin = path.resolve(import.meta.dirname, '../bin/onecard.js');

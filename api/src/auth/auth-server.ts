@@ -1,6 +1,8 @@
 import type { MikroORM } from '@mikro-orm/postgresql';
 import { Router } from 'express';
 import type Provider from 'oidc-provider';
+import type { Logger } from 'pino';
+import { HOUSEKEEPING_INTERVAL_MS, purgeExpired } from './housekeeping.js';
 import type { Config } from '../config/config.js';
 import { interactionRoutes } from './interactions.js';
 import { ensureSigningKey, loadKeyEncryptionKey, loadSigningKeys } from './keys.js';
@@ -14,11 +16,12 @@ export interface AuthServer {
   verifier: TokenVerifier;
   /** Everything under /oauth: login and consent pages, then oidc-provider's endpoints. */
   router: Router;
+  close(): void;
 }
 
 /** Loads (or makes) the signing keys and builds the authorization server and the token verifier. */
-export async function setUpAuth(opts: { config: Config; orm: MikroORM }): Promise<AuthServer> {
-  const { config, orm } = opts;
+export async function setUpAuth(opts: { config: Config; orm: MikroORM; log: Logger }): Promise<AuthServer> {
+  const { config, orm, log } = opts;
   const kek = await loadKeyEncryptionKey(config);
   await ensureSigningKey(orm.em.fork(), kek);
   const keys = await loadSigningKeys(orm.em.fork(), kek);
@@ -32,5 +35,9 @@ export async function setUpAuth(opts: { config: Config; orm: MikroORM }): Promis
   router.use(interactionRoutes(provider, orm));
   router.use(tokenEndpoints({ orm, verifier, issuer: issuerOf(config) }));
   router.use(hashBasicSecret, provider.callback());
-  return { provider, verifier, router };
+  const sweep = setInterval(() => {
+    purgeExpired(orm.em.fork()).catch((err) => log.warn({ err }, 'housekeeping of expired OAuth rows failed; will retry'));
+  }, HOUSEKEEPING_INTERVAL_MS);
+  sweep.unref();
+  return { provider, verifier, router, close: () => clearInterval(sweep) };
 }

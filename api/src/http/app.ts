@@ -49,7 +49,7 @@ export async function createHttpApp(opts: { config: Config; orm: MikroORM; log: 
   const { config, orm, log } = opts;
   const metrics = new Metrics();
   const apollo = await createApolloServer({ config, log, metrics, limits: opts.limits });
-  const auth = await setUpAuth({ config, orm });
+  const auth = await setUpAuth({ config, orm, log });
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', false);
@@ -132,5 +132,12 @@ export async function createHttpApp(opts: { config: Config; orm: MikroORM; log: 
     res.status(status).json({ errors: [{ message: status === 500 ? 'Internal server error' : err.message, extensions: { code: status === 500 ? 'INTERNAL_SERVER_ERROR' : 'BAD_REQUEST' } }] });
   });
 
-  return { app, metrics, close: () => apollo.stop() };
+  return {
+    app,
+    metrics,
+    async close() {
+      auth.close();
+      await apollo.stop();
+    },
+  };
 }
