@@ -111,54 +111,61 @@ class Browser {
 }
 
 describe('authorization code with PKCE', () => {
-  it('a cardholder signs in, consents, and the app acts for that cardholder', async () => {
-    const holder = await createCardholder(db.orm.em.fork(), { username: 'lin', password: 'correct horse', displayName: 'Lin' });
-    const redirectUri = 'http://127.0.0.1:8765/callback';
-    const { client } = await createClient(db.orm.em.fork(), { kind: 'CARDHOLDER_APP', tenantId: TENANT, name: 'Card App', scopes: ['card:read', 'card:topup'], redirectUris: [redirectUri] });
-    const c: oauth.Client = { client_id: client.client_id, token_endpoint_auth_method: 'none' };
+  it('a cardholder signs in, consents, and the app acts for that cardholder (across two API processes)', async () => {
+    // A second API process on the same database: the sign-in it serves continues the flow the
+    // first one started, because the authorization server keeps its state in PostgreSQL.
+    const other = await startTestServer(db.orm, { PUBLIC_URL: server.url });
+    try {
+      const holder = await createCardholder(db.orm.em.fork(), { username: 'lin', password: 'correct horse', displayName: 'Lin' });
+      const redirectUri = 'http://127.0.0.1:8765/callback';
+      const { client } = await createClient(db.orm.em.fork(), { kind: 'CARDHOLDER_APP', tenantId: TENANT, name: 'Card App', scopes: ['card:read', 'card:topup'], redirectUris: [redirectUri] });
+      const c: oauth.Client = { client_id: client.client_id, token_endpoint_auth_method: 'none' };
 
-    const verifier = oauth.generateRandomCodeVerifier();
-    const state = oauth.generateRandomState();
-    const authorize = new URL(as.authorization_endpoint!);
-    authorize.search = new URLSearchParams({
-      client_id: client.client_id,
-      response_type: 'code',
-      redirect_uri: redirectUri,
-      scope: 'card:read',
-      state,
-      code_challenge: await oauth.calculatePKCECodeChallenge(verifier),
-      code_challenge_method: 'S256',
-    }).toString();
+      const verifier = oauth.generateRandomCodeVerifier();
+      const state = oauth.generateRandomState();
+      const authorize = new URL(as.authorization_endpoint!);
+      authorize.search = new URLSearchParams({
+        client_id: client.client_id,
+        response_type: 'code',
+        redirect_uri: redirectUri,
+        scope: 'card:read',
+        state,
+        code_challenge: await oauth.calculatePKCECodeChallenge(verifier),
+        code_challenge_method: 'S256',
+      }).toString();
 
-    const browser = new Browser();
-    const loginPage = await browser.follow(await browser.request(authorize.href));
-    if (loginPage instanceof URL) throw new Error(`redirected away: ${loginPage.href}`);
-    const loginHtml = await loginPage.text();
-    expect(loginHtml, loginHtml.split("</style>")[1]).toContain('Card App');
-    const loginAction = new URL(loginHtml.match(/action="([^"]+\/login)"/)![1]!, server.url);
+      const browser = new Browser();
+      const loginPage = await browser.follow(await browser.request(authorize.href));
+      if (loginPage instanceof URL) throw new Error(`redirected away: ${loginPage.href}`);
+      const loginHtml = await loginPage.text();
+      expect(loginHtml, loginHtml.split("</style>")[1]).toContain('Card App');
+      const loginAction = new URL(loginHtml.match(/action="([^"]+\/login)"/)![1]!, other.url);
 
-    // A wrong password is refused on the page itself.
-    const wrong = await browser.request(loginAction.href, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'username=lin&password=nope' });
-    expect(wrong.status).toBe(401);
-    expect(await wrong.text()).toContain('Wrong username or password');
+      // A wrong password is refused on the page itself.
+      const wrong = await browser.request(loginAction.href, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'username=lin&password=nope' });
+      expect(wrong.status).toBe(401);
+      expect(await wrong.text()).toContain('Wrong username or password');
 
-    const consentPage = await browser.follow(
-      await browser.request(loginAction.href, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'username=lin&password=correct+horse' }),
-    );
-    if (consentPage instanceof URL) throw new Error(`redirected away: ${consentPage.href}`);
-    const consentHtml = await consentPage.text();
-    expect(consentHtml).toContain('card:read');
-    const confirmAction = new URL(consentHtml.match(/action="([^"]+\/confirm)"/)![1]!, server.url);
-    const back = await browser.follow(await browser.request(confirmAction.href, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'decision=allow' }));
-    expect(back).toBeInstanceOf(URL);
-    const callback = back as URL;
-    expect(`${callback.origin}${callback.pathname}`).toBe(redirectUri);
+      const consentPage = await browser.follow(
+        await browser.request(loginAction.href, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'username=lin&password=correct+horse' }),
+      );
+      if (consentPage instanceof URL) throw new Error(`redirected away: ${consentPage.href}`);
+      const consentHtml = await consentPage.text();
+      expect(consentHtml).toContain('card:read');
+      const confirmAction = new URL(consentHtml.match(/action="([^"]+\/confirm)"/)![1]!, server.url);
+      const back = await browser.follow(await browser.request(confirmAction.href, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'decision=allow' }));
+      expect(back).toBeInstanceOf(URL);
+      const callback = back as URL;
+      expect(`${callback.origin}${callback.pathname}`).toBe(redirectUri);
 
-    const params = oauth.validateAuthResponse(as, c, callback, state);
-    const tokenResponse = await oauth.authorizationCodeGrantRequest(as, c, oauth.None(), params, redirectUri, verifier, insecure);
-    const token = await oauth.processAuthorizationCodeResponse(as, c, tokenResponse);
-    const viewer = (await viewerWith(token.access_token)).data.viewer;
-    expect(viewer).toMatchObject({ kind: 'CARDHOLDER_APP', clientId: client.client_id, scopes: ['card:read'] });
-    expect(Buffer.from(viewer.holderId, 'base64url').toString()).toBe(`Cardholder:${holder.id}`);
+      const params = oauth.validateAuthResponse(as, c, callback, state);
+      const tokenResponse = await oauth.authorizationCodeGrantRequest(as, c, oauth.None(), params, redirectUri, verifier, insecure);
+      const token = await oauth.processAuthorizationCodeResponse(as, c, tokenResponse);
+      const viewer = (await viewerWith(token.access_token)).data.viewer;
+      expect(viewer).toMatchObject({ kind: 'CARDHOLDER_APP', clientId: client.client_id, scopes: ['card:read'] });
+      expect(Buffer.from(viewer.holderId, 'base64url').toString()).toBe(`Cardholder:${holder.id}`);
+    } finally {
+      await other.close();
+    }
   });
 });
