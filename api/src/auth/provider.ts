@@ -75,7 +75,7 @@ export function createAuthorizationServer(opts: { config: Config; orm: MikroORM;
     },
   };
   const provider = new Provider(issuerOf(config), configuration);
-  provider.proxy = true; // behind a TLS proxy, trust X-Forwarded-Proto for the issuer's scheme
+  provider.proxy = config.trustProxy; // only behind a proxy that sets X-Forwarded-* itself
   return provider;
 }
 

@@ -22,6 +22,8 @@ export interface Config {
    * made once and kept in `$ONECARD_DATA_DIR/key-encryption-key` (see auth/keys.ts).
    */
   keyEncryptionKey: Buffer | undefined;
+  /** Behind a TLS-terminating proxy: trust its X-Forwarded-* headers. Off by default. */
+  trustProxy: boolean;
 }
 
 /** A setting that is wrong: names the variable and says what is expected. */
@@ -102,5 +104,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     logLevel: oneOf(env, 'LOG_LEVEL', LOG_LEVELS, nodeEnv === 'test' ? 'silent' : 'info'),
     introspection: bool(env, 'GRAPHQL_INTROSPECTION', nodeEnv !== 'production'),
     keyEncryptionKey: keyEncryptionKey(env, nodeEnv),
+    trustProxy: bool(env, 'TRUST_PROXY', false),
   };
 }

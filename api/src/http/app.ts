@@ -52,7 +52,7 @@ export async function createHttpApp(opts: { config: Config; orm: MikroORM; log: 
   const auth = await setUpAuth({ config, orm, log });
   const app = express();
   app.disable('x-powered-by');
-  app.set('trust proxy', false);
+  app.set('trust proxy', config.trustProxy);
 
   // A request id on every request and response, and on every log line about it.
   app.use((req: Request, res: Response, next: NextFunction) => {
