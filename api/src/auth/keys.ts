@@ -1,48 +1,19 @@
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
-import fs from 'node:fs/promises';
-import path from 'node:path';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, type JWK } from 'jose';
-import type { Config } from '../config/config.js';
+import { seal, unseal } from '../secrets/kek.js';
 
 /** Access tokens are signed with ES256 (P-256): short signatures, fast verification. */
 export const SIGNING_ALG = 'ES256';
 /** A retired key stays published this long, well past the last token it signed (10 min TTL). */
 export const RETIRED_KEY_GRACE_MS = 24 * 60 * 60 * 1000;
-const KEK_FILE = 'key-encryption-key';
 
-/**
- * The key-encryption key: from ONECARD_KEY_ENCRYPTION_KEY, or, outside production, made once and
- * kept (mode 600) in the data folder so that a demo needs no configuration.
- */
-export async function loadKeyEncryptionKey(config: Config): Promise<Buffer> {
-  if (config.keyEncryptionKey) return config.keyEncryptionKey;
-  const file = path.join(config.dataDir, KEK_FILE);
-  const existing = await fs.readFile(file, 'utf8').catch(() => undefined);
-  if (existing) return Buffer.from(existing.trim(), 'base64url');
-  await fs.mkdir(config.dataDir, { recursive: true });
-  const key = randomBytes(32);
-  try {
-    await fs.writeFile(file, key.toString('base64url'), { mode: 0o600, flag: 'wx' });
-    return key;
-  } catch {
-    return Buffer.from((await fs.readFile(file, 'utf8')).trim(), 'base64url'); // another process made it first
-  }
-}
-
-/** AES-256-GCM: iv.tag.ciphertext, base64url. The kid is bound as associated data. */
+/** Sealed per kid, so a sealed key cannot be passed off as another. */
 export function encryptJwk(kek: Buffer, kid: string, jwk: JWK): string {
-  const iv = randomBytes(12);
-  const cipher = createCipheriv('aes-256-gcm', kek, iv).setAAD(Buffer.from(kid));
-  const body = Buffer.concat([cipher.update(JSON.stringify(jwk), 'utf8'), cipher.final()]);
-  return [iv, cipher.getAuthTag(), body].map((b) => b.toString('base64url')).join('.');
+  return seal(kek, `oauth-signing-key:${kid}`, Buffer.from(JSON.stringify(jwk), 'utf8'));
 }
 
 export function decryptJwk(kek: Buffer, kid: string, sealed: string): JWK {
-  const [iv, tag, body] = sealed.split('.').map((p) => Buffer.from(p, 'base64url'));
-  const decipher = createDecipheriv('aes-256-gcm', kek, iv!).setAAD(Buffer.from(kid));
-  decipher.setAuthTag(tag!);
-  return JSON.parse(Buffer.concat([decipher.update(body!), decipher.final()]).toString('utf8')) as JWK;
+  return JSON.parse(unseal(kek, `oauth-signing-key:${kid}`, sealed).toString('utf8')) as JWK;
 }
 
 export interface SigningKeys {
