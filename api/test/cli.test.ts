@@ -14,9 +14,13 @@ let db: TestDatabase;
 const savedUrl = process.env.DATABASE_URL;
 
 const savedKek = process.env.ONECARD_KEY_ENCRYPTION_KEY;
+let dataDir: string;
 
 beforeAll(async () => {
   db = await freshDatabase();
+  // The demo seed writes a root CA file into the data folder: keep it out of the repository.
+  dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'onecard-cli-'));
+  process.env.ONECARD_DATA_DIR = dataDir;
   process.env.DATABASE_URL = db.url;
   process.env.ONECARD_KEY_ENCRYPTION_KEY = TEST_KEK;
 });
@@ -25,6 +29,8 @@ afterAll(async () => {
   if (savedUrl === undefined) delete process.env.DATABASE_URL;
   process.env.ONECARD_KEY_ENCRYPTION_KEY = savedKek;
   if (savedKek === undefined) delete process.env.ONECARD_KEY_ENCRYPTION_KEY;
+  delete process.env.ONECARD_DATA_DIR;
+  await fs.rm(dataDir, { recursive: true, force: true });
   await db.close();
 });
 afterEach(() => {
@@ -49,7 +55,9 @@ it('`onecard migrate` finds the database up to date, and `seed` runs each step o
   // The same data; the client secrets are printed by the run that made them, and never again.
   expect(first.clients.merchant.client_secret).toMatch(/^ocs_/);
   expect(second.clients.merchant.client_secret).toBeUndefined();
-  expect({ ...second, clients: undefined }).toEqual({ ...first, clients: undefined });
+  expect(first.pki.rootCaPassphrase).toBeTruthy();
+  expect(second.pki.rootCaPassphrase).toBeUndefined();
+  expect({ ...second, clients: undefined, pki: undefined }).toEqual({ ...first, clients: undefined, pki: undefined });
   expect(second.clients.merchant.client_id).toBe(first.clients.merchant.client_id);
 });
 
@@ -87,6 +95,22 @@ it('`onecard keys rotate` makes a new signing key and keeps the old one publishe
   expect(active).toHaveLength(1);
   expect(out).toContain(`new signing key ${active[0]!.kid}`);
   for (const old of before) expect(keys).toContainEqual({ kid: old.kid, status: 'RETIRED' });
+});
+
+it('`onecard ca init-root` writes an encrypted root file; a second root cannot take over the hierarchy', async () => {
+  await onecard('seed'); // installs the demo root and working CAs
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'onecard-ca-'));
+  process.env.ONECARD_ROOT_CA_PASSPHRASE = 'another long passphrase';
+  try {
+    const file = path.join(dir, 'root.json');
+    expect((await onecard('ca', 'init-root', '--out', file)).out).toContain(`root CA written to ${file}`);
+    expect(await fs.readFile(file, 'utf8')).toContain('ENCRYPTED PRIVATE KEY');
+    await expect(onecard('ca', 'init-root', '--out', file)).rejects.toThrow(/EEXIST/);
+    await expect(onecard('ca', 'create-working', '--root', file, '--city', 'GZ')).rejects.toThrow(/another root CA is installed/);
+  } finally {
+    delete process.env.ONECARD_ROOT_CA_PASSPHRASE;
+    await fs.rm(dir, { recursive: true, force: true });
+  }
 });
 
 const bin = path.resolve(import.meta.dirname, '../bin/onecard.js');

@@ -342,7 +342,7 @@ describe('the demo seed', () => {
   it('creates two cities, their card companies, two fee plans, a merchant and two billers, with their global ids', async () => {
     const fresh = await freshDatabase();
     try {
-      const demo = (await seedDemoData(fresh.orm.em.fork(), pino({ level: 'silent' }), [tenancyDemo])) as any;
+      const demo = (await seedDemoData(fresh.orm.em.fork(), pino({ level: 'silent' }), { config: testConfig(), kek: Buffer.alloc(32) }, [tenancyDemo])) as any;
       expect(Object.keys(demo.tenants)).toEqual(['cities', 'cardCompanies', 'merchant', 'billers', 'feePlans']);
       const em = fresh.orm.em.fork();
       const [gz] = await em.execute<any[]>(`select c.name, c.time_zone, c.currency, cc.name as company from city c join card_company cc on cc.city_id = c.id where c.id = ?`, [
@@ -354,7 +354,7 @@ describe('the demo seed', () => {
       expect(fromGlobalId(demo.tenants.merchant).type).toBe('Merchant');
       expect(fromGlobalId(demo.tenants.cardCompanies.SZ).type).toBe('CardCompany');
       // Runs once.
-      expect(await seedDemoData(fresh.orm.em.fork(), pino({ level: 'silent' }), [tenancyDemo])).toEqual(demo);
+      expect(await seedDemoData(fresh.orm.em.fork(), pino({ level: 'silent' }), { config: testConfig(), kek: Buffer.alloc(32) }, [tenancyDemo])).toEqual(demo);
     } finally {
       await fresh.close();
     }

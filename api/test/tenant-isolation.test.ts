@@ -43,6 +43,8 @@ type Rule =
 const MATRIX: Record<string, Rule> = {
   'Query.serverInfo': { access: 'public' },
   'Query.viewer': { access: 'public' },
+  'Query.certificateStatus': { access: 'public' },
+  'Query.certificateAuthorities': { access: 'public' },
   'Query.node': { access: 'owned', kinds: ['MERCHANT', 'BILLER', 'ISSUER'], byId: { type: 'self' } },
   'Query.cities': { access: 'directory' },
   'Query.city': { access: 'directory' },

@@ -6,6 +6,9 @@ import { createClient } from '../auth/clients.service.js';
 import { rotateSigningKey } from '../auth/keys.js';
 import { loadKeyEncryptionKey } from '../secrets/kek.js';
 import { loadConfig, type Config } from '../config/config.js';
+import { createWorkingCa, revokeCertificate } from '../pki/pki.service.js';
+import { initRootCa, openRootCa } from '../pki/root-ca.js';
+import { findCityByCode } from '../tenancy/tenancy.service.js';
 import type { PrincipalKind } from '../graphql/context.js';
 import { fromGlobalId } from '../graphql/global-id.js';
 import { openDatabase } from '../db/database.js';
@@ -53,9 +56,9 @@ export function createProgram(): Command {
     .command('seed')
     .description('apply migrations, then the demo data steps that have not run yet; prints the demo data')
     .action(async () => {
-      const demo = await withOrm(async (orm) => {
+      const demo = await withOrm(async (orm, config) => {
         await migrate(orm);
-        return seedDemoData(orm.em.fork(), createLogger({ logLevel: 'warn' }));
+        return seedDemoData(orm.em.fork(), createLogger({ logLevel: 'warn' }), { config, kek: await loadKeyEncryptionKey(config) });
       });
       console.log(JSON.stringify(demo, null, 2));
     });
@@ -113,6 +116,49 @@ export function createProgram(): Command {
       const result = await withOrm(async (orm, config) => rotateSigningKey(orm.em.fork(), await loadKeyEncryptionKey(config)));
       console.log(`new signing key ${result.kid}${result.retired.length ? `; retired ${result.retired.join(', ')} (still published for verification)` : ''}`);
       console.log('API processes sign with the new key after their next restart; until then they keep signing with the old one, which stays valid.');
+    });
+
+  const ca = program.command('ca').description('the certificate authorities of the reader trust chain');
+  const passphrase = async (file?: string) => {
+    const value = file ? (await fs.readFile(file, 'utf8')).trim() : process.env.ONECARD_ROOT_CA_PASSPHRASE;
+    if (!value) throw new Error('give the root CA passphrase with --passphrase-file FILE or ONECARD_ROOT_CA_PASSPHRASE');
+    return value;
+  };
+  ca.command('init-root')
+    .description('create the offline root CA: certificate and passphrase-encrypted key, written to a file and never to the database')
+    .requiredOption('--out <file>', 'where to write it (refuses to overwrite)')
+    .option('--passphrase-file <file>', 'the passphrase (else ONECARD_ROOT_CA_PASSPHRASE)')
+    .option('--name <cn>', 'the root certificate common name', 'OneCard Root CA')
+    .action(async (opts: { out: string; passphraseFile?: string; name: string }) => {
+      const root = await initRootCa(opts.out, await passphrase(opts.passphraseFile), { commonName: opts.name });
+      console.log(`root CA written to ${opts.out}; serial ${root.certificate.serialNumber}, valid until ${root.certificate.validity.notAfter.toISOString()}`);
+      console.log('Keep the file offline. It signs the working CAs: `onecard ca create-working`.');
+    });
+  ca.command('create-working')
+    .description('create the national working CA or a city working CA, signed by the root')
+    .requiredOption('--root <file>', 'the root CA file')
+    .option('--passphrase-file <file>', 'the root passphrase (else ONECARD_ROOT_CA_PASSPHRASE)')
+    .option('--national', 'the national working CA')
+    .option('--city <code>', 'the working CA of this city (e.g. GZ)')
+    .action(async (opts: { root: string; passphraseFile?: string; national?: boolean; city?: string }) => {
+      if (!opts.national === !opts.city) throw new Error('give exactly one of --national and --city CODE');
+      const root = await openRootCa(opts.root, await passphrase(opts.passphraseFile));
+      const created = await withOrm(async (orm, config) => {
+        const kek = await loadKeyEncryptionKey(config);
+        if (opts.national) return createWorkingCa(orm.em.fork(), kek, root, { kind: 'NATIONAL', name: 'OneCard National Working CA', publicUrl: config.publicUrl });
+        const city = await findCityByCode(orm.em.fork(), opts.city!.toUpperCase());
+        if (!city) throw new Error(`no city ${opts.city}`);
+        return createWorkingCa(orm.em.fork(), kek, root, { kind: 'CITY', cityId: city.id, cityCode: city.code, name: `OneCard ${city.code} City Working CA`, publicUrl: config.publicUrl });
+      });
+      console.log(`created CA ${created.id}`);
+    });
+  ca.command('revoke')
+    .description('revoke a certificate a working CA issued; its next CRL lists it')
+    .requiredOption('--serial <hex>', 'the serial number')
+    .option('--reason <code>', 'RFC 5280 CRLReason: 1 keyCompromise, 4 superseded, 5 cessationOfOperation', '0')
+    .action(async (opts: { serial: string; reason: string }) => {
+      const row = await withOrm((orm) => revokeCertificate(orm.em.fork(), opts.serial, Number(opts.reason)));
+      console.log(`revoked ${row.serial} (${row.subject}) issued by ${row.ca_id}`);
     });
 
   const schema = program.command('schema').description('the GraphQL schema emitted from the code');

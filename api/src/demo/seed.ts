@@ -1,23 +1,33 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Logger } from 'pino';
+import type { Config } from '../config/config.js';
 import { toGlobalId } from '../graphql/global-id.js';
 import { openAccount } from '../ledger/ledger.service.js';
 import { AccountOwnerKind, AccountType } from '../ledger/ledger-account.entity.js';
 import { authDemo } from '../auth/auth.seed.js';
+import { pkiDemo } from '../pki/pki.seed.js';
 import { tenancyDemo } from '../tenancy/tenancy.seed.js';
 
 /** What a person needs to try the platform; written to `$ONECARD_DATA_DIR/demo.json`. */
 export type DemoData = Record<string, unknown>;
 
+/** What a seed step may use besides the database. */
+export interface SeedContext {
+  /** The output of the steps before it (ids to build on). */
+  earlier: DemoData;
+  config: Config;
+  /** The key-encryption key, for steps that store private keys. */
+  kek: Buffer;
+}
+
 /** One step of the demo seed. Each runs once per database; its output is kept and merged into demo.json. */
 export interface SeedStep {
   name: string;
-  /** `earlier` holds the output of the steps before it (ids to build on). */
-  run(em: EntityManager, earlier: DemoData): Promise<DemoData>;
+  run(em: EntityManager, ctx: SeedContext): Promise<DemoData>;
 }
 
 /** Keys whose values are secrets: printed once, kept in demo.json, never stored in the database. */
-const SECRET_KEYS = new Set(['client_secret']);
+const SECRET_KEYS = new Set(['client_secret', 'rootCaPassphrase']);
 
 function withoutSecrets(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(withoutSecrets);
@@ -38,7 +48,7 @@ const platformAccounts: SeedStep = {
 };
 
 /** The demo seed, in order. Later contexts append their steps. */
-export const seedSteps: SeedStep[] = [platformAccounts, tenancyDemo, authDemo];
+export const seedSteps: SeedStep[] = [platformAccounts, tenancyDemo, authDemo, pkiDemo];
 
 /**
  * Runs every step not yet recorded in `seed_run`, each in its own transaction with its record,
@@ -46,7 +56,7 @@ export const seedSteps: SeedStep[] = [platformAccounts, tenancyDemo, authDemo];
  * of the run that made them; demo.json keeps them (see `keepSecrets`). Concurrent starts run a step once:
  * the second waits on the first's row and then finds it done.
  */
-export async function seedDemoData(em: EntityManager, log: Logger, steps: SeedStep[] = seedSteps): Promise<DemoData> {
+export async function seedDemoData(em: EntityManager, log: Logger, env: { config: Config; kek: Buffer }, steps: SeedStep[] = seedSteps): Promise<DemoData> {
   const demo: DemoData = {};
   for (const step of steps) {
     const output = await em.fork().transactional(async (tx) => {
@@ -55,7 +65,7 @@ export async function seedDemoData(em: EntityManager, log: Logger, steps: SeedSt
         const [done] = await tx.execute<{ output: DemoData }[]>(`select output from seed_run where step = ?`, [step.name]);
         return done!.output;
       }
-      const result = await step.run(tx, demo);
+      const result = await step.run(tx, { earlier: demo, ...env });
       await tx.execute(`update seed_run set output = ? where step = ?`, [JSON.stringify(withoutSecrets(result)), step.name]);
       log.info({ step: step.name }, 'demo data seeded');
       return result;

@@ -2,13 +2,14 @@ import 'reflect-metadata';
 import { type GraphQLSchema, lexicographicSortSchema, printSchema } from 'graphql';
 import { buildSchema } from 'type-graphql';
 import { AuthResolver } from '../auth/auth.resolver.js';
+import { PkiResolver } from '../pki/pki.resolver.js';
 import { JournalEntryResolver, LedgerAccountResolver, PostingResolver } from '../ledger/ledger.resolver.js';
 import { BillerResolver, CardCompanyResolver, CityResolver, FeePlanResolver, MerchantResolver } from '../tenancy/tenancy.resolver.js';
 import { authChecker } from './auth-checker.js';
 import { RootResolver } from './root.resolver.js';
 
 /** Every resolver of every context. */
-const resolvers = [RootResolver, AuthResolver, LedgerAccountResolver, JournalEntryResolver, PostingResolver, CityResolver, CardCompanyResolver, FeePlanResolver, MerchantResolver, BillerResolver] as const;
+const resolvers = [RootResolver, AuthResolver, PkiResolver, LedgerAccountResolver, JournalEntryResolver, PostingResolver, CityResolver, CardCompanyResolver, FeePlanResolver, MerchantResolver, BillerResolver] as const;
 
 let built: Promise<GraphQLSchema> | undefined;
 

@@ -4,6 +4,8 @@ import type { MikroORM } from '@mikro-orm/postgresql';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { Logger } from 'pino';
 import { setUpAuth } from '../auth/auth-server.js';
+import { pkiRoutes } from '../pki/pki.routes.js';
+import { loadKeyEncryptionKey } from '../secrets/kek.js';
 import type { Config } from '../config/config.js';
 import { createApolloServer } from '../graphql/apollo.js';
 import type { GraphQLContext } from '../graphql/context.js';
@@ -91,6 +93,8 @@ export async function createHttpApp(opts: { config: Config; orm: MikroORM; log: 
 
   // The OAuth 2.0 authorization server: issuer $PUBLIC_URL/oauth.
   app.use('/oauth', auth.router);
+  // CRLs and CA certificates.
+  app.use('/pki', pkiRoutes(orm, await loadKeyEncryptionKey(config)));
 
   // GraphiQL for a browser (GET asking for HTML, no query); everything else is the GraphQL API.
   app.get('/graphql/assets/:file', async (req, res) => {

@@ -1,0 +1,243 @@
+import type { EntityManager } from '@mikro-orm/postgresql';
+import forge from 'node-forge';
+import { seal, unseal } from '../secrets/kek.js';
+import { PkiError } from './pki.errors.js';
+import type { RootCa } from './root-ca.js';
+import {
+  buildCrl,
+  type Certificate,
+  CsrError,
+  type DistinguishedName,
+  fromPem,
+  generateRsaKey,
+  issueCertificate,
+  newSerial,
+  parseCsr,
+  type PrivateKey,
+  type Profile,
+  publicKeyFingerprint,
+  signedBy,
+  toPem,
+} from './x509.js';
+
+const DAY = 86_400_000;
+
+export interface CaRow {
+  id: string;
+  kind: 'ROOT' | 'NATIONAL' | 'CITY';
+  city_id: string | null;
+  name: string;
+  certificate_pem: string;
+  sealed_private_key: string | null;
+  parent_id: string | null;
+  revocations: string;
+}
+
+export interface IssuedRow {
+  serial: string;
+  ca_id: string;
+  profile: Profile;
+  subject: string;
+  certificate_pem: string;
+  public_key_fingerprint: string;
+  not_before: Date;
+  not_after: Date;
+  status: 'GOOD' | 'REVOKED';
+  revoked_at: Date | null;
+  revocation_reason: number | null;
+}
+
+export const crlUrl = (publicUrl: string, caId: string) => `${publicUrl}/pki/${caId}.crl`;
+
+export async function findCa(em: EntityManager, id: string): Promise<CaRow | undefined> {
+  const [row] = await em.execute<CaRow[]>(`select * from certificate_authority where id = ?`, [id]);
+  return row;
+}
+
+export async function findCityCa(em: EntityManager, cityId: string): Promise<CaRow | undefined> {
+  const [row] = await em.execute<CaRow[]>(`select * from certificate_authority where kind = 'CITY' and city_id = ?`, [cityId]);
+  return row;
+}
+
+export async function listCas(em: EntityManager): Promise<CaRow[]> {
+  return em.execute<CaRow[]>(`select * from certificate_authority order by kind, id`);
+}
+
+/** Records the root's certificate (public) so that chains can be checked; its key stays offline. */
+export async function installRoot(em: EntityManager, root: Certificate): Promise<CaRow> {
+  const existing = await findCa(em, 'root');
+  if (existing) {
+    if (existing.certificate_pem.trim() !== toPem(root).trim()) throw new PkiError('ROOT_MISMATCH', 'another root CA is installed');
+    return existing;
+  }
+  const [row] = await em.execute<CaRow[]>(
+    `insert into certificate_authority (id, kind, name, certificate_pem) values ('root', 'ROOT', ?, ?) returning *`,
+    [root.subject.getField('CN')?.value ?? 'root', toPem(root)],
+  );
+  return row!;
+}
+
+/**
+ * A working CA signed by the offline root: the national one, or one per city. Its key is sealed
+ * with the key-encryption key; its certificate is recorded as issued by the root.
+ */
+export async function createWorkingCa(
+  em: EntityManager,
+  kek: Buffer,
+  root: RootCa,
+  input: { kind: 'NATIONAL' | 'CITY'; cityId?: string; cityCode?: string; name: string; publicUrl: string; now?: Date },
+): Promise<CaRow> {
+  const installed = await installRoot(em, root.certificate);
+  const id = input.kind === 'NATIONAL' ? 'national' : `city-${(input.cityCode ?? '').toLowerCase()}`;
+  if (input.kind === 'CITY' && (!input.cityId || !input.cityCode)) throw new PkiError('INVALID_INPUT', 'a city CA needs its city');
+  if (await findCa(em, id)) throw new PkiError('ALREADY_EXISTS', `CA ${id} exists`);
+  const now = input.now ?? new Date();
+  const { privateKey, privateKeyPem } = generateRsaKey(3072);
+  const serial = newSerial();
+  const certificate = issueCertificate({
+    subject: { commonName: input.name, organization: 'OneCard', country: 'CN' },
+    publicKey: forge.pki.setRsaPublicKey(privateKey.n, privateKey.e),
+    serial,
+    notBefore: now,
+    notAfter: new Date(Math.min(+now + 10 * 365 * DAY, +root.certificate.validity.notAfter)),
+    profile: 'working-ca',
+    issuer: root,
+    crlUrl: crlUrl(input.publicUrl, installed.id),
+  });
+  const [row] = await em.execute<CaRow[]>(
+    `insert into certificate_authority (id, kind, city_id, name, certificate_pem, sealed_private_key, parent_id)
+     values (?, ?, ?, ?, ?, ?, 'root') returning *`,
+    [id, input.kind, input.cityId ?? null, input.name, toPem(certificate), seal(kek, `ca-key:${id}`, Buffer.from(privateKeyPem))],
+  );
+  await record(em, installed.id, 'working-ca', certificate);
+  return row!;
+}
+
+async function record(em: EntityManager, caId: string, profile: Profile, cert: Certificate): Promise<IssuedRow> {
+  const [row] = await em.execute<IssuedRow[]>(
+    `insert into issued_certificate (serial, ca_id, profile, subject, certificate_pem, public_key_fingerprint, not_before, not_after)
+     values (?, ?, ?, ?, ?, ?, ?, ?) returning *`,
+    [
+      cert.serialNumber,
+      caId,
+      profile,
+      cert.subject.attributes.map((a) => `${a.shortName}=${a.value}`).join(', '),
+      toPem(cert),
+      publicKeyFingerprint(cert.publicKey),
+      cert.validity.notBefore,
+      cert.validity.notAfter,
+    ],
+  );
+  return row!;
+}
+
+function caKey(kek: Buffer, ca: CaRow): PrivateKey {
+  if (!ca.sealed_private_key) throw new PkiError('INVALID_INPUT', `CA ${ca.id} signs offline`);
+  return forge.pki.privateKeyFromPem(unseal(kek, `ca-key:${ca.id}`, ca.sealed_private_key).toString('utf8')) as PrivateKey;
+}
+
+/** Issues a certificate from a CSR; the subject is ours (the CSR proves only possession of the key). */
+export async function issueFromCsr(
+  em: EntityManager,
+  kek: Buffer,
+  caId: string,
+  input: { csrPem: string; profile: 'reader' | 'terminal' | 'server'; subject: DistinguishedName; validityDays: number; publicUrl: string; dnsNames?: string[]; now?: Date },
+): Promise<{ certificate: Certificate; row: IssuedRow; chainPem: string[] }> {
+  const ca = await findCa(em, caId);
+  if (!ca || ca.kind === 'ROOT') throw new PkiError('NOT_FOUND', `no working CA ${caId}`);
+  let csr: forge.pki.CertificateSigningRequest;
+  try {
+    csr = parseCsr(input.csrPem);
+  } catch (err) {
+    throw new PkiError('INVALID_CSR', err instanceof CsrError ? err.message : 'unreadable CSR');
+  }
+  const issuer = fromPem(ca.certificate_pem);
+  const now = input.now ?? new Date();
+  const certificate = issueCertificate({
+    subject: input.subject,
+    publicKey: csr.publicKey!,
+    serial: newSerial(),
+    notBefore: now,
+    notAfter: new Date(Math.min(+now + input.validityDays * DAY, +issuer.validity.notAfter)),
+    profile: input.profile,
+    issuer: { certificate: issuer, privateKey: caKey(kek, ca) },
+    crlUrl: crlUrl(input.publicUrl, ca.id),
+    dnsNames: input.dnsNames,
+  });
+  const row = await record(em, ca.id, input.profile, certificate);
+  const root = await findCa(em, 'root');
+  return { certificate, row, chainPem: [toPem(certificate), ca.certificate_pem, ...(root ? [root.certificate_pem] : [])] };
+}
+
+/** Revokes a certificate (idempotent); the next CRL of its CA lists it. */
+export async function revokeCertificate(em: EntityManager, serial: string, reasonCode = 0): Promise<IssuedRow> {
+  return em.transactional(async (tx) => {
+    const [row] = await tx.execute<IssuedRow[]>(
+      `update issued_certificate set status = 'REVOKED', revoked_at = coalesce(revoked_at, now()), revocation_reason = coalesce(revocation_reason, ?)
+        where serial = ? returning *`,
+      [reasonCode, serial.toLowerCase()],
+    );
+    if (!row) throw new PkiError('NOT_FOUND', `no certificate with serial ${serial}`);
+    await tx.execute(`update certificate_authority set revocations = revocations + 1 where id = ?`, [row.ca_id]);
+    return row;
+  });
+}
+
+export async function findIssued(em: EntityManager, serial: string): Promise<IssuedRow | undefined> {
+  if (!/^[0-9a-fA-F]{2,40}$/.test(serial)) return undefined;
+  const [row] = await em.execute<IssuedRow[]>(`select * from issued_certificate where serial = ?`, [serial.toLowerCase()]);
+  return row;
+}
+
+/**
+ * The CA's current CRL (DER). Deterministic for a day and a revocation count, so every process
+ * serves the same bytes; the CRL number grows with both (day × 2^20 + revocations).
+ */
+export async function crlFor(em: EntityManager, kek: Buffer, caId: string, now = new Date()): Promise<Buffer> {
+  const ca = await findCa(em, caId);
+  if (!ca || ca.kind === 'ROOT') throw new PkiError('NOT_FOUND', `no online CRL for ${caId}`);
+  const revoked = await em.execute<{ serial: string; revoked_at: Date; revocation_reason: number }[]>(
+    `select serial, revoked_at, revocation_reason from issued_certificate where ca_id = ? and status = 'REVOKED' and not_after > now() order by serial`,
+    [caId],
+  );
+  const day = Math.floor(+now / DAY);
+  const thisUpdate = new Date(day * DAY);
+  return buildCrl({
+    issuer: fromPem(ca.certificate_pem),
+    issuerKey: caKey(kek, ca),
+    crlNumber: day * 2 ** 20 + Number(ca.revocations),
+    thisUpdate,
+    nextUpdate: new Date(+thisUpdate + 2 * DAY),
+    revoked: revoked.map((r) => ({ serial: r.serial, revokedAt: new Date(r.revoked_at), reasonCode: r.revocation_reason })),
+  });
+}
+
+export type ChainRefusal = 'UNKNOWN_CA' | 'BAD_SIGNATURE' | 'NOT_YET_VALID' | 'EXPIRED' | 'REVOKED' | 'UNKNOWN_CERTIFICATE' | 'WRONG_PROFILE';
+
+/**
+ * Checks a leaf certificate against one of our working CAs: signed by it, within validity at
+ * `now`, issued by us (on record), not revoked, of the expected profile. The working CA itself
+ * must chain to the installed root and be unrevoked.
+ */
+export async function checkLeaf(em: EntityManager, leafPem: string, expected: { caId: string; profile: Profile; now: Date }): Promise<{ ok: true; row: IssuedRow; certificate: Certificate } | { ok: false; refusal: ChainRefusal }> {
+  let leaf: Certificate;
+  try {
+    leaf = fromPem(leafPem);
+  } catch {
+    return { ok: false, refusal: 'UNKNOWN_CERTIFICATE' };
+  }
+  const ca = await findCa(em, expected.caId);
+  const root = await findCa(em, 'root');
+  if (!ca || !root) return { ok: false, refusal: 'UNKNOWN_CA' };
+  const caCert = fromPem(ca.certificate_pem);
+  if (!signedBy(leaf, caCert) || !signedBy(caCert, fromPem(root.certificate_pem))) return { ok: false, refusal: 'UNKNOWN_CA' };
+  const caRecord = await findIssued(em, caCert.serialNumber);
+  if (caRecord?.status === 'REVOKED') return { ok: false, refusal: 'REVOKED' };
+  if (expected.now < leaf.validity.notBefore) return { ok: false, refusal: 'NOT_YET_VALID' };
+  if (expected.now > leaf.validity.notAfter || expected.now > caCert.validity.notAfter) return { ok: false, refusal: 'EXPIRED' };
+  const row = await findIssued(em, leaf.serialNumber);
+  if (!row || row.ca_id !== ca.id) return { ok: false, refusal: 'UNKNOWN_CERTIFICATE' };
+  if (row.status === 'REVOKED') return { ok: false, refusal: 'REVOKED' };
+  if (row.profile !== expected.profile) return { ok: false, refusal: 'WRONG_PROFILE' };
+  return { ok: true, row, certificate: leaf };
+}
