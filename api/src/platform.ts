@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import type { Config } from './config/config.js';
 import { openDatabase } from './db/database.js';
 import { migrate, openOrm } from './db/orm.js';
+import { loadKeyEncryptionKey } from './secrets/kek.js';
 import { type DemoData, keepSecrets, seedDemoData } from './demo/seed.js';
 import { createHttpApp } from './http/app.js';
 
@@ -51,7 +52,7 @@ export async function startPlatform(config: Config, log: Logger): Promise<Runnin
       publicUrl: config.publicUrl,
       graphqlUrl: `${config.publicUrl}/graphql`,
       ...(database.embedded ? { databaseUrl: database.url } : {}),
-      ...(await seedDemoData(orm.em.fork(), log)),
+      ...(await seedDemoData(orm.em.fork(), log, { config, kek: await loadKeyEncryptionKey(config) })),
     };
     await fs.mkdir(config.dataDir, { recursive: true });
     const demoFile = path.join(config.dataDir, 'demo.json');

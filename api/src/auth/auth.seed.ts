@@ -1,4 +1,4 @@
-import type { DemoData, SeedStep } from '../demo/seed.js';
+import type { SeedStep } from '../demo/seed.js';
 import type { PrincipalKind } from '../graphql/context.js';
 import { fromGlobalId } from '../graphql/global-id.js';
 import { createCardholder } from './cardholders.service.js';
@@ -11,7 +11,7 @@ export const DEMO_APP_REDIRECT_URI = 'http://127.0.0.1:8765/callback';
 /** One OAuth client per kind, with every scope of its kind, and two cardholders to sign in as. */
 export const authDemo: SeedStep = {
   name: 'auth-demo',
-  async run(em, earlier: DemoData) {
+  async run(em, { earlier }) {
     const tenants = earlier.tenants as { merchant: string; billers: { water: string }; cardCompanies: { GZ: string } };
     const tenantOf = (id: string) => fromGlobalId(id).id;
     const make = async (kind: PrincipalKind, tenant: string | null, name: string, extra: { redirectUris?: string[] } = {}) => {
