@@ -1,4 +1,8 @@
 import { randomUUID } from 'node:crypto';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import forge from 'node-forge';
 import type { ApolloServer } from '@apollo/server';
 import {
   getNamedType,
@@ -22,8 +26,12 @@ import { apiSchema } from '../src/graphql/schema.js';
 import { Metrics } from '../src/http/metrics.js';
 import { BillerKind } from '../src/tenancy/biller.entity.js';
 import { createBiller, createCity, createMerchant } from '../src/tenancy/tenancy.service.js';
+import { createWorkingCa } from '../src/pki/pki.service.js';
+import { initRootCa } from '../src/pki/root-ca.js';
+import { generateRsaKey } from '../src/pki/x509.js';
+import { registerReader } from '../src/readers/readers.service.js';
 import { freshDatabase, type TestDatabase } from './support/database.js';
-import { testConfig } from './support/server.js';
+import { TEST_KEK, testConfig } from './support/server.js';
 
 /**
  * Every Query and Mutation field, classified. A field that is not listed fails this test: whoever
@@ -38,13 +46,21 @@ type Rule =
   | { access: 'public' }
   | { access: 'directory' }
   | { access: 'operator'; scope?: string }
-  | { access: 'owned'; kinds: PrincipalKind[]; byId?: { type: keyof Fixtures['own'] }; list?: { type: 'merchants' | 'billers' } };
+  /** Like operator, and also the card company (of the object's city, checked inside). */
+  | { access: 'managers'; scope: string }
+  | { access: 'owned'; kinds: PrincipalKind[]; byId?: { type: 'self' | 'readers' }; list?: { type: 'merchants' | 'billers' | 'readers' } };
 
 const MATRIX: Record<string, Rule> = {
   'Query.serverInfo': { access: 'public' },
   'Query.viewer': { access: 'public' },
   'Query.certificateStatus': { access: 'public' },
   'Query.certificateAuthorities': { access: 'public' },
+  'Query.reader': { access: 'owned', kinds: ['MERCHANT', 'ISSUER'], byId: { type: 'readers' } },
+  'Query.readers': { access: 'owned', kinds: ['MERCHANT', 'ISSUER'], list: { type: 'readers' } },
+  'Mutation.registerReader': { access: 'managers', scope: 'readers:manage' },
+  'Mutation.suspendReader': { access: 'managers', scope: 'readers:manage' },
+  'Mutation.activateReader': { access: 'managers', scope: 'readers:manage' },
+  'Mutation.revokeReader': { access: 'managers', scope: 'readers:manage' },
   'Query.node': { access: 'owned', kinds: ['MERCHANT', 'BILLER', 'ISSUER'], byId: { type: 'self' } },
   'Query.cities': { access: 'directory' },
   'Query.city': { access: 'directory' },
@@ -76,7 +92,12 @@ const MATRIX: Record<string, Rule> = {
 /** Two tenants of each kind: `own` objects of tenant A (whose principal asks) and of tenant B. */
 interface Fixtures {
   principals: Record<'A' | 'B', Record<'MERCHANT' | 'BILLER' | 'ISSUER', Principal>>;
-  own: { self: Record<'A' | 'B', Record<'MERCHANT' | 'BILLER' | 'ISSUER', string>>; merchants: Record<'A' | 'B', string>; billers: Record<'A' | 'B', string> };
+  own: {
+    self: Record<'A' | 'B', Record<'MERCHANT' | 'BILLER' | 'ISSUER', string>>;
+    merchants: Record<'A' | 'B', string>;
+    billers: Record<'A' | 'B', string>;
+    readers: Record<'A' | 'B', string>;
+  };
 }
 
 let db: TestDatabase;
@@ -98,6 +119,23 @@ beforeAll(async () => {
   const mB = await createMerchant(em, { cityId: sz.city.id, name: 'Shop B' });
   const bA = await createBiller(em, { cityId: gz.city.id, name: 'Water A', kind: BillerKind.WATER });
   const bB = await createBiller(em, { cityId: sz.city.id, name: 'Water B', kind: BillerKind.WATER });
+  // A reader for each merchant, certified by its city's CA.
+  const kek = Buffer.from(TEST_KEK, 'base64url');
+  const rootFile = path.join(await fs.mkdtemp(path.join(os.tmpdir(), 'onecard-iso-')), 'root.json');
+  const root = await initRootCa(rootFile, 'isolation test passphrase');
+  await fs.rm(path.dirname(rootFile), { recursive: true, force: true });
+  await createWorkingCa(em, kek, root, { kind: 'NATIONAL', name: 'N', publicUrl: 'http://127.0.0.1' });
+  const readerOf = async (city: typeof gz, code: string, merchant: typeof mA) => {
+    await createWorkingCa(em, kek, root, { kind: 'CITY', cityId: city.city.id, cityCode: code, name: code, publicUrl: 'http://127.0.0.1' });
+    const key = generateRsaKey(2048);
+    const csr = forge.pki.createCertificationRequest();
+    csr.publicKey = forge.pki.setRsaPublicKey(key.privateKey.n, key.privateKey.e);
+    csr.sign(key.privateKey, forge.md.sha256.create());
+    const pem = forge.pki.certificationRequestToPem(csr);
+    const { reader } = await registerReader(em, kek, { serial: `${code}-R-1`, model: 'm', owner: { kind: 'MERCHANT', id: merchant.id, name: merchant.name }, cityId: city.city.id, cityCode: code, nationalCsrPem: pem, cityCsrPem: pem, publicUrl: 'http://127.0.0.1' });
+    return toGlobalId('Reader', reader.id);
+  };
+  const readers = { A: await readerOf(gz, 'GZ', mA), B: await readerOf(sz, 'SZ', mB) };
   fx = {
     principals: {
       A: { MERCHANT: principal('MERCHANT', mA.id), BILLER: principal('BILLER', bA.id), ISSUER: principal('ISSUER', gz.cardCompany.id) },
@@ -110,6 +148,7 @@ beforeAll(async () => {
       },
       merchants: { A: toGlobalId('Merchant', mA.id), B: toGlobalId('Merchant', mB.id) },
       billers: { A: toGlobalId('Biller', bA.id), B: toGlobalId('Biller', bB.id) },
+      readers,
     },
   };
 });
@@ -189,6 +228,31 @@ describe('tenant isolation matrix (generated from the schema)', () => {
     expect(failures).toEqual([]);
   });
 
+  it('manager fields: FORBIDDEN to merchants and billers, and to managers without the scope; another city’s card company gets NOT_FOUND', async () => {
+    const failures: string[] = [];
+    for (const { kind, key, field } of rootFields()) {
+      const rule = MATRIX[key];
+      if (rule?.access !== 'managers') continue;
+      const op = operationFor(kind, field);
+      for (const tenant of [fx.principals.A.MERCHANT, fx.principals.A.BILLER]) {
+        const code = (await run(op, tenant)).errors?.[0]?.extensions?.code;
+        if (code !== 'FORBIDDEN') failures.push(`${key} as ${tenant.kind}: ${code}`);
+      }
+      for (const manager of [principal('OPERATOR', null), fx.principals.A.ISSUER]) {
+        const withoutScope = { ...manager, scopes: manager.scopes.filter((s) => s !== rule.scope) };
+        const code = (await run(op, withoutScope)).errors?.[0]?.extensions?.code;
+        if (code !== 'FORBIDDEN') failures.push(`${key} as ${manager.kind} without ${rule.scope}: ${code}`);
+      }
+      // With a reader of tenant B as the target, GZ's card company is told it does not exist.
+      if (field.args.some((a) => a.name === 'input') && key !== 'Mutation.registerReader') {
+        const result = await run(`mutation { ${field.name}(input: { reader: "${fx.own.readers.B}" }) { userErrors { code } } }`, fx.principals.A.ISSUER);
+        const code = result.data?.[field.name]?.userErrors?.[0]?.code;
+        if (code !== 'NOT_FOUND') failures.push(`${key} on another city's reader: ${JSON.stringify(result)}`);
+      }
+    }
+    expect(failures).toEqual([]);
+  });
+
   it('public and directory fields: no tenant data, open as classified', async () => {
     for (const { kind, key, field } of rootFields()) {
       const rule = MATRIX[key];
@@ -206,8 +270,8 @@ describe('tenant isolation matrix (generated from the schema)', () => {
       const rule = MATRIX[key];
       if (rule?.access !== 'owned' || !rule.byId) continue;
       for (const tenantKind of rule.kinds as ('MERCHANT' | 'BILLER' | 'ISSUER')[]) {
-        const ownId = fx.own.self.A[tenantKind];
-        const othersId = fx.own.self.B[tenantKind];
+        const ownId = rule.byId.type === 'self' ? fx.own.self.A[tenantKind] : fx.own[rule.byId.type].A;
+        const othersId = rule.byId.type === 'self' ? fx.own.self.B[tenantKind] : fx.own[rule.byId.type].B;
         const missingId = toGlobalId(Buffer.from(ownId, 'base64url').toString().split(':')[0]!, randomUUID());
         const mine = await run(operationFor(kind, field, ownId), fx.principals.A[tenantKind]);
         const theirs = await run(operationFor(kind, field, othersId), fx.principals.A[tenantKind]);

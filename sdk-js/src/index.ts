@@ -5,3 +5,45 @@
  */
 export { OneCardClient, OneCardError } from './client.js';
 export type { GraphQLErrorEntry, OneCardClientOptions, PrincipalKind, Viewer } from './client.js';
+// Virtual cards (CPU e-purse, MIFARE Classic) and the transport readers talk to them through.
+export { CardStateError } from './cards/card-bytes.js';
+export { VirtualCardTransport, splitResponse } from './cards/card-transport.js';
+export type { CardResponse, CardTransport, VirtualCardTransportOptions } from './cards/card-transport.js';
+export {
+  ALGORITHM_IDS,
+  CITY_UNION_AID,
+  DEFAULT_LOG_CAPACITY,
+  DEFAULT_MAX_BALANCE,
+  LOG_RECORD_LENGTH,
+  PSE_NAME,
+  StatusWord,
+  TRANSACTION_TYPES,
+  VirtualCpuCard,
+  cityCodeOf,
+} from './cards/virtual-cpu-card.js';
+export type {
+  CpuCardKey,
+  CpuCardKeys,
+  CpuCardProfile,
+  CpuCardWithKeysOptions,
+  IssueCpuCardOptions,
+  PurseAlgorithm,
+  PurseKind,
+  PurseState,
+  VirtualCpuCardRuntime,
+  VirtualCpuCardState,
+} from './cards/virtual-cpu-card.js';
+export {
+  M1CardError,
+  M1_BLOCKS,
+  M1_BLOCK_SIZE,
+  M1_DEFAULT_ACCESS_BITS,
+  M1_DEFAULT_KEY,
+  M1_SECTORS,
+  VirtualM1Card,
+  decodeValueBlock,
+  encodeValueBlock,
+} from './cards/virtual-m1-card.js';
+export type { CreateM1CardOptions, M1ErrorCode, M1KeyType, M1SectorKeys, M1Value, VirtualM1CardState } from './cards/virtual-m1-card.js';
+export { DEFAULT_M1_PURSE_LAYOUT, creditM1Purse, debitM1Purse, formatM1Purse, m1PurseBlocks, readM1Purse, recoverM1Purse } from './cards/m1-purse.js';
+export type { M1PurseCard, M1PurseLayout, M1PurseReading } from './cards/m1-purse.js';

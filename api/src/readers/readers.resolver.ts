@@ -1,0 +1,144 @@
+import type { EntityManager } from '@mikro-orm/postgresql';
+import { Arg, Args, Authorized, Ctx, ID, Mutation, Query, Resolver } from 'type-graphql';
+import { findCardholder } from '../auth/cardholders.service.js';
+import { ConnectionArgs, pageRequest, toConnection } from '../graphql/connection.js';
+import type { GraphQLContext, Principal } from '../graphql/context.js';
+import { fromGlobalId, toGlobalId } from '../graphql/global-id.js';
+import { nodeLoaders } from '../graphql/node.js';
+import { userError, UserErrorCode } from '../graphql/user-error.js';
+import { loadKeyEncryptionKey } from '../secrets/kek.js';
+import { findBiller, findCardCompany, findCity, findMerchant } from '../tenancy/tenancy.service.js';
+import { ReaderError } from './readers.errors.js';
+import { changeReaderStatus, findReaderFor, listReadersFor, type ReaderOwnerKind, type ReaderRow, type ReaderStatus, registerReader } from './readers.service.js';
+import {
+  ReaderConnection,
+  type ReaderOwnerKindEnum,
+  ReaderPayload,
+  ReaderStatusEnum,
+  ReaderStatusInput,
+  ReaderType,
+  RegisterReaderInput,
+  RegisterReaderPayload,
+} from './readers.types.js';
+
+const OWNER_TYPES: Record<string, ReaderOwnerKind> = { Merchant: 'MERCHANT', Biller: 'BILLER', CardCompany: 'CARD_COMPANY', Cardholder: 'CARDHOLDER' };
+const OWNER_TYPE_NAMES: Record<ReaderOwnerKind, string> = { MERCHANT: 'Merchant', BILLER: 'Biller', CARD_COMPANY: 'CardCompany', CARDHOLDER: 'Cardholder' };
+
+export function readerView(row: ReaderRow): ReaderType {
+  return Object.assign(new ReaderType(), {
+    id: toGlobalId('Reader', row.id),
+    uuid: row.id,
+    cityUuid: row.city_id,
+    serial: row.serial,
+    model: row.model,
+    ownerKind: row.owner_kind as ReaderOwnerKindEnum,
+    owner: toGlobalId(OWNER_TYPE_NAMES[row.owner_kind], row.owner_id),
+    city: toGlobalId('City', row.city_id),
+    status: row.status as ReaderStatusEnum,
+    nationalCertificateSerial: row.national_certificate_serial,
+    cityCertificateSerial: row.city_certificate_serial,
+    createdAt: row.created_at,
+  });
+}
+
+/** The owner named by a global id, with the city it belongs to (a cardholder belongs to none). */
+async function resolveOwner(em: EntityManager, globalId: string): Promise<{ kind: ReaderOwnerKind; id: string; name: string; cityId: string | null } | null> {
+  const { type, id } = fromGlobalId(globalId);
+  const kind = OWNER_TYPES[type];
+  if (!kind) return null;
+  if (kind === 'MERCHANT') return (await findMerchant(em, id).then((m) => m && { kind, id, name: m.name, cityId: m.city.id })) ?? null;
+  if (kind === 'BILLER') return (await findBiller(em, id).then((b) => b && { kind, id, name: b.name, cityId: b.city.id })) ?? null;
+  if (kind === 'CARD_COMPANY') return (await findCardCompany(em, id).then((c) => c && { kind, id, name: c.name, cityId: c.city.id })) ?? null;
+  return (await findCardholder(em, id).then((h) => h && { kind, id, name: h.displayName, cityId: null })) ?? null;
+}
+
+/** The operator manages every reader; a card company those of its own city. */
+async function mayManage(em: EntityManager, principal: Principal, cityId: string): Promise<boolean> {
+  if (principal.kind === 'OPERATOR') return true;
+  if (principal.kind !== 'ISSUER' || !principal.tenantId) return false;
+  const company = await findCardCompany(em, principal.tenantId);
+  return company?.city.id === cityId;
+}
+
+function refusal(err: unknown): ReaderPayload {
+  if (!(err instanceof ReaderError)) throw err;
+  const code = err.code === 'NOT_FOUND' ? UserErrorCode.NOT_FOUND : UserErrorCode.INVALID_INPUT;
+  return { reader: null, userErrors: [userError(code, err.message, ['input', ...(err.field ? [err.field] : [])])] };
+}
+
+nodeLoaders.set('Reader', async (ctx, id) => {
+  const row = ctx.principal && (await findReaderFor(ctx.em, ctx.principal, id));
+  return row ? readerView(row) : null;
+});
+
+@Resolver(() => ReaderType)
+export class ReaderResolver {
+  @Authorized()
+  @Query(() => ReaderType, { nullable: true, description: 'A reader you may see: yours, your city’s (card company), or any (operator).' })
+  async reader(@Arg('id', () => ID) id: string, @Ctx() ctx: GraphQLContext): Promise<ReaderType | null> {
+    const row = await findReaderFor(ctx.em, ctx.principal!, fromGlobalId(id, 'Reader').id);
+    return row ? readerView(row) : null;
+  }
+
+  @Authorized()
+  @Query(() => ReaderConnection, { description: 'The readers you may see, in serial order.' })
+  async readers(@Args() args: ConnectionArgs, @Ctx() ctx: GraphQLContext) {
+    const page = pageRequest(args);
+    const rows = await listReadersFor(ctx.em, ctx.principal!, { afterSerial: page.after?.sortKey, limit: page.fetch });
+    return toConnection(rows, page, (r) => ({ sortKey: r.serial, id: r.id }), readerView);
+  }
+
+  @Authorized('OPERATOR', 'ISSUER', 'readers:manage')
+  @Mutation(() => RegisterReaderPayload, { description: 'Registers a reader from two CSRs over its one device key; returns both certificate chains.' })
+  async registerReader(@Arg('input', () => RegisterReaderInput) input: RegisterReaderInput, @Ctx() ctx: GraphQLContext): Promise<RegisterReaderPayload> {
+    const none = { reader: null, nationalCertificateChain: [], cityCertificateChain: [] };
+    const city = await findCity(ctx.em, fromGlobalId(input.city, 'City').id);
+    if (!city || !(await mayManage(ctx.em, ctx.principal!, city.id))) return { ...none, userErrors: [userError(UserErrorCode.NOT_FOUND, `no city ${input.city} you manage readers of`, ['input', 'city'])] };
+    const owner = await resolveOwner(ctx.em, input.owner);
+    if (!owner) return { ...none, userErrors: [userError(UserErrorCode.NOT_FOUND, `no owner ${input.owner}`, ['input', 'owner'])] };
+    if (owner.cityId && owner.cityId !== city.id) return { ...none, userErrors: [userError(UserErrorCode.INVALID_INPUT, 'the owner belongs to another city', ['input', 'owner'])] };
+    try {
+      const result = await registerReader(ctx.em, await loadKeyEncryptionKey(ctx.config), {
+        serial: input.serial,
+        model: input.model,
+        owner,
+        cityId: city.id,
+        cityCode: city.code,
+        nationalCsrPem: input.nationalCsr,
+        cityCsrPem: input.cityCsr,
+        publicUrl: ctx.config.publicUrl,
+      });
+      return { reader: readerView(result.reader), nationalCertificateChain: result.nationalChainPem, cityCertificateChain: result.cityChainPem, userErrors: [] };
+    } catch (err) {
+      return { ...none, userErrors: refusal(err).userErrors };
+    }
+  }
+
+  private async transition(ctx: GraphQLContext, input: ReaderStatusInput, to: ReaderStatus): Promise<ReaderPayload> {
+    const row = await findReaderFor(ctx.em, ctx.principal!, fromGlobalId(input.reader, 'Reader').id);
+    if (!row || !(await mayManage(ctx.em, ctx.principal!, row.city_id))) return { reader: null, userErrors: [userError(UserErrorCode.NOT_FOUND, `no reader ${input.reader} you manage`, ['input', 'reader'])] };
+    try {
+      return { reader: readerView(await changeReaderStatus(ctx.em, row.id, to)), userErrors: [] };
+    } catch (err) {
+      return refusal(err);
+    }
+  }
+
+  @Authorized('OPERATOR', 'ISSUER', 'readers:manage')
+  @Mutation(() => ReaderPayload, { description: 'Suspends a reader: it cannot open card sessions until re-activated.' })
+  suspendReader(@Arg('input', () => ReaderStatusInput) input: ReaderStatusInput, @Ctx() ctx: GraphQLContext) {
+    return this.transition(ctx, input, 'SUSPENDED');
+  }
+
+  @Authorized('OPERATOR', 'ISSUER', 'readers:manage')
+  @Mutation(() => ReaderPayload, { description: 'Re-activates a suspended reader.' })
+  activateReader(@Arg('input', () => ReaderStatusInput) input: ReaderStatusInput, @Ctx() ctx: GraphQLContext) {
+    return this.transition(ctx, input, 'ACTIVE');
+  }
+
+  @Authorized('OPERATOR', 'ISSUER', 'readers:manage')
+  @Mutation(() => ReaderPayload, { description: 'Revokes a reader for good, and both its certificates (they appear on the CRLs).' })
+  revokeReader(@Arg('input', () => ReaderStatusInput) input: ReaderStatusInput, @Ctx() ctx: GraphQLContext) {
+    return this.transition(ctx, input, 'REVOKED');
+  }
+}

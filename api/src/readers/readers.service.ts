@@ -1,0 +1,139 @@
+import { randomUUID } from 'node:crypto';
+import type { EntityManager } from '@mikro-orm/postgresql';
+import type { Principal } from '../graphql/context.js';
+import { PkiError } from '../pki/pki.errors.js';
+import { findCityCa, issueFromCsr, revokeCertificate } from '../pki/pki.service.js';
+import { parseCsr, publicKeyFingerprint } from '../pki/x509.js';
+import { ReaderError } from './readers.errors.js';
+
+export type ReaderOwnerKind = 'MERCHANT' | 'BILLER' | 'CARD_COMPANY' | 'CARDHOLDER';
+export type ReaderStatus = 'ACTIVE' | 'SUSPENDED' | 'REVOKED';
+
+export interface ReaderRow {
+  id: string;
+  serial: string;
+  model: string;
+  owner_kind: ReaderOwnerKind;
+  owner_id: string;
+  city_id: string;
+  status: ReaderStatus;
+  national_certificate_serial: string;
+  city_certificate_serial: string;
+  public_key_fingerprint: string;
+  created_at: Date;
+  status_changed_at: Date;
+}
+
+/** Reader states as data (STYLE.md §2): a revoked reader never comes back. */
+const TRANSITIONS: Record<ReaderStatus, ReaderStatus[]> = {
+  ACTIVE: ['SUSPENDED', 'REVOKED'],
+  SUSPENDED: ['ACTIVE', 'REVOKED'],
+  REVOKED: [],
+};
+
+/** Readers certificates last two years; a reader re-registers with fresh CSRs after that. */
+const READER_CERT_DAYS = 730;
+
+export interface RegisterReaderInput {
+  serial: string;
+  model: string;
+  owner: { kind: ReaderOwnerKind; id: string; name: string };
+  cityId: string;
+  cityCode: string;
+  /** CSR for the certificate of the national IC card centre's CA. */
+  nationalCsrPem: string;
+  /** CSR for the certificate of the city card company's CA. */
+  cityCsrPem: string;
+  publicUrl: string;
+}
+
+/**
+ * Registers a reader: both CSRs must prove the same device key (the key signs every session
+ * message, and both chains vouch for it); the national working CA and the city's working CA each
+ * issue one certificate. All or nothing.
+ */
+export async function registerReader(em: EntityManager, kek: Buffer, input: RegisterReaderInput): Promise<{ reader: ReaderRow; nationalChainPem: string[]; cityChainPem: string[] }> {
+  const fingerprints: string[] = [];
+  for (const [field, pem] of [['nationalCsr', input.nationalCsrPem], ['cityCsr', input.cityCsrPem]] as const) {
+    try {
+      fingerprints.push(publicKeyFingerprint(parseCsr(pem).publicKey!));
+    } catch (err) {
+      throw new ReaderError('INVALID_CSR', `${field}: ${err instanceof Error ? err.message : 'unreadable'}`, field);
+    }
+  }
+  if (fingerprints[0] !== fingerprints[1]) throw new ReaderError('KEY_MISMATCH', 'both CSRs must carry the reader’s one device key', 'cityCsr');
+  const cityCa = await findCityCa(em, input.cityId);
+  if (!cityCa) throw new ReaderError('NO_CITY_CA', `city ${input.cityCode} has no working CA yet`, 'city');
+  return em.transactional(async (tx) => {
+    const [taken] = await tx.execute(`select 1 from reader where serial = ?`, [input.serial]);
+    if (taken) throw new ReaderError('DUPLICATE_SERIAL', `a reader with serial ${input.serial} is registered`, 'serial');
+    const subject = { commonName: input.serial, organization: input.owner.name, organizationalUnit: input.model, country: 'CN' };
+    const common = { profile: 'reader' as const, subject, validityDays: READER_CERT_DAYS, publicUrl: input.publicUrl };
+    try {
+      const national = await issueFromCsr(tx, kek, 'national', { ...common, csrPem: input.nationalCsrPem });
+      const city = await issueFromCsr(tx, kek, cityCa.id, { ...common, csrPem: input.cityCsrPem });
+      const [reader] = await tx.execute<ReaderRow[]>(
+        `insert into reader (id, serial, model, owner_kind, owner_id, city_id, national_certificate_serial, city_certificate_serial, public_key_fingerprint)
+         values (?, ?, ?, ?, ?, ?, ?, ?, ?) returning *`,
+        [randomUUID(), input.serial, input.model, input.owner.kind, input.owner.id, input.cityId, national.row.serial, city.row.serial, fingerprints[0]],
+      );
+      return { reader: reader!, nationalChainPem: national.chainPem, cityChainPem: city.chainPem };
+    } catch (err) {
+      if (err instanceof PkiError) throw new ReaderError(err.code === 'NOT_FOUND' ? 'NO_CITY_CA' : 'INVALID_INPUT', err.message);
+      throw err;
+    }
+  });
+}
+
+/** Moves a reader along its transitions; revoking also revokes both certificates (CRLs list them). */
+export async function changeReaderStatus(em: EntityManager, readerId: string, to: ReaderStatus, reasonCode = 5): Promise<ReaderRow> {
+  return em.transactional(async (tx) => {
+    const [reader] = await tx.execute<ReaderRow[]>(`select * from reader where id = ? for update`, [readerId]);
+    if (!reader) throw new ReaderError('NOT_FOUND', `no reader ${readerId}`);
+    if (reader.status === to) return reader;
+    if (!TRANSITIONS[reader.status].includes(to)) throw new ReaderError('INVALID_TRANSITION', `a ${reader.status} reader cannot become ${to}`);
+    if (to === 'REVOKED') {
+      await revokeCertificate(tx, reader.national_certificate_serial, reasonCode);
+      await revokeCertificate(tx, reader.city_certificate_serial, reasonCode);
+    }
+    const [updated] = await tx.execute<ReaderRow[]>(`update reader set status = ?, status_changed_at = now() where id = ? returning *`, [to, readerId]);
+    return updated!;
+  });
+}
+
+/**
+ * Who sees which readers, as a WHERE clause: the operator all; a card company the readers of its
+ * city; a merchant or biller its own; a cardholder app its holder's home readers.
+ */
+function visibility(principal: Principal): { sql: string; params: unknown[] } | null {
+  const UUID = /^[0-9a-f-]{36}$/;
+  switch (principal.kind) {
+    case 'OPERATOR':
+      return { sql: 'true', params: [] };
+    case 'ISSUER':
+      return principal.tenantId && UUID.test(principal.tenantId) ? { sql: 'city_id = (select city_id from card_company where id = ?)', params: [principal.tenantId] } : null;
+    case 'MERCHANT':
+    case 'BILLER':
+      return principal.tenantId && UUID.test(principal.tenantId) ? { sql: 'owner_kind = ? and owner_id = ?', params: [principal.kind, principal.tenantId] } : null;
+    case 'CARDHOLDER_APP':
+      return principal.holderId && UUID.test(principal.holderId) ? { sql: "owner_kind = 'CARDHOLDER' and owner_id = ?", params: [principal.holderId] } : null;
+  }
+}
+
+export async function findReaderFor(em: EntityManager, principal: Principal, id: string): Promise<ReaderRow | null> {
+  const where = visibility(principal);
+  if (!where || !/^[0-9a-f-]{36}$/.test(id)) return null;
+  const [row] = await em.execute<ReaderRow[]>(`select * from reader where id = ? and (${where.sql})`, [id, ...where.params]);
+  return row ?? null;
+}
+
+export async function listReadersFor(em: EntityManager, principal: Principal, opts: { afterSerial?: string; limit: number }): Promise<ReaderRow[]> {
+  const where = visibility(principal);
+  if (!where) return [];
+  return em.execute<ReaderRow[]>(`select * from reader where (${where.sql}) and serial > ? order by serial limit ?`, [...where.params, opts.afterSerial ?? '', opts.limit]);
+}
+
+/** Which readers a principal may manage (register, suspend, revoke): the operator, or the city's card company. */
+export function mayManageReadersOfCity(principal: Principal, cityIdOfIssuer: string | null, cityId: string): boolean {
+  return principal.kind === 'OPERATOR' || (principal.kind === 'ISSUER' && cityIdOfIssuer === cityId);
+}
