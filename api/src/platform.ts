@@ -1,13 +1,11 @@
-import fs from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import path from 'node:path';
 import type { Logger } from 'pino';
 import type { Config } from './config/config.js';
 import { openDatabase } from './db/database.js';
 import { migrate, openOrm } from './db/orm.js';
 import { loadKeyEncryptionKey } from './secrets/kek.js';
-import { type DemoData, keepSecrets, seedDemoData } from './demo/seed.js';
+import { type DemoData, seedDemoData, writeDemoFile } from './demo/seed.js';
 import { createHttpApp } from './http/app.js';
 
 export interface RunningPlatform {
@@ -54,11 +52,7 @@ export async function startPlatform(config: Config, log: Logger): Promise<Runnin
       ...(database.embedded ? { databaseUrl: database.url } : {}),
       ...(await seedDemoData(orm.em.fork(), log, { config, kek: await loadKeyEncryptionKey(config) })),
     };
-    await fs.mkdir(config.dataDir, { recursive: true });
-    const demoFile = path.join(config.dataDir, 'demo.json');
-    const previous: unknown = JSON.parse(await fs.readFile(demoFile, 'utf8').catch(() => 'null'));
-    const demo = keepSecrets(previous, seeded) as DemoData;
-    await fs.writeFile(demoFile, `${JSON.stringify(demo, null, 2)}\n`, { mode: 0o600 });
+    const demo = await writeDemoFile(config.dataDir, seeded);
 
     const http = await createHttpApp({ config, orm, log });
     undo.push(() => http.close());

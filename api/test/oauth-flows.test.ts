@@ -70,6 +70,14 @@ describe('DPoP', () => {
     expect(bare.status).toBe(401);
     expect(bare.body.errors[0].extensions).toEqual({ code: 'UNAUTHENTICATED', reason: 'DPOP_PROOF_REQUIRED' });
 
+    // As a Bearer token, even with a valid proof: refused (RFC 9449 §7.1).
+    const proofOnly = await fetch(`${server.url}/graphql`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${token.access_token}` },
+      body: JSON.stringify({ query: VIEWER }),
+    });
+    expect(proofOnly.status).toBe(401);
+
     // With a proof from another key: refused.
     const thief = oauth.DPoP(c, await oauth.generateKeyPair('ES256'));
     await expect(viewerWith(token.access_token, thief)).rejects.toMatchObject({

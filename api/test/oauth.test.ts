@@ -49,6 +49,12 @@ describe('client credentials with client_secret_basic', () => {
     await expect(clientCredentialsToken(as, client.client_id, clientSecret!, 'tenants:manage')).rejects.toMatchObject({ error: 'invalid_scope' });
   });
 
+  it('a client cannot be registered with a symmetric or private key as its JWK Set', async () => {
+    const em = db.orm.em.fork();
+    await expect(createClient(em, { kind: 'MERCHANT', tenantId: MERCHANT_ID, name: 'x', scopes: [], jwks: { keys: [{ kty: 'oct', k: 'c2VjcmV0' }] } })).rejects.toMatchObject({ code: 'INVALID_JWKS' });
+    await expect(createClient(em, { kind: 'MERCHANT', tenantId: MERCHANT_ID, name: 'x', scopes: [], jwks: { keys: [{ kty: 'EC', crv: 'P-256', x: 'a', y: 'b', d: 'c' }] } })).rejects.toMatchObject({ code: 'INVALID_JWKS' });
+  });
+
   it('a revoked token is refused by the API', async () => {
     const { client, clientSecret } = await createClient(db.orm.em.fork(), { kind: 'MERCHANT', tenantId: MERCHANT_ID, name: 'Shop', scopes: ['payments:read'] });
     const token = await clientCredentialsToken(as, client.client_id, clientSecret!);

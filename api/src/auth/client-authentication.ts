@@ -47,10 +47,11 @@ export async function authenticateClient(em: EntityManager, req: Request, endpoi
       const { payload } = await jwtVerify(body.client_assertion, createLocalJWKSet(client.jwks), {
         issuer: client.client_id,
         subject: client.client_id,
-        audience: [issuer, endpoint],
-        maxTokenAge: '5 minutes',
+        // The issuer, this endpoint, or the token endpoint: what client libraries put in `aud`.
+        audience: [issuer, endpoint, `${issuer}/token`],
         requiredClaims: ['jti', 'exp'],
       });
+      if (payload.exp! - Math.floor(Date.now() / 1000) > 600) throw new ClientAuthError('client_assertion lives too long (over 10 minutes)');
       const [fresh] = await em.execute(`insert into seen_jti (jti, expires_at) values (?, to_timestamp(?)) on conflict do nothing returning jti`, [
         `assertion:${client.client_id}:${payload.jti}`,
         payload.exp!,

@@ -50,8 +50,8 @@ function validate(input: CreateClientInput): ClientAuthMethod {
   const bad = input.scopes.filter((s) => !allowed.includes(s));
   if (bad.length) throw new ClientError('INVALID_SCOPE', `a ${input.kind} client may not hold ${bad.join(' ')}${bad.some((s) => !SCOPES[s]) ? ' (unknown scope)' : ''}`);
   if (input.kind !== 'OPERATOR' && !input.tenantId) throw new ClientError('TENANT_REQUIRED', `a ${input.kind} client belongs to a tenant`);
-  if (input.jwks && (!Array.isArray(input.jwks.keys) || input.jwks.keys.length === 0 || input.jwks.keys.some((k) => 'd' in k || !k.kty))) {
-    throw new ClientError('INVALID_JWKS', 'jwks must hold one or more public keys (no private parts)');
+  if (input.jwks && (!Array.isArray(input.jwks.keys) || input.jwks.keys.length === 0 || input.jwks.keys.some((k) => 'd' in k || !['RSA', 'EC', 'OKP'].includes(String(k.kty))))) {
+    throw new ClientError('INVALID_JWKS', 'jwks must hold one or more public RSA, EC or OKP keys (no private parts, no symmetric keys)');
   }
   const redirects = input.redirectUris ?? [];
   if (input.kind === 'CARDHOLDER_APP') {

@@ -29,11 +29,13 @@ export function unauthenticated(reason: TokenRefusal, message: string, scheme = 
   });
 }
 
-const DPOP_ALGS = ['ES256', 'ES384', 'EdDSA', 'RS256', 'PS256'];
+/** The proof algorithms the authorization server accepts too (oidc-provider's defaults). */
+const DPOP_ALGS = ['ES256', 'Ed25519', 'EdDSA'];
 /** How far a DPoP proof's `iat` may be from our clock. */
 const DPOP_WINDOW_SECONDS = 60;
 /** Reload the published keys at most this often when a token names a kid we do not know. */
 const KEY_RELOAD_INTERVAL_MS = 1_000;
+const KEY_MAX_AGE_MS = 5 * 60_000;
 
 export interface VerifierOptions {
   issuer: string;
@@ -62,7 +64,9 @@ export class TokenVerifier {
   ) {}
 
   private async keySet(forceReload: boolean) {
-    if (!this.jwks || (forceReload && Date.now() - this.loadedAt > KEY_RELOAD_INTERVAL_MS)) {
+    const age = Date.now() - this.loadedAt;
+    // Reload on an unknown kid (a key rotated in), and anyway every few minutes (a key retired out).
+    if (!this.jwks || age > KEY_MAX_AGE_MS || (forceReload && age > KEY_RELOAD_INTERVAL_MS)) {
       this.jwks = createLocalJWKSet({ keys: await this.opts.loadPublicKeys() });
       this.loadedAt = Date.now();
     }
@@ -144,6 +148,8 @@ export class TokenVerifier {
     if (!token || extra !== undefined || !/^(Bearer|DPoP)$/i.test(scheme!)) throw unauthenticated('MALFORMED_TOKEN', 'Send `Authorization: Bearer <token>` or `Authorization: DPoP <token>`');
     const claims = await this.verifyJwt(token);
     const jkt = (claims.cnf as { jkt?: string } | undefined)?.jkt;
+    // RFC 9449 §7.1: a bound token travels only under the DPoP scheme, with its proof.
+    if (jkt && !/^DPoP$/i.test(scheme!)) throw unauthenticated('DPOP_PROOF_REQUIRED', 'This access token is DPoP-bound: send it as `Authorization: DPoP <token>` with a `DPoP` proof', 'DPoP');
     if (jkt) await this.verifyDpop(request.dpop, token, jkt, request.method);
     else if (/^DPoP$/i.test(scheme!)) throw unauthenticated('DPOP_PROOF_INVALID', 'This access token is not DPoP-bound; send it as a Bearer token');
 

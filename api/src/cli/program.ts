@@ -13,7 +13,7 @@ import type { PrincipalKind } from '../graphql/context.js';
 import { fromGlobalId } from '../graphql/global-id.js';
 import { openDatabase } from '../db/database.js';
 import { migrate, openOrm, type Orm } from '../db/orm.js';
-import { seedDemoData } from '../demo/seed.js';
+import { seedDemoData, writeDemoFile } from '../demo/seed.js';
 import { printApiSchema } from '../graphql/schema.js';
 import { createLogger } from '../http/logger.js';
 import { checkLedger } from '../ledger/ledger-check.js';
@@ -58,7 +58,10 @@ export function createProgram(): Command {
     .action(async () => {
       const demo = await withOrm(async (orm, config) => {
         await migrate(orm);
-        return seedDemoData(orm.em.fork(), createLogger({ logLevel: 'warn' }), { config, kek: await loadKeyEncryptionKey(config) });
+        const seeded = await seedDemoData(orm.em.fork(), createLogger({ logLevel: 'warn' }), { config, kek: await loadKeyEncryptionKey(config) });
+        // Like `npm start`: demo.json keeps the secrets this run printed.
+        await writeDemoFile(config.dataDir, seeded);
+        return seeded;
       });
       console.log(JSON.stringify(demo, null, 2));
     });

@@ -1,3 +1,5 @@
+import fs from 'node:fs/promises';
+import path from 'node:path';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Logger } from 'pino';
 import type { Config } from '../config/config.js';
@@ -27,7 +29,7 @@ export interface SeedStep {
 }
 
 /** Keys whose values are secrets: printed once, kept in demo.json, never stored in the database. */
-const SECRET_KEYS = new Set(['client_secret', 'rootCaPassphrase']);
+const SECRET_KEYS = new Set(['client_secret', 'rootCaPassphrase', 'password']);
 
 function withoutSecrets(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(withoutSecrets);
@@ -80,10 +82,22 @@ export async function seedDemoData(em: EntityManager, log: Logger, env: { config
  * over the secrets the previous demo.json printed, wherever the same path exists again.
  */
 export function keepSecrets(previous: unknown, next: unknown): unknown {
-  if (!next || typeof next !== 'object' || Array.isArray(next) || !previous || typeof previous !== 'object') return next;
+  if (Array.isArray(next)) return next.map((item, i) => keepSecrets(Array.isArray(previous) ? previous[i] : undefined, item));
+  if (!next || typeof next !== 'object' || !previous || typeof previous !== 'object') return next;
   const prev = previous as Record<string, unknown>;
   const merged: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(next)) merged[k] = keepSecrets(prev[k], v);
   for (const k of SECRET_KEYS) if (k in prev && !(k in merged)) merged[k] = prev[k];
   return merged;
+}
+
+/** Writes demo.json (mode 600: it holds the demo secrets), keeping the secrets an earlier run printed. */
+export async function writeDemoFile(dataDir: string, seeded: DemoData): Promise<DemoData> {
+  await fs.mkdir(dataDir, { recursive: true });
+  const file = path.join(dataDir, 'demo.json');
+  const previous: unknown = JSON.parse(await fs.readFile(file, 'utf8').catch(() => 'null'));
+  const demo = keepSecrets(previous, seeded) as DemoData;
+  await fs.writeFile(file, `${JSON.stringify(demo, null, 2)}\n`, { mode: 0o600 });
+  await fs.chmod(file, 0o600); // also when the file existed before
+  return demo;
 }

@@ -81,6 +81,8 @@ export async function createApolloServer(opts: { config: Config; log: Logger; me
     introspection: opts.config.introspection,
     hideSchemaDetailsFromClientErrors: !opts.config.introspection, // no "did you mean" field suggestions
     includeStacktraceInErrorResponses: false,
+    // main.ts stops everything in order on a signal; Apollo's own handler would race it.
+    stopOnTerminationSignals: false,
     formatError: errorFormatter({ development }),
     // Our own offline GraphiQL is the landing page; Apollo's loads from a CDN.
     plugins: [ApolloServerPluginLandingPageDisabled(), queryCostPlugin(opts.limits ?? DEFAULT_LIMITS), metricsPlugin(opts.metrics), errorLoggingPlugin()],
