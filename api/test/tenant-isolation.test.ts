@@ -57,6 +57,8 @@ const MATRIX: Record<string, Rule> = {
   'Query.certificateAuthorities': { access: 'public' },
   'Query.reader': { access: 'owned', kinds: ['MERCHANT', 'ISSUER'], byId: { type: 'readers' } },
   'Query.readers': { access: 'owned', kinds: ['MERCHANT', 'ISSUER'], list: { type: 'readers' } },
+  'Mutation.openCardSession': { access: 'directory' },
+  'Mutation.cardSessionMessage': { access: 'directory' },
   'Mutation.registerReader': { access: 'managers', scope: 'readers:manage' },
   'Mutation.suspendReader': { access: 'managers', scope: 'readers:manage' },
   'Mutation.activateReader': { access: 'managers', scope: 'readers:manage' },

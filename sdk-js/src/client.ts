@@ -31,14 +31,14 @@ export interface OneCardClientOptions {
   /** The client secret, sent with `client_secret_basic`. */
   clientSecret?: string;
   /** The private key registered (as a public JWK) for `private_key_jwt`. */
-  privateKey?: CryptoKey;
+  privateKey?: oauth.CryptoKey;
   /** The `kid` of `privateKey`, put in the assertion's header. */
   keyId?: string;
   /**
    * A key pair to bind access tokens to with DPoP (RFC 9449); required for clients registered as
    * DPoP-bound. Its public key must be extractable. Each API request then carries a fresh proof.
    */
-  dpopKeyPair?: CryptoKeyPair;
+  dpopKeyPair?: oauth.CryptoKeyPair;
   /**
    * Space-separated scopes to ask for, among those the client was registered with. Ask for what you
    * need: without it the server issues a token that carries no scopes.

@@ -47,3 +47,6 @@ export {
 export type { CreateM1CardOptions, M1ErrorCode, M1KeyType, M1SectorKeys, M1Value, VirtualM1CardState } from './cards/virtual-m1-card.js';
 export { DEFAULT_M1_PURSE_LAYOUT, creditM1Purse, debitM1Purse, formatM1Purse, m1PurseBlocks, readM1Purse, recoverM1Purse } from './cards/m1-purse.js';
 export type { M1PurseCard, M1PurseLayout, M1PurseReading } from './cards/m1-purse.js';
+// The reader agent: a certified reader's side of a card session.
+export { CARD_SESSION_MESSAGE, ReaderAgent } from './reader/reader-agent.js';
+export type { CardSessionView, ReaderAgentOptions, ReaderCommand, SendMessage, SessionReply } from './reader/reader-agent.js';

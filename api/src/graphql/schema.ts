@@ -4,13 +4,14 @@ import { buildSchema } from 'type-graphql';
 import { AuthResolver } from '../auth/auth.resolver.js';
 import { PkiResolver } from '../pki/pki.resolver.js';
 import { ReaderResolver } from '../readers/readers.resolver.js';
+import { CardSessionResolver } from '../readers/session/card-session.resolver.js';
 import { JournalEntryResolver, LedgerAccountResolver, PostingResolver } from '../ledger/ledger.resolver.js';
 import { BillerResolver, CardCompanyResolver, CityResolver, FeePlanResolver, MerchantResolver } from '../tenancy/tenancy.resolver.js';
 import { authChecker } from './auth-checker.js';
 import { RootResolver } from './root.resolver.js';
 
 /** Every resolver of every context. */
-const resolvers = [RootResolver, AuthResolver, PkiResolver, ReaderResolver, LedgerAccountResolver, JournalEntryResolver, PostingResolver, CityResolver, CardCompanyResolver, FeePlanResolver, MerchantResolver, BillerResolver] as const;
+const resolvers = [RootResolver, AuthResolver, PkiResolver, ReaderResolver, CardSessionResolver, LedgerAccountResolver, JournalEntryResolver, PostingResolver, CityResolver, CardCompanyResolver, FeePlanResolver, MerchantResolver, BillerResolver] as const;
 
 let built: Promise<GraphQLSchema> | undefined;
 

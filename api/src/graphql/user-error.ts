@@ -3,6 +3,10 @@ import { Field, ObjectType, registerEnumType } from 'type-graphql';
 /** Every business-rule refusal of every mutation. One enum for the whole API, grown by each context. */
 export enum UserErrorCode {
   INVALID_INPUT = 'INVALID_INPUT',
+  /** The caller may not do this particular operation (a business rule, not a missing scope). */
+  FORBIDDEN_OPERATION = 'FORBIDDEN_OPERATION',
+  /** A card session step was refused; the message names the check, and the session is over. */
+  CARD_SESSION_REFUSED = 'CARD_SESSION_REFUSED',
   NOT_FOUND = 'NOT_FOUND',
   // ledger
   UNBALANCED_ENTRY = 'UNBALANCED_ENTRY',

@@ -1,0 +1,106 @@
+import { JSONObjectResolver } from 'graphql-scalars';
+import { Field, ID, InputType, Int, ObjectType, registerEnumType } from 'type-graphql';
+import { Node } from '../../graphql/node.js';
+import { DateTimeScalar, MinorUnitsScalar } from '../../graphql/scalars.js';
+import { UserError } from '../../graphql/user-error.js';
+
+export enum CardOperationEnum {
+  BALANCE = 'BALANCE',
+  LOAD = 'LOAD',
+}
+registerEnumType(CardOperationEnum, { name: 'CardOperation', description: 'What a card session does: read the balance, or load value onto the card (圈存).' });
+
+export enum CardSessionStateEnum {
+  OPEN = 'OPEN',
+  AUTHENTICATED = 'AUTHENTICATED',
+  AWAITING_TAC = 'AWAITING_TAC',
+  COMPLETED = 'COMPLETED',
+  FAILED = 'FAILED',
+}
+registerEnumType(CardSessionStateEnum, { name: 'CardSessionState' });
+
+@ObjectType('CardSession', { implements: Node, description: 'One card-present operation through one certified reader (docs/readers.md).' })
+export class CardSessionType extends Node {
+  @Field(() => CardOperationEnum)
+  operation!: CardOperationEnum;
+
+  @Field(() => CardSessionStateEnum)
+  state!: CardSessionStateEnum;
+
+  @Field({ description: 'Hex; the reader signs it in its first message.' })
+  challenge!: string;
+
+  @Field(() => Int, { description: 'The sequence number the next reader message must carry.' })
+  nextSeq!: number;
+
+  @Field(() => DateTimeScalar)
+  expiresAt!: Date;
+
+  @Field(() => ID, { description: 'Global id of the Reader.' })
+  reader!: string;
+
+  @Field(() => MinorUnitsScalar, { nullable: true, description: 'For a load: the amount.' })
+  amount!: bigint | null;
+
+  @Field(() => JSONObjectResolver, { nullable: true, description: 'When COMPLETED: what the card said (asn, balance, counters, TAC).' })
+  result!: Record<string, unknown> | null;
+
+  @Field(() => String, { nullable: true, description: 'When FAILED: the step that refused (e.g. BAD_SIGNATURE, WRONG_MAC1).' })
+  refusal!: string | null;
+}
+
+@ObjectType('SealedReaderCommand', { description: 'An APDU only the reader can read: AES-256-GCM under a key wrapped with RSA-OAEP-SHA256 to its device key. Associated data: `<session id>:<seq>`.' })
+export class SealedCommandType {
+  @Field() wrappedKey!: string;
+  @Field() iv!: string;
+  @Field() ciphertext!: string;
+  @Field() tag!: string;
+}
+
+@ObjectType('ReaderCommand', { description: 'One command for the reader to send to the card: a plain APDU (hex) or a sealed one.' })
+export class ReaderCommandType {
+  @Field(() => String, { nullable: true })
+  apdu!: string | null;
+
+  @Field(() => SealedCommandType, { nullable: true })
+  sealed!: SealedCommandType | null;
+}
+
+@InputType()
+export class OpenCardSessionInput {
+  @Field(() => ID, { description: 'Global id of the Reader the card is at.' })
+  reader!: string;
+
+  @Field(() => CardOperationEnum)
+  operation!: CardOperationEnum;
+
+  @Field(() => MinorUnitsScalar, { nullable: true, description: 'For LOAD: the amount to load, in minor units.' })
+  amount?: bigint | null;
+}
+
+@InputType()
+export class CardSessionMessageInput {
+  @Field(() => ID)
+  session!: string;
+
+  @Field(() => Int, { description: '0 for the hello, then 1, 2, ... in order.' })
+  seq!: number;
+
+  @Field({ description: 'The message as the reader signed it (JSON).' })
+  body!: string;
+
+  @Field({ description: 'Base64 RSA-SHA256 signature by the device key over `onecard-card-session-v1\\n<session uuid>\\n<seq>\\n<body>`.' })
+  signature!: string;
+}
+
+@ObjectType()
+export class CardSessionPayload {
+  @Field(() => CardSessionType, { nullable: true })
+  session!: CardSessionType | null;
+
+  @Field(() => [ReaderCommandType], { description: 'What the reader sends to the card next; empty when the session is over.' })
+  commands!: ReaderCommandType[];
+
+  @Field(() => [UserError])
+  userErrors!: UserError[];
+}

@@ -1,0 +1,34 @@
+import { constants, createCipheriv, createPublicKey, publicEncrypt, randomBytes, verify } from 'node:crypto';
+
+/** What a reader signs for each message: domain, session (its global id), sequence, and the body it sends. */
+export function signedBytes(sessionId: string, seq: number, body: string): Buffer {
+  return Buffer.from(`onecard-card-session-v1\n${sessionId}\n${seq}\n${body}`, 'utf8');
+}
+
+/** RSA PKCS#1 v1.5 with SHA-256, by the reader's device key; false for anything malformed. */
+export function verifyReaderSignature(publicKeyPem: string, sessionId: string, seq: number, body: string, signatureB64: string): boolean {
+  try {
+    return verify('sha256', signedBytes(sessionId, seq, body), createPublicKey(publicKeyPem), Buffer.from(signatureB64, 'base64'));
+  } catch {
+    return false;
+  }
+}
+
+/** A command for the reader that carries a secret (a MAC2, a MAC1), readable only inside it. */
+export interface SealedCommand {
+  /** A fresh AES-256 key, wrapped with RSA-OAEP (SHA-256) to the reader's device key. */
+  wrappedKey: string;
+  iv: string;
+  ciphertext: string;
+  tag: string;
+}
+
+/** Encrypts an APDU to the reader: AES-256-GCM under a fresh key wrapped with RSA-OAEP. */
+export function sealForReader(publicKeyPem: string, apdu: Buffer, associated: string): SealedCommand {
+  const key = randomBytes(32);
+  const iv = randomBytes(12);
+  const cipher = createCipheriv('aes-256-gcm', key, iv).setAAD(Buffer.from(associated));
+  const ciphertext = Buffer.concat([cipher.update(apdu), cipher.final()]);
+  const wrappedKey = publicEncrypt({ key: createPublicKey(publicKeyPem), padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256' }, key);
+  return { wrappedKey: wrappedKey.toString('base64'), iv: iv.toString('base64'), ciphertext: ciphertext.toString('base64'), tag: cipher.getAuthTag().toString('base64') };
+}
