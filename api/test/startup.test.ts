@@ -7,6 +7,7 @@ import pino from 'pino';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { loadConfig } from '../src/config/config.js';
 import { seedSteps } from '../src/demo/seed.js';
+import { CARD_SESSION_MESSAGE, OneCardClient, ReaderAgent, VirtualCardTransport, VirtualCpuCard } from '../../sdk-js/src/index.js';
 import { freePort } from '../src/db/embedded-postgres.js';
 import { PortInUseError, startPlatform } from '../src/platform.js';
 
@@ -70,6 +71,22 @@ it('starts from a fresh data folder, serves, stops, and starts again on the same
     expect(Object.keys(demo.clients)).toEqual(['operator', 'issuer', 'merchant', 'biller', 'cardholderApp']);
     const viewer = await asDemoClient(first.url, demo.clients.merchant, '{ viewer { kind tenantId } }');
     expect(viewer.viewer).toEqual({ kind: 'MERCHANT', tenantId: demo.tenants.merchant });
+
+    // The demo counter reader loads the demo card, as docs/readers.md shows.
+    const issuer = new OneCardClient({ baseUrl: first.url, clientId: demo.clients.issuer.client_id, clientSecret: demo.clients.issuer.client_secret, scope: 'topups:write' });
+    const reader = JSON.parse(await fs.readFile(demo.readers.counter.file, 'utf8'));
+    const card = VirtualCpuCard.withKeys(JSON.parse(await fs.readFile(demo.cards.gz.file, 'utf8')));
+    const opened = await issuer.request<any>('mutation($input: OpenCardSessionInput!) { openCardSession(input: $input) { session { id challenge } userErrors { message } } }', {
+      input: { reader: reader.readerId, operation: 'LOAD', amount: 1000 },
+    });
+    const agent = new ReaderAgent({
+      deviceKey: reader.deviceKeyPem,
+      nationalCertificatePem: reader.nationalCertificatePem,
+      cityCertificatePem: reader.cityCertificatePem,
+      transport: new VirtualCardTransport(card),
+      send: async (input) => (await issuer.request<any>(CARD_SESSION_MESSAGE, { input })).cardSessionMessage,
+    });
+    expect(await agent.run(opened.openCardSession.session)).toMatchObject({ state: 'COMPLETED', result: { newBalance: 1000 } });
   } finally {
     await first.stop();
   }
@@ -83,8 +100,15 @@ it('starts from a fresh data folder, serves, stops, and starts again on the same
     // The secrets printed at the first start are still in demo.json, and still work.
     expect(second.demo.clients).toEqual(first.demo.clients);
     const ledger = await asDemoClient(second.url, (second.demo.clients as any).operator, '{ ledgerAccounts { edges { node { code } } } }');
-    expect(ledger.ledgerAccounts.edges.map((e: any) => e.node.code)).toEqual(['operator.fee-revenue.CNY', 'platform.gateway-clearing.CNY', 'platform.settlement-in-transit.CNY']);
-    expect(await seededRows(second.demo.databaseUrl as string)).toEqual({ steps: seedSteps.length, accounts: 3 });
+    expect(ledger.ledgerAccounts.edges.map((e: any) => e.node.code)).toEqual([
+      'card.00000000000000000001.purse.CNY',
+      expect.stringMatching(/^issuer\.[0-9a-f-]{36}\.counter-cash\.CNY$/),
+      'operator.fee-revenue.CNY',
+      'platform.gateway-clearing.CNY',
+      'platform.settlement-in-transit.CNY',
+    ]);
+    // Seeded once: the three platform accounts, plus the two the demo load opened.
+    expect(await seededRows(second.demo.databaseUrl as string)).toEqual({ steps: seedSteps.length, accounts: 5 });
   } finally {
     await second.stop();
   }

@@ -8,6 +8,7 @@ import { openAccount } from '../ledger/ledger.service.js';
 import { AccountOwnerKind, AccountType } from '../ledger/ledger-account.entity.js';
 import { authDemo } from '../auth/auth.seed.js';
 import { pkiDemo } from '../pki/pki.seed.js';
+import { readersDemo } from '../readers/readers.seed.js';
 import { tenancyDemo } from '../tenancy/tenancy.seed.js';
 
 /** What a person needs to try the platform; written to `$ONECARD_DATA_DIR/demo.json`. */
@@ -50,7 +51,7 @@ const platformAccounts: SeedStep = {
 };
 
 /** The demo seed, in order. Later contexts append their steps. */
-export const seedSteps: SeedStep[] = [platformAccounts, tenancyDemo, authDemo, pkiDemo];
+export const seedSteps: SeedStep[] = [platformAccounts, tenancyDemo, authDemo, pkiDemo, readersDemo];
 
 /**
  * Runs every step not yet recorded in `seed_run`, each in its own transaction with its record,

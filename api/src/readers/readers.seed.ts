@@ -1,0 +1,68 @@
+import { generateKeyPairSync } from 'node:crypto';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import forge from 'node-forge';
+import { ALG_3DES } from '../cardcrypto/algorithm.js';
+import { diversifyKey } from '../cardcrypto/diversify.js';
+import type { SeedStep } from '../demo/seed.js';
+import { fromGlobalId, toGlobalId } from '../graphql/global-id.js';
+import { storeMasterKeys } from './key-store.js';
+import { registerReader } from './readers.service.js';
+
+/** The city codes cards of the demo cities carry in their issuer id (SFI 0x15 bytes 2–3). */
+const CARD_CITY_CODES: Record<string, string> = { GZ: '5810', SZ: '5840' };
+
+/**
+ * Card keys for both demo card companies, the two cities accepting each other's cards (互联互通),
+ * a counter reader of the Guangzhou card company (its device key in a file, as a real reader keeps
+ * it in its secure element), and a virtual card to try it with.
+ */
+export const readersDemo: SeedStep = {
+  name: 'readers-demo',
+  async run(em, { earlier, config, kek }) {
+    const tenants = earlier.tenants as { cities: Record<string, string>; cardCompanies: Record<string, string> };
+    const city = (code: string) => fromGlobalId(tenants.cities[code]!, 'City').id;
+    const company = (code: string) => fromGlobalId(tenants.cardCompanies[code]!, 'CardCompany').id;
+    for (const [code, cardCode] of Object.entries(CARD_CITY_CODES)) await em.execute(`update city set card_city_code = ? where id = ?`, [cardCode, city(code)]);
+    await em.execute(`insert into city_interoperation (card_city_id, reader_city_id) values (?, ?), (?, ?)`, [city('GZ'), city('SZ'), city('SZ'), city('GZ')]);
+    const gzKeys = await storeMasterKeys(em, kek, { cardCompanyId: company('GZ'), keyVersion: 1, algorithm: '3DES' });
+    await storeMasterKeys(em, kek, { cardCompanyId: company('SZ'), keyVersion: 1, algorithm: 'SM4' });
+
+    const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048, privateKeyEncoding: { type: 'pkcs1', format: 'pem' }, publicKeyEncoding: { type: 'spki', format: 'pem' } });
+    const key = forge.pki.privateKeyFromPem(privateKey) as forge.pki.rsa.PrivateKey;
+    const csr = forge.pki.createCertificationRequest();
+    csr.publicKey = forge.pki.setRsaPublicKey(key.n, key.e);
+    csr.sign(key, forge.md.sha256.create());
+    const csrPem = forge.pki.certificationRequestToPem(csr);
+    const serial = 'GZ-COUNTER-0001';
+    const registered = await registerReader(em, kek, {
+      serial,
+      model: 'OneCard virtual counter reader',
+      owner: { kind: 'CARD_COMPANY', id: company('GZ'), name: 'Guangzhou Yangchengtong' },
+      cityId: city('GZ'),
+      cityCode: 'GZ',
+      nationalCsrPem: csrPem,
+      cityCsrPem: csrPem,
+      publicUrl: config.publicUrl,
+    });
+    const readerId = toGlobalId('Reader', registered.reader.id);
+    await fs.mkdir(config.dataDir, { recursive: true });
+    const readerFile = path.join(config.dataDir, 'demo-reader.json');
+    const reader = { readerId, serial, deviceKeyPem: privateKey, nationalCertificatePem: registered.nationalChainPem[0], cityCertificatePem: registered.cityChainPem[0] };
+    await fs.writeFile(readerFile, `${JSON.stringify(reader, null, 2)}\n`, { mode: 0o600 });
+
+    // A card personalised as the card company would: only its own diversified keys go on it. The
+    // file is `VirtualCpuCard.withKeys()` options (sdk-js), so the reader simulator can make the card.
+    const asn = '00000000000000000001';
+    const cardKey = (master: Buffer) => diversifyKey(ALG_3DES, master, Buffer.from(asn, 'hex')).toString('hex').toUpperCase();
+    const personalisation = {
+      asn,
+      cityCode: CARD_CITY_CODES.GZ,
+      algorithm: '3DES',
+      keys: { load: [{ index: 1, version: 1, key: cardKey(gzKeys.LOAD) }], purchase: [{ index: 1, version: 1, key: cardKey(gzKeys.PURCHASE) }], tac: cardKey(gzKeys.TAC) },
+    };
+    const cardFile = path.join(config.dataDir, 'demo-card.json');
+    await fs.writeFile(cardFile, `${JSON.stringify(personalisation, null, 2)}\n`, { mode: 0o600 });
+    return { readers: { counter: { id: readerId, serial, file: readerFile } }, cards: { gz: { asn, file: cardFile } } };
+  },
+};
