@@ -33,6 +33,7 @@ export function createAuthorizationServer(opts: { config: Config; orm: MikroORM;
     clientAuthMethods: ['client_secret_basic', 'private_key_jwt', 'none'],
     clientDefaults: { id_token_signed_response_alg: SIGNING_ALG, grant_types: ['client_credentials'], response_types: [] },
     pkce: { required: () => true },
+    responseTypes: ['code'],
     ttl: {
       AccessToken: ACCESS_TOKEN_TTL_SECONDS,
       ClientCredentials: ACCESS_TOKEN_TTL_SECONDS,
@@ -43,6 +44,9 @@ export function createAuthorizationServer(opts: { config: Config; orm: MikroORM;
     },
     features: {
       devInteractions: { enabled: false },
+      // Not offered: our clients use client credentials or code + PKCE, and nothing else.
+      pushedAuthorizationRequests: { enabled: false },
+      rpInitiatedLogout: { enabled: false },
       clientCredentials: { enabled: true },
       introspection: { enabled: true },
       revocation: { enabled: true },

@@ -96,6 +96,8 @@ export function createProgram(): Command {
       const kind = kinds[opts.kind];
       if (!kind) throw new Error(`--kind must be one of ${Object.keys(kinds).join(', ')}`);
       const tenantType = TENANT_TYPE[kind];
+      if (!tenantType && opts.tenant) throw new Error('an operator client has no tenant; leave out --tenant');
+      if (tenantType && !opts.tenant) throw new Error(`a ${opts.kind} client needs --tenant (the global id of its ${tenantType})`);
       const tenantId = opts.tenant && (/^[0-9a-f-]{36}$/i.test(opts.tenant) ? opts.tenant.toLowerCase() : fromGlobalId(opts.tenant, tenantType ?? undefined).id);
       const jwks = opts.jwks ? JSON.parse(await fs.readFile(opts.jwks, 'utf8')) : undefined;
       const created = await withOrm(async (orm) => {

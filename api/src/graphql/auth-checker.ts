@@ -9,7 +9,7 @@ import type { GraphQLContext, Principal } from './context.js';
  */
 export const authChecker: AuthChecker<GraphQLContext> = ({ context }, requirements) => {
   const principal = context.principal;
-  if (!principal) throw new GraphQLError('Authentication required: send an OAuth access token', { extensions: { code: 'UNAUTHENTICATED', http: { status: 401 } } });
+  if (!principal) throw new GraphQLError('Authentication required: send an OAuth access token', { extensions: { code: 'UNAUTHENTICATED', http: { status: 401, headers: new Map([['www-authenticate', 'Bearer realm="OneCard"']]) } } });
   const kinds = requirements.filter((r) => /^[A-Z_]+$/.test(r)) as Principal['kind'][];
   const scopes = requirements.filter((r) => !/^[A-Z_]+$/.test(r));
   const kindOk = kinds.length === 0 || kinds.includes(principal.kind);
