@@ -1,118 +1,32 @@
-import { generateKeyPairSync, randomUUID } from 'node:crypto';
-import fs from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
+import { randomUUID } from 'node:crypto';
 import forge from 'node-forge';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CARD_SESSION_MESSAGE, OneCardClient, ReaderAgent, type SessionReply, VirtualCardTransport, VirtualCpuCard } from '../../sdk-js/src/index.js';
-import { createClient } from '../src/auth/clients.service.js';
-import { toGlobalId } from '../src/graphql/global-id.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { type OneCardClient, VirtualCpuCard } from '../../sdk-js/src/index.js';
 import { checkLedger } from '../src/ledger/ledger-check.js';
-import { storeMasterKeys } from '../src/readers/key-store.js';
-import { registerReader } from '../src/readers/readers.service.js';
-import { createWorkingCa, revokeCertificate } from '../src/pki/pki.service.js';
-import { initRootCa } from '../src/pki/root-ca.js';
+import { revokeCertificate } from '../src/pki/pki.service.js';
 import { generateRsaKey, issueCertificate, newSerial, toPem } from '../src/pki/x509.js';
-import { createCity } from '../src/tenancy/tenancy.service.js';
-import { freshDatabase, type TestDatabase } from './support/database.js';
-import { startTestServer, TEST_KEK, type TestServer } from './support/server.js';
+import { apiClient, auditOf as auditIn, balanceOnCard, expectRefused as expectRefusedIn, issueCard, type MasterKeys, newReader, purseBalance as purseIn, sessionsOf, sessionUuid, type TestReader, useCardSessionWorld } from './support/card-sessions.js';
 
-const kek = Buffer.from(TEST_KEK, 'base64url');
-let db: TestDatabase;
-let server: TestServer;
-let dir: string;
+const world = useCardSessionWorld();
 let issuer: OneCardClient;
-let gzMasterKeys: { load: string; purchase: string; tac: string };
-let szMasterKeys: { load: string; purchase: string; tac: string };
-
-interface TestReader {
-  id: string;
-  serial: string;
-  deviceKeyPem: string;
-  nationalPem: string;
-  cityPem: string;
-  nationalSerial: string;
-}
 let reader: TestReader;
 
-const hex = (b: Buffer) => b.toString('hex').toUpperCase();
-
-function csrFor(privateKeyPem: string): string {
-  const key = forge.pki.privateKeyFromPem(privateKeyPem) as forge.pki.rsa.PrivateKey;
-  const csr = forge.pki.createCertificationRequest();
-  csr.publicKey = forge.pki.setRsaPublicKey(key.n, key.e);
-  csr.sign(key, forge.md.sha256.create());
-  return forge.pki.certificationRequestToPem(csr);
-}
-
-async function newReader(serial: string, cityId: string, cityCode: string, ownerId: string): Promise<TestReader> {
-  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048, privateKeyEncoding: { type: 'pkcs1', format: 'pem' }, publicKeyEncoding: { type: 'spki', format: 'pem' } });
-  const csr = csrFor(privateKey);
-  const registered = await registerReader(db.orm.em.fork(), kek, { serial, model: 'OC-R1', owner: { kind: 'CARD_COMPANY', id: ownerId, name: 'cards' }, cityId, cityCode, nationalCsrPem: csr, cityCsrPem: csr, publicUrl: server.url });
-  return { id: toGlobalId('Reader', registered.reader.id), serial, deviceKeyPem: privateKey, nationalPem: registered.nationalChainPem[0]!, cityPem: registered.cityChainPem[0]!, nationalSerial: registered.reader.national_certificate_serial };
-}
-
-let asnCounter = 0;
-function card(opts: { city?: '5810' | '5840'; keys?: typeof gzMasterKeys; balance?: number } = {}) {
-  return VirtualCpuCard.issue({
-    asn: `0000000000000000${String(++asnCounter).padStart(4, '0')}`,
-    cityCode: opts.city ?? '5810',
-    masterKeys: opts.keys ?? gzMasterKeys,
-    keyVersion: 1,
-    algorithm: '3DES',
-    balance: opts.balance ?? 0,
-  });
-}
-
 beforeAll(async () => {
-  db = await freshDatabase();
-  server = await startTestServer(db.orm);
-  dir = await fs.mkdtemp(path.join(os.tmpdir(), 'onecard-sessions-'));
-  const em = db.orm.em.fork();
-  const gz = await createCity(em, { code: 'GZ', name: 'Guangzhou', timeZone: 'Asia/Shanghai', currency: 'CNY', cardCompanyName: 'Yangchengtong' });
-  const sz = await createCity(em, { code: 'SZ', name: 'Shenzhen', timeZone: 'Asia/Shanghai', currency: 'CNY', cardCompanyName: 'Shenzhen Tong' });
-  await em.execute(`update city set card_city_code = case code when 'GZ' then '5810' else '5840' end`);
-  const root = await initRootCa(path.join(dir, 'root.json'), 'card session test root');
-  await createWorkingCa(em, kek, root, { kind: 'NATIONAL', name: 'National', publicUrl: server.url });
-  await createWorkingCa(em, kek, root, { kind: 'CITY', cityId: gz.city.id, cityCode: 'GZ', name: 'GZ', publicUrl: server.url });
-  await createWorkingCa(em, kek, root, { kind: 'CITY', cityId: sz.city.id, cityCode: 'SZ', name: 'SZ', publicUrl: server.url });
-  const asHex = (k: Record<string, Buffer>) => ({ load: hex(k.LOAD!), purchase: hex(k.PURCHASE!), tac: hex(k.TAC!) });
-  gzMasterKeys = asHex(await storeMasterKeys(em, kek, { cardCompanyId: gz.cardCompany.id, keyVersion: 1, algorithm: '3DES' }));
-  szMasterKeys = asHex(await storeMasterKeys(em, kek, { cardCompanyId: sz.cardCompany.id, keyVersion: 1, algorithm: '3DES' }));
-  reader = await newReader('GZ-COUNTER-1', gz.city.id, 'GZ', gz.cardCompany.id);
-  const client = await createClient(em, { kind: 'ISSUER', tenantId: gz.cardCompany.id, name: 'GZ counter', scopes: ['readers:manage', 'topups:write', 'cards:read'] });
-  issuer = new OneCardClient({ baseUrl: server.url, clientId: client.client.client_id, clientSecret: client.clientSecret!, scope: 'readers:manage topups:write cards:read' });
-});
-afterAll(async () => {
-  await server.close();
-  await db.close();
-  await fs.rm(dir, { recursive: true, force: true });
+  reader = await newReader(world, 'GZ-COUNTER-1', world.gz);
+  issuer = await apiClient(world, 'ISSUER', world.gz.cardCompanyId, ['readers:manage', 'topups:write', 'cards:read']);
 });
 
-const OPEN = `mutation($input: OpenCardSessionInput!) { openCardSession(input: $input) { session { id state challenge nextSeq } userErrors { code message } } }`;
-
-async function open(operation: 'BALANCE' | 'LOAD', amount?: number, on: TestReader = reader) {
-  const data = await issuer.request<{ openCardSession: { session: { id: string; challenge: string }; userErrors: unknown[] } }>(OPEN, { input: { reader: on.id, operation, amount } });
-  expect(data.openCardSession.userErrors).toEqual([]);
-  return data.openCardSession.session;
+function card(opts: { city?: '5810' | '5840'; keys?: MasterKeys; balance?: number } = {}) {
+  return issueCard({ city: opts.city === '5840' ? world.sz : world.gz, keys: opts.keys ?? world.gzMasterKeys, balance: opts.balance });
 }
 
-const send = async (message: { session: string; seq: number; body: string; signature: string }) =>
-  (await issuer.request<{ cardSessionMessage: SessionReply }>(CARD_SESSION_MESSAGE, { input: message })).cardSessionMessage;
-
-function agent(c: VirtualCpuCard, on: TestReader = reader, sender = send) {
-  return new ReaderAgent({ deviceKey: on.deviceKeyPem, nationalCertificatePem: on.nationalPem, cityCertificatePem: on.cityPem, transport: new VirtualCardTransport(c), send: sender });
-}
-
-async function purseBalance(asn: string): Promise<bigint | undefined> {
-  const [row] = await db.orm.em.fork().execute<{ balance: string }[]>(`select balance from ledger_account where code = ?`, [`card.${asn}.purse.CNY`]);
-  return row ? BigInt(row.balance) : undefined;
-}
-
-async function auditOf(sessionGlobalId: string) {
-  const id = Buffer.from(sessionGlobalId, 'base64url').toString().split(':')[1];
-  return db.orm.em.fork().execute<{ step: string; outcome: string; refusal: string | null }[]>(`select step, outcome, refusal from card_session_audit where session_id = ? order by id`, [id]);
-}
+const sessions = () => sessionsOf(issuer, () => reader);
+const open = (operation: 'BALANCE' | 'LOAD', amount?: number, on: TestReader = reader) => sessions().open(operation, amount, on);
+const agent = (c: VirtualCpuCard, on: TestReader = reader) => sessions().agent(c, on);
+const manual = (c: VirtualCpuCard, operation: 'BALANCE' | 'LOAD' = 'LOAD', on: TestReader = reader) => sessions().manual(c, operation, on);
+const purseBalance = (asn: string) => purseIn(world, asn);
+const auditOf = (sessionId: string) => auditIn(world, sessionId);
+const expectRefused = (reply: Parameters<typeof expectRefusedIn>[1], refusal: string, sessionId: string) => expectRefusedIn(world, reply, refusal, sessionId);
 
 describe('card sessions through a running server', () => {
   it('reads the balance of a card', async () => {
@@ -129,45 +43,16 @@ describe('card sessions through a running server', () => {
     expect(done.state).toBe('COMPLETED');
     expect(done.result).toMatchObject({ asn: c.asn, oldBalance: 100, newBalance: 5100, amount: 5000, onlineCounter: 1 });
     // The card itself now holds the value.
-    const balance = new VirtualCardTransport(c);
-    await balance.transmit(Buffer.from('00A4040009A00000000386980701', 'hex'));
-    expect(Buffer.from(await balance.transmit(Buffer.from('805C000204', 'hex'))).toString('hex')).toBe('000013ec9000');
+    expect(await balanceOnCard(c)).toBe(0x13ec);
     expect(await purseBalance(c.asn)).toBe(5000n);
-    expect(await checkLedger(db.orm.em.fork())).toEqual([]);
+    expect(await checkLedger(world.db.orm.em.fork())).toEqual([]);
     expect((await auditOf(session.id)).map((a) => a.step)).toEqual(['open', 'hello', 'firstAnswers', 'tacAnswer']);
   });
 });
 
-/** Drives a session by hand, so a test can tamper with what the reader says. */
-async function manual(c: VirtualCpuCard, operation: 'BALANCE' | 'LOAD' = 'LOAD', on: TestReader = reader) {
-  const session = await open(operation, operation === 'LOAD' ? 700 : undefined, on);
-  const a = agent(c, on);
-  const transport = new VirtualCardTransport(c);
-  const message = (seq: number, body: unknown, tamper?: (text: string) => string) => {
-    const text = JSON.stringify(body);
-    return send({ session: session.id, seq, body: tamper ? tamper(text) : text, signature: a.sign(session.id, seq, text) });
-  };
-  const hello = (overrides: Record<string, unknown> = {}) => message(0, { challenge: session.challenge, nationalCertificate: on.nationalPem, cityCertificate: on.cityPem, ...overrides });
-  const answer = async (seq: number, reply: SessionReply) => {
-    const responses: string[] = [];
-    for (const cmd of reply.commands) responses.push(Buffer.from(await transport.transmit(Buffer.from(cmd.apdu!, 'hex'))).toString('hex'));
-    return responses;
-  };
-  return { session, message, hello, answer, agent: a };
-}
-
-async function expectRefused(reply: SessionReply, refusal: string, sessionId: string) {
-  expect(reply.userErrors[0]?.code).toBe('CARD_SESSION_REFUSED');
-  expect(reply.userErrors[0]?.message).toMatch(new RegExp(`^${refusal}`));
-  expect(reply.session?.state).toBe('FAILED');
-  expect(reply.commands).toEqual([]);
-  const rows = await auditOf(sessionId);
-  expect(rows.at(-1)).toEqual({ step: 'refused', outcome: 'REFUSED', refusal });
-}
-
 describe('each refusal ends the session, changes no balance, and leaves an audit row', () => {
   it('a card whose MAC1 does not verify (keys of another card company)', async () => {
-    const c = card({ keys: szMasterKeys });
+    const c = card({ keys: world.szMasterKeys });
     const m = await manual(c);
     const first = await m.hello();
     const reply = await m.message(1, { responses: await m.answer(1, first) });
@@ -181,8 +66,8 @@ describe('each refusal ends the session, changes no balance, and leaves an audit
   });
 
   it('a reader whose certificate was revoked', async () => {
-    const other = await newReader(`GZ-R-${randomUUID().slice(0, 8)}`, ...(await gzIds()));
-    await revokeCertificate(db.orm.em.fork(), other.nationalSerial, 1);
+    const other = await newReader(world, `GZ-R-${randomUUID().slice(0, 8)}`, world.gz);
+    await revokeCertificate(world.db.orm.em.fork(), other.nationalSerial, 1);
     const m = await manual(card(), 'BALANCE', other);
     await expectRefused(await m.hello(), 'CERTIFICATE_REVOKED', m.session.id);
   });
@@ -202,7 +87,7 @@ describe('each refusal ends the session, changes no balance, and leaves an audit
   });
 
   it('a card of city B on a reader of city A without interoperation', async () => {
-    const c = card({ city: '5840', keys: szMasterKeys });
+    const c = card({ city: '5840', keys: world.szMasterKeys });
     const m = await manual(c, 'BALANCE');
     const first = await m.hello();
     await expectRefused(await m.message(1, { responses: await m.answer(1, first) }), 'CROSS_CITY_NOT_ALLOWED', m.session.id);
@@ -221,7 +106,7 @@ describe('each refusal ends the session, changes no balance, and leaves an audit
 
   it('an expired session', async () => {
     const m = await manual(card(), 'BALANCE');
-    await db.orm.em.fork().execute(`update card_session set expires_at = now() - interval '1 second' where id = ?`, [Buffer.from(m.session.id, 'base64url').toString().split(':')[1]]);
+    await world.db.orm.em.fork().execute(`update card_session set expires_at = now() - interval '1 second' where id = ?`, [sessionUuid(m.session.id)]);
     await expectRefused(await m.hello(), 'SESSION_EXPIRED', m.session.id);
   });
 
@@ -246,8 +131,3 @@ describe('each refusal ends the session, changes no balance, and leaves an audit
     expect(await purseBalance(c.asn)).toBe(300n);
   });
 });
-
-async function gzIds(): Promise<[string, string, string]> {
-  const [row] = await db.orm.em.fork().execute<{ city: string; company: string }[]>(`select c.id as city, cc.id as company from city c join card_company cc on cc.city_id = c.id where c.code = 'GZ'`);
-  return [row!.city, 'GZ', row!.company];
-}

@@ -1,10 +1,62 @@
 import { constants, createDecipheriv, createPrivateKey, type KeyObject, privateDecrypt, sign } from 'node:crypto';
 import type { CardTransport } from '../cards/card-transport.js';
 
-/** A command from the host: a plain APDU, or one sealed to this reader's device key. */
+type Sealed = { wrappedKey: string; iv: string; ciphertext: string; tag: string };
+
+/**
+ * A command from the host: a plain APDU, one sealed to this reader's device key, or, for an M1
+ * card, a request for its UID or a sealed script (the sector keys inside never leave the reader).
+ */
 export interface ReaderCommand {
   apdu?: string | null;
-  sealed?: { wrappedKey: string; iv: string; ciphertext: string; tag: string } | null;
+  sealed?: Sealed | null;
+  readUid?: boolean | null;
+  sealedScript?: Sealed | null;
+}
+
+/** One step of an M1 script and what the reader answers for it. */
+export type M1ScriptOp =
+  | { op: 'auth'; block: number; keyType: 'A' | 'B'; key: string }
+  | { op: 'read'; block: number }
+  | { op: 'write'; block: number; data: string }
+  | { op: 'increment' | 'decrement'; block: number; value: number }
+  | { op: 'transfer'; block: number };
+export interface M1ScriptResult {
+  ok: boolean;
+  data?: string;
+  error?: string;
+}
+
+/** What the reader needs of an M1 card (a VirtualM1Card has it; so would a PC/SC driver). */
+export interface M1Card {
+  readonly uid: string;
+  authenticate(block: number, keyType: 'A' | 'B', key: Uint8Array): void;
+  read(block: number): Uint8Array;
+  write(block: number, data: Uint8Array): void;
+  increment(block: number, value: number): void;
+  decrement(block: number, value: number): void;
+  transfer(block: number): void;
+}
+
+/** Runs a script step by step; the first failure ends it (what is done stays done, as on a card). */
+export function runM1Script(card: M1Card, script: M1ScriptOp[]): M1ScriptResult[] {
+  const results: M1ScriptResult[] = [];
+  for (const step of script) {
+    try {
+      if (step.op === 'auth') card.authenticate(step.block, step.keyType, Buffer.from(step.key, 'hex'));
+      else if (step.op === 'read') {
+        results.push({ ok: true, data: Buffer.from(card.read(step.block)).toString('hex').toUpperCase() });
+        continue;
+      } else if (step.op === 'write') card.write(step.block, Buffer.from(step.data, 'hex'));
+      else if (step.op === 'transfer') card.transfer(step.block);
+      else card[step.op](step.block, step.value);
+      results.push({ ok: true });
+    } catch (err) {
+      results.push({ ok: false, error: (err as { code?: string }).code ?? (err instanceof Error ? err.message : String(err)) });
+      break;
+    }
+  }
+  return results;
 }
 
 export interface CardSessionView {
@@ -30,7 +82,10 @@ export interface ReaderAgentOptions {
   deviceKey: string | KeyObject;
   nationalCertificatePem: string;
   cityCertificatePem: string;
-  transport: CardTransport;
+  /** A CPU card's transport (APDUs). */
+  transport?: CardTransport;
+  /** An M1 card, for sessions that drive one by scripts. */
+  m1?: M1Card;
   send: SendMessage;
 }
 
@@ -38,7 +93,7 @@ export interface ReaderAgentOptions {
 export const CARD_SESSION_MESSAGE = `mutation CardSessionMessage($input: CardSessionMessageInput!) {
   cardSessionMessage(input: $input) {
     session { id state challenge nextSeq result refusal }
-    commands { apdu sealed { wrappedKey iv ciphertext tag } }
+    commands { apdu sealed { wrappedKey iv ciphertext tag } readUid sealedScript { wrappedKey iv ciphertext tag } }
     userErrors { code message }
   }
 }`;
@@ -72,6 +127,18 @@ export class ReaderAgent {
     return this.opts.send({ session: sessionId, seq, body: text, signature: this.sign(sessionId, seq, text) });
   }
 
+  private async execute(command: ReaderCommand, associated: string): Promise<string> {
+    if (command.readUid || command.sealedScript) {
+      if (!this.opts.m1) throw new Error('this session needs an M1 card');
+      if (command.readUid) return this.opts.m1.uid.toUpperCase();
+      const script = JSON.parse(Buffer.from(this.open(command.sealedScript!, associated)).toString('utf8')) as M1ScriptOp[];
+      return JSON.stringify(runM1Script(this.opts.m1, script));
+    }
+    if (!this.opts.transport) throw new Error('this session needs a CPU card transport');
+    const apdu = command.sealed ? this.open(command.sealed, associated) : Buffer.from(command.apdu ?? '', 'hex');
+    return Buffer.from(await this.opts.transport.transmit(apdu)).toString('hex').toUpperCase();
+  }
+
   /** Runs a session the app opened, to its end; returns the final session (COMPLETED or FAILED). */
   async run(session: { id: string; challenge: string }): Promise<CardSessionView> {
     let seq = 0;
@@ -79,10 +146,7 @@ export class ReaderAgent {
     while (reply.session && reply.commands.length > 0 && reply.userErrors.length === 0) {
       seq += 1;
       const responses: string[] = [];
-      for (const command of reply.commands) {
-        const apdu = command.sealed ? this.open(command.sealed, `${session.id}:${seq}`) : Buffer.from(command.apdu ?? '', 'hex');
-        responses.push(Buffer.from(await this.opts.transport.transmit(apdu)).toString('hex').toUpperCase());
-      }
+      for (const command of reply.commands) responses.push(await this.execute(command, `${session.id}:${seq}`));
       reply = await this.message(session.id, seq, { responses });
     }
     if (!reply.session) throw new Error(reply.userErrors.map((e) => e.message).join('; ') || 'the session is gone');

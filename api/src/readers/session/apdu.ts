@@ -18,14 +18,41 @@ export function creditForLoad(date: string, time: string, mac2: Buffer): Buffer 
   return Buffer.concat([Buffer.from([0x80, 0x52, 0x00, 0x00, 0x0b]), Buffer.from(date + time, 'hex'), mac2, Buffer.from([0x04])]);
 }
 
-export class CardAnswerError extends Error {}
+/** INITIALIZE FOR PURCHASE on the e-purse (P2 02): key index, amount, terminal; Le 0F. */
+export function initializeForPurchase(keyIndex: number, amount: number, terminalId: Buffer): Buffer {
+  const body = Buffer.alloc(11);
+  body[0] = keyIndex;
+  body.writeUInt32BE(amount, 1);
+  terminalId.copy(body, 5);
+  return Buffer.concat([Buffer.from([0x80, 0x50, 0x01, 0x02, 0x0b]), body, Buffer.from([0x0f])]);
+}
+
+/** DEBIT FOR PURCHASE: terminal transaction serial, date, time, MAC1; Le 08 (TAC || MAC2). */
+export function debitForPurchase(terminalSerial: number, date: string, time: string, mac1: Buffer): Buffer {
+  const serial = Buffer.alloc(4);
+  serial.writeUInt32BE(terminalSerial);
+  return Buffer.concat([Buffer.from([0x80, 0x54, 0x01, 0x00, 0x0f]), serial, Buffer.from(date + time, 'hex'), mac1, Buffer.from([0x08])]);
+}
+
+/** Status words the host tells apart (CARD-PROTOCOL.md §3). */
+export const SW_INSUFFICIENT_BALANCE = '9401';
+
+export class CardAnswerError extends Error {
+  constructor(
+    message: string,
+    /** The card's status word (hex, upper case) when it answered with one other than 9000. */
+    readonly statusWord?: string,
+  ) {
+    super(message);
+  }
+}
 
 /** Splits a response into data and status word; anything but 9000 is the card refusing. */
 export function ok(response: string | undefined, what: string): Buffer {
   if (typeof response !== 'string' || !/^([0-9a-fA-F]{2}){2,300}$/.test(response)) throw new CardAnswerError(`${what}: no valid response`);
   const bytes = Buffer.from(response, 'hex');
   const sw = bytes.subarray(-2).toString('hex').toUpperCase();
-  if (sw !== '9000') throw new CardAnswerError(`${what}: the card answered ${sw}`);
+  if (sw !== '9000') throw new CardAnswerError(`${what}: the card answered ${sw}`, sw);
   return bytes.subarray(0, -2);
 }
 
@@ -53,4 +80,24 @@ export interface InitializeForLoadAnswer {
 export function parseInitializeForLoad(data: Buffer): InitializeForLoadAnswer {
   if (data.length !== 16) throw new CardAnswerError(`INITIALIZE FOR LOAD answered ${data.length} bytes, expected 16`);
   return { oldBalance: data.readUInt32BE(0), onlineCounter: data.readUInt16BE(4), keyVersion: data[6]!, algorithmId: data[7]!, random: data.subarray(8, 12), mac1: data.subarray(12, 16) };
+}
+
+export interface InitializeForPurchaseAnswer {
+  balance: number;
+  offlineCounter: number;
+  keyVersion: number;
+  algorithmId: number;
+  random: Buffer;
+}
+
+/** balance (4), offline counter (2), overdraft limit (3, unused: we never spend it), key version, algorithm id, random (4). */
+export function parseInitializeForPurchase(data: Buffer): InitializeForPurchaseAnswer {
+  if (data.length !== 15) throw new CardAnswerError(`INITIALIZE FOR PURCHASE answered ${data.length} bytes, expected 15`);
+  return { balance: data.readUInt32BE(0), offlineCounter: data.readUInt16BE(4), keyVersion: data[9]!, algorithmId: data[10]!, random: data.subarray(11, 15) };
+}
+
+/** DEBIT FOR PURCHASE answers TAC (4) then MAC2 (4). */
+export function parseDebitForPurchase(data: Buffer): { tac: Buffer; mac2: Buffer } {
+  if (data.length !== 8) throw new CardAnswerError(`DEBIT FOR PURCHASE answered ${data.length} bytes, expected 8`);
+  return { tac: data.subarray(0, 4), mac2: data.subarray(4, 8) };
 }

@@ -3,15 +3,19 @@ import type { GraphQLContext } from '../../graphql/context.js';
 import { fromGlobalId, toGlobalId } from '../../graphql/global-id.js';
 import { userError, UserErrorCode } from '../../graphql/user-error.js';
 import { loadKeyEncryptionKey } from '../../secrets/kek.js';
-import { findCardCompany } from '../../tenancy/tenancy.service.js';
+import { TenantStatus } from '../../tenancy/merchant.entity.js';
+import { findCardCompany, findMerchant } from '../../tenancy/tenancy.service.js';
 import { SoftwareKeyStore } from '../key-store.js';
-import { findReaderFor } from '../readers.service.js';
+import { findReaderFor, type ReaderRow } from '../readers.service.js';
 import { COUNTER_LOAD } from './counter-load.js';
+import { DIRECT_PURCHASE } from './direct-purchase.js';
 import { handleMessage, openSession, type ReaderCommand, type SessionRow } from './card-session.service.js';
 import { CardOperationEnum, CardSessionMessageInput, CardSessionPayload, type CardSessionStateEnum, CardSessionType, OpenCardSessionInput, ReaderCommandType, SealedCommandType } from './card-session.types.js';
 
 /** The largest load a card company may put on a card at its counter in one session (1,000.00 CNY). */
 const MAX_COUNTER_LOAD = 100_000n;
+/** The largest purchase a merchant may take from a card in one session (1,000.00 CNY), as for loads. */
+const MAX_DIRECT_PURCHASE = 100_000n;
 
 export function sessionView(row: SessionRow): CardSessionType {
   return Object.assign(new CardSessionType(), {
@@ -28,33 +32,66 @@ export function sessionView(row: SessionRow): CardSessionType {
   });
 }
 
-const commandView = (c: ReaderCommand) => Object.assign(new ReaderCommandType(), { apdu: c.apdu ?? null, sealed: c.sealed ? Object.assign(new SealedCommandType(), c.sealed) : null });
+const sealedView = (s: ReaderCommand['sealed']) => (s ? Object.assign(new SealedCommandType(), s) : null);
+const commandView = (c: ReaderCommand) =>
+  Object.assign(new ReaderCommandType(), { apdu: c.apdu ?? null, sealed: sealedView(c.sealed), readUid: c.readUid ?? null, sealedScript: sealedView(c.sealedScript) });
+
+type OpenRefusal = { code: UserErrorCode; message: string; field: string };
+type OpenOutcome = SessionRow | OpenRefusal;
+const refusal = (code: UserErrorCode, message: string, field: string): OpenRefusal => ({ code, message, field });
+
+/** A balance read: any client that sees the reader. */
+async function openBalanceRead(ctx: GraphQLContext, reader: ReaderRow, input: OpenCardSessionInput): Promise<OpenOutcome> {
+  if (input.amount != null) return refusal(UserErrorCode.INVALID_INPUT, 'a balance read takes no amount', 'amount');
+  return openSession(ctx.em, { reader, operation: 'BALANCE', clientId: ctx.principal!.clientId });
+}
+
+/** A load at the card company's counter: the cash it took in becomes value on the card. */
+async function openCounterLoad(ctx: GraphQLContext, reader: ReaderRow, input: OpenCardSessionInput): Promise<OpenOutcome> {
+  const principal = ctx.principal!;
+  const company = principal.kind === 'ISSUER' && principal.tenantId ? await findCardCompany(ctx.em, principal.tenantId) : null;
+  if (!company || company.city.id !== reader.city_id || !principal.scopes.includes('topups:write')) {
+    return refusal(UserErrorCode.FORBIDDEN_OPERATION, 'a load is opened by the card company of the reader’s city (scope topups:write)', 'operation');
+  }
+  if (input.amount == null || input.amount <= 0n || input.amount > MAX_COUNTER_LOAD) return refusal(UserErrorCode.INVALID_INPUT, `a load is 1 to ${MAX_COUNTER_LOAD} minor units`, 'amount');
+  return openSession(ctx.em, { reader, operation: 'LOAD', amount: input.amount, clientId: principal.clientId, purpose: COUNTER_LOAD, purposeData: { cardCompanyId: company.id } });
+}
+
+/** A purchase by the merchant that owns the reader: the card pays, the merchant's payable grows. */
+async function openDirectPurchase(ctx: GraphQLContext, reader: ReaderRow, input: OpenCardSessionInput): Promise<OpenOutcome> {
+  const principal = ctx.principal!;
+  const ownsReader = principal.kind === 'MERCHANT' && principal.tenantId !== null && reader.owner_kind === 'MERCHANT' && reader.owner_id === principal.tenantId;
+  if (!ownsReader || !principal.scopes.includes('payments:write')) {
+    return refusal(UserErrorCode.FORBIDDEN_OPERATION, 'a purchase is opened by the merchant that owns the reader (scope payments:write)', 'operation');
+  }
+  const merchant = await findMerchant(ctx.em, principal.tenantId!);
+  if (!merchant || merchant.status !== TenantStatus.ACTIVE) return refusal(UserErrorCode.FORBIDDEN_OPERATION, 'the merchant does not take payments now', 'operation');
+  if (input.amount == null || input.amount <= 0n || input.amount > MAX_DIRECT_PURCHASE) return refusal(UserErrorCode.INVALID_INPUT, `a purchase is 1 to ${MAX_DIRECT_PURCHASE} minor units`, 'amount');
+  return openSession(ctx.em, { reader, operation: 'PURCHASE', amount: input.amount, clientId: principal.clientId, purpose: DIRECT_PURCHASE, purposeData: { merchantId: merchant.id } });
+}
+
+const OPENERS: Record<CardOperationEnum, (ctx: GraphQLContext, reader: ReaderRow, input: OpenCardSessionInput) => Promise<OpenOutcome>> = {
+  [CardOperationEnum.BALANCE]: openBalanceRead,
+  [CardOperationEnum.LOAD]: openCounterLoad,
+  [CardOperationEnum.PURCHASE]: openDirectPurchase,
+};
 
 @Resolver()
 export class CardSessionResolver {
   @Authorized()
   @Mutation(() => CardSessionPayload, {
-    description: 'Opens a card session on a reader you may use. BALANCE: any client that sees the reader. LOAD: the card company at its counter (scope topups:write), on a reader of its city.',
+    description:
+      'Opens a card session on a reader you may use. BALANCE: any client that sees the reader. LOAD: the card company at its counter (scope topups:write), on a reader of its city. PURCHASE: the merchant that owns the reader (scope payments:write).',
   })
   async openCardSession(@Arg('input', () => OpenCardSessionInput) input: OpenCardSessionInput, @Ctx() ctx: GraphQLContext): Promise<CardSessionPayload> {
-    const principal = ctx.principal!;
-    const reader = await findReaderFor(ctx.em, principal, fromGlobalId(input.reader, 'Reader').id);
-    const refuse = (code: UserErrorCode, message: string, field: string) => ({ session: null, commands: [], userErrors: [userError(code, message, ['input', field])] });
-    if (!reader) return refuse(UserErrorCode.NOT_FOUND, `no reader ${input.reader}`, 'reader');
-    if (reader.status !== 'ACTIVE') return refuse(UserErrorCode.INVALID_INPUT, `the reader is ${reader.status}`, 'reader');
-    if (input.operation === CardOperationEnum.BALANCE) {
-      if (input.amount != null) return refuse(UserErrorCode.INVALID_INPUT, 'a balance read takes no amount', 'amount');
-      const session = await openSession(ctx.em, { reader, operation: 'BALANCE', clientId: principal.clientId });
-      return { session: sessionView(session), commands: [], userErrors: [] };
-    }
-    // A load at the card company's counter: the cash it took in becomes value on the card.
-    const company = principal.kind === 'ISSUER' && principal.tenantId ? await findCardCompany(ctx.em, principal.tenantId) : null;
-    if (!company || company.city.id !== reader.city_id || !principal.scopes.includes('topups:write')) {
-      return refuse(UserErrorCode.FORBIDDEN_OPERATION, 'a load is opened by the card company of the reader’s city (scope topups:write)', 'operation');
-    }
-    if (input.amount == null || input.amount <= 0n || input.amount > MAX_COUNTER_LOAD) return refuse(UserErrorCode.INVALID_INPUT, `a load is 1 to ${MAX_COUNTER_LOAD} minor units`, 'amount');
-    const session = await openSession(ctx.em, { reader, operation: 'LOAD', amount: input.amount, clientId: principal.clientId, purpose: COUNTER_LOAD, purposeData: { cardCompanyId: company.id } });
-    return { session: sessionView(session), commands: [], userErrors: [] };
+    const reader = await findReaderFor(ctx.em, ctx.principal!, fromGlobalId(input.reader, 'Reader').id);
+    const outcome: OpenOutcome = !reader
+      ? refusal(UserErrorCode.NOT_FOUND, `no reader ${input.reader}`, 'reader')
+      : reader.status !== 'ACTIVE'
+        ? refusal(UserErrorCode.INVALID_INPUT, `the reader is ${reader.status}`, 'reader')
+        : await OPENERS[input.operation](ctx, reader, input);
+    if ('code' in outcome) return { session: null, commands: [], userErrors: [userError(outcome.code, outcome.message, ['input', outcome.field])] };
+    return { session: sessionView(outcome), commands: [], userErrors: [] };
   }
 
   @Authorized()

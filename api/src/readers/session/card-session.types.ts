@@ -7,8 +7,9 @@ import { UserError } from '../../graphql/user-error.js';
 export enum CardOperationEnum {
   BALANCE = 'BALANCE',
   LOAD = 'LOAD',
+  PURCHASE = 'PURCHASE',
 }
-registerEnumType(CardOperationEnum, { name: 'CardOperation', description: 'What a card session does: read the balance, or load value onto the card (圈存).' });
+registerEnumType(CardOperationEnum, { name: 'CardOperation', description: 'What a card session does: read the balance, load value onto the card (圈存), or take a purchase from it (消费).' });
 
 export enum CardSessionStateEnum {
   OPEN = 'OPEN',
@@ -39,13 +40,13 @@ export class CardSessionType extends Node {
   @Field(() => ID, { description: 'Global id of the Reader.' })
   reader!: string;
 
-  @Field(() => MinorUnitsScalar, { nullable: true, description: 'For a load: the amount.' })
+  @Field(() => MinorUnitsScalar, { nullable: true, description: 'For a load or a purchase: the amount.' })
   amount!: bigint | null;
 
-  @Field(() => JSONObjectResolver, { nullable: true, description: 'When COMPLETED: what the card said (asn, balance, counters, TAC).' })
+  @Field(() => JSONObjectResolver, { nullable: true, description: 'When COMPLETED: what the card said (asn, balances, counters, terminal serial, TAC).' })
   result!: Record<string, unknown> | null;
 
-  @Field(() => String, { nullable: true, description: 'When FAILED: the step that refused (e.g. BAD_SIGNATURE, WRONG_MAC1).' })
+  @Field(() => String, { nullable: true, description: 'When FAILED: the step that refused (e.g. BAD_SIGNATURE, WRONG_MAC1, INSUFFICIENT_BALANCE).' })
   refusal!: string | null;
 }
 
@@ -64,6 +65,12 @@ export class ReaderCommandType {
 
   @Field(() => SealedCommandType, { nullable: true })
   sealed!: SealedCommandType | null;
+
+  @Field(() => Boolean, { nullable: true, description: 'M1 cards: the reader answers with the card UID (hex).' })
+  readUid!: boolean | null;
+
+  @Field(() => SealedCommandType, { nullable: true, description: 'M1 cards: a sealed JSON script (authenticate, read, increment/decrement, transfer, write); the reader answers with the JSON list of step results.' })
+  sealedScript!: SealedCommandType | null;
 }
 
 @InputType()
@@ -74,7 +81,7 @@ export class OpenCardSessionInput {
   @Field(() => CardOperationEnum)
   operation!: CardOperationEnum;
 
-  @Field(() => MinorUnitsScalar, { nullable: true, description: 'For LOAD: the amount to load, in minor units.' })
+  @Field(() => MinorUnitsScalar, { nullable: true, description: 'For LOAD and PURCHASE: the amount, in minor units.' })
   amount?: bigint | null;
 }
 

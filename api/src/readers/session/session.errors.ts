@@ -1,3 +1,5 @@
+import type { EntityManager } from '@mikro-orm/postgresql';
+
 /** Why a card session step was refused. Each refusal is audited and ends the session. */
 export type SessionRefusal =
   | 'SESSION_EXPIRED'
@@ -18,12 +20,24 @@ export type SessionRefusal =
   | 'CROSS_CITY_NOT_ALLOWED'
   | 'COUNTER_ROLLBACK'
   | 'WRONG_MAC1'
-  | 'WRONG_TAC';
+  | 'WRONG_MAC2'
+  | 'WRONG_TAC'
+  /** The card answered INITIALIZE FOR PURCHASE with `94 01`: its balance is below the amount. */
+  | 'INSUFFICIENT_BALANCE'
+  /** The host's shadow of the card's purse does not cover the purchase: value that never went through our ledger. */
+  | 'PURSE_MISMATCH'
+  /** The operation's purpose refused the card before it was debited (e.g. a card in another currency). */
+  | 'PURPOSE_REFUSED';
 
 export class SessionError extends Error {
+  /** Work that stands although the step is refused (e.g. a counter the card proved it reached), written with the refusal. */
+  keep?: (em: EntityManager) => Promise<void>;
+
   constructor(
     readonly refusal: SessionRefusal,
     message: string,
+    /** Evidence written to the refusal's audit row, e.g. a TAC the card returned before the host refused. */
+    readonly detail: Record<string, unknown> = {},
   ) {
     super(message);
   }

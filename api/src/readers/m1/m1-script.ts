@@ -1,0 +1,84 @@
+import { tdesEcbEncrypt } from '../../cardcrypto/des.js';
+import { decodeValueBlock, encodeValueBlock } from '../../cardcrypto/m1.js';
+
+/**
+ * MIFARE Classic (M1) cards through encrypted scripts (DESIGN.md §6): an M1 card has no
+ * cryptogram of its own, so the host keeps its sector keys and sends the reader a short script
+ * (authenticate, read, increment/decrement, transfer, write backup), sealed to the reader's device
+ * key; the reader returns each step's result. The purse is a value block with a backup block
+ * (CARD-PROTOCOL.md §6).
+ */
+
+/** Where the purse lives; per card company in real life (the reference leaves the layout open). */
+export const M1_PURSE = { sector: 1, valueBlock: 4, backupBlock: 5 } as const;
+
+export type M1Op =
+  | { op: 'auth'; block: number; keyType: 'A' | 'B'; key: string }
+  | { op: 'read'; block: number }
+  | { op: 'write'; block: number; data: string }
+  | { op: 'increment' | 'decrement'; block: number; value: number }
+  | { op: 'transfer'; block: number };
+
+export interface M1Result {
+  ok: boolean;
+  /** For a read: the 16 block bytes, hex. */
+  data?: string;
+  error?: string;
+}
+
+/**
+ * Sector key B for a card: the left 6 bytes of 3DES-ECB(M1 master key, UID || sector || 0B || 0000).
+ * The reference leaves the UID-based scheme to each card company (**unconfirmed**); this is ours.
+ */
+export function m1SectorKeyB(masterKey: Buffer, uid: Buffer, sector: number): Buffer {
+  if (uid.length !== 4) throw new RangeError('an M1 UID is 4 bytes');
+  return tdesEcbEncrypt(masterKey, Buffer.concat([uid, Buffer.from([sector, 0x0b, 0x00, 0x00])])).subarray(0, 6);
+}
+
+const hexKey = (key: Buffer) => key.toString('hex').toUpperCase();
+
+/** Reads the purse value block and its backup. */
+export function readPurseScript(keyB: Buffer): M1Op[] {
+  return [
+    { op: 'auth', block: M1_PURSE.valueBlock, keyType: 'B', key: hexKey(keyB) },
+    { op: 'read', block: M1_PURSE.valueBlock },
+    { op: 'read', block: M1_PURSE.backupBlock },
+  ];
+}
+
+/** Changes the purse by `amount` and refreshes the backup, then reads the value back. */
+export function changePurseScript(keyB: Buffer, operation: 'increment' | 'decrement', amount: number, expectedNewValue: number): M1Op[] {
+  return [
+    { op: 'auth', block: M1_PURSE.valueBlock, keyType: 'B', key: hexKey(keyB) },
+    { op: operation, block: M1_PURSE.valueBlock, value: amount },
+    { op: 'transfer', block: M1_PURSE.valueBlock },
+    { op: 'write', block: M1_PURSE.backupBlock, data: encodeValueBlock(expectedNewValue, M1_PURSE.valueBlock).toString('hex').toUpperCase() },
+    { op: 'read', block: M1_PURSE.valueBlock },
+  ];
+}
+
+export class M1AnswerError extends Error {}
+
+/** The purse value from a read result; a broken value block, or a backup that disagrees, is refused. */
+export function purseValue(value: M1Result | undefined, backup?: M1Result): number {
+  if (!value?.ok || !value.data) throw new M1AnswerError(`the card refused: ${value?.error ?? 'no answer'}`);
+  let decoded: { value: number };
+  try {
+    decoded = decodeValueBlock(Buffer.from(value.data, 'hex'));
+  } catch {
+    throw new M1AnswerError('the purse block fails its integrity check');
+  }
+  if (backup) {
+    if (!backup.ok || !backup.data) throw new M1AnswerError(`the card refused: ${backup.error ?? 'no answer'}`);
+    const copy = decodeValueBlock(Buffer.from(backup.data, 'hex')).value;
+    if (copy !== decoded.value) throw new M1AnswerError(`the purse (${decoded.value}) and its backup (${copy}) disagree: an interrupted write`);
+  }
+  return decoded.value;
+}
+
+/** Every step of a script succeeded (a refused step leaves the card as the transfer left it). */
+export function allOk(results: M1Result[], expected: number): void {
+  if (results.length !== expected) throw new M1AnswerError(`expected ${expected} script results, got ${results.length}`);
+  const failed = results.findIndex((r) => !r.ok);
+  if (failed >= 0) throw new M1AnswerError(`script step ${failed} failed: ${results[failed]!.error ?? 'refused'}`);
+}

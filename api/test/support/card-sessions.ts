@@ -1,0 +1,229 @@
+/**
+ * What the card-session tests share: a running server over a database of the file's own, a root CA
+ * with a national and two city working CAs (GZ card code 5810, SZ 5840), card master keys for both
+ * card companies, certified readers, virtual cards, and helpers to run a session through the SDK's
+ * ReaderAgent or by hand (to tamper with what the reader says).
+ */
+import { generateKeyPairSync } from 'node:crypto';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import forge from 'node-forge';
+import { afterAll, beforeAll, expect } from 'vitest';
+import { type CardTransport, OneCardClient, ReaderAgent, type SessionReply, VirtualCardTransport, VirtualCpuCard } from '../../../sdk-js/src/index.js';
+import { createClient } from '../../src/auth/clients.service.js';
+import type { PrincipalKind } from '../../src/graphql/context.js';
+import { toGlobalId } from '../../src/graphql/global-id.js';
+import { createWorkingCa } from '../../src/pki/pki.service.js';
+import { initRootCa, type RootCa } from '../../src/pki/root-ca.js';
+import { type CardAlgorithm, storeMasterKeys } from '../../src/readers/key-store.js';
+import { type ReaderOwnerKind, registerReader } from '../../src/readers/readers.service.js';
+import { createCity } from '../../src/tenancy/tenancy.service.js';
+import { freshDatabase, type TestDatabase } from './database.js';
+import { startTestServer, TEST_KEK, type TestServer } from './server.js';
+
+export const kek = Buffer.from(TEST_KEK, 'base64url');
+export const hex = (b: Buffer) => b.toString('hex').toUpperCase();
+
+export type MasterKeys = { load: string; purchase: string; tac: string };
+
+export interface TestCity {
+  cityId: string;
+  cardCompanyId: string;
+  /** The city's code (GZ) and the code its cards carry (5810). */
+  code: string;
+  cardCode: string;
+}
+
+export interface TestReader {
+  id: string;
+  serial: string;
+  deviceKeyPem: string;
+  nationalPem: string;
+  cityPem: string;
+  nationalSerial: string;
+}
+
+export interface CardSessionWorld {
+  db: TestDatabase;
+  server: TestServer;
+  dir: string;
+  root: RootCa;
+  gz: TestCity;
+  sz: TestCity;
+  gzMasterKeys: MasterKeys;
+  szMasterKeys: MasterKeys;
+}
+
+/** Builds the world in beforeAll and tears it down in afterAll; the returned object is filled in by then. */
+export function useCardSessionWorld(): CardSessionWorld {
+  const world = {} as CardSessionWorld;
+  beforeAll(async () => {
+    Object.assign(world, await startWorld());
+  });
+  afterAll(async () => {
+    await world.server?.close();
+    await world.db?.close();
+    if (world.dir) await fs.rm(world.dir, { recursive: true, force: true });
+  });
+  return world;
+}
+
+async function startWorld(): Promise<CardSessionWorld> {
+  const db = await freshDatabase();
+  const server = await startTestServer(db.orm);
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'onecard-sessions-'));
+  const em = db.orm.em.fork();
+  const root = await initRootCa(path.join(dir, 'root.json'), 'card session test root');
+  await createWorkingCa(em, kek, root, { kind: 'NATIONAL', name: 'National', publicUrl: server.url });
+  const world = { db, server, dir, root } as CardSessionWorld;
+  world.gz = await addCity(world, { code: 'GZ', name: 'Guangzhou', cardCompanyName: 'Yangchengtong', cardCode: '5810' });
+  world.sz = await addCity(world, { code: 'SZ', name: 'Shenzhen', cardCompanyName: 'Shenzhen Tong', cardCode: '5840' });
+  world.gzMasterKeys = await addMasterKeys(world, world.gz, '3DES');
+  world.szMasterKeys = await addMasterKeys(world, world.sz, '3DES');
+  return world;
+}
+
+/** A city with its card company, the code its cards carry, and its working CA. */
+export async function addCity(world: CardSessionWorld, input: { code: string; name: string; cardCompanyName: string; cardCode: string }): Promise<TestCity> {
+  const em = world.db.orm.em.fork();
+  const made = await createCity(em, { code: input.code, name: input.name, timeZone: 'Asia/Shanghai', currency: 'CNY', cardCompanyName: input.cardCompanyName });
+  await em.execute(`update city set card_city_code = ? where id = ?`, [input.cardCode, made.city.id]);
+  await createWorkingCa(em, kek, world.root, { kind: 'CITY', cityId: made.city.id, cityCode: input.code, name: input.code, publicUrl: world.server.url });
+  return { cityId: made.city.id, cardCompanyId: made.cardCompany.id, code: input.code, cardCode: input.cardCode };
+}
+
+/** Fresh master keys for a card company (key version 1), returned as hex for the virtual cards. */
+export async function addMasterKeys(world: CardSessionWorld, city: TestCity, algorithm: CardAlgorithm): Promise<MasterKeys> {
+  const k = await storeMasterKeys(world.db.orm.em.fork(), kek, { cardCompanyId: city.cardCompanyId, keyVersion: 1, algorithm });
+  return { load: hex(k.LOAD), purchase: hex(k.PURCHASE), tac: hex(k.TAC) };
+}
+
+function csrFor(privateKeyPem: string): string {
+  const key = forge.pki.privateKeyFromPem(privateKeyPem) as forge.pki.rsa.PrivateKey;
+  const csr = forge.pki.createCertificationRequest();
+  csr.publicKey = forge.pki.setRsaPublicKey(key.n, key.e);
+  csr.sign(key, forge.md.sha256.create());
+  return forge.pki.certificationRequestToPem(csr);
+}
+
+/** A certified reader in a city, owned by its card company unless another owner is named. */
+export async function newReader(world: CardSessionWorld, serial: string, city: TestCity, owner: { kind: ReaderOwnerKind; id: string } = { kind: 'CARD_COMPANY', id: city.cardCompanyId }): Promise<TestReader> {
+  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048, privateKeyEncoding: { type: 'pkcs1', format: 'pem' }, publicKeyEncoding: { type: 'spki', format: 'pem' } });
+  const csr = csrFor(privateKey);
+  const registered = await registerReader(world.db.orm.em.fork(), kek, {
+    serial,
+    model: 'OC-R1',
+    owner: { ...owner, name: 'owner' },
+    cityId: city.cityId,
+    cityCode: city.code,
+    nationalCsrPem: csr,
+    cityCsrPem: csr,
+    publicUrl: world.server.url,
+  });
+  return { id: toGlobalId('Reader', registered.reader.id), serial, deviceKeyPem: privateKey, nationalPem: registered.nationalChainPem[0]!, cityPem: registered.cityChainPem[0]!, nationalSerial: registered.reader.national_certificate_serial };
+}
+
+/** An OAuth client of a tenant, talking to the server through the SDK. */
+export async function apiClient(world: CardSessionWorld, kind: PrincipalKind, tenantId: string, scopes: string[]): Promise<OneCardClient> {
+  const made = await createClient(world.db.orm.em.fork(), { kind, tenantId, name: `${kind} test client`, scopes });
+  return new OneCardClient({ baseUrl: world.server.url, clientId: made.client.client_id, clientSecret: made.clientSecret!, scope: scopes.join(' ') });
+}
+
+let asnCounter = 0;
+
+/** A virtual card of a city, issued with its card company's master keys (or others', to make one the host rejects). */
+export function issueCard(opts: { city: TestCity; keys: MasterKeys; balance?: number; algorithm?: CardAlgorithm }): VirtualCpuCard {
+  return VirtualCpuCard.issue({
+    asn: `0000000000000000${String(++asnCounter).padStart(4, '0')}`,
+    cityCode: opts.city.cardCode,
+    masterKeys: opts.keys,
+    keyVersion: 1,
+    algorithm: opts.algorithm ?? '3DES',
+    balance: opts.balance ?? 0,
+  });
+}
+
+/** What the card itself says its e-purse holds. */
+export async function balanceOnCard(c: VirtualCpuCard): Promise<number> {
+  const t = new VirtualCardTransport(c);
+  await t.transmit(Buffer.from('00A4040009A00000000386980701', 'hex'));
+  return Buffer.from(await t.transmit(Buffer.from('805C000204', 'hex'))).readUInt32BE(0);
+}
+
+export const OPEN = `mutation($input: OpenCardSessionInput!) { openCardSession(input: $input) { session { id state challenge nextSeq } userErrors { code message } } }`;
+
+export type Operation = 'BALANCE' | 'LOAD' | 'PURCHASE';
+
+/**
+ * The relay mutation, asking only for what CPU-card sessions use (the SDK's CARD_SESSION_MESSAGE
+ * also asks for the M1 command fields, which these tests do not depend on).
+ */
+const CARD_SESSION_MESSAGE = `mutation CardSessionMessage($input: CardSessionMessageInput!) {
+  cardSessionMessage(input: $input) {
+    session { id state challenge nextSeq result refusal }
+    commands { apdu sealed { wrappedKey iv ciphertext tag } }
+    userErrors { code message }
+  }
+}`;
+
+/** Card sessions opened and relayed by one API client on its readers. */
+export function sessionsOf(client: OneCardClient, defaultReader: () => TestReader) {
+  const openRaw = (operation: Operation, amount?: number, on: TestReader = defaultReader()) =>
+    client.request<{ openCardSession: { session: { id: string; challenge: string } | null; userErrors: { code: string; message: string }[] } }>(OPEN, { input: { reader: on.id, operation, amount } });
+
+  async function open(operation: Operation, amount?: number, on: TestReader = defaultReader()) {
+    const data = await openRaw(operation, amount, on);
+    expect(data.openCardSession.userErrors).toEqual([]);
+    return data.openCardSession.session!;
+  }
+
+  const send = async (message: { session: string; seq: number; body: string; signature: string }) =>
+    (await client.request<{ cardSessionMessage: SessionReply }>(CARD_SESSION_MESSAGE, { input: message })).cardSessionMessage;
+
+  function agent(c: VirtualCpuCard, on: TestReader = defaultReader(), transport: CardTransport = new VirtualCardTransport(c)) {
+    return new ReaderAgent({ deviceKey: on.deviceKeyPem, nationalCertificatePem: on.nationalPem, cityCertificatePem: on.cityPem, transport, send });
+  }
+
+  /** Drives a session by hand, so a test can tamper with what the reader says. */
+  async function manual(c: VirtualCpuCard, operation: Operation = 'LOAD', on: TestReader = defaultReader(), amount = 700) {
+    const session = await open(operation, operation === 'BALANCE' ? undefined : amount, on);
+    const a = agent(c, on);
+    const transport = new VirtualCardTransport(c);
+    const message = (seq: number, body: unknown, tamper?: (text: string) => string) => {
+      const text = JSON.stringify(body);
+      return send({ session: session.id, seq, body: tamper ? tamper(text) : text, signature: a.sign(session.id, seq, text) });
+    };
+    const hello = (overrides: Record<string, unknown> = {}) => message(0, { challenge: session.challenge, nationalCertificate: on.nationalPem, cityCertificate: on.cityPem, ...overrides });
+    const answer = async (_seq: number, reply: SessionReply) => {
+      const responses: string[] = [];
+      for (const cmd of reply.commands) responses.push(Buffer.from(await transport.transmit(Buffer.from(cmd.apdu!, 'hex'))).toString('hex'));
+      return responses;
+    };
+    return { session, message, hello, answer, agent: a };
+  }
+
+  return { openRaw, open, send, agent, manual };
+}
+
+/** The ledger's shadow of a card's purse, or undefined if the card never went through the ledger. */
+export async function purseBalance(world: CardSessionWorld, asn: string): Promise<bigint | undefined> {
+  const [row] = await world.db.orm.em.fork().execute<{ balance: string }[]>(`select balance from ledger_account where code = ?`, [`card.${asn}.purse.CNY`]);
+  return row ? BigInt(row.balance) : undefined;
+}
+
+export const sessionUuid = (sessionGlobalId: string) => Buffer.from(sessionGlobalId, 'base64url').toString().split(':')[1]!;
+
+export async function auditOf(world: CardSessionWorld, sessionGlobalId: string) {
+  return world.db.orm.em.fork().execute<{ step: string; outcome: string; refusal: string | null }[]>(`select step, outcome, refusal from card_session_audit where session_id = ? order by id`, [sessionUuid(sessionGlobalId)]);
+}
+
+/** A refusal: the error names it, the session is FAILED with no commands, and the last audit row records it. */
+export async function expectRefused(world: CardSessionWorld, reply: SessionReply, refusal: string, sessionId: string) {
+  expect(reply.userErrors[0]?.code).toBe('CARD_SESSION_REFUSED');
+  expect(reply.userErrors[0]?.message).toMatch(new RegExp(`^${refusal}`));
+  expect(reply.session?.state).toBe('FAILED');
+  expect(reply.commands).toEqual([]);
+  const rows = await auditOf(world, sessionId);
+  expect(rows.at(-1)).toEqual({ step: 'refused', outcome: 'REFUSED', refusal });
+}
