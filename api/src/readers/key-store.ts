@@ -3,8 +3,11 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import { ALG_3DES, ALG_SM4 } from '../cardcrypto/algorithm.js';
 import { diversifyKey } from '../cardcrypto/diversify.js';
 import { seal, unseal } from '../secrets/kek.js';
+import { m1SectorKeyB } from './m1/m1-script.js';
 
 export type KeyPurpose = 'LOAD' | 'PURCHASE' | 'TAC';
+/** M1 cards: the master key their sector keys are derived from (by UID). */
+export type MasterKeyPurpose = KeyPurpose | 'M1';
 export type CardAlgorithm = '3DES' | 'SM4';
 
 /**
@@ -13,10 +16,12 @@ export type CardAlgorithm = '3DES' | 'SM4';
  * for the software store below behind the same interface.
  */
 export interface KeyStore {
+  /** Key B of an M1 card's sector, derived from the card company's M1 master key and the card's UID. */
+  m1SectorKey(req: { cardCompanyId: string; keyVersion: number; uid: Buffer; sector: number }): Promise<Buffer>;
   cardKey(req: { cardCompanyId: string; purpose: KeyPurpose; keyVersion: number; asn: Buffer }): Promise<{ key: Buffer; algorithm: CardAlgorithm }>;
 }
 
-const context = (companyId: string, purpose: KeyPurpose, version: number) => `card-master-key:${companyId}:${purpose}:${version}`;
+const context = (companyId: string, purpose: MasterKeyPurpose, version: number) => `card-master-key:${companyId}:${purpose}:${version}`;
 
 /** Master keys sealed with the key-encryption key in `card_master_key`. */
 export class SoftwareKeyStore implements KeyStore {
@@ -25,14 +30,23 @@ export class SoftwareKeyStore implements KeyStore {
     private readonly kek: Buffer,
   ) {}
 
-  async cardKey(req: { cardCompanyId: string; purpose: KeyPurpose; keyVersion: number; asn: Buffer }) {
+  private async master(cardCompanyId: string, purpose: MasterKeyPurpose, keyVersion: number) {
     const [row] = await this.em.execute<{ sealed_key: string; algorithm: CardAlgorithm }[]>(
       `select sealed_key, algorithm from card_master_key where card_company_id = ? and purpose = ? and key_version = ?`,
-      [req.cardCompanyId, req.purpose, req.keyVersion],
+      [cardCompanyId, purpose, keyVersion],
     );
-    if (!row) throw new Error(`no ${req.purpose} master key version ${req.keyVersion}`);
-    const master = unseal(this.kek, context(req.cardCompanyId, req.purpose, req.keyVersion), row.sealed_key);
-    return { key: diversifyKey(row.algorithm === 'SM4' ? ALG_SM4 : ALG_3DES, master, req.asn), algorithm: row.algorithm };
+    if (!row) throw new Error(`no ${purpose} master key version ${keyVersion}`);
+    return { key: unseal(this.kek, context(cardCompanyId, purpose, keyVersion), row.sealed_key), algorithm: row.algorithm };
+  }
+
+  async m1SectorKey(req: { cardCompanyId: string; keyVersion: number; uid: Buffer; sector: number }) {
+    const { key } = await this.master(req.cardCompanyId, 'M1', req.keyVersion);
+    return m1SectorKeyB(key, req.uid, req.sector);
+  }
+
+  async cardKey(req: { cardCompanyId: string; purpose: KeyPurpose; keyVersion: number; asn: Buffer }) {
+    const { key: master, algorithm } = await this.master(req.cardCompanyId, req.purpose, req.keyVersion);
+    return { key: diversifyKey(algorithm === 'SM4' ? ALG_SM4 : ALG_3DES, master, req.asn), algorithm };
   }
 }
 
@@ -55,4 +69,15 @@ export async function storeMasterKeys(
     ]);
   }
   return keys;
+}
+
+/** Stores a card company's M1 master key (3DES, 16 bytes): its cards' sector keys derive from it. */
+export async function storeM1MasterKey(em: EntityManager, kek: Buffer, input: { cardCompanyId: string; keyVersion: number; key?: Buffer }): Promise<Buffer> {
+  const key = input.key ?? randomBytes(16);
+  await em.execute(`insert into card_master_key (card_company_id, purpose, key_version, algorithm, sealed_key) values (?, 'M1', ?, '3DES', ?)`, [
+    input.cardCompanyId,
+    input.keyVersion,
+    seal(kek, context(input.cardCompanyId, 'M1', input.keyVersion), key),
+  ]);
+  return key;
 }

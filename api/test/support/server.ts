@@ -27,7 +27,7 @@ export async function startTestServer(orm: Orm, env: Record<string, string> = {}
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   const config = testConfig({ PUBLIC_URL: url, ...env });
-  const http = await createHttpApp({ config, orm, log: pino({ level: 'silent' }) });
+  const http = await createHttpApp({ config, orm, log: pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }) });
   server.on('request', http.app);
   return {
     url,

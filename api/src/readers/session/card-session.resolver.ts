@@ -43,7 +43,7 @@ const refusal = (code: UserErrorCode, message: string, field: string): OpenRefus
 /** A balance read: any client that sees the reader. */
 async function openBalanceRead(ctx: GraphQLContext, reader: ReaderRow, input: OpenCardSessionInput): Promise<OpenOutcome> {
   if (input.amount != null) return refusal(UserErrorCode.INVALID_INPUT, 'a balance read takes no amount', 'amount');
-  return openSession(ctx.em, { reader, operation: 'BALANCE', clientId: ctx.principal!.clientId });
+  return openSession(ctx.em, { reader, operation: 'BALANCE', cardType: input.cardType ?? 'CPU', clientId: ctx.principal!.clientId });
 }
 
 /** A load at the card company's counter: the cash it took in becomes value on the card. */
@@ -54,7 +54,7 @@ async function openCounterLoad(ctx: GraphQLContext, reader: ReaderRow, input: Op
     return refusal(UserErrorCode.FORBIDDEN_OPERATION, 'a load is opened by the card company of the reader’s city (scope topups:write)', 'operation');
   }
   if (input.amount == null || input.amount <= 0n || input.amount > MAX_COUNTER_LOAD) return refusal(UserErrorCode.INVALID_INPUT, `a load is 1 to ${MAX_COUNTER_LOAD} minor units`, 'amount');
-  return openSession(ctx.em, { reader, operation: 'LOAD', amount: input.amount, clientId: principal.clientId, purpose: COUNTER_LOAD, purposeData: { cardCompanyId: company.id } });
+  return openSession(ctx.em, { reader, operation: 'LOAD', cardType: input.cardType ?? 'CPU', amount: input.amount, clientId: principal.clientId, purpose: COUNTER_LOAD, purposeData: { cardCompanyId: company.id } });
 }
 
 /** A purchase by the merchant that owns the reader: the card pays, the merchant's payable grows. */
@@ -67,7 +67,7 @@ async function openDirectPurchase(ctx: GraphQLContext, reader: ReaderRow, input:
   const merchant = await findMerchant(ctx.em, principal.tenantId!);
   if (!merchant || merchant.status !== TenantStatus.ACTIVE) return refusal(UserErrorCode.FORBIDDEN_OPERATION, 'the merchant does not take payments now', 'operation');
   if (input.amount == null || input.amount <= 0n || input.amount > MAX_DIRECT_PURCHASE) return refusal(UserErrorCode.INVALID_INPUT, `a purchase is 1 to ${MAX_DIRECT_PURCHASE} minor units`, 'amount');
-  return openSession(ctx.em, { reader, operation: 'PURCHASE', amount: input.amount, clientId: principal.clientId, purpose: DIRECT_PURCHASE, purposeData: { merchantId: merchant.id } });
+  return openSession(ctx.em, { reader, operation: 'PURCHASE', cardType: input.cardType ?? 'CPU', amount: input.amount, clientId: principal.clientId, purpose: DIRECT_PURCHASE, purposeData: { merchantId: merchant.id } });
 }
 
 const OPENERS: Record<CardOperationEnum, (ctx: GraphQLContext, reader: ReaderRow, input: OpenCardSessionInput) => Promise<OpenOutcome>> = {

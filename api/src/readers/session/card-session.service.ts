@@ -10,12 +10,15 @@ import { publicKeyFingerprint } from '../../pki/x509.js';
 import type { KeyPurpose, KeyStore } from '../key-store.js';
 import type { ReaderRow } from '../readers.service.js';
 import * as apdu from './apdu.js';
+import { m1StepFor } from './m1-steps.js';
 import { cardPurseBalance } from './card-purse.js';
 import { sealForReader, type SealedCommand, verifyReaderSignature } from './envelope.js';
 import { SessionError, type SessionRefusal } from './session.errors.js';
 
 export type CardOperation = 'BALANCE' | 'LOAD' | 'PURCHASE';
-export type SessionState = 'OPEN' | 'AUTHENTICATED' | 'AWAITING_TAC' | 'COMPLETED' | 'FAILED';
+export type SessionState = 'OPEN' | 'AUTHENTICATED' | 'AWAITING_TAC' | 'AWAITING_PURSE' | 'AWAITING_WRITE' | 'COMPLETED' | 'FAILED';
+/** A CPU (e-purse) card speaks APDUs and proves itself with MACs; an M1 card is driven by sealed scripts. */
+export type CardType = 'CPU' | 'M1';
 
 /** Sessions are short: a card is in the field for seconds (DESIGN.md §6 asks for at most 120 s). */
 export const SESSION_TTL_SECONDS = 120;
@@ -30,6 +33,7 @@ export interface SessionRow {
   id: string;
   reader_id: string;
   operation: CardOperation;
+  card_type: CardType;
   amount: string | null;
   state: SessionState;
   challenge: string;
@@ -76,6 +80,8 @@ export interface SessionContext {
   currency?: string;
   init?: LoadInit;
   purchase?: PurchaseInit;
+  /** M1: the purse before and (expected) after the script. */
+  m1?: { oldValue: number; newValue: number };
 }
 
 /** A command for the reader: a plain APDU, or a sealed one carrying a secret. */
@@ -154,7 +160,7 @@ async function audit(em: EntityManager, sessionId: string, seq: number | null, s
 /** Opens a session for one operation on one reader; the reader proves itself against the challenge. */
 export async function openSession(
   em: EntityManager,
-  input: { reader: ReaderRow; operation: CardOperation; amount?: bigint; clientId: string; purpose?: string; purposeData?: Record<string, unknown>; now?: Date },
+  input: { reader: ReaderRow; operation: CardOperation; cardType?: CardType; amount?: bigint; clientId: string; purpose?: string; purposeData?: Record<string, unknown>; now?: Date },
 ): Promise<SessionRow> {
   // The amount goes to the card in 4 bytes; a larger one would be silently cut by the encoder.
   if (input.amount !== undefined && (input.amount <= 0n || input.amount > MAX_CARD_AMOUNT)) throw new RangeError(`a card amount is 1 to ${MAX_CARD_AMOUNT}`);
@@ -162,12 +168,13 @@ export async function openSession(
   const id = randomUUID();
   const now = input.now ?? new Date();
   const [row] = await em.execute<SessionRow[]>(
-    `insert into card_session (id, reader_id, operation, amount, state, challenge, expires_at, opened_by_client, context)
-     values (?, ?, ?, ?, 'OPEN', ?, ?, ?, ?) returning *`,
+    `insert into card_session (id, reader_id, operation, card_type, amount, state, challenge, expires_at, opened_by_client, context)
+     values (?, ?, ?, ?, ?, 'OPEN', ?, ?, ?, ?) returning *`,
     [
       id,
       input.reader.id,
       input.operation,
+      input.cardType ?? 'CPU',
       input.amount?.toString() ?? null,
       randomBytes(32).toString('hex'),
       new Date(+now + SESSION_TTL_SECONDS * 1000),
@@ -258,7 +265,7 @@ function recordRefusal(em: EntityManager, message: IncomingMessage, err: Session
   });
 }
 
-interface StepResult {
+export interface StepResult {
   state: SessionState;
   context: SessionContext;
   commands: ReaderCommand[];
@@ -267,11 +274,12 @@ interface StepResult {
   auditDetail?: Record<string, unknown>;
 }
 
-type Step = (em: EntityManager, deps: SessionDeps, now: Date, session: SessionRow, reader: ReaderRow, message: IncomingMessage, body: Record<string, unknown>) => Promise<StepResult>;
+export type Step = (em: EntityManager, deps: SessionDeps, now: Date, session: SessionRow, reader: ReaderRow, message: IncomingMessage, body: Record<string, unknown>) => Promise<StepResult>;
 
 /** Which step a message is, from the session's state (and, for the last one, its operation). */
 function stepFor(session: SessionRow): Step {
   if (session.state === 'OPEN') return hello;
+  if (session.card_type === 'M1') return m1StepFor(session.state);
   if (session.state === 'AUTHENTICATED') return firstAnswers;
   return session.operation === 'PURCHASE' ? debitAnswer : tacAnswer;
 }
@@ -300,7 +308,9 @@ const hello: Step = async (em, _deps, now, session, reader, message, body) => {
   if (reader.status !== 'ACTIVE') throw new SessionError('READER_NOT_ACTIVE', `the reader is ${reader.status}`);
   const publicKeyPem = forge.pki.publicKeyToPem(city!.certificate.publicKey);
   if (!verifyReaderSignature(publicKeyPem, toGlobalId('CardSession', session.id), message.seq, message.body, message.signature)) throw new SessionError('BAD_SIGNATURE', 'the reader signature does not verify');
-  return { state: 'AUTHENTICATED', context: { ...session.context, publicKeyPem }, commands: firstCommands(session, reader).map((c) => ({ apdu: hex(c) })) };
+  // An M1 card first tells its UID (its sector keys derive from it); a CPU card answers APDUs.
+  const commands: ReaderCommand[] = session.card_type === 'M1' ? [{ readUid: true }] : firstCommands(session, reader).map((c) => ({ apdu: hex(c) }));
+  return { state: 'AUTHENTICATED', context: { ...session.context, publicKeyPem }, commands };
 };
 
 /** SELECT, the card's identity (SFI 0x15), then what the operation asks first. */
@@ -314,11 +324,11 @@ function firstCommands(session: SessionRow, reader: ReaderRow): Buffer[] {
   return [apdu.selectApplication(), apdu.readPublicData(), third()];
 }
 
-function verifyStepSignature(session: SessionRow, message: IncomingMessage): void {
+export function verifyStepSignature(session: SessionRow, message: IncomingMessage): void {
   if (!verifyReaderSignature(session.context.publicKeyPem!, toGlobalId('CardSession', session.id), message.seq, message.body, message.signature)) throw new SessionError('BAD_SIGNATURE', 'the reader signature does not verify');
 }
 
-function responsesOf(body: Record<string, unknown>, count: number): string[] {
+export function responsesOf(body: Record<string, unknown>, count: number): string[] {
   const responses = body.responses;
   if (!Array.isArray(responses) || responses.length !== count) throw new SessionError('MALFORMED_MESSAGE', `expected ${count} card responses`);
   return responses as string[];
@@ -370,7 +380,7 @@ async function recordCounter(em: EntityManager, asn: string, kind: CounterKind, 
   );
 }
 
-interface CardIdentity {
+export interface CardIdentity {
   asn: string;
   asnBytes: Buffer;
   cityCode: string;
@@ -397,7 +407,7 @@ async function identifyCard(em: EntityManager, reader: ReaderRow, selected: stri
 }
 
 /** Everything the operation-specific half of message 1 works with. */
-interface FirstAnswer {
+export interface FirstAnswer {
   em: EntityManager;
   deps: SessionDeps;
   now: Date;
@@ -484,7 +494,7 @@ async function purchaseInitialized(s: FirstAnswer, answer: string | undefined): 
  * must cover the purchase. If it does not, the card holds value we never issued (or spent offline
  * what we have not heard of yet): refuse before the card pays, rather than debit it and book nothing.
  */
-async function refuseUncoveredPurse(em: EntityManager, card: CardIdentity, amount: number, cardBalance: number): Promise<void> {
+export async function refuseUncoveredPurse(em: EntityManager, card: CardIdentity, amount: number, cardBalance: number): Promise<void> {
   const shadow = await cardPurseBalance(em, card.asn, card.currency);
   if (shadow < BigInt(amount)) {
     throw new SessionError('PURSE_MISMATCH', `the ledger's purse of card ${card.asn} holds ${shadow}, less than ${amount}`, { asn: card.asn, shadow: shadow.toString(), cardBalance, amount });
@@ -492,7 +502,7 @@ async function refuseUncoveredPurse(em: EntityManager, card: CardIdentity, amoun
 }
 
 /** The purpose's own checks before the card pays (see DebitGuard). */
-async function guardDebit(s: FirstAnswer, amount: number, cardBalance: number): Promise<void> {
+export async function guardDebit(s: FirstAnswer, amount: number, cardBalance: number): Promise<void> {
   const guard = s.session.context.purpose ? debitGuards.get(s.session.context.purpose) : undefined;
   await guard?.(s.em, { session: s.session, reader: s.reader, cardCompanyId: s.card.cardCompanyId, asn: s.card.asn, currency: s.card.currency, amount, cardBalance });
 }
@@ -577,7 +587,7 @@ function cardOf(session: SessionRow): CardIdentity {
  * (a card spending value we never booked, or a race with another session of the same card) refuses
  * the step as PURSE_MISMATCH: the whole step rolls back, and the audit row keeps what the card proved.
  */
-async function complete(em: EntityManager, session: SessionRow, reader: ReaderRow, card: CardIdentity, result: Record<string, unknown>): Promise<void> {
+export async function complete(em: EntityManager, session: SessionRow, reader: ReaderRow, card: CardIdentity, result: Record<string, unknown>): Promise<void> {
   const handler = session.context.purpose ? completionHandlers.get(session.context.purpose) : undefined;
   if (session.context.purpose && !handler) throw new Error(`no completion handler for ${session.context.purpose}`);
   try {

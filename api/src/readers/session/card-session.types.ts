@@ -15,10 +15,18 @@ export enum CardSessionStateEnum {
   OPEN = 'OPEN',
   AUTHENTICATED = 'AUTHENTICATED',
   AWAITING_TAC = 'AWAITING_TAC',
+  AWAITING_PURSE = 'AWAITING_PURSE',
+  AWAITING_WRITE = 'AWAITING_WRITE',
   COMPLETED = 'COMPLETED',
   FAILED = 'FAILED',
 }
 registerEnumType(CardSessionStateEnum, { name: 'CardSessionState' });
+
+export enum CardTypeEnum {
+  CPU = 'CPU',
+  M1 = 'M1',
+}
+registerEnumType(CardTypeEnum, { name: 'CardType', description: 'CPU: a PBOC e-purse card (APDUs, MACs, TAC). M1: a MIFARE Classic card, driven by sealed scripts.' });
 
 @ObjectType('CardSession', { implements: Node, description: 'One card-present operation through one certified reader (docs/readers.md).' })
 export class CardSessionType extends Node {
@@ -83,6 +91,9 @@ export class OpenCardSessionInput {
 
   @Field(() => MinorUnitsScalar, { nullable: true, description: 'For LOAD and PURCHASE: the amount, in minor units.' })
   amount?: bigint | null;
+
+  @Field(() => CardTypeEnum, { nullable: true, description: 'The kind of card at the reader (default CPU).' })
+  cardType?: CardTypeEnum | null;
 }
 
 @InputType()
