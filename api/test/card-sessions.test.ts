@@ -3,6 +3,7 @@ import forge from 'node-forge';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { type OneCardClient, VirtualCpuCard } from '../../sdk-js/src/index.js';
 import { checkLedger } from '../src/ledger/ledger-check.js';
+import { changeReaderStatus } from '../src/readers/readers.service.js';
 import { revokeCertificate } from '../src/pki/pki.service.js';
 import { generateRsaKey, issueCertificate, newSerial, toPem } from '../src/pki/x509.js';
 import { apiClient, auditOf as auditIn, balanceOnCard, expectRefused as expectRefusedIn, issueCard, type MasterKeys, newReader, purseBalance as purseIn, sessionsOf, sessionUuid, type TestReader, useCardSessionWorld } from './support/card-sessions.js';
@@ -70,6 +71,17 @@ describe('each refusal ends the session, changes no balance, and leaves an audit
     await revokeCertificate(world.db.orm.em.fork(), other.nationalSerial, 1);
     const m = await manual(card(), 'BALANCE', other);
     await expectRefused(await m.hello(), 'CERTIFICATE_REVOKED', m.session.id);
+  });
+
+  it('a reader revoked while its session was open (its certificates are revoked with it)', async () => {
+    const other = await newReader(world, `GZ-R-${randomUUID().slice(0, 8)}`, world.gz);
+    const m = await manual(card(), 'BALANCE', other);
+    const [row] = await world.db.orm.em.fork().execute<{ id: string }[]>(`select id from reader where serial = ?`, [other.serial]);
+    await changeReaderStatus(world.db.orm.em.fork(), row!.id, 'REVOKED');
+    await expectRefused(await m.hello(), 'CERTIFICATE_REVOKED', m.session.id);
+    // And it can open no new session.
+    const reopened = await sessions().openRaw('BALANCE', undefined, other);
+    expect(reopened.openCardSession.userErrors[0]?.message).toMatch(/REVOKED/);
   });
 
   it('a certificate from an unknown CA', async () => {

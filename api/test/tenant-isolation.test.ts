@@ -214,7 +214,9 @@ describe('tenant isolation matrix (generated from the schema)', () => {
       const rule = MATRIX[key];
       if (rule?.access !== 'operator') continue;
       const op = operationFor(kind, field);
-      for (const tenant of Object.values(fx.principals.A)) {
+      // Every tenant kind, a cardholder app included, is refused.
+      const app = { ...principal('CARDHOLDER_APP', fx.principals.A.ISSUER.tenantId), holderId: randomUUID() };
+      for (const tenant of [...Object.values(fx.principals.A), app]) {
         const code = (await run(op, tenant)).errors?.[0]?.extensions?.code;
         if (code !== 'FORBIDDEN') failures.push(`${key} as ${tenant.kind}: ${code}`);
       }
