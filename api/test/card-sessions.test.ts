@@ -84,6 +84,23 @@ describe('each refusal ends the session, changes no balance, and leaves an audit
     expect(reopened.openCardSession.userErrors[0]?.message).toMatch(/REVOKED/);
   });
 
+  it('a card naming a key version its card company does not have', async () => {
+    const c = VirtualCpuCard.issue({ asn: '00000000000000009999', cityCode: world.gz.cardCode, masterKeys: world.gzMasterKeys, keyVersion: 7, algorithm: '3DES' });
+    const m = await manual(c);
+    const first = await m.hello();
+    await expectRefused(await m.message(1, { responses: await m.answer(1, first) }), 'UNKNOWN_CARD_KEY', m.session.id);
+  });
+
+  it('another client relaying into a session: refused and audited, the session neither ended nor shown', async () => {
+    const m = await manual(card(), 'BALANCE');
+    const intruder = await apiClient(world, 'ISSUER', world.gz.cardCompanyId, ['topups:write']);
+    const reply = await sessionsOf(intruder, () => reader).send({ session: m.session.id, seq: 0, body: '{}', signature: 'x' });
+    expect(reply.session).toBeNull();
+    expect(reply.userErrors[0]?.code).toBe('NOT_FOUND');
+    expect((await auditOf(m.session.id)).at(-1)).toEqual({ step: 'refused', outcome: 'REFUSED', refusal: 'NOT_THE_OPENER' });
+    expect((await m.hello()).session?.state).toBe('AUTHENTICATED');
+  });
+
   it('a certificate from an unknown CA', async () => {
     const key = generateRsaKey(2048);
     const rogueCa = issueCertificate({ subject: { commonName: 'Rogue CA' }, publicKey: forge.pki.setRsaPublicKey(key.privateKey.n, key.privateKey.e), serial: newSerial(), notBefore: new Date(), notAfter: new Date(Date.now() + 86_400_000), profile: 'root-ca', selfKey: key.privateKey });

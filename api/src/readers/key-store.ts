@@ -6,6 +6,9 @@ import { seal, unseal } from '../secrets/kek.js';
 import { m1SectorKeyB } from './m1/m1-script.js';
 
 export type KeyPurpose = 'LOAD' | 'PURCHASE' | 'TAC';
+
+/** The card names a key the card company does not have (an unknown key version, or no M1 key). */
+export class UnknownCardKeyError extends Error {}
 /** M1 cards: the master key their sector keys are derived from (by UID). */
 export type MasterKeyPurpose = KeyPurpose | 'M1';
 export type CardAlgorithm = '3DES' | 'SM4';
@@ -35,7 +38,7 @@ export class SoftwareKeyStore implements KeyStore {
       `select sealed_key, algorithm from card_master_key where card_company_id = ? and purpose = ? and key_version = ?`,
       [cardCompanyId, purpose, keyVersion],
     );
-    if (!row) throw new Error(`no ${purpose} master key version ${keyVersion}`);
+    if (!row) throw new UnknownCardKeyError(`no ${purpose} master key version ${keyVersion} for this card company`);
     return { key: unseal(this.kek, context(cardCompanyId, purpose, keyVersion), row.sealed_key), algorithm: row.algorithm };
   }
 

@@ -6,7 +6,7 @@ import { ALG_3DES } from '../cardcrypto/algorithm.js';
 import { diversifyKey } from '../cardcrypto/diversify.js';
 import type { SeedStep } from '../demo/seed.js';
 import { fromGlobalId, toGlobalId } from '../graphql/global-id.js';
-import { storeMasterKeys } from './key-store.js';
+import { storeM1MasterKey, storeMasterKeys } from './key-store.js';
 import { registerReader } from './readers.service.js';
 
 /** The city codes cards of the demo cities carry in their issuer id (SFI 0x15 bytes 2–3). */
@@ -27,6 +27,8 @@ export const readersDemo: SeedStep = {
     await em.execute(`insert into city_interoperation (card_city_id, reader_city_id) values (?, ?), (?, ?)`, [city('GZ'), city('SZ'), city('SZ'), city('GZ')]);
     const gzKeys = await storeMasterKeys(em, kek, { cardCompanyId: company('GZ'), keyVersion: 1, algorithm: '3DES' });
     await storeMasterKeys(em, kek, { cardCompanyId: company('SZ'), keyVersion: 1, algorithm: 'SM4' });
+    // Guangzhou also runs M1 (MIFARE Classic) cards: their sector keys derive from this key and the UID.
+    await storeM1MasterKey(em, kek, { cardCompanyId: company('GZ'), keyVersion: 1 });
 
     const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048, privateKeyEncoding: { type: 'pkcs1', format: 'pem' }, publicKeyEncoding: { type: 'spki', format: 'pem' } });
     const key = forge.pki.privateKeyFromPem(privateKey) as forge.pki.rsa.PrivateKey;

@@ -53,6 +53,8 @@ export interface RegisterReaderInput {
  * issue one certificate. All or nothing.
  */
 export async function registerReader(em: EntityManager, kek: Buffer, input: RegisterReaderInput): Promise<{ reader: ReaderRow; nationalChainPem: string[]; cityChainPem: string[] }> {
+  if (!/^[A-Za-z0-9._-]{3,64}$/.test(input.serial)) throw new ReaderError('INVALID_INPUT', 'a reader serial is 3 to 64 of A–Z a–z 0–9 . _ -', 'serial');
+  if (!input.model.trim() || input.model.length > 100) throw new ReaderError('INVALID_INPUT', 'a reader model is 1 to 100 characters', 'model');
   const fingerprints: string[] = [];
   for (const [field, pem] of [['nationalCsr', input.nationalCsrPem], ['cityCsr', input.cityCsrPem]] as const) {
     try {

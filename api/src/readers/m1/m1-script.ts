@@ -70,7 +70,12 @@ export function purseValue(value: M1Result | undefined, backup?: M1Result): numb
   }
   if (backup) {
     if (!backup.ok || !backup.data) throw new M1AnswerError(`the card refused: ${backup.error ?? 'no answer'}`);
-    const copy = decodeValueBlock(Buffer.from(backup.data, 'hex')).value;
+    let copy: number;
+    try {
+      copy = decodeValueBlock(Buffer.from(backup.data, 'hex')).value;
+    } catch {
+      throw new M1AnswerError('the backup block fails its integrity check: an interrupted write');
+    }
     if (copy !== decoded.value) throw new M1AnswerError(`the purse (${decoded.value}) and its backup (${copy}) disagree: an interrupted write`);
   }
   return decoded.value;

@@ -7,7 +7,7 @@ import { toGlobalId } from '../../graphql/global-id.js';
 import { LedgerError, LedgerErrorCode } from '../../ledger/ledger.errors.js';
 import { checkLeaf, findCityCa } from '../../pki/pki.service.js';
 import { publicKeyFingerprint } from '../../pki/x509.js';
-import type { KeyPurpose, KeyStore } from '../key-store.js';
+import { type KeyPurpose, type KeyStore, UnknownCardKeyError } from '../key-store.js';
 import type { ReaderRow } from '../readers.service.js';
 import * as apdu from './apdu.js';
 import { m1StepFor } from './m1-steps.js';
@@ -210,8 +210,15 @@ export async function handleMessage(em: EntityManager, deps: SessionDeps, messag
     if (outcome) return { ok: true, ...outcome };
     return { ok: false, session: null, refusal: 'SESSION_FINISHED', message: 'no such session' };
   } catch (err) {
-    if (!(err instanceof SessionError)) throw err;
-    return recordRefusal(em, message, err);
+    // A card that names a key its card company does not have is a refusal like any other.
+    const refusal = err instanceof UnknownCardKeyError ? new SessionError('UNKNOWN_CARD_KEY', err.message) : err;
+    if (!(refusal instanceof SessionError)) throw err;
+    if (refusal.refusal === 'NOT_THE_OPENER') {
+      // Someone else's session: audited, but neither ended nor shown to the caller.
+      await audit(em, message.sessionId, message.seq, 'refused', 'REFUSED', 'NOT_THE_OPENER', { client: message.clientId });
+      return { ok: false, session: null, refusal: refusal.refusal, message: refusal.message };
+    }
+    return recordRefusal(em, message, refusal);
   }
 }
 

@@ -107,7 +107,7 @@ export class CardSessionMessageInput {
   @Field({ description: 'The message as the reader signed it (JSON).' })
   body!: string;
 
-  @Field({ description: 'Base64 RSA-SHA256 signature by the device key over `onecard-card-session-v1\\n<session uuid>\\n<seq>\\n<body>`.' })
+  @Field({ description: 'Base64 RSA-SHA256 signature by the device key over `onecard-card-session-v1\\n<session id>\\n<seq>\\n<body>`, the session id being its global id.' })
   signature!: string;
 }
 

@@ -9,12 +9,15 @@ export { cardPurseAccount } from './card-purse.js';
 export const COUNTER_LOAD = 'counter-load';
 
 completionHandlers.set(COUNTER_LOAD, async (em, done) => {
+  // The cash is at the counter of the card company that opened the session (for a card of another
+  // city, interoperation settles between the two companies later), not necessarily the card's issuer.
+  const counterCompany = String(done.session.context.purposeData?.cardCompanyId ?? done.cardCompanyId);
   const amount = BigInt(done.result.amount as number);
   const cash = await openAccount(em, {
-    code: `issuer.${done.cardCompanyId}.counter-cash.${done.currency}`,
+    code: `issuer.${counterCompany}.counter-cash.${done.currency}`,
     type: AccountType.ASSET,
     ownerKind: AccountOwnerKind.ISSUER,
-    ownerId: done.cardCompanyId,
+    ownerId: counterCompany,
     currency: done.currency,
   });
   const purse = await cardPurseAccount(em, done.asn, done.currency);

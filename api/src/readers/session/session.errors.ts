@@ -7,6 +7,7 @@ export type SessionRefusal =
   | 'OUT_OF_ORDER'
   | 'MALFORMED_MESSAGE'
   | 'NOT_THE_OPENER'
+  | 'UNKNOWN_CARD_KEY'
   | 'CHALLENGE_MISMATCH'
   | 'CERTIFICATE_MISSING'
   | 'UNKNOWN_CA'
