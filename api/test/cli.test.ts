@@ -114,6 +114,27 @@ it('`onecard ca init-root` writes an encrypted root file; a second root cannot t
   }
 });
 
+it('`onecard ca issue` makes a server certificate from a CSR that openssl accepts for TLS', async () => {
+  await onecard('seed');
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'onecard-issue-'));
+  try {
+    const run = promisify(execFile);
+    await run('openssl', ['req', '-new', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'key.pem', '-subj', '/CN=ignored', '-out', 'req.pem'], { cwd: dir });
+    const out = (await onecard('ca', 'issue', '--ca', 'national', '--csr', path.join(dir, 'req.pem'), '--cn', 'api.onecard.test', '--dns', 'api.onecard.test', '--out', path.join(dir, 'chain.pem'))).out;
+    expect(out).toMatch(/^issued serial [0-9a-f]+ \(server\) by national/);
+    const chain = await fs.readFile(path.join(dir, 'chain.pem'), 'utf8');
+    const certs = chain.split('-----END CERTIFICATE-----').filter((c) => c.includes('BEGIN'));
+    expect(certs).toHaveLength(3);
+    await fs.writeFile(path.join(dir, 'leaf.pem'), `${certs[0]}-----END CERTIFICATE-----\n`);
+    await fs.writeFile(path.join(dir, 'ca.pem'), `${certs[1]}-----END CERTIFICATE-----\n`);
+    await fs.writeFile(path.join(dir, 'root.pem'), `${certs[2]}-----END CERTIFICATE-----\n`);
+    const { stdout } = await run('openssl', ['verify', '-CAfile', 'root.pem', '-untrusted', 'ca.pem', '-purpose', 'sslserver', '-verify_hostname', 'api.onecard.test', 'leaf.pem'], { cwd: dir });
+    expect(stdout).toBe('leaf.pem: OK\n');
+  } finally {
+    await fs.rm(dir, { recursive: true, force: true });
+  }
+});
+
 const bin = path.resolve(import.meta.dirname, '../bin/onecard.js');
 
 /** Runs the built `onecard` command as a process, to see its real exit code. */

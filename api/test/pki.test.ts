@@ -7,7 +7,7 @@ import forge from 'node-forge';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkLeaf, createWorkingCa, issueFromCsr, revokeCertificate } from '../src/pki/pki.service.js';
 import { initRootCa, openRootCa, type RootCa } from '../src/pki/root-ca.js';
-import { generateRsaKey } from '../src/pki/x509.js';
+import { generateRsaKey, toPem } from '../src/pki/x509.js';
 import { createCity } from '../src/tenancy/tenancy.service.js';
 import { freshDatabase, type TestDatabase } from './support/database.js';
 import { graphql, startTestServer, TEST_KEK, type TestServer } from './support/server.js';
@@ -100,6 +100,16 @@ describe('the CA hierarchy', () => {
     await revokeCertificate(em, good.row.serial, 4);
     expect(await checkLeaf(em, good.chainPem[0]!, { caId: 'city-gz', profile: 'reader', now })).toEqual({ ok: false, refusal: 'REVOKED' });
     expect(await checkLeaf(em, 'not a certificate', { caId: 'city-gz', profile: 'reader', now })).toEqual({ ok: false, refusal: 'UNKNOWN_CERTIFICATE' });
+  });
+
+  it('the root CRL, signed offline, is served and verifies against the root', async () => {
+    const res = await fetch(`${server.url}/pki/root.crl`);
+    expect(res.status).toBe(200);
+    await fs.writeFile(path.join(dir, 'root.crl'), Buffer.from(await res.arrayBuffer()));
+    await fs.writeFile(path.join(dir, 'root-ca.pem'), toPem(root.certificate));
+    const { stdout, stderr } = await run('openssl', ['crl', '-inform', 'DER', '-in', 'root.crl', '-noout', '-text', '-CAfile', 'root-ca.pem'], { cwd: dir });
+    expect(stdout + stderr).toMatch(/verify OK/);
+    expect(stdout).toMatch(/No Revoked Certificates/);
   });
 
   it('the CA certificates are public', async () => {

@@ -6,7 +6,7 @@ import { createClient } from '../auth/clients.service.js';
 import { rotateSigningKey } from '../auth/keys.js';
 import { loadKeyEncryptionKey } from '../secrets/kek.js';
 import { loadConfig, type Config } from '../config/config.js';
-import { createWorkingCa, revokeCertificate } from '../pki/pki.service.js';
+import { createWorkingCa, issueFromCsr, publishRootCrl, revokeCertificate } from '../pki/pki.service.js';
 import { initRootCa, openRootCa } from '../pki/root-ca.js';
 import { findCityByCode } from '../tenancy/tenancy.service.js';
 import type { PrincipalKind } from '../graphql/context.js';
@@ -156,6 +156,41 @@ export function createProgram(): Command {
         return createWorkingCa(orm.em.fork(), kek, root, { kind: 'CITY', cityId: city.id, cityCode: city.code, name: `OneCard ${city.code} City Working CA`, publicUrl: config.publicUrl });
       });
       console.log(`created CA ${created.id}`);
+    });
+  ca.command('root-crl')
+    .description('sign the root CRL (revoked working CAs) with the offline root and publish it at /pki/root.crl')
+    .requiredOption('--root <file>', 'the root CA file')
+    .option('--passphrase-file <file>', 'the root passphrase (else ONECARD_ROOT_CA_PASSPHRASE)')
+    .option('--days <n>', 'how long it is valid', '30')
+    .action(async (opts: { root: string; passphraseFile?: string; days: string }) => {
+      const root = await openRootCa(opts.root, await passphrase(opts.passphraseFile));
+      const der = await withOrm((orm) => publishRootCrl(orm.em.fork(), root, new Date(), Number(opts.days)));
+      console.log(`root CRL published (${der.length} bytes), valid ${opts.days} days`);
+    });
+  ca.command('issue')
+    .description('issue a certificate from a CSR: a server (TLS) or terminal certificate, from a working CA')
+    .requiredOption('--ca <id>', 'the working CA: national or city-<code>')
+    .requiredOption('--csr <file>', 'the PEM CSR (RSA)')
+    .requiredOption('--cn <name>', 'the subject common name (the CSR subject is not used)')
+    .option('--profile <profile>', 'server or terminal', 'server')
+    .option('--dns <names...>', 'server: DNS names for subjectAltName')
+    .option('--days <n>', 'validity in days', '365')
+    .requiredOption('--out <file>', 'where to write the certificate chain (PEM)')
+    .action(async (opts: { ca: string; csr: string; cn: string; profile: string; dns?: string[]; days: string; out: string }) => {
+      if (opts.profile !== 'server' && opts.profile !== 'terminal') throw new Error('--profile is server or terminal (readers are registered with registerReader)');
+      const csrPem = await fs.readFile(opts.csr, 'utf8');
+      const issued = await withOrm(async (orm, config) =>
+        issueFromCsr(orm.em.fork(), await loadKeyEncryptionKey(config), opts.ca, {
+          csrPem,
+          profile: opts.profile as 'server' | 'terminal',
+          subject: { commonName: opts.cn, organization: 'OneCard', country: 'CN' },
+          validityDays: Number(opts.days),
+          publicUrl: config.publicUrl,
+          dnsNames: opts.dns,
+        }),
+      );
+      await fs.writeFile(opts.out, issued.chainPem.join(''));
+      console.log(`issued serial ${issued.row.serial} (${opts.profile}) by ${opts.ca}; chain written to ${opts.out}`);
     });
   ca.command('revoke')
     .description('revoke a certificate a working CA issued; its next CRL lists it')

@@ -31,6 +31,8 @@ export interface CaRow {
   sealed_private_key: string | null;
   parent_id: string | null;
   revocations: string;
+  /** The root only: its CRL as signed offline. */
+  signed_crl: Buffer | null;
 }
 
 export interface IssuedRow {
@@ -110,6 +112,8 @@ export async function createWorkingCa(
     [id, input.kind, input.cityId ?? null, input.name, toPem(certificate), seal(kek, `ca-key:${id}`, Buffer.from(privateKeyPem))],
   );
   await record(em, installed.id, 'working-ca', certificate);
+  // The working CA's certificate names the root's CRL: publish one while the root key is at hand.
+  await publishRootCrl(em, root, now);
   return row!;
 }
 
@@ -195,7 +199,8 @@ export async function findIssued(em: EntityManager, serial: string): Promise<Iss
  */
 export async function crlFor(em: EntityManager, kek: Buffer, caId: string, now = new Date()): Promise<Buffer> {
   const ca = await findCa(em, caId);
-  if (!ca || ca.kind === 'ROOT') throw new PkiError('NOT_FOUND', `no online CRL for ${caId}`);
+  if (ca?.kind === 'ROOT' && ca.signed_crl) return Buffer.from(ca.signed_crl);
+  if (!ca || ca.kind === 'ROOT') throw new PkiError('NOT_FOUND', `no CRL for ${caId}`);
   const revoked = await em.execute<{ serial: string; revoked_at: Date; revocation_reason: number }[]>(
     `select serial, revoked_at, revocation_reason from issued_certificate where ca_id = ? and status = 'REVOKED' and not_after > now() order by serial`,
     [caId],
@@ -240,4 +245,25 @@ export async function checkLeaf(em: EntityManager, leafPem: string, expected: { 
   if (row.status === 'REVOKED') return { ok: false, refusal: 'REVOKED' };
   if (row.profile !== expected.profile) return { ok: false, refusal: 'WRONG_PROFILE' };
   return { ok: true, row, certificate: leaf };
+}
+
+/**
+ * Signs the root's CRL (the working CAs it revoked) with the offline root key and stores it to be
+ * served at /pki/root.crl. Run whenever a working CA is revoked, and before the last one expires.
+ */
+export async function publishRootCrl(em: EntityManager, root: RootCa, now = new Date(), validityDays = 30): Promise<Buffer> {
+  const installed = await installRoot(em, root.certificate);
+  const revoked = await em.execute<{ serial: string; revoked_at: Date; revocation_reason: number }[]>(
+    `select serial, revoked_at, revocation_reason from issued_certificate where ca_id = 'root' and status = 'REVOKED' order by serial`,
+  );
+  const der = buildCrl({
+    issuer: root.certificate,
+    issuerKey: root.privateKey,
+    crlNumber: Math.floor(+now / 1000),
+    thisUpdate: now,
+    nextUpdate: new Date(+now + validityDays * DAY),
+    revoked: revoked.map((r) => ({ serial: r.serial, revokedAt: new Date(r.revoked_at), reasonCode: r.revocation_reason })),
+  });
+  await em.execute(`update certificate_authority set signed_crl = ? where id = ?`, [der, installed.id]);
+  return der;
 }
