@@ -91,8 +91,8 @@ describe('the CA hierarchy', () => {
 
   it('checkLeaf refuses revoked, foreign, expired and wrong-profile certificates', async () => {
     const em = db.orm.em.fork();
-    const now = new Date();
     const good = await readerCert();
+    const now = new Date();
     expect((await checkLeaf(em, good.chainPem[0]!, { caId: 'city-gz', profile: 'reader', now })).ok).toBe(true);
     expect(await checkLeaf(em, good.chainPem[0]!, { caId: 'national', profile: 'reader', now })).toEqual({ ok: false, refusal: 'UNKNOWN_CA' });
     expect(await checkLeaf(em, good.chainPem[0]!, { caId: 'city-gz', profile: 'terminal', now })).toEqual({ ok: false, refusal: 'WRONG_PROFILE' });

@@ -21,6 +21,7 @@ import {
 } from './x509.js';
 
 const DAY = 86_400_000;
+const CLOCK_SKEW_MS = 5 * 60_000;
 
 export interface CaRow {
   id: string;
@@ -100,7 +101,7 @@ export async function createWorkingCa(
     subject: { commonName: input.name, organization: 'OneCard', country: 'CN' },
     publicKey: forge.pki.setRsaPublicKey(privateKey.n, privateKey.e),
     serial,
-    notBefore: now,
+    notBefore: new Date(+now - CLOCK_SKEW_MS),
     notAfter: new Date(Math.min(+now + 10 * 365 * DAY, +root.certificate.validity.notAfter)),
     profile: 'working-ca',
     issuer: root,
@@ -161,7 +162,8 @@ export async function issueFromCsr(
     subject: input.subject,
     publicKey: csr.publicKey!,
     serial: newSerial(),
-    notBefore: now,
+    // A few minutes back, so a relying party whose clock runs a little behind accepts it at once.
+    notBefore: new Date(+now - CLOCK_SKEW_MS),
     notAfter: new Date(Math.min(+now + input.validityDays * DAY, +issuer.validity.notAfter)),
     profile: input.profile,
     issuer: { certificate: issuer, privateKey: caKey(kek, ca) },

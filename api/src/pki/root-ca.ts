@@ -26,7 +26,7 @@ export async function initRootCa(file: string, passphrase: string, opts: { commo
     subject: { commonName: opts.commonName ?? 'OneCard Root CA', organization: 'OneCard', country: 'CN' },
     publicKey: forge.pki.setRsaPublicKey(privateKey.n, privateKey.e),
     serial: newSerial(),
-    notBefore: now,
+    notBefore: new Date(+now - 5 * 60_000), // a little back, for relying parties whose clocks lag
     notAfter: new Date(+now + 20 * YEAR),
     profile: 'root-ca',
     selfKey: privateKey,
