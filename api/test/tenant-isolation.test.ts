@@ -89,6 +89,11 @@ const MATRIX: Record<string, Rule> = {
   'Mutation.disableOAuthClient': { access: 'operator', scope: 'clients:manage' },
   'Mutation.postJournalEntry': { access: 'operator' },
   'Mutation.reverseJournalEntry': { access: 'operator' },
+  'Query.card': { access: 'owned', kinds: ['ISSUER'] }, // cards: isolation by id and in lists checked in cards.test.ts
+  'Query.cards': { access: 'owned', kinds: ['ISSUER'] },
+  'Mutation.issueCard': { access: 'owned', kinds: ['ISSUER'] },
+  'Mutation.blockCard': { access: 'owned', kinds: ['ISSUER'] },
+  'Mutation.unblockCard': { access: 'owned', kinds: ['ISSUER'] },
 };
 
 /** Two tenants of each kind: `own` objects of tenant A (whose principal asks) and of tenant B. */

@@ -2,6 +2,7 @@ import 'reflect-metadata';
 import { type GraphQLSchema, lexicographicSortSchema, printSchema } from 'graphql';
 import { buildSchema } from 'type-graphql';
 import { AuthResolver } from '../auth/auth.resolver.js';
+import { CardResolver } from '../cards/cards.resolver.js';
 import { PkiResolver } from '../pki/pki.resolver.js';
 import { ReaderResolver } from '../readers/readers.resolver.js';
 import { CardSessionResolver } from '../readers/session/card-session.resolver.js';
@@ -11,7 +12,7 @@ import { authChecker } from './auth-checker.js';
 import { RootResolver } from './root.resolver.js';
 
 /** Every resolver of every context. */
-const resolvers = [RootResolver, AuthResolver, PkiResolver, ReaderResolver, CardSessionResolver, LedgerAccountResolver, JournalEntryResolver, PostingResolver, CityResolver, CardCompanyResolver, FeePlanResolver, MerchantResolver, BillerResolver] as const;
+const resolvers = [RootResolver, AuthResolver, PkiResolver, ReaderResolver, CardSessionResolver, LedgerAccountResolver, JournalEntryResolver, PostingResolver, CityResolver, CardCompanyResolver, FeePlanResolver, MerchantResolver, BillerResolver, CardResolver] as const;
 
 let built: Promise<GraphQLSchema> | undefined;
 

@@ -22,6 +22,14 @@ export enum UserErrorCode {
   INVALID_TIME_ZONE = 'INVALID_TIME_ZONE',
   /** A fee plan in another currency than the city of the merchant or biller it is given to. */
   CURRENCY_MISMATCH = 'CURRENCY_MISMATCH',
+  // cards
+  /** A card number that is not 16 to 19 digits or fails its Luhn check digit. */
+  INVALID_CARD_NUMBER = 'INVALID_CARD_NUMBER',
+  DUPLICATE_CARD_NUMBER = 'DUPLICATE_CARD_NUMBER',
+  /** A card with the same application serial number (or M1 UID) is already issued. */
+  DUPLICATE_ASN = 'DUPLICATE_ASN',
+  /** A card status change the card's transitions do not allow (e.g. REPLACED → ACTIVE). */
+  INVALID_CARD_TRANSITION = 'INVALID_CARD_TRANSITION',
 }
 registerEnumType(UserErrorCode, { name: 'UserErrorCode', description: 'Why a mutation refused its input.' });
 

@@ -1,0 +1,143 @@
+import { Arg, Args, Authorized, Ctx, FieldResolver, ID, Mutation, Query, Resolver, Root } from 'type-graphql';
+import { ConnectionArgs, pageRequest, toConnection } from '../graphql/connection.js';
+import type { GraphQLContext, Principal } from '../graphql/context.js';
+import { fromGlobalId, toGlobalId } from '../graphql/global-id.js';
+import { Money } from '../graphql/money.js';
+import { nodeLoaders } from '../graphql/node.js';
+import { userError, UserErrorCode } from '../graphql/user-error.js';
+import { CardError, type CardErrorCode } from './cards.errors.js';
+import { type CardRow, type CardStatus, cardPurseBalanceOf, findCardFor, findCardOfCompany, issueCard, listCardsFor, transitionCard } from './cards.service.js';
+import { CardConnection, CardPayload, type CardStatusEnum, CardStatusInput, CardType, type CardTypeEnum, type ConcessionEnum, IssueCardInput } from './cards.types.js';
+
+/** The card number as a viewer may see it: in full for its card company and the operator. */
+export function maskCardNumber(number: string): string {
+  return `**** **** **** ${number.slice(-4)}`;
+}
+
+function seesInFull(principal: Principal | null, row: CardRow): boolean {
+  return principal?.kind === 'OPERATOR' || (principal?.kind === 'ISSUER' && principal.tenantId === row.card_company_id);
+}
+
+export function cardView(row: CardRow, principal: Principal | null): CardType {
+  const full = seesInFull(principal, row);
+  return Object.assign(new CardType(), {
+    id: toGlobalId('Card', row.id),
+    uuid: row.id,
+    asnValue: row.asn,
+    currency: row.currency,
+    number: full ? row.card_number : maskCardNumber(row.card_number),
+    asn: row.asn,
+    cardType: row.card_type as CardTypeEnum,
+    keyVersion: row.key_version,
+    issuedOn: row.issued_on,
+    expiresOn: row.expires_on,
+    status: row.status as CardStatusEnum,
+    cardCompany: toGlobalId('CardCompany', row.card_company_id),
+    holder: row.holder_id ? toGlobalId('Cardholder', row.holder_id) : null,
+    concession: row.concession as ConcessionEnum,
+    concessionValidUntil: row.concession_valid_until,
+    concessionProof: full ? row.concession_proof : null,
+    replacedBy: row.replaced_by ? toGlobalId('Card', row.replaced_by) : null,
+    createdAt: row.created_at,
+    statusChangedAt: row.status_changed_at,
+  });
+}
+
+const CODES: Record<CardErrorCode, UserErrorCode> = {
+  NOT_FOUND: UserErrorCode.NOT_FOUND,
+  INVALID_INPUT: UserErrorCode.INVALID_INPUT,
+  INVALID_CARD_NUMBER: UserErrorCode.INVALID_CARD_NUMBER,
+  DUPLICATE_CARD_NUMBER: UserErrorCode.DUPLICATE_CARD_NUMBER,
+  DUPLICATE_ASN: UserErrorCode.DUPLICATE_ASN,
+  INVALID_TRANSITION: UserErrorCode.INVALID_CARD_TRANSITION,
+};
+
+function refusal(err: unknown): CardPayload {
+  if (!(err instanceof CardError)) throw err;
+  return { card: null, userErrors: [userError(CODES[err.code], err.message, ['input', ...(err.field ? [err.field] : [])])] };
+}
+
+nodeLoaders.set('Card', async (ctx, id) => {
+  const row = ctx.principal && (await findCardFor(ctx.em, ctx.principal, id));
+  return row ? cardView(row, ctx.principal) : null;
+});
+
+@Resolver(() => CardType)
+export class CardResolver {
+  @Authorized()
+  @Query(() => CardType, { nullable: true, description: 'A card you may see: any (operator), those your card company issued (issuer), your cardholder’s registered cards (app).' })
+  async card(@Arg('id', () => ID, { description: 'Global id of the Card.' }) id: string, @Ctx() ctx: GraphQLContext): Promise<CardType | null> {
+    const row = await findCardFor(ctx.em, ctx.principal!, fromGlobalId(id, 'Card').id);
+    return row ? cardView(row, ctx.principal) : null;
+  }
+
+  @Authorized()
+  @Query(() => CardConnection, { description: 'The cards you may see, in card-number order.' })
+  async cards(@Args() args: ConnectionArgs, @Ctx() ctx: GraphQLContext) {
+    const page = pageRequest(args);
+    const rows = await listCardsFor(ctx.em, ctx.principal!, { afterNumber: page.after?.sortKey, limit: page.fetch });
+    return toConnection(rows, page, (r) => ({ sortKey: r.card_number, id: r.id }), (r) => cardView(r, ctx.principal));
+  }
+
+  @FieldResolver(() => Money, { description: 'The host’s shadow of the on-card purse (a ledger account), in the currency of the card company’s city; zero before the card’s first load.' })
+  async purseBalance(@Root() card: CardType, @Ctx() ctx: GraphQLContext): Promise<Money> {
+    return Money.of(await cardPurseBalanceOf(ctx.em, { asn: card.asnValue, currency: card.currency }), card.currency);
+  }
+
+  @Authorized('ISSUER', 'cards:write')
+  @Mutation(() => CardPayload, { description: 'Issues a card of your card company: the number Luhn-checked, number and ASN unique.' })
+  async issueCard(@Arg('input', () => IssueCardInput) input: IssueCardInput, @Ctx() ctx: GraphQLContext): Promise<CardPayload> {
+    const principal = ctx.principal!;
+    let holderId: string | null = null;
+    if (input.holder) {
+      const decoded = fromGlobalId(input.holder);
+      if (decoded.type !== 'Cardholder') return { card: null, userErrors: [userError(UserErrorCode.NOT_FOUND, `no cardholder ${input.holder}`, ['input', 'holder'])] };
+      holderId = decoded.id;
+    }
+    try {
+      const row = await issueCard(ctx.em, principal.tenantId ?? '', {
+        cardNumber: input.cardNumber,
+        asn: input.asn,
+        cardType: input.cardType,
+        keyVersion: input.keyVersion,
+        issuedOn: input.issuedOn,
+        expiresOn: input.expiresOn,
+        concession: input.concession ?? undefined,
+        concessionValidUntil: input.concessionValidUntil ?? null,
+        concessionProof: input.concessionProof ?? null,
+        holderId,
+      });
+      return { card: cardView(row, principal), userErrors: [] };
+    } catch (err) {
+      return refusal(err);
+    }
+  }
+
+  private async transition(ctx: GraphQLContext, input: CardStatusInput, to: CardStatus, onlyFrom?: readonly CardStatus[]): Promise<CardPayload> {
+    const principal = ctx.principal!;
+    const id = fromGlobalId(input.card, 'Card').id;
+    try {
+      const row = await ctx.em.transactional(async (tx) => {
+        // Another company's card answers exactly like a card that does not exist.
+        if (!(await findCardOfCompany(tx, principal.tenantId ?? '', id))) throw new CardError('NOT_FOUND', `no card ${input.card} of your card company`, 'card');
+        return transitionCard(tx, id, to, { reason: input.reason ?? null, by: principal.clientId, onlyFrom });
+      });
+      return { card: cardView(row, principal), userErrors: [] };
+    } catch (err) {
+      return refusal(err);
+    }
+  }
+
+  @Authorized('ISSUER', 'cards:write')
+  @Mutation(() => CardPayload, { description: 'Blocks an ACTIVE card of your card company: no further use until unblocked.' })
+  blockCard(@Arg('input', () => CardStatusInput) input: CardStatusInput, @Ctx() ctx: GraphQLContext) {
+    return this.transition(ctx, input, 'BLOCKED');
+  }
+
+  @Authorized('ISSUER', 'cards:write')
+  @Mutation(() => CardPayload, { description: 'Unblocks a BLOCKED card of your card company: it is ACTIVE again.' })
+  unblockCard(@Arg('input', () => CardStatusInput) input: CardStatusInput, @Ctx() ctx: GraphQLContext) {
+    // Only a blocked card is unblocked: a LOST one is found through its own flow.
+    return this.transition(ctx, input, 'ACTIVE', ['BLOCKED']);
+  }
+}

@@ -1,0 +1,245 @@
+import { randomUUID } from 'node:crypto';
+import type { EntityManager } from '@mikro-orm/postgresql';
+import type { Principal } from '../graphql/context.js';
+import { cardPurseBalance } from '../readers/session/card-purse.js';
+import { CardError } from './cards.errors.js';
+
+export type CardKind = 'CPU' | 'M1';
+export type CardStatus = 'ACTIVE' | 'LOST' | 'BLOCKED' | 'REPLACED' | 'EXPIRED';
+export type Concession = 'ADULT' | 'STUDENT' | 'SENIOR';
+
+export interface CardRow {
+  id: string;
+  card_company_id: string;
+  card_number: string;
+  asn: string;
+  card_type: CardKind;
+  key_version: number;
+  /** YYYY-MM-DD */
+  issued_on: string;
+  /** YYYY-MM-DD */
+  expires_on: string;
+  status: CardStatus;
+  holder_id: string | null;
+  concession: Concession;
+  concession_valid_until: string | null;
+  concession_proof: string | null;
+  replaced_by: string | null;
+  created_at: Date;
+  status_changed_at: Date;
+  /** The currency of the card company's city: the card purse's. */
+  currency: string;
+}
+
+export interface CardStatusChangeRow {
+  id: string;
+  card_id: string;
+  from_status: CardStatus;
+  to_status: CardStatus;
+  reason: string | null;
+  at: Date;
+  by_client: string;
+}
+
+/**
+ * Card states as data (STYLE.md §2). A lost card may be found; a blocked one unblocked; any live
+ * card may be replaced. REPLACED and EXPIRED are final.
+ */
+export const CARD_TRANSITIONS: Readonly<Record<CardStatus, readonly CardStatus[]>> = {
+  ACTIVE: ['LOST', 'BLOCKED', 'EXPIRED', 'REPLACED'],
+  LOST: ['ACTIVE', 'REPLACED'],
+  BLOCKED: ['ACTIVE', 'REPLACED'],
+  REPLACED: [],
+  EXPIRED: [],
+};
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const DATE = /^\d{4}-\d{2}-\d{2}$/;
+
+/** Every card query selects these: dates as text (no time-zone drift) and the purse currency. */
+const CARD_COLUMNS = `c.id, c.card_company_id, c.card_number, c.asn, c.card_type, c.key_version,
+  c.issued_on::text as issued_on, c.expires_on::text as expires_on, c.status, c.holder_id, c.concession,
+  c.concession_valid_until::text as concession_valid_until, c.concession_proof, c.replaced_by,
+  c.created_at, c.status_changed_at, btrim(ci.currency) as currency`;
+const CARD_FROM = `card c join card_company cc on cc.id = c.card_company_id join city ci on ci.id = cc.city_id`;
+
+/** The Luhn (mod 10) check digit test card numbers carry. */
+export function luhnValid(number: string): boolean {
+  if (!/^[0-9]+$/.test(number)) return false;
+  let sum = 0;
+  for (let i = 0; i < number.length; i++) {
+    let digit = Number(number[number.length - 1 - i]);
+    if (i % 2 === 1) {
+      digit *= 2;
+      if (digit > 9) digit -= 9;
+    }
+    sum += digit;
+  }
+  return sum % 10 === 0;
+}
+
+/** A real calendar day as YYYY-MM-DD. */
+function isDay(value: string): boolean {
+  if (!DATE.test(value)) return false;
+  const parsed = new Date(`${value}T00:00:00Z`);
+  return !Number.isNaN(parsed.getTime()) && parsed.toISOString().startsWith(value);
+}
+
+export interface IssueCardInput {
+  cardNumber: string;
+  asn: string;
+  cardType: CardKind;
+  keyVersion: number;
+  issuedOn: string;
+  expiresOn: string;
+  concession?: Concession;
+  concessionValidUntil?: string | null;
+  concessionProof?: string | null;
+  holderId?: string | null;
+}
+
+function validateIssue(input: IssueCardInput): { asn: string } {
+  if (!/^[0-9]{16,19}$/.test(input.cardNumber)) throw new CardError('INVALID_CARD_NUMBER', 'a card number is 16 to 19 digits', 'cardNumber');
+  if (!luhnValid(input.cardNumber)) throw new CardError('INVALID_CARD_NUMBER', 'the card number fails its Luhn check digit', 'cardNumber');
+  const asn = input.asn.toUpperCase();
+  const asnLength = input.cardType === 'CPU' ? 20 : 8;
+  if (!new RegExp(`^[0-9A-F]{${asnLength}}$`).test(asn)) {
+    throw new CardError('INVALID_INPUT', input.cardType === 'CPU' ? 'a CPU card’s ASN is 20 hex digits' : 'an M1 card’s ASN is its 8-hex-digit UID', 'asn');
+  }
+  if (!Number.isInteger(input.keyVersion) || input.keyVersion < 0 || input.keyVersion > 255) throw new CardError('INVALID_INPUT', 'a key version is 0 to 255', 'keyVersion');
+  if (!isDay(input.issuedOn)) throw new CardError('INVALID_INPUT', 'issuedOn is a YYYY-MM-DD day', 'issuedOn');
+  if (!isDay(input.expiresOn)) throw new CardError('INVALID_INPUT', 'expiresOn is a YYYY-MM-DD day', 'expiresOn');
+  if (input.expiresOn <= input.issuedOn) throw new CardError('INVALID_INPUT', 'a card expires after the day it is issued', 'expiresOn');
+  const concession = input.concession ?? 'ADULT';
+  if (concession === 'STUDENT') {
+    if (!input.concessionValidUntil || !isDay(input.concessionValidUntil)) throw new CardError('INVALID_INPUT', 'a STUDENT concession needs its valid-until day', 'concessionValidUntil');
+    if (input.concessionValidUntil < input.issuedOn) throw new CardError('INVALID_INPUT', 'the STUDENT concession ends before the card is issued', 'concessionValidUntil');
+    if (!input.concessionProof?.trim() || input.concessionProof.length > 200) throw new CardError('INVALID_INPUT', 'a STUDENT concession needs a proof reference (1 to 200 characters)', 'concessionProof');
+  } else if (input.concessionValidUntil != null || input.concessionProof != null) {
+    throw new CardError('INVALID_INPUT', `only a STUDENT concession has a validity and a proof reference`, input.concessionValidUntil != null ? 'concessionValidUntil' : 'concessionProof');
+  }
+  return { asn };
+}
+
+async function cardById(em: EntityManager, id: string, lock = false): Promise<CardRow | null> {
+  if (!UUID.test(id)) return null;
+  const [row] = await em.execute<CardRow[]>(`select ${CARD_COLUMNS} from ${CARD_FROM} where c.id = ?${lock ? ' for update of c' : ''}`, [id]);
+  return row ?? null;
+}
+
+/** Issues a card of this card company; all checks first, then one insert. */
+export async function issueCard(em: EntityManager, cardCompanyId: string, input: IssueCardInput): Promise<CardRow> {
+  const { asn } = validateIssue(input);
+  if (!UUID.test(cardCompanyId)) throw new CardError('NOT_FOUND', 'no such card company');
+  return em.transactional(async (tx) => {
+    const [company] = await tx.execute(`select 1 from card_company where id = ?`, [cardCompanyId]);
+    if (!company) throw new CardError('NOT_FOUND', 'no such card company');
+    if (input.holderId && !(UUID.test(input.holderId) && (await tx.execute(`select 1 from cardholder where id = ?`, [input.holderId]))[0])) {
+      throw new CardError('NOT_FOUND', `no cardholder ${input.holderId}`, 'holder');
+    }
+    const [number] = await tx.execute(`select 1 from card where card_number = ?`, [input.cardNumber]);
+    if (number) throw new CardError('DUPLICATE_CARD_NUMBER', `card number ${input.cardNumber} is already issued`, 'cardNumber');
+    const [sameAsn] = await tx.execute(`select 1 from card where asn = ?`, [asn]);
+    if (sameAsn) throw new CardError('DUPLICATE_ASN', `a card with ASN ${asn} is already issued`, 'asn');
+    const id = randomUUID();
+    try {
+      await tx.execute(
+        `insert into card (id, card_company_id, card_number, asn, card_type, key_version, issued_on, expires_on, holder_id, concession, concession_valid_until, concession_proof)
+         values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        [id, cardCompanyId, input.cardNumber, asn, input.cardType, input.keyVersion, input.issuedOn, input.expiresOn, input.holderId ?? null, input.concession ?? 'ADULT', input.concessionValidUntil ?? null, input.concessionProof ?? null],
+      );
+    } catch (err) {
+      // Two issues of the same number or ASN at once: the unique index decides, the loser is told.
+      const constraint = (err as { constraint?: string }).constraint ?? String((err as Error).message);
+      if (/card_number/.test(constraint)) throw new CardError('DUPLICATE_CARD_NUMBER', `card number ${input.cardNumber} is already issued`, 'cardNumber');
+      if (/asn/.test(constraint)) throw new CardError('DUPLICATE_ASN', `a card with ASN ${asn} is already issued`, 'asn');
+      throw err;
+    }
+    return (await cardById(tx, id))!;
+  });
+}
+
+/**
+ * Moves a card along CARD_TRANSITIONS inside the caller's transaction (it locks the card row):
+ * refuses an illegal move with INVALID_TRANSITION, and writes one history row per move.
+ * `onlyFrom` narrows the starting states for one operation (unblocking starts from BLOCKED only).
+ */
+export async function transitionCard(em: EntityManager, cardId: string, to: CardStatus, opts: { reason?: string | null; by: string; replacedBy?: string; onlyFrom?: readonly CardStatus[] }): Promise<CardRow> {
+  const card = await cardById(em, cardId, true);
+  if (!card) throw new CardError('NOT_FOUND', `no card ${cardId}`);
+  if (opts.onlyFrom && !opts.onlyFrom.includes(card.status)) throw new CardError('INVALID_TRANSITION', `a ${card.status} card cannot become ${to} this way`);
+  if (!CARD_TRANSITIONS[card.status].includes(to)) throw new CardError('INVALID_TRANSITION', `a ${card.status} card cannot become ${to}`);
+  if (opts.replacedBy && to !== 'REPLACED') throw new CardError('INVALID_INPUT', 'only a REPLACED card names its replacement');
+  await em.execute(`update card set status = ?, status_changed_at = now(), replaced_by = coalesce(?, replaced_by) where id = ?`, [to, opts.replacedBy ?? null, cardId]);
+  await em.execute(`insert into card_status_history (card_id, from_status, to_status, reason, by_client) values (?, ?, ?, ?, ?)`, [cardId, card.status, to, opts.reason ?? null, opts.by]);
+  return (await cardById(em, cardId))!;
+}
+
+/** The status changes of a card, oldest first. */
+export function cardStatusHistory(em: EntityManager, cardId: string): Promise<CardStatusChangeRow[]> {
+  return em.execute<CardStatusChangeRow[]>(`select id::text, card_id, from_status, to_status, reason, at, by_client from card_status_history where card_id = ? order by id`, [cardId]);
+}
+
+/**
+ * Who sees which cards, as a WHERE clause (DESIGN.md §5): the operator all; a card company the
+ * cards it issued; a cardholder app only the registered cards of its signed-in holder; nobody else
+ * any. Each also needs its read scope.
+ */
+function visibility(principal: Principal): { sql: string; params: unknown[] } | null {
+  switch (principal.kind) {
+    case 'OPERATOR':
+      return principal.scopes.includes('cards:read') ? { sql: 'true', params: [] } : null;
+    case 'ISSUER':
+      return principal.scopes.includes('cards:read') && principal.tenantId && UUID.test(principal.tenantId) ? { sql: 'c.card_company_id = ?', params: [principal.tenantId] } : null;
+    case 'CARDHOLDER_APP':
+      return principal.scopes.includes('card:read') && principal.holderId && UUID.test(principal.holderId) ? { sql: 'c.holder_id = ?', params: [principal.holderId] } : null;
+    default:
+      return null;
+  }
+}
+
+export async function findCardFor(em: EntityManager, principal: Principal, id: string): Promise<CardRow | null> {
+  const where = visibility(principal);
+  if (!where || !UUID.test(id)) return null;
+  const [row] = await em.execute<CardRow[]>(`select ${CARD_COLUMNS} from ${CARD_FROM} where c.id = ? and (${where.sql})`, [id, ...where.params]);
+  return row ?? null;
+}
+
+/** The cards a principal may see, in card-number order (numbers are unique: the keyset). */
+export async function listCardsFor(em: EntityManager, principal: Principal, opts: { afterNumber?: string; limit: number }): Promise<CardRow[]> {
+  const where = visibility(principal);
+  if (!where) return [];
+  return em.execute<CardRow[]>(`select ${CARD_COLUMNS} from ${CARD_FROM} where (${where.sql}) and c.card_number > ? order by c.card_number limit ?`, [...where.params, opts.afterNumber ?? '', opts.limit]);
+}
+
+/** A card of this card company that it may manage (block, register), or null: ownership in the query. */
+export async function findCardOfCompany(em: EntityManager, cardCompanyId: string, id: string): Promise<CardRow | null> {
+  if (!UUID.test(cardCompanyId) || !UUID.test(id)) return null;
+  const [row] = await em.execute<CardRow[]>(`select ${CARD_COLUMNS} from ${CARD_FROM} where c.id = ? and c.card_company_id = ?`, [id, cardCompanyId]);
+  return row ?? null;
+}
+
+/** The card a chip reported, for other contexts (sessions, top-ups); ASN in any hex case. */
+export async function findCardByAsn(em: EntityManager, asn: string): Promise<CardRow | null> {
+  if (!/^[0-9A-Fa-f]{8}$|^[0-9A-Fa-f]{20}$/.test(asn)) return null;
+  const [row] = await em.execute<CardRow[]>(`select ${CARD_COLUMNS} from ${CARD_FROM} where c.asn = ?`, [asn.toUpperCase()]);
+  return row ?? null;
+}
+
+/** Makes a card registered (记名): the issuer names its cardholder. Only the issuer's own cards. */
+export async function registerCardHolder(em: EntityManager, cardCompanyId: string, cardId: string, holderId: string): Promise<CardRow> {
+  return em.transactional(async (tx) => {
+    const card = await findCardOfCompany(tx, cardCompanyId, cardId);
+    if (!card) throw new CardError('NOT_FOUND', `no card ${cardId} of this card company`, 'card');
+    if (!UUID.test(holderId) || !(await tx.execute(`select 1 from cardholder where id = ?`, [holderId]))[0]) throw new CardError('NOT_FOUND', `no cardholder ${holderId}`, 'holder');
+    if (card.status === 'REPLACED' || card.status === 'EXPIRED') throw new CardError('INVALID_INPUT', `a ${card.status} card cannot be registered`, 'card');
+    if (card.holder_id && card.holder_id !== holderId) throw new CardError('INVALID_INPUT', 'the card is already registered to another cardholder', 'card');
+    await tx.execute(`update card set holder_id = ? where id = ?`, [holderId, cardId]);
+    return (await cardById(tx, cardId))!;
+  });
+}
+
+/** What the host's purse shadow holds for a card (0 before its account exists). */
+export function cardPurseBalanceOf(em: EntityManager, card: Pick<CardRow, 'asn' | 'currency'>): Promise<bigint> {
+  return cardPurseBalance(em, card.asn, card.currency);
+}

@@ -1,0 +1,264 @@
+import { randomUUID } from 'node:crypto';
+import type { ApolloServer } from '@apollo/server';
+import pino from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createCardholder } from '../src/auth/cardholders.service.js';
+import { scopesForKind } from '../src/auth/scopes.js';
+import { CardError } from '../src/cards/cards.errors.js';
+import { CARD_TRANSITIONS, cardStatusHistory, findCardByAsn, luhnValid, registerCardHolder, transitionCard } from '../src/cards/cards.service.js';
+import { createApolloServer } from '../src/graphql/apollo.js';
+import type { GraphQLContext, Principal, PrincipalKind } from '../src/graphql/context.js';
+import { fromGlobalId, toGlobalId } from '../src/graphql/global-id.js';
+import { Metrics } from '../src/http/metrics.js';
+import { credit, debit, openAccount, post } from '../src/ledger/ledger.service.js';
+import { AccountOwnerKind, AccountType } from '../src/ledger/ledger-account.entity.js';
+import { cardPurseAccount } from '../src/readers/session/card-purse.js';
+import { createCity, createMerchant } from '../src/tenancy/tenancy.service.js';
+import { freshDatabase, type TestDatabase } from './support/database.js';
+import { testConfig } from './support/server.js';
+
+let db: TestDatabase;
+let apollo: ApolloServer<GraphQLContext>;
+const ids = { gzCompany: '', szCompany: '', shop: '', alice: '', bob: '' };
+
+const who = (kind: PrincipalKind, tenantId: string | null, extra: Partial<Principal> = {}): Principal => ({ kind, clientId: `t-${kind}`, tenantId, holderId: null, scopes: scopesForKind(kind), ...extra });
+const gzIssuer = () => who('ISSUER', ids.gzCompany, { clientId: 'gz-counter' });
+const szIssuer = () => who('ISSUER', ids.szCompany);
+const app = (holderId: string) => who('CARDHOLDER_APP', ids.gzCompany, { holderId });
+
+/** A card number of `length` digits with a valid Luhn check digit. */
+function cardNumber(prefix: string, length = 16): string {
+  const body = (prefix + String(Math.floor(Math.random() * 1e15)).padStart(15, '0')).slice(0, length - 1);
+  for (let d = 0; d <= 9; d++) if (luhnValid(body + d)) return body + d;
+  throw new Error('unreachable');
+}
+const hexAsn = (length = 20) => randomUUID().replaceAll('-', '').slice(0, length).toUpperCase();
+
+beforeAll(async () => {
+  db = await freshDatabase();
+  apollo = await createApolloServer({ config: testConfig(), log: pino({ level: 'silent' }), metrics: new Metrics() });
+  const em = db.orm.em.fork();
+  const gz = await createCity(em, { code: 'GZ', name: 'Guangzhou', timeZone: 'Asia/Shanghai', currency: 'CNY', cardCompanyName: 'GZ cards' });
+  const sz = await createCity(em, { code: 'SZ', name: 'Shenzhen', timeZone: 'Asia/Shanghai', currency: 'CNY', cardCompanyName: 'SZ cards' });
+  const shop = await createMerchant(em, { cityId: gz.city.id, name: 'Shop' });
+  const alice = await createCardholder(em, { username: 'alice', password: 'alice password 1', displayName: 'Alice' });
+  const bob = await createCardholder(em, { username: 'bob', password: 'bob password 1', displayName: 'Bob' });
+  Object.assign(ids, { gzCompany: gz.cardCompany.id, szCompany: sz.cardCompany.id, shop: shop.id, alice: alice.id, bob: bob.id });
+});
+afterAll(async () => {
+  await apollo.stop();
+  await db.close();
+});
+
+async function run(query: string, variables: Record<string, unknown>, principal: Principal | null) {
+  const res = await apollo.executeOperation({ query, variables }, { contextValue: { em: db.orm.em.fork(), principal, requestId: 't', log: pino({ level: 'silent' }), config: testConfig() } });
+  if (res.body.kind !== 'single') throw new Error('single');
+  return JSON.parse(JSON.stringify(res.body.singleResult)) as { data?: any; errors?: any[] };
+}
+
+const CARD_FIELDS = `id number asn cardType keyVersion issuedOn expiresOn status cardCompany holder concession concessionValidUntil concessionProof replacedBy purseBalance { amount currency }`;
+const ISSUE = `mutation($input: IssueCardInput!) { issueCard(input: $input) { card { ${CARD_FIELDS} } userErrors { code field message } } }`;
+const BLOCK = `mutation($input: CardStatusInput!) { blockCard(input: $input) { card { id status } userErrors { code field message } } }`;
+const UNBLOCK = `mutation($input: CardStatusInput!) { unblockCard(input: $input) { card { id status } userErrors { code field message } } }`;
+const CARD = `query($id: ID!) { card(id: $id) { ${CARD_FIELDS} } }`;
+const CARDS = `query($first: Int, $after: String) { cards(first: $first, after: $after) { edges { cursor node { id number } } pageInfo { hasNextPage endCursor } } }`;
+
+function issueInput(overrides: Record<string, unknown> = {}) {
+  return { cardNumber: cardNumber('3101'), asn: hexAsn(), cardType: 'CPU', keyVersion: 1, issuedOn: '2026-11-01', expiresOn: '2031-10-31', ...overrides };
+}
+
+async function issue(overrides: Record<string, unknown> = {}, principal = gzIssuer()) {
+  const { data, errors } = await run(ISSUE, { input: issueInput(overrides) }, principal);
+  expect(errors).toBeUndefined();
+  return data.issueCard as { card: any; userErrors: any[] };
+}
+
+describe('issuing cards', () => {
+  it('the GZ card company issues a CPU card: ACTIVE, full number for itself, zero purse in the city currency', async () => {
+    const input = issueInput();
+    const { data } = await run(ISSUE, { input: { ...input, asn: input.asn.toLowerCase() } }, gzIssuer());
+    const out = data.issueCard;
+    expect(out.userErrors).toEqual([]);
+    expect(out.card).toMatchObject({
+      number: input.cardNumber,
+      asn: input.asn,
+      cardType: 'CPU',
+      keyVersion: 1,
+      issuedOn: '2026-11-01',
+      expiresOn: '2031-10-31',
+      status: 'ACTIVE',
+      cardCompany: toGlobalId('CardCompany', ids.gzCompany),
+      holder: null,
+      concession: 'ADULT',
+      concessionValidUntil: null,
+      replacedBy: null,
+      purseBalance: { amount: 0, currency: 'CNY' },
+    });
+    const byAsn = await findCardByAsn(db.orm.em.fork(), input.asn.toLowerCase());
+    expect(byAsn?.id).toBe(fromGlobalId(out.card.id, 'Card').id);
+  });
+
+  it('an M1 card carries its 8-hex UID; a STUDENT concession needs its validity and proof', async () => {
+    const m1 = await issue({ cardType: 'M1', asn: hexAsn(8), concession: 'STUDENT', concessionValidUntil: '2028-07-31', concessionProof: 'school letter 2026/118' });
+    expect(m1.userErrors).toEqual([]);
+    expect(m1.card).toMatchObject({ cardType: 'M1', concession: 'STUDENT', concessionValidUntil: '2028-07-31', concessionProof: 'school letter 2026/118' });
+    expect((await issue({ concession: 'STUDENT' })).userErrors[0]).toMatchObject({ code: 'INVALID_INPUT', field: ['input', 'concessionValidUntil'] });
+    expect((await issue({ concession: 'STUDENT', concessionValidUntil: '2028-07-31' })).userErrors[0]).toMatchObject({ code: 'INVALID_INPUT', field: ['input', 'concessionProof'] });
+    expect((await issue({ concessionProof: 'x' })).userErrors[0]).toMatchObject({ code: 'INVALID_INPUT', field: ['input', 'concessionProof'] });
+  });
+
+  it('refuses a bad Luhn digit, a wrong length, a bad ASN, and dates out of order', async () => {
+    const good = cardNumber('3101');
+    const bad = good.slice(0, -1) + String((Number(good.at(-1)) + 1) % 10);
+    expect((await issue({ cardNumber: bad })).userErrors[0]).toMatchObject({ code: 'INVALID_CARD_NUMBER', field: ['input', 'cardNumber'] });
+    expect((await issue({ cardNumber: '4242' })).userErrors[0]).toMatchObject({ code: 'INVALID_CARD_NUMBER' });
+    expect((await issue({ cardNumber: cardNumber('3101', 19) })).userErrors).toEqual([]);
+    expect((await issue({ asn: hexAsn(8) })).userErrors[0]).toMatchObject({ code: 'INVALID_INPUT', field: ['input', 'asn'] });
+    expect((await issue({ cardType: 'M1', asn: hexAsn(20) })).userErrors[0]).toMatchObject({ code: 'INVALID_INPUT', field: ['input', 'asn'] });
+    expect((await issue({ asn: 'Z'.repeat(20) })).userErrors[0]).toMatchObject({ code: 'INVALID_INPUT', field: ['input', 'asn'] });
+    expect((await issue({ issuedOn: '2026-11-01', expiresOn: '2026-11-01' })).userErrors[0]).toMatchObject({ code: 'INVALID_INPUT', field: ['input', 'expiresOn'] });
+    expect((await issue({ keyVersion: 256 })).userErrors[0]).toMatchObject({ code: 'INVALID_INPUT', field: ['input', 'keyVersion'] });
+  });
+
+  it('refuses a duplicate number or ASN, even from another card company', async () => {
+    const first = issueInput();
+    expect((await issue(first)).userErrors).toEqual([]);
+    expect((await issue({ cardNumber: first.cardNumber })).userErrors[0]).toMatchObject({ code: 'DUPLICATE_CARD_NUMBER', field: ['input', 'cardNumber'] });
+    expect((await issue({ asn: first.asn }, szIssuer())).userErrors[0]).toMatchObject({ code: 'DUPLICATE_ASN', field: ['input', 'asn'] });
+  });
+
+  it('only an issuer with cards:write issues', async () => {
+    expect((await run(ISSUE, { input: issueInput() }, who('MERCHANT', ids.shop))).errors?.[0].extensions.code).toBe('FORBIDDEN');
+    expect((await run(ISSUE, { input: issueInput() }, who('OPERATOR', null))).errors?.[0].extensions.code).toBe('FORBIDDEN');
+    const noScope = { ...gzIssuer(), scopes: gzIssuer().scopes.filter((s) => s !== 'cards:write') };
+    expect((await run(ISSUE, { input: issueInput() }, noScope)).errors?.[0].extensions.code).toBe('FORBIDDEN');
+    expect((await run(ISSUE, { input: issueInput() }, null)).errors?.[0].extensions.code).toBe('UNAUTHENTICATED');
+  });
+});
+
+describe('who sees and manages a card', () => {
+  it('another card company sees nothing and cannot block it: the same answer as a missing card', async () => {
+    const { card } = await issue();
+    const missing = toGlobalId('Card', randomUUID());
+    const theirs = await run(CARD, { id: card.id }, szIssuer());
+    expect(theirs).toEqual(await run(CARD, { id: missing }, szIssuer()));
+    expect(theirs.data.card).toBeNull();
+    const list = await run(CARDS, { first: 100 }, szIssuer());
+    expect(list.data.cards.edges.map((e: any) => e.node.id)).not.toContain(card.id);
+    const block = (await run(BLOCK, { input: { card: card.id } }, szIssuer())).data.blockCard;
+    expect(block).toEqual({ card: null, userErrors: [expect.objectContaining({ code: 'NOT_FOUND', field: ['input', 'card'] })] });
+    expect((await run(BLOCK, { input: { card: missing } }, szIssuer())).data.blockCard.userErrors[0].code).toBe('NOT_FOUND');
+    expect((await run(CARD, { id: card.id }, gzIssuer())).data.card.status).toBe('ACTIVE');
+    expect((await run(CARD, { id: card.id }, who('MERCHANT', ids.shop))).data.card).toBeNull();
+    expect((await run(`query($id: ID!) { node(id: $id) { id } }`, { id: card.id }, szIssuer())).data.node).toBeNull();
+    expect((await run(`query($id: ID!) { node(id: $id) { id } }`, { id: card.id }, gzIssuer())).data.node.id).toBe(card.id);
+  });
+
+  it('the operator sees every card in full; its own company lists it', async () => {
+    const { card } = await issue();
+    expect((await run(CARD, { id: card.id }, who('OPERATOR', null))).data.card.number).toBe(card.number);
+    const seen: string[] = [];
+    let after: string | null = null;
+    for (;;) {
+      const page: any = (await run(CARDS, { first: 2, after }, gzIssuer())).data.cards;
+      seen.push(...page.edges.map((e: any) => e.node.id));
+      if (!page.pageInfo.hasNextPage) break;
+      after = page.pageInfo.endCursor;
+    }
+    expect(seen).toContain(card.id);
+    expect(new Set(seen).size).toBe(seen.length);
+  });
+
+  it('a cardholder app sees only its holder’s registered cards, masked but for the last 4 digits', async () => {
+    const alices = await issue({ holder: toGlobalId('Cardholder', ids.alice), concession: 'SENIOR' });
+    expect(alices.userErrors).toEqual([]);
+    expect(alices.card.holder).toBe(toGlobalId('Cardholder', ids.alice));
+    const anonymous = await issue();
+    // The issuer registers the anonymous card to Bob later (service call).
+    const em = db.orm.em.fork();
+    const bobs = await registerCardHolder(em, ids.gzCompany, fromGlobalId(anonymous.card.id).id, ids.bob);
+    expect(bobs.holder_id).toBe(ids.bob);
+    await expect(registerCardHolder(em, ids.szCompany, bobs.id, ids.alice)).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    await expect(registerCardHolder(em, ids.gzCompany, bobs.id, ids.alice)).rejects.toBeInstanceOf(CardError);
+
+    const aliceSees = await run(CARD, { id: alices.card.id }, app(ids.alice));
+    expect(aliceSees.data.card.number).toBe(`**** **** **** ${alices.card.number.slice(-4)}`);
+    expect(aliceSees.data.card.concessionProof).toBeNull();
+    expect((await run(CARD, { id: anonymous.card.id }, app(ids.alice))).data.card).toBeNull();
+    expect((await run(CARD, { id: anonymous.card.id }, app(ids.bob))).data.card.holder).toBe(toGlobalId('Cardholder', ids.bob));
+    const list = (await run(CARDS, { first: 100 }, app(ids.alice))).data.cards.edges;
+    expect(list).toEqual([{ cursor: expect.any(String), node: { id: alices.card.id, number: `**** **** **** ${alices.card.number.slice(-4)}` } }]);
+    const noScope = { ...app(ids.alice), scopes: [] };
+    expect((await run(CARD, { id: alices.card.id }, noScope)).data.card).toBeNull();
+    // A cardholder app cannot block cards.
+    expect((await run(BLOCK, { input: { card: alices.card.id } }, app(ids.alice))).errors?.[0].extensions.code).toBe('FORBIDDEN');
+  });
+
+  it('the purse balance reads the ledger shadow card.<asn>.purse.<CUR>', async () => {
+    const { card } = await issue();
+    const em = db.orm.em.fork();
+    const purse = await cardPurseAccount(em, card.asn, 'CNY');
+    const cash = await openAccount(em, { code: `test.cash.${card.asn}`, type: AccountType.ASSET, ownerKind: AccountOwnerKind.ISSUER, ownerId: ids.gzCompany, currency: 'CNY' });
+    await post(em, { key: `test-load-${card.asn}`, description: 'test load', lines: [debit(cash.id, 5_000n), credit(purse.id, 5_000n)] });
+    expect((await run(CARD, { id: card.id }, gzIssuer())).data.card.purseBalance).toEqual({ amount: 5_000, currency: 'CNY' });
+  });
+});
+
+describe('card status transitions', () => {
+  const historyOf = (globalId: string) => cardStatusHistory(db.orm.em.fork(), fromGlobalId(globalId, 'Card').id);
+
+  it('block and unblock write one history row each, with the reason and the client', async () => {
+    const { card } = await issue();
+    const blocked = (await run(BLOCK, { input: { card: card.id, reason: 'fraud suspected' } }, gzIssuer())).data.blockCard;
+    expect(blocked).toEqual({ card: { id: card.id, status: 'BLOCKED' }, userErrors: [] });
+    expect((await run(BLOCK, { input: { card: card.id } }, gzIssuer())).data.blockCard.userErrors[0].code).toBe('INVALID_CARD_TRANSITION');
+    expect((await run(UNBLOCK, { input: { card: card.id, reason: 'cleared' } }, gzIssuer())).data.unblockCard).toEqual({ card: { id: card.id, status: 'ACTIVE' }, userErrors: [] });
+    expect((await run(UNBLOCK, { input: { card: card.id } }, gzIssuer())).data.unblockCard.userErrors[0].code).toBe('INVALID_CARD_TRANSITION');
+    const history = await historyOf(card.id);
+    expect(history.map((h) => [h.from_status, h.to_status, h.reason, h.by_client])).toEqual([
+      ['ACTIVE', 'BLOCKED', 'fraud suspected', 'gz-counter'],
+      ['BLOCKED', 'ACTIVE', 'cleared', 'gz-counter'],
+    ]);
+  });
+
+  it('unblocking does not find a LOST card', async () => {
+    const { card } = await issue();
+    await db.orm.em.fork().transactional((tx) => transitionCard(tx, fromGlobalId(card.id).id, 'LOST', { by: 'test', reason: 'reported lost' }));
+    expect((await run(UNBLOCK, { input: { card: card.id } }, gzIssuer())).data.unblockCard.userErrors[0].code).toBe('INVALID_CARD_TRANSITION');
+    expect((await historyOf(card.id)).map((h) => h.to_status)).toEqual(['LOST']);
+  });
+
+  it('REPLACED is final: REPLACED → ACTIVE is refused and the history stays as it was', async () => {
+    const old = await issue();
+    const replacement = await issue();
+    const oldId = fromGlobalId(old.card.id).id;
+    const em = db.orm.em.fork();
+    const replaced = await em.transactional((tx) => transitionCard(tx, oldId, 'REPLACED', { by: 'test', reason: 'damaged', replacedBy: fromGlobalId(replacement.card.id).id }));
+    expect(replaced).toMatchObject({ status: 'REPLACED', replaced_by: fromGlobalId(replacement.card.id).id });
+    const before = await historyOf(old.card.id);
+    expect(before.map((h) => [h.from_status, h.to_status])).toEqual([['ACTIVE', 'REPLACED']]);
+    await expect(em.transactional((tx) => transitionCard(tx, oldId, 'ACTIVE', { by: 'test' }))).rejects.toMatchObject({ code: 'INVALID_TRANSITION' });
+    expect((await run(UNBLOCK, { input: { card: old.card.id } }, gzIssuer())).data.unblockCard.userErrors[0].code).toBe('INVALID_CARD_TRANSITION');
+    expect((await run(BLOCK, { input: { card: old.card.id } }, gzIssuer())).data.blockCard.userErrors[0].code).toBe('INVALID_CARD_TRANSITION');
+    expect(await historyOf(old.card.id)).toEqual(before);
+    expect((await run(CARD, { id: old.card.id }, gzIssuer())).data.card).toMatchObject({ status: 'REPLACED', replacedBy: replacement.card.id });
+  });
+
+  it('every pair outside the table is refused, every pair in it applies (service level)', async () => {
+    const em = db.orm.em.fork();
+    const statuses = Object.keys(CARD_TRANSITIONS) as (keyof typeof CARD_TRANSITIONS)[];
+    for (const from of statuses) {
+      for (const to of statuses) {
+        const { card } = await issue();
+        const id = fromGlobalId(card.id).id;
+        // Bring the card to `from` along legal moves first.
+        if (from !== 'ACTIVE') await em.transactional((tx) => transitionCard(tx, id, from, { by: 'test' }));
+        const legal = CARD_TRANSITIONS[from].includes(to);
+        const attempt = em.transactional((tx) => transitionCard(tx, id, to, { by: 'test' }));
+        if (legal) await expect(attempt).resolves.toMatchObject({ status: to });
+        else await expect(attempt).rejects.toMatchObject({ code: 'INVALID_TRANSITION' });
+        expect((await cardStatusHistory(em, id)).length).toBe((from === 'ACTIVE' ? 0 : 1) + (legal ? 1 : 0));
+      }
+    }
+  });
+});
