@@ -49,6 +49,23 @@ describe('card sessions through a running server', () => {
     expect(await checkLedger(world.db.orm.em.fork())).toEqual([]);
     expect((await auditOf(session.id)).map((a) => a.step)).toEqual(['open', 'hello', 'firstAnswers', 'tacAnswer']);
   });
+
+  it('a reported balance that differs from the ledger shadow is recorded; one that agrees is not', async () => {
+    const discrepancies = (asn: string) =>
+      world.db.orm.em.fork().execute<{ card_balance: string; shadow_balance: string }[]>(`select card_balance, shadow_balance from card_balance_discrepancy where card_asn = ? order by id`, [asn]);
+    // A card carrying value our ledger never issued (100 fen put on it elsewhere).
+    const c = card({ balance: 100 });
+    await agent(c).run(await open('BALANCE'));
+    expect(await discrepancies(c.asn)).toEqual([{ card_balance: '100', shadow_balance: '0' }]);
+    // After a load the card reports 600 and the shadow holds 500: still 100 apart, recorded again.
+    await agent(c).run(await open('LOAD', 500));
+    expect(await discrepancies(c.asn)).toHaveLength(2);
+    // A card whose every fen went through the ledger: nothing to record.
+    const clean = card();
+    await agent(clean).run(await open('LOAD', 800));
+    await agent(clean).run(await open('BALANCE'));
+    expect(await discrepancies(clean.asn)).toEqual([]);
+  });
 });
 
 describe('each refusal ends the session, changes no balance, and leaves an audit row', () => {

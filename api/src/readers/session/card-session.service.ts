@@ -603,4 +603,21 @@ export async function complete(em: EntityManager, session: SessionRow, reader: R
     if (err instanceof LedgerError && err.code === LedgerErrorCode.INSUFFICIENT_FUNDS) throw new SessionError('PURSE_MISMATCH', `the ledger refused: ${err.message}`, result);
     throw err;
   }
+  await compareWithShadow(em, session, card, result);
+}
+
+/**
+ * Every balance a card reports is held against the ledger's shadow of its purse (after this
+ * session's own entry), and a difference is recorded for the card company to look into: value we
+ * never issued, offline spending we have not heard of yet, or a write that went wrong.
+ */
+async function compareWithShadow(em: EntityManager, session: SessionRow, card: CardIdentity, result: Record<string, unknown>): Promise<void> {
+  const reported = typeof result.balance === 'number' ? result.balance : typeof result.newBalance === 'number' ? result.newBalance : undefined;
+  if (reported === undefined) return;
+  const shadow = await cardPurseBalance(em, card.asn, card.currency);
+  if (shadow === BigInt(reported)) return;
+  await em.execute(
+    `insert into card_balance_discrepancy (card_asn, session_id, currency, card_balance, shadow_balance) values (?, ?, ?, ?, ?)`,
+    [card.asn, session.id, card.currency, reported, shadow.toString()],
+  );
 }
