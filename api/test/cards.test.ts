@@ -262,3 +262,143 @@ describe('card status transitions', () => {
     }
   });
 });
+
+describe('reporting a card lost, and the blacklist', () => {
+  const LOST = `mutation($input: CardStatusInput!) { reportCardLost(input: $input) { card { id status number } userErrors { code field message } } }`;
+  const FOUND = `mutation($input: CardStatusInput!) { reportCardFound(input: $input) { card { id status } userErrors { code field message } } }`;
+  const BLACKLIST = `query($since: Int, $first: Int) { blacklist(since: $since, first: $first) { entries { version asn action reason at card cardCompany } latestVersion hasMore } }`;
+  const blacklist = async (principal: Principal, since?: number, first?: number) => {
+    const { data, errors } = await run(BLACKLIST, { since, first }, principal);
+    expect(errors).toBeUndefined();
+    return data.blacklist as { entries: any[]; latestVersion: number; hasMore: boolean };
+  };
+  const latest = async () => (await blacklist(who('OPERATOR', null))).latestVersion;
+  const registered = async (holderId: string) => (await issue({ holder: toGlobalId('Cardholder', holderId) })).card;
+
+  it('a cardholder app reports its registered card lost: LOST, and its ASN on the blacklist', async () => {
+    const card = await registered(ids.alice);
+    const since = await latest();
+    const out = (await run(LOST, { input: { card: card.id, reason: 'left on the bus' } }, app(ids.alice))).data.reportCardLost;
+    expect(out).toEqual({ card: { id: card.id, status: 'LOST', number: `**** **** **** ${card.number.slice(-4)}` }, userErrors: [] });
+    const delta = await blacklist(gzIssuer(), since);
+    expect(delta.entries).toEqual([{ version: expect.any(Number), asn: card.asn, action: 'ADD', reason: 'left on the bus', at: expect.any(String), card: card.id, cardCompany: toGlobalId('CardCompany', ids.gzCompany) }]);
+    expect(delta.latestVersion).toBe(delta.entries[0].version);
+    expect(delta.hasMore).toBe(false);
+    expect((await cardStatusHistory(db.orm.em.fork(), fromGlobalId(card.id).id)).map((h) => [h.from_status, h.to_status, h.by_client])).toEqual([['ACTIVE', 'LOST', 't-CARDHOLDER_APP']]);
+    // Reported twice: the second is refused and the blacklist does not change.
+    expect((await run(LOST, { input: { card: card.id } }, app(ids.alice))).data.reportCardLost.userErrors[0].code).toBe('INVALID_CARD_TRANSITION');
+    expect((await blacklist(gzIssuer(), since)).entries).toHaveLength(1);
+  });
+
+  it('the issuer reports any card it issued lost, registered or not', async () => {
+    const { card } = await issue();
+    const since = await latest();
+    expect((await run(LOST, { input: { card: card.id, reason: 'holder phoned' } }, gzIssuer())).data.reportCardLost).toEqual({ card: { id: card.id, status: 'LOST', number: card.number }, userErrors: [] });
+    expect((await blacklist(gzIssuer(), since)).entries.map((e) => [e.asn, e.action])).toEqual([[card.asn, 'ADD']]);
+  });
+
+  it('an app is refused an unregistered card (userError) and another holder’s card (NOT_FOUND, like a missing id)', async () => {
+    const since = await latest();
+    const anonymous = (await issue()).card;
+    const unregistered = (await run(LOST, { input: { card: anonymous.id } }, app(ids.alice))).data.reportCardLost;
+    expect(unregistered).toEqual({ card: null, userErrors: [expect.objectContaining({ code: 'CARD_NOT_REGISTERED', field: ['input', 'card'] })] });
+
+    const bobs = await registered(ids.bob);
+    const theirs = (await run(LOST, { input: { card: bobs.id } }, app(ids.alice))).data.reportCardLost;
+    const missing = (await run(LOST, { input: { card: toGlobalId('Card', randomUUID()) } }, app(ids.alice))).data.reportCardLost;
+    expect(theirs).toEqual({ card: null, userErrors: [expect.objectContaining({ code: 'NOT_FOUND', field: ['input', 'card'] })] });
+    expect(theirs.userErrors.map((e: any) => e.code)).toEqual(missing.userErrors.map((e: any) => e.code));
+    // Another card company likewise.
+    expect((await run(LOST, { input: { card: bobs.id } }, szIssuer())).data.reportCardLost.userErrors[0].code).toBe('NOT_FOUND');
+    // Without the scope, or as another kind of client: FORBIDDEN.
+    const noManage = { ...app(ids.bob), scopes: app(ids.bob).scopes.filter((s) => s !== 'card:manage') };
+    expect((await run(LOST, { input: { card: bobs.id } }, noManage)).errors?.[0].extensions.code).toBe('FORBIDDEN');
+    const noWrite = { ...gzIssuer(), scopes: gzIssuer().scopes.filter((s) => s !== 'cards:write') };
+    expect((await run(LOST, { input: { card: bobs.id } }, noWrite)).errors?.[0].extensions.code).toBe('FORBIDDEN');
+    expect((await run(LOST, { input: { card: bobs.id } }, who('MERCHANT', ids.shop))).errors?.[0].extensions.code).toBe('FORBIDDEN');
+    expect((await run(LOST, { input: { card: bobs.id } }, who('OPERATOR', null))).errors?.[0].extensions.code).toBe('FORBIDDEN');
+
+    for (const card of [anonymous, bobs]) expect((await run(CARD, { id: card.id }, gzIssuer())).data.card.status).toBe('ACTIVE');
+    expect((await blacklist(who('OPERATOR', null), since)).entries).toEqual([]);
+  });
+
+  it('REPLACED and EXPIRED cards cannot be reported lost, and nothing is blacklisted', async () => {
+    const em = db.orm.em.fork();
+    const replaced = await registered(ids.alice);
+    const replacement = await issue();
+    await em.transactional((tx) => transitionCard(tx, fromGlobalId(replaced.id).id, 'REPLACED', { by: 'test', replacedBy: fromGlobalId(replacement.card.id).id }));
+    const expired = await registered(ids.alice);
+    await em.transactional((tx) => transitionCard(tx, fromGlobalId(expired.id).id, 'EXPIRED', { by: 'test' }));
+    const since = await latest();
+    for (const card of [replaced, expired]) {
+      expect((await run(LOST, { input: { card: card.id } }, app(ids.alice))).data.reportCardLost).toEqual({ card: null, userErrors: [expect.objectContaining({ code: 'INVALID_CARD_TRANSITION' })] });
+      expect((await run(LOST, { input: { card: card.id } }, gzIssuer())).data.reportCardLost.userErrors[0].code).toBe('INVALID_CARD_TRANSITION');
+    }
+    expect((await blacklist(who('OPERATOR', null), since)).entries).toEqual([]);
+  });
+
+  it('deltas: lost then found shows ADD then REMOVE; `since` and `first` page through the changes', async () => {
+    const card = await registered(ids.alice);
+    const since = await latest();
+    await run(LOST, { input: { card: card.id, reason: 'lost' } }, app(ids.alice));
+    // Only the issuer marks it found; the app may not.
+    expect((await run(FOUND, { input: { card: card.id } }, app(ids.alice))).errors?.[0].extensions.code).toBe('FORBIDDEN');
+    expect((await run(FOUND, { input: { card: card.id, reason: 'handed in' } }, gzIssuer())).data.reportCardFound).toEqual({ card: { id: card.id, status: 'ACTIVE' }, userErrors: [] });
+    expect((await run(FOUND, { input: { card: card.id } }, gzIssuer())).data.reportCardFound.userErrors[0].code).toBe('INVALID_CARD_TRANSITION');
+
+    const both = await blacklist(gzIssuer(), since);
+    expect(both.entries.map((e) => [e.asn, e.action, e.reason])).toEqual([
+      [card.asn, 'ADD', 'lost'],
+      [card.asn, 'REMOVE', 'handed in'],
+    ]);
+    const [add, remove] = both.entries;
+    expect(remove.version).toBeGreaterThan(add.version);
+    expect(both.latestVersion).toBe(remove.version);
+    const after = await blacklist(gzIssuer(), add.version);
+    expect(after.entries.map((e) => e.action)).toEqual(['REMOVE']);
+    expect(await blacklist(gzIssuer(), remove.version)).toEqual({ entries: [], latestVersion: remove.version, hasMore: false });
+    const page = await blacklist(gzIssuer(), since, 1);
+    expect(page.entries.map((e) => e.version)).toEqual([add.version]);
+    expect(page.hasMore).toBe(true);
+    expect((await blacklist(gzIssuer(), add.version, 1)).hasMore).toBe(false);
+    // The whole list from 0 holds both, in version order.
+    const all = (await blacklist(gzIssuer(), 0, 500)).entries.map((e) => e.version);
+    expect(all).toEqual([...all].sort((a, b) => a - b));
+    expect(all).toEqual(expect.arrayContaining([add.version, remove.version]));
+    expect((await run(BLACKLIST, { since: -1 }, gzIssuer())).errors?.[0].extensions.code).toBe('BAD_USER_INPUT');
+    expect((await run(BLACKLIST, { first: 501 }, gzIssuer())).errors?.[0].extensions.code).toBe('BAD_USER_INPUT');
+  });
+
+  it('blocking adds an entry and unblocking removes it', async () => {
+    const { card } = await issue();
+    const since = await latest();
+    await run(BLOCK, { input: { card: card.id, reason: 'fraud suspected' } }, gzIssuer());
+    await run(UNBLOCK, { input: { card: card.id, reason: 'cleared' } }, gzIssuer());
+    expect((await blacklist(gzIssuer(), since)).entries.map((e) => [e.asn, e.action, e.reason])).toEqual([
+      [card.asn, 'ADD', 'fraud suspected'],
+      [card.asn, 'REMOVE', 'cleared'],
+    ]);
+  });
+
+  it('an issuer sees only its own company’s entries; the operator sees all; apps and merchants none', async () => {
+    const since = await latest();
+    const gzCard = (await issue()).card;
+    const szCard = (await issue({}, szIssuer())).card;
+    await run(BLOCK, { input: { card: gzCard.id } }, gzIssuer());
+    await run(LOST, { input: { card: szCard.id } }, szIssuer());
+    const gz = await blacklist(gzIssuer(), since);
+    const sz = await blacklist(szIssuer(), since);
+    expect(gz.entries.map((e) => e.asn)).toEqual([gzCard.asn]);
+    expect(sz.entries.map((e) => e.asn)).toEqual([szCard.asn]);
+    expect(gz.latestVersion).toBe(gz.entries[0].version);
+    expect(sz.latestVersion).toBe(sz.entries[0].version);
+    const whole = (await blacklist(gzIssuer(), 0, 500)).entries;
+    expect(whole.every((e) => e.cardCompany === toGlobalId('CardCompany', ids.gzCompany))).toBe(true);
+    expect(whole.map((e) => e.asn)).not.toContain(szCard.asn);
+    expect((await blacklist(who('OPERATOR', null), since)).entries.map((e) => e.asn)).toEqual([gzCard.asn, szCard.asn]);
+    expect((await run(BLACKLIST, {}, app(ids.alice))).errors?.[0].extensions.code).toBe('FORBIDDEN');
+    expect((await run(BLACKLIST, {}, who('MERCHANT', ids.shop))).errors?.[0].extensions.code).toBe('FORBIDDEN');
+    const noRead = { ...gzIssuer(), scopes: gzIssuer().scopes.filter((s) => s !== 'cards:read') };
+    expect((await run(BLACKLIST, {}, noRead)).errors?.[0].extensions.code).toBe('FORBIDDEN');
+  });
+});

@@ -94,6 +94,9 @@ const MATRIX: Record<string, Rule> = {
   'Mutation.issueCard': { access: 'owned', kinds: ['ISSUER'] },
   'Mutation.blockCard': { access: 'owned', kinds: ['ISSUER'] },
   'Mutation.unblockCard': { access: 'owned', kinds: ['ISSUER'] },
+  'Mutation.reportCardLost': { access: 'owned', kinds: ['ISSUER'] }, // also cardholder apps; isolation checked in cards.test.ts
+  'Mutation.reportCardFound': { access: 'owned', kinds: ['ISSUER'] },
+  'Query.blacklist': { access: 'owned', kinds: ['ISSUER'] }, // also the operator; own company's entries only, checked in cards.test.ts
 };
 
 /** Two tenants of each kind: `own` objects of tenant A (whose principal asks) and of tenant B. */

@@ -1,4 +1,5 @@
-import { Arg, Args, Authorized, Ctx, FieldResolver, ID, Mutation, Query, Resolver, Root } from 'type-graphql';
+import { GraphQLError } from 'graphql';
+import { Arg, Args, Authorized, Ctx, FieldResolver, ID, Int, Mutation, Query, Resolver, Root } from 'type-graphql';
 import { ConnectionArgs, pageRequest, toConnection } from '../graphql/connection.js';
 import type { GraphQLContext, Principal } from '../graphql/context.js';
 import { fromGlobalId, toGlobalId } from '../graphql/global-id.js';
@@ -6,8 +7,8 @@ import { Money } from '../graphql/money.js';
 import { nodeLoaders } from '../graphql/node.js';
 import { userError, UserErrorCode } from '../graphql/user-error.js';
 import { CardError, type CardErrorCode } from './cards.errors.js';
-import { type CardRow, type CardStatus, cardPurseBalanceOf, findCardFor, findCardOfCompany, issueCard, listCardsFor, transitionCard } from './cards.service.js';
-import { CardConnection, CardPayload, type CardStatusEnum, CardStatusInput, CardType, type CardTypeEnum, type ConcessionEnum, IssueCardInput } from './cards.types.js';
+import { type BlacklistEntryRow, blacklistSince, type CardRow, type CardStatus, cardPurseBalanceOf, findCardFor, findCardOfCompany, findCardOfHolder, issueCard, listCardsFor, transitionCard } from './cards.service.js';
+import { type BlacklistActionEnum, BlacklistDelta, BlacklistEntry, CardConnection, CardPayload, type CardStatusEnum, CardStatusInput, CardType, type CardTypeEnum, type ConcessionEnum, IssueCardInput } from './cards.types.js';
 
 /** The card number as a viewer may see it: in full for its card company and the operator. */
 export function maskCardNumber(number: string): string {
@@ -50,7 +51,33 @@ const CODES: Record<CardErrorCode, UserErrorCode> = {
   DUPLICATE_CARD_NUMBER: UserErrorCode.DUPLICATE_CARD_NUMBER,
   DUPLICATE_ASN: UserErrorCode.DUPLICATE_ASN,
   INVALID_TRANSITION: UserErrorCode.INVALID_CARD_TRANSITION,
+  NOT_REGISTERED: UserErrorCode.CARD_NOT_REGISTERED,
 };
+
+/** Most blacklist changes one call returns, and the default. */
+export const BLACKLIST_MAX_PAGE = 500;
+const BLACKLIST_DEFAULT_PAGE = 100;
+
+function blacklistEntryView(row: BlacklistEntryRow): BlacklistEntry {
+  return Object.assign(new BlacklistEntry(), {
+    version: Number(row.version),
+    asn: row.asn,
+    action: row.action as BlacklistActionEnum,
+    reason: row.reason,
+    at: row.at,
+    card: toGlobalId('Card', row.card_id),
+    cardCompany: toGlobalId('CardCompany', row.card_company_id),
+  });
+}
+
+function badInput(message: string): GraphQLError {
+  return new GraphQLError(message, { extensions: { code: 'BAD_USER_INPUT' } });
+}
+
+/** One mutation, two client kinds with different scopes: the decorator checks the kind, this the scope. */
+function requireScope(principal: Principal, scope: string): void {
+  if (!principal.scopes.includes(scope)) throw new GraphQLError(`Missing scope: ${scope}`, { extensions: { code: 'FORBIDDEN', http: { status: 403 } } });
+}
 
 function refusal(err: unknown): CardPayload {
   if (!(err instanceof CardError)) throw err;
@@ -113,13 +140,19 @@ export class CardResolver {
     }
   }
 
-  private async transition(ctx: GraphQLContext, input: CardStatusInput, to: CardStatus, onlyFrom?: readonly CardStatus[]): Promise<CardPayload> {
+  /**
+   * A status change by the card's issuer, or (`byHolder`) by a cardholder app for a card registered
+   * to its holder. The blacklist entry the change implies is written by transitionCard, in the
+   * same transaction.
+   */
+  private async transition(ctx: GraphQLContext, input: CardStatusInput, to: CardStatus, onlyFrom?: readonly CardStatus[], byHolder = false): Promise<CardPayload> {
     const principal = ctx.principal!;
     const id = fromGlobalId(input.card, 'Card').id;
     try {
       const row = await ctx.em.transactional(async (tx) => {
-        // Another company's card answers exactly like a card that does not exist.
-        if (!(await findCardOfCompany(tx, principal.tenantId ?? '', id))) throw new CardError('NOT_FOUND', `no card ${input.card} of your card company`, 'card');
+        // Another company's (or holder's) card answers exactly like a card that does not exist.
+        const owned = byHolder ? await findCardOfHolder(tx, principal.holderId, id) : await findCardOfCompany(tx, principal.tenantId ?? '', id);
+        if (!owned) throw new CardError('NOT_FOUND', `no card ${input.card} ${byHolder ? 'registered to your cardholder' : 'of your card company'}`, 'card');
         return transitionCard(tx, id, to, { reason: input.reason ?? null, by: principal.clientId, onlyFrom });
       });
       return { card: cardView(row, principal), userErrors: [] };
@@ -139,5 +172,41 @@ export class CardResolver {
   unblockCard(@Arg('input', () => CardStatusInput) input: CardStatusInput, @Ctx() ctx: GraphQLContext) {
     // Only a blocked card is unblocked: a LOST one is found through its own flow.
     return this.transition(ctx, input, 'ACTIVE', ['BLOCKED']);
+  }
+
+  @Authorized('CARDHOLDER_APP', 'ISSUER')
+  @Mutation(() => CardPayload, {
+    description:
+      'Reports an ACTIVE card lost: it becomes LOST and its ASN goes on the blacklist. A cardholder app (scope card:manage) for a card registered to its cardholder; the card company (scope cards:write) for any card it issued.',
+  })
+  reportCardLost(@Arg('input', () => CardStatusInput) input: CardStatusInput, @Ctx() ctx: GraphQLContext) {
+    const principal = ctx.principal!;
+    const byHolder = principal.kind === 'CARDHOLDER_APP';
+    requireScope(principal, byHolder ? 'card:manage' : 'cards:write');
+    return this.transition(ctx, input, 'LOST', ['ACTIVE'], byHolder);
+  }
+
+  @Authorized('ISSUER', 'cards:write')
+  @Mutation(() => CardPayload, { description: 'Marks a LOST card of your card company found: it is ACTIVE again and comes off the blacklist.' })
+  reportCardFound(@Arg('input', () => CardStatusInput) input: CardStatusInput, @Ctx() ctx: GraphQLContext) {
+    return this.transition(ctx, input, 'ACTIVE', ['LOST']);
+  }
+
+  @Authorized('OPERATOR', 'ISSUER', 'cards:read')
+  @Query(() => BlacklistDelta, {
+    description:
+      'The blacklist changes after version `since`, in version order, for terminals to keep their copy current: every card company’s (operator), your own card company’s (issuer).',
+  })
+  async blacklist(
+    @Arg('since', () => Int, { nullable: true, defaultValue: 0, description: 'The highest version you already hold (0 or null for the whole list).' }) since: number | null | undefined,
+    @Arg('first', () => Int, { nullable: true, description: `Most changes to return, 1 to ${BLACKLIST_MAX_PAGE} (default ${BLACKLIST_DEFAULT_PAGE}).` }) first: number | null | undefined,
+    @Ctx() ctx: GraphQLContext,
+  ): Promise<BlacklistDelta> {
+    since ??= 0;
+    if (!Number.isInteger(since) || since < 0) throw badInput('`since` is a version, 0 or more');
+    const limit = first ?? BLACKLIST_DEFAULT_PAGE;
+    if (!Number.isInteger(limit) || limit < 1 || limit > BLACKLIST_MAX_PAGE) throw badInput(`\`first\` must be between 1 and ${BLACKLIST_MAX_PAGE}`);
+    const { entries, latestVersion } = await blacklistSince(ctx.em, ctx.principal!, { since, limit: limit + 1 });
+    return Object.assign(new BlacklistDelta(), { entries: entries.slice(0, limit).map(blacklistEntryView), latestVersion: Number(latestVersion), hasMore: entries.length > limit });
   }
 }

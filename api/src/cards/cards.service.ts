@@ -172,7 +172,65 @@ export async function transitionCard(em: EntityManager, cardId: string, to: Card
   if (opts.replacedBy && to !== 'REPLACED') throw new CardError('INVALID_INPUT', 'only a REPLACED card names its replacement');
   await em.execute(`update card set status = ?, status_changed_at = now(), replaced_by = coalesce(?, replaced_by) where id = ?`, [to, opts.replacedBy ?? null, cardId]);
   await em.execute(`insert into card_status_history (card_id, from_status, to_status, reason, by_client) values (?, ?, ?, ?, ?)`, [cardId, card.status, to, opts.reason ?? null, opts.by]);
+  const action = blacklistEffect(card.status, to);
+  if (action) await appendBlacklist(em, card, action, opts.reason ?? null, opts.by);
   return (await cardById(em, cardId))!;
+}
+
+export type BlacklistAction = 'ADD' | 'REMOVE';
+
+export interface BlacklistEntryRow {
+  version: string;
+  asn: string;
+  card_id: string;
+  card_company_id: string;
+  action: BlacklistAction;
+  reason: string | null;
+  at: Date;
+}
+
+/**
+ * What a status change does to the blacklist (as data): a card that becomes LOST or BLOCKED goes
+ * on it; one that comes back from LOST or BLOCKED to ACTIVE comes off. Other moves leave it as is
+ * (a LOST card that is REPLACED stays listed).
+ */
+export function blacklistEffect(from: CardStatus, to: CardStatus): BlacklistAction | null {
+  if (from === 'ACTIVE' && (to === 'LOST' || to === 'BLOCKED')) return 'ADD';
+  if ((from === 'LOST' || from === 'BLOCKED') && to === 'ACTIVE') return 'REMOVE';
+  return null;
+}
+
+/** Advisory lock key that serialises blacklist writers, so versions commit in version order. */
+const BLACKLIST_LOCK = 0x0c_b1_ac_1;
+
+/** Appends one blacklist entry inside the caller's transaction (the card's status change). */
+async function appendBlacklist(em: EntityManager, card: CardRow, action: BlacklistAction, reason: string | null, by: string): Promise<void> {
+  // Held to commit: a later version cannot become visible before an earlier one.
+  await em.execute(`select pg_advisory_xact_lock(?)`, [BLACKLIST_LOCK]);
+  await em.execute(`insert into card_blacklist (asn, card_id, card_company_id, action, reason, by_client) values (?, ?, ?, ?, ?, ?)`, [card.asn, card.id, card.card_company_id, action, reason, by]);
+}
+
+/**
+ * Blacklist entries after version `since`, in version order, as the principal may see them
+ * (ownership in the query): the operator every card company's, an issuer its own company's;
+ * both need `cards:read`. `latestVersion` is the highest version the principal may see (0 if none);
+ * `limit` rows at most (ask for one more than a page to learn whether there are more).
+ */
+export async function blacklistSince(em: EntityManager, principal: Principal, opts: { since: number; limit: number }): Promise<{ entries: BlacklistEntryRow[]; latestVersion: string }> {
+  let where: { sql: string; params: unknown[] } | null = null;
+  if (principal.kind === 'OPERATOR' && principal.scopes.includes('cards:read')) where = { sql: 'true', params: [] };
+  else if (principal.kind === 'ISSUER' && principal.scopes.includes('cards:read') && principal.tenantId && UUID.test(principal.tenantId)) where = { sql: 'b.card_company_id = ?', params: [principal.tenantId] };
+  if (!where) return { entries: [], latestVersion: '0' };
+  // The latest version first, then nothing above it: an entry committed in between (always of a
+  // higher version, see appendBlacklist) is left for the next call instead of being skipped.
+  const [latest] = await em.execute<{ v: string }[]>(`select coalesce(max(b.version), 0)::text as v from card_blacklist b where (${where.sql})`, where.params);
+  const latestVersion = latest?.v ?? '0';
+  const rows = await em.execute<(Omit<BlacklistEntryRow, 'at'> & { at: string })[]>(
+    `select b.version::text as version, b.asn, b.card_id, b.card_company_id, b.action, b.reason, to_json(b.at) #>> '{}' as at from card_blacklist b where (${where.sql}) and b.version > ? and b.version <= ? order by b.version limit ?`,
+    [...where.params, opts.since, latestVersion, opts.limit],
+  );
+  // Raw rows carry timestamps as text: ISO 8601 from to_json, parsed here.
+  return { entries: rows.map((r) => ({ ...r, at: new Date(r.at) })), latestVersion };
 }
 
 /** The status changes of a card, oldest first. */
@@ -216,6 +274,18 @@ export async function listCardsFor(em: EntityManager, principal: Principal, opts
 export async function findCardOfCompany(em: EntityManager, cardCompanyId: string, id: string): Promise<CardRow | null> {
   if (!UUID.test(cardCompanyId) || !UUID.test(id)) return null;
   const [row] = await em.execute<CardRow[]>(`select ${CARD_COLUMNS} from ${CARD_FROM} where c.id = ? and c.card_company_id = ?`, [id, cardCompanyId]);
+  return row ?? null;
+}
+
+/**
+ * The card a cardholder app may manage (report lost): one registered to its signed-in holder.
+ * Another holder's card is null, exactly like a missing one; an anonymous (unregistered) card is
+ * refused with NOT_REGISTERED, since nobody can prove it is theirs.
+ */
+export async function findCardOfHolder(em: EntityManager, holderId: string | null, id: string): Promise<CardRow | null> {
+  if (!holderId || !UUID.test(holderId) || !UUID.test(id)) return null;
+  const [row] = await em.execute<CardRow[]>(`select ${CARD_COLUMNS} from ${CARD_FROM} where c.id = ? and (c.holder_id = ? or c.holder_id is null)`, [id, holderId]);
+  if (row && !row.holder_id) throw new CardError('NOT_REGISTERED', 'only a registered card (记名卡) can be reported lost from a cardholder app; report it at the card company', 'card');
   return row ?? null;
 }
 

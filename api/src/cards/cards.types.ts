@@ -133,3 +133,52 @@ export class CardPayload {
   @Field(() => [UserError], { description: 'Why the mutation was refused; empty on success.' })
   userErrors!: UserError[];
 }
+
+export enum BlacklistActionEnum {
+  ADD = 'ADD',
+  REMOVE = 'REMOVE',
+}
+registerEnumType(BlacklistActionEnum, {
+  name: 'BlacklistAction',
+  description: 'ADD puts a card on the blacklist (reported LOST or BLOCKED); REMOVE takes it off (found or unblocked).',
+  valuesConfig: {
+    ADD: { description: 'The card goes on the blacklist: terminals refuse it.' },
+    REMOVE: { description: 'The card comes off the blacklist: terminals accept it again.' },
+  },
+});
+
+@ObjectType({ description: 'One change to the card blacklist: a card (by its ASN) added or removed.' })
+export class BlacklistEntry {
+  @Field(() => Int, { description: 'The change’s version: increasing, from one sequence; ask for changes after the highest you hold.' })
+  version!: number;
+
+  @Field({ description: 'The application serial number the chip reports (or an M1 card’s UID): what a terminal matches.' })
+  asn!: string;
+
+  @Field(() => BlacklistActionEnum, { description: 'Whether the card was added to or removed from the blacklist.' })
+  action!: BlacklistActionEnum;
+
+  @Field(() => String, { nullable: true, description: 'Why, as given with the card’s status change.' })
+  reason!: string | null;
+
+  @Field(() => DateTimeScalar, { description: 'When the change was made.' })
+  at!: Date;
+
+  @Field(() => ID, { description: 'Global id of the Card.' })
+  card!: string;
+
+  @Field(() => ID, { description: 'Global id of the CardCompany that issued the card.' })
+  cardCompany!: string;
+}
+
+@ObjectType({ description: 'The blacklist changes after a version, for a terminal to apply in order.' })
+export class BlacklistDelta {
+  @Field(() => [BlacklistEntry], { description: 'The changes with a version above `since`, in version order (at most `first`).' })
+  entries!: BlacklistEntry[];
+
+  @Field(() => Int, { description: 'The highest version you may see (0 when none): pass it as `since` next time once hasMore is false.' })
+  latestVersion!: number;
+
+  @Field({ description: 'True when more changes follow the last entry: ask again with its version as `since`.' })
+  hasMore!: boolean;
+}

@@ -30,6 +30,8 @@ export enum UserErrorCode {
   DUPLICATE_ASN = 'DUPLICATE_ASN',
   /** A card status change the card's transitions do not allow (e.g. REPLACED → ACTIVE). */
   INVALID_CARD_TRANSITION = 'INVALID_CARD_TRANSITION',
+  /** A cardholder app asked to manage an anonymous card (not registered to any cardholder). */
+  CARD_NOT_REGISTERED = 'CARD_NOT_REGISTERED',
 }
 registerEnumType(UserErrorCode, { name: 'UserErrorCode', description: 'Why a mutation refused its input.' });
 
