@@ -123,7 +123,9 @@ describe('reader lifecycle and visibility', () => {
     const mine = (await run(REGISTER, { input: registration('GZ-R-0200') }, who('OPERATOR', null))).data.registerReader.reader;
     const theirs = (await run(REGISTER, { input: registration('GZ-R-0201', { owner: toGlobalId('Merchant', ids.otherShop) }) }, who('OPERATOR', null))).data.registerReader.reader;
     const shop = who('MERCHANT', ids.shop);
-    expect((await run(`query($id: ID!) { reader(id: $id) { serial } }`, { id: mine.id }, shop)).data.reader).toEqual({ serial: 'GZ-R-0200' });
+    const seen = (await run(`query($id: ID!) { reader(id: $id) { serial createdAt } }`, { id: mine.id }, shop)).data.reader;
+    expect(seen.serial).toBe('GZ-R-0200');
+    expect(seen.createdAt).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$/);
     expect((await run(`query($id: ID!) { reader(id: $id) { serial } }`, { id: theirs.id }, shop)).data.reader).toBeNull();
     const listed = (await run(`{ readers(first: 100) { edges { node { serial } } } }`, {}, shop)).data.readers.edges.map((e: any) => e.node.serial);
     expect(listed).toContain('GZ-R-0200');

@@ -1,6 +1,26 @@
 import { GraphQLError, GraphQLScalarType, Kind } from 'graphql';
 
-export { CurrencyResolver as CurrencyScalar, DateTimeResolver as DateTimeScalar } from 'graphql-scalars';
+import { DateTimeResolver } from 'graphql-scalars';
+
+export { CurrencyResolver as CurrencyScalar } from 'graphql-scalars';
+
+/**
+ * graphql-scalars' DateTime, serialising any instant the code hands it: a Date, or the text
+ * PostgreSQL returns for a timestamptz in raw queries ("2026-11-25 13:53:02.1+00"), always as an
+ * ISO-8601 UTC string.
+ */
+export const DateTimeScalar = new GraphQLScalarType<Date, string>({
+  name: 'DateTime',
+  description: DateTimeResolver.description,
+  specifiedByURL: DateTimeResolver.specifiedByURL,
+  serialize(value) {
+    const date = value instanceof Date ? value : typeof value === 'string' || typeof value === 'number' ? new Date(value) : undefined;
+    if (!date || Number.isNaN(date.getTime())) throw new GraphQLError(`DateTime cannot represent ${JSON.stringify(value)}`);
+    return date.toISOString();
+  },
+  parseValue: (value) => DateTimeResolver.parseValue(value) as Date,
+  parseLiteral: (ast, variables) => DateTimeResolver.parseLiteral(ast, variables) as Date,
+});
 
 function toMinorUnits(value: unknown): bigint {
   if (typeof value === 'number' && Number.isSafeInteger(value)) return BigInt(value);

@@ -151,7 +151,7 @@ export async function balanceOnCard(c: VirtualCpuCard): Promise<number> {
   return Buffer.from(await t.transmit(Buffer.from('805C000204', 'hex'))).readUInt32BE(0);
 }
 
-export const OPEN = `mutation($input: OpenCardSessionInput!) { openCardSession(input: $input) { session { id state challenge nextSeq } userErrors { code message } } }`;
+export const OPEN = `mutation($input: OpenCardSessionInput!) { openCardSession(input: $input) { session { id state challenge nextSeq expiresAt } userErrors { code message } } }`;
 
 export type Operation = 'BALANCE' | 'LOAD' | 'PURCHASE';
 
