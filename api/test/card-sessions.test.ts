@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import forge from 'node-forge';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { type OneCardClient, VirtualCpuCard } from '../../sdk-js/src/index.js';
+import { issueCard as registerCard, transitionCard } from '../src/cards/cards.service.js';
 import { checkLedger } from '../src/ledger/ledger-check.js';
 import { changeReaderStatus } from '../src/readers/readers.service.js';
 import { revokeCertificate } from '../src/pki/pki.service.js';
@@ -116,6 +117,22 @@ describe('each refusal ends the session, changes no balance, and leaves an audit
     expect(reply.userErrors[0]?.code).toBe('NOT_FOUND');
     expect((await auditOf(m.session.id)).at(-1)).toEqual({ step: 'refused', outcome: 'REFUSED', refusal: 'NOT_THE_OPENER' });
     expect((await m.hello()).session?.state).toBe('AUTHENTICATED');
+  });
+
+  it('a card its card company blocked is refused online before any cryptogram leaves the host', async () => {
+    const c = card({ balance: 500 });
+    const em = world.db.orm.em.fork();
+    const issued = await registerCard(em, world.gz.cardCompanyId, { cardNumber: '6214000000000000001', asn: c.asn, cardType: 'CPU', keyVersion: 1, issuedOn: '2026-01-01', expiresOn: '2031-01-01' });
+    await em.transactional((tx) => transitionCard(tx, issued.id, 'BLOCKED', { reason: 'test', by: 'test' }));
+    const m = await manual(c);
+    const first = await m.hello();
+    await expectRefused(await m.message(1, { responses: await m.answer(1, first) }), 'CARD_NOT_USABLE', m.session.id);
+    expect(await balanceOnCard(c)).toBe(500);
+  });
+
+  it('a body that is JSON but not an object is refused as malformed', async () => {
+    const m = await manual(card(), 'BALANCE');
+    await expectRefused(await m.message(0, null), 'MALFORMED_MESSAGE', m.session.id);
   });
 
   it('a certificate from an unknown CA', async () => {

@@ -3,6 +3,7 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import forge from 'node-forge';
 import { ALG_3DES, ALG_SM4, type AlgorithmId, algorithmId } from '../../cardcrypto/algorithm.js';
 import { loadMac1, loadMac2, loadSessionKey, loadTac, purchaseMac1, purchaseMac2, purchaseSessionKey, purchaseTac, verifyMac } from '../../cardcrypto/epurse.js';
+import { findCardByAsn } from '../../cards/cards.service.js';
 import { toGlobalId } from '../../graphql/global-id.js';
 import { LedgerError, LedgerErrorCode } from '../../ledger/ledger.errors.js';
 import { checkLeaf, findCityCa } from '../../pki/pki.service.js';
@@ -249,11 +250,24 @@ function checkEnvelope(session: SessionRow, message: IncomingMessage, now: Date)
 }
 
 function parseBody(text: string): Record<string, unknown> {
+  let body: unknown;
   try {
-    return JSON.parse(text) as Record<string, unknown>;
+    body = JSON.parse(text);
   } catch {
     throw new SessionError('MALFORMED_MESSAGE', 'the body is not JSON');
   }
+  if (!body || typeof body !== 'object' || Array.isArray(body)) throw new SessionError('MALFORMED_MESSAGE', 'the body is a JSON object');
+  return body as Record<string, unknown>;
+}
+
+/**
+ * A card the card company has declared LOST, BLOCKED, REPLACED or EXPIRED is refused online at once,
+ * before any cryptogram leaves the host. A card the registry does not know yet (issued before it
+ * existed) is served as before.
+ */
+export async function refuseUnusableCard(em: EntityManager, asn: string): Promise<void> {
+  const card = await findCardByAsn(em, asn);
+  if (card && card.status !== 'ACTIVE') throw new SessionError('CARD_NOT_USABLE', `the card is ${card.status}`);
 }
 
 /** The refusal is written in its own transaction, after the step's work rolled back. */
@@ -410,6 +424,7 @@ async function identifyCard(em: EntityManager, reader: ReaderRow, selected: stri
     const [allowed] = await em.execute(`select 1 from city_interoperation where card_city_id = ? and reader_city_id = ?`, [issuer.city_id, reader.city_id]);
     if (!allowed) throw new SessionError('CROSS_CITY_NOT_ALLOWED', 'this reader’s city does not accept cards of the card’s city');
   }
+  await refuseUnusableCard(em, hex(card.asn));
   return { asn: hex(card.asn), asnBytes: card.asn, cityCode: card.cityCode, cardCompanyId: issuer.card_company_id, currency: issuer.currency.trim() };
 }
 

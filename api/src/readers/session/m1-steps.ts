@@ -5,6 +5,7 @@ import type { ReaderRow } from '../readers.service.js';
 import {
   type CardIdentity,
   complete,
+  refuseUnusableCard,
   guardDebit,
   refuseUncoveredPurse,
   responsesOf,
@@ -33,7 +34,7 @@ function results(body: Record<string, unknown>): M1Result[] {
   const [answer] = responsesOf(body, 1);
   try {
     const parsed: unknown = JSON.parse(answer!);
-    if (Array.isArray(parsed)) return parsed as M1Result[];
+    if (Array.isArray(parsed) && parsed.every((r) => r && typeof r === 'object' && !Array.isArray(r))) return parsed as M1Result[];
   } catch {
     // falls through
   }
@@ -66,6 +67,7 @@ const m1Identified: Step = async (em, deps, _now, session, reader, message, body
   const [uid] = responsesOf(body, 1);
   if (typeof uid !== 'string' || !/^[0-9A-Fa-f]{8}$/.test(uid)) throw new SessionError('CARD_ERROR', 'an M1 UID is 4 bytes of hex');
   const card = await m1Card(em, reader, uid.toUpperCase());
+  await refuseUnusableCard(em, card.asn);
   const keyB = await deps.keyStore.m1SectorKey({ cardCompanyId: card.cardCompanyId, keyVersion: M1_KEY_VERSION, uid: card.asnBytes, sector: M1_PURSE.sector });
   return {
     state: 'AWAITING_PURSE',

@@ -8,6 +8,7 @@ export type SessionRefusal =
   | 'MALFORMED_MESSAGE'
   | 'NOT_THE_OPENER'
   | 'UNKNOWN_CARD_KEY'
+  | 'CARD_NOT_USABLE'
   | 'CHALLENGE_MISMATCH'
   | 'CERTIFICATE_MISSING'
   | 'UNKNOWN_CA'
