@@ -12,10 +12,23 @@ const KEK_FILE = 'key-encryption-key';
  */
 export async function loadKeyEncryptionKey(config: Config): Promise<Buffer> {
   if (config.keyEncryptionKey) return config.keyEncryptionKey;
+  // Read (or made) once per data folder: resolvers ask for it on every card session message.
   const file = path.join(config.dataDir, KEK_FILE);
+  let loading = fromFile.get(file);
+  if (!loading) {
+    loading = readOrCreate(file, config.dataDir);
+    fromFile.set(file, loading);
+    loading.catch(() => fromFile.delete(file));
+  }
+  return loading;
+}
+
+const fromFile = new Map<string, Promise<Buffer>>();
+
+async function readOrCreate(file: string, dataDir: string): Promise<Buffer> {
   const existing = await fs.readFile(file, 'utf8').catch(() => undefined);
   if (existing) return Buffer.from(existing.trim(), 'base64url');
-  await fs.mkdir(config.dataDir, { recursive: true });
+  await fs.mkdir(dataDir, { recursive: true });
   const key = randomBytes(32);
   try {
     await fs.writeFile(file, key.toString('base64url'), { mode: 0o600, flag: 'wx' });

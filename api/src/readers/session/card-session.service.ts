@@ -599,7 +599,7 @@ const debitAnswer: Step = async (em, deps, _now, session, reader, message, body)
 };
 
 /** The card as message 1 identified it, read back from the session. */
-function cardOf(session: SessionRow): CardIdentity {
+export function cardOf(session: SessionRow): CardIdentity {
   const c = session.context;
   return { asn: session.card_asn!, asnBytes: Buffer.from(session.card_asn!, 'hex'), cityCode: c.cityCode!, cardCompanyId: c.cardCompanyId!, currency: c.currency ?? 'CNY' };
 }

@@ -4,6 +4,7 @@ import { allOk, changePurseScript, M1_PURSE, M1AnswerError, type M1Result, purse
 import type { ReaderRow } from '../readers.service.js';
 import {
   type CardIdentity,
+  cardOf,
   complete,
   refuseUnusableCard,
   guardDebit,
@@ -77,11 +78,6 @@ const m1Identified: Step = async (em, deps, _now, session, reader, message, body
     auditDetail: { uid: card.asn },
   };
 };
-
-function cardOf(session: SessionRow): CardIdentity {
-  const c = session.context;
-  return { asn: session.card_asn!, asnBytes: Buffer.from(session.card_asn!, 'hex'), cityCode: c.cityCode ?? '', cardCompanyId: c.cardCompanyId!, currency: c.currency ?? 'CNY' };
-}
 
 /** Message 2: the purse (value and backup agree); a balance read ends here, a change is scripted. */
 const m1PurseRead: Step = async (em, deps, now, session, reader, message, body) => {
