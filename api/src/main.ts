@@ -66,6 +66,7 @@ async function main(): Promise<void> {
       `  GraphQL + GraphiQL  ${config.publicUrl}/graphql`,
       `  health / readiness  ${config.publicUrl}/healthz  ${config.publicUrl}/readyz`,
       `  metrics             ${config.publicUrl}/metrics`,
+      ...(running.sandboxGatewayUrl ? [`  sandbox gateway     ${running.sandboxGatewayUrl} (top-ups: pay on its /checkout page, or pass paymentMethod pm_card_visa)`] : []),
       `  demo data (${config.dataDir}/demo.json):`,
       JSON.stringify(running.demo, null, 2)
         .split('\n')

@@ -1,4 +1,6 @@
+import { randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
+import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import type { Config } from './config/config.js';
@@ -7,10 +9,14 @@ import { migrate, openOrm } from './db/orm.js';
 import { loadKeyEncryptionKey } from './secrets/kek.js';
 import { type DemoData, seedDemoData, writeDemoFile } from './demo/seed.js';
 import { createHttpApp } from './http/app.js';
+import { startBackgroundJobs } from './jobs/background-jobs.js';
+import { type SandboxGateway, startSandboxGateway } from './topups/gateway/sandbox-gateway.js';
 
 export interface RunningPlatform {
   /** Where the API listens, e.g. http://127.0.0.1:4000. */
   url: string;
+  /** The sandbox payment gateway, when no GATEWAY_URL was given. */
+  sandboxGatewayUrl: string | null;
   demo: DemoData;
   stop(): Promise<void>;
 }
@@ -33,7 +39,8 @@ function listen(server: Server, port: number, host: string): Promise<void> {
  * The start path of `npm start`: database (embedded unless DATABASE_URL), migrations, demo seed,
  * demo.json, HTTP server. `stop()` undoes it in reverse order.
  */
-export async function startPlatform(config: Config, log: Logger): Promise<RunningPlatform> {
+export async function startPlatform(configured: Config, log: Logger): Promise<RunningPlatform> {
+  let config = configured;
   const undo: (() => Promise<void>)[] = [];
   const stop = async () => {
     for (const step of undo.reverse()) await step().catch((err) => log.error({ err }, 'error while stopping'));
@@ -54,6 +61,16 @@ export async function startPlatform(config: Config, log: Logger): Promise<Runnin
     };
     const demo = await writeDemoFile(config.dataDir, seeded);
 
+    // No gateway configured (outside production): a sandbox of our own on a local port, so the
+    // whole top-up works with no internet. Its state is kept in the data folder across restarts.
+    let sandbox: SandboxGateway | null = null;
+    if (!config.gateway) {
+      const secrets = { secretKey: `sk_sandbox_${randomBytes(16).toString('hex')}`, webhookSecret: `whsec_${randomBytes(24).toString('hex')}` };
+      sandbox = await startSandboxGateway({ ...secrets, statePath: path.join(config.dataDir, 'sandbox-gateway.json'), log: log.child({ component: 'sandbox-gateway' }) });
+      undo.push(() => sandbox!.close());
+      config = { ...config, gateway: { url: sandbox.url, ...secrets } };
+    }
+
     const http = await createHttpApp({ config, orm, log });
     undo.push(() => http.close());
     const server = createServer(http.app);
@@ -67,7 +84,11 @@ export async function startPlatform(config: Config, log: Logger): Promise<Runnin
         }),
     );
     const { port } = server.address() as AddressInfo;
-    return { url: `http://127.0.0.1:${port}`, demo, stop };
+    const url = `http://127.0.0.1:${port}`;
+    sandbox?.setWebhookUrl(`${url}/webhooks/gateway`);
+    const jobs = startBackgroundJobs({ orm, gateway: http.gateway, log: log.child({ component: 'jobs' }), intervalMs: 5_000 });
+    undo.push(() => jobs.stop());
+    return { url, sandboxGatewayUrl: sandbox?.url ?? null, demo, stop };
   } catch (err) {
     await stop();
     throw err;

@@ -56,7 +56,7 @@ async function run(query: string, variables: Record<string, unknown>, principal:
   return JSON.parse(JSON.stringify(res.body.singleResult)) as { data?: any; errors?: any[] };
 }
 
-const CARD_FIELDS = `id number asn cardType keyVersion issuedOn expiresOn status cardCompany holder concession concessionValidUntil concessionProof replacedBy purseBalance { amount currency }`;
+const CARD_FIELDS = `id number asn cardType keyVersion issuedOn expiresOn status cardCompany holder concession concessionValidUntil concessionProof replacedBy { id } purseBalance { amount currency }`;
 const ISSUE = `mutation($input: IssueCardInput!) { issueCard(input: $input) { card { ${CARD_FIELDS} } userErrors { code field message } } }`;
 const BLOCK = `mutation($input: CardStatusInput!) { blockCard(input: $input) { card { id status } userErrors { code field message } } }`;
 const UNBLOCK = `mutation($input: CardStatusInput!) { unblockCard(input: $input) { card { id status } userErrors { code field message } } }`;
@@ -241,7 +241,7 @@ describe('card status transitions', () => {
     expect((await run(UNBLOCK, { input: { card: old.card.id } }, gzIssuer())).data.unblockCard.userErrors[0].code).toBe('INVALID_CARD_TRANSITION');
     expect((await run(BLOCK, { input: { card: old.card.id } }, gzIssuer())).data.blockCard.userErrors[0].code).toBe('INVALID_CARD_TRANSITION');
     expect(await historyOf(old.card.id)).toEqual(before);
-    expect((await run(CARD, { id: old.card.id }, gzIssuer())).data.card).toMatchObject({ status: 'REPLACED', replacedBy: replacement.card.id });
+    expect((await run(CARD, { id: old.card.id }, gzIssuer())).data.card).toMatchObject({ status: 'REPLACED', replacedBy: { id: replacement.card.id } });
   });
 
   it('every pair outside the table is refused, every pair in it applies (service level)', async () => {
@@ -367,6 +367,22 @@ describe('reporting a card lost, and the blacklist', () => {
     expect(all).toEqual(expect.arrayContaining([add.version, remove.version]));
     expect((await run(BLACKLIST, { since: -1 }, gzIssuer())).errors?.[0].extensions.code).toBe('BAD_USER_INPUT');
     expect((await run(BLACKLIST, { first: 501 }, gzIssuer())).errors?.[0].extensions.code).toBe('BAD_USER_INPUT');
+  });
+
+  it('an ACTIVE card that is replaced goes on the blacklist; a LOST one that is replaced stays listed, with no second entry', async () => {
+    const em = db.orm.em.fork();
+    const active = (await issue()).card;
+    const lost = (await issue()).card;
+    const since = await latest();
+    await run(LOST, { input: { card: lost.id, reason: 'lost' } }, gzIssuer());
+    for (const card of [active, lost]) {
+      const replacement = (await issue()).card;
+      await em.transactional((tx) => transitionCard(tx, fromGlobalId(card.id).id, 'REPLACED', { by: 'test', reason: 'replaced', replacedBy: fromGlobalId(replacement.id).id }));
+    }
+    expect((await blacklist(gzIssuer(), since)).entries.map((e) => [e.asn, e.action, e.reason])).toEqual([
+      [lost.asn, 'ADD', 'lost'],
+      [active.asn, 'ADD', 'replaced'],
+    ]);
   });
 
   it('blocking adds an entry and unblocking removes it', async () => {

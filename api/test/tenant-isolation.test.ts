@@ -97,6 +97,11 @@ const MATRIX: Record<string, Rule> = {
   'Mutation.reportCardLost': { access: 'owned', kinds: ['ISSUER'] }, // also cardholder apps; isolation checked in cards.test.ts
   'Mutation.reportCardFound': { access: 'owned', kinds: ['ISSUER'] },
   'Query.blacklist': { access: 'owned', kinds: ['ISSUER'] }, // also the operator; own company's entries only, checked in cards.test.ts
+  'Mutation.replaceCard': { access: 'owned', kinds: ['ISSUER'] }, // another company's card → NOT_FOUND like a missing id; cardholder app/merchant FORBIDDEN: checked in card-replacement.test.ts
+  'Query.topUp': { access: 'owned', kinds: ['ISSUER'] }, // also cardholder apps and the operator; isolation by id checked in topups.test.ts
+  'Mutation.createTopUp': { access: 'owned', kinds: ['ISSUER'] }, // also cardholder apps; another holder's card is NOT_FOUND (topups.test.ts)
+  'Mutation.refundTopUp': { access: 'owned', kinds: ['ISSUER'] }, // also cardholder apps and the operator; checked in topups.test.ts
+  'Mutation.setAutoTopUp': { access: 'owned', kinds: ['CARDHOLDER_APP'] }, // the holder's registered cards only (topups.test.ts)
 };
 
 /** Two tenants of each kind: `own` objects of tenant A (whose principal asks) and of tenant B. */

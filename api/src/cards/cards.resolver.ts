@@ -6,9 +6,47 @@ import { fromGlobalId, toGlobalId } from '../graphql/global-id.js';
 import { Money } from '../graphql/money.js';
 import { nodeLoaders } from '../graphql/node.js';
 import { userError, UserErrorCode } from '../graphql/user-error.js';
+import { type CardActivityKind, type CardActivityRow, HistoryWindowError, historyWindow } from './card-history.service.js';
 import { CardError, type CardErrorCode } from './cards.errors.js';
-import { type BlacklistEntryRow, blacklistSince, type CardRow, type CardStatus, cardPurseBalanceOf, findCardFor, findCardOfCompany, findCardOfHolder, issueCard, listCardsFor, transitionCard } from './cards.service.js';
-import { type BlacklistActionEnum, BlacklistDelta, BlacklistEntry, CardConnection, CardPayload, type CardStatusEnum, CardStatusInput, CardType, type CardTypeEnum, type ConcessionEnum, IssueCardInput } from './cards.types.js';
+import {
+  type BalanceTransfer,
+  balanceTransferOf,
+  type BlacklistEntryRow,
+  blacklistSince,
+  type CardRow,
+  type CardStatus,
+  cardHistoryFor,
+  cardPurseBalanceOf,
+  findBalanceTransferFor,
+  findCardActivityFor,
+  findCardFor,
+  findCardOfCompany,
+  findCardOfHolder,
+  issueCard,
+  listCardsFor,
+  replaceCard,
+  transitionCard,
+} from './cards.service.js';
+import {
+  type BlacklistActionEnum,
+  BlacklistDelta,
+  BlacklistEntry,
+  CardActivity,
+  CardActivityConnection,
+  type CardActivityKindEnum,
+  CardConnection,
+  CardHistoryArgs,
+  CardPayload,
+  type CardStatusEnum,
+  CardStatusInput,
+  CardType,
+  type CardTypeEnum,
+  BalanceTransferType,
+  type ConcessionEnum,
+  IssueCardInput,
+  ReplaceCardInput,
+  ReplaceCardPayload,
+} from './cards.types.js';
 
 /** The card number as a viewer may see it: in full for its card company and the operator. */
 export function maskCardNumber(number: string): string {
@@ -38,7 +76,7 @@ export function cardView(row: CardRow, principal: Principal | null): CardType {
     concession: row.concession as ConcessionEnum,
     concessionValidUntil: row.concession_valid_until,
     concessionProof: full ? row.concession_proof : null,
-    replacedBy: row.replaced_by ? toGlobalId('Card', row.replaced_by) : null,
+    replacedById: row.replaced_by,
     createdAt: row.created_at,
     statusChangedAt: row.status_changed_at,
   });
@@ -79,14 +117,52 @@ function requireScope(principal: Principal, scope: string): void {
   if (!principal.scopes.includes(scope)) throw new GraphQLError(`Missing scope: ${scope}`, { extensions: { code: 'FORBIDDEN', http: { status: 403 } } });
 }
 
-function refusal(err: unknown): CardPayload {
+/** A CardError as the userErrors of a payload; anything else is not a refusal and propagates. */
+function refusalErrors(err: unknown) {
   if (!(err instanceof CardError)) throw err;
-  return { card: null, userErrors: [userError(CODES[err.code], err.message, ['input', ...(err.field ? [err.field] : [])])] };
+  return [userError(CODES[err.code], err.message, ['input', ...(err.field ? err.field.split('.') : [])])];
+}
+
+function refusal(err: unknown): CardPayload {
+  return { card: null, userErrors: refusalErrors(err) };
+}
+
+export function balanceTransferView(t: BalanceTransfer): BalanceTransferType {
+  return Object.assign(new BalanceTransferType(), {
+    id: toGlobalId('BalanceTransfer', t.id),
+    fromCard: toGlobalId('Card', t.fromCardId),
+    toCard: toGlobalId('Card', t.toCardId),
+    dueAt: t.dueAt,
+    transferredAt: t.transferredAt,
+    amount: t.amount === null ? null : Money.of(t.amount, t.currency),
+  });
+}
+
+function activityView(row: CardActivityRow): CardActivity {
+  return Object.assign(new CardActivity(), {
+    id: toGlobalId('CardActivity', row.id),
+    at: row.at,
+    kind: row.kind as CardActivityKindEnum,
+    amount: Money.of(row.amount, row.currency),
+    balanceAfter: Money.of(row.balanceAfter, row.currency),
+    description: row.description,
+    reference: row.reference ? toGlobalId(row.reference.type, row.reference.id) : null,
+  });
 }
 
 nodeLoaders.set('Card', async (ctx, id) => {
   const row = ctx.principal && (await findCardFor(ctx.em, ctx.principal, id));
   return row ? cardView(row, ctx.principal) : null;
+});
+
+nodeLoaders.set('BalanceTransfer', async (ctx, id) => {
+  const row = ctx.principal && (await findBalanceTransferFor(ctx.em, ctx.principal, id));
+  return row ? balanceTransferView(row) : null;
+});
+
+nodeLoaders.set('CardActivity', async (ctx, id) => {
+  const row = ctx.principal && (await findCardActivityFor(ctx.em, ctx.principal, id));
+  return row ? activityView(row) : null;
 });
 
 @Resolver(() => CardType)
@@ -109,6 +185,35 @@ export class CardResolver {
   @FieldResolver(() => Money, { description: 'The host’s shadow of the on-card purse (a ledger account), in the currency of the card company’s city; zero before the card’s first load.' })
   async purseBalance(@Root() card: CardType, @Ctx() ctx: GraphQLContext): Promise<Money> {
     return Money.of(await cardPurseBalanceOf(ctx.em, { asn: card.asnValue, currency: card.currency }), card.currency);
+  }
+
+  @FieldResolver(() => CardType, { nullable: true, description: 'The card that replaced this one, once REPLACED.' })
+  async replacedBy(@Root() card: CardType, @Ctx() ctx: GraphQLContext): Promise<CardType | null> {
+    const row = card.replacedById && ctx.principal ? await findCardFor(ctx.em, ctx.principal, card.replacedById) : null;
+    return row ? cardView(row, ctx.principal) : null;
+  }
+
+  @FieldResolver(() => BalanceTransferType, { nullable: true, description: 'The replacement balance transfer: out of this card once it is REPLACED, else into it if it is a replacement.' })
+  async balanceTransfer(@Root() card: CardType, @Ctx() ctx: GraphQLContext): Promise<BalanceTransferType | null> {
+    const transfer = await balanceTransferOf(ctx.em, card.uuid);
+    return transfer ? balanceTransferView(transfer) : null;
+  }
+
+  @FieldResolver(() => CardActivityConnection, {
+    description: 'What moved the card’s purse, newest first, with the balance after each movement: by default the last six months; a window of at most 13 months.',
+  })
+  async history(@Root() card: CardType, @Args() args: CardHistoryArgs, @Ctx() ctx: GraphQLContext) {
+    const page = pageRequest(args);
+    if (page.after && !/^[0-9]{1,18}$/.test(page.after.id)) throw badInput('`after` is not a cursor this connection gave out');
+    let window: ReturnType<typeof historyWindow>;
+    try {
+      window = historyWindow(args, new Date());
+    } catch (err) {
+      if (err instanceof HistoryWindowError) throw badInput(err.message);
+      throw err;
+    }
+    const rows = ctx.principal ? await cardHistoryFor(ctx.em, ctx.principal, card.uuid, { ...window, kinds: args.kinds as CardActivityKind[] | null | undefined, afterId: page.after?.id, limit: page.fetch }) : [];
+    return toConnection(rows, page, (r) => ({ sortKey: r.id, id: r.id }), activityView);
   }
 
   @Authorized('ISSUER', 'cards:write')
@@ -184,6 +289,28 @@ export class CardResolver {
     const byHolder = principal.kind === 'CARDHOLDER_APP';
     requireScope(principal, byHolder ? 'card:manage' : 'cards:write');
     return this.transition(ctx, input, 'LOST', ['ACTIVE'], byHolder);
+  }
+
+  @Authorized('ISSUER', 'cards:write')
+  @Mutation(() => ReplaceCardPayload, {
+    description:
+      'Replaces (补卡) an ACTIVE, LOST or BLOCKED card of your card company with a new card for the same cardholder and concession: the old card becomes REPLACED and goes on the blacklist, and its purse balance moves to the new card once the wait for its offline transactions is over (`balanceTransfer.dueAt`).',
+  })
+  async replaceCard(@Arg('input', () => ReplaceCardInput) input: ReplaceCardInput, @Ctx() ctx: GraphQLContext): Promise<ReplaceCardPayload> {
+    const principal = ctx.principal!;
+    const id = fromGlobalId(input.card, 'Card').id;
+    const { cardNumber, asn, cardType, keyVersion, issuedOn, expiresOn } = input.newCard;
+    try {
+      const out = await replaceCard(ctx.em, principal.tenantId ?? '', id, {
+        newCard: { cardNumber, asn, cardType, keyVersion, issuedOn, expiresOn },
+        reason: input.reason ?? null,
+        by: principal.clientId,
+        transferDelaySeconds: ctx.config.balanceTransferDelaySeconds,
+      });
+      return { card: cardView(out.card, principal), oldCard: cardView(out.oldCard, principal), balanceTransfer: balanceTransferView(out.transfer), userErrors: [] };
+    } catch (err) {
+      return { card: null, oldCard: null, balanceTransfer: null, userErrors: refusalErrors(err) };
+    }
   }
 
   @Authorized('ISSUER', 'cards:write')

@@ -1,8 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Principal } from '../graphql/context.js';
+import { LedgerError, LedgerErrorCode } from '../ledger/ledger.errors.js';
 import { cardPurseBalance } from '../readers/session/card-purse.js';
+import { type CardActivityRow, cardHistory, purseAsnOfPosting } from './card-history.service.js';
+import { movePendingLoads, recordTransferLoad } from '../topups/topups.service.js';
 import { CardError } from './cards.errors.js';
+
+export { CARD_ACTIVITY_KINDS, CARD_ENTRY_KINDS, type CardActivityKind, type CardEntryKind } from './card-history.service.js';
 
 export type CardKind = 'CPU' | 'M1';
 export type CardStatus = 'ACTIVE' | 'LOST' | 'BLOCKED' | 'REPLACED' | 'EXPIRED';
@@ -121,17 +126,25 @@ function validateIssue(input: IssueCardInput): { asn: string } {
   return { asn };
 }
 
+/** Runs `work` in the caller's transaction, or in a new one when the caller has none. */
+function inTransaction<T>(em: EntityManager, work: (em: EntityManager) => Promise<T>): Promise<T> {
+  return em.isInTransaction() ? work(em) : em.transactional(work);
+}
+
 async function cardById(em: EntityManager, id: string, lock = false): Promise<CardRow | null> {
   if (!UUID.test(id)) return null;
   const [row] = await em.execute<CardRow[]>(`select ${CARD_COLUMNS} from ${CARD_FROM} where c.id = ?${lock ? ' for update of c' : ''}`, [id]);
   return row ?? null;
 }
 
-/** Issues a card of this card company; all checks first, then one insert. */
+/**
+ * Issues a card of this card company; all checks first, then one insert. Runs in the caller's
+ * transaction when there is one (a replacement issues its new card in the same transaction).
+ */
 export async function issueCard(em: EntityManager, cardCompanyId: string, input: IssueCardInput): Promise<CardRow> {
   const { asn } = validateIssue(input);
   if (!UUID.test(cardCompanyId)) throw new CardError('NOT_FOUND', 'no such card company');
-  return em.transactional(async (tx) => {
+  return inTransaction(em, async (tx) => {
     const [company] = await tx.execute(`select 1 from card_company where id = ?`, [cardCompanyId]);
     if (!company) throw new CardError('NOT_FOUND', 'no such card company');
     if (input.holderId && !(UUID.test(input.holderId) && (await tx.execute(`select 1 from cardholder where id = ?`, [input.holderId]))[0])) {
@@ -190,12 +203,14 @@ export interface BlacklistEntryRow {
 }
 
 /**
- * What a status change does to the blacklist (as data): a card that becomes LOST or BLOCKED goes
- * on it; one that comes back from LOST or BLOCKED to ACTIVE comes off. Other moves leave it as is
- * (a LOST card that is REPLACED stays listed).
+ * What a status change does to the blacklist (as data): a card that becomes LOST, BLOCKED or
+ * REPLACED goes on it (terminals must refuse a replaced card offline too, or its holder could spend
+ * the old chip's value again while the balance moves to the new card); one that comes back from LOST
+ * or BLOCKED to ACTIVE comes off. Other moves leave it as is (a LOST card that is REPLACED stays
+ * listed).
  */
 export function blacklistEffect(from: CardStatus, to: CardStatus): BlacklistAction | null {
-  if (from === 'ACTIVE' && (to === 'LOST' || to === 'BLOCKED')) return 'ADD';
+  if (from === 'ACTIVE' && (to === 'LOST' || to === 'BLOCKED' || to === 'REPLACED')) return 'ADD';
   if ((from === 'LOST' || from === 'BLOCKED') && to === 'ACTIVE') return 'REMOVE';
   return null;
 }
@@ -289,6 +304,25 @@ export async function findCardOfHolder(em: EntityManager, holderId: string | nul
   return row ?? null;
 }
 
+/**
+ * The purse movements of a card the principal may see (none otherwise), newest first: checked
+ * here, wherever the caller's Card came from, because this is money.
+ */
+export async function cardHistoryFor(em: EntityManager, principal: Principal, cardId: string, opts: Omit<Parameters<typeof cardHistory>[2], 'onlyId'>): Promise<CardActivityRow[]> {
+  const card = await findCardFor(em, principal, cardId);
+  return card ? cardHistory(em, card, opts) : [];
+}
+
+/** One purse movement by its posting id, for those who see the card whose purse it moved. */
+export async function findCardActivityFor(em: EntityManager, principal: Principal, postingId: string): Promise<CardActivityRow | null> {
+  const asn = await purseAsnOfPosting(em, postingId);
+  const card = asn ? await findCardByAsn(em, asn) : null;
+  const visible = card && (await findCardFor(em, principal, card.id));
+  if (!visible) return null;
+  const [row] = await cardHistory(em, visible, { onlyId: postingId, limit: 1 });
+  return row ?? null;
+}
+
 /** The card a chip reported, for other contexts (sessions, top-ups); ASN in any hex case. */
 export async function findCardByAsn(em: EntityManager, asn: string): Promise<CardRow | null> {
   if (!/^[0-9A-Fa-f]{8}$|^[0-9A-Fa-f]{20}$/.test(asn)) return null;
@@ -312,4 +346,177 @@ export async function registerCardHolder(em: EntityManager, cardCompanyId: strin
 /** What the host's purse shadow holds for a card (0 before its account exists). */
 export function cardPurseBalanceOf(em: EntityManager, card: Pick<CardRow, 'asn' | 'currency'>): Promise<bigint> {
   return cardPurseBalance(em, card.asn, card.currency);
+}
+
+/** The replacement's balance transfer: scheduled with the replacement, finished by the job. */
+export interface BalanceTransfer {
+  id: string;
+  fromCardId: string;
+  toCardId: string;
+  currency: string;
+  dueAt: Date;
+  transferredAt: Date | null;
+  /** What moved; null until the transfer is done (0 when the old purse was empty). */
+  amount: bigint | null;
+}
+
+const TRANSFER_COLUMNS = `t.id, t.from_card_id, t.to_card_id, btrim(t.currency) as currency, to_json(t.due_at) #>> '{}' as due_at,
+  to_json(t.transferred_at) #>> '{}' as transferred_at, t.amount::text as amount`;
+
+type TransferRow = { id: string; from_card_id: string; to_card_id: string; currency: string; due_at: string; transferred_at: string | null; amount: string | null };
+
+function transferOf(r: TransferRow): BalanceTransfer {
+  return {
+    id: r.id,
+    fromCardId: r.from_card_id,
+    toCardId: r.to_card_id,
+    currency: r.currency,
+    dueAt: new Date(r.due_at),
+    transferredAt: r.transferred_at ? new Date(r.transferred_at) : null,
+    amount: r.amount === null ? null : BigInt(r.amount),
+  };
+}
+
+/** The new card's own particulars; company, holder and concession are the old card's. */
+export type NewCardInput = Pick<IssueCardInput, 'cardNumber' | 'asn' | 'cardType' | 'keyVersion' | 'issuedOn' | 'expiresOn'>;
+const NEW_CARD_FIELDS = new Set(['cardNumber', 'asn', 'cardType', 'keyVersion', 'issuedOn', 'expiresOn']);
+
+/**
+ * 补卡: the card company replaces one of its cards, in one transaction: it issues the new card (same
+ * company, holder and concession), moves the old one to REPLACED (on the blacklist if it was ACTIVE),
+ * and schedules the balance transfer `transferDelaySeconds` from now. A refusal writes nothing.
+ * The old card's row is locked before anything is written, so of two replacements of one card
+ * exactly one goes ahead and the other finds it REPLACED (INVALID_TRANSITION).
+ */
+export async function replaceCard(
+  em: EntityManager,
+  cardCompanyId: string,
+  cardId: string,
+  input: { newCard: NewCardInput; reason?: string | null; by: string; transferDelaySeconds: number },
+): Promise<{ card: CardRow; oldCard: CardRow; transfer: BalanceTransfer }> {
+  return em.transactional(async (tx) => {
+    if (!(await findCardOfCompany(tx, cardCompanyId, cardId))) throw new CardError('NOT_FOUND', `no card ${cardId} of this card company`, 'card');
+    const old = (await cardById(tx, cardId, true))!;
+    if (!CARD_TRANSITIONS[old.status].includes('REPLACED')) throw new CardError('INVALID_TRANSITION', `a ${old.status} card cannot be replaced`, 'card');
+    const { cardNumber, asn, cardType, keyVersion, issuedOn, expiresOn } = input.newCard;
+    let card: CardRow;
+    try {
+      card = await issueCard(tx, cardCompanyId, {
+        cardNumber,
+        asn,
+        cardType,
+        keyVersion,
+        issuedOn,
+        expiresOn,
+        holderId: old.holder_id,
+        concession: old.concession,
+        concessionValidUntil: old.concession_valid_until,
+        concessionProof: old.concession_proof,
+      });
+    } catch (err) {
+      if (!(err instanceof CardError)) throw err;
+      // A refusal about what the old card carries over (its concession ends before the new card's
+      // issue day) is about the card, not the new card's particulars.
+      throw new CardError(err.code, err.message, err.field && NEW_CARD_FIELDS.has(err.field) ? `newCard.${err.field}` : 'card');
+    }
+    const oldCard = await transitionCard(tx, cardId, 'REPLACED', { reason: input.reason ?? null, by: input.by, replacedBy: card.id });
+    await movePendingLoads(tx, old.id, card.id);
+    const [row] = await tx.execute<TransferRow[]>(
+      `insert into card_balance_transfer as t (id, from_card_id, to_card_id, currency, due_at) values (?, ?, ?, ?, now() + make_interval(secs => ?)) returning ${TRANSFER_COLUMNS}`,
+      [randomUUID(), old.id, card.id, old.currency, input.transferDelaySeconds],
+    );
+    return { card, oldCard, transfer: transferOf(row!) };
+  });
+}
+
+/** The balance transfer a card takes part in: the one out of it once it is replaced, else the one into it. */
+export async function balanceTransferOf(em: EntityManager, cardId: string): Promise<BalanceTransfer | null> {
+  if (!UUID.test(cardId)) return null;
+  const [row] = await em.execute<TransferRow[]>(
+    `select ${TRANSFER_COLUMNS} from card_balance_transfer t where t.from_card_id = ? or t.to_card_id = ? order by (t.from_card_id = ?) desc limit 1`,
+    [cardId, cardId, cardId],
+  );
+  return row ? transferOf(row) : null;
+}
+
+/** A balance transfer by id, for those who may see its cards (both have the same company and holder). */
+export async function findBalanceTransferFor(em: EntityManager, principal: Principal, id: string): Promise<BalanceTransfer | null> {
+  const where = visibility(principal);
+  if (!where || !UUID.test(id)) return null;
+  const [row] = await em.execute<TransferRow[]>(`select ${TRANSFER_COLUMNS} from card_balance_transfer t join card c on c.id = t.from_card_id where t.id = ? and (${where.sql})`, [id, ...where.params]);
+  return row ? transferOf(row) : null;
+}
+
+/** The old purse changed between reading its balance and moving it: try again with the new balance. */
+class PurseMoved extends Error {}
+
+const TRANSFER_BATCH = 100;
+const TRANSFER_ATTEMPTS = 3;
+
+/**
+ * The balance transfer job: for each due, unfinished replacement, moves the old card's whole purse
+ * shadow (by now including the offline transactions that arrived during the wait) to the new card's
+ * purse with one ledger entry, and records what moved. Each row in its own transaction, taken with
+ * `for update skip locked`, so any number of API processes can run this side by side. Returns how
+ * many rows it finished; a row that fails for an unexpected reason is left for the next run, the
+ * others still get their turn, and the first such error is thrown at the end.
+ */
+export async function runDueBalanceTransfers(em: EntityManager, now: Date): Promise<number> {
+  let finished = 0;
+  let failure: unknown;
+  let after: { dueAt: string; id: string } | null = null;
+  for (;;) {
+    const batch: { id: string; due_at: string }[] = await em.execute(
+      `select t.id, to_json(t.due_at) #>> '{}' as due_at from card_balance_transfer t
+        where t.transferred_at is null and t.due_at <= ? ${after ? 'and (t.due_at, t.id) > (?::timestamptz, ?::uuid)' : ''}
+        order by t.due_at, t.id limit ?`,
+      [now, ...(after ? [after.dueAt, after.id] : []), TRANSFER_BATCH],
+    );
+    for (const { id } of batch) {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          if (await transferBalance(em, id, now)) finished++;
+          break;
+        } catch (err) {
+          const raced = err instanceof PurseMoved || (err instanceof LedgerError && err.code === LedgerErrorCode.INSUFFICIENT_FUNDS);
+          if (raced && attempt < TRANSFER_ATTEMPTS) continue;
+          if (!raced) failure ??= err;
+          break;
+        }
+      }
+    }
+    if (batch.length < TRANSFER_BATCH) break;
+    after = { dueAt: batch.at(-1)!.due_at, id: batch.at(-1)!.id };
+  }
+  if (failure) throw failure;
+  return finished;
+}
+
+/** One transfer in its own transaction; false when another process has it, or it is not ready. */
+function transferBalance(em: EntityManager, id: string, now: Date): Promise<boolean> {
+  return em.fork().transactional(async (tx) => {
+    // A chain (the new card replaced in turn) waits until the value has reached its middle card.
+    const [t] = await tx.execute<{ id: string; from_card_id: string; to_card_id: string; currency: string; from_asn: string; to_asn: string }[]>(
+      `select t.id, t.from_card_id, t.to_card_id, btrim(t.currency) as currency, f.asn as from_asn, n.asn as to_asn
+         from card_balance_transfer t join card f on f.id = t.from_card_id join card n on n.id = t.to_card_id
+        where t.id = ? and t.transferred_at is null and t.due_at <= ?
+          and not exists (select 1 from card_balance_transfer i where i.to_card_id = t.from_card_id and i.transferred_at is null)
+        for update of t skip locked`,
+      [id, now],
+    );
+    if (!t) return false;
+    const amount = await cardPurseBalance(tx, t.from_asn, t.currency);
+    let entryId: string | null = null;
+    if (amount > 0n) {
+      // The value goes to the new card as a pending load: the ledger holds it for the card until the
+      // card meets a reader and the load is written onto the chip (补登), like a paid top-up.
+      const entry = await recordTransferLoad(tx, { transferId: t.id, fromCardId: t.from_card_id, fromAsn: t.from_asn, toCardId: t.to_card_id, currency: t.currency, amount });
+      // post() applied the debit under the purse's row lock: anything but zero left means the purse
+      // moved after we read it, and the whole purse is what must move.
+      if (entry.purseBalanceAfter !== 0n) throw new PurseMoved();
+      entryId = entry.id;
+    }
+    await tx.execute(`update card_balance_transfer set amount = ?, transferred_at = ?, journal_entry_id = ? where id = ?`, [amount.toString(), now, entryId, t.id]);
+    return true;
+  });
 }

@@ -1,6 +1,7 @@
 import { LocalDateResolver } from 'graphql-scalars';
-import { Field, ID, InputType, Int, ObjectType, registerEnumType } from 'type-graphql';
-import { connectionType } from '../graphql/connection.js';
+import { ArgsType, Field, ID, InputType, Int, ObjectType, registerEnumType } from 'type-graphql';
+import { ConnectionArgs, connectionType } from '../graphql/connection.js';
+import { Money } from '../graphql/money.js';
 import { Node } from '../graphql/node.js';
 import { DateTimeScalar } from '../graphql/scalars.js';
 import { UserError } from '../graphql/user-error.js';
@@ -71,8 +72,8 @@ export class CardType extends Node {
   @Field(() => String, { nullable: true, description: 'For a STUDENT concession: the reference of the proof seen (card company and operator only).' })
   concessionProof!: string | null;
 
-  @Field(() => ID, { nullable: true, description: 'Global id of the Card that replaced this one, once REPLACED.' })
-  replacedBy!: string | null;
+  /** The internal id of the card that replaced this one; `replacedBy` resolves it. */
+  replacedById!: string | null;
 
   @Field(() => DateTimeScalar, { description: 'When the card was issued in the system.' })
   createdAt!: Date;
@@ -82,6 +83,88 @@ export class CardType extends Node {
 }
 
 export const CardConnection = connectionType(CardType, 'Card');
+
+export enum CardActivityKindEnum {
+  COUNTER_LOAD = 'COUNTER_LOAD',
+  TOP_UP_LOAD = 'TOP_UP_LOAD',
+  PURCHASE = 'PURCHASE',
+  PAYMENT = 'PAYMENT',
+  BILL_PAYMENT = 'BILL_PAYMENT',
+  REFUND = 'REFUND',
+  TRANSFER_IN = 'TRANSFER_IN',
+  TRANSFER_OUT = 'TRANSFER_OUT',
+  TRANSIT = 'TRANSIT',
+  ADJUSTMENT = 'ADJUSTMENT',
+}
+registerEnumType(CardActivityKindEnum, {
+  name: 'CardActivityKind',
+  description: 'What moved value on or off a card’s purse.',
+  valuesConfig: {
+    COUNTER_LOAD: { description: 'Value loaded at the card company’s counter (圈存).' },
+    TOP_UP_LOAD: { description: 'A paid online top-up written onto the card at a reader (补登).' },
+    PURCHASE: { description: 'A purchase (消费) on a merchant’s reader.' },
+    PAYMENT: { description: 'A merchant payment with an order reference.' },
+    BILL_PAYMENT: { description: 'A utility bill paid from the card.' },
+    REFUND: { description: 'A refund back onto the card.' },
+    TRANSFER_IN: { description: 'The balance of the card this one replaced, moved here.' },
+    TRANSFER_OUT: { description: 'This replaced card’s balance, moved to its replacement.' },
+    TRANSIT: { description: 'A bus or metro fare, from a terminal’s offline upload.' },
+    ADJUSTMENT: { description: 'A correction by the card company or the operator.' },
+  },
+});
+
+@ObjectType('CardActivity', { implements: Node, description: 'One movement of a card’s purse (its host shadow, a ledger account), as the card sees it.' })
+export class CardActivity extends Node {
+  @Field(() => DateTimeScalar, { description: 'When the movement was posted.' })
+  at!: Date;
+
+  @Field(() => CardActivityKindEnum)
+  kind!: CardActivityKindEnum;
+
+  @Field(() => Money, { description: 'Signed from the card’s view: a load positive, a purchase negative.' })
+  amount!: Money;
+
+  @Field(() => Money, { description: 'The purse balance right after this movement.' })
+  balanceAfter!: Money;
+
+  @Field({ description: 'What the movement was, as the ledger entry describes it.' })
+  description!: string;
+
+  @Field(() => ID, { nullable: true, description: 'Global id of what caused it (a top-up, a card session, a balance transfer), when there is one.' })
+  reference!: string | null;
+}
+
+export const CardActivityConnection = connectionType(CardActivity, 'CardActivity');
+
+@ArgsType()
+export class CardHistoryArgs extends ConnectionArgs {
+  @Field(() => [CardActivityKindEnum], { nullable: true, description: 'Only these kinds (omitted or empty: every kind).' })
+  kinds?: CardActivityKindEnum[] | null;
+
+  @Field(() => DateTimeScalar, { nullable: true, description: 'From this instant, inclusive (default: six months before `to`).' })
+  from?: Date | null;
+
+  @Field(() => DateTimeScalar, { nullable: true, description: 'Up to this instant, exclusive (default: now). At most 13 months after `from`.' })
+  to?: Date | null;
+}
+
+@ObjectType('BalanceTransfer', { implements: Node, description: 'The move of a replaced card’s purse balance to its replacement, made once the wait for offline transactions is over.' })
+export class BalanceTransferType extends Node {
+  @Field(() => ID, { description: 'Global id of the replaced Card.' })
+  fromCard!: string;
+
+  @Field(() => ID, { description: 'Global id of the replacement Card.' })
+  toCard!: string;
+
+  @Field(() => DateTimeScalar, { description: 'When the balance moves: offline transactions of the old card arriving until then are still counted.' })
+  dueAt!: Date;
+
+  @Field(() => DateTimeScalar, { nullable: true, description: 'When it moved; null while it waits.' })
+  transferredAt!: Date | null;
+
+  @Field(() => Money, { nullable: true, description: 'What moved (zero for an empty purse); null while it waits.' })
+  amount!: Money | null;
+}
 
 @InputType({ description: 'A card to issue: its card company is the caller’s.' })
 export class IssueCardInput {
@@ -134,13 +217,61 @@ export class CardPayload {
   userErrors!: UserError[];
 }
 
+@InputType({ description: 'The replacement card’s own particulars; its card company, cardholder and concession are the old card’s.' })
+export class NewCardInput {
+  @Field({ description: 'The printed card number: 16 to 19 digits with a valid Luhn check digit.' })
+  cardNumber!: string;
+
+  @Field({ description: 'The application serial number: 20 hex digits for a CPU card, the 8-hex-digit UID for an M1 card.' })
+  asn!: string;
+
+  @Field(() => CardTypeEnum, { description: 'The chip technology.' })
+  cardType!: CardTypeEnum;
+
+  @Field(() => Int, { description: 'The master key version the card was personalised with (0 to 255).' })
+  keyVersion!: number;
+
+  @Field(() => LocalDateResolver, { description: 'The day of issue.' })
+  issuedOn!: string;
+
+  @Field(() => LocalDateResolver, { description: 'The last day the card is valid; after issuedOn.' })
+  expiresOn!: string;
+}
+
+@InputType({ description: 'A card to replace (补卡), and its replacement.' })
+export class ReplaceCardInput {
+  @Field(() => ID, { description: 'Global id of the Card to replace: ACTIVE, LOST or BLOCKED.' })
+  card!: string;
+
+  @Field(() => NewCardInput)
+  newCard!: NewCardInput;
+
+  @Field(() => String, { nullable: true, description: 'Why; kept in the old card’s status history and blacklist entry.' })
+  reason?: string | null;
+}
+
+@ObjectType({ description: 'The result of replaceCard: the new card, the old one, and the scheduled balance transfer, or why not.' })
+export class ReplaceCardPayload {
+  @Field(() => CardType, { nullable: true, description: 'The new card; null when refused.' })
+  card!: CardType | null;
+
+  @Field(() => CardType, { nullable: true, description: 'The old card, now REPLACED; null when refused.' })
+  oldCard!: CardType | null;
+
+  @Field(() => BalanceTransferType, { nullable: true, description: 'The old card’s balance transfer to the new one, waiting until its due time; null when refused.' })
+  balanceTransfer!: BalanceTransferType | null;
+
+  @Field(() => [UserError], { description: 'Why the mutation was refused; empty on success.' })
+  userErrors!: UserError[];
+}
+
 export enum BlacklistActionEnum {
   ADD = 'ADD',
   REMOVE = 'REMOVE',
 }
 registerEnumType(BlacklistActionEnum, {
   name: 'BlacklistAction',
-  description: 'ADD puts a card on the blacklist (reported LOST or BLOCKED); REMOVE takes it off (found or unblocked).',
+  description: 'ADD puts a card on the blacklist (reported LOST, BLOCKED, or REPLACED while ACTIVE); REMOVE takes it off (found or unblocked).',
   valuesConfig: {
     ADD: { description: 'The card goes on the blacklist: terminals refuse it.' },
     REMOVE: { description: 'The card comes off the blacklist: terminals accept it again.' },

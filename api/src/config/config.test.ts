@@ -20,16 +20,35 @@ describe('loadConfig', () => {
     ['LOG_LEVEL', 'loud', 'one of fatal, error'],
     ['NODE_ENV', 'staging', 'one of development, production, test'],
     ['GRAPHQL_INTROSPECTION', 'maybe', 'true or false'],
+    ['TOPUP_MAX', '12.50', 'a positive whole number of minor units'],
+    ['CARD_BALANCE_TRANSFER_DELAY', '-1', 'a whole number of seconds'],
+    ['GATEWAY_URL', 'ftp://gateway', 'a URL (http: or https:)'],
   ])('a bad %s=%s is refused, naming the variable and what is expected', (variable, value, expected) => {
     const attempt = () => loadConfig({ [variable]: value });
     expect(attempt).toThrow(ConfigError);
     expect(attempt).toThrow(new RegExp(`^${variable}: expected ${expected.replace(/[()]/g, '\\$&')}`));
   });
 
+  const gateway = { GATEWAY_URL: 'https://pay.example/', GATEWAY_SECRET_KEY: 'sk_live_1', GATEWAY_WEBHOOK_SECRET: 'whsec_0123456789abcdef' };
+
   it('turns introspection off in production unless asked for', () => {
     const production = { NODE_ENV: 'production', ONECARD_KEY_ENCRYPTION_KEY: Buffer.alloc(32, 7).toString('base64url') };
-    expect(loadConfig(production).introspection).toBe(false);
-    expect(loadConfig({ ...production, GRAPHQL_INTROSPECTION: 'true' }).introspection).toBe(true);
+    expect(loadConfig({ ...production, ...gateway }).introspection).toBe(false);
+    expect(loadConfig({ ...production, ...gateway, GRAPHQL_INTROSPECTION: 'true' }).introspection).toBe(true);
+  });
+
+  it('needs a payment gateway in production; elsewhere the sandbox stands in', () => {
+    const production = { NODE_ENV: 'production', ONECARD_KEY_ENCRYPTION_KEY: Buffer.alloc(32, 7).toString('base64url') };
+    expect(() => loadConfig(production)).toThrow(/^GATEWAY_URL: expected .* required in production/);
+    expect(() => loadConfig({ ...production, GATEWAY_URL: 'https://pay.example' })).toThrow(/^GATEWAY_SECRET_KEY: /);
+    expect(() => loadConfig({ ...production, ...gateway, GATEWAY_WEBHOOK_SECRET: 'short' })).toThrow(/^GATEWAY_WEBHOOK_SECRET: .*got "5 characters"/);
+    expect(loadConfig({ ...production, ...gateway }).gateway).toEqual({ url: 'https://pay.example', secretKey: 'sk_live_1', webhookSecret: 'whsec_0123456789abcdef', timeoutMs: 10_000 });
+    expect(loadConfig({}).gateway).toBeUndefined();
+  });
+
+  it('reads top-up limits in minor units and refuses a minimum above the maximum', () => {
+    expect(loadConfig({}).topUpLimits).toEqual({ purseMax: 100_000n, min: 100n, max: 100_000n, dailyMax: 200_000n });
+    expect(() => loadConfig({ TOPUP_MIN: '5000', TOPUP_MAX: '1000' })).toThrow(/^TOPUP_MIN: expected at most TOPUP_MAX/);
   });
 
   it('needs a 32-byte key-encryption key in production, and only there', () => {

@@ -24,6 +24,25 @@ export interface Config {
   keyEncryptionKey: Buffer | undefined;
   /** Behind a TLS-terminating proxy: trust its X-Forwarded-* headers. Off by default. */
   trustProxy: boolean;
+  /**
+   * The payment gateway (a Stripe-like API). Unset outside production: the platform starts its own
+   * sandbox gateway on a local port (topups/sandbox-gateway.ts) with secrets made at start.
+   */
+  gateway: { url: string; secretKey: string; webhookSecret: string; timeoutMs?: number } | undefined;
+  /** Top-up limits in minor units of the card's currency (docs/topups.md). */
+  topUpLimits: TopUpLimits;
+  /** How long after a replacement the old card's balance moves to the new one: offline spending arrives in between. */
+  balanceTransferDelaySeconds: number;
+}
+
+export interface TopUpLimits {
+  /** The most a card's purse may hold, counting paid top-ups not yet loaded. */
+  purseMax: bigint;
+  /** The smallest and largest single top-up. */
+  min: bigint;
+  max: bigint;
+  /** The most one card may be topped up in a calendar day of its city. */
+  dailyMax: bigint;
 }
 
 /** A setting that is wrong: names the variable and says what is expected. */
@@ -88,6 +107,45 @@ function keyEncryptionKey(env: NodeJS.ProcessEnv, nodeEnv: Config['env']): Buffe
   return key;
 }
 
+function minorUnits(env: NodeJS.ProcessEnv, name: string, fallback: bigint): bigint {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  if (!/^[1-9][0-9]{0,14}$/.test(raw)) throw new ConfigError(name, 'a positive whole number of minor units (fen)', raw);
+  return BigInt(raw);
+}
+
+function wholeNumber(env: NodeJS.ProcessEnv, name: string, fallback: number, unit: string): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  if (!/^[0-9]{1,9}$/.test(raw)) throw new ConfigError(name, `a whole number of ${unit}`, raw);
+  return Number(raw);
+}
+
+function gateway(env: NodeJS.ProcessEnv, nodeEnv: Config['env']): Config['gateway'] {
+  const gatewayUrl = url(env, 'GATEWAY_URL', ['http:', 'https:']);
+  if (!gatewayUrl) {
+    if (nodeEnv === 'production') throw new ConfigError('GATEWAY_URL', 'the payment gateway’s base URL; it is required in production', '');
+    return undefined;
+  }
+  const secretKey = env.GATEWAY_SECRET_KEY ?? '';
+  const webhookSecret = env.GATEWAY_WEBHOOK_SECRET ?? '';
+  if (!secretKey) throw new ConfigError('GATEWAY_SECRET_KEY', 'the gateway secret key (with GATEWAY_URL)', '');
+  if (webhookSecret.length < 16) throw new ConfigError('GATEWAY_WEBHOOK_SECRET', 'the gateway webhook signing secret, 16 characters or more (with GATEWAY_URL)', webhookSecret ? `${webhookSecret.length} characters` : '');
+  const timeoutMs = wholeNumber(env, 'GATEWAY_TIMEOUT_MS', 10_000, 'milliseconds');
+  return { url: gatewayUrl.replace(/\/+$/, ''), secretKey, webhookSecret, timeoutMs };
+}
+
+function topUpLimits(env: NodeJS.ProcessEnv): TopUpLimits {
+  const limits = {
+    purseMax: minorUnits(env, 'TOPUP_PURSE_MAX', 100_000n),
+    min: minorUnits(env, 'TOPUP_MIN', 100n),
+    max: minorUnits(env, 'TOPUP_MAX', 100_000n),
+    dailyMax: minorUnits(env, 'TOPUP_DAILY_MAX', 200_000n),
+  };
+  if (limits.min > limits.max) throw new ConfigError('TOPUP_MIN', `at most TOPUP_MAX (${limits.max})`, String(limits.min));
+  return limits;
+}
+
 /** Reads and validates the configuration; throws ConfigError naming the first bad variable. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): Config {
   const nodeEnv = oneOf(env, 'NODE_ENV', ['development', 'production', 'test'], 'development');
@@ -105,5 +163,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     introspection: bool(env, 'GRAPHQL_INTROSPECTION', nodeEnv !== 'production'),
     keyEncryptionKey: keyEncryptionKey(env, nodeEnv),
     trustProxy: bool(env, 'TRUST_PROXY', false),
+    gateway: gateway(env, nodeEnv),
+    topUpLimits: topUpLimits(env),
+    balanceTransferDelaySeconds: wholeNumber(env, 'CARD_BALANCE_TRANSFER_DELAY', 7 * 24 * 3600, 'seconds'),
   };
 }

@@ -1,6 +1,7 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Logger } from 'pino';
 import type { Config } from '../config/config.js';
+import type { GatewayClient } from '../topups/gateway/gateway-client.js';
 
 export type PrincipalKind = 'OPERATOR' | 'ISSUER' | 'MERCHANT' | 'BILLER' | 'CARDHOLDER_APP';
 
@@ -25,6 +26,8 @@ export interface GraphQLContext {
   requestId: string;
   log: Logger;
   config: Config;
+  /** The payment gateway (top-ups, refunds, payouts); null when none is configured. */
+  gateway?: GatewayClient | null;
   /** The query cost computed before execution, reported in `extensions.cost`. */
   cost?: number;
 }

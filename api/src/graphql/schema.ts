@@ -9,10 +9,11 @@ import { CardSessionResolver } from '../readers/session/card-session.resolver.js
 import { JournalEntryResolver, LedgerAccountResolver, PostingResolver } from '../ledger/ledger.resolver.js';
 import { BillerResolver, CardCompanyResolver, CityResolver, FeePlanResolver, MerchantResolver } from '../tenancy/tenancy.resolver.js';
 import { authChecker } from './auth-checker.js';
+import { CardTopUpsResolver, TopUpResolver } from '../topups/topups.resolver.js';
 import { RootResolver } from './root.resolver.js';
 
 /** Every resolver of every context. */
-const resolvers = [RootResolver, AuthResolver, PkiResolver, ReaderResolver, CardSessionResolver, LedgerAccountResolver, JournalEntryResolver, PostingResolver, CityResolver, CardCompanyResolver, FeePlanResolver, MerchantResolver, BillerResolver, CardResolver] as const;
+const resolvers = [RootResolver, AuthResolver, PkiResolver, ReaderResolver, CardSessionResolver, LedgerAccountResolver, JournalEntryResolver, PostingResolver, CityResolver, CardCompanyResolver, FeePlanResolver, MerchantResolver, BillerResolver, CardResolver, TopUpResolver, CardTopUpsResolver] as const;
 
 let built: Promise<GraphQLSchema> | undefined;
 

@@ -32,6 +32,23 @@ export enum UserErrorCode {
   INVALID_CARD_TRANSITION = 'INVALID_CARD_TRANSITION',
   /** A cardholder app asked to manage an anonymous card (not registered to any cardholder). */
   CARD_NOT_REGISTERED = 'CARD_NOT_REGISTERED',
+  // top-ups
+  /** The card is not ACTIVE, or cannot take this operation (an M1 card and online top-ups). */
+  CARD_NOT_USABLE = 'CARD_NOT_USABLE',
+  /** A top-up below the minimum or above the maximum single top-up. */
+  TOP_UP_AMOUNT_OUT_OF_RANGE = 'TOP_UP_AMOUNT_OUT_OF_RANGE',
+  /** The card’s top-ups today (in its city) would pass the daily limit. */
+  DAILY_LIMIT_EXCEEDED = 'DAILY_LIMIT_EXCEEDED',
+  /** The card’s purse with what is paid or on its way would pass the purse maximum. */
+  PURSE_LIMIT_EXCEEDED = 'PURSE_LIMIT_EXCEEDED',
+  /** The idempotency key was used before by this client for a different request. */
+  IDEMPOTENCY_KEY_REUSED = 'IDEMPOTENCY_KEY_REUSED',
+  /** The payment gateway did not answer (or refused the request); what was recorded is kept and retried. */
+  GATEWAY_UNAVAILABLE = 'GATEWAY_UNAVAILABLE',
+  /** The gateway declined the payment method. */
+  PAYMENT_DECLINED = 'PAYMENT_DECLINED',
+  /** The top-up cannot be refunded now (not PAID, a load in progress, or the card can still take it). */
+  NOT_REFUNDABLE = 'NOT_REFUNDABLE',
 }
 registerEnumType(UserErrorCode, { name: 'UserErrorCode', description: 'Why a mutation refused its input.' });
 

@@ -11,6 +11,10 @@ import { createApolloServer } from '../graphql/apollo.js';
 import type { GraphQLContext } from '../graphql/context.js';
 import { graphiqlAssets, graphiqlPage } from '../graphql/graphiql.js';
 import type { QueryLimits } from '../graphql/query-cost.js';
+import { GatewayClient } from '../topups/gateway/gateway-client.js';
+import { gatewayWebhookRoutes } from '../topups/gateway-webhook.js';
+import { useTopUpLimits } from '../topups/auto-top-up.js';
+import '../topups/pending-load.js';
 import { Metrics } from './metrics.js';
 
 export const REQUEST_ID_HEADER = 'x-request-id';
@@ -24,6 +28,8 @@ declare module 'express-serve-static-core' {
 
 export interface HttpApp {
   app: express.Express;
+  /** The payment gateway client the API uses (null when none is configured); background jobs share it. */
+  gateway: GatewayClient | null;
   metrics: Metrics;
   close(): Promise<void>;
 }
@@ -52,6 +58,8 @@ export async function createHttpApp(opts: { config: Config; orm: MikroORM; log: 
   const metrics = new Metrics();
   const apollo = await createApolloServer({ config, log, metrics, limits: opts.limits });
   const auth = await setUpAuth({ config, orm, log });
+  const gateway = config.gateway ? new GatewayClient({ url: config.gateway.url, secretKey: config.gateway.secretKey, timeoutMs: config.gateway.timeoutMs }) : null;
+  useTopUpLimits(config.topUpLimits);
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', config.trustProxy);
@@ -96,6 +104,9 @@ export async function createHttpApp(opts: { config: Config; orm: MikroORM; log: 
   // CRLs and CA certificates.
   app.use('/pki', pkiRoutes(orm, await loadKeyEncryptionKey(config)));
 
+  // The payment gateway's signed events (top-ups paid, refunds done).
+  app.use('/webhooks', gatewayWebhookRoutes(orm, () => config.gateway?.webhookSecret));
+
   // GraphiQL for a browser (GET asking for HTML, no query); everything else is the GraphQL API.
   app.get('/graphql/assets/:file', async (req, res) => {
     const asset = (await graphiqlAssets()).get(String(req.params.file));
@@ -122,6 +133,7 @@ export async function createHttpApp(opts: { config: Config; orm: MikroORM; log: 
         requestId: req.id,
         log: req.log,
         config,
+        gateway,
       }),
     }),
   );
@@ -138,6 +150,7 @@ export async function createHttpApp(opts: { config: Config; orm: MikroORM; log: 
 
   return {
     app,
+    gateway,
     metrics,
     async close() {
       auth.close();

@@ -56,10 +56,10 @@ export interface CardSessionWorld {
 }
 
 /** Builds the world in beforeAll and tears it down in afterAll; the returned object is filled in by then. */
-export function useCardSessionWorld(): CardSessionWorld {
+export function useCardSessionWorld(opts: { env?: () => Record<string, string> } = {}): CardSessionWorld {
   const world = {} as CardSessionWorld;
   beforeAll(async () => {
-    Object.assign(world, await startWorld());
+    Object.assign(world, await startWorld(opts.env?.() ?? {}));
   });
   afterAll(async () => {
     await world.server?.close();
@@ -69,9 +69,9 @@ export function useCardSessionWorld(): CardSessionWorld {
   return world;
 }
 
-async function startWorld(): Promise<CardSessionWorld> {
+async function startWorld(env: Record<string, string>): Promise<CardSessionWorld> {
   const db = await freshDatabase();
-  const server = await startTestServer(db.orm);
+  const server = await startTestServer(db.orm, env);
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'onecard-sessions-'));
   const em = db.orm.em.fork();
   const root = await initRootCa(path.join(dir, 'root.json'), 'card session test root');
@@ -168,7 +168,7 @@ const CARD_SESSION_MESSAGE = `mutation CardSessionMessage($input: CardSessionMes
 }`;
 
 /** Card sessions opened and relayed by one API client on its readers. */
-export function sessionsOf(client: OneCardClient, defaultReader: () => TestReader) {
+export function sessionsOf(client: Pick<OneCardClient, 'request'>, defaultReader: () => TestReader) {
   const openRaw = (operation: Operation, amount?: number, on: TestReader = defaultReader()) =>
     client.request<{ openCardSession: { session: { id: string; challenge: string } | null; userErrors: { code: string; message: string }[] } }>(OPEN, { input: { reader: on.id, operation, amount } });
 

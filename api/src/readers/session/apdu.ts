@@ -5,6 +5,10 @@ export const CITY_UNION_AID = Buffer.from('A00000000386980701', 'hex');
 export const selectApplication = () => Buffer.concat([Buffer.from([0x00, 0xa4, 0x04, 0x00, CITY_UNION_AID.length]), CITY_UNION_AID]);
 export const readPublicData = () => Buffer.from('00B0950000', 'hex');
 export const getBalance = () => Buffer.from('805C000204', 'hex');
+/** READ RECORD 1 (the newest) of the transaction log, SFI 0x18. */
+export const readLastTransaction = () => Buffer.from('00B201C400', 'hex');
+/** The card's status word for READ RECORD of an empty log. */
+export const SW_RECORD_NOT_FOUND = '6A83';
 
 export function initializeForLoad(keyIndex: number, amount: number, terminalId: Buffer): Buffer {
   const body = Buffer.alloc(11);
@@ -100,4 +104,23 @@ export function parseInitializeForPurchase(data: Buffer): InitializeForPurchaseA
 export function parseDebitForPurchase(data: Buffer): { tac: Buffer; mac2: Buffer } {
   if (data.length !== 8) throw new CardAnswerError(`DEBIT FOR PURCHASE answered ${data.length} bytes, expected 8`);
   return { tac: data.subarray(0, 4), mac2: data.subarray(4, 8) };
+}
+
+/** One record of the card's transaction log (SFI 0x18): what the card itself wrote about an operation. */
+export interface TransactionRecord {
+  /** The counter before the operation (online counter for a load, offline for a purchase). */
+  counter: number;
+  amount: number;
+  /** 02 e-purse load, 06 e-purse purchase. */
+  type: number;
+  terminal: string;
+  date: string;
+  time: string;
+}
+
+/** counter (2), overdraft limit (3), amount (4), type (1), terminal (6), date (4), time (3). */
+export function parseTransactionRecord(data: Buffer): TransactionRecord {
+  if (data.length !== 23) throw new CardAnswerError(`a transaction log record is ${data.length} bytes, expected 23`);
+  const hexOf = (b: Buffer) => b.toString('hex').toUpperCase();
+  return { counter: data.readUInt16BE(0), amount: data.readUInt32BE(5), type: data[9]!, terminal: hexOf(data.subarray(10, 16)), date: hexOf(data.subarray(16, 20)), time: hexOf(data.subarray(20, 23)) };
 }

@@ -7,6 +7,8 @@ import { TenantStatus } from '../../tenancy/merchant.entity.js';
 import { findCardCompany, findMerchant } from '../../tenancy/tenancy.service.js';
 import { SoftwareKeyStore } from '../key-store.js';
 import { findReaderFor, type ReaderRow } from '../readers.service.js';
+import { PENDING_LOAD } from '../../topups/pending-load.js';
+import { findTopUpFor } from '../../topups/topups.service.js';
 import { COUNTER_LOAD } from './counter-load.js';
 import { DIRECT_PURCHASE } from './direct-purchase.js';
 import { handleMessage, openSession, type ReaderCommand, type SessionRow } from './card-session.service.js';
@@ -46,9 +48,25 @@ async function openBalanceRead(ctx: GraphQLContext, reader: ReaderRow, input: Op
   return openSession(ctx.em, { reader, operation: 'BALANCE', cardType: input.cardType ?? 'CPU', clientId: ctx.principal!.clientId });
 }
 
+/**
+ * Writing a paid top-up onto its card (补登): the holder's app on its own reader (scope card:topup),
+ * or the card company on one of its readers (scope topups:write). The amount is the top-up's.
+ */
+async function openPendingLoad(ctx: GraphQLContext, reader: ReaderRow, input: OpenCardSessionInput): Promise<OpenOutcome> {
+  const principal = ctx.principal!;
+  const writeScope = principal.kind === 'CARDHOLDER_APP' ? 'card:topup' : 'topups:write';
+  const topUp = principal.scopes.includes(writeScope) ? await findTopUpFor(ctx.em, principal, fromGlobalId(input.topUp!, 'TopUp').id) : null;
+  if (!topUp) return refusal(UserErrorCode.NOT_FOUND, `no top-up ${input.topUp} you may load`, 'topUp');
+  if (input.amount != null) return refusal(UserErrorCode.INVALID_INPUT, 'a top-up load takes its amount from the top-up', 'amount');
+  if ((input.cardType ?? 'CPU') !== 'CPU') return refusal(UserErrorCode.INVALID_INPUT, 'online top-ups are written to CPU cards', 'cardType');
+  if (topUp.status !== 'PAID') return refusal(UserErrorCode.INVALID_INPUT, `the top-up is ${topUp.status}, not a pending load`, 'topUp');
+  return openSession(ctx.em, { reader, operation: 'LOAD', cardType: 'CPU', amount: BigInt(topUp.amount), clientId: principal.clientId, purpose: PENDING_LOAD, purposeData: { topUpId: topUp.id } });
+}
+
 /** A load at the card company's counter: the cash it took in becomes value on the card. */
 async function openCounterLoad(ctx: GraphQLContext, reader: ReaderRow, input: OpenCardSessionInput): Promise<OpenOutcome> {
   const principal = ctx.principal!;
+  if (input.topUp) return openPendingLoad(ctx, reader, input);
   const company = principal.kind === 'ISSUER' && principal.tenantId ? await findCardCompany(ctx.em, principal.tenantId) : null;
   if (!company || company.city.id !== reader.city_id || !principal.scopes.includes('topups:write')) {
     return refusal(UserErrorCode.FORBIDDEN_OPERATION, 'a load is opened by the card company of the reader’s city (scope topups:write)', 'operation');
@@ -81,7 +99,7 @@ export class CardSessionResolver {
   @Authorized()
   @Mutation(() => CardSessionPayload, {
     description:
-      'Opens a card session on a reader you may use. BALANCE: any client that sees the reader. LOAD: the card company at its counter (scope topups:write), on a reader of its city. PURCHASE: the merchant that owns the reader (scope payments:write).',
+      'Opens a card session on a reader you may use. BALANCE: any client that sees the reader. LOAD with topUp: writes a PAID top-up onto its card (the holder’s app on its reader, scope card:topup; or the card company, scope topups:write). LOAD without: the card company at its counter (scope topups:write), on a reader of its city. PURCHASE: the merchant that owns the reader (scope payments:write).',
   })
   async openCardSession(@Arg('input', () => OpenCardSessionInput) input: OpenCardSessionInput, @Ctx() ctx: GraphQLContext): Promise<CardSessionPayload> {
     const reader = await findReaderFor(ctx.em, ctx.principal!, fromGlobalId(input.reader, 'Reader').id);

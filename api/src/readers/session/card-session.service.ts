@@ -114,6 +114,13 @@ export interface CompletedOperation {
 export type CompletionHandler = (em: EntityManager, done: CompletedOperation) => Promise<void>;
 export const completionHandlers = new Map<string, CompletionHandler>();
 
+/**
+ * Told of every completed operation after its ledger entry, in the same transaction (e.g. to send
+ * a low-balance event after a purchase). An observer must not refuse: the card has already acted.
+ */
+export type PurseObserver = (em: EntityManager, done: CompletedOperation) => Promise<void>;
+export const purseObservers: PurseObserver[] = [];
+
 export interface PendingDebit {
   session: SessionRow;
   reader: ReaderRow;
@@ -132,6 +139,31 @@ export interface PendingDebit {
  */
 export type DebitGuard = (em: EntityManager, pending: PendingDebit) => Promise<void>;
 export const debitGuards = new Map<string, DebitGuard>();
+
+export interface PendingCredit {
+  session: SessionRow;
+  reader: ReaderRow;
+  card: CardIdentity;
+  amount: number;
+  /** What INITIALIZE FOR LOAD told the host; MAC1 has proven it. */
+  oldBalance: number;
+  onlineCounter: number;
+  /** The newest record of the card's transaction log, or null when the log is empty. */
+  lastRecord: apdu.TransactionRecord | null;
+  /** The terminal id, date and time the host is about to bind into MAC2. */
+  terminal: string;
+  date: string;
+  time: string;
+  now: Date;
+}
+
+/**
+ * What a purpose may check, and claim, before MAC2 leaves the host (after which the card can be
+ * credited), e.g. that a pending load is still owed and no other session is writing it. It refuses
+ * with a SessionError; work that must stand despite the refusal goes in the error's `keep`.
+ */
+export type CreditGuard = (em: EntityManager, pending: PendingCredit) => Promise<void>;
+export const creditGuards = new Map<string, CreditGuard>();
 
 export interface SessionDeps {
   keyStore: KeyStore;
@@ -337,12 +369,25 @@ const hello: Step = async (em, _deps, now, session, reader, message, body) => {
 /** SELECT, the card's identity (SFI 0x15), then what the operation asks first. */
 function firstCommands(session: SessionRow, reader: ReaderRow): Buffer[] {
   const amount = Number(session.amount);
-  const third = {
-    BALANCE: () => apdu.getBalance(),
-    LOAD: () => apdu.initializeForLoad(KEY_INDEX, amount, terminalIdOf(reader)),
-    PURCHASE: () => apdu.initializeForPurchase(KEY_INDEX, amount, terminalIdOf(reader)),
+  const rest = {
+    BALANCE: () => [apdu.getBalance()],
+    // A load also reads the card's newest log record: it settles a write whose answer was lost (CARD-PROTOCOL.md §8).
+    LOAD: () => [apdu.readLastTransaction(), apdu.initializeForLoad(KEY_INDEX, amount, terminalIdOf(reader))],
+    PURCHASE: () => [apdu.initializeForPurchase(KEY_INDEX, amount, terminalIdOf(reader))],
   }[session.operation];
-  return [apdu.selectApplication(), apdu.readPublicData(), third()];
+  return [apdu.selectApplication(), apdu.readPublicData(), ...rest()];
+}
+
+/** The card's newest transaction log record; an empty log (6A83) is null. */
+function lastRecordOf(answer: string | undefined): apdu.TransactionRecord | null {
+  return cardAnswer(() => {
+    try {
+      return apdu.parseTransactionRecord(apdu.ok(answer, 'READ RECORD'));
+    } catch (err) {
+      if (err instanceof apdu.CardAnswerError && err.statusWord === apdu.SW_RECORD_NOT_FOUND) return null;
+      throw err;
+    }
+  });
 }
 
 export function verifyStepSignature(session: SessionRow, message: IncomingMessage): void {
@@ -443,15 +488,15 @@ export interface FirstAnswer {
 /** Message 1: the card's identity, then the answer to the operation's first command. */
 const firstAnswers: Step = async (em, deps, now, session, reader, message, body) => {
   verifyStepSignature(session, message);
-  const [selected, publicData, third] = responsesOf(body, 3);
+  const [selected, publicData, ...rest] = responsesOf(body, session.operation === 'LOAD' ? 4 : 3);
   const card = await identifyCard(em, reader, selected, publicData);
   const context: SessionContext = { ...session.context, cardCompanyId: card.cardCompanyId, cityCode: card.cityCode, currency: card.currency };
   const start = { BALANCE: balanceRead, LOAD: loadInitialized, PURCHASE: purchaseInitialized }[session.operation];
-  return start({ em, deps, now, session, reader, message, card, context }, third);
+  return start({ em, deps, now, session, reader, message, card, context }, rest);
 };
 
 /** A balance read completes at once: GET BALANCE answered 4 bytes. */
-async function balanceRead(s: FirstAnswer, answer: string | undefined): Promise<StepResult> {
+async function balanceRead(s: FirstAnswer, [answer]: string[]): Promise<StepResult> {
   const data = cardAnswer(() => apdu.ok(answer, 'GET BALANCE'));
   if (data.length !== 4) throw new SessionError('CARD_ERROR', `GET BALANCE answered ${data.length} bytes, expected 4`);
   const result = { asn: s.card.asn, balance: data.readUInt32BE(0) };
@@ -460,8 +505,9 @@ async function balanceRead(s: FirstAnswer, answer: string | undefined): Promise<
 }
 
 /** A load: the card's MAC1 proves its load key; the host answers with MAC2, sealed to the reader. */
-async function loadInitialized(s: FirstAnswer, answer: string | undefined): Promise<StepResult> {
+async function loadInitialized(s: FirstAnswer, [logAnswer, answer]: string[]): Promise<StepResult> {
   const { card, session, reader } = s;
+  const lastRecord = lastRecordOf(logAnswer);
   const init = cardAnswer(() => apdu.parseInitializeForLoad(apdu.ok(answer, 'INITIALIZE FOR LOAD')));
   await refuseCounterRollback(s.em, card.asn, 'online_counter', init.onlineCounter);
   const algorithm = supportedAlgorithm(init.algorithmId);
@@ -472,6 +518,8 @@ async function loadInitialized(s: FirstAnswer, answer: string | undefined): Prom
   const expected = loadMac1({ algorithm, sessionKey, oldBalance: init.oldBalance, amount, terminalId });
   if (!verifyMac(expected, init.mac1)) throw new SessionError('WRONG_MAC1', 'MAC1 does not verify with the card’s load key');
   const { date, time } = cardClock(s.now);
+  const guard = session.context.purpose ? creditGuards.get(session.context.purpose) : undefined;
+  await guard?.(s.em, { session, reader, card, amount, oldBalance: init.oldBalance, onlineCounter: init.onlineCounter, lastRecord, terminal: hex(terminalId), date, time, now: s.now });
   const mac2 = loadMac2({ algorithm, sessionKey, amount, terminalId, date, time });
   const sealed = sealForReader(session.context.publicKeyPem!, apdu.creditForLoad(date, time, mac2), `${toGlobalId('CardSession', session.id)}:${s.message.seq + 1}`);
   return {
@@ -488,7 +536,7 @@ async function loadInitialized(s: FirstAnswer, answer: string | undefined): Prom
  * (after which the card can pay), everything that could refuse the purchase is checked, so a
  * refusal never leaves a card debited with nothing booked.
  */
-async function purchaseInitialized(s: FirstAnswer, answer: string | undefined): Promise<StepResult> {
+async function purchaseInitialized(s: FirstAnswer, [answer]: string[]): Promise<StepResult> {
   const { card, session, reader } = s;
   const init = cardAnswer(() => apdu.parseInitializeForPurchase(apdu.ok(answer, 'INITIALIZE FOR PURCHASE')), { [apdu.SW_INSUFFICIENT_BALANCE]: 'INSUFFICIENT_BALANCE' });
   await refuseCounterRollback(s.em, card.asn, 'offline_counter', init.offlineCounter);
@@ -619,6 +667,8 @@ export async function complete(em: EntityManager, session: SessionRow, reader: R
     throw err;
   }
   await compareWithShadow(em, session, card, result);
+  const done = { session, reader, cardCompanyId: card.cardCompanyId, asn: card.asn, currency: card.currency, result };
+  for (const observe of purseObservers) await observe(em, done);
 }
 
 /**

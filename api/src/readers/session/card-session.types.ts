@@ -94,6 +94,9 @@ export class OpenCardSessionInput {
 
   @Field(() => CardTypeEnum, { nullable: true, description: 'The kind of card at the reader (default CPU).' })
   cardType?: CardTypeEnum | null;
+
+  @Field(() => ID, { nullable: true, description: 'For LOAD: global id of a PAID TopUp to write onto its card (补登); the amount is the top-up’s.' })
+  topUp?: string | null;
 }
 
 @InputType()

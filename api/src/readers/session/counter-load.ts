@@ -1,3 +1,4 @@
+import type { CardEntryKind } from '../../cards/card-history.service.js';
 import { credit, debit, openAccount, post } from '../../ledger/ledger.service.js';
 import { AccountOwnerKind, AccountType } from '../../ledger/ledger-account.entity.js';
 import { cardPurseAccount } from './card-purse.js';
@@ -25,6 +26,6 @@ completionHandlers.set(COUNTER_LOAD, async (em, done) => {
     key: `card-session:${done.session.id}`,
     description: `counter load onto card ${done.asn}`,
     lines: [debit(cash.id, amount), credit(purse.id, amount)],
-    metadata: { cardSession: done.session.id, reader: done.reader.serial, tac: done.result.tac },
+    metadata: { kind: 'COUNTER_LOAD' satisfies CardEntryKind, cardSession: done.session.id, reader: done.reader.serial, tac: done.result.tac },
   });
 });

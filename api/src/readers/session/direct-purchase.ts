@@ -1,3 +1,4 @@
+import type { CardEntryKind } from '../../cards/card-history.service.js';
 import { credit, debit, openAccount, post } from '../../ledger/ledger.service.js';
 import { AccountOwnerKind, AccountType } from '../../ledger/ledger-account.entity.js';
 import { findMerchant } from '../../tenancy/tenancy.service.js';
@@ -36,6 +37,6 @@ completionHandlers.set(DIRECT_PURCHASE, async (em, done) => {
     key: `card-session:${done.session.id}`,
     description: `card purchase by card ${done.asn} at merchant ${merchantId}`,
     lines: [debit(purse.id, amount), credit(payable.id, amount)],
-    metadata: { cardSession: done.session.id, reader: done.reader.serial, merchant: merchantId, terminalSerial: done.result.terminalSerial, tac: done.result.tac },
+    metadata: { kind: 'PURCHASE' satisfies CardEntryKind, cardSession: done.session.id, reader: done.reader.serial, merchant: merchantId, terminalSerial: done.result.terminalSerial, tac: done.result.tac },
   });
 });

@@ -29,7 +29,13 @@ export type SessionRefusal =
   /** The host's shadow of the card's purse does not cover the purchase: value that never went through our ledger. */
   | 'PURSE_MISMATCH'
   /** The operation's purpose refused the card before it was debited (e.g. a card in another currency). */
-  | 'PURPOSE_REFUSED';
+  | 'PURPOSE_REFUSED'
+  /** Another live session holds this pending load: one write at a time. */
+  | 'LOAD_IN_PROGRESS'
+  /** The pending load is already on the card (a lost answer, settled from the card's transaction log). */
+  | 'ALREADY_LOADED'
+  /** The card moved on since an unanswered write of this load and its log cannot tell whether it took it. */
+  | 'LOAD_UNRESOLVED';
 
 export class SessionError extends Error {
   /** Work that stands although the step is refused (e.g. a counter the card proved it reached), written with the refusal. */

@@ -1,0 +1,51 @@
+import type { MikroORM } from '@mikro-orm/postgresql';
+import type { Logger } from 'pino';
+import type { GatewayClient } from '../topups/gateway/gateway-client.js';
+import { runDueBalanceTransfers } from '../cards/cards.service.js';
+import { runTopUpJobs } from '../topups/topups.jobs.js';
+
+export interface BackgroundJobs {
+  /** Runs one round now (tests, and the first round at start). */
+  runOnce(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/**
+ * The periodic work of one API process: top-ups the gateway has not confirmed, refunds, due balance
+ * transfers. Every job claims rows with `for update skip locked`, so any number of processes may
+ * run it side by side. A round never overlaps the previous one.
+ */
+export function startBackgroundJobs(opts: { orm: MikroORM; gateway: GatewayClient | null; log: Logger; intervalMs: number }): BackgroundJobs {
+  let running: Promise<void> | null = null;
+  let stopped = false;
+  const round = async () => {
+    const em = opts.orm.em.fork();
+    const transferred = await runDueBalanceTransfers(em, new Date()).catch((err) => {
+      opts.log.warn({ err }, 'a balance transfer failed; tried again next round');
+      return 0;
+    });
+    if (transferred > 0) opts.log.info({ transferred }, 'balance transfers of replaced cards');
+    if (opts.gateway) {
+      const done = await runTopUpJobs(em, opts.gateway, { onError: (err, topUpId) => opts.log.warn({ err, topUpId }, 'top-up job failed; tried again next round') });
+      if (done.submitted + done.polled + done.refunds > 0) opts.log.info(done, 'top-up jobs');
+    }
+  };
+  const runOnce = () => {
+    running ??= round()
+      .catch((err) => opts.log.error({ err }, 'background jobs failed'))
+      .finally(() => {
+        running = null;
+      });
+    return running;
+  };
+  const timer = opts.intervalMs > 0 ? setInterval(() => void (stopped || runOnce()), opts.intervalMs) : undefined;
+  timer?.unref();
+  return {
+    runOnce,
+    async stop() {
+      stopped = true;
+      clearInterval(timer);
+      await running;
+    },
+  };
+}

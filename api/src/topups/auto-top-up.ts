@@ -1,0 +1,90 @@
+import type { EntityManager } from '@mikro-orm/postgresql';
+import { findCardByAsn } from '../cards/cards.service.js';
+import type { TopUpLimits } from '../config/config.js';
+import type { Principal } from '../graphql/context.js';
+import { toGlobalId } from '../graphql/global-id.js';
+import { cardPurseBalance } from '../readers/session/card-purse.js';
+import { purseObservers } from '../readers/session/card-session.service.js';
+import { recordEvent } from '../webhooks/outbox.js';
+import { TopUpError } from './topups.errors.js';
+import { recordAutoTopUp } from './topups.service.js';
+
+/** Below this balance a card without settings of its own raises a low-balance event (10.00 in the card's currency). */
+export const DEFAULT_LOW_BALANCE_THRESHOLD = 1_000n;
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+export interface AutoTopUpRow {
+  card_id: string;
+  holder_id: string;
+  threshold: string;
+  amount: string;
+  payment_method: string;
+  enabled: boolean;
+  last_triggered_at: Date | null;
+  currency: string;
+}
+
+export async function autoTopUpOf(em: EntityManager, cardId: string): Promise<AutoTopUpRow | null> {
+  if (!UUID.test(cardId)) return null;
+  const [row] = await em.execute<AutoTopUpRow[]>(
+    `select a.card_id, a.holder_id, a.threshold::text as threshold, a.amount::text as amount, a.payment_method, a.enabled, a.last_triggered_at, btrim(ci.currency) as currency
+       from card_auto_top_up a join card c on c.id = a.card_id join card_company cc on cc.id = c.card_company_id join city ci on ci.id = cc.city_id
+      where a.card_id = ?`,
+    [cardId],
+  );
+  return row ?? null;
+}
+
+/** Sets a registered card's auto top-up; only the app of the card's holder (scope card:topup). */
+export async function setAutoTopUp(em: EntityManager, principal: Principal, limits: TopUpLimits, input: { cardId: string; threshold: bigint; amount: bigint; paymentMethod: string; enabled: boolean }): Promise<AutoTopUpRow> {
+  if (!principal.scopes.includes('card:topup') || !principal.holderId || !UUID.test(input.cardId)) throw new TopUpError('NOT_FOUND', `no card ${input.cardId} you may top up`, 'card');
+  if (input.amount < limits.min || input.amount > limits.max) throw new TopUpError('TOP_UP_AMOUNT_OUT_OF_RANGE', `a top-up is ${limits.min} to ${limits.max} minor units`, 'amount');
+  if (input.threshold < 0n || input.threshold + input.amount > limits.purseMax) throw new TopUpError('INVALID_INPUT', `threshold plus amount must stay within the purse maximum (${limits.purseMax})`, 'threshold');
+  if (!/^pm_[A-Za-z0-9_]{1,100}$/.test(input.paymentMethod)) throw new TopUpError('INVALID_INPUT', 'a payment method is a gateway reference like pm_…', 'paymentMethod');
+  const [card] = await em.execute<{ id: string }[]>(`select id from card where id = ? and holder_id = ?`, [input.cardId, principal.holderId]);
+  if (!card) throw new TopUpError('NOT_FOUND', `no card ${input.cardId} you may top up`, 'card');
+  await em.execute(
+    `insert into card_auto_top_up (card_id, holder_id, threshold, amount, payment_method, enabled, updated_by_client) values (?, ?, ?, ?, ?, ?, ?)
+     on conflict (card_id) do update set holder_id = excluded.holder_id, threshold = excluded.threshold, amount = excluded.amount,
+       payment_method = excluded.payment_method, enabled = excluded.enabled, updated_by_client = excluded.updated_by_client, updated_at = now()`,
+    [card.id, principal.holderId, input.threshold.toString(), input.amount.toString(), input.paymentMethod, input.enabled, principal.clientId],
+  );
+  return (await autoTopUpOf(em, card.id))!;
+}
+
+let limitsInForce: TopUpLimits | undefined;
+
+/** The top-up limits auto top-ups are held to: the configuration's (set when the HTTP app starts). */
+export function useTopUpLimits(limits: TopUpLimits): void {
+  limitsInForce = limits;
+}
+
+/**
+ * After a purchase takes a card's purse below its threshold (it was at or above it before): a
+ * `card.low_balance` event for the card company, and, when the holder turned it on, an auto top-up
+ * recorded in the same transaction for the job to charge. Never refuses the purchase: a top-up
+ * the limits refuse is reported as an event instead.
+ */
+purseObservers.push(async (em, done) => {
+  if (done.session.operation !== 'PURCHASE') return;
+  const card = await findCardByAsn(em, done.asn);
+  if (!card) return;
+  const settings = await autoTopUpOf(em, card.id);
+  const threshold = settings ? BigInt(settings.threshold) : DEFAULT_LOW_BALANCE_THRESHOLD;
+  const balance = await cardPurseBalance(em, done.asn, done.currency);
+  const before = balance + BigInt(done.result.amount as number);
+  if (!(balance < threshold && before >= threshold)) return;
+  const subject = { card: toGlobalId('Card', card.id), balance: Number(balance), threshold: Number(threshold), currency: done.currency };
+  await recordEvent(em, { type: 'card.low_balance', ownerKind: 'ISSUER', ownerId: card.card_company_id, subjectId: subject.card, payload: subject });
+  if (!settings?.enabled || settings.holder_id !== card.holder_id) return;
+  try {
+    // A savepoint: a refusal leaves the purchase's transaction as it was.
+    if (!limitsInForce) throw new Error('top-up limits are not configured (useTopUpLimits)');
+    const made = await em.transactional((tx) => recordAutoTopUp(tx, card.id, limitsInForce!, { amount: BigInt(settings.amount), paymentMethod: settings.payment_method, trigger: done.session.id }));
+    if (made) await em.execute(`update card_auto_top_up set last_triggered_at = now() where card_id = ?`, [card.id]);
+  } catch (err) {
+    if (!(err instanceof TopUpError)) throw err;
+    await recordEvent(em, { type: 'card.auto_top_up_refused', ownerKind: 'ISSUER', ownerId: card.card_company_id, subjectId: subject.card, payload: { ...subject, reason: err.code, message: err.message } });
+  }
+});

@@ -1,0 +1,94 @@
+import type { EntityManager } from '@mikro-orm/postgresql';
+import { credit, debit, post } from '../ledger/ledger.service.js';
+import { cardPurseAccount } from '../readers/session/card-purse.js';
+import { completionHandlers, type CompletedOperation, creditGuards, type PendingCredit } from '../readers/session/card-session.service.js';
+import { SessionError } from '../readers/session/session.errors.js';
+import type { TransactionRecord } from '../readers/session/apdu.js';
+import { type LoadClaim, maskCardNumber, moveTo, pendingLoadAccount, topUpById, type TopUpRow } from './topups.service.js';
+
+/**
+ * Writing a paid top-up onto its card (补登, CARD-PROTOCOL.md §8). purposeData: `{ topUpId }`.
+ * The guard claims the pending load for one session before MAC2 leaves the host; the TAC then
+ * proves the card took it, and the completion moves it from pending loads to the card's purse.
+ */
+export const PENDING_LOAD = 'pending-load';
+
+/** Type 02: an e-purse load in the card's transaction log. */
+const LOG_TYPE_PURSE_LOAD = 0x02;
+
+const topUpIdOf = (purposeData: Record<string, unknown> | undefined) => String(purposeData?.topUpId);
+
+interface ClaimSession {
+  state: string;
+  expires_at: Date;
+}
+
+/** A session that may still deliver MAC2 to a card: not finished and not expired. */
+const isLive = (s: ClaimSession | undefined, now: Date) => !!s && s.state !== 'COMPLETED' && s.state !== 'FAILED' && new Date(s.expires_at) > now;
+
+/** Did the card take the load that `claim` issued MAC2 for? Its newest log record says, when it is that load's. */
+function logProvesClaim(record: TransactionRecord | null, claim: LoadClaim, amount: number): boolean {
+  return !!record && record.type === LOG_TYPE_PURSE_LOAD && record.counter === claim.onlineCounter && record.amount === amount && record.terminal === claim.terminal && record.date === claim.date && record.time === claim.time;
+}
+
+creditGuards.set(PENDING_LOAD, async (em, pending) => {
+  const topUp = await topUpById(em, topUpIdOf(pending.session.context.purposeData), true);
+  if (!topUp || topUp.asn !== pending.card.asn) throw new SessionError('PURPOSE_REFUSED', 'this top-up is not for the card on the reader');
+  if (topUp.status === 'LOADED') throw new SessionError('ALREADY_LOADED', 'this top-up is already on the card');
+  if (topUp.status !== 'PAID') throw new SessionError('PURPOSE_REFUSED', `the top-up is ${topUp.status}, not a pending load`);
+  if (BigInt(topUp.amount) !== BigInt(pending.amount)) throw new SessionError('PURPOSE_REFUSED', 'the session’s amount is not the top-up’s');
+  if (topUp.load_session_id && topUp.load_session_id !== pending.session.id) await settleEarlierClaim(em, topUp, pending);
+  const claim: LoadClaim = { onlineCounter: pending.onlineCounter, oldBalance: pending.oldBalance, terminal: pending.terminal, date: pending.date, time: pending.time };
+  await em.execute(`update top_up set load_session_id = ?, load_claim = ?, updated_at = now() where id = ?`, [pending.session.id, JSON.stringify(claim), topUp.id]);
+});
+
+/**
+ * Another session issued MAC2 for this load before. If it may still be writing, this one waits its
+ * turn. If it ended, the card itself tells whether it took that MAC2: the same online counter means
+ * not (a new MAC2 is safe: the old one no longer verifies on the card); a counter moved on with the
+ * newest log record being exactly that load means it did, and the load is settled as LOADED now.
+ */
+async function settleEarlierClaim(em: EntityManager, topUp: TopUpRow, pending: PendingCredit): Promise<void> {
+  const [earlier] = await em.execute<ClaimSession[]>(`select state, expires_at from card_session where id = ?`, [topUp.load_session_id]);
+  if (isLive(earlier, pending.now)) throw new SessionError('LOAD_IN_PROGRESS', 'another reader is writing this top-up onto the card; try again when it has finished');
+  const claim = topUp.load_claim!;
+  if (pending.onlineCounter === claim.onlineCounter) return;
+  if (logProvesClaim(pending.lastRecord, claim, Number(topUp.amount))) {
+    const error = new SessionError('ALREADY_LOADED', 'the card took this top-up in an earlier session whose answer was lost; it is settled now', { topUp: topUp.id, settledFrom: topUp.load_session_id });
+    // Stands although this session is refused: the card holds the value, so the ledger must too.
+    error.keep = (tx) => finishLoad(tx, topUp.id, topUp.load_session_id!, { asn: pending.card.asn, currency: pending.card.currency }, 'card transaction log');
+    throw error;
+  }
+  throw new SessionError('LOAD_UNRESOLVED', 'the card moved on since an unanswered load of this top-up and its log does not show that load; the card company settles it', { topUp: topUp.id, claim, lastRecord: pending.lastRecord });
+}
+
+/** The pending load is on the card: pending loads → the card's purse, the top-up LOADED. */
+async function finishLoad(em: EntityManager, topUpId: string, sessionId: string, card: { asn: string; currency: string }, proof: string, tac?: string): Promise<void> {
+  const topUp = (await topUpById(em, topUpId, true))!;
+  if (topUp.status === 'LOADED') return;
+  const amount = BigInt(topUp.amount);
+  const pendingLoads = await pendingLoadAccount(em, topUp.card_company_id, topUp.currency);
+  const purse = await cardPurseAccount(em, card.asn, card.currency);
+  await post(em, {
+    key: `top-up:${topUp.id}:loaded`,
+    description: `top-up written onto card ${maskCardNumber(topUp.card_number)} (补登)`,
+    lines: [debit(pendingLoads.id, amount), credit(purse.id, amount)],
+    // A replaced card's balance shows as a transfer in the card's history (referring to the
+    // transfer), a top-up as a top-up.
+    metadata: {
+      ...(topUp.origin === 'TRANSFER' ? { kind: 'BALANCE_TRANSFER', balanceTransfer: topUp.idempotency_key.replace(/^transfer:/, ''), pendingLoad: topUp.id } : { kind: 'TOP_UP_LOAD', topUp: topUp.id }),
+      cardSession: sessionId,
+      proof,
+      ...(tac ? { tac } : {}),
+    },
+  });
+  await moveTo(em, topUp.id, 'LOADED', `card session ${sessionId} (${proof})`, { sessionId });
+}
+
+completionHandlers.set(PENDING_LOAD, async (em: EntityManager, done: CompletedOperation) => {
+  const topUpId = topUpIdOf(done.session.context.purposeData);
+  const topUp = await topUpById(em, topUpId, true);
+  // The claim was this session's when MAC2 left the host, and nothing takes a live claim over.
+  if (!topUp || topUp.load_session_id !== done.session.id) throw new Error(`top-up ${topUpId} is not claimed by card session ${done.session.id}`);
+  await finishLoad(em, topUp.id, done.session.id, { asn: done.asn, currency: done.currency }, 'TAC', String(done.result.tac));
+});

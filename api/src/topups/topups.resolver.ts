@@ -1,0 +1,149 @@
+import { Arg, Args, Authorized, Ctx, Field, FieldResolver, ID, Mutation, Query, Resolver, Root, ArgsType } from 'type-graphql';
+import { CardType } from '../cards/cards.types.js';
+import { ConnectionArgs, pageRequest, toConnection } from '../graphql/connection.js';
+import type { GraphQLContext } from '../graphql/context.js';
+import { fromGlobalId, toGlobalId } from '../graphql/global-id.js';
+import { Money } from '../graphql/money.js';
+import { nodeLoaders } from '../graphql/node.js';
+import { userError, UserErrorCode } from '../graphql/user-error.js';
+import { autoTopUpOf, setAutoTopUp } from './auto-top-up.js';
+import { TopUpError, type TopUpErrorCode } from './topups.errors.js';
+import { createTopUp, findTopUpFor, listTopUpsOfCard, pendingLoadOfCard, refundTopUp, topUpHistory, type TopUpRow, type TopUpStatus } from './topups.service.js';
+import { AutoTopUpPayload, AutoTopUpType, CreateTopUpInput, RefundTopUpInput, SetAutoTopUpInput, TopUpConnection, type TopUpOriginEnum, TopUpPayload, TopUpStatusChange, TopUpStatusEnum, TopUpType } from './topups.types.js';
+
+const CODES: Record<TopUpErrorCode, UserErrorCode> = {
+  NOT_FOUND: UserErrorCode.NOT_FOUND,
+  INVALID_INPUT: UserErrorCode.INVALID_INPUT,
+  FORBIDDEN_OPERATION: UserErrorCode.FORBIDDEN_OPERATION,
+  CARD_NOT_USABLE: UserErrorCode.CARD_NOT_USABLE,
+  TOP_UP_AMOUNT_OUT_OF_RANGE: UserErrorCode.TOP_UP_AMOUNT_OUT_OF_RANGE,
+  DAILY_LIMIT_EXCEEDED: UserErrorCode.DAILY_LIMIT_EXCEEDED,
+  PURSE_LIMIT_EXCEEDED: UserErrorCode.PURSE_LIMIT_EXCEEDED,
+  IDEMPOTENCY_KEY_REUSED: UserErrorCode.IDEMPOTENCY_KEY_REUSED,
+  GATEWAY_UNAVAILABLE: UserErrorCode.GATEWAY_UNAVAILABLE,
+  PAYMENT_DECLINED: UserErrorCode.PAYMENT_DECLINED,
+  NOT_REFUNDABLE: UserErrorCode.NOT_REFUNDABLE,
+};
+
+const toUserError = (err: TopUpError) => userError(CODES[err.code], err.message, ['input', ...(err.field ? [err.field] : [])]);
+
+export function topUpView(row: TopUpRow, gatewayUrl: string | undefined): TopUpType {
+  return Object.assign(new TopUpType(), {
+    id: toGlobalId('TopUp', row.id),
+    uuid: row.id,
+    cardUuid: row.card_id,
+    card: toGlobalId('Card', row.card_id),
+    amount: Money.of(BigInt(row.amount), row.currency.trim()),
+    status: row.status as TopUpStatusEnum,
+    origin: row.origin as TopUpOriginEnum,
+    paymentUrl: row.status === 'AWAITING_PAYMENT' && row.gateway_intent_id && gatewayUrl ? `${gatewayUrl}/checkout/${row.gateway_intent_id}` : null,
+    clientSecret: row.status === 'AWAITING_PAYMENT' ? row.client_secret : null,
+    failureCode: row.failure_code,
+    failureMessage: row.failure_message,
+    createdAt: row.created_at,
+    paidAt: row.paid_at,
+    loadedAt: row.loaded_at,
+    refundedAt: row.refunded_at,
+  });
+}
+
+async function payload(ctx: GraphQLContext, work: () => Promise<{ topUp: TopUpRow; gatewayError?: TopUpError }>): Promise<TopUpPayload> {
+  try {
+    const { topUp, gatewayError } = await work();
+    return { topUp: topUpView(topUp, ctx.config.gateway?.url), userErrors: gatewayError ? [toUserError(gatewayError)] : [] };
+  } catch (err) {
+    if (!(err instanceof TopUpError)) throw err;
+    return { topUp: null, userErrors: [toUserError(err)] };
+  }
+}
+
+nodeLoaders.set('TopUp', async (ctx, id) => {
+  const row = ctx.principal && (await findTopUpFor(ctx.em, ctx.principal, id));
+  return row ? topUpView(row, ctx.config.gateway?.url) : null;
+});
+
+@ArgsType()
+class CardTopUpsArgs extends ConnectionArgs {
+  @Field(() => [TopUpStatusEnum], { nullable: true, description: 'Only top-ups in these statuses (e.g. [PAID] for what waits to be loaded).' })
+  status?: TopUpStatusEnum[] | null;
+}
+
+@Resolver(() => TopUpType)
+export class TopUpResolver {
+  @Authorized()
+  @Query(() => TopUpType, { nullable: true, description: 'A top-up you may see: any (operator, cards:read), your cards’ (card company, cards:read), your cardholder’s (app, card:read).' })
+  async topUp(@Arg('id', () => ID, { description: 'Global id of the TopUp.' }) id: string, @Ctx() ctx: GraphQLContext): Promise<TopUpType | null> {
+    const row = await findTopUpFor(ctx.em, ctx.principal!, fromGlobalId(id, 'TopUp').id);
+    return row ? topUpView(row, ctx.config.gateway?.url) : null;
+  }
+
+  @FieldResolver(() => [TopUpStatusChange], { description: 'Every status change, oldest first.' })
+  async history(@Root() topUp: TopUpType, @Ctx() ctx: GraphQLContext): Promise<TopUpStatusChange[]> {
+    const rows = await topUpHistory(ctx.em, topUp.uuid);
+    return rows.map((r) => Object.assign(new TopUpStatusChange(), { from: r.from_status, to: r.to_status, cause: r.cause, at: r.at }));
+  }
+
+  @Authorized('CARDHOLDER_APP', 'ISSUER')
+  @Mutation(() => TopUpPayload, {
+    description:
+      'Tops up a card through the payment gateway: a cardholder app for its holder’s registered card (scope card:topup), or a card company at its counter (scope topups:write). Idempotent by idempotencyKey. Once PAID, the value is written onto the card at a certified reader (openCardSession with operation LOAD and this topUp).',
+  })
+  createTopUp(@Arg('input', () => CreateTopUpInput) input: CreateTopUpInput, @Ctx() ctx: GraphQLContext): Promise<TopUpPayload> {
+    return payload(ctx, () =>
+      createTopUp(ctx.em, { gateway: ctx.gateway ?? null, limits: ctx.config.topUpLimits }, ctx.principal!, { cardId: fromGlobalId(input.card, 'Card').id, amount: input.amount, idempotencyKey: input.idempotencyKey, paymentMethod: input.paymentMethod }),
+    );
+  }
+
+  @Authorized('CARDHOLDER_APP', 'ISSUER', 'OPERATOR')
+  @Mutation(() => TopUpPayload, {
+    description:
+      'Refunds a PAID top-up that is not on the card, through the gateway: the card company (topups:write) any of its cards’; a cardholder app (card:topup) its holder’s once the card can no longer be used (lost, blocked, replaced, expired).',
+  })
+  refundTopUp(@Arg('input', () => RefundTopUpInput) input: RefundTopUpInput, @Ctx() ctx: GraphQLContext): Promise<TopUpPayload> {
+    return payload(ctx, () => refundTopUp(ctx.em, ctx.gateway ?? null, ctx.principal!, fromGlobalId(input.topUp, 'TopUp').id));
+  }
+
+  @Authorized('CARDHOLDER_APP')
+  @Mutation(() => AutoTopUpPayload, { description: 'Sets the auto top-up (and low-balance threshold) of your cardholder’s registered card (scope card:topup).' })
+  async setAutoTopUp(@Arg('input', () => SetAutoTopUpInput) input: SetAutoTopUpInput, @Ctx() ctx: GraphQLContext): Promise<AutoTopUpPayload> {
+    try {
+      const row = await setAutoTopUp(ctx.em, ctx.principal!, ctx.config.topUpLimits, { cardId: fromGlobalId(input.card, 'Card').id, threshold: input.threshold, amount: input.amount, paymentMethod: input.paymentMethod, enabled: input.enabled });
+      return { autoTopUp: autoTopUpView(row), userErrors: [] };
+    } catch (err) {
+      if (!(err instanceof TopUpError)) throw err;
+      return { autoTopUp: null, userErrors: [toUserError(err)] };
+    }
+  }
+}
+
+function autoTopUpView(row: Awaited<ReturnType<typeof autoTopUpOf>> & object): AutoTopUpType {
+  return Object.assign(new AutoTopUpType(), {
+    threshold: Money.of(BigInt(row.threshold), row.currency),
+    amount: Money.of(BigInt(row.amount), row.currency),
+    paymentMethod: row.payment_method,
+    enabled: row.enabled,
+    lastTriggeredAt: row.last_triggered_at,
+  });
+}
+
+/** The top-up side of a card: its top-ups, what waits to be loaded, its auto top-up. Visible to whoever sees the card. */
+@Resolver(() => CardType)
+export class CardTopUpsResolver {
+  @FieldResolver(() => TopUpConnection, { description: 'The card’s top-ups, newest first.' })
+  async topUps(@Root() card: CardType, @Args() args: CardTopUpsArgs, @Ctx() ctx: GraphQLContext) {
+    const page = pageRequest(args);
+    const rows = await listTopUpsOfCard(ctx.em, card.uuid, { after: page.after ? { createdAt: page.after.sortKey, id: page.after.id } : undefined, statuses: (args.status ?? undefined) as TopUpStatus[] | undefined, limit: page.fetch });
+    return toConnection(rows, page, (r) => ({ sortKey: new Date(r.created_at).toISOString(), id: r.id }), (r) => topUpView(r, ctx.config.gateway?.url));
+  }
+
+  @FieldResolver(() => Money, { description: 'Paid top-ups not yet written onto the card: what the next 补登 at a certified reader adds.' })
+  async pendingLoad(@Root() card: CardType, @Ctx() ctx: GraphQLContext): Promise<Money> {
+    return Money.of(await pendingLoadOfCard(ctx.em, card.uuid), card.currency);
+  }
+
+  @FieldResolver(() => AutoTopUpType, { nullable: true, description: 'The card’s auto top-up settings, if any.' })
+  async autoTopUp(@Root() card: CardType, @Ctx() ctx: GraphQLContext): Promise<AutoTopUpType | null> {
+    const row = await autoTopUpOf(ctx.em, card.uuid);
+    return row ? autoTopUpView(row) : null;
+  }
+}

@@ -1,0 +1,176 @@
+import { Field, ID, InputType, ObjectType, registerEnumType } from 'type-graphql';
+import { connectionType } from '../graphql/connection.js';
+import { Money } from '../graphql/money.js';
+import { Node } from '../graphql/node.js';
+import { DateTimeScalar, MinorUnitsScalar } from '../graphql/scalars.js';
+import { UserError } from '../graphql/user-error.js';
+
+export enum TopUpStatusEnum {
+  CREATED = 'CREATED',
+  AWAITING_PAYMENT = 'AWAITING_PAYMENT',
+  PAID = 'PAID',
+  LOADED = 'LOADED',
+  FAILED = 'FAILED',
+  CANCELED = 'CANCELED',
+  REFUNDING = 'REFUNDING',
+  REFUNDED = 'REFUNDED',
+}
+registerEnumType(TopUpStatusEnum, {
+  name: 'TopUpStatus',
+  description: 'Where a top-up stands (docs/topups.md has the state diagram).',
+  valuesConfig: {
+    CREATED: { description: 'Recorded; the payment is being set up at the gateway.' },
+    AWAITING_PAYMENT: { description: 'Waiting for the holder to pay at the gateway (paymentUrl).' },
+    PAID: { description: 'Paid: a pending load, written onto the card the next time it meets a certified reader (补登).' },
+    LOADED: { description: 'On the card: the card’s TAC proved it.' },
+    FAILED: { description: 'The payment was declined or refused (failureCode); a later successful attempt still makes it PAID.' },
+    CANCELED: { description: 'The payment was canceled or expired at the gateway before it was paid.' },
+    REFUNDING: { description: 'A refund was asked of the gateway.' },
+    REFUNDED: { description: 'The money went back through the gateway; nothing is owed to the card.' },
+  },
+});
+
+export enum TopUpOriginEnum {
+  APP = 'APP',
+  COUNTER = 'COUNTER',
+  AUTO = 'AUTO',
+  TRANSFER = 'TRANSFER',
+}
+registerEnumType(TopUpOriginEnum, {
+  name: 'TopUpOrigin',
+  description: 'Who asked for the top-up: a cardholder app, the card company at a counter, auto top-up, or TRANSFER: the balance of a replaced card, waiting to be loaded onto its replacement (no gateway payment behind it).',
+});
+
+@ObjectType({ description: 'One status change of a top-up, and what caused it.' })
+export class TopUpStatusChange {
+  @Field(() => TopUpStatusEnum, { nullable: true, description: 'The status before; null for the first.' })
+  from!: TopUpStatusEnum | null;
+
+  @Field(() => TopUpStatusEnum, { description: 'The status after.' })
+  to!: TopUpStatusEnum;
+
+  @Field({ description: 'What moved it: the create call, a gateway event id, a poll, a card session.' })
+  cause!: string;
+
+  @Field(() => DateTimeScalar, { description: 'When.' })
+  at!: Date;
+}
+
+@ObjectType('TopUp', { implements: Node, description: 'An online top-up of a card: paid at the payment gateway, then written onto the card at a certified reader (补登).' })
+export class TopUpType extends Node {
+  uuid!: string;
+  cardUuid!: string;
+
+  @Field(() => ID, { description: 'Global id of the Card the value is for.' })
+  card!: string;
+
+  @Field(() => Money, { description: 'The amount, in the card’s currency.' })
+  amount!: Money;
+
+  @Field(() => TopUpStatusEnum, { description: 'Where the top-up stands.' })
+  status!: TopUpStatusEnum;
+
+  @Field(() => TopUpOriginEnum, { description: 'Who asked for it.' })
+  origin!: TopUpOriginEnum;
+
+  @Field(() => String, { nullable: true, description: 'The gateway’s hosted page where the holder pays (while AWAITING_PAYMENT).' })
+  paymentUrl!: string | null;
+
+  @Field(() => String, { nullable: true, description: 'The gateway’s client secret of the payment, for a gateway SDK in the holder’s app.' })
+  clientSecret!: string | null;
+
+  @Field(() => String, { nullable: true, description: 'Why the payment failed (the gateway’s decline code), or why a refund failed.' })
+  failureCode!: string | null;
+
+  @Field(() => String, { nullable: true, description: 'The gateway’s message about the failure; for developers, not end users.' })
+  failureMessage!: string | null;
+
+  @Field(() => DateTimeScalar, { description: 'When the top-up was created.' })
+  createdAt!: Date;
+
+  @Field(() => DateTimeScalar, { nullable: true, description: 'When the gateway confirmed the payment.' })
+  paidAt!: Date | null;
+
+  @Field(() => DateTimeScalar, { nullable: true, description: 'When the card took the load.' })
+  loadedAt!: Date | null;
+
+  @Field(() => DateTimeScalar, { nullable: true, description: 'When the refund completed.' })
+  refundedAt!: Date | null;
+}
+
+export const TopUpConnection = connectionType(TopUpType, 'TopUp');
+
+@InputType({ description: 'A top-up to create.' })
+export class CreateTopUpInput {
+  @Field(() => ID, { description: 'Global id of the Card: your cardholder’s registered card (app, scope card:topup), or one your card company issued (counter, scope topups:write).' })
+  card!: string;
+
+  @Field(() => MinorUnitsScalar, { description: 'The amount in minor units of the card’s currency, within the top-up limits.' })
+  amount!: bigint;
+
+  @Field({ description: 'Your key for this top-up (1 to 200 printable ASCII): the same key and request returns the same top-up, never a second charge.' })
+  idempotencyKey!: string;
+
+  @Field(() => String, { nullable: true, description: 'A saved payment method at the gateway (pm_…): charged at once. Without it, the holder pays at paymentUrl.' })
+  paymentMethod?: string | null;
+}
+
+@InputType({ description: 'A paid top-up to refund through the gateway.' })
+export class RefundTopUpInput {
+  @Field(() => ID, { description: 'Global id of the TopUp.' })
+  topUp!: string;
+}
+
+@ObjectType({ description: 'The result of a top-up mutation: the top-up, or why not. A GATEWAY_UNAVAILABLE or PAYMENT_DECLINED error comes with the top-up as it stands.' })
+export class TopUpPayload {
+  @Field(() => TopUpType, { nullable: true, description: 'The top-up; null when refused before one was recorded.' })
+  topUp!: TopUpType | null;
+
+  @Field(() => [UserError], { description: 'Why the mutation was refused; empty on success.' })
+  userErrors!: UserError[];
+}
+
+@ObjectType({ description: 'A card’s auto top-up: when its purse falls below the threshold after a purchase, the amount is charged to the saved payment method and becomes a pending load.' })
+export class AutoTopUpType {
+  @Field(() => Money, { description: 'Below this balance (after a purchase) a top-up is made, and a card.low_balance event is sent.' })
+  threshold!: Money;
+
+  @Field(() => Money, { description: 'The amount topped up each time.' })
+  amount!: Money;
+
+  @Field({ description: 'The saved payment method at the gateway (pm_…).' })
+  paymentMethod!: string;
+
+  @Field({ description: 'Off: only the low-balance event is sent.' })
+  enabled!: boolean;
+
+  @Field(() => DateTimeScalar, { nullable: true, description: 'When it last made a top-up.' })
+  lastTriggeredAt!: Date | null;
+}
+
+@InputType({ description: 'Auto top-up settings of a card.' })
+export class SetAutoTopUpInput {
+  @Field(() => ID, { description: 'Global id of your cardholder’s registered Card.' })
+  card!: string;
+
+  @Field(() => MinorUnitsScalar, { description: 'The balance below which to top up.' })
+  threshold!: bigint;
+
+  @Field(() => MinorUnitsScalar, { description: 'The amount to top up, within the top-up limits.' })
+  amount!: bigint;
+
+  @Field({ description: 'The saved payment method at the gateway (pm_…).' })
+  paymentMethod!: string;
+
+  @Field({ description: 'On or off.' })
+  enabled!: boolean;
+}
+
+@ObjectType({ description: 'The result of setAutoTopUp.' })
+export class AutoTopUpPayload {
+  @Field(() => AutoTopUpType, { nullable: true, description: 'The settings as saved; null when refused.' })
+  autoTopUp!: AutoTopUpType | null;
+
+  @Field(() => [UserError], { description: 'Why the mutation was refused; empty on success.' })
+  userErrors!: UserError[];
+}

@@ -1,0 +1,28 @@
+import type { EntityManager } from '@mikro-orm/postgresql';
+
+export type EventOwnerKind = 'MERCHANT' | 'BILLER' | 'ISSUER' | 'OPERATOR';
+
+export interface OutboxEvent {
+  /** e.g. `topup.paid`, `card.low_balance`. */
+  type: string;
+  /** Whose webhook endpoints receive it. */
+  ownerKind: EventOwnerKind;
+  ownerId: string | null;
+  /** The global id of the object the event is about. */
+  subjectId: string;
+  payload: Record<string, unknown>;
+}
+
+/**
+ * Writes an event in the caller's transaction, beside the change it describes: it exists exactly
+ * when the change committed. Delivery to endpoints reads the outbox (webhooks issue).
+ */
+export async function recordEvent(em: EntityManager, event: OutboxEvent): Promise<void> {
+  await em.execute(`insert into event_outbox (type, owner_kind, owner_id, subject_id, payload) values (?, ?, ?, ?, ?)`, [
+    event.type,
+    event.ownerKind,
+    event.ownerId,
+    event.subjectId,
+    JSON.stringify(event.payload),
+  ]);
+}

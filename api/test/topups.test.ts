@@ -1,0 +1,381 @@
+/**
+ * Online top-ups end to end over real HTTP: a cardholder app signed in with PKCE, the sandbox
+ * gateway (a real server sending signed webhooks), a virtual CPU card on the holder's own reader.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type OneCardClient, VirtualCpuCard } from '../../sdk-js/src/index.js';
+import { createCardholder } from '../src/auth/cardholders.service.js';
+import { createClient } from '../src/auth/clients.service.js';
+import { issueCard as registerCard } from '../src/cards/cards.service.js';
+import { fromGlobalId } from '../src/graphql/global-id.js';
+import { checkLedger } from '../src/ledger/ledger-check.js';
+import { type SandboxGateway, startSandboxGateway } from '../src/topups/gateway/sandbox-gateway.js';
+import { runTopUpJobs } from '../src/topups/topups.jobs.js';
+import { createMerchant } from '../src/tenancy/tenancy.service.js';
+import { GatewayClient } from '../src/topups/gateway/gateway-client.js';
+import { apiClient, auditOf, balanceOnCard, issueCard, newReader, OPEN, purseBalance, sessionsOf, type TestReader, useCardSessionWorld } from './support/card-sessions.js';
+import { bearerClient, cardholderAccessToken } from './support/oauth.js';
+
+const SECRET = 'sk_test_topups';
+const WEBHOOK_SECRET = 'whsec_topups_0123456789';
+let sandbox: SandboxGateway;
+beforeAll(async () => {
+  sandbox = await startSandboxGateway({ secretKey: SECRET, webhookSecret: WEBHOOK_SECRET, webhookRetryDelaysMs: [50, 100] });
+});
+const world = useCardSessionWorld({ env: () => ({ GATEWAY_URL: sandbox.url, GATEWAY_SECRET_KEY: SECRET, GATEWAY_WEBHOOK_SECRET: WEBHOOK_SECRET, TOPUP_DAILY_MAX: '150000' }) });
+afterAll(async () => {
+  await sandbox?.close();
+});
+
+type Holder = { id: string; app: ReturnType<typeof bearerClient>; reader: TestReader };
+let alice: Holder;
+let bob: Holder;
+let issuer: OneCardClient;
+let cardNumbers = 0;
+
+/** A valid test card number: 16 digits with its Luhn check digit. */
+function cardNumber(): string {
+  const body = `623100000000${String(++cardNumbers).padStart(3, '0')}`;
+  let sum = 0;
+  for (let i = 0; i < body.length; i++) {
+    let d = Number(body[body.length - 1 - i]);
+    if (i % 2 === 0) d = d * 2 > 9 ? d * 2 - 9 : d * 2;
+    sum += d;
+  }
+  return body + String((10 - (sum % 10)) % 10);
+}
+
+async function holder(username: string): Promise<Holder> {
+  const em = world.db.orm.em.fork();
+  const made = await createCardholder(em, { username, password: `${username} password 1`, displayName: username });
+  const redirectUri = 'http://127.0.0.1:8799/callback';
+  const { client } = await createClient(em, { kind: 'CARDHOLDER_APP', tenantId: world.gz.cardCompanyId, name: 'Card App', scopes: ['card:read', 'card:topup', 'card:manage'], redirectUris: [redirectUri] });
+  const token = await cardholderAccessToken(world.server.url, { clientId: client.client_id, redirectUri, username, password: `${username} password 1`, scope: 'card:read card:topup' });
+  return { id: made.id, app: bearerClient(world.server.url, token), reader: await newReader(world, `HOME-${username}`, world.gz, { kind: 'CARDHOLDER', id: made.id }) };
+}
+
+/** A virtual card in the holder's hand, issued (registered to the holder) in the card company's registry. */
+async function cardOf(owner: Holder, balance = 0) {
+  const chip = issueCard({ city: world.gz, keys: world.gzMasterKeys, balance });
+  const row = await registerCard(world.db.orm.em.fork(), world.gz.cardCompanyId, { cardNumber: cardNumber(), asn: chip.asn, cardType: 'CPU', keyVersion: 1, issuedOn: '2026-01-01', expiresOn: '2031-01-01', holderId: owner.id });
+  return { chip, id: `${Buffer.from(`Card:${row.id}`).toString('base64url')}`, uuid: row.id };
+}
+
+const TOP_UP = `id status amount { amount currency } paymentUrl clientSecret failureCode paidAt loadedAt history { from to cause }`;
+const CREATE = `mutation($input: CreateTopUpInput!) { createTopUp(input: $input) { topUp { ${TOP_UP} } userErrors { code field message } } }`;
+const GET = `query($id: ID!) { topUp(id: $id) { ${TOP_UP} } }`;
+
+type TopUp = { id: string; status: string; paymentUrl: string | null; failureCode: string | null; history: { from: string | null; to: string; cause: string }[] };
+type CreateResult = { createTopUp: { topUp: TopUp | null; userErrors: { code: string; field: string[]; message: string }[] } };
+
+const create = (who: Holder, input: Record<string, unknown>) => who.app.request<CreateResult>(CREATE, { input });
+
+async function waitFor(who: Holder, id: string, status: string): Promise<TopUp> {
+  for (let i = 0; i < 100; i++) {
+    const { topUp } = await who.app.request<{ topUp: TopUp }>(GET, { id });
+    if (topUp.status === status) return topUp;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`top-up ${id} never became ${status}`);
+}
+
+/** The holder pays on the sandbox's hosted page, as a person would: a form POST. */
+async function payOnCheckoutPage(paymentUrl: string, paymentMethod = 'pm_card_visa') {
+  const res = await fetch(paymentUrl, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: `payment_method=${paymentMethod}` });
+  expect(res.status).toBe(200);
+}
+
+async function paidTopUp(who: Holder, card: { id: string }, amount: number): Promise<TopUp> {
+  const made = await create(who, { card: card.id, amount, idempotencyKey: `paid-${Math.random()}`, paymentMethod: 'pm_card_visa' });
+  expect(made.createTopUp.userErrors).toEqual([]);
+  return waitFor(who, made.createTopUp.topUp!.id, 'PAID');
+}
+
+async function ledgerOk() {
+  expect(await checkLedger(world.db.orm.em.fork())).toEqual([]);
+}
+
+async function pendingLoads(): Promise<bigint> {
+  const [row] = await world.db.orm.em.fork().execute<{ balance: string }[]>(`select balance from ledger_account where code = ?`, [`card-company.${world.gz.cardCompanyId}.pending-loads.CNY`]);
+  return BigInt(row?.balance ?? 0);
+}
+
+beforeAll(async () => {
+  sandbox.setWebhookUrl(`${world.server.url}/webhooks/gateway`);
+  alice = await holder('alice');
+  bob = await holder('bob');
+  issuer = await apiClient(world, 'ISSUER', world.gz.cardCompanyId, ['cards:read', 'topups:write']);
+});
+
+describe('the whole top-up, with the sandbox gateway and a virtual card', () => {
+  it('the holder pays on the gateway page, the signed webhook makes it a pending load, and the card takes it at a reader (补登)', async () => {
+    const card = await cardOf(alice, 500);
+    const made = await create(alice, { card: card.id, amount: 2_000, idempotencyKey: 'first top-up' });
+    expect(made.createTopUp.userErrors).toEqual([]);
+    const topUp = made.createTopUp.topUp!;
+    expect(topUp).toMatchObject({ status: 'AWAITING_PAYMENT', amount: { amount: 2000, currency: 'CNY' } });
+    expect(topUp.paymentUrl).toMatch(new RegExp(`^${sandbox.url}/checkout/pi_`));
+
+    await payOnCheckoutPage(topUp.paymentUrl!);
+    const paid = await waitFor(alice, topUp.id, 'PAID');
+    expect(paid.history.map((h) => h.to)).toEqual(['CREATED', 'AWAITING_PAYMENT', 'PAID']);
+    expect(paid.history[2]!.cause).toMatch(/^gateway event evt_/);
+    const cardView = await alice.app.request<{ card: { pendingLoad: { amount: number } } }>(`query($id: ID!) { card(id: $id) { pendingLoad { amount } } }`, { id: card.id });
+    expect(cardView.card.pendingLoad.amount).toBe(2000);
+
+    const sessions = sessionsOf(alice.app, () => alice.reader);
+    const opened = await alice.app.request<{ openCardSession: { session: { id: string; challenge: string } | null; userErrors: unknown[] } }>(OPEN, { input: { reader: alice.reader.id, operation: 'LOAD', topUp: topUp.id } });
+    expect(opened.openCardSession.userErrors).toEqual([]);
+    const done = await sessions.agent(card.chip).run(opened.openCardSession.session!);
+    expect(done.state).toBe('COMPLETED');
+    expect(await balanceOnCard(card.chip)).toBe(2_500);
+
+    const loaded = await waitFor(alice, topUp.id, 'LOADED');
+    expect(loaded.history.at(-1)!.cause).toMatch(/\(TAC\)$/);
+    // Money: the gateway's clearing → pending loads → the card's purse; nothing left pending.
+    expect(await purseBalance(world, card.chip.asn)).toBe(2_000n);
+    expect(await pendingLoads()).toBe(0n);
+    await ledgerOk();
+
+    // The same load cannot be opened again.
+    const again = await alice.app.request<{ openCardSession: { userErrors: { code: string; message: string }[] } }>(OPEN, { input: { reader: alice.reader.id, operation: 'LOAD', topUp: topUp.id } });
+    expect(again.openCardSession.userErrors[0]).toMatchObject({ code: 'INVALID_INPUT', message: expect.stringMatching(/LOADED/) });
+  });
+
+  it('a declined payment is FAILED with the decline code, and nothing is booked', async () => {
+    const card = await cardOf(alice);
+    const made = await create(alice, { card: card.id, amount: 1_000, idempotencyKey: 'declined', paymentMethod: 'pm_card_chargeDeclined' });
+    expect(made.createTopUp.userErrors.map((e) => e.code)).toEqual(['PAYMENT_DECLINED']);
+    expect(made.createTopUp.topUp).toMatchObject({ status: 'FAILED', failureCode: 'generic_decline' });
+    await ledgerOk();
+  });
+
+  it('the same idempotency key and request returns the first top-up; another request with it is refused', async () => {
+    const card = await cardOf(alice);
+    const input = { card: card.id, amount: 1_200, idempotencyKey: 'same-key', paymentMethod: 'pm_card_visa' };
+    const [a, b, c] = await Promise.all([create(alice, input), create(alice, input), create(alice, input)]);
+    expect(new Set([a, b, c].map((r) => r.createTopUp.topUp!.id)).size).toBe(1);
+    const reused = await create(alice, { ...input, amount: 1_300 });
+    expect(reused.createTopUp).toMatchObject({ topUp: null, userErrors: [{ code: 'IDEMPOTENCY_KEY_REUSED', field: ['input', 'idempotencyKey'] }] });
+    const [{ n }] = await world.db.orm.em.fork().execute<{ n: string }[]>(`select count(*)::text as n from top_up where card_id = ?`, [card.uuid]);
+    expect(n).toBe('1');
+  });
+});
+
+describe('pending loads are written at most once', () => {
+  it('two readers loading the same pending load at once: one wins, the card gets the money once', async () => {
+    const card = await cardOf(alice, 100);
+    const topUp = await paidTopUp(alice, card, 3_000);
+    const second = await newReader(world, 'HOME-alice-2', world.gz, { kind: 'CARDHOLDER', id: alice.id });
+    // The card and a copy of it (same keys, same counters), one in each reader's field at once.
+    const copy = VirtualCpuCard.fromJSON(card.chip.toJSON());
+    const sessions = sessionsOf(alice.app, () => alice.reader);
+    const open = async (reader: TestReader) => (await alice.app.request<{ openCardSession: { session: { id: string; challenge: string } } }>(OPEN, { input: { reader: reader.id, operation: 'LOAD', topUp: topUp.id } })).openCardSession.session;
+    const [s1, s2] = await Promise.all([open(alice.reader), open(second)]);
+    const results = await Promise.all([sessions.agent(card.chip, alice.reader).run(s1), sessions.agent(copy, second).run(s2)]);
+    expect(results.map((r) => r.state).sort()).toEqual(['COMPLETED', 'FAILED']);
+    expect(results.find((r) => r.state === 'FAILED')!.refusal).toBe('LOAD_IN_PROGRESS');
+    // Exactly one of the two took the value, and the ledger moved it once.
+    expect((await balanceOnCard(card.chip)) + (await balanceOnCard(copy))).toBe(3_100 + 100);
+    expect(await purseBalance(world, card.chip.asn)).toBe(3_000n);
+    await waitFor(alice, topUp.id, 'LOADED');
+    await ledgerOk();
+  });
+
+  it('a lost answer after the card took the load is settled from the card’s log on the next tap, not loaded twice', async () => {
+    const card = await cardOf(alice);
+    const topUp = await paidTopUp(alice, card, 1_500);
+    const sessions = sessionsOf(alice.app, () => alice.reader);
+    // The reader writes the load to the card but its last message (the TAC) never reaches the host.
+    const first = await alice.app.request<{ openCardSession: { session: { id: string; challenge: string } } }>(OPEN, { input: { reader: alice.reader.id, operation: 'LOAD', topUp: topUp.id } });
+    const lossy = sessionsOf({ request: async <T,>(q: string, v?: Record<string, unknown>) => {
+      const input = (v as { input: { seq: number } }).input;
+      if (input.seq === 2) throw new Error('connection lost');
+      return alice.app.request<T>(q, v);
+    } }, () => alice.reader);
+    await expect(lossy.agent(card.chip).run(first.openCardSession.session)).rejects.toThrow('connection lost');
+    expect(await balanceOnCard(card.chip)).toBe(1_500);
+    // The holder taps again once the first session is over (here: expired by the clock).
+    await world.db.orm.em.fork().execute(`update card_session set expires_at = now() - interval '1 second' where id = ?`, [fromGlobalId(first.openCardSession.session.id).id]);
+    const second = await alice.app.request<{ openCardSession: { session: { id: string; challenge: string } } }>(OPEN, { input: { reader: alice.reader.id, operation: 'LOAD', topUp: topUp.id } });
+    const retried = await sessions.agent(card.chip).run(second.openCardSession.session);
+    expect(retried).toMatchObject({ state: 'FAILED', refusal: 'ALREADY_LOADED' });
+    expect(await balanceOnCard(card.chip)).toBe(1_500);
+    expect(await purseBalance(world, card.chip.asn)).toBe(1_500n);
+    const loaded = await waitFor(alice, topUp.id, 'LOADED');
+    expect(loaded.history.at(-1)!.cause).toMatch(/card transaction log/);
+    expect((await auditOf(world, second.openCardSession.session.id)).at(-1)).toMatchObject({ refusal: 'ALREADY_LOADED' });
+    await ledgerOk();
+  });
+
+  it('a write that never reached the card is written on the next tap, once', async () => {
+    const card = await cardOf(alice);
+    const topUp = await paidTopUp(alice, card, 900);
+    const first = await alice.app.request<{ openCardSession: { session: { id: string; challenge: string } } }>(OPEN, { input: { reader: alice.reader.id, operation: 'LOAD', topUp: topUp.id } });
+    // The card is pulled away before CREDIT FOR LOAD: MAC2 left the host, the card never saw it.
+    const dropped = sessionsOf({ request: async <T,>(q: string, v?: Record<string, unknown>) => {
+      const reply = await alice.app.request<T>(q, v);
+      if ((v as { input: { seq: number } }).input.seq === 1) throw new Error('card removed');
+      return reply;
+    } }, () => alice.reader);
+    await expect(dropped.agent(card.chip).run(first.openCardSession.session)).rejects.toThrow('card removed');
+    await world.db.orm.em.fork().execute(`update card_session set expires_at = now() - interval '1 second' where id = ?`, [fromGlobalId(first.openCardSession.session.id).id]);
+    const second = await alice.app.request<{ openCardSession: { session: { id: string; challenge: string } } }>(OPEN, { input: { reader: alice.reader.id, operation: 'LOAD', topUp: topUp.id } });
+    const done = await sessionsOf(alice.app, () => alice.reader).agent(card.chip).run(second.openCardSession.session);
+    expect(done.state).toBe('COMPLETED');
+    expect(await balanceOnCard(card.chip)).toBe(900);
+    expect(await purseBalance(world, card.chip.asn)).toBe(900n);
+    await ledgerOk();
+  });
+
+  it('a top-up is written only onto its own card, and only by its holder’s app', async () => {
+    const card = await cardOf(alice);
+    const other = await cardOf(alice);
+    const topUp = await paidTopUp(alice, card, 700);
+    const session = (await alice.app.request<{ openCardSession: { session: { id: string; challenge: string } } }>(OPEN, { input: { reader: alice.reader.id, operation: 'LOAD', topUp: topUp.id } })).openCardSession.session;
+    const wrongCard = await sessionsOf(alice.app, () => alice.reader).agent(other.chip).run(session);
+    expect(wrongCard).toMatchObject({ state: 'FAILED', refusal: 'PURPOSE_REFUSED' });
+    expect(await balanceOnCard(other.chip)).toBe(0);
+    const bobs = await bob.app.request<{ openCardSession: { userErrors: { code: string }[] } }>(OPEN, { input: { reader: bob.reader.id, operation: 'LOAD', topUp: topUp.id } });
+    expect(bobs.openCardSession.userErrors.map((e) => e.code)).toEqual(['NOT_FOUND']);
+  });
+});
+
+describe('who sees a top-up', () => {
+  it('another holder’s app and another card company get null, as for an id that does not exist', async () => {
+    const card = await cardOf(alice);
+    const topUp = await paidTopUp(alice, card, 600);
+    expect((await bob.app.request<{ topUp: unknown }>(GET, { id: topUp.id })).topUp).toBeNull();
+    const sz = await apiClient(world, 'ISSUER', world.sz.cardCompanyId, ['cards:read', 'topups:write']);
+    expect((await sz.request<{ topUp: unknown }>(GET, { id: topUp.id })).topUp).toBeNull();
+    expect((await issuer.request<{ topUp: { id: string } }>(GET, { id: topUp.id })).topUp.id).toBe(topUp.id);
+    const refused = await sz.request<{ refundTopUp: { userErrors: { code: string }[] } }>(`mutation($input: RefundTopUpInput!) { refundTopUp(input: $input) { userErrors { code } } }`, { input: { topUp: topUp.id } });
+    expect(refused.refundTopUp.userErrors.map((e) => e.code)).toEqual(['NOT_FOUND']);
+  });
+});
+
+describe('limits', () => {
+  it('refuses a top-up below the minimum, above the maximum, past the day’s limit and past the purse maximum', async () => {
+    const card = await cardOf(alice);
+    const codeOf = async (amount: number) => (await create(alice, { card: card.id, amount, idempotencyKey: `limit-${amount}-${Math.random()}`, paymentMethod: 'pm_card_visa' })).createTopUp.userErrors.map((e) => e.code);
+    expect(await codeOf(99)).toEqual(['TOP_UP_AMOUNT_OUT_OF_RANGE']);
+    expect(await codeOf(100_001)).toEqual(['TOP_UP_AMOUNT_OUT_OF_RANGE']);
+    expect(await codeOf(90_000)).toEqual([]);
+    // 90,000 paid and pending: the purse maximum (100,000) leaves room for 10,000.
+    expect(await codeOf(10_001)).toEqual(['PURSE_LIMIT_EXCEEDED']);
+    expect(await codeOf(10_000)).toEqual([]);
+  });
+
+  it('counts the day’s top-ups in the card’s city, including ones loaded since', async () => {
+    const card = await cardOf(alice);
+    await paidTopUp(alice, card, 80_000);
+    // Load it, so the purse maximum leaves room again; the day's total does not.
+    const topUps = await world.db.orm.em.fork().execute<{ id: string }[]>(`select id from top_up where card_id = ? and status = 'PAID'`, [card.uuid]);
+    const id = Buffer.from(`TopUp:${topUps[0]!.id}`).toString('base64url');
+    const session = (await alice.app.request<{ openCardSession: { session: { id: string; challenge: string } } }>(OPEN, { input: { reader: alice.reader.id, operation: 'LOAD', topUp: id } })).openCardSession.session;
+    await sessionsOf(alice.app, () => alice.reader).agent(card.chip).run(session);
+    const more = await create(alice, { card: card.id, amount: 80_000, idempotencyKey: `daily-${Math.random()}`, paymentMethod: 'pm_card_visa' });
+    expect(more.createTopUp.userErrors.map((e) => e.code)).toEqual(['DAILY_LIMIT_EXCEEDED']);
+  });
+
+  it('concurrent top-ups of one card never pass the purse maximum together', async () => {
+    const card = await cardOf(alice);
+    const results = await Promise.all(Array.from({ length: 6 }, (_, i) => create(alice, { card: card.id, amount: 30_000, idempotencyKey: `race-${i}`, paymentMethod: 'pm_card_visa' })));
+    expect(results.filter((r) => r.createTopUp.userErrors.length === 0)).toHaveLength(3);
+    expect(results.filter((r) => r.createTopUp.userErrors[0]?.code === 'PURSE_LIMIT_EXCEEDED')).toHaveLength(3);
+  });
+
+  it('refuses a card that is not ACTIVE, and another holder’s card as if it did not exist', async () => {
+    const card = await cardOf(alice);
+    const bobs = await create(bob, { card: card.id, amount: 1_000, idempotencyKey: 'not-mine' });
+    expect(bobs.createTopUp.userErrors.map((e) => e.code)).toEqual(['NOT_FOUND']);
+    await world.db.orm.em.fork().execute(`update card set status = 'BLOCKED' where id = ?`, [card.uuid]);
+    const blocked = await create(alice, { card: card.id, amount: 1_000, idempotencyKey: 'blocked' });
+    expect(blocked.createTopUp.userErrors.map((e) => e.code)).toEqual(['CARD_NOT_USABLE']);
+  });
+});
+
+describe('refunds', () => {
+  it('a paid top-up of a lost card is refunded through the gateway; the ledger gives the money back', async () => {
+    const card = await cardOf(alice);
+    const topUp = await paidTopUp(alice, card, 2_500);
+    const REFUND = `mutation($input: RefundTopUpInput!) { refundTopUp(input: $input) { topUp { ${TOP_UP} } userErrors { code message } } }`;
+    const early = await alice.app.request<{ refundTopUp: { userErrors: { code: string }[] } }>(REFUND, { input: { topUp: topUp.id } });
+    expect(early.refundTopUp.userErrors.map((e) => e.code)).toEqual(['NOT_REFUNDABLE']);
+    await world.db.orm.em.fork().execute(`update card set status = 'LOST' where id = ?`, [card.uuid]);
+    const before = await pendingLoads();
+    const refunded = await alice.app.request<{ refundTopUp: { topUp: TopUp; userErrors: unknown[] } }>(REFUND, { input: { topUp: topUp.id } });
+    expect(refunded.refundTopUp.userErrors).toEqual([]);
+    expect(refunded.refundTopUp.topUp.status).toBe('REFUNDED');
+    expect(await pendingLoads()).toBe(before - 2_500n);
+    const twice = await alice.app.request<{ refundTopUp: { userErrors: { code: string }[] } }>(REFUND, { input: { topUp: topUp.id } });
+    expect(twice.refundTopUp.userErrors.map((e) => e.code)).toEqual(['NOT_REFUNDABLE']);
+    await ledgerOk();
+  });
+});
+
+describe('auto top-up and the low-balance event', () => {
+  it('a purchase that takes the purse below the threshold sends card.low_balance and tops up the saved card; the next tap loads it', async () => {
+    const card = await cardOf(alice);
+    const first = await paidTopUp(alice, card, 3_000);
+    const loadSession = (await alice.app.request<{ openCardSession: { session: { id: string; challenge: string } } }>(OPEN, { input: { reader: alice.reader.id, operation: 'LOAD', topUp: first.id } })).openCardSession.session;
+    await sessionsOf(alice.app, () => alice.reader).agent(card.chip).run(loadSession);
+    const SET = `mutation($input: SetAutoTopUpInput!) { setAutoTopUp(input: $input) { autoTopUp { threshold { amount } amount { amount } enabled } userErrors { code field } } }`;
+    const bad = await alice.app.request<{ setAutoTopUp: { userErrors: { code: string }[] } }>(SET, { input: { card: card.id, threshold: 1_000, amount: 50, paymentMethod: 'pm_card_visa', enabled: true } });
+    expect(bad.setAutoTopUp.userErrors.map((e) => e.code)).toEqual(['TOP_UP_AMOUNT_OUT_OF_RANGE']);
+    const set = await alice.app.request<{ setAutoTopUp: { autoTopUp: unknown; userErrors: unknown[] } }>(SET, { input: { card: card.id, threshold: 1_000, amount: 2_000, paymentMethod: 'pm_card_visa', enabled: true } });
+    expect(set.setAutoTopUp).toEqual({ autoTopUp: { threshold: { amount: 1000 }, amount: { amount: 2000 }, enabled: true }, userErrors: [] });
+    expect((await bob.app.request<{ setAutoTopUp: { userErrors: { code: string }[] } }>(SET, { input: { card: card.id, threshold: 1_000, amount: 2_000, paymentMethod: 'pm_card_visa', enabled: true } })).setAutoTopUp.userErrors.map((e) => e.code)).toEqual(['NOT_FOUND']);
+
+    // A shop takes 2,500: 3,000 → 500, below the threshold of 1,000.
+    const shop = await createMerchant(world.db.orm.em.fork(), { cityId: world.gz.cityId, name: 'Corner Shop' });
+    const till = await newReader(world, 'SHOP-TILL-1', world.gz, { kind: 'MERCHANT', id: shop.id });
+    const merchant = await apiClient(world, 'MERCHANT', shop.id, ['payments:write']);
+    const shopSessions = sessionsOf(merchant, () => till);
+    const bought = await shopSessions.agent(card.chip).run(await shopSessions.open('PURCHASE', 2_500));
+    expect(bought.state).toBe('COMPLETED');
+    const em = world.db.orm.em.fork();
+    const events = await em.execute<{ type: string; payload: { balance: number; threshold: number } }[]>(`select type, payload from event_outbox where subject_id = ? order by id`, [card.id]);
+    expect(events).toEqual([{ type: 'card.low_balance', payload: expect.objectContaining({ balance: 500, threshold: 1000 }) }]);
+    const [auto] = await em.execute<{ id: string; status: string; amount: string }[]>(`select id, status, amount::text from top_up where card_id = ? and origin = 'AUTO'`, [card.uuid]);
+    expect(auto).toMatchObject({ status: 'CREATED', amount: '2000' });
+
+    // The job charges the saved payment method; the next tap writes it.
+    await runTopUpJobs(world.db.orm.em.fork(), new GatewayClient({ url: sandbox.url, secretKey: SECRET }));
+    const autoId = Buffer.from(`TopUp:${auto!.id}`).toString('base64url');
+    await waitFor(alice, autoId, 'PAID');
+    const tap = (await alice.app.request<{ openCardSession: { session: { id: string; challenge: string } } }>(OPEN, { input: { reader: alice.reader.id, operation: 'LOAD', topUp: autoId } })).openCardSession.session;
+    expect((await sessionsOf(alice.app, () => alice.reader).agent(card.chip).run(tap)).state).toBe('COMPLETED');
+    expect(await balanceOnCard(card.chip)).toBe(2_500);
+    // A purchase that leaves the purse above the threshold (2,500 → 1,500) triggers nothing.
+    await shopSessions.agent(card.chip).run(await shopSessions.open('PURCHASE', 1_000));
+    expect((await em.execute(`select 1 from top_up where card_id = ? and origin = 'AUTO'`, [card.uuid])).length).toBe(1);
+    await ledgerOk();
+  });
+});
+
+describe('the poll covers a webhook that never comes', () => {
+  it('a top-up paid at the gateway while its webhooks are lost becomes PAID when the job polls', async () => {
+    sandbox.setWebhookUrl('http://127.0.0.1:9/nowhere');
+    try {
+      const card = await cardOf(alice);
+      const made = await create(alice, { card: card.id, amount: 1_100, idempotencyKey: 'no-webhook' });
+      await payOnCheckoutPage(made.createTopUp.topUp!.paymentUrl!);
+      expect((await alice.app.request<{ topUp: TopUp }>(GET, { id: made.createTopUp.topUp!.id })).topUp.status).toBe('AWAITING_PAYMENT');
+      const gateway = new GatewayClient({ url: sandbox.url, secretKey: SECRET });
+      const round = await runTopUpJobs(world.db.orm.em.fork(), gateway, { now: new Date(Date.now() + 120_000) });
+      expect(round.polled).toBeGreaterThanOrEqual(1);
+      const paid = await waitFor(alice, made.createTopUp.topUp!.id, 'PAID');
+      expect(paid.history.at(-1)!.cause).toBe('poll');
+    } finally {
+      sandbox.setWebhookUrl(`${world.server.url}/webhooks/gateway`);
+    }
+  });
+
+  it('the card company tops up a card at its counter', async () => {
+    const card = await cardOf(alice);
+    const made = await issuer.request<CreateResult>(CREATE, { input: { card: card.id, amount: 5_000, idempotencyKey: 'counter-1', paymentMethod: 'pm_card_visa' } });
+    expect(made.createTopUp.userErrors).toEqual([]);
+    expect(made.createTopUp.topUp!.status).toBe('PAID');
+  });
+});
