@@ -1,6 +1,7 @@
 // A counter reader of the Guangzhou card company with the demo card on it, against `npm start`.
 //   npm run simulate -w examples/reader-simulator -- balance
 //   npm run simulate -w examples/reader-simulator -- load 1000
+//   npm run simulate -w examples/reader-simulator -- topup 2000   (paid at the sandbox gateway, then 补登)
 // It reads $ONECARD_DATA_DIR/demo.json (default .onecard at the repository root) and keeps the
 // card's state in demo-card-state.json beside it, so the card remembers what was loaded.
 import fs from 'node:fs/promises';
@@ -10,8 +11,8 @@ import { CARD_SESSION_MESSAGE, OneCardClient, ReaderAgent, VirtualCardTransport,
 const root = path.resolve(import.meta.dirname, '../..');
 const dataDir = path.resolve(root, process.env.ONECARD_DATA_DIR ?? '.onecard');
 const [operation = 'balance', amountText] = process.argv.slice(2);
-if (!['balance', 'load'].includes(operation) || (operation === 'load' && !/^\d+$/.test(amountText ?? ''))) {
-  console.error('usage: simulate balance | simulate load <amount in fen>');
+if (!['balance', 'load', 'topup'].includes(operation) || (operation !== 'balance' && !/^\d+$/.test(amountText ?? ''))) {
+  console.error('usage: simulate balance | simulate load <amount in fen> | simulate topup <amount in fen>');
   process.exit(2);
 }
 
@@ -22,10 +23,32 @@ const saved = await fs.readFile(stateFile, 'utf8').catch(() => undefined);
 const card = saved ? VirtualCpuCard.fromJSON(JSON.parse(saved)) : VirtualCpuCard.withKeys(JSON.parse(await fs.readFile(demo.cards.gz.file, 'utf8')));
 
 // The app beside the reader holds the OAuth token (the card company's counter application).
-const client = new OneCardClient({ baseUrl: demo.publicUrl, clientId: demo.clients.issuer.client_id, clientSecret: demo.clients.issuer.client_secret, scope: 'topups:write' });
+const client = new OneCardClient({ baseUrl: demo.publicUrl, clientId: demo.clients.issuer.client_id, clientSecret: demo.clients.issuer.client_secret, scope: 'topups:write cards:read' });
+
+/**
+ * An online top-up of the demo card at the card company's counter: charged at the gateway (the
+ * sandbox's test card), then written onto the card by the load session below (补登).
+ */
+async function paidTopUp(amount) {
+  const made = await client.request(
+    'mutation Top($input: CreateTopUpInput!) { createTopUp(input: $input) { topUp { id status } userErrors { code message } } }',
+    { input: { card: demo.registeredCards.gz.id, amount, idempotencyKey: `simulator-${Date.now()}`, paymentMethod: 'pm_card_visa' } },
+  );
+  if (made.createTopUp.userErrors.length) throw new Error(made.createTopUp.userErrors.map((e) => `${e.code}: ${e.message}`).join('\n'));
+  for (let i = 0; i < 50; i++) {
+    const { topUp } = await client.request('query TopUp($id: ID!) { topUp(id: $id) { id status } }', { id: made.createTopUp.topUp.id });
+    console.log(`top-up ${topUp.id}: ${topUp.status}`);
+    if (topUp.status === 'PAID') return topUp.id;
+    if (!['CREATED', 'AWAITING_PAYMENT'].includes(topUp.status)) throw new Error(`the top-up is ${topUp.status}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error('the gateway did not confirm the payment in time');
+}
+
+const topUp = operation === 'topup' ? await paidTopUp(Number(amountText)) : undefined;
 const opened = await client.request(
   'mutation Open($input: OpenCardSessionInput!) { openCardSession(input: $input) { session { id challenge } userErrors { code message } } }',
-  { input: { reader: reader.readerId, operation: operation.toUpperCase(), amount: operation === 'load' ? Number(amountText) : undefined } },
+  { input: { reader: reader.readerId, operation: operation === 'balance' ? 'BALANCE' : 'LOAD', amount: operation === 'load' ? Number(amountText) : undefined, topUp } },
 );
 if (opened.openCardSession.userErrors.length) {
   console.error(opened.openCardSession.userErrors.map((e) => `${e.code}: ${e.message}`).join('\n'));
