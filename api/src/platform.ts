@@ -10,6 +10,7 @@ import { loadKeyEncryptionKey } from './secrets/kek.js';
 import { type DemoData, seedDemoData, writeDemoFile } from './demo/seed.js';
 import { createHttpApp } from './http/app.js';
 import { startBackgroundJobs } from './jobs/background-jobs.js';
+import { startWebhookDelivery } from './webhooks/delivery-worker.js';
 import { type SandboxGateway, startSandboxGateway } from './topups/gateway/sandbox-gateway.js';
 
 export interface RunningPlatform {
@@ -88,6 +89,10 @@ export async function startPlatform(configured: Config, log: Logger): Promise<Ru
     sandbox?.setWebhookUrl(`${url}/webhooks/gateway`);
     const jobs = startBackgroundJobs({ orm, gateway: http.gateway, log: log.child({ component: 'jobs' }), intervalMs: 5_000 });
     undo.push(() => jobs.stop());
+    // Webhooks: the outbox dispatcher and the job queue delivering them; stopped first on shutdown,
+    // while the database is still there (in-flight attempts finish or go back to the queue).
+    const webhooks = await startWebhookDelivery({ orm, config, log: log.child({ component: 'webhooks' }) });
+    undo.push(() => webhooks.stop());
     return { url, sandboxGatewayUrl: sandbox?.url ?? null, demo, stop };
   } catch (err) {
     await stop();

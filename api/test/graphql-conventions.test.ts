@@ -145,8 +145,9 @@ describe('MinorUnits, Money and mutation payloads', () => {
     ['overdrawing a non-negative account', () => [{ account: purse, debit: 999_999 }, { account: payable, credit: 999_999 }], 'INSUFFICIENT_FUNDS', ['input', 'lines', '0']],
     ['a negative debit', () => [{ account: clearing, debit: -10 }, { account: payable, debit: 10 }], 'INVALID_INPUT', ['input', 'lines', '0']],
     ['a line with both sides', () => [{ account: clearing, debit: 1, credit: 1 }, { account: payable, credit: 1 }], 'INVALID_INPUT', ['input', 'lines', '0']],
-  ])('a business refusal (%s) is a userError with a code and a field', async (_name, lines, code, field) => {
-    const { data, errors } = await run(POST, { input: { idempotencyKey: `refused-${code}`, description: 'x', lines: lines() } });
+  ])('a business refusal (%s) is a userError with a code and a field', async (name, lines, code, field) => {
+    // A key per request: one key with other lines is IDEMPOTENCY_KEY_REUSED (docs/api-conventions.md#idempotency).
+    const { data, errors } = await run(POST, { input: { idempotencyKey: `refused-${name}`, description: 'x', lines: lines() } });
     expect(errors).toBeUndefined();
     expect(data.postJournalEntry.entry).toBeNull();
     expect(data.postJournalEntry.userErrors).toEqual([expect.objectContaining({ code, field })]);

@@ -101,6 +101,19 @@ const MATRIX: Record<string, Rule> = {
   'Query.topUp': { access: 'owned', kinds: ['ISSUER'] }, // also cardholder apps and the operator; isolation by id checked in topups.test.ts
   'Mutation.createTopUp': { access: 'owned', kinds: ['ISSUER'] }, // also cardholder apps; another holder's card is NOT_FOUND (topups.test.ts)
   'Mutation.refundTopUp': { access: 'owned', kinds: ['ISSUER'] }, // also cardholder apps and the operator; checked in topups.test.ts
+  'Query.payment': { access: 'owned', kinds: ['MERCHANT'] }, // also the operator, and cardholder apps by id; another merchant's is null (payments.test.ts)
+  'Query.payments': { access: 'owned', kinds: ['MERCHANT'] }, // own payments only; checked in payments.test.ts
+  'Mutation.createPayment': { access: 'owned', kinds: ['MERCHANT'] },
+  'Mutation.cancelPayment': { access: 'owned', kinds: ['MERCHANT'] }, // another merchant's payment is NOT_FOUND (payments.test.ts)
+  'Mutation.refundPayment': { access: 'owned', kinds: ['MERCHANT'] }, // another merchant's payment is NOT_FOUND (payments.test.ts)
+  'Query.webhookEndpoints': { access: 'owned', kinds: ['MERCHANT', 'BILLER', 'ISSUER'] }, // own endpoints only; isolation checked in webhooks.test.ts
+  'Query.webhookDeliveries': { access: 'owned', kinds: ['MERCHANT', 'BILLER', 'ISSUER'] }, // deliveries to own endpoints only (webhooks.test.ts)
+  'Query.events': { access: 'owned', kinds: ['MERCHANT', 'BILLER', 'ISSUER'] }, // own events only (owner match); checked in webhooks.test.ts
+  'Mutation.createWebhookEndpoint': { access: 'owned', kinds: ['MERCHANT', 'BILLER', 'ISSUER'] }, // for the caller's own tenant
+  'Mutation.updateWebhookEndpoint': { access: 'owned', kinds: ['MERCHANT', 'BILLER', 'ISSUER'] }, // another tenant's endpoint is NOT_FOUND (webhooks.test.ts)
+  'Mutation.rotateWebhookSecret': { access: 'owned', kinds: ['MERCHANT', 'BILLER', 'ISSUER'] }, // another tenant's endpoint is NOT_FOUND
+  'Mutation.deleteWebhookEndpoint': { access: 'owned', kinds: ['MERCHANT', 'BILLER', 'ISSUER'] }, // another tenant's endpoint is NOT_FOUND (webhooks.test.ts)
+  'Mutation.replayWebhookEvent': { access: 'owned', kinds: ['MERCHANT', 'BILLER', 'ISSUER'] }, // another tenant's event is NOT_FOUND (webhooks.test.ts)
   'Mutation.setAutoTopUp': { access: 'owned', kinds: ['CARDHOLDER_APP'] }, // the holder's registered cards only (topups.test.ts)
 };
 

@@ -154,7 +154,8 @@ describe('declines and outages at create', () => {
     const made = await create({ card: card.id, amount: 1_000, idempotencyKey: 'down' });
     expect(made.createTopUp.userErrors.map((e) => e.code)).toEqual(['GATEWAY_UNAVAILABLE']);
     expect(made.createTopUp.topUp!.status).toBe('CREATED');
-    // The same request again returns the same top-up (and tries the gateway again).
+    // The same request again returns the same top-up (and tries the gateway again: an answer
+    // GATEWAY_UNAVAILABLE with the top-up still CREATED is not stored as the key's answer).
     nock(GATEWAY).post('/v1/payment_intents').times(3).reply(502, { error: { type: 'api_error', message: 'still down' } });
     const again = await create({ card: card.id, amount: 1_000, idempotencyKey: 'down' });
     expect(again.createTopUp.topUp!.id).toBe(made.createTopUp.topUp!.id);
@@ -254,7 +255,7 @@ describe('webhooks', () => {
     await db.orm.em.fork().execute(`update card set status = 'LOST' where id = (select card_id from top_up where id = ?)`, [topUpUuid(topUp.id)]);
     const REFUND = `mutation($input: RefundTopUpInput!) { refundTopUp(input: $input) { topUp { ${TOP_UP} } userErrors { code } } }`;
     nock(GATEWAY).post('/v1/refunds').times(3).reply(503, { error: { type: 'api_error', message: 'down' } });
-    const asked = await app.request<{ refundTopUp: { topUp: TopUp; userErrors: { code: string }[] } }>(REFUND, { input: { topUp: topUp.id } });
+    const asked = await app.request<{ refundTopUp: { topUp: TopUp; userErrors: { code: string }[] } }>(REFUND, { input: { topUp: topUp.id, idempotencyKey: 'refund-while-down' } });
     expect(asked.refundTopUp.userErrors.map((e) => e.code)).toEqual(['GATEWAY_UNAVAILABLE']);
     expect(asked.refundTopUp.topUp.status).toBe('REFUNDING');
     await ledgerOk();

@@ -31,10 +31,13 @@ const client = new OneCardClient({ baseUrl: demo.publicUrl, clientId: demo.clien
  */
 async function paidTopUp(amount) {
   const made = await client.request(
-    'mutation Top($input: CreateTopUpInput!) { createTopUp(input: $input) { topUp { id status } userErrors { code message } } }',
-    { input: { card: demo.registeredCards.gz.id, amount, idempotencyKey: `simulator-${Date.now()}`, paymentMethod: 'pm_card_visa' } },
+    'mutation Top($input: CreateTopUpInput!) { createTopUp(input: $input) { topUp { id status paymentUrl } userErrors { code message } } }',
+    { input: { card: demo.registeredCards.gz.id, amount, idempotencyKey: `simulator-${Date.now()}` } },
   );
   if (made.createTopUp.userErrors.length) throw new Error(made.createTopUp.userErrors.map((e) => `${e.code}: ${e.message}`).join('\n'));
+  // The holder pays on the gateway's page (here: the sandbox's, as a person would press "Pay").
+  const paid = await fetch(made.createTopUp.topUp.paymentUrl, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'payment_method=pm_card_visa' });
+  console.log(`paid on ${made.createTopUp.topUp.paymentUrl}: HTTP ${paid.status}`);
   for (let i = 0; i < 50; i++) {
     const { topUp } = await client.request('query TopUp($id: ID!) { topUp(id: $id) { id status } }', { id: made.createTopUp.topUp.id });
     console.log(`top-up ${topUp.id}: ${topUp.status}`);

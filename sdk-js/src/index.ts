@@ -50,3 +50,6 @@ export type { M1PurseCard, M1PurseLayout, M1PurseReading } from './cards/m1-purs
 // The reader agent: a certified reader's side of a card session.
 export { CARD_SESSION_MESSAGE, ReaderAgent } from './reader/reader-agent.js';
 export type { CardSessionView, ReaderAgentOptions, ReaderCommand, SendMessage, SessionReply } from './reader/reader-agent.js';
+// Webhooks: verify what OneCard POSTs to your endpoints.
+export { WEBHOOK_EVENT_ID_HEADER, WEBHOOK_SIGNATURE_HEADER, verifyWebhook } from './webhooks.js';
+export type { WebhookEvent, WebhookVerification } from './webhooks.js';

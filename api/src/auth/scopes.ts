@@ -17,6 +17,8 @@ export const SCOPES: Record<string, { description: string; kinds: PrincipalKind[
   'readers:manage': { description: 'register and revoke certified readers', kinds: ['ISSUER', 'OPERATOR'] },
   'tenants:manage': { description: 'create and update cities, card companies, merchants, billers and fee plans', kinds: ['OPERATOR'] },
   'clients:manage': { description: 'register OAuth clients', kinds: ['OPERATOR'] },
+  'webhooks:manage': { description: 'register and change your webhook endpoints, see their deliveries, replay events', kinds: ['MERCHANT', 'BILLER', 'ISSUER'] },
+  'events:read': { description: 'read your events (what webhooks deliver), to catch up on missed ones', kinds: ['MERCHANT', 'BILLER', 'ISSUER'] },
   'card:read': { description: 'see the cardholder’s cards, balances and history', kinds: ['CARDHOLDER_APP'] },
   'card:topup': { description: 'top up the cardholder’s cards and pay with them', kinds: ['CARDHOLDER_APP'] },
   'card:manage': { description: 'register, report lost and replace the cardholder’s cards', kinds: ['CARDHOLDER_APP'] },

@@ -10,10 +10,12 @@ import { JournalEntryResolver, LedgerAccountResolver, PostingResolver } from '..
 import { BillerResolver, CardCompanyResolver, CityResolver, FeePlanResolver, MerchantResolver } from '../tenancy/tenancy.resolver.js';
 import { authChecker } from './auth-checker.js';
 import { CardTopUpsResolver, TopUpResolver } from '../topups/topups.resolver.js';
+import { PaymentResolver } from '../payments/payments.resolver.js';
 import { RootResolver } from './root.resolver.js';
+import { EventResolver, WebhookDeliveryResolver, WebhookEndpointResolver } from '../webhooks/webhooks.resolver.js';
 
 /** Every resolver of every context. */
-const resolvers = [RootResolver, AuthResolver, PkiResolver, ReaderResolver, CardSessionResolver, LedgerAccountResolver, JournalEntryResolver, PostingResolver, CityResolver, CardCompanyResolver, FeePlanResolver, MerchantResolver, BillerResolver, CardResolver, TopUpResolver, CardTopUpsResolver] as const;
+const resolvers = [RootResolver, AuthResolver, PkiResolver, ReaderResolver, CardSessionResolver, LedgerAccountResolver, JournalEntryResolver, PostingResolver, CityResolver, CardCompanyResolver, FeePlanResolver, MerchantResolver, BillerResolver, CardResolver, TopUpResolver, CardTopUpsResolver, PaymentResolver, WebhookEndpointResolver, EventResolver, WebhookDeliveryResolver] as const;
 
 let built: Promise<GraphQLSchema> | undefined;
 

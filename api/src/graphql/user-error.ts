@@ -49,6 +49,24 @@ export enum UserErrorCode {
   PAYMENT_DECLINED = 'PAYMENT_DECLINED',
   /** The top-up cannot be refunded now (not PAID, a load in progress, or the card can still take it). */
   NOT_REFUNDABLE = 'NOT_REFUNDABLE',
+  // payments
+  /** An order reference that already has a live (not canceled or failed) payment. */
+  DUPLICATE_ORDER = 'DUPLICATE_ORDER',
+  /** The payment is not in a state that allows this (e.g. canceling a paid one, refunding an unpaid one). */
+  INVALID_PAYMENT_STATE = 'INVALID_PAYMENT_STATE',
+  /** A card session is paying the payment right now (or its answer was lost and the card's next tap settles it). */
+  PAYMENT_IN_PROGRESS = 'PAYMENT_IN_PROGRESS',
+  /** The refund is more than is left to refund of the payment. */
+  REFUND_EXCEEDS_PAYMENT = 'REFUND_EXCEEDS_PAYMENT',
+  // webhooks
+  /** A webhook URL that is not https (http only on a loopback host outside production), or carries credentials. */
+  INVALID_WEBHOOK_URL = 'INVALID_WEBHOOK_URL',
+  /** An event type that is not in the list of docs/webhooks.md (nor "*"). */
+  UNKNOWN_EVENT_TYPE = 'UNKNOWN_EVENT_TYPE',
+  /** The owner already has the most webhook endpoints allowed (16). */
+  WEBHOOK_ENDPOINT_LIMIT_REACHED = 'WEBHOOK_ENDPOINT_LIMIT_REACHED',
+  /** The webhook endpoint is disabled; enable it first. */
+  WEBHOOK_ENDPOINT_DISABLED = 'WEBHOOK_ENDPOINT_DISABLED',
 }
 registerEnumType(UserErrorCode, { name: 'UserErrorCode', description: 'Why a mutation refused its input.' });
 

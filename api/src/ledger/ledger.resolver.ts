@@ -2,6 +2,7 @@ import { Arg, Args, ID, Authorized, Ctx, FieldResolver, Mutation, Query, Resolve
 import { ConnectionArgs, pageRequest, toConnection } from '../graphql/connection.js';
 import type { GraphQLContext } from '../graphql/context.js';
 import { fromGlobalId, toGlobalId } from '../graphql/global-id.js';
+import { Idempotent } from '../graphql/idempotency.js';
 import { Money } from '../graphql/money.js';
 import { nodeLoaders } from '../graphql/node.js';
 import { DateTimeScalar } from '../graphql/scalars.js';
@@ -72,6 +73,15 @@ const LEDGER_TO_USER_ERROR: Record<LedgerErrorCode, UserErrorCode> = {
   [LedgerErrorCode.UNKNOWN_ENTRY]: UserErrorCode.NOT_FOUND,
   [LedgerErrorCode.ALREADY_REVERSED]: UserErrorCode.ALREADY_REVERSED,
 };
+
+/*
+ * The manual mutations' `idempotencyKey` is the API's idempotency key (per client, 48 h, the
+ * GraphQL layer: graphql/idempotency.ts). The ledger's entry key is derived from it
+ * (`manual:<idempotencyKey>`) and is a second line of defence, not the same thing: the ledger keeps
+ * it forever and across clients, so even a key replayed after its idempotency record expired, or by
+ * another operator client, never posts the entry twice (same lines: the first entry; other lines:
+ * ENTRY_KEY_REUSED).
+ */
 
 /** Runs a ledger write; a refusal becomes a userError pointing at the input line concerned. */
 async function asPayload(work: () => Promise<PostedEntry>, lineOf: (accountId: string) => number = () => -1): Promise<JournalEntryPayload> {
@@ -149,7 +159,10 @@ export class JournalEntryResolver {
   }
 
   @Authorized(OPERATOR)
-  @Mutation(() => JournalEntryPayload, { description: 'A manual adjustment entry by the operator. Idempotent by key.' })
+  @Mutation(() => JournalEntryPayload, {
+    description: 'A manual adjustment entry by the operator. Idempotent by idempotencyKey (docs/api-conventions.md#idempotency); the entry is posted under the entry key `manual:<idempotencyKey>`.',
+  })
+  @Idempotent()
   async postJournalEntry(@Arg('input', () => PostJournalEntryInput) input: PostJournalEntryInput, @Ctx() ctx: GraphQLContext): Promise<JournalEntryPayload> {
     const errors: UserError[] = [];
     const lines: PostingLine[] = input.lines.map((line, i) => {
@@ -167,7 +180,10 @@ export class JournalEntryResolver {
   }
 
   @Authorized(OPERATOR)
-  @Mutation(() => JournalEntryPayload, { description: 'Posts the mirror image of an entry. An entry is reversed at most once. Idempotent by key.' })
+  @Mutation(() => JournalEntryPayload, {
+    description: 'Posts the mirror image of an entry. An entry is reversed at most once. Idempotent by idempotencyKey (docs/api-conventions.md#idempotency); the reversal is posted under the entry key `manual:<idempotencyKey>`.',
+  })
+  @Idempotent()
   async reverseJournalEntry(@Arg('input', () => ReverseJournalEntryInput) input: ReverseJournalEntryInput, @Ctx() ctx: GraphQLContext): Promise<JournalEntryPayload> {
     const { id } = fromGlobalId(input.entry, 'JournalEntry');
     return asPayload(() => reverse(ctx.em, id, { key: `manual:${input.idempotencyKey}`, description: input.reason, metadata: { by: ctx.principal?.clientId } }));

@@ -91,7 +91,7 @@ export class JournalLineInput {
 
 @InputType()
 export class PostJournalEntryInput {
-  @Field({ description: 'Posting again with the same key returns the first entry and moves nothing.' })
+  @Field({ description: 'Your key for this entry (1 to 200 printable ASCII): the same key and request returns the first answer and moves nothing; the entry key is `manual:<idempotencyKey>` (docs/api-conventions.md#idempotency).' })
   idempotencyKey!: string;
 
   @Field()
@@ -106,7 +106,7 @@ export class ReverseJournalEntryInput {
   @Field(() => ID, { description: 'Global id of the JournalEntry to reverse.' })
   entry!: string;
 
-  @Field()
+  @Field({ description: 'Your key for this reversal (1 to 200 printable ASCII): the same key and request returns the first answer and moves nothing; the reversal’s entry key is `manual:<idempotencyKey>` (docs/api-conventions.md#idempotency).' })
   idempotencyKey!: string;
 
   @Field({ description: 'Why the entry is reversed; becomes the reversal’s description.' })

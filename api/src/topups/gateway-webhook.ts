@@ -63,7 +63,9 @@ export function gatewayWebhookRoutes(orm: MikroORM, webhookSecret: () => string 
       return;
     }
     const result = await handleGatewayEvent(orm.em.fork(), event);
-    req.log.info({ event: event.id, type: event.type, ...result }, 'gateway event');
+    // A conflict (a refund of a top-up the card already holds) or a mismatch is for a person to settle.
+    if (result.outcome === 'conflict' || result.outcome === 'mismatch') req.log.error({ event: event.id, type: event.type, ...result }, 'gateway event needs attention');
+    else req.log.info({ event: event.id, type: event.type, ...result }, 'gateway event');
     res.json({ received: true, ...result });
   });
   return router;

@@ -3,7 +3,6 @@ import { credit, debit, post } from '../ledger/ledger.service.js';
 import { cardPurseAccount } from '../readers/session/card-purse.js';
 import { completionHandlers, type CompletedOperation, creditGuards, type PendingCredit } from '../readers/session/card-session.service.js';
 import { SessionError } from '../readers/session/session.errors.js';
-import type { TransactionRecord } from '../readers/session/apdu.js';
 import { type LoadClaim, maskCardNumber, moveTo, pendingLoadAccount, topUpById, type TopUpRow } from './topups.service.js';
 
 /**
@@ -12,9 +11,6 @@ import { type LoadClaim, maskCardNumber, moveTo, pendingLoadAccount, topUpById, 
  * proves the card took it, and the completion moves it from pending loads to the card's purse.
  */
 export const PENDING_LOAD = 'pending-load';
-
-/** Type 02: an e-purse load in the card's transaction log. */
-const LOG_TYPE_PURSE_LOAD = 0x02;
 
 const topUpIdOf = (purposeData: Record<string, unknown> | undefined) => String(purposeData?.topUpId);
 
@@ -25,11 +21,6 @@ interface ClaimSession {
 
 /** A session that may still deliver MAC2 to a card: not finished and not expired. */
 const isLive = (s: ClaimSession | undefined, now: Date) => !!s && s.state !== 'COMPLETED' && s.state !== 'FAILED' && new Date(s.expires_at) > now;
-
-/** Did the card take the load that `claim` issued MAC2 for? Its newest log record says, when it is that load's. */
-function logProvesClaim(record: TransactionRecord | null, claim: LoadClaim, amount: number): boolean {
-  return !!record && record.type === LOG_TYPE_PURSE_LOAD && record.counter === claim.onlineCounter && record.amount === amount && record.terminal === claim.terminal && record.date === claim.date && record.time === claim.time;
-}
 
 creditGuards.set(PENDING_LOAD, async (em, pending) => {
   const topUp = await topUpById(em, topUpIdOf(pending.session.context.purposeData), true);
@@ -44,23 +35,41 @@ creditGuards.set(PENDING_LOAD, async (em, pending) => {
 
 /**
  * Another session issued MAC2 for this load before. If it may still be writing, this one waits its
- * turn. If it ended, the card itself tells whether it took that MAC2: the same online counter means
- * not (a new MAC2 is safe: the old one no longer verifies on the card); a counter moved on with the
- * newest log record being exactly that load means it did, and the load is settled as LOADED now.
+ * turn. If it ended, the card itself tells whether it took that MAC2, from its online counter (which
+ * MAC1 authenticates, and which only a host MAC2 moves on):
+ * - the same counter: it did not; a new MAC2 is safe (the old one no longer verifies on the card);
+ * - past it, and the host issued no other MAC2 for this card at that counter: the card can only
+ *   have moved on with the claim's MAC2, so it took this load, settled as LOADED now (purchases in
+ *   between do not matter: they move the offline counter);
+ * - otherwise (another MAC2 for that counter, or a counter behind the claim): unresolved.
+ * The card's log record is not evidence here: only the reader's signature covers it.
  */
 async function settleEarlierClaim(em: EntityManager, topUp: TopUpRow, pending: PendingCredit): Promise<void> {
   const [earlier] = await em.execute<ClaimSession[]>(`select state, expires_at from card_session where id = ?`, [topUp.load_session_id]);
   if (isLive(earlier, pending.now)) throw new SessionError('LOAD_IN_PROGRESS', 'another reader is writing this top-up onto the card; try again when it has finished');
   const claim = topUp.load_claim!;
   if (pending.onlineCounter === claim.onlineCounter) return;
-  if (logProvesClaim(pending.lastRecord, claim, Number(topUp.amount))) {
-    const error = new SessionError('ALREADY_LOADED', 'the card took this top-up in an earlier session whose answer was lost; it is settled now', { topUp: topUp.id, settledFrom: topUp.load_session_id });
+  const others = await em.execute<{ id: string }[]>(
+    `select id from card_session where card_asn = ? and operation = 'LOAD' and id <> ? and context->'init' is not null and (context->'init'->>'onlineCounter')::int = ?`,
+    [pending.card.asn, topUp.load_session_id, claim.onlineCounter],
+  );
+  if (pending.onlineCounter > claim.onlineCounter && others.length === 0) {
+    const error = new SessionError('ALREADY_LOADED', 'the card took this top-up in an earlier session whose answer was lost; it is settled now', { topUp: topUp.id, settledFrom: topUp.load_session_id, claimCounter: claim.onlineCounter, cardCounter: pending.onlineCounter });
     // Stands although this session is refused: the card holds the value, so the ledger must too.
-    error.keep = (tx) => finishLoad(tx, topUp.id, topUp.load_session_id!, { asn: pending.card.asn, currency: pending.card.currency }, 'card transaction log');
+    error.keep = (tx) => finishLoad(tx, topUp.id, topUp.load_session_id!, { asn: pending.card.asn, currency: pending.card.currency }, 'online counter');
     throw error;
   }
-  throw new SessionError('LOAD_UNRESOLVED', 'the card moved on since an unanswered load of this top-up and its log does not show that load; the card company settles it', { topUp: topUp.id, claim, lastRecord: pending.lastRecord });
+  throw new SessionError('LOAD_UNRESOLVED', 'the card’s online counter cannot tell whether it took an unanswered load of this top-up; the card company settles it', { topUp: topUp.id, claim, cardCounter: pending.onlineCounter, otherSessions: others.map((o) => o.id) });
 }
+
+/** How the load shows in the card's history: a top-up as a top-up, a transfer or a refund as what it is. */
+const LOAD_ENTRY_OF: Record<TopUpRow['origin'], (t: TopUpRow) => Record<string, unknown>> = {
+  APP: (t) => ({ kind: 'TOP_UP_LOAD', topUp: t.id }),
+  COUNTER: (t) => ({ kind: 'TOP_UP_LOAD', topUp: t.id }),
+  AUTO: (t) => ({ kind: 'TOP_UP_LOAD', topUp: t.id }),
+  TRANSFER: (t) => ({ kind: 'BALANCE_TRANSFER', balanceTransfer: t.idempotency_key.replace(/^card-balance-transfer:/, ''), pendingLoad: t.id }),
+  REFUND: (t) => ({ kind: 'REFUND', payment: t.idempotency_key.split(':')[1], pendingLoad: t.id }),
+};
 
 /** The pending load is on the card: pending loads → the card's purse, the top-up LOADED. */
 async function finishLoad(em: EntityManager, topUpId: string, sessionId: string, card: { asn: string; currency: string }, proof: string, tac?: string): Promise<void> {
@@ -76,7 +85,7 @@ async function finishLoad(em: EntityManager, topUpId: string, sessionId: string,
     // A replaced card's balance shows as a transfer in the card's history (referring to the
     // transfer), a top-up as a top-up.
     metadata: {
-      ...(topUp.origin === 'TRANSFER' ? { kind: 'BALANCE_TRANSFER', balanceTransfer: topUp.idempotency_key.replace(/^transfer:/, ''), pendingLoad: topUp.id } : { kind: 'TOP_UP_LOAD', topUp: topUp.id }),
+      ...LOAD_ENTRY_OF[topUp.origin](topUp),
       cardSession: sessionId,
       proof,
       ...(tac ? { tac } : {}),

@@ -11,7 +11,8 @@ export interface TopUpJobTimings {
   expireAfterSeconds: number;
 }
 
-export const DEFAULT_TOP_UP_JOB_TIMINGS: TopUpJobTimings = { submitAfterSeconds: 10, pollAfterSeconds: 60, expireAfterSeconds: 24 * 3600 };
+// Submitting waits past the create call's own retries (3 tries of GATEWAY_TIMEOUT_MS, ~31 s by default).
+export const DEFAULT_TOP_UP_JOB_TIMINGS: TopUpJobTimings = { submitAfterSeconds: 60, pollAfterSeconds: 60, expireAfterSeconds: 24 * 3600 };
 
 const BATCH = 20;
 
@@ -44,7 +45,8 @@ export async function runTopUpJobs(em: EntityManager, gateway: GatewayClient, op
     for (const row of rows) await work(row).catch((err) => opts.onError?.(err, row.id));
     return rows.length;
   };
-  const submitted = await each(await claim(em, 'CREATED', t.submitAfterSeconds, now, `origin = 'AUTO'`), (row) => submitToGateway(em, gateway, row));
+  // An auto top-up was never sent by a create call: its first submission goes at once.
+  const submitted = await each(await claim(em, 'CREATED', t.submitAfterSeconds, now, `(origin = 'AUTO' and gateway_attempts = 0)`), (row) => submitToGateway(em, gateway, row));
   const polled = await each(await claim(em, 'AWAITING_PAYMENT', t.pollAfterSeconds, now), (row) => pollIntent(em, gateway, row, now, t.expireAfterSeconds));
   const refunds = await each(await claim(em, 'REFUNDING', t.pollAfterSeconds, now), (row) => pollRefund(em, gateway, row));
   return { submitted, polled, refunds };

@@ -3,6 +3,7 @@ import { CardType } from '../cards/cards.types.js';
 import { ConnectionArgs, pageRequest, toConnection } from '../graphql/connection.js';
 import type { GraphQLContext } from '../graphql/context.js';
 import { fromGlobalId, toGlobalId } from '../graphql/global-id.js';
+import { Idempotent } from '../graphql/idempotency.js';
 import { Money } from '../graphql/money.js';
 import { nodeLoaders } from '../graphql/node.js';
 import { userError, UserErrorCode } from '../graphql/user-error.js';
@@ -24,6 +25,13 @@ const CODES: Record<TopUpErrorCode, UserErrorCode> = {
   PAYMENT_DECLINED: UserErrorCode.PAYMENT_DECLINED,
   NOT_REFUNDABLE: UserErrorCode.NOT_REFUNDABLE,
 };
+
+/**
+ * A create answered GATEWAY_UNAVAILABLE with the top-up still CREATED is not an outcome yet: it is
+ * not stored, so a retry with the key asks the gateway again (safe: the top-up's own key row and
+ * the gateway's key per top-up mean one top-up and one charge, however often it runs).
+ */
+const createIsFinal = (p: TopUpPayload) => !(p.topUp?.status === TopUpStatusEnum.CREATED && p.userErrors.some((e) => e.code === UserErrorCode.GATEWAY_UNAVAILABLE));
 
 const toUserError = (err: TopUpError) => userError(CODES[err.code], err.message, ['input', ...(err.field ? [err.field] : [])]);
 
@@ -86,8 +94,9 @@ export class TopUpResolver {
   @Authorized('CARDHOLDER_APP', 'ISSUER')
   @Mutation(() => TopUpPayload, {
     description:
-      'Tops up a card through the payment gateway: a cardholder app for its holder’s registered card (scope card:topup), or a card company at its counter (scope topups:write). Idempotent by idempotencyKey. Once PAID, the value is written onto the card at a certified reader (openCardSession with operation LOAD and this topUp).',
+      'Tops up a card through the payment gateway: a cardholder app for its holder’s registered card (scope card:topup), or a card company at its counter (scope topups:write). Idempotent by idempotencyKey (docs/api-conventions.md#idempotency); a GATEWAY_UNAVAILABLE answer with the top-up still CREATED is not stored, and a retry with the key asks the gateway again. Once PAID, the value is written onto the card at a certified reader (openCardSession with operation LOAD and this topUp).',
   })
+  @Idempotent<TopUpPayload>({ isFinal: createIsFinal })
   createTopUp(@Arg('input', () => CreateTopUpInput) input: CreateTopUpInput, @Ctx() ctx: GraphQLContext): Promise<TopUpPayload> {
     return payload(ctx, () =>
       createTopUp(ctx.em, { gateway: ctx.gateway ?? null, limits: ctx.config.topUpLimits }, ctx.principal!, { cardId: fromGlobalId(input.card, 'Card').id, amount: input.amount, idempotencyKey: input.idempotencyKey, paymentMethod: input.paymentMethod }),
@@ -97,8 +106,9 @@ export class TopUpResolver {
   @Authorized('CARDHOLDER_APP', 'ISSUER', 'OPERATOR')
   @Mutation(() => TopUpPayload, {
     description:
-      'Refunds a PAID top-up that is not on the card, through the gateway: the card company (topups:write) any of its cards’; a cardholder app (card:topup) its holder’s once the card can no longer be used (lost, blocked, replaced, expired).',
+      'Refunds a PAID top-up that is not on the card, through the gateway: the card company (topups:write) any of its cards’; a cardholder app (card:topup) its holder’s once the card can no longer be used (lost, blocked, replaced, expired). Idempotent by idempotencyKey (docs/api-conventions.md#idempotency).',
   })
+  @Idempotent()
   refundTopUp(@Arg('input', () => RefundTopUpInput) input: RefundTopUpInput, @Ctx() ctx: GraphQLContext): Promise<TopUpPayload> {
     return payload(ctx, () => refundTopUp(ctx.em, ctx.gateway ?? null, ctx.principal!, fromGlobalId(input.topUp, 'TopUp').id));
   }
@@ -144,6 +154,10 @@ export class CardTopUpsResolver {
   @FieldResolver(() => AutoTopUpType, { nullable: true, description: 'The card’s auto top-up settings, if any.' })
   async autoTopUp(@Root() card: CardType, @Ctx() ctx: GraphQLContext): Promise<AutoTopUpType | null> {
     const row = await autoTopUpOf(ctx.em, card.uuid);
-    return row ? autoTopUpView(row) : null;
+    if (!row) return null;
+    // The payment method reference is the holder's: others see only its last characters.
+    const view = autoTopUpView(row);
+    if (ctx.principal?.holderId !== row.holder_id) view.paymentMethod = `…${row.payment_method.slice(-4)}`;
+    return view;
   }
 }

@@ -3,7 +3,7 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import type { TopUpLimits } from '../config/config.js';
 import type { Principal } from '../graphql/context.js';
 import { toGlobalId } from '../graphql/global-id.js';
-import { credit, debit, openAccount, post, reverse } from '../ledger/ledger.service.js';
+import { credit, debit, openAccount, post, type PostedEntry, reverse } from '../ledger/ledger.service.js';
 import { AccountOwnerKind, AccountType } from '../ledger/ledger-account.entity.js';
 import { cardPurseAccount, cardPurseBalance } from '../readers/session/card-purse.js';
 import { recordEvent } from '../webhooks/outbox.js';
@@ -11,7 +11,7 @@ import { type GatewayClient, GatewayError, type PaymentIntent, type Refund } fro
 import { TopUpError } from './topups.errors.js';
 
 export type TopUpStatus = 'CREATED' | 'AWAITING_PAYMENT' | 'PAID' | 'LOADED' | 'FAILED' | 'CANCELED' | 'REFUNDING' | 'REFUNDED';
-export type TopUpOrigin = 'APP' | 'COUNTER' | 'AUTO' | 'TRANSFER';
+export type TopUpOrigin = 'APP' | 'COUNTER' | 'AUTO' | 'TRANSFER' | 'REFUND';
 
 export interface LoadClaim {
   /** The card's online counter and balance when the host issued MAC2 (before the card increments). */
@@ -225,22 +225,26 @@ export async function createTopUp(em: EntityManager, deps: { gateway: GatewayCli
   if (!/^[\x20-\x7e]{1,200}$/.test(input.idempotencyKey) || !input.idempotencyKey.trim()) throw new TopUpError('INVALID_INPUT', 'an idempotency key is 1 to 200 printable ASCII characters, not only spaces', 'idempotencyKey');
   if (input.paymentMethod != null && !/^pm_[A-Za-z0-9_]{1,100}$/.test(input.paymentMethod)) throw new TopUpError('INVALID_INPUT', 'a payment method is a gateway reference like pm_…', 'paymentMethod');
   const hash = requestHash(input);
+  // A cardholder app is one OAuth client for many holders: each holder has a key space of its own.
+  const key = principal.kind === 'CARDHOLDER_APP' && principal.holderId ? `${principal.holderId}/${input.idempotencyKey}` : input.idempotencyKey;
   const created = await em.transactional(async (tx) => {
     // Two requests with one key wait on each other at this insert's unique index: never two top-ups.
-    const existing = await topUpByKey(tx, principal.clientId, input.idempotencyKey);
+    const existing = await topUpByKey(tx, principal.clientId, key);
     if (existing) return existing;
     const found = await cardToTopUp(tx, principal, input.cardId);
     if (!found) throw new TopUpError('NOT_FOUND', `no card ${input.cardId} you may top up`, 'card');
+    // A saved payment method is the holder's: only the holder's app may charge it.
+    if (found.origin !== 'APP' && input.paymentMethod != null) throw new TopUpError('FORBIDDEN_OPERATION', 'only the cardholder’s app charges a saved payment method; a counter top-up is paid at paymentUrl', 'paymentMethod');
     const row = await insertTopUp(tx, found.card, deps.limits, {
       origin: found.origin,
       holderId: principal.kind === 'CARDHOLDER_APP' ? principal.holderId : found.card.holder_id,
       clientId: principal.clientId,
-      idempotencyKey: input.idempotencyKey,
+      idempotencyKey: key,
       hash,
       amount: input.amount,
       paymentMethod: input.paymentMethod ?? null,
     });
-    return row ?? (await topUpByKey(tx, principal.clientId, input.idempotencyKey))!;
+    return row ?? (await topUpByKey(tx, principal.clientId, key))!;
   });
   if (created.request_hash !== hash) throw new TopUpError('IDEMPOTENCY_KEY_REUSED', 'this idempotency key was used for another top-up request', 'idempotencyKey');
   if (created.status !== 'CREATED') return { topUp: created };
@@ -295,34 +299,58 @@ export async function recordAutoTopUp(tx: EntityManager, cardId: string, limits:
 export const BALANCE_TRANSFER_CLIENT = 'onecard:balance-transfer';
 
 /**
- * A replaced card's balance, moved (in the caller's transaction) to the card now in the holder's
- * hand as a pending load: old purse → the card company's pending loads, and a PAID top-up of origin
- * TRANSFER that the next tap writes onto the chip (补登). When the new card was itself replaced
- * since, the value follows the chain to the card in use. Returns the old purse's balance after the
- * entry, which must be zero (the caller moved the whole purse).
+ * Value owed to a card that did not come through the gateway (a replaced card's balance, a
+ * merchant's refund), recorded in the caller's transaction as a PAID pending load: the ledger moves
+ * it from `fromAccountId` into the card company's pending loads, and the card's next tap writes it
+ * onto the chip (补登). When the card was replaced since, the value follows the chain to the card
+ * in use. Idempotent by `key` (the ledger entry's and the top-up's).
  */
-export async function recordTransferLoad(tx: EntityManager, t: { transferId: string; fromCardId: string; fromAsn: string; toCardId: string; currency: string; amount: bigint }): Promise<{ id: string; purseBalanceAfter: bigint }> {
+export async function recordPendingLoad(
+  tx: EntityManager,
+  t: { origin: 'TRANSFER' | 'REFUND'; cardId: string; key: string; amount: bigint; currency: string; fromAccountId: string; description: string; metadata: Record<string, unknown>; cause: string },
+): Promise<{ topUpId: string; entry: PostedEntry }> {
   const [target] = await tx.execute<{ id: string; card_company_id: string; holder_id: string | null; time_zone: string }[]>(
     `with recursive chain as (select c.* from card c where c.id = ? union all select n.* from card n join chain on n.id = chain.replaced_by)
      select chain.id, chain.card_company_id, chain.holder_id, ci.time_zone from chain join card_company cc on cc.id = chain.card_company_id join city ci on ci.id = cc.city_id
       where chain.replaced_by is null`,
-    [t.toCardId],
+    [t.cardId],
   );
-  const purse = await cardPurseAccount(tx, t.fromAsn, t.currency);
   const pending = await pendingLoadAccount(tx, target!.card_company_id, t.currency);
-  const entry = await post(tx, {
-    key: `card-balance-transfer:${t.transferId}`,
-    description: `balance of replaced card ${t.fromAsn}, to be loaded onto its replacement`,
-    lines: [debit(purse.id, t.amount), credit(pending.id, t.amount)],
-    metadata: { kind: 'BALANCE_TRANSFER', balanceTransfer: t.transferId, fromCard: t.fromCardId, toCard: target!.id },
-  });
+  const entry = await post(tx, { key: t.key, description: t.description, lines: [debit(t.fromAccountId, t.amount), credit(pending.id, t.amount)], metadata: { ...t.metadata, toCard: target!.id } });
+  const client = t.origin === 'TRANSFER' ? BALANCE_TRANSFER_CLIENT : REFUND_CLIENT;
+  const [existing] = await tx.execute<{ id: string }[]>(`select id from top_up where created_by_client = ? and idempotency_key = ?`, [client, t.key]);
+  if (existing) return { topUpId: existing.id, entry };
   const id = randomUUID();
   await tx.execute(
     `insert into top_up (id, card_id, card_company_id, origin, holder_id, created_by_client, idempotency_key, request_hash, amount, currency, status, city_day, paid_at)
-     values (?, ?, ?, 'TRANSFER', ?, ?, ?, 'transfer', ?, ?, 'PAID', (now() at time zone ?)::date, now())`,
-    [id, target!.id, target!.card_company_id, target!.holder_id, BALANCE_TRANSFER_CLIENT, `transfer:${t.transferId}`, t.amount.toString(), t.currency, target!.time_zone],
+     values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'PAID', (now() at time zone ?)::date, now())`,
+    [id, target!.id, target!.card_company_id, t.origin, target!.holder_id, client, t.key, t.origin.toLowerCase(), t.amount.toString(), t.currency, target!.time_zone],
   );
-  await history(tx, id, null, 'PAID', `balance transfer ${t.transferId}`);
+  await history(tx, id, null, 'PAID', t.cause);
+  return { topUpId: id, entry };
+}
+
+/** The client id merchants' refunds to cards are recorded under. */
+export const REFUND_CLIENT = 'onecard:payment-refund';
+
+/**
+ * A replaced card's balance, moved (in the caller's transaction) to the card now in the holder's
+ * hand as a pending load (see recordPendingLoad). Returns the old purse's balance after the entry,
+ * which must be zero (the caller moved the whole purse).
+ */
+export async function recordTransferLoad(tx: EntityManager, t: { transferId: string; fromCardId: string; fromAsn: string; toCardId: string; currency: string; amount: bigint }): Promise<{ id: string; purseBalanceAfter: bigint }> {
+  const purse = await cardPurseAccount(tx, t.fromAsn, t.currency);
+  const { entry } = await recordPendingLoad(tx, {
+    origin: 'TRANSFER',
+    cardId: t.toCardId,
+    key: `card-balance-transfer:${t.transferId}`,
+    amount: t.amount,
+    currency: t.currency,
+    fromAccountId: purse.id,
+    description: `balance of replaced card ${t.fromAsn}, to be loaded onto its replacement`,
+    metadata: { kind: 'BALANCE_TRANSFER', balanceTransfer: t.transferId, fromCard: t.fromCardId },
+    cause: `balance transfer ${t.transferId}`,
+  });
   return { id: entry.id, purseBalanceAfter: entry.lines.find((l) => l.account === purse.id)!.balanceAfter };
 }
 
@@ -359,7 +387,8 @@ export async function submitToGateway(em: EntityManager, gateway: GatewayClient 
         amount: BigInt(topUp.amount),
         currency: topUp.currency,
         description: `OneCard top-up of card ${maskCardNumber(topUp.card_number)}`,
-        metadata: { topUpId: topUp.id, card: toGlobalId('Card', topUp.card_id) },
+        // The holder rides along, so a gateway that keeps payment methods per customer can check it is theirs.
+        metadata: { topUpId: topUp.id, card: toGlobalId('Card', topUp.card_id), ...(topUp.holder_id ? { holder: topUp.holder_id } : {}) },
         ...(topUp.payment_method ? { paymentMethod: topUp.payment_method, confirm: true } : {}),
       },
       `topup:${topUp.id}`,
@@ -403,14 +432,13 @@ function statusOfIntent(intent: PaymentIntent): TopUpStatus | null {
  * once and forward only. PAID books the money: gateway clearing → the card company's pending loads.
  * Returns what happened, for the event log.
  */
-export async function applyIntent(em: EntityManager, topUpId: string, intent: PaymentIntent, cause: string): Promise<'applied' | 'stale' | 'unknown'> {
+export async function applyIntent(em: EntityManager, topUpId: string, intent: PaymentIntent, cause: string): Promise<'applied' | 'stale' | 'unknown' | 'mismatch'> {
   return em.transactional(async (tx) => {
     const topUp = await topUpById(tx, topUpId, true);
     if (!topUp) return 'unknown';
     if (topUp.gateway_intent_id && topUp.gateway_intent_id !== intent.id) return 'stale';
-    if (BigInt(intent.amount) !== BigInt(topUp.amount) || intent.currency.toUpperCase() !== topUp.currency) {
-      throw new Error(`payment intent ${intent.id} is for ${intent.amount} ${intent.currency}, top-up ${topUp.id} for ${topUp.amount} ${topUp.currency}`);
-    }
+    // Never book what we did not ask for; answered (not retried forever) and left for a person.
+    if (!Number.isSafeInteger(intent.amount) || BigInt(intent.amount) !== BigInt(topUp.amount) || String(intent.currency).toUpperCase() !== topUp.currency) return 'mismatch';
     await tx.execute(`update top_up set gateway_intent_id = ?, client_secret = coalesce(client_secret, ?), updated_at = now() where id = ?`, [intent.id, intent.client_secret, topUp.id]);
     const to = statusOfIntent(intent);
     if (!to || to === topUp.status || !TOP_UP_TRANSITIONS[topUp.status].includes(to)) return 'stale';
@@ -421,16 +449,23 @@ export async function applyIntent(em: EntityManager, topUpId: string, intent: Pa
 }
 
 /** Applies what the gateway says of a refund to its top-up: REFUNDED, or back to PAID with the refund's entry reversed. */
-export async function applyRefund(em: EntityManager, topUpId: string, refund: Refund, cause: string): Promise<'applied' | 'stale' | 'unknown'> {
+export async function applyRefund(em: EntityManager, topUpId: string, refund: Refund, cause: string): Promise<'applied' | 'stale' | 'unknown' | 'conflict'> {
   return em.transactional(async (tx) => {
     const topUp = await topUpById(tx, topUpId, true);
     if (!topUp) return 'unknown';
-    // A late event of an earlier, failed refund attempt is not this one's.
-    if (refund.metadata?.attempt && refund.metadata.attempt !== topUp.refund_attempt) return 'stale';
-    if (topUp.gateway_refund_id && topUp.gateway_refund_id !== refund.id) return 'stale';
-    await tx.execute(`update top_up set gateway_refund_id = coalesce(gateway_refund_id, ?) where id = ?`, [refund.id, topUp.id]);
+    const ours = topUp.status === 'REFUNDING' && (!refund.metadata?.attempt || refund.metadata.attempt === topUp.refund_attempt) && (!topUp.gateway_refund_id || topUp.gateway_refund_id === refund.id);
+    if (!ours) {
+      if (refund.status !== 'succeeded' || topUp.status === 'REFUNDED') return 'stale';
+      // The gateway did refund after all (an attempt we took for refused): book it, unless the card
+      // has the value already, which is money paid out twice and for a person to settle.
+      if (topUp.status !== 'PAID' || topUp.load_session_id) return 'conflict';
+      await startRefund(tx, topUp, randomUUID(), cause, refund.id);
+      await moveTo(tx, topUp.id, 'REFUNDED', cause);
+      return 'applied';
+    }
     const to: TopUpStatus | null = refund.status === 'succeeded' ? 'REFUNDED' : refund.status === 'failed' || refund.status === 'canceled' ? 'PAID' : null;
-    if (!to || !TOP_UP_TRANSITIONS[topUp.status].includes(to) || topUp.status !== 'REFUNDING') return 'stale';
+    if (!to) return 'stale';
+    await tx.execute(`update top_up set gateway_refund_id = coalesce(gateway_refund_id, ?) where id = ?`, [refund.id, topUp.id]);
     await moveTo(tx, topUp.id, to, cause, to === 'PAID' ? { failureCode: refund.failure_reason ?? 'refund_failed', failureMessage: 'the gateway did not complete the refund' } : {});
     return 'applied';
   });
@@ -507,22 +542,28 @@ export async function refundTopUp(em: EntityManager, gateway: GatewayClient | nu
     if (!topUp || !mayRefund) throw new TopUpError('NOT_FOUND', `no top-up ${topUpId} you may refund`, 'topUp');
     const locked = (await topUpById(tx, topUp.id, true))!;
     if (locked.status !== 'PAID') throw new TopUpError('NOT_REFUNDABLE', `a ${locked.status} top-up cannot be refunded`, 'topUp');
-    if (locked.origin === 'TRANSFER') throw new TopUpError('NOT_REFUNDABLE', 'a replaced card’s balance is not a gateway payment: it is loaded onto the replacement card', 'topUp');
+    if (locked.origin === 'TRANSFER' || locked.origin === 'REFUND') throw new TopUpError('NOT_REFUNDABLE', 'this pending load is not a gateway payment (a replaced card’s balance, or a merchant’s refund): it is loaded onto the card', 'topUp');
     if (locked.load_session_id) throw new TopUpError('NOT_REFUNDABLE', 'a load of this top-up was started on the card; present the card to a reader to settle it first', 'topUp');
     const [card] = await tx.execute<{ status: string }[]>(`select status from card where id = ?`, [locked.card_id]);
     if (principal.kind === 'CARDHOLDER_APP' && card!.status === 'ACTIVE') throw new TopUpError('NOT_REFUNDABLE', 'the card can still take the load: present it to a reader, or ask the card company', 'topUp');
     if (!gateway) throw new TopUpError('GATEWAY_UNAVAILABLE', 'no payment gateway is configured');
-    // The value leaves the pending loads now; a refund the gateway refuses puts it back (reversal).
-    const attempt = randomUUID();
-    await tx.execute(`update top_up set refund_attempt = ? where id = ?`, [attempt, locked.id]);
-    const row = await moveTo(tx, locked.id, 'REFUNDING', `refund by ${principal.clientId}`);
-    const pending = await pendingLoadAccount(tx, locked.card_company_id, locked.currency);
-    const clearing = await gatewayClearingAccount(tx, locked.currency);
-    await post(tx, { key: refundEntryKey(locked, attempt), description: `refund of top-up ${locked.id} through the gateway`, lines: [debit(pending.id, BigInt(locked.amount)), credit(clearing.id, BigInt(locked.amount))], metadata: { kind: 'TOP_UP_REFUND', topUp: locked.id } });
-    return row;
+    return startRefund(tx, locked, randomUUID(), `refund by ${principal.clientId}`);
   });
   const gatewayError = await submitRefund(em, gateway!, claimed);
   return { topUp: (await topUpById(em, claimed.id))!, gatewayError };
+}
+
+/**
+ * A PAID top-up (locked by the caller) becomes REFUNDING under a new attempt: the value leaves the
+ * pending loads now; a refund the gateway refuses puts it back (reversal).
+ */
+async function startRefund(tx: EntityManager, locked: TopUpRow, attempt: string, cause: string, gatewayRefundId: string | null = null): Promise<TopUpRow> {
+  await tx.execute(`update top_up set refund_attempt = ?, gateway_refund_id = ? where id = ?`, [attempt, gatewayRefundId, locked.id]);
+  const row = await moveTo(tx, locked.id, 'REFUNDING', cause);
+  const pending = await pendingLoadAccount(tx, locked.card_company_id, locked.currency);
+  const clearing = await gatewayClearingAccount(tx, locked.currency);
+  await post(tx, { key: refundEntryKey(locked, attempt), description: `refund of top-up ${locked.id} through the gateway`, lines: [debit(pending.id, BigInt(locked.amount)), credit(clearing.id, BigInt(locked.amount))], metadata: { kind: 'TOP_UP_REFUND', topUp: locked.id } });
+  return row;
 }
 
 /**
@@ -538,8 +579,14 @@ export async function submitRefund(em: EntityManager, gateway: GatewayClient, to
     return undefined;
   } catch (err) {
     if (!(err instanceof GatewayError)) throw err;
-    if (err.kind === 'UNAVAILABLE') return new TopUpError('GATEWAY_UNAVAILABLE', 'the payment gateway did not answer; the refund is submitted again');
-    await moveTo(em, topUp.id, 'PAID', 'refund refused', { failureCode: `refund_${err.code ?? 'refused'}`, failureMessage: err.message });
+    // No answer, or another request with this key still running (409): the refund may exist; the job asks again.
+    if (err.kind === 'UNAVAILABLE' || err.code === 'charge_already_refunded') return new TopUpError('GATEWAY_UNAVAILABLE', 'the payment gateway did not answer; the refund is submitted again');
+    // The gateway refused this very request (it did nothing): the value goes back to the pending loads,
+    // unless another attempt has taken over meanwhile.
+    await em.transactional(async (tx) => {
+      const now = await topUpById(tx, topUp.id, true);
+      if (now?.status === 'REFUNDING' && now.refund_attempt === attempt) await moveTo(tx, topUp.id, 'PAID', 'refund refused', { failureCode: `refund_${err.code ?? 'refused'}`, failureMessage: err.message });
+    });
     return new TopUpError('NOT_REFUNDABLE', `the gateway refused the refund: ${err.message}`, 'topUp');
   }
 }

@@ -35,10 +35,11 @@ export enum TopUpOriginEnum {
   COUNTER = 'COUNTER',
   AUTO = 'AUTO',
   TRANSFER = 'TRANSFER',
+  REFUND = 'REFUND',
 }
 registerEnumType(TopUpOriginEnum, {
   name: 'TopUpOrigin',
-  description: 'Who asked for the top-up: a cardholder app, the card company at a counter, auto top-up, or TRANSFER: the balance of a replaced card, waiting to be loaded onto its replacement (no gateway payment behind it).',
+  description: 'Who asked for the top-up: a cardholder app, the card company at a counter, auto top-up, TRANSFER: the balance of a replaced card, waiting to be loaded onto its replacement; REFUND: a merchant’s refund of a card payment, waiting to be loaded onto the card (neither has a gateway payment behind it).',
 });
 
 @ObjectType({ description: 'One status change of a top-up, and what caused it.' })
@@ -108,7 +109,7 @@ export class CreateTopUpInput {
   @Field(() => MinorUnitsScalar, { description: 'The amount in minor units of the card’s currency, within the top-up limits.' })
   amount!: bigint;
 
-  @Field({ description: 'Your key for this top-up (1 to 200 printable ASCII): the same key and request returns the same top-up, never a second charge.' })
+  @Field({ description: 'Your key for this top-up (1 to 200 printable ASCII): the same key and request returns the first answer, never a second charge (docs/api-conventions.md#idempotency).' })
   idempotencyKey!: string;
 
   @Field(() => String, { nullable: true, description: 'A saved payment method at the gateway (pm_…): charged at once. Without it, the holder pays at paymentUrl.' })
@@ -119,6 +120,9 @@ export class CreateTopUpInput {
 export class RefundTopUpInput {
   @Field(() => ID, { description: 'Global id of the TopUp.' })
   topUp!: string;
+
+  @Field({ description: 'Your key for this refund (1 to 200 printable ASCII): the same key and request returns the first answer, never a second refund (docs/api-conventions.md#idempotency).' })
+  idempotencyKey!: string;
 }
 
 @ObjectType({ description: 'The result of a top-up mutation: the top-up, or why not. A GATEWAY_UNAVAILABLE or PAYMENT_DECLINED error comes with the top-up as it stands.' })

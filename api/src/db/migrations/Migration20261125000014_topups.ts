@@ -19,7 +19,7 @@ export class Migration20261125000014_topups extends Migration {
         origin text not null check (origin in ('APP','COUNTER','AUTO','TRANSFER')),
         holder_id uuid references cardholder (id),
         created_by_client text not null,
-        idempotency_key text not null check (length(idempotency_key) between 1 and 200),
+        idempotency_key text not null check (length(idempotency_key) between 1 and 300),
         request_hash text not null,
         amount bigint not null check (amount > 0),
         currency char(3) not null check (currency ~ '^[A-Z]{3}$'),

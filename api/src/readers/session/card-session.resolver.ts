@@ -7,6 +7,8 @@ import { TenantStatus } from '../../tenancy/merchant.entity.js';
 import { findCardCompany, findMerchant } from '../../tenancy/tenancy.service.js';
 import { SoftwareKeyStore } from '../key-store.js';
 import { findReaderFor, type ReaderRow } from '../readers.service.js';
+import { PAYMENT } from '../../payments/payment-session.js';
+import { findPaymentFor } from '../../payments/payments.service.js';
 import { PENDING_LOAD } from '../../topups/pending-load.js';
 import { findTopUpFor } from '../../topups/topups.service.js';
 import { COUNTER_LOAD } from './counter-load.js';
@@ -75,9 +77,27 @@ async function openCounterLoad(ctx: GraphQLContext, reader: ReaderRow, input: Op
   return openSession(ctx.em, { reader, operation: 'LOAD', cardType: input.cardType ?? 'CPU', amount: input.amount, clientId: principal.clientId, purpose: COUNTER_LOAD, purposeData: { cardCompanyId: company.id } });
 }
 
+/**
+ * Paying a merchant's payment with the card: the holder's app on its own reader (scope
+ * card:topup), or the merchant on a reader it owns (scope payments:write). The amount is the payment's.
+ */
+async function openPaymentSession(ctx: GraphQLContext, reader: ReaderRow, input: OpenCardSessionInput): Promise<OpenOutcome> {
+  const principal = ctx.principal!;
+  const payment = await findPaymentFor(ctx.em, principal, fromGlobalId(input.payment!, 'Payment').id);
+  const mayPay =
+    (principal.kind === 'CARDHOLDER_APP' && principal.scopes.includes('card:topup')) ||
+    (principal.kind === 'MERCHANT' && principal.scopes.includes('payments:write') && reader.owner_kind === 'MERCHANT' && reader.owner_id === principal.tenantId);
+  if (!payment || !mayPay) return refusal(UserErrorCode.NOT_FOUND, `no payment ${input.payment} you may pay on this reader`, 'payment');
+  if (input.amount != null) return refusal(UserErrorCode.INVALID_INPUT, 'a payment’s session takes its amount from the payment', 'amount');
+  if (payment.status !== 'REQUIRES_CARD' && payment.status !== 'PROCESSING') return refusal(UserErrorCode.INVALID_INPUT, `the payment is ${payment.status}`, 'payment');
+  if (payment.status === 'REQUIRES_CARD' && new Date(payment.expires_at) <= new Date()) return refusal(UserErrorCode.INVALID_INPUT, 'the payment has expired', 'payment');
+  return openSession(ctx.em, { reader, operation: 'PURCHASE', cardType: input.cardType ?? 'CPU', amount: BigInt(payment.amount), clientId: principal.clientId, purpose: PAYMENT, purposeData: { paymentId: payment.id } });
+}
+
 /** A purchase by the merchant that owns the reader: the card pays, the merchant's payable grows. */
 async function openDirectPurchase(ctx: GraphQLContext, reader: ReaderRow, input: OpenCardSessionInput): Promise<OpenOutcome> {
   const principal = ctx.principal!;
+  if (input.payment) return openPaymentSession(ctx, reader, input);
   const ownsReader = principal.kind === 'MERCHANT' && principal.tenantId !== null && reader.owner_kind === 'MERCHANT' && reader.owner_id === principal.tenantId;
   if (!ownsReader || !principal.scopes.includes('payments:write')) {
     return refusal(UserErrorCode.FORBIDDEN_OPERATION, 'a purchase is opened by the merchant that owns the reader (scope payments:write)', 'operation');
@@ -99,7 +119,7 @@ export class CardSessionResolver {
   @Authorized()
   @Mutation(() => CardSessionPayload, {
     description:
-      'Opens a card session on a reader you may use. BALANCE: any client that sees the reader. LOAD with topUp: writes a PAID top-up onto its card (the holder’s app on its reader, scope card:topup; or the card company, scope topups:write). LOAD without: the card company at its counter (scope topups:write), on a reader of its city. PURCHASE: the merchant that owns the reader (scope payments:write).',
+      'Opens a card session on a reader you may use. BALANCE: any client that sees the reader. LOAD with topUp: writes a PAID top-up onto its card (the holder’s app on its reader, scope card:topup; or the card company, scope topups:write). LOAD without: the card company at its counter (scope topups:write), on a reader of its city. PURCHASE with payment: pays a merchant’s Payment (the holder’s app on its reader, scope card:topup; or the merchant on its reader, scope payments:write). PURCHASE: the merchant that owns the reader (scope payments:write).',
   })
   async openCardSession(@Arg('input', () => OpenCardSessionInput) input: OpenCardSessionInput, @Ctx() ctx: GraphQLContext): Promise<CardSessionPayload> {
     const reader = await findReaderFor(ctx.em, ctx.principal!, fromGlobalId(input.reader, 'Reader').id);

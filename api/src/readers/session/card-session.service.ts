@@ -130,6 +130,17 @@ export interface PendingDebit {
   amount: number;
   /** The balance the card reported in INITIALIZE FOR PURCHASE. */
   cardBalance: number;
+  /**
+   * A CPU card's offline counter before this purchase, the newest record of its log (null when
+   * empty), and the terminal id, date and time MAC1 will bind (a debited card logs them). Null for
+   * an M1 card, which has neither counter nor log.
+   */
+  offlineCounter: number | null;
+  lastRecord: apdu.TransactionRecord | null;
+  terminal: string | null;
+  date: string | null;
+  time: string | null;
+  now: Date;
 }
 
 /**
@@ -164,6 +175,13 @@ export interface PendingCredit {
  */
 export type CreditGuard = (em: EntityManager, pending: PendingCredit) => Promise<void>;
 export const creditGuards = new Map<string, CreditGuard>();
+
+/**
+ * Told when a session of its purpose is refused, in the refusal's own transaction (after the
+ * step's work rolled back), e.g. to count a payment's failed attempts.
+ */
+export type RefusalHandler = (em: EntityManager, session: SessionRow, refusal: SessionRefusal) => Promise<void>;
+export const refusalHandlers = new Map<string, RefusalHandler>();
 
 export interface SessionDeps {
   keyStore: KeyStore;
@@ -309,6 +327,8 @@ function recordRefusal(em: EntityManager, message: IncomingMessage, err: Session
     if (!session) return { ok: false as const, session: null, refusal: 'SESSION_FINISHED' as const, message: 'no such session' };
     await audit(tx, session.id, message.seq, 'refused', 'REFUSED', err.refusal, { message: err.message, ...err.detail });
     await err.keep?.(tx);
+    const onRefusal = session.context.purpose ? refusalHandlers.get(session.context.purpose) : undefined;
+    await onRefusal?.(tx, session, err.refusal);
     // A finished session stays as it finished; anything else is over now.
     const [updated] =
       session.state === 'COMPLETED' || session.state === 'FAILED'
@@ -371,9 +391,9 @@ function firstCommands(session: SessionRow, reader: ReaderRow): Buffer[] {
   const amount = Number(session.amount);
   const rest = {
     BALANCE: () => [apdu.getBalance()],
-    // A load also reads the card's newest log record: it settles a write whose answer was lost (CARD-PROTOCOL.md §8).
+    // Loads and purchases also read the card's newest log record: it settles an operation whose answer was lost (CARD-PROTOCOL.md §8).
     LOAD: () => [apdu.readLastTransaction(), apdu.initializeForLoad(KEY_INDEX, amount, terminalIdOf(reader))],
-    PURCHASE: () => [apdu.initializeForPurchase(KEY_INDEX, amount, terminalIdOf(reader))],
+    PURCHASE: () => [apdu.readLastTransaction(), apdu.initializeForPurchase(KEY_INDEX, amount, terminalIdOf(reader))],
   }[session.operation];
   return [apdu.selectApplication(), apdu.readPublicData(), ...rest()];
 }
@@ -488,7 +508,7 @@ export interface FirstAnswer {
 /** Message 1: the card's identity, then the answer to the operation's first command. */
 const firstAnswers: Step = async (em, deps, now, session, reader, message, body) => {
   verifyStepSignature(session, message);
-  const [selected, publicData, ...rest] = responsesOf(body, session.operation === 'LOAD' ? 4 : 3);
+  const [selected, publicData, ...rest] = responsesOf(body, session.operation === 'BALANCE' ? 3 : 4);
   const card = await identifyCard(em, reader, selected, publicData);
   const context: SessionContext = { ...session.context, cardCompanyId: card.cardCompanyId, cityCode: card.cityCode, currency: card.currency };
   const start = { BALANCE: balanceRead, LOAD: loadInitialized, PURCHASE: purchaseInitialized }[session.operation];
@@ -536,16 +556,18 @@ async function loadInitialized(s: FirstAnswer, [logAnswer, answer]: string[]): P
  * (after which the card can pay), everything that could refuse the purchase is checked, so a
  * refusal never leaves a card debited with nothing booked.
  */
-async function purchaseInitialized(s: FirstAnswer, [answer]: string[]): Promise<StepResult> {
+async function purchaseInitialized(s: FirstAnswer, [logAnswer, answer]: string[]): Promise<StepResult> {
   const { card, session, reader } = s;
+  const lastRecord = lastRecordOf(logAnswer);
   const init = cardAnswer(() => apdu.parseInitializeForPurchase(apdu.ok(answer, 'INITIALIZE FOR PURCHASE')), { [apdu.SW_INSUFFICIENT_BALANCE]: 'INSUFFICIENT_BALANCE' });
   await refuseCounterRollback(s.em, card.asn, 'offline_counter', init.offlineCounter);
   const algorithm = supportedAlgorithm(init.algorithmId);
   const amount = Number(session.amount);
-  await refuseUncoveredPurse(s.em, card, amount, init.balance);
-  await guardDebit(s, amount, init.balance);
-  const terminalSerial = await nextTerminalSerial(s.em, reader.id);
   const { date, time } = cardClock(s.now);
+  // The purpose first: a payment whose earlier attempt the card took is settled, not charged again.
+  await guardDebit(s, { amount, cardBalance: init.balance, offlineCounter: init.offlineCounter, lastRecord, terminal: hex(terminalIdOf(reader)), date, time });
+  await refuseUncoveredPurse(s.em, card, amount, init.balance);
+  const terminalSerial = await nextTerminalSerial(s.em, reader.id);
   const purchase: PurchaseInit = { balance: init.balance, offlineCounter: init.offlineCounter, keyVersion: init.keyVersion, algorithmId: algorithm, random: hex(init.random), terminalSerial, date, time };
   const sessionKey = await purchaseKeyFor(s.deps, card.cardCompanyId, card.asnBytes, purchase);
   const mac1 = purchaseMac1({ algorithm, sessionKey, amount, terminalId: terminalIdOf(reader), date, time });
@@ -572,9 +594,9 @@ export async function refuseUncoveredPurse(em: EntityManager, card: CardIdentity
 }
 
 /** The purpose's own checks before the card pays (see DebitGuard). */
-export async function guardDebit(s: FirstAnswer, amount: number, cardBalance: number): Promise<void> {
+export async function guardDebit(s: FirstAnswer, card: Pick<PendingDebit, 'amount' | 'cardBalance' | 'offlineCounter' | 'lastRecord' | 'terminal' | 'date' | 'time'>): Promise<void> {
   const guard = s.session.context.purpose ? debitGuards.get(s.session.context.purpose) : undefined;
-  await guard?.(s.em, { session: s.session, reader: s.reader, cardCompanyId: s.card.cardCompanyId, asn: s.card.asn, currency: s.card.currency, amount, cardBalance });
+  await guard?.(s.em, { session: s.session, reader: s.reader, cardCompanyId: s.card.cardCompanyId, asn: s.card.asn, currency: s.card.currency, now: s.now, ...card });
 }
 
 /** The reader's next terminal transaction serial: per reader, increasing, wrapping after FFFFFFFF. */

@@ -103,7 +103,7 @@ const m1PurseRead: Step = async (em, deps, now, session, reader, message, body) 
     newValue = value - amount;
     // Before the card pays: the ledger's shadow must cover it, and the purpose must agree.
     await refuseUncoveredPurse(em, card, amount, value);
-    await guardDebit({ em, deps, now, session, reader, message, card, context: session.context }, amount, value);
+    await guardDebit({ em, deps, now, session, reader, message, card, context: session.context }, { amount, cardBalance: value, offlineCounter: null, lastRecord: null, terminal: null, date: null, time: null });
   }
   const keyB = await deps.keyStore.m1SectorKey({ cardCompanyId: card.cardCompanyId, keyVersion: M1_KEY_VERSION, uid: card.asnBytes, sector: M1_PURSE.sector });
   const script = changePurseScript(keyB, session.operation === 'LOAD' ? 'increment' : 'decrement', amount, newValue);

@@ -35,7 +35,13 @@ export type SessionRefusal =
   /** The pending load is already on the card (a lost answer, settled from the card's transaction log). */
   | 'ALREADY_LOADED'
   /** The card moved on since an unanswered write of this load and its log cannot tell whether it took it. */
-  | 'LOAD_UNRESOLVED';
+  | 'LOAD_UNRESOLVED'
+  /** The payment is already paid: by an earlier session whose answer was lost (settled from the card's log). */
+  | 'ALREADY_PAID'
+  /** Another live session is paying this payment. */
+  | 'PAYMENT_IN_PROGRESS'
+  /** An earlier attempt to pay got no answer and the card cannot show whether it paid; the merchant and card company settle it. */
+  | 'PAYMENT_UNRESOLVED';
 
 export class SessionError extends Error {
   /** Work that stands although the step is refused (e.g. a counter the card proved it reached), written with the refusal. */

@@ -139,7 +139,8 @@ function isRecord(value: unknown): value is Record<string, unknown> {
 function kindOf(status: number): GatewayErrorKind {
   if (status === 402) return 'CARD_DECLINED';
   if (status === 401 || status === 403) return 'AUTHENTICATION';
-  if (status === 429 || status >= 500) return 'UNAVAILABLE';
+  // 409: another request with the same idempotency key is still running; its outcome is unknown yet.
+  if (status === 409 || status === 429 || status >= 500) return 'UNAVAILABLE';
   return 'INVALID_REQUEST';
 }
 

@@ -1,0 +1,333 @@
+import { createHash, randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
+import type { EntityManager } from '@mikro-orm/postgresql';
+import { GraphQLError } from 'graphql';
+import { getMetadataStorage, type MiddlewareFn, UseMiddleware } from 'type-graphql';
+import type { GraphQLContext } from './context.js';
+
+/**
+ * Idempotency of every mutation that moves money (DESIGN.md §4; docs/api-conventions.md#idempotency),
+ * built once in the GraphQL layer. Keyed by (OAuth client, `input.idempotencyKey`) — for a cardholder
+ * app, one client for many holders, by (client, holder, key) — and stored with a hash of the
+ * request in `idempotency_record`:
+ *
+ * - same key, same request, first answered: the stored payload (also after a restart);
+ * - same key, another request: `IDEMPOTENCY_KEY_REUSED` (HTTP 422), nothing runs;
+ * - same key while the first still runs: `IDEMPOTENCY_CONFLICT` (HTTP 409), nothing runs, unless
+ *   that claim is stale (its process died: the lease ran out unrenewed), then this call takes it over;
+ * - a thrown error (GraphQL or internal) releases the claim, so a retry runs the mutation again.
+ *
+ * Records are kept 48 hours (the spec asks for at least 24); `purgeExpiredIdempotencyRecords` deletes them after.
+ */
+
+/** How long a key is remembered. */
+export const IDEMPOTENCY_RETENTION_HOURS = 48;
+/** An IN_FLIGHT claim whose lease has not been renewed for this long belongs to a dead process. */
+export const IN_FLIGHT_LEASE_SECONDS = 60;
+/** How often a running mutation renews its lease: well inside it, so only a dead process loses it. */
+const LEASE_RENEWAL_MS = 20_000;
+/** The same rule as the service-level keys (top-ups, ledger entries) had: printable ASCII, not blank. */
+const KEY = /^[\x20-\x7e]{1,200}$/;
+
+// ——— the request hash ———
+
+/**
+ * Canonical JSON of a request (RFC 8785 in spirit): object keys sorted by UTF-16 code units,
+ * no whitespace, `undefined` properties left out; bigints written as exact integer literals (so
+ * 2^60 stays 2^60, and `5n` and `5` are the same amount); dates as ISO strings. Anything else
+ * (functions, maps, buffers, NaN) is refused rather than guessed at.
+ */
+export function canonicalJson(value: unknown): string {
+  if (value === null) return 'null';
+  switch (typeof value) {
+    case 'string':
+      return JSON.stringify(value);
+    case 'boolean':
+      return value ? 'true' : 'false';
+    case 'bigint':
+      return value.toString();
+    case 'number':
+      if (!Number.isFinite(value)) throw new TypeError(`canonical JSON has no ${value}`);
+      return JSON.stringify(value);
+    case 'object': {
+      if (value instanceof Date) return JSON.stringify(value.toISOString());
+      if (Array.isArray(value)) return `[${value.map((v) => (v === undefined ? 'null' : canonicalJson(v))).join(',')}]`;
+      assertRecord(value);
+      const entries = Object.keys(value)
+        .sort()
+        .filter((k) => (value as Record<string, unknown>)[k] !== undefined)
+        .map((k) => `${JSON.stringify(k)}:${canonicalJson((value as Record<string, unknown>)[k])}`);
+      return `{${entries.join(',')}}`;
+    }
+    default:
+      throw new TypeError(`canonical JSON has no ${typeof value}`);
+  }
+}
+
+/** What "the same request" means: sha256 (hex) of the canonical JSON of the mutation name and its arguments. */
+export function requestHash(operation: string, args: unknown): string {
+  return createHash('sha256').update(canonicalJson([operation, args])).digest('hex');
+}
+
+function assertRecord(value: object): void {
+  if (value instanceof Map || value instanceof Set || ArrayBuffer.isView(value) || value instanceof ArrayBuffer || value instanceof RegExp) {
+    throw new TypeError(`cannot serialise a ${value.constructor.name}`);
+  }
+}
+
+// ——— the stored payload ———
+
+type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+
+/**
+ * A payload as JSON that keeps what plain JSON loses: bigints (`{"$bigint": "12345"}`, Money
+ * amounts), dates (`{"$date": "…Z"}`), and the class of each GraphQL object type (`"$type": "TopUp"`,
+ * so an interface or union still resolves its type on a replay). Properties that are not GraphQL
+ * fields (`uuid`, which field resolvers read) are kept like the rest. An object with a key of its
+ * own starting with `$` is wrapped (`{"$object": {…}}`), so no key is ever misread.
+ */
+export function encodePayload(value: unknown): Json {
+  if (value === null || typeof value === 'string' || typeof value === 'boolean') return value;
+  if (typeof value === 'number') {
+    if (!Number.isFinite(value)) throw new TypeError(`cannot store ${value} in a payload`);
+    return value;
+  }
+  if (typeof value === 'bigint') return { $bigint: value.toString() };
+  if (value instanceof Date) {
+    if (Number.isNaN(value.getTime())) throw new TypeError('cannot store an invalid date in a payload');
+    return { $date: value.toISOString() };
+  }
+  if (Array.isArray(value)) return value.map((v) => (v === undefined ? null : encodePayload(v)));
+  if (typeof value !== 'object') throw new TypeError(`cannot store a ${typeof value} in a payload`);
+  assertRecord(value);
+  const fields: Record<string, Json> = {};
+  for (const [k, v] of Object.entries(value)) if (v !== undefined) fields[k] = encodePayload(v);
+  const type = graphqlTypeOf(value);
+  if (Object.keys(fields).some((k) => k.startsWith('$'))) return type ? { $type: type, $object: fields } : { $object: fields };
+  return type ? { $type: type, ...fields } : fields;
+}
+
+/** The payload `encodePayload` stored, with its bigints, dates and object classes back. */
+export function decodePayload(json: Json): unknown {
+  if (json === null || typeof json !== 'object') return json;
+  if (Array.isArray(json)) return json.map(decodePayload);
+  if ('$bigint' in json) return BigInt(json.$bigint as string);
+  if ('$date' in json) return new Date(json.$date as string);
+  const { $type, $object, ...rest } = json;
+  const fields = ($object ?? rest) as Record<string, Json>;
+  const target = typeof $type === 'string' ? classOfGraphqlType($type) : undefined;
+  const out = (target ? Object.create(target.prototype as object) : {}) as Record<string, unknown>;
+  for (const [k, v] of Object.entries(fields)) out[k] = decodePayload(v);
+  return out;
+}
+
+/** The GraphQL object type name of a class instance (`TopUpType` → "TopUp"); none for plain objects. */
+function graphqlTypeOf(value: object): string | undefined {
+  const proto = Object.getPrototypeOf(value) as object | null;
+  if (proto === null || proto === Object.prototype) return undefined;
+  return getMetadataStorage().objectTypes.find((t) => t.target === value.constructor)?.name;
+}
+
+function classOfGraphqlType(name: string): { prototype: unknown } | undefined {
+  return getMetadataStorage().objectTypes.find((t) => t.name === name)?.target;
+}
+
+// ——— the errors ———
+
+function keyReused(operation: string): GraphQLError {
+  return new GraphQLError(`This idempotency key was used before for another request (${operation} with other input). Use a new key for a new request.`, {
+    extensions: { code: 'IDEMPOTENCY_KEY_REUSED', http: { status: 422 } },
+  });
+}
+
+function inFlight(): GraphQLError {
+  return new GraphQLError('A request with this idempotency key is still running. Retry with the same key shortly to get its result.', {
+    extensions: { code: 'IDEMPOTENCY_CONFLICT', http: { status: 409, headers: new Map([['retry-after', '1']]) } },
+  });
+}
+
+// ——— the record ———
+
+interface Claim {
+  em: EntityManager;
+  clientId: string;
+  /** The holder a cardholder app's token acts for; '' for other clients. */
+  holderId: string;
+  key: string;
+  owner: string;
+}
+
+type ClaimOutcome = { kind: 'claimed' } | { kind: 'replay'; payload: unknown } | { kind: 'reused'; operation: string } | { kind: 'in-flight' } | { kind: 'gone' };
+
+/**
+ * Claims (client, key) for one execution, each step its own committed statement: a new key (or
+ * one whose record has expired) is inserted IN_FLIGHT; an existing record answers for itself; a
+ * stale IN_FLIGHT claim with the same request is taken over by a conditional update, so of two
+ * that try, one wins.
+ */
+async function claim(c: Claim, operation: string, hash: string): Promise<ClaimOutcome> {
+  const [inserted] = await c.em.execute<{ owner: string }[]>(
+    `insert into idempotency_record (client_id, holder_id, key, operation, request_hash, state, owner, locked_until, created_at, expires_at)
+     values (?, ?, ?, ?, ?, 'IN_FLIGHT', ?, now() + interval '${IN_FLIGHT_LEASE_SECONDS} seconds', now(), now() + interval '${IDEMPOTENCY_RETENTION_HOURS} hours')
+     on conflict (client_id, holder_id, key) do update
+       set operation = excluded.operation, request_hash = excluded.request_hash, state = 'IN_FLIGHT', response = null, owner = excluded.owner,
+           locked_until = excluded.locked_until, created_at = excluded.created_at, completed_at = null, expires_at = excluded.expires_at
+       where idempotency_record.expires_at <= now()
+     returning owner`,
+    [c.clientId, c.holderId, c.key, operation, hash, c.owner],
+  );
+  if (inserted) return { kind: 'claimed' };
+  const [row] = await c.em.execute<{ operation: string; request_hash: string; state: 'IN_FLIGHT' | 'DONE'; response: Json; stale: boolean }[]>(
+    `select operation, request_hash, state, response, coalesce(locked_until <= now(), false) as stale from idempotency_record where client_id = ? and holder_id = ? and key = ?`,
+    [c.clientId, c.holderId, c.key],
+  );
+  if (!row) return { kind: 'gone' }; // released or purged between the two statements: try again
+  if (row.request_hash !== hash) return { kind: 'reused', operation: row.operation };
+  if (row.state === 'DONE') return { kind: 'replay', payload: decodePayload(row.response) };
+  if (!row.stale) return { kind: 'in-flight' };
+  const [taken] = await c.em.execute<{ owner: string }[]>(
+    `update idempotency_record set owner = ?, locked_until = now() + interval '${IN_FLIGHT_LEASE_SECONDS} seconds'
+      where client_id = ? and holder_id = ? and key = ? and state = 'IN_FLIGHT' and request_hash = ? and locked_until <= now()
+      returning owner`,
+    [c.owner, c.clientId, c.holderId, c.key, hash],
+  );
+  return taken ? { kind: 'claimed' } : { kind: 'gone' };
+}
+
+function renewLease(c: Claim): Promise<unknown> {
+  return c.em.execute(`update idempotency_record set locked_until = now() + interval '${IN_FLIGHT_LEASE_SECONDS} seconds' where client_id = ? and holder_id = ? and key = ? and owner = ? and state = 'IN_FLIGHT'`, [c.clientId, c.holderId, c.key, c.owner]);
+}
+
+/** Gives the key back (the mutation threw, or its answer is not final): the next call with it runs. */
+function release(c: Claim): Promise<unknown> {
+  return c.em.execute(`delete from idempotency_record where client_id = ? and holder_id = ? and key = ? and owner = ? and state = 'IN_FLIGHT'`, [c.clientId, c.holderId, c.key, c.owner]);
+}
+
+async function complete(c: Claim, payload: unknown): Promise<boolean> {
+  const rows = await c.em.execute<{ owner: string }[]>(
+    `update idempotency_record set state = 'DONE', response = ?::jsonb, locked_until = null, completed_at = now()
+      where client_id = ? and holder_id = ? and key = ? and owner = ? and state = 'IN_FLIGHT' returning owner`,
+    [JSON.stringify(encodePayload(payload)), c.clientId, c.holderId, c.key, c.owner],
+  );
+  return rows.length === 1;
+}
+
+// ——— running a mutation once ———
+
+export interface IdempotencyOptions<T> {
+  /**
+   * False for an answer that is not the outcome yet (the payment gateway did not answer): it is
+   * returned but not stored, and the key is released, so a retry runs the mutation again. Only for
+   * a mutation that is itself idempotent underneath (createTopUp: its own row per key, and the
+   * gateway's key per top-up), since that retry is a second execution. Default: every answer is final.
+   */
+  isFinal?: (payload: T) => boolean;
+}
+
+export interface IdempotentRequest {
+  /** The mutation field name. */
+  operation: string;
+  /** `input.idempotencyKey`. */
+  key: string;
+  /** Everything that makes the request: the mutation's arguments as GraphQL coerced them. */
+  args: unknown;
+}
+
+/**
+ * Runs `run` at most once per (client, holder, key) (see the top of this file). The record is written
+ * outside any transaction of the mutation: the claim must be visible to other requests while the
+ * mutation runs, and survive it.
+ */
+export async function idempotent<T>(ctx: GraphQLContext, request: IdempotentRequest, run: () => Promise<T>, options: IdempotencyOptions<T> = {}): Promise<T> {
+  const clientId = ctx.principal?.clientId;
+  if (!clientId) throw new GraphQLError('Authentication required: send an OAuth access token', { extensions: { code: 'UNAUTHENTICATED', http: { status: 401 } } });
+  if (!KEY.test(request.key) || !request.key.trim()) {
+    throw new GraphQLError('idempotencyKey must be 1 to 200 printable ASCII characters, not only spaces', { extensions: { code: 'BAD_USER_INPUT' } });
+  }
+  const hash = requestHash(request.operation, request.args);
+  // A cardholder app is one OAuth client for many holders: each holder has a key space of its own.
+  const holderId = ctx.principal?.kind === 'CARDHOLDER_APP' ? (ctx.principal.holderId ?? '') : '';
+  const c: Claim = { em: ctx.em.fork(), clientId, holderId, key: request.key, owner: `${hostname()}:${process.pid}:${randomUUID()}` };
+  for (let attempt = 0; ; attempt++) {
+    const outcome = await claim(c, request.operation, hash);
+    if (outcome.kind === 'claimed') break;
+    if (outcome.kind === 'replay') return outcome.payload as T;
+    if (outcome.kind === 'reused') throw keyReused(outcome.operation);
+    if (outcome.kind === 'in-flight' || attempt >= 3) throw inFlight();
+  }
+
+  const renewal = setInterval(() => renewLease(c).catch((err: unknown) => ctx.log.warn({ err, key: c.key }, 'could not renew an idempotency lease')), LEASE_RENEWAL_MS);
+  renewal.unref();
+  let payload: T;
+  try {
+    payload = await run();
+  } catch (err) {
+    clearInterval(renewal);
+    await release(c).catch((releaseErr: unknown) => ctx.log.error({ err: releaseErr, key: c.key }, 'could not release an idempotency key; it frees itself when its lease ends'));
+    throw err;
+  }
+  clearInterval(renewal);
+  if (options.isFinal && !options.isFinal(payload)) {
+    await release(c).catch((err: unknown) => ctx.log.error({ err, key: c.key }, 'could not release an idempotency key; it frees itself when its lease ends'));
+    return payload;
+  }
+  // The mutation has had its effect: its answer goes to the caller even if storing it fails (the
+  // claim then ends with its lease, and a late retry relies on the mutation's own idempotency).
+  try {
+    if (!(await complete(c, payload))) ctx.log.warn({ key: c.key, operation: request.operation }, 'an idempotency claim was taken over while its mutation ran (lease not renewed)');
+  } catch (err) {
+    ctx.log.error({ err, key: c.key, operation: request.operation }, 'could not store the answer of an idempotent mutation');
+  }
+  return payload;
+}
+
+const IDEMPOTENT = Symbol('onecard.idempotent');
+
+/**
+ * Makes a mutation idempotent by `input.idempotencyKey` (the one way to do it: STYLE.md §4). Put it
+ * under `@Authorized(...)` (which runs first) on a mutation whose `input` has `idempotencyKey: String!`:
+ *
+ *     @Authorized('MERCHANT')
+ *     @Mutation(() => PaymentPayload)
+ *     @Idempotent()
+ *     createPayment(@Arg('input', () => CreatePaymentInput) input: CreatePaymentInput, @Ctx() ctx: GraphQLContext) { … }
+ */
+export function Idempotent<T = unknown>(options: IdempotencyOptions<T> = {}): MethodDecorator {
+  const middleware: MiddlewareFn<GraphQLContext> = ({ args, context, info }, next) => {
+    const key = (args.input as { idempotencyKey?: unknown } | undefined)?.idempotencyKey;
+    if (typeof key !== 'string') throw new Error(`@Idempotent() on ${info.parentType.name}.${info.fieldName}: its input has no idempotencyKey`);
+    return idempotent(context, { operation: info.fieldName, key, args }, () => next() as Promise<T>, options);
+  };
+  Object.defineProperty(middleware, IDEMPOTENT, { value: true });
+  return UseMiddleware(middleware) as MethodDecorator;
+}
+
+/** Whether a type-graphql middleware is the one `@Idempotent()` adds (for the test that every money mutation has it). */
+export function isIdempotencyMiddleware(fn: unknown): boolean {
+  return typeof fn === 'function' && (fn as unknown as Record<symbol, unknown>)[IDEMPOTENT] === true;
+}
+
+// ——— housekeeping ———
+
+/**
+ * Deletes records past their retention (48 h) — never a claim still being run — in batches, so a
+ * large backlog does not hold one long lock. Returns how many went. For the job runner.
+ */
+export async function purgeExpiredIdempotencyRecords(em: EntityManager, now: Date = new Date(), batchSize = 5_000): Promise<number> {
+  let total = 0;
+  for (;;) {
+    const rows = await em.execute<{ n: number }[]>(
+      `with gone as (
+         delete from idempotency_record where ctid in (
+           select ctid from idempotency_record
+            where expires_at <= ?::timestamptz and (state = 'DONE' or locked_until <= ?::timestamptz)
+            limit ?)
+         returning 1)
+       select count(*)::int as n from gone`,
+      [now.toISOString(), now.toISOString(), batchSize],
+    );
+    const n = rows[0]?.n ?? 0;
+    total += n;
+    if (n < batchSize) return total;
+  }
+}

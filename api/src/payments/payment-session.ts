@@ -1,0 +1,113 @@
+import type { EntityManager } from '@mikro-orm/postgresql';
+import { findCardByAsn } from '../cards/cards.service.js';
+import { credit, debit, post } from '../ledger/ledger.service.js';
+import type { TransactionRecord } from '../readers/session/apdu.js';
+import { cardPurseAccount } from '../readers/session/card-purse.js';
+import { completionHandlers, debitGuards, type PendingDebit, refusalHandlers } from '../readers/session/card-session.service.js';
+import { merchantPayableAccount } from '../readers/session/direct-purchase.js';
+import { SessionError, type SessionRefusal } from '../readers/session/session.errors.js';
+import { findMerchant } from '../tenancy/tenancy.service.js';
+import { TenantStatus } from '../tenancy/merchant.entity.js';
+import { MAX_ATTEMPTS, movePayment, type PaymentClaim, paymentById, type PaymentRow, sessionIsLive } from './payments.service.js';
+
+/**
+ * Paying a merchant's payment with the card at a certified reader: the purchase flow of the
+ * readers issue with this purpose. purposeData: `{ paymentId }`. The guard claims the payment for
+ * one session before MAC1 leaves the host; the TAC proves the card paid; only then does the ledger
+ * move card purse → merchant payable and the payment succeed.
+ */
+export const PAYMENT = 'payment';
+
+/** Type 06: an e-purse purchase in the card's transaction log. */
+const LOG_TYPE_PURSE_PURCHASE = 0x06;
+
+const paymentIdOf = (purposeData: Record<string, unknown> | undefined) => String(purposeData?.paymentId);
+
+/** Did the card pay the attempt that `claim` issued MAC1 for? Its log (CPU) or its balance (M1) says. */
+function cardPaidClaim(claim: PaymentClaim, pending: PendingDebit, record: TransactionRecord | null): 'paid' | 'not-paid' | 'unknown' {
+  if (claim.offlineCounter === null || pending.offlineCounter === null) {
+    if (pending.cardBalance === claim.cardBalance) return 'not-paid';
+    return pending.cardBalance === claim.cardBalance - pending.amount ? 'paid' : 'unknown';
+  }
+  if (pending.offlineCounter === claim.offlineCounter) return 'not-paid';
+  // Exactly one purchase since, this one: the next counter, the balance down by the amount, and the
+  // newest log record naming the claim's amount, terminal, date and time.
+  const logged = !!record && record.type === LOG_TYPE_PURSE_PURCHASE && record.counter === claim.offlineCounter && record.amount === pending.amount && record.terminal === claim.terminal && record.date === claim.date && record.time === claim.time;
+  return logged && pending.offlineCounter === claim.offlineCounter + 1 && pending.cardBalance === claim.cardBalance - pending.amount ? 'paid' : 'unknown';
+}
+
+debitGuards.set(PAYMENT, async (em, pending) => {
+  const payment = await paymentById(em, paymentIdOf(pending.session.context.purposeData), true);
+  if (!payment) throw new SessionError('PURPOSE_REFUSED', 'no such payment');
+  if (payment.status === 'SUCCEEDED') throw new SessionError('ALREADY_PAID', 'the payment is already paid');
+  if (payment.status === 'CANCELED' || payment.status === 'FAILED') throw new SessionError('PURPOSE_REFUSED', `the payment is ${payment.status}`);
+  if (BigInt(payment.amount) !== BigInt(pending.amount)) throw new SessionError('PURPOSE_REFUSED', 'the session’s amount is not the payment’s');
+  if (payment.status === 'PROCESSING' && payment.card_session_id !== pending.session.id) await settleEarlierAttempt(em, payment, pending);
+  if (new Date(payment.expires_at) <= pending.now) throw new SessionError('PURPOSE_REFUSED', 'the payment has expired');
+  const merchant = await findMerchant(em, payment.merchant_id);
+  if (!merchant || merchant.status !== TenantStatus.ACTIVE) throw new SessionError('PURPOSE_REFUSED', 'the merchant does not take payments now');
+  if (payment.currency !== pending.currency) throw new SessionError('PURPOSE_REFUSED', `the card's purse is in ${pending.currency}, the payment in ${payment.currency}`);
+  const claim: PaymentClaim = { cardAsn: pending.asn, offlineCounter: pending.offlineCounter, terminal: pending.terminal, date: pending.date, time: pending.time, cardBalance: pending.cardBalance };
+  await em.execute(`update payment set status = 'PROCESSING', card_session_id = ?, card_claim = ?, updated_at = now() where id = ?`, [pending.session.id, JSON.stringify(claim), payment.id]);
+});
+
+/**
+ * Another session took this payment to PROCESSING. If it may still make a card pay, this one waits.
+ * If it ended, and it had issued MAC1 (a claim), the card tells whether it paid: not paid → this
+ * session goes ahead; paid (its log shows exactly that purchase) → the payment is settled as
+ * SUCCEEDED now and this session refused ALREADY_PAID; otherwise, or another card, unresolved.
+ */
+async function settleEarlierAttempt(em: EntityManager, payment: PaymentRow, pending: PendingDebit): Promise<void> {
+  if (await sessionIsLive(em, payment.card_session_id, pending.now)) throw new SessionError('PAYMENT_IN_PROGRESS', 'another reader is taking this payment; try again when it has finished');
+  const claim = payment.card_claim;
+  if (!claim) return;
+  if (claim.cardAsn !== pending.asn) throw new SessionError('PAYMENT_UNRESOLVED', 'another card may have paid this payment (its answer was lost): present that card', { payment: payment.id });
+  const paid = cardPaidClaim(claim, pending, pending.lastRecord);
+  if (paid === 'not-paid') return;
+  if (paid === 'paid') {
+    const error = new SessionError('ALREADY_PAID', 'the card paid this payment in an earlier session whose answer was lost; it is settled now', { payment: payment.id, settledFrom: payment.card_session_id });
+    // Stands although this session is refused: the card paid, so the merchant is owed.
+    error.keep = async (tx) => settle(tx, (await paymentById(tx, payment.id, true))!, payment.card_session_id!, pending.asn, pending.currency, 'card transaction log');
+    throw error;
+  }
+  throw new SessionError('PAYMENT_UNRESOLVED', 'the card moved on since an unanswered attempt to pay and its log does not show it', { payment: payment.id, claim, lastRecord: pending.lastRecord });
+}
+
+/** The card paid: card purse → merchant payable, the payment SUCCEEDED (once: keyed by the payment). */
+async function settle(em: EntityManager, payment: PaymentRow, sessionId: string, asn: string, currency: string, proof: string, tac?: string): Promise<void> {
+  if (payment.status === 'SUCCEEDED') return;
+  const amount = BigInt(payment.amount);
+  const purse = await cardPurseAccount(em, asn, currency);
+  const payable = await merchantPayableAccount(em, payment.merchant_id, currency);
+  await post(em, {
+    key: `payment:${payment.id}`,
+    description: `card payment of order ${payment.order_reference} to merchant ${payment.merchant_name}`,
+    lines: [debit(purse.id, amount), credit(payable.id, amount)],
+    metadata: { kind: 'PAYMENT', payment: payment.id, merchant: payment.merchant_id, cardSession: sessionId, proof, ...(tac ? { tac } : {}) },
+  });
+  const card = await findCardByAsn(em, asn);
+  await movePayment(em, payment, 'SUCCEEDED', { cardSessionId: sessionId, cardId: card?.id ?? null });
+}
+
+completionHandlers.set(PAYMENT, async (em, done) => {
+  const payment = await paymentById(em, paymentIdOf(done.session.context.purposeData), true);
+  // The claim was this session's when MAC1 left the host, and nothing takes a live claim over.
+  if (!payment || payment.card_session_id !== done.session.id) throw new Error(`payment ${paymentIdOf(done.session.context.purposeData)} is not claimed by card session ${done.session.id}`);
+  await settle(em, payment, done.session.id, done.asn, done.currency, 'TAC', typeof done.result.tac === 'string' ? done.result.tac : undefined);
+});
+
+/** Refusals that say nothing about the holder's attempt to pay. */
+const NOT_AN_ATTEMPT: ReadonlySet<SessionRefusal> = new Set(['ALREADY_PAID', 'PAYMENT_IN_PROGRESS', 'PAYMENT_UNRESOLVED', 'NOT_THE_OPENER', 'SESSION_FINISHED']);
+
+/**
+ * A refused attempt to pay counts: after MAX_ATTEMPTS the payment is FAILED with the last refusal
+ * as its reason code. A payment left PROCESSING by this very session (MAC1 was issued: the card may
+ * have paid) stays so: the card's next tap settles it.
+ */
+refusalHandlers.set(PAYMENT, async (em, session, refusal) => {
+  if (NOT_AN_ATTEMPT.has(refusal)) return;
+  const payment = await paymentById(em, paymentIdOf(session.context.purposeData), true);
+  if (!payment || payment.status !== 'REQUIRES_CARD') return;
+  await em.execute(`update payment set attempts = attempts + 1, failure_code = ?, updated_at = now() where id = ?`, [refusal, payment.id]);
+  if (payment.attempts + 1 >= MAX_ATTEMPTS) await movePayment(em, (await paymentById(em, payment.id))!, 'FAILED', { failureCode: refusal });
+});

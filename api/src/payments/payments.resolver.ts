@@ -1,0 +1,145 @@
+import { Arg, Args, ArgsType, Authorized, Ctx, Field, FieldResolver, ID, Mutation, Query, Resolver, Root } from 'type-graphql';
+import { ConnectionArgs, pageRequest, toConnection } from '../graphql/connection.js';
+import type { GraphQLContext } from '../graphql/context.js';
+import { fromGlobalId, toGlobalId } from '../graphql/global-id.js';
+import { Money } from '../graphql/money.js';
+import { nodeLoaders } from '../graphql/node.js';
+import { Idempotent } from '../graphql/idempotency.js';
+import { userError, UserErrorCode } from '../graphql/user-error.js';
+import './payment-session.js';
+import { PaymentError, type PaymentErrorCode } from './payments.errors.js';
+import { cancelPayment, createPayment, findPaymentFor, ledgerEntriesOf, listPaymentsFor, type PaymentRow, type PaymentStatus, refundPayment, refundsOf, type RefundRow } from './payments.service.js';
+import {
+  CancelPaymentInput,
+  CreatePaymentInput,
+  PaymentConnection,
+  PaymentFilterInput,
+  PaymentLedgerEntryType,
+  PaymentPayload,
+  PaymentRefundType,
+  type PaymentCancelReasonEnum,
+  type PaymentStatusEnum,
+  PaymentType,
+  RefundPaymentInput,
+  RefundPaymentPayload,
+} from './payments.types.js';
+
+const CODES: Record<PaymentErrorCode, UserErrorCode> = {
+  NOT_FOUND: UserErrorCode.NOT_FOUND,
+  INVALID_INPUT: UserErrorCode.INVALID_INPUT,
+  FORBIDDEN_OPERATION: UserErrorCode.FORBIDDEN_OPERATION,
+  CURRENCY_MISMATCH: UserErrorCode.CURRENCY_MISMATCH,
+  DUPLICATE_ORDER: UserErrorCode.DUPLICATE_ORDER,
+  INVALID_STATE: UserErrorCode.INVALID_PAYMENT_STATE,
+  PAYMENT_IN_PROGRESS: UserErrorCode.PAYMENT_IN_PROGRESS,
+  REFUND_EXCEEDS_PAYMENT: UserErrorCode.REFUND_EXCEEDS_PAYMENT,
+};
+
+const toUserError = (err: PaymentError) => userError(CODES[err.code], err.message, ['input', ...(err.field ? [err.field] : [])]);
+
+export function paymentView(row: PaymentRow): PaymentType {
+  return Object.assign(new PaymentType(), {
+    id: toGlobalId('Payment', row.id),
+    uuid: row.id,
+    merchant: toGlobalId('Merchant', row.merchant_id),
+    merchantName: row.merchant_name,
+    amount: Money.of(BigInt(row.amount), row.currency),
+    orderReference: row.order_reference,
+    description: row.description,
+    metadata: row.metadata,
+    status: row.status as PaymentStatusEnum,
+    expiresAt: row.expires_at,
+    failureCode: row.failure_code,
+    cancelReason: row.cancel_reason as PaymentCancelReasonEnum | null,
+    refundedAmount: Money.of(BigInt(row.refunded_amount), row.currency),
+    card: row.card_id ? toGlobalId('Card', row.card_id) : null,
+    createdAt: row.created_at,
+    succeededAt: row.succeeded_at,
+    canceledAt: row.canceled_at,
+  });
+}
+
+const refundView = (r: RefundRow, currency: string) =>
+  Object.assign(new PaymentRefundType(), { id: toGlobalId('PaymentRefund', r.id), amount: Money.of(BigInt(r.amount), currency), reason: r.reason, pendingLoad: toGlobalId('TopUp', r.top_up_id), createdAt: r.created_at });
+
+async function refused<T extends { userErrors: unknown[] }>(work: () => Promise<T>, empty: { [K in Exclude<keyof T, 'userErrors'>]: null }): Promise<T> {
+  try {
+    return await work();
+  } catch (err) {
+    if (!(err instanceof PaymentError)) throw err;
+    return { ...empty, userErrors: [toUserError(err)] } as T;
+  }
+}
+
+nodeLoaders.set('Payment', async (ctx, id) => {
+  const row = ctx.principal && (await findPaymentFor(ctx.em, ctx.principal, id));
+  return row ? paymentView(row) : null;
+});
+
+@ArgsType()
+class PaymentsArgs extends ConnectionArgs {
+  @Field(() => PaymentFilterInput, { nullable: true, description: 'Which payments.' })
+  filter?: PaymentFilterInput | null;
+}
+
+@Resolver(() => PaymentType)
+export class PaymentResolver {
+  @Authorized()
+  @Query(() => PaymentType, { nullable: true, description: 'A payment: your own (merchant), any (operator, payments:read), or one a holder is asked to pay (cardholder app, card:topup).' })
+  async payment(@Arg('id', () => ID, { description: 'Global id of the Payment.' }) id: string, @Ctx() ctx: GraphQLContext): Promise<PaymentType | null> {
+    const row = await findPaymentFor(ctx.em, ctx.principal!, fromGlobalId(id, 'Payment').id);
+    return row ? paymentView(row) : null;
+  }
+
+  @Authorized()
+  @Query(() => PaymentConnection, { description: 'Your payments, newest first (merchant: payments:read or payments:write; operator: all, payments:read).' })
+  async payments(@Args() args: PaymentsArgs, @Ctx() ctx: GraphQLContext) {
+    const page = pageRequest(args);
+    const f = args.filter ?? {};
+    const rows = await listPaymentsFor(
+      ctx.em,
+      ctx.principal!,
+      { statuses: (f.status ?? undefined) as PaymentStatus[] | undefined, orderReference: f.orderReference ?? undefined, createdFrom: f.createdFrom ?? undefined, createdTo: f.createdTo ?? undefined },
+      { after: page.after ? { createdAt: page.after.sortKey, id: page.after.id } : undefined, limit: page.fetch },
+    );
+    return toConnection(rows, page, (r) => ({ sortKey: new Date(r.created_at).toISOString(), id: r.id }), paymentView);
+  }
+
+  @FieldResolver(() => [PaymentRefundType], { description: 'The refunds, oldest first.' })
+  async refunds(@Root() payment: PaymentType, @Ctx() ctx: GraphQLContext): Promise<PaymentRefundType[]> {
+    return (await refundsOf(ctx.em, payment.uuid)).map((r) => refundView(r, payment.amount.currency));
+  }
+
+  @FieldResolver(() => [PaymentLedgerEntryType], { description: 'The ledger entries of the payment and its refunds, oldest first.' })
+  async ledgerEntries(@Root() payment: PaymentType, @Ctx() ctx: GraphQLContext): Promise<PaymentLedgerEntryType[]> {
+    const rows = await ledgerEntriesOf(ctx.em, payment.uuid);
+    return rows.map((e) => Object.assign(new PaymentLedgerEntryType(), { key: e.entry_key, description: e.description, kind: e.kind, amount: Money.of(BigInt(e.amount), e.currency.trim()), postedAt: e.posted_at }));
+  }
+
+  @Authorized('MERCHANT', 'payments:write')
+  @Mutation(() => PaymentPayload, { description: 'Creates a payment that waits for the holder’s card (REQUIRES_CARD). The holder pays by presenting the card: openCardSession(operation: PURCHASE, payment).' })
+  @Idempotent()
+  createPayment(@Arg('input', () => CreatePaymentInput) input: CreatePaymentInput, @Ctx() ctx: GraphQLContext): Promise<PaymentPayload> {
+    return refused<PaymentPayload>(async () => ({ payment: paymentView(await createPayment(ctx.em, ctx.principal!, input)), userErrors: [] }), { payment: null });
+  }
+
+  @Authorized('MERCHANT', 'payments:write')
+  @Mutation(() => PaymentPayload, { description: 'Cancels your payment before it is paid.' })
+  @Idempotent()
+  cancelPayment(@Arg('input', () => CancelPaymentInput) input: CancelPaymentInput, @Ctx() ctx: GraphQLContext): Promise<PaymentPayload> {
+    return refused<PaymentPayload>(async () => ({ payment: paymentView(await cancelPayment(ctx.em, ctx.principal!, fromGlobalId(input.payment, 'Payment').id)), userErrors: [] }), { payment: null });
+  }
+
+  @Authorized('MERCHANT', 'refunds:write')
+  @Mutation(() => RefundPaymentPayload, { description: 'Refunds part or all of your succeeded payment, back to the card that paid (as a pending load).' })
+  @Idempotent()
+  refundPayment(@Arg('input', () => RefundPaymentInput) input: RefundPaymentInput, @Ctx() ctx: GraphQLContext): Promise<RefundPaymentPayload> {
+    return refused<RefundPaymentPayload>(
+      async () => {
+        const { payment, refund } = await refundPayment(ctx.em, ctx.principal!, fromGlobalId(input.payment, 'Payment').id, { amount: input.amount, reason: input.reason });
+        return { payment: paymentView(payment), refund: refundView(refund, payment.currency), userErrors: [] };
+      },
+      { payment: null, refund: null },
+    );
+  }
+}

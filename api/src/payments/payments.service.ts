@@ -1,0 +1,359 @@
+import { randomUUID } from 'node:crypto';
+import type { EntityManager } from '@mikro-orm/postgresql';
+import type { Principal } from '../graphql/context.js';
+import { toGlobalId } from '../graphql/global-id.js';
+import { merchantPayableAccount } from '../readers/session/direct-purchase.js';
+import { findMerchant } from '../tenancy/tenancy.service.js';
+import { TenantStatus } from '../tenancy/merchant.entity.js';
+import { recordPendingLoad } from '../topups/topups.service.js';
+import { recordEvent } from '../webhooks/outbox.js';
+import { PaymentError } from './payments.errors.js';
+
+export type PaymentStatus = 'REQUIRES_CARD' | 'PROCESSING' | 'SUCCEEDED' | 'CANCELED' | 'FAILED';
+
+/** What the card said when a session took the payment to PROCESSING: the evidence to settle a lost answer. */
+export interface PaymentClaim {
+  cardAsn: string;
+  /** CPU cards: the offline counter before the purchase and what MAC1 binds; null for M1. */
+  offlineCounter: number | null;
+  terminal: string | null;
+  date: string | null;
+  time: string | null;
+  /** The balance the card reported before paying (M1 cards settle by it). */
+  cardBalance: number;
+}
+
+export interface PaymentRow {
+  id: string;
+  merchant_id: string;
+  created_by_client: string;
+  amount: string;
+  currency: string;
+  order_reference: string;
+  description: string | null;
+  metadata: Record<string, string>;
+  status: PaymentStatus;
+  expires_at: Date;
+  card_session_id: string | null;
+  card_claim: PaymentClaim | null;
+  attempts: number;
+  failure_code: string | null;
+  cancel_reason: 'MERCHANT' | 'EXPIRED' | null;
+  card_id: string | null;
+  card_asn: string | null;
+  refunded_amount: string;
+  created_at: Date;
+  updated_at: Date;
+  succeeded_at: Date | null;
+  canceled_at: Date | null;
+  /** Joined: the merchant's name, for the holder's app. */
+  merchant_name: string;
+}
+
+export interface RefundRow {
+  id: string;
+  payment_id: string;
+  amount: string;
+  reason: string | null;
+  top_up_id: string;
+  created_by_client: string;
+  created_at: Date;
+}
+
+/** Largest payment: what one purchase may take from a card (the 4-byte amount a card accepts is far larger). */
+export const MAX_PAYMENT = 100_000n;
+/** How long a payment waits for the card by default, and at most. */
+export const DEFAULT_EXPIRY_SECONDS = 15 * 60;
+export const MAX_EXPIRY_SECONDS = 24 * 3600;
+/** Refused card attempts before a payment is FAILED (the holder may try again, or another card). */
+export const MAX_ATTEMPTS = 3;
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const COLUMNS = `p.*, p.amount::text as amount, p.refunded_amount::text as refunded_amount, btrim(p.currency) as currency, m.name as merchant_name`;
+const FROM = `payment p join merchant m on m.id = p.merchant_id`;
+
+export const paymentGlobalId = (id: string) => toGlobalId('Payment', id);
+
+/**
+ * Payment states as data. A session that claims the payment makes it PROCESSING (payment-session.ts
+ * does it in the purchase step); a later session may take a dead claim over once the card shows it
+ * did not pay, so PROCESSING has no way back to REQUIRES_CARD.
+ */
+export const PAYMENT_TRANSITIONS: Readonly<Record<PaymentStatus, readonly PaymentStatus[]>> = {
+  REQUIRES_CARD: ['PROCESSING', 'CANCELED', 'FAILED'],
+  PROCESSING: ['SUCCEEDED', 'CANCELED'],
+  SUCCEEDED: [],
+  CANCELED: [],
+  FAILED: [],
+};
+
+export async function paymentById(em: EntityManager, id: string, lock = false): Promise<PaymentRow | null> {
+  if (!UUID.test(id)) return null;
+  const [row] = await em.execute<PaymentRow[]>(`select ${COLUMNS} from ${FROM} where p.id = ?${lock ? ' for update of p' : ''}`, [id]);
+  return row ?? null;
+}
+
+/**
+ * Who sees a payment (ownership in the query): its merchant (payments:read or payments:write), the
+ * operator (payments:read); a cardholder app (card:topup) any payment by its id, as the holder is
+ * asked to pay it (the id is what the merchant's checkout hands over).
+ */
+function visibility(principal: Principal): { sql: string; params: unknown[] } | null {
+  const scopes = principal.scopes;
+  if (principal.kind === 'MERCHANT' && principal.tenantId && UUID.test(principal.tenantId) && (scopes.includes('payments:read') || scopes.includes('payments:write'))) return { sql: 'p.merchant_id = ?', params: [principal.tenantId] };
+  if (principal.kind === 'OPERATOR' && scopes.includes('payments:read')) return { sql: 'true', params: [] };
+  if (principal.kind === 'CARDHOLDER_APP' && scopes.includes('card:topup')) return { sql: 'true', params: [] };
+  return null;
+}
+
+export async function findPaymentFor(em: EntityManager, principal: Principal, id: string): Promise<PaymentRow | null> {
+  const where = visibility(principal);
+  if (!where || !UUID.test(id)) return null;
+  const [row] = await em.execute<PaymentRow[]>(`select ${COLUMNS} from ${FROM} where p.id = ? and (${where.sql})`, [id, ...where.params]);
+  return row ?? null;
+}
+
+export interface PaymentFilter {
+  statuses?: PaymentStatus[];
+  orderReference?: string;
+  createdFrom?: Date;
+  createdTo?: Date;
+}
+
+/** A merchant's payments (the operator's: all), newest first; keyset on (created_at, id). */
+export async function listPaymentsFor(em: EntityManager, principal: Principal, filter: PaymentFilter, page: { after?: { createdAt: string; id: string }; limit: number }): Promise<PaymentRow[]> {
+  if (principal.kind === 'CARDHOLDER_APP') return [];
+  const where = visibility(principal);
+  if (!where) return [];
+  const clauses = [`(${where.sql})`];
+  const params: unknown[] = [...where.params];
+  if (filter.statuses?.length) {
+    clauses.push('p.status in (?)');
+    params.push(filter.statuses);
+  }
+  if (filter.orderReference) {
+    clauses.push('p.order_reference = ?');
+    params.push(filter.orderReference);
+  }
+  if (filter.createdFrom) {
+    clauses.push('p.created_at >= ?');
+    params.push(filter.createdFrom);
+  }
+  if (filter.createdTo) {
+    clauses.push('p.created_at < ?');
+    params.push(filter.createdTo);
+  }
+  if (page.after) {
+    clauses.push('(p.created_at, p.id) < (?::timestamptz, ?::uuid)');
+    params.push(page.after.createdAt, page.after.id);
+  }
+  return em.execute<PaymentRow[]>(`select ${COLUMNS} from ${FROM} where ${clauses.join(' and ')} order by p.created_at desc, p.id desc limit ?`, [...params, page.limit]);
+}
+
+export function refundsOf(em: EntityManager, paymentId: string): Promise<RefundRow[]> {
+  return em.execute<RefundRow[]>(`select id, payment_id, amount::text as amount, reason, top_up_id, created_by_client, created_at from payment_refund where payment_id = ? order by created_at, id`, [paymentId]);
+}
+
+/** The ledger entries of a payment (the purchase, its refunds), oldest first: found by the payment id in their metadata. */
+export function ledgerEntriesOf(em: EntityManager, paymentId: string) {
+  return em.execute<{ id: string; entry_key: string; description: string; posted_at: Date; kind: string | null; amount: string; currency: string }[]>(
+    `select e.id, e.entry_key, e.description, e.posted_at, e.metadata->>'kind' as kind,
+            (select sum(p.amount) from posting p where p.entry_id = e.id and p.amount > 0)::text as amount,
+            (select min(p.currency) from posting p where p.entry_id = e.id) as currency
+       from journal_entry e where e.metadata->>'payment' = ? order by e.posted_at, e.id`,
+    [paymentId],
+  );
+}
+
+// ——— creating ———
+
+export interface CreatePaymentInput {
+  amount: bigint;
+  currency: string;
+  orderReference: string;
+  description?: string | null;
+  metadata?: Record<string, string> | null;
+  expiresAt?: Date | null;
+}
+
+function validate(input: CreatePaymentInput, now: Date): void {
+  if (input.amount <= 0n || input.amount > MAX_PAYMENT) throw new PaymentError('INVALID_INPUT', `a payment is 1 to ${MAX_PAYMENT} minor units`, 'amount');
+  if (!input.orderReference.trim() || input.orderReference.length > 200) throw new PaymentError('INVALID_INPUT', 'an order reference is 1 to 200 characters', 'orderReference');
+  if (input.description != null && input.description.length > 500) throw new PaymentError('INVALID_INPUT', 'a description is at most 500 characters', 'description');
+  const metadata = input.metadata ?? {};
+  const entries = Object.entries(metadata);
+  if (entries.length > 20 || entries.some(([k, v]) => typeof v !== 'string' || k.length === 0 || k.length > 40 || v.length > 500)) {
+    throw new PaymentError('INVALID_INPUT', 'metadata is at most 20 string values, keys of 1 to 40 and values of at most 500 characters', 'metadata');
+  }
+  if (input.expiresAt) {
+    const seconds = (+input.expiresAt - +now) / 1000;
+    if (seconds < 60 || seconds > MAX_EXPIRY_SECONDS) throw new PaymentError('INVALID_INPUT', `a payment expires 1 minute to ${MAX_EXPIRY_SECONDS / 3600} hours from now`, 'expiresAt');
+  }
+}
+
+/** A merchant asks for a payment: it waits for the holder's card (REQUIRES_CARD) until it expires. */
+export async function createPayment(em: EntityManager, principal: Principal, input: CreatePaymentInput, now = new Date()): Promise<PaymentRow> {
+  validate(input, now);
+  const merchant = principal.tenantId ? await findMerchant(em, principal.tenantId) : null;
+  if (!merchant) throw new PaymentError('FORBIDDEN_OPERATION', 'payments are created by a merchant');
+  if (merchant.status !== TenantStatus.ACTIVE) throw new PaymentError('FORBIDDEN_OPERATION', 'the merchant does not take payments now');
+  if (input.currency !== merchant.currency) throw new PaymentError('CURRENCY_MISMATCH', `the merchant takes ${merchant.currency}`, 'currency');
+  const id = randomUUID();
+  const expiresAt = input.expiresAt ?? new Date(+now + DEFAULT_EXPIRY_SECONDS * 1000);
+  return em.transactional(async (tx) => {
+    const [row] = await tx.execute<{ id: string }[]>(
+      `insert into payment (id, merchant_id, created_by_client, amount, currency, order_reference, description, metadata, status, expires_at)
+       values (?, ?, ?, ?, ?, ?, ?, ?, 'REQUIRES_CARD', ?) on conflict do nothing returning id`,
+      [id, merchant.id, principal.clientId, input.amount.toString(), input.currency, input.orderReference, input.description ?? null, JSON.stringify(input.metadata ?? {}), expiresAt],
+    );
+    if (!row) throw new PaymentError('DUPLICATE_ORDER', `order ${input.orderReference} already has a payment that is not canceled or failed`, 'orderReference');
+    return (await paymentById(tx, id))!;
+  });
+}
+
+// ——— moving ———
+
+const EVENT_OF: Partial<Record<PaymentStatus, string>> = { SUCCEEDED: 'payment.succeeded', FAILED: 'payment.failed', CANCELED: 'payment.canceled' };
+
+export function paymentEventPayload(p: PaymentRow, extra: Record<string, unknown> = {}) {
+  return {
+    payment: paymentGlobalId(p.id),
+    status: p.status,
+    amount: Number(p.amount),
+    currency: p.currency,
+    orderReference: p.order_reference,
+    metadata: p.metadata,
+    refundedAmount: Number(p.refunded_amount),
+    ...(p.failure_code ? { failureCode: p.failure_code } : {}),
+    ...(p.cancel_reason ? { cancelReason: p.cancel_reason } : {}),
+    ...extra,
+  };
+}
+
+/** Moves a payment (locked in the caller's transaction) along PAYMENT_TRANSITIONS, with its event. */
+export async function movePayment(em: EntityManager, payment: PaymentRow, to: PaymentStatus, set: { cancelReason?: 'MERCHANT' | 'EXPIRED'; failureCode?: string | null; cardSessionId?: string | null; claim?: PaymentClaim | null; cardId?: string | null } = {}): Promise<PaymentRow> {
+  if (!PAYMENT_TRANSITIONS[payment.status].includes(to)) throw new PaymentError('INVALID_STATE', `a ${payment.status} payment cannot become ${to}`);
+  await em.execute(
+    `update payment set status = ?, updated_at = now(),
+            cancel_reason = coalesce(?, cancel_reason), canceled_at = case when ? = 'CANCELED' then now() else canceled_at end,
+            succeeded_at = case when ? = 'SUCCEEDED' then now() else succeeded_at end,
+            failure_code = coalesce(?, failure_code),
+            card_session_id = case when ? then ? else card_session_id end,
+            card_claim = case when ? then ?::jsonb else card_claim end,
+            card_id = coalesce(?, card_id), card_asn = coalesce(?, card_asn)
+      where id = ?`,
+    [
+      to,
+      set.cancelReason ?? null,
+      to,
+      to,
+      set.failureCode ?? null,
+      set.cardSessionId !== undefined,
+      set.cardSessionId ?? null,
+      set.claim !== undefined,
+      set.claim ? JSON.stringify(set.claim) : null,
+      set.cardId ?? null,
+      set.claim?.cardAsn ?? null,
+      payment.id,
+    ],
+  );
+  const moved = (await paymentById(em, payment.id))!;
+  const event = EVENT_OF[to];
+  if (event) await recordEvent(em, { type: event, ownerKind: 'MERCHANT', ownerId: moved.merchant_id, subjectId: paymentGlobalId(moved.id), payload: paymentEventPayload(moved) });
+  return moved;
+}
+
+/** A session that may still make the card pay: not finished, not expired. */
+export async function sessionIsLive(em: EntityManager, sessionId: string | null, now: Date): Promise<boolean> {
+  if (!sessionId) return false;
+  const [s] = await em.execute<{ state: string; expires_at: Date }[]>(`select state, expires_at from card_session where id = ?`, [sessionId]);
+  return !!s && s.state !== 'COMPLETED' && s.state !== 'FAILED' && new Date(s.expires_at) > now;
+}
+
+/**
+ * The merchant cancels a payment that has not been paid. One a card session is paying right now is
+ * refused (PAYMENT_IN_PROGRESS); a paid one is refunded instead.
+ */
+export async function cancelPayment(em: EntityManager, principal: Principal, paymentId: string, now = new Date()): Promise<PaymentRow> {
+  return em.transactional(async (tx) => {
+    const seen = await findPaymentFor(tx, principal, paymentId);
+    if (!seen || principal.kind !== 'MERCHANT') throw new PaymentError('NOT_FOUND', `no payment ${paymentId}`, 'payment');
+    const payment = (await paymentById(tx, seen.id, true))!;
+    if (payment.status === 'SUCCEEDED') throw new PaymentError('INVALID_STATE', 'the payment succeeded: refund it instead', 'payment');
+    if (payment.status !== 'REQUIRES_CARD' && payment.status !== 'PROCESSING') throw new PaymentError('INVALID_STATE', `the payment is ${payment.status}`, 'payment');
+    if (payment.status === 'PROCESSING' && (await sessionIsLive(tx, payment.card_session_id, now))) throw new PaymentError('PAYMENT_IN_PROGRESS', 'a card is paying it right now; try again in a moment', 'payment');
+    // A card may have paid it (the answer was lost): until it expires, the holder's next tap settles it.
+    if (payment.status === 'PROCESSING' && payment.card_claim) throw new PaymentError('PAYMENT_IN_PROGRESS', 'a card may have paid it (its answer was lost); the holder’s next tap settles it, or it expires', 'payment');
+    return movePayment(tx, payment, 'CANCELED', { cancelReason: 'MERCHANT' });
+  });
+}
+
+/**
+ * Refunds part or all of a succeeded payment: several partial refunds up to what was paid. The
+ * money goes back to the card that paid, as a pending load its next tap writes onto the chip
+ * (merchant payable → the card company's pending loads). Concurrent refunds are serialized on the
+ * payment row, so their sum never passes the amount.
+ */
+export async function refundPayment(em: EntityManager, principal: Principal, paymentId: string, input: { amount?: bigint | null; reason?: string | null }): Promise<{ payment: PaymentRow; refund: RefundRow }> {
+  if (input.reason != null && input.reason.length > 500) throw new PaymentError('INVALID_INPUT', 'a reason is at most 500 characters', 'reason');
+  return em.transactional(async (tx) => {
+    const seen = await findPaymentFor(tx, principal, paymentId);
+    if (!seen || principal.kind !== 'MERCHANT') throw new PaymentError('NOT_FOUND', `no payment ${paymentId}`, 'payment');
+    const payment = (await paymentById(tx, seen.id, true))!;
+    if (payment.status !== 'SUCCEEDED') throw new PaymentError('INVALID_STATE', `a ${payment.status} payment cannot be refunded`, 'payment');
+    if (!payment.card_id) throw new PaymentError('INVALID_STATE', 'the card that paid is not in the card registry: its card company refunds it', 'payment');
+    const left = BigInt(payment.amount) - BigInt(payment.refunded_amount);
+    if (left === 0n) throw new PaymentError('INVALID_STATE', 'the payment is fully refunded', 'payment');
+    const amount = input.amount ?? left;
+    if (amount <= 0n) throw new PaymentError('INVALID_INPUT', 'a refund is at least 1 minor unit', 'amount');
+    if (amount > left) throw new PaymentError('REFUND_EXCEEDS_PAYMENT', `at most ${left} is left to refund`, 'amount');
+    const id = randomUUID();
+    const payable = await merchantPayableAccount(tx, payment.merchant_id, payment.currency);
+    const { topUpId } = await recordPendingLoad(tx, {
+      origin: 'REFUND',
+      cardId: payment.card_id!,
+      key: `payment-refund:${payment.id}:${id}`,
+      amount,
+      currency: payment.currency,
+      fromAccountId: payable.id,
+      description: `refund of payment ${payment.id} (order ${payment.order_reference}) to the card`,
+      metadata: { kind: 'REFUND', payment: payment.id, refund: id, merchant: payment.merchant_id },
+      cause: `refund of payment ${payment.id}`,
+    });
+    await tx.execute(`insert into payment_refund (id, payment_id, amount, reason, top_up_id, created_by_client) values (?, ?, ?, ?, ?, ?)`, [id, payment.id, amount.toString(), input.reason ?? null, topUpId, principal.clientId]);
+    await tx.execute(`update payment set refunded_amount = refunded_amount + ?, updated_at = now() where id = ?`, [amount.toString(), payment.id]);
+    const after = (await paymentById(tx, payment.id))!;
+    const [refund] = await tx.execute<RefundRow[]>(`select id, payment_id, amount::text as amount, reason, top_up_id, created_by_client, created_at from payment_refund where id = ?`, [id]);
+    await recordEvent(tx, { type: 'payment.refunded', ownerKind: 'MERCHANT', ownerId: after.merchant_id, subjectId: paymentGlobalId(after.id), payload: paymentEventPayload(after, { refund: { id: toGlobalId('PaymentRefund', id), amount: Number(amount) } }) });
+    return { payment: after, refund: refund! };
+  });
+}
+
+/**
+ * The expiry job: payments still waiting for a card past their expiry are CANCELED (EXPIRED),
+ * unless a card session is paying right now. One a card may have paid with its answer lost is
+ * canceled too, marked CARD_ANSWER_LOST: had the card paid, its chip now holds less than its
+ * ledger shadow, which the card's next session records as a balance discrepancy for the card
+ * company to settle. Skip-locked, so several processes may run it.
+ */
+export async function expirePayments(em: EntityManager, now = new Date()): Promise<number> {
+  let expired = 0;
+  for (;;) {
+    const done = await em.transactional(async (tx) => {
+      const rows = await tx.execute<{ id: string }[]>(
+        `select id from payment where status in ('REQUIRES_CARD','PROCESSING') and expires_at <= ? order by expires_at limit 50 for update skip locked`,
+        [now],
+      );
+      let moved = 0;
+      for (const { id } of rows) {
+        const payment = (await paymentById(tx, id))!;
+        if (payment.status === 'PROCESSING' && (await sessionIsLive(tx, payment.card_session_id, now))) continue;
+        await movePayment(tx, payment, 'CANCELED', { cancelReason: 'EXPIRED', failureCode: payment.card_claim ? 'CARD_ANSWER_LOST' : null });
+        moved++;
+      }
+      return { seen: rows.length, moved };
+    });
+    expired += done.moved;
+    if (done.seen < 50 || done.moved === 0) return expired;
+  }
+}
