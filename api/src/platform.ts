@@ -5,13 +5,36 @@ import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import type { Config } from './config/config.js';
 import { openDatabase } from './db/database.js';
-import { migrate, openOrm } from './db/orm.js';
+import { migrate, type Orm, openOrm } from './db/orm.js';
 import { loadKeyEncryptionKey } from './secrets/kek.js';
 import { type DemoData, seedDemoData, writeDemoFile } from './demo/seed.js';
 import { createHttpApp } from './http/app.js';
 import { startBackgroundJobs } from './jobs/background-jobs.js';
 import { startWebhookDelivery } from './webhooks/delivery-worker.js';
+import { purgeExpiredIdempotencyRecords } from './graphql/idempotency.js';
+import { expirePayments } from './payments/payments.service.js';
 import { type SandboxGateway, startSandboxGateway } from './topups/gateway/sandbox-gateway.js';
+
+/**
+ * Periodic tasks on the job queue (graphile-worker cron: once a minute, once across all API
+ * processes): payments that expired waiting for a card are canceled; idempotency records past
+ * their retention are purged.
+ */
+export function scheduledTasks(orm: Orm, log: Logger) {
+  return {
+    tasks: {
+      payments_expire: async () => {
+        const expired = await expirePayments(orm.em.fork());
+        if (expired > 0) log.info({ expired }, 'payments expired');
+      },
+      idempotency_purge: async () => {
+        const purged = await purgeExpiredIdempotencyRecords(orm.em.fork());
+        if (purged > 0) log.info({ purged }, 'idempotency records purged');
+      },
+    },
+    crontab: ['* * * * * payments_expire', '17 * * * * idempotency_purge'].join('\n'),
+  };
+}
 
 export interface RunningPlatform {
   /** Where the API listens, e.g. http://127.0.0.1:4000. */
@@ -91,7 +114,8 @@ export async function startPlatform(configured: Config, log: Logger): Promise<Ru
     undo.push(() => jobs.stop());
     // Webhooks: the outbox dispatcher and the job queue delivering them; stopped first on shutdown,
     // while the database is still there (in-flight attempts finish or go back to the queue).
-    const webhooks = await startWebhookDelivery({ orm, config, log: log.child({ component: 'webhooks' }) });
+    // The job queue also runs the periodic work that must happen once across processes.
+    const webhooks = await startWebhookDelivery({ orm, config, log: log.child({ component: 'webhooks' }), ...scheduledTasks(orm, log) });
     undo.push(() => webhooks.stop());
     return { url, sandboxGatewayUrl: sandbox?.url ?? null, demo, stop };
   } catch (err) {

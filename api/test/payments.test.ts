@@ -10,7 +10,12 @@ import { createClient } from '../src/auth/clients.service.js';
 import { issueCard as registerCard } from '../src/cards/cards.service.js';
 import { fromGlobalId, toGlobalId } from '../src/graphql/global-id.js';
 import { checkLedger } from '../src/ledger/ledger-check.js';
+import { makeWorkerUtils } from 'graphile-worker';
+import { pino } from 'pino';
 import { expirePayments } from '../src/payments/payments.service.js';
+import { scheduledTasks } from '../src/platform.js';
+import { JOB_SCHEMA } from '../src/webhooks/dispatcher.js';
+import { startWebhookDelivery } from '../src/webhooks/delivery-worker.js';
 import { createMerchant } from '../src/tenancy/tenancy.service.js';
 import { apiClient, auditOf, balanceOnCard, issueCard, newReader, OPEN, purseBalance, sessionsOf, type TestReader, useCardSessionWorld } from './support/card-sessions.js';
 import { bearerClient, cardholderAccessToken } from './support/oauth.js';
@@ -176,6 +181,24 @@ describe('cancel and expiry', () => {
     expect(await expirePayments(world.db.orm.em.fork())).toBeGreaterThanOrEqual(1);
     expect(await get(waiting.id)).toMatchObject({ status: 'CANCELED', cancelReason: 'EXPIRED' });
     expect((await openPay(waiting.id)).userErrors.map((e) => e.code)).toEqual(['INVALID_INPUT']);
+  });
+});
+
+describe('the expiry task on the job queue', () => {
+  it('graphile-worker runs payments_expire (the platform schedules it every minute): an expired payment is canceled', async () => {
+    const waiting = await newPayment(250);
+    await world.db.orm.em.fork().execute(`update payment set expires_at = now() - interval '1 second' where id = ?`, [fromGlobalId(waiting.id).id]);
+    const log = pino({ level: 'silent' });
+    const queue = await startWebhookDelivery({ orm: world.db.orm, config: world.server.config, log, jobPollIntervalMs: 100, ...scheduledTasks(world.db.orm, log) });
+    const utils = await makeWorkerUtils({ connectionString: world.db.orm.config.get('clientUrl'), schema: JOB_SCHEMA });
+    try {
+      await utils.addJob('payments_expire', {});
+      for (let i = 0; i < 100 && (await get(waiting.id))!.status !== 'CANCELED'; i++) await new Promise((r) => setTimeout(r, 50));
+      expect(await get(waiting.id)).toMatchObject({ status: 'CANCELED', cancelReason: 'EXPIRED' });
+    } finally {
+      await utils.release();
+      await queue.stop();
+    }
   });
 });
 

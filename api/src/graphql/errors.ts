@@ -18,6 +18,9 @@ const PUBLIC_CODES = new Set([
   'IDEMPOTENCY_CONFLICT',
 ]);
 
+/** The codes a client may see (docs/errors.md lists each). */
+export const publicErrorCodes = (): readonly string[] => [...PUBLIC_CODES];
+
 export function isPublicCode(code: unknown): boolean {
   return typeof code === 'string' && PUBLIC_CODES.has(code);
 }

@@ -2,7 +2,6 @@ import type { MikroORM } from '@mikro-orm/postgresql';
 import type { Logger } from 'pino';
 import type { GatewayClient } from '../topups/gateway/gateway-client.js';
 import { runDueBalanceTransfers } from '../cards/cards.service.js';
-import { expirePayments } from '../payments/payments.service.js';
 import { runTopUpJobs } from '../topups/topups.jobs.js';
 
 export interface BackgroundJobs {
@@ -13,7 +12,7 @@ export interface BackgroundJobs {
 
 /**
  * The periodic work of one API process: top-ups the gateway has not confirmed, refunds, due balance
- * transfers, payments that expired waiting for a card. Every job claims rows with `for update skip locked`, so any number of processes may
+ * transfers. (Payment expiry runs as a cron task on the job queue: platform.ts.) Every job claims rows with `for update skip locked`, so any number of processes may
  * run it side by side. A round never overlaps the previous one.
  */
 export function startBackgroundJobs(opts: { orm: MikroORM; gateway: GatewayClient | null; log: Logger; intervalMs: number }): BackgroundJobs {
@@ -26,11 +25,6 @@ export function startBackgroundJobs(opts: { orm: MikroORM; gateway: GatewayClien
       return 0;
     });
     if (transferred > 0) opts.log.info({ transferred }, 'balance transfers of replaced cards');
-    const expired = await expirePayments(em).catch((err) => {
-      opts.log.warn({ err }, 'payment expiry failed; tried again next round');
-      return 0;
-    });
-    if (expired > 0) opts.log.info({ expired }, 'payments expired');
     if (opts.gateway) {
       const done = await runTopUpJobs(em, opts.gateway, { onError: (err, topUpId) => opts.log.warn({ err, topUpId }, 'top-up job failed; tried again next round') });
       if (done.submitted + done.polled + done.refunds > 0) opts.log.info(done, 'top-up jobs');

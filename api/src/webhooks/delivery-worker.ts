@@ -29,6 +29,12 @@ export interface WebhookDeliveryOptions {
   stopGraceMs?: number;
   /** Replaces the POST (tests). */
   send?: DeliverDeps['send'];
+  /**
+   * Other contexts' work on the same queue: tasks by name, and a graphile-worker crontab that
+   * schedules them (each cron run happens once across all processes).
+   */
+  tasks?: Record<string, Task>;
+  crontab?: string;
 }
 
 export interface RunningWebhookDelivery {
@@ -78,7 +84,8 @@ export async function startWebhookDelivery(opts: WebhookDeliveryOptions): Promis
     runner = await run({
       pgPool: pool,
       schema: JOB_SCHEMA,
-      taskList: { [DELIVER_TASK]: deliver },
+      taskList: { ...opts.tasks, [DELIVER_TASK]: deliver },
+      ...(opts.crontab ? { crontab: opts.crontab } : {}),
       concurrency,
       pollInterval: opts.jobPollIntervalMs ?? 2_000,
       noHandleSignals: true, // the platform's shutdown stops us, in order

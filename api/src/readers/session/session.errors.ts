@@ -1,47 +1,49 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 
-/** Why a card session step was refused. Each refusal is audited and ends the session. */
-export type SessionRefusal =
-  | 'SESSION_EXPIRED'
-  | 'SESSION_FINISHED'
-  | 'OUT_OF_ORDER'
-  | 'MALFORMED_MESSAGE'
-  | 'NOT_THE_OPENER'
-  | 'UNKNOWN_CARD_KEY'
-  | 'CARD_NOT_USABLE'
-  | 'CHALLENGE_MISMATCH'
-  | 'CERTIFICATE_MISSING'
-  | 'UNKNOWN_CA'
-  | 'CERTIFICATE_REVOKED'
-  | 'CERTIFICATE_EXPIRED'
-  | 'CERTIFICATE_NOT_THIS_READER'
-  | 'READER_NOT_ACTIVE'
-  | 'BAD_SIGNATURE'
-  | 'CARD_ERROR'
-  | 'UNKNOWN_CARD_ISSUER'
-  | 'CROSS_CITY_NOT_ALLOWED'
-  | 'COUNTER_ROLLBACK'
-  | 'WRONG_MAC1'
-  | 'WRONG_MAC2'
-  | 'WRONG_TAC'
+/** Why a card session step was refused. Each refusal is audited and ends the session (docs/errors.md lists them). */
+export const SESSION_REFUSALS = [
+  'SESSION_EXPIRED',
+  'SESSION_FINISHED',
+  'OUT_OF_ORDER',
+  'MALFORMED_MESSAGE',
+  'NOT_THE_OPENER',
+  'UNKNOWN_CARD_KEY',
+  'CARD_NOT_USABLE',
+  'CHALLENGE_MISMATCH',
+  'CERTIFICATE_MISSING',
+  'UNKNOWN_CA',
+  'CERTIFICATE_REVOKED',
+  'CERTIFICATE_EXPIRED',
+  'CERTIFICATE_NOT_THIS_READER',
+  'READER_NOT_ACTIVE',
+  'BAD_SIGNATURE',
+  'CARD_ERROR',
+  'UNKNOWN_CARD_ISSUER',
+  'CROSS_CITY_NOT_ALLOWED',
+  'COUNTER_ROLLBACK',
+  'WRONG_MAC1',
+  'WRONG_MAC2',
+  'WRONG_TAC',
   /** The card answered INITIALIZE FOR PURCHASE with `94 01`: its balance is below the amount. */
-  | 'INSUFFICIENT_BALANCE'
+  'INSUFFICIENT_BALANCE',
   /** The host's shadow of the card's purse does not cover the purchase: value that never went through our ledger. */
-  | 'PURSE_MISMATCH'
+  'PURSE_MISMATCH',
   /** The operation's purpose refused the card before it was debited (e.g. a card in another currency). */
-  | 'PURPOSE_REFUSED'
+  'PURPOSE_REFUSED',
   /** Another live session holds this pending load: one write at a time. */
-  | 'LOAD_IN_PROGRESS'
+  'LOAD_IN_PROGRESS',
   /** The pending load is already on the card (a lost answer, settled from the card's transaction log). */
-  | 'ALREADY_LOADED'
+  'ALREADY_LOADED',
   /** The card moved on since an unanswered write of this load and its log cannot tell whether it took it. */
-  | 'LOAD_UNRESOLVED'
+  'LOAD_UNRESOLVED',
   /** The payment is already paid: by an earlier session whose answer was lost (settled from the card's log). */
-  | 'ALREADY_PAID'
+  'ALREADY_PAID',
   /** Another live session is paying this payment. */
-  | 'PAYMENT_IN_PROGRESS'
+  'PAYMENT_IN_PROGRESS',
   /** An earlier attempt to pay got no answer and the card cannot show whether it paid; the merchant and card company settle it. */
-  | 'PAYMENT_UNRESOLVED';
+  'PAYMENT_UNRESOLVED',
+] as const;
+export type SessionRefusal = (typeof SESSION_REFUSALS)[number];
 
 export class SessionError extends Error {
   /** Work that stands although the step is refused (e.g. a counter the card proved it reached), written with the refusal. */
