@@ -159,7 +159,9 @@ describe('cancel and expiry', () => {
     const payment = await newPayment(700);
     const canceled = await merchant.request<{ cancelPayment: { payment: Payment; userErrors: Errors } }>(CANCEL, { input: { payment: payment.id, idempotencyKey: 'cancel-1' } });
     expect(canceled.cancelPayment.payment).toMatchObject({ status: 'CANCELED', cancelReason: 'MERCHANT' });
-    expect((await openPay(payment.id)).userErrors.map((e) => e.code)).toEqual(['INVALID_INPUT']);
+    // A canceled payment no longer exists for a holder's app; the merchant's till is told why.
+    expect((await openPay(payment.id)).userErrors.map((e) => e.code)).toEqual(['NOT_FOUND']);
+    expect((await openPay(payment.id, till, merchant)).userErrors.map((e) => e.code)).toEqual(['INVALID_INPUT']);
 
     const card = await loadedCard(1_000);
     const paid = await newPayment(300);
@@ -180,7 +182,7 @@ describe('cancel and expiry', () => {
     expect(await balanceOnCard(card.chip)).toBe(1_000);
     expect(await expirePayments(world.db.orm.em.fork())).toBeGreaterThanOrEqual(1);
     expect(await get(waiting.id)).toMatchObject({ status: 'CANCELED', cancelReason: 'EXPIRED' });
-    expect((await openPay(waiting.id)).userErrors.map((e) => e.code)).toEqual(['INVALID_INPUT']);
+    expect((await openPay(waiting.id, till, merchant)).userErrors.map((e) => e.code)).toEqual(['INVALID_INPUT']);
   });
 });
 
@@ -292,7 +294,14 @@ describe('double spend and lost answers', () => {
     const payment = await newPayment(500);
     for (let i = 0; i < 3; i++) expect((await pay(payment.id, card.chip)).refusal).toBe('INSUFFICIENT_BALANCE');
     expect(await get(payment.id)).toMatchObject({ status: 'FAILED', failureCode: 'INSUFFICIENT_BALANCE' });
-    expect((await openPay(payment.id)).userErrors.map((e) => e.code)).toEqual(['INVALID_INPUT']);
+    expect((await openPay(payment.id, till, merchant)).userErrors.map((e) => e.code)).toEqual(['INVALID_INPUT']);
+    // Sessions that never reached a card do not count: junk from a reader cannot make a payment fail.
+    const other = await newPayment(500);
+    for (let i = 0; i < 4; i++) {
+      const opened = await openPay(other.id);
+      await app.request(`mutation($input: CardSessionMessageInput!) { cardSessionMessage(input: $input) { userErrors { code } } }`, { input: { session: opened.session!.id, seq: 0, body: '{}', signature: 'AAAA' } });
+    }
+    expect((await get(other.id))!.status).toBe('REQUIRES_CARD');
   });
 });
 

@@ -26,8 +26,9 @@ const paymentIdOf = (purposeData: Record<string, unknown> | undefined) => String
 /** Did the card pay the attempt that `claim` issued MAC1 for? Its log (CPU) or its balance (M1) says. */
 function cardPaidClaim(claim: PaymentClaim, pending: PendingDebit, record: TransactionRecord | null): 'paid' | 'not-paid' | 'unknown' {
   if (claim.offlineCounter === null || pending.offlineCounter === null) {
-    if (pending.cardBalance === claim.cardBalance) return 'not-paid';
-    return pending.cardBalance === claim.cardBalance - pending.amount ? 'paid' : 'unknown';
+    // An M1 card has no counter and no log: an unchanged balance means it did not pay; a lower one
+    // may be any other purchase of the same amount, so it proves nothing.
+    return pending.cardBalance === claim.cardBalance ? 'not-paid' : 'unknown';
   }
   if (pending.offlineCounter === claim.offlineCounter) return 'not-paid';
   // Exactly one purchase since, this one: the next counter, the balance down by the amount, and the
@@ -96,16 +97,15 @@ completionHandlers.set(PAYMENT, async (em, done) => {
   await settle(em, payment, done.session.id, done.asn, done.currency, 'TAC', typeof done.result.tac === 'string' ? done.result.tac : undefined);
 });
 
-/** Refusals that say nothing about the holder's attempt to pay. */
-const NOT_AN_ATTEMPT: ReadonlySet<SessionRefusal> = new Set(['ALREADY_PAID', 'PAYMENT_IN_PROGRESS', 'PAYMENT_UNRESOLVED', 'NOT_THE_OPENER', 'SESSION_FINISHED']);
-
 /**
- * A refused attempt to pay counts: after MAX_ATTEMPTS the payment is FAILED with the last refusal
- * as its reason code. A payment left PROCESSING by this very session (MAC1 was issued: the card may
- * have paid) stays so: the card's next tap settles it.
+ * Refusals about the holder's card: they count as attempts. Others (a malformed or unsigned
+ * message, an expired session, certificates) say nothing about the card, so a stranger who knows
+ * the payment's id cannot make it fail by sending junk.
  */
+const CARD_REFUSALS: ReadonlySet<SessionRefusal> = new Set(['INSUFFICIENT_BALANCE', 'CARD_NOT_USABLE', 'PURSE_MISMATCH', 'CROSS_CITY_NOT_ALLOWED', 'UNKNOWN_CARD_ISSUER', 'UNKNOWN_CARD_KEY', 'COUNTER_ROLLBACK']);
+
 refusalHandlers.set(PAYMENT, async (em, session, refusal) => {
-  if (NOT_AN_ATTEMPT.has(refusal)) return;
+  if (!CARD_REFUSALS.has(refusal)) return;
   const payment = await paymentById(em, paymentIdOf(session.context.purposeData), true);
   if (!payment || payment.status !== 'REQUIRES_CARD') return;
   await em.execute(`update payment set attempts = attempts + 1, failure_code = ?, updated_at = now() where id = ?`, [refusal, payment.id]);

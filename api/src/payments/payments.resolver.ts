@@ -125,7 +125,8 @@ export class PaymentResolver {
 
   @Authorized('MERCHANT', 'payments:write')
   @Mutation(() => PaymentPayload, { description: 'Cancels your payment before it is paid.' })
-  @Idempotent()
+  // A payment being paid right now is worth asking about again: that answer is not stored.
+  @Idempotent<PaymentPayload>({ isFinal: (p) => !p.userErrors.some((e) => e.code === UserErrorCode.PAYMENT_IN_PROGRESS) })
   cancelPayment(@Arg('input', () => CancelPaymentInput) input: CancelPaymentInput, @Ctx() ctx: GraphQLContext): Promise<PaymentPayload> {
     return refused<PaymentPayload>(async () => ({ payment: paymentView(await cancelPayment(ctx.em, ctx.principal!, fromGlobalId(input.payment, 'Payment').id)), userErrors: [] }), { payment: null });
   }
@@ -136,7 +137,7 @@ export class PaymentResolver {
   refundPayment(@Arg('input', () => RefundPaymentInput) input: RefundPaymentInput, @Ctx() ctx: GraphQLContext): Promise<RefundPaymentPayload> {
     return refused<RefundPaymentPayload>(
       async () => {
-        const { payment, refund } = await refundPayment(ctx.em, ctx.principal!, fromGlobalId(input.payment, 'Payment').id, { amount: input.amount, reason: input.reason });
+        const { payment, refund } = await refundPayment(ctx.em, ctx.principal!, fromGlobalId(input.payment, 'Payment').id, { amount: input.amount, reason: input.reason, idempotencyKey: input.idempotencyKey });
         return { payment: paymentView(payment), refund: refundView(refund, payment.currency), userErrors: [] };
       },
       { payment: null, refund: null },

@@ -67,6 +67,8 @@ export const DEFAULT_EXPIRY_SECONDS = 15 * 60;
 export const MAX_EXPIRY_SECONDS = 24 * 3600;
 /** Refused card attempts before a payment is FAILED (the holder may try again, or another card). */
 export const MAX_ATTEMPTS = 3;
+/** How long past its expiry a payment a card may have paid waits for the card's next tap. */
+export const CLAIM_GRACE_SECONDS = 24 * 3600;
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const COLUMNS = `p.*, p.amount::text as amount, p.refunded_amount::text as refunded_amount, btrim(p.currency) as currency, m.name as merchant_name`;
@@ -95,14 +97,18 @@ export async function paymentById(em: EntityManager, id: string, lock = false): 
 
 /**
  * Who sees a payment (ownership in the query): its merchant (payments:read or payments:write), the
- * operator (payments:read); a cardholder app (card:topup) any payment by its id, as the holder is
- * asked to pay it (the id is what the merchant's checkout hands over).
+ * operator (payments:read); a cardholder app (card:topup) one waiting for a card by its id (the
+ * holder is asked to pay it), or one its holder's cards paid.
  */
 function visibility(principal: Principal): { sql: string; params: unknown[] } | null {
   const scopes = principal.scopes;
   if (principal.kind === 'MERCHANT' && principal.tenantId && UUID.test(principal.tenantId) && (scopes.includes('payments:read') || scopes.includes('payments:write'))) return { sql: 'p.merchant_id = ?', params: [principal.tenantId] };
   if (principal.kind === 'OPERATOR' && scopes.includes('payments:read')) return { sql: 'true', params: [] };
-  if (principal.kind === 'CARDHOLDER_APP' && scopes.includes('card:topup')) return { sql: 'true', params: [] };
+  // A holder's app: a payment waiting for a card (its id is what the checkout hands over), or one
+  // the holder's own cards paid.
+  if (principal.kind === 'CARDHOLDER_APP' && scopes.includes('card:topup') && principal.holderId && UUID.test(principal.holderId)) {
+    return { sql: `(p.status in ('REQUIRES_CARD','PROCESSING') or p.card_id in (select id from card where holder_id = ?))`, params: [principal.holderId] };
+  }
   return null;
 }
 
@@ -294,7 +300,7 @@ export async function cancelPayment(em: EntityManager, principal: Principal, pay
  * (merchant payable → the card company's pending loads). Concurrent refunds are serialized on the
  * payment row, so their sum never passes the amount.
  */
-export async function refundPayment(em: EntityManager, principal: Principal, paymentId: string, input: { amount?: bigint | null; reason?: string | null }): Promise<{ payment: PaymentRow; refund: RefundRow }> {
+export async function refundPayment(em: EntityManager, principal: Principal, paymentId: string, input: { amount?: bigint | null; reason?: string | null; idempotencyKey?: string }): Promise<{ payment: PaymentRow; refund: RefundRow }> {
   if (input.reason != null && input.reason.length > 500) throw new PaymentError('INVALID_INPUT', 'a reason is at most 500 characters', 'reason');
   return em.transactional(async (tx) => {
     const seen = await findPaymentFor(tx, principal, paymentId);
@@ -302,6 +308,13 @@ export async function refundPayment(em: EntityManager, principal: Principal, pay
     const payment = (await paymentById(tx, seen.id, true))!;
     if (payment.status !== 'SUCCEEDED') throw new PaymentError('INVALID_STATE', `a ${payment.status} payment cannot be refunded`, 'payment');
     if (!payment.card_id) throw new PaymentError('INVALID_STATE', 'the card that paid is not in the card registry: its card company refunds it', 'payment');
+    const [paidWith] = await tx.execute<{ card_type: string }[]>(`select card_type from card where id = ?`, [payment.card_id]);
+    if (paidWith?.card_type !== 'CPU') throw new PaymentError('INVALID_STATE', 'an M1 card cannot take a refund online: its card company refunds it at a counter', 'payment');
+    // The same client and key refund once, whatever happens to the answer (idempotency underneath the API's layer).
+    if (input.idempotencyKey) {
+      const [again] = await tx.execute<RefundRow[]>(`select id, payment_id, amount::text as amount, reason, top_up_id, created_by_client, created_at from payment_refund where payment_id = ? and created_by_client = ? and idempotency_key = ?`, [payment.id, principal.clientId, input.idempotencyKey]);
+      if (again) return { payment, refund: again };
+    }
     const left = BigInt(payment.amount) - BigInt(payment.refunded_amount);
     if (left === 0n) throw new PaymentError('INVALID_STATE', 'the payment is fully refunded', 'payment');
     const amount = input.amount ?? left;
@@ -320,7 +333,7 @@ export async function refundPayment(em: EntityManager, principal: Principal, pay
       metadata: { kind: 'REFUND', payment: payment.id, refund: id, merchant: payment.merchant_id },
       cause: `refund of payment ${payment.id}`,
     });
-    await tx.execute(`insert into payment_refund (id, payment_id, amount, reason, top_up_id, created_by_client) values (?, ?, ?, ?, ?, ?)`, [id, payment.id, amount.toString(), input.reason ?? null, topUpId, principal.clientId]);
+    await tx.execute(`insert into payment_refund (id, payment_id, amount, reason, top_up_id, created_by_client, idempotency_key) values (?, ?, ?, ?, ?, ?, ?)`, [id, payment.id, amount.toString(), input.reason ?? null, topUpId, principal.clientId, input.idempotencyKey ?? null]);
     await tx.execute(`update payment set refunded_amount = refunded_amount + ?, updated_at = now() where id = ?`, [amount.toString(), payment.id]);
     const after = (await paymentById(tx, payment.id))!;
     const [refund] = await tx.execute<RefundRow[]>(`select id, payment_id, amount::text as amount, reason, top_up_id, created_by_client, created_at from payment_refund where id = ?`, [id]);
@@ -348,6 +361,9 @@ export async function expirePayments(em: EntityManager, now = new Date()): Promi
       for (const { id } of rows) {
         const payment = (await paymentById(tx, id))!;
         if (payment.status === 'PROCESSING' && (await sessionIsLive(tx, payment.card_session_id, now))) continue;
+        // A card may have paid it (MAC1 left the host, no answer came back): the holder has a day
+        // past the expiry to tap again and settle it from the card, before it is given up.
+        if (payment.card_claim && +new Date(payment.expires_at) + CLAIM_GRACE_SECONDS * 1000 > +now) continue;
         await movePayment(tx, payment, 'CANCELED', { cancelReason: 'EXPIRED', failureCode: payment.card_claim ? 'CARD_ANSWER_LOST' : null });
         moved++;
       }

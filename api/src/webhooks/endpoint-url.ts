@@ -12,7 +12,8 @@ const PRIVATE = new BlockList();
 for (const [net, prefix] of [['0.0.0.0', 8], ['10.0.0.0', 8], ['100.64.0.0', 10], ['127.0.0.0', 8], ['169.254.0.0', 16], ['172.16.0.0', 12], ['192.0.0.0', 24], ['192.168.0.0', 16], ['198.18.0.0', 15], ['224.0.0.0', 3]] as const) {
   PRIVATE.addSubnet(net, prefix, 'ipv4');
 }
-for (const [net, prefix] of [['::', 127], ['fc00::', 7], ['fe80::', 10], ['ff00::', 8]] as const) PRIVATE.addSubnet(net, prefix, 'ipv6');
+// ::/96 covers the deprecated IPv4-compatible form (::127.0.0.1); NAT64 and 6to4 embed IPv4 addresses too.
+for (const [net, prefix] of [['::', 96], ['fc00::', 7], ['fe80::', 10], ['ff00::', 8], ['64:ff9b::', 96], ['64:ff9b:1::', 48], ['2002::', 16]] as const) PRIVATE.addSubnet(net, prefix, 'ipv6');
 
 /** A loopback, private, link-local or otherwise internal address (IPv4-mapped IPv6 included). */
 export function isPrivateAddress(address: string): boolean {
