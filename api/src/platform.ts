@@ -13,11 +13,12 @@ import { startBackgroundJobs } from './jobs/background-jobs.js';
 import { startWebhookDelivery } from './webhooks/delivery-worker.js';
 import { purgeExpiredIdempotencyRecords } from './graphql/idempotency.js';
 import { expirePayments } from './payments/payments.service.js';
+import { expireBillPayments } from './bills/bill-payments.service.js';
 import { type SandboxGateway, startSandboxGateway } from './topups/gateway/sandbox-gateway.js';
 
 /**
  * Periodic tasks on the job queue (graphile-worker cron: once a minute, once across all API
- * processes): payments that expired waiting for a card are canceled; idempotency records past
+ * processes): payments and bill payments that expired waiting for a card are canceled; idempotency records past
  * their retention are purged.
  */
 export function scheduledTasks(orm: Orm, log: Logger) {
@@ -25,7 +26,8 @@ export function scheduledTasks(orm: Orm, log: Logger) {
     tasks: {
       payments_expire: async () => {
         const expired = await expirePayments(orm.em.fork());
-        if (expired > 0) log.info({ expired }, 'payments expired');
+        const bills = await expireBillPayments(orm.em.fork());
+        if (expired + bills > 0) log.info({ expired, billPayments: bills }, 'payments expired');
       },
       idempotency_purge: async () => {
         const purged = await purgeExpiredIdempotencyRecords(orm.em.fork());

@@ -114,6 +114,19 @@ const MATRIX: Record<string, Rule> = {
   'Mutation.rotateWebhookSecret': { access: 'owned', kinds: ['MERCHANT', 'BILLER', 'ISSUER'] }, // another tenant's endpoint is NOT_FOUND
   'Mutation.deleteWebhookEndpoint': { access: 'owned', kinds: ['MERCHANT', 'BILLER', 'ISSUER'] }, // another tenant's endpoint is NOT_FOUND (webhooks.test.ts)
   'Mutation.replayWebhookEvent': { access: 'owned', kinds: ['MERCHANT', 'BILLER', 'ISSUER'] }, // another tenant's event is NOT_FOUND (webhooks.test.ts)
+  'Query.bill': { access: 'owned', kinds: ['BILLER'] }, // also the operator (bills:read) and cardholder apps by id (active billers); another biller's bill is null like a missing id (bills.test.ts)
+  'Query.bills': { access: 'owned', kinds: ['BILLER'] }, // own bills only (operator: all, bills:read); cardholder apps FORBIDDEN; checked in bills.test.ts
+  'Query.billsForAccount': { access: 'owned', kinds: ['BILLER'] }, // also cardholder apps and the operator; another biller's id answers null like a missing one (bills.test.ts)
+  'Mutation.publishBill': { access: 'owned', kinds: ['BILLER'] }, // for the caller's own biller
+  'Mutation.publishBills': { access: 'owned', kinds: ['BILLER'] }, // for the caller's own biller
+  'Mutation.importBillsCsv': { access: 'owned', kinds: ['BILLER'] }, // for the caller's own biller
+  'Mutation.amendBill': { access: 'owned', kinds: ['BILLER'] }, // another biller's bill is NOT_FOUND exactly like a missing id (bills.test.ts)
+  'Mutation.withdrawBill': { access: 'owned', kinds: ['BILLER'] }, // another biller's bill is NOT_FOUND exactly like a missing id (bills.test.ts)
+  'Mutation.setBillerFetchUrl': { access: 'owned', kinds: ['BILLER'] }, // the caller's own biller only
+  'Query.billPayment': { access: 'owned', kinds: ['BILLER'] }, // also the holder's app that made it and the operator; others get null (bill-payments.test.ts)
+  'Query.billerReconciliation': { access: 'owned', kinds: ['BILLER'] }, // the caller's own payments only (bill-payments.test.ts)
+  'Mutation.payBill': { access: 'owned', kinds: ['CARDHOLDER_APP'] }, // bills the app may read; checked in bill-payments.test.ts
+  'Mutation.resolvePendingLoad': { access: 'owned', kinds: ['ISSUER'] }, // another card company's top-up is NOT_FOUND (topups.test.ts)
   'Mutation.setAutoTopUp': { access: 'owned', kinds: ['CARDHOLDER_APP'] }, // the holder's registered cards only (topups.test.ts)
 };
 

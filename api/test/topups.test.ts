@@ -256,6 +256,19 @@ describe('pending loads are written at most once', () => {
     expect(await purseBalance(world, card.chip.asn)).toBe(500n);
     expect((await alice.app.request<{ topUp: TopUp }>(GET, { id: topUp.id })).topUp.status).toBe('PAID');
     await ledgerOk();
+
+    // The card company looks into it (the card's balance shows the top-up never arrived) and releases it.
+    const RESOLVE = `mutation($input: ResolvePendingLoadInput!) { resolvePendingLoad(input: $input) { topUp { status history { cause } } userErrors { code } } }`;
+    const foreign = await apiClient(world, 'ISSUER', world.sz.cardCompanyId, ['cards:read', 'topups:write']);
+    expect((await foreign.request<{ resolvePendingLoad: { userErrors: { code: string }[] } }>(RESOLVE, { input: { topUp: topUp.id, loaded: false, note: 'not ours', idempotencyKey: 'r-0' } })).resolvePendingLoad.userErrors.map((e) => e.code)).toEqual(['NOT_FOUND']);
+    const resolved = await issuer.request<{ resolvePendingLoad: { topUp: { status: string; history: { cause: string }[] }; userErrors: unknown[] } }>(RESOLVE, { input: { topUp: topUp.id, loaded: false, note: 'chip balance 5.00: the 10.00 never arrived', idempotencyKey: 'r-1' } });
+    expect(resolved.resolvePendingLoad.userErrors).toEqual([]);
+    expect(resolved.resolvePendingLoad.topUp.history.at(-1)!.cause).toMatch(/never arrived/);
+    const again = await alice.app.request<{ openCardSession: { session: { id: string; challenge: string } } }>(OPEN, { input: { reader: alice.reader.id, operation: 'LOAD', topUp: topUp.id } });
+    expect((await sessionsOf(alice.app, () => alice.reader).agent(card.chip).run(again.openCardSession.session)).state).toBe('COMPLETED');
+    expect(await balanceOnCard(card.chip)).toBe(1_500);
+    expect(await purseBalance(world, card.chip.asn)).toBe(1_500n);
+    await ledgerOk();
   });
 
   it('a top-up is written only onto its own card, and only by its holder’s app', async () => {

@@ -67,6 +67,34 @@ export enum UserErrorCode {
   WEBHOOK_ENDPOINT_LIMIT_REACHED = 'WEBHOOK_ENDPOINT_LIMIT_REACHED',
   /** The webhook endpoint is disabled; enable it first. */
   WEBHOOK_ENDPOINT_DISABLED = 'WEBHOOK_ENDPOINT_DISABLED',
+  // bills
+  /** The biller already has a bill with this reference, or the same list or file names it twice. */
+  DUPLICATE_BILLER_REFERENCE = 'DUPLICATE_BILLER_REFERENCE',
+  /** The bill is not OPEN (paid or withdrawn), or partly paid where that rules the change out. */
+  INVALID_BILL_STATE = 'INVALID_BILL_STATE',
+  /** `expectedVersion` is not the bill's version: someone changed it since you read it. */
+  BILL_VERSION_CONFLICT = 'BILL_VERSION_CONFLICT',
+  /** An amount due at or below what has already been paid on the bill. */
+  AMOUNT_DUE_BELOW_PAID = 'AMOUNT_DUE_BELOW_PAID',
+  /** A CSV file that cannot be read: quoting, header, no rows. */
+  INVALID_CSV = 'INVALID_CSV',
+  /** A CSV file over the limits (10 MB, 50,000 rows). */
+  CSV_TOO_LARGE = 'CSV_TOO_LARGE',
+  /** Rows of a CSV import were refused (the import's report lists each); nothing was imported. */
+  BILL_IMPORT_REFUSED = 'BILL_IMPORT_REFUSED',
+  /** A bill look-up URL that is not https (http only on a loopback host outside production), or carries credentials. */
+  INVALID_FETCH_URL = 'INVALID_FETCH_URL',
+  /** The biller did not answer the live bill look-up (down, too slow, or an answer we cannot use). */
+  BILLER_UNAVAILABLE = 'BILLER_UNAVAILABLE',
+  // bill payments
+  /** The bill is not OPEN (paid or withdrawn), or nothing remains to pay on it. */
+  BILL_NOT_PAYABLE = 'BILL_NOT_PAYABLE',
+  /** A part of a bill whose biller takes it only in full. */
+  PARTIAL_PAYMENT_NOT_ALLOWED = 'PARTIAL_PAYMENT_NOT_ALLOWED',
+  /** More than remains to pay on the bill: a bill is never overpaid. */
+  OVERPAYMENT = 'OVERPAYMENT',
+  /** Another payment of this bill is waiting for a card or being paid. */
+  BILL_PAYMENT_IN_PROGRESS = 'BILL_PAYMENT_IN_PROGRESS',
 }
 registerEnumType(UserErrorCode, { name: 'UserErrorCode', description: 'Why a mutation refused its input.' });
 

@@ -13,6 +13,7 @@ import { graphiqlAssets, graphiqlPage } from '../graphql/graphiql.js';
 import type { QueryLimits } from '../graphql/query-cost.js';
 import { GatewayClient } from '../topups/gateway/gateway-client.js';
 import { gatewayWebhookRoutes } from '../topups/gateway-webhook.js';
+import { billsRoutes } from '../bills/bills.routes.js';
 import { useTopUpLimits } from '../topups/auto-top-up.js';
 import '../topups/pending-load.js';
 import { Metrics } from './metrics.js';
@@ -104,6 +105,9 @@ export async function createHttpApp(opts: { config: Config; orm: MikroORM; log: 
   // CRLs and CA certificates.
   app.use('/pki', pkiRoutes(orm, await loadKeyEncryptionKey(config)));
 
+  // Billers' reconciliation files (CSV downloads with the biller's token).
+  app.use('/billers', billsRoutes(orm, (r) => auth.verifier.principalFor(r)));
+
   // The payment gateway's signed events (top-ups paid, refunds done).
   app.use('/webhooks', gatewayWebhookRoutes(orm, () => config.gateway?.webhookSecret));
 
@@ -125,7 +129,8 @@ export async function createHttpApp(opts: { config: Config; orm: MikroORM; log: 
   });
   app.use(
     '/graphql',
-    express.json({ limit: '1mb' }),
+    // Large enough for a biller's CSV import (10 MB of text in a JSON string); query cost limits the rest.
+    express.json({ limit: '12mb' }),
     expressMiddleware(apollo, {
       context: async ({ req }): Promise<GraphQLContext> => ({
         em: orm.em.fork(),

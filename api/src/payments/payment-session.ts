@@ -24,7 +24,7 @@ const LOG_TYPE_PURSE_PURCHASE = 0x06;
 const paymentIdOf = (purposeData: Record<string, unknown> | undefined) => String(purposeData?.paymentId);
 
 /** Did the card pay the attempt that `claim` issued MAC1 for? Its log (CPU) or its balance (M1) says. */
-function cardPaidClaim(claim: PaymentClaim, pending: PendingDebit, record: TransactionRecord | null): 'paid' | 'not-paid' | 'unknown' {
+export function cardPaidClaim(claim: PaymentClaim, pending: PendingDebit, record: TransactionRecord | null): 'paid' | 'not-paid' | 'unknown' {
   if (claim.offlineCounter === null || pending.offlineCounter === null) {
     // An M1 card has no counter and no log: an unchanged balance means it did not pay; a lower one
     // may be any other purchase of the same amount, so it proves nothing.
@@ -102,7 +102,7 @@ completionHandlers.set(PAYMENT, async (em, done) => {
  * message, an expired session, certificates) say nothing about the card, so a stranger who knows
  * the payment's id cannot make it fail by sending junk.
  */
-const CARD_REFUSALS: ReadonlySet<SessionRefusal> = new Set(['INSUFFICIENT_BALANCE', 'CARD_NOT_USABLE', 'PURSE_MISMATCH', 'CROSS_CITY_NOT_ALLOWED', 'UNKNOWN_CARD_ISSUER', 'UNKNOWN_CARD_KEY', 'COUNTER_ROLLBACK']);
+export const CARD_REFUSALS: ReadonlySet<SessionRefusal> = new Set(['INSUFFICIENT_BALANCE', 'CARD_NOT_USABLE', 'PURSE_MISMATCH', 'CROSS_CITY_NOT_ALLOWED', 'UNKNOWN_CARD_ISSUER', 'UNKNOWN_CARD_KEY', 'COUNTER_ROLLBACK']);
 
 refusalHandlers.set(PAYMENT, async (em, session, refusal) => {
   if (!CARD_REFUSALS.has(refusal)) return;

@@ -3,6 +3,8 @@ import { credit, debit, post } from '../ledger/ledger.service.js';
 import { cardPurseAccount } from '../readers/session/card-purse.js';
 import { completionHandlers, type CompletedOperation, creditGuards, type PendingCredit } from '../readers/session/card-session.service.js';
 import { SessionError } from '../readers/session/session.errors.js';
+import type { Principal } from '../graphql/context.js';
+import { TopUpError } from './topups.errors.js';
 import { type LoadClaim, maskCardNumber, moveTo, pendingLoadAccount, topUpById, type TopUpRow } from './topups.service.js';
 
 /**
@@ -70,6 +72,33 @@ const LOAD_ENTRY_OF: Record<TopUpRow['origin'], (t: TopUpRow) => Record<string, 
   TRANSFER: (t) => ({ kind: 'BALANCE_TRANSFER', balanceTransfer: t.idempotency_key.replace(/^card-balance-transfer:/, ''), pendingLoad: t.id }),
   REFUND: (t) => ({ kind: 'REFUND', payment: t.idempotency_key.split(':')[1], pendingLoad: t.id }),
 };
+
+/**
+ * The card company settles a pending load whose write was started (MAC2 issued) and that the card
+ * cannot settle itself (LOAD_UNRESOLVED, or a card that is lost and will not tap again), from what
+ * it found out: `loaded` books it onto the card's purse (LOADED); not loaded releases the claim, so
+ * the load can be written again or refunded. The note goes into the top-up's history.
+ */
+export async function resolvePendingLoad(em: EntityManager, principal: Principal, topUpId: string, input: { loaded: boolean; note: string }): Promise<TopUpRow> {
+  if (principal.kind !== 'ISSUER' || !principal.scopes.includes('topups:write') || !principal.tenantId) throw new TopUpError('NOT_FOUND', `no top-up ${topUpId} you may settle`, 'topUp');
+  if (!input.note.trim() || input.note.length > 500) throw new TopUpError('INVALID_INPUT', 'say how it was settled (1 to 500 characters)', 'note');
+  return em.transactional(async (tx) => {
+    const topUp = await topUpById(tx, topUpId, true);
+    if (!topUp || topUp.card_company_id !== principal.tenantId) throw new TopUpError('NOT_FOUND', `no top-up ${topUpId} you may settle`, 'topUp');
+    if (topUp.status !== 'PAID' || !topUp.load_session_id) throw new TopUpError('INVALID_INPUT', 'only a PAID top-up whose write onto the card was started needs settling', 'topUp');
+    const [live] = await tx.execute<{ id: string }[]>(`select id from card_session where id = ? and state not in ('COMPLETED','FAILED') and expires_at > now()`, [topUp.load_session_id]);
+    if (live) throw new TopUpError('INVALID_INPUT', 'a reader is writing it right now; wait for the session to end', 'topUp');
+    const cause = `settled by the card company (${principal.clientId}): ${input.note.trim()}`;
+    if (input.loaded) {
+      const [card] = await tx.execute<{ currency: string }[]>(`select btrim(ci.currency) as currency from card c join card_company cc on cc.id = c.card_company_id join city ci on ci.id = cc.city_id where c.id = ?`, [topUp.card_id]);
+      await finishLoad(tx, topUp.id, topUp.load_session_id, { asn: topUp.asn, currency: card!.currency }, cause);
+    } else {
+      await tx.execute(`update top_up set load_session_id = null, load_claim = null, updated_at = now() where id = ?`, [topUp.id]);
+      await tx.execute(`insert into top_up_history (top_up_id, from_status, to_status, cause) values (?, 'PAID', 'PAID', ?)`, [topUp.id, cause]);
+    }
+    return (await topUpById(tx, topUp.id))!;
+  });
+}
 
 /** The pending load is on the card: pending loads → the card's purse, the top-up LOADED. */
 async function finishLoad(em: EntityManager, topUpId: string, sessionId: string, card: { asn: string; currency: string }, proof: string, tac?: string): Promise<void> {

@@ -1,6 +1,6 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { type GatewayClient, GatewayError } from './gateway/gateway-client.js';
-import { applyIntent, applyRefund, submitRefund, submitToGateway, type TopUpRow, topUpById } from './topups.service.js';
+import { applyIntent, applyRefund, moveTo, submitRefund, submitToGateway, type TopUpRow, topUpById } from './topups.service.js';
 
 export interface TopUpJobTimings {
   /** A CREATED top-up this old was not submitted by its create call (gateway down, crash): submit it. Auto top-ups go at once. */
@@ -46,7 +46,13 @@ export async function runTopUpJobs(em: EntityManager, gateway: GatewayClient, op
     return rows.length;
   };
   // An auto top-up was never sent by a create call: its first submission goes at once.
-  const submitted = await each(await claim(em, 'CREATED', t.submitAfterSeconds, now, `(origin = 'AUTO' and gateway_attempts = 0)`), (row) => submitToGateway(em, gateway, row));
+  // One the gateway has not taken for a whole day is given up (FAILED): it no longer counts against
+  // the card's limits. Should the gateway report it paid after all, FAILED → PAID still books it.
+  const submitted = await each(await claim(em, 'CREATED', t.submitAfterSeconds, now, `(origin = 'AUTO' and gateway_attempts = 0)`), (row) =>
+    +now - +new Date(row.created_at) > t.expireAfterSeconds * 1000
+      ? moveTo(em, row.id, 'FAILED', 'gateway unreachable', { failureCode: 'gateway_unreachable', failureMessage: 'the gateway did not take the payment within a day' })
+      : submitToGateway(em, gateway, row),
+  );
   const polled = await each(await claim(em, 'AWAITING_PAYMENT', t.pollAfterSeconds, now), (row) => pollIntent(em, gateway, row, now, t.expireAfterSeconds));
   const refunds = await each(await claim(em, 'REFUNDING', t.pollAfterSeconds, now), (row) => pollRefund(em, gateway, row));
   return { submitted, polled, refunds };

@@ -8,9 +8,10 @@ import { Money } from '../graphql/money.js';
 import { nodeLoaders } from '../graphql/node.js';
 import { userError, UserErrorCode } from '../graphql/user-error.js';
 import { autoTopUpOf, setAutoTopUp } from './auto-top-up.js';
+import { resolvePendingLoad } from './pending-load.js';
 import { TopUpError, type TopUpErrorCode } from './topups.errors.js';
 import { createTopUp, findTopUpFor, listTopUpsOfCard, pendingLoadOfCard, refundTopUp, topUpHistory, type TopUpRow, type TopUpStatus } from './topups.service.js';
-import { AutoTopUpPayload, AutoTopUpType, CreateTopUpInput, RefundTopUpInput, SetAutoTopUpInput, TopUpConnection, type TopUpOriginEnum, TopUpPayload, TopUpStatusChange, TopUpStatusEnum, TopUpType } from './topups.types.js';
+import { AutoTopUpPayload, AutoTopUpType, CreateTopUpInput, RefundTopUpInput, ResolvePendingLoadInput, SetAutoTopUpInput, TopUpConnection, type TopUpOriginEnum, TopUpPayload, TopUpStatusChange, TopUpStatusEnum, TopUpType } from './topups.types.js';
 
 const CODES: Record<TopUpErrorCode, UserErrorCode> = {
   NOT_FOUND: UserErrorCode.NOT_FOUND,
@@ -111,6 +112,16 @@ export class TopUpResolver {
   @Idempotent()
   refundTopUp(@Arg('input', () => RefundTopUpInput) input: RefundTopUpInput, @Ctx() ctx: GraphQLContext): Promise<TopUpPayload> {
     return payload(ctx, () => refundTopUp(ctx.em, ctx.gateway ?? null, ctx.principal!, fromGlobalId(input.topUp, 'TopUp').id));
+  }
+
+  @Authorized('ISSUER', 'topups:write')
+  @Mutation(() => TopUpPayload, {
+    description:
+      'Settles a pending load of one of your cards whose write was started but that the card cannot settle (LOAD_UNRESOLVED, or a lost card): loaded books it onto the card, not loaded releases it to be written again or refunded.',
+  })
+  @Idempotent()
+  resolvePendingLoad(@Arg('input', () => ResolvePendingLoadInput) input: ResolvePendingLoadInput, @Ctx() ctx: GraphQLContext): Promise<TopUpPayload> {
+    return payload(ctx, async () => ({ topUp: await resolvePendingLoad(ctx.em, ctx.principal!, fromGlobalId(input.topUp, 'TopUp').id, { loaded: input.loaded, note: input.note }) }));
   }
 
   @Authorized('CARDHOLDER_APP')

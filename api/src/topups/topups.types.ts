@@ -125,6 +125,21 @@ export class RefundTopUpInput {
   idempotencyKey!: string;
 }
 
+@InputType({ description: 'How the card company settled a pending load the card could not settle itself.' })
+export class ResolvePendingLoadInput {
+  @Field(() => ID, { description: 'Global id of the TopUp (PAID, its write onto the card started).' })
+  topUp!: string;
+
+  @Field({ description: 'True: the card holds it (booked onto the card’s purse, LOADED). False: it does not (the claim is released; it can be written again or refunded).' })
+  loaded!: boolean;
+
+  @Field({ description: 'How it was established (kept in the top-up’s history), 1 to 500 characters.' })
+  note!: string;
+
+  @Field({ description: 'Your key for this request.' })
+  idempotencyKey!: string;
+}
+
 @ObjectType({ description: 'The result of a top-up mutation: the top-up, or why not. A GATEWAY_UNAVAILABLE or PAYMENT_DECLINED error comes with the top-up as it stands.' })
 export class TopUpPayload {
   @Field(() => TopUpType, { nullable: true, description: 'The top-up; null when refused before one was recorded.' })

@@ -7,6 +7,8 @@ import { TenantStatus } from '../../tenancy/merchant.entity.js';
 import { findCardCompany, findMerchant } from '../../tenancy/tenancy.service.js';
 import { SoftwareKeyStore } from '../key-store.js';
 import { findReaderFor, type ReaderRow } from '../readers.service.js';
+import { BILL_PAYMENT } from '../../bills/bill-payment-session.js';
+import { findBillPaymentFor } from '../../bills/bill-payments.service.js';
 import { PAYMENT } from '../../payments/payment-session.js';
 import { findPaymentFor } from '../../payments/payments.service.js';
 import { PENDING_LOAD } from '../../topups/pending-load.js';
@@ -94,10 +96,22 @@ async function openPaymentSession(ctx: GraphQLContext, reader: ReaderRow, input:
   return openSession(ctx.em, { reader, operation: 'PURCHASE', cardType: input.cardType ?? 'CPU', amount: BigInt(payment.amount), clientId: principal.clientId, purpose: PAYMENT, purposeData: { paymentId: payment.id } });
 }
 
+/** Paying a bill payment (payBill) with the card: the holder's app that made it, on the holder's own reader. */
+async function openBillPaymentSession(ctx: GraphQLContext, reader: ReaderRow, input: OpenCardSessionInput): Promise<OpenOutcome> {
+  const principal = ctx.principal!;
+  const payment = principal.kind === 'CARDHOLDER_APP' && principal.scopes.includes('card:topup') ? await findBillPaymentFor(ctx.em, principal, fromGlobalId(input.billPayment!, 'BillPayment').id) : null;
+  if (!payment) return refusal(UserErrorCode.NOT_FOUND, `no bill payment ${input.billPayment} you may pay`, 'billPayment');
+  if (input.amount != null) return refusal(UserErrorCode.INVALID_INPUT, 'a bill payment’s session takes its amount from the bill payment', 'amount');
+  if (payment.status !== 'REQUIRES_CARD' && payment.status !== 'PROCESSING') return refusal(UserErrorCode.INVALID_INPUT, `the bill payment is ${payment.status}`, 'billPayment');
+  if (new Date(payment.expires_at) <= new Date()) return refusal(UserErrorCode.INVALID_INPUT, 'the bill payment has expired', 'billPayment');
+  return openSession(ctx.em, { reader, operation: 'PURCHASE', cardType: input.cardType ?? 'CPU', amount: BigInt(payment.amount), clientId: principal.clientId, purpose: BILL_PAYMENT, purposeData: { billPaymentId: payment.id } });
+}
+
 /** A purchase by the merchant that owns the reader: the card pays, the merchant's payable grows. */
 async function openDirectPurchase(ctx: GraphQLContext, reader: ReaderRow, input: OpenCardSessionInput): Promise<OpenOutcome> {
   const principal = ctx.principal!;
   if (input.payment) return openPaymentSession(ctx, reader, input);
+  if (input.billPayment) return openBillPaymentSession(ctx, reader, input);
   const ownsReader = principal.kind === 'MERCHANT' && principal.tenantId !== null && reader.owner_kind === 'MERCHANT' && reader.owner_id === principal.tenantId;
   if (!ownsReader || !principal.scopes.includes('payments:write')) {
     return refusal(UserErrorCode.FORBIDDEN_OPERATION, 'a purchase is opened by the merchant that owns the reader (scope payments:write)', 'operation');
@@ -119,7 +133,7 @@ export class CardSessionResolver {
   @Authorized()
   @Mutation(() => CardSessionPayload, {
     description:
-      'Opens a card session on a reader you may use. BALANCE: any client that sees the reader. LOAD with topUp: writes a PAID top-up onto its card (the holder’s app on its reader, scope card:topup; or the card company, scope topups:write). LOAD without: the card company at its counter (scope topups:write), on a reader of its city. PURCHASE with payment: pays a merchant’s Payment (the holder’s app on its reader, scope card:topup; or the merchant on its reader, scope payments:write). PURCHASE: the merchant that owns the reader (scope payments:write).',
+      'Opens a card session on a reader you may use. BALANCE: any client that sees the reader. LOAD with topUp: writes a PAID top-up onto its card (the holder’s app on its reader, scope card:topup; or the card company, scope topups:write). LOAD without: the card company at its counter (scope topups:write), on a reader of its city. PURCHASE with payment: pays a merchant’s Payment (the holder’s app on its reader, scope card:topup; or the merchant on its reader, scope payments:write). PURCHASE with billPayment: pays a bill (the holder’s app that made the bill payment, scope card:topup). PURCHASE: the merchant that owns the reader (scope payments:write).',
   })
   async openCardSession(@Arg('input', () => OpenCardSessionInput) input: OpenCardSessionInput, @Ctx() ctx: GraphQLContext): Promise<CardSessionPayload> {
     const reader = await findReaderFor(ctx.em, ctx.principal!, fromGlobalId(input.reader, 'Reader').id);

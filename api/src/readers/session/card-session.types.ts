@@ -100,6 +100,9 @@ export class OpenCardSessionInput {
 
   @Field(() => ID, { nullable: true, description: 'For PURCHASE: global id of a merchant’s Payment the card pays; the amount is the payment’s.' })
   payment?: string | null;
+
+  @Field(() => ID, { nullable: true, description: 'For PURCHASE: global id of a BillPayment (from payBill) the card pays; the amount is the bill payment’s.' })
+  billPayment?: string | null;
 }
 
 @InputType()

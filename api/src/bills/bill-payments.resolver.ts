@@ -1,0 +1,92 @@
+import { GraphQLError } from 'graphql';
+import { Arg, Authorized, Ctx, ID, Mutation, Query, Resolver } from 'type-graphql';
+import type { GraphQLContext } from '../graphql/context.js';
+import { fromGlobalId, toGlobalId } from '../graphql/global-id.js';
+import { Idempotent } from '../graphql/idempotency.js';
+import { Money } from '../graphql/money.js';
+import { nodeLoaders } from '../graphql/node.js';
+import { userError, UserErrorCode } from '../graphql/user-error.js';
+import './bill-payment-session.js';
+import { BillPaymentError, type BillPaymentErrorCode } from './bill-payments.errors.js';
+import { billerReconciliation, billPaymentById, type BillPaymentRow, findBillPaymentFor, payBill, reconciliationCsv } from './bill-payments.service.js';
+import { BillerReconciliationType, BillPaymentPayload, type BillPaymentStatusEnum, BillPaymentType, PayBillInput } from './bill-payments.types.js';
+
+const CODES: Record<BillPaymentErrorCode, UserErrorCode> = {
+  NOT_FOUND: UserErrorCode.NOT_FOUND,
+  INVALID_INPUT: UserErrorCode.INVALID_INPUT,
+  BILL_NOT_PAYABLE: UserErrorCode.BILL_NOT_PAYABLE,
+  PARTIAL_PAYMENT_NOT_ALLOWED: UserErrorCode.PARTIAL_PAYMENT_NOT_ALLOWED,
+  OVERPAYMENT: UserErrorCode.OVERPAYMENT,
+  BILL_PAYMENT_IN_PROGRESS: UserErrorCode.BILL_PAYMENT_IN_PROGRESS,
+};
+
+export function billPaymentView(row: BillPaymentRow): BillPaymentType {
+  return Object.assign(new BillPaymentType(), {
+    id: toGlobalId('BillPayment', row.id),
+    uuid: row.id,
+    bill: toGlobalId('Bill', row.bill_id),
+    biller: toGlobalId('Biller', row.biller_id),
+    billerName: row.biller_name,
+    accountNumber: row.account_number,
+    period: row.period,
+    amount: Money.of(BigInt(row.amount), row.currency),
+    status: row.status as BillPaymentStatusEnum,
+    receiptNumber: row.receipt_number,
+    paidAt: row.paid_at,
+    businessDay: row.business_day,
+    cardNumber: row.card_number ? `**** **** **** ${row.card_number.slice(-4)}` : null,
+    failureCode: (row as BillPaymentRow & { failure_code?: string | null }).failure_code ?? null,
+    expiresAt: row.expires_at,
+    createdAt: row.created_at,
+  });
+}
+
+nodeLoaders.set('BillPayment', async (ctx, id) => {
+  const row = ctx.principal && (await findBillPaymentFor(ctx.em, ctx.principal, id));
+  return row ? billPaymentView(row) : null;
+});
+
+@Resolver(() => BillPaymentType)
+export class BillPaymentResolver {
+  @Authorized()
+  @Query(() => BillPaymentType, { nullable: true, description: 'A bill payment and its receipt: the holder’s app that made it, the biller it pays (bills:read), the operator.' })
+  async billPayment(@Arg('id', () => ID, { description: 'Global id of the BillPayment.' }) id: string, @Ctx() ctx: GraphQLContext): Promise<BillPaymentType | null> {
+    const row = await findBillPaymentFor(ctx.em, ctx.principal!, fromGlobalId(id, 'BillPayment').id);
+    return row ? billPaymentView(row) : null;
+  }
+
+  @Authorized('CARDHOLDER_APP', 'card:topup')
+  @Mutation(() => BillPaymentPayload, { description: 'Pays (part of) a bill from the card purse: returns a bill payment that the card pays at a certified reader (openCardSession(operation: PURCHASE, billPayment)).' })
+  @Idempotent()
+  async payBill(@Arg('input', () => PayBillInput) input: PayBillInput, @Ctx() ctx: GraphQLContext): Promise<BillPaymentPayload> {
+    try {
+      const row = await payBill(ctx.em, ctx.principal!, { billId: fromGlobalId(input.bill, 'Bill').id, amount: input.amount });
+      return { billPayment: billPaymentView(row), userErrors: [] };
+    } catch (err) {
+      if (!(err instanceof BillPaymentError)) throw err;
+      return { billPayment: null, userErrors: [userError(CODES[err.code], err.message, ['input', ...(err.field ? [err.field] : [])])] };
+    }
+  }
+
+  @Authorized('BILLER', 'bills:read')
+  @Query(() => BillerReconciliationType, { description: 'Your bill payments of one business day (your city’s date), with totals that equal the ledger’s.' })
+  async billerReconciliation(@Arg('businessDay', { description: 'YYYY-MM-DD in your city.' }) businessDay: string, @Ctx() ctx: GraphQLContext): Promise<BillerReconciliationType> {
+    let day;
+    try {
+      day = await billerReconciliation(ctx.em, ctx.principal!, businessDay);
+    } catch (err) {
+      if (err instanceof BillPaymentError) throw new GraphQLError(err.message, { extensions: { code: 'BAD_USER_INPUT' } });
+      throw err;
+    }
+    const currency = day!.lines[0]?.currency ?? 'CNY';
+    const payments = await Promise.all(day!.lines.map(async (l) => billPaymentView((await billPaymentById(ctx.em, l.id))!)));
+    return Object.assign(new BillerReconciliationType(), {
+      businessDay: day!.businessDay,
+      count: day!.count,
+      total: Money.of(day!.total, currency),
+      ledgerTotal: Money.of(day!.ledgerTotal, currency),
+      payments,
+      csv: reconciliationCsv(day!.lines),
+    });
+  }
+}

@@ -1,0 +1,230 @@
+import { randomUUID } from 'node:crypto';
+import type { EntityManager } from '@mikro-orm/postgresql';
+import type { Principal } from '../graphql/context.js';
+import { toGlobalId } from '../graphql/global-id.js';
+import { openAccount } from '../ledger/ledger.service.js';
+import { AccountOwnerKind, AccountType } from '../ledger/ledger-account.entity.js';
+import { recordEvent } from '../webhooks/outbox.js';
+import { BillPaymentError } from './bill-payments.errors.js';
+import { billAmounts, billById, type BillRow, findBillFor } from './bills.service.js';
+
+export type BillPaymentStatus = 'REQUIRES_CARD' | 'PROCESSING' | 'SUCCEEDED' | 'CANCELED' | 'FAILED';
+
+/** What the card said when a session claimed the payment (see payments/payment-session.ts). */
+export interface BillPaymentClaim {
+  cardAsn: string;
+  offlineCounter: number | null;
+  terminal: string | null;
+  date: string | null;
+  time: string | null;
+  cardBalance: number;
+}
+
+export interface BillPaymentRow {
+  id: string;
+  bill_id: string;
+  biller_id: string;
+  amount: string;
+  currency: string;
+  status: BillPaymentStatus;
+  card_session_id: string | null;
+  card_claim: BillPaymentClaim | null;
+  card_id: string | null;
+  card_asn: string | null;
+  holder_id: string | null;
+  created_by_client: string;
+  receipt_number: string | null;
+  business_day: string | null;
+  expires_at: Date;
+  created_at: Date;
+  paid_at: Date | null;
+  /** Joined, for receipts. */
+  biller_name: string;
+  account_number: string;
+  period: string;
+  card_number: string | null;
+}
+
+/** How long a bill payment waits for the card. */
+export const BILL_PAYMENT_EXPIRY_SECONDS = 15 * 60;
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const COLUMNS = `p.*, p.amount::text as amount, btrim(p.currency) as currency, p.business_day::text as business_day,
+  bl.name as biller_name, b.account_number, b.period, c.card_number`;
+const FROM = `bill_payment p join bill b on b.id = p.bill_id join biller bl on bl.id = p.biller_id left join card c on c.id = p.card_id`;
+
+export const billPaymentGlobalId = (id: string) => toGlobalId('BillPayment', id);
+
+/** What a biller is owed for bills paid from card purses, until settlement pays it out. */
+export function billerPayableAccount(em: EntityManager, billerId: string, currency: string) {
+  return openAccount(em, { code: `biller.${billerId}.payable.${currency}`, type: AccountType.LIABILITY, ownerKind: AccountOwnerKind.BILLER_PAYABLE, ownerId: billerId, currency });
+}
+
+export async function billPaymentById(em: EntityManager, id: string, lock = false): Promise<BillPaymentRow | null> {
+  if (!UUID.test(id)) return null;
+  const [row] = await em.execute<BillPaymentRow[]>(`select ${COLUMNS} from ${FROM} where p.id = ?${lock ? ' for update of p' : ''}`, [id]);
+  return row ?? null;
+}
+
+/**
+ * Who sees a bill payment and its receipt: the holder's app that made it (card:read or
+ * card:topup, the same holder), the biller it pays (bills:read), the operator (bills:read).
+ */
+function visibility(principal: Principal): { sql: string; params: unknown[] } | null {
+  const s = principal.scopes;
+  if (principal.kind === 'CARDHOLDER_APP' && principal.holderId && UUID.test(principal.holderId) && (s.includes('card:read') || s.includes('card:topup'))) return { sql: 'p.holder_id = ?', params: [principal.holderId] };
+  if (principal.kind === 'BILLER' && principal.tenantId && UUID.test(principal.tenantId) && s.includes('bills:read')) return { sql: 'p.biller_id = ?', params: [principal.tenantId] };
+  if (principal.kind === 'OPERATOR' && s.includes('bills:read')) return { sql: 'true', params: [] };
+  return null;
+}
+
+export async function findBillPaymentFor(em: EntityManager, principal: Principal, id: string): Promise<BillPaymentRow | null> {
+  const where = visibility(principal);
+  if (!where || !UUID.test(id)) return null;
+  const [row] = await em.execute<BillPaymentRow[]>(`select ${COLUMNS} from ${FROM} where p.id = ? and (${where.sql})`, [id, ...where.params]);
+  return row ?? null;
+}
+
+/** Receipt numbers: the biller's business day and a random part, unique by index. */
+export function receiptNumberFor(businessDay: string): string {
+  return `R${businessDay.replaceAll('-', '')}-${randomUUID().replaceAll('-', '').slice(0, 10).toUpperCase()}`;
+}
+
+export async function recordBillPaid(em: EntityManager, payment: BillPaymentRow, bill: BillRow): Promise<void> {
+  await recordEvent(em, {
+    type: 'bill.paid',
+    ownerKind: 'BILLER',
+    ownerId: payment.biller_id,
+    subjectId: billPaymentGlobalId(payment.id),
+    payload: {
+      billPayment: billPaymentGlobalId(payment.id),
+      bill: toGlobalId('Bill', payment.bill_id),
+      accountNumber: bill.account_number,
+      period: bill.period,
+      amount: Number(payment.amount),
+      currency: payment.currency,
+      receiptNumber: payment.receipt_number,
+      businessDay: payment.business_day,
+      billStatus: bill.status,
+    },
+  });
+}
+
+const errorIfRefused = (code: ConstructorParameters<typeof BillPaymentError>[0], message: string, field?: string) => new BillPaymentError(code, message, field);
+
+/**
+ * A cardholder app pays (part of) a bill from the card purse: this records the bill payment
+ * (REQUIRES_CARD) that a card session then pays (openCardSession(PURCHASE, billPayment)). The
+ * amount defaults to what remains today (late fee included); a part only where the biller allows
+ * it; never more than remains. One payment per bill in flight at once.
+ */
+export async function payBill(em: EntityManager, principal: Principal, input: { billId: string; amount?: bigint | null }, now = new Date()): Promise<BillPaymentRow> {
+  if (principal.kind !== 'CARDHOLDER_APP' || !principal.scopes.includes('card:topup') || !principal.holderId) throw errorIfRefused('NOT_FOUND', `no bill ${input.billId} you may pay`, 'bill');
+  return em.transactional(async (tx) => {
+    const seen = await findBillFor(tx, principal, input.billId);
+    if (!seen) throw errorIfRefused('NOT_FOUND', `no bill ${input.billId} you may pay`, 'bill');
+    const bill = (await billById(tx, seen.id, true))!;
+    if (bill.status !== 'OPEN') throw errorIfRefused('BILL_NOT_PAYABLE', `the bill is ${bill.status}`, 'bill');
+    const amount = checkAmount(bill, input.amount ?? billAmounts(bill).remaining);
+    const id = randomUUID();
+    const [row] = await tx.execute<{ id: string }[]>(
+      `insert into bill_payment (id, bill_id, biller_id, amount, currency, status, holder_id, created_by_client, expires_at)
+       values (?, ?, ?, ?, ?, 'REQUIRES_CARD', ?, ?, ?) on conflict do nothing returning id`,
+      [id, bill.id, bill.biller_id, amount.toString(), bill.currency, principal.holderId, principal.clientId, new Date(+now + BILL_PAYMENT_EXPIRY_SECONDS * 1000)],
+    );
+    if (!row) throw errorIfRefused('BILL_PAYMENT_IN_PROGRESS', 'a payment of this bill is waiting for a card or being paid; finish or let it expire first', 'bill');
+    return (await billPaymentById(tx, id))!;
+  });
+}
+
+/** The amount a payment may take from a bill now: positive, not more than remains, all of it unless partial is allowed. */
+export function checkAmount(bill: BillRow, amount: bigint): bigint {
+  const { remaining } = billAmounts(bill);
+  if (amount <= 0n) throw errorIfRefused(remaining === 0n ? 'BILL_NOT_PAYABLE' : 'INVALID_INPUT', remaining === 0n ? 'nothing remains to pay on this bill' : 'a payment is at least 1 minor unit', 'amount');
+  if (amount > remaining) throw errorIfRefused('OVERPAYMENT', `${remaining} remains to pay; a bill is never overpaid`, 'amount');
+  if (amount < remaining && !bill.allow_partial) throw errorIfRefused('PARTIAL_PAYMENT_NOT_ALLOWED', `the biller takes this bill only in full (${remaining})`, 'amount');
+  return amount;
+}
+
+/** Moves a bill payment (locked by the caller) to a new status, with what goes with it. */
+export async function moveBillPayment(em: EntityManager, id: string, to: BillPaymentStatus, set: { failureCode?: string | null; receipt?: { number: string; businessDay: string }; cardId?: string | null; cardSessionId?: string } = {}): Promise<BillPaymentRow> {
+  await em.execute(
+    `update bill_payment set status = ?, updated_at = now(), failure_code = coalesce(?, failure_code),
+            receipt_number = coalesce(?, receipt_number), business_day = coalesce(?::date, business_day),
+            paid_at = case when ? = 'SUCCEEDED' then now() else paid_at end,
+            canceled_at = case when ? = 'CANCELED' then now() else canceled_at end,
+            card_id = coalesce(?, card_id), card_session_id = coalesce(?, card_session_id)
+      where id = ?`,
+    [to, set.failureCode ?? null, set.receipt?.number ?? null, set.receipt?.businessDay ?? null, to, to, set.cardId ?? null, set.cardSessionId ?? null, id],
+  );
+  return (await billPaymentById(em, id))!;
+}
+
+/**
+ * The expiry job: bill payments still waiting for a card past their expiry are CANCELED; one a
+ * card may have paid (MAC1 left, no answer) waits a day for the card's next tap (as payments do).
+ */
+export async function expireBillPayments(em: EntityManager, now = new Date()): Promise<number> {
+  return em.transactional(async (tx) => {
+    const rows = await tx.execute<{ id: string }[]>(
+      `update bill_payment set status = 'CANCELED', canceled_at = now(), updated_at = now(),
+              failure_code = case when card_claim is not null then 'CARD_ANSWER_LOST' else 'EXPIRED' end
+        where id in (select id from bill_payment where status in ('REQUIRES_CARD','PROCESSING') and expires_at <= ?
+                       and (card_claim is null or expires_at <= ?::timestamptz - interval '1 day')
+                       and (card_session_id is null or not exists (select 1 from card_session s where s.id = card_session_id and s.state not in ('COMPLETED','FAILED') and s.expires_at > ?))
+                     for update skip locked)
+        returning id`,
+      [now, now, now],
+    );
+    return rows.length;
+  });
+}
+
+export interface ReconciliationLine {
+  id: string;
+  receipt_number: string;
+  paid_at: Date;
+  account_number: string;
+  period: string;
+  biller_reference: string;
+  amount: string;
+  currency: string;
+  card_number: string | null;
+}
+
+/**
+ * A biller's day (its city's business day): every bill payment that succeeded on it, the totals,
+ * and what the ledger holds for them (the entries posted to the biller's payable for those
+ * payments), which must be equal. Set-based SQL; a biller sees only its own.
+ */
+export async function billerReconciliation(em: EntityManager, principal: Principal, businessDay: string) {
+  if (principal.kind !== 'BILLER' || !principal.tenantId || !UUID.test(principal.tenantId) || !principal.scopes.includes('bills:read')) return null;
+  if (!/^\d{4}-\d{2}-\d{2}$/.test(businessDay) || Number.isNaN(Date.parse(`${businessDay}T00:00:00Z`))) throw errorIfRefused('INVALID_INPUT', 'a business day is YYYY-MM-DD', 'businessDay');
+  const lines = await em.execute<ReconciliationLine[]>(
+    `select p.id, p.receipt_number, p.paid_at, b.account_number, b.period, b.biller_reference, p.amount::text as amount, btrim(p.currency) as currency, c.card_number
+       from bill_payment p join bill b on b.id = p.bill_id left join card c on c.id = p.card_id
+      where p.biller_id = ? and p.business_day = ?::date and p.status = 'SUCCEEDED'
+      order by p.paid_at, p.id`,
+    [principal.tenantId, businessDay],
+  );
+  const [ledger] = await em.execute<{ total: string; entries: number }[]>(
+    `select coalesce(sum(-po.amount), 0)::text as total, count(distinct e.id)::int as entries
+       from bill_payment p
+       join journal_entry e on e.metadata->>'billPayment' = p.id::text
+       join posting po on po.entry_id = e.id
+       join ledger_account a on a.id = po.account_id and a.owner_kind = 'BILLER_PAYABLE' and a.owner_id = p.biller_id::text
+      where p.biller_id = ? and p.business_day = ?::date and p.status = 'SUCCEEDED'`,
+    [principal.tenantId, businessDay],
+  );
+  const total = lines.reduce((sum, l) => sum + BigInt(l.amount), 0n);
+  return { businessDay, lines, count: lines.length, total, ledgerTotal: BigInt(ledger!.total), ledgerEntries: ledger!.entries };
+}
+
+/** The reconciliation as CSV: one row per payment, a header, card numbers masked. */
+export function reconciliationCsv(lines: ReconciliationLine[]): string {
+  const quote = (v: string) => (/[",\r\n]/.test(v) ? `"${v.replaceAll('"', '""')}"` : v);
+  const rows = lines.map((l) => [l.receipt_number, new Date(l.paid_at).toISOString(), l.account_number, l.period, l.biller_reference, l.amount, l.currency, l.card_number ? `**** ${l.card_number.slice(-4)}` : ''].map(quote).join(','));
+  return `${['receipt_number', 'paid_at', 'account_number', 'period', 'biller_reference', 'amount', 'currency', 'card'].join(',')}\r\n${rows.map((r) => `${r}\r\n`).join('')}`;
+}
+
+export { BillPaymentError };

@@ -1,0 +1,96 @@
+import { describe, expect, it } from 'vitest';
+import { amountOwed, checkLateFee, daysLate, epochDay, type LateFeeRule, lateFeeFor, lateFeeFromJson, lateFeeJson } from './late-fee.js';
+
+const bill = (lateFee: LateFeeRule, amountDue = 10_000n, dueDate = '2026-10-31') => ({ amountDue, dueDate, lateFee });
+
+describe('lateFeeFor', () => {
+  it('NONE never adds anything', () => {
+    expect(lateFeeFor(bill({ kind: 'NONE' }), '2026-10-01')).toBe(0n);
+    expect(lateFeeFor(bill({ kind: 'NONE' }), '2030-01-01')).toBe(0n);
+  });
+
+  // Each rule at the day before, on, and after the due date, and long after.
+  it.each([
+    ['FIXED', { kind: 'FIXED', amount: 500n }, '2026-10-30', 0n],
+    ['FIXED', { kind: 'FIXED', amount: 500n }, '2026-10-31', 0n],
+    ['FIXED', { kind: 'FIXED', amount: 500n }, '2026-11-01', 500n],
+    ['FIXED', { kind: 'FIXED', amount: 500n }, '2027-10-31', 500n],
+    ['daily', { kind: 'DAILY_BASIS_POINTS', basisPoints: 5, cap: 1_000n }, '2026-10-31', 0n],
+    // 10000 × 5 / 10000 = 5 a day
+    ['daily', { kind: 'DAILY_BASIS_POINTS', basisPoints: 5, cap: 1_000n }, '2026-11-01', 5n],
+    ['daily', { kind: 'DAILY_BASIS_POINTS', basisPoints: 5, cap: 1_000n }, '2026-11-30', 150n],
+    // 200 days: 1000, exactly the cap; 201 days would be 1005: capped
+    ['daily', { kind: 'DAILY_BASIS_POINTS', basisPoints: 5, cap: 1_000n }, '2027-05-19', 1_000n],
+    ['daily', { kind: 'DAILY_BASIS_POINTS', basisPoints: 5, cap: 1_000n }, '2027-05-20', 1_000n],
+  ] as const)('%s %o on %s adds %s', (_name, rule, today, fee) => {
+    expect(lateFeeFor(bill(rule as LateFeeRule), today)).toBe(fee);
+  });
+
+  it('rounds half up once over the whole period, never per day', () => {
+    // 1234 × 5 / 10000 = 0.617 a day: a per-day rounding would give 1 a day.
+    const b = bill({ kind: 'DAILY_BASIS_POINTS', basisPoints: 5, cap: 1_000_000n }, 1_234n, '2026-10-31');
+    expect(lateFeeFor(b, '2026-11-01')).toBe(1n); // 0.617 → 1
+    expect(lateFeeFor(b, '2026-11-03')).toBe(2n); // 1.851 → 2
+    // 1000 × 5 × 1 / 10000 = 0.5 → 1 (half up); 0.4999… stays 0
+    expect(lateFeeFor(bill({ kind: 'DAILY_BASIS_POINTS', basisPoints: 5, cap: 100n }, 1_000n), '2026-11-01')).toBe(1n);
+    expect(lateFeeFor(bill({ kind: 'DAILY_BASIS_POINTS', basisPoints: 5, cap: 100n }, 999n), '2026-11-01')).toBe(0n);
+    // 3000 × 5 × 1 / 10000 = 1.5 → 2
+    expect(lateFeeFor(bill({ kind: 'DAILY_BASIS_POINTS', basisPoints: 5, cap: 100n }, 3_000n), '2026-11-01')).toBe(2n);
+  });
+
+  it('counts calendar days across month ends, leap days and years, without overflow', () => {
+    expect(daysLate('2028-02-28', '2028-03-01')).toBe(2); // 2028 is a leap year
+    expect(daysLate('2027-02-28', '2027-03-01')).toBe(1);
+    expect(daysLate('2026-12-31', '2027-01-01')).toBe(1);
+    const huge = bill({ kind: 'DAILY_BASIS_POINTS', basisPoints: 10_000, cap: 100_000_000n }, 100_000_000n, '2000-01-01');
+    expect(lateFeeFor(huge, '2099-12-31')).toBe(100_000_000n);
+  });
+
+  it('gives the worked example of docs/billers.md#late-fees', () => {
+    const b = bill({ kind: 'DAILY_BASIS_POINTS', basisPoints: 5, cap: 800n }, 10_000n, '2026-10-31');
+    const owed = (today: string) => amountOwed(b, today);
+    expect([owed('2026-10-31'), owed('2026-11-01'), owed('2026-11-30'), owed('2027-04-08'), owed('2027-04-09'), owed('2030-01-01')]).toEqual([10_000n, 10_005n, 10_150n, 10_795n, 10_800n, 10_800n]);
+  });
+
+  it('amountOwed is the amount due plus the fee', () => {
+    expect(amountOwed(bill({ kind: 'FIXED', amount: 250n }), '2026-11-01')).toBe(10_250n);
+    expect(amountOwed(bill({ kind: 'FIXED', amount: 250n }), '2026-10-31')).toBe(10_000n);
+  });
+
+  it('refuses a day that is not a date', () => {
+    expect(epochDay('2026-02-29')).toBeNull();
+    expect(epochDay('2026-13-01')).toBeNull();
+    expect(epochDay('26-1-1')).toBeNull();
+    expect(() => lateFeeFor(bill({ kind: 'NONE' }), 'today')).toThrow(RangeError);
+  });
+});
+
+describe('checkLateFee', () => {
+  it('accepts each kind with exactly its fields', () => {
+    expect(checkLateFee(null).rule).toEqual({ kind: 'NONE' });
+    expect(checkLateFee({ kind: 'FIXED', amount: 500 }).rule).toEqual({ kind: 'FIXED', amount: 500n });
+    expect(checkLateFee({ kind: 'DAILY_BASIS_POINTS', basisPoints: '5', cap: '1000' }).rule).toEqual({ kind: 'DAILY_BASIS_POINTS', basisPoints: 5, cap: 1000n });
+  });
+
+  it.each([
+    [{ kind: 'FIXED' }, ['lateFee.amount']],
+    [{ kind: 'FIXED', amount: 0 }, ['lateFee.amount']],
+    [{ kind: 'FIXED', amount: 1.5 }, ['lateFee.amount']],
+    [{ kind: 'FIXED', amount: 5, cap: 9 }, ['lateFee.cap']],
+    [{ kind: 'DAILY_BASIS_POINTS', basisPoints: 5 }, ['lateFee.cap']],
+    [{ kind: 'DAILY_BASIS_POINTS', basisPoints: 10_001, cap: 5 }, ['lateFee.basisPoints']],
+    [{ kind: 'DAILY_BASIS_POINTS', basisPoints: 5, cap: 5, amount: 1 }, ['lateFee.amount']],
+    [{ kind: 'NONE', amount: 5 }, ['lateFee.amount']],
+    [{ kind: 'WEEKLY' }, ['lateFee.kind']],
+  ])('refuses %o', (parts, fields) => {
+    const checked = checkLateFee(parts);
+    expect(checked.rule).toBeNull();
+    expect(checked.problems.map((p) => p.field)).toEqual(fields);
+  });
+
+  it('stores and reads back the same rule', () => {
+    for (const rule of [{ kind: 'NONE' }, { kind: 'FIXED', amount: 7n }, { kind: 'DAILY_BASIS_POINTS', basisPoints: 5, cap: 900n }] as LateFeeRule[]) {
+      expect(lateFeeFromJson(JSON.parse(lateFeeJson(rule)))).toEqual(rule);
+    }
+  });
+});

@@ -1,0 +1,202 @@
+/**
+ * Paying utility bills from the card purse over real HTTP: the holder's app (PKCE) pays a bill with
+ * a virtual card on the holder's reader; the biller reads receipts and its day's reconciliation.
+ */
+import { randomUUID } from 'node:crypto';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { OneCardClient } from '../../sdk-js/src/index.js';
+import { createCardholder } from '../src/auth/cardholders.service.js';
+import { createClient } from '../src/auth/clients.service.js';
+import { issueCard as registerCard } from '../src/cards/cards.service.js';
+import { toGlobalId } from '../src/graphql/global-id.js';
+import { checkLedger } from '../src/ledger/ledger-check.js';
+import { BillerKind } from '../src/tenancy/biller.entity.js';
+import { createBiller } from '../src/tenancy/tenancy.service.js';
+import { apiClient, balanceOnCard, issueCard, newReader, OPEN, purseBalance, sessionsOf, type TestReader, useCardSessionWorld } from './support/card-sessions.js';
+import { bearerClient, cardholderAccessToken, clientCredentialsToken, discover } from './support/oauth.js';
+
+const world = useCardSessionWorld();
+
+let water: OneCardClient;
+let waterCredentials: { id: string; secret: string };
+let otherBiller: OneCardClient;
+let waterId: string;
+let issuer: OneCardClient;
+let counter: TestReader;
+let app: ReturnType<typeof bearerClient>;
+let otherApp: ReturnType<typeof bearerClient>;
+let home: TestReader;
+let holderId: string;
+let numbers = 0;
+
+function cardNumber(): string {
+  const body = `623188000000${String(++numbers).padStart(3, '0')}`;
+  let sum = 0;
+  for (let i = 0; i < body.length; i++) {
+    let d = Number(body[body.length - 1 - i]);
+    if (i % 2 === 0) d = d * 2 > 9 ? d * 2 - 9 : d * 2;
+    sum += d;
+  }
+  return body + String((10 - (sum % 10)) % 10);
+}
+
+async function appFor(username: string) {
+  const em = world.db.orm.em.fork();
+  const id = (await createCardholder(em, { username, password: `${username} password 1`, displayName: username })).id;
+  const redirectUri = 'http://127.0.0.1:8796/callback';
+  const { client } = await createClient(em, { kind: 'CARDHOLDER_APP', tenantId: world.gz.cardCompanyId, name: 'Card App', scopes: ['card:read', 'card:topup'], redirectUris: [redirectUri] });
+  return { id, app: bearerClient(world.server.url, await cardholderAccessToken(world.server.url, { clientId: client.client_id, redirectUri, username, password: `${username} password 1`, scope: 'card:read card:topup' })) };
+}
+
+beforeAll(async () => {
+  const em = world.db.orm.em.fork();
+  const w = await createBiller(em, { cityId: world.gz.cityId, name: 'Guangzhou Water', kind: BillerKind.WATER });
+  const g = await createBiller(em, { cityId: world.gz.cityId, name: 'Guangzhou Gas', kind: BillerKind.GAS });
+  waterId = w.id;
+  const made = await createClient(em, { kind: 'BILLER', tenantId: w.id, name: 'water back office', scopes: ['bills:read', 'bills:write'] });
+  waterCredentials = { id: made.client.client_id, secret: made.clientSecret! };
+  water = new OneCardClient({ baseUrl: world.server.url, clientId: waterCredentials.id, clientSecret: waterCredentials.secret, scope: 'bills:read bills:write' });
+  otherBiller = await apiClient(world, 'BILLER', g.id, ['bills:read', 'bills:write']);
+  issuer = await apiClient(world, 'ISSUER', world.gz.cardCompanyId, ['topups:write']);
+  counter = await newReader(world, 'GZ-COUNTER-BILLS', world.gz);
+  const zhao = await appFor('zhao');
+  holderId = zhao.id;
+  app = zhao.app;
+  otherApp = (await appFor('qian')).app;
+  home = await newReader(world, 'HOME-zhao', world.gz, { kind: 'CARDHOLDER', id: holderId });
+});
+
+/** A registered card loaded at the counter. */
+async function loadedCard(balance: number) {
+  const chip = issueCard({ city: world.gz, keys: world.gzMasterKeys });
+  await registerCard(world.db.orm.em.fork(), world.gz.cardCompanyId, { cardNumber: cardNumber(), asn: chip.asn, cardType: 'CPU', keyVersion: 1, issuedOn: '2026-01-01', expiresOn: '2031-01-01', holderId });
+  const s = sessionsOf(issuer, () => counter);
+  expect((await s.agent(chip).run(await s.open('LOAD', balance))).state).toBe('COMPLETED');
+  return chip;
+}
+
+/** A published bill of the water company (straight into its table: publishing has its own tests). */
+async function bill(amountDue: number, opts: { allowPartial?: boolean; dueDate?: string; lateFee?: Record<string, unknown> } = {}) {
+  const id = randomUUID();
+  await world.db.orm.em.fork().execute(
+    `insert into bill (id, biller_id, currency, account_number, period, amount_due, due_date, late_fee, allow_partial, biller_reference, source) values (?, ?, 'CNY', ?, '2026-10', ?, ?, ?, ?, ?, 'PUBLISHED')`,
+    [id, waterId, `ACC-${id.slice(0, 8)}`, amountDue, opts.dueDate ?? '2099-12-31', JSON.stringify(opts.lateFee ?? { kind: 'NONE' }), opts.allowPartial ?? false, `ref-${id}`],
+  );
+  return toGlobalId('Bill', id);
+}
+
+const BP = `id status amount { amount } receiptNumber businessDay cardNumber billerName accountNumber period failureCode`;
+const PAY = `mutation($input: PayBillInput!) { payBill(input: $input) { billPayment { ${BP} } userErrors { code message } } }`;
+type BillPayment = { id: string; status: string; amount: { amount: number }; receiptNumber: string | null; businessDay: string | null; cardNumber: string | null };
+type Errors = { code: string; message: string }[];
+let keys = 0;
+
+const payBill = (billId: string, amount?: number, by = app) => by.request<{ payBill: { billPayment: BillPayment | null; userErrors: Errors } }>(PAY, { input: { bill: billId, amount, idempotencyKey: `pay-${++keys}` } });
+
+async function payWithCard(billPaymentId: string, chip: ReturnType<typeof issueCard>) {
+  const opened = await app.request<{ openCardSession: { session: { id: string; challenge: string } | null; userErrors: Errors } }>(OPEN, { input: { reader: home.id, operation: 'PURCHASE', billPayment: billPaymentId } });
+  expect(opened.openCardSession.userErrors).toEqual([]);
+  return sessionsOf(app, () => home).agent(chip).run(opened.openCardSession.session!);
+}
+
+const billStatus = async (billId: string) => {
+  const [row] = await world.db.orm.em.fork().execute<{ status: string; amount_paid: string }[]>(`select status, amount_paid::text from bill where id = ?`, [Buffer.from(billId, 'base64url').toString().split(':')[1]]);
+  return row!;
+};
+
+describe('paying a bill with a virtual card', () => {
+  it('the holder pays a water bill at home: card purse → biller payable, a receipt, the bill PAID, a bill.paid event', async () => {
+    const chip = await loadedCard(10_000);
+    const billId = await bill(3_450);
+    const made = await payBill(billId);
+    expect(made.payBill.userErrors).toEqual([]);
+    expect(made.payBill.billPayment).toMatchObject({ status: 'REQUIRES_CARD', amount: { amount: 3450 }, billerName: 'Guangzhou Water', period: '2026-10' });
+    const done = await payWithCard(made.payBill.billPayment!.id, chip);
+    expect(done.state).toBe('COMPLETED');
+    expect(await balanceOnCard(chip)).toBe(6_550);
+    expect(await purseBalance(world, chip.asn)).toBe(6_550n);
+    const receipt = (await app.request<{ billPayment: BillPayment }>(`query($id: ID!) { billPayment(id: $id) { ${BP} } }`, { id: made.payBill.billPayment!.id })).billPayment;
+    expect(receipt).toMatchObject({ status: 'SUCCEEDED', receiptNumber: expect.stringMatching(/^R\d{8}-[0-9A-F]{10}$/), cardNumber: expect.stringMatching(/^\*{4} \*{4} \*{4} \d{4}$/) });
+    // The biller reads the same receipt; another holder and another biller do not.
+    expect((await water.request<{ billPayment: BillPayment }>(`query($id: ID!) { billPayment(id: $id) { receiptNumber } }`, { id: receipt.id })).billPayment.receiptNumber).toBe(receipt.receiptNumber);
+    expect((await otherApp.request<{ billPayment: unknown }>(`query($id: ID!) { billPayment(id: $id) { id } }`, { id: receipt.id })).billPayment).toBeNull();
+    expect((await otherBiller.request<{ billPayment: unknown }>(`query($id: ID!) { billPayment(id: $id) { id } }`, { id: receipt.id })).billPayment).toBeNull();
+    expect(await billStatus(billId)).toEqual({ status: 'PAID', amount_paid: '3450' });
+    const events = await world.db.orm.em.fork().execute<{ type: string; owner_id: string; payload: { receiptNumber: string } }[]>(`select type, owner_id, payload from event_outbox where subject_id = ?`, [receipt.id]);
+    expect(events).toEqual([{ type: 'bill.paid', owner_id: waterId, payload: expect.objectContaining({ receiptNumber: receipt.receiptNumber }) }]);
+    // Paid: nothing more to pay.
+    expect((await payBill(billId)).payBill.userErrors.map((e) => e.code)).toEqual(['BILL_NOT_PAYABLE']);
+    expect(await checkLedger(world.db.orm.em.fork())).toEqual([]);
+  });
+
+  it('partial payment only where the biller allows it, overpayment never', async () => {
+    const chip = await loadedCard(10_000);
+    const whole = await bill(1_000);
+    expect((await payBill(whole, 400)).payBill.userErrors.map((e) => e.code)).toEqual(['PARTIAL_PAYMENT_NOT_ALLOWED']);
+    expect((await payBill(whole, 1_001)).payBill.userErrors.map((e) => e.code)).toEqual(['OVERPAYMENT']);
+    const parts = await bill(1_000, { allowPartial: true });
+    const first = (await payBill(parts, 300)).payBill.billPayment!;
+    expect((await payWithCard(first.id, chip)).state).toBe('COMPLETED');
+    expect(await billStatus(parts)).toEqual({ status: 'OPEN', amount_paid: '300' });
+    expect((await payBill(parts, 701)).payBill.userErrors.map((e) => e.code)).toEqual(['OVERPAYMENT']);
+    const rest = (await payBill(parts)).payBill.billPayment!;
+    expect(rest.amount.amount).toBe(700);
+    expect((await payWithCard(rest.id, chip)).state).toBe('COMPLETED');
+    expect(await billStatus(parts)).toEqual({ status: 'PAID', amount_paid: '1000' });
+  });
+
+  it('an overdue bill is owed with its late fee', async () => {
+    const chip = await loadedCard(10_000);
+    const late = await bill(2_000, { dueDate: '2026-01-31', lateFee: { kind: 'FIXED', amount: 150 } });
+    const made = (await payBill(late)).payBill.billPayment!;
+    expect(made.amount.amount).toBe(2_150);
+    expect((await payWithCard(made.id, chip)).state).toBe('COMPLETED');
+    expect(await billStatus(late)).toEqual({ status: 'PAID', amount_paid: '2150' });
+  });
+});
+
+describe('one bill, two payments at once', () => {
+  it('never both go ahead: the second is refused while the first is in flight; a withdrawn bill is refused before the card pays', async () => {
+    const chip = await loadedCard(10_000);
+    const billId = await bill(800);
+    const [a, b] = await Promise.all([payBill(billId), payBill(billId)]);
+    const made = [a, b].filter((r) => r.payBill.billPayment);
+    expect(made).toHaveLength(1);
+    expect([a, b].flatMap((r) => r.payBill.userErrors.map((e) => e.code))).toEqual(['BILL_PAYMENT_IN_PROGRESS']);
+
+    // The biller withdraws the bill before the card is presented: the session refuses, no debit.
+    await world.db.orm.em.fork().execute(`update bill set status = 'WITHDRAWN', withdrawn_at = now() where id = ?`, [Buffer.from(billId, 'base64url').toString().split(':')[1]]);
+    const refused = await payWithCard(made[0]!.payBill.billPayment!.id, chip);
+    expect(refused).toMatchObject({ state: 'FAILED', refusal: 'PURPOSE_REFUSED' });
+    expect(await balanceOnCard(chip)).toBe(10_000);
+    expect((await payBill(billId)).payBill.userErrors.map((e) => e.code)).toEqual(['BILL_NOT_PAYABLE']);
+  });
+});
+
+describe('the biller’s daily reconciliation', () => {
+  it('lists the day’s payments with totals equal to the ledger, as GraphQL and as a CSV download', async () => {
+    const RECON = `query($day: String!) { billerReconciliation(businessDay: $day) { businessDay count total { amount } ledgerTotal { amount } payments { receiptNumber amount { amount } } csv } }`;
+    const chip = await loadedCard(20_000);
+    for (const amount of [1_100, 2_200]) {
+      const made = (await payBill(await bill(amount))).payBill.billPayment!;
+      expect((await payWithCard(made.id, chip)).state).toBe('COMPLETED');
+    }
+    const [{ day }] = await world.db.orm.em.fork().execute<{ day: string }[]>(`select (now() at time zone 'Asia/Shanghai')::date::text as day`);
+    const recon = (await water.request<{ billerReconciliation: { businessDay: string; count: number; total: { amount: number }; ledgerTotal: { amount: number }; payments: { receiptNumber: string }[]; csv: string } }>(RECON, { day })).billerReconciliation;
+    expect(recon.count).toBeGreaterThanOrEqual(2);
+    expect(recon.total.amount).toBe(recon.ledgerTotal.amount);
+    const [ledger] = await world.db.orm.em.fork().execute<{ balance: string }[]>(`select balance from ledger_account where code = ?`, [`biller.${waterId}.payable.CNY`]);
+    expect(BigInt(ledger!.balance)).toBe(BigInt(recon.total.amount));
+    expect(recon.csv.split('\r\n')[0]).toBe('receipt_number,paid_at,account_number,period,biller_reference,amount,currency,card');
+    expect(recon.csv.trim().split('\r\n')).toHaveLength(recon.count + 1);
+    // The same file over HTTP with the biller's token; the other biller's day is its own (empty).
+    const token = await clientCredentialsToken(await discover(world.server.url), waterCredentials.id, waterCredentials.secret, 'bills:read');
+    const res = await fetch(`${world.server.url}/billers/reconciliation.csv?day=${day}`, { headers: { authorization: `Bearer ${token.access_token}` } });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toMatch(/^text\/csv/);
+    expect(await res.text()).toBe(recon.csv);
+    expect((await otherBiller.request<{ billerReconciliation: { count: number } }>(RECON, { day })).billerReconciliation.count).toBe(0);
+    const noToken = await fetch(`${world.server.url}/billers/reconciliation.csv?day=${day}`);
+    expect(noToken.status).toBe(401);
+  });
+});
