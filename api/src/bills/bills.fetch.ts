@@ -1,8 +1,8 @@
-import dns, { type LookupAddress } from 'node:dns';
 import http from 'node:http';
 import https from 'node:https';
-import { isIP, type LookupFunction } from 'node:net';
+import { isIP } from 'node:net';
 import { isPrivateAddress } from '../webhooks/endpoint-url.js';
+import { publicOnlyLookup } from '../webhooks/send-webhook.js';
 import { SIGNATURE_HEADER, signatureHeader } from '../webhooks/webhook-signature.js';
 import { type BillDraft, checkBill } from './bill-input.js';
 import { BillerUnavailable } from './bills.errors.js';
@@ -23,17 +23,6 @@ export const FETCH_TIMEOUT_MS = 5_000;
 /** Bills of one account fit in far less; a bigger answer is not one. */
 export const MAX_ANSWER_BYTES = 1024 * 1024;
 export const MAX_BILLS_PER_ANSWER = 100;
-
-/** dns.lookup that refuses names resolving to an internal address (as webhook delivery does: send-webhook.ts). */
-const publicOnlyLookup: LookupFunction = (hostname, options, callback) => {
-  dns.lookup(hostname, { ...options, all: true }, (err, addresses: LookupAddress[]) => {
-    if (err) return callback(err, '', 0);
-    const internal = addresses.find((a) => isPrivateAddress(a.address));
-    if (internal) return callback(Object.assign(new Error(`${hostname} resolves to ${internal.address}, an internal address`), { code: 'EINTERNALADDRESS' }), '', 0);
-    if (options.all) return (callback as unknown as (e: null, a: LookupAddress[]) => void)(null, addresses);
-    return callback(null, addresses[0]!.address, addresses[0]!.family);
-  });
-};
 
 export interface LookUpRequest {
   url: string;

@@ -15,8 +15,8 @@ export interface SendResult {
 /** How much of the receiver's answer we read (and throw away) before closing. */
 const MAX_RESPONSE_BYTES = 64 * 1024;
 
-/** dns.lookup that refuses names resolving to an internal address (checked where we connect, so DNS tricks do not help). */
-const publicOnlyLookup: LookupFunction = (hostname, options, callback) => {
+/** dns.lookup that refuses names resolving to an internal address (checked where we connect, so DNS tricks do not help); bill look-ups use it too. */
+export const publicOnlyLookup: LookupFunction = (hostname, options, callback) => {
   dns.lookup(hostname, { ...options, all: true }, (err, addresses: LookupAddress[]) => {
     if (err) return callback(err, '', 0);
     const internal = addresses.find((a) => isPrivateAddress(a.address));
