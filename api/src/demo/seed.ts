@@ -10,6 +10,7 @@ import { authDemo } from '../auth/auth.seed.js';
 import { pkiDemo } from '../pki/pki.seed.js';
 import { readersDemo } from '../readers/readers.seed.js';
 import { cardsDemo } from '../cards/cards.seed.js';
+import { billsDemo } from '../bills/bills.seed.js';
 import { tenancyDemo } from '../tenancy/tenancy.seed.js';
 
 /** What a person needs to try the platform; written to `$ONECARD_DATA_DIR/demo.json`. */
@@ -52,7 +53,7 @@ const platformAccounts: SeedStep = {
 };
 
 /** The demo seed, in order. Later contexts append their steps. */
-export const seedSteps: SeedStep[] = [platformAccounts, tenancyDemo, authDemo, pkiDemo, readersDemo, cardsDemo];
+export const seedSteps: SeedStep[] = [platformAccounts, tenancyDemo, authDemo, pkiDemo, readersDemo, cardsDemo, billsDemo];
 
 /**
  * Runs every step not yet recorded in `seed_run`, each in its own transaction with its record,
