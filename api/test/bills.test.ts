@@ -370,9 +370,11 @@ describe('amending and withdrawing', () => {
     expect((await amend({ bill: bill.id, amountDue: 1501 })).bill).toMatchObject({ remaining: { amount: 1 }, version: 2 });
   });
 
-  it('a bill a payment is waiting on is neither amended nor withdrawn until the payment is over', async () => {
+  it('a bill a card is paying is neither amended nor withdrawn until the payment is over; one merely waiting for a card does not hold it', async () => {
     const bill = await published();
     const payment = await paymentWaiting(bill.id);
+    expect((await amend({ bill: bill.id, amountDue: 2 })).userErrors).toEqual([]);
+    await db.orm.em.fork().execute(`update bill_payment set status = 'PROCESSING' where id = ?`, [payment]);
     expect((await amend({ bill: bill.id, amountDue: 1 })).userErrors[0]!.code).toBe('PAYMENT_IN_PROGRESS');
     expect((await withdraw({ bill: bill.id })).userErrors[0]!.code).toBe('PAYMENT_IN_PROGRESS');
     await db.orm.em.fork().execute(`update bill_payment set status = 'CANCELED' where id = ?`, [payment]);

@@ -40,7 +40,7 @@ debitGuards.set(BILL_PAYMENT, async (em, pending) => {
   const biller = await billerRow(em, payment.biller_id);
   if (!biller || biller.status !== 'ACTIVE') throw new SessionError('PURPOSE_REFUSED', 'the biller does not take payments now');
   if (payment.currency !== pending.currency) throw new SessionError('PURPOSE_REFUSED', `the card's purse is in ${pending.currency}, the bill in ${payment.currency}`);
-  const claim: BillPaymentClaim = { cardAsn: pending.asn, offlineCounter: pending.offlineCounter, terminal: pending.terminal, date: pending.date, time: pending.time, cardBalance: pending.cardBalance };
+  const claim: BillPaymentClaim = { cardAsn: pending.asn, offlineCounter: pending.offlineCounter, terminal: pending.terminal, date: pending.date, time: pending.time, cardBalance: pending.cardBalance, remaining: billAmounts(bill).remaining.toString() };
   await em.execute(`update bill_payment set status = 'PROCESSING', card_session_id = ?, card_claim = ?, card_asn = ?, updated_at = now() where id = ?`, [pending.session.id, JSON.stringify(claim), pending.asn, payment.id]);
 });
 
@@ -75,9 +75,11 @@ async function settle(em: EntityManager, payment: BillPaymentRow, sessionId: str
   const bill = (await billById(em, payment.bill_id, true))!;
   await em.execute(`update bill set amount_paid = amount_paid + ?, updated_at = now() where id = ?`, [amount.toString(), bill.id]);
   const after = (await billById(em, bill.id))!;
-  const settled = billAmounts(after).remaining === 0n ? await moveBill(em, after, 'PAID') : after;
+  // Paid in full as the card step counted it: a late fee that grew since (past midnight) is not owed.
+  const coveredAtClaim = payment.card_claim?.remaining !== undefined && amount >= BigInt(payment.card_claim.remaining);
+  const settled = after.status === 'OPEN' && (billAmounts(after).remaining === 0n || coveredAtClaim) ? await moveBill(em, after, 'PAID') : after;
   const card = await findCardByAsn(em, asn);
-  const paid = await moveBillPayment(em, payment.id, 'SUCCEEDED', { receipt: { number: receiptNumberFor(bill.today), businessDay: bill.today }, cardId: card?.id ?? null, cardSessionId: sessionId });
+  const paid = await moveBillPayment(em, payment.id, 'SUCCEEDED', { receipt: { number: receiptNumberFor(bill.today, payment.id), businessDay: bill.today }, cardId: card?.id ?? null, cardSessionId: sessionId });
   await recordBillPaid(em, paid, settled);
 }
 

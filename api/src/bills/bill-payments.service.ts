@@ -18,6 +18,8 @@ export interface BillPaymentClaim {
   date: string | null;
   time: string | null;
   cardBalance: number;
+  /** What remained to pay on the bill when the card step accepted the payment (minor units, as text). */
+  remaining?: string;
 }
 
 export interface BillPaymentRow {
@@ -73,7 +75,7 @@ export async function billPaymentById(em: EntityManager, id: string, lock = fals
 function visibility(principal: Principal): { sql: string; params: unknown[] } | null {
   const s = principal.scopes;
   if (principal.kind === 'CARDHOLDER_APP' && principal.holderId && UUID.test(principal.holderId) && (s.includes('card:read') || s.includes('card:topup'))) return { sql: 'p.holder_id = ?', params: [principal.holderId] };
-  if (principal.kind === 'BILLER' && principal.tenantId && UUID.test(principal.tenantId) && s.includes('bills:read')) return { sql: 'p.biller_id = ?', params: [principal.tenantId] };
+  if (principal.kind === 'BILLER' && principal.tenantId && UUID.test(principal.tenantId) && (s.includes('bills:read') || s.includes('bills:write'))) return { sql: 'p.biller_id = ?', params: [principal.tenantId] };
   if (principal.kind === 'OPERATOR' && s.includes('bills:read')) return { sql: 'true', params: [] };
   return null;
 }
@@ -85,9 +87,9 @@ export async function findBillPaymentFor(em: EntityManager, principal: Principal
   return row ?? null;
 }
 
-/** Receipt numbers: the biller's business day and a random part, unique by index. */
-export function receiptNumberFor(businessDay: string): string {
-  return `R${businessDay.replaceAll('-', '')}-${randomUUID().replaceAll('-', '').slice(0, 10).toUpperCase()}`;
+/** Receipt numbers: the biller's business day and 64 bits of the payment's random id (unique by index; collisions out of reach). */
+export function receiptNumberFor(businessDay: string, paymentId: string): string {
+  return `R${businessDay.replaceAll('-', '')}-${paymentId.replaceAll('-', '').slice(-16).toUpperCase()}`;
 }
 
 export async function recordBillPaid(em: EntityManager, payment: BillPaymentRow, bill: BillRow): Promise<void> {
@@ -126,13 +128,16 @@ export async function payBill(em: EntityManager, principal: Principal, input: { 
     const bill = (await billById(tx, seen.id, true))!;
     if (bill.status !== 'OPEN') throw errorIfRefused('BILL_NOT_PAYABLE', `the bill is ${bill.status}`, 'bill');
     const amount = checkAmount(bill, input.amount ?? billAmounts(bill).remaining);
+    // A payment merely waiting for a card does not hold the bill (anyone who knows it could make
+    // one): a new payment takes its place. One a card is paying does.
+    await tx.execute(`update bill_payment set status = 'CANCELED', canceled_at = now(), updated_at = now(), failure_code = 'SUPERSEDED' where bill_id = ? and status = 'REQUIRES_CARD'`, [bill.id]);
     const id = randomUUID();
     const [row] = await tx.execute<{ id: string }[]>(
       `insert into bill_payment (id, bill_id, biller_id, amount, currency, status, holder_id, created_by_client, expires_at)
        values (?, ?, ?, ?, ?, 'REQUIRES_CARD', ?, ?, ?) on conflict do nothing returning id`,
       [id, bill.id, bill.biller_id, amount.toString(), bill.currency, principal.holderId, principal.clientId, new Date(+now + BILL_PAYMENT_EXPIRY_SECONDS * 1000)],
     );
-    if (!row) throw errorIfRefused('BILL_PAYMENT_IN_PROGRESS', 'a payment of this bill is waiting for a card or being paid; finish or let it expire first', 'bill');
+    if (!row) throw errorIfRefused('BILL_PAYMENT_IN_PROGRESS', 'a card is paying this bill right now; try again when it has finished', 'bill');
     return (await billPaymentById(tx, id))!;
   });
 }
@@ -210,7 +215,7 @@ export async function billerReconciliation(em: EntityManager, principal: Princip
   const [ledger] = await em.execute<{ total: string; entries: number }[]>(
     `select coalesce(sum(-po.amount), 0)::text as total, count(distinct e.id)::int as entries
        from bill_payment p
-       join journal_entry e on e.metadata->>'billPayment' = p.id::text
+       join journal_entry e on e.entry_key = 'bill-payment:' || p.id::text
        join posting po on po.entry_id = e.id
        join ledger_account a on a.id = po.account_id and a.owner_kind = 'BILLER_PAYABLE' and a.owner_id = p.biller_id::text
       where p.biller_id = ? and p.business_day = ?::date and p.status = 'SUCCEEDED'`,
@@ -222,7 +227,9 @@ export async function billerReconciliation(em: EntityManager, principal: Princip
 
 /** The reconciliation as CSV: one row per payment, a header, card numbers masked. */
 export function reconciliationCsv(lines: ReconciliationLine[]): string {
-  const quote = (v: string) => (/[",\r\n]/.test(v) ? `"${v.replaceAll('"', '""')}"` : v);
+  // A cell a spreadsheet would take for a formula is made text (account numbers come from payers).
+  const cell = (v: string) => (/^[=+\-@\t\r]/.test(v) ? `'${v}` : v);
+  const quote = (v: string) => (/[",\r\n]/.test(cell(v)) ? `"${cell(v).replaceAll('"', '""')}"` : cell(v));
   const rows = lines.map((l) => [l.receipt_number, new Date(l.paid_at).toISOString(), l.account_number, l.period, l.biller_reference, l.amount, l.currency, l.card_number ? `**** ${l.card_number.slice(-4)}` : ''].map(quote).join(','));
   return `${['receipt_number', 'paid_at', 'account_number', 'period', 'biller_reference', 'amount', 'currency', 'card'].join(',')}\r\n${rows.map((r) => `${r}\r\n`).join('')}`;
 }

@@ -73,8 +73,11 @@ const COLUMNS = `b.id, b.biller_id, bl.name as biller_name, btrim(b.currency) as
   b.due_date::text as due_date, b.late_fee, b.allow_partial, b.biller_reference, b.status, b.amount_paid::text as amount_paid, b.version, b.source,
   b.created_at, b.updated_at, b.paid_at, b.withdrawn_at, (now() at time zone ci.time_zone)::date::text as today`;
 const FROM = `bill b join biller bl on bl.id = b.biller_id join city ci on ci.id = bl.city_id`;
-/** Payments that hold a bill: one waiting for a card or being taken by one. */
-const PAYMENT_IN_FLIGHT = `exists (select 1 from bill_payment p where p.bill_id = b.id and p.status in ('REQUIRES_CARD','PROCESSING'))`;
+/**
+ * Payments that hold a bill: one a card is paying (PROCESSING). One merely waiting for a card does
+ * not: anyone who knows the bill could make those, and the card step checks the bill again anyway.
+ */
+const PAYMENT_IN_FLIGHT = `exists (select 1 from bill_payment p where p.bill_id = b.id and p.status = 'PROCESSING')`;
 
 export const billGlobalId = (id: string) => toGlobalId('Bill', id);
 
@@ -356,7 +359,11 @@ export async function amendBill(em: EntityManager, principal: Principal, billId:
         where id = ?`,
       [amountDue?.value?.toString() ?? null, dueDate?.value ?? null, lateFee?.rule ? lateFeeJson(lateFee.rule) : null, input.allowPartial ?? null, bill.id],
     );
-    return (await billById(tx, bill.id))!;
+    const amended = (await billById(tx, bill.id))!;
+    // A partly paid bill must still owe something today (a later due date or a smaller late fee
+    // could leave it overpaid and unpayable): the transaction rolls back.
+    if (paid > 0n && billAmounts(amended).owed <= paid) throw new BillError('AMOUNT_DUE_BELOW_PAID', `${paid} has been paid on the bill: what it owes must stay above that`, 'bill');
+    return amended;
   });
 }
 
@@ -473,6 +480,9 @@ export async function billsForAccount(em: EntityManager, deps: LookUpDeps, princ
 export async function storeLookUpAnswer(em: EntityManager, biller: Pick<BillerRow, 'id' | 'currency'>, accountNumber: string, drafts: BillDraft[]): Promise<void> {
   await em.transactional(async (tx) => {
     await lockBillerBills(tx, biller.id);
+    // The account's bills locked first: a card step claiming one of them (it locks the bill) has
+    // committed by then, and the statements below, each with a fresh snapshot, see its payment.
+    await tx.execute(`select id from bill where biller_id = ? and account_number = ? for update`, [biller.id, accountNumber]);
     const refs = drafts.map((d) => d.billerReference);
     if (refs.length) {
       const [other] = await tx.execute<{ biller_reference: string }[]>(`select biller_reference from bill where biller_id = ? and biller_reference = any(?::text[]) and account_number <> ? limit 1`, [
