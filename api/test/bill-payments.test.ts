@@ -5,15 +5,14 @@
 import { randomUUID } from 'node:crypto';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { OneCardClient, VirtualCpuCard } from '../../sdk-js/src/index.js';
-import { createCardholder } from '../src/auth/cardholders.service.js';
 import { createClient } from '../src/auth/clients.service.js';
 import { issueCard as registerCard } from '../src/cards/cards.service.js';
 import { toGlobalId } from '../src/graphql/global-id.js';
 import { checkLedger } from '../src/ledger/ledger-check.js';
 import { BillerKind } from '../src/tenancy/biller.entity.js';
 import { createBiller } from '../src/tenancy/tenancy.service.js';
-import { apiClient, balanceOnCard, issueCard, newReader, OPEN, purseBalance, sessionsOf, type TestReader, useCardSessionWorld } from './support/card-sessions.js';
-import { bearerClient, cardholderAccessToken, clientCredentialsToken, discover } from './support/oauth.js';
+import { apiClient, balanceOnCard, cardholderApp, issueCard, newReader, OPEN, purseBalance, sessionsOf, type TestReader, testCardNumber, useCardSessionWorld } from './support/card-sessions.js';
+import { bearerClient, clientCredentialsToken, discover } from './support/oauth.js';
 
 const world = useCardSessionWorld();
 
@@ -27,26 +26,6 @@ let app: ReturnType<typeof bearerClient>;
 let otherApp: ReturnType<typeof bearerClient>;
 let home: TestReader;
 let holderId: string;
-let numbers = 0;
-
-function cardNumber(): string {
-  const body = `623188000000${String(++numbers).padStart(3, '0')}`;
-  let sum = 0;
-  for (let i = 0; i < body.length; i++) {
-    let d = Number(body[body.length - 1 - i]);
-    if (i % 2 === 0) d = d * 2 > 9 ? d * 2 - 9 : d * 2;
-    sum += d;
-  }
-  return body + String((10 - (sum % 10)) % 10);
-}
-
-async function appFor(username: string) {
-  const em = world.db.orm.em.fork();
-  const id = (await createCardholder(em, { username, password: `${username} password 1`, displayName: username })).id;
-  const redirectUri = 'http://127.0.0.1:8796/callback';
-  const { client } = await createClient(em, { kind: 'CARDHOLDER_APP', tenantId: world.gz.cardCompanyId, name: 'Card App', scopes: ['card:read', 'card:topup'], redirectUris: [redirectUri] });
-  return { id, app: bearerClient(world.server.url, await cardholderAccessToken(world.server.url, { clientId: client.client_id, redirectUri, username, password: `${username} password 1`, scope: 'card:read card:topup' })) };
-}
 
 beforeAll(async () => {
   const em = world.db.orm.em.fork();
@@ -59,17 +38,15 @@ beforeAll(async () => {
   otherBiller = await apiClient(world, 'BILLER', g.id, ['bills:read', 'bills:write']);
   issuer = await apiClient(world, 'ISSUER', world.gz.cardCompanyId, ['topups:write']);
   counter = await newReader(world, 'GZ-COUNTER-BILLS', world.gz);
-  const zhao = await appFor('zhao');
-  holderId = zhao.id;
-  app = zhao.app;
-  otherApp = (await appFor('qian')).app;
+  ({ id: holderId, app } = await cardholderApp(world, 'zhao'));
+  otherApp = (await cardholderApp(world, 'qian')).app;
   home = await newReader(world, 'HOME-zhao', world.gz, { kind: 'CARDHOLDER', id: holderId });
 });
 
 /** A registered card loaded at the counter. */
 async function loadedCard(balance: number) {
   const chip = issueCard({ city: world.gz, keys: world.gzMasterKeys });
-  await registerCard(world.db.orm.em.fork(), world.gz.cardCompanyId, { cardNumber: cardNumber(), asn: chip.asn, cardType: 'CPU', keyVersion: 1, issuedOn: '2026-01-01', expiresOn: '2031-01-01', holderId });
+  await registerCard(world.db.orm.em.fork(), world.gz.cardCompanyId, { cardNumber: testCardNumber('623188000000'), asn: chip.asn, cardType: 'CPU', keyVersion: 1, issuedOn: '2026-01-01', expiresOn: '2031-01-01', holderId });
   const s = sessionsOf(issuer, () => counter);
   expect((await s.agent(chip).run(await s.open('LOAD', balance))).state).toBe('COMPLETED');
   return chip;

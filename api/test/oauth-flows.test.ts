@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCardholder } from '../src/auth/cardholders.service.js';
 import { createClient } from '../src/auth/clients.service.js';
 import { freshDatabase, type TestDatabase } from './support/database.js';
-import { clientCredentialsToken, discover, insecure } from './support/oauth.js';
+import { Browser, clientCredentialsToken, discover, insecure } from './support/oauth.js';
 import { graphql, startTestServer, type TestServer } from './support/server.js';
 
 let db: TestDatabase;
@@ -94,30 +94,6 @@ describe('DPoP', () => {
 });
 
 /** A minimal cookie jar, as a browser keeps the authorization server's session cookies. */
-class Browser {
-  private cookies = new Map<string, string>();
-
-  async request(url: string, init: RequestInit = {}): Promise<Response> {
-    const res = await fetch(url, { ...init, redirect: 'manual', headers: { ...(init.headers as Record<string, string>), cookie: [...this.cookies].map(([k, v]) => `${k}=${v}`).join('; ') } });
-    for (const cookie of res.headers.getSetCookie()) {
-      const [pair] = cookie.split(';');
-      const eq = pair!.indexOf('=');
-      this.cookies.set(pair!.slice(0, eq), pair!.slice(eq + 1));
-    }
-    return res;
-  }
-
-  /** Follows redirects within the server until one leaves it (to the app's redirect URI). */
-  async follow(res: Response): Promise<Response | URL> {
-    while (res.status >= 300 && res.status < 400) {
-      const next = new URL(res.headers.get('location')!, server.url);
-      if (next.origin !== server.url) return next;
-      res = await this.request(next.href);
-    }
-    return res;
-  }
-}
-
 describe('authorization code with PKCE', () => {
   it('a cardholder signs in, consents, and the app acts for that cardholder (across two API processes)', async () => {
     // A second API process on the same database: the sign-in it serves continues the flow the
@@ -143,7 +119,7 @@ describe('authorization code with PKCE', () => {
       }).toString();
 
       const browser = new Browser();
-      const loginPage = await browser.follow(await browser.request(authorize.href));
+      const loginPage = await browser.follow(await browser.request(authorize.href), server.url);
       if (loginPage instanceof URL) throw new Error(`redirected away: ${loginPage.href}`);
       const loginHtml = await loginPage.text();
       expect(loginHtml, loginHtml.split("</style>")[1]).toContain('Card App');
@@ -156,12 +132,13 @@ describe('authorization code with PKCE', () => {
 
       const consentPage = await browser.follow(
         await browser.request(loginAction.href, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'username=lin&password=correct+horse' }),
+        server.url,
       );
       if (consentPage instanceof URL) throw new Error(`redirected away: ${consentPage.href}`);
       const consentHtml = await consentPage.text();
       expect(consentHtml).toContain('card:read');
       const confirmAction = new URL(consentHtml.match(/action="([^"]+\/confirm)"/)![1]!, server.url);
-      const back = await browser.follow(await browser.request(confirmAction.href, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'decision=allow' }));
+      const back = await browser.follow(await browser.request(confirmAction.href, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'decision=allow' }), server.url);
       expect(back).toBeInstanceOf(URL);
       const callback = back as URL;
       expect(`${callback.origin}${callback.pathname}`).toBe(redirectUri);

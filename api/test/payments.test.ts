@@ -5,8 +5,6 @@
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import { type OneCardClient, VirtualCpuCard } from '../../sdk-js/src/index.js';
-import { createCardholder } from '../src/auth/cardholders.service.js';
-import { createClient } from '../src/auth/clients.service.js';
 import { issueCard as registerCard } from '../src/cards/cards.service.js';
 import { fromGlobalId, toGlobalId } from '../src/graphql/global-id.js';
 import { checkLedger } from '../src/ledger/ledger-check.js';
@@ -17,8 +15,8 @@ import { scheduledTasks } from '../src/platform.js';
 import { JOB_SCHEMA } from '../src/webhooks/dispatcher.js';
 import { startWebhookDelivery } from '../src/webhooks/delivery-worker.js';
 import { createMerchant } from '../src/tenancy/tenancy.service.js';
-import { apiClient, auditOf, balanceOnCard, issueCard, newReader, OPEN, purseBalance, sessionsOf, type TestReader, useCardSessionWorld } from './support/card-sessions.js';
-import { bearerClient, cardholderAccessToken } from './support/oauth.js';
+import { apiClient, auditOf, balanceOnCard, brokenRelay, cardholderApp, expireSession, issueCard, newReader, OPEN, purseBalance, sessionsOf, type TestReader, testCardNumber, useCardSessionWorld } from './support/card-sessions.js';
+import type { bearerClient } from './support/oauth.js';
 
 const world = useCardSessionWorld();
 
@@ -31,18 +29,6 @@ let counter: TestReader;
 let app: ReturnType<typeof bearerClient>;
 let home: TestReader;
 let holderId: string;
-let numbers = 0;
-
-function cardNumber(): string {
-  const body = `623177000000${String(++numbers).padStart(3, '0')}`;
-  let sum = 0;
-  for (let i = 0; i < body.length; i++) {
-    let d = Number(body[body.length - 1 - i]);
-    if (i % 2 === 0) d = d * 2 > 9 ? d * 2 - 9 : d * 2;
-    sum += d;
-  }
-  return body + String((10 - (sum % 10)) % 10);
-}
 
 beforeAll(async () => {
   const em = world.db.orm.em.fork();
@@ -54,17 +40,14 @@ beforeAll(async () => {
   till = await newReader(world, 'TEA-TILL-1', world.gz, { kind: 'MERCHANT', id: shop.id });
   issuer = await apiClient(world, 'ISSUER', world.gz.cardCompanyId, ['topups:write', 'cards:read']);
   counter = await newReader(world, 'GZ-COUNTER-PAY', world.gz);
-  holderId = (await createCardholder(em, { username: 'wang', password: 'wang password 1', displayName: 'Wang' })).id;
-  const redirectUri = 'http://127.0.0.1:8797/callback';
-  const { client } = await createClient(em, { kind: 'CARDHOLDER_APP', tenantId: world.gz.cardCompanyId, name: 'Card App', scopes: ['card:read', 'card:topup'], redirectUris: [redirectUri] });
-  app = bearerClient(world.server.url, await cardholderAccessToken(world.server.url, { clientId: client.client_id, redirectUri, username: 'wang', password: 'wang password 1', scope: 'card:read card:topup' }));
+  ({ id: holderId, app } = await cardholderApp(world, 'wang'));
   home = await newReader(world, 'HOME-wang', world.gz, { kind: 'CARDHOLDER', id: holderId });
 });
 
 /** A registered card loaded at the counter with `balance` (chip and ledger shadow agree). */
 async function loadedCard(balance: number) {
   const chip = issueCard({ city: world.gz, keys: world.gzMasterKeys });
-  const row = await registerCard(world.db.orm.em.fork(), world.gz.cardCompanyId, { cardNumber: cardNumber(), asn: chip.asn, cardType: 'CPU', keyVersion: 1, issuedOn: '2026-01-01', expiresOn: '2031-01-01', holderId });
+  const row = await registerCard(world.db.orm.em.fork(), world.gz.cardCompanyId, { cardNumber: testCardNumber('623177000000'), asn: chip.asn, cardType: 'CPU', keyVersion: 1, issuedOn: '2026-01-01', expiresOn: '2031-01-01', holderId });
   if (balance > 0) {
     const counterSessions = sessionsOf(issuer, () => counter);
     expect((await counterSessions.agent(chip).run(await counterSessions.open('LOAD', balance))).state).toBe('COMPLETED');
@@ -264,21 +247,13 @@ describe('double spend and lost answers', () => {
     const card = await loadedCard(2_000);
     const payment = await newPayment(600);
     const first = await openPay(payment.id);
-    const lossy = sessionsOf(
-      {
-        request: async <T,>(q: string, v?: Record<string, unknown>) => {
-          if ((v as { input: { seq?: number } }).input.seq === 2) throw new Error('connection lost');
-          return app.request<T>(q, v);
-        },
-      },
-      () => home,
-    );
+    const lossy = sessionsOf(brokenRelay(app, 2, 'request'), () => home);
     await expect(lossy.agent(card.chip).run(first.session!)).rejects.toThrow('connection lost');
     expect(await balanceOnCard(card.chip)).toBe(1_400);
     expect((await get(payment.id))!.status).toBe('PROCESSING');
     // While that session may still answer, the merchant cannot cancel and no other session may pay.
     expect((await merchant.request<{ cancelPayment: { userErrors: Errors } }>(CANCEL, { input: { payment: payment.id, idempotencyKey: 'lost-cancel' } })).cancelPayment.userErrors.map((e) => e.code)).toEqual(['PAYMENT_IN_PROGRESS']);
-    await world.db.orm.em.fork().execute(`update card_session set expires_at = now() - interval '1 second' where id = ?`, [fromGlobalId(first.session!.id).id]);
+    await expireSession(world, first.session!.id);
     const retry = await openPay(payment.id);
     const settled = await sessionsOf(app, () => home).agent(card.chip).run(retry.session!);
     expect(settled).toMatchObject({ state: 'FAILED', refusal: 'ALREADY_PAID' });

@@ -4,17 +4,14 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type OneCardClient, VirtualCpuCard } from '../../sdk-js/src/index.js';
-import { createCardholder } from '../src/auth/cardholders.service.js';
-import { createClient } from '../src/auth/clients.service.js';
 import { issueCard as registerCard } from '../src/cards/cards.service.js';
-import { fromGlobalId } from '../src/graphql/global-id.js';
 import { checkLedger } from '../src/ledger/ledger-check.js';
 import { type SandboxGateway, startSandboxGateway } from '../src/topups/gateway/sandbox-gateway.js';
 import { runTopUpJobs } from '../src/topups/topups.jobs.js';
 import { createMerchant } from '../src/tenancy/tenancy.service.js';
 import { GatewayClient } from '../src/topups/gateway/gateway-client.js';
-import { apiClient, auditOf, balanceOnCard, issueCard, newReader, OPEN, purseBalance, sessionsOf, type TestReader, useCardSessionWorld } from './support/card-sessions.js';
-import { bearerClient, cardholderAccessToken } from './support/oauth.js';
+import { apiClient, auditOf, balanceOnCard, brokenRelay, cardholderApp, expireSession, issueCard, newReader, OPEN, purseBalance, sessionsOf, type TestReader, testCardNumber, useCardSessionWorld } from './support/card-sessions.js';
+import type { bearerClient } from './support/oauth.js';
 
 const SECRET = 'sk_test_topups';
 const WEBHOOK_SECRET = 'whsec_topups_0123456789';
@@ -31,33 +28,16 @@ type Holder = { id: string; app: ReturnType<typeof bearerClient>; reader: TestRe
 let alice: Holder;
 let bob: Holder;
 let issuer: OneCardClient;
-let cardNumbers = 0;
-
-/** A valid test card number: 16 digits with its Luhn check digit. */
-function cardNumber(): string {
-  const body = `623100000000${String(++cardNumbers).padStart(3, '0')}`;
-  let sum = 0;
-  for (let i = 0; i < body.length; i++) {
-    let d = Number(body[body.length - 1 - i]);
-    if (i % 2 === 0) d = d * 2 > 9 ? d * 2 - 9 : d * 2;
-    sum += d;
-  }
-  return body + String((10 - (sum % 10)) % 10);
-}
 
 async function holder(username: string): Promise<Holder> {
-  const em = world.db.orm.em.fork();
-  const made = await createCardholder(em, { username, password: `${username} password 1`, displayName: username });
-  const redirectUri = 'http://127.0.0.1:8799/callback';
-  const { client } = await createClient(em, { kind: 'CARDHOLDER_APP', tenantId: world.gz.cardCompanyId, name: 'Card App', scopes: ['card:read', 'card:topup', 'card:manage'], redirectUris: [redirectUri] });
-  const token = await cardholderAccessToken(world.server.url, { clientId: client.client_id, redirectUri, username, password: `${username} password 1`, scope: 'card:read card:topup' });
-  return { id: made.id, app: bearerClient(world.server.url, token), reader: await newReader(world, `HOME-${username}`, world.gz, { kind: 'CARDHOLDER', id: made.id }) };
+  const { id, app } = await cardholderApp(world, username, ['card:read', 'card:topup', 'card:manage']);
+  return { id, app, reader: await newReader(world, `HOME-${username}`, world.gz, { kind: 'CARDHOLDER', id }) };
 }
 
 /** A virtual card in the holder's hand, issued (registered to the holder) in the card company's registry. */
 async function cardOf(owner: Holder, balance = 0) {
   const chip = issueCard({ city: world.gz, keys: world.gzMasterKeys, balance });
-  const row = await registerCard(world.db.orm.em.fork(), world.gz.cardCompanyId, { cardNumber: cardNumber(), asn: chip.asn, cardType: 'CPU', keyVersion: 1, issuedOn: '2026-01-01', expiresOn: '2031-01-01', holderId: owner.id });
+  const row = await registerCard(world.db.orm.em.fork(), world.gz.cardCompanyId, { cardNumber: testCardNumber('623100000000'), asn: chip.asn, cardType: 'CPU', keyVersion: 1, issuedOn: '2026-01-01', expiresOn: '2031-01-01', holderId: owner.id });
   return { chip, id: `${Buffer.from(`Card:${row.id}`).toString('base64url')}`, uuid: row.id };
 }
 
@@ -194,15 +174,11 @@ describe('pending loads are written at most once', () => {
     const sessions = sessionsOf(alice.app, () => alice.reader);
     // The reader writes the load to the card but its last message (the TAC) never reaches the host.
     const first = await alice.app.request<{ openCardSession: { session: { id: string; challenge: string } } }>(OPEN, { input: { reader: alice.reader.id, operation: 'LOAD', topUp: topUp.id } });
-    const lossy = sessionsOf({ request: async <T,>(q: string, v?: Record<string, unknown>) => {
-      const input = (v as { input: { seq: number } }).input;
-      if (input.seq === 2) throw new Error('connection lost');
-      return alice.app.request<T>(q, v);
-    } }, () => alice.reader);
+    const lossy = sessionsOf(brokenRelay(alice.app, 2, 'request'), () => alice.reader);
     await expect(lossy.agent(card.chip).run(first.openCardSession.session)).rejects.toThrow('connection lost');
     expect(await balanceOnCard(card.chip)).toBe(1_500);
     // The holder taps again once the first session is over (here: expired by the clock).
-    await world.db.orm.em.fork().execute(`update card_session set expires_at = now() - interval '1 second' where id = ?`, [fromGlobalId(first.openCardSession.session.id).id]);
+    await expireSession(world, first.openCardSession.session.id);
     const second = await alice.app.request<{ openCardSession: { session: { id: string; challenge: string } } }>(OPEN, { input: { reader: alice.reader.id, operation: 'LOAD', topUp: topUp.id } });
     const retried = await sessions.agent(card.chip).run(second.openCardSession.session);
     expect(retried).toMatchObject({ state: 'FAILED', refusal: 'ALREADY_LOADED' });
@@ -219,13 +195,9 @@ describe('pending loads are written at most once', () => {
     const topUp = await paidTopUp(alice, card, 900);
     const first = await alice.app.request<{ openCardSession: { session: { id: string; challenge: string } } }>(OPEN, { input: { reader: alice.reader.id, operation: 'LOAD', topUp: topUp.id } });
     // The card is pulled away before CREDIT FOR LOAD: MAC2 left the host, the card never saw it.
-    const dropped = sessionsOf({ request: async <T,>(q: string, v?: Record<string, unknown>) => {
-      const reply = await alice.app.request<T>(q, v);
-      if ((v as { input: { seq: number } }).input.seq === 1) throw new Error('card removed');
-      return reply;
-    } }, () => alice.reader);
+    const dropped = sessionsOf(brokenRelay(alice.app, 1, 'answer', 'card removed'), () => alice.reader);
     await expect(dropped.agent(card.chip).run(first.openCardSession.session)).rejects.toThrow('card removed');
-    await world.db.orm.em.fork().execute(`update card_session set expires_at = now() - interval '1 second' where id = ?`, [fromGlobalId(first.openCardSession.session.id).id]);
+    await expireSession(world, first.openCardSession.session.id);
     const second = await alice.app.request<{ openCardSession: { session: { id: string; challenge: string } } }>(OPEN, { input: { reader: alice.reader.id, operation: 'LOAD', topUp: topUp.id } });
     const done = await sessionsOf(alice.app, () => alice.reader).agent(card.chip).run(second.openCardSession.session);
     expect(done.state).toBe('COMPLETED');
@@ -238,13 +210,9 @@ describe('pending loads are written at most once', () => {
     const card = await cardOf(alice);
     const topUp = await paidTopUp(alice, card, 1_000);
     const first = await alice.app.request<{ openCardSession: { session: { id: string; challenge: string } } }>(OPEN, { input: { reader: alice.reader.id, operation: 'LOAD', topUp: topUp.id } });
-    const dropped = sessionsOf({ request: async <T,>(q: string, v?: Record<string, unknown>) => {
-      const reply = await alice.app.request<T>(q, v);
-      if ((v as { input: { seq: number } }).input.seq === 1) throw new Error('card removed');
-      return reply;
-    } }, () => alice.reader);
+    const dropped = sessionsOf(brokenRelay(alice.app, 1, 'answer', 'card removed'), () => alice.reader);
     await expect(dropped.agent(card.chip).run(first.openCardSession.session)).rejects.toThrow('card removed');
-    await world.db.orm.em.fork().execute(`update card_session set expires_at = now() - interval '1 second' where id = ?`, [fromGlobalId(first.openCardSession.session.id).id]);
+    await expireSession(world, first.openCardSession.session.id);
     // The card is loaded 5.00 at the counter instead: its online counter moves on with that MAC2.
     const counterReader = await newReader(world, `GZ-COUNTER-${Date.now()}`, world.gz);
     const counter = sessionsOf(issuer, () => counterReader);

@@ -11,6 +11,7 @@ import path from 'node:path';
 import forge from 'node-forge';
 import { afterAll, beforeAll, expect } from 'vitest';
 import { type CardTransport, OneCardClient, ReaderAgent, type SessionReply, VirtualCardTransport, VirtualCpuCard } from '../../../sdk-js/src/index.js';
+import { createCardholder } from '../../src/auth/cardholders.service.js';
 import { createClient } from '../../src/auth/clients.service.js';
 import type { PrincipalKind } from '../../src/graphql/context.js';
 import { toGlobalId } from '../../src/graphql/global-id.js';
@@ -20,6 +21,7 @@ import { type CardAlgorithm, storeMasterKeys } from '../../src/readers/key-store
 import { type ReaderOwnerKind, registerReader } from '../../src/readers/readers.service.js';
 import { createCity } from '../../src/tenancy/tenancy.service.js';
 import { freshDatabase, type TestDatabase } from './database.js';
+import { bearerClient, cardholderAccessToken } from './oauth.js';
 import { startTestServer, TEST_KEK, type TestServer } from './server.js';
 
 export const kek = Buffer.from(TEST_KEK, 'base64url');
@@ -226,4 +228,56 @@ export async function expectRefused(world: CardSessionWorld, reply: SessionReply
   expect(reply.commands).toEqual([]);
   const rows = await auditOf(world, sessionId);
   expect(rows.at(-1)).toEqual({ step: 'refused', outcome: 'REFUSED', refusal });
+}
+
+type Requester = Pick<OneCardClient, 'request'>;
+
+/**
+ * A relay whose connection breaks at message `seq`: `'request'` — the message never reaches the
+ * host; `'answer'` — the host handles it but its answer never comes back (the card may have acted).
+ */
+export function brokenRelay(client: Requester, seq: number, lost: 'request' | 'answer', message = 'connection lost'): Requester {
+  return {
+    async request<T>(query: string, variables?: Record<string, unknown>): Promise<T> {
+      const at = (variables as { input?: { seq?: number } } | undefined)?.input?.seq;
+      if (at === seq && lost === 'request') throw new Error(message);
+      const reply = await client.request<T>(query, variables);
+      if (at === seq) throw new Error(message);
+      return reply;
+    },
+  };
+}
+
+/** Ends a session's time now, as its 120 s running out would. */
+export async function expireSession(world: CardSessionWorld, sessionGlobalId: string): Promise<void> {
+  await world.db.orm.em.fork().execute(`update card_session set expires_at = now() - interval '1 second' where id = ?`, [sessionUuid(sessionGlobalId)]);
+}
+
+const cardNumbers = new Map<string, number>();
+
+/** A valid test card number: `prefix` (12 digits), a running number, and the Luhn check digit. */
+export function testCardNumber(prefix: string): string {
+  const n = (cardNumbers.get(prefix) ?? 0) + 1;
+  cardNumbers.set(prefix, n);
+  const body = `${prefix}${String(n).padStart(15 - prefix.length, '0')}`;
+  let sum = 0;
+  for (let i = 0; i < body.length; i++) {
+    let d = Number(body[body.length - 1 - i]);
+    if (i % 2 === 0) d = d * 2 > 9 ? d * 2 - 9 : d * 2;
+    sum += d;
+  }
+  return body + String((10 - (sum % 10)) % 10);
+}
+
+/**
+ * A cardholder and the card company's app signed in for them the way a real app is (authorization
+ * code with PKCE, over HTTP): the holder's id and a GraphQL caller with the app's token.
+ */
+export async function cardholderApp(world: CardSessionWorld, username: string, scopes = ['card:read', 'card:topup']) {
+  const em = world.db.orm.em.fork();
+  const id = (await createCardholder(em, { username, password: `${username} password 1`, displayName: username })).id;
+  const redirectUri = 'http://127.0.0.1:8799/callback';
+  const { client } = await createClient(em, { kind: 'CARDHOLDER_APP', tenantId: world.gz.cardCompanyId, name: 'Card App', scopes, redirectUris: [redirectUri] });
+  const token = await cardholderAccessToken(world.server.url, { clientId: client.client_id, redirectUri, username, password: `${username} password 1`, scope: scopes.join(' ') });
+  return { id, app: bearerClient(world.server.url, token) };
 }

@@ -17,7 +17,7 @@ export async function clientCredentialsToken(as: oauth.AuthorizationServer, clie
 }
 
 /** A cookie jar over fetch that stops at redirects, like a browser tab driven by hand. */
-class Browser {
+export class Browser {
   private cookies = new Map<string, string>();
 
   async request(url: string, init: RequestInit = {}): Promise<Response> {
