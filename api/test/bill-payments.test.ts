@@ -3,7 +3,7 @@
  * a virtual card on the holder's reader; the biller reads receipts and its day's reconciliation.
  */
 import { randomUUID } from 'node:crypto';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OneCardClient, VirtualCpuCard } from '../../sdk-js/src/index.js';
 import { createClient } from '../src/auth/clients.service.js';
 import { issueCard as registerCard } from '../src/cards/cards.service.js';
@@ -11,10 +11,19 @@ import { toGlobalId } from '../src/graphql/global-id.js';
 import { checkLedger } from '../src/ledger/ledger-check.js';
 import { BillerKind } from '../src/tenancy/biller.entity.js';
 import { createBiller } from '../src/tenancy/tenancy.service.js';
+import { type SandboxGateway, startSandboxGateway } from '../src/topups/gateway/sandbox-gateway.js';
 import { apiClient, balanceOnCard, cardholderApp, issueCard, newReader, OPEN, purseBalance, sessionsOf, type TestReader, testCardNumber, useCardSessionWorld } from './support/card-sessions.js';
 import { bearerClient, clientCredentialsToken, discover } from './support/oauth.js';
 
-const world = useCardSessionWorld();
+const GATEWAY_SECRET = 'sk_test_bills';
+let sandbox: SandboxGateway;
+beforeAll(async () => {
+  sandbox = await startSandboxGateway({ secretKey: GATEWAY_SECRET, webhookSecret: 'whsec_bills_0123456789' });
+});
+afterAll(async () => {
+  await sandbox?.close();
+});
+const world = useCardSessionWorld({ env: () => ({ GATEWAY_URL: sandbox.url, GATEWAY_SECRET_KEY: GATEWAY_SECRET, GATEWAY_WEBHOOK_SECRET: 'whsec_bills_0123456789' }) });
 
 let water: OneCardClient;
 let waterCredentials: { id: string; secret: string };
@@ -129,6 +138,34 @@ describe('paying a bill with a virtual card', () => {
     expect(made.amount.amount).toBe(2_150);
     expect((await payWithCard(made.id, chip)).state).toBe('COMPLETED');
     expect(await billStatus(late)).toEqual({ status: 'PAID', amount_paid: '2150' });
+  });
+});
+
+describe('paying from a paid top-up', () => {
+  it('a PAID top-up pays a bill at once, without the card: pending loads → biller payable, the top-up SPENT, a receipt', async () => {
+    const chip = await loadedCard(1_000);
+    const [card] = await world.db.orm.em.fork().execute<{ id: string }[]>(`select id from card where asn = ?`, [chip.asn]);
+    const topUp = await app.request<{ createTopUp: { topUp: { id: string; status: string }; userErrors: Errors } }>(
+      `mutation($input: CreateTopUpInput!) { createTopUp(input: $input) { topUp { id status } userErrors { code message } } }`,
+      { input: { card: toGlobalId('Card', card!.id), amount: 2_600, idempotencyKey: 'bill-top-up', paymentMethod: 'pm_card_visa' } },
+    );
+    expect(topUp.createTopUp.topUp.status).toBe('PAID');
+    const billId = await bill(2_600);
+    const payFrom = (fromTopUp: string, key: string, by = app) => by.request<{ payBill: { billPayment: BillPayment | null; userErrors: Errors } }>(PAY, { input: { bill: billId, fromTopUp, idempotencyKey: key } });
+    // Another holder cannot spend it.
+    expect((await payFrom(topUp.createTopUp.topUp.id, 'spend-0', otherApp)).payBill.userErrors.map((e) => e.code)).toEqual(['NOT_FOUND']);
+    const paid = await payFrom(topUp.createTopUp.topUp.id, 'spend-1');
+    expect(paid.payBill.userErrors).toEqual([]);
+    expect(paid.payBill.billPayment).toMatchObject({ status: 'SUCCEEDED', amount: { amount: 2600 }, receiptNumber: expect.stringMatching(/^R\d{8}-/) });
+    expect(await billStatus(billId)).toEqual({ status: 'PAID', amount_paid: '2600' });
+    const [spent] = await world.db.orm.em.fork().execute<{ status: string }[]>(`select status from top_up where id = ?`, [Buffer.from(topUp.createTopUp.topUp.id, 'base64url').toString().split(':')[1]]);
+    expect(spent!.status).toBe('SPENT');
+    // The card did not change; the value never reached it.
+    expect(await balanceOnCard(chip)).toBe(1_000);
+    expect(await purseBalance(world, chip.asn)).toBe(1_000n);
+    // Spent once.
+    expect((await payFrom(topUp.createTopUp.topUp.id, 'spend-2')).payBill.userErrors.map((e) => e.code)).toEqual(['BILL_NOT_PAYABLE']);
+    expect(await checkLedger(world.db.orm.em.fork())).toEqual([]);
   });
 });
 

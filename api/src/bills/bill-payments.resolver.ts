@@ -56,11 +56,11 @@ export class BillPaymentResolver {
   }
 
   @Authorized('CARDHOLDER_APP', 'card:topup')
-  @Mutation(() => BillPaymentPayload, { description: 'Pays (part of) a bill from the card purse: returns a bill payment that the card pays at a certified reader (openCardSession(operation: PURCHASE, billPayment)).' })
+  @Mutation(() => BillPaymentPayload, { description: 'Pays (part of) a bill from the card purse: returns a bill payment that the card pays at a certified reader (openCardSession(operation: PURCHASE, billPayment)). With fromTopUp: pays it at once with one of your PAID top-ups instead.' })
   @Idempotent()
   async payBill(@Arg('input', () => PayBillInput) input: PayBillInput, @Ctx() ctx: GraphQLContext): Promise<BillPaymentPayload> {
     try {
-      const row = await payBill(ctx.em, ctx.principal!, { billId: fromGlobalId(input.bill, 'Bill').id, amount: input.amount });
+      const row = await payBill(ctx.em, ctx.principal!, { billId: fromGlobalId(input.bill, 'Bill').id, amount: input.amount, fromTopUpId: input.fromTopUp ? fromGlobalId(input.fromTopUp, 'TopUp').id : null });
       return { billPayment: billPaymentView(row), userErrors: [] };
     } catch (err) {
       if (!(err instanceof BillPaymentError)) throw err;

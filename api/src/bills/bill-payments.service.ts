@@ -6,7 +6,9 @@ import { openAccount } from '../ledger/ledger.service.js';
 import { AccountOwnerKind, AccountType } from '../ledger/ledger-account.entity.js';
 import { recordEvent } from '../webhooks/outbox.js';
 import { BillPaymentError } from './bill-payments.errors.js';
-import { billAmounts, billById, type BillRow, findBillFor } from './bills.service.js';
+import { spendTopUp, topUpById } from '../topups/topups.service.js';
+import { TopUpError } from '../topups/topups.errors.js';
+import { billAmounts, billById, type BillRow, findBillFor, moveBill } from './bills.service.js';
 
 export type BillPaymentStatus = 'REQUIRES_CARD' | 'PROCESSING' | 'SUCCEEDED' | 'CANCELED' | 'FAILED';
 
@@ -120,13 +122,14 @@ const errorIfRefused = (code: ConstructorParameters<typeof BillPaymentError>[0],
  * amount defaults to what remains today (late fee included); a part only where the biller allows
  * it; never more than remains. One payment per bill in flight at once.
  */
-export async function payBill(em: EntityManager, principal: Principal, input: { billId: string; amount?: bigint | null }, now = new Date()): Promise<BillPaymentRow> {
+export async function payBill(em: EntityManager, principal: Principal, input: { billId: string; amount?: bigint | null; fromTopUpId?: string | null }, now = new Date()): Promise<BillPaymentRow> {
   if (principal.kind !== 'CARDHOLDER_APP' || !principal.scopes.includes('card:topup') || !principal.holderId) throw errorIfRefused('NOT_FOUND', `no bill ${input.billId} you may pay`, 'bill');
   return em.transactional(async (tx) => {
     const seen = await findBillFor(tx, principal, input.billId);
     if (!seen) throw errorIfRefused('NOT_FOUND', `no bill ${input.billId} you may pay`, 'bill');
     const bill = (await billById(tx, seen.id, true))!;
     if (bill.status !== 'OPEN') throw errorIfRefused('BILL_NOT_PAYABLE', `the bill is ${bill.status}`, 'bill');
+    if (input.fromTopUpId) return payFromTopUp(tx, principal, bill, input.fromTopUpId, input.amount ?? null);
     const amount = checkAmount(bill, input.amount ?? billAmounts(bill).remaining);
     // A payment merely waiting for a card does not hold the bill (anyone who knows it could make
     // one): a new payment takes its place. One a card is paying does.
@@ -140,6 +143,48 @@ export async function payBill(em: EntityManager, principal: Principal, input: { 
     if (!row) throw errorIfRefused('BILL_PAYMENT_IN_PROGRESS', 'a card is paying this bill right now; try again when it has finished', 'bill');
     return (await billPaymentById(tx, id))!;
   });
+}
+
+/**
+ * Pays a bill with one of the holder's PAID top-ups instead of the card: no card session; the
+ * top-up is spent whole (its amount is the payment's), its value goes from the card company's
+ * pending loads to the biller's payable in one entry, and the receipt is given at once.
+ */
+async function payFromTopUp(tx: EntityManager, principal: Principal, bill: BillRow, topUpId: string, amount: bigint | null): Promise<BillPaymentRow> {
+  const topUp = UUID.test(topUpId) ? await topUpById(tx, topUpId, true) : null;
+  const [owner] = topUp ? await tx.execute<{ holder_id: string | null }[]>(`select holder_id from card where id = ?`, [topUp.card_id]) : [];
+  if (!topUp || owner?.holder_id !== principal.holderId) throw errorIfRefused('NOT_FOUND', `no top-up ${topUpId} of yours`, 'fromTopUp');
+  if (amount != null && amount !== BigInt(topUp.amount)) throw errorIfRefused('INVALID_INPUT', `a top-up is spent whole: ${topUp.amount}`, 'amount');
+  if (topUp.currency !== bill.currency) throw errorIfRefused('INVALID_INPUT', `the top-up is in ${topUp.currency}, the bill in ${bill.currency}`, 'fromTopUp');
+  checkAmount(bill, BigInt(topUp.amount));
+  const [carding] = await tx.execute(`select 1 from bill_payment where bill_id = ? and status = 'PROCESSING'`, [bill.id]);
+  if (carding) throw errorIfRefused('BILL_PAYMENT_IN_PROGRESS', 'a card is paying this bill right now; try again when it has finished', 'bill');
+  await tx.execute(`update bill_payment set status = 'CANCELED', canceled_at = now(), updated_at = now(), failure_code = 'SUPERSEDED' where bill_id = ? and status = 'REQUIRES_CARD'`, [bill.id]);
+  const id = randomUUID();
+  const payable = await billerPayableAccount(tx, bill.biller_id, bill.currency);
+  try {
+    await spendTopUp(tx, topUp, {
+      toAccountId: payable.id,
+      key: `bill-payment:${id}`,
+      description: `bill ${bill.period} of account ${bill.account_number} paid to ${bill.biller_name} from a top-up`,
+      metadata: { kind: 'BILL_PAYMENT', billPayment: id, bill: bill.id, biller: bill.biller_id },
+      spentOn: `bill payment ${id}`,
+    });
+  } catch (err) {
+    if (err instanceof TopUpError) throw errorIfRefused('INVALID_INPUT', err.message, 'fromTopUp');
+    throw err;
+  }
+  await tx.execute(
+    `insert into bill_payment (id, bill_id, biller_id, amount, currency, status, card_id, holder_id, created_by_client, receipt_number, business_day, expires_at, paid_at)
+     values (?, ?, ?, ?, ?, 'SUCCEEDED', ?, ?, ?, ?, ?::date, now(), now())`,
+    [id, bill.id, bill.biller_id, topUp.amount, bill.currency, topUp.card_id, principal.holderId, principal.clientId, receiptNumberFor(bill.today, id), bill.today],
+  );
+  await tx.execute(`update bill set amount_paid = amount_paid + ?, updated_at = now() where id = ?`, [topUp.amount, bill.id]);
+  const after = (await billById(tx, bill.id))!;
+  const settled = billAmounts(after).remaining === 0n ? await moveBill(tx, after, 'PAID') : after;
+  const paid = (await billPaymentById(tx, id))!;
+  await recordBillPaid(tx, paid, settled);
+  return paid;
 }
 
 /** The amount a payment may take from a bill now: positive, not more than remains, all of it unless partial is allowed. */

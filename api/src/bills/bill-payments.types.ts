@@ -71,6 +71,9 @@ export class PayBillInput {
   @Field(() => MinorUnitsScalar, { nullable: true, description: 'How much; omitted: all that remains today (late fee included). A part only where the biller allows it; never more than remains.' })
   amount?: bigint | null;
 
+  @Field(() => ID, { nullable: true, description: 'Global id of one of your PAID top-ups to pay with instead of the card: spent whole (its amount is the payment’s), paid at once, no card session.' })
+  fromTopUp?: string | null;
+
   @Field({ description: 'Your key for this request: a retry never makes a second payment.' })
   idempotencyKey!: string;
 }

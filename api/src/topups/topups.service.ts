@@ -10,7 +10,7 @@ import { recordEvent } from '../webhooks/outbox.js';
 import { type GatewayClient, GatewayError, type PaymentIntent, type Refund } from './gateway/gateway-client.js';
 import { TopUpError } from './topups.errors.js';
 
-export type TopUpStatus = 'CREATED' | 'AWAITING_PAYMENT' | 'PAID' | 'LOADED' | 'FAILED' | 'CANCELED' | 'REFUNDING' | 'REFUNDED';
+export type TopUpStatus = 'CREATED' | 'AWAITING_PAYMENT' | 'PAID' | 'LOADED' | 'SPENT' | 'FAILED' | 'CANCELED' | 'REFUNDING' | 'REFUNDED';
 export type TopUpOrigin = 'APP' | 'COUNTER' | 'AUTO' | 'TRANSFER' | 'REFUND';
 
 export interface LoadClaim {
@@ -46,6 +46,7 @@ export interface TopUpRow {
   loaded_session_id: string | null;
   gateway_refund_id: string | null;
   refund_attempt: string | null;
+  spent_on: string | null;
   gateway_attempts: number;
   created_at: Date;
   updated_at: Date;
@@ -61,14 +62,16 @@ export interface TopUpRow {
  * Top-up states as data (STYLE.md §2). Only forward: a late or repeated gateway event that would
  * move a top-up back is recorded and ignored. FAILED → PAID: the holder paid on a later attempt at
  * the gateway, and money taken is never left behind. REFUNDING → PAID: the gateway refused the refund.
+ * PAID → SPENT: the holder paid a bill with it instead of loading it onto the card.
  */
 export const TOP_UP_TRANSITIONS: Readonly<Record<TopUpStatus, readonly TopUpStatus[]>> = {
   CREATED: ['AWAITING_PAYMENT', 'PAID', 'FAILED', 'CANCELED'],
   AWAITING_PAYMENT: ['PAID', 'FAILED', 'CANCELED'],
   FAILED: ['PAID'],
-  PAID: ['LOADED', 'REFUNDING', 'REFUNDED'],
+  PAID: ['LOADED', 'SPENT', 'REFUNDING', 'REFUNDED'],
   REFUNDING: ['REFUNDED', 'PAID'],
   LOADED: [],
+  SPENT: [],
   CANCELED: [],
   REFUNDED: [],
 };
@@ -328,6 +331,21 @@ export async function recordPendingLoad(
   );
   await history(tx, id, null, 'PAID', t.cause);
   return { topUpId: id, entry };
+}
+
+/**
+ * A PAID top-up (locked by the caller) spent on something else than the card, in the caller's
+ * transaction: its value leaves the card company's pending loads for `toAccountId` (e.g. a biller's
+ * payable), and the top-up is SPENT. A load that was started on the card (MAC2 issued) cannot be.
+ */
+export async function spendTopUp(tx: EntityManager, topUp: TopUpRow, spend: { toAccountId: string; key: string; description: string; metadata: Record<string, unknown>; spentOn: string }): Promise<TopUpRow> {
+  if (topUp.status !== 'PAID') throw new TopUpError('NOT_REFUNDABLE', `a ${topUp.status} top-up cannot be spent`, 'fromTopUp');
+  if (topUp.load_session_id) throw new TopUpError('NOT_REFUNDABLE', 'a load of this top-up was started on the card; present the card to a reader to settle it first', 'fromTopUp');
+  if (topUp.origin === 'TRANSFER' || topUp.origin === 'REFUND') throw new TopUpError('NOT_REFUNDABLE', 'only a top-up paid at the gateway can be spent this way', 'fromTopUp');
+  const pending = await pendingLoadAccount(tx, topUp.card_company_id, topUp.currency);
+  await post(tx, { key: spend.key, description: spend.description, lines: [debit(pending.id, BigInt(topUp.amount)), credit(spend.toAccountId, BigInt(topUp.amount))], metadata: { ...spend.metadata, topUp: topUp.id } });
+  await tx.execute(`update top_up set spent_on = ? where id = ?`, [spend.spentOn, topUp.id]);
+  return moveTo(tx, topUp.id, 'SPENT', `spent on ${spend.spentOn}`);
 }
 
 /** The client id merchants' refunds to cards are recorded under. */
