@@ -127,6 +127,7 @@ const MATRIX: Record<string, Rule> = {
   'Query.billerReconciliation': { access: 'owned', kinds: ['BILLER'] }, // the caller's own payments only (bill-payments.test.ts)
   'Mutation.payBill': { access: 'owned', kinds: ['CARDHOLDER_APP'] }, // bills the app may read; checked in bill-payments.test.ts
   'Mutation.resolvePendingLoad': { access: 'owned', kinds: ['ISSUER'] }, // another card company's top-up is NOT_FOUND (topups.test.ts)
+  'Mutation.uploadOfflineBatch': { access: 'owned', kinds: ['MERCHANT', 'ISSUER'] }, // the terminal's owner (merchant, payments:write; card company, topups:write); another tenant's terminal is NOT_FOUND like a missing id (offline-uploads.test.ts)
   'Mutation.setAutoTopUp': { access: 'owned', kinds: ['CARDHOLDER_APP'] }, // the holder's registered cards only (topups.test.ts)
 };
 

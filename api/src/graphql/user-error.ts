@@ -95,6 +95,11 @@ export enum UserErrorCode {
   OVERPAYMENT = 'OVERPAYMENT',
   /** Another payment of this bill is waiting for a card or being paid. */
   BILL_PAYMENT_IN_PROGRESS = 'BILL_PAYMENT_IN_PROGRESS',
+  // settlement
+  /** A terminal's offline batch was refused whole (certificate, terminal, signature or body); the message names the check. Nothing was recorded. */
+  OFFLINE_BATCH_REFUSED = 'OFFLINE_BATCH_REFUSED',
+  /** The terminal already uploaded a different batch under this batch id. */
+  OFFLINE_BATCH_ID_REUSED = 'OFFLINE_BATCH_ID_REUSED',
 }
 registerEnumType(UserErrorCode, { name: 'UserErrorCode', description: 'Why a mutation refused its input.' });
 

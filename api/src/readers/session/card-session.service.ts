@@ -188,7 +188,8 @@ export interface SessionDeps {
   now?: () => Date;
 }
 
-function terminalIdOf(reader: ReaderRow): Buffer {
+/** The 6-byte terminal id a reader's card transactions carry (offline uploads verify TACs with it too). */
+export function terminalIdOf(reader: Pick<ReaderRow, 'serial'>): Buffer {
   return createHash('sha256').update(`terminal:${reader.serial}`).digest().subarray(0, 6);
 }
 
