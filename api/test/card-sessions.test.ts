@@ -7,7 +7,7 @@ import { checkLedger } from '../src/ledger/ledger-check.js';
 import { changeReaderStatus } from '../src/readers/readers.service.js';
 import { revokeCertificate } from '../src/pki/pki.service.js';
 import { generateRsaKey, issueCertificate, newSerial, toPem } from '../src/pki/x509.js';
-import { apiClient, auditOf as auditIn, balanceOnCard, expectRefused as expectRefusedIn, issueCard, type MasterKeys, newReader, purseBalance as purseIn, sessionsOf, sessionUuid, type TestReader, useCardSessionWorld } from './support/card-sessions.js';
+import { addCity, addMasterKeys, apiClient, auditOf as auditIn, balanceOnCard, expectRefused as expectRefusedIn, issueCard, type MasterKeys, newReader, purseBalance as purseIn, sessionsOf, sessionUuid, type TestReader, useCardSessionWorld } from './support/card-sessions.js';
 
 const world = useCardSessionWorld();
 let issuer: OneCardClient;
@@ -154,6 +154,16 @@ describe('each refusal ends the session, changes no balance, and leaves an audit
     const m = await manual(c, 'BALANCE');
     const first = await m.hello();
     await expectRefused(await m.message(1, { responses: await m.answer(1, first) }), 'CROSS_CITY_NOT_ALLOWED', m.session.id);
+  });
+
+  it('a card of a city with another currency is not loaded at this counter (one entry, one currency), before MAC2', async () => {
+    const hk = await addCity(world, { code: 'HK', name: 'Hong Kong', cardCompanyName: 'Octopus', cardCode: '8520', currency: 'HKD' });
+    const hkKeys = await addMasterKeys(world, hk, '3DES');
+    await world.db.orm.em.fork().execute(`insert into city_interoperation (card_city_id, reader_city_id) values (?, ?)`, [hk.cityId, world.gz.cityId]);
+    const c = issueCard({ city: hk, keys: hkKeys, balance: 100 });
+    const done = await agent(c).run(await open('LOAD', 500));
+    expect(done).toMatchObject({ state: 'FAILED', refusal: 'PURPOSE_REFUSED' });
+    expect(await balanceOnCard(c)).toBe(100);
   });
 
   it('a replayed message', async () => {

@@ -87,9 +87,9 @@ async function startWorld(env: Record<string, string>): Promise<CardSessionWorld
 }
 
 /** A city with its card company, the code its cards carry, and its working CA. */
-export async function addCity(world: CardSessionWorld, input: { code: string; name: string; cardCompanyName: string; cardCode: string }): Promise<TestCity> {
+export async function addCity(world: CardSessionWorld, input: { code: string; name: string; cardCompanyName: string; cardCode: string; currency?: string }): Promise<TestCity> {
   const em = world.db.orm.em.fork();
-  const made = await createCity(em, { code: input.code, name: input.name, timeZone: 'Asia/Shanghai', currency: 'CNY', cardCompanyName: input.cardCompanyName });
+  const made = await createCity(em, { code: input.code, name: input.name, timeZone: 'Asia/Shanghai', currency: input.currency ?? 'CNY', cardCompanyName: input.cardCompanyName });
   await em.execute(`update city set card_city_code = ? where id = ?`, [input.cardCode, made.city.id]);
   await createWorkingCa(em, kek, world.root, { kind: 'CITY', cityId: made.city.id, cityCode: input.code, name: input.code, publicUrl: world.server.url });
   return { cityId: made.city.id, cardCompanyId: made.cardCompany.id, code: input.code, cardCode: input.cardCode };
