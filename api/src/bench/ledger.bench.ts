@@ -8,15 +8,13 @@
  * problem). Uses DATABASE_URL's server (in a scratch database it drops afterwards) or, without it,
  * an embedded PostgreSQL in a temp folder that is removed afterwards.
  */
-import { randomBytes, randomUUID } from 'node:crypto';
-import fs from 'node:fs/promises';
+import { randomUUID } from 'node:crypto';
 import os from 'node:os';
-import path from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import pg from 'pg';
 import { pino } from 'pino';
-import { startEmbeddedPostgres, type EmbeddedDatabase } from '../db/embedded-postgres.js';
 import { migrate, openOrm, type Orm } from '../db/orm.js';
+import { type Cleanup, percentile, scratchDatabase } from './bench-database.js';
 import { checkLedger } from '../ledger/ledger-check.js';
 import { AccountOwnerKind, AccountType } from '../ledger/ledger-account.entity.js';
 import { credit, debit, openAccount, post } from '../ledger/ledger.service.js';
@@ -76,17 +74,6 @@ function parseOptions(argv: string[]): Options {
   const opts = program.opts<Options>();
   if (opts.accounts < 2) program.error('--accounts must be at least 2');
   return opts;
-}
-
-function withDatabase(url: string, database: string): string {
-  const u = new URL(url);
-  u.pathname = `/${database}`;
-  return u.toString();
-}
-
-function percentile(sorted: Float64Array, p: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
 }
 
 function randomTransfer(accounts: string[], key: string): Transfer {
@@ -205,7 +192,7 @@ function fmt(n: number, digits: number): string {
 async function main(): Promise<number> {
   const opts = parseOptions(process.argv);
   const log = pino({ level: process.env.LOG_LEVEL ?? 'warn' });
-  const cleanups: { what: string; run: () => Promise<unknown> }[] = [];
+  const cleanups: Cleanup[] = [];
   const onSignal = () => {
     stopping = true;
   };
@@ -214,41 +201,7 @@ async function main(): Promise<number> {
 
   let exitCode = 0;
   try {
-    let serverUrl = process.env.DATABASE_URL;
-    let where: string;
-    if (!serverUrl) {
-      const tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'onecard-bench-'));
-      cleanups.unshift({ what: `remove ${tmp}`, run: () => fs.rm(tmp, { recursive: true, force: true }) });
-      await fs.chmod(tmp, 0o755); // PostgreSQL runs as the postgres user when we are root
-      const embedded: EmbeddedDatabase = await startEmbeddedPostgres({ dataDir: path.join(tmp, 'data'), port: 0, log });
-      cleanups.unshift({ what: 'stop embedded PostgreSQL', run: () => embedded.stop() });
-      serverUrl = embedded.adminUrl;
-      where = 'embedded';
-    } else {
-      where = 'DATABASE_URL';
-    }
-
-    const dbName = `onecard_bench_${randomBytes(6).toString('hex')}`;
-    const admin = new pg.Client({ connectionString: serverUrl });
-    await admin.connect();
-    try {
-      await admin.query(`create database ${dbName}`);
-    } finally {
-      await admin.end();
-    }
-    cleanups.unshift({
-      what: `drop database ${dbName}`,
-      run: async () => {
-        const a = new pg.Client({ connectionString: serverUrl });
-        await a.connect();
-        try {
-          await a.query(`drop database if exists ${dbName} with (force)`);
-        } finally {
-          await a.end();
-        }
-      },
-    });
-    const url = withDatabase(serverUrl, dbName);
+    const { url, where } = await scratchDatabase(log, cleanups);
 
     const orm = await openOrm(url, { poolMax: opts.clients + 2 });
     cleanups.unshift({ what: 'close MikroORM', run: () => orm.close(true) });

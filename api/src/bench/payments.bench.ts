@@ -33,9 +33,8 @@ import forge from 'node-forge';
 import pg from 'pg';
 import { pino } from 'pino';
 import { createClient } from '../auth/clients.service.js';
-import { issueCard as registerCard } from '../cards/cards.service.js';
+import { issueCard as registerCard, withLuhnCheckDigit } from '../cards/cards.service.js';
 import { loadConfig } from '../config/config.js';
-import { startEmbeddedPostgres, type EmbeddedDatabase } from '../db/embedded-postgres.js';
 import { migrate, openOrm } from '../db/orm.js';
 import { toGlobalId } from '../graphql/global-id.js';
 import { createHttpApp } from '../http/app.js';
@@ -49,6 +48,7 @@ import { registerReader } from '../readers/readers.service.js';
 import { cardPurseAccount } from '../readers/session/card-purse.js';
 import { merchantPayableAccount } from '../readers/session/direct-purchase.js';
 import { createCity, createMerchant } from '../tenancy/tenancy.service.js';
+import { type Cleanup, percentile, scratchDatabase } from './bench-database.js';
 
 const CURRENCY = 'CNY';
 /** The code the bench city's cards carry (its card company's keys are found by it). */
@@ -191,17 +191,6 @@ function parseOptions(argv: string[]): Options {
     .addHelpText('after', '\nUses DATABASE_URL (a scratch database on that server) or else an embedded PostgreSQL in a temp folder.')
     .parse(argv)
     .opts<Options>();
-}
-
-function withDatabase(url: string, database: string): string {
-  const u = new URL(url);
-  u.pathname = `/${database}`;
-  return u.toString();
-}
-
-function percentile(sorted: Float64Array, p: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
 }
 
 /**
@@ -497,18 +486,6 @@ function csrFor(privateKeyPem: string): string {
   return forge.pki.certificationRequestToPem(csr);
 }
 
-/** A 16-digit card number with its Luhn check digit. */
-function cardNumber(i: number): string {
-  const body = `623177${String(i).padStart(9, '0')}`;
-  let sum = 0;
-  for (let k = 0; k < body.length; k++) {
-    let d = Number(body[body.length - 1 - k]);
-    if (k % 2 === 0) d = d * 2 > 9 ? d * 2 - 9 : d * 2;
-    sum += d;
-  }
-  return body + String((10 - (sum % 10)) % 10);
-}
-
 const day = (d: Date) => d.toISOString().slice(0, 10);
 
 function fmt(n: number | undefined, digits: number): string {
@@ -518,7 +495,7 @@ function fmt(n: number | undefined, digits: number): string {
 async function main(): Promise<number> {
   const opts = parseOptions(process.argv);
   const log = pino({ level: process.env.LOG_LEVEL ?? 'warn' });
-  const cleanups: { what: string; run: () => Promise<unknown> }[] = [];
+  const cleanups: Cleanup[] = [];
   let worker: Worker | undefined;
   const onSignal = () => {
     stopping = true;
@@ -531,41 +508,8 @@ async function main(): Promise<number> {
   try {
     const tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'onecard-bench-'));
     cleanups.unshift({ what: `remove ${tmp}`, run: () => fs.rm(tmp, { recursive: true, force: true }) });
-    let serverUrl = process.env.DATABASE_URL;
-    let where: string;
-    let postgresCpu: PostgresCpu | undefined;
-    if (!serverUrl) {
-      await fs.chmod(tmp, 0o755); // PostgreSQL runs as the postgres user when we are root
-      const embedded: EmbeddedDatabase = await startEmbeddedPostgres({ dataDir: path.join(tmp, 'data'), port: 0, log });
-      cleanups.unshift({ what: 'stop embedded PostgreSQL', run: () => embedded.stop() });
-      serverUrl = embedded.adminUrl;
-      where = 'embedded';
-      postgresCpu = process.platform === 'linux' ? postgresCpuOf(path.join(tmp, 'data')) : undefined;
-    } else {
-      where = 'DATABASE_URL';
-    }
-
-    const dbName = `onecard_bench_${randomBytes(6).toString('hex')}`;
-    const admin = new pg.Client({ connectionString: serverUrl });
-    await admin.connect();
-    try {
-      await admin.query(`create database ${dbName}`);
-    } finally {
-      await admin.end();
-    }
-    cleanups.unshift({
-      what: `drop database ${dbName}`,
-      run: async () => {
-        const a = new pg.Client({ connectionString: serverUrl });
-        await a.connect();
-        try {
-          await a.query(`drop database if exists ${dbName} with (force)`);
-        } finally {
-          await a.end();
-        }
-      },
-    });
-    const url = withDatabase(serverUrl, dbName);
+    const { url, where, embeddedDataDir } = await scratchDatabase(log, cleanups);
+    const postgresCpu: PostgresCpu | undefined = embeddedDataDir && process.platform === 'linux' ? postgresCpuOf(embeddedDataDir) : undefined;
 
     // The API's pool as main.ts opens it (20), or larger: a session message may hold a second connection (the key store's).
     const orm = await openOrm(url, { poolMax: Math.max(20, 2 * opts.clients + 2) });
@@ -650,7 +594,7 @@ async function main(): Promise<number> {
         balance: CARD_BALANCE,
       });
       const row = await registerCard(em, cardCompany.id, {
-        cardNumber: cardNumber(c),
+        cardNumber: withLuhnCheckDigit(`623177${String(c).padStart(9, '0')}`),
         asn: chip.asn,
         cardType: 'CPU',
         keyVersion: 1,

@@ -1,10 +1,9 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { findCardByAsn } from '../cards/cards.service.js';
 import { credit, debit, post } from '../ledger/ledger.service.js';
-import { CARD_REFUSALS, cardPaidClaim } from '../payments/payment-session.js';
-import { sessionIsLive } from '../payments/payments.service.js';
+import { CARD_REFUSALS, settleEarlierClaim } from '../payments/payment-session.js';
 import { cardPurseAccount } from '../readers/session/card-purse.js';
-import { completionHandlers, debitGuards, type PendingDebit, refusalHandlers } from '../readers/session/card-session.service.js';
+import { completionHandlers, debitGuards, refusalHandlers } from '../readers/session/card-session.service.js';
 import { SessionError } from '../readers/session/session.errors.js';
 import { BillPaymentError } from './bill-payments.errors.js';
 import { type BillPaymentClaim, billPaymentById, type BillPaymentRow, billerPayableAccount, checkAmount, moveBillPayment, receiptNumberFor, recordBillPaid } from './bill-payments.service.js';
@@ -26,7 +25,12 @@ debitGuards.set(BILL_PAYMENT, async (em, pending) => {
   if (payment.status === 'SUCCEEDED') throw new SessionError('ALREADY_PAID', 'the bill payment is already paid');
   if (payment.status === 'CANCELED' || payment.status === 'FAILED') throw new SessionError('PURPOSE_REFUSED', `the bill payment is ${payment.status}`);
   if (BigInt(payment.amount) !== BigInt(pending.amount)) throw new SessionError('PURPOSE_REFUSED', 'the session’s amount is not the bill payment’s');
-  if (payment.status === 'PROCESSING' && payment.card_session_id !== pending.session.id) await settleEarlierAttempt(em, payment, pending);
+  if (payment.status === 'PROCESSING' && payment.card_session_id !== pending.session.id) {
+    // As for merchant payments: a dead earlier attempt is settled from the card, or this one waits or is refused.
+    await settleEarlierClaim(em, { what: 'this bill', ref: { billPayment: payment.id }, sessionId: payment.card_session_id, claim: payment.card_claim }, pending, async (tx) =>
+      settle(tx, (await billPaymentById(tx, payment.id, true))!, payment.card_session_id!, pending.asn, pending.currency, 'card transaction log'),
+    );
+  }
   if (new Date(payment.expires_at) <= pending.now) throw new SessionError('PURPOSE_REFUSED', 'the bill payment has expired');
   // The bill must still take this amount (it may have been amended, withdrawn or paid meanwhile).
   const bill = (await billById(em, payment.bill_id, true))!;
@@ -43,22 +47,6 @@ debitGuards.set(BILL_PAYMENT, async (em, pending) => {
   const claim: BillPaymentClaim = { cardAsn: pending.asn, offlineCounter: pending.offlineCounter, terminal: pending.terminal, date: pending.date, time: pending.time, cardBalance: pending.cardBalance, remaining: billAmounts(bill).remaining.toString() };
   await em.execute(`update bill_payment set status = 'PROCESSING', card_session_id = ?, card_claim = ?, card_asn = ?, updated_at = now() where id = ?`, [pending.session.id, JSON.stringify(claim), pending.asn, payment.id]);
 });
-
-/** As for merchant payments: a dead earlier attempt is settled from the card, or this one waits or is refused. */
-async function settleEarlierAttempt(em: EntityManager, payment: BillPaymentRow, pending: PendingDebit): Promise<void> {
-  if (await sessionIsLive(em, payment.card_session_id, pending.now)) throw new SessionError('PAYMENT_IN_PROGRESS', 'another reader is paying this bill; try again when it has finished');
-  const claim = payment.card_claim;
-  if (!claim) return;
-  if (claim.cardAsn !== pending.asn) throw new SessionError('PAYMENT_UNRESOLVED', 'another card may have paid this bill (its answer was lost): present that card', { billPayment: payment.id });
-  const paid = cardPaidClaim(claim, pending, pending.lastRecord);
-  if (paid === 'not-paid') return;
-  if (paid === 'paid') {
-    const error = new SessionError('ALREADY_PAID', 'the card paid this bill in an earlier session whose answer was lost; it is settled now', { billPayment: payment.id, settledFrom: payment.card_session_id });
-    error.keep = async (tx) => settle(tx, (await billPaymentById(tx, payment.id, true))!, payment.card_session_id!, pending.asn, pending.currency, 'card transaction log');
-    throw error;
-  }
-  throw new SessionError('PAYMENT_UNRESOLVED', 'the card moved on since an unanswered attempt to pay and its log does not show it', { billPayment: payment.id });
-}
 
 /** The card paid: card purse → biller payable, a receipt, the bill paid (in full or in part), a bill.paid event. */
 async function settle(em: EntityManager, payment: BillPaymentRow, sessionId: string, asn: string, currency: string, proof: string, tac?: string): Promise<void> {

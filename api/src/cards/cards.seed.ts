@@ -1,13 +1,7 @@
 import type { SeedStep } from '../demo/seed.js';
 import { fromGlobalId, toGlobalId } from '../graphql/global-id.js';
-import { issueCard, luhnValid } from './cards.service.js';
+import { issueCard, withLuhnCheckDigit } from './cards.service.js';
 
-/** The demo card's number: 16 digits, the last one its Luhn check digit. */
-function demoCardNumber(): string {
-  const body = '623158100000001';
-  for (let check = 0; check <= 9; check++) if (luhnValid(`${body}${check}`)) return `${body}${check}`;
-  throw new Error('no Luhn check digit');
-}
 
 /**
  * The demo virtual card (readers-demo wrote its chip file) in the Guangzhou card company's
@@ -21,7 +15,7 @@ export const cardsDemo: SeedStep = {
     const chip = (earlier.cards as { gz: { asn: string } }).gz;
     const [lin] = await em.execute<{ id: string }[]>(`select id from cardholder where username = 'lin'`);
     const card = await issueCard(em, fromGlobalId(tenants.cardCompanies.GZ!, 'CardCompany').id, {
-      cardNumber: demoCardNumber(),
+      cardNumber: withLuhnCheckDigit('623158100000001'),
       asn: chip.asn,
       cardType: 'CPU',
       keyVersion: 1,

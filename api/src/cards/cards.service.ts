@@ -68,6 +68,12 @@ const CARD_COLUMNS = `c.id, c.card_company_id, c.card_number, c.asn, c.card_type
   c.created_at, c.status_changed_at, btrim(ci.currency) as currency`;
 const CARD_FROM = `card c join card_company cc on cc.id = c.card_company_id join city ci on ci.id = cc.city_id`;
 
+/** `body` followed by its Luhn (mod 10) check digit: the number a card with that body carries. */
+export function withLuhnCheckDigit(body: string): string {
+  for (let check = 0; check <= 9; check++) if (luhnValid(`${body}${check}`)) return `${body}${check}`;
+  throw new RangeError(`not a digit string: ${body}`);
+}
+
 /** The Luhn (mod 10) check digit test card numbers carry. */
 export function luhnValid(number: string): boolean {
   if (!/^[0-9]+$/.test(number)) return false;

@@ -43,7 +43,11 @@ debitGuards.set(PAYMENT, async (em, pending) => {
   if (payment.status === 'SUCCEEDED') throw new SessionError('ALREADY_PAID', 'the payment is already paid');
   if (payment.status === 'CANCELED' || payment.status === 'FAILED') throw new SessionError('PURPOSE_REFUSED', `the payment is ${payment.status}`);
   if (BigInt(payment.amount) !== BigInt(pending.amount)) throw new SessionError('PURPOSE_REFUSED', 'the session’s amount is not the payment’s');
-  if (payment.status === 'PROCESSING' && payment.card_session_id !== pending.session.id) await settleEarlierAttempt(em, payment, pending);
+  if (payment.status === 'PROCESSING' && payment.card_session_id !== pending.session.id) {
+    await settleEarlierClaim(em, { what: 'this payment', ref: { payment: payment.id }, sessionId: payment.card_session_id, claim: payment.card_claim }, pending, async (tx) =>
+      settle(tx, (await paymentById(tx, payment.id, true))!, payment.card_session_id!, pending.asn, pending.currency, 'card transaction log'),
+    );
+  }
   if (new Date(payment.expires_at) <= pending.now) throw new SessionError('PURPOSE_REFUSED', 'the payment has expired');
   const merchant = await findMerchant(em, payment.merchant_id);
   if (!merchant || merchant.status !== TenantStatus.ACTIVE) throw new SessionError('PURPOSE_REFUSED', 'the merchant does not take payments now');
@@ -53,25 +57,31 @@ debitGuards.set(PAYMENT, async (em, pending) => {
 });
 
 /**
- * Another session took this payment to PROCESSING. If it may still make a card pay, this one waits.
- * If it ended, and it had issued MAC1 (a claim), the card tells whether it paid: not paid → this
- * session goes ahead; paid (its log shows exactly that purchase) → the payment is settled as
- * SUCCEEDED now and this session refused ALREADY_PAID; otherwise, or another card, unresolved.
+ * Another session took a payment (a merchant's, or a bill's) to PROCESSING. If it may still make a
+ * card pay, this one waits. If it ended, and it had issued MAC1 (a claim), the card tells whether it
+ * paid: not paid → this session goes ahead; paid (its log shows exactly that purchase) → the payment
+ * is settled now by `settleFromLog` (kept although this session is refused ALREADY_PAID);
+ * otherwise, or another card, unresolved.
  */
-async function settleEarlierAttempt(em: EntityManager, payment: PaymentRow, pending: PendingDebit): Promise<void> {
-  if (await sessionIsLive(em, payment.card_session_id, pending.now)) throw new SessionError('PAYMENT_IN_PROGRESS', 'another reader is taking this payment; try again when it has finished');
-  const claim = payment.card_claim;
+export async function settleEarlierClaim(
+  em: EntityManager,
+  attempt: { what: string; ref: Record<string, string>; sessionId: string | null; claim: PaymentClaim | null },
+  pending: PendingDebit,
+  settleFromLog: (tx: EntityManager) => Promise<void>,
+): Promise<void> {
+  if (await sessionIsLive(em, attempt.sessionId, pending.now)) throw new SessionError('PAYMENT_IN_PROGRESS', `another reader is paying ${attempt.what}; try again when it has finished`);
+  const claim = attempt.claim;
   if (!claim) return;
-  if (claim.cardAsn !== pending.asn) throw new SessionError('PAYMENT_UNRESOLVED', 'another card may have paid this payment (its answer was lost): present that card', { payment: payment.id });
+  if (claim.cardAsn !== pending.asn) throw new SessionError('PAYMENT_UNRESOLVED', `another card may have paid ${attempt.what} (its answer was lost): present that card`, attempt.ref);
   const paid = cardPaidClaim(claim, pending, pending.lastRecord);
   if (paid === 'not-paid') return;
   if (paid === 'paid') {
-    const error = new SessionError('ALREADY_PAID', 'the card paid this payment in an earlier session whose answer was lost; it is settled now', { payment: payment.id, settledFrom: payment.card_session_id });
-    // Stands although this session is refused: the card paid, so the merchant is owed.
-    error.keep = async (tx) => settle(tx, (await paymentById(tx, payment.id, true))!, payment.card_session_id!, pending.asn, pending.currency, 'card transaction log');
+    const error = new SessionError('ALREADY_PAID', `the card paid ${attempt.what} in an earlier session whose answer was lost; it is settled now`, { ...attempt.ref, settledFrom: attempt.sessionId });
+    // Stands although this session is refused: the card paid, so the payee is owed.
+    error.keep = settleFromLog;
     throw error;
   }
-  throw new SessionError('PAYMENT_UNRESOLVED', 'the card moved on since an unanswered attempt to pay and its log does not show it', { payment: payment.id, claim, lastRecord: pending.lastRecord });
+  throw new SessionError('PAYMENT_UNRESOLVED', 'the card moved on since an unanswered attempt to pay and its log does not show it', { ...attempt.ref, claim, lastRecord: pending.lastRecord });
 }
 
 /** The card paid: card purse → merchant payable, the payment SUCCEEDED (once: keyed by the payment). */

@@ -13,6 +13,7 @@ import { afterAll, beforeAll, expect } from 'vitest';
 import { type CardTransport, OneCardClient, ReaderAgent, type SessionReply, VirtualCardTransport, VirtualCpuCard } from '../../../sdk-js/src/index.js';
 import { createCardholder } from '../../src/auth/cardholders.service.js';
 import { createClient } from '../../src/auth/clients.service.js';
+import { withLuhnCheckDigit } from '../../src/cards/cards.service.js';
 import type { PrincipalKind } from '../../src/graphql/context.js';
 import { toGlobalId } from '../../src/graphql/global-id.js';
 import { createWorkingCa } from '../../src/pki/pki.service.js';
@@ -259,14 +260,7 @@ const cardNumbers = new Map<string, number>();
 export function testCardNumber(prefix: string): string {
   const n = (cardNumbers.get(prefix) ?? 0) + 1;
   cardNumbers.set(prefix, n);
-  const body = `${prefix}${String(n).padStart(15 - prefix.length, '0')}`;
-  let sum = 0;
-  for (let i = 0; i < body.length; i++) {
-    let d = Number(body[body.length - 1 - i]);
-    if (i % 2 === 0) d = d * 2 > 9 ? d * 2 - 9 : d * 2;
-    sum += d;
-  }
-  return body + String((10 - (sum % 10)) % 10);
+  return withLuhnCheckDigit(`${prefix}${String(n).padStart(15 - prefix.length, '0')}`);
 }
 
 /**
