@@ -112,7 +112,7 @@ export async function startPlatform(configured: Config, log: Logger): Promise<Ru
     const { port } = server.address() as AddressInfo;
     const url = `http://127.0.0.1:${port}`;
     sandbox?.setWebhookUrl(`${url}/webhooks/gateway`);
-    const jobs = startBackgroundJobs({ orm, gateway: http.gateway, log: log.child({ component: 'jobs' }), intervalMs: 5_000 });
+    const jobs = startBackgroundJobs({ orm, gateway: http.gateway, log: log.child({ component: 'jobs' }), intervalMs: 5_000, settlementCutoff: config.settlementCutoff });
     undo.push(() => jobs.stop());
     // Webhooks: the outbox dispatcher and the job queue delivering them; stopped first on shutdown,
     // while the database is still there (in-flight attempts finish or go back to the queue).

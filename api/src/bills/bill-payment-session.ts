@@ -1,9 +1,10 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
+import { recordClearingItem } from '../settlement/clearing-items.js';
 import { findCardByAsn } from '../cards/cards.service.js';
 import { credit, debit, post } from '../ledger/ledger.service.js';
 import { CARD_REFUSALS, settleEarlierClaim } from '../payments/payment-session.js';
 import { cardPurseAccount } from '../readers/session/card-purse.js';
-import { completionHandlers, debitGuards, refusalHandlers } from '../readers/session/card-session.service.js';
+import { completionHandlers, debitGuards, type PendingDebit, refusalHandlers } from '../readers/session/card-session.service.js';
 import { SessionError } from '../readers/session/session.errors.js';
 import { BillPaymentError } from './bill-payments.errors.js';
 import { type BillPaymentClaim, billPaymentById, type BillPaymentRow, billerPayableAccount, checkAmount, moveBillPayment, receiptNumberFor, recordBillPaid } from './bill-payments.service.js';
@@ -28,7 +29,7 @@ debitGuards.set(BILL_PAYMENT, async (em, pending) => {
   if (payment.status === 'PROCESSING' && payment.card_session_id !== pending.session.id) {
     // As for merchant payments: a dead earlier attempt is settled from the card, or this one waits or is refused.
     await settleEarlierClaim(em, { what: 'this bill', ref: { billPayment: payment.id }, sessionId: payment.card_session_id, claim: payment.card_claim }, pending, async (tx) =>
-      settle(tx, (await billPaymentById(tx, payment.id, true))!, payment.card_session_id!, pending.asn, pending.currency, 'card transaction log'),
+      settle(tx, (await billPaymentById(tx, payment.id, true))!, payment.card_session_id!, pending, 'card transaction log'),
     );
   }
   if (new Date(payment.expires_at) <= pending.now) throw new SessionError('PURPOSE_REFUSED', 'the bill payment has expired');
@@ -48,9 +49,13 @@ debitGuards.set(BILL_PAYMENT, async (em, pending) => {
   await em.execute(`update bill_payment set status = 'PROCESSING', card_session_id = ?, card_claim = ?, card_asn = ?, updated_at = now() where id = ?`, [pending.session.id, JSON.stringify(claim), pending.asn, payment.id]);
 });
 
+/** The card that paid, as the session identified it. */
+type PayingCard = Pick<PendingDebit, 'asn' | 'currency' | 'cardCompanyId'>;
+
 /** The card paid: card purse → biller payable, a receipt, the bill paid (in full or in part), a bill.paid event. */
-async function settle(em: EntityManager, payment: BillPaymentRow, sessionId: string, asn: string, currency: string, proof: string, tac?: string): Promise<void> {
+async function settle(em: EntityManager, payment: BillPaymentRow, sessionId: string, paidBy: PayingCard, proof: string, tac?: string): Promise<void> {
   if (payment.status === 'SUCCEEDED') return;
+  const { asn, currency } = paidBy;
   const amount = BigInt(payment.amount);
   const purse = await cardPurseAccount(em, asn, currency);
   const payable = await billerPayableAccount(em, payment.biller_id, currency);
@@ -60,6 +65,7 @@ async function settle(em: EntityManager, payment: BillPaymentRow, sessionId: str
     lines: [debit(purse.id, amount), credit(payable.id, amount)],
     metadata: { kind: 'BILL_PAYMENT', billPayment: payment.id, bill: payment.bill_id, biller: payment.biller_id, cardSession: sessionId, proof, ...(tac ? { tac } : {}) },
   });
+  await recordClearingItem(em, { kind: 'BILL_PAYMENT', participant: { kind: 'BILLER', id: payment.biller_id }, cardCompanyId: paidBy.cardCompanyId, amount, currency, entryKey: `bill-payment:${payment.id}`, reference: payment.id });
   const bill = (await billById(em, payment.bill_id, true))!;
   await em.execute(`update bill set amount_paid = amount_paid + ?, updated_at = now() where id = ?`, [amount.toString(), bill.id]);
   const after = (await billById(em, bill.id))!;
@@ -74,7 +80,7 @@ async function settle(em: EntityManager, payment: BillPaymentRow, sessionId: str
 completionHandlers.set(BILL_PAYMENT, async (em, done) => {
   const payment = await billPaymentById(em, idOf(done.session.context.purposeData), true);
   if (!payment || payment.card_session_id !== done.session.id) throw new Error(`bill payment ${idOf(done.session.context.purposeData)} is not claimed by card session ${done.session.id}`);
-  await settle(em, payment, done.session.id, done.asn, done.currency, 'TAC', typeof done.result.tac === 'string' ? done.result.tac : undefined);
+  await settle(em, payment, done.session.id, done, 'TAC', typeof done.result.tac === 'string' ? done.result.tac : undefined);
 });
 
 /** Refusals about the holder's card count as attempts (as for payments); after three, FAILED. */

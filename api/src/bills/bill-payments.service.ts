@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { EntityManager } from '@mikro-orm/postgresql';
+import { recordClearingItem } from '../settlement/clearing-items.js';
 import type { Principal } from '../graphql/context.js';
 import { toGlobalId } from '../graphql/global-id.js';
 import { openAccount } from '../ledger/ledger.service.js';
@@ -169,6 +170,7 @@ async function payFromTopUp(tx: EntityManager, principal: Principal, bill: BillR
     if (err instanceof TopUpError) throw errorIfRefused('INVALID_INPUT', err.message, 'fromTopUp');
     throw err;
   }
+  await recordClearingItem(tx, { kind: 'BILL_PAYMENT', participant: { kind: 'BILLER', id: bill.biller_id }, cardCompanyId: topUp.card_company_id, amount: BigInt(topUp.amount), currency: bill.currency, entryKey: `bill-payment:${id}`, reference: id });
   await tx.execute(
     `insert into bill_payment (id, bill_id, biller_id, amount, currency, status, card_id, holder_id, created_by_client, receipt_number, business_day, expires_at, paid_at)
      values (?, ?, ?, ?, ?, 'SUCCEEDED', ?, ?, ?, ?, ?::date, now(), now())`,

@@ -33,6 +33,8 @@ export interface Config {
   topUpLimits: TopUpLimits;
   /** How long after a replacement the old card's balance moves to the new one: offline spending arrives in between. */
   balanceTransferDelaySeconds: number;
+  /** `HH:MM` after local midnight when the previous business day's settlement windows close (SETTLEMENT_CUTOFF). */
+  settlementCutoff: string;
 }
 
 export interface TopUpLimits {
@@ -121,6 +123,14 @@ function wholeNumber(env: NodeJS.ProcessEnv, name: string, fallback: number, uni
   return Number(raw);
 }
 
+/** `HH:MM`, 24-hour. */
+function timeOfDay(env: NodeJS.ProcessEnv, name: string, fallback: string): string {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  if (!/^([01][0-9]|2[0-3]):[0-5][0-9]$/.test(raw)) throw new ConfigError(name, 'a time of day HH:MM (24-hour)', raw);
+  return raw;
+}
+
 function gateway(env: NodeJS.ProcessEnv, nodeEnv: Config['env']): Config['gateway'] {
   const gatewayUrl = url(env, 'GATEWAY_URL', ['http:', 'https:']);
   if (!gatewayUrl) {
@@ -166,5 +176,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     gateway: gateway(env, nodeEnv),
     topUpLimits: topUpLimits(env),
     balanceTransferDelaySeconds: wholeNumber(env, 'CARD_BALANCE_TRANSFER_DELAY', 7 * 24 * 3600, 'seconds'),
+    settlementCutoff: timeOfDay(env, 'SETTLEMENT_CUTOFF', '02:00'),
   };
 }

@@ -100,6 +100,12 @@ export enum UserErrorCode {
   OFFLINE_BATCH_REFUSED = 'OFFLINE_BATCH_REFUSED',
   /** The terminal already uploaded a different batch under this batch id. */
   OFFLINE_BATCH_ID_REUSED = 'OFFLINE_BATCH_ID_REUSED',
+  /** A settlement window for a business day that has not begun in its city. */
+  WINDOW_NOT_STARTED = 'WINDOW_NOT_STARTED',
+  /** The settlement window is still open: close it before clearing or reconciling it. */
+  WINDOW_OPEN = 'WINDOW_OPEN',
+  /** The reconciliation difference was resolved before (or matched since). */
+  DIFFERENCE_NOT_OPEN = 'DIFFERENCE_NOT_OPEN',
 }
 registerEnumType(UserErrorCode, { name: 'UserErrorCode', description: 'Why a mutation refused its input.' });
 

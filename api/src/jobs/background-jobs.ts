@@ -2,6 +2,7 @@ import type { MikroORM } from '@mikro-orm/postgresql';
 import type { Logger } from 'pino';
 import type { GatewayClient } from '../topups/gateway/gateway-client.js';
 import { runDueBalanceTransfers } from '../cards/cards.service.js';
+import { runSettlementJobs } from '../settlement/settlement.jobs.js';
 import { runTopUpJobs } from '../topups/topups.jobs.js';
 
 export interface BackgroundJobs {
@@ -12,10 +13,10 @@ export interface BackgroundJobs {
 
 /**
  * The periodic work of one API process: top-ups the gateway has not confirmed, refunds, due balance
- * transfers. (Payment expiry runs as a cron task on the job queue: platform.ts.) Every job claims rows with `for update skip locked`, so any number of processes may
+ * transfers, settlement (cut-offs, clearing, payouts). (Payment expiry runs as a cron task on the job queue: platform.ts.) Every job claims rows with `for update skip locked`, so any number of processes may
  * run it side by side. A round never overlaps the previous one.
  */
-export function startBackgroundJobs(opts: { orm: MikroORM; gateway: GatewayClient | null; log: Logger; intervalMs: number }): BackgroundJobs {
+export function startBackgroundJobs(opts: { orm: MikroORM; gateway: GatewayClient | null; log: Logger; intervalMs: number; settlementCutoff: string }): BackgroundJobs {
   let running: Promise<void> | null = null;
   let stopped = false;
   const round = async () => {
@@ -29,6 +30,11 @@ export function startBackgroundJobs(opts: { orm: MikroORM; gateway: GatewayClien
       const done = await runTopUpJobs(em, opts.gateway, { onError: (err, topUpId) => opts.log.warn({ err, topUpId }, 'top-up job failed; tried again next round') });
       if (done.submitted + done.polled + done.refunds > 0) opts.log.info(done, 'top-up jobs');
     }
+    const settled = await runSettlementJobs(em, opts.gateway, { cutoff: opts.settlementCutoff }).catch((err) => {
+      opts.log.error({ err }, 'settlement jobs failed; tried again next round');
+      return null;
+    });
+    if (settled && settled.closed + settled.cleared + settled.sent + settled.polled > 0) opts.log.info(settled, 'settlement jobs');
   };
   const runOnce = () => {
     running ??= round()

@@ -50,6 +50,7 @@ export interface OpenAccountInput {
 // Far beyond any real amount, and small enough that sums of many lines stay inside BIGINT.
 const MAX_LINE_AMOUNT = 10n ** 15n;
 const MAX_KEY_LENGTH = 200;
+const POSTING_ROWS_PER_INSERT = 5000;
 const CHECK_VIOLATION = '23514';
 const UNIQUE_VIOLATION = '23505';
 const NUMERIC_OUT_OF_RANGE = '22003';
@@ -196,11 +197,14 @@ async function write(em: EntityManager, given: EntryInput, reversesId: string | 
     }
   }
 
-  // MikroORM expands an array parameter into a list, so the rows go in as one multi-row VALUES.
-  await em.execute(
-    `insert into posting (entry_id, line_no, account_id, amount, currency, balance_after) values ${input.lines.map(() => '(?, ?, ?, ?, ?, ?)').join(', ')}`,
-    input.lines.flatMap((l, i) => [id, i, l.account, l.amount.toString(), currency, balanceAfter[i]!.toString()]),
-  );
+  // Multi-row VALUES, in chunks that stay under PostgreSQL's 65,535 parameters (a clearing entry has thousands of lines).
+  for (let from = 0; from < input.lines.length; from += POSTING_ROWS_PER_INSERT) {
+    const chunk = input.lines.slice(from, from + POSTING_ROWS_PER_INSERT);
+    await em.execute(
+      `insert into posting (entry_id, line_no, account_id, amount, currency, balance_after) values ${chunk.map(() => '(?, ?, ?, ?, ?, ?)').join(', ')}`,
+      chunk.flatMap((l, i) => [id, from + i, l.account, l.amount.toString(), currency, balanceAfter[from + i]!.toString()]),
+    );
+  }
   return {
     id,
     key: input.key,

@@ -1,4 +1,5 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
+import { recordClearingItem } from '../settlement/clearing-items.js';
 import { findCardByAsn } from '../cards/cards.service.js';
 import { credit, debit, post } from '../ledger/ledger.service.js';
 import type { TransactionRecord } from '../readers/session/apdu.js';
@@ -45,7 +46,7 @@ debitGuards.set(PAYMENT, async (em, pending) => {
   if (BigInt(payment.amount) !== BigInt(pending.amount)) throw new SessionError('PURPOSE_REFUSED', 'the session’s amount is not the payment’s');
   if (payment.status === 'PROCESSING' && payment.card_session_id !== pending.session.id) {
     await settleEarlierClaim(em, { what: 'this payment', ref: { payment: payment.id }, sessionId: payment.card_session_id, claim: payment.card_claim }, pending, async (tx) =>
-      settle(tx, (await paymentById(tx, payment.id, true))!, payment.card_session_id!, pending.asn, pending.currency, 'card transaction log'),
+      settle(tx, (await paymentById(tx, payment.id, true))!, payment.card_session_id!, pending, 'card transaction log'),
     );
   }
   if (new Date(payment.expires_at) <= pending.now) throw new SessionError('PURPOSE_REFUSED', 'the payment has expired');
@@ -84,9 +85,13 @@ export async function settleEarlierClaim(
   throw new SessionError('PAYMENT_UNRESOLVED', 'the card moved on since an unanswered attempt to pay and its log does not show it', { ...attempt.ref, claim, lastRecord: pending.lastRecord });
 }
 
+/** The card that paid, as the session identified it. */
+type PayingCard = Pick<PendingDebit, 'asn' | 'currency' | 'cardCompanyId'>;
+
 /** The card paid: card purse → merchant payable, the payment SUCCEEDED (once: keyed by the payment). */
-async function settle(em: EntityManager, payment: PaymentRow, sessionId: string, asn: string, currency: string, proof: string, tac?: string): Promise<void> {
+async function settle(em: EntityManager, payment: PaymentRow, sessionId: string, paidBy: PayingCard, proof: string, tac?: string): Promise<void> {
   if (payment.status === 'SUCCEEDED') return;
+  const { asn, currency } = paidBy;
   const amount = BigInt(payment.amount);
   const purse = await cardPurseAccount(em, asn, currency);
   const payable = await merchantPayableAccount(em, payment.merchant_id, currency);
@@ -96,6 +101,7 @@ async function settle(em: EntityManager, payment: PaymentRow, sessionId: string,
     lines: [debit(purse.id, amount), credit(payable.id, amount)],
     metadata: { kind: 'PAYMENT', payment: payment.id, merchant: payment.merchant_id, cardSession: sessionId, proof, ...(tac ? { tac } : {}) },
   });
+  await recordClearingItem(em, { kind: 'PAYMENT', participant: { kind: 'MERCHANT', id: payment.merchant_id }, cardCompanyId: paidBy.cardCompanyId, amount, currency, entryKey: `payment:${payment.id}`, reference: payment.id });
   const card = await findCardByAsn(em, asn);
   await movePayment(em, payment, 'SUCCEEDED', { cardSessionId: sessionId, cardId: card?.id ?? null });
 }
@@ -104,7 +110,7 @@ completionHandlers.set(PAYMENT, async (em, done) => {
   const payment = await paymentById(em, paymentIdOf(done.session.context.purposeData), true);
   // The claim was this session's when MAC1 left the host, and nothing takes a live claim over.
   if (!payment || payment.card_session_id !== done.session.id) throw new Error(`payment ${paymentIdOf(done.session.context.purposeData)} is not claimed by card session ${done.session.id}`);
-  await settle(em, payment, done.session.id, done.asn, done.currency, 'TAC', typeof done.result.tac === 'string' ? done.result.tac : undefined);
+  await settle(em, payment, done.session.id, done, 'TAC', typeof done.result.tac === 'string' ? done.result.tac : undefined);
 });
 
 /**

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { EntityManager } from '@mikro-orm/postgresql';
+import { recordClearingItem } from '../settlement/clearing-items.js';
 import type { Principal } from '../graphql/context.js';
 import { toGlobalId } from '../graphql/global-id.js';
 import { merchantPayableAccount } from '../readers/session/direct-purchase.js';
@@ -308,7 +309,7 @@ export async function refundPayment(em: EntityManager, principal: Principal, pay
     const payment = (await paymentById(tx, seen.id, true))!;
     if (payment.status !== 'SUCCEEDED') throw new PaymentError('INVALID_STATE', `a ${payment.status} payment cannot be refunded`, 'payment');
     if (!payment.card_id) throw new PaymentError('INVALID_STATE', 'the card that paid is not in the card registry: its card company refunds it', 'payment');
-    const [paidWith] = await tx.execute<{ card_type: string }[]>(`select card_type from card where id = ?`, [payment.card_id]);
+    const [paidWith] = await tx.execute<{ card_type: string; card_company_id: string }[]>(`select card_type, card_company_id from card where id = ?`, [payment.card_id]);
     if (paidWith?.card_type !== 'CPU') throw new PaymentError('INVALID_STATE', 'an M1 card cannot take a refund online: its card company refunds it at a counter', 'payment');
     // The same client and key refund once, whatever happens to the answer (idempotency underneath the API's layer).
     if (input.idempotencyKey) {
@@ -333,6 +334,7 @@ export async function refundPayment(em: EntityManager, principal: Principal, pay
       metadata: { kind: 'REFUND', payment: payment.id, refund: id, merchant: payment.merchant_id },
       cause: `refund of payment ${payment.id}`,
     });
+    await recordClearingItem(tx, { kind: 'REFUND', participant: { kind: 'MERCHANT', id: payment.merchant_id }, cardCompanyId: paidWith.card_company_id, amount, currency: payment.currency, entryKey: `payment-refund:${payment.id}:${id}`, reference: id });
     await tx.execute(`insert into payment_refund (id, payment_id, amount, reason, top_up_id, created_by_client, idempotency_key) values (?, ?, ?, ?, ?, ?, ?)`, [id, payment.id, amount.toString(), input.reason ?? null, topUpId, principal.clientId, input.idempotencyKey ?? null]);
     await tx.execute(`update payment set refunded_amount = refunded_amount + ?, updated_at = now() where id = ?`, [amount.toString(), payment.id]);
     const after = (await paymentById(tx, payment.id))!;

@@ -21,6 +21,7 @@ import type { ReaderRow } from '../readers/readers.service.js';
 import { cardPurseAccount } from '../readers/session/card-purse.js';
 import { terminalIdOf } from '../readers/session/card-session.service.js';
 import { merchantPayableAccount } from '../readers/session/direct-purchase.js';
+import { recordClearingItem } from './clearing-items.js';
 import { verifyOfflineBatchSignature } from './offline-batch-signature.js';
 import { MalformedBatchError, type OfflineRecord, parseOfflineBody } from './offline-records.js';
 
@@ -260,6 +261,17 @@ async function postTransit(tx: EntityManager, terminal: ReaderRow, batchRowId: s
           metadata: { kind: 'TRANSIT' satisfies CardEntryKind, offlineBatch: batchRowId, terminal: terminal.serial, asn: r.asn, offlineCounter: r.offlineCounter, terminalSerial: r.terminalSerial, date: r.date, time: r.time, tac: r.tac },
         });
         if (entry.replayed) throw new LedgerError(LedgerErrorCode.ENTRY_KEY_REUSED, 'posted by another batch');
+        // The card's own date and time: a record of yesterday uploaded today belongs to yesterday's window while it is open.
+        await recordClearingItem(sp, {
+          kind: 'TRANSIT',
+          participant: { kind: terminal.owner_kind === 'MERCHANT' ? 'MERCHANT' : 'CARD_COMPANY', id: terminal.owner_id },
+          cardCompanyId: issuer.cardCompanyId,
+          amount,
+          currency: issuer.currency,
+          entryKey: entry.key,
+          reference: `${r.asn}:${r.offlineCounter}`,
+          occurredLocal: `${r.date.slice(0, 4)}-${r.date.slice(4, 6)}-${r.date.slice(6, 8)} ${r.time.slice(0, 2)}:${r.time.slice(2, 4)}:${r.time.slice(4, 6)}`,
+        });
         return { entryId: entry.id };
       },
       { propagation: 'nested' },

@@ -1,6 +1,7 @@
 import type { EntityManager, MikroORM } from '@mikro-orm/postgresql';
 import express, { type Request, type Response } from 'express';
-import type { GatewayEvent, PaymentIntent, Refund } from './gateway/gateway-client.js';
+import { applyPayout } from '../settlement/payouts.js';
+import type { GatewayEvent, PaymentIntent, Payout, Refund } from './gateway/gateway-client.js';
 import { GATEWAY_SIGNATURE_HEADER, verifyGatewaySignature } from './gateway/webhook-signature.js';
 import { applyIntent, applyRefund } from './topups.service.js';
 
@@ -29,6 +30,8 @@ export async function handleGatewayEvent(em: EntityManager, event: GatewayEvent)
       const refund = event.data.object as Refund;
       const topUpId = await topUpIdFor(tx, 'gateway_refund_id', refund);
       outcome = topUpId ? await applyRefund(tx, topUpId, refund, `gateway event ${event.id}`) : 'unknown';
+    } else if (event.type.startsWith('payout.')) {
+      outcome = await applyPayout(tx, event.data.object as Payout);
     }
     await tx.execute(`update gateway_event set outcome = ? where id = ?`, [outcome, event.id]);
     return { duplicate: false, outcome };

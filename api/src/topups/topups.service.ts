@@ -6,6 +6,7 @@ import { toGlobalId } from '../graphql/global-id.js';
 import { credit, debit, openAccount, post, type PostedEntry, reverse } from '../ledger/ledger.service.js';
 import { AccountOwnerKind, AccountType } from '../ledger/ledger-account.entity.js';
 import { cardPurseAccount, cardPurseBalance } from '../readers/session/card-purse.js';
+import { recordClearingItem, setGatewayReference } from '../settlement/clearing-items.js';
 import { recordEvent } from '../webhooks/outbox.js';
 import { type GatewayClient, GatewayError, type PaymentIntent, type Refund } from './gateway/gateway-client.js';
 import { TopUpError } from './topups.errors.js';
@@ -45,6 +46,7 @@ export interface TopUpRow {
   load_claim: LoadClaim | null;
   loaded_session_id: string | null;
   gateway_refund_id: string | null;
+  gateway_charge_id: string | null;
   refund_attempt: string | null;
   spent_on: string | null;
   gateway_attempts: number;
@@ -457,7 +459,7 @@ export async function applyIntent(em: EntityManager, topUpId: string, intent: Pa
     if (topUp.gateway_intent_id && topUp.gateway_intent_id !== intent.id) return 'stale';
     // Never book what we did not ask for; answered (not retried forever) and left for a person.
     if (!Number.isSafeInteger(intent.amount) || BigInt(intent.amount) !== BigInt(topUp.amount) || String(intent.currency).toUpperCase() !== topUp.currency) return 'mismatch';
-    await tx.execute(`update top_up set gateway_intent_id = ?, client_secret = coalesce(client_secret, ?), updated_at = now() where id = ?`, [intent.id, intent.client_secret, topUp.id]);
+    await tx.execute(`update top_up set gateway_intent_id = ?, client_secret = coalesce(client_secret, ?), gateway_charge_id = coalesce(gateway_charge_id, ?), updated_at = now() where id = ?`, [intent.id, intent.client_secret, intent.latest_charge ?? null, topUp.id]);
     const to = statusOfIntent(intent);
     if (!to || to === topUp.status || !TOP_UP_TRANSITIONS[topUp.status].includes(to)) return 'stale';
     const failure = to === 'FAILED' ? { failureCode: intent.last_payment_error?.decline_code ?? intent.last_payment_error?.code ?? 'payment_failed', failureMessage: intent.last_payment_error?.message ?? null } : {};
@@ -484,6 +486,7 @@ export async function applyRefund(em: EntityManager, topUpId: string, refund: Re
     const to: TopUpStatus | null = refund.status === 'succeeded' ? 'REFUNDED' : refund.status === 'failed' || refund.status === 'canceled' ? 'PAID' : null;
     if (!to) return 'stale';
     await tx.execute(`update top_up set gateway_refund_id = coalesce(gateway_refund_id, ?) where id = ?`, [refund.id, topUp.id]);
+    await setGatewayReference(tx, refundEntryKey(topUp, topUp.refund_attempt!), refund.id);
     await moveTo(tx, topUp.id, to, cause, to === 'PAID' ? { failureCode: refund.failure_reason ?? 'refund_failed', failureMessage: 'the gateway did not complete the refund' } : {});
     return 'applied';
   });
@@ -509,6 +512,7 @@ export async function moveTo(em: EntityManager, topUpId: string, to: TopUpStatus
       const clearing = await gatewayClearingAccount(tx, topUp.currency);
       const pending = await pendingLoadAccount(tx, topUp.card_company_id, topUp.currency);
       await post(tx, { key: `top-up:${topUp.id}:paid`, description: `top-up of card ${maskCardNumber(topUp.card_number)} paid at the gateway`, lines: [debit(clearing.id, amount), credit(pending.id, amount)], metadata: { kind: 'TOP_UP_PAID', topUp: topUp.id, intent: topUp.gateway_intent_id } });
+      await recordClearingItem(tx, { kind: 'TOP_UP', ...cardCompanyItem(topUp), amount, entryKey: `top-up:${topUp.id}:paid`, gatewayReference: topUp.gateway_charge_id ?? topUp.gateway_intent_id });
     }
     if (to === 'PAID' && topUp.status === 'REFUNDING') await reverseRefundEntry(tx, topUp);
     await tx.execute(
@@ -533,13 +537,20 @@ export async function moveTo(em: EntityManager, topUpId: string, to: TopUpStatus
 
 const EVENT_OF: Partial<Record<TopUpStatus, string>> = { PAID: 'topup.paid', LOADED: 'topup.loaded', FAILED: 'topup.failed', CANCELED: 'topup.canceled', REFUNDED: 'topup.refunded' };
 
+/** A top-up's clearing item belongs to its card company, in the card's city. */
+const cardCompanyItem = (topUp: Pick<TopUpRow, 'id' | 'card_company_id' | 'currency'>) =>
+  ({ participant: { kind: 'CARD_COMPANY', id: topUp.card_company_id }, cardCompanyId: topUp.card_company_id, currency: topUp.currency, reference: topUp.id }) as const;
+
 const refundEntryKey = (topUp: Pick<TopUpRow, 'id'>, attempt: string) => `top-up:${topUp.id}:refund:${attempt}`;
 
 /** A refund the gateway refused or failed: its entry is reversed and the top-up is PAID again, free for another refund or the card. */
 async function reverseRefundEntry(em: EntityManager, topUp: TopUpRow): Promise<void> {
   const key = refundEntryKey(topUp, topUp.refund_attempt!);
   const [entry] = await em.execute<{ id: string }[]>(`select id from journal_entry where entry_key = ?`, [key]);
-  if (entry) await reverse(em, entry.id, { key: `${key}:failed`, description: `refund of top-up ${topUp.id} failed at the gateway`, metadata: { kind: 'TOP_UP_REFUND_FAILED', topUp: topUp.id } });
+  if (entry) {
+    await reverse(em, entry.id, { key: `${key}:failed`, description: `refund of top-up ${topUp.id} failed at the gateway`, metadata: { kind: 'TOP_UP_REFUND_FAILED', topUp: topUp.id } });
+    await recordClearingItem(em, { kind: 'TOP_UP_REFUND_FAILED', ...cardCompanyItem(topUp), amount: BigInt(topUp.amount), entryKey: `${key}:failed`, gatewayReference: topUp.gateway_refund_id });
+  }
   await em.execute(`update top_up set gateway_refund_id = null, refund_attempt = null where id = ?`, [topUp.id]);
 }
 
@@ -581,6 +592,7 @@ async function startRefund(tx: EntityManager, locked: TopUpRow, attempt: string,
   const pending = await pendingLoadAccount(tx, locked.card_company_id, locked.currency);
   const clearing = await gatewayClearingAccount(tx, locked.currency);
   await post(tx, { key: refundEntryKey(locked, attempt), description: `refund of top-up ${locked.id} through the gateway`, lines: [debit(pending.id, BigInt(locked.amount)), credit(clearing.id, BigInt(locked.amount))], metadata: { kind: 'TOP_UP_REFUND', topUp: locked.id } });
+  await recordClearingItem(tx, { kind: 'TOP_UP_REFUND', ...cardCompanyItem(locked), amount: BigInt(locked.amount), entryKey: refundEntryKey(locked, attempt), gatewayReference: gatewayRefundId });
   return row;
 }
 
@@ -593,6 +605,7 @@ export async function submitRefund(em: EntityManager, gateway: GatewayClient, to
   try {
     const refund = await gateway.createRefund({ paymentIntent: topUp.gateway_intent_id!, amount: BigInt(topUp.amount), metadata: { topUpId: topUp.id, attempt } }, `topup-refund:${topUp.id}:${attempt}`);
     await em.execute(`update top_up set gateway_refund_id = ? where id = ? and refund_attempt = ?`, [refund.id, topUp.id, attempt]);
+    await setGatewayReference(em, refundEntryKey(topUp, attempt), refund.id);
     await applyRefund(em, topUp.id, refund, 'refund');
     return undefined;
   } catch (err) {

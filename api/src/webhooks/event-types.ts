@@ -17,7 +17,9 @@ export const WEBHOOK_EVENT_TYPES: Record<string, { owners: EventOwnerKind[]; des
   'payment.canceled': { owners: ['MERCHANT'], description: 'A payment was canceled (by the merchant, or it expired).' },
   'payment.refunded': { owners: ['MERCHANT'], description: 'A payment was refunded, in full or in part.' },
   'bill.paid': { owners: ['BILLER'], description: 'A bill was paid (in full or in part): the payment advice.' },
-  'settlement.ready': { owners: ['MERCHANT', 'BILLER', 'ISSUER'], description: 'A settlement statement of yours is ready.' },
+  'settlement.ready': { owners: ['MERCHANT', 'BILLER', 'ISSUER'], description: 'A settlement statement of yours is ready: a window was cleared.' },
+  'settlement.paid': { owners: ['MERCHANT', 'BILLER', 'ISSUER'], description: 'The payout of one of your settlement statements was confirmed by the gateway.' },
+  'settlement.payout_failed': { owners: ['MERCHANT', 'BILLER', 'ISSUER'], description: 'The payout of one of your settlement statements failed; the amount is carried into your next statement.' },
   'webhook_endpoint.disabled': { owners: ['MERCHANT', 'BILLER', 'ISSUER'], description: 'One of your endpoints was disabled after its deliveries failed for the whole retry period.' },
 };
 

@@ -26,3 +26,14 @@ export async function recordEvent(em: EntityManager, event: OutboxEvent): Promis
     JSON.stringify(event.payload),
   ]);
 }
+
+/** Many events in one statement (clearing announces a statement per participant). */
+export async function recordEvents(em: EntityManager, events: OutboxEvent[]): Promise<void> {
+  for (let from = 0; from < events.length; from += 2000) {
+    const chunk = events.slice(from, from + 2000);
+    await em.execute(
+      `insert into event_outbox (type, owner_kind, owner_id, subject_id, payload) values ${chunk.map(() => '(?, ?, ?, ?, ?)').join(', ')}`,
+      chunk.flatMap((e) => [e.type, e.ownerKind, e.ownerId, e.subjectId, JSON.stringify(e.payload)]),
+    );
+  }
+}

@@ -20,9 +20,10 @@ import { Migration20261125000019_bills } from './Migration20261125000019_bills.j
 import { Migration20261125000020_payment_refund_keys } from './Migration20261125000020_payment_refund_keys.js';
 import { Migration20261125000021_top_up_spent } from './Migration20261125000021_top_up_spent.js';
 import { Migration20261125000022_offline_uploads } from './Migration20261125000022_offline_uploads.js';
+import { Migration20261125000023_settlement } from './Migration20261125000023_settlement.js';
 
 /** Every migration, in order. Listed rather than globbed so the same list runs from src and dist. */
-export const migrations = [Migration20261125000001_ledger, Migration20261125000002_seed_runs, Migration20261125000003_tenancy, Migration20261125000004_auth, Migration20261125000005_pki, Migration20261125000006_readers, Migration20261125000007_card_sessions, Migration20261125000008_purchase, Migration20261125000009_m1_sessions, Migration20261125000010_root_crl, Migration20261125000011_cards, Migration20261125000012_balance_discrepancies, Migration20261125000013_blacklist, Migration20261125000014_topups, Migration20261125000015_card_replacements, Migration20261125000016_webhooks, Migration20261125000017_idempotency, Migration20261125000018_payments, Migration20261125000019_bills, Migration20261125000020_payment_refund_keys, Migration20261125000021_top_up_spent, Migration20261125000022_offline_uploads].map((migration) => ({
+export const migrations = [Migration20261125000001_ledger, Migration20261125000002_seed_runs, Migration20261125000003_tenancy, Migration20261125000004_auth, Migration20261125000005_pki, Migration20261125000006_readers, Migration20261125000007_card_sessions, Migration20261125000008_purchase, Migration20261125000009_m1_sessions, Migration20261125000010_root_crl, Migration20261125000011_cards, Migration20261125000012_balance_discrepancies, Migration20261125000013_blacklist, Migration20261125000014_topups, Migration20261125000015_card_replacements, Migration20261125000016_webhooks, Migration20261125000017_idempotency, Migration20261125000018_payments, Migration20261125000019_bills, Migration20261125000020_payment_refund_keys, Migration20261125000021_top_up_spent, Migration20261125000022_offline_uploads, Migration20261125000023_settlement].map((migration) => ({
   name: migration.name,
   class: migration,
 }));

@@ -1,6 +1,7 @@
 import type { CardEntryKind } from '../../cards/card-history.service.js';
 import { credit, debit, openAccount, post } from '../../ledger/ledger.service.js';
 import { AccountOwnerKind, AccountType } from '../../ledger/ledger-account.entity.js';
+import { recordClearingItem } from '../../settlement/clearing-items.js';
 import { findMerchant } from '../../tenancy/tenancy.service.js';
 import { TenantStatus } from '../../tenancy/merchant.entity.js';
 import { cardPurseAccount } from './card-purse.js';
@@ -39,4 +40,5 @@ completionHandlers.set(DIRECT_PURCHASE, async (em, done) => {
     lines: [debit(purse.id, amount), credit(payable.id, amount)],
     metadata: { kind: 'PURCHASE' satisfies CardEntryKind, cardSession: done.session.id, reader: done.reader.serial, merchant: merchantId, terminalSerial: done.result.terminalSerial, tac: done.result.tac },
   });
+  await recordClearingItem(em, { kind: 'PURCHASE', participant: { kind: 'MERCHANT', id: merchantId }, cardCompanyId: done.cardCompanyId, amount, currency: done.currency, entryKey: `card-session:${done.session.id}`, reference: done.session.id });
 });

@@ -1,0 +1,70 @@
+import type { EntityManager } from '@mikro-orm/postgresql';
+
+/** What clearing counts. Sales earn the payee money (less the operator's fee); the rest adjust it. */
+export type ClearingKind = 'PAYMENT' | 'PURCHASE' | 'BILL_PAYMENT' | 'TRANSIT' | 'REFUND' | 'TOP_UP' | 'TOP_UP_REFUND' | 'TOP_UP_REFUND_FAILED';
+export const SALE_KINDS: readonly ClearingKind[] = ['PAYMENT', 'PURCHASE', 'BILL_PAYMENT', 'TRANSIT'];
+export type ParticipantKind = 'MERCHANT' | 'BILLER' | 'CARD_COMPANY';
+
+export interface ClearingItemInput {
+  kind: ClearingKind;
+  /** Who is paid (or charged back): a merchant, a biller, or a card company (transit revenue, top-ups of its cards). */
+  participant: { kind: ParticipantKind; id: string };
+  /** The card's issuer; a card used outside its home city makes interchange. */
+  cardCompanyId: string | null;
+  amount: bigint;
+  currency: string;
+  /** The ledger entry this item mirrors: one item per entry, so a replayed entry records nothing new. */
+  entryKey: string;
+  /** The business object: a payment, bill payment, top-up, refund or offline purchase. */
+  reference: string;
+  /** The payment gateway's id (charge, refund) for reconciliation. */
+  gatewayReference?: string | null;
+  /** When it happened; now by default. An offline record gives the card's local date and time instead. */
+  occurredAt?: Date;
+  /** `YYYY-MM-DD HH:MM:SS` in the city's time zone (offline records carry no offset). */
+  occurredLocal?: string;
+}
+
+/**
+ * Records a settleable movement in the same transaction as its ledger entry. Its city is the
+ * participant's, its business day the local date of when it happened there; it has no window until
+ * its city's window closes (settlement/windows.ts), so one that arrives after its day's window
+ * closed falls into the next open one. Idempotent by the entry key.
+ */
+export async function recordClearingItem(em: EntityManager, item: ClearingItemInput): Promise<void> {
+  if (item.amount <= 0n) throw new RangeError(`a clearing item is a positive amount; got ${item.amount}`);
+  const participantCity =
+    item.participant.kind === 'MERCHANT' ? 'select city_id from merchant where id = ?' : item.participant.kind === 'BILLER' ? 'select city_id from biller where id = ?' : 'select city_id from card_company where id = ?';
+  const rows = await em.execute<{ id: string }[]>(
+    `with at as (select c.id as city_id, c.time_zone,
+                        coalesce(?::timestamptz, ?::timestamp at time zone c.time_zone, now()) as occurred_at
+                   from city c where c.id = (${participantCity}))
+     insert into clearing_item (city_id, business_day, kind, participant_kind, participant_id, card_company_id, amount, currency, occurred_at, entry_key, reference, gateway_reference)
+     select at.city_id, (at.occurred_at at time zone at.time_zone)::date, ?, ?, ?, ?, ?, ?, at.occurred_at, ?, ?, ? from at
+     on conflict (entry_key) do nothing
+     returning id`,
+    [
+      item.occurredAt ?? null,
+      item.occurredLocal ?? null,
+      item.participant.id,
+      item.kind,
+      item.participant.kind,
+      item.participant.id,
+      item.cardCompanyId,
+      item.amount.toString(),
+      item.currency,
+      item.entryKey,
+      item.reference,
+      item.gatewayReference ?? null,
+    ],
+  );
+  if (rows.length === 0) {
+    const [known] = await em.execute<{ n: number }[]>(`select 1 as n from clearing_item where entry_key = ?`, [item.entryKey]);
+    if (!known) throw new Error(`no city for ${item.participant.kind.toLowerCase()} ${item.participant.id}: clearing item ${item.entryKey} not recorded`);
+  }
+}
+
+/** The gateway's id of an item learnt after it was recorded (a refund is booked before the gateway names it). */
+export async function setGatewayReference(em: EntityManager, entryKey: string, gatewayReference: string): Promise<void> {
+  await em.execute(`update clearing_item set gateway_reference = ? where entry_key = ? and gateway_reference is null`, [gatewayReference, entryKey]);
+}

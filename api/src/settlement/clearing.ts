@@ -1,0 +1,248 @@
+import { randomUUID } from 'node:crypto';
+import type { EntityManager } from '@mikro-orm/postgresql';
+import { credit, debit, openAccount, post, type PostingLine } from '../ledger/ledger.service.js';
+import { toGlobalId } from '../graphql/global-id.js';
+import { AccountOwnerKind, AccountType } from '../ledger/ledger-account.entity.js';
+import { type EventOwnerKind, recordEvents } from '../webhooks/outbox.js';
+import { SALE_KINDS } from './clearing-items.js';
+import { SettlementError } from './settlement.errors.js';
+import { windowById, type WindowRow } from './windows.js';
+
+export interface BatchRow {
+  id: string;
+  window_id: string;
+  currency: string;
+  status: 'PAYING' | 'SETTLED';
+  item_count: string;
+  gross: string;
+  refunds: string;
+  fees: string;
+  net: string;
+  payout_total: string;
+  top_ups: string;
+  top_up_refunds: string;
+  journal_entry_id: string | null;
+  created_at: Date;
+  settled_at: Date | null;
+}
+
+/** Each participant's ledger account that its items credit (and clearing debits). */
+export const PAYABLE_ACCOUNT_CODE: Record<string, (id: string, currency: string) => string> = {
+  MERCHANT: (id, cur) => `merchant.${id}.payable.${cur}`,
+  BILLER: (id, cur) => `biller.${id}.payable.${cur}`,
+  CARD_COMPANY: (id, cur) => `card-company.${id}.transit-revenue.${cur}`,
+};
+
+/** Whose webhook endpoints hear of a participant's statements. */
+export const EVENT_OWNER: Record<string, EventOwnerKind> = { MERCHANT: 'MERCHANT', BILLER: 'BILLER', CARD_COMPANY: 'ISSUER' };
+
+const PAYABLE_OWNER: Record<string, AccountOwnerKind> = { MERCHANT: AccountOwnerKind.MERCHANT_PAYABLE, BILLER: AccountOwnerKind.BILLER_PAYABLE, CARD_COMPANY: AccountOwnerKind.ISSUER };
+
+export function feeRevenueAccount(em: EntityManager, currency: string) {
+  return openAccount(em, { code: `operator.fee-revenue.${currency}`, type: AccountType.REVENUE, ownerKind: AccountOwnerKind.OPERATOR_FEE_REVENUE, currency });
+}
+
+/** What clearing has moved out of payables and the payouts have not yet paid (or given back). */
+export function settlementInTransitAccount(em: EntityManager, currency: string) {
+  return openAccount(em, { code: `settlement.in-transit.${currency}`, type: AccountType.LIABILITY, ownerKind: AccountOwnerKind.SETTLEMENT_IN_TRANSIT, currency });
+}
+
+export function payableAccount(em: EntityManager, participantKind: string, participantId: string, currency: string) {
+  return openAccount(em, { code: PAYABLE_ACCOUNT_CODE[participantKind]!(participantId, currency), type: AccountType.LIABILITY, ownerKind: PAYABLE_OWNER[participantKind]!, ownerId: participantId, currency });
+}
+
+export async function batchOfWindow(em: EntityManager, windowId: string): Promise<BatchRow | null> {
+  const [row] = await em.execute<BatchRow[]>(`select *, btrim(currency) as currency from settlement_batch where window_id = ?`, [windowId]);
+  return row ?? null;
+}
+
+// Every participant with its name and fee plan, whatever its kind.
+const PARTICIPANTS = `(select 'MERCHANT' as kind, id, name, fee_plan_id from merchant
+   union all select 'BILLER', id, name, fee_plan_id from biller
+   union all select 'CARD_COMPANY', id, name, fee_plan_id from card_company)`;
+
+const SALES = `(${SALE_KINDS.map((k) => `'${k}'`).join(',')})`;
+
+/**
+ * Clears a closed window: set-based SQL over its items makes one line per participant (counts,
+ * gross, refunds, the operator's fee by the participant's plan, net, what earlier windows left),
+ * the interchange positions between card companies, one ledger entry (payables → fee revenue and
+ * settlement in transit) and a payout instruction per positive due. Runs once per window: running
+ * it again answers the batch it made.
+ *
+ * The fee is `feeFor()` per sale item (tenancy/fee.ts), written here in SQL so it runs in the
+ * database; a test holds the two equal. Refunds give no fee back.
+ */
+export async function clearWindow(em: EntityManager, windowId: string): Promise<BatchRow> {
+  return em.transactional(async (tx) => {
+    const window = await windowById(tx, windowId, true);
+    if (!window) throw new SettlementError('NOT_FOUND', `no settlement window ${windowId}`, 'window');
+    if (window.status === 'OPEN') throw new SettlementError('WINDOW_OPEN', 'the window is open: close it first', 'window');
+    const done = await batchOfWindow(tx, window.id);
+    if (done) return done;
+
+    const batchId = randomUUID();
+    await tx.execute(
+      `insert into settlement_batch (id, window_id, currency, status, item_count, gross, refunds, fees, net, payout_total, top_ups, top_up_refunds)
+       values (?, ?, ?, 'PAYING', 0, 0, 0, 0, 0, 0, 0, 0)`,
+      [batchId, window.id, window.currency],
+    );
+    await insertLines(tx, batchId, window);
+    await insertInterchange(tx, batchId, window);
+    const entryId = await postClearing(tx, batchId, window);
+    await tx.execute(
+      `insert into settlement_payout (id, line_id, amount, currency, status)
+       select gen_random_uuid(), l.id, l.payout_amount, l.currency, 'PENDING' from settlement_line l where l.batch_id = ? and l.payout_amount > 0`,
+      [batchId],
+    );
+    await tx.execute(
+      `update settlement_batch b set item_count = t.item_count, gross = t.gross, refunds = t.refunds, fees = t.fees, net = t.net, payout_total = t.payout_total,
+              top_ups = t.top_ups, top_up_refunds = t.top_up_refunds, journal_entry_id = ?,
+              status = case when t.paying = 0 then 'SETTLED' else 'PAYING' end, settled_at = case when t.paying = 0 then now() end
+         from (select coalesce(sum(sales_count + refund_count + top_up_count), 0) as item_count, coalesce(sum(gross), 0) as gross, coalesce(sum(refunds), 0) as refunds,
+                      coalesce(sum(fees), 0) as fees, coalesce(sum(net), 0) as net, coalesce(sum(payout_amount), 0) as payout_total,
+                      coalesce(sum(top_ups), 0) as top_ups, coalesce(sum(top_up_refunds), 0) as top_up_refunds, count(*) filter (where status = 'PAYING') as paying
+                 from settlement_line where batch_id = ?) t
+        where b.id = ?`,
+      [entryId, batchId, batchId],
+    );
+    await announceStatements(tx, batchId, window);
+    const settled = (await batchOfWindow(tx, window.id))!.status === 'SETTLED';
+    await tx.execute(`update settlement_window set status = ?, cleared_at = now(), settled_at = case when ? then now() end where id = ?`, [settled ? 'SETTLED' : 'CLEARED', settled, window.id]);
+    return (await batchOfWindow(tx, window.id))!;
+  });
+}
+
+/**
+ * One line per participant with items in the window, or with something left from earlier windows
+ * of this city (a negative due, a failed payout): those are carried into the new line.
+ */
+async function insertLines(tx: EntityManager, batchId: string, window: WindowRow): Promise<void> {
+  await tx.execute(
+    `with items as (
+       select i.participant_kind, i.participant_id, i.kind, i.amount,
+              case when i.kind in ${SALES} and fp.id is not null
+                   then greatest(fp.minimum_fee, fp.fixed_fee + (i.amount * fp.basis_points + 5000) / 10000) else 0 end as fee
+         from clearing_item i
+         join ${PARTICIPANTS} p on p.kind = i.participant_kind and p.id = i.participant_id
+         left join fee_plan fp on fp.id = p.fee_plan_id
+        where i.window_id = ?),
+     totals as (
+       select participant_kind, participant_id,
+              count(*) filter (where kind in ${SALES}) as sales_count,
+              count(*) filter (where kind = 'REFUND') as refund_count,
+              coalesce(sum(amount) filter (where kind in ${SALES}), 0) as gross,
+              coalesce(sum(amount) filter (where kind = 'REFUND'), 0) as refunds,
+              coalesce(sum(fee), 0) as fees,
+              count(*) filter (where kind = 'TOP_UP') as top_up_count,
+              coalesce(sum(amount) filter (where kind = 'TOP_UP'), 0) as top_ups,
+              coalesce(sum(case kind when 'TOP_UP_REFUND' then amount when 'TOP_UP_REFUND_FAILED' then -amount end), 0) as top_up_refunds
+         from items group by participant_kind, participant_id),
+     outstanding as (
+       select l.participant_kind, l.participant_id, sum(case l.status when 'CARRIED_FORWARD' then l.due else l.payout_amount end) as carried
+         from settlement_line l join ${PARTICIPANTS} p on p.kind = l.participant_kind and p.id = l.participant_id
+         join settlement_batch b on b.id = l.batch_id join settlement_window w on w.id = b.window_id
+        where l.status in ('CARRIED_FORWARD','PAYOUT_FAILED') and l.carried_into is null and w.city_id = ? and l.currency = ?
+        group by l.participant_kind, l.participant_id),
+     lines as (
+       select coalesce(t.participant_kind, o.participant_kind) as participant_kind, coalesce(t.participant_id, o.participant_id) as participant_id,
+              coalesce(t.sales_count, 0) as sales_count, coalesce(t.refund_count, 0) as refund_count, coalesce(t.gross, 0) as gross,
+              coalesce(t.refunds, 0) as refunds, coalesce(t.fees, 0) as fees, coalesce(o.carried, 0) as carried_in,
+              coalesce(t.top_up_count, 0) as top_up_count, coalesce(t.top_ups, 0) as top_ups, coalesce(t.top_up_refunds, 0) as top_up_refunds
+         from totals t full join outstanding o on o.participant_kind = t.participant_kind and o.participant_id = t.participant_id)
+     insert into settlement_line (id, batch_id, participant_kind, participant_id, participant_name, currency, fee_plan_id, sales_count, refund_count,
+                                  gross, refunds, fees, net, carried_in, due, payout_amount, status, top_up_count, top_ups, top_up_refunds)
+     select gen_random_uuid(), ?, l.participant_kind, l.participant_id, p.name, ?, p.fee_plan_id, l.sales_count, l.refund_count,
+            l.gross, l.refunds, l.fees, l.gross - l.refunds - l.fees, l.carried_in, l.gross - l.refunds - l.fees + l.carried_in,
+            greatest(l.gross - l.refunds - l.fees + l.carried_in, 0),
+            case when l.gross - l.refunds - l.fees + l.carried_in > 0 then 'PAYING' when l.gross - l.refunds - l.fees + l.carried_in < 0 then 'CARRIED_FORWARD' else 'NOTHING_DUE' end,
+            l.top_up_count, l.top_ups, l.top_up_refunds
+       from lines l join ${PARTICIPANTS} p on p.kind = l.participant_kind and p.id = l.participant_id`,
+    [window.id, window.city_id, window.currency, batchId, window.currency],
+  );
+  // What earlier lines left is now the new line's.
+  await tx.execute(
+    `update settlement_line old set carried_into = l.id
+       from settlement_line l, settlement_batch b, settlement_window w
+      where l.batch_id = ? and old.batch_id <> l.batch_id and old.participant_kind = l.participant_kind and old.participant_id = l.participant_id
+        and old.currency = l.currency and old.status in ('CARRIED_FORWARD','PAYOUT_FAILED') and old.carried_into is null
+        and b.id = old.batch_id and w.id = b.window_id and w.city_id = ?`,
+    [batchId, window.city_id],
+  );
+}
+
+/** Every participant of the batch hears that its statement is ready. */
+async function announceStatements(tx: EntityManager, batchId: string, window: WindowRow): Promise<void> {
+  const lines = await tx.execute<{ id: string; participant_kind: string; participant_id: string; net: string; due: string; payout_amount: string; status: string }[]>(
+    `select id, participant_kind, participant_id, net::text as net, due::text as due, payout_amount::text as payout_amount, status from settlement_line where batch_id = ?`,
+    [batchId],
+  );
+  await recordEvents(
+    tx,
+    lines.map((l) => ({
+      type: 'settlement.ready',
+      ownerKind: EVENT_OWNER[l.participant_kind]!,
+      ownerId: l.participant_id,
+      subjectId: toGlobalId('SettlementLine', l.id),
+      payload: { statement: toGlobalId('SettlementLine', l.id), city: window.city_code, businessDay: window.business_day, currency: window.currency, net: Number(l.net), due: Number(l.due), payout: Number(l.payout_amount), status: l.status },
+    })),
+  );
+}
+
+/** Cards used outside their home city: what each issuer's cards spent (less refunds) with the window city's card company. */
+async function insertInterchange(tx: EntityManager, batchId: string, window: WindowRow): Promise<void> {
+  await tx.execute(
+    `insert into interchange_position (batch_id, issuer_id, acquirer_id, currency, count, gross, refunds, net)
+     select ?, i.card_company_id, cc.id, ?, count(*),
+            coalesce(sum(i.amount) filter (where i.kind in ${SALES}), 0), coalesce(sum(i.amount) filter (where i.kind = 'REFUND'), 0),
+            coalesce(sum(case when i.kind = 'REFUND' then -i.amount else i.amount end), 0)
+       from clearing_item i join card_company cc on cc.city_id = i.city_id
+      where i.window_id = ? and i.card_company_id is not null and i.card_company_id <> cc.id and (i.kind in ${SALES} or i.kind = 'REFUND')
+      group by i.card_company_id, cc.id`,
+    [batchId, window.currency, window.id],
+  );
+}
+
+/**
+ * One entry for the batch: each payable gives its fees to the operator's fee revenue and its
+ * payout to settlement in transit. A negative due stays in the payable (carried to the next line).
+ */
+async function postClearing(tx: EntityManager, batchId: string, window: WindowRow): Promise<string | null> {
+  const rows = await tx.execute<{ participant_kind: string; participant_id: string; fees: string; payout_amount: string }[]>(
+    `select participant_kind, participant_id, fees::text as fees, payout_amount::text as payout_amount from settlement_line
+      where batch_id = ? and fees + payout_amount <> 0 order by participant_kind, participant_id`,
+    [batchId],
+  );
+  if (rows.length === 0) return null;
+  const accounts = await accountIds(tx, rows, window.currency);
+  const lines: PostingLine[] = [];
+  let fees = 0n;
+  let payouts = 0n;
+  for (const r of rows) {
+    lines.push(debit(accounts.get(`${r.participant_kind}:${r.participant_id}`)!, BigInt(r.fees) + BigInt(r.payout_amount)));
+    fees += BigInt(r.fees);
+    payouts += BigInt(r.payout_amount);
+  }
+  if (fees !== 0n) lines.push(credit((await feeRevenueAccount(tx, window.currency)).id, fees));
+  if (payouts !== 0n) lines.push(credit((await settlementInTransitAccount(tx, window.currency)).id, payouts));
+  const entry = await post(tx, {
+    key: `settlement:${window.id}:clearing`,
+    description: `clearing of ${window.city_code} ${window.business_day}: payables to fees and settlement in transit`,
+    lines,
+    metadata: { kind: 'CLEARING', window: window.id, batch: batchId },
+  });
+  return entry.id;
+}
+
+/** The payable accounts of many participants in one query; the rare missing one is opened. */
+async function accountIds(tx: EntityManager, rows: { participant_kind: string; participant_id: string }[], currency: string): Promise<Map<string, string>> {
+  const codes = rows.map((r) => PAYABLE_ACCOUNT_CODE[r.participant_kind]!(r.participant_id, currency));
+  const found = await tx.execute<{ id: string; code: string }[]>(`select id, code from ledger_account where code in (?)`, [codes]);
+  const byCode = new Map(found.map((a) => [a.code, a.id]));
+  const ids = new Map<string, string>();
+  for (const r of rows) {
+    const code = PAYABLE_ACCOUNT_CODE[r.participant_kind]!(r.participant_id, currency);
+    ids.set(`${r.participant_kind}:${r.participant_id}`, byCode.get(code) ?? (await payableAccount(tx, r.participant_kind, r.participant_id, currency)).id);
+  }
+  return ids;
+}

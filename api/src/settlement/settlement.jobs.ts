@@ -1,0 +1,23 @@
+import type { EntityManager } from '@mikro-orm/postgresql';
+import type { GatewayClient } from '../topups/gateway/gateway-client.js';
+import { clearWindow } from './clearing.js';
+import { pollSentPayouts, sendDuePayouts } from './payouts.js';
+import { closeDueWindows, type CutOff } from './windows.js';
+
+/** A payout sent this long ago with no webhook is asked about. */
+const POLL_PAYOUTS_AFTER_SECONDS = 300;
+
+/**
+ * One round of settlement: close the windows whose cut-off passed, clear every closed window not
+ * yet cleared (also one a crash left closed), send due payouts, and ask about quiet ones. Every
+ * step is safe to run in several processes at once (row locks, skip locked, idempotent clearing).
+ */
+export async function runSettlementJobs(em: EntityManager, gateway: GatewayClient | null, p: { cutoff: CutOff; now?: Date }) {
+  const now = p.now ?? new Date();
+  const closed = await closeDueWindows(em, { cutoff: p.cutoff, now });
+  const waiting = await em.execute<{ id: string }[]>(`select id from settlement_window where status = 'CLOSED' order by business_day, id`);
+  for (const w of waiting) await clearWindow(em, w.id);
+  const sent = gateway ? await sendDuePayouts(em, gateway, now) : 0;
+  const polled = gateway ? await pollSentPayouts(em, gateway, { idleSeconds: POLL_PAYOUTS_AFTER_SECONDS, now }) : 0;
+  return { closed: closed.length, cleared: waiting.length, sent, polled };
+}
