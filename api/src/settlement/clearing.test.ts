@@ -1,0 +1,129 @@
+import type { EntityManager } from '@mikro-orm/postgresql';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freshDatabase, type TestDatabase } from '../../test/support/database.js';
+import { checkLedger } from '../ledger/ledger-check.js';
+import { balance, credit, debit, openAccount, post } from '../ledger/ledger.service.js';
+import { AccountOwnerKind, AccountType } from '../ledger/ledger-account.entity.js';
+import { feeFor } from '../tenancy/fee.js';
+import { createCity, createFeePlan, createMerchant } from '../tenancy/tenancy.service.js';
+import { type ClearingKind, recordClearingItem } from './clearing-items.js';
+import { clearWindow, feeRevenueAccount, payableAccount, settlementInTransitAccount } from './clearing.js';
+import { closeDueWindows, closeWindow } from './windows.js';
+
+let db: TestDatabase;
+let em: EntityManager;
+let n = 0;
+const CUTOFF = '02:00';
+
+beforeAll(async () => {
+  db = await freshDatabase();
+  em = db.orm.em.fork();
+});
+afterAll(() => db.close());
+
+async function city(code: string) {
+  const { city, cardCompany } = await createCity(em, { code, name: `City ${code}`, timeZone: 'Asia/Shanghai', currency: 'CNY', cardCompanyName: `${code} Card Co` });
+  return { cityId: city.id, cardCompanyId: cardCompany.id };
+}
+
+/** A sale (or refund) as the payment flows book it: money into (out of) the merchant's payable, and its clearing item. */
+async function book(kind: ClearingKind, merchantId: string, amount: bigint, p: { cardCompanyId: string; occurredAt: Date }) {
+  const key = `test-sale:${++n}`;
+  const funding = await openAccount(em, { code: 'test.card-purses.CNY', type: AccountType.LIABILITY, ownerKind: AccountOwnerKind.OTHER, currency: 'CNY' });
+  const payable = await payableAccount(em, 'MERCHANT', merchantId, 'CNY');
+  await em.transactional(async (tx) => {
+    await post(tx, { key, description: kind, lines: kind === 'REFUND' ? [debit(payable.id, amount), credit(funding.id, amount)] : [debit(funding.id, amount), credit(payable.id, amount)] });
+    await recordClearingItem(tx, { kind, participant: { kind: 'MERCHANT', id: merchantId }, cardCompanyId: p.cardCompanyId, amount, currency: 'CNY', entryKey: key, reference: key, occurredAt: p.occurredAt });
+  });
+}
+
+const at = (local: string) => new Date(`${local}+08:00`);
+
+describe('clearing a window', () => {
+  it('makes a line per merchant with fees by plan (the SQL fee equals feeFor), interchange for visiting cards, one balanced entry, and changes nothing when run again', async () => {
+    const home = await city('CLA');
+    const away = await city('CLB');
+    const plan = await createFeePlan(em, { name: 'clearing test 0.6%', basisPoints: 60, fixedFee: 3n, minimumFee: 10n, currency: 'CNY' });
+    const shop = await createMerchant(em, { cityId: home.cityId, name: 'Shop', feePlanId: plan.id });
+    const free = await createMerchant(em, { cityId: home.cityId, name: 'No plan' });
+    const amounts = [1n, 83n, 1250n, 99_999n, 250n];
+    for (const a of amounts) await book('PAYMENT', shop.id, a, { cardCompanyId: home.cardCompanyId, occurredAt: at('2026-03-02T10:00:00') });
+    await book('PAYMENT', shop.id, 4_000n, { cardCompanyId: away.cardCompanyId, occurredAt: at('2026-03-02T11:00:00') });
+    await book('REFUND', shop.id, 500n, { cardCompanyId: away.cardCompanyId, occurredAt: at('2026-03-02T12:00:00') });
+    await book('PAYMENT', free.id, 700n, { cardCompanyId: home.cardCompanyId, occurredAt: at('2026-03-02T23:59:59') });
+    // The next day's sale stays out of this window.
+    await book('PAYMENT', free.id, 9n, { cardCompanyId: home.cardCompanyId, occurredAt: at('2026-03-03T00:00:01') });
+
+    const window = await closeWindow(em, { cityId: home.cityId, businessDay: '2026-03-02', closedBy: 'test', cutoff: CUTOFF, now: at('2026-03-03T09:00:00') });
+    expect(window.status).toBe('CLOSED');
+    const batch = await clearWindow(em, window.id);
+    const lines = await em.execute<Record<string, string>[]>(`select participant_id, sales_count, refund_count, gross, refunds, fees, net, due, payout_amount, status from settlement_line where batch_id = ?`, [batch.id]);
+    const shopFees = [...amounts, 4_000n].reduce((sum, a) => sum + feeFor({ basisPoints: 60, fixedFee: 3n, minimumFee: 10n }, a), 0n);
+    const shopLine = lines.find((l) => l.participant_id === shop.id)!;
+    expect(shopLine).toMatchObject({ sales_count: '6', refund_count: '1', gross: '105583', refunds: '500', fees: String(shopFees), status: 'PAYING' });
+    expect(BigInt(shopLine.net!)).toBe(BigInt(shopLine.gross!) - 500n - shopFees);
+    expect(lines.find((l) => l.participant_id === free.id)).toMatchObject({ gross: '700', fees: '0', net: '700', payout_amount: '700' });
+    expect(batch).toMatchObject({ item_count: '8', gross: String(105_583n + 700n), refunds: '500', fees: String(shopFees) });
+
+    const [position] = await em.execute<Record<string, string>[]>(`select issuer_id, acquirer_id, count, gross, refunds, net from interchange_position where batch_id = ?`, [batch.id]);
+    expect(position).toMatchObject({ issuer_id: away.cardCompanyId, acquirer_id: home.cardCompanyId, count: '2', gross: '4000', refunds: '500', net: '3500' });
+
+    // The payables keep only the next day's sale; the fees and payouts moved.
+    expect(await balance(em, (await payableAccount(em, 'MERCHANT', shop.id, 'CNY')).id)).toBe(0n);
+    expect(await balance(em, (await payableAccount(em, 'MERCHANT', free.id, 'CNY')).id)).toBe(9n);
+    expect(await balance(em, (await feeRevenueAccount(em, 'CNY')).id)).toBe(shopFees);
+    expect(await balance(em, (await settlementInTransitAccount(em, 'CNY')).id)).toBe(BigInt(batch.payout_total));
+    const payouts = await em.execute<{ amount: string }[]>(`select p.amount::text as amount from settlement_payout p join settlement_line l on l.id = p.line_id where l.batch_id = ? order by p.amount`, [batch.id]);
+    expect(payouts.map((p) => p.amount)).toEqual(['700', shopLine.payout_amount]);
+
+    const counts = async () => (await em.execute<Record<string, string>[]>(`select (select count(*) from settlement_line) l, (select count(*) from journal_entry) e, (select count(*) from settlement_payout) p, (select count(*) from interchange_position) i`))[0];
+    const before = await counts();
+    expect(await clearWindow(em, window.id)).toEqual(batch);
+    expect(await counts()).toEqual(before);
+    expect(await checkLedger(em)).toEqual([]);
+  });
+
+  it('puts a transaction that arrives after its window closed into the next window, and carries a negative due forward', async () => {
+    const c = await city('CLC');
+    const shop = await createMerchant(em, { cityId: c.cityId, name: 'Shop' });
+    await book('PAYMENT', shop.id, 1_000n, { cardCompanyId: c.cardCompanyId, occurredAt: at('2026-03-02T10:00:00') });
+    // The cut-off job closes 2 March at 02:00 on 3 March.
+    const closedIn = async (now: Date) => (await closeDueWindows(em, { cutoff: CUTOFF, now })).filter((w) => w.city_id === c.cityId);
+    expect(await closedIn(at('2026-03-03T01:59:00'))).toEqual([]);
+    const [first] = await closedIn(at('2026-03-03T02:00:00'));
+    expect(first).toMatchObject({ business_day: '2026-03-02', status: 'CLOSED', closed_by: 'cut-off' });
+    await clearWindow(em, first!.id);
+
+    // A refund of 2 March's business booked late, and its own day's 3 March: both in 3 March's window.
+    await book('REFUND', shop.id, 1_000n, { cardCompanyId: c.cardCompanyId, occurredAt: at('2026-03-02T22:00:00') });
+    await book('REFUND', shop.id, 300n, { cardCompanyId: c.cardCompanyId, occurredAt: at('2026-03-03T08:00:00') });
+    const [second] = await closedIn(at('2026-03-04T03:00:00'));
+    expect(second).toMatchObject({ business_day: '2026-03-03' });
+    const assigned = await em.execute<{ business_day: string; window_id: string }[]>(`select business_day::text, window_id from clearing_item where participant_id = ? order by id`, [shop.id]);
+    expect(assigned.map((i) => i.window_id)).toEqual([first!.id, second!.id, second!.id]);
+
+    const owed = await clearWindow(em, second!.id);
+    const [line] = await em.execute<Record<string, string>[]>(`select id, net, due, payout_amount, status from settlement_line where batch_id = ?`, [owed.id]);
+    expect(line).toMatchObject({ net: '-1300', due: '-1300', payout_amount: '0', status: 'CARRIED_FORWARD' });
+    expect(owed.status).toBe('SETTLED');
+
+    // The next day's sales pay the debt first.
+    await book('PAYMENT', shop.id, 2_000n, { cardCompanyId: c.cardCompanyId, occurredAt: at('2026-03-04T09:00:00') });
+    const [third] = await closedIn(at('2026-03-05T03:00:00'));
+    const paid = await clearWindow(em, third!.id);
+    const [next] = await em.execute<Record<string, string>[]>(`select id, net, carried_in, due, payout_amount, status from settlement_line where batch_id = ?`, [paid.id]);
+    expect(next).toMatchObject({ net: '2000', carried_in: '-1300', due: '700', payout_amount: '700', status: 'PAYING' });
+    const [carried] = await em.execute<{ carried_into: string }[]>(`select carried_into from settlement_line where id = ?`, [line!.id]);
+    expect(carried!.carried_into).toBe(next!.id);
+    expect(await balance(em, (await payableAccount(em, 'MERCHANT', shop.id, 'CNY')).id)).toBe(0n);
+    expect(await checkLedger(em)).toEqual([]);
+  });
+
+  it('refuses to clear an open window and to close a day that has not begun', async () => {
+    const c = await city('CLD');
+    await expect(closeWindow(em, { cityId: c.cityId, businessDay: '2026-03-09', closedBy: 'test', cutoff: CUTOFF, now: at('2026-03-08T23:00:00') })).rejects.toMatchObject({ code: 'WINDOW_NOT_STARTED' });
+    await book('PAYMENT', (await createMerchant(em, { cityId: c.cityId, name: 'Shop' })).id, 5n, { cardCompanyId: c.cardCompanyId, occurredAt: at('2026-03-08T10:00:00') });
+    const [open] = await em.execute<{ id: string }[]>(`insert into settlement_window (id, city_id, business_day, currency, status, cutoff_at) values (gen_random_uuid(), ?, '2026-03-08', 'CNY', 'OPEN', now()) returning id`, [c.cityId]);
+    await expect(clearWindow(em, open!.id)).rejects.toMatchObject({ code: 'WINDOW_OPEN' });
+  });
+});
