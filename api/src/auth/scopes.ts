@@ -11,6 +11,7 @@ export const SCOPES: Record<string, { description: string; kinds: PrincipalKind[
   'bills:read': { description: 'read your bills, bill payments and reconciliation', kinds: ['BILLER', 'OPERATOR'] },
   'bills:write': { description: 'publish, amend and withdraw bills', kinds: ['BILLER'] },
   'settlements:read': { description: 'read settlement windows, batches and your statements', kinds: ['MERCHANT', 'BILLER', 'ISSUER', 'OPERATOR'] },
+  'settlements:manage': { description: 'close settlement windows, clear them, reconcile them with the gateway and resolve differences', kinds: ['OPERATOR'] },
   'cards:read': { description: 'read the cards your card company issued', kinds: ['ISSUER', 'OPERATOR'] },
   'cards:write': { description: 'issue, block and replace cards', kinds: ['ISSUER'] },
   'topups:write': { description: 'top up cards at a counter', kinds: ['ISSUER'] },
