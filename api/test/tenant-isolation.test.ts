@@ -129,6 +129,12 @@ const MATRIX: Record<string, Rule> = {
   'Mutation.resolvePendingLoad': { access: 'owned', kinds: ['ISSUER'] }, // another card company's top-up is NOT_FOUND (topups.test.ts)
   'Mutation.uploadOfflineBatch': { access: 'owned', kinds: ['MERCHANT', 'ISSUER'] }, // the terminal's owner (merchant, payments:write; card company, topups:write); another tenant's terminal is NOT_FOUND like a missing id (offline-uploads.test.ts)
   'Mutation.setAutoTopUp': { access: 'owned', kinds: ['CARDHOLDER_APP'] }, // the holder's registered cards only (topups.test.ts)
+  'Query.settlementWindows': { access: 'managers', scope: 'settlements:read' }, // a card company sees its own city's windows only (settlement-api.test.ts)
+  'Query.settlementBatch': { access: 'managers', scope: 'settlements:read' }, // another city's batch is null for a card company (settlement-api.test.ts)
+  'Query.interchangeMatrix': { access: 'managers', scope: 'settlements:read' }, // a card company sees the positions it is a party to (settlement-api.test.ts)
+  'Query.settlementStatements': { access: 'owned', kinds: ['MERCHANT', 'BILLER', 'ISSUER'] }, // the caller's own lines only (settlement-api.test.ts)
+  'Mutation.closeSettlementWindow': { access: 'operator', scope: 'settlements:manage' },
+  'Mutation.clearSettlementWindow': { access: 'operator', scope: 'settlements:manage' },
 };
 
 /** Two tenants of each kind: `own` objects of tenant A (whose principal asks) and of tenant B. */

@@ -16,11 +16,11 @@ import { BillResolver } from '../bills/bills.resolver.js';
 import { RootResolver } from './root.resolver.js';
 import { OfflineUploadResolver } from '../settlement/offline-upload.resolver.js';
 import { ReconciliationResolver } from '../settlement/reconciliation.resolver.js';
-import { SettlementResolver } from '../settlement/settlement.resolver.js';
+import { SettlementBatchResolver, SettlementResolver } from '../settlement/settlement.resolver.js';
 import { EventResolver, WebhookDeliveryResolver, WebhookEndpointResolver } from '../webhooks/webhooks.resolver.js';
 
 /** Every resolver of every context. */
-const resolvers = [RootResolver, AuthResolver, PkiResolver, ReaderResolver, CardSessionResolver, LedgerAccountResolver, JournalEntryResolver, PostingResolver, CityResolver, CardCompanyResolver, FeePlanResolver, MerchantResolver, BillerResolver, CardResolver, TopUpResolver, CardTopUpsResolver, PaymentResolver, BillResolver, BillPaymentResolver, WebhookEndpointResolver, EventResolver, WebhookDeliveryResolver, OfflineUploadResolver, SettlementResolver, ReconciliationResolver] as const;
+const resolvers = [RootResolver, AuthResolver, PkiResolver, ReaderResolver, CardSessionResolver, LedgerAccountResolver, JournalEntryResolver, PostingResolver, CityResolver, CardCompanyResolver, FeePlanResolver, MerchantResolver, BillerResolver, CardResolver, TopUpResolver, CardTopUpsResolver, PaymentResolver, BillResolver, BillPaymentResolver, WebhookEndpointResolver, EventResolver, WebhookDeliveryResolver, OfflineUploadResolver, SettlementResolver, SettlementBatchResolver, ReconciliationResolver] as const;
 
 let built: Promise<GraphQLSchema> | undefined;
 
