@@ -60,7 +60,8 @@ export async function sendDuePayouts(em: EntityManager, gateway: GatewayClient, 
       if (payout.status === 'paid' || payout.status === 'failed') await applyPayout(em, payout);
     } catch (err) {
       if (!(err instanceof GatewayError)) throw err;
-      if (err.kind === 'UNAVAILABLE') {
+      // Only a refusal of this payout fails it; no answer, or our own credentials refused, is tried again.
+      if (err.kind !== 'INVALID_REQUEST') {
         const delay = RETRY_DELAYS_SECONDS[Math.min(attempts - 1, RETRY_DELAYS_SECONDS.length - 1)]!;
         await em.execute(`update settlement_payout set next_attempt_at = ?::timestamptz + make_interval(secs => ?), failure_code = ? where id = ?`, [now, delay, err.code ?? 'gateway_unavailable', row.id]);
       } else {
