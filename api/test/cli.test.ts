@@ -7,6 +7,10 @@ import { afterAll, afterEach, beforeAll, expect, it, vi } from 'vitest';
 import { createProgram } from '../src/cli/program.js';
 import { credit, debit, openAccount, post } from '../src/ledger/ledger.service.js';
 import { AccountOwnerKind, AccountType } from '../src/ledger/ledger-account.entity.js';
+import { formatMinorUnits } from '../src/cli/settle-command.js';
+import { recordClearingItem } from '../src/settlement/clearing-items.js';
+import { payableAccount } from '../src/settlement/clearing.js';
+import { createCity, createMerchant } from '../src/tenancy/tenancy.service.js';
 import { freshDatabase, type TestDatabase } from './support/database.js';
 import { TEST_KEK } from './support/server.js';
 
@@ -133,6 +137,112 @@ it('`onecard ca issue` makes a server certificate from a CSR that openssl accept
   } finally {
     await fs.rm(dir, { recursive: true, force: true });
   }
+});
+
+it('amounts in major units come from integer minor units by string arithmetic', () => {
+  expect(formatMinorUnits(105_583n, 'CNY')).toBe('1,055.83');
+  expect(formatMinorUnits('-1300', 'CNY')).toBe('-13.00');
+  expect(formatMinorUnits(5n, 'CNY')).toBe('0.05');
+  expect(formatMinorUnits(0n, 'CNY')).toBe('0.00');
+  expect(formatMinorUnits(1_234_567n, 'JPY')).toBe('1,234,567');
+  // Beyond what a float holds exactly.
+  expect(formatMinorUnits(9_007_199_254_740_993n, 'CNY')).toBe('90,071,992,547,409.93');
+});
+
+it('`onecard settle` closes and clears a city’s day, prints its totals, reports stages on stderr, and changes nothing when run again', async () => {
+  const em = db.orm.em.fork();
+  const { city, cardCompany } = await createCity(em, { code: 'SETL', name: 'Settle City', timeZone: 'Asia/Shanghai', currency: 'CNY', cardCompanyName: 'Settle Card Co' });
+  const shop = await createMerchant(em, { cityId: city.id, name: 'CLI Shop' });
+  const funding = await openAccount(em, { code: 'cli.card-purses.CNY', type: AccountType.LIABILITY, ownerKind: AccountOwnerKind.OTHER, currency: 'CNY' });
+  const payable = await payableAccount(em, 'MERCHANT', shop.id, 'CNY');
+  let n = 0;
+  const book = async (kind: 'PAYMENT' | 'REFUND', amount: bigint, day = '2026-03-02') => {
+    const key = `cli-settle:${++n}`;
+    await em.transactional(async (tx) => {
+      await post(tx, { key, description: kind, lines: kind === 'REFUND' ? [debit(payable.id, amount), credit(funding.id, amount)] : [debit(funding.id, amount), credit(payable.id, amount)] });
+      await recordClearingItem(tx, { kind, participant: { kind: 'MERCHANT', id: shop.id }, cardCompanyId: cardCompany.id, amount, currency: 'CNY', entryKey: key, reference: key, occurredAt: new Date(`${day}T10:00:00+08:00`) });
+    });
+  };
+  await book('PAYMENT', 123_456n);
+  await book('PAYMENT', 544n);
+  await book('REFUND', 1_000n);
+  // The day before has a sale and no window yet: closing 2 March closes it first, and settle clears it first.
+  await book('PAYMENT', 77n, '2026-03-01');
+
+  /** `onecard settle ...` with what it wrote to stderr too. */
+  const settle = async (...args: string[]) => {
+    process.exitCode = undefined;
+    const errors: string[] = [];
+    const stderr: string[] = [];
+    vi.spyOn(console, 'error').mockImplementation((...parts) => void errors.push(parts.join(' ')));
+    vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => (stderr.push(String(chunk)), true));
+    try {
+      return { ...(await onecard('settle', ...args)), errors: errors.join('\n'), stderr: stderr.join('') };
+    } finally {
+      vi.mocked(console.error).mockRestore();
+      vi.mocked(process.stderr.write).mockRestore();
+    }
+  };
+
+  const first = await settle('--city', 'setl', '--date', '2026-03-02', '--cutoff', '03:00');
+  expect(first.exitCode).toBe(0);
+  const table = (out: string) => out.slice(out.indexOf('  '), out.indexOf('\n\nwindow '));
+  expect(first.out).toMatch(/^SETL 2026-03-02 \(CNY\) cleared:\n\(first cleared earlier windows left closed: 2026-03-01\)\nwindow \S+\n/);
+  expect(table(first.out).split('\n').map((l) => l.trim().split(/\s{2,}/))).toEqual([
+    ['count', 'amount (CNY)'],
+    ['participants', '1'],
+    ['items', '3'],
+    ['gross sales', '2', '1,240.00'],
+    ['refunds', '1', '10.00'],
+    ['fees', '0.00'],
+    ['net', '1,230.00'],
+    ['carried in', '0.00'],
+    ['payouts', '1', '1,230.00'],
+    ['carried forward', '0', '0.00'],
+    ['top-ups', '0', '0.00'],
+    ['top-up refunds', '0.00'],
+    ['interchange positions', '0', '0.00'],
+    ['ledger entry', expect.stringMatching(/^settlement:[0-9a-f-]{36}:clearing \(2 postings\)$/)],
+  ]);
+  expect(first.out).toContain('window CLEARED, batch PAYING; payout instructions: 1 PENDING.');
+  expect(first.out).toContain('not by this command');
+  // Not a terminal: one plain line when each stage starts and one with its result.
+  expect(first.stderr).toContain('settle: [1/6] closing SETL 2026-03-02 ...\n');
+  expect(first.stderr).toMatch(/settle: \[1\/6\] closing SETL 2026-03-02: 3 items assigned \(\d+\.\d s\)\n/);
+  expect(first.stderr).toMatch(/settle: \[2\/7\] clearing SETL 2026-03-01 \(an earlier window left closed\): batch PAYING/);
+  expect(first.stderr).toMatch(/settle: \[3\/7\] clearing SETL 2026-03-02 \(3 items\): batch PAYING/);
+  expect(first.stderr).toMatch(/settle: \[4\/7\] lines: 1 participant \(/);
+  expect(first.stderr).toMatch(/settle: \[5\/7\] interchange: 0 positions/);
+  expect(first.stderr).toMatch(/settle: \[6\/7\] ledger entry: settlement:\S+:clearing \(2 postings\)/);
+  expect(first.stderr).toMatch(/settle: \[7\/7\] payouts: 1 PENDING/);
+  const windows = await em.execute<{ day: string; status: string; closed_by: string; cutoff: string }[]>(
+    `select business_day::text as day, status, closed_by, to_char(cutoff_at at time zone 'Asia/Shanghai', 'YYYY-MM-DD HH24:MI') as cutoff from settlement_window where city_id = ? order by business_day`,
+    [city.id],
+  );
+  expect(windows).toEqual([
+    { day: '2026-03-01', status: 'CLEARED', closed_by: 'cli', cutoff: '2026-03-02 03:00' },
+    { day: '2026-03-02', status: 'CLEARED', closed_by: 'cli', cutoff: '2026-03-03 03:00' },
+  ]);
+
+  const counts = async () => (await em.execute<Record<string, string>[]>(`select (select count(*) from settlement_line) l, (select count(*) from journal_entry) e, (select count(*) from settlement_payout) p`))[0];
+  const before = await counts();
+  const again = await settle('--city', 'SETL', '--date', '2026-03-02');
+  expect(again.exitCode).toBe(0);
+  expect(again.out).toMatch(/^SETL 2026-03-02 \(CNY\) was already cleared at \S+: nothing changed/);
+  expect(table(again.out)).toBe(table(first.out));
+  expect(again.stderr).toMatch(/closing SETL 2026-03-02: already closed by cli: 3 items/);
+  expect(again.stderr).toMatch(/already cleared, batch PAYING/);
+  expect(await counts()).toEqual(before);
+
+  // Refusals of the input: exit code 2 and a message, no stack.
+  expect(await settle('--city', 'NOPE', '--date', '2026-03-02')).toMatchObject({ exitCode: 2, out: '', errors: expect.stringMatching(/^onecard settle: no city NOPE \(cities: .*SETL/) });
+  expect(await settle('--city', 'SETL', '--date', '2999-01-01')).toMatchObject({ exitCode: 2, errors: expect.stringMatching(/^onecard settle: 2999-01-01 has not begun in this city \(today is \d{4}-\d{2}-\d{2}\)$/) });
+  expect(await settle('--city', 'SETL', '--date', '2026-02-30')).toMatchObject({ exitCode: 2, errors: expect.stringContaining('--date is a business day YYYY-MM-DD') });
+  expect(await settle('--city', 'SETL', '--date', '2026-03-03', '--cutoff', '25:00')).toMatchObject({ exitCode: 2, errors: expect.stringContaining('--cutoff is a time of day') });
+  expect((await em.execute(`select 1 from settlement_window where city_id = ? and business_day > '2026-03-02'`, [city.id])).length).toBe(0);
+  const help = createProgram().commands.find((c) => c.name() === 'settle')!.helpInformation();
+  expect(help).toContain('It does not send payouts');
+  expect(help).toContain('--cutoff <HH:MM>');
 });
 
 const bin = path.resolve(import.meta.dirname, '../bin/onecard.js');

@@ -17,6 +17,7 @@ import { seedDemoData, writeDemoFile } from '../demo/seed.js';
 import { printApiSchema } from '../graphql/schema.js';
 import { createLogger } from '../http/logger.js';
 import { checkLedger } from '../ledger/ledger-check.js';
+import { settleCommand } from './settle-command.js';
 
 /** Opens the configured database (embedded or DATABASE_URL) for one command, and closes it after. */
 async function withOrm<T>(work: (orm: Orm, config: Config) => Promise<T>): Promise<T> {
@@ -78,6 +79,8 @@ export function createProgram(): Command {
       else for (const p of problems) console.log(`${p.rule}\t${p.subject}\t${p.detail}`);
       process.exitCode = problems.length ? 1 : 0;
     });
+
+  program.addCommand(settleCommand(withOrm));
 
   const clients = program.command('clients').description('OAuth clients of the platform');
   clients

@@ -14,6 +14,7 @@ import type { QueryLimits } from '../graphql/query-cost.js';
 import { GatewayClient } from '../topups/gateway/gateway-client.js';
 import { gatewayWebhookRoutes } from '../topups/gateway-webhook.js';
 import { billsRoutes } from '../bills/bills.routes.js';
+import { settlementRoutes } from '../settlement/settlement.routes.js';
 import { useTopUpLimits } from '../topups/auto-top-up.js';
 import '../topups/pending-load.js';
 import { Metrics } from './metrics.js';
@@ -107,6 +108,8 @@ export async function createHttpApp(opts: { config: Config; orm: MikroORM; log: 
 
   // Billers' reconciliation files (CSV downloads with the biller's token).
   app.use('/billers', billsRoutes(orm, (r) => auth.verifier.principalFor(r)));
+  // Settlement reports (CSV downloads: window lines, interchange, statements; scope settlements:read).
+  app.use('/settlement', settlementRoutes(orm, (r) => auth.verifier.principalFor(r)));
 
   // The payment gateway's signed events (top-ups paid, refunds done).
   app.use('/webhooks', gatewayWebhookRoutes(orm, () => config.gateway?.webhookSecret));
