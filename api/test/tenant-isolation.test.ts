@@ -135,6 +135,9 @@ const MATRIX: Record<string, Rule> = {
   'Query.settlementStatements': { access: 'owned', kinds: ['MERCHANT', 'BILLER', 'ISSUER'] }, // the caller's own lines only (settlement-api.test.ts)
   'Mutation.closeSettlementWindow': { access: 'operator', scope: 'settlements:manage' },
   'Mutation.clearSettlementWindow': { access: 'operator', scope: 'settlements:manage' },
+  'Mutation.reconcileSettlementWindow': { access: 'operator', scope: 'settlements:manage' },
+  'Mutation.resolveReconciliationDifference': { access: 'operator', scope: 'settlements:manage' },
+  'Query.reconciliationDifferences': { access: 'operator', scope: 'settlements:read' },
 };
 
 /** Two tenants of each kind: `own` objects of tenant A (whose principal asks) and of tenant B. */
