@@ -34,7 +34,7 @@ export function startBackgroundJobs(opts: { orm: MikroORM; gateway: GatewayClien
       opts.log.error({ err }, 'settlement jobs failed; tried again next round');
       return null;
     });
-    if (settled && settled.closed + settled.cleared + settled.sent + settled.polled > 0) opts.log.info(settled, 'settlement jobs');
+    if (settled && settled.closed + settled.cleared + settled.sent + settled.polled + settled.reconciled > 0) opts.log.info(settled, 'settlement jobs');
   };
   const runOnce = () => {
     running ??= round()

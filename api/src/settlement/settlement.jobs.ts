@@ -2,6 +2,7 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import type { GatewayClient } from '../topups/gateway/gateway-client.js';
 import { clearWindow } from './clearing.js';
 import { pollSentPayouts, sendDuePayouts } from './payouts.js';
+import { reconcileWindow } from './reconciliation.js';
 import { closeDueWindows, type CutOff } from './windows.js';
 
 /** A payout sent this long ago with no webhook is asked about. */
@@ -9,7 +10,8 @@ const POLL_PAYOUTS_AFTER_SECONDS = 300;
 
 /**
  * One round of settlement: close the windows whose cut-off passed, clear every closed window not
- * yet cleared (also one a crash left closed), send due payouts, and ask about quiet ones. Every
+ * yet cleared (also one a crash left closed), send due payouts, ask about quiet ones, and
+ * reconcile settled windows with the gateway. Every
  * step is safe to run in several processes at once (row locks, skip locked, idempotent clearing).
  */
 export async function runSettlementJobs(em: EntityManager, gateway: GatewayClient | null, p: { cutoff: CutOff; now?: Date }) {
@@ -19,5 +21,10 @@ export async function runSettlementJobs(em: EntityManager, gateway: GatewayClien
   for (const w of waiting) await clearWindow(em, w.id);
   const sent = gateway ? await sendDuePayouts(em, gateway, now) : 0;
   const polled = gateway ? await pollSentPayouts(em, gateway, { idleSeconds: POLL_PAYOUTS_AFTER_SECONDS, now }) : 0;
-  return { closed: closed.length, cleared: waiting.length, sent, polled };
+  // A settled window is reconciled once by itself, when its payouts are final; the operator may run it again.
+  const unreconciled = gateway
+    ? await em.execute<{ id: string }[]>(`select w.id from settlement_window w where w.status = 'SETTLED' and not exists (select 1 from reconciliation_run r where r.window_id = w.id) order by w.business_day limit 5`)
+    : [];
+  for (const w of unreconciled) await reconcileWindow(em, gateway, w.id, now);
+  return { closed: closed.length, cleared: waiting.length, sent, polled, reconciled: unreconciled.length };
 }
