@@ -13,7 +13,7 @@ type PrincipalFor = (req: { authorization?: string; dpop?: string; method: strin
  *   GET /settlement/statements.csv?from=&to=           the caller's own lines (merchant, biller, card company)
  *
  * `:windowId` is the SettlementWindow global id or its uuid. Amounts are integer minor units of the
- * row's currency. See reports.ts and docs/settlement-reports.md for the columns.
+ * row's currency. See reports.ts and docs/settlement.md (reports) for the columns.
  */
 export function settlementRoutes(orm: MikroORM, principalFor: PrincipalFor): express.Router {
   const router = express.Router();
