@@ -62,16 +62,16 @@ export class AuthResolver {
   }
 
   @Authorized('OPERATOR', 'clients:manage')
-  @Mutation(() => DisableOAuthClientPayload, { description: 'Disables a client: it gets no new tokens, and the API refuses its current ones at once. Operator only.' })
-  async disableOAuthClient(@Arg('input', () => DisableOAuthClientInput) input: DisableOAuthClientInput, @Ctx() ctx: GraphQLContext): Promise<DisableOAuthClientPayload> {
+  @Mutation(() => DisableOAuthClientPayload, { description: 'Disables a client: it gets no new tokens, and the API refuses its current ones at once. Operator only, scope `clients:manage`.' })
+  async disableOAuthClient(@Arg('input', () => DisableOAuthClientInput, { description: 'The client to disable.' }) input: DisableOAuthClientInput, @Ctx() ctx: GraphQLContext): Promise<DisableOAuthClientPayload> {
     const client = await disableClient(ctx.em, input.clientId);
     if (!client) return { client: null, userErrors: [userError(UserErrorCode.NOT_FOUND, `no client ${input.clientId}`, ['input', 'clientId'])] };
     return { client: clientView(client), userErrors: [] };
   }
 
   @Authorized('OPERATOR', 'clients:manage')
-  @Mutation(() => CreateOAuthClientPayload, { description: 'Registers an OAuth client for a tenant. Operator only.' })
-  async createOAuthClient(@Arg('input', () => CreateOAuthClientInput) input: CreateOAuthClientInput, @Ctx() ctx: GraphQLContext): Promise<CreateOAuthClientPayload> {
+  @Mutation(() => CreateOAuthClientPayload, { description: 'Registers an OAuth client for a tenant; the payload shows its secret once. Operator only, scope `clients:manage`.' })
+  async createOAuthClient(@Arg('input', () => CreateOAuthClientInput, { description: 'The client to register.' }) input: CreateOAuthClientInput, @Ctx() ctx: GraphQLContext): Promise<CreateOAuthClientPayload> {
     const tenantType = TENANT_TYPE[input.kind];
     if (tenantType && !input.tenant) return { client: null, clientSecret: null, userErrors: [userError(UserErrorCode.INVALID_INPUT, `a ${input.kind} client needs a ${tenantType} tenant`, ['input', 'tenant'])] };
     if (!tenantType && input.tenant) return { client: null, clientSecret: null, userErrors: [userError(UserErrorCode.INVALID_INPUT, 'an operator client has no tenant', ['input', 'tenant'])] };

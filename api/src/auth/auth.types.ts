@@ -9,11 +9,21 @@ export enum PrincipalKindEnum {
   BILLER = 'BILLER',
   CARDHOLDER_APP = 'CARDHOLDER_APP',
 }
-registerEnumType(PrincipalKindEnum, { name: 'PrincipalKind', description: 'What kind of OAuth client is calling.' });
+registerEnumType(PrincipalKindEnum, {
+  name: 'PrincipalKind',
+  description: 'What kind of OAuth client is calling.',
+  valuesConfig: {
+    OPERATOR: { description: 'The platform operator: no tenant; client credentials.' },
+    ISSUER: { description: 'A card company’s back end: its tenant is a CardCompany; client credentials.' },
+    MERCHANT: { description: 'A merchant’s back end: its tenant is a Merchant; client credentials.' },
+    BILLER: { description: 'A biller’s back end: its tenant is a Biller; client credentials.' },
+    CARDHOLDER_APP: { description: 'An app acting for one cardholder: its tenant is the CardCompany that runs it; authorization code + PKCE, and the token names the cardholder.' },
+  },
+});
 
 @ObjectType('Viewer', { description: 'The caller, as its access token says.' })
 export class ViewerType {
-  @Field(() => PrincipalKindEnum)
+  @Field(() => PrincipalKindEnum, { description: 'The kind of the OAuth client the token was issued to.' })
   kind!: PrincipalKindEnum;
 
   @Field({ description: 'The OAuth client id.' })
@@ -31,16 +41,16 @@ export class ViewerType {
 
 @ObjectType('OAuthClient', { description: 'A registered OAuth client. Its secret is never shown again after creation.' })
 export class OAuthClientType {
-  @Field()
+  @Field({ description: 'The OAuth `client_id`, e.g. `oc_merchant_…`.' })
   clientId!: string;
 
-  @Field(() => PrincipalKindEnum)
+  @Field(() => PrincipalKindEnum, { description: 'What kind of principal the client is; decides its tenant type and the scopes it may hold.' })
   kind!: PrincipalKindEnum;
 
-  @Field()
+  @Field({ description: 'A name people recognise; shown on the consent page for cardholder apps.' })
   name!: string;
 
-  @Field(() => [String])
+  @Field(() => [String], { description: 'The scopes the client is registered with; a token carries a subset of these (docs/auth.md#scopes).' })
   scopes!: string[];
 
   @Field({ description: 'client_secret_basic, private_key_jwt, or none (a cardholder app using PKCE).' })
@@ -49,22 +59,22 @@ export class OAuthClientType {
   @Field({ description: 'True when its access tokens must be DPoP-bound.' })
   dpopBound!: boolean;
 
-  @Field(() => [String])
+  @Field(() => [String], { description: 'Cardholder apps: the registered redirect URIs for the authorization code; empty for other kinds.' })
   redirectUris!: string[];
 
   @Field({ description: 'A disabled client gets no tokens, and its tokens are refused.' })
   disabled!: boolean;
 }
 
-@InputType()
+@InputType({ description: 'A new OAuth client: its kind, its tenant and the scopes it may ask for.' })
 export class CreateOAuthClientInput {
-  @Field(() => PrincipalKindEnum)
+  @Field(() => PrincipalKindEnum, { description: 'What kind of principal the client will be.' })
   kind!: PrincipalKindEnum;
 
   @Field(() => ID, { nullable: true, description: 'Global id of the Merchant, Biller or CardCompany it acts for; omitted for an operator client.' })
   tenant?: string | null;
 
-  @Field()
+  @Field({ description: 'A name people recognise, e.g. "Tea House back end".' })
   name!: string;
 
   @Field(() => [String], { description: 'A subset of the scopes its kind may hold (docs/auth.md).' })
@@ -80,29 +90,29 @@ export class CreateOAuthClientInput {
   dpopBound?: boolean;
 }
 
-@InputType()
+@InputType({ description: 'Which OAuth client to disable.' })
 export class DisableOAuthClientInput {
-  @Field()
+  @Field({ description: 'The OAuth `client_id` of the client.' })
   clientId!: string;
 }
 
-@ObjectType()
+@ObjectType({ description: 'The client disabled, or why not.' })
 export class DisableOAuthClientPayload {
-  @Field(() => OAuthClientType, { nullable: true })
+  @Field(() => OAuthClientType, { nullable: true, description: 'The client, now disabled; null when refused.' })
   client!: OAuthClientType | null;
 
-  @Field(() => [UserError])
+  @Field(() => [UserError], { description: 'Why the client was not disabled (NOT_FOUND); empty on success.' })
   userErrors!: UserError[];
 }
 
-@ObjectType()
+@ObjectType({ description: 'The client registered (with its secret, once), or why not.' })
 export class CreateOAuthClientPayload {
-  @Field(() => OAuthClientType, { nullable: true })
+  @Field(() => OAuthClientType, { nullable: true, description: 'The client registered; null when refused.' })
   client!: OAuthClientType | null;
 
   @Field(() => String, { nullable: true, description: 'Shown once: only its hash is kept.' })
   clientSecret!: string | null;
 
-  @Field(() => [UserError])
+  @Field(() => [UserError], { description: 'Why the client was not registered (INVALID_INPUT, NOT_FOUND); empty on success.' })
   userErrors!: UserError[];
 }

@@ -56,9 +56,9 @@ export class BillPaymentResolver {
   }
 
   @Authorized('CARDHOLDER_APP', 'card:topup')
-  @Mutation(() => BillPaymentPayload, { description: 'Pays (part of) a bill from the card purse: returns a bill payment that the card pays at a certified reader (openCardSession(operation: PURCHASE, billPayment)). With fromTopUp: pays it at once with one of your PAID top-ups instead.' })
+  @Mutation(() => BillPaymentPayload, { description: 'Pays (part of) a bill from the card purse: returns a bill payment that the card pays at a certified reader (openCardSession(operation: PURCHASE, billPayment)). With fromTopUp: pays it at once with one of your PAID top-ups instead. Cardholder app, scope card:topup.' })
   @Idempotent()
-  async payBill(@Arg('input', () => PayBillInput) input: PayBillInput, @Ctx() ctx: GraphQLContext): Promise<BillPaymentPayload> {
+  async payBill(@Arg('input', () => PayBillInput, { description: 'The bill, how much, and your idempotency key.' }) input: PayBillInput, @Ctx() ctx: GraphQLContext): Promise<BillPaymentPayload> {
     try {
       const row = await payBill(ctx.em, ctx.principal!, { billId: fromGlobalId(input.bill, 'Bill').id, amount: input.amount, fromTopUpId: input.fromTopUp ? fromGlobalId(input.fromTopUp, 'TopUp').id : null });
       return { billPayment: billPaymentView(row), userErrors: [] };
@@ -69,7 +69,7 @@ export class BillPaymentResolver {
   }
 
   @Authorized('BILLER', 'bills:read')
-  @Query(() => BillerReconciliationType, { description: 'Your bill payments of one business day (your city’s date), with totals that equal the ledger’s.' })
+  @Query(() => BillerReconciliationType, { description: 'Your bill payments of one business day (your city’s date), with totals that equal the ledger’s. Biller, scope bills:read.' })
   async billerReconciliation(@Arg('businessDay', { description: 'YYYY-MM-DD in your city.' }) businessDay: string, @Ctx() ctx: GraphQLContext): Promise<BillerReconciliationType> {
     let day;
     try {

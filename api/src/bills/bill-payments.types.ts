@@ -14,6 +14,13 @@ export enum BillPaymentStatusEnum {
 registerEnumType(BillPaymentStatusEnum, {
   name: 'BillPaymentStatus',
   description: 'REQUIRES_CARD: waiting for the holder’s card at a reader; PROCESSING: a card session is paying it; SUCCEEDED: paid, with a receipt; CANCELED: expired; FAILED: the card was refused three times.',
+  valuesConfig: {
+    REQUIRES_CARD: { description: 'Waiting for the holder’s card at a certified reader (openCardSession with operation PURCHASE and billPayment).' },
+    PROCESSING: { description: 'A card session is paying it (or its answer was lost: the card’s next tap settles it).' },
+    SUCCEEDED: { description: 'Paid: `receiptNumber`, `paidAt` and `businessDay` are set, and the bill’s amountPaid includes it.' },
+    CANCELED: { description: 'Not paid: it expired, was superseded, or the card’s answer was lost (`failureCode`).' },
+    FAILED: { description: 'The card was refused three times; `failureCode` is the last refusal.' },
+  },
 });
 
 @ObjectType('BillPayment', { implements: Node, description: 'A payment of a bill from a card purse; once SUCCEEDED, its receipt.' })

@@ -188,7 +188,7 @@ export class BillResolver {
 
   @Authorized('BILLER', 'bills:write')
   @Mutation(() => BillPayload, { description: 'Publishes one bill (scope bills:write).' })
-  publishBill(@Arg('input', () => BillInput) input: BillInput, @Ctx() ctx: GraphQLContext): Promise<BillPayload> {
+  publishBill(@Arg('input', () => BillInput, { description: 'The bill to publish.' }) input: BillInput, @Ctx() ctx: GraphQLContext): Promise<BillPayload> {
     return refusable<BillPayload>(
       async () => {
         try {
@@ -204,7 +204,7 @@ export class BillResolver {
 
   @Authorized('BILLER', 'bills:write')
   @Mutation(() => PublishBillsPayload, { description: 'Publishes up to 1000 bills, all or none: when any is refused, nothing is written and each refusal is listed (scope bills:write).' })
-  publishBills(@Arg('input', () => PublishBillsInput) input: PublishBillsInput, @Ctx() ctx: GraphQLContext): Promise<PublishBillsPayload> {
+  publishBills(@Arg('input', () => PublishBillsInput, { description: 'The bills to publish, all or none.' }) input: PublishBillsInput, @Ctx() ctx: GraphQLContext): Promise<PublishBillsPayload> {
     return refusable<PublishBillsPayload>(
       async () => {
         try {
@@ -224,7 +224,7 @@ export class BillResolver {
 
   @Authorized('BILLER', 'bills:write')
   @Mutation(() => ImportBillsCsvPayload, { description: 'Imports bills from a CSV file (docs/billers.md#csv-import), all rows or none; the import and its report are recorded either way (scope bills:write).' })
-  importBillsCsv(@Arg('input', () => ImportBillsCsvInput) input: ImportBillsCsvInput, @Ctx() ctx: GraphQLContext): Promise<ImportBillsCsvPayload> {
+  importBillsCsv(@Arg('input', () => ImportBillsCsvInput, { description: 'The CSV file’s name and text.' }) input: ImportBillsCsvInput, @Ctx() ctx: GraphQLContext): Promise<ImportBillsCsvPayload> {
     return refusable<ImportBillsCsvPayload>(
       async () => {
         const outcome = await importBillsCsv(ctx.em, ctx.principal!, input);
@@ -236,7 +236,7 @@ export class BillResolver {
 
   @Authorized('BILLER', 'bills:write')
   @Mutation(() => BillPayload, { description: 'Changes your OPEN bill; its version goes up (scope bills:write).' })
-  amendBill(@Arg('input', () => AmendBillInput) input: AmendBillInput, @Ctx() ctx: GraphQLContext): Promise<BillPayload> {
+  amendBill(@Arg('input', () => AmendBillInput, { description: 'The bill and what changes.' }) input: AmendBillInput, @Ctx() ctx: GraphQLContext): Promise<BillPayload> {
     return refusable<BillPayload>(
       async () => ({ bill: billView(await amendBill(ctx.em, ctx.principal!, fromGlobalId(input.bill, 'Bill').id, input)), userErrors: [] }),
       (userErrors) => ({ bill: null, userErrors }),
@@ -245,7 +245,7 @@ export class BillResolver {
 
   @Authorized('BILLER', 'bills:write')
   @Mutation(() => BillPayload, { description: 'Withdraws your OPEN bill that nothing has been paid on (scope bills:write).' })
-  withdrawBill(@Arg('input', () => WithdrawBillInput) input: WithdrawBillInput, @Ctx() ctx: GraphQLContext): Promise<BillPayload> {
+  withdrawBill(@Arg('input', () => WithdrawBillInput, { description: 'The bill to withdraw.' }) input: WithdrawBillInput, @Ctx() ctx: GraphQLContext): Promise<BillPayload> {
     return refusable<BillPayload>(
       async () => ({ bill: billView(await withdrawBill(ctx.em, ctx.principal!, fromGlobalId(input.bill, 'Bill').id, input.expectedVersion)), userErrors: [] }),
       (userErrors) => ({ bill: null, userErrors }),
@@ -254,7 +254,7 @@ export class BillResolver {
 
   @Authorized('BILLER', 'bills:write')
   @Mutation(() => SetBillerFetchUrlPayload, { description: 'Sets the URL OneCard asks live for an account’s bills, and turns it on or off; the signing secret is returned once (scope bills:write).' })
-  async setBillerFetchUrl(@Arg('input', () => SetBillerFetchUrlInput) input: SetBillerFetchUrlInput, @Ctx() ctx: GraphQLContext): Promise<SetBillerFetchUrlPayload> {
+  async setBillerFetchUrl(@Arg('input', () => SetBillerFetchUrlInput, { description: 'Your live look-up URL and whether it is on.' }) input: SetBillerFetchUrlInput, @Ctx() ctx: GraphQLContext): Promise<SetBillerFetchUrlPayload> {
     const kek = await loadKeyEncryptionKey(ctx.config);
     return refusable<SetBillerFetchUrlPayload>(
       async () => {

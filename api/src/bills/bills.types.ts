@@ -76,7 +76,7 @@ registerEnumType(BillImportStatusEnum, {
 
 @ObjectType('LateFeeRule', { description: 'A late fee rule: the fields its kind uses are set, the others null.' })
 export class LateFeeRuleType {
-  @Field(() => LateFeeKindEnum)
+  @Field(() => LateFeeKindEnum, { description: 'How the late fee is counted; decides which other fields are set.' })
   kind!: LateFeeKindEnum;
 
   @Field(() => MinorUnitsScalar, { nullable: true, description: 'FIXED: the fee.' })
@@ -91,7 +91,7 @@ export class LateFeeRuleType {
 
 @InputType({ description: 'A late fee rule. NONE takes no other field; FIXED takes amount; DAILY_BASIS_POINTS takes basisPoints and cap.' })
 export class LateFeeRuleInput {
-  @Field(() => LateFeeKindEnum)
+  @Field(() => LateFeeKindEnum, { description: 'How the late fee is counted; decides which other fields to give.' })
   kind!: LateFeeKindEnum;
 
   @Field(() => MinorUnitsScalar, { nullable: true, description: 'FIXED: the fee, 1 to 100000000 minor units.' })
@@ -147,25 +147,25 @@ export class BillType extends Node {
   @Field({ description: 'The biller’s own reference, unique among its bills.' })
   billerReference!: string;
 
-  @Field(() => BillStatusEnum)
+  @Field(() => BillStatusEnum, { description: 'Where the bill stands: OPEN, PAID or WITHDRAWN.' })
   status!: BillStatusEnum;
 
   @Field(() => Int, { description: 'Goes up with each change; pass it as expectedVersion to change only what you saw.' })
   version!: number;
 
-  @Field(() => BillSourceEnum)
+  @Field(() => BillSourceEnum, { description: 'How the bill reached OneCard: published by the biller or fetched by a live look-up.' })
   source!: BillSourceEnum;
 
-  @Field(() => DateTimeScalar)
+  @Field(() => DateTimeScalar, { description: 'When the bill was published or first fetched.' })
   createdAt!: Date;
 
-  @Field(() => DateTimeScalar)
+  @Field(() => DateTimeScalar, { description: 'When the bill last changed (amended, paid, withdrawn, or a payment recorded).' })
   updatedAt!: Date;
 
-  @Field(() => DateTimeScalar, { nullable: true })
+  @Field(() => DateTimeScalar, { nullable: true, description: 'When it was paid in full; null unless PAID.' })
   paidAt!: Date | null;
 
-  @Field(() => DateTimeScalar, { nullable: true })
+  @Field(() => DateTimeScalar, { nullable: true, description: 'When it was withdrawn; null unless WITHDRAWN.' })
   withdrawnAt!: Date | null;
 }
 
@@ -179,7 +179,7 @@ export class AccountBillsType {
   @Field({ description: 'The biller’s name.' })
   billerName!: string;
 
-  @Field()
+  @Field({ description: 'The customer account at the biller (户号), as asked for.' })
   accountNumber!: string;
 
   @Field(() => [BillType], { description: 'The OPEN bills, the earliest due first.' })
@@ -239,13 +239,13 @@ export class AmendBillInput {
   @Field(() => MinorUnitsScalar, { nullable: true, description: 'A new amount due; above what has been paid.' })
   amountDue?: bigint | null;
 
-  @Field(() => LocalDateResolver, { nullable: true })
+  @Field(() => LocalDateResolver, { nullable: true, description: 'A new last day to pay without a late fee (your city’s day, YYYY-MM-DD).' })
   dueDate?: string | null;
 
-  @Field(() => LateFeeRuleInput, { nullable: true })
+  @Field(() => LateFeeRuleInput, { nullable: true, description: 'A new late fee rule; replaces the old one whole.' })
   lateFee?: LateFeeRuleInput | null;
 
-  @Field(() => Boolean, { nullable: true })
+  @Field(() => Boolean, { nullable: true, description: 'Whether the holder may now pay part of it.' })
   allowPartial?: boolean | null;
 
   @Field(() => Int, { nullable: true, description: 'The version you read: refused with BILL_VERSION_CONFLICT when the bill has changed since.' })
@@ -275,19 +275,19 @@ export class SetBillerFetchUrlInput {
 
 @InputType({ description: 'Which bills to list.' })
 export class BillFilterInput {
-  @Field(() => [BillStatusEnum], { nullable: true })
+  @Field(() => [BillStatusEnum], { nullable: true, description: 'Only bills in these statuses (omitted or empty: all).' })
   status?: BillStatusEnum[] | null;
 
-  @Field(() => String, { nullable: true })
+  @Field(() => String, { nullable: true, description: 'Only bills of this customer account (exact match).' })
   accountNumber?: string | null;
 
-  @Field(() => String, { nullable: true })
+  @Field(() => String, { nullable: true, description: 'Only the bill with this biller reference (exact match).' })
   billerReference?: string | null;
 
-  @Field(() => String, { nullable: true })
+  @Field(() => String, { nullable: true, description: 'Only bills for this period (exact match, e.g. 2026-10).' })
   period?: string | null;
 
-  @Field(() => BillSourceEnum, { nullable: true })
+  @Field(() => BillSourceEnum, { nullable: true, description: 'Only published, or only fetched, bills.' })
   source?: BillSourceEnum | null;
 }
 
@@ -299,10 +299,10 @@ export class BillRefusalType {
   @Field(() => String, { nullable: true, description: 'The field at fault (billerReference, lateFee.cap, …).' })
   field!: string | null;
 
-  @Field(() => UserErrorCode)
+  @Field(() => UserErrorCode, { description: 'Why the bill was refused (e.g. INVALID_INPUT, DUPLICATE_BILLER_REFERENCE).' })
   code!: UserErrorCode;
 
-  @Field()
+  @Field({ description: 'A sentence for the developer; not for end users.' })
   message!: string;
 }
 
@@ -314,19 +314,19 @@ export class BillImportRefusalType {
   @Field(() => String, { nullable: true, description: 'The column at fault, or null for the whole row or file.' })
   field!: string | null;
 
-  @Field(() => UserErrorCode)
+  @Field(() => UserErrorCode, { description: 'Why the row or file was refused (e.g. INVALID_INPUT, DUPLICATE_BILLER_REFERENCE, INVALID_CSV).' })
   code!: UserErrorCode;
 
-  @Field()
+  @Field({ description: 'A sentence for the developer; not for end users.' })
   message!: string;
 }
 
 @ObjectType('BillImport', { implements: Node, description: 'A CSV import: all of its rows became bills, or none did.' })
 export class BillImportType extends Node {
-  @Field()
+  @Field({ description: 'The file name given with the import, for your records.' })
   fileName!: string;
 
-  @Field(() => BillImportStatusEnum)
+  @Field(() => BillImportStatusEnum, { description: 'IMPORTED (every row became a bill) or REFUSED (none did).' })
   status!: BillImportStatusEnum;
 
   @Field(() => Int, { description: 'Data rows in the file (0 when the file could not be read).' })
@@ -344,7 +344,7 @@ export class BillImportType extends Node {
   @Field(() => Int, { description: 'Refusals beyond those listed.' })
   refusalsNotListed!: number;
 
-  @Field(() => DateTimeScalar)
+  @Field(() => DateTimeScalar, { description: 'When the import was made.' })
   createdAt!: Date;
 }
 
@@ -353,7 +353,7 @@ export class BillPayload {
   @Field(() => BillType, { nullable: true, description: 'The bill after the change; null when refused.' })
   bill!: BillType | null;
 
-  @Field(() => [UserError])
+  @Field(() => [UserError], { description: 'Why the change was refused; empty on success.' })
   userErrors!: UserError[];
 }
 
@@ -380,21 +380,21 @@ export class ImportBillsCsvPayload {
 
 @ObjectType('BillerLiveLookUp', { description: 'Your live look-up settings.' })
 export class BillerLiveLookUpType {
-  @Field(() => String, { nullable: true })
+  @Field(() => String, { nullable: true, description: 'The URL OneCard POSTs an account number to; null when none was set.' })
   url!: string | null;
 
-  @Field()
+  @Field({ description: 'Whether cardholder apps’ look-ups ask you live.' })
   enabled!: boolean;
 }
 
 @ObjectType({ description: 'The result of setBillerFetchUrl.' })
 export class SetBillerFetchUrlPayload {
-  @Field(() => BillerLiveLookUpType, { nullable: true })
+  @Field(() => BillerLiveLookUpType, { nullable: true, description: 'Your live look-up settings as saved; null when refused.' })
   liveLookUp!: BillerLiveLookUpType | null;
 
   @Field(() => String, { nullable: true, description: 'The signing secret (bls_…), when one was made now: the first time, or on rotateSecret. Shown this once; store it.' })
   secret!: string | null;
 
-  @Field(() => [UserError])
+  @Field(() => [UserError], { description: 'Why the settings were refused (INVALID_FETCH_URL, INVALID_INPUT); empty on success.' })
   userErrors!: UserError[];
 }

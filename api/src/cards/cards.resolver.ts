@@ -175,7 +175,7 @@ export class CardResolver {
   }
 
   @Authorized()
-  @Query(() => CardConnection, { description: 'The cards you may see, in card-number order.' })
+  @Query(() => CardConnection, { description: 'The cards you may see, in card-number order: every card (operator, scope cards:read), those your card company issued (issuer, cards:read), your cardholder’s registered cards (app, card:read).' })
   async cards(@Args() args: ConnectionArgs, @Ctx() ctx: GraphQLContext) {
     const page = pageRequest(args);
     const rows = await listCardsFor(ctx.em, ctx.principal!, { afterNumber: page.after?.sortKey, limit: page.fetch });
@@ -217,8 +217,8 @@ export class CardResolver {
   }
 
   @Authorized('ISSUER', 'cards:write')
-  @Mutation(() => CardPayload, { description: 'Issues a card of your card company: the number Luhn-checked, number and ASN unique.' })
-  async issueCard(@Arg('input', () => IssueCardInput) input: IssueCardInput, @Ctx() ctx: GraphQLContext): Promise<CardPayload> {
+  @Mutation(() => CardPayload, { description: 'Issues a card of your card company: the number Luhn-checked, number and ASN unique. Card company, scope cards:write.' })
+  async issueCard(@Arg('input', () => IssueCardInput, { description: 'The card to issue.' }) input: IssueCardInput, @Ctx() ctx: GraphQLContext): Promise<CardPayload> {
     const principal = ctx.principal!;
     let holderId: string | null = null;
     if (input.holder) {
@@ -267,14 +267,14 @@ export class CardResolver {
   }
 
   @Authorized('ISSUER', 'cards:write')
-  @Mutation(() => CardPayload, { description: 'Blocks an ACTIVE card of your card company: no further use until unblocked.' })
-  blockCard(@Arg('input', () => CardStatusInput) input: CardStatusInput, @Ctx() ctx: GraphQLContext) {
+  @Mutation(() => CardPayload, { description: 'Blocks an ACTIVE card of your card company: it goes on the blacklist, no further use until unblocked. Card company, scope cards:write.' })
+  blockCard(@Arg('input', () => CardStatusInput, { description: 'The card to block, and why.' }) input: CardStatusInput, @Ctx() ctx: GraphQLContext) {
     return this.transition(ctx, input, 'BLOCKED');
   }
 
   @Authorized('ISSUER', 'cards:write')
-  @Mutation(() => CardPayload, { description: 'Unblocks a BLOCKED card of your card company: it is ACTIVE again.' })
-  unblockCard(@Arg('input', () => CardStatusInput) input: CardStatusInput, @Ctx() ctx: GraphQLContext) {
+  @Mutation(() => CardPayload, { description: 'Unblocks a BLOCKED card of your card company: it is ACTIVE again and comes off the blacklist. Card company, scope cards:write.' })
+  unblockCard(@Arg('input', () => CardStatusInput, { description: 'The card to unblock, and why.' }) input: CardStatusInput, @Ctx() ctx: GraphQLContext) {
     // Only a blocked card is unblocked: a LOST one is found through its own flow.
     return this.transition(ctx, input, 'ACTIVE', ['BLOCKED']);
   }
@@ -284,7 +284,7 @@ export class CardResolver {
     description:
       'Reports an ACTIVE card lost: it becomes LOST and its ASN goes on the blacklist. A cardholder app (scope card:manage) for a card registered to its cardholder; the card company (scope cards:write) for any card it issued.',
   })
-  reportCardLost(@Arg('input', () => CardStatusInput) input: CardStatusInput, @Ctx() ctx: GraphQLContext) {
+  reportCardLost(@Arg('input', () => CardStatusInput, { description: 'The card reported lost, and why.' }) input: CardStatusInput, @Ctx() ctx: GraphQLContext) {
     const principal = ctx.principal!;
     const byHolder = principal.kind === 'CARDHOLDER_APP';
     requireScope(principal, byHolder ? 'card:manage' : 'cards:write');
@@ -294,9 +294,9 @@ export class CardResolver {
   @Authorized('ISSUER', 'cards:write')
   @Mutation(() => ReplaceCardPayload, {
     description:
-      'Replaces (补卡) an ACTIVE, LOST or BLOCKED card of your card company with a new card for the same cardholder and concession: the old card becomes REPLACED and goes on the blacklist, and its purse balance moves to the new card once the wait for its offline transactions is over (`balanceTransfer.dueAt`).',
+      'Replaces (补卡) an ACTIVE, LOST or BLOCKED card of your card company with a new card for the same cardholder and concession: the old card becomes REPLACED and goes on the blacklist, and its purse balance moves to the new card once the wait for its offline transactions is over (`balanceTransfer.dueAt`). Card company, scope cards:write.',
   })
-  async replaceCard(@Arg('input', () => ReplaceCardInput) input: ReplaceCardInput, @Ctx() ctx: GraphQLContext): Promise<ReplaceCardPayload> {
+  async replaceCard(@Arg('input', () => ReplaceCardInput, { description: 'The card to replace, and its replacement.' }) input: ReplaceCardInput, @Ctx() ctx: GraphQLContext): Promise<ReplaceCardPayload> {
     const principal = ctx.principal!;
     const id = fromGlobalId(input.card, 'Card').id;
     const { cardNumber, asn, cardType, keyVersion, issuedOn, expiresOn } = input.newCard;
@@ -314,8 +314,8 @@ export class CardResolver {
   }
 
   @Authorized('ISSUER', 'cards:write')
-  @Mutation(() => CardPayload, { description: 'Marks a LOST card of your card company found: it is ACTIVE again and comes off the blacklist.' })
-  reportCardFound(@Arg('input', () => CardStatusInput) input: CardStatusInput, @Ctx() ctx: GraphQLContext) {
+  @Mutation(() => CardPayload, { description: 'Marks a LOST card of your card company found: it is ACTIVE again and comes off the blacklist. Card company, scope cards:write.' })
+  reportCardFound(@Arg('input', () => CardStatusInput, { description: 'The card found, and a note for its status history.' }) input: CardStatusInput, @Ctx() ctx: GraphQLContext) {
     return this.transition(ctx, input, 'ACTIVE', ['LOST']);
   }
 

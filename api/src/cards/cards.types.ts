@@ -21,6 +21,13 @@ export enum CardStatusEnum {
 registerEnumType(CardStatusEnum, {
   name: 'CardStatus',
   description: 'ACTIVE cards may be used. LOST (reported lost) and BLOCKED (by the card company) may become ACTIVE again or REPLACED; REPLACED and EXPIRED are final.',
+  valuesConfig: {
+    ACTIVE: { description: 'In use: card sessions and terminals accept it.' },
+    LOST: { description: 'Reported lost (挂失): on the blacklist; `reportCardFound` makes it ACTIVE again, `replaceCard` replaces it.' },
+    BLOCKED: { description: 'Blocked by its card company: on the blacklist; `unblockCard` makes it ACTIVE again, `replaceCard` replaces it.' },
+    REPLACED: { description: 'Replaced by another card (补卡): its balance moves to the replacement. Final.' },
+    EXPIRED: { description: 'Past its `expiresOn`. Final.' },
+  },
 });
 
 export enum ConcessionEnum {
@@ -28,7 +35,15 @@ export enum ConcessionEnum {
   STUDENT = 'STUDENT',
   SENIOR = 'SENIOR',
 }
-registerEnumType(ConcessionEnum, { name: 'Concession', description: 'The fare concession of a card: ADULT (none), STUDENT (with a validity and a proof reference) or SENIOR.' });
+registerEnumType(ConcessionEnum, {
+  name: 'Concession',
+  description: 'The fare concession of a card: ADULT (none), STUDENT (with a validity and a proof reference) or SENIOR.',
+  valuesConfig: {
+    ADULT: { description: 'No concession: full fares.' },
+    STUDENT: { description: 'Student fares, until `concessionValidUntil`, on the proof named by `concessionProof`.' },
+    SENIOR: { description: 'Senior fares.' },
+  },
+});
 
 @ObjectType('Card', { implements: Node, description: 'A city card issued by a card company: CPU or M1, optionally registered (记名) to a cardholder.' })
 export class CardType extends Node {
@@ -118,7 +133,7 @@ export class CardActivity extends Node {
   @Field(() => DateTimeScalar, { description: 'When the movement was posted.' })
   at!: Date;
 
-  @Field(() => CardActivityKindEnum)
+  @Field(() => CardActivityKindEnum, { description: 'What moved the purse.' })
   kind!: CardActivityKindEnum;
 
   @Field(() => Money, { description: 'Signed from the card’s view: a load positive, a purchase negative.' })
@@ -243,7 +258,7 @@ export class ReplaceCardInput {
   @Field(() => ID, { description: 'Global id of the Card to replace: ACTIVE, LOST or BLOCKED.' })
   card!: string;
 
-  @Field(() => NewCardInput)
+  @Field(() => NewCardInput, { description: 'The replacement card’s number, ASN, chip technology, key version and validity.' })
   newCard!: NewCardInput;
 
   @Field(() => String, { nullable: true, description: 'Why; kept in the old card’s status history and blacklist entry.' })

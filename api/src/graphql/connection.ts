@@ -6,16 +6,16 @@ export const MAX_PAGE_SIZE = 100;
 
 @ObjectType({ description: 'Where a page of a connection stands (Relay cursor connections).' })
 export class PageInfo {
-  @Field()
+  @Field({ description: 'True when another page follows: pass `endCursor` as `after` to get it.' })
   hasNextPage!: boolean;
 
   @Field({ description: 'Always false: connections page forward only.' })
   hasPreviousPage!: boolean;
 
-  @Field(() => String, { nullable: true })
+  @Field(() => String, { nullable: true, description: 'The cursor of the first edge of this page; null when the page is empty.' })
   startCursor!: string | null;
 
-  @Field(() => String, { nullable: true })
+  @Field(() => String, { nullable: true, description: 'The cursor of the last edge of this page: pass it as `after` for the next page; null when the page is empty.' })
   endCursor!: string | null;
 }
 
@@ -45,16 +45,16 @@ export function connectionType<T extends object>(nodeType: ClassType<T>, name: s
     @Field({ description: 'Opaque; pass it as `after` to continue after this edge.' })
     cursor!: string;
 
-    @Field(() => nodeType)
+    @Field(() => nodeType, { description: `The ${name} at this edge.` })
     node!: T;
   }
 
   @ObjectType(`${name}Connection`, { description: `A page of ${name} objects.` })
   class ConnectionType {
-    @Field(() => [EdgeType])
+    @Field(() => [EdgeType], { description: 'The edges of this page, in the connection’s order; empty when there is nothing (more).' })
     edges!: EdgeType[];
 
-    @Field(() => PageInfo)
+    @Field(() => PageInfo, { description: 'Whether another page follows, and the cursor to continue after.' })
     pageInfo!: PageInfo;
   }
   return ConnectionType;

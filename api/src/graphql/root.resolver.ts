@@ -20,13 +20,13 @@ class ServerInfo {
 
 @Resolver()
 export class RootResolver {
-  @Query(() => ServerInfo)
+  @Query(() => ServerInfo, { description: 'Version, public URL and clock of this deployment. Public: needs no token.' })
   serverInfo(@Ctx() ctx: GraphQLContext): ServerInfo {
     return { version: API_VERSION, publicUrl: ctx.config.publicUrl, time: new Date() };
   }
 
   @Query(() => Node, { nullable: true, description: 'Any object by its global id; null when it does not exist or is not yours.' })
-  async node(@Arg('id', () => ID) id: string, @Ctx() ctx: GraphQLContext): Promise<object | null> {
+  async node(@Arg('id', () => ID, { description: 'A global id, as returned in any `id` field.' }) id: string, @Ctx() ctx: GraphQLContext): Promise<object | null> {
     const { type, id: internal } = fromGlobalId(id);
     const load = nodeLoaders.get(type);
     return load ? load(ctx, internal) : null;

@@ -107,11 +107,68 @@ export enum UserErrorCode {
   /** The reconciliation difference was resolved before (or matched since). */
   DIFFERENCE_NOT_OPEN = 'DIFFERENCE_NOT_OPEN',
 }
-registerEnumType(UserErrorCode, { name: 'UserErrorCode', description: 'Why a mutation refused its input.' });
+registerEnumType(UserErrorCode, {
+  name: 'UserErrorCode',
+  description: 'Why a mutation refused its input (a business rule; docs/errors.md#usererror-codes lists who raises each).',
+  valuesConfig: {
+    INVALID_INPUT: { description: 'A field breaks a rule the message names; `field` points at it. Raised by most mutations.' },
+    FORBIDDEN_OPERATION: { description: 'The caller may not do this particular operation: a business rule, not a missing scope (e.g. a counter top-up with a holder’s saved payment method, a merchant that does not take payments).' },
+    CARD_SESSION_REFUSED: { description: 'A card session step was refused (`cardSessionMessage`); the message starts with the refusal (docs/errors.md#card-session-refusals), and the session is over.' },
+    NOT_FOUND: { description: 'No such object that you may see: another tenant’s object answers exactly like a missing id.' },
+    UNBALANCED_ENTRY: { description: '`postJournalEntry`: the lines do not sum to zero, or there are fewer than two.' },
+    MIXED_CURRENCIES: { description: '`postJournalEntry`: lines in more than one currency.' },
+    INSUFFICIENT_FUNDS: { description: '`postJournalEntry`, `reverseJournalEntry`: a non-negative account (a card purse) would go below zero.' },
+    ENTRY_KEY_REUSED: { description: '`postJournalEntry`: the entry key was posted before with other lines.' },
+    ALREADY_REVERSED: { description: '`reverseJournalEntry`: the entry has a reversal already.' },
+    DUPLICATE_CODE: { description: '`createCity`: the city code is already taken.' },
+    DUPLICATE_NAME: { description: 'A fee plan name, or a merchant’s or biller’s name within its city, is already taken.' },
+    INVALID_TIME_ZONE: { description: '`createCity`: not an IANA time zone name (e.g. `Asia/Shanghai`).' },
+    CURRENCY_MISMATCH: { description: 'Another currency than the city’s (a fee plan given to a merchant or biller) or the merchant’s (`createPayment`).' },
+    INVALID_CARD_NUMBER: { description: '`issueCard`, `replaceCard`: a card number that is not 16 to 19 digits or fails its Luhn check digit.' },
+    DUPLICATE_CARD_NUMBER: { description: '`issueCard`, `replaceCard`: the card number is issued already.' },
+    DUPLICATE_ASN: { description: '`issueCard`, `replaceCard`: a card with the same application serial number (or M1 UID) is issued already.' },
+    INVALID_CARD_TRANSITION: { description: 'A card status change the card’s transitions do not allow (e.g. REPLACED → ACTIVE); docs/cards.md.' },
+    CARD_NOT_REGISTERED: { description: 'A cardholder app asked to manage an anonymous card (not registered to any cardholder).' },
+    CARD_NOT_USABLE: { description: '`createTopUp`: the card is not ACTIVE, or cannot take this operation (an M1 card and online top-ups).' },
+    TOP_UP_AMOUNT_OUT_OF_RANGE: { description: '`createTopUp`, `setAutoTopUp`: a top-up below the minimum or above the maximum single top-up.' },
+    DAILY_LIMIT_EXCEEDED: { description: '`createTopUp`: the card’s top-ups today (its city’s day) would pass the daily limit.' },
+    PURSE_LIMIT_EXCEEDED: { description: '`createTopUp`: the card’s purse with what is paid or on its way, plus this top-up, would pass the purse maximum.' },
+    IDEMPOTENCY_KEY_REUSED: { description: '`createTopUp`: the idempotency key was used before by this client for a different request (the GraphQL error of the same name usually answers first).' },
+    GATEWAY_UNAVAILABLE: { description: '`createTopUp`, `refundTopUp`: the payment gateway did not answer (or refused the request); what was recorded is kept, returned in the payload and retried.' },
+    PAYMENT_DECLINED: { description: '`createTopUp`: the gateway declined the payment method; the top-up is FAILED with a `failureCode`.' },
+    NOT_REFUNDABLE: { description: '`refundTopUp`: not PAID, a load was started on the card, the card can still take it (cardholder app), or not a gateway payment.' },
+    DUPLICATE_ORDER: { description: '`createPayment`: the order reference already has a live (not canceled or failed) payment.' },
+    INVALID_PAYMENT_STATE: { description: '`cancelPayment`, `refundPayment`: the payment’s state does not allow it (e.g. canceling a paid payment, refunding an unpaid or fully refunded one).' },
+    PAYMENT_IN_PROGRESS: { description: '`cancelPayment`: a card session is paying the payment right now, or its answer was lost (the card’s next tap or the expiry settles it).' },
+    REFUND_EXCEEDS_PAYMENT: { description: '`refundPayment`: the refund is more than is left to refund of the payment.' },
+    INVALID_WEBHOOK_URL: { description: 'A webhook URL that is not https (http only on a loopback host outside production), carries credentials, or is a private address in production.' },
+    UNKNOWN_EVENT_TYPE: { description: 'An event type that is not in the list of docs/webhooks.md (nor `*`), or one your kind of client never receives.' },
+    WEBHOOK_ENDPOINT_LIMIT_REACHED: { description: '`createWebhookEndpoint`: the owner already has the most webhook endpoints allowed (16).' },
+    WEBHOOK_ENDPOINT_DISABLED: { description: '`replayWebhookEvent`: the webhook endpoint is disabled; enable it first.' },
+    DUPLICATE_BILLER_REFERENCE: { description: '`publishBill`, `publishBills`, `importBillsCsv`: the biller already has a bill with this reference, or the same list or file names it twice.' },
+    INVALID_BILL_STATE: { description: '`amendBill`, `withdrawBill`: the bill is not OPEN (paid or withdrawn), or partly paid where that rules the change out.' },
+    BILL_VERSION_CONFLICT: { description: '`amendBill`, `withdrawBill`: `expectedVersion` is not the bill’s version: someone changed it since you read it.' },
+    AMOUNT_DUE_BELOW_PAID: { description: '`amendBill`: an amount due at or below what has already been paid on the bill.' },
+    INVALID_CSV: { description: '`importBillsCsv`: the file cannot be read (quoting, header, no rows).' },
+    CSV_TOO_LARGE: { description: '`importBillsCsv`: the file is over the limits (10 MB, 50,000 rows).' },
+    BILL_IMPORT_REFUSED: { description: '`publishBills`, `importBillsCsv`: some items or rows were refused (the report lists each); nothing was imported.' },
+    INVALID_FETCH_URL: { description: '`setBillerFetchUrl`: a bill look-up URL that is not https (http only on a loopback host outside production), carries credentials, or is internal in production.' },
+    BILLER_UNAVAILABLE: { description: '`billsForAccount`: the biller’s live look-up did not answer (down, too slow, or an answer we cannot use); the bills stored before are returned.' },
+    BILL_NOT_PAYABLE: { description: '`payBill`: the bill is not OPEN (paid or withdrawn), or nothing remains to pay on it.' },
+    PARTIAL_PAYMENT_NOT_ALLOWED: { description: '`payBill`: a part of a bill whose biller takes it only in full.' },
+    OVERPAYMENT: { description: '`payBill`: more than remains to pay on the bill; a bill is never overpaid.' },
+    BILL_PAYMENT_IN_PROGRESS: { description: '`payBill`: another payment of this bill is waiting for a card or being paid.' },
+    OFFLINE_BATCH_REFUSED: { description: '`uploadOfflineBatch`: the batch was refused whole (terminal, certificate, signature or body); the message names the check. Nothing was recorded.' },
+    OFFLINE_BATCH_ID_REUSED: { description: '`uploadOfflineBatch`: the terminal already uploaded a different batch under this batch id.' },
+    WINDOW_NOT_STARTED: { description: '`closeSettlementWindow`: the business day has not begun in its city; a window closes today’s business at the earliest.' },
+    WINDOW_OPEN: { description: '`clearSettlementWindow`, `reconcileSettlementWindow`: the settlement window is still open; close it first (or wait for the cut-off).' },
+    DIFFERENCE_NOT_OPEN: { description: '`resolveReconciliationDifference`: the reconciliation difference was resolved before, or the two sides match since.' },
+  },
+});
 
 @ObjectType({ description: 'A business rule a mutation refused, with the input field it is about.' })
 export class UserError {
-  @Field(() => UserErrorCode)
+  @Field(() => UserErrorCode, { description: 'The rule that refused the input; stable, so branch on it.' })
   code!: UserErrorCode;
 
   @Field(() => [String], { nullable: true, description: 'Path of the input field at fault, e.g. ["input", "lines", "1", "amount"].' })

@@ -110,7 +110,7 @@ nodeLoaders.set('JournalEntry', async (ctx, id) => {
 export class LedgerAccountResolver {
   @Authorized(OPERATOR)
   @Query(() => LedgerAccountConnection, { description: 'Ledger accounts in code order. Operator only.' })
-  async ledgerAccounts(@Args() args: ConnectionArgs, @Arg('ownerKind', () => AccountOwnerKind, { nullable: true }) ownerKind: AccountOwnerKind | null, @Ctx() ctx: GraphQLContext) {
+  async ledgerAccounts(@Args() args: ConnectionArgs, @Arg('ownerKind', () => AccountOwnerKind, { nullable: true, description: 'Only accounts of this owner kind; all when left out.' }) ownerKind: AccountOwnerKind | null, @Ctx() ctx: GraphQLContext) {
     const page = pageRequest(args);
     const rows = await listAccounts(ctx.em, { ownerKind: ownerKind ?? undefined, afterCode: page.after?.sortKey, limit: page.fetch });
     return toConnection(rows, page, (a) => ({ sortKey: a.code, id: a.id }), accountView);
@@ -118,20 +118,20 @@ export class LedgerAccountResolver {
 
   @Authorized(OPERATOR)
   @Query(() => LedgerAccountType, { nullable: true, description: 'One ledger account by global id. Operator only.' })
-  async ledgerAccount(@Arg('id', () => ID) id: string, @Ctx() ctx: GraphQLContext): Promise<LedgerAccountType | null> {
+  async ledgerAccount(@Arg('id', () => ID, { description: 'Global id of the LedgerAccount.' }) id: string, @Ctx() ctx: GraphQLContext): Promise<LedgerAccountType | null> {
     const account = await findAccount(ctx.em, fromGlobalId(id, 'LedgerAccount').id);
     return account && accountView(account);
   }
 
   @FieldResolver(() => Money, { description: 'Balance as it stood at an instant: every entry posted at or before it.' })
-  async balanceAt(@Root() account: LedgerAccountType, @Arg('at', () => DateTimeScalar) at: Date, @Ctx() ctx: GraphQLContext): Promise<Money> {
+  async balanceAt(@Root() account: LedgerAccountType, @Arg('at', () => DateTimeScalar, { description: 'The instant (RFC 3339 date-time with an offset).' }) at: Date, @Ctx() ctx: GraphQLContext): Promise<Money> {
     return Money.of(await balanceAt(ctx.em, account.uuid, at), account.balance.currency);
   }
 }
 
 @Resolver(() => PostingType)
 export class PostingResolver {
-  @FieldResolver(() => LedgerAccountType)
+  @FieldResolver(() => LedgerAccountType, { description: 'The account the line is posted to.' })
   async account(@Root() posting: PostingType, @Ctx() ctx: GraphQLContext): Promise<LedgerAccountType> {
     return accountView((await findAccount(ctx.em, posting.accountUuid))!);
   }
@@ -141,7 +141,7 @@ export class PostingResolver {
 export class JournalEntryResolver {
   @Authorized(OPERATOR)
   @Query(() => JournalEntryType, { nullable: true, description: 'One journal entry by global id. Operator only.' })
-  async journalEntry(@Arg('id', () => ID) id: string, @Ctx() ctx: GraphQLContext): Promise<JournalEntryType | null> {
+  async journalEntry(@Arg('id', () => ID, { description: 'Global id of the JournalEntry.' }) id: string, @Ctx() ctx: GraphQLContext): Promise<JournalEntryType | null> {
     const entry = await findEntry(ctx.em, fromGlobalId(id, 'JournalEntry').id);
     return entry ? entryView(entry) : null;
   }
@@ -160,10 +160,10 @@ export class JournalEntryResolver {
 
   @Authorized(OPERATOR)
   @Mutation(() => JournalEntryPayload, {
-    description: 'A manual adjustment entry by the operator. Idempotent by idempotencyKey (docs/api-conventions.md#idempotency); the entry is posted under the entry key `manual:<idempotencyKey>`.',
+    description: 'A manual adjustment entry by the operator (operator only). Idempotent by idempotencyKey (docs/api-conventions.md#idempotency); the entry is posted under the entry key `manual:<idempotencyKey>`.',
   })
   @Idempotent()
-  async postJournalEntry(@Arg('input', () => PostJournalEntryInput) input: PostJournalEntryInput, @Ctx() ctx: GraphQLContext): Promise<JournalEntryPayload> {
+  async postJournalEntry(@Arg('input', () => PostJournalEntryInput, { description: 'The entry to post.' }) input: PostJournalEntryInput, @Ctx() ctx: GraphQLContext): Promise<JournalEntryPayload> {
     const errors: UserError[] = [];
     const lines: PostingLine[] = input.lines.map((line, i) => {
       const oneSide = (line.debit == null) !== (line.credit == null);
@@ -181,10 +181,10 @@ export class JournalEntryResolver {
 
   @Authorized(OPERATOR)
   @Mutation(() => JournalEntryPayload, {
-    description: 'Posts the mirror image of an entry. An entry is reversed at most once. Idempotent by idempotencyKey (docs/api-conventions.md#idempotency); the reversal is posted under the entry key `manual:<idempotencyKey>`.',
+    description: 'Posts the mirror image of an entry. An entry is reversed at most once. Operator only. Idempotent by idempotencyKey (docs/api-conventions.md#idempotency); the reversal is posted under the entry key `manual:<idempotencyKey>`.',
   })
   @Idempotent()
-  async reverseJournalEntry(@Arg('input', () => ReverseJournalEntryInput) input: ReverseJournalEntryInput, @Ctx() ctx: GraphQLContext): Promise<JournalEntryPayload> {
+  async reverseJournalEntry(@Arg('input', () => ReverseJournalEntryInput, { description: 'The entry to reverse, and why.' }) input: ReverseJournalEntryInput, @Ctx() ctx: GraphQLContext): Promise<JournalEntryPayload> {
     const { id } = fromGlobalId(input.entry, 'JournalEntry');
     return asPayload(() => reverse(ctx.em, id, { key: `manual:${input.idempotencyKey}`, description: input.reason, metadata: { by: ctx.principal?.clientId } }));
   }

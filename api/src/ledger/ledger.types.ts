@@ -6,14 +6,46 @@ import { DateTimeScalar, MinorUnitsScalar } from '../graphql/scalars.js';
 import { UserError } from '../graphql/user-error.js';
 import { AccountOwnerKind, AccountType } from './ledger-account.entity.js';
 
-registerEnumType(AccountType, { name: 'AccountType', description: 'Double-entry account type; assets and expenses grow with debits, the rest with credits.' });
-registerEnumType(AccountOwnerKind, { name: 'AccountOwnerKind', description: 'Whom a ledger account belongs to, or what it stands for.' });
+registerEnumType(AccountType, {
+  name: 'AccountType',
+  description: 'Double-entry account type; assets and expenses grow with debits, the rest with credits.',
+  valuesConfig: {
+    ASSET: { description: 'What the platform holds or is owed (e.g. money at the gateway). Normal side: debit.' },
+    LIABILITY: { description: 'What the platform owes (card purses, merchant and biller payables). Normal side: credit.' },
+    REVENUE: { description: 'Income, e.g. the operator’s service fees. Normal side: credit.' },
+    EXPENSE: { description: 'Costs. Normal side: debit.' },
+    EQUITY: { description: 'Owners’ equity. Normal side: credit.' },
+  },
+});
+registerEnumType(AccountOwnerKind, {
+  name: 'AccountOwnerKind',
+  description: 'Whom a ledger account belongs to, or what it stands for.',
+  valuesConfig: {
+    CARD_PURSE: { description: 'The host’s shadow of a card’s on-card purse (电子钱包); `ownerId` is the card’s ASN.' },
+    PENDING_LOAD: { description: 'Paid top-ups waiting to be written onto a card (补登); `ownerId` is the card company.' },
+    MERCHANT_PAYABLE: { description: 'What the platform owes a merchant; `ownerId` is the merchant.' },
+    BILLER_PAYABLE: { description: 'What the platform owes a biller; `ownerId` is the biller.' },
+    ISSUER: { description: 'A card company’s position; `ownerId` is the card company.' },
+    GATEWAY_CLEARING: { description: 'Money at the payment gateway.' },
+    OPERATOR_FEE_REVENUE: { description: 'The operator’s service fees.' },
+    SETTLEMENT_IN_TRANSIT: { description: 'Money between settlement and payout.' },
+    INTERCHANGE: { description: 'Cross-city (互联互通) positions between card companies.' },
+    OTHER: { description: 'Accounts made by tests, benchmarks and manual adjustments.' },
+  },
+});
 
 export enum PostingSide {
   DEBIT = 'DEBIT',
   CREDIT = 'CREDIT',
 }
-registerEnumType(PostingSide, { name: 'PostingSide' });
+registerEnumType(PostingSide, {
+  name: 'PostingSide',
+  description: 'Which side of its account a posting is on.',
+  valuesConfig: {
+    DEBIT: { description: 'A debit: increases an ASSET or EXPENSE account, decreases the others.' },
+    CREDIT: { description: 'A credit: increases a LIABILITY, REVENUE or EQUITY account, decreases the others.' },
+  },
+});
 
 @ObjectType('LedgerAccount', { implements: Node, description: 'A ledger account. Its balance changes only through journal entries.' })
 export class LedgerAccountType extends Node {
@@ -23,10 +55,10 @@ export class LedgerAccountType extends Node {
   @Field({ description: 'Stable, unique, human-readable name, e.g. `operator.fee-revenue.CNY`.' })
   code!: string;
 
-  @Field(() => AccountType)
+  @Field(() => AccountType, { description: 'The account type; it decides the normal side the balance is kept on.' })
   type!: AccountType;
 
-  @Field(() => AccountOwnerKind)
+  @Field(() => AccountOwnerKind, { description: 'Whom the account belongs to, or what it stands for.' })
   ownerKind!: AccountOwnerKind;
 
   @Field(() => String, { nullable: true, description: 'Id of the owner (a card, merchant, biller or card company) in its own context; null for platform accounts.' })
@@ -38,7 +70,7 @@ export class LedgerAccountType extends Node {
   @Field(() => Money, { description: 'Balance now, on the account’s normal side.' })
   balance!: Money;
 
-  @Field(() => DateTimeScalar)
+  @Field(() => DateTimeScalar, { description: 'When the account was opened.' })
   createdAt!: Date;
 }
 
@@ -47,7 +79,7 @@ export class PostingType {
   /** Internal account id, for the resolvers. */
   accountUuid!: string;
 
-  @Field(() => PostingSide)
+  @Field(() => PostingSide, { description: 'Debit or credit.' })
   side!: PostingSide;
 
   @Field(() => Money, { description: 'The amount of the line (always positive; `side` says debit or credit).' })
@@ -65,13 +97,13 @@ export class JournalEntryType extends Node {
   @Field({ description: 'The idempotency key the entry was posted under.' })
   key!: string;
 
-  @Field()
+  @Field({ description: 'What the entry is for, as given when it was posted (for a reversal: the reason).' })
   description!: string;
 
-  @Field(() => DateTimeScalar)
+  @Field(() => DateTimeScalar, { description: 'When the entry was posted.' })
   postedAt!: Date;
 
-  @Field(() => [PostingType])
+  @Field(() => [PostingType], { description: 'The lines of the entry, in the order they were posted; debits and credits sum to the same amount.' })
   postings!: PostingType[];
 }
 
@@ -82,26 +114,26 @@ export class JournalLineInput {
   @Field(() => ID, { description: 'Global id of a LedgerAccount.' })
   account!: string;
 
-  @Field(() => MinorUnitsScalar, { nullable: true })
+  @Field(() => MinorUnitsScalar, { nullable: true, description: 'Amount to debit, a positive integer in minor units (fen for CNY); leave out when `credit` is given.' })
   debit?: bigint | null;
 
-  @Field(() => MinorUnitsScalar, { nullable: true })
+  @Field(() => MinorUnitsScalar, { nullable: true, description: 'Amount to credit, a positive integer in minor units (fen for CNY); leave out when `debit` is given.' })
   credit?: bigint | null;
 }
 
-@InputType()
+@InputType({ description: 'A manual journal entry: two or more lines in one currency whose debits equal their credits.' })
 export class PostJournalEntryInput {
   @Field({ description: 'Your key for this entry (1 to 200 printable ASCII): the same key and request returns the first answer and moves nothing; the entry key is `manual:<idempotencyKey>` (docs/api-conventions.md#idempotency).' })
   idempotencyKey!: string;
 
-  @Field()
+  @Field({ description: 'What the entry is for; kept on the entry for good.' })
   description!: string;
 
-  @Field(() => [JournalLineInput])
+  @Field(() => [JournalLineInput], { description: 'The lines, at least two, all in one currency; debits must equal credits.' })
   lines!: JournalLineInput[];
 }
 
-@InputType()
+@InputType({ description: 'Which journal entry to reverse, and why.' })
 export class ReverseJournalEntryInput {
   @Field(() => ID, { description: 'Global id of the JournalEntry to reverse.' })
   entry!: string;
@@ -115,10 +147,10 @@ export class ReverseJournalEntryInput {
 
 @ObjectType({ description: 'The entry written (or found under the same key), or why not.' })
 export class JournalEntryPayload {
-  @Field(() => JournalEntryType, { nullable: true })
+  @Field(() => JournalEntryType, { nullable: true, description: 'The entry posted (or the one already posted under the same key); null when refused.' })
   entry!: JournalEntryType | null;
 
-  @Field(() => [UserError])
+  @Field(() => [UserError], { description: 'Why the entry was refused; empty on success.' })
   userErrors!: UserError[];
 }
 
@@ -130,6 +162,6 @@ export class LedgerProblemType {
   @Field({ description: 'The entry or account id concerned.' })
   subject!: string;
 
-  @Field()
+  @Field({ description: 'What is wrong, in a sentence for the operator.' })
   detail!: string;
 }

@@ -117,24 +117,24 @@ export class PaymentResolver {
   }
 
   @Authorized('MERCHANT', 'payments:write')
-  @Mutation(() => PaymentPayload, { description: 'Creates a payment that waits for the holder’s card (REQUIRES_CARD). The holder pays by presenting the card: openCardSession(operation: PURCHASE, payment).' })
+  @Mutation(() => PaymentPayload, { description: 'Creates a payment that waits for the holder’s card (REQUIRES_CARD). The holder pays by presenting the card: openCardSession(operation: PURCHASE, payment). Merchant, scope payments:write.' })
   @Idempotent()
-  createPayment(@Arg('input', () => CreatePaymentInput) input: CreatePaymentInput, @Ctx() ctx: GraphQLContext): Promise<PaymentPayload> {
+  createPayment(@Arg('input', () => CreatePaymentInput, { description: 'The amount, your order reference and your idempotency key.' }) input: CreatePaymentInput, @Ctx() ctx: GraphQLContext): Promise<PaymentPayload> {
     return refused<PaymentPayload>(async () => ({ payment: paymentView(await createPayment(ctx.em, ctx.principal!, input)), userErrors: [] }), { payment: null });
   }
 
   @Authorized('MERCHANT', 'payments:write')
-  @Mutation(() => PaymentPayload, { description: 'Cancels your payment before it is paid.' })
+  @Mutation(() => PaymentPayload, { description: 'Cancels your payment before it is paid (REQUIRES_CARD → CANCELED). Merchant, scope payments:write.' })
   // A payment being paid right now is worth asking about again: that answer is not stored.
   @Idempotent<PaymentPayload>({ isFinal: (p) => !p.userErrors.some((e) => e.code === UserErrorCode.PAYMENT_IN_PROGRESS) })
-  cancelPayment(@Arg('input', () => CancelPaymentInput) input: CancelPaymentInput, @Ctx() ctx: GraphQLContext): Promise<PaymentPayload> {
+  cancelPayment(@Arg('input', () => CancelPaymentInput, { description: 'The payment to cancel and your idempotency key.' }) input: CancelPaymentInput, @Ctx() ctx: GraphQLContext): Promise<PaymentPayload> {
     return refused<PaymentPayload>(async () => ({ payment: paymentView(await cancelPayment(ctx.em, ctx.principal!, fromGlobalId(input.payment, 'Payment').id)), userErrors: [] }), { payment: null });
   }
 
   @Authorized('MERCHANT', 'refunds:write')
-  @Mutation(() => RefundPaymentPayload, { description: 'Refunds part or all of your succeeded payment, back to the card that paid (as a pending load).' })
+  @Mutation(() => RefundPaymentPayload, { description: 'Refunds part or all of your succeeded payment, back to the card that paid (as a pending load). Merchant, scope refunds:write.' })
   @Idempotent()
-  refundPayment(@Arg('input', () => RefundPaymentInput) input: RefundPaymentInput, @Ctx() ctx: GraphQLContext): Promise<RefundPaymentPayload> {
+  refundPayment(@Arg('input', () => RefundPaymentInput, { description: 'The payment, how much to refund, and your idempotency key.' }) input: RefundPaymentInput, @Ctx() ctx: GraphQLContext): Promise<RefundPaymentPayload> {
     return refused<RefundPaymentPayload>(
       async () => {
         const { payment, refund } = await refundPayment(ctx.em, ctx.principal!, fromGlobalId(input.payment, 'Payment').id, { amount: input.amount, reason: input.reason, idempotencyKey: input.idempotencyKey });

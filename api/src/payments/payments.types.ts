@@ -29,7 +29,14 @@ export enum PaymentCancelReasonEnum {
   MERCHANT = 'MERCHANT',
   EXPIRED = 'EXPIRED',
 }
-registerEnumType(PaymentCancelReasonEnum, { name: 'PaymentCancelReason', description: 'Why a payment was canceled: by the merchant, or it expired waiting for the card.' });
+registerEnumType(PaymentCancelReasonEnum, {
+  name: 'PaymentCancelReason',
+  description: 'Why a payment was canceled: by the merchant, or it expired waiting for the card.',
+  valuesConfig: {
+    MERCHANT: { description: 'The merchant canceled it (`cancelPayment`).' },
+    EXPIRED: { description: 'No card paid it before `expiresAt`.' },
+  },
+});
 
 @ObjectType({ description: 'A refund of (part of) a payment: back to the card that paid, as a pending load its next tap writes onto the chip.' })
 export class PaymentRefundType {

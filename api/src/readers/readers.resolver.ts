@@ -75,7 +75,7 @@ nodeLoaders.set('Reader', async (ctx, id) => {
 export class ReaderResolver {
   @Authorized()
   @Query(() => ReaderType, { nullable: true, description: 'A reader you may see: yours, your city’s (card company), or any (operator).' })
-  async reader(@Arg('id', () => ID) id: string, @Ctx() ctx: GraphQLContext): Promise<ReaderType | null> {
+  async reader(@Arg('id', () => ID, { description: 'Global id of the Reader.' }) id: string, @Ctx() ctx: GraphQLContext): Promise<ReaderType | null> {
     const row = await findReaderFor(ctx.em, ctx.principal!, fromGlobalId(id, 'Reader').id);
     return row ? readerView(row) : null;
   }
@@ -89,8 +89,8 @@ export class ReaderResolver {
   }
 
   @Authorized('OPERATOR', 'ISSUER', 'readers:manage')
-  @Mutation(() => RegisterReaderPayload, { description: 'Registers a reader from two CSRs over its one device key; returns both certificate chains.' })
-  async registerReader(@Arg('input', () => RegisterReaderInput) input: RegisterReaderInput, @Ctx() ctx: GraphQLContext): Promise<RegisterReaderPayload> {
+  @Mutation(() => RegisterReaderPayload, { description: 'Registers a reader from two CSRs over its one device key; returns both certificate chains. The operator, or the card company of the reader’s city; scope readers:manage.' })
+  async registerReader(@Arg('input', () => RegisterReaderInput, { description: 'The reader to register.' }) input: RegisterReaderInput, @Ctx() ctx: GraphQLContext): Promise<RegisterReaderPayload> {
     const none = { reader: null, nationalCertificateChain: [], cityCertificateChain: [] };
     const city = await findCity(ctx.em, fromGlobalId(input.city, 'City').id);
     if (!city || !(await mayManage(ctx.em, ctx.principal!, city.id))) return { ...none, userErrors: [userError(UserErrorCode.NOT_FOUND, `no city ${input.city} you manage readers of`, ['input', 'city'])] };
@@ -125,20 +125,20 @@ export class ReaderResolver {
   }
 
   @Authorized('OPERATOR', 'ISSUER', 'readers:manage')
-  @Mutation(() => ReaderPayload, { description: 'Suspends a reader: it cannot open card sessions until re-activated.' })
-  suspendReader(@Arg('input', () => ReaderStatusInput) input: ReaderStatusInput, @Ctx() ctx: GraphQLContext) {
+  @Mutation(() => ReaderPayload, { description: 'Suspends a reader: it cannot open card sessions until re-activated. The operator, or the card company of its city; scope readers:manage.' })
+  suspendReader(@Arg('input', () => ReaderStatusInput, { description: 'The reader to suspend.' }) input: ReaderStatusInput, @Ctx() ctx: GraphQLContext) {
     return this.transition(ctx, input, 'SUSPENDED');
   }
 
   @Authorized('OPERATOR', 'ISSUER', 'readers:manage')
-  @Mutation(() => ReaderPayload, { description: 'Re-activates a suspended reader.' })
-  activateReader(@Arg('input', () => ReaderStatusInput) input: ReaderStatusInput, @Ctx() ctx: GraphQLContext) {
+  @Mutation(() => ReaderPayload, { description: 'Re-activates a suspended reader (a revoked one cannot be). The operator, or the card company of its city; scope readers:manage.' })
+  activateReader(@Arg('input', () => ReaderStatusInput, { description: 'The reader to re-activate.' }) input: ReaderStatusInput, @Ctx() ctx: GraphQLContext) {
     return this.transition(ctx, input, 'ACTIVE');
   }
 
   @Authorized('OPERATOR', 'ISSUER', 'readers:manage')
-  @Mutation(() => ReaderPayload, { description: 'Revokes a reader for good, and both its certificates (they appear on the CRLs).' })
-  revokeReader(@Arg('input', () => ReaderStatusInput) input: ReaderStatusInput, @Ctx() ctx: GraphQLContext) {
+  @Mutation(() => ReaderPayload, { description: 'Revokes a reader for good, and both its certificates (they appear on the CRLs). The operator, or the card company of its city; scope readers:manage.' })
+  revokeReader(@Arg('input', () => ReaderStatusInput, { description: 'The reader to revoke.' }) input: ReaderStatusInput, @Ctx() ctx: GraphQLContext) {
     return this.transition(ctx, input, 'REVOKED');
   }
 }

@@ -9,7 +9,15 @@ export enum ReaderStatusEnum {
   SUSPENDED = 'SUSPENDED',
   REVOKED = 'REVOKED',
 }
-registerEnumType(ReaderStatusEnum, { name: 'ReaderStatus', description: 'ACTIVE readers may open card sessions; SUSPENDED ones may be re-activated; REVOKED is final.' });
+registerEnumType(ReaderStatusEnum, {
+  name: 'ReaderStatus',
+  description: 'ACTIVE readers may open card sessions; SUSPENDED ones may be re-activated; REVOKED is final.',
+  valuesConfig: {
+    ACTIVE: { description: 'In service: card sessions may be opened on it.' },
+    SUSPENDED: { description: 'Out of service for now: no card sessions; `activateReader` brings it back.' },
+    REVOKED: { description: 'Revoked for good, with both its certificates (listed on the CRLs). Final.' },
+  },
+});
 
 export enum ReaderOwnerKindEnum {
   MERCHANT = 'MERCHANT',
@@ -17,7 +25,16 @@ export enum ReaderOwnerKindEnum {
   CARD_COMPANY = 'CARD_COMPANY',
   CARDHOLDER = 'CARDHOLDER',
 }
-registerEnumType(ReaderOwnerKindEnum, { name: 'ReaderOwnerKind', description: 'Who a reader belongs to: a merchant, a biller, a card company, or a cardholder (a home reader).' });
+registerEnumType(ReaderOwnerKindEnum, {
+  name: 'ReaderOwnerKind',
+  description: 'Who a reader belongs to: a merchant, a biller, a card company, or a cardholder (a home reader).',
+  valuesConfig: {
+    MERCHANT: { description: 'A merchant’s reader, for purchases and payments.' },
+    BILLER: { description: 'A biller’s reader.' },
+    CARD_COMPANY: { description: 'A card company’s reader, e.g. at its counter for loads (圈存).' },
+    CARDHOLDER: { description: 'A cardholder’s home reader, used through a cardholder app.' },
+  },
+});
 
 @ObjectType('Reader', { implements: Node, description: 'A certified card reader: two certificates (national and city) over one device key.' })
 export class ReaderType extends Node {
@@ -27,10 +44,10 @@ export class ReaderType extends Node {
   @Field({ description: 'The device serial number; also the CN of its certificates.' })
   serial!: string;
 
-  @Field()
+  @Field({ description: 'The device model, as registered (the OU of its certificates).' })
   model!: string;
 
-  @Field(() => ReaderOwnerKindEnum)
+  @Field(() => ReaderOwnerKindEnum, { description: 'What kind of owner `owner` is.' })
   ownerKind!: ReaderOwnerKindEnum;
 
   @Field(() => ID, { description: 'Global id of the owner (Merchant, Biller, CardCompany or Cardholder).' })
@@ -39,7 +56,7 @@ export class ReaderType extends Node {
   @Field(() => ID, { description: 'Global id of the City whose card company certified it.' })
   city!: string;
 
-  @Field(() => ReaderStatusEnum)
+  @Field(() => ReaderStatusEnum, { description: 'Whether the reader may open card sessions.' })
   status!: ReaderStatusEnum;
 
   @Field({ description: 'Serial of the certificate from the national working CA.' })
@@ -48,18 +65,18 @@ export class ReaderType extends Node {
   @Field({ description: 'Serial of the certificate from the city working CA.' })
   cityCertificateSerial!: string;
 
-  @Field(() => DateTimeScalar)
+  @Field(() => DateTimeScalar, { description: 'When the reader was registered.' })
   createdAt!: Date;
 }
 
 export const ReaderConnection = connectionType(ReaderType, 'Reader');
 
-@InputType()
+@InputType({ description: 'A reader to register and certify: its serial, owner, city, and two CSRs over its one device key.' })
 export class RegisterReaderInput {
   @Field({ description: 'Device serial number (3–64 of A–Z a–z 0–9 . _ -).' })
   serial!: string;
 
-  @Field()
+  @Field({ description: 'The device model, e.g. "OC-R1"; becomes the OU of its certificates.' })
   model!: string;
 
   @Field(() => ID, { description: 'Global id of the owner: a Merchant, Biller or CardCompany of the city, or a Cardholder.' })
@@ -75,15 +92,15 @@ export class RegisterReaderInput {
   cityCsr!: string;
 }
 
-@InputType()
+@InputType({ description: 'The reader whose status to change.' })
 export class ReaderStatusInput {
-  @Field(() => ID)
+  @Field(() => ID, { description: 'Global id of the Reader.' })
   reader!: string;
 }
 
-@ObjectType()
+@ObjectType({ description: 'The reader registered with its two certificate chains, or why not.' })
 export class RegisterReaderPayload {
-  @Field(() => ReaderType, { nullable: true })
+  @Field(() => ReaderType, { nullable: true, description: 'The reader registered; null when refused.' })
   reader!: ReaderType | null;
 
   @Field(() => [String], { description: 'PEM: the national certificate, then its CA, then the root.' })
@@ -92,15 +109,15 @@ export class RegisterReaderPayload {
   @Field(() => [String], { description: 'PEM: the city certificate, then its CA, then the root.' })
   cityCertificateChain!: string[];
 
-  @Field(() => [UserError])
+  @Field(() => [UserError], { description: 'Why the registration was refused (no certificate was issued); empty on success.' })
   userErrors!: UserError[];
 }
 
-@ObjectType()
+@ObjectType({ description: 'The reader after a status change, or why not.' })
 export class ReaderPayload {
-  @Field(() => ReaderType, { nullable: true })
+  @Field(() => ReaderType, { nullable: true, description: 'The reader after the change; null when refused.' })
   reader!: ReaderType | null;
 
-  @Field(() => [UserError])
+  @Field(() => [UserError], { description: 'Why the change was refused (NOT_FOUND, INVALID_INPUT); empty on success.' })
   userErrors!: UserError[];
 }

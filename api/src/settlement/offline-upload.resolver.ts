@@ -47,7 +47,7 @@ export class OfflineUploadResolver {
     description:
       'A certified terminal’s signed batch of offline card purchases (issue 8), relayed by its owner: the merchant (scope payments:write) or the card company (scope topups:write). A batch whose certificate, terminal or signature fails is refused whole (OFFLINE_BATCH_REFUSED); otherwise each record is answered, and ACCEPTED/GAP ones are posted. The same batch again returns the stored answer.',
   })
-  async uploadOfflineBatch(@Arg('input', () => UploadOfflineBatchInput) input: UploadOfflineBatchInput, @Ctx() ctx: GraphQLContext): Promise<UploadOfflineBatchPayload> {
+  async uploadOfflineBatch(@Arg('input', () => UploadOfflineBatchInput, { description: 'The terminal, its batch, the signature and its certificate.' }) input: UploadOfflineBatchInput, @Ctx() ctx: GraphQLContext): Promise<UploadOfflineBatchPayload> {
     const terminal = await findReaderFor(ctx.em, ctx.principal!, fromGlobalId(input.terminal, 'Reader').id);
     if (!terminal || !mayUpload(ctx, terminal)) return { batch: null, replayed: false, userErrors: [userError(UserErrorCode.NOT_FOUND, `no terminal ${input.terminal} you may upload for`, ['input', 'terminal'])] };
     const keyStore = new SoftwareKeyStore(ctx.em.fork(), await loadKeyEncryptionKey(ctx.config));

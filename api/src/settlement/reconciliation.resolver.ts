@@ -87,7 +87,7 @@ export class ReconciliationResolver {
     description:
       'Imports the gateway’s balance transactions of a closed window’s business day (and the later ones of its payouts), books their fees, and compares them with our top-ups, refunds and payouts. Every difference is listed in reconciliationDifferences; running it again duplicates nothing and never reopens a resolved one. A gateway that does not answer: GATEWAY_UNAVAILABLE, nothing written.',
   })
-  async reconcileSettlementWindow(@Arg('input', () => ReconcileSettlementWindowInput) input: ReconcileSettlementWindowInput, @Ctx() ctx: GraphQLContext): Promise<ReconcileSettlementWindowPayload> {
+  async reconcileSettlementWindow(@Arg('input', () => ReconcileSettlementWindowInput, { description: 'The window to reconcile.' }) input: ReconcileSettlementWindowInput, @Ctx() ctx: GraphQLContext): Promise<ReconcileSettlementWindowPayload> {
     try {
       const summary = await reconcileWindow(ctx.em, ctx.gateway ?? null, fromGlobalId(input.window, 'SettlementWindow').id);
       return { run: runView(summary), userErrors: [] };
@@ -100,7 +100,7 @@ export class ReconciliationResolver {
 
   @Authorized('OPERATOR', 'settlements:manage')
   @Mutation(() => ResolveReconciliationDifferencePayload, { description: 'Resolves an OPEN reconciliation difference with a note saying what was found and done.' })
-  async resolveReconciliationDifference(@Arg('input', () => ResolveReconciliationDifferenceInput) input: ResolveReconciliationDifferenceInput, @Ctx() ctx: GraphQLContext): Promise<ResolveReconciliationDifferencePayload> {
+  async resolveReconciliationDifference(@Arg('input', () => ResolveReconciliationDifferenceInput, { description: 'The difference and the note that resolves it.' }) input: ResolveReconciliationDifferenceInput, @Ctx() ctx: GraphQLContext): Promise<ResolveReconciliationDifferencePayload> {
     try {
       const row = await resolveDifference(ctx.em, ctx.principal!.clientId, fromGlobalId(input.difference, 'ReconciliationDifference').id, input.note);
       return { difference: differenceView(row), userErrors: [] };

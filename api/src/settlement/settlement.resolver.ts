@@ -251,7 +251,7 @@ export class SettlementResolver {
 
   @Authorized('OPERATOR', 'settlements:manage')
   @Mutation(() => CloseSettlementWindowPayload, { description: 'Closes a city’s window for a business day now, before its cut-off (operator, settlements:manage). Earlier open windows close first; a closed window is answered as it is. Clearing follows in the background, or with clearSettlementWindow.' })
-  async closeSettlementWindow(@Arg('input', () => CloseSettlementWindowInput) input: CloseSettlementWindowInput, @Ctx() ctx: GraphQLContext): Promise<CloseSettlementWindowPayload> {
+  async closeSettlementWindow(@Arg('input', () => CloseSettlementWindowInput, { description: 'The city and business day.' }) input: CloseSettlementWindowInput, @Ctx() ctx: GraphQLContext): Promise<CloseSettlementWindowPayload> {
     const cityId = uuidOf(input.city, 'City');
     if (!cityId) return { window: null, userErrors: [userError(UserErrorCode.NOT_FOUND, `no city ${input.city}`, ['input', 'city'])] };
     try {
@@ -265,7 +265,7 @@ export class SettlementResolver {
 
   @Authorized('OPERATOR', 'settlements:manage')
   @Mutation(() => ClearSettlementWindowPayload, { description: 'Clears a closed window now (operator, settlements:manage); the cut-off job does it by itself. Running it again changes nothing and answers the same batch.' })
-  async clearSettlementWindow(@Arg('input', () => ClearSettlementWindowInput) input: ClearSettlementWindowInput, @Ctx() ctx: GraphQLContext): Promise<ClearSettlementWindowPayload> {
+  async clearSettlementWindow(@Arg('input', () => ClearSettlementWindowInput, { description: 'The window.' }) input: ClearSettlementWindowInput, @Ctx() ctx: GraphQLContext): Promise<ClearSettlementWindowPayload> {
     const windowId = uuidOf(input.window, 'SettlementWindow');
     const window = windowId ? await findWindowFor(ctx.em, ctx.principal!, windowId) : null;
     if (!window) return { batch: null, userErrors: [userError(UserErrorCode.NOT_FOUND, `no settlement window ${input.window}`, ['input', 'window'])] };

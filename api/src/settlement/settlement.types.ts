@@ -13,14 +13,27 @@ export enum SettlementWindowStatusEnum {
 }
 registerEnumType(SettlementWindowStatusEnum, {
   name: 'SettlementWindowStatus',
-  description: 'OPEN: taking transactions; CLOSED: cut off, waiting for clearing; CLEARED: a batch with payouts on their way; SETTLED: every payout confirmed or failed.',
+  description: 'Where a settlement window stands.',
+  valuesConfig: {
+    OPEN: { description: 'Taking transactions of its business day (and late ones of earlier days).' },
+    CLOSED: { description: 'Cut off: its transactions are fixed; clearing comes next.' },
+    CLEARED: { description: 'Cleared into a batch; payouts are on their way.' },
+    SETTLED: { description: 'Every payout of its batch was confirmed or failed (a failed one is carried into the next window).' },
+  },
 });
 
 export enum SettlementBatchStatusEnum {
   PAYING = 'PAYING',
   SETTLED = 'SETTLED',
 }
-registerEnumType(SettlementBatchStatusEnum, { name: 'SettlementBatchStatus', description: 'PAYING: payouts on their way; SETTLED: every payout confirmed by the gateway (or failed and carried).' });
+registerEnumType(SettlementBatchStatusEnum, {
+  name: 'SettlementBatchStatus',
+  description: 'Where a batch’s payouts stand.',
+  valuesConfig: {
+    PAYING: { description: 'Some payouts are on their way.' },
+    SETTLED: { description: 'Every payout was confirmed by the gateway, or failed and is carried.' },
+  },
+});
 
 export enum SettlementLineStatusEnum {
   PAYING = 'PAYING',
@@ -31,8 +44,14 @@ export enum SettlementLineStatusEnum {
 }
 registerEnumType(SettlementLineStatusEnum, {
   name: 'SettlementLineStatus',
-  description:
-    'PAYING: the payout is on its way; PAID: the gateway confirmed it; PAYOUT_FAILED: the payout failed, the amount went back to the participant and is carried into its next statement; CARRIED_FORWARD: refunds and fees exceeded sales, the participant owes the difference, taken from its next statement; NOTHING_DUE: nets to zero.',
+  description: 'Where a settlement line (a participant’s statement) stands.',
+  valuesConfig: {
+    PAYING: { description: 'The payout is on its way.' },
+    PAID: { description: 'The gateway confirmed the payout.' },
+    PAYOUT_FAILED: { description: 'The payout failed: the amount went back to the participant’s payable and is carried into its next statement.' },
+    CARRIED_FORWARD: { description: 'Refunds and fees exceeded sales: the participant owes the difference, taken from its next statement.' },
+    NOTHING_DUE: { description: 'Nets to zero: nothing to pay.' },
+  },
 });
 
 export enum ParticipantKindEnum {
@@ -40,7 +59,15 @@ export enum ParticipantKindEnum {
   BILLER = 'BILLER',
   CARD_COMPANY = 'CARD_COMPANY',
 }
-registerEnumType(ParticipantKindEnum, { name: 'SettlementParticipantKind', description: 'Who a settlement line is for.' });
+registerEnumType(ParticipantKindEnum, {
+  name: 'SettlementParticipantKind',
+  description: 'Who a settlement line is for.',
+  valuesConfig: {
+    MERCHANT: { description: 'A merchant: its payments, till purchases, transit fares of its terminals and refunds.' },
+    BILLER: { description: 'A biller: its bill payments.' },
+    CARD_COMPANY: { description: 'A card company: transit fares of its own terminals, and the top-ups of its cards (reported, not paid out).' },
+  },
+});
 
 @ObjectType('SettlementWindow', { implements: Node, description: 'A city’s business day of transactions, cleared and settled as one batch.' })
 export class SettlementWindowType extends Node {

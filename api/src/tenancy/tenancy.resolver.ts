@@ -199,8 +199,8 @@ export class CityResolver {
   }
 
   @Authorized()
-  @Query(() => CityType, { nullable: true, description: 'One city by global id; null when there is none.' })
-  async city(@Arg('id', () => ID) id: string, @Ctx() ctx: GraphQLContext): Promise<CityType | null> {
+  @Query(() => CityType, { nullable: true, description: 'One city by global id; null when there is none. Any authenticated client.' })
+  async city(@Arg('id', () => ID, { description: 'Global id of the City.' }) id: string, @Ctx() ctx: GraphQLContext): Promise<CityType | null> {
     const city = await findCityFor(ctx.em, ctx.principal, fromGlobalId(id, 'City').id);
     return city && cityView(city);
   }
@@ -213,14 +213,14 @@ export class CityResolver {
 
   @Authorized(OPERATOR, MANAGE)
   @Mutation(() => CityPayload, { description: 'Onboards a city and its card company, in one transaction. Operator only (tenants:manage).' })
-  async createCity(@Arg('input', () => CreateCityInput) input: CreateCityInput, @Ctx() ctx: GraphQLContext): Promise<CityPayload> {
+  async createCity(@Arg('input', () => CreateCityInput, { description: 'The city and its card company.' }) input: CreateCityInput, @Ctx() ctx: GraphQLContext): Promise<CityPayload> {
     const [city, userErrors] = await attempt(async () => cityView((await createCity(ctx.em, input)).city));
     return { city, userErrors };
   }
 
   @Authorized(OPERATOR, MANAGE)
   @Mutation(() => CityPayload, { description: 'Renames a city or its card company, or changes its time zone. Operator only (tenants:manage).' })
-  async updateCity(@Arg('input', () => UpdateCityInput) input: UpdateCityInput, @Ctx() ctx: GraphQLContext): Promise<CityPayload> {
+  async updateCity(@Arg('input', () => UpdateCityInput, { description: 'The city and what changes.' }) input: UpdateCityInput, @Ctx() ctx: GraphQLContext): Promise<CityPayload> {
     const { id } = fromGlobalId(input.city, 'City');
     const [city, userErrors] = await attempt(async () =>
       cityView((await updateCity(ctx.em, id, { name: given(input.name), timeZone: given(input.timeZone), cardCompanyName: given(input.cardCompanyName) })).city),
@@ -232,8 +232,8 @@ export class CityResolver {
 @Resolver(() => CardCompanyType)
 export class CardCompanyResolver {
   @Authorized()
-  @Query(() => CardCompanyType, { nullable: true, description: 'One card company by global id; null when there is none or it is not yours.' })
-  async cardCompany(@Arg('id', () => ID) id: string, @Ctx() ctx: GraphQLContext): Promise<CardCompanyType | null> {
+  @Query(() => CardCompanyType, { nullable: true, description: 'One card company by global id; null when there is none or it is not yours. Any authenticated client.' })
+  async cardCompany(@Arg('id', () => ID, { description: 'Global id of the CardCompany.' }) id: string, @Ctx() ctx: GraphQLContext): Promise<CardCompanyType | null> {
     const company = await findCardCompanyFor(ctx.em, ctx.principal, fromGlobalId(id, 'CardCompany').id);
     return company && cardCompanyView(company);
   }
@@ -256,7 +256,7 @@ export class FeePlanResolver {
 
   @Authorized(OPERATOR)
   @Query(() => FeePlanType, { nullable: true, description: 'One fee plan by global id; null when there is none. Operator only.' })
-  async feePlan(@Arg('id', () => ID) id: string, @Ctx() ctx: GraphQLContext): Promise<FeePlanType | null> {
+  async feePlan(@Arg('id', () => ID, { description: 'Global id of the FeePlan.' }) id: string, @Ctx() ctx: GraphQLContext): Promise<FeePlanType | null> {
     const plan = await findFeePlanFor(ctx.em, ctx.principal, fromGlobalId(id, 'FeePlan').id);
     return plan && feePlanView(plan);
   }
@@ -269,7 +269,7 @@ export class FeePlanResolver {
 
   @Authorized(OPERATOR, MANAGE)
   @Mutation(() => FeePlanPayload, { description: 'Creates a fee plan. Operator only (tenants:manage).' })
-  async createFeePlan(@Arg('input', () => CreateFeePlanInput) input: CreateFeePlanInput, @Ctx() ctx: GraphQLContext): Promise<FeePlanPayload> {
+  async createFeePlan(@Arg('input', () => CreateFeePlanInput, { description: 'The fee plan to create.' }) input: CreateFeePlanInput, @Ctx() ctx: GraphQLContext): Promise<FeePlanPayload> {
     const [feePlan, userErrors] = await attempt(async () =>
       feePlanView(
         await createFeePlan(ctx.em, { name: input.name, basisPoints: input.basisPoints, fixedFee: given(input.fixedFee), minimumFee: given(input.minimumFee), currency: input.currency }),
@@ -280,7 +280,7 @@ export class FeePlanResolver {
 
   @Authorized(OPERATOR, MANAGE)
   @Mutation(() => FeePlanPayload, { description: 'Changes a fee plan’s terms for every merchant and biller on it, from now on. Operator only (tenants:manage).' })
-  async updateFeePlan(@Arg('input', () => UpdateFeePlanInput) input: UpdateFeePlanInput, @Ctx() ctx: GraphQLContext): Promise<FeePlanPayload> {
+  async updateFeePlan(@Arg('input', () => UpdateFeePlanInput, { description: 'The fee plan and what changes.' }) input: UpdateFeePlanInput, @Ctx() ctx: GraphQLContext): Promise<FeePlanPayload> {
     const { id } = fromGlobalId(input.feePlan, 'FeePlan');
     const [feePlan, userErrors] = await attempt(async () =>
       feePlanView(
@@ -303,8 +303,8 @@ export class MerchantResolver {
   }
 
   @Authorized()
-  @Query(() => MerchantType, { nullable: true, description: 'One merchant by global id; null when there is none or it is not yours.' })
-  async merchant(@Arg('id', () => ID) id: string, @Ctx() ctx: GraphQLContext): Promise<MerchantType | null> {
+  @Query(() => MerchantType, { nullable: true, description: 'One merchant by global id; null when there is none or it is not yours (the operator sees all, a card company its city’s). Any authenticated client.' })
+  async merchant(@Arg('id', () => ID, { description: 'Global id of the Merchant.' }) id: string, @Ctx() ctx: GraphQLContext): Promise<MerchantType | null> {
     const merchant = await findMerchantFor(ctx.em, ctx.principal, fromGlobalId(id, 'Merchant').id);
     return merchant && merchantView(merchant);
   }
@@ -322,7 +322,7 @@ export class MerchantResolver {
 
   @Authorized(OPERATOR, MANAGE)
   @Mutation(() => MerchantPayload, { description: 'Onboards a merchant in a city, ACTIVE. Operator only (tenants:manage).' })
-  async createMerchant(@Arg('input', () => CreateMerchantInput) input: CreateMerchantInput, @Ctx() ctx: GraphQLContext): Promise<MerchantPayload> {
+  async createMerchant(@Arg('input', () => CreateMerchantInput, { description: 'The merchant to onboard.' }) input: CreateMerchantInput, @Ctx() ctx: GraphQLContext): Promise<MerchantPayload> {
     const cityId = fromGlobalId(input.city, 'City').id;
     const feePlanId = input.feePlan ? fromGlobalId(input.feePlan, 'FeePlan').id : null;
     const [merchant, userErrors] = await attempt(async () => merchantView(await createMerchant(ctx.em, { cityId, name: input.name, feePlanId })));
@@ -331,7 +331,7 @@ export class MerchantResolver {
 
   @Authorized(OPERATOR, MANAGE)
   @Mutation(() => MerchantPayload, { description: 'Renames a merchant, moves it to another fee plan, or suspends or resumes it. Operator only (tenants:manage).' })
-  async updateMerchant(@Arg('input', () => UpdateMerchantInput) input: UpdateMerchantInput, @Ctx() ctx: GraphQLContext): Promise<MerchantPayload> {
+  async updateMerchant(@Arg('input', () => UpdateMerchantInput, { description: 'The merchant and what changes.' }) input: UpdateMerchantInput, @Ctx() ctx: GraphQLContext): Promise<MerchantPayload> {
     const { id } = fromGlobalId(input.merchant, 'Merchant');
     const feePlanId = feePlanChange(input.feePlan);
     const [merchant, userErrors] = await attempt(async () => merchantView(await updateMerchant(ctx.em, id, { name: given(input.name), feePlanId, status: given(input.status) })));
@@ -358,8 +358,8 @@ export class BillerResolver {
   }
 
   @Authorized()
-  @Query(() => BillerType, { nullable: true, description: 'One biller by global id; null when there is none or it is not visible to you.' })
-  async biller(@Arg('id', () => ID) id: string, @Ctx() ctx: GraphQLContext): Promise<BillerType | null> {
+  @Query(() => BillerType, { nullable: true, description: 'One biller by global id; null when there is none or it is not visible to you. Any authenticated client (cardholder apps see only ACTIVE billers).' })
+  async biller(@Arg('id', () => ID, { description: 'Global id of the Biller.' }) id: string, @Ctx() ctx: GraphQLContext): Promise<BillerType | null> {
     const biller = await findBillerFor(ctx.em, ctx.principal, fromGlobalId(id, 'Biller').id);
     return biller && billerView(biller);
   }
@@ -377,7 +377,7 @@ export class BillerResolver {
 
   @Authorized(OPERATOR, MANAGE)
   @Mutation(() => BillerPayload, { description: 'Onboards a biller in a city, ACTIVE. Operator only (tenants:manage).' })
-  async createBiller(@Arg('input', () => CreateBillerInput) input: CreateBillerInput, @Ctx() ctx: GraphQLContext): Promise<BillerPayload> {
+  async createBiller(@Arg('input', () => CreateBillerInput, { description: 'The biller to onboard.' }) input: CreateBillerInput, @Ctx() ctx: GraphQLContext): Promise<BillerPayload> {
     const cityId = fromGlobalId(input.city, 'City').id;
     const feePlanId = input.feePlan ? fromGlobalId(input.feePlan, 'FeePlan').id : null;
     const [biller, userErrors] = await attempt(async () => billerView(await createBiller(ctx.em, { cityId, name: input.name, kind: input.kind, feePlanId })));
@@ -386,7 +386,7 @@ export class BillerResolver {
 
   @Authorized(OPERATOR, MANAGE)
   @Mutation(() => BillerPayload, { description: 'Renames a biller, moves it to another fee plan, or suspends or resumes it. Operator only (tenants:manage).' })
-  async updateBiller(@Arg('input', () => UpdateBillerInput) input: UpdateBillerInput, @Ctx() ctx: GraphQLContext): Promise<BillerPayload> {
+  async updateBiller(@Arg('input', () => UpdateBillerInput, { description: 'The biller and what changes.' }) input: UpdateBillerInput, @Ctx() ctx: GraphQLContext): Promise<BillerPayload> {
     const { id } = fromGlobalId(input.biller, 'Biller');
     const feePlanId = feePlanChange(input.feePlan);
     const [biller, userErrors] = await attempt(async () => billerView(await updateBiller(ctx.em, id, { name: given(input.name), feePlanId, status: given(input.status) })));

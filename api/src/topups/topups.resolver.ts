@@ -98,7 +98,7 @@ export class TopUpResolver {
       'Tops up a card through the payment gateway: a cardholder app for its holder’s registered card (scope card:topup), or a card company at its counter (scope topups:write). Idempotent by idempotencyKey (docs/api-conventions.md#idempotency); a GATEWAY_UNAVAILABLE answer with the top-up still CREATED is not stored, and a retry with the key asks the gateway again. Once PAID, the value is written onto the card at a certified reader (openCardSession with operation LOAD and this topUp).',
   })
   @Idempotent<TopUpPayload>({ isFinal: createIsFinal })
-  createTopUp(@Arg('input', () => CreateTopUpInput) input: CreateTopUpInput, @Ctx() ctx: GraphQLContext): Promise<TopUpPayload> {
+  createTopUp(@Arg('input', () => CreateTopUpInput, { description: 'The card, the amount and your idempotency key.' }) input: CreateTopUpInput, @Ctx() ctx: GraphQLContext): Promise<TopUpPayload> {
     return payload(ctx, () =>
       createTopUp(ctx.em, { gateway: ctx.gateway ?? null, limits: ctx.config.topUpLimits }, ctx.principal!, { cardId: fromGlobalId(input.card, 'Card').id, amount: input.amount, idempotencyKey: input.idempotencyKey, paymentMethod: input.paymentMethod }),
     );
@@ -110,23 +110,23 @@ export class TopUpResolver {
       'Refunds a PAID top-up that is not on the card, through the gateway: the card company (topups:write) any of its cards’; a cardholder app (card:topup) its holder’s once the card can no longer be used (lost, blocked, replaced, expired). Idempotent by idempotencyKey (docs/api-conventions.md#idempotency).',
   })
   @Idempotent()
-  refundTopUp(@Arg('input', () => RefundTopUpInput) input: RefundTopUpInput, @Ctx() ctx: GraphQLContext): Promise<TopUpPayload> {
+  refundTopUp(@Arg('input', () => RefundTopUpInput, { description: 'The top-up to refund and your idempotency key.' }) input: RefundTopUpInput, @Ctx() ctx: GraphQLContext): Promise<TopUpPayload> {
     return payload(ctx, () => refundTopUp(ctx.em, ctx.gateway ?? null, ctx.principal!, fromGlobalId(input.topUp, 'TopUp').id));
   }
 
   @Authorized('ISSUER', 'topups:write')
   @Mutation(() => TopUpPayload, {
     description:
-      'Settles a pending load of one of your cards whose write was started but that the card cannot settle (LOAD_UNRESOLVED, or a lost card): loaded books it onto the card, not loaded releases it to be written again or refunded.',
+      'Settles a pending load of one of your cards whose write was started but that the card cannot settle (LOAD_UNRESOLVED, or a lost card): loaded books it onto the card, not loaded releases it to be written again or refunded. Card company, scope topups:write.',
   })
   @Idempotent()
-  resolvePendingLoad(@Arg('input', () => ResolvePendingLoadInput) input: ResolvePendingLoadInput, @Ctx() ctx: GraphQLContext): Promise<TopUpPayload> {
+  resolvePendingLoad(@Arg('input', () => ResolvePendingLoadInput, { description: 'The top-up and what the card company established.' }) input: ResolvePendingLoadInput, @Ctx() ctx: GraphQLContext): Promise<TopUpPayload> {
     return payload(ctx, async () => ({ topUp: await resolvePendingLoad(ctx.em, ctx.principal!, fromGlobalId(input.topUp, 'TopUp').id, { loaded: input.loaded, note: input.note }) }));
   }
 
   @Authorized('CARDHOLDER_APP')
   @Mutation(() => AutoTopUpPayload, { description: 'Sets the auto top-up (and low-balance threshold) of your cardholder’s registered card (scope card:topup).' })
-  async setAutoTopUp(@Arg('input', () => SetAutoTopUpInput) input: SetAutoTopUpInput, @Ctx() ctx: GraphQLContext): Promise<AutoTopUpPayload> {
+  async setAutoTopUp(@Arg('input', () => SetAutoTopUpInput, { description: 'The card and its auto top-up settings.' }) input: SetAutoTopUpInput, @Ctx() ctx: GraphQLContext): Promise<AutoTopUpPayload> {
     try {
       const row = await setAutoTopUp(ctx.em, ctx.principal!, ctx.config.topUpLimits, { cardId: fromGlobalId(input.card, 'Card').id, threshold: input.threshold, amount: input.amount, paymentMethod: input.paymentMethod, enabled: input.enabled });
       return { autoTopUp: autoTopUpView(row), userErrors: [] };

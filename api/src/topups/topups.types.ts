@@ -42,6 +42,13 @@ export enum TopUpOriginEnum {
 registerEnumType(TopUpOriginEnum, {
   name: 'TopUpOrigin',
   description: 'Who asked for the top-up: a cardholder app, the card company at a counter, auto top-up, TRANSFER: the balance of a replaced card, waiting to be loaded onto its replacement; REFUND: a merchant’s refund of a card payment, waiting to be loaded onto the card (neither has a gateway payment behind it).',
+  valuesConfig: {
+    APP: { description: 'A cardholder app (`createTopUp`, scope card:topup), paid at the gateway.' },
+    COUNTER: { description: 'The card company at its counter (`createTopUp`, scope topups:write), paid at the gateway.' },
+    AUTO: { description: 'The card’s auto top-up, charged to its saved payment method after a purchase took the purse below the threshold.' },
+    TRANSFER: { description: 'The balance of a replaced card, waiting to be loaded onto its replacement; no gateway payment.' },
+    REFUND: { description: 'A merchant’s refund of a card payment, waiting to be loaded onto the card; no gateway payment.' },
+  },
 });
 
 @ObjectType({ description: 'One status change of a top-up, and what caused it.' })
@@ -174,10 +181,10 @@ export class SetAutoTopUpInput {
   @Field(() => ID, { description: 'Global id of your cardholder’s registered Card.' })
   card!: string;
 
-  @Field(() => MinorUnitsScalar, { description: 'The balance below which to top up.' })
+  @Field(() => MinorUnitsScalar, { description: 'The balance below which to top up, in minor units.' })
   threshold!: bigint;
 
-  @Field(() => MinorUnitsScalar, { description: 'The amount to top up, within the top-up limits.' })
+  @Field(() => MinorUnitsScalar, { description: 'The amount to top up, in minor units, within the top-up limits.' })
   amount!: bigint;
 
   @Field({ description: 'The saved payment method at the gateway (pm_…).' })

@@ -181,7 +181,7 @@ export class WebhookEndpointResolver {
 
   @Authorized('MERCHANT', 'BILLER', 'ISSUER', 'webhooks:manage')
   @Mutation(() => CreateWebhookEndpointPayload, { description: 'Registers a webhook endpoint for your events (scope webhooks:manage). Its signing secret is in the payload, once.' })
-  async createWebhookEndpoint(@Arg('input', () => CreateWebhookEndpointInput) input: CreateWebhookEndpointInput, @Ctx() ctx: GraphQLContext): Promise<CreateWebhookEndpointPayload> {
+  async createWebhookEndpoint(@Arg('input', () => CreateWebhookEndpointInput, { description: 'The URL and the event types to receive.' }) input: CreateWebhookEndpointInput, @Ctx() ctx: GraphQLContext): Promise<CreateWebhookEndpointPayload> {
     const kek = await loadKeyEncryptionKey(ctx.config);
     return refusable<CreateWebhookEndpointPayload>(
       async () => {
@@ -194,7 +194,7 @@ export class WebhookEndpointResolver {
 
   @Authorized('MERCHANT', 'BILLER', 'ISSUER', 'webhooks:manage')
   @Mutation(() => UpdateWebhookEndpointPayload, { description: 'Changes the URL, event types or description of your endpoint, or disables / enables it (scope webhooks:manage).' })
-  updateWebhookEndpoint(@Arg('input', () => UpdateWebhookEndpointInput) input: UpdateWebhookEndpointInput, @Ctx() ctx: GraphQLContext): Promise<UpdateWebhookEndpointPayload> {
+  updateWebhookEndpoint(@Arg('input', () => UpdateWebhookEndpointInput, { description: 'The endpoint and what changes.' }) input: UpdateWebhookEndpointInput, @Ctx() ctx: GraphQLContext): Promise<UpdateWebhookEndpointPayload> {
     return refusable<UpdateWebhookEndpointPayload>(
       async () => ({ endpoint: endpointView(await updateEndpoint(ctx.em, ctx.config.env, ownerOf(ctx.principal!), idOf(input.endpoint, 'WebhookEndpoint'), input)), userErrors: [] }),
       (userErrors) => ({ endpoint: null, userErrors }),
@@ -203,7 +203,7 @@ export class WebhookEndpointResolver {
 
   @Authorized('MERCHANT', 'BILLER', 'ISSUER', 'webhooks:manage')
   @Mutation(() => RotateWebhookSecretPayload, { description: 'A new signing secret for your endpoint, shown once; the previous one keeps signing beside it for 24 hours (or previousSecretExpiresIn seconds). Scope webhooks:manage.' })
-  async rotateWebhookSecret(@Arg('input', () => RotateWebhookSecretInput) input: RotateWebhookSecretInput, @Ctx() ctx: GraphQLContext): Promise<RotateWebhookSecretPayload> {
+  async rotateWebhookSecret(@Arg('input', () => RotateWebhookSecretInput, { description: 'The endpoint, and how long the current secret keeps signing.' }) input: RotateWebhookSecretInput, @Ctx() ctx: GraphQLContext): Promise<RotateWebhookSecretPayload> {
     const kek = await loadKeyEncryptionKey(ctx.config);
     return refusable<RotateWebhookSecretPayload>(
       async () => {
@@ -216,7 +216,7 @@ export class WebhookEndpointResolver {
 
   @Authorized('MERCHANT', 'BILLER', 'ISSUER', 'webhooks:manage')
   @Mutation(() => DeleteWebhookEndpointPayload, { description: 'Deletes your endpoint and its delivery history; nothing more is sent to it (scope webhooks:manage).' })
-  deleteWebhookEndpoint(@Arg('input', () => DeleteWebhookEndpointInput) input: DeleteWebhookEndpointInput, @Ctx() ctx: GraphQLContext): Promise<DeleteWebhookEndpointPayload> {
+  deleteWebhookEndpoint(@Arg('input', () => DeleteWebhookEndpointInput, { description: 'The endpoint to delete.' }) input: DeleteWebhookEndpointInput, @Ctx() ctx: GraphQLContext): Promise<DeleteWebhookEndpointPayload> {
     return refusable<DeleteWebhookEndpointPayload>(
       async () => {
         await deleteEndpoint(ctx.em, ownerOf(ctx.principal!), idOf(input.endpoint, 'WebhookEndpoint'));
@@ -275,7 +275,7 @@ export class WebhookDeliveryResolver {
 
   @Authorized('MERCHANT', 'BILLER', 'ISSUER', 'webhooks:manage')
   @Mutation(() => ReplayWebhookEventPayload, { description: 'Sends one of your events again, now, as a fresh delivery: to one endpoint, or to every enabled endpoint subscribed to its type (scope webhooks:manage).' })
-  async replayWebhookEvent(@Arg('input', () => ReplayWebhookEventInput) input: ReplayWebhookEventInput, @Ctx() ctx: GraphQLContext): Promise<ReplayWebhookEventPayload> {
+  async replayWebhookEvent(@Arg('input', () => ReplayWebhookEventInput, { description: 'The event, and optionally the one endpoint to send it to.' }) input: ReplayWebhookEventInput, @Ctx() ctx: GraphQLContext): Promise<ReplayWebhookEventPayload> {
     const owner = ownerOf(ctx.principal!);
     const eventId = idOf(input.event, 'Event');
     const endpointId = input.endpoint ? idOf(input.endpoint, 'WebhookEndpoint') : undefined;

@@ -60,10 +60,10 @@ export class WebhookEndpointType extends Node {
   @Field(() => DateTimeScalar, { nullable: true, description: 'Until when the secret before the last rotation still signs beside the current one.' })
   previousSecretExpiresAt!: Date | null;
 
-  @Field(() => DateTimeScalar)
+  @Field(() => DateTimeScalar, { description: 'When the endpoint was registered.' })
   createdAt!: Date;
 
-  @Field(() => DateTimeScalar)
+  @Field(() => DateTimeScalar, { description: 'When it last changed (settings, secret, enabled or disabled).' })
   updatedAt!: Date;
 }
 
@@ -88,7 +88,7 @@ export const EventConnection = connectionType(EventType, 'Event');
 
 @ObjectType('WebhookAttempt', { description: 'One POST of a delivery, and how the endpoint answered.' })
 export class WebhookAttemptType {
-  @Field(() => DateTimeScalar)
+  @Field(() => DateTimeScalar, { description: 'When the POST was sent.' })
   attemptedAt!: Date;
 
   @Field(() => Int, { nullable: true, description: 'The HTTP status the endpoint answered; null when no answer came.' })
@@ -105,13 +105,13 @@ export class WebhookAttemptType {
 export class WebhookDeliveryType extends Node {
   internalId!: string;
 
-  @Field(() => EventType)
+  @Field(() => EventType, { description: 'The event delivered.' })
   event!: EventType;
 
-  @Field(() => WebhookEndpointType)
+  @Field(() => WebhookEndpointType, { description: 'The endpoint it is delivered to.' })
   endpoint!: WebhookEndpointType;
 
-  @Field(() => WebhookDeliveryStatusEnum)
+  @Field(() => WebhookDeliveryStatusEnum, { description: 'Where the delivery stands.' })
   status!: WebhookDeliveryStatusEnum;
 
   @Field({ description: 'Made by replayWebhookEvent.' })
@@ -126,10 +126,10 @@ export class WebhookDeliveryType extends Node {
   @Field(() => DateTimeScalar, { nullable: true, description: 'When the next attempt is due (PENDING after a failed attempt).' })
   nextAttemptAt!: Date | null;
 
-  @Field(() => DateTimeScalar, { nullable: true })
+  @Field(() => DateTimeScalar, { nullable: true, description: 'When the endpoint answered 2xx; null unless DELIVERED.' })
   deliveredAt!: Date | null;
 
-  @Field(() => DateTimeScalar)
+  @Field(() => DateTimeScalar, { description: 'When the delivery was queued.' })
   createdAt!: Date;
 }
 
@@ -152,10 +152,10 @@ export class UpdateWebhookEndpointInput {
   @Field(() => ID, { description: 'Global id of the WebhookEndpoint.' })
   endpoint!: string;
 
-  @Field(() => String, { nullable: true })
+  @Field(() => String, { nullable: true, description: 'A new https URL (same rules as when registering).' })
   url?: string | null;
 
-  @Field(() => [String], { nullable: true })
+  @Field(() => [String], { nullable: true, description: 'The new event types to receive, or ["*"] for all; replaces the list.' })
   eventTypes?: string[] | null;
 
   @Field(() => String, { nullable: true, description: 'An empty string clears it.' })
@@ -191,7 +191,7 @@ export class ReplayWebhookEventInput {
 
 @ObjectType({ description: 'The endpoint registered, and its signing secret: shown this once, store it now.' })
 export class CreateWebhookEndpointPayload {
-  @Field(() => WebhookEndpointType, { nullable: true })
+  @Field(() => WebhookEndpointType, { nullable: true, description: 'The endpoint registered; null when refused.' })
   endpoint!: WebhookEndpointType | null;
 
   @Field(() => String, { nullable: true, description: 'The signing secret (whsec_…). It is never shown again.' })
@@ -203,7 +203,7 @@ export class CreateWebhookEndpointPayload {
 
 @ObjectType({ description: 'The endpoint as changed.' })
 export class UpdateWebhookEndpointPayload {
-  @Field(() => WebhookEndpointType, { nullable: true })
+  @Field(() => WebhookEndpointType, { nullable: true, description: 'The endpoint after the change; null when refused.' })
   endpoint!: WebhookEndpointType | null;
 
   @Field(() => [UserError], { description: 'Why the mutation was refused; empty on success.' })
@@ -212,7 +212,7 @@ export class UpdateWebhookEndpointPayload {
 
 @ObjectType({ description: 'The endpoint and its new signing secret: shown this once, store it now.' })
 export class RotateWebhookSecretPayload {
-  @Field(() => WebhookEndpointType, { nullable: true })
+  @Field(() => WebhookEndpointType, { nullable: true, description: 'The endpoint after the rotation (see previousSecretExpiresAt); null when refused.' })
   endpoint!: WebhookEndpointType | null;
 
   @Field(() => String, { nullable: true, description: 'The new signing secret (whsec_…). It is never shown again.' })
@@ -233,7 +233,7 @@ export class DeleteWebhookEndpointPayload {
 
 @ObjectType({ description: 'The fresh deliveries of the event, sent within a moment.' })
 export class ReplayWebhookEventPayload {
-  @Field(() => [WebhookDeliveryType])
+  @Field(() => [WebhookDeliveryType], { description: 'One new delivery (replay: true) per endpoint the event is sent to; empty when refused.' })
   deliveries!: WebhookDeliveryType[];
 
   @Field(() => [UserError], { description: 'Why the mutation was refused; empty on success.' })

@@ -135,7 +135,7 @@ export class CardSessionResolver {
     description:
       'Opens a card session on a reader you may use. BALANCE: any client that sees the reader. LOAD with topUp: writes a PAID top-up onto its card (the holder’s app on its reader, scope card:topup; or the card company, scope topups:write). LOAD without: the card company at its counter (scope topups:write), on a reader of its city. PURCHASE with payment: pays a merchant’s Payment (the holder’s app on its reader, scope card:topup; or the merchant on its reader, scope payments:write). PURCHASE with billPayment: pays a bill (the holder’s app that made the bill payment, scope card:topup). PURCHASE: the merchant that owns the reader (scope payments:write).',
   })
-  async openCardSession(@Arg('input', () => OpenCardSessionInput) input: OpenCardSessionInput, @Ctx() ctx: GraphQLContext): Promise<CardSessionPayload> {
+  async openCardSession(@Arg('input', () => OpenCardSessionInput, { description: 'The session to open.' }) input: OpenCardSessionInput, @Ctx() ctx: GraphQLContext): Promise<CardSessionPayload> {
     const reader = await findReaderFor(ctx.em, ctx.principal!, fromGlobalId(input.reader, 'Reader').id);
     const outcome: OpenOutcome = !reader
       ? refusal(UserErrorCode.NOT_FOUND, `no reader ${input.reader}`, 'reader')
@@ -147,8 +147,8 @@ export class CardSessionResolver {
   }
 
   @Authorized()
-  @Mutation(() => CardSessionPayload, { description: 'Relays one signed reader message; returns the commands for the card, or why the session was refused (and ended).' })
-  async cardSessionMessage(@Arg('input', () => CardSessionMessageInput) input: CardSessionMessageInput, @Ctx() ctx: GraphQLContext): Promise<CardSessionPayload> {
+  @Mutation(() => CardSessionPayload, { description: 'Relays one signed reader message; returns the commands for the card, or why the session was refused (and ended). Only the client that opened the session.' })
+  async cardSessionMessage(@Arg('input', () => CardSessionMessageInput, { description: 'The reader’s signed message.' }) input: CardSessionMessageInput, @Ctx() ctx: GraphQLContext): Promise<CardSessionPayload> {
     const keyStore = new SoftwareKeyStore(ctx.em.fork(), await loadKeyEncryptionKey(ctx.config));
     const outcome = await handleMessage(ctx.em, { keyStore }, { sessionId: fromGlobalId(input.session, 'CardSession').id, seq: input.seq, body: input.body, signature: input.signature, clientId: ctx.principal!.clientId });
     if (outcome.ok) return { session: sessionView(outcome.session), commands: outcome.commands.map(commandView), userErrors: [] };

@@ -9,7 +9,15 @@ export enum CardOperationEnum {
   LOAD = 'LOAD',
   PURCHASE = 'PURCHASE',
 }
-registerEnumType(CardOperationEnum, { name: 'CardOperation', description: 'What a card session does: read the balance, load value onto the card (圈存), or take a purchase from it (消费).' });
+registerEnumType(CardOperationEnum, {
+  name: 'CardOperation',
+  description: 'What a card session does: read the balance, load value onto the card (圈存), or take a purchase from it (消费).',
+  valuesConfig: {
+    BALANCE: { description: 'Read the card’s purse balance; moves no money.' },
+    LOAD: { description: 'Load value onto the card (圈存): at the card company’s counter, or writing a PAID top-up (补登).' },
+    PURCHASE: { description: 'Take value off the card (消费): a merchant’s purchase or Payment, or a BillPayment.' },
+  },
+});
 
 export enum CardSessionStateEnum {
   OPEN = 'OPEN',
@@ -20,20 +28,39 @@ export enum CardSessionStateEnum {
   COMPLETED = 'COMPLETED',
   FAILED = 'FAILED',
 }
-registerEnumType(CardSessionStateEnum, { name: 'CardSessionState' });
+registerEnumType(CardSessionStateEnum, {
+  name: 'CardSessionState',
+  description: 'Where a card session stands. It ends COMPLETED or FAILED; every other state waits for the next reader message.',
+  valuesConfig: {
+    OPEN: { description: 'Opened; waits for the reader’s signed hello (seq 0) with its certificates.' },
+    AUTHENTICATED: { description: 'The reader’s hello was accepted; waits for the card’s answers to the first commands.' },
+    AWAITING_TAC: { description: 'CPU card: the sealed CREDIT FOR LOAD or DEBIT FOR PURCHASE was sent; waits for the card’s answer with the TAC.' },
+    AWAITING_PURSE: { description: 'M1 card: the UID was read; waits for the results of the sealed purse-read script.' },
+    AWAITING_WRITE: { description: 'M1 card: the sealed write script was sent; waits for its results.' },
+    COMPLETED: { description: 'Done: `result` holds what the card said, and the load or purchase is booked. Final.' },
+    FAILED: { description: 'Refused: `refusal` names the check; nothing the refused step wrote was kept. Final.' },
+  },
+});
 
 export enum CardTypeEnum {
   CPU = 'CPU',
   M1 = 'M1',
 }
-registerEnumType(CardTypeEnum, { name: 'CardType', description: 'CPU: a PBOC e-purse card (APDUs, MACs, TAC). M1: a MIFARE Classic card, driven by sealed scripts.' });
+registerEnumType(CardTypeEnum, {
+  name: 'CardType',
+  description: 'CPU: a PBOC e-purse card (APDUs, MACs, TAC). M1: a MIFARE Classic card, driven by sealed scripts.',
+  valuesConfig: {
+    CPU: { description: 'A PBOC / CJ/T 166 e-purse CPU card: driven by APDUs, secured by MACs and a TAC.' },
+    M1: { description: 'A MIFARE Classic card: driven by sealed scripts; identified by its 8-hex-digit UID.' },
+  },
+});
 
 @ObjectType('CardSession', { implements: Node, description: 'One card-present operation through one certified reader (docs/readers.md).' })
 export class CardSessionType extends Node {
-  @Field(() => CardOperationEnum)
+  @Field(() => CardOperationEnum, { description: 'What the session does.' })
   operation!: CardOperationEnum;
 
-  @Field(() => CardSessionStateEnum)
+  @Field(() => CardSessionStateEnum, { description: 'Where the session stands.' })
   state!: CardSessionStateEnum;
 
   @Field({ description: 'Hex; the reader signs it in its first message.' })
@@ -42,7 +69,7 @@ export class CardSessionType extends Node {
   @Field(() => Int, { description: 'The sequence number the next reader message must carry.' })
   nextSeq!: number;
 
-  @Field(() => DateTimeScalar)
+  @Field(() => DateTimeScalar, { description: 'When the session expires: 120 s after opening; no message extends it.' })
   expiresAt!: Date;
 
   @Field(() => ID, { description: 'Global id of the Reader.' })
@@ -60,18 +87,18 @@ export class CardSessionType extends Node {
 
 @ObjectType('SealedReaderCommand', { description: 'An APDU only the reader can read: AES-256-GCM under a key wrapped with RSA-OAEP-SHA256 to its device key. Associated data: `<session id>:<seq>`.' })
 export class SealedCommandType {
-  @Field() wrappedKey!: string;
-  @Field() iv!: string;
-  @Field() ciphertext!: string;
-  @Field() tag!: string;
+  @Field({ description: 'Base64: the one-time AES-256 key, wrapped with RSA-OAEP (SHA-256) to the reader’s device key.' }) wrappedKey!: string;
+  @Field({ description: 'Base64: the 12-byte AES-GCM IV.' }) iv!: string;
+  @Field({ description: 'Base64: the encrypted command.' }) ciphertext!: string;
+  @Field({ description: 'Base64: the 16-byte AES-GCM authentication tag.' }) tag!: string;
 }
 
 @ObjectType('ReaderCommand', { description: 'One command for the reader to send to the card: a plain APDU (hex) or a sealed one.' })
 export class ReaderCommandType {
-  @Field(() => String, { nullable: true })
+  @Field(() => String, { nullable: true, description: 'A plain APDU (hex), to send to the card as is.' })
   apdu!: string | null;
 
-  @Field(() => SealedCommandType, { nullable: true })
+  @Field(() => SealedCommandType, { nullable: true, description: 'An APDU the reader opens with its device key before sending it to the card (it carries a MAC).' })
   sealed!: SealedCommandType | null;
 
   @Field(() => Boolean, { nullable: true, description: 'M1 cards: the reader answers with the card UID (hex).' })
@@ -81,12 +108,12 @@ export class ReaderCommandType {
   sealedScript!: SealedCommandType | null;
 }
 
-@InputType()
+@InputType({ description: 'A card session to open: the reader, the operation and, for LOAD and PURCHASE, the amount or what it pays.' })
 export class OpenCardSessionInput {
   @Field(() => ID, { description: 'Global id of the Reader the card is at.' })
   reader!: string;
 
-  @Field(() => CardOperationEnum)
+  @Field(() => CardOperationEnum, { description: 'What the session will do; decides who may open it.' })
   operation!: CardOperationEnum;
 
   @Field(() => MinorUnitsScalar, { nullable: true, description: 'For LOAD and PURCHASE: the amount, in minor units.' })
@@ -105,9 +132,9 @@ export class OpenCardSessionInput {
   billPayment?: string | null;
 }
 
-@InputType()
+@InputType({ description: 'One signed reader message, relayed by the client that opened the session.' })
 export class CardSessionMessageInput {
-  @Field(() => ID)
+  @Field(() => ID, { description: 'Global id of the CardSession (the `id` openCardSession returned).' })
   session!: string;
 
   @Field(() => Int, { description: '0 for the hello, then 1, 2, ... in order.' })
@@ -120,14 +147,14 @@ export class CardSessionMessageInput {
   signature!: string;
 }
 
-@ObjectType()
+@ObjectType({ description: 'The session after the step, and the commands for the card; or why the step was refused.' })
 export class CardSessionPayload {
-  @Field(() => CardSessionType, { nullable: true })
+  @Field(() => CardSessionType, { nullable: true, description: 'The session after this step (FAILED with `refusal` when a step was refused); null when it could not be opened or found.' })
   session!: CardSessionType | null;
 
   @Field(() => [ReaderCommandType], { description: 'What the reader sends to the card next; empty when the session is over.' })
   commands!: ReaderCommandType[];
 
-  @Field(() => [UserError])
+  @Field(() => [UserError], { description: 'Why the session was not opened, or why the step was refused (CARD_SESSION_REFUSED); empty on success.' })
   userErrors!: UserError[];
 }
