@@ -77,6 +77,8 @@ export async function clearWindow(em: EntityManager, windowId: string): Promise<
   return em.transactional(async (tx) => {
     const window = await windowById(tx, windowId, true);
     if (!window) throw new SettlementError('NOT_FOUND', `no settlement window ${windowId}`, 'window');
+    // One clearing of a city at a time, in turn with closing: what one window carries, the next takes.
+    await tx.execute(`select id from city where id = ? for update`, [window.city_id]);
     if (window.status === 'OPEN') throw new SettlementError('WINDOW_OPEN', 'the window is open: close it first', 'window');
     const done = await batchOfWindow(tx, window.id);
     if (done) return done;
@@ -118,6 +120,15 @@ export async function clearWindow(em: EntityManager, windowId: string): Promise<
  * of this city (a negative due, a failed payout): those are carried into the new line.
  */
 async function insertLines(tx: EntityManager, batchId: string, window: WindowRow): Promise<void> {
+  // The earlier lines to carry, locked: a payout failing right now either committed before (and is
+  // carried here) or waits and stays for the next window; a line is never carried twice or lost.
+  const carried = await tx.execute<{ id: string }[]>(
+    `select l.id from settlement_line l join settlement_batch b on b.id = l.batch_id join settlement_window w on w.id = b.window_id
+      where l.status in ('CARRIED_FORWARD','PAYOUT_FAILED') and l.carried_into is null and w.city_id = ? and l.currency = ?
+      for update of l`,
+    [window.city_id, window.currency],
+  );
+  const carriedIds = `{${carried.map((r) => r.id).join(',')}}`;
   await tx.execute(
     `with items as (
        select i.participant_kind, i.participant_id, i.kind, i.amount,
@@ -141,8 +152,7 @@ async function insertLines(tx: EntityManager, batchId: string, window: WindowRow
      outstanding as (
        select l.participant_kind, l.participant_id, sum(case l.status when 'CARRIED_FORWARD' then l.due else l.payout_amount end) as carried
          from settlement_line l join ${PARTICIPANTS} p on p.kind = l.participant_kind and p.id = l.participant_id
-         join settlement_batch b on b.id = l.batch_id join settlement_window w on w.id = b.window_id
-        where l.status in ('CARRIED_FORWARD','PAYOUT_FAILED') and l.carried_into is null and w.city_id = ? and l.currency = ?
+        where l.id = any(?::uuid[])
         group by l.participant_kind, l.participant_id),
      lines as (
        select coalesce(t.participant_kind, o.participant_kind) as participant_kind, coalesce(t.participant_id, o.participant_id) as participant_id,
@@ -158,16 +168,14 @@ async function insertLines(tx: EntityManager, batchId: string, window: WindowRow
             case when l.gross - l.refunds - l.fees + l.carried_in > 0 then 'PAYING' when l.gross - l.refunds - l.fees + l.carried_in < 0 then 'CARRIED_FORWARD' else 'NOTHING_DUE' end,
             l.top_up_count, l.top_ups, l.top_up_refunds
        from lines l join ${PARTICIPANTS} p on p.kind = l.participant_kind and p.id = l.participant_id`,
-    [window.id, window.city_id, window.currency, batchId, window.currency],
+    [window.id, carriedIds, batchId, window.currency],
   );
   // What earlier lines left is now the new line's.
   await tx.execute(
     `update settlement_line old set carried_into = l.id
-       from settlement_line l, settlement_batch b, settlement_window w
-      where l.batch_id = ? and old.batch_id <> l.batch_id and old.participant_kind = l.participant_kind and old.participant_id = l.participant_id
-        and old.currency = l.currency and old.status in ('CARRIED_FORWARD','PAYOUT_FAILED') and old.carried_into is null
-        and b.id = old.batch_id and w.id = b.window_id and w.city_id = ?`,
-    [batchId, window.city_id],
+       from settlement_line l
+      where l.batch_id = ? and old.id = any(?::uuid[]) and old.participant_kind = l.participant_kind and old.participant_id = l.participant_id`,
+    [batchId, carriedIds],
   );
 }
 

@@ -56,7 +56,7 @@ export async function sendDuePayouts(em: EntityManager, gateway: GatewayClient, 
         { amount: BigInt(row.amount), currency: row.currency, metadata: { settlementPayout: row.id, participant: `${row.participant_kind}:${row.participant_id}` } },
         `settlement-payout:${row.id}`,
       );
-      await em.execute(`update settlement_payout set status = 'SENT', gateway_payout_id = ?, updated_at = now() where id = ? and status = 'PENDING'`, [payout.id, row.id]);
+      await em.execute(`update settlement_payout set status = 'SENT', gateway_payout_id = ?, failure_code = null, updated_at = now() where id = ? and status = 'PENDING'`, [payout.id, row.id]);
       if (payout.status === 'paid' || payout.status === 'failed') await applyPayout(em, payout);
     } catch (err) {
       if (!(err instanceof GatewayError)) throw err;
@@ -112,7 +112,7 @@ export async function applyPayout(em: EntityManager, payout: Payout): Promise<'a
         lines: [debit(inTransit.id, amount), credit(clearing.id, amount)],
         metadata: { kind: 'PAYOUT', payout: row.id, gatewayPayout: payout.id, line: row.line_id },
       });
-      await tx.execute(`update settlement_payout set status = 'PAID', gateway_payout_id = coalesce(gateway_payout_id, ?), updated_at = now() where id = ?`, [payout.id, row.id]);
+      await tx.execute(`update settlement_payout set status = 'PAID', gateway_payout_id = coalesce(gateway_payout_id, ?), failure_code = null, updated_at = now() where id = ?`, [payout.id, row.id]);
       await tx.execute(`update settlement_line set status = 'PAID' where id = ?`, [row.line_id]);
       await announce(tx, row, 'settlement.paid');
       await settleBatchIfDone(tx, row.batch_id);
