@@ -1,7 +1,12 @@
+import type { TypedDocumentNode } from '@graphql-typed-document-node/core';
 import * as oauth from 'oauth4webapi';
+import { prepareOperation, type GraphQLDocument, type OperationVariables } from './documents.js';
+import type { PrincipalKind } from './generated/graphql.js';
+import { toMutationResult, type Connection, type MutationResult } from './results.js';
+import { backoffDelay, isNetworkError, markingNetworkErrors, parseRetryAfter, retryPolicy, sleep, type RetryOptions } from './retry.js';
 
 /** The kinds of OAuth client (principal) the API knows. */
-export type PrincipalKind = 'BILLER' | 'CARDHOLDER_APP' | 'ISSUER' | 'MERCHANT' | 'OPERATOR';
+export type { PrincipalKind };
 
 /** The caller as the API sees it (`query { viewer { … } }`). */
 export interface Viewer {
@@ -53,7 +58,32 @@ export interface OneCardClientOptions {
   allowInsecureHttp?: boolean;
   /** The clock, in milliseconds since the epoch (default `Date.now`); token expiry is judged by it. */
   now?: () => number;
+  /**
+   * How calls that may safely be sent again are retried (queries, and money mutations with their
+   * idempotency key): see {@link RetryOptions}. `false` turns retries off.
+   */
+  retry?: RetryOptions | false;
+  /** Makes the idempotency key of a money mutation called without one (default `crypto.randomUUID`). */
+  newIdempotencyKey?: () => string;
 }
+
+/** Options of one call ({@link OneCardClient.execute}, `mutate`, `paginate`, `request`). */
+export interface RequestOptions {
+  /**
+   * The idempotency key for the call's money mutation, when its input has none; by default the client
+   * makes one (a UUID) per call. Give your own to retry a call later, e.g. after a crash, with the
+   * same effect as once.
+   */
+  idempotencyKey?: string;
+  /** Aborts the call, including the waits between retries. */
+  signal?: AbortSignal;
+  /** This call's retry policy, over the client's. */
+  retry?: RetryOptions | false;
+}
+
+/** The arguments after the document: the variables (optional when every one is), then the options. */
+export type OperationArgs<TVariables> =
+  {} extends OperationVariables<TVariables> ? [variables?: OperationVariables<TVariables>, options?: RequestOptions] : [variables: OperationVariables<TVariables>, options?: RequestOptions];
 
 /**
  * An error from the OneCard API, or from getting an access token for it.
@@ -77,6 +107,8 @@ export class OneCardError extends Error {
   readonly requestId: string | undefined;
   /** The HTTP status of the failing response, when there was one. */
   readonly status: number | undefined;
+  /** How long the server asked to wait before retrying (its `Retry-After`), in ms. */
+  readonly retryAfterMs: number | undefined;
   /** Every GraphQL error of the response (the first one gives `code`, `reason` and `message`). */
   readonly errors: readonly GraphQLErrorEntry[];
   /** Partial `data` that came with the errors, if any. */
@@ -84,13 +116,23 @@ export class OneCardError extends Error {
 
   constructor(
     message: string,
-    init: { code: string; reason?: string; requestId?: string | null; status?: number; errors?: readonly GraphQLErrorEntry[]; data?: unknown; cause?: unknown },
+    init: {
+      code: string;
+      reason?: string;
+      requestId?: string | null;
+      status?: number;
+      retryAfterMs?: number;
+      errors?: readonly GraphQLErrorEntry[];
+      data?: unknown;
+      cause?: unknown;
+    },
   ) {
     super(message, init.cause === undefined ? undefined : { cause: init.cause });
     this.code = init.code;
     this.reason = init.reason;
     this.requestId = init.requestId ?? undefined;
     this.status = init.status;
+    this.retryAfterMs = init.retryAfterMs;
     this.errors = init.errors ?? [];
     this.data = init.data;
   }
@@ -116,10 +158,15 @@ const VIEWER_QUERY = 'query Viewer { viewer { kind clientId tenantId scopes } }'
  * it expires (concurrent callers share one token request), and when the API still answers 401 it
  * gets a new token and retries the request once.
  *
+ * Operations are typed documents generated from the schema (`execute`, `mutate`, `paginate`), or
+ * text (`request`). Money mutations get an idempotency key when the caller gives none, and calls
+ * that may safely be sent again are retried after network errors, 5xx and `IDEMPOTENCY_CONFLICT`.
+ *
  * @example
  * ```ts
  * const onecard = new OneCardClient({ baseUrl: 'https://api.onecard.example', clientId, clientSecret });
- * const { viewer } = await onecard.request<{ viewer: Viewer }>('{ viewer { kind clientId } }');
+ * const { viewer } = await onecard.execute(ViewerDocument);
+ * const r = await onecard.mutate(CreatePaymentDocument, { input: { amount: 1200, currency: 'CNY', orderReference: 'o-1' } });
  * ```
  */
 export class OneCardClient {
@@ -131,6 +178,8 @@ export class OneCardClient {
   private readonly scope: string | undefined;
   private readonly now: () => number;
   private readonly http: { [oauth.customFetch]?: CustomFetch; [oauth.allowInsecureRequests]?: boolean };
+  private readonly retry: RetryOptions | false | undefined;
+  private readonly newIdempotencyKey: () => string;
 
   private as: Promise<oauth.AuthorizationServer> | undefined;
   private token: CachedToken | undefined;
@@ -156,30 +205,95 @@ export class OneCardClient {
     this.dpop = options.dpopKeyPair ? oauth.DPoP(this.client, options.dpopKeyPair) : undefined;
     this.scope = options.scope;
     this.now = options.now ?? Date.now;
+    this.retry = options.retry;
+    if (options.retry !== undefined) retryPolicy(options.retry); // check it now
+    this.newIdempotencyKey = options.newIdempotencyKey ?? (() => crypto.randomUUID());
+    // Every request goes through this fetch, so that a network failure can be told from the rest.
+    const f = options.fetch;
     this.http = {
-      ...(options.fetch ? { [oauth.customFetch]: customFetch(options.fetch) } : {}),
+      [oauth.customFetch]: customFetch(markingNetworkErrors(() => f ?? globalThis.fetch)),
       ...(insecure ? { [oauth.allowInsecureRequests]: true } : {}),
     };
   }
 
   /**
-   * Runs a GraphQL operation and returns its `data`.
+   * Runs a GraphQL operation given as text and returns its `data`; prefer {@link execute} with a typed
+   * document. Money mutations get an idempotency key when their input has none, and calls that may
+   * safely be sent again are retried (see {@link execute}).
    *
    * @throws {OneCardError} when the response has GraphQL errors (even alongside partial data), when
    * the API answers with an HTTP error, or when no access token can be had.
    */
-  async request<T = Record<string, unknown>>(query: string, variables?: Record<string, unknown>): Promise<T> {
-    const body = JSON.stringify(variables === undefined ? { query } : { query, variables });
-    let token = await this.accessToken();
-    let response = await this.post(token, body);
-    if (response.status === 401) {
-      // Revoked, expired early, or the server's keys changed: one more try with a new token.
-      await response.body?.cancel();
-      this.forget(token);
-      token = await this.accessToken();
-      response = await this.post(token, body);
+  async request<T = Record<string, unknown>>(query: string, variables?: Record<string, unknown>, options?: RequestOptions): Promise<T> {
+    return (await this.run<T>(query, variables, options)).data;
+  }
+
+  /**
+   * Runs a typed operation (e.g. `PaymentDocument` of the SDK's generated operations) and returns its
+   * `data`, typed by the document.
+   *
+   * A money mutation (one whose input takes `idempotencyKey`) without a key gets one, a new UUID for
+   * the call (or `options.idempotencyKey`). Calls that may safely be sent again are retried with the
+   * same variables, so with the same key: a query, or a mutation whose every root field is a money
+   * mutation with its key, after a network error, an HTTP 5xx or `IDEMPOTENCY_CONFLICT` (the first
+   * call with the key still runs), with backoff, up to `retry.attempts` in all. Nothing else is retried:
+   * not a 4xx, not a GraphQL error, never another mutation.
+   *
+   * @throws {OneCardError} as {@link request}; a network failure that outlasts the retries rejects with
+   * `fetch`'s own error.
+   */
+  async execute<TData, TVariables>(document: TypedDocumentNode<TData, TVariables>, ...[variables, options]: OperationArgs<TVariables>): Promise<TData> {
+    return (await this.run<TData>(document, variables as Record<string, unknown> | undefined, options)).data;
+  }
+
+  /**
+   * Runs a mutation as {@link execute} does, and sorts its outcome by the payloads' `userErrors`
+   * (business refusals, e.g. `PURSE_LIMIT_EXCEEDED`): `{ ok: true, data }` when there are none, else
+   * `{ ok: false, userErrors, data }`, each user error typed by the document's selection (its `code` is
+   * a `UserErrorCode`). GraphQL and HTTP errors still reject with {@link OneCardError}.
+   *
+   * @example
+   * ```ts
+   * const r = await onecard.mutate(CreatePaymentDocument, { input: { amount: 1200, currency: 'CNY', orderReference: 'o-1' } });
+   * if (!r.ok) throw new Error(r.userErrors.map((e) => e.code).join());
+   * console.log(r.data.createPayment.payment?.id, r.idempotencyKey);
+   * ```
+   */
+  async mutate<TData, TVariables>(document: TypedDocumentNode<TData, TVariables>, ...[variables, options]: OperationArgs<TVariables>): Promise<MutationResult<TData>> {
+    const { data, idempotencyKeys } = await this.run<TData>(document, variables as Record<string, unknown> | undefined, options);
+    return toMutationResult(data, idempotencyKeys[0]);
+  }
+
+  /**
+   * Walks a Relay connection page by page and yields its nodes: `pick` finds the connection in each
+   * page's data (e.g. `(d) => d.payments`, or `(d) => d.card?.history`), and the next page is asked
+   * for with `after` set to the last `pageInfo.endCursor`, until `hasNextPage` is false. Page size is
+   * `variables.first` (the API's default otherwise); `variables.after` starts later.
+   *
+   * @example
+   * ```ts
+   * for await (const payment of onecard.paginate(PaymentsDocument, { first: 100 }, (d) => d.payments)) {
+   *   console.log(payment.id, payment.status);
+   * }
+   * ```
+   */
+  async *paginate<TData, TVariables extends { after?: string | null }, TNode>(
+    document: TypedDocumentNode<TData, TVariables>,
+    variables: OperationVariables<TVariables>,
+    pick: (data: TData) => Connection<TNode> | null | undefined,
+    options?: RequestOptions,
+  ): AsyncGenerator<TNode, void, undefined> {
+    let after = (variables as { after?: string | null }).after ?? undefined;
+    for (;;) {
+      const vars = after === undefined ? variables : { ...variables, after };
+      const { data } = await this.run<TData>(document, vars as Record<string, unknown>, options);
+      const connection = pick(data);
+      if (!connection) return;
+      for (const edge of connection.edges) if (edge) yield edge.node;
+      const next = connection.pageInfo.endCursor;
+      if (!connection.pageInfo.hasNextPage || next == null || next === after) return;
+      after = next;
     }
-    return readGraphQLResponse<T>(response);
   }
 
   /** The caller as the API sees it: kind, client id, tenant and the token's scopes. */
@@ -194,9 +308,39 @@ export class OneCardClient {
     this.token = undefined;
   }
 
+  /** One logical call: keys filled in, then attempts until one succeeds or may not be retried. */
+  private async run<T>(document: GraphQLDocument<unknown, unknown>, variables: Record<string, unknown> | undefined, options: RequestOptions = {}): Promise<{ data: T; idempotencyKeys: string[] }> {
+    const op = prepareOperation(document, variables, this.newIdempotencyKey, options.idempotencyKey);
+    const body = JSON.stringify(op.variables === undefined ? { query: op.query } : { query: op.query, variables: op.variables });
+    const policy = op.idempotent ? retryPolicy(this.retry, options.retry) : { ...retryPolicy(), attempts: 1 };
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return { data: await this.send<T>(body, options.signal), idempotencyKeys: op.idempotencyKeys };
+      } catch (err) {
+        const retryable = isNetworkError(err) || (err instanceof OneCardError && ((err.status ?? 0) >= 500 || err.code === 'IDEMPOTENCY_CONFLICT'));
+        if (!retryable || attempt >= policy.attempts || options.signal?.aborted) throw err;
+        await sleep(backoffDelay(policy, attempt, err instanceof OneCardError ? err.retryAfterMs : undefined), options.signal);
+      }
+    }
+  }
+
+  /** One attempt: POSTs the body with a token; on a 401, once more with a new token. */
+  private async send<T>(body: string, signal: AbortSignal | undefined): Promise<T> {
+    let token = await this.accessToken();
+    let response = await this.post(token, body, signal);
+    if (response.status === 401) {
+      // Revoked, expired early, or the server's keys changed: one more try with a new token.
+      await response.body?.cancel();
+      this.forget(token);
+      token = await this.accessToken();
+      response = await this.post(token, body, signal);
+    }
+    return readGraphQLResponse<T>(response);
+  }
+
   /** POSTs the body to /graphql with the token (and a fresh DPoP proof); answers with any response. */
-  private async post(token: CachedToken, body: string): Promise<Response> {
-    const options = { ...this.http, DPoP: token.dpop ? this.dpop : undefined };
+  private async post(token: CachedToken, body: string, signal: AbortSignal | undefined): Promise<Response> {
+    const options = { ...this.http, DPoP: token.dpop ? this.dpop : undefined, signal };
     const send = () =>
       oauth.protectedResourceRequest(token.accessToken, 'POST', this.graphqlUrl, new Headers({ 'content-type': 'application/json', accept: 'application/json' }), body, options);
     try {
@@ -306,6 +450,7 @@ function wrapOAuthError(err: unknown, code: string, fallback: string): unknown {
 /** Reads a GraphQL response: `data`, or a OneCardError for its errors or HTTP status. */
 async function readGraphQLResponse<T>(response: Response): Promise<T> {
   const requestId = response.headers.get('x-request-id');
+  const retryAfterMs = parseRetryAfter(response.headers.get('retry-after'));
   const text = await response.text();
   let body: { data?: T | null; errors?: GraphQLErrorEntry[] } | undefined;
   try {
@@ -320,12 +465,13 @@ async function readGraphQLResponse<T>(response: Response): Promise<T> {
       reason: first.extensions?.reason,
       requestId,
       status: response.status,
+      retryAfterMs,
       errors: body!.errors,
       data: body!.data ?? undefined,
     });
   }
   if (!response.ok || body?.data == null) {
-    throw new OneCardError(response.ok ? 'The API answered without data' : `The API answered HTTP ${response.status}`, { code: 'HTTP_ERROR', requestId, status: response.status });
+    throw new OneCardError(response.ok ? 'The API answered without data' : `The API answered HTTP ${response.status}`, { code: 'HTTP_ERROR', requestId, status: response.status, retryAfterMs });
   }
   return body.data;
 }

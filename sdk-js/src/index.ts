@@ -4,7 +4,13 @@
  * @packageDocumentation
  */
 export { OneCardClient, OneCardError } from './client.js';
-export type { GraphQLErrorEntry, OneCardClientOptions, PrincipalKind, Viewer } from './client.js';
+export type { GraphQLErrorEntry, OneCardClientOptions, OperationArgs, PrincipalKind, RequestOptions, Viewer } from './client.js';
+// Typed operations: documents, result and variables types generated from the schema (src/operations).
+export * from './generated/graphql.js';
+export { IDEMPOTENT_MUTATIONS } from './generated/idempotency.js';
+export type { GraphQLDocument, OperationVariables, ResultOf, VariablesOf } from './documents.js';
+export type { Connection, MutationResult, UserError, UserErrorOf } from './results.js';
+export type { RetryOptions } from './retry.js';
 // Virtual cards (CPU e-purse, MIFARE Classic) and the transport readers talk to them through.
 export { CardStateError } from './cards/card-bytes.js';
 export { VirtualCardTransport, splitResponse } from './cards/card-transport.js';
@@ -49,6 +55,7 @@ export { DEFAULT_M1_PURSE_LAYOUT, creditM1Purse, debitM1Purse, formatM1Purse, m1
 export type { M1PurseCard, M1PurseLayout, M1PurseReading } from './cards/m1-purse.js';
 // The reader agent: a certified reader's side of a card session.
 export { CARD_SESSION_MESSAGE, ReaderAgent } from './reader/reader-agent.js';
+export { cardSessionRelay } from './reader/relay.js';
 export type { CardSessionView, ReaderAgentOptions, ReaderCommand, SendMessage, SessionReply } from './reader/reader-agent.js';
 // Webhooks: verify what OneCard POSTs to your endpoints.
 export { WEBHOOK_EVENT_ID_HEADER, WEBHOOK_SIGNATURE_HEADER, verifyWebhook } from './webhooks.js';
