@@ -43,7 +43,7 @@ export async function listEvents(em: EntityManager, owner: WebhookOwner, opts: {
     params.push(opts.types);
   }
   params.push(opts.limit);
-  return em.execute<EventRow[]>(`${sql} order by position limit ?`, params);
+  return em.execute<EventRow[]>(`${sql} order by event_outbox.position limit ?`, params); // the column, not the text alias: 10 sorts after 9
 }
 
 /** One published event of this owner; another owner's, or one not yet published, answers as missing. */
