@@ -71,6 +71,16 @@ describe('settlement over the API', () => {
     // Shop A: 15,000 gross, 1,000 refunded, 1 % of each sale (100 + 50); shop B: 300, no plan.
     expect(batch).toMatchObject({ status: 'PAYING', itemCount: 4, gross: { amount: 15_300 }, fees: { amount: 150 }, net: { amount: 14_150 }, payoutTotal: { amount: 14_150 } });
     expect((await clear()).clearSettlementWindow.batch).toEqual(batch);
+    // An operator client that may manage but not read settlement clears too (the same batch).
+    const manager = await apiClient(world, 'OPERATOR', null as unknown as string, ['settlements:manage']);
+    const managed = await manager.request<{ clearSettlementWindow: { batch: { id: string } } }>(`mutation($input: ClearSettlementWindowInput!) { clearSettlementWindow(input: $input) { batch { id } userErrors { code } } }`, { input: { window: windowId } });
+    expect(managed.clearSettlementWindow.batch.id).toBe(batch.id);
+    // Volume by local hour and channel, for charts: everything here happened at noon.
+    const volume = await operator.request<{ settlementBatch: { volumeByHour: unknown[] } }>(`query($id: ID!) { settlementBatch(id: $id) { volumeByHour { hour kind count amount { amount currency } } } }`, { id: batch.id });
+    expect(volume.settlementBatch.volumeByHour).toEqual([
+      { hour: 12, kind: 'PAYMENT', count: 3, amount: { amount: 15_300, currency: 'CNY' } },
+      { hour: 12, kind: 'REFUND', count: 1, amount: { amount: 1_000, currency: 'CNY' } },
+    ]);
 
     // The operator and GZ's card company see the whole batch, with the SZ card's use as interchange.
     const windowsQuery = `query { settlementWindows(city: "GZ", first: 5) { edges { node { ${WINDOW_FIELDS} } } } }`;

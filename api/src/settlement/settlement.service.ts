@@ -221,3 +221,21 @@ export function netPositions(rows: InterchangeRow[]): { bilateral: BilateralNet[
   const multilateral = [...parties.values()].sort((x, y) => x.cityCode.localeCompare(y.cityCode));
   return { bilateral, multilateral };
 }
+
+export interface VolumeRow {
+  hour: number;
+  kind: string;
+  count: string;
+  amount: string;
+}
+
+/** A window's transactions by local hour of the day and kind: one GROUP BY over its items. */
+export function volumeByHour(em: EntityManager, windowId: string): Promise<VolumeRow[]> {
+  return em.execute<VolumeRow[]>(
+    `select extract(hour from i.occurred_at at time zone c.time_zone)::int as hour, i.kind, count(*)::text as count, sum(i.amount)::text as amount
+       from clearing_item i join city c on c.id = i.city_id
+      where i.window_id = ?
+      group by 1, 2 order by 1, 2`,
+    [windowId],
+  );
+}

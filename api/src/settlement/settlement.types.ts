@@ -225,6 +225,46 @@ export class SettlementLineType extends Node {
 export const SettlementWindowConnection = connectionType(SettlementWindowType, 'SettlementWindow');
 export const SettlementLineConnection = connectionType(SettlementLineType, 'SettlementLine');
 
+export enum ClearingKindEnum {
+  PAYMENT = 'PAYMENT',
+  PURCHASE = 'PURCHASE',
+  BILL_PAYMENT = 'BILL_PAYMENT',
+  TRANSIT = 'TRANSIT',
+  REFUND = 'REFUND',
+  TOP_UP = 'TOP_UP',
+  TOP_UP_REFUND = 'TOP_UP_REFUND',
+  TOP_UP_REFUND_FAILED = 'TOP_UP_REFUND_FAILED',
+}
+registerEnumType(ClearingKindEnum, {
+  name: 'ClearingKind',
+  description: 'What a cleared transaction was: the channel it came through.',
+  valuesConfig: {
+    PAYMENT: { description: 'A merchant payment paid by card (online checkout).' },
+    PURCHASE: { description: 'A purchase at a merchant’s till reader.' },
+    BILL_PAYMENT: { description: 'A bill paid by card or from a top-up.' },
+    TRANSIT: { description: 'An offline transit fare uploaded by a terminal.' },
+    REFUND: { description: 'A merchant’s refund to a card.' },
+    TOP_UP: { description: 'A top-up paid at the gateway.' },
+    TOP_UP_REFUND: { description: 'A top-up refunded through the gateway.' },
+    TOP_UP_REFUND_FAILED: { description: 'A top-up refund the gateway failed (its value came back).' },
+  },
+});
+
+@ObjectType('SettlementVolume', { description: 'A window’s transactions of one kind in one local hour.' })
+export class SettlementVolumeType {
+  @Field(() => Int, { description: 'The hour of the day, 0–23, in the window’s city.' })
+  hour!: number;
+
+  @Field(() => ClearingKindEnum, { description: 'The kind (channel).' })
+  kind!: ClearingKindEnum;
+
+  @Field(() => Int, { description: 'How many.' })
+  count!: number;
+
+  @Field(() => Money, { description: 'Their total.' })
+  amount!: Money;
+}
+
 @ObjectType('CardCompanyRef', { description: 'A card company as a party to interchange.' })
 export class CardCompanyRefType {
   @Field(() => ID, { description: 'The CardCompany.' })
