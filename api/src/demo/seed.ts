@@ -9,6 +9,7 @@ import { AccountOwnerKind, AccountType } from '../ledger/ledger-account.entity.j
 import { authDemo } from '../auth/auth.seed.js';
 import { pkiDemo } from '../pki/pki.seed.js';
 import { readersDemo } from '../readers/readers.seed.js';
+import { readersHomeDemo } from '../readers/readers-home.seed.js';
 import { cardsDemo } from '../cards/cards.seed.js';
 import { billsDemo } from '../bills/bills.seed.js';
 import { tenancyDemo } from '../tenancy/tenancy.seed.js';
@@ -53,7 +54,7 @@ const platformAccounts: SeedStep = {
 };
 
 /** The demo seed, in order. Later contexts append their steps. */
-export const seedSteps: SeedStep[] = [platformAccounts, tenancyDemo, authDemo, pkiDemo, readersDemo, cardsDemo, billsDemo];
+export const seedSteps: SeedStep[] = [platformAccounts, tenancyDemo, authDemo, pkiDemo, readersDemo, cardsDemo, billsDemo, readersHomeDemo];
 
 /**
  * Runs every step not yet recorded in `seed_run`, each in its own transaction with its record,

@@ -1,0 +1,327 @@
+/**
+ * The examples (examples/utility-biller, examples/settlement-report), run as a person runs them:
+ * the whole platform started in-process as `npm start` does (temp data folder, demo seed, sandbox
+ * gateway), each example a child Node process with ONECARD_DATA_DIR pointing at that folder, and the
+ * assertions on what it prints and writes, checked against the API.
+ *
+ * The examples import `@onecard/sdk` from sdk-js/dist: `npm run build` (or `npm install`) first.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import pino from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { OneCardClient } from '../../sdk-js/src/index.js';
+import { loadConfig } from '../src/config/config.js';
+import { freePort } from '../src/db/embedded-postgres.js';
+import { type RunningPlatform, startPlatform } from '../src/platform.js';
+import { freshDatabase, type TestDatabase } from './support/database.js';
+import { bearerClient, cardholderAccessToken } from './support/oauth.js';
+
+const repo = path.resolve(import.meta.dirname, '../..');
+const BILLER = path.join(repo, 'examples/utility-biller/biller.mjs');
+const PAY = path.join(repo, 'examples/utility-biller/pay-bill.mjs');
+const REPORT = path.join(repo, 'examples/settlement-report/report.mjs');
+
+let dataDir: string;
+let db: TestDatabase;
+let platform: RunningPlatform;
+let demo: any;
+let operator: OneCardClient;
+let water: OneCardClient;
+let holder: ReturnType<typeof bearerClient>;
+const children = new Set<ChildProcess>();
+
+/** Today in the demo cities' time zone: what the examples default to. */
+const today = new Intl.DateTimeFormat('en-CA', { timeZone: 'Asia/Shanghai', year: 'numeric', month: '2-digit', day: '2-digit' }).format(new Date());
+const period = today.slice(0, 7);
+
+/** `3450` → `CNY 34.50`, as the examples print money (integer arithmetic). */
+function cny(minor: number | bigint | string): string {
+  const n = BigInt(minor);
+  const digits = (n < 0n ? -n : n).toString().padStart(3, '0');
+  return `CNY ${n < 0n ? '-' : ''}${digits.slice(0, -2).replace(/\B(?=(\d{3})+(?!\d))/g, ',')}.${digits.slice(-2)}`;
+}
+
+beforeAll(async () => {
+  await fs.access(path.join(repo, 'sdk-js/dist/esm/index.js')).catch(() => {
+    throw new Error('the examples import @onecard/sdk from sdk-js/dist: run `npm run build` first');
+  });
+  dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'onecard-examples-'));
+  db = await freshDatabase();
+  const port = await freePort();
+  platform = await startPlatform(
+    loadConfig({ NODE_ENV: 'test', PORT: String(port), HOST: '127.0.0.1', PUBLIC_URL: `http://127.0.0.1:${port}`, ONECARD_DATA_DIR: dataDir, DATABASE_URL: db.url }),
+    pino({ level: 'silent' }),
+  );
+  demo = platform.demo;
+  const as = (name: string, scope: string) => new OneCardClient({ baseUrl: platform.url, clientId: demo.clients[name].client_id, clientSecret: demo.clients[name].client_secret, scope });
+  operator = as('operator', 'settlements:read clients:manage bills:read');
+  water = as('biller', 'bills:read');
+  const lin = demo.cardholders.find((c: { username: string }) => c.username === 'lin');
+  const app = demo.clients.cardholderApp;
+  holder = bearerClient(platform.url, await cardholderAccessToken(platform.url, { clientId: app.client_id, redirectUri: app.redirect_uri, username: lin.username, password: lin.password, scope: 'card:topup card:read' }));
+});
+
+afterAll(async () => {
+  for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  await platform?.stop();
+  await db?.close();
+  if (dataDir) await fs.rm(dataDir, { recursive: true, force: true });
+});
+
+/** An example as a child process, its output collected as it comes. */
+function start(script: string, args: string[]) {
+  const env: NodeJS.ProcessEnv = { ...process.env, ONECARD_DATA_DIR: dataDir };
+  for (const name of ['ONECARD_URL', 'ONECARD_CLIENT_ID', 'ONECARD_CLIENT_SECRET', 'INIT_CWD']) delete env[name];
+  const child = spawn(process.execPath, [script, ...args], { cwd: path.dirname(script), env, stdio: ['ignore', 'pipe', 'pipe'] });
+  children.add(child);
+  let stdout = '';
+  let stderr = '';
+  const waiters: { pattern: RegExp; resolve: (m: RegExpMatchArray) => void }[] = [];
+  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
+    stdout += chunk;
+    for (const w of [...waiters]) {
+      const m = stdout.match(w.pattern);
+      if (!m) continue;
+      waiters.splice(waiters.indexOf(w), 1);
+      w.resolve(m);
+    }
+  });
+  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  return {
+    child,
+    exited,
+    get stdout() {
+      return stdout;
+    },
+    get stderr() {
+      return stderr;
+    },
+    /** Resolves when stdout matches (the whole output so far), or fails after `ms` showing what was printed. */
+    waitFor(pattern: RegExp, ms = 15_000): Promise<RegExpMatchArray> {
+      const m = stdout.match(pattern);
+      if (m) return Promise.resolve(m);
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`no ${pattern} within ${ms} ms; stdout:\n${stdout}\nstderr:\n${stderr}`)), ms);
+        waiters.push({
+          pattern,
+          resolve: (found) => {
+            clearTimeout(timer);
+            resolve(found);
+          },
+        });
+        void exited.then(() => setTimeout(() => reject(new Error(`exited before ${pattern}; stdout:\n${stdout}\nstderr:\n${stderr}`)), 50));
+      });
+    },
+  };
+}
+
+async function run(script: string, args: string[]) {
+  const p = start(script, args);
+  const code = await p.exited;
+  return { code, stdout: p.stdout, stderr: p.stderr };
+}
+
+/** The holder pays a bill in full from a top-up of the demo card (paid at once with the sandbox's test card). */
+async function payBill(billId: string, amount: number, key: string) {
+  const made = await holder.request<any>('mutation($input: CreateTopUpInput!) { createTopUp(input: $input) { topUp { id status } userErrors { code message } } }', {
+    input: { card: demo.registeredCards.gz.id, amount, idempotencyKey: `topup-${key}`, paymentMethod: 'pm_card_visa' },
+  });
+  expect(made.createTopUp.userErrors).toEqual([]);
+  let status = made.createTopUp.topUp.status;
+  for (let i = 0; status !== 'PAID' && i < 50; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    status = (await holder.request<any>('query($id: ID!) { topUp(id: $id) { status } }', { id: made.createTopUp.topUp.id })).topUp.status;
+  }
+  expect(status).toBe('PAID');
+  const paid = await holder.request<any>(
+    'mutation($input: PayBillInput!) { payBill(input: $input) { billPayment { status receiptNumber amount { amount } businessDay } userErrors { code message } } }',
+    { input: { bill: billId, fromTopUp: made.createTopUp.topUp.id, idempotencyKey: `pay-${key}` } },
+  );
+  expect(paid.payBill.userErrors).toEqual([]);
+  expect(paid.payBill.billPayment).toMatchObject({ status: 'SUCCEEDED', amount: { amount }, businessDay: today });
+  return paid.payBill.billPayment.receiptNumber as string;
+}
+
+async function billsOfPeriod(client: OneCardClient): Promise<{ id: string; billerReference: string; remaining: { amount: number } }[]> {
+  const all = [];
+  let after: string | null = null;
+  do {
+    const { bills }: any = await client.request(
+      'query($filter: BillFilterInput, $after: String) { bills(filter: $filter, first: 100, after: $after) { edges { node { id billerReference remaining { amount } } } pageInfo { hasNextPage endCursor } } }',
+      { filter: { period }, after },
+    );
+    all.push(...bills.edges.map((e: any) => e.node));
+    after = bills.pageInfo.hasNextPage ? bills.pageInfo.endCursor : null;
+  } while (after);
+  return all;
+}
+
+const waterPayments: { receipt: string; amount: number }[] = [];
+
+describe('examples/utility-biller', () => {
+  it('publishes a month of bills from CSV once; a second run adds none', async () => {
+    const first = await run(BILLER, ['--wait', '0']);
+    expect(first.stderr).toBe('');
+    expect(first.code).toBe(0);
+    expect(first.stdout).toContain(`bills: 300 accounts for ${period}`);
+    expect(first.stdout).toMatch(/import \S+: IMPORTED, 300 of 300 rows/);
+    expect(first.stdout).toContain('bills imported: 300 new, 0 already published');
+    expect(first.stdout).toMatch(/listening for bill\.paid on http:\/\/127\.0\.0\.1:\d+\/onecard\/webhooks/);
+    expect(first.stdout).toContain(`reconciliation Guangzhou Water ${today}:\n  0 payments, total CNY 0.00; ledger CNY 0.00 (matches)`);
+
+    const again = await run(BILLER, ['--wait', '0']);
+    expect(again.code).toBe(0);
+    expect(again.stdout).toContain('bills imported: 0 new, 300 already published');
+    expect(again.stdout).not.toContain('IMPORTED');
+
+    const ours = (await billsOfPeriod(water)).filter((b) => b.billerReference.startsWith(`WB-${period}-GZW-02`));
+    expect(ours).toHaveLength(300);
+    expect(new Set(ours.map((b) => b.billerReference)).size).toBe(300);
+    // The file it imported is kept beside demo.json.
+    const csv = await fs.readFile(path.join(dataDir, 'utility-biller', `bills-${period}.csv`), 'utf8');
+    expect(csv.split('\r\n')[0]).toBe('account_number,period,amount_due,due_date,biller_reference,allow_partial,late_fee_kind,late_fee_amount,late_fee_basis_points,late_fee_cap');
+    expect(csv.trim().split('\r\n')).toHaveLength(301);
+  });
+
+  it('--serve: prints each bill.paid advice it verified, and a reconciliation whose total is the payments', async () => {
+    const biller = start(BILLER, ['--serve']);
+    await biller.waitFor(/serving; Ctrl-C stops/);
+    const bills = await billsOfPeriod(water);
+    for (const account of ['GZW-0200001', 'GZW-0200002']) {
+      const bill = bills.find((b) => b.billerReference === `WB-${period}-${account}`)!;
+      let receipt: string;
+      if (account === 'GZW-0200001') receipt = await payBill(bill.id, bill.remaining.amount, account);
+      else {
+        // The example's own payer: the demo holder's app pays the account's bill from a top-up.
+        const paid = await run(PAY, [account]);
+        expect(paid.stderr).toBe('');
+        expect(paid.code).toBe(0);
+        expect(paid.stdout).toContain(`lin pays Guangzhou Water ${account} ${period}: ${cny(bill.remaining.amount)}`);
+        receipt = paid.stdout.match(/: SUCCEEDED, receipt (R\d{8}-[0-9A-F]{16}), day /)![1]!;
+      }
+      waterPayments.push({ receipt, amount: bill.remaining.amount });
+      await biller.waitFor(new RegExp(`advice ${receipt}: ${account} ${period} paid ${cny(bill.remaining.amount)}, bill PAID, day ${today} \\(event \\S+, webhook, signature verified\\)`));
+    }
+    const total = waterPayments.reduce((a, p) => a + p.amount, 0);
+    const summary = `2 payments, total ${cny(total)}; ledger ${cny(total)} (matches)`;
+    await biller.waitFor(new RegExp(summary.replace(/[().]/g, '\\$&')));
+    for (const p of waterPayments) expect(biller.stdout).toMatch(new RegExp(`${p.receipt}\\s+\\d\\d:\\d\\d:\\d\\d\\s+GZW-\\d{7}\\s+${period}\\s+${cny(p.amount)}`));
+    expect(biller.stdout).not.toContain('refused a delivery');
+
+    // Ctrl-C (here SIGTERM): the last reconciliation, then a clean exit.
+    const before = biller.stdout.length;
+    biller.child.kill('SIGTERM');
+    expect(await biller.exited).toBe(0);
+    expect(biller.stdout.slice(before)).toContain(summary);
+    expect(biller.stderr).toBe('');
+    const saved = await fs.readFile(path.join(dataDir, 'utility-biller', `reconciliation-${today}.csv`), 'utf8');
+    for (const p of waterPayments) expect(saved).toContain(p.receipt);
+  });
+});
+
+describe('examples/settlement-report', () => {
+  it('closes and clears the day, writes the CSV reports and a self-contained report.html with charts and the API’s totals', async () => {
+    expect(waterPayments).toHaveLength(2);
+    // A Guangzhou card pays a Shenzhen bill: interchange between the two cities.
+    const made = await operator.request<any>(
+      'mutation($input: CreateOAuthClientInput!) { createOAuthClient(input: $input) { client { clientId } clientSecret userErrors { code message } } }',
+      { input: { kind: 'BILLER', tenant: demo.tenants.billers.gas, name: 'Shenzhen Gas billing', scopes: ['bills:write'] } },
+    );
+    const gas = new OneCardClient({ baseUrl: platform.url, clientId: made.createOAuthClient.client.clientId, clientSecret: made.createOAuthClient.clientSecret, scope: 'bills:write' });
+    const published = await gas.request<any>('mutation($input: BillInput!) { publishBill(input: $input) { bill { id } userErrors { code message } } }', {
+      input: { accountNumber: 'SZG-0001', period, amountDue: 5_600, dueDate: '2099-12-31', billerReference: `SZG-${period}-0001` },
+    });
+    await payBill(published.publishBill.bill.id, 5_600, 'gas');
+
+    const out = path.join(dataDir, 'report');
+    const report = await run(REPORT, ['--date', today, '--close', '--out', out]);
+    expect(report.stderr).toBe('');
+    expect(report.code).toBe(0);
+    expect(report.stdout).toContain(`settlement ${today}: GZ, SZ as operator`);
+    expect(report.stdout).toContain(`report: ${path.join(out, 'report.html')}`);
+
+    // What the API says the day was.
+    const windows = await operator.request<any>(
+      `query($day: String!) { settlementWindows(from: $day, to: $day, first: 5) { edges { node { cityCode status batch {
+         gross { amount } fees { amount } net { amount } payoutTotal { amount } topUps { amount }
+         lines(first: 20) { edges { node { participantName gross { amount } net { amount } } } } } } } } }`,
+      { day: today },
+    );
+    const batch = Object.fromEntries(windows.settlementWindows.edges.map((e: any) => [e.node.cityCode, e.node.batch]));
+    const waterTotal = waterPayments.reduce((a, p) => a + p.amount, 0);
+    expect(batch.GZ.gross.amount).toBe(waterTotal);
+    expect(batch.GZ.topUps.amount).toBe(waterTotal + 5_600); // the holder's top-ups are Guangzhou cards'
+    expect(batch.SZ.gross.amount).toBe(5_600);
+    for (const city of ['GZ', 'SZ']) {
+      const b = batch[city];
+      expect(report.stdout).toMatch(new RegExp(`${city} ${today}: (CLEARED|SETTLED), \\d+ participants?, `));
+      expect(report.stdout).toContain(`gross ${cny(b.gross.amount)}, fees ${cny(b.fees.amount)}, net ${cny(b.net.amount)}, payouts ${cny(b.payoutTotal.amount)}`);
+    }
+
+    // The CSV files: the platform's reports, and the report's own.
+    const files = (await fs.readdir(out)).sort();
+    expect(files).toEqual(
+      [
+        'report.html',
+        `interchange-matrix-${today}.csv`,
+        `settlement-interchange-GZ-${today}.csv`,
+        `settlement-interchange-SZ-${today}.csv`,
+        `settlement-lines-GZ-${today}.csv`,
+        `settlement-lines-SZ-${today}.csv`,
+        `volume-by-hour-${today}.csv`,
+      ].sort(),
+    );
+    const rows = (text: string) => {
+      const [header, ...lines] = text.trim().split('\r\n').map((l) => l.split(','));
+      return lines.map((l) => Object.fromEntries(header!.map((h, i) => [h, l[i]!])));
+    };
+    for (const city of ['GZ', 'SZ']) {
+      const lines = rows(await fs.readFile(path.join(out, `settlement-lines-${city}-${today}.csv`), 'utf8'));
+      expect(lines.reduce((a, l) => a + BigInt(l.gross!), 0n)).toBe(BigInt(batch[city].gross.amount));
+      expect(lines.reduce((a, l) => a + BigInt(l.net!), 0n)).toBe(BigInt(batch[city].net.amount));
+    }
+    const interchange = rows(await fs.readFile(path.join(out, `settlement-interchange-SZ-${today}.csv`), 'utf8'));
+    expect(interchange).toEqual([expect.objectContaining({ city: 'SZ', issuer_name: '广州羊城通 Guangzhou Yangchengtong', acquirer_name: '深圳通 Shenzhen Tong', count: '1', net: '5600' })]);
+    const hourly = rows(await fs.readFile(path.join(out, `volume-by-hour-${today}.csv`), 'utf8'));
+    const billsPerHour = (city: string) => hourly.filter((r) => r.city === city && r.channel === 'bills').reduce((a, r) => a + BigInt(r.amount!), 0n);
+    expect(billsPerHour('GZ')).toBe(BigInt(waterTotal));
+    expect(billsPerHour('SZ')).toBe(5_600n);
+
+    // report.html: self-contained, with the charts and the API's figures.
+    const html = await fs.readFile(path.join(out, 'report.html'), 'utf8');
+    expect(html).not.toMatch(/<script|<link|<img|<iframe|@import|url\(|src=|https?:\/\/(?!127\.0\.0\.1)/i);
+    expect(html).toMatch(/<style>[\s\S]*<\/style>/);
+    expect(html.match(/<svg /g)!.length).toBeGreaterThanOrEqual(7); // per city: hourly, channels, nets; and the card companies' nets
+    expect(html).toContain('aria-label="Volume by hour and channel, GZ"');
+    expect(html).toContain('aria-label="Net position per participant, GZ"');
+    expect(html).toContain('<table class="heat">');
+    for (const city of ['GZ', 'SZ']) {
+      const b = batch[city];
+      for (const v of [b.gross, b.fees, b.net, b.payoutTotal]) expect(html).toContain(`data-minor="${v.amount}">${cny(v.amount)}<`);
+      for (const { node } of b.lines.edges) expect(html).toContain(`${node.participantName}: ${cny(node.net.amount)}`);
+    }
+    const { interchangeMatrix } = await operator.request<any>('query($day: String!) { interchangeMatrix(businessDay: $day) { positions { net { amount } } multilateral { cardCompany { cityCode } net { amount } } } }', { day: today });
+    expect(interchangeMatrix.positions).toEqual([{ net: { amount: 5_600 } }]);
+    expect(html).toMatch(/<td style="background: rgba\(196, 92, 38, 0\.90\)"[^>]*><strong>CNY 56\.00<\/strong>/);
+    for (const n of interchangeMatrix.multilateral) expect(html).toContain(`: ${cny(n.net.amount)}</title>`);
+
+    // A card company sees its own city's day (no --close: it may not).
+    const issuerOut = path.join(dataDir, 'report-issuer');
+    const asIssuer = await run(REPORT, ['--client', 'issuer', '--date', today, '--out', issuerOut]);
+    expect(asIssuer.code).toBe(0);
+    expect(asIssuer.stdout).toContain(`settlement ${today}: GZ as issuer`);
+    expect(asIssuer.stdout).toContain(`gross ${cny(batch.GZ.gross.amount)}`);
+    const issuerLines = rows(await fs.readFile(path.join(issuerOut, `settlement-lines-GZ-${today}.csv`), 'utf8'));
+    expect(issuerLines.map((l) => [l.participant_name, l.gross, l.net])).toEqual(
+      rows(await fs.readFile(path.join(out, `settlement-lines-GZ-${today}.csv`), 'utf8')).map((l) => [l.participant_name, l.gross, l.net]),
+    );
+    expect(await fs.readFile(path.join(issuerOut, 'report.html'), 'utf8')).toContain('Per-hour figures need the operator');
+    const refused = await run(REPORT, ['--client', 'issuer', '--close', '--date', today, '--out', issuerOut]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain('--close needs the operator');
+  });
+});
