@@ -247,7 +247,8 @@ describe('examples/settlement-report', () => {
     // What the API says the day was.
     const windows = await operator.request<any>(
       `query($day: String!) { settlementWindows(from: $day, to: $day, first: 5) { edges { node { cityCode status batch {
-         gross { amount } fees { amount } net { amount } payoutTotal { amount } topUps { amount }
+         gross { amount } fees { amount } net { amount } payoutTotal { amount } topUps { amount } refunds { amount } topUpRefunds { amount } itemCount
+         volumeByHour { hour kind count amount { amount currency } }
          lines(first: 20) { edges { node { participantName gross { amount } net { amount } } } } } } } } }`,
       { day: today },
     );
@@ -286,10 +287,45 @@ describe('examples/settlement-report', () => {
     }
     const interchange = rows(await fs.readFile(path.join(out, `settlement-interchange-SZ-${today}.csv`), 'utf8'));
     expect(interchange).toEqual([expect.objectContaining({ city: 'SZ', issuer_name: '广州羊城通 Guangzhou Yangchengtong', acquirer_name: '深圳通 Shenzhen Tong', count: '1', net: '5600' })]);
+
+    // volume-by-hour: every channel per hour as the batch's volumeByHour has it, adding up to the batch's totals.
+    const KINDS = ['PAYMENT', 'PURCHASE', 'BILL_PAYMENT', 'TRANSIT', 'TOP_UP', 'TOP_UP_REFUND_FAILED', 'REFUND', 'TOP_UP_REFUND'];
     const hourly = rows(await fs.readFile(path.join(out, `volume-by-hour-${today}.csv`), 'utf8'));
-    const billsPerHour = (city: string) => hourly.filter((r) => r.city === city && r.channel === 'bills').reduce((a, r) => a + BigInt(r.amount!), 0n);
-    expect(billsPerHour('GZ')).toBe(BigInt(waterTotal));
-    expect(billsPerHour('SZ')).toBe(5_600n);
+    expect(hourly).toHaveLength(2 * 24 * KINDS.length);
+    const hourKey = (hour: number, kind: string) => `${String(hour).padStart(2, '0')}:00 ${kind}`;
+    for (const city of ['GZ', 'SZ']) {
+      const b = batch[city];
+      const api = new Map<string, any>(b.volumeByHour.map((v: any) => [hourKey(v.hour, v.kind), v]));
+      expect(api.size).toBe(b.volumeByHour.length);
+      const csv = hourly.filter((r) => r.city === city);
+      expect(csv).toHaveLength(24 * KINDS.length);
+      for (const r of csv) {
+        const v = api.get(`${r.hour} ${r.kind}`);
+        expect([r.business_day, r.direction, r.count, r.amount, r.currency], `${city} ${r.hour} ${r.kind}`).toEqual([
+          today,
+          ['REFUND', 'TOP_UP_REFUND'].includes(r.kind!) ? 'out' : 'in',
+          String(v?.count ?? 0),
+          String(v?.amount.amount ?? 0),
+          'CNY',
+        ]);
+      }
+      for (const key of api.keys()) expect(csv.some((r) => `${r.hour} ${r.kind}` === key), key).toBe(true);
+      const total = (...kinds: string[]) => csv.filter((r) => kinds.includes(r.kind!)).reduce((a, r) => a + BigInt(r.amount!), 0n);
+      expect(total('PAYMENT', 'PURCHASE', 'BILL_PAYMENT', 'TRANSIT')).toBe(BigInt(b.gross.amount));
+      expect(total('REFUND')).toBe(BigInt(b.refunds.amount));
+      expect(total('TOP_UP')).toBe(BigInt(b.topUps.amount));
+      expect(total('TOP_UP_REFUND') - total('TOP_UP_REFUND_FAILED')).toBe(BigInt(b.topUpRefunds.amount));
+      expect(csv.reduce((a, r) => a + Number(r.count), 0)).toBe(b.itemCount);
+    }
+    // The day's transactions by channel: the water and gas bills, each paid from a top-up of a Guangzhou card.
+    const channel = (city: string, name: string) => {
+      const of = hourly.filter((r) => r.city === city && r.channel === name);
+      return { count: of.reduce((a, r) => a + Number(r.count), 0), amount: of.reduce((a, r) => a + BigInt(r.amount!), 0n) };
+    };
+    expect(channel('GZ', 'bills')).toEqual({ count: 2, amount: BigInt(waterTotal) });
+    expect(channel('SZ', 'bills')).toEqual({ count: 1, amount: 5_600n });
+    expect(channel('GZ', 'top_ups')).toEqual({ count: 3, amount: BigInt(waterTotal + 5_600) });
+    expect(channel('SZ', 'top_ups')).toEqual({ count: 0, amount: 0n });
 
     // report.html: self-contained, with the charts and the API's figures.
     const html = await fs.readFile(path.join(out, 'report.html'), 'utf8');
@@ -304,6 +340,27 @@ describe('examples/settlement-report', () => {
       for (const v of [b.gross, b.fees, b.net, b.payoutTotal]) expect(html).toContain(`data-minor="${v.amount}">${cny(v.amount)}<`);
       for (const { node } of b.lines.edges) expect(html).toContain(`${node.participantName}: ${cny(node.net.amount)}`);
     }
+    // The hourly chart and the day totals by channel, per city, are the batch's volumeByHour.
+    const volumeShown = (page: string, city: string) => {
+      const section = page.split('<section>').find((s) => s.includes(`<h2>${city} ·`))!;
+      const b = batch[city];
+      expect(section).toContain(`aria-label="Volume by hour and channel, ${city}"`);
+      expect(section.match(/<rect [^>]*data-kind="/g) ?? []).toHaveLength(b.volumeByHour.length);
+      for (const v of b.volumeByHour) expect(section).toContain(`data-hour="${v.hour}" data-kind="${v.kind}" data-count="${v.count}" data-minor="${v.amount.amount}"><title>`);
+      for (const kind of ['PAYMENT', 'PURCHASE', 'BILL_PAYMENT', 'TRANSIT', 'TOP_UP', 'REFUND', 'TOP_UP_REFUND']) {
+        const of = b.volumeByHour.filter((v: any) => v.kind === kind);
+        const count = of.reduce((a: number, v: any) => a + v.count, 0);
+        const amount = of.reduce((a: bigint, v: any) => a + BigInt(v.amount.amount), 0n);
+        expect(section).toContain(`<tr data-kind="${kind}" data-count="${count}" data-minor="${amount}">`);
+      }
+      for (const [key, v] of [['gross', b.gross], ['refunds', b.refunds], ['topUps', b.topUps], ['topUpRefunds', b.topUpRefunds]]) {
+        expect(section).toContain(`<tr data-total="${key}" data-hours="${v.amount}" data-batch="${v.amount}">`);
+      }
+      expect(section.match(/✓ matches/g)).toHaveLength(4);
+      expect(section).not.toContain('differs');
+    };
+    for (const city of ['GZ', 'SZ']) volumeShown(html, city);
+    expect(html).not.toMatch(/no per-hour|Per-hour figures/i);
     const { interchangeMatrix } = await operator.request<any>('query($day: String!) { interchangeMatrix(businessDay: $day) { positions { net { amount } } multilateral { cardCompany { cityCode } net { amount } } } }', { day: today });
     expect(interchangeMatrix.positions).toEqual([{ net: { amount: 5_600 } }]);
     expect(html).toMatch(/<td style="background: rgba\(196, 92, 38, 0\.90\)"[^>]*><strong>CNY 56\.00<\/strong>/);
@@ -312,6 +369,7 @@ describe('examples/settlement-report', () => {
     // A card company sees its own city's day (no --close: it may not).
     const issuerOut = path.join(dataDir, 'report-issuer');
     const asIssuer = await run(REPORT, ['--client', 'issuer', '--date', today, '--out', issuerOut]);
+    expect(asIssuer.stderr).toBe('');
     expect(asIssuer.code).toBe(0);
     expect(asIssuer.stdout).toContain(`settlement ${today}: GZ as issuer`);
     expect(asIssuer.stdout).toContain(`gross ${cny(batch.GZ.gross.amount)}`);
@@ -319,7 +377,14 @@ describe('examples/settlement-report', () => {
     expect(issuerLines.map((l) => [l.participant_name, l.gross, l.net])).toEqual(
       rows(await fs.readFile(path.join(out, `settlement-lines-GZ-${today}.csv`), 'utf8')).map((l) => [l.participant_name, l.gross, l.net]),
     );
-    expect(await fs.readFile(path.join(issuerOut, 'report.html'), 'utf8')).toContain('Per-hour figures need the operator');
+    // It gets the hourly figures of its city too.
+    expect((await fs.readdir(issuerOut)).sort()).toEqual(
+      ['report.html', `interchange-matrix-${today}.csv`, `settlement-interchange-GZ-${today}.csv`, `settlement-lines-GZ-${today}.csv`, `volume-by-hour-${today}.csv`].sort(),
+    );
+    expect(rows(await fs.readFile(path.join(issuerOut, `volume-by-hour-${today}.csv`), 'utf8'))).toEqual(hourly.filter((r) => r.city === 'GZ'));
+    const issuerHtml = await fs.readFile(path.join(issuerOut, 'report.html'), 'utf8');
+    volumeShown(issuerHtml, 'GZ');
+    expect(issuerHtml).not.toContain('aria-label="Volume by hour and channel, SZ"');
     const refused = await run(REPORT, ['--client', 'issuer', '--close', '--date', today, '--out', issuerOut]);
     expect(refused.code).toBe(1);
     expect(refused.stderr).toContain('--close needs the operator');

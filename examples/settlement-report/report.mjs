@@ -77,7 +77,7 @@ async function credentials() {
 
 const creds = await credentials();
 const baseUrl = creds.baseUrl.replace(/\/+$/, '');
-/** Settlement reads; the operator also lists payments and bills (for the hourly chart) and may close days. */
+/** Settlement reads (everything in the report, the hourly chart too); the operator may also close days. */
 const onecard = new OneCardClient({ ...creds, scope: 'settlements:read' });
 const { viewer } = await onecard.request('query Me { viewer { kind tenantId } }');
 const operator = viewer.kind === 'OPERATOR';
@@ -85,7 +85,6 @@ if (!operator && viewer.kind !== 'ISSUER') fail(`a ${viewer.kind} client reads i
 if (opts.close && !operator) fail('--close needs the operator (scope settlements:manage)');
 // clearSettlementWindow finds the window through settlements:read: the manager needs both.
 const manager = opts.close ? new OneCardClient({ ...creds, scope: 'settlements:read settlements:manage' }) : undefined;
-const lister = operator ? new OneCardClient({ ...creds, scope: 'payments:read bills:read' }) : undefined;
 
 /** A Bearer token for the CSV routes (they take a plain access token, not GraphQL). */
 async function accessToken() {
@@ -118,19 +117,6 @@ function zoned(timeZone, at) {
   const parts = new Intl.DateTimeFormat('en-CA', { timeZone, year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', second: '2-digit', hourCycle: 'h23' }).formatToParts(at);
   const get = (type) => parts.find((p) => p.type === type).value;
   return { date: `${get('year')}-${get('month')}-${get('day')}`, hour: Number(get('hour')), minute: Number(get('minute')), second: Number(get('second')) };
-}
-
-/** The instant a local day starts in a time zone (found from the zone's offset, checked twice for DST days). */
-function startOfDay(date, timeZone) {
-  const [y, m, d] = date.split('-').map(Number);
-  let guess = Date.UTC(y, m - 1, d);
-  for (let i = 0; i < 2; i++) {
-    const z = zoned(timeZone, new Date(guess));
-    const [zy, zm, zd] = z.date.split('-').map(Number);
-    const shownAsUtc = Date.UTC(zy, zm - 1, zd, z.hour, z.minute, z.second);
-    guess -= shownAsUtc - Date.UTC(y, m - 1, d);
-  }
-  return new Date(guess);
 }
 
 function addDays(date, days) {
@@ -209,22 +195,25 @@ async function batchOf(id) {
   const lines = [];
   let after = null;
   let batch;
+  let volume; // volumeByHour: read with the first page of lines only
   do {
     ({ settlementBatch: batch } = await onecard.request(
-      `query Batch($id: ID!, $after: String) {
+      `query Batch($id: ID!, $after: String, $withVolume: Boolean!) {
          settlementBatch(id: $id) {
            id status createdAt settledAt itemCount journalEntry
            gross { amount currency } refunds { amount } fees { amount } net { amount } payoutTotal { amount } topUps { amount } topUpRefunds { amount }
            lines(first: 100, after: $after) { edges { node { ${LINE} } } pageInfo { hasNextPage endCursor } }
            interchange { ${POSITION} }
+           volumeByHour @include(if: $withVolume) { hour kind count amount { amount currency } }
          }
        }`,
-      { id, after },
+      { id, after, withVolume: after === null },
     ));
+    volume ??= batch.volumeByHour;
     lines.push(...batch.lines.edges.map((e) => e.node));
     after = batch.lines.pageInfo.hasNextPage ? batch.lines.pageInfo.endCursor : null;
   } while (after);
-  return { ...batch, lines };
+  return { ...batch, lines, volumeByHour: volume };
 }
 
 const files = [];
@@ -277,94 +266,90 @@ const { interchangeMatrix: matrix } = await onecard.request(
 );
 
 // --- 3. volume by hour and channel ----------------------------------------------------------------
-// The API has no per-hour settlement figures. The operator may list card payments (payments:read,
-// with the time each was paid) and bills (bills:read, with the time each was paid in full): those
-// two channels are drawn per hour. Till purchases, transit fares and top-ups are only known as day
-// totals (the batch's lines), and shown as such beside the chart.
+// Each batch's volumeByHour: the window's clearing items grouped by the local hour (the city's time
+// zone) they happened in and by kind, every channel, for the operator and a card company alike.
+// Money in (sales, top-ups) is drawn above the axis, money going back to cards (refunds) below it.
+// Each channel's hours add up to the batch's totals; the page shows both side by side.
 
+/** The API's clearing kinds as the report's channels, in drawing order. `total`: the batch total the channel adds to (`sign` −1: is taken from). */
 const CHANNELS = [
-  { key: 'payments', label: 'Card payments', colour: '#2f6fb0' },
-  { key: 'bills', label: 'Bills', colour: '#2a9d8f' },
+  { kind: 'PAYMENT', key: 'payments', label: 'Card payments', what: 'merchants’ online checkouts paid by card', colour: '#2f6fb0', total: 'gross' },
+  { kind: 'PURCHASE', key: 'purchases', label: 'Till purchases', what: 'purchases at merchants’ till readers', colour: '#84b4e3', total: 'gross' },
+  { kind: 'BILL_PAYMENT', key: 'bills', label: 'Bills', what: 'bills paid by card or from a top-up', colour: '#2a9d8f', total: 'gross' },
+  { kind: 'TRANSIT', key: 'transit', label: 'Transit fares', what: 'offline fares uploaded by card companies’ and bus companies’ terminals', colour: '#e9a23b', total: 'gross' },
+  { kind: 'TOP_UP', key: 'top_ups', label: 'Top-ups', what: 'stored value paid in at the gateway (not paid out)', colour: '#8e6cc1', total: 'topUps' },
+  { kind: 'TOP_UP_REFUND_FAILED', key: 'top_up_refunds_failed', label: 'Failed top-up refunds', what: 'top-up refunds the gateway failed: the value came back', colour: '#c9b8e8', total: 'topUpRefunds', sign: -1n, rare: true },
+  { kind: 'REFUND', key: 'refunds', label: 'Refunds to cards', what: 'merchants’ refunds of payments', colour: '#c0392b', total: 'refunds', out: true },
+  { kind: 'TOP_UP_REFUND', key: 'top_up_refunds', label: 'Top-up refunds', what: 'top-ups refunded through the gateway', colour: '#ee9a8c', total: 'topUpRefunds', out: true },
 ];
-const hourly = new Map(selected.map((c) => [c.code, CHANNELS.map(() => Array.from({ length: 24 }, () => ({ count: 0, amount: 0n })))]));
-const hourlyNotes = [];
-
-async function cityOf(kind, id, cache) {
-  if (!cache.has(id)) {
-    const data = await lister.request(`query Owner($id: ID!) { owner: ${kind}(id: $id) { city { code } } }`, { id });
-    cache.set(id, data.owner?.city.code ?? null);
+/** The batch's totals the channels add up to. */
+const TOTALS = [
+  { key: 'gross', label: 'Gross sales' },
+  { key: 'refunds', label: 'Refunds' },
+  { key: 'topUps', label: 'Top-ups' },
+  { key: 'topUpRefunds', label: 'Top-up refunds' },
+];
+/** A kind this report does not know yet (the API added one): its own grey series, money in, outside the batch totals. */
+function channelOf(kind) {
+  let ch = CHANNELS.find((c) => c.kind === kind);
+  if (!ch) {
+    ch = { kind, key: kind.toLowerCase(), label: kind.toLowerCase().replaceAll('_', ' '), what: 'a kind this report does not know yet', colour: '#9aa5b1', total: null, rare: true };
+    CHANNELS.splice(CHANNELS.findIndex((c) => c.out), 0, ch);
   }
-  return cache.get(id);
+  return ch;
 }
 
-function count(cityCode, channel, at, amount) {
-  const city = selected.find((c) => c.code === cityCode);
-  if (!city || !at) return;
-  const local = zoned(city.timeZone, new Date(at));
-  if (local.date !== date) return;
-  const slot = hourly.get(cityCode)[channel][local.hour];
-  slot.count += 1;
-  slot.amount += BigInt(amount);
-}
-
-const MAX_BILL_PAGES = 50;
-if (lister) {
-  try {
-    const merchants = new Map();
-    const from = startOfDay(addDays(date, -1), selected[0].timeZone).toISOString(); // a payment may wait for its card a while
-    const to = new Date(Math.max(...selected.map((c) => +startOfDay(addDays(date, 1), c.timeZone)))).toISOString();
-    let after = null;
-    do {
-      const { payments } = await lister.request(
-        `query Payments($filter: PaymentFilterInput, $after: String) {
-           payments(filter: $filter, first: 100, after: $after) { edges { node { merchant succeededAt amount { amount } } } pageInfo { hasNextPage endCursor } }
-         }`,
-        { filter: { status: ['SUCCEEDED'], createdFrom: from, createdTo: to }, after },
-      );
-      for (const { node } of payments.edges) count(await cityOf('merchant', node.merchant, merchants), 0, node.succeededAt, node.amount.amount);
-      after = payments.pageInfo.hasNextPage ? payments.pageInfo.endCursor : null;
-    } while (after);
-
-    const billers = new Map();
-    let pages = 0;
-    after = null;
-    do {
-      const { bills } = await lister.request(
-        `query Bills($after: String) { bills(filter: { status: [PAID] }, first: 100, after: $after) { edges { node { biller paidAt amountPaid { amount } } } pageInfo { hasNextPage endCursor } } }`,
-        { after },
-      );
-      for (const { node } of bills.edges) count(await cityOf('biller', node.biller, billers), 1, node.paidAt, node.amountPaid.amount);
-      after = bills.pageInfo.hasNextPage ? bills.pageInfo.endCursor : null;
-    } while (after && ++pages < MAX_BILL_PAGES);
-    hourlyNotes.push(
-      'Card payments per hour: the operator’s payments list (SUCCEEDED, by the time the card paid). ' +
-        'Bills per hour: the operator’s bills list (PAID, by the time the bill was paid in full, whole amount paid)' +
-        (after ? `, the ${MAX_BILL_PAGES * 100} most recently published paid bills only` : '') +
-        '; part payments of bills not yet paid in full are not listed by the API.',
-    );
-  } catch (err) {
-    hourlyNotes.push(`Per-hour figures unavailable: ${err.message}`);
+const hh = (h) => `${String(h).padStart(2, '0')}:00`;
+const emptyDay = () => Array.from({ length: 24 }, () => ({ count: 0, amount: 0n }));
+/** city code → kind → 24 hours of { count, amount (BigInt minor units) }; cleared cities only. */
+const hourly = new Map();
+for (const { city, batch } of reports) {
+  if (!batch) continue;
+  const byKind = new Map();
+  for (const v of batch.volumeByHour) {
+    channelOf(v.kind);
+    if (!byKind.has(v.kind)) byKind.set(v.kind, emptyDay());
+    const slot = byKind.get(v.kind)[v.hour];
+    slot.count += v.count;
+    slot.amount += BigInt(v.amount.amount);
   }
-} else {
-  hourlyNotes.push('Per-hour figures need the operator: the API lists payments and bills to the operator (and to each merchant or biller its own), not to a card company.');
+  hourly.set(city.code, byKind);
 }
-hourlyNotes.push(
-  'Till purchases, transit fares and top-ups have no per-hour source in the API; they appear as day totals below. ' +
-    'A small API addition would give every channel per hour: SettlementBatch.volumeByHour { hour kind count amount } (a GROUP BY over the window’s clearing items, which carry kind and occurred_at).',
-);
+const series = (code, kind) => hourly.get(code)?.get(kind) ?? emptyDay();
+const dayTotal = (code, kind) => series(code, kind).reduce((a, s) => ({ count: a.count + s.count, amount: a.amount + s.amount }), { count: 0, amount: 0n });
+/** Channels to show for a city: the usual ones always, a rare or unknown one when it has figures. */
+const shown = (code, out) => CHANNELS.filter((c) => !!c.out === out && (!c.rare || dayTotal(code, c.kind).count > 0));
+
+/** Each batch total against the sum of its channels' hours. */
+function checks(city, batch) {
+  return TOTALS.map((t) => {
+    const parts = CHANNELS.filter((c) => c.total === t.key).sort((a, b) => (a.sign ? 1 : 0) - (b.sign ? 1 : 0));
+    const fromHours = parts.reduce((a, c) => a + (c.sign ?? 1n) * dayTotal(city.code, c.kind).amount, 0n);
+    const formula = parts.map((c, i) => `${i === 0 ? '' : c.sign ? ' − ' : ' + '}${c.label.toLowerCase()}`).join('');
+    return { ...t, formula, fromHours, inBatch: BigInt(batch[t.key].amount) };
+  });
+}
+for (const { city, batch } of reports) {
+  if (!batch) continue;
+  for (const c of checks(city, batch)) {
+    if (c.fromHours !== c.inBatch) console.warn(`settlement-report: ${city.code} ${date}: ${c.label.toLowerCase()} per hour ${money(c.fromHours, batch.gross.currency)} differ from the batch's ${money(c.inBatch, batch.gross.currency)}`);
+  }
+}
 
 // --- 4. CSV files of our own ----------------------------------------------------------------------
 
-if (lister) {
-  await fs.writeFile(
-    path.join(outDir, `volume-by-hour-${date}.csv`),
-    csvFile(
-      ['city', 'business_day', 'hour', 'channel', 'count', 'amount', 'currency'],
-      selected.flatMap((city) => CHANNELS.flatMap((ch, k) => hourly.get(city.code)[k].map((s, h) => [city.code, date, `${String(h).padStart(2, '0')}:00`, ch.key, s.count, s.amount.toString(), city.currency]))),
-    ),
-  );
-  files.push(`volume-by-hour-${date}.csv`);
-}
+await fs.writeFile(
+  path.join(outDir, `volume-by-hour-${date}.csv`),
+  csvFile(
+    ['city', 'business_day', 'hour', 'channel', 'kind', 'direction', 'count', 'amount', 'currency'],
+    reports
+      .filter((r) => r.batch)
+      .flatMap(({ city, batch }) =>
+        Array.from({ length: 24 }, (_, h) => CHANNELS.map((ch) => [city.code, date, hh(h), ch.key, ch.kind, ch.out ? 'out' : 'in', series(city.code, ch.kind)[h].count, series(city.code, ch.kind)[h].amount.toString(), batch.gross.currency])).flat(),
+      ),
+  ),
+);
+files.push(`volume-by-hour-${date}.csv`);
 await fs.writeFile(
   path.join(outDir, `interchange-matrix-${date}.csv`),
   csvFile(
@@ -378,40 +363,75 @@ files.push(`interchange-matrix-${date}.csv`);
 
 const r1 = (x) => Math.round(x * 10) / 10; // geometry only: pixels, never money
 
-/** 0, a round step in minor units, …: axis ticks (integers) covering max. */
-function ticks(max) {
-  if (max <= 0n) return [0n];
+/** A round step in minor units (1, 2 or 5 × 10ⁿ) that covers max in about four. */
+function niceStep(max) {
   const raw = max / 4n + 1n;
   const pow = 10n ** BigInt(raw.toString().length - 1);
-  const step = [1n, 2n, 5n, 10n].map((m) => m * pow).find((s) => s >= raw);
-  const out = [];
-  for (let v = 0n; v < max + step; v += step) out.push(v);
-  return out;
+  return [1n, 2n, 5n, 10n].map((m) => m * pow).find((s) => s >= raw);
+}
+const roundUp = (v, step) => ((v + step - 1n) / step) * step;
+/** The smallest 1, 2 or 5 × 10ⁿ at least v (v > 0). */
+function niceCeil(v) {
+  const pow = 10n ** BigInt(v.toString().length - 1);
+  return [1n, 2n, 5n, 10n].map((m) => m * pow).find((s) => s >= v);
 }
 
-function hourlyChart(city) {
-  const data = hourly.get(city.code);
-  const totals = Array.from({ length: 24 }, (_, h) => sum(data.map((ch) => ch[h].amount)));
-  const axis = ticks(totals.reduce((a, b) => (b > a ? b : a), 0n));
-  const top = Number(axis.at(-1)) || 1;
-  const W = 760, H = 250, L = 96, R = 12, T = 12, B = 34;
+/** Stacked bars per hour: money in above the axis, money going back out below it. */
+function hourlyChart(city, currency) {
+  const ins = shown(city.code, false);
+  const outs = shown(city.code, true);
+  const stack = (chs, h) => chs.reduce((a, c) => a + series(city.code, c.kind)[h].amount, 0n);
+  const peak = (chs) => Array.from({ length: 24 }, (_, h) => stack(chs, h)).reduce((a, b) => (b > a ? b : a), 0n);
+  const maxIn = peak(ins);
+  const maxOut = peak(outs);
+  const step = niceStep(maxIn > maxOut ? maxIn : maxOut);
+  const up = maxIn > 0n ? roundUp(maxIn, step) : step;
+  // Refunds are usually a sliver of the day: below the axis, only as deep as they reach (same scale).
+  const down = maxOut === 0n ? 0n : maxOut >= step ? roundUp(maxOut, step) : niceCeil(maxOut);
+  const span = Number(up + down);
+  const W = 760, H = down > 0n ? 280 : 250, L = 96, R = 12, T = 12, B = 34;
   const cw = (W - L - R) / 24;
-  const y = (v) => T + (H - T - B) * (1 - Number(v) / top);
+  const y = (v) => T + ((H - T - B) * Number(up - v)) / span;
   const parts = [`<svg class="chart" viewBox="0 0 ${W} ${H}" role="img" aria-label="Volume by hour and channel, ${esc(city.code)}">`];
-  for (const v of axis) parts.push(`<line x1="${L}" x2="${W - R}" y1="${r1(y(v))}" y2="${r1(y(v))}" class="grid"/><text x="${L - 6}" y="${r1(y(v) + 4)}" class="tick" text-anchor="end">${esc(money(v, city.currency))}</text>`);
-  for (let h = 0; h < 24; h++) {
-    let base = 0n;
-    CHANNELS.forEach((ch, k) => {
-      const s = data[k][h];
-      if (s.amount === 0n) return;
-      const y0 = y(base), y1 = y(base + s.amount);
-      parts.push(`<rect x="${r1(L + h * cw + 2)}" y="${r1(y1)}" width="${r1(cw - 4)}" height="${r1(Math.max(y0 - y1, 1))}" fill="${ch.colour}"><title>${esc(`${String(h).padStart(2, '0')}:00–${String(h + 1).padStart(2, '0')}:00 ${ch.label}: ${s.count}, ${money(s.amount, city.currency)}`)}</title></rect>`);
-      base += s.amount;
-    });
-    if (h % 3 === 0) parts.push(`<text x="${r1(L + h * cw + cw / 2)}" y="${H - B + 16}" class="tick" text-anchor="middle">${String(h).padStart(2, '0')}:00</text>`);
+  const gridAt = [...(down > 0n && down % step !== 0n ? [-down] : [])];
+  for (let v = -((down / step) * step); v <= up; v += step) gridAt.push(v);
+  for (const v of gridAt) {
+    parts.push(`<line x1="${L}" x2="${W - R}" y1="${r1(y(v))}" y2="${r1(y(v))}" class="grid"/>`);
+    if (v === 0n || Math.abs(y(v) - y(0n)) >= 12) parts.push(`<text x="${L - 6}" y="${r1(y(v) + 4)}" class="tick" text-anchor="end">${esc(money(v, currency))}</text>`); // no label crowding the axis's
   }
-  parts.push(`<line x1="${L}" x2="${W - R}" y1="${r1(y(0))}" y2="${r1(y(0))}" class="axis"/></svg>`);
+  for (let h = 0; h < 24; h++) {
+    for (const [chs, dir] of [[ins, 1n], [outs, -1n]]) {
+      let base = 0n;
+      for (const ch of chs) {
+        const s = series(city.code, ch.kind)[h];
+        if (s.count === 0 && s.amount === 0n) continue;
+        const y0 = y(dir * base), y1 = y(dir * (base + s.amount));
+        const what = `${hh(h)}–${hh(h + 1)} ${ch.label}: ${s.count}, ${money(s.amount, currency)}${ch.out ? ' back to cards' : ''}`;
+        parts.push(
+          `<rect x="${r1(L + h * cw + 2)}" y="${r1(Math.min(y0, y1))}" width="${r1(cw - 4)}" height="${r1(Math.max(Math.abs(y0 - y1), 1))}" fill="${ch.colour}" data-hour="${h}" data-kind="${esc(ch.kind)}" data-count="${s.count}" data-minor="${s.amount}"><title>${esc(what)}</title></rect>`,
+        );
+        base += s.amount;
+      }
+    }
+    if (h % 3 === 0) parts.push(`<text x="${r1(L + h * cw + cw / 2)}" y="${H - B + 16}" class="tick" text-anchor="middle">${hh(h)}</text>`);
+  }
+  parts.push(`<line x1="${L}" x2="${W - R}" y1="${r1(y(0n))}" y2="${r1(y(0n))}" class="axis"/></svg>`);
   return parts.join('');
+}
+
+/** The chart's figures, one row per hour with any: folded away (no script: <details>). */
+function hourlyTable(city, currency) {
+  const chs = [...shown(city.code, false), ...shown(city.code, true)].filter((c) => dayTotal(city.code, c.kind).count > 0);
+  const hours = Array.from({ length: 24 }, (_, h) => h).filter((h) => chs.some((c) => series(city.code, c.kind)[h].count > 0));
+  if (!hours.length) return '';
+  const rows = hours.map((h) => {
+    const cell = (c) => series(city.code, c.kind)[h];
+    const net = chs.reduce((a, c) => a + (c.out ? -1n : 1n) * cell(c).amount, 0n);
+    const bare = (v) => money(v, currency).slice(currency.length + 1); // the currency is in the summary
+    return [hh(h), ...chs.map((c) => (cell(c).count ? `${bare(cell(c).amount)} (${cell(c).count})` : '')), bare(net)];
+  });
+  const numeric = chs.map((_, i) => i + 1).concat(chs.length + 1);
+  return `<details><summary>The figures per hour (${esc(currency)}, count in brackets)</summary>${table(['hour', ...chs.map((c) => (c.out ? `${c.label} (out)` : c.label)), 'in − out'], rows, numeric)}</details>`;
 }
 
 /** Horizontal bars from a zero line: positive to the right (green), negative to the left (red). */
@@ -436,9 +456,14 @@ function divergingChart(rows, label) {
   return parts.join('');
 }
 
-/** Day totals by channel (horizontal bars, all positive). */
-function channelChart(rows, currency) {
-  return divergingChart(rows.map((r) => ({ name: r.label, value: r.amount, text: `${money(r.amount, currency)} (${r.count})` })), 'Day totals by channel');
+/** Day totals by channel: money in to the right, money going back to cards to the left. */
+function channelChart(city, currency) {
+  const rows = [...shown(city.code, false), ...shown(city.code, true)].map((c) => {
+    const t = dayTotal(city.code, c.kind);
+    const value = c.out ? -t.amount : t.amount;
+    return { name: c.label, value, text: `${money(value, currency)} (${t.count})` };
+  });
+  return divergingChart(rows, `Day totals by channel, ${city.code}`);
 }
 
 function heatMap() {
@@ -464,9 +489,11 @@ function heatMap() {
 
 // --- 6. report.html ---------------------------------------------------------------------------------
 
-function table(header, rows, numeric = []) {
+/** A table of text; `attrs[i]`: the i-th row's data-* attributes ({ kind: 'PAYMENT' } → data-kind="PAYMENT"). */
+function table(header, rows, numeric = [], attrs = []) {
+  const data = (a = {}) => Object.entries(a).map(([k, v]) => ` data-${k}="${esc(v)}"`).join('');
   return `<div class="scroll"><table><thead><tr>${header.map((h, i) => `<th${numeric.includes(i) ? ' class="num"' : ''}>${esc(h)}</th>`).join('')}</tr></thead><tbody>${rows
-    .map((r) => `<tr>${r.map((v, i) => `<td${numeric.includes(i) ? ' class="num"' : ''}>${esc(v)}</td>`).join('')}</tr>`)
+    .map((r, n) => `<tr${data(attrs[n])}>${r.map((v, i) => `<td${numeric.includes(i) ? ' class="num"' : ''}>${esc(v)}</td>`).join('')}</tr>`)
     .join('')}</tbody></table></div>`;
 }
 
@@ -476,15 +503,9 @@ function citySection(r) {
   if (!batch) return `<section>${head}<p class="note">${esc(r.note)}</p></section>`;
   const cur = batch.gross.currency;
   const m = (v) => money(v, cur);
-  const byKind = (kind) => batch.lines.filter((l) => l.participantKind === kind);
-  const hourlyTotals = CHANNELS.map((_, k) => hourly.get(city.code)[k].reduce((a, s) => ({ count: a.count + s.count, amount: a.amount + s.amount }), { count: 0, amount: 0n }));
-  const channels = [
-    { label: 'Merchant sales', what: 'card payments, till purchases, bus companies’ fares', amount: sum(byKind('MERCHANT').map((l) => l.gross.amount)), count: byKind('MERCHANT').reduce((a, l) => a + l.salesCount, 0), perHour: lister ? `card payments ${m(hourlyTotals[0].amount)}` : '—' },
-    { label: 'Bills', what: 'bill payments', amount: sum(byKind('BILLER').map((l) => l.gross.amount)), count: byKind('BILLER').reduce((a, l) => a + l.salesCount, 0), perHour: lister ? m(hourlyTotals[1].amount) : '—' },
-    { label: 'Transit', what: 'fares on the card companies’ own terminals', amount: sum(byKind('CARD_COMPANY').map((l) => l.gross.amount)), count: byKind('CARD_COMPANY').reduce((a, l) => a + l.salesCount, 0), perHour: '—' },
-    { label: 'Top-ups', what: 'stored value paid in at the gateway, not paid out', amount: BigInt(batch.topUps.amount), count: byKind('CARD_COMPANY').reduce((a, l) => a + l.topUpCount, 0), perHour: '—' },
-    { label: 'Refunds', what: 'merchants’ refunds to cards', amount: BigInt(batch.refunds.amount), count: batch.lines.reduce((a, l) => a + l.refundCount, 0), perHour: '—' },
-  ];
+  const channels = [...shown(city.code, false), ...shown(city.code, true)];
+  const totalLabel = Object.fromEntries(TOTALS.map((t) => [t.key, t.label.toLowerCase()]));
+  const against = checks(city, batch);
   const cards = [
     ['Gross sales', batch.gross.amount],
     ['Refunds', batch.refunds.amount],
@@ -501,11 +522,28 @@ ${head}
 <p class="muted">Window ${esc(window.id)} · closed ${esc(window.closedAt ?? '')} by ${esc(window.closedBy ?? '')} · cleared ${esc(window.clearedAt ?? '')} · batch ${esc(batch.status)}, ${batch.itemCount} items</p>
 <div class="cards">${cards.map(([k, v]) => `<div class="card"><div class="k">${esc(k)}</div><div class="v" data-minor="${esc(v)}">${esc(m(v))}</div></div>`).join('')}</div>
 <h3>Volume by hour and channel</h3>
-<div class="legend">${CHANNELS.map((c) => `<span><i style="background:${c.colour}"></i>${esc(c.label)}</span>`).join('')}</div>
-${hourlyChart(city)}
+<p class="muted">Hours in ${esc(city.timeZone)}. Above the line, money in (sales and top-ups); below it, money going back to cards (refunds).</p>
+<div class="legend">${[false, true].map((out) => `<span class="group">${out ? 'Out:' : 'In:'}</span>${shown(city.code, out).map((c) => `<span><i style="background:${c.colour}"></i>${esc(c.label)}</span>`).join('')}`).join('')}</div>
+${hourlyChart(city, cur)}
+${hourlyTable(city, cur)}
 <h3>Day totals by channel</h3>
-${channelChart(channels, cur)}
-${table(['channel', 'what', 'count', 'day total (batch)', 'drawn per hour'], channels.map((c) => [c.label, c.what, String(c.count), m(c.amount), c.perHour]), [2, 3, 4])}
+${channelChart(city, cur)}
+${table(
+  ['channel', 'what', 'count', 'day total', 'batch total'],
+  channels.map((c) => {
+    const t = dayTotal(city.code, c.kind);
+    return [c.label, c.what, String(t.count), m(t.amount), c.total ? `${c.sign ? 'taken off ' : ''}${totalLabel[c.total]}` : '—'];
+  }),
+  [2, 3],
+  channels.map((c) => ({ kind: c.kind, count: dayTotal(city.code, c.kind).count, minor: dayTotal(city.code, c.kind).amount })),
+)}
+<p class="muted">Against the batch: each of its totals and the sum of its channels’ hours.</p>
+${table(
+  ['batch total', 'is', 'sum of the hours', 'batch', ''],
+  against.map((c) => [c.label, c.formula, m(c.fromHours), m(c.inBatch), c.fromHours === c.inBatch ? '✓ matches' : `✗ differs by ${m(c.fromHours - c.inBatch)}`]),
+  [2, 3],
+  against.map((c) => ({ total: c.key, hours: c.fromHours, batch: c.inBatch })),
+)}
 <h3>Net position per participant</h3>
 <p class="muted">net = gross − refunds − operator fees; negative when refunds and fees exceed sales (carried forward).</p>
 ${divergingChart(nets, `Net position per participant, ${city.code}`)}
@@ -545,6 +583,8 @@ const html = `<!doctype html>
   svg .label { font-size: 12px; fill: var(--ink); } svg .value { font-size: 11px; fill: var(--muted); }
   svg .pos { fill: var(--pos); } svg .neg { fill: var(--neg); }
   .legend span { margin-right: 14px; font-size: 12px; } .legend i { display: inline-block; width: 10px; height: 10px; margin-right: 5px; border-radius: 2px; }
+  .legend .group { margin-right: 6px; color: var(--muted); }
+  details summary { cursor: pointer; color: var(--muted); font-size: 13px; margin: 4px 0; }
   footer { color: var(--muted); font-size: 12px; }
 </style>
 </head>
@@ -564,7 +604,11 @@ ${matrix.bilateral.length ? table(['owes', 'is owed', 'amount'], matrix.bilatera
 </section>
 <section>
 <h2>About the figures</h2>
-<ul>${hourlyNotes.map((n) => `<li>${esc(n)}</li>`).join('')}</ul>
+<ul>
+<li>Volume by hour: each batch’s <code>volumeByHour</code>, the window’s cleared transactions counted by the hour they happened in (the city’s local time) and by channel. A transaction cleared after its own day’s window had closed (an offline fare uploaded late) is in the window that cleared it, at the hour it happened.</li>
+<li>Totals, lines and net positions: the batch (<code>settlementBatch</code>); interchange: <code>interchangeMatrix</code>.</li>
+<li>Amounts are integer minor units, added exactly and formatted without rounding.</li>
+</ul>
 <p>Files beside this page: ${files.map((f) => `<code>${esc(f)}</code>`).join(', ')}.</p>
 </section>
 <footer>OneCard settlement report (examples/settlement-report)</footer>
