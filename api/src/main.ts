@@ -67,11 +67,15 @@ async function main(): Promise<void> {
       `  health / readiness  ${config.publicUrl}/healthz  ${config.publicUrl}/readyz`,
       `  metrics             ${config.publicUrl}/metrics`,
       ...(running.sandboxGatewayUrl ? [`  sandbox gateway     ${running.sandboxGatewayUrl} (top-ups: pay on its /checkout page, or pass paymentMethod pm_card_visa)`] : []),
-      `  demo data (${config.dataDir}/demo.json):`,
-      JSON.stringify(running.demo, null, 2)
-        .split('\n')
-        .map((line) => `    ${line}`)
-        .join('\n'),
+      ...(running.demo
+        ? [
+            `  demo data (${config.dataDir}/demo.json):`,
+            JSON.stringify(running.demo, null, 2)
+              .split('\n')
+              .map((line) => `    ${line}`)
+              .join('\n'),
+          ]
+        : ['  no demo data (ONECARD_DEMO is off): onboard tenants with the operator CLI, see docs/operations.md']),
       'Ctrl-C stops it (and its embedded PostgreSQL).',
       '',
     ].join('\n'),

@@ -43,7 +43,8 @@ export interface RunningPlatform {
   url: string;
   /** The sandbox payment gateway, when no GATEWAY_URL was given. */
   sandboxGatewayUrl: string | null;
-  demo: DemoData;
+  /** What the demo seed made; null when ONECARD_DEMO is off. */
+  demo: DemoData | null;
   stop(): Promise<void>;
 }
 
@@ -79,13 +80,18 @@ export async function startPlatform(configured: Config, log: Logger): Promise<Ru
     undo.push(() => orm.close(true));
     await migrate(orm, log);
 
-    const seeded = {
-      publicUrl: config.publicUrl,
-      graphqlUrl: `${config.publicUrl}/graphql`,
-      ...(database.embedded ? { databaseUrl: database.url } : {}),
-      ...(await seedDemoData(orm.em.fork(), log, { config, kek: await loadKeyEncryptionKey(config) })),
-    };
-    const demo = await writeDemoFile(config.dataDir, seeded);
+    // The demo data (clients with printed secrets, cardholders with known passwords, a demo root CA)
+    // has no place in a real installation: ONECARD_DEMO is off by default in production.
+    let demo: DemoData | null = null;
+    if (config.demoData) {
+      const seeded = {
+        publicUrl: config.publicUrl,
+        graphqlUrl: `${config.publicUrl}/graphql`,
+        ...(database.embedded ? { databaseUrl: database.url } : {}),
+        ...(await seedDemoData(orm.em.fork(), log, { config, kek: await loadKeyEncryptionKey(config) })),
+      };
+      demo = await writeDemoFile(config.dataDir, seeded);
+    }
 
     // No gateway configured (outside production): a sandbox of our own on a local port, so the
     // whole top-up works with no internet. Its state is kept in the data folder across restarts.

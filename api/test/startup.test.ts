@@ -10,6 +10,7 @@ import { seedSteps } from '../src/demo/seed.js';
 import { CARD_SESSION_MESSAGE, OneCardClient, ReaderAgent, VirtualCardTransport, VirtualCpuCard } from '../../sdk-js/src/index.js';
 import { freePort } from '../src/db/embedded-postgres.js';
 import { PortInUseError, startPlatform } from '../src/platform.js';
+import { freshDatabase } from './support/database.js';
 
 let dataDir: string;
 const log = pino({ level: 'silent' });
@@ -96,19 +97,19 @@ it('starts from a fresh data folder, serves, stops, and starts again on the same
   const second = await startPlatform(config(port), log);
   try {
     expect((await fetch(`${second.url}/readyz`)).status).toBe(200);
-    expect(second.demo.ledgerAccounts).toEqual(first.demo.ledgerAccounts);
+    expect(second.demo!.ledgerAccounts).toEqual(first.demo!.ledgerAccounts);
     // The secrets printed at the first start are still in demo.json, and still work.
-    expect(second.demo.clients).toEqual(first.demo.clients);
-    const ledger = await asDemoClient(second.url, (second.demo.clients as any).operator, '{ ledgerAccounts { edges { node { code } } } }');
+    expect(second.demo!.clients).toEqual(first.demo!.clients);
+    const ledger = await asDemoClient(second.url, (second.demo!.clients as any).operator, '{ ledgerAccounts { edges { node { code } } } }');
     expect(ledger.ledgerAccounts.edges.map((e: any) => e.node.code)).toEqual([
       'card.00000000000000000001.purse.CNY',
+      'gateway.clearing.CNY',
       expect.stringMatching(/^issuer\.[0-9a-f-]{36}\.counter-cash\.CNY$/),
       'operator.fee-revenue.CNY',
-      'platform.gateway-clearing.CNY',
-      'platform.settlement-in-transit.CNY',
+      'settlement.in-transit.CNY',
     ]);
     // Seeded once: the three platform accounts, plus the two the demo load opened.
-    expect(await seededRows(second.demo.databaseUrl as string)).toEqual({ steps: seedSteps.length, accounts: 5 });
+    expect(await seededRows(second.demo!.databaseUrl as string)).toEqual({ steps: seedSteps.length, accounts: 5 });
   } finally {
     await second.stop();
   }
@@ -125,5 +126,28 @@ it('a port in use is refused with a clear error, and nothing is left running', a
     await expect(fs.access(path.join(dataDir, 'pg', 'postmaster.pid'))).rejects.toThrow();
   } finally {
     blocker.close();
+  }
+});
+
+it('with ONECARD_DEMO off (the production default) it seeds nothing: no demo clients, cardholders, root CA or demo.json', async () => {
+  const db = await freshDatabase();
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'onecard-nodemo-'));
+  const port = await freePort();
+  try {
+    const running = await startPlatform(loadConfig({ NODE_ENV: 'test', ONECARD_DEMO: 'false', PORT: String(port), PUBLIC_URL: `http://127.0.0.1:${port}`, ONECARD_DATA_DIR: dir, HOST: '127.0.0.1', DATABASE_URL: db.url }), log);
+    try {
+      expect(running.demo).toBeNull();
+      expect((await fetch(`${running.url}/readyz`)).status).toBe(200);
+      await expect(fs.access(path.join(dir, 'demo.json'))).rejects.toThrow();
+      const [counts] = await db.orm.em.fork().execute<{ steps: number; clients: number; holders: number; cas: number }[]>(
+        `select (select count(*) from seed_run)::int as steps, (select count(*) from oauth_client)::int as clients, (select count(*) from cardholder)::int as holders, (select count(*) from certificate_authority)::int as cas`,
+      );
+      expect(counts).toEqual({ steps: 0, clients: 0, holders: 0, cas: 0 });
+    } finally {
+      await running.stop();
+    }
+  } finally {
+    await db.close();
+    await fs.rm(dir, { recursive: true, force: true });
   }
 });

@@ -37,6 +37,15 @@ describe('loadConfig', () => {
     expect(loadConfig({ ...production, ...gateway, GRAPHQL_INTROSPECTION: 'true' }).introspection).toBe(true);
   });
 
+  it('seeds no demo data in production unless asked for; elsewhere it does unless told not to', () => {
+    const production = { NODE_ENV: 'production', ONECARD_KEY_ENCRYPTION_KEY: Buffer.alloc(32, 7).toString('base64url') };
+    expect(loadConfig({ ...production, ...gateway }).demoData).toBe(false);
+    expect(loadConfig({ ...production, ...gateway, ONECARD_DEMO: 'true' }).demoData).toBe(true);
+    expect(loadConfig({}).demoData).toBe(true);
+    expect(loadConfig({ ONECARD_DEMO: 'false' }).demoData).toBe(false);
+    expect(() => loadConfig({ ONECARD_DEMO: 'maybe' })).toThrow(/^ONECARD_DEMO: expected true or false/);
+  });
+
   it('needs a payment gateway in production; elsewhere the sandbox stands in', () => {
     const production = { NODE_ENV: 'production', ONECARD_KEY_ENCRYPTION_KEY: Buffer.alloc(32, 7).toString('base64url') };
     expect(() => loadConfig(production)).toThrow(/^GATEWAY_URL: expected .* required in production/);

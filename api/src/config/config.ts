@@ -35,6 +35,8 @@ export interface Config {
   balanceTransferDelaySeconds: number;
   /** `HH:MM` after local midnight when the previous business day's settlement windows close (SETTLEMENT_CUTOFF). */
   settlementCutoff: string;
+  /** Seed the demo data (ONECARD_DEMO): on by default outside production, never silently in production. */
+  demoData: boolean;
 }
 
 export interface TopUpLimits {
@@ -177,5 +179,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     topUpLimits: topUpLimits(env),
     balanceTransferDelaySeconds: wholeNumber(env, 'CARD_BALANCE_TRANSFER_DELAY', 7 * 24 * 3600, 'seconds'),
     settlementCutoff: timeOfDay(env, 'SETTLEMENT_CUTOFF', '02:00'),
+    demoData: bool(env, 'ONECARD_DEMO', nodeEnv !== 'production'),
   };
 }

@@ -4,8 +4,8 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Logger } from 'pino';
 import type { Config } from '../config/config.js';
 import { toGlobalId } from '../graphql/global-id.js';
-import { openAccount } from '../ledger/ledger.service.js';
-import { AccountOwnerKind, AccountType } from '../ledger/ledger-account.entity.js';
+import { feeRevenueAccount, settlementInTransitAccount } from '../settlement/clearing.js';
+import { gatewayClearingAccount } from '../topups/topups.service.js';
 import { authDemo } from '../auth/auth.seed.js';
 import { pkiDemo } from '../pki/pki.seed.js';
 import { readersDemo } from '../readers/readers.seed.js';
@@ -45,9 +45,10 @@ const platformAccounts: SeedStep = {
   name: 'platform-ledger-accounts',
   async run(em) {
     const accounts = {
-      gatewayClearing: await openAccount(em, { code: 'platform.gateway-clearing.CNY', type: AccountType.ASSET, ownerKind: AccountOwnerKind.GATEWAY_CLEARING, currency: 'CNY' }),
-      operatorFeeRevenue: await openAccount(em, { code: 'operator.fee-revenue.CNY', type: AccountType.REVENUE, ownerKind: AccountOwnerKind.OPERATOR_FEE_REVENUE, currency: 'CNY' }),
-      settlementInTransit: await openAccount(em, { code: 'platform.settlement-in-transit.CNY', type: AccountType.ASSET, ownerKind: AccountOwnerKind.SETTLEMENT_IN_TRANSIT, currency: 'CNY' }),
+      // The very accounts the flows post to (top-ups, clearing, payouts).
+      gatewayClearing: await gatewayClearingAccount(em, 'CNY'),
+      operatorFeeRevenue: await feeRevenueAccount(em, 'CNY'),
+      settlementInTransit: await settlementInTransitAccount(em, 'CNY'),
     };
     return { ledgerAccounts: Object.fromEntries(Object.entries(accounts).map(([name, a]) => [name, { id: toGlobalId('LedgerAccount', a.id), code: a.code }])) };
   },
