@@ -15,7 +15,7 @@ import { toGlobalId } from '../src/graphql/global-id.js';
 import { checkLedger } from '../src/ledger/ledger-check.js';
 import { type BatchRow, clearWindow } from '../src/settlement/clearing.js';
 import { sendDuePayouts } from '../src/settlement/payouts.js';
-import { closeDueWindows, closeWindow, type WindowRow, windowOf } from '../src/settlement/windows.js';
+import { closeDueWindows, closeWindow, type WindowRow, windowById, windowOf } from '../src/settlement/windows.js';
 import { BillerKind } from '../src/tenancy/biller.entity.js';
 import { feeFor } from '../src/tenancy/fee.js';
 import { createBiller, createFeePlan, createMerchant } from '../src/tenancy/tenancy.service.js';
@@ -445,7 +445,10 @@ describe('late transactions', () => {
     // d-2's window stays as it was: closing or clearing it again takes nothing new.
     expect(await closeWindow(em(), { cityId: L.cityId, businessDay: days.d2, closedBy: 'operator', cutoff: CUTOFF })).toMatchObject({ id: w2!.id, status: 'CLEARED' });
     expect(await clearWindow(em(), w2!.id)).toEqual(b2);
-    expect((await itemsOfCity(L.cityId)).find((i) => i.reference === rideRef(r2))).toMatchObject({ business_day: days.d2, window_id: null });
+    // The late ride went straight into the next open window: d-1's, with d-1's own ride.
+    const d1Window = await windowOf(em(), L.cityId, days.d1);
+    expect(d1Window).toMatchObject({ status: 'OPEN' });
+    expect((await itemsOfCity(L.cityId)).find((i) => i.reference === rideRef(r2))).toMatchObject({ business_day: days.d2, window_id: d1Window!.id });
 
     const [w1] = await cutOffAfter(days.d1);
     expect(w1).toMatchObject({ business_day: days.d1, status: 'CLOSED' });
@@ -487,21 +490,22 @@ describe('late transactions', () => {
     const w0 = await closing;
     expect(w0).toMatchObject({ business_day: days.d0, status: 'CLOSED' });
 
-    // Late, then during the next close: a ride of d0 arrives after d0 closed (for the next window);
-    // the next close is held on that item while another ride of d0 is recorded, and commits first.
+    // Late: a ride of d0 after d0 closed goes into the next day's window. Then a ride recorded while
+    // that window is being closed (its row held by the closing transaction) waits, finds it closed,
+    // and goes into the window after.
     const late = await ride(22, days.d0, '100000');
     expect(await upload(late)).toEqual(['ACCEPTED']);
     const tomorrow = nextDay(days.d0);
-    const lateItem = await holdLock(em(), `select id from clearing_item where reference = ? for update`, [rideRef(late)]);
-    const nextClose = closeWindow(em(), { cityId: L.cityId, businessDay: tomorrow, closedBy: 'operator', cutoff: CUTOFF, now: await localInstant(em(), L.cityId, tomorrow, '12:00') });
-    await lockWaiters(em(), 1);
+    const afterTomorrow = nextDay(tomorrow);
+    const tomorrowWindow = (await windowOf(em(), L.cityId, tomorrow))!;
+    const closingTomorrow = await holdLock(em(), `update settlement_window set status = 'CLOSED', closed_at = now(), closed_by = 'operator' where id = ? returning id`, [tomorrowWindow.id]);
     const during = await ride(33, days.d0, '110000');
     const racing = upload(during);
-    await lockWaiters(em(), 2);
-    await lateItem.release();
-    const w1 = await nextClose;
+    await lockWaiters(em(), 1);
+    await closingTomorrow.release();
     expect(await racing).toEqual(['ACCEPTED']);
-    const afterTomorrow = nextDay(tomorrow);
+    const w1 = (await windowById(em(), tomorrowWindow.id))!;
+    expect(w1.status).toBe('CLOSED');
     const w2 = await closeWindow(em(), { cityId: L.cityId, businessDay: afterTomorrow, closedBy: 'operator', cutoff: CUTOFF, now: await localInstant(em(), L.cityId, afterTomorrow, '12:00') });
 
     const byRef = new Map((await itemsOfCity(L.cityId)).map((i) => [i.reference, i]));

@@ -1,4 +1,5 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
+import { windowForNewItem } from './windows.js';
 
 /** What clearing counts. Sales earn the payee money (less the operator's fee); the rest adjust it. */
 export type ClearingKind = 'PAYMENT' | 'PURCHASE' | 'BILL_PAYMENT' | 'TRANSIT' | 'REFUND' | 'TOP_UP' | 'TOP_UP_REFUND' | 'TOP_UP_REFUND_FAILED';
@@ -27,41 +28,28 @@ export interface ClearingItemInput {
 
 /**
  * Records a settleable movement in the same transaction as its ledger entry. Its city is the
- * participant's, its business day the local date of when it happened there; it has no window until
- * its city's window closes (settlement/windows.ts), so one that arrives after its day's window
- * closed falls into the next open one. Idempotent by the entry key.
+ * participant's, its business day the local date of when it happened there, and its window the
+ * one windowForNewItem gives: that day's while open, else the next (settlement/windows.ts).
+ * Idempotent by the entry key.
  */
 export async function recordClearingItem(em: EntityManager, item: ClearingItemInput): Promise<void> {
   if (item.amount <= 0n) throw new RangeError(`a clearing item is a positive amount; got ${item.amount}`);
   const participantCity =
     item.participant.kind === 'MERCHANT' ? 'select city_id from merchant where id = ?' : item.participant.kind === 'BILLER' ? 'select city_id from biller where id = ?' : 'select city_id from card_company where id = ?';
-  const rows = await em.execute<{ id: string }[]>(
-    `with at as (select c.id as city_id, c.time_zone,
-                        coalesce(?::timestamptz, ?::timestamp at time zone c.time_zone, now()) as occurred_at
-                   from city c where c.id = (${participantCity}))
-     insert into clearing_item (city_id, business_day, kind, participant_kind, participant_id, card_company_id, amount, currency, occurred_at, entry_key, reference, gateway_reference)
-     select at.city_id, (at.occurred_at at time zone at.time_zone)::date, ?, ?, ?, ?, ?, ?, at.occurred_at, ?, ?, ? from at
-     on conflict (entry_key) do nothing
-     returning id`,
-    [
-      item.occurredAt ?? null,
-      item.occurredLocal ?? null,
-      item.participant.id,
-      item.kind,
-      item.participant.kind,
-      item.participant.id,
-      item.cardCompanyId,
-      item.amount.toString(),
-      item.currency,
-      item.entryKey,
-      item.reference,
-      item.gatewayReference ?? null,
-    ],
+  const [at] = await em.execute<{ city_id: string; occurred_at: Date; business_day: string }[]>(
+    `select c.id as city_id, t.occurred_at, (t.occurred_at at time zone c.time_zone)::date::text as business_day
+       from city c cross join lateral (select coalesce(?::timestamptz, ?::timestamp at time zone c.time_zone, now()) as occurred_at) t
+      where c.id = (${participantCity})`,
+    [item.occurredAt ?? null, item.occurredLocal ?? null, item.participant.id],
   );
-  if (rows.length === 0) {
-    const [known] = await em.execute<{ n: number }[]>(`select 1 as n from clearing_item where entry_key = ?`, [item.entryKey]);
-    if (!known) throw new Error(`no city for ${item.participant.kind.toLowerCase()} ${item.participant.id}: clearing item ${item.entryKey} not recorded`);
-  }
+  if (!at) throw new Error(`no city for ${item.participant.kind.toLowerCase()} ${item.participant.id}: clearing item ${item.entryKey} not recorded`);
+  const windowId = await windowForNewItem(em, at.city_id, at.business_day);
+  await em.execute(
+    `insert into clearing_item (city_id, business_day, window_id, kind, participant_kind, participant_id, card_company_id, amount, currency, occurred_at, entry_key, reference, gateway_reference)
+     values (?, ?::date, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+     on conflict (entry_key) do nothing`,
+    [at.city_id, at.business_day, windowId, item.kind, item.participant.kind, item.participant.id, item.cardCompanyId, item.amount.toString(), item.currency, at.occurred_at, item.entryKey, item.reference, item.gatewayReference ?? null],
+  );
 }
 
 /** The gateway's id of an item learnt after it was recorded (a refund is booked before the gateway names it). */

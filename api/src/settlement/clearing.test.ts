@@ -8,7 +8,7 @@ import { feeFor } from '../tenancy/fee.js';
 import { createCity, createFeePlan, createMerchant } from '../tenancy/tenancy.service.js';
 import { type ClearingKind, recordClearingItem } from './clearing-items.js';
 import { clearWindow, feeRevenueAccount, payableAccount, settlementInTransitAccount } from './clearing.js';
-import { closeDueWindows, closeWindow } from './windows.js';
+import { closeDueWindows, closeWindow, windowOf } from './windows.js';
 
 let db: TestDatabase;
 let em: EntityManager;
@@ -123,7 +123,9 @@ describe('clearing a window', () => {
     const c = await city('CLD');
     await expect(closeWindow(em, { cityId: c.cityId, businessDay: '2026-03-09', closedBy: 'test', cutoff: CUTOFF, now: at('2026-03-08T23:00:00') })).rejects.toMatchObject({ code: 'WINDOW_NOT_STARTED' });
     await book('PAYMENT', (await createMerchant(em, { cityId: c.cityId, name: 'Shop' })).id, 5n, { cardCompanyId: c.cardCompanyId, occurredAt: at('2026-03-08T10:00:00') });
-    const [open] = await em.execute<{ id: string }[]>(`insert into settlement_window (id, city_id, business_day, currency, status, cutoff_at) values (gen_random_uuid(), ?, '2026-03-08', 'CNY', 'OPEN', now()) returning id`, [c.cityId]);
+    // The sale opened its day's window, which stays open until it is closed.
+    const open = await windowOf(em, c.cityId, '2026-03-08');
+    expect(open).toMatchObject({ status: 'OPEN' });
     await expect(clearWindow(em, open!.id)).rejects.toMatchObject({ code: 'WINDOW_OPEN' });
   });
 });

@@ -77,8 +77,9 @@ export async function clearWindow(em: EntityManager, windowId: string): Promise<
   return em.transactional(async (tx) => {
     const window = await windowById(tx, windowId, true);
     if (!window) throw new SettlementError('NOT_FOUND', `no settlement window ${windowId}`, 'window');
-    // One clearing of a city at a time, in turn with closing: what one window carries, the next takes.
-    await tx.execute(`select id from city where id = ? for update`, [window.city_id]);
+    // One clearing of a city at a time: what one window carries, the next takes. (No key update:
+    // transactions opening a window of the city meanwhile are not held up.)
+    await tx.execute(`select id from city where id = ? for no key update`, [window.city_id]);
     if (window.status === 'OPEN') throw new SettlementError('WINDOW_OPEN', 'the window is open: close it first', 'window');
     const done = await batchOfWindow(tx, window.id);
     if (done) return done;

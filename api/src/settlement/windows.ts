@@ -51,61 +51,86 @@ export async function ensureWindow(em: EntityManager, cityId: string, businessDa
   return window;
 }
 
+/** The cut-off a window opened by a transaction gets until the job applies the configured one. */
+const DEFAULT_CUTOFF: CutOff = '02:00';
+
 /**
- * Closes a city's window for `businessDay` (and, first, every earlier one still open or never
- * opened that has items), in one transaction. Closing takes every item of that day or earlier
- * that no window has yet: an item that arrived after its own day's window closed lands in the
- * next window to close, and an item committed while this runs waits for the next window. So an
- * item belongs to exactly one window. Closing a closed window answers it as it is.
+ * The window a new item of `businessDay` goes into, locked (key share) until the caller's
+ * transaction ends, so that a closing window waits for the items being written into it: its own
+ * day's window while that is open; once that day (or a later one) has closed, the next day after
+ * the last closed one — a late item is cleared in the next window, never lost, never twice. The
+ * window is opened when it does not exist yet.
  */
-export async function closeWindow(em: EntityManager, p: { cityId: string; businessDay: string; closedBy: string; cutoff: CutOff; now?: Date }): Promise<WindowRow> {
-  if (!DAY.test(p.businessDay) || Number.isNaN(Date.parse(`${p.businessDay}T00:00:00Z`))) throw new SettlementError('INVALID_INPUT', 'a business day is YYYY-MM-DD', 'businessDay');
-  return em.transactional(async (tx) => {
-    // One closer per city at a time: the city row is the lock.
-    const [city] = await tx.execute<{ id: string; today: string }[]>(`select id, (?::timestamptz at time zone time_zone)::date::text as today from city where id = ? for update`, [p.now ?? new Date(), p.cityId]);
-    if (!city) throw new SettlementError('NOT_FOUND', `no city ${p.cityId}`, 'city');
-    if (p.businessDay > city.today) throw new SettlementError('WINDOW_NOT_STARTED', `${p.businessDay} has not begun in this city (today is ${city.today})`, 'businessDay');
-    const existing = await windowOf(tx, p.cityId, p.businessDay);
-    if (existing && existing.status !== 'OPEN') return existing;
-    const [last] = await tx.execute<{ day: string | null }[]>(`select max(business_day)::text as day from settlement_window where city_id = ? and status <> 'OPEN'`, [p.cityId]);
-    // Earlier days to close first: open windows, and days after the last closed one with items but no window yet.
-    const earlier = await tx.execute<{ day: string }[]>(
-      `select business_day::text as day from settlement_window where city_id = ? and status = 'OPEN' and business_day < ?::date
-       union
-       select distinct business_day::text from clearing_item where city_id = ? and window_id is null and business_day < ?::date and (?::date is null or business_day > ?::date)
-       order by 1`,
-      [p.cityId, p.businessDay, p.cityId, p.businessDay, last?.day ?? null, last?.day ?? null],
+export async function windowForNewItem(em: EntityManager, cityId: string, businessDay: string): Promise<string> {
+  for (let attempt = 0; attempt < 10; attempt++) {
+    const [last] = await em.execute<{ day: string | null }[]>(`select max(business_day)::text as day from settlement_window where city_id = ? and status <> 'OPEN'`, [cityId]);
+    const [target] = await em.execute<{ day: string }[]>(
+      `select case when ?::date is not null and ?::date >= ?::date then (?::date + 1)::text else ?::text end as day`,
+      [last?.day ?? null, last?.day ?? null, businessDay, last?.day ?? null, businessDay],
     );
-    for (const day of [...earlier.map((r) => r.day), p.businessDay]) {
-      const window = await ensureWindow(tx, p.cityId, day, p.cutoff);
-      await tx.execute(`update clearing_item set window_id = ? where city_id = ? and window_id is null and business_day <= ?::date`, [window.id, p.cityId, day]);
-      await tx.execute(`update settlement_window set status = 'CLOSED', closed_at = now(), closed_by = ? where id = ? and status = 'OPEN'`, [p.closedBy, window.id]);
-    }
-    return (await windowOf(tx, p.cityId, p.businessDay))!;
-  });
+    await ensureWindow(em, cityId, target!.day, DEFAULT_CUTOFF);
+    // A window closing right now holds its row: this waits, then finds it closed and tries the next day.
+    const [open] = await em.execute<{ id: string }[]>(`select id from settlement_window where city_id = ? and business_day = ?::date and status = 'OPEN' for key share`, [cityId, target!.day]);
+    if (open) return open.id;
+  }
+  throw new Error(`no open settlement window for city ${cityId} after ${businessDay}`);
 }
 
 /**
- * The cut-off: closes, per city, every window whose cut-off has passed, including the day an
- * item waits for (its own day, or the day after the last closed window when it came late).
- * Returns the windows it closed.
+ * Closes a city's window for `businessDay`, and first every earlier one still open, one window per
+ * transaction. Items are written into a window while it is open (windowForNewItem, which holds
+ * the window's row until its transaction ends), so closing waits for the items being written and
+ * an item written after the close goes into the next window: an item belongs to exactly one
+ * window. Holding one window lock at a time, a close never deadlocks with a transaction that writes
+ * items of several days. Closing a closed window answers it as it is.
+ */
+export async function closeWindow(em: EntityManager, p: { cityId: string; businessDay: string; closedBy: string; cutoff: CutOff; now?: Date }): Promise<WindowRow> {
+  if (!DAY.test(p.businessDay) || Number.isNaN(Date.parse(`${p.businessDay}T00:00:00Z`))) throw new SettlementError('INVALID_INPUT', 'a business day is YYYY-MM-DD', 'businessDay');
+  const [city] = await em.execute<{ id: string; today: string }[]>(`select id, (?::timestamptz at time zone time_zone)::date::text as today from city where id = ?`, [p.now ?? new Date(), p.cityId]);
+  if (!city) throw new SettlementError('NOT_FOUND', `no city ${p.cityId}`, 'city');
+  if (p.businessDay > city.today) throw new SettlementError('WINDOW_NOT_STARTED', `${p.businessDay} has not begun in this city (today is ${city.today})`, 'businessDay');
+  const existing = await windowOf(em, p.cityId, p.businessDay);
+  if (existing && existing.status !== 'OPEN') return existing;
+  const earlier = await em.execute<{ day: string }[]>(`select business_day::text as day from settlement_window where city_id = ? and status = 'OPEN' and business_day < ?::date order by business_day`, [p.cityId, p.businessDay]);
+  for (const { day } of [...earlier, { day: p.businessDay }]) {
+    await em.transactional(async (tx) => {
+      const window = await ensureWindow(tx, p.cityId, day, p.cutoff);
+      // Waits for the transactions writing items into it, then closes it.
+      await tx.execute(`select id from settlement_window where id = ? for update`, [window.id]);
+      // Items from before windows were written at once (none otherwise) join the window that closes.
+      await tx.execute(`update clearing_item set window_id = ? where city_id = ? and window_id is null and business_day <= ?::date`, [window.id, p.cityId, day]);
+      await tx.execute(
+        `update settlement_window w set status = 'CLOSED', closed_at = now(), closed_by = ?, cutoff_at = ((w.business_day + 1)::timestamp + ?::interval) at time zone c.time_zone
+           from city c where c.id = w.city_id and w.id = ? and w.status = 'OPEN'`,
+        [p.closedBy, p.cutoff, window.id],
+      );
+    });
+  }
+  return (await windowOf(em, p.cityId, p.businessDay))!;
+}
+
+/**
+ * The cut-off: closes, per city, every open window whose cut-off (the configured time on the
+ * next local day) has passed. Returns the windows it closed.
  */
 export async function closeDueWindows(em: EntityManager, p: { cutoff: CutOff; now?: Date }): Promise<WindowRow[]> {
   const now = p.now ?? new Date();
+  // Open windows show the configured cut-off (one opened by a transaction got the default).
+  await em.execute(
+    `update settlement_window w set cutoff_at = ((w.business_day + 1)::timestamp + ?::interval) at time zone c.time_zone
+       from city c where c.id = w.city_id and w.status = 'OPEN' and w.cutoff_at <> ((w.business_day + 1)::timestamp + ?::interval) at time zone c.time_zone`,
+    [p.cutoff, p.cutoff],
+  );
   const due = await em.execute<{ city_id: string; day: string }[]>(
-    `with last as (select c.id as city_id, c.time_zone, (select max(business_day) from settlement_window w where w.city_id = c.id and w.status <> 'OPEN') as day from city c),
-     waiting as (
-       select l.city_id, l.time_zone, greatest(i.business_day, coalesce(l.day + 1, i.business_day)) as day
-         from last l join lateral (select distinct business_day from clearing_item i where i.city_id = l.city_id and i.window_id is null) i on true
-       union
-       select l.city_id, l.time_zone, w.business_day from last l join settlement_window w on w.city_id = l.city_id and w.status = 'OPEN')
-     select city_id, max(day)::text as day from waiting
-      where ((day + 1)::timestamp + ?::interval) at time zone time_zone <= ?::timestamptz
-      group by city_id`,
-    [p.cutoff, now],
+    `select city_id, max(business_day)::text as day from settlement_window where status = 'OPEN' and cutoff_at <= ?::timestamptz group by city_id`,
+    [now],
   );
   const closed: WindowRow[] = [];
-  for (const { city_id, day } of due) closed.push(await closeWindow(em, { cityId: city_id, businessDay: day, closedBy: 'cut-off', cutoff: p.cutoff, now }));
+  for (const { city_id, day } of due) {
+    const before = await em.execute<{ id: string }[]>(`select id from settlement_window where city_id = ? and status = 'OPEN' and business_day <= ?::date`, [city_id, day]);
+    await closeWindow(em, { cityId: city_id, businessDay: day, closedBy: 'cut-off', cutoff: p.cutoff, now });
+    for (const { id } of before) closed.push((await windowById(em, id))!);
+  }
   return closed;
 }
 
