@@ -1,5 +1,5 @@
 /**
- * The examples (examples/utility-biller, examples/settlement-report), run as a person runs them:
+ * The examples (utility-biller, settlement-report, reader-simulator), run as a person runs them:
  * the whole platform started in-process as `npm start` does (temp data folder, demo seed, sandbox
  * gateway), each example a child Node process with ONECARD_DATA_DIR pointing at that folder, and the
  * assertions on what it prints and writes, checked against the API.
@@ -388,5 +388,32 @@ describe('examples/settlement-report', () => {
     const refused = await run(REPORT, ['--client', 'issuer', '--close', '--date', today, '--out', issuerOut]);
     expect(refused.code).toBe(1);
     expect(refused.stderr).toContain('--close needs the operator');
+  });
+});
+
+describe('examples/reader-simulator', () => {
+  const SIMULATE = path.join(repo, 'examples/reader-simulator/simulate.mjs');
+  /** Runs the simulator once; its last line is `<operation>: <the session's result as JSON>`. */
+  async function simulate(...args: string[]): Promise<{ balance: number; stdout: string }> {
+    const run = start(SIMULATE, args);
+    const code = await run.exited;
+    expect(code, `simulate ${args.join(' ')}\nstdout:\n${run.stdout}\nstderr:\n${run.stderr}`).toBe(0);
+    const result = run.stdout.match(new RegExp(`^${args[0]}: (\\{.*\\})$`, 'm'));
+    expect(result, run.stdout).not.toBeNull();
+    // A balance read answers `balance`; a load `oldBalance`/`newBalance` (with the TAC).
+    const answer = JSON.parse(result![1]!) as { balance?: number; newBalance?: number };
+    return { balance: (answer.balance ?? answer.newBalance)!, stdout: run.stdout };
+  }
+
+  it('reads the demo card at the counter reader, loads cash onto it, and writes a top-up paid at the sandbox gateway onto it (补登)', async () => {
+    const before = await simulate('balance');
+    // Every APDU exchanged with the card is shown.
+    expect(before.stdout).toMatch(/^ {2}> 00a4/m);
+    expect((await simulate('load', '500')).balance).toBe(before.balance + 500);
+    const topUp = await simulate('topup', '300');
+    expect(topUp.stdout).toMatch(/top-up \S+: PAID/);
+    expect(topUp.balance).toBe(before.balance + 800);
+    // The card's state is kept between runs, as a card keeps its own.
+    expect((await simulate('balance')).balance).toBe(before.balance + 800);
   });
 });
