@@ -118,7 +118,8 @@ describe('settlement over the API', () => {
     expect((await merchantB.request<Statements>(statements)).settlementStatements.edges.map((e) => e.node.participantName)).toEqual(['Settle Shop B']);
     await expect(merchantA.request(windowsQuery)).rejects.toMatchObject({ code: 'FORBIDDEN' });
     await expect(gzIssuer.request(`mutation { clearSettlementWindow(input: { window: "${windowId}" }) { userErrors { code } } }`)).rejects.toMatchObject({ code: 'FORBIDDEN' });
-    // The SZ shop's sale waits in SZ's own window.
-    expect((await operator.request<Windows>(`query { settlementWindows(city: "SZ") { edges { node { id } } } }`)).settlementWindows.edges).toEqual([]);
+    // The SZ shop's sale waits in SZ's own window, still open.
+    const sz = await operator.request<{ settlementWindows: { edges: { node: { businessDay: string; status: string; batch: null } }[] } }>(`query { settlementWindows(city: "SZ") { edges { node { businessDay status batch { id } } } } }`);
+    expect(sz.settlementWindows.edges.map((e) => e.node)).toEqual([{ businessDay: DAY, status: 'OPEN', batch: null }]);
   });
 });

@@ -30,7 +30,7 @@ export function startBackgroundJobs(opts: { orm: MikroORM; gateway: GatewayClien
       const done = await runTopUpJobs(em, opts.gateway, { onError: (err, topUpId) => opts.log.warn({ err, topUpId }, 'top-up job failed; tried again next round') });
       if (done.submitted + done.polled + done.refunds > 0) opts.log.info(done, 'top-up jobs');
     }
-    const settled = await runSettlementJobs(em, opts.gateway, { cutoff: opts.settlementCutoff }).catch((err) => {
+    const settled = await runSettlementJobs(em, opts.gateway, { cutoff: opts.settlementCutoff, onError: (err, step) => opts.log.error({ err, step }, 'a settlement step failed; tried again next round') }).catch((err) => {
       opts.log.error({ err }, 'settlement jobs failed; tried again next round');
       return null;
     });

@@ -8,6 +8,8 @@ import { feeFor } from '../tenancy/fee.js';
 import { createCity, createFeePlan, createMerchant } from '../tenancy/tenancy.service.js';
 import { type ClearingKind, recordClearingItem } from './clearing-items.js';
 import { clearWindow, feeRevenueAccount, payableAccount, settlementInTransitAccount } from './clearing.js';
+import { applyPayout } from './payouts.js';
+import { runSettlementJobs } from './settlement.jobs.js';
 import { closeDueWindows, closeWindow, windowOf } from './windows.js';
 
 let db: TestDatabase;
@@ -127,5 +129,48 @@ describe('clearing a window', () => {
     const open = await windowOf(em, c.cityId, '2026-03-08');
     expect(open).toMatchObject({ status: 'OPEN' });
     await expect(clearWindow(em, open!.id)).rejects.toMatchObject({ code: 'WINDOW_OPEN' });
+  });
+
+  it('a payout the bank returns after it was paid goes back to the payable and into the next statement; another payout or amount is not booked as ours', async () => {
+    const c = await city('CLE');
+    const shop = await createMerchant(em, { cityId: c.cityId, name: 'Shop' });
+    await book('PAYMENT', shop.id, 2_500n, { cardCompanyId: c.cardCompanyId, occurredAt: at('2026-03-02T10:00:00') });
+    const window = await closeWindow(em, { cityId: c.cityId, businessDay: '2026-03-02', closedBy: 'test', cutoff: CUTOFF, now: at('2026-03-03T09:00:00') });
+    const batch = await clearWindow(em, window.id);
+    const [payout] = await em.execute<{ id: string; line_id: string }[]>(`select p.id, p.line_id from settlement_payout p join settlement_line l on l.id = p.line_id where l.batch_id = ?`, [batch.id]);
+    const gateway = (status: 'paid' | 'failed', over: Partial<{ id: string; amount: number }> = {}) =>
+      ({ id: 'po_returned', object: 'payout', amount: 2_500, currency: 'cny', status, metadata: { settlementPayout: payout!.id }, created: 0, arrival_date: 0, failure_code: status === 'failed' ? 'account_closed' : null, ...over }) as const;
+
+    expect(await applyPayout(em, gateway('paid', { amount: 2_499 }))).toBe('mismatch');
+    expect(await applyPayout(em, gateway('paid'))).toBe('applied');
+    expect(await applyPayout(em, gateway('paid', { id: 'po_someone_else' }))).toBe('mismatch');
+    const lineStatus = async () => (await em.execute<{ status: string }[]>(`select status from settlement_line where id = ?`, [payout!.line_id]))[0]!.status;
+    expect(await lineStatus()).toBe('PAID');
+    expect(await balance(em, (await payableAccount(em, 'MERCHANT', shop.id, 'CNY')).id)).toBe(0n);
+
+    // Days later the bank sends it back.
+    expect(await applyPayout(em, gateway('failed'))).toBe('applied');
+    expect(await applyPayout(em, gateway('failed'))).toBe('stale');
+    expect(await lineStatus()).toBe('PAYOUT_FAILED');
+    expect(await balance(em, (await payableAccount(em, 'MERCHANT', shop.id, 'CNY')).id)).toBe(2_500n);
+    const next = await closeWindow(em, { cityId: c.cityId, businessDay: '2026-03-03', closedBy: 'test', cutoff: CUTOFF, now: at('2026-03-04T09:00:00') });
+    const again = await clearWindow(em, next.id);
+    const [line] = await em.execute<Record<string, string>[]>(`select carried_in, payout_amount, status from settlement_line where batch_id = ?`, [again.id]);
+    expect(line).toMatchObject({ carried_in: '2500', payout_amount: '2500', status: 'PAYING' });
+    expect(await checkLedger(em)).toEqual([]);
+  });
+
+  it('the settlement job opens today’s and tomorrow’s windows ahead of their first transaction, and closes and clears a day after its cut-off', async () => {
+    const c = await city('CLF');
+    const shop = await createMerchant(em, { cityId: c.cityId, name: 'Shop' });
+    await runSettlementJobs(em, null, { cutoff: CUTOFF, now: at('2026-04-01T12:00:00') });
+    expect(await windowOf(em, c.cityId, '2026-04-01')).toMatchObject({ status: 'OPEN' });
+    expect(await windowOf(em, c.cityId, '2026-04-02')).toMatchObject({ status: 'OPEN' });
+    await book('PAYMENT', shop.id, 700n, { cardCompanyId: c.cardCompanyId, occurredAt: at('2026-04-01T13:00:00') });
+    const errors: string[] = [];
+    await runSettlementJobs(em, null, { cutoff: CUTOFF, now: at('2026-04-02T02:00:00'), onError: (_, step) => errors.push(step) });
+    expect(errors).toEqual([]);
+    expect(await windowOf(em, c.cityId, '2026-04-01')).toMatchObject({ status: 'CLEARED', closed_by: 'cut-off' });
+    expect(await windowOf(em, c.cityId, '2026-04-03')).toMatchObject({ status: 'OPEN' });
   });
 });

@@ -94,13 +94,30 @@ export async function pollSentPayouts(em: EntityManager, gateway: GatewayClient,
 /**
  * What the gateway says of a payout (a webhook, a poll, the create answer): paid → the money left
  * the gateway account (settlement in transit → gateway clearing) and the line is PAID; failed →
- * it goes back to the participant's payable and the line waits to be carried. Once per payout.
+ * it goes back to the participant's payable and the line waits to be carried; paid, then returned
+ * by the bank (failed after paid): the paid entry is undone and it is failed. Once per payout.
  */
-export async function applyPayout(em: EntityManager, payout: Payout): Promise<'applied' | 'stale' | 'unknown'> {
+export async function applyPayout(em: EntityManager, payout: Payout): Promise<'applied' | 'stale' | 'unknown' | 'mismatch'> {
   return em.transactional(async (tx) => {
     const [ref] = await tx.execute<{ id: string }[]>(`select id from settlement_payout where gateway_payout_id = ? or id::text = ?`, [payout.id, payout.metadata?.settlementPayout ?? '']);
     if (!ref) return 'unknown';
     const row = (await payoutById(tx, ref.id, true))!;
+    // Never book another payout, or other money, as ours: for a person to look at.
+    const sameMoney = Number.isSafeInteger(payout.amount) && BigInt(payout.amount) === BigInt(row.amount) && String(payout.currency).toUpperCase() === row.currency;
+    if ((row.gateway_payout_id && row.gateway_payout_id !== payout.id) || !sameMoney) return 'mismatch';
+    if (row.status === 'PAID' && (payout.status === 'failed' || payout.status === 'canceled')) {
+      // The bank sent a paid payout back: the money is in the gateway account again, and owed.
+      const amount = BigInt(row.amount);
+      await post(tx, {
+        key: `settlement-payout:${row.id}:returned`,
+        description: `payout to ${row.participant_kind.toLowerCase()} ${row.participant_id} returned by the bank (${payout.failure_code ?? payout.status})`,
+        lines: [debit((await gatewayClearingAccount(tx, row.currency)).id, amount), credit((await settlementInTransitAccount(tx, row.currency)).id, amount)],
+        metadata: { kind: 'PAYOUT_RETURNED', payout: row.id, gatewayPayout: payout.id, line: row.line_id },
+      });
+      await tx.execute(`update settlement_payout set status = 'SENT' where id = ?`, [row.id]);
+      await failPayout(tx, row.id, payout.failure_code ?? payout.status);
+      return 'applied';
+    }
     if (row.status === 'PAID' || row.status === 'FAILED') return 'stale';
     if (payout.status === 'paid') {
       const amount = BigInt(row.amount);

@@ -109,6 +109,18 @@ export async function closeWindow(em: EntityManager, p: { cityId: string; busine
   return (await windowOf(em, p.cityId, p.businessDay))!;
 }
 
+/** Opens every city's windows of today and tomorrow (local) ahead of their first transaction, each in its own short transaction. */
+export async function openUpcomingWindows(em: EntityManager, p: { cutoff: CutOff; now?: Date }): Promise<void> {
+  const days = await em.execute<{ city_id: string; day: string }[]>(
+    `select c.id as city_id, ((?::timestamptz at time zone c.time_zone)::date + d)::text as day
+       from city c cross join (values (0), (1)) as ahead(d)
+      where not exists (select 1 from settlement_window w where w.city_id = c.id and w.business_day = (?::timestamptz at time zone c.time_zone)::date + d)
+        and not exists (select 1 from settlement_window w where w.city_id = c.id and w.status <> 'OPEN' and w.business_day >= (?::timestamptz at time zone c.time_zone)::date + d)`,
+    [p.now ?? new Date(), p.now ?? new Date(), p.now ?? new Date()],
+  );
+  for (const { city_id, day } of days) await ensureWindow(em, city_id, day, p.cutoff);
+}
+
 /**
  * The cut-off: closes, per city, every open window whose cut-off (the configured time on the
  * next local day) has passed. Returns the windows it closed.
