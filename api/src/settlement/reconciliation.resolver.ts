@@ -5,7 +5,6 @@ import type { GraphQLContext, Principal } from '../graphql/context.js';
 import { fromGlobalId, toGlobalId } from '../graphql/global-id.js';
 import { Money } from '../graphql/money.js';
 import { nodeLoaders } from '../graphql/node.js';
-import { userError, UserErrorCode } from '../graphql/user-error.js';
 import { differenceById, type DifferenceRow, listDifferences, reconcileWindow, type ReconciliationSummary, resolveDifference, UNNAMED_PREFIX } from './reconciliation.js';
 import {
   ReconcileSettlementWindowInput,
@@ -19,20 +18,8 @@ import {
   ResolveReconciliationDifferenceInput,
   ResolveReconciliationDifferencePayload,
 } from './reconciliation.types.js';
-import { SettlementError, type SettlementErrorCode } from './settlement.errors.js';
-
-const CODES: Record<SettlementErrorCode, UserErrorCode> = {
-  NOT_FOUND: UserErrorCode.NOT_FOUND,
-  INVALID_INPUT: UserErrorCode.INVALID_INPUT,
-  WINDOW_NOT_STARTED: UserErrorCode.WINDOW_NOT_STARTED,
-  WINDOW_OPEN: UserErrorCode.WINDOW_OPEN,
-  DIFFERENCE_NOT_OPEN: UserErrorCode.DIFFERENCE_NOT_OPEN,
-  GATEWAY_UNAVAILABLE: UserErrorCode.GATEWAY_UNAVAILABLE,
-};
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
-const toUserError = (err: SettlementError) => userError(CODES[err.code], err.message, ['input', ...(err.field ? [err.field] : [])]);
+import { SettlementError } from './settlement.errors.js';
+import { toUserError, UUID } from './settlement.resolver.js';
 
 const money = (amount: string | null, currency: string) => (amount === null ? null : Money.of(BigInt(amount), currency));
 

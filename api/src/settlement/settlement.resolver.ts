@@ -47,7 +47,7 @@ import {
 } from './settlement.types.js';
 import { closeWindow, windowById, type WindowRow } from './windows.js';
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+export const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const DAY = /^\d{4}-\d{2}-\d{2}$/;
 
 const CODES: Record<SettlementErrorCode, UserErrorCode> = {
@@ -59,7 +59,8 @@ const CODES: Record<SettlementErrorCode, UserErrorCode> = {
   GATEWAY_UNAVAILABLE: UserErrorCode.GATEWAY_UNAVAILABLE,
 };
 
-const toUserError = (err: SettlementError) => userError(CODES[err.code], err.message, ['input', ...(err.field ? [err.field] : [])]);
+/** A settlement refusal as the userError of a mutation's payload (reconciliation's too). */
+export const toUserError = (err: SettlementError) => userError(CODES[err.code], err.message, ['input', ...(err.field ? [err.field] : [])]);
 
 /** The internal id of a global id of `type`, or null when it is not one of ours (answers as missing). */
 function uuidOf(globalId: string, type: string): string | null {
