@@ -13,6 +13,20 @@ export interface Cleanup {
   run: () => Promise<unknown>;
 }
 
+/** Runs every cleanup (in list order, each whatever the others do); false when one failed. */
+export async function runCleanups(cleanups: Cleanup[]): Promise<boolean> {
+  let ok = true;
+  for (const c of cleanups) {
+    try {
+      await c.run();
+    } catch (err) {
+      console.error(`cleanup (${c.what}) failed:`, err);
+      ok = false;
+    }
+  }
+  return ok;
+}
+
 export interface ScratchDatabase {
   /** A fresh, empty database, dropped by the cleanups. */
   url: string;

@@ -14,7 +14,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import pg from 'pg';
 import { pino } from 'pino';
 import { migrate, openOrm, type Orm } from '../db/orm.js';
-import { type Cleanup, percentile, scratchDatabase } from './bench-database.js';
+import { type Cleanup, percentile, runCleanups, scratchDatabase } from './bench-database.js';
 import { checkLedger } from '../ledger/ledger-check.js';
 import { AccountOwnerKind, AccountType } from '../ledger/ledger-account.entity.js';
 import { credit, debit, openAccount, post } from '../ledger/ledger.service.js';
@@ -286,14 +286,7 @@ async function main(): Promise<number> {
     console.error('ledger bench failed:', err);
     exitCode = 1;
   } finally {
-    for (const c of cleanups) {
-      try {
-        await c.run();
-      } catch (err) {
-        console.error(`cleanup (${c.what}) failed:`, err);
-        exitCode = 1;
-      }
-    }
+    if (!(await runCleanups(cleanups))) exitCode = 1;
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }

@@ -48,7 +48,7 @@ import { registerReader } from '../readers/readers.service.js';
 import { cardPurseAccount } from '../readers/session/card-purse.js';
 import { merchantPayableAccount } from '../readers/session/direct-purchase.js';
 import { createCity, createMerchant } from '../tenancy/tenancy.service.js';
-import { type Cleanup, percentile, scratchDatabase } from './bench-database.js';
+import { type Cleanup, percentile, runCleanups, scratchDatabase } from './bench-database.js';
 
 const CURRENCY = 'CNY';
 /** The code the bench city's cards carry (its card company's keys are found by it). */
@@ -692,14 +692,7 @@ async function main(): Promise<number> {
     console.error('payments bench failed:', err);
     exitCode = 1;
   } finally {
-    for (const c of cleanups) {
-      try {
-        await c.run();
-      } catch (err) {
-        console.error(`cleanup (${c.what}) failed:`, err);
-        exitCode = 1;
-      }
-    }
+    if (!(await runCleanups(cleanups))) exitCode = 1;
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }

@@ -33,7 +33,7 @@ import { clearWindow, feeRevenueAccount, PAYABLE_ACCOUNT_CODE, payableAccount, s
 import { closeWindow, ensureWindow, type WindowRow } from '../settlement/windows.js';
 import { feeFor } from '../tenancy/fee.js';
 import { createCity, createFeePlan } from '../tenancy/tenancy.service.js';
-import { type Cleanup, scratchDatabase } from './bench-database.js';
+import { type Cleanup, runCleanups, scratchDatabase } from './bench-database.js';
 
 const CURRENCY = 'CNY';
 const TIME_ZONE = 'Asia/Shanghai';
@@ -625,14 +625,7 @@ async function main(): Promise<number> {
     console.error('settlement bench failed:', err);
     exitCode = 1;
   } finally {
-    for (const c of cleanups) {
-      try {
-        await c.run();
-      } catch (err) {
-        console.error(`cleanup (${c.what}) failed:`, err);
-        exitCode = 1;
-      }
-    }
+    if (!(await runCleanups(cleanups))) exitCode = 1;
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }

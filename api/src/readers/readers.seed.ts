@@ -9,6 +9,34 @@ import { fromGlobalId, toGlobalId } from '../graphql/global-id.js';
 import { storeM1MasterKey, storeMasterKeys } from './key-store.js';
 import { registerReader } from './readers.service.js';
 
+type SeedContext = Parameters<SeedStep['run']>[1];
+
+/**
+ * A certified demo reader: a device key made here, registered from its CSR (both certificates),
+ * and written with its certificates to `file` in the data folder, as a real reader keeps them in
+ * its secure element. Returns what demo.json lists of it.
+ */
+export async function registerDemoReader(
+  em: Parameters<SeedStep['run']>[0],
+  kek: SeedContext['kek'],
+  config: SeedContext['config'],
+  r: { serial: string; model: string; owner: Parameters<typeof registerReader>[2]['owner']; cityId: string; cityCode: string; file: string; extra?: Record<string, string> },
+): Promise<{ id: string; serial: string; file: string } & Record<string, string>> {
+  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048, privateKeyEncoding: { type: 'pkcs1', format: 'pem' }, publicKeyEncoding: { type: 'spki', format: 'pem' } });
+  const key = forge.pki.privateKeyFromPem(privateKey) as forge.pki.rsa.PrivateKey;
+  const csr = forge.pki.createCertificationRequest();
+  csr.publicKey = forge.pki.setRsaPublicKey(key.n, key.e);
+  csr.sign(key, forge.md.sha256.create());
+  const csrPem = forge.pki.certificationRequestToPem(csr);
+  const registered = await registerReader(em, kek, { serial: r.serial, model: r.model, owner: r.owner, cityId: r.cityId, cityCode: r.cityCode, nationalCsrPem: csrPem, cityCsrPem: csrPem, publicUrl: config.publicUrl });
+  const readerId = toGlobalId('Reader', registered.reader.id);
+  await fs.mkdir(config.dataDir, { recursive: true });
+  const file = path.join(config.dataDir, r.file);
+  const stored = { readerId, serial: r.serial, ...r.extra, deviceKeyPem: privateKey, nationalCertificatePem: registered.nationalChainPem[0], cityCertificatePem: registered.cityChainPem[0] };
+  await fs.writeFile(file, `${JSON.stringify(stored, null, 2)}\n`, { mode: 0o600 });
+  return { id: readerId, serial: r.serial, ...r.extra, file };
+}
+
 /** The city codes cards of the demo cities carry in their issuer id (SFI 0x15 bytes 2–3). */
 const CARD_CITY_CODES: Record<string, string> = { GZ: '5810', SZ: '5840' };
 
@@ -30,28 +58,14 @@ export const readersDemo: SeedStep = {
     // Guangzhou also runs M1 (MIFARE Classic) cards: their sector keys derive from this key and the UID.
     await storeM1MasterKey(em, kek, { cardCompanyId: company('GZ'), keyVersion: 1 });
 
-    const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048, privateKeyEncoding: { type: 'pkcs1', format: 'pem' }, publicKeyEncoding: { type: 'spki', format: 'pem' } });
-    const key = forge.pki.privateKeyFromPem(privateKey) as forge.pki.rsa.PrivateKey;
-    const csr = forge.pki.createCertificationRequest();
-    csr.publicKey = forge.pki.setRsaPublicKey(key.n, key.e);
-    csr.sign(key, forge.md.sha256.create());
-    const csrPem = forge.pki.certificationRequestToPem(csr);
-    const serial = 'GZ-COUNTER-0001';
-    const registered = await registerReader(em, kek, {
-      serial,
+    const counter = await registerDemoReader(em, kek, config, {
+      serial: 'GZ-COUNTER-0001',
       model: 'OneCard virtual counter reader',
       owner: { kind: 'CARD_COMPANY', id: company('GZ'), name: 'Guangzhou Yangchengtong' },
       cityId: city('GZ'),
       cityCode: 'GZ',
-      nationalCsrPem: csrPem,
-      cityCsrPem: csrPem,
-      publicUrl: config.publicUrl,
+      file: 'demo-reader.json',
     });
-    const readerId = toGlobalId('Reader', registered.reader.id);
-    await fs.mkdir(config.dataDir, { recursive: true });
-    const readerFile = path.join(config.dataDir, 'demo-reader.json');
-    const reader = { readerId, serial, deviceKeyPem: privateKey, nationalCertificatePem: registered.nationalChainPem[0], cityCertificatePem: registered.cityChainPem[0] };
-    await fs.writeFile(readerFile, `${JSON.stringify(reader, null, 2)}\n`, { mode: 0o600 });
 
     // A card personalised as the card company would: only its own diversified keys go on it. The
     // file is `VirtualCpuCard.withKeys()` options (sdk-js), so the reader simulator can make the card.
@@ -65,6 +79,6 @@ export const readersDemo: SeedStep = {
     };
     const cardFile = path.join(config.dataDir, 'demo-card.json');
     await fs.writeFile(cardFile, `${JSON.stringify(personalisation, null, 2)}\n`, { mode: 0o600 });
-    return { readers: { counter: { id: readerId, serial, file: readerFile } }, cards: { gz: { asn, file: cardFile } } };
+    return { readers: { counter }, cards: { gz: { asn, file: cardFile } } };
   },
 };
