@@ -89,6 +89,29 @@ describe('the CA hierarchy', () => {
     expect((await fetch(`${server.url}/pki/nope.crl`)).status).toBe(404);
   });
 
+  it('a CRL is dated when it is issued: a revocation made later in the day is in a CRL dated after it, with no reason code for "unspecified"', async () => {
+    const issued = await readerCert();
+    await fs.writeFile(path.join(dir, 'gz-ca-2.pem'), issued.chainPem[1]!);
+    const crlText = async (name: string) => {
+      await fs.writeFile(path.join(dir, name), Buffer.from(await (await fetch(`${server.url}/pki/city-gz.crl`)).arrayBuffer()));
+      const { stdout, stderr } = await run('openssl', ['crl', '-inform', 'DER', '-in', name, '-noout', '-text', '-CAfile', 'gz-ca-2.pem'], { cwd: dir });
+      expect(stdout + stderr).toMatch(/verify OK/);
+      return stdout;
+    };
+    const lastUpdate = (text: string) => new Date(/Last Update: (.+)/.exec(text)![1]!);
+    const crlNumber = (text: string) => BigInt(/X509v3 CRL Number:\s*\n\s*(\d+)/.exec(text)![1]!);
+    const before = await crlText('before.crl');
+    expect(await crlText('again.crl')).toBe(before); // the same CRL until something changes
+    const revoked = await revokeCertificate(db.orm.em.fork(), issued.row.serial); // reason: unspecified (0)
+    const after = await crlText('after.crl');
+    // openssl prints whole seconds: the CRL is dated no earlier than the second of the revocation.
+    expect(+lastUpdate(after)).toBeGreaterThanOrEqual(Math.floor(+new Date(revoked.revoked_at!) / 1000) * 1000);
+    expect(crlNumber(after)).toBeGreaterThan(crlNumber(before));
+    const entry = after.slice(after.indexOf(`Serial Number: ${issued.row.serial.toUpperCase()}`)).split('Serial Number:')[1]!;
+    expect(entry).not.toMatch(/Reason Code|Unspecified/);
+    expect(after).toMatch(/Key Compromise/); // an earlier revocation's reason is kept
+  });
+
   it('checkLeaf refuses revoked, foreign, expired and wrong-profile certificates', async () => {
     const em = db.orm.em.fork();
     const good = await readerCert();

@@ -17,6 +17,8 @@ import {
   type Profile,
   publicKeyFingerprint,
   signedBy,
+  subjectField,
+  subjectText,
   toPem,
 } from './x509.js';
 
@@ -32,8 +34,11 @@ export interface CaRow {
   sealed_private_key: string | null;
   parent_id: string | null;
   revocations: string;
-  /** The root only: its CRL as signed offline. */
+  /** The root: its CRL as signed offline. A working CA: its current CRL, signed online. */
   signed_crl: Buffer | null;
+  /** A working CA: when its current CRL was signed, and the revocation count it covers. */
+  crl_this_update: Date | null;
+  crl_revocations: string | null;
 }
 
 export interface IssuedRow {
@@ -75,7 +80,7 @@ export async function installRoot(em: EntityManager, root: Certificate): Promise
   }
   const [row] = await em.execute<CaRow[]>(
     `insert into certificate_authority (id, kind, name, certificate_pem) values ('root', 'ROOT', ?, ?) returning *`,
-    [root.subject.getField('CN')?.value ?? 'root', toPem(root)],
+    [subjectField(root, 'CN') ?? 'root', toPem(root)],
   );
   return row!;
 }
@@ -126,7 +131,7 @@ async function record(em: EntityManager, caId: string, profile: Profile, cert: C
       cert.serialNumber,
       caId,
       profile,
-      cert.subject.attributes.map((a) => `${a.shortName}=${a.value}`).join(', '),
+      subjectText(cert),
       toPem(cert),
       publicKeyFingerprint(cert.publicKey),
       cert.validity.notBefore,
@@ -195,28 +200,40 @@ export async function findIssued(em: EntityManager, serial: string): Promise<Iss
   return row;
 }
 
+/** A working CA's CRL is signed again at least this often, and at once when a revocation is added. */
+const CRL_REISSUE_MS = DAY;
+
 /**
- * The CA's current CRL (DER). Deterministic for a day and a revocation count, so every process
- * serves the same bytes; the CRL number grows with both (day × 2^20 + revocations).
+ * The CA's current CRL (DER). A working CA's CRL is signed when its revocations change or the last
+ * one is a day old, dated at that moment (RFC 5280 §5.1.2.4: thisUpdate is the issue date), and
+ * kept, so every process serves the same bytes until the next change. The CRL number is the issue
+ * time in milliseconds: it only grows (and stays above the day-based numbers of earlier versions).
  */
 export async function crlFor(em: EntityManager, kek: Buffer, caId: string, now = new Date()): Promise<Buffer> {
   const ca = await findCa(em, caId);
   if (ca?.kind === 'ROOT' && ca.signed_crl) return Buffer.from(ca.signed_crl);
   if (!ca || ca.kind === 'ROOT') throw new PkiError('NOT_FOUND', `no CRL for ${caId}`);
+  const current = ca.signed_crl && ca.crl_this_update && ca.crl_revocations !== null && String(ca.crl_revocations) === String(ca.revocations) && +now - +new Date(ca.crl_this_update) < CRL_REISSUE_MS;
+  if (current) return Buffer.from(ca.signed_crl!);
+  // Read after the CA row: a revocation counted later makes the next request sign again.
   const revoked = await em.execute<{ serial: string; revoked_at: Date; revocation_reason: number }[]>(
     `select serial, revoked_at, revocation_reason from issued_certificate where ca_id = ? and status = 'REVOKED' and not_after > now() order by serial`,
     [caId],
   );
-  const day = Math.floor(+now / DAY);
-  const thisUpdate = new Date(day * DAY);
-  return buildCrl({
+  const der = buildCrl({
     issuer: fromPem(ca.certificate_pem),
     issuerKey: caKey(kek, ca),
-    crlNumber: day * 2 ** 20 + Number(ca.revocations),
-    thisUpdate,
-    nextUpdate: new Date(+thisUpdate + 2 * DAY),
+    crlNumber: +now,
+    thisUpdate: now,
+    nextUpdate: new Date(+now + 2 * DAY),
     revoked: revoked.map((r) => ({ serial: r.serial, revokedAt: new Date(r.revoked_at), reasonCode: r.revocation_reason })),
   });
+  // Two processes may sign at once: both CRLs are valid; the newer one is kept.
+  await em.execute(
+    `update certificate_authority set signed_crl = ?, crl_this_update = ?, crl_revocations = ? where id = ? and (crl_this_update is null or crl_this_update < ?)`,
+    [der, now, ca.revocations, ca.id, now],
+  );
+  return der;
 }
 
 export type ChainRefusal = 'UNKNOWN_CA' | 'BAD_SIGNATURE' | 'NOT_YET_VALID' | 'EXPIRED' | 'REVOKED' | 'UNKNOWN_CERTIFICATE' | 'WRONG_PROFILE';

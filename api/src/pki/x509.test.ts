@@ -1,11 +1,12 @@
 import { execFile } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import forge from 'node-forge';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildCrl, generateRsaKey, issueCertificate, newSerial, parseCsr, signedBy, toDer, toPem } from './x509.js';
+import { buildCrl, fromPem, generateRsaKey, issueCertificate, newSerial, parseCsr, signedBy, toDer, toPem } from './x509.js';
 
 const run = promisify(execFile);
 let dir: string;
@@ -91,6 +92,37 @@ describe('X.509 issued by node-forge, checked by openssl', () => {
     expect(checked.code).not.toBe(0);
     expect(checked.out).toMatch(/certificate revoked/);
     expect(toDer(reader).length).toBeGreaterThan(500);
+  });
+
+  it('a Chinese owner name is a UTF8String that openssl and node read back, and the chain verifies', async () => {
+    const { root, rootKey, ca, caKey } = chain();
+    const owner = '广州羊城通 Guangzhou Yangchengtong';
+    const csr = parseCsr(csrFor('reader-zh').pem);
+    const reader = issueCertificate({ subject: { commonName: 'GZ-R-中文-0001', organization: owner, organizationalUnit: '读写器 R1', country: 'CN' }, publicKey: csr.publicKey!, serial: newSerial(), notBefore: now, notAfter: new Date(+now + 30 * day), profile: 'reader', issuer: { certificate: ca, privateKey: caKey.privateKey } });
+    const pem = toPem(reader);
+    // node:crypto reads it, and the names come back whole.
+    const x509 = new X509Certificate(pem);
+    expect(x509.subject).toContain(`O=${owner}`);
+    expect(x509.subject).toContain('CN=GZ-R-中文-0001');
+    expect(x509.subject).toContain('OU=读写器 R1');
+    // openssl reads it: the names are UTF8String, printed back as UTF-8.
+    await fs.writeFile(path.join(dir, 'zh-root.pem'), toPem(root));
+    await fs.writeFile(path.join(dir, 'zh-ca.pem'), toPem(ca));
+    await fs.writeFile(path.join(dir, 'zh-reader.pem'), pem);
+    const subject = await openssl('x509', '-in', 'zh-reader.pem', '-noout', '-subject', '-nameopt', 'utf8,sep_comma_plus_space');
+    expect(subject).toEqual({ code: 0, out: `subject=C=CN, O=${owner}, OU=读写器 R1, CN=GZ-R-中文-0001\n` });
+    const parsed = await openssl('asn1parse', '-in', 'zh-reader.pem');
+    expect(parsed.out).toMatch(/UTF8STRING\s+:/);
+    expect(await openssl('verify', '-CAfile', 'zh-root.pem', '-untrusted', 'zh-ca.pem', 'zh-reader.pem')).toEqual({ code: 0, out: 'zh-reader.pem: OK\n' });
+    // A certificate issued by a CA with a Chinese name names that issuer exactly (the chain links by name).
+    const zhCaKey = generateRsaKey(2048);
+    const zhCa = issueCertificate({ subject: { commonName: '广州市工作 CA', organization: owner, country: 'CN' }, publicKey: forge.pki.setRsaPublicKey(zhCaKey.privateKey.n, zhCaKey.privateKey.e), serial: newSerial(), notBefore: now, notAfter: new Date(+now + 365 * day), profile: 'working-ca', issuer: { certificate: root, privateKey: rootKey.privateKey } });
+    const leaf = issueCertificate({ subject: { commonName: 'GZ-R-0003', organization: owner }, publicKey: parseCsr(csrFor('r3').pem).publicKey!, serial: newSerial(), notBefore: now, notAfter: new Date(+now + 30 * day), profile: 'reader', issuer: { certificate: fromPem(toPem(zhCa)), privateKey: zhCaKey.privateKey } });
+    await fs.writeFile(path.join(dir, 'zh-ca2.pem'), toPem(zhCa));
+    await fs.writeFile(path.join(dir, 'zh-leaf.pem'), toPem(leaf));
+    expect(await openssl('verify', '-CAfile', 'zh-root.pem', '-untrusted', 'zh-ca2.pem', 'zh-leaf.pem')).toEqual({ code: 0, out: 'zh-leaf.pem: OK\n' });
+    expect(new X509Certificate(toPem(leaf)).issuer).toContain('CN=广州市工作 CA');
+    expect(signedBy(fromPem(toPem(leaf)), fromPem(toPem(zhCa)))).toBe(true);
   });
 
   it('a CSR whose signature does not match its key is refused', () => {

@@ -19,13 +19,35 @@ export interface DistinguishedName {
   country?: string;
 }
 
+/**
+ * Names are UTF8String (RFC 5280 §4.1.2.6: new certificates MUST use it), so a card company's Chinese
+ * name survives. node-forge UTF-8-encodes such values when it writes them but leaves them as raw
+ * bytes when it parses, so `fromPem` decodes them: every Certificate here holds text, and an issuer
+ * name copied from a parsed CA is written back byte for byte. The country stays PrintableString (X.520).
+ */
 function attributes(dn: DistinguishedName): forge.pki.CertificateField[] {
+  const utf8 = (shortName: string, value: string) => ({ shortName, value, valueTagClass: asn1.Type.UTF8 as unknown as forge.asn1.Class });
   return [
     ...(dn.country ? [{ shortName: 'C', value: dn.country }] : []),
-    ...(dn.organization ? [{ shortName: 'O', value: dn.organization }] : []),
-    ...(dn.organizationalUnit ? [{ shortName: 'OU', value: dn.organizationalUnit }] : []),
-    { shortName: 'CN', value: dn.commonName },
+    ...(dn.organization ? [utf8('O', dn.organization)] : []),
+    ...(dn.organizationalUnit ? [utf8('OU', dn.organizationalUnit)] : []),
+    utf8('CN', dn.commonName),
   ];
+}
+
+function decodeUtf8Values(fields: forge.pki.CertificateField[]): void {
+  for (const field of fields) if ((field.valueTagClass as number | undefined) === asn1.Type.UTF8 && typeof field.value === 'string') field.value = util.decodeUtf8(field.value);
+}
+
+/** A certificate's subject as text, `C=CN, O=…, CN=…`, Unicode intact. */
+export function subjectText(cert: Certificate): string {
+  return cert.subject.attributes.map((a) => `${a.shortName}=${String(a.value ?? '')}`).join(', ');
+}
+
+/** One subject attribute as text (e.g. 'CN'), or undefined. */
+export function subjectField(cert: Certificate, shortName: string): string | undefined {
+  const field = cert.subject.getField(shortName) as forge.pki.CertificateField | null;
+  return field ? String(field.value ?? '') : undefined;
 }
 
 export function generateRsaKey(bits = 2048): { privateKey: PrivateKey; privateKeyPem: string } {
@@ -113,7 +135,12 @@ export function parseCsr(pem: string): forge.pki.CertificateSigningRequest {
 }
 
 export const toPem = (cert: Certificate) => pki.certificateToPem(cert);
-export const fromPem = (pem: string) => pki.certificateFromPem(pem);
+export function fromPem(pem: string): Certificate {
+  const cert = pki.certificateFromPem(pem);
+  decodeUtf8Values(cert.subject.attributes);
+  decodeUtf8Values(cert.issuer.attributes);
+  return cert;
+}
 export const toDer = (cert: Certificate) => Buffer.from(asn1.toDer(pki.certificateToAsn1(cert)).getBytes(), 'binary');
 
 /** SHA-256 fingerprint of a public key (SubjectPublicKeyInfo), hex: the same key in two certificates. */
@@ -153,7 +180,8 @@ export function buildCrl(opts: { issuer: Certificate; issuerKey: PrivateKey; crl
     seq([
       int(r.serial),
       time(r.revokedAt),
-      seq([seq([oid('2.5.29.21'), octets(asn1.toDer(asn1.create(asn1.Class.UNIVERSAL, asn1.Type.ENUMERATED, false, String.fromCharCode(r.reasonCode))).getBytes())])]),
+      // RFC 5280 §5.3.1: the reason code extension SHOULD be absent rather than say unspecified (0).
+      ...(r.reasonCode ? [seq([seq([oid('2.5.29.21'), octets(asn1.toDer(asn1.create(asn1.Class.UNIVERSAL, asn1.Type.ENUMERATED, false, String.fromCharCode(r.reasonCode))).getBytes())])])] : []),
     ]),
   );
   const aki = seq([asn1.create(asn1.Class.CONTEXT_SPECIFIC, 0, false, opts.issuer.generateSubjectKeyIdentifier().getBytes())]);

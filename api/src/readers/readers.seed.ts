@@ -58,10 +58,12 @@ export const readersDemo: SeedStep = {
     // Guangzhou also runs M1 (MIFARE Classic) cards: their sector keys derive from this key and the UID.
     await storeM1MasterKey(em, kek, { cardCompanyId: company('GZ'), keyVersion: 1 });
 
+    // The owner's own (Chinese) name goes into the reader's certificates, so the demo exercises UTF8String names.
+    const [gzCompany] = await em.execute<{ name: string }[]>(`select name from card_company where id = ?`, [company('GZ')]);
     const counter = await registerDemoReader(em, kek, config, {
       serial: 'GZ-COUNTER-0001',
       model: 'OneCard virtual counter reader',
-      owner: { kind: 'CARD_COMPANY', id: company('GZ'), name: 'Guangzhou Yangchengtong' },
+      owner: { kind: 'CARD_COMPANY', id: company('GZ'), name: gzCompany!.name },
       cityId: city('GZ'),
       cityCode: 'GZ',
       file: 'demo-reader.json',
