@@ -111,7 +111,7 @@ const MATRIX: Record<string, Rule> = {
   'Mutation.createTopUp': { access: 'owned', kinds: ['ISSUER'] }, // also cardholder apps; another holder's card is NOT_FOUND (topups.test.ts)
   'Mutation.refundTopUp': { access: 'owned', kinds: ['ISSUER'] }, // also cardholder apps and the operator; checked in topups.test.ts
   'Query.payment': { access: 'owned', kinds: ['MERCHANT'] }, // also the operator, and cardholder apps by id; another merchant's is null (payments.test.ts)
-  'Query.payments': { access: 'owned', kinds: ['MERCHANT'] }, // own payments only; checked in payments.test.ts
+  'Query.payments': { access: 'owned', kinds: ['MERCHANT'] }, // own payments only; every principal kind (cardholder apps list none) in the list matrix below
   'Mutation.createPayment': { access: 'owned', kinds: ['MERCHANT'] },
   'Mutation.cancelPayment': { access: 'owned', kinds: ['MERCHANT'] }, // another merchant's payment is NOT_FOUND (payments.test.ts)
   'Mutation.refundPayment': { access: 'owned', kinds: ['MERCHANT'] }, // another merchant's payment is NOT_FOUND (payments.test.ts)
