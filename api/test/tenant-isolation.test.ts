@@ -30,6 +30,15 @@ import { createWorkingCa } from '../src/pki/pki.service.js';
 import { initRootCa } from '../src/pki/root-ca.js';
 import { generateRsaKey } from '../src/pki/x509.js';
 import { registerReader } from '../src/readers/readers.service.js';
+import { createCardholder } from '../src/auth/cardholders.service.js';
+import { withLuhnCheckDigit } from '../src/cards/cards.service.js';
+import { recordPendingLoad } from '../src/topups/topups.service.js';
+import { recordEvent } from '../src/webhooks/outbox.js';
+import { credit, debit, openAccount, post } from '../src/ledger/ledger.service.js';
+import { AccountOwnerKind, AccountType } from '../src/ledger/ledger-account.entity.js';
+import { recordClearingItem } from '../src/settlement/clearing-items.js';
+import { clearWindow, payableAccount } from '../src/settlement/clearing.js';
+import { closeWindow } from '../src/settlement/windows.js';
 import { freshDatabase, type TestDatabase } from './support/database.js';
 import { TEST_KEK, testConfig } from './support/server.js';
 
@@ -102,7 +111,7 @@ const MATRIX: Record<string, Rule> = {
   'Mutation.createTopUp': { access: 'owned', kinds: ['ISSUER'] }, // also cardholder apps; another holder's card is NOT_FOUND (topups.test.ts)
   'Mutation.refundTopUp': { access: 'owned', kinds: ['ISSUER'] }, // also cardholder apps and the operator; checked in topups.test.ts
   'Query.payment': { access: 'owned', kinds: ['MERCHANT'] }, // also the operator, and cardholder apps by id; another merchant's is null (payments.test.ts)
-  'Query.payments': { access: 'owned', kinds: ['MERCHANT'] }, // own payments only; checked in payments.test.ts
+  'Query.payments': { access: 'owned', kinds: ['MERCHANT'] }, // own payments only; every principal kind (cardholder apps list none) in the list matrix below
   'Mutation.createPayment': { access: 'owned', kinds: ['MERCHANT'] },
   'Mutation.cancelPayment': { access: 'owned', kinds: ['MERCHANT'] }, // another merchant's payment is NOT_FOUND (payments.test.ts)
   'Mutation.refundPayment': { access: 'owned', kinds: ['MERCHANT'] }, // another merchant's payment is NOT_FOUND (payments.test.ts)
@@ -357,5 +366,286 @@ describe('tenant isolation matrix (generated from the schema)', () => {
     const field = schema.getQueryType()!.getFields().ledgerProblems!;
     expect((await run(operationFor('query', field), principal('OPERATOR', null))).errors).toBeUndefined();
     expect((await run(operationFor('query', field), fx.principals.A.MERCHANT)).errors?.[0]?.extensions?.code).toBe('FORBIDDEN');
+  });
+});
+
+// ——— every list, for every kind of principal ———
+
+/** The principals the list matrix asks as: two tenants of each kind, and the apps of three cardholders (1 and 2 in tenant A's city, 3 in B's). */
+type Who = 'merchant A' | 'merchant B' | 'biller A' | 'biller B' | 'issuer A' | 'issuer B' | 'holder 1 app' | 'holder 2 app' | 'holder 3 app';
+const EVERYONE: Who[] = ['merchant A', 'merchant B', 'biller A', 'biller B', 'issuer A', 'issuer B', 'holder 1 app', 'holder 2 app', 'holder 3 app'];
+const APPS: Who[] = ['holder 1 app', 'holder 2 app', 'holder 3 app'];
+
+/**
+ * Every list a client can reach from Query (a connection, a list, or an object holding one), with
+ * what it needs to be asked. A list field that is not here fails the test: whoever adds one decides
+ * here how it is asked, and the check below then holds it to "no other tenant's objects".
+ */
+const LISTS: Record<string, { args?: () => Record<string, unknown>; alsoSeen?: (name: string) => Who[]; note?: string }> = {
+  // By id, with the lists the object holds: asked for tenant A's (holder 1's) object, every other principal gets null.
+  'Query.card': { args: () => ({ id: lists.ids.card1 }), note: 'holder 1’s card with its top-ups and history' },
+  'Query.topUp': { args: () => ({ id: lists.ids.topUp1 }), note: 'holder 1’s pending load with its history' },
+  'Query.payment': { args: () => ({ id: lists.ids.canceledPaymentA }), note: 'merchant A’s canceled payment with its refunds and entries (an open one any app may open by id)' },
+  'Query.journalEntry': { note: 'operator only' },
+  'Query.billers': { note: 'cardholder apps see every ACTIVE biller (a directory): billers are seen by apps in the fixture' },
+  'Query.bills': {},
+  'Query.billsForAccount': { args: () => ({ biller: lists.ids.billerB, accountNumber: 'ACC-B' }), note: 'asked for tenant B’s account: only B, and apps paying B’s bills, may see it' },
+  'Query.billerReconciliation': { args: () => ({ businessDay: lists.today }) },
+  'Query.blacklist': {},
+  'Query.cards': {},
+  'Query.certificateAuthorities': { note: 'public' },
+  'Query.cities': { note: 'a directory' },
+  'Query.events': {},
+  'Query.feePlans': { note: 'operator only' },
+  'Query.interchangeMatrix': { args: () => ({ businessDay: SETTLED_DAY }) },
+  'Query.ledgerAccounts': { note: 'operator only' },
+  'Query.ledgerProblems': { note: 'operator only' },
+  'Query.merchants': {},
+  'Query.payments': {},
+  'Query.readers': {},
+  'Query.reconciliationDifferences': { args: () => ({ window: lists.ids.windowA }), note: 'operator only' },
+  'Query.settlementBatch': { args: () => ({ id: lists.ids.batchB }), alsoSeen: (name) => (name.startsWith('line B ') ? ['issuer B'] : []), note: 'tenant B’s batch, with every line of its city for its card company' },
+  'Query.settlementStatements': {},
+  'Query.settlementWindows': {},
+  'Query.webhookDeliveries': {},
+  'Query.webhookEndpoints': {},
+  'Query.viewer': { note: 'the caller itself' },
+};
+
+const SETTLED_DAY = '2026-03-02';
+
+/** Fixture objects (global ids) and who may find each in a list; anyone else must never. */
+const lists = {
+  today: '',
+  ids: {} as Record<string, string>,
+  seenBy: new Map<string, { name: string; who: Set<Who> }>(),
+  principals: {} as Record<Who, Principal>,
+};
+
+function own(name: string, id: string, who: Who[]) {
+  lists.ids[name] = id;
+  lists.seenBy.set(id, { name, who: new Set(who) });
+}
+
+/** Whether a field's type holds a list of objects, directly or one object down (as a reconciliation holds its payments). */
+function holdsList(type: GraphQLOutputTypeLike, depth = 0): boolean {
+  let t: any = type;
+  while (isNonNullType(t)) t = t.ofType;
+  if (isListType(t)) return true;
+  if (!isObjectType(t) || depth > 1) return false;
+  if (t.getFields().edges) return true;
+  return Object.values(t.getFields()).some((f: any) => !f.args.some((a: any) => isNonNullType(a.type)) && holdsList(f.type, depth + 1));
+}
+type GraphQLOutputTypeLike = GraphQLField<unknown, unknown>['type'];
+
+/** A selection of every id-like field, down through objects and lists (fields needing arguments left out). */
+function selectionOf(type: GraphQLOutputTypeLike, depth: number): string {
+  const named = getNamedType(type);
+  if (!isObjectType(named)) return isScalarType(named) || isEnumType(named) ? '' : '{ __typename }';
+  if (depth <= 0) return named.getFields().id ? '{ id }' : '{ __typename }';
+  const parts: string[] = [];
+  for (const f of Object.values(named.getFields())) {
+    if (f.args.some((a) => isNonNullType(a.type))) continue;
+    const inner = getNamedType(f.type);
+    if (isScalarType(inner)) {
+      if (inner.name === 'ID' || inner.name === 'JSONObject' || f.name === 'asn') parts.push(f.name);
+    } else if (isObjectType(inner)) parts.push(`${f.name} ${selectionOf(f.type, depth - 1)}`);
+  }
+  return `{ __typename ${parts.join(' ')} }`;
+}
+
+/** Every string in an answer (ids, references, event payloads). */
+function stringsIn(value: unknown, out: string[] = []): string[] {
+  if (typeof value === 'string') out.push(value);
+  else if (Array.isArray(value)) for (const v of value) stringsIn(v, out);
+  else if (value && typeof value === 'object') for (const v of Object.values(value)) stringsIn(v, out);
+  return out;
+}
+
+const listFields = () =>
+  Object.values(schema.getQueryType()!.getFields())
+    .filter((f) => holdsList(f.type))
+    .map((field) => ({ key: `Query.${field.name}`, field }));
+
+describe('every list, for every kind of principal (generated from the schema)', () => {
+  beforeAll(async () => {
+    const em = db.orm.em.fork();
+
+    const [A, B] = [fx.principals.A, fx.principals.B];
+    const tenantOf = (p: Principal) => p.tenantId!;
+    const cityOf = { A: (await em.execute<{ city_id: string }[]>(`select city_id from card_company where id = ?`, [A.ISSUER.tenantId]))[0]!.city_id, B: (await em.execute<{ city_id: string }[]>(`select city_id from card_company where id = ?`, [B.ISSUER.tenantId]))[0]!.city_id };
+    lists.today = (await em.execute<{ d: string }[]>(`select (now() at time zone 'Asia/Shanghai')::date::text as d`))[0]!.d;
+
+    // Three cardholders, each signed in through an app of its city's card company.
+    const holders: Record<1 | 2 | 3, { id: string; company: string }> = {
+      1: { id: (await createCardholder(em, { username: 'iso-holder-1', password: 'holder password 1', displayName: 'One' })).id, company: A.ISSUER.tenantId! },
+      2: { id: (await createCardholder(em, { username: 'iso-holder-2', password: 'holder password 2', displayName: 'Two' })).id, company: A.ISSUER.tenantId! },
+      3: { id: (await createCardholder(em, { username: 'iso-holder-3', password: 'holder password 3', displayName: 'Three' })).id, company: B.ISSUER.tenantId! },
+    };
+    const app = (n: 1 | 2 | 3): Principal => ({ kind: 'CARDHOLDER_APP', clientId: `test-app-${holders[n].company}`, tenantId: holders[n].company, holderId: holders[n].id, scopes: scopesForKind('CARDHOLDER_APP') });
+    lists.principals = {
+      'merchant A': A.MERCHANT, 'merchant B': B.MERCHANT, 'biller A': A.BILLER, 'biller B': B.BILLER, 'issuer A': A.ISSUER, 'issuer B': B.ISSUER,
+      'holder 1 app': app(1), 'holder 2 app': app(2), 'holder 3 app': app(3),
+    };
+    const as = async (who: Who, query: string, variables: Record<string, unknown>) => {
+      const res = await apollo.executeOperation({ query, variables }, { contextValue: { em: db.orm.em.fork(), principal: lists.principals[who], requestId: 't', log: pino({ level: 'silent' }), config: testConfig() } });
+      if (res.body.kind !== 'single') throw new Error('single result expected');
+      const result = JSON.parse(JSON.stringify(res.body.singleResult)) as { data?: any; errors?: any[] };
+      expect(result.errors, query).toBeUndefined();
+      const payload = Object.values(result.data)[0] as { userErrors?: unknown[] };
+      expect(payload.userErrors ?? [], query).toEqual([]);
+      return payload as any;
+    };
+
+    // Tenants, seen in lists by themselves and their city's card company; billers by every app too.
+    own('merchantA', fx.own.merchants.A, ['merchant A', 'issuer A']);
+    own('merchantB', fx.own.merchants.B, ['merchant B', 'issuer B']);
+    own('billerA', fx.own.billers.A, ['biller A', 'issuer A', ...APPS]);
+    own('billerB', fx.own.billers.B, ['biller B', 'issuer B', ...APPS]);
+    own('readerA', fx.own.readers.A, ['merchant A', 'issuer A']);
+    own('readerB', fx.own.readers.B, ['merchant B', 'issuer B']);
+    for (const n of [1, 2, 3] as const) own(`holder${n}`, toGlobalId('Cardholder', holders[n].id), [`holder ${n} app`, n === 3 ? 'issuer B' : 'issuer A']);
+
+    // A registered card per holder with a pending load on it, and an anonymous blocked card per company.
+    let serial = 0;
+    const issue = async (who: 'issuer A' | 'issuer B', holder?: string) => {
+      const number = withLuhnCheckDigit(`62319900000${String(++serial).padStart(4, '0')}`);
+      const made = await as(who, `mutation($input: IssueCardInput!) { issueCard(input: $input) { card { id } userErrors { code message } } }`, {
+        input: { cardNumber: number, asn: `99000000000000${String(serial).padStart(6, '0')}`, cardType: 'CPU', keyVersion: 1, issuedOn: '2026-01-01', expiresOn: '2031-01-01', holder },
+      });
+      return made.card.id as string;
+    };
+    const funding = await openAccount(em, { code: 'test.isolation.funding.CNY', type: AccountType.ASSET, ownerKind: AccountOwnerKind.OTHER, currency: 'CNY' });
+    for (const n of [1, 2, 3] as const) {
+      const issuer: Who = n === 3 ? 'issuer B' : 'issuer A';
+      const card = await issue(issuer, toGlobalId('Cardholder', holders[n].id));
+      own(`card${n}`, card, [`holder ${n} app`, issuer]);
+      const cardUuid = Buffer.from(card, 'base64url').toString().split(':')[1]!;
+      const { topUpId } = await em.transactional((tx) =>
+        recordPendingLoad(tx, { origin: 'REFUND', cardId: cardUuid, key: `isolation-load-${n}`, amount: 100n, currency: 'CNY', fromAccountId: funding.id, description: 'isolation fixture', metadata: {}, cause: 'fixture' }),
+      );
+      own(`topUp${n}`, toGlobalId('TopUp', topUpId), [`holder ${n} app`, issuer]);
+    }
+    for (const issuer of ['issuer A', 'issuer B'] as const) {
+      const card = await issue(issuer);
+      await as(issuer, `mutation($input: CardStatusInput!) { blockCard(input: $input) { card { id } userErrors { code message } } }`, { input: { card, reason: 'isolation fixture' } });
+      own(`blockedCard ${issuer}`, card, [issuer]);
+    }
+
+    // Payments waiting for a card: an app may open one by its id, but lists none.
+    for (const t of ['A', 'B'] as const) {
+      const made = await as(`merchant ${t}`, `mutation($input: CreatePaymentInput!) { createPayment(input: $input) { payment { id } userErrors { code message } } }`, {
+        input: { amount: 1234, currency: 'CNY', orderReference: `iso-order-${t}`, idempotencyKey: `iso-pay-${t}`, metadata: { secret: `order-of-${t}` } },
+      });
+      own(`payment${t}`, made.payment.id, [`merchant ${t}`]);
+    }
+    const canceled = await as('merchant A', `mutation($input: CreatePaymentInput!) { createPayment(input: $input) { payment { id } userErrors { code message } } }`, {
+      input: { amount: 99, currency: 'CNY', orderReference: 'iso-order-canceled', idempotencyKey: 'iso-pay-canceled' },
+    });
+    await as('merchant A', `mutation($input: CancelPaymentInput!) { cancelPayment(input: $input) { payment { id status } userErrors { code message } } }`, { input: { payment: canceled.payment.id, idempotencyKey: 'iso-cancel' } });
+    own('canceledPaymentA', canceled.payment.id, ['merchant A']);
+
+    // Bills: their biller's; an app may read (and pay) any bill of an active biller.
+    for (const t of ['A', 'B'] as const) {
+      const made = await as(`biller ${t}`, `mutation($input: BillInput!) { publishBill(input: $input) { bill { id } userErrors { code message } } }`, {
+        input: { accountNumber: `ACC-${t}`, amountDue: 2500, billerReference: `iso-bill-${t}`, dueDate: '2099-12-31', period: '2026-10' },
+      });
+      own(`bill${t}`, made.bill.id, [`biller ${t}`, ...APPS]);
+    }
+    // Bill payments: the paying holder's and the biller's.
+    for (const [t, n] of [['A', 1], ['B', 3]] as const) {
+      const made = await as(`holder ${n} app`, `mutation($input: PayBillInput!) { payBill(input: $input) { billPayment { id } userErrors { code message } } }`, { input: { bill: lists.ids[`bill${t}`], idempotencyKey: `iso-bill-pay-${t}` } });
+      own(`billPayment${t}`, made.billPayment.id, [`biller ${t}`, `holder ${n} app`]);
+    }
+
+    // Webhook endpoints of every tenant, an event of each, and its delivery (as the dispatcher makes them).
+    for (const who of ['merchant A', 'merchant B', 'biller A', 'biller B', 'issuer A', 'issuer B'] as const) {
+      const made = await as(who, `mutation($input: CreateWebhookEndpointInput!) { createWebhookEndpoint(input: $input) { endpoint { id } userErrors { code message } } }`, { input: { url: `https://hooks.example/${who.replace(' ', '-')}`, eventTypes: ['*'] } });
+      own(`endpoint ${who}`, made.endpoint.id, [who]);
+      const p = lists.principals[who];
+      await em.transactional((tx) => recordEvent(tx, { type: 'payment.succeeded', ownerKind: p.kind as 'MERCHANT', ownerId: tenantOf(p), subjectId: `isolation-subject-${who}`, payload: { note: `event of ${who}` } }));
+    }
+    await em.execute(`update event_outbox o set dispatched_at = now(), position = n.n from (select id, row_number() over (order by id) as n from event_outbox) n where o.id = n.id`);
+    await em.execute(`insert into webhook_delivery (event_id, endpoint_id, next_attempt_at) select o.id, e.id, now() from event_outbox o join webhook_endpoint e on e.owner_kind = o.owner_kind and e.owner_id = o.owner_id on conflict do nothing`);
+    const ownerName = (kind: string, id: string) => (EVERYONE.slice(0, 6) as Who[]).find((w) => lists.principals[w].kind === kind && lists.principals[w].tenantId === id);
+    for (const e of await em.execute<{ id: string; owner_kind: string; owner_id: string }[]>(`select id::text as id, owner_kind, owner_id from event_outbox`)) {
+      const who = ownerName(e.owner_kind, e.owner_id);
+      if (who) own(`event ${e.id}`, toGlobalId('Event', e.id), [who]);
+    }
+    for (const d of await em.execute<{ id: string; owner_kind: string; owner_id: string }[]>(`select d.id::text as id, e.owner_kind, e.owner_id from webhook_delivery d join webhook_endpoint e on e.id = d.endpoint_id`)) {
+      own(`delivery ${d.id}`, toGlobalId('WebhookDelivery', d.id), [ownerName(d.owner_kind, d.owner_id)!]);
+    }
+
+    // A cleared settlement window in each city: a line per merchant, biller and card company.
+    for (const t of ['A', 'B'] as const) {
+      const ps = fx.principals[t];
+      for (const [kind, id] of [['MERCHANT', ps.MERCHANT.tenantId!], ['BILLER', ps.BILLER.tenantId!], ['CARD_COMPANY', ps.ISSUER.tenantId!]] as const) {
+        const key = `isolation-sale:${t}:${kind}`;
+        const payable = await payableAccount(em, kind, id, 'CNY');
+        await em.transactional(async (tx) => {
+          await post(tx, { key, description: 'isolation sale', lines: [debit(funding.id, 1000n), credit(payable.id, 1000n)] });
+          await recordClearingItem(tx, { kind: kind === 'MERCHANT' ? 'PAYMENT' : kind === 'BILLER' ? 'BILL_PAYMENT' : 'TRANSIT', participant: { kind, id }, cardCompanyId: ps.ISSUER.tenantId!, amount: 1000n, currency: 'CNY', entryKey: key, reference: key, occurredAt: new Date(`${SETTLED_DAY}T10:00:00+08:00`) });
+        });
+      }
+      const window = await closeWindow(em, { cityId: cityOf[t], businessDay: SETTLED_DAY, closedBy: 'test', cutoff: '02:00', now: new Date(`${SETTLED_DAY}T23:00:00+08:00`) });
+      const batch = await clearWindow(em, window.id);
+      const mine: Who[] = [`merchant ${t}`, `biller ${t}`, `issuer ${t}`];
+      // A participant's statement names its window and batch: they are its own to see.
+      own(`window${t}`, toGlobalId('SettlementWindow', window.id), mine);
+      own(`batch${t}`, toGlobalId('SettlementBatch', batch.id), mine);
+      for (const l of await em.execute<{ id: string; participant_kind: string }[]>(`select id, participant_kind from settlement_line where batch_id = ?`, [batch.id])) {
+        const who: Who = l.participant_kind === 'MERCHANT' ? `merchant ${t}` : l.participant_kind === 'BILLER' ? `biller ${t}` : `issuer ${t}`;
+        own(`line ${t} ${l.participant_kind}`, toGlobalId('SettlementLine', l.id), [who]);
+      }
+    }
+  });
+
+  it('every list field has a rule', () => {
+    const fields = listFields().map((f) => f.key);
+    expect(fields.filter((key) => !LISTS[key]), 'add these list fields to LISTS').toEqual([]);
+    expect(Object.keys(LISTS).filter((key) => !fields.includes(key)), 'these LISTS entries name no list field').toEqual([]);
+  });
+
+  it('no principal of any kind finds another tenant’s object in any list, nested lists included', async () => {
+    const failures: string[] = [];
+    const found = new Set<string>();
+    for (const { key, field } of listFields()) {
+      const given = LISTS[key]?.args?.() ?? {};
+      const alsoSeen = LISTS[key]?.alsoSeen ?? (() => []);
+      const args = field.args.filter((a) => a.name in given || isNonNullType(a.type) || a.name === 'first');
+      const argText = args.length ? `(${args.map((a) => `${a.name}: ${a.name in given ? JSON.stringify(given[a.name]) : a.name === 'first' ? '50' : sample(a.type)}`).join(', ')})` : '';
+      const query = `query { ${field.name}${argText} ${selectionOf(field.type, 4)} }`;
+      for (const who of EVERYONE) {
+        const result = await run(query, lists.principals[who]);
+        const codes = (result.errors ?? []).map((e) => e.extensions?.code);
+        // Refused outright is fine (nothing shown); anything else that fails is a broken check.
+        if (codes.some((c) => c !== 'FORBIDDEN')) failures.push(`${key} as ${who}: ${JSON.stringify(result.errors)}`);
+        for (const s of new Set(stringsIn(result.data))) {
+          const object = lists.seenBy.get(s);
+          if (!object) continue;
+          if (object.who.has(who) || alsoSeen(object.name).includes(who)) found.add(s);
+          else failures.push(`${key} as ${who}: shows ${object.name}`);
+        }
+      }
+    }
+    expect(failures).toEqual([]);
+    // The check is not empty: every fixture object shows up, to some principal that may see it, in
+    // some list; except these, which no list holds by design.
+    const inNoList = new Set([
+      'topUp2', 'topUp3', // listed under their card only, and Query.card is asked for holder 1's
+      'billPaymentA', 'billPaymentB', // waiting for the card: the biller's reconciliation lists paid ones
+    ]);
+    expect([...lists.seenBy.entries()].filter(([id, o]) => !found.has(id) && !inNoList.has(o.name)).map(([, o]) => o.name), 'fixture objects no list showed').toEqual([]);
+  });
+
+  it('a cardholder app lists none of the payments it may open by id', async () => {
+    for (const who of APPS) {
+      const listed = await run(`query { payments(first: 100) { edges { node { id orderReference metadata } } } }`, lists.principals[who]);
+      expect(listed.errors, who).toBeUndefined();
+      expect(listed.data.payments.edges, who).toEqual([]);
+      // The same app does see an open payment by its id (the checkout hands it over): the list is not empty by accident.
+      const byId = await run(`query { payment(id: ${JSON.stringify(lists.ids.paymentB)}) { id } }`, lists.principals[who]);
+      expect(byId.data.payment, who).toEqual({ id: lists.ids.paymentB });
+    }
   });
 });
