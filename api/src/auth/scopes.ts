@@ -24,7 +24,7 @@ export const SCOPES: Record<string, { description: string; kinds: PrincipalKind[
   'ledger:write': { description: 'post and reverse manual journal entries (moves money by hand)', kinds: ['OPERATOR'] },
   'card:read': { description: 'see the cardholder’s cards, balances and history', kinds: ['CARDHOLDER_APP'] },
   'card:topup': { description: 'top up the cardholder’s cards and pay with them', kinds: ['CARDHOLDER_APP'] },
-  'card:manage': { description: 'register, report lost and replace the cardholder’s cards', kinds: ['CARDHOLDER_APP'] },
+  'card:manage': { description: 'register, report lost and replace the cardholder’s cards, and bind their utility accounts', kinds: ['CARDHOLDER_APP'] },
 };
 
 export const ALL_SCOPES = Object.keys(SCOPES);
