@@ -103,6 +103,13 @@ describe('walking account numbers (enumeration)', () => {
     expect((await lookUp(await holder('neighbour'), 13)).status).toBe(200);
   });
 
+  it('look-ups sent all at once share the one budget: no request slips under the limit', async () => {
+    const rusher = await holder('rusher');
+    const answers = await Promise.all(Array.from({ length: LOOKUPS_PER_HOUR + 5 }, (_, i) => lookUp(rusher, 100 + i)));
+    expect(answers.filter((a) => a.status === 200)).toHaveLength(LOOKUPS_PER_HOUR);
+    expect(answers.filter((a) => a.status === 429)).toHaveLength(5);
+  });
+
   it('audits every look-up: who, which biller, which account, when, found or not (and throttled ones)', async () => {
     const auditee = await holder('auditee');
     await lookUp(auditee, 1);
