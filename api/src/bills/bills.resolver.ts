@@ -152,7 +152,7 @@ export class BillResolver {
     return row ? billView(row, await payerViewOf(ctx, row)) : null;
   }
 
-  // Property-level rules (docs/billers.md#what-a-holders-app-sees): a payer's view leaves these out.
+  // Property-level rules (docs/billers.md#look-ups-by-account-number): a payer's view leaves these out.
 
   @FieldResolver(() => String, { description: 'The biller’s own reference.' })
   billerReference(@Root() bill: BillType): string {
