@@ -12,7 +12,7 @@ import { testConfig } from './support/server.js';
 
 // Until the OAuth issue lands no HTTP caller can be the operator, so these run the same Apollo
 // server in-process with the principal the token verifier will build.
-const operator: Principal = { kind: 'OPERATOR', clientId: 'op-test', tenantId: null, holderId: null, scopes: [] };
+const operator: Principal = { kind: 'OPERATOR', clientId: 'op-test', tenantId: null, holderId: null, scopes: ['ledger:read', 'ledger:write'] };
 const merchant: Principal = { kind: 'MERCHANT', clientId: 'm-test', tenantId: 'm1', holderId: null, scopes: [] };
 
 let db: TestDatabase;

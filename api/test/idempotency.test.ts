@@ -122,13 +122,13 @@ async function holder(clientId: string, username: string): Promise<Caller> {
 }
 
 async function operatorCaller(): Promise<Caller> {
-  const made = await createClient(db.orm.em.fork(), { kind: 'OPERATOR', tenantId: null, name: 'Operator', scopes: ['tenants:manage'] });
+  const made = await createClient(db.orm.em.fork(), { kind: 'OPERATOR', tenantId: null, name: 'Operator', scopes: ['tenants:manage', 'ledger:write'] });
   const caller: Caller = {
     clientId: made.client.client_id,
     holderId: null,
     token: '',
     async signIn() {
-      caller.token = (await clientCredentialsToken(await discover(server.url), made.client.client_id, made.clientSecret!, 'tenants:manage')).access_token;
+      caller.token = (await clientCredentialsToken(await discover(server.url), made.client.client_id, made.clientSecret!, 'tenants:manage ledger:write')).access_token;
     },
   };
   await caller.signIn();

@@ -26,11 +26,11 @@ const config = (port: number) =>
   loadConfig({ NODE_ENV: 'test', PORT: String(port), PUBLIC_URL: `http://127.0.0.1:${port}`, ONECARD_DATA_DIR: dataDir, HOST: '127.0.0.1' });
 
 /** What a person does with demo.json: a client-credentials token for a demo client, then GraphQL. */
-async function asDemoClient(url: string, client: { client_id: string; client_secret: string }, query: string) {
+async function asDemoClient(url: string, client: { client_id: string; client_secret: string }, query: string, scope?: string) {
   const token = await fetch(`${url}/oauth/token`, {
     method: 'POST',
     headers: { authorization: `Basic ${Buffer.from(`${client.client_id}:${client.client_secret}`).toString('base64')}`, 'content-type': 'application/x-www-form-urlencoded' },
-    body: 'grant_type=client_credentials',
+    body: new URLSearchParams({ grant_type: 'client_credentials', ...(scope ? { scope } : {}) }).toString(),
   });
   expect(token.status).toBe(200);
   const { access_token } = (await token.json()) as { access_token: string };
@@ -100,7 +100,7 @@ it('starts from a fresh data folder, serves, stops, and starts again on the same
     expect(second.demo!.ledgerAccounts).toEqual(first.demo!.ledgerAccounts);
     // The secrets printed at the first start are still in demo.json, and still work.
     expect(second.demo!.clients).toEqual(first.demo!.clients);
-    const ledger = await asDemoClient(second.url, (second.demo!.clients as any).operator, '{ ledgerAccounts { edges { node { code } } } }');
+    const ledger = await asDemoClient(second.url, (second.demo!.clients as any).operator, '{ ledgerAccounts { edges { node { code } } } }', 'ledger:read');
     expect(ledger.ledgerAccounts.edges.map((e: any) => e.node.code)).toEqual([
       'card.00000000000000000001.purse.CNY',
       'gateway.clearing.CNY',

@@ -20,13 +20,25 @@ export const SCOPES: Record<string, { description: string; kinds: PrincipalKind[
   'clients:manage': { description: 'register OAuth clients', kinds: ['OPERATOR'] },
   'webhooks:manage': { description: 'register and change your webhook endpoints, see their deliveries, replay events', kinds: ['MERCHANT', 'BILLER', 'ISSUER'] },
   'events:read': { description: 'read your events (what webhooks deliver), to catch up on missed ones', kinds: ['MERCHANT', 'BILLER', 'ISSUER'] },
+  'ledger:read': { description: 'read ledger accounts, journal entries and the ledger checks', kinds: ['OPERATOR'] },
+  'ledger:write': { description: 'post and reverse manual journal entries (moves money by hand)', kinds: ['OPERATOR'] },
   'card:read': { description: 'see the cardholder’s cards, balances and history', kinds: ['CARDHOLDER_APP'] },
   'card:topup': { description: 'top up the cardholder’s cards and pay with them', kinds: ['CARDHOLDER_APP'] },
-  'card:manage': { description: 'register, report lost and replace the cardholder’s cards', kinds: ['CARDHOLDER_APP'] },
+  'card:manage': { description: 'register, report lost and replace the cardholder’s cards, and bind their utility accounts', kinds: ['CARDHOLDER_APP'] },
 };
 
 export const ALL_SCOPES = Object.keys(SCOPES);
 
 export function scopesForKind(kind: PrincipalKind): string[] {
   return ALL_SCOPES.filter((s) => SCOPES[s]!.kinds.includes(kind));
+}
+
+/**
+ * For a field several kinds may call, each under its own scope:
+ * `@Authorized(...scopeByKind({ CARDHOLDER_APP: 'card:manage', ISSUER: 'cards:write' }))`. Each entry
+ * reads `KIND=scope`; the auth checker (graphql/auth-checker.ts) lets in only the kinds named, each
+ * holding its scope.
+ */
+export function scopeByKind(scopes: Partial<Record<PrincipalKind, string>>): string[] {
+  return Object.entries(scopes).map(([kind, scope]) => `${kind}=${scope}`);
 }

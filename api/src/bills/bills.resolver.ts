@@ -1,5 +1,5 @@
 import { GraphQLError } from 'graphql';
-import { Arg, Args, ArgsType, Authorized, Ctx, Field, ID, Mutation, Query, Resolver } from 'type-graphql';
+import { Arg, Args, ArgsType, Authorized, Ctx, Field, FieldResolver, ID, Mutation, Query, Resolver, Root } from 'type-graphql';
 import { ConnectionArgs, pageRequest, toConnection } from '../graphql/connection.js';
 import type { GraphQLContext } from '../graphql/context.js';
 import { fromGlobalId, toGlobalId } from '../graphql/global-id.js';
@@ -7,11 +7,12 @@ import { Money } from '../graphql/money.js';
 import { nodeLoaders } from '../graphql/node.js';
 import { userError, UserErrorCode } from '../graphql/user-error.js';
 import { loadKeyEncryptionKey } from '../secrets/kek.js';
+import { bindAccount, isBound, LookUpThrottled, setAccountBinding } from './account-lookups.js';
 import type { BillFields } from './bill-input.js';
 import { BillError, BillsRefused } from './bills.errors.js';
 import { FETCH_TIMEOUT_MS } from './bills.fetch.js';
 import { type BillImportRow, billImportGlobalId, findBillImportFor, importBillsCsv } from './bills.import.js';
-import { amendBill, billAmounts, billGlobalId, type BillRow, billsForAccount, type BillSource, type BillStatus, findBillFor, lateFeeRuleOf, listBillsFor, publishBill, publishBills, setFetchUrl, withdrawBill } from './bills.service.js';
+import { amendBill, billAmounts, billGlobalId, callingBiller, type BillRow, billsForAccount, type BillSource, type BillStatus, findBillFor, lateFeeRuleOf, listBillsFor, publishBill, publishBills, setFetchUrl, withdrawBill } from './bills.service.js';
 import {
   AccountBillsType,
   AmendBillInput,
@@ -21,7 +22,12 @@ import {
   type BillImportStatusEnum,
   BillImportType,
   BillInput,
+  BillAccountBindingType,
   BillerLiveLookUpType,
+  BindBillAccountInput,
+  BindBillAccountPayload,
+  SetBillerAccountBindingInput,
+  SetBillerAccountBindingPayload,
   type BillLookUpEnum,
   BillPayload,
   BillRefusalType,
@@ -54,13 +60,15 @@ async function refusable<T>(work: () => Promise<T>, refused: (errors: ReturnType
   }
 }
 
-export function billView(row: BillRow): BillType {
+/** `payerView`: a holder's app whose holder has not bound the account sees what a payer needs only. */
+export function billView(row: BillRow, payerView = false): BillType {
   const amounts = billAmounts(row);
   const rule = lateFeeRuleOf(row);
   const money = (amount: bigint) => Money.of(amount, row.currency);
   return Object.assign(new BillType(), {
     id: billGlobalId(row.id),
     uuid: row.id,
+    payerView,
     biller: toGlobalId('Biller', row.biller_id),
     billerName: row.biller_name,
     accountNumber: row.account_number,
@@ -106,9 +114,23 @@ export function billImportView(row: BillImportRow): BillImportType {
 /** A bill's fields as the service checks them. */
 const fieldsOf = (b: BillInput): BillFields => ({ ...b, lateFee: b.lateFee ?? null });
 
+/** A holder's app sees a bill in full only when its account is bound to the holder. */
+async function payerViewOf(ctx: GraphQLContext, row: BillRow): Promise<boolean> {
+  const p = ctx.principal;
+  return p?.kind === 'CARDHOLDER_APP' && !(p.holderId && (await isBound(ctx.em, p.holderId, row.biller_id, row.account_number)));
+}
+
+/** A bill field beyond what a payer needs: refused to a holder's app that has not bound the account. */
+function requireFullView(bill: BillType, field: string): void {
+  if (bill.payerView) throw new GraphQLError(`Bill.${field} is shown to a holder’s app only for an account bound to its holder (bindBillAccount)`, { extensions: { code: 'FORBIDDEN', http: { status: 403 } } });
+}
+
+const throttled = (err: LookUpThrottled) =>
+  new GraphQLError(err.message, { extensions: { code: 'THROTTLED', retryAfter: err.retryAfterSeconds, http: { status: 429, headers: new Map([['retry-after', String(err.retryAfterSeconds)]]) } } });
+
 nodeLoaders.set('Bill', async (ctx, id) => {
   const row = ctx.principal && (await findBillFor(ctx.em, ctx.principal, id));
-  return row ? billView(row) : null;
+  return row ? billView(row, await payerViewOf(ctx, row)) : null;
 });
 nodeLoaders.set('BillImport', async (ctx, id) => {
   const row = ctx.principal && (await findBillImportFor(ctx.em, ctx.principal, id));
@@ -127,7 +149,21 @@ export class BillResolver {
   @Query(() => BillType, { nullable: true, description: 'A bill: your own (biller, bills:read or bills:write), any (operator, bills:read), or any bill of an active biller (cardholder app, card:read or card:topup).' })
   async bill(@Arg('id', () => ID, { description: 'Global id of the Bill.' }) id: string, @Ctx() ctx: GraphQLContext): Promise<BillType | null> {
     const row = await findBillFor(ctx.em, ctx.principal!, fromGlobalId(id, 'Bill').id);
-    return row ? billView(row) : null;
+    return row ? billView(row, await payerViewOf(ctx, row)) : null;
+  }
+
+  // Property-level rules (docs/billers.md#look-ups-by-account-number): a payer's view leaves these out.
+
+  @FieldResolver(() => String, { description: 'The biller’s own reference.' })
+  billerReference(@Root() bill: BillType): string {
+    requireFullView(bill, 'billerReference');
+    return bill.billerReference;
+  }
+
+  @FieldResolver(() => Money, { description: 'What payments have paid so far.' })
+  amountPaid(@Root() bill: BillType): Money {
+    requireFullView(bill, 'amountPaid');
+    return bill.amountPaid;
   }
 
   @Authorized('BILLER', 'OPERATOR')
@@ -171,7 +207,7 @@ export class BillResolver {
         biller: toGlobalId('Biller', found.biller.id),
         billerName: found.biller.name,
         accountNumber: found.accountNumber,
-        bills: found.bills.map(billView),
+        bills: found.bills.map((row) => billView(row, found.payerView)),
         lookUp: found.lookUp as BillLookUpEnum,
         userErrors,
       });
@@ -181,6 +217,7 @@ export class BillResolver {
       const failed = found.lookUp === 'FAILED' ? [userError(UserErrorCode.BILLER_UNAVAILABLE, 'the biller did not answer the look-up of this account; the bills shown are those it published or answered before', ['accountNumber'])] : [];
       return view(found, failed);
     } catch (err) {
+      if (err instanceof LookUpThrottled) throw throttled(err);
       if (!(err instanceof BillError)) throw err;
       return Object.assign(new AccountBillsType(), { biller, billerName: '', accountNumber, bills: [], lookUp: 'NOT_USED' as BillLookUpEnum, userErrors: [userError(UserErrorCode[err.code], err.message, [err.field ?? 'accountNumber'])] });
     }
@@ -208,7 +245,7 @@ export class BillResolver {
     return refusable<PublishBillsPayload>(
       async () => {
         try {
-          return { bills: (await publishBills(ctx.em, ctx.principal!, input.bills.map(fieldsOf))).map(billView), refusals: [], userErrors: [] };
+          return { bills: (await publishBills(ctx.em, ctx.principal!, input.bills.map(fieldsOf))).map((row) => billView(row)), refusals: [], userErrors: [] };
         } catch (err) {
           if (!(err instanceof BillsRefused)) throw err;
           return {
@@ -249,6 +286,35 @@ export class BillResolver {
     return refusable<BillPayload>(
       async () => ({ bill: billView(await withdrawBill(ctx.em, ctx.principal!, fromGlobalId(input.bill, 'Bill').id, input.expectedVersion)), userErrors: [] }),
       (userErrors) => ({ bill: null, userErrors }),
+    );
+  }
+
+  @Authorized('CARDHOLDER_APP', 'card:manage')
+  @Mutation(() => BindBillAccountPayload, {
+    description:
+      'Binds a customer account to your cardholder, where the biller allows it, with the reference printed on one of its bills: you then see its bills in full and looking it up is never throttled. Each attempt counts as a look-up of the account (audited, throttled). Cardholder app, scope card:manage.',
+  })
+  async bindBillAccount(@Arg('input', () => BindBillAccountInput, { description: 'The account and the proof.' }) input: BindBillAccountInput, @Ctx() ctx: GraphQLContext): Promise<BindBillAccountPayload> {
+    try {
+      return await refusable<BindBillAccountPayload>(
+        async () => {
+          const bound = await bindAccount(ctx.em, ctx.principal!, { billerId: fromGlobalId(input.biller, 'Biller').id, accountNumber: input.accountNumber, billerReference: input.billerReference });
+          return { binding: Object.assign(new BillAccountBindingType(), { biller: toGlobalId('Biller', bound.billerId), accountNumber: bound.accountNumber, boundAt: bound.boundAt }), userErrors: [] };
+        },
+        (userErrors) => ({ binding: null, userErrors }),
+      );
+    } catch (err) {
+      if (err instanceof LookUpThrottled) throw throttled(err);
+      throw err;
+    }
+  }
+
+  @Authorized('BILLER', 'bills:write')
+  @Mutation(() => SetBillerAccountBindingPayload, { description: 'Whether holders may bind your customers’ accounts (bindBillAccount, with the reference printed on a bill). Off by default. Scope bills:write.' })
+  async setBillerAccountBinding(@Arg('input', () => SetBillerAccountBindingInput, { description: 'The setting.' }) input: SetBillerAccountBindingInput, @Ctx() ctx: GraphQLContext): Promise<SetBillerAccountBindingPayload> {
+    return refusable<SetBillerAccountBindingPayload>(
+      async () => ({ allowed: await setAccountBinding(ctx.em, (await callingBiller(ctx.em, ctx.principal!, { active: false })).id, input.allowed), userErrors: [] }),
+      (userErrors) => ({ allowed: false, userErrors }),
     );
   }
 

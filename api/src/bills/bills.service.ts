@@ -10,6 +10,7 @@ import { checkEndpointUrl } from '../webhooks/endpoint-url.js';
 import { textArray } from '../webhooks/endpoints.service.js';
 import { WebhookError } from '../webhooks/webhooks.errors.js';
 import { type BillDraft, type BillFields, checkAmountDue, checkBill, checkDueDate, checkText, TEXT_LIMITS } from './bill-input.js';
+import { admitLookUp, recordOutcome } from './account-lookups.js';
 import { BillError, BillerUnavailable, type BillRefusal, BillsRefused } from './bills.errors.js';
 import { lookUpBills } from './bills.fetch.js';
 import { checkLateFee, type LateFeeParts, type LateFeeRule, lateFeeFor, lateFeeFromJson, lateFeeJson } from './late-fee.js';
@@ -425,6 +426,8 @@ export interface AccountBills {
   lookUp: LookUpOutcome;
   /** Why the look-up failed (for the log; the payer sees BILLER_UNAVAILABLE). */
   failure: string | null;
+  /** A holder's app looked up an account not bound to its holder: it sees the payer's view of the bills. */
+  payerView: boolean;
 }
 
 export interface LookUpDeps {
@@ -446,11 +449,13 @@ export async function billsForAccount(em: EntityManager, deps: LookUpDeps, princ
   if (account.problem) throw new BillError('INVALID_INPUT', account.problem.message, 'accountNumber');
   const s = principal.scopes;
   const allowed =
-    (principal.kind === 'CARDHOLDER_APP' && (s.includes('card:read') || s.includes('card:topup'))) ||
+    (principal.kind === 'CARDHOLDER_APP' && principal.holderId !== null && (s.includes('card:read') || s.includes('card:topup'))) ||
     (principal.kind === 'BILLER' && (s.includes('bills:read') || s.includes('bills:write'))) ||
     (principal.kind === 'OPERATOR' && s.includes('bills:read'));
   if (!allowed || !(await findBillerFor(em, principal, billerId))) return null;
   const biller = (await billerRow(em, billerId))!;
+  // A holder's look-up is audited and, unless the account is bound to the holder, throttled.
+  const admitted = principal.kind === 'CARDHOLDER_APP' ? await admitLookUp(em, principal, billerId, accountNumber, 'LOOK_UP') : null;
   let lookUp: LookUpOutcome = 'NOT_USED';
   let failure: string | null = null;
   if (principal.kind === 'CARDHOLDER_APP' && biller.fetch_enabled && biller.fetch_url && biller.fetch_secret_sealed) {
@@ -466,7 +471,9 @@ export async function billsForAccount(em: EntityManager, deps: LookUpDeps, princ
       deps.log?.warn({ biller: biller.id, reason: err.reason }, 'a biller’s live bill look-up failed');
     }
   }
-  return { biller, accountNumber, bills: await openBillsOfAccount(em, biller.id, accountNumber), lookUp, failure };
+  const bills = await openBillsOfAccount(em, biller.id, accountNumber);
+  if (admitted) await recordOutcome(em, admitted, bills.length ? 'FOUND' : 'NOT_FOUND');
+  return { biller, accountNumber, bills, lookUp, failure, payerView: admitted !== null && !admitted.bound };
 }
 
 /**

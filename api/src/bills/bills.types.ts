@@ -107,6 +107,8 @@ export class LateFeeRuleInput {
 @ObjectType('Bill', { implements: Node, description: 'A biller’s bill for one customer account and period, paid from a card wallet.' })
 export class BillType extends Node {
   uuid!: string;
+  /** Seen by a holder's app whose holder has not bound the account: what a payer needs only (not in the schema). */
+  payerView!: boolean;
 
   @Field(() => ID, { description: 'Global id of the Biller.' })
   biller!: string;
@@ -135,7 +137,7 @@ export class BillType extends Node {
   @Field(() => Money, { description: 'Amount due plus late fee as of today (OPEN bills); what was paid (PAID); zero (WITHDRAWN).' })
   amountOwed!: Money;
 
-  @Field(() => Money, { description: 'What payments have paid so far.' })
+  @Field(() => Money, { description: 'What payments have paid so far. FORBIDDEN to a holder’s app unless the account is bound to its holder.' })
   amountPaid!: Money;
 
   @Field(() => Money, { description: 'What is left to pay today: amountOwed − amountPaid (zero unless OPEN).' })
@@ -144,7 +146,7 @@ export class BillType extends Node {
   @Field({ description: 'Whether the holder may pay part of it (the biller’s rule); never more than remaining.' })
   allowPartial!: boolean;
 
-  @Field({ description: 'The biller’s own reference, unique among its bills.' })
+  @Field({ description: 'The biller’s own reference, unique among its bills (printed on the bill: the proof that binds an account). FORBIDDEN to a holder’s app unless the account is bound to its holder.' })
   billerReference!: string;
 
   @Field(() => BillStatusEnum, { description: 'Where the bill stands: OPEN, PAID or WITHDRAWN.' })
@@ -396,5 +398,53 @@ export class SetBillerFetchUrlPayload {
   secret!: string | null;
 
   @Field(() => [UserError], { description: 'Why the settings were refused (INVALID_FETCH_URL, INVALID_INPUT); empty on success.' })
+  userErrors!: UserError[];
+}
+
+@InputType({ description: 'An account to bind to your cardholder, and the proof that it is theirs.' })
+export class BindBillAccountInput {
+  @Field(() => ID, { description: 'Global id of the Biller (one that allows binding).' })
+  biller!: string;
+
+  @Field({ description: 'The customer account at the biller (户号).' })
+  accountNumber!: string;
+
+  @Field({ description: 'The biller’s reference printed on one of the account’s bills (paid or not).' })
+  billerReference!: string;
+}
+
+@ObjectType({ description: 'A customer account bound to the cardholder: its bills are shown in full, and looking it up is never throttled.' })
+export class BillAccountBindingType {
+  @Field(() => ID, { description: 'Global id of the Biller.' })
+  biller!: string;
+
+  @Field({ description: 'The customer account at the biller (户号).' })
+  accountNumber!: string;
+
+  @Field(() => DateTimeScalar, { description: 'When it was bound.' })
+  boundAt!: Date;
+}
+
+@ObjectType({ description: 'The result of bindBillAccount.' })
+export class BindBillAccountPayload {
+  @Field(() => BillAccountBindingType, { nullable: true, description: 'The binding; null when refused.' })
+  binding!: BillAccountBindingType | null;
+
+  @Field(() => [UserError], { description: 'FORBIDDEN_OPERATION when the biller does not allow binding; NOT_FOUND when no bill of the account has that reference (or no such biller); INVALID_INPUT for a malformed account number.' })
+  userErrors!: UserError[];
+}
+
+@InputType({ description: 'Whether holders may bind your customers’ accounts.' })
+export class SetBillerAccountBindingInput {
+  @Field({ description: 'true: a holder’s app may bind an account with the reference printed on one of its bills, and then sees that account’s bills in full.' })
+  allowed!: boolean;
+}
+
+@ObjectType({ description: 'The result of setBillerAccountBinding.' })
+export class SetBillerAccountBindingPayload {
+  @Field({ description: 'The setting as saved.' })
+  allowed!: boolean;
+
+  @Field(() => [UserError], { description: 'Why it was refused; empty on success.' })
   userErrors!: UserError[];
 }

@@ -1,5 +1,6 @@
 import { GraphQLError } from 'graphql';
 import { Arg, Args, Authorized, Ctx, FieldResolver, ID, Int, Mutation, Query, Resolver, Root } from 'type-graphql';
+import { scopeByKind } from '../auth/scopes.js';
 import { ConnectionArgs, pageRequest, toConnection } from '../graphql/connection.js';
 import type { GraphQLContext, Principal } from '../graphql/context.js';
 import { fromGlobalId, toGlobalId } from '../graphql/global-id.js';
@@ -110,11 +111,6 @@ function blacklistEntryView(row: BlacklistEntryRow): BlacklistEntry {
 
 function badInput(message: string): GraphQLError {
   return new GraphQLError(message, { extensions: { code: 'BAD_USER_INPUT' } });
-}
-
-/** One mutation, two client kinds with different scopes: the decorator checks the kind, this the scope. */
-function requireScope(principal: Principal, scope: string): void {
-  if (!principal.scopes.includes(scope)) throw new GraphQLError(`Missing scope: ${scope}`, { extensions: { code: 'FORBIDDEN', http: { status: 403 } } });
 }
 
 /** A CardError as the userErrors of a payload; anything else is not a refusal and propagates. */
@@ -279,7 +275,7 @@ export class CardResolver {
     return this.transition(ctx, input, 'ACTIVE', ['BLOCKED']);
   }
 
-  @Authorized('CARDHOLDER_APP', 'ISSUER')
+  @Authorized(...scopeByKind({ CARDHOLDER_APP: 'card:manage', ISSUER: 'cards:write' }))
   @Mutation(() => CardPayload, {
     description:
       'Reports an ACTIVE card lost: it becomes LOST and its ASN goes on the blacklist. A cardholder app (scope card:manage) for a card registered to its cardholder; the card company (scope cards:write) for any card it issued.',
@@ -287,7 +283,6 @@ export class CardResolver {
   reportCardLost(@Arg('input', () => CardStatusInput, { description: 'The card reported lost, and why.' }) input: CardStatusInput, @Ctx() ctx: GraphQLContext) {
     const principal = ctx.principal!;
     const byHolder = principal.kind === 'CARDHOLDER_APP';
-    requireScope(principal, byHolder ? 'card:manage' : 'cards:write');
     return this.transition(ctx, input, 'LOST', ['ACTIVE'], byHolder);
   }
 

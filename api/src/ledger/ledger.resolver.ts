@@ -23,8 +23,12 @@ import {
   ReverseJournalEntryInput,
 } from './ledger.types.js';
 
-// Ledger data is the operator's; tenants see their own money through their own contexts.
+// Ledger data is the operator's; tenants see their own money through their own contexts. Reading
+// it needs ledger:read; posting or reversing by hand moves money and needs ledger:write.
 const OPERATOR = 'OPERATOR';
+const READ = 'ledger:read';
+const WRITE = 'ledger:write';
+const mayRead = (ctx: GraphQLContext) => ctx.principal?.kind === OPERATOR && ctx.principal.scopes.includes(READ);
 
 export function accountView(account: LedgerAccount): LedgerAccountType {
   return Object.assign(new LedgerAccountType(), {
@@ -96,28 +100,28 @@ async function asPayload(work: () => Promise<PostedEntry>, lineOf: (accountId: s
 }
 
 nodeLoaders.set('LedgerAccount', async (ctx, id) => {
-  if (ctx.principal?.kind !== OPERATOR) return null;
+  if (!mayRead(ctx)) return null;
   const account = await findAccount(ctx.em, id);
   return account && accountView(account);
 });
 nodeLoaders.set('JournalEntry', async (ctx, id) => {
-  if (ctx.principal?.kind !== OPERATOR) return null;
+  if (!mayRead(ctx)) return null;
   const entry = await findEntry(ctx.em, id);
   return entry ? entryView(entry) : null;
 });
 
 @Resolver(() => LedgerAccountType)
 export class LedgerAccountResolver {
-  @Authorized(OPERATOR)
-  @Query(() => LedgerAccountConnection, { description: 'Ledger accounts in code order. Operator only.' })
+  @Authorized(OPERATOR, READ)
+  @Query(() => LedgerAccountConnection, { description: 'Ledger accounts in code order. Operator only, scope ledger:read.' })
   async ledgerAccounts(@Args() args: ConnectionArgs, @Arg('ownerKind', () => AccountOwnerKind, { nullable: true, description: 'Only accounts of this owner kind; all when left out.' }) ownerKind: AccountOwnerKind | null, @Ctx() ctx: GraphQLContext) {
     const page = pageRequest(args);
     const rows = await listAccounts(ctx.em, { ownerKind: ownerKind ?? undefined, afterCode: page.after?.sortKey, limit: page.fetch });
     return toConnection(rows, page, (a) => ({ sortKey: a.code, id: a.id }), accountView);
   }
 
-  @Authorized(OPERATOR)
-  @Query(() => LedgerAccountType, { nullable: true, description: 'One ledger account by global id. Operator only.' })
+  @Authorized(OPERATOR, READ)
+  @Query(() => LedgerAccountType, { nullable: true, description: 'One ledger account by global id. Operator only, scope ledger:read.' })
   async ledgerAccount(@Arg('id', () => ID, { description: 'Global id of the LedgerAccount.' }) id: string, @Ctx() ctx: GraphQLContext): Promise<LedgerAccountType | null> {
     const account = await findAccount(ctx.em, fromGlobalId(id, 'LedgerAccount').id);
     return account && accountView(account);
@@ -139,8 +143,8 @@ export class PostingResolver {
 
 @Resolver(() => JournalEntryType)
 export class JournalEntryResolver {
-  @Authorized(OPERATOR)
-  @Query(() => JournalEntryType, { nullable: true, description: 'One journal entry by global id. Operator only.' })
+  @Authorized(OPERATOR, READ)
+  @Query(() => JournalEntryType, { nullable: true, description: 'One journal entry by global id. Operator only, scope ledger:read.' })
   async journalEntry(@Arg('id', () => ID, { description: 'Global id of the JournalEntry.' }) id: string, @Ctx() ctx: GraphQLContext): Promise<JournalEntryType | null> {
     const entry = await findEntry(ctx.em, fromGlobalId(id, 'JournalEntry').id);
     return entry ? entryView(entry) : null;
@@ -152,15 +156,15 @@ export class JournalEntryResolver {
     return original ? entryView(original) : null;
   }
 
-  @Authorized(OPERATOR)
-  @Query(() => [LedgerProblemType], { description: 'Checks every ledger invariant now; empty when all hold. Operator only.' })
+  @Authorized(OPERATOR, READ)
+  @Query(() => [LedgerProblemType], { description: 'Checks every ledger invariant now; empty when all hold. Operator only, scope ledger:read.' })
   async ledgerProblems(@Ctx() ctx: GraphQLContext): Promise<LedgerProblemType[]> {
     return checkLedger(ctx.em);
   }
 
-  @Authorized(OPERATOR)
+  @Authorized(OPERATOR, WRITE)
   @Mutation(() => JournalEntryPayload, {
-    description: 'A manual adjustment entry by the operator (operator only). Idempotent by idempotencyKey (docs/api-conventions.md#idempotency); the entry is posted under the entry key `manual:<idempotencyKey>`.',
+    description: 'A manual adjustment entry by the operator (operator only, scope ledger:write). Idempotent by idempotencyKey (docs/api-conventions.md#idempotency); the entry is posted under the entry key `manual:<idempotencyKey>`.',
   })
   @Idempotent()
   async postJournalEntry(@Arg('input', () => PostJournalEntryInput, { description: 'The entry to post.' }) input: PostJournalEntryInput, @Ctx() ctx: GraphQLContext): Promise<JournalEntryPayload> {
@@ -179,9 +183,9 @@ export class JournalEntryResolver {
     );
   }
 
-  @Authorized(OPERATOR)
+  @Authorized(OPERATOR, WRITE)
   @Mutation(() => JournalEntryPayload, {
-    description: 'Posts the mirror image of an entry. An entry is reversed at most once. Operator only. Idempotent by idempotencyKey (docs/api-conventions.md#idempotency); the reversal is posted under the entry key `manual:<idempotencyKey>`.',
+    description: 'Posts the mirror image of an entry. An entry is reversed at most once. Operator only, scope ledger:write. Idempotent by idempotencyKey (docs/api-conventions.md#idempotency); the reversal is posted under the entry key `manual:<idempotencyKey>`.',
   })
   @Idempotent()
   async reverseJournalEntry(@Arg('input', () => ReverseJournalEntryInput, { description: 'The entry to reverse, and why.' }) input: ReverseJournalEntryInput, @Ctx() ctx: GraphQLContext): Promise<JournalEntryPayload> {

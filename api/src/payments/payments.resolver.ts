@@ -1,3 +1,5 @@
+import { GraphQLError } from 'graphql';
+import { JSONObjectResolver } from 'graphql-scalars';
 import { Arg, Args, ArgsType, Authorized, Ctx, Field, FieldResolver, ID, Mutation, Query, Resolver, Root } from 'type-graphql';
 import { ConnectionArgs, pageRequest, toConnection } from '../graphql/connection.js';
 import type { GraphQLContext } from '../graphql/context.js';
@@ -41,6 +43,7 @@ export function paymentView(row: PaymentRow): PaymentType {
   return Object.assign(new PaymentType(), {
     id: toGlobalId('Payment', row.id),
     uuid: row.id,
+    payerHolderId: row.payer_holder_id ?? null,
     merchant: toGlobalId('Merchant', row.merchant_id),
     merchantName: row.merchant_name,
     amount: Money.of(BigInt(row.amount), row.currency),
@@ -69,6 +72,16 @@ async function refused<T extends { userErrors: unknown[] }>(work: () => Promise<
     if (!(err instanceof PaymentError)) throw err;
     return { ...empty, userErrors: [toUserError(err)] } as T;
   }
+}
+
+/**
+ * A field for the payment's parties: its merchant and the operator (no other tenant sees the payment
+ * at all) and the holder whose card paid it. Another holder's app, asked to pay it, is refused.
+ */
+function requireParty(ctx: GraphQLContext, payment: PaymentType, field: string): void {
+  const p = ctx.principal;
+  if (p?.kind !== 'CARDHOLDER_APP' || (payment.payerHolderId !== null && payment.payerHolderId === p.holderId)) return;
+  throw new GraphQLError(`Payment.${field} is shown to the payment's merchant and to the holder whose card paid it`, { extensions: { code: 'FORBIDDEN', http: { status: 403 } } });
 }
 
 nodeLoaders.set('Payment', async (ctx, id) => {
@@ -105,12 +118,44 @@ export class PaymentResolver {
     return toConnection(rows, page, (r) => ({ sortKey: new Date(r.created_at).toISOString(), id: r.id }), paymentView);
   }
 
-  @FieldResolver(() => [PaymentRefundType], { description: 'The refunds, oldest first.' })
+  // Property-level rules (docs/security.md#authorization-scopes-and-properties): a holder's app asked
+  // to pay sees what docs/payments.md promises; the fields below are the merchant's, or its payer's.
+
+  @FieldResolver(() => [PaymentRefundType], { description: 'The refunds, oldest first. The merchant, the operator, and the holder whose card paid (FORBIDDEN to another holder’s app).' })
   async refunds(@Root() payment: PaymentType, @Ctx() ctx: GraphQLContext): Promise<PaymentRefundType[]> {
+    requireParty(ctx, payment, 'refunds');
     return (await refundsOf(ctx.em, payment.uuid)).map((r) => refundView(r, payment.amount.currency));
   }
 
-  @FieldResolver(() => [PaymentLedgerEntryType], { description: 'The ledger entries of the payment and its refunds, oldest first.' })
+  @FieldResolver(() => String, { description: 'The merchant’s order reference; one live payment per order. The merchant, the operator, and the holder whose card paid.' })
+  orderReference(@Root() payment: PaymentType, @Ctx() ctx: GraphQLContext): string {
+    requireParty(ctx, payment, 'orderReference');
+    return payment.orderReference;
+  }
+
+  @FieldResolver(() => ID, { nullable: true, description: 'Global id of the Card that paid. The merchant, the operator, and the holder whose card paid.' })
+  card(@Root() payment: PaymentType, @Ctx() ctx: GraphQLContext): string | null {
+    requireParty(ctx, payment, 'card');
+    return payment.card;
+  }
+
+  @FieldResolver(() => String, {
+    nullable: true,
+    description: 'FAILED: the last refusal of the holder’s card (e.g. INSUFFICIENT_BALANCE); CANCELED after a lost card answer: CARD_ANSWER_LOST. The merchant, the operator, and the holder whose card paid.',
+  })
+  failureCode(@Root() payment: PaymentType, @Ctx() ctx: GraphQLContext): string | null {
+    requireParty(ctx, payment, 'failureCode');
+    return payment.failureCode;
+  }
+
+  @Authorized('MERCHANT', 'OPERATOR')
+  @FieldResolver(() => JSONObjectResolver, { description: 'The merchant’s own key-value data (string values). The merchant and the operator only.' })
+  metadata(@Root() payment: PaymentType): Record<string, string> {
+    return payment.metadata;
+  }
+
+  @Authorized('MERCHANT', 'OPERATOR')
+  @FieldResolver(() => [PaymentLedgerEntryType], { description: 'The ledger entries of the payment and its refunds, oldest first. The merchant and the operator only (FORBIDDEN to a cardholder app).' })
   async ledgerEntries(@Root() payment: PaymentType, @Ctx() ctx: GraphQLContext): Promise<PaymentLedgerEntryType[]> {
     const rows = await ledgerEntriesOf(ctx.em, payment.uuid);
     return rows.map((e) => Object.assign(new PaymentLedgerEntryType(), { key: e.entry_key, description: e.description, kind: e.kind, amount: Money.of(BigInt(e.amount), e.currency.trim()), postedAt: e.posted_at }));

@@ -77,6 +77,8 @@ export class PaymentLedgerEntryType {
 @ObjectType('Payment', { implements: Node, description: 'A merchant’s payment from a city card wallet, paid by presenting the card at a certified reader.' })
 export class PaymentType extends Node {
   uuid!: string;
+  /** The holder whose card paid: the one cardholder app that is a party to the payment (not in the schema). */
+  payerHolderId!: string | null;
 
   @Field(() => ID, { description: 'Global id of the Merchant.' })
   merchant!: string;
@@ -87,13 +89,13 @@ export class PaymentType extends Node {
   @Field(() => Money, { description: 'The amount to pay.' })
   amount!: Money;
 
-  @Field({ description: 'The merchant’s order reference; one live payment per order.' })
+  @Field({ description: 'The merchant’s order reference; one live payment per order. The merchant, the operator, and the holder whose card paid (FORBIDDEN to another holder’s app).' })
   orderReference!: string;
 
   @Field(() => String, { nullable: true, description: 'What is paid for, as the merchant describes it.' })
   description!: string | null;
 
-  @Field(() => JSONObjectResolver, { description: 'The merchant’s own key-value data (string values).' })
+  @Field(() => JSONObjectResolver, { description: 'The merchant’s own key-value data (string values). The merchant and the operator only (FORBIDDEN to a cardholder app).' })
   metadata!: Record<string, string>;
 
   @Field(() => PaymentStatusEnum, { description: 'Where the payment stands.' })
@@ -102,7 +104,7 @@ export class PaymentType extends Node {
   @Field(() => DateTimeScalar, { description: 'Until when the payment waits for the card.' })
   expiresAt!: Date;
 
-  @Field(() => String, { nullable: true, description: 'FAILED: the last refusal of the holder’s card (e.g. INSUFFICIENT_BALANCE); CANCELED after a lost card answer: CARD_ANSWER_LOST.' })
+  @Field(() => String, { nullable: true, description: 'FAILED: the last refusal of the holder’s card (e.g. INSUFFICIENT_BALANCE); CANCELED after a lost card answer: CARD_ANSWER_LOST. The merchant, the operator, and the holder whose card paid.' })
   failureCode!: string | null;
 
   @Field(() => PaymentCancelReasonEnum, { nullable: true, description: 'CANCELED: by the merchant or on expiry.' })
@@ -111,7 +113,7 @@ export class PaymentType extends Node {
   @Field(() => Money, { description: 'What has been refunded so far (several partial refunds up to the amount).' })
   refundedAmount!: Money;
 
-  @Field(() => ID, { nullable: true, description: 'Global id of the Card that paid.' })
+  @Field(() => ID, { nullable: true, description: 'Global id of the Card that paid. The merchant, the operator, and the holder whose card paid.' })
   card!: string | null;
 
   @Field(() => DateTimeScalar, { description: 'When the payment was created.' })

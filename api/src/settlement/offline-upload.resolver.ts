@@ -1,4 +1,5 @@
 import { Arg, Authorized, Ctx, Mutation, Resolver } from 'type-graphql';
+import { scopeByKind } from '../auth/scopes.js';
 import type { GraphQLContext } from '../graphql/context.js';
 import { fromGlobalId, toGlobalId } from '../graphql/global-id.js';
 import { userError, UserErrorCode } from '../graphql/user-error.js';
@@ -42,7 +43,7 @@ function batchView(answer: BatchAnswer): OfflineBatchType {
 
 @Resolver()
 export class OfflineUploadResolver {
-  @Authorized()
+  @Authorized(...scopeByKind({ MERCHANT: 'payments:write', ISSUER: 'topups:write' }))
   @Mutation(() => UploadOfflineBatchPayload, {
     description:
       'A certified terminal’s signed batch of offline card purchases (issue 8), relayed by its owner: the merchant (scope payments:write) or the card company (scope topups:write). A batch whose certificate, terminal or signature fails is refused whole (OFFLINE_BATCH_REFUSED); otherwise each record is answered, and ACCEPTED/GAP ones are posted. The same batch again returns the stored answer.',

@@ -1,4 +1,5 @@
 import { Arg, Args, Authorized, Ctx, Field, FieldResolver, ID, Mutation, Query, Resolver, Root, ArgsType } from 'type-graphql';
+import { scopeByKind } from '../auth/scopes.js';
 import { CardType } from '../cards/cards.types.js';
 import { ConnectionArgs, pageRequest, toConnection } from '../graphql/connection.js';
 import type { GraphQLContext } from '../graphql/context.js';
@@ -92,7 +93,7 @@ export class TopUpResolver {
     return rows.map((r) => Object.assign(new TopUpStatusChange(), { from: r.from_status, to: r.to_status, cause: r.cause, at: r.at }));
   }
 
-  @Authorized('CARDHOLDER_APP', 'ISSUER')
+  @Authorized(...scopeByKind({ CARDHOLDER_APP: 'card:topup', ISSUER: 'topups:write' }))
   @Mutation(() => TopUpPayload, {
     description:
       'Tops up a card through the payment gateway: a cardholder app for its holder’s registered card (scope card:topup), or a card company at its counter (scope topups:write). Idempotent by idempotencyKey (docs/api-conventions.md#idempotency); a GATEWAY_UNAVAILABLE answer with the top-up still CREATED is not stored, and a retry with the key asks the gateway again. Once PAID, the value is written onto the card at a certified reader (openCardSession with operation LOAD and this topUp).',
@@ -104,7 +105,7 @@ export class TopUpResolver {
     );
   }
 
-  @Authorized('CARDHOLDER_APP', 'ISSUER', 'OPERATOR')
+  @Authorized(...scopeByKind({ CARDHOLDER_APP: 'card:topup', ISSUER: 'topups:write', OPERATOR: 'tenants:manage' }))
   @Mutation(() => TopUpPayload, {
     description:
       'Refunds a PAID top-up that is not on the card, through the gateway: the card company (topups:write) any of its cards’; a cardholder app (card:topup) its holder’s once the card can no longer be used (lost, blocked, replaced, expired). Idempotent by idempotencyKey (docs/api-conventions.md#idempotency).',
@@ -124,7 +125,7 @@ export class TopUpResolver {
     return payload(ctx, async () => ({ topUp: await resolvePendingLoad(ctx.em, ctx.principal!, fromGlobalId(input.topUp, 'TopUp').id, { loaded: input.loaded, note: input.note }) }));
   }
 
-  @Authorized('CARDHOLDER_APP')
+  @Authorized('CARDHOLDER_APP', 'card:topup')
   @Mutation(() => AutoTopUpPayload, { description: 'Sets the auto top-up (and low-balance threshold) of your cardholder’s registered card (scope card:topup).' })
   async setAutoTopUp(@Arg('input', () => SetAutoTopUpInput, { description: 'The card and its auto top-up settings.' }) input: SetAutoTopUpInput, @Ctx() ctx: GraphQLContext): Promise<AutoTopUpPayload> {
     try {
