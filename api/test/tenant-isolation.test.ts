@@ -82,10 +82,10 @@ const MATRIX: Record<string, Rule> = {
   'Query.billers': { access: 'owned', kinds: ['BILLER', 'ISSUER'], list: { type: 'billers' } },
   'Query.feePlan': { access: 'operator' },
   'Query.feePlans': { access: 'operator' },
-  'Query.ledgerAccount': { access: 'operator' },
-  'Query.ledgerAccounts': { access: 'operator' },
-  'Query.journalEntry': { access: 'operator' },
-  'Query.ledgerProblems': { access: 'operator' },
+  'Query.ledgerAccount': { access: 'operator', scope: 'ledger:read' },
+  'Query.ledgerAccounts': { access: 'operator', scope: 'ledger:read' },
+  'Query.journalEntry': { access: 'operator', scope: 'ledger:read' },
+  'Query.ledgerProblems': { access: 'operator', scope: 'ledger:read' },
   'Mutation.createCity': { access: 'operator', scope: 'tenants:manage' },
   'Mutation.updateCity': { access: 'operator', scope: 'tenants:manage' },
   'Mutation.createFeePlan': { access: 'operator', scope: 'tenants:manage' },
@@ -96,8 +96,8 @@ const MATRIX: Record<string, Rule> = {
   'Mutation.updateBiller': { access: 'operator', scope: 'tenants:manage' },
   'Mutation.createOAuthClient': { access: 'operator', scope: 'clients:manage' },
   'Mutation.disableOAuthClient': { access: 'operator', scope: 'clients:manage' },
-  'Mutation.postJournalEntry': { access: 'operator' },
-  'Mutation.reverseJournalEntry': { access: 'operator' },
+  'Mutation.postJournalEntry': { access: 'operator', scope: 'ledger:write' },
+  'Mutation.reverseJournalEntry': { access: 'operator', scope: 'ledger:write' },
   'Query.card': { access: 'owned', kinds: ['ISSUER'] }, // cards: isolation by id and in lists checked in cards.test.ts
   'Query.cards': { access: 'owned', kinds: ['ISSUER'] },
   'Mutation.issueCard': { access: 'owned', kinds: ['ISSUER'] },
@@ -134,6 +134,8 @@ const MATRIX: Record<string, Rule> = {
   'Mutation.setBillerFetchUrl': { access: 'owned', kinds: ['BILLER'] }, // the caller's own biller only
   'Query.billPayment': { access: 'owned', kinds: ['BILLER'] }, // also the holder's app that made it and the operator; others get null (bill-payments.test.ts)
   'Query.billerReconciliation': { access: 'owned', kinds: ['BILLER'] }, // the caller's own payments only (bill-payments.test.ts)
+  'Mutation.bindBillAccount': { access: 'owned', kinds: ['CARDHOLDER_APP'] }, // binds for the app's own holder; authorization-bill-lookups.test.ts
+  'Mutation.setBillerAccountBinding': { access: 'owned', kinds: ['BILLER'] }, // the caller's own biller only
   'Mutation.payBill': { access: 'owned', kinds: ['CARDHOLDER_APP'] }, // bills the app may read; checked in bill-payments.test.ts
   'Mutation.resolvePendingLoad': { access: 'owned', kinds: ['ISSUER'] }, // another card company's top-up is NOT_FOUND (topups.test.ts)
   'Mutation.uploadOfflineBatch': { access: 'owned', kinds: ['MERCHANT', 'ISSUER'] }, // the terminal's owner (merchant, payments:write; card company, topups:write); another tenant's terminal is NOT_FOUND like a missing id (offline-uploads.test.ts)
