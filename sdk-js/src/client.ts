@@ -160,7 +160,8 @@ const VIEWER_QUERY = 'query Viewer { viewer { kind clientId tenantId scopes } }'
  *
  * Operations are typed documents generated from the schema (`execute`, `mutate`, `paginate`), or
  * text (`request`). Money mutations get an idempotency key when the caller gives none, and calls
- * that may safely be sent again are retried after network errors, 5xx and `IDEMPOTENCY_CONFLICT`.
+ * that may safely be sent again are retried after network errors, 5xx, `IDEMPOTENCY_CONFLICT` and
+ * `THROTTLED` (the cost bucket is empty: nothing ran; the wait honours `Retry-After`).
  *
  * @example
  * ```ts
@@ -235,8 +236,9 @@ export class OneCardClient {
    * A money mutation (one whose input takes `idempotencyKey`) without a key gets one, a new UUID for
    * the call (or `options.idempotencyKey`). Calls that may safely be sent again are retried with the
    * same variables, so with the same key: a query, or a mutation whose every root field is a money
-   * mutation with its key, after a network error, an HTTP 5xx or `IDEMPOTENCY_CONFLICT` (the first
-   * call with the key still runs), with backoff, up to `retry.attempts` in all. Nothing else is retried:
+   * mutation with its key, after a network error, an HTTP 5xx, `IDEMPOTENCY_CONFLICT` (the first
+   * call with the key still runs) or `THROTTLED` (HTTP 429: the client's cost bucket is empty, nothing
+   * ran), with backoff and at least the server's `Retry-After`, up to `retry.attempts` in all. Nothing else is retried:
    * not a 4xx, not a GraphQL error, never another mutation.
    *
    * @throws {OneCardError} as {@link request}; a network failure that outlasts the retries rejects with
@@ -272,7 +274,7 @@ export class OneCardClient {
    *
    * @example
    * ```ts
-   * for await (const payment of onecard.paginate(PaymentsDocument, { first: 100 }, (d) => d.payments)) {
+   * for await (const payment of onecard.paginate(PaymentsDocument, { first: 25 }, (d) => d.payments)) {
    *   console.log(payment.id, payment.status);
    * }
    * ```
@@ -317,7 +319,7 @@ export class OneCardClient {
       try {
         return { data: await this.send<T>(body, options.signal), idempotencyKeys: op.idempotencyKeys };
       } catch (err) {
-        const retryable = isNetworkError(err) || (err instanceof OneCardError && ((err.status ?? 0) >= 500 || err.code === 'IDEMPOTENCY_CONFLICT'));
+        const retryable = isNetworkError(err) || (err instanceof OneCardError && ((err.status ?? 0) >= 500 || err.code === 'IDEMPOTENCY_CONFLICT' || err.code === 'THROTTLED'));
         if (!retryable || attempt >= policy.attempts || options.signal?.aborted) throw err;
         await sleep(backoffDelay(policy, attempt, err instanceof OneCardError ? err.retryAfterMs : undefined), options.signal);
       }

@@ -159,6 +159,15 @@ describe('retries', () => {
     expect(api.calls[1]!.variables!.input.idempotencyKey).toBe(api.calls[0]!.variables!.input.idempotencyKey);
   });
 
+  it('THROTTLED (the cost bucket is empty, nothing ran): retried after Retry-After, capped at maxDelayMs', async () => {
+    const api = fakeApi(inTurn(gqlError('THROTTLED', 429, { 'retry-after': '3' }), created()));
+    const started = Date.now();
+    const made = await api.client({ retry: { baseDelayMs: 1, maxDelayMs: 60 } }).execute(CancelPaymentDocument, { input: { payment: 'p1' } });
+    expect(Date.now() - started).toBeGreaterThanOrEqual(55); // Retry-After: 3 s, capped at 60 ms
+    expect(made).toBeDefined();
+    expect(api.calls).toHaveLength(2);
+  });
+
   it('gives up after `attempts` in all: a network error surfaces as fetch\'s own error, a 5xx as OneCardError', async () => {
     const down = fakeApi(() => networkError());
     const err = await rejection(down.client({ retry: { attempts: 3, baseDelayMs: 1 } }).execute(CreatePaymentDocument, { input }));
