@@ -207,6 +207,15 @@ describe('retries', () => {
     expect(api.calls).toHaveLength(3);
   });
 
+  it('THROTTLED is retried for any operation, a mutation without a key too: nothing ran', async () => {
+    const api = fakeApi(inTurn(gqlError('THROTTLED', 429, { 'retry-after': '1' }), data({ createWebhookEndpoint: { endpoint: null, secret: null, userErrors: [] } })));
+    await api.client({ retry: { baseDelayMs: 1, maxDelayMs: 5 } }).execute(CreateWebhookEndpointDocument, { input: { url: 'https://shop.example/hooks', eventTypes: ['*'] } });
+    expect(api.calls).toHaveLength(2);
+    const off = fakeApi(() => gqlError('THROTTLED', 429, { 'retry-after': '1' }));
+    await expect(off.client({ retry: false }).execute(CreateWebhookEndpointDocument, { input: { url: 'https://shop.example/hooks', eventTypes: ['*'] } })).rejects.toMatchObject({ code: 'THROTTLED', status: 429, retryAfterMs: 1000 });
+    expect(off.calls).toHaveLength(1);
+  });
+
   it('retry: false (client or call) turns retries off', async () => {
     const api = fakeApi(() => networkError());
     await expect(api.client({ retry: false }).execute(CreatePaymentDocument, { input })).rejects.toThrow('fetch failed');
