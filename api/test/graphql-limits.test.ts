@@ -76,7 +76,7 @@ const deepIntrospection = (levels: number) => `{ __schema { types { ${'ofType { 
 
 describe('limits no looser than graphql-armor’s defaults', () => {
   it.each([
-    ['depth 7', deep(7), /depth 7 exceeds 6/],
+    ['depth 8', deep(8), /depth 8 exceeds 7/],
     ['16 aliases', aliases(16), /16 aliases exceed 15/],
     ['51 directives', directives(51), /51 directives exceed 50/],
     ['cost over 5,000 (8 full pages of accounts)', accountPages(8), /cost exceeds 5000/],
@@ -91,7 +91,8 @@ describe('limits no looser than graphql-armor’s defaults', () => {
   });
 
   it.each([
-    ['depth 6', deep(6)],
+    ['depth 7', deep(7)],
+    ['a settlement window’s batch lines’ amounts (depth 7)', '{ settlementWindows(first: 1) { edges { node { batch { lines(first: 10) { edges { node { gross { amount } } } } } } } } }'],
     ['15 aliases', aliases(15)],
     ['50 directives', directives(50)],
     ['1,000 tokens', tokens(1_000)],
@@ -103,8 +104,8 @@ describe('limits no looser than graphql-armor’s defaults', () => {
   });
 
   it('Relay’s edges { node } counts as one level', async () => {
-    // cards(1) edges+node(2) history(3) edges+node(4) amount(5) amount(6): depth 6, where each level counted would be 8.
-    const { body } = await graphql(server.url, '{ cards(first: 1) { edges { node { history(first: 1) { edges { node { amount { amount } } } } } } } }', undefined, asMerchant());
+    // cards(1) edges+node(2) history(3) edges+node(4) balanceAfter(5) amount(6): depth 6; each level counted, it would be 8, over the limit.
+    const { body } = await graphql(server.url, '{ cards(first: 1) { edges { node { history(first: 1) { edges { node { balanceAfter { amount } } } } } } } }', undefined, asMerchant());
     expect(codes(body)).not.toContain('QUERY_TOO_COMPLEX');
   });
 

@@ -39,8 +39,8 @@ export interface Config {
   demoData: boolean;
   /**
    * The GraphQL cost bucket of each client (docs/security.md#rate-limits-graphql-cost): its size in
-   * cost points (GRAPHQL_COST_BUCKET, default 5,000: one operation at the cost limit) and the points
-   * it regains each second (GRAPHQL_COST_RESTORE_RATE, default 250: empty to full in 20 s).
+   * cost points (GRAPHQL_COST_BUCKET, default 10,000: two operations at the cost limit) and the points
+   * it regains each second (GRAPHQL_COST_RESTORE_RATE, default 500: empty to full in 20 s).
    */
   costThrottle: { maximumAvailable: number; restoreRate: number };
 }
@@ -165,8 +165,8 @@ function topUpLimits(env: NodeJS.ProcessEnv): TopUpLimits {
 }
 
 function costThrottle(env: NodeJS.ProcessEnv): Config['costThrottle'] {
-  const maximumAvailable = wholeNumber(env, 'GRAPHQL_COST_BUCKET', 5_000, 'cost points');
-  const restoreRate = wholeNumber(env, 'GRAPHQL_COST_RESTORE_RATE', 250, 'cost points a second');
+  const maximumAvailable = wholeNumber(env, 'GRAPHQL_COST_BUCKET', 10_000, 'cost points');
+  const restoreRate = wholeNumber(env, 'GRAPHQL_COST_RESTORE_RATE', 500, 'cost points a second');
   if (maximumAvailable < 1) throw new ConfigError('GRAPHQL_COST_BUCKET', 'at least 1 cost point', String(maximumAvailable));
   if (restoreRate < 1) throw new ConfigError('GRAPHQL_COST_RESTORE_RATE', 'at least 1 cost point a second', String(restoreRate));
   return { maximumAvailable, restoreRate };

@@ -7,7 +7,7 @@ import type { Config } from '../config/config.js';
 import type { Metrics } from '../http/metrics.js';
 import type { GraphQLContext } from './context.js';
 import { errorFormatter, isPublicCode } from './errors.js';
-import { bucketKey, chargeCost, type CostThrottleSettings, peekBucket, type ThrottleStatus, throttled } from './cost-throttle.js';
+import { bucketKey, chargeCost, type CostThrottleSettings, peekBucket, type ThrottleStatus, throttled, unlessUnavailable } from './cost-throttle.js';
 import { checkInput } from './input-checks.js';
 import { DEFAULT_LIMITS, measure, type QueryLimits } from './query-cost.js';
 import { apiSchema } from './schema.js';
@@ -38,13 +38,14 @@ function operationChecksPlugin(limits: QueryLimits, throttle: CostThrottleSettin
           } catch (err) {
             // Refused before it was charged: the bucket as it stands.
             const counted = (err as GraphQLError).extensions?.cost as { requested?: number } | undefined;
-            report = { requested: counted?.requested, throttleStatus: throttling ? await peekBucket(contextValue.em, key, throttle) : undefined };
+            report = { requested: counted?.requested, throttleStatus: throttling ? await unlessUnavailable(peekBucket(contextValue.em, key, throttle), contextValue.log) : undefined };
             throw err;
           }
           contextValue.cost = cost;
           report = { requested: cost };
           if (!throttling) return;
-          const charge = await chargeCost(contextValue.em, key, cost, throttle);
+          const charge = await unlessUnavailable(chargeCost(contextValue.em, key, cost, throttle), contextValue.log);
+          if (!charge) return;
           report.throttleStatus = charge.status;
           if (!charge.charged) throw throttled(cost, limits.maxCost, charge.status);
         },

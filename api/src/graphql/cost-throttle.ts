@@ -1,5 +1,6 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { GraphQLError } from 'graphql';
+import type { Logger } from 'pino';
 import type { Principal } from './context.js';
 
 /**
@@ -89,4 +90,30 @@ export function throttled(cost: number, limit: number, status: ThrottleStatus): 
       http: { status: 429, headers: new Map([['retry-after', String(waitSeconds)]]) },
     },
   });
+}
+
+/** How long an operation waits for its bucket before it runs uncharged. */
+export const BUCKET_DEADLINE_MS = 1_000;
+
+/**
+ * A bucket statement's result, or undefined when the database fails or does not answer within
+ * BUCKET_DEADLINE_MS. The operation then runs uncharged (fails open): without its database the API
+ * serves only what needs none (`serverInfo`), and a throttle must not take that away too.
+ */
+export async function unlessUnavailable<T>(statement: Promise<T>, log: Logger): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<undefined>((resolve) => {
+    timer = setTimeout(() => resolve(undefined), BUCKET_DEADLINE_MS);
+  });
+  const settled = statement.catch((err: unknown) => {
+    log.warn({ err }, 'cost bucket unavailable: the operation runs uncharged');
+    return undefined;
+  });
+  try {
+    const result = await Promise.race([settled, deadline]);
+    if (result === undefined) log.warn('cost bucket unavailable: the operation runs uncharged');
+    return result;
+  } finally {
+    clearTimeout(timer);
+  }
 }

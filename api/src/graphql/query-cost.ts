@@ -21,8 +21,10 @@ import { DEFAULT_PAGE_SIZE } from './connection.js';
 /**
  * What one operation may ask for (docs/security.md#graphql-limits). Each is no looser than
  * graphql-armor's default (depth 6, aliases 15, tokens 1,000, directives 50, cost 5,000), except
- * where the schema needs more: a Relay `edges { node }` pair is one level, and introspection
- * (`__schema`, `__type` and the `__…` types under them) has its own depth for GraphiQL's query.
+ * where the schema needs more: depth 7, with a Relay `edges { node }` pair as one level, for a
+ * settlement window's batch lines' amounts (`settlementWindows { edges { node { batch { lines {
+ * edges { node { gross { amount } } } } } } } }`); and introspection (`__schema`, `__type` and the
+ * `__…` types under them) has its own depth for GraphiQL's query.
  */
 export interface QueryLimits {
   maxDepth: number;
@@ -35,7 +37,7 @@ export interface QueryLimits {
   maxCost: number;
 }
 
-export const DEFAULT_LIMITS: QueryLimits = { maxDepth: 6, maxIntrospectionDepth: 15, maxAliases: 15, maxDirectives: 50, maxTokens: 1_000, maxCost: 5_000 };
+export const DEFAULT_LIMITS: QueryLimits = { maxDepth: 7, maxIntrospectionDepth: 15, maxAliases: 15, maxDirectives: 50, maxTokens: 1_000, maxCost: 5_000 };
 
 export interface QueryCost {
   cost: number;
