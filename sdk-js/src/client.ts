@@ -160,7 +160,8 @@ const VIEWER_QUERY = 'query Viewer { viewer { kind clientId tenantId scopes } }'
  *
  * Operations are typed documents generated from the schema (`execute`, `mutate`, `paginate`), or
  * text (`request`). Money mutations get an idempotency key when the caller gives none, and calls
- * that may safely be sent again are retried after network errors, 5xx and `IDEMPOTENCY_CONFLICT`.
+ * that may safely be sent again are retried after network errors, 5xx and `IDEMPOTENCY_CONFLICT`;
+ * any call after `THROTTLED` (the cost bucket is empty: nothing ran; the wait honours `Retry-After`).
  *
  * @example
  * ```ts
@@ -236,7 +237,9 @@ export class OneCardClient {
    * the call (or `options.idempotencyKey`). Calls that may safely be sent again are retried with the
    * same variables, so with the same key: a query, or a mutation whose every root field is a money
    * mutation with its key, after a network error, an HTTP 5xx or `IDEMPOTENCY_CONFLICT` (the first
-   * call with the key still runs), with backoff, up to `retry.attempts` in all. Nothing else is retried:
+   * call with the key still runs); and any call after `THROTTLED` (HTTP 429: the client's cost bucket
+   * is empty, and nothing ran). With backoff, at least the server's `Retry-After`, up to
+   * `retry.attempts` in all. Nothing else is retried:
    * not a 4xx, not a GraphQL error, never another mutation.
    *
    * @throws {OneCardError} as {@link request}; a network failure that outlasts the retries rejects with
@@ -272,7 +275,7 @@ export class OneCardClient {
    *
    * @example
    * ```ts
-   * for await (const payment of onecard.paginate(PaymentsDocument, { first: 100 }, (d) => d.payments)) {
+   * for await (const payment of onecard.paginate(PaymentsDocument, { first: 25 }, (d) => d.payments)) {
    *   console.log(payment.id, payment.status);
    * }
    * ```
@@ -312,12 +315,14 @@ export class OneCardClient {
   private async run<T>(document: GraphQLDocument<unknown, unknown>, variables: Record<string, unknown> | undefined, options: RequestOptions = {}): Promise<{ data: T; idempotencyKeys: string[] }> {
     const op = prepareOperation(document, variables, this.newIdempotencyKey, options.idempotencyKey);
     const body = JSON.stringify(op.variables === undefined ? { query: op.query } : { query: op.query, variables: op.variables });
-    const policy = op.idempotent ? retryPolicy(this.retry, options.retry) : { ...retryPolicy(), attempts: 1 };
+    const policy = retryPolicy(this.retry, options.retry);
     for (let attempt = 1; ; attempt++) {
       try {
         return { data: await this.send<T>(body, options.signal), idempotencyKeys: op.idempotencyKeys };
       } catch (err) {
-        const retryable = isNetworkError(err) || (err instanceof OneCardError && ((err.status ?? 0) >= 500 || err.code === 'IDEMPOTENCY_CONFLICT'));
+        // THROTTLED is answered before anything runs: any operation may be sent again, a mutation without a key too.
+        const throttled = err instanceof OneCardError && err.code === 'THROTTLED';
+        const retryable = throttled || (op.idempotent && (isNetworkError(err) || (err instanceof OneCardError && ((err.status ?? 0) >= 500 || err.code === 'IDEMPOTENCY_CONFLICT'))));
         if (!retryable || attempt >= policy.attempts || options.signal?.aborted) throw err;
         await sleep(backoffDelay(policy, attempt, err instanceof OneCardError ? err.retryAfterMs : undefined), options.signal);
       }

@@ -159,6 +159,15 @@ describe('retries', () => {
     expect(api.calls[1]!.variables!.input.idempotencyKey).toBe(api.calls[0]!.variables!.input.idempotencyKey);
   });
 
+  it('THROTTLED (the cost bucket is empty, nothing ran): retried after Retry-After, capped at maxDelayMs', async () => {
+    const api = fakeApi(inTurn(gqlError('THROTTLED', 429, { 'retry-after': '3' }), created()));
+    const started = Date.now();
+    const made = await api.client({ retry: { baseDelayMs: 1, maxDelayMs: 60 } }).execute(CancelPaymentDocument, { input: { payment: 'p1' } });
+    expect(Date.now() - started).toBeGreaterThanOrEqual(55); // Retry-After: 3 s, capped at 60 ms
+    expect(made).toBeDefined();
+    expect(api.calls).toHaveLength(2);
+  });
+
   it('gives up after `attempts` in all: a network error surfaces as fetch\'s own error, a 5xx as OneCardError', async () => {
     const down = fakeApi(() => networkError());
     const err = await rejection(down.client({ retry: { attempts: 3, baseDelayMs: 1 } }).execute(CreatePaymentDocument, { input }));
@@ -196,6 +205,15 @@ describe('retries', () => {
     const api = fakeApi(inTurn(networkError(), { status: 503, body: 'busy' }, data({ payment: null })));
     expect(await api.client().execute(PaymentDocument, { id: 'p1' })).toEqual({ payment: null });
     expect(api.calls).toHaveLength(3);
+  });
+
+  it('THROTTLED is retried for any operation, a mutation without a key too: nothing ran', async () => {
+    const api = fakeApi(inTurn(gqlError('THROTTLED', 429, { 'retry-after': '1' }), data({ createWebhookEndpoint: { endpoint: null, secret: null, userErrors: [] } })));
+    await api.client({ retry: { baseDelayMs: 1, maxDelayMs: 5 } }).execute(CreateWebhookEndpointDocument, { input: { url: 'https://shop.example/hooks', eventTypes: ['*'] } });
+    expect(api.calls).toHaveLength(2);
+    const off = fakeApi(() => gqlError('THROTTLED', 429, { 'retry-after': '1' }));
+    await expect(off.client({ retry: false }).execute(CreateWebhookEndpointDocument, { input: { url: 'https://shop.example/hooks', eventTypes: ['*'] } })).rejects.toMatchObject({ code: 'THROTTLED', status: 429, retryAfterMs: 1000 });
+    expect(off.calls).toHaveLength(1);
   });
 
   it('retry: false (client or call) turns retries off', async () => {

@@ -1,6 +1,6 @@
 /**
  * How the client retries a call that may safely be sent again (a query, or a money mutation with its
- * idempotency key): after a network error, an HTTP 5xx, or `IDEMPOTENCY_CONFLICT` (the first call with
+ * idempotency key): after a network error, an HTTP 5xx, `THROTTLED` (the cost bucket is empty), or `IDEMPOTENCY_CONFLICT` (the first call with
  * the key still runs). Each retry waits longer: `baseDelayMs`, doubled each time up to `maxDelayMs`,
  * with jitter, and at least what the server's `Retry-After` asks (up to `maxDelayMs`).
  */

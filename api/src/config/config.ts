@@ -37,6 +37,12 @@ export interface Config {
   settlementCutoff: string;
   /** Seed the demo data (ONECARD_DEMO): on by default outside production, never silently in production. */
   demoData: boolean;
+  /**
+   * The GraphQL cost bucket of each client (docs/security.md#rate-limits-graphql-cost): its size in
+   * cost points (GRAPHQL_COST_BUCKET, default 10,000: two operations at the cost limit) and the points
+   * it regains each second (GRAPHQL_COST_RESTORE_RATE, default 500: empty to full in 20 s).
+   */
+  costThrottle: { maximumAvailable: number; restoreRate: number };
 }
 
 export interface TopUpLimits {
@@ -158,6 +164,14 @@ function topUpLimits(env: NodeJS.ProcessEnv): TopUpLimits {
   return limits;
 }
 
+function costThrottle(env: NodeJS.ProcessEnv): Config['costThrottle'] {
+  const maximumAvailable = wholeNumber(env, 'GRAPHQL_COST_BUCKET', 10_000, 'cost points');
+  const restoreRate = wholeNumber(env, 'GRAPHQL_COST_RESTORE_RATE', 500, 'cost points a second');
+  if (maximumAvailable < 1) throw new ConfigError('GRAPHQL_COST_BUCKET', 'at least 1 cost point', String(maximumAvailable));
+  if (restoreRate < 1) throw new ConfigError('GRAPHQL_COST_RESTORE_RATE', 'at least 1 cost point a second', String(restoreRate));
+  return { maximumAvailable, restoreRate };
+}
+
 /** Reads and validates the configuration; throws ConfigError naming the first bad variable. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): Config {
   const nodeEnv = oneOf(env, 'NODE_ENV', ['development', 'production', 'test'], 'development');
@@ -180,5 +194,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     balanceTransferDelaySeconds: wholeNumber(env, 'CARD_BALANCE_TRANSFER_DELAY', 7 * 24 * 3600, 'seconds'),
     settlementCutoff: timeOfDay(env, 'SETTLEMENT_CUTOFF', '02:00'),
     demoData: bool(env, 'ONECARD_DEMO', nodeEnv !== 'production'),
+    costThrottle: costThrottle(env),
   };
 }

@@ -1,31 +1,57 @@
 import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
 import { unwrapResolverError } from '@apollo/server/errors';
 import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
-import type { FragmentDefinitionNode } from 'graphql';
+import type { FragmentDefinitionNode, GraphQLError } from 'graphql';
 import type { Logger } from 'pino';
 import type { Config } from '../config/config.js';
 import type { Metrics } from '../http/metrics.js';
 import type { GraphQLContext } from './context.js';
 import { errorFormatter, isPublicCode } from './errors.js';
-import { DEFAULT_LIMITS, enforce, measure, type QueryLimits } from './query-cost.js';
+import { bucketKey, chargeCost, type CostThrottleSettings, peekBucket, type ThrottleStatus, throttled, unlessUnavailable } from './cost-throttle.js';
+import { checkInput } from './input-checks.js';
+import { DEFAULT_LIMITS, measure, type QueryLimits } from './query-cost.js';
 import { apiSchema } from './schema.js';
 
-/** Measures each operation before it runs, refuses it over the limits, reports the cost in `extensions`. */
-function queryCostPlugin(limits: QueryLimits): ApolloServerPlugin<GraphQLContext> {
+/**
+ * The checks every operation passes after validation and before any resolver runs, in order:
+ * its input (input-checks.ts), its limits and cost (query-cost.ts), then its caller's cost bucket
+ * (cost-throttle.ts), charged the cost. Every answer to an operation reports its cost and the
+ * bucket in `extensions.cost`.
+ */
+function operationChecksPlugin(limits: QueryLimits, throttle: CostThrottleSettings): ApolloServerPlugin<GraphQLContext> {
   return {
     async requestDidStart() {
+      let report: { requested: number | undefined; throttleStatus?: ThrottleStatus } | undefined;
       return {
         async didResolveOperation({ schema, document, operation, request, contextValue }) {
           if (!operation) return;
-          const fragments: Record<string, FragmentDefinitionNode> = {};
-          for (const d of document.definitions) if (d.kind === 'FragmentDefinition') fragments[d.name.value] = d;
-          const measured = measure(schema, operation, fragments, request.variables ?? {});
-          contextValue.cost = measured.cost;
-          enforce(measured, limits);
+          const variables = request.variables ?? {};
+          // An operation run in process with no request context (Apollo's executeOperation, in tests) has no caller to charge.
+          const throttling = !!contextValue.em;
+          const key = bucketKey(contextValue.principal, contextValue.clientIp);
+          let cost: number;
+          try {
+            checkInput(schema, document, operation, variables);
+            const fragments: Record<string, FragmentDefinitionNode> = {};
+            for (const d of document.definitions) if (d.kind === 'FragmentDefinition') fragments[d.name.value] = d;
+            cost = measure(schema, operation, fragments, variables, limits).cost;
+          } catch (err) {
+            // Refused before it was charged: the bucket as it stands.
+            const counted = (err as GraphQLError).extensions?.cost as { requested?: number } | undefined;
+            report = { requested: counted?.requested, throttleStatus: throttling ? await unlessUnavailable(peekBucket(contextValue.em, key, throttle), contextValue.log) : undefined };
+            throw err;
+          }
+          contextValue.cost = cost;
+          report = { requested: cost };
+          if (!throttling) return;
+          const charge = await unlessUnavailable(chargeCost(contextValue.em, key, cost, throttle), contextValue.log);
+          if (!charge) return;
+          report.throttleStatus = charge.status;
+          if (!charge.charged) throw throttled(cost, limits.maxCost, charge.status);
         },
-        async willSendResponse({ response, contextValue }) {
-          if (response.body.kind === 'single' && contextValue.cost !== undefined) {
-            response.body.singleResult.extensions = { ...response.body.singleResult.extensions, cost: { requested: contextValue.cost, limit: limits.maxCost } };
+        async willSendResponse({ response }) {
+          if (response.body.kind === 'single' && report) {
+            response.body.singleResult.extensions = { ...response.body.singleResult.extensions, cost: { requested: report.requested, limit: limits.maxCost, throttleStatus: report.throttleStatus } };
           }
         },
       };
@@ -76,6 +102,7 @@ function metricsPlugin(metrics: Metrics): ApolloServerPlugin<GraphQLContext> {
 
 export async function createApolloServer(opts: { config: Config; log: Logger; metrics: Metrics; limits?: QueryLimits }): Promise<ApolloServer<GraphQLContext>> {
   const development = opts.config.env === 'development';
+  const limits = opts.limits ?? DEFAULT_LIMITS;
   const server = new ApolloServer<GraphQLContext>({
     schema: await apiSchema(),
     introspection: opts.config.introspection,
@@ -84,8 +111,10 @@ export async function createApolloServer(opts: { config: Config; log: Logger; me
     // main.ts stops everything in order on a signal; Apollo's own handler would race it.
     stopOnTerminationSignals: false,
     formatError: errorFormatter({ development }),
+    // The token limit, enforced by graphql's parser as it reads: a huge document is refused at its 1,001st token.
+    parseOptions: { maxTokens: limits.maxTokens },
     // Our own offline GraphiQL is the landing page; Apollo's loads from a CDN.
-    plugins: [ApolloServerPluginLandingPageDisabled(), queryCostPlugin(opts.limits ?? DEFAULT_LIMITS), metricsPlugin(opts.metrics), errorLoggingPlugin()],
+    plugins: [ApolloServerPluginLandingPageDisabled(), operationChecksPlugin(limits, opts.config.costThrottle), metricsPlugin(opts.metrics), errorLoggingPlugin()],
   });
   await server.start();
   return server;

@@ -30,4 +30,6 @@ export interface GraphQLContext {
   gateway?: GatewayClient | null;
   /** The query cost computed before execution, reported in `extensions.cost`. */
   cost?: number;
+  /** The caller's IP address (behind a trusted proxy, the forwarded one): anonymous calls' cost bucket. */
+  clientIp?: string;
 }

@@ -19,6 +19,25 @@ const PUBLIC_CODES = new Set([
   'IDEMPOTENCY_CONFLICT',
 ]);
 
+/** The longest input an error message quotes: enough to recognise it, too little to amplify it. */
+export const MAX_QUOTED_INPUT = 32;
+/** The longest message of any GraphQL error, whatever produced it (graphql-js quotes values whole). */
+export const MAX_ERROR_MESSAGE = 500;
+
+/**
+ * Bad input as an error message quotes it: as JSON, at most MAX_QUOTED_INPUT characters of it, so
+ * that a 300 KB id sent to 15 aliases answers 15 short errors, not 4.5 MB.
+ */
+export function quoteInput(value: unknown, max = MAX_QUOTED_INPUT): string {
+  const text = typeof value === 'string' ? value : (JSON.stringify(value) ?? String(value));
+  return JSON.stringify(text.length > max ? `${text.slice(0, max)}…` : text);
+}
+
+/** A message cut to MAX_ERROR_MESSAGE characters. */
+export function boundedMessage(message: string): string {
+  return message.length > MAX_ERROR_MESSAGE ? `${message.slice(0, MAX_ERROR_MESSAGE)}…` : message;
+}
+
 /** The codes a client may see (docs/errors.md lists each). */
 export const publicErrorCodes = (): readonly string[] => [...PUBLIC_CODES];
 
@@ -35,11 +54,11 @@ export function errorFormatter(opts: { development: boolean }) {
   return (formatted: GraphQLFormattedError, error: unknown): GraphQLFormattedError => {
     if (isPublicCode(formatted.extensions?.code)) {
       const { stacktrace: _stack, http: _http, ...extensions } = formatted.extensions ?? {};
-      return { ...formatted, extensions };
+      return { ...formatted, message: boundedMessage(formatted.message), extensions };
     }
     const cause = unwrapResolverError(error);
     return {
-      message: opts.development && cause instanceof Error ? cause.message : 'Internal server error',
+      message: opts.development && cause instanceof Error ? boundedMessage(cause.message) : 'Internal server error',
       path: formatted.path,
       locations: formatted.locations,
       extensions: { code: 'INTERNAL_SERVER_ERROR' },

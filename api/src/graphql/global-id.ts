@@ -1,4 +1,5 @@
 import { GraphQLError } from 'graphql';
+import { quoteInput } from './errors.js';
 
 /**
  * Global object ids (DESIGN.md §4): opaque to clients, they carry the type so `node(id)` can find
@@ -15,7 +16,7 @@ export function fromGlobalId(globalId: string, expected?: string): { type: strin
   const type = decoded.slice(0, colon);
   const id = decoded.slice(colon + 1);
   if (colon <= 0 || !id || (expected && type !== expected)) {
-    throw new GraphQLError(expected ? `"${globalId}" is not a ${expected} id` : `"${globalId}" is not a valid id`, {
+    throw new GraphQLError(expected ? `${quoteInput(globalId)} is not a ${expected} id` : `${quoteInput(globalId)} is not a valid id`, {
       extensions: { code: 'BAD_USER_INPUT' },
     });
   }

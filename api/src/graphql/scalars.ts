@@ -1,8 +1,18 @@
 import { GraphQLError, GraphQLScalarType, Kind } from 'graphql';
 
 import { DateTimeResolver } from 'graphql-scalars';
+import { quoteInput } from './errors.js';
 
 export { CurrencyResolver as CurrencyScalar } from 'graphql-scalars';
+
+/** graphql-scalars' parse, refusing with a message that quotes only a prefix of the input (its own quotes it whole). */
+function parsedDateTime(parse: () => Date, input: unknown): Date {
+  try {
+    return parse();
+  } catch {
+    throw new GraphQLError(`DateTime must be an RFC 3339 date-time with an offset, e.g. "2026-11-25T08:00:00Z"; got ${quoteInput(input)}`, { extensions: { code: 'BAD_USER_INPUT' } });
+  }
+}
 
 /**
  * graphql-scalars' DateTime, serialising any instant the code hands it: a Date, or the text
@@ -15,16 +25,16 @@ export const DateTimeScalar = new GraphQLScalarType<Date, string>({
   specifiedByURL: DateTimeResolver.specifiedByURL,
   serialize(value) {
     const date = value instanceof Date ? value : typeof value === 'string' || typeof value === 'number' ? new Date(value) : undefined;
-    if (!date || Number.isNaN(date.getTime())) throw new GraphQLError(`DateTime cannot represent ${JSON.stringify(value)}`);
+    if (!date || Number.isNaN(date.getTime())) throw new GraphQLError(`DateTime cannot represent ${quoteInput(value)}`);
     return date.toISOString();
   },
-  parseValue: (value) => DateTimeResolver.parseValue(value) as Date,
-  parseLiteral: (ast, variables) => DateTimeResolver.parseLiteral(ast, variables) as Date,
+  parseValue: (value) => parsedDateTime(() => DateTimeResolver.parseValue(value) as Date, value),
+  parseLiteral: (ast, variables) => parsedDateTime(() => DateTimeResolver.parseLiteral(ast, variables) as Date, ast.kind === Kind.STRING ? ast.value : ast.kind),
 });
 
 function toMinorUnits(value: unknown): bigint {
   if (typeof value === 'number' && Number.isSafeInteger(value)) return BigInt(value);
-  throw new GraphQLError(`MinorUnits must be a whole number of minor units within ±${Number.MAX_SAFE_INTEGER}; got ${JSON.stringify(value)}`, {
+  throw new GraphQLError(`MinorUnits must be a whole number of minor units within ±${Number.MAX_SAFE_INTEGER}; got ${quoteInput(value)}`, {
     extensions: { code: 'BAD_USER_INPUT' },
   });
 }

@@ -1,4 +1,5 @@
 import { Field, ObjectType, registerEnumType } from 'type-graphql';
+import { boundedMessage } from './errors.js';
 
 /** Every business-rule refusal of every mutation. One enum for the whole API, grown by each context. */
 export enum UserErrorCode {
@@ -178,6 +179,7 @@ export class UserError {
   message!: string;
 }
 
+/** A refusal; its message is cut to MAX_ERROR_MESSAGE characters, as it may quote the input. */
 export function userError(code: UserErrorCode, message: string, field?: (string | number)[]): UserError {
-  return Object.assign(new UserError(), { code, message, field: field?.map(String) ?? null });
+  return Object.assign(new UserError(), { code, message: boundedMessage(message), field: field?.map(String) ?? null });
 }

@@ -139,6 +139,7 @@ export async function createHttpApp(opts: { config: Config; orm: MikroORM; log: 
         em: orm.em.fork(),
         principal: await auth.verifier.principalFor({ authorization: req.headers.authorization, dpop: req.get('dpop'), method: req.method }),
         requestId: req.id,
+        clientIp: req.ip,
         log: req.log,
         config,
         gateway,

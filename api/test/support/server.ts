@@ -17,7 +17,8 @@ export interface TestServer {
 export const TEST_KEK = randomBytes(32).toString('base64url');
 
 export function testConfig(env: Record<string, string> = {}): Config {
-  return loadConfig({ NODE_ENV: 'test', ONECARD_KEY_ENCRYPTION_KEY: TEST_KEK, ...env });
+  // A GraphQL cost bucket no test empties unless it asks for a small one (graphql-limits.test.ts does).
+  return loadConfig({ NODE_ENV: 'test', ONECARD_KEY_ENCRYPTION_KEY: TEST_KEK, GRAPHQL_COST_BUCKET: '100000000', GRAPHQL_COST_RESTORE_RATE: '100000000', ...env });
 }
 
 /** The real HTTP app on 127.0.0.1 and a free port, over a test file's own database. */
