@@ -170,6 +170,9 @@ const VIEWER_QUERY = 'query Viewer { viewer { kind clientId tenantId scopes } }'
  * const r = await onecard.mutate(CreatePaymentDocument, { input: { amount: 1200, currency: 'CNY', orderReference: 'o-1' } });
  * ```
  */
+/** The longest `Retry-After` of a THROTTLED answer that a call waits out by itself before sending again. */
+const MAX_THROTTLE_WAIT_MS = 60_000;
+
 export class OneCardClient {
   private readonly issuer: URL;
   private readonly graphqlUrl: URL;
@@ -320,11 +323,15 @@ export class OneCardClient {
       try {
         return { data: await this.send<T>(body, options.signal), idempotencyKeys: op.idempotencyKeys };
       } catch (err) {
-        // THROTTLED is answered before anything runs: any operation may be sent again, a mutation without a key too.
-        const throttled = err instanceof OneCardError && err.code === 'THROTTLED';
+        // THROTTLED is answered before anything runs: any operation may be sent again, a mutation without a key too,
+        // after the wait the server names, when that wait is short (a cost bucket refilling); a long one (an hourly
+        // look-up limit) goes back to the caller with `retryAfterMs` rather than holding the call for it.
+        const throttled = err instanceof OneCardError && err.code === 'THROTTLED' && (err.retryAfterMs ?? 0) <= MAX_THROTTLE_WAIT_MS;
         const retryable = throttled || (op.idempotent && (isNetworkError(err) || (err instanceof OneCardError && ((err.status ?? 0) >= 500 || err.code === 'IDEMPOTENCY_CONFLICT'))));
         if (!retryable || attempt >= policy.attempts || options.signal?.aborted) throw err;
-        await sleep(backoffDelay(policy, attempt, err instanceof OneCardError ? err.retryAfterMs : undefined), options.signal);
+        const retryAfterMs = err instanceof OneCardError ? err.retryAfterMs : undefined;
+        // Sending a throttled call again before its Retry-After only spends an attempt.
+        await sleep(throttled ? Math.max(backoffDelay(policy, attempt, undefined), retryAfterMs ?? 0) : backoffDelay(policy, attempt, retryAfterMs), options.signal);
       }
     }
   }

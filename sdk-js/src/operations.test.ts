@@ -216,6 +216,12 @@ describe('retries', () => {
     expect(off.calls).toHaveLength(1);
   });
 
+  it('THROTTLED with a long wait (an hourly look-up limit) is not retried: the caller gets the wait', async () => {
+    const api = fakeApi(() => gqlError('THROTTLED', 429, { 'retry-after': '3600' }));
+    await expect(api.client({ retry: { baseDelayMs: 1, maxDelayMs: 5 } }).execute(PaymentDocument, { id: 'p1' })).rejects.toMatchObject({ code: 'THROTTLED', retryAfterMs: 3_600_000 });
+    expect(api.calls).toHaveLength(1);
+  });
+
   it('retry: false (client or call) turns retries off', async () => {
     const api = fakeApi(() => networkError());
     await expect(api.client({ retry: false }).execute(CreatePaymentDocument, { input })).rejects.toThrow('fetch failed');
