@@ -6,7 +6,7 @@ import { toGlobalId } from '../graphql/global-id.js';
 import { openAccount } from '../ledger/ledger.service.js';
 import { AccountOwnerKind, AccountType } from '../ledger/ledger-account.entity.js';
 import { recordEvent } from '../webhooks/outbox.js';
-import type { PaymentClaim } from '../payments/payments.service.js';
+import type { DebitClaim } from '../readers/session/card-claims.js';
 import { BillPaymentError } from './bill-payments.errors.js';
 import { spendTopUp, topUpById } from '../topups/topups.service.js';
 import { TopUpError } from '../topups/topups.errors.js';
@@ -15,7 +15,7 @@ import { billAmounts, billById, type BillRow, findBillFor, moveBill } from './bi
 export type BillPaymentStatus = 'REQUIRES_CARD' | 'PROCESSING' | 'SUCCEEDED' | 'CANCELED' | 'FAILED';
 
 /** What the card said when a session claimed the payment (as for merchant payments), and what the bill still asked then. */
-export interface BillPaymentClaim extends PaymentClaim {
+export interface BillPaymentClaim extends DebitClaim {
   /** What remained to pay on the bill when the card step accepted the payment (minor units, as text). */
   remaining?: string;
 }
