@@ -1,7 +1,6 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Logger } from 'pino';
 import type { Config } from '../config/config.js';
-import type { CardSessionEngine } from '../readers/session/card-session.service.js';
 import type { GatewayClient } from '../topups/gateway/gateway-client.js';
 
 export type PrincipalKind = 'OPERATOR' | 'ISSUER' | 'MERCHANT' | 'BILLER' | 'CARDHOLDER_APP';
@@ -29,8 +28,6 @@ export interface GraphQLContext {
   config: Config;
   /** The payment gateway (top-ups, refunds, payouts); null when none is configured. */
   gateway?: GatewayClient | null;
-  /** The card-session engine with the purposes the composition root handed it (api/src/card-sessions.ts). */
-  cardSessions?: CardSessionEngine;
   /** The query cost computed before execution, reported in `extensions.cost`. */
   cost?: number;
 }

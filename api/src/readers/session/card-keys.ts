@@ -1,7 +1,8 @@
 import { ALG_3DES, ALG_SM4, type AlgorithmId } from '../../cardcrypto/algorithm.js';
 import { purchaseSessionKey } from '../../cardcrypto/epurse.js';
 import type { KeyPurpose } from '../key-store.js';
-import type { PurchaseInit, SessionDeps } from './session.model.js';
+import type { PurchaseInit } from './session.model.js';
+import type { SessionDeps } from './step.js';
 import { SessionError } from './session.errors.js';
 
 /**

@@ -28,6 +28,13 @@ const sealedView = (s: ReaderCommand['sealed']) => (s ? Object.assign(new Sealed
 const commandView = (c: ReaderCommand) =>
   Object.assign(new ReaderCommandType(), { apdu: c.apdu ?? null, sealed: sealedView(c.sealed), readUid: c.readUid ?? null, sealedScript: sealedView(c.sealedScript) });
 
+declare module '../../graphql/context.js' {
+  interface GraphQLContext {
+    /** The card-session engine with the purposes the composition root handed it (api/src/card-sessions.ts; createHttpApp puts it here). */
+    cardSessions?: CardSessionEngine;
+  }
+}
+
 /** The engine the composition root built (api/src/card-sessions.ts), with its purposes. */
 function engineOf(ctx: GraphQLContext): CardSessionEngine {
   if (!ctx.cardSessions) throw new Error('no card-session engine in the GraphQL context (createHttpApp takes one)');

@@ -5,10 +5,12 @@ import type { ReaderRow } from '../readers.service.js';
 import { parseBody } from './checks/body.js';
 import { ENVELOPE, ENVELOPE_CHECKS, PRE_STEP_CHECKS, stepFor } from './pipeline.js';
 import type { CardSessionPurpose, CardStatusLookup, PurseObserver } from './purpose.js';
-import { type CardOperation, type CardType, type IncomingMessage, MAX_CARD_AMOUNT, type ReaderCommand, SESSION_TTL_SECONDS, type SessionDeps, type SessionRow } from './session.model.js';
+import { type CardOperation, type CardType, type IncomingMessage, MAX_CARD_AMOUNT, type ReaderCommand, SESSION_TTL_SECONDS, type SessionRow } from './session.model.js';
+import type { SessionDeps } from './step.js';
 import { SessionError, type SessionRefusal } from './session.errors.js';
 
-export type { CardOperation, CardType, IncomingMessage, ReaderCommand, SessionDeps, SessionRow } from './session.model.js';
+export type { CardOperation, CardType, IncomingMessage, ReaderCommand, SessionRow } from './session.model.js';
+export type { SessionDeps } from './step.js';
 export { MAX_CARD_AMOUNT, SESSION_TTL_SECONDS } from './session.model.js';
 
 /**

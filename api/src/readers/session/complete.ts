@@ -3,7 +3,8 @@ import { LedgerError, LedgerErrorCode } from '../../ledger/ledger.errors.js';
 import type { ReaderRow } from '../readers.service.js';
 import { cardPurseBalance } from './card-purse.js';
 import type { PendingDebit } from './purpose.js';
-import type { CardIdentity, SessionDeps, SessionRow, StepInput } from './session.model.js';
+import type { CardIdentity, SessionRow } from './session.model.js';
+import type { SessionDeps, StepInput } from './step.js';
 import { SessionError } from './session.errors.js';
 
 /** The session's purpose, from the list the composition root handed in; none for a balance read. */

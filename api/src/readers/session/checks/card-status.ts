@@ -1,6 +1,6 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { ReaderRow } from '../../readers.service.js';
-import type { SessionDeps } from '../session.model.js';
+import type { SessionDeps } from '../step.js';
 import { SessionError } from '../session.errors.js';
 
 export interface CardIssuer {

@@ -11,7 +11,8 @@ import { checkLoadMac1, checkLoadTac, checkPurchaseMac2, checkPurchaseTac } from
 import { checkPurseCover } from '../checks/purse-cover.js';
 import { complete, guardDebit, purposeOf } from '../complete.js';
 import { sealForReader } from '../envelope.js';
-import { type CardIdentity, cardOf, hex, type PurchaseInit, type SessionContext, type Step, type StepInput } from '../session.model.js';
+import { type CardIdentity, cardOf, hex, type PurchaseInit, type SessionContext } from '../session.model.js';
+import type { Step, StepInput } from '../step.js';
 import { SessionError } from '../session.errors.js';
 import { cardClock, nextTerminalSerial, terminalIdOf } from '../terminal.js';
 

@@ -5,7 +5,8 @@ import { checkChains } from '../checks/chains.js';
 import { checkChallenge } from '../checks/challenge.js';
 import { checkRegistration } from '../checks/registration.js';
 import { checkSignature } from '../checks/signature.js';
-import { hex, type ReaderCommand, type SessionRow, type Step } from '../session.model.js';
+import { hex, type ReaderCommand, type SessionRow } from '../session.model.js';
+import type { Step } from '../step.js';
 import { terminalIdOf } from '../terminal.js';
 
 /** The key index of the load and purchase keys the host asks the card to use. */

@@ -7,7 +7,8 @@ import { checkCardUsable } from '../checks/card-status.js';
 import { checkPurseCover } from '../checks/purse-cover.js';
 import { complete, guardDebit } from '../complete.js';
 import { sealForReader } from '../envelope.js';
-import { type CardIdentity, cardOf, type SessionRow, type Step, type StepResult } from '../session.model.js';
+import { type CardIdentity, cardOf, type SessionRow } from '../session.model.js';
+import type { Step, StepResult } from '../step.js';
 import { SessionError } from '../session.errors.js';
 
 /**
