@@ -12,7 +12,7 @@ import { SessionError } from './session.errors.js';
  */
 export async function cardKeyFor(deps: Pick<SessionDeps, 'keyStore'>, req: { cardCompanyId: string; purpose: KeyPurpose; keyVersion: number; asn: Buffer; algorithm: AlgorithmId }): Promise<Buffer> {
   const { key, algorithm } = await deps.keyStore.cardKey(req);
-  if ((algorithm === 'SM4' ? ALG_SM4 : ALG_3DES) !== req.algorithm) throw new SessionError('CARD_ERROR', `the card reports algorithm id ${req.algorithm}, its card company's keys are ${algorithm}`);
+  if ((algorithm === 'SM4' ? ALG_SM4 : ALG_3DES) !== req.algorithm) throw new SessionError('CARD_ERROR', `the card reports algorithm id ${req.algorithm}, its card company's keys are ${algorithm}`).at('card-answers');
   return key;
 }
 

@@ -3,6 +3,7 @@ import { checkExpiry } from './checks/expiry.js';
 import { checkSequence } from './checks/sequence.js';
 import { checkStepSignature } from './checks/signature.js';
 import type { CardOperation, CardType, IncomingMessage, SessionRow, SessionState } from './session.model.js';
+import type { SessionRefusal } from './session.errors.js';
 import type { Step } from './step.js';
 import { SessionError } from './session.errors.js';
 import { hello } from './steps/hello.js';
@@ -37,6 +38,7 @@ export type CheckName =
   | keyof typeof ENVELOPE_CHECKS
   | 'body'
   | keyof typeof PRE_STEP_CHECKS
+  | 'card-answers'
   | 'challenge'
   | 'chains'
   | 'registration'
@@ -45,6 +47,27 @@ export type CheckName =
   | 'cryptograms'
   | 'purpose'
   | 'purse-cover';
+
+/**
+ * Each check: what it holds, and the refusals it gives (pipeline.test.ts holds each file in checks/
+ * to its list). `purpose` is the purpose's own guard (the purposes' files), run where a step says.
+ */
+export const CHECKS: Readonly<Record<CheckName, { holds: string; refusals: readonly SessionRefusal[] }>> = {
+  envelope: { holds: 'the caller opened the session, which is not finished', refusals: ['NOT_THE_OPENER', 'SESSION_FINISHED'] },
+  expiry: { holds: 'the session has not expired', refusals: ['SESSION_EXPIRED'] },
+  sequence: { holds: 'the message is the next one', refusals: ['OUT_OF_ORDER'] },
+  body: { holds: 'the body is a JSON object with as many card responses as asked', refusals: ['MALFORMED_MESSAGE'] },
+  signature: { holds: 'the reader’s device key signed session, sequence and body', refusals: ['BAD_SIGNATURE'] },
+  challenge: { holds: 'the hello signs this session’s challenge and presents both certificates', refusals: ['CHALLENGE_MISMATCH', 'CERTIFICATE_MISSING'] },
+  chains: { holds: 'the national and the city certificate chain to their CAs, valid and not revoked', refusals: ['CERTIFICATE_REVOKED', 'CERTIFICATE_EXPIRED', 'UNKNOWN_CA'] },
+  registration: { holds: 'the certificates are the reader’s registered ones, and the reader is ACTIVE', refusals: ['CERTIFICATE_NOT_THIS_READER', 'READER_NOT_ACTIVE'] },
+  'card-answers': { holds: 'the card answered as asked (status 9000, the expected length, an algorithm we implement, the key its card company holds)', refusals: ['CARD_ERROR', 'INSUFFICIENT_BALANCE', 'UNKNOWN_CARD_KEY'] },
+  'card-status': { holds: 'a card company issued the card, the reader’s city takes it, and it is not LOST, BLOCKED, REPLACED or EXPIRED', refusals: ['UNKNOWN_CARD_ISSUER', 'CROSS_CITY_NOT_ALLOWED', 'CARD_NOT_USABLE'] },
+  counters: { holds: 'the card’s counter is not below the highest it has proved', refusals: ['COUNTER_ROLLBACK'] },
+  cryptograms: { holds: 'MAC1, MAC2 and the TAC verify with the card’s diversified keys', refusals: ['WRONG_MAC1', 'WRONG_MAC2', 'WRONG_TAC'] },
+  purpose: { holds: 'the purpose’s guard: what the session pays or loads is still owed, and this session claims it', refusals: ['PURPOSE_REFUSED', 'ALREADY_PAID', 'PAYMENT_IN_PROGRESS', 'PAYMENT_UNRESOLVED', 'ALREADY_LOADED', 'LOAD_IN_PROGRESS', 'LOAD_UNRESOLVED'] },
+  'purse-cover': { holds: 'the ledger’s purse shadow covers the purchase', refusals: ['PURSE_MISMATCH'] },
+};
 
 export interface MessageStep {
   /** The step's name, as the accepted message's audit row records it. */
@@ -65,18 +88,18 @@ const HELLO: MessageStep = { name: 'hello', before: [], step: hello, checks: ['c
 
 export const PIPELINE: Readonly<Partial<Record<MessageKind, MessageStep>>> = {
   'CPU * OPEN': HELLO,
-  'CPU BALANCE AUTHENTICATED': { name: 'firstAnswers', before: ['signature'], step: balanceRead, checks: ['body', 'card-status'] },
-  'CPU LOAD AUTHENTICATED': { name: 'firstAnswers', before: ['signature'], step: loadInitialized, checks: ['body', 'card-status', 'counters', 'cryptograms', 'purpose'] },
-  'CPU LOAD AWAITING_TAC': { name: 'tacAnswer', before: ['signature'], step: loadCredited, checks: ['body', 'cryptograms'] },
-  'CPU PURCHASE AUTHENTICATED': { name: 'firstAnswers', before: ['signature'], step: purchaseInitialized, checks: ['body', 'card-status', 'counters', 'purpose', 'purse-cover'] },
-  'CPU PURCHASE AWAITING_TAC': { name: 'debitAnswer', before: ['signature'], step: purchaseDebited, checks: ['body', 'cryptograms'] },
+  'CPU BALANCE AUTHENTICATED': { name: 'firstAnswers', before: ['signature'], step: balanceRead, checks: ['body', 'card-answers', 'card-status', 'card-answers'] },
+  'CPU LOAD AUTHENTICATED': { name: 'firstAnswers', before: ['signature'], step: loadInitialized, checks: ['body', 'card-answers', 'card-status', 'card-answers', 'counters', 'card-answers', 'cryptograms', 'purpose'] },
+  'CPU LOAD AWAITING_TAC': { name: 'tacAnswer', before: ['signature'], step: loadCredited, checks: ['body', 'card-answers', 'cryptograms'] },
+  'CPU PURCHASE AUTHENTICATED': { name: 'firstAnswers', before: ['signature'], step: purchaseInitialized, checks: ['body', 'card-answers', 'card-status', 'card-answers', 'counters', 'card-answers', 'purpose', 'purse-cover', 'card-answers'] },
+  'CPU PURCHASE AWAITING_TAC': { name: 'debitAnswer', before: ['signature'], step: purchaseDebited, checks: ['body', 'card-answers', 'cryptograms'] },
   'M1 * OPEN': HELLO,
-  'M1 * AUTHENTICATED': { name: 'm1Identified', before: ['signature'], step: m1Identified, checks: ['body', 'card-status'] },
-  'M1 BALANCE AWAITING_PURSE': { name: 'm1PurseRead', before: ['signature'], step: m1PurseRead, checks: ['body'] },
-  'M1 LOAD AWAITING_PURSE': { name: 'm1PurseRead', before: ['signature'], step: m1PurseRead, checks: ['body'] },
-  'M1 PURCHASE AWAITING_PURSE': { name: 'm1PurseRead', before: ['signature'], step: m1PurseRead, checks: ['body', 'purse-cover', 'purpose'] },
-  'M1 LOAD AWAITING_WRITE': { name: 'm1Written', before: ['signature'], step: m1Written, checks: ['body'] },
-  'M1 PURCHASE AWAITING_WRITE': { name: 'm1Written', before: ['signature'], step: m1Written, checks: ['body'] },
+  'M1 * AUTHENTICATED': { name: 'm1Identified', before: ['signature'], step: m1Identified, checks: ['body', 'card-answers', 'card-status'] },
+  'M1 BALANCE AWAITING_PURSE': { name: 'm1PurseRead', before: ['signature'], step: m1PurseRead, checks: ['body', 'card-answers'] },
+  'M1 LOAD AWAITING_PURSE': { name: 'm1PurseRead', before: ['signature'], step: m1PurseRead, checks: ['body', 'card-answers'] },
+  'M1 PURCHASE AWAITING_PURSE': { name: 'm1PurseRead', before: ['signature'], step: m1PurseRead, checks: ['body', 'card-answers', 'purse-cover', 'purpose'] },
+  'M1 LOAD AWAITING_WRITE': { name: 'm1Written', before: ['signature'], step: m1Written, checks: ['body', 'card-answers'] },
+  'M1 PURCHASE AWAITING_WRITE': { name: 'm1Written', before: ['signature'], step: m1Written, checks: ['body', 'card-answers'] },
 };
 
 /** Which step a message is: the session's card type, operation and state. */
@@ -84,4 +107,24 @@ export function stepFor(session: SessionRow): MessageStep {
   const step = PIPELINE[`${session.card_type} ${session.operation} ${session.state}`] ?? PIPELINE[`${session.card_type} * ${session.state}`];
   if (!step) throw new SessionError('SESSION_FINISHED', `no ${session.card_type} step follows ${session.state}`).at('pipeline');
   return step;
+}
+
+/** The table above as docs/readers.md shows it ("Checks per message"; pipeline.test.ts compares). */
+export function pipelineTable(): string {
+  const rows = Object.entries(PIPELINE).map(([kind, step]) => {
+    const [card, operation, state] = kind.split(' ');
+    const first = [...ENVELOPE, 'body', ...step!.before].map((c) => `\`${c}\``).join(', ');
+    const inside = step!.checks.map((c) => `\`${c}\``).join(', ');
+    return `| ${card} | ${operation === '*' ? 'any' : operation} | \`${state}\` | \`${step!.name}\` | ${first} | ${inside} |`;
+  });
+  const checks = Object.entries(CHECKS).map(([name, c]) => `| \`${name}\` | ${c.holds} | ${c.refusals.map((r) => `\`${r}\``).join(', ')} |`);
+  return [
+    '| card | operation | session state | step | the engine checks first, in order | then the step, in order |',
+    '| --- | --- | --- | --- | --- | --- |',
+    ...rows,
+    '',
+    '| check | holds | refusals |',
+    '| --- | --- | --- |',
+    ...checks,
+  ].join('\n');
 }

@@ -2,7 +2,7 @@ import type { AlgorithmId } from '../../../cardcrypto/algorithm.js';
 import { loadMac1, loadMac2, loadSessionKey, loadTac, purchaseMac1, purchaseMac2, purchaseTac } from '../../../cardcrypto/epurse.js';
 import { toGlobalId } from '../../../graphql/global-id.js';
 import * as apdu from '../apdu.js';
-import { cardAnswer, lastRecordOf, supportedAlgorithm } from '../card-answers.js';
+import { cardAnswer, lastRecordOf, supportedAlgorithm } from '../checks/card-answers.js';
 import { cardKeyFor, purchaseKeyFor } from '../card-keys.js';
 import { responsesOf } from '../checks/body.js';
 import { checkCardIssuer, checkCardUsable } from '../checks/card-status.js';
@@ -39,7 +39,7 @@ async function identifyCard(s: StepInput, count: number): Promise<{ card: CardId
 export const balanceRead: Step = async (s) => {
   const { card, context, rest: [answer] } = await identifyCard(s, 3);
   const data = cardAnswer(() => apdu.ok(answer, 'GET BALANCE'));
-  if (data.length !== 4) throw new SessionError('CARD_ERROR', `GET BALANCE answered ${data.length} bytes, expected 4`);
+  if (data.length !== 4) throw new SessionError('CARD_ERROR', `GET BALANCE answered ${data.length} bytes, expected 4`).at('card-answers');
   const result = { asn: card.asn, balance: data.readUInt32BE(0) };
   await complete(s.em, s.deps, s.session, s.reader, card, result);
   return { state: 'COMPLETED', context, commands: [], asn: card.asn, result, auditDetail: result };

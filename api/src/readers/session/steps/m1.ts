@@ -31,14 +31,14 @@ function results(body: Record<string, unknown>): M1Result[] {
   } catch {
     // falls through
   }
-  throw new SessionError('MALFORMED_MESSAGE', 'an M1 script answer is a JSON list of step results');
+  throw new SessionError('MALFORMED_MESSAGE', 'an M1 script answer is a JSON list of step results').at('body');
 }
 
 function cardAnswer<T>(read: () => T): T {
   try {
     return read();
   } catch (err) {
-    if (err instanceof M1AnswerError) throw new SessionError('CARD_ERROR', err.message);
+    if (err instanceof M1AnswerError) throw new SessionError('CARD_ERROR', err.message).at('card-answers');
     throw err;
   }
 }
@@ -57,7 +57,7 @@ const sealScript = (session: SessionRow, seq: number, script: unknown) =>
 /** Message 1: the UID; the host answers with the read script, sealed (it carries key B). */
 export const m1Identified: Step = async ({ em, deps, session, reader, message, body }) => {
   const [uid] = responsesOf(body, 1);
-  if (typeof uid !== 'string' || !/^[0-9A-Fa-f]{8}$/.test(uid)) throw new SessionError('CARD_ERROR', 'an M1 UID is 4 bytes of hex');
+  if (typeof uid !== 'string' || !/^[0-9A-Fa-f]{8}$/.test(uid)) throw new SessionError('CARD_ERROR', 'an M1 UID is 4 bytes of hex').at('card-answers');
   const card = await m1Card(em, reader, uid.toUpperCase());
   await checkCardUsable(em, deps, card.asn);
   const keyB = await deps.keyStore.m1SectorKey({ cardCompanyId: card.cardCompanyId, keyVersion: M1_KEY_VERSION, uid: card.asnBytes, sector: M1_PURSE.sector });
@@ -88,9 +88,9 @@ export const m1PurseRead: Step = async (s) => {
   let newValue: number;
   if (session.operation === 'LOAD') {
     newValue = value + amount;
-    if (newValue > M1_MAX_VALUE) throw new SessionError('CARD_ERROR', 'the purse cannot hold that much');
+    if (newValue > M1_MAX_VALUE) throw new SessionError('CARD_ERROR', 'the purse cannot hold that much').at('card-answers');
   } else {
-    if (value < amount) throw new SessionError('INSUFFICIENT_BALANCE', `the card holds ${value}, less than ${amount}`);
+    if (value < amount) throw new SessionError('INSUFFICIENT_BALANCE', `the card holds ${value}, less than ${amount}`).at('card-answers');
     newValue = value - amount;
     // Before the card pays: the ledger's shadow must cover it, and the purpose must agree.
     await checkPurseCover(em, card, amount, value);
@@ -114,7 +114,7 @@ export const m1Written: Step = async ({ em, deps, session, reader, body }) => {
     allOk(steps, 5);
     return purseValue(steps[4]);
   });
-  if (value !== newValue) throw new SessionError('CARD_ERROR', `the purse reads ${value} after the script, expected ${newValue}`);
+  if (value !== newValue) throw new SessionError('CARD_ERROR', `the purse reads ${value} after the script, expected ${newValue}`).at('card-answers');
   const result = { asn: session.card_asn!, oldBalance: oldValue, newBalance: newValue, amount: Number(session.amount) };
   await complete(em, deps, session, reader, cardOf(session), result);
   return { state: 'COMPLETED', context: session.context, commands: [], result, auditDetail: result } satisfies StepResult;

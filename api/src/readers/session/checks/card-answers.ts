@@ -1,13 +1,13 @@
-import { type AlgorithmId, algorithmId } from '../../cardcrypto/algorithm.js';
-import * as apdu from './apdu.js';
-import { SessionError, type SessionRefusal } from './session.errors.js';
+import { type AlgorithmId, algorithmId } from '../../../cardcrypto/algorithm.js';
+import * as apdu from '../apdu.js';
+import { SessionError, type SessionRefusal } from '../session.errors.js';
 
 /** Reads a card answer; a card refusing becomes CARD_ERROR, or the refusal its status word names. */
 export function cardAnswer<T>(read: () => T, byStatusWord: Record<string, SessionRefusal> = {}): T {
   try {
     return read();
   } catch (err) {
-    if (err instanceof apdu.CardAnswerError) throw new SessionError((err.statusWord && byStatusWord[err.statusWord]) || 'CARD_ERROR', err.message);
+    if (err instanceof apdu.CardAnswerError) throw new SessionError((err.statusWord && byStatusWord[err.statusWord]) || 'CARD_ERROR', err.message).at('card-answers');
     throw err;
   }
 }
@@ -29,6 +29,6 @@ export function supportedAlgorithm(id: number): AlgorithmId {
   try {
     return algorithmId(id);
   } catch {
-    throw new SessionError('CARD_ERROR', `unsupported algorithm id ${id}`);
+    throw new SessionError('CARD_ERROR', `unsupported algorithm id ${id}`).at('card-answers');
   }
 }
