@@ -46,10 +46,9 @@ import { createWorkingCa } from '../pki/pki.service.js';
 import { initRootCa } from '../pki/root-ca.js';
 import { storeMasterKeys } from '../readers/key-store.js';
 import { registerReader } from '../readers/readers.service.js';
-import { cardPurseAccount } from '../readers/session/card-purse.js';
-import { merchantPayableAccount } from '../payments/merchant-payable.js';
 import { createCity, createMerchant } from '../tenancy/tenancy.service.js';
 import { type Cleanup, percentile, runCleanups, scratchDatabase } from './bench-database.js';
+import { cardPurseAccount, cardPurseCode, merchantPayableAccount } from '../ledger/accounts.js';
 
 const CURRENCY = 'CNY';
 /** The code the bench city's cards carry (its card company's keys are found by it). */
@@ -625,7 +624,7 @@ async function main(): Promise<number> {
     const { states } = await ask(worker, { type: 'cards' }, 'cards');
     const problems: string[] = [];
     for (const state of states) {
-      const [shadow] = await em.execute<{ balance: string }[]>(`select balance from ledger_account where code = ?`, [`card.${state.asn}.purse.${CURRENCY}`]);
+      const [shadow] = await em.execute<{ balance: string }[]>(`select balance from ledger_account where code = ?`, [cardPurseCode(state.asn, CURRENCY)]);
       if (BigInt(shadow!.balance) !== BigInt(state.purses.EP.balance)) problems.push(`CARD ${state.asn}: the chip holds ${state.purses.EP.balance}, its ledger shadow ${shadow!.balance}`);
     }
     const [discrepancies] = await em.execute<{ n: string }[]>(`select count(*) as n from card_balance_discrepancy`);

@@ -3,15 +3,15 @@ import { findCardByAsn } from '../cards/cards.service.js';
 import { fromGlobalId } from '../graphql/global-id.js';
 import { UserErrorCode } from '../graphql/user-error.js';
 import { credit, debit, post } from '../ledger/ledger.service.js';
-import { cardPurseAccount } from '../readers/session/card-purse.js';
 import { cardPaidObligation, type PayingCard } from '../readers/session/card-paid-obligation.js';
 import { openSession } from '../readers/session/card-session.service.js';
 import { type CardSessionPurpose, openRefusal } from '../readers/session/purpose.js';
 import { SessionError } from '../readers/session/session.errors.js';
 import { recordClearingItem } from '../settlement/clearing-items.js';
 import { BillPaymentError } from './bill-payments.errors.js';
-import { billPaymentById, type BillPaymentClaim, type BillPaymentRow, billerPayableAccount, checkAmount, findBillPaymentFor, moveBillPayment, receiptNumberFor, recordBillPaid } from './bill-payments.service.js';
+import { billPaymentById, type BillPaymentClaim, type BillPaymentRow, checkAmount, findBillPaymentFor, moveBillPayment, receiptNumberFor, recordBillPaid } from './bill-payments.service.js';
 import { billAmounts, billById, billerRow, type BillRow, moveBill } from './bills.service.js';
+import { billerPayableAccount, cardPurseAccount } from '../ledger/accounts.js';
 
 /**
  * Paying a bill with the card at a certified reader: a card purchase with this purpose.

@@ -4,8 +4,6 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Logger } from 'pino';
 import type { Config } from '../config/config.js';
 import { toGlobalId } from '../graphql/global-id.js';
-import { feeRevenueAccount, settlementInTransitAccount } from '../settlement/clearing.js';
-import { gatewayClearingAccount } from '../topups/topups.service.js';
 import { authDemo } from '../auth/auth.seed.js';
 import { pkiDemo } from '../pki/pki.seed.js';
 import { readersDemo } from '../readers/readers.seed.js';
@@ -14,6 +12,7 @@ import { cardsDemo } from '../cards/cards.seed.js';
 import { billsDemo } from '../bills/bills.seed.js';
 import { tenancyDemo } from '../tenancy/tenancy.seed.js';
 import type { DemoData, SeedStep } from './seed-step.js';
+import { feeRevenueAccount, gatewayClearingAccount, settlementInTransitAccount } from '../ledger/accounts.js';
 
 export type { DemoData, SeedContext, SeedStep } from './seed-step.js';
 

@@ -3,7 +3,6 @@ import { findCardByAsn } from '../cards/cards.service.js';
 import { fromGlobalId } from '../graphql/global-id.js';
 import { UserErrorCode } from '../graphql/user-error.js';
 import { credit, debit, post } from '../ledger/ledger.service.js';
-import { cardPurseAccount } from '../readers/session/card-purse.js';
 import { cardPaidObligation, type PayingCard } from '../readers/session/card-paid-obligation.js';
 import { openSession } from '../readers/session/card-session.service.js';
 import { type CardSessionPurpose, openRefusal } from '../readers/session/purpose.js';
@@ -11,8 +10,8 @@ import { SessionError } from '../readers/session/session.errors.js';
 import { recordClearingItem } from '../settlement/clearing-items.js';
 import { findMerchant } from '../tenancy/tenancy.service.js';
 import { TenantStatus } from '../tenancy/merchant.entity.js';
-import { merchantPayableAccount } from './merchant-payable.js';
 import { findPaymentFor, MAX_ATTEMPTS, movePayment, paymentById, type PaymentRow } from './payments.service.js';
+import { cardPurseAccount, merchantPayableAccount } from '../ledger/accounts.js';
 
 /**
  * Paying a merchant's payment with the card at a certified reader: a card purchase with this

@@ -4,12 +4,12 @@ import { recordClearingItem } from '../settlement/clearing-items.js';
 import type { Principal } from '../graphql/context.js';
 import { toGlobalId } from '../graphql/global-id.js';
 import { type DebitClaim, sessionIsLive } from '../readers/session/card-claims.js';
-import { merchantPayableAccount } from './merchant-payable.js';
 import { findMerchant } from '../tenancy/tenancy.service.js';
 import { TenantStatus } from '../tenancy/merchant.entity.js';
 import { recordPendingLoad } from '../topups/topups.service.js';
 import { recordEvent } from '../webhooks/outbox.js';
 import { PaymentError } from './payments.errors.js';
+import { merchantPayableAccount } from '../ledger/accounts.js';
 
 export type PaymentStatus = 'REQUIRES_CARD' | 'PROCESSING' | 'SUCCEEDED' | 'CANCELED' | 'FAILED';
 

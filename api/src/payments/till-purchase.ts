@@ -1,14 +1,13 @@
 import type { CardEntryKind } from '../cards/card-history.service.js';
 import { UserErrorCode } from '../graphql/user-error.js';
 import { credit, debit, post } from '../ledger/ledger.service.js';
-import { cardPurseAccount } from '../readers/session/card-purse.js';
 import { openSession } from '../readers/session/card-session.service.js';
 import { type CardSessionPurpose, openRefusal } from '../readers/session/purpose.js';
 import { SessionError } from '../readers/session/session.errors.js';
 import { recordClearingItem } from '../settlement/clearing-items.js';
 import { findMerchant } from '../tenancy/tenancy.service.js';
 import { TenantStatus } from '../tenancy/merchant.entity.js';
-import { merchantPayableAccount } from './merchant-payable.js';
+import { cardPurseAccount, merchantPayableAccount } from '../ledger/accounts.js';
 
 /**
  * A merchant taking a card purchase on its own reader (its till), with no payment object behind

@@ -12,17 +12,15 @@ import { ALG_3DES, ALG_SM4 } from '../cardcrypto/algorithm.js';
 import { purchaseTac, verifyMac } from '../cardcrypto/epurse.js';
 import type { CardEntryKind } from '../cards/card-history.service.js';
 import { LedgerError, LedgerErrorCode } from '../ledger/ledger.errors.js';
-import { credit, debit, openAccount, post } from '../ledger/ledger.service.js';
-import { AccountOwnerKind, AccountType } from '../ledger/ledger-account.entity.js';
+import { credit, debit, post } from '../ledger/ledger.service.js';
 import { type KeyStore, UnknownCardKeyError } from '../readers/key-store.js';
 import type { ReaderRow } from '../readers/readers.service.js';
-import { cardPurseAccount } from '../readers/session/card-purse.js';
 import { isRegisteredCityCertificate, verifyCityChain } from '../readers/session/checks/chains.js';
 import { terminalIdOf } from '../readers/session/terminal.js';
-import { merchantPayableAccount } from '../payments/merchant-payable.js';
 import { recordClearingItem } from './clearing-items.js';
 import { verifyOfflineBatchSignature } from './offline-batch-signature.js';
 import { MalformedBatchError, type OfflineRecord, parseOfflineBody } from './offline-records.js';
+import { cardPurseAccount, merchantPayableAccount, transitRevenueAccount } from '../ledger/accounts.js';
 
 export type OfflineOutcome = 'ACCEPTED' | 'DUPLICATE' | 'GAP' | 'BAD_TAC' | 'UNKNOWN_CARD_ISSUER' | 'REFUSED_INSUFFICIENT_SHADOW';
 
@@ -72,11 +70,6 @@ export interface UploadInput {
 export interface UploadDeps {
   keyStore: KeyStore;
   now?: () => Date;
-}
-
-/** The account a card company's own terminals earn into until clearing pays it out. */
-export function transitRevenueAccount(em: EntityManager, cardCompanyId: string, currency: string) {
-  return openAccount(em, { code: `card-company.${cardCompanyId}.transit-revenue.${currency}`, type: AccountType.LIABILITY, ownerKind: AccountOwnerKind.ISSUER, ownerId: cardCompanyId, currency });
 }
 
 // ---- the batch checks, in order; each refuses the whole batch with its own name ----

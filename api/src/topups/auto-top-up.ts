@@ -3,11 +3,11 @@ import { findCardByAsn } from '../cards/cards.service.js';
 import type { TopUpLimits } from '../config/config.js';
 import type { Principal } from '../graphql/context.js';
 import { toGlobalId } from '../graphql/global-id.js';
-import { cardPurseBalance } from '../readers/session/card-purse.js';
 import type { PurseObserver } from '../readers/session/purpose.js';
 import { recordEvent } from '../webhooks/outbox.js';
 import { TopUpError } from './topups.errors.js';
 import { recordAutoTopUp } from './topups.service.js';
+import { cardPurseBalance } from '../ledger/accounts.js';
 
 /** Below this balance a card without settings of its own raises a low-balance event (10.00 in the card's currency). */
 export const DEFAULT_LOW_BALANCE_THRESHOLD = 1_000n;

@@ -1,12 +1,11 @@
 import type { CardEntryKind } from '../cards/card-history.service.js';
 import { UserErrorCode } from '../graphql/user-error.js';
-import { credit, debit, openAccount, post } from '../ledger/ledger.service.js';
-import { AccountOwnerKind, AccountType } from '../ledger/ledger-account.entity.js';
-import { cardPurseAccount } from '../readers/session/card-purse.js';
+import { credit, debit, post } from '../ledger/ledger.service.js';
 import { openSession } from '../readers/session/card-session.service.js';
 import { type CardSessionPurpose, openRefusal } from '../readers/session/purpose.js';
 import { SessionError } from '../readers/session/session.errors.js';
 import { findCardCompany } from '../tenancy/tenancy.service.js';
+import { cardPurseAccount, counterCashAccount } from '../ledger/accounts.js';
 
 /** A card company loading value onto a card at its counter, against cash it took in. purposeData: `{ cardCompanyId }`. */
 export const COUNTER_LOAD = 'counter-load';
@@ -44,13 +43,7 @@ export const counterLoad: CardSessionPurpose = {
     // city, interoperation settles between the two companies later), not necessarily the card's issuer.
     const counterCompany = String(done.session.context.purposeData?.cardCompanyId ?? done.cardCompanyId);
     const amount = BigInt(done.result.amount as number);
-    const cash = await openAccount(em, {
-      code: `issuer.${counterCompany}.counter-cash.${done.currency}`,
-      type: AccountType.ASSET,
-      ownerKind: AccountOwnerKind.ISSUER,
-      ownerId: counterCompany,
-      currency: done.currency,
-    });
+    const cash = await counterCashAccount(em, counterCompany, done.currency);
     const purse = await cardPurseAccount(em, done.asn, done.currency);
     await post(em, {
       key: `card-session:${done.session.id}`,

@@ -1,6 +1,5 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { credit, debit, post } from '../ledger/ledger.service.js';
-import { cardPurseAccount } from '../readers/session/card-purse.js';
 import { sessionIsLive } from '../readers/session/card-claims.js';
 import { openSession } from '../readers/session/card-session.service.js';
 import { type CardSessionPurpose, openRefusal, type PendingCredit } from '../readers/session/purpose.js';
@@ -9,7 +8,8 @@ import type { Principal } from '../graphql/context.js';
 import { fromGlobalId } from '../graphql/global-id.js';
 import { UserErrorCode } from '../graphql/user-error.js';
 import { TopUpError } from './topups.errors.js';
-import { findTopUpFor, type LoadClaim, maskCardNumber, moveTo, pendingLoadAccount, topUpById, type TopUpRow } from './topups.service.js';
+import { findTopUpFor, type LoadClaim, maskCardNumber, moveTo, topUpById, type TopUpRow } from './topups.service.js';
+import { cardPurseAccount, pendingLoadAccount } from '../ledger/accounts.js';
 
 /**
  * Writing a paid top-up onto its card (补登, CARD-PROTOCOL.md §8). purposeData: `{ topUpId }`.

@@ -1,11 +1,11 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { LedgerError, LedgerErrorCode } from '../../ledger/ledger.errors.js';
 import type { ReaderRow } from '../readers.service.js';
-import { cardPurseBalance } from './card-purse.js';
 import type { PendingDebit } from './purpose.js';
 import type { CardIdentity, SessionRow } from './session.model.js';
 import type { SessionDeps, StepInput } from './step.js';
 import { SessionError } from './session.errors.js';
+import { cardPurseBalance } from '../../ledger/accounts.js';
 
 /** The session's purpose, from the list the composition root handed in; none for a balance read. */
 export function purposeOf(deps: Pick<SessionDeps, 'purposes'>, session: SessionRow) {

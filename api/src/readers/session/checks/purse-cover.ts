@@ -1,7 +1,7 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { cardPurseBalance } from '../card-purse.js';
 import type { CardIdentity } from '../session.model.js';
 import { SessionError } from '../session.errors.js';
+import { cardPurseBalance } from '../../../ledger/accounts.js';
 
 /**
  * Every value on a card went through our ledger (a load credits the purse shadow), so the shadow
