@@ -86,7 +86,7 @@ export async function handleMessage(em: EntityManager, deps: SessionDeps, messag
     return { ok: false, session: null, refusal: 'SESSION_FINISHED', message: 'no such session' };
   } catch (err) {
     // A card that names a key its card company does not have is a refusal like any other.
-    const refusal = err instanceof UnknownCardKeyError ? new SessionError('UNKNOWN_CARD_KEY', err.message).at('card-keys') : err;
+    const refusal = err instanceof UnknownCardKeyError ? new SessionError('UNKNOWN_CARD_KEY', err.message).at('card-answers') : err;
     if (!(refusal instanceof SessionError)) throw err;
     if (refusal.refusal === 'NOT_THE_OPENER') {
       // Someone else's session: audited, but neither ended nor shown to the caller.

@@ -1,7 +1,7 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { LedgerError, LedgerErrorCode } from '../../ledger/ledger.errors.js';
 import type { ReaderRow } from '../readers.service.js';
-import type { PendingDebit } from './purpose.js';
+import type { PendingCredit, PendingDebit } from './purpose.js';
 import type { CardIdentity, SessionRow } from './session.model.js';
 import type { SessionDeps, StepInput } from './step.js';
 import { SessionError } from './session.errors.js';
@@ -16,9 +16,24 @@ export function purposeOf(deps: Pick<SessionDeps, 'purposes'>, session: SessionR
   return purpose;
 }
 
+/** Runs a purpose's guard; its refusal names the `purpose` check. */
+async function asPurposeCheck(guard: () => Promise<void> | undefined): Promise<void> {
+  try {
+    await guard();
+  } catch (err) {
+    if (err instanceof SessionError) err.at('purpose');
+    throw err;
+  }
+}
+
 /** The purpose's own checks before the card pays (see DebitGuard). */
 export async function guardDebit(s: StepInput, card: CardIdentity, pending: Pick<PendingDebit, 'amount' | 'cardBalance' | 'offlineCounter' | 'lastRecord' | 'terminal' | 'date' | 'time'>): Promise<void> {
-  await purposeOf(s.deps, s.session)?.debitGuard?.(s.em, { session: s.session, reader: s.reader, cardCompanyId: card.cardCompanyId, asn: card.asn, currency: card.currency, now: s.now, ...pending });
+  await asPurposeCheck(() => purposeOf(s.deps, s.session)?.debitGuard?.(s.em, { session: s.session, reader: s.reader, cardCompanyId: card.cardCompanyId, asn: card.asn, currency: card.currency, now: s.now, ...pending }));
+}
+
+/** The purpose's own checks, and claim, before MAC2 leaves the host (see CreditGuard). */
+export async function guardCredit(s: StepInput, pending: Omit<PendingCredit, 'session' | 'reader' | 'now'>): Promise<void> {
+  await asPurposeCheck(() => purposeOf(s.deps, s.session)?.creditGuard?.(s.em, { session: s.session, reader: s.reader, now: s.now, ...pending }));
 }
 
 /**

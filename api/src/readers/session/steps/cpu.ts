@@ -9,7 +9,7 @@ import { checkCardIssuer, checkCardUsable } from '../checks/card-status.js';
 import { checkCounter, recordCounter } from '../checks/counters.js';
 import { checkLoadMac1, checkLoadTac, checkPurchaseMac2, checkPurchaseTac } from '../checks/cryptograms.js';
 import { checkPurseCover } from '../checks/purse-cover.js';
-import { complete, guardDebit, purposeOf } from '../complete.js';
+import { complete, guardCredit, guardDebit } from '../complete.js';
 import { sealForReader } from '../envelope.js';
 import { type CardIdentity, cardOf, hex, type PurchaseInit, type SessionContext } from '../session.model.js';
 import type { Step, StepInput } from '../step.js';
@@ -61,7 +61,7 @@ export const loadInitialized: Step = async (s) => {
   const amount = Number(session.amount);
   checkLoadMac1(loadMac1({ algorithm, sessionKey, oldBalance: init.oldBalance, amount, terminalId }), init.mac1);
   const { date, time } = cardClock(s.now);
-  await purposeOf(s.deps, session)?.creditGuard?.(s.em, { session, reader, card, amount, oldBalance: init.oldBalance, onlineCounter: init.onlineCounter, lastRecord, terminal: hex(terminalId), date, time, now: s.now });
+  await guardCredit(s, { card, amount, oldBalance: init.oldBalance, onlineCounter: init.onlineCounter, lastRecord, terminal: hex(terminalId), date, time });
   const mac2 = loadMac2({ algorithm, sessionKey, amount, terminalId, date, time });
   return {
     state: 'AWAITING_TAC',
