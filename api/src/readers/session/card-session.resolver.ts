@@ -5,9 +5,10 @@ import { userError, UserErrorCode } from '../../graphql/user-error.js';
 import { loadKeyEncryptionKey } from '../../secrets/kek.js';
 import { SoftwareKeyStore } from '../key-store.js';
 import { findReaderFor } from '../readers.service.js';
-import { type CardSessionEngine, openSession, type ReaderCommand, type SessionRow } from './card-session.service.js';
+import { type CardSessionEngine, openSession } from './card-session.service.js';
 import { CardOperationEnum, CardSessionMessageInput, CardSessionPayload, type CardSessionStateEnum, CardSessionType, OpenCardSessionInput, ReaderCommandType, SealedCommandType } from './card-session.types.js';
 import { type OpenOutcome, openRefusal } from './purpose.js';
+import type { ReaderCommand, SessionRow } from './session.model.js';
 
 export function sessionView(row: SessionRow): CardSessionType {
   return Object.assign(new CardSessionType(), {

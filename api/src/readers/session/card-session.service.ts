@@ -9,10 +9,6 @@ import { type CardOperation, type CardType, type IncomingMessage, MAX_CARD_AMOUN
 import type { SessionDeps } from './step.js';
 import { SessionError, type SessionRefusal } from './session.errors.js';
 
-export type { CardOperation, CardType, IncomingMessage, ReaderCommand, SessionRow } from './session.model.js';
-export type { SessionDeps } from './step.js';
-export { MAX_CARD_AMOUNT, SESSION_TTL_SECONDS } from './session.model.js';
-
 /**
  * The card-session engine: opens sessions, and runs each reader message through the pipeline
  * (pipeline.ts) inside one transaction. What the session is for comes from the purposes the
