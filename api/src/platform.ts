@@ -8,6 +8,7 @@ import { openDatabase } from './db/database.js';
 import { migrate, type Orm, openOrm } from './db/orm.js';
 import { loadKeyEncryptionKey } from './secrets/kek.js';
 import { type DemoData, seedDemoData, writeDemoFile } from './demo/seed.js';
+import { cardSessionEngine } from './card-sessions.js';
 import { createHttpApp } from './http/app.js';
 import { startBackgroundJobs } from './jobs/background-jobs.js';
 import { startWebhookDelivery } from './webhooks/delivery-worker.js';
@@ -103,7 +104,7 @@ export async function startPlatform(configured: Config, log: Logger): Promise<Ru
       config = { ...config, gateway: { url: sandbox.url, ...secrets } };
     }
 
-    const http = await createHttpApp({ config, orm, log });
+    const http = await createHttpApp({ config, orm, log, cardSessions: cardSessionEngine(config) });
     undo.push(() => http.close());
     const server = createServer(http.app);
     server.keepAliveTimeout = 65_000;

@@ -16,11 +16,11 @@ import { fromGlobalId, toGlobalId } from '../src/graphql/global-id.js';
 import { checkLedger } from '../src/ledger/ledger-check.js';
 import { credit, debit, openAccount, post } from '../src/ledger/ledger.service.js';
 import { AccountOwnerKind, AccountType } from '../src/ledger/ledger-account.entity.js';
-import { cardPurseAccount } from '../src/readers/session/card-purse.js';
 import { createMerchant } from '../src/tenancy/tenancy.service.js';
 import { apiClient, balanceOnCard, issueCard as virtualCard, newReader, OPEN, purseBalance, sessionsOf, type TestReader, useCardSessionWorld } from './support/card-sessions.js';
 import { bearerClient, cardholderAccessToken } from './support/oauth.js';
 import { graphql } from './support/server.js';
+import { cardPurseAccount } from '../src/ledger/accounts.js';
 
 /** The wait before a replaced card's balance moves, for this file's server (CARD_BALANCE_TRANSFER_DELAY). */
 const DELAY_SECONDS = 3600;

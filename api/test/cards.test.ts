@@ -12,10 +12,10 @@ import { fromGlobalId, toGlobalId } from '../src/graphql/global-id.js';
 import { Metrics } from '../src/http/metrics.js';
 import { credit, debit, openAccount, post } from '../src/ledger/ledger.service.js';
 import { AccountOwnerKind, AccountType } from '../src/ledger/ledger-account.entity.js';
-import { cardPurseAccount } from '../src/readers/session/card-purse.js';
 import { createCity, createMerchant } from '../src/tenancy/tenancy.service.js';
 import { freshDatabase, type TestDatabase } from './support/database.js';
 import { testConfig } from './support/server.js';
+import { cardPurseAccount } from '../src/ledger/accounts.js';
 
 let db: TestDatabase;
 let apollo: ApolloServer<GraphQLContext>;

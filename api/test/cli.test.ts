@@ -9,10 +9,10 @@ import { credit, debit, openAccount, post } from '../src/ledger/ledger.service.j
 import { AccountOwnerKind, AccountType } from '../src/ledger/ledger-account.entity.js';
 import { formatMinorUnits } from '../src/cli/settle-command.js';
 import { recordClearingItem } from '../src/settlement/clearing-items.js';
-import { payableAccount } from '../src/settlement/clearing.js';
 import { createCity, createMerchant } from '../src/tenancy/tenancy.service.js';
 import { freshDatabase, type TestDatabase } from './support/database.js';
 import { TEST_KEK } from './support/server.js';
+import { payableAccount } from '../src/ledger/accounts.js';
 
 let db: TestDatabase;
 const savedUrl = process.env.DATABASE_URL;

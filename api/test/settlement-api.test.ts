@@ -3,9 +3,9 @@ import { toGlobalId } from '../src/graphql/global-id.js';
 import { credit, debit, openAccount, post } from '../src/ledger/ledger.service.js';
 import { AccountOwnerKind, AccountType } from '../src/ledger/ledger-account.entity.js';
 import { type ClearingKind, recordClearingItem } from '../src/settlement/clearing-items.js';
-import { payableAccount } from '../src/settlement/clearing.js';
 import { createFeePlan, createMerchant } from '../src/tenancy/tenancy.service.js';
 import { apiClient, useCardSessionWorld } from './support/card-sessions.js';
+import { payableAccount } from '../src/ledger/accounts.js';
 
 /*
  * The settlement read API and the operator's close/clear over HTTP with OAuth clients: who sees

@@ -10,7 +10,7 @@ import { toGlobalId } from '../src/graphql/global-id.js';
 import { credit, debit, openAccount, post } from '../src/ledger/ledger.service.js';
 import { AccountOwnerKind, AccountType } from '../src/ledger/ledger-account.entity.js';
 import { type ClearingKind, type ParticipantKind, recordClearingItem } from '../src/settlement/clearing-items.js';
-import { clearWindow, payableAccount } from '../src/settlement/clearing.js';
+import { clearWindow } from '../src/settlement/clearing.js';
 import { csvText, toCsv } from '../src/settlement/reports.js';
 import { closeWindow } from '../src/settlement/windows.js';
 import { BillerKind } from '../src/tenancy/biller.entity.js';
@@ -19,6 +19,7 @@ import { createBiller, createCity, createFeePlan, createMerchant } from '../src/
 import { freshDatabase, type TestDatabase } from './support/database.js';
 import { clientCredentialsToken, discover } from './support/oauth.js';
 import { startTestServer, type TestServer } from './support/server.js';
+import { payableAccount } from '../src/ledger/accounts.js';
 
 let db: TestDatabase;
 let server: TestServer;

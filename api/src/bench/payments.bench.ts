@@ -37,6 +37,7 @@ import { issueCard as registerCard, withLuhnCheckDigit } from '../cards/cards.se
 import { loadConfig } from '../config/config.js';
 import { migrate, openOrm } from '../db/orm.js';
 import { toGlobalId } from '../graphql/global-id.js';
+import { cardSessionEngine } from '../card-sessions.js';
 import { createHttpApp } from '../http/app.js';
 import { checkLedger } from '../ledger/ledger-check.js';
 import { AccountOwnerKind, AccountType } from '../ledger/ledger-account.entity.js';
@@ -45,10 +46,9 @@ import { createWorkingCa } from '../pki/pki.service.js';
 import { initRootCa } from '../pki/root-ca.js';
 import { storeMasterKeys } from '../readers/key-store.js';
 import { registerReader } from '../readers/readers.service.js';
-import { cardPurseAccount } from '../readers/session/card-purse.js';
-import { merchantPayableAccount } from '../readers/session/direct-purchase.js';
 import { createCity, createMerchant } from '../tenancy/tenancy.service.js';
 import { type Cleanup, percentile, runCleanups, scratchDatabase } from './bench-database.js';
+import { cardPurseAccount, cardPurseCode, merchantPayableAccount } from '../ledger/accounts.js';
 
 const CURRENCY = 'CNY';
 /** The code the bench city's cards carry (its card company's keys are found by it). */
@@ -531,7 +531,7 @@ async function main(): Promise<number> {
     });
     const baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
     const config = loadConfig({ NODE_ENV: 'development', PUBLIC_URL: baseUrl, ONECARD_KEY_ENCRYPTION_KEY: kek.toString('base64url'), ONECARD_DATA_DIR: path.join(tmp, 'onecard'), LOG_LEVEL: 'warn' });
-    const http = await createHttpApp({ config, orm, log });
+    const http = await createHttpApp({ config, orm, log, cardSessions: cardSessionEngine(config) });
     cleanups.unshift({ what: 'close the HTTP app', run: () => http.close() });
     server.on('request', http.app);
 
@@ -624,7 +624,7 @@ async function main(): Promise<number> {
     const { states } = await ask(worker, { type: 'cards' }, 'cards');
     const problems: string[] = [];
     for (const state of states) {
-      const [shadow] = await em.execute<{ balance: string }[]>(`select balance from ledger_account where code = ?`, [`card.${state.asn}.purse.${CURRENCY}`]);
+      const [shadow] = await em.execute<{ balance: string }[]>(`select balance from ledger_account where code = ?`, [cardPurseCode(state.asn, CURRENCY)]);
       if (BigInt(shadow!.balance) !== BigInt(state.purses.EP.balance)) problems.push(`CARD ${state.asn}: the chip holds ${state.purses.EP.balance}, its ledger shadow ${shadow!.balance}`);
     }
     const [discrepancies] = await em.execute<{ n: string }[]>(`select count(*) as n from card_balance_discrepancy`);

@@ -29,11 +29,12 @@ import { checkLedger } from '../ledger/ledger-check.js';
 import { AccountOwnerKind, AccountType } from '../ledger/ledger-account.entity.js';
 import { credit, debit, openAccount, post } from '../ledger/ledger.service.js';
 import { SALE_KINDS } from '../settlement/clearing-items.js';
-import { clearWindow, feeRevenueAccount, PAYABLE_ACCOUNT_CODE, payableAccount, settlementInTransitAccount, type BatchRow } from '../settlement/clearing.js';
+import { clearWindow, type BatchRow } from '../settlement/clearing.js';
 import { closeWindow, ensureWindow, type WindowRow } from '../settlement/windows.js';
 import { feeFor } from '../tenancy/fee.js';
 import { createCity, createFeePlan } from '../tenancy/tenancy.service.js';
 import { type Cleanup, runCleanups, scratchDatabase } from './bench-database.js';
+import { feeRevenueAccount, PAYABLE_ACCOUNT_CODE, payableAccount, settlementInTransitAccount } from '../ledger/accounts.js';
 
 const CURRENCY = 'CNY';
 const TIME_ZONE = 'Asia/Shanghai';

@@ -6,7 +6,6 @@ import { Idempotent } from '../graphql/idempotency.js';
 import { Money } from '../graphql/money.js';
 import { nodeLoaders } from '../graphql/node.js';
 import { userError, UserErrorCode } from '../graphql/user-error.js';
-import './bill-payment-session.js';
 import { BillPaymentError, type BillPaymentErrorCode } from './bill-payments.errors.js';
 import { billerReconciliation, billPaymentById, type BillPaymentRow, findBillPaymentFor, payBill, reconciliationCsv } from './bill-payments.service.js';
 import { BillerReconciliationType, BillPaymentPayload, type BillPaymentStatusEnum, BillPaymentType, PayBillInput } from './bill-payments.types.js';

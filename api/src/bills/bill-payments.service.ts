@@ -3,10 +3,9 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import { recordClearingItem } from '../settlement/clearing-items.js';
 import type { Principal } from '../graphql/context.js';
 import { toGlobalId } from '../graphql/global-id.js';
-import { openAccount } from '../ledger/ledger.service.js';
-import { AccountOwnerKind, AccountType } from '../ledger/ledger-account.entity.js';
+import { billerPayableAccount } from '../ledger/accounts.js';
 import { recordEvent } from '../webhooks/outbox.js';
-import type { PaymentClaim } from '../payments/payments.service.js';
+import type { DebitClaim } from '../readers/session/card-claims.js';
 import { BillPaymentError } from './bill-payments.errors.js';
 import { spendTopUp, topUpById } from '../topups/topups.service.js';
 import { TopUpError } from '../topups/topups.errors.js';
@@ -15,7 +14,7 @@ import { billAmounts, billById, type BillRow, findBillFor, moveBill } from './bi
 export type BillPaymentStatus = 'REQUIRES_CARD' | 'PROCESSING' | 'SUCCEEDED' | 'CANCELED' | 'FAILED';
 
 /** What the card said when a session claimed the payment (as for merchant payments), and what the bill still asked then. */
-export interface BillPaymentClaim extends PaymentClaim {
+export interface BillPaymentClaim extends DebitClaim {
   /** What remained to pay on the bill when the card step accepted the payment (minor units, as text). */
   remaining?: string;
 }
@@ -54,11 +53,6 @@ const COLUMNS = `p.*, p.amount::text as amount, btrim(p.currency) as currency, p
 const FROM = `bill_payment p join bill b on b.id = p.bill_id join biller bl on bl.id = p.biller_id left join card c on c.id = p.card_id`;
 
 export const billPaymentGlobalId = (id: string) => toGlobalId('BillPayment', id);
-
-/** What a biller is owed for bills paid from card purses, until settlement pays it out. */
-export function billerPayableAccount(em: EntityManager, billerId: string, currency: string) {
-  return openAccount(em, { code: `biller.${billerId}.payable.${currency}`, type: AccountType.LIABILITY, ownerKind: AccountOwnerKind.BILLER_PAYABLE, ownerId: billerId, currency });
-}
 
 export async function billPaymentById(em: EntityManager, id: string, lock = false): Promise<BillPaymentRow | null> {
   if (!UUID.test(id)) return null;

@@ -1,4 +1,4 @@
-import type { SeedStep } from '../demo/seed.js';
+import type { SeedStep } from '../demo/seed-step.js';
 import { fromGlobalId } from '../graphql/global-id.js';
 import { insertBills } from './bills.service.js';
 

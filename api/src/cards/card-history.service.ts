@@ -1,5 +1,5 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { cardPurseCode } from '../readers/session/card-purse.js';
+import { cardPurseCode } from '../ledger/accounts.js';
 
 /**
  * What a ledger entry that touches a card purse says it is, in `metadata.kind`. Every context that

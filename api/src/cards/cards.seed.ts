@@ -1,4 +1,4 @@
-import type { SeedStep } from '../demo/seed.js';
+import type { SeedStep } from '../demo/seed-step.js';
 import { fromGlobalId, toGlobalId } from '../graphql/global-id.js';
 import { issueCard, withLuhnCheckDigit } from './cards.service.js';
 

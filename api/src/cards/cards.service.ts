@@ -2,10 +2,10 @@ import { randomUUID } from 'node:crypto';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Principal } from '../graphql/context.js';
 import { LedgerError, LedgerErrorCode } from '../ledger/ledger.errors.js';
-import { cardPurseBalance } from '../readers/session/card-purse.js';
 import { type CardActivityRow, cardHistory, purseAsnOfPosting } from './card-history.service.js';
 import { movePendingLoads, recordTransferLoad } from '../topups/topups.service.js';
 import { CardError } from './cards.errors.js';
+import { cardPurseBalance } from '../ledger/accounts.js';
 
 export { CARD_ACTIVITY_KINDS, CARD_ENTRY_KINDS, type CardActivityKind, type CardEntryKind } from './card-history.service.js';
 

@@ -4,8 +4,6 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Logger } from 'pino';
 import type { Config } from '../config/config.js';
 import { toGlobalId } from '../graphql/global-id.js';
-import { feeRevenueAccount, settlementInTransitAccount } from '../settlement/clearing.js';
-import { gatewayClearingAccount } from '../topups/topups.service.js';
 import { authDemo } from '../auth/auth.seed.js';
 import { pkiDemo } from '../pki/pki.seed.js';
 import { readersDemo } from '../readers/readers.seed.js';
@@ -13,24 +11,10 @@ import { readersHomeDemo } from '../readers/readers-home.seed.js';
 import { cardsDemo } from '../cards/cards.seed.js';
 import { billsDemo } from '../bills/bills.seed.js';
 import { tenancyDemo } from '../tenancy/tenancy.seed.js';
+import type { DemoData, SeedStep } from './seed-step.js';
+import { feeRevenueAccount, gatewayClearingAccount, settlementInTransitAccount } from '../ledger/accounts.js';
 
-/** What a person needs to try the platform; written to `$ONECARD_DATA_DIR/demo.json`. */
-export type DemoData = Record<string, unknown>;
-
-/** What a seed step may use besides the database. */
-export interface SeedContext {
-  /** The output of the steps before it (ids to build on). */
-  earlier: DemoData;
-  config: Config;
-  /** The key-encryption key, for steps that store private keys. */
-  kek: Buffer;
-}
-
-/** One step of the demo seed. Each runs once per database; its output is kept and merged into demo.json. */
-export interface SeedStep {
-  name: string;
-  run(em: EntityManager, ctx: SeedContext): Promise<DemoData>;
-}
+export type { DemoData, SeedContext, SeedStep } from './seed-step.js';
 
 /** Keys whose values are secrets: printed once, kept in demo.json, never stored in the database. */
 const SECRET_KEYS = new Set(['client_secret', 'rootCaPassphrase', 'password']);

@@ -15,8 +15,7 @@ import { GatewayClient } from '../topups/gateway/gateway-client.js';
 import { gatewayWebhookRoutes } from '../topups/gateway-webhook.js';
 import { billsRoutes } from '../bills/bills.routes.js';
 import { settlementRoutes } from '../settlement/settlement.routes.js';
-import { useTopUpLimits } from '../topups/auto-top-up.js';
-import '../topups/pending-load.js';
+import type { CardSessionEngine } from '../readers/session/card-session.service.js';
 import { Metrics } from './metrics.js';
 
 export const REQUEST_ID_HEADER = 'x-request-id';
@@ -54,14 +53,16 @@ async function databaseReachable(orm: MikroORM, timeoutMs: number): Promise<{ ok
   }
 }
 
-/** The whole HTTP surface: GraphQL (+ GraphiQL), health, readiness, metrics. */
-export async function createHttpApp(opts: { config: Config; orm: MikroORM; log: Logger; limits?: QueryLimits }): Promise<HttpApp> {
-  const { config, orm, log } = opts;
+/**
+ * The whole HTTP surface: GraphQL (+ GraphiQL), health, readiness, metrics. `cardSessions` is the
+ * card-session engine with its purposes, built at the composition root (api/src/card-sessions.ts).
+ */
+export async function createHttpApp(opts: { config: Config; orm: MikroORM; log: Logger; cardSessions: CardSessionEngine; limits?: QueryLimits }): Promise<HttpApp> {
+  const { config, orm, log, cardSessions } = opts;
   const metrics = new Metrics();
   const apollo = await createApolloServer({ config, log, metrics, limits: opts.limits });
   const auth = await setUpAuth({ config, orm, log });
   const gateway = config.gateway ? new GatewayClient({ url: config.gateway.url, secretKey: config.gateway.secretKey, timeoutMs: config.gateway.timeoutMs }) : null;
-  useTopUpLimits(config.topUpLimits);
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', config.trustProxy);
@@ -143,6 +144,7 @@ export async function createHttpApp(opts: { config: Config; orm: MikroORM; log: 
         log: req.log,
         config,
         gateway,
+        cardSessions,
       }),
     }),
   );

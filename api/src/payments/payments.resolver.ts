@@ -8,7 +8,6 @@ import { Money } from '../graphql/money.js';
 import { nodeLoaders } from '../graphql/node.js';
 import { Idempotent } from '../graphql/idempotency.js';
 import { userError, UserErrorCode } from '../graphql/user-error.js';
-import './payment-session.js';
 import { PaymentError, type PaymentErrorCode } from './payments.errors.js';
 import { cancelPayment, createPayment, findPaymentFor, ledgerEntriesOf, listPaymentsFor, type PaymentRow, type PaymentStatus, refundPayment, refundsOf, type RefundRow } from './payments.service.js';
 import {

@@ -3,26 +3,18 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import { recordClearingItem } from '../settlement/clearing-items.js';
 import type { Principal } from '../graphql/context.js';
 import { toGlobalId } from '../graphql/global-id.js';
-import { merchantPayableAccount } from '../readers/session/direct-purchase.js';
+import { type DebitClaim, sessionIsLive } from '../readers/session/card-claims.js';
 import { findMerchant } from '../tenancy/tenancy.service.js';
 import { TenantStatus } from '../tenancy/merchant.entity.js';
 import { recordPendingLoad } from '../topups/topups.service.js';
 import { recordEvent } from '../webhooks/outbox.js';
 import { PaymentError } from './payments.errors.js';
+import { merchantPayableAccount } from '../ledger/accounts.js';
 
 export type PaymentStatus = 'REQUIRES_CARD' | 'PROCESSING' | 'SUCCEEDED' | 'CANCELED' | 'FAILED';
 
 /** What the card said when a session took the payment to PROCESSING: the evidence to settle a lost answer. */
-export interface PaymentClaim {
-  cardAsn: string;
-  /** CPU cards: the offline counter before the purchase and what MAC1 binds; null for M1. */
-  offlineCounter: number | null;
-  terminal: string | null;
-  date: string | null;
-  time: string | null;
-  /** The balance the card reported before paying (M1 cards settle by it). */
-  cardBalance: number;
-}
+export type PaymentClaim = DebitClaim;
 
 export interface PaymentRow {
   id: string;
@@ -271,13 +263,6 @@ export async function movePayment(em: EntityManager, payment: PaymentRow, to: Pa
   const event = EVENT_OF[to];
   if (event) await recordEvent(em, { type: event, ownerKind: 'MERCHANT', ownerId: moved.merchant_id, subjectId: paymentGlobalId(moved.id), payload: paymentEventPayload(moved) });
   return moved;
-}
-
-/** A session that may still make the card pay: not finished, not expired. */
-export async function sessionIsLive(em: EntityManager, sessionId: string | null, now: Date): Promise<boolean> {
-  if (!sessionId) return false;
-  const [s] = await em.execute<{ state: string; expires_at: Date }[]>(`select state, expires_at from card_session where id = ?`, [sessionId]);
-  return !!s && s.state !== 'COMPLETED' && s.state !== 'FAILED' && new Date(s.expires_at) > now;
 }
 
 /**

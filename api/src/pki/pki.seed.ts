@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import type { SeedStep } from '../demo/seed.js';
+import type { SeedStep } from '../demo/seed-step.js';
 import { fromGlobalId } from '../graphql/global-id.js';
 import { initRootCa, openRootCa } from './root-ca.js';
 import { createWorkingCa } from './pki.service.js';

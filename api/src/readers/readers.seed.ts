@@ -4,7 +4,7 @@ import path from 'node:path';
 import forge from 'node-forge';
 import { ALG_3DES } from '../cardcrypto/algorithm.js';
 import { diversifyKey } from '../cardcrypto/diversify.js';
-import type { SeedStep } from '../demo/seed.js';
+import type { SeedStep } from '../demo/seed-step.js';
 import { fromGlobalId, toGlobalId } from '../graphql/global-id.js';
 import { storeM1MasterKey, storeMasterKeys } from './key-store.js';
 import { registerReader } from './readers.service.js';

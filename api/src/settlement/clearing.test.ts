@@ -7,10 +7,11 @@ import { AccountOwnerKind, AccountType } from '../ledger/ledger-account.entity.j
 import { feeFor } from '../tenancy/fee.js';
 import { createCity, createFeePlan, createMerchant } from '../tenancy/tenancy.service.js';
 import { type ClearingKind, recordClearingItem } from './clearing-items.js';
-import { clearWindow, feeRevenueAccount, payableAccount, settlementInTransitAccount } from './clearing.js';
+import { clearWindow } from './clearing.js';
 import { applyPayout } from './payouts.js';
 import { runSettlementJobs } from './settlement.jobs.js';
 import { closeDueWindows, closeWindow, windowOf } from './windows.js';
+import { feeRevenueAccount, payableAccount, settlementInTransitAccount } from '../ledger/accounts.js';
 
 let db: TestDatabase;
 let em: EntityManager;

@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { credit, debit, openAccount, post, type PostingLine } from '../ledger/ledger.service.js';
+import { feeRevenueAccount, PAYABLE_ACCOUNT_CODE, payableAccount, settlementInTransitAccount } from '../ledger/accounts.js';
+import { credit, debit, post, type PostingLine } from '../ledger/ledger.service.js';
 import { toGlobalId } from '../graphql/global-id.js';
-import { AccountOwnerKind, AccountType } from '../ledger/ledger-account.entity.js';
 import { type EventOwnerKind, recordEvents } from '../webhooks/outbox.js';
 import { SALE_KINDS } from './clearing-items.js';
 import { SettlementError } from './settlement.errors.js';
@@ -26,30 +26,9 @@ export interface BatchRow {
   settled_at: Date | null;
 }
 
-/** Each participant's ledger account that its items credit (and clearing debits). */
-export const PAYABLE_ACCOUNT_CODE: Record<string, (id: string, currency: string) => string> = {
-  MERCHANT: (id, cur) => `merchant.${id}.payable.${cur}`,
-  BILLER: (id, cur) => `biller.${id}.payable.${cur}`,
-  CARD_COMPANY: (id, cur) => `card-company.${id}.transit-revenue.${cur}`,
-};
-
 /** Whose webhook endpoints hear of a participant's statements. */
 export const EVENT_OWNER: Record<string, EventOwnerKind> = { MERCHANT: 'MERCHANT', BILLER: 'BILLER', CARD_COMPANY: 'ISSUER' };
 
-const PAYABLE_OWNER: Record<string, AccountOwnerKind> = { MERCHANT: AccountOwnerKind.MERCHANT_PAYABLE, BILLER: AccountOwnerKind.BILLER_PAYABLE, CARD_COMPANY: AccountOwnerKind.ISSUER };
-
-export function feeRevenueAccount(em: EntityManager, currency: string) {
-  return openAccount(em, { code: `operator.fee-revenue.${currency}`, type: AccountType.REVENUE, ownerKind: AccountOwnerKind.OPERATOR_FEE_REVENUE, currency });
-}
-
-/** What clearing has moved out of payables and the payouts have not yet paid (or given back). */
-export function settlementInTransitAccount(em: EntityManager, currency: string) {
-  return openAccount(em, { code: `settlement.in-transit.${currency}`, type: AccountType.LIABILITY, ownerKind: AccountOwnerKind.SETTLEMENT_IN_TRANSIT, currency });
-}
-
-export function payableAccount(em: EntityManager, participantKind: string, participantId: string, currency: string) {
-  return openAccount(em, { code: PAYABLE_ACCOUNT_CODE[participantKind]!(participantId, currency), type: AccountType.LIABILITY, ownerKind: PAYABLE_OWNER[participantKind]!, ownerId: participantId, currency });
-}
 
 export async function batchOfWindow(em: EntityManager, windowId: string): Promise<BatchRow | null> {
   const [row] = await em.execute<BatchRow[]>(`select *, btrim(currency) as currency from settlement_batch where window_id = ?`, [windowId]);

@@ -12,18 +12,15 @@ import { ALG_3DES, ALG_SM4 } from '../cardcrypto/algorithm.js';
 import { purchaseTac, verifyMac } from '../cardcrypto/epurse.js';
 import type { CardEntryKind } from '../cards/card-history.service.js';
 import { LedgerError, LedgerErrorCode } from '../ledger/ledger.errors.js';
-import { credit, debit, openAccount, post } from '../ledger/ledger.service.js';
-import { AccountOwnerKind, AccountType } from '../ledger/ledger-account.entity.js';
-import { checkLeaf, findCityCa } from '../pki/pki.service.js';
-import { publicKeyFingerprint } from '../pki/x509.js';
+import { credit, debit, post } from '../ledger/ledger.service.js';
 import { type KeyStore, UnknownCardKeyError } from '../readers/key-store.js';
 import type { ReaderRow } from '../readers/readers.service.js';
-import { cardPurseAccount } from '../readers/session/card-purse.js';
-import { terminalIdOf } from '../readers/session/card-session.service.js';
-import { merchantPayableAccount } from '../readers/session/direct-purchase.js';
+import { isRegisteredCityCertificate, verifyCityChain } from '../readers/session/checks/chains.js';
+import { terminalIdOf } from '../readers/session/terminal.js';
 import { recordClearingItem } from './clearing-items.js';
 import { verifyOfflineBatchSignature } from './offline-batch-signature.js';
 import { MalformedBatchError, type OfflineRecord, parseOfflineBody } from './offline-records.js';
+import { cardPurseAccount, merchantPayableAccount, transitRevenueAccount } from '../ledger/accounts.js';
 
 export type OfflineOutcome = 'ACCEPTED' | 'DUPLICATE' | 'GAP' | 'BAD_TAC' | 'UNKNOWN_CARD_ISSUER' | 'REFUSED_INSUFFICIENT_SHADOW';
 
@@ -75,29 +72,21 @@ export interface UploadDeps {
   now?: () => Date;
 }
 
-/** The account a card company's own terminals earn into until clearing pays it out. */
-export function transitRevenueAccount(em: EntityManager, cardCompanyId: string, currency: string) {
-  return openAccount(em, { code: `card-company.${cardCompanyId}.transit-revenue.${currency}`, type: AccountType.LIABILITY, ownerKind: AccountOwnerKind.ISSUER, ownerId: cardCompanyId, currency });
-}
-
 // ---- the batch checks, in order; each refuses the whole batch with its own name ----
 
 function checkIsTerminal(terminal: ReaderRow): void {
   if (terminal.owner_kind !== 'CARD_COMPANY' && terminal.owner_kind !== 'MERCHANT') throw new OfflineBatchError('NOT_A_TERMINAL', 'only readers of a card company or a merchant upload offline batches');
 }
 
-/** The city certificate chains to the terminal's city working CA (and the root), is valid and not revoked. */
-async function verifyCityChain(em: EntityManager, terminal: ReaderRow, certificatePem: string, now: Date): Promise<forge.pki.Certificate> {
-  const cityCa = await findCityCa(em, terminal.city_id);
-  const check = cityCa ? await checkLeaf(em, certificatePem, { caId: cityCa.id, profile: 'reader', now }) : ({ ok: false, refusal: 'UNKNOWN_CA' } as const);
-  if (check.ok) {
-    if (check.row.serial !== terminal.city_certificate_serial || publicKeyFingerprint(check.certificate.publicKey) !== terminal.public_key_fingerprint) {
-      throw new OfflineBatchError('CERTIFICATE_NOT_THIS_TERMINAL', 'the certificate is not the one registered for this terminal');
-    }
-    return check.certificate;
-  }
-  const refusal: BatchRefusal = check.refusal === 'REVOKED' ? 'CERTIFICATE_REVOKED' : check.refusal === 'EXPIRED' || check.refusal === 'NOT_YET_VALID' ? 'CERTIFICATE_EXPIRED' : 'UNKNOWN_CA';
-  throw new OfflineBatchError(refusal, `the terminal certificate was refused: ${check.refusal}`);
+/**
+ * The city certificate chains to the terminal's city working CA (and the root), is valid and not
+ * revoked (the card sessions' check, readers/session/checks/chains.ts), and is the one registered.
+ */
+async function checkCertificate(em: EntityManager, terminal: ReaderRow, certificatePem: string, now: Date): Promise<forge.pki.Certificate> {
+  const check = await verifyCityChain(em, terminal, certificatePem, now);
+  if (!check.ok) throw new OfflineBatchError(check.refusal, `the terminal certificate was refused: ${check.reason}`);
+  if (!isRegisteredCityCertificate(terminal, check)) throw new OfflineBatchError('CERTIFICATE_NOT_THIS_TERMINAL', 'the certificate is not the one registered for this terminal');
+  return check.certificate;
 }
 
 function checkActive(terminal: ReaderRow): void {
@@ -127,7 +116,7 @@ export async function uploadOfflineBatch(em: EntityManager, deps: UploadDeps, in
   const now = deps.now?.() ?? new Date();
   if (!/^[A-Za-z0-9._:-]{1,100}$/.test(input.batchId)) throw new OfflineBatchError('MALFORMED_BATCH', 'a batch id is 1 to 100 of A–Z a–z 0–9 . _ : -');
   checkIsTerminal(input.terminal);
-  const certificate = await verifyCityChain(em, input.terminal, input.certificate, now);
+  const certificate = await checkCertificate(em, input.terminal, input.certificate, now);
   checkActive(input.terminal);
   verifySignature(certificate, input);
   const records = parseRecords(input.body);

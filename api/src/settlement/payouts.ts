@@ -2,9 +2,9 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import { toGlobalId } from '../graphql/global-id.js';
 import { credit, debit, post } from '../ledger/ledger.service.js';
 import { type GatewayClient, GatewayError, type Payout } from '../topups/gateway/gateway-client.js';
-import { gatewayClearingAccount } from '../topups/topups.service.js';
 import { recordEvent } from '../webhooks/outbox.js';
-import { EVENT_OWNER, payableAccount, settlementInTransitAccount } from './clearing.js';
+import { EVENT_OWNER } from './clearing.js';
+import { gatewayClearingAccount, payableAccount, settlementInTransitAccount } from '../ledger/accounts.js';
 
 export type PayoutStatus = 'PENDING' | 'SENT' | 'PAID' | 'FAILED';
 

@@ -1,10 +1,9 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { credit, debit, openAccount, post } from '../ledger/ledger.service.js';
-import { AccountOwnerKind, AccountType } from '../ledger/ledger-account.entity.js';
+import { credit, debit, post } from '../ledger/ledger.service.js';
 import { type BalanceTransaction, type GatewayClient, GatewayError } from '../topups/gateway/gateway-client.js';
-import { gatewayClearingAccount } from '../topups/topups.service.js';
 import { SettlementError } from './settlement.errors.js';
 import { windowById, type WindowRow } from './windows.js';
+import { gatewayClearingAccount, gatewayFeesAccount } from '../ledger/accounts.js';
 
 /*
  * Reconciliation (对账) of a closed settlement window with the payment gateway: the gateway's
@@ -77,11 +76,6 @@ const PAGE_SIZE = 100;
 const LOOKBACK_SECONDS = 24 * 60 * 60;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const MAX_NOTE = 1000;
-
-/** The gateway's fees on its own balance: an operator expense, one account per currency. */
-export function gatewayFeesAccount(em: EntityManager, currency: string) {
-  return openAccount(em, { code: `operator.gateway-fees.${currency}`, type: AccountType.EXPENSE, ownerKind: AccountOwnerKind.OTHER, currency });
-}
 
 // ——— the gateway's side ———
 

@@ -1,4 +1,4 @@
-import type { SeedStep } from '../demo/seed.js';
+import type { SeedStep } from '../demo/seed-step.js';
 import { toGlobalId } from '../graphql/global-id.js';
 import { BillerKind } from './biller.entity.js';
 import { createBiller, createCity, createFeePlan, createMerchant } from './tenancy.service.js';

@@ -3,11 +3,11 @@ import { findCardByAsn } from '../cards/cards.service.js';
 import type { TopUpLimits } from '../config/config.js';
 import type { Principal } from '../graphql/context.js';
 import { toGlobalId } from '../graphql/global-id.js';
-import { cardPurseBalance } from '../readers/session/card-purse.js';
-import { purseObservers } from '../readers/session/card-session.service.js';
+import type { PurseObserver } from '../readers/session/purpose.js';
 import { recordEvent } from '../webhooks/outbox.js';
 import { TopUpError } from './topups.errors.js';
 import { recordAutoTopUp } from './topups.service.js';
+import { cardPurseBalance } from '../ledger/accounts.js';
 
 /** Below this balance a card without settings of its own raises a low-balance event (10.00 in the card's currency). */
 export const DEFAULT_LOW_BALANCE_THRESHOLD = 1_000n;
@@ -53,20 +53,14 @@ export async function setAutoTopUp(em: EntityManager, principal: Principal, limi
   return (await autoTopUpOf(em, card.id))!;
 }
 
-let limitsInForce: TopUpLimits | undefined;
-
-/** The top-up limits auto top-ups are held to: the configuration's (set when the HTTP app starts). */
-export function useTopUpLimits(limits: TopUpLimits): void {
-  limitsInForce = limits;
-}
-
 /**
- * After a purchase takes a card's purse below its threshold (it was at or above it before): a
+ * Handed to the card-session engine at the composition root (card-sessions.ts), with the
+ * configuration's top-up limits. After a purchase takes a card's purse below its threshold (it was at or above it before): a
  * `card.low_balance` event for the card company, and, when the holder turned it on, an auto top-up
  * recorded in the same transaction for the job to charge. Never refuses the purchase: a top-up
  * the limits refuse is reported as an event instead.
  */
-purseObservers.push(async (em, done) => {
+export const lowBalanceObserver = (limits: TopUpLimits): PurseObserver => async (em, done) => {
   if (done.session.operation !== 'PURCHASE') return;
   const card = await findCardByAsn(em, done.asn);
   if (!card) return;
@@ -80,11 +74,10 @@ purseObservers.push(async (em, done) => {
   if (!settings?.enabled || settings.holder_id !== card.holder_id) return;
   try {
     // A savepoint: a refusal leaves the purchase's transaction as it was.
-    if (!limitsInForce) throw new Error('top-up limits are not configured (useTopUpLimits)');
-    const made = await em.transactional((tx) => recordAutoTopUp(tx, card.id, limitsInForce!, { amount: BigInt(settings.amount), paymentMethod: settings.payment_method, trigger: done.session.id }));
+    const made = await em.transactional((tx) => recordAutoTopUp(tx, card.id, limits, { amount: BigInt(settings.amount), paymentMethod: settings.payment_method, trigger: done.session.id }));
     if (made) await em.execute(`update card_auto_top_up set last_triggered_at = now() where card_id = ?`, [card.id]);
   } catch (err) {
     if (!(err instanceof TopUpError)) throw err;
     await recordEvent(em, { type: 'card.auto_top_up_refused', ownerKind: 'ISSUER', ownerId: card.card_company_id, subjectId: subject.card, payload: { ...subject, reason: err.code, message: err.message } });
   }
-});
+};

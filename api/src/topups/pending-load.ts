@@ -1,11 +1,15 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { credit, debit, post } from '../ledger/ledger.service.js';
-import { cardPurseAccount } from '../readers/session/card-purse.js';
-import { completionHandlers, type CompletedOperation, creditGuards, type PendingCredit } from '../readers/session/card-session.service.js';
+import { sessionIsLive } from '../readers/session/card-claims.js';
+import { openSession } from '../readers/session/card-session.service.js';
+import { type CardSessionPurpose, openRefusal, type PendingCredit } from '../readers/session/purpose.js';
 import { SessionError } from '../readers/session/session.errors.js';
 import type { Principal } from '../graphql/context.js';
+import { fromGlobalId } from '../graphql/global-id.js';
+import { UserErrorCode } from '../graphql/user-error.js';
 import { TopUpError } from './topups.errors.js';
-import { type LoadClaim, maskCardNumber, moveTo, pendingLoadAccount, topUpById, type TopUpRow } from './topups.service.js';
+import { findTopUpFor, type LoadClaim, maskCardNumber, moveTo, topUpById, type TopUpRow } from './topups.service.js';
+import { cardPurseAccount, pendingLoadAccount } from '../ledger/accounts.js';
 
 /**
  * Writing a paid top-up onto its card (补登, CARD-PROTOCOL.md §8). purposeData: `{ topUpId }`.
@@ -15,25 +19,6 @@ import { type LoadClaim, maskCardNumber, moveTo, pendingLoadAccount, topUpById, 
 export const PENDING_LOAD = 'pending-load';
 
 const topUpIdOf = (purposeData: Record<string, unknown> | undefined) => String(purposeData?.topUpId);
-
-interface ClaimSession {
-  state: string;
-  expires_at: Date;
-}
-
-/** A session that may still deliver MAC2 to a card: not finished and not expired. */
-const isLive = (s: ClaimSession | undefined, now: Date) => !!s && s.state !== 'COMPLETED' && s.state !== 'FAILED' && new Date(s.expires_at) > now;
-
-creditGuards.set(PENDING_LOAD, async (em, pending) => {
-  const topUp = await topUpById(em, topUpIdOf(pending.session.context.purposeData), true);
-  if (!topUp || topUp.asn !== pending.card.asn) throw new SessionError('PURPOSE_REFUSED', 'this top-up is not for the card on the reader');
-  if (topUp.status === 'LOADED') throw new SessionError('ALREADY_LOADED', 'this top-up is already on the card');
-  if (topUp.status !== 'PAID') throw new SessionError('PURPOSE_REFUSED', `the top-up is ${topUp.status}, not a pending load`);
-  if (BigInt(topUp.amount) !== BigInt(pending.amount)) throw new SessionError('PURPOSE_REFUSED', 'the session’s amount is not the top-up’s');
-  if (topUp.load_session_id && topUp.load_session_id !== pending.session.id) await settleEarlierClaim(em, topUp, pending);
-  const claim: LoadClaim = { onlineCounter: pending.onlineCounter, oldBalance: pending.oldBalance, terminal: pending.terminal, date: pending.date, time: pending.time };
-  await em.execute(`update top_up set load_session_id = ?, load_claim = ?, updated_at = now() where id = ?`, [pending.session.id, JSON.stringify(claim), topUp.id]);
-});
 
 /**
  * Another session issued MAC2 for this load before. If it may still be writing, this one waits its
@@ -47,8 +32,7 @@ creditGuards.set(PENDING_LOAD, async (em, pending) => {
  * The card's log record is not evidence here: only the reader's signature covers it.
  */
 async function settleEarlierClaim(em: EntityManager, topUp: TopUpRow, pending: PendingCredit): Promise<void> {
-  const [earlier] = await em.execute<ClaimSession[]>(`select state, expires_at from card_session where id = ?`, [topUp.load_session_id]);
-  if (isLive(earlier, pending.now)) throw new SessionError('LOAD_IN_PROGRESS', 'another reader is writing this top-up onto the card; try again when it has finished');
+  if (await sessionIsLive(em, topUp.load_session_id, pending.now)) throw new SessionError('LOAD_IN_PROGRESS', 'another reader is writing this top-up onto the card; try again when it has finished');
   const claim = topUp.load_claim!;
   if (pending.onlineCounter === claim.onlineCounter) return;
   const others = await em.execute<{ id: string }[]>(
@@ -123,10 +107,43 @@ async function finishLoad(em: EntityManager, topUpId: string, sessionId: string,
   await moveTo(em, topUp.id, 'LOADED', `card session ${sessionId} (${proof})`, { sessionId });
 }
 
-completionHandlers.set(PENDING_LOAD, async (em: EntityManager, done: CompletedOperation) => {
-  const topUpId = topUpIdOf(done.session.context.purposeData);
-  const topUp = await topUpById(em, topUpId, true);
-  // The claim was this session's when MAC2 left the host, and nothing takes a live claim over.
-  if (!topUp || topUp.load_session_id !== done.session.id) throw new Error(`top-up ${topUpId} is not claimed by card session ${done.session.id}`);
-  await finishLoad(em, topUp.id, done.session.id, { asn: done.asn, currency: done.currency }, 'TAC', String(done.result.tac));
-});
+export const pendingLoad: CardSessionPurpose = {
+  name: PENDING_LOAD,
+  opens: { operation: 'LOAD', by: 'topUp' },
+
+  /**
+   * The holder's app on its own reader (scope card:topup), or the card company on one of its
+   * readers (scope topups:write). The amount is the top-up's.
+   */
+  async open(ctx, reader, input) {
+    const principal = ctx.principal!;
+    const writeScope = principal.kind === 'CARDHOLDER_APP' ? 'card:topup' : 'topups:write';
+    const topUp = principal.scopes.includes(writeScope) ? await findTopUpFor(ctx.em, principal, fromGlobalId(input.topUp!, 'TopUp').id) : null;
+    if (!topUp) return openRefusal(UserErrorCode.NOT_FOUND, `no top-up ${input.topUp} you may load`, 'topUp');
+    if (input.amount != null) return openRefusal(UserErrorCode.INVALID_INPUT, 'a top-up load takes its amount from the top-up', 'amount');
+    if ((input.cardType ?? 'CPU') !== 'CPU') return openRefusal(UserErrorCode.INVALID_INPUT, 'online top-ups are written to CPU cards', 'cardType');
+    if (topUp.status !== 'PAID') return openRefusal(UserErrorCode.INVALID_INPUT, `the top-up is ${topUp.status}, not a pending load`, 'topUp');
+    return openSession(ctx.em, { reader, operation: 'LOAD', cardType: 'CPU', amount: BigInt(topUp.amount), clientId: principal.clientId, purpose: PENDING_LOAD, purposeData: { topUpId: topUp.id } });
+  },
+
+  /** Before MAC2 leaves the host: the top-up is this card's and still owed, and this session claims it. */
+  async creditGuard(em, pending) {
+    const topUp = await topUpById(em, topUpIdOf(pending.session.context.purposeData), true);
+    if (!topUp || topUp.asn !== pending.card.asn) throw new SessionError('PURPOSE_REFUSED', 'this top-up is not for the card on the reader');
+    if (topUp.status === 'LOADED') throw new SessionError('ALREADY_LOADED', 'this top-up is already on the card');
+    if (topUp.status !== 'PAID') throw new SessionError('PURPOSE_REFUSED', `the top-up is ${topUp.status}, not a pending load`);
+    if (BigInt(topUp.amount) !== BigInt(pending.amount)) throw new SessionError('PURPOSE_REFUSED', 'the session’s amount is not the top-up’s');
+    if (topUp.load_session_id && topUp.load_session_id !== pending.session.id) await settleEarlierClaim(em, topUp, pending);
+    const claim: LoadClaim = { onlineCounter: pending.onlineCounter, oldBalance: pending.oldBalance, terminal: pending.terminal, date: pending.date, time: pending.time };
+    await em.execute(`update top_up set load_session_id = ?, load_claim = ?, updated_at = now() where id = ?`, [pending.session.id, JSON.stringify(claim), topUp.id]);
+  },
+
+  /** The TAC proved the card took it: pending loads → the card's purse, the top-up LOADED. */
+  async complete(em, done) {
+    const topUpId = topUpIdOf(done.session.context.purposeData);
+    const topUp = await topUpById(em, topUpId, true);
+    // The claim was this session's when MAC2 left the host, and nothing takes a live claim over.
+    if (!topUp || topUp.load_session_id !== done.session.id) throw new Error(`top-up ${topUpId} is not claimed by card session ${done.session.id}`);
+    await finishLoad(em, topUp.id, done.session.id, { asn: done.asn, currency: done.currency }, 'TAC', String(done.result.tac));
+  },
+};

@@ -3,13 +3,12 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import type { TopUpLimits } from '../config/config.js';
 import type { Principal } from '../graphql/context.js';
 import { toGlobalId } from '../graphql/global-id.js';
-import { credit, debit, openAccount, post, type PostedEntry, reverse } from '../ledger/ledger.service.js';
-import { AccountOwnerKind, AccountType } from '../ledger/ledger-account.entity.js';
-import { cardPurseAccount, cardPurseBalance } from '../readers/session/card-purse.js';
+import { credit, debit, post, type PostedEntry, reverse } from '../ledger/ledger.service.js';
 import { recordClearingItem, setGatewayReference } from '../settlement/clearing-items.js';
 import { recordEvent } from '../webhooks/outbox.js';
 import { type GatewayClient, GatewayError, type PaymentIntent, type Refund } from './gateway/gateway-client.js';
 import { TopUpError } from './topups.errors.js';
+import { cardPurseAccount, cardPurseBalance, gatewayClearingAccount, pendingLoadAccount } from '../ledger/accounts.js';
 
 export type TopUpStatus = 'CREATED' | 'AWAITING_PAYMENT' | 'PAID' | 'LOADED' | 'SPENT' | 'FAILED' | 'CANCELED' | 'REFUNDING' | 'REFUNDED';
 export type TopUpOrigin = 'APP' | 'COUNTER' | 'AUTO' | 'TRANSFER' | 'REFUND';
@@ -85,16 +84,6 @@ const TOP_UP_FROM = `top_up t join card c on c.id = t.card_id`;
 export const topUpGlobalId = (id: string) => toGlobalId('TopUp', id);
 
 // ——— ledger accounts ———
-
-/** What the gateway owes us for payments it took (and we owe it back for refunds): one per currency. */
-export function gatewayClearingAccount(em: EntityManager, currency: string) {
-  return openAccount(em, { code: `gateway.clearing.${currency}`, type: AccountType.ASSET, ownerKind: AccountOwnerKind.GATEWAY_CLEARING, currency });
-}
-
-/** Paid top-ups of a card company's cards not yet written onto a card: value owed to holders. */
-export function pendingLoadAccount(em: EntityManager, cardCompanyId: string, currency: string) {
-  return openAccount(em, { code: `card-company.${cardCompanyId}.pending-loads.${currency}`, type: AccountType.LIABILITY, ownerKind: AccountOwnerKind.PENDING_LOAD, ownerId: cardCompanyId, currency, nonNegative: true });
-}
 
 // ——— reading ———
 

@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import pino from 'pino';
 import { loadConfig, type Config } from '../../src/config/config.js';
 import type { Orm } from '../../src/db/orm.js';
+import { cardSessionEngine } from '../../src/card-sessions.js';
 import { createHttpApp, type HttpApp } from '../../src/http/app.js';
 
 export interface TestServer {
@@ -28,7 +29,8 @@ export async function startTestServer(orm: Orm, env: Record<string, string> = {}
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   const config = testConfig({ PUBLIC_URL: url, ...env });
-  const http = await createHttpApp({ config, orm, log: pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }) });
+  // The purposes card sessions serve, assembled as platform.ts assembles them.
+  const http = await createHttpApp({ config, orm, log: pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }), cardSessions: cardSessionEngine(config) });
   server.on('request', http.app);
   return {
     url,

@@ -16,7 +16,7 @@ import { ALG_3DES } from '../../src/cardcrypto/algorithm.js';
 import { diversifyKey } from '../../src/cardcrypto/diversify.js';
 import { purchaseMac1, purchaseSessionKey } from '../../src/cardcrypto/epurse.js';
 import * as apdu from '../../src/readers/session/apdu.js';
-import { terminalIdOf } from '../../src/readers/session/card-session.service.js';
+import { terminalIdOf } from '../../src/readers/session/terminal.js';
 import { offlineBatchSignedBytes } from '../../src/settlement/offline-batch-signature.js';
 import { GATEWAY_SIGNATURE_HEADER } from '../../src/topups/gateway/webhook-signature.js';
 import { addCity, addMasterKeys, type CardSessionWorld, type MasterKeys, type TestCity, type TestReader } from './card-sessions.js';

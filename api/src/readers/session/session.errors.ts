@@ -48,6 +48,8 @@ export type SessionRefusal = (typeof SESSION_REFUSALS)[number];
 export class SessionError extends Error {
   /** Work that stands although the step is refused (e.g. a counter the card proved it reached), written with the refusal. */
   keep?: (em: EntityManager) => Promise<void>;
+  /** The check or step that refused (e.g. `counters`), written to the refusal's audit row. */
+  step?: string;
 
   constructor(
     readonly refusal: SessionRefusal,
@@ -56,5 +58,11 @@ export class SessionError extends Error {
     readonly detail: Record<string, unknown> = {},
   ) {
     super(message);
+  }
+
+  /** Names the check that refused, unless a more precise one already did. */
+  at(step: string): this {
+    this.step ??= step;
+    return this;
   }
 }

@@ -1,23 +1,15 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { toGlobalId } from '../../graphql/global-id.js';
-import { allOk, changePurseScript, M1_PURSE, M1AnswerError, type M1Result, purseValue, readPurseScript } from '../m1/m1-script.js';
-import type { ReaderRow } from '../readers.service.js';
-import {
-  type CardIdentity,
-  cardOf,
-  complete,
-  refuseUnusableCard,
-  guardDebit,
-  refuseUncoveredPurse,
-  responsesOf,
-  type SessionRow,
-  type SessionState,
-  type Step,
-  type StepResult,
-  verifyStepSignature,
-} from './card-session.service.js';
-import { sealForReader } from './envelope.js';
-import { SessionError } from './session.errors.js';
+import { toGlobalId } from '../../../graphql/global-id.js';
+import { allOk, changePurseScript, M1_PURSE, M1AnswerError, type M1Result, purseValue, readPurseScript } from '../../m1/m1-script.js';
+import type { ReaderRow } from '../../readers.service.js';
+import { responsesOf } from '../checks/body.js';
+import { checkCardUsable } from '../checks/card-status.js';
+import { checkPurseCover } from '../checks/purse-cover.js';
+import { complete, guardDebit } from '../complete.js';
+import { sealForReader } from '../envelope.js';
+import { type CardIdentity, cardOf, type SessionRow } from '../session.model.js';
+import type { Step, StepResult } from '../step.js';
+import { SessionError } from '../session.errors.js';
 
 /**
  * M1 (MIFARE Classic) cards in a card session. An M1 card has no cryptogram of its own, so the
@@ -39,14 +31,14 @@ function results(body: Record<string, unknown>): M1Result[] {
   } catch {
     // falls through
   }
-  throw new SessionError('MALFORMED_MESSAGE', 'an M1 script answer is a JSON list of step results');
+  throw new SessionError('MALFORMED_MESSAGE', 'an M1 script answer is a JSON list of step results').at('body');
 }
 
 function cardAnswer<T>(read: () => T): T {
   try {
     return read();
   } catch (err) {
-    if (err instanceof M1AnswerError) throw new SessionError('CARD_ERROR', err.message);
+    if (err instanceof M1AnswerError) throw new SessionError('CARD_ERROR', err.message).at('card-answers');
     throw err;
   }
 }
@@ -63,12 +55,11 @@ const sealScript = (session: SessionRow, seq: number, script: unknown) =>
   sealForReader(session.context.publicKeyPem!, Buffer.from(JSON.stringify(script), 'utf8'), `${toGlobalId('CardSession', session.id)}:${seq}`);
 
 /** Message 1: the UID; the host answers with the read script, sealed (it carries key B). */
-const m1Identified: Step = async (em, deps, _now, session, reader, message, body) => {
-  verifyStepSignature(session, message);
+export const m1Identified: Step = async ({ em, deps, session, reader, message, body }) => {
   const [uid] = responsesOf(body, 1);
-  if (typeof uid !== 'string' || !/^[0-9A-Fa-f]{8}$/.test(uid)) throw new SessionError('CARD_ERROR', 'an M1 UID is 4 bytes of hex');
+  if (typeof uid !== 'string' || !/^[0-9A-Fa-f]{8}$/.test(uid)) throw new SessionError('CARD_ERROR', 'an M1 UID is 4 bytes of hex').at('card-answers');
   const card = await m1Card(em, reader, uid.toUpperCase());
-  await refuseUnusableCard(em, card.asn);
+  await checkCardUsable(em, deps, card.asn);
   const keyB = await deps.keyStore.m1SectorKey({ cardCompanyId: card.cardCompanyId, keyVersion: M1_KEY_VERSION, uid: card.asnBytes, sector: M1_PURSE.sector });
   return {
     state: 'AWAITING_PURSE',
@@ -80,8 +71,8 @@ const m1Identified: Step = async (em, deps, _now, session, reader, message, body
 };
 
 /** Message 2: the purse (value and backup agree); a balance read ends here, a change is scripted. */
-const m1PurseRead: Step = async (em, deps, now, session, reader, message, body) => {
-  verifyStepSignature(session, message);
+export const m1PurseRead: Step = async (s) => {
+  const { em, deps, session, reader, message, body } = s;
   const steps = results(body);
   const value = cardAnswer(() => {
     allOk(steps, 3);
@@ -90,20 +81,20 @@ const m1PurseRead: Step = async (em, deps, now, session, reader, message, body) 
   const card = cardOf(session);
   if (session.operation === 'BALANCE') {
     const result = { asn: card.asn, balance: value };
-    await complete(em, session, reader, card, result);
+    await complete(em, deps, session, reader, card, result);
     return { state: 'COMPLETED', context: session.context, commands: [], result, auditDetail: result };
   }
   const amount = Number(session.amount);
   let newValue: number;
   if (session.operation === 'LOAD') {
     newValue = value + amount;
-    if (newValue > M1_MAX_VALUE) throw new SessionError('CARD_ERROR', 'the purse cannot hold that much');
+    if (newValue > M1_MAX_VALUE) throw new SessionError('CARD_ERROR', 'the purse cannot hold that much').at('card-answers');
   } else {
-    if (value < amount) throw new SessionError('INSUFFICIENT_BALANCE', `the card holds ${value}, less than ${amount}`);
+    if (value < amount) throw new SessionError('INSUFFICIENT_BALANCE', `the card holds ${value}, less than ${amount}`).at('card-answers');
     newValue = value - amount;
     // Before the card pays: the ledger's shadow must cover it, and the purpose must agree.
-    await refuseUncoveredPurse(em, card, amount, value);
-    await guardDebit({ em, deps, now, session, reader, message, card, context: session.context }, { amount, cardBalance: value, offlineCounter: null, lastRecord: null, terminal: null, date: null, time: null });
+    await checkPurseCover(em, card, amount, value);
+    await guardDebit(s, card, { amount, cardBalance: value, offlineCounter: null, lastRecord: null, terminal: null, date: null, time: null });
   }
   const keyB = await deps.keyStore.m1SectorKey({ cardCompanyId: card.cardCompanyId, keyVersion: M1_KEY_VERSION, uid: card.asnBytes, sector: M1_PURSE.sector });
   const script = changePurseScript(keyB, session.operation === 'LOAD' ? 'increment' : 'decrement', amount, newValue);
@@ -116,24 +107,15 @@ const m1PurseRead: Step = async (em, deps, now, session, reader, message, body) 
 };
 
 /** Message 3: every step succeeded and the purse now reads what it must. */
-const m1Written: Step = async (em, _deps, _now, session, reader, message, body) => {
-  verifyStepSignature(session, message);
+export const m1Written: Step = async ({ em, deps, session, reader, body }) => {
   const steps = results(body);
   const { oldValue, newValue } = session.context.m1!;
   const value = cardAnswer(() => {
     allOk(steps, 5);
     return purseValue(steps[4]);
   });
-  if (value !== newValue) throw new SessionError('CARD_ERROR', `the purse reads ${value} after the script, expected ${newValue}`);
+  if (value !== newValue) throw new SessionError('CARD_ERROR', `the purse reads ${value} after the script, expected ${newValue}`).at('card-answers');
   const result = { asn: session.card_asn!, oldBalance: oldValue, newBalance: newValue, amount: Number(session.amount) };
-  await complete(em, session, reader, cardOf(session), result);
+  await complete(em, deps, session, reader, cardOf(session), result);
   return { state: 'COMPLETED', context: session.context, commands: [], result, auditDetail: result } satisfies StepResult;
 };
-
-const STEPS: Partial<Record<SessionState, Step>> = { AUTHENTICATED: m1Identified, AWAITING_PURSE: m1PurseRead, AWAITING_WRITE: m1Written };
-
-export function m1StepFor(state: SessionState): Step {
-  const step = STEPS[state];
-  if (!step) throw new SessionError('SESSION_FINISHED', `no M1 step follows ${state}`);
-  return step;
-}

@@ -1,0 +1,19 @@
+import type { EntityManager } from '@mikro-orm/postgresql';
+import { SessionError } from '../session.errors.js';
+
+/** The highest counters each card has shown; a lower one now means a copy of an earlier card state. */
+export type CounterKind = 'online_counter' | 'offline_counter';
+
+export async function checkCounter(em: EntityManager, asn: string, kind: CounterKind, counter: number): Promise<void> {
+  const [seen] = await em.execute<Record<CounterKind, number>[]>(`select ${kind} from card_counter where asn = ?`, [asn]);
+  if (seen && counter < seen[kind]) throw new SessionError('COUNTER_ROLLBACK', `the card's ${kind.replace('_', ' ')} went back from ${seen[kind]} to ${counter}`).at('counters');
+}
+
+/** Records a counter the card proved (after a verified TAC). */
+export async function recordCounter(em: EntityManager, asn: string, kind: CounterKind, counter: number): Promise<void> {
+  await em.execute(
+    `insert into card_counter (asn, ${kind}) values (?, ?)
+     on conflict (asn) do update set ${kind} = greatest(card_counter.${kind}, excluded.${kind}), updated_at = now()`,
+    [asn, counter],
+  );
+}

@@ -1,0 +1,130 @@
+import { checkOpener, checkNotFinished } from './checks/envelope.js';
+import { checkExpiry } from './checks/expiry.js';
+import { checkSequence } from './checks/sequence.js';
+import { checkStepSignature } from './checks/signature.js';
+import type { CardOperation, CardType, IncomingMessage, SessionRow, SessionState } from './session.model.js';
+import type { SessionRefusal } from './session.errors.js';
+import type { Step } from './step.js';
+import { SessionError } from './session.errors.js';
+import { hello } from './steps/hello.js';
+import { balanceRead, loadCredited, loadInitialized, purchaseDebited, purchaseInitialized } from './steps/cpu.js';
+import { m1Identified, m1PurseRead, m1Written } from './steps/m1.js';
+
+/**
+ * The card-session protocol as one table (in the manner of oidc-provider's
+ * lib/actions/authorization/index.js): for each card type × operation × session state, the checks
+ * the engine runs before the step, in order, then the step and the checks it runs inside, in order
+ * (they need what the card answered). Each check is one file in `checks/`; a refusal names the
+ * check that refused in its audit row. docs/readers.md's table "Checks per message" is this table,
+ * written out (pipeline.test.ts keeps them the same).
+ */
+
+/** The checks every message passes before its content is looked at; run by the engine, in order. */
+export const ENVELOPE_CHECKS = {
+  envelope: (session: SessionRow, message: IncomingMessage) => {
+    checkOpener(session, message);
+    checkNotFinished(session);
+  },
+  expiry: (session: SessionRow, _message: IncomingMessage, now: Date) => checkExpiry(session, now),
+  sequence: (session: SessionRow, message: IncomingMessage) => checkSequence(session, message),
+} as const;
+
+/** Checks run before the step once the body has parsed (`body`). */
+export const PRE_STEP_CHECKS = {
+  signature: (session: SessionRow, message: IncomingMessage) => checkStepSignature(session, message),
+} as const;
+
+export type CheckName =
+  | keyof typeof ENVELOPE_CHECKS
+  | 'body'
+  | keyof typeof PRE_STEP_CHECKS
+  | 'card-answers'
+  | 'challenge'
+  | 'chains'
+  | 'registration'
+  | 'card-status'
+  | 'counters'
+  | 'cryptograms'
+  | 'purpose'
+  | 'purse-cover';
+
+/**
+ * Each check: what it holds, and the refusals it gives (pipeline.test.ts holds each file in checks/
+ * to its list). `purpose` is the purpose's own guard (the purposes' files), run where a step says.
+ */
+export const CHECKS: Readonly<Record<CheckName, { holds: string; refusals: readonly SessionRefusal[] }>> = {
+  envelope: { holds: 'the caller opened the session, which is not finished', refusals: ['NOT_THE_OPENER', 'SESSION_FINISHED'] },
+  expiry: { holds: 'the session has not expired', refusals: ['SESSION_EXPIRED'] },
+  sequence: { holds: 'the message is the next one', refusals: ['OUT_OF_ORDER'] },
+  body: { holds: 'the body is a JSON object with as many card responses as asked', refusals: ['MALFORMED_MESSAGE'] },
+  signature: { holds: 'the reader’s device key signed session, sequence and body', refusals: ['BAD_SIGNATURE'] },
+  challenge: { holds: 'the hello signs this session’s challenge and presents both certificates', refusals: ['CHALLENGE_MISMATCH', 'CERTIFICATE_MISSING'] },
+  chains: { holds: 'the national and the city certificate chain to their CAs, valid and not revoked', refusals: ['CERTIFICATE_REVOKED', 'CERTIFICATE_EXPIRED', 'UNKNOWN_CA'] },
+  registration: { holds: 'the certificates are the reader’s registered ones, and the reader is ACTIVE', refusals: ['CERTIFICATE_NOT_THIS_READER', 'READER_NOT_ACTIVE'] },
+  'card-answers': { holds: 'the card answered as asked (status 9000, the expected length, an algorithm we implement, the key its card company holds)', refusals: ['CARD_ERROR', 'INSUFFICIENT_BALANCE', 'UNKNOWN_CARD_KEY'] },
+  'card-status': { holds: 'a card company issued the card, the reader’s city takes it, and it is not LOST, BLOCKED, REPLACED or EXPIRED', refusals: ['UNKNOWN_CARD_ISSUER', 'CROSS_CITY_NOT_ALLOWED', 'CARD_NOT_USABLE'] },
+  counters: { holds: 'the card’s counter is not below the highest it has proved', refusals: ['COUNTER_ROLLBACK'] },
+  cryptograms: { holds: 'MAC1, MAC2 and the TAC verify with the card’s diversified keys', refusals: ['WRONG_MAC1', 'WRONG_MAC2', 'WRONG_TAC'] },
+  purpose: { holds: 'the purpose’s guard: what the session pays or loads is still owed, and this session claims it', refusals: ['PURPOSE_REFUSED', 'ALREADY_PAID', 'PAYMENT_IN_PROGRESS', 'PAYMENT_UNRESOLVED', 'ALREADY_LOADED', 'LOAD_IN_PROGRESS', 'LOAD_UNRESOLVED'] },
+  'purse-cover': { holds: 'the ledger’s purse shadow covers the purchase', refusals: ['PURSE_MISMATCH'] },
+};
+
+export interface MessageStep {
+  /** The step's name, as the accepted message's audit row records it. */
+  name: string;
+  /** What runs before the step, after the envelope checks and the body (run by the engine from this list). */
+  before: readonly (keyof typeof PRE_STEP_CHECKS)[];
+  step: Step;
+  /** The checks the step runs, in order, on what the card answered (`purpose`: the purpose's guard). */
+  checks: readonly CheckName[];
+}
+
+/** Run by the engine for every message, in this order, before the body is parsed. */
+export const ENVELOPE: readonly (keyof typeof ENVELOPE_CHECKS)[] = ['envelope', 'expiry', 'sequence'];
+
+type MessageKind = `${CardType} ${CardOperation | '*'} ${SessionState}`;
+
+const HELLO: MessageStep = { name: 'hello', before: [], step: hello, checks: ['challenge', 'chains', 'registration', 'signature'] };
+
+export const PIPELINE: Readonly<Partial<Record<MessageKind, MessageStep>>> = {
+  'CPU * OPEN': HELLO,
+  'CPU BALANCE AUTHENTICATED': { name: 'firstAnswers', before: ['signature'], step: balanceRead, checks: ['body', 'card-answers', 'card-status', 'card-answers'] },
+  'CPU LOAD AUTHENTICATED': { name: 'firstAnswers', before: ['signature'], step: loadInitialized, checks: ['body', 'card-answers', 'card-status', 'card-answers', 'counters', 'card-answers', 'cryptograms', 'purpose'] },
+  'CPU LOAD AWAITING_TAC': { name: 'tacAnswer', before: ['signature'], step: loadCredited, checks: ['body', 'card-answers', 'cryptograms'] },
+  'CPU PURCHASE AUTHENTICATED': { name: 'firstAnswers', before: ['signature'], step: purchaseInitialized, checks: ['body', 'card-answers', 'card-status', 'card-answers', 'counters', 'card-answers', 'purpose', 'purse-cover', 'card-answers'] },
+  'CPU PURCHASE AWAITING_TAC': { name: 'debitAnswer', before: ['signature'], step: purchaseDebited, checks: ['body', 'card-answers', 'cryptograms'] },
+  'M1 * OPEN': HELLO,
+  'M1 * AUTHENTICATED': { name: 'm1Identified', before: ['signature'], step: m1Identified, checks: ['body', 'card-answers', 'card-status'] },
+  'M1 BALANCE AWAITING_PURSE': { name: 'm1PurseRead', before: ['signature'], step: m1PurseRead, checks: ['body', 'card-answers'] },
+  'M1 LOAD AWAITING_PURSE': { name: 'm1PurseRead', before: ['signature'], step: m1PurseRead, checks: ['body', 'card-answers'] },
+  'M1 PURCHASE AWAITING_PURSE': { name: 'm1PurseRead', before: ['signature'], step: m1PurseRead, checks: ['body', 'card-answers', 'purse-cover', 'purpose'] },
+  'M1 LOAD AWAITING_WRITE': { name: 'm1Written', before: ['signature'], step: m1Written, checks: ['body', 'card-answers'] },
+  'M1 PURCHASE AWAITING_WRITE': { name: 'm1Written', before: ['signature'], step: m1Written, checks: ['body', 'card-answers'] },
+};
+
+/** Which step a message is: the session's card type, operation and state. */
+export function stepFor(session: SessionRow): MessageStep {
+  const step = PIPELINE[`${session.card_type} ${session.operation} ${session.state}`] ?? PIPELINE[`${session.card_type} * ${session.state}`];
+  if (!step) throw new SessionError('SESSION_FINISHED', `no ${session.card_type} step follows ${session.state}`).at('pipeline');
+  return step;
+}
+
+/** The table above as docs/readers.md shows it ("Checks per message"; pipeline.test.ts compares). */
+export function pipelineTable(): string {
+  const rows = Object.entries(PIPELINE).map(([kind, step]) => {
+    const [card, operation, state] = kind.split(' ');
+    const first = [...ENVELOPE, 'body', ...step!.before].map((c) => `\`${c}\``).join(', ');
+    const inside = step!.checks.map((c) => `\`${c}\``).join(', ');
+    return `| ${card} | ${operation === '*' ? 'any' : operation} | \`${state}\` | \`${step!.name}\` | ${first} | ${inside} |`;
+  });
+  const checks = Object.entries(CHECKS).map(([name, c]) => `| \`${name}\` | ${c.holds} | ${c.refusals.map((r) => `\`${r}\``).join(', ')} |`);
+  return [
+    '| card | operation | session state | step | the engine checks first, in order | then the step, in order |',
+    '| --- | --- | --- | --- | --- | --- |',
+    ...rows,
+    '',
+    '| check | holds | refusals |',
+    '| --- | --- | --- |',
+    ...checks,
+  ].join('\n');
+}

@@ -1,0 +1,39 @@
+import type { EntityManager } from '@mikro-orm/postgresql';
+import type { KeyStore } from '../key-store.js';
+import type { ReaderRow } from '../readers.service.js';
+import type { CardSessionPurpose, CardStatusLookup, PurseObserver } from './purpose.js';
+import type { IncomingMessage, ReaderCommand, SessionContext, SessionRow, SessionState } from './session.model.js';
+
+/** What the engine works with beside the database: keys, the clock, and what the composition root handed in. */
+export interface SessionDeps {
+  keyStore: KeyStore;
+  now?: () => Date;
+  /** The purposes sessions may serve, by name. */
+  purposes: ReadonlyMap<string, CardSessionPurpose>;
+  /** Told of every completed operation, after its purpose's entry. */
+  observers: readonly PurseObserver[];
+  /** The card registry's status of a card, for the card status check. */
+  cardStatus: CardStatusLookup;
+}
+
+export interface StepResult {
+  state: SessionState;
+  context: SessionContext;
+  commands: ReaderCommand[];
+  asn?: string;
+  result?: Record<string, unknown>;
+  auditDetail?: Record<string, unknown>;
+}
+
+/** Everything a step works with: the locked session, its reader, the message and its parsed body. */
+export interface StepInput {
+  em: EntityManager;
+  deps: SessionDeps;
+  now: Date;
+  session: SessionRow;
+  reader: ReaderRow;
+  message: IncomingMessage;
+  body: Record<string, unknown>;
+}
+
+export type Step = (s: StepInput) => Promise<StepResult>;

@@ -1,0 +1,149 @@
+import type { AlgorithmId } from '../../../cardcrypto/algorithm.js';
+import { loadMac1, loadMac2, loadSessionKey, loadTac, purchaseMac1, purchaseMac2, purchaseTac } from '../../../cardcrypto/epurse.js';
+import { toGlobalId } from '../../../graphql/global-id.js';
+import * as apdu from '../apdu.js';
+import { cardAnswer, lastRecordOf, supportedAlgorithm } from '../checks/card-answers.js';
+import { cardKeyFor, purchaseKeyFor } from '../card-keys.js';
+import { responsesOf } from '../checks/body.js';
+import { checkCardIssuer, checkCardUsable } from '../checks/card-status.js';
+import { checkCounter, recordCounter } from '../checks/counters.js';
+import { checkLoadMac1, checkLoadTac, checkPurchaseMac2, checkPurchaseTac } from '../checks/cryptograms.js';
+import { checkPurseCover } from '../checks/purse-cover.js';
+import { complete, guardCredit, guardDebit } from '../complete.js';
+import { sealForReader } from '../envelope.js';
+import { type CardIdentity, cardOf, hex, type PurchaseInit, type SessionContext } from '../session.model.js';
+import type { Step, StepInput } from '../step.js';
+import { SessionError } from '../session.errors.js';
+import { cardClock, nextTerminalSerial, terminalIdOf } from '../terminal.js';
+
+/**
+ * The CPU (e-purse) card's steps after the hello (CARD-PROTOCOL.md §3–§5). Message 1 answers the
+ * commands the hello sent: the card's identity, then the operation's first command. Message 2 of
+ * a load or a purchase carries the card's TAC.
+ */
+
+/** Message 1's common half: the card's identity, and may it be used here. */
+async function identifyCard(s: StepInput, count: number): Promise<{ card: CardIdentity; context: SessionContext; rest: string[] }> {
+  const [selected, publicData, ...rest] = responsesOf(s.body, count);
+  const data = cardAnswer(() => {
+    apdu.ok(selected, 'SELECT');
+    return apdu.parsePublicData(apdu.ok(publicData, 'READ BINARY'));
+  });
+  const issuer = await checkCardIssuer(s.em, s.reader, data.cityCode);
+  await checkCardUsable(s.em, s.deps, hex(data.asn));
+  const card = { asn: hex(data.asn), asnBytes: data.asn, cityCode: data.cityCode, cardCompanyId: issuer.cardCompanyId, currency: issuer.currency };
+  return { card, context: { ...s.session.context, cardCompanyId: card.cardCompanyId, cityCode: card.cityCode, currency: card.currency }, rest };
+}
+
+/** BALANCE, message 1: completes at once, GET BALANCE answered 4 bytes. */
+export const balanceRead: Step = async (s) => {
+  const { card, context, rest: [answer] } = await identifyCard(s, 3);
+  const data = cardAnswer(() => apdu.ok(answer, 'GET BALANCE'));
+  if (data.length !== 4) throw new SessionError('CARD_ERROR', `GET BALANCE answered ${data.length} bytes, expected 4`).at('card-answers');
+  const result = { asn: card.asn, balance: data.readUInt32BE(0) };
+  await complete(s.em, s.deps, s.session, s.reader, card, result);
+  return { state: 'COMPLETED', context, commands: [], asn: card.asn, result, auditDetail: result };
+};
+
+const sealedFor = (s: StepInput, command: Buffer) => sealForReader(s.session.context.publicKeyPem!, command, `${toGlobalId('CardSession', s.session.id)}:${s.message.seq + 1}`);
+
+/** LOAD, message 1: the card's MAC1 proves its load key; the host answers with MAC2, sealed to the reader. */
+export const loadInitialized: Step = async (s) => {
+  const { card, context, rest: [logAnswer, answer] } = await identifyCard(s, 4);
+  const { session, reader } = s;
+  const lastRecord = lastRecordOf(logAnswer);
+  const init = cardAnswer(() => apdu.parseInitializeForLoad(apdu.ok(answer, 'INITIALIZE FOR LOAD')));
+  await checkCounter(s.em, card.asn, 'online_counter', init.onlineCounter);
+  const algorithm = supportedAlgorithm(init.algorithmId);
+  const dlk = await cardKeyFor(s.deps, { cardCompanyId: card.cardCompanyId, purpose: 'LOAD', keyVersion: init.keyVersion, asn: card.asnBytes, algorithm });
+  const terminalId = terminalIdOf(reader);
+  const sessionKey = loadSessionKey({ algorithm, loadKey: dlk, random: init.random, onlineCounter: init.onlineCounter });
+  const amount = Number(session.amount);
+  checkLoadMac1(loadMac1({ algorithm, sessionKey, oldBalance: init.oldBalance, amount, terminalId }), init.mac1);
+  const { date, time } = cardClock(s.now);
+  await guardCredit(s, { card, amount, oldBalance: init.oldBalance, onlineCounter: init.onlineCounter, lastRecord, terminal: hex(terminalId), date, time });
+  const mac2 = loadMac2({ algorithm, sessionKey, amount, terminalId, date, time });
+  return {
+    state: 'AWAITING_TAC',
+    context: { ...context, init: { oldBalance: init.oldBalance, onlineCounter: init.onlineCounter, keyVersion: init.keyVersion, algorithmId: algorithm, date, time } },
+    commands: [{ sealed: sealedFor(s, apdu.creditForLoad(date, time, mac2)) }],
+    asn: card.asn,
+    auditDetail: { asn: card.asn, oldBalance: init.oldBalance, onlineCounter: init.onlineCounter },
+  };
+};
+
+/**
+ * PURCHASE, message 1: the host plays the reader's PSAM (CARD-PROTOCOL.md §5). Before MAC1 leaves
+ * the host (after which the card can pay), everything that could refuse the purchase is checked, so
+ * a refusal never leaves a card debited with nothing booked.
+ */
+export const purchaseInitialized: Step = async (s) => {
+  const { card, context, rest: [logAnswer, answer] } = await identifyCard(s, 4);
+  const { session, reader } = s;
+  const lastRecord = lastRecordOf(logAnswer);
+  const init = cardAnswer(() => apdu.parseInitializeForPurchase(apdu.ok(answer, 'INITIALIZE FOR PURCHASE')), { [apdu.SW_INSUFFICIENT_BALANCE]: 'INSUFFICIENT_BALANCE' });
+  await checkCounter(s.em, card.asn, 'offline_counter', init.offlineCounter);
+  const algorithm = supportedAlgorithm(init.algorithmId);
+  const amount = Number(session.amount);
+  const { date, time } = cardClock(s.now);
+  // The purpose first: a payment whose earlier attempt the card took is settled, not charged again.
+  await guardDebit(s, card, { amount, cardBalance: init.balance, offlineCounter: init.offlineCounter, lastRecord, terminal: hex(terminalIdOf(reader)), date, time });
+  await checkPurseCover(s.em, card, amount, init.balance);
+  const terminalSerial = await nextTerminalSerial(s.em, reader.id);
+  const purchase: PurchaseInit = { balance: init.balance, offlineCounter: init.offlineCounter, keyVersion: init.keyVersion, algorithmId: algorithm, random: hex(init.random), terminalSerial, date, time };
+  const sessionKey = await purchaseKeyFor(s.deps, card.cardCompanyId, card.asnBytes, purchase);
+  const mac1 = purchaseMac1({ algorithm, sessionKey, amount, terminalId: terminalIdOf(reader), date, time });
+  return {
+    state: 'AWAITING_TAC',
+    context: { ...context, purchase },
+    commands: [{ sealed: sealedFor(s, apdu.debitForPurchase(terminalSerial, date, time, mac1)) }],
+    asn: card.asn,
+    auditDetail: { asn: card.asn, balance: init.balance, offlineCounter: init.offlineCounter, terminalSerial },
+  };
+};
+
+/** LOAD, message 2: CREDIT FOR LOAD's TAC proves the card took exactly this load. */
+export const loadCredited: Step = async ({ em, deps, session, reader, body }) => {
+  const [credit] = responsesOf(body, 1);
+  const tac = cardAnswer(() => apdu.ok(credit, 'CREDIT FOR LOAD'));
+  const init = session.context.init!;
+  const amount = Number(session.amount);
+  const asnBytes = Buffer.from(session.card_asn!, 'hex');
+  const algorithm = init.algorithmId as AlgorithmId;
+  const dtk = await cardKeyFor(deps, { cardCompanyId: session.context.cardCompanyId!, purpose: 'TAC', keyVersion: init.keyVersion, asn: asnBytes, algorithm });
+  checkLoadTac(loadTac({ algorithm, tacKey: dtk, newBalance: init.oldBalance + amount, onlineCounter: init.onlineCounter, amount, terminalId: terminalIdOf(reader), date: init.date, time: init.time }), tac);
+  await recordCounter(em, session.card_asn!, 'online_counter', init.onlineCounter + 1);
+  const result = { asn: session.card_asn!, oldBalance: init.oldBalance, newBalance: init.oldBalance + amount, amount, onlineCounter: init.onlineCounter + 1, tac: hex(tac) };
+  await complete(em, deps, session, reader, cardOf(session), result);
+  return { state: 'COMPLETED', context: session.context, commands: [], result, auditDetail: result };
+};
+
+/**
+ * PURCHASE, message 2: DEBIT FOR PURCHASE answers TAC || MAC2. MAC2 proves the card holding this
+ * session's SESPK debited; the TAC (under DTK, which the host alone shares with the card) proves
+ * exactly this amount, terminal, serial, date and time. Only then is the purchase booked.
+ */
+export const purchaseDebited: Step = async ({ em, deps, session, reader, body }) => {
+  const [debit] = responsesOf(body, 1);
+  const { tac, mac2 } = cardAnswer(() => apdu.parseDebitForPurchase(apdu.ok(debit, 'DEBIT FOR PURCHASE')));
+  const p = session.context.purchase!;
+  const card = cardOf(session);
+  const amount = Number(session.amount);
+  const algorithm = p.algorithmId as AlgorithmId;
+  // What the card answered stays with a refusal: a card that debited and failed a check is a case to reconcile.
+  const evidence = { asn: card.asn, amount, offlineCounter: p.offlineCounter, terminalSerial: p.terminalSerial, date: p.date, time: p.time, response: debit };
+  const sessionKey = await purchaseKeyFor(deps, card.cardCompanyId, card.asnBytes, p);
+  checkPurchaseMac2(purchaseMac2({ algorithm, sessionKey, amount }), mac2, evidence);
+  const dtk = await cardKeyFor(deps, { cardCompanyId: card.cardCompanyId, purpose: 'TAC', keyVersion: p.keyVersion, asn: card.asnBytes, algorithm });
+  checkPurchaseTac(purchaseTac({ algorithm, tacKey: dtk, amount, terminalId: terminalIdOf(reader), terminalSerial: p.terminalSerial, date: p.date, time: p.time }), tac, evidence);
+  await recordCounter(em, card.asn, 'offline_counter', p.offlineCounter + 1);
+  const result = { asn: card.asn, oldBalance: p.balance, newBalance: p.balance - amount, amount, offlineCounter: p.offlineCounter + 1, terminalSerial: p.terminalSerial, tac: hex(tac) };
+  try {
+    await complete(em, deps, session, reader, card, result);
+  } catch (err) {
+    // The card proved it debited and moved its counter on; a copy of its earlier state must still be caught.
+    if (err instanceof SessionError) err.keep = (tx) => recordCounter(tx, card.asn, 'offline_counter', p.offlineCounter + 1);
+    throw err;
+  }
+  return { state: 'COMPLETED', context: session.context, commands: [], result, auditDetail: result };
+};
