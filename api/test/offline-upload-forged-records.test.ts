@@ -15,7 +15,7 @@ import { checkLedger } from '../src/ledger/ledger-check.js';
 import { credit, debit, openAccount, post } from '../src/ledger/ledger.service.js';
 import { AccountOwnerKind, AccountType } from '../src/ledger/ledger-account.entity.js';
 import * as apdu from '../src/readers/session/apdu.js';
-import { terminalIdOf } from '../src/readers/session/card-session.service.js';
+import { terminalIdOf } from '../src/readers/session/terminal.js';
 import { offlineBatchSignedBytes } from '../src/settlement/offline-batch-signature.js';
 import { apiClient, issueCard, newReader, purseBalance, type TestReader, useCardSessionWorld } from './support/card-sessions.js';
 

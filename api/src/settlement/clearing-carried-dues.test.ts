@@ -11,7 +11,8 @@ import { balance, credit, debit, openAccount, post } from '../ledger/ledger.serv
 import { AccountOwnerKind, AccountType } from '../ledger/ledger-account.entity.js';
 import { createCity, createMerchant } from '../tenancy/tenancy.service.js';
 import { recordClearingItem } from './clearing-items.js';
-import { clearWindow, payableAccount } from './clearing.js';
+import { payableAccount } from '../ledger/accounts.js';
+import { clearWindow } from './clearing.js';
 import { applyPayout } from './payouts.js';
 import { closeWindow } from './windows.js';
 

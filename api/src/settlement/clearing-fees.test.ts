@@ -14,7 +14,8 @@ import { BillerKind } from '../tenancy/biller.entity.js';
 import { type FeeTerms, feeFor } from '../tenancy/fee.js';
 import { createBiller, createCity, createFeePlan, createMerchant } from '../tenancy/tenancy.service.js';
 import { type ClearingKind, type ParticipantKind, recordClearingItem } from './clearing-items.js';
-import { clearWindow, feeRevenueAccount, payableAccount } from './clearing.js';
+import { feeRevenueAccount, payableAccount } from '../ledger/accounts.js';
+import { clearWindow } from './clearing.js';
 import { closeWindow } from './windows.js';
 
 let db: TestDatabase;
