@@ -17,7 +17,8 @@ import { billsRoutes } from '../bills/bills.routes.js';
 import { settlementRoutes } from '../settlement/settlement.routes.js';
 import { useTopUpLimits } from '../topups/auto-top-up.js';
 import '../topups/pending-load.js';
-import { Metrics } from './metrics.js';
+import { Metrics, metricsAccess } from './metrics.js';
+import { securityHeaders } from './security-headers.js';
 
 export const REQUEST_ID_HEADER = 'x-request-id';
 
@@ -83,6 +84,10 @@ export async function createHttpApp(opts: { config: Config; orm: MikroORM; log: 
     next();
   });
 
+  // Security headers and the Content-Security-Policy on every response, errors and 404s included.
+  const headers = securityHeaders({ https: config.publicUrl.startsWith('https:') });
+  app.use((req: Request, res: Response, next: NextFunction) => (req.path.startsWith('/oauth/') ? headers.oauth : headers.everywhere)(req, res, next));
+
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });
   });
@@ -97,7 +102,7 @@ export async function createHttpApp(opts: { config: Config; orm: MikroORM; log: 
     }
   });
 
-  app.get('/metrics', async (_req, res) => {
+  app.get('/metrics', metricsAccess(config), async (_req, res) => {
     res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
   });
 
