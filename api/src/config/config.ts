@@ -43,8 +43,12 @@ export interface Config {
   authThrottle: AuthThrottleSettings;
   /** In production /metrics answers only `Authorization: Bearer <this>`; unset there, it is off (METRICS_TOKEN). */
   metricsToken: string | undefined;
-  /** Webhook and bill look-up URLs may name loopback and private addresses (ALLOW_INTERNAL_URLS; never in production). */
-  allowInternalUrls: boolean;
+  /**
+   * Which internal addresses webhook and bill look-up URLs may name (ALLOW_INTERNAL_URLS): `none`
+   * (production, always), `loopback` (the default elsewhere: receivers on the developer's own
+   * machine), `all` (private ranges and link-local too: an explicit opt-in, never in production).
+   */
+  internalUrls: 'none' | 'loopback' | 'all';
 }
 
 export interface HttpLimits {
@@ -240,10 +244,10 @@ function metricsToken(env: NodeJS.ProcessEnv): string | undefined {
   return raw;
 }
 
-function allowInternalUrls(env: NodeJS.ProcessEnv, nodeEnv: Config['env']): boolean {
-  const allowed = bool(env, 'ALLOW_INTERNAL_URLS', false);
-  if (allowed && nodeEnv === 'production') throw new ConfigError('ALLOW_INTERNAL_URLS', 'false in production (webhooks and look-ups never go to internal addresses there)', env.ALLOW_INTERNAL_URLS!);
-  return allowed;
+function internalUrls(env: NodeJS.ProcessEnv, nodeEnv: Config['env']): Config['internalUrls'] {
+  const setting = oneOf(env, 'ALLOW_INTERNAL_URLS', ['none', 'loopback', 'all'] as const, nodeEnv === 'production' ? 'none' : 'loopback');
+  if (setting !== 'none' && nodeEnv === 'production') throw new ConfigError('ALLOW_INTERNAL_URLS', 'none in production (webhooks and look-ups never go to internal addresses there)', setting);
+  return setting;
 }
 
 /** Reads and validates the configuration; throws ConfigError naming the first bad variable. */
@@ -271,6 +275,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     http: httpLimits(env),
     authThrottle: authThrottle(env),
     metricsToken: metricsToken(env),
-    allowInternalUrls: allowInternalUrls(env, nodeEnv),
+    internalUrls: internalUrls(env, nodeEnv),
   };
 }
