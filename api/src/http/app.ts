@@ -16,6 +16,7 @@ import { gatewayWebhookRoutes } from '../topups/gateway-webhook.js';
 import { billsRoutes } from '../bills/bills.routes.js';
 import { settlementRoutes } from '../settlement/settlement.routes.js';
 import { useTopUpLimits } from '../topups/auto-top-up.js';
+import { useClientSecretKey } from '../topups/client-secret.js';
 import '../topups/pending-load.js';
 import { Metrics, metricsAccess } from './metrics.js';
 import { securityHeaders } from './security-headers.js';
@@ -63,6 +64,7 @@ export async function createHttpApp(opts: { config: Config; orm: MikroORM; log: 
   const auth = await setUpAuth({ config, orm, log });
   const gateway = config.gateway ? new GatewayClient({ url: config.gateway.url, secretKey: config.gateway.secretKey, timeoutMs: config.gateway.timeoutMs }) : null;
   useTopUpLimits(config.topUpLimits);
+  useClientSecretKey(await loadKeyEncryptionKey(config));
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', config.trustProxy);
