@@ -128,6 +128,35 @@ describe('in a real browser, under the Content-Security-Policy', () => {
     }
   }, 120_000);
 
+  it('with response_mode=form_post, oidc-provider’s self-submitting page runs under the policy and posts the code to the app', async () => {
+    const { client } = await createClient(db.orm.em.fork(), { kind: 'CARDHOLDER_APP', tenantId: TENANT, name: 'Form post app', scopes: ['card:read'], redirectUris: [REDIRECT_URI] });
+    await createCardholder(db.orm.em.fork(), { username: 'form-post-holder', password: 'browser-password', displayName: 'Holder' });
+    const as = await discover(server.url);
+    const authorize = new URL(as.authorization_endpoint!);
+    authorize.search = new URLSearchParams({ client_id: client.client_id, response_type: 'code', response_mode: 'form_post', redirect_uri: REDIRECT_URI, scope: 'card:read', state: 'fp', code_challenge: await oauth.calculatePKCECodeChallenge(oauth.generateRandomCodeVerifier()), code_challenge_method: 'S256' }).toString();
+
+    const { page, violations } = await pageWatchingCsp();
+    let posted: URLSearchParams | undefined;
+    await page.route(`${new URL(REDIRECT_URI).origin}/**`, async (route) => {
+      if (route.request().method() === 'POST') posted = new URLSearchParams(route.request().postData() ?? '');
+      await route.fulfill({ status: 200, contentType: 'text/plain', body: 'app' });
+    });
+    try {
+      await page.goto(authorize.href);
+      await page.fill('#username', 'form-post-holder');
+      await page.fill('#password', 'browser-password');
+      await page.click('button[type=submit]');
+      await page.waitForSelector('button[value=allow]');
+      await page.click('button[value=allow]');
+      // Only the page's inline script submits the form (its <noscript> button is not shown).
+      await expect.poll(() => posted?.get('code') ?? null, { timeout: 15_000 }).not.toBeNull();
+      expect(posted!.get('state')).toBe('fp');
+      expect(violations).toEqual([]);
+    } finally {
+      await page.close();
+    }
+  }, 120_000);
+
   it('an inline script injected into a page would be blocked (the policy is enforced, not just sent)', async () => {
     const { page, violations } = await pageWatchingCsp();
     try {
