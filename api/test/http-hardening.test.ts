@@ -11,24 +11,28 @@ import { startTestServer, type TestServer } from './support/server.js';
 let db: TestDatabase;
 let server: TestServer;
 let capped: TestServer;
+let shortKeepAlive: TestServer;
 let production: TestServer;
 let productionWithToken: TestServer;
 
 const PRODUCTION = { NODE_ENV: 'production', GATEWAY_URL: 'http://127.0.0.1:9', GATEWAY_SECRET_KEY: 'sk_test', GATEWAY_WEBHOOK_SECRET: 'whsec_0123456789abcdef' };
 const METRICS_TOKEN = 'scrape-me-0123456789abcdef';
-const LIMITS = { HTTP_HEADERS_TIMEOUT_MS: '800', HTTP_REQUEST_TIMEOUT_MS: '1500', HTTP_KEEP_ALIVE_TIMEOUT_MS: '500', HTTP_IDLE_TIMEOUT_MS: '3000' };
+// Keep-alive and idle time-outs at their long defaults here: only the request limits may close anything.
+const LIMITS = { HTTP_HEADERS_TIMEOUT_MS: '800', HTTP_REQUEST_TIMEOUT_MS: '1500' };
 
 beforeAll(async () => {
   db = await freshDatabase();
   server = await startTestServer(db.orm, LIMITS);
   // Long time-outs, so that only the cap closes anything.
   capped = await startTestServer(db.orm, { HTTP_MAX_CONNECTIONS: '5' });
+  shortKeepAlive = await startTestServer(db.orm, { HTTP_KEEP_ALIVE_TIMEOUT_MS: '500' });
   production = await startTestServer(db.orm, PRODUCTION);
   productionWithToken = await startTestServer(db.orm, { ...PRODUCTION, METRICS_TOKEN });
 });
 afterAll(async () => {
   await server?.close();
   await capped?.close();
+  await shortKeepAlive?.close();
   await production?.close();
   await productionWithToken?.close();
   await db?.close();
@@ -79,15 +83,21 @@ describe('HTTP limits against slow and idle clients', () => {
     expect(sent).toBeLessThan(length);
   }, 30_000);
 
-  it('sockets that connect and send nothing are closed', async () => {
+  it('sockets that connect and send nothing are answered 408 and closed at the headers time-out', async () => {
     const idle = await Promise.all(Array.from({ length: 50 }, () => rawConnection(server.url)));
     const answers = await Promise.all(idle.map((c) => c.closed));
-    expect(answers).toHaveLength(50);
+    expect(answers.map((a) => a.split('\r\n')[0])).toEqual(Array(50).fill('HTTP/1.1 408 Request Timeout'));
+  }, 30_000);
+
+  it('a socket that sends half a request line and stops is answered 408 and closed', async () => {
+    const { socket, closed } = await rawConnection(server.url);
+    socket.write('GET /heal');
+    expect(await closed).toMatch(/^HTTP\/1\.1 408/);
   }, 30_000);
 
   it('an idle keep-alive connection is closed after its response', async () => {
-    const { socket, closed } = await rawConnection(server.url);
-    socket.write(get('/healthz', new URL(server.url).host));
+    const { socket, closed } = await rawConnection(shortKeepAlive.url);
+    socket.write(get('/healthz', new URL(shortKeepAlive.url).host));
     const answer = await closed;
     expect(answer).toMatch(/^HTTP\/1\.1 200/);
     expect(answer).toContain('"status":"ok"');

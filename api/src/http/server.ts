@@ -1,4 +1,5 @@
 import { createServer, type RequestListener, type Server } from 'node:http';
+import type { Socket } from 'node:net';
 import type { HttpLimits } from '../config/config.js';
 
 /** A keep-alive connection serves at most this many requests, then closes, so none is held forever. */
@@ -25,5 +26,25 @@ export function createHttpServer(limits: HttpLimits, listener?: RequestListener)
   server.maxRequestsPerSocket = MAX_REQUESTS_PER_SOCKET;
   // No traffic either way for this long (a client that connects and sends nothing, or stops reading): close.
   server.setTimeout(limits.idleTimeoutMs, (socket) => socket.destroy());
+  server.on('clientError', answerAndClose);
   return server;
+}
+
+const CLIENT_ERROR_STATUS: Record<string, string> = {
+  ERR_HTTP_REQUEST_TIMEOUT: '408 Request Timeout',
+  HPE_HEADER_OVERFLOW: '431 Request Header Fields Too Large',
+};
+
+/**
+ * A request that timed out or did not parse: the status Node itself would send, then the socket is
+ * destroyed. Node's own handling (without this listener) leaves a socket that never sent a byte
+ * open after the headers time-out, which is the idle-socket hole.
+ */
+function answerAndClose(err: NodeJS.ErrnoException, socket: Socket): void {
+  const answering = (socket as Socket & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+  if (socket.writable && !answering?.headersSent) {
+    // Written at once (small, and the socket is not corked), then closed, as Node's own handler does.
+    socket.write(`HTTP/1.1 ${CLIENT_ERROR_STATUS[err.code ?? ''] ?? '400 Bad Request'}\r\nConnection: close\r\n\r\n`);
+  }
+  socket.destroy();
 }
