@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { createServer, type Server } from 'node:http';
+import type { Server } from 'node:http';
 import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
@@ -10,6 +10,7 @@ import { loadKeyEncryptionKey } from './secrets/kek.js';
 import { type DemoData, seedDemoData, writeDemoFile } from './demo/seed.js';
 import { cardSessionEngine } from './card-sessions.js';
 import { createHttpApp } from './http/app.js';
+import { createHttpServer } from './http/server.js';
 import { startBackgroundJobs } from './jobs/background-jobs.js';
 import { startWebhookDelivery } from './webhooks/delivery-worker.js';
 import { purgeExpiredIdempotencyRecords } from './graphql/idempotency.js';
@@ -106,8 +107,7 @@ export async function startPlatform(configured: Config, log: Logger): Promise<Ru
 
     const http = await createHttpApp({ config, orm, log, cardSessions: cardSessionEngine(config) });
     undo.push(() => http.close());
-    const server = createServer(http.app);
-    server.keepAliveTimeout = 65_000;
+    const server = createHttpServer(config.http, http.app);
     await listen(server, config.port, config.host);
     undo.push(
       () =>

@@ -10,6 +10,8 @@ import { ensureSigningKey, loadSigningKeys } from './keys.js';
 import { postgresAdapter } from './oidc-adapter.js';
 import { createAuthorizationServer, hashBasicSecret, issuerOf, resourceOf } from './provider.js';
 import { tokenEndpoints } from './token-endpoints.js';
+import { throttleTokenEndpoint } from './token-throttle.js';
+import { AuthThrottle } from './throttle.js';
 import { TokenVerifier } from './token-verifier.js';
 
 export interface AuthServer {
@@ -32,9 +34,11 @@ export async function setUpAuth(opts: { config: Config; orm: MikroORM; log: Logg
     resource: resourceOf(config),
     loadPublicKeys: async () => (await loadSigningKeys(orm.em.fork(), kek)).publicJwks,
   });
+  const throttle = new AuthThrottle(config.authThrottle);
+  throttleTokenEndpoint(provider, orm, throttle);
   const router = Router();
-  router.use(interactionRoutes(provider, orm));
-  router.use(tokenEndpoints({ orm, verifier, issuer: issuerOf(config) }));
+  router.use(interactionRoutes(provider, orm, throttle));
+  router.use(tokenEndpoints({ orm, verifier, issuer: issuerOf(config), throttle }));
   router.use(hashBasicSecret, provider.callback());
   const sweep = setInterval(() => {
     purgeExpired(orm.em.fork()).catch((err) => log.warn({ err }, 'housekeeping of expired OAuth rows failed; will retry'));

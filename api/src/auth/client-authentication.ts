@@ -6,6 +6,19 @@ import { findClient, hashSecret, type OAuthClientRow } from './clients.service.j
 
 const JWT_BEARER = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
 
+/**
+ * A private_key_jwt assertion may expire at most this far ahead: it is meant for one request, and
+ * its id is kept (to refuse a replay) until it expires.
+ */
+export const MAX_ASSERTION_LIFETIME_SECONDS = 300;
+
+/** Why an assertion's `exp` is refused, or undefined when it is near enough. */
+export function assertionLifetimeProblem(exp: unknown, nowSeconds: number): string | undefined {
+  if (typeof exp !== 'number') return undefined; // a missing exp is refused by the verifier itself
+  if (exp - nowSeconds > MAX_ASSERTION_LIFETIME_SECONDS) return `client_assertion expires too far ahead: exp may be at most ${MAX_ASSERTION_LIFETIME_SECONDS / 60} minutes from now`;
+  return undefined;
+}
+
 export class ClientAuthError extends Error {}
 
 function formDecode(s: string): string {
@@ -51,7 +64,8 @@ export async function authenticateClient(em: EntityManager, req: Request, endpoi
         audience: [issuer, endpoint, `${issuer}/token`],
         requiredClaims: ['jti', 'exp'],
       });
-      if (payload.exp! - Math.floor(Date.now() / 1000) > 600) throw new ClientAuthError('client_assertion lives too long (over 10 minutes)');
+      const tooLong = assertionLifetimeProblem(payload.exp, Math.floor(Date.now() / 1000));
+      if (tooLong) throw new ClientAuthError(tooLong);
       const [fresh] = await em.execute(`insert into seen_jti (jti, expires_at) values (?, to_timestamp(?)) on conflict do nothing returning jti`, [
         `assertion:${client.client_id}:${payload.jti}`,
         payload.exp!,

@@ -5,6 +5,7 @@ import { authenticateCardholder } from './cardholders.service.js';
 import { oauthPage } from './pages.js';
 import { escapeHtml } from './provider.js';
 import { SCOPES } from './scopes.js';
+import { type AuthThrottle, waitText } from './throttle.js';
 
 function loginPage(uid: string, clientName: string, error?: string): string {
   return oauthPage(
@@ -29,7 +30,7 @@ function consentPage(uid: string, clientName: string, scopes: string[]): string 
 }
 
 /** Login and consent for cardholder apps (authorization code + PKCE); mounted before the provider. */
-export function interactionRoutes(provider: Provider, orm: MikroORM): Router {
+export function interactionRoutes(provider: Provider, orm: MikroORM, throttle: AuthThrottle): Router {
   const router = Router();
   const form = express.urlencoded({ extended: false, limit: '10kb' });
 
@@ -48,11 +49,21 @@ export function interactionRoutes(provider: Provider, orm: MikroORM): Router {
 
   router.post('/interaction/:uid/login', form, async (req: Request, res: Response) => {
     const details = await provider.interactionDetails(req, res);
-    const holder = await authenticateCardholder(orm.em.fork(), String(req.body?.username ?? ''), String(req.body?.password ?? ''));
+    const username = String(req.body?.username ?? '');
+    // Per the name typed, whether or not such an account exists, so the wait reveals nothing.
+    const keys = throttle.signInKeys(username, req.ip ?? 'unknown');
+    const wait = await throttle.retryAfter(orm.em.fork(), keys);
+    if (wait > 0) {
+      res.status(429).setHeader('retry-after', String(wait)).type('html').send(loginPage(details.uid, await clientName(details.params.client_id), `Too many sign-in attempts. Wait ${waitText(wait)} and try again.`));
+      return;
+    }
+    const holder = await authenticateCardholder(orm.em.fork(), username, String(req.body?.password ?? ''));
     if (!holder) {
+      await throttle.failed(orm.em.fork(), keys);
       res.status(401).type('html').send(loginPage(details.uid, await clientName(details.params.client_id), 'Wrong username or password.'));
       return;
     }
+    await throttle.succeeded(orm.em.fork(), keys[0]!);
     await provider.interactionFinished(req, res, { login: { accountId: holder.id } }, { mergeWithLastSubmission: false });
   });
 

@@ -4,6 +4,7 @@ import type { NextFunction, Request, Response } from 'express';
 import Provider, { errors, type Configuration } from 'oidc-provider';
 import type { Config } from '../config/config.js';
 import { findCardholder } from './cardholders.service.js';
+import { assertionLifetimeProblem } from './client-authentication.js';
 import { hashSecret } from './clients.service.js';
 import { SIGNING_ALG, type SigningKeys } from './keys.js';
 import { oauthPage } from './pages.js';
@@ -31,6 +32,11 @@ export function createAuthorizationServer(opts: { config: Config; orm: MikroORM;
     scopes: ['openid', ...ALL_SCOPES],
     claims: { openid: ['sub'] },
     clientAuthMethods: ['client_secret_basic', 'private_key_jwt', 'none'],
+    // oidc-provider keeps an assertion's jti until its exp, and takes any exp: bound it.
+    async assertJwtClientAuthClaimsAndHeader(_ctx, claims) {
+      const tooLong = assertionLifetimeProblem(claims.exp, Math.floor(Date.now() / 1000));
+      if (tooLong) throw new errors.InvalidClientAuth(tooLong);
+    },
     clientDefaults: { id_token_signed_response_alg: SIGNING_ALG, grant_types: ['client_credentials'], response_types: [] },
     pkce: { required: () => true },
     responseTypes: ['code'],

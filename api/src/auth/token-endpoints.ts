@@ -3,6 +3,8 @@ import express, { type Request, type Response, Router } from 'express';
 import type { JWTPayload } from 'jose';
 import { authenticateClient, ClientAuthError } from './client-authentication.js';
 import type { TokenVerifier } from './token-verifier.js';
+import type { AuthThrottle } from './throttle.js';
+import { basicClientId, throttledAnswer } from './token-throttle.js';
 
 /**
  * Revocation (RFC 7009) and introspection (RFC 7662) of our JWT access tokens. oidc-provider
@@ -10,15 +12,26 @@ import type { TokenVerifier } from './token-verifier.js';
  * them over, at the same paths its discovery document advertises. Revoked tokens are listed in
  * `revoked_access_token` until they expire, and the API refuses them.
  */
-export function tokenEndpoints(opts: { orm: MikroORM; verifier: TokenVerifier; issuer: string }): Router {
+export function tokenEndpoints(opts: { orm: MikroORM; verifier: TokenVerifier; issuer: string; throttle: AuthThrottle }): Router {
   const router = Router();
   const form = express.urlencoded({ extended: false, limit: '20kb' });
 
+  // Throttled like the token endpoint: a secret must not be guessable here either.
   async function authenticate(req: Request, res: Response, path: string) {
+    const keys = opts.throttle.tokenKeys(basicClientId(req.headers.authorization), req.ip ?? 'unknown');
+    const wait = await opts.throttle.retryAfter(opts.orm.em.fork(), keys);
+    if (wait > 0) {
+      const answer = throttledAnswer(wait);
+      res.status(answer.status).set(answer.headers).json(answer.body);
+      return undefined;
+    }
     try {
-      return await authenticateClient(opts.orm.em.fork(), req, `${opts.issuer}${path}`, opts.issuer);
+      const client = await authenticateClient(opts.orm.em.fork(), req, `${opts.issuer}${path}`, opts.issuer);
+      await opts.throttle.succeeded(opts.orm.em.fork(), opts.throttle.tokenClientKey(client.client_id));
+      return client;
     } catch (err) {
       if (!(err instanceof ClientAuthError)) throw err;
+      await opts.throttle.failed(opts.orm.em.fork(), keys);
       res.status(401).setHeader('www-authenticate', 'Basic realm="OneCard"').json({ error: 'invalid_client', error_description: err.message });
       return undefined;
     }

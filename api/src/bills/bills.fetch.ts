@@ -1,8 +1,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import { isIP } from 'node:net';
-import { isPrivateAddress } from '../webhooks/endpoint-url.js';
-import { publicOnlyLookup } from '../webhooks/send-webhook.js';
+import { addressAllowed, type InternalUrls, lookupAllowing } from '../webhooks/endpoint-url.js';
 import { SIGNATURE_HEADER, signatureHeader } from '../webhooks/webhook-signature.js';
 import { type BillDraft, checkBill } from './bill-input.js';
 import { BillerUnavailable } from './bills.errors.js';
@@ -30,8 +29,8 @@ export interface LookUpRequest {
   secret: string;
   accountNumber: string;
   timeoutMs?: number;
-  /** Outside production: billers on loopback and private networks are fine. */
-  allowInternal: boolean;
+  /** Which internal addresses the biller's URL may reach (ALLOW_INTERNAL_URLS). */
+  internal: InternalUrls;
   now?: Date;
 }
 
@@ -46,7 +45,7 @@ export function postLookUp(req: LookUpRequest): Promise<string> {
   const timeoutMs = req.timeoutMs ?? FETCH_TIMEOUT_MS;
   const url = new URL(req.url);
   const host = url.hostname.replace(/^\[|\]$/g, '');
-  if (!req.allowInternal && isIP(host) !== 0 && isPrivateAddress(host)) return Promise.reject(new BillerUnavailable(`${host} is an internal address`));
+  if (isIP(host) !== 0 && !addressAllowed(host, req.internal)) return Promise.reject(new BillerUnavailable(`${host} is an internal address`));
   const { body, headers } = lookUpMessage(req.secret, req.accountNumber, req.now ?? new Date());
   const signal = AbortSignal.timeout(timeoutMs);
   return new Promise((resolve, reject) => {
@@ -58,7 +57,7 @@ export function postLookUp(req: LookUpRequest): Promise<string> {
     };
     const request = (url.protocol === 'https:' ? https : http).request(
       url,
-      { method: 'POST', headers: { ...headers, 'content-length': Buffer.byteLength(body) }, agent: false, signal, ...(req.allowInternal ? {} : { lookup: publicOnlyLookup }) },
+      { method: 'POST', headers: { ...headers, 'content-length': Buffer.byteLength(body) }, agent: false, signal, lookup: lookupAllowing(req.internal) },
       (res) => {
         const status = res.statusCode ?? 0;
         if (status < 200 || status > 299) {

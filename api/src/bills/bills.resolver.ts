@@ -212,7 +212,7 @@ export class BillResolver {
         userErrors,
       });
     try {
-      const found = await billsForAccount(ctx.em, { kek, env: ctx.config.env, timeoutMs: FETCH_TIMEOUT_MS, log: ctx.log }, principal, billerId, accountNumber);
+      const found = await billsForAccount(ctx.em, { kek, env: ctx.config.env, internalUrls: ctx.config.internalUrls, timeoutMs: FETCH_TIMEOUT_MS, log: ctx.log }, principal, billerId, accountNumber);
       if (!found) return null;
       const failed = found.lookUp === 'FAILED' ? [userError(UserErrorCode.BILLER_UNAVAILABLE, 'the biller did not answer the look-up of this account; the bills shown are those it published or answered before', ['accountNumber'])] : [];
       return view(found, failed);
@@ -324,7 +324,7 @@ export class BillResolver {
     const kek = await loadKeyEncryptionKey(ctx.config);
     return refusable<SetBillerFetchUrlPayload>(
       async () => {
-        const set = await setFetchUrl(ctx.em, { kek, env: ctx.config.env }, ctx.principal!, input);
+        const set = await setFetchUrl(ctx.em, { kek, internalUrls: ctx.config.internalUrls }, ctx.principal!, input);
         return { liveLookUp: Object.assign(new BillerLiveLookUpType(), { url: set.url, enabled: set.enabled }), secret: set.secret, userErrors: [] };
       },
       (userErrors) => ({ liveLookUp: null, secret: null, userErrors }),

@@ -6,7 +6,7 @@ import type { Principal } from '../graphql/context.js';
 import { toGlobalId } from '../graphql/global-id.js';
 import { seal, unseal } from '../secrets/kek.js';
 import { findBillerFor } from '../tenancy/tenancy.service.js';
-import { checkEndpointUrl } from '../webhooks/endpoint-url.js';
+import { checkEndpointUrlResolved, type InternalUrls } from '../webhooks/endpoint-url.js';
 import { textArray } from '../webhooks/endpoints.service.js';
 import { WebhookError } from '../webhooks/webhooks.errors.js';
 import { type BillDraft, type BillFields, checkAmountDue, checkBill, checkDueDate, checkText, TEXT_LIMITS } from './bill-input.js';
@@ -395,12 +395,12 @@ export interface FetchSettings {
  * Sets where OneCard asks the biller for an account's bills, and turns asking on or off. The
  * signing secret is made the first time (or on `rotateSecret`), returned once, and kept sealed.
  */
-export async function setFetchUrl(em: EntityManager, deps: { kek: Buffer; env: Config['env'] }, principal: Principal, input: { url?: string | null; enabled: boolean; rotateSecret?: boolean | null }): Promise<FetchSettings> {
+export async function setFetchUrl(em: EntityManager, deps: { kek: Buffer; internalUrls: InternalUrls }, principal: Principal, input: { url?: string | null; enabled: boolean; rotateSecret?: boolean | null }): Promise<FetchSettings> {
   const caller = await callingBiller(em, principal, { active: false });
   let url: string | null = null;
   if (input.url != null) {
     try {
-      url = checkEndpointUrl(input.url, deps.env);
+      url = await checkEndpointUrlResolved(input.url, deps.internalUrls);
     } catch (err) {
       if (err instanceof WebhookError) throw new BillError('INVALID_FETCH_URL', err.message.replace(/^(.*?): webhooks are sent/, '$1: look-ups are sent').replace('cannot receive webhooks', 'cannot be asked'), 'url');
       throw err;
@@ -433,6 +433,7 @@ export interface AccountBills {
 export interface LookUpDeps {
   kek: Buffer;
   env: Config['env'];
+  internalUrls: InternalUrls;
   timeoutMs?: number;
   log?: Pick<Logger, 'warn'>;
 }
@@ -461,7 +462,7 @@ export async function billsForAccount(em: EntityManager, deps: LookUpDeps, princ
   if (principal.kind === 'CARDHOLDER_APP' && biller.fetch_enabled && biller.fetch_url && biller.fetch_secret_sealed) {
     try {
       const secret = unseal(deps.kek, fetchSecretContext(biller.id), biller.fetch_secret_sealed).toString('utf8');
-      const drafts = await lookUpBills({ url: biller.fetch_url, secret, accountNumber, timeoutMs: deps.timeoutMs, allowInternal: deps.env !== 'production' });
+      const drafts = await lookUpBills({ url: biller.fetch_url, secret, accountNumber, timeoutMs: deps.timeoutMs, internal: deps.internalUrls });
       await storeLookUpAnswer(em, biller, accountNumber, drafts);
       lookUp = 'ANSWERED';
     } catch (err) {

@@ -65,4 +65,40 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ ONECARD_KEY_ENCRYPTION_KEY: 'c2hvcnQ' })).toThrow(/^ONECARD_KEY_ENCRYPTION_KEY: expected 32 random bytes/);
     expect(loadConfig({}).keyEncryptionKey).toBeUndefined();
   });
+
+  it('bounds the HTTP server by default, and refuses limits that would lift the bounds', () => {
+    expect(loadConfig({}).http).toEqual({ headersTimeoutMs: 10_000, requestTimeoutMs: 60_000, keepAliveTimeoutMs: 65_000, idleTimeoutMs: 120_000, maxConnections: 1024 });
+    expect(() => loadConfig({ HTTP_REQUEST_TIMEOUT_MS: '0' })).toThrow(/^HTTP_REQUEST_TIMEOUT_MS: expected more than 0/);
+    expect(() => loadConfig({ HTTP_MAX_CONNECTIONS: '0' })).toThrow(/^HTTP_MAX_CONNECTIONS: expected more than 0/);
+    expect(() => loadConfig({ HTTP_HEADERS_TIMEOUT_MS: '90000' })).toThrow(/^HTTP_HEADERS_TIMEOUT_MS: expected at most HTTP_REQUEST_TIMEOUT_MS/);
+    expect(() => loadConfig({ HTTP_KEEP_ALIVE_TIMEOUT_MS: '600000' })).toThrow(/^HTTP_KEEP_ALIVE_TIMEOUT_MS: expected at most 300000/);
+  });
+
+  it('reads the sign-in and token throttles, and refuses a ceiling below the first back-off', () => {
+    expect(loadConfig({}).authThrottle).toEqual({
+      signInPerAccount: { freeFailures: 5, firstBackoffSeconds: 30, maxBackoffSeconds: 900 },
+      signInPerIp: { freeFailures: 50, firstBackoffSeconds: 60, maxBackoffSeconds: 3600 },
+      tokenPerClient: { freeFailures: 10, firstBackoffSeconds: 30, maxBackoffSeconds: 900 },
+      tokenPerIp: { freeFailures: 50, firstBackoffSeconds: 60, maxBackoffSeconds: 3600 },
+      forgetAfterSeconds: 86_400,
+    });
+    expect(loadConfig({ TOKEN_THROTTLE_CLIENT_FAILURES: '3' }).authThrottle.tokenPerClient.freeFailures).toBe(3);
+    expect(() => loadConfig({ SIGNIN_THROTTLE_ACCOUNT_BACKOFF_SECONDS: '600', SIGNIN_THROTTLE_ACCOUNT_MAX_BACKOFF_SECONDS: '60' })).toThrow(/^SIGNIN_THROTTLE_ACCOUNT_MAX_BACKOFF_SECONDS: expected at least/);
+    expect(() => loadConfig({ TOKEN_THROTTLE_IP_BACKOFF_SECONDS: '0' })).toThrow(/^TOKEN_THROTTLE_IP_BACKOFF_SECONDS: expected more than 0/);
+  });
+
+  it('allows internal webhook and look-up URLs on loopback outside production, never in production', () => {
+    const production = { NODE_ENV: 'production', ONECARD_KEY_ENCRYPTION_KEY: Buffer.alloc(32, 7).toString('base64url'), ...gateway };
+    expect(loadConfig({}).internalUrls).toBe('loopback');
+    expect(loadConfig({ ALLOW_INTERNAL_URLS: 'all' }).internalUrls).toBe('all');
+    expect(loadConfig(production).internalUrls).toBe('none');
+    expect(() => loadConfig({ ...production, ALLOW_INTERNAL_URLS: 'loopback' })).toThrow(/^ALLOW_INTERNAL_URLS: expected none in production/);
+    expect(() => loadConfig({ ALLOW_INTERNAL_URLS: 'yes' })).toThrow(/^ALLOW_INTERNAL_URLS: expected one of none, loopback, all/);
+  });
+
+  it('takes a metrics token of 16 characters or more', () => {
+    expect(loadConfig({}).metricsToken).toBeUndefined();
+    expect(loadConfig({ METRICS_TOKEN: 'scrape-0123456789' }).metricsToken).toBe('scrape-0123456789');
+    expect(() => loadConfig({ METRICS_TOKEN: 'short' })).toThrow(/^METRICS_TOKEN: expected a bearer token of 16 characters or more/);
+  });
 });

@@ -43,6 +43,47 @@ export interface Config {
    * it regains each second (GRAPHQL_COST_RESTORE_RATE, default 500: empty to full in 20 s).
    */
   costThrottle: { maximumAvailable: number; restoreRate: number };
+  /** Bounds of the HTTP server against slow and idle clients (docs/security.md#http-limits). */
+  http: HttpLimits;
+  /** Back-off after failed client authentications and sign-ins (docs/security.md#throttling-of-sign-in-and-token-requests). */
+  authThrottle: AuthThrottleSettings;
+  /** In production /metrics answers only `Authorization: Bearer <this>`; unset there, it is off (METRICS_TOKEN). */
+  metricsToken: string | undefined;
+  /**
+   * Which internal addresses webhook and bill look-up URLs may name (ALLOW_INTERNAL_URLS): `none`
+   * (production, always), `loopback` (the default elsewhere: receivers on the developer's own
+   * machine), `all` (private ranges and link-local too: an explicit opt-in, never in production).
+   */
+  internalUrls: 'none' | 'loopback' | 'all';
+}
+
+export interface HttpLimits {
+  /** Time to receive a request's headers, counted from the connection or the previous response. */
+  headersTimeoutMs: number;
+  /** Time to receive a whole request, headers and body: a trickled body is cut at this. */
+  requestTimeoutMs: number;
+  /** An idle keep-alive connection is closed after this. */
+  keepAliveTimeoutMs: number;
+  /** A socket with no traffic at all, in either direction, is closed after this. */
+  idleTimeoutMs: number;
+  /** Connections over this many are closed as they arrive. */
+  maxConnections: number;
+}
+
+/** One throttle: so many failures are free, then a back-off that doubles up to a ceiling. */
+export interface ThrottleRule {
+  freeFailures: number;
+  firstBackoffSeconds: number;
+  maxBackoffSeconds: number;
+}
+
+export interface AuthThrottleSettings {
+  signInPerAccount: ThrottleRule;
+  signInPerIp: ThrottleRule;
+  tokenPerClient: ThrottleRule;
+  tokenPerIp: ThrottleRule;
+  /** Failures older than this are forgotten. */
+  forgetAfterSeconds: number;
 }
 
 export interface TopUpLimits {
@@ -172,6 +213,57 @@ function costThrottle(env: NodeJS.ProcessEnv): Config['costThrottle'] {
   return { maximumAvailable, restoreRate };
 }
 
+function httpLimits(env: NodeJS.ProcessEnv): HttpLimits {
+  const limits = {
+    headersTimeoutMs: wholeNumber(env, 'HTTP_HEADERS_TIMEOUT_MS', 10_000, 'milliseconds'),
+    requestTimeoutMs: wholeNumber(env, 'HTTP_REQUEST_TIMEOUT_MS', 60_000, 'milliseconds'),
+    keepAliveTimeoutMs: wholeNumber(env, 'HTTP_KEEP_ALIVE_TIMEOUT_MS', 65_000, 'milliseconds'),
+    idleTimeoutMs: wholeNumber(env, 'HTTP_IDLE_TIMEOUT_MS', 120_000, 'milliseconds'),
+    maxConnections: wholeNumber(env, 'HTTP_MAX_CONNECTIONS', 1024, 'connections'),
+  };
+  // Zero would mean "no limit" to Node: that is the hole these settings close.
+  for (const [name, value] of [['HTTP_HEADERS_TIMEOUT_MS', limits.headersTimeoutMs], ['HTTP_REQUEST_TIMEOUT_MS', limits.requestTimeoutMs], ['HTTP_KEEP_ALIVE_TIMEOUT_MS', limits.keepAliveTimeoutMs], ['HTTP_IDLE_TIMEOUT_MS', limits.idleTimeoutMs], ['HTTP_MAX_CONNECTIONS', limits.maxConnections]] as const) {
+    if (value === 0) throw new ConfigError(name, 'more than 0', '0');
+  }
+  if (limits.headersTimeoutMs > limits.requestTimeoutMs) throw new ConfigError('HTTP_HEADERS_TIMEOUT_MS', `at most HTTP_REQUEST_TIMEOUT_MS (${limits.requestTimeoutMs})`, String(limits.headersTimeoutMs));
+  if (limits.keepAliveTimeoutMs > 300_000) throw new ConfigError('HTTP_KEEP_ALIVE_TIMEOUT_MS', 'at most 300000 (5 minutes)', String(limits.keepAliveTimeoutMs));
+  return limits;
+}
+
+function throttleRule(env: NodeJS.ProcessEnv, prefix: string, fallback: ThrottleRule): ThrottleRule {
+  const rule = {
+    freeFailures: wholeNumber(env, `${prefix}_FAILURES`, fallback.freeFailures, 'failures'),
+    firstBackoffSeconds: wholeNumber(env, `${prefix}_BACKOFF_SECONDS`, fallback.firstBackoffSeconds, 'seconds'),
+    maxBackoffSeconds: wholeNumber(env, `${prefix}_MAX_BACKOFF_SECONDS`, fallback.maxBackoffSeconds, 'seconds'),
+  };
+  if (rule.firstBackoffSeconds === 0) throw new ConfigError(`${prefix}_BACKOFF_SECONDS`, 'more than 0', '0');
+  if (rule.maxBackoffSeconds < rule.firstBackoffSeconds) throw new ConfigError(`${prefix}_MAX_BACKOFF_SECONDS`, `at least ${prefix}_BACKOFF_SECONDS (${rule.firstBackoffSeconds})`, String(rule.maxBackoffSeconds));
+  return rule;
+}
+
+function authThrottle(env: NodeJS.ProcessEnv): AuthThrottleSettings {
+  return {
+    signInPerAccount: throttleRule(env, 'SIGNIN_THROTTLE_ACCOUNT', { freeFailures: 5, firstBackoffSeconds: 30, maxBackoffSeconds: 900 }),
+    signInPerIp: throttleRule(env, 'SIGNIN_THROTTLE_IP', { freeFailures: 50, firstBackoffSeconds: 60, maxBackoffSeconds: 3600 }),
+    tokenPerClient: throttleRule(env, 'TOKEN_THROTTLE_CLIENT', { freeFailures: 10, firstBackoffSeconds: 30, maxBackoffSeconds: 900 }),
+    tokenPerIp: throttleRule(env, 'TOKEN_THROTTLE_IP', { freeFailures: 50, firstBackoffSeconds: 60, maxBackoffSeconds: 3600 }),
+    forgetAfterSeconds: wholeNumber(env, 'AUTH_THROTTLE_FORGET_SECONDS', 24 * 3600, 'seconds'),
+  };
+}
+
+function metricsToken(env: NodeJS.ProcessEnv): string | undefined {
+  const raw = env.METRICS_TOKEN;
+  if (raw === undefined || raw === '') return undefined;
+  if (raw.length < 16) throw new ConfigError('METRICS_TOKEN', 'a bearer token of 16 characters or more', `${raw.length} characters`);
+  return raw;
+}
+
+function internalUrls(env: NodeJS.ProcessEnv, nodeEnv: Config['env']): Config['internalUrls'] {
+  const setting = oneOf(env, 'ALLOW_INTERNAL_URLS', ['none', 'loopback', 'all'] as const, nodeEnv === 'production' ? 'none' : 'loopback');
+  if (setting !== 'none' && nodeEnv === 'production') throw new ConfigError('ALLOW_INTERNAL_URLS', 'none in production (webhooks and look-ups never go to internal addresses there)', setting);
+  return setting;
+}
+
 /** Reads and validates the configuration; throws ConfigError naming the first bad variable. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): Config {
   const nodeEnv = oneOf(env, 'NODE_ENV', ['development', 'production', 'test'], 'development');
@@ -195,5 +287,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     settlementCutoff: timeOfDay(env, 'SETTLEMENT_CUTOFF', '02:00'),
     demoData: bool(env, 'ONECARD_DEMO', nodeEnv !== 'production'),
     costThrottle: costThrottle(env),
+    http: httpLimits(env),
+    authThrottle: authThrottle(env),
+    metricsToken: metricsToken(env),
+    internalUrls: internalUrls(env, nodeEnv),
   };
 }

@@ -98,6 +98,9 @@ function escapeHtml(s: string): string {
   return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 
+/** The page's one inline style; the Content-Security-Policy allows it by its hash (http/security-headers.ts). */
+export const GRAPHIQL_PAGE_STYLE = 'html, body, #graphiql { height: 100%; margin: 0; }';
+
 /**
  * Returns the HTML page for GET /graphql. `endpoint` is the path the IDE posts queries to
  * (e.g. "/graphql"); `assetBase` the path prefix where assets are served (e.g. "/graphql/assets").
@@ -110,7 +113,7 @@ export function graphiqlPage(opts: { endpoint: string; assetBase: string }): str
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>OneCard GraphQL</title>
-<style>html, body, #graphiql { height: 100%; margin: 0; }</style>
+<style>${GRAPHIQL_PAGE_STYLE}</style>
 <link rel="stylesheet" href="${base}/graphiql.css">
 <script src="${base}/graphiql.js" defer></script>
 </head>

@@ -16,7 +16,9 @@ import { gatewayWebhookRoutes } from '../topups/gateway-webhook.js';
 import { billsRoutes } from '../bills/bills.routes.js';
 import { settlementRoutes } from '../settlement/settlement.routes.js';
 import type { CardSessionEngine } from '../readers/session/card-session.service.js';
-import { Metrics } from './metrics.js';
+import { useClientSecretKey } from '../topups/client-secret.js';
+import { Metrics, metricsAccess } from './metrics.js';
+import { securityHeaders } from './security-headers.js';
 
 export const REQUEST_ID_HEADER = 'x-request-id';
 
@@ -63,6 +65,7 @@ export async function createHttpApp(opts: { config: Config; orm: MikroORM; log: 
   const apollo = await createApolloServer({ config, log, metrics, limits: opts.limits });
   const auth = await setUpAuth({ config, orm, log });
   const gateway = config.gateway ? new GatewayClient({ url: config.gateway.url, secretKey: config.gateway.secretKey, timeoutMs: config.gateway.timeoutMs }) : null;
+  useClientSecretKey(await loadKeyEncryptionKey(config));
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', config.trustProxy);
@@ -84,6 +87,10 @@ export async function createHttpApp(opts: { config: Config; orm: MikroORM; log: 
     next();
   });
 
+  // Security headers and the Content-Security-Policy on every response, errors and 404s included.
+  const headers = securityHeaders({ https: config.publicUrl.startsWith('https:') });
+  app.use((req: Request, res: Response, next: NextFunction) => (req.path.startsWith('/oauth/') ? headers.oauth : headers.everywhere)(req, res, next));
+
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });
   });
@@ -98,7 +105,7 @@ export async function createHttpApp(opts: { config: Config; orm: MikroORM; log: 
     }
   });
 
-  app.get('/metrics', async (_req, res) => {
+  app.get('/metrics', metricsAccess(config), async (_req, res) => {
     res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
   });
 

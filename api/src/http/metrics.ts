@@ -1,4 +1,31 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { RequestHandler } from 'express';
 import { Counter, collectDefaultMetrics, Histogram, Registry } from 'prom-client';
+import type { Config } from '../config/config.js';
+
+/**
+ * Who may read /metrics (docs/operations.md#metrics): with METRICS_TOKEN set, only a scraper that
+ * sends it as a bearer token; without it, anyone outside production and no one in production (the
+ * route answers 404 there, as if it did not exist).
+ */
+export function metricsAccess(config: Pick<Config, 'env' | 'metricsToken'>): RequestHandler {
+  const digest = (s: string) => createHash('sha256').update(s).digest();
+  const expected = config.metricsToken ? digest(config.metricsToken) : undefined;
+  return (req, res, next) => {
+    if (!expected) {
+      if (config.env === 'production') res.status(404).json({ error: 'not found' });
+      else next();
+      return;
+    }
+    const header = req.headers.authorization ?? '';
+    // Hashes of equal length, so the comparison takes the same time whatever was sent.
+    if (header.startsWith('Bearer ') && timingSafeEqual(digest(header.slice(7)), expected)) {
+      next();
+      return;
+    }
+    res.status(401).setHeader('www-authenticate', 'Bearer realm="metrics"').json({ error: 'the metrics need the bearer token of METRICS_TOKEN' });
+  };
+}
 
 /** The process's Prometheus metrics, served at /metrics. One registry per app, so tests stay apart. */
 export class Metrics {

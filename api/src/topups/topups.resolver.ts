@@ -11,6 +11,7 @@ import { userError, UserErrorCode } from '../graphql/user-error.js';
 import { autoTopUpOf, setAutoTopUp } from './auto-top-up.js';
 import { resolvePendingLoad } from './pending-load.js';
 import { TopUpError, type TopUpErrorCode } from './topups.errors.js';
+import { openClientSecret } from './client-secret.js';
 import { createTopUp, findTopUpFor, listTopUpsOfCard, pendingLoadOfCard, refundTopUp, topUpHistory, type TopUpRow, type TopUpStatus } from './topups.service.js';
 import { AutoTopUpPayload, AutoTopUpType, CreateTopUpInput, RefundTopUpInput, ResolvePendingLoadInput, SetAutoTopUpInput, TopUpConnection, type TopUpOriginEnum, TopUpPayload, TopUpStatusChange, TopUpStatusEnum, TopUpType } from './topups.types.js';
 
@@ -47,7 +48,7 @@ export function topUpView(row: TopUpRow, gatewayUrl: string | undefined): TopUpT
     status: row.status as TopUpStatusEnum,
     origin: row.origin as TopUpOriginEnum,
     paymentUrl: row.status === 'AWAITING_PAYMENT' && row.gateway_intent_id && gatewayUrl ? `${gatewayUrl}/checkout/${row.gateway_intent_id}` : null,
-    clientSecret: row.status === 'AWAITING_PAYMENT' ? row.client_secret : null,
+    clientSecret: row.status === 'AWAITING_PAYMENT' ? openClientSecret(row.id, row.client_secret_sealed) : null,
     failureCode: row.failure_code,
     failureMessage: row.failure_message,
     createdAt: row.created_at,

@@ -7,6 +7,7 @@ import { credit, debit, post, type PostedEntry, reverse } from '../ledger/ledger
 import { recordClearingItem, setGatewayReference } from '../settlement/clearing-items.js';
 import { recordEvent } from '../webhooks/outbox.js';
 import { type GatewayClient, GatewayError, type PaymentIntent, type Refund } from './gateway/gateway-client.js';
+import { sealClientSecret } from './client-secret.js';
 import { TopUpError } from './topups.errors.js';
 import { cardPurseAccount, cardPurseBalance, gatewayClearingAccount, pendingLoadAccount } from '../ledger/accounts.js';
 
@@ -37,7 +38,8 @@ export interface TopUpRow {
   status: TopUpStatus;
   payment_method: string | null;
   gateway_intent_id: string | null;
-  client_secret: string | null;
+  /** Sealed (topups/client-secret.ts). */
+  client_secret_sealed: string | null;
   failure_code: string | null;
   failure_message: string | null;
   city_day: string;
@@ -448,7 +450,7 @@ export async function applyIntent(em: EntityManager, topUpId: string, intent: Pa
     if (topUp.gateway_intent_id && topUp.gateway_intent_id !== intent.id) return 'stale';
     // Never book what we did not ask for; answered (not retried forever) and left for a person.
     if (!Number.isSafeInteger(intent.amount) || BigInt(intent.amount) !== BigInt(topUp.amount) || String(intent.currency).toUpperCase() !== topUp.currency) return 'mismatch';
-    await tx.execute(`update top_up set gateway_intent_id = ?, client_secret = coalesce(client_secret, ?), gateway_charge_id = coalesce(gateway_charge_id, ?), updated_at = now() where id = ?`, [intent.id, intent.client_secret, intent.latest_charge ?? null, topUp.id]);
+    await tx.execute(`update top_up set gateway_intent_id = ?, client_secret_sealed = coalesce(client_secret_sealed, ?), gateway_charge_id = coalesce(gateway_charge_id, ?), updated_at = now() where id = ?`, [intent.id, sealClientSecret(topUp.id, intent.client_secret), intent.latest_charge ?? null, topUp.id]);
     const to = statusOfIntent(intent);
     if (!to || to === topUp.status || !TOP_UP_TRANSITIONS[topUp.status].includes(to)) return 'stale';
     const failure = to === 'FAILED' ? { failureCode: intent.last_payment_error?.decline_code ?? intent.last_payment_error?.code ?? 'payment_failed', failureMessage: intent.last_payment_error?.message ?? null } : {};

@@ -5,6 +5,7 @@ import { cancelPendingDeliveries, liveSecrets, type WebhookEndpointRow } from '.
 import { eventBody, type EventRow } from './events.service.js';
 import { recordEvent } from './outbox.js';
 import { retryDelayMs, type RetrySchedule } from './retry-schedule.js';
+import type { InternalUrls } from './endpoint-url.js';
 import { sendWebhook, type SendResult } from './send-webhook.js';
 import { EVENT_ID_HEADER, SIGNATURE_HEADER, signatureHeader } from './webhook-signature.js';
 
@@ -13,7 +14,7 @@ export interface DeliverDeps {
   schedule: RetrySchedule;
   timeoutMs: number;
   /** Outside production: receivers on loopback and private networks are fine. */
-  allowInternal: boolean;
+  internal: InternalUrls;
   /** Fires when the worker stops: the attempt is cut short and the delivery handed back to the queue. */
   stop?: AbortSignal;
   /** The POST itself (tests may replace it). */
@@ -53,7 +54,7 @@ export async function deliverOnce(em: EntityManager, deps: DeliverDeps, delivery
     [SIGNATURE_HEADER]: signatureHeader(liveSecrets(deps.kek, { ...work, id: work.endpoint_id }, attemptedAt), body, Math.floor(attemptedAt.getTime() / 1000)),
     [EVENT_ID_HEADER]: toGlobalId('Event', work.event_id),
   };
-  const result = await (deps.send ?? sendWebhook)({ url: work.url, body, headers, timeoutMs: deps.timeoutMs, allowInternal: deps.allowInternal, stop: deps.stop });
+  const result = await (deps.send ?? sendWebhook)({ url: work.url, body, headers, timeoutMs: deps.timeoutMs, internal: deps.internal, stop: deps.stop });
 
   if (result.interrupted) {
     // Our shutdown, not the receiver's failure: no attempt counted, due again at once for the next worker.

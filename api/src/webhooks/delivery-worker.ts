@@ -73,7 +73,7 @@ export async function startWebhookDelivery(opts: WebhookDeliveryOptions): Promis
     const { deliveryId } = payload as { deliveryId: string };
     const outcome = await deliverOnce(
       opts.orm.em.fork(),
-      { kek, schedule, timeoutMs: opts.timeoutMs ?? 10_000, allowInternal: opts.config.env !== 'production', stop: helpers.abortSignal, send: opts.send },
+      { kek, schedule, timeoutMs: opts.timeoutMs ?? 10_000, internal: opts.config.internalUrls, stop: helpers.abortSignal, send: opts.send },
       deliveryId,
     );
     log.debug({ deliveryId, outcome }, 'webhook delivery attempt');

@@ -1,8 +1,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { EntityManager } from '@mikro-orm/postgresql';
-import type { Config } from '../config/config.js';
 import { seal, unseal } from '../secrets/kek.js';
-import { checkEndpointUrl } from './endpoint-url.js';
+import { checkEndpointUrlResolved, type InternalUrls } from './endpoint-url.js';
 import { ALL_EVENT_TYPES, isKnownEventType, WEBHOOK_EVENT_TYPES } from './event-types.js';
 import type { EventOwnerKind } from './outbox.js';
 import { WebhookError } from './webhooks.errors.js';
@@ -105,14 +104,14 @@ export function isUuid(id: string): boolean {
 /** Registers an endpoint; its signing secret is returned here, once, and kept only sealed. */
 export async function createEndpoint(
   em: EntityManager,
-  deps: { kek: Buffer; env: Config['env'] },
+  deps: { kek: Buffer; internalUrls: InternalUrls },
   owner: WebhookOwner,
   clientId: string,
   input: { url: string; eventTypes: string[]; description?: string | null },
 ): Promise<{ endpoint: WebhookEndpointRow; secret: string }> {
-  const url = checkEndpointUrl(input.url, deps.env);
   const eventTypes = checkEventTypes(input.eventTypes, owner.kind);
   const description = checkDescription(input.description);
+  const url = await checkEndpointUrlResolved(input.url, deps.internalUrls);
   return em.transactional(async (tx) => {
     // Serialises creations per owner, so two at once cannot both pass the limit.
     await tx.execute(`select pg_advisory_xact_lock(hashtextextended(?, 0))`, [`webhook-endpoints:${owner.kind}:${owner.id}`]);
@@ -134,14 +133,14 @@ export async function createEndpoint(
  */
 export async function updateEndpoint(
   em: EntityManager,
-  env: Config['env'],
+  internalUrls: InternalUrls,
   owner: WebhookOwner,
   id: string,
   input: { url?: string | null; eventTypes?: string[] | null; description?: string | null; enabled?: boolean | null },
 ): Promise<WebhookEndpointRow> {
-  const url = input.url != null ? checkEndpointUrl(input.url, env) : undefined;
   const eventTypes = input.eventTypes != null ? checkEventTypes(input.eventTypes, owner.kind) : undefined;
   const description = input.description !== undefined ? checkDescription(input.description) : undefined;
+  const url = input.url != null ? await checkEndpointUrlResolved(input.url, internalUrls) : undefined;
   return em.transactional(async (tx) => {
     const current = await endpointOrRefuse(tx, owner, id);
     const enabled = input.enabled ?? current.enabled;

@@ -1,8 +1,7 @@
-import dns, { type LookupAddress } from 'node:dns';
 import http from 'node:http';
 import https from 'node:https';
-import { isIP, type LookupFunction } from 'node:net';
-import { isPrivateAddress } from './endpoint-url.js';
+import { isIP } from 'node:net';
+import { addressAllowed, type InternalUrls, lookupAllowing } from './endpoint-url.js';
 
 /** What one attempt ended with; `interrupted` when our own shutdown cut it short (not the receiver's fault). */
 export interface SendResult {
@@ -15,27 +14,16 @@ export interface SendResult {
 /** How much of the receiver's answer we read (and throw away) before closing. */
 const MAX_RESPONSE_BYTES = 64 * 1024;
 
-/** dns.lookup that refuses names resolving to an internal address (checked where we connect, so DNS tricks do not help); bill look-ups use it too. */
-export const publicOnlyLookup: LookupFunction = (hostname, options, callback) => {
-  dns.lookup(hostname, { ...options, all: true }, (err, addresses: LookupAddress[]) => {
-    if (err) return callback(err, '', 0);
-    const internal = addresses.find((a) => isPrivateAddress(a.address));
-    if (internal) return callback(Object.assign(new Error(`${hostname} resolves to an internal address`), { code: 'EINTERNALADDRESS' }), '', 0);
-    if (options.all) return (callback as unknown as (e: null, a: LookupAddress[]) => void)(null, addresses);
-    return callback(null, addresses[0]!.address, addresses[0]!.family);
-  });
-};
-
 /**
  * POSTs one webhook: no redirects followed, `timeoutMs` for the whole exchange (connect to
  * status), and `stop` (the worker shutting down) aborts it. Never throws: the outcome is data.
  */
-export function sendWebhook(opts: { url: string; body: string; headers: Record<string, string>; timeoutMs: number; allowInternal: boolean; stop?: AbortSignal }): Promise<SendResult> {
+export function sendWebhook(opts: { url: string; body: string; headers: Record<string, string>; timeoutMs: number; internal: InternalUrls; stop?: AbortSignal }): Promise<SendResult> {
   const started = performance.now();
   const elapsed = () => Math.round(performance.now() - started);
   const url = new URL(opts.url);
   const host = url.hostname.replace(/^\[|\]$/g, '');
-  if (!opts.allowInternal && isIP(host) !== 0 && isPrivateAddress(host)) {
+  if (isIP(host) !== 0 && !addressAllowed(host, opts.internal)) {
     return Promise.resolve({ statusCode: null, error: `${host} is an internal address`, durationMs: 0, interrupted: false });
   }
   const timeout = AbortSignal.timeout(opts.timeoutMs);
@@ -54,7 +42,7 @@ export function sendWebhook(opts: { url: string; body: string; headers: Record<s
         headers: { ...opts.headers, 'content-type': 'application/json', 'content-length': Buffer.byteLength(opts.body), 'user-agent': 'OneCard-Webhooks/1' },
         agent: false,
         signal,
-        ...(opts.allowInternal ? {} : { lookup: publicOnlyLookup }),
+        lookup: lookupAllowing(opts.internal),
       },
       (res) => {
         const status = res.statusCode ?? 0;

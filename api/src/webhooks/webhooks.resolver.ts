@@ -185,7 +185,7 @@ export class WebhookEndpointResolver {
     const kek = await loadKeyEncryptionKey(ctx.config);
     return refusable<CreateWebhookEndpointPayload>(
       async () => {
-        const made = await createEndpoint(ctx.em, { kek, env: ctx.config.env }, ownerOf(ctx.principal!), ctx.principal!.clientId, input);
+        const made = await createEndpoint(ctx.em, { kek, internalUrls: ctx.config.internalUrls }, ownerOf(ctx.principal!), ctx.principal!.clientId, input);
         return { endpoint: endpointView(made.endpoint), secret: made.secret, userErrors: [] };
       },
       (userErrors) => ({ endpoint: null, secret: null, userErrors }),
@@ -196,7 +196,7 @@ export class WebhookEndpointResolver {
   @Mutation(() => UpdateWebhookEndpointPayload, { description: 'Changes the URL, event types or description of your endpoint, or disables / enables it (scope webhooks:manage).' })
   updateWebhookEndpoint(@Arg('input', () => UpdateWebhookEndpointInput, { description: 'The endpoint and what changes.' }) input: UpdateWebhookEndpointInput, @Ctx() ctx: GraphQLContext): Promise<UpdateWebhookEndpointPayload> {
     return refusable<UpdateWebhookEndpointPayload>(
-      async () => ({ endpoint: endpointView(await updateEndpoint(ctx.em, ctx.config.env, ownerOf(ctx.principal!), idOf(input.endpoint, 'WebhookEndpoint'), input)), userErrors: [] }),
+      async () => ({ endpoint: endpointView(await updateEndpoint(ctx.em, ctx.config.internalUrls, ownerOf(ctx.principal!), idOf(input.endpoint, 'WebhookEndpoint'), input)), userErrors: [] }),
       (userErrors) => ({ endpoint: null, userErrors }),
     );
   }

@@ -1,11 +1,11 @@
 import { randomBytes } from 'node:crypto';
-import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import pino from 'pino';
 import { loadConfig, type Config } from '../../src/config/config.js';
 import type { Orm } from '../../src/db/orm.js';
 import { cardSessionEngine } from '../../src/card-sessions.js';
 import { createHttpApp, type HttpApp } from '../../src/http/app.js';
+import { createHttpServer } from '../../src/http/server.js';
 
 export interface TestServer {
   url: string;
@@ -25,7 +25,8 @@ export function testConfig(env: Record<string, string> = {}): Config {
 /** The real HTTP app on 127.0.0.1 and a free port, over a test file's own database. */
 export async function startTestServer(orm: Orm, env: Record<string, string> = {}): Promise<TestServer> {
   // Listen first: the OAuth issuer and the token audience are built on the real URL.
-  const server = createServer();
+  // The server's limits are those a started platform has (from the same settings).
+  const server = createHttpServer(testConfig(env).http);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   const config = testConfig({ PUBLIC_URL: url, ...env });
