@@ -12,6 +12,8 @@ import { createHttpApp } from './http/app.js';
 import { startBackgroundJobs } from './jobs/background-jobs.js';
 import { startWebhookDelivery } from './webhooks/delivery-worker.js';
 import { purgeExpiredIdempotencyRecords } from './graphql/idempotency.js';
+import { armCrashPoints } from './graphql/crash-point.js';
+import { stopLiveness } from './graphql/process-liveness.js';
 import { expirePayments } from './payments/payments.service.js';
 import { expireBillPayments } from './bills/bill-payments.service.js';
 import { type SandboxGateway, startSandboxGateway } from './topups/gateway/sandbox-gateway.js';
@@ -78,6 +80,9 @@ export async function startPlatform(configured: Config, log: Logger): Promise<Ru
     undo.push(() => database.stop());
     const orm = await openOrm(database.url);
     undo.push(() => orm.close(true));
+    // This process's liveness lock (idempotency claims), if a mutation started it; before the pool closes.
+    undo.push(() => stopLiveness());
+    armCrashPoints(config.testCrashProbability);
     await migrate(orm, log);
 
     // The demo data (clients with printed secrets, cardholders with known passwords, a demo root CA)

@@ -37,6 +37,11 @@ export interface Config {
   settlementCutoff: string;
   /** Seed the demo data (ONECARD_DEMO): on by default outside production, never silently in production. */
   demoData: boolean;
+  /**
+   * ONECARD_TEST_CRASH_PROBABILITY: the chance (0 to 1) that the process kills itself (SIGKILL) at
+   * each crash point (graphql/crash-point.ts), for the chaos test. Only with NODE_ENV=test; 0 otherwise.
+   */
+  testCrashProbability: number;
 }
 
 export interface TopUpLimits {
@@ -158,6 +163,15 @@ function topUpLimits(env: NodeJS.ProcessEnv): TopUpLimits {
   return limits;
 }
 
+function testCrashProbability(env: NodeJS.ProcessEnv, nodeEnv: Config['env']): number {
+  const name = 'ONECARD_TEST_CRASH_PROBABILITY';
+  const raw = env[name];
+  if (raw === undefined || raw === '') return 0;
+  if (nodeEnv !== 'test') throw new ConfigError(name, 'nothing outside NODE_ENV=test (it makes the process kill itself, for the chaos test)', raw);
+  if (!/^(0(\.[0-9]+)?|1(\.0+)?)$/.test(raw)) throw new ConfigError(name, 'a probability from 0 to 1', raw);
+  return Number(raw);
+}
+
 /** Reads and validates the configuration; throws ConfigError naming the first bad variable. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): Config {
   const nodeEnv = oneOf(env, 'NODE_ENV', ['development', 'production', 'test'], 'development');
@@ -180,5 +194,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     balanceTransferDelaySeconds: wholeNumber(env, 'CARD_BALANCE_TRANSFER_DELAY', 7 * 24 * 3600, 'seconds'),
     settlementCutoff: timeOfDay(env, 'SETTLEMENT_CUTOFF', '02:00'),
     demoData: bool(env, 'ONECARD_DEMO', nodeEnv !== 'production'),
+    testCrashProbability: testCrashProbability(env, nodeEnv),
   };
 }
