@@ -454,3 +454,24 @@ describe('a claim whose process is gone', () => {
     expect(await count(`top_up where card_id = ?`, [card.uuid])).toBe(1);
   });
 });
+
+describe('card sessions cut by a crash', () => {
+  it('are ended by the background jobs (FAILED, SESSION_EXPIRED) with an audit row; a live one is left alone', async () => {
+    const { startBackgroundJobs } = await import('../src/jobs/background-jobs.js');
+    const { pino } = await import('pino');
+    const s = sessionsOf(issuer, () => counter);
+    const cut = await s.open('LOAD', 500); // the app, the reader or the API died right after this
+    const live = await s.open('LOAD', 500);
+    await world.db.orm.em.fork().execute(`update card_session set expires_at = now() - interval '2 minutes' where id = ?`, [uuidOf(cut.id)]);
+
+    const jobs = startBackgroundJobs({ orm: world.db.orm, gateway: null, log: pino({ level: 'silent' }), intervalMs: 0, settlementCutoff: '02:00' });
+    await jobs.runOnce();
+    await jobs.stop();
+
+    const state = async (id: string) => (await world.db.orm.em.fork().execute<{ state: string; refusal: string | null; finished: boolean }[]>(`select state, refusal, finished_at is not null as finished from card_session where id = ?`, [uuidOf(id)]))[0];
+    expect(await state(cut.id)).toMatchObject({ state: 'FAILED', refusal: 'SESSION_EXPIRED', finished: true });
+    const audit = await world.db.orm.em.fork().execute<{ step: string; outcome: string; refusal: string; detail: { state: string } }[]>(`select step, outcome, refusal, detail from card_session_audit where session_id = ? order by id`, [uuidOf(cut.id)]);
+    expect(audit.at(-1)).toEqual({ step: 'expired', outcome: 'REFUSED', refusal: 'SESSION_EXPIRED', detail: { state: 'OPEN', by: 'expiry job' } });
+    expect(await state(live.id)).toMatchObject({ state: 'OPEN', refusal: null });
+  });
+});
