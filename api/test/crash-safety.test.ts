@@ -475,3 +475,14 @@ describe('card sessions cut by a crash', () => {
     expect(await state(live.id)).toMatchObject({ state: 'OPEN', refusal: null });
   });
 });
+
+describe('payment.card_asn', () => {
+  it('names the card that paid', async () => {
+    const card = await loadedCard(2_000);
+    const payment = await newPayment(700);
+    const opened = await app.request<{ openCardSession: { session: { id: string; challenge: string } } }>(OPEN, { input: { reader: home.id, operation: 'PURCHASE', payment: payment.id } });
+    expect((await sessionsOf(app, () => home).agent(card.chip, home).run(opened.openCardSession.session)).state).toBe('COMPLETED');
+    const [row] = await world.db.orm.em.fork().execute<{ status: string; card_asn: string | null }[]>(`select status, card_asn from payment where id = ?`, [uuidOf(payment.id)]);
+    expect(row).toEqual({ status: 'SUCCEEDED', card_asn: card.chip.asn });
+  });
+});

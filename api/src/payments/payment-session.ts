@@ -54,7 +54,8 @@ debitGuards.set(PAYMENT, async (em, pending) => {
   if (!merchant || merchant.status !== TenantStatus.ACTIVE) throw new SessionError('PURPOSE_REFUSED', 'the merchant does not take payments now');
   if (payment.currency !== pending.currency) throw new SessionError('PURPOSE_REFUSED', `the card's purse is in ${pending.currency}, the payment in ${payment.currency}`);
   const claim: PaymentClaim = { cardAsn: pending.asn, offlineCounter: pending.offlineCounter, terminal: pending.terminal, date: pending.date, time: pending.time, cardBalance: pending.cardBalance };
-  await em.execute(`update payment set status = 'PROCESSING', card_session_id = ?, card_claim = ?, updated_at = now() where id = ?`, [pending.session.id, JSON.stringify(claim), payment.id]);
+  // card_asn: the card asked to pay, the only link to a card the registry does not know (card_id null).
+  await em.execute(`update payment set status = 'PROCESSING', card_session_id = ?, card_claim = ?, card_asn = ?, updated_at = now() where id = ?`, [pending.session.id, JSON.stringify(claim), pending.asn, payment.id]);
 });
 
 /**
