@@ -42,6 +42,11 @@ export interface Config {
    * each crash point (graphql/crash-point.ts), for the chaos test. Only with NODE_ENV=test; 0 otherwise.
    */
   testCrashProbability: number;
+  /**
+   * GATEWAY_SANDBOX_PORT: where the sandbox gateway listens when GATEWAY_URL is unset. Fixed (4010 by
+   * default; 0 under NODE_ENV=test, a free one) so that its checkout links outlive a restart.
+   */
+  sandboxGatewayPort: number;
 }
 
 export interface TopUpLimits {
@@ -195,5 +200,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     settlementCutoff: timeOfDay(env, 'SETTLEMENT_CUTOFF', '02:00'),
     demoData: bool(env, 'ONECARD_DEMO', nodeEnv !== 'production'),
     testCrashProbability: testCrashProbability(env, nodeEnv),
+    sandboxGatewayPort: port(env, 'GATEWAY_SANDBOX_PORT', nodeEnv === 'test' ? 0 : 4010),
   };
 }
