@@ -340,13 +340,15 @@ async function cardPayment(card: Card, worker: number, n: number) {
   record.succeeded = (await status()) === 'SUCCEEDED';
 }
 
-async function refund(worker: number) {
-  const payment = seen.payments.find((p) => p.succeeded && p.orderReference.startsWith(`chaos-${worker}-`) && seen.refunds.filter((r) => r.paymentId === p.id).length < 2);
-  if (!payment) return;
+/** A refund of 100 of one of the worker's paid payments (at most three each); false when there is none to refund. */
+async function refund(worker: number): Promise<boolean> {
+  const payment = seen.payments.find((p) => p.succeeded && p.orderReference.startsWith(`chaos-${worker}-`) && seen.refunds.filter((r) => r.paymentId === p.id).length < 3);
+  if (!payment) return false;
   const key = randomUUID();
   const made = (await persist(merchantToken, REFUND_PAYMENT, { input: { payment: payment.id, amount: 100, idempotencyKey: key } })).refundPayment;
   expect(made.userErrors).toEqual([]);
   seen.refunds.push({ key, paymentId: payment.id, refundId: made.refund.id });
+  return true;
 }
 
 async function newBill(amount: number): Promise<string> {
@@ -380,14 +382,23 @@ async function topUpAndPayBill(card: Card) {
   seen.billPayments.push({ key: payKey, id: paid.billPayment.id, bill, amount: 1_000 });
 }
 
+async function topUp(card: Card) {
+  const key = randomUUID();
+  const made = (await persist(appToken, CREATE_TOP_UP, { input: { card: card.id, amount: 500, idempotencyKey: key, paymentMethod: 'pm_card_visa' } })).createTopUp;
+  expect(made).toMatchObject({ topUp: { status: 'PAID' }, userErrors: [] });
+  seen.topUps.push({ key, id: made.topUp.id });
+}
+
+/** A fixed mix per worker: card-present operations (slow: certificate chains, signatures) are a third of it. */
 async function worker(index: number, card: Card) {
   for (let n = 0; n < OPERATIONS_PER_WORKER; n++) {
     const pick = (index + n * 7) % 10;
-    if (pick < 2) await counterLoad(card);
-    else if (pick < 5) await cardPayment(card, index, n);
-    else if (pick < 6) await refund(index);
-    else if (pick < 8) await billByCard(card);
-    else await topUpAndPayBill(card);
+    if (pick === 0) await counterLoad(card);
+    else if (pick <= 2) await cardPayment(card, index, n);
+    else if (pick <= 4) (await refund(index)) || (await topUp(card));
+    else if (pick === 5) await billByCard(card);
+    else if (pick <= 7) await topUpAndPayBill(card);
+    else await topUp(card);
     done++;
   }
 }
