@@ -486,3 +486,19 @@ describe('payment.card_asn', () => {
     expect(row).toEqual({ status: 'SUCCEEDED', card_asn: card.chip.asn });
   });
 });
+
+describe('a refusal inside the transaction', () => {
+  it('writes nothing but its answer, even when the database refused a statement half-way (a non-negative account)', async () => {
+    const em = world.db.orm.em.fork();
+    const purse = await openAccount(em, { code: `crash.purse.${randomUUID()}`, type: AccountType.LIABILITY, ownerKind: AccountOwnerKind.OTHER, currency: 'CNY', nonNegative: true });
+    const other = await openAccount(em, { code: `crash.other.${randomUUID()}`, type: AccountType.ASSET, ownerKind: AccountOwnerKind.OTHER, currency: 'CNY' });
+    const key = randomUUID();
+    // Debiting an empty non-negative liability: PostgreSQL's CHECK refuses the update after the entry row was written.
+    const input = { idempotencyKey: key, description: 'overdraw', lines: [{ account: toGlobalId('LedgerAccount', purse.id), debit: 100 }, { account: toGlobalId('LedgerAccount', other.id), credit: 100 }] };
+    const refused = await call(operator, POST_ENTRY, input);
+    expect(refused.payload).toMatchObject({ entry: null, userErrors: [{ code: 'INSUFFICIENT_FUNDS' }] });
+    expect(await count(`journal_entry where entry_key = ?`, [`manual:${key}`])).toBe(0);
+    expect((await call(operator, POST_ENTRY, input)).payload).toEqual(refused.payload); // stored, replayed
+    expect(await checkLedger(world.db.orm.em.fork())).toEqual([]);
+  });
+});
