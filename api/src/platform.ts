@@ -1,6 +1,4 @@
-import { randomBytes } from 'node:crypto';
 import type { Server } from 'node:http';
-import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import type { Config } from './config/config.js';
@@ -14,9 +12,12 @@ import { createHttpServer } from './http/server.js';
 import { startBackgroundJobs } from './jobs/background-jobs.js';
 import { startWebhookDelivery } from './webhooks/delivery-worker.js';
 import { purgeExpiredIdempotencyRecords } from './graphql/idempotency.js';
+import { armCrashPoints } from './graphql/crash-point.js';
+import { stopLiveness } from './graphql/process-liveness.js';
 import { expirePayments } from './payments/payments.service.js';
 import { expireBillPayments } from './bills/bill-payments.service.js';
-import { type SandboxGateway, startSandboxGateway } from './topups/gateway/sandbox-gateway.js';
+import type { SandboxGateway } from './topups/gateway/sandbox-gateway.js';
+import { sandboxAnswers, sandboxKeys, startFixedSandbox } from './topups/gateway/sandbox-process.js';
 
 /**
  * Periodic tasks on the job queue (graphile-worker cron: once a minute, once across all API
@@ -80,6 +81,9 @@ export async function startPlatform(configured: Config, log: Logger): Promise<Ru
     undo.push(() => database.stop());
     const orm = await openOrm(database.url);
     undo.push(() => orm.close(true));
+    // This process's liveness lock (idempotency claims), if a mutation started it; before the pool closes.
+    undo.push(() => stopLiveness());
+    armCrashPoints(config.testCrashProbability);
     await migrate(orm, log);
 
     // The demo data (clients with printed secrets, cardholders with known passwords, a demo root CA)
@@ -95,14 +99,23 @@ export async function startPlatform(configured: Config, log: Logger): Promise<Ru
       demo = await writeDemoFile(config.dataDir, seeded);
     }
 
-    // No gateway configured (outside production): a sandbox of our own on a local port, so the
-    // whole top-up works with no internet. Its state is kept in the data folder across restarts.
+    // No gateway configured (outside production): the sandbox gateway on its fixed local port, so the
+    // whole top-up works with no internet; its keys and state are kept in the data folder across
+    // restarts. One already running there (`onecard sandbox-gateway`, which outlives the API) is used.
     let sandbox: SandboxGateway | null = null;
+    let sandboxUrl: string | null = null;
     if (!config.gateway) {
-      const secrets = { secretKey: `sk_sandbox_${randomBytes(16).toString('hex')}`, webhookSecret: `whsec_${randomBytes(24).toString('hex')}` };
-      sandbox = await startSandboxGateway({ ...secrets, statePath: path.join(config.dataDir, 'sandbox-gateway.json'), log: log.child({ component: 'sandbox-gateway' }) });
-      undo.push(() => sandbox!.close());
-      config = { ...config, gateway: { url: sandbox.url, ...secrets } };
+      const keys = await sandboxKeys(config.dataDir);
+      const running = config.sandboxGatewayPort ? `http://127.0.0.1:${config.sandboxGatewayPort}` : null;
+      if (running && (await sandboxAnswers(running, keys))) {
+        log.info({ url: running }, 'using the sandbox gateway already running on its port');
+        sandboxUrl = running;
+      } else {
+        sandbox = await startFixedSandbox({ dataDir: config.dataDir, port: config.sandboxGatewayPort, keys, log: log.child({ component: 'sandbox-gateway' }) });
+        undo.push(() => sandbox!.close());
+        sandboxUrl = sandbox.url;
+      }
+      config = { ...config, gateway: { url: sandboxUrl, ...keys } };
     }
 
     const http = await createHttpApp({ config, orm, log, cardSessions: cardSessionEngine(config) });
@@ -126,7 +139,7 @@ export async function startPlatform(configured: Config, log: Logger): Promise<Ru
     // The job queue also runs the periodic work that must happen once across processes.
     const webhooks = await startWebhookDelivery({ orm, config, log: log.child({ component: 'webhooks' }), ...scheduledTasks(orm, log) });
     undo.push(() => webhooks.stop());
-    return { url, sandboxGatewayUrl: sandbox?.url ?? null, demo, stop };
+    return { url, sandboxGatewayUrl: sandboxUrl, demo, stop };
   } catch (err) {
     await stop();
     throw err;

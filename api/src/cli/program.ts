@@ -18,6 +18,7 @@ import { printApiSchema } from '../graphql/schema.js';
 import { createLogger } from '../http/logger.js';
 import { checkLedger } from '../ledger/ledger-check.js';
 import { settleCommand } from './settle-command.js';
+import { sandboxKeys, startFixedSandbox } from '../topups/gateway/sandbox-process.js';
 
 /** Opens the configured database (embedded or DATABASE_URL) for one command, and closes it after. */
 async function withOrm<T>(work: (orm: Orm, config: Config) => Promise<T>): Promise<T> {
@@ -202,6 +203,23 @@ export function createProgram(): Command {
     .action(async (opts: { serial: string; reason: string }) => {
       const row = await withOrm((orm) => revokeCertificate(orm.em.fork(), opts.serial, Number(opts.reason)));
       console.log(`revoked ${row.serial} (${row.subject}) issued by ${row.ca_id}`);
+    });
+
+  program
+    .command('sandbox-gateway')
+    .description(
+      'run the sandbox payment gateway as a process of its own (outside production, without GATEWAY_URL), on GATEWAY_SANDBOX_PORT (4010), with its keys and state in ONECARD_DATA_DIR; it sends its webhooks to PUBLIC_URL. An API started beside it uses it, and killing the API does not kill it. Ctrl-C stops it.',
+    )
+    .action(async () => {
+      const config = loadConfig();
+      if (config.gateway) throw new Error('GATEWAY_URL is set: the API uses that gateway, not the sandbox');
+      const log = createLogger(config);
+      const sandbox = await startFixedSandbox({ dataDir: config.dataDir, port: config.sandboxGatewayPort, keys: await sandboxKeys(config.dataDir), webhookUrl: `${config.publicUrl}/webhooks/gateway`, log });
+      console.log(`sandbox gateway at ${sandbox.url} (webhooks to ${config.publicUrl}/webhooks/gateway); Ctrl-C stops it`);
+      await new Promise<void>((resolve) => {
+        for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.once(signal, () => resolve());
+      });
+      await sandbox.close();
     });
 
   const schema = program.command('schema').description('the GraphQL schema emitted from the code');

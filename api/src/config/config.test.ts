@@ -101,4 +101,18 @@ describe('loadConfig', () => {
     expect(loadConfig({ METRICS_TOKEN: 'scrape-0123456789' }).metricsToken).toBe('scrape-0123456789');
     expect(() => loadConfig({ METRICS_TOKEN: 'short' })).toThrow(/^METRICS_TOKEN: expected a bearer token of 16 characters or more/);
   });
+
+  it('puts the sandbox gateway on a fixed port (4010; a free one in tests) unless GATEWAY_SANDBOX_PORT says otherwise', () => {
+    expect(loadConfig({}).sandboxGatewayPort).toBe(4010);
+    expect(loadConfig({ NODE_ENV: 'test' }).sandboxGatewayPort).toBe(0);
+    expect(loadConfig({ GATEWAY_SANDBOX_PORT: '4242' }).sandboxGatewayPort).toBe(4242);
+    expect(() => loadConfig({ GATEWAY_SANDBOX_PORT: 'x' })).toThrow(/^GATEWAY_SANDBOX_PORT: expected a TCP port number/);
+  });
+
+  it('lets only tests make the process kill itself at its crash points', () => {
+    expect(loadConfig({}).testCrashProbability).toBe(0);
+    expect(loadConfig({ NODE_ENV: 'test', ONECARD_TEST_CRASH_PROBABILITY: '0.05' }).testCrashProbability).toBe(0.05);
+    expect(() => loadConfig({ ONECARD_TEST_CRASH_PROBABILITY: '0.05' })).toThrow(/^ONECARD_TEST_CRASH_PROBABILITY: expected nothing outside NODE_ENV=test/);
+    expect(() => loadConfig({ NODE_ENV: 'test', ONECARD_TEST_CRASH_PROBABILITY: '2' })).toThrow(/expected a probability from 0 to 1/);
+  });
 });

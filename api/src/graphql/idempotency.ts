@@ -4,6 +4,8 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import { GraphQLError } from 'graphql';
 import { getMetadataStorage, type MiddlewareFn, UseMiddleware } from 'type-graphql';
 import type { GraphQLContext } from './context.js';
+import { crashPoint, SimulatedCrash } from './crash-point.js';
+import { LOCK_HELD_SQL, livenessFor } from './process-liveness.js';
 
 /**
  * Idempotency of every mutation that moves money (DESIGN.md §4; docs/api-conventions.md#idempotency),
@@ -14,15 +16,23 @@ import type { GraphQLContext } from './context.js';
  * - same key, same request, first answered: the stored payload (also after a restart);
  * - same key, another request: `IDEMPOTENCY_KEY_REUSED` (HTTP 422), nothing runs;
  * - same key while the first still runs: `IDEMPOTENCY_CONFLICT` (HTTP 409), nothing runs, unless
- *   that claim is stale (its process died: the lease ran out unrenewed), then this call takes it over;
+ *   that claim's process is dead (its liveness lock is gone: process-liveness.ts) or its lease ran
+ *   out unrenewed, then this call takes it over at once;
  * - a thrown error (GraphQL or internal) releases the claim, so a retry runs the mutation again.
+ *
+ * The answer is committed with the effect, so that a crash between the two cannot make a retry run
+ * the mutation again (issue 19): a mutation runs in a transaction that the claim's answer is
+ * written in before it commits (the resolver's `ctx.em` is that transaction, and services' own
+ * `em.transactional` calls nest in it as savepoints). A mutation that calls the payment gateway
+ * (`effect: 'resumable'`) cannot hold a transaction over the call; its service commits each step
+ * itself and finds its effect by the key on a retry, resuming where it stopped.
  *
  * Records are kept 48 hours (the spec asks for at least 24); `purgeExpiredIdempotencyRecords` deletes them after.
  */
 
 /** How long a key is remembered. */
 export const IDEMPOTENCY_RETENTION_HOURS = 48;
-/** An IN_FLIGHT claim whose lease has not been renewed for this long belongs to a dead process. */
+/** An IN_FLIGHT claim whose lease has not been renewed for this long is given up, even if its process lives (e.g. a release that failed). */
 export const IN_FLIGHT_LEASE_SECONDS = 60;
 /** How often a running mutation renews its lease: well inside it, so only a dead process loses it. */
 const LEASE_RENEWAL_MS = 20_000;
@@ -155,9 +165,17 @@ interface Claim {
   holderId: string;
   key: string;
   owner: string;
+  /** The advisory lock this process holds while it lives (process-liveness.ts); null: the lease alone tells. */
+  ownerLock: string | null;
 }
 
 type ClaimOutcome = { kind: 'claimed' } | { kind: 'replay'; payload: unknown } | { kind: 'reused'; operation: string } | { kind: 'in-flight' } | { kind: 'gone' };
+
+/**
+ * An IN_FLIGHT claim nobody runs any more: its process is dead (the liveness lock it named is not
+ * held), or its lease ran out unrenewed (a claim of a process with no liveness, or one it failed to release).
+ */
+const STALE = `(coalesce(locked_until <= now(), false) or (owner_lock is not null and not ${LOCK_HELD_SQL('owner_lock')}))`;
 
 /**
  * Claims (client, key) for one execution, each step its own committed statement: a new key (or
@@ -167,18 +185,18 @@ type ClaimOutcome = { kind: 'claimed' } | { kind: 'replay'; payload: unknown } |
  */
 async function claim(c: Claim, operation: string, hash: string): Promise<ClaimOutcome> {
   const [inserted] = await c.em.execute<{ owner: string }[]>(
-    `insert into idempotency_record (client_id, holder_id, key, operation, request_hash, state, owner, locked_until, created_at, expires_at)
-     values (?, ?, ?, ?, ?, 'IN_FLIGHT', ?, now() + interval '${IN_FLIGHT_LEASE_SECONDS} seconds', now(), now() + interval '${IDEMPOTENCY_RETENTION_HOURS} hours')
+    `insert into idempotency_record (client_id, holder_id, key, operation, request_hash, state, owner, owner_lock, locked_until, created_at, expires_at)
+     values (?, ?, ?, ?, ?, 'IN_FLIGHT', ?, ?::bigint, now() + interval '${IN_FLIGHT_LEASE_SECONDS} seconds', now(), now() + interval '${IDEMPOTENCY_RETENTION_HOURS} hours')
      on conflict (client_id, holder_id, key) do update
-       set operation = excluded.operation, request_hash = excluded.request_hash, state = 'IN_FLIGHT', response = null, owner = excluded.owner,
+       set operation = excluded.operation, request_hash = excluded.request_hash, state = 'IN_FLIGHT', response = null, owner = excluded.owner, owner_lock = excluded.owner_lock,
            locked_until = excluded.locked_until, created_at = excluded.created_at, completed_at = null, expires_at = excluded.expires_at
        where idempotency_record.expires_at <= now()
      returning owner`,
-    [c.clientId, c.holderId, c.key, operation, hash, c.owner],
+    [c.clientId, c.holderId, c.key, operation, hash, c.owner, c.ownerLock],
   );
   if (inserted) return { kind: 'claimed' };
   const [row] = await c.em.execute<{ operation: string; request_hash: string; state: 'IN_FLIGHT' | 'DONE'; response: Json; stale: boolean }[]>(
-    `select operation, request_hash, state, response, coalesce(locked_until <= now(), false) as stale from idempotency_record where client_id = ? and holder_id = ? and key = ?`,
+    `select operation, request_hash, state, response, ${STALE} as stale from idempotency_record where client_id = ? and holder_id = ? and key = ?`,
     [c.clientId, c.holderId, c.key],
   );
   if (!row) return { kind: 'gone' }; // released or purged between the two statements: try again
@@ -186,10 +204,10 @@ async function claim(c: Claim, operation: string, hash: string): Promise<ClaimOu
   if (row.state === 'DONE') return { kind: 'replay', payload: decodePayload(row.response) };
   if (!row.stale) return { kind: 'in-flight' };
   const [taken] = await c.em.execute<{ owner: string }[]>(
-    `update idempotency_record set owner = ?, locked_until = now() + interval '${IN_FLIGHT_LEASE_SECONDS} seconds'
-      where client_id = ? and holder_id = ? and key = ? and state = 'IN_FLIGHT' and request_hash = ? and locked_until <= now()
+    `update idempotency_record set owner = ?, owner_lock = ?::bigint, locked_until = now() + interval '${IN_FLIGHT_LEASE_SECONDS} seconds'
+      where client_id = ? and holder_id = ? and key = ? and state = 'IN_FLIGHT' and request_hash = ? and ${STALE}
       returning owner`,
-    [c.owner, c.clientId, c.holderId, c.key, hash],
+    [c.owner, c.ownerLock, c.clientId, c.holderId, c.key, hash],
   );
   return taken ? { kind: 'claimed' } : { kind: 'gone' };
 }
@@ -203,8 +221,9 @@ function release(c: Claim): Promise<unknown> {
   return c.em.execute(`delete from idempotency_record where client_id = ? and holder_id = ? and key = ? and owner = ? and state = 'IN_FLIGHT'`, [c.clientId, c.holderId, c.key, c.owner]);
 }
 
-async function complete(c: Claim, payload: unknown): Promise<boolean> {
-  const rows = await c.em.execute<{ owner: string }[]>(
+/** Stores the answer, through `em` (the mutation's transaction, or the claim's own connection); false when the claim is no longer ours. */
+async function complete(em: EntityManager, c: Claim, payload: unknown): Promise<boolean> {
+  const rows = await em.execute<{ owner: string }[]>(
     `update idempotency_record set state = 'DONE', response = ?::jsonb, locked_until = null, completed_at = now()
       where client_id = ? and holder_id = ? and key = ? and owner = ? and state = 'IN_FLIGHT' returning owner`,
     [JSON.stringify(encodePayload(payload)), c.clientId, c.holderId, c.key, c.owner],
@@ -222,6 +241,15 @@ export interface IdempotencyOptions<T> {
    * gateway's key per top-up), since that retry is a second execution. Default: every answer is final.
    */
   isFinal?: (payload: T) => boolean;
+  /**
+   * How the answer is kept with the effect. `transactional` (the default): the mutation runs in the
+   * transaction its answer is committed in (`ctx.em`); a payload with userErrors is a refusal, and
+   * whatever it wrote is rolled back before its answer is stored. `resumable`: the mutation calls
+   * outside the database (the payment gateway), so it must not hold a transaction over that call;
+   * it commits its own steps, and its service must find its effect by the idempotency key on a
+   * retry and resume it (a crash between its commit and the stored answer is then harmless).
+   */
+  effect?: 'transactional' | 'resumable';
 }
 
 export interface IdempotentRequest {
@@ -233,10 +261,22 @@ export interface IdempotentRequest {
   args: unknown;
 }
 
+/** Another process took the claim over while this one ran (it was taken for dead): this execution is rolled back. */
+class ClaimLost extends Error {}
+
+/** Carries a refusal out of its savepoint, so that what it wrote is rolled back and its answer kept. */
+class Refusal<T> extends Error {
+  constructor(readonly payload: T) {
+    super('refused');
+  }
+}
+
+const isRefusal = (payload: unknown) => Array.isArray((payload as { userErrors?: unknown } | null)?.userErrors) && (payload as { userErrors: unknown[] }).userErrors.length > 0;
+
 /**
- * Runs `run` at most once per (client, holder, key) (see the top of this file). The record is written
- * outside any transaction of the mutation: the claim must be visible to other requests while the
- * mutation runs, and survive it.
+ * Runs `run` at most once per (client, holder, key) (see the top of this file). The claim is written
+ * in its own committed statement before the mutation runs: it must be visible to other requests
+ * while the mutation runs. The answer goes with the effect (`options.effect`).
  */
 export async function idempotent<T>(ctx: GraphQLContext, request: IdempotentRequest, run: () => Promise<T>, options: IdempotencyOptions<T> = {}): Promise<T> {
   const clientId = ctx.principal?.clientId;
@@ -247,7 +287,9 @@ export async function idempotent<T>(ctx: GraphQLContext, request: IdempotentRequ
   const hash = requestHash(request.operation, request.args);
   // A cardholder app is one OAuth client for many holders: each holder has a key space of its own.
   const holderId = ctx.principal?.kind === 'CARDHOLDER_APP' ? (ctx.principal.holderId ?? '') : '';
-  const c: Claim = { em: ctx.em.fork(), clientId, holderId, key: request.key, owner: `${hostname()}:${process.pid}:${randomUUID()}` };
+  const em = ctx.em.fork();
+  const liveness = await livenessFor(em);
+  const c: Claim = { em, clientId, holderId, key: request.key, owner: `${hostname()}:${process.pid}:${randomUUID()}`, ownerLock: liveness?.lock ?? null };
   for (let attempt = 0; ; attempt++) {
     const outcome = await claim(c, request.operation, hash);
     if (outcome.kind === 'claimed') break;
@@ -258,27 +300,74 @@ export async function idempotent<T>(ctx: GraphQLContext, request: IdempotentRequ
 
   const renewal = setInterval(() => renewLease(c).catch((err: unknown) => ctx.log.warn({ err, key: c.key }, 'could not renew an idempotency lease')), LEASE_RENEWAL_MS);
   renewal.unref();
+  const giveBack = () => release(c).catch((err: unknown) => ctx.log.error({ err, key: c.key }, 'could not release an idempotency key; it frees itself when its lease ends'));
+  const final = (payload: T) => !options.isFinal || options.isFinal(payload);
   let payload: T;
+  let stored: boolean;
   try {
-    payload = await run();
+    if (options.effect === 'resumable') {
+      payload = await run();
+      stored = false;
+    } else {
+      ({ payload, stored } = await runInTransaction(ctx, c, run, final));
+    }
   } catch (err) {
     clearInterval(renewal);
-    await release(c).catch((releaseErr: unknown) => ctx.log.error({ err: releaseErr, key: c.key }, 'could not release an idempotency key; it frees itself when its lease ends'));
+    // A simulated death releases nothing, as a dead process would not.
+    if (err instanceof SimulatedCrash) throw err;
+    if (err instanceof ClaimLost) throw inFlight();
+    await giveBack();
     throw err;
   }
   clearInterval(renewal);
-  if (options.isFinal && !options.isFinal(payload)) {
-    await release(c).catch((err: unknown) => ctx.log.error({ err, key: c.key }, 'could not release an idempotency key; it frees itself when its lease ends'));
+  await crashPoint('answer', request.operation);
+  if (!final(payload)) {
+    await giveBack();
     return payload;
   }
-  // The mutation has had its effect: its answer goes to the caller even if storing it fails (the
-  // claim then ends with its lease, and a late retry relies on the mutation's own idempotency).
+  if (stored) return payload;
+  // A resumable mutation has had its effect: its answer goes to the caller even if storing it fails
+  // (the claim then ends with its lease, and a late retry finds the effect by its key).
   try {
-    if (!(await complete(c, payload))) ctx.log.warn({ key: c.key, operation: request.operation }, 'an idempotency claim was taken over while its mutation ran (lease not renewed)');
+    if (!(await complete(c.em, c, payload))) ctx.log.warn({ key: c.key, operation: request.operation }, 'an idempotency claim was taken over while its mutation ran (its process was taken for dead)');
   } catch (err) {
     ctx.log.error({ err, key: c.key, operation: request.operation }, 'could not store the answer of an idempotent mutation');
   }
   return payload;
+}
+
+/**
+ * Runs a transactional mutation with `ctx.em` bound to one transaction, in a savepoint that a
+ * refusal rolls back, and stores its (final) answer in that transaction before it commits. A claim
+ * that is no longer ours at that moment rolls the whole execution back (ClaimLost): the process that
+ * took it over runs it, and exactly one effect commits.
+ */
+async function runInTransaction<T>(ctx: GraphQLContext, c: Claim, run: () => Promise<T>, final: (payload: T) => boolean): Promise<{ payload: T; stored: boolean }> {
+  const outer = ctx.em;
+  try {
+    return await outer.transactional(async (tx) => {
+      let payload: T;
+      try {
+        payload = await tx.transactional(async (savepoint) => {
+          ctx.em = savepoint;
+          const result = await run();
+          if (isRefusal(result)) throw new Refusal(result);
+          return result;
+        });
+      } catch (err) {
+        if (!(err instanceof Refusal)) throw err;
+        payload = err.payload as T;
+      } finally {
+        ctx.em = tx;
+      }
+      if (!final(payload)) return { payload, stored: false };
+      if (!(await complete(tx, c, payload))) throw new ClaimLost();
+      return { payload, stored: true };
+    });
+  } finally {
+    // Fields of the payload resolve after the mutation, on the request's own (non-transactional) em.
+    ctx.em = outer;
+  }
 }
 
 const IDEMPOTENT = Symbol('onecard.idempotent');

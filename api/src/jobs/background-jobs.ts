@@ -4,6 +4,7 @@ import type { GatewayClient } from '../topups/gateway/gateway-client.js';
 import { runDueBalanceTransfers } from '../cards/cards.service.js';
 import { runSettlementJobs } from '../settlement/settlement.jobs.js';
 import { runTopUpJobs } from '../topups/topups.jobs.js';
+import { expireAbandonedSessions } from '../readers/session/expire-sessions.js';
 
 export interface BackgroundJobs {
   /** Runs one round now (tests, and the first round at start). */
@@ -13,7 +14,7 @@ export interface BackgroundJobs {
 
 /**
  * The periodic work of one API process: top-ups the gateway has not confirmed, refunds, due balance
- * transfers, settlement (cut-offs, clearing, payouts). (Payment expiry runs as a cron task on the job queue: platform.ts.) Every job claims rows with `for update skip locked`, so any number of processes may
+ * transfers, card sessions abandoned past their expiry, settlement (cut-offs, clearing, payouts). (Payment expiry runs as a cron task on the job queue: platform.ts.) Every job claims rows with `for update skip locked`, so any number of processes may
  * run it side by side. A round never overlaps the previous one.
  */
 export function startBackgroundJobs(opts: { orm: MikroORM; gateway: GatewayClient | null; log: Logger; intervalMs: number; settlementCutoff: string }): BackgroundJobs {
@@ -26,6 +27,12 @@ export function startBackgroundJobs(opts: { orm: MikroORM; gateway: GatewayClien
       return 0;
     });
     if (transferred > 0) opts.log.info({ transferred }, 'balance transfers of replaced cards');
+    // Card sessions cut by a crash (of the app, the reader or this API) would stay OPEN for ever.
+    const abandoned = await expireAbandonedSessions(em).catch((err) => {
+      opts.log.warn({ err }, 'expiring abandoned card sessions failed; tried again next round');
+      return 0;
+    });
+    if (abandoned > 0) opts.log.info({ abandoned }, 'abandoned card sessions expired');
     if (opts.gateway) {
       const done = await runTopUpJobs(em, opts.gateway, { onError: (err, topUpId) => opts.log.warn({ err, topUpId }, 'top-up job failed; tried again next round') });
       if (done.submitted + done.polled + done.refunds > 0) opts.log.info(done, 'top-up jobs');

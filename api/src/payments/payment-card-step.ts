@@ -71,7 +71,8 @@ export const merchantPayment: CardSessionPurpose = {
       if (!merchant || merchant.status !== TenantStatus.ACTIVE) throw new SessionError('PURPOSE_REFUSED', 'the merchant does not take payments now');
     },
     async claim(em, payment, pending, claim) {
-      await em.execute(`update payment set status = 'PROCESSING', card_session_id = ?, card_claim = ?, updated_at = now() where id = ?`, [pending.session.id, JSON.stringify(claim), payment.id]);
+      // card_asn: the card asked to pay, the only link to a card the registry does not know (card_id null).
+      await em.execute(`update payment set status = 'PROCESSING', card_session_id = ?, card_claim = ?, card_asn = ?, updated_at = now() where id = ?`, [pending.session.id, JSON.stringify(claim), pending.asn, payment.id]);
     },
     settle,
     async countFailedAttempt(em, payment, refusal) {

@@ -99,7 +99,8 @@ export class TopUpResolver {
     description:
       'Tops up a card through the payment gateway: a cardholder app for its holder’s registered card (scope card:topup), or a card company at its counter (scope topups:write). Idempotent by idempotencyKey (docs/api-conventions.md#idempotency); a GATEWAY_UNAVAILABLE answer with the top-up still CREATED is not stored, and a retry with the key asks the gateway again. Once PAID, the value is written onto the card at a certified reader (openCardSession with operation LOAD and this topUp).',
   })
-  @Idempotent<TopUpPayload>({ isFinal: createIsFinal })
+  // The gateway call is outside the database: createTopUp finds its top-up by the key on a retry.
+  @Idempotent<TopUpPayload>({ isFinal: createIsFinal, effect: 'resumable' })
   createTopUp(@Arg('input', () => CreateTopUpInput, { description: 'The card, the amount and your idempotency key.' }) input: CreateTopUpInput, @Ctx() ctx: GraphQLContext): Promise<TopUpPayload> {
     return payload(ctx, () =>
       createTopUp(ctx.em, { gateway: ctx.gateway ?? null, limits: ctx.config.topUpLimits }, ctx.principal!, { cardId: fromGlobalId(input.card, 'Card').id, amount: input.amount, idempotencyKey: input.idempotencyKey, paymentMethod: input.paymentMethod }),
@@ -111,9 +112,10 @@ export class TopUpResolver {
     description:
       'Refunds a PAID top-up that is not on the card, through the gateway: the card company (topups:write) any of its cards’; a cardholder app (card:topup) its holder’s once the card can no longer be used (lost, blocked, replaced, expired). Idempotent by idempotencyKey (docs/api-conventions.md#idempotency).',
   })
-  @Idempotent()
+  // The gateway call is outside the database: refundTopUp finds the refund it started by the key on a retry.
+  @Idempotent({ effect: 'resumable' })
   refundTopUp(@Arg('input', () => RefundTopUpInput, { description: 'The top-up to refund and your idempotency key.' }) input: RefundTopUpInput, @Ctx() ctx: GraphQLContext): Promise<TopUpPayload> {
-    return payload(ctx, () => refundTopUp(ctx.em, ctx.gateway ?? null, ctx.principal!, fromGlobalId(input.topUp, 'TopUp').id));
+    return payload(ctx, () => refundTopUp(ctx.em, ctx.gateway ?? null, ctx.principal!, fromGlobalId(input.topUp, 'TopUp').id, input.idempotencyKey));
   }
 
   @Authorized('ISSUER', 'topups:write')

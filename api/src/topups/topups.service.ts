@@ -6,6 +6,7 @@ import { toGlobalId } from '../graphql/global-id.js';
 import { credit, debit, post, type PostedEntry, reverse } from '../ledger/ledger.service.js';
 import { recordClearingItem, setGatewayReference } from '../settlement/clearing-items.js';
 import { recordEvent } from '../webhooks/outbox.js';
+import { crashPoint } from '../graphql/crash-point.js';
 import { type GatewayClient, GatewayError, type PaymentIntent, type Refund } from './gateway/gateway-client.js';
 import { sealClientSecret } from './client-secret.js';
 import { TopUpError } from './topups.errors.js';
@@ -49,6 +50,8 @@ export interface TopUpRow {
   gateway_refund_id: string | null;
   gateway_charge_id: string | null;
   refund_attempt: string | null;
+  /** The client, holder and idempotency key of the request that started the latest refund (resumes it after a crash). */
+  refund_key: string | null;
   spent_on: string | null;
   gateway_attempts: number;
   created_at: Date;
@@ -244,6 +247,7 @@ export async function createTopUp(em: EntityManager, deps: { gateway: GatewayCli
   });
   if (created.request_hash !== hash) throw new TopUpError('IDEMPOTENCY_KEY_REUSED', 'this idempotency key was used for another top-up request', 'idempotencyKey');
   if (created.status !== 'CREATED') return { topUp: created };
+  await crashPoint('top-up-recorded', 'createTopUp');
   const gatewayError = await submitToGateway(em, deps.gateway, created);
   return { topUp: (await topUpById(em, created.id))!, gatewayError };
 }
@@ -552,8 +556,14 @@ async function reverseRefundEntry(em: EntityManager, topUp: TopUpRow): Promise<v
  * its card once the card can no longer be used (lost, blocked, replaced, expired); the card company
  * for any of its cards' paid top-ups. A top-up whose load was started (MAC2 issued) is refused:
  * the card may hold it, and only the card's next tap can tell.
+ *
+ * Resumable by `idempotencyKey` (the API's idempotency layer cannot hold a transaction over the
+ * gateway call): the refund remembers the key that started it, so the same request again after a
+ * crash finds it and carries on (asks the gateway again if it is still REFUNDING) instead of
+ * refusing a top-up that is no longer PAID because of it.
  */
-export async function refundTopUp(em: EntityManager, gateway: GatewayClient | null, principal: Principal, topUpId: string): Promise<{ topUp: TopUpRow; gatewayError?: TopUpError }> {
+export async function refundTopUp(em: EntityManager, gateway: GatewayClient | null, principal: Principal, topUpId: string, idempotencyKey?: string): Promise<{ topUp: TopUpRow; gatewayError?: TopUpError }> {
+  const refundKey = idempotencyKey ? `${principal.clientId}/${principal.holderId ?? ''}/${idempotencyKey}` : null;
   const claimed = await em.transactional(async (tx) => {
     const topUp = await findTopUpFor(tx, { ...principal, scopes: [...principal.scopes, 'cards:read', 'card:read'] }, topUpId);
     const mayRefund =
@@ -561,15 +571,21 @@ export async function refundTopUp(em: EntityManager, gateway: GatewayClient | nu
       ((principal.kind === 'ISSUER' && principal.scopes.includes('topups:write')) || (principal.kind === 'CARDHOLDER_APP' && principal.scopes.includes('card:topup')) || (principal.kind === 'OPERATOR' && principal.scopes.includes('tenants:manage')));
     if (!topUp || !mayRefund) throw new TopUpError('NOT_FOUND', `no top-up ${topUpId} you may refund`, 'topUp');
     const locked = (await topUpById(tx, topUp.id, true))!;
+    if (refundKey && locked.refund_key === refundKey) return locked; // this very request, after a crash: resumed below
     if (locked.status !== 'PAID') throw new TopUpError('NOT_REFUNDABLE', `a ${locked.status} top-up cannot be refunded`, 'topUp');
     if (locked.origin === 'TRANSFER' || locked.origin === 'REFUND') throw new TopUpError('NOT_REFUNDABLE', 'this pending load is not a gateway payment (a replaced card’s balance, or a merchant’s refund): it is loaded onto the card', 'topUp');
     if (locked.load_session_id) throw new TopUpError('NOT_REFUNDABLE', 'a load of this top-up was started on the card; present the card to a reader to settle it first', 'topUp');
     const [card] = await tx.execute<{ status: string }[]>(`select status from card where id = ?`, [locked.card_id]);
     if (principal.kind === 'CARDHOLDER_APP' && card!.status === 'ACTIVE') throw new TopUpError('NOT_REFUNDABLE', 'the card can still take the load: present it to a reader, or ask the card company', 'topUp');
     if (!gateway) throw new TopUpError('GATEWAY_UNAVAILABLE', 'no payment gateway is configured');
-    return startRefund(tx, locked, randomUUID(), `refund by ${principal.clientId}`);
+    return startRefund(tx, locked, randomUUID(), `refund by ${principal.clientId}`, null, refundKey);
   });
-  const gatewayError = await submitRefund(em, gateway!, claimed);
+  // The request's refund went back to PAID: the gateway refused it, which was (and stays) its answer.
+  if (claimed.status === 'PAID') return { topUp: claimed, gatewayError: new TopUpError('NOT_REFUNDABLE', `the gateway refused the refund: ${claimed.failure_message ?? 'refused'}`, 'topUp') };
+  if (claimed.status !== 'REFUNDING') return { topUp: claimed };
+  await crashPoint('refund-started', 'refundTopUp');
+  if (!gateway) return { topUp: claimed, gatewayError: new TopUpError('GATEWAY_UNAVAILABLE', 'no payment gateway is configured') };
+  const gatewayError = await submitRefund(em, gateway, claimed);
   return { topUp: (await topUpById(em, claimed.id))!, gatewayError };
 }
 
@@ -577,8 +593,8 @@ export async function refundTopUp(em: EntityManager, gateway: GatewayClient | nu
  * A PAID top-up (locked by the caller) becomes REFUNDING under a new attempt: the value leaves the
  * pending loads now; a refund the gateway refuses puts it back (reversal).
  */
-async function startRefund(tx: EntityManager, locked: TopUpRow, attempt: string, cause: string, gatewayRefundId: string | null = null): Promise<TopUpRow> {
-  await tx.execute(`update top_up set refund_attempt = ?, gateway_refund_id = ? where id = ?`, [attempt, gatewayRefundId, locked.id]);
+async function startRefund(tx: EntityManager, locked: TopUpRow, attempt: string, cause: string, gatewayRefundId: string | null = null, refundKey: string | null = null): Promise<TopUpRow> {
+  await tx.execute(`update top_up set refund_attempt = ?, gateway_refund_id = ?, refund_key = ? where id = ?`, [attempt, gatewayRefundId, refundKey, locked.id]);
   const row = await moveTo(tx, locked.id, 'REFUNDING', cause);
   const pending = await pendingLoadAccount(tx, locked.card_company_id, locked.currency);
   const clearing = await gatewayClearingAccount(tx, locked.currency);
