@@ -139,11 +139,14 @@ class ApiProcess {
 
 type Body = { data?: Record<string, any> | null; errors?: { message: string; extensions?: { code?: string } }[] };
 
-/** Worth sending again (the same request, the same key): no answer, or the API said "not now". */
+/**
+ * Worth sending again (the same request, the same key): no answer, or the API said "not now"
+ * (THROTTLED is answered before anything runs: the client's cost bucket is refilling).
+ */
 function transient(status: number, body: Body | null): boolean {
   if (!body) return true;
   const code = body.errors?.[0]?.extensions?.code;
-  return status >= 500 || code === 'IDEMPOTENCY_CONFLICT' || code === 'INTERNAL_SERVER_ERROR';
+  return status >= 500 || code === 'IDEMPOTENCY_CONFLICT' || code === 'INTERNAL_SERVER_ERROR' || code === 'THROTTLED';
 }
 
 /** A GraphQL call retried through kills and restarts until it is answered; GraphQL errors that are answers throw. */
