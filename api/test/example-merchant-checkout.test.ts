@@ -1,6 +1,6 @@
 /**
- * The merchant-checkout example end to end in a real browser (playwright-core driving Debian's
- * chromium, no browser download): the platform started in-process as `npm start` starts it (demo
+ * The merchant-checkout example end to end in a real browser (playwright-core driving the Chromium
+ * of support/browser.ts: the machine's, or the one inside the @sparticuz/chromium npm package): the platform started in-process as `npm start` starts it (demo
  * seed, demo.json, sandbox gateway; on a database of the test's own), the example's shop as a child
  * process (node 22, as `npm start -w examples/merchant-checkout`), and the checkout page: page loads,
  * payment created, card tapped on the simulated home reader, "Paid" shown once the signed webhook
@@ -11,16 +11,16 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, expect, it, onTestFailed } from 'vitest';
 import { OneCardClient } from '../../sdk-js/src/index.js';
 import { loadConfig } from '../src/config/config.js';
 import { freePort } from '../src/db/embedded-postgres.js';
 import { type RunningPlatform, startPlatform } from '../src/platform.js';
+import { launchBrowser } from './support/browser.js';
 import { freshDatabase, type TestDatabase } from './support/database.js';
 
 const root = path.resolve(import.meta.dirname, '../..');
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
 let dataDir: string;
 let db: TestDatabase | undefined;
@@ -84,7 +84,7 @@ beforeAll(async () => {
   );
   // GraphiQL's bundle is built on its first request: build it meanwhile, not inside the second test.
   const warm = async () => expect((await fetch(`${platform!.url}/graphql/assets/graphiql.js`)).status).toBe(200);
-  [shopUrl, browser] = await Promise.all([startShop(), chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-dev-shm-usage'] }), warm()]);
+  [shopUrl, browser] = await Promise.all([startShop(), launchBrowser(), warm()]);
 });
 
 afterAll(async () => {
