@@ -7,7 +7,7 @@ import type { Config } from './config/config.js';
 import { openDatabase } from './db/database.js';
 import { migrate, type Orm, openOrm } from './db/orm.js';
 import { loadKeyEncryptionKey } from './secrets/kek.js';
-import { type DemoData, seedDemoData, writeDemoFile } from './demo/seed.js';
+import { type DemoData, seedDemoFile } from './demo/seed.js';
 import { createHttpApp } from './http/app.js';
 import { startBackgroundJobs } from './jobs/background-jobs.js';
 import { startWebhookDelivery } from './webhooks/delivery-worker.js';
@@ -84,13 +84,7 @@ export async function startPlatform(configured: Config, log: Logger): Promise<Ru
     // has no place in a real installation: ONECARD_DEMO is off by default in production.
     let demo: DemoData | null = null;
     if (config.demoData) {
-      const seeded = {
-        publicUrl: config.publicUrl,
-        graphqlUrl: `${config.publicUrl}/graphql`,
-        ...(database.embedded ? { databaseUrl: database.url } : {}),
-        ...(await seedDemoData(orm.em.fork(), log, { config, kek: await loadKeyEncryptionKey(config) })),
-      };
-      demo = await writeDemoFile(config.dataDir, seeded);
+      demo = (await seedDemoFile(orm.em.fork(), log, { config, kek: await loadKeyEncryptionKey(config), database })).file;
     }
 
     // No gateway configured (outside production): a sandbox of our own on a local port, so the

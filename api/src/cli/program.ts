@@ -13,21 +13,21 @@ import type { PrincipalKind } from '../graphql/context.js';
 import { fromGlobalId } from '../graphql/global-id.js';
 import { openDatabase } from '../db/database.js';
 import { migrate, openOrm, type Orm } from '../db/orm.js';
-import { seedDemoData, writeDemoFile } from '../demo/seed.js';
+import { seedDemoFile } from '../demo/seed.js';
 import { printApiSchema } from '../graphql/schema.js';
 import { createLogger } from '../http/logger.js';
 import { checkLedger } from '../ledger/ledger-check.js';
 import { settleCommand } from './settle-command.js';
 
 /** Opens the configured database (embedded or DATABASE_URL) for one command, and closes it after. */
-async function withOrm<T>(work: (orm: Orm, config: Config) => Promise<T>): Promise<T> {
+async function withOrm<T>(work: (orm: Orm, config: Config, database: { url: string; embedded: boolean }) => Promise<T>): Promise<T> {
   const config = loadConfig();
   const log = createLogger({ logLevel: process.env.LOG_LEVEL ? config.logLevel : 'warn' });
   const database = await openDatabase(config, log);
   try {
     const orm = await openOrm(database.url, { poolMax: 4 });
     try {
-      return await work(orm, config);
+      return await work(orm, config, database);
     } finally {
       await orm.close(true);
     }
@@ -57,12 +57,10 @@ export function createProgram(): Command {
     .command('seed')
     .description('apply migrations, then the demo data steps that have not run yet; prints the demo data')
     .action(async () => {
-      const demo = await withOrm(async (orm, config) => {
+      const demo = await withOrm(async (orm, config, database) => {
         await migrate(orm);
-        const seeded = await seedDemoData(orm.em.fork(), createLogger({ logLevel: 'warn' }), { config, kek: await loadKeyEncryptionKey(config) });
-        // Like `npm start`: demo.json keeps the secrets this run printed.
-        await writeDemoFile(config.dataDir, seeded);
-        return seeded;
+        // The very demo.json `npm start` writes (publicUrl included); it keeps the secrets this run printed.
+        return (await seedDemoFile(orm.em.fork(), createLogger({ logLevel: 'warn' }), { config, kek: await loadKeyEncryptionKey(config), database })).seeded;
       });
       console.log(JSON.stringify(demo, null, 2));
     });
