@@ -15,6 +15,7 @@ import { openDatabase } from '../db/database.js';
 import { migrate, openOrm, type Orm } from '../db/orm.js';
 import { seedDemoFile } from '../demo/seed.js';
 import { printApiSchema } from '../graphql/schema.js';
+import { type AllowedBreakingChange, checkSchemaEvolution } from '../graphql/schema-evolution.js';
 import { createLogger } from '../http/logger.js';
 import { checkLedger } from '../ledger/ledger-check.js';
 import { settleCommand } from './settle-command.js';
@@ -222,6 +223,19 @@ export function createProgram(): Command {
       }
       console.error('schema/schema.graphql is stale: run `npm run schema:emit` and commit it');
       process.exitCode = 1;
+    });
+  schema
+    .command('breaking')
+    .description('exit code 1 on a breaking change from schema/released.graphql not allowed by schema/changes.json')
+    .action(async () => {
+      const dir = path.dirname(schemaFile());
+      const released = process.env.ONECARD_RELEASED_SCHEMA_FILE || path.join(dir, 'released.graphql');
+      const list = JSON.parse(await fs.readFile(process.env.ONECARD_SCHEMA_CHANGES_FILE || path.join(dir, 'changes.json'), 'utf8')) as { allowedBreakingChanges: AllowedBreakingChange[] };
+      const report = await checkSchemaEvolution({ released: await fs.readFile(released, 'utf8'), current: await fs.readFile(schemaFile(), 'utf8'), allowed: list.allowedBreakingChanges });
+      for (const c of report.allowed) console.log(`allowed breaking change  ${c.type} ${c.path}: ${c.message}`);
+      for (const c of report.refused) console.error(`breaking change  ${c.type} ${c.path}: ${c.message}\n  ${c.why}`);
+      if (report.refused.length) process.exitCode = 1;
+      else console.log(`no breaking change against ${path.relative(process.cwd(), released)} beyond the ${report.allowed.length} listed`);
     });
   return program;
 }
