@@ -62,6 +62,14 @@ function listen(server: Server, port: number, host: string): Promise<void> {
   });
 }
 
+/** Fails with PortInUseError when the port is taken, before any database work (the real listen comes later). */
+async function ensurePortFree(port: number, host: string): Promise<void> {
+  if (port === 0) return;
+  const probe = createServer();
+  await listen(probe, port, host);
+  await new Promise<void>((resolve) => probe.close(() => resolve()));
+}
+
 /**
  * The start path of `npm start`: database (embedded unless DATABASE_URL), migrations, demo seed,
  * demo.json, HTTP server. `stop()` undoes it in reverse order.
@@ -74,6 +82,7 @@ export async function startPlatform(configured: Config, log: Logger): Promise<Ru
     undo.length = 0;
   };
   try {
+    await ensurePortFree(config.port, config.host);
     const database = await openDatabase(config, log);
     undo.push(() => database.stop());
     const orm = await openOrm(database.url);
