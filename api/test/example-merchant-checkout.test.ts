@@ -154,3 +154,25 @@ it('GraphiQL at /graphql renders in the browser with no request to another origi
     await page.close();
   }
 });
+
+it('GraphiQL in development: the starter query is there, and "Sign in as a demo client" puts a working Authorization header in Headers', async () => {
+  const { page } = await pageRecordingRequests();
+  try {
+    await page.goto(`${platform!.url}/graphql`);
+    await page.waitForSelector('#demo-sign-in:not([disabled])', { timeout: 45_000 });
+    expect(await page.textContent('.graphiql-query-editor')).toContain('serverInfo { version publicUrl time }');
+    await page.selectOption('select[aria-label="demo client"]', 'operator');
+    await page.click('#demo-sign-in');
+    await page.waitForSelector('[role=status]:has-text("signed in as the demo operator")');
+    // The IDE was remounted with the header: its request carries it and the protected field answers.
+    const answered = page.waitForResponse((r) => r.url() === `${platform!.url}/graphql` && r.request().method() === 'POST' && (r.request().postData() ?? '').includes('cities'));
+    await page.waitForSelector('.graphiql-execute-button');
+    await page.click('.graphiql-execute-button');
+    const response = await answered;
+    expect(response.request().headers().authorization).toMatch(/^Bearer /);
+    const body = (await response.json()) as { data: { serverInfo: { version: string }; cities: { edges: unknown[] } } };
+    expect(body.data.cities.edges.length).toBe(2);
+  } finally {
+    await page.close();
+  }
+});
