@@ -2,6 +2,7 @@ import 'reflect-metadata';
 import { ConfigError, loadConfig } from './config/config.js';
 import { createLogger } from './http/logger.js';
 import { PortInUseError, startPlatform } from './platform.js';
+import { startBanner } from './demo/start-banner.js';
 
 /** `npm start`: the whole platform, stopped cleanly by Ctrl-C or SIGTERM. */
 async function main(): Promise<void> {
@@ -59,27 +60,8 @@ async function main(): Promise<void> {
   // Stops the HTTP server and the pool first, then the database.
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, shutdown);
 
-  process.stdout.write(
-    [
-      '',
-      `OneCard is running at ${config.publicUrl}`,
-      `  GraphQL + GraphiQL  ${config.publicUrl}/graphql`,
-      `  health / readiness  ${config.publicUrl}/healthz  ${config.publicUrl}/readyz`,
-      `  metrics             ${config.publicUrl}/metrics`,
-      ...(running.sandboxGatewayUrl ? [`  sandbox gateway     ${running.sandboxGatewayUrl} (top-ups: pay on its /checkout page, or pass paymentMethod pm_card_visa)`] : []),
-      ...(running.demo
-        ? [
-            `  demo data (${config.dataDir}/demo.json):`,
-            JSON.stringify(running.demo, null, 2)
-              .split('\n')
-              .map((line) => `    ${line}`)
-              .join('\n'),
-          ]
-        : ['  no demo data (ONECARD_DEMO is off): onboard tenants with the operator CLI, see docs/operations.md']),
-      'Ctrl-C stops it (and its embedded PostgreSQL).',
-      '',
-    ].join('\n'),
-  );
+  // URLs, where the demo credentials are (not the secrets: stdout ends up in logs), what to try next.
+  process.stdout.write(startBanner({ config, sandboxGatewayUrl: running.sandboxGatewayUrl, demo: running.demo }));
 }
 
 await main();

@@ -1,11 +1,11 @@
-import type { Server } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import type { Config } from './config/config.js';
 import { openDatabase } from './db/database.js';
 import { migrate, type Orm, openOrm } from './db/orm.js';
 import { loadKeyEncryptionKey } from './secrets/kek.js';
-import { type DemoData, seedDemoData, writeDemoFile } from './demo/seed.js';
+import { type DemoData, seedDemoFile } from './demo/seed.js';
 import { cardSessionEngine } from './card-sessions.js';
 import { createHttpApp } from './http/app.js';
 import { createHttpServer } from './http/server.js';
@@ -65,6 +65,14 @@ function listen(server: Server, port: number, host: string): Promise<void> {
   });
 }
 
+/** Fails with PortInUseError when the port is taken, before any database work (the real listen comes later). */
+async function ensurePortFree(port: number, host: string): Promise<void> {
+  if (port === 0) return;
+  const probe = createServer();
+  await listen(probe, port, host);
+  await new Promise<void>((resolve) => probe.close(() => resolve()));
+}
+
 /**
  * The start path of `npm start`: database (embedded unless DATABASE_URL), migrations, demo seed,
  * demo.json, HTTP server. `stop()` undoes it in reverse order.
@@ -77,6 +85,7 @@ export async function startPlatform(configured: Config, log: Logger): Promise<Ru
     undo.length = 0;
   };
   try {
+    await ensurePortFree(config.port, config.host);
     const database = await openDatabase(config, log);
     undo.push(() => database.stop());
     const orm = await openOrm(database.url);
@@ -90,13 +99,7 @@ export async function startPlatform(configured: Config, log: Logger): Promise<Ru
     // has no place in a real installation: ONECARD_DEMO is off by default in production.
     let demo: DemoData | null = null;
     if (config.demoData) {
-      const seeded = {
-        publicUrl: config.publicUrl,
-        graphqlUrl: `${config.publicUrl}/graphql`,
-        ...(database.embedded ? { databaseUrl: database.url } : {}),
-        ...(await seedDemoData(orm.em.fork(), log, { config, kek: await loadKeyEncryptionKey(config) })),
-      };
-      demo = await writeDemoFile(config.dataDir, seeded);
+      demo = (await seedDemoFile(orm.em.fork(), log, { config, kek: await loadKeyEncryptionKey(config), database })).file;
     }
 
     // No gateway configured (outside production): the sandbox gateway on its fixed local port, so the

@@ -1,6 +1,6 @@
 /**
- * The merchant-checkout example end to end in a real browser (playwright-core driving Debian's
- * chromium, no browser download): the platform started in-process as `npm start` starts it (demo
+ * The merchant-checkout example end to end in a real browser (playwright-core driving the Chromium
+ * of support/browser.ts: the machine's, or the one inside the @sparticuz/chromium npm package): the platform started in-process as `npm start` starts it (demo
  * seed, demo.json, sandbox gateway; on a database of the test's own), the example's shop as a child
  * process (node 22, as `npm start -w examples/merchant-checkout`), and the checkout page: page loads,
  * payment created, card tapped on the simulated home reader, "Paid" shown once the signed webhook
@@ -11,16 +11,16 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, expect, it, onTestFailed } from 'vitest';
 import { OneCardClient } from '../../sdk-js/src/index.js';
 import { loadConfig } from '../src/config/config.js';
 import { freePort } from '../src/db/embedded-postgres.js';
 import { type RunningPlatform, startPlatform } from '../src/platform.js';
+import { launchBrowser } from './support/browser.js';
 import { freshDatabase, type TestDatabase } from './support/database.js';
 
 const root = path.resolve(import.meta.dirname, '../..');
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
 let dataDir: string;
 let db: TestDatabase | undefined;
@@ -84,7 +84,7 @@ beforeAll(async () => {
   );
   // GraphiQL's bundle is built on its first request: build it meanwhile, not inside the second test.
   const warm = async () => expect((await fetch(`${platform!.url}/graphql/assets/graphiql.js`)).status).toBe(200);
-  [shopUrl, browser] = await Promise.all([startShop(), chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-dev-shm-usage'] }), warm()]);
+  [shopUrl, browser] = await Promise.all([startShop(), launchBrowser(), warm()]);
 });
 
 afterAll(async () => {
@@ -150,6 +150,28 @@ it('GraphiQL at /graphql renders in the browser with no request to another origi
     await page.waitForLoadState('networkidle');
     expect(requests.some((u) => u.startsWith(`${platform!.url}/graphql/assets/`))).toBe(true);
     expect(elsewhere(requests, new URL(platform!.url).origin)).toEqual([]);
+  } finally {
+    await page.close();
+  }
+});
+
+it('GraphiQL in development: the starter query is there, and "Sign in as a demo client" puts a working Authorization header in Headers', async () => {
+  const { page } = await pageRecordingRequests();
+  try {
+    await page.goto(`${platform!.url}/graphql`);
+    await page.waitForSelector('#demo-sign-in:not([disabled])', { timeout: 45_000 });
+    expect(await page.textContent('.graphiql-query-editor')).toContain('serverInfo { version publicUrl time }');
+    await page.selectOption('select[aria-label="demo client"]', 'operator');
+    await page.click('#demo-sign-in');
+    await page.waitForSelector('[role=status]:has-text("signed in as the demo operator")');
+    // The IDE was remounted with the header: its request carries it and the protected field answers.
+    const answered = page.waitForResponse((r) => r.url() === `${platform!.url}/graphql` && r.request().method() === 'POST' && (r.request().postData() ?? '').includes('cities'));
+    await page.waitForSelector('.graphiql-execute-button');
+    await page.click('.graphiql-execute-button');
+    const response = await answered;
+    expect(response.request().headers().authorization).toMatch(/^Bearer /);
+    const body = (await response.json()) as { data: { serverInfo: { version: string }; cities: { edges: unknown[] } } };
+    expect(body.data.cities.edges.length).toBe(2);
   } finally {
     await page.close();
   }

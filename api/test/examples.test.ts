@@ -16,6 +16,7 @@ import { OneCardClient } from '../../sdk-js/src/index.js';
 import { loadConfig } from '../src/config/config.js';
 import { freePort } from '../src/db/embedded-postgres.js';
 import { type RunningPlatform, startPlatform } from '../src/platform.js';
+import { launchBrowser } from './support/browser.js';
 import { freshDatabase, type TestDatabase } from './support/database.js';
 import { bearerClient, cardholderAccessToken } from './support/oauth.js';
 
@@ -388,6 +389,44 @@ describe('examples/settlement-report', () => {
     const refused = await run(REPORT, ['--client', 'issuer', '--close', '--date', today, '--out', issuerOut]);
     expect(refused.code).toBe(1);
     expect(refused.stderr).toContain('--close needs the operator');
+  });
+
+  it('report.html: times in the city’s zone with the zone named, a CJK-capable font stack, and tables that fit 1280 to 390 px wide with no horizontal scrolling', async () => {
+    const html = await fs.readFile(path.join(dataDir, 'report', 'report.html'), 'utf8');
+    // Every time shown is local and labelled; the UTC instant stays machine-readable in datetime="…".
+    const shown = [...html.matchAll(/<time datetime="([^"]+)">([^<]+)<\/time>/g)];
+    expect(shown.length).toBeGreaterThanOrEqual(5); // made, and each city's closed and cleared
+    for (const [, utc, text] of shown) {
+      expect(text).toMatch(/^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} Asia\/Shanghai \(UTC\+08:00\)$/);
+      expect(text.slice(0, 16)).toBe(new Date(new Date(utc!).getTime() + 8 * 3_600_000).toISOString().slice(0, 16).replace('T', ' '));
+    }
+    expect(html).not.toMatch(/\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z(?!")/); // no bare UTC timestamp as text
+    expect(html).toMatch(/font: [^;]*"Noto Sans CJK SC"[^;]*"WenQuanYi Micro Hei"[^;]*sans-serif;/);
+
+    const browser = await launchBrowser();
+    try {
+      const page = await browser.newPage();
+      await page.setContent(html);
+      for (const width of [1280, 1024, 768, 390]) {
+        await page.setViewportSize({ width, height: 900 });
+        // In the page (api/ is type-checked without the DOM library).
+        const overflow = await page.evaluate(() => {
+          const doc = (globalThis as any).document;
+          const all = (selector: string): any[] => [...doc.querySelectorAll(selector)];
+          return {
+            page: doc.documentElement.scrollWidth - doc.documentElement.clientWidth,
+            tables: all('.fit').map((t) => t.scrollWidth - t.clientWidth).filter((d) => d > 0),
+            lines: all('table.lines tbody tr').length,
+            // What sticks out, to name it when this fails.
+            wide: all('body *').filter((e) => e.getBoundingClientRect().right > doc.documentElement.clientWidth + 1).slice(0, 3).map((e) => e.outerHTML.slice(0, 120)),
+          };
+        });
+        expect(overflow, `at ${width} px`).toEqual({ page: 0, tables: [], lines: expect.any(Number), wide: [] });
+        expect(overflow.lines).toBeGreaterThan(0);
+      }
+    } finally {
+      await browser.close();
+    }
   });
 });
 

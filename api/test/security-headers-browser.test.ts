@@ -5,7 +5,8 @@
  * Debian's chromium) with no CSP violation reported.
  */
 import * as oauth from 'oauth4webapi';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
+import { launchBrowser } from './support/browser.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCardholder } from '../src/auth/cardholders.service.js';
 import { createClient } from '../src/auth/clients.service.js';
@@ -13,7 +14,6 @@ import { freshDatabase, type TestDatabase } from './support/database.js';
 import { discover } from './support/oauth.js';
 import { startTestServer, type TestServer } from './support/server.js';
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const TENANT = '6b0b8a1e-63f4-4c1e-9d57-6a0d3f6f0002';
 const REDIRECT_URI = 'http://127.0.0.1:8765/callback';
 
@@ -26,7 +26,7 @@ beforeAll(async () => {
   server = await startTestServer(db.orm);
   // GraphiQL's bundle is built on its first request: build it while the browser starts.
   const warm = async () => expect((await fetch(`${server.url}/graphql/assets/graphiql.js`)).status).toBe(200);
-  [browser] = await Promise.all([chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-dev-shm-usage'] }), warm()]);
+  [browser] = await Promise.all([launchBrowser(), warm()]);
 }, 120_000);
 afterAll(async () => {
   await browser?.close().catch(() => {});

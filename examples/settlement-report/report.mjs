@@ -119,6 +119,19 @@ function zoned(timeZone, at) {
   return { date: `${get('year')}-${get('month')}-${get('day')}`, hour: Number(get('hour')), minute: Number(get('minute')), second: Number(get('second')) };
 }
 
+/**
+ * An instant as local time labelled with its zone, e.g. `2026-12-05 23:30:00 Asia/Shanghai (UTC+08:00)`:
+ * the report shows every time in the city's zone, never a bare UTC timestamp beside local hours.
+ */
+function localTime(timeZone, at) {
+  if (!at) return '';
+  const instant = new Date(at);
+  const z = zoned(timeZone, instant);
+  const offset = new Intl.DateTimeFormat('en-US', { timeZone, timeZoneName: 'longOffset' }).formatToParts(instant).find((p) => p.type === 'timeZoneName').value.replace('GMT', 'UTC');
+  const pad = (n) => String(n).padStart(2, '0');
+  return `${z.date} ${pad(z.hour)}:${pad(z.minute)}:${pad(z.second)} ${timeZone} (${offset === 'UTC' ? 'UTC+00:00' : offset})`;
+}
+
 function addDays(date, days) {
   const [y, m, d] = date.split('-').map(Number);
   return new Date(Date.UTC(y, m - 1, d + days)).toISOString().slice(0, 10);
@@ -239,7 +252,7 @@ for (const city of selected) {
   } else if (!window.batch) {
     report.note =
       window.status === 'OPEN'
-        ? `the window is OPEN (cut-off ${window.cutoffAt}): not cleared yet${operator ? '; run again with --close to close and clear it now' : ''}`
+        ? `the window is OPEN (cut-off ${localTime(city.timeZone, window.cutoffAt)}): not cleared yet${operator ? '; run again with --close to close and clear it now' : ''}`
         : 'the window is CLOSED; clearing follows in the background (the settlement job), or run again with --close';
   } else {
     report.batch = await batchOf(window.batch.id);
@@ -490,10 +503,11 @@ function heatMap() {
 // --- 6. report.html ---------------------------------------------------------------------------------
 
 /** A table of text; `attrs[i]`: the i-th row's data-* attributes ({ kind: 'PAYMENT' } → data-kind="PAYMENT"). */
-function table(header, rows, numeric = [], attrs = []) {
+function table(header, rows, numeric = [], attrs = [], className = '') {
   const data = (a = {}) => Object.entries(a).map(([k, v]) => ` data-${k}="${esc(v)}"`).join('');
-  return `<div class="scroll"><table><thead><tr>${header.map((h, i) => `<th${numeric.includes(i) ? ' class="num"' : ''}>${esc(h)}</th>`).join('')}</tr></thead><tbody>${rows
-    .map((r, n) => `<tr${data(attrs[n])}>${r.map((v, i) => `<td${numeric.includes(i) ? ' class="num"' : ''}>${esc(v)}</td>`).join('')}</tr>`)
+  // data-label: below 900 px wide each row becomes a card of "label value" lines (no horizontal scrolling).
+  return `<div class="fit"><table${className ? ` class="${className}"` : ''}><thead><tr>${header.map((h, i) => `<th${numeric.includes(i) ? ' class="num"' : ''}>${esc(h)}</th>`).join('')}</tr></thead><tbody>${rows
+    .map((r, n) => `<tr${data(attrs[n])}>${r.map((v, i) => `<td data-label="${esc(header[i])}"${numeric.includes(i) ? ' class="num"' : ''}>${esc(v)}</td>`).join('')}</tr>`)
     .join('')}</tbody></table></div>`;
 }
 
@@ -519,7 +533,7 @@ function citySection(r) {
     .map((l) => ({ name: l.participantName, value: BigInt(l.net.amount), text: m(l.net.amount) }));
   return `<section>
 ${head}
-<p class="muted">Window ${esc(window.id)} · closed ${esc(window.closedAt ?? '')} by ${esc(window.closedBy ?? '')} · cleared ${esc(window.clearedAt ?? '')} · batch ${esc(batch.status)}, ${batch.itemCount} items</p>
+<p class="muted">Window ${esc(window.id)} · closed <time datetime="${esc(window.closedAt ?? '')}">${esc(localTime(city.timeZone, window.closedAt))}</time> by ${esc(window.closedBy ?? '')} · cleared <time datetime="${esc(window.clearedAt ?? '')}">${esc(localTime(city.timeZone, window.clearedAt))}</time> · batch ${esc(batch.status)}, ${batch.itemCount} items</p>
 <div class="cards">${cards.map(([k, v]) => `<div class="card"><div class="k">${esc(k)}</div><div class="v" data-minor="${esc(v)}">${esc(m(v))}</div></div>`).join('')}</div>
 <h3>Volume by hour and channel</h3>
 <p class="muted">Hours in ${esc(city.timeZone)}. Above the line, money in (sales and top-ups); below it, money going back to cards (refunds).</p>
@@ -544,13 +558,16 @@ ${table(
   [2, 3],
   against.map((c) => ({ total: c.key, hours: c.fromHours, batch: c.inBatch })),
 )}
-<h3>Net position per participant</h3>
+<h3>Net position per participant (${esc(cur)})</h3>
 <p class="muted">net = gross − refunds − operator fees; negative when refunds and fees exceed sales (carried forward).</p>
 ${divergingChart(nets, `Net position per participant, ${city.code}`)}
 ${table(
   ['participant', 'kind', 'sales', 'gross', 'refunds', 'fees', 'net', 'carried in', 'due', 'payout', 'status'],
-  batch.lines.map((l) => [l.participantName, l.participantKind, String(l.salesCount), m(l.gross.amount), m(l.refunds.amount), m(l.fees.amount), m(l.net.amount), m(l.carriedIn.amount), m(l.due.amount), m(l.payout.amount), l.status]),
+  // Amounts without the currency code (the caption has it): eleven columns fit a laptop screen.
+  batch.lines.map((l) => [l.participantName, l.participantKind, String(l.salesCount), ...[l.gross, l.refunds, l.fees, l.net, l.carriedIn, l.due, l.payout].map((a) => money(a.amount, cur).slice(cur.length + 1)), l.status]),
   [2, 3, 4, 5, 6, 7, 8, 9],
+  [],
+  'lines',
 )}
 </section>`;
 }
@@ -565,7 +582,8 @@ const html = `<!doctype html>
 <style>
   :root { color-scheme: light; --ink: #1d2733; --muted: #6b7785; --line: #dde3ea; --pos: #2e8b57; --neg: #c0392b; }
   * { box-sizing: border-box; }
-  body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, "Noto Sans", "PingFang SC", "Microsoft YaHei", sans-serif; color: var(--ink); margin: 0; background: #f5f7fa; }
+  /* Latin first, then a CJK face for 深圳通 and the like on every system (macOS, Windows, Linux with Noto CJK or WenQuanYi). */
+  body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, "Noto Sans", "PingFang SC", "Hiragino Sans GB", "Microsoft YaHei", "Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC", "WenQuanYi Micro Hei", sans-serif; color: var(--ink); margin: 0; background: #f5f7fa; }
   main { max-width: 1000px; margin: 0 auto; padding: 24px; }
   h1 { font-size: 24px; margin: 0 0 4px; } h2 { font-size: 19px; margin: 0 0 4px; } h3 { font-size: 15px; margin: 22px 0 8px; }
   section { background: #fff; border: 1px solid var(--line); border-radius: 8px; padding: 18px 20px; margin: 18px 0; }
@@ -573,7 +591,17 @@ const html = `<!doctype html>
   .status { font-size: 12px; font-weight: 600; border: 1px solid var(--line); border-radius: 10px; padding: 1px 8px; vertical-align: middle; color: var(--muted); }
   .cards { display: grid; grid-template-columns: repeat(auto-fit, minmax(140px, 1fr)); gap: 10px; margin: 12px 0; }
   .card { border: 1px solid var(--line); border-radius: 6px; padding: 8px 10px; } .card .k { color: var(--muted); font-size: 12px; } .card .v { font-size: 17px; font-weight: 600; font-variant-numeric: tabular-nums; }
-  .scroll { overflow-x: auto; }
+  p, li, h1, h2, h3, summary { overflow-wrap: anywhere; } /* long ids and URLs wrap on a phone */
+  .fit { max-width: 100%; }
+  table.lines th, table.lines td { padding: 5px 4px; } table.lines td:first-child { overflow-wrap: anywhere; }
+  @media (max-width: 900px) {
+    main { padding: 12px; } section { padding: 12px; }
+    .fit table:not(.heat) thead { display: none; }
+    .fit table:not(.heat) tr { display: block; border-bottom: 1px solid var(--line); padding: 4px 0; }
+    .fit table:not(.heat) td { display: flex; justify-content: space-between; gap: 12px; border: 0; padding: 2px 4px; text-align: right; white-space: normal; overflow-wrap: anywhere; }
+    .fit table:not(.heat) td::before { content: attr(data-label); color: var(--muted); text-align: left; }
+    table.heat { font-size: 11px; } table.heat td, table.heat th { padding: 3px 2px; }
+  }
   table { border-collapse: collapse; width: 100%; margin: 8px 0; font-size: 13px; font-variant-numeric: tabular-nums; }
   th, td { border-bottom: 1px solid var(--line); padding: 5px 8px; text-align: left; vertical-align: top; } .num { text-align: right; white-space: nowrap; }
   table.heat td, table.heat th { text-align: center; border: 1px solid var(--line); } table.heat th[scope=row] { text-align: left; }
@@ -591,7 +619,7 @@ const html = `<!doctype html>
 <body>
 <main>
 <h1>Settlement ${esc(date)}</h1>
-<p class="muted">${esc(selected.map((c) => c.name).join(' · '))} · made ${esc(new Date().toISOString())} from ${esc(baseUrl)} as the ${esc(viewer.kind.toLowerCase())} · amounts in minor units formatted exactly</p>
+<p class="muted">${esc(selected.map((c) => c.name).join(' · '))} · made <time datetime="${esc(new Date().toISOString())}">${esc(localTime(selected[0].timeZone, new Date()))}</time> from ${esc(baseUrl)} as the ${esc(viewer.kind.toLowerCase())} · amounts in minor units formatted exactly</p>
 ${reports.map(citySection).join('\n')}
 <section>
 <h2>Between cities (互联互通)</h2>

@@ -19,6 +19,19 @@ export interface Viewer {
   scopes: string[];
 }
 
+/**
+ * `baseUrl` checked before use: options often come from a config file (demo.json), and a missing
+ * value must be named, not surface as `new URL`'s "Invalid URL … input: 'undefined'".
+ */
+function baseUrlOf(value: unknown): URL {
+  if (value === undefined || value === null || value === '') {
+    throw new TypeError('OneCardClient: baseUrl is required (where the API is served, e.g. https://api.onecard.example; in demo.json it is publicUrl)');
+  }
+  if (value instanceof URL) return value;
+  if (typeof value === 'string' && URL.canParse(value) && /^https?:$/.test(new URL(value).protocol)) return new URL(value);
+  throw new TypeError(`OneCardClient: baseUrl must be an absolute http(s) URL, got ${JSON.stringify(String(value))}`);
+}
+
 /** One entry of a GraphQL response's `errors`. */
 export interface GraphQLErrorEntry {
   message: string;
@@ -190,7 +203,7 @@ export class OneCardClient {
   private pendingToken: Promise<CachedToken> | undefined;
 
   constructor(options: OneCardClientOptions) {
-    const base = new URL(options.baseUrl);
+    const base = baseUrlOf(options.baseUrl);
     const root = `${base.origin}${base.pathname.replace(/\/+$/, '')}`;
     this.issuer = new URL(`${root}/oauth`);
     this.graphqlUrl = new URL(`${root}/graphql`);
@@ -199,7 +212,8 @@ export class OneCardClient {
     if (base.protocol !== 'https:' && !(base.protocol === 'http:' && insecure)) {
       throw new TypeError(`OneCardClient: ${base.href} must be https (set allowInsecureHttp to allow plain http)`);
     }
-    if (!options.clientId) throw new TypeError('OneCardClient: clientId is required');
+    if (!options.clientId) throw new TypeError('OneCardClient: clientId is required (the OAuth client id, e.g. oc_merchant_…)');
+    if (options.clientSecret !== undefined && typeof options.clientSecret !== 'string') throw new TypeError('OneCardClient: clientSecret must be a string');
     if ((options.clientSecret === undefined) === (options.privateKey === undefined)) {
       throw new TypeError('OneCardClient: give exactly one of clientSecret and privateKey');
     }

@@ -13,22 +13,23 @@ import type { PrincipalKind } from '../graphql/context.js';
 import { fromGlobalId } from '../graphql/global-id.js';
 import { openDatabase } from '../db/database.js';
 import { migrate, openOrm, type Orm } from '../db/orm.js';
-import { seedDemoData, writeDemoFile } from '../demo/seed.js';
+import { seedDemoFile } from '../demo/seed.js';
 import { printApiSchema } from '../graphql/schema.js';
+import { type AllowedBreakingChange, checkSchemaEvolution } from '../graphql/schema-evolution.js';
 import { createLogger } from '../http/logger.js';
 import { checkLedger } from '../ledger/ledger-check.js';
 import { settleCommand } from './settle-command.js';
 import { sandboxKeys, startFixedSandbox } from '../topups/gateway/sandbox-process.js';
 
 /** Opens the configured database (embedded or DATABASE_URL) for one command, and closes it after. */
-async function withOrm<T>(work: (orm: Orm, config: Config) => Promise<T>): Promise<T> {
+async function withOrm<T>(work: (orm: Orm, config: Config, database: { url: string; embedded: boolean }) => Promise<T>): Promise<T> {
   const config = loadConfig();
   const log = createLogger({ logLevel: process.env.LOG_LEVEL ? config.logLevel : 'warn' });
   const database = await openDatabase(config, log);
   try {
     const orm = await openOrm(database.url, { poolMax: 4 });
     try {
-      return await work(orm, config);
+      return await work(orm, config, database);
     } finally {
       await orm.close(true);
     }
@@ -58,12 +59,10 @@ export function createProgram(): Command {
     .command('seed')
     .description('apply migrations, then the demo data steps that have not run yet; prints the demo data')
     .action(async () => {
-      const demo = await withOrm(async (orm, config) => {
+      const demo = await withOrm(async (orm, config, database) => {
         await migrate(orm);
-        const seeded = await seedDemoData(orm.em.fork(), createLogger({ logLevel: 'warn' }), { config, kek: await loadKeyEncryptionKey(config) });
-        // Like `npm start`: demo.json keeps the secrets this run printed.
-        await writeDemoFile(config.dataDir, seeded);
-        return seeded;
+        // The very demo.json `npm start` writes (publicUrl included); it keeps the secrets this run printed.
+        return (await seedDemoFile(orm.em.fork(), createLogger({ logLevel: 'warn' }), { config, kek: await loadKeyEncryptionKey(config), database })).seeded;
       });
       console.log(JSON.stringify(demo, null, 2));
     });
@@ -242,6 +241,19 @@ export function createProgram(): Command {
       }
       console.error('schema/schema.graphql is stale: run `npm run schema:emit` and commit it');
       process.exitCode = 1;
+    });
+  schema
+    .command('breaking')
+    .description('exit code 1 on a breaking change from schema/released.graphql not allowed by schema/changes.json')
+    .action(async () => {
+      const dir = path.dirname(schemaFile());
+      const released = process.env.ONECARD_RELEASED_SCHEMA_FILE || path.join(dir, 'released.graphql');
+      const list = JSON.parse(await fs.readFile(process.env.ONECARD_SCHEMA_CHANGES_FILE || path.join(dir, 'changes.json'), 'utf8')) as { allowedBreakingChanges: AllowedBreakingChange[] };
+      const report = await checkSchemaEvolution({ released: await fs.readFile(released, 'utf8'), current: await fs.readFile(schemaFile(), 'utf8'), allowed: list.allowedBreakingChanges });
+      for (const c of report.allowed) console.log(`allowed breaking change  ${c.type} ${c.path}: ${c.message}`);
+      for (const c of report.refused) console.error(`breaking change  ${c.type} ${c.path}: ${c.message}\n  ${c.why}`);
+      if (report.refused.length) process.exitCode = 1;
+      else console.log(`no breaking change against ${path.relative(process.cwd(), released)} beyond the ${report.allowed.length} listed`);
     });
   return program;
 }

@@ -80,6 +80,27 @@ export function keepSecrets(previous: unknown, next: unknown): unknown {
   return merged;
 }
 
+/**
+ * The demo seed as `npm start` and `onecard seed` both run it: the steps, then demo.json with where
+ * the API is (`publicUrl`, `graphqlUrl`: the examples and the SDK read them) and, for the embedded
+ * PostgreSQL, its URL. One function, so the two commands cannot write different files. Returns what
+ * this run seeded (secrets only of what it made) and the file written (secrets kept from earlier runs).
+ */
+export async function seedDemoFile(
+  em: EntityManager,
+  log: Logger,
+  env: { config: Config; kek: Buffer; database: { url: string; embedded: boolean } },
+): Promise<{ seeded: DemoData; file: DemoData }> {
+  const { config, database } = env;
+  const seeded = {
+    publicUrl: config.publicUrl,
+    graphqlUrl: `${config.publicUrl}/graphql`,
+    ...(database.embedded ? { databaseUrl: database.url } : {}),
+    ...(await seedDemoData(em, log, env)),
+  };
+  return { seeded, file: await writeDemoFile(config.dataDir, seeded) };
+}
+
 /** Writes demo.json (mode 600: it holds the demo secrets), keeping the secrets an earlier run printed. */
 export async function writeDemoFile(dataDir: string, seeded: DemoData): Promise<DemoData> {
   await fs.mkdir(dataDir, { recursive: true });

@@ -8,14 +8,27 @@ import { build, type Plugin } from 'esbuild';
  * instead of the usual CDN <script> tags that fail on our offline machines.
  */
 
+/** What the editor shows on a first visit: public fields, then one that needs a token. */
+export const STARTER_QUERY = `# Welcome to OneCard's GraphQL API.
+# serverInfo is public; cities needs an access token: in development, use
+# "Sign in as a demo client" above, or put {"Authorization": "Bearer …"} in Headers below.
+{
+  serverInfo { version publicUrl time }
+  cities(first: 5) { edges { node { code name timeZone currency } } }
+}
+`;
+
 export interface GraphiqlAsset {
   contentType: string;
   body: Buffer;
 }
 
-// The endpoint is read from the page at runtime so one bundle serves any mount path.
+// The endpoint is read from the page at runtime so one bundle serves any mount path. In development
+// the page also names the demo sign-in (data-dev-sign-in): a bar above the IDE picks a demo client,
+// fetches a token for it and puts it in the Headers editor. All of it lives in this bundle, a file
+// we serve: the page has no inline script, so a CSP without 'unsafe-inline' allows it.
 const ENTRY = `
-import { createElement } from 'react';
+import { createElement as h, useEffect, useState } from 'react';
 import { createRoot } from 'react-dom/client';
 import { GraphiQL } from 'graphiql';
 import { createGraphiQLFetcher } from '@graphiql/toolkit';
@@ -23,7 +36,49 @@ import 'graphiql/graphiql.css';
 
 const root = document.getElementById('graphiql');
 const fetcher = createGraphiQLFetcher({ url: root.dataset.endpoint });
-createRoot(root).render(createElement(GraphiQL, { fetcher }));
+const devSignIn = root.dataset.devSignIn;
+const STARTER = ${JSON.stringify(STARTER_QUERY)};
+
+function SignInBar({ onToken }) {
+  const [clients, setClients] = useState([]);
+  const [chosen, setChosen] = useState('');
+  const [status, setStatus] = useState('');
+  useEffect(() => {
+    fetch(devSignIn + '/demo-clients').then((r) => r.json()).then((b) => {
+      setClients(b.clients);
+      if (b.clients[0]) setChosen(b.clients[0].name);
+    }, () => setStatus('no demo clients'));
+  }, []);
+  const signIn = async () => {
+    setStatus('signing in…');
+    const r = await fetch(devSignIn + '/demo-token', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ client: chosen }) });
+    const b = await r.json();
+    if (!r.ok) return setStatus(b.error);
+    setStatus('signed in as the demo ' + b.client + ' (scopes: ' + b.scope + ')');
+    onToken(b.authorization);
+  };
+  return h('div', { className: 'onecard-dev-sign-in', style: { display: 'flex', gap: '8px', alignItems: 'center', padding: '6px 12px', font: '13px system-ui, sans-serif', borderBottom: '1px solid #ddd' } },
+    h('span', null, 'Development:'),
+    h('select', { 'aria-label': 'demo client', value: chosen, onChange: (e) => setChosen(e.target.value) }, clients.map((c) => h('option', { key: c.name, value: c.name }, c.name))),
+    h('button', { type: 'button', id: 'demo-sign-in', onClick: signIn, disabled: !chosen }, 'Sign in as a demo client'),
+    h('span', { role: 'status' }, status));
+}
+
+function App() {
+  const [authorization, setAuthorization] = useState(null);
+  const ide = h(GraphiQL, {
+    key: authorization ?? 'anonymous',
+    fetcher,
+    defaultQuery: STARTER,
+    ...(authorization ? { headers: JSON.stringify({ Authorization: authorization }, null, 2) } : {}),
+  });
+  if (!devSignIn) return ide;
+  return h('div', { style: { display: 'flex', flexDirection: 'column', height: '100%' } },
+    h(SignInBar, { onToken: setAuthorization }),
+    h('div', { style: { flex: '1', minHeight: '0' } }, ide));
+}
+
+createRoot(root).render(h(App));
 `;
 
 // @graphiql/toolkit lazily imports the optional `graphql-ws` (only used when a
@@ -103,9 +158,10 @@ export const GRAPHIQL_PAGE_STYLE = 'html, body, #graphiql { height: 100%; margin
 
 /**
  * Returns the HTML page for GET /graphql. `endpoint` is the path the IDE posts queries to
- * (e.g. "/graphql"); `assetBase` the path prefix where assets are served (e.g. "/graphql/assets").
+ * (e.g. "/graphql"); `assetBase` the path prefix where assets are served (e.g. "/graphql/assets");
+ * `devSignIn`, in development only, where the demo sign-in answers (e.g. "/graphql/dev").
  */
-export function graphiqlPage(opts: { endpoint: string; assetBase: string }): string {
+export function graphiqlPage(opts: { endpoint: string; assetBase: string; devSignIn?: string }): string {
   const base = escapeHtml(opts.assetBase.replace(/\/+$/, ''));
   return `<!doctype html>
 <html lang="en">
@@ -118,7 +174,7 @@ export function graphiqlPage(opts: { endpoint: string; assetBase: string }): str
 <script src="${base}/graphiql.js" defer></script>
 </head>
 <body>
-<div id="graphiql" data-endpoint="${escapeHtml(opts.endpoint)}"></div>
+<div id="graphiql" data-endpoint="${escapeHtml(opts.endpoint)}"${opts.devSignIn ? ` data-dev-sign-in="${escapeHtml(opts.devSignIn)}"` : ''}></div>
 </body>
 </html>
 `;

@@ -10,6 +10,7 @@ import type { Config } from '../config/config.js';
 import { createApolloServer } from '../graphql/apollo.js';
 import type { GraphQLContext } from '../graphql/context.js';
 import { graphiqlAssets, graphiqlPage } from '../graphql/graphiql.js';
+import { demoSignInEnabled, demoSignInRoutes } from '../demo/demo-sign-in.routes.js';
 import type { QueryLimits } from '../graphql/query-cost.js';
 import { GatewayClient } from '../topups/gateway/gateway-client.js';
 import { gatewayWebhookRoutes } from '../topups/gateway-webhook.js';
@@ -122,6 +123,9 @@ export async function createHttpApp(opts: { config: Config; orm: MikroORM; log: 
   // The payment gateway's signed events (top-ups paid, refunds done).
   app.use('/webhooks', gatewayWebhookRoutes(orm, () => config.gateway?.webhookSecret));
 
+  // Development only: GraphiQL's "sign in as a demo client" (absent in production).
+  const devSignIn = demoSignInEnabled(config);
+  if (devSignIn) app.use('/graphql/dev', demoSignInRoutes(config));
   // GraphiQL for a browser (GET asking for HTML, no query); everything else is the GraphQL API.
   app.get('/graphql/assets/:file', async (req, res) => {
     const asset = (await graphiqlAssets()).get(String(req.params.file));
@@ -136,7 +140,7 @@ export async function createHttpApp(opts: { config: Config; orm: MikroORM; log: 
       next();
       return;
     }
-    res.type('html').send(graphiqlPage({ endpoint: '/graphql', assetBase: '/graphql/assets' }));
+    res.type('html').send(graphiqlPage({ endpoint: '/graphql', assetBase: '/graphql/assets', devSignIn: devSignIn ? '/graphql/dev' : undefined }));
   });
   app.use(
     '/graphql',
