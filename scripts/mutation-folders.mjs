@@ -16,7 +16,8 @@ export const MONEY_FOLDERS = {
   },
   ledger: {
     mutate: ['api/src/ledger/**/*.ts'],
-    tests: ['api/src/ledger/**/*.test.ts', 'api/test/ledger*.test.ts', 'api/test/tenant-isolation*.test.ts'],
+    // graphql-conventions holds the ledger's GraphQL queries and mutations (pagination, refusals).
+    tests: ['api/src/ledger/**/*.test.ts', 'api/test/ledger*.test.ts', 'api/test/graphql-conventions.test.ts'],
   },
   idempotency: {
     mutate: ['api/src/graphql/idempotency.ts'],
@@ -27,8 +28,13 @@ export const MONEY_FOLDERS = {
     tests: ['api/src/auth/token-verifier*.test.ts', 'api/test/oauth*.test.ts'],
   },
   visibility: {
-    mutate: ['api/src/tenancy/visibility.ts', 'api/src/tenancy/fee.ts'],
-    tests: ['api/src/tenancy/**/*.test.ts', 'api/test/tenancy*.test.ts', 'api/test/tenant-isolation*.test.ts', 'api/src/settlement/clearing*.test.ts', 'api/test/fee*.test.ts'],
+    mutate: ['api/src/tenancy/visibility.ts'],
+    tests: ['api/test/tenancy*.test.ts', 'api/test/tenant-isolation*.test.ts'],
+  },
+  fee: {
+    mutate: ['api/src/tenancy/fee.ts'],
+    // clearing.test.ts holds feeFor() and clearing's SQL fee equal.
+    tests: ['api/src/tenancy/**/*.test.ts', 'api/src/settlement/clearing*.test.ts', 'api/test/fee*.test.ts'],
   },
   clearing: {
     mutate: ['api/src/settlement/clearing.ts'],
