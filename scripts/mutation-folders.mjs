@@ -33,8 +33,8 @@ export const MONEY_FOLDERS = {
   },
   fee: {
     mutate: ['api/src/tenancy/fee.ts'],
-    // clearing.test.ts holds feeFor() and clearing's SQL fee equal.
-    tests: ['api/src/tenancy/**/*.test.ts', 'api/src/settlement/clearing*.test.ts', 'api/test/fee*.test.ts'],
+    // tenancy.test.ts holds feeFor()'s table; clearing.test.ts holds feeFor() and clearing's SQL fee equal.
+    tests: ['api/src/tenancy/**/*.test.ts', 'api/test/tenancy*.test.ts', 'api/src/settlement/clearing*.test.ts', 'api/test/fee*.test.ts'],
   },
   clearing: {
     mutate: ['api/src/settlement/clearing.ts'],
