@@ -69,6 +69,17 @@ describe('post() accepts the limits and refuses one past them', () => {
     expect(await entryCount()).toBe(before);
   });
 
+  it('a line that would overflow a balance is refused as INVALID_AMOUNT, not as a database error', async () => {
+    const [a, b] = [await account({ type: AccountType.ASSET }), await account()];
+    // A balance this close to PostgreSQL's BIGINT limit (9 223 372 036 854 775 807) takes 9 223 posts of the largest line.
+    await em.execute(`update ledger_account set balance = 9223372036854775000 where id = ?`, [b]);
+    await expect(post(em, { key: `overflow.${++n}`, description: 'x', lines: [debit(a, MAX_LINE), credit(b, MAX_LINE)] })).rejects.toMatchObject({
+      code: LedgerErrorCode.INVALID_AMOUNT,
+      accountId: b,
+    });
+    expect(await balance(em, b)).toBe(9_223_372_036_854_775_000n);
+  });
+
   it('an amount that is a JavaScript number, not a bigint, is refused', async () => {
     const [a, b] = [await account({ type: AccountType.ASSET }), await account()];
     const lines = [
