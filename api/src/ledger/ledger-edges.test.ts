@@ -100,10 +100,12 @@ describe('post() with accounts written differently', () => {
 
   it('an account id that is not a uuid is an unknown account, not a database error', async () => {
     const a = await account({ type: AccountType.ASSET });
-    await expect(post(em, { key: `bad-id.${++n}`, description: 'x', lines: [debit(a, 1n), credit(`x${a}`, 1n)] })).rejects.toMatchObject({
-      code: LedgerErrorCode.UNKNOWN_ACCOUNT,
-      accountId: `x${a}`,
-    });
+    for (const bad of [`x${a}`, `${a}x`]) {
+      await expect(post(em, { key: `bad-id.${++n}`, description: 'x', lines: [debit(a, 1n), credit(bad, 1n)] })).rejects.toMatchObject({
+        code: LedgerErrorCode.UNKNOWN_ACCOUNT,
+        accountId: bad,
+      });
+    }
   });
 
   it('an account on two lines of one entry: each line reports the balance right after it, in the order given', async () => {
@@ -128,6 +130,10 @@ describe('replays and reversals', () => {
     await expect(post(em, { key: `replay.${n}`, description: 'x', lines: [debit(a, 9n), credit(b, 4n), credit(b, 5n)] })).rejects.toMatchObject({
       code: LedgerErrorCode.ENTRY_KEY_REUSED,
     });
+    // The lines posted first, then more: a replay would move nothing and report success.
+    await expect(
+      post(em, { key: `replay.${n}`, description: 'x', lines: [debit(a, 9n), credit(b, 9n), debit(a, 1n), credit(c, 1n)] }),
+    ).rejects.toMatchObject({ code: LedgerErrorCode.ENTRY_KEY_REUSED });
     expect(await balance(em, c)).toBe(0n);
   });
 
@@ -140,7 +146,7 @@ describe('replays and reversals', () => {
   });
 
   it('reversing an entry that does not exist, or an id that is not an id, is UNKNOWN_ENTRY', async () => {
-    for (const id of ['00000000-0000-4000-8000-000000000000', 'not-an-id']) {
+    for (const id of ['00000000-0000-4000-8000-000000000000', 'not-an-id', 'x00000000-0000-4000-8000-000000000000', '00000000-0000-4000-8000-000000000000x']) {
       await expect(reverse(em, id, { key: `rev.${++n}`, description: 'x' })).rejects.toMatchObject({ code: LedgerErrorCode.UNKNOWN_ENTRY });
     }
   });
@@ -160,6 +166,14 @@ describe('lookups', () => {
     const unknown = '00000000-0000-4000-8000-000000000000';
     await expect(balance(em, unknown)).rejects.toMatchObject({ code: LedgerErrorCode.UNKNOWN_ACCOUNT, accountId: unknown });
     await expect(balanceAt(em, unknown, new Date())).rejects.toMatchObject({ code: LedgerErrorCode.UNKNOWN_ACCOUNT, accountId: unknown });
+  });
+});
+
+describe('openAccount() refuses a currency that is not three capital letters', () => {
+  it.each(['CNYX', 'XCNY', 'cny', 'CN'])('%s', async (currency) => {
+    await expect(openAccount(em, { code: `cur.${++n}`, type: AccountType.ASSET, ownerKind: AccountOwnerKind.OTHER, currency })).rejects.toMatchObject({
+      code: LedgerErrorCode.INVALID_ACCOUNT,
+    });
   });
 });
 
