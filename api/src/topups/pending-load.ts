@@ -72,6 +72,9 @@ export async function resolvePendingLoad(em: EntityManager, principal: Principal
     if (topUp.status !== 'PAID' || !topUp.load_session_id) throw new TopUpError('INVALID_INPUT', 'only a PAID top-up whose write onto the card was started needs settling', 'topUp');
     const [live] = await tx.execute<{ id: string }[]>(`select id from card_session where id = ? and state not in ('COMPLETED','FAILED') and expires_at > now()`, [topUp.load_session_id]);
     if (live) throw new TopUpError('INVALID_INPUT', 'a reader is writing it right now; wait for the session to end', 'topUp');
+    // The card proved it took this load (GET TRANSACTION PROVE at a later tap): it is booked, and cannot be released.
+    const [proved] = await tx.execute<{ proved_by: string }[]>(`select proved_by from card_load_proof where session_id = ?`, [topUp.load_session_id]);
+    if (proved && !input.loaded) throw new TopUpError('INVALID_INPUT', 'the card proved it took this load (its TAC verified); it cannot be released', 'loaded');
     const cause = `settled by the card company (${principal.clientId}): ${input.note.trim()}`;
     if (input.loaded) {
       const [card] = await tx.execute<{ currency: string }[]>(`select btrim(ci.currency) as currency from card c join card_company cc on cc.id = c.card_company_id join city ci on ci.id = cc.city_id where c.id = ?`, [topUp.card_id]);
@@ -143,7 +146,9 @@ export const pendingLoad: CardSessionPurpose = {
     const topUpId = topUpIdOf(done.session.context.purposeData);
     const topUp = await topUpById(em, topUpId, true);
     // The claim was this session's when MAC2 left the host, and nothing takes a live claim over.
-    if (!topUp || topUp.load_session_id !== done.session.id) throw new Error(`top-up ${topUpId} is not claimed by card session ${done.session.id}`);
-    await finishLoad(em, topUp.id, done.session.id, { asn: done.asn, currency: done.currency }, 'TAC', String(done.result.tac));
+    // A load the card proved later (GET TRANSACTION PROVE) is booked even if the card company released its claim since: the card holds it.
+    const proved = typeof done.result.provedBy === 'string';
+    if (!topUp || (topUp.load_session_id !== done.session.id && !proved)) throw new Error(`top-up ${topUpId} is not claimed by card session ${done.session.id}`);
+    await finishLoad(em, topUp.id, done.session.id, { asn: done.asn, currency: done.currency }, proved ? `TAC from GET TRANSACTION PROVE in card session ${String(done.result.provedBy)}` : 'TAC', String(done.result.tac));
   },
 };

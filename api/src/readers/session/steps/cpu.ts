@@ -15,6 +15,8 @@ import { type CardIdentity, cardOf, hex, type PurchaseInit, type SessionContext 
 import type { Step, StepInput } from '../step.js';
 import { SessionError } from '../session.errors.js';
 import { cardClock, nextTerminalSerial, terminalIdOf } from '../terminal.js';
+import { askForProofIfOwed, recordLoadTaken, settleFromProof } from '../load-proofs.js';
+import { firstCommands } from './hello.js';
 
 /**
  * The CPU (e-purse) card's steps after the hello (CARD-PROTOCOL.md §3–§5). Message 1 answers the
@@ -41,6 +43,8 @@ export const balanceRead: Step = async (s) => {
   const data = cardAnswer(() => apdu.ok(answer, 'GET BALANCE'));
   if (data.length !== 4) throw new SessionError('CARD_ERROR', `GET BALANCE answered ${data.length} bytes, expected 4`).at('card-answers');
   const result = { asn: card.asn, balance: data.readUInt32BE(0) };
+  const proving = await askForProofIfOwed(s, card, context, { balance: result.balance });
+  if (proving) return proving;
   await complete(s.em, s.deps, s.session, s.reader, card, result);
   return { state: 'COMPLETED', context, commands: [], asn: card.asn, result, auditDetail: result };
 };
@@ -54,6 +58,8 @@ export const loadInitialized: Step = async (s) => {
   const lastRecord = lastRecordOf(logAnswer);
   const init = cardAnswer(() => apdu.parseInitializeForLoad(apdu.ok(answer, 'INITIALIZE FOR LOAD')));
   await checkCounter(s.em, card.asn, 'online_counter', init.onlineCounter);
+  const proving = await askForProofIfOwed(s, card, context, { onlineCounter: init.onlineCounter });
+  if (proving) return proving;
   const algorithm = supportedAlgorithm(init.algorithmId);
   const dlk = await cardKeyFor(s.deps, { cardCompanyId: card.cardCompanyId, purpose: 'LOAD', keyVersion: init.keyVersion, asn: card.asnBytes, algorithm });
   const terminalId = terminalIdOf(reader);
@@ -83,6 +89,8 @@ export const purchaseInitialized: Step = async (s) => {
   const lastRecord = lastRecordOf(logAnswer);
   const init = cardAnswer(() => apdu.parseInitializeForPurchase(apdu.ok(answer, 'INITIALIZE FOR PURCHASE')), { [apdu.SW_INSUFFICIENT_BALANCE]: 'INSUFFICIENT_BALANCE' });
   await checkCounter(s.em, card.asn, 'offline_counter', init.offlineCounter);
+  const proving = await askForProofIfOwed(s, card, context, {});
+  if (proving) return proving;
   const algorithm = supportedAlgorithm(init.algorithmId);
   const amount = Number(session.amount);
   const { date, time } = cardClock(s.now);
@@ -113,9 +121,31 @@ export const loadCredited: Step = async ({ em, deps, session, reader, body }) =>
   const dtk = await cardKeyFor(deps, { cardCompanyId: session.context.cardCompanyId!, purpose: 'TAC', keyVersion: init.keyVersion, asn: asnBytes, algorithm });
   checkLoadTac(loadTac({ algorithm, tacKey: dtk, newBalance: init.oldBalance + amount, onlineCounter: init.onlineCounter, amount, terminalId: terminalIdOf(reader), date: init.date, time: init.time }), tac);
   await recordCounter(em, session.card_asn!, 'online_counter', init.onlineCounter + 1);
+  await recordLoadTaken(em, session, init.onlineCounter, tac);
   const result = { asn: session.card_asn!, oldBalance: init.oldBalance, newBalance: init.oldBalance + amount, amount, onlineCounter: init.onlineCounter + 1, tac: hex(tac) };
   await complete(em, deps, session, reader, cardOf(session), result);
   return { state: 'COMPLETED', context: session.context, commands: [], result, auditDetail: result };
+};
+
+/**
+ * Any operation, after message 1 found a load the card may have taken unanswered: the card's answer
+ * to GET TRANSACTION PROVE settles it (load-proofs.ts). A balance read then completes with the
+ * balance message 1 read; a load or a purchase starts again from SELECT (the card dropped its
+ * INITIALIZE when the proof command came), and is not asked again in this session.
+ */
+export const proofAnswered: Step = async (s) => {
+  const [answer] = responsesOf(s.body, 1);
+  const card = cardOf(s.session);
+  const { settled, answered } = await settleFromProof(s.em, s.deps, s.session, card, answer, s.now);
+  const { proving, ...rest } = s.session.context;
+  const context: SessionContext = { ...rest, proofAsked: true };
+  const auditDetail = { asn: card.asn, onlineCounter: proving!.onlineCounter, settled, answered };
+  if (s.session.operation === 'BALANCE') {
+    const result = { asn: card.asn, balance: proving!.balance! };
+    await complete(s.em, s.deps, s.session, s.reader, card, result);
+    return { state: 'COMPLETED', context, commands: [], result, auditDetail };
+  }
+  return { state: 'AUTHENTICATED', context, commands: firstCommands(s.session, s.reader).map((c) => ({ apdu: hex(c) })), auditDetail };
 };
 
 /**

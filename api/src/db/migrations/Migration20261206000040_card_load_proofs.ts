@@ -1,0 +1,26 @@
+import { Migration } from '@mikro-orm/migrations';
+
+/**
+ * Issue 17 item 3, no value left unbooked: a load whose answer was lost is settled at the card's
+ * next session from GET TRANSACTION PROVE. One row per load the card proved (its TAC verified),
+ * keyed by card and online counter: the card takes one load per counter, so the ledger books it once.
+ */
+export class Migration20261206000040_card_load_proofs extends Migration {
+  override name = 'Migration20261206000040_card_load_proofs';
+
+  override up(): void {
+    this.addSql(`alter table card_session drop constraint card_session_state_check`);
+    this.addSql(`alter table card_session add constraint card_session_state_check
+      check (state in ('OPEN','AUTHENTICATED','AWAITING_TAC','AWAITING_PROOF','AWAITING_PURSE','AWAITING_WRITE','COMPLETED','FAILED'))`);
+    this.addSql(`
+      create table card_load_proof (
+        asn text not null,
+        online_counter integer not null,
+        session_id uuid not null unique references card_session (id),
+        proved_by uuid not null references card_session (id),
+        tac text not null,
+        proved_at timestamptz not null default now(),
+        primary key (asn, online_counter)
+      )`);
+  }
+}
