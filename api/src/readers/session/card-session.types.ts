@@ -36,7 +36,7 @@ registerEnumType(CardSessionStateEnum, {
     OPEN: { description: 'Opened; waits for the reader’s signed hello (seq 0) with its certificates.' },
     AUTHENTICATED: { description: 'The reader’s hello was accepted; waits for the card’s answers to the first commands.' },
     AWAITING_TAC: { description: 'CPU card: the sealed CREDIT FOR LOAD or DEBIT FOR PURCHASE was sent; waits for the card’s answer with the TAC.' },
-    AWAITING_PROOF: { description: 'CPU card: the card has an earlier load whose answer never reached the host; GET TRANSACTION PROVE was sent, and its TAC will settle that load before this session goes on.' },
+    AWAITING_PROOF: { description: 'CPU card: the card has an earlier load or purchase whose answer never reached the host; GET TRANSACTION PROVE was sent, and the card’s proof (its TAC) settles it before this session goes on.' },
     AWAITING_PURSE: { description: 'M1 card: the UID was read; waits for the results of the sealed purse-read script.' },
     AWAITING_WRITE: { description: 'M1 card: the sealed write script was sent; waits for its results.' },
     COMPLETED: { description: 'Done: `result` holds what the card said, and the load or purchase is booked. Final.' },

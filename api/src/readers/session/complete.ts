@@ -54,7 +54,7 @@ export async function complete(em: EntityManager, deps: SessionDeps, session: Se
 }
 
 /**
- * A load the card proved later (GET TRANSACTION PROVE, load-proofs.ts) is booked as its own
+ * A load or purchase the card proved later (GET TRANSACTION PROVE, transaction-proofs.ts) is booked as its own
  * session's completion would have: its purpose's entry, then the observers. No shadow comparison:
  * the card's balance then is history; the session that proved it compares the balance it reads now.
  */

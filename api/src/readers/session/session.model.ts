@@ -63,11 +63,11 @@ export interface SessionContext {
   init?: LoadInit;
   purchase?: PurchaseInit;
   /**
-   * CPU: the earlier load this session asked the card to prove (GET TRANSACTION PROVE), its online
-   * counter, and the balance a balance read already read; `proofAsked` once the card has answered
-   * (one proof round per session).
+   * CPU: the counters of the earlier load and purchase this session asked the card to prove (GET
+   * TRANSACTION PROVE), and the balance a balance read already read; `proofAsked` once the card has
+   * answered (one proof round per session).
    */
-  proving?: { onlineCounter: number; balance?: number };
+  proving?: { load?: number; purchase?: number; balance?: number };
   proofAsked?: boolean;
   /** M1: the purse before and (expected) after the script. */
   m1?: { oldValue: number; newValue: number };
