@@ -13,6 +13,8 @@ export class Migration20261206000040_card_transaction_proofs extends Migration {
     this.addSql(`alter table card_session drop constraint card_session_state_check`);
     this.addSql(`alter table card_session add constraint card_session_state_check
       check (state in ('OPEN','AUTHENTICATED','AWAITING_TAC','AWAITING_PROOF','AWAITING_PURSE','AWAITING_WRITE','COMPLETED','FAILED'))`);
+    // Every CPU session's first answer looks up its card's unanswered loads and purchases: only those are indexed.
+    this.addSql(`create index card_session_open_claim_idx on card_session (card_asn) where card_type = 'CPU' and operation in ('LOAD', 'PURCHASE') and state <> 'COMPLETED'`);
     this.addSql(`
       create table card_load_proof (
         asn text not null,
