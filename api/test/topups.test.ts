@@ -3,7 +3,7 @@
  * gateway (a real server sending signed webhooks), a virtual CPU card on the holder's own reader.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type OneCardClient, VirtualCpuCard } from '../../sdk-js/src/index.js';
+import { type OneCardClient, VirtualCardTransport, VirtualCpuCard } from '../../sdk-js/src/index.js';
 import { issueCard as registerCard } from '../src/cards/cards.service.js';
 import { checkLedger } from '../src/ledger/ledger-check.js';
 import { type SandboxGateway, startSandboxGateway } from '../src/topups/gateway/sandbox-gateway.js';
@@ -356,6 +356,35 @@ describe('no value left unbooked: a load whose last answer was lost is settled f
     const sessions = sessionsOf(alice.app, () => alice.reader);
     expect((await sessions.agent(card.chip).run(await sessions.open('BALANCE'))).state).toBe('COMPLETED');
     expect(await purseBalance(world, card.chip.asn)).toBe(700n);
+    expect(await purseEntries(card.chip.asn)).toBe(1);
+    await ledgerOk();
+  });
+
+  it('the card company settles it with the card’s TAC (read with GET TRANSACTION PROVE at its counter): verified with the card’s key, booked once', async () => {
+    const card = await cardOf(alice);
+    const topUp = await paidTopUp(alice, card, 900);
+    await loseTheAnswer('the session limit passes', alice.app, alice.reader, card.chip, await openLoad(topUp.id));
+    // The card company's own counter device asks the card for the proof of its load at counter 0.
+    const device = new VirtualCardTransport(card.chip);
+    await device.transmit(Buffer.from('00A4040009A00000000386980701', 'hex'));
+    const proof = Buffer.from(await device.transmit(Buffer.from('805A000202000008', 'hex'))).toString('hex').toUpperCase();
+    expect(proof.slice(-4)).toBe('9000');
+    const tac = proof.slice(8, 16);
+    const RESOLVE = `mutation($input: ResolvePendingLoadInput!) { resolvePendingLoad(input: $input) { topUp { status history { cause } } userErrors { code field } } }`;
+    type Resolved = { resolvePendingLoad: { topUp: { status: string; history: { cause: string }[] } | null; userErrors: { code: string; field: string[] }[] } };
+    const resolve = (input: Record<string, unknown>) => issuer.request<Resolved>(RESOLVE, { input: { topUp: topUp.id, note: 'read at the counter', idempotencyKey: `tac-${Math.random()}`, ...input } });
+    const forged = `${tac.slice(0, 7)}${tac[7] === '0' ? '1' : '0'}`;
+    expect((await resolve({ loaded: true, tac: forged })).resolvePendingLoad.userErrors).toEqual([{ code: 'INVALID_INPUT', field: ['input', 'tac'] }]);
+    expect((await resolve({ loaded: false, tac })).resolvePendingLoad.userErrors.map((e) => e.code)).toEqual(['INVALID_INPUT']);
+    expect(await purseBalance(world, card.chip.asn)).toBeUndefined();
+    const settled = await resolve({ loaded: true, tac });
+    expect(settled.resolvePendingLoad.topUp?.status).toBe('LOADED');
+    expect(settled.resolvePendingLoad.topUp?.history.at(-1)!.cause).toMatch(/TAC from GET TRANSACTION PROVE, verified/);
+    // The card's next session finds nothing left to prove.
+    const sessions = sessionsOf(alice.app, () => alice.reader);
+    const read = await sessions.agent(card.chip).run(await sessions.open('BALANCE'));
+    expect((await auditOf(world, read.id)).map((r) => r.step)).not.toContain('proofAnswer');
+    expect(await purseBalance(world, card.chip.asn)).toBe(900n);
     expect(await purseEntries(card.chip.asn)).toBe(1);
     await ledgerOk();
   });

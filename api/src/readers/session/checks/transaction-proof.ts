@@ -19,7 +19,7 @@ async function readerOf(em: EntityManager, session: SessionRow): Promise<ReaderR
 }
 
 /** A load: new balance = old + amount, the counter INITIALIZE gave, the amount, the load session's terminal, and the date and time its MAC2 bound. */
-export async function checkLoadProof(deps: SessionDeps, em: EntityManager, load: SessionRow, proof: { mac2: Buffer; tac: Buffer }): Promise<boolean> {
+export async function checkLoadProof(deps: Pick<SessionDeps, 'keyStore'>, em: EntityManager, load: SessionRow, proof: { mac2: Buffer; tac: Buffer }): Promise<boolean> {
   const init = load.context.init!;
   const algorithm = init.algorithmId as AlgorithmId;
   const amount = Number(load.amount);
