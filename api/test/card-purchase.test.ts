@@ -15,7 +15,9 @@ import {
   apiClient,
   auditOf,
   balanceOnCard,
+  brokenRelay,
   expectRefused,
+  expireSession,
   issueCard,
   type MasterKeys,
   newReader,
@@ -245,6 +247,76 @@ describe('each refused purchase ends the session, books nothing, and leaves an a
     // The step rolled back, but the counter the card proved it reached is recorded with the refusal.
     const [seen] = await world.db.orm.em.fork().execute<{ offline_counter: number }[]>(`select offline_counter from card_counter where asn = ?`, [c.asn]);
     expect(seen?.offline_counter).toBe(1);
+    expect(await checkLedger(world.db.orm.em.fork())).toEqual([]);
+  });
+});
+
+type Requester = Pick<OneCardClient, 'request'>;
+
+/** How the purchase's last message (seq 2: DEBIT FOR PURCHASE's TAC || MAC2) fails after the card has debited. */
+const LOST_ANSWERS: Record<string, (client: Requester) => Requester> = {
+  // A relay corrupts it: the signature no longer covers the body; the host refuses BAD_SIGNATURE.
+  'the relay corrupts the last message': (client) => ({
+    request: <T,>(query: string, variables?: Record<string, unknown>) => {
+      const input = (variables as { input?: { seq?: number; body?: string } } | undefined)?.input;
+      if (input?.seq !== 2) return client.request<T>(query, variables);
+      return client.request<T>(query, { input: { ...input, body: input.body!.replace(/"([0-9A-F]{16})9000"/, '"00000000000000009000"') } });
+    },
+  }),
+  // The app dies after the card answered: the message never leaves the phone.
+  'the app dies after the card answered': (client) => brokenRelay(client, 2, 'request', 'app died'),
+  // The 120 s pass before the last message arrives: the host refuses SESSION_EXPIRED.
+  'the session limit passes': (client) => ({
+    request: async <T,>(query: string, variables?: Record<string, unknown>) => {
+      const input = (variables as { input?: { seq?: number; session?: string } } | undefined)?.input;
+      if (input?.seq === 2) await expireSession(world, input.session!);
+      return client.request<T>(query, variables);
+    },
+  }),
+};
+
+describe('a purchase whose last answer was lost is settled from the card’s proof at its next session (issue 17)', () => {
+  for (const how of Object.keys(LOST_ANSWERS)) {
+    it(`a direct purchase, ${how}: the next balance read proves it (GET TRANSACTION PROVE) and pays the merchant once`, async () => {
+      const c = await loadedCard(1_000);
+      const payableBefore = await payableBalance();
+      const session = await till().open('PURCHASE', 350);
+      await sessionsOf(LOST_ANSWERS[how]!(merchant), () => shop).agent(c, shop).run(session).catch(() => undefined);
+      await expireSession(world, session.id);
+      expect(await balanceOnCard(c)).toBe(650);
+      expect(await purseBalance(world, c.asn)).toBe(1_000n);
+
+      const read = await counter().agent(c).run(await counter().open('BALANCE'));
+      expect(read).toMatchObject({ state: 'COMPLETED' });
+      expect(await purseBalance(world, c.asn)).toBe(650n);
+      expect(await payableBalance()).toBe(payableBefore + 350n);
+      expect((await auditOf(world, session.id)).at(-1)).toMatchObject({ step: 'proved', outcome: 'ACCEPTED' });
+
+      // Again, and twice at once (the card and a copy): nothing more is booked; a purchase after it goes through.
+      expect((await counter().agent(c).run(await counter().open('BALANCE'))).state).toBe('COMPLETED');
+      const copy = VirtualCpuCard.fromJSON(c.toJSON());
+      const [a, b] = await Promise.all([counter().open('BALANCE'), counter().open('BALANCE')]);
+      expect((await Promise.all([counter().agent(c).run(a), counter().agent(copy).run(b)])).map((r) => r.state)).toEqual(['COMPLETED', 'COMPLETED']);
+      expect((await till().agent(c).run(await till().open('PURCHASE', 50))).state).toBe('COMPLETED');
+      expect(await purseBalance(world, c.asn)).toBe(600n);
+      expect(await balanceOnCard(c)).toBe(600);
+      expect(await payableBalance()).toBe(payableBefore + 400n);
+      expect(await checkLedger(world.db.orm.em.fork())).toEqual([]);
+    });
+  }
+
+  it('the next session is another purchase: it proves the lost one first, then takes its own', async () => {
+    const c = await loadedCard(1_000);
+    const payableBefore = await payableBalance();
+    const session = await till().open('PURCHASE', 200);
+    await sessionsOf(LOST_ANSWERS['the app dies after the card answered']!(merchant), () => shop).agent(c, shop).run(session).catch(() => undefined);
+    await expireSession(world, session.id);
+    const next = await till().agent(c).run(await till().open('PURCHASE', 300));
+    expect(next.state).toBe('COMPLETED');
+    expect(await balanceOnCard(c)).toBe(500);
+    expect(await purseBalance(world, c.asn)).toBe(500n);
+    expect(await payableBalance()).toBe(payableBefore + 500n);
+    expect((await auditOf(world, next.id)).map((r) => r.step)).toEqual(['open', 'hello', 'firstAnswers', 'proofAnswer', 'firstAnswers', 'debitAnswer']);
     expect(await checkLedger(world.db.orm.em.fork())).toEqual([]);
   });
 });

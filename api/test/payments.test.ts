@@ -265,6 +265,46 @@ describe('double spend and lost answers', () => {
     await ledgerOk();
   });
 
+  it('the card paid but its answer was lost: its next balance read proves the purchase (GET TRANSACTION PROVE) and the payment SUCCEEDS once, with its event', async () => {
+    const card = await loadedCard(2_000);
+    const payment = await newPayment(700);
+    const first = await openPay(payment.id);
+    const lossy = sessionsOf(brokenRelay(app, 2, 'request'), () => home);
+    await expect(lossy.agent(card.chip).run(first.session!)).rejects.toThrow('connection lost');
+    await expireSession(world, first.session!.id);
+    expect((await get(payment.id))!.status).toBe('PROCESSING');
+    // Not a retry of the payment: the holder only reads the balance, twice, the second time with a copy of the card at once.
+    const reader = sessionsOf(app, () => home);
+    expect((await reader.agent(card.chip).run(await reader.open('BALANCE'))).state).toBe('COMPLETED');
+    expect((await get(payment.id))!.status).toBe('SUCCEEDED');
+    const copy = VirtualCpuCard.fromJSON(card.chip.toJSON());
+    const [a, b] = await Promise.all([reader.open('BALANCE'), reader.open('BALANCE')]);
+    expect((await Promise.all([reader.agent(card.chip).run(a), reader.agent(copy).run(b)])).map((r) => r.state)).toEqual(['COMPLETED', 'COMPLETED']);
+    expect(await balanceOnCard(card.chip)).toBe(1_300);
+    expect(await purseBalance(world, card.chip.asn)).toBe(1_300n);
+    const events = await world.db.orm.em.fork().execute<{ type: string }[]>(`select type from event_outbox where subject_id = ?`, [payment.id]);
+    expect(events.filter((e) => e.type === 'payment.succeeded')).toHaveLength(1);
+    // Paying it again is refused: it is paid.
+    expect((await openPay(payment.id)).session).toBeNull();
+    await ledgerOk();
+  });
+
+  it('a card that proves it paid a payment canceled since (CARD_ANSWER_LOST): the balance read completes, nothing is half-booked, the proof is audited for the card company', async () => {
+    const card = await loadedCard(2_000);
+    const payment = await newPayment(500);
+    const first = await openPay(payment.id);
+    await expect(sessionsOf(brokenRelay(app, 2, 'request'), () => home).agent(card.chip).run(first.session!)).rejects.toThrow('connection lost');
+    await expireSession(world, first.session!.id);
+    // What the expiry job does a day later when nobody tapped again.
+    await world.db.orm.em.fork().execute(`update payment set status = 'CANCELED', cancel_reason = 'EXPIRED', failure_code = 'CARD_ANSWER_LOST', canceled_at = now() where id = ?`, [Buffer.from(payment.id, 'base64url').toString().split(':')[1]]);
+    const reader = sessionsOf(app, () => home);
+    expect((await reader.agent(card.chip).run(await reader.open('BALANCE'))).state).toBe('COMPLETED');
+    expect((await get(payment.id))!.status).toBe('CANCELED');
+    expect(await purseBalance(world, card.chip.asn)).toBe(2_000n);
+    expect((await auditOf(world, first.session!.id)).at(-1)).toEqual({ step: 'proved', outcome: 'REFUSED', refusal: null });
+    await ledgerOk();
+  });
+
   it('a card that cannot pay is refused; after three refused attempts the payment FAILED with the reason', async () => {
     const card = await loadedCard(100);
     const payment = await newPayment(500);

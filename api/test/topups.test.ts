@@ -3,7 +3,7 @@
  * gateway (a real server sending signed webhooks), a virtual CPU card on the holder's own reader.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type OneCardClient, VirtualCpuCard } from '../../sdk-js/src/index.js';
+import { type OneCardClient, VirtualCardTransport, VirtualCpuCard } from '../../sdk-js/src/index.js';
 import { issueCard as registerCard } from '../src/cards/cards.service.js';
 import { checkLedger } from '../src/ledger/ledger-check.js';
 import { type SandboxGateway, startSandboxGateway } from '../src/topups/gateway/sandbox-gateway.js';
@@ -185,7 +185,7 @@ describe('pending loads are written at most once', () => {
     expect(await balanceOnCard(card.chip)).toBe(1_500);
     expect(await purseBalance(world, card.chip.asn)).toBe(1_500n);
     const loaded = await waitFor(alice, topUp.id, 'LOADED');
-    expect(loaded.history.at(-1)!.cause).toMatch(/online counter/);
+    expect(loaded.history.at(-1)!.cause).toMatch(/GET TRANSACTION PROVE/);
     expect((await auditOf(world, second.openCardSession.session.id)).at(-1)).toMatchObject({ refusal: 'ALREADY_LOADED' });
     await ledgerOk();
   });
@@ -249,6 +249,198 @@ describe('pending loads are written at most once', () => {
     expect(await balanceOnCard(other.chip)).toBe(0);
     const bobs = await bob.app.request<{ openCardSession: { userErrors: { code: string }[] } }>(OPEN, { input: { reader: bob.reader.id, operation: 'LOAD', topUp: topUp.id } });
     expect(bobs.openCardSession.userErrors.map((e) => e.code)).toEqual(['NOT_FOUND']);
+  });
+});
+
+type Requester = Pick<OneCardClient, 'request'>;
+
+/** How the load's last message (seq 2: CREDIT FOR LOAD's TAC) fails after the card has been credited. */
+const LOST_ANSWERS: Record<string, (client: Requester) => Requester> = {
+  // A relay corrupts it: the signature no longer covers the body; the host refuses BAD_SIGNATURE.
+  'the relay corrupts the last message': (client) => ({
+    request: <T,>(query: string, variables?: Record<string, unknown>) => {
+      const input = (variables as { input?: { seq?: number; body?: string } } | undefined)?.input;
+      if (input?.seq !== 2) return client.request<T>(query, variables);
+      return client.request<T>(query, { input: { ...input, body: input.body!.replace(/"([0-9A-F]{8})9000"/, '"000000009000"') } });
+    },
+  }),
+  // The app dies after the card answered: the message never leaves the phone.
+  'the app dies after the card answered': (client) => brokenRelay(client, 2, 'request', 'app died'),
+  // The 120 s pass before the last message arrives: the host refuses SESSION_EXPIRED.
+  'the session limit passes': (client) => ({
+    request: async <T,>(query: string, variables?: Record<string, unknown>) => {
+      const input = (variables as { input?: { seq?: number; session?: string } } | undefined)?.input;
+      if (input?.seq === 2) await expireSession(world, input.session!);
+      return client.request<T>(query, variables);
+    },
+  }),
+};
+
+/** Drives a load whose last message fails as `how` says; the card is credited, the session is over (expired if it was left open). */
+async function loseTheAnswer(how: string, client: Requester, reader: TestReader, chip: VirtualCpuCard, session: { id: string; challenge: string }) {
+  await sessionsOf(LOST_ANSWERS[how]!(client), () => reader).agent(chip).run(session).catch(() => undefined);
+  await expireSession(world, session.id);
+}
+
+/** How many times the ledger booked onto this card's purse. */
+async function purseEntries(asn: string): Promise<number> {
+  const [row] = await world.db.orm.em.fork().execute<{ n: string }[]>(
+    `select count(*) as n from posting l join ledger_account a on a.id = l.account_id where a.code = ?`,
+    [`card.${asn}.purse.CNY`],
+  );
+  return Number(row!.n);
+}
+
+describe('no value left unbooked: a load whose last answer was lost is settled from the card’s proof (issue 17)', () => {
+  const openLoad = async (topUpId: string) => (await alice.app.request<{ openCardSession: { session: { id: string; challenge: string } } }>(OPEN, { input: { reader: alice.reader.id, operation: 'LOAD', topUp: topUpId } })).openCardSession.session;
+
+  for (const how of Object.keys(LOST_ANSWERS)) {
+    it(`pending load (补登), ${how}: the next balance read proves it (GET TRANSACTION PROVE) and books it once, LOADED with its event`, async () => {
+      const card = await cardOf(alice);
+      const topUp = await paidTopUp(alice, card, 800);
+      await loseTheAnswer(how, alice.app, alice.reader, card.chip, await openLoad(topUp.id));
+      // The chip holds the value, the ledger does not (yet).
+      expect(await balanceOnCard(card.chip)).toBe(800);
+      expect(await purseBalance(world, card.chip.asn)).toBeUndefined();
+      expect((await alice.app.request<{ topUp: TopUp }>(GET, { id: topUp.id })).topUp.status).toBe('PAID');
+
+      const sessions = sessionsOf(alice.app, () => alice.reader);
+      const read = await sessions.agent(card.chip).run(await sessions.open('BALANCE'));
+      expect(read).toMatchObject({ state: 'COMPLETED' });
+      expect(await purseBalance(world, card.chip.asn)).toBe(800n);
+      const loaded = await waitFor(alice, topUp.id, 'LOADED');
+      expect(loaded.history.at(-1)!.cause).toMatch(/GET TRANSACTION PROVE/);
+      // Again, and twice at once (the card and a copy in two readers): nothing more is booked.
+      const entries = await purseEntries(card.chip.asn);
+      const second = await newReader(world, `HOME-alice-proof-${Math.random()}`, world.gz, { kind: 'CARDHOLDER', id: alice.id });
+      const copy = VirtualCpuCard.fromJSON(card.chip.toJSON());
+      const [a, b] = await Promise.all([sessions.open('BALANCE'), sessions.open('BALANCE', undefined, second)]);
+      const both = await Promise.all([sessions.agent(card.chip).run(a), sessions.agent(copy, second).run(b)]);
+      expect(both.map((r) => r.state)).toEqual(['COMPLETED', 'COMPLETED']);
+      expect(await purseEntries(card.chip.asn)).toBe(entries);
+      expect(await purseBalance(world, card.chip.asn)).toBe(BigInt(await balanceOnCard(card.chip)));
+      // The pending loads account gave it up exactly once; LOADED sent top_up.loaded as a normal completion does.
+      const [events] = await world.db.orm.em.fork().execute<{ n: string }[]>(`select count(*) as n from event_outbox where subject_id = ? and payload->>'status' = 'LOADED'`, [topUp.id]);
+      expect(Number(events!.n)).toBe(1);
+      await ledgerOk();
+    });
+  }
+
+  it('a card company that releases a load the card did take is corrected by the card’s proof at the next tap; a proved load cannot be released', async () => {
+    const card = await cardOf(alice);
+    const topUp = await paidTopUp(alice, card, 600);
+    await loseTheAnswer('the app dies after the card answered', alice.app, alice.reader, card.chip, await openLoad(topUp.id));
+    const RESOLVE = `mutation($input: ResolvePendingLoadInput!) { resolvePendingLoad(input: $input) { topUp { status } userErrors { code field } } }`;
+    const released = await issuer.request<{ resolvePendingLoad: { topUp: { status: string } | null; userErrors: unknown[] } }>(RESOLVE, { input: { topUp: topUp.id, loaded: false, note: 'we think it never arrived', idempotencyKey: `rel-${Math.random()}` } });
+    expect(released.resolvePendingLoad.userErrors).toEqual([]);
+    const sessions = sessionsOf(alice.app, () => alice.reader);
+    expect((await sessions.agent(card.chip).run(await sessions.open('BALANCE'))).state).toBe('COMPLETED');
+    expect(await purseBalance(world, card.chip.asn)).toBe(600n);
+    expect((await waitFor(alice, topUp.id, 'LOADED')).status).toBe('LOADED');
+    // Writing it again is refused (it is on the card), and so is releasing it now.
+    const again = await alice.app.request<{ openCardSession: { session: unknown; userErrors: { code: string }[] } }>(OPEN, { input: { reader: alice.reader.id, operation: 'LOAD', topUp: topUp.id } });
+    expect(again.openCardSession).toMatchObject({ session: null, userErrors: [{ code: 'INVALID_INPUT' }] });
+    const late = await issuer.request<{ resolvePendingLoad: { topUp: unknown; userErrors: { code: string }[] } }>(RESOLVE, { input: { topUp: topUp.id, loaded: false, note: 'still think so', idempotencyKey: `rel-${Math.random()}` } });
+    expect(late.resolvePendingLoad.userErrors.map((e) => e.code)).toEqual(['INVALID_INPUT']);
+    expect(await balanceOnCard(card.chip)).toBe(600);
+    await ledgerOk();
+  });
+
+  it('the card company’s resolution (loaded) and then the card’s proof book the load once', async () => {
+    const card = await cardOf(alice);
+    const topUp = await paidTopUp(alice, card, 700);
+    await loseTheAnswer('the relay corrupts the last message', alice.app, alice.reader, card.chip, await openLoad(topUp.id));
+    const RESOLVE = `mutation($input: ResolvePendingLoadInput!) { resolvePendingLoad(input: $input) { topUp { status } userErrors { code } } }`;
+    const resolved = await issuer.request<{ resolvePendingLoad: { topUp: { status: string } | null; userErrors: unknown[] } }>(RESOLVE, { input: { topUp: topUp.id, loaded: true, note: 'chip shows 7.00', idempotencyKey: `res-${Math.random()}` } });
+    expect(resolved.resolvePendingLoad.topUp?.status).toBe('LOADED');
+    const sessions = sessionsOf(alice.app, () => alice.reader);
+    expect((await sessions.agent(card.chip).run(await sessions.open('BALANCE'))).state).toBe('COMPLETED');
+    expect(await purseBalance(world, card.chip.asn)).toBe(700n);
+    expect(await purseEntries(card.chip.asn)).toBe(1);
+    await ledgerOk();
+  });
+
+  it('the card company settles it with the card’s TAC (read with GET TRANSACTION PROVE at its counter): verified with the card’s key, booked once', async () => {
+    const card = await cardOf(alice);
+    const topUp = await paidTopUp(alice, card, 900);
+    await loseTheAnswer('the session limit passes', alice.app, alice.reader, card.chip, await openLoad(topUp.id));
+    // The card company's own counter device asks the card for the proof of its load at counter 0.
+    const device = new VirtualCardTransport(card.chip);
+    await device.transmit(Buffer.from('00A4040009A00000000386980701', 'hex'));
+    const proof = Buffer.from(await device.transmit(Buffer.from('805A000202000008', 'hex'))).toString('hex').toUpperCase();
+    expect(proof.slice(-4)).toBe('9000');
+    const tac = proof.slice(8, 16);
+    const RESOLVE = `mutation($input: ResolvePendingLoadInput!) { resolvePendingLoad(input: $input) { topUp { status history { cause } } userErrors { code field } } }`;
+    type Resolved = { resolvePendingLoad: { topUp: { status: string; history: { cause: string }[] } | null; userErrors: { code: string; field: string[] }[] } };
+    const resolve = (input: Record<string, unknown>) => issuer.request<Resolved>(RESOLVE, { input: { topUp: topUp.id, note: 'read at the counter', idempotencyKey: `tac-${Math.random()}`, ...input } });
+    const forged = `${tac.slice(0, 7)}${tac[7] === '0' ? '1' : '0'}`;
+    expect((await resolve({ loaded: true, tac: forged })).resolvePendingLoad.userErrors).toEqual([{ code: 'INVALID_INPUT', field: ['input', 'tac'] }]);
+    expect((await resolve({ loaded: false, tac })).resolvePendingLoad.userErrors.map((e) => e.code)).toEqual(['INVALID_INPUT']);
+    expect(await purseBalance(world, card.chip.asn)).toBeUndefined();
+    const settled = await resolve({ loaded: true, tac });
+    expect(settled.resolvePendingLoad.topUp?.status).toBe('LOADED');
+    expect(settled.resolvePendingLoad.topUp?.history.at(-1)!.cause).toMatch(/TAC from GET TRANSACTION PROVE, verified/);
+    // The card's next session finds nothing left to prove.
+    const sessions = sessionsOf(alice.app, () => alice.reader);
+    const read = await sessions.agent(card.chip).run(await sessions.open('BALANCE'));
+    expect((await auditOf(world, read.id)).map((r) => r.step)).not.toContain('proofAnswer');
+    expect(await purseBalance(world, card.chip.asn)).toBe(900n);
+    expect(await purseEntries(card.chip.asn)).toBe(1);
+    await ledgerOk();
+  });
+
+  for (const how of Object.keys(LOST_ANSWERS)) {
+    it(`counter load, ${how}: the card's next session of any kind books the counter cash once`, async () => {
+      const card = await cardOf(alice);
+      const counterReader = await newReader(world, `GZ-COUNTER-P-${Math.random()}`, world.gz);
+      const counter = sessionsOf(issuer, () => counterReader);
+      await loseTheAnswer(how, issuer, counterReader, card.chip, await counter.open('LOAD', 1_000));
+      expect(await balanceOnCard(card.chip)).toBe(1_000);
+      expect(await purseBalance(world, card.chip.asn)).toBeUndefined();
+      // The next session is another counter load: it proves the first, then loads its own.
+      const next = await counter.agent(card.chip).run(await counter.open('LOAD', 300));
+      expect(next.state).toBe('COMPLETED');
+      expect(await balanceOnCard(card.chip)).toBe(1_300);
+      expect(await purseBalance(world, card.chip.asn)).toBe(1_300n);
+      // Balance reads after it, one by one and two at once: nothing more is booked.
+      const entries = await purseEntries(card.chip.asn);
+      expect((await counter.agent(card.chip).run(await counter.open('BALANCE'))).state).toBe('COMPLETED');
+      const copy = VirtualCpuCard.fromJSON(card.chip.toJSON());
+      const [a, b] = await Promise.all([counter.open('BALANCE'), counter.open('BALANCE')]);
+      expect((await Promise.all([counter.agent(card.chip).run(a), counter.agent(copy).run(b)])).map((r) => r.state)).toEqual(['COMPLETED', 'COMPLETED']);
+      expect(await purseEntries(card.chip.asn)).toBe(entries);
+      await ledgerOk();
+    });
+  }
+
+  it('counter loads lost twice in a row, read back by two balance reads at once: each booked exactly once', async () => {
+    const card = await cardOf(alice);
+    const counterReader = await newReader(world, `GZ-COUNTER-Q-${Math.random()}`, world.gz);
+    const counter = sessionsOf(issuer, () => counterReader);
+    await loseTheAnswer('the session limit passes', issuer, counterReader, card.chip, await counter.open('LOAD', 500));
+    const copy = VirtualCpuCard.fromJSON(card.chip.toJSON());
+    const [a, b] = await Promise.all([counter.open('BALANCE'), counter.open('BALANCE')]);
+    const both = await Promise.all([counter.agent(card.chip).run(a), counter.agent(copy).run(b)]);
+    expect(both.map((r) => r.state)).toEqual(['COMPLETED', 'COMPLETED']);
+    expect(await purseBalance(world, card.chip.asn)).toBe(500n);
+    expect(await purseEntries(card.chip.asn)).toBe(1);
+    await ledgerOk();
+  });
+
+  it('a load whose MAC2 never reached the card books nothing: the card answers 94 06 and the balance read completes', async () => {
+    const card = await cardOf(alice);
+    const counterReader = await newReader(world, `GZ-COUNTER-R-${Math.random()}`, world.gz);
+    const counter = sessionsOf(issuer, () => counterReader);
+    const dropped = sessionsOf(brokenRelay(issuer, 1, 'answer', 'card removed'), () => counterReader);
+    const first = await counter.open('LOAD', 400);
+    await expect(dropped.agent(card.chip).run(first)).rejects.toThrow('card removed');
+    await expireSession(world, first.id);
+    const read = await counter.agent(card.chip).run(await counter.open('BALANCE'));
+    expect(read.state).toBe('COMPLETED');
+    expect(await balanceOnCard(card.chip)).toBe(0);
+    expect(await purseBalance(world, card.chip.asn)).toBeUndefined();
+    expect((await auditOf(world, read.id)).map((r) => r.step)).toContain('proofAnswer');
+    await ledgerOk();
   });
 });
 

@@ -35,7 +35,9 @@ export type {
   IssueCpuCardOptions,
   PurseAlgorithm,
   PurseKind,
+  PurseProofs,
   PurseState,
+  TransactionProof,
   VirtualCpuCardRuntime,
   VirtualCpuCardState,
 } from './cards/virtual-cpu-card.js';

@@ -10,6 +10,10 @@ import { UserErrorCode } from '../graphql/user-error.js';
 import { TopUpError } from './topups.errors.js';
 import { findTopUpFor, type LoadClaim, maskCardNumber, moveTo, topUpById, type TopUpRow } from './topups.service.js';
 import { cardPurseAccount, pendingLoadAccount } from '../ledger/accounts.js';
+import type { KeyStore } from '../readers/key-store.js';
+import { checkLoadProof } from '../readers/session/checks/transaction-proof.js';
+import { recordCounter } from '../readers/session/checks/counters.js';
+import type { SessionRow } from '../readers/session/session.model.js';
 
 /**
  * Writing a paid top-up onto its card (补登, CARD-PROTOCOL.md §8). purposeData: `{ topUpId }`.
@@ -63,25 +67,46 @@ const LOAD_ENTRY_OF: Record<TopUpRow['origin'], (t: TopUpRow) => Record<string, 
  * it found out: `loaded` books it onto the card's purse (LOADED); not loaded releases the claim, so
  * the load can be written again or refunded. The note goes into the top-up's history.
  */
-export async function resolvePendingLoad(em: EntityManager, principal: Principal, topUpId: string, input: { loaded: boolean; note: string }): Promise<TopUpRow> {
+export async function resolvePendingLoad(em: EntityManager, principal: Principal, topUpId: string, input: { loaded: boolean; note: string; tac?: string | null }, keyStore: KeyStore | null = null): Promise<TopUpRow> {
   if (principal.kind !== 'ISSUER' || !principal.scopes.includes('topups:write') || !principal.tenantId) throw new TopUpError('NOT_FOUND', `no top-up ${topUpId} you may settle`, 'topUp');
   if (!input.note.trim() || input.note.length > 500) throw new TopUpError('INVALID_INPUT', 'say how it was settled (1 to 500 characters)', 'note');
+  if (input.tac != null && (!input.loaded || !/^[0-9a-fA-F]{8}$/.test(input.tac) || !keyStore)) throw new TopUpError('INVALID_INPUT', 'a TAC is 8 hex digits, given with loaded: true', 'tac');
   return em.transactional(async (tx) => {
     const topUp = await topUpById(tx, topUpId, true);
     if (!topUp || topUp.card_company_id !== principal.tenantId) throw new TopUpError('NOT_FOUND', `no top-up ${topUpId} you may settle`, 'topUp');
     if (topUp.status !== 'PAID' || !topUp.load_session_id) throw new TopUpError('INVALID_INPUT', 'only a PAID top-up whose write onto the card was started needs settling', 'topUp');
     const [live] = await tx.execute<{ id: string }[]>(`select id from card_session where id = ? and state not in ('COMPLETED','FAILED') and expires_at > now()`, [topUp.load_session_id]);
     if (live) throw new TopUpError('INVALID_INPUT', 'a reader is writing it right now; wait for the session to end', 'topUp');
+    // The card proved it took this load (GET TRANSACTION PROVE at a later tap): it is booked, and cannot be released.
+    const [proved] = await tx.execute<{ proved_by: string }[]>(`select proved_by from card_load_proof where session_id = ?`, [topUp.load_session_id]);
+    if (proved && !input.loaded) throw new TopUpError('INVALID_INPUT', 'the card proved it took this load (its TAC verified); it cannot be released', 'loaded');
     const cause = `settled by the card company (${principal.clientId}): ${input.note.trim()}`;
     if (input.loaded) {
       const [card] = await tx.execute<{ currency: string }[]>(`select btrim(ci.currency) as currency from card c join card_company cc on cc.id = c.card_company_id join city ci on ci.id = cc.city_id where c.id = ?`, [topUp.card_id]);
-      await finishLoad(tx, topUp.id, topUp.load_session_id, { asn: topUp.asn, currency: card!.currency }, cause);
+      if (input.tac != null) {
+        await recordProofOfLoad(tx, keyStore!, topUp.load_session_id, Buffer.from(input.tac, 'hex'));
+        await finishLoad(tx, topUp.id, topUp.load_session_id, { asn: topUp.asn, currency: card!.currency }, `${cause} (the card's TAC from GET TRANSACTION PROVE, verified)`, input.tac.toUpperCase());
+      } else {
+        await finishLoad(tx, topUp.id, topUp.load_session_id, { asn: topUp.asn, currency: card!.currency }, cause);
+      }
     } else {
       await tx.execute(`update top_up set load_session_id = null, load_claim = null, updated_at = now() where id = ?`, [topUp.id]);
       await tx.execute(`insert into top_up_history (top_up_id, from_status, to_status, cause) values (?, 'PAID', 'PAID', ?)`, [topUp.id, cause]);
     }
     return (await topUpById(tx, topUp.id))!;
   });
+}
+
+/**
+ * The card company brings the card's TAC for the claimed load (GET TRANSACTION PROVE at its own
+ * counter): it must verify with the card's key, and it takes the load's row per card and counter,
+ * so a proof at the card's next session books nothing more.
+ */
+async function recordProofOfLoad(em: EntityManager, keyStore: KeyStore, sessionId: string, tac: Buffer): Promise<void> {
+  const [session] = await em.execute<SessionRow[]>(`select * from card_session where id = ?`, [sessionId]);
+  if (!session?.context.init || !(await checkLoadProof({ keyStore }, em, session, { mac2: Buffer.alloc(4), tac }))) throw new TopUpError('INVALID_INPUT', 'the TAC does not prove this load', 'tac');
+  await em.execute(`insert into card_load_proof (asn, online_counter, session_id, proved_by, tac) values (?, ?, ?, ?, ?) on conflict do nothing`, [session.card_asn, session.context.init.onlineCounter, session.id, session.id, tac.toString('hex').toUpperCase()]);
+  await recordCounter(em, session.card_asn!, 'online_counter', session.context.init.onlineCounter + 1);
 }
 
 /** The pending load is on the card: pending loads → the card's purse, the top-up LOADED. */
@@ -143,7 +168,9 @@ export const pendingLoad: CardSessionPurpose = {
     const topUpId = topUpIdOf(done.session.context.purposeData);
     const topUp = await topUpById(em, topUpId, true);
     // The claim was this session's when MAC2 left the host, and nothing takes a live claim over.
-    if (!topUp || topUp.load_session_id !== done.session.id) throw new Error(`top-up ${topUpId} is not claimed by card session ${done.session.id}`);
-    await finishLoad(em, topUp.id, done.session.id, { asn: done.asn, currency: done.currency }, 'TAC', String(done.result.tac));
+    // A load the card proved later (GET TRANSACTION PROVE) is booked even if the card company released its claim since: the card holds it.
+    const proved = typeof done.result.provedBy === 'string';
+    if (!topUp || (topUp.load_session_id !== done.session.id && !proved)) throw new Error(`top-up ${topUpId} is not claimed by card session ${done.session.id}`);
+    await finishLoad(em, topUp.id, done.session.id, { asn: done.asn, currency: done.currency }, proved ? `TAC from GET TRANSACTION PROVE in card session ${String(done.result.provedBy)}` : 'TAC', String(done.result.tac));
   },
 };

@@ -10,6 +10,8 @@ import { nodeLoaders } from '../graphql/node.js';
 import { userError, UserErrorCode } from '../graphql/user-error.js';
 import { autoTopUpOf, setAutoTopUp } from './auto-top-up.js';
 import { resolvePendingLoad } from './pending-load.js';
+import { loadKeyEncryptionKey } from '../secrets/kek.js';
+import { SoftwareKeyStore } from '../readers/key-store.js';
 import { TopUpError, type TopUpErrorCode } from './topups.errors.js';
 import { openClientSecret } from './client-secret.js';
 import { createTopUp, findTopUpFor, listTopUpsOfCard, pendingLoadOfCard, refundTopUp, topUpHistory, type TopUpRow, type TopUpStatus } from './topups.service.js';
@@ -125,7 +127,11 @@ export class TopUpResolver {
   })
   @Idempotent()
   resolvePendingLoad(@Arg('input', () => ResolvePendingLoadInput, { description: 'The top-up and what the card company established.' }) input: ResolvePendingLoadInput, @Ctx() ctx: GraphQLContext): Promise<TopUpPayload> {
-    return payload(ctx, async () => ({ topUp: await resolvePendingLoad(ctx.em, ctx.principal!, fromGlobalId(input.topUp, 'TopUp').id, { loaded: input.loaded, note: input.note }) }));
+    return payload(ctx, async () => {
+      // The card's key checks a TAC the card company brings; without one, its word is recorded.
+      const keyStore = input.tac != null ? new SoftwareKeyStore(ctx.em.fork(), await loadKeyEncryptionKey(ctx.config)) : null;
+      return { topUp: await resolvePendingLoad(ctx.em, ctx.principal!, fromGlobalId(input.topUp, 'TopUp').id, { loaded: input.loaded, note: input.note, tac: input.tac ?? null }, keyStore) };
+    });
   }
 
   @Authorized('CARDHOLDER_APP', 'card:topup')

@@ -145,6 +145,13 @@ export class ResolvePendingLoadInput {
   @Field({ description: 'How it was established (kept in the top-up’s history), 1 to 500 characters.' })
   note!: string;
 
+  @Field(() => String, {
+    nullable: true,
+    description:
+      'With loaded: true, the proof: the TAC (8 hex digits) the card answered GET TRANSACTION PROVE with for this load (docs/readers.md). It is verified with the card’s key; one that does not prove this load is refused (INVALID_INPUT on tac). A load settled with it is booked once however the card proves it again.',
+  })
+  tac?: string | null;
+
   @Field({ description: 'Your key for this request.' })
   idempotencyKey!: string;
 }

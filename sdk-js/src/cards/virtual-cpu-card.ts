@@ -21,6 +21,12 @@
  *    (conditions of use not satisfied) — **unconfirmed**; e-purse commands before the application
  *    is selected get `69 85`; a wrong Le on READ BINARY / READ RECORD gets `6C xx` (xx = the right
  *    length), a read past the end of a binary file `6B 00`.
+ *  - GET TRANSACTION PROVE `80 5A 00 P2 02 <counter> 08` (P2 the transaction type: 02 / 01 load,
+ *    06 / 05 purchase) answers MAC2 || TAC of the card's last transaction of that type on that purse
+ *    if it was made at that counter (the counter as INITIALIZE returned it), else `94 06` (the MAC
+ *    or TAC asked for is not available). The card keeps one proof per purse and kind (load,
+ *    purchase): a purchase does not erase the proof of a load. For a load MAC2 is the host's MAC2
+ *    the card accepted; for a purchase the card's own MAC2.
  */
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { CardStateError, checkedInt, fromHex, toHex, uintBE } from './card-bytes.js';
@@ -53,6 +59,8 @@ export const StatusWord = {
   /** Online or offline counter at FFFF (交易计数器到达最大值). */
   COUNTER_EXHAUSTED: 0x9402,
   KEY_INDEX_NOT_SUPPORTED: 0x9403,
+  /** GET TRANSACTION PROVE: no proof of a transaction of that type at that counter (所需MAC/TAC不可用). */
+  PROOF_NOT_AVAILABLE: 0x9406,
 } as const;
 
 /** Transaction types written in MACs and log records (§1). */
@@ -78,6 +86,13 @@ export interface PurseState {
   balance: number;
   onlineCounter: number;
   offlineCounter: number;
+}
+
+/** What the card keeps of its last transaction of one kind: its counter (before the transaction), MAC2 and TAC, hex. */
+export interface TransactionProof {
+  counter: number;
+  mac2: string;
+  tac: string;
 }
 
 /** A card key with the index a terminal names it by and the version the card reports. */
@@ -119,6 +134,14 @@ export interface VirtualCpuCardState {
   purses: { EP: PurseState; ED?: PurseState };
   /** The cyclic transaction log, newest record first, 23-byte records in hex. */
   log: { capacity: number; records: string[] };
+  /** What GET TRANSACTION PROVE answers with, per purse: its last load's and its last purchase's proof (absent before the first). */
+  proofs?: Partial<Record<PurseKind, PurseProofs>>;
+}
+
+/** A purse's last load and last purchase, as GET TRANSACTION PROVE proves them. */
+export interface PurseProofs {
+  load?: TransactionProof;
+  purchase?: TransactionProof;
 }
 
 /** What a card is made with besides its keys. */
@@ -192,6 +215,7 @@ const COMMANDS: ReadonlyMap<number, { cla: number; name: string }> = new Map([
   [0x50, { cla: 0x80, name: 'INITIALIZE FOR LOAD / PURCHASE' }],
   [0x52, { cla: 0x80, name: 'CREDIT FOR LOAD' }],
   [0x54, { cla: 0x80, name: 'DEBIT FOR PURCHASE' }],
+  [0x5a, { cla: 0x80, name: 'GET TRANSACTION PROVE' }],
 ]);
 
 const SFI_PSE_DIRECTORY = 0x01;
@@ -243,6 +267,24 @@ function checkedKeys(keys: CpuCardKey[], field: string): CpuCardKey[] {
   });
 }
 
+function checkedProof(proof: TransactionProof | undefined, field: string): TransactionProof | undefined {
+  if (proof === undefined) return undefined;
+  return { counter: checkedInt(proof.counter, `${field}.counter`, 0, MAX_COUNTER), mac2: toHex(fromHex(proof.mac2, `${field}.mac2`, 4)), tac: toHex(fromHex(proof.tac, `${field}.tac`, 4)) };
+}
+
+function checkedProofs(proofs: VirtualCpuCardState['proofs']): VirtualCpuCardState['proofs'] {
+  if (proofs === undefined) return undefined;
+  const out: Partial<Record<PurseKind, PurseProofs>> = {};
+  for (const kind of ['EP', 'ED'] as const) {
+    const p = proofs[kind];
+    if (!p) continue;
+    const load = checkedProof(p.load, `proofs.${kind}.load`);
+    const purchase = checkedProof(p.purchase, `proofs.${kind}.purchase`);
+    out[kind] = { ...(load ? { load } : {}), ...(purchase ? { purchase } : {}) };
+  }
+  return out;
+}
+
 function checkedPurse(purse: PurseState, field: string, maxBalance: number): PurseState {
   if (typeof purse !== 'object' || purse === null) throw new CardStateError(`${field} is missing`, field);
   return {
@@ -284,6 +326,7 @@ function checkedState(state: VirtualCpuCardState): VirtualCpuCardState {
       ...(state.purses.ED ? { ED: checkedPurse(state.purses.ED, 'purses.ED', maxBalance) } : {}),
     },
     log: { capacity, records: state.log.records.map((r, i) => toHex(fromHex(r, `log.records[${i}]`, LOG_RECORD_LENGTH))) },
+    ...(state.proofs ? { proofs: checkedProofs(state.proofs) } : {}),
   };
 }
 
@@ -397,6 +440,8 @@ export class VirtualCpuCard {
         return command.p1 === 0x00 ? this.#initializeForLoad(command) : this.#initializeForPurchase(command);
       case 0x52:
         return this.#creditForLoad(command, pending);
+      case 0x5a:
+        return this.#getTransactionProve(command);
       default:
         return this.#debitForPurchase(command, pending);
     }
@@ -541,6 +586,7 @@ export class VirtualCpuCard {
     // The TAC carries the counter as INITIALIZE returned it, before the increment (§2).
     const tac = this.#tac(Buffer.concat([uintBE(state.balance, 4), uintBE(pending.counter, 2), amount, Buffer.from([type]), pending.terminal, dateTime]));
     this.#appendLog(pending.counter, pending.amount, type, pending.terminal, dateTime);
+    this.#keepProof(pending.purse, 'load', { counter: pending.counter, mac2: toHex(c.data.subarray(7, 11)), tac: toHex(tac) });
     return reply(StatusWord.OK, tac);
   }
 
@@ -577,7 +623,25 @@ export class VirtualCpuCard {
     const tac = this.#tac(Buffer.concat([amount, Buffer.from([type]), pending.terminal, serial, dateTime]));
     const mac2 = this.#cipher.mac(sessionKey, amount);
     this.#appendLog(pending.counter, pending.amount, type, pending.terminal, dateTime);
+    this.#keepProof(pending.purse, 'purchase', { counter: pending.counter, mac2: toHex(mac2), tac: toHex(tac) });
     return reply(StatusWord.OK, Buffer.concat([tac, mac2]));
+  }
+
+  /** GET TRANSACTION PROVE `80 5A 00 P2 02` counter → MAC2 || TAC of the last transaction of type P2, if made at that counter. */
+  #getTransactionProve(c: Apdu): Uint8Array {
+    if (c.data.length !== 2 || !leAccepts(c.le, 8)) return reply(StatusWord.WRONG_LENGTH);
+    const kind = ({ 0x02: ['EP', 'load'], 0x01: ['ED', 'load'], 0x06: ['EP', 'purchase'], 0x05: ['ED', 'purchase'] } as const)[c.p2 as 1 | 2 | 5 | 6];
+    if (c.p1 !== 0x00 || !kind || !this.#state.purses[kind[0]]) return reply(StatusWord.WRONG_P1P2);
+    if (this.#selected !== 'ADF') return reply(StatusWord.CONDITIONS_NOT_SATISFIED);
+    const proof = this.#state.proofs?.[kind[0]]?.[kind[1]];
+    if (!proof || proof.counter !== c.data.readUInt16BE(0)) return reply(StatusWord.PROOF_NOT_AVAILABLE);
+    return reply(StatusWord.OK, Buffer.concat([fromHex(proof.mac2, 'mac2'), fromHex(proof.tac, 'tac')]));
+  }
+
+  /** The proof GET TRANSACTION PROVE will answer with, replacing the purse's last one of that kind. */
+  #keepProof(purse: PurseKind, kind: keyof PurseProofs, proof: TransactionProof): void {
+    const proofs = (this.#state.proofs ??= {});
+    proofs[purse] = { ...proofs[purse], [kind]: proof };
   }
 
   #tac(data: Buffer): Buffer {

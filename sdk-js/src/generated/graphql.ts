@@ -159,6 +159,8 @@ export type CardSessionMessageInput = {
 export type CardSessionState =
   /** The reader’s hello was accepted; waits for the card’s answers to the first commands. */
   | 'AUTHENTICATED'
+  /** CPU card: the card has an earlier load or purchase whose answer never reached the host; GET TRANSACTION PROVE was sent, and the card’s proof (its TAC) settles it before this session goes on. */
+  | 'AWAITING_PROOF'
   /** M1 card: the UID was read; waits for the results of the sealed purse-read script. */
   | 'AWAITING_PURSE'
   /** CPU card: the sealed CREDIT FOR LOAD or DEBIT FOR PURCHASE was sent; waits for the card’s answer with the TAC. */

@@ -38,6 +38,24 @@ export function debitForPurchase(terminalSerial: number, date: string, time: str
   return Buffer.concat([Buffer.from([0x80, 0x54, 0x01, 0x00, 0x0f]), serial, Buffer.from(date + time, 'hex'), mac1, Buffer.from([0x08])]);
 }
 
+/**
+ * GET TRANSACTION PROVE `80 5A 00 <type> 02 <counter> 08` (CARD-PROTOCOL.md §8): MAC2 || TAC of the
+ * card's last transaction of that type, if it was made at that counter (as INITIALIZE returned it).
+ */
+export function getTransactionProve(transactionType: number, counter: number): Buffer {
+  const data = Buffer.alloc(2);
+  data.writeUInt16BE(counter);
+  return Buffer.concat([Buffer.from([0x80, 0x5a, 0x00, transactionType, 0x02]), data, Buffer.from([0x08])]);
+}
+
+/** The card has no proof of a transaction of that type at that counter. */
+export const SW_PROOF_NOT_AVAILABLE = '9406';
+
+export function parseTransactionProve(data: Buffer): { mac2: Buffer; tac: Buffer } {
+  if (data.length !== 8) throw new CardAnswerError(`GET TRANSACTION PROVE answered ${data.length} bytes, expected 8`);
+  return { mac2: data.subarray(0, 4), tac: data.subarray(4, 8) };
+}
+
 /** Status words the host tells apart (CARD-PROTOCOL.md §3). */
 export const SW_INSUFFICIENT_BALANCE = '9401';
 

@@ -64,8 +64,10 @@ export function cardPaidObligation<Row extends ObligationRow, Checked = void>(sp
       const id = spec.idOf(done.session.context.purposeData);
       const row = await spec.byId(em, id, true);
       // The claim was this session's when MAC1 left the host, and nothing takes a live claim over.
-      if (!row || row.card_session_id !== done.session.id) throw new Error(`${spec.noun} ${id} is not claimed by card session ${done.session.id}`);
-      await spec.settle(em, row, done.session.id, done, 'TAC', typeof done.result.tac === 'string' ? done.result.tac : undefined);
+      // A purchase the card proved later (GET TRANSACTION PROVE) is settled whoever holds the claim now: the card paid.
+      if (!row || (row.card_session_id !== done.session.id && typeof done.result.provedBy !== 'string')) throw new Error(`${spec.noun} ${id} is not claimed by card session ${done.session.id}`);
+      const proof = typeof done.result.provedBy === 'string' ? `TAC from GET TRANSACTION PROVE in card session ${done.result.provedBy}` : 'TAC';
+      await spec.settle(em, row, done.session.id, done, proof, typeof done.result.tac === 'string' ? done.result.tac : undefined);
     },
 
     async onRefusal(em, session, refusal) {

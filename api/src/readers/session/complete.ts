@@ -2,7 +2,7 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import { LedgerError, LedgerErrorCode } from '../../ledger/ledger.errors.js';
 import type { ReaderRow } from '../readers.service.js';
 import type { PendingCredit, PendingDebit } from './purpose.js';
-import type { CardIdentity, SessionRow } from './session.model.js';
+import { type CardIdentity, cardOf, type SessionRow } from './session.model.js';
 import type { SessionDeps, StepInput } from './step.js';
 import { SessionError } from './session.errors.js';
 import { cardPurseBalance } from '../../ledger/accounts.js';
@@ -50,6 +50,18 @@ export async function complete(em: EntityManager, deps: SessionDeps, session: Se
     throw err;
   }
   await compareWithShadow(em, session, card, result);
+  for (const observe of deps.observers) await observe(em, done);
+}
+
+/**
+ * A load or purchase the card proved later (GET TRANSACTION PROVE, transaction-proofs.ts) is booked as its own
+ * session's completion would have: its purpose's entry, then the observers. No shadow comparison:
+ * the card's balance then is history; the session that proved it compares the balance it reads now.
+ */
+export async function completeProven(em: EntityManager, deps: SessionDeps, session: SessionRow, reader: ReaderRow, result: Record<string, unknown>): Promise<void> {
+  const card = cardOf(session);
+  const done = { session, reader, cardCompanyId: card.cardCompanyId, asn: card.asn, currency: card.currency, result };
+  await purposeOf(deps, session)?.complete(em, done);
   for (const observe of deps.observers) await observe(em, done);
 }
 

@@ -2,7 +2,7 @@ import type { SealedCommand } from './envelope.js';
 import type { SessionRefusal } from './session.errors.js';
 
 export type CardOperation = 'BALANCE' | 'LOAD' | 'PURCHASE';
-export type SessionState = 'OPEN' | 'AUTHENTICATED' | 'AWAITING_TAC' | 'AWAITING_PURSE' | 'AWAITING_WRITE' | 'COMPLETED' | 'FAILED';
+export type SessionState = 'OPEN' | 'AUTHENTICATED' | 'AWAITING_TAC' | 'AWAITING_PROOF' | 'AWAITING_PURSE' | 'AWAITING_WRITE' | 'COMPLETED' | 'FAILED';
 /** A CPU (e-purse) card speaks APDUs and proves itself with MACs; an M1 card is driven by sealed scripts. */
 export type CardType = 'CPU' | 'M1';
 
@@ -62,6 +62,13 @@ export interface SessionContext {
   currency?: string;
   init?: LoadInit;
   purchase?: PurchaseInit;
+  /**
+   * CPU: the counters of the earlier load and purchase this session asked the card to prove (GET
+   * TRANSACTION PROVE), and the balance a balance read already read; `proofAsked` once the card has
+   * answered (one proof round per session).
+   */
+  proving?: { load?: number; purchase?: number; balance?: number };
+  proofAsked?: boolean;
   /** M1: the purse before and (expected) after the script. */
   m1?: { oldValue: number; newValue: number };
 }

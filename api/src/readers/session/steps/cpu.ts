@@ -15,6 +15,8 @@ import { type CardIdentity, cardOf, hex, type PurchaseInit, type SessionContext 
 import type { Step, StepInput } from '../step.js';
 import { SessionError } from '../session.errors.js';
 import { cardClock, nextTerminalSerial, terminalIdOf } from '../terminal.js';
+import { askForProofIfOwed, provingKinds, recordTaken, settleFromProof } from '../transaction-proofs.js';
+import { firstCommands } from './hello.js';
 
 /**
  * The CPU (e-purse) card's steps after the hello (CARD-PROTOCOL.md §3–§5). Message 1 answers the
@@ -41,6 +43,8 @@ export const balanceRead: Step = async (s) => {
   const data = cardAnswer(() => apdu.ok(answer, 'GET BALANCE'));
   if (data.length !== 4) throw new SessionError('CARD_ERROR', `GET BALANCE answered ${data.length} bytes, expected 4`).at('card-answers');
   const result = { asn: card.asn, balance: data.readUInt32BE(0) };
+  const proving = await askForProofIfOwed(s, card, context, { balance: result.balance });
+  if (proving) return proving;
   await complete(s.em, s.deps, s.session, s.reader, card, result);
   return { state: 'COMPLETED', context, commands: [], asn: card.asn, result, auditDetail: result };
 };
@@ -54,6 +58,8 @@ export const loadInitialized: Step = async (s) => {
   const lastRecord = lastRecordOf(logAnswer);
   const init = cardAnswer(() => apdu.parseInitializeForLoad(apdu.ok(answer, 'INITIALIZE FOR LOAD')));
   await checkCounter(s.em, card.asn, 'online_counter', init.onlineCounter);
+  const proving = await askForProofIfOwed(s, card, context, { onlineCounter: init.onlineCounter });
+  if (proving) return proving;
   const algorithm = supportedAlgorithm(init.algorithmId);
   const dlk = await cardKeyFor(s.deps, { cardCompanyId: card.cardCompanyId, purpose: 'LOAD', keyVersion: init.keyVersion, asn: card.asnBytes, algorithm });
   const terminalId = terminalIdOf(reader);
@@ -83,6 +89,8 @@ export const purchaseInitialized: Step = async (s) => {
   const lastRecord = lastRecordOf(logAnswer);
   const init = cardAnswer(() => apdu.parseInitializeForPurchase(apdu.ok(answer, 'INITIALIZE FOR PURCHASE')), { [apdu.SW_INSUFFICIENT_BALANCE]: 'INSUFFICIENT_BALANCE' });
   await checkCounter(s.em, card.asn, 'offline_counter', init.offlineCounter);
+  const proving = await askForProofIfOwed(s, card, context, { offlineCounter: init.offlineCounter });
+  if (proving) return proving;
   const algorithm = supportedAlgorithm(init.algorithmId);
   const amount = Number(session.amount);
   const { date, time } = cardClock(s.now);
@@ -113,9 +121,33 @@ export const loadCredited: Step = async ({ em, deps, session, reader, body }) =>
   const dtk = await cardKeyFor(deps, { cardCompanyId: session.context.cardCompanyId!, purpose: 'TAC', keyVersion: init.keyVersion, asn: asnBytes, algorithm });
   checkLoadTac(loadTac({ algorithm, tacKey: dtk, newBalance: init.oldBalance + amount, onlineCounter: init.onlineCounter, amount, terminalId: terminalIdOf(reader), date: init.date, time: init.time }), tac);
   await recordCounter(em, session.card_asn!, 'online_counter', init.onlineCounter + 1);
+  await recordTaken(em, 'load', session, init.onlineCounter, tac);
   const result = { asn: session.card_asn!, oldBalance: init.oldBalance, newBalance: init.oldBalance + amount, amount, onlineCounter: init.onlineCounter + 1, tac: hex(tac) };
   await complete(em, deps, session, reader, cardOf(session), result);
   return { state: 'COMPLETED', context: session.context, commands: [], result, auditDetail: result };
+};
+
+/**
+ * Any operation, after message 1 found a load or a purchase the card may have done unanswered: the
+ * card's answers to GET TRANSACTION PROVE settle them (transaction-proofs.ts). A balance read then
+ * completes with the balance message 1 read; a load or a purchase starts again from SELECT (the card
+ * dropped its INITIALIZE when the proof command came), and is not asked again in this session.
+ */
+export const proofAnswered: Step = async (s) => {
+  const { proving, ...rest } = s.session.context;
+  const kinds = provingKinds(proving!);
+  const answers = responsesOf(s.body, kinds.length);
+  const card = cardOf(s.session);
+  const outcomes: Record<string, unknown> = {};
+  for (const [i, kind] of kinds.entries()) outcomes[kind] = { counter: proving![kind], ...(await settleFromProof(s.em, s.deps, kind, s.session, card, answers[i], s.now)) };
+  const context: SessionContext = { ...rest, proofAsked: true };
+  const auditDetail = { asn: card.asn, ...outcomes };
+  if (s.session.operation === 'BALANCE') {
+    const result = { asn: card.asn, balance: proving!.balance! };
+    await complete(s.em, s.deps, s.session, s.reader, card, result);
+    return { state: 'COMPLETED', context, commands: [], result, auditDetail };
+  }
+  return { state: 'AUTHENTICATED', context, commands: firstCommands(s.session, s.reader).map((c) => ({ apdu: hex(c) })), auditDetail };
 };
 
 /**
@@ -137,6 +169,7 @@ export const purchaseDebited: Step = async ({ em, deps, session, reader, body })
   const dtk = await cardKeyFor(deps, { cardCompanyId: card.cardCompanyId, purpose: 'TAC', keyVersion: p.keyVersion, asn: card.asnBytes, algorithm });
   checkPurchaseTac(purchaseTac({ algorithm, tacKey: dtk, amount, terminalId: terminalIdOf(reader), terminalSerial: p.terminalSerial, date: p.date, time: p.time }), tac, evidence);
   await recordCounter(em, card.asn, 'offline_counter', p.offlineCounter + 1);
+  await recordTaken(em, 'purchase', session, p.offlineCounter, tac);
   const result = { asn: card.asn, oldBalance: p.balance, newBalance: p.balance - amount, amount, offlineCounter: p.offlineCounter + 1, terminalSerial: p.terminalSerial, tac: hex(tac) };
   try {
     await complete(em, deps, session, reader, card, result);

@@ -24,8 +24,8 @@ export const hello: Step = async ({ em, now, session, reader, message, body }) =
   return { state: 'AUTHENTICATED', context: { ...session.context, publicKeyPem }, commands };
 };
 
-/** SELECT, the card's identity (SFI 0x15), then what the operation asks first. */
-function firstCommands(session: SessionRow, reader: ReaderRow): Buffer[] {
+/** SELECT, the card's identity (SFI 0x15), then what the operation asks first (again after a proof round, steps/cpu.ts). */
+export function firstCommands(session: SessionRow, reader: ReaderRow): Buffer[] {
   const amount = Number(session.amount);
   const rest = {
     BALANCE: () => [apdu.getBalance()],

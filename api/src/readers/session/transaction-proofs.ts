@@ -1,0 +1,157 @@
+import type { EntityManager } from '@mikro-orm/postgresql';
+import { TransactionType } from '../../cardcrypto/epurse.js';
+import { cardPurseBalance } from '../../ledger/accounts.js';
+import type { ReaderRow } from '../readers.service.js';
+import * as apdu from './apdu.js';
+import { checkLoadProof, checkPurchaseProof } from './checks/transaction-proof.js';
+import { recordCounter } from './checks/counters.js';
+import { completeProven } from './complete.js';
+import { type CardIdentity, hex, type SessionContext, type SessionRow } from './session.model.js';
+import type { SessionDeps, StepInput, StepResult } from './step.js';
+
+/**
+ * No value left unbooked (issue 17, CARD-PROTOCOL.md §8). When MAC2 (a load) or MAC1 (a purchase)
+ * left the host and the card's answer (its TAC) never came back — a relay corrupted it, the app
+ * died, the session ran out — the card may have changed while the ledger did not. At the card's
+ * next CPU session of any kind the host asks the card to prove it (GET TRANSACTION PROVE), verifies
+ * the proof with the card's keys (which a reader never holds, so it cannot forge one), and books the
+ * transaction through its purpose, once per card and counter (card_load_proof, card_purchase_proof).
+ */
+
+export type ProofKind = 'load' | 'purchase';
+
+/** What tells the kinds apart: their operation, what the session kept of INITIALIZE, their counter and their table. */
+const KINDS = {
+  load: { operation: 'LOAD', kept: 'init', counter: 'onlineCounter', column: 'online_counter', table: 'card_load_proof', type: TransactionType.EPURSE_LOAD, check: checkLoadProof },
+  purchase: { operation: 'PURCHASE', kept: 'purchase', counter: 'offlineCounter', column: 'offline_counter', table: 'card_purchase_proof', type: TransactionType.EPURSE_PURCHASE, check: checkPurchaseProof },
+} as const;
+
+/** A session that sent the card its last MAC, never got the TAC, and can no longer make the card act. */
+export interface OpenClaim {
+  session: SessionRow;
+  counter: number;
+}
+
+const counterOf = (kind: ProofKind, session: SessionRow): number => (kind === 'load' ? session.context.init!.onlineCounter : session.context.purchase!.offlineCounter);
+
+/**
+ * The card's transactions of one kind whose answer was lost and that nothing has settled: the last
+ * MAC issued (the session kept INITIALIZE's answer), not completed, no longer live, not proved, and
+ * at a counter the card has not provably passed (the counter the host recorded after a TAC: the
+ * card did another transaction of this kind at or after it, whose session proved this one first or
+ * found the counter unchanged). Newest first.
+ */
+export async function openClaims(em: EntityManager, kind: ProofKind, asn: string, now: Date): Promise<OpenClaim[]> {
+  const k = KINDS[kind];
+  const rows = await em.execute<SessionRow[]>(
+    `select s.* from card_session s
+       left join card_counter cc on cc.asn = s.card_asn
+      where s.card_asn = ? and s.card_type = 'CPU' and s.operation = '${k.operation}' and s.context->'${k.kept}' is not null
+        and s.state <> 'COMPLETED' and (s.state = 'FAILED' or s.expires_at <= ?)
+        and (s.context->'${k.kept}'->>'${k.counter}')::int >= coalesce(cc.${k.column}, 0)
+        and not exists (select 1 from ${k.table} p where p.session_id = s.id)
+      order by (s.context->'${k.kept}'->>'${k.counter}')::int desc, s.created_at`,
+    [asn, now],
+  );
+  return rows.map((session) => ({ session, counter: counterOf(kind, session) }));
+}
+
+/**
+ * At message 1 of a CPU session: if the card may have done an earlier load or purchase nobody
+ * booked, the host asks it to prove the newest of each before anything else (one round per session).
+ * A load session passes the online counter INITIALIZE FOR LOAD reported, a purchase session the
+ * offline one: a claim at that counter was not taken. The card drops a transaction in progress when
+ * it gets another command, so a load or a purchase starts again from SELECT after the proof.
+ */
+export async function askForProofIfOwed(s: StepInput, card: CardIdentity, context: SessionContext, seen: { onlineCounter?: number; offlineCounter?: number; balance?: number }): Promise<StepResult | null> {
+  if (s.session.context.proofAsked) return null;
+  const seenCounter = { load: seen.onlineCounter, purchase: seen.offlineCounter };
+  const proving: NonNullable<SessionContext['proving']> = {};
+  const commands = [];
+  const asked: Record<string, unknown> = {};
+  for (const kind of ['load', 'purchase'] as const) {
+    const claims = (await openClaims(s.em, kind, card.asn, s.now)).filter((c) => seenCounter[kind] === undefined || c.counter < seenCounter[kind]!);
+    const newest = claims[0];
+    if (!newest) continue;
+    proving[kind] = newest.counter;
+    commands.push({ apdu: hex(apdu.getTransactionProve(KINDS[kind].type, newest.counter)) });
+    asked[kind] = { counter: newest.counter, sessions: claims.filter((c) => c.counter === newest.counter).map((c) => c.session.id) };
+  }
+  if (commands.length === 0) return null;
+  if (seen.balance !== undefined) proving.balance = seen.balance;
+  return { state: 'AWAITING_PROOF', context: { ...context, proving }, commands, asn: card.asn, auditDetail: { asn: card.asn, proving: asked } };
+}
+
+/** The kinds a proof round asked about, in the order of its commands. */
+export const provingKinds = (proving: NonNullable<SessionContext['proving']>): ProofKind[] => (['load', 'purchase'] as const).filter((k) => proving[k] !== undefined);
+
+/**
+ * The card answered GET TRANSACTION PROVE for one kind. MAC2 || TAC is checked against every
+ * unsettled transaction at that counter (each bound its own terminal, date and time); the one it
+ * proves is booked. `94 06` (or a card that does not know the command): no proof; the transaction
+ * stays open for the card's next session or the card company.
+ */
+export async function settleFromProof(em: EntityManager, deps: SessionDeps, kind: ProofKind, provedBy: SessionRow, card: CardIdentity, response: string | undefined, now: Date): Promise<{ settled: string | null; answered: string }> {
+  const counter = provedBy.context.proving![kind]!;
+  let proof: { mac2: Buffer; tac: Buffer };
+  try {
+    proof = apdu.parseTransactionProve(apdu.ok(response, 'GET TRANSACTION PROVE'));
+  } catch (err) {
+    if (err instanceof apdu.CardAnswerError) return { settled: null, answered: err.statusWord ?? 'no valid answer' };
+    throw err;
+  }
+  for (const claim of (await openClaims(em, kind, card.asn, now)).filter((c) => c.counter === counter)) {
+    if (await KINDS[kind].check(deps, em, claim.session, proof)) {
+      try {
+        // A savepoint: a purpose that cannot take it (a payment canceled meanwhile) leaves nothing half-written, and the session goes on.
+        const booked = await em.transactional((tx) => bookProven(tx, deps, kind, claim, provedBy, proof.tac));
+        return { settled: booked ? claim.session.id : null, answered: hex(proof.tac) };
+      } catch (err) {
+        await em.execute(`insert into card_session_audit (session_id, seq, step, outcome, refusal, detail) values (?, null, 'proved', 'REFUSED', null, ?)`, [claim.session.id, JSON.stringify({ provedBy: provedBy.id, tac: hex(proof.tac), unbooked: err instanceof Error ? err.message : String(err) })]);
+        return { settled: null, answered: hex(proof.tac) };
+      }
+    }
+  }
+  return { settled: null, answered: hex(proof.tac) };
+}
+
+/** What the claim's own completion would have had as its result. */
+function resultOf(kind: ProofKind, session: SessionRow, tac: Buffer, provedBy: string): Record<string, unknown> {
+  const amount = Number(session.amount);
+  if (kind === 'load') {
+    const init = session.context.init!;
+    return { asn: session.card_asn!, oldBalance: init.oldBalance, newBalance: init.oldBalance + amount, amount, onlineCounter: init.onlineCounter + 1, tac: hex(tac), provedBy };
+  }
+  const p = session.context.purchase!;
+  return { asn: session.card_asn!, oldBalance: p.balance, newBalance: p.balance - amount, amount, offlineCounter: p.offlineCounter + 1, terminalSerial: p.terminalSerial, tac: hex(tac), provedBy };
+}
+
+/**
+ * Books a proved transaction once: the row per card and counter is taken first (a second session
+ * proving the same one, even at the same moment, waits on it and then books nothing), then its
+ * purpose books it as its own session's completion would have. A purchase the purse shadow does not
+ * cover (value the ledger never had) is not booked: it stays open, for the card company.
+ */
+async function bookProven(em: EntityManager, deps: SessionDeps, kind: ProofKind, claim: OpenClaim, provedBy: SessionRow, tac: Buffer): Promise<boolean> {
+  const { session } = claim;
+  const k = KINDS[kind];
+  const currency = session.context.currency ?? 'CNY';
+  if (kind === 'purchase' && (await cardPurseBalance(em, session.card_asn!, currency)) < BigInt(session.amount!)) return false;
+  const taken = await em.execute<{ session_id: string }[]>(
+    `insert into ${k.table} (asn, ${k.column}, session_id, proved_by, tac) values (?, ?, ?, ?, ?) on conflict do nothing returning session_id`,
+    [session.card_asn, claim.counter, session.id, provedBy.id, hex(tac)],
+  );
+  if (taken.length === 0) return false;
+  await recordCounter(em, session.card_asn!, k.column, claim.counter + 1);
+  const result = resultOf(kind, session, tac, provedBy.id);
+  const [reader] = await em.execute<ReaderRow[]>(`select * from reader where id = ?`, [session.reader_id]);
+  await completeProven(em, deps, session, reader!, result);
+  await em.execute(`insert into card_session_audit (session_id, seq, step, outcome, refusal, detail) values (?, null, 'proved', 'ACCEPTED', null, ?)`, [session.id, JSON.stringify(result)]);
+  return true;
+}
+
+/** Records, for a transaction that completed normally, that the card did it at that counter. */
+export async function recordTaken(em: EntityManager, kind: ProofKind, session: SessionRow, counter: number, tac: Buffer): Promise<void> {
+  const k = KINDS[kind];
+  await em.execute(`insert into ${k.table} (asn, ${k.column}, session_id, proved_by, tac) values (?, ?, ?, ?, ?) on conflict do nothing`, [session.card_asn, counter, session.id, session.id, hex(tac)]);
+}
