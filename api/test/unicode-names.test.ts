@@ -56,7 +56,7 @@ describe('a card company with a Chinese name', () => {
     const out = data.registerReader;
     expect(out.userErrors).toEqual([]);
     chains = { national: out.nationalCertificateChain, city: out.cityCertificateChain };
-    reader = { id: out.reader!.id, serial: out.reader!.serial, deviceKeyPem: privateKeyPem, nationalPem: chains.national[0]!, cityPem: chains.city[0]!, nationalSerial: '' };
+    reader = { id: out.reader!.id, serial: out.reader!.serial, deviceKeyPem: privateKeyPem, nationalPem: chains.national[0]!, cityPem: chains.city[0]!, nationalSerial: '', trustedCertificatesPem: [chains.city[2]!] };
 
     const city = new X509Certificate(chains.city[0]!);
     expect(city.subject).toContain(`O=${OWNER}`);

@@ -160,6 +160,7 @@ export async function simulatedHolder({ demo, dataDir, baseUrl, log = () => {} }
       deviceKey: reader.deviceKeyPem,
       nationalCertificatePem: reader.nationalCertificatePem,
       cityCertificatePem: reader.cityCertificatePem,
+      trustedCertificatesPem: reader.trustedCertificatesPem,
       transport: new VirtualCardTransport(card),
       send: async (message) => (await client.request(CARD_SESSION_MESSAGE, { input: message })).cardSessionMessage,
     });

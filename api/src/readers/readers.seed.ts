@@ -32,7 +32,9 @@ export async function registerDemoReader(
   const readerId = toGlobalId('Reader', registered.reader.id);
   await fs.mkdir(config.dataDir, { recursive: true });
   const file = path.join(config.dataDir, r.file);
-  const stored = { readerId, serial: r.serial, ...r.extra, deviceKeyPem: privateKey, nationalCertificatePem: registered.nationalChainPem[0], cityCertificatePem: registered.cityChainPem[0] };
+  const stored = { readerId, serial: r.serial, ...r.extra, deviceKeyPem: privateKey, nationalCertificatePem: registered.nationalChainPem[0], cityCertificatePem: registered.cityChainPem[0],
+    // Pinned at install: host messages must chain to the root (through the reader's own city CA).
+    trustedCertificatesPem: [registered.cityChainPem.at(-1)] };
   await fs.writeFile(file, `${JSON.stringify(stored, null, 2)}\n`, { mode: 0o600 });
   return { id: readerId, serial: r.serial, ...r.extra, file };
 }

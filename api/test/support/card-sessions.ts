@@ -16,6 +16,7 @@ import { createClient } from '../../src/auth/clients.service.js';
 import { withLuhnCheckDigit } from '../../src/cards/cards.service.js';
 import type { PrincipalKind } from '../../src/graphql/context.js';
 import { toGlobalId } from '../../src/graphql/global-id.js';
+import { ensureHostKey } from '../../src/pki/host-key.js';
 import { createWorkingCa } from '../../src/pki/pki.service.js';
 import { initRootCa, type RootCa } from '../../src/pki/root-ca.js';
 import { type CardAlgorithm, storeMasterKeys } from '../../src/readers/key-store.js';
@@ -45,6 +46,8 @@ export interface TestReader {
   nationalPem: string;
   cityPem: string;
   nationalSerial: string;
+  /** The CA certificates the reader pins for host messages: the root. */
+  trustedCertificatesPem: string[];
 }
 
 export interface CardSessionWorld {
@@ -92,7 +95,8 @@ export async function addCity(world: CardSessionWorld, input: { code: string; na
   const em = world.db.orm.em.fork();
   const made = await createCity(em, { code: input.code, name: input.name, timeZone: 'Asia/Shanghai', currency: input.currency ?? 'CNY', cardCompanyName: input.cardCompanyName });
   await em.execute(`update city set card_city_code = ? where id = ?`, [input.cardCode, made.city.id]);
-  await createWorkingCa(em, kek, world.root, { kind: 'CITY', cityId: made.city.id, cityCode: input.code, name: input.code, publicUrl: world.server.url });
+  const ca = await createWorkingCa(em, kek, world.root, { kind: 'CITY', cityId: made.city.id, cityCode: input.code, name: input.code, publicUrl: world.server.url });
+  await ensureHostKey(em, kek, ca.id, world.server.url);
   return { cityId: made.city.id, cardCompanyId: made.cardCompany.id, code: input.code, cardCode: input.cardCode };
 }
 
@@ -124,7 +128,7 @@ export async function newReader(world: CardSessionWorld, serial: string, city: T
     cityCsrPem: csr,
     publicUrl: world.server.url,
   });
-  return { id: toGlobalId('Reader', registered.reader.id), serial, deviceKeyPem: privateKey, nationalPem: registered.nationalChainPem[0]!, cityPem: registered.cityChainPem[0]!, nationalSerial: registered.reader.national_certificate_serial };
+  return { id: toGlobalId('Reader', registered.reader.id), serial, deviceKeyPem: privateKey, nationalPem: registered.nationalChainPem[0]!, cityPem: registered.cityChainPem[0]!, nationalSerial: registered.reader.national_certificate_serial, trustedCertificatesPem: [registered.cityChainPem.at(-1)!] };
 }
 
 /** An OAuth client of a tenant, talking to the server through the SDK. */
@@ -160,12 +164,14 @@ export type Operation = 'BALANCE' | 'LOAD' | 'PURCHASE';
 
 /**
  * The relay mutation, asking only for what CPU-card sessions use (the SDK's CARD_SESSION_MESSAGE
- * also asks for the M1 command fields, which these tests do not depend on).
+ * also asks for the M1 command fields, which these tests do not depend on), and the signed host
+ * message the reader agent runs.
  */
 const CARD_SESSION_MESSAGE = `mutation CardSessionMessage($input: CardSessionMessageInput!) {
   cardSessionMessage(input: $input) {
     session { id state challenge nextSeq result refusal }
     commands { apdu sealed { wrappedKey iv ciphertext tag } }
+    hostMessage { payload signature certificateChain }
     userErrors { code message }
   }
 }`;
@@ -185,7 +191,7 @@ export function sessionsOf(client: Pick<OneCardClient, 'request'>, defaultReader
     (await client.request<{ cardSessionMessage: SessionReply }>(CARD_SESSION_MESSAGE, { input: message })).cardSessionMessage;
 
   function agent(c: VirtualCpuCard, on: TestReader = defaultReader(), transport: CardTransport = new VirtualCardTransport(c)) {
-    return new ReaderAgent({ deviceKey: on.deviceKeyPem, nationalCertificatePem: on.nationalPem, cityCertificatePem: on.cityPem, transport, send });
+    return new ReaderAgent({ deviceKey: on.deviceKeyPem, nationalCertificatePem: on.nationalPem, cityCertificatePem: on.cityPem, trustedCertificatesPem: on.trustedCertificatesPem, transport, send });
   }
 
   /** Drives a session by hand, so a test can tamper with what the reader says. */

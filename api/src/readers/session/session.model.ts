@@ -1,4 +1,5 @@
-import type { SealedCommand } from './envelope.js';
+import type { HostMessage, SealedCommand } from './envelope.js';
+export type { HostMessage };
 import type { SessionRefusal } from './session.errors.js';
 
 export type CardOperation = 'BALANCE' | 'LOAD' | 'PURCHASE';
