@@ -67,8 +67,8 @@ function rewrite(genuine: HostMessage, change: Record<string, unknown>, signer: 
   return { payload, signature: sign('sha256', Buffer.from(payload), signer.key).toString('base64'), certificateChain: signer.chain };
 }
 
-/** The reader's sealing key as anyone holding its certificate has it. */
-const readerKeyOf = (reader: TestReader) => new X509Certificate(reader.cityPem).publicKey.export({ type: 'spki', format: 'pem' }) as string;
+/** The reader's encryption key as anyone holding its encryption certificate has it. */
+const readerKeyOf = (reader: TestReader) => new X509Certificate(reader.encryptionPem!).publicKey.export({ type: 'spki', format: 'pem' }) as string;
 
 type Relay = (seq: number, reply: SessionReply) => SessionReply | Promise<SessionReply>;
 
@@ -82,7 +82,7 @@ async function runThroughRelay(input: { reader: TestReader; operation: 'BALANCE'
     deviceKey: input.reader.deviceKeyPem,
     nationalCertificatePem: input.reader.nationalPem,
     cityCertificatePem: input.reader.cityPem,
-    trustedCertificatesPem: input.reader.trustedCertificatesPem,
+    trustedCertificatesPem: input.reader.trustedCertificatesPem, nationalKey: input.reader.nationalKeyPem, encryptionKey: input.reader.encryptionKeyPem, encryptionCertificatePem: input.reader.encryptionPem,
     ...input.card,
     send: async (message) => input.relay(message.seq, (await issuer.request<{ cardSessionMessage: SessionReply }>(CARD_SESSION_MESSAGE, { input: message })).cardSessionMessage),
   });
@@ -250,8 +250,8 @@ describe('the host’s own messages, misused', () => {
   it('from another session: the host’s genuine answer to another session’s hello on the same reader', async () => {
     const other = await issuer.request<{ openCardSession: { session: { id: string; challenge: string } } }>(OPEN, { input: { reader: counter.id, operation: 'LOAD', amount: 100_000 } });
     const otherSession = other.openCardSession.session;
-    const signer = new ReaderAgent({ deviceKey: counter.deviceKeyPem, nationalCertificatePem: counter.nationalPem, cityCertificatePem: counter.cityPem, trustedCertificatesPem: counter.trustedCertificatesPem, send: async () => ({}) as SessionReply });
-    const hello = JSON.stringify({ challenge: otherSession.challenge, nationalCertificate: counter.nationalPem, cityCertificate: counter.cityPem });
+    const signer = new ReaderAgent({ deviceKey: counter.deviceKeyPem, nationalCertificatePem: counter.nationalPem, cityCertificatePem: counter.cityPem, trustedCertificatesPem: counter.trustedCertificatesPem, nationalKey: counter.nationalKeyPem, encryptionKey: counter.encryptionKeyPem, encryptionCertificatePem: counter.encryptionPem, send: async () => ({}) as SessionReply });
+    const hello = JSON.stringify({ challenge: otherSession.challenge, nationalCertificate: counter.nationalPem, cityCertificate: counter.cityPem, encryptionCertificate: counter.encryptionPem });
     const otherReply = (await issuer.request<{ cardSessionMessage: SessionReply }>(CARD_SESSION_MESSAGE, { input: { session: otherSession.id, seq: 0, body: hello, signature: signer.sign(otherSession.id, 0, hello) } })).cardSessionMessage;
     expect(otherReply.hostMessage).toBeTruthy();
 

@@ -62,7 +62,11 @@ export function newSerial(): string {
   return bytes.toString('hex');
 }
 
-export type Profile = 'root-ca' | 'working-ca' | 'reader' | 'terminal' | 'server';
+/**
+ * `reader`: a reader's national or city certificate, a signing key (keyUsage digitalSignature);
+ * `reader-encryption`: the key what is sent to a reader is sealed to (keyUsage keyEncipherment).
+ */
+export type Profile = 'root-ca' | 'working-ca' | 'reader' | 'reader-encryption' | 'terminal' | 'server';
 
 export interface IssueOptions {
   subject: DistinguishedName;
@@ -90,8 +94,10 @@ function extensionsFor(opts: IssueOptions & { subjectKeyIdentifier?: string }): 
       : { name: 'basicConstraints', cA: false, critical: true },
     ca
       ? { name: 'keyUsage', keyCertSign: true, cRLSign: true, digitalSignature: true, critical: true }
-      : opts.signingOnly
+      : opts.signingOnly || opts.profile === 'reader'
         ? { name: 'keyUsage', digitalSignature: true, critical: true }
+        : opts.profile === 'reader-encryption'
+          ? { name: 'keyUsage', keyEncipherment: true, critical: true }
         : { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true },
     opts.subjectKeyIdentifier ? { name: 'subjectKeyIdentifier', subjectKeyIdentifier: opts.subjectKeyIdentifier } : { name: 'subjectKeyIdentifier' },
   ];

@@ -89,9 +89,9 @@ export class ReaderResolver {
   }
 
   @Authorized('OPERATOR', 'ISSUER', 'readers:manage')
-  @Mutation(() => RegisterReaderPayload, { description: 'Registers a reader from two CSRs over its one device key; returns both certificate chains. The operator, or the card company of the reader’s city; scope readers:manage.' })
+  @Mutation(() => RegisterReaderPayload, { description: 'Registers a reader from three CSRs over three keys, one per purpose (national: access; city: signing; encryption); returns the three certificate chains. The operator, or the card company of the reader’s city; scope readers:manage.' })
   async registerReader(@Arg('input', () => RegisterReaderInput, { description: 'The reader to register.' }) input: RegisterReaderInput, @Ctx() ctx: GraphQLContext): Promise<RegisterReaderPayload> {
-    const none = { reader: null, nationalCertificateChain: [], cityCertificateChain: [] };
+    const none = { reader: null, nationalCertificateChain: [], cityCertificateChain: [], encryptionCertificateChain: [] };
     const city = await findCity(ctx.em, fromGlobalId(input.city, 'City').id);
     if (!city || !(await mayManage(ctx.em, ctx.principal!, city.id))) return { ...none, userErrors: [userError(UserErrorCode.NOT_FOUND, `no city ${input.city} you manage readers of`, ['input', 'city'])] };
     const owner = await resolveOwner(ctx.em, input.owner);
@@ -106,9 +106,10 @@ export class ReaderResolver {
         cityCode: city.code,
         nationalCsrPem: input.nationalCsr,
         cityCsrPem: input.cityCsr,
+        encryptionCsrPem: input.encryptionCsr,
         publicUrl: ctx.config.publicUrl,
       });
-      return { reader: readerView(result.reader), nationalCertificateChain: result.nationalChainPem, cityCertificateChain: result.cityChainPem, userErrors: [] };
+      return { reader: readerView(result.reader), nationalCertificateChain: result.nationalChainPem, cityCertificateChain: result.cityChainPem, encryptionCertificateChain: result.encryptionChainPem, userErrors: [] };
     } catch (err) {
       return { ...none, userErrors: refusal(err).userErrors };
     }

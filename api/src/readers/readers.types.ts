@@ -85,11 +85,14 @@ export class RegisterReaderInput {
   @Field(() => ID, { description: 'Global id of the City.' })
   city!: string;
 
-  @Field({ description: 'PEM CSR for the national certificate, signed by the device key.' })
+  @Field({ description: 'PEM CSR for the national certificate (access: the reader signs the session hello with its key).' })
   nationalCsr!: string;
 
-  @Field({ description: 'PEM CSR for the city certificate, signed by the same device key.' })
+  @Field({ description: 'PEM CSR for the city certificate (the reader signs its session messages and transaction results with its key); a key other than the national one.' })
   cityCsr!: string;
+
+  @Field({ description: 'PEM CSR for the encryption certificate (what the host seals to the reader is wrapped to its key); a third key of its own.' })
+  encryptionCsr!: string;
 }
 
 @InputType({ description: 'The reader whose status to change.' })
@@ -98,7 +101,7 @@ export class ReaderStatusInput {
   reader!: string;
 }
 
-@ObjectType({ description: 'The reader registered with its two certificate chains, or why not.' })
+@ObjectType({ description: 'The reader registered with its three certificate chains, or why not.' })
 export class RegisterReaderPayload {
   @Field(() => ReaderType, { nullable: true, description: 'The reader registered; null when refused.' })
   reader!: ReaderType | null;
@@ -108,6 +111,9 @@ export class RegisterReaderPayload {
 
   @Field(() => [String], { description: 'PEM: the city certificate, then its CA, then the root.' })
   cityCertificateChain!: string[];
+
+  @Field(() => [String], { description: 'PEM: the encryption certificate (keyUsage keyEncipherment), then the city CA, then the root.' })
+  encryptionCertificateChain!: string[];
 
   @Field(() => [UserError], { description: 'Why the registration was refused (no certificate was issued); empty on success.' })
   userErrors!: UserError[];

@@ -42,9 +42,15 @@ export interface TestCity {
 export interface TestReader {
   id: string;
   serial: string;
+  /** The city certificate's key: it signs the reader's messages after the hello. */
   deviceKeyPem: string;
+  /** The national certificate's key (the hello) and the encryption certificate's (sealed commands); the device key for a SINGLE_KEY reader. */
+  nationalKeyPem: string;
+  encryptionKeyPem: string;
   nationalPem: string;
   cityPem: string;
+  /** The encryption certificate; undefined for a SINGLE_KEY reader. */
+  encryptionPem?: string;
   nationalSerial: string;
   /** The CA certificates the reader pins for host messages: the root. */
   trustedCertificatesPem: string[];
@@ -106,7 +112,9 @@ export async function addMasterKeys(world: CardSessionWorld, city: TestCity, alg
   return { load: hex(k.LOAD), purchase: hex(k.PURCHASE), tac: hex(k.TAC) };
 }
 
-function csrFor(privateKeyPem: string): string {
+const rsaKey = () => generateKeyPairSync('rsa', { modulusLength: 2048, privateKeyEncoding: { type: 'pkcs1', format: 'pem' }, publicKeyEncoding: { type: 'spki', format: 'pem' } }).privateKey;
+
+export function csrFor(privateKeyPem: string): string {
   const key = forge.pki.privateKeyFromPem(privateKeyPem) as forge.pki.rsa.PrivateKey;
   const csr = forge.pki.createCertificationRequest();
   csr.publicKey = forge.pki.setRsaPublicKey(key.n, key.e);
@@ -116,19 +124,27 @@ function csrFor(privateKeyPem: string): string {
 
 /** A certified reader in a city, owned by its card company unless another owner is named. */
 export async function newReader(world: CardSessionWorld, serial: string, city: TestCity, owner: { kind: ReaderOwnerKind; id: string } = { kind: 'CARD_COMPANY', id: city.cardCompanyId }): Promise<TestReader> {
-  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048, privateKeyEncoding: { type: 'pkcs1', format: 'pem' }, publicKeyEncoding: { type: 'spki', format: 'pem' } });
-  const csr = csrFor(privateKey);
+  const [nationalKey, cityKey, encryptionKey] = [rsaKey(), rsaKey(), rsaKey()];
   const registered = await registerReader(world.db.orm.em.fork(), kek, {
     serial,
     model: 'OC-R1',
     owner: { ...owner, name: 'owner' },
     cityId: city.cityId,
     cityCode: city.code,
-    nationalCsrPem: csr,
-    cityCsrPem: csr,
+    nationalCsrPem: csrFor(nationalKey),
+    cityCsrPem: csrFor(cityKey),
+    encryptionCsrPem: csrFor(encryptionKey),
     publicUrl: world.server.url,
   });
-  return { id: toGlobalId('Reader', registered.reader.id), serial, deviceKeyPem: privateKey, nationalPem: registered.nationalChainPem[0]!, cityPem: registered.cityChainPem[0]!, nationalSerial: registered.reader.national_certificate_serial, trustedCertificatesPem: [registered.cityChainPem.at(-1)!] };
+  return {
+    id: toGlobalId('Reader', registered.reader.id),
+    serial,
+    deviceKeyPem: cityKey,
+    nationalKeyPem: nationalKey,
+    encryptionKeyPem: encryptionKey,
+    nationalPem: registered.nationalChainPem[0]!,
+    cityPem: registered.cityChainPem[0]!,
+    encryptionPem: registered.encryptionChainPem[0]!, nationalSerial: registered.reader.national_certificate_serial, trustedCertificatesPem: [registered.cityChainPem.at(-1)!] };
 }
 
 /** An OAuth client of a tenant, talking to the server through the SDK. */
@@ -191,7 +207,7 @@ export function sessionsOf(client: Pick<OneCardClient, 'request'>, defaultReader
     (await client.request<{ cardSessionMessage: SessionReply }>(CARD_SESSION_MESSAGE, { input: message })).cardSessionMessage;
 
   function agent(c: VirtualCpuCard, on: TestReader = defaultReader(), transport: CardTransport = new VirtualCardTransport(c)) {
-    return new ReaderAgent({ deviceKey: on.deviceKeyPem, nationalCertificatePem: on.nationalPem, cityCertificatePem: on.cityPem, trustedCertificatesPem: on.trustedCertificatesPem, transport, send });
+    return new ReaderAgent({ deviceKey: on.deviceKeyPem, nationalCertificatePem: on.nationalPem, cityCertificatePem: on.cityPem, trustedCertificatesPem: on.trustedCertificatesPem, ...separateKeysOf(on), transport, send });
   }
 
   /** Drives a session by hand, so a test can tamper with what the reader says. */
@@ -203,7 +219,7 @@ export function sessionsOf(client: Pick<OneCardClient, 'request'>, defaultReader
       const text = JSON.stringify(body);
       return send({ session: session.id, seq, body: tamper ? tamper(text) : text, signature: a.sign(session.id, seq, text) });
     };
-    const hello = (overrides: Record<string, unknown> = {}) => message(0, { challenge: session.challenge, nationalCertificate: on.nationalPem, cityCertificate: on.cityPem, ...overrides });
+    const hello = (overrides: Record<string, unknown> = {}) => message(0, { challenge: session.challenge, nationalCertificate: on.nationalPem, cityCertificate: on.cityPem, ...(on.encryptionPem ? { encryptionCertificate: on.encryptionPem } : {}), ...overrides });
     const answer = async (_seq: number, reply: SessionReply) => {
       const responses: string[] = [];
       for (const cmd of reply.commands) responses.push(Buffer.from(await transport.transmit(Buffer.from(cmd.apdu!, 'hex'))).toString('hex'));
@@ -281,3 +297,6 @@ export async function cardholderApp(world: CardSessionWorld, username: string, s
   const token = await cardholderAccessToken(world.server.url, { clientId: client.client_id, redirectUri, username, password: `${username} password 1`, scope: scopes.join(' ') });
   return { id, app: bearerClient(world.server.url, token) };
 }
+
+/** A reader's national and encryption keys and its encryption certificate, as ReaderAgent options. */
+export const separateKeysOf = (r: TestReader) => ({ nationalKey: r.nationalKeyPem, encryptionKey: r.encryptionKeyPem, encryptionCertificatePem: r.encryptionPem });

@@ -117,10 +117,19 @@ interface SignedHostMessage {
 export type SendMessage = (message: { session: string; seq: number; body: string; signature: string }) => Promise<SessionReply>;
 
 export interface ReaderAgentOptions {
-  /** The device key (PEM or KeyObject). It signs every message and opens sealed commands; it never leaves the reader. */
+  /**
+   * The city certificate's key (PEM or KeyObject): it signs every message after the hello. A reader
+   * registered before the key split has one key for everything: give it here alone.
+   */
   deviceKey: string | KeyObject;
+  /** The national certificate's key: it signs the hello (access). Default: `deviceKey`. */
+  nationalKey?: string | KeyObject;
+  /** The encryption certificate's key: it opens what the host sealed to the reader. Default: `deviceKey`. */
+  encryptionKey?: string | KeyObject;
   nationalCertificatePem: string;
   cityCertificatePem: string;
+  /** The encryption certificate (keyUsage keyEncipherment), presented in the hello with the other two. */
+  encryptionCertificatePem?: string;
   /**
    * The CA certificates the reader pins (PEM): the root, or its city working CA. A host message is
    * run only when signed by a host certificate its city working CA issued (the CA that issued this
@@ -151,6 +160,8 @@ export const CARD_SESSION_MESSAGE = `mutation CardSessionMessage($input: CardSes
  */
 export class ReaderAgent {
   private readonly key: KeyObject;
+  private readonly nationalKey: KeyObject;
+  private readonly encryptionKey: KeyObject;
   private readonly cityCertificate: X509Certificate;
   private readonly serial: string;
   private readonly anchors: X509Certificate[];
@@ -158,7 +169,10 @@ export class ReaderAgent {
   private readonly hostKeys = new Map<string, { key: KeyObject; notAfter: number }>();
 
   constructor(private readonly opts: ReaderAgentOptions) {
-    this.key = typeof opts.deviceKey === 'string' ? createPrivateKey(opts.deviceKey) : opts.deviceKey;
+    const keyOf = (k: string | KeyObject) => (typeof k === 'string' ? createPrivateKey(k) : k);
+    this.key = keyOf(opts.deviceKey);
+    this.nationalKey = opts.nationalKey ? keyOf(opts.nationalKey) : this.key;
+    this.encryptionKey = opts.encryptionKey ? keyOf(opts.encryptionKey) : this.key;
     this.cityCertificate = new X509Certificate(opts.cityCertificatePem);
     // The host binds its messages to the reader's serial, the CN of its certificates.
     this.serial = /^CN=(.*)$/m.exec(this.cityCertificate.subject)?.[1] ?? '';
@@ -218,13 +232,13 @@ export class ReaderAgent {
     return message;
   }
 
-  /** The signature the host checks: RSA-SHA256 over domain, session, sequence and body. */
+  /** The signature the host checks: RSA-SHA256 over domain, session, sequence and body; the hello (seq 0) by the national key, the rest by the city key. */
   sign(sessionId: string, seq: number, body: string): string {
-    return sign('sha256', Buffer.from(`onecard-card-session-v1\n${sessionId}\n${seq}\n${body}`, 'utf8'), this.key).toString('base64');
+    return sign('sha256', Buffer.from(`onecard-card-session-v1\n${sessionId}\n${seq}\n${body}`, 'utf8'), seq === 0 ? this.nationalKey : this.key).toString('base64');
   }
 
   private open(sealed: NonNullable<ReaderCommand['sealed']>, associated: string): Uint8Array {
-    const aesKey = privateDecrypt({ key: this.key, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256' }, Buffer.from(sealed.wrappedKey, 'base64'));
+    const aesKey = privateDecrypt({ key: this.encryptionKey, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256' }, Buffer.from(sealed.wrappedKey, 'base64'));
     const decipher = createDecipheriv('aes-256-gcm', aesKey, Buffer.from(sealed.iv, 'base64')).setAAD(Buffer.from(associated));
     decipher.setAuthTag(Buffer.from(sealed.tag, 'base64'));
     return Buffer.concat([decipher.update(Buffer.from(sealed.ciphertext, 'base64')), decipher.final()]);
@@ -259,7 +273,12 @@ export class ReaderAgent {
    */
   async run(session: { id: string; challenge: string }): Promise<CardSessionView> {
     let seq = 0;
-    let reply = await this.message(session.id, seq, { challenge: session.challenge, nationalCertificate: this.opts.nationalCertificatePem, cityCertificate: this.opts.cityCertificatePem });
+    let reply = await this.message(session.id, seq, {
+      challenge: session.challenge,
+      nationalCertificate: this.opts.nationalCertificatePem,
+      cityCertificate: this.opts.cityCertificatePem,
+      ...(this.opts.encryptionCertificatePem ? { encryptionCertificate: this.opts.encryptionCertificatePem } : {}),
+    });
     for (;;) {
       if (!reply.session) throw new Error(reply.userErrors.map((e) => e.message).join('; ') || 'the session is gone');
       // A refusal carries no command: nothing to verify, nothing to run.
