@@ -10,6 +10,7 @@ import { ReaderAgent, VirtualCardTransport } from '../../sdk-js/src/index.js';
 import { toGlobalId } from '../src/graphql/global-id.js';
 import { findCityCa, issueFromCsr } from '../src/pki/pki.service.js';
 import { generateRsaKey } from '../src/pki/x509.js';
+import { issueNationalCertificate, registerReader } from '../src/readers/readers.service.js';
 import { apiClient, auditOf, balanceOnCard, csrFor, issueCard, kek, newReader, purseBalance, sessionsOf, type TestReader, useCardSessionWorld } from './support/card-sessions.js';
 
 const world = useCardSessionWorld();
@@ -85,6 +86,48 @@ describe('a reader with a key pair per purpose', () => {
     await expect(agent.run(await s.open('LOAD', 700))).rejects.toThrow(/decoding error|oaep|decrypt/i);
     expect(await balanceOnCard(card)).toBe(0);
     expect(await purseBalance(world, card.asn)).toBeUndefined();
+  });
+});
+
+describe('the national certificate comes from the national authority', () => {
+  it('a reader a card company registered opens no session until the operator issues its national certificate', async () => {
+    const em = world.db.orm.em.fork();
+    const [nationalKey, cityKey, encryptionKey] = [0, 1, 2].map(() => generateRsaKey(2048).privateKeyPem) as [string, string, string];
+    const registered = await registerReader(em, kek, {
+      serial: 'KEYS-PENDING-1',
+      model: 'OC-R1',
+      owner: { kind: 'CARD_COMPANY', id: world.gz.cardCompanyId, name: 'owner' },
+      cityId: world.gz.cityId,
+      cityCode: world.gz.code,
+      nationalCsrPem: csrFor(nationalKey),
+      cityCsrPem: csrFor(cityKey),
+      encryptionCsrPem: csrFor(encryptionKey),
+      publicUrl: world.server.url,
+      nationalAuthority: false,
+    });
+    expect(registered.reader.national_certificate_serial).toBeNull();
+    const pending = { id: toGlobalId('Reader', registered.reader.id) } as TestReader;
+    const s = sessionsOf(issuer, () => pending);
+    const refused = await s.openRaw('BALANCE');
+    expect(refused.openCardSession.userErrors[0]).toMatchObject({ code: 'INVALID_INPUT' });
+    expect(refused.openCardSession.userErrors[0]!.message).toMatch(/national certificate awaits/);
+
+    const approved = await issueNationalCertificate(em, kek, registered.reader.id, world.server.url);
+    const ready: TestReader = {
+      id: pending.id,
+      serial: 'KEYS-PENDING-1',
+      deviceKeyPem: cityKey,
+      nationalKeyPem: nationalKey,
+      encryptionKeyPem: encryptionKey,
+      nationalPem: approved.nationalChainPem[0]!,
+      cityPem: registered.cityChainPem[0]!,
+      encryptionPem: registered.encryptionChainPem[0]!,
+      nationalSerial: approved.reader.national_certificate_serial!,
+      trustedCertificatesPem: [registered.cityChainPem.at(-1)!],
+    };
+    const card = issueCard({ city: world.gz, keys: world.gzMasterKeys });
+    const t = sessionsOf(issuer, () => ready);
+    expect(await t.agent(card).run(await t.open('BALANCE'))).toMatchObject({ state: 'COMPLETED', result: { balance: 0 } });
   });
 });
 

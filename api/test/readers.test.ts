@@ -75,8 +75,20 @@ describe('registering readers', () => {
     const out = data.registerReader;
     expect(out.userErrors).toEqual([]);
     expect(out.reader).toMatchObject({ serial: 'GZ-R-0001', status: 'ACTIVE', ownerKind: 'MERCHANT', owner: toGlobalId('Merchant', ids.shop) });
-    expect(out.nationalCertificateChain).toHaveLength(3);
+    // A card company's call alone issues no national certificate: the national authority (the operator) does.
+    expect(out.reader.nationalCertificateSerial).toBeNull();
+    expect(out.nationalCertificateChain).toEqual([]);
     expect(out.cityCertificateChain).toHaveLength(3);
+    const APPROVE = `mutation($input: ReaderStatusInput!) { approveReaderNationalCertificate(input: $input) { reader { nationalCertificateSerial } nationalCertificateChain userErrors { code message } } }`;
+    const byCompany = await run(APPROVE, { input: { reader: out.reader.id } }, who('ISSUER', ids.gzCompany));
+    expect(byCompany.errors?.[0].extensions.code).toBe('FORBIDDEN');
+    const approved = (await run(APPROVE, { input: { reader: out.reader.id } }, who('OPERATOR', null))).data.approveReaderNationalCertificate;
+    expect(approved.userErrors).toEqual([]);
+    expect(approved.nationalCertificateChain).toHaveLength(3);
+    out.nationalCertificateChain = approved.nationalCertificateChain;
+    out.reader.nationalCertificateSerial = approved.reader.nationalCertificateSerial;
+    // Once is enough.
+    expect((await run(APPROVE, { input: { reader: out.reader.id } }, who('OPERATOR', null))).data.approveReaderNationalCertificate.userErrors[0].message).toMatch(/already has/);
     expect(out.encryptionCertificateChain).toHaveLength(3);
     const [national, city, encryption] = [out.nationalCertificateChain[0], out.cityCertificateChain[0], out.encryptionCertificateChain[0]].map((pem: string) => forge.pki.certificateFromPem(pem));
     expect(new Set([national, city, encryption].map((c) => forge.pki.publicKeyToPem(c!.publicKey))).size).toBe(3);

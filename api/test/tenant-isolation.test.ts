@@ -73,6 +73,7 @@ const MATRIX: Record<string, Rule> = {
   'Mutation.suspendReader': { access: 'managers', scope: 'readers:manage' },
   'Mutation.activateReader': { access: 'managers', scope: 'readers:manage' },
   'Mutation.revokeReader': { access: 'managers', scope: 'readers:manage' },
+  'Mutation.approveReaderNationalCertificate': { access: 'operator', scope: 'readers:manage' },
   'Query.node': { access: 'owned', kinds: ['MERCHANT', 'BILLER', 'ISSUER'], byId: { type: 'self' } },
   'Query.cities': { access: 'directory' },
   'Query.city': { access: 'directory' },
@@ -197,7 +198,7 @@ beforeAll(async () => {
       csr.sign(key.privateKey, forge.md.sha256.create());
       return forge.pki.certificationRequestToPem(csr);
     }) as [string, string, string];
-    const { reader } = await registerReader(em, kek, { serial: `${code}-R-1`, model: 'm', owner: { kind: 'MERCHANT', id: merchant.id, name: merchant.name }, cityId: city.city.id, cityCode: code, nationalCsrPem: national, cityCsrPem: cityCsr, encryptionCsrPem: encryption, publicUrl: 'http://127.0.0.1' });
+    const { reader } = await registerReader(em, kek, { serial: `${code}-R-1`, model: 'm', owner: { kind: 'MERCHANT', id: merchant.id, name: merchant.name }, cityId: city.city.id, cityCode: code, nationalCsrPem: national, cityCsrPem: cityCsr, encryptionCsrPem: encryption, publicUrl: 'http://127.0.0.1', nationalAuthority: true });
     return toGlobalId('Reader', reader.id);
   };
   const readers = { A: await readerOf(gz, 'GZ', mA), B: await readerOf(sz, 'SZ', mB) };

@@ -55,6 +55,14 @@ describe('a card company with a Chinese name', () => {
     });
     const out = data.registerReader;
     expect(out.userErrors).toEqual([]);
+    // The national authority (the operator) issues the national certificate.
+    const operator = await apiClient(world, 'OPERATOR', null as unknown as string, ['readers:manage']);
+    const approved = await operator.request<{ approveReaderNationalCertificate: { nationalCertificateChain: string[]; userErrors: unknown[] } }>(
+      `mutation($input: ReaderStatusInput!) { approveReaderNationalCertificate(input: $input) { nationalCertificateChain userErrors { code message } } }`,
+      { input: { reader: out.reader!.id } },
+    );
+    expect(approved.approveReaderNationalCertificate.userErrors).toEqual([]);
+    out.nationalCertificateChain = approved.approveReaderNationalCertificate.nationalCertificateChain;
     chains = { national: out.nationalCertificateChain, city: out.cityCertificateChain, encryption: out.encryptionCertificateChain };
     reader = {
       id: out.reader!.id,

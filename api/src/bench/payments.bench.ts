@@ -585,6 +585,7 @@ async function main(): Promise<number> {
         nationalCsrPem: csrFor(nationalKey!),
         cityCsrPem: csrFor(cityKey!),
         encryptionCsrPem: csrFor(encryptionKey!),
+        nationalAuthority: true,
         publicUrl: baseUrl,
       });
       // Opened now, as after a merchant's first payment: no phase pays for creating it.

@@ -7,7 +7,7 @@ import { diversifyKey } from '../cardcrypto/diversify.js';
 import type { SeedStep } from '../demo/seed-step.js';
 import { fromGlobalId, toGlobalId } from '../graphql/global-id.js';
 import { storeM1MasterKey, storeMasterKeys } from './key-store.js';
-import { registerReader } from './readers.service.js';
+import { issueNationalCertificate, registerReader } from './readers.service.js';
 
 type SeedContext = Parameters<SeedStep['run']>[1];
 
@@ -41,7 +41,10 @@ export async function registerDemoReader(
     cityCsrPem: csrOf(cityKey),
     encryptionCsrPem: csrOf(encryptionKey),
     publicUrl: config.publicUrl,
+    nationalAuthority: false,
   });
+  // The card company registered it; the national authority (the operator) issues its national certificate.
+  const approved = await issueNationalCertificate(em, kek, registered.reader.id, config.publicUrl);
   const readerId = toGlobalId('Reader', registered.reader.id);
   await fs.mkdir(config.dataDir, { recursive: true });
   const file = path.join(config.dataDir, r.file);
@@ -52,7 +55,7 @@ export async function registerDemoReader(
     deviceKeyPem: cityKey,
     nationalKeyPem: nationalKey,
     encryptionKeyPem: encryptionKey,
-    nationalCertificatePem: registered.nationalChainPem[0],
+    nationalCertificatePem: approved.nationalChainPem[0],
     cityCertificatePem: registered.cityChainPem[0],
     encryptionCertificatePem: registered.encryptionChainPem[0],
     // Pinned at install: host messages must chain to the root (through the reader's own city CA).

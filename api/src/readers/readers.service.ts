@@ -2,8 +2,8 @@ import { randomUUID } from 'node:crypto';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Principal } from '../graphql/context.js';
 import { PkiError } from '../pki/pki.errors.js';
-import { findCityCa, issueFromCsr, revokeCertificate } from '../pki/pki.service.js';
-import { parseCsr, publicKeyFingerprint } from '../pki/x509.js';
+import { findCityCa, findIssued, issueFromCsr, revokeCertificate } from '../pki/pki.service.js';
+import { fromPem, parseCsr, publicKeyFingerprint, subjectField } from '../pki/x509.js';
 import { ReaderError } from './readers.errors.js';
 
 export type ReaderOwnerKind = 'MERCHANT' | 'BILLER' | 'CARD_COMPANY' | 'CARDHOLDER';
@@ -17,7 +17,10 @@ export interface ReaderRow {
   owner_id: string;
   city_id: string;
   status: ReaderStatus;
-  national_certificate_serial: string;
+  /** Null while the national certificate awaits the national authority (the operator). */
+  national_certificate_serial: string | null;
+  /** The national CSR, kept until the operator issues the national certificate from it. */
+  national_csr_pem: string | null;
   city_certificate_serial: string;
   /** The city certificate's key: it signs the reader's session messages. */
   public_key_fingerprint: string;
@@ -51,6 +54,12 @@ export interface RegisterReaderInput {
   /** CSR for the reader's encryption certificate (city CA): the key what is sealed to the reader is wrapped to. */
   encryptionCsrPem: string;
   publicUrl: string;
+  /**
+   * Whether the caller is the national authority (the operator): it issues the national
+   * certificate at once. A city card company's registration leaves it pending, for the operator
+   * to approve (issueNationalCertificate).
+   */
+  nationalAuthority: boolean;
 }
 
 /**
@@ -81,19 +90,39 @@ export async function registerReader(em: EntityManager, kek: Buffer, input: Regi
     const subject = { commonName: input.serial, organization: input.owner.name, organizationalUnit: input.model, country: 'CN' };
     const common = { profile: 'reader' as const, subject, validityDays: READER_CERT_DAYS, publicUrl: input.publicUrl };
     try {
-      const national = await issueFromCsr(tx, kek, 'national', { ...common, csrPem: input.nationalCsrPem });
+      const national = input.nationalAuthority ? await issueFromCsr(tx, kek, 'national', { ...common, csrPem: input.nationalCsrPem }) : null;
       const city = await issueFromCsr(tx, kek, cityCa.id, { ...common, csrPem: input.cityCsrPem });
       const encryption = await issueFromCsr(tx, kek, cityCa.id, { ...common, profile: 'reader-encryption', csrPem: input.encryptionCsrPem });
       const [reader] = await tx.execute<ReaderRow[]>(
-        `insert into reader (id, serial, model, owner_kind, owner_id, city_id, national_certificate_serial, city_certificate_serial, public_key_fingerprint, key_scheme, encryption_certificate_serial)
-         values (?, ?, ?, ?, ?, ?, ?, ?, ?, 'SEPARATE_KEYS', ?) returning *`,
-        [randomUUID(), input.serial, input.model, input.owner.kind, input.owner.id, input.cityId, national.row.serial, city.row.serial, fingerprints[1], encryption.row.serial],
+        `insert into reader (id, serial, model, owner_kind, owner_id, city_id, national_certificate_serial, national_csr_pem, city_certificate_serial, public_key_fingerprint, key_scheme, encryption_certificate_serial)
+         values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'SEPARATE_KEYS', ?) returning *`,
+        [randomUUID(), input.serial, input.model, input.owner.kind, input.owner.id, input.cityId, national?.row.serial ?? null, national ? null : input.nationalCsrPem, city.row.serial, fingerprints[1], encryption.row.serial],
       );
-      return { reader: reader!, nationalChainPem: national.chainPem, cityChainPem: city.chainPem, encryptionChainPem: encryption.chainPem };
+      return { reader: reader!, nationalChainPem: national?.chainPem ?? [], cityChainPem: city.chainPem, encryptionChainPem: encryption.chainPem };
     } catch (err) {
       if (err instanceof PkiError) throw new ReaderError(err.code === 'NOT_FOUND' ? 'NO_CITY_CA' : 'INVALID_INPUT', err.message);
       throw err;
     }
+  });
+}
+
+/**
+ * The national authority (the operator) issues a reader's pending national certificate from the
+ * CSR its registration kept, with the subject of its city certificate. Refused for a reader that
+ * has one, or is REVOKED.
+ */
+export async function issueNationalCertificate(em: EntityManager, kek: Buffer, readerId: string, publicUrl: string): Promise<{ reader: ReaderRow; nationalChainPem: string[] }> {
+  return em.transactional(async (tx) => {
+    const [reader] = await tx.execute<ReaderRow[]>(`select * from reader where id = ? for update`, [readerId]);
+    if (!reader) throw new ReaderError('NOT_FOUND', `no reader ${readerId}`);
+    if (reader.national_certificate_serial || !reader.national_csr_pem) throw new ReaderError('INVALID_INPUT', 'the reader already has its national certificate', 'reader');
+    if (reader.status === 'REVOKED') throw new ReaderError('INVALID_INPUT', 'the reader is REVOKED', 'reader');
+    const city = fromPem((await findIssued(tx, reader.city_certificate_serial))!.certificate_pem);
+    const field = (name: string) => subjectField(city, name);
+    const subject = { commonName: field('CN')!, organization: field('O'), organizationalUnit: field('OU'), country: field('C') };
+    const national = await issueFromCsr(tx, kek, 'national', { profile: 'reader', subject, validityDays: READER_CERT_DAYS, publicUrl, csrPem: reader.national_csr_pem });
+    const [updated] = await tx.execute<ReaderRow[]>(`update reader set national_certificate_serial = ?, national_csr_pem = null where id = ? returning *`, [national.row.serial, readerId]);
+    return { reader: updated!, nationalChainPem: national.chainPem };
   });
 }
 
@@ -105,7 +134,7 @@ export async function changeReaderStatus(em: EntityManager, readerId: string, to
     if (reader.status === to) return reader;
     if (!TRANSITIONS[reader.status].includes(to)) throw new ReaderError('INVALID_TRANSITION', `a ${reader.status} reader cannot become ${to}`);
     if (to === 'REVOKED') {
-      await revokeCertificate(tx, reader.national_certificate_serial, reasonCode);
+      if (reader.national_certificate_serial) await revokeCertificate(tx, reader.national_certificate_serial, reasonCode);
       await revokeCertificate(tx, reader.city_certificate_serial, reasonCode);
       if (reader.encryption_certificate_serial) await revokeCertificate(tx, reader.encryption_certificate_serial, reasonCode);
     }

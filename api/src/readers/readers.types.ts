@@ -59,8 +59,8 @@ export class ReaderType extends Node {
   @Field(() => ReaderStatusEnum, { description: 'Whether the reader may open card sessions.' })
   status!: ReaderStatusEnum;
 
-  @Field({ description: 'Serial of the certificate from the national working CA.' })
-  nationalCertificateSerial!: string;
+  @Field(() => String, { nullable: true, description: 'Serial of the certificate from the national working CA; null while it awaits the operator’s approval (approveReaderNationalCertificate): until then the reader opens no session.' })
+  nationalCertificateSerial!: string | null;
 
   @Field({ description: 'Serial of the certificate from the city working CA.' })
   cityCertificateSerial!: string;
@@ -106,7 +106,7 @@ export class RegisterReaderPayload {
   @Field(() => ReaderType, { nullable: true, description: 'The reader registered; null when refused.' })
   reader!: ReaderType | null;
 
-  @Field(() => [String], { description: 'PEM: the national certificate, then its CA, then the root.' })
+  @Field(() => [String], { description: 'PEM: the national certificate, then its CA, then the root; empty when a card company registered the reader (the operator issues it: approveReaderNationalCertificate).' })
   nationalCertificateChain!: string[];
 
   @Field(() => [String], { description: 'PEM: the city certificate, then its CA, then the root.' })
@@ -125,5 +125,17 @@ export class ReaderPayload {
   reader!: ReaderType | null;
 
   @Field(() => [UserError], { description: 'Why the change was refused (NOT_FOUND, INVALID_INPUT); empty on success.' })
+  userErrors!: UserError[];
+}
+
+@ObjectType({ description: 'The reader with its national certificate, issued by the national authority; or why not.' })
+export class ApproveReaderNationalCertificatePayload {
+  @Field(() => ReaderType, { nullable: true, description: 'The reader, now with its national certificate; null when refused.' })
+  reader!: ReaderType | null;
+
+  @Field(() => [String], { description: 'PEM: the national certificate, then the national CA, then the root; empty when refused.' })
+  nationalCertificateChain!: string[];
+
+  @Field(() => [UserError], { description: 'Why it was refused; empty on success.' })
   userErrors!: UserError[];
 }

@@ -20,7 +20,7 @@ import { ensureHostKey } from '../../src/pki/host-key.js';
 import { createWorkingCa } from '../../src/pki/pki.service.js';
 import { initRootCa, type RootCa } from '../../src/pki/root-ca.js';
 import { type CardAlgorithm, storeMasterKeys } from '../../src/readers/key-store.js';
-import { type ReaderOwnerKind, registerReader } from '../../src/readers/readers.service.js';
+import { issueNationalCertificate, type ReaderOwnerKind, registerReader } from '../../src/readers/readers.service.js';
 import { createCity } from '../../src/tenancy/tenancy.service.js';
 import { freshDatabase, type TestDatabase } from './database.js';
 import { bearerClient, cardholderAccessToken } from './oauth.js';
@@ -135,16 +135,19 @@ export async function newReader(world: CardSessionWorld, serial: string, city: T
     cityCsrPem: csrFor(cityKey),
     encryptionCsrPem: csrFor(encryptionKey),
     publicUrl: world.server.url,
+    nationalAuthority: false,
   });
+  // Both steps, as in the field: the card company registers, the national authority (the operator) issues the national certificate.
+  const approved = await issueNationalCertificate(world.db.orm.em.fork(), kek, registered.reader.id, world.server.url);
   return {
     id: toGlobalId('Reader', registered.reader.id),
     serial,
     deviceKeyPem: cityKey,
     nationalKeyPem: nationalKey,
     encryptionKeyPem: encryptionKey,
-    nationalPem: registered.nationalChainPem[0]!,
+    nationalPem: approved.nationalChainPem[0]!,
     cityPem: registered.cityChainPem[0]!,
-    encryptionPem: registered.encryptionChainPem[0]!, nationalSerial: registered.reader.national_certificate_serial, trustedCertificatesPem: [registered.cityChainPem.at(-1)!] };
+    encryptionPem: registered.encryptionChainPem[0]!, nationalSerial: approved.reader.national_certificate_serial!, trustedCertificatesPem: [registered.cityChainPem.at(-1)!] };
 }
 
 /** An OAuth client of a tenant, talking to the server through the SDK. */

@@ -51,6 +51,7 @@ async function open(ctx: GraphQLContext, input: OpenCardSessionInput): Promise<O
   const reader = await findReaderFor(ctx.em, ctx.principal!, fromGlobalId(input.reader, 'Reader').id);
   if (!reader) return openRefusal(UserErrorCode.NOT_FOUND, `no reader ${input.reader}`, 'reader');
   if (reader.status !== 'ACTIVE') return openRefusal(UserErrorCode.INVALID_INPUT, `the reader is ${reader.status}`, 'reader');
+  if (!reader.national_certificate_serial) return openRefusal(UserErrorCode.INVALID_INPUT, 'the reader’s national certificate awaits the national authority’s approval', 'reader');
   if (input.operation === CardOperationEnum.BALANCE) {
     if (input.amount != null) return openRefusal(UserErrorCode.INVALID_INPUT, 'a balance read takes no amount', 'amount');
     return openSession(ctx.em, { reader, operation: 'BALANCE', cardType: input.cardType ?? 'CPU', clientId: ctx.principal!.clientId });
