@@ -27,6 +27,7 @@ async function runSession(client: Awaited<ReturnType<typeof apiClient>>, reader:
     deviceKey: reader.deviceKeyPem,
     nationalCertificatePem: reader.nationalPem,
     cityCertificatePem: reader.cityPem,
+    trustedCertificatesPem: reader.trustedCertificatesPem, nationalKey: reader.nationalKeyPem, encryptionKey: reader.encryptionKeyPem, encryptionCertificatePem: reader.encryptionPem,
     m1: card,
     send: async (input) => (await client.request<{ cardSessionMessage: SessionReply }>(CARD_SESSION_MESSAGE, { input })).cardSessionMessage,
   });

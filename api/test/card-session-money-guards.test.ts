@@ -64,6 +64,7 @@ async function run(by: Requester, reader: TestReader, session: Session, card: { 
     deviceKey: reader.deviceKeyPem,
     nationalCertificatePem: reader.nationalPem,
     cityCertificatePem: reader.cityPem,
+    trustedCertificatesPem: reader.trustedCertificatesPem, nationalKey: reader.nationalKeyPem, encryptionKey: reader.encryptionKeyPem, encryptionCertificatePem: reader.encryptionPem,
     ...card,
     send: async (input) => {
       const reply = (await by.request<{ cardSessionMessage: SessionReply }>(CARD_SESSION_MESSAGE, { input })).cardSessionMessage;

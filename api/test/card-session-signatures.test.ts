@@ -59,7 +59,7 @@ beforeAll(async () => {
   till = await newReader(world, 'SIG-TILL', world.gz, { kind: 'MERCHANT', id: shop.id });
   home = await newReader(world, 'SIG-HOME', world.gz, { kind: 'CARDHOLDER', id: holderId });
   const other = await newReader(world, 'SIG-STRANGER', world.gz);
-  stranger = new ReaderAgent({ deviceKey: other.deviceKeyPem, nationalCertificatePem: other.nationalPem, cityCertificatePem: other.cityPem, send: async () => ({}) as SessionReply });
+  stranger = new ReaderAgent({ deviceKey: other.deviceKeyPem, nationalCertificatePem: other.nationalPem, cityCertificatePem: other.cityPem, trustedCertificatesPem: other.trustedCertificatesPem, nationalKey: other.nationalKeyPem, encryptionKey: other.encryptionKeyPem, encryptionCertificatePem: other.encryptionPem, send: async () => ({}) as SessionReply });
 });
 
 // ——— cards ———
@@ -172,6 +172,7 @@ async function runSession(card: Card, session: Session, reader: TestReader, by: 
     deviceKey: reader.deviceKeyPem,
     nationalCertificatePem: reader.nationalPem,
     cityCertificatePem: reader.cityPem,
+    trustedCertificatesPem: reader.trustedCertificatesPem, nationalKey: reader.nationalKeyPem, encryptionKey: reader.encryptionKeyPem, encryptionCertificatePem: reader.encryptionPem,
     ...(card.kind === 'CPU' ? { transport: new VirtualCardTransport(card.chip) } : { m1: card.chip }),
     send,
   });

@@ -62,30 +62,45 @@ async function run(query: string, variables: Record<string, unknown>, principal:
 
 const REGISTER = `mutation($input: RegisterReaderInput!) { registerReader(input: $input) {
   reader { id serial status ownerKind owner city nationalCertificateSerial cityCertificateSerial }
-  nationalCertificateChain cityCertificateChain userErrors { code field message } } }`;
+  nationalCertificateChain cityCertificateChain encryptionCertificateChain userErrors { code field message } } }`;
 
 function registration(serial: string, overrides: Record<string, unknown> = {}) {
-  const key = generateRsaKey(2048);
-  return { serial, model: 'OC-R1', owner: toGlobalId('Merchant', ids.shop), city: toGlobalId('City', ids.gz), nationalCsr: csr(key), cityCsr: csr(key), ...overrides };
+  // A key pair per purpose: national (access), city (signing), encryption.
+  return { serial, model: 'OC-R1', owner: toGlobalId('Merchant', ids.shop), city: toGlobalId('City', ids.gz), nationalCsr: csr(generateRsaKey(2048)), cityCsr: csr(generateRsaKey(2048)), encryptionCsr: csr(generateRsaKey(2048)), ...overrides };
 }
 
 describe('registering readers', () => {
-  it('the GZ card company registers a reader for a GZ merchant: two certificates over one key', async () => {
+  it('the GZ card company registers a reader for a GZ merchant: three certificates over three keys, each for its purpose', async () => {
     const { data } = await run(REGISTER, { input: registration('GZ-R-0001') }, who('ISSUER', ids.gzCompany));
     const out = data.registerReader;
     expect(out.userErrors).toEqual([]);
     expect(out.reader).toMatchObject({ serial: 'GZ-R-0001', status: 'ACTIVE', ownerKind: 'MERCHANT', owner: toGlobalId('Merchant', ids.shop) });
-    expect(out.nationalCertificateChain).toHaveLength(3);
+    // A card company's call alone issues no national certificate: the national authority (the operator) does.
+    expect(out.reader.nationalCertificateSerial).toBeNull();
+    expect(out.nationalCertificateChain).toEqual([]);
     expect(out.cityCertificateChain).toHaveLength(3);
-    const national = forge.pki.certificateFromPem(out.nationalCertificateChain[0]);
-    const city = forge.pki.certificateFromPem(out.cityCertificateChain[0]);
-    expect(forge.pki.publicKeyToPem(national.publicKey)).toBe(forge.pki.publicKeyToPem(city.publicKey));
+    const APPROVE = `mutation($input: ReaderStatusInput!) { approveReaderNationalCertificate(input: $input) { reader { nationalCertificateSerial } nationalCertificateChain userErrors { code message } } }`;
+    const byCompany = await run(APPROVE, { input: { reader: out.reader.id } }, who('ISSUER', ids.gzCompany));
+    expect(byCompany.errors?.[0].extensions.code).toBe('FORBIDDEN');
+    const approved = (await run(APPROVE, { input: { reader: out.reader.id } }, who('OPERATOR', null))).data.approveReaderNationalCertificate;
+    expect(approved.userErrors).toEqual([]);
+    expect(approved.nationalCertificateChain).toHaveLength(3);
+    out.nationalCertificateChain = approved.nationalCertificateChain;
+    out.reader.nationalCertificateSerial = approved.reader.nationalCertificateSerial;
+    // Once is enough.
+    expect((await run(APPROVE, { input: { reader: out.reader.id } }, who('OPERATOR', null))).data.approveReaderNationalCertificate.userErrors[0].message).toMatch(/already has/);
+    expect(out.encryptionCertificateChain).toHaveLength(3);
+    const [national, city, encryption] = [out.nationalCertificateChain[0], out.cityCertificateChain[0], out.encryptionCertificateChain[0]].map((pem: string) => forge.pki.certificateFromPem(pem));
+    expect(new Set([national, city, encryption].map((c) => forge.pki.publicKeyToPem(c!.publicKey))).size).toBe(3);
+    // Signing certificates sign only; the encryption certificate only wraps keys.
+    for (const signing of [national, city]) expect(signing!.getExtension('keyUsage')).toMatchObject({ digitalSignature: true, keyEncipherment: false });
+    expect(encryption!.getExtension('keyUsage')).toMatchObject({ digitalSignature: false, keyEncipherment: true });
     expect((await findIssued(db.orm.em.fork(), out.reader.nationalCertificateSerial))!.ca_id).toBe('national');
     expect((await findIssued(db.orm.em.fork(), out.reader.cityCertificateSerial))!.ca_id).toBe('city-gz');
   });
 
   it.each([
-    ['CSRs over two different keys', () => registration('GZ-R-0002', { cityCsr: csr() }), 'INVALID_INPUT', 'both CSRs must carry'],
+    ['one key for two purposes (the national CSR as the city CSR)', () => ((r) => ({ ...r, cityCsr: r.nationalCsr }))(registration('GZ-R-0002')), 'INVALID_INPUT', 'each carry a key of their own'],
     ['a garbled CSR', () => registration('GZ-R-0003', { nationalCsr: 'nope' }), 'INVALID_INPUT', 'nationalCsr'],
     ['a serial already registered', () => registration('GZ-R-0001'), 'INVALID_INPUT', 'is registered'],
     ['a city without a working CA', () => registration('SZ-R-0001', { city: toGlobalId('City', ids.sz), owner: toGlobalId('CardCompany', ids.szCompany) }), 'INVALID_INPUT', 'has no working CA'],

@@ -84,6 +84,10 @@ it('starts from a fresh data folder, serves, stops, and starts again on the same
       deviceKey: reader.deviceKeyPem,
       nationalCertificatePem: reader.nationalCertificatePem,
       cityCertificatePem: reader.cityCertificatePem,
+      trustedCertificatesPem: reader.trustedCertificatesPem,
+      nationalKey: reader.nationalKeyPem,
+      encryptionKey: reader.encryptionKeyPem,
+      encryptionCertificatePem: reader.encryptionCertificatePem,
       transport: new VirtualCardTransport(card),
       send: async (input) => (await issuer.request<any>(CARD_SESSION_MESSAGE, { input })).cardSessionMessage,
     });

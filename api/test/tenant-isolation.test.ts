@@ -73,6 +73,7 @@ const MATRIX: Record<string, Rule> = {
   'Mutation.suspendReader': { access: 'managers', scope: 'readers:manage' },
   'Mutation.activateReader': { access: 'managers', scope: 'readers:manage' },
   'Mutation.revokeReader': { access: 'managers', scope: 'readers:manage' },
+  'Mutation.approveReaderNationalCertificate': { access: 'operator', scope: 'readers:manage' },
   'Query.node': { access: 'owned', kinds: ['MERCHANT', 'BILLER', 'ISSUER'], byId: { type: 'self' } },
   'Query.cities': { access: 'directory' },
   'Query.city': { access: 'directory' },
@@ -190,12 +191,14 @@ beforeAll(async () => {
   await createWorkingCa(em, kek, root, { kind: 'NATIONAL', name: 'N', publicUrl: 'http://127.0.0.1' });
   const readerOf = async (city: typeof gz, code: string, merchant: typeof mA) => {
     await createWorkingCa(em, kek, root, { kind: 'CITY', cityId: city.city.id, cityCode: code, name: code, publicUrl: 'http://127.0.0.1' });
-    const key = generateRsaKey(2048);
-    const csr = forge.pki.createCertificationRequest();
-    csr.publicKey = forge.pki.setRsaPublicKey(key.privateKey.n, key.privateKey.e);
-    csr.sign(key.privateKey, forge.md.sha256.create());
-    const pem = forge.pki.certificationRequestToPem(csr);
-    const { reader } = await registerReader(em, kek, { serial: `${code}-R-1`, model: 'm', owner: { kind: 'MERCHANT', id: merchant.id, name: merchant.name }, cityId: city.city.id, cityCode: code, nationalCsrPem: pem, cityCsrPem: pem, publicUrl: 'http://127.0.0.1' });
+    const [national, cityCsr, encryption] = [0, 1, 2].map(() => {
+      const key = generateRsaKey(2048);
+      const csr = forge.pki.createCertificationRequest();
+      csr.publicKey = forge.pki.setRsaPublicKey(key.privateKey.n, key.privateKey.e);
+      csr.sign(key.privateKey, forge.md.sha256.create());
+      return forge.pki.certificationRequestToPem(csr);
+    }) as [string, string, string];
+    const { reader } = await registerReader(em, kek, { serial: `${code}-R-1`, model: 'm', owner: { kind: 'MERCHANT', id: merchant.id, name: merchant.name }, cityId: city.city.id, cityCode: code, nationalCsrPem: national, cityCsrPem: cityCsr, encryptionCsrPem: encryption, publicUrl: 'http://127.0.0.1', nationalAuthority: true });
     return toGlobalId('Reader', reader.id);
   };
   const readers = { A: await readerOf(gz, 'GZ', mA), B: await readerOf(sz, 'SZ', mB) };

@@ -42,21 +42,40 @@ function csr(privateKeyPem: string): string {
 }
 
 const REGISTER = `mutation($input: RegisterReaderInput!) { registerReader(input: $input) {
-  reader { id serial } nationalCertificateChain cityCertificateChain userErrors { code message } } }`;
+  reader { id serial } nationalCertificateChain cityCertificateChain encryptionCertificateChain userErrors { code message } } }`;
 
 describe('a card company with a Chinese name', () => {
   let reader: TestReader;
-  let chains: { national: string[]; city: string[] };
+  let chains: { national: string[]; city: string[]; encryption: string[] };
 
   it('registers a reader over the API: both certificates name it in UTF-8, and openssl and node read and verify them', async () => {
-    const { privateKeyPem } = generateRsaKey(2048);
-    const data = await issuer.request<{ registerReader: { reader: { id: string; serial: string } | null; nationalCertificateChain: string[]; cityCertificateChain: string[]; userErrors: unknown[] } }>(REGISTER, {
-      input: { serial: 'FS-R-0001', model: 'OC-R1 柜台', owner: toGlobalId('CardCompany', fs_.cardCompanyId), city: toGlobalId('City', fs_.cityId), nationalCsr: csr(privateKeyPem), cityCsr: csr(privateKeyPem) },
+    const [nationalKey, cityKey, encryptionKey] = [0, 1, 2].map(() => generateRsaKey(2048).privateKeyPem) as [string, string, string];
+    const data = await issuer.request<{ registerReader: { reader: { id: string; serial: string } | null; nationalCertificateChain: string[]; cityCertificateChain: string[]; encryptionCertificateChain: string[]; userErrors: unknown[] } }>(REGISTER, {
+      input: { serial: 'FS-R-0001', model: 'OC-R1 柜台', owner: toGlobalId('CardCompany', fs_.cardCompanyId), city: toGlobalId('City', fs_.cityId), nationalCsr: csr(nationalKey), cityCsr: csr(cityKey), encryptionCsr: csr(encryptionKey) },
     });
     const out = data.registerReader;
     expect(out.userErrors).toEqual([]);
-    chains = { national: out.nationalCertificateChain, city: out.cityCertificateChain };
-    reader = { id: out.reader!.id, serial: out.reader!.serial, deviceKeyPem: privateKeyPem, nationalPem: chains.national[0]!, cityPem: chains.city[0]!, nationalSerial: '' };
+    // The national authority (the operator) issues the national certificate.
+    const operator = await apiClient(world, 'OPERATOR', null as unknown as string, ['readers:manage']);
+    const approved = await operator.request<{ approveReaderNationalCertificate: { nationalCertificateChain: string[]; userErrors: unknown[] } }>(
+      `mutation($input: ReaderStatusInput!) { approveReaderNationalCertificate(input: $input) { nationalCertificateChain userErrors { code message } } }`,
+      { input: { reader: out.reader!.id } },
+    );
+    expect(approved.approveReaderNationalCertificate.userErrors).toEqual([]);
+    out.nationalCertificateChain = approved.approveReaderNationalCertificate.nationalCertificateChain;
+    chains = { national: out.nationalCertificateChain, city: out.cityCertificateChain, encryption: out.encryptionCertificateChain };
+    reader = {
+      id: out.reader!.id,
+      serial: out.reader!.serial,
+      deviceKeyPem: cityKey,
+      nationalKeyPem: nationalKey,
+      encryptionKeyPem: encryptionKey,
+      nationalPem: chains.national[0]!,
+      cityPem: chains.city[0]!,
+      encryptionPem: chains.encryption[0]!,
+      nationalSerial: '',
+      trustedCertificatesPem: [chains.city[2]!],
+    };
 
     const city = new X509Certificate(chains.city[0]!);
     expect(city.subject).toContain(`O=${OWNER}`);
@@ -73,6 +92,9 @@ describe('a card company with a Chinese name', () => {
       expect(stdout).toBe(`${name}-leaf.pem: OK\n`);
       const subject = await run('openssl', ['x509', '-in', `${name}-leaf.pem`, '-noout', '-subject', '-nameopt', 'utf8,sep_comma_plus_space'], { cwd: world.dir });
       expect(subject.stdout).toBe(`subject=C=CN, O=${OWNER}, OU=OC-R1 柜台, CN=FS-R-0001\n`);
+      // Each certificate for its purpose, as openssl reads it: the national and city keys sign, the encryption key only wraps keys.
+      const usage = await run('openssl', ['x509', '-in', `${name}-leaf.pem`, '-noout', '-ext', 'keyUsage'], { cwd: world.dir });
+      expect(usage.stdout).toMatch(name === 'encryption' ? /critical\n\s+Key Encipherment\n/ : /critical\n\s+Digital Signature\n/);
     }
   });
 

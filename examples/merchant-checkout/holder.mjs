@@ -160,6 +160,10 @@ export async function simulatedHolder({ demo, dataDir, baseUrl, log = () => {} }
       deviceKey: reader.deviceKeyPem,
       nationalCertificatePem: reader.nationalCertificatePem,
       cityCertificatePem: reader.cityCertificatePem,
+      trustedCertificatesPem: reader.trustedCertificatesPem,
+      nationalKey: reader.nationalKeyPem,
+      encryptionKey: reader.encryptionKeyPem,
+      encryptionCertificatePem: reader.encryptionCertificatePem,
       transport: new VirtualCardTransport(card),
       send: async (message) => (await client.request(CARD_SESSION_MESSAGE, { input: message })).cardSessionMessage,
     });

@@ -61,6 +61,10 @@ const agent = new ReaderAgent({
   deviceKey: reader.deviceKeyPem,
   nationalCertificatePem: reader.nationalCertificatePem,
   cityCertificatePem: reader.cityCertificatePem,
+  trustedCertificatesPem: reader.trustedCertificatesPem,
+  nationalKey: reader.nationalKeyPem,
+  encryptionKey: reader.encryptionKeyPem,
+  encryptionCertificatePem: reader.encryptionCertificatePem,
   transport: new VirtualCardTransport(card, { onExchange: (apdu, response) => console.log(`  > ${Buffer.from(apdu).toString('hex')}\n  < ${Buffer.from(response).toString('hex')}`) }),
   send: async (input) => (await client.request(CARD_SESSION_MESSAGE, { input })).cardSessionMessage,
 });

@@ -56,9 +56,9 @@ export type { CreateM1CardOptions, M1ErrorCode, M1KeyType, M1SectorKeys, M1Value
 export { DEFAULT_M1_PURSE_LAYOUT, creditM1Purse, debitM1Purse, formatM1Purse, m1PurseBlocks, readM1Purse, recoverM1Purse } from './cards/m1-purse.js';
 export type { M1PurseCard, M1PurseLayout, M1PurseReading } from './cards/m1-purse.js';
 // The reader agent: a certified reader's side of a card session.
-export { CARD_SESSION_MESSAGE, ReaderAgent } from './reader/reader-agent.js';
+export { CARD_SESSION_MESSAGE, HostMessageRefusedError, ReaderAgent } from './reader/reader-agent.js';
 export { cardSessionRelay } from './reader/relay.js';
-export type { CardSessionView, ReaderAgentOptions, ReaderCommand, SendMessage, SessionReply } from './reader/reader-agent.js';
+export type { CardSessionView, HostMessage, HostMessageRefusal, ReaderAgentOptions, ReaderCommand, SendMessage, SessionReply } from './reader/reader-agent.js';
 // Webhooks: verify what OneCard POSTs to your endpoints.
 export { WEBHOOK_EVENT_ID_HEADER, WEBHOOK_SIGNATURE_HEADER, verifyWebhook } from './webhooks.js';
 export type { WebhookEvent, WebhookVerification } from './webhooks.js';

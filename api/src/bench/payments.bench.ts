@@ -70,11 +70,15 @@ interface MerchantSeat {
   merchantId: string;
   clientId: string;
   clientSecret: string;
-  /** The till reader: its global id, device key and both certificates. */
+  /** The till reader: its global id, its keys (city: messages; national: the hello; encryption: sealed commands), its certificates and the root it pins. */
   readerId: string;
   deviceKeyPem: string;
+  nationalKeyPem: string;
+  encryptionKeyPem: string;
   nationalPem: string;
   cityPem: string;
+  encryptionPem: string;
+  rootPem: string;
 }
 
 /** What the worker needs to play the merchants, readers and cards. */
@@ -132,7 +136,17 @@ type FromWorker = { type: 'ready' } | { type: 'phase'; result: LoopResult } | { 
  */
 interface Sdk {
   OneCardClient: new (opts: { baseUrl: string; clientId: string; clientSecret: string; scope: string }) => GraphQLClient;
-  ReaderAgent: new (opts: { deviceKey: string; nationalCertificatePem: string; cityCertificatePem: string; transport: unknown; send: (m: SignedMessage) => Promise<SessionReply> }) => {
+  ReaderAgent: new (opts: {
+    deviceKey: string;
+    nationalKey: string;
+    encryptionKey: string;
+    nationalCertificatePem: string;
+    cityCertificatePem: string;
+    encryptionCertificatePem: string;
+    trustedCertificatesPem: string[];
+    transport: unknown;
+    send: (m: SignedMessage) => Promise<SessionReply>;
+  }) => {
     run(session: { id: string; challenge: string }): Promise<{ state: string; refusal?: string | null }>;
   };
   VirtualCpuCard: {
@@ -297,7 +311,17 @@ function oursPayer(sdk: Sdk, seat: MerchantSeat, api: GraphQLClient, card: Virtu
     steps[MESSAGE_STEPS[message.seq] ?? `message${message.seq}`] = Number(process.hrtime.bigint() - t0) / 1e6;
     return reply;
   };
-  const reader = new sdk.ReaderAgent({ deviceKey: seat.deviceKeyPem, nationalCertificatePem: seat.nationalPem, cityCertificatePem: seat.cityPem, transport: new sdk.VirtualCardTransport(card), send });
+  const reader = new sdk.ReaderAgent({
+    deviceKey: seat.deviceKeyPem,
+    nationalKey: seat.nationalKeyPem,
+    encryptionKey: seat.encryptionKeyPem,
+    nationalCertificatePem: seat.nationalPem,
+    cityCertificatePem: seat.cityPem,
+    encryptionCertificatePem: seat.encryptionPem,
+    trustedCertificatesPem: [seat.rootPem],
+    transport: new sdk.VirtualCardTransport(card),
+    send,
+  });
   return async (order, timings) => {
     steps = timings;
     let t0 = process.hrtime.bigint();
@@ -551,16 +575,17 @@ async function main(): Promise<number> {
     for (let i = 0; i < opts.merchants; i++) {
       const merchant = await createMerchant(em, { cityId: city.id, name: `Bench Shop ${i}` });
       const made = await createClient(em, { kind: 'MERCHANT', tenantId: merchant.id, name: `bench merchant ${i}`, scopes: MERCHANT_SCOPES });
-      const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048, privateKeyEncoding: { type: 'pkcs1', format: 'pem' }, publicKeyEncoding: { type: 'spki', format: 'pem' } });
-      const csr = csrFor(privateKey);
+      const [cityKey, nationalKey, encryptionKey] = [0, 1, 2].map(() => generateKeyPairSync('rsa', { modulusLength: 2048, privateKeyEncoding: { type: 'pkcs1', format: 'pem' }, publicKeyEncoding: { type: 'spki', format: 'pem' } }).privateKey);
       const till = await registerReader(em, kek, {
         serial: `BENCH-TILL-${i}`,
         model: 'OC-R1',
         owner: { kind: 'MERCHANT', id: merchant.id, name: merchant.name },
         cityId: city.id,
         cityCode: 'GZ',
-        nationalCsrPem: csr,
-        cityCsrPem: csr,
+        nationalCsrPem: csrFor(nationalKey!),
+        cityCsrPem: csrFor(cityKey!),
+        encryptionCsrPem: csrFor(encryptionKey!),
+        nationalAuthority: true,
         publicUrl: baseUrl,
       });
       // Opened now, as after a merchant's first payment: no phase pays for creating it.
@@ -570,9 +595,13 @@ async function main(): Promise<number> {
         clientId: made.client.client_id,
         clientSecret: made.clientSecret!,
         readerId: toGlobalId('Reader', till.reader.id),
-        deviceKeyPem: privateKey,
+        deviceKeyPem: cityKey!,
+        nationalKeyPem: nationalKey!,
+        encryptionKeyPem: encryptionKey!,
         nationalPem: till.nationalChainPem[0]!,
         cityPem: till.cityChainPem[0]!,
+        encryptionPem: till.encryptionChainPem[0]!,
+        rootPem: till.cityChainPem.at(-1)!,
         payableAccount: payable.id,
       });
     }

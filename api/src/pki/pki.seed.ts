@@ -4,6 +4,7 @@ import path from 'node:path';
 import type { SeedStep } from '../demo/seed-step.js';
 import { fromGlobalId } from '../graphql/global-id.js';
 import { initRootCa, openRootCa } from './root-ca.js';
+import { ensureHostKey } from './host-key.js';
 import { createWorkingCa } from './pki.service.js';
 
 /**
@@ -26,6 +27,8 @@ export const pkiDemo: SeedStep = {
     for (const [code, cityId] of Object.entries(cities)) {
       const ca = await createWorkingCa(em, kek, root, { kind: 'CITY', cityId: fromGlobalId(cityId, 'City').id, cityCode: code, name: `OneCard ${code} City Working CA`, publicUrl: config.publicUrl });
       cas[code] = ca.id;
+      // The key that signs what the city's card company sends its readers.
+      await ensureHostKey(em, kek, ca.id, config.publicUrl);
     }
     return { pki: { certificateAuthorities: cas, rootCaFile: file, rootCaPassphrase: passphrase } };
   },

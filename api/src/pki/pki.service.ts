@@ -151,7 +151,7 @@ export async function issueFromCsr(
   em: EntityManager,
   kek: Buffer,
   caId: string,
-  input: { csrPem: string; profile: 'reader' | 'terminal' | 'server'; subject: DistinguishedName; validityDays: number; publicUrl: string; dnsNames?: string[]; now?: Date },
+  input: { csrPem: string; profile: 'reader' | 'reader-encryption' | 'terminal' | 'server'; subject: DistinguishedName; validityDays: number; publicUrl: string; dnsNames?: string[]; now?: Date },
 ): Promise<{ certificate: Certificate; row: IssuedRow; chainPem: string[] }> {
   const ca = await findCa(em, caId);
   if (!ca || ca.kind === 'ROOT') throw new PkiError('NOT_FOUND', `no working CA ${caId}`);

@@ -57,7 +57,8 @@ describe('X.509 issued by node-forge, checked by openssl', () => {
     expect(verified).toEqual({ code: 0, out: 'reader.pem: OK\n' });
     const text = (await openssl('x509', '-in', 'reader.pem', '-noout', '-text')).out;
     expect(text).toMatch(/TLS Web Client Authentication/);
-    expect(text).toMatch(/Digital Signature, Key Encipherment/);
+    // A reader's national and city keys sign; what is sealed to it goes to its encryption certificate (profile reader-encryption).
+    expect(text).toMatch(/X509v3 Key Usage: critical\s+Digital Signature\n/);
     expect(text).toMatch(/CA:FALSE/);
     expect(text).toContain('URI:http://127.0.0.1/pki/gz.crl');
     expect(signedBy(reader, ca)).toBe(true);

@@ -62,7 +62,11 @@ export function newSerial(): string {
   return bytes.toString('hex');
 }
 
-export type Profile = 'root-ca' | 'working-ca' | 'reader' | 'terminal' | 'server';
+/**
+ * `reader`: a reader's national or city certificate, a signing key (keyUsage digitalSignature);
+ * `reader-encryption`: the key what is sent to a reader is sealed to (keyUsage keyEncipherment).
+ */
+export type Profile = 'root-ca' | 'working-ca' | 'reader' | 'reader-encryption' | 'terminal' | 'server';
 
 export interface IssueOptions {
   subject: DistinguishedName;
@@ -78,9 +82,11 @@ export interface IssueOptions {
   crlUrl?: string;
   /** For server certificates. */
   dnsNames?: string[];
+  /** The key only signs (keyUsage digitalSignature alone): a host key that signs commands, an EC key. */
+  signingOnly?: boolean;
 }
 
-function extensionsFor(opts: IssueOptions): object[] {
+function extensionsFor(opts: IssueOptions & { subjectKeyIdentifier?: string }): object[] {
   const ca = opts.profile === 'root-ca' || opts.profile === 'working-ca';
   const ext: object[] = [
     ca
@@ -88,8 +94,12 @@ function extensionsFor(opts: IssueOptions): object[] {
       : { name: 'basicConstraints', cA: false, critical: true },
     ca
       ? { name: 'keyUsage', keyCertSign: true, cRLSign: true, digitalSignature: true, critical: true }
-      : { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true },
-    { name: 'subjectKeyIdentifier' },
+      : opts.signingOnly || opts.profile === 'reader'
+        ? { name: 'keyUsage', digitalSignature: true, critical: true }
+        : opts.profile === 'reader-encryption'
+          ? { name: 'keyUsage', keyEncipherment: true, critical: true }
+        : { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true },
+    opts.subjectKeyIdentifier ? { name: 'subjectKeyIdentifier', subjectKeyIdentifier: opts.subjectKeyIdentifier } : { name: 'subjectKeyIdentifier' },
   ];
   if (opts.profile === 'reader' || opts.profile === 'terminal') ext.push({ name: 'extKeyUsage', clientAuth: true });
   if (opts.profile === 'server') ext.push({ name: 'extKeyUsage', serverAuth: true }, { name: 'subjectAltName', altNames: (opts.dnsNames ?? []).map((value) => ({ type: 2, value })) });
@@ -112,6 +122,38 @@ export function issueCertificate(opts: IssueOptions): Certificate {
   if (!key) throw new Error('a certificate needs an issuer key or, for a root, its own key');
   cert.sign(key, md.sha256.create());
   return cert;
+}
+
+/**
+ * Issues (signs with the CA's RSA key) a certificate for a key node-forge cannot hold, e.g. an EC
+ * P-256 host key: forge builds the TBSCertificate around a stand-in RSA key, whose
+ * SubjectPublicKeyInfo is then swapped for the real one (DER, from node:crypto) before signing.
+ * Returns the PEM; read it with node:crypto's X509Certificate (forge cannot parse EC keys).
+ */
+export function issueForSubjectKey(opts: Omit<IssueOptions, 'publicKey' | 'issuer' | 'selfKey'> & { subjectPublicKeyInfoDer: Buffer; issuer: { certificate: Certificate; privateKey: PrivateKey } }): string {
+  const spki = asn1.fromDer(util.createBuffer(opts.subjectPublicKeyInfoDer.toString('binary')));
+  // RFC 5280 §4.2.1.2 (1): the key identifier is the SHA-1 of the subjectPublicKey BIT STRING's bytes.
+  const keyBits = (spki.value as forge.asn1.Asn1[])[1]!.value as string;
+  const ski = md.sha1.create().update(keyBits.slice(1)).digest().toHex();
+  const cert = pki.createCertificate();
+  cert.publicKey = pki.setRsaPublicKey(opts.issuer.privateKey.n, opts.issuer.privateKey.e);
+  cert.serialNumber = opts.serial;
+  cert.validity.notBefore = opts.notBefore;
+  cert.validity.notAfter = opts.notAfter;
+  cert.setSubject(attributes(opts.subject));
+  cert.setIssuer(opts.issuer.certificate.subject.attributes);
+  cert.setExtensions(extensionsFor({ ...opts, publicKey: cert.publicKey, subjectKeyIdentifier: ski }));
+  cert.signatureOid = pki.oids.sha256WithRSAEncryption!;
+  cert.siginfo.algorithmOid = pki.oids.sha256WithRSAEncryption!;
+  // node-forge has it; its type definitions do not.
+  const tbs = (pki as unknown as { getTBSCertificate(c: Certificate): forge.asn1.Asn1 }).getTBSCertificate(cert);
+  // version, serial, signature, issuer, validity, subject, subjectPublicKeyInfo, extensions
+  (tbs.value as forge.asn1.Asn1[])[6] = spki;
+  const digest = md.sha256.create();
+  digest.update(asn1.toDer(tbs).getBytes());
+  const signature = opts.issuer.privateKey.sign(digest);
+  const der = asn1.toDer(seq([tbs, sha256WithRsa(), asn1.create(asn1.Class.UNIVERSAL, asn1.Type.BITSTRING, false, `\u0000${signature}`)])).getBytes();
+  return forge.pem.encode({ type: 'CERTIFICATE', body: der });
 }
 
 export class CsrError extends Error {}

@@ -9,8 +9,9 @@ import { userError, UserErrorCode } from '../graphql/user-error.js';
 import { loadKeyEncryptionKey } from '../secrets/kek.js';
 import { findBiller, findCardCompany, findCity, findMerchant } from '../tenancy/tenancy.service.js';
 import { ReaderError } from './readers.errors.js';
-import { changeReaderStatus, findReaderFor, listReadersFor, type ReaderOwnerKind, type ReaderRow, type ReaderStatus, registerReader } from './readers.service.js';
+import { changeReaderStatus, findReaderFor, issueNationalCertificate, listReadersFor, type ReaderOwnerKind, type ReaderRow, type ReaderStatus, registerReader } from './readers.service.js';
 import {
+  ApproveReaderNationalCertificatePayload,
   ReaderConnection,
   type ReaderOwnerKindEnum,
   ReaderPayload,
@@ -89,9 +90,9 @@ export class ReaderResolver {
   }
 
   @Authorized('OPERATOR', 'ISSUER', 'readers:manage')
-  @Mutation(() => RegisterReaderPayload, { description: 'Registers a reader from two CSRs over its one device key; returns both certificate chains. The operator, or the card company of the reader’s city; scope readers:manage.' })
+  @Mutation(() => RegisterReaderPayload, { description: 'Registers a reader from three CSRs over three keys, one per purpose (national: access; city: signing; encryption); returns the three certificate chains. The operator, or the card company of the reader’s city; scope readers:manage.' })
   async registerReader(@Arg('input', () => RegisterReaderInput, { description: 'The reader to register.' }) input: RegisterReaderInput, @Ctx() ctx: GraphQLContext): Promise<RegisterReaderPayload> {
-    const none = { reader: null, nationalCertificateChain: [], cityCertificateChain: [] };
+    const none = { reader: null, nationalCertificateChain: [], cityCertificateChain: [], encryptionCertificateChain: [] };
     const city = await findCity(ctx.em, fromGlobalId(input.city, 'City').id);
     if (!city || !(await mayManage(ctx.em, ctx.principal!, city.id))) return { ...none, userErrors: [userError(UserErrorCode.NOT_FOUND, `no city ${input.city} you manage readers of`, ['input', 'city'])] };
     const owner = await resolveOwner(ctx.em, input.owner);
@@ -106,9 +107,12 @@ export class ReaderResolver {
         cityCode: city.code,
         nationalCsrPem: input.nationalCsr,
         cityCsrPem: input.cityCsr,
+        encryptionCsrPem: input.encryptionCsr,
+        // The operator is the national authority; a card company's registration waits for it.
+        nationalAuthority: ctx.principal!.kind === 'OPERATOR',
         publicUrl: ctx.config.publicUrl,
       });
-      return { reader: readerView(result.reader), nationalCertificateChain: result.nationalChainPem, cityCertificateChain: result.cityChainPem, userErrors: [] };
+      return { reader: readerView(result.reader), nationalCertificateChain: result.nationalChainPem, cityCertificateChain: result.cityChainPem, encryptionCertificateChain: result.encryptionChainPem, userErrors: [] };
     } catch (err) {
       return { ...none, userErrors: refusal(err).userErrors };
     }
@@ -140,5 +144,18 @@ export class ReaderResolver {
   @Mutation(() => ReaderPayload, { description: 'Revokes a reader for good, and both its certificates (they appear on the CRLs). The operator, or the card company of its city; scope readers:manage.' })
   revokeReader(@Arg('input', () => ReaderStatusInput, { description: 'The reader to revoke.' }) input: ReaderStatusInput, @Ctx() ctx: GraphQLContext) {
     return this.transition(ctx, input, 'REVOKED');
+  }
+
+  @Authorized('OPERATOR', 'readers:manage')
+  @Mutation(() => ApproveReaderNationalCertificatePayload, {
+    description: 'The national authority issues a reader’s national certificate from the CSR its registration by a card company kept; until then the reader opens no session. The operator only; scope readers:manage.',
+  })
+  async approveReaderNationalCertificate(@Arg('input', () => ReaderStatusInput, { description: 'The reader to approve.' }) input: ReaderStatusInput, @Ctx() ctx: GraphQLContext): Promise<ApproveReaderNationalCertificatePayload> {
+    try {
+      const done = await issueNationalCertificate(ctx.em, await loadKeyEncryptionKey(ctx.config), fromGlobalId(input.reader, 'Reader').id, ctx.config.publicUrl);
+      return { reader: readerView(done.reader), nationalCertificateChain: done.nationalChainPem, userErrors: [] };
+    } catch (err) {
+      return { reader: null, nationalCertificateChain: [], userErrors: refusal(err).userErrors };
+    }
   }
 }

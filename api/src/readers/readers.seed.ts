@@ -7,7 +7,7 @@ import { diversifyKey } from '../cardcrypto/diversify.js';
 import type { SeedStep } from '../demo/seed-step.js';
 import { fromGlobalId, toGlobalId } from '../graphql/global-id.js';
 import { storeM1MasterKey, storeMasterKeys } from './key-store.js';
-import { registerReader } from './readers.service.js';
+import { issueNationalCertificate, registerReader } from './readers.service.js';
 
 type SeedContext = Parameters<SeedStep['run']>[1];
 
@@ -22,17 +22,44 @@ export async function registerDemoReader(
   config: SeedContext['config'],
   r: { serial: string; model: string; owner: Parameters<typeof registerReader>[2]['owner']; cityId: string; cityCode: string; file: string; extra?: Record<string, string> },
 ): Promise<{ id: string; serial: string; file: string } & Record<string, string>> {
-  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048, privateKeyEncoding: { type: 'pkcs1', format: 'pem' }, publicKeyEncoding: { type: 'spki', format: 'pem' } });
-  const key = forge.pki.privateKeyFromPem(privateKey) as forge.pki.rsa.PrivateKey;
-  const csr = forge.pki.createCertificationRequest();
-  csr.publicKey = forge.pki.setRsaPublicKey(key.n, key.e);
-  csr.sign(key, forge.md.sha256.create());
-  const csrPem = forge.pki.certificationRequestToPem(csr);
-  const registered = await registerReader(em, kek, { serial: r.serial, model: r.model, owner: r.owner, cityId: r.cityId, cityCode: r.cityCode, nationalCsrPem: csrPem, cityCsrPem: csrPem, publicUrl: config.publicUrl });
+  // A key pair per purpose: national (the hello), city (every later message), encryption (sealed commands).
+  const [cityKey, nationalKey, encryptionKey] = [0, 1, 2].map(() => generateKeyPairSync('rsa', { modulusLength: 2048, privateKeyEncoding: { type: 'pkcs1', format: 'pem' }, publicKeyEncoding: { type: 'spki', format: 'pem' } }).privateKey) as [string, string, string];
+  const csrOf = (privateKey: string) => {
+    const key = forge.pki.privateKeyFromPem(privateKey) as forge.pki.rsa.PrivateKey;
+    const csr = forge.pki.createCertificationRequest();
+    csr.publicKey = forge.pki.setRsaPublicKey(key.n, key.e);
+    csr.sign(key, forge.md.sha256.create());
+    return forge.pki.certificationRequestToPem(csr);
+  };
+  const registered = await registerReader(em, kek, {
+    serial: r.serial,
+    model: r.model,
+    owner: r.owner,
+    cityId: r.cityId,
+    cityCode: r.cityCode,
+    nationalCsrPem: csrOf(nationalKey),
+    cityCsrPem: csrOf(cityKey),
+    encryptionCsrPem: csrOf(encryptionKey),
+    publicUrl: config.publicUrl,
+    nationalAuthority: false,
+  });
+  // The card company registered it; the national authority (the operator) issues its national certificate.
+  const approved = await issueNationalCertificate(em, kek, registered.reader.id, config.publicUrl);
   const readerId = toGlobalId('Reader', registered.reader.id);
   await fs.mkdir(config.dataDir, { recursive: true });
   const file = path.join(config.dataDir, r.file);
-  const stored = { readerId, serial: r.serial, ...r.extra, deviceKeyPem: privateKey, nationalCertificatePem: registered.nationalChainPem[0], cityCertificatePem: registered.cityChainPem[0] };
+  const stored = {
+    readerId,
+    serial: r.serial,
+    ...r.extra,
+    deviceKeyPem: cityKey,
+    nationalKeyPem: nationalKey,
+    encryptionKeyPem: encryptionKey,
+    nationalCertificatePem: approved.nationalChainPem[0],
+    cityCertificatePem: registered.cityChainPem[0],
+    encryptionCertificatePem: registered.encryptionChainPem[0],
+    // Pinned at install: host messages must chain to the root (through the reader's own city CA).
+    trustedCertificatesPem: [registered.cityChainPem.at(-1)] };
   await fs.writeFile(file, `${JSON.stringify(stored, null, 2)}\n`, { mode: 0o600 });
   return { id: readerId, serial: r.serial, ...r.extra, file };
 }

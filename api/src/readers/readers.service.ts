@@ -2,8 +2,8 @@ import { randomUUID } from 'node:crypto';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Principal } from '../graphql/context.js';
 import { PkiError } from '../pki/pki.errors.js';
-import { findCityCa, issueFromCsr, revokeCertificate } from '../pki/pki.service.js';
-import { parseCsr, publicKeyFingerprint } from '../pki/x509.js';
+import { findCityCa, findIssued, issueFromCsr, revokeCertificate } from '../pki/pki.service.js';
+import { fromPem, parseCsr, publicKeyFingerprint, subjectField } from '../pki/x509.js';
 import { ReaderError } from './readers.errors.js';
 
 export type ReaderOwnerKind = 'MERCHANT' | 'BILLER' | 'CARD_COMPANY' | 'CARDHOLDER';
@@ -17,9 +17,16 @@ export interface ReaderRow {
   owner_id: string;
   city_id: string;
   status: ReaderStatus;
-  national_certificate_serial: string;
+  /** Null while the national certificate awaits the national authority (the operator). */
+  national_certificate_serial: string | null;
+  /** The national CSR, kept until the operator issues the national certificate from it. */
+  national_csr_pem: string | null;
   city_certificate_serial: string;
+  /** The city certificate's key: it signs the reader's session messages. */
   public_key_fingerprint: string;
+  /** SEPARATE_KEYS: national, city and encryption key pairs; SINGLE_KEY: registered before, one key for all three (accepted until it re-registers). */
+  key_scheme: 'SINGLE_KEY' | 'SEPARATE_KEYS';
+  encryption_certificate_serial: string | null;
   created_at: Date;
   status_changed_at: Date;
 }
@@ -44,26 +51,37 @@ export interface RegisterReaderInput {
   nationalCsrPem: string;
   /** CSR for the certificate of the city card company's CA. */
   cityCsrPem: string;
+  /** CSR for the reader's encryption certificate (city CA): the key what is sealed to the reader is wrapped to. */
+  encryptionCsrPem: string;
   publicUrl: string;
+  /**
+   * Whether the caller is the national authority (the operator): it issues the national
+   * certificate at once. A city card company's registration leaves it pending, for the operator
+   * to approve (issueNationalCertificate).
+   */
+  nationalAuthority: boolean;
 }
 
 /**
- * Registers a reader: both CSRs must prove the same device key (the key signs every session
- * message, and both chains vouch for it); the national working CA and the city's working CA each
- * issue one certificate. All or nothing.
+ * Registers a reader with a key pair per purpose (DESIGN.md §6): the national certificate's key
+ * proves access (the hello), the city certificate's signs the reader's messages, the encryption
+ * certificate's opens what is sealed to it. Three CSRs over three different keys; the national
+ * working CA issues the first, the city's working CA the other two. All or nothing.
  */
-export async function registerReader(em: EntityManager, kek: Buffer, input: RegisterReaderInput): Promise<{ reader: ReaderRow; nationalChainPem: string[]; cityChainPem: string[] }> {
+export async function registerReader(em: EntityManager, kek: Buffer, input: RegisterReaderInput): Promise<{ reader: ReaderRow; nationalChainPem: string[]; cityChainPem: string[]; encryptionChainPem: string[] }> {
   if (!/^[A-Za-z0-9._-]{3,64}$/.test(input.serial)) throw new ReaderError('INVALID_INPUT', 'a reader serial is 3 to 64 of A–Z a–z 0–9 . _ -', 'serial');
   if (!input.model.trim() || input.model.length > 100) throw new ReaderError('INVALID_INPUT', 'a reader model is 1 to 100 characters', 'model');
   const fingerprints: string[] = [];
-  for (const [field, pem] of [['nationalCsr', input.nationalCsrPem], ['cityCsr', input.cityCsrPem]] as const) {
+  for (const [field, pem] of [['nationalCsr', input.nationalCsrPem], ['cityCsr', input.cityCsrPem], ['encryptionCsr', input.encryptionCsrPem]] as const) {
     try {
       fingerprints.push(publicKeyFingerprint(parseCsr(pem).publicKey!));
     } catch (err) {
       throw new ReaderError('INVALID_CSR', `${field}: ${err instanceof Error ? err.message : 'unreadable'}`, field);
     }
   }
-  if (fingerprints[0] !== fingerprints[1]) throw new ReaderError('KEY_MISMATCH', 'both CSRs must carry the reader’s one device key', 'cityCsr');
+  if (new Set(fingerprints).size !== 3) {
+    throw new ReaderError('KEY_MISMATCH', 'the national, city and encryption CSRs must each carry a key of their own (one key pair per purpose)', fingerprints[0] === fingerprints[1] ? 'cityCsr' : 'encryptionCsr');
+  }
   const cityCa = await findCityCa(em, input.cityId);
   if (!cityCa) throw new ReaderError('NO_CITY_CA', `city ${input.cityCode} has no working CA yet`, 'city');
   return em.transactional(async (tx) => {
@@ -72,18 +90,39 @@ export async function registerReader(em: EntityManager, kek: Buffer, input: Regi
     const subject = { commonName: input.serial, organization: input.owner.name, organizationalUnit: input.model, country: 'CN' };
     const common = { profile: 'reader' as const, subject, validityDays: READER_CERT_DAYS, publicUrl: input.publicUrl };
     try {
-      const national = await issueFromCsr(tx, kek, 'national', { ...common, csrPem: input.nationalCsrPem });
+      const national = input.nationalAuthority ? await issueFromCsr(tx, kek, 'national', { ...common, csrPem: input.nationalCsrPem }) : null;
       const city = await issueFromCsr(tx, kek, cityCa.id, { ...common, csrPem: input.cityCsrPem });
+      const encryption = await issueFromCsr(tx, kek, cityCa.id, { ...common, profile: 'reader-encryption', csrPem: input.encryptionCsrPem });
       const [reader] = await tx.execute<ReaderRow[]>(
-        `insert into reader (id, serial, model, owner_kind, owner_id, city_id, national_certificate_serial, city_certificate_serial, public_key_fingerprint)
-         values (?, ?, ?, ?, ?, ?, ?, ?, ?) returning *`,
-        [randomUUID(), input.serial, input.model, input.owner.kind, input.owner.id, input.cityId, national.row.serial, city.row.serial, fingerprints[0]],
+        `insert into reader (id, serial, model, owner_kind, owner_id, city_id, national_certificate_serial, national_csr_pem, city_certificate_serial, public_key_fingerprint, key_scheme, encryption_certificate_serial)
+         values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'SEPARATE_KEYS', ?) returning *`,
+        [randomUUID(), input.serial, input.model, input.owner.kind, input.owner.id, input.cityId, national?.row.serial ?? null, national ? null : input.nationalCsrPem, city.row.serial, fingerprints[1], encryption.row.serial],
       );
-      return { reader: reader!, nationalChainPem: national.chainPem, cityChainPem: city.chainPem };
+      return { reader: reader!, nationalChainPem: national?.chainPem ?? [], cityChainPem: city.chainPem, encryptionChainPem: encryption.chainPem };
     } catch (err) {
       if (err instanceof PkiError) throw new ReaderError(err.code === 'NOT_FOUND' ? 'NO_CITY_CA' : 'INVALID_INPUT', err.message);
       throw err;
     }
+  });
+}
+
+/**
+ * The national authority (the operator) issues a reader's pending national certificate from the
+ * CSR its registration kept, with the subject of its city certificate. Refused for a reader that
+ * has one, or is REVOKED.
+ */
+export async function issueNationalCertificate(em: EntityManager, kek: Buffer, readerId: string, publicUrl: string): Promise<{ reader: ReaderRow; nationalChainPem: string[] }> {
+  return em.transactional(async (tx) => {
+    const [reader] = await tx.execute<ReaderRow[]>(`select * from reader where id = ? for update`, [readerId]);
+    if (!reader) throw new ReaderError('NOT_FOUND', `no reader ${readerId}`);
+    if (reader.national_certificate_serial || !reader.national_csr_pem) throw new ReaderError('INVALID_INPUT', 'the reader already has its national certificate', 'reader');
+    if (reader.status === 'REVOKED') throw new ReaderError('INVALID_INPUT', 'the reader is REVOKED', 'reader');
+    const city = fromPem((await findIssued(tx, reader.city_certificate_serial))!.certificate_pem);
+    const field = (name: string) => subjectField(city, name);
+    const subject = { commonName: field('CN')!, organization: field('O'), organizationalUnit: field('OU'), country: field('C') };
+    const national = await issueFromCsr(tx, kek, 'national', { profile: 'reader', subject, validityDays: READER_CERT_DAYS, publicUrl, csrPem: reader.national_csr_pem });
+    const [updated] = await tx.execute<ReaderRow[]>(`update reader set national_certificate_serial = ?, national_csr_pem = null where id = ? returning *`, [national.row.serial, readerId]);
+    return { reader: updated!, nationalChainPem: national.chainPem };
   });
 }
 
@@ -95,8 +134,9 @@ export async function changeReaderStatus(em: EntityManager, readerId: string, to
     if (reader.status === to) return reader;
     if (!TRANSITIONS[reader.status].includes(to)) throw new ReaderError('INVALID_TRANSITION', `a ${reader.status} reader cannot become ${to}`);
     if (to === 'REVOKED') {
-      await revokeCertificate(tx, reader.national_certificate_serial, reasonCode);
+      if (reader.national_certificate_serial) await revokeCertificate(tx, reader.national_certificate_serial, reasonCode);
       await revokeCertificate(tx, reader.city_certificate_serial, reasonCode);
+      if (reader.encryption_certificate_serial) await revokeCertificate(tx, reader.encryption_certificate_serial, reasonCode);
     }
     const [updated] = await tx.execute<ReaderRow[]>(`update reader set status = ?, status_changed_at = now() where id = ? returning *`, [to, readerId]);
     return updated!;

@@ -59,8 +59,8 @@ export class ReaderType extends Node {
   @Field(() => ReaderStatusEnum, { description: 'Whether the reader may open card sessions.' })
   status!: ReaderStatusEnum;
 
-  @Field({ description: 'Serial of the certificate from the national working CA.' })
-  nationalCertificateSerial!: string;
+  @Field(() => String, { nullable: true, description: 'Serial of the certificate from the national working CA; null while it awaits the operator’s approval (approveReaderNationalCertificate): until then the reader opens no session.' })
+  nationalCertificateSerial!: string | null;
 
   @Field({ description: 'Serial of the certificate from the city working CA.' })
   cityCertificateSerial!: string;
@@ -85,11 +85,14 @@ export class RegisterReaderInput {
   @Field(() => ID, { description: 'Global id of the City.' })
   city!: string;
 
-  @Field({ description: 'PEM CSR for the national certificate, signed by the device key.' })
+  @Field({ description: 'PEM CSR for the national certificate (access: the reader signs the session hello with its key).' })
   nationalCsr!: string;
 
-  @Field({ description: 'PEM CSR for the city certificate, signed by the same device key.' })
+  @Field({ description: 'PEM CSR for the city certificate (the reader signs its session messages and transaction results with its key); a key other than the national one.' })
   cityCsr!: string;
+
+  @Field({ description: 'PEM CSR for the encryption certificate (what the host seals to the reader is wrapped to its key); a third key of its own.' })
+  encryptionCsr!: string;
 }
 
 @InputType({ description: 'The reader whose status to change.' })
@@ -98,16 +101,19 @@ export class ReaderStatusInput {
   reader!: string;
 }
 
-@ObjectType({ description: 'The reader registered with its two certificate chains, or why not.' })
+@ObjectType({ description: 'The reader registered with its three certificate chains, or why not.' })
 export class RegisterReaderPayload {
   @Field(() => ReaderType, { nullable: true, description: 'The reader registered; null when refused.' })
   reader!: ReaderType | null;
 
-  @Field(() => [String], { description: 'PEM: the national certificate, then its CA, then the root.' })
+  @Field(() => [String], { description: 'PEM: the national certificate, then its CA, then the root; empty when a card company registered the reader (the operator issues it: approveReaderNationalCertificate).' })
   nationalCertificateChain!: string[];
 
   @Field(() => [String], { description: 'PEM: the city certificate, then its CA, then the root.' })
   cityCertificateChain!: string[];
+
+  @Field(() => [String], { description: 'PEM: the encryption certificate (keyUsage keyEncipherment), then the city CA, then the root.' })
+  encryptionCertificateChain!: string[];
 
   @Field(() => [UserError], { description: 'Why the registration was refused (no certificate was issued); empty on success.' })
   userErrors!: UserError[];
@@ -119,5 +125,17 @@ export class ReaderPayload {
   reader!: ReaderType | null;
 
   @Field(() => [UserError], { description: 'Why the change was refused (NOT_FOUND, INVALID_INPUT); empty on success.' })
+  userErrors!: UserError[];
+}
+
+@ObjectType({ description: 'The reader with its national certificate, issued by the national authority; or why not.' })
+export class ApproveReaderNationalCertificatePayload {
+  @Field(() => ReaderType, { nullable: true, description: 'The reader, now with its national certificate; null when refused.' })
+  reader!: ReaderType | null;
+
+  @Field(() => [String], { description: 'PEM: the national certificate, then the national CA, then the root; empty when refused.' })
+  nationalCertificateChain!: string[];
+
+  @Field(() => [UserError], { description: 'Why it was refused; empty on success.' })
   userErrors!: UserError[];
 }

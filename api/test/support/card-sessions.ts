@@ -16,10 +16,11 @@ import { createClient } from '../../src/auth/clients.service.js';
 import { withLuhnCheckDigit } from '../../src/cards/cards.service.js';
 import type { PrincipalKind } from '../../src/graphql/context.js';
 import { toGlobalId } from '../../src/graphql/global-id.js';
+import { ensureHostKey } from '../../src/pki/host-key.js';
 import { createWorkingCa } from '../../src/pki/pki.service.js';
 import { initRootCa, type RootCa } from '../../src/pki/root-ca.js';
 import { type CardAlgorithm, storeMasterKeys } from '../../src/readers/key-store.js';
-import { type ReaderOwnerKind, registerReader } from '../../src/readers/readers.service.js';
+import { issueNationalCertificate, type ReaderOwnerKind, registerReader } from '../../src/readers/readers.service.js';
 import { createCity } from '../../src/tenancy/tenancy.service.js';
 import { freshDatabase, type TestDatabase } from './database.js';
 import { bearerClient, cardholderAccessToken } from './oauth.js';
@@ -41,10 +42,18 @@ export interface TestCity {
 export interface TestReader {
   id: string;
   serial: string;
+  /** The city certificate's key: it signs the reader's messages after the hello. */
   deviceKeyPem: string;
+  /** The national certificate's key (the hello) and the encryption certificate's (sealed commands); the device key for a SINGLE_KEY reader. */
+  nationalKeyPem: string;
+  encryptionKeyPem: string;
   nationalPem: string;
   cityPem: string;
+  /** The encryption certificate; undefined for a SINGLE_KEY reader. */
+  encryptionPem?: string;
   nationalSerial: string;
+  /** The CA certificates the reader pins for host messages: the root. */
+  trustedCertificatesPem: string[];
 }
 
 export interface CardSessionWorld {
@@ -92,7 +101,8 @@ export async function addCity(world: CardSessionWorld, input: { code: string; na
   const em = world.db.orm.em.fork();
   const made = await createCity(em, { code: input.code, name: input.name, timeZone: 'Asia/Shanghai', currency: input.currency ?? 'CNY', cardCompanyName: input.cardCompanyName });
   await em.execute(`update city set card_city_code = ? where id = ?`, [input.cardCode, made.city.id]);
-  await createWorkingCa(em, kek, world.root, { kind: 'CITY', cityId: made.city.id, cityCode: input.code, name: input.code, publicUrl: world.server.url });
+  const ca = await createWorkingCa(em, kek, world.root, { kind: 'CITY', cityId: made.city.id, cityCode: input.code, name: input.code, publicUrl: world.server.url });
+  await ensureHostKey(em, kek, ca.id, world.server.url);
   return { cityId: made.city.id, cardCompanyId: made.cardCompany.id, code: input.code, cardCode: input.cardCode };
 }
 
@@ -102,7 +112,9 @@ export async function addMasterKeys(world: CardSessionWorld, city: TestCity, alg
   return { load: hex(k.LOAD), purchase: hex(k.PURCHASE), tac: hex(k.TAC) };
 }
 
-function csrFor(privateKeyPem: string): string {
+const rsaKey = () => generateKeyPairSync('rsa', { modulusLength: 2048, privateKeyEncoding: { type: 'pkcs1', format: 'pem' }, publicKeyEncoding: { type: 'spki', format: 'pem' } }).privateKey;
+
+export function csrFor(privateKeyPem: string): string {
   const key = forge.pki.privateKeyFromPem(privateKeyPem) as forge.pki.rsa.PrivateKey;
   const csr = forge.pki.createCertificationRequest();
   csr.publicKey = forge.pki.setRsaPublicKey(key.n, key.e);
@@ -112,19 +124,30 @@ function csrFor(privateKeyPem: string): string {
 
 /** A certified reader in a city, owned by its card company unless another owner is named. */
 export async function newReader(world: CardSessionWorld, serial: string, city: TestCity, owner: { kind: ReaderOwnerKind; id: string } = { kind: 'CARD_COMPANY', id: city.cardCompanyId }): Promise<TestReader> {
-  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048, privateKeyEncoding: { type: 'pkcs1', format: 'pem' }, publicKeyEncoding: { type: 'spki', format: 'pem' } });
-  const csr = csrFor(privateKey);
+  const [nationalKey, cityKey, encryptionKey] = [rsaKey(), rsaKey(), rsaKey()];
   const registered = await registerReader(world.db.orm.em.fork(), kek, {
     serial,
     model: 'OC-R1',
     owner: { ...owner, name: 'owner' },
     cityId: city.cityId,
     cityCode: city.code,
-    nationalCsrPem: csr,
-    cityCsrPem: csr,
+    nationalCsrPem: csrFor(nationalKey),
+    cityCsrPem: csrFor(cityKey),
+    encryptionCsrPem: csrFor(encryptionKey),
     publicUrl: world.server.url,
+    nationalAuthority: false,
   });
-  return { id: toGlobalId('Reader', registered.reader.id), serial, deviceKeyPem: privateKey, nationalPem: registered.nationalChainPem[0]!, cityPem: registered.cityChainPem[0]!, nationalSerial: registered.reader.national_certificate_serial };
+  // Both steps, as in the field: the card company registers, the national authority (the operator) issues the national certificate.
+  const approved = await issueNationalCertificate(world.db.orm.em.fork(), kek, registered.reader.id, world.server.url);
+  return {
+    id: toGlobalId('Reader', registered.reader.id),
+    serial,
+    deviceKeyPem: cityKey,
+    nationalKeyPem: nationalKey,
+    encryptionKeyPem: encryptionKey,
+    nationalPem: approved.nationalChainPem[0]!,
+    cityPem: registered.cityChainPem[0]!,
+    encryptionPem: registered.encryptionChainPem[0]!, nationalSerial: approved.reader.national_certificate_serial!, trustedCertificatesPem: [registered.cityChainPem.at(-1)!] };
 }
 
 /** An OAuth client of a tenant, talking to the server through the SDK. */
@@ -160,12 +183,14 @@ export type Operation = 'BALANCE' | 'LOAD' | 'PURCHASE';
 
 /**
  * The relay mutation, asking only for what CPU-card sessions use (the SDK's CARD_SESSION_MESSAGE
- * also asks for the M1 command fields, which these tests do not depend on).
+ * also asks for the M1 command fields, which these tests do not depend on), and the signed host
+ * message the reader agent runs.
  */
 const CARD_SESSION_MESSAGE = `mutation CardSessionMessage($input: CardSessionMessageInput!) {
   cardSessionMessage(input: $input) {
     session { id state challenge nextSeq result refusal }
     commands { apdu sealed { wrappedKey iv ciphertext tag } }
+    hostMessage { payload signature certificateChain }
     userErrors { code message }
   }
 }`;
@@ -185,7 +210,7 @@ export function sessionsOf(client: Pick<OneCardClient, 'request'>, defaultReader
     (await client.request<{ cardSessionMessage: SessionReply }>(CARD_SESSION_MESSAGE, { input: message })).cardSessionMessage;
 
   function agent(c: VirtualCpuCard, on: TestReader = defaultReader(), transport: CardTransport = new VirtualCardTransport(c)) {
-    return new ReaderAgent({ deviceKey: on.deviceKeyPem, nationalCertificatePem: on.nationalPem, cityCertificatePem: on.cityPem, transport, send });
+    return new ReaderAgent({ deviceKey: on.deviceKeyPem, nationalCertificatePem: on.nationalPem, cityCertificatePem: on.cityPem, trustedCertificatesPem: on.trustedCertificatesPem, ...separateKeysOf(on), transport, send });
   }
 
   /** Drives a session by hand, so a test can tamper with what the reader says. */
@@ -197,7 +222,7 @@ export function sessionsOf(client: Pick<OneCardClient, 'request'>, defaultReader
       const text = JSON.stringify(body);
       return send({ session: session.id, seq, body: tamper ? tamper(text) : text, signature: a.sign(session.id, seq, text) });
     };
-    const hello = (overrides: Record<string, unknown> = {}) => message(0, { challenge: session.challenge, nationalCertificate: on.nationalPem, cityCertificate: on.cityPem, ...overrides });
+    const hello = (overrides: Record<string, unknown> = {}) => message(0, { challenge: session.challenge, nationalCertificate: on.nationalPem, cityCertificate: on.cityPem, ...(on.encryptionPem ? { encryptionCertificate: on.encryptionPem } : {}), ...overrides });
     const answer = async (_seq: number, reply: SessionReply) => {
       const responses: string[] = [];
       for (const cmd of reply.commands) responses.push(Buffer.from(await transport.transmit(Buffer.from(cmd.apdu!, 'hex'))).toString('hex'));
@@ -275,3 +300,6 @@ export async function cardholderApp(world: CardSessionWorld, username: string, s
   const token = await cardholderAccessToken(world.server.url, { clientId: client.client_id, redirectUri, username, password: `${username} password 1`, scope: scopes.join(' ') });
   return { id, app: bearerClient(world.server.url, token) };
 }
+
+/** A reader's national and encryption keys and its encryption certificate, as ReaderAgent options. */
+export const separateKeysOf = (r: TestReader) => ({ nationalKey: r.nationalKeyPem, encryptionKey: r.encryptionKeyPem, encryptionCertificatePem: r.encryptionPem });

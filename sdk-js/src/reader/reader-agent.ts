@@ -1,4 +1,4 @@
-import { constants, createDecipheriv, createPrivateKey, type KeyObject, privateDecrypt, sign } from 'node:crypto';
+import { constants, createDecipheriv, createPrivateKey, type KeyObject, privateDecrypt, sign, verify, X509Certificate } from 'node:crypto';
 import type { CardTransport } from '../cards/card-transport.js';
 
 type Sealed = { wrappedKey: string; iv: string; ciphertext: string; tag: string };
@@ -36,6 +36,8 @@ export interface M1Card {
   increment(block: number, value: number): void;
   decrement(block: number, value: number): void;
   transfer(block: number): void;
+  /** HALT: ends the authentication, so no sector stays open for whatever comes next. */
+  halt(): void;
 }
 
 /** Runs a script step by step; the first failure ends it (what is done stays done, as on a card). */
@@ -68,20 +70,72 @@ export interface CardSessionView {
   refusal?: string | null;
 }
 
+/** What the host signed for the reader: the only commands the reader runs. */
+export interface HostMessage {
+  payload: string;
+  signature: string;
+  certificateChain: string[];
+}
+
 export interface SessionReply {
   session: CardSessionView | null;
+  /** The commands as GraphQL fields, for display: the reader runs those in `hostMessage` only. */
   commands: ReaderCommand[];
+  hostMessage?: HostMessage | null;
   userErrors: { code: string; message: string }[];
+}
+
+/** Why the reader refused a host message (and ran none of it). */
+export type HostMessageRefusal = 'UNSIGNED' | 'UNTRUSTED_CERTIFICATE' | 'BAD_SIGNATURE' | 'MALFORMED' | 'WRONG_SESSION' | 'WRONG_READER' | 'WRONG_SEQUENCE';
+
+/**
+ * The reader refused what came back as the host's message: nothing of it reached the card. The
+ * reader told the host so in its next message (when the relay carried it, the host audits
+ * HOST_MESSAGE_REFUSED and ends the session).
+ */
+export class HostMessageRefusedError extends Error {
+  constructor(
+    readonly code: HostMessageRefusal,
+    message: string,
+  ) {
+    super(`${code}: ${message}`);
+    this.name = 'HostMessageRefusedError';
+  }
+}
+
+interface SignedHostMessage {
+  protocol: string;
+  session: string;
+  reader: string;
+  seq: number;
+  state: string;
+  commands: ReaderCommand[];
+  result: Record<string, unknown> | null;
 }
 
 /** Sends one signed message to the API (through the app that holds the OAuth token). */
 export type SendMessage = (message: { session: string; seq: number; body: string; signature: string }) => Promise<SessionReply>;
 
 export interface ReaderAgentOptions {
-  /** The device key (PEM or KeyObject). It signs every message and opens sealed commands; it never leaves the reader. */
+  /**
+   * The city certificate's key (PEM or KeyObject): it signs every message after the hello. A reader
+   * registered before the key split has one key for everything: give it here alone.
+   */
   deviceKey: string | KeyObject;
+  /** The national certificate's key: it signs the hello (access). Default: `deviceKey`. */
+  nationalKey?: string | KeyObject;
+  /** The encryption certificate's key: it opens what the host sealed to the reader. Default: `deviceKey`. */
+  encryptionKey?: string | KeyObject;
   nationalCertificatePem: string;
   cityCertificatePem: string;
+  /** The encryption certificate (keyUsage keyEncipherment), presented in the hello with the other two. */
+  encryptionCertificatePem?: string;
+  /**
+   * The CA certificates the reader pins (PEM): the root, or its city working CA. A host message is
+   * run only when signed by a host certificate its city working CA issued (the CA that issued this
+   * reader's city certificate), chaining to one of these.
+   */
+  trustedCertificatesPem: string[];
   /** A CPU card's transport (APDUs). */
   transport?: CardTransport;
   /** An M1 card, for sessions that drive one by scripts. */
@@ -94,6 +148,7 @@ export const CARD_SESSION_MESSAGE = `mutation CardSessionMessage($input: CardSes
   cardSessionMessage(input: $input) {
     session { id state challenge nextSeq result refusal }
     commands { apdu sealed { wrappedKey iv ciphertext tag } readUid sealedScript { wrappedKey iv ciphertext tag } }
+    hostMessage { payload signature certificateChain }
     userErrors { code message }
   }
 }`;
@@ -105,18 +160,85 @@ export const CARD_SESSION_MESSAGE = `mutation CardSessionMessage($input: CardSes
  */
 export class ReaderAgent {
   private readonly key: KeyObject;
+  private readonly nationalKey: KeyObject;
+  private readonly encryptionKey: KeyObject;
+  private readonly cityCertificate: X509Certificate;
+  private readonly serial: string;
+  private readonly anchors: X509Certificate[];
+  /** Host chains already checked (by their PEM), with the host key they certify: a session sends the same one each time. */
+  private readonly hostKeys = new Map<string, { key: KeyObject; notAfter: number }>();
 
   constructor(private readonly opts: ReaderAgentOptions) {
-    this.key = typeof opts.deviceKey === 'string' ? createPrivateKey(opts.deviceKey) : opts.deviceKey;
+    const keyOf = (k: string | KeyObject) => (typeof k === 'string' ? createPrivateKey(k) : k);
+    this.key = keyOf(opts.deviceKey);
+    this.nationalKey = opts.nationalKey ? keyOf(opts.nationalKey) : this.key;
+    this.encryptionKey = opts.encryptionKey ? keyOf(opts.encryptionKey) : this.key;
+    this.cityCertificate = new X509Certificate(opts.cityCertificatePem);
+    // The host binds its messages to the reader's serial, the CN of its certificates.
+    this.serial = /^CN=(.*)$/m.exec(this.cityCertificate.subject)?.[1] ?? '';
+    if (!opts.trustedCertificatesPem?.length) throw new Error('a reader pins the CA certificates host messages must chain to (trustedCertificatesPem)');
+    this.anchors = opts.trustedCertificatesPem.map((pem) => new X509Certificate(pem));
   }
 
-  /** The signature the host checks: RSA-SHA256 over domain, session, sequence and body. */
+  /**
+   * The host key of a chain [host, city CA]: the city CA is the one that issued this reader's city
+   * certificate and is pinned or issued by a pinned CA; the host certificate is a server
+   * certificate it issued; both are valid now. Refuses otherwise.
+   */
+  private hostKeyOf(chain: string[], now: number): KeyObject {
+    const key = chain.join('\n');
+    const known = this.hostKeys.get(key);
+    if (known && now <= known.notAfter) return known.key;
+    const refuse = (why: string) => new HostMessageRefusedError('UNTRUSTED_CERTIFICATE', why);
+    let host: X509Certificate, ca: X509Certificate;
+    try {
+      [host, ca] = [new X509Certificate(chain[0]!), new X509Certificate(chain[1]!)];
+    } catch {
+      throw refuse('the host certificate chain is unreadable');
+    }
+    const valid = (c: X509Certificate) => now >= Date.parse(c.validFrom) && now <= Date.parse(c.validTo);
+    const issued = (child: X509Certificate, parent: X509Certificate) => child.checkIssued(parent) && child.verify(parent.publicKey);
+    if (!ca.ca || !issued(this.cityCertificate, ca)) throw refuse('the host certificate is not from this reader’s city CA');
+    if (!this.anchors.some((anchor) => anchor.fingerprint256 === ca.fingerprint256 || (anchor.ca && issued(ca, anchor)))) throw refuse('the city CA does not chain to a pinned CA');
+    if (host.ca || !issued(host, ca)) throw refuse('the host certificate is not issued by the city CA');
+    if (!(host.keyUsage ?? []).includes('1.3.6.1.5.5.7.3.1')) throw refuse('the host certificate is not a server certificate');
+    if (!valid(host) || !valid(ca)) throw refuse('the host certificate or its CA is not valid now');
+    this.hostKeys.set(key, { key: host.publicKey, notAfter: Math.min(Date.parse(host.validTo), Date.parse(ca.validTo)) });
+    return host.publicKey;
+  }
+
+  /** The host's signed message answering message `seq` of this session, or a refusal: nothing unverified reaches the card. */
+  verifyHostMessage(reply: SessionReply, sessionId: string, seq: number): SignedHostMessage {
+    const signed = reply.hostMessage;
+    if (!signed?.payload || !signed.signature || !Array.isArray(signed.certificateChain) || signed.certificateChain.length < 2) throw new HostMessageRefusedError('UNSIGNED', 'the host message is not signed');
+    const hostKey = this.hostKeyOf(signed.certificateChain, Date.now());
+    let ok = false;
+    try {
+      ok = verify('sha256', Buffer.from(signed.payload, 'utf8'), hostKey, Buffer.from(signed.signature, 'base64'));
+    } catch {
+      ok = false;
+    }
+    if (!ok) throw new HostMessageRefusedError('BAD_SIGNATURE', 'the host signature does not verify');
+    let message: SignedHostMessage;
+    try {
+      message = JSON.parse(signed.payload) as SignedHostMessage;
+    } catch {
+      throw new HostMessageRefusedError('MALFORMED', 'the host payload is not JSON');
+    }
+    if (message.protocol !== 'onecard-host-v1' || !Array.isArray(message.commands)) throw new HostMessageRefusedError('MALFORMED', 'not a onecard-host-v1 message');
+    if (message.session !== sessionId) throw new HostMessageRefusedError('WRONG_SESSION', 'the host message is for another session');
+    if (message.reader !== this.serial) throw new HostMessageRefusedError('WRONG_READER', 'the host message is for another reader');
+    if (message.seq !== seq) throw new HostMessageRefusedError('WRONG_SEQUENCE', `the host message answers message ${message.seq}, not ${seq}`);
+    return message;
+  }
+
+  /** The signature the host checks: RSA-SHA256 over domain, session, sequence and body; the hello (seq 0) by the national key, the rest by the city key. */
   sign(sessionId: string, seq: number, body: string): string {
-    return sign('sha256', Buffer.from(`onecard-card-session-v1\n${sessionId}\n${seq}\n${body}`, 'utf8'), this.key).toString('base64');
+    return sign('sha256', Buffer.from(`onecard-card-session-v1\n${sessionId}\n${seq}\n${body}`, 'utf8'), seq === 0 ? this.nationalKey : this.key).toString('base64');
   }
 
   private open(sealed: NonNullable<ReaderCommand['sealed']>, associated: string): Uint8Array {
-    const aesKey = privateDecrypt({ key: this.key, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256' }, Buffer.from(sealed.wrappedKey, 'base64'));
+    const aesKey = privateDecrypt({ key: this.encryptionKey, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256' }, Buffer.from(sealed.wrappedKey, 'base64'));
     const decipher = createDecipheriv('aes-256-gcm', aesKey, Buffer.from(sealed.iv, 'base64')).setAAD(Buffer.from(associated));
     decipher.setAuthTag(Buffer.from(sealed.tag, 'base64'));
     return Buffer.concat([decipher.update(Buffer.from(sealed.ciphertext, 'base64')), decipher.final()]);
@@ -132,24 +254,48 @@ export class ReaderAgent {
       if (!this.opts.m1) throw new Error('this session needs an M1 card');
       if (command.readUid) return this.opts.m1.uid.toUpperCase();
       const script = JSON.parse(Buffer.from(this.open(command.sealedScript!, associated)).toString('utf8')) as M1ScriptOp[];
-      return JSON.stringify(runM1Script(this.opts.m1, script));
+      try {
+        return JSON.stringify(runM1Script(this.opts.m1, script));
+      } finally {
+        // No sector a script authenticated stays open for whatever comes next.
+        this.opts.m1.halt();
+      }
     }
     if (!this.opts.transport) throw new Error('this session needs a CPU card transport');
     const apdu = command.sealed ? this.open(command.sealed, associated) : Buffer.from(command.apdu ?? '', 'hex');
     return Buffer.from(await this.opts.transport.transmit(apdu)).toString('hex').toUpperCase();
   }
 
-  /** Runs a session the app opened, to its end; returns the final session (COMPLETED or FAILED). */
+  /**
+   * Runs a session the app opened, to its end; returns the final session (COMPLETED or FAILED).
+   * Every host message is verified before any of it reaches the card; a refused one ends the run
+   * with a HostMessageRefusedError, after telling the host.
+   */
   async run(session: { id: string; challenge: string }): Promise<CardSessionView> {
     let seq = 0;
-    let reply = await this.message(session.id, seq, { challenge: session.challenge, nationalCertificate: this.opts.nationalCertificatePem, cityCertificate: this.opts.cityCertificatePem });
-    while (reply.session && reply.commands.length > 0 && reply.userErrors.length === 0) {
+    let reply = await this.message(session.id, seq, {
+      challenge: session.challenge,
+      nationalCertificate: this.opts.nationalCertificatePem,
+      cityCertificate: this.opts.cityCertificatePem,
+      ...(this.opts.encryptionCertificatePem ? { encryptionCertificate: this.opts.encryptionCertificatePem } : {}),
+    });
+    for (;;) {
+      if (!reply.session) throw new Error(reply.userErrors.map((e) => e.message).join('; ') || 'the session is gone');
+      // A refusal carries no command: nothing to verify, nothing to run.
+      if (reply.userErrors.length > 0) return reply.session;
+      let signed: SignedHostMessage;
+      try {
+        signed = this.verifyHostMessage(reply, session.id, seq);
+      } catch (err) {
+        if (err instanceof HostMessageRefusedError) await this.message(session.id, seq + 1, { refusedHostMessage: err.message }).catch(() => undefined);
+        throw err;
+      }
+      // The outcome the host signed, not what the relay says.
+      if (signed.commands.length === 0) return { ...reply.session, state: signed.state, result: signed.result };
       seq += 1;
       const responses: string[] = [];
-      for (const command of reply.commands) responses.push(await this.execute(command, `${session.id}:${seq}`));
+      for (const command of signed.commands) responses.push(await this.execute(command, `${session.id}:${seq}`));
       reply = await this.message(session.id, seq, { responses });
     }
-    if (!reply.session) throw new Error(reply.userErrors.map((e) => e.message).join('; ') || 'the session is gone');
-    return reply.session;
   }
 }

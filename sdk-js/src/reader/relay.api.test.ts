@@ -18,6 +18,7 @@ describe('cardSessionRelay', () => {
       deviceKey: counter.deviceKeyPem,
       nationalCertificatePem: counter.nationalPem,
       cityCertificatePem: counter.cityPem,
+      trustedCertificatesPem: counter.trustedCertificatesPem, nationalKey: counter.nationalKeyPem, encryptionKey: counter.encryptionKeyPem, encryptionCertificatePem: counter.encryptionPem,
       transport: new VirtualCardTransport(card),
       send: cardSessionRelay(issuer),
     });

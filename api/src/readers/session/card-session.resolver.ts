@@ -6,7 +6,8 @@ import { loadKeyEncryptionKey } from '../../secrets/kek.js';
 import { SoftwareKeyStore } from '../key-store.js';
 import { findReaderFor } from '../readers.service.js';
 import { type CardSessionEngine, openSession } from './card-session.service.js';
-import { CardOperationEnum, CardSessionMessageInput, CardSessionPayload, type CardSessionStateEnum, CardSessionType, OpenCardSessionInput, ReaderCommandType, SealedCommandType } from './card-session.types.js';
+import { hostKeyOfCity } from '../../pki/host-key.js';
+import { CardOperationEnum, CardSessionMessageInput, CardSessionPayload, type CardSessionStateEnum, CardSessionType, HostMessageType, OpenCardSessionInput, ReaderCommandType, SealedCommandType } from './card-session.types.js';
 import { type OpenOutcome, openRefusal } from './purpose.js';
 import type { ReaderCommand, SessionRow } from './session.model.js';
 
@@ -50,6 +51,7 @@ async function open(ctx: GraphQLContext, input: OpenCardSessionInput): Promise<O
   const reader = await findReaderFor(ctx.em, ctx.principal!, fromGlobalId(input.reader, 'Reader').id);
   if (!reader) return openRefusal(UserErrorCode.NOT_FOUND, `no reader ${input.reader}`, 'reader');
   if (reader.status !== 'ACTIVE') return openRefusal(UserErrorCode.INVALID_INPUT, `the reader is ${reader.status}`, 'reader');
+  if (!reader.national_certificate_serial) return openRefusal(UserErrorCode.INVALID_INPUT, 'the reader’s national certificate awaits the national authority’s approval', 'reader');
   if (input.operation === CardOperationEnum.BALANCE) {
     if (input.amount != null) return openRefusal(UserErrorCode.INVALID_INPUT, 'a balance read takes no amount', 'amount');
     return openSession(ctx.em, { reader, operation: 'BALANCE', cardType: input.cardType ?? 'CPU', clientId: ctx.principal!.clientId });
@@ -75,9 +77,11 @@ export class CardSessionResolver {
   @Authorized()
   @Mutation(() => CardSessionPayload, { description: 'Relays one signed reader message; returns the commands for the card, or why the session was refused (and ended). Only the client that opened the session.' })
   async cardSessionMessage(@Arg('input', () => CardSessionMessageInput, { description: 'The reader’s signed message.' }) input: CardSessionMessageInput, @Ctx() ctx: GraphQLContext): Promise<CardSessionPayload> {
-    const keyStore = new SoftwareKeyStore(ctx.em.fork(), await loadKeyEncryptionKey(ctx.config));
-    const outcome = await engineOf(ctx).handleMessage(ctx.em, { keyStore }, { sessionId: fromGlobalId(input.session, 'CardSession').id, seq: input.seq, body: input.body, signature: input.signature, clientId: ctx.principal!.clientId });
-    if (outcome.ok) return { session: sessionView(outcome.session), commands: outcome.commands.map(commandView), userErrors: [] };
+    const kek = await loadKeyEncryptionKey(ctx.config);
+    const keyStore = new SoftwareKeyStore(ctx.em.fork(), kek);
+    const hostKey = (em: typeof ctx.em, reader: { city_id: string }) => hostKeyOfCity(em, kek, reader.city_id, ctx.config.publicUrl);
+    const outcome = await engineOf(ctx).handleMessage(ctx.em, { keyStore, hostKey }, { sessionId: fromGlobalId(input.session, 'CardSession').id, seq: input.seq, body: input.body, signature: input.signature, clientId: ctx.principal!.clientId });
+    if (outcome.ok) return { session: sessionView(outcome.session), commands: outcome.commands.map(commandView), hostMessage: Object.assign(new HostMessageType(), outcome.hostMessage), userErrors: [] };
     if (!outcome.session) return { session: null, commands: [], userErrors: [userError(UserErrorCode.NOT_FOUND, 'no such card session', ['input', 'session'])] };
     return { session: sessionView(outcome.session), commands: [], userErrors: [userError(UserErrorCode.CARD_SESSION_REFUSED, `${outcome.refusal}: ${outcome.message}`, ['input'])] };
   }

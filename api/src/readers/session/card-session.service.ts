@@ -3,6 +3,8 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import { UnknownCardKeyError } from '../key-store.js';
 import type { ReaderRow } from '../readers.service.js';
 import { parseBody } from './checks/body.js';
+import { type HostMessage, signHostMessage } from './envelope.js';
+import { toGlobalId } from '../../graphql/global-id.js';
 import { ENVELOPE, ENVELOPE_CHECKS, PRE_STEP_CHECKS, stepFor } from './pipeline.js';
 import type { CardSessionPurpose, CardStatusLookup, PurseObserver } from './purpose.js';
 import { type CardOperation, type CardType, type IncomingMessage, MAX_CARD_AMOUNT, type ReaderCommand, SESSION_TTL_SECONDS, type SessionRow } from './session.model.js';
@@ -17,7 +19,7 @@ import { SessionError, type SessionRefusal } from './session.errors.js';
 export interface CardSessionEngine {
   /** The purpose an openCardSession request opens: the first whose operation and field match, else the operation's plain one. */
   purposeFor(input: { operation: string; payment?: string | null; billPayment?: string | null; topUp?: string | null }): CardSessionPurpose | undefined;
-  handleMessage(em: EntityManager, keys: Pick<SessionDeps, 'keyStore' | 'now'>, message: IncomingMessage): Promise<MessageOutcome>;
+  handleMessage(em: EntityManager, keys: Pick<SessionDeps, 'keyStore' | 'now' | 'hostKey'>, message: IncomingMessage): Promise<MessageOutcome>;
 }
 
 export function createCardSessionEngine(setup: { purposes: readonly CardSessionPurpose[]; observers?: readonly PurseObserver[]; cardStatus: CardStatusLookup }): CardSessionEngine {
@@ -66,7 +68,7 @@ export async function openSession(
   return row!;
 }
 
-export type MessageOutcome = { ok: true; session: SessionRow; commands: ReaderCommand[] } | { ok: false; session: SessionRow | null; refusal: SessionRefusal; message: string };
+export type MessageOutcome = { ok: true; session: SessionRow; commands: ReaderCommand[]; hostMessage: HostMessage } | { ok: false; session: SessionRow | null; refusal: SessionRefusal; message: string };
 
 /**
  * One message from a reader, through the pipeline: the envelope checks, the body, then the step
@@ -93,14 +95,14 @@ export async function handleMessage(em: EntityManager, deps: SessionDeps, messag
   }
 }
 
-async function runStep(tx: EntityManager, deps: SessionDeps, now: Date, message: IncomingMessage): Promise<{ session: SessionRow; commands: ReaderCommand[] } | null> {
+async function runStep(tx: EntityManager, deps: SessionDeps, now: Date, message: IncomingMessage): Promise<{ session: SessionRow; commands: ReaderCommand[]; hostMessage: HostMessage } | null> {
   const [session] = await tx.execute<SessionRow[]>(`select * from card_session where id = ? for update`, [message.sessionId]);
   if (!session) return null;
   const [reader] = await tx.execute<ReaderRow[]>(`select * from reader where id = ?`, [session.reader_id]);
   for (const check of ENVELOPE) ENVELOPE_CHECKS[check](session, message, now);
   const body = parseBody(message.body);
   const step = stepFor(session);
-  for (const check of step.before) PRE_STEP_CHECKS[check](session, message);
+  for (const check of step.before) PRE_STEP_CHECKS[check](session, message, body);
   let result;
   try {
     result = await step.step({ em: tx, deps, now, session, reader: reader!, message, body });
@@ -115,7 +117,16 @@ async function runStep(tx: EntityManager, deps: SessionDeps, now: Date, message:
       where id = ? returning *`,
     [result.state, JSON.stringify(result.context), result.asn ?? null, result.result ? JSON.stringify(result.result) : null, result.state, session.id],
   );
-  return { session: updated!, commands: result.commands };
+  // Both directions are signed (DESIGN.md §6): the reader runs nothing this message does not carry, signed.
+  const hostMessage = signHostMessage(await deps.hostKey(tx, reader!), {
+    session: toGlobalId('CardSession', session.id),
+    reader: reader!.serial,
+    seq: message.seq,
+    state: updated!.state,
+    commands: result.commands,
+    result: updated!.result,
+  });
+  return { session: updated!, commands: result.commands, hostMessage };
 }
 
 /** The refusal is written in its own transaction, after the step's work rolled back. */

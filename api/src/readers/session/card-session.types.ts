@@ -149,6 +149,18 @@ export class CardSessionMessageInput {
   signature!: string;
 }
 
+@ObjectType({ description: 'What the host sends the reader, signed: the reader verifies it before it touches the card, and acts on `payload` only.' })
+export class HostMessageType {
+  @Field({ description: 'JSON: `protocol` (onecard-host-v1), `session` (global id), `reader` (its serial), `seq` (of the reader message this answers), `state`, `commands`, `result`.' })
+  payload!: string;
+
+  @Field({ description: 'Base64 ECDSA P-256 / SHA-256 (DER) signature over the payload’s UTF-8 bytes, by the host key.' })
+  signature!: string;
+
+  @Field(() => [String], { description: 'PEM: the host certificate (server profile, issued by the reader’s city working CA), then that CA’s certificate.' })
+  certificateChain!: string[];
+}
+
 @ObjectType({ description: 'The session after the step, and the commands for the card; or why the step was refused.' })
 export class CardSessionPayload {
   @Field(() => CardSessionType, { nullable: true, description: 'The session after this step (FAILED with `refusal` when a step was refused); null when it could not be opened or found.' })
@@ -156,6 +168,9 @@ export class CardSessionPayload {
 
   @Field(() => [ReaderCommandType], { description: 'What the reader sends to the card next; empty when the session is over.' })
   commands!: ReaderCommandType[];
+
+  @Field(() => HostMessageType, { nullable: true, description: 'The step’s outcome and commands as the host signed them for the reader (null when no step was accepted).' })
+  hostMessage?: HostMessageType | null;
 
   @Field(() => [UserError], { description: 'Why the session was not opened, or why the step was refused (CARD_SESSION_REFUSED); empty on success.' })
   userErrors!: UserError[];

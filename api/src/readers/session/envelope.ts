@@ -1,4 +1,4 @@
-import { constants, createCipheriv, createPublicKey, publicEncrypt, randomBytes, verify } from 'node:crypto';
+import { constants, createCipheriv, createPublicKey, type KeyObject, publicEncrypt, randomBytes, sign, verify } from 'node:crypto';
 
 /** What a reader signs for each message: domain, session (its global id), sequence, and the body it sends. */
 export function signedBytes(sessionId: string, seq: number, body: string): Buffer {
@@ -31,4 +31,27 @@ export function sealForReader(publicKeyPem: string, apdu: Buffer, associated: st
   const ciphertext = Buffer.concat([cipher.update(apdu), cipher.final()]);
   const wrappedKey = publicEncrypt({ key: createPublicKey(publicKeyPem), padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256' }, key);
   return { wrappedKey: wrappedKey.toString('base64'), iv: iv.toString('base64'), ciphertext: ciphertext.toString('base64'), tag: cipher.getAuthTag().toString('base64') };
+}
+
+/**
+ * A host → reader message: what the reader may do next (its commands, the session's state and
+ * result), bound to the session, the reader and the sequence number of the message it answers.
+ * `payload` is the JSON the host signed; the reader acts on it, never on the unsigned GraphQL fields.
+ */
+export interface HostMessage {
+  payload: string;
+  /** Base64 ECDSA P-256 / SHA-256 (DER) over the payload's UTF-8 bytes, by the host key. */
+  signature: string;
+  /** The host certificate (server profile, from the reader's city working CA), then that CA's. */
+  certificateChain: string[];
+}
+
+export const HOST_MESSAGE_PROTOCOL = 'onecard-host-v1';
+
+export function signHostMessage(
+  key: { privateKey: KeyObject; chainPem: string[] },
+  content: { session: string; reader: string; seq: number; state: string; commands: unknown[]; result: unknown },
+): HostMessage {
+  const payload = JSON.stringify({ protocol: HOST_MESSAGE_PROTOCOL, ...content });
+  return { payload, signature: sign('sha256', Buffer.from(payload, 'utf8'), key.privateKey).toString('base64'), certificateChain: key.chainPem };
 }

@@ -1,6 +1,7 @@
 import { checkOpener, checkNotFinished } from './checks/envelope.js';
 import { checkExpiry } from './checks/expiry.js';
 import { checkSequence } from './checks/sequence.js';
+import { checkReaderReport } from './checks/reader-report.js';
 import { checkStepSignature } from './checks/signature.js';
 import type { CardOperation, CardType, IncomingMessage, SessionRow, SessionState } from './session.model.js';
 import type { SessionRefusal } from './session.errors.js';
@@ -31,7 +32,8 @@ export const ENVELOPE_CHECKS = {
 
 /** Checks run before the step once the body has parsed (`body`). */
 export const PRE_STEP_CHECKS = {
-  signature: (session: SessionRow, message: IncomingMessage) => checkStepSignature(session, message),
+  signature: (session: SessionRow, message: IncomingMessage, _body: Record<string, unknown>) => checkStepSignature(session, message),
+  'reader-report': (session: SessionRow, _message: IncomingMessage, body: Record<string, unknown>) => checkReaderReport(session, body),
 } as const;
 
 export type CheckName =
@@ -58,10 +60,11 @@ export const CHECKS: Readonly<Record<CheckName, { holds: string; refusals: reado
   expiry: { holds: 'the session has not expired', refusals: ['SESSION_EXPIRED'] },
   sequence: { holds: 'the message is the next one', refusals: ['OUT_OF_ORDER'] },
   body: { holds: 'the body is a JSON object with as many card responses as asked', refusals: ['MALFORMED_MESSAGE'] },
-  signature: { holds: 'the reader’s device key signed session, sequence and body', refusals: ['BAD_SIGNATURE'] },
-  challenge: { holds: 'the hello signs this session’s challenge and presents both certificates', refusals: ['CHALLENGE_MISMATCH', 'CERTIFICATE_MISSING'] },
-  chains: { holds: 'the national and the city certificate chain to their CAs, valid and not revoked', refusals: ['CERTIFICATE_REVOKED', 'CERTIFICATE_EXPIRED', 'UNKNOWN_CA'] },
-  registration: { holds: 'the certificates are the reader’s registered ones, and the reader is ACTIVE', refusals: ['CERTIFICATE_NOT_THIS_READER', 'READER_NOT_ACTIVE'] },
+  signature: { holds: 'the reader signed session, sequence and body: the hello with its national certificate’s key (access), every later message with its city certificate’s', refusals: ['BAD_SIGNATURE'] },
+  'reader-report': { holds: 'the reader ran the host’s last message: it did not refuse it as unsigned, uncertified, altered, replayed or another session’s', refusals: ['HOST_MESSAGE_REFUSED'] },
+  challenge: { holds: 'the hello signs this session’s challenge and presents both certificates, and the encryption certificate (readers with a key pair per purpose)', refusals: ['CHALLENGE_MISMATCH', 'CERTIFICATE_MISSING'] },
+  chains: { holds: 'the national, the city and the encryption certificate chain to their CAs, valid, not revoked, of their profile', refusals: ['CERTIFICATE_REVOKED', 'CERTIFICATE_EXPIRED', 'UNKNOWN_CA'] },
+  registration: { holds: 'the certificates are the reader’s registered ones (the encryption one too, when it has one), and the reader is ACTIVE', refusals: ['CERTIFICATE_NOT_THIS_READER', 'READER_NOT_ACTIVE'] },
   'card-answers': { holds: 'the card answered as asked (status 9000, the expected length, an algorithm we implement, the key its card company holds)', refusals: ['CARD_ERROR', 'INSUFFICIENT_BALANCE', 'UNKNOWN_CARD_KEY'] },
   'card-status': { holds: 'a card company issued the card, the reader’s city takes it, and it is not LOST, BLOCKED, REPLACED or EXPIRED', refusals: ['UNKNOWN_CARD_ISSUER', 'CROSS_CITY_NOT_ALLOWED', 'CARD_NOT_USABLE'] },
   counters: { holds: 'the card’s counter is not below the highest it has proved', refusals: ['COUNTER_ROLLBACK'] },
@@ -90,19 +93,19 @@ const HELLO: MessageStep = { name: 'hello', before: [], step: hello, checks: ['c
 
 export const PIPELINE: Readonly<Partial<Record<MessageKind, MessageStep>>> = {
   'CPU * OPEN': HELLO,
-  'CPU BALANCE AUTHENTICATED': { name: 'firstAnswers', before: ['signature'], step: balanceRead, checks: ['body', 'card-answers', 'card-status', 'card-answers'] },
-  'CPU LOAD AUTHENTICATED': { name: 'firstAnswers', before: ['signature'], step: loadInitialized, checks: ['body', 'card-answers', 'card-status', 'card-answers', 'counters', 'card-answers', 'cryptograms', 'purpose'] },
-  'CPU LOAD AWAITING_TAC': { name: 'tacAnswer', before: ['signature'], step: loadCredited, checks: ['body', 'card-answers', 'cryptograms'] },
-  'CPU PURCHASE AUTHENTICATED': { name: 'firstAnswers', before: ['signature'], step: purchaseInitialized, checks: ['body', 'card-answers', 'card-status', 'card-answers', 'counters', 'card-answers', 'purpose', 'purse-cover', 'card-answers'] },
-  'CPU PURCHASE AWAITING_TAC': { name: 'debitAnswer', before: ['signature'], step: purchaseDebited, checks: ['body', 'card-answers', 'cryptograms'] },
-  'CPU * AWAITING_PROOF': { name: 'proofAnswer', before: ['signature'], step: proofAnswered, checks: ['body', 'transaction-proof'] },
+  'CPU BALANCE AUTHENTICATED': { name: 'firstAnswers', before: ['signature', 'reader-report'], step: balanceRead, checks: ['body', 'card-answers', 'card-status', 'card-answers'] },
+  'CPU LOAD AUTHENTICATED': { name: 'firstAnswers', before: ['signature', 'reader-report'], step: loadInitialized, checks: ['body', 'card-answers', 'card-status', 'card-answers', 'counters', 'card-answers', 'cryptograms', 'purpose'] },
+  'CPU LOAD AWAITING_TAC': { name: 'tacAnswer', before: ['signature', 'reader-report'], step: loadCredited, checks: ['body', 'card-answers', 'cryptograms'] },
+  'CPU PURCHASE AUTHENTICATED': { name: 'firstAnswers', before: ['signature', 'reader-report'], step: purchaseInitialized, checks: ['body', 'card-answers', 'card-status', 'card-answers', 'counters', 'card-answers', 'purpose', 'purse-cover', 'card-answers'] },
+  'CPU PURCHASE AWAITING_TAC': { name: 'debitAnswer', before: ['signature', 'reader-report'], step: purchaseDebited, checks: ['body', 'card-answers', 'cryptograms'] },
+  'CPU * AWAITING_PROOF': { name: 'proofAnswer', before: ['signature', 'reader-report'], step: proofAnswered, checks: ['body', 'transaction-proof'] },
   'M1 * OPEN': HELLO,
-  'M1 * AUTHENTICATED': { name: 'm1Identified', before: ['signature'], step: m1Identified, checks: ['body', 'card-answers', 'card-status'] },
-  'M1 BALANCE AWAITING_PURSE': { name: 'm1PurseRead', before: ['signature'], step: m1PurseRead, checks: ['body', 'card-answers'] },
-  'M1 LOAD AWAITING_PURSE': { name: 'm1PurseRead', before: ['signature'], step: m1PurseRead, checks: ['body', 'card-answers'] },
-  'M1 PURCHASE AWAITING_PURSE': { name: 'm1PurseRead', before: ['signature'], step: m1PurseRead, checks: ['body', 'card-answers', 'purse-cover', 'purpose'] },
-  'M1 LOAD AWAITING_WRITE': { name: 'm1Written', before: ['signature'], step: m1Written, checks: ['body', 'card-answers'] },
-  'M1 PURCHASE AWAITING_WRITE': { name: 'm1Written', before: ['signature'], step: m1Written, checks: ['body', 'card-answers'] },
+  'M1 * AUTHENTICATED': { name: 'm1Identified', before: ['signature', 'reader-report'], step: m1Identified, checks: ['body', 'card-answers', 'card-status'] },
+  'M1 BALANCE AWAITING_PURSE': { name: 'm1PurseRead', before: ['signature', 'reader-report'], step: m1PurseRead, checks: ['body', 'card-answers'] },
+  'M1 LOAD AWAITING_PURSE': { name: 'm1PurseRead', before: ['signature', 'reader-report'], step: m1PurseRead, checks: ['body', 'card-answers'] },
+  'M1 PURCHASE AWAITING_PURSE': { name: 'm1PurseRead', before: ['signature', 'reader-report'], step: m1PurseRead, checks: ['body', 'card-answers', 'purse-cover', 'purpose'] },
+  'M1 LOAD AWAITING_WRITE': { name: 'm1Written', before: ['signature', 'reader-report'], step: m1Written, checks: ['body', 'card-answers'] },
+  'M1 PURCHASE AWAITING_WRITE': { name: 'm1Written', before: ['signature', 'reader-report'], step: m1Written, checks: ['body', 'card-answers'] },
 };
 
 /** Which step a message is: the session's card type, operation and state. */

@@ -17,6 +17,8 @@ export const SESSION_REFUSALS = [
   'CERTIFICATE_NOT_THIS_READER',
   'READER_NOT_ACTIVE',
   'BAD_SIGNATURE',
+  /** The reader refused a host message (unsigned, signed by a key its pinned CAs do not certify, another session's or sequence's, altered) and ran nothing. */
+  'HOST_MESSAGE_REFUSED',
   'CARD_ERROR',
   'UNKNOWN_CARD_ISSUER',
   'CROSS_CITY_NOT_ALLOWED',

@@ -1,4 +1,5 @@
-import type { SealedCommand } from './envelope.js';
+import type { HostMessage, SealedCommand } from './envelope.js';
+export type { HostMessage };
 import type { SessionRefusal } from './session.errors.js';
 
 export type CardOperation = 'BALANCE' | 'LOAD' | 'PURCHASE';
@@ -55,7 +56,10 @@ export interface SessionContext {
   /** Who finishes the operation's business side when the card is done (a purpose's name, e.g. `counter-load`). */
   purpose?: string;
   purposeData?: Record<string, unknown>;
+  /** The reader's encryption key (its encryption certificate's; a SINGLE_KEY reader's one key): sealed commands are wrapped to it. */
   publicKeyPem?: string;
+  /** The reader's city certificate key: it signs every message after the hello. */
+  signingKeyPem?: string;
   cardCompanyId?: string;
   cityCode?: string;
   /** The card's currency: the one of its card company's city. */

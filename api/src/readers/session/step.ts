@@ -1,3 +1,4 @@
+import type { KeyObject } from 'node:crypto';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { KeyStore } from '../key-store.js';
 import type { ReaderRow } from '../readers.service.js';
@@ -14,7 +15,12 @@ export interface SessionDeps {
   observers: readonly PurseObserver[];
   /** The card registry's status of a card, for the card status check. */
   cardStatus: CardStatusLookup;
+  /** The key that signs what the host sends the reader: its city's host key (api/src/pki/host-key.ts). */
+  hostKey: HostKeySource;
 }
+
+/** The host signing key for a reader's city. */
+export type HostKeySource = (em: EntityManager, reader: ReaderRow) => Promise<{ privateKey: KeyObject; chainPem: string[] }>;
 
 export interface StepResult {
   state: SessionState;

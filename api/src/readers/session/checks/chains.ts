@@ -37,12 +37,19 @@ export function isRegisteredCityCertificate(reader: Pick<ReaderRow, 'city_certif
   return check.serial === reader.city_certificate_serial && publicKeyFingerprint(check.certificate.publicKey) === reader.public_key_fingerprint;
 }
 
-/** The hello's two chains, national then city; the first refused one refuses the session. */
-export async function checkChains(em: EntityManager, reader: ReaderRow, pems: { nationalPem: string; cityPem: string }, now: Date) {
+/** The reader's encryption certificate chains to its city's working CA, valid, not revoked, of the encryption profile. */
+async function verifyEncryptionChain(em: EntityManager, reader: Pick<ReaderRow, 'city_id'>, pem: string, now: Date): Promise<ChainCheck> {
+  const cityCa = await findCityCa(em, reader.city_id);
+  return chainCheckOf(cityCa ? await checkLeaf(em, pem, { caId: cityCa.id, profile: 'reader-encryption', now }) : { ok: false, refusal: 'UNKNOWN_CA' });
+}
+
+/** The hello's chains, national, city, then encryption (when presented); the first refused one refuses the session. */
+export async function checkChains(em: EntityManager, reader: ReaderRow, pems: { nationalPem: string; cityPem: string; encryptionPem: string | null }, now: Date) {
   const checks = [await verifyNationalChain(em, pems.nationalPem, now), await verifyCityChain(em, reader, pems.cityPem, now)];
+  if (pems.encryptionPem) checks.push(await verifyEncryptionChain(em, reader, pems.encryptionPem, now));
   for (const check of checks) {
     if (!check.ok) throw new SessionError(check.refusal, `a reader certificate was refused: ${check.reason}`).at('chains');
   }
-  const [national, city] = checks as Extract<ChainCheck, { ok: true }>[];
-  return { national: national!, city: city! };
+  const [national, city, encryption] = checks as Extract<ChainCheck, { ok: true }>[];
+  return { national: national!, city: city!, encryption: encryption ?? null };
 }

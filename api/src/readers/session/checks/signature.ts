@@ -10,7 +10,7 @@ export function checkSignature(publicKeyPem: string, session: SessionRow, messag
   }
 }
 
-/** Every message after the hello: signed with the key the hello proved. */
+/** Every message after the hello: signed with the city certificate's key the hello presented (one key for all, in sessions opened before the split). */
 export function checkStepSignature(session: SessionRow, message: IncomingMessage): void {
-  checkSignature(session.context.publicKeyPem!, session, message);
+  checkSignature(session.context.signingKeyPem ?? session.context.publicKeyPem!, session, message);
 }

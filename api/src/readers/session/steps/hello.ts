@@ -12,16 +12,23 @@ import { terminalIdOf } from '../terminal.js';
 /** The key index of the load and purchase keys the host asks the card to use. */
 const KEY_INDEX = 1;
 
-/** Message 0: the reader proves itself with both chains and a signature over the challenge. */
+/**
+ * Message 0: the reader proves itself with its chains and, with the national certificate's key, a
+ * signature over the challenge (access). Its later messages are signed with the city certificate's
+ * key; what is sealed to it goes to the encryption certificate's (DESIGN.md §6). A SINGLE_KEY reader
+ * (registered before the split) has one key in all three roles.
+ */
 export const hello: Step = async ({ em, now, session, reader, message, body }) => {
-  const pems = checkChallenge(session, body);
+  const pems = checkChallenge(session, body, reader.key_scheme);
   const chains = await checkChains(em, reader, pems, now);
   checkRegistration(reader, chains);
-  const publicKeyPem = forge.pki.publicKeyToPem(chains.city.certificate.publicKey);
-  checkSignature(publicKeyPem, session, message);
+  checkSignature(forge.pki.publicKeyToPem(chains.national.certificate.publicKey), session, message);
+  const signingKeyPem = forge.pki.publicKeyToPem(chains.city.certificate.publicKey);
+  // The steps seal to `publicKeyPem`.
+  const publicKeyPem = chains.encryption ? forge.pki.publicKeyToPem(chains.encryption.certificate.publicKey) : signingKeyPem;
   // An M1 card first tells its UID (its sector keys derive from it); a CPU card answers APDUs.
   const commands: ReaderCommand[] = session.card_type === 'M1' ? [{ readUid: true }] : firstCommands(session, reader).map((c) => ({ apdu: hex(c) }));
-  return { state: 'AUTHENTICATED', context: { ...session.context, publicKeyPem }, commands };
+  return { state: 'AUTHENTICATED', context: { ...session.context, publicKeyPem, signingKeyPem }, commands };
 };
 
 /** SELECT, the card's identity (SFI 0x15), then what the operation asks first (again after a proof round, steps/cpu.ts). */
