@@ -12,7 +12,7 @@ import { autoTopUpOf, setAutoTopUp } from './auto-top-up.js';
 import { resolvePendingLoad } from './pending-load.js';
 import { TopUpError, type TopUpErrorCode } from './topups.errors.js';
 import { openClientSecret } from './client-secret.js';
-import { createTopUp, findTopUpFor, listTopUpsOfCard, pendingLoadOfCard, refundTopUp, topUpHistory, type TopUpRow, type TopUpStatus } from './topups.service.js';
+import { clientSecretSealedOf, createTopUp, findTopUpFor, listTopUpsOfCard, pendingLoadOfCard, refundTopUp, topUpHistory, type TopUpRow, type TopUpStatus } from './topups.service.js';
 import { AutoTopUpPayload, AutoTopUpType, CreateTopUpInput, RefundTopUpInput, ResolvePendingLoadInput, SetAutoTopUpInput, TopUpConnection, type TopUpOriginEnum, TopUpPayload, TopUpStatusChange, TopUpStatusEnum, TopUpType } from './topups.types.js';
 
 const CODES: Record<TopUpErrorCode, UserErrorCode> = {
@@ -48,7 +48,6 @@ export function topUpView(row: TopUpRow, gatewayUrl: string | undefined): TopUpT
     status: row.status as TopUpStatusEnum,
     origin: row.origin as TopUpOriginEnum,
     paymentUrl: row.status === 'AWAITING_PAYMENT' && row.gateway_intent_id && gatewayUrl ? `${gatewayUrl}/checkout/${row.gateway_intent_id}` : null,
-    clientSecret: row.status === 'AWAITING_PAYMENT' ? openClientSecret(row.id, row.client_secret_sealed) : null,
     failureCode: row.failure_code,
     failureMessage: row.failure_message,
     createdAt: row.created_at,
@@ -86,6 +85,24 @@ export class TopUpResolver {
   async topUp(@Arg('id', () => ID, { description: 'Global id of the TopUp.' }) id: string, @Ctx() ctx: GraphQLContext): Promise<TopUpType | null> {
     const row = await findTopUpFor(ctx.em, ctx.principal!, fromGlobalId(id, 'TopUp').id);
     return row ? topUpView(row, ctx.config.gateway?.url) : null;
+  }
+
+  /**
+   * Read from the row each time, never from the top-up object: a createTopUp answer is stored (in
+   * clear, 48 h) for replays, and the secret must not be in it; a replay after the payment then
+   * no longer hands it out either.
+   */
+  @FieldResolver(() => String, { nullable: true, description: 'The gateway’s client secret of the payment, for a gateway SDK in the holder’s app; only while the top-up awaits payment.' })
+  async clientSecret(@Root() topUp: TopUpType, @Ctx() ctx: GraphQLContext): Promise<string | null> {
+    const row = await clientSecretSealedOf(ctx.em, topUp.uuid);
+    if (row?.status !== 'AWAITING_PAYMENT') return null;
+    try {
+      return openClientSecret(topUp.uuid, row.client_secret_sealed);
+    } catch (err) {
+      // A secret that cannot be opened (another key) costs the app its gateway SDK path, not the top-up.
+      ctx.log.error({ err, topUp: topUp.uuid }, 'could not open a top-up’s gateway client secret');
+      return null;
+    }
   }
 
   @FieldResolver(() => [TopUpStatusChange], { description: 'Every status change, oldest first.' })

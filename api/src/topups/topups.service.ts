@@ -122,6 +122,12 @@ export async function findTopUpFor(em: EntityManager, principal: Principal, id: 
   return row ?? null;
 }
 
+/** A top-up's status and sealed gateway client secret, as they are now. */
+export async function clientSecretSealedOf(em: EntityManager, id: string): Promise<{ status: TopUpStatus; client_secret_sealed: string | null } | null> {
+  const [row] = await em.execute<{ status: TopUpStatus; client_secret_sealed: string | null }[]>(`select status, client_secret_sealed from top_up where id = ?`, [id]);
+  return row ?? null;
+}
+
 /** A card's top-ups, newest first; keyset on (created_at, id). The card's own visibility is the caller's. */
 export function listTopUpsOfCard(em: EntityManager, cardId: string, opts: { after?: { createdAt: string; id: string }; statuses?: TopUpStatus[]; limit: number }): Promise<TopUpRow[]> {
   const params: unknown[] = [cardId];
