@@ -238,7 +238,8 @@ export interface IdempotencyOptions<T> {
    * False for an answer that is not the outcome yet (the payment gateway did not answer): it is
    * returned but not stored, and the key is released, so a retry runs the mutation again. Only for
    * a mutation that is itself idempotent underneath (createTopUp: its own row per key, and the
-   * gateway's key per top-up), since that retry is a second execution. Default: every answer is final.
+   * gateway's key per top-up), since that retry is a second execution. In a transactional mutation a
+   * non-final answer must be a refusal (rolled back); any other throws. Default: every answer is final.
    */
   isFinal?: (payload: T) => boolean;
   /**
@@ -263,6 +264,13 @@ export interface IdempotentRequest {
 
 /** Another process took the claim over while this one ran (it was taken for dead): this execution is rolled back. */
 class ClaimLost extends Error {}
+
+/** A transactional mutation answered a non-final payload that is not a refusal: a bug; its effect is rolled back. */
+class NonFinalSuccess extends Error {
+  constructor() {
+    super('a transactional @Idempotent mutation answered a payload that is not final and not a refusal (no userErrors): its effect is rolled back, as its key is given back for a retry');
+  }
+}
 
 /** Carries a refusal out of its savepoint, so that what it wrote is rolled back and its answer kept. */
 class Refusal<T> extends Error {
@@ -360,7 +368,12 @@ async function runInTransaction<T>(ctx: GraphQLContext, c: Claim, run: () => Pro
       } finally {
         ctx.em = tx;
       }
-      if (!final(payload)) return { payload, stored: false };
+      if (!final(payload)) {
+        // Its key is given back and a retry runs again: only a refusal (rolled back above) may be
+        // answered so; a non-final answer with an effect would commit it twice.
+        if (!isRefusal(payload)) throw new NonFinalSuccess();
+        return { payload, stored: false };
+      }
       if (!(await complete(tx, c, payload))) throw new ClaimLost();
       return { payload, stored: true };
     });
