@@ -34,8 +34,14 @@ import { LOCK_HELD_SQL, livenessFor } from './process-liveness.js';
 export const IDEMPOTENCY_RETENTION_HOURS = 48;
 /** An IN_FLIGHT claim whose lease has not been renewed for this long is given up, even if its process lives (e.g. a release that failed). */
 export const IN_FLIGHT_LEASE_SECONDS = 60;
-/** How often a running mutation renews its lease: well inside it, so only a dead process loses it. */
-const LEASE_RENEWAL_MS = 20_000;
+/** How often a running mutation renews its lease (and re-stamps it with its process's current liveness lock). */
+const LEASE_RENEWAL_MS = 5_000;
+/**
+ * A resumable mutation (the gateway call outside any transaction) is not fenced by a transaction:
+ * its claim is taken over only when its lock is gone AND its lease has gone this long unrenewed, so
+ * that a live process whose liveness session died (its claims' lock no longer held) keeps its claim.
+ */
+const RESUMABLE_UNRENEWED_SECONDS = 10;
 /** The same rule as the service-level keys (top-ups, ledger entries) had: printable ASCII, not blank. */
 const KEY = /^[\x20-\x7e]{1,200}$/;
 
@@ -176,6 +182,7 @@ type ClaimOutcome = { kind: 'claimed' } | { kind: 'replay'; payload: unknown } |
  * held), or its lease ran out unrenewed (a claim of a process with no liveness, or one it failed to release).
  */
 const STALE = `(coalesce(locked_until <= now(), false) or (owner_lock is not null and not ${LOCK_HELD_SQL('owner_lock')}))`;
+const STALE_RESUMABLE = `(coalesce(locked_until <= now(), false) or (owner_lock is not null and locked_until <= now() + interval '${IN_FLIGHT_LEASE_SECONDS - RESUMABLE_UNRENEWED_SECONDS} seconds' and not ${LOCK_HELD_SQL('owner_lock')}))`;
 
 /**
  * Claims (client, key) for one execution, each step its own committed statement: a new key (or
@@ -183,7 +190,8 @@ const STALE = `(coalesce(locked_until <= now(), false) or (owner_lock is not nul
  * stale IN_FLIGHT claim with the same request is taken over by a conditional update, so of two
  * that try, one wins.
  */
-async function claim(c: Claim, operation: string, hash: string): Promise<ClaimOutcome> {
+async function claim(c: Claim, operation: string, hash: string, resumable: boolean): Promise<ClaimOutcome> {
+  const stale = resumable ? STALE_RESUMABLE : STALE;
   const [inserted] = await c.em.execute<{ owner: string }[]>(
     `insert into idempotency_record (client_id, holder_id, key, operation, request_hash, state, owner, owner_lock, locked_until, created_at, expires_at)
      values (?, ?, ?, ?, ?, 'IN_FLIGHT', ?, ?::bigint, now() + interval '${IN_FLIGHT_LEASE_SECONDS} seconds', now(), now() + interval '${IDEMPOTENCY_RETENTION_HOURS} hours')
@@ -196,7 +204,8 @@ async function claim(c: Claim, operation: string, hash: string): Promise<ClaimOu
   );
   if (inserted) return { kind: 'claimed' };
   const [row] = await c.em.execute<{ operation: string; request_hash: string; state: 'IN_FLIGHT' | 'DONE'; response: Json; stale: boolean }[]>(
-    `select operation, request_hash, state, response, ${STALE} as stale from idempotency_record where client_id = ? and holder_id = ? and key = ?`,
+    // pg_locks is probed only for a claim still in flight, not for every replay.
+    `select operation, request_hash, state, response, case when state = 'IN_FLIGHT' then ${stale} else false end as stale from idempotency_record where client_id = ? and holder_id = ? and key = ?`,
     [c.clientId, c.holderId, c.key],
   );
   if (!row) return { kind: 'gone' }; // released or purged between the two statements: try again
@@ -205,15 +214,23 @@ async function claim(c: Claim, operation: string, hash: string): Promise<ClaimOu
   if (!row.stale) return { kind: 'in-flight' };
   const [taken] = await c.em.execute<{ owner: string }[]>(
     `update idempotency_record set owner = ?, owner_lock = ?::bigint, locked_until = now() + interval '${IN_FLIGHT_LEASE_SECONDS} seconds'
-      where client_id = ? and holder_id = ? and key = ? and state = 'IN_FLIGHT' and request_hash = ? and ${STALE}
+      where client_id = ? and holder_id = ? and key = ? and state = 'IN_FLIGHT' and request_hash = ? and ${stale}
       returning owner`,
     [c.owner, c.ownerLock, c.clientId, c.holderId, c.key, hash],
   );
   return taken ? { kind: 'claimed' } : { kind: 'gone' };
 }
 
-function renewLease(c: Claim): Promise<unknown> {
-  return c.em.execute(`update idempotency_record set locked_until = now() + interval '${IN_FLIGHT_LEASE_SECONDS} seconds' where client_id = ? and holder_id = ? and key = ? and owner = ? and state = 'IN_FLIGHT'`, [c.clientId, c.holderId, c.key, c.owner]);
+/** Renews the lease, under the process's liveness lock as it is now (a new one if its session was lost; none, then the lease alone tells). */
+async function renewLease(c: Claim): Promise<unknown> {
+  c.ownerLock = (await livenessFor(c.em))?.lock ?? null;
+  return c.em.execute(`update idempotency_record set locked_until = now() + interval '${IN_FLIGHT_LEASE_SECONDS} seconds', owner_lock = ?::bigint where client_id = ? and holder_id = ? and key = ? and owner = ? and state = 'IN_FLIGHT'`, [
+    c.ownerLock,
+    c.clientId,
+    c.holderId,
+    c.key,
+    c.owner,
+  ]);
 }
 
 /** Gives the key back (the mutation threw, or its answer is not final): the next call with it runs. */
@@ -299,7 +316,7 @@ export async function idempotent<T>(ctx: GraphQLContext, request: IdempotentRequ
   const liveness = await livenessFor(em);
   const c: Claim = { em, clientId, holderId, key: request.key, owner: `${hostname()}:${process.pid}:${randomUUID()}`, ownerLock: liveness?.lock ?? null };
   for (let attempt = 0; ; attempt++) {
-    const outcome = await claim(c, request.operation, hash);
+    const outcome = await claim(c, request.operation, hash, options.effect === 'resumable');
     if (outcome.kind === 'claimed') break;
     if (outcome.kind === 'replay') return outcome.payload as T;
     if (outcome.kind === 'reused') throw keyReused(outcome.operation);
