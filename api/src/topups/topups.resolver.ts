@@ -36,6 +36,13 @@ const CODES: Record<TopUpErrorCode, UserErrorCode> = {
  */
 const createIsFinal = (p: TopUpPayload) => !(p.topUp?.status === TopUpStatusEnum.CREATED && p.userErrors.some((e) => e.code === UserErrorCode.GATEWAY_UNAVAILABLE));
 
+/**
+ * A refund answered GATEWAY_UNAVAILABLE with the top-up still REFUNDING is not an outcome yet: the
+ * job submits it again. Not stored, so a retry with the key finds the refund by its key and answers
+ * how it ended (REFUNDED, or the gateway's refusal) instead of replaying GATEWAY_UNAVAILABLE for ever.
+ */
+const refundIsFinal = (p: TopUpPayload) => !(p.topUp?.status === TopUpStatusEnum.REFUNDING && p.userErrors.some((e) => e.code === UserErrorCode.GATEWAY_UNAVAILABLE));
+
 const toUserError = (err: TopUpError) => userError(CODES[err.code], err.message, ['input', ...(err.field ? [err.field] : [])]);
 
 export function topUpView(row: TopUpRow, gatewayUrl: string | undefined): TopUpType {
@@ -130,7 +137,7 @@ export class TopUpResolver {
       'Refunds a PAID top-up that is not on the card, through the gateway: the card company (topups:write) any of its cards’; a cardholder app (card:topup) its holder’s once the card can no longer be used (lost, blocked, replaced, expired). Idempotent by idempotencyKey (docs/api-conventions.md#idempotency).',
   })
   // The gateway call is outside the database: refundTopUp finds the refund it started by the key on a retry.
-  @Idempotent({ effect: 'resumable' })
+  @Idempotent<TopUpPayload>({ isFinal: refundIsFinal, effect: 'resumable' })
   refundTopUp(@Arg('input', () => RefundTopUpInput, { description: 'The top-up to refund and your idempotency key.' }) input: RefundTopUpInput, @Ctx() ctx: GraphQLContext): Promise<TopUpPayload> {
     return payload(ctx, () => refundTopUp(ctx.em, ctx.gateway ?? null, ctx.principal!, fromGlobalId(input.topUp, 'TopUp').id, input.idempotencyKey));
   }

@@ -586,9 +586,11 @@ export async function refundTopUp(em: EntityManager, gateway: GatewayClient | nu
     if (!gateway) throw new TopUpError('GATEWAY_UNAVAILABLE', 'no payment gateway is configured');
     return startRefund(tx, locked, randomUUID(), `refund by ${principal.clientId}`, null, refundKey);
   });
-  // The request's refund went back to PAID: the gateway refused it, which was (and stays) its answer.
-  if (claimed.status === 'PAID') return { topUp: claimed, gatewayError: new TopUpError('NOT_REFUNDABLE', `the gateway refused the refund: ${claimed.failure_message ?? 'refused'}`, 'topUp') };
-  if (claimed.status !== 'REFUNDING') return { topUp: claimed };
+  // This request's refund ended REFUNDED (another refund would have written its own key), or is
+  // still on its way; anything else (back to PAID, or loaded onto the card since) means the gateway
+  // refused it, which was (and stays) its answer: never a success-looking one.
+  if (claimed.status === 'REFUNDED') return { topUp: claimed };
+  if (claimed.status !== 'REFUNDING') return { topUp: claimed, gatewayError: new TopUpError('NOT_REFUNDABLE', `the gateway refused the refund: ${claimed.failure_message ?? 'refused'}`, 'topUp') };
   await crashPoint('refund-started', 'refundTopUp');
   if (!gateway) return { topUp: claimed, gatewayError: new TopUpError('GATEWAY_UNAVAILABLE', 'no payment gateway is configured') };
   const gatewayError = await submitRefund(em, gateway, claimed);
