@@ -9,6 +9,8 @@ import { issueCard as registerCard } from '../src/cards/cards.service.js';
 import { SCRUB_STORED_CLIENT_SECRETS } from '../src/db/migrations/Migration20261206000040_scrub_stored_client_secrets.js';
 import { sealClearClientSecrets } from '../src/db/migrations/Migration20261206000002_seal_gateway_client_secrets.js';
 import { fromGlobalId } from '../src/graphql/global-id.js';
+import { seal } from '../src/secrets/kek.js';
+import { clientSecretContext } from '../src/topups/client-secret.js';
 import { type SandboxGateway, startSandboxGateway } from '../src/topups/gateway/sandbox-gateway.js';
 import { cardholderApp, issueCard, testCardNumber, useCardSessionWorld } from './support/card-sessions.js';
 import { TEST_KEK } from './support/server.js';
@@ -85,6 +87,14 @@ describe('the gateway client secret at rest', () => {
     expect(record!.response.topUp).toMatchObject({ status: 'AWAITING_PAYMENT', amount: { amount: { $bigint: '1000' } } });
     // The replay still answers, with the secret read from the row.
     expect((await app.request<{ createTopUp: { topUp: TopUp } }>(CREATE, { input })).createTopUp.topUp.clientSecret).toBe(topUp.clientSecret);
+  });
+
+  it('a secret that cannot be opened (sealed under another key) answers null, not INTERNAL_SERVER_ERROR', async () => {
+    const { app, topUp, uuid } = await awaitingTopUp();
+    const otherKey = Buffer.alloc(32, 7);
+    await world.db.orm.em.fork().execute(`update top_up set client_secret_sealed = ? where id = ?`, [seal(otherKey, clientSecretContext(uuid), Buffer.from('pi_x_secret_y')), uuid]);
+    const read = await app.request<{ topUp: TopUp }>(GET, { id: topUp.id });
+    expect(read.topUp).toMatchObject({ status: 'AWAITING_PAYMENT', clientSecret: null });
   });
 
   it('the migration seals secrets an older version stored in clear', async () => {

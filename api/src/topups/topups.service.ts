@@ -448,6 +448,14 @@ function statusOfIntent(intent: PaymentIntent): TopUpStatus | null {
   }
 }
 
+function sealIfPossible(topUpId: string, secret: string | null | undefined): string | null {
+  try {
+    return sealClientSecret(topUpId, secret);
+  } catch {
+    return null; // no key in this process: the app falls back to the payment page (paymentUrl)
+  }
+}
+
 /**
  * Applies what the gateway says of a payment intent (create answer, webhook, poll) to its top-up,
  * once and forward only. PAID books the money: gateway clearing → the card company's pending loads.
@@ -460,7 +468,10 @@ export async function applyIntent(em: EntityManager, topUpId: string, intent: Pa
     if (topUp.gateway_intent_id && topUp.gateway_intent_id !== intent.id) return 'stale';
     // Never book what we did not ask for; answered (not retried forever) and left for a person.
     if (!Number.isSafeInteger(intent.amount) || BigInt(intent.amount) !== BigInt(topUp.amount) || String(intent.currency).toUpperCase() !== topUp.currency) return 'mismatch';
-    await tx.execute(`update top_up set gateway_intent_id = ?, client_secret_sealed = coalesce(client_secret_sealed, ?), gateway_charge_id = coalesce(gateway_charge_id, ?), updated_at = now() where id = ?`, [intent.id, sealClientSecret(topUp.id, intent.client_secret), intent.latest_charge ?? null, topUp.id]);
+    // Sealed once, when first seen: a later answer (webhook, poll) needs no key, so a process that has
+    // none (or a key that fails) still books a PAID intent; the secret is only worth its sealing while it awaits payment.
+    const sealed = topUp.client_secret_sealed ?? sealIfPossible(topUp.id, intent.client_secret);
+    await tx.execute(`update top_up set gateway_intent_id = ?, client_secret_sealed = ?, gateway_charge_id = coalesce(gateway_charge_id, ?), updated_at = now() where id = ?`, [intent.id, sealed, intent.latest_charge ?? null, topUp.id]);
     const to = statusOfIntent(intent);
     if (!to || to === topUp.status || !TOP_UP_TRANSITIONS[topUp.status].includes(to)) return 'stale';
     const failure = to === 'FAILED' ? { failureCode: intent.last_payment_error?.decline_code ?? intent.last_payment_error?.code ?? 'payment_failed', failureMessage: intent.last_payment_error?.message ?? null } : {};
