@@ -6,7 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { GraphQLContext } from '../src/graphql/context.js';
-import { idempotent } from '../src/graphql/idempotency.js';
+import { drainIdempotentMutations, idempotent } from '../src/graphql/idempotency.js';
 import { stopLiveness } from '../src/graphql/process-liveness.js';
 import { userError, UserErrorCode } from '../src/graphql/user-error.js';
 import { freshDatabase, type TestDatabase } from './support/database.js';
@@ -53,5 +53,29 @@ describe('a non-final answer of a transactional mutation', () => {
     expect(await run('refusal', refusal)).toEqual(refusal);
     expect(await effects('refusal')).toBe(0);
     expect(await records('refusal')).toEqual([]);
+  });
+});
+
+describe('a clean stop', () => {
+  it('waits for the idempotent mutations still running before it ends the liveness lock (platform.ts)', async () => {
+    const events: string[] = [];
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    let started!: () => void;
+    const running = new Promise<void>((r) => (started = r));
+    const ctx = contextOf();
+    const mutation = idempotent(ctx, { operation: 'probe', key: 'draining', args: { input: { idempotencyKey: 'draining' } } }, async () => {
+      started();
+      await held;
+      events.push('mutation finished');
+      return { ok: true, userErrors: [] };
+    });
+    await running;
+    const drained = drainIdempotentMutations(60_000).then(() => events.push('drained'));
+    await new Promise((r) => setImmediate(r));
+    events.push('released');
+    release();
+    await Promise.all([mutation, drained]);
+    expect(events).toEqual(['released', 'mutation finished', 'drained']);
   });
 });

@@ -304,6 +304,29 @@ const isRefusal = (payload: unknown) => Array.isArray((payload as { userErrors?:
  * while the mutation runs. The answer goes with the effect (`options.effect`).
  */
 export async function idempotent<T>(ctx: GraphQLContext, request: IdempotentRequest, run: () => Promise<T>, options: IdempotencyOptions<T> = {}): Promise<T> {
+  const execution = runOnce(ctx, request, run, options);
+  executing.add(execution);
+  try {
+    return await execution;
+  } finally {
+    executing.delete(execution);
+  }
+}
+
+/** The idempotent mutations this process is running. */
+const executing = new Set<Promise<unknown>>();
+
+/**
+ * Waits (at most `timeoutMs`) for the idempotent mutations this process runs to finish: a clean
+ * stop ends its liveness lock only after them, so their claims do not look dead while they still run.
+ */
+export async function drainIdempotentMutations(timeoutMs = 10_000): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([Promise.allSettled([...executing]), new Promise<void>((r) => (timer = setTimeout(r, timeoutMs)))]);
+  clearTimeout(timer);
+}
+
+async function runOnce<T>(ctx: GraphQLContext, request: IdempotentRequest, run: () => Promise<T>, options: IdempotencyOptions<T>): Promise<T> {
   const clientId = ctx.principal?.clientId;
   if (!clientId) throw new GraphQLError('Authentication required: send an OAuth access token', { extensions: { code: 'UNAUTHENTICATED', http: { status: 401 } } });
   if (!KEY.test(request.key) || !request.key.trim()) {
