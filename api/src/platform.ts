@@ -11,7 +11,7 @@ import { createHttpApp } from './http/app.js';
 import { createHttpServer } from './http/server.js';
 import { startBackgroundJobs } from './jobs/background-jobs.js';
 import { startWebhookDelivery } from './webhooks/delivery-worker.js';
-import { purgeExpiredIdempotencyRecords } from './graphql/idempotency.js';
+import { drainIdempotentMutations, purgeExpiredIdempotencyRecords } from './graphql/idempotency.js';
 import { armCrashPoints } from './graphql/crash-point.js';
 import { stopLiveness } from './graphql/process-liveness.js';
 import { expirePayments } from './payments/payments.service.js';
@@ -90,8 +90,12 @@ export async function startPlatform(configured: Config, log: Logger): Promise<Ru
     undo.push(() => database.stop());
     const orm = await openOrm(database.url);
     undo.push(() => orm.close(true));
-    // This process's liveness lock (idempotency claims), if a mutation started it; before the pool closes.
-    undo.push(() => stopLiveness());
+    // This process's liveness lock (idempotency claims), if a mutation started it; before the pool
+    // closes, and after the mutations still running have finished (their claims must not look dead).
+    undo.push(async () => {
+      await drainIdempotentMutations();
+      await stopLiveness();
+    });
     armCrashPoints(config.testCrashProbability);
     await migrate(orm, log);
 

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OneCardClient } from '../../sdk-js/src/index.js';
 import { createCardholder } from '../src/auth/cardholders.service.js';
 import { createClient } from '../src/auth/clients.service.js';
-import { LOOKUPS_PER_HOUR } from '../src/bills/account-lookups.js';
+import { FAILED_BINDS_PER_HOUR, LOOKUPS_PER_HOUR } from '../src/bills/account-lookups.js';
 import { toGlobalId } from '../src/graphql/global-id.js';
 import { BillerKind } from '../src/tenancy/biller.entity.js';
 import { createBiller, createCity } from '../src/tenancy/tenancy.service.js';
@@ -176,12 +176,32 @@ describe('binding an account to a holder', () => {
     const guesser = await holder('guesser');
     const reference = await referenceOf(9);
     await bind(guesser, 9, reference);
-    for (let n = 20; n < 20 + LOOKUPS_PER_HOUR - 1; n++) expect((await bind(guesser, n, `REF-${n}`)).body.data.bindBillAccount.userErrors[0].code).toBe('NOT_FOUND');
-    const throttled = await bind(guesser, 11, await referenceOf(11));
-    expect(throttled.status).toBe(429);
-    expect(throttled.body.errors[0].extensions.code).toBe('THROTTLED');
-    expect((await lookUp(guesser, 1)).status).toBe(429);
+    // Wrong proofs have a budget of their own, whatever the accounts …
+    for (let n = 20; n < 20 + FAILED_BINDS_PER_HOUR; n++) expect((await bind(guesser, n, `REF-${n}`)).body.data.bindBillAccount.userErrors[0].code).toBe('NOT_FOUND');
+    for (const attempt of [await bind(guesser, 30, 'REF-30'), await bind(guesser, 11, await referenceOf(11))]) {
+      expect(attempt.status).toBe(429);
+      expect(attempt.body.errors[0].extensions.code).toBe('THROTTLED');
+    }
+    // … and each attempt was a look-up of its account: 6 accounts so far, 4 more, then THROTTLED.
+    for (const n of [1, 2, 3, 4]) expect((await lookUp(guesser, n)).status).toBe(200);
+    expect((await lookUp(guesser, 5)).status).toBe(429);
     // The account it bound (before the budget ran out) still answers, as often as it likes.
     for (let i = 0; i < 3; i++) expect((await lookUp(guesser, 9)).body.data.billsForAccount.bills).toHaveLength(1);
+  });
+  it('wrong references on one account are not free after the first: 50 guesses are THROTTLED from the 6th, each one audited', async () => {
+    const prober = await holder('prober');
+    const answers = [];
+    for (let i = 0; i < 50; i++) answers.push(await bind(prober, 13, `WB-2026-10-${String(i).padStart(7, '0')}`));
+    expect(answers.slice(0, FAILED_BINDS_PER_HOUR).map((a) => a.body.data.bindBillAccount.userErrors[0].code)).toEqual(Array(FAILED_BINDS_PER_HOUR).fill('NOT_FOUND'));
+    for (const a of answers.slice(FAILED_BINDS_PER_HOUR)) {
+      expect(a.status).toBe(429);
+      expect(a.body.errors[0].extensions.code).toBe('THROTTLED');
+    }
+    // Even the right reference now waits out the hour: otherwise the guessing just goes on.
+    expect((await bind(prober, 13, await referenceOf(13))).status).toBe(429);
+    const audit = await auditOf(prober.id);
+    expect(audit).toHaveLength(51);
+    expect(audit.every((r) => r.action === 'BIND' && r.account_number === account(13))).toBe(true);
+    expect(audit.map((r) => r.outcome)).toEqual([...Array(FAILED_BINDS_PER_HOUR).fill('REFUSED'), ...Array(51 - FAILED_BINDS_PER_HOUR).fill('THROTTLED')]);
   });
 });

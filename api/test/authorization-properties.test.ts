@@ -11,7 +11,7 @@ import type { OneCardClient } from '../../sdk-js/src/index.js';
 import { createCardholder } from '../src/auth/cardholders.service.js';
 import { createClient } from '../src/auth/clients.service.js';
 import { issueCard as registerCard } from '../src/cards/cards.service.js';
-import { toGlobalId } from '../src/graphql/global-id.js';
+import { fromGlobalId, toGlobalId } from '../src/graphql/global-id.js';
 import { createMerchant } from '../src/tenancy/tenancy.service.js';
 import { apiClient, issueCard, newReader, OPEN, sessionsOf, testCardNumber, useCardSessionWorld, type TestReader } from './support/card-sessions.js';
 import { bearerClient, cardholderAccessToken, clientCredentialsToken, discover } from './support/oauth.js';
@@ -125,5 +125,17 @@ describe('a payment the holder’s own card paid', () => {
     }
     const other = await graphql(world.server.url, parties, { id }, as(mallory.token));
     expect(other.body.data.payment).toBeNull();
+
+    // The card is registered to another holder later: the payment stays Alice's, its order reference hers.
+    const orderReference = payer.body.data.payment.orderReference as string;
+    await world.db.orm.em.fork().execute(`update card set holder_id = ? where id = ?`, [mallory.id, card.id]);
+    const later = await graphql(world.server.url, `query($id: ID!) { payment(id: $id) { status orderReference refunds { id } } }`, { id }, as(mallory.token));
+    expect(JSON.stringify(later.body)).not.toContain(orderReference);
+    const stillAlices = await graphql(world.server.url, parties, { id }, as(alice.token));
+    expect(stillAlices.body.errors).toBeUndefined();
+    expect(stillAlices.body.data.payment).toMatchObject({ orderReference, refunds: [] });
+    // The card that paid is recorded when it pays, and only then.
+    const [row] = await world.db.orm.em.fork().execute<{ card_asn: string; payer_holder_id: string }[]>(`select card_asn, payer_holder_id from payment where id = ?`, [fromGlobalId(id, 'Payment').id]);
+    expect(row).toEqual({ card_asn: chip.asn, payer_holder_id: alice.id });
   });
 });

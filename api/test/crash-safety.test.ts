@@ -60,7 +60,7 @@ beforeAll(async () => {
   shopId = shop.id;
   merchant = await apiClient(world, 'MERCHANT', shop.id, ['payments:write', 'payments:read', 'refunds:write']);
   issuer = await apiClient(world, 'ISSUER', world.gz.cardCompanyId, ['topups:write', 'cards:read']);
-  operator = await apiClient(world, 'OPERATOR', null as unknown as string, ['tenants:manage', 'ledger:write']);
+  operator = await apiClient(world, 'OPERATOR', null as unknown as string, ['tenants:manage', 'ledger:read', 'ledger:write']);
   counter = await newReader(world, 'GZ-COUNTER-CRASH', world.gz);
   ({ id: holderId, app } = await cardholderApp(world, 'crash-li'));
   home = await newReader(world, 'HOME-crash-li', world.gz, { kind: 'CARDHOLDER', id: holderId });
@@ -81,10 +81,16 @@ function crashAt(operation: string, point: CrashPoint) {
   });
 }
 
-/** The API is back: the dead process's liveness lock went with its connection. */
+/**
+ * The API is back: the dead process's liveness lock went with its connection, and the seconds a
+ * restart takes have passed. A resumable mutation's claim (createTopUp, refundTopUp) is taken over
+ * only once its lease has also gone 10 s unrenewed (a live process whose liveness session alone died
+ * keeps it: idempotency.ts); that time is played by ageing the leases.
+ */
 async function restart() {
   setCrashHook(null);
   await stopLiveness();
+  await world.db.orm.em.fork().execute(`update idempotency_record set locked_until = locked_until - interval '10 seconds' where state = 'IN_FLIGHT'`);
 }
 
 /** One call, no SDK retries: what a client that lost the answer saw (an error), or the payload. */
@@ -381,7 +387,7 @@ describe('a crash between the effect and its answer', () => {
     await restart();
 
     const retried = await call(by, query, input);
-    expect(retried.error).toBeUndefined(); // at once: no 409 for the dead process's claim
+    expect(retried.error).toBeUndefined(); // once the API is back: no 409 for the dead process's claim
     expect(retried.payload).toMatchObject({ ...success, userErrors: [] });
     expect(await effects(retried.payload)).toBe(1);
     // The answer is stored: the same again, with no second effect.

@@ -328,6 +328,30 @@ describe('the same key while the first request runs', () => {
     expect((await create(alice, input)).body).toEqual(taken.body);
   });
 
+  it('a live process whose liveness connection died: a retry of its running top-up is a conflict, not a second execution', async () => {
+    const card = await newCard(alice);
+    const key = 'liveness-lost';
+    const input = { card: card.id, amount: 1_300, idempotencyKey: key, paymentMethod: 'pm_card_visa' };
+    proxy.delayMs = 2_000;
+    let first: ReturnType<typeof create>;
+    try {
+      first = create(alice, input);
+      for (let i = 0; i < 100 && !(await recordOf(alice, key)); i++) await new Promise((r) => setTimeout(r, 20));
+      expect(await recordOf(alice, key)).toMatchObject({ state: 'IN_FLIGHT' });
+      // The liveness session dies under the running process (a database-side kill, a silent network drop).
+      const killed = await db.orm.em.fork().execute(`select pg_terminate_backend(pid) from pg_stat_activity where application_name = 'onecard-liveness' and datname = current_database()`);
+      expect(killed.length).toBeGreaterThan(0);
+      const retry = await create(alice, input);
+      expect(retry.status).toBe(409);
+      expect(codeOf(retry)).toBe('IDEMPOTENCY_CONFLICT');
+    } finally {
+      proxy.delayMs = 0;
+    }
+    expect((await first).body.data.createTopUp).toMatchObject({ topUp: { status: 'PAID' }, userErrors: [] });
+    expect(createsAsked(card)).toBe(1);
+    expect(await topUpsOf(card)).toBe(1);
+  });
+
   it('a stale claim for another request is not taken over: IDEMPOTENCY_KEY_REUSED', async () => {
     const card = await newCard(alice);
     await db.orm.em.fork().execute(

@@ -273,5 +273,28 @@ describe('webhooks', () => {
     const [pending] = await db.orm.em.fork().execute<{ balance: string }[]>(`select balance from ledger_account where code = ?`, [`card-company.${companyId}.pending-loads.CNY`]);
     expect(BigInt(pending!.balance)).toBeGreaterThanOrEqual(2_000n);
     await ledgerOk();
+    // The first answer (GATEWAY_UNAVAILABLE) was not the outcome: a retry with its key answers the refusal.
+    const retried = await app.request<{ refundTopUp: { topUp: TopUp; userErrors: { code: string }[] } }>(REFUND, { input: { topUp: topUp.id, idempotencyKey: 'refund-while-down' } });
+    expect(retried.refundTopUp.userErrors.map((e) => e.code)).toEqual(['NOT_REFUNDABLE']);
+    expect(retried.refundTopUp.topUp.status).toBe('PAID');
+  });
+
+  it('a refund answered GATEWAY_UNAVAILABLE that the job then finishes: a retry with its key answers REFUNDED, not the old GATEWAY_UNAVAILABLE', async () => {
+    const { topUp, pi } = await awaiting('refund-finished', 1_800);
+    await sendEvent('payment_intent.succeeded', { ...pi, status: 'succeeded' });
+    await db.orm.em.fork().execute(`update card set status = 'LOST' where id = (select card_id from top_up where id = ?)`, [topUpUuid(topUp.id)]);
+    const REFUND = `mutation($input: RefundTopUpInput!) { refundTopUp(input: $input) { topUp { ${TOP_UP} } userErrors { code } } }`;
+    const refund = () => app.request<{ refundTopUp: { topUp: TopUp; userErrors: { code: string }[] } }>(REFUND, { input: { topUp: topUp.id, idempotencyKey: 'refund-finished-by-job' } });
+    nock(GATEWAY).post('/v1/refunds').times(3).reply(503, { error: { type: 'api_error', message: 'down' } });
+    expect((await refund()).refundTopUp.userErrors.map((e) => e.code)).toEqual(['GATEWAY_UNAVAILABLE']);
+    nock(GATEWAY)
+      .post('/v1/refunds')
+      .reply(answer((form) => [200, { id: 're_nock_2', object: 'refund', amount: 1_800, currency: 'cny', payment_intent: pi.id, status: 'succeeded', metadata: { topUpId: topUpUuid(topUp.id), attempt: form.get('metadata[attempt]') }, created: 0 }]));
+    await runTopUpJobs(db.orm.em.fork(), new GatewayClient({ url: GATEWAY, secretKey: SECRET }), { now: new Date(Date.now() + 120_000) });
+    expect((await get(topUp.id)).status).toBe('REFUNDED');
+    const retried = await refund();
+    expect(retried.refundTopUp.userErrors).toEqual([]);
+    expect(retried.refundTopUp.topUp.status).toBe('REFUNDED');
+    await ledgerOk();
   });
 });

@@ -19,10 +19,21 @@ const WINDOW = `interval '1 hour'`;
 export type LookUpAction = 'LOOK_UP' | 'BIND';
 export type AuditOutcome = 'FOUND' | 'NOT_FOUND' | 'NOT_ALLOWED' | 'REFUSED' | 'BOUND';
 
+/**
+ * Wrong binding proofs one holder may give in an hour, whatever the accounts (the distinct-accounts
+ * budget above does not count a second try on the same account, so it alone would let references be
+ * guessed without limit), and on one account in a day.
+ */
+export const FAILED_BINDS_PER_HOUR = 5;
+export const FAILED_BINDS_PER_ACCOUNT_PER_DAY = 5;
+
 /** The holder has used its hour's look-ups; it may look again after `retryAfterSeconds`. */
 export class LookUpThrottled extends Error {
-  constructor(readonly retryAfterSeconds: number) {
-    super(`too many account look-ups: at most ${LOOKUPS_PER_HOUR} accounts an hour; try again in ${retryAfterSeconds} s, or bind the accounts that are yours`);
+  constructor(
+    readonly retryAfterSeconds: number,
+    message = `too many account look-ups: at most ${LOOKUPS_PER_HOUR} accounts an hour; try again in ${retryAfterSeconds} s, or bind the accounts that are yours`,
+  ) {
+    super(message);
     this.name = 'LookUpThrottled';
   }
 }
@@ -58,6 +69,23 @@ export async function admitLookUp(em: EntityManager, principal: Principal, bille
         outcome,
         bound,
       ]);
+    if (!bound && action === 'BIND') {
+      // A bind whose outcome is still open counts as failed: binds sent at once cannot slip under the limit.
+      const [failed] = await tx.execute<{ hour: number; day_on_account: number; retry_at: Date | null }[]>(
+        `select count(*) filter (where at > now() - ${WINDOW})::int as hour,
+                count(*) filter (where biller_id = ? and account_number = ?)::int as day_on_account,
+                case when count(*) filter (where biller_id = ? and account_number = ?) >= ? then min(at) filter (where biller_id = ? and account_number = ?) + interval '1 day'
+                     else min(at) filter (where at > now() - ${WINDOW}) + ${WINDOW} end as retry_at
+           from bill_lookup
+          where holder_id = ? and action = 'BIND' and at > now() - interval '1 day' and (outcome = 'REFUSED' or outcome is null)`,
+        [billerId, accountNumber, billerId, accountNumber, FAILED_BINDS_PER_ACCOUNT_PER_DAY, billerId, accountNumber, holderId],
+      );
+      if (failed!.hour >= FAILED_BINDS_PER_HOUR || failed!.day_on_account >= FAILED_BINDS_PER_ACCOUNT_PER_DAY) {
+        await audit('THROTTLED');
+        const [{ seconds }] = await tx.execute<{ seconds: number }[]>(`select greatest(1, ceil(extract(epoch from (?::timestamptz - now()))))::int as seconds`, [failed!.retry_at]);
+        return { throttled: seconds, message: `too many wrong binding proofs: at most ${FAILED_BINDS_PER_HOUR} an hour, and ${FAILED_BINDS_PER_ACCOUNT_PER_DAY} a day on one account; try again in ${seconds} s` } as const;
+      }
+    }
     if (!bound) {
       const [budget] = await tx.execute<{ accounts: number; seen: boolean; oldest: Date | null }[]>(
         `select count(distinct (biller_id, account_number))::int as accounts,
@@ -77,7 +105,7 @@ export async function admitLookUp(em: EntityManager, principal: Principal, bille
     return { auditId: row!.id, bound };
   }).then((admitted): AdmittedLookUp => {
     // Thrown after the commit, so the THROTTLED audit row stays.
-    if ('throttled' in admitted) throw new LookUpThrottled(admitted.throttled!);
+    if ('throttled' in admitted) throw new LookUpThrottled(admitted.throttled!, 'message' in admitted ? admitted.message : undefined);
     return admitted;
   });
 }
@@ -95,8 +123,8 @@ export interface Binding {
 /**
  * Binds an account to the holder, where its biller allows it, on proof that the holder has one of
  * the account's bills in hand: the biller's reference printed on it (any of the account's bills,
- * paid or not). Each attempt is a look-up of the account (audited, throttled), so references cannot
- * be guessed at speed. Binding again is a no-op that answers the binding.
+ * paid or not). Each attempt is a look-up of the account (audited, throttled), and wrong proofs have
+ * a budget of their own (FAILED_BINDS_PER_HOUR), so references cannot be guessed at speed. Binding again is a no-op that answers the binding.
  */
 export async function bindAccount(em: EntityManager, principal: Principal, input: { billerId: string; accountNumber: string; billerReference: string }): Promise<Binding> {
   if (principal.kind !== 'CARDHOLDER_APP' || !principal.holderId) throw new BillError('FORBIDDEN_OPERATION', 'an account is bound by a cardholder’s app', 'biller');

@@ -34,8 +34,14 @@ import { LOCK_HELD_SQL, livenessFor } from './process-liveness.js';
 export const IDEMPOTENCY_RETENTION_HOURS = 48;
 /** An IN_FLIGHT claim whose lease has not been renewed for this long is given up, even if its process lives (e.g. a release that failed). */
 export const IN_FLIGHT_LEASE_SECONDS = 60;
-/** How often a running mutation renews its lease: well inside it, so only a dead process loses it. */
-const LEASE_RENEWAL_MS = 20_000;
+/** How often a running mutation renews its lease (and re-stamps it with its process's current liveness lock). */
+const LEASE_RENEWAL_MS = 5_000;
+/**
+ * A resumable mutation (the gateway call outside any transaction) is not fenced by a transaction:
+ * its claim is taken over only when its lock is gone AND its lease has gone this long unrenewed, so
+ * that a live process whose liveness session died (its claims' lock no longer held) keeps its claim.
+ */
+const RESUMABLE_UNRENEWED_SECONDS = 10;
 /** The same rule as the service-level keys (top-ups, ledger entries) had: printable ASCII, not blank. */
 const KEY = /^[\x20-\x7e]{1,200}$/;
 
@@ -176,6 +182,7 @@ type ClaimOutcome = { kind: 'claimed' } | { kind: 'replay'; payload: unknown } |
  * held), or its lease ran out unrenewed (a claim of a process with no liveness, or one it failed to release).
  */
 const STALE = `(coalesce(locked_until <= now(), false) or (owner_lock is not null and not ${LOCK_HELD_SQL('owner_lock')}))`;
+const STALE_RESUMABLE = `(coalesce(locked_until <= now(), false) or (owner_lock is not null and locked_until <= now() + interval '${IN_FLIGHT_LEASE_SECONDS - RESUMABLE_UNRENEWED_SECONDS} seconds' and not ${LOCK_HELD_SQL('owner_lock')}))`;
 
 /**
  * Claims (client, key) for one execution, each step its own committed statement: a new key (or
@@ -183,7 +190,8 @@ const STALE = `(coalesce(locked_until <= now(), false) or (owner_lock is not nul
  * stale IN_FLIGHT claim with the same request is taken over by a conditional update, so of two
  * that try, one wins.
  */
-async function claim(c: Claim, operation: string, hash: string): Promise<ClaimOutcome> {
+async function claim(c: Claim, operation: string, hash: string, resumable: boolean): Promise<ClaimOutcome> {
+  const stale = resumable ? STALE_RESUMABLE : STALE;
   const [inserted] = await c.em.execute<{ owner: string }[]>(
     `insert into idempotency_record (client_id, holder_id, key, operation, request_hash, state, owner, owner_lock, locked_until, created_at, expires_at)
      values (?, ?, ?, ?, ?, 'IN_FLIGHT', ?, ?::bigint, now() + interval '${IN_FLIGHT_LEASE_SECONDS} seconds', now(), now() + interval '${IDEMPOTENCY_RETENTION_HOURS} hours')
@@ -196,7 +204,8 @@ async function claim(c: Claim, operation: string, hash: string): Promise<ClaimOu
   );
   if (inserted) return { kind: 'claimed' };
   const [row] = await c.em.execute<{ operation: string; request_hash: string; state: 'IN_FLIGHT' | 'DONE'; response: Json; stale: boolean }[]>(
-    `select operation, request_hash, state, response, ${STALE} as stale from idempotency_record where client_id = ? and holder_id = ? and key = ?`,
+    // pg_locks is probed only for a claim still in flight, not for every replay.
+    `select operation, request_hash, state, response, case when state = 'IN_FLIGHT' then ${stale} else false end as stale from idempotency_record where client_id = ? and holder_id = ? and key = ?`,
     [c.clientId, c.holderId, c.key],
   );
   if (!row) return { kind: 'gone' }; // released or purged between the two statements: try again
@@ -205,15 +214,23 @@ async function claim(c: Claim, operation: string, hash: string): Promise<ClaimOu
   if (!row.stale) return { kind: 'in-flight' };
   const [taken] = await c.em.execute<{ owner: string }[]>(
     `update idempotency_record set owner = ?, owner_lock = ?::bigint, locked_until = now() + interval '${IN_FLIGHT_LEASE_SECONDS} seconds'
-      where client_id = ? and holder_id = ? and key = ? and state = 'IN_FLIGHT' and request_hash = ? and ${STALE}
+      where client_id = ? and holder_id = ? and key = ? and state = 'IN_FLIGHT' and request_hash = ? and ${stale}
       returning owner`,
     [c.owner, c.ownerLock, c.clientId, c.holderId, c.key, hash],
   );
   return taken ? { kind: 'claimed' } : { kind: 'gone' };
 }
 
-function renewLease(c: Claim): Promise<unknown> {
-  return c.em.execute(`update idempotency_record set locked_until = now() + interval '${IN_FLIGHT_LEASE_SECONDS} seconds' where client_id = ? and holder_id = ? and key = ? and owner = ? and state = 'IN_FLIGHT'`, [c.clientId, c.holderId, c.key, c.owner]);
+/** Renews the lease, under the process's liveness lock as it is now (a new one if its session was lost; none, then the lease alone tells). */
+async function renewLease(c: Claim): Promise<unknown> {
+  c.ownerLock = (await livenessFor(c.em))?.lock ?? null;
+  return c.em.execute(`update idempotency_record set locked_until = now() + interval '${IN_FLIGHT_LEASE_SECONDS} seconds', owner_lock = ?::bigint where client_id = ? and holder_id = ? and key = ? and owner = ? and state = 'IN_FLIGHT'`, [
+    c.ownerLock,
+    c.clientId,
+    c.holderId,
+    c.key,
+    c.owner,
+  ]);
 }
 
 /** Gives the key back (the mutation threw, or its answer is not final): the next call with it runs. */
@@ -238,7 +255,8 @@ export interface IdempotencyOptions<T> {
    * False for an answer that is not the outcome yet (the payment gateway did not answer): it is
    * returned but not stored, and the key is released, so a retry runs the mutation again. Only for
    * a mutation that is itself idempotent underneath (createTopUp: its own row per key, and the
-   * gateway's key per top-up), since that retry is a second execution. Default: every answer is final.
+   * gateway's key per top-up), since that retry is a second execution. In a transactional mutation a
+   * non-final answer must be a refusal (rolled back); any other throws. Default: every answer is final.
    */
   isFinal?: (payload: T) => boolean;
   /**
@@ -264,6 +282,13 @@ export interface IdempotentRequest {
 /** Another process took the claim over while this one ran (it was taken for dead): this execution is rolled back. */
 class ClaimLost extends Error {}
 
+/** A transactional mutation answered a non-final payload that is not a refusal: a bug; its effect is rolled back. */
+class NonFinalSuccess extends Error {
+  constructor() {
+    super('a transactional @Idempotent mutation answered a payload that is not final and not a refusal (no userErrors): its effect is rolled back, as its key is given back for a retry');
+  }
+}
+
 /** Carries a refusal out of its savepoint, so that what it wrote is rolled back and its answer kept. */
 class Refusal<T> extends Error {
   constructor(readonly payload: T) {
@@ -279,6 +304,29 @@ const isRefusal = (payload: unknown) => Array.isArray((payload as { userErrors?:
  * while the mutation runs. The answer goes with the effect (`options.effect`).
  */
 export async function idempotent<T>(ctx: GraphQLContext, request: IdempotentRequest, run: () => Promise<T>, options: IdempotencyOptions<T> = {}): Promise<T> {
+  const execution = runOnce(ctx, request, run, options);
+  executing.add(execution);
+  try {
+    return await execution;
+  } finally {
+    executing.delete(execution);
+  }
+}
+
+/** The idempotent mutations this process is running. */
+const executing = new Set<Promise<unknown>>();
+
+/**
+ * Waits (at most `timeoutMs`) for the idempotent mutations this process runs to finish: a clean
+ * stop ends its liveness lock only after them, so their claims do not look dead while they still run.
+ */
+export async function drainIdempotentMutations(timeoutMs = 10_000): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([Promise.allSettled([...executing]), new Promise<void>((r) => (timer = setTimeout(r, timeoutMs)))]);
+  clearTimeout(timer);
+}
+
+async function runOnce<T>(ctx: GraphQLContext, request: IdempotentRequest, run: () => Promise<T>, options: IdempotencyOptions<T>): Promise<T> {
   const clientId = ctx.principal?.clientId;
   if (!clientId) throw new GraphQLError('Authentication required: send an OAuth access token', { extensions: { code: 'UNAUTHENTICATED', http: { status: 401 } } });
   if (!KEY.test(request.key) || !request.key.trim()) {
@@ -291,7 +339,7 @@ export async function idempotent<T>(ctx: GraphQLContext, request: IdempotentRequ
   const liveness = await livenessFor(em);
   const c: Claim = { em, clientId, holderId, key: request.key, owner: `${hostname()}:${process.pid}:${randomUUID()}`, ownerLock: liveness?.lock ?? null };
   for (let attempt = 0; ; attempt++) {
-    const outcome = await claim(c, request.operation, hash);
+    const outcome = await claim(c, request.operation, hash, options.effect === 'resumable');
     if (outcome.kind === 'claimed') break;
     if (outcome.kind === 'replay') return outcome.payload as T;
     if (outcome.kind === 'reused') throw keyReused(outcome.operation);
@@ -360,7 +408,12 @@ async function runInTransaction<T>(ctx: GraphQLContext, c: Claim, run: () => Pro
       } finally {
         ctx.em = tx;
       }
-      if (!final(payload)) return { payload, stored: false };
+      if (!final(payload)) {
+        // Its key is given back and a retry runs again: only a refusal (rolled back above) may be
+        // answered so; a non-final answer with an effect would commit it twice.
+        if (!isRefusal(payload)) throw new NonFinalSuccess();
+        return { payload, stored: false };
+      }
       if (!(await complete(tx, c, payload))) throw new ClaimLost();
       return { payload, stored: true };
     });

@@ -27,25 +27,45 @@ const running = new Map<string, Promise<Liveness>>();
  * True when the advisory lock `owner_lock` (a column or parameter, bigint) is held in this database:
  * a bigint key shows in pg_locks as classid (high 32 bits), objid (low 32 bits), objsubid 1.
  */
-export const LOCK_HELD_SQL = (ownerLock: string) => `exists (
-  select 1 from pg_locks l
-   where l.locktype = 'advisory' and l.granted and l.objsubid = 1
+const HELD_BY = (ownerLock: string) => `l.locktype = 'advisory' and l.granted and l.objsubid = 1
      and l.database = (select oid from pg_database where datname = current_database())
-     and l.classid = ((${ownerLock}) >> 32)::oid and l.objid = ((${ownerLock}) & 4294967295)::oid)`;
+     and l.classid = ((${ownerLock}) >> 32)::oid and l.objid = ((${ownerLock}) & 4294967295)::oid`;
+export const LOCK_HELD_SQL = (ownerLock: string) => `exists (select 1 from pg_locks l where ${HELD_BY(ownerLock)})`;
+
+/** How often a liveness checks that its session still holds its lock. */
+const HEARTBEAT_MS = 5_000;
 
 async function start(url: string): Promise<Liveness> {
   // Below 2^62: positive, and both halves fit pg_locks' unsigned 32-bit columns.
   const lock = ((BigInt(randomInt(1, 2 ** 30)) << 32n) | BigInt(randomInt(0, 2 ** 32 - 1))).toString();
-  const client = new pg.Client({ connectionString: url, application_name: 'onecard-liveness' });
+  // keepAlive and the time-outs: a session that died silently (a dropped network path) is noticed,
+  // not waited on for ever.
+  const client = new pg.Client({ connectionString: url, application_name: 'onecard-liveness', keepAlive: true, connectionTimeoutMillis: 2_000, query_timeout: 2_000 });
   let alive = true;
+  let heartbeat: NodeJS.Timeout | undefined;
   const lost = () => {
     alive = false;
+    clearInterval(heartbeat);
   };
   // A lost connection (database restart, the database dropped under a test) only ends this liveness.
   client.on('error', lost);
   client.on('end', lost);
   await client.connect();
   await client.query('select pg_advisory_lock($1::bigint)', [lock]);
+  // The lock must still be this session's: otherwise the process stamps claims with a lock nobody
+  // holds (each looks dead). Then it stops counting as alive; the next use takes a new lock.
+  heartbeat = setInterval(() => {
+    client
+      .query(`select exists (select 1 from pg_locks l where l.pid = pg_backend_pid() and ${HELD_BY('$1::bigint')}) as held`, [lock])
+      .then((r: { rows: { held: boolean }[] }) => r.rows[0]?.held === true)
+      .catch(() => false)
+      .then((held) => {
+        if (held || !alive) return;
+        lost();
+        client.end().catch(() => {});
+      });
+  }, HEARTBEAT_MS);
+  heartbeat.unref();
   // The connection must not keep a process alive that has nothing else to do.
   (client as unknown as { connection?: { stream?: { unref?: () => void } } }).connection?.stream?.unref?.();
   return {

@@ -36,7 +36,8 @@ async function settle(em: EntityManager, payment: PaymentRow, sessionId: string,
   });
   await recordClearingItem(em, { kind: 'PAYMENT', participant: { kind: 'MERCHANT', id: payment.merchant_id }, cardCompanyId: paidBy.cardCompanyId, amount, currency, entryKey: `payment:${payment.id}`, reference: payment.id });
   const card = await findCardByAsn(em, asn);
-  await movePayment(em, payment, 'SUCCEEDED', { cardSessionId: sessionId, cardId: card?.id ?? null });
+  // card_asn: the card that paid, the only link to a card the registry does not know (card_id null).
+  await movePayment(em, payment, 'SUCCEEDED', { cardSessionId: sessionId, cardId: card?.id ?? null, cardAsn: asn });
 }
 
 export const merchantPayment: CardSessionPurpose = {
@@ -71,8 +72,8 @@ export const merchantPayment: CardSessionPurpose = {
       if (!merchant || merchant.status !== TenantStatus.ACTIVE) throw new SessionError('PURPOSE_REFUSED', 'the merchant does not take payments now');
     },
     async claim(em, payment, pending, claim) {
-      // card_asn: the card asked to pay, the only link to a card the registry does not know (card_id null).
-      await em.execute(`update payment set status = 'PROCESSING', card_session_id = ?, card_claim = ?, card_asn = ?, updated_at = now() where id = ?`, [pending.session.id, JSON.stringify(claim), pending.asn, payment.id]);
+      // Not card_asn: that is the card that paid, written when the payment succeeds (settle).
+      await em.execute(`update payment set status = 'PROCESSING', card_session_id = ?, card_claim = ?, updated_at = now() where id = ?`, [pending.session.id, JSON.stringify(claim), payment.id]);
     },
     settle,
     async countFailedAttempt(em, payment, refusal) {

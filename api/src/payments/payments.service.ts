@@ -66,8 +66,7 @@ export const MAX_ATTEMPTS = 3;
 export const CLAIM_GRACE_SECONDS = 24 * 3600;
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-const COLUMNS = `p.*, p.amount::text as amount, p.refunded_amount::text as refunded_amount, btrim(p.currency) as currency, m.name as merchant_name,
-  (select c.holder_id from card c where c.id = p.card_id) as payer_holder_id`;
+const COLUMNS = `p.*, p.amount::text as amount, p.refunded_amount::text as refunded_amount, btrim(p.currency) as currency, m.name as merchant_name`;
 const FROM = `payment p join merchant m on m.id = p.merchant_id`;
 
 export const paymentGlobalId = (id: string) => toGlobalId('Payment', id);
@@ -103,7 +102,8 @@ function visibility(principal: Principal): { sql: string; params: unknown[] } | 
   // A holder's app: a payment waiting for a card (its id is what the checkout hands over), or one
   // the holder's own cards paid.
   if (principal.kind === 'CARDHOLDER_APP' && scopes.includes('card:topup') && principal.holderId && UUID.test(principal.holderId)) {
-    return { sql: `(p.status in ('REQUIRES_CARD','PROCESSING') or p.card_id in (select id from card where holder_id = ?))`, params: [principal.holderId] };
+    // The payer is the card's holder when it paid, not whoever holds the card now.
+    return { sql: `(p.status in ('REQUIRES_CARD','PROCESSING') or p.payer_holder_id = ?)`, params: [principal.holderId] };
   }
   return null;
 }
@@ -233,7 +233,12 @@ export function paymentEventPayload(p: PaymentRow, extra: Record<string, unknown
 }
 
 /** Moves a payment (locked in the caller's transaction) along PAYMENT_TRANSITIONS, with its event. */
-export async function movePayment(em: EntityManager, payment: PaymentRow, to: PaymentStatus, set: { cancelReason?: 'MERCHANT' | 'EXPIRED'; failureCode?: string | null; cardSessionId?: string | null; claim?: PaymentClaim | null; cardId?: string | null } = {}): Promise<PaymentRow> {
+export async function movePayment(
+  em: EntityManager,
+  payment: PaymentRow,
+  to: PaymentStatus,
+  set: { cancelReason?: 'MERCHANT' | 'EXPIRED'; failureCode?: string | null; cardSessionId?: string | null; claim?: PaymentClaim | null; cardId?: string | null; cardAsn?: string | null } = {},
+): Promise<PaymentRow> {
   if (!PAYMENT_TRANSITIONS[payment.status].includes(to)) throw new PaymentError('INVALID_STATE', `a ${payment.status} payment cannot become ${to}`);
   await em.execute(
     `update payment set status = ?, updated_at = now(),
@@ -242,7 +247,11 @@ export async function movePayment(em: EntityManager, payment: PaymentRow, to: Pa
             failure_code = coalesce(?, failure_code),
             card_session_id = case when ? then ? else card_session_id end,
             card_claim = case when ? then ?::jsonb else card_claim end,
-            card_id = coalesce(?, card_id), card_asn = coalesce(?, card_asn)
+            card_id = coalesce(?::uuid, card_id),
+            -- the card that paid, and its holder then (a card registered to someone else later does not
+            -- make them the payer): written when the payment succeeds, never at a claim
+            card_asn = case when ? = 'SUCCEEDED' then coalesce(?, card_asn) else card_asn end,
+            payer_holder_id = case when ? = 'SUCCEEDED' then (select c.holder_id from card c where c.id = coalesce(?::uuid, payment.card_id)) else payer_holder_id end
       where id = ?`,
     [
       to,
@@ -255,7 +264,10 @@ export async function movePayment(em: EntityManager, payment: PaymentRow, to: Pa
       set.claim !== undefined,
       set.claim ? JSON.stringify(set.claim) : null,
       set.cardId ?? null,
-      set.claim?.cardAsn ?? null,
+      to,
+      set.cardAsn ?? null,
+      to,
+      set.cardId ?? null,
       payment.id,
     ],
   );

@@ -14,7 +14,7 @@ import { loadKeyEncryptionKey } from '../secrets/kek.js';
 import { SoftwareKeyStore } from '../readers/key-store.js';
 import { TopUpError, type TopUpErrorCode } from './topups.errors.js';
 import { openClientSecret } from './client-secret.js';
-import { createTopUp, findTopUpFor, listTopUpsOfCard, pendingLoadOfCard, refundTopUp, topUpHistory, type TopUpRow, type TopUpStatus } from './topups.service.js';
+import { clientSecretSealedOf, createTopUp, findTopUpFor, listTopUpsOfCard, pendingLoadOfCard, refundTopUp, topUpHistory, type TopUpRow, type TopUpStatus } from './topups.service.js';
 import { AutoTopUpPayload, AutoTopUpType, CreateTopUpInput, RefundTopUpInput, ResolvePendingLoadInput, SetAutoTopUpInput, TopUpConnection, type TopUpOriginEnum, TopUpPayload, TopUpStatusChange, TopUpStatusEnum, TopUpType } from './topups.types.js';
 
 const CODES: Record<TopUpErrorCode, UserErrorCode> = {
@@ -38,6 +38,13 @@ const CODES: Record<TopUpErrorCode, UserErrorCode> = {
  */
 const createIsFinal = (p: TopUpPayload) => !(p.topUp?.status === TopUpStatusEnum.CREATED && p.userErrors.some((e) => e.code === UserErrorCode.GATEWAY_UNAVAILABLE));
 
+/**
+ * A refund answered GATEWAY_UNAVAILABLE with the top-up still REFUNDING is not an outcome yet: the
+ * job submits it again. Not stored, so a retry with the key finds the refund by its key and answers
+ * how it ended (REFUNDED, or the gateway's refusal) instead of replaying GATEWAY_UNAVAILABLE for ever.
+ */
+const refundIsFinal = (p: TopUpPayload) => !(p.topUp?.status === TopUpStatusEnum.REFUNDING && p.userErrors.some((e) => e.code === UserErrorCode.GATEWAY_UNAVAILABLE));
+
 const toUserError = (err: TopUpError) => userError(CODES[err.code], err.message, ['input', ...(err.field ? [err.field] : [])]);
 
 export function topUpView(row: TopUpRow, gatewayUrl: string | undefined): TopUpType {
@@ -50,7 +57,6 @@ export function topUpView(row: TopUpRow, gatewayUrl: string | undefined): TopUpT
     status: row.status as TopUpStatusEnum,
     origin: row.origin as TopUpOriginEnum,
     paymentUrl: row.status === 'AWAITING_PAYMENT' && row.gateway_intent_id && gatewayUrl ? `${gatewayUrl}/checkout/${row.gateway_intent_id}` : null,
-    clientSecret: row.status === 'AWAITING_PAYMENT' ? openClientSecret(row.id, row.client_secret_sealed) : null,
     failureCode: row.failure_code,
     failureMessage: row.failure_message,
     createdAt: row.created_at,
@@ -90,6 +96,24 @@ export class TopUpResolver {
     return row ? topUpView(row, ctx.config.gateway?.url) : null;
   }
 
+  /**
+   * Read from the row each time, never from the top-up object: a createTopUp answer is stored (in
+   * clear, 48 h) for replays, and the secret must not be in it; a replay after the payment then
+   * no longer hands it out either.
+   */
+  @FieldResolver(() => String, { nullable: true, description: 'The gateway’s client secret of the payment, for a gateway SDK in the holder’s app; only while the top-up awaits payment.' })
+  async clientSecret(@Root() topUp: TopUpType, @Ctx() ctx: GraphQLContext): Promise<string | null> {
+    const row = await clientSecretSealedOf(ctx.em, topUp.uuid);
+    if (row?.status !== 'AWAITING_PAYMENT') return null;
+    try {
+      return openClientSecret(topUp.uuid, row.client_secret_sealed);
+    } catch (err) {
+      // A secret that cannot be opened (another key) costs the app its gateway SDK path, not the top-up.
+      ctx.log.error({ err, topUp: topUp.uuid }, 'could not open a top-up’s gateway client secret');
+      return null;
+    }
+  }
+
   @FieldResolver(() => [TopUpStatusChange], { description: 'Every status change, oldest first.' })
   async history(@Root() topUp: TopUpType, @Ctx() ctx: GraphQLContext): Promise<TopUpStatusChange[]> {
     const rows = await topUpHistory(ctx.em, topUp.uuid);
@@ -115,7 +139,7 @@ export class TopUpResolver {
       'Refunds a PAID top-up that is not on the card, through the gateway: the card company (topups:write) any of its cards’; a cardholder app (card:topup) its holder’s once the card can no longer be used (lost, blocked, replaced, expired). Idempotent by idempotencyKey (docs/api-conventions.md#idempotency).',
   })
   // The gateway call is outside the database: refundTopUp finds the refund it started by the key on a retry.
-  @Idempotent({ effect: 'resumable' })
+  @Idempotent<TopUpPayload>({ isFinal: refundIsFinal, effect: 'resumable' })
   refundTopUp(@Arg('input', () => RefundTopUpInput, { description: 'The top-up to refund and your idempotency key.' }) input: RefundTopUpInput, @Ctx() ctx: GraphQLContext): Promise<TopUpPayload> {
     return payload(ctx, () => refundTopUp(ctx.em, ctx.gateway ?? null, ctx.principal!, fromGlobalId(input.topUp, 'TopUp').id, input.idempotencyKey));
   }

@@ -122,6 +122,12 @@ export async function findTopUpFor(em: EntityManager, principal: Principal, id: 
   return row ?? null;
 }
 
+/** A top-up's status and sealed gateway client secret, as they are now. */
+export async function clientSecretSealedOf(em: EntityManager, id: string): Promise<{ status: TopUpStatus; client_secret_sealed: string | null } | null> {
+  const [row] = await em.execute<{ status: TopUpStatus; client_secret_sealed: string | null }[]>(`select status, client_secret_sealed from top_up where id = ?`, [id]);
+  return row ?? null;
+}
+
 /** A card's top-ups, newest first; keyset on (created_at, id). The card's own visibility is the caller's. */
 export function listTopUpsOfCard(em: EntityManager, cardId: string, opts: { after?: { createdAt: string; id: string }; statuses?: TopUpStatus[]; limit: number }): Promise<TopUpRow[]> {
   const params: unknown[] = [cardId];
@@ -442,6 +448,14 @@ function statusOfIntent(intent: PaymentIntent): TopUpStatus | null {
   }
 }
 
+function sealIfPossible(topUpId: string, secret: string | null | undefined): string | null {
+  try {
+    return sealClientSecret(topUpId, secret);
+  } catch {
+    return null; // no key in this process: the app falls back to the payment page (paymentUrl)
+  }
+}
+
 /**
  * Applies what the gateway says of a payment intent (create answer, webhook, poll) to its top-up,
  * once and forward only. PAID books the money: gateway clearing → the card company's pending loads.
@@ -454,7 +468,10 @@ export async function applyIntent(em: EntityManager, topUpId: string, intent: Pa
     if (topUp.gateway_intent_id && topUp.gateway_intent_id !== intent.id) return 'stale';
     // Never book what we did not ask for; answered (not retried forever) and left for a person.
     if (!Number.isSafeInteger(intent.amount) || BigInt(intent.amount) !== BigInt(topUp.amount) || String(intent.currency).toUpperCase() !== topUp.currency) return 'mismatch';
-    await tx.execute(`update top_up set gateway_intent_id = ?, client_secret_sealed = coalesce(client_secret_sealed, ?), gateway_charge_id = coalesce(gateway_charge_id, ?), updated_at = now() where id = ?`, [intent.id, sealClientSecret(topUp.id, intent.client_secret), intent.latest_charge ?? null, topUp.id]);
+    // Sealed once, when first seen: a later answer (webhook, poll) needs no key, so a process that has
+    // none (or a key that fails) still books a PAID intent; the secret is only worth its sealing while it awaits payment.
+    const sealed = topUp.client_secret_sealed ?? sealIfPossible(topUp.id, intent.client_secret);
+    await tx.execute(`update top_up set gateway_intent_id = ?, client_secret_sealed = ?, gateway_charge_id = coalesce(gateway_charge_id, ?), updated_at = now() where id = ?`, [intent.id, sealed, intent.latest_charge ?? null, topUp.id]);
     const to = statusOfIntent(intent);
     if (!to || to === topUp.status || !TOP_UP_TRANSITIONS[topUp.status].includes(to)) return 'stale';
     const failure = to === 'FAILED' ? { failureCode: intent.last_payment_error?.decline_code ?? intent.last_payment_error?.code ?? 'payment_failed', failureMessage: intent.last_payment_error?.message ?? null } : {};
@@ -580,9 +597,11 @@ export async function refundTopUp(em: EntityManager, gateway: GatewayClient | nu
     if (!gateway) throw new TopUpError('GATEWAY_UNAVAILABLE', 'no payment gateway is configured');
     return startRefund(tx, locked, randomUUID(), `refund by ${principal.clientId}`, null, refundKey);
   });
-  // The request's refund went back to PAID: the gateway refused it, which was (and stays) its answer.
-  if (claimed.status === 'PAID') return { topUp: claimed, gatewayError: new TopUpError('NOT_REFUNDABLE', `the gateway refused the refund: ${claimed.failure_message ?? 'refused'}`, 'topUp') };
-  if (claimed.status !== 'REFUNDING') return { topUp: claimed };
+  // This request's refund ended REFUNDED (another refund would have written its own key), or is
+  // still on its way; anything else (back to PAID, or loaded onto the card since) means the gateway
+  // refused it, which was (and stays) its answer: never a success-looking one.
+  if (claimed.status === 'REFUNDED') return { topUp: claimed };
+  if (claimed.status !== 'REFUNDING') return { topUp: claimed, gatewayError: new TopUpError('NOT_REFUNDABLE', `the gateway refused the refund: ${claimed.failure_message ?? 'refused'}`, 'topUp') };
   await crashPoint('refund-started', 'refundTopUp');
   if (!gateway) return { topUp: claimed, gatewayError: new TopUpError('GATEWAY_UNAVAILABLE', 'no payment gateway is configured') };
   const gatewayError = await submitRefund(em, gateway, claimed);

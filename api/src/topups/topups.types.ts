@@ -86,8 +86,7 @@ export class TopUpType extends Node {
   @Field(() => String, { nullable: true, description: 'The gateway’s hosted page where the holder pays (while AWAITING_PAYMENT).' })
   paymentUrl!: string | null;
 
-  @Field(() => String, { nullable: true, description: 'The gateway’s client secret of the payment, for a gateway SDK in the holder’s app.' })
-  clientSecret!: string | null;
+  // clientSecret is resolved from the row on every read (TopUpResolver.clientSecret): never part of a stored answer.
 
   @Field(() => String, { nullable: true, description: 'Why the payment failed (the gateway’s decline code), or why a refund failed.' })
   failureCode!: string | null;
