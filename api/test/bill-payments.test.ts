@@ -205,6 +205,9 @@ describe('one bill, two payments at once', () => {
     expect(await billStatus(billId)).toEqual({ status: 'PAID', amount_paid: '500' });
     const [row] = await world.db.orm.em.fork().execute<{ status: string }[]>(`select status from bill_payment where id = ?`, [Buffer.from(lost.id, 'base64url').toString().split(':')[1]]);
     expect(row!.status).toBe('CANCELED');
+    // Nobody was paid by that purchase: its value goes back to the holder as a pending load.
+    expect(await balanceOnCard(chip)).toBe(1_500);
+    expect(await purseBalance(world, chip.asn)).toBe(1_500n);
     const events = await world.db.orm.em.fork().execute<{ type: string }[]>(`select type from event_outbox where subject_id = ?`, [Buffer.from(lost.id, 'base64url').toString().split(':')[1]]);
     expect(events.filter((e) => e.type === 'bill.paid')).toHaveLength(0);
     expect(await checkLedger(world.db.orm.em.fork())).toEqual([]);

@@ -58,7 +58,7 @@ const LOAD_ENTRY_OF: Record<TopUpRow['origin'], (t: TopUpRow) => Record<string, 
   COUNTER: (t) => ({ kind: 'TOP_UP_LOAD', topUp: t.id }),
   AUTO: (t) => ({ kind: 'TOP_UP_LOAD', topUp: t.id }),
   TRANSFER: (t) => ({ kind: 'BALANCE_TRANSFER', balanceTransfer: t.idempotency_key.replace(/^card-balance-transfer:/, ''), pendingLoad: t.id }),
-  REFUND: (t) => ({ kind: 'REFUND', payment: t.idempotency_key.split(':')[1], pendingLoad: t.id }),
+  REFUND: (t) => (t.idempotency_key.startsWith('card-proof-return:') ? { kind: 'REFUND', cardSession: t.idempotency_key.split(':')[1], pendingLoad: t.id } : { kind: 'REFUND', payment: t.idempotency_key.split(':')[1], pendingLoad: t.id }),
 };
 
 /**

@@ -1,6 +1,5 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { TransactionType } from '../../cardcrypto/epurse.js';
-import { cardPurseBalance } from '../../ledger/accounts.js';
 import type { ReaderRow } from '../readers.service.js';
 import * as apdu from './apdu.js';
 import { checkLoadProof, checkPurchaseProof } from './checks/transaction-proof.js';
@@ -8,6 +7,12 @@ import { recordCounter } from './checks/counters.js';
 import { completeProven } from './complete.js';
 import { type CardIdentity, hex, type SessionContext, type SessionRow } from './session.model.js';
 import type { SessionDeps, StepInput, StepResult } from './step.js';
+import { SessionError } from './session.errors.js';
+import { findCardByAsn } from '../../cards/cards.service.js';
+import { cardPurseAccount, cardPurseBalance } from '../../ledger/accounts.js';
+import { recordPendingLoad, topUpGlobalId } from '../../topups/topups.service.js';
+import { recordEvent } from '../../webhooks/outbox.js';
+import { toGlobalId } from '../../graphql/global-id.js';
 
 /**
  * No value left unbooked (issue 17, CARD-PROTOCOL.md §8). When MAC2 (a load) or MAC1 (a purchase)
@@ -107,6 +112,11 @@ export async function settleFromProof(em: EntityManager, deps: SessionDeps, kind
         const booked = await em.transactional((tx) => bookProven(tx, deps, kind, claim, provedBy, proof.tac));
         return { settled: booked ? claim.session.id : null, answered: hex(proof.tac) };
       } catch (err) {
+        // The purpose can no longer take it (the payment was canceled meanwhile): the value the card proved it paid goes back to the holder.
+        if (kind === 'purchase' && err instanceof SessionError && err.refusal === 'PURPOSE_REFUSED') {
+          const returned = await em.transactional((tx) => returnProven(tx, claim, provedBy, proof.tac, err.message));
+          if (returned) return { settled: claim.session.id, answered: hex(proof.tac) };
+        }
         await em.execute(`insert into card_session_audit (session_id, seq, step, outcome, refusal, detail) values (?, null, 'proved', 'REFUSED', null, ?)`, [claim.session.id, JSON.stringify({ provedBy: provedBy.id, tac: hex(proof.tac), unbooked: err instanceof Error ? err.message : String(err) })]);
         return { settled: null, answered: hex(proof.tac) };
       }
@@ -147,6 +157,45 @@ async function bookProven(em: EntityManager, deps: SessionDeps, kind: ProofKind,
   const [reader] = await em.execute<ReaderRow[]>(`select * from reader where id = ?`, [session.reader_id]);
   await completeProven(em, deps, session, reader!, result);
   await em.execute(`insert into card_session_audit (session_id, seq, step, outcome, refusal, detail) values (?, null, 'proved', 'ACCEPTED', null, ?)`, [session.id, JSON.stringify(result)]);
+  return true;
+}
+
+/**
+ * A purchase the card proved whose purpose no longer takes it (its payment CANCELED or FAILED
+ * since): the chip paid, nobody was paid, so the value comes back to the holder: card purse → the
+ * card company's pending loads (a REFUND pending load, keyed by the claim's session), written back
+ * onto the card at its next load session. Taken once per card and counter, like a booking; the card
+ * company hears of it. False when there is nothing to return (the purse shadow does not cover it, an
+ * unregistered card, or another session took the counter).
+ */
+async function returnProven(em: EntityManager, claim: OpenClaim, provedBy: SessionRow, tac: Buffer, why: string): Promise<boolean> {
+  const { session } = claim;
+  const asn = session.card_asn!;
+  const currency = session.context.currency ?? 'CNY';
+  const amount = BigInt(session.amount!);
+  const card = await findCardByAsn(em, asn);
+  if (!card || (await cardPurseBalance(em, asn, currency)) < amount) return false;
+  const taken = await em.execute<{ session_id: string }[]>(
+    `insert into card_purchase_proof (asn, offline_counter, session_id, proved_by, tac) values (?, ?, ?, ?, ?) on conflict do nothing returning session_id`,
+    [asn, claim.counter, session.id, provedBy.id, hex(tac)],
+  );
+  if (taken.length === 0) return false;
+  await recordCounter(em, asn, 'offline_counter', claim.counter + 1);
+  const purse = await cardPurseAccount(em, asn, currency);
+  const { topUpId } = await recordPendingLoad(em, {
+    origin: 'REFUND',
+    cardId: card.id,
+    key: `card-proof-return:${session.id}`,
+    amount,
+    currency,
+    fromAccountId: purse.id,
+    description: `card ${asn} proved it paid ${amount} in card session ${session.id}, which nothing takes now (${why}): back to the card`,
+    metadata: { kind: 'REFUND', cardSession: session.id, provedBy: provedBy.id, tac: hex(tac) },
+    cause: `purchase of card session ${session.id} proved after its purpose ended (${why})`,
+  });
+  const detail = { cardSession: session.id, provedBy: provedBy.id, tac: hex(tac), amount: Number(amount), currency, pendingLoad: topUpGlobalId(topUpId), reason: why };
+  await recordEvent(em, { type: 'card.proved_purchase_returned', ownerKind: 'ISSUER', ownerId: card.card_company_id, subjectId: toGlobalId('Card', card.id), payload: { card: toGlobalId('Card', card.id), ...detail } });
+  await em.execute(`insert into card_session_audit (session_id, seq, step, outcome, refusal, detail) values (?, null, 'proved', 'ACCEPTED', null, ?)`, [session.id, JSON.stringify({ returned: detail })]);
   return true;
 }
 
