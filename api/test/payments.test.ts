@@ -314,6 +314,22 @@ describe('double spend and lost answers', () => {
     await ledgerOk();
   });
 
+  it('a proof the host cannot check (the claim’s key version is retired) does not lock the card out: the session goes on, the proof is audited', async () => {
+    const card = await loadedCard(2_000);
+    const payment = await newPayment(300);
+    const first = await openPay(payment.id);
+    await expect(sessionsOf(brokenRelay(app, 2, 'request'), () => home).agent(card.chip).run(first.session!)).rejects.toThrow('connection lost');
+    await expireSession(world, first.session!.id);
+    // The card company retired the key version the claim was made under.
+    await world.db.orm.em.fork().execute(`update card_session set context = jsonb_set(context, '{purchase,keyVersion}', '99') where id = ?`, [Buffer.from(first.session!.id, 'base64url').toString().split(':')[1]]);
+    const reader = sessionsOf(app, () => home);
+    for (let i = 0; i < 2; i++) expect((await reader.agent(card.chip).run(await reader.open('BALANCE'))).state).toBe('COMPLETED');
+    expect((await get(payment.id))!.status).toBe('PROCESSING');
+    expect(await purseBalance(world, card.chip.asn)).toBe(2_000n);
+    expect((await auditOf(world, first.session!.id)).at(-1)).toEqual({ step: 'proved', outcome: 'REFUSED', refusal: null });
+    await ledgerOk();
+  });
+
   it('a card that cannot pay is refused; after three refused attempts the payment FAILED with the reason', async () => {
     const card = await loadedCard(100);
     const payment = await newPayment(500);

@@ -10,7 +10,7 @@ import { UserErrorCode } from '../graphql/user-error.js';
 import { TopUpError } from './topups.errors.js';
 import { findTopUpFor, type LoadClaim, maskCardNumber, moveTo, topUpById, type TopUpRow } from './topups.service.js';
 import { cardPurseAccount, pendingLoadAccount } from '../ledger/accounts.js';
-import type { KeyStore } from '../readers/key-store.js';
+import { type KeyStore, UnknownCardKeyError } from '../readers/key-store.js';
 import { checkLoadProof } from '../readers/session/checks/transaction-proof.js';
 import { recordCounter } from '../readers/session/checks/counters.js';
 import type { SessionRow } from '../readers/session/session.model.js';
@@ -104,7 +104,15 @@ export async function resolvePendingLoad(em: EntityManager, principal: Principal
  */
 async function recordProofOfLoad(em: EntityManager, keyStore: KeyStore, sessionId: string, tac: Buffer): Promise<void> {
   const [session] = await em.execute<SessionRow[]>(`select * from card_session where id = ?`, [sessionId]);
-  if (!session?.context.init || !(await checkLoadProof({ keyStore }, em, session, { mac2: Buffer.alloc(4), tac }))) throw new TopUpError('INVALID_INPUT', 'the TAC does not prove this load', 'tac');
+  let proved = false;
+  try {
+    proved = !!session?.context.init && (await checkLoadProof({ keyStore }, em, session, { mac2: Buffer.alloc(4), tac }));
+  } catch (err) {
+    // A retired key version is the card company's input problem, not a server error.
+    if (err instanceof UnknownCardKeyError) throw new TopUpError('INVALID_INPUT', `the TAC cannot be checked: ${err.message}`, 'tac');
+    throw err;
+  }
+  if (!proved || !session?.context.init) throw new TopUpError('INVALID_INPUT', 'the TAC does not prove this load', 'tac');
   await em.execute(`insert into card_load_proof (asn, online_counter, session_id, proved_by, tac) values (?, ?, ?, ?, ?) on conflict do nothing`, [session.card_asn, session.context.init.onlineCounter, session.id, session.id, tac.toString('hex').toUpperCase()]);
   await recordCounter(em, session.card_asn!, 'online_counter', session.context.init.onlineCounter + 1);
 }

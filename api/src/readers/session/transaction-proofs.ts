@@ -8,6 +8,7 @@ import { completeProven } from './complete.js';
 import { type CardIdentity, hex, type SessionContext, type SessionRow } from './session.model.js';
 import type { SessionDeps, StepInput, StepResult } from './step.js';
 import { SessionError } from './session.errors.js';
+import { UnknownCardKeyError } from '../key-store.js';
 import { findCardByAsn } from '../../cards/cards.service.js';
 import { cardPurseAccount, cardPurseBalance } from '../../ledger/accounts.js';
 import { recordPendingLoad, topUpGlobalId } from '../../topups/topups.service.js';
@@ -106,7 +107,16 @@ export async function settleFromProof(em: EntityManager, deps: SessionDeps, kind
     throw err;
   }
   for (const claim of (await openClaims(em, kind, card.asn, now)).filter((c) => c.counter === counter)) {
-    if (await KINDS[kind].check(deps, em, claim.session, proof)) {
+    let proved: boolean;
+    try {
+      proved = await KINDS[kind].check(deps, em, claim.session, proof);
+    } catch (err) {
+      // A key the host no longer has (a retired key version): not proved. Thrown, it would fail every session of the card for good.
+      if (!(err instanceof UnknownCardKeyError)) throw err;
+      await em.execute(`insert into card_session_audit (session_id, seq, step, outcome, refusal, detail) values (?, null, 'proved', 'REFUSED', null, ?)`, [claim.session.id, JSON.stringify({ provedBy: provedBy.id, tac: hex(proof.tac), unverifiable: err.message })]);
+      continue;
+    }
+    if (proved) {
       try {
         // A savepoint: a purpose that cannot take it (a payment canceled meanwhile) leaves nothing half-written, and the session goes on.
         const booked = await em.transactional((tx) => bookProven(tx, deps, kind, claim, provedBy, proof.tac));
