@@ -413,6 +413,24 @@ describe('no value left unbooked: a load whose last answer was lost is settled f
     });
   }
 
+  it('a counter load whose proof answer is dropped (9406): the next load is refused LOAD_UNRESOLVED before MAC2, so the lost one is never passed over unbooked', async () => {
+    const card = await cardOf(alice);
+    const counterReader = await newReader(world, `GZ-COUNTER-U-${Math.random()}`, world.gz);
+    const counter = sessionsOf(issuer, () => counterReader);
+    await loseTheAnswer('the app dies after the card answered', issuer, counterReader, card.chip, await counter.open('LOAD', 1_000));
+    expect(await balanceOnCard(card.chip)).toBe(1_000);
+    // A relay that answers 94 06 to GET TRANSACTION PROVE (80 5A) in the card's place.
+    const real = new VirtualCardTransport(card.chip);
+    const dropsProofs = { transmit: async (apdu: Uint8Array) => (apdu[1] === 0x5a ? Uint8Array.from([0x94, 0x06]) : real.transmit(apdu)) };
+    const next = await counter.agent(card.chip, counterReader, dropsProofs).run(await counter.open('LOAD', 300));
+    expect(next).toMatchObject({ state: 'FAILED', refusal: 'LOAD_UNRESOLVED' });
+    expect(await balanceOnCard(card.chip)).toBe(1_000);
+    // The honest next tap still proves and books the first load.
+    expect((await counter.agent(card.chip).run(await counter.open('BALANCE'))).state).toBe('COMPLETED');
+    expect(await purseBalance(world, card.chip.asn)).toBe(1_000n);
+    await ledgerOk();
+  });
+
   it('counter loads lost twice in a row, read back by two balance reads at once: each booked exactly once', async () => {
     const card = await cardOf(alice);
     const counterReader = await newReader(world, `GZ-COUNTER-Q-${Math.random()}`, world.gz);
