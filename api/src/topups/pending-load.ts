@@ -113,7 +113,11 @@ async function recordProofOfLoad(em: EntityManager, keyStore: KeyStore, sessionI
     throw err;
   }
   if (!proved || !session?.context.init) throw new TopUpError('INVALID_INPUT', 'the TAC does not prove this load', 'tac');
-  await em.execute(`insert into card_load_proof (asn, online_counter, session_id, proved_by, tac) values (?, ?, ?, ?, ?) on conflict do nothing`, [session.card_asn, session.context.init.onlineCounter, session.id, session.id, tac.toString('hex').toUpperCase()]);
+  const taken = await em.execute<{ session_id: string }[]>(`insert into card_load_proof (asn, online_counter, session_id, proved_by, tac) values (?, ?, ?, ?, ?) on conflict do nothing returning session_id`, [session.card_asn, session.context.init.onlineCounter, session.id, session.id, tac.toString('hex').toUpperCase()]);
+  if (taken.length > 0) return;
+  // The card's counter is already proved: by this load (nothing to add), or by another load at that counter (this one is not it).
+  const [held] = await em.execute<{ session_id: string }[]>(`select session_id from card_load_proof where (asn = ? and online_counter = ?) or session_id = ?`, [session.card_asn, session.context.init.onlineCounter, session.id]);
+  if (held && held.session_id !== session.id) throw new TopUpError('INVALID_INPUT', 'the card proved another load at that counter; this TAC does not settle this top-up', 'tac');
   await recordCounter(em, session.card_asn!, 'online_counter', session.context.init.onlineCounter + 1);
 }
 
