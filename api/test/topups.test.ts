@@ -10,7 +10,7 @@ import { type SandboxGateway, startSandboxGateway } from '../src/topups/gateway/
 import { runTopUpJobs } from '../src/topups/topups.jobs.js';
 import { createMerchant } from '../src/tenancy/tenancy.service.js';
 import { GatewayClient } from '../src/topups/gateway/gateway-client.js';
-import { apiClient, auditOf, balanceOnCard, brokenRelay, cardholderApp, expireSession, issueCard, newReader, OPEN, purseBalance, sessionsOf, type TestReader, testCardNumber, useCardSessionWorld } from './support/card-sessions.js';
+import { apiClient, auditOf, balanceOnCard, brokenRelay, cardholderApp, expireSession, issueCard, newReader, OPEN, purseBalance, sessionsOf, sessionUuid, type TestReader, testCardNumber, useCardSessionWorld } from './support/card-sessions.js';
 import type { bearerClient } from './support/oauth.js';
 
 const SECRET = 'sk_test_topups';
@@ -386,6 +386,23 @@ describe('no value left unbooked: a load whose last answer was lost is settled f
     expect((await auditOf(world, read.id)).map((r) => r.step)).not.toContain('proofAnswer');
     expect(await purseBalance(world, card.chip.asn)).toBe(900n);
     expect(await purseEntries(card.chip.asn)).toBe(1);
+    await ledgerOk();
+  });
+
+  it('a TAC for a load made under a key version the card company retired is a clear refusal, not a server error', async () => {
+    const card = await cardOf(alice);
+    const topUp = await paidTopUp(alice, card, 400);
+    const lost = await openLoad(topUp.id);
+    await loseTheAnswer('the session limit passes', alice.app, alice.reader, card.chip, lost);
+    const device = new VirtualCardTransport(card.chip);
+    await device.transmit(Buffer.from('00A4040009A00000000386980701', 'hex'));
+    const [row] = await world.db.orm.em.fork().execute<{ c: number }[]>(`select (context->'init'->>'onlineCounter')::int as c from card_session where id = ?`, [sessionUuid(lost.id)]);
+    const proof = Buffer.from(await device.transmit(Buffer.from(`805A000202${row!.c.toString(16).padStart(4, '0')}08`, 'hex'))).toString('hex').toUpperCase();
+    expect(proof.slice(-4)).toBe('9000');
+    await world.db.orm.em.fork().execute(`update card_session set context = jsonb_set(context, '{init,keyVersion}', '99') where id = ?`, [sessionUuid(lost.id)]);
+    const RESOLVE = `mutation($input: ResolvePendingLoadInput!) { resolvePendingLoad(input: $input) { topUp { status } userErrors { code field } } }`;
+    const answer = await issuer.request<{ resolvePendingLoad: { topUp: unknown; userErrors: { code: string; field: string[] }[] } }>(RESOLVE, { input: { topUp: topUp.id, loaded: true, tac: proof.slice(8, 16), note: 'read at the counter', idempotencyKey: `retired-${Math.random()}` } });
+    expect(answer.resolvePendingLoad.userErrors).toEqual([{ code: 'INVALID_INPUT', field: ['input', 'tac'] }]);
     await ledgerOk();
   });
 
