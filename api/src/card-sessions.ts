@@ -6,7 +6,7 @@ import { tillPurchase } from './payments/till-purchase.js';
 import { type CardSessionEngine, createCardSessionEngine } from './readers/session/card-session.service.js';
 import { lowBalanceObserver } from './topups/auto-top-up.js';
 import { counterLoad } from './topups/counter-load.js';
-import { pendingLoad } from './topups/pending-load.js';
+import { pendingLoad, returnProvedValue } from './topups/pending-load.js';
 
 /**
  * The composition root of card sessions: the purposes a session may serve, each declared by the
@@ -19,5 +19,6 @@ export function cardSessionEngine(config: { topUpLimits: TopUpLimits }): CardSes
     purposes: [merchantPayment, billPayment, tillPurchase, pendingLoad, counterLoad],
     observers: [lowBalanceObserver(config.topUpLimits)],
     cardStatus: async (em, asn) => (await findCardByAsn(em, asn))?.status ?? null,
+    returnProvedValue,
   });
 }

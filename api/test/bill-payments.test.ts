@@ -12,7 +12,7 @@ import { checkLedger } from '../src/ledger/ledger-check.js';
 import { BillerKind } from '../src/tenancy/biller.entity.js';
 import { createBiller } from '../src/tenancy/tenancy.service.js';
 import { type SandboxGateway, startSandboxGateway } from '../src/topups/gateway/sandbox-gateway.js';
-import { apiClient, balanceOnCard, cardholderApp, issueCard, newReader, OPEN, purseBalance, sessionsOf, type TestReader, testCardNumber, useCardSessionWorld } from './support/card-sessions.js';
+import { apiClient, balanceOnCard, brokenRelay, cardholderApp, expireSession, issueCard, newReader, OPEN, purseBalance, sessionsOf, type TestReader, testCardNumber, useCardSessionWorld } from './support/card-sessions.js';
 import { bearerClient, clientCredentialsToken, discover } from './support/oauth.js';
 
 const GATEWAY_SECRET = 'sk_test_bills';
@@ -184,6 +184,32 @@ describe('one bill, two payments at once', () => {
     expect(await balanceOnCard(copy)).toBe(10_000);
     expect(await billStatus(billId)).toEqual({ status: 'PAID', amount_paid: '800' });
     expect((await payBill(billId)).payBill.userErrors.map((e) => e.code)).toEqual(['BILL_NOT_PAYABLE']);
+    expect(await checkLedger(world.db.orm.em.fork())).toEqual([]);
+  });
+
+  it('a card that proves it paid a bill payment canceled since (CARD_ANSWER_LOST), after the bill was paid another way, does not pay the bill twice', async () => {
+    const chip = await loadedCard(2_000);
+    const billId = await bill(500);
+    const lost = (await payBill(billId)).payBill.billPayment!;
+    const opened = (await app.request<{ openCardSession: { session: { id: string; challenge: string } } }>(OPEN, { input: { reader: home.id, operation: 'PURCHASE', billPayment: lost.id } })).openCardSession.session;
+    await expect(sessionsOf(brokenRelay(app, 2, 'request'), () => home).agent(chip).run(opened)).rejects.toThrow('connection lost');
+    await expireSession(world, opened.id);
+    // What the expiry job does a day later when nobody tapped again; then the holder pays with another card.
+    await world.db.orm.em.fork().execute(`update bill_payment set status = 'CANCELED', failure_code = 'CARD_ANSWER_LOST', canceled_at = now() where id = ?`, [Buffer.from(lost.id, 'base64url').toString().split(':')[1]]);
+    const other = await loadedCard(2_000);
+    expect((await payWithCard((await payBill(billId)).payBill.billPayment!.id, other)).state).toBe('COMPLETED');
+    expect(await billStatus(billId)).toEqual({ status: 'PAID', amount_paid: '500' });
+    // The first card taps for a balance read: it proves the lost purchase, which must not pay the bill again.
+    const reader = sessionsOf(app, () => home);
+    expect((await reader.agent(chip).run(await reader.open('BALANCE'))).state).toBe('COMPLETED');
+    expect(await billStatus(billId)).toEqual({ status: 'PAID', amount_paid: '500' });
+    const [row] = await world.db.orm.em.fork().execute<{ status: string }[]>(`select status from bill_payment where id = ?`, [Buffer.from(lost.id, 'base64url').toString().split(':')[1]]);
+    expect(row!.status).toBe('CANCELED');
+    // Nobody was paid by that purchase: its value goes back to the holder as a pending load.
+    expect(await balanceOnCard(chip)).toBe(1_500);
+    expect(await purseBalance(world, chip.asn)).toBe(1_500n);
+    const events = await world.db.orm.em.fork().execute<{ type: string }[]>(`select type from event_outbox where subject_id = ?`, [Buffer.from(lost.id, 'base64url').toString().split(':')[1]]);
+    expect(events.filter((e) => e.type === 'bill.paid')).toHaveLength(0);
     expect(await checkLedger(world.db.orm.em.fork())).toEqual([]);
   });
 

@@ -289,7 +289,7 @@ describe('double spend and lost answers', () => {
     await ledgerOk();
   });
 
-  it('a card that proves it paid a payment canceled since (CARD_ANSWER_LOST): the balance read completes, nothing is half-booked, the proof is audited for the card company', async () => {
+  it('a card that proves it paid a payment canceled since (CARD_ANSWER_LOST): the value it paid comes back to the holder as a pending load, once, and the card company hears of it', async () => {
     const card = await loadedCard(2_000);
     const payment = await newPayment(500);
     const first = await openPay(payment.id);
@@ -300,6 +300,31 @@ describe('double spend and lost answers', () => {
     const reader = sessionsOf(app, () => home);
     expect((await reader.agent(card.chip).run(await reader.open('BALANCE'))).state).toBe('COMPLETED');
     expect((await get(payment.id))!.status).toBe('CANCELED');
+    // The chip paid 500 the merchant never got: the ledger follows the chip, and the 500 waits to be written back.
+    expect(await balanceOnCard(card.chip)).toBe(1_500);
+    expect(await purseBalance(world, card.chip.asn)).toBe(1_500n);
+    const pendingLoad = async () => (await app.request<{ card: { pendingLoad: { amount: number } | null } }>(`query($id: ID!) { card(id: $id) { pendingLoad { amount } } }`, { id: card.id })).card.pendingLoad?.amount ?? 0;
+    expect(await pendingLoad()).toBe(500);
+    const events = await world.db.orm.em.fork().execute<{ type: string; owner_kind: string }[]>(`select type, owner_kind from event_outbox where type = 'card.proved_purchase_returned'`);
+    expect(events).toEqual([{ type: 'card.proved_purchase_returned', owner_kind: 'ISSUER' }]);
+    // The next tap asks nothing again and returns nothing twice.
+    expect((await reader.agent(card.chip).run(await reader.open('BALANCE'))).state).toBe('COMPLETED');
+    expect(await pendingLoad()).toBe(500);
+    expect(await purseBalance(world, card.chip.asn)).toBe(1_500n);
+    await ledgerOk();
+  });
+
+  it('a proof the host cannot check (the claim’s key version is retired) does not lock the card out: the session goes on, the proof is audited', async () => {
+    const card = await loadedCard(2_000);
+    const payment = await newPayment(300);
+    const first = await openPay(payment.id);
+    await expect(sessionsOf(brokenRelay(app, 2, 'request'), () => home).agent(card.chip).run(first.session!)).rejects.toThrow('connection lost');
+    await expireSession(world, first.session!.id);
+    // The card company retired the key version the claim was made under.
+    await world.db.orm.em.fork().execute(`update card_session set context = jsonb_set(context, '{purchase,keyVersion}', '99') where id = ?`, [Buffer.from(first.session!.id, 'base64url').toString().split(':')[1]]);
+    const reader = sessionsOf(app, () => home);
+    for (let i = 0; i < 2; i++) expect((await reader.agent(card.chip).run(await reader.open('BALANCE'))).state).toBe('COMPLETED');
+    expect((await get(payment.id))!.status).toBe('PROCESSING');
     expect(await purseBalance(world, card.chip.asn)).toBe(2_000n);
     expect((await auditOf(world, first.session!.id)).at(-1)).toEqual({ step: 'proved', outcome: 'REFUSED', refusal: null });
     await ledgerOk();

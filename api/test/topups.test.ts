@@ -10,7 +10,7 @@ import { type SandboxGateway, startSandboxGateway } from '../src/topups/gateway/
 import { runTopUpJobs } from '../src/topups/topups.jobs.js';
 import { createMerchant } from '../src/tenancy/tenancy.service.js';
 import { GatewayClient } from '../src/topups/gateway/gateway-client.js';
-import { apiClient, auditOf, balanceOnCard, brokenRelay, cardholderApp, expireSession, issueCard, newReader, OPEN, purseBalance, sessionsOf, type TestReader, testCardNumber, useCardSessionWorld } from './support/card-sessions.js';
+import { apiClient, auditOf, balanceOnCard, brokenRelay, cardholderApp, expireSession, issueCard, newReader, OPEN, purseBalance, sessionsOf, sessionUuid, type TestReader, testCardNumber, useCardSessionWorld } from './support/card-sessions.js';
 import type { bearerClient } from './support/oauth.js';
 
 const SECRET = 'sk_test_topups';
@@ -389,6 +389,23 @@ describe('no value left unbooked: a load whose last answer was lost is settled f
     await ledgerOk();
   });
 
+  it('a TAC for a load made under a key version the card company retired is a clear refusal, not a server error', async () => {
+    const card = await cardOf(alice);
+    const topUp = await paidTopUp(alice, card, 400);
+    const lost = await openLoad(topUp.id);
+    await loseTheAnswer('the session limit passes', alice.app, alice.reader, card.chip, lost);
+    const device = new VirtualCardTransport(card.chip);
+    await device.transmit(Buffer.from('00A4040009A00000000386980701', 'hex'));
+    const [row] = await world.db.orm.em.fork().execute<{ c: number }[]>(`select (context->'init'->>'onlineCounter')::int as c from card_session where id = ?`, [sessionUuid(lost.id)]);
+    const proof = Buffer.from(await device.transmit(Buffer.from(`805A000202${row!.c.toString(16).padStart(4, '0')}08`, 'hex'))).toString('hex').toUpperCase();
+    expect(proof.slice(-4)).toBe('9000');
+    await world.db.orm.em.fork().execute(`update card_session set context = jsonb_set(context, '{init,keyVersion}', '99') where id = ?`, [sessionUuid(lost.id)]);
+    const RESOLVE = `mutation($input: ResolvePendingLoadInput!) { resolvePendingLoad(input: $input) { topUp { status } userErrors { code field } } }`;
+    const answer = await issuer.request<{ resolvePendingLoad: { topUp: unknown; userErrors: { code: string; field: string[] }[] } }>(RESOLVE, { input: { topUp: topUp.id, loaded: true, tac: proof.slice(8, 16), note: 'read at the counter', idempotencyKey: `retired-${Math.random()}` } });
+    expect(answer.resolvePendingLoad.userErrors).toEqual([{ code: 'INVALID_INPUT', field: ['input', 'tac'] }]);
+    await ledgerOk();
+  });
+
   for (const how of Object.keys(LOST_ANSWERS)) {
     it(`counter load, ${how}: the card's next session of any kind books the counter cash once`, async () => {
       const card = await cardOf(alice);
@@ -412,6 +429,24 @@ describe('no value left unbooked: a load whose last answer was lost is settled f
       await ledgerOk();
     });
   }
+
+  it('a counter load whose proof answer is dropped (9406): the next load is refused LOAD_UNRESOLVED before MAC2, so the lost one is never passed over unbooked', async () => {
+    const card = await cardOf(alice);
+    const counterReader = await newReader(world, `GZ-COUNTER-U-${Math.random()}`, world.gz);
+    const counter = sessionsOf(issuer, () => counterReader);
+    await loseTheAnswer('the app dies after the card answered', issuer, counterReader, card.chip, await counter.open('LOAD', 1_000));
+    expect(await balanceOnCard(card.chip)).toBe(1_000);
+    // A relay that answers 94 06 to GET TRANSACTION PROVE (80 5A) in the card's place.
+    const real = new VirtualCardTransport(card.chip);
+    const dropsProofs = { transmit: async (apdu: Uint8Array) => (apdu[1] === 0x5a ? Uint8Array.from([0x94, 0x06]) : real.transmit(apdu)) };
+    const next = await counter.agent(card.chip, counterReader, dropsProofs).run(await counter.open('LOAD', 300));
+    expect(next).toMatchObject({ state: 'FAILED', refusal: 'LOAD_UNRESOLVED' });
+    expect(await balanceOnCard(card.chip)).toBe(1_000);
+    // The honest next tap still proves and books the first load.
+    expect((await counter.agent(card.chip).run(await counter.open('BALANCE'))).state).toBe('COMPLETED');
+    expect(await purseBalance(world, card.chip.asn)).toBe(1_000n);
+    await ledgerOk();
+  });
 
   it('counter loads lost twice in a row, read back by two balance reads at once: each booked exactly once', async () => {
     const card = await cardOf(alice);

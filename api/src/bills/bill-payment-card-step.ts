@@ -28,6 +28,8 @@ const MAX_ATTEMPTS = 3;
 /** The card paid: card purse → biller payable, a receipt, the bill paid (in full or in part), a bill.paid event. */
 async function settle(em: EntityManager, payment: BillPaymentRow, sessionId: string, paidBy: PayingCard, proof: string, tac?: string): Promise<void> {
   if (payment.status === 'SUCCEEDED') return;
+  // A CANCELED or FAILED one is over (the bill may have been paid another way since): a late proof must not pay the bill again.
+  if (payment.status !== 'PROCESSING' && payment.status !== 'REQUIRES_CARD') throw new SessionError('PURPOSE_REFUSED', `the bill payment is ${payment.status}`);
   const { asn, currency } = paidBy;
   const amount = BigInt(payment.amount);
   const purse = await cardPurseAccount(em, asn, currency);

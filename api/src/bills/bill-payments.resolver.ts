@@ -17,6 +17,7 @@ const CODES: Record<BillPaymentErrorCode, UserErrorCode> = {
   PARTIAL_PAYMENT_NOT_ALLOWED: UserErrorCode.PARTIAL_PAYMENT_NOT_ALLOWED,
   OVERPAYMENT: UserErrorCode.OVERPAYMENT,
   BILL_PAYMENT_IN_PROGRESS: UserErrorCode.BILL_PAYMENT_IN_PROGRESS,
+  INVALID_STATE: UserErrorCode.INVALID_INPUT,
 };
 
 export function billPaymentView(row: BillPaymentRow): BillPaymentType {

@@ -187,8 +187,19 @@ export function checkAmount(bill: BillRow, amount: bigint): bigint {
   return amount;
 }
 
-/** Moves a bill payment (locked by the caller) to a new status, with what goes with it. */
+/** Where a bill payment may go: a CANCELED or FAILED one is over, so a card's late proof can never make it SUCCEEDED. */
+export const BILL_PAYMENT_TRANSITIONS: Readonly<Record<BillPaymentStatus, readonly BillPaymentStatus[]>> = {
+  REQUIRES_CARD: ['PROCESSING', 'SUCCEEDED', 'CANCELED', 'FAILED'],
+  PROCESSING: ['SUCCEEDED', 'CANCELED', 'FAILED'],
+  SUCCEEDED: [],
+  CANCELED: [],
+  FAILED: [],
+};
+
+/** Moves a bill payment (locked by the caller) along BILL_PAYMENT_TRANSITIONS, with what goes with it. */
 export async function moveBillPayment(em: EntityManager, id: string, to: BillPaymentStatus, set: { failureCode?: string | null; receipt?: { number: string; businessDay: string }; cardId?: string | null; cardSessionId?: string } = {}): Promise<BillPaymentRow> {
+  const [current] = await em.execute<{ status: BillPaymentStatus }[]>(`select status from bill_payment where id = ?`, [id]);
+  if (!current || !BILL_PAYMENT_TRANSITIONS[current.status].includes(to)) throw new BillPaymentError('INVALID_STATE', `a ${current?.status ?? 'missing'} bill payment cannot become ${to}`);
   await em.execute(
     `update bill_payment set status = ?, updated_at = now(), failure_code = coalesce(?, failure_code),
             receipt_number = coalesce(?, receipt_number), business_day = coalesce(?::date, business_day),

@@ -24,6 +24,8 @@ export const PAYMENT = 'payment';
 /** The card paid: card purse → merchant payable, the payment SUCCEEDED (once: keyed by the payment). */
 async function settle(em: EntityManager, payment: PaymentRow, sessionId: string, paidBy: PayingCard, proof: string, tac?: string): Promise<void> {
   if (payment.status === 'SUCCEEDED') return;
+  // A CANCELED or FAILED one is over: a late proof does not pay it (its value goes back to the holder, transaction-proofs.ts).
+  if (payment.status !== 'PROCESSING' && payment.status !== 'REQUIRES_CARD') throw new SessionError('PURPOSE_REFUSED', `the payment is ${payment.status}`);
   const { asn, currency } = paidBy;
   const amount = BigInt(payment.amount);
   const purse = await cardPurseAccount(em, asn, currency);

@@ -5,12 +5,15 @@ import { openSession } from '../readers/session/card-session.service.js';
 import { type CardSessionPurpose, openRefusal, type PendingCredit } from '../readers/session/purpose.js';
 import { SessionError } from '../readers/session/session.errors.js';
 import type { Principal } from '../graphql/context.js';
-import { fromGlobalId } from '../graphql/global-id.js';
+import { fromGlobalId, toGlobalId } from '../graphql/global-id.js';
 import { UserErrorCode } from '../graphql/user-error.js';
 import { TopUpError } from './topups.errors.js';
-import { findTopUpFor, type LoadClaim, maskCardNumber, moveTo, topUpById, type TopUpRow } from './topups.service.js';
+import { findTopUpFor, type LoadClaim, maskCardNumber, moveTo, recordPendingLoad, topUpById, topUpGlobalId, type TopUpRow } from './topups.service.js';
+import { findCardByAsn } from '../cards/cards.service.js';
+import { recordEvent } from '../webhooks/outbox.js';
+import type { ProvedValueReturn } from '../readers/session/step.js';
 import { cardPurseAccount, pendingLoadAccount } from '../ledger/accounts.js';
-import type { KeyStore } from '../readers/key-store.js';
+import { type KeyStore, UnknownCardKeyError } from '../readers/key-store.js';
 import { checkLoadProof } from '../readers/session/checks/transaction-proof.js';
 import { recordCounter } from '../readers/session/checks/counters.js';
 import type { SessionRow } from '../readers/session/session.model.js';
@@ -58,7 +61,7 @@ const LOAD_ENTRY_OF: Record<TopUpRow['origin'], (t: TopUpRow) => Record<string, 
   COUNTER: (t) => ({ kind: 'TOP_UP_LOAD', topUp: t.id }),
   AUTO: (t) => ({ kind: 'TOP_UP_LOAD', topUp: t.id }),
   TRANSFER: (t) => ({ kind: 'BALANCE_TRANSFER', balanceTransfer: t.idempotency_key.replace(/^card-balance-transfer:/, ''), pendingLoad: t.id }),
-  REFUND: (t) => ({ kind: 'REFUND', payment: t.idempotency_key.split(':')[1], pendingLoad: t.id }),
+  REFUND: (t) => (t.idempotency_key.startsWith('card-proof-return:') ? { kind: 'REFUND', cardSession: t.idempotency_key.split(':')[1], pendingLoad: t.id } : { kind: 'REFUND', payment: t.idempotency_key.split(':')[1], pendingLoad: t.id }),
 };
 
 /**
@@ -104,8 +107,20 @@ export async function resolvePendingLoad(em: EntityManager, principal: Principal
  */
 async function recordProofOfLoad(em: EntityManager, keyStore: KeyStore, sessionId: string, tac: Buffer): Promise<void> {
   const [session] = await em.execute<SessionRow[]>(`select * from card_session where id = ?`, [sessionId]);
-  if (!session?.context.init || !(await checkLoadProof({ keyStore }, em, session, { mac2: Buffer.alloc(4), tac }))) throw new TopUpError('INVALID_INPUT', 'the TAC does not prove this load', 'tac');
-  await em.execute(`insert into card_load_proof (asn, online_counter, session_id, proved_by, tac) values (?, ?, ?, ?, ?) on conflict do nothing`, [session.card_asn, session.context.init.onlineCounter, session.id, session.id, tac.toString('hex').toUpperCase()]);
+  let proved = false;
+  try {
+    proved = !!session?.context.init && (await checkLoadProof({ keyStore }, em, session, { mac2: Buffer.alloc(4), tac }));
+  } catch (err) {
+    // A retired key version is the card company's input problem, not a server error.
+    if (err instanceof UnknownCardKeyError) throw new TopUpError('INVALID_INPUT', `the TAC cannot be checked: ${err.message}`, 'tac');
+    throw err;
+  }
+  if (!proved || !session?.context.init) throw new TopUpError('INVALID_INPUT', 'the TAC does not prove this load', 'tac');
+  const taken = await em.execute<{ session_id: string }[]>(`insert into card_load_proof (asn, online_counter, session_id, proved_by, tac) values (?, ?, ?, ?, ?) on conflict do nothing returning session_id`, [session.card_asn, session.context.init.onlineCounter, session.id, session.id, tac.toString('hex').toUpperCase()]);
+  if (taken.length > 0) return;
+  // The card's counter is already proved: by this load (nothing to add), or by another load at that counter (this one is not it).
+  const [held] = await em.execute<{ session_id: string }[]>(`select session_id from card_load_proof where (asn = ? and online_counter = ?) or session_id = ?`, [session.card_asn, session.context.init.onlineCounter, session.id]);
+  if (held && held.session_id !== session.id) throw new TopUpError('INVALID_INPUT', 'the card proved another load at that counter; this TAC does not settle this top-up', 'tac');
   await recordCounter(em, session.card_asn!, 'online_counter', session.context.init.onlineCounter + 1);
 }
 
@@ -173,4 +188,31 @@ export const pendingLoad: CardSessionPurpose = {
     if (!topUp || (topUp.load_session_id !== done.session.id && !proved)) throw new Error(`top-up ${topUpId} is not claimed by card session ${done.session.id}`);
     await finishLoad(em, topUp.id, done.session.id, { asn: done.asn, currency: done.currency }, proved ? `TAC from GET TRANSACTION PROVE in card session ${String(done.result.provedBy)}` : 'TAC', String(done.result.tac));
   },
+};
+
+/**
+ * A card proved it paid a purchase that nothing takes any more (its payment canceled since): the
+ * value goes back to the holder as a REFUND pending load (card purse → the card company's pending
+ * loads), keyed by the claim's session, written onto the card at its next load session; the card
+ * company hears of it (`card.proved_purchase_returned`). The engine hands this in from the
+ * composition root: what a pending load is belongs here.
+ */
+export const returnProvedValue: ProvedValueReturn = async (em, proved) => {
+  const card = await findCardByAsn(em, proved.asn);
+  if (!card) return null;
+  const { topUpId } = await recordPendingLoad(em, {
+    origin: 'REFUND',
+    cardId: card.id,
+    key: `card-proof-return:${proved.claimSession}`,
+    amount: proved.amount,
+    currency: proved.currency,
+    fromAccountId: proved.fromAccountId,
+    description: `card ${proved.asn} proved it paid ${proved.amount} in card session ${proved.claimSession}, which nothing takes now (${proved.reason}): back to the card`,
+    metadata: { kind: 'REFUND', cardSession: proved.claimSession, provedBy: proved.provedBy, tac: proved.tac },
+    cause: `purchase of card session ${proved.claimSession} proved after its purpose ended (${proved.reason})`,
+  });
+  const pendingLoad = topUpGlobalId(topUpId);
+  const payload = { card: toGlobalId('Card', card.id), cardSession: proved.claimSession, provedBy: proved.provedBy, tac: proved.tac, amount: Number(proved.amount), currency: proved.currency, pendingLoad, reason: proved.reason };
+  await recordEvent(em, { type: 'card.proved_purchase_returned', ownerKind: 'ISSUER', ownerId: card.card_company_id, subjectId: toGlobalId('Card', card.id), payload });
+  return { pendingLoad };
 };

@@ -12,6 +12,7 @@ export const WEBHOOK_EVENT_TYPES: Record<string, { owners: EventOwnerKind[]; des
   'topup.refunded': { owners: ['ISSUER'], description: 'A top-up was refunded through the gateway.' },
   'card.low_balance': { owners: ['ISSUER'], description: 'A purchase took a card’s purse below its low-balance threshold.' },
   'card.auto_top_up_refused': { owners: ['ISSUER'], description: 'An auto top-up was not made (a limit refused it).' },
+  'card.proved_purchase_returned': { owners: ['ISSUER'], description: 'A card proved a purchase whose payment was canceled since: its value was returned as a pending load.' },
   'payment.succeeded': { owners: ['MERCHANT'], description: 'A payment was paid by card.' },
   'payment.failed': { owners: ['MERCHANT'], description: 'A payment failed.' },
   'payment.canceled': { owners: ['MERCHANT'], description: 'A payment was canceled (by the merchant, or it expired).' },

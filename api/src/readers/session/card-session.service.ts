@@ -8,7 +8,7 @@ import { toGlobalId } from '../../graphql/global-id.js';
 import { ENVELOPE, ENVELOPE_CHECKS, PRE_STEP_CHECKS, stepFor } from './pipeline.js';
 import type { CardSessionPurpose, CardStatusLookup, PurseObserver } from './purpose.js';
 import { type CardOperation, type CardType, type IncomingMessage, MAX_CARD_AMOUNT, type ReaderCommand, SESSION_TTL_SECONDS, type SessionRow } from './session.model.js';
-import type { SessionDeps } from './step.js';
+import type { ProvedValueReturn, SessionDeps } from './step.js';
 import { SessionError, type SessionRefusal } from './session.errors.js';
 
 /**
@@ -22,7 +22,7 @@ export interface CardSessionEngine {
   handleMessage(em: EntityManager, keys: Pick<SessionDeps, 'keyStore' | 'now' | 'hostKey'>, message: IncomingMessage): Promise<MessageOutcome>;
 }
 
-export function createCardSessionEngine(setup: { purposes: readonly CardSessionPurpose[]; observers?: readonly PurseObserver[]; cardStatus: CardStatusLookup }): CardSessionEngine {
+export function createCardSessionEngine(setup: { purposes: readonly CardSessionPurpose[]; observers?: readonly PurseObserver[]; cardStatus: CardStatusLookup; returnProvedValue: ProvedValueReturn }): CardSessionEngine {
   const purposes = new Map(setup.purposes.map((p) => [p.name, p]));
   if (purposes.size !== setup.purposes.length) throw new Error('two card-session purposes share a name');
   const observers = setup.observers ?? [];
@@ -31,7 +31,7 @@ export function createCardSessionEngine(setup: { purposes: readonly CardSessionP
       const ofOperation = setup.purposes.filter((p) => p.opens.operation === input.operation);
       return ofOperation.find((p) => p.opens.by !== null && input[p.opens.by] != null) ?? ofOperation.find((p) => p.opens.by === null);
     },
-    handleMessage: (em, keys, message) => handleMessage(em, { ...keys, purposes, observers, cardStatus: setup.cardStatus }, message),
+    handleMessage: (em, keys, message) => handleMessage(em, { ...keys, purposes, observers, cardStatus: setup.cardStatus, returnProvedValue: setup.returnProvedValue }, message),
   };
 }
 

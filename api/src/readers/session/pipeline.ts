@@ -69,7 +69,7 @@ export const CHECKS: Readonly<Record<CheckName, { holds: string; refusals: reado
   'card-status': { holds: 'a card company issued the card, the reader’s city takes it, and it is not LOST, BLOCKED, REPLACED or EXPIRED', refusals: ['UNKNOWN_CARD_ISSUER', 'CROSS_CITY_NOT_ALLOWED', 'CARD_NOT_USABLE'] },
   counters: { holds: 'the card’s counter is not below the highest it has proved', refusals: ['COUNTER_ROLLBACK'] },
   cryptograms: { holds: 'MAC1, MAC2 and the TAC verify with the card’s diversified keys', refusals: ['WRONG_MAC1', 'WRONG_MAC2', 'WRONG_TAC'] },
-  'transaction-proof': { holds: 'an earlier load or purchase whose answer was lost is booked when GET TRANSACTION PROVE answers a proof that verifies with the card’s keys; any other answer books nothing and refuses nothing', refusals: [] },
+  'transaction-proof': { holds: 'an earlier load or purchase whose answer was lost is booked when GET TRANSACTION PROVE answers a proof that verifies with the card’s keys; any other answer books nothing; a load is refused while the card has passed an unanswered load it did not prove', refusals: ['LOAD_UNRESOLVED'] },
   purpose: { holds: 'the purpose’s guard: what the session pays or loads is still owed, and this session claims it', refusals: ['PURPOSE_REFUSED', 'ALREADY_PAID', 'PAYMENT_IN_PROGRESS', 'PAYMENT_UNRESOLVED', 'ALREADY_LOADED', 'LOAD_IN_PROGRESS', 'LOAD_UNRESOLVED'] },
   'purse-cover': { holds: 'the ledger’s purse shadow covers the purchase', refusals: ['PURSE_MISMATCH'] },
 };
@@ -94,7 +94,7 @@ const HELLO: MessageStep = { name: 'hello', before: [], step: hello, checks: ['c
 export const PIPELINE: Readonly<Partial<Record<MessageKind, MessageStep>>> = {
   'CPU * OPEN': HELLO,
   'CPU BALANCE AUTHENTICATED': { name: 'firstAnswers', before: ['signature', 'reader-report'], step: balanceRead, checks: ['body', 'card-answers', 'card-status', 'card-answers'] },
-  'CPU LOAD AUTHENTICATED': { name: 'firstAnswers', before: ['signature', 'reader-report'], step: loadInitialized, checks: ['body', 'card-answers', 'card-status', 'card-answers', 'counters', 'card-answers', 'cryptograms', 'purpose'] },
+  'CPU LOAD AUTHENTICATED': { name: 'firstAnswers', before: ['signature', 'reader-report'], step: loadInitialized, checks: ['body', 'card-answers', 'card-status', 'card-answers', 'counters', 'card-answers', 'cryptograms', 'transaction-proof', 'purpose'] },
   'CPU LOAD AWAITING_TAC': { name: 'tacAnswer', before: ['signature', 'reader-report'], step: loadCredited, checks: ['body', 'card-answers', 'cryptograms'] },
   'CPU PURCHASE AUTHENTICATED': { name: 'firstAnswers', before: ['signature', 'reader-report'], step: purchaseInitialized, checks: ['body', 'card-answers', 'card-status', 'card-answers', 'counters', 'card-answers', 'purpose', 'purse-cover', 'card-answers'] },
   'CPU PURCHASE AWAITING_TAC': { name: 'debitAnswer', before: ['signature', 'reader-report'], step: purchaseDebited, checks: ['body', 'card-answers', 'cryptograms'] },

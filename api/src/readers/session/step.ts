@@ -17,7 +17,19 @@ export interface SessionDeps {
   cardStatus: CardStatusLookup;
   /** The key that signs what the host sends the reader: its city's host key (api/src/pki/host-key.ts). */
   hostKey: HostKeySource;
+  /** Gives back to a card the value it proved it paid to a purpose that no longer takes it (top-ups: a REFUND pending load). */
+  returnProvedValue: ProvedValueReturn;
 }
+
+/**
+ * What a card proved it paid, for a purpose that no longer takes it, to be given back to the card:
+ * the owner of pending loads books it (card purse → pending loads) and tells the card company.
+ * Null when there is no registered card to give it back to.
+ */
+export type ProvedValueReturn = (
+  em: EntityManager,
+  proved: { asn: string; amount: bigint; currency: string; fromAccountId: string; claimSession: string; provedBy: string; tac: string; reason: string },
+) => Promise<{ pendingLoad: string } | null>;
 
 /** The host signing key for a reader's city. */
 export type HostKeySource = (em: EntityManager, reader: ReaderRow) => Promise<{ privateKey: KeyObject; chainPem: string[] }>;

@@ -1,6 +1,5 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { TransactionType } from '../../cardcrypto/epurse.js';
-import { cardPurseBalance } from '../../ledger/accounts.js';
 import type { ReaderRow } from '../readers.service.js';
 import * as apdu from './apdu.js';
 import { checkLoadProof, checkPurchaseProof } from './checks/transaction-proof.js';
@@ -8,6 +7,9 @@ import { recordCounter } from './checks/counters.js';
 import { completeProven } from './complete.js';
 import { type CardIdentity, hex, type SessionContext, type SessionRow } from './session.model.js';
 import type { SessionDeps, StepInput, StepResult } from './step.js';
+import { SessionError } from './session.errors.js';
+import { UnknownCardKeyError } from '../key-store.js';
+import { cardPurseAccount, cardPurseBalance } from '../../ledger/accounts.js';
 
 /**
  * No value left unbooked (issue 17, CARD-PROTOCOL.md §8). When MAC2 (a load) or MAC1 (a purchase)
@@ -101,12 +103,27 @@ export async function settleFromProof(em: EntityManager, deps: SessionDeps, kind
     throw err;
   }
   for (const claim of (await openClaims(em, kind, card.asn, now)).filter((c) => c.counter === counter)) {
-    if (await KINDS[kind].check(deps, em, claim.session, proof)) {
+    let proved: boolean;
+    try {
+      proved = await KINDS[kind].check(deps, em, claim.session, proof);
+    } catch (err) {
+      // A key the host no longer has (a retired key version): not proved. Thrown, it would fail every session of the card for good.
+      if (!(err instanceof UnknownCardKeyError)) throw err;
+      await em.execute(`insert into card_session_audit (session_id, seq, step, outcome, refusal, detail) values (?, null, 'proved', 'REFUSED', null, ?)`, [claim.session.id, JSON.stringify({ provedBy: provedBy.id, tac: hex(proof.tac), unverifiable: err.message })]);
+      continue;
+    }
+    if (proved) {
       try {
         // A savepoint: a purpose that cannot take it (a payment canceled meanwhile) leaves nothing half-written, and the session goes on.
         const booked = await em.transactional((tx) => bookProven(tx, deps, kind, claim, provedBy, proof.tac));
         return { settled: booked ? claim.session.id : null, answered: hex(proof.tac) };
       } catch (err) {
+        // The purpose can no longer take it (the payment was canceled meanwhile): the value the card proved it paid goes back to the holder.
+        if (kind === 'purchase' && err instanceof SessionError && err.refusal === 'PURPOSE_REFUSED') {
+          // Its own savepoint: a return that cannot be made leaves the claim open, audited below.
+          const returned = await em.transactional((tx) => returnProven(tx, deps, claim, provedBy, proof.tac, err.message)).catch(() => false);
+          if (returned) return { settled: claim.session.id, answered: hex(proof.tac) };
+        }
         await em.execute(`insert into card_session_audit (session_id, seq, step, outcome, refusal, detail) values (?, null, 'proved', 'REFUSED', null, ?)`, [claim.session.id, JSON.stringify({ provedBy: provedBy.id, tac: hex(proof.tac), unbooked: err instanceof Error ? err.message : String(err) })]);
         return { settled: null, answered: hex(proof.tac) };
       }
@@ -137,6 +154,8 @@ async function bookProven(em: EntityManager, deps: SessionDeps, kind: ProofKind,
   const k = KINDS[kind];
   const currency = session.context.currency ?? 'CNY';
   if (kind === 'purchase' && (await cardPurseBalance(em, session.card_asn!, currency)) < BigInt(session.amount!)) return false;
+  // The top-up first, as resolvePendingLoad takes it (top-up, then the proof row): one lock order, no deadlock between them.
+  if (kind === 'load') await em.execute(`select id from top_up where load_session_id = ? for update`, [session.id]);
   const taken = await em.execute<{ session_id: string }[]>(
     `insert into ${k.table} (asn, ${k.column}, session_id, proved_by, tac) values (?, ?, ?, ?, ?) on conflict do nothing returning session_id`,
     [session.card_asn, claim.counter, session.id, provedBy.id, hex(tac)],
@@ -147,6 +166,35 @@ async function bookProven(em: EntityManager, deps: SessionDeps, kind: ProofKind,
   const [reader] = await em.execute<ReaderRow[]>(`select * from reader where id = ?`, [session.reader_id]);
   await completeProven(em, deps, session, reader!, result);
   await em.execute(`insert into card_session_audit (session_id, seq, step, outcome, refusal, detail) values (?, null, 'proved', 'ACCEPTED', null, ?)`, [session.id, JSON.stringify(result)]);
+  return true;
+}
+
+/**
+ * A purchase the card proved whose purpose no longer takes it (its payment CANCELED or FAILED
+ * since): the chip paid, nobody was paid, so the value comes back to the holder: card purse → the
+ * card company's pending loads (a REFUND pending load, keyed by the claim's session), written back
+ * onto the card at its next load session. Taken once per card and counter, like a booking; the card
+ * company hears of it. False when there is nothing to return (the purse shadow does not cover it, an
+ * unregistered card, or another session took the counter).
+ */
+async function returnProven(em: EntityManager, deps: SessionDeps, claim: OpenClaim, provedBy: SessionRow, tac: Buffer, why: string): Promise<boolean> {
+  const { session } = claim;
+  const asn = session.card_asn!;
+  const currency = session.context.currency ?? 'CNY';
+  const amount = BigInt(session.amount!);
+  if ((await deps.cardStatus(em, asn)) === null || (await cardPurseBalance(em, asn, currency)) < amount) return false;
+  const taken = await em.execute<{ session_id: string }[]>(
+    `insert into card_purchase_proof (asn, offline_counter, session_id, proved_by, tac) values (?, ?, ?, ?, ?) on conflict do nothing returning session_id`,
+    [asn, claim.counter, session.id, provedBy.id, hex(tac)],
+  );
+  if (taken.length === 0) return false;
+  await recordCounter(em, asn, 'offline_counter', claim.counter + 1);
+  const purse = await cardPurseAccount(em, asn, currency);
+  const returned = await deps.returnProvedValue(em, { asn, amount, currency, fromAccountId: purse.id, claimSession: session.id, provedBy: provedBy.id, tac: hex(tac), reason: why });
+  // No card to give it back to after all: undo the proof row with the rest of this savepoint.
+  if (!returned) throw new SessionError('PURPOSE_REFUSED', `card ${asn} is not registered: nothing to give the value back to`);
+  const detail = { cardSession: session.id, provedBy: provedBy.id, tac: hex(tac), amount: Number(amount), currency, pendingLoad: returned.pendingLoad, reason: why };
+  await em.execute(`insert into card_session_audit (session_id, seq, step, outcome, refusal, detail) values (?, null, 'proved', 'ACCEPTED', null, ?)`, [session.id, JSON.stringify({ returned: detail })]);
   return true;
 }
 

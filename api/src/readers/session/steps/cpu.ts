@@ -15,7 +15,7 @@ import { type CardIdentity, cardOf, hex, type PurchaseInit, type SessionContext 
 import type { Step, StepInput } from '../step.js';
 import { SessionError } from '../session.errors.js';
 import { cardClock, nextTerminalSerial, terminalIdOf } from '../terminal.js';
-import { askForProofIfOwed, provingKinds, recordTaken, settleFromProof } from '../transaction-proofs.js';
+import { askForProofIfOwed, openClaims, provingKinds, recordTaken, settleFromProof } from '../transaction-proofs.js';
 import { firstCommands } from './hello.js';
 
 /**
@@ -51,6 +51,21 @@ export const balanceRead: Step = async (s) => {
 
 const sealedFor = (s: StepInput, command: Buffer) => sealForReader(s.session.context.publicKeyPem!, command, `${toGlobalId('CardSession', s.session.id)}:${s.message.seq + 1}`);
 
+/**
+ * After the proof round: an unanswered load at a counter below the one MAC1 authenticates now was
+ * taken by the card (only a host MAC2 moves the online counter), yet not proved (the answer to GET
+ * TRANSACTION PROVE was dropped). Loading now would let the card's next proof slot pass over it for
+ * good, so no MAC2 leaves the host: the card company settles it (resolvePendingLoad with the card's TAC).
+ */
+async function refuseIfLoadUnproved(s: StepInput, asn: string, onlineCounter: number): Promise<void> {
+  const behind = (await openClaims(s.em, 'load', asn, s.now)).filter((c) => c.counter < onlineCounter);
+  // A top-up the card's counter already settled (ALREADY_LOADED) is booked, though it has no proof row.
+  const loaded = behind.length ? await s.em.execute<{ load_session_id: string }[]>(`select load_session_id from top_up where status = 'LOADED' and load_session_id in (${behind.map(() => '?').join(', ')})`, behind.map((c) => c.session.id)) : [];
+  const unproved = behind.filter((c) => !loaded.some((t) => t.load_session_id === c.session.id));
+  if (unproved.length === 0) return;
+  throw new SessionError('LOAD_UNRESOLVED', 'the card took an earlier load whose answer was lost and has not proved it; the card company settles it before the card loads again', { cardCounter: onlineCounter, unprovedSessions: unproved.map((c) => ({ session: c.session.id, counter: c.counter })) }).at('transaction-proof');
+}
+
 /** LOAD, message 1: the card's MAC1 proves its load key; the host answers with MAC2, sealed to the reader. */
 export const loadInitialized: Step = async (s) => {
   const { card, context, rest: [logAnswer, answer] } = await identifyCard(s, 4);
@@ -67,7 +82,9 @@ export const loadInitialized: Step = async (s) => {
   const amount = Number(session.amount);
   checkLoadMac1(loadMac1({ algorithm, sessionKey, oldBalance: init.oldBalance, amount, terminalId }), init.mac1);
   const { date, time } = cardClock(s.now);
+  // The purpose first: a top-up whose earlier claim the card's counter proves taken is settled (ALREADY_LOADED).
   await guardCredit(s, { card, amount, oldBalance: init.oldBalance, onlineCounter: init.onlineCounter, lastRecord, terminal: hex(terminalId), date, time });
+  await refuseIfLoadUnproved(s, card.asn, init.onlineCounter);
   const mac2 = loadMac2({ algorithm, sessionKey, amount, terminalId, date, time });
   return {
     state: 'AWAITING_TAC',
