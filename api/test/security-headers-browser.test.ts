@@ -104,11 +104,12 @@ describe('in a real browser, under the Content-Security-Policy', () => {
 
     const { page, violations } = await pageWatchingCsp();
     let callback: URL | undefined;
-    // The app at the redirect URI: answered here, as the app would.
-    await page.route(`${new URL(REDIRECT_URI).origin}/**`, async (route) => {
-      callback = new URL(route.request().url());
-      await route.fulfill({ status: 200, contentType: 'text/plain', body: 'app' });
+    // The app at the redirect URI: answered here, as the app would. The browser's request to it is
+    // what counts (Chromium's headless shell, the package's, asks without letting the route answer).
+    page.on('request', (request) => {
+      if (request.url().startsWith(REDIRECT_URI)) callback = new URL(request.url());
     });
+    await page.route(`${new URL(REDIRECT_URI).origin}/**`, (route) => route.fulfill({ status: 200, contentType: 'text/plain', body: 'app' }));
     try {
       await page.goto(authorize.href);
       await page.fill('#username', 'browser-holder');
