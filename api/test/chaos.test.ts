@@ -149,8 +149,11 @@ function transient(status: number, body: Body | null): boolean {
   return status >= 500 || code === 'IDEMPOTENCY_CONFLICT' || code === 'INTERNAL_SERVER_ERROR' || code === 'THROTTLED';
 }
 
-/** A GraphQL call retried through kills and restarts until it is answered; GraphQL errors that are answers throw. */
-async function persist(token: string, query: string, variables: Record<string, unknown>): Promise<Record<string, any>> {
+/**
+ * Sends a GraphQL request again, the same, through kills and restarts until the API answers it
+ * (an answer is anything `transient` does not call "not now").
+ */
+async function untilAnswered(token: string, query: string, variables: Record<string, unknown> | undefined, countConflicts: boolean): Promise<Body> {
   const until = Date.now() + OPERATION_DEADLINE_MS;
   for (let attempt = 1; ; attempt++) {
     let status = 0;
@@ -160,18 +163,22 @@ async function persist(token: string, query: string, variables: Record<string, u
       status = res.status;
       body = (await res.json()) as Body;
     } catch {
-      // the API is down (killed): retry
+      // the API is down (killed): send it again
     }
     // A resumable mutation's claim (the gateway top-ups) waits 10 s unrenewed before it is taken over
     // (a live process whose liveness session died keeps it): a 409 for it after a quick restart is expected.
-    if (body?.errors?.[0]?.extensions?.code === 'IDEMPOTENCY_CONFLICT' && !/\b(createTopUp|refundTopUp)\b/.test(query)) conflicts++;
-    if (!transient(status, body)) {
-      if (body!.errors?.length) throw new Error(`${body!.errors.map((e) => `${e.extensions?.code}: ${e.message}`).join('; ')}`);
-      return body!.data!;
-    }
+    if (countConflicts && body?.errors?.[0]?.extensions?.code === 'IDEMPOTENCY_CONFLICT' && !/\b(createTopUp|refundTopUp)\b/.test(query)) conflicts++;
+    if (!transient(status, body)) return body!;
     if (Date.now() > until) throw new Error(`no answer after ${attempt} attempts: ${JSON.stringify(body)}`);
     await new Promise((r) => setTimeout(r, Math.min(1_000, 100 * attempt)));
   }
+}
+
+/** A GraphQL call retried through kills and restarts until it is answered; GraphQL errors that are answers throw. */
+async function persist(token: string, query: string, variables: Record<string, unknown>): Promise<Record<string, any>> {
+  const body = await untilAnswered(token, query, variables, true);
+  if (body.errors?.length) throw new Error(`${body.errors.map((e) => `${e.extensions?.code}: ${e.message}`).join('; ')}`);
+  return body.data!;
 }
 
 /**
@@ -182,24 +189,9 @@ async function persist(token: string, query: string, variables: Record<string, u
  */
 const relay = (token: string) => ({
   async request<T>(query: string, variables?: Record<string, unknown>): Promise<T> {
-    const until = Date.now() + OPERATION_DEADLINE_MS;
-    for (let attempt = 1; ; attempt++) {
-      let status = 0;
-      let body: Body | null = null;
-      try {
-        const res = await fetch(`${url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` }, body: JSON.stringify({ query, variables }) });
-        status = res.status;
-        body = (await res.json()) as Body;
-      } catch {
-        // the API is down (killed): send it again
-      }
-      if (!transient(status, body)) {
-        if (body!.errors?.length) throw new Error(body!.errors.map((e) => e.message).join('; '));
-        return body!.data as T;
-      }
-      if (Date.now() > until) throw new Error(`no answer after ${attempt} attempts`);
-      await new Promise((r) => setTimeout(r, Math.min(1_000, 100 * attempt)));
-    }
+    const body = await untilAnswered(token, query, variables, false);
+    if (body.errors?.length) throw new Error(body.errors.map((e) => e.message).join('; '));
+    return body.data as T;
   },
 });
 

@@ -4,7 +4,7 @@
  * a person to settle. The API runs over real HTTP; nock stands in for the outside gateway only.
  */
 import nock from 'nock';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCardholder } from '../src/auth/cardholders.service.js';
 import { createClient } from '../src/auth/clients.service.js';
 import { issueCard as registerCard } from '../src/cards/cards.service.js';
@@ -17,6 +17,7 @@ import { freshDatabase, type TestDatabase } from './support/database.js';
 import { bearerClient, cardholderAccessToken } from './support/oauth.js';
 import { startTestServer, type TestServer } from './support/server.js';
 import { testCardNumber } from './support/card-sessions.js';
+import { useMockedGateway } from './support/gateway-mock.js';
 
 const GATEWAY = 'https://gateway.test';
 const SECRET = 'sk_test_mismatch';
@@ -42,16 +43,7 @@ afterAll(async () => {
   await server?.close();
   await db?.close();
 });
-beforeEach(() => {
-  nock.disableNetConnect();
-  nock.enableNetConnect('127.0.0.1');
-});
-afterEach(() => {
-  const pending = nock.pendingMocks();
-  nock.cleanAll();
-  nock.enableNetConnect();
-  expect(pending, 'every mocked gateway call was made').toEqual([]);
-});
+useMockedGateway();
 
 let cards = 0;
 async function newCard(): Promise<string> {

@@ -4,7 +4,7 @@
  * and out-of-order events, bad signatures, refunds that fail. The API itself runs over real HTTP.
  */
 import nock from 'nock';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCardholder } from '../src/auth/cardholders.service.js';
 import { createClient } from '../src/auth/clients.service.js';
 import { issueCard as registerCard } from '../src/cards/cards.service.js';
@@ -16,6 +16,7 @@ import { runTopUpJobs } from '../src/topups/topups.jobs.js';
 import { freshDatabase, type TestDatabase } from './support/database.js';
 import { bearerClient, cardholderAccessToken } from './support/oauth.js';
 import { startTestServer, type TestServer } from './support/server.js';
+import { useMockedGateway } from './support/gateway-mock.js';
 
 const GATEWAY = 'https://gateway.test';
 const SECRET = 'sk_test_nock';
@@ -43,16 +44,7 @@ afterAll(async () => {
   await server?.close();
   await db?.close();
 });
-beforeEach(() => {
-  nock.disableNetConnect();
-  nock.enableNetConnect('127.0.0.1');
-});
-afterEach(() => {
-  const pending = nock.pendingMocks();
-  nock.cleanAll();
-  nock.enableNetConnect();
-  expect(pending, 'every mocked gateway call was made').toEqual([]);
-});
+useMockedGateway();
 
 async function newCard(): Promise<{ id: string; uuid: string }> {
   const number = `62310000000${String(++cards).padStart(4, '0')}`;

@@ -9,6 +9,7 @@ import { ENVELOPE, ENVELOPE_CHECKS, PRE_STEP_CHECKS, stepFor } from './pipeline.
 import type { CardSessionPurpose, CardStatusLookup, PurseObserver } from './purpose.js';
 import { type CardOperation, type CardType, type IncomingMessage, MAX_CARD_AMOUNT, type ReaderCommand, SESSION_TTL_SECONDS, type SessionRow } from './session.model.js';
 import type { ProvedValueReturn, SessionDeps } from './step.js';
+import { recordAudit } from './audit.js';
 import { SessionError, type SessionRefusal } from './session.errors.js';
 
 /**
@@ -35,9 +36,6 @@ export function createCardSessionEngine(setup: { purposes: readonly CardSessionP
   };
 }
 
-async function audit(em: EntityManager, sessionId: string, seq: number | null, step: string, outcome: 'ACCEPTED' | 'REFUSED', refusal: SessionRefusal | null, detail: Record<string, unknown> = {}) {
-  await em.execute(`insert into card_session_audit (session_id, seq, step, outcome, refusal, detail) values (?, ?, ?, ?, ?, ?)`, [sessionId, seq, step, outcome, refusal, JSON.stringify(detail)]);
-}
 
 /** Opens a session for one operation on one reader; the reader proves itself against the challenge. */
 export async function openSession(
@@ -64,7 +62,7 @@ export async function openSession(
       JSON.stringify({ purpose: input.purpose, purposeData: input.purposeData }),
     ],
   );
-  await audit(em, id, null, 'open', 'ACCEPTED', null, { operation: input.operation, amount: input.amount?.toString() });
+  await recordAudit(em, id, null, 'open', 'ACCEPTED', null, { operation: input.operation, amount: input.amount?.toString() });
   return row!;
 }
 
@@ -88,7 +86,7 @@ export async function handleMessage(em: EntityManager, deps: SessionDeps, messag
     if (!(refusal instanceof SessionError)) throw err;
     if (refusal.refusal === 'NOT_THE_OPENER') {
       // Someone else's session: audited, but neither ended nor shown to the caller.
-      await audit(em, message.sessionId, message.seq, 'refused', 'REFUSED', 'NOT_THE_OPENER', { client: message.clientId });
+      await recordAudit(em, message.sessionId, message.seq, 'refused', 'REFUSED', 'NOT_THE_OPENER', { client: message.clientId });
       return { ok: false, session: null, refusal: refusal.refusal, message: refusal.message };
     }
     return recordRefusal(em, deps, message, refusal);
@@ -110,7 +108,7 @@ async function runStep(tx: EntityManager, deps: SessionDeps, now: Date, message:
     if (err instanceof SessionError) err.at(step.name);
     throw err;
   }
-  await audit(tx, session.id, message.seq, step.name, 'ACCEPTED', null, result.auditDetail);
+  await recordAudit(tx, session.id, message.seq, step.name, 'ACCEPTED', null, result.auditDetail);
   const [updated] = await tx.execute<SessionRow[]>(
     `update card_session set state = ?, next_seq = next_seq + 1, context = ?, card_asn = coalesce(?, card_asn), result = ?,
             finished_at = case when ? = 'COMPLETED' then now() end
@@ -134,7 +132,7 @@ function recordRefusal(em: EntityManager, deps: SessionDeps, message: IncomingMe
   return em.transactional(async (tx) => {
     const [session] = await tx.execute<SessionRow[]>(`select * from card_session where id = ? for update`, [message.sessionId]);
     if (!session) return { ok: false as const, session: null, refusal: 'SESSION_FINISHED' as const, message: 'no such session' };
-    await audit(tx, session.id, message.seq, 'refused', 'REFUSED', err.refusal, { message: err.message, refusedBy: err.step, ...err.detail });
+    await recordAudit(tx, session.id, message.seq, 'refused', 'REFUSED', err.refusal, { message: err.message, refusedBy: err.step, ...err.detail });
     await err.keep?.(tx);
     const purpose = session.context.purpose ? deps.purposes.get(session.context.purpose) : undefined;
     await purpose?.onRefusal?.(tx, session, err.refusal);

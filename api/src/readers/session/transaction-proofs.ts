@@ -8,6 +8,7 @@ import { completeProven } from './complete.js';
 import { type CardIdentity, hex, type SessionContext, type SessionRow } from './session.model.js';
 import type { SessionDeps, StepInput, StepResult } from './step.js';
 import { SessionError } from './session.errors.js';
+import { recordAudit } from './audit.js';
 import { UnknownCardKeyError } from '../key-store.js';
 import { cardPurseAccount, cardPurseBalance } from '../../ledger/accounts.js';
 
@@ -109,7 +110,7 @@ export async function settleFromProof(em: EntityManager, deps: SessionDeps, kind
     } catch (err) {
       // A key the host no longer has (a retired key version): not proved. Thrown, it would fail every session of the card for good.
       if (!(err instanceof UnknownCardKeyError)) throw err;
-      await em.execute(`insert into card_session_audit (session_id, seq, step, outcome, refusal, detail) values (?, null, 'proved', 'REFUSED', null, ?)`, [claim.session.id, JSON.stringify({ provedBy: provedBy.id, tac: hex(proof.tac), unverifiable: err.message })]);
+      await recordAudit(em, claim.session.id, null, 'proved', 'REFUSED', null, { provedBy: provedBy.id, tac: hex(proof.tac), unverifiable: err.message });
       continue;
     }
     if (proved) {
@@ -124,7 +125,7 @@ export async function settleFromProof(em: EntityManager, deps: SessionDeps, kind
           const returned = await em.transactional((tx) => returnProven(tx, deps, claim, provedBy, proof.tac, err.message)).catch(() => false);
           if (returned) return { settled: claim.session.id, answered: hex(proof.tac) };
         }
-        await em.execute(`insert into card_session_audit (session_id, seq, step, outcome, refusal, detail) values (?, null, 'proved', 'REFUSED', null, ?)`, [claim.session.id, JSON.stringify({ provedBy: provedBy.id, tac: hex(proof.tac), unbooked: err instanceof Error ? err.message : String(err) })]);
+        await recordAudit(em, claim.session.id, null, 'proved', 'REFUSED', null, { provedBy: provedBy.id, tac: hex(proof.tac), unbooked: err instanceof Error ? err.message : String(err) });
         return { settled: null, answered: hex(proof.tac) };
       }
     }
@@ -165,7 +166,7 @@ async function bookProven(em: EntityManager, deps: SessionDeps, kind: ProofKind,
   const result = resultOf(kind, session, tac, provedBy.id);
   const [reader] = await em.execute<ReaderRow[]>(`select * from reader where id = ?`, [session.reader_id]);
   await completeProven(em, deps, session, reader!, result);
-  await em.execute(`insert into card_session_audit (session_id, seq, step, outcome, refusal, detail) values (?, null, 'proved', 'ACCEPTED', null, ?)`, [session.id, JSON.stringify(result)]);
+  await recordAudit(em, session.id, null, 'proved', 'ACCEPTED', null, result);
   return true;
 }
 
@@ -194,7 +195,7 @@ async function returnProven(em: EntityManager, deps: SessionDeps, claim: OpenCla
   // No card to give it back to after all: undo the proof row with the rest of this savepoint.
   if (!returned) throw new SessionError('PURPOSE_REFUSED', `card ${asn} is not registered: nothing to give the value back to`);
   const detail = { cardSession: session.id, provedBy: provedBy.id, tac: hex(tac), amount: Number(amount), currency, pendingLoad: returned.pendingLoad, reason: why };
-  await em.execute(`insert into card_session_audit (session_id, seq, step, outcome, refusal, detail) values (?, null, 'proved', 'ACCEPTED', null, ?)`, [session.id, JSON.stringify({ returned: detail })]);
+  await recordAudit(em, session.id, null, 'proved', 'ACCEPTED', null, { returned: detail });
   return true;
 }
 

@@ -1,0 +1,7 @@
+import type { EntityManager } from '@mikro-orm/postgresql';
+import type { SessionRefusal } from './session.errors.js';
+
+/** One row of a card session's audit trail (`card_session_audit`): every step, refusal and late proof writes one. */
+export async function recordAudit(em: EntityManager, sessionId: string, seq: number | null, step: string, outcome: 'ACCEPTED' | 'REFUSED', refusal: SessionRefusal | null, detail: Record<string, unknown> = {}): Promise<void> {
+  await em.execute(`insert into card_session_audit (session_id, seq, step, outcome, refusal, detail) values (?, ?, ?, ?, ?, ?)`, [sessionId, seq, step, outcome, refusal, JSON.stringify(detail)]);
+}
