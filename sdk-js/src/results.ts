@@ -9,14 +9,39 @@ export type UserErrorOf<TData> = {
 }[keyof TData];
 
 /**
+ * Payload fields that may be null even when the mutation succeeded, so `ok` does not narrow them:
+ * `openCardSession` opens a session without a host message (the first step brings one).
+ */
+type NullOnSuccess = 'hostMessage';
+
+/**
+ * A payload once its mutation succeeded (no user errors): the payload is there, and so is each of its
+ * objects and lists (the API returns them null only with a refusal; see the API conventions). Scalars
+ * keep their type (a `secret` comes only when one was made).
+ */
+export type Succeeded<TPayload> = {
+  [K in keyof NonNullable<TPayload>]: K extends 'userErrors' | NullOnSuccess
+    ? NonNullable<TPayload>[K]
+    : NonNullable<NonNullable<TPayload>[K]> extends object
+      ? NonNullable<NonNullable<TPayload>[K]>
+      : NonNullable<TPayload>[K];
+};
+
+/** A mutation's data once it succeeded: every root field's payload {@link Succeeded}. */
+export type SucceededData<TData> = { [K in keyof TData]: Succeeded<TData[K]> };
+
+/**
  * The outcome of {@link OneCardClient.mutate}: `ok` with the data when no root field of the result has
  * user errors; otherwise `ok: false` with every user error (in root field order) beside the data,
  * which may hold more (e.g. `publishBills`' refusals).
+ *
+ * `ok` narrows: inside `if (r.ok)` the payload and its objects are non-null
+ * (`r.data.createPayment.payment.id`, no `!`); see {@link Succeeded}.
  */
 export type MutationResult<TData> =
   | {
       ok: true;
-      data: TData;
+      data: SucceededData<TData>;
       userErrors: readonly [];
       /** The idempotency key the call went with (a money mutation's: given, or made by the client). */
       idempotencyKey: string | undefined;
@@ -36,7 +61,8 @@ export function toMutationResult<TData>(data: TData, idempotencyKey: string | un
     const errors = (value as { userErrors?: unknown } | null)?.userErrors;
     if (Array.isArray(errors)) userErrors.push(...(errors as UserErrorOf<TData>[]));
   }
-  return userErrors.length === 0 ? { ok: true, data, userErrors: [], idempotencyKey } : { ok: false, data, userErrors, idempotencyKey };
+  // The API's convention (a payload's objects are null only with a refusal) is what makes `data` a SucceededData here.
+  return userErrors.length === 0 ? { ok: true, data: data as SucceededData<TData>, userErrors: [], idempotencyKey } : { ok: false, data, userErrors, idempotencyKey };
 }
 
 /**
