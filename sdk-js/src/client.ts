@@ -2,6 +2,7 @@ import type { TypedDocumentNode } from '@graphql-typed-document-node/core';
 import * as oauth from 'oauth4webapi';
 import { prepareOperation, type GraphQLDocument, type OperationVariables } from './documents.js';
 import type { PrincipalKind } from './generated/graphql.js';
+import { resourcesOf, type BillsResource, type CardsResource, type MerchantsResource, type PaymentsResource, type ReadersResource, type TopUpsResource, type WebhooksResource } from './resources.js';
 import { toMutationResult, type Connection, type MutationResult } from './results.js';
 import { backoffDelay, isNetworkError, markingNetworkErrors, parseRetryAfter, retryPolicy, sleep, type RetryOptions } from './retry.js';
 
@@ -181,6 +182,9 @@ const VIEWER_QUERY = 'query Viewer { viewer { kind clientId tenantId scopes } }'
  * const onecard = new OneCardClient({ baseUrl: 'https://api.onecard.example', clientId, clientSecret });
  * const { viewer } = await onecard.execute(ViewerDocument);
  * const r = await onecard.mutate(CreatePaymentDocument, { input: { amount: 1200, currency: 'CNY', orderReference: 'o-1' } });
+ * // or, the same call as a resource:
+ * const same = await onecard.payments.create({ amount: 1200, currency: 'CNY', orderReference: 'o-1' });
+ * if (same.ok) console.log(same.data.createPayment.payment.id);
  * ```
  */
 /** The longest `Retry-After` of a THROTTLED answer that a call waits out by itself before sending again. */
@@ -197,6 +201,21 @@ export class OneCardClient {
   private readonly http: { [oauth.customFetch]?: CustomFetch; [oauth.allowInsecureRequests]?: boolean };
   private readonly retry: RetryOptions | false | undefined;
   private readonly newIdempotencyKey: () => string;
+
+  /** Merchant payments: `create`, `get`, `list`, `cancel`, `refund` (see resources.ts). */
+  readonly payments: PaymentsResource;
+  /** Top-ups: `create`, `get`, `refund`, `resolvePendingLoad`. */
+  readonly topUps: TopUpsResource;
+  /** Bills: `publish`, `publishMany`, `importCsv`, `amend`, `withdraw`, `get`, `list`, `forAccount`, `pay`. */
+  readonly bills: BillsResource;
+  /** Cards: `issue`, `get`, `list`, `history`, `reportLost`, `replace`, `block`, `unblock`. */
+  readonly cards: CardsResource;
+  /** Merchants: `create`, `update`, `get`, `list`. */
+  readonly merchants: MerchantsResource;
+  /** Readers: `register`, `get`, `list`. */
+  readonly readers: ReadersResource;
+  /** Webhooks: `createEndpoint`, `endpoints`, `events`. */
+  readonly webhooks: WebhooksResource;
 
   private as: Promise<oauth.AuthorizationServer> | undefined;
   private token: CachedToken | undefined;
@@ -232,6 +251,7 @@ export class OneCardClient {
       [oauth.customFetch]: customFetch(markingNetworkErrors(() => f ?? globalThis.fetch)),
       ...(insecure ? { [oauth.allowInsecureRequests]: true } : {}),
     };
+    ({ payments: this.payments, topUps: this.topUps, bills: this.bills, cards: this.cards, merchants: this.merchants, readers: this.readers, webhooks: this.webhooks } = resourcesOf(this));
   }
 
   /**

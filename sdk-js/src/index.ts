@@ -10,6 +10,7 @@ export * from './generated/graphql.js';
 export { IDEMPOTENT_MUTATIONS } from './generated/idempotency.js';
 export type { GraphQLDocument, OperationVariables, ResultOf, VariablesOf } from './documents.js';
 export type { Connection, MutationResult, Succeeded, SucceededData, UserError, UserErrorOf } from './results.js';
+export type { BillsResource, CardsResource, InputOf, MerchantsResource, PaymentsResource, ReadersResource, TopUpsResource, WebhooksResource } from './resources.js';
 export type { RetryOptions } from './retry.js';
 // Virtual cards (CPU e-purse, MIFARE Classic) and the transport readers talk to them through.
 export { CardStateError } from './cards/card-bytes.js';
