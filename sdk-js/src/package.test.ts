@@ -1,23 +1,31 @@
 /**
- * The built package, installed as an application would have it: `require('@onecard/sdk')` from
- * CommonJS and `import` from ESM both load it and work, and TypeScript finds its declarations either
- * way. The package is built afresh (scripts/build.mjs) into a temporary node_modules.
+ * The package as an outside project gets it: `npm pack -w sdk-js` (which builds it) makes the tarball,
+ * and a fresh project in a temporary folder outside the repository installs it with `npm install
+ * <tarball>` (its dependencies come from the registry or npm's cache). There, `require('@onecard/sdk')`
+ * from CommonJS and `import` from ESM both load it and work, TypeScript finds its declarations either
+ * way, and a TypeScript script type-checks and runs against a started API.
  */
 import { execFile } from 'node:child_process';
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createClient } from '../../api/src/auth/clients.service.js';
+import { createCity, createMerchant } from '../../api/src/tenancy/tenancy.service.js';
+import { freshDatabase, type TestDatabase } from '../../api/test/support/database.js';
+import { startTestServer, type TestServer } from '../../api/test/support/server.js';
 
 const run = promisify(execFile);
 const sdkDir = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
 const requireFromSdk = createRequire(path.join(sdkDir, 'package.json'));
-const pkg = JSON.parse(readFileSync(path.join(sdkDir, 'package.json'), 'utf8')) as { dependencies: Record<string, string> };
+const repoDir = path.dirname(sdkDir);
 
 let app: string;
+let packDir: string;
+let tarball: string;
 
 /** Links a package of the workspace's node_modules into the app's. */
 function link(name: string) {
@@ -28,18 +36,18 @@ function link(name: string) {
 }
 
 beforeAll(async () => {
-  app = mkdtempSync(path.join(os.tmpdir(), 'onecard-sdk-package-'));
-  const installed = path.join(app, 'node_modules', '@onecard', 'sdk');
-  mkdirSync(installed, { recursive: true });
-  await run(process.execPath, [path.join(sdkDir, 'scripts', 'build.mjs'), '--out', path.join(installed, 'dist')], { cwd: sdkDir });
-  cpSync(path.join(sdkDir, 'package.json'), path.join(installed, 'package.json'));
-  for (const name of Object.keys(pkg.dependencies)) link(name);
-  link('@types/node');
-  writeFileSync(path.join(app, 'package.json'), JSON.stringify({ name: 'app', private: true }));
+  packDir = mkdtempSync(path.join(os.tmpdir(), 'onecard-sdk-pack-'));
+  app = mkdtempSync(path.join(os.tmpdir(), 'onecard-sdk-app-'));
+  const { stdout } = await run('npm', ['pack', '-w', 'sdk-js', '--pack-destination', packDir, '--json'], { cwd: repoDir, maxBuffer: 16 * 1024 * 1024 });
+  const [packed] = JSON.parse(stdout.slice(stdout.indexOf('['))) as { filename: string; files: { path: string }[] }[];
+  tarball = path.join(packDir, path.basename(packed!.filename));
+  writeFileSync(path.join(app, 'package.json'), JSON.stringify({ name: 'outside-app', private: true }));
+  await run('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', tarball], { cwd: app });
+  link('@types/node'); // for the type checks' `types: ['node']`
 }, 300_000);
 
 afterAll(() => {
-  if (app) rmSync(app, { recursive: true, force: true });
+  for (const dir of [app, packDir]) if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
 /** The same checks in either module system: exports are there, a typed call goes through, webhooks verify. */
@@ -81,6 +89,23 @@ async function node(file: string, source: string): Promise<Record<string, unknow
 }
 
 const expected = { missing: [], ok: false, code: 'DUPLICATE_ORDER', attempts: 2, sameKey: true, webhook: true, isError: true };
+
+describe('the packed tarball', () => {
+  it('holds the built package and its README, no sources or tests', async () => {
+    const { stdout } = await run('tar', ['-tzf', tarball]);
+    const files = stdout.split('\n').filter(Boolean);
+    for (const file of ['package/package.json', 'package/README.md', 'package/dist/esm/index.js', 'package/dist/esm/browser.js', 'package/dist/esm/browser.d.ts', 'package/dist/cjs/index.js', 'package/dist/cjs/package.json']) {
+      expect(files).toContain(file);
+    }
+    expect(files.filter((f) => f.startsWith('package/src/') || /\.test\./.test(f) || f.includes('test-support'))).toEqual([]);
+  });
+
+  it('installed from the tarball, with its dependencies from the registry', () => {
+    const installed = path.join(app, 'node_modules', '@onecard', 'sdk');
+    expect(JSON.parse(readFileSync(path.join(installed, 'package.json'), 'utf8'))).toMatchObject({ name: '@onecard/sdk', publishConfig: { access: 'public', provenance: true } });
+    expect(readdirSync(path.join(app, 'node_modules'))).toEqual(expect.arrayContaining(['graphql', 'oauth4webapi', '@graphql-typed-document-node']));
+  });
+});
 
 describe('the built package', () => {
   it("require('@onecard/sdk') from CommonJS", async () => {
@@ -124,5 +149,60 @@ export const wrong = () => client.mutate(CreatePaymentDocument, { input: { amoun
     expect(trace).toContain("Module name '@onecard/sdk' was successfully resolved to");
     expect(trace).toMatch(/'@onecard\/sdk' was successfully resolved to '[^']*\/dist\/cjs\/index\.d\.ts'/);
     expect(trace).toMatch(/'@onecard\/sdk' was successfully resolved to '[^']*\/dist\/esm\/index\.d\.ts'/);
+  });
+});
+
+describe('an outside project, against a started API', () => {
+  let db: TestDatabase;
+  let server: TestServer;
+  let merchant: { clientId: string; clientSecret: string };
+
+  beforeAll(async () => {
+    db = await freshDatabase();
+    server = await startTestServer(db.orm);
+    const { city } = await createCity(db.orm.em.fork(), { code: 'PKG', name: 'Packville', timeZone: 'Asia/Shanghai', currency: 'CNY', cardCompanyName: 'Pack Cards' });
+    const shop = await createMerchant(db.orm.em.fork(), { cityId: city.id, name: 'Packed Noodles' });
+    const made = await createClient(db.orm.em.fork(), { kind: 'MERCHANT', tenantId: shop.id, name: 'outside app', scopes: ['payments:read', 'payments:write'] });
+    merchant = { clientId: made.client.client_id, clientSecret: made.clientSecret! };
+  }, 120_000);
+  afterAll(async () => {
+    await server?.close();
+    await db?.close();
+  });
+
+  it('a TypeScript script type-checks with the repository tsc and runs: a payment made, narrowed, listed; the browser entry loads', async () => {
+    // `r.data.createPayment.payment.id` without `!`: the script does not compile unless `ok` narrows.
+    writeFileSync(
+      path.join(app, 'pay.mts'),
+      `import { OneCardClient, PaymentsDocument, type UserErrorCode } from '@onecard/sdk';
+import * as browser from '@onecard/sdk/browser';
+
+const [baseUrl, clientId, clientSecret, orderReference] = process.argv.slice(2) as [string, string, string, string];
+const onecard = new OneCardClient({ baseUrl, clientId, clientSecret, scope: 'payments:read payments:write' });
+const r = await onecard.payments.create({ amount: 1_500, currency: 'CNY', orderReference, description: 'Dan dan noodles' });
+if (!r.ok) {
+  const codes: UserErrorCode[] = r.userErrors.map((e) => e.code);
+  throw new Error(codes.join());
+}
+const id: string = r.data.createPayment.payment.id;
+const listed: string[] = [];
+for await (const p of onecard.paginate(PaymentsDocument, { filter: { orderReference } }, (d) => d.payments)) listed.push(p.id);
+const again = await onecard.payments.get(id);
+console.log(JSON.stringify({ id, listed, status: again?.status, key: typeof r.idempotencyKey, browserEntry: typeof browser.OneCardClient, noWebhooksInBrowser: !('verifyWebhook' in browser) }));
+`,
+    );
+    writeFileSync(
+      path.join(app, 'tsconfig.pay.json'),
+      JSON.stringify({ compilerOptions: { module: 'nodenext', moduleResolution: 'nodenext', target: 'es2023', lib: ['es2023', 'dom'], types: ['node'], strict: true, skipLibCheck: false, outDir: 'out' }, files: ['pay.mts'] }),
+    );
+    const tsc = requireFromSdk.resolve('typescript/bin/tsc');
+    const compiled = await run(process.execPath, [tsc, '-p', 'tsconfig.pay.json'], { cwd: app }).catch((err: { stdout: string }) => err);
+    expect(compiled.stdout).toBe('');
+
+    const orderReference = `outside-${Date.now()}`;
+    const { stdout, stderr } = await run(process.execPath, ['out/pay.mjs', server.url, merchant.clientId, merchant.clientSecret, orderReference], { cwd: app });
+    expect(stderr).toBe('');
+    const out = JSON.parse(stdout) as { id: string; listed: string[] };
+    expect(out).toEqual({ id: expect.any(String), listed: [out.id], status: 'REQUIRES_CARD', key: 'string', browserEntry: 'function', noWebhooksInBrowser: true });
   });
 });
