@@ -1,7 +1,7 @@
 /**
  * The OneCard JS SDK for browsers (`@onecard/sdk/browser`): the API client only, on WebCrypto and
- * `fetch`, with no `node:` import anywhere in its module graph. OAuth (client credentials,
- * `private_key_jwt`, DPoP with a WebCrypto key pair), every typed operation, the resource helpers,
+ * `fetch`, with no `node:` import anywhere in its module graph. OAuth (a cardholder signed in with
+ * PKCE: `startSignIn`/`finishSignIn`, DPoP with a WebCrypto key pair), every typed operation, the resource helpers,
  * pagination, idempotency keys and safe retries are the same as the Node entry point's.
  *
  * Not here, because they belong on a server: webhook verification (it needs the endpoint's signing
@@ -10,6 +10,8 @@
  * @packageDocumentation
  */
 export { OneCardClient, OneCardError } from './client.js';
+export { finishSignIn, startSignIn } from './sign-in.js';
+export type { AccessToken, PendingSignIn, SignInOptions } from './sign-in.js';
 export type { GraphQLErrorEntry, OneCardClientOptions, OperationArgs, PrincipalKind, RequestOptions, Viewer } from './client.js';
 export * from './generated/graphql.js';
 export { IDEMPOTENT_MUTATIONS } from './generated/idempotency.js';

@@ -14,6 +14,8 @@ describe('OneCardClient names the option that is missing or wrong', () => {
     ['baseUrl not a URL', { baseUrl: 'localhost:4000', clientId: 'oc_x', clientSecret: 's' }, /OneCardClient: baseUrl must be an absolute http\(s\) URL, got "localhost:4000"/],
     ['clientId missing', { baseUrl: 'http://127.0.0.1:4000', clientSecret: 's' }, /OneCardClient: clientId is required/],
     ['clientSecret not a string', { baseUrl: 'http://127.0.0.1:4000', clientId: 'oc_x', clientSecret: 42 }, /OneCardClient: clientSecret must be a string/],
+    ['a secret and an access token', { baseUrl: 'http://127.0.0.1:4000', clientId: 'oc_x', clientSecret: 's', accessToken: () => ({}) }, /OneCardClient: give exactly one of clientSecret and privateKey \(client credentials\), or accessToken/],
+    ['accessToken not a function', { baseUrl: 'http://127.0.0.1:4000', clientId: 'oc_x', accessToken: 'eyJ…' }, /OneCardClient: accessToken must be a function that gives the token/],
   ])('%s', (_case, options, message) => {
     const make = build(options);
     expect(make).toThrow(TypeError);

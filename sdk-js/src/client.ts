@@ -4,6 +4,7 @@ import { prepareOperation, type GraphQLDocument, type OperationVariables } from 
 import type { PrincipalKind } from './generated/graphql.js';
 import { resourcesOf, type BillsResource, type CardsResource, type MerchantsResource, type PaymentsResource, type ReadersResource, type TopUpsResource, type WebhooksResource } from './resources.js';
 import { toMutationResult, type Connection, type MutationResult } from './results.js';
+import type { AccessToken } from './sign-in.js';
 import { backoffDelay, isNetworkError, markingNetworkErrors, parseRetryAfter, retryPolicy, sleep, type RetryOptions } from './retry.js';
 
 /** The kinds of OAuth client (principal) the API knows. */
@@ -41,7 +42,11 @@ export interface GraphQLErrorEntry {
   extensions?: { code?: string; reason?: string; [key: string]: unknown };
 }
 
-/** Options of {@link OneCardClient}. Give exactly one of `clientSecret` and `privateKey`. */
+/**
+ * Options of {@link OneCardClient}. Give exactly one of `clientSecret` and `privateKey` (a client
+ * that gets its own tokens: client credentials), or `accessToken` (an app acting for a cardholder,
+ * signed in with PKCE: see sign-in.ts).
+ */
 export interface OneCardClientOptions {
   /** Where the API is served, e.g. `https://api.onecard.example`; the SDK uses `/oauth` and `/graphql` below it. */
   baseUrl: string | URL;
@@ -53,6 +58,12 @@ export interface OneCardClientOptions {
   privateKey?: oauth.CryptoKey;
   /** The `kid` of `privateKey`, put in the assertion's header. */
   keyId?: string;
+  /**
+   * For an app acting for a cardholder (a public client: no secret): gives the access token to use,
+   * e.g. the one {@link finishSignIn} returned. Called when the client first needs a token, when it is
+   * about to expire, and once more when the API refuses it; sign the holder in again from here.
+   */
+  accessToken?: () => AccessToken | Promise<AccessToken>;
   /**
    * A key pair to bind access tokens to with DPoP (RFC 9449); required for clients registered as
    * DPoP-bound. Its public key must be extractable. Each API request then carries a fresh proof.
@@ -201,6 +212,7 @@ export class OneCardClient {
   private readonly http: { [oauth.customFetch]?: CustomFetch; [oauth.allowInsecureRequests]?: boolean };
   private readonly retry: RetryOptions | false | undefined;
   private readonly newIdempotencyKey: () => string;
+  private readonly tokenSource: (() => AccessToken | Promise<AccessToken>) | undefined;
 
   /** Merchant payments: `create`, `get`, `list`, `cancel`, `refund` (see resources.ts). */
   readonly payments: PaymentsResource;
@@ -233,12 +245,14 @@ export class OneCardClient {
     }
     if (!options.clientId) throw new TypeError('OneCardClient: clientId is required (the OAuth client id, e.g. oc_merchant_…)');
     if (options.clientSecret !== undefined && typeof options.clientSecret !== 'string') throw new TypeError('OneCardClient: clientSecret must be a string');
-    if ((options.clientSecret === undefined) === (options.privateKey === undefined)) {
-      throw new TypeError('OneCardClient: give exactly one of clientSecret and privateKey');
+    if ([options.clientSecret, options.privateKey, options.accessToken].filter((o) => o !== undefined).length !== 1) {
+      throw new TypeError('OneCardClient: give exactly one of clientSecret and privateKey (client credentials), or accessToken (an app signed in for a cardholder)');
     }
+    if (options.accessToken !== undefined && typeof options.accessToken !== 'function') throw new TypeError('OneCardClient: accessToken must be a function that gives the token');
 
     this.client = { client_id: options.clientId };
-    this.clientAuth = options.privateKey ? oauth.PrivateKeyJwt({ key: options.privateKey, kid: options.keyId }) : oauth.ClientSecretBasic(options.clientSecret!);
+    this.clientAuth = options.privateKey ? oauth.PrivateKeyJwt({ key: options.privateKey, kid: options.keyId }) : options.clientSecret !== undefined ? oauth.ClientSecretBasic(options.clientSecret) : oauth.None();
+    this.tokenSource = options.accessToken;
     this.dpop = options.dpopKeyPair ? oauth.DPoP(this.client, options.dpopKeyPair) : undefined;
     this.scope = options.scope;
     this.now = options.now ?? Date.now;
@@ -435,6 +449,12 @@ export class OneCardClient {
   }
 
   private async requestToken(): Promise<CachedToken> {
+    if (this.tokenSource) {
+      const given = await this.tokenSource();
+      const lifetimeMs = given.expiresAt === undefined ? Number.POSITIVE_INFINITY : given.expiresAt - this.now();
+      if (given.tokenType === 'dpop' && !this.dpop) throw new TypeError('OneCardClient: a DPoP-bound accessToken needs the dpopKeyPair it was bound to');
+      return { accessToken: given.accessToken, dpop: given.tokenType === 'dpop', refreshAt: this.now() + lifetimeMs - Math.min(REFRESH_MARGIN_MS, Math.max(0, lifetimeMs) / 2) };
+    }
     const as = await this.authorizationServer();
     const params = new URLSearchParams(this.scope ? { scope: this.scope } : {});
     const attempt = async () => {

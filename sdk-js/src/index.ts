@@ -4,6 +4,8 @@
  * @packageDocumentation
  */
 export { OneCardClient, OneCardError } from './client.js';
+export { finishSignIn, startSignIn } from './sign-in.js';
+export type { AccessToken, PendingSignIn, SignInOptions } from './sign-in.js';
 export type { GraphQLErrorEntry, OneCardClientOptions, OperationArgs, PrincipalKind, RequestOptions, Viewer } from './client.js';
 // Typed operations: documents, result and variables types generated from the schema (src/operations).
 export * from './generated/graphql.js';
