@@ -177,7 +177,8 @@ const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
 const VIEWER_QUERY = 'query Viewer { viewer { kind clientId tenantId scopes } }';
 
 /**
- * A client of the OneCard GraphQL API that authenticates with OAuth 2.0 client credentials.
+ * A client of the OneCard GraphQL API that authenticates with OAuth 2.0 client credentials, or
+ * with the access token of an app signed in for a cardholder (`accessToken`, from {@link finishSignIn}).
  *
  * It discovers the authorization server once, caches the access token and renews it shortly before
  * it expires (concurrent callers share one token request), and when the API still answers 401 it
