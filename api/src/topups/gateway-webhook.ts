@@ -1,8 +1,8 @@
 import type { EntityManager, MikroORM } from '@mikro-orm/postgresql';
 import express, { type Request, type Response } from 'express';
 import { applyPayout } from '../settlement/payouts.js';
-import type { GatewayEvent, PaymentIntent, Payout, Refund } from './gateway/gateway-client.js';
-import { GATEWAY_SIGNATURE_HEADER, verifyGatewaySignature } from './gateway/webhook-signature.js';
+import { GATEWAY_SIGNATURE_HEADER, type GatewayEvent, type PaymentIntent, type Payout, type Refund } from './gateway/gateway-client.js';
+import { verifySignatureHeader } from '../webhooks/webhook-signature.js';
 import { applyIntent, applyRefund } from './topups.service.js';
 
 /** A payment intent's or refund's top-up: named in its metadata, or found by the gateway's id. */
@@ -51,7 +51,7 @@ export function gatewayWebhookRoutes(orm: MikroORM, webhookSecret: () => string 
       return;
     }
     const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
-    const check = verifyGatewaySignature(secret, body, req.get(GATEWAY_SIGNATURE_HEADER));
+    const check = verifySignatureHeader(secret, body, req.get(GATEWAY_SIGNATURE_HEADER));
     if (!check.ok) {
       req.log.warn({ reason: check.reason }, 'gateway webhook refused');
       res.status(400).json({ error: 'signature refused', reason: check.reason });
