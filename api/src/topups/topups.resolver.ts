@@ -47,11 +47,12 @@ const refundIsFinal = (p: TopUpPayload) => !(p.topUp?.status === TopUpStatusEnum
 
 declare module '../graphql/context.js' {
   interface GraphQLContext {
-    /** Seals and opens the gateway's client secrets (topups/client-secret.ts); createHttpApp puts it here. */
+    /** Seals and opens the gateway's client secrets (topups/client-secret.ts); createHttpApp puts it here. Without it a new secret is not kept (the app pays at paymentUrl). */
     clientSecrets?: ClientSecretSeal;
   }
 }
 
+/** The seal createHttpApp put in the context; a context without one (a test executing the schema directly) cannot open a secret. */
 function clientSecretsOf(ctx: GraphQLContext): ClientSecretSeal {
   if (!ctx.clientSecrets) throw new Error('no client-secret seal in the GraphQL context (createHttpApp makes one)');
   return ctx.clientSecrets;
@@ -141,7 +142,7 @@ export class TopUpResolver {
   @Idempotent<TopUpPayload>({ isFinal: createIsFinal, effect: 'resumable' })
   createTopUp(@Arg('input', () => CreateTopUpInput, { description: 'The card, the amount and your idempotency key.' }) input: CreateTopUpInput, @Ctx() ctx: GraphQLContext): Promise<TopUpPayload> {
     return payload(ctx, () =>
-      createTopUp(ctx.em, { gateway: ctx.gateway ?? null, limits: ctx.config.topUpLimits, clientSecrets: clientSecretsOf(ctx) }, ctx.principal!, { cardId: fromGlobalId(input.card, 'Card').id, amount: input.amount, idempotencyKey: input.idempotencyKey, paymentMethod: input.paymentMethod }),
+      createTopUp(ctx.em, { gateway: ctx.gateway ?? null, limits: ctx.config.topUpLimits, clientSecrets: ctx.clientSecrets ?? null }, ctx.principal!, { cardId: fromGlobalId(input.card, 'Card').id, amount: input.amount, idempotencyKey: input.idempotencyKey, paymentMethod: input.paymentMethod }),
     );
   }
 
