@@ -11,7 +11,7 @@ import { createHttpApp } from './http/app.js';
 import { createHttpServer } from './http/server.js';
 import { startBackgroundJobs } from './jobs/background-jobs.js';
 import { startWebhookDelivery } from './webhooks/delivery-worker.js';
-import { drainIdempotentMutations, purgeExpiredIdempotencyRecords } from './graphql/idempotency.js';
+import { purgeExpiredIdempotencyRecords, RunningMutations } from './graphql/idempotency.js';
 import { armCrashPoints } from './graphql/crash-point.js';
 import { stopLiveness } from './graphql/process-liveness.js';
 import { expirePayments } from './payments/payments.service.js';
@@ -92,8 +92,9 @@ export async function startPlatform(configured: Config, log: Logger): Promise<Ru
     undo.push(() => orm.close(true));
     // This process's liveness lock (idempotency claims), if a mutation started it; before the pool
     // closes, and after the mutations still running have finished (their claims must not look dead).
+    const runningMutations = new RunningMutations();
     undo.push(async () => {
-      await drainIdempotentMutations();
+      await runningMutations.drain();
       await stopLiveness();
     });
     armCrashPoints(config.testCrashProbability);
@@ -125,7 +126,7 @@ export async function startPlatform(configured: Config, log: Logger): Promise<Ru
       config = { ...config, gateway: { url: sandboxUrl, ...keys } };
     }
 
-    const http = await createHttpApp({ config, orm, log, cardSessions: cardSessionEngine(config) });
+    const http = await createHttpApp({ config, orm, log, cardSessions: cardSessionEngine(config), runningMutations });
     undo.push(() => http.close());
     const server = createHttpServer(config.http, http.app);
     await listen(server, config.port, config.host);
@@ -139,7 +140,7 @@ export async function startPlatform(configured: Config, log: Logger): Promise<Ru
     const { port } = server.address() as AddressInfo;
     const url = `http://127.0.0.1:${port}`;
     sandbox?.setWebhookUrl(`${url}/webhooks/gateway`);
-    const jobs = startBackgroundJobs({ orm, gateway: http.gateway, log: log.child({ component: 'jobs' }), intervalMs: 5_000, settlementCutoff: config.settlementCutoff });
+    const jobs = startBackgroundJobs({ orm, gateway: http.gateway, clientSecrets: http.clientSecrets, log: log.child({ component: 'jobs' }), intervalMs: 5_000, settlementCutoff: config.settlementCutoff });
     undo.push(() => jobs.stop());
     // Webhooks: the outbox dispatcher and the job queue delivering them; stopped first on shutdown,
     // while the database is still there (in-flight attempts finish or go back to the queue).

@@ -6,7 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { GraphQLContext } from '../src/graphql/context.js';
-import { drainIdempotentMutations, idempotent } from '../src/graphql/idempotency.js';
+import { idempotent, RunningMutations } from '../src/graphql/idempotency.js';
 import { stopLiveness } from '../src/graphql/process-liveness.js';
 import { userError, UserErrorCode } from '../src/graphql/user-error.js';
 import { freshDatabase, type TestDatabase } from './support/database.js';
@@ -22,7 +22,9 @@ afterAll(async () => {
 });
 
 const silent = { info() {}, warn() {}, error() {}, debug() {}, child: () => silent } as unknown as GraphQLContext['log'];
-const contextOf = () => ({ em: db.orm.em.fork(), principal: { kind: 'OPERATOR', clientId: 'non-final-test' }, requestId: 'r', log: silent }) as unknown as GraphQLContext;
+/** What the composition root hands the app (platform.ts), and the app every request's context. */
+const runningMutations = new RunningMutations();
+const contextOf = () => ({ em: db.orm.em.fork(), principal: { kind: 'OPERATOR', clientId: 'non-final-test' }, requestId: 'r', log: silent, runningMutations }) as unknown as GraphQLContext;
 const effects = async (key: string) => (await db.orm.em.fork().execute(`select 1 from effect_probe where key = ?`, [key])).length;
 const records = async (key: string) => db.orm.em.fork().execute<{ state: string }[]>(`select state from idempotency_record where key = ?`, [key]);
 
@@ -71,7 +73,7 @@ describe('a clean stop', () => {
       return { ok: true, userErrors: [] };
     });
     await running;
-    const drained = drainIdempotentMutations(60_000).then(() => events.push('drained'));
+    const drained = runningMutations.drain(60_000).then(() => events.push('drained'));
     await new Promise((r) => setImmediate(r));
     events.push('released');
     release();

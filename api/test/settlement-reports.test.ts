@@ -11,7 +11,7 @@ import { credit, debit, openAccount, post } from '../src/ledger/ledger.service.j
 import { AccountOwnerKind, AccountType } from '../src/ledger/ledger-account.entity.js';
 import { type ClearingKind, type ParticipantKind, recordClearingItem } from '../src/settlement/clearing-items.js';
 import { clearWindow } from '../src/settlement/clearing.js';
-import { csvText, toCsv } from '../src/settlement/reports.js';
+import { csvText, toCsv } from '../src/csv/csv-writer.js';
 import { closeWindow } from '../src/settlement/windows.js';
 import { BillerKind } from '../src/tenancy/biller.entity.js';
 import { feeFor } from '../src/tenancy/fee.js';

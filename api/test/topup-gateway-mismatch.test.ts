@@ -11,7 +11,7 @@ import { issueCard as registerCard } from '../src/cards/cards.service.js';
 import { toGlobalId } from '../src/graphql/global-id.js';
 import { checkLedger } from '../src/ledger/ledger-check.js';
 import type { PaymentIntent } from '../src/topups/gateway/gateway-client.js';
-import { signGatewayPayload } from '../src/topups/gateway/webhook-signature.js';
+import { signatureHeader } from '../src/webhooks/webhook-signature.js';
 import { createCity } from '../src/tenancy/tenancy.service.js';
 import { freshDatabase, type TestDatabase } from './support/database.js';
 import { bearerClient, cardholderAccessToken } from './support/oauth.js';
@@ -82,7 +82,7 @@ async function sendSucceeded(pi: PaymentIntent, amountJson: string, currency = p
   const id = `evt_mismatch_${++events}`;
   const object = JSON.stringify({ ...pi, amount: '__AMOUNT__', currency, status: 'succeeded' }).replace('"__AMOUNT__"', amountJson);
   const body = `{"id":"${id}","object":"event","type":"payment_intent.succeeded","created":${Math.floor(Date.now() / 1000)},"data":{"object":${object}}}`;
-  const res = await fetch(`${server.url}/webhooks/gateway`, { method: 'POST', headers: { 'content-type': 'application/json', 'gateway-signature': signGatewayPayload(WEBHOOK_SECRET, body, Math.floor(Date.now() / 1000)) }, body });
+  const res = await fetch(`${server.url}/webhooks/gateway`, { method: 'POST', headers: { 'content-type': 'application/json', 'gateway-signature': signatureHeader([WEBHOOK_SECRET], body, Math.floor(Date.now() / 1000)) }, body });
   return { id, status: res.status, body: (await res.json()) as Record<string, unknown> };
 }
 

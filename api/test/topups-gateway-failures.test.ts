@@ -11,7 +11,7 @@ import { issueCard as registerCard } from '../src/cards/cards.service.js';
 import { toGlobalId } from '../src/graphql/global-id.js';
 import { checkLedger } from '../src/ledger/ledger-check.js';
 import { GatewayClient, type PaymentIntent } from '../src/topups/gateway/gateway-client.js';
-import { signGatewayPayload } from '../src/topups/gateway/webhook-signature.js';
+import { signatureHeader } from '../src/webhooks/webhook-signature.js';
 import { runTopUpJobs } from '../src/topups/topups.jobs.js';
 import { freshDatabase, type TestDatabase } from './support/database.js';
 import { bearerClient, cardholderAccessToken } from './support/oauth.js';
@@ -82,7 +82,7 @@ const topUpIdOf = (form: URLSearchParams) => form.get('metadata[topUpId]')!;
 let events = 0;
 async function sendEvent(type: string, object: unknown, opts: { id?: string; timestamp?: number; secret?: string } = {}) {
   const body = JSON.stringify({ id: opts.id ?? `evt_nock_${++events}`, object: 'event', type, created: Math.floor(Date.now() / 1000), data: { object } });
-  const signature = signGatewayPayload(opts.secret ?? WEBHOOK_SECRET, body, opts.timestamp ?? Math.floor(Date.now() / 1000));
+  const signature = signatureHeader([opts.secret ?? WEBHOOK_SECRET], body, opts.timestamp ?? Math.floor(Date.now() / 1000));
   const res = await fetch(`${server.url}/webhooks/gateway`, { method: 'POST', headers: { 'content-type': 'application/json', 'gateway-signature': signature }, body });
   return { status: res.status, body: (await res.json()) as Record<string, unknown> };
 }
@@ -236,7 +236,7 @@ describe('webhooks', () => {
     const unsigned = await fetch(`${server.url}/webhooks/gateway`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
     expect(unsigned.status).toBe(400);
     const notEvent = '{"hello":"world"}';
-    const res = await fetch(`${server.url}/webhooks/gateway`, { method: 'POST', headers: { 'content-type': 'application/json', 'gateway-signature': signGatewayPayload(WEBHOOK_SECRET, notEvent, Math.floor(Date.now() / 1000)) }, body: notEvent });
+    const res = await fetch(`${server.url}/webhooks/gateway`, { method: 'POST', headers: { 'content-type': 'application/json', 'gateway-signature': signatureHeader([WEBHOOK_SECRET], notEvent, Math.floor(Date.now() / 1000)) }, body: notEvent });
     expect(res.status).toBe(400);
     expect((await get(topUp.id)).status).toBe('AWAITING_PAYMENT');
   });

@@ -1,6 +1,7 @@
 import { createHmac } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { verifyWebhook } from './index.js';
+import { SIGNATURE_VECTORS, VECTOR_EVENT, VECTOR_NOW } from './webhook-signature.test-support.js';
 
 const SECRET = 'whsec_test_0123456789abcdefghijklmnopqrstuvwxyz';
 const OTHER = 'whsec_other_0123456789abcdefghijklmnopqrstuvwxy';
@@ -66,5 +67,10 @@ describe('verifyWebhook', () => {
 
   it('a wider tolerance accepts an older timestamp', () => {
     expect(verifyWebhook(BODY, header(T - 3_000, SECRET), SECRET, 3_600, NOW).ok).toBe(true);
+  });
+
+  // The vectors the server's signer and verifier are tested on too (api/src/webhooks/webhook-signature.test.ts).
+  it.each(SIGNATURE_VECTORS)('on the shared vector "$name", answers $outcome', ({ header: h, secret, body, outcome }) => {
+    expect(verifyWebhook(body, h, secret, 300, VECTOR_NOW)).toEqual(outcome === 'OK' ? { ok: true, event: VECTOR_EVENT } : { ok: false, reason: outcome });
   });
 });

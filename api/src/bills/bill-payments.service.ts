@@ -6,6 +6,7 @@ import { toGlobalId } from '../graphql/global-id.js';
 import { billerPayableAccount } from '../ledger/accounts.js';
 import { recordEvent } from '../webhooks/outbox.js';
 import type { DebitClaim } from '../readers/session/card-claims.js';
+import { type CsvColumns, toCsv } from '../csv/csv-writer.js';
 import { BillPaymentError } from './bill-payments.errors.js';
 import { spendTopUp, topUpById } from '../topups/topups.service.js';
 import { TopUpError } from '../topups/topups.errors.js';
@@ -272,13 +273,22 @@ export async function billerReconciliation(em: EntityManager, principal: Princip
   return { businessDay, lines, count: lines.length, total, ledgerTotal: BigInt(ledger!.total), ledgerEntries: ledger!.entries };
 }
 
-/** The reconciliation as CSV: one row per payment, a header, card numbers masked. */
+/** The reconciliation file's columns: one row per payment, card numbers masked. */
+const RECONCILIATION_COLUMNS: CsvColumns<ReconciliationLine> = [
+  ['receipt_number', 'text', (l) => l.receipt_number],
+  ['paid_at', 'text', (l) => new Date(l.paid_at).toISOString()],
+  // Account numbers and references come from payers and billers: the writer makes formula-looking ones inert.
+  ['account_number', 'text', (l) => l.account_number],
+  ['period', 'text', (l) => l.period],
+  ['biller_reference', 'text', (l) => l.biller_reference],
+  ['amount', 'int', (l) => l.amount],
+  ['currency', 'text', (l) => l.currency],
+  ['card', 'text', (l) => (l.card_number ? `**** ${l.card_number.slice(-4)}` : '')],
+];
+
+/** The reconciliation as CSV (csv/csv-writer.ts): one row per payment, a header, card numbers masked. */
 export function reconciliationCsv(lines: ReconciliationLine[]): string {
-  // A cell a spreadsheet would take for a formula is made text (account numbers come from payers).
-  const cell = (v: string) => (/^[=+\-@\t\r]/.test(v) ? `'${v}` : v);
-  const quote = (v: string) => (/[",\r\n]/.test(cell(v)) ? `"${cell(v).replaceAll('"', '""')}"` : cell(v));
-  const rows = lines.map((l) => [l.receipt_number, new Date(l.paid_at).toISOString(), l.account_number, l.period, l.biller_reference, l.amount, l.currency, l.card_number ? `**** ${l.card_number.slice(-4)}` : ''].map(quote).join(','));
-  return `${['receipt_number', 'paid_at', 'account_number', 'period', 'biller_reference', 'amount', 'currency', 'card'].join(',')}\r\n${rows.map((r) => `${r}\r\n`).join('')}`;
+  return toCsv(RECONCILIATION_COLUMNS, lines);
 }
 
 export { BillPaymentError };

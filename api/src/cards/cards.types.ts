@@ -181,8 +181,8 @@ export class BalanceTransferType extends Node {
   amount!: Money | null;
 }
 
-@InputType({ description: 'A card to issue: its card company is the caller’s.' })
-export class IssueCardInput {
+@InputType({ description: 'The replacement card’s own particulars; its card company, cardholder and concession are the old card’s.' })
+export class NewCardInput {
   @Field({ description: 'The printed card number: 16 to 19 digits with a valid Luhn check digit.' })
   cardNumber!: string;
 
@@ -200,7 +200,11 @@ export class IssueCardInput {
 
   @Field(() => LocalDateResolver, { description: 'The last day the card is valid; after issuedOn.' })
   expiresOn!: string;
+}
 
+@InputType({ description: 'A card to issue: its card company is the caller’s.' })
+/** The card's own particulars (those a replacement card gives too), and who and what fare it is for. */
+export class IssueCardInput extends NewCardInput {
   @Field(() => ConcessionEnum, { nullable: true, description: 'The fare concession (default ADULT).' })
   concession?: ConcessionEnum | null;
 
@@ -230,27 +234,6 @@ export class CardPayload {
 
   @Field(() => [UserError], { description: 'Why the mutation was refused; empty on success.' })
   userErrors!: UserError[];
-}
-
-@InputType({ description: 'The replacement card’s own particulars; its card company, cardholder and concession are the old card’s.' })
-export class NewCardInput {
-  @Field({ description: 'The printed card number: 16 to 19 digits with a valid Luhn check digit.' })
-  cardNumber!: string;
-
-  @Field({ description: 'The application serial number: 20 hex digits for a CPU card, the 8-hex-digit UID for an M1 card.' })
-  asn!: string;
-
-  @Field(() => CardTypeEnum, { description: 'The chip technology.' })
-  cardType!: CardTypeEnum;
-
-  @Field(() => Int, { description: 'The master key version the card was personalised with (0 to 255).' })
-  keyVersion!: number;
-
-  @Field(() => LocalDateResolver, { description: 'The day of issue.' })
-  issuedOn!: string;
-
-  @Field(() => LocalDateResolver, { description: 'The last day the card is valid; after issuedOn.' })
-  expiresOn!: string;
 }
 
 @InputType({ description: 'A card to replace (补卡), and its replacement.' })

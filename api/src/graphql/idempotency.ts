@@ -305,25 +305,40 @@ const isRefusal = (payload: unknown) => Array.isArray((payload as { userErrors?:
  */
 export async function idempotent<T>(ctx: GraphQLContext, request: IdempotentRequest, run: () => Promise<T>, options: IdempotencyOptions<T> = {}): Promise<T> {
   const execution = runOnce(ctx, request, run, options);
-  executing.add(execution);
-  try {
-    return await execution;
-  } finally {
-    executing.delete(execution);
+  // A context made by hand (a test executing the schema directly) has none: nothing waits on it then.
+  return ctx.runningMutations ? ctx.runningMutations.track(execution) : execution;
+}
+
+/**
+ * The idempotent mutations one process is running. The composition root (platform.ts) makes one
+ * and hands it to the app, which puts it in every request's context: a clean stop waits for them
+ * before it ends the process's liveness lock, so their claims do not look dead while they still run.
+ */
+export class RunningMutations {
+  private readonly running = new Set<Promise<unknown>>();
+
+  async track<T>(execution: Promise<T>): Promise<T> {
+    this.running.add(execution);
+    try {
+      return await execution;
+    } finally {
+      this.running.delete(execution);
+    }
+  }
+
+  /** Waits (at most `timeoutMs`) for the mutations running now to finish, however they end. */
+  async drain(timeoutMs = 10_000): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.allSettled([...this.running]), new Promise<void>((r) => (timer = setTimeout(r, timeoutMs)))]);
+    clearTimeout(timer);
   }
 }
 
-/** The idempotent mutations this process is running. */
-const executing = new Set<Promise<unknown>>();
-
-/**
- * Waits (at most `timeoutMs`) for the idempotent mutations this process runs to finish: a clean
- * stop ends its liveness lock only after them, so their claims do not look dead while they still run.
- */
-export async function drainIdempotentMutations(timeoutMs = 10_000): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  await Promise.race([Promise.allSettled([...executing]), new Promise<void>((r) => (timer = setTimeout(r, timeoutMs)))]);
-  clearTimeout(timer);
+declare module './context.js' {
+  interface GraphQLContext {
+    /** This process's running idempotent mutations (createHttpApp puts the composition root's here). */
+    runningMutations?: RunningMutations;
+  }
 }
 
 async function runOnce<T>(ctx: GraphQLContext, request: IdempotentRequest, run: () => Promise<T>, options: IdempotencyOptions<T>): Promise<T> {

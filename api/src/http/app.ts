@@ -9,6 +9,7 @@ import { loadKeyEncryptionKey } from '../secrets/kek.js';
 import type { Config } from '../config/config.js';
 import { createApolloServer } from '../graphql/apollo.js';
 import type { GraphQLContext } from '../graphql/context.js';
+import { RunningMutations } from '../graphql/idempotency.js';
 import { graphiqlAssets, graphiqlPage } from '../graphql/graphiql.js';
 import { demoSignInEnabled, demoSignInRoutes } from '../demo/demo-sign-in.routes.js';
 import type { QueryLimits } from '../graphql/query-cost.js';
@@ -17,7 +18,7 @@ import { gatewayWebhookRoutes } from '../topups/gateway-webhook.js';
 import { billsRoutes } from '../bills/bills.routes.js';
 import { settlementRoutes } from '../settlement/settlement.routes.js';
 import type { CardSessionEngine } from '../readers/session/card-session.service.js';
-import { useClientSecretKey } from '../topups/client-secret.js';
+import { ClientSecretSeal } from '../topups/client-secret.js';
 import { Metrics, metricsAccess } from './metrics.js';
 import { securityHeaders } from './security-headers.js';
 
@@ -34,6 +35,8 @@ export interface HttpApp {
   app: express.Express;
   /** The payment gateway client the API uses (null when none is configured); background jobs share it. */
   gateway: GatewayClient | null;
+  /** Seals the gateway's client secrets with the key-encryption key; background jobs share it. */
+  clientSecrets: ClientSecretSeal;
   metrics: Metrics;
   close(): Promise<void>;
 }
@@ -60,13 +63,22 @@ async function databaseReachable(orm: MikroORM, timeoutMs: number): Promise<{ ok
  * The whole HTTP surface: GraphQL (+ GraphiQL), health, readiness, metrics. `cardSessions` is the
  * card-session engine with its purposes, built at the composition root (api/src/card-sessions.ts).
  */
-export async function createHttpApp(opts: { config: Config; orm: MikroORM; log: Logger; cardSessions: CardSessionEngine; limits?: QueryLimits }): Promise<HttpApp> {
+export async function createHttpApp(opts: {
+  config: Config;
+  orm: MikroORM;
+  log: Logger;
+  cardSessions: CardSessionEngine;
+  limits?: QueryLimits;
+  /** Where the idempotent mutations this process runs are kept, for a clean stop to wait on (platform.ts); a fresh one by default. */
+  runningMutations?: RunningMutations;
+}): Promise<HttpApp> {
   const { config, orm, log, cardSessions } = opts;
+  const runningMutations = opts.runningMutations ?? new RunningMutations();
   const metrics = new Metrics();
   const apollo = await createApolloServer({ config, log, metrics, limits: opts.limits });
   const auth = await setUpAuth({ config, orm, log });
   const gateway = config.gateway ? new GatewayClient({ url: config.gateway.url, secretKey: config.gateway.secretKey, timeoutMs: config.gateway.timeoutMs }) : null;
-  useClientSecretKey(await loadKeyEncryptionKey(config));
+  const clientSecrets = new ClientSecretSeal(await loadKeyEncryptionKey(config));
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', config.trustProxy);
@@ -121,7 +133,7 @@ export async function createHttpApp(opts: { config: Config; orm: MikroORM; log: 
   app.use('/settlement', settlementRoutes(orm, (r) => auth.verifier.principalFor(r)));
 
   // The payment gateway's signed events (top-ups paid, refunds done).
-  app.use('/webhooks', gatewayWebhookRoutes(orm, () => config.gateway?.webhookSecret));
+  app.use('/webhooks', gatewayWebhookRoutes(orm, () => config.gateway?.webhookSecret, clientSecrets));
 
   // Development only: GraphiQL's "sign in as a demo client" (absent in production).
   const devSignIn = demoSignInEnabled(config);
@@ -155,7 +167,9 @@ export async function createHttpApp(opts: { config: Config; orm: MikroORM; log: 
         log: req.log,
         config,
         gateway,
+        clientSecrets,
         cardSessions,
+        runningMutations,
       }),
     }),
   );
@@ -173,6 +187,7 @@ export async function createHttpApp(opts: { config: Config; orm: MikroORM; log: 
   return {
     app,
     gateway,
+    clientSecrets,
     metrics,
     async close() {
       auth.close();

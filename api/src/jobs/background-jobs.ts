@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { GatewayClient } from '../topups/gateway/gateway-client.js';
 import { runDueBalanceTransfers } from '../cards/cards.service.js';
 import { runSettlementJobs } from '../settlement/settlement.jobs.js';
+import type { ClientSecretSeal } from '../topups/client-secret.js';
 import { runTopUpJobs } from '../topups/topups.jobs.js';
 import { expireAbandonedSessions } from '../readers/session/expire-sessions.js';
 
@@ -17,7 +18,15 @@ export interface BackgroundJobs {
  * transfers, card sessions abandoned past their expiry, settlement (cut-offs, clearing, payouts). (Payment expiry runs as a cron task on the job queue: platform.ts.) Every job claims rows with `for update skip locked`, so any number of processes may
  * run it side by side. A round never overlaps the previous one.
  */
-export function startBackgroundJobs(opts: { orm: MikroORM; gateway: GatewayClient | null; log: Logger; intervalMs: number; settlementCutoff: string }): BackgroundJobs {
+export function startBackgroundJobs(opts: {
+  orm: MikroORM;
+  gateway: GatewayClient | null;
+  /** Seals the client secret of a payment intent the jobs see first (http/app.ts makes it); none: it is not kept. */
+  clientSecrets?: ClientSecretSeal | null;
+  log: Logger;
+  intervalMs: number;
+  settlementCutoff: string;
+}): BackgroundJobs {
   let running: Promise<void> | null = null;
   let stopped = false;
   const round = async () => {
@@ -34,7 +43,7 @@ export function startBackgroundJobs(opts: { orm: MikroORM; gateway: GatewayClien
     });
     if (abandoned > 0) opts.log.info({ abandoned }, 'abandoned card sessions expired');
     if (opts.gateway) {
-      const done = await runTopUpJobs(em, opts.gateway, { onError: (err, topUpId) => opts.log.warn({ err, topUpId }, 'top-up job failed; tried again next round') });
+      const done = await runTopUpJobs(em, opts.gateway, { clientSecrets: opts.clientSecrets, onError: (err, topUpId) => opts.log.warn({ err, topUpId }, 'top-up job failed; tried again next round') });
       if (done.submitted + done.polled + done.refunds > 0) opts.log.info(done, 'top-up jobs');
     }
     const settled = await runSettlementJobs(em, opts.gateway, { cutoff: opts.settlementCutoff, onError: (err, step) => opts.log.error({ err, step }, 'a settlement step failed; tried again next round') }).catch((err) => {

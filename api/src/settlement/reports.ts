@@ -1,6 +1,7 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Principal } from '../graphql/context.js';
 import { fromGlobalId, toGlobalId } from '../graphql/global-id.js';
+import { type CsvColumns, toCsv } from '../csv/csv-writer.js';
 import { windowById, type WindowRow } from './windows.js';
 
 /**
@@ -8,9 +9,8 @@ import { windowById, type WindowRow } from './windows.js';
  * `onecard settle`), built from SQL over the tables clearing wrote.
  *
  * Every amount is an integer number of minor units of the row's `currency` column (1250 CNY is
- * 12.50 yuan), never a decimal; ids are GraphQL global ids. Rows end with CRLF (RFC 4180); a text
- * cell is quoted when it holds a quote, comma or line break, and one a spreadsheet would take for
- * a formula (starting with = + - @, tab or CR) gets a leading single quote.
+ * 12.50 yuan), never a decimal; ids are GraphQL global ids. Written by the one CSV writer
+ * (csv/csv-writer.ts: RFC 4180, formula-looking text made inert).
  */
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -34,38 +34,6 @@ export interface CsvReport {
   filename: string;
   csv: string;
   rows: number;
-}
-
-// ---------------------------------------------------------------------------------------------
-// CSV
-
-type ColumnKind = 'text' | 'int';
-type Columns<R> = readonly (readonly [name: string, kind: ColumnKind, value: (row: R) => string | null | undefined])[];
-
-/** A text cell made safe for a spreadsheet and quoted when it must be. */
-export function csvText(value: string): string {
-  const safe = /^[=+\-@\t\r]/.test(value) ? `'${value}` : value;
-  return /[",\r\n]/.test(safe) ? `"${safe.replaceAll('"', '""')}"` : safe;
-}
-
-function csvInt(value: string): string {
-  // Integers come from bigint columns as text; anything else here is a bug, not data to pass on.
-  if (!/^-?\d+$/.test(value)) throw new Error(`not an integer cell: ${JSON.stringify(value)}`);
-  return value;
-}
-
-export function toCsv<R>(columns: Columns<R>, rows: readonly R[]): string {
-  const header = columns.map(([name]) => name).join(',');
-  const body = rows.map((row) =>
-    columns
-      .map(([, kind, value]) => {
-        const v = value(row);
-        if (v === null || v === undefined || v === '') return '';
-        return kind === 'int' ? csvInt(v) : csvText(v);
-      })
-      .join(','),
-  );
-  return `${header}\r\n${body.map((r) => `${r}\r\n`).join('')}`;
 }
 
 const safeFilePart = (v: string) => v.replace(/[^A-Za-z0-9_-]/g, '_');
@@ -146,7 +114,7 @@ const LINE_SELECT = `select w.id as window_id, c.code as city, w.business_day::t
   left join settlement_payout p on p.line_id = l.id`;
 
 /** The columns of lines.csv and statements.csv. */
-export const LINE_COLUMNS: Columns<LineReportRow> = [
+export const LINE_COLUMNS: CsvColumns<LineReportRow> = [
   ['window', 'text', (r) => toGlobalId('SettlementWindow', r.window_id)],
   ['city', 'text', (r) => r.city],
   ['business_day', 'text', (r) => r.business_day],
@@ -233,7 +201,7 @@ export interface InterchangeReportRow {
   net: string;
 }
 
-export const INTERCHANGE_COLUMNS: Columns<InterchangeReportRow> = [
+export const INTERCHANGE_COLUMNS: CsvColumns<InterchangeReportRow> = [
   ['window', 'text', (r) => toGlobalId('SettlementWindow', r.window_id)],
   ['city', 'text', (r) => r.city],
   ['business_day', 'text', (r) => r.business_day],

@@ -1,5 +1,6 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { type GatewayClient, GatewayError } from './gateway/gateway-client.js';
+import type { ClientSecretSeal } from './client-secret.js';
 import { applyIntent, applyRefund, moveTo, submitRefund, submitToGateway, type TopUpRow, topUpById } from './topups.service.js';
 
 export interface TopUpJobTimings {
@@ -38,7 +39,12 @@ async function claim(em: EntityManager, status: string, idleSeconds: number, now
  * us about, cancel what was never paid, and finish refunds. Each top-up on its own: one that fails
  * is logged and tried again next round. Returns how many top-ups each part handled.
  */
-export async function runTopUpJobs(em: EntityManager, gateway: GatewayClient, opts: { now?: Date; timings?: TopUpJobTimings; onError?: (err: unknown, topUpId: string) => void } = {}) {
+export async function runTopUpJobs(
+  em: EntityManager,
+  gateway: GatewayClient,
+  opts: { now?: Date; timings?: TopUpJobTimings; onError?: (err: unknown, topUpId: string) => void; /** Seals the client secret of an intent first seen here (none: not kept, the app pays at paymentUrl). */ clientSecrets?: ClientSecretSeal | null } = {},
+) {
+  const clientSecrets = opts.clientSecrets ?? null;
   const now = opts.now ?? new Date();
   const t = opts.timings ?? DEFAULT_TOP_UP_JOB_TIMINGS;
   const each = async (rows: TopUpRow[], work: (row: TopUpRow) => Promise<unknown>) => {
@@ -51,24 +57,24 @@ export async function runTopUpJobs(em: EntityManager, gateway: GatewayClient, op
   const submitted = await each(await claim(em, 'CREATED', t.submitAfterSeconds, now, `(origin = 'AUTO' and gateway_attempts = 0)`), (row) =>
     +now - +new Date(row.created_at) > t.expireAfterSeconds * 1000
       ? moveTo(em, row.id, 'FAILED', 'gateway unreachable', { failureCode: 'gateway_unreachable', failureMessage: 'the gateway did not take the payment within a day' })
-      : submitToGateway(em, gateway, row),
+      : submitToGateway(em, gateway, row, clientSecrets),
   );
-  const polled = await each(await claim(em, 'AWAITING_PAYMENT', t.pollAfterSeconds, now), (row) => pollIntent(em, gateway, row, now, t.expireAfterSeconds));
+  const polled = await each(await claim(em, 'AWAITING_PAYMENT', t.pollAfterSeconds, now), (row) => pollIntent(em, gateway, clientSecrets, row, now, t.expireAfterSeconds));
   const refunds = await each(await claim(em, 'REFUNDING', t.pollAfterSeconds, now), (row) => pollRefund(em, gateway, row));
   return { submitted, polled, refunds };
 }
 
-async function pollIntent(em: EntityManager, gateway: GatewayClient, row: TopUpRow, now: Date, expireAfterSeconds: number): Promise<void> {
+async function pollIntent(em: EntityManager, gateway: GatewayClient, clientSecrets: ClientSecretSeal | null, row: TopUpRow, now: Date, expireAfterSeconds: number): Promise<void> {
   const intent = await gateway.retrievePaymentIntent(row.gateway_intent_id!);
-  await applyIntent(em, row.id, intent, 'poll');
+  await applyIntent(em, row.id, intent, 'poll', clientSecrets);
   const expired = +now - +new Date(row.created_at) > expireAfterSeconds * 1000;
   if (!expired || (await topUpById(em, row.id))?.status !== 'AWAITING_PAYMENT') return;
   try {
-    await applyIntent(em, row.id, await gateway.cancelPaymentIntent(row.gateway_intent_id!, `topup-expire:${row.id}`), 'expired');
+    await applyIntent(em, row.id, await gateway.cancelPaymentIntent(row.gateway_intent_id!, `topup-expire:${row.id}`), 'expired', clientSecrets);
   } catch (err) {
     // Paid in the meantime: the gateway will not cancel it, and what it says now is the truth.
     if (!(err instanceof GatewayError) || err.kind !== 'INVALID_REQUEST') throw err;
-    await applyIntent(em, row.id, await gateway.retrievePaymentIntent(row.gateway_intent_id!), 'poll');
+    await applyIntent(em, row.id, await gateway.retrievePaymentIntent(row.gateway_intent_id!), 'poll', clientSecrets);
   }
 }
 

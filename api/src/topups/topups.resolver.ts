@@ -13,7 +13,7 @@ import { resolvePendingLoad } from './pending-load.js';
 import { loadKeyEncryptionKey } from '../secrets/kek.js';
 import { SoftwareKeyStore } from '../readers/key-store.js';
 import { TopUpError, type TopUpErrorCode } from './topups.errors.js';
-import { openClientSecret } from './client-secret.js';
+import type { ClientSecretSeal } from './client-secret.js';
 import { clientSecretSealedOf, createTopUp, findTopUpFor, listTopUpsOfCard, pendingLoadOfCard, refundTopUp, topUpHistory, type TopUpRow, type TopUpStatus } from './topups.service.js';
 import { AutoTopUpPayload, AutoTopUpType, CreateTopUpInput, RefundTopUpInput, ResolvePendingLoadInput, SetAutoTopUpInput, TopUpConnection, type TopUpOriginEnum, TopUpPayload, TopUpStatusChange, TopUpStatusEnum, TopUpType } from './topups.types.js';
 
@@ -44,6 +44,19 @@ const createIsFinal = (p: TopUpPayload) => !(p.topUp?.status === TopUpStatusEnum
  * how it ended (REFUNDED, or the gateway's refusal) instead of replaying GATEWAY_UNAVAILABLE for ever.
  */
 const refundIsFinal = (p: TopUpPayload) => !(p.topUp?.status === TopUpStatusEnum.REFUNDING && p.userErrors.some((e) => e.code === UserErrorCode.GATEWAY_UNAVAILABLE));
+
+declare module '../graphql/context.js' {
+  interface GraphQLContext {
+    /** Seals and opens the gateway's client secrets (topups/client-secret.ts); createHttpApp puts it here. Without it a new secret is not kept (the app pays at paymentUrl). */
+    clientSecrets?: ClientSecretSeal;
+  }
+}
+
+/** The seal createHttpApp put in the context; a context without one (a test executing the schema directly) cannot open a secret. */
+function clientSecretsOf(ctx: GraphQLContext): ClientSecretSeal {
+  if (!ctx.clientSecrets) throw new Error('no client-secret seal in the GraphQL context (createHttpApp makes one)');
+  return ctx.clientSecrets;
+}
 
 const toUserError = (err: TopUpError) => userError(CODES[err.code], err.message, ['input', ...(err.field ? [err.field] : [])]);
 
@@ -106,7 +119,7 @@ export class TopUpResolver {
     const row = await clientSecretSealedOf(ctx.em, topUp.uuid);
     if (row?.status !== 'AWAITING_PAYMENT') return null;
     try {
-      return openClientSecret(topUp.uuid, row.client_secret_sealed);
+      return clientSecretsOf(ctx).open(topUp.uuid, row.client_secret_sealed);
     } catch (err) {
       // A secret that cannot be opened (another key) costs the app its gateway SDK path, not the top-up.
       ctx.log.error({ err, topUp: topUp.uuid }, 'could not open a top-up’s gateway client secret');
@@ -129,7 +142,7 @@ export class TopUpResolver {
   @Idempotent<TopUpPayload>({ isFinal: createIsFinal, effect: 'resumable' })
   createTopUp(@Arg('input', () => CreateTopUpInput, { description: 'The card, the amount and your idempotency key.' }) input: CreateTopUpInput, @Ctx() ctx: GraphQLContext): Promise<TopUpPayload> {
     return payload(ctx, () =>
-      createTopUp(ctx.em, { gateway: ctx.gateway ?? null, limits: ctx.config.topUpLimits }, ctx.principal!, { cardId: fromGlobalId(input.card, 'Card').id, amount: input.amount, idempotencyKey: input.idempotencyKey, paymentMethod: input.paymentMethod }),
+      createTopUp(ctx.em, { gateway: ctx.gateway ?? null, limits: ctx.config.topUpLimits, clientSecrets: ctx.clientSecrets ?? null }, ctx.principal!, { cardId: fromGlobalId(input.card, 'Card').id, amount: input.amount, idempotencyKey: input.idempotencyKey, paymentMethod: input.paymentMethod }),
     );
   }
 

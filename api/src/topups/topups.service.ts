@@ -8,7 +8,7 @@ import { recordClearingItem, setGatewayReference } from '../settlement/clearing-
 import { recordEvent } from '../webhooks/outbox.js';
 import { crashPoint } from '../graphql/crash-point.js';
 import { type GatewayClient, GatewayError, type PaymentIntent, type Refund } from './gateway/gateway-client.js';
-import { sealClientSecret } from './client-secret.js';
+import type { ClientSecretSeal } from './client-secret.js';
 import { TopUpError } from './topups.errors.js';
 import { cardPurseAccount, cardPurseBalance, gatewayClearingAccount, pendingLoadAccount } from '../ledger/accounts.js';
 
@@ -226,7 +226,7 @@ async function checkLimits(em: EntityManager, card: CardForTopUp, amount: bigint
  * row the job submits again (the gateway call is idempotent by the top-up id). The same client and
  * idempotency key with the same request returns the first top-up; with another request, a refusal.
  */
-export async function createTopUp(em: EntityManager, deps: { gateway: GatewayClient | null; limits: TopUpLimits }, principal: Principal, input: CreateTopUpInput): Promise<{ topUp: TopUpRow; gatewayError?: TopUpError }> {
+export async function createTopUp(em: EntityManager, deps: { gateway: GatewayClient | null; limits: TopUpLimits; clientSecrets: ClientSecretSeal | null }, principal: Principal, input: CreateTopUpInput): Promise<{ topUp: TopUpRow; gatewayError?: TopUpError }> {
   if (!/^[\x20-\x7e]{1,200}$/.test(input.idempotencyKey) || !input.idempotencyKey.trim()) throw new TopUpError('INVALID_INPUT', 'an idempotency key is 1 to 200 printable ASCII characters, not only spaces', 'idempotencyKey');
   if (input.paymentMethod != null && !/^pm_[A-Za-z0-9_]{1,100}$/.test(input.paymentMethod)) throw new TopUpError('INVALID_INPUT', 'a payment method is a gateway reference like pm_…', 'paymentMethod');
   const hash = requestHash(input);
@@ -254,7 +254,7 @@ export async function createTopUp(em: EntityManager, deps: { gateway: GatewayCli
   if (created.request_hash !== hash) throw new TopUpError('IDEMPOTENCY_KEY_REUSED', 'this idempotency key was used for another top-up request', 'idempotencyKey');
   if (created.status !== 'CREATED') return { topUp: created };
   await crashPoint('top-up-recorded', 'createTopUp');
-  const gatewayError = await submitToGateway(em, deps.gateway, created);
+  const gatewayError = await submitToGateway(em, deps.gateway, created, deps.clientSecrets);
   return { topUp: (await topUpById(em, created.id))!, gatewayError };
 }
 
@@ -399,7 +399,7 @@ async function history(em: EntityManager, topUpId: string, from: TopUpStatus | n
  * the client or the job never charges twice). A saved payment method is charged at once. A gateway
  * that does not answer leaves the top-up CREATED for the job; the caller is told.
  */
-export async function submitToGateway(em: EntityManager, gateway: GatewayClient | null, topUp: TopUpRow): Promise<TopUpError | undefined> {
+export async function submitToGateway(em: EntityManager, gateway: GatewayClient | null, topUp: TopUpRow, clientSecrets: ClientSecretSeal | null): Promise<TopUpError | undefined> {
   if (!gateway) return new TopUpError('GATEWAY_UNAVAILABLE', 'no payment gateway is configured');
   await em.execute(`update top_up set gateway_attempts = gateway_attempts + 1, updated_at = now() where id = ?`, [topUp.id]);
   try {
@@ -414,12 +414,12 @@ export async function submitToGateway(em: EntityManager, gateway: GatewayClient 
       },
       `topup:${topUp.id}`,
     );
-    await applyIntent(em, topUp.id, intent, 'create');
+    await applyIntent(em, topUp.id, intent, 'create', clientSecrets);
     return undefined;
   } catch (err) {
     if (!(err instanceof GatewayError)) throw err;
     if (err.kind === 'CARD_DECLINED') {
-      if (err.paymentIntent) await applyIntent(em, topUp.id, err.paymentIntent, 'create');
+      if (err.paymentIntent) await applyIntent(em, topUp.id, err.paymentIntent, 'create', clientSecrets);
       else await moveTo(em, topUp.id, 'FAILED', 'create', { failureCode: err.declineCode ?? err.code ?? 'card_declined', failureMessage: err.message });
       return new TopUpError('PAYMENT_DECLINED', `the gateway declined the payment: ${err.declineCode ?? err.code ?? 'declined'}`, 'paymentMethod');
     }
@@ -448,11 +448,12 @@ function statusOfIntent(intent: PaymentIntent): TopUpStatus | null {
   }
 }
 
-function sealIfPossible(topUpId: string, secret: string | null | undefined): string | null {
+function sealIfPossible(clientSecrets: ClientSecretSeal | null, topUpId: string, secret: string | null | undefined): string | null {
+  if (!clientSecrets) return null; // no key handed in: the app falls back to the payment page (paymentUrl)
   try {
-    return sealClientSecret(topUpId, secret);
+    return clientSecrets.seal(topUpId, secret);
   } catch {
-    return null; // no key in this process: the app falls back to the payment page (paymentUrl)
+    return null; // a key that fails: the same fallback
   }
 }
 
@@ -461,7 +462,7 @@ function sealIfPossible(topUpId: string, secret: string | null | undefined): str
  * once and forward only. PAID books the money: gateway clearing → the card company's pending loads.
  * Returns what happened, for the event log.
  */
-export async function applyIntent(em: EntityManager, topUpId: string, intent: PaymentIntent, cause: string): Promise<'applied' | 'stale' | 'unknown' | 'mismatch'> {
+export async function applyIntent(em: EntityManager, topUpId: string, intent: PaymentIntent, cause: string, clientSecrets: ClientSecretSeal | null): Promise<'applied' | 'stale' | 'unknown' | 'mismatch'> {
   return em.transactional(async (tx) => {
     const topUp = await topUpById(tx, topUpId, true);
     if (!topUp) return 'unknown';
@@ -470,7 +471,7 @@ export async function applyIntent(em: EntityManager, topUpId: string, intent: Pa
     if (!Number.isSafeInteger(intent.amount) || BigInt(intent.amount) !== BigInt(topUp.amount) || String(intent.currency).toUpperCase() !== topUp.currency) return 'mismatch';
     // Sealed once, when first seen: a later answer (webhook, poll) needs no key, so a process that has
     // none (or a key that fails) still books a PAID intent; the secret is only worth its sealing while it awaits payment.
-    const sealed = topUp.client_secret_sealed ?? sealIfPossible(topUp.id, intent.client_secret);
+    const sealed = topUp.client_secret_sealed ?? sealIfPossible(clientSecrets, topUp.id, intent.client_secret);
     await tx.execute(`update top_up set gateway_intent_id = ?, client_secret_sealed = ?, gateway_charge_id = coalesce(gateway_charge_id, ?), updated_at = now() where id = ?`, [intent.id, sealed, intent.latest_charge ?? null, topUp.id]);
     const to = statusOfIntent(intent);
     if (!to || to === topUp.status || !TOP_UP_TRANSITIONS[topUp.status].includes(to)) return 'stale';

@@ -18,7 +18,7 @@ import { purchaseMac1, purchaseSessionKey } from '../../src/cardcrypto/epurse.js
 import * as apdu from '../../src/readers/session/apdu.js';
 import { terminalIdOf } from '../../src/readers/session/terminal.js';
 import { offlineBatchSignedBytes } from '../../src/settlement/offline-batch-signature.js';
-import { GATEWAY_SIGNATURE_HEADER } from '../../src/topups/gateway/webhook-signature.js';
+import { GATEWAY_SIGNATURE_HEADER } from '../../src/topups/gateway/gateway-client.js';
 import { addCity, addMasterKeys, type CardSessionWorld, type MasterKeys, type TestCity, type TestReader } from './card-sessions.js';
 import { bearerClient, cardholderAccessToken } from './oauth.js';
 

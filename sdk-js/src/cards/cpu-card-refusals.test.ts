@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { SELECT_CITY_UNION, fixedRandom, send, vectorCard } from './cards.test-support.js';
+import { SELECT_CITY_UNION, VECTOR_KEY, fixedRandom, hex, hostMac8, hostTdes, send, vectorCard } from './cards.test-support.js';
 import { StatusWord, VirtualCpuCard, type VirtualCpuCardState } from './virtual-cpu-card.js';
 
 /** A vector card whose saved state was edited first (counters at their limit, …). */
@@ -82,12 +82,21 @@ describe('the CPU card refuses what a real card refuses', () => {
     expect(c.toJSON(), 'a refusal changes nothing on the card').toEqual(before);
   });
 
-  it('a counter one below FFFF still works, and the card then refuses the next load with 94 02', () => {
+  it('the last online counter (FFFE) still takes a load, an INITIALIZE alone using none, and the card then refuses the next load with 94 02', () => {
     const c = savedCard((s) => void (s.purses.ED!.onlineCounter = 0xfffe));
     send(c, SELECT_CITY_UNION);
+    expect(send(c, INIT_LOAD_ED).data.slice(8, 12)).toBe('FFFE');
     const init = send(c, INIT_LOAD_ED);
-    expect(init.data.slice(8, 12)).toBe('FFFE');
-    expect(send(c, INIT_LOAD_ED).sw).toBe('9000');
-    expect(c.toJSON().purses.ED!.onlineCounter).toBe(0xfffe);
+    expect(init.sw).toBe('9000');
+    expect(init.data.slice(8, 12), 'an INITIALIZE left uncompleted does not use up the counter').toBe('FFFE');
+    // The host's MAC2 for this load, computed apart from the card (cards.test-support.ts).
+    const sessionKey = hostTdes(hex(VECTOR_KEY), hex(`${init.data.slice(16, 24)} FFFE 8000`));
+    const dateTime = '20260101120000';
+    const mac2 = hostMac8(sessionKey, hex(`00001000 01 001122334455 ${dateTime}`)).toString('hex');
+    expect(send(c, `805200000B ${dateTime} ${mac2} 04`).sw).toBe('9000');
+    expect(c.toJSON().purses.ED).toMatchObject({ balance: 0x1000, onlineCounter: 0xffff });
+    const before = c.toJSON();
+    expect(send(c, INIT_LOAD_ED)).toEqual({ data: '', sw: '9402' });
+    expect(c.toJSON()).toEqual(before);
   });
 });

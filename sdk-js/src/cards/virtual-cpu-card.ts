@@ -13,7 +13,8 @@
  *    purchase types 06 / 05. No PIN is modelled (a real ED purchase would VERIFY a PIN first).
  *  - Transaction state (after INITIALIZE) lives in the chip's RAM: any command other than the one
  *    that completes it — CREDIT after a load, DEBIT after a purchase — ends it, as does a refused
- *    completion (bad MAC, wrong length). It is not serialised; neither is the selected file.
+ *    completion (bad MAC, wrong length); the state machine is drawn at {@link Transaction}, and the
+ *    commands are one table (`#COMMANDS`). It is not serialised; neither is the selected file.
  *  - The overdraft limit is reported as 000000 and never spent.
  *  - Status words where the reference is silent ({@link StatusWord}): a counter at FFFF refuses a new
  *    INITIALIZE with `94 02` (交易计数器到达最大值, as common PBOC status lists give it); a load that
@@ -200,23 +201,34 @@ interface Apdu {
   le: number | undefined;
 }
 
-type Pending =
-  | { operation: 'load'; purse: PurseKind; amount: number; terminal: Buffer; counter: number; sessionKey: Buffer }
-  | { operation: 'purchase'; purse: PurseKind; amount: number; terminal: Buffer; counter: number; random: Buffer; purchaseKey: Buffer };
+/**
+ * The card's transaction state, in RAM: idle (undefined), or an INITIALIZE that answered 90 00 and
+ * awaits the one command that completes it. Each command ends the state it finds; only the
+ * completion awaited can use it:
+ *
+ *     idle ── INITIALIZE FOR LOAD, 90 00 ───────▶ awaiting CREDIT FOR LOAD ──── CREDIT FOR LOAD ─────▶ idle
+ *     idle ── INITIALIZE FOR PURCHASE, 90 00 ───▶ awaiting DEBIT FOR PURCHASE ── DEBIT FOR PURCHASE ──▶ idle
+ *     awaiting … ── any other command (answered as from idle), a refused completion, a reset ──▶ idle
+ *
+ * A completion that finds another state (idle included) is refused with 69 85.
+ */
+type Transaction =
+  | { awaiting: 'CREDIT FOR LOAD'; purse: PurseKind; amount: number; terminal: Buffer; counter: number; sessionKey: Buffer }
+  | { awaiting: 'DEBIT FOR PURCHASE'; purse: PurseKind; amount: number; terminal: Buffer; counter: number; random: Buffer; purchaseKey: Buffer };
 
 type Selected = 'MF' | 'PSE' | 'ADF';
 
-/** The commands the card answers: INS → the CLA it belongs to (ISO 7816-4 `00`, PBOC e-purse `80`). */
-const COMMANDS: ReadonlyMap<number, { cla: number; name: string }> = new Map([
-  [0xa4, { cla: 0x00, name: 'SELECT' }],
-  [0xb0, { cla: 0x00, name: 'READ BINARY' }],
-  [0xb2, { cla: 0x00, name: 'READ RECORD' }],
-  [0x5c, { cla: 0x80, name: 'GET BALANCE' }],
-  [0x50, { cla: 0x80, name: 'INITIALIZE FOR LOAD / PURCHASE' }],
-  [0x52, { cla: 0x80, name: 'CREDIT FOR LOAD' }],
-  [0x54, { cla: 0x80, name: 'DEBIT FOR PURCHASE' }],
-  [0x5a, { cla: 0x80, name: 'GET TRANSACTION PROVE' }],
-]);
+/** ISO 7816-4 inter-industry commands. */
+const CLA_ISO = 0x00;
+/** PBOC e-purse (proprietary) commands. */
+const CLA_PBOC = 0x80;
+
+/** A command the card answers: the CLA it belongs to, and what answers it, given the transaction the command ended. */
+interface Command {
+  cla: number;
+  name: string;
+  answer: (card: VirtualCpuCard, c: Apdu, ended: Transaction | undefined) => Uint8Array;
+}
 
 const SFI_PSE_DIRECTORY = 0x01;
 const SFI_PUBLIC_DATA = 0x15;
@@ -365,7 +377,20 @@ export class VirtualCpuCard {
   readonly #cipher: PurseCipher;
   readonly #random: (length: number) => Uint8Array;
   #selected: Selected = 'MF';
-  #pending: Pending | undefined;
+  #transaction: Transaction | undefined;
+
+  /** Every command the card answers, by INS: the whole command path is this table and the transaction state ({@link Transaction}). */
+  static readonly #COMMANDS: ReadonlyMap<number, Command> = new Map<number, Command>([
+    [0xa4, { cla: CLA_ISO, name: 'SELECT', answer: (card, c) => card.#select(c) }],
+    [0xb0, { cla: CLA_ISO, name: 'READ BINARY', answer: (card, c) => card.#readBinary(c) }],
+    [0xb2, { cla: CLA_ISO, name: 'READ RECORD', answer: (card, c) => card.#readRecord(c) }],
+    [0x5c, { cla: CLA_PBOC, name: 'GET BALANCE', answer: (card, c) => card.#getBalance(c) }],
+    // P1 names the operation: 00 load, 01 purchase (not composite purchase, 03).
+    [0x50, { cla: CLA_PBOC, name: 'INITIALIZE FOR LOAD / PURCHASE', answer: (card, c) => (c.p1 === 0x00 ? card.#initializeForLoad(c) : c.p1 === 0x01 ? card.#initializeForPurchase(c) : reply(StatusWord.WRONG_P1P2)) }],
+    [0x52, { cla: CLA_PBOC, name: 'CREDIT FOR LOAD', answer: (card, c, ended) => card.#creditForLoad(c, ended) }],
+    [0x54, { cla: CLA_PBOC, name: 'DEBIT FOR PURCHASE', answer: (card, c, ended) => card.#debitForPurchase(c, ended) }],
+    [0x5a, { cla: CLA_PBOC, name: 'GET TRANSACTION PROVE', answer: (card, c) => card.#getTransactionProve(c) }],
+  ]);
 
   private constructor(state: VirtualCpuCardState, runtime: VirtualCpuCardRuntime) {
     this.#state = state;
@@ -414,37 +439,20 @@ export class VirtualCpuCard {
   /** Power cycle: the card forgets the selected application and any transaction in progress. */
   reset(): void {
     this.#selected = 'MF';
-    this.#pending = undefined;
+    this.#transaction = undefined;
   }
 
   /** Processes one command APDU and returns the response APDU (data || SW1 SW2). */
   transmit(apdu: Uint8Array): Uint8Array {
-    // A transaction in progress lives only until the next command: that command completes it or ends it.
-    const pending = this.#pending;
-    this.#pending = undefined;
+    // Whatever comes next ends the transaction in progress; only the completion it awaits may use it.
+    const ended = this.#transaction;
+    this.#transaction = undefined;
     const command = parseApdu(apdu);
     if (!command) return reply(StatusWord.WRONG_LENGTH);
-    const known = COMMANDS.get(command.ins);
+    const known = VirtualCpuCard.#COMMANDS.get(command.ins);
     if (!known) return reply(StatusWord.INS_NOT_SUPPORTED);
     if (known.cla !== command.cla) return reply(StatusWord.CLA_NOT_SUPPORTED);
-    switch (command.ins) {
-      case 0xa4:
-        return this.#select(command);
-      case 0xb0:
-        return this.#readBinary(command);
-      case 0xb2:
-        return this.#readRecord(command);
-      case 0x5c:
-        return this.#getBalance(command);
-      case 0x50:
-        return command.p1 === 0x00 ? this.#initializeForLoad(command) : this.#initializeForPurchase(command);
-      case 0x52:
-        return this.#creditForLoad(command, pending);
-      case 0x5a:
-        return this.#getTransactionProve(command);
-      default:
-        return this.#debitForPurchase(command, pending);
-    }
+    return known.answer(this, command, ended);
   }
 
   // ——— ISO 7816-4 file commands ———
@@ -553,7 +561,6 @@ export class VirtualCpuCard {
 
   /** INITIALIZE FOR LOAD `80 50 00 P2 0B` key index, amount, terminal → … MAC1 (§2). */
   #initializeForLoad(c: Apdu): Uint8Array {
-    if (c.p1 !== 0x00) return reply(StatusWord.WRONG_P1P2);
     const checked = this.#initializeChecks(c, 0x10, this.#state.keys.load);
     if (typeof checked === 'number') return reply(checked);
     const { purse, key, amount, terminal } = checked;
@@ -566,33 +573,32 @@ export class VirtualCpuCard {
     const type = purse === 'EP' ? TRANSACTION_TYPES.PURSE_LOAD : TRANSACTION_TYPES.DEPOSIT_LOAD;
     const oldBalance = uintBE(state.balance, 4);
     const mac1 = this.#cipher.mac(sessionKey, Buffer.concat([oldBalance, uintBE(amount, 4), Buffer.from([type]), terminal]));
-    this.#pending = { operation: 'load', purse, amount, terminal, counter: state.onlineCounter, sessionKey };
+    this.#transaction = { awaiting: 'CREDIT FOR LOAD', purse, amount, terminal, counter: state.onlineCounter, sessionKey };
     return reply(StatusWord.OK, Buffer.concat([oldBalance, counter, Buffer.from([key.version, this.#cipher.id]), random, mac1]));
   }
 
-  /** CREDIT FOR LOAD `80 52 00 00 0B` date, time, MAC2 → TAC (§2). */
-  #creditForLoad(c: Apdu, pending: Pending | undefined): Uint8Array {
+  /** CREDIT FOR LOAD `80 52 00 00 0B` date, time, MAC2 → TAC (§2): completes the load INITIALIZE began. */
+  #creditForLoad(c: Apdu, load: Transaction | undefined): Uint8Array {
     if (c.data.length !== 0x0b || !leAccepts(c.le, 4)) return reply(StatusWord.WRONG_LENGTH);
     if (c.p1 !== 0x00 || c.p2 !== 0x00) return reply(StatusWord.WRONG_P1P2);
-    if (pending?.operation !== 'load') return reply(StatusWord.CONDITIONS_NOT_SATISFIED);
+    if (load?.awaiting !== 'CREDIT FOR LOAD') return reply(StatusWord.CONDITIONS_NOT_SATISFIED);
     const dateTime = c.data.subarray(0, 7);
-    const type = pending.purse === 'EP' ? TRANSACTION_TYPES.PURSE_LOAD : TRANSACTION_TYPES.DEPOSIT_LOAD;
-    const amount = uintBE(pending.amount, 4);
-    const expected = this.#cipher.mac(pending.sessionKey, Buffer.concat([amount, Buffer.from([type]), pending.terminal, dateTime]));
+    const type = load.purse === 'EP' ? TRANSACTION_TYPES.PURSE_LOAD : TRANSACTION_TYPES.DEPOSIT_LOAD;
+    const amount = uintBE(load.amount, 4);
+    const expected = this.#cipher.mac(load.sessionKey, Buffer.concat([amount, Buffer.from([type]), load.terminal, dateTime]));
     if (!timingSafeEqual(expected, c.data.subarray(7, 11))) return reply(StatusWord.MAC_INVALID);
-    const state = this.#purseState(pending.purse);
-    state.balance += pending.amount;
+    const state = this.#purseState(load.purse);
+    state.balance += load.amount;
     state.onlineCounter += 1;
     // The TAC carries the counter as INITIALIZE returned it, before the increment (§2).
-    const tac = this.#tac(Buffer.concat([uintBE(state.balance, 4), uintBE(pending.counter, 2), amount, Buffer.from([type]), pending.terminal, dateTime]));
-    this.#appendLog(pending.counter, pending.amount, type, pending.terminal, dateTime);
-    this.#keepProof(pending.purse, 'load', { counter: pending.counter, mac2: toHex(c.data.subarray(7, 11)), tac: toHex(tac) });
+    const tac = this.#tac(Buffer.concat([uintBE(state.balance, 4), uintBE(load.counter, 2), amount, Buffer.from([type]), load.terminal, dateTime]));
+    this.#appendLog(load.counter, load.amount, type, load.terminal, dateTime);
+    this.#keepProof(load.purse, 'load', { counter: load.counter, mac2: toHex(c.data.subarray(7, 11)), tac: toHex(tac) });
     return reply(StatusWord.OK, tac);
   }
 
   /** INITIALIZE FOR PURCHASE `80 50 01 P2 0B` key index, amount, terminal → balance … random (§3). */
   #initializeForPurchase(c: Apdu): Uint8Array {
-    if (c.p1 !== 0x01) return reply(StatusWord.WRONG_P1P2);
     const checked = this.#initializeChecks(c, 0x0f, this.#state.keys.purchase);
     if (typeof checked === 'number') return reply(checked);
     const { purse, key, amount, terminal } = checked;
@@ -600,30 +606,30 @@ export class VirtualCpuCard {
     if (state.offlineCounter >= MAX_COUNTER) return reply(StatusWord.COUNTER_EXHAUSTED);
     if (state.balance < amount) return reply(StatusWord.INSUFFICIENT_BALANCE);
     const random = this.#randomChallenge();
-    this.#pending = { operation: 'purchase', purse, amount, terminal, counter: state.offlineCounter, random, purchaseKey: fromHex(key.key, 'key') };
+    this.#transaction = { awaiting: 'DEBIT FOR PURCHASE', purse, amount, terminal, counter: state.offlineCounter, random, purchaseKey: fromHex(key.key, 'key') };
     const overdraftLimit = Buffer.alloc(3);
     return reply(StatusWord.OK, Buffer.concat([uintBE(state.balance, 4), uintBE(state.offlineCounter, 2), overdraftLimit, Buffer.from([key.version, this.#cipher.id]), random]));
   }
 
-  /** DEBIT FOR PURCHASE `80 54 01 00 0F` terminal serial, date, time, MAC1 → TAC || MAC2 (§3). */
-  #debitForPurchase(c: Apdu, pending: Pending | undefined): Uint8Array {
+  /** DEBIT FOR PURCHASE `80 54 01 00 0F` terminal serial, date, time, MAC1 → TAC || MAC2 (§3): completes the purchase INITIALIZE began. */
+  #debitForPurchase(c: Apdu, purchase: Transaction | undefined): Uint8Array {
     if (c.data.length !== 0x0f || !leAccepts(c.le, 8)) return reply(StatusWord.WRONG_LENGTH);
     if (c.p1 !== 0x01 || c.p2 !== 0x00) return reply(StatusWord.WRONG_P1P2);
-    if (pending?.operation !== 'purchase') return reply(StatusWord.CONDITIONS_NOT_SATISFIED);
+    if (purchase?.awaiting !== 'DEBIT FOR PURCHASE') return reply(StatusWord.CONDITIONS_NOT_SATISFIED);
     const serial = c.data.subarray(0, 4);
     const dateTime = c.data.subarray(4, 11);
-    const sessionKey = this.#cipher.sessionKey(pending.purchaseKey, Buffer.concat([pending.random, uintBE(pending.counter, 2), serial.subarray(2, 4)]));
-    const type = pending.purse === 'EP' ? TRANSACTION_TYPES.PURSE_PURCHASE : TRANSACTION_TYPES.DEPOSIT_PURCHASE;
-    const amount = uintBE(pending.amount, 4);
-    const expected = this.#cipher.mac(sessionKey, Buffer.concat([amount, Buffer.from([type]), pending.terminal, dateTime]));
+    const sessionKey = this.#cipher.sessionKey(purchase.purchaseKey, Buffer.concat([purchase.random, uintBE(purchase.counter, 2), serial.subarray(2, 4)]));
+    const type = purchase.purse === 'EP' ? TRANSACTION_TYPES.PURSE_PURCHASE : TRANSACTION_TYPES.DEPOSIT_PURCHASE;
+    const amount = uintBE(purchase.amount, 4);
+    const expected = this.#cipher.mac(sessionKey, Buffer.concat([amount, Buffer.from([type]), purchase.terminal, dateTime]));
     if (!timingSafeEqual(expected, c.data.subarray(11, 15))) return reply(StatusWord.MAC_INVALID);
-    const state = this.#purseState(pending.purse);
-    state.balance -= pending.amount;
+    const state = this.#purseState(purchase.purse);
+    state.balance -= purchase.amount;
     state.offlineCounter += 1;
-    const tac = this.#tac(Buffer.concat([amount, Buffer.from([type]), pending.terminal, serial, dateTime]));
+    const tac = this.#tac(Buffer.concat([amount, Buffer.from([type]), purchase.terminal, serial, dateTime]));
     const mac2 = this.#cipher.mac(sessionKey, amount);
-    this.#appendLog(pending.counter, pending.amount, type, pending.terminal, dateTime);
-    this.#keepProof(pending.purse, 'purchase', { counter: pending.counter, mac2: toHex(mac2), tac: toHex(tac) });
+    this.#appendLog(purchase.counter, purchase.amount, type, purchase.terminal, dateTime);
+    this.#keepProof(purchase.purse, 'purchase', { counter: purchase.counter, mac2: toHex(mac2), tac: toHex(tac) });
     return reply(StatusWord.OK, Buffer.concat([tac, mac2]));
   }
 

@@ -6,6 +6,9 @@ import { encodeForm, type FormValue } from './form-encoding.js';
  * Amounts are integer minor units (fen), currencies lower case on the wire ('cny').
  */
 
+/** The header the gateway signs its webhooks in (webhooks/webhook-signature.ts: the same t=…,v1=… scheme as ours), lower case as node:http gives it. */
+export const GATEWAY_SIGNATURE_HEADER = 'gateway-signature';
+
 export interface PaymentIntent {
   id: string;
   object: 'payment_intent';

@@ -3,9 +3,9 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { GatewayClient, GatewayError, type GatewayEvent } from './gateway-client.js';
+import { GATEWAY_SIGNATURE_HEADER, GatewayClient, GatewayError, type GatewayEvent } from './gateway-client.js';
 import { startSandboxGateway, type SandboxGateway, type SandboxGatewayOptions } from './sandbox-gateway.js';
-import { GATEWAY_SIGNATURE_HEADER, verifyGatewaySignature } from './webhook-signature.js';
+import { verifySignatureHeader } from '../../webhooks/webhook-signature.js';
 
 const SECRET_KEY = 'sk_test_sandbox_0123456789';
 const WEBHOOK_SECRET = 'whsec_sandbox_0123456789';
@@ -117,8 +117,8 @@ describe('sandbox gateway: payments', () => {
     expect(pi.latest_charge).toMatch(/^ch_/);
 
     const delivery = await webhook('payment_intent.succeeded', pi.id);
-    expect(verifyGatewaySignature(WEBHOOK_SECRET, delivery.body, delivery.signature)).toMatchObject({ ok: true });
-    expect(verifyGatewaySignature('whsec_not_ours_at_all', delivery.body, delivery.signature)).toEqual({ ok: false, reason: 'BAD_SIGNATURE' });
+    expect(verifySignatureHeader(WEBHOOK_SECRET, delivery.body, delivery.signature)).toMatchObject({ ok: true });
+    expect(verifySignatureHeader('whsec_not_ours_at_all', delivery.body, delivery.signature)).toEqual({ ok: false, reason: 'BAD_SIGNATURE' });
     expect(delivery.event.id).toMatch(/^evt_/);
     expect(delivery.event.data.object).toEqual(pi);
     expect(await client.retrieveEvent(delivery.event.id)).toEqual(delivery.event);
@@ -204,7 +204,7 @@ describe('sandbox gateway: webhooks', () => {
       return all.length >= 2 ? all : undefined;
     }, 'a second delivery');
     expect(deliveries[1]!.event.id).toBe(deliveries[0]!.event.id);
-    expect(verifyGatewaySignature(WEBHOOK_SECRET, deliveries[1]!.body, deliveries[1]!.signature)).toMatchObject({ ok: true });
+    expect(verifySignatureHeader(WEBHOOK_SECRET, deliveries[1]!.body, deliveries[1]!.signature)).toMatchObject({ ok: true });
     await sleep(60);
     expect(receiver.received).toHaveLength(2);
     expect(warnings).toEqual([]);

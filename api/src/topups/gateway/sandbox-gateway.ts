@@ -3,10 +3,10 @@ import fs from 'node:fs/promises';
 import http from 'node:http';
 import path from 'node:path';
 import { decodeForm, type DecodedForm } from './form-encoding.js';
-import type { GatewayErrorBody, GatewayEvent } from './gateway-client.js';
+import { GATEWAY_SIGNATURE_HEADER, type GatewayErrorBody, type GatewayEvent } from './gateway-client.js';
 import { CHECKOUT_PAGE_CSP, checkoutNotFoundPage, checkoutPage, type CheckoutOutcome } from './sandbox-checkout-page.js';
 import { invalidRequest, SandboxApiError, SandboxState, type Settlement, type SandboxSnapshot } from './sandbox-state.js';
-import { GATEWAY_SIGNATURE_HEADER, signGatewayPayload } from './webhook-signature.js';
+import { signatureHeader } from '../../webhooks/webhook-signature.js';
 
 /*
  * A sandbox payment gateway: a real HTTP server speaking the subset of the gateway API that
@@ -160,7 +160,7 @@ export async function startSandboxGateway(opts: SandboxGatewayOptions): Promise<
     const target = webhookUrl;
     if (!target || closed) return;
     const body = JSON.stringify(event);
-    const headers = { 'content-type': 'application/json', [GATEWAY_SIGNATURE_HEADER]: signGatewayPayload(opts.webhookSecret, body, Math.floor(Date.now() / 1000)) };
+    const headers = { 'content-type': 'application/json', [GATEWAY_SIGNATURE_HEADER]: signatureHeader([opts.webhookSecret], body, Math.floor(Date.now() / 1000)) };
     const retry = (reason: string) => {
       if (closed) return;
       const delay = retryDelays[attempt];
