@@ -1,0 +1,41 @@
+import { Command } from 'commander';
+import { type ClientOptions, clientCredentialsToken, resolveClient } from './api-client.js';
+
+/** How a long-running command learns it should stop: Ctrl-C (SIGINT) or SIGTERM, or a test's signal. */
+export type StopSignal = () => AbortSignal;
+
+export const stopOnSignals: StopSignal = () => {
+  const controller = new AbortController();
+  const stop = () => controller.abort();
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, stop);
+  controller.signal.addEventListener('abort', () => {
+    for (const signal of ['SIGINT', 'SIGTERM'] as const) process.off(signal, stop);
+  });
+  return controller.signal;
+};
+
+/** The options every developer command takes to reach OneCard as one client. */
+function withClientOptions(command: Command, defaultClient: string): Command {
+  return command
+    .option('--client <name>', `a demo client of demo.json: merchant, biller, issuer or operator (default ${defaultClient})`)
+    .option('--client-id <id>', 'your OAuth client id instead (or ONECARD_CLIENT_ID)')
+    .option('--client-secret <secret>', 'its secret (or ONECARD_CLIENT_SECRET)')
+    .option('--api <url>', 'the OneCard base URL (or ONECARD_API_URL; default: demo.json publicUrl)')
+    .option('--demo <file>', 'the demo.json to read (default $ONECARD_DATA_DIR/demo.json, ONECARD_DATA_DIR defaulting to .onecard)');
+}
+
+/**
+ * The commands for a developer integrating with OneCard (docs/cli.md), as Stripe's CLI has them:
+ * `token`, `listen --forward-to`, `trigger`, `events tail`. They use the public API only (OAuth and
+ * GraphQL), so they work against any OneCard; `trigger` only against a sandbox.
+ */
+export function developerCommands(stop: StopSignal): Command[] {
+  const token = withClientOptions(new Command('token'), 'merchant')
+    .description('print an access token of a client (a demo client of demo.json by default), for curl or GraphiQL: Authorization: Bearer $(onecard token)')
+    .option('--scope <scopes>', 'ask for fewer scopes than the client holds (space-separated)')
+    .action(async (opts: ClientOptions) => {
+      console.log((await clientCredentialsToken(await resolveClient(opts))).accessToken);
+    });
+
+  return [token];
+}
