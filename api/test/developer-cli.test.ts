@@ -63,6 +63,13 @@ async function tokenOf(client: string): Promise<string> {
   return printed.slice(before).at(-1)!;
 }
 
+/** `onecard trigger …`, returning the subject the command reports. */
+async function triggered(...args: string[]): Promise<string> {
+  const before = printed.length;
+  await onecard('trigger', ...args);
+  return /^Trigger succeeded: \S+ for (\S+);/.exec(printed.slice(before).find((l) => l.startsWith('Trigger succeeded'))!)![1]!;
+}
+
 describe('onecard token', () => {
   it('prints an access token of the demo client that the API accepts', async () => {
     const { status, body } = await graphql(server.url, '{ viewer { kind clientId } }', undefined, { authorization: `Bearer ${await tokenOf('merchant')}` });
@@ -72,5 +79,56 @@ describe('onecard token', () => {
 
   it('names the demo clients there are when asked for one that is not', async () => {
     await expect(onecard('token', '--client', 'shop')).rejects.toThrow(/no demo client "shop" in .*demo\.json \(there: operator, issuer, merchant, biller\)/);
+  });
+});
+
+describe('onecard trigger', () => {
+  it('payment.succeeded: the demo merchant’s new payment is paid by the demo card in a card session', async () => {
+    const payment = await triggered('payment.succeeded', '--amount', '120');
+    const { body } = await graphql(server.url, 'query($id: ID!) { payment(id: $id) { status amount { amount } } }', { id: payment }, { authorization: `Bearer ${await tokenOf('merchant')}` });
+    expect(body.data.payment).toEqual({ status: 'SUCCEEDED', amount: { amount: 120 } });
+    expect(printed).toContainEqual(expect.stringMatching(/^ {2}demo card tapped on lin's home reader: balance \d+ → \d+$/));
+  });
+
+  it('payment.canceled and bill.paid happen for real: the objects are in the state the event says', async () => {
+    const payment = await triggered('payment.canceled');
+    const merchant = await graphql(server.url, 'query($id: ID!) { payment(id: $id) { status cancelReason } }', { id: payment }, { authorization: `Bearer ${await tokenOf('merchant')}` });
+    expect(merchant.body.data.payment).toEqual({ status: 'CANCELED', cancelReason: 'MERCHANT' });
+
+    const bill = await triggered('bill.paid', '--amount', '345');
+    const biller = await graphql(server.url, 'query($id: ID!) { bill(id: $id) { status amountPaid { amount } } }', { id: bill }, { authorization: `Bearer ${await tokenOf('biller')}` });
+    expect(biller.body.data.bill).toEqual({ status: 'PAID', amountPaid: { amount: 345 } });
+  });
+
+  it('refuses an event it cannot make happen, listing those it can, which --help lists too', async () => {
+    await expect(onecard('trigger', 'payment.exploded')).rejects.toThrow('cannot trigger "payment.exploded": supported events are payment.succeeded, payment.canceled, payment.refunded, bill.paid');
+    const help = createProgram().commands.find((c) => c.name() === 'trigger')!;
+    let text = '';
+    help.configureOutput({ writeOut: (s) => void (text += s) });
+    help.outputHelp();
+    for (const event of ['payment.succeeded', 'payment.canceled', 'payment.refunded', 'bill.paid']) expect(text).toContain(`  ${event} `);
+  });
+
+  it('refuses to run with NODE_ENV=production, before it calls the API', async () => {
+    const saved = process.env.NODE_ENV;
+    process.env.NODE_ENV = 'production';
+    try {
+      const before = await db.orm.em.fork().execute<{ n: number }[]>(`select count(*)::int as n from payment`);
+      await expect(onecard('trigger', 'payment.canceled')).rejects.toThrow(/refuses to run with NODE_ENV=production/);
+      expect(await db.orm.em.fork().execute(`select count(*)::int as n from payment`)).toEqual(before);
+    } finally {
+      process.env.NODE_ENV = saved;
+    }
+  });
+
+  it('refuses a server that is not a sandbox (serverInfo.sandbox false), before it creates anything', async () => {
+    const production = await startTestServer(db.orm, { NODE_ENV: 'production', ONECARD_DATA_DIR: dataDir, GATEWAY_URL: 'http://127.0.0.1:9', GATEWAY_SECRET_KEY: 'sk_unused', GATEWAY_WEBHOOK_SECRET: 'whsec_unused_in_this_test' });
+    try {
+      const before = await db.orm.em.fork().execute<{ n: number }[]>(`select count(*)::int as n from payment`);
+      await expect(onecard('trigger', 'payment.canceled', '--api', production.url)).rejects.toThrow(`${production.url} is not a sandbox (serverInfo.sandbox is false)`);
+      expect(await db.orm.em.fork().execute(`select count(*)::int as n from payment`)).toEqual(before);
+    } finally {
+      await production.close();
+    }
   });
 });

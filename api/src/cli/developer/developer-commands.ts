@@ -1,5 +1,6 @@
-import { Command } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { type ClientOptions, clientCredentialsToken, resolveClient } from './api-client.js';
+import { trigger, triggerList } from './trigger.js';
 
 /** How a long-running command learns it should stop: Ctrl-C (SIGINT) or SIGTERM, or a test's signal. */
 export type StopSignal = () => AbortSignal;
@@ -37,5 +38,23 @@ export function developerCommands(stop: StopSignal): Command[] {
       console.log((await clientCredentialsToken(await resolveClient(opts))).accessToken);
     });
 
-  return [token];
+  const triggerCommand = new Command('trigger')
+    .description('make a real test event happen in a sandbox, by the flow that makes it happen in production, with the demo clients, readers and card of demo.json')
+    .option('--api <url>', 'the OneCard base URL (or ONECARD_API_URL; default: demo.json publicUrl); a sandbox whose demo data demo.json holds')
+    .option('--demo <file>', 'the demo.json to read (default $ONECARD_DATA_DIR/demo.json, ONECARD_DATA_DIR defaulting to .onecard)')
+    .argument('<event>', 'the event type (below)')
+    .addOption(new Option('--amount <fen>', 'the amount in minor units').default(100).argParser(positiveInt))
+    .addHelpText('after', `\nEvents:\n${triggerList()}\n\nRefused in production (NODE_ENV=production here, or a server whose serverInfo.sandbox is false).`)
+    .action(async (event: string, opts: { api?: string; demo?: string; amount: number }) => {
+      const done = await trigger(event, { ...opts, note: (line) => console.log(`  ${line}`) });
+      console.log(`Trigger succeeded: ${event} for ${done.subject}; the ${done.receivedBy} client receives it (onecard listen --client ${done.receivedBy})`);
+    });
+
+  return [token, triggerCommand];
+}
+
+function positiveInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isSafeInteger(n) || n < 1) throw new InvalidArgumentError('Expected a positive whole number of minor units.');
+  return n;
 }
