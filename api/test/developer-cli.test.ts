@@ -33,6 +33,32 @@ async function onecard(...args: string[]): Promise<void> {
   await createProgram().exitOverride().parseAsync(['node', 'onecard', ...args]);
 }
 
+/** Starts a long-running `onecard <args>`; `stop()` is its Ctrl-C and resolves when it has ended. */
+function running(...args: string[]): { stop(): Promise<void>; ended: Promise<void> } {
+  const controller = new AbortController();
+  const ended = createProgram({ stop: () => controller.signal })
+    .exitOverride()
+    .parseAsync(['node', 'onecard', ...args])
+    .then(() => undefined);
+  return {
+    ended,
+    async stop() {
+      controller.abort();
+      await ended;
+    },
+  };
+}
+
+async function until<T>(what: string, probe: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; printed:\n${printed.join('\n')}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 
 beforeAll(async () => {
   db = await freshDatabase();
@@ -130,5 +156,30 @@ describe('onecard trigger', () => {
     } finally {
       await production.close();
     }
+  });
+});
+
+describe('onecard events tail', () => {
+  it('prints each new event of the types asked for, one line each, and stops on Ctrl-C', async () => {
+    const start = printed.length;
+    const tail = running('events', 'tail', '--type', 'payment.canceled');
+    // The tail starts at the present: the payment.canceled event of the tests above is not printed.
+    await until('the tail is ready', () => status.some((l) => l.startsWith('Tailing payment.canceled event of merchant')));
+    const subject = await triggered('payment.canceled');
+    const line = await until('the tail line', () => printed.slice(start).find((l) => l.endsWith(`  ${subject}`)));
+    expect(line).toMatch(/^\d{4}-\d\d-\d\dT\S+Z {2}payment\.canceled {2}\S+ {2}\S+$/);
+    await tail.stop();
+    const tailed = printed.slice(start).filter((l) => /^\d{4}-\d\d-\d\dT\S+Z {2}payment\./.test(l));
+    expect(tailed).toEqual([line]);
+  });
+
+  it('--json: the whole event, here a refund triggered with payment.refunded', async () => {
+    const tail = running('events', 'tail', '--type', 'payment.refunded', '--json');
+    await until('the tail is ready', () => status.some((l) => l.startsWith('Tailing payment.refunded event of merchant')));
+    const start = printed.length;
+    const subject = await triggered('payment.refunded', '--amount', '230');
+    const line = await until('the refunded event', () => printed.slice(start).find((l) => l.startsWith('{') && l.includes(subject)));
+    await tail.stop();
+    expect(JSON.parse(line)).toMatchObject({ type: 'payment.refunded', subject, data: { payment: subject, status: 'SUCCEEDED', amount: 230, refundedAmount: 230, refund: { amount: 230 } } });
   });
 });

@@ -1,5 +1,6 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { type ClientOptions, clientCredentialsToken, resolveClient } from './api-client.js';
+import { ApiClient, type ClientOptions, clientCredentialsToken, resolveClient } from './api-client.js';
+import { followEvents } from './event-feed.js';
 import { trigger, triggerList } from './trigger.js';
 
 /** How a long-running command learns it should stop: Ctrl-C (SIGINT) or SIGTERM, or a test's signal. */
@@ -23,6 +24,13 @@ function withClientOptions(command: Command, defaultClient: string): Command {
     .option('--client-secret <secret>', 'its secret (or ONECARD_CLIENT_SECRET)')
     .option('--api <url>', 'the OneCard base URL (or ONECARD_API_URL; default: demo.json publicUrl)')
     .option('--demo <file>', 'the demo.json to read (default $ONECARD_DATA_DIR/demo.json, ONECARD_DATA_DIR defaulting to .onecard)');
+}
+
+const eventTypes = (value: string, previous: string[] = []) => [...previous, ...value.split(',').map((t) => t.trim()).filter(Boolean)];
+
+/** What the server sent, safe to print on a terminal: no control characters (escape sequences). */
+function printable(value: string): string {
+  return value.replace(/[\u0000-\u001f\u007f]/g, '?');
 }
 
 /**
@@ -50,7 +58,24 @@ export function developerCommands(stop: StopSignal): Command[] {
       console.log(`Trigger succeeded: ${event} for ${done.subject}; the ${done.receivedBy} client receives it (onecard listen --client ${done.receivedBy})`);
     });
 
-  return [token, triggerCommand];
+  const events = new Command('events').description("this client's events (the `events` query, scope events:read)");
+  withClientOptions(events.command('tail'), 'merchant')
+    .description('print events as they are published, one line each (time, type, id, subject); Ctrl-C stops')
+    .option('--type <types>', 'only these event types, comma-separated (repeatable)', eventTypes)
+    .option('--from-start', 'first print every earlier event')
+    .option('--json', 'print each event as one line of JSON')
+    .action(async (opts: ClientOptions & { type?: string[]; fromStart?: boolean; json?: boolean }) => {
+      const api = ApiClient.forClient(await resolveClient(opts));
+      await followEvents(api, {
+        types: opts.type,
+        fromStart: opts.fromStart,
+        signal: stop(),
+        onReady: () => console.error(`Tailing ${opts.type?.length ? opts.type.join(', ') : 'every'} event of ${api.name} (${api.baseUrl}). Ctrl-C stops.`),
+        onEvent: (e) => console.log(opts.json ? JSON.stringify(e) : `${e.created}  ${printable(e.type)}  ${e.id}  ${e.subject}`),
+      });
+    });
+
+  return [token, triggerCommand, events];
 }
 
 function positiveInt(value: string): number {
