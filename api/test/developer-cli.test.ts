@@ -5,10 +5,13 @@
  * the SDK's verifyWebhook, beside a real endpoint that gets OneCard's own deliveries.
  */
 import fs from 'node:fs/promises';
+import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { verifyWebhook } from '../../sdk-js/src/index.js';
 import { createProgram } from '../src/cli/program.js';
 import { seedDemoFile } from '../src/demo/seed.js';
 import { type RunningWebhookDelivery, startWebhookDelivery } from '../src/webhooks/delivery-worker.js';
@@ -21,6 +24,17 @@ let delivery: RunningWebhookDelivery;
 let dataDir: string;
 let demo: { clients: Record<string, { client_id: string; client_secret: string }> };
 const log = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
+
+// ------------------------------------------------------------ a receiver: the developer's local app
+
+interface Received {
+  path: string;
+  headers: IncomingHttpHeaders;
+  body: string;
+}
+const received: Received[] = [];
+let receiver: Server;
+let receiverUrl: string;
 
 // ------------------------------------------------------------ running `onecard` in this process
 
@@ -59,6 +73,8 @@ async function until<T>(what: string, probe: () => T | undefined | false | Promi
   }
 }
 
+const printedLine = (pattern: RegExp) => printed.find((line) => pattern.test(line));
+const bodyOf = (r: Received) => JSON.parse(r.body) as { id: string; type: string; created: string; data: Record<string, unknown> };
 
 beforeAll(async () => {
   db = await freshDatabase();
@@ -70,6 +86,16 @@ beforeAll(async () => {
   process.env.ONECARD_DATA_DIR = dataDir;
   delivery = await startWebhookDelivery({ orm: db.orm, config: server.config, log, dispatchIntervalMs: 50, jobPollIntervalMs: 50, stopGraceMs: 300 });
 
+  receiver = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      received.push({ path: req.url ?? '/', headers: req.headers, body: Buffer.concat(chunks).toString('utf8') });
+      res.writeHead(req.url === '/broken' ? 500 : 204).end();
+    });
+  });
+  await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+  receiverUrl = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}`;
   vi.spyOn(console, 'log').mockImplementation((...parts) => void printed.push(parts.join(' ')));
   vi.spyOn(console, 'error').mockImplementation((...parts) => void status.push(parts.join(' ')));
 });
@@ -77,6 +103,8 @@ afterAll(async () => {
   vi.restoreAllMocks();
   delete process.env.ONECARD_DATA_DIR;
   await delivery?.stop();
+  receiver?.closeAllConnections();
+  await new Promise((resolve) => receiver?.close(resolve));
   await server?.close();
   await db?.close();
   await fs.rm(dataDir, { recursive: true, force: true });
@@ -181,5 +209,47 @@ describe('onecard events tail', () => {
     const line = await until('the refunded event', () => printed.slice(start).find((l) => l.startsWith('{') && l.includes(subject)));
     await tail.stop();
     expect(JSON.parse(line)).toMatchObject({ type: 'payment.refunded', subject, data: { payment: subject, status: 'SUCCEEDED', amount: 230, refundedAmount: 230, refund: { amount: 230 } } });
+  });
+});
+
+describe('onecard listen --forward-to', () => {
+  it('forwards a triggered payment.succeeded, signed as OneCard signs it: the SDK verifies it, and the body is the real delivery’s, byte for byte', async () => {
+    // A real endpoint too, so the forwarded event can be compared with OneCard's own delivery of it.
+    const made = await graphql(server.url, 'mutation($input: CreateWebhookEndpointInput!) { createWebhookEndpoint(input: $input) { secret userErrors { code } } }', { input: { url: `${receiverUrl}/real`, eventTypes: ['payment.succeeded'] } }, { authorization: `Bearer ${await tokenOf('merchant')}` });
+    expect(made.body.data.createWebhookEndpoint.userErrors).toEqual([]);
+
+    const secret = 'whsec_the_developers_own_secret';
+    const listener = running('listen', '--forward-to', `${receiverUrl}/local`, '--secret', secret, '--events', 'payment.succeeded');
+    await until('the listener is ready', () => printedLine(/^Ready! Forwarding payment\.succeeded event of merchant/));
+    const subject = await triggered('payment.succeeded', '--amount', '150');
+
+    const forwarded = await until('the forwarded event', () => received.find((r) => r.path === '/local' && bodyOf(r).data.payment === subject));
+    const checked = verifyWebhook(forwarded.body, forwarded.headers['onecard-signature'] as string, secret);
+    expect(checked).toMatchObject({ ok: true, event: { type: 'payment.succeeded', data: { payment: subject, status: 'SUCCEEDED', amount: 150, currency: 'CNY' } } });
+    expect(verifyWebhook(forwarded.body, forwarded.headers['onecard-signature'] as string, 'whsec_another').ok).toBe(false);
+    expect(forwarded.headers).toMatchObject({ 'content-type': 'application/json', 'user-agent': 'OneCard-Webhooks/1', 'onecard-event-id': bodyOf(forwarded).id });
+
+    const real = await until('OneCard’s own delivery', () => received.find((r) => r.path === '/real' && bodyOf(r).data.payment === subject));
+    expect(forwarded.body).toBe(real.body);
+    expect(forwarded.headers['onecard-event-id']).toBe(real.headers['onecard-event-id']);
+
+    // One line per event, with what the local URL answered.
+    await until('the line of the forwarded event', () => printedLine(new RegExp(`--> payment\\.succeeded ${bodyOf(forwarded).id}  ${receiverUrl}/local  <-- \\[204\\]`)));
+    await listener.stop(); // Ctrl-C: the command ends
+    expect(received.filter((r) => r.path === '/local')).toHaveLength(1); // from the present on: the earlier payments were not forwarded
+  });
+
+  it('without --secret signs with the listener secret it prints, and shows a failing local answer', async () => {
+    const listener = running('listen', '--forward-to', `${receiverUrl}/broken`, '--events', 'payment.canceled');
+    const announced = await until('the secret line', () => printedLine(/^Your webhook signing secret is whsec_/));
+    const secret = /is (whsec_\S+)/.exec(announced)![1]!;
+    expect((await fs.readFile(path.join(dataDir, 'listen-secret'), 'utf8')).trim()).toBe(secret);
+    await until('ready', () => printedLine(/^Ready! Forwarding payment\.canceled/));
+
+    const subject = await triggered('payment.canceled');
+    const forwarded = await until('the forwarded event', () => received.find((r) => r.path === '/broken' && bodyOf(r).data.payment === subject));
+    expect(verifyWebhook(forwarded.body, forwarded.headers['onecard-signature'] as string, secret)).toMatchObject({ ok: true, event: { type: 'payment.canceled', data: { cancelReason: 'MERCHANT' } } });
+    await until('the failing answer printed', () => printedLine(new RegExp(`--> payment\\.canceled ${bodyOf(forwarded).id}  ${receiverUrl}/broken  <-- \\[500\\]`)));
+    await listener.stop();
   });
 });

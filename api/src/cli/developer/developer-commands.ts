@@ -1,6 +1,8 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { ApiClient, type ClientOptions, clientCredentialsToken, resolveClient } from './api-client.js';
+import path from 'node:path';
+import { ApiClient, type ClientOptions, clientCredentialsToken, demoFilePath, resolveClient } from './api-client.js';
 import { followEvents } from './event-feed.js';
+import { listen, listenerSecret } from './listen.js';
 import { trigger, triggerList } from './trigger.js';
 
 /** How a long-running command learns it should stop: Ctrl-C (SIGINT) or SIGTERM, or a test's signal. */
@@ -75,7 +77,29 @@ export function developerCommands(stop: StopSignal): Command[] {
       });
     });
 
-  return [token, triggerCommand, events];
+  const listenCommand = withClientOptions(new Command('listen'), 'merchant')
+    .description(
+      "forward this client's events to a local URL as signed webhook deliveries (the same body and onecard-signature header as OneCard's), one line per event with your answer; Ctrl-C stops",
+    )
+    .requiredOption('--forward-to <url>', 'where to POST each event, e.g. http://localhost:3000/hooks/onecard')
+    .option('--events <types>', 'only these event types, comma-separated (repeatable)', eventTypes)
+    .option('--secret <whsec>', 'sign with this secret, e.g. your endpoint’s (or ONECARD_WEBHOOK_SECRET); default: a listener secret kept beside demo.json, printed at start')
+    .action(async (opts: ClientOptions & { forwardTo: string; events?: string[]; secret?: string }) => {
+      let url: URL;
+      try {
+        url = new URL(opts.forwardTo);
+      } catch {
+        throw new Error(`--forward-to: not a URL: ${opts.forwardTo}`);
+      }
+      if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error('--forward-to: an http:// or https:// URL');
+      const api = ApiClient.forClient(await resolveClient(opts));
+      const given = opts.secret ?? process.env.ONECARD_WEBHOOK_SECRET;
+      const secret = given ?? (await listenerSecret(path.dirname(demoFilePath(opts.demo))));
+      if (!given) console.log(`Your webhook signing secret is ${secret} (kept in ${path.join(path.dirname(demoFilePath(opts.demo)), 'listen-secret')})`);
+      await listen(api, { forwardTo: url.href, secret, types: opts.events, signal: stop(), print: (line) => console.log(line) });
+    });
+
+  return [token, listenCommand, triggerCommand, events];
 }
 
 function positiveInt(value: string): number {
