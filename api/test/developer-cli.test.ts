@@ -212,6 +212,30 @@ describe('onecard events tail', () => {
   });
 });
 
+describe('onecard events tail within the cost limit', () => {
+  it('waits out a THROTTLED answer instead of failing, polls cheaply, and still prints the event', async () => {
+    // The same database behind a server whose cost buckets hold 1,050 points and refill 20 a second.
+    const small = await startTestServer(db.orm, { ONECARD_DATA_DIR: dataDir, GRAPHQL_COST_BUCKET: '1050', GRAPHQL_COST_RESTORE_RATE: '20' });
+    try {
+      const start = printed.length;
+      const statusStart = status.length;
+      const tail = running('events', 'tail', '--client', 'biller', '--type', 'bill.paid', '--api', small.url);
+      let failed: unknown;
+      tail.ended.catch((err: unknown) => (failed = err));
+      await until('the tail is ready', () => status.slice(statusStart).some((l) => l.startsWith('Tailing bill.paid event of biller')));
+      // Catching up cost 1,001 points: the first poll (101) waits for the bucket, and says so.
+      await until('the wait', () => status.slice(statusStart).some((l) => /^throttled by OneCard's cost limit: waiting \d+ s$/.test(l)));
+      await triggered('bill.paid', '--amount', '99');
+      const line = await until('the tail line', () => printed.slice(start).find((l) => l.includes('  bill.paid  ')), 40_000);
+      expect(line).toMatch(/^\d{4}-\d\d-\d\dT\S+Z {2}bill\.paid {2}\S+ {2}\S+$/);
+      expect(failed).toBeUndefined();
+      await tail.stop();
+    } finally {
+      await small.close();
+    }
+  });
+});
+
 describe('onecard listen --forward-to', () => {
   it('forwards a triggered payment.succeeded, signed as OneCard signs it: the SDK verifies it, and the body is the real delivery’s, byte for byte', async () => {
     // A real endpoint too, so the forwarded event can be compared with OneCard's own delivery of it.

@@ -1,5 +1,6 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 /** What the developer commands read of demo.json (written by `npm start` and `onecard seed`). */
 export interface DemoFile {
@@ -110,6 +111,8 @@ export async function clientCredentialsToken(client: ResolvedClient): Promise<{ 
 export class ApiClient {
   private token?: { value: string; expiresAt: number };
   readonly baseUrl: string;
+  /** Told how long a THROTTLED operation waits before it is sent again (the commands print it). */
+  onThrottled: (seconds: number) => void = () => {};
 
   constructor(
     readonly name: string,
@@ -130,15 +133,27 @@ export class ApiClient {
     return made.accessToken;
   }
 
+  /**
+   * One GraphQL operation. A THROTTLED answer (the caller's cost bucket is short; nothing ran, so
+   * sending it again is safe) is waited out for its Retry-After and sent again, up to 20 times.
+   */
   async request<T>(query: string, variables?: Record<string, unknown>): Promise<T> {
-    const res = await fetch(`${this.baseUrl}/graphql`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: `Bearer ${await this.accessToken()}` },
-      body: JSON.stringify({ query, variables }),
-    });
-    const body = (await res.json()) as { data?: T; errors?: { message: string; extensions?: { code?: string } }[] };
-    if (body.errors?.length) throw new ApiError(body.errors.map((e) => `${e.extensions?.code ?? 'ERROR'}: ${e.message}`).join('; '), body.errors[0]!.extensions?.code ?? 'ERROR');
-    return body.data as T;
+    for (let attempt = 1; ; attempt++) {
+      const res = await fetch(`${this.baseUrl}/graphql`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${await this.accessToken()}` },
+        body: JSON.stringify({ query, variables }),
+      });
+      const body = (await res.json()) as { data?: T; errors?: { message: string; extensions?: { code?: string } }[] };
+      if (body.errors?.[0]?.extensions?.code === 'THROTTLED' && attempt < 20) {
+        const seconds = Math.min(60, Math.max(1, Number(res.headers.get('retry-after')) || 1));
+        this.onThrottled(seconds);
+        await sleep(seconds * 1000);
+        continue;
+      }
+      if (body.errors?.length) throw new ApiError(body.errors.map((e) => `${e.extensions?.code ?? 'ERROR'}: ${e.message}`).join('; '), body.errors[0]!.extensions?.code ?? 'ERROR');
+      return body.data as T;
+    }
   }
 
   /** A mutation whose payload has userErrors: the payload, or an error listing them. */

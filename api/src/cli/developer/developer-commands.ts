@@ -18,6 +18,13 @@ export const stopOnSignals: StopSignal = () => {
   return controller.signal;
 };
 
+/** The API client of a long-running command, which says so when OneCard's cost limit makes it wait. */
+async function apiFor(opts: ClientOptions): Promise<ApiClient> {
+  const api = ApiClient.forClient(await resolveClient(opts));
+  api.onThrottled = (seconds) => console.error(`throttled by OneCard's cost limit: waiting ${seconds} s`);
+  return api;
+}
+
 /** The options every developer command takes to reach OneCard as one client. */
 function withClientOptions(command: Command, defaultClient: string): Command {
   return command
@@ -67,7 +74,7 @@ export function developerCommands(stop: StopSignal): Command[] {
     .option('--from-start', 'first print every earlier event')
     .option('--json', 'print each event as one line of JSON')
     .action(async (opts: ClientOptions & { type?: string[]; fromStart?: boolean; json?: boolean }) => {
-      const api = ApiClient.forClient(await resolveClient(opts));
+      const api = await apiFor(opts);
       await followEvents(api, {
         types: opts.type,
         fromStart: opts.fromStart,
@@ -92,7 +99,7 @@ export function developerCommands(stop: StopSignal): Command[] {
         throw new Error(`--forward-to: not a URL: ${opts.forwardTo}`);
       }
       if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error('--forward-to: an http:// or https:// URL');
-      const api = ApiClient.forClient(await resolveClient(opts));
+      const api = await apiFor(opts);
       const given = opts.secret ?? process.env.ONECARD_WEBHOOK_SECRET;
       const secret = given ?? (await listenerSecret(path.dirname(demoFilePath(opts.demo))));
       if (!given) console.log(`Your webhook signing secret is ${secret} (kept in ${path.join(path.dirname(demoFilePath(opts.demo)), 'listen-secret')})`);

@@ -10,8 +10,8 @@ export interface FeedEvent {
   data: Record<string, unknown>;
 }
 
-const EVENTS = `query DeveloperEventFeed($after: String, $types: [String!]) {
-  events(after: $after, types: $types, first: 100) {
+const EVENTS = `query DeveloperEventFeed($after: String, $types: [String!], $first: Int!) {
+  events(after: $after, types: $types, first: $first) {
     edges { node { id type created subject data } }
     pageInfo { hasNextPage endCursor }
   }
@@ -39,18 +39,22 @@ export interface FollowOptions {
  * "now" means paging to the end once without printing. Resolves when `signal` aborts.
  */
 export async function followEvents(api: ApiClient, opts: FollowOptions): Promise<void> {
-  const page = async (after: string | null) => (await api.request<Page>(EVENTS, { after, types: opts.types?.length ? opts.types : null })).events;
+  // A page of n events costs 10·n + 1 cost points: 100 while catching up (1,001), 10 once at the
+  // present (101), so a poll a second stays within a bucket's refill (500 points a second by default).
+  const page = async (after: string | null, first: number) => (await api.request<Page>(EVENTS, { after, types: opts.types?.length ? opts.types : null, first })).events;
   let after: string | null = null;
   if (!opts.fromStart) {
     for (;;) {
-      const skipped = await page(after);
+      const skipped = await page(after, 100);
       after = skipped.pageInfo.endCursor ?? after;
       if (!skipped.pageInfo.hasNextPage) break;
     }
   }
   await opts.onReady?.();
+  let behind = !!opts.fromStart;
   while (!opts.signal.aborted) {
-    const next = await page(after);
+    const next = await page(after, behind ? 100 : 10);
+    behind = next.pageInfo.hasNextPage;
     for (const { node } of next.edges) {
       if (opts.signal.aborted) return;
       await opts.onEvent(node);

@@ -204,7 +204,11 @@ export async function trigger(event: string, opts: { api?: string; demo?: string
   if (!baseUrl) throw new Error(`no API URL: give --api URL or ONECARD_API_URL, or restart \`npm start\` so ${file} gets publicUrl`);
   const clients = new Map<string, ApiClient>();
   const client = async (name: string) => {
-    if (!clients.has(name)) clients.set(name, ApiClient.forClient(demoClient(demo, file, name, baseUrl)));
+    if (!clients.has(name)) {
+      const api = ApiClient.forClient(demoClient(demo, file, name, baseUrl));
+      api.onThrottled = (seconds) => opts.note(`throttled by OneCard's cost limit: waiting ${seconds} s`);
+      clients.set(name, api);
+    }
     return clients.get(name)!;
   };
   const merchant = await client('merchant');
