@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { verifyWebhook } from '../../sdk-js/src/index.js';
 import { createProgram } from '../src/cli/program.js';
 import { seedDemoFile } from '../src/demo/seed.js';
+import { type SandboxGateway, startSandboxGateway } from '../src/topups/gateway/sandbox-gateway.js';
 import { type RunningWebhookDelivery, startWebhookDelivery } from '../src/webhooks/delivery-worker.js';
 import { freshDatabase, type TestDatabase } from './support/database.js';
 import { graphql, startTestServer, TEST_KEK, type TestServer } from './support/server.js';
@@ -21,6 +22,7 @@ import { graphql, startTestServer, TEST_KEK, type TestServer } from './support/s
 let db: TestDatabase;
 let server: TestServer;
 let delivery: RunningWebhookDelivery;
+let sandbox: SandboxGateway;
 let dataDir: string;
 let demo: { clients: Record<string, { client_id: string; client_secret: string }> };
 const log = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
@@ -79,7 +81,10 @@ const bodyOf = (r: Received) => JSON.parse(r.body) as { id: string; type: string
 beforeAll(async () => {
   db = await freshDatabase();
   dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'onecard-devcli-'));
-  server = await startTestServer(db.orm, { ONECARD_DATA_DIR: dataDir });
+  // The sandbox payment gateway npm start runs, for the top-ups trigger makes.
+  sandbox = await startSandboxGateway({ secretKey: 'sk_test_devcli', webhookSecret: 'whsec_gateway_devcli_test', webhookRetryDelaysMs: [50, 100] });
+  server = await startTestServer(db.orm, { ONECARD_DATA_DIR: dataDir, GATEWAY_URL: sandbox.url, GATEWAY_SECRET_KEY: 'sk_test_devcli', GATEWAY_WEBHOOK_SECRET: 'whsec_gateway_devcli_test' });
+  sandbox.setWebhookUrl(`${server.url}/webhooks/gateway`);
   // demo.json as `npm start` writes it, for this server (publicUrl is its URL).
   await seedDemoFile(db.orm.em.fork(), log, { config: server.config, kek: Buffer.from(TEST_KEK, 'base64url'), database: { url: db.url, embedded: false } });
   demo = JSON.parse(await fs.readFile(path.join(dataDir, 'demo.json'), 'utf8'));
@@ -106,6 +111,7 @@ afterAll(async () => {
   receiver?.closeAllConnections();
   await new Promise((resolve) => receiver?.close(resolve));
   await server?.close();
+  await sandbox?.close();
   await db?.close();
   await fs.rm(dataDir, { recursive: true, force: true });
 });
@@ -154,13 +160,22 @@ describe('onecard trigger', () => {
     expect(biller.body.data.bill).toEqual({ status: 'PAID', amountPaid: { amount: 345 } });
   });
 
+  it('topup.paid and topup.loaded: the demo card’s top-up is paid at the sandbox gateway, then written onto the card', async () => {
+    const issuer = `Bearer ${await tokenOf('issuer')}`;
+    const topUp = async (id: string) => (await graphql(server.url, 'query($id: ID!) { topUp(id: $id) { status amount { amount } } }', { id }, { authorization: issuer })).body.data.topUp;
+    const paid = await triggered('topup.paid', '--amount', '700');
+    expect(await topUp(paid)).toEqual({ status: 'PAID', amount: { amount: 700 } });
+    const loaded = await triggered('topup.loaded', '--amount', '800');
+    expect(await topUp(loaded)).toEqual({ status: 'LOADED', amount: { amount: 800 } });
+  });
+
   it('refuses an event it cannot make happen, listing those it can, which --help lists too', async () => {
-    await expect(onecard('trigger', 'payment.exploded')).rejects.toThrow('cannot trigger "payment.exploded": supported events are payment.succeeded, payment.canceled, payment.refunded, bill.paid');
+    await expect(onecard('trigger', 'payment.exploded')).rejects.toThrow('cannot trigger "payment.exploded": supported events are payment.succeeded, payment.canceled, payment.refunded, topup.paid, topup.loaded, bill.paid');
     const help = createProgram().commands.find((c) => c.name() === 'trigger')!;
     let text = '';
     help.configureOutput({ writeOut: (s) => void (text += s) });
     help.outputHelp();
-    for (const event of ['payment.succeeded', 'payment.canceled', 'payment.refunded', 'bill.paid']) expect(text).toContain(`  ${event} `);
+    for (const event of ['payment.succeeded', 'payment.canceled', 'payment.refunded', 'topup.paid', 'topup.loaded', 'bill.paid']) expect(text).toContain(`  ${event} `);
   });
 
   it('refuses to run with NODE_ENV=production, before it calls the API', async () => {

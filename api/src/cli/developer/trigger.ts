@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { ApiClient, type DemoFile, demoClient, demoFilePath, readDemoFile } from './api-client.js';
 import { cardholderAccessToken } from './holder-sign-in.js';
 
@@ -50,6 +51,8 @@ const CANCEL_PAYMENT = `mutation TriggerCancelPayment($input: CancelPaymentInput
 const REFUND_PAYMENT = `mutation TriggerRefundPayment($input: RefundPaymentInput!) { refundPayment(input: $input) { payment { id status } userErrors { code message } } }`;
 const PUBLISH_BILL = `mutation TriggerPublishBill($input: BillInput!) { publishBill(input: $input) { bill { id } userErrors { code message } } }`;
 const PAY_BILL = `mutation TriggerPayBill($input: PayBillInput!) { payBill(input: $input) { billPayment { id } userErrors { code message } } }`;
+const CREATE_TOP_UP = `mutation TriggerCreateTopUp($input: CreateTopUpInput!) { createTopUp(input: $input) { topUp { id status paymentUrl } userErrors { code message } } }`;
+const TOP_UP = `query TriggerTopUp($id: ID!) { topUp(id: $id) { id status failureCode } }`;
 const OPEN_SESSION = `mutation TriggerOpenSession($input: OpenCardSessionInput!) { openCardSession(input: $input) { session { id challenge } userErrors { code message } } }`;
 
 type Payload<T> = T & { userErrors: { code: string; message: string }[] };
@@ -131,6 +134,29 @@ async function tapDemoCard(world: TriggerWorld, amount: number, purchase: Record
   world.note(`demo card tapped on ${readers.home.holder ?? 'the holder'}'s home reader: balance ${result.oldBalance} → ${result.newBalance}`);
 }
 
+/**
+ * A top-up of the demo card at the card company's counter, paid on the sandbox gateway's hosted page
+ * with its paying test card (pm_card_visa, as a person would press "Pay"), until the gateway's signed
+ * webhook (or OneCard's poll of the gateway) makes it PAID.
+ */
+async function paidTopUp(world: TriggerWorld, amount: number): Promise<string> {
+  const card = world.demo.registeredCards?.gz?.id;
+  if (!card) throw new Error('demo.json has no registeredCards.gz: restart `npm start` so every demo seed step runs');
+  const issuer = await world.client('issuer');
+  const { topUp } = await issuer.mutate<Payload<{ topUp: { id: string; paymentUrl: string | null } }>>('createTopUp', CREATE_TOP_UP, { card, amount, idempotencyKey: `trigger-${randomUUID()}` });
+  if (!topUp.paymentUrl) throw new Error(`top-up ${topUp.id} has no paymentUrl to pay it at`);
+  const paid = await fetch(topUp.paymentUrl, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'payment_method=pm_card_visa' });
+  if (!paid.ok) throw new Error(`the gateway's payment page answered ${paid.status} (${topUp.paymentUrl})`);
+  world.note(`created top-up ${topUp.id} (${amount} fen) of demo card ${world.demo.cards?.gz?.asn} as issuer, paid on ${topUp.paymentUrl}`);
+  for (let i = 0; i < 100; i++) {
+    const seen = (await issuer.request<{ topUp: { status: string; failureCode: string | null } }>(TOP_UP, { id: topUp.id })).topUp;
+    if (seen.status === 'PAID') return topUp.id;
+    if (seen.status !== 'CREATED' && seen.status !== 'AWAITING_PAYMENT') throw new Error(`the top-up is ${seen.status}${seen.failureCode ? ` (${seen.failureCode})` : ''}`);
+    await sleep(200);
+  }
+  throw new Error(`the gateway did not confirm top-up ${topUp.id} within 20 s: is the sandbox gateway running (npm start starts it)?`);
+}
+
 /** Every event `onecard trigger` can make happen, each by the real flow that makes it in production. */
 export const TRIGGERS: Record<string, Trigger> = {
   'payment.succeeded': {
@@ -160,6 +186,24 @@ export const TRIGGERS: Record<string, Trigger> = {
       await (await world.client('merchant')).mutate('refundPayment', REFUND_PAYMENT, { payment, reason: 'onecard trigger', idempotencyKey: `trigger-${randomUUID()}` });
       world.note('refunded in full: the money waits as a pending load for the card’s next tap');
       return payment;
+    },
+  },
+  'topup.paid': {
+    receivedBy: 'issuer',
+    description: 'the card company tops up the demo card, paid on the sandbox gateway\'s page with its test card',
+    run: (world, { amount }) => paidTopUp(world, amount),
+  },
+  'topup.loaded': {
+    receivedBy: 'issuer',
+    description: 'topup.paid, then the top-up is written onto the demo card at the card company\'s counter reader (补登; also emits topup.paid)',
+    async run(world, { amount }) {
+      const topUp = await paidTopUp(world, amount);
+      const counter = world.demo.readers?.counter;
+      if (!counter) throw new Error('demo.json has no readers.counter: restart `npm start` so every demo seed step runs');
+      const sdk = await loadSdk();
+      const result = await cardSession(sdk, await world.client('issuer'), counter.file, { operation: 'LOAD', topUp }, await demoCard(world, sdk));
+      world.note(`written onto demo card at the counter: balance ${result.oldBalance} → ${result.newBalance}`);
+      return topUp;
     },
   },
   'bill.paid': {
