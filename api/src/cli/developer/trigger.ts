@@ -113,12 +113,11 @@ async function balanceOnCard(sdk: Sdk, card: VirtualCard): Promise<number> {
   return Buffer.from(await transport.transmit(Buffer.from('805C000204', 'hex'))).readUInt32BE(0);
 }
 
-/** The demo cardholder pays the payment with the demo card on her home reader, as the checkout example's holder does. */
-async function payWithDemoCard(world: TriggerWorld, paymentId: string, amount: number): Promise<void> {
-  await tapDemoCard(world, amount, { payment: paymentId });
-}
-
-/** The demo card pays: loaded first at the card company's counter when the chip holds too little, then tapped on the holder's home reader. */
+/**
+ * The demo card pays a payment or bill payment, as the checkout example's holder does: tapped on the
+ * holder's home reader, her app relaying; loaded first at the card company's counter when the chip
+ * holds too little.
+ */
 async function tapDemoCard(world: TriggerWorld, amount: number, purchase: Record<string, unknown>): Promise<void> {
   const { readers } = world.demo;
   if (!readers?.home || !readers.counter) throw new Error('demo.json has no readers.home and readers.counter: restart `npm start` so every demo seed step runs');
@@ -164,7 +163,7 @@ export const TRIGGERS: Record<string, Trigger> = {
     description: 'the demo merchant creates a payment; the demo cardholder pays it with the demo card on her home reader (a card session)',
     async run(world, { amount }) {
       const payment = await createPayment(world, amount);
-      await payWithDemoCard(world, payment, amount);
+      await tapDemoCard(world, amount, { payment });
       return payment;
     },
   },
@@ -182,7 +181,7 @@ export const TRIGGERS: Record<string, Trigger> = {
     description: 'payment.succeeded, then the demo merchant refunds it in full (also emits payment.succeeded)',
     async run(world, { amount }) {
       const payment = await createPayment(world, amount);
-      await payWithDemoCard(world, payment, amount);
+      await tapDemoCard(world, amount, { payment });
       await (await world.client('merchant')).mutate('refundPayment', REFUND_PAYMENT, { payment, reason: 'onecard trigger', idempotencyKey: `trigger-${randomUUID()}` });
       world.note('refunded in full: the money waits as a pending load for the card’s next tap');
       return payment;
