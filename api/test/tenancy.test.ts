@@ -185,8 +185,11 @@ describe('authorization', () => {
     expect((await run(`{ cities { edges { cursor } } }`, {}, principal('OPERATOR'))).errors).toBeUndefined();
   });
 
-  it('nobody signed in gets UNAUTHENTICATED, even for the city directory', async () => {
-    expect((await run(`{ cities { edges { cursor } } }`, {}, null)).errors?.[0].extensions.code).toBe('UNAUTHENTICATED');
+  it('nobody signed in reads the public city directory, and gets UNAUTHENTICATED for the rest', async () => {
+    const anonymous = await run(`{ cities { edges { node { code } } } }`, {}, null);
+    expect(anonymous.errors).toBeUndefined();
+    expect(anonymous.data.cities.edges.length).toBeGreaterThan(0);
+    expect((await run(`{ merchants { edges { cursor } } }`, {}, null)).errors?.[0].extensions.code).toBe('UNAUTHENTICATED');
   });
 
   it('fee plans are the operator’s to list', async () => {

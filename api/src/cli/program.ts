@@ -19,6 +19,7 @@ import { type AllowedBreakingChange, checkSchemaEvolution } from '../graphql/sch
 import { createLogger } from '../http/logger.js';
 import { checkLedger } from '../ledger/ledger-check.js';
 import { settleCommand } from './settle-command.js';
+import { developerCommands, type StopSignal, stopOnSignals } from './developer/developer-commands.js';
 import { sandboxKeys, startFixedSandbox } from '../topups/gateway/sandbox-process.js';
 
 /** Opens the configured database (embedded or DATABASE_URL) for one command, and closes it after. */
@@ -40,12 +41,18 @@ async function withOrm<T>(work: (orm: Orm, config: Config, database: { url: stri
 
 const schemaFile = () => path.resolve(process.cwd(), process.env.ONECARD_SCHEMA_FILE || 'schema/schema.graphql');
 
-/** The `onecard` command: one sub-command per administrative task, each with --help. */
-export function createProgram(): Command {
+/**
+ * The `onecard` command: one sub-command per administrative task, and the developer commands
+ * (token, listen, trigger, events tail), each with --help. `stop` tells the long-running ones when to
+ * stop (Ctrl-C by default; tests hand in their own).
+ */
+export function createProgram(io: { stop?: StopSignal } = {}): Command {
   const program = new Command()
     .name('onecard')
     .description('OneCard platform administration. Reads the same environment as `npm start` (DATABASE_URL, ONECARD_DATA_DIR, ...).')
     .showHelpAfterError();
+
+  for (const command of developerCommands(io.stop ?? stopOnSignals)) program.addCommand(command);
 
   program
     .command('migrate')

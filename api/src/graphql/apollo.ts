@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config/config.js';
 import type { Metrics } from '../http/metrics.js';
 import type { GraphQLContext } from './context.js';
+import { anonymousStatusPlugin } from './anonymous-status.js';
 import { errorFormatter, isPublicCode } from './errors.js';
 import { bucketKey, chargeCost, type CostThrottleSettings, peekBucket, type ThrottleStatus, throttled, unlessUnavailable } from './cost-throttle.js';
 import { checkInput } from './input-checks.js';
@@ -114,7 +115,7 @@ export async function createApolloServer(opts: { config: Config; log: Logger; me
     // The token limit, enforced by graphql's parser as it reads: a huge document is refused at its 1,001st token.
     parseOptions: { maxTokens: limits.maxTokens },
     // Our own offline GraphiQL is the landing page; Apollo's loads from a CDN.
-    plugins: [ApolloServerPluginLandingPageDisabled(), operationChecksPlugin(limits, opts.config.costThrottle), metricsPlugin(opts.metrics), errorLoggingPlugin()],
+    plugins: [ApolloServerPluginLandingPageDisabled(), operationChecksPlugin(limits, opts.config.costThrottle), metricsPlugin(opts.metrics), errorLoggingPlugin(), anonymousStatusPlugin()],
   });
   await server.start();
   return server;

@@ -16,13 +16,16 @@ class ServerInfo {
 
   @Field(() => DateTimeScalar, { description: 'The server clock, so a client can spot skew before it signs requests.' })
   time!: Date;
+
+  @Field({ description: 'Whether this is a sandbox (any environment but production): test cards, the sandbox payment gateway, `onecard trigger`.' })
+  sandbox!: boolean;
 }
 
 @Resolver()
 export class RootResolver {
   @Query(() => ServerInfo, { description: 'Version, public URL and clock of this deployment. Public: needs no token.' })
   serverInfo(@Ctx() ctx: GraphQLContext): ServerInfo {
-    return { version: API_VERSION, publicUrl: ctx.config.publicUrl, time: new Date() };
+    return { version: API_VERSION, publicUrl: ctx.config.publicUrl, time: new Date(), sandbox: ctx.config.env !== 'production' };
   }
 
   @Query(() => Node, { nullable: true, description: 'Any object by its global id; null when it does not exist or is not yours.' })

@@ -190,16 +190,14 @@ async function visibleCity(ctx: GraphQLContext, cityUuid: string): Promise<CityT
 
 @Resolver(() => CityType)
 export class CityResolver {
-  @Authorized()
-  @Query(() => CityConnection, { description: 'Cities in code order. Any authenticated client.' })
+  @Query(() => CityConnection, { description: 'Cities in code order. Public: needs no token.' })
   async cities(@Args() args: ConnectionArgs, @Ctx() ctx: GraphQLContext) {
     const request = page(args);
     const rows = await listCitiesFor(ctx.em, ctx.principal, { after: request.after, limit: request.fetch });
     return toConnection(rows, request, (c) => ({ sortKey: c.code, id: c.id }), cityView);
   }
 
-  @Authorized()
-  @Query(() => CityType, { nullable: true, description: 'One city by global id; null when there is none. Any authenticated client.' })
+  @Query(() => CityType, { nullable: true, description: 'One city by global id; null when there is none. Public: needs no token.' })
   async city(@Arg('id', () => ID, { description: 'Global id of the City.' }) id: string, @Ctx() ctx: GraphQLContext): Promise<CityType | null> {
     const city = await findCityFor(ctx.em, ctx.principal, fromGlobalId(id, 'City').id);
     return city && cityView(city);

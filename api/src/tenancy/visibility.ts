@@ -12,13 +12,15 @@ import { type Merchant, TenantStatus } from './merchant.entity.js';
  *
  * | principal      | cities | card companies       | merchants   | billers                 | fee plans        |
  * | -------------- | ------ | -------------------- | ----------- | ----------------------- | ---------------- |
+ * | anyone         | all    | none                 | none        | none                    | none             |
  * | OPERATOR       | all    | all                  | all         | all                     | all              |
  * | ISSUER         | all    | its own              | of its city | of its city             | none             |
  * | MERCHANT       | all    | none                 | itself      | none                    | the one it is on |
  * | BILLER         | all    | none                 | none        | itself                  | the one it is on |
  * | CARDHOLDER_APP | all    | the one that runs it | none        | ACTIVE ones (directory) | none             |
  *
- * Cities are a directory (code, name, time zone, currency) open to every authenticated caller.
+ * Cities are a public directory (code, name, time zone, currency): where the platform runs, and
+ * the codes other fields take as arguments. No token is needed to read them (docs/tenancy.md).
  * A principal's `tenantId` is its merchant's, biller's or card company's id (for an app: the card
  * company that runs it); one that is not a uuid owns nothing.
  */
@@ -35,8 +37,8 @@ function cityOfIssuer(cardCompanyId: string) {
   return raw('(select cc.city_id from card_company cc where cc.id = ?)', [cardCompanyId]);
 }
 
-export function citiesVisibleTo(principal: Principal | null): Scope<City> {
-  return principal ? {} : null;
+export function citiesVisibleTo(_principal: Principal | null): Scope<City> {
+  return {};
 }
 
 export function cardCompaniesVisibleTo(principal: Principal | null): Scope<CardCompany> {
