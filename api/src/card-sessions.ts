@@ -18,7 +18,7 @@ import { pendingLoad, returnProvedValue } from './topups/pending-load.js';
  */
 export function cardSessionEngine(config: { topUpLimits: TopUpLimits }): CardSessionEngine {
   return createCardSessionEngine({
-    purposes: [merchantPayment, billPayment, tillPurchase, loadPickup(config.topUpLimits), pendingLoad, counterLoad],
+    purposes: [merchantPayment, billPayment, tillPurchase, loadPickup(config.topUpLimits), pendingLoad(config.topUpLimits), counterLoad],
     observers: [lowBalanceObserver(config.topUpLimits)],
     cardStatus: async (em, asn) => (await findCardByAsn(em, asn))?.status ?? null,
     returnProvedValue,

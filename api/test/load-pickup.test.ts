@@ -187,6 +187,29 @@ describe('a pickup writes every pending load the holder confirmed, in one load s
   });
 });
 
+describe('the card company settles a pickup as one write', () => {
+  it('resolvePendingLoad on one load of a pickup whose MAC2 never reached the card releases every load of it; the next pickup writes them once', async () => {
+    const card = await aliceCard();
+    const loads = [await paidTopUp(card, 250), await paidTopUp(card, 150)];
+    const opened = await openPickup(loads);
+    await expect(sessionsOf(brokenRelay(app, 1, 'answer', 'card removed'), () => home).agent(card.chip).run(opened.session!)).rejects.toThrow('card removed');
+    await expireSession(world, opened.session!.id);
+    const issuer = await apiClient(world, 'ISSUER', world.gz.cardCompanyId, ['cards:read', 'topups:write']);
+    const resolved = await issuer.request<{ resolvePendingLoad: { userErrors: Errors } }>(
+      'mutation($input: ResolvePendingLoadInput!) { resolvePendingLoad(input: $input) { topUp { status } userErrors { code message } } }',
+      { input: { topUp: loads[1], loaded: false, note: 'card read at the counter: no load', idempotencyKey: 'resolve-pickup' } },
+    );
+    expect(resolved.resolvePendingLoad.userErrors).toEqual([]);
+    const claims = await world.db.orm.em.fork().execute<{ load_session_id: string | null }[]>(`select load_session_id from top_up where id in (?)`, [loads.map((l) => Buffer.from(l, 'base64url').toString().split(':')[1])]);
+    expect(claims.map((c) => c.load_session_id)).toEqual([null, null]);
+    const again = await openPickup(loads);
+    expect(await sessionsOf(app, () => home).agent(card.chip).run(again.session!)).toMatchObject({ state: 'COMPLETED' });
+    expect(await balanceOnCard(card.chip)).toBe(400);
+    expect(await purseBalance(world, card.chip.asn)).toBe(400n);
+    await ledgerOk();
+  });
+});
+
 describe('the purse maximum', () => {
   it('a load that would take the card past its purse maximum stays pending with its reason; the others are picked up', async () => {
     const card = await aliceCard();
@@ -211,6 +234,17 @@ describe('the purse maximum', () => {
     await pickupAll();
     expect(await balanceOnCard(card.chip)).toBe(19_000);
     expect([await topUpStatus(topUp), await topUpStatus(refunded)]).toEqual(['LOADED', 'PAID']);
+    await ledgerOk();
+  });
+
+  it('a single pending load named alone (topUp) that would take the card past its purse maximum is refused before MAC2 too', async () => {
+    const card = await aliceCard(19_000);
+    const load = await paidTopUp(card, 5_000);
+    const opened = await app.request<{ openCardSession: { session: Session; userErrors: Errors } }>(OPEN, { input: { reader: home.id, operation: 'LOAD', topUp: load } });
+    expect(opened.openCardSession.userErrors).toEqual([]);
+    expect(await sessionsOf(app, () => home).agent(card.chip).run(opened.openCardSession.session)).toMatchObject({ state: 'FAILED', refusal: 'PURSE_LIMIT_EXCEEDED' });
+    expect(await balanceOnCard(card.chip)).toBe(19_000);
+    expect(await topUpStatus(load)).toBe('PAID');
     await ledgerOk();
   });
 

@@ -7,7 +7,7 @@ import { sessionIsLive } from '../readers/session/card-claims.js';
 import { openSession } from '../readers/session/card-session.service.js';
 import { type CardSessionPurpose, openRefusal } from '../readers/session/purpose.js';
 import { SessionError } from '../readers/session/session.errors.js';
-import { finishLoad, settleEarlierClaim } from './pending-load.js';
+import { checkPurseMaximum, finishLoad, settleEarlierClaim } from './pending-load.js';
 import { findTopUpFor, type LoadClaim, topUpById, type TopUpRow } from './topups.service.js';
 
 /**
@@ -63,13 +63,6 @@ export async function pendingLoadsOfCard(em: EntityManager, card: { id: string; 
     }
   }
   return listing;
-}
-
-/** Before MAC2: the card (its balance proved by MAC1) may hold them all. */
-function checkPurseMaximum(limits: TopUpLimits, cardBalance: number, amount: bigint): void {
-  if (BigInt(cardBalance) + amount > limits.purseMax) {
-    throw new SessionError('PURSE_LIMIT_EXCEEDED', `the card holds ${fen(BigInt(cardBalance))}; these loads (${fen(amount)}) would take it past its purse maximum of ${fen(limits.purseMax)}: they stay pending`);
-  }
 }
 
 export function loadPickup(limits: TopUpLimits): CardSessionPurpose {
@@ -133,8 +126,9 @@ export function loadPickup(limits: TopUpLimits): CardSessionPurpose {
       }
       const amount = loads.reduce((sum, t) => sum + BigInt(t.amount), 0n);
       if (loads.length === 0 || amount !== BigInt(pending.amount)) throw new SessionError('PURPOSE_REFUSED', 'the session’s amount is not the sum of its pending loads');
-      checkPurseMaximum(limits, pending.oldBalance, amount);
+      // An earlier write the card may have taken is settled first: the card's balance may be those loads.
       for (const topUp of loads) if (topUp.load_session_id && topUp.load_session_id !== pending.session.id) await settleEarlierClaim(em, topUp, pending);
+      checkPurseMaximum(limits, pending.oldBalance, amount);
       const claim: LoadClaim = { onlineCounter: pending.onlineCounter, oldBalance: pending.oldBalance, terminal: pending.terminal, date: pending.date, time: pending.time };
       await em.execute(`update top_up set load_session_id = ?, load_claim = ?, updated_at = now() where id in (?)`, [pending.session.id, JSON.stringify(claim), loads.map((t) => t.id)]);
     },

@@ -17,6 +17,7 @@ import { type KeyStore, UnknownCardKeyError } from '../readers/key-store.js';
 import { checkLoadProof } from '../readers/session/checks/transaction-proof.js';
 import { recordCounter } from '../readers/session/checks/counters.js';
 import type { SessionRow } from '../readers/session/session.model.js';
+import type { TopUpLimits } from '../config/config.js';
 
 /**
  * Writing a paid top-up onto its card (补登, CARD-PROTOCOL.md §8). purposeData: `{ topUpId }`.
@@ -169,7 +170,16 @@ export async function finishLoad(em: EntityManager, topUpId: string, sessionId: 
   await moveTo(em, topUp.id, 'LOADED', `card session ${sessionId} (${proof})`, { sessionId });
 }
 
-export const pendingLoad: CardSessionPurpose = {
+const yuan = (minor: bigint) => `${minor / 100n}.${(minor % 100n).toString().padStart(2, '0')}`;
+
+/** Before MAC2: the card (its balance proved by MAC1) may hold the load; otherwise it stays pending. */
+export function checkPurseMaximum(limits: TopUpLimits, cardBalance: number, amount: bigint): void {
+  if (BigInt(cardBalance) + amount > limits.purseMax) {
+    throw new SessionError('PURSE_LIMIT_EXCEEDED', `the card holds ${yuan(BigInt(cardBalance))}; ${yuan(amount)} more would take it past its purse maximum of ${yuan(limits.purseMax)}: the load stays pending`);
+  }
+}
+
+export const pendingLoad = (limits: TopUpLimits): CardSessionPurpose => ({
   name: PENDING_LOAD,
   opens: { operation: 'LOAD', by: 'topUp' },
 
@@ -195,7 +205,9 @@ export const pendingLoad: CardSessionPurpose = {
     if (topUp.status === 'LOADED') throw new SessionError('ALREADY_LOADED', 'this top-up is already on the card');
     if (topUp.status !== 'PAID') throw new SessionError('PURPOSE_REFUSED', `the top-up is ${topUp.status}, not a pending load`);
     if (BigInt(topUp.amount) !== BigInt(pending.amount)) throw new SessionError('PURPOSE_REFUSED', 'the session’s amount is not the top-up’s');
+    // An earlier write the card may have taken is settled first: the card's balance may be that load.
     if (topUp.load_session_id && topUp.load_session_id !== pending.session.id) await settleEarlierClaim(em, topUp, pending);
+    checkPurseMaximum(limits, pending.oldBalance, BigInt(topUp.amount));
     const claim: LoadClaim = { onlineCounter: pending.onlineCounter, oldBalance: pending.oldBalance, terminal: pending.terminal, date: pending.date, time: pending.time };
     await em.execute(`update top_up set load_session_id = ?, load_claim = ?, updated_at = now() where id = ?`, [pending.session.id, JSON.stringify(claim), topUp.id]);
   },
@@ -210,7 +222,7 @@ export const pendingLoad: CardSessionPurpose = {
     if (!topUp || (topUp.load_session_id !== done.session.id && !proved)) throw new Error(`top-up ${topUpId} is not claimed by card session ${done.session.id}`);
     await finishLoad(em, topUp.id, done.session.id, { asn: done.asn, currency: done.currency }, proved ? `TAC from GET TRANSACTION PROVE in card session ${String(done.result.provedBy)}` : 'TAC', String(done.result.tac));
   },
-};
+});
 
 /**
  * A card proved it paid a purchase that nothing takes any more (its payment canceled since): the
