@@ -8,7 +8,7 @@ import { openSession } from '../readers/session/card-session.service.js';
 import { type CardSessionPurpose, openRefusal } from '../readers/session/purpose.js';
 import { SessionError } from '../readers/session/session.errors.js';
 import { checkPurseMaximum, finishLoad, settleEarlierClaim } from './pending-load.js';
-import { findTopUpFor, type LoadClaim, topUpById, type TopUpRow } from './topups.service.js';
+import { findTopUpFor, type LoadClaim, topUpById, topUpGlobalId, type TopUpRow } from './topups.service.js';
 
 /**
  * Picking up a card's pending loads (补登, as the city's NFC app does it): the holder's app lists
@@ -35,7 +35,7 @@ export interface PendingLoadListing {
 
 const topUpIdsOf = (purposeData: Record<string, unknown> | undefined): string[] => (Array.isArray(purposeData?.topUpIds) ? purposeData.topUpIds.map(String) : []);
 
-const fen = (minor: bigint) => `${minor / 100n}.${(minor % 100n).toString().padStart(2, '0')}`;
+const yuan = (minor: bigint) => `${minor / 100n}.${(minor % 100n).toString().padStart(2, '0')}`;
 
 /**
  * A card's pending loads, oldest first, as the holder confirms them: each written by the next pickup
@@ -56,7 +56,7 @@ export async function pendingLoadsOfCard(em: EntityManager, card: { id: string; 
     if (load.load_session_id && (await sessionIsLive(em, load.load_session_id, now))) {
       listing.push({ load, heldBack: { code: 'LOAD_IN_PROGRESS', message: 'a reader is writing it onto the card right now' } });
     } else if (purse + amount > limits.purseMax) {
-      listing.push({ load, heldBack: { code: 'PURSE_LIMIT_EXCEEDED', message: `the card holds ${fen(purse)}; with this load it would pass its purse maximum of ${fen(limits.purseMax)}: it stays pending until the card is spent down (or the card company refunds it)` } });
+      listing.push({ load, heldBack: { code: 'PURSE_LIMIT_EXCEEDED', message: `the card holds ${yuan(purse)}; with this load it would pass its purse maximum of ${yuan(limits.purseMax)}: it stays pending until the card is spent down (or the card company refunds it)` } });
     } else {
       purse += amount;
       listing.push({ load, heldBack: null });
@@ -99,13 +99,13 @@ export function loadPickup(limits: TopUpLimits): CardSessionPurpose {
       const listing = new Map((await pendingLoadsOfCard(ctx.em, card!, limits)).map((l) => [l.load.id, l]));
       for (const row of rows) {
         const listed = listing.get(row.id);
-        if (!listed) return openRefusal(UserErrorCode.INVALID_INPUT, `the top-up ${row.id} is ${row.status}, not a pending load`, 'pendingLoads');
+        if (!listed) return openRefusal(UserErrorCode.INVALID_INPUT, `${topUpGlobalId(row.id)} is ${row.status}, not a pending load`, 'pendingLoads');
         if (listed.heldBack?.code === 'LOAD_IN_PROGRESS') return openRefusal(UserErrorCode.INVALID_INPUT, listed.heldBack.message, 'pendingLoads');
       }
       const amount = rows.reduce((sum, r) => sum + BigInt(r.amount), 0n);
       const purse = await cardPurseBalance(ctx.em, card!.asn, card!.currency);
       if (purse + amount > limits.purseMax) {
-        return openRefusal(UserErrorCode.PURSE_LIMIT_EXCEEDED, `the card holds ${fen(purse)}; these loads (${fen(amount)}) would take it past its purse maximum of ${fen(limits.purseMax)}: pick up those Card.pendingLoads does not hold back`, 'pendingLoads');
+        return openRefusal(UserErrorCode.PURSE_LIMIT_EXCEEDED, `the card holds ${yuan(purse)}; these loads (${yuan(amount)}) would take it past its purse maximum of ${yuan(limits.purseMax)}: pick up those Card.pendingLoads does not hold back`, 'pendingLoads');
       }
       return openSession(ctx.em, { reader, operation: 'LOAD', cardType: 'CPU', amount, clientId: principal.clientId, purpose: LOAD_PICKUP, purposeData: { topUpIds: [...uuids].sort() } });
     },
