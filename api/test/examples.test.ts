@@ -14,6 +14,7 @@ import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OneCardClient } from '../../sdk-js/src/index.js';
 import { loadConfig } from '../src/config/config.js';
+import { checkLedger } from '../src/ledger/ledger-check.js';
 import { freePort } from '../src/db/embedded-postgres.js';
 import { type RunningPlatform, startPlatform } from '../src/platform.js';
 import { launchBrowser } from './support/browser.js';
@@ -454,5 +455,44 @@ describe('examples/reader-simulator', () => {
     expect(topUp.balance).toBe(before.balance + 800);
     // The card's state is kept between runs, as a card keeps its own.
     expect((await simulate('balance')).balance).toBe(before.balance + 800);
+  });
+
+  it('the quickstart’s refund reaches the card at the next load session: `pending` lists it, `pickup` writes it once (docs/quickstart.md steps 6 to 8)', async () => {
+    const merchant = new OneCardClient({ baseUrl: platform.url, clientId: demo.clients.merchant.client_id, clientSecret: demo.clients.merchant.client_secret, scope: 'payments:read payments:write refunds:write' });
+    // Step 6: ¥50.00 at the counter, then lin pays ¥12.80 with the card on her home reader (the demo shop's simulated holder).
+    const loaded = await simulate('load', '5000');
+    const order = `order-quickstart-${Date.now()}`;
+    const made = await merchant.request<any>('mutation($input: CreatePaymentInput!) { createPayment(input: $input) { payment { id } userErrors { code message } } }', {
+      input: { amount: 1280, currency: 'CNY', orderReference: order, description: 'two teas', idempotencyKey: `${order}-create` },
+    });
+    expect(made.createPayment.userErrors).toEqual([]);
+    const { simulatedHolder } = await import(path.join(repo, 'examples/merchant-checkout/holder.mjs'));
+    const lin = await simulatedHolder({ demo, dataDir, baseUrl: platform.url });
+    const paid = await lin.tap(made.createPayment.payment.id);
+    expect(paid).toMatchObject({ state: 'COMPLETED', result: { newBalance: loaded.balance - 1280 } });
+    // Step 8: refund ¥3.00; it waits as a pending load.
+    const refunded = await merchant.request<any>('mutation($input: RefundPaymentInput!) { refundPayment(input: $input) { refund { pendingLoad } userErrors { code message } } }', {
+      input: { payment: made.createPayment.payment.id, amount: 300, reason: 'one tea returned', idempotencyKey: `${order}-refund-1` },
+    });
+    expect(refunded.refundPayment.userErrors).toEqual([]);
+    const pendingLoad = refunded.refundPayment.refund.pendingLoad as string;
+
+    const pending = await run(path.join(repo, 'examples/reader-simulator/simulate.mjs'), ['pending']);
+    expect(pending.code, pending.stderr).toBe(0);
+    expect(pending.stdout).toMatch(new RegExp(`^ {2}REFUND +3\\.00 CNY {2}${pendingLoad} {2}to write$`, 'm'));
+    expect(pending.stdout).toMatch(/^pending: \{"count":1,"writable":1,"total":300\}$/m);
+
+    const pickup = await simulate('pickup');
+    expect(pickup.balance).toBe(loaded.balance - 1280 + 300);
+    expect(pickup.stdout).toMatch(/the holder confirms 1 pending load\(s\), 3\.00 in all/);
+    expect((await holder.request<any>('query($id: ID!) { topUp(id: $id) { status } }', { id: pendingLoad })).topUp.status).toBe('LOADED');
+    // Nothing is left to pick up, and a second pickup writes nothing.
+    const again = await run(path.join(repo, 'examples/reader-simulator/simulate.mjs'), ['pickup']);
+    expect(again.stdout).toMatch(/^no pending loads on the card$/m);
+    expect((await simulate('balance')).balance).toBe(pickup.balance);
+    // The chip and the ledger's shadow of its purse agree, and the ledger holds.
+    const card = await holder.request<any>('query($id: ID!) { node(id: $id) { ... on Card { purseBalance { amount } pendingLoad { amount } } } }', { id: demo.registeredCards.gz.id });
+    expect(card.node).toEqual({ purseBalance: { amount: pickup.balance }, pendingLoad: { amount: 0 } });
+    expect(await checkLedger(db.orm.em.fork())).toEqual([]);
   });
 });

@@ -2,6 +2,8 @@
 //   npm run simulate -w examples/reader-simulator -- balance
 //   npm run simulate -w examples/reader-simulator -- load 1000
 //   npm run simulate -w examples/reader-simulator -- topup 2000   (paid at the sandbox gateway, then 补登)
+//   npm run simulate -w examples/reader-simulator -- pending       (the card's pending loads: top-ups, refunds, transfers)
+//   npm run simulate -w examples/reader-simulator -- pickup        (writes them all onto the card in one load session: 补登)
 // It reads $ONECARD_DATA_DIR/demo.json (default .onecard at the repository root) and keeps the
 // card's state in demo-card-state.json beside it, so the card remembers what was loaded.
 import fs from 'node:fs/promises';
@@ -11,8 +13,9 @@ import { CARD_SESSION_MESSAGE, OneCardClient, ReaderAgent, VirtualCardTransport,
 const root = path.resolve(import.meta.dirname, '../..');
 const dataDir = path.resolve(root, process.env.ONECARD_DATA_DIR ?? '.onecard');
 const [operation = 'balance', amountText] = process.argv.slice(2);
-if (!['balance', 'load', 'topup'].includes(operation) || (operation !== 'balance' && !/^\d+$/.test(amountText ?? ''))) {
-  console.error('usage: simulate balance | simulate load <amount in fen> | simulate topup <amount in fen>');
+const takesAmount = ['load', 'topup'].includes(operation);
+if (!['balance', 'load', 'topup', 'pending', 'pickup'].includes(operation) || (takesAmount && !/^\d+$/.test(amountText ?? ''))) {
+  console.error('usage: simulate balance | load <amount in fen> | topup <amount in fen> | pending | pickup');
   process.exit(2);
 }
 
@@ -48,10 +51,43 @@ async function paidTopUp(amount) {
   throw new Error('the gateway did not confirm the payment in time');
 }
 
+/** `1234` → `12.34` (fen to yuan, integer arithmetic). */
+const yuan = (fen) => `${Math.trunc(fen / 100)}.${String(fen % 100).padStart(2, '0')}`;
+
+/** The card's pending loads as the holder sees them before confirming a pickup (Card.pendingLoads). */
+async function listPendingLoads() {
+  const { node } = await client.request(
+    'query Pending($card: ID!) { node(id: $card) { ... on Card { pendingLoads { topUp { id paidAt } source amount { amount currency } writable heldBack } } } }',
+    { card: demo.registeredCards.gz.id },
+  );
+  const loads = node.pendingLoads;
+  if (loads.length === 0) console.log('no pending loads on the card');
+  for (const l of loads) console.log(`  ${l.source.padEnd(8)} ${yuan(l.amount.amount).padStart(9)} ${l.amount.currency}  ${l.topUp.id}  ${l.writable ? 'to write' : `held back: ${l.heldBack}`}`);
+  return loads;
+}
+
+if (operation === 'pending') {
+  const loads = await listPendingLoads();
+  const writable = loads.filter((l) => l.writable);
+  console.log(`pending: ${JSON.stringify({ count: loads.length, writable: writable.length, total: writable.reduce((sum, l) => sum + l.amount.amount, 0) })}`);
+  process.exit(0);
+}
+
+let pickedUp;
+if (operation === 'pickup') {
+  // The holder confirms the list shown: exactly these loads are written, as one load of their sum.
+  pickedUp = (await listPendingLoads()).filter((l) => l.writable);
+  if (pickedUp.length === 0) {
+    console.log('pickup: {"amount":0}');
+    process.exit(0);
+  }
+  console.log(`the holder confirms ${pickedUp.length} pending load(s), ${yuan(pickedUp.reduce((sum, l) => sum + l.amount.amount, 0))} in all`);
+}
+
 const topUp = operation === 'topup' ? await paidTopUp(Number(amountText)) : undefined;
 const opened = await client.request(
   'mutation Open($input: OpenCardSessionInput!) { openCardSession(input: $input) { session { id challenge } userErrors { code message } } }',
-  { input: { reader: reader.readerId, operation: operation === 'balance' ? 'BALANCE' : 'LOAD', amount: operation === 'load' ? Number(amountText) : undefined, topUp } },
+  { input: { reader: reader.readerId, operation: operation === 'balance' ? 'BALANCE' : 'LOAD', amount: operation === 'load' ? Number(amountText) : undefined, topUp, pendingLoads: pickedUp?.map((l) => l.topUp.id) } },
 );
 if (opened.openCardSession.userErrors.length) {
   console.error(opened.openCardSession.userErrors.map((e) => `${e.code}: ${e.message}`).join('\n'));

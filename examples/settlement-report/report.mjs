@@ -173,7 +173,7 @@ const WINDOW = 'id cityCode businessDay status currency closedAt closedBy cleare
 async function windowOf(city) {
   const { settlementWindows } = await onecard.request(
     `query Window($city: String!, $day: String!) { settlementWindows(city: $city, from: $day, to: $day, first: 1) { edges { node { ${WINDOW} } } } }`,
-    { city: city.code, day: date },
+    { city: city.id, day: date },
   );
   return settlementWindows.edges[0]?.node ?? null;
 }

@@ -10,6 +10,7 @@ import { JournalEntryResolver, LedgerAccountResolver, PostingResolver } from '..
 import { BillerResolver, CardCompanyResolver, CityResolver, FeePlanResolver, MerchantResolver } from '../tenancy/tenancy.resolver.js';
 import { authChecker } from './auth-checker.js';
 import { CardTopUpsResolver, TopUpResolver } from '../topups/topups.resolver.js';
+import { CardPendingLoadsResolver } from '../topups/load-pickup.resolver.js';
 import { PaymentResolver } from '../payments/payments.resolver.js';
 import { BillPaymentResolver } from '../bills/bill-payments.resolver.js';
 import { BillResolver } from '../bills/bills.resolver.js';
@@ -20,7 +21,7 @@ import { SettlementBatchResolver, SettlementResolver } from '../settlement/settl
 import { EventResolver, WebhookDeliveryResolver, WebhookEndpointResolver } from '../webhooks/webhooks.resolver.js';
 
 /** Every resolver of every context. */
-const resolvers = [RootResolver, AuthResolver, PkiResolver, ReaderResolver, CardSessionResolver, LedgerAccountResolver, JournalEntryResolver, PostingResolver, CityResolver, CardCompanyResolver, FeePlanResolver, MerchantResolver, BillerResolver, CardResolver, TopUpResolver, CardTopUpsResolver, PaymentResolver, BillResolver, BillPaymentResolver, WebhookEndpointResolver, EventResolver, WebhookDeliveryResolver, OfflineUploadResolver, SettlementResolver, SettlementBatchResolver, ReconciliationResolver] as const;
+const resolvers = [RootResolver, AuthResolver, PkiResolver, ReaderResolver, CardSessionResolver, LedgerAccountResolver, JournalEntryResolver, PostingResolver, CityResolver, CardCompanyResolver, FeePlanResolver, MerchantResolver, BillerResolver, CardResolver, TopUpResolver, CardTopUpsResolver, CardPendingLoadsResolver, PaymentResolver, BillResolver, BillPaymentResolver, WebhookEndpointResolver, EventResolver, WebhookDeliveryResolver, OfflineUploadResolver, SettlementResolver, SettlementBatchResolver, ReconciliationResolver] as const;
 
 let built: Promise<GraphQLSchema> | undefined;
 

@@ -2,6 +2,7 @@ import { GraphQLError } from 'graphql';
 import { Arg, Args, ArgsType, Authorized, Ctx, Field, FieldResolver, ID, Mutation, Query, Resolver, Root } from 'type-graphql';
 import { ConnectionArgs, pageRequest, toConnection } from '../graphql/connection.js';
 import type { GraphQLContext } from '../graphql/context.js';
+import { quoteInput } from '../graphql/errors.js';
 import { fromGlobalId, toGlobalId } from '../graphql/global-id.js';
 import { Money } from '../graphql/money.js';
 import { nodeLoaders } from '../graphql/node.js';
@@ -17,6 +18,7 @@ import {
   lineFor,
   type LineRow,
   linesOfBatch,
+  cityOfArgument,
   listWindowsFor,
   netPositions,
   participantOf,
@@ -78,6 +80,7 @@ export function windowView(w: WindowRow): SettlementWindowType {
   return Object.assign(new SettlementWindowType(), {
     id: toGlobalId('SettlementWindow', w.id),
     uuid: w.id,
+    city: toGlobalId('City', w.city_id),
     cityCode: w.city_code,
     businessDay: w.business_day,
     currency: w.currency,
@@ -175,7 +178,10 @@ nodeLoaders.set('SettlementLine', async (ctx, id) => {
 
 @ArgsType()
 class SettlementWindowsArgs extends ConnectionArgs {
-  @Field(() => String, { nullable: true, description: 'Only this city’s (by code).' })
+  @Field(() => String, {
+    nullable: true,
+    description: 'Only this city’s: the City’s global id, as every `city` argument takes it. A city code (`GZ`) is still accepted until 2027-06-07 (deprecated since 2026-12-07); anything else is BAD_USER_INPUT.',
+  })
   city?: string | null;
 
   @Field(() => SettlementWindowStatusEnum, { nullable: true, description: 'Only windows in this status.' })
@@ -203,7 +209,9 @@ export class SettlementResolver {
   @Query(() => SettlementWindowConnection, { description: 'Settlement windows, newest business day first: the operator sees every city’s, a card company its own city’s (scope settlements:read).' })
   async settlementWindows(@Args() args: SettlementWindowsArgs, @Ctx() ctx: GraphQLContext) {
     const page = pageRequest(args);
-    const rows = await listWindowsFor(ctx.em, ctx.principal!, { cityCode: args.city, status: args.status, from: day(args.from, 'from'), to: day(args.to, 'to'), page });
+    const cityId = args.city == null ? null : await cityOfArgument(ctx.em, args.city);
+    if (cityId === null && args.city != null) throw new GraphQLError(`\`city\` takes a City’s global id (from \`cities\`); ${quoteInput(args.city)} is neither a City id nor a city code`, { extensions: { code: 'BAD_USER_INPUT' } });
+    const rows = await listWindowsFor(ctx.em, ctx.principal!, { cityId, status: args.status, from: day(args.from, 'from'), to: day(args.to, 'to'), page });
     return toConnection(rows, page, (w) => ({ sortKey: w.business_day, id: w.id }), windowView);
   }
 

@@ -94,13 +94,10 @@ export async function findWindowFor(em: EntityManager, principal: Principal, id:
 export async function listWindowsFor(
   em: EntityManager,
   principal: Principal,
-  p: { cityCode?: string | null; status?: WindowStatus | null; from?: string | null; to?: string | null; page: PageRequest },
+  p: { cityId?: string | null; status?: WindowStatus | null; from?: string | null; to?: string | null; page: PageRequest },
 ): Promise<WindowRow[]> {
   let cities = await visibleCities(em, principal);
-  if (p.cityCode) {
-    const [city] = await em.execute<{ id: string }[]>(`select id from city where code = ?`, [p.cityCode]);
-    cities = city && (cities === null || cities.includes(city.id)) ? [city.id] : [];
-  }
+  if (p.cityId) cities = cities === null || cities.includes(p.cityId) ? [p.cityId] : [];
   const after = p.page.after ? { day: p.page.after.sortKey, id: p.page.after.id } : null;
   return listWindows(em, { cityIds: cities, status: p.status, from: p.from, to: p.to, after, limit: p.page.fetch });
 }
@@ -239,3 +236,18 @@ export function volumeByHour(em: EntityManager, windowId: string): Promise<Volum
     [windowId],
   );
 }
+
+/**
+ * The city a `city` argument names: a City's global id, as everywhere in the schema. Until
+ * 2027-06-07 a city code (`GZ`) is taken too, the meaning `settlementWindows(city:)` had before
+ * (deprecated 2026-12-07, docs/api-conventions.md#deprecations). Null: it names no city of ours.
+ */
+export async function cityOfArgument(em: EntityManager, value: string): Promise<string | null> {
+  const decoded = /^[A-Za-z0-9_-]{1,200}$/.test(value) ? Buffer.from(value, 'base64url').toString('utf8') : '';
+  // A well-formed City id of no city of ours names a city with no windows, as `billers(city:)` answers it.
+  if (decoded.startsWith('City:')) return UUID_PATTERN.test(decoded.slice('City:'.length)) ? decoded.slice('City:'.length) : null;
+  const [byCode] = await em.execute<{ id: string }[]>(`select id from city where code = ?`, [value]);
+  return byCode?.id ?? null;
+}
+
+const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;

@@ -73,6 +73,9 @@ registerEnumType(ParticipantKindEnum, {
 export class SettlementWindowType extends Node {
   uuid!: string;
 
+  @Field(() => ID, { description: 'Global id of its City (what `settlementWindows(city:)` takes).' })
+  city!: string;
+
   @Field({ description: 'The city’s code.' })
   cityCode!: string;
 

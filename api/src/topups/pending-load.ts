@@ -17,6 +17,7 @@ import { type KeyStore, UnknownCardKeyError } from '../readers/key-store.js';
 import { checkLoadProof } from '../readers/session/checks/transaction-proof.js';
 import { recordCounter } from '../readers/session/checks/counters.js';
 import type { SessionRow } from '../readers/session/session.model.js';
+import type { TopUpLimits } from '../config/config.js';
 
 /**
  * Writing a paid top-up onto its card (补登, CARD-PROTOCOL.md §8). purposeData: `{ topUpId }`.
@@ -31,28 +32,44 @@ const topUpIdOf = (purposeData: Record<string, unknown> | undefined) => String(p
  * Another session issued MAC2 for this load before. If it may still be writing, this one waits its
  * turn. If it ended, the card itself tells whether it took that MAC2, from its online counter (which
  * MAC1 authenticates, and which only a host MAC2 moves on):
- * - the same counter: it did not; a new MAC2 is safe (the old one no longer verifies on the card);
+ * - the same counter: it did not; a new MAC2 is safe (the old one no longer verifies on the card),
+ *   so the earlier session's claim is released on every load it held (a pickup writes several);
  * - past it, and the host issued no other MAC2 for this card at that counter: the card can only
- *   have moved on with the claim's MAC2, so it took this load, settled as LOADED now (purchases in
- *   between do not matter: they move the offline counter);
+ *   have moved on with the claim's MAC2, so it took every load that MAC2 carried, settled as LOADED
+ *   now (purchases in between do not matter: they move the offline counter);
  * - otherwise (another MAC2 for that counter, or a counter behind the claim): unresolved.
  * The card's log record is not evidence here: only the reader's signature covers it.
  */
-async function settleEarlierClaim(em: EntityManager, topUp: TopUpRow, pending: PendingCredit): Promise<void> {
-  if (await sessionIsLive(em, topUp.load_session_id, pending.now)) throw new SessionError('LOAD_IN_PROGRESS', 'another reader is writing this top-up onto the card; try again when it has finished');
+export async function settleEarlierClaim(em: EntityManager, topUp: TopUpRow, pending: PendingCredit): Promise<void> {
+  const earlier = topUp.load_session_id!;
+  if (await sessionIsLive(em, earlier, pending.now)) throw new SessionError('LOAD_IN_PROGRESS', 'another reader is writing this top-up onto the card; try again when it has finished');
   const claim = topUp.load_claim!;
-  if (pending.onlineCounter === claim.onlineCounter) return;
+  if (pending.onlineCounter === claim.onlineCounter) {
+    await em.execute(`update top_up set load_session_id = null, load_claim = null, updated_at = now() where load_session_id = ? and status = 'PAID'`, [earlier]);
+    return;
+  }
   const others = await em.execute<{ id: string }[]>(
     `select id from card_session where card_asn = ? and operation = 'LOAD' and id <> ? and context->'init' is not null and (context->'init'->>'onlineCounter')::int = ?`,
-    [pending.card.asn, topUp.load_session_id, claim.onlineCounter],
+    [pending.card.asn, earlier, claim.onlineCounter],
   );
   if (pending.onlineCounter > claim.onlineCounter && others.length === 0) {
-    const error = new SessionError('ALREADY_LOADED', 'the card took this top-up in an earlier session whose answer was lost; it is settled now', { topUp: topUp.id, settledFrom: topUp.load_session_id, claimCounter: claim.onlineCounter, cardCounter: pending.onlineCounter });
+    const error = new SessionError('ALREADY_LOADED', 'the card took this top-up in an earlier session whose answer was lost; it is settled now', { topUp: topUp.id, settledFrom: earlier, claimCounter: claim.onlineCounter, cardCounter: pending.onlineCounter });
     // Stands although this session is refused: the card holds the value, so the ledger must too.
-    error.keep = (tx) => finishLoad(tx, topUp.id, topUp.load_session_id!, { asn: pending.card.asn, currency: pending.card.currency }, 'online counter');
+    error.keep = (tx) => finishClaim(tx, earlier, { asn: pending.card.asn, currency: pending.card.currency }, 'online counter');
     throw error;
   }
   throw new SessionError('LOAD_UNRESOLVED', 'the card’s online counter cannot tell whether it took an unanswered load of this top-up; the card company settles it', { topUp: topUp.id, claim, cardCounter: pending.onlineCounter, otherSessions: others.map((o) => o.id) });
+}
+
+/** The pending loads one session claimed (one, or a pickup's several), locked in id order: one MAC2 carried them all. */
+async function loadsClaimedBy(em: EntityManager, sessionId: string): Promise<string[]> {
+  const rows = await em.execute<{ id: string }[]>(`select id from top_up where load_session_id = ? and status = 'PAID' order by id for update`, [sessionId]);
+  return rows.map((r) => r.id);
+}
+
+/** Everything one MAC2 carried is on the card: each of its pending loads LOADED. */
+async function finishClaim(em: EntityManager, sessionId: string, card: { asn: string; currency: string }, proof: string, tac?: string): Promise<void> {
+  for (const id of await loadsClaimedBy(em, sessionId)) await finishLoad(em, id, sessionId, card, proof, tac);
 }
 
 /** How the load shows in the card's history: a top-up as a top-up, a transfer or a refund as what it is. */
@@ -75,6 +92,9 @@ export async function resolvePendingLoad(em: EntityManager, principal: Principal
   if (!input.note.trim() || input.note.length > 500) throw new TopUpError('INVALID_INPUT', 'say how it was settled (1 to 500 characters)', 'note');
   if (input.tac != null && (!input.loaded || !/^[0-9a-fA-F]{8}$/.test(input.tac) || !keyStore)) throw new TopUpError('INVALID_INPUT', 'a TAC is 8 hex digits, given with loaded: true', 'tac');
   return em.transactional(async (tx) => {
+    // Every load of its claim first, in id order as a session's guard and a proof take them: no deadlock between them.
+    const unlocked = await topUpById(tx, topUpId);
+    if (unlocked?.load_session_id) await loadsClaimedBy(tx, unlocked.load_session_id);
     const topUp = await topUpById(tx, topUpId, true);
     if (!topUp || topUp.card_company_id !== principal.tenantId) throw new TopUpError('NOT_FOUND', `no top-up ${topUpId} you may settle`, 'topUp');
     if (topUp.status !== 'PAID' || !topUp.load_session_id) throw new TopUpError('INVALID_INPUT', 'only a PAID top-up whose write onto the card was started needs settling', 'topUp');
@@ -84,17 +104,20 @@ export async function resolvePendingLoad(em: EntityManager, principal: Principal
     const [proved] = await tx.execute<{ proved_by: string }[]>(`select proved_by from card_load_proof where session_id = ?`, [topUp.load_session_id]);
     if (proved && !input.loaded) throw new TopUpError('INVALID_INPUT', 'the card proved it took this load (its TAC verified); it cannot be released', 'loaded');
     const cause = `settled by the card company (${principal.clientId}): ${input.note.trim()}`;
+    // One MAC2 carried every load its session claimed (a pickup writes several): they are settled together.
     if (input.loaded) {
       const [card] = await tx.execute<{ currency: string }[]>(`select btrim(ci.currency) as currency from card c join card_company cc on cc.id = c.card_company_id join city ci on ci.id = cc.city_id where c.id = ?`, [topUp.card_id]);
       if (input.tac != null) {
         await recordProofOfLoad(tx, keyStore!, topUp.load_session_id, Buffer.from(input.tac, 'hex'));
-        await finishLoad(tx, topUp.id, topUp.load_session_id, { asn: topUp.asn, currency: card!.currency }, `${cause} (the card's TAC from GET TRANSACTION PROVE, verified)`, input.tac.toUpperCase());
+        await finishClaim(tx, topUp.load_session_id, { asn: topUp.asn, currency: card!.currency }, `${cause} (the card's TAC from GET TRANSACTION PROVE, verified)`, input.tac.toUpperCase());
       } else {
-        await finishLoad(tx, topUp.id, topUp.load_session_id, { asn: topUp.asn, currency: card!.currency }, cause);
+        await finishClaim(tx, topUp.load_session_id, { asn: topUp.asn, currency: card!.currency }, cause);
       }
     } else {
-      await tx.execute(`update top_up set load_session_id = null, load_claim = null, updated_at = now() where id = ?`, [topUp.id]);
-      await tx.execute(`insert into top_up_history (top_up_id, from_status, to_status, cause) values (?, 'PAID', 'PAID', ?)`, [topUp.id, cause]);
+      for (const id of await loadsClaimedBy(tx, topUp.load_session_id)) {
+        await tx.execute(`update top_up set load_session_id = null, load_claim = null, updated_at = now() where id = ?`, [id]);
+        await tx.execute(`insert into top_up_history (top_up_id, from_status, to_status, cause) values (?, 'PAID', 'PAID', ?)`, [id, cause]);
+      }
     }
     return (await topUpById(tx, topUp.id))!;
   });
@@ -125,7 +148,7 @@ async function recordProofOfLoad(em: EntityManager, keyStore: KeyStore, sessionI
 }
 
 /** The pending load is on the card: pending loads → the card's purse, the top-up LOADED. */
-async function finishLoad(em: EntityManager, topUpId: string, sessionId: string, card: { asn: string; currency: string }, proof: string, tac?: string): Promise<void> {
+export async function finishLoad(em: EntityManager, topUpId: string, sessionId: string, card: { asn: string; currency: string }, proof: string, tac?: string): Promise<void> {
   const topUp = (await topUpById(em, topUpId, true))!;
   if (topUp.status === 'LOADED') return;
   const amount = BigInt(topUp.amount);
@@ -147,7 +170,16 @@ async function finishLoad(em: EntityManager, topUpId: string, sessionId: string,
   await moveTo(em, topUp.id, 'LOADED', `card session ${sessionId} (${proof})`, { sessionId });
 }
 
-export const pendingLoad: CardSessionPurpose = {
+const yuan = (minor: bigint) => `${minor / 100n}.${(minor % 100n).toString().padStart(2, '0')}`;
+
+/** Before MAC2: the card (its balance proved by MAC1) may hold the load; otherwise it stays pending. */
+export function checkPurseMaximum(limits: TopUpLimits, cardBalance: number, amount: bigint): void {
+  if (BigInt(cardBalance) + amount > limits.purseMax) {
+    throw new SessionError('PURSE_LIMIT_EXCEEDED', `the card holds ${yuan(BigInt(cardBalance))}; ${yuan(amount)} more would take it past its purse maximum of ${yuan(limits.purseMax)}: the load stays pending`);
+  }
+}
+
+export const pendingLoad = (limits: TopUpLimits): CardSessionPurpose => ({
   name: PENDING_LOAD,
   opens: { operation: 'LOAD', by: 'topUp' },
 
@@ -173,7 +205,9 @@ export const pendingLoad: CardSessionPurpose = {
     if (topUp.status === 'LOADED') throw new SessionError('ALREADY_LOADED', 'this top-up is already on the card');
     if (topUp.status !== 'PAID') throw new SessionError('PURPOSE_REFUSED', `the top-up is ${topUp.status}, not a pending load`);
     if (BigInt(topUp.amount) !== BigInt(pending.amount)) throw new SessionError('PURPOSE_REFUSED', 'the session’s amount is not the top-up’s');
+    // An earlier write the card may have taken is settled first: the card's balance may be that load.
     if (topUp.load_session_id && topUp.load_session_id !== pending.session.id) await settleEarlierClaim(em, topUp, pending);
+    checkPurseMaximum(limits, pending.oldBalance, BigInt(topUp.amount));
     const claim: LoadClaim = { onlineCounter: pending.onlineCounter, oldBalance: pending.oldBalance, terminal: pending.terminal, date: pending.date, time: pending.time };
     await em.execute(`update top_up set load_session_id = ?, load_claim = ?, updated_at = now() where id = ?`, [pending.session.id, JSON.stringify(claim), topUp.id]);
   },
@@ -188,7 +222,7 @@ export const pendingLoad: CardSessionPurpose = {
     if (!topUp || (topUp.load_session_id !== done.session.id && !proved)) throw new Error(`top-up ${topUpId} is not claimed by card session ${done.session.id}`);
     await finishLoad(em, topUp.id, done.session.id, { asn: done.asn, currency: done.currency }, proved ? `TAC from GET TRANSACTION PROVE in card session ${String(done.result.provedBy)}` : 'TAC', String(done.result.tac));
   },
-};
+});
 
 /**
  * A card proved it paid a purchase that nothing takes any more (its payment canceled since): the

@@ -539,6 +539,8 @@ export type OpenCardSessionInput = {
   operation: CardOperation;
   /** For PURCHASE: global id of a merchant’s Payment the card pays; the amount is the payment’s. */
   payment?: string | number | null | undefined;
+  /** For LOAD: the card’s pending loads the holder confirmed (global ids of PAID TopUps, as `Card.pendingLoads` lists them), written onto the card together in this one session (补登); the amount is their sum. */
+  pendingLoads?: Array<string | number> | null | undefined;
   /** Global id of the Reader the card is at. */
   reader: string | number;
   /** For LOAD: global id of a PAID TopUp to write onto its card (补登); the amount is the top-up’s. */

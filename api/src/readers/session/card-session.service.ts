@@ -19,7 +19,7 @@ import { SessionError, type SessionRefusal } from './session.errors.js';
  */
 export interface CardSessionEngine {
   /** The purpose an openCardSession request opens: the first whose operation and field match, else the operation's plain one. */
-  purposeFor(input: { operation: string; payment?: string | null; billPayment?: string | null; topUp?: string | null }): CardSessionPurpose | undefined;
+  purposeFor(input: { operation: string; payment?: string | null; billPayment?: string | null; topUp?: string | null; pendingLoads?: readonly string[] | null }): CardSessionPurpose | undefined;
   handleMessage(em: EntityManager, keys: Pick<SessionDeps, 'keyStore' | 'now' | 'hostKey'>, message: IncomingMessage): Promise<MessageOutcome>;
 }
 

@@ -127,6 +127,9 @@ export class OpenCardSessionInput {
   @Field(() => ID, { nullable: true, description: 'For LOAD: global id of a PAID TopUp to write onto its card (补登); the amount is the top-up’s.' })
   topUp?: string | null;
 
+  @Field(() => [ID], { nullable: true, description: 'For LOAD: the card’s pending loads the holder confirmed (global ids of PAID TopUps, as `Card.pendingLoads` lists them), written onto the card together in this one session (补登); the amount is their sum.' })
+  pendingLoads?: string[] | null;
+
   @Field(() => ID, { nullable: true, description: 'For PURCHASE: global id of a merchant’s Payment the card pays; the amount is the payment’s.' })
   payment?: string | null;
 

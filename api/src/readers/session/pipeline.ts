@@ -70,7 +70,7 @@ export const CHECKS: Readonly<Record<CheckName, { holds: string; refusals: reado
   counters: { holds: 'the card’s counter is not below the highest it has proved', refusals: ['COUNTER_ROLLBACK'] },
   cryptograms: { holds: 'MAC1, MAC2 and the TAC verify with the card’s diversified keys', refusals: ['WRONG_MAC1', 'WRONG_MAC2', 'WRONG_TAC'] },
   'transaction-proof': { holds: 'an earlier load or purchase whose answer was lost is booked when GET TRANSACTION PROVE answers a proof that verifies with the card’s keys; any other answer books nothing; a load is refused while the card has passed an unanswered load it did not prove', refusals: ['LOAD_UNRESOLVED'] },
-  purpose: { holds: 'the purpose’s guard: what the session pays or loads is still owed, and this session claims it', refusals: ['PURPOSE_REFUSED', 'ALREADY_PAID', 'PAYMENT_IN_PROGRESS', 'PAYMENT_UNRESOLVED', 'ALREADY_LOADED', 'LOAD_IN_PROGRESS', 'LOAD_UNRESOLVED'] },
+  purpose: { holds: 'the purpose’s guard: what the session pays or loads is still owed, and this session claims it', refusals: ['PURPOSE_REFUSED', 'ALREADY_PAID', 'PAYMENT_IN_PROGRESS', 'PAYMENT_UNRESOLVED', 'ALREADY_LOADED', 'LOAD_IN_PROGRESS', 'LOAD_UNRESOLVED', 'PURSE_LIMIT_EXCEEDED'] },
   'purse-cover': { holds: 'the ledger’s purse shadow covers the purchase', refusals: ['PURSE_MISMATCH'] },
 };
 

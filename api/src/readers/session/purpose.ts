@@ -20,7 +20,7 @@ export interface CardSessionPurpose {
    * Which openCardSession requests open a session of this purpose: its operation, and the input
    * field that names the business object (null: the operation's purpose when no field is given).
    */
-  readonly opens: { operation: 'LOAD' | 'PURCHASE'; by: 'payment' | 'billPayment' | 'topUp' | null };
+  readonly opens: { operation: 'LOAD' | 'PURCHASE'; by: 'payment' | 'billPayment' | 'topUp' | 'pendingLoads' | null };
   /** Checks who may open it and for what amount, then opens it with `openSession` (card-session.service.ts). */
   open(ctx: GraphQLContext, reader: ReaderRow, input: OpenCardSessionInput): Promise<OpenOutcome>;
   /** LOAD: what to check, and claim, before MAC2 leaves the host. */

@@ -34,6 +34,8 @@ export const SESSION_REFUSALS = [
   'PURPOSE_REFUSED',
   /** Another live session holds this pending load: one write at a time. */
   'LOAD_IN_PROGRESS',
+  /** The card's balance (MAC1 proves it) plus the loads would pass the purse maximum: they stay pending. */
+  'PURSE_LIMIT_EXCEEDED',
   /** The pending load is already on the card (a lost answer, settled from the card's transaction log). */
   'ALREADY_LOADED',
   /** The card moved on since an unanswered write of this load and its log cannot tell whether it took it. */

@@ -156,7 +156,7 @@ async function bookProven(em: EntityManager, deps: SessionDeps, kind: ProofKind,
   const currency = session.context.currency ?? 'CNY';
   if (kind === 'purchase' && (await cardPurseBalance(em, session.card_asn!, currency)) < BigInt(session.amount!)) return false;
   // The top-up first, as resolvePendingLoad takes it (top-up, then the proof row): one lock order, no deadlock between them.
-  if (kind === 'load') await em.execute(`select id from top_up where load_session_id = ? for update`, [session.id]);
+  if (kind === 'load') await em.execute(`select id from top_up where load_session_id = ? order by id for update`, [session.id]);
   const taken = await em.execute<{ session_id: string }[]>(
     `insert into ${k.table} (asn, ${k.column}, session_id, proved_by, tac) values (?, ?, ?, ?, ?) on conflict do nothing returning session_id`,
     [session.card_asn, claim.counter, session.id, provedBy.id, hex(tac)],

@@ -1,0 +1,284 @@
+/**
+ * Picking up every pending load of a card in one load session (补登, issue 22 item 4), over real
+ * HTTP: the holder's app lists the card's pending loads (a top-up paid at the sandbox gateway and a
+ * merchant's refund), the holder confirms, and one session writes them all onto a virtual CPU card.
+ * At most once under concurrency and lost answers; never past the purse maximum.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type OneCardClient, VirtualCpuCard } from '../../sdk-js/src/index.js';
+import { issueCard as registerCard } from '../src/cards/cards.service.js';
+import { checkLedger } from '../src/ledger/ledger-check.js';
+import { type SandboxGateway, startSandboxGateway } from '../src/topups/gateway/sandbox-gateway.js';
+import { createMerchant } from '../src/tenancy/tenancy.service.js';
+import { apiClient, balanceOnCard, brokenRelay, cardholderApp, expireSession, issueCard, newReader, OPEN, purseBalance, sessionsOf, type TestReader, testCardNumber, useCardSessionWorld } from './support/card-sessions.js';
+import type { bearerClient } from './support/oauth.js';
+
+const SECRET = 'sk_test_pickup';
+const WEBHOOK_SECRET = 'whsec_pickup_0123456789';
+let sandbox: SandboxGateway;
+beforeAll(async () => {
+  sandbox = await startSandboxGateway({ secretKey: SECRET, webhookSecret: WEBHOOK_SECRET, webhookRetryDelaysMs: [50, 100] });
+});
+// A purse maximum of 200.00, so that a test can reach it.
+const world = useCardSessionWorld({ env: () => ({ GATEWAY_URL: sandbox.url, GATEWAY_SECRET_KEY: SECRET, GATEWAY_WEBHOOK_SECRET: WEBHOOK_SECRET, TOPUP_PURSE_MAX: '20000', TOPUP_DAILY_MAX: '150000' }) });
+afterAll(async () => {
+  await sandbox?.close();
+});
+
+type App = ReturnType<typeof bearerClient>;
+type Errors = { code: string; field?: string[]; message: string }[];
+type Session = { id: string; challenge: string };
+type Listed = { topUp: { id: string; status: string }; source: string; amount: { amount: number }; writable: boolean; heldBack: string | null };
+
+let app: App;
+let home: TestReader;
+let merchant: OneCardClient;
+
+beforeAll(async () => {
+  sandbox.setWebhookUrl(`${world.server.url}/webhooks/gateway`);
+  const alice = await cardholderApp(world, 'alice', ['card:read', 'card:topup']);
+  app = alice.app;
+  home = await newReader(world, 'HOME-alice', world.gz, { kind: 'CARDHOLDER', id: alice.id });
+  const shop = await createMerchant(world.db.orm.em.fork(), { cityId: world.gz.cityId, name: 'Tea House' });
+  merchant = await apiClient(world, 'MERCHANT', shop.id, ['payments:write', 'payments:read', 'refunds:write']);
+  aliceId = alice.id;
+});
+let aliceId: string;
+
+/** A virtual card in alice's hand, registered to her. */
+async function aliceCard(chipBalance = 0) {
+  const chip = issueCard({ city: world.gz, keys: world.gzMasterKeys, balance: chipBalance });
+  const row = await registerCard(world.db.orm.em.fork(), world.gz.cardCompanyId, { cardNumber: testCardNumber('623100000000'), asn: chip.asn, cardType: 'CPU', keyVersion: 1, issuedOn: '2026-01-01', expiresOn: '2031-01-01', holderId: aliceId });
+  return { chip, id: Buffer.from(`Card:${row.id}`).toString('base64url') };
+}
+
+async function topUpStatus(id: string): Promise<string> {
+  return (await app.request<{ topUp: { status: string } }>('query($id: ID!) { topUp(id: $id) { status } }', { id })).topUp.status;
+}
+
+/** A top-up of the card, paid at once with the sandbox's test card: a pending load. */
+async function paidTopUp(card: { id: string }, amount: number): Promise<string> {
+  const made = await app.request<{ createTopUp: { topUp: { id: string }; userErrors: Errors } }>('mutation($input: CreateTopUpInput!) { createTopUp(input: $input) { topUp { id } userErrors { code message } } }', {
+    input: { card: card.id, amount, idempotencyKey: `pickup-${Math.random()}`, paymentMethod: 'pm_card_visa' },
+  });
+  expect(made.createTopUp.userErrors).toEqual([]);
+  for (let i = 0; i < 100 && (await topUpStatus(made.createTopUp.topUp.id)) !== 'PAID'; i++) await new Promise((r) => setTimeout(r, 50));
+  expect(await topUpStatus(made.createTopUp.topUp.id)).toBe('PAID');
+  return made.createTopUp.topUp.id;
+}
+
+let orders = 0;
+/** The card pays the merchant `amount` on alice's reader. */
+async function purchase(card: { chip: VirtualCpuCard }, amount: number): Promise<string> {
+  const made = await merchant.request<{ createPayment: { payment: { id: string }; userErrors: Errors } }>('mutation($input: CreatePaymentInput!) { createPayment(input: $input) { payment { id } userErrors { code message } } }', {
+    input: { amount, currency: 'CNY', orderReference: `pickup-order-${++orders}`, idempotencyKey: `pickup-create-${orders}` },
+  });
+  expect(made.createPayment.userErrors).toEqual([]);
+  const opened = await app.request<{ openCardSession: { session: Session; userErrors: Errors } }>(OPEN, { input: { reader: home.id, operation: 'PURCHASE', payment: made.createPayment.payment.id } });
+  expect(opened.openCardSession.userErrors).toEqual([]);
+  expect((await sessionsOf(app, () => home).agent(card.chip).run(opened.openCardSession.session)).state).toBe('COMPLETED');
+  return made.createPayment.payment.id;
+}
+
+/** The merchant refunds `amount` of a payment: a REFUND pending load. */
+async function refund(payment: string, amount: number): Promise<string> {
+  const refunded = await merchant.request<{ refundPayment: { refund: { pendingLoad: string }; userErrors: Errors } }>('mutation($input: RefundPaymentInput!) { refundPayment(input: $input) { refund { pendingLoad } userErrors { code message } } }', {
+    input: { payment, amount, reason: 'returned', idempotencyKey: `pickup-refund-${payment}-${amount}` },
+  });
+  expect(refunded.refundPayment.userErrors).toEqual([]);
+  return refunded.refundPayment.refund.pendingLoad;
+}
+
+/** What the holder's app shows before the holder confirms. */
+async function pendingLoads(card: { id: string }): Promise<Listed[]> {
+  const data = await app.request<{ node: { pendingLoads: Listed[] } }>('query($id: ID!) { node(id: $id) { ... on Card { pendingLoads { topUp { id status } source amount { amount } writable heldBack } } } }', { id: card.id });
+  return data.node.pendingLoads;
+}
+
+const openPickup = async (ids: string[], reader: TestReader = home) =>
+  (await app.request<{ openCardSession: { session: (Session & { amount: number }) | null; userErrors: Errors } }>(
+    'mutation($input: OpenCardSessionInput!) { openCardSession(input: $input) { session { id challenge amount } userErrors { code field message } } }',
+    { input: { reader: reader.id, operation: 'LOAD', pendingLoads: ids } },
+  )).openCardSession;
+
+async function ledgerOk() {
+  expect(await checkLedger(world.db.orm.em.fork())).toEqual([]);
+}
+
+describe('a pickup writes every pending load the holder confirmed, in one load session', () => {
+  it('a card with a top-up and a refund pending gets both in one pickup session; chip = shadow; the ledger is clean', async () => {
+    const card = await aliceCard();
+    const topUp = await paidTopUp(card, 8_000);
+    // Load the top-up alone first, so the card has value to pay with; then a new top-up and a refund wait.
+    const first = await openPickup([topUp]);
+    expect(first.userErrors).toEqual([]);
+    expect((await sessionsOf(app, () => home).agent(card.chip).run(first.session!)).state).toBe('COMPLETED');
+    const refunded = await refund(await purchase(card, 3_000), 1_200);
+    const second = await paidTopUp(card, 2_500);
+    expect(await balanceOnCard(card.chip)).toBe(5_000);
+
+    const listed = await pendingLoads(card);
+    expect(listed.map((l) => ({ id: l.topUp.id, source: l.source, amount: l.amount.amount, writable: l.writable, heldBack: l.heldBack }))).toEqual([
+      { id: refunded, source: 'REFUND', amount: 1_200, writable: true, heldBack: null },
+      { id: second, source: 'APP', amount: 2_500, writable: true, heldBack: null },
+    ]);
+
+    const pickup = await openPickup(listed.map((l) => l.topUp.id));
+    expect(pickup.userErrors).toEqual([]);
+    expect(pickup.session!.amount).toBe(3_700);
+    const done = await sessionsOf(app, () => home).agent(card.chip).run(pickup.session!);
+    expect(done).toMatchObject({ state: 'COMPLETED', result: { oldBalance: 5_000, newBalance: 8_700, amount: 3_700 } });
+    expect(await balanceOnCard(card.chip)).toBe(8_700);
+    expect(await purseBalance(world, card.chip.asn)).toBe(8_700n);
+    expect([await topUpStatus(refunded), await topUpStatus(second)]).toEqual(['LOADED', 'LOADED']);
+    expect(await pendingLoads(card)).toEqual([]);
+    await ledgerOk();
+  });
+
+  it('two pickups of the same loads at once (the card and a copy on two readers): one writes them, the other nothing; once more writes nothing', async () => {
+    const card = await aliceCard();
+    const loads = [await paidTopUp(card, 1_000), await paidTopUp(card, 700)];
+    const second = await newReader(world, 'HOME-alice-2', world.gz, { kind: 'CARDHOLDER', id: aliceId });
+    const copy = VirtualCpuCard.fromJSON(card.chip.toJSON());
+    const [a, b] = await Promise.all([openPickup(loads), openPickup(loads, second)]);
+    expect([a.userErrors, b.userErrors]).toEqual([[], []]);
+    const sessions = sessionsOf(app, () => home);
+    const results = await Promise.all([sessions.agent(card.chip, home).run(a.session!), sessions.agent(copy, second).run(b.session!)]);
+    expect(results.map((r) => r.state).sort()).toEqual(['COMPLETED', 'FAILED']);
+    expect(results.find((r) => r.state === 'FAILED')!.refusal).toMatch(/^(LOAD_IN_PROGRESS|ALREADY_LOADED)$/);
+    // One chip took the 17.00 once; the ledger moved it once.
+    expect((await balanceOnCard(card.chip)) + (await balanceOnCard(copy))).toBe(1_700);
+    expect(await purseBalance(world, card.chip.asn)).toBe(1_700n);
+    // A third pickup of the same loads is refused before any MAC2: they are not pending any more.
+    expect((await openPickup(loads)).userErrors.map((e) => e.code)).toEqual(['INVALID_INPUT']);
+    await ledgerOk();
+  });
+
+  it('a pickup whose TAC was lost is proved at the next tap (GET TRANSACTION PROVE): every load of it booked once, none written again', async () => {
+    const card = await aliceCard();
+    const loads = [await paidTopUp(card, 600), await paidTopUp(card, 400)];
+    const opened = await openPickup(loads);
+    // The card takes the load, but the reader's last message (the TAC) never reaches the host.
+    await expect(sessionsOf(brokenRelay(app, 2, 'request'), () => home).agent(card.chip).run(opened.session!)).rejects.toThrow('connection lost');
+    expect(await balanceOnCard(card.chip)).toBe(1_000);
+    await expireSession(world, opened.session!.id);
+    // The holder taps again and confirms the same list: the card proves the lost load first, so nothing is written twice.
+    const again = await openPickup(loads);
+    expect(again.userErrors).toEqual([]);
+    expect(await sessionsOf(app, () => home).agent(card.chip).run(again.session!)).toMatchObject({ state: 'FAILED', refusal: 'ALREADY_LOADED' });
+    expect(await balanceOnCard(card.chip)).toBe(1_000);
+    expect(await purseBalance(world, card.chip.asn)).toBe(1_000n);
+    expect([await topUpStatus(loads[0]!), await topUpStatus(loads[1]!)]).toEqual(['LOADED', 'LOADED']);
+    await ledgerOk();
+  });
+
+  it('a write that never reached the card is picked up again, once, by the next pickup', async () => {
+    const card = await aliceCard();
+    const loads = [await paidTopUp(card, 300), await paidTopUp(card, 200)];
+    const opened = await openPickup(loads);
+    // The card is pulled away before CREDIT FOR LOAD: MAC2 left the host, the card never saw it.
+    await expect(sessionsOf(brokenRelay(app, 1, 'answer', 'card removed'), () => home).agent(card.chip).run(opened.session!)).rejects.toThrow('card removed');
+    await expireSession(world, opened.session!.id);
+    const again = await openPickup(loads);
+    expect(await sessionsOf(app, () => home).agent(card.chip).run(again.session!)).toMatchObject({ state: 'COMPLETED' });
+    expect(await balanceOnCard(card.chip)).toBe(500);
+    expect(await purseBalance(world, card.chip.asn)).toBe(500n);
+    await ledgerOk();
+  });
+});
+
+describe('the card company settles a pickup as one write', () => {
+  it('resolvePendingLoad on one load of a pickup whose MAC2 never reached the card releases every load of it; the next pickup writes them once', async () => {
+    const card = await aliceCard();
+    const loads = [await paidTopUp(card, 250), await paidTopUp(card, 150)];
+    const opened = await openPickup(loads);
+    await expect(sessionsOf(brokenRelay(app, 1, 'answer', 'card removed'), () => home).agent(card.chip).run(opened.session!)).rejects.toThrow('card removed');
+    await expireSession(world, opened.session!.id);
+    const issuer = await apiClient(world, 'ISSUER', world.gz.cardCompanyId, ['cards:read', 'topups:write']);
+    const resolved = await issuer.request<{ resolvePendingLoad: { userErrors: Errors } }>(
+      'mutation($input: ResolvePendingLoadInput!) { resolvePendingLoad(input: $input) { topUp { status } userErrors { code message } } }',
+      { input: { topUp: loads[1], loaded: false, note: 'card read at the counter: no load', idempotencyKey: 'resolve-pickup' } },
+    );
+    expect(resolved.resolvePendingLoad.userErrors).toEqual([]);
+    const claims = await world.db.orm.em.fork().execute<{ load_session_id: string | null }[]>(`select load_session_id from top_up where id in (?)`, [loads.map((l) => Buffer.from(l, 'base64url').toString().split(':')[1])]);
+    expect(claims.map((c) => c.load_session_id)).toEqual([null, null]);
+    const again = await openPickup(loads);
+    expect(await sessionsOf(app, () => home).agent(card.chip).run(again.session!)).toMatchObject({ state: 'COMPLETED' });
+    expect(await balanceOnCard(card.chip)).toBe(400);
+    expect(await purseBalance(world, card.chip.asn)).toBe(400n);
+    await ledgerOk();
+  });
+});
+
+describe('the purse maximum', () => {
+  it('a load that would take the card past its purse maximum stays pending with its reason; the others are picked up', async () => {
+    const card = await aliceCard();
+    const pickupAll = async () => {
+      const listed = await pendingLoads(card);
+      const opened = await openPickup(listed.filter((l) => l.writable).map((l) => l.topUp.id));
+      expect(opened.userErrors).toEqual([]);
+      expect((await sessionsOf(app, () => home).agent(card.chip).run(opened.session!)).state).toBe('COMPLETED');
+    };
+    await paidTopUp(card, 15_000);
+    await pickupAll();
+    // 150.00 on the card; it pays 50.00, gets a top-up of 90.00 (within the 200.00), then the 50.00 back as a refund.
+    const payment = await purchase(card, 5_000);
+    const topUp = await paidTopUp(card, 9_000);
+    const refunded = await refund(payment, 5_000);
+    const listed = await pendingLoads(card);
+    expect(listed.map((l) => [l.topUp.id, l.writable])).toEqual([[topUp, true], [refunded, false]]);
+    expect(listed[1]!.heldBack).toBe('the card holds 190.00; with this load it would pass its purse maximum of 200.00: it stays pending until the card is spent down (or the card company refunds it)');
+    // Confirming both anyway is refused before any session opens.
+    const both = await openPickup([topUp, refunded]);
+    expect(both.userErrors).toMatchObject([{ code: 'PURSE_LIMIT_EXCEEDED', field: ['input', 'pendingLoads'] }]);
+    await pickupAll();
+    expect(await balanceOnCard(card.chip)).toBe(19_000);
+    expect([await topUpStatus(topUp), await topUpStatus(refunded)]).toEqual(['LOADED', 'PAID']);
+    await ledgerOk();
+  });
+
+  it('a single pending load named alone (topUp) that would take the card past its purse maximum is refused before MAC2 too', async () => {
+    const card = await aliceCard(19_000);
+    const load = await paidTopUp(card, 5_000);
+    const opened = await app.request<{ openCardSession: { session: Session; userErrors: Errors } }>(OPEN, { input: { reader: home.id, operation: 'LOAD', topUp: load } });
+    expect(opened.openCardSession.userErrors).toEqual([]);
+    expect(await sessionsOf(app, () => home).agent(card.chip).run(opened.openCardSession.session)).toMatchObject({ state: 'FAILED', refusal: 'PURSE_LIMIT_EXCEEDED' });
+    expect(await balanceOnCard(card.chip)).toBe(19_000);
+    expect(await topUpStatus(load)).toBe('PAID');
+    await ledgerOk();
+  });
+
+  it('a card holding more than the ledger knows (MAC1 proves its balance) is refused before MAC2: the loads stay pending, unclaimed', async () => {
+    // 190.00 on the chip that never went through the ledger (the shadow says 0).
+    const card = await aliceCard(19_000);
+    const load = await paidTopUp(card, 5_000);
+    const opened = await openPickup([load]);
+    expect(opened.userErrors).toEqual([]);
+    expect(await sessionsOf(app, () => home).agent(card.chip).run(opened.session!)).toMatchObject({ state: 'FAILED', refusal: 'PURSE_LIMIT_EXCEEDED' });
+    expect(await balanceOnCard(card.chip)).toBe(19_000);
+    expect(await topUpStatus(load)).toBe('PAID');
+    const [row] = await world.db.orm.em.fork().execute<{ load_session_id: string | null }[]>(`select load_session_id from top_up where id = ?`, [Buffer.from(load, 'base64url').toString().split(':')[1]]);
+    expect(row!.load_session_id).toBeNull();
+    await ledgerOk();
+  });
+});
+
+describe('who may pick up what', () => {
+  it('only the holder’s own pending loads, of one card, each named once, without an amount', async () => {
+    const card = await aliceCard();
+    const other = await aliceCard();
+    const a = await paidTopUp(card, 100);
+    const b = await paidTopUp(other, 100);
+    const codes = async (input: Record<string, unknown>) =>
+      (await app.request<{ openCardSession: { userErrors: Errors } }>(OPEN, { input: { reader: home.id, operation: 'LOAD', ...input } })).openCardSession.userErrors.map((e) => e.code);
+    expect(await codes({ pendingLoads: [a, b] })).toEqual(['INVALID_INPUT']);
+    expect(await codes({ pendingLoads: [a, a] })).toEqual(['INVALID_INPUT']);
+    expect(await codes({ pendingLoads: [] })).toEqual(['INVALID_INPUT']);
+    expect(await codes({ pendingLoads: [a], amount: 100 })).toEqual(['INVALID_INPUT']);
+    expect(await codes({ pendingLoads: [a], topUp: a })).toEqual(['INVALID_INPUT']);
+    const bob = await cardholderApp(world, 'bob', ['card:read', 'card:topup']);
+    const bobReader = await newReader(world, 'HOME-bob', world.gz, { kind: 'CARDHOLDER', id: bob.id });
+    const bobs = await bob.app.request<{ openCardSession: { userErrors: Errors } }>(OPEN, { input: { reader: bobReader.id, operation: 'LOAD', pendingLoads: [a] } });
+    expect(bobs.openCardSession.userErrors.map((e) => e.code)).toEqual(['NOT_FOUND']);
+  });
+});
