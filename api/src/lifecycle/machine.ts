@@ -154,7 +154,7 @@ export async function transition<S extends string, R extends object>(
 }
 
 /**
- * A set-based move: every row of `machine.table` (aliased `t`) in one of `from` that matches
+ * A set-based move: every row of `machine.table` (aliased `t`, or `alias`) in one of `from` that matches
  * `where` becomes `to`, with `patch`. Each `from` must be allowed by the table (a programming error
  * otherwise, thrown before anything is written); one statement per `from` state, so each history row
  * knows where its row came from. `using` adds a `from` list to the update (`city c`). Returns the
@@ -163,15 +163,17 @@ export async function transition<S extends string, R extends object>(
 export async function transitionWhere<S extends string, R extends object>(
   em: EntityManager,
   machine: Machine<S, R>,
-  move: { from: readonly S[]; to: S; where: string; params?: unknown[]; patch?: Patch; using?: string; cause?: string | null },
+  move: { from: readonly S[]; to: S; where: string; params?: unknown[]; patch?: Patch; using?: string; alias?: string; cause?: string | null },
 ): Promise<Array<Record<string, unknown> & { id: string }>> {
   const column = machine.column ?? 'status';
   for (const from of move.from) if (!canMove(machine, from, move.to)) throw new Error(`machine ${machine.name}: no move from ${from} to ${move.to}`);
   const set = assignments(machine, move.patch ?? {});
   const moved: Array<Record<string, unknown> & { id: string }> = [];
+  const t = move.alias ?? 't';
+  if (!IDENTIFIER.test(t)) throw new Error(`machine ${machine.name}: bad alias ${t}`);
   for (const from of move.from) {
     const rows = await em.execute<Array<Record<string, unknown> & { id: string }>>(
-      `update ${machine.table} t set ${column} = ?${set.text}${move.using ? ` from ${move.using}` : ''} where t.${column} = ? and (${move.where}) returning t.*`,
+      `update ${machine.table} ${t} set ${column} = ?${set.text}${move.using ? ` from ${move.using}` : ''} where ${t}.${column} = ? and (${move.where}) returning ${t}.*`,
       [move.to, ...set.params, from, ...(move.params ?? [])],
     );
     const moves = rows.map((r) => ({ machine: machine.name, id: String(r.id), from, to: move.to, cause: move.cause ?? null }));
