@@ -24,16 +24,21 @@ export interface Move<S extends string> {
 }
 
 export interface Machine<S extends string, R extends object = Record<string, unknown>> {
-  /** Recorded in status_history.machine; the table's name unless it says otherwise. */
+  /** Recorded in status_history.machine (by convention, the table's name). */
   name: string;
   table: string;
+  /** The row's key column: `id` unless the table says otherwise (`serial`, `kid`). */
+  key?: string;
   /** The status column: `status`, or `state` for card sessions. */
   column?: 'status' | 'state';
   /** The states a row is created in. */
   initial: readonly S[];
   transitions: Transitions<S>;
-  /** The context's own refusal of a move the table does not allow (or of a row that moved meanwhile). */
-  refuse(from: S, to: S): Error;
+  /**
+   * The context's own refusal of a move the table does not allow (or of a row that moved meanwhile);
+   * by default an IllegalTransition, for moves no user asks for (a bug if it happens).
+   */
+  refuse?(from: S, to: S): Error;
   /** The row as the context's callers read it after a move (joins, casts); default `select *`. */
   reload?(em: EntityManager, id: string): Promise<R>;
   /** Where a move is recorded: status_history unless the context keeps a history of its own. */
@@ -44,6 +49,22 @@ export interface Machine<S extends string, R extends object = Record<string, unk
 
 /** What the table-reading helpers need of a machine. */
 export type StateTable<S extends string> = Pick<Machine<S>, 'name' | 'column' | 'initial' | 'transitions'>;
+
+/** A move the table does not allow, where the context has no refusal of its own to give. */
+export class IllegalTransition extends Error {
+  constructor(machine: string, from: string, to: string) {
+    super(`${machine}: no move from ${from} to ${to}`);
+    this.name = 'IllegalTransition';
+  }
+}
+
+/** The machine's refusal of a move. */
+export const refusal = <S extends string>(machine: Pick<Machine<S>, 'name' | 'refuse'>, from: S, to: S): Error => machine.refuse?.(from, to) ?? new IllegalTransition(machine.name, from, to);
+
+/** Refuses (with the machine's refusal) a move its table does not allow, before the caller does anything else. */
+export function assertMove<S extends string>(machine: Pick<Machine<S>, 'name' | 'refuse' | 'transitions'>, from: S, to: S): void {
+  if (!canMove(machine, from, to)) throw refusal(machine, from, to);
+}
 
 /** A machine as data; checks at declaration that every state it names is one of its states. */
 export function defineMachine<S extends string, R extends object = Record<string, unknown>>(machine: Machine<S, R>): Machine<S, R> {
@@ -87,7 +108,7 @@ function assignments(machine: StateTable<string>, patch: Patch): { text: string;
 }
 
 /** Whether the table lets a row go from one state to another. */
-export const canMove = <S extends string>(machine: StateTable<S>, from: S, to: S): boolean => machine.transitions[from]?.includes(to) ?? false;
+export const canMove = <S extends string>(machine: Pick<Machine<S>, 'transitions'>, from: S, to: S): boolean => machine.transitions[from]?.includes(to) ?? false;
 
 /** The states a row may enter `to` from: the `from` set of a set-based move. */
 export function allowedFrom<S extends string>(machine: StateTable<S>, to: S): S[] {
@@ -135,20 +156,22 @@ async function recordHistory<S extends string>(em: EntityManager, machine: Pick<
 export async function transition<S extends string, R extends object>(
   em: EntityManager,
   machine: Machine<S, R>,
-  row: { id: string } & ({ status: S } | { state: S }),
+  row: { id?: string } & ({ status: S } | { state: S }),
   to: S,
   patch: Patch = {},
   opts: { cause?: string | null; reason?: string | null } = {},
 ): Promise<R> {
   const column = machine.column ?? 'status';
+  const key = machine.key ?? 'id';
   const from = (row as Record<string, unknown>)[column] as S;
-  if (!canMove(machine, from, to)) throw machine.refuse(from, to);
+  const id = String((row as Record<string, unknown>)[key]);
+  if (!canMove(machine, from, to)) throw refusal(machine, from, to);
   const set = assignments(machine, patch);
-  const updated = await em.execute<{ id: string }[]>(`update ${machine.table} set ${column} = ?${set.text} where id = ? and ${column} = ? returning *`, [to, ...set.params, row.id, from]);
-  if (!updated.length) throw machine.refuse(from, to);
-  const move: Move<S> = { machine: machine.name, id: row.id, from, to, cause: opts.cause ?? null, reason: opts.reason ?? null };
+  const updated = await em.execute<object[]>(`update ${machine.table} set ${column} = ?${set.text} where ${key} = ? and ${column} = ? returning *`, [to, ...set.params, id, from]);
+  if (!updated.length) throw refusal(machine, from, to);
+  const move: Move<S> = { machine: machine.name, id, from, to, cause: opts.cause ?? null, reason: opts.reason ?? null };
   await recordHistory(em, machine, [move]);
-  const moved = machine.reload ? await machine.reload(em, row.id) : (updated[0] as R);
+  const moved = machine.reload ? await machine.reload(em, id) : (updated[0] as R);
   await machine.onEnter?.[to]?.(em, moved, move);
   return moved;
 }
@@ -157,29 +180,48 @@ export async function transition<S extends string, R extends object>(
  * A set-based move: every row of `machine.table` (aliased `t`, or `alias`) in one of `from` that matches
  * `where` becomes `to`, with `patch`. Each `from` must be allowed by the table (a programming error
  * otherwise, thrown before anything is written); one statement per `from` state, so each history row
- * knows where its row came from. `using` adds a `from` list to the update (`city c`). Returns the
+ * knows where its row came from. `using` adds a `from` list to the update (`city c`, or `sql()` with
+ * parameters). Returns the
  * moved rows (`returning t.*`), in no particular order.
  */
 export async function transitionWhere<S extends string, R extends object>(
   em: EntityManager,
   machine: Machine<S, R>,
-  move: { from: readonly S[]; to: S; where: string; params?: unknown[]; patch?: Patch; using?: string; alias?: string; cause?: string | null },
-): Promise<Array<Record<string, unknown> & { id: string }>> {
+  move: { from: readonly S[]; to: S; where: string; params?: unknown[]; patch?: Patch; using?: string | SqlValue; alias?: string; cause?: string | null },
+): Promise<Array<Record<string, unknown>>> {
   const column = machine.column ?? 'status';
-  for (const from of move.from) if (!canMove(machine, from, move.to)) throw new Error(`machine ${machine.name}: no move from ${from} to ${move.to}`);
+  const key = machine.key ?? 'id';
+  for (const from of move.from) if (!canMove(machine, from, move.to)) throw new IllegalTransition(machine.name, from, move.to);
   const set = assignments(machine, move.patch ?? {});
-  const moved: Array<Record<string, unknown> & { id: string }> = [];
+  const moved: Array<Record<string, unknown>> = [];
   const t = move.alias ?? 't';
   if (!IDENTIFIER.test(t)) throw new Error(`machine ${machine.name}: bad alias ${t}`);
+  const using = typeof move.using === 'string' ? sql(move.using) : move.using;
   for (const from of move.from) {
-    const rows = await em.execute<Array<Record<string, unknown> & { id: string }>>(
-      `update ${machine.table} ${t} set ${column} = ?${set.text}${move.using ? ` from ${move.using}` : ''} where ${t}.${column} = ? and (${move.where}) returning ${t}.*`,
-      [move.to, ...set.params, from, ...(move.params ?? [])],
+    const rows = await em.execute<Array<Record<string, unknown>>>(
+      `update ${machine.table} ${t} set ${column} = ?${set.text}${using ? ` from ${using.text}` : ''} where ${t}.${column} = ? and (${move.where}) returning ${t}.*`,
+      [move.to, ...set.params, ...(using?.params ?? []), from, ...(move.params ?? [])],
     );
-    const moves = rows.map((r) => ({ machine: machine.name, id: String(r.id), from, to: move.to, cause: move.cause ?? null }));
+    const moves = rows.map((r) => ({ machine: machine.name, id: String(r[key]), from, to: move.to, cause: move.cause ?? null }));
     await recordHistory(em, machine, moves);
-    if (machine.onEnter?.[move.to]) for (const [i, r] of rows.entries()) await machine.onEnter[move.to]!(em, machine.reload ? await machine.reload(em, r.id) : (r as unknown as R), moves[i]!);
+    if (machine.onEnter?.[move.to]) for (const [i, r] of rows.entries()) await machine.onEnter[move.to]!(em, machine.reload ? await machine.reload(em, moves[i]!.id) : (r as unknown as R), moves[i]!);
     moved.push(...rows);
   }
   return moved;
+}
+
+/** `transition()` for a row known by its id: locks it (in the caller's transaction) and reads its state first. */
+export async function transitionById<S extends string, R extends object>(
+  em: EntityManager,
+  machine: Machine<S, R>,
+  id: string,
+  to: S,
+  patch: Patch = {},
+  opts: { cause?: string | null; reason?: string | null } = {},
+): Promise<R> {
+  const column = machine.column ?? 'status';
+  const key = machine.key ?? 'id';
+  const [row] = await em.execute<Array<{ state: S }>>(`select ${column} as state from ${machine.table} where ${key} = ? for update`, [id]);
+  if (!row) throw new Error(`${machine.name} ${id} does not exist`);
+  return transition(em, machine, { [key]: id, [column]: row.state } as unknown as { status: S }, to, patch, opts);
 }
