@@ -121,6 +121,11 @@ describe('architecture: contexts import only what docs/architecture.md allows', 
     expect(edges.filter(({ from, to }) => contextOf(from) === 'cardcrypto' && contextOf(to) !== 'cardcrypto').map(({ from, to }) => `${from} → ${to}`)).toEqual([]);
   });
 
+  it('lifecycle/ (the state-machine helper) is a kit: it imports nothing of api/src outside itself', () => {
+    expect(graph.has('lifecycle/machine.ts')).toBe(true);
+    expect(edges.filter(({ from, to }) => contextOf(from) === 'lifecycle' && contextOf(to) !== 'lifecycle').map(({ from, to }) => `${from} → ${to}`)).toEqual([]);
+  });
+
   it('the GraphQL kit (graphql/) imports no context, but for the listed exceptions', () => {
     const outside = edges.filter(({ from, to }) => contextOf(from) === 'graphql' && !['graphql', 'config'].includes(contextOf(to)));
     const unlisted = outside.filter(({ from, to }) => GRAPHQL_KIT_EXCEPTIONS[from] !== '*' && GRAPHQL_KIT_EXCEPTIONS[from] !== to);

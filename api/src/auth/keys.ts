@@ -1,6 +1,7 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, type JWK } from 'jose';
 import { seal, unseal } from '../secrets/kek.js';
+import { defineMachine, NOW, transitionWhere } from '../lifecycle/machine.js';
 
 /** Access tokens are signed with ES256 (P-256): short signatures, fast verification. */
 export const SIGNING_ALG = 'ES256';
@@ -46,6 +47,15 @@ export async function ensureSigningKey(em: EntityManager, kek: Buffer): Promise<
   });
 }
 
+/** A signing key is ACTIVE (at most one) until a rotation retires it (lifecycle/machine.ts). */
+export const signingKeyMachine = defineMachine<'ACTIVE' | 'RETIRED'>({
+  name: 'oauth_signing_key',
+  table: 'oauth_signing_key',
+  key: 'kid',
+  initial: ['ACTIVE'],
+  transitions: { ACTIVE: ['RETIRED'], RETIRED: [] },
+});
+
 /**
  * Rotation: a new key signs from now on; the previous one is retired but stays published for
  * RETIRED_KEY_GRACE_MS, so every token it signed keeps verifying until it expires.
@@ -53,7 +63,7 @@ export async function ensureSigningKey(em: EntityManager, kek: Buffer): Promise<
 export async function rotateSigningKey(em: EntityManager, kek: Buffer): Promise<{ kid: string; retired: string[] }> {
   return em.transactional(async (tx) => {
     await tx.execute(`lock table oauth_signing_key in share row exclusive mode`);
-    const retired = await tx.execute<{ kid: string }[]>(`update oauth_signing_key set status = 'RETIRED', retired_at = now() where status = 'ACTIVE' returning kid`);
+    const retired = (await transitionWhere(tx, signingKeyMachine, { from: ['ACTIVE'], to: 'RETIRED', patch: { retired_at: NOW }, where: 'true', cause: 'rotation' })) as { kid: string }[];
     const kid = await newKey(tx, kek);
     return { kid, retired: retired.map((r) => r.kid) };
   });

@@ -89,7 +89,7 @@ export const billPayment: CardSessionPurpose = {
     },
     async claim(em, payment, pending, card, bill) {
       const claim: BillPaymentClaim = { ...card, remaining: billAmounts(bill).remaining.toString() };
-      await em.execute(`update bill_payment set status = 'PROCESSING', card_session_id = ?, card_claim = ?, card_asn = ?, updated_at = now() where id = ?`, [pending.session.id, JSON.stringify(claim), pending.asn, payment.id]);
+      await moveBillPayment(em, payment.id, 'PROCESSING', { cardSessionId: pending.session.id, claim, cardAsn: pending.asn });
     },
     settle,
     async countFailedAttempt(em, payment, refusal) {

@@ -11,6 +11,7 @@ import { BillPaymentError } from './bill-payments.errors.js';
 import { spendTopUp, topUpById } from '../topups/topups.service.js';
 import { TopUpError } from '../topups/topups.errors.js';
 import { billAmounts, billById, type BillRow, findBillFor, moveBill } from './bills.service.js';
+import { defineMachine, NOW, type Patch, sql, transition, transitionWhere } from '../lifecycle/machine.js';
 
 export type BillPaymentStatus = 'REQUIRES_CARD' | 'PROCESSING' | 'SUCCEEDED' | 'CANCELED' | 'FAILED';
 
@@ -124,7 +125,7 @@ export async function payBill(em: EntityManager, principal: Principal, input: { 
     const amount = checkAmount(bill, input.amount ?? billAmounts(bill).remaining);
     // A payment merely waiting for a card does not hold the bill (anyone who knows it could make
     // one): a new payment takes its place. One a card is paying does.
-    await tx.execute(`update bill_payment set status = 'CANCELED', canceled_at = now(), updated_at = now(), failure_code = 'SUPERSEDED' where bill_id = ? and status = 'REQUIRES_CARD'`, [bill.id]);
+    await cancelWaitingPayments(tx, bill.id);
     const id = randomUUID();
     const [row] = await tx.execute<{ id: string }[]>(
       `insert into bill_payment (id, bill_id, biller_id, amount, currency, status, holder_id, created_by_client, expires_at)
@@ -150,7 +151,7 @@ async function payFromTopUp(tx: EntityManager, principal: Principal, bill: BillR
   checkAmount(bill, BigInt(topUp.amount));
   const [carding] = await tx.execute(`select 1 from bill_payment where bill_id = ? and status = 'PROCESSING'`, [bill.id]);
   if (carding) throw errorIfRefused('BILL_PAYMENT_IN_PROGRESS', 'a card is paying this bill right now; try again when it has finished', 'bill');
-  await tx.execute(`update bill_payment set status = 'CANCELED', canceled_at = now(), updated_at = now(), failure_code = 'SUPERSEDED' where bill_id = ? and status = 'REQUIRES_CARD'`, [bill.id]);
+  await cancelWaitingPayments(tx, bill.id);
   const id = randomUUID();
   const payable = await billerPayableAccount(tx, bill.biller_id, bill.currency);
   try {
@@ -188,29 +189,63 @@ export function checkAmount(bill: BillRow, amount: bigint): bigint {
   return amount;
 }
 
-/** Where a bill payment may go: a CANCELED or FAILED one is over, so a card's late proof can never make it SUCCEEDED. */
+/**
+ * Where a bill payment may go: a CANCELED or FAILED one is over, so a card's late proof can never
+ * make it SUCCEEDED. A later session takes a dead claim over (PROCESSING again, with its claim).
+ * One paid from a top-up is created SUCCEEDED.
+ */
 export const BILL_PAYMENT_TRANSITIONS: Readonly<Record<BillPaymentStatus, readonly BillPaymentStatus[]>> = {
   REQUIRES_CARD: ['PROCESSING', 'SUCCEEDED', 'CANCELED', 'FAILED'],
-  PROCESSING: ['SUCCEEDED', 'CANCELED', 'FAILED'],
+  PROCESSING: ['PROCESSING', 'SUCCEEDED', 'CANCELED', 'FAILED'],
   SUCCEEDED: [],
   CANCELED: [],
   FAILED: [],
 };
 
+/** The bill payment lifecycle (lifecycle/machine.ts). */
+export const billPaymentMachine = defineMachine<BillPaymentStatus, BillPaymentRow>({
+  name: 'bill_payment',
+  table: 'bill_payment',
+  initial: ['REQUIRES_CARD', 'SUCCEEDED'],
+  transitions: BILL_PAYMENT_TRANSITIONS,
+  refuse: (from, to) => new BillPaymentError('INVALID_STATE', `a ${from} bill payment cannot become ${to}`),
+  reload: async (em, id) => (await billPaymentById(em, id))!,
+});
+
 /** Moves a bill payment (locked by the caller) along BILL_PAYMENT_TRANSITIONS, with what goes with it. */
-export async function moveBillPayment(em: EntityManager, id: string, to: BillPaymentStatus, set: { failureCode?: string | null; receipt?: { number: string; businessDay: string }; cardId?: string | null; cardSessionId?: string } = {}): Promise<BillPaymentRow> {
-  const [current] = await em.execute<{ status: BillPaymentStatus }[]>(`select status from bill_payment where id = ?`, [id]);
-  if (!current || !BILL_PAYMENT_TRANSITIONS[current.status].includes(to)) throw new BillPaymentError('INVALID_STATE', `a ${current?.status ?? 'missing'} bill payment cannot become ${to}`);
-  await em.execute(
-    `update bill_payment set status = ?, updated_at = now(), failure_code = coalesce(?, failure_code),
-            receipt_number = coalesce(?, receipt_number), business_day = coalesce(?::date, business_day),
-            paid_at = case when ? = 'SUCCEEDED' then now() else paid_at end,
-            canceled_at = case when ? = 'CANCELED' then now() else canceled_at end,
-            card_id = coalesce(?, card_id), card_session_id = coalesce(?, card_session_id)
-      where id = ?`,
-    [to, set.failureCode ?? null, set.receipt?.number ?? null, set.receipt?.businessDay ?? null, to, to, set.cardId ?? null, set.cardSessionId ?? null, id],
-  );
-  return (await billPaymentById(em, id))!;
+export async function moveBillPayment(
+  em: EntityManager,
+  id: string,
+  to: BillPaymentStatus,
+  set: { failureCode?: string | null; receipt?: { number: string; businessDay: string }; cardId?: string | null; cardSessionId?: string; claim?: BillPaymentClaim; cardAsn?: string } = {},
+): Promise<BillPaymentRow> {
+  const [current] = await em.execute<{ id: string; status: BillPaymentStatus }[]>(`select id, status from bill_payment where id = ?`, [id]);
+  if (!current) throw new BillPaymentError('INVALID_STATE', `a missing bill payment cannot become ${to}`);
+  const patch: Patch = {
+    updated_at: NOW,
+    failure_code: sql('coalesce(?, failure_code)', set.failureCode ?? null),
+    receipt_number: sql('coalesce(?, receipt_number)', set.receipt?.number ?? null),
+    business_day: sql('coalesce(?::date, business_day)', set.receipt?.businessDay ?? null),
+    card_id: sql('coalesce(?, card_id)', set.cardId ?? null),
+    card_session_id: sql('coalesce(?, card_session_id)', set.cardSessionId ?? null),
+  };
+  if (to === 'SUCCEEDED') patch.paid_at = NOW;
+  if (to === 'CANCELED') patch.canceled_at = NOW;
+  // A claim names its session (a dead one's claim is replaced whole).
+  if (set.claim) Object.assign(patch, { card_session_id: set.cardSessionId, card_claim: JSON.stringify(set.claim), card_asn: set.cardAsn ?? null });
+  return transition(em, billPaymentMachine, current, to, patch);
+}
+
+/** A payment merely waiting for a card gives way to a new one for the same bill (SUPERSEDED). */
+async function cancelWaitingPayments(tx: EntityManager, billId: string): Promise<void> {
+  await transitionWhere(tx, billPaymentMachine, {
+    from: ['REQUIRES_CARD'],
+    to: 'CANCELED',
+    patch: { canceled_at: NOW, updated_at: NOW, failure_code: 'SUPERSEDED' },
+    where: 't.bill_id = ?',
+    params: [billId],
+    cause: 'superseded by a new payment of the bill',
+  });
 }
 
 /**
@@ -219,16 +254,17 @@ export async function moveBillPayment(em: EntityManager, id: string, to: BillPay
  */
 export async function expireBillPayments(em: EntityManager, now = new Date()): Promise<number> {
   return em.transactional(async (tx) => {
-    const rows = await tx.execute<{ id: string }[]>(
-      `update bill_payment set status = 'CANCELED', canceled_at = now(), updated_at = now(),
-              failure_code = case when card_claim is not null then 'CARD_ANSWER_LOST' else 'EXPIRED' end
-        where id in (select id from bill_payment where status in ('REQUIRES_CARD','PROCESSING') and expires_at <= ?
-                       and (card_claim is null or expires_at <= ?::timestamptz - interval '1 day')
-                       and (card_session_id is null or not exists (select 1 from card_session s where s.id = card_session_id and s.state not in ('COMPLETED','FAILED') and s.expires_at > ?))
-                     for update skip locked)
-        returning id`,
-      [now, now, now],
-    );
+    const rows = await transitionWhere(tx, billPaymentMachine, {
+      from: ['REQUIRES_CARD', 'PROCESSING'],
+      to: 'CANCELED',
+      patch: { canceled_at: NOW, updated_at: NOW, failure_code: sql(`case when card_claim is not null then 'CARD_ANSWER_LOST' else 'EXPIRED' end`) },
+      where: `t.id in (select id from bill_payment where status in ('REQUIRES_CARD','PROCESSING') and expires_at <= ?
+                         and (card_claim is null or expires_at <= ?::timestamptz - interval '1 day')
+                         and (card_session_id is null or not exists (select 1 from card_session s where s.id = card_session_id and s.state not in ('COMPLETED','FAILED') and s.expires_at > ?))
+                       for update skip locked)`,
+      params: [now, now, now],
+      cause: 'expiry job',
+    });
     return rows.length;
   });
 }

@@ -14,6 +14,7 @@ import { admitLookUp, recordOutcome } from './account-lookups.js';
 import { BillError, BillerUnavailable, type BillRefusal, BillsRefused } from './bills.errors.js';
 import { lookUpBills } from './bills.fetch.js';
 import { checkLateFee, type LateFeeParts, type LateFeeRule, lateFeeFor, lateFeeFromJson, lateFeeJson } from './late-fee.js';
+import { defineMachine, NOW, type Patch, sql, transition, transitionWhere } from '../lifecycle/machine.js';
 
 export type BillStatus = 'OPEN' | 'PAID' | 'WITHDRAWN';
 export type BillSource = 'PUBLISHED' | 'FETCHED';
@@ -111,17 +112,27 @@ export const BILL_TRANSITIONS: Readonly<Record<BillStatus, readonly BillStatus[]
   WITHDRAWN: [],
 };
 
+/** The bill lifecycle (lifecycle/machine.ts). */
+export const billMachine = defineMachine<BillStatus, BillRow>({
+  name: 'bill',
+  table: 'bill',
+  initial: ['OPEN'],
+  transitions: BILL_TRANSITIONS,
+  refuse: (from, to) => new BillError('INVALID_BILL_STATE', `a ${from} bill cannot become ${to}`, 'bill'),
+  reload: async (em, id) => (await billById(em, id))!,
+});
+
+/** What a bill's move writes beside its status: its version goes up, and the time it was paid or withdrawn. */
+const billMovePatch = (to: BillStatus): Patch => ({
+  version: sql('version + 1'),
+  updated_at: NOW,
+  ...(to === 'PAID' ? { paid_at: NOW } : {}),
+  ...(to === 'WITHDRAWN' ? { withdrawn_at: NOW } : {}),
+});
+
 /** Moves a bill (locked in the caller's transaction) along BILL_TRANSITIONS; its version goes up. */
 export async function moveBill(em: EntityManager, bill: Pick<BillRow, 'id' | 'status'>, to: BillStatus): Promise<BillRow> {
-  if (!BILL_TRANSITIONS[bill.status].includes(to)) throw new BillError('INVALID_BILL_STATE', `a ${bill.status} bill cannot become ${to}`, 'bill');
-  await em.execute(
-    `update bill set status = ?, version = version + 1, updated_at = now(),
-            paid_at = case when ? = 'PAID' then now() else paid_at end,
-            withdrawn_at = case when ? = 'WITHDRAWN' then now() else withdrawn_at end
-      where id = ?`,
-    [to, to, to, bill.id],
-  );
-  return (await billById(em, bill.id))!;
+  return transition(em, billMachine, bill, to, billMovePatch(to));
 }
 
 // ——— reading ———
@@ -522,11 +533,14 @@ export async function storeLookUpAnswer(em: EntityManager, biller: Pick<BillerRo
         );
       }
     }
-    await tx.execute(
-      `update bill b set status = 'WITHDRAWN', withdrawn_at = now(), version = b.version + 1, updated_at = now()
-        where b.biller_id = ? and b.account_number = ? and b.source = 'FETCHED' and b.status = 'OPEN' and b.amount_paid = 0
-          and b.biller_reference <> all(?::text[]) and not ${PAYMENT_IN_FLIGHT}`,
-      [biller.id, accountNumber, textArray(refs)],
-    );
+    await transitionWhere(tx, billMachine, {
+      from: ['OPEN'],
+      to: 'WITHDRAWN',
+      alias: 'b',
+      patch: billMovePatch('WITHDRAWN'),
+      where: `b.biller_id = ? and b.account_number = ? and b.source = 'FETCHED' and b.amount_paid = 0 and b.biller_reference <> all(?::text[]) and not ${PAYMENT_IN_FLIGHT}`,
+      params: [biller.id, accountNumber, textArray(refs)],
+      cause: 'live look-up: no longer in the biller’s answer',
+    });
   });
 }

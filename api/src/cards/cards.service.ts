@@ -6,6 +6,7 @@ import { type CardActivityRow, cardHistory, purseAsnOfPosting } from './card-his
 import { movePendingLoads, recordTransferLoad } from '../topups/topups.service.js';
 import { CardError } from './cards.errors.js';
 import { cardPurseBalance } from '../ledger/accounts.js';
+import { assertMove, canMove, defineMachine, NOW, sql, transition } from '../lifecycle/machine.js';
 
 export { CARD_ACTIVITY_KINDS, CARD_ENTRY_KINDS, type CardActivityKind, type CardEntryKind } from './card-history.service.js';
 
@@ -57,6 +58,21 @@ export const CARD_TRANSITIONS: Readonly<Record<CardStatus, readonly CardStatus[]
   REPLACED: [],
   EXPIRED: [],
 };
+
+/**
+ * The card lifecycle (lifecycle/machine.ts). Cards keep their own history, card_status_history
+ * (who moved it and why), which cardHistory shows.
+ */
+export const cardMachine = defineMachine<CardStatus, CardRow>({
+  name: 'card',
+  table: 'card',
+  initial: ['ACTIVE'],
+  transitions: CARD_TRANSITIONS,
+  refuse: (from, to) => new CardError('INVALID_TRANSITION', `a ${from} card cannot become ${to}`),
+  reload: async (em, id) => (await cardById(em, id))!,
+  history: (em, move) =>
+    em.execute(`insert into card_status_history (card_id, from_status, to_status, reason, by_client) values (?, ?, ?, ?, ?)`, [move.id, move.from, move.to, move.reason ?? null, move.cause]).then(() => undefined),
+});
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const DATE = /^\d{4}-\d{2}-\d{2}$/;
@@ -187,13 +203,12 @@ export async function transitionCard(em: EntityManager, cardId: string, to: Card
   const card = await cardById(em, cardId, true);
   if (!card) throw new CardError('NOT_FOUND', `no card ${cardId}`);
   if (opts.onlyFrom && !opts.onlyFrom.includes(card.status)) throw new CardError('INVALID_TRANSITION', `a ${card.status} card cannot become ${to} this way`);
-  if (!CARD_TRANSITIONS[card.status].includes(to)) throw new CardError('INVALID_TRANSITION', `a ${card.status} card cannot become ${to}`);
+  assertMove(cardMachine, card.status, to);
   if (opts.replacedBy && to !== 'REPLACED') throw new CardError('INVALID_INPUT', 'only a REPLACED card names its replacement');
-  await em.execute(`update card set status = ?, status_changed_at = now(), replaced_by = coalesce(?, replaced_by) where id = ?`, [to, opts.replacedBy ?? null, cardId]);
-  await em.execute(`insert into card_status_history (card_id, from_status, to_status, reason, by_client) values (?, ?, ?, ?, ?)`, [cardId, card.status, to, opts.reason ?? null, opts.by]);
+  const moved = await transition(em, cardMachine, card, to, { status_changed_at: NOW, replaced_by: sql('coalesce(?, replaced_by)', opts.replacedBy ?? null) }, { cause: opts.by, reason: opts.reason ?? null });
   const action = blacklistEffect(card.status, to);
   if (action) await appendBlacklist(em, card, action, opts.reason ?? null, opts.by);
-  return (await cardById(em, cardId))!;
+  return moved;
 }
 
 export type BlacklistAction = 'ADD' | 'REMOVE';
@@ -403,7 +418,7 @@ export async function replaceCard(
   return em.transactional(async (tx) => {
     if (!(await findCardOfCompany(tx, cardCompanyId, cardId))) throw new CardError('NOT_FOUND', `no card ${cardId} of this card company`, 'card');
     const old = (await cardById(tx, cardId, true))!;
-    if (!CARD_TRANSITIONS[old.status].includes('REPLACED')) throw new CardError('INVALID_TRANSITION', `a ${old.status} card cannot be replaced`, 'card');
+    if (!canMove(cardMachine, old.status, 'REPLACED')) throw new CardError('INVALID_TRANSITION', `a ${old.status} card cannot be replaced`, 'card');
     const { cardNumber, asn, cardType, keyVersion, issuedOn, expiresOn } = input.newCard;
     let card: CardRow;
     try {

@@ -75,7 +75,7 @@ export const merchantPayment: CardSessionPurpose = {
     },
     async claim(em, payment, pending, claim) {
       // Not card_asn: that is the card that paid, written when the payment succeeds (settle).
-      await em.execute(`update payment set status = 'PROCESSING', card_session_id = ?, card_claim = ?, updated_at = now() where id = ?`, [pending.session.id, JSON.stringify(claim), payment.id]);
+      await movePayment(em, payment, 'PROCESSING', { cardSessionId: pending.session.id, claim });
     },
     settle,
     async countFailedAttempt(em, payment, refusal) {

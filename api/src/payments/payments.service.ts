@@ -10,6 +10,7 @@ import { recordPendingLoad } from '../topups/topups.service.js';
 import { recordEvent } from '../webhooks/outbox.js';
 import { PaymentError } from './payments.errors.js';
 import { merchantPayableAccount } from '../ledger/accounts.js';
+import { defineMachine, NOW, type Patch, sql, transition } from '../lifecycle/machine.js';
 
 export type PaymentStatus = 'REQUIRES_CARD' | 'PROCESSING' | 'SUCCEEDED' | 'CANCELED' | 'FAILED';
 
@@ -72,13 +73,14 @@ const FROM = `payment p join merchant m on m.id = p.merchant_id`;
 export const paymentGlobalId = (id: string) => toGlobalId('Payment', id);
 
 /**
- * Payment states as data. A session that claims the payment makes it PROCESSING (payment-session.ts
+ * Payment states as data. A session that claims the payment makes it PROCESSING (payment-card-step.ts
  * does it in the purchase step); a later session may take a dead claim over once the card shows it
- * did not pay, so PROCESSING has no way back to REQUIRES_CARD.
+ * did not pay (PROCESSING again, with the new session's claim), so PROCESSING has no way back to
+ * REQUIRES_CARD.
  */
 export const PAYMENT_TRANSITIONS: Readonly<Record<PaymentStatus, readonly PaymentStatus[]>> = {
   REQUIRES_CARD: ['PROCESSING', 'CANCELED', 'FAILED'],
-  PROCESSING: ['SUCCEEDED', 'CANCELED'],
+  PROCESSING: ['PROCESSING', 'SUCCEEDED', 'CANCELED'],
   SUCCEEDED: [],
   CANCELED: [],
   FAILED: [],
@@ -232,6 +234,22 @@ export function paymentEventPayload(p: PaymentRow, extra: Record<string, unknown
   };
 }
 
+/** The payment lifecycle (lifecycle/machine.ts): PAYMENT_TRANSITIONS, and the merchant's event on a final state. */
+export const paymentMachine = defineMachine<PaymentStatus, PaymentRow>({
+  name: 'payment',
+  table: 'payment',
+  initial: ['REQUIRES_CARD'],
+  transitions: PAYMENT_TRANSITIONS,
+  refuse: (from, to) => new PaymentError('INVALID_STATE', `a ${from} payment cannot become ${to}`),
+  reload: async (em, id) => (await paymentById(em, id))!,
+  onEnter: Object.fromEntries(
+    Object.entries(EVENT_OF).map(([state, type]) => [
+      state,
+      (em: EntityManager, moved: PaymentRow) => recordEvent(em, { type: type!, ownerKind: 'MERCHANT', ownerId: moved.merchant_id, subjectId: paymentGlobalId(moved.id), payload: paymentEventPayload(moved) }),
+    ]),
+  ),
+});
+
 /** Moves a payment (locked in the caller's transaction) along PAYMENT_TRANSITIONS, with its event. */
 export async function movePayment(
   em: EntityManager,
@@ -239,42 +257,23 @@ export async function movePayment(
   to: PaymentStatus,
   set: { cancelReason?: 'MERCHANT' | 'EXPIRED'; failureCode?: string | null; cardSessionId?: string | null; claim?: PaymentClaim | null; cardId?: string | null; cardAsn?: string | null } = {},
 ): Promise<PaymentRow> {
-  if (!PAYMENT_TRANSITIONS[payment.status].includes(to)) throw new PaymentError('INVALID_STATE', `a ${payment.status} payment cannot become ${to}`);
-  await em.execute(
-    `update payment set status = ?, updated_at = now(),
-            cancel_reason = coalesce(?, cancel_reason), canceled_at = case when ? = 'CANCELED' then now() else canceled_at end,
-            succeeded_at = case when ? = 'SUCCEEDED' then now() else succeeded_at end,
-            failure_code = coalesce(?, failure_code),
-            card_session_id = case when ? then ? else card_session_id end,
-            card_claim = case when ? then ?::jsonb else card_claim end,
-            card_id = coalesce(?::uuid, card_id),
-            -- the card that paid, and its holder then (a card registered to someone else later does not
-            -- make them the payer): written when the payment succeeds, never at a claim
-            card_asn = case when ? = 'SUCCEEDED' then coalesce(?, card_asn) else card_asn end,
-            payer_holder_id = case when ? = 'SUCCEEDED' then (select c.holder_id from card c where c.id = coalesce(?::uuid, payment.card_id)) else payer_holder_id end
-      where id = ?`,
-    [
-      to,
-      set.cancelReason ?? null,
-      to,
-      to,
-      set.failureCode ?? null,
-      set.cardSessionId !== undefined,
-      set.cardSessionId ?? null,
-      set.claim !== undefined,
-      set.claim ? JSON.stringify(set.claim) : null,
-      set.cardId ?? null,
-      to,
-      set.cardAsn ?? null,
-      to,
-      set.cardId ?? null,
-      payment.id,
-    ],
-  );
-  const moved = (await paymentById(em, payment.id))!;
-  const event = EVENT_OF[to];
-  if (event) await recordEvent(em, { type: event, ownerKind: 'MERCHANT', ownerId: moved.merchant_id, subjectId: paymentGlobalId(moved.id), payload: paymentEventPayload(moved) });
-  return moved;
+  const patch: Patch = {
+    updated_at: NOW,
+    cancel_reason: sql('coalesce(?, cancel_reason)', set.cancelReason ?? null),
+    failure_code: sql('coalesce(?, failure_code)', set.failureCode ?? null),
+    card_id: sql('coalesce(?::uuid, card_id)', set.cardId ?? null),
+  };
+  if (to === 'CANCELED') patch.canceled_at = NOW;
+  if (set.cardSessionId !== undefined) patch.card_session_id = set.cardSessionId;
+  if (set.claim !== undefined) patch.card_claim = sql('?::jsonb', set.claim ? JSON.stringify(set.claim) : null);
+  if (to === 'SUCCEEDED') {
+    patch.succeeded_at = NOW;
+    // The card that paid, and its holder then (a card registered to someone else later does not
+    // make them the payer): written when the payment succeeds, never at a claim.
+    patch.card_asn = sql('coalesce(?, card_asn)', set.cardAsn ?? null);
+    patch.payer_holder_id = sql('(select c.holder_id from card c where c.id = coalesce(?::uuid, payment.card_id))', set.cardId ?? null);
+  }
+  return transition(em, paymentMachine, payment, to, patch);
 }
 
 /**

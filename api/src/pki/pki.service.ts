@@ -2,6 +2,7 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import forge from 'node-forge';
 import { seal, unseal } from '../secrets/kek.js';
 import { PkiError } from './pki.errors.js';
+import { defineMachine, NOW, transition } from '../lifecycle/machine.js';
 import type { RootCa } from './root-ca.js';
 import {
   buildCrl,
@@ -180,15 +181,22 @@ export async function issueFromCsr(
   return { certificate, row, chainPem: [toPem(certificate), ca.certificate_pem, ...(root ? [root.certificate_pem] : [])] };
 }
 
+/** A certificate is GOOD until it is revoked, for good (lifecycle/machine.ts). */
+export const certificateMachine = defineMachine<IssuedRow['status'], IssuedRow>({
+  name: 'issued_certificate',
+  table: 'issued_certificate',
+  key: 'serial',
+  initial: ['GOOD'],
+  transitions: { GOOD: ['REVOKED'], REVOKED: [] },
+});
+
 /** Revokes a certificate (idempotent); the next CRL of its CA lists it. */
 export async function revokeCertificate(em: EntityManager, serial: string, reasonCode = 0): Promise<IssuedRow> {
   return em.transactional(async (tx) => {
-    const [row] = await tx.execute<IssuedRow[]>(
-      `update issued_certificate set status = 'REVOKED', revoked_at = coalesce(revoked_at, now()), revocation_reason = coalesce(revocation_reason, ?)
-        where serial = ? returning *`,
-      [reasonCode, serial.toLowerCase()],
-    );
-    if (!row) throw new PkiError('NOT_FOUND', `no certificate with serial ${serial}`);
+    const [found] = await tx.execute<IssuedRow[]>(`select * from issued_certificate where serial = ? for update`, [serial.toLowerCase()]);
+    if (!found) throw new PkiError('NOT_FOUND', `no certificate with serial ${serial}`);
+    // Revoked already: it stays as it was revoked (time and reason).
+    const row = found.status === 'REVOKED' ? found : await transition(tx, certificateMachine, found, 'REVOKED', { revoked_at: NOW, revocation_reason: reasonCode });
     await tx.execute(`update certificate_authority set revocations = revocations + 1 where id = ?`, [row.ca_id]);
     return row;
   });

@@ -5,6 +5,7 @@ import { PkiError } from '../pki/pki.errors.js';
 import { findCityCa, findIssued, issueFromCsr, revokeCertificate } from '../pki/pki.service.js';
 import { fromPem, parseCsr, publicKeyFingerprint, subjectField } from '../pki/x509.js';
 import { ReaderError } from './readers.errors.js';
+import { assertMove, defineMachine, NOW, transition } from '../lifecycle/machine.js';
 
 export type ReaderOwnerKind = 'MERCHANT' | 'BILLER' | 'CARD_COMPANY' | 'CARDHOLDER';
 export type ReaderStatus = 'ACTIVE' | 'SUSPENDED' | 'REVOKED';
@@ -32,11 +33,20 @@ export interface ReaderRow {
 }
 
 /** Reader states as data (STYLE.md §2): a revoked reader never comes back. */
-const TRANSITIONS: Record<ReaderStatus, ReaderStatus[]> = {
+export const READER_TRANSITIONS: Readonly<Record<ReaderStatus, readonly ReaderStatus[]>> = {
   ACTIVE: ['SUSPENDED', 'REVOKED'],
   SUSPENDED: ['ACTIVE', 'REVOKED'],
   REVOKED: [],
 };
+
+/** The reader lifecycle (lifecycle/machine.ts). */
+export const readerMachine = defineMachine<ReaderStatus, ReaderRow>({
+  name: 'reader',
+  table: 'reader',
+  initial: ['ACTIVE'],
+  transitions: READER_TRANSITIONS,
+  refuse: (from, to) => new ReaderError('INVALID_TRANSITION', `a ${from} reader cannot become ${to}`),
+});
 
 /** Readers certificates last two years; a reader re-registers with fresh CSRs after that. */
 const READER_CERT_DAYS = 730;
@@ -132,14 +142,13 @@ export async function changeReaderStatus(em: EntityManager, readerId: string, to
     const [reader] = await tx.execute<ReaderRow[]>(`select * from reader where id = ? for update`, [readerId]);
     if (!reader) throw new ReaderError('NOT_FOUND', `no reader ${readerId}`);
     if (reader.status === to) return reader;
-    if (!TRANSITIONS[reader.status].includes(to)) throw new ReaderError('INVALID_TRANSITION', `a ${reader.status} reader cannot become ${to}`);
+    assertMove(readerMachine, reader.status, to);
     if (to === 'REVOKED') {
       if (reader.national_certificate_serial) await revokeCertificate(tx, reader.national_certificate_serial, reasonCode);
       await revokeCertificate(tx, reader.city_certificate_serial, reasonCode);
       if (reader.encryption_certificate_serial) await revokeCertificate(tx, reader.encryption_certificate_serial, reasonCode);
     }
-    const [updated] = await tx.execute<ReaderRow[]>(`update reader set status = ?, status_changed_at = now() where id = ? returning *`, [to, readerId]);
-    return updated!;
+    return transition(tx, readerMachine, reader, to, { status_changed_at: NOW });
   });
 }
 

@@ -7,6 +7,8 @@ import { type EventOwnerKind, recordEvents } from '../webhooks/outbox.js';
 import { SALE_KINDS } from './clearing-items.js';
 import { SettlementError } from './settlement.errors.js';
 import { windowById, type WindowRow } from './windows.js';
+import { NOW, transition } from '../lifecycle/machine.js';
+import { batchMachine, windowMachine } from './settlement-machines.js';
 
 export interface BatchRow {
   id: string;
@@ -79,20 +81,22 @@ export async function clearWindow(em: EntityManager, windowId: string): Promise<
        select gen_random_uuid(), l.id, l.payout_amount, l.currency, 'PENDING' from settlement_line l where l.batch_id = ? and l.payout_amount > 0`,
       [batchId],
     );
-    await tx.execute(
+    const [totals] = await tx.execute<{ paying: string }[]>(
       `update settlement_batch b set item_count = t.item_count, gross = t.gross, refunds = t.refunds, fees = t.fees, net = t.net, payout_total = t.payout_total,
-              top_ups = t.top_ups, top_up_refunds = t.top_up_refunds, journal_entry_id = ?,
-              status = case when t.paying = 0 then 'SETTLED' else 'PAYING' end, settled_at = case when t.paying = 0 then now() end
+              top_ups = t.top_ups, top_up_refunds = t.top_up_refunds, journal_entry_id = ?
          from (select coalesce(sum(sales_count + refund_count + top_up_count), 0) as item_count, coalesce(sum(gross), 0) as gross, coalesce(sum(refunds), 0) as refunds,
                       coalesce(sum(fees), 0) as fees, coalesce(sum(net), 0) as net, coalesce(sum(payout_amount), 0) as payout_total,
                       coalesce(sum(top_ups), 0) as top_ups, coalesce(sum(top_up_refunds), 0) as top_up_refunds, count(*) filter (where status = 'PAYING') as paying
                  from settlement_line where batch_id = ?) t
-        where b.id = ?`,
+        where b.id = ?
+        returning t.paying`,
       [entryId, batchId, batchId],
     );
+    // Nothing to pay out: the batch is settled at once.
+    const settled = Number(totals!.paying) === 0;
+    if (settled) await transition(tx, batchMachine, { id: batchId, status: 'PAYING' }, 'SETTLED', { settled_at: NOW }, { cause: 'cleared with nothing to pay' });
     await announceStatements(tx, batchId, window);
-    const settled = (await batchOfWindow(tx, window.id))!.status === 'SETTLED';
-    await tx.execute(`update settlement_window set status = ?, cleared_at = now(), settled_at = case when ? then now() end where id = ?`, [settled ? 'SETTLED' : 'CLEARED', settled, window.id]);
+    await transition(tx, windowMachine, window, settled ? 'SETTLED' : 'CLEARED', { cleared_at: NOW, settled_at: settled ? NOW : null }, { cause: 'cleared' });
     return (await batchOfWindow(tx, window.id))!;
   });
 }

@@ -6,7 +6,9 @@ import { recordEvent } from '../webhooks/outbox.js';
 import { EVENT_OWNER } from './clearing.js';
 import { gatewayClearingAccount, payableAccount, settlementInTransitAccount } from '../ledger/accounts.js';
 
-export type PayoutStatus = 'PENDING' | 'SENT' | 'PAID' | 'FAILED';
+export type { PayoutStatus } from './settlement-machines.js';
+import { NOW, sql, transition, transitionById, transitionWhere } from '../lifecycle/machine.js';
+import { batchMachine, lineMachine, type PayoutStatus, payoutMachine, windowMachine } from './settlement-machines.js';
 
 export interface PayoutRow {
   id: string;
@@ -56,7 +58,8 @@ export async function sendDuePayouts(em: EntityManager, gateway: GatewayClient, 
         { amount: BigInt(row.amount), currency: row.currency, metadata: { settlementPayout: row.id, participant: `${row.participant_kind}:${row.participant_id}` } },
         `settlement-payout:${row.id}`,
       );
-      await em.execute(`update settlement_payout set status = 'SENT', gateway_payout_id = ?, failure_code = null, updated_at = now() where id = ? and status = 'PENDING'`, [payout.id, row.id]);
+      // Unless its answer came first (a webhook): then it is PAID or FAILED already.
+      await transitionWhere(em, payoutMachine, { from: ['PENDING'], to: 'SENT', patch: { gateway_payout_id: payout.id, failure_code: null, updated_at: NOW }, where: 't.id = ?', params: [row.id], cause: 'sent to the gateway' });
       if (payout.status === 'paid' || payout.status === 'failed') await applyPayout(em, payout);
     } catch (err) {
       if (!(err instanceof GatewayError)) throw err;
@@ -114,8 +117,7 @@ export async function applyPayout(em: EntityManager, payout: Payout): Promise<'a
         lines: [debit((await gatewayClearingAccount(tx, row.currency)).id, amount), credit((await settlementInTransitAccount(tx, row.currency)).id, amount)],
         metadata: { kind: 'PAYOUT_RETURNED', payout: row.id, gatewayPayout: payout.id, line: row.line_id },
       });
-      await tx.execute(`update settlement_payout set status = 'SENT' where id = ?`, [row.id]);
-      await failPayout(tx, row.id, payout.failure_code ?? payout.status);
+      await failPayout(tx, row.id, payout.failure_code ?? payout.status, { returned: true });
       return 'applied';
     }
     if (row.status === 'PAID' || row.status === 'FAILED') return 'stale';
@@ -129,8 +131,8 @@ export async function applyPayout(em: EntityManager, payout: Payout): Promise<'a
         lines: [debit(inTransit.id, amount), credit(clearing.id, amount)],
         metadata: { kind: 'PAYOUT', payout: row.id, gatewayPayout: payout.id, line: row.line_id },
       });
-      await tx.execute(`update settlement_payout set status = 'PAID', gateway_payout_id = coalesce(gateway_payout_id, ?), failure_code = null, updated_at = now() where id = ?`, [payout.id, row.id]);
-      await tx.execute(`update settlement_line set status = 'PAID' where id = ?`, [row.line_id]);
+      await transition(tx, payoutMachine, row, 'PAID', { gateway_payout_id: sql('coalesce(gateway_payout_id, ?)', payout.id), failure_code: null, updated_at: NOW }, { cause: `gateway payout ${payout.id}` });
+      await transitionById(tx, lineMachine, row.line_id, 'PAID', {}, { cause: `payout ${row.id}` });
       await announce(tx, row, 'settlement.paid');
       await settleBatchIfDone(tx, row.batch_id);
       return 'applied';
@@ -143,10 +145,11 @@ export async function applyPayout(em: EntityManager, payout: Payout): Promise<'a
   });
 }
 
-async function failPayout(em: EntityManager, payoutId: string, failureCode: string): Promise<void> {
+/** A payout fails (or, `returned`, a paid one comes back from the bank): its money goes back to the participant's payable. */
+async function failPayout(em: EntityManager, payoutId: string, failureCode: string, opts: { returned?: boolean } = {}): Promise<void> {
   await em.transactional(async (tx) => {
     const row = (await payoutById(tx, payoutId, true))!;
-    if (row.status === 'PAID' || row.status === 'FAILED') return;
+    if (row.status === 'FAILED' || (row.status === 'PAID' && !opts.returned)) return;
     const amount = BigInt(row.amount);
     const inTransit = await settlementInTransitAccount(tx, row.currency);
     const payable = await payableAccount(tx, row.participant_kind, row.participant_id, row.currency);
@@ -156,8 +159,8 @@ async function failPayout(em: EntityManager, payoutId: string, failureCode: stri
       lines: [debit(inTransit.id, amount), credit(payable.id, amount)],
       metadata: { kind: 'PAYOUT_FAILED', payout: row.id, line: row.line_id, failureCode },
     });
-    await tx.execute(`update settlement_payout set status = 'FAILED', failure_code = ?, updated_at = now() where id = ?`, [failureCode, row.id]);
-    await tx.execute(`update settlement_line set status = 'PAYOUT_FAILED' where id = ?`, [row.line_id]);
+    await transition(tx, payoutMachine, row, 'FAILED', { failure_code: failureCode, updated_at: NOW }, { cause: failureCode });
+    await transitionById(tx, lineMachine, row.line_id, 'PAYOUT_FAILED', {}, { cause: `payout ${row.id}` });
     await announce(tx, row, 'settlement.payout_failed');
     await settleBatchIfDone(tx, row.batch_id);
   });
@@ -165,13 +168,15 @@ async function failPayout(em: EntityManager, payoutId: string, failureCode: stri
 
 /** A batch with no line still paying is SETTLED, and so is its window. */
 async function settleBatchIfDone(tx: EntityManager, batchId: string): Promise<void> {
-  const [settled] = await tx.execute<{ window_id: string }[]>(
-    `update settlement_batch set status = 'SETTLED', settled_at = now()
-      where id = ? and status = 'PAYING' and not exists (select 1 from settlement_line where batch_id = ? and status = 'PAYING')
-      returning window_id`,
-    [batchId, batchId],
-  );
-  if (settled) await tx.execute(`update settlement_window set status = 'SETTLED', settled_at = now() where id = ?`, [settled.window_id]);
+  const [settled] = await transitionWhere(tx, batchMachine, {
+    from: ['PAYING'],
+    to: 'SETTLED',
+    patch: { settled_at: NOW },
+    where: `t.id = ? and not exists (select 1 from settlement_line where batch_id = ? and status = 'PAYING')`,
+    params: [batchId, batchId],
+    cause: 'no line paying',
+  });
+  if (settled) await transitionById(tx, windowMachine, String(settled.window_id), 'SETTLED', { settled_at: NOW }, { cause: 'its batch settled' });
 }
 
 /** The participant hears of its payout by webhook (a card company as an issuer). */

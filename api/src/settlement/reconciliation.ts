@@ -14,7 +14,9 @@ import { gatewayClearingAccount, gatewayFeesAccount } from '../ledger/accounts.j
  */
 
 export type DifferenceKind = 'OURS_ONLY' | 'THEIRS_ONLY' | 'AMOUNT_DIFFERS';
-export type DifferenceStatus = 'OPEN' | 'RESOLVED' | 'MATCHED_LATER';
+export type { DifferenceStatus } from './settlement-machines.js';
+import { differenceMachine, type DifferenceStatus } from './settlement-machines.js';
+import { NOW, sql, transition, transitionWhere } from '../lifecycle/machine.js';
 
 export interface DifferenceRow {
   id: string;
@@ -270,25 +272,39 @@ async function compare(tx: EntityManager, window: WindowRow, dayStart: number, d
 async function recordDifferences(tx: EntityManager, window: WindowRow, compared: Compared[]): Promise<void> {
   const differing = compared.filter((c) => c.kind !== null);
   if (differing.length > 0) {
+    const found = JSON.stringify(differing.map((c) => ({ kind: c.kind, key: c.key, refs: c.refs, our_amount: c.our_amount, gateway_amount: c.gateway_amount })));
+    const FOUND = 'jsonb_to_recordset(?::jsonb) as r(kind text, key text, refs text, our_amount bigint, gateway_amount bigint)';
+    // New ones OPEN; an OPEN one updated only when it changed.
     await tx.execute(
       `insert into reconciliation_difference (id, window_id, kind, gateway_reference, our_reference, our_amount, gateway_amount, currency, status)
-       select gen_random_uuid(), ?, r.kind, r.key, r.refs, r.our_amount, r.gateway_amount, ?, 'OPEN'
-         from jsonb_to_recordset(?::jsonb) as r(kind text, key text, refs text, our_amount bigint, gateway_amount bigint)
+       select gen_random_uuid(), ?, r.kind, r.key, r.refs, r.our_amount, r.gateway_amount, ?, 'OPEN' from ${FOUND}
        on conflict (window_id, gateway_reference) do update
           set kind = excluded.kind, our_reference = excluded.our_reference, our_amount = excluded.our_amount,
-              gateway_amount = excluded.gateway_amount, status = 'OPEN', updated_at = now()
-        where reconciliation_difference.status <> 'RESOLVED'
-          and (reconciliation_difference.status = 'MATCHED_LATER'
-               or (reconciliation_difference.kind, reconciliation_difference.our_reference, reconciliation_difference.our_amount, reconciliation_difference.gateway_amount)
-                  is distinct from (excluded.kind, excluded.our_reference, excluded.our_amount, excluded.gateway_amount))`,
-      [window.id, window.currency, JSON.stringify(differing.map((c) => ({ kind: c.kind, key: c.key, refs: c.refs, our_amount: c.our_amount, gateway_amount: c.gateway_amount })))],
+              gateway_amount = excluded.gateway_amount, updated_at = now()
+        where reconciliation_difference.status = 'OPEN'
+          and (reconciliation_difference.kind, reconciliation_difference.our_reference, reconciliation_difference.our_amount, reconciliation_difference.gateway_amount)
+              is distinct from (excluded.kind, excluded.our_reference, excluded.our_amount, excluded.gateway_amount)`,
+      [window.id, window.currency, found],
     );
+    // A MATCHED_LATER one found again is OPEN again, as now found.
+    await transitionWhere(tx, differenceMachine, {
+      from: ['MATCHED_LATER'],
+      to: 'OPEN',
+      using: sql(FOUND, found),
+      patch: { kind: sql('r.kind'), our_reference: sql('r.refs'), our_amount: sql('r.our_amount'), gateway_amount: sql('r.gateway_amount'), updated_at: NOW },
+      where: 't.window_id = ? and t.gateway_reference = r.key',
+      params: [window.id],
+      cause: 'found again by reconciliation',
+    });
   }
-  await tx.execute(
-    `update reconciliation_difference set status = 'MATCHED_LATER', updated_at = now()
-      where window_id = ? and status = 'OPEN' and gateway_reference not in (select jsonb_array_elements_text(?::jsonb))`,
-    [window.id, JSON.stringify(differing.map((c) => c.key))],
-  );
+  await transitionWhere(tx, differenceMachine, {
+    from: ['OPEN'],
+    to: 'MATCHED_LATER',
+    patch: { updated_at: NOW },
+    where: 't.window_id = ? and t.gateway_reference not in (select jsonb_array_elements_text(?::jsonb))',
+    params: [window.id, JSON.stringify(differing.map((c) => c.key))],
+    cause: 'no longer found by reconciliation',
+  });
 }
 
 async function compareAndRecord(tx: EntityManager, window: WindowRow): Promise<Compared[]> {
@@ -394,7 +410,7 @@ export async function resolveDifference(em: EntityManager, resolvedBy: string, d
     const [row] = await tx.execute<{ status: DifferenceStatus }[]>(`select status from reconciliation_difference where id = ? for update`, [differenceId]);
     if (!row) throw new SettlementError('NOT_FOUND', `no reconciliation difference ${differenceId}`, 'difference');
     if (row.status !== 'OPEN') throw new SettlementError('DIFFERENCE_NOT_OPEN', `the difference is ${row.status}, not OPEN`, 'difference');
-    await tx.execute(`update reconciliation_difference set status = 'RESOLVED', note = ?, resolved_by = ?, resolved_at = now(), updated_at = now() where id = ?`, [text, resolvedBy, differenceId]);
+    await transition(tx, differenceMachine, { id: differenceId, status: row.status }, 'RESOLVED', { note: text, resolved_by: resolvedBy, resolved_at: NOW, updated_at: NOW }, { cause: `resolved by ${resolvedBy}` });
     return (await differenceById(tx, differenceId))!;
   });
 }

@@ -1,3 +1,4 @@
+import type { LineStatus } from './settlement-machines.js';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { PageRequest } from '../graphql/connection.js';
 import type { Principal } from '../graphql/context.js';
@@ -33,7 +34,7 @@ export interface LineRow {
   carried_in: string;
   due: string;
   payout_amount: string;
-  status: 'PAYING' | 'PAID' | 'PAYOUT_FAILED' | 'CARRIED_FORWARD' | 'NOTHING_DUE';
+  status: LineStatus;
   carried_into: string | null;
   top_up_count: string;
   top_ups: string;

@@ -2,7 +2,9 @@ import { randomUUID } from 'node:crypto';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { SettlementError } from './settlement.errors.js';
 
-export type WindowStatus = 'OPEN' | 'CLOSED' | 'CLEARED' | 'SETTLED';
+export type { WindowStatus } from './settlement-machines.js';
+import { type WindowStatus, windowMachine } from './settlement-machines.js';
+import { NOW, sql, transitionWhere } from '../lifecycle/machine.js';
 
 export interface WindowRow {
   id: string;
@@ -99,11 +101,16 @@ export async function closeWindow(em: EntityManager, p: { cityId: string; busine
       await tx.execute(`select id from settlement_window where id = ? for update`, [window.id]);
       // Items from before windows were written at once (none otherwise) join the window that closes.
       await tx.execute(`update clearing_item set window_id = ? where city_id = ? and window_id is null and business_day <= ?::date`, [window.id, p.cityId, day]);
-      await tx.execute(
-        `update settlement_window w set status = 'CLOSED', closed_at = now(), closed_by = ?, cutoff_at = ((w.business_day + 1)::timestamp + ?::interval) at time zone c.time_zone
-           from city c where c.id = w.city_id and w.id = ? and w.status = 'OPEN'`,
-        [p.closedBy, p.cutoff, window.id],
-      );
+      await transitionWhere(tx, windowMachine, {
+        from: ['OPEN'],
+        to: 'CLOSED',
+        alias: 'w',
+        using: 'city c',
+        patch: { closed_at: NOW, closed_by: p.closedBy, cutoff_at: sql('((w.business_day + 1)::timestamp + ?::interval) at time zone c.time_zone', p.cutoff) },
+        where: 'c.id = w.city_id and w.id = ?',
+        params: [window.id],
+        cause: `closed by ${p.closedBy}`,
+      });
     });
   }
   return (await windowOf(em, p.cityId, p.businessDay))!;

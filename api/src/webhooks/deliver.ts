@@ -1,4 +1,6 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
+import { transition } from '../lifecycle/machine.js';
+import { deliveryMachine } from './delivery-machine.js';
 import { toGlobalId } from '../graphql/global-id.js';
 import { enqueueDelivery } from './dispatcher.js';
 import { cancelPendingDeliveries, liveSecrets, type WebhookEndpointRow } from './endpoints.service.js';
@@ -84,7 +86,7 @@ async function recordAttempt(tx: EntityManager, schedule: RetrySchedule, deliver
   // Canceled while we were sending: the attempt is on record, nothing more to do.
   if (d.status !== 'PENDING') return 'SKIPPED';
   if (ok) {
-    await tx.execute(`update webhook_delivery set status = 'DELIVERED', delivered_at = ?, next_attempt_at = null where id = ?::bigint`, [attemptedAt, deliveryId]);
+    await transition(tx, deliveryMachine, { id: deliveryId, status: 'PENDING' }, 'DELIVERED', { delivered_at: attemptedAt, next_attempt_at: null }, { cause: `attempt ${d.attempts}` });
     return 'DELIVERED';
   }
   if (d.elapsed_ms < schedule.giveUpAfterMs) {
@@ -93,7 +95,7 @@ async function recordAttempt(tx: EntityManager, schedule: RetrySchedule, deliver
     await enqueueDelivery(tx, deliveryId, delay);
     return 'RETRY';
   }
-  await tx.execute(`update webhook_delivery set status = 'FAILED', next_attempt_at = null where id = ?::bigint`, [deliveryId]);
+  await transition(tx, deliveryMachine, { id: deliveryId, status: 'PENDING' }, 'FAILED', { next_attempt_at: null }, { cause: `attempt ${d.attempts}: retry period over` });
   await disableIfFailing(tx, d.endpoint_id, d.first_attempt_at, deliveryId);
   return 'FAILED';
 }

@@ -1,4 +1,6 @@
 import { randomBytes, randomUUID } from 'node:crypto';
+import { transitionWhere } from '../lifecycle/machine.js';
+import { deliveryMachine } from './delivery-machine.js';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { seal, unseal } from '../secrets/kek.js';
 import { checkEndpointUrlResolved, type InternalUrls } from './endpoint-url.js';
@@ -191,7 +193,7 @@ export async function deleteEndpoint(em: EntityManager, owner: WebhookOwner, id:
 
 /** Deliveries waiting for an endpoint that no longer takes them: CANCELED, their jobs end without sending. */
 export async function cancelPendingDeliveries(em: EntityManager, endpointId: string): Promise<number> {
-  const rows = await em.execute<{ id: string }[]>(`update webhook_delivery set status = 'CANCELED', next_attempt_at = null where endpoint_id = ? and status = 'PENDING' returning id`, [endpointId]);
+  const rows = await transitionWhere(em, deliveryMachine, { from: ['PENDING'], to: 'CANCELED', patch: { next_attempt_at: null }, where: 't.endpoint_id = ?', params: [endpointId], cause: 'its endpoint takes no events now' });
   return rows.length;
 }
 

@@ -10,6 +10,8 @@ import type { CardSessionPurpose, CardStatusLookup, PurseObserver } from './purp
 import { type CardOperation, type CardType, type IncomingMessage, MAX_CARD_AMOUNT, type ReaderCommand, SESSION_TTL_SECONDS, type SessionRow } from './session.model.js';
 import type { ProvedValueReturn, SessionDeps } from './step.js';
 import { recordAudit } from './audit.js';
+import { NOW, sql, transition } from '../../lifecycle/machine.js';
+import { sessionMachine } from './session-machine.js';
 import { SessionError, type SessionRefusal } from './session.errors.js';
 
 /**
@@ -109,12 +111,13 @@ async function runStep(tx: EntityManager, deps: SessionDeps, now: Date, message:
     throw err;
   }
   await recordAudit(tx, session.id, message.seq, step.name, 'ACCEPTED', null, result.auditDetail);
-  const [updated] = await tx.execute<SessionRow[]>(
-    `update card_session set state = ?, next_seq = next_seq + 1, context = ?, card_asn = coalesce(?, card_asn), result = ?,
-            finished_at = case when ? = 'COMPLETED' then now() end
-      where id = ? returning *`,
-    [result.state, JSON.stringify(result.context), result.asn ?? null, result.result ? JSON.stringify(result.result) : null, result.state, session.id],
-  );
+  const updated = await transition(tx, sessionMachine, session, result.state, {
+    next_seq: sql('next_seq + 1'),
+    context: JSON.stringify(result.context),
+    card_asn: sql('coalesce(?, card_asn)', result.asn ?? null),
+    result: result.result ? JSON.stringify(result.result) : null,
+    finished_at: result.state === 'COMPLETED' ? NOW : null,
+  });
   // Both directions are signed (DESIGN.md §6): the reader runs nothing this message does not carry, signed.
   const hostMessage = signHostMessage(await deps.hostKey(tx, reader!), {
     session: toGlobalId('CardSession', session.id),
@@ -140,7 +143,7 @@ function recordRefusal(em: EntityManager, deps: SessionDeps, message: IncomingMe
     const [updated] =
       session.state === 'COMPLETED' || session.state === 'FAILED'
         ? [session]
-        : await tx.execute<SessionRow[]>(`update card_session set state = 'FAILED', refusal = ?, finished_at = now() where id = ? returning *`, [err.refusal, session.id]);
+        : [await transition(tx, sessionMachine, session, 'FAILED', { refusal: err.refusal, finished_at: NOW })];
     return { ok: false as const, session: updated!, refusal: err.refusal, message: err.message };
   });
 }

@@ -1,4 +1,7 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
+import { NOW, transitionWhere } from '../../lifecycle/machine.js';
+import { FINISHED_STATES_SQL, sessionMachine } from './session-machine.js';
+import type { SessionState } from './session.model.js';
 
 /** How long past its expiry a session is left as it is, so that a late message still hears SESSION_EXPIRED. */
 export const ABANDONED_SESSION_GRACE_SECONDS = 60;
@@ -15,21 +18,23 @@ export const ABANDONED_SESSION_GRACE_SECONDS = 60;
 export async function expireAbandonedSessions(em: EntityManager, now: Date = new Date()): Promise<number> {
   let ended = 0;
   for (;;) {
-    const rows = await em.transactional((tx) =>
-      tx.execute<{ id: string }[]>(
-        `with abandoned as (
-           select id, state from card_session
-            where state not in ('COMPLETED','FAILED') and expires_at <= ?::timestamptz - make_interval(secs => ?)
-            order by expires_at limit 200 for update skip locked),
-         ended as (
-           update card_session s set state = 'FAILED', refusal = 'SESSION_EXPIRED', finished_at = now()
-             from abandoned a where s.id = a.id returning s.id, a.state as was)
-         insert into card_session_audit (session_id, seq, step, outcome, refusal, detail)
-         select id, null, 'expired', 'REFUSED', 'SESSION_EXPIRED', jsonb_build_object('state', was, 'by', 'expiry job') from ended
-         returning session_id as id`,
+    const rows = await em.transactional(async (tx) => {
+      const abandoned = await tx.execute<{ id: string; state: SessionState }[]>(
+        `select id, state from card_session
+          where state not in (${FINISHED_STATES_SQL}) and expires_at <= ?::timestamptz - make_interval(secs => ?)
+          order by expires_at limit 200 for update skip locked`,
         [now.toISOString(), ABANDONED_SESSION_GRACE_SECONDS],
-      ),
-    );
+      );
+      if (!abandoned.length) return [];
+      const states = [...new Set(abandoned.map((a) => a.state))];
+      await transitionWhere(tx, sessionMachine, { from: states, to: 'FAILED', patch: { refusal: 'SESSION_EXPIRED', finished_at: NOW }, where: 't.id = any(?::uuid[])', params: [`{${abandoned.map((a) => a.id).join(',')}}`] });
+      await tx.execute(
+        `insert into card_session_audit (session_id, seq, step, outcome, refusal, detail)
+         select a.id, null, 'expired', 'REFUSED', 'SESSION_EXPIRED', jsonb_build_object('state', a.was, 'by', 'expiry job') from unnest(?::uuid[], ?::text[]) as a(id, was)`,
+        [`{${abandoned.map((a) => a.id).join(',')}}`, `{${abandoned.map((a) => a.state).join(',')}}`],
+      );
+      return abandoned;
+    });
     ended += rows.length;
     if (rows.length < 200) return ended;
   }

@@ -1,0 +1,81 @@
+import type { EntityManager } from '@mikro-orm/postgresql';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freshDatabase, type TestDatabase } from '../../test/support/database.js';
+import { allowedFrom, defineMachine, IllegalTransition, NOW, sql, transition, transitionWhere } from './machine.js';
+
+type DoorState = 'CLOSED' | 'OPEN' | 'LOCKED' | 'GONE';
+
+class DoorError extends Error {}
+
+/** A machine over a table of this test's own database: what the helper does, whatever the context. */
+const door = defineMachine<DoorState>({
+  name: 'door',
+  table: 'door',
+  initial: ['CLOSED'],
+  transitions: { CLOSED: ['OPEN', 'LOCKED'], OPEN: ['CLOSED'], LOCKED: ['CLOSED', 'GONE'], GONE: [] },
+  refuse: (from, to) => new DoorError(`a ${from} door cannot become ${to}`),
+  onEnter: {
+    OPEN: async (em, row) => {
+      await em.execute(`insert into door_event (door_id, what) values (?, 'opened')`, [(row as { id: string }).id]);
+    },
+  },
+});
+
+describe('lifecycle/machine.ts: one way to move a status', () => {
+  let db: TestDatabase;
+  let em: EntityManager;
+  const history = async (id: string) =>
+    (await em.execute<{ from_status: string; to_status: string; cause: string | null }[]>(`select from_status, to_status, cause from status_history where machine = 'door' and row_id = ? order by id`, [id])).map(
+      (h) => `${h.from_status}→${h.to_status}${h.cause ? ` (${h.cause})` : ''}`,
+    );
+  const row = async (id: string) => (await em.execute<{ id: string; status: DoorState; opened: number; note: string | null }[]>(`select id, status, opened, note from door where id = ?`, [id]))[0]!;
+
+  beforeAll(async () => {
+    db = await freshDatabase();
+    em = db.orm.em.fork();
+    await em.execute(`create table door (id text primary key, status text not null, opened int not null default 0, note text)`);
+    await em.execute(`create table door_event (door_id text not null, what text not null)`);
+    await em.execute(`insert into door (id, status) values ('a', 'CLOSED'), ('b', 'CLOSED'), ('c', 'OPEN'), ('d', 'LOCKED')`);
+  });
+  afterAll(async () => db?.close());
+
+  it('moves a row along its table with the patch, records the move and runs what entering the state does', async () => {
+    const moved = await transition(em, door, await row('a'), 'OPEN', { opened: sql('opened + ?', 1), note: 'first' }, { cause: 'a test' });
+    expect(moved).toMatchObject({ id: 'a', status: 'OPEN', opened: 1, note: 'first' });
+    expect(await history('a')).toEqual(['CLOSED→OPEN (a test)']);
+    expect(await em.execute(`select what from door_event where door_id = 'a'`)).toEqual([{ what: 'opened' }]);
+  });
+
+  it('refuses a move the table does not have with the machine’s own error, and writes nothing', async () => {
+    await expect(transition(em, door, await row('b'), 'GONE')).rejects.toThrow(new DoorError('a CLOSED door cannot become GONE'));
+    expect((await row('b')).status).toBe('CLOSED');
+    expect(await history('b')).toEqual([]);
+  });
+
+  it('refuses a row that moved since the caller read it (the state it read is the one it moves from)', async () => {
+    const stale = await row('b');
+    await transition(em, door, stale, 'LOCKED');
+    await expect(transition(em, door, stale, 'OPEN', { note: 'late' })).rejects.toThrow(DoorError);
+    expect(await row('b')).toMatchObject({ status: 'LOCKED', note: null });
+    expect(await history('b')).toEqual(['CLOSED→LOCKED']);
+  });
+
+  it('a set-based move takes every row matching, each from a state the table allows, with one history row each', async () => {
+    await em.execute(`insert into door (id, status) values ('e', 'OPEN'), ('f', 'LOCKED'), ('g', 'CLOSED')`);
+    const moved = await transitionWhere(em, door, { from: allowedFrom(door, 'CLOSED'), to: 'CLOSED', where: `t.id in ('e','f','g')`, patch: { note: 'shut' }, cause: 'night' });
+    expect(moved.map((r) => r.id).sort()).toEqual(['e', 'f']);
+    expect(await history('e')).toEqual(['OPEN→CLOSED (night)']);
+    expect(await history('f')).toEqual(['LOCKED→CLOSED (night)']);
+    expect(await history('g')).toEqual([]);
+  });
+
+  it('a set-based move from a state the table does not allow is refused before anything is written', async () => {
+    await expect(transitionWhere(em, door, { from: ['OPEN', 'CLOSED'], to: 'GONE', where: 'true', patch: { opened: NOW } })).rejects.toThrow(IllegalTransition);
+    expect(await em.execute(`select count(*)::int as n from door where status = 'GONE'`)).toEqual([{ n: 0 }]);
+  });
+
+  it('allowedFrom reads the table backwards', () => {
+    expect(allowedFrom(door, 'CLOSED').sort()).toEqual(['LOCKED', 'OPEN']);
+    expect(allowedFrom(door, 'GONE')).toEqual(['LOCKED']);
+  });
+});

@@ -1,0 +1,96 @@
+import { randomUUID } from 'node:crypto';
+import type { EntityManager } from '@mikro-orm/postgresql';
+import { credit, debit, post, type PostedEntry } from '../ledger/ledger.service.js';
+import { cardPurseAccount, pendingLoadAccount } from '../ledger/accounts.js';
+import { TopUpError } from './topups.errors.js';
+import { moveTo, recordTopUpHistory } from './top-up-moves.js';
+import type { TopUpRow } from './top-up-rows.js';
+
+/**
+ * Pending loads that did not come through the gateway (a replaced card's balance, a merchant's
+ * refund), recorded PAID for the card's next tap (补登); a paid top-up spent on a bill instead; a
+ * replaced card's pending loads following the holder.
+ */
+
+export const BALANCE_TRANSFER_CLIENT = 'onecard:balance-transfer';
+
+/**
+ * Value owed to a card that did not come through the gateway (a replaced card's balance, a
+ * merchant's refund), recorded in the caller's transaction as a PAID pending load: the ledger moves
+ * it from `fromAccountId` into the card company's pending loads, and the card's next tap writes it
+ * onto the chip (补登). When the card was replaced since, the value follows the chain to the card
+ * in use. Idempotent by `key` (the ledger entry's and the top-up's).
+ */
+export async function recordPendingLoad(
+  tx: EntityManager,
+  t: { origin: 'TRANSFER' | 'REFUND'; cardId: string; key: string; amount: bigint; currency: string; fromAccountId: string; description: string; metadata: Record<string, unknown>; cause: string },
+): Promise<{ topUpId: string; entry: PostedEntry }> {
+  const [target] = await tx.execute<{ id: string; card_company_id: string; holder_id: string | null; time_zone: string }[]>(
+    `with recursive chain as (select c.* from card c where c.id = ? union all select n.* from card n join chain on n.id = chain.replaced_by)
+     select chain.id, chain.card_company_id, chain.holder_id, ci.time_zone from chain join card_company cc on cc.id = chain.card_company_id join city ci on ci.id = cc.city_id
+      where chain.replaced_by is null`,
+    [t.cardId],
+  );
+  const pending = await pendingLoadAccount(tx, target!.card_company_id, t.currency);
+  const entry = await post(tx, { key: t.key, description: t.description, lines: [debit(t.fromAccountId, t.amount), credit(pending.id, t.amount)], metadata: { ...t.metadata, toCard: target!.id } });
+  const client = t.origin === 'TRANSFER' ? BALANCE_TRANSFER_CLIENT : REFUND_CLIENT;
+  const [existing] = await tx.execute<{ id: string }[]>(`select id from top_up where created_by_client = ? and idempotency_key = ?`, [client, t.key]);
+  if (existing) return { topUpId: existing.id, entry };
+  const id = randomUUID();
+  await tx.execute(
+    `insert into top_up (id, card_id, card_company_id, origin, holder_id, created_by_client, idempotency_key, request_hash, amount, currency, status, city_day, paid_at)
+     values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'PAID', (now() at time zone ?)::date, now())`,
+    [id, target!.id, target!.card_company_id, t.origin, target!.holder_id, client, t.key, t.origin.toLowerCase(), t.amount.toString(), t.currency, target!.time_zone],
+  );
+  await recordTopUpHistory(tx, id, null, 'PAID', t.cause);
+  return { topUpId: id, entry };
+}
+
+/**
+ * A PAID top-up (locked by the caller) spent on something else than the card, in the caller's
+ * transaction: its value leaves the card company's pending loads for `toAccountId` (e.g. a biller's
+ * payable), and the top-up is SPENT. A load that was started on the card (MAC2 issued) cannot be.
+ */
+export async function spendTopUp(tx: EntityManager, topUp: TopUpRow, spend: { toAccountId: string; key: string; description: string; metadata: Record<string, unknown>; spentOn: string }): Promise<TopUpRow> {
+  if (topUp.status !== 'PAID') throw new TopUpError('NOT_REFUNDABLE', `a ${topUp.status} top-up cannot be spent`, 'fromTopUp');
+  if (topUp.load_session_id) throw new TopUpError('NOT_REFUNDABLE', 'a load of this top-up was started on the card; present the card to a reader to settle it first', 'fromTopUp');
+  if (topUp.origin === 'TRANSFER' || topUp.origin === 'REFUND') throw new TopUpError('NOT_REFUNDABLE', 'only a top-up paid at the gateway can be spent this way', 'fromTopUp');
+  const pending = await pendingLoadAccount(tx, topUp.card_company_id, topUp.currency);
+  await post(tx, { key: spend.key, description: spend.description, lines: [debit(pending.id, BigInt(topUp.amount)), credit(spend.toAccountId, BigInt(topUp.amount))], metadata: { ...spend.metadata, topUp: topUp.id } });
+  await tx.execute(`update top_up set spent_on = ? where id = ?`, [spend.spentOn, topUp.id]);
+  return moveTo(tx, topUp.id, 'SPENT', `spent on ${spend.spentOn}`);
+}
+
+/** The client id merchants' refunds to cards are recorded under. */
+export const REFUND_CLIENT = 'onecard:payment-refund';
+
+/**
+ * A replaced card's balance, moved (in the caller's transaction) to the card now in the holder's
+ * hand as a pending load (see recordPendingLoad). Returns the old purse's balance after the entry,
+ * which must be zero (the caller moved the whole purse).
+ */
+export async function recordTransferLoad(tx: EntityManager, t: { transferId: string; fromCardId: string; fromAsn: string; toCardId: string; currency: string; amount: bigint }): Promise<{ id: string; purseBalanceAfter: bigint }> {
+  const purse = await cardPurseAccount(tx, t.fromAsn, t.currency);
+  const { entry } = await recordPendingLoad(tx, {
+    origin: 'TRANSFER',
+    cardId: t.toCardId,
+    key: `card-balance-transfer:${t.transferId}`,
+    amount: t.amount,
+    currency: t.currency,
+    fromAccountId: purse.id,
+    description: `balance of replaced card ${t.fromAsn}, to be loaded onto its replacement`,
+    metadata: { kind: 'BALANCE_TRANSFER', balanceTransfer: t.transferId, fromCard: t.fromCardId },
+    cause: `balance transfer ${t.transferId}`,
+  });
+  return { id: entry.id, purseBalanceAfter: entry.lines.find((l) => l.account === purse.id)!.balanceAfter };
+}
+
+/**
+ * On a replacement: the old card's paid top-ups not yet started on its chip follow the holder to
+ * the new card. One whose load was started (MAC2 issued) stays: only the old card can settle it.
+ */
+export async function movePendingLoads(tx: EntityManager, fromCardId: string, toCardId: string): Promise<number> {
+  const moved = await tx.execute<{ id: string }[]>(`update top_up set card_id = ?, updated_at = now() where card_id = ? and status = 'PAID' and load_session_id is null returning id`, [toCardId, fromCardId]);
+  for (const { id } of moved) await recordTopUpHistory(tx, id, 'PAID', 'PAID', `moved to replacement card ${toCardId}`);
+  return moved.length;
+}

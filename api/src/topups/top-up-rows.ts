@@ -1,0 +1,139 @@
+import type { EntityManager } from '@mikro-orm/postgresql';
+import type { Principal } from '../graphql/context.js';
+import { toGlobalId } from '../graphql/global-id.js';
+
+/**
+ * A top-up as stored, and the reads of it: by id, by the caller's visibility, a card's list, its
+ * history. Every other top-up file builds on these.
+ */
+
+export type TopUpStatus = 'CREATED' | 'AWAITING_PAYMENT' | 'PAID' | 'LOADED' | 'SPENT' | 'FAILED' | 'CANCELED' | 'REFUNDING' | 'REFUNDED';
+export type TopUpOrigin = 'APP' | 'COUNTER' | 'AUTO' | 'TRANSFER' | 'REFUND';
+
+export interface LoadClaim {
+  /** The card's online counter and balance when the host issued MAC2 (before the card increments). */
+  onlineCounter: number;
+  oldBalance: number;
+  /** What MAC2 bound: the log record a credited card writes carries them. */
+  terminal: string;
+  date: string;
+  time: string;
+}
+
+export interface TopUpRow {
+  id: string;
+  card_id: string;
+  card_company_id: string;
+  origin: TopUpOrigin;
+  holder_id: string | null;
+  created_by_client: string;
+  idempotency_key: string;
+  request_hash: string;
+  amount: string;
+  currency: string;
+  status: TopUpStatus;
+  payment_method: string | null;
+  gateway_intent_id: string | null;
+  /** Sealed (topups/client-secret.ts). */
+  client_secret_sealed: string | null;
+  failure_code: string | null;
+  failure_message: string | null;
+  city_day: string;
+  load_session_id: string | null;
+  load_claim: LoadClaim | null;
+  loaded_session_id: string | null;
+  gateway_refund_id: string | null;
+  gateway_charge_id: string | null;
+  refund_attempt: string | null;
+  /** The client, holder and idempotency key of the request that started the latest refund (resumes it after a crash). */
+  refund_key: string | null;
+  spent_on: string | null;
+  gateway_attempts: number;
+  created_at: Date;
+  updated_at: Date;
+  paid_at: Date | null;
+  loaded_at: Date | null;
+  refunded_at: Date | null;
+  /** Joined: the card's ASN and number, for the session guard and events. */
+  asn: string;
+  card_number: string;
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const TOP_UP_COLUMNS = `t.*, t.amount::text as amount, t.city_day::text as city_day, c.asn, c.card_number`;
+const TOP_UP_FROM = `top_up t join card c on c.id = t.card_id`;
+
+export const topUpGlobalId = (id: string) => toGlobalId('TopUp', id);
+
+export async function topUpById(em: EntityManager, id: string, lock = false): Promise<TopUpRow | null> {
+  if (!UUID.test(id)) return null;
+  const [row] = await em.execute<TopUpRow[]>(`select ${TOP_UP_COLUMNS} from ${TOP_UP_FROM} where t.id = ?${lock ? ' for update of t' : ''}`, [id]);
+  return row ?? null;
+}
+
+/**
+ * Who sees which top-ups, as a WHERE clause (ownership in the query): the operator all, a card
+ * company its cards', a cardholder app those of its holder's registered cards; each with a read scope.
+ */
+function visibility(principal: Principal): { sql: string; params: unknown[] } | null {
+  switch (principal.kind) {
+    case 'OPERATOR':
+      return principal.scopes.includes('cards:read') ? { sql: 'true', params: [] } : null;
+    case 'ISSUER':
+      return principal.scopes.includes('cards:read') && principal.tenantId && UUID.test(principal.tenantId) ? { sql: 't.card_company_id = ?', params: [principal.tenantId] } : null;
+    case 'CARDHOLDER_APP':
+      return principal.scopes.includes('card:read') && principal.holderId && UUID.test(principal.holderId) ? { sql: 'c.holder_id = ?', params: [principal.holderId] } : null;
+    default:
+      return null;
+  }
+}
+
+export async function findTopUpFor(em: EntityManager, principal: Principal, id: string): Promise<TopUpRow | null> {
+  const where = visibility(principal);
+  if (!where || !UUID.test(id)) return null;
+  const [row] = await em.execute<TopUpRow[]>(`select ${TOP_UP_COLUMNS} from ${TOP_UP_FROM} where t.id = ? and (${where.sql})`, [id, ...where.params]);
+  return row ?? null;
+}
+
+/** A top-up's status and sealed gateway client secret, as they are now. */
+export async function clientSecretSealedOf(em: EntityManager, id: string): Promise<{ status: TopUpStatus; client_secret_sealed: string | null } | null> {
+  const [row] = await em.execute<{ status: TopUpStatus; client_secret_sealed: string | null }[]>(`select status, client_secret_sealed from top_up where id = ?`, [id]);
+  return row ?? null;
+}
+
+/** A card's top-ups, newest first; keyset on (created_at, id). The card's own visibility is the caller's. */
+export function listTopUpsOfCard(em: EntityManager, cardId: string, opts: { after?: { createdAt: string; id: string }; statuses?: TopUpStatus[]; limit: number }): Promise<TopUpRow[]> {
+  const params: unknown[] = [cardId];
+  let sql = `select ${TOP_UP_COLUMNS} from ${TOP_UP_FROM} where t.card_id = ?`;
+  if (opts.statuses?.length) {
+    sql += ` and t.status in (?)`;
+    params.push(opts.statuses);
+  }
+  if (opts.after) {
+    sql += ` and (t.created_at, t.id) < (?::timestamptz, ?::uuid)`;
+    params.push(opts.after.createdAt, opts.after.id);
+  }
+  sql += ` order by t.created_at desc, t.id desc limit ?`;
+  params.push(opts.limit);
+  return em.execute<TopUpRow[]>(sql, params);
+}
+
+/** Paid top-ups of a card not yet on it: what the next 补登 would write. */
+export async function pendingLoadOfCard(em: EntityManager, cardId: string): Promise<bigint> {
+  const [row] = await em.execute<{ sum: string }[]>(`select coalesce(sum(amount), 0)::text as sum from top_up where card_id = ? and status = 'PAID'`, [cardId]);
+  return BigInt(row!.sum);
+}
+
+export function topUpHistory(em: EntityManager, topUpId: string) {
+  return em.execute<{ from_status: TopUpStatus | null; to_status: TopUpStatus; cause: string; at: Date }[]>(
+    `select from_status, to_status, cause, at from top_up_history where top_up_id = ? order by id`,
+    [topUpId],
+  );
+}
+
+export async function topUpByKey(em: EntityManager, clientId: string, key: string): Promise<TopUpRow | null> {
+  const [row] = await em.execute<TopUpRow[]>(`select ${TOP_UP_COLUMNS} from ${TOP_UP_FROM} where t.created_by_client = ? and t.idempotency_key = ?`, [clientId, key]);
+  return row ?? null;
+}
+
+export const maskCardNumber = (number: string) => `**** ${number.slice(-4)}`;
