@@ -7,6 +7,7 @@
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
@@ -291,28 +292,66 @@ export function postgresCpuOf(dataDir: string | undefined): CpuMeter | undefined
   return processTreeCpu(async () => Number((await fs.readFile(path.join(dataDir, 'postmaster.pid'), 'utf8')).split('\n')[0]));
 }
 
+/** What this process has sent to PostgreSQL so far, as counted at the `pg` driver. */
+export interface DriverCounts {
+  statements: number;
+  /** Commits of transactions that ran an insert, update, delete or merge, and such statements run outside a transaction (each its own commit). */
+  writingCommits: number;
+}
+
+/** A statement's text as the driver got it (a string, or a config object with `text`). */
+function statementText(args: unknown[]): string {
+  const first = args[0];
+  const text = typeof first === 'string' ? first : first && typeof first === 'object' && 'text' in first ? String((first as { text: unknown }).text) : '';
+  return text.trimStart().slice(0, 200).toLowerCase();
+}
+
+const WRITE = /^(insert|update|delete|merge)\b|^with\b[\s\S]*\b(insert|update|delete)\b/;
+
 /**
- * Statements sent through the `pg` driver by this process (MikroORM, graphile-worker and the bare
- * pool all use it), counted at `Client.prototype.query`: what a phase asks of the database, whatever
- * the machine's load.
+ * Counts every statement sent through the `pg` driver by this process, at `Client.prototype.query`
+ * of each copy of `pg` (ours, and the one MikroORM brings), and the commits that wrote: what a
+ * phase asks of the database, whatever the machine's load.
  */
-export const statementsSent = (() => {
-  let count = 0;
-  const proto = pg.Client.prototype as unknown as { query: (...args: unknown[]) => unknown };
-  const query = proto.query;
-  proto.query = function (this: unknown, ...args: unknown[]) {
-    count++;
-    return query.apply(this, args);
-  };
-  return () => count;
+export const driverCounts: () => DriverCounts = (() => {
+  const counts: DriverCounts = { statements: 0, writingCommits: 0 };
+  const state = new WeakMap<object, { inTransaction: boolean; wrote: boolean }>();
+  const require = createRequire(import.meta.url);
+  const copies = new Set<typeof pg>([pg]);
+  try {
+    copies.add(createRequire(require.resolve('@mikro-orm/postgresql'))('pg') as typeof pg);
+  } catch {
+    // MikroORM uses ours.
+  }
+  for (const copy of copies) {
+    const proto = copy.Client.prototype as unknown as { query: (...args: unknown[]) => unknown };
+    const query = proto.query;
+    proto.query = function (this: object, ...args: unknown[]) {
+      counts.statements++;
+      const text = statementText(args);
+      let s = state.get(this);
+      if (!s) state.set(this, (s = { inTransaction: false, wrote: false }));
+      if (text.startsWith('begin') || text.startsWith('start transaction')) Object.assign(s, { inTransaction: true, wrote: false });
+      else if (text.startsWith('commit')) {
+        if (s.wrote) counts.writingCommits++;
+        Object.assign(s, { inTransaction: false, wrote: false });
+      } else if (text.startsWith('rollback') && !text.startsWith('rollback to')) Object.assign(s, { inTransaction: false, wrote: false });
+      else if (WRITE.test(text)) {
+        if (s.inTransaction) s.wrote = true;
+        else counts.writingCommits++;
+      }
+      return query.apply(this, args);
+    };
+  }
+  return () => ({ ...counts });
 })();
 
 /**
- * Transactions that wrote (were given a transaction id) on the database's server so far: the next
- * transaction id, read without taking one. The difference over a phase counts writing commits
- * from every process (and writing rollbacks or savepoints, which a clean phase has none of).
+ * Transaction ids given out on the database's server so far: the next one, read without taking
+ * one. The difference over a phase counts the transactions that wrote, from every process, and
+ * each savepoint (subtransaction) that wrote as one more.
  */
-export async function writingTransactions(url: string): Promise<bigint> {
+export async function transactionIdsGiven(url: string): Promise<bigint> {
   const client = new pg.Client({ connectionString: url });
   await client.connect();
   try {
@@ -323,20 +362,26 @@ export async function writingTransactions(url: string): Promise<bigint> {
   }
 }
 
-/** What a phase asked of the database per operation; statements only when they ran in this process. */
+/** What a phase asked of the database per operation; counted at the driver only when the work ran in this process. */
 export interface DatabaseWork {
   statementsPerOp?: number;
-  writingCommitsPerOp: number;
+  writingCommitsPerOp?: number;
+  /** Transaction ids PostgreSQL gave out per operation, from every process: writing transactions and the subtransactions (savepoints) that wrote. */
+  transactionIdsPerOp: number;
 }
 
-/** Measures `phase`'s statements (in this process, when `countStatements`) and writing transactions (anywhere) per operation. */
-export async function withDatabaseWork<R extends { done: number }>(url: string, countStatements: boolean, phase: () => Promise<R>): Promise<R & DatabaseWork> {
-  const xid0 = await writingTransactions(url);
-  const sent0 = statementsSent();
+/** Measures what `phase` asked of the database per operation: at the driver (when `inProcess`) and transaction ids (anywhere). */
+export async function withDatabaseWork<R extends { done: number }>(url: string, inProcess: boolean, phase: () => Promise<R>): Promise<R & DatabaseWork> {
+  const xid0 = await transactionIdsGiven(url);
+  const before = driverCounts();
   const result = await phase();
-  const sent = statementsSent() - sent0;
-  const xids = Number((await writingTransactions(url)) - xid0);
-  return { ...result, ...(countStatements ? { statementsPerOp: sent / result.done } : {}), writingCommitsPerOp: xids / result.done };
+  const after = driverCounts();
+  const xids = Number((await transactionIdsGiven(url)) - xid0);
+  return {
+    ...result,
+    ...(inProcess ? { statementsPerOp: (after.statements - before.statements) / result.done, writingCommitsPerOp: (after.writingCommits - before.writingCommits) / result.done } : {}),
+    transactionIdsPerOp: xids / result.done,
+  };
 }
 
 // ——— printing ———

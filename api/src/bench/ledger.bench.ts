@@ -140,8 +140,8 @@ await runBench('ledger', async ({ log, cleanups }) => {
   const bare = await phase('bare', opts.seconds * 1000, bareClient(pool));
 
   printTable([
-    ['phase', 'entries/s', 'p50 ms', 'p99 ms', 'entries', 'errors', 'node cpu ms/entry', 'statements/entry', 'writing commits/entry'],
-    ...([['ours', ours], ['bare', bare]] as const).map(([name, r]) => [name, fmt(r.perSec, 0), fmt(r.p50Ms, 2), fmt(r.p99Ms, 2), String(r.done), String(r.errors), fmt(r.loopCpuMsPerOp, 3), fmt(r.statementsPerOp, 1), fmt(r.writingCommitsPerOp, 2)]),
+    ['phase', 'entries/s', 'p50 ms', 'p99 ms', 'entries', 'errors', 'node cpu ms/entry', 'statements/entry', 'writing commits/entry', 'transaction ids/entry'],
+    ...([['ours', ours], ['bare', bare]] as const).map(([name, r]) => [name, fmt(r.perSec, 0), fmt(r.p50Ms, 2), fmt(r.p99Ms, 2), String(r.done), String(r.errors), fmt(r.loopCpuMsPerOp, 3), fmt(r.statementsPerOp, 1), fmt(r.writingCommitsPerOp, 2), fmt(r.transactionIdsPerOp, 2)]),
   ]);
   const ratio = printRatio(ours, bare);
   printFirstErrors([['ours', ours], ['bare', bare]]);

@@ -634,7 +634,7 @@ async function main(): Promise<void> {
     if (interrupted.now) throw new Error('interrupted');
 
     printTable([
-      ['phase', 'payments/s', 'p50 ms', 'p99 ms', 'payments', 'errors', 'cpu ms/payment: API', 'readers', 'postgres', 'statements/payment', 'writing commits/payment'],
+      ['phase', 'payments/s', 'p50 ms', 'p99 ms', 'payments', 'errors', 'cpu ms/payment: API', 'readers', 'postgres', 'statements/payment', 'writing commits/payment', 'transaction ids/payment'],
       ...phases.map(([name, r]) => [
         name,
         fmt(r.perSec, 1),
@@ -647,6 +647,7 @@ async function main(): Promise<void> {
         fmt(r.postgresCpuMsPerPayment, 2),
         fmt(r.statementsPerOp, 1),
         fmt(r.writingCommitsPerOp, 2),
+        fmt(r.transactionIdsPerOp, 2),
       ]),
     ]);
     const ratio = printRatio(ours, bare);
