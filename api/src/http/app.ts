@@ -175,7 +175,7 @@ export async function createHttpApp(opts: { config: Config; orm: MikroORM; log: 
     gateway,
     metrics,
     async close() {
-      auth.close();
+      await auth.close();
       await apollo.stop();
     },
   };
