@@ -1,10 +1,15 @@
 import 'reflect-metadata';
+import cluster from 'node:cluster';
 import { ConfigError, loadConfig } from './config/config.js';
 import { createLogger } from './http/logger.js';
-import { PortInUseError, startPlatform } from './platform.js';
+import { PortInUseError, startApiWorker, startPlatform, startPrimary } from './platform.js';
 import { startBanner } from './demo/start-banner.js';
 
-/** `npm start`: the whole platform, stopped cleanly by Ctrl-C or SIGTERM. */
+/**
+ * `npm start`: the whole platform, stopped cleanly by Ctrl-C or SIGTERM. With WEB_CONCURRENCY=N
+ * (N > 1) this process is the primary and N workers (this same file, under node:cluster) serve the
+ * API; Ctrl-C reaches all of them (one process group), SIGTERM to the primary alone is passed on.
+ */
 async function main(): Promise<void> {
   let config;
   try {
@@ -14,13 +19,13 @@ async function main(): Promise<void> {
     process.stderr.write(`onecard: bad configuration: ${err.message}\n`);
     process.exit(2);
   }
-  const log = createLogger(config);
+  const log = cluster.isWorker ? createLogger(config).child({ worker: cluster.worker!.id }) : createLogger(config);
   // A database that goes away must not take the process down; /readyz reports it instead.
   process.on('unhandledRejection', (err) => log.error({ err }, 'unhandled rejection'));
 
   let platform;
   try {
-    platform = await startPlatform(config, log);
+    platform = await (cluster.isWorker ? startApiWorker : config.webConcurrency > 1 ? startPrimary : startPlatform)(config, log);
   } catch (err) {
     if (err instanceof PortInUseError) {
       process.stderr.write(`onecard: ${err.message}\n`);
@@ -41,6 +46,8 @@ async function main(): Promise<void> {
 
   let stoppingSince = 0;
   const shutdown = (signal: NodeJS.Signals) => {
+    // A worker is stopped by the primary (and hears the terminal's Ctrl-C too): once is enough.
+    if (stoppingSince && cluster.isWorker) return;
     if (stoppingSince) {
       // Ctrl-C can arrive twice at once (from the terminal and relayed by npm): only a later one forces.
       if (Date.now() - stoppingSince < 1_000) return;
@@ -60,6 +67,7 @@ async function main(): Promise<void> {
   // Stops the HTTP server and the pool first, then the database.
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, shutdown);
 
+  if (cluster.isWorker) return;
   // URLs, where the demo credentials are (not the secrets: stdout ends up in logs), what to try next.
   process.stdout.write(startBanner({ config, sandboxGatewayUrl: running.sandboxGatewayUrl, demo: running.demo }));
 }

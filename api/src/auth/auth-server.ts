@@ -12,6 +12,7 @@ import { createAuthorizationServer, hashBasicSecret, issuerOf, resourceOf } from
 import { tokenEndpoints } from './token-endpoints.js';
 import { throttleTokenEndpoint } from './token-throttle.js';
 import { AuthThrottle } from './throttle.js';
+import { TokenStatusCache } from './token-status-cache.js';
 import { TokenVerifier } from './token-verifier.js';
 
 export interface AuthServer {
@@ -19,7 +20,7 @@ export interface AuthServer {
   verifier: TokenVerifier;
   /** Everything under /oauth: login and consent pages, then oidc-provider's endpoints. */
   router: Router;
-  close(): void;
+  close(): Promise<void>;
 }
 
 /** Loads (or makes) the signing keys and builds the authorization server and the token verifier. */
@@ -29,10 +30,14 @@ export async function setUpAuth(opts: { config: Config; orm: MikroORM; log: Logg
   await ensureSigningKey(orm.em.fork(), kek);
   const keys = await loadSigningKeys(orm.em.fork(), kek);
   const provider = createAuthorizationServer({ config, orm, keys, kek, adapter: postgresAdapter(orm) });
+  // Client status and revocations between requests, emptied at once by any change (LISTEN/NOTIFY).
+  const statusCache = new TokenStatusCache({ databaseUrl: orm.config.get('clientUrl')!, log });
+  await statusCache.start();
   const verifier = new TokenVerifier(orm, {
     issuer: issuerOf(config),
     resource: resourceOf(config),
     loadPublicKeys: async () => (await loadSigningKeys(orm.em.fork(), kek)).publicJwks,
+    statusCache,
   });
   const throttle = new AuthThrottle(config.authThrottle);
   throttleTokenEndpoint(provider, orm, throttle);
@@ -44,5 +49,13 @@ export async function setUpAuth(opts: { config: Config; orm: MikroORM; log: Logg
     purgeExpired(orm.em.fork()).catch((err) => log.warn({ err }, 'housekeeping of expired OAuth rows failed; will retry'));
   }, HOUSEKEEPING_INTERVAL_MS);
   sweep.unref();
-  return { provider, verifier, router, close: () => clearInterval(sweep) };
+  return {
+    provider,
+    verifier,
+    router,
+    close: async () => {
+      clearInterval(sweep);
+      await statusCache.close();
+    },
+  };
 }

@@ -2,8 +2,9 @@ import { createHash } from 'node:crypto';
 import type { MikroORM } from '@mikro-orm/postgresql';
 import { GraphQLError } from 'graphql';
 import { calculateJwkThumbprint, createLocalJWKSet, EmbeddedJWK, errors as joseErrors, type JWK, type JWTPayload, jwtVerify, decodeProtectedHeader } from 'jose';
-import type { Principal, PrincipalKind } from '../graphql/context.js';
+import type { Principal } from '../graphql/context.js';
 import { SIGNING_ALG } from './keys.js';
+import type { TokenStatus, TokenStatusCache } from './token-status-cache.js';
 
 /** Why a token was refused, in `extensions.reason` of the UNAUTHENTICATED error. */
 export type TokenRefusal =
@@ -41,6 +42,8 @@ export interface VerifierOptions {
   issuer: string;
   resource: string;
   loadPublicKeys: () => Promise<JWK[]>;
+  /** Keeps client status and revocation between requests; without one, each request reads them. */
+  statusCache?: TokenStatusCache;
 }
 
 export interface RequestCredentials {
@@ -140,6 +143,19 @@ export class TokenVerifier {
     if (!fresh) throw unauthenticated('DPOP_PROOF_REPLAYED', 'This DPoP proof was used before', 'DPoP');
   }
 
+  /** One query: the client as it is now, and whether the token has been revoked; through the cache when there is one. */
+  private tokenStatus(clientId: string, jti: string): Promise<TokenStatus | null> {
+    const read = async () => {
+      const [row] = await this.orm.em.fork().execute<TokenStatus[]>(
+        `select c.kind, c.tenant_id, c.disabled, not exists (select 1 from revoked_access_token r where r.jti = ?) as live
+           from oauth_client c where c.client_id = ?`,
+        [jti, clientId],
+      );
+      return row ?? null;
+    };
+    return this.opts.statusCache ? this.opts.statusCache.statusOf(clientId, jti, read) : read();
+  }
+
   /** The principal of a request: null without credentials; refuses bad ones with UNAUTHENTICATED. */
   async principalFor(request: RequestCredentials): Promise<Principal | null> {
     const header = request.authorization;
@@ -153,12 +169,7 @@ export class TokenVerifier {
     if (jkt) await this.verifyDpop(request.dpop, token, jkt, request.method);
     else if (/^DPoP$/i.test(scheme!)) throw unauthenticated('DPOP_PROOF_INVALID', 'This access token is not DPoP-bound; send it as a Bearer token');
 
-    // One query: the client as it is now, and whether the token has been revoked.
-    const [row] = await this.orm.em.fork().execute<{ kind: PrincipalKind; tenant_id: string | null; disabled: boolean; live: boolean }[]>(
-      `select c.kind, c.tenant_id, c.disabled, not exists (select 1 from revoked_access_token r where r.jti = ?) as live
-         from oauth_client c where c.client_id = ?`,
-      [String(claims.jti), String(claims.client_id)],
-    );
+    const row = await this.tokenStatus(String(claims.client_id), String(claims.jti));
     if (!row || row.disabled) throw unauthenticated('CLIENT_DISABLED', 'The client this token was issued to is disabled');
     if (!row.live) throw unauthenticated('TOKEN_REVOKED', 'The access token has been revoked');
     return {

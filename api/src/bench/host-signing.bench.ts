@@ -9,16 +9,11 @@
  * No database: the keys and certificates are made in memory as the seed makes them.
  */
 import { generateKeyPairSync, type KeyObject, sign, verify, X509Certificate } from 'node:crypto';
-import { Command, InvalidArgumentError } from 'commander';
+import { Command } from 'commander';
 import forge from 'node-forge';
 import { signHostMessage } from '../readers/session/envelope.js';
 import { generateRsaKey, issueCertificate, issueForSubjectKey, newSerial, toPem } from '../pki/x509.js';
-
-const positive = (v: string) => {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('a positive integer');
-  return n;
-};
+import { positiveInt } from './harness.js';
 
 function time(n: number, run: (i: number) => void): number {
   for (let i = 0; i < Math.min(n, 200); i++) run(i); // warm-up
@@ -28,7 +23,7 @@ function time(n: number, run: (i: number) => void): number {
 }
 
 function main(): void {
-  const opts = new Command().option('--messages <n>', 'messages per measurement', positive, 5_000).parse().opts<{ messages: number }>();
+  const opts = new Command().option('--messages <n>', 'messages per measurement', positiveInt, 5_000).parse().opts<{ messages: number }>();
   const now = Date.now();
   const validity = { notBefore: new Date(now - 60_000), notAfter: new Date(now + 86_400_000) };
   // A city working CA as createWorkingCa makes it (RSA-3072), its host key (P-256) and a reader certificate.

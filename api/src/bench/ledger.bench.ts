@@ -9,26 +9,19 @@
  * an embedded PostgreSQL in a temp folder that is removed afterwards.
  */
 import { randomUUID } from 'node:crypto';
-import os from 'node:os';
-import { Command, InvalidArgumentError } from 'commander';
 import pg from 'pg';
-import { pino } from 'pino';
 import { migrate, openOrm, type Orm } from '../db/orm.js';
-import { type Cleanup, percentile, runCleanups, scratchDatabase } from './bench-database.js';
 import { checkLedger } from '../ledger/ledger-check.js';
 import { AccountOwnerKind, AccountType } from '../ledger/ledger-account.entity.js';
 import { credit, debit, openAccount, post } from '../ledger/ledger.service.js';
+import { benchCommand, environmentLine, fmt, type Operation, type PhaseOptions, positiveInt, printFirstErrors, printRatio, printTable, runBench, runLoops, scratchDatabase, withDatabaseWork } from './harness.js';
 
 const CURRENCY = 'CNY';
 /** Opening balance of every account: far more than S seconds of 1..100 transfers can take out. */
 const OPENING = 100_000_000n;
 
-interface Options {
-  clients: number;
-  seconds: number;
+interface Options extends PhaseOptions {
   accounts: number;
-  /** Untimed run of each phase first, so both are measured warm (JIT, plans, pools). */
-  warmup: number;
 }
 
 interface Transfer {
@@ -38,38 +31,9 @@ interface Transfer {
   amount: bigint;
 }
 
-interface PhaseResult {
-  entries: number;
-  errors: number;
-  elapsedMs: number;
-  entriesPerSec: number;
-  p50Ms: number;
-  p99Ms: number;
-  /** CPU time of this node process (user + system) per committed entry, in ms: the client-side cost. */
-  nodeCpuMsPerEntry: number;
-  firstError?: string;
-}
-
-function positiveInt(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('Expected a positive integer.');
-  return n;
-}
-
-function nonNegativeInt(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('Expected a non-negative integer.');
-  return n;
-}
-
 function parseOptions(argv: string[]): Options {
-  const program = new Command('ledger.bench')
-    .description('Throughput and latency of post() against the minimal hand-written SQL on the bare pg driver')
-    .option('--clients <n>', 'concurrent clients (and connections) per phase', positiveInt, 16)
-    .option('--seconds <s>', 'measured duration of each phase', positiveInt, 10)
+  const program = benchCommand('ledger.bench', 'Throughput and latency of post() against the minimal hand-written SQL on the bare pg driver', { clients: 16, clientsHelp: 'concurrent clients (and connections) per phase' })
     .option('--accounts <a>', 'liability accounts transfers move between', positiveInt, 50)
-    .option('--warmup <s>', 'untimed run of each phase before it is measured', nonNegativeInt, 5)
-    .addHelpText('after', '\nUses DATABASE_URL (a scratch database on that server) or else an embedded PostgreSQL in a temp folder.')
     .parse(argv);
   const opts = program.opts<Options>();
   if (opts.accounts < 2) program.error('--accounts must be at least 2');
@@ -82,49 +46,11 @@ function randomTransfer(accounts: string[], key: string): Transfer {
   return { key, from: accounts[i]!, to: accounts[j]!, amount: BigInt(1 + Math.floor(Math.random() * 100)) };
 }
 
-let stopping = false;
-
-/** Runs `clients` loops of `transfer` for `ms` milliseconds and measures each call. */
-async function runPhase(
-  name: string,
-  opts: Options,
-  ms: number,
-  accounts: string[],
-  makeClient: () => (t: Transfer) => Promise<void>,
-): Promise<PhaseResult> {
-  const latencies: number[] = [];
-  let errors = 0;
-  let firstError: string | undefined;
-  const cpu0 = process.cpuUsage();
-  const started = process.hrtime.bigint();
-  const deadline = started + BigInt(ms) * 1_000_000n;
-  const client = async (c: number) => {
+/** A phase: `clients` loops of random transfers, each loop with its own `transfer` function. */
+function transfers(name: string, accounts: string[], makeClient: () => (t: Transfer) => Promise<void>) {
+  return (c: number): Operation => {
     const transfer = makeClient();
-    for (let n = 0; !stopping && process.hrtime.bigint() < deadline; n++) {
-      const t = randomTransfer(accounts, `${name}.${c}.${n}`);
-      const t0 = process.hrtime.bigint();
-      try {
-        await transfer(t);
-        latencies.push(Number(process.hrtime.bigint() - t0) / 1e6);
-      } catch (err) {
-        errors++;
-        firstError ??= err instanceof Error ? `${err.name}: ${err.message}` : String(err);
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: opts.clients }, (_, c) => client(c)));
-  const elapsedMs = Number(process.hrtime.bigint() - started) / 1e6;
-  const cpu = process.cpuUsage(cpu0);
-  const sorted = Float64Array.from(latencies).sort();
-  return {
-    entries: latencies.length,
-    errors,
-    elapsedMs,
-    entriesPerSec: latencies.length / (elapsedMs / 1000),
-    p50Ms: percentile(sorted, 50),
-    p99Ms: percentile(sorted, 99),
-    nodeCpuMsPerEntry: (cpu.user + cpu.system) / 1000 / latencies.length,
-    ...(firstError ? { firstError } : {}),
+    return (n) => transfer(randomTransfer(accounts, `${name}.${c}.${n}`));
   };
 }
 
@@ -185,112 +111,52 @@ function bareClient(pool: pg.Pool) {
   };
 }
 
-function fmt(n: number, digits: number): string {
-  return Number.isFinite(n) ? n.toFixed(digits) : 'n/a';
-}
-
-async function main(): Promise<number> {
+await runBench('ledger', async ({ log, cleanups }) => {
   const opts = parseOptions(process.argv);
-  const log = pino({ level: process.env.LOG_LEVEL ?? 'warn' });
-  const cleanups: Cleanup[] = [];
-  const onSignal = () => {
-    stopping = true;
-  };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+  const { url, where } = await scratchDatabase(log, cleanups);
 
-  let exitCode = 0;
-  try {
-    const { url, where } = await scratchDatabase(log, cleanups);
+  const orm = await openOrm(url, { poolMax: opts.clients + 2 });
+  cleanups.unshift({ what: 'close MikroORM', run: () => orm.close(true) });
+  await migrate(orm);
+  const pool = new pg.Pool({ connectionString: url, max: opts.clients });
+  cleanups.unshift({ what: 'end pg pool', run: () => pool.end() });
 
-    const orm = await openOrm(url, { poolMax: opts.clients + 2 });
-    cleanups.unshift({ what: 'close MikroORM', run: () => orm.close(true) });
-    await migrate(orm);
-    const pool = new pg.Pool({ connectionString: url, max: opts.clients });
-    cleanups.unshift({ what: 'end pg pool', run: () => pool.end() });
-
-    // Set-up: one asset account funds every liability account through post().
-    const em = orm.em.fork();
-    const pgVersion = (await em.execute<{ server_version: string }[]>('show server_version'))[0]!.server_version;
-    const source = await openAccount(em, { code: 'bench.source', type: AccountType.ASSET, ownerKind: AccountOwnerKind.OTHER, currency: CURRENCY });
-    const accounts: string[] = [];
-    for (let i = 0; i < opts.accounts; i++) {
-      const acc = await openAccount(em, {
-        code: `bench.acc.${i}`,
-        type: AccountType.LIABILITY,
-        ownerKind: AccountOwnerKind.OTHER,
-        currency: CURRENCY,
-        nonNegative: true,
-      });
-      await post(em, { key: `bench.open.${i}`, description: 'opening', lines: [debit(source.id, OPENING), credit(acc.id, OPENING)] });
-      accounts.push(acc.id);
-    }
-
-    console.log(
-      `ledger bench: ${opts.clients} clients, ${opts.seconds} s per phase (after ${opts.warmup} s warm-up), ${opts.accounts} accounts; ` +
-        `PostgreSQL ${pgVersion} (${where}), node ${process.version}, ${os.availableParallelism()} cpus`,
-    );
-    await runPhase('warm.ours', opts, opts.warmup * 1000, accounts, oursClient(orm));
-    const ours = await runPhase('ours', opts, opts.seconds * 1000, accounts, oursClient(orm));
-    await runPhase('warm.bare', opts, opts.warmup * 1000, accounts, bareClient(pool));
-    const bare = await runPhase('bare', opts, opts.seconds * 1000, accounts, bareClient(pool));
-    if (stopping) throw new Error('interrupted');
-
-    const ratio = { throughput: ours.entriesPerSec / bare.entriesPerSec, p50: ours.p50Ms / bare.p50Ms };
-    const rows = [
-      ['phase', 'entries/s', 'p50 ms', 'p99 ms', 'entries', 'errors', 'node cpu ms/entry'],
-      ...([['ours', ours], ['bare', bare]] as const).map(([name, r]) => [
-        name,
-        fmt(r.entriesPerSec, 0),
-        fmt(r.p50Ms, 2),
-        fmt(r.p99Ms, 2),
-        String(r.entries),
-        String(r.errors),
-        fmt(r.nodeCpuMsPerEntry, 3),
-      ]),
-    ];
-    const widths = rows[0]!.map((_, col) => Math.max(...rows.map((r) => r[col]!.length)));
-    for (const r of rows) console.log(r.map((cell, col) => (col === 0 ? cell.padEnd(widths[col]!) : cell.padStart(widths[col]!))).join('  '));
-    console.log(`ratio ours/bare: throughput ${fmt(ratio.throughput, 2)}, p50 latency ${fmt(ratio.p50, 2)}`);
-    for (const [name, r] of [['ours', ours], ['bare', bare]] as const) if (r.firstError) console.log(`first ${name} error: ${r.firstError}`);
-    console.log(
-      JSON.stringify({
-        bench: 'ledger',
-        clients: opts.clients,
-        seconds: opts.seconds,
-        accounts: opts.accounts,
-        warmup: opts.warmup,
-        node: process.version,
-        postgres: pgVersion,
-        cpus: os.availableParallelism(),
-        ours,
-        bare,
-        ratio,
-      }),
-    );
-
-    // Every committed transfer is in the ledger, once, and the ledger's invariants hold.
-    const problems: string[] = (await checkLedger(em)).map((p) => `${p.rule} ${p.subject}: ${p.detail}`);
-    for (const [name, r] of [['ours', ours], ['bare', bare]] as const) {
-      const n = (await em.execute<{ n: string }[]>(`select count(*) as n from journal_entry where entry_key like ?`, [`${name}.%`]))[0]!.n;
-      if (Number(n) !== r.entries) problems.push(`COUNT ${name}: ${r.entries} transfers succeeded but ${n} entries are in the ledger`);
-    }
-    if (problems.length) {
-      console.error(`ledger check: ${problems.length} problem(s)`);
-      for (const p of problems.slice(0, 20)) console.error(`  ${p}`);
-      exitCode = 1;
-    } else {
-      console.log('ledger check: ok');
-    }
-  } catch (err) {
-    console.error('ledger bench failed:', err);
-    exitCode = 1;
-  } finally {
-    if (!(await runCleanups(cleanups))) exitCode = 1;
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+  // Set-up: one asset account funds every liability account through post().
+  const em = orm.em.fork();
+  const source = await openAccount(em, { code: 'bench.source', type: AccountType.ASSET, ownerKind: AccountOwnerKind.OTHER, currency: CURRENCY });
+  const accounts: string[] = [];
+  for (let i = 0; i < opts.accounts; i++) {
+    const acc = await openAccount(em, { code: `bench.acc.${i}`, type: AccountType.LIABILITY, ownerKind: AccountOwnerKind.OTHER, currency: CURRENCY, nonNegative: true });
+    await post(em, { key: `bench.open.${i}`, description: 'opening', lines: [debit(source.id, OPENING), credit(acc.id, OPENING)] });
+    accounts.push(acc.id);
   }
-  return exitCode;
-}
 
-process.exitCode = await main();
+  const env = await environmentLine(url, where);
+  console.log(`ledger bench: ${opts.clients} clients, ${opts.seconds} s per phase (after ${opts.warmup} s warm-up), ${opts.accounts} accounts; ${env.line}`);
+  const phase = (name: string, ms: number, client: () => (t: Transfer) => Promise<void>) => withDatabaseWork(url, true, () => runLoops(opts.clients, ms, transfers(name, accounts, client)));
+  await phase('warm.ours', opts.warmup * 1000, oursClient(orm));
+  const ours = await phase('ours', opts.seconds * 1000, oursClient(orm));
+  await phase('warm.bare', opts.warmup * 1000, bareClient(pool));
+  const bare = await phase('bare', opts.seconds * 1000, bareClient(pool));
+
+  printTable([
+    ['phase', 'entries/s', 'p50 ms', 'p99 ms', 'entries', 'errors', 'node cpu ms/entry', 'statements/entry', 'writing commits/entry', 'transaction ids/entry'],
+    ...([['ours', ours], ['bare', bare]] as const).map(([name, r]) => [name, fmt(r.perSec, 0), fmt(r.p50Ms, 2), fmt(r.p99Ms, 2), String(r.done), String(r.errors), fmt(r.loopCpuMsPerOp, 3), fmt(r.statementsPerOp, 1), fmt(r.writingCommitsPerOp, 2), fmt(r.transactionIdsPerOp, 2)]),
+  ]);
+  const ratio = printRatio(ours, bare);
+  printFirstErrors([['ours', ours], ['bare', bare]]);
+  console.log(JSON.stringify({ bench: 'ledger', ...opts, node: process.version, postgres: env.postgres, ours, bare, ratio }));
+
+  // Every committed transfer is in the ledger, once, and the ledger's invariants hold.
+  const problems: string[] = (await checkLedger(em)).map((p) => `${p.rule} ${p.subject}: ${p.detail}`);
+  for (const [name, r] of [['ours', ours], ['bare', bare]] as const) {
+    const n = (await em.execute<{ n: string }[]>(`select count(*) as n from journal_entry where entry_key like ?`, [`${name}.%`]))[0]!.n;
+    if (Number(n) !== r.done) problems.push(`COUNT ${name}: ${r.done} transfers succeeded but ${n} entries are in the ledger`);
+  }
+  if (problems.length) {
+    console.error(`ledger check: ${problems.length} problem(s)`);
+    for (const p of problems.slice(0, 20)) console.error(`  ${p}`);
+    return false;
+  }
+  console.log('ledger check: ok');
+});

@@ -1,5 +1,5 @@
 /**
- * Merchant payment benchmark: `npm run bench:payments -- [--clients N] [--seconds S] [--merchants M] [--warmup S]`.
+ * Merchant payment benchmark: `npm run bench:payments -- [--clients N] [--seconds S] [--merchants M] [--warmup S] [--workers W]`.
  *
  * Phase "ours" runs N client loops for S seconds against the real HTTP app on 127.0.0.1: each loop
  * is a merchant (round-robin over M) with its own virtual CPU card, and one payment is the whole
@@ -7,9 +7,12 @@
  * on the merchant's certified till, then the SDK's ReaderAgent with the card until COMPLETED (three
  * signed messages). Phase "bare" does the same business effect as hand-written SQL on the bare `pg`
  * driver, one transaction per payment: the ceiling, with no HTTP, GraphQL, crypto or card. Same
- * clients, same duration, same database. Prints throughput, latency and CPU time per payment (node's
+ * clients, same duration, same database. Phase "ours ×W" (W > 1) runs ours against the API as
+ * `npm start` runs it with WEB_CONCURRENCY=W (api/dist/main.js: a primary and W worker processes)
+ * on the same database. Prints throughput, latency and CPU time per payment (node's
  * main thread, the readers' worker, the embedded PostgreSQL) for both, the ratio ours/bare, the
- * latency of each step of ours, one JSON line, then checks the ledger's invariants, that every
+ * latency of each step of ours, the SQL statements (ours in this process) and writing commits per
+ * payment, one JSON line, then checks the ledger's invariants, that every
  * payment counted is SUCCEEDED and booked once, and that every chip agrees with its ledger shadow
  * (exit 1 on a problem).
  *
@@ -20,21 +23,21 @@
  * Uses DATABASE_URL's server (in a scratch database it drops afterwards) or, without it, an
  * embedded PostgreSQL; both in a temp folder (root CA file, data folder) removed afterwards.
  */
-import { execFileSync } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { generateKeyPairSync, randomBytes, randomUUID } from 'node:crypto';
 import fs from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
-import { Command, InvalidArgumentError } from 'commander';
 import forge from 'node-forge';
 import pg from 'pg';
-import { pino } from 'pino';
 import { createClient } from '../auth/clients.service.js';
 import { issueCard as registerCard, withLuhnCheckDigit } from '../cards/cards.service.js';
 import { loadConfig } from '../config/config.js';
+import { freePort } from '../db/embedded-postgres.js';
 import { migrate, openOrm } from '../db/orm.js';
 import { toGlobalId } from '../graphql/global-id.js';
 import { cardSessionEngine } from '../card-sessions.js';
@@ -47,7 +50,29 @@ import { initRootCa } from '../pki/root-ca.js';
 import { storeMasterKeys } from '../readers/key-store.js';
 import { registerReader } from '../readers/readers.service.js';
 import { createCity, createMerchant } from '../tenancy/tenancy.service.js';
-import { type Cleanup, percentile, runCleanups, scratchDatabase } from './bench-database.js';
+import {
+  benchCommand,
+  type CpuMeter,
+  type DatabaseWork,
+  describeError,
+  environmentLine,
+  fmt,
+  interrupted,
+  type LoopResult,
+  type Operation,
+  type PhaseOptions,
+  positiveInt,
+  postgresCpuOf,
+  printFirstErrors,
+  printRatio,
+  printTable,
+  processTreeCpu,
+  runBench,
+  runLoops,
+  scratchDatabase,
+  threadCpuMs,
+  withDatabaseWork,
+} from './harness.js';
 import { cardPurseAccount, cardPurseCode, merchantPayableAccount } from '../ledger/accounts.js';
 
 const CURRENCY = 'CNY';
@@ -57,12 +82,10 @@ const CARD_CITY_CODE = '5810';
 const CARD_BALANCE = 50_000_000;
 const MERCHANT_SCOPES = ['payments:write', 'payments:read'];
 
-interface Options {
-  clients: number;
-  seconds: number;
+interface Options extends PhaseOptions {
   merchants: number;
-  /** Untimed run of each phase first, so both are measured warm (JIT, plans, pools, tokens). */
-  warmup: number;
+  /** Also run ours against W API worker processes (WEB_CONCURRENCY=W); 1: only the API in this process. */
+  workers: number;
 }
 
 /** One merchant at its till, as the worker drives it. */
@@ -100,22 +123,8 @@ interface PaymentOrder {
 /** Makes one payment; fills in how long each of its steps took, by step name. */
 type Payer = (order: PaymentOrder, steps: Record<string, number>) => Promise<void>;
 
-interface LoopResult {
-  payments: number;
-  errors: number;
-  elapsedMs: number;
-  paymentsPerSec: number;
-  p50Ms: number;
-  p99Ms: number;
-  /** CPU time of the thread that ran the loops, per completed payment (ms). */
-  loopCpuMsPerPayment: number;
-  /** Per step of a payment: p50 and p99 of its round trip (ms). */
-  steps?: Record<string, { p50Ms: number; p99Ms: number }>;
-  firstError?: string;
-}
-
-interface PhaseResult extends Omit<LoopResult, 'loopCpuMsPerPayment'> {
-  /** CPU time of the main thread per payment (ms): the HTTP app in ours, the pg client code in bare. */
+interface PhaseResult extends Omit<LoopResult, 'loopCpuMsPerOp'>, DatabaseWork {
+  /** CPU time of the API per payment (ms): this thread (the HTTP app) in ours, the API processes in ours ×W, the pg client code in bare. */
   nodeCpuMsPerPayment: number;
   /** Ours: CPU time of the worker (merchants' SDK clients, readers, cards) per payment (ms). */
   readerCpuMsPerPayment?: number;
@@ -123,10 +132,7 @@ interface PhaseResult extends Omit<LoopResult, 'loopCpuMsPerPayment'> {
   postgresCpuMsPerPayment?: number;
 }
 
-/** Reads how much CPU time (ms) PostgreSQL has used so far. */
-type PostgresCpu = () => Promise<number>;
-
-type ToWorker = { type: 'phase'; name: string; ms: number } | { type: 'cards' } | { type: 'stop' };
+type ToWorker = { type: 'phase'; name: string; ms: number; baseUrl: string } | { type: 'cards' } | { type: 'stop' };
 type FromWorker = { type: 'ready' } | { type: 'phase'; result: LoopResult } | { type: 'cards'; states: CardState[] } | { type: 'failed'; error: string };
 
 /**
@@ -183,117 +189,22 @@ const OPEN_CARD_SESSION = `mutation($input: OpenCardSessionInput!) { openCardSes
 /** The steps of one payment in ours, in order; the card session's messages are named by their sequence number. */
 const MESSAGE_STEPS = ['hello', 'purchaseInit', 'debit'];
 
-function positiveInt(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('Expected a positive integer.');
-  return n;
-}
-
-function nonNegativeInt(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('Expected a non-negative integer.');
-  return n;
-}
-
 function parseOptions(argv: string[]): Options {
-  return new Command('payments.bench')
-    .description('Throughput and latency of card-present merchant payments through the API against the minimal hand-written SQL on the bare pg driver')
-    .option('--clients <n>', 'concurrent client loops (one card each) per phase', positiveInt, 16)
-    .option('--seconds <s>', 'measured duration of each phase', positiveInt, 10)
+  return benchCommand('payments.bench', 'Throughput and latency of card-present merchant payments through the API against the minimal hand-written SQL on the bare pg driver', {
+    clients: 16,
+    clientsHelp: 'concurrent client loops (one card each) per phase',
+  })
     .option('--merchants <m>', 'merchants (each with its OAuth client and till reader) the loops take turns at', positiveInt, 8)
-    .option('--warmup <s>', 'untimed run of each phase before it is measured', nonNegativeInt, 5)
-    .addHelpText('after', '\nUses DATABASE_URL (a scratch database on that server) or else an embedded PostgreSQL in a temp folder.')
+    .option('--workers <w>', 'also run ours against W API worker processes (WEB_CONCURRENCY=W, api/dist/main.js); 1: not', positiveInt, 2)
     .parse(argv)
     .opts<Options>();
 }
 
-/**
- * CPU time (ms) an embedded PostgreSQL has used so far, from /proc: the postmaster and its live
- * backends, plus what the children it has reaped used. Undefined where there is no /proc.
- */
-function postgresCpuOf(dataDir: string): PostgresCpu | undefined {
-  let ticksPerSecond = 100;
-  try {
-    ticksPerSecond = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
-  } catch {
-    // Linux's usual USER_HZ.
-  }
-  const stat = async (pid: string) => {
-    const text = await fs.readFile(`/proc/${pid}/stat`, 'utf8');
-    // Fields after "(comm)": state ppid … utime stime cutime cstime (proc(5) fields 3, 4, 14–17).
-    const f = text.slice(text.lastIndexOf(')') + 2).split(' ').map(Number);
-    return { ppid: f[1]!, own: f[11]! + f[12]!, reaped: f[13]! + f[14]! };
-  };
-  return async () => {
-    const postmaster = (await fs.readFile(path.join(dataDir, 'postmaster.pid'), 'utf8')).split('\n')[0]!;
-    let ticks = 0;
-    for (const pid of await fs.readdir('/proc')) {
-      if (!/^\d+$/.test(pid)) continue;
-      const s = await stat(pid).catch(() => undefined); // gone meanwhile
-      if (pid === postmaster) ticks += (s?.own ?? 0) + (s?.reaped ?? 0);
-      else if (s && String(s.ppid) === postmaster) ticks += s.own;
-    }
-    return (ticks * 1000) / ticksPerSecond;
-  };
-}
-
-const describe = (err: unknown) => (err instanceof Error ? `${err.name}: ${err.message}` : String(err));
-const threadCpuMs = (since?: NodeJS.CpuUsage) => {
-  const u = process.threadCpuUsage(since);
-  return (u.user + u.system) / 1000;
-};
-
-let stopping = false;
-
-/** Runs `clients` loops of payments for `ms` milliseconds and measures each payment and each of its steps. */
-async function runLoops(name: string, clients: number, ms: number, payerFor: (c: number) => Payer): Promise<LoopResult> {
-  const latencies: number[] = [];
-  const stepLatencies = new Map<string, number[]>();
-  let errors = 0;
-  let firstError: string | undefined;
-  const cpu0 = process.threadCpuUsage();
-  const started = process.hrtime.bigint();
-  const deadline = started + BigInt(ms) * 1_000_000n;
-  const loop = async (c: number) => {
+/** A payment as loop c makes it: 1.00 to 50.00 (a coffee to a meal), a unique key. */
+function payments(name: string, payerFor: (c: number) => Payer) {
+  return (c: number): Operation => {
     const pay = payerFor(c);
-    for (let n = 0; !stopping && process.hrtime.bigint() < deadline; n++) {
-      // 1.00 to 50.00: a coffee to a meal.
-      const order = { key: `${name}.${c}.${n}`, amount: 100 + Math.floor(Math.random() * 4901) };
-      const steps: Record<string, number> = {};
-      const t0 = process.hrtime.bigint();
-      try {
-        await pay(order, steps);
-        latencies.push(Number(process.hrtime.bigint() - t0) / 1e6);
-        for (const [step, took] of Object.entries(steps)) {
-          if (!stepLatencies.has(step)) stepLatencies.set(step, []);
-          stepLatencies.get(step)!.push(took);
-        }
-      } catch (err) {
-        errors++;
-        firstError ??= describe(err);
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: clients }, (_, c) => loop(c)));
-  const elapsedMs = Number(process.hrtime.bigint() - started) / 1e6;
-  const cpuMs = threadCpuMs(cpu0);
-  const sorted = Float64Array.from(latencies).sort();
-  const steps = Object.fromEntries(
-    [...stepLatencies].map(([step, values]) => {
-      const s = Float64Array.from(values).sort();
-      return [step, { p50Ms: percentile(s, 50), p99Ms: percentile(s, 99) }];
-    }),
-  );
-  return {
-    payments: latencies.length,
-    errors,
-    elapsedMs,
-    paymentsPerSec: latencies.length / (elapsedMs / 1000),
-    p50Ms: percentile(sorted, 50),
-    p99Ms: percentile(sorted, 99),
-    loopCpuMsPerPayment: cpuMs / latencies.length,
-    ...(stepLatencies.size ? { steps } : {}),
-    ...(firstError ? { firstError } : {}),
+    return (n, steps) => pay({ key: `${name}.${c}.${n}`, amount: 100 + Math.floor(Math.random() * 4901) }, steps);
   };
 }
 
@@ -346,34 +257,45 @@ function oursPayer(sdk: Sdk, seat: MerchantSeat, api: GraphQLClient, card: Virtu
   };
 }
 
-/** The worker: answers the main thread's requests to run a phase and to hand back its cards. */
+/** The worker: answers the main thread's requests to run a phase (against an API's base URL) and to hand back its cards. */
 async function readerWorker(): Promise<void> {
   const port = parentPort!;
   const data = workerData as FleetData;
-  let run: (name: string, ms: number) => Promise<LoopResult>;
+  let run: (name: string, ms: number, baseUrl: string) => Promise<LoopResult>;
   let cards: VirtualCard[];
   try {
     const sdk = await loadSdk();
-    const apis = data.merchants.map((m) => new sdk.OneCardClient({ baseUrl: data.baseUrl, clientId: m.clientId, clientSecret: m.clientSecret, scope: MERCHANT_SCOPES.join(' ') }));
-    // Each merchant gets its token now, not in the first measured payment.
-    await Promise.all(apis.map((api) => api.request('query { viewer { kind } }')));
+    // One API client per merchant per API (its tokens are that API's); each gets its token before the first payment.
+    const clients = new Map<string, GraphQLClient[]>();
+    const apisAt = async (baseUrl: string) => {
+      if (!clients.has(baseUrl)) {
+        const apis = data.merchants.map((m) => new sdk.OneCardClient({ baseUrl, clientId: m.clientId, clientSecret: m.clientSecret, scope: MERCHANT_SCOPES.join(' ') }));
+        await Promise.all(apis.map((api) => api.request('query { viewer { kind } }')));
+        clients.set(baseUrl, apis);
+      }
+      return clients.get(baseUrl)!;
+    };
+    await apisAt(data.baseUrl);
     cards = data.cards.map((state) => sdk.VirtualCpuCard.fromJSON(state));
     const seatOf = (c: number) => c % data.merchants.length;
-    run = (name, ms) => runLoops(name, cards.length, ms, (c) => oursPayer(sdk, data.merchants[seatOf(c)]!, apis[seatOf(c)]!, cards[c]!));
+    run = async (name, ms, baseUrl) => {
+      const apis = await apisAt(baseUrl);
+      return runLoops(cards.length, ms, payments(name, (c) => oursPayer(sdk, data.merchants[seatOf(c)]!, apis[seatOf(c)]!, cards[c]!)));
+    };
   } catch (err) {
-    port.postMessage({ type: 'failed', error: describe(err) } satisfies FromWorker);
+    port.postMessage({ type: 'failed', error: describeError(err) } satisfies FromWorker);
     return;
   }
   port.on('message', async (message: ToWorker) => {
     if (message.type === 'stop') {
-      stopping = true;
+      interrupted.now = true;
       return;
     }
     try {
-      if (message.type === 'phase') port.postMessage({ type: 'phase', result: await run(message.name, message.ms) } satisfies FromWorker);
+      if (message.type === 'phase') port.postMessage({ type: 'phase', result: await run(message.name, message.ms, message.baseUrl) } satisfies FromWorker);
       else port.postMessage({ type: 'cards', states: cards.map((c) => c.toJSON()) } satisfies FromWorker);
     } catch (err) {
-      port.postMessage({ type: 'failed', error: describe(err) } satisfies FromWorker);
+      port.postMessage({ type: 'failed', error: describeError(err) } satisfies FromWorker);
     }
   });
   port.postMessage({ type: 'ready' } satisfies FromWorker);
@@ -407,19 +329,71 @@ function ask<T extends FromWorker['type']>(worker: Worker, message: ToWorker | n
   });
 }
 
-/** A phase of ours run by the worker, with the API's CPU (this thread) and PostgreSQL's measured around it. */
-async function oursPhase(worker: Worker, postgresCpu: PostgresCpu | undefined, name: string, ms: number): Promise<PhaseResult> {
-  const pg0 = await postgresCpu?.();
-  const cpu0 = process.threadCpuUsage();
-  const { result } = await ask(worker, { type: 'phase', name, ms }, 'phase');
-  const nodeCpuMs = threadCpuMs(cpu0);
-  const { loopCpuMsPerPayment, ...rest } = result;
+/**
+ * A phase of ours run by the worker against the API at `baseUrl`, with the API's CPU (`apiCpu`:
+ * this thread, or the API processes) and PostgreSQL's measured around it; statements are counted
+ * when the API is this process.
+ */
+async function oursPhase(worker: Worker, meters: { url: string; apiCpu: CpuMeter; apiInProcess: boolean; postgresCpu?: CpuMeter }, baseUrl: string, name: string, ms: number): Promise<PhaseResult> {
+  const pg0 = await meters.postgresCpu?.();
+  const cpu0 = await meters.apiCpu();
+  const result = await withDatabaseWork(meters.url, meters.apiInProcess, async () => {
+    const { result: r } = await ask(worker, { type: 'phase', name, ms, baseUrl }, 'phase');
+    return r;
+  });
+  const apiCpuMs = (await meters.apiCpu()) - cpu0;
+  const { loopCpuMsPerOp, ...rest } = result;
   return {
     ...rest,
-    nodeCpuMsPerPayment: nodeCpuMs / result.payments,
-    readerCpuMsPerPayment: loopCpuMsPerPayment,
-    ...(postgresCpu ? { postgresCpuMsPerPayment: ((await postgresCpu()) - pg0!) / result.payments } : {}),
+    nodeCpuMsPerPayment: apiCpuMs / result.done,
+    readerCpuMsPerPayment: loopCpuMsPerOp,
+    ...(meters.postgresCpu ? { postgresCpuMsPerPayment: ((await meters.postgresCpu()) - pg0!) / result.done } : {}),
   };
+}
+
+/**
+ * The API as `npm start` runs it with WEB_CONCURRENCY=`workers` (api/dist/main.js: the primary and
+ * its workers), on the bench's database and key-encryption key, on a free port; resolves once
+ * /readyz answers. Stopped by the cleanups (SIGTERM to the primary, which stops its workers).
+ */
+async function startApiProcesses(opts: { workers: number; databaseUrl: string; kek: Buffer; dataDir: string; cleanups: { unshift(c: { what: string; run: () => Promise<unknown> }): void } }): Promise<{ baseUrl: string; child: ChildProcess }> {
+  const port = await freePort();
+  const baseUrl = `http://127.0.0.1:${port}`;
+  const main = fileURLToPath(new URL('../main.js', import.meta.url));
+  const child = spawn(process.execPath, [main], {
+    env: {
+      ...process.env,
+      NODE_ENV: 'development',
+      WEB_CONCURRENCY: String(opts.workers),
+      DATABASE_URL: opts.databaseUrl,
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      PUBLIC_URL: baseUrl,
+      ONECARD_KEY_ENCRYPTION_KEY: opts.kek.toString('base64url'),
+      ONECARD_DATA_DIR: opts.dataDir,
+      ONECARD_DEMO: 'false',
+      GATEWAY_SANDBOX_PORT: '0',
+      LOG_LEVEL: 'warn',
+      GRAPHQL_COST_BUCKET: '100000000',
+      GRAPHQL_COST_RESTORE_RATE: '100000000',
+    },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  opts.cleanups.unshift({
+    what: `stop the API processes (${opts.workers} workers)`,
+    run: async () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      await exited;
+    },
+  });
+  for (let waited = 0; ; waited += 200) {
+    if (child.exitCode !== null) throw new Error(`the API processes exited at start with code ${child.exitCode}`);
+    if (waited > 120_000) throw new Error('the API processes did not answer /readyz within 2 minutes');
+    const ready = await fetch(`${baseUrl}/readyz`).then((r) => r.ok, () => false);
+    if (ready) return { baseUrl, child };
+    await new Promise((r) => setTimeout(r, 200));
+  }
 }
 
 // ——— phase "bare": the same business effect in hand-written SQL ———
@@ -494,10 +468,10 @@ function bareClient(pool: pg.Pool, seat: BareSeat): Payer {
   };
 }
 
-async function barePhase(pool: pg.Pool, postgresCpu: PostgresCpu | undefined, seats: BareSeat[], name: string, ms: number): Promise<PhaseResult> {
-  const pg0 = await postgresCpu?.();
-  const { loopCpuMsPerPayment, ...rest } = await runLoops(name, seats.length, ms, (c) => bareClient(pool, seats[c]!));
-  return { ...rest, nodeCpuMsPerPayment: loopCpuMsPerPayment, ...(postgresCpu ? { postgresCpuMsPerPayment: ((await postgresCpu()) - pg0!) / rest.payments } : {}) };
+async function barePhase(pool: pg.Pool, meters: { url: string; postgresCpu?: CpuMeter }, seats: BareSeat[], name: string, ms: number): Promise<PhaseResult> {
+  const pg0 = await meters.postgresCpu?.();
+  const { loopCpuMsPerOp, ...rest } = await withDatabaseWork(meters.url, true, () => runLoops(seats.length, ms, payments(name, (c) => bareClient(pool, seats[c]!))));
+  return { ...rest, nodeCpuMsPerPayment: loopCpuMsPerOp, ...(meters.postgresCpu ? { postgresCpuMsPerPayment: ((await meters.postgresCpu()) - pg0!) / rest.done } : {}) };
 }
 
 // ——— set-up ———
@@ -512,28 +486,15 @@ function csrFor(privateKeyPem: string): string {
 
 const day = (d: Date) => d.toISOString().slice(0, 10);
 
-function fmt(n: number | undefined, digits: number): string {
-  return n !== undefined && Number.isFinite(n) ? n.toFixed(digits) : '-';
-}
-
-async function main(): Promise<number> {
-  const opts = parseOptions(process.argv);
-  const log = pino({ level: process.env.LOG_LEVEL ?? 'warn' });
-  const cleanups: Cleanup[] = [];
-  let worker: Worker | undefined;
-  const onSignal = () => {
-    stopping = true;
-    worker?.postMessage({ type: 'stop' } satisfies ToWorker);
-  };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
-
-  let exitCode = 0;
-  try {
+async function main(): Promise<void> {
+  await runBench('payments', async ({ log, cleanups, onInterrupt }) => {
+    const opts = parseOptions(process.argv);
+    let worker: Worker | undefined;
+    onInterrupt(() => worker?.postMessage({ type: 'stop' } satisfies ToWorker));
     const tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'onecard-bench-'));
     cleanups.unshift({ what: `remove ${tmp}`, run: () => fs.rm(tmp, { recursive: true, force: true }) });
     const { url, where, embeddedDataDir } = await scratchDatabase(log, cleanups);
-    const postgresCpu: PostgresCpu | undefined = embeddedDataDir && process.platform === 'linux' ? postgresCpuOf(embeddedDataDir) : undefined;
+    const postgresCpu = postgresCpuOf(embeddedDataDir);
 
     // The API's pool as main.ts opens it (20), or larger: a session message may hold a second connection (the key store's).
     const orm = await openOrm(url, { poolMax: Math.max(20, 2 * opts.clients + 2) });
@@ -564,7 +525,6 @@ async function main(): Promise<number> {
     // The world: a root CA with the national and the city working CA, one city whose card company
     // has 3DES card master keys, M merchants each with an OAuth client and a certified till.
     const em = orm.em.fork();
-    const pgVersion = (await em.execute<{ server_version: string }[]>('show server_version'))[0]!.server_version;
     const root = await initRootCa(path.join(tmp, 'root.json'), 'payments bench root CA');
     await createWorkingCa(em, kek, root, { kind: 'NATIONAL', name: 'National', publicUrl: baseUrl });
     const { city, cardCompany } = await createCity(em, { code: 'GZ', name: 'Guangzhou', timeZone: 'Asia/Shanghai', currency: CURRENCY, cardCompanyName: 'Yangchengtong' });
@@ -645,12 +605,19 @@ async function main(): Promise<number> {
     cleanups.unshift({ what: 'stop the reader worker', run: () => started.terminate() });
     await ask(worker, null, 'ready');
 
-    console.log(
-      `payments bench: ${opts.clients} clients (one card each) at ${opts.merchants} merchants, ${opts.seconds} s per phase (after ${opts.warmup} s warm-up); ` +
-        `PostgreSQL ${pgVersion} (${where}), node ${process.version}, ${os.availableParallelism()} cpus`,
-    );
-    await oursPhase(worker, postgresCpu, 'warm.ours', opts.warmup * 1000);
-    const ours = await oursPhase(worker, postgresCpu, 'ours', opts.seconds * 1000);
+    const env = await environmentLine(url, where);
+    console.log(`payments bench: ${opts.clients} clients (one card each) at ${opts.merchants} merchants, ${opts.seconds} s per phase (after ${opts.warmup} s warm-up); ${env.line}`);
+    const inProcess = { url, apiCpu: async () => threadCpuMs(), apiInProcess: true, postgresCpu };
+    await oursPhase(worker, inProcess, baseUrl, 'warm.ours', opts.warmup * 1000);
+    const ours = await oursPhase(worker, inProcess, baseUrl, 'ours', opts.seconds * 1000);
+    // The same against W API worker processes (npm start with WEB_CONCURRENCY=W) on this database.
+    const phases: [string, PhaseResult][] = [['ours', ours]];
+    if (opts.workers > 1) {
+      const api = await startApiProcesses({ workers: opts.workers, databaseUrl: url, kek, dataDir: path.join(tmp, 'onecard-workers'), cleanups });
+      const processes = { url, apiCpu: processTreeCpu(async () => api.child.pid!) ?? (async () => NaN), apiInProcess: false, postgresCpu };
+      await oursPhase(worker, processes, api.baseUrl, `warm.workers${opts.workers}`, opts.warmup * 1000);
+      phases.push([`ours ×${opts.workers}`, await oursPhase(worker, processes, api.baseUrl, `workers${opts.workers}`, opts.seconds * 1000)]);
+    }
     // Before bare debits the shadows: every chip holds exactly what the ledger says it holds.
     const { states } = await ask(worker, { type: 'cards' }, 'cards');
     const problems: string[] = [];
@@ -660,75 +627,57 @@ async function main(): Promise<number> {
     }
     const [discrepancies] = await em.execute<{ n: string }[]>(`select count(*) as n from card_balance_discrepancy`);
     if (Number(discrepancies!.n) > 0) problems.push(`DISCREPANCY: ${discrepancies!.n} card balance discrepancies recorded`);
-    await barePhase(pool, postgresCpu, seats, 'warm.bare', opts.warmup * 1000);
-    const bare = await barePhase(pool, postgresCpu, seats, 'bare', opts.seconds * 1000);
-    if (stopping) throw new Error('interrupted');
+    const bareMeters = { url, postgresCpu };
+    await barePhase(pool, bareMeters, seats, 'warm.bare', opts.warmup * 1000);
+    const bare = await barePhase(pool, bareMeters, seats, 'bare', opts.seconds * 1000);
+    phases.push(['bare', bare]);
+    if (interrupted.now) throw new Error('interrupted');
 
-    const ratio = { throughput: ours.paymentsPerSec / bare.paymentsPerSec, p50: ours.p50Ms / bare.p50Ms };
-    const rows = [
-      ['phase', 'payments/s', 'p50 ms', 'p99 ms', 'payments', 'errors', 'cpu ms/payment: node main', 'readers', 'postgres'],
-      ...([['ours', ours], ['bare', bare]] as const).map(([name, r]) => [
+    printTable([
+      ['phase', 'payments/s', 'p50 ms', 'p99 ms', 'payments', 'errors', 'cpu ms/payment: API', 'readers', 'postgres', 'statements/payment', 'writing commits/payment', 'transaction ids/payment'],
+      ...phases.map(([name, r]) => [
         name,
-        fmt(r.paymentsPerSec, 1),
+        fmt(r.perSec, 1),
         fmt(r.p50Ms, 2),
         fmt(r.p99Ms, 2),
-        String(r.payments),
+        String(r.done),
         String(r.errors),
         fmt(r.nodeCpuMsPerPayment, 2),
         fmt(r.readerCpuMsPerPayment, 2),
         fmt(r.postgresCpuMsPerPayment, 2),
+        fmt(r.statementsPerOp, 1),
+        fmt(r.writingCommitsPerOp, 2),
+        fmt(r.transactionIdsPerOp, 2),
       ]),
-    ];
-    const widths = rows[0]!.map((_, col) => Math.max(...rows.map((r) => r[col]!.length)));
-    for (const r of rows) console.log(r.map((cell, col) => (col === 0 ? cell.padEnd(widths[col]!) : cell.padStart(widths[col]!))).join('  '));
-    console.log(`ratio ours/bare: throughput ${fmt(ratio.throughput, 3)}, p50 latency ${fmt(ratio.p50, 1)}`);
-    if (ours.steps) console.log(`ours per step, p50/p99 ms: ${Object.entries(ours.steps).map(([step, s]) => `${step} ${fmt(s.p50Ms, 1)}/${fmt(s.p99Ms, 1)}`).join(', ')}`);
-    for (const [name, r] of [['ours', ours], ['bare', bare]] as const) if (r.firstError) console.log(`first ${name} error: ${r.firstError}`);
-    console.log(
-      JSON.stringify({
-        bench: 'payments',
-        clients: opts.clients,
-        merchants: opts.merchants,
-        seconds: opts.seconds,
-        warmup: opts.warmup,
-        node: process.version,
-        postgres: pgVersion,
-        cpus: os.availableParallelism(),
-        ours,
-        bare,
-        ratio,
-      }),
-    );
+    ]);
+    const ratio = printRatio(ours, bare);
+    const ratios: Record<string, { throughput: number; p50: number }> = { ours: ratio };
+    for (const [name, r] of phases.slice(1, -1)) ratios[name] = printRatio(r, bare, `${name}/bare`);
+    for (const [name, r] of phases) if (r.steps) console.log(`${name} per step, p50/p99 ms: ${Object.entries(r.steps).map(([step, st]) => `${step} ${fmt(st.p50Ms, 1)}/${fmt(st.p99Ms, 1)}`).join(', ')}`);
+    printFirstErrors(phases);
+    console.log(JSON.stringify({ bench: 'payments', ...opts, node: process.version, postgres: env.postgres, cpus: os.availableParallelism(), loadAverage: os.loadavg(), phases: Object.fromEntries(phases), ratios }));
 
     // Every payment counted as done is SUCCEEDED and booked once, and the ledger's invariants hold.
     problems.push(...(await checkLedger(em)).map((p) => `${p.rule} ${p.subject}: ${p.detail}`));
-    for (const [name, r] of [['ours', ours], ['bare', bare]] as const) {
+    const references: [string, string, PhaseResult][] = [['ours', 'ours', ours], ...phases.slice(1, -1).map(([name, r]): [string, string, PhaseResult] => [name, `workers${opts.workers}`, r]), ['bare', 'bare', bare]];
+    for (const [name, prefix, r] of references) {
       const [row] = await em.execute<{ paid: string; booked: string }[]>(
         `select count(*) as paid, count(e.id) as booked from payment p left join journal_entry e on e.entry_key = 'payment:' || p.id
           where p.status = 'SUCCEEDED' and p.order_reference like ?`,
-        [`${name}.%`],
+        [`${prefix}.%`],
       );
-      if (Number(row!.paid) !== r.payments || Number(row!.booked) !== r.payments) {
-        problems.push(`COUNT ${name}: ${r.payments} payments completed, ${row!.paid} are SUCCEEDED, ${row!.booked} are in the ledger`);
+      if (Number(row!.paid) !== r.done || Number(row!.booked) !== r.done) {
+        problems.push(`COUNT ${name}: ${r.done} payments completed, ${row!.paid} are SUCCEEDED, ${row!.booked} are in the ledger`);
       }
     }
     if (problems.length) {
       console.error(`payments check: ${problems.length} problem(s)`);
       for (const p of problems.slice(0, 20)) console.error(`  ${p}`);
-      exitCode = 1;
-    } else {
-      console.log('payments check: ok (ledger invariants, chips = shadows, every payment SUCCEEDED and booked once)');
+      return false;
     }
-  } catch (err) {
-    console.error('payments bench failed:', err);
-    exitCode = 1;
-  } finally {
-    if (!(await runCleanups(cleanups))) exitCode = 1;
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
-  }
-  return exitCode;
+    console.log('payments check: ok (ledger invariants, chips = shadows, every payment SUCCEEDED and booked once)');
+  });
 }
 
-if (isMainThread) process.exitCode = await main();
+if (isMainThread) await main();
 else await readerWorker();

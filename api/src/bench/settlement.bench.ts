@@ -20,7 +20,7 @@
  * without it, an embedded PostgreSQL in a temp folder that is removed afterwards.
  */
 import os from 'node:os';
-import { Command, InvalidArgumentError } from 'commander';
+import { Command } from 'commander';
 import { type Logger as OrmLogger, type LogContext, MikroORM } from '@mikro-orm/postgresql';
 import pg from 'pg';
 import { pino } from 'pino';
@@ -33,7 +33,7 @@ import { clearWindow, type BatchRow } from '../settlement/clearing.js';
 import { closeWindow, ensureWindow, type WindowRow } from '../settlement/windows.js';
 import { feeFor } from '../tenancy/fee.js';
 import { createCity, createFeePlan } from '../tenancy/tenancy.service.js';
-import { type Cleanup, runCleanups, scratchDatabase } from './bench-database.js';
+import { type Cleanup, positiveInt, runCleanups, scratchDatabase } from './harness.js';
 import { feeRevenueAccount, PAYABLE_ACCOUNT_CODE, payableAccount, settlementInTransitAccount } from '../ledger/accounts.js';
 
 const CURRENCY = 'CNY';
@@ -102,12 +102,6 @@ interface StatementTime {
   statement: string;
   count: number;
   ms: number;
-}
-
-function positiveInt(value: string): number {
-  const n = Number(value.replaceAll('_', ''));
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('Expected a positive integer.');
-  return n;
 }
 
 function parseOptions(argv: string[]): Options {

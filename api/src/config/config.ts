@@ -10,6 +10,12 @@ export interface Config {
   publicUrl: string;
   /** Set: use this PostgreSQL and start no embedded one. */
   databaseUrl: string | undefined;
+  /**
+   * WEB_CONCURRENCY: API worker processes (node:cluster) sharing the port; 1 (the default) serves
+   * from the one process. With more, the first process keeps the database, the sandbox gateway and
+   * the background jobs, and only serves through its workers.
+   */
+  webConcurrency: number;
   /** Holds the embedded PostgreSQL (`pg/`) and `demo.json`. */
   dataDir: string;
   /** Port of the embedded PostgreSQL; 0 picks a free one at each start. */
@@ -182,6 +188,12 @@ function wholeNumber(env: NodeJS.ProcessEnv, name: string, fallback: number, uni
   return Number(raw);
 }
 
+function webConcurrency(env: NodeJS.ProcessEnv): number {
+  const n = wholeNumber(env, 'WEB_CONCURRENCY', 1, 'worker processes');
+  if (n < 1 || n > 64) throw new ConfigError('WEB_CONCURRENCY', 'a number of API worker processes from 1 to 64', String(n));
+  return n;
+}
+
 /** `HH:MM`, 24-hour. */
 function timeOfDay(env: NodeJS.ProcessEnv, name: string, fallback: string): string {
   const raw = env[name];
@@ -294,6 +306,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     host: env.HOST || '0.0.0.0',
     publicUrl,
     databaseUrl: url(env, 'DATABASE_URL', ['postgres:', 'postgresql:']),
+    webConcurrency: webConcurrency(env),
     dataDir: path.resolve(cwd, env.ONECARD_DATA_DIR || '.onecard'),
     embeddedPgPort: port(env, 'ONECARD_PG_PORT', 0),
     logLevel: oneOf(env, 'LOG_LEVEL', LOG_LEVELS, nodeEnv === 'test' ? 'silent' : 'info'),

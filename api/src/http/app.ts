@@ -190,7 +190,7 @@ export async function createHttpApp(opts: {
     clientSecrets,
     metrics,
     async close() {
-      auth.close();
+      await auth.close();
       await apollo.stop();
     },
   };

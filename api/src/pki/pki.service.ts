@@ -1,9 +1,11 @@
+import { X509Certificate } from 'node:crypto';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import forge from 'node-forge';
 import { seal, unseal } from '../secrets/kek.js';
 import { PkiError } from './pki.errors.js';
 import { defineMachine, NOW, transition } from '../lifecycle/machine.js';
 import type { RootCa } from './root-ca.js';
+import { nativeSignedBy, parsedCa, rememberVerifiedLeaf, type VerifiedLeaf, verifiedLeaf, verifiedLeafKey } from './verified-leaves.js';
 import {
   buildCrl,
   type Certificate,
@@ -12,12 +14,12 @@ import {
   fromPem,
   generateRsaKey,
   issueCertificate,
+  keyObjectFingerprint,
   newSerial,
   parseCsr,
   type PrivateKey,
   type Profile,
   publicKeyFingerprint,
-  signedBy,
   subjectField,
   subjectText,
   toPem,
@@ -246,32 +248,74 @@ export async function crlFor(em: EntityManager, kek: Buffer, caId: string, now =
 
 export type ChainRefusal = 'UNKNOWN_CA' | 'BAD_SIGNATURE' | 'NOT_YET_VALID' | 'EXPIRED' | 'REVOKED' | 'UNKNOWN_CERTIFICATE' | 'WRONG_PROFILE';
 
+/** Where a leaf's working CA is: by its id, or the working CA of a city. */
+export type CaRef = { caId: string } | { cityId: string };
+
 /**
  * Checks a leaf certificate against one of our working CAs: signed by it, within validity at
  * `now`, issued by us (on record), not revoked, of the expected profile. The working CA itself
  * must chain to the installed root and be unrevoked.
+ *
+ * With node:crypto's X509Certificate (node-forge stays for issuing), and once per certificate
+ * triple: one statement reads the CA, the root and their revocation counters; a leaf checked
+ * before under the same certificates and counters is not parsed, verified or looked up again
+ * (verified-leaves.ts). A revocation moves a counter in its own transaction, so no process serves
+ * a revoked certificate from what it remembers.
  */
-export async function checkLeaf(em: EntityManager, leafPem: string, expected: { caId: string; profile: Profile; now: Date }): Promise<{ ok: true; row: IssuedRow; certificate: Certificate } | { ok: false; refusal: ChainRefusal }> {
-  let leaf: Certificate;
+export async function checkLeaf(em: EntityManager, leafPem: string, expected: CaRef & { profile: Profile; now: Date }): Promise<{ ok: true; row: Pick<IssuedRow, 'serial' | 'ca_id'>; leaf: VerifiedLeaf } | { ok: false; refusal: ChainRefusal }> {
+  const cas = await em.execute<Pick<CaRow, 'id' | 'kind' | 'certificate_pem' | 'revocations'>[]>(
+    'caId' in expected
+      ? `select id, kind, certificate_pem, revocations from certificate_authority where id in (?, 'root')`
+      : `select id, kind, certificate_pem, revocations from certificate_authority where (kind = 'CITY' and city_id = ?) or id = 'root'`,
+    ['caId' in expected ? expected.caId : expected.cityId],
+  );
+  const root = cas.find((c) => c.kind === 'ROOT');
+  const ca = cas.find((c) => c.kind !== 'ROOT');
+  if (!ca || !root) return { ok: false, refusal: 'UNKNOWN_CA' };
+  const key = verifiedLeafKey(leafPem, ca.certificate_pem, root.certificate_pem, expected.profile);
+  const counters = { ca: String(ca.revocations), root: String(root.revocations) };
+  let leaf = verifiedLeaf(key, counters);
+  if (!leaf) {
+    const checked = await verifyLeaf(em, leafPem, ca, root, expected.profile, expected.now);
+    if (!checked.ok) return checked;
+    leaf = checked.leaf;
+    rememberVerifiedLeaf(key, counters, leaf);
+  }
+  if (expected.now < leaf.notBefore) return { ok: false, refusal: 'NOT_YET_VALID' };
+  if (expected.now > leaf.notAfter || expected.now > leaf.caNotAfter) return { ok: false, refusal: 'EXPIRED' };
+  return { ok: true, row: { serial: leaf.serial, ca_id: leaf.caId }, leaf };
+}
+
+/** The checks of checkLeaf that need parsing, signatures and the records, in its order of refusals. */
+async function verifyLeaf(em: EntityManager, leafPem: string, ca: Pick<CaRow, 'id' | 'certificate_pem'>, root: Pick<CaRow, 'certificate_pem'>, profile: Profile, now: Date): Promise<{ ok: true; leaf: VerifiedLeaf } | { ok: false; refusal: ChainRefusal }> {
+  let leaf: X509Certificate;
   try {
-    leaf = fromPem(leafPem);
+    leaf = new X509Certificate(leafPem);
   } catch {
     return { ok: false, refusal: 'UNKNOWN_CERTIFICATE' };
   }
-  const ca = await findCa(em, expected.caId);
-  const root = await findCa(em, 'root');
-  if (!ca || !root) return { ok: false, refusal: 'UNKNOWN_CA' };
-  const caCert = fromPem(ca.certificate_pem);
-  if (!signedBy(leaf, caCert) || !signedBy(caCert, fromPem(root.certificate_pem))) return { ok: false, refusal: 'UNKNOWN_CA' };
+  const caCert = parsedCa(ca.certificate_pem);
+  if (!nativeSignedBy(leaf, caCert) || !nativeSignedBy(caCert, parsedCa(root.certificate_pem))) return { ok: false, refusal: 'UNKNOWN_CA' };
   const caRecord = await findIssued(em, caCert.serialNumber);
   if (caRecord?.status === 'REVOKED') return { ok: false, refusal: 'REVOKED' };
-  if (expected.now < leaf.validity.notBefore) return { ok: false, refusal: 'NOT_YET_VALID' };
-  if (expected.now > leaf.validity.notAfter || expected.now > caCert.validity.notAfter) return { ok: false, refusal: 'EXPIRED' };
+  if (now < new Date(leaf.validFrom)) return { ok: false, refusal: 'NOT_YET_VALID' };
+  if (now > new Date(leaf.validTo) || now > new Date(caCert.validTo)) return { ok: false, refusal: 'EXPIRED' };
   const row = await findIssued(em, leaf.serialNumber);
   if (!row || row.ca_id !== ca.id) return { ok: false, refusal: 'UNKNOWN_CERTIFICATE' };
   if (row.status === 'REVOKED') return { ok: false, refusal: 'REVOKED' };
-  if (row.profile !== expected.profile) return { ok: false, refusal: 'WRONG_PROFILE' };
-  return { ok: true, row, certificate: leaf };
+  if (row.profile !== profile) return { ok: false, refusal: 'WRONG_PROFILE' };
+  return {
+    ok: true,
+    leaf: {
+      serial: row.serial,
+      caId: ca.id,
+      notBefore: new Date(leaf.validFrom),
+      notAfter: new Date(leaf.validTo),
+      caNotAfter: new Date(caCert.validTo),
+      publicKeyPem: leaf.publicKey.export({ type: 'spki', format: 'pem' }) as string,
+      publicKeyFingerprint: keyObjectFingerprint(leaf.publicKey),
+    },
+  };
 }
 
 /**

@@ -1,4 +1,4 @@
-import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { createHash, generateKeyPairSync, type KeyObject, randomBytes } from 'node:crypto';
 import forge from 'node-forge';
 
 /**
@@ -185,9 +185,14 @@ export function fromPem(pem: string): Certificate {
 }
 export const toDer = (cert: Certificate) => Buffer.from(asn1.toDer(pki.certificateToAsn1(cert)).getBytes(), 'binary');
 
-/** SHA-256 fingerprint of a public key (SubjectPublicKeyInfo), hex: the same key in two certificates. */
+/** SHA-256 fingerprint of an RSA public key (its PKCS#1 RSAPublicKey DER, forge's default), hex: the same key in two certificates. */
 export function publicKeyFingerprint(key: forge.pki.PublicKey): string {
   return pki.getPublicKeyFingerprint(key, { md: md.sha256.create(), encoding: 'hex' }) as string;
+}
+
+/** The same fingerprint of a key node:crypto holds (an X509Certificate's), without node-forge. */
+export function keyObjectFingerprint(key: KeyObject): string {
+  return createHash('sha256').update(key.export({ type: 'pkcs1', format: 'der' })).digest('hex');
 }
 
 export interface RevokedEntry {

@@ -7,7 +7,6 @@
  */
 import { createHash, randomUUID } from 'node:crypto';
 import type { EntityManager } from '@mikro-orm/postgresql';
-import forge from 'node-forge';
 import { ALG_3DES, ALG_SM4 } from '../cardcrypto/algorithm.js';
 import { purchaseTac, verifyMac } from '../cardcrypto/epurse.js';
 import type { CardEntryKind } from '../cards/card-history.service.js';
@@ -82,20 +81,19 @@ function checkIsTerminal(terminal: ReaderRow): void {
  * The city certificate chains to the terminal's city working CA (and the root), is valid and not
  * revoked (the card sessions' check, readers/session/checks/chains.ts), and is the one registered.
  */
-async function checkCertificate(em: EntityManager, terminal: ReaderRow, certificatePem: string, now: Date): Promise<forge.pki.Certificate> {
+async function checkCertificate(em: EntityManager, terminal: ReaderRow, certificatePem: string, now: Date): Promise<string> {
   const check = await verifyCityChain(em, terminal, certificatePem, now);
   if (!check.ok) throw new OfflineBatchError(check.refusal, `the terminal certificate was refused: ${check.reason}`);
   if (!isRegisteredCityCertificate(terminal, check)) throw new OfflineBatchError('CERTIFICATE_NOT_THIS_TERMINAL', 'the certificate is not the one registered for this terminal');
-  return check.certificate;
+  return check.publicKeyPem;
 }
 
 function checkActive(terminal: ReaderRow): void {
   if (terminal.status !== 'ACTIVE') throw new OfflineBatchError('TERMINAL_NOT_ACTIVE', `the terminal is ${terminal.status}`);
 }
 
-function verifySignature(certificate: forge.pki.Certificate, input: UploadInput): void {
-  const pem = forge.pki.publicKeyToPem(certificate.publicKey);
-  if (!verifyOfflineBatchSignature(pem, input.terminalGlobalId, input.batchId, input.body, input.signature)) throw new OfflineBatchError('BAD_SIGNATURE', 'the terminal signature does not verify');
+function verifySignature(publicKeyPem: string, input: UploadInput): void {
+  if (!verifyOfflineBatchSignature(publicKeyPem, input.terminalGlobalId, input.batchId, input.body, input.signature)) throw new OfflineBatchError('BAD_SIGNATURE', 'the terminal signature does not verify');
 }
 
 function parseRecords(body: string): OfflineRecord[] {
@@ -116,9 +114,9 @@ export async function uploadOfflineBatch(em: EntityManager, deps: UploadDeps, in
   const now = deps.now?.() ?? new Date();
   if (!/^[A-Za-z0-9._:-]{1,100}$/.test(input.batchId)) throw new OfflineBatchError('MALFORMED_BATCH', 'a batch id is 1 to 100 of A–Z a–z 0–9 . _ : -');
   checkIsTerminal(input.terminal);
-  const certificate = await checkCertificate(em, input.terminal, input.certificate, now);
+  const publicKeyPem = await checkCertificate(em, input.terminal, input.certificate, now);
   checkActive(input.terminal);
-  verifySignature(certificate, input);
+  verifySignature(publicKeyPem, input);
   const records = parseRecords(input.body);
   const bodyHash = createHash('sha256').update(input.body, 'utf8').digest('hex');
 

@@ -1,4 +1,3 @@
-import forge from 'node-forge';
 import type { ReaderRow } from '../../readers.service.js';
 import * as apdu from '../apdu.js';
 import { checkChains } from '../checks/chains.js';
@@ -22,10 +21,10 @@ export const hello: Step = async ({ em, now, session, reader, message, body }) =
   const pems = checkChallenge(session, body, reader.key_scheme);
   const chains = await checkChains(em, reader, pems, now);
   checkRegistration(reader, chains);
-  checkSignature(forge.pki.publicKeyToPem(chains.national.certificate.publicKey), session, message);
-  const signingKeyPem = forge.pki.publicKeyToPem(chains.city.certificate.publicKey);
+  checkSignature(chains.national.publicKeyPem, session, message);
+  const signingKeyPem = chains.city.publicKeyPem;
   // The steps seal to `publicKeyPem`.
-  const publicKeyPem = chains.encryption ? forge.pki.publicKeyToPem(chains.encryption.certificate.publicKey) : signingKeyPem;
+  const publicKeyPem = chains.encryption ? chains.encryption.publicKeyPem : signingKeyPem;
   // An M1 card first tells its UID (its sector keys derive from it); a CPU card answers APDUs.
   const commands: ReaderCommand[] = session.card_type === 'M1' ? [{ readUid: true }] : firstCommands(session, reader).map((c) => ({ apdu: hex(c) }));
   return { state: 'AUTHENTICATED', context: { ...session.context, publicKeyPem, signingKeyPem }, commands };
