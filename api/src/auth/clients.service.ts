@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { JWK } from 'jose';
-import type { PrincipalKind } from '../graphql/context.js';
+import type { PrincipalKind } from './principal.js';
 import { SCOPES, scopesForKind } from './scopes.js';
 
 export type ClientAuthMethod = 'client_secret_basic' | 'private_key_jwt' | 'none';

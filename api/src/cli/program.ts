@@ -9,7 +9,7 @@ import { loadConfig, type Config } from '../config/config.js';
 import { createWorkingCa, issueFromCsr, publishRootCrl, revokeCertificate } from '../pki/pki.service.js';
 import { initRootCa, openRootCa } from '../pki/root-ca.js';
 import { findCityByCode } from '../tenancy/tenancy.service.js';
-import type { PrincipalKind } from '../graphql/context.js';
+import type { PrincipalKind } from '../auth/principal.js';
 import { fromGlobalId } from '../graphql/global-id.js';
 import { openDatabase } from '../db/database.js';
 import { migrate, openOrm, type Orm } from '../db/orm.js';

@@ -16,6 +16,14 @@ import { TopUpError, type TopUpErrorCode } from './topups.errors.js';
 import { openClientSecret } from './client-secret.js';
 import { clientSecretSealedOf, createTopUp, findTopUpFor, listTopUpsOfCard, pendingLoadOfCard, refundTopUp, topUpHistory, type TopUpRow, type TopUpStatus } from './topups.service.js';
 import { AutoTopUpPayload, AutoTopUpType, CreateTopUpInput, RefundTopUpInput, ResolvePendingLoadInput, SetAutoTopUpInput, TopUpConnection, type TopUpOriginEnum, TopUpPayload, TopUpStatusChange, TopUpStatusEnum, TopUpType } from './topups.types.js';
+import type { GatewayClient } from './gateway/gateway-client.js';
+
+declare module '../graphql/context.js' {
+  interface GraphQLContext {
+    /** The payment gateway (top-ups, refunds, payouts); null when none is configured. The HTTP app puts it here. */
+    gateway?: GatewayClient | null;
+  }
+}
 
 const CODES: Record<TopUpErrorCode, UserErrorCode> = {
   NOT_FOUND: UserErrorCode.NOT_FOUND,
