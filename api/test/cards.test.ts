@@ -6,7 +6,7 @@ import { createCardholder } from '../src/auth/cardholders.service.js';
 import { scopesForKind } from '../src/auth/scopes.js';
 import { CardError } from '../src/cards/cards.errors.js';
 import { CARD_TRANSITIONS, cardStatusHistory, findCardByAsn, luhnValid, registerCardHolder, transitionCard } from '../src/cards/cards.service.js';
-import { createApolloServer } from '../src/graphql/apollo.js';
+import { createApolloServer } from '../src/apollo.js';
 import type { GraphQLContext } from '../src/graphql/context.js';
 import type { Principal, PrincipalKind } from '../src/auth/principal.js';
 import { fromGlobalId, toGlobalId } from '../src/graphql/global-id.js';

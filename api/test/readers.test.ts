@@ -6,7 +6,7 @@ import forge from 'node-forge';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { scopesForKind } from '../src/auth/scopes.js';
-import { createApolloServer } from '../src/graphql/apollo.js';
+import { createApolloServer } from '../src/apollo.js';
 import type { GraphQLContext } from '../src/graphql/context.js';
 import type { Principal, PrincipalKind } from '../src/auth/principal.js';
 import { toGlobalId } from '../src/graphql/global-id.js';

@@ -1,6 +1,5 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { pathToFileURL } from 'node:url';
 import {
   astFromValue,
   type GraphQLArgument,
@@ -42,7 +41,7 @@ import {
  */
 
 /** How to regenerate the file; also in the file's header and the test's failure message. */
-export const REGENERATE_COMMAND = 'npm run build && node api/dist/graphql/reference-doc.js --write';
+export const REGENERATE_COMMAND = 'npm run docs:reference';
 
 /** Where the reference lives, from the repository root. */
 export const REFERENCE_FILE = 'docs/api-reference.md';
@@ -280,16 +279,19 @@ export function referenceFile(): string {
   return path.resolve(import.meta.dirname, '../../..', REFERENCE_FILE);
 }
 
-async function main(argv: string[]): Promise<number> {
-  const { apiSchema } = await import('./schema.js');
-  const text = referenceMarkdown(await apiSchema());
+/**
+ * Writes (`write`), checks (`check`: 1 when stale) or prints the reference of `schema`; the exit
+ * code. `onecard schema reference` calls it with the API schema, assembled at the top (api/src/schema.ts).
+ */
+export async function syncReference(schema: GraphQLSchema, mode: 'write' | 'check' | 'print'): Promise<number> {
+  const text = referenceMarkdown(schema);
   const file = referenceFile();
-  if (argv.includes('--write')) {
+  if (mode === 'write') {
     await fs.writeFile(file, text);
     console.log(`wrote ${path.relative(process.cwd(), file)}`);
     return 0;
   }
-  if (argv.includes('--check')) {
+  if (mode === 'check') {
     const current = await fs.readFile(file, 'utf8').catch(() => '');
     if (current === text) {
       console.log(`${REFERENCE_FILE} is up to date`);
@@ -300,8 +302,4 @@ async function main(argv: string[]): Promise<number> {
   }
   process.stdout.write(text);
   return 0;
-}
-
-if (process.argv[1] && import.meta.url === pathToFileURL(path.resolve(process.argv[1])).href) {
-  process.exitCode = await main(process.argv.slice(2));
 }
