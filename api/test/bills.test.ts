@@ -13,7 +13,7 @@ import { OneCardClient, type OneCardError } from '../../sdk-js/src/index.js';
 import { createCardholder } from '../src/auth/cardholders.service.js';
 import { createClient } from '../src/auth/clients.service.js';
 import { importBillsCsv } from '../src/bills/bills.import.js';
-import type { Principal, PrincipalKind } from '../src/graphql/context.js';
+import type { Principal, PrincipalKind } from '../src/auth/principal.js';
 import { fromGlobalId, toGlobalId } from '../src/graphql/global-id.js';
 import { BillerKind } from '../src/tenancy/biller.entity.js';
 import { TenantStatus } from '../src/tenancy/merchant.entity.js';

@@ -7,7 +7,7 @@
 import { getNamedType, GraphQLInputObjectType, GraphQLObjectType } from 'graphql';
 import { describe, expect, it } from 'vitest';
 import { toGlobalId } from '../src/graphql/global-id.js';
-import { apiSchema } from '../src/graphql/schema.js';
+import { apiSchema } from '../src/schema.js';
 import { apiClient, useCardSessionWorld } from './support/card-sessions.js';
 
 const world = useCardSessionWorld();

@@ -397,7 +397,7 @@ describe('a crash between the effect and its answer', () => {
   });
 
   it('every @Idempotent mutation is in the table above', async () => {
-    const { apiSchema } = await import('../src/graphql/schema.js');
+    const { apiSchema } = await import('../src/schema.js');
     const { getMetadataStorage } = await import('type-graphql');
     const { isIdempotencyMiddleware } = await import('../src/graphql/idempotency.js');
     await apiSchema();

@@ -10,7 +10,7 @@ import os from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OneCardClient } from '../../sdk-js/src/index.js';
 import { createClient } from '../src/auth/clients.service.js';
-import type { PrincipalKind } from '../src/graphql/context.js';
+import type { PrincipalKind } from '../src/auth/principal.js';
 import { BillerKind } from '../src/tenancy/biller.entity.js';
 import { createBiller, createCity, createMerchant } from '../src/tenancy/tenancy.service.js';
 import { freshDatabase, type TestDatabase } from './support/database.js';

@@ -5,7 +5,7 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createClient } from '../src/auth/clients.service.js';
-import type { PrincipalKind } from '../src/graphql/context.js';
+import type { PrincipalKind } from '../src/auth/principal.js';
 import { toGlobalId } from '../src/graphql/global-id.js';
 import { credit, debit, openAccount, post } from '../src/ledger/ledger.service.js';
 import { AccountOwnerKind, AccountType } from '../src/ledger/ledger-account.entity.js';

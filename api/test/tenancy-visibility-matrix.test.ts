@@ -7,7 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Principal, PrincipalKind } from '../src/graphql/context.js';
+import type { Principal, PrincipalKind } from '../src/auth/principal.js';
 import { BillerKind } from '../src/tenancy/biller.entity.js';
 import { TenantStatus } from '../src/tenancy/merchant.entity.js';
 import {

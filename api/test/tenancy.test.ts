@@ -1,8 +1,9 @@
 import type { ApolloServer } from '@apollo/server';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createApolloServer } from '../src/graphql/apollo.js';
-import type { GraphQLContext, Principal, PrincipalKind } from '../src/graphql/context.js';
+import { createApolloServer } from '../src/apollo.js';
+import type { GraphQLContext } from '../src/graphql/context.js';
+import type { Principal, PrincipalKind } from '../src/auth/principal.js';
 import { fromGlobalId, toGlobalId } from '../src/graphql/global-id.js';
 import { Metrics } from '../src/http/metrics.js';
 import { seedDemoData } from '../src/demo/seed.js';

@@ -19,10 +19,11 @@ import {
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { scopesForKind } from '../src/auth/scopes.js';
-import { createApolloServer } from '../src/graphql/apollo.js';
-import type { GraphQLContext, Principal, PrincipalKind } from '../src/graphql/context.js';
+import { createApolloServer } from '../src/apollo.js';
+import type { GraphQLContext } from '../src/graphql/context.js';
+import type { Principal, PrincipalKind } from '../src/auth/principal.js';
 import { toGlobalId } from '../src/graphql/global-id.js';
-import { apiSchema } from '../src/graphql/schema.js';
+import { apiSchema } from '../src/schema.js';
 import { Metrics } from '../src/http/metrics.js';
 import { BillerKind } from '../src/tenancy/biller.entity.js';
 import { createBiller, createCity, createMerchant } from '../src/tenancy/tenancy.service.js';

@@ -10,7 +10,7 @@ import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OneCardClient, OneCardError, verifyWebhook } from '../../sdk-js/src/index.js';
 import { createClient } from '../src/auth/clients.service.js';
-import type { PrincipalKind } from '../src/graphql/context.js';
+import type { PrincipalKind } from '../src/auth/principal.js';
 import { fromGlobalId, toGlobalId } from '../src/graphql/global-id.js';
 import { createCity, createMerchant } from '../src/tenancy/tenancy.service.js';
 import { type RunningWebhookDelivery, startWebhookDelivery, type WebhookDeliveryOptions } from '../src/webhooks/delivery-worker.js';

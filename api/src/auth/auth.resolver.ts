@@ -2,11 +2,13 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import type { JWK } from 'jose';
 import { findBiller, findCardCompany, findMerchant } from '../tenancy/tenancy.service.js';
 import { Arg, Authorized, Ctx, Mutation, Query, Resolver } from 'type-graphql';
-import type { GraphQLContext, PrincipalKind } from '../graphql/context.js';
+import type { GraphQLContext } from '../graphql/context.js';
+import type { PrincipalKind } from './principal.js';
 import { fromGlobalId, toGlobalId } from '../graphql/global-id.js';
+import { withUserErrors } from '../graphql/domain-error.js';
 import { userError, UserErrorCode } from '../graphql/user-error.js';
 import { CreateOAuthClientInput, CreateOAuthClientPayload, DisableOAuthClientInput, DisableOAuthClientPayload, OAuthClientType, type PrincipalKindEnum, ViewerType } from './auth.types.js';
-import { ClientError, createClient, disableClient, type OAuthClientRow } from './clients.service.js';
+import { createClient, disableClient, type OAuthClientRow } from './clients.service.js';
 
 /** The GraphQL type of each kind's tenant, for global ids. */
 export const TENANT_TYPE: Record<PrincipalKind, string | null> = {
@@ -37,13 +39,6 @@ export async function tenantExists(em: EntityManager, kind: PrincipalKind, tenan
   if (kind === 'ISSUER' || kind === 'CARDHOLDER_APP') return (await findCardCompany(em, tenantId)) !== null;
   return false;
 }
-
-const CLIENT_ERROR_CODES: Record<ClientError['code'], UserErrorCode> = {
-  INVALID_SCOPE: UserErrorCode.INVALID_INPUT,
-  INVALID_JWKS: UserErrorCode.INVALID_INPUT,
-  INVALID_REDIRECT_URI: UserErrorCode.INVALID_INPUT,
-  TENANT_REQUIRED: UserErrorCode.INVALID_INPUT,
-};
 
 @Resolver()
 export class AuthResolver {
@@ -79,20 +74,20 @@ export class AuthResolver {
     if (tenantId && !(await tenantExists(ctx.em, input.kind, tenantId))) {
       return { client: null, clientSecret: null, userErrors: [userError(UserErrorCode.NOT_FOUND, `no ${tenantType} ${input.tenant}`, ['input', 'tenant'])] };
     }
-    try {
-      const { client, clientSecret } = await createClient(ctx.em, {
-        kind: input.kind,
-        tenantId,
-        name: input.name,
-        scopes: input.scopes,
-        jwks: (input.jwks as { keys: JWK[] } | null) ?? undefined,
-        redirectUris: input.redirectUris ?? undefined,
-        dpopBound: input.dpopBound ?? false,
-      });
-      return { client: clientView(client), clientSecret, userErrors: [] };
-    } catch (err) {
-      if (!(err instanceof ClientError)) throw err;
-      return { client: null, clientSecret: null, userErrors: [userError(CLIENT_ERROR_CODES[err.code], err.message, ['input'])] };
-    }
+    return withUserErrors<CreateOAuthClientPayload>(
+      async () => {
+        const { client, clientSecret } = await createClient(ctx.em, {
+          kind: input.kind,
+          tenantId,
+          name: input.name,
+          scopes: input.scopes,
+          jwks: (input.jwks as { keys: JWK[] } | null) ?? undefined,
+          redirectUris: input.redirectUris ?? undefined,
+          dpopBound: input.dpopBound ?? false,
+        });
+        return { client: clientView(client), clientSecret, userErrors: [] };
+      },
+      { client: null, clientSecret: null },
+    );
   }
 }

@@ -1,5 +1,5 @@
 import type { SeedStep } from '../demo/seed-step.js';
-import type { PrincipalKind } from '../graphql/context.js';
+import type { PrincipalKind } from './principal.js';
 import { fromGlobalId } from '../graphql/global-id.js';
 import { createCardholder } from './cardholders.service.js';
 import { createClient } from './clients.service.js';

@@ -1,7 +1,9 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { JWK } from 'jose';
-import type { PrincipalKind } from '../graphql/context.js';
+import { DomainError } from '../graphql/domain-error.js';
+import { UserErrorCode } from '../graphql/user-error.js';
+import type { PrincipalKind } from './principal.js';
 import { SCOPES, scopesForKind } from './scopes.js';
 
 export type ClientAuthMethod = 'client_secret_basic' | 'private_key_jwt' | 'none';
@@ -31,12 +33,12 @@ export interface CreateClientInput {
   dpopBound?: boolean;
 }
 
-export class ClientError extends Error {
-  constructor(
-    readonly code: 'INVALID_SCOPE' | 'INVALID_JWKS' | 'INVALID_REDIRECT_URI' | 'TENANT_REQUIRED',
-    message: string,
-  ) {
-    super(message);
+export type ClientErrorCode = 'INVALID_SCOPE' | 'INVALID_JWKS' | 'INVALID_REDIRECT_URI' | 'TENANT_REQUIRED';
+
+/** A client registration refused (the CLI prints it; createOAuthClient answers INVALID_INPUT on `input`). */
+export class ClientError extends DomainError<ClientErrorCode> {
+  constructor(code: ClientErrorCode, message: string) {
+    super(code, message, UserErrorCode.INVALID_INPUT);
   }
 }
 

@@ -1,4 +1,4 @@
-import type { PrincipalKind } from '../graphql/context.js';
+import type { PrincipalKind } from './principal.js';
 
 /**
  * Every scope, and the client kinds that may hold it. A client is registered with a subset of

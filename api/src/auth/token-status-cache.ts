@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { ChangeNotices } from '../db/change-notices.js';
-import type { PrincipalKind } from '../graphql/context.js';
+import type { PrincipalKind } from './principal.js';
 
 /** A token's client as it is now, and whether the token was revoked: what the verifier reads per request. */
 export interface TokenStatus {

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { MikroORM } from '@mikro-orm/postgresql';
 import { GraphQLError } from 'graphql';
 import { calculateJwkThumbprint, createLocalJWKSet, EmbeddedJWK, errors as joseErrors, type JWK, type JWTPayload, jwtVerify, decodeProtectedHeader } from 'jose';
-import type { Principal } from '../graphql/context.js';
+import type { Principal } from './principal.js';
 import { SIGNING_ALG } from './keys.js';
 import type { TokenStatus, TokenStatusCache } from './token-status-cache.js';
 

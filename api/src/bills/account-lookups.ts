@@ -1,5 +1,5 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
-import type { Principal } from '../graphql/context.js';
+import type { Principal } from '../auth/principal.js';
 import { findBillerFor } from '../tenancy/tenancy.service.js';
 import { BillError } from './bills.errors.js';
 import { checkText, TEXT_LIMITS } from './bill-input.js';

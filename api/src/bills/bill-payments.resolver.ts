@@ -5,20 +5,10 @@ import { fromGlobalId, toGlobalId } from '../graphql/global-id.js';
 import { Idempotent } from '../graphql/idempotency.js';
 import { Money } from '../graphql/money.js';
 import { nodeLoaders } from '../graphql/node.js';
-import { userError, UserErrorCode } from '../graphql/user-error.js';
-import { BillPaymentError, type BillPaymentErrorCode } from './bill-payments.errors.js';
+import { withUserErrors } from '../graphql/domain-error.js';
+import { BillPaymentError } from './bill-payments.errors.js';
 import { billerReconciliation, billPaymentById, type BillPaymentRow, findBillPaymentFor, payBill, reconciliationCsv } from './bill-payments.service.js';
 import { BillerReconciliationType, BillPaymentPayload, type BillPaymentStatusEnum, BillPaymentType, PayBillInput } from './bill-payments.types.js';
-
-const CODES: Record<BillPaymentErrorCode, UserErrorCode> = {
-  NOT_FOUND: UserErrorCode.NOT_FOUND,
-  INVALID_INPUT: UserErrorCode.INVALID_INPUT,
-  BILL_NOT_PAYABLE: UserErrorCode.BILL_NOT_PAYABLE,
-  PARTIAL_PAYMENT_NOT_ALLOWED: UserErrorCode.PARTIAL_PAYMENT_NOT_ALLOWED,
-  OVERPAYMENT: UserErrorCode.OVERPAYMENT,
-  BILL_PAYMENT_IN_PROGRESS: UserErrorCode.BILL_PAYMENT_IN_PROGRESS,
-  INVALID_STATE: UserErrorCode.INVALID_INPUT,
-};
 
 export function billPaymentView(row: BillPaymentRow): BillPaymentType {
   return Object.assign(new BillPaymentType(), {
@@ -59,13 +49,10 @@ export class BillPaymentResolver {
   @Mutation(() => BillPaymentPayload, { description: 'Pays (part of) a bill from the card purse: returns a bill payment that the card pays at a certified reader (openCardSession(operation: PURCHASE, billPayment)). With fromTopUp: pays it at once with one of your PAID top-ups instead. Cardholder app, scope card:topup.' })
   @Idempotent()
   async payBill(@Arg('input', () => PayBillInput, { description: 'The bill, how much, and your idempotency key.' }) input: PayBillInput, @Ctx() ctx: GraphQLContext): Promise<BillPaymentPayload> {
-    try {
+    return withUserErrors<BillPaymentPayload>(async () => {
       const row = await payBill(ctx.em, ctx.principal!, { billId: fromGlobalId(input.bill, 'Bill').id, amount: input.amount, fromTopUpId: input.fromTopUp ? fromGlobalId(input.fromTopUp, 'TopUp').id : null });
       return { billPayment: billPaymentView(row), userErrors: [] };
-    } catch (err) {
-      if (!(err instanceof BillPaymentError)) throw err;
-      return { billPayment: null, userErrors: [userError(CODES[err.code], err.message, ['input', ...(err.field ? [err.field] : [])])] };
-    }
+    }, { billPayment: null });
   }
 
   @Authorized('BILLER', 'bills:read')

@@ -1,3 +1,6 @@
+import { DomainError } from '../graphql/domain-error.js';
+import { UserErrorCode } from '../graphql/user-error.js';
+
 export type BillErrorCode =
   | 'NOT_FOUND'
   | 'INVALID_INPUT'
@@ -13,15 +16,15 @@ export type BillErrorCode =
   | 'INVALID_FETCH_URL'
   | 'BILLER_UNAVAILABLE';
 
-/** A refusal of the bills context; resolvers turn it into a userError. */
-export class BillError extends Error {
+/** A refusal of the bills context; resolvers turn it into a userError (of the same name). */
+export class BillError extends DomainError<BillErrorCode> {
   constructor(
-    readonly code: BillErrorCode,
+    code: BillErrorCode,
     message: string,
     /** The input field, relative to `input` (`amountDue`, `lateFee.cap`). */
-    readonly field?: string,
+    field?: string,
   ) {
-    super(message);
+    super(code, message, UserErrorCode[code], field);
     this.name = 'BillError';
   }
 }

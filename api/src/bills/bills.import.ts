@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { EntityManager } from '@mikro-orm/postgresql';
-import type { Principal } from '../graphql/context.js';
+import type { Principal } from '../auth/principal.js';
 import { toGlobalId } from '../graphql/global-id.js';
 import { type BillDraft, type BillFields, checkBill } from './bill-input.js';
 import { BillError, type BillErrorCode } from './bills.errors.js';

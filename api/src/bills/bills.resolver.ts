@@ -5,6 +5,7 @@ import type { GraphQLContext } from '../graphql/context.js';
 import { fromGlobalId, toGlobalId } from '../graphql/global-id.js';
 import { Money } from '../graphql/money.js';
 import { nodeLoaders } from '../graphql/node.js';
+import { withUserErrors } from '../graphql/domain-error.js';
 import { userError, UserErrorCode } from '../graphql/user-error.js';
 import { loadKeyEncryptionKey } from '../secrets/kek.js';
 import { bindAccount, isBound, LookUpThrottled, setAccountBinding } from './account-lookups.js';
@@ -47,18 +48,6 @@ import {
 
 /** A field of the bills context (`lateFee.cap`) as a userError path under `prefix`. */
 const pathOf = (prefix: (string | number)[], field: string | null | undefined) => [...prefix, ...(field ? field.split('.') : [])];
-
-const toUserError = (err: BillError) => userError(UserErrorCode[err.code], err.message, pathOf(['input'], err.field));
-
-/** Runs a mutation's work; a BillError becomes the payload's userErrors. */
-async function refusable<T>(work: () => Promise<T>, refused: (errors: ReturnType<typeof toUserError>[]) => T): Promise<T> {
-  try {
-    return await work();
-  } catch (err) {
-    if (!(err instanceof BillError)) throw err;
-    return refused([toUserError(err)]);
-  }
-}
 
 /** `payerView`: a holder's app whose holder has not bound the account sees what a payer needs only. */
 export function billView(row: BillRow, payerView = false): BillType {
@@ -219,14 +208,15 @@ export class BillResolver {
     } catch (err) {
       if (err instanceof LookUpThrottled) throw throttled(err);
       if (!(err instanceof BillError)) throw err;
-      return Object.assign(new AccountBillsType(), { biller, billerName: '', accountNumber, bills: [], lookUp: 'NOT_USED' as BillLookUpEnum, userErrors: [userError(UserErrorCode[err.code], err.message, [err.field ?? 'accountNumber'])] });
+      // A query's argument, not a mutation's input: the refusal points at the argument.
+      return Object.assign(new AccountBillsType(), { biller, billerName: '', accountNumber, bills: [], lookUp: 'NOT_USED' as BillLookUpEnum, userErrors: [err.toUserError(err.field ? [] : ['accountNumber'])] });
     }
   }
 
   @Authorized('BILLER', 'bills:write')
   @Mutation(() => BillPayload, { description: 'Publishes one bill (scope bills:write).' })
   publishBill(@Arg('input', () => BillInput, { description: 'The bill to publish.' }) input: BillInput, @Ctx() ctx: GraphQLContext): Promise<BillPayload> {
-    return refusable<BillPayload>(
+    return withUserErrors<BillPayload>(
       async () => {
         try {
           return { bill: billView(await publishBill(ctx.em, ctx.principal!, fieldsOf(input))), userErrors: [] };
@@ -235,14 +225,14 @@ export class BillResolver {
           return { bill: null, userErrors: err.refusals.map((r) => userError(UserErrorCode[r.code], r.message, pathOf(['input'], r.field))) };
         }
       },
-      (userErrors) => ({ bill: null, userErrors }),
+      { bill: null },
     );
   }
 
   @Authorized('BILLER', 'bills:write')
   @Mutation(() => PublishBillsPayload, { description: 'Publishes up to 1000 bills, all or none: when any is refused, nothing is written and each refusal is listed (scope bills:write).' })
   publishBills(@Arg('input', () => PublishBillsInput, { description: 'The bills to publish, all or none.' }) input: PublishBillsInput, @Ctx() ctx: GraphQLContext): Promise<PublishBillsPayload> {
-    return refusable<PublishBillsPayload>(
+    return withUserErrors<PublishBillsPayload>(
       async () => {
         try {
           return { bills: (await publishBills(ctx.em, ctx.principal!, input.bills.map(fieldsOf))).map((row) => billView(row)), refusals: [], userErrors: [] };
@@ -255,37 +245,37 @@ export class BillResolver {
           };
         }
       },
-      (userErrors) => ({ bills: null, refusals: [], userErrors }),
+      { bills: null, refusals: [] },
     );
   }
 
   @Authorized('BILLER', 'bills:write')
   @Mutation(() => ImportBillsCsvPayload, { description: 'Imports bills from a CSV file (docs/billers.md#csv-import), all rows or none; the import and its report are recorded either way (scope bills:write).' })
   importBillsCsv(@Arg('input', () => ImportBillsCsvInput, { description: 'The CSV file’s name and text.' }) input: ImportBillsCsvInput, @Ctx() ctx: GraphQLContext): Promise<ImportBillsCsvPayload> {
-    return refusable<ImportBillsCsvPayload>(
+    return withUserErrors<ImportBillsCsvPayload>(
       async () => {
         const outcome = await importBillsCsv(ctx.em, ctx.principal!, input);
         return { import: billImportView(outcome.import), userErrors: outcome.problem ? [userError(UserErrorCode[outcome.problem.code], outcome.problem.message, ['input', 'csv'])] : [] };
       },
-      (userErrors) => ({ import: null, userErrors }),
+      { import: null },
     );
   }
 
   @Authorized('BILLER', 'bills:write')
   @Mutation(() => BillPayload, { description: 'Changes your OPEN bill; its version goes up (scope bills:write).' })
   amendBill(@Arg('input', () => AmendBillInput, { description: 'The bill and what changes.' }) input: AmendBillInput, @Ctx() ctx: GraphQLContext): Promise<BillPayload> {
-    return refusable<BillPayload>(
+    return withUserErrors<BillPayload>(
       async () => ({ bill: billView(await amendBill(ctx.em, ctx.principal!, fromGlobalId(input.bill, 'Bill').id, input)), userErrors: [] }),
-      (userErrors) => ({ bill: null, userErrors }),
+      { bill: null },
     );
   }
 
   @Authorized('BILLER', 'bills:write')
   @Mutation(() => BillPayload, { description: 'Withdraws your OPEN bill that nothing has been paid on (scope bills:write).' })
   withdrawBill(@Arg('input', () => WithdrawBillInput, { description: 'The bill to withdraw.' }) input: WithdrawBillInput, @Ctx() ctx: GraphQLContext): Promise<BillPayload> {
-    return refusable<BillPayload>(
+    return withUserErrors<BillPayload>(
       async () => ({ bill: billView(await withdrawBill(ctx.em, ctx.principal!, fromGlobalId(input.bill, 'Bill').id, input.expectedVersion)), userErrors: [] }),
-      (userErrors) => ({ bill: null, userErrors }),
+      { bill: null },
     );
   }
 
@@ -296,12 +286,12 @@ export class BillResolver {
   })
   async bindBillAccount(@Arg('input', () => BindBillAccountInput, { description: 'The account and the proof.' }) input: BindBillAccountInput, @Ctx() ctx: GraphQLContext): Promise<BindBillAccountPayload> {
     try {
-      return await refusable<BindBillAccountPayload>(
+      return await withUserErrors<BindBillAccountPayload>(
         async () => {
           const bound = await bindAccount(ctx.em, ctx.principal!, { billerId: fromGlobalId(input.biller, 'Biller').id, accountNumber: input.accountNumber, billerReference: input.billerReference });
           return { binding: Object.assign(new BillAccountBindingType(), { biller: toGlobalId('Biller', bound.billerId), accountNumber: bound.accountNumber, boundAt: bound.boundAt }), userErrors: [] };
         },
-        (userErrors) => ({ binding: null, userErrors }),
+        { binding: null },
       );
     } catch (err) {
       if (err instanceof LookUpThrottled) throw throttled(err);
@@ -312,9 +302,9 @@ export class BillResolver {
   @Authorized('BILLER', 'bills:write')
   @Mutation(() => SetBillerAccountBindingPayload, { description: 'Whether holders may bind your customers’ accounts (bindBillAccount, with the reference printed on a bill). Off by default. Scope bills:write.' })
   async setBillerAccountBinding(@Arg('input', () => SetBillerAccountBindingInput, { description: 'The setting.' }) input: SetBillerAccountBindingInput, @Ctx() ctx: GraphQLContext): Promise<SetBillerAccountBindingPayload> {
-    return refusable<SetBillerAccountBindingPayload>(
+    return withUserErrors<SetBillerAccountBindingPayload>(
       async () => ({ allowed: await setAccountBinding(ctx.em, (await callingBiller(ctx.em, ctx.principal!, { active: false })).id, input.allowed), userErrors: [] }),
-      (userErrors) => ({ allowed: false, userErrors }),
+      { allowed: false },
     );
   }
 
@@ -322,12 +312,12 @@ export class BillResolver {
   @Mutation(() => SetBillerFetchUrlPayload, { description: 'Sets the URL OneCard asks live for an account’s bills, and turns it on or off; the signing secret is returned once (scope bills:write).' })
   async setBillerFetchUrl(@Arg('input', () => SetBillerFetchUrlInput, { description: 'Your live look-up URL and whether it is on.' }) input: SetBillerFetchUrlInput, @Ctx() ctx: GraphQLContext): Promise<SetBillerFetchUrlPayload> {
     const kek = await loadKeyEncryptionKey(ctx.config);
-    return refusable<SetBillerFetchUrlPayload>(
+    return withUserErrors<SetBillerFetchUrlPayload>(
       async () => {
         const set = await setFetchUrl(ctx.em, { kek, internalUrls: ctx.config.internalUrls }, ctx.principal!, input);
         return { liveLookUp: Object.assign(new BillerLiveLookUpType(), { url: set.url, enabled: set.enabled }), secret: set.secret, userErrors: [] };
       },
-      (userErrors) => ({ liveLookUp: null, secret: null, userErrors }),
+      { liveLookUp: null, secret: null },
     );
   }
 }

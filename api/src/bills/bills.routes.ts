@@ -1,6 +1,6 @@
 import type { MikroORM } from '@mikro-orm/postgresql';
 import express, { type Request, type Response } from 'express';
-import type { Principal } from '../graphql/context.js';
+import type { Principal } from '../auth/principal.js';
 import { BillPaymentError } from './bill-payments.errors.js';
 import { billerReconciliation, reconciliationCsv } from './bill-payments.service.js';
 

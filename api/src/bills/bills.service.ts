@@ -2,7 +2,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Logger } from 'pino';
 import type { Config } from '../config/config.js';
-import type { Principal } from '../graphql/context.js';
+import type { Principal } from '../auth/principal.js';
 import { toGlobalId } from '../graphql/global-id.js';
 import { seal, unseal } from '../secrets/kek.js';
 import { findBillerFor } from '../tenancy/tenancy.service.js';

@@ -2,13 +2,15 @@ import { GraphQLError } from 'graphql';
 import { Arg, Args, Authorized, Ctx, FieldResolver, ID, Int, Mutation, Query, Resolver, Root } from 'type-graphql';
 import { scopeByKind } from '../auth/scopes.js';
 import { ConnectionArgs, pageRequest, toConnection } from '../graphql/connection.js';
-import type { GraphQLContext, Principal } from '../graphql/context.js';
+import type { GraphQLContext } from '../graphql/context.js';
+import type { Principal } from '../auth/principal.js';
 import { fromGlobalId, toGlobalId } from '../graphql/global-id.js';
 import { Money } from '../graphql/money.js';
 import { nodeLoaders } from '../graphql/node.js';
+import { withUserErrors } from '../graphql/domain-error.js';
 import { userError, UserErrorCode } from '../graphql/user-error.js';
 import { type CardActivityKind, type CardActivityRow, HistoryWindowError, historyWindow } from './card-history.service.js';
-import { CardError, type CardErrorCode } from './cards.errors.js';
+import { CardError } from './cards.errors.js';
 import {
   type BalanceTransfer,
   balanceTransferOf,
@@ -83,16 +85,6 @@ export function cardView(row: CardRow, principal: Principal | null): CardType {
   });
 }
 
-const CODES: Record<CardErrorCode, UserErrorCode> = {
-  NOT_FOUND: UserErrorCode.NOT_FOUND,
-  INVALID_INPUT: UserErrorCode.INVALID_INPUT,
-  INVALID_CARD_NUMBER: UserErrorCode.INVALID_CARD_NUMBER,
-  DUPLICATE_CARD_NUMBER: UserErrorCode.DUPLICATE_CARD_NUMBER,
-  DUPLICATE_ASN: UserErrorCode.DUPLICATE_ASN,
-  INVALID_TRANSITION: UserErrorCode.INVALID_CARD_TRANSITION,
-  NOT_REGISTERED: UserErrorCode.CARD_NOT_REGISTERED,
-};
-
 /** Most blacklist changes one call returns, and the default. */
 export const BLACKLIST_MAX_PAGE = 500;
 const BLACKLIST_DEFAULT_PAGE = 100;
@@ -111,16 +103,6 @@ function blacklistEntryView(row: BlacklistEntryRow): BlacklistEntry {
 
 function badInput(message: string): GraphQLError {
   return new GraphQLError(message, { extensions: { code: 'BAD_USER_INPUT' } });
-}
-
-/** A CardError as the userErrors of a payload; anything else is not a refusal and propagates. */
-function refusalErrors(err: unknown) {
-  if (!(err instanceof CardError)) throw err;
-  return [userError(CODES[err.code], err.message, ['input', ...(err.field ? err.field.split('.') : [])])];
-}
-
-function refusal(err: unknown): CardPayload {
-  return { card: null, userErrors: refusalErrors(err) };
 }
 
 export function balanceTransferView(t: BalanceTransfer): BalanceTransferType {
@@ -222,7 +204,7 @@ export class CardResolver {
       if (decoded.type !== 'Cardholder') return { card: null, userErrors: [userError(UserErrorCode.NOT_FOUND, `no cardholder ${input.holder}`, ['input', 'holder'])] };
       holderId = decoded.id;
     }
-    try {
+    return withUserErrors<CardPayload>(async () => {
       const row = await issueCard(ctx.em, principal.tenantId ?? '', {
         cardNumber: input.cardNumber,
         asn: input.asn,
@@ -236,9 +218,7 @@ export class CardResolver {
         holderId,
       });
       return { card: cardView(row, principal), userErrors: [] };
-    } catch (err) {
-      return refusal(err);
-    }
+    }, { card: null });
   }
 
   /**
@@ -249,7 +229,7 @@ export class CardResolver {
   private async transition(ctx: GraphQLContext, input: CardStatusInput, to: CardStatus, onlyFrom?: readonly CardStatus[], byHolder = false): Promise<CardPayload> {
     const principal = ctx.principal!;
     const id = fromGlobalId(input.card, 'Card').id;
-    try {
+    return withUserErrors<CardPayload>(async () => {
       const row = await ctx.em.transactional(async (tx) => {
         // Another company's (or holder's) card answers exactly like a card that does not exist.
         const owned = byHolder ? await findCardOfHolder(tx, principal.holderId, id) : await findCardOfCompany(tx, principal.tenantId ?? '', id);
@@ -257,9 +237,7 @@ export class CardResolver {
         return transitionCard(tx, id, to, { reason: input.reason ?? null, by: principal.clientId, onlyFrom });
       });
       return { card: cardView(row, principal), userErrors: [] };
-    } catch (err) {
-      return refusal(err);
-    }
+    }, { card: null });
   }
 
   @Authorized('ISSUER', 'cards:write')
@@ -295,7 +273,7 @@ export class CardResolver {
     const principal = ctx.principal!;
     const id = fromGlobalId(input.card, 'Card').id;
     const { cardNumber, asn, cardType, keyVersion, issuedOn, expiresOn } = input.newCard;
-    try {
+    return withUserErrors<ReplaceCardPayload>(async () => {
       const out = await replaceCard(ctx.em, principal.tenantId ?? '', id, {
         newCard: { cardNumber, asn, cardType, keyVersion, issuedOn, expiresOn },
         reason: input.reason ?? null,
@@ -303,9 +281,7 @@ export class CardResolver {
         transferDelaySeconds: ctx.config.balanceTransferDelaySeconds,
       });
       return { card: cardView(out.card, principal), oldCard: cardView(out.oldCard, principal), balanceTransfer: balanceTransferView(out.transfer), userErrors: [] };
-    } catch (err) {
-      return { card: null, oldCard: null, balanceTransfer: null, userErrors: refusalErrors(err) };
-    }
+    }, { card: null, oldCard: null, balanceTransfer: null });
   }
 
   @Authorized('ISSUER', 'cards:write')

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { EntityManager } from '@mikro-orm/postgresql';
-import type { Principal } from '../graphql/context.js';
+import type { Principal } from '../auth/principal.js';
 import { LedgerError, LedgerErrorCode } from '../ledger/ledger.errors.js';
 import { type CardActivityRow, cardHistory, purseAsnOfPosting } from './card-history.service.js';
 import { movePendingLoads, recordTransferLoad } from '../topups/topups.service.js';

@@ -9,13 +9,14 @@ import { loadConfig, type Config } from '../config/config.js';
 import { createWorkingCa, issueFromCsr, publishRootCrl, revokeCertificate } from '../pki/pki.service.js';
 import { initRootCa, openRootCa } from '../pki/root-ca.js';
 import { findCityByCode } from '../tenancy/tenancy.service.js';
-import type { PrincipalKind } from '../graphql/context.js';
+import type { PrincipalKind } from '../auth/principal.js';
 import { fromGlobalId } from '../graphql/global-id.js';
 import { openDatabase } from '../db/database.js';
 import { migrate, openOrm, type Orm } from '../db/orm.js';
 import { seedDemoFile } from '../demo/seed.js';
-import { printApiSchema } from '../graphql/schema.js';
+import { apiSchema, printApiSchema } from '../schema.js';
 import { type AllowedBreakingChange, checkSchemaEvolution } from '../graphql/schema-evolution.js';
+import { REFERENCE_FILE, syncReference } from '../graphql/reference-doc.js';
 import { createLogger } from '../http/logger.js';
 import { checkLedger } from '../ledger/ledger-check.js';
 import { settleCommand } from './settle-command.js';
@@ -261,6 +262,14 @@ export function createProgram(io: { stop?: StopSignal } = {}): Command {
       for (const c of report.refused) console.error(`breaking change  ${c.type} ${c.path}: ${c.message}\n  ${c.why}`);
       if (report.refused.length) process.exitCode = 1;
       else console.log(`no breaking change against ${path.relative(process.cwd(), released)} beyond the ${report.allowed.length} listed`);
+    });
+  schema
+    .command('reference')
+    .description(`print ${REFERENCE_FILE}, the API reference generated from the schema; --write writes it, --check exits 1 when it is stale`)
+    .option('--write', `write ${REFERENCE_FILE}`)
+    .option('--check', `exit code 1 when ${REFERENCE_FILE} is not what the schema generates`)
+    .action(async (opts: { write?: boolean; check?: boolean }) => {
+      process.exitCode = await syncReference(await apiSchema(), opts.write ? 'write' : opts.check ? 'check' : 'print');
     });
   return program;
 }

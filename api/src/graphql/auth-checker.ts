@@ -1,6 +1,6 @@
 import { GraphQLError } from 'graphql';
 import type { AuthChecker } from 'type-graphql';
-import type { GraphQLContext, Principal } from './context.js';
+import type { Caller, GraphQLContext } from './context.js';
 
 const KIND = /^[A-Z_]+$/;
 const KIND_SCOPE = /^([A-Z_]+)=(.+)$/;
@@ -12,17 +12,17 @@ const KIND_SCOPE = /^([A-Z_]+)=(.+)$/;
  * the data is checked again in each service query (DESIGN.md §5).
  */
 export const authChecker: AuthChecker<GraphQLContext> = ({ context }, requirements) => {
-  const principal = context.principal;
+  const principal: Caller | null = context.principal;
   if (!principal) throw new GraphQLError('Authentication required: send an OAuth access token', { extensions: { code: 'UNAUTHENTICATED', http: { status: 401, headers: new Map([['www-authenticate', 'Bearer realm="OneCard"']]) } } });
-  const kinds: Principal['kind'][] = [];
+  const kinds: string[] = [];
   const scopes: string[] = [];
   const scopeOfKind = new Map<string, string>();
   for (const r of requirements) {
     const keyed = KIND_SCOPE.exec(r);
     if (keyed) {
-      kinds.push(keyed[1] as Principal['kind']);
+      kinds.push(keyed[1]!);
       scopeOfKind.set(keyed[1]!, keyed[2]!);
-    } else if (KIND.test(r)) kinds.push(r as Principal['kind']);
+    } else if (KIND.test(r)) kinds.push(r);
     else scopes.push(r);
   }
   const kindOk = kinds.length === 0 || kinds.includes(principal.kind);

@@ -1,33 +1,30 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Logger } from 'pino';
 import type { Config } from '../config/config.js';
-import type { GatewayClient } from '../topups/gateway/gateway-client.js';
 
-export type PrincipalKind = 'OPERATOR' | 'ISSUER' | 'MERCHANT' | 'BILLER' | 'CARDHOLDER_APP';
-
-/** Who is calling. Built from a verified access token (the auth context); null when anonymous. */
-export interface Principal {
-  kind: PrincipalKind;
+/**
+ * What the kit reads of the caller (the auth checker, cost buckets, idempotency keys). The auth
+ * context declares the whole principal and puts it on the request context (`principal`, by module
+ * augmentation in auth/principal.ts), so the kit imports no context.
+ */
+export interface Caller {
+  kind: string;
   clientId: string;
-  /**
-   * The tenant the client acts for: the merchant's, biller's or card company's id for those kinds;
-   * for a cardholder app, the card company that runs it; null for the operator.
-   */
-  tenantId: string | null;
-  /** For a cardholder app's token: the cardholder who signed in and consented. */
   holderId: string | null;
   scopes: string[];
 }
 
+/**
+ * One GraphQL request's context. Contexts add what they hand their resolvers by module augmentation
+ * (`principal` from auth/principal.ts, `gateway` from topups/, `cardSessions` from readers/); the
+ * HTTP app at the top builds it.
+ */
 export interface GraphQLContext {
   /** A fork per request: no identity map is shared between requests. */
   em: EntityManager;
-  principal: Principal | null;
   requestId: string;
   log: Logger;
   config: Config;
-  /** The payment gateway (top-ups, refunds, payouts); null when none is configured. */
-  gateway?: GatewayClient | null;
   /** The query cost computed before execution, reported in `extensions.cost`. */
   cost?: number;
   /** The caller's IP address (behind a trusted proxy, the forwarded one): anonymous calls' cost bucket. */

@@ -1,7 +1,7 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { GraphQLError } from 'graphql';
 import type { Logger } from 'pino';
-import type { Principal } from './context.js';
+import type { Caller } from './context.js';
 
 /**
  * Cost-based rate limits, Shopify's model (docs/security.md#rate-limits-graphql-cost): each caller
@@ -27,7 +27,7 @@ export interface ThrottleStatus {
  * Whose bucket a call draws on: its OAuth client's; a cardholder app's holder has one of their own
  * (one app serves many holders, as a Shopify app has a bucket per store); anonymous calls, their IP address's.
  */
-export function bucketKey(principal: Principal | null, ip: string | undefined): string {
+export function bucketKey(principal: Caller | null, ip: string | undefined): string {
   if (!principal) return `ip:${ip ?? 'unknown'}`;
   return principal.holderId ? `client:${principal.clientId}:holder:${principal.holderId}` : `client:${principal.clientId}`;
 }

@@ -3,7 +3,7 @@ import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import { testConfig } from '../../test/support/server.js';
 import { Metrics } from '../http/metrics.js';
-import { createApolloServer } from './apollo.js';
+import { createApolloServer } from '../apollo.js';
 import { errorFormatter } from './errors.js';
 
 const log = pino({ level: 'silent' });

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { TopUpType } from '../topups/topups.types.js';
 import { canonicalJson, decodePayload, encodePayload, isIdempotencyMiddleware, requestHash } from './idempotency.js';
 import { Money } from './money.js';
-import { apiSchema } from './schema.js';
+import { apiSchema } from '../schema.js';
 import { userError, UserErrorCode } from './user-error.js';
 
 describe('the request hash', () => {

@@ -4,7 +4,7 @@ import { MaxTokensParserWLexer } from '@escape.tech/graphql-armor-max-tokens';
 import { type DocumentNode, type FragmentDefinitionNode, type GraphQLError, type GraphQLSchema, Kind, type OperationDefinitionNode, parse, validate } from 'graphql';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_LIMITS, measure } from './query-cost.js';
-import { apiSchema } from './schema.js';
+import { apiSchema } from '../schema.js';
 
 /**
  * Our limits are our own code, measured in the same pass as the cost; this proves them no looser

@@ -11,7 +11,7 @@ import {
 } from 'graphql';
 import { describe, expect, it } from 'vitest';
 import { REFERENCE_FILE, REGENERATE_COMMAND, referenceFile, referenceMarkdown } from './reference-doc.js';
-import { apiSchema } from './schema.js';
+import { apiSchema } from '../schema.js';
 
 const described = (text: string | null | undefined) => typeof text === 'string' && text.trim() !== '';
 

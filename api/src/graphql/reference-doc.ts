@@ -1,6 +1,5 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { pathToFileURL } from 'node:url';
 import {
   astFromValue,
   type GraphQLArgument,
@@ -31,18 +30,18 @@ import {
 
 /*
  * docs/api-reference.md, generated from the schema's descriptions: `referenceMarkdown(schema)` is a
- * pure function of the schema; run as a script (after `npm run build`) it writes or checks the file:
+ * pure function of the schema; the CLI writes or checks the file (after `npm run build`):
  *
- *   node api/dist/graphql/reference-doc.js --write   # writes docs/api-reference.md
- *   node api/dist/graphql/reference-doc.js --check   # exit code 1 when the file is stale
- *   node api/dist/graphql/reference-doc.js           # prints it
+ *   onecard schema reference --write   # writes docs/api-reference.md (npm run docs:reference)
+ *   onecard schema reference --check   # exit code 1 when the file is stale (part of npm run schema:check)
+ *   onecard schema reference           # prints it
  *
  * Everything is in lexicographic order (as schema/schema.graphql), so the output only changes when
  * the schema does. Anchors follow GitHub's heading slugs, duplicates included.
  */
 
 /** How to regenerate the file; also in the file's header and the test's failure message. */
-export const REGENERATE_COMMAND = 'npm run build && node api/dist/graphql/reference-doc.js --write';
+export const REGENERATE_COMMAND = 'npm run docs:reference';
 
 /** Where the reference lives, from the repository root. */
 export const REFERENCE_FILE = 'docs/api-reference.md';
@@ -280,16 +279,19 @@ export function referenceFile(): string {
   return path.resolve(import.meta.dirname, '../../..', REFERENCE_FILE);
 }
 
-async function main(argv: string[]): Promise<number> {
-  const { apiSchema } = await import('./schema.js');
-  const text = referenceMarkdown(await apiSchema());
+/**
+ * Writes (`write`), checks (`check`: 1 when stale) or prints the reference of `schema`; the exit
+ * code. `onecard schema reference` calls it with the API schema, assembled at the top (api/src/schema.ts).
+ */
+export async function syncReference(schema: GraphQLSchema, mode: 'write' | 'check' | 'print'): Promise<number> {
+  const text = referenceMarkdown(schema);
   const file = referenceFile();
-  if (argv.includes('--write')) {
+  if (mode === 'write') {
     await fs.writeFile(file, text);
     console.log(`wrote ${path.relative(process.cwd(), file)}`);
     return 0;
   }
-  if (argv.includes('--check')) {
+  if (mode === 'check') {
     const current = await fs.readFile(file, 'utf8').catch(() => '');
     if (current === text) {
       console.log(`${REFERENCE_FILE} is up to date`);
@@ -300,8 +302,4 @@ async function main(argv: string[]): Promise<number> {
   }
   process.stdout.write(text);
   return 0;
-}
-
-if (process.argv[1] && import.meta.url === pathToFileURL(path.resolve(process.argv[1])).href) {
-  process.exitCode = await main(process.argv.slice(2));
 }

@@ -7,7 +7,7 @@ import { setUpAuth } from '../auth/auth-server.js';
 import { pkiRoutes } from '../pki/pki.routes.js';
 import { loadKeyEncryptionKey } from '../secrets/kek.js';
 import type { Config } from '../config/config.js';
-import { createApolloServer } from '../graphql/apollo.js';
+import { createApolloServer } from '../apollo.js';
 import type { GraphQLContext } from '../graphql/context.js';
 import { RunningMutations } from '../graphql/idempotency.js';
 import { graphiqlAssets, graphiqlPage } from '../graphql/graphiql.js';

@@ -1,3 +1,6 @@
+import { DomainError } from '../graphql/domain-error.js';
+import { UserErrorCode } from '../graphql/user-error.js';
+
 /** Why the ledger refused an entry. Each is a business outcome a caller can map to a userError. */
 export enum LedgerErrorCode {
   INVALID_ENTRY_KEY = 'INVALID_ENTRY_KEY',
@@ -15,14 +18,29 @@ export enum LedgerErrorCode {
   ALREADY_REVERSED = 'ALREADY_REVERSED',
 }
 
-export class LedgerError extends Error {
+const USER_ERROR_CODES: Record<LedgerErrorCode, UserErrorCode> = {
+  [LedgerErrorCode.INVALID_ENTRY_KEY]: UserErrorCode.INVALID_INPUT,
+  [LedgerErrorCode.INVALID_DESCRIPTION]: UserErrorCode.INVALID_INPUT,
+  [LedgerErrorCode.INVALID_ACCOUNT]: UserErrorCode.INVALID_INPUT,
+  [LedgerErrorCode.TOO_FEW_LINES]: UserErrorCode.UNBALANCED_ENTRY,
+  [LedgerErrorCode.INVALID_AMOUNT]: UserErrorCode.INVALID_INPUT,
+  [LedgerErrorCode.UNKNOWN_ACCOUNT]: UserErrorCode.NOT_FOUND,
+  [LedgerErrorCode.MIXED_CURRENCIES]: UserErrorCode.MIXED_CURRENCIES,
+  [LedgerErrorCode.UNBALANCED]: UserErrorCode.UNBALANCED_ENTRY,
+  [LedgerErrorCode.INSUFFICIENT_FUNDS]: UserErrorCode.INSUFFICIENT_FUNDS,
+  [LedgerErrorCode.ENTRY_KEY_REUSED]: UserErrorCode.ENTRY_KEY_REUSED,
+  [LedgerErrorCode.UNKNOWN_ENTRY]: UserErrorCode.NOT_FOUND,
+  [LedgerErrorCode.ALREADY_REVERSED]: UserErrorCode.ALREADY_REVERSED,
+};
+
+export class LedgerError extends DomainError<LedgerErrorCode> {
   constructor(
-    readonly code: LedgerErrorCode,
+    code: LedgerErrorCode,
     message: string,
-    /** The account the refusal is about, where there is one. */
+    /** The account the refusal is about, where there is one (the resolver points at its input line). */
     readonly accountId?: string,
   ) {
-    super(message);
+    super(code, message, USER_ERROR_CODES[code]);
     this.name = 'LedgerError';
   }
 }

@@ -5,10 +5,11 @@ import { fromGlobalId, toGlobalId } from '../graphql/global-id.js';
 import { Idempotent } from '../graphql/idempotency.js';
 import { Money } from '../graphql/money.js';
 import { nodeLoaders } from '../graphql/node.js';
+import { withUserErrors } from '../graphql/domain-error.js';
 import { DateTimeScalar } from '../graphql/scalars.js';
 import { type UserError, userError, UserErrorCode } from '../graphql/user-error.js';
 import { checkLedger } from './ledger-check.js';
-import { LedgerError, LedgerErrorCode } from './ledger.errors.js';
+import { LedgerError } from './ledger.errors.js';
 import { balanceAt, findAccount, findEntry, listAccounts, post, type PostedEntry, type PostingLine, reverse } from './ledger.service.js';
 import { AccountOwnerKind, type LedgerAccount } from './ledger-account.entity.js';
 import {
@@ -63,21 +64,6 @@ export function entryView(entry: PostedEntry): JournalEntryType {
   });
 }
 
-const LEDGER_TO_USER_ERROR: Record<LedgerErrorCode, UserErrorCode> = {
-  [LedgerErrorCode.INVALID_ENTRY_KEY]: UserErrorCode.INVALID_INPUT,
-  [LedgerErrorCode.INVALID_DESCRIPTION]: UserErrorCode.INVALID_INPUT,
-  [LedgerErrorCode.INVALID_ACCOUNT]: UserErrorCode.INVALID_INPUT,
-  [LedgerErrorCode.TOO_FEW_LINES]: UserErrorCode.UNBALANCED_ENTRY,
-  [LedgerErrorCode.INVALID_AMOUNT]: UserErrorCode.INVALID_INPUT,
-  [LedgerErrorCode.UNKNOWN_ACCOUNT]: UserErrorCode.NOT_FOUND,
-  [LedgerErrorCode.MIXED_CURRENCIES]: UserErrorCode.MIXED_CURRENCIES,
-  [LedgerErrorCode.UNBALANCED]: UserErrorCode.UNBALANCED_ENTRY,
-  [LedgerErrorCode.INSUFFICIENT_FUNDS]: UserErrorCode.INSUFFICIENT_FUNDS,
-  [LedgerErrorCode.ENTRY_KEY_REUSED]: UserErrorCode.ENTRY_KEY_REUSED,
-  [LedgerErrorCode.UNKNOWN_ENTRY]: UserErrorCode.NOT_FOUND,
-  [LedgerErrorCode.ALREADY_REVERSED]: UserErrorCode.ALREADY_REVERSED,
-};
-
 /*
  * The manual mutations' `idempotencyKey` is the API's idempotency key (per client, 48 h, the
  * GraphQL layer: graphql/idempotency.ts). The ledger's entry key is derived from it
@@ -88,15 +74,11 @@ const LEDGER_TO_USER_ERROR: Record<LedgerErrorCode, UserErrorCode> = {
  */
 
 /** Runs a ledger write; a refusal becomes a userError pointing at the input line concerned. */
-async function asPayload(work: () => Promise<PostedEntry>, lineOf: (accountId: string) => number = () => -1): Promise<JournalEntryPayload> {
-  try {
-    return { entry: entryView(await work()), userErrors: [] };
-  } catch (err) {
-    if (!(err instanceof LedgerError)) throw err;
-    const line = err.accountId ? lineOf(err.accountId) : -1;
-    const field = line >= 0 ? ['input', 'lines', String(line)] : ['input'];
-    return { entry: null, userErrors: [userError(LEDGER_TO_USER_ERROR[err.code], err.message, field)] };
-  }
+function asPayload(work: () => Promise<PostedEntry>, lineOf: (accountId: string) => number = () => -1): Promise<JournalEntryPayload> {
+  return withUserErrors<JournalEntryPayload>(async () => ({ entry: entryView(await work()), userErrors: [] }), { entry: null }, (err) => {
+    const line = err instanceof LedgerError && err.accountId ? lineOf(err.accountId) : -1;
+    return line >= 0 ? ['input', 'lines', String(line)] : ['input'];
+  });
 }
 
 nodeLoaders.set('LedgerAccount', async (ctx, id) => {

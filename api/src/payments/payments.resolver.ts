@@ -7,8 +7,8 @@ import { fromGlobalId, toGlobalId } from '../graphql/global-id.js';
 import { Money } from '../graphql/money.js';
 import { nodeLoaders } from '../graphql/node.js';
 import { Idempotent } from '../graphql/idempotency.js';
-import { userError, UserErrorCode } from '../graphql/user-error.js';
-import { PaymentError, type PaymentErrorCode } from './payments.errors.js';
+import { withUserErrors } from '../graphql/domain-error.js';
+import { UserErrorCode } from '../graphql/user-error.js';
 import { cancelPayment, createPayment, findPaymentFor, ledgerEntriesOf, listPaymentsFor, type PaymentRow, type PaymentStatus, refundPayment, refundsOf, type RefundRow } from './payments.service.js';
 import {
   CancelPaymentInput,
@@ -24,19 +24,6 @@ import {
   RefundPaymentInput,
   RefundPaymentPayload,
 } from './payments.types.js';
-
-const CODES: Record<PaymentErrorCode, UserErrorCode> = {
-  NOT_FOUND: UserErrorCode.NOT_FOUND,
-  INVALID_INPUT: UserErrorCode.INVALID_INPUT,
-  FORBIDDEN_OPERATION: UserErrorCode.FORBIDDEN_OPERATION,
-  CURRENCY_MISMATCH: UserErrorCode.CURRENCY_MISMATCH,
-  DUPLICATE_ORDER: UserErrorCode.DUPLICATE_ORDER,
-  INVALID_STATE: UserErrorCode.INVALID_PAYMENT_STATE,
-  PAYMENT_IN_PROGRESS: UserErrorCode.PAYMENT_IN_PROGRESS,
-  REFUND_EXCEEDS_PAYMENT: UserErrorCode.REFUND_EXCEEDS_PAYMENT,
-};
-
-const toUserError = (err: PaymentError) => userError(CODES[err.code], err.message, ['input', ...(err.field ? [err.field] : [])]);
 
 export function paymentView(row: PaymentRow): PaymentType {
   return Object.assign(new PaymentType(), {
@@ -63,15 +50,6 @@ export function paymentView(row: PaymentRow): PaymentType {
 
 const refundView = (r: RefundRow, currency: string) =>
   Object.assign(new PaymentRefundType(), { id: toGlobalId('PaymentRefund', r.id), amount: Money.of(BigInt(r.amount), currency), reason: r.reason, pendingLoad: toGlobalId('TopUp', r.top_up_id), createdAt: r.created_at });
-
-async function refused<T extends { userErrors: unknown[] }>(work: () => Promise<T>, empty: { [K in Exclude<keyof T, 'userErrors'>]: null }): Promise<T> {
-  try {
-    return await work();
-  } catch (err) {
-    if (!(err instanceof PaymentError)) throw err;
-    return { ...empty, userErrors: [toUserError(err)] } as T;
-  }
-}
 
 /**
  * A field for the payment's parties: its merchant and the operator (no other tenant sees the payment
@@ -164,7 +142,7 @@ export class PaymentResolver {
   @Mutation(() => PaymentPayload, { description: 'Creates a payment that waits for the holder’s card (REQUIRES_CARD). The holder pays by presenting the card: openCardSession(operation: PURCHASE, payment). Merchant, scope payments:write.' })
   @Idempotent()
   createPayment(@Arg('input', () => CreatePaymentInput, { description: 'The amount, your order reference and your idempotency key.' }) input: CreatePaymentInput, @Ctx() ctx: GraphQLContext): Promise<PaymentPayload> {
-    return refused<PaymentPayload>(async () => ({ payment: paymentView(await createPayment(ctx.em, ctx.principal!, input)), userErrors: [] }), { payment: null });
+    return withUserErrors<PaymentPayload>(async () => ({ payment: paymentView(await createPayment(ctx.em, ctx.principal!, input)), userErrors: [] }), { payment: null });
   }
 
   @Authorized('MERCHANT', 'payments:write')
@@ -172,14 +150,14 @@ export class PaymentResolver {
   // A payment being paid right now is worth asking about again: that answer is not stored.
   @Idempotent<PaymentPayload>({ isFinal: (p) => !p.userErrors.some((e) => e.code === UserErrorCode.PAYMENT_IN_PROGRESS) })
   cancelPayment(@Arg('input', () => CancelPaymentInput, { description: 'The payment to cancel and your idempotency key.' }) input: CancelPaymentInput, @Ctx() ctx: GraphQLContext): Promise<PaymentPayload> {
-    return refused<PaymentPayload>(async () => ({ payment: paymentView(await cancelPayment(ctx.em, ctx.principal!, fromGlobalId(input.payment, 'Payment').id)), userErrors: [] }), { payment: null });
+    return withUserErrors<PaymentPayload>(async () => ({ payment: paymentView(await cancelPayment(ctx.em, ctx.principal!, fromGlobalId(input.payment, 'Payment').id)), userErrors: [] }), { payment: null });
   }
 
   @Authorized('MERCHANT', 'refunds:write')
   @Mutation(() => RefundPaymentPayload, { description: 'Refunds part or all of your succeeded payment, back to the card that paid (as a pending load). Merchant, scope refunds:write.' })
   @Idempotent()
   refundPayment(@Arg('input', () => RefundPaymentInput, { description: 'The payment, how much to refund, and your idempotency key.' }) input: RefundPaymentInput, @Ctx() ctx: GraphQLContext): Promise<RefundPaymentPayload> {
-    return refused<RefundPaymentPayload>(
+    return withUserErrors<RefundPaymentPayload>(
       async () => {
         const { payment, refund } = await refundPayment(ctx.em, ctx.principal!, fromGlobalId(input.payment, 'Payment').id, { amount: input.amount, reason: input.reason, idempotencyKey: input.idempotencyKey });
         return { payment: paymentView(payment), refund: refundView(refund, payment.currency), userErrors: [] };

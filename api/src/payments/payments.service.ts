@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { recordClearingItem } from '../settlement/clearing-items.js';
-import type { Principal } from '../graphql/context.js';
+import type { Principal } from '../auth/principal.js';
 import { toGlobalId } from '../graphql/global-id.js';
 import { type DebitClaim, sessionIsLive } from '../readers/session/card-claims.js';
 import { findMerchant } from '../tenancy/tenancy.service.js';

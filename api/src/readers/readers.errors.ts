@@ -1,11 +1,11 @@
+import { DomainError } from '../graphql/domain-error.js';
+import { UserErrorCode } from '../graphql/user-error.js';
+
 export type ReaderErrorCode = 'NOT_FOUND' | 'INVALID_CSR' | 'KEY_MISMATCH' | 'DUPLICATE_SERIAL' | 'INVALID_TRANSITION' | 'NO_CITY_CA' | 'INVALID_INPUT';
 
-export class ReaderError extends Error {
-  constructor(
-    readonly code: ReaderErrorCode,
-    message: string,
-    readonly field?: string,
-  ) {
-    super(message);
+/** A refusal of the reader registry; a client sees NOT_FOUND, or INVALID_INPUT with the message naming the rule. */
+export class ReaderError extends DomainError<ReaderErrorCode> {
+  constructor(code: ReaderErrorCode, message: string, field?: string) {
+    super(code, message, code === 'NOT_FOUND' ? UserErrorCode.NOT_FOUND : UserErrorCode.INVALID_INPUT, field);
   }
 }

@@ -2,13 +2,14 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import { Arg, Args, Authorized, Ctx, ID, Mutation, Query, Resolver } from 'type-graphql';
 import { findCardholder } from '../auth/cardholders.service.js';
 import { ConnectionArgs, pageRequest, toConnection } from '../graphql/connection.js';
-import type { GraphQLContext, Principal } from '../graphql/context.js';
+import type { GraphQLContext } from '../graphql/context.js';
+import type { Principal } from '../auth/principal.js';
 import { fromGlobalId, toGlobalId } from '../graphql/global-id.js';
 import { nodeLoaders } from '../graphql/node.js';
+import { withUserErrors } from '../graphql/domain-error.js';
 import { userError, UserErrorCode } from '../graphql/user-error.js';
 import { loadKeyEncryptionKey } from '../secrets/kek.js';
 import { findBiller, findCardCompany, findCity, findMerchant } from '../tenancy/tenancy.service.js';
-import { ReaderError } from './readers.errors.js';
 import { changeReaderStatus, findReaderFor, issueNationalCertificate, listReadersFor, type ReaderOwnerKind, type ReaderRow, type ReaderStatus, registerReader } from './readers.service.js';
 import {
   ApproveReaderNationalCertificatePayload,
@@ -61,11 +62,6 @@ async function mayManage(em: EntityManager, principal: Principal, cityId: string
   return company?.city.id === cityId;
 }
 
-function refusal(err: unknown): ReaderPayload {
-  if (!(err instanceof ReaderError)) throw err;
-  const code = err.code === 'NOT_FOUND' ? UserErrorCode.NOT_FOUND : UserErrorCode.INVALID_INPUT;
-  return { reader: null, userErrors: [userError(code, err.message, ['input', ...(err.field ? [err.field] : [])])] };
-}
 
 nodeLoaders.set('Reader', async (ctx, id) => {
   const row = ctx.principal && (await findReaderFor(ctx.em, ctx.principal, id));
@@ -98,7 +94,7 @@ export class ReaderResolver {
     const owner = await resolveOwner(ctx.em, input.owner);
     if (!owner) return { ...none, userErrors: [userError(UserErrorCode.NOT_FOUND, `no owner ${input.owner}`, ['input', 'owner'])] };
     if (owner.cityId && owner.cityId !== city.id) return { ...none, userErrors: [userError(UserErrorCode.INVALID_INPUT, 'the owner belongs to another city', ['input', 'owner'])] };
-    try {
+    return withUserErrors<RegisterReaderPayload>(async () => {
       const result = await registerReader(ctx.em, await loadKeyEncryptionKey(ctx.config), {
         serial: input.serial,
         model: input.model,
@@ -113,19 +109,13 @@ export class ReaderResolver {
         publicUrl: ctx.config.publicUrl,
       });
       return { reader: readerView(result.reader), nationalCertificateChain: result.nationalChainPem, cityCertificateChain: result.cityChainPem, encryptionCertificateChain: result.encryptionChainPem, userErrors: [] };
-    } catch (err) {
-      return { ...none, userErrors: refusal(err).userErrors };
-    }
+    }, none);
   }
 
   private async transition(ctx: GraphQLContext, input: ReaderStatusInput, to: ReaderStatus): Promise<ReaderPayload> {
     const row = await findReaderFor(ctx.em, ctx.principal!, fromGlobalId(input.reader, 'Reader').id);
     if (!row || !(await mayManage(ctx.em, ctx.principal!, row.city_id))) return { reader: null, userErrors: [userError(UserErrorCode.NOT_FOUND, `no reader ${input.reader} you manage`, ['input', 'reader'])] };
-    try {
-      return { reader: readerView(await changeReaderStatus(ctx.em, row.id, to)), userErrors: [] };
-    } catch (err) {
-      return refusal(err);
-    }
+    return withUserErrors<ReaderPayload>(async () => ({ reader: readerView(await changeReaderStatus(ctx.em, row.id, to)), userErrors: [] }), { reader: null });
   }
 
   @Authorized('OPERATOR', 'ISSUER', 'readers:manage')
@@ -151,11 +141,9 @@ export class ReaderResolver {
     description: 'The national authority issues a reader’s national certificate from the CSR its registration by a card company kept; until then the reader opens no session. The operator only; scope readers:manage.',
   })
   async approveReaderNationalCertificate(@Arg('input', () => ReaderStatusInput, { description: 'The reader to approve.' }) input: ReaderStatusInput, @Ctx() ctx: GraphQLContext): Promise<ApproveReaderNationalCertificatePayload> {
-    try {
+    return withUserErrors<ApproveReaderNationalCertificatePayload>(async () => {
       const done = await issueNationalCertificate(ctx.em, await loadKeyEncryptionKey(ctx.config), fromGlobalId(input.reader, 'Reader').id, ctx.config.publicUrl);
       return { reader: readerView(done.reader), nationalCertificateChain: done.nationalChainPem, userErrors: [] };
-    } catch (err) {
-      return { reader: null, nationalCertificateChain: [], userErrors: refusal(err).userErrors };
-    }
+    }, { reader: null, nationalCertificateChain: [] });
   }
 }

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { EntityManager } from '@mikro-orm/postgresql';
-import type { Principal } from '../graphql/context.js';
+import type { Principal } from '../auth/principal.js';
 import { PkiError } from '../pki/pki.errors.js';
 import { findCityCa, findIssued, issueFromCsr, revokeCertificate } from '../pki/pki.service.js';
 import { fromPem, parseCsr, publicKeyFingerprint, subjectField } from '../pki/x509.js';

@@ -2,11 +2,12 @@ import { Arg, Authorized, Ctx, Mutation, Resolver } from 'type-graphql';
 import { scopeByKind } from '../auth/scopes.js';
 import type { GraphQLContext } from '../graphql/context.js';
 import { fromGlobalId, toGlobalId } from '../graphql/global-id.js';
+import { withUserErrors } from '../graphql/domain-error.js';
 import { userError, UserErrorCode } from '../graphql/user-error.js';
 import { SoftwareKeyStore } from '../readers/key-store.js';
 import { findReaderFor, type ReaderRow } from '../readers/readers.service.js';
 import { loadKeyEncryptionKey } from '../secrets/kek.js';
-import { type BatchAnswer, OfflineBatchError, uploadOfflineBatch } from './offline-upload.service.js';
+import { type BatchAnswer, uploadOfflineBatch } from './offline-upload.service.js';
 import { OfflineBatchType, type OfflineOutcomeEnum, OfflineRecordResultType, UploadOfflineBatchInput, UploadOfflineBatchPayload } from './offline-upload.types.js';
 
 /**
@@ -52,13 +53,9 @@ export class OfflineUploadResolver {
     const terminal = await findReaderFor(ctx.em, ctx.principal!, fromGlobalId(input.terminal, 'Reader').id);
     if (!terminal || !mayUpload(ctx, terminal)) return { batch: null, replayed: false, userErrors: [userError(UserErrorCode.NOT_FOUND, `no terminal ${input.terminal} you may upload for`, ['input', 'terminal'])] };
     const keyStore = new SoftwareKeyStore(ctx.em.fork(), await loadKeyEncryptionKey(ctx.config));
-    try {
+    return withUserErrors<UploadOfflineBatchPayload>(async () => {
       const { answer, replayed } = await uploadOfflineBatch(ctx.em, { keyStore }, { terminal, terminalGlobalId: input.terminal, batchId: input.batchId, body: input.body, signature: input.signature, certificate: input.certificate });
       return { batch: batchView(answer), replayed, userErrors: [] };
-    } catch (err) {
-      if (!(err instanceof OfflineBatchError)) throw err;
-      const code = err.refusal === 'BATCH_ID_REUSED' ? UserErrorCode.OFFLINE_BATCH_ID_REUSED : UserErrorCode.OFFLINE_BATCH_REFUSED;
-      return { batch: null, replayed: false, userErrors: [userError(code, err.message, ['input', err.refusal === 'BATCH_ID_REUSED' ? 'batchId' : 'body'])] };
-    }
+    }, { batch: null, replayed: false });
   }
 }

@@ -16,6 +16,8 @@ import { type KeyStore, UnknownCardKeyError } from '../readers/key-store.js';
 import type { ReaderRow } from '../readers/readers.service.js';
 import { isRegisteredCityCertificate, verifyCityChain } from '../readers/session/checks/chains.js';
 import { terminalIdOf } from '../readers/session/terminal.js';
+import { DomainError } from '../graphql/domain-error.js';
+import { UserErrorCode } from '../graphql/user-error.js';
 import { recordClearingItem } from './clearing-items.js';
 import { verifyOfflineBatchSignature } from './offline-batch-signature.js';
 import { MalformedBatchError, type OfflineRecord, parseOfflineBody } from './offline-records.js';
@@ -26,12 +28,18 @@ export type OfflineOutcome = 'ACCEPTED' | 'DUPLICATE' | 'GAP' | 'BAD_TAC' | 'UNK
 /** Why a whole batch was refused: the step that refused it. */
 export type BatchRefusal = 'NOT_A_TERMINAL' | 'UNKNOWN_CA' | 'CERTIFICATE_REVOKED' | 'CERTIFICATE_EXPIRED' | 'CERTIFICATE_NOT_THIS_TERMINAL' | 'TERMINAL_NOT_ACTIVE' | 'BAD_SIGNATURE' | 'MALFORMED_BATCH';
 
-export class OfflineBatchError extends Error {
+/** A batch refused whole: OFFLINE_BATCH_REFUSED on its body, or OFFLINE_BATCH_ID_REUSED on its batch id. */
+export class OfflineBatchError extends DomainError<BatchRefusal | 'BATCH_ID_REUSED'> {
   constructor(
     readonly refusal: BatchRefusal | 'BATCH_ID_REUSED',
     message: string,
   ) {
-    super(`${refusal}: ${message}`);
+    super(
+      refusal,
+      `${refusal}: ${message}`,
+      refusal === 'BATCH_ID_REUSED' ? UserErrorCode.OFFLINE_BATCH_ID_REUSED : UserErrorCode.OFFLINE_BATCH_REFUSED,
+      refusal === 'BATCH_ID_REUSED' ? 'batchId' : 'body',
+    );
   }
 }
 

@@ -1,9 +1,11 @@
 import { GraphQLError } from 'graphql';
 import { Arg, Args, Authorized, Ctx, Mutation, Query, Resolver } from 'type-graphql';
 import { pageRequest, toConnection } from '../graphql/connection.js';
-import type { GraphQLContext, Principal } from '../graphql/context.js';
+import type { GraphQLContext } from '../graphql/context.js';
+import type { Principal } from '../auth/principal.js';
 import { fromGlobalId, toGlobalId } from '../graphql/global-id.js';
 import { Money } from '../graphql/money.js';
+import { withUserErrors } from '../graphql/domain-error.js';
 import { nodeLoaders } from '../graphql/node.js';
 import { differenceById, type DifferenceRow, listDifferences, reconcileWindow, type ReconciliationSummary, resolveDifference, UNNAMED_PREFIX } from './reconciliation.js';
 import {
@@ -19,7 +21,7 @@ import {
   ResolveReconciliationDifferencePayload,
 } from './reconciliation.types.js';
 import { SettlementError } from './settlement.errors.js';
-import { toUserError, UUID } from './settlement.resolver.js';
+import { UUID } from './settlement.resolver.js';
 
 const money = (amount: string | null, currency: string) => (amount === null ? null : Money.of(BigInt(amount), currency));
 
@@ -75,26 +77,24 @@ export class ReconciliationResolver {
       'Imports the gateway’s balance transactions of a closed window’s business day (and the later ones of its payouts), books their fees, and compares them with our top-ups, refunds and payouts. Every difference is listed in reconciliationDifferences; running it again duplicates nothing and never reopens a resolved one. A gateway that does not answer: GATEWAY_UNAVAILABLE, nothing written.',
   })
   async reconcileSettlementWindow(@Arg('input', () => ReconcileSettlementWindowInput, { description: 'The window to reconcile.' }) input: ReconcileSettlementWindowInput, @Ctx() ctx: GraphQLContext): Promise<ReconcileSettlementWindowPayload> {
-    try {
-      const summary = await reconcileWindow(ctx.em, ctx.gateway ?? null, fromGlobalId(input.window, 'SettlementWindow').id);
-      return { run: runView(summary), userErrors: [] };
-    } catch (err) {
-      if (!(err instanceof SettlementError)) throw err;
-      if (err.code === 'GATEWAY_UNAVAILABLE') ctx.log.warn({ err }, 'reconciliation: the gateway did not answer');
-      return { run: null, userErrors: [toUserError(err)] };
-    }
+    return withUserErrors<ReconcileSettlementWindowPayload>(async () => {
+      try {
+        const summary = await reconcileWindow(ctx.em, ctx.gateway ?? null, fromGlobalId(input.window, 'SettlementWindow').id);
+        return { run: runView(summary), userErrors: [] };
+      } catch (err) {
+        if (err instanceof SettlementError && err.code === 'GATEWAY_UNAVAILABLE') ctx.log.warn({ err }, 'reconciliation: the gateway did not answer');
+        throw err;
+      }
+    }, { run: null });
   }
 
   @Authorized('OPERATOR', 'settlements:manage')
   @Mutation(() => ResolveReconciliationDifferencePayload, { description: 'Resolves an OPEN reconciliation difference with a note saying what was found and done.' })
   async resolveReconciliationDifference(@Arg('input', () => ResolveReconciliationDifferenceInput, { description: 'The difference and the note that resolves it.' }) input: ResolveReconciliationDifferenceInput, @Ctx() ctx: GraphQLContext): Promise<ResolveReconciliationDifferencePayload> {
-    try {
+    return withUserErrors<ResolveReconciliationDifferencePayload>(async () => {
       const row = await resolveDifference(ctx.em, ctx.principal!.clientId, fromGlobalId(input.difference, 'ReconciliationDifference').id, input.note);
       return { difference: differenceView(row), userErrors: [] };
-    } catch (err) {
-      if (!(err instanceof SettlementError)) throw err;
-      return { difference: null, userErrors: [toUserError(err)] };
-    }
+    }, { difference: null });
   }
 
   @Authorized('OPERATOR', 'settlements:read')

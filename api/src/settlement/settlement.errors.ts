@@ -1,3 +1,6 @@
+import { DomainError } from '../graphql/domain-error.js';
+import { UserErrorCode } from '../graphql/user-error.js';
+
 export type SettlementErrorCode =
   | 'NOT_FOUND'
   | 'INVALID_INPUT'
@@ -9,14 +12,19 @@ export type SettlementErrorCode =
   | 'DIFFERENCE_NOT_OPEN'
   | 'GATEWAY_UNAVAILABLE';
 
-/** A refusal of the settlement context; resolvers turn it into a userError. */
-export class SettlementError extends Error {
-  constructor(
-    readonly code: SettlementErrorCode,
-    message: string,
-    readonly field?: string,
-  ) {
-    super(message);
+const USER_ERROR_CODES: Record<SettlementErrorCode, UserErrorCode> = {
+  NOT_FOUND: UserErrorCode.NOT_FOUND,
+  INVALID_INPUT: UserErrorCode.INVALID_INPUT,
+  WINDOW_NOT_STARTED: UserErrorCode.WINDOW_NOT_STARTED,
+  WINDOW_OPEN: UserErrorCode.WINDOW_OPEN,
+  DIFFERENCE_NOT_OPEN: UserErrorCode.DIFFERENCE_NOT_OPEN,
+  GATEWAY_UNAVAILABLE: UserErrorCode.GATEWAY_UNAVAILABLE,
+};
+
+/** A refusal of the settlement context (reconciliation's too); resolvers turn it into a userError. */
+export class SettlementError extends DomainError<SettlementErrorCode> {
+  constructor(code: SettlementErrorCode, message: string, field?: string) {
+    super(code, message, USER_ERROR_CODES[code], field);
     this.name = 'SettlementError';
   }
 }

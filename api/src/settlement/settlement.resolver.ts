@@ -6,9 +6,9 @@ import { quoteInput } from '../graphql/errors.js';
 import { fromGlobalId, toGlobalId } from '../graphql/global-id.js';
 import { Money } from '../graphql/money.js';
 import { nodeLoaders } from '../graphql/node.js';
+import { withUserErrors } from '../graphql/domain-error.js';
 import { userError, UserErrorCode } from '../graphql/user-error.js';
 import { type BatchRow, clearWindow } from './clearing.js';
-import { SettlementError, type SettlementErrorCode } from './settlement.errors.js';
 import {
   batchFor,
   batchOfWindowFor,
@@ -52,17 +52,6 @@ import { closeWindow, windowById, type WindowRow } from './windows.js';
 export const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const DAY = /^\d{4}-\d{2}-\d{2}$/;
 
-const CODES: Record<SettlementErrorCode, UserErrorCode> = {
-  NOT_FOUND: UserErrorCode.NOT_FOUND,
-  INVALID_INPUT: UserErrorCode.INVALID_INPUT,
-  WINDOW_NOT_STARTED: UserErrorCode.WINDOW_NOT_STARTED,
-  WINDOW_OPEN: UserErrorCode.WINDOW_OPEN,
-  DIFFERENCE_NOT_OPEN: UserErrorCode.DIFFERENCE_NOT_OPEN,
-  GATEWAY_UNAVAILABLE: UserErrorCode.GATEWAY_UNAVAILABLE,
-};
-
-/** A settlement refusal as the userError of a mutation's payload (reconciliation's too). */
-export const toUserError = (err: SettlementError) => userError(CODES[err.code], err.message, ['input', ...(err.field ? [err.field] : [])]);
 
 /** The internal id of a global id of `type`, or null when it is not one of ours (answers as missing). */
 function uuidOf(globalId: string, type: string): string | null {
@@ -266,13 +255,10 @@ export class SettlementResolver {
   async closeSettlementWindow(@Arg('input', () => CloseSettlementWindowInput, { description: 'The city and business day.' }) input: CloseSettlementWindowInput, @Ctx() ctx: GraphQLContext): Promise<CloseSettlementWindowPayload> {
     const cityId = uuidOf(input.city, 'City');
     if (!cityId) return { window: null, userErrors: [userError(UserErrorCode.NOT_FOUND, `no city ${input.city}`, ['input', 'city'])] };
-    try {
+    return withUserErrors<CloseSettlementWindowPayload>(async () => {
       const window = await closeWindow(ctx.em, { cityId, businessDay: input.businessDay, closedBy: ctx.principal!.clientId, cutoff: ctx.config.settlementCutoff });
       return { window: windowView(window), userErrors: [] };
-    } catch (err) {
-      if (err instanceof SettlementError) return { window: null, userErrors: [toUserError(err)] };
-      throw err;
-    }
+    }, { window: null });
   }
 
   @Authorized('OPERATOR', 'settlements:manage')
@@ -282,13 +268,10 @@ export class SettlementResolver {
     // The operator (settlements:manage) may clear any window, with or without settlements:read.
     const window = windowId ? await windowById(ctx.em, windowId) : null;
     if (!window) return { batch: null, userErrors: [userError(UserErrorCode.NOT_FOUND, `no settlement window ${input.window}`, ['input', 'window'])] };
-    try {
+    return withUserErrors<ClearSettlementWindowPayload>(async () => {
       const batch = await clearWindow(ctx.em, window.id);
       return { batch: batchView(batch, (await windowById(ctx.em, window.id))!), userErrors: [] };
-    } catch (err) {
-      if (err instanceof SettlementError) return { batch: null, userErrors: [toUserError(err)] };
-      throw err;
-    }
+    }, { batch: null });
   }
 }
 

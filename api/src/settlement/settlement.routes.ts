@@ -1,6 +1,6 @@
 import type { MikroORM } from '@mikro-orm/postgresql';
 import express, { type Request, type Response } from 'express';
-import type { Principal } from '../graphql/context.js';
+import type { Principal } from '../auth/principal.js';
 import { type CsvReport, interchangeReport, ReportError, statementsReport, windowLinesReport } from './reports.js';
 
 type PrincipalFor = (req: { authorization?: string; dpop?: string; method: string }) => Promise<Principal | null>;

@@ -1,7 +1,7 @@
 import type { LineStatus } from './settlement-machines.js';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { PageRequest } from '../graphql/connection.js';
-import type { Principal } from '../graphql/context.js';
+import type { Principal } from '../auth/principal.js';
 import type { BatchRow } from './clearing.js';
 import type { ParticipantKind } from './clearing-items.js';
 import { listWindows, windowById, type WindowRow, type WindowStatus } from './windows.js';

@@ -1,3 +1,6 @@
+import { DomainError } from '../graphql/domain-error.js';
+import { UserErrorCode } from '../graphql/user-error.js';
+
 /** Why tenancy refused a change. Each is a business outcome a caller can map to a userError. */
 export enum TenancyErrorCode {
   INVALID_INPUT = 'INVALID_INPUT',
@@ -14,14 +17,26 @@ export enum TenancyErrorCode {
   UNKNOWN_BILLER = 'UNKNOWN_BILLER',
 }
 
-export class TenancyError extends Error {
+const USER_ERROR_CODES: Record<TenancyErrorCode, UserErrorCode> = {
+  [TenancyErrorCode.INVALID_INPUT]: UserErrorCode.INVALID_INPUT,
+  [TenancyErrorCode.INVALID_TIME_ZONE]: UserErrorCode.INVALID_TIME_ZONE,
+  [TenancyErrorCode.DUPLICATE_CODE]: UserErrorCode.DUPLICATE_CODE,
+  [TenancyErrorCode.DUPLICATE_NAME]: UserErrorCode.DUPLICATE_NAME,
+  [TenancyErrorCode.CURRENCY_MISMATCH]: UserErrorCode.CURRENCY_MISMATCH,
+  [TenancyErrorCode.UNKNOWN_CITY]: UserErrorCode.NOT_FOUND,
+  [TenancyErrorCode.UNKNOWN_FEE_PLAN]: UserErrorCode.NOT_FOUND,
+  [TenancyErrorCode.UNKNOWN_MERCHANT]: UserErrorCode.NOT_FOUND,
+  [TenancyErrorCode.UNKNOWN_BILLER]: UserErrorCode.NOT_FOUND,
+};
+
+export class TenancyError extends DomainError<TenancyErrorCode> {
   constructor(
-    readonly code: TenancyErrorCode,
+    code: TenancyErrorCode,
     message: string,
     /** The input field the refusal is about (`timeZone`, `feePlan`, ...), where there is one. */
-    readonly field?: string,
+    field?: string,
   ) {
-    super(message);
+    super(code, message, USER_ERROR_CODES[code], field);
     this.name = 'TenancyError';
   }
 }

@@ -6,12 +6,11 @@ import { fromGlobalId, toGlobalId } from '../graphql/global-id.js';
 import { Money } from '../graphql/money.js';
 import { nodeLoaders } from '../graphql/node.js';
 import { MinorUnitsScalar } from '../graphql/scalars.js';
-import { type UserError, userError, UserErrorCode } from '../graphql/user-error.js';
+import { withUserErrors } from '../graphql/domain-error.js';
 import { type Biller, BillerKind } from './biller.entity.js';
 import type { CardCompany, City } from './city.entity.js';
 import type { FeePlan } from './fee-plan.entity.js';
 import type { Merchant } from './merchant.entity.js';
-import { TenancyError, TenancyErrorCode } from './tenancy.errors.js';
 import {
   createBiller,
   createCity,
@@ -123,28 +122,6 @@ export function billerView(biller: Biller): BillerType {
   });
 }
 
-const TENANCY_TO_USER_ERROR: Record<TenancyErrorCode, UserErrorCode> = {
-  [TenancyErrorCode.INVALID_INPUT]: UserErrorCode.INVALID_INPUT,
-  [TenancyErrorCode.INVALID_TIME_ZONE]: UserErrorCode.INVALID_TIME_ZONE,
-  [TenancyErrorCode.DUPLICATE_CODE]: UserErrorCode.DUPLICATE_CODE,
-  [TenancyErrorCode.DUPLICATE_NAME]: UserErrorCode.DUPLICATE_NAME,
-  [TenancyErrorCode.CURRENCY_MISMATCH]: UserErrorCode.CURRENCY_MISMATCH,
-  [TenancyErrorCode.UNKNOWN_CITY]: UserErrorCode.NOT_FOUND,
-  [TenancyErrorCode.UNKNOWN_FEE_PLAN]: UserErrorCode.NOT_FOUND,
-  [TenancyErrorCode.UNKNOWN_MERCHANT]: UserErrorCode.NOT_FOUND,
-  [TenancyErrorCode.UNKNOWN_BILLER]: UserErrorCode.NOT_FOUND,
-};
-
-/** Runs a tenancy write: its result and no userErrors, or no result and the refusal as a userError on its input field. */
-async function attempt<T>(work: () => Promise<T>): Promise<[T | null, UserError[]]> {
-  try {
-    return [await work(), []];
-  } catch (err) {
-    if (!(err instanceof TenancyError)) throw err;
-    return [null, [userError(TENANCY_TO_USER_ERROR[err.code], err.message, err.field ? ['input', err.field] : ['input'])]];
-  }
-}
-
 /** `undefined` when absent or null: the field stays as it is. */
 const given = <T>(value: T | null | undefined): T | undefined => value ?? undefined;
 
@@ -212,18 +189,14 @@ export class CityResolver {
   @Authorized(OPERATOR, MANAGE)
   @Mutation(() => CityPayload, { description: 'Onboards a city and its card company, in one transaction. Operator only (tenants:manage).' })
   async createCity(@Arg('input', () => CreateCityInput, { description: 'The city and its card company.' }) input: CreateCityInput, @Ctx() ctx: GraphQLContext): Promise<CityPayload> {
-    const [city, userErrors] = await attempt(async () => cityView((await createCity(ctx.em, input)).city));
-    return { city, userErrors };
+    return withUserErrors<CityPayload>(async () => ({ city: cityView((await createCity(ctx.em, input)).city), userErrors: [] }), { city: null });
   }
 
   @Authorized(OPERATOR, MANAGE)
   @Mutation(() => CityPayload, { description: 'Renames a city or its card company, or changes its time zone. Operator only (tenants:manage).' })
   async updateCity(@Arg('input', () => UpdateCityInput, { description: 'The city and what changes.' }) input: UpdateCityInput, @Ctx() ctx: GraphQLContext): Promise<CityPayload> {
     const { id } = fromGlobalId(input.city, 'City');
-    const [city, userErrors] = await attempt(async () =>
-      cityView((await updateCity(ctx.em, id, { name: given(input.name), timeZone: given(input.timeZone), cardCompanyName: given(input.cardCompanyName) })).city),
-    );
-    return { city, userErrors };
+    return withUserErrors<CityPayload>(async () => ({ city: cityView((await updateCity(ctx.em, id, { name: given(input.name), timeZone: given(input.timeZone), cardCompanyName: given(input.cardCompanyName) })).city), userErrors: [] }), { city: null });
   }
 }
 
@@ -268,24 +241,23 @@ export class FeePlanResolver {
   @Authorized(OPERATOR, MANAGE)
   @Mutation(() => FeePlanPayload, { description: 'Creates a fee plan. Operator only (tenants:manage).' })
   async createFeePlan(@Arg('input', () => CreateFeePlanInput, { description: 'The fee plan to create.' }) input: CreateFeePlanInput, @Ctx() ctx: GraphQLContext): Promise<FeePlanPayload> {
-    const [feePlan, userErrors] = await attempt(async () =>
-      feePlanView(
-        await createFeePlan(ctx.em, { name: input.name, basisPoints: input.basisPoints, fixedFee: given(input.fixedFee), minimumFee: given(input.minimumFee), currency: input.currency }),
-      ),
+    return withUserErrors<FeePlanPayload>(
+      async () => ({
+        feePlan: feePlanView(await createFeePlan(ctx.em, { name: input.name, basisPoints: input.basisPoints, fixedFee: given(input.fixedFee), minimumFee: given(input.minimumFee), currency: input.currency })),
+        userErrors: [],
+      }),
+      { feePlan: null },
     );
-    return { feePlan, userErrors };
   }
 
   @Authorized(OPERATOR, MANAGE)
   @Mutation(() => FeePlanPayload, { description: 'Changes a fee plan’s terms for every merchant and biller on it, from now on. Operator only (tenants:manage).' })
   async updateFeePlan(@Arg('input', () => UpdateFeePlanInput, { description: 'The fee plan and what changes.' }) input: UpdateFeePlanInput, @Ctx() ctx: GraphQLContext): Promise<FeePlanPayload> {
     const { id } = fromGlobalId(input.feePlan, 'FeePlan');
-    const [feePlan, userErrors] = await attempt(async () =>
-      feePlanView(
-        await updateFeePlan(ctx.em, id, { name: given(input.name), basisPoints: given(input.basisPoints), fixedFee: given(input.fixedFee), minimumFee: given(input.minimumFee) }),
-      ),
+    return withUserErrors<FeePlanPayload>(
+      async () => ({ feePlan: feePlanView(await updateFeePlan(ctx.em, id, { name: given(input.name), basisPoints: given(input.basisPoints), fixedFee: given(input.fixedFee), minimumFee: given(input.minimumFee) })), userErrors: [] }),
+      { feePlan: null },
     );
-    return { feePlan, userErrors };
   }
 }
 
@@ -323,8 +295,7 @@ export class MerchantResolver {
   async createMerchant(@Arg('input', () => CreateMerchantInput, { description: 'The merchant to onboard.' }) input: CreateMerchantInput, @Ctx() ctx: GraphQLContext): Promise<MerchantPayload> {
     const cityId = fromGlobalId(input.city, 'City').id;
     const feePlanId = input.feePlan ? fromGlobalId(input.feePlan, 'FeePlan').id : null;
-    const [merchant, userErrors] = await attempt(async () => merchantView(await createMerchant(ctx.em, { cityId, name: input.name, feePlanId })));
-    return { merchant, userErrors };
+    return withUserErrors<MerchantPayload>(async () => ({ merchant: merchantView(await createMerchant(ctx.em, { cityId, name: input.name, feePlanId })), userErrors: [] }), { merchant: null });
   }
 
   @Authorized(OPERATOR, MANAGE)
@@ -332,8 +303,7 @@ export class MerchantResolver {
   async updateMerchant(@Arg('input', () => UpdateMerchantInput, { description: 'The merchant and what changes.' }) input: UpdateMerchantInput, @Ctx() ctx: GraphQLContext): Promise<MerchantPayload> {
     const { id } = fromGlobalId(input.merchant, 'Merchant');
     const feePlanId = feePlanChange(input.feePlan);
-    const [merchant, userErrors] = await attempt(async () => merchantView(await updateMerchant(ctx.em, id, { name: given(input.name), feePlanId, status: given(input.status) })));
-    return { merchant, userErrors };
+    return withUserErrors<MerchantPayload>(async () => ({ merchant: merchantView(await updateMerchant(ctx.em, id, { name: given(input.name), feePlanId, status: given(input.status) })), userErrors: [] }), { merchant: null });
   }
 }
 
@@ -378,8 +348,7 @@ export class BillerResolver {
   async createBiller(@Arg('input', () => CreateBillerInput, { description: 'The biller to onboard.' }) input: CreateBillerInput, @Ctx() ctx: GraphQLContext): Promise<BillerPayload> {
     const cityId = fromGlobalId(input.city, 'City').id;
     const feePlanId = input.feePlan ? fromGlobalId(input.feePlan, 'FeePlan').id : null;
-    const [biller, userErrors] = await attempt(async () => billerView(await createBiller(ctx.em, { cityId, name: input.name, kind: input.kind, feePlanId })));
-    return { biller, userErrors };
+    return withUserErrors<BillerPayload>(async () => ({ biller: billerView(await createBiller(ctx.em, { cityId, name: input.name, kind: input.kind, feePlanId })), userErrors: [] }), { biller: null });
   }
 
   @Authorized(OPERATOR, MANAGE)
@@ -387,7 +356,6 @@ export class BillerResolver {
   async updateBiller(@Arg('input', () => UpdateBillerInput, { description: 'The biller and what changes.' }) input: UpdateBillerInput, @Ctx() ctx: GraphQLContext): Promise<BillerPayload> {
     const { id } = fromGlobalId(input.biller, 'Biller');
     const feePlanId = feePlanChange(input.feePlan);
-    const [biller, userErrors] = await attempt(async () => billerView(await updateBiller(ctx.em, id, { name: given(input.name), feePlanId, status: given(input.status) })));
-    return { biller, userErrors };
+    return withUserErrors<BillerPayload>(async () => ({ biller: billerView(await updateBiller(ctx.em, id, { name: given(input.name), feePlanId, status: given(input.status) })), userErrors: [] }), { biller: null });
   }
 }

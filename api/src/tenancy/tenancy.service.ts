@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { type FilterQuery, ForeignKeyConstraintViolationException, UniqueConstraintViolationException } from '@mikro-orm/core';
 import type { EntityManager } from '@mikro-orm/postgresql';
-import type { Principal } from '../graphql/context.js';
+import type { Principal } from '../auth/principal.js';
 import { Biller, BillerKind } from './biller.entity.js';
 import { CardCompany, City } from './city.entity.js';
 import { FeePlan } from './fee-plan.entity.js';

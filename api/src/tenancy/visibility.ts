@@ -1,5 +1,5 @@
 import { type FilterQuery, raw } from '@mikro-orm/core';
-import type { Principal } from '../graphql/context.js';
+import type { Principal } from '../auth/principal.js';
 import type { Biller } from './biller.entity.js';
 import type { CardCompany, City } from './city.entity.js';
 import type { FeePlan } from './fee-plan.entity.js';

@@ -1,7 +1,7 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { findCardByAsn } from '../cards/cards.service.js';
 import type { TopUpLimits } from '../config/config.js';
-import type { Principal } from '../graphql/context.js';
+import type { Principal } from '../auth/principal.js';
 import { toGlobalId } from '../graphql/global-id.js';
 import type { PurseObserver } from '../readers/session/purpose.js';
 import { recordEvent } from '../webhooks/outbox.js';

@@ -4,7 +4,7 @@ import { sessionIsLive } from '../readers/session/card-claims.js';
 import { openSession } from '../readers/session/card-session.service.js';
 import { type CardSessionPurpose, openRefusal, type PendingCredit } from '../readers/session/purpose.js';
 import { SessionError } from '../readers/session/session.errors.js';
-import type { Principal } from '../graphql/context.js';
+import type { Principal } from '../auth/principal.js';
 import { fromGlobalId, toGlobalId } from '../graphql/global-id.js';
 import { UserErrorCode } from '../graphql/user-error.js';
 import { TopUpError } from './topups.errors.js';

@@ -1,7 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { TopUpLimits } from '../config/config.js';
-import type { Principal } from '../graphql/context.js';
+import type { Principal } from '../auth/principal.js';
 import { toGlobalId } from '../graphql/global-id.js';
 import { crashPoint } from '../graphql/crash-point.js';
 import { cardPurseBalance } from '../ledger/accounts.js';

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { EntityManager } from '@mikro-orm/postgresql';
-import type { Principal } from '../graphql/context.js';
+import type { Principal } from '../auth/principal.js';
 import { crashPoint } from '../graphql/crash-point.js';
 import { setGatewayReference } from '../settlement/clearing-items.js';
 import { type GatewayClient, GatewayError } from './gateway/gateway-client.js';

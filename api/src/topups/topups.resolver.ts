@@ -7,29 +7,24 @@ import { fromGlobalId, toGlobalId } from '../graphql/global-id.js';
 import { Idempotent } from '../graphql/idempotency.js';
 import { Money } from '../graphql/money.js';
 import { nodeLoaders } from '../graphql/node.js';
-import { userError, UserErrorCode } from '../graphql/user-error.js';
+import { withUserErrors } from '../graphql/domain-error.js';
+import { UserErrorCode } from '../graphql/user-error.js';
 import { autoTopUpOf, setAutoTopUp } from './auto-top-up.js';
 import { resolvePendingLoad } from './pending-load.js';
 import { loadKeyEncryptionKey } from '../secrets/kek.js';
 import { SoftwareKeyStore } from '../readers/key-store.js';
-import { TopUpError, type TopUpErrorCode } from './topups.errors.js';
+import type { TopUpError } from './topups.errors.js';
 import type { ClientSecretSeal } from './client-secret.js';
 import { clientSecretSealedOf, createTopUp, findTopUpFor, listTopUpsOfCard, pendingLoadOfCard, refundTopUp, topUpHistory, type TopUpRow, type TopUpStatus } from './topups.service.js';
 import { AutoTopUpPayload, AutoTopUpType, CreateTopUpInput, RefundTopUpInput, ResolvePendingLoadInput, SetAutoTopUpInput, TopUpConnection, type TopUpOriginEnum, TopUpPayload, TopUpStatusChange, TopUpStatusEnum, TopUpType } from './topups.types.js';
+import type { GatewayClient } from './gateway/gateway-client.js';
 
-const CODES: Record<TopUpErrorCode, UserErrorCode> = {
-  NOT_FOUND: UserErrorCode.NOT_FOUND,
-  INVALID_INPUT: UserErrorCode.INVALID_INPUT,
-  FORBIDDEN_OPERATION: UserErrorCode.FORBIDDEN_OPERATION,
-  CARD_NOT_USABLE: UserErrorCode.CARD_NOT_USABLE,
-  TOP_UP_AMOUNT_OUT_OF_RANGE: UserErrorCode.TOP_UP_AMOUNT_OUT_OF_RANGE,
-  DAILY_LIMIT_EXCEEDED: UserErrorCode.DAILY_LIMIT_EXCEEDED,
-  PURSE_LIMIT_EXCEEDED: UserErrorCode.PURSE_LIMIT_EXCEEDED,
-  IDEMPOTENCY_KEY_REUSED: UserErrorCode.IDEMPOTENCY_KEY_REUSED,
-  GATEWAY_UNAVAILABLE: UserErrorCode.GATEWAY_UNAVAILABLE,
-  PAYMENT_DECLINED: UserErrorCode.PAYMENT_DECLINED,
-  NOT_REFUNDABLE: UserErrorCode.NOT_REFUNDABLE,
-};
+declare module '../graphql/context.js' {
+  interface GraphQLContext {
+    /** The payment gateway (top-ups, refunds, payouts); null when none is configured. The HTTP app puts it here. */
+    gateway?: GatewayClient | null;
+  }
+}
 
 /**
  * A create answered GATEWAY_UNAVAILABLE with the top-up still CREATED is not an outcome yet: it is
@@ -58,8 +53,6 @@ function clientSecretsOf(ctx: GraphQLContext): ClientSecretSeal {
   return ctx.clientSecrets;
 }
 
-const toUserError = (err: TopUpError) => userError(CODES[err.code], err.message, ['input', ...(err.field ? [err.field] : [])]);
-
 export function topUpView(row: TopUpRow, gatewayUrl: string | undefined): TopUpType {
   return Object.assign(new TopUpType(), {
     id: toGlobalId('TopUp', row.id),
@@ -79,14 +72,12 @@ export function topUpView(row: TopUpRow, gatewayUrl: string | undefined): TopUpT
   });
 }
 
-async function payload(ctx: GraphQLContext, work: () => Promise<{ topUp: TopUpRow; gatewayError?: TopUpError }>): Promise<TopUpPayload> {
-  try {
+/** A top-up mutation's payload; a gateway that did not answer is reported beside the top-up it left as it was. */
+function payload(ctx: GraphQLContext, work: () => Promise<{ topUp: TopUpRow; gatewayError?: TopUpError }>): Promise<TopUpPayload> {
+  return withUserErrors<TopUpPayload>(async () => {
     const { topUp, gatewayError } = await work();
-    return { topUp: topUpView(topUp, ctx.config.gateway?.url), userErrors: gatewayError ? [toUserError(gatewayError)] : [] };
-  } catch (err) {
-    if (!(err instanceof TopUpError)) throw err;
-    return { topUp: null, userErrors: [toUserError(err)] };
-  }
+    return { topUp: topUpView(topUp, ctx.config.gateway?.url), userErrors: gatewayError ? [gatewayError.toUserError()] : [] };
+  }, { topUp: null });
 }
 
 nodeLoaders.set('TopUp', async (ctx, id) => {
@@ -174,13 +165,10 @@ export class TopUpResolver {
   @Authorized('CARDHOLDER_APP', 'card:topup')
   @Mutation(() => AutoTopUpPayload, { description: 'Sets the auto top-up (and low-balance threshold) of your cardholder’s registered card (scope card:topup).' })
   async setAutoTopUp(@Arg('input', () => SetAutoTopUpInput, { description: 'The card and its auto top-up settings.' }) input: SetAutoTopUpInput, @Ctx() ctx: GraphQLContext): Promise<AutoTopUpPayload> {
-    try {
+    return withUserErrors<AutoTopUpPayload>(async () => {
       const row = await setAutoTopUp(ctx.em, ctx.principal!, ctx.config.topUpLimits, { cardId: fromGlobalId(input.card, 'Card').id, threshold: input.threshold, amount: input.amount, paymentMethod: input.paymentMethod, enabled: input.enabled });
       return { autoTopUp: autoTopUpView(row), userErrors: [] };
-    } catch (err) {
-      if (!(err instanceof TopUpError)) throw err;
-      return { autoTopUp: null, userErrors: [toUserError(err)] };
-    }
+    }, { autoTopUp: null });
   }
 }
 

@@ -1,16 +1,16 @@
 import { GraphQLError } from 'graphql';
 import { Arg, Args, ArgsType, Authorized, Ctx, Field, FieldResolver, ID, Mutation, Query, Resolver, Root } from 'type-graphql';
 import { ConnectionArgs, pageRequest, toConnection } from '../graphql/connection.js';
-import type { GraphQLContext, Principal } from '../graphql/context.js';
+import type { GraphQLContext } from '../graphql/context.js';
+import type { Principal } from '../auth/principal.js';
 import { fromGlobalId, toGlobalId } from '../graphql/global-id.js';
 import { nodeLoaders } from '../graphql/node.js';
-import { userError, UserErrorCode } from '../graphql/user-error.js';
+import { withUserErrors } from '../graphql/domain-error.js';
 import { loadKeyEncryptionKey } from '../secrets/kek.js';
 import { attemptsOf, findDelivery, listDeliveries, replayEvent, type DeliveryRow } from './deliveries.service.js';
 import { createEndpoint, deleteEndpoint, findEndpoint, listEndpointsPage, rotateSecret, updateEndpoint, type WebhookEndpointRow, type WebhookOwner } from './endpoints.service.js';
 import { ALL_EVENT_TYPES, isKnownEventType } from './event-types.js';
 import { eventGlobalId, eventsByIds, findEvent, listEvents, type EventRow } from './events.service.js';
-import { WebhookError, type WebhookErrorCode } from './webhooks.errors.js';
 import {
   CreateWebhookEndpointInput,
   CreateWebhookEndpointPayload,
@@ -32,27 +32,6 @@ import {
   WebhookEndpointConnection,
   WebhookEndpointType,
 } from './webhooks.types.js';
-
-const CODES: Record<WebhookErrorCode, UserErrorCode> = {
-  NOT_FOUND: UserErrorCode.NOT_FOUND,
-  INVALID_INPUT: UserErrorCode.INVALID_INPUT,
-  INVALID_WEBHOOK_URL: UserErrorCode.INVALID_WEBHOOK_URL,
-  UNKNOWN_EVENT_TYPE: UserErrorCode.UNKNOWN_EVENT_TYPE,
-  WEBHOOK_ENDPOINT_LIMIT_REACHED: UserErrorCode.WEBHOOK_ENDPOINT_LIMIT_REACHED,
-  WEBHOOK_ENDPOINT_DISABLED: UserErrorCode.WEBHOOK_ENDPOINT_DISABLED,
-};
-
-const toUserError = (err: WebhookError) => userError(CODES[err.code], err.message, ['input', ...(err.field ? [err.field] : [])]);
-
-/** Runs a mutation's work; a WebhookError becomes the payload's userErrors. */
-async function refusable<T>(work: () => Promise<T>, refused: (errors: ReturnType<typeof toUserError>[]) => T): Promise<T> {
-  try {
-    return await work();
-  } catch (err) {
-    if (!(err instanceof WebhookError)) throw err;
-    return refused([toUserError(err)]);
-  }
-}
 
 /** A merchant's, biller's or card company's own webhooks: the principal's tenant. */
 function ownerOf(principal: Principal): WebhookOwner {
@@ -183,21 +162,21 @@ export class WebhookEndpointResolver {
   @Mutation(() => CreateWebhookEndpointPayload, { description: 'Registers a webhook endpoint for your events (scope webhooks:manage). Its signing secret is in the payload, once.' })
   async createWebhookEndpoint(@Arg('input', () => CreateWebhookEndpointInput, { description: 'The URL and the event types to receive.' }) input: CreateWebhookEndpointInput, @Ctx() ctx: GraphQLContext): Promise<CreateWebhookEndpointPayload> {
     const kek = await loadKeyEncryptionKey(ctx.config);
-    return refusable<CreateWebhookEndpointPayload>(
+    return withUserErrors<CreateWebhookEndpointPayload>(
       async () => {
         const made = await createEndpoint(ctx.em, { kek, internalUrls: ctx.config.internalUrls }, ownerOf(ctx.principal!), ctx.principal!.clientId, input);
         return { endpoint: endpointView(made.endpoint), secret: made.secret, userErrors: [] };
       },
-      (userErrors) => ({ endpoint: null, secret: null, userErrors }),
+      { endpoint: null, secret: null },
     );
   }
 
   @Authorized('MERCHANT', 'BILLER', 'ISSUER', 'webhooks:manage')
   @Mutation(() => UpdateWebhookEndpointPayload, { description: 'Changes the URL, event types or description of your endpoint, or disables / enables it (scope webhooks:manage).' })
   updateWebhookEndpoint(@Arg('input', () => UpdateWebhookEndpointInput, { description: 'The endpoint and what changes.' }) input: UpdateWebhookEndpointInput, @Ctx() ctx: GraphQLContext): Promise<UpdateWebhookEndpointPayload> {
-    return refusable<UpdateWebhookEndpointPayload>(
+    return withUserErrors<UpdateWebhookEndpointPayload>(
       async () => ({ endpoint: endpointView(await updateEndpoint(ctx.em, ctx.config.internalUrls, ownerOf(ctx.principal!), idOf(input.endpoint, 'WebhookEndpoint'), input)), userErrors: [] }),
-      (userErrors) => ({ endpoint: null, userErrors }),
+      { endpoint: null },
     );
   }
 
@@ -205,24 +184,24 @@ export class WebhookEndpointResolver {
   @Mutation(() => RotateWebhookSecretPayload, { description: 'A new signing secret for your endpoint, shown once; the previous one keeps signing beside it for 24 hours (or previousSecretExpiresIn seconds). Scope webhooks:manage.' })
   async rotateWebhookSecret(@Arg('input', () => RotateWebhookSecretInput, { description: 'The endpoint, and how long the current secret keeps signing.' }) input: RotateWebhookSecretInput, @Ctx() ctx: GraphQLContext): Promise<RotateWebhookSecretPayload> {
     const kek = await loadKeyEncryptionKey(ctx.config);
-    return refusable<RotateWebhookSecretPayload>(
+    return withUserErrors<RotateWebhookSecretPayload>(
       async () => {
         const rotated = await rotateSecret(ctx.em, kek, ownerOf(ctx.principal!), idOf(input.endpoint, 'WebhookEndpoint'), input.previousSecretExpiresIn ?? undefined);
         return { endpoint: endpointView(rotated.endpoint), secret: rotated.secret, userErrors: [] };
       },
-      (userErrors) => ({ endpoint: null, secret: null, userErrors }),
+      { endpoint: null, secret: null },
     );
   }
 
   @Authorized('MERCHANT', 'BILLER', 'ISSUER', 'webhooks:manage')
   @Mutation(() => DeleteWebhookEndpointPayload, { description: 'Deletes your endpoint and its delivery history; nothing more is sent to it (scope webhooks:manage).' })
   deleteWebhookEndpoint(@Arg('input', () => DeleteWebhookEndpointInput, { description: 'The endpoint to delete.' }) input: DeleteWebhookEndpointInput, @Ctx() ctx: GraphQLContext): Promise<DeleteWebhookEndpointPayload> {
-    return refusable<DeleteWebhookEndpointPayload>(
+    return withUserErrors<DeleteWebhookEndpointPayload>(
       async () => {
         await deleteEndpoint(ctx.em, ownerOf(ctx.principal!), idOf(input.endpoint, 'WebhookEndpoint'));
         return { deletedEndpointId: input.endpoint, userErrors: [] };
       },
-      (userErrors) => ({ deletedEndpointId: null, userErrors }),
+      { deletedEndpointId: null },
     );
   }
 }
@@ -279,9 +258,9 @@ export class WebhookDeliveryResolver {
     const owner = ownerOf(ctx.principal!);
     const eventId = idOf(input.event, 'Event');
     const endpointId = input.endpoint ? idOf(input.endpoint, 'WebhookEndpoint') : undefined;
-    return refusable<ReplayWebhookEventPayload>(
+    return withUserErrors<ReplayWebhookEventPayload>(
       async () => ({ deliveries: await deliveryViews(ctx, owner, await replayEvent(ctx.em, owner, { eventId, endpointId })), userErrors: [] }),
-      (userErrors) => ({ deliveries: [], userErrors }),
+      { deliveries: [] },
     );
   }
 }

@@ -14,7 +14,7 @@ import { type CardTransport, OneCardClient, ReaderAgent, type SessionReply, Virt
 import { createCardholder } from '../../src/auth/cardholders.service.js';
 import { createClient } from '../../src/auth/clients.service.js';
 import { withLuhnCheckDigit } from '../../src/cards/cards.service.js';
-import type { PrincipalKind } from '../../src/graphql/context.js';
+import type { PrincipalKind } from '../../src/auth/principal.js';
 import { toGlobalId } from '../../src/graphql/global-id.js';
 import { ensureHostKey } from '../../src/pki/host-key.js';
 import { createWorkingCa } from '../../src/pki/pki.service.js';

@@ -1,4 +1,6 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
+import { DomainError } from '../../graphql/domain-error.js';
+import { type UserError, userError, UserErrorCode } from '../../graphql/user-error.js';
 
 /** Why a card session step was refused. Each refusal is audited and ends the session (docs/errors.md lists them). */
 export const SESSION_REFUSALS = [
@@ -49,7 +51,8 @@ export const SESSION_REFUSALS = [
 ] as const;
 export type SessionRefusal = (typeof SESSION_REFUSALS)[number];
 
-export class SessionError extends Error {
+/** A refused card session step; a client sees CARD_SESSION_REFUSED with a message that starts with the refusal. */
+export class SessionError extends DomainError<SessionRefusal> {
   /** Work that stands although the step is refused (e.g. a counter the card proved it reached), written with the refusal. */
   keep?: (em: EntityManager) => Promise<void>;
   /** The check or step that refused (e.g. `counters`), written to the refusal's audit row. */
@@ -61,7 +64,11 @@ export class SessionError extends Error {
     /** Evidence written to the refusal's audit row, e.g. a TAC the card returned before the host refused. */
     readonly detail: Record<string, unknown> = {},
   ) {
-    super(message);
+    super(refusal, message, UserErrorCode.CARD_SESSION_REFUSED);
+  }
+
+  override toUserError(at: (string | number)[] = ['input']): UserError {
+    return userError(this.userErrorCode, `${this.refusal}: ${this.message}`, at);
   }
 
   /** Names the check that refused, unless a more precise one already did. */

@@ -3,14 +3,14 @@ import { unwrapResolverError } from '@apollo/server/errors';
 import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
 import type { FragmentDefinitionNode, GraphQLError } from 'graphql';
 import type { Logger } from 'pino';
-import type { Config } from '../config/config.js';
-import type { Metrics } from '../http/metrics.js';
-import type { GraphQLContext } from './context.js';
-import { anonymousStatusPlugin } from './anonymous-status.js';
-import { errorFormatter, isPublicCode } from './errors.js';
-import { bucketKey, chargeCost, type CostThrottleSettings, peekBucket, type ThrottleStatus, throttled, unlessUnavailable } from './cost-throttle.js';
-import { checkInput } from './input-checks.js';
-import { DEFAULT_LIMITS, measure, type QueryLimits } from './query-cost.js';
+import type { Config } from './config/config.js';
+import type { Metrics } from './http/metrics.js';
+import type { GraphQLContext } from './graphql/context.js';
+import { anonymousStatusPlugin } from './graphql/anonymous-status.js';
+import { errorFormatter, isPublicCode } from './graphql/errors.js';
+import { bucketKey, chargeCost, type CostThrottleSettings, peekBucket, type ThrottleStatus, throttled, unlessUnavailable } from './graphql/cost-throttle.js';
+import { checkInput } from './graphql/input-checks.js';
+import { DEFAULT_LIMITS, measure, type QueryLimits } from './graphql/query-cost.js';
 import { apiSchema } from './schema.js';
 
 /**
