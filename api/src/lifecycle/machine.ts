@@ -180,9 +180,9 @@ export async function transition<S extends string, R extends object>(
  * A set-based move: every row of `machine.table` (aliased `t`, or `alias`) in one of `from` that matches
  * `where` becomes `to`, with `patch`. Each `from` must be allowed by the table (a programming error
  * otherwise, thrown before anything is written); one statement per `from` state, so each history row
- * knows where its row came from. `using` adds a `from` list to the update (`city c`, or `sql()` with
- * parameters). Returns the
- * moved rows (`returning t.*`), in no particular order.
+ * knows where its row came from, and each row moves at most once. `using` adds a `from` list to the
+ * update (`city c`, or `sql()` with parameters). Returns the moved rows (`returning t.*`), in no
+ * particular order.
  */
 export async function transitionWhere<S extends string, R extends object>(
   em: EntityManager,
@@ -197,7 +197,10 @@ export async function transitionWhere<S extends string, R extends object>(
   const t = move.alias ?? 't';
   if (!IDENTIFIER.test(t)) throw new Error(`machine ${machine.name}: bad alias ${t}`);
   const using = typeof move.using === 'string' ? sql(move.using) : move.using;
-  for (const from of move.from) {
+  // Each row moves once: a state named twice runs once, and a move that keeps the state (`to` among
+  // `from`, e.g. PROCESSING → PROCESSING) runs first, so rows just moved into `to` are not moved again.
+  const froms = [...new Set(move.from)].sort((a, b) => Number(b === move.to) - Number(a === move.to));
+  for (const from of froms) {
     const rows = await em.execute<Array<Record<string, unknown>>>(
       `update ${machine.table} ${t} set ${column} = ?${set.text}${using ? ` from ${using.text}` : ''} where ${t}.${column} = ? and (${move.where}) returning ${t}.*`,
       [move.to, ...set.params, ...(using?.params ?? []), from, ...(move.params ?? [])],
