@@ -105,6 +105,21 @@ describe('lifecycle/machine.ts: one way to move a status', () => {
     ]);
   });
 
+  it('a move asked outside a transaction is still whole: a history that cannot be written leaves the status as it was', async () => {
+    await em.execute(`insert into door (id, status) values ('k', 'CLOSED'), ('l', 'CLOSED')`);
+    const broken = defineMachine<DoorState>({
+      ...door,
+      history: async () => {
+        throw new Error('history unavailable');
+      },
+    });
+    expect(em.isInTransaction()).toBe(false);
+    await expect(transition(em, broken, await row('k'), 'OPEN')).rejects.toThrow('history unavailable');
+    await expect(transitionWhere(em, broken, { from: ['CLOSED'], to: 'LOCKED', where: `t.id = 'l'` })).rejects.toThrow('history unavailable');
+    expect((await row('k')).status).toBe('CLOSED');
+    expect((await row('l')).status).toBe('CLOSED');
+  });
+
   it('allowedFrom reads the table backwards', () => {
     expect(allowedFrom(door, 'CLOSED').sort()).toEqual(['LOCKED', 'OPEN']);
     expect(allowedFrom(door, 'GONE')).toEqual(['LOCKED']);
