@@ -192,6 +192,19 @@ describe('webhooks', () => {
     await ledgerOk();
   });
 
+  it('three different events saying the same payment succeeded, at once: one move to PAID, one ledger entry, one topup.paid for the card company', async () => {
+    const { topUp, pi } = await awaiting('three-events');
+    const answers = await Promise.all([1, 2, 3].map(() => sendEvent('payment_intent.succeeded', { ...pi, status: 'succeeded' })));
+    expect(answers.map((a) => a.status)).toEqual([200, 200, 200]);
+    expect(answers.map((a) => a.body.outcome).sort()).toEqual(['applied', 'stale', 'stale']);
+    const after = await get(topUp.id);
+    expect(after.history.filter((h) => h.to === 'PAID')).toHaveLength(1);
+    expect(await paidEntries(topUpUuid(topUp.id))).toBe(1);
+    const [events] = await db.orm.em.fork().execute<{ n: number }[]>(`select count(*)::int as n from event_outbox where type = 'topup.paid' and subject_id = ?`, [topUp.id]);
+    expect(events!.n).toBe(1);
+    await ledgerOk();
+  });
+
   it('events out of order: a late failure or cancel after success changes nothing', async () => {
     const { topUp, pi } = await awaiting('out-of-order');
     await sendEvent('payment_intent.succeeded', { ...pi, status: 'succeeded' });

@@ -21,6 +21,19 @@ const door = defineMachine<DoorState>({
   },
 });
 
+/** A machine with a move that keeps the state (like a payment a later session claims again: PROCESSING → PROCESSING). */
+const latch = defineMachine<DoorState>({
+  name: 'latch',
+  table: 'door',
+  initial: ['CLOSED'],
+  transitions: { CLOSED: ['LOCKED'], OPEN: ['LOCKED'], LOCKED: ['LOCKED', 'GONE'], GONE: [] },
+  onEnter: {
+    LOCKED: async (em, row) => {
+      await em.execute(`insert into door_event (door_id, what) values (?, 'latched')`, [(row as { id: string }).id]);
+    },
+  },
+});
+
 describe('lifecycle/machine.ts: one way to move a status', () => {
   let db: TestDatabase;
   let em: EntityManager;
@@ -72,6 +85,39 @@ describe('lifecycle/machine.ts: one way to move a status', () => {
   it('a set-based move from a state the table does not allow is refused before anything is written', async () => {
     await expect(transitionWhere(em, door, { from: ['OPEN', 'CLOSED'], to: 'GONE', where: 'true', patch: { opened: NOW } })).rejects.toThrow(IllegalTransition);
     expect(await em.execute(`select count(*)::int as n from door where status = 'GONE'`)).toEqual([{ n: 0 }]);
+  });
+
+  it('a set-based move into a state that may stay itself moves each row once: one history row, one onEnter', async () => {
+    await em.execute(`insert into door (id, status) values ('h', 'CLOSED'), ('i', 'LOCKED'), ('j', 'OPEN')`);
+    const from = allowedFrom(latch, 'LOCKED');
+    expect(from).toEqual(['CLOSED', 'OPEN', 'LOCKED']);
+    const moved = await transitionWhere(em, latch, { from: [...from, 'CLOSED'], to: 'LOCKED', where: `t.id in ('h','i','j')`, cause: 'latch all' });
+    expect(moved.map((r) => r.id).sort()).toEqual(['h', 'i', 'j']);
+    const latchHistory = async (id: string) =>
+      (await em.execute<{ from_status: string; to_status: string }[]>(`select from_status, to_status from status_history where machine = 'latch' and row_id = ? order by id`, [id])).map((h) => `${h.from_status}→${h.to_status}`);
+    expect(await latchHistory('h')).toEqual(['CLOSED→LOCKED']);
+    expect(await latchHistory('i')).toEqual(['LOCKED→LOCKED']);
+    expect(await latchHistory('j')).toEqual(['OPEN→LOCKED']);
+    expect(await em.execute(`select door_id, count(*)::int as n from door_event where what = 'latched' group by door_id order by door_id`)).toEqual([
+      { door_id: 'h', n: 1 },
+      { door_id: 'i', n: 1 },
+      { door_id: 'j', n: 1 },
+    ]);
+  });
+
+  it('a move asked outside a transaction is still whole: a history that cannot be written leaves the status as it was', async () => {
+    await em.execute(`insert into door (id, status) values ('k', 'CLOSED'), ('l', 'CLOSED')`);
+    const broken = defineMachine<DoorState>({
+      ...door,
+      history: async () => {
+        throw new Error('history unavailable');
+      },
+    });
+    expect(em.isInTransaction()).toBe(false);
+    await expect(transition(em, broken, await row('k'), 'OPEN')).rejects.toThrow('history unavailable');
+    await expect(transitionWhere(em, broken, { from: ['CLOSED'], to: 'LOCKED', where: `t.id = 'l'` })).rejects.toThrow('history unavailable');
+    expect((await row('k')).status).toBe('CLOSED');
+    expect((await row('l')).status).toBe('CLOSED');
   });
 
   it('allowedFrom reads the table backwards', () => {

@@ -4,9 +4,9 @@ import type { EntityManager } from '@mikro-orm/postgresql';
  * Lifecycles as data, moved by one helper (STYLE.md §2, after Vendure's `FSM`): each context declares
  * its machine (the states, where each may go, where rows start) in its own folder; `transition()`
  * checks the table, updates the row, writes its history row and runs what the machine does on
- * entering a state (an outbox event) — all in the caller's transaction. Set-based moves
- * (`transitionWhere()`) check the same table. No code writes a status column by hand
- * (api/test/lifecycles.test.ts).
+ * entering a state (an outbox event) — all in the caller's transaction (or, asked outside one, in
+ * one of its own). Set-based moves (`transitionWhere()`) check the same table. No code writes a
+ * status column by hand (api/test/lifecycles.test.ts).
  */
 
 export type Transitions<S extends string> = Readonly<Record<S, readonly S[]>>;
@@ -132,6 +132,9 @@ export function unreachableStates<S extends string>(machine: StateTable<S>): S[]
   return (Object.keys(machine.transitions) as S[]).filter((s) => !seen.has(s));
 }
 
+/** Runs a move in the caller's transaction, or in one of its own: the status, its history and onEnter are written together or not at all. */
+const whole = <T>(em: EntityManager, run: (tx: EntityManager) => Promise<T>): Promise<T> => (em.isInTransaction() ? run(em) : em.transactional(run));
+
 async function recordHistory<S extends string>(em: EntityManager, machine: Pick<Machine<S>, 'history'>, moves: Move<S>[]): Promise<void> {
   if (!moves.length) return;
   if (machine.history) {
@@ -167,22 +170,24 @@ export async function transition<S extends string, R extends object>(
   const id = String((row as Record<string, unknown>)[key]);
   if (!canMove(machine, from, to)) throw refusal(machine, from, to);
   const set = assignments(machine, patch);
-  const updated = await em.execute<object[]>(`update ${machine.table} set ${column} = ?${set.text} where ${key} = ? and ${column} = ? returning *`, [to, ...set.params, id, from]);
-  if (!updated.length) throw refusal(machine, from, to);
-  const move: Move<S> = { machine: machine.name, id, from, to, cause: opts.cause ?? null, reason: opts.reason ?? null };
-  await recordHistory(em, machine, [move]);
-  const moved = machine.reload ? await machine.reload(em, id) : (updated[0] as R);
-  await machine.onEnter?.[to]?.(em, moved, move);
-  return moved;
+  return whole(em, async (tx) => {
+    const updated = await tx.execute<object[]>(`update ${machine.table} set ${column} = ?${set.text} where ${key} = ? and ${column} = ? returning *`, [to, ...set.params, id, from]);
+    if (!updated.length) throw refusal(machine, from, to);
+    const move: Move<S> = { machine: machine.name, id, from, to, cause: opts.cause ?? null, reason: opts.reason ?? null };
+    await recordHistory(tx, machine, [move]);
+    const moved = machine.reload ? await machine.reload(tx, id) : (updated[0] as R);
+    await machine.onEnter?.[to]?.(tx, moved, move);
+    return moved;
+  });
 }
 
 /**
  * A set-based move: every row of `machine.table` (aliased `t`, or `alias`) in one of `from` that matches
  * `where` becomes `to`, with `patch`. Each `from` must be allowed by the table (a programming error
  * otherwise, thrown before anything is written); one statement per `from` state, so each history row
- * knows where its row came from. `using` adds a `from` list to the update (`city c`, or `sql()` with
- * parameters). Returns the
- * moved rows (`returning t.*`), in no particular order.
+ * knows where its row came from, and each row moves at most once. `using` adds a `from` list to the
+ * update (`city c`, or `sql()` with parameters). Returns the moved rows (`returning t.*`), in no
+ * particular order.
  */
 export async function transitionWhere<S extends string, R extends object>(
   em: EntityManager,
@@ -197,17 +202,22 @@ export async function transitionWhere<S extends string, R extends object>(
   const t = move.alias ?? 't';
   if (!IDENTIFIER.test(t)) throw new Error(`machine ${machine.name}: bad alias ${t}`);
   const using = typeof move.using === 'string' ? sql(move.using) : move.using;
-  for (const from of move.from) {
-    const rows = await em.execute<Array<Record<string, unknown>>>(
-      `update ${machine.table} ${t} set ${column} = ?${set.text}${using ? ` from ${using.text}` : ''} where ${t}.${column} = ? and (${move.where}) returning ${t}.*`,
-      [move.to, ...set.params, ...(using?.params ?? []), from, ...(move.params ?? [])],
-    );
-    const moves = rows.map((r) => ({ machine: machine.name, id: String(r[key]), from, to: move.to, cause: move.cause ?? null }));
-    await recordHistory(em, machine, moves);
-    if (machine.onEnter?.[move.to]) for (const [i, r] of rows.entries()) await machine.onEnter[move.to]!(em, machine.reload ? await machine.reload(em, moves[i]!.id) : (r as unknown as R), moves[i]!);
-    moved.push(...rows);
-  }
-  return moved;
+  // Each row moves once: a state named twice runs once, and a move that keeps the state (`to` among
+  // `from`, e.g. PROCESSING → PROCESSING) runs first, so rows just moved into `to` are not moved again.
+  const froms = [...new Set(move.from)].sort((a, b) => Number(b === move.to) - Number(a === move.to));
+  return whole(em, async (tx) => {
+    for (const from of froms) {
+      const rows = await tx.execute<Array<Record<string, unknown>>>(
+        `update ${machine.table} ${t} set ${column} = ?${set.text}${using ? ` from ${using.text}` : ''} where ${t}.${column} = ? and (${move.where}) returning ${t}.*`,
+        [move.to, ...set.params, ...(using?.params ?? []), from, ...(move.params ?? [])],
+      );
+      const moves = rows.map((r) => ({ machine: machine.name, id: String(r[key]), from, to: move.to, cause: move.cause ?? null }));
+      await recordHistory(tx, machine, moves);
+      if (machine.onEnter?.[move.to]) for (const [i, r] of rows.entries()) await machine.onEnter[move.to]!(tx, machine.reload ? await machine.reload(tx, moves[i]!.id) : (r as unknown as R), moves[i]!);
+      moved.push(...rows);
+    }
+    return moved;
+  });
 }
 
 /** `transition()` for a row known by its id: locks it (in the caller's transaction) and reads its state first. */

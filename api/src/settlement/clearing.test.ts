@@ -161,6 +161,40 @@ describe('clearing a window', () => {
     expect(await checkLedger(em)).toEqual([]);
   });
 
+  it('the gateway’s answer about a payout delivered twice at once is booked once: paid once, returned once, carried once', async () => {
+    const c = await city('CLG');
+    const shop = await createMerchant(em, { cityId: c.cityId, name: 'Shop' });
+    await book('PAYMENT', shop.id, 1_800n, { cardCompanyId: c.cardCompanyId, occurredAt: at('2026-03-02T10:00:00') });
+    const window = await closeWindow(em, { cityId: c.cityId, businessDay: '2026-03-02', closedBy: 'test', cutoff: CUTOFF, now: at('2026-03-03T09:00:00') });
+    const batch = await clearWindow(em, window.id);
+    const [payout] = await em.execute<{ id: string; line_id: string }[]>(`select p.id, p.line_id from settlement_payout p join settlement_line l on l.id = p.line_id where l.batch_id = ?`, [batch.id]);
+    const answer = (status: 'paid' | 'failed') =>
+      ({ id: 'po_twice', object: 'payout', amount: 1_800, currency: 'cny', status, metadata: { settlementPayout: payout!.id }, created: 0, arrival_date: 0, failure_code: status === 'failed' ? 'account_closed' : null }) as const;
+    // Each delivery on its own connection, as two webhook requests would be.
+    const twice = (status: 'paid' | 'failed') => Promise.all([applyPayout(db.orm.em.fork(), answer(status)), applyPayout(db.orm.em.fork(), answer(status))]);
+    const entries = async (suffix: string) => (await em.execute<{ n: number }[]>(`select count(*)::int as n from journal_entry where entry_key = ?`, [`settlement-payout:${payout!.id}:${suffix}`]))[0]!.n;
+    const payable = async () => balance(em, (await payableAccount(em, 'MERCHANT', shop.id, 'CNY')).id);
+
+    expect((await twice('paid')).sort()).toEqual(['applied', 'stale']);
+    expect(await entries('paid')).toBe(1);
+    expect(await payable()).toBe(0n);
+
+    expect((await twice('failed')).sort()).toEqual(['applied', 'stale']);
+    expect(await entries('returned')).toBe(1);
+    expect(await entries('failed')).toBe(1);
+    expect(await payable()).toBe(1_800n);
+    const moves = await em.execute<{ from_status: string; to_status: string }[]>(`select from_status, to_status from status_history where machine = 'settlement_payout' and row_id = ? order by id`, [payout!.id]);
+    expect(moves.map((m) => `${m.from_status}→${m.to_status}`)).toEqual(['PENDING→PAID', 'PAID→FAILED']);
+    const events = await em.execute<{ type: string }[]>(`select type from event_outbox where owner_id = ? and type <> 'settlement.ready' order by id`, [shop.id]);
+    expect(events.map((e) => e.type)).toEqual(['settlement.paid', 'settlement.payout_failed']);
+    // The next statement carries it once.
+    const next = await closeWindow(em, { cityId: c.cityId, businessDay: '2026-03-03', closedBy: 'test', cutoff: CUTOFF, now: at('2026-03-04T09:00:00') });
+    const again = await clearWindow(em, next.id);
+    const [line] = await em.execute<Record<string, string>[]>(`select carried_in, payout_amount from settlement_line where batch_id = ?`, [again.id]);
+    expect(line).toMatchObject({ carried_in: '1800', payout_amount: '1800' });
+    expect(await checkLedger(em)).toEqual([]);
+  });
+
   it('the settlement job opens today’s and tomorrow’s windows ahead of their first transaction, and closes and clears a day after its cut-off', async () => {
     const c = await city('CLF');
     const shop = await createMerchant(em, { cityId: c.cityId, name: 'Shop' });
