@@ -138,6 +138,15 @@ describe('a proof is used once', () => {
     await expectRefused(await ask(token, once), 'DPOP_PROOF_REPLAYED', 'This DPoP proof was used before');
   });
 
+  it('the record that refuses a replay is kept until the proof is too old to be accepted anyway (iat + 120 s)', async () => {
+    const token = await boundToken(holder.jkt);
+    const jti = randomUUID();
+    const iat = now() - 10;
+    expect((await ask(token, await proof(token, { claims: { jti, iat } }))).body.data?.viewer).toEqual({ kind: 'MERCHANT' });
+    const [seen] = await db.orm.em.fork().execute<{ expires: number }[]>(`select extract(epoch from expires_at)::int as expires from seen_jti where jti like ?`, [`%${jti}`]);
+    expect(seen?.expires).toBe(iat + 120);
+  });
+
   it('proofs with their own jti each pass; the same jti from another key is that key’s own, not a replay', async () => {
     const token = await boundToken(holder.jkt);
     for (let i = 0; i < 2; i++) expect((await ask(token, await proof(token))).body.data?.viewer).toEqual({ kind: 'MERCHANT' });

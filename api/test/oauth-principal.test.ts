@@ -44,6 +44,7 @@ async function token(claims: JWTPayload = {}, header: Record<string, unknown> = 
   return new SignJWT(all).setProtectedHeader({ alg: 'ES256', typ: 'at+jwt', kid: jwk!.kid, ...header }).sign((await importJWK(jwk!, 'ES256')) as Parameters<SignJWT['sign']>[0]);
 }
 
+const b64 = (o: object) => Buffer.from(JSON.stringify(o)).toString('base64url');
 const ask = (authorization: string) => graphql(server.url, VIEWER, {}, { authorization });
 
 async function expectRefused(answer: Awaited<ReturnType<typeof ask>>, reason: string, message: string) {
@@ -89,6 +90,36 @@ describe('a token of the wrong kind or not yet valid', () => {
 
   it('a token for an unknown client is refused as the client’s', async () => {
     await expectRefused(await ask(`Bearer ${await token({ client_id: 'no-such-client' })}`), 'CLIENT_DISABLED', 'The client this token was issued to is disabled');
+  });
+});
+
+describe('each refusal tells the client what is wrong, in the body and in WWW-Authenticate', () => {
+  it.each<[string, () => Promise<string>, string, (url: string) => string]>([
+    ['not a JWT', async () => 'not-a-token', 'MALFORMED_TOKEN', () => 'The access token is not a JWT'],
+    ['signed with HS256', async () => `${b64({ alg: 'HS256', typ: 'at+jwt' })}.${(await token()).split('.')[1]}.c2ln`, 'UNSUPPORTED_ALGORITHM', () => 'Access tokens are signed with ES256, not HS256'],
+    ['from another issuer', () => token({ iss: 'https://evil.example/oauth' }), 'WRONG_ISSUER', (url) => `The access token was not issued by ${url}/oauth`],
+    ['for another audience', () => token({ aud: 'https://elsewhere.example/api' }), 'WRONG_AUDIENCE', (url) => `The access token is not for ${url}/graphql`],
+    ['with a signature that does not verify', async () => `${(await token()).slice(0, -8)}AAAAAAAA`, 'BAD_SIGNATURE', () => 'The access token signature does not verify'],
+    [
+      'revoked',
+      async () => {
+        const jti = randomUUID();
+        await db.orm.em.fork().execute(`insert into revoked_access_token (jti, client_id, expires_at) values (?, ?, now() + interval '10 minutes')`, [jti, merchantClient]);
+        return token({ jti });
+      },
+      'TOKEN_REVOKED',
+      () => 'The access token has been revoked',
+    ],
+  ])('a token %s', async (_name, make, reason, message) => {
+    const answer = await ask(`Bearer ${await make()}`);
+    await expectRefused(answer, reason, message(server.url));
+    expect(answer.headers.get('www-authenticate')).toBe(`Bearer error="invalid_token", error_description="${message(server.url)}"`);
+  });
+
+  it('a double quote in what the client sent cannot break the WWW-Authenticate header', async () => {
+    const answer = await ask(`Bearer ${b64({ alg: 'x"y', typ: 'at+jwt' })}.${b64({})}.c2ln`);
+    await expectRefused(answer, 'UNSUPPORTED_ALGORITHM', 'Access tokens are signed with ES256, not x"y');
+    expect(answer.headers.get('www-authenticate')).toBe(`Bearer error="invalid_token", error_description="Access tokens are signed with ES256, not x'y"`);
   });
 });
 
