@@ -25,13 +25,13 @@ afterAll(async () => {
 
 const silent = { info() {}, warn() {}, error() {}, debug() {}, child: () => silent } as unknown as GraphQLContext['log'];
 const OPERATOR: Partial<Principal> = { kind: 'OPERATOR', clientId: 'keys-test' };
-const contextOf = (principal: Partial<Principal> = OPERATOR) => ({ em: db.orm.em.fork(), principal, requestId: 'r', log: silent }) as unknown as GraphQLContext;
+const contextOf = (principal: Partial<Principal> | null = OPERATOR) => ({ em: db.orm.em.fork(), principal, requestId: 'r', log: silent }) as unknown as GraphQLContext;
 const effects = async (key: string) => (await db.orm.em.fork().execute(`select 1 from effect_probe where key = ?`, [key])).length;
 const recordOf = async (key: string) =>
   (await db.orm.em.fork().execute<{ holder_id: string; state: string; locked_until: Date | null }[]>(`select holder_id, state, locked_until from idempotency_record where key = ?`, [key]))[0];
 
 /** The probe mutation: writes its effect, waits for `during` if given, then answers `answer`. */
-function probe(key: string, opts: { principal?: Partial<Principal>; answer?: unknown; operation?: string; input?: Record<string, unknown>; during?: () => Promise<void> } = {}) {
+function probe(key: string, opts: { principal?: Partial<Principal> | null; answer?: unknown; operation?: string; input?: Record<string, unknown>; during?: () => Promise<void> } = {}) {
   const ctx = contextOf(opts.principal);
   return idempotent(ctx, { operation: opts.operation ?? 'probe', key, args: { input: { idempotencyKey: key, ...opts.input } } }, async () => {
     await ctx.em.execute(`insert into effect_probe (key) values (?)`, [key]);
@@ -125,6 +125,27 @@ describe('whose key space', () => {
   it('a cardholder app token that names no holder has the app’s one holder-less key space', async () => {
     await probe('app-no-holder', { principal: { kind: 'CARDHOLDER_APP', clientId: 'space-app', holderId: null } as Partial<Principal> });
     expect(await recordOf('app-no-holder')).toMatchObject({ holder_id: '', state: 'DONE' });
+  });
+});
+
+describe('exactly one execution commits', () => {
+  it('a claim taken over while the mutation runs (its process was taken for dead): this execution is rolled back and answered IDEMPOTENCY_CONFLICT', async () => {
+    const refusal = await refusalOf(
+      probe('taken-over', {
+        // Another process takes the claim over mid-run, as it would after the lease ran out.
+        during: () => db.orm.em.fork().execute(`update idempotency_record set owner = 'other-host:1:claim' where key = 'taken-over'`).then(() => undefined),
+      }),
+    );
+    expect(refusal).toMatchObject({ code: 'IDEMPOTENCY_CONFLICT' });
+    expect(await effects('taken-over')).toBe(0);
+    // The claim is the other process's, still running: this one neither completed nor released it.
+    expect(await recordOf('taken-over')).toMatchObject({ state: 'IN_FLIGHT' });
+  });
+
+  it('a call without an authenticated client is refused before anything is claimed or run', async () => {
+    expect(await refusalOf(probe('anonymous', { principal: null }))).toEqual({ code: 'UNAUTHENTICATED', message: 'Authentication required: send an OAuth access token' });
+    expect(await recordOf('anonymous')).toBeUndefined();
+    expect(await effects('anonymous')).toBe(0);
   });
 });
 
