@@ -91,6 +91,14 @@ describe('the stored payload, value by value', () => {
     expect(Object.getPrototypeOf(back[1])).toBe(Object.prototype);
   });
 
+  it('an instance of a class that is no GraphQL type is stored as its fields, and comes back as a plain object', () => {
+    class Receipt {
+      constructor(readonly number: string) {}
+    }
+    expect(encodePayload({ receipt: new Receipt('R-1') })).toEqual({ receipt: { number: 'R-1' } });
+    expect(roundTrip(new Receipt('R-2'))).toEqual({ number: 'R-2' });
+  });
+
   it('an unknown $type (a class renamed since) comes back as a plain object, not as a wrong one', () => {
     const back = decodePayload({ $type: 'NoSuchType', a: 1 });
     expect(back).toEqual({ a: 1 });
