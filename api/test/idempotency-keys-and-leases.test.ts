@@ -8,7 +8,8 @@
  * context the GraphQL layer gives it. (Found by mutation testing, docs/testing.md.)
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { GraphQLContext, Principal } from '../src/graphql/context.js';
+import type { GraphQLContext } from '../src/graphql/context.js';
+import type { Principal } from '../src/auth/principal.js';
 import { idempotent, IN_FLIGHT_LEASE_SECONDS } from '../src/graphql/idempotency.js';
 import { stopLiveness } from '../src/graphql/process-liveness.js';
 import { freshDatabase, type TestDatabase } from './support/database.js';
