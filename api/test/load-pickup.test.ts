@@ -248,6 +248,34 @@ describe('the purse maximum', () => {
     await ledgerOk();
   });
 
+  it('a top-up named alone (topUp) refused at the purse maximum is left as it was: unclaimed, listed as held back, loaded once the card is spent down', async () => {
+    const card = await aliceCard();
+    const loadAlone = async (topUp: string) => {
+      const opened = await app.request<{ openCardSession: { session: Session; userErrors: Errors } }>(OPEN, { input: { reader: home.id, operation: 'LOAD', topUp } });
+      expect(opened.openCardSession.userErrors).toEqual([]);
+      return sessionsOf(app, () => home).agent(card.chip).run(opened.openCardSession.session);
+    };
+    expect((await loadAlone(await paidTopUp(card, 15_000))).state).toBe('COMPLETED');
+    // 100.00 on the card once it paid 50.00; a top-up of 90.00 fits then; the 50.00 comes back as a refund, loaded first.
+    const payment = await purchase(card, 5_000);
+    const load = await paidTopUp(card, 9_000);
+    expect((await loadAlone(await refund(payment, 5_000))).state).toBe('COMPLETED');
+    expect(await loadAlone(load)).toMatchObject({ state: 'FAILED', refusal: 'PURSE_LIMIT_EXCEEDED' });
+    expect(await balanceOnCard(card.chip)).toBe(15_000);
+    expect(await purseBalance(world, card.chip.asn)).toBe(15_000n);
+    const [row] = await world.db.orm.em.fork().execute<{ status: string; load_session_id: string | null }[]>(`select status, load_session_id from top_up where id = ?`, [Buffer.from(load, 'base64url').toString().split(':')[1]]);
+    expect(row).toEqual({ status: 'PAID', load_session_id: null });
+    expect((await pendingLoads(card)).map((l) => [l.topUp.id, l.writable])).toEqual([[load, false]]);
+    await ledgerOk();
+    // Spent down to 100.00, the card takes the 90.00 it was refused, once.
+    await purchase(card, 5_000);
+    expect((await pendingLoads(card)).map((l) => [l.topUp.id, l.writable])).toEqual([[load, true]]);
+    expect(await loadAlone(load)).toMatchObject({ state: 'COMPLETED', result: { oldBalance: 10_000, newBalance: 19_000 } });
+    expect(await purseBalance(world, card.chip.asn)).toBe(19_000n);
+    expect(await topUpStatus(load)).toBe('LOADED');
+    await ledgerOk();
+  });
+
   it('a card holding more than the ledger knows (MAC1 proves its balance) is refused before MAC2: the loads stay pending, unclaimed', async () => {
     // 190.00 on the chip that never went through the ledger (the shadow says 0).
     const card = await aliceCard(19_000);
@@ -264,6 +292,41 @@ describe('the purse maximum', () => {
 });
 
 describe('who may pick up what', () => {
+  it('one pending load named twice under two spellings of its id (its uuid in capitals) is refused: the card never gets it twice for one booking', async () => {
+    const card = await aliceCard();
+    const load = await paidTopUp(card, 500);
+    // The same row: Postgres reads a uuid in any case, so only the id's spelling differs.
+    const shouted = Buffer.from(`TopUp:${Buffer.from(load, 'base64url').toString().split(':')[1]!.toUpperCase()}`).toString('base64url');
+    expect(shouted).not.toBe(load);
+    const twice = await openPickup([load, shouted]);
+    expect(twice.userErrors.map((e) => e.code)).toEqual(['INVALID_INPUT']);
+    expect(twice.session).toBeNull();
+    // Named once, it is written once.
+    const once = await openPickup([shouted]);
+    expect(once.userErrors).toEqual([]);
+    expect(await sessionsOf(app, () => home).agent(card.chip).run(once.session!)).toMatchObject({ state: 'COMPLETED', result: { amount: 500 } });
+    expect(await balanceOnCard(card.chip)).toBe(500);
+    expect(await purseBalance(world, card.chip.asn)).toBe(500n);
+    expect(await topUpStatus(load)).toBe('LOADED');
+    await ledgerOk();
+  });
+
+  it('a session that names one load twice (opened before that was refused at open) is refused before MAC2, the load left pending', async () => {
+    const card = await aliceCard();
+    const load = await paidTopUp(card, 400);
+    const opened = await openPickup([load]);
+    expect(opened.userErrors).toEqual([]);
+    // What the open used to write for [load, the same load in capitals]: its id twice, and twice its amount.
+    const uuid = Buffer.from(load, 'base64url').toString().split(':')[1]!;
+    await world.db.orm.em
+      .fork()
+      .execute(`update card_session set amount = 800, context = jsonb_set(context, '{purposeData,topUpIds}', ?::jsonb) where id = ?`, [JSON.stringify([uuid.toUpperCase(), uuid]), Buffer.from(opened.session!.id, 'base64url').toString().split(':')[1]]);
+    expect(await sessionsOf(app, () => home).agent(card.chip).run(opened.session!)).toMatchObject({ state: 'FAILED', refusal: 'PURPOSE_REFUSED' });
+    expect(await balanceOnCard(card.chip)).toBe(0);
+    expect(await topUpStatus(load)).toBe('PAID');
+    await ledgerOk();
+  });
+
   it('only the holder’s own pending loads, of one card, each named once, without an amount', async () => {
     const card = await aliceCard();
     const other = await aliceCard();
@@ -276,6 +339,8 @@ describe('who may pick up what', () => {
     expect(await codes({ pendingLoads: [] })).toEqual(['INVALID_INPUT']);
     expect(await codes({ pendingLoads: [a], amount: 100 })).toEqual(['INVALID_INPUT']);
     expect(await codes({ pendingLoads: [a], topUp: a })).toEqual(['INVALID_INPUT']);
+    // Pending loads go onto CPU cards: a pickup for an M1 card is refused before any session opens.
+    expect(await codes({ pendingLoads: [a], cardType: 'M1' })).toEqual(['INVALID_INPUT']);
     const bob = await cardholderApp(world, 'bob', ['card:read', 'card:topup']);
     const bobReader = await newReader(world, 'HOME-bob', world.gz, { kind: 'CARDHOLDER', id: bob.id });
     const bobs = await bob.app.request<{ openCardSession: { userErrors: Errors } }>(OPEN, { input: { reader: bobReader.id, operation: 'LOAD', pendingLoads: [a] } });
