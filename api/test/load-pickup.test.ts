@@ -210,6 +210,59 @@ describe('the card company settles a pickup as one write', () => {
   });
 });
 
+describe('the card company settles a pickup while the holder picks up again', () => {
+  it('resolvePendingLoad releasing a pickup while the card, on the reader, picks up part of it with another load: both succeed, neither deadlocks', async () => {
+    const card = await aliceCard();
+    const amounts = new Map<string, number>();
+    for (const amount of [110, 120, 130]) amounts.set(await paidTopUp(card, amount), amount);
+    const loads = [...amounts.keys()];
+    const uuidOf = (id: string) => Buffer.from(id, 'base64url').toString().split(':')[1]!;
+    // In the order the rows are locked: the first pickup holds the two lowest, the second the two highest.
+    const [low, mid, high] = [...loads].sort((a, b) => (uuidOf(a) < uuidOf(b) ? -1 : 1)) as [string, string, string];
+    const first = await openPickup([low, mid]);
+    await expect(sessionsOf(brokenRelay(app, 1, 'answer', 'card removed'), () => home).agent(card.chip).run(first.session!)).rejects.toThrow('card removed');
+    await expireSession(world, first.session!.id);
+    const second = await openPickup([mid, high]);
+    expect(second.userErrors).toEqual([]);
+
+    // Both wait on the lowest load (held here), the card company first; then both go on at once.
+    const waiting = async (n: number) => {
+      for (;;) {
+        const [row] = await world.db.orm.em.fork().execute<{ n: string }[]>(`select count(*)::text as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'`);
+        if (Number(row!.n) >= n) return;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    };
+    let release!: () => void;
+    let held!: () => void;
+    const holding = new Promise<void>((r) => (held = r));
+    const blocker = world.db.orm.em.fork().transactional(async (tx) => {
+      await tx.execute(`select id from top_up where id = ? for update`, [uuidOf(low)]);
+      held();
+      await new Promise<void>((r) => (release = r));
+    });
+    await holding;
+    const issuer = await apiClient(world, 'ISSUER', world.gz.cardCompanyId, ['cards:read', 'topups:write']);
+    const resolving = issuer
+      .request<{ resolvePendingLoad: { userErrors: Errors } }>('mutation($input: ResolvePendingLoadInput!) { resolvePendingLoad(input: $input) { topUp { status } userErrors { code message } } }', {
+        input: { topUp: low, loaded: false, note: 'card read at the counter: no load', idempotencyKey: 'resolve-during-pickup' },
+      })
+      .then((r) => r.resolvePendingLoad.userErrors, (e: Error) => e.message);
+    await waiting(1);
+    const picking = sessionsOf(app, () => home).agent(card.chip).run(second.session!).then((r) => r, (e: Error) => e.message);
+    await waiting(2);
+    release();
+    await blocker;
+    expect(await resolving).toEqual([]);
+    const picked = amounts.get(mid)! + amounts.get(high)!;
+    expect(await picking).toMatchObject({ state: 'COMPLETED', result: { amount: picked } });
+    expect(await balanceOnCard(card.chip)).toBe(picked);
+    expect(await purseBalance(world, card.chip.asn)).toBe(BigInt(picked));
+    expect([await topUpStatus(low), await topUpStatus(mid), await topUpStatus(high)]).toEqual(['PAID', 'LOADED', 'LOADED']);
+    await ledgerOk();
+  });
+});
+
 describe('the purse maximum', () => {
   it('a load that would take the card past its purse maximum stays pending with its reason; the others are picked up', async () => {
     const card = await aliceCard();

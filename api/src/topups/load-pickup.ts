@@ -7,7 +7,7 @@ import { sessionIsLive } from '../readers/session/card-claims.js';
 import { openSession } from '../readers/session/card-session.service.js';
 import { type CardSessionPurpose, openRefusal } from '../readers/session/purpose.js';
 import { SessionError } from '../readers/session/session.errors.js';
-import { checkPurseMaximum, finishLoad, settleEarlierClaim } from './pending-load.js';
+import { checkPurseMaximum, finishLoad, lockWithEarlierClaims, settleEarlierClaim } from './pending-load.js';
 import { findTopUpFor, type LoadClaim, topUpById, topUpGlobalId, type TopUpRow } from './topups.service.js';
 
 /**
@@ -118,6 +118,7 @@ export function loadPickup(limits: TopUpLimits): CardSessionPurpose {
      */
     async creditGuard(em, pending) {
       const loads: TopUpRow[] = [];
+      await lockWithEarlierClaims(em, topUpIdsOf(pending.session.context.purposeData));
       for (const id of topUpIdsOf(pending.session.context.purposeData)) {
         const topUp = await topUpById(em, id, true);
         if (!topUp || topUp.asn !== pending.card.asn) throw new SessionError('PURPOSE_REFUSED', 'a pending load of this session is not for the card on the reader');
