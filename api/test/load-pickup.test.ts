@@ -259,6 +259,13 @@ describe('the card company settles a pickup while the holder picks up again', ()
     expect(await balanceOnCard(card.chip)).toBe(picked);
     expect(await purseBalance(world, card.chip.asn)).toBe(BigInt(picked));
     expect([await topUpStatus(low), await topUpStatus(mid), await topUpStatus(high)]).toEqual(['PAID', 'LOADED', 'LOADED']);
+    // The breakdown: one entry per load into the card's purse, keyed by the load, summing to what the card took.
+    const entries = await world.db.orm.em.fork().execute<{ entry_key: string; amount: string }[]>(
+      `select e.entry_key, abs(p.amount)::text as amount from journal_entry e join posting p on p.entry_id = e.id join ledger_account a on a.id = p.account_id
+        where a.code = ? and e.metadata->>'cardSession' = ? order by e.entry_key`,
+      [`card.${card.chip.asn}.purse.CNY`, Buffer.from(second.session!.id, 'base64url').toString().split(':')[1]],
+    );
+    expect(entries).toEqual([mid, high].map((id) => ({ entry_key: `top-up:${uuidOf(id)}:loaded`, amount: String(amounts.get(id)) })).sort((a, b) => (a.entry_key < b.entry_key ? -1 : 1)));
     await ledgerOk();
   });
 });
