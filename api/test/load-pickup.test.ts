@@ -172,6 +172,29 @@ describe('a pickup writes every pending load the holder confirmed, in one load s
     await ledgerOk();
   });
 
+  it('a pickup whose TAC was lost, then a counter load at the card company: the counter’s session proves the pickup first, so each load is booked once and cannot be written alone', async () => {
+    const card = await aliceCard();
+    const loads = [await paidTopUp(card, 350), await paidTopUp(card, 450)];
+    const opened = await openPickup(loads);
+    await expect(sessionsOf(brokenRelay(app, 2, 'request'), () => home).agent(card.chip).run(opened.session!)).rejects.toThrow('connection lost');
+    await expireSession(world, opened.session!.id);
+    expect(await balanceOnCard(card.chip)).toBe(800);
+    // The holder goes to the counter and pays 10.00 in cash.
+    const issuer = await apiClient(world, 'ISSUER', world.gz.cardCompanyId, ['cards:read', 'topups:write']);
+    const counter = await newReader(world, 'COUNTER-pickup', world.gz);
+    const counterSessions = sessionsOf(issuer, () => counter);
+    expect(await counterSessions.agent(card.chip).run(await counterSessions.open('LOAD', 1_000))).toMatchObject({ state: 'COMPLETED', result: { oldBalance: 800, newBalance: 1_800 } });
+    expect([await topUpStatus(loads[0]!), await topUpStatus(loads[1]!)]).toEqual(['LOADED', 'LOADED']);
+    expect(await purseBalance(world, card.chip.asn)).toBe(1_800n);
+    // Neither load can be written again, alone or in a pickup.
+    const alone = await app.request<{ openCardSession: { userErrors: Errors } }>(OPEN, { input: { reader: home.id, operation: 'LOAD', topUp: loads[0] } });
+    expect(alone.openCardSession.userErrors.map((e) => e.code)).toEqual(['INVALID_INPUT']);
+    expect((await openPickup(loads)).userErrors.map((e) => e.code)).toEqual(['INVALID_INPUT']);
+    expect(await pendingLoads(card)).toEqual([]);
+    expect(await balanceOnCard(card.chip)).toBe(1_800);
+    await ledgerOk();
+  });
+
   it('a write that never reached the card is picked up again, once, by the next pickup', async () => {
     const card = await aliceCard();
     const loads = [await paidTopUp(card, 300), await paidTopUp(card, 200)];
