@@ -410,6 +410,22 @@ describe('who may pick up what', () => {
     await ledgerOk();
   });
 
+  it('a session whose load id is not a uuid (a damaged session row) is refused PURPOSE_REFUSED before MAC2, not a server error', async () => {
+    const card = await aliceCard();
+    const load = await paidTopUp(card, 300);
+    const opened = await openPickup([load]);
+    const single = await app.request<{ openCardSession: { session: Session; userErrors: Errors } }>(OPEN, { input: { reader: home.id, operation: 'LOAD', topUp: load } });
+    const damage = (session: string, path: string, value: unknown) =>
+      world.db.orm.em.fork().execute(`update card_session set context = jsonb_set(context, ?::text[], ?::jsonb) where id = ?`, [path, JSON.stringify(value), Buffer.from(session, 'base64url').toString().split(':')[1]]);
+    await damage(opened.session!.id, '{purposeData,topUpIds}', ['not-a-uuid']);
+    await damage(single.openCardSession.session.id, '{purposeData,topUpId}', 'not-a-uuid');
+    expect(await sessionsOf(app, () => home).agent(card.chip).run(opened.session!)).toMatchObject({ state: 'FAILED', refusal: 'PURPOSE_REFUSED' });
+    expect(await sessionsOf(app, () => home).agent(card.chip).run(single.openCardSession.session)).toMatchObject({ state: 'FAILED', refusal: 'PURPOSE_REFUSED' });
+    expect(await balanceOnCard(card.chip)).toBe(0);
+    expect(await topUpStatus(load)).toBe('PAID');
+    await ledgerOk();
+  });
+
   it('only the holder’s own pending loads, of one card, each named once, without an amount', async () => {
     const card = await aliceCard();
     const other = await aliceCard();

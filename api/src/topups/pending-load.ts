@@ -68,10 +68,12 @@ export async function settleEarlierClaim(em: EntityManager, topUp: TopUpRow, pen
  * on the card company's settlement (or another guard) while holding a row it wants: no deadlock.
  */
 export async function lockWithEarlierClaims(em: EntityManager, topUpIds: string[]): Promise<void> {
-  if (topUpIds.length === 0) return;
+  // Only ids Postgres can read as uuids: anything else names no load, and the guard refuses it as such.
+  const ids = topUpIds.filter((id) => /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(id));
+  if (ids.length === 0) return;
   await em.execute(
     `select id from top_up where id in (?) or load_session_id in (select load_session_id from top_up where id in (?) and load_session_id is not null) order by id for update`,
-    [topUpIds, topUpIds],
+    [ids, ids],
   );
 }
 
