@@ -293,6 +293,41 @@ describe('the card company settles a pickup while the holder picks up again', ()
   });
 });
 
+describe('a pending load refunded at the gateway', () => {
+  it('is refused a refund while a pickup claims it; refunded after the pickup opened, the pickup is refused before MAC2 and the other load stays pending', async () => {
+    const card = await aliceCard();
+    const issuer = await apiClient(world, 'ISSUER', world.gz.cardCompanyId, ['cards:read', 'topups:write']);
+    const refundLoad = async (topUp: string) =>
+      (await issuer.request<{ refundTopUp: { topUp: { status: string } | null; userErrors: Errors } }>('mutation($input: RefundTopUpInput!) { refundTopUp(input: $input) { topUp { status } userErrors { code message } } }', {
+        input: { topUp, idempotencyKey: `refund-${topUp}-${Math.random()}` },
+      })).refundTopUp;
+    const loads = [await paidTopUp(card, 660), await paidTopUp(card, 340)];
+    // A pickup whose MAC2 never reached the card: its claim stands until the card taps again.
+    const first = await openPickup(loads);
+    await expect(sessionsOf(brokenRelay(app, 1, 'answer', 'card removed'), () => home).agent(card.chip).run(first.session!)).rejects.toThrow('card removed');
+    await expireSession(world, first.session!.id);
+    expect((await refundLoad(loads[0]!)).userErrors.map((e) => e.code)).toEqual(['NOT_REFUNDABLE']);
+    // The card's next pickup releases that claim (the card's counter shows it never took it) and writes both: then neither is refundable.
+    const second = await openPickup(loads);
+    expect(second.userErrors).toEqual([]);
+    expect(await sessionsOf(app, () => home).agent(card.chip).run(second.session!)).toMatchObject({ state: 'COMPLETED', result: { amount: 1_000 } });
+    expect((await refundLoad(loads[1]!)).userErrors.map((e) => e.code)).toEqual(['NOT_REFUNDABLE']);
+
+    // Refunded between the open and the tap: nothing is written, the other load stays as it was.
+    const more = [await paidTopUp(card, 250), await paidTopUp(card, 750)];
+    const third = await openPickup(more);
+    expect(third.userErrors).toEqual([]);
+    expect((await refundLoad(more[0]!)).userErrors).toEqual([]);
+    for (let i = 0; i < 100 && (await topUpStatus(more[0]!)) !== 'REFUNDED'; i++) await new Promise((r) => setTimeout(r, 50));
+    expect(await topUpStatus(more[0]!)).toBe('REFUNDED');
+    expect(await sessionsOf(app, () => home).agent(card.chip).run(third.session!)).toMatchObject({ state: 'FAILED', refusal: 'PURPOSE_REFUSED' });
+    expect(await balanceOnCard(card.chip)).toBe(1_000);
+    expect(await purseBalance(world, card.chip.asn)).toBe(1_000n);
+    expect((await pendingLoads(card)).map((l) => [l.topUp.id, l.writable])).toEqual([[more[1], true]]);
+    await ledgerOk();
+  });
+});
+
 describe('the purse maximum', () => {
   it('a load that would take the card past its purse maximum stays pending with its reason; the others are picked up', async () => {
     const card = await aliceCard();
