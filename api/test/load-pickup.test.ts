@@ -233,6 +233,34 @@ describe('the card company settles a pickup as one write', () => {
   });
 });
 
+/** Waits until `n` statements of this database wait on a row lock (a test orchestrating a race, not a timing). */
+async function lockWaiters(n: number): Promise<void> {
+  for (;;) {
+    const [row] = await world.db.orm.em.fork().execute<{ n: string }[]>(`select count(*)::text as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'`);
+    if (Number(row!.n) >= n) return;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** Holds one top-up row locked until release() is called; resolves once it holds it. */
+async function holdTopUp(uuid: string): Promise<{ release: () => Promise<void> }> {
+  let release!: () => void;
+  let held!: () => void;
+  const holding = new Promise<void>((r) => (held = r));
+  const blocker = world.db.orm.em.fork().transactional(async (tx) => {
+    await tx.execute(`select id from top_up where id = ? for update`, [uuid]);
+    held();
+    await new Promise<void>((r) => (release = r));
+  });
+  await holding;
+  return {
+    release: async () => {
+      release();
+      await blocker;
+    },
+  };
+}
+
 describe('the card company settles a pickup while the holder picks up again', () => {
   it('resolvePendingLoad releasing a pickup while the card, on the reader, picks up part of it with another load: both succeed, neither deadlocks', async () => {
     const card = await aliceCard();
@@ -249,33 +277,17 @@ describe('the card company settles a pickup while the holder picks up again', ()
     expect(second.userErrors).toEqual([]);
 
     // Both wait on the lowest load (held here), the card company first; then both go on at once.
-    const waiting = async (n: number) => {
-      for (;;) {
-        const [row] = await world.db.orm.em.fork().execute<{ n: string }[]>(`select count(*)::text as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'`);
-        if (Number(row!.n) >= n) return;
-        await new Promise((r) => setTimeout(r, 20));
-      }
-    };
-    let release!: () => void;
-    let held!: () => void;
-    const holding = new Promise<void>((r) => (held = r));
-    const blocker = world.db.orm.em.fork().transactional(async (tx) => {
-      await tx.execute(`select id from top_up where id = ? for update`, [uuidOf(low)]);
-      held();
-      await new Promise<void>((r) => (release = r));
-    });
-    await holding;
+    const lowest = await holdTopUp(uuidOf(low));
     const issuer = await apiClient(world, 'ISSUER', world.gz.cardCompanyId, ['cards:read', 'topups:write']);
     const resolving = issuer
       .request<{ resolvePendingLoad: { userErrors: Errors } }>('mutation($input: ResolvePendingLoadInput!) { resolvePendingLoad(input: $input) { topUp { status } userErrors { code message } } }', {
         input: { topUp: low, loaded: false, note: 'card read at the counter: no load', idempotencyKey: 'resolve-during-pickup' },
       })
       .then((r) => r.resolvePendingLoad.userErrors, (e: Error) => e.message);
-    await waiting(1);
+    await lockWaiters(1);
     const picking = sessionsOf(app, () => home).agent(card.chip).run(second.session!).then((r) => r, (e: Error) => e.message);
-    await waiting(2);
-    release();
-    await blocker;
+    await lockWaiters(2);
+    await lowest.release();
     expect(await resolving).toEqual([]);
     const picked = amounts.get(mid)! + amounts.get(high)!;
     expect(await picking).toMatchObject({ state: 'COMPLETED', result: { amount: picked } });
@@ -289,6 +301,41 @@ describe('the card company settles a pickup while the holder picks up again', ()
       [`card.${card.chip.asn}.purse.CNY`, Buffer.from(second.session!.id, 'base64url').toString().split(':')[1]],
     );
     expect(entries).toEqual([mid, high].map((id) => ({ entry_key: `top-up:${uuidOf(id)}:loaded`, amount: String(amounts.get(id)) })).sort((a, b) => (a.entry_key < b.entry_key ? -1 : 1)));
+    await ledgerOk();
+  });
+});
+
+describe('the card company settles a pickup while the card proves it', () => {
+  it('resolvePendingLoad (not loaded) racing the proof of a pickup the card took: the release goes through, the proof still books every load once', async () => {
+    const card = await aliceCard();
+    const loads = [await paidTopUp(card, 230), await paidTopUp(card, 770)];
+    const uuidOf = (id: string) => Buffer.from(id, 'base64url').toString().split(':')[1]!;
+    const [low, high] = [...loads].sort((a, b) => (uuidOf(a) < uuidOf(b) ? -1 : 1)) as [string, string];
+    const opened = await openPickup(loads);
+    await expect(sessionsOf(brokenRelay(app, 2, 'request'), () => home).agent(card.chip).run(opened.session!)).rejects.toThrow('connection lost');
+    await expireSession(world, opened.session!.id);
+    expect(await balanceOnCard(card.chip)).toBe(1_000);
+
+    // The card company (wrongly) releases it while the card is read at a counter, which proves the load: both wait on the lowest load, the card company first.
+    const lowest = await holdTopUp(uuidOf(low));
+    const issuer = await apiClient(world, 'ISSUER', world.gz.cardCompanyId, ['cards:read', 'topups:write']);
+    const resolving = issuer
+      .request<{ resolvePendingLoad: { userErrors: Errors } }>('mutation($input: ResolvePendingLoadInput!) { resolvePendingLoad(input: $input) { topUp { status } userErrors { code message } } }', {
+        input: { topUp: high, loaded: false, note: 'thought the card never took it', idempotencyKey: 'resolve-during-proof' },
+      })
+      .then((r) => r.resolvePendingLoad.userErrors, (e: Error) => e.message);
+    await lockWaiters(1);
+    const counterReader = await newReader(world, 'COUNTER-proof', world.gz);
+    const counter = sessionsOf(issuer, () => counterReader);
+    const reading = counter.agent(card.chip).run(await counter.open('BALANCE')).then((r) => r, (e: Error) => e.message);
+    await lockWaiters(2);
+    await lowest.release();
+    expect(await resolving).toEqual([]);
+    expect(await reading).toMatchObject({ state: 'COMPLETED', result: { balance: 1_000 } });
+    // The card proved it took them: booked although released, once.
+    expect([await topUpStatus(low), await topUpStatus(high)]).toEqual(['LOADED', 'LOADED']);
+    expect(await purseBalance(world, card.chip.asn)).toBe(1_000n);
+    expect((await openPickup(loads)).userErrors.map((e) => e.code)).toEqual(['INVALID_INPUT']);
     await ledgerOk();
   });
 });
