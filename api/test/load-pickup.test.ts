@@ -172,6 +172,29 @@ describe('a pickup writes every pending load the holder confirmed, in one load s
     await ledgerOk();
   });
 
+  it('a pickup whose TAC was lost, then a counter load at the card company: the counter’s session proves the pickup first, so each load is booked once and cannot be written alone', async () => {
+    const card = await aliceCard();
+    const loads = [await paidTopUp(card, 350), await paidTopUp(card, 450)];
+    const opened = await openPickup(loads);
+    await expect(sessionsOf(brokenRelay(app, 2, 'request'), () => home).agent(card.chip).run(opened.session!)).rejects.toThrow('connection lost');
+    await expireSession(world, opened.session!.id);
+    expect(await balanceOnCard(card.chip)).toBe(800);
+    // The holder goes to the counter and pays 10.00 in cash.
+    const issuer = await apiClient(world, 'ISSUER', world.gz.cardCompanyId, ['cards:read', 'topups:write']);
+    const counter = await newReader(world, 'COUNTER-pickup', world.gz);
+    const counterSessions = sessionsOf(issuer, () => counter);
+    expect(await counterSessions.agent(card.chip).run(await counterSessions.open('LOAD', 1_000))).toMatchObject({ state: 'COMPLETED', result: { oldBalance: 800, newBalance: 1_800 } });
+    expect([await topUpStatus(loads[0]!), await topUpStatus(loads[1]!)]).toEqual(['LOADED', 'LOADED']);
+    expect(await purseBalance(world, card.chip.asn)).toBe(1_800n);
+    // Neither load can be written again, alone or in a pickup.
+    const alone = await app.request<{ openCardSession: { userErrors: Errors } }>(OPEN, { input: { reader: home.id, operation: 'LOAD', topUp: loads[0] } });
+    expect(alone.openCardSession.userErrors.map((e) => e.code)).toEqual(['INVALID_INPUT']);
+    expect((await openPickup(loads)).userErrors.map((e) => e.code)).toEqual(['INVALID_INPUT']);
+    expect(await pendingLoads(card)).toEqual([]);
+    expect(await balanceOnCard(card.chip)).toBe(1_800);
+    await ledgerOk();
+  });
+
   it('a write that never reached the card is picked up again, once, by the next pickup', async () => {
     const card = await aliceCard();
     const loads = [await paidTopUp(card, 300), await paidTopUp(card, 200)];
@@ -206,6 +229,148 @@ describe('the card company settles a pickup as one write', () => {
     expect(await sessionsOf(app, () => home).agent(card.chip).run(again.session!)).toMatchObject({ state: 'COMPLETED' });
     expect(await balanceOnCard(card.chip)).toBe(400);
     expect(await purseBalance(world, card.chip.asn)).toBe(400n);
+    await ledgerOk();
+  });
+});
+
+/** Waits until `n` statements of this database wait on a row lock (a test orchestrating a race, not a timing). */
+async function lockWaiters(n: number): Promise<void> {
+  for (;;) {
+    const [row] = await world.db.orm.em.fork().execute<{ n: string }[]>(`select count(*)::text as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'`);
+    if (Number(row!.n) >= n) return;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** Holds one top-up row locked until release() is called; resolves once it holds it. */
+async function holdTopUp(uuid: string): Promise<{ release: () => Promise<void> }> {
+  let release!: () => void;
+  let held!: () => void;
+  const holding = new Promise<void>((r) => (held = r));
+  const blocker = world.db.orm.em.fork().transactional(async (tx) => {
+    await tx.execute(`select id from top_up where id = ? for update`, [uuid]);
+    held();
+    await new Promise<void>((r) => (release = r));
+  });
+  await holding;
+  return {
+    release: async () => {
+      release();
+      await blocker;
+    },
+  };
+}
+
+describe('the card company settles a pickup while the holder picks up again', () => {
+  it('resolvePendingLoad releasing a pickup while the card, on the reader, picks up part of it with another load: both succeed, neither deadlocks', async () => {
+    const card = await aliceCard();
+    const amounts = new Map<string, number>();
+    for (const amount of [110, 120, 130]) amounts.set(await paidTopUp(card, amount), amount);
+    const loads = [...amounts.keys()];
+    const uuidOf = (id: string) => Buffer.from(id, 'base64url').toString().split(':')[1]!;
+    // In the order the rows are locked: the first pickup holds the two lowest, the second the two highest.
+    const [low, mid, high] = [...loads].sort((a, b) => (uuidOf(a) < uuidOf(b) ? -1 : 1)) as [string, string, string];
+    const first = await openPickup([low, mid]);
+    await expect(sessionsOf(brokenRelay(app, 1, 'answer', 'card removed'), () => home).agent(card.chip).run(first.session!)).rejects.toThrow('card removed');
+    await expireSession(world, first.session!.id);
+    const second = await openPickup([mid, high]);
+    expect(second.userErrors).toEqual([]);
+
+    // Both wait on the lowest load (held here), the card company first; then both go on at once.
+    const lowest = await holdTopUp(uuidOf(low));
+    const issuer = await apiClient(world, 'ISSUER', world.gz.cardCompanyId, ['cards:read', 'topups:write']);
+    const resolving = issuer
+      .request<{ resolvePendingLoad: { userErrors: Errors } }>('mutation($input: ResolvePendingLoadInput!) { resolvePendingLoad(input: $input) { topUp { status } userErrors { code message } } }', {
+        input: { topUp: low, loaded: false, note: 'card read at the counter: no load', idempotencyKey: 'resolve-during-pickup' },
+      })
+      .then((r) => r.resolvePendingLoad.userErrors, (e: Error) => e.message);
+    await lockWaiters(1);
+    const picking = sessionsOf(app, () => home).agent(card.chip).run(second.session!).then((r) => r, (e: Error) => e.message);
+    await lockWaiters(2);
+    await lowest.release();
+    expect(await resolving).toEqual([]);
+    const picked = amounts.get(mid)! + amounts.get(high)!;
+    expect(await picking).toMatchObject({ state: 'COMPLETED', result: { amount: picked } });
+    expect(await balanceOnCard(card.chip)).toBe(picked);
+    expect(await purseBalance(world, card.chip.asn)).toBe(BigInt(picked));
+    expect([await topUpStatus(low), await topUpStatus(mid), await topUpStatus(high)]).toEqual(['PAID', 'LOADED', 'LOADED']);
+    // The breakdown: one entry per load into the card's purse, keyed by the load, summing to what the card took.
+    const entries = await world.db.orm.em.fork().execute<{ entry_key: string; amount: string }[]>(
+      `select e.entry_key, abs(p.amount)::text as amount from journal_entry e join posting p on p.entry_id = e.id join ledger_account a on a.id = p.account_id
+        where a.code = ? and e.metadata->>'cardSession' = ? order by e.entry_key`,
+      [`card.${card.chip.asn}.purse.CNY`, Buffer.from(second.session!.id, 'base64url').toString().split(':')[1]],
+    );
+    expect(entries).toEqual([mid, high].map((id) => ({ entry_key: `top-up:${uuidOf(id)}:loaded`, amount: String(amounts.get(id)) })).sort((a, b) => (a.entry_key < b.entry_key ? -1 : 1)));
+    await ledgerOk();
+  });
+});
+
+describe('the card company settles a pickup while the card proves it', () => {
+  it('resolvePendingLoad (not loaded) racing the proof of a pickup the card took: the release goes through, the proof still books every load once', async () => {
+    const card = await aliceCard();
+    const loads = [await paidTopUp(card, 230), await paidTopUp(card, 770)];
+    const uuidOf = (id: string) => Buffer.from(id, 'base64url').toString().split(':')[1]!;
+    const [low, high] = [...loads].sort((a, b) => (uuidOf(a) < uuidOf(b) ? -1 : 1)) as [string, string];
+    const opened = await openPickup(loads);
+    await expect(sessionsOf(brokenRelay(app, 2, 'request'), () => home).agent(card.chip).run(opened.session!)).rejects.toThrow('connection lost');
+    await expireSession(world, opened.session!.id);
+    expect(await balanceOnCard(card.chip)).toBe(1_000);
+
+    // The card company (wrongly) releases it while the card is read at a counter, which proves the load: both wait on the lowest load, the card company first.
+    const lowest = await holdTopUp(uuidOf(low));
+    const issuer = await apiClient(world, 'ISSUER', world.gz.cardCompanyId, ['cards:read', 'topups:write']);
+    const resolving = issuer
+      .request<{ resolvePendingLoad: { userErrors: Errors } }>('mutation($input: ResolvePendingLoadInput!) { resolvePendingLoad(input: $input) { topUp { status } userErrors { code message } } }', {
+        input: { topUp: high, loaded: false, note: 'thought the card never took it', idempotencyKey: 'resolve-during-proof' },
+      })
+      .then((r) => r.resolvePendingLoad.userErrors, (e: Error) => e.message);
+    await lockWaiters(1);
+    const counterReader = await newReader(world, 'COUNTER-proof', world.gz);
+    const counter = sessionsOf(issuer, () => counterReader);
+    const reading = counter.agent(card.chip).run(await counter.open('BALANCE')).then((r) => r, (e: Error) => e.message);
+    await lockWaiters(2);
+    await lowest.release();
+    expect(await resolving).toEqual([]);
+    expect(await reading).toMatchObject({ state: 'COMPLETED', result: { balance: 1_000 } });
+    // The card proved it took them: booked although released, once.
+    expect([await topUpStatus(low), await topUpStatus(high)]).toEqual(['LOADED', 'LOADED']);
+    expect(await purseBalance(world, card.chip.asn)).toBe(1_000n);
+    expect((await openPickup(loads)).userErrors.map((e) => e.code)).toEqual(['INVALID_INPUT']);
+    await ledgerOk();
+  });
+});
+
+describe('a pending load refunded at the gateway', () => {
+  it('is refused a refund while a pickup claims it; refunded after the pickup opened, the pickup is refused before MAC2 and the other load stays pending', async () => {
+    const card = await aliceCard();
+    const issuer = await apiClient(world, 'ISSUER', world.gz.cardCompanyId, ['cards:read', 'topups:write']);
+    const refundLoad = async (topUp: string) =>
+      (await issuer.request<{ refundTopUp: { topUp: { status: string } | null; userErrors: Errors } }>('mutation($input: RefundTopUpInput!) { refundTopUp(input: $input) { topUp { status } userErrors { code message } } }', {
+        input: { topUp, idempotencyKey: `refund-${topUp}-${Math.random()}` },
+      })).refundTopUp;
+    const loads = [await paidTopUp(card, 660), await paidTopUp(card, 340)];
+    // A pickup whose MAC2 never reached the card: its claim stands until the card taps again.
+    const first = await openPickup(loads);
+    await expect(sessionsOf(brokenRelay(app, 1, 'answer', 'card removed'), () => home).agent(card.chip).run(first.session!)).rejects.toThrow('card removed');
+    await expireSession(world, first.session!.id);
+    expect((await refundLoad(loads[0]!)).userErrors.map((e) => e.code)).toEqual(['NOT_REFUNDABLE']);
+    // The card's next pickup releases that claim (the card's counter shows it never took it) and writes both: then neither is refundable.
+    const second = await openPickup(loads);
+    expect(second.userErrors).toEqual([]);
+    expect(await sessionsOf(app, () => home).agent(card.chip).run(second.session!)).toMatchObject({ state: 'COMPLETED', result: { amount: 1_000 } });
+    expect((await refundLoad(loads[1]!)).userErrors.map((e) => e.code)).toEqual(['NOT_REFUNDABLE']);
+
+    // Refunded between the open and the tap: nothing is written, the other load stays as it was.
+    const more = [await paidTopUp(card, 250), await paidTopUp(card, 750)];
+    const third = await openPickup(more);
+    expect(third.userErrors).toEqual([]);
+    expect((await refundLoad(more[0]!)).userErrors).toEqual([]);
+    for (let i = 0; i < 100 && (await topUpStatus(more[0]!)) !== 'REFUNDED'; i++) await new Promise((r) => setTimeout(r, 50));
+    expect(await topUpStatus(more[0]!)).toBe('REFUNDED');
+    expect(await sessionsOf(app, () => home).agent(card.chip).run(third.session!)).toMatchObject({ state: 'FAILED', refusal: 'PURPOSE_REFUSED' });
+    expect(await balanceOnCard(card.chip)).toBe(1_000);
+    expect(await purseBalance(world, card.chip.asn)).toBe(1_000n);
+    expect((await pendingLoads(card)).map((l) => [l.topUp.id, l.writable])).toEqual([[more[1], true]]);
     await ledgerOk();
   });
 });
@@ -248,6 +413,34 @@ describe('the purse maximum', () => {
     await ledgerOk();
   });
 
+  it('a top-up named alone (topUp) refused at the purse maximum is left as it was: unclaimed, listed as held back, loaded once the card is spent down', async () => {
+    const card = await aliceCard();
+    const loadAlone = async (topUp: string) => {
+      const opened = await app.request<{ openCardSession: { session: Session; userErrors: Errors } }>(OPEN, { input: { reader: home.id, operation: 'LOAD', topUp } });
+      expect(opened.openCardSession.userErrors).toEqual([]);
+      return sessionsOf(app, () => home).agent(card.chip).run(opened.openCardSession.session);
+    };
+    expect((await loadAlone(await paidTopUp(card, 15_000))).state).toBe('COMPLETED');
+    // 100.00 on the card once it paid 50.00; a top-up of 90.00 fits then; the 50.00 comes back as a refund, loaded first.
+    const payment = await purchase(card, 5_000);
+    const load = await paidTopUp(card, 9_000);
+    expect((await loadAlone(await refund(payment, 5_000))).state).toBe('COMPLETED');
+    expect(await loadAlone(load)).toMatchObject({ state: 'FAILED', refusal: 'PURSE_LIMIT_EXCEEDED' });
+    expect(await balanceOnCard(card.chip)).toBe(15_000);
+    expect(await purseBalance(world, card.chip.asn)).toBe(15_000n);
+    const [row] = await world.db.orm.em.fork().execute<{ status: string; load_session_id: string | null }[]>(`select status, load_session_id from top_up where id = ?`, [Buffer.from(load, 'base64url').toString().split(':')[1]]);
+    expect(row).toEqual({ status: 'PAID', load_session_id: null });
+    expect((await pendingLoads(card)).map((l) => [l.topUp.id, l.writable])).toEqual([[load, false]]);
+    await ledgerOk();
+    // Spent down to 100.00, the card takes the 90.00 it was refused, once.
+    await purchase(card, 5_000);
+    expect((await pendingLoads(card)).map((l) => [l.topUp.id, l.writable])).toEqual([[load, true]]);
+    expect(await loadAlone(load)).toMatchObject({ state: 'COMPLETED', result: { oldBalance: 10_000, newBalance: 19_000 } });
+    expect(await purseBalance(world, card.chip.asn)).toBe(19_000n);
+    expect(await topUpStatus(load)).toBe('LOADED');
+    await ledgerOk();
+  });
+
   it('a card holding more than the ledger knows (MAC1 proves its balance) is refused before MAC2: the loads stay pending, unclaimed', async () => {
     // 190.00 on the chip that never went through the ledger (the shadow says 0).
     const card = await aliceCard(19_000);
@@ -264,6 +457,57 @@ describe('the purse maximum', () => {
 });
 
 describe('who may pick up what', () => {
+  it('one pending load named twice under two spellings of its id (its uuid in capitals) is refused: the card never gets it twice for one booking', async () => {
+    const card = await aliceCard();
+    const load = await paidTopUp(card, 500);
+    // The same row: Postgres reads a uuid in any case, so only the id's spelling differs.
+    const shouted = Buffer.from(`TopUp:${Buffer.from(load, 'base64url').toString().split(':')[1]!.toUpperCase()}`).toString('base64url');
+    expect(shouted).not.toBe(load);
+    const twice = await openPickup([load, shouted]);
+    expect(twice.userErrors.map((e) => e.code)).toEqual(['INVALID_INPUT']);
+    expect(twice.session).toBeNull();
+    // Named once, it is written once.
+    const once = await openPickup([shouted]);
+    expect(once.userErrors).toEqual([]);
+    expect(await sessionsOf(app, () => home).agent(card.chip).run(once.session!)).toMatchObject({ state: 'COMPLETED', result: { amount: 500 } });
+    expect(await balanceOnCard(card.chip)).toBe(500);
+    expect(await purseBalance(world, card.chip.asn)).toBe(500n);
+    expect(await topUpStatus(load)).toBe('LOADED');
+    await ledgerOk();
+  });
+
+  it('a session that names one load twice (opened before that was refused at open) is refused before MAC2, the load left pending', async () => {
+    const card = await aliceCard();
+    const load = await paidTopUp(card, 400);
+    const opened = await openPickup([load]);
+    expect(opened.userErrors).toEqual([]);
+    // What the open used to write for [load, the same load in capitals]: its id twice, and twice its amount.
+    const uuid = Buffer.from(load, 'base64url').toString().split(':')[1]!;
+    await world.db.orm.em
+      .fork()
+      .execute(`update card_session set amount = 800, context = jsonb_set(context, '{purposeData,topUpIds}', ?::jsonb) where id = ?`, [JSON.stringify([uuid.toUpperCase(), uuid]), Buffer.from(opened.session!.id, 'base64url').toString().split(':')[1]]);
+    expect(await sessionsOf(app, () => home).agent(card.chip).run(opened.session!)).toMatchObject({ state: 'FAILED', refusal: 'PURPOSE_REFUSED' });
+    expect(await balanceOnCard(card.chip)).toBe(0);
+    expect(await topUpStatus(load)).toBe('PAID');
+    await ledgerOk();
+  });
+
+  it('a session whose load id is not a uuid (a damaged session row) is refused PURPOSE_REFUSED before MAC2, not a server error', async () => {
+    const card = await aliceCard();
+    const load = await paidTopUp(card, 300);
+    const opened = await openPickup([load]);
+    const single = await app.request<{ openCardSession: { session: Session; userErrors: Errors } }>(OPEN, { input: { reader: home.id, operation: 'LOAD', topUp: load } });
+    const damage = (session: string, path: string, value: unknown) =>
+      world.db.orm.em.fork().execute(`update card_session set context = jsonb_set(context, ?::text[], ?::jsonb) where id = ?`, [path, JSON.stringify(value), Buffer.from(session, 'base64url').toString().split(':')[1]]);
+    await damage(opened.session!.id, '{purposeData,topUpIds}', ['not-a-uuid']);
+    await damage(single.openCardSession.session.id, '{purposeData,topUpId}', 'not-a-uuid');
+    expect(await sessionsOf(app, () => home).agent(card.chip).run(opened.session!)).toMatchObject({ state: 'FAILED', refusal: 'PURPOSE_REFUSED' });
+    expect(await sessionsOf(app, () => home).agent(card.chip).run(single.openCardSession.session)).toMatchObject({ state: 'FAILED', refusal: 'PURPOSE_REFUSED' });
+    expect(await balanceOnCard(card.chip)).toBe(0);
+    expect(await topUpStatus(load)).toBe('PAID');
+    await ledgerOk();
+  });
+
   it('only the holder’s own pending loads, of one card, each named once, without an amount', async () => {
     const card = await aliceCard();
     const other = await aliceCard();
@@ -276,6 +520,8 @@ describe('who may pick up what', () => {
     expect(await codes({ pendingLoads: [] })).toEqual(['INVALID_INPUT']);
     expect(await codes({ pendingLoads: [a], amount: 100 })).toEqual(['INVALID_INPUT']);
     expect(await codes({ pendingLoads: [a], topUp: a })).toEqual(['INVALID_INPUT']);
+    // Pending loads go onto CPU cards: a pickup for an M1 card is refused before any session opens.
+    expect(await codes({ pendingLoads: [a], cardType: 'M1' })).toEqual(['INVALID_INPUT']);
     const bob = await cardholderApp(world, 'bob', ['card:read', 'card:topup']);
     const bobReader = await newReader(world, 'HOME-bob', world.gz, { kind: 'CARDHOLDER', id: bob.id });
     const bobs = await bob.app.request<{ openCardSession: { userErrors: Errors } }>(OPEN, { input: { reader: bobReader.id, operation: 'LOAD', pendingLoads: [a] } });

@@ -7,7 +7,7 @@ import { sessionIsLive } from '../readers/session/card-claims.js';
 import { openSession } from '../readers/session/card-session.service.js';
 import { type CardSessionPurpose, openRefusal } from '../readers/session/purpose.js';
 import { SessionError } from '../readers/session/session.errors.js';
-import { checkPurseMaximum, finishLoad, settleEarlierClaim } from './pending-load.js';
+import { checkPurseMaximum, finishLoad, lockWithEarlierClaims, settleEarlierClaim } from './pending-load.js';
 import { findTopUpFor, type LoadClaim, topUpById, topUpGlobalId, type TopUpRow } from './topups.service.js';
 
 /**
@@ -83,7 +83,6 @@ export function loadPickup(limits: TopUpLimits): CardSessionPurpose {
       if ((input.cardType ?? 'CPU') !== 'CPU') return openRefusal(UserErrorCode.INVALID_INPUT, 'pending loads are written to CPU cards', 'cardType');
       if (ids.length === 0 || ids.length > MAX_PICKUP_LOADS) return openRefusal(UserErrorCode.INVALID_INPUT, `pick up 1 to ${MAX_PICKUP_LOADS} pending loads`, 'pendingLoads');
       const uuids = ids.map((id) => fromGlobalId(id, 'TopUp').id);
-      if (new Set(uuids).size !== uuids.length) return openRefusal(UserErrorCode.INVALID_INPUT, 'a pending load is named twice', 'pendingLoads');
       const writeScope = principal.kind === 'CARDHOLDER_APP' ? 'card:topup' : 'topups:write';
       const rows: TopUpRow[] = [];
       for (const [i, uuid] of uuids.entries()) {
@@ -91,6 +90,8 @@ export function loadPickup(limits: TopUpLimits): CardSessionPurpose {
         if (!row) return openRefusal(UserErrorCode.NOT_FOUND, `no pending load ${ids[i]} you may load`, 'pendingLoads');
         rows.push(row);
       }
+      // Compared as the rows found, not as spelled: Postgres reads a uuid in any case, so one load could be named twice and written twice for one booking.
+      if (new Set(rows.map((r) => r.id)).size !== rows.length) return openRefusal(UserErrorCode.INVALID_INPUT, 'a pending load is named twice', 'pendingLoads');
       if (new Set(rows.map((r) => r.card_id)).size !== 1) return openRefusal(UserErrorCode.INVALID_INPUT, 'the pending loads of one card at a time: the card on the reader', 'pendingLoads');
       const [card] = await ctx.em.execute<{ id: string; asn: string; currency: string }[]>(
         `select c.id, c.asn, btrim(ci.currency) as currency from card c join card_company cc on cc.id = c.card_company_id join city ci on ci.id = cc.city_id where c.id = ?`,
@@ -107,7 +108,7 @@ export function loadPickup(limits: TopUpLimits): CardSessionPurpose {
       if (purse + amount > limits.purseMax) {
         return openRefusal(UserErrorCode.PURSE_LIMIT_EXCEEDED, `the card holds ${yuan(purse)}; these loads (${yuan(amount)}) would take it past its purse maximum of ${yuan(limits.purseMax)}: pick up those Card.pendingLoads does not hold back`, 'pendingLoads');
       }
-      return openSession(ctx.em, { reader, operation: 'LOAD', cardType: 'CPU', amount, clientId: principal.clientId, purpose: LOAD_PICKUP, purposeData: { topUpIds: [...uuids].sort() } });
+      return openSession(ctx.em, { reader, operation: 'LOAD', cardType: 'CPU', amount, clientId: principal.clientId, purpose: LOAD_PICKUP, purposeData: { topUpIds: rows.map((r) => r.id).sort() } });
     },
 
     /**
@@ -117,6 +118,7 @@ export function loadPickup(limits: TopUpLimits): CardSessionPurpose {
      */
     async creditGuard(em, pending) {
       const loads: TopUpRow[] = [];
+      await lockWithEarlierClaims(em, topUpIdsOf(pending.session.context.purposeData));
       for (const id of topUpIdsOf(pending.session.context.purposeData)) {
         const topUp = await topUpById(em, id, true);
         if (!topUp || topUp.asn !== pending.card.asn) throw new SessionError('PURPOSE_REFUSED', 'a pending load of this session is not for the card on the reader');
@@ -125,6 +127,7 @@ export function loadPickup(limits: TopUpLimits): CardSessionPurpose {
         loads.push(topUp);
       }
       const amount = loads.reduce((sum, t) => sum + BigInt(t.amount), 0n);
+      if (new Set(loads.map((t) => t.id)).size !== loads.length) throw new SessionError('PURPOSE_REFUSED', 'a pending load is named twice in this session');
       if (loads.length === 0 || amount !== BigInt(pending.amount)) throw new SessionError('PURPOSE_REFUSED', 'the session’s amount is not the sum of its pending loads');
       // An earlier write the card may have taken is settled first: the card's balance may be those loads.
       for (const topUp of loads) if (topUp.load_session_id && topUp.load_session_id !== pending.session.id) await settleEarlierClaim(em, topUp, pending);

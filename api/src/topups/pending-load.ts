@@ -61,6 +61,22 @@ export async function settleEarlierClaim(em: EntityManager, topUp: TopUpRow, pen
   throw new SessionError('LOAD_UNRESOLVED', 'the card’s online counter cannot tell whether it took an unanswered load of this top-up; the card company settles it', { topUp: topUp.id, claim, cardCounter: pending.onlineCounter, otherSessions: others.map((o) => o.id) });
 }
 
+/**
+ * Before a guard claims pending loads: they and every load their earlier claims hold (a pickup
+ * claims several), locked in id order as resolvePendingLoad and a proof take them. Settling an
+ * earlier claim then touches no row this transaction does not hold yet, so a guard never waits
+ * on the card company's settlement (or another guard) while holding a row it wants: no deadlock.
+ */
+export async function lockWithEarlierClaims(em: EntityManager, topUpIds: string[]): Promise<void> {
+  // Only ids Postgres can read as uuids: anything else names no load, and the guard refuses it as such.
+  const ids = topUpIds.filter((id) => /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(id));
+  if (ids.length === 0) return;
+  await em.execute(
+    `select id from top_up where id in (?) or load_session_id in (select load_session_id from top_up where id in (?) and load_session_id is not null) order by id for update`,
+    [ids, ids],
+  );
+}
+
 /** The pending loads one session claimed (one, or a pickup's several), locked in id order: one MAC2 carried them all. */
 async function loadsClaimedBy(em: EntityManager, sessionId: string): Promise<string[]> {
   const rows = await em.execute<{ id: string }[]>(`select id from top_up where load_session_id = ? and status = 'PAID' order by id for update`, [sessionId]);
@@ -200,6 +216,7 @@ export const pendingLoad = (limits: TopUpLimits): CardSessionPurpose => ({
 
   /** Before MAC2 leaves the host: the top-up is this card's and still owed, and this session claims it. */
   async creditGuard(em, pending) {
+    await lockWithEarlierClaims(em, [topUpIdOf(pending.session.context.purposeData)]);
     const topUp = await topUpById(em, topUpIdOf(pending.session.context.purposeData), true);
     if (!topUp || topUp.asn !== pending.card.asn) throw new SessionError('PURPOSE_REFUSED', 'this top-up is not for the card on the reader');
     if (topUp.status === 'LOADED') throw new SessionError('ALREADY_LOADED', 'this top-up is already on the card');
