@@ -67,4 +67,20 @@ describe('client credentials with client_secret_basic', () => {
     expect(status).toBe(401);
     expect(body.errors[0].extensions).toEqual({ code: 'UNAUTHENTICATED', reason: 'TOKEN_REVOKED' });
   });
+
+  it('introspection answers inactive for the token of a disabled client, as the API refuses it', async () => {
+    const merchant = await createClient(db.orm.em.fork(), { kind: 'MERCHANT', tenantId: MERCHANT_ID, name: 'Shop', scopes: ['payments:read'] });
+    const operator = await createClient(db.orm.em.fork(), { kind: 'OPERATOR', tenantId: null, name: 'Ops', scopes: [] });
+    const token = await clientCredentialsToken(as, merchant.client.client_id, merchant.clientSecret!);
+    const introspect = async () =>
+      oauth.processIntrospectionResponse(
+        as,
+        { client_id: operator.client.client_id },
+        await oauth.introspectionRequest(as, { client_id: operator.client.client_id }, oauth.ClientSecretBasic(operator.clientSecret!), token.access_token, insecure),
+      );
+    expect((await introspect()).active).toBe(true);
+    await db.orm.em.fork().execute(`update oauth_client set disabled = true where client_id = ?`, [merchant.client.client_id]);
+    expect((await introspect()).active).toBe(false);
+    expect((await graphql(server.url, VIEWER, {}, { authorization: `Bearer ${token.access_token}` })).body.errors[0].extensions.reason).toBe('CLIENT_DISABLED');
+  });
 });

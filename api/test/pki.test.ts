@@ -125,6 +125,20 @@ describe('the CA hierarchy', () => {
     expect(await checkLeaf(em, 'not a certificate', { caId: 'city-gz', profile: 'reader', now })).toEqual({ ok: false, refusal: 'UNKNOWN_CERTIFICATE' });
   });
 
+  it('a certificate revoked or deleted however it is written (plain SQL too) is refused at the next check, though its chain was checked and kept before', async () => {
+    const em = db.orm.em.fork();
+    const now = new Date();
+    for (const write of [
+      `update issued_certificate set status = 'REVOKED', revoked_at = now(), revocation_reason = 1 where serial = ?`,
+      `delete from issued_certificate where serial = ?`,
+    ]) {
+      const leaf = await readerCert();
+      expect((await checkLeaf(em, leaf.chainPem[0]!, { caId: 'city-gz', profile: 'reader', now })).ok).toBe(true);
+      await em.execute(write, [leaf.row.serial]);
+      expect((await checkLeaf(em, leaf.chainPem[0]!, { caId: 'city-gz', profile: 'reader', now })).ok).toBe(false);
+    }
+  });
+
   it('the root CRL, signed offline, is served and verifies against the root', async () => {
     const res = await fetch(`${server.url}/pki/root.crl`);
     expect(res.status).toBe(200);

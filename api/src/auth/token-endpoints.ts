@@ -69,8 +69,12 @@ export function tokenEndpoints(opts: { orm: MikroORM; verifier: TokenVerifier; i
       res.json({ active: false });
       return;
     }
-    const [revoked] = await opts.orm.em.fork().execute(`select 1 from revoked_access_token where jti = ?`, [claims.jti]);
-    if (revoked) {
+    // Active as the API would take it: not revoked, and its client still there and not disabled.
+    const [refused] = await opts.orm.em.fork().execute(
+      `select 1 where exists (select 1 from revoked_access_token where jti = ?) or not exists (select 1 from oauth_client where client_id = ? and not disabled)`,
+      [claims.jti, String(claims.client_id)],
+    );
+    if (refused) {
       res.json({ active: false });
       return;
     }

@@ -17,8 +17,8 @@ const MAX_ENTRIES = 10_000;
  * The token verifier's last step without the database on every request (issue 20): the status
  * of a (client, token) pair is read once and kept until a client changes or a token is revoked.
  * Those writes notify every API process at commit (a trigger, migration 20261207000001); each
- * process empties its cache on the notice. While the listening connection is down nothing is
- * served from the cache. A status read that started before a notice is not kept after it
+ * process empties its cache on the notice. While the listening connection is down, or has not
+ * answered its heartbeat lately (it may have died silently), nothing is served from the cache. A status read that started before a notice is not kept after it
  * (the generation), so a read racing a revocation cannot put the old status back.
  */
 export class TokenStatusCache {
@@ -26,9 +26,9 @@ export class TokenStatusCache {
   private generation = 0;
   private readonly notices: ChangeNotices;
 
-  constructor(opts: { databaseUrl: string; log?: Logger; maxEntries?: number }) {
+  constructor(opts: { databaseUrl: string; log?: Logger; maxEntries?: number; heartbeat?: { everyMs: number; silenceMs: number } }) {
     this.maxEntries = opts.maxEntries ?? MAX_ENTRIES;
-    this.notices = new ChangeNotices({ databaseUrl: opts.databaseUrl, channel: 'onecard_auth_changes', log: opts.log, onChange: () => this.clear() });
+    this.notices = new ChangeNotices({ databaseUrl: opts.databaseUrl, channel: 'onecard_auth_changes', log: opts.log, heartbeat: opts.heartbeat, onChange: () => this.clear() });
   }
 
   private readonly maxEntries: number;

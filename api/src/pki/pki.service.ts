@@ -198,9 +198,8 @@ export async function revokeCertificate(em: EntityManager, serial: string, reaso
     const [found] = await tx.execute<IssuedRow[]>(`select * from issued_certificate where serial = ? for update`, [serial.toLowerCase()]);
     if (!found) throw new PkiError('NOT_FOUND', `no certificate with serial ${serial}`);
     // Revoked already: it stays as it was revoked (time and reason).
-    const row = found.status === 'REVOKED' ? found : await transition(tx, certificateMachine, found, 'REVOKED', { revoked_at: NOW, revocation_reason: reasonCode });
-    await tx.execute(`update certificate_authority set revocations = revocations + 1 where id = ?`, [row.ca_id]);
-    return row;
+    // The revocation moves its CA's `revocations` counter (a trigger, migration 20261207000003).
+    return found.status === 'REVOKED' ? found : await transition(tx, certificateMachine, found, 'REVOKED', { revoked_at: NOW, revocation_reason: reasonCode });
   });
 }
 

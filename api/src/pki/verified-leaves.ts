@@ -7,7 +7,8 @@ import { createHash, X509Certificate } from 'node:crypto';
  *
  * An entry is keyed by the fingerprints of the three certificates (leaf, CA, root) and the profile,
  * and holds the revocation counters (`certificate_authority.revocations`) of the CA and the root as
- * they were when it was made. A revocation bumps its issuer's counter in the same transaction, and
+ * they were when it was made. A revocation, or any change or deletion of an issued certificate
+ * however it is written, bumps its issuer's counter in the same transaction (a trigger), and
  * every check reads both counters first: an entry whose counters moved is not used, so every API
  * process sees a revocation at the next check, with no notification to miss. Validity dates are
  * compared with the check's `now` every time.
