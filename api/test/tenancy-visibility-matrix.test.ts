@@ -86,7 +86,8 @@ const SEES: Record<string, { cities: string[]; cardCompanies: string[]; merchant
   'a merchant whose tenant id is not a uuid': { cities: ['city VA', 'city VB'], cardCompanies: [], merchants: [], billers: [], plans: [] },
   'an issuer whose tenant id is not a uuid': { cities: ['city VA', 'city VB'], cardCompanies: [], merchants: [], billers: [], plans: [] },
   'an issuer without a tenant': { cities: ['city VA', 'city VB'], cardCompanies: [], merchants: [], billers: [], plans: [] },
-  nobody: { cities: [], cardCompanies: [], merchants: [], billers: [], plans: [] },
+  // Cities are a public directory (issue 22: public fields answer without a token).
+  nobody: { cities: ['city VA', 'city VB'], cardCompanies: [], merchants: [], billers: [], plans: [] },
 };
 
 const named = (names: string[]) => names.map((n) => ids[n]!).sort();
