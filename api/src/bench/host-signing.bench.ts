@@ -8,6 +8,7 @@
  * payload are printed beside it: what an RSA host key would cost. Prints a table, then one JSON line.
  * No database: the keys and certificates are made in memory as the seed makes them.
  */
+import 'reflect-metadata';
 import { generateKeyPairSync, type KeyObject, sign, verify, X509Certificate } from 'node:crypto';
 import { Command } from 'commander';
 import forge from 'node-forge';

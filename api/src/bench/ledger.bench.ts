@@ -8,6 +8,7 @@
  * problem). Uses DATABASE_URL's server (in a scratch database it drops afterwards) or, without it,
  * an embedded PostgreSQL in a temp folder that is removed afterwards.
  */
+import 'reflect-metadata';
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { migrate, openOrm, type Orm } from '../db/orm.js';

@@ -23,6 +23,7 @@
  * Uses DATABASE_URL's server (in a scratch database it drops afterwards) or, without it, an
  * embedded PostgreSQL; both in a temp folder (root CA file, data folder) removed afterwards.
  */
+import 'reflect-metadata';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { generateKeyPairSync, randomBytes, randomUUID } from 'node:crypto';
 import fs from 'node:fs/promises';

@@ -18,6 +18,7 @@
  * SQL statements and writing commits per refund, the ratio ours/bare, one JSON line, then checks
  * the ledger's invariants and that each phase's counted refunds are exactly its rows and entries.
  */
+import 'reflect-metadata';
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';

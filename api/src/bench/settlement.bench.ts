@@ -19,6 +19,7 @@
  * (exit 1 on a problem). Uses DATABASE_URL's server (in a scratch database it drops afterwards) or,
  * without it, an embedded PostgreSQL in a temp folder that is removed afterwards.
  */
+import 'reflect-metadata';
 import os from 'node:os';
 import { Command } from 'commander';
 import { type Logger as OrmLogger, type LogContext, MikroORM } from '@mikro-orm/postgresql';
