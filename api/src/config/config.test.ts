@@ -60,6 +60,11 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ TOPUP_MIN: '5000', TOPUP_MAX: '1000' })).toThrow(/^TOPUP_MIN: expected at most TOPUP_MAX/);
   });
 
+  it('refuses a purse maximum no card can hold (an M1 value block is a signed 32-bit number)', () => {
+    expect(loadConfig({ TOPUP_PURSE_MAX: '2147483647' }).topUpLimits.purseMax).toBe(2_147_483_647n);
+    expect(() => loadConfig({ TOPUP_PURSE_MAX: '2147483648' })).toThrow(/^TOPUP_PURSE_MAX: expected at most 2147483647 .*got "2147483648"/);
+  });
+
   it('needs a 32-byte key-encryption key in production, and only there', () => {
     expect(() => loadConfig({ NODE_ENV: 'production' })).toThrow(/^ONECARD_KEY_ENCRYPTION_KEY: expected 32 random bytes .* required in production/);
     expect(() => loadConfig({ ONECARD_KEY_ENCRYPTION_KEY: 'c2hvcnQ' })).toThrow(/^ONECARD_KEY_ENCRYPTION_KEY: expected 32 random bytes/);

@@ -216,6 +216,8 @@ function gateway(env: NodeJS.ProcessEnv, nodeEnv: Config['env']): Config['gatewa
   return { url: gatewayUrl.replace(/\/+$/, ''), secretKey, webhookSecret, timeoutMs };
 }
 
+const PURSE_CAPACITY = 2n ** 31n - 1n;
+
 function topUpLimits(env: NodeJS.ProcessEnv): TopUpLimits {
   const limits = {
     purseMax: minorUnits(env, 'TOPUP_PURSE_MAX', 100_000n),
@@ -224,6 +226,8 @@ function topUpLimits(env: NodeJS.ProcessEnv): TopUpLimits {
     dailyMax: minorUnits(env, 'TOPUP_DAILY_MAX', 200_000n),
   };
   if (limits.min > limits.max) throw new ConfigError('TOPUP_MIN', `at most TOPUP_MAX (${limits.max})`, String(limits.min));
+  // What a chip can hold: a CPU purse's balance is 4 bytes unsigned, an M1 value block a signed 32-bit number.
+  if (limits.purseMax > PURSE_CAPACITY) throw new ConfigError('TOPUP_PURSE_MAX', `at most ${PURSE_CAPACITY} (what an M1 card's value block can hold)`, String(limits.purseMax));
   return limits;
 }
 
