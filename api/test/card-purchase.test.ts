@@ -15,9 +15,9 @@ import {
   apiClient,
   auditOf,
   balanceOnCard,
-  brokenRelay,
   expectRefused,
   expireSession,
+  lastMessageLost,
   issueCard,
   type MasterKeys,
   newReader,
@@ -251,29 +251,8 @@ describe('each refused purchase ends the session, books nothing, and leaves an a
   });
 });
 
-type Requester = Pick<OneCardClient, 'request'>;
-
 /** How the purchase's last message (seq 2: DEBIT FOR PURCHASE's TAC || MAC2) fails after the card has debited. */
-const LOST_ANSWERS: Record<string, (client: Requester) => Requester> = {
-  // A relay corrupts it: the signature no longer covers the body; the host refuses BAD_SIGNATURE.
-  'the relay corrupts the last message': (client) => ({
-    request: <T,>(query: string, variables?: Record<string, unknown>) => {
-      const input = (variables as { input?: { seq?: number; body?: string } } | undefined)?.input;
-      if (input?.seq !== 2) return client.request<T>(query, variables);
-      return client.request<T>(query, { input: { ...input, body: input.body!.replace(/"([0-9A-F]{16})9000"/, '"00000000000000009000"') } });
-    },
-  }),
-  // The app dies after the card answered: the message never leaves the phone.
-  'the app dies after the card answered': (client) => brokenRelay(client, 2, 'request', 'app died'),
-  // The 120 s pass before the last message arrives: the host refuses SESSION_EXPIRED.
-  'the session limit passes': (client) => ({
-    request: async <T,>(query: string, variables?: Record<string, unknown>) => {
-      const input = (variables as { input?: { seq?: number; session?: string } } | undefined)?.input;
-      if (input?.seq === 2) await expireSession(world, input.session!);
-      return client.request<T>(query, variables);
-    },
-  }),
-};
+const LOST_ANSWERS = lastMessageLost(world, 16);
 
 describe('a purchase whose last answer was lost is settled from the card’s proof at its next session (issue 17)', () => {
   for (const how of Object.keys(LOST_ANSWERS)) {

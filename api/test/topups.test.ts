@@ -10,7 +10,7 @@ import { type SandboxGateway, startSandboxGateway } from '../src/topups/gateway/
 import { runTopUpJobs } from '../src/topups/topups.jobs.js';
 import { createMerchant } from '../src/tenancy/tenancy.service.js';
 import { GatewayClient } from '../src/topups/gateway/gateway-client.js';
-import { apiClient, auditOf, balanceOnCard, brokenRelay, cardholderApp, expireSession, issueCard, newReader, OPEN, purseBalance, sessionsOf, sessionUuid, type TestReader, testCardNumber, useCardSessionWorld } from './support/card-sessions.js';
+import { apiClient, auditOf, balanceOnCard, brokenRelay, cardholderApp, expireSession, issueCard, lastMessageLost, newReader, OPEN, purseBalance, sessionsOf, sessionUuid, type TestReader, testCardNumber, useCardSessionWorld } from './support/card-sessions.js';
 import type { bearerClient } from './support/oauth.js';
 
 const SECRET = 'sk_test_topups';
@@ -255,26 +255,7 @@ describe('pending loads are written at most once', () => {
 type Requester = Pick<OneCardClient, 'request'>;
 
 /** How the load's last message (seq 2: CREDIT FOR LOAD's TAC) fails after the card has been credited. */
-const LOST_ANSWERS: Record<string, (client: Requester) => Requester> = {
-  // A relay corrupts it: the signature no longer covers the body; the host refuses BAD_SIGNATURE.
-  'the relay corrupts the last message': (client) => ({
-    request: <T,>(query: string, variables?: Record<string, unknown>) => {
-      const input = (variables as { input?: { seq?: number; body?: string } } | undefined)?.input;
-      if (input?.seq !== 2) return client.request<T>(query, variables);
-      return client.request<T>(query, { input: { ...input, body: input.body!.replace(/"([0-9A-F]{8})9000"/, '"000000009000"') } });
-    },
-  }),
-  // The app dies after the card answered: the message never leaves the phone.
-  'the app dies after the card answered': (client) => brokenRelay(client, 2, 'request', 'app died'),
-  // The 120 s pass before the last message arrives: the host refuses SESSION_EXPIRED.
-  'the session limit passes': (client) => ({
-    request: async <T,>(query: string, variables?: Record<string, unknown>) => {
-      const input = (variables as { input?: { seq?: number; session?: string } } | undefined)?.input;
-      if (input?.seq === 2) await expireSession(world, input.session!);
-      return client.request<T>(query, variables);
-    },
-  }),
-};
+const LOST_ANSWERS = lastMessageLost(world, 8);
 
 /** Drives a load whose last message fails as `how` says; the card is credited, the session is over (expired if it was left open). */
 async function loseTheAnswer(how: string, client: Requester, reader: TestReader, chip: VirtualCpuCard, session: { id: string; challenge: string }) {

@@ -279,6 +279,33 @@ export async function expireSession(world: CardSessionWorld, sessionGlobalId: st
   await world.db.orm.em.fork().execute(`update card_session set expires_at = now() - interval '1 second' where id = ?`, [sessionUuid(sessionGlobalId)]);
 }
 
+/**
+ * The three ways the last message of a CPU load or purchase (seq 2: the card's TAC after it acted)
+ * is lost, by name: a relay corrupts it (the host refuses BAD_SIGNATURE), the app dies before sending
+ * it, or the session's 120 s pass first (SESSION_EXPIRED). `tacHexDigits`: what precedes the card's
+ * 9000 in the body: the TAC (8) of CREDIT FOR LOAD, the TAC and MAC2 (16) of DEBIT FOR PURCHASE.
+ */
+export function lastMessageLost(world: CardSessionWorld, tacHexDigits: 8 | 16): Record<string, (client: Requester) => Requester> {
+  const answered = new RegExp(`"([0-9A-F]{${tacHexDigits}})9000"`);
+  return {
+    'the relay corrupts the last message': (client) => ({
+      request: <T>(query: string, variables?: Record<string, unknown>) => {
+        const input = (variables as { input?: { seq?: number; body?: string } } | undefined)?.input;
+        if (input?.seq !== 2) return client.request<T>(query, variables);
+        return client.request<T>(query, { input: { ...input, body: input.body!.replace(answered, `"${'0'.repeat(tacHexDigits)}9000"`) } });
+      },
+    }),
+    'the app dies after the card answered': (client) => brokenRelay(client, 2, 'request', 'app died'),
+    'the session limit passes': (client) => ({
+      request: async <T>(query: string, variables?: Record<string, unknown>) => {
+        const input = (variables as { input?: { seq?: number; session?: string } } | undefined)?.input;
+        if (input?.seq === 2) await expireSession(world, input.session!);
+        return client.request<T>(query, variables);
+      },
+    }),
+  };
+}
+
 const cardNumbers = new Map<string, number>();
 
 /** A valid test card number: `prefix` (12 digits), a running number, and the Luhn check digit. */
