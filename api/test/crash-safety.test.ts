@@ -166,6 +166,13 @@ async function count(sql: string, params: unknown[]): Promise<number> {
   return row!.n;
 }
 
+/** One number for "one top-up, booked PAID once" of a card: 10 × top-ups + PAID entries − 10 (1 when right). */
+async function topUpsAndPaidEntries(cardUuid: string): Promise<number> {
+  const topUps = await count(`top_up where card_id = ?`, [cardUuid]);
+  const paid = await count(`journal_entry where entry_key like 'top-up:%:paid' and metadata->>'topUp' in (select id::text from top_up where card_id = ?)`, [cardUuid]);
+  return topUps * 10 + paid - 10;
+}
+
 const uuidOf = (globalId: string) => fromGlobalId(globalId, Buffer.from(globalId, 'base64url').toString().split(':')[0]!).id;
 
 // ——— every @Idempotent mutation ———
@@ -266,7 +273,7 @@ const cases: CrashCase[] = [
         query: CREATE_TOP_UP,
         input: { card: card.id, amount: 2_500, idempotencyKey: randomUUID(), paymentMethod: 'pm_card_visa' },
         success: { topUp: { status: 'PAID', amount: { amount: 2_500 } } },
-        effects: async () => (await count(`top_up where card_id = ?`, [card.uuid])) * 10 + (await count(`journal_entry where entry_key like 'top-up:%:paid' and metadata->>'topUp' in (select id::text from top_up where card_id = ?)`, [card.uuid])) - 10,
+        effects: () => topUpsAndPaidEntries(card.uuid),
       };
     },
   },
@@ -281,7 +288,7 @@ const cases: CrashCase[] = [
         query: CREATE_TOP_UP,
         input: { card: card.id, amount: 2_600, idempotencyKey: randomUUID(), paymentMethod: 'pm_card_visa' },
         success: { topUp: { status: 'PAID', amount: { amount: 2_600 } } },
-        effects: async () => (await count(`top_up where card_id = ?`, [card.uuid])) * 10 + (await count(`journal_entry where entry_key like 'top-up:%:paid' and metadata->>'topUp' in (select id::text from top_up where card_id = ?)`, [card.uuid])) - 10,
+        effects: () => topUpsAndPaidEntries(card.uuid),
       };
     },
   },
