@@ -4,14 +4,16 @@
  * then each runnable block of docs/*.md and docs/guides/*.md, in document order.
  *
  * A block is runnable when its info string says so: ```` ```graphql runnable as=merchant ```` or
- * ```` ```sh runnable as=operator ````. `as` names the demo client whose token it runs with (a
+ * ```` ```sh runnable as=operator ````. Every other example block (graphql, sh, js, ts, console, http)
+ * says why it is not run: ```` ```js not-runnable: a fragment of your back end, … ````; a test fails
+ * on a block that does neither. `as` names the demo client whose token it runs with (a
  * `demo.json` client, or `lin`, the demo cardholder, through the cardholder app).
  * - GraphQL: each operation in the block, with the JSON of the `# variables:` comment below it (a
  *   comment may go on over `#` lines). An id written as its type's prefix and an ellipsis
  *   (`"UGF5bWVudDo…"`, a Payment) stands for the latest id of that type the page has produced so
- *   far (or the demo's own): what a reader pastes in from the answer before. Passes with no
+ *   far (or the demo's own): what a reader pastes in from the answer before (a command's output counts). Passes with no
  *   `errors` and every `userErrors` empty.
- * - sh: run by bash with `set -eo pipefail` in a scratch folder, with `ONECARD`, `DEMO` (demo.json),
+ * - sh: run by bash with `set -eo pipefail` in a scratch folder of its page, with `ONECARD`, `DEMO` (demo.json),
  *   `CLIENT_ID`, `CLIENT_SECRET` and `TOKEN` of the client set, and `ONECARD_DATA_DIR` and
  *   `DATABASE_URL` as `npm start`'s shell has them (for `npx onecard …`); passes on exit code 0 with
  *   no GraphQL error or userError printed. `cwd=repo` runs it at the repository root instead (npm
@@ -47,7 +49,7 @@ export function runnableBlocks(file: string, text: string): Block[] {
   for (let i = 0; i < lines.length; i++) {
     // A block inside a list item is indented; its lines carry the same indent.
     const open = lines[i]!.match(/^( *)```(graphql|sh)\s+(.*\brunnable\b.*)$/);
-    if (!open) continue;
+    if (!open || /\bnot-runnable\b/.test(open[3]!)) continue;
     const indent = open[1]!.length;
     const attrs = Object.fromEntries([...open[3]!.matchAll(/(\w+)=(\S+)/g)].map((m) => [m[1], m[2]]));
     const start = i;
@@ -182,7 +184,14 @@ async function runGraphql(block: Block, ids: Map<string, string>): Promise<void>
   }
 }
 
-async function runShell(block: Block): Promise<void> {
+/** A page's own scratch folder: its files (CSRs, CSV downloads) meet no other page's. */
+async function scratchOf(file: string): Promise<string> {
+  const dir = path.join(scratch, file.replace(/[/.]/g, '-'));
+  await fs.mkdir(dir, { recursive: true });
+  return dir;
+}
+
+async function runShell(block: Block, ids: Map<string, string>): Promise<void> {
   const client = demo.clients[block.as];
   const env: NodeJS.ProcessEnv = {
     PATH: `${path.dirname(process.execPath)}:${process.env.PATH}`,
@@ -195,8 +204,9 @@ async function runShell(block: Block): Promise<void> {
     ...(client ? { CLIENT_ID: client.client_id, CLIENT_SECRET: client.client_secret } : {}),
     ...(block.as !== 'none' ? { TOKEN: await tokenFor(block.as) } : {}),
   };
+  const cwd = block.cwd === 'repo' ? repo : await scratchOf(block.file);
   const { code, stdout, stderr } = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
-    execFile('bash', ['-c', `set -eo pipefail\n${block.body}`], { cwd: block.cwd === 'repo' ? repo : scratch, env, timeout: 120_000 }, (err, stdout, stderr) =>
+    execFile('bash', ['-c', `set -eo pipefail\n${block.body}`], { cwd, env, timeout: 120_000 }, (err, stdout, stderr) =>
       resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
     );
   });
@@ -204,12 +214,44 @@ async function runShell(block: Block): Promise<void> {
   expect(code, where).toBe(0);
   // curl exits 0 on a GraphQL refusal: what it printed must not be one.
   expect(stdout, where).not.toMatch(/"errors":\[|"userErrors":\[\{/);
+  // What a command printed is an answer too: a later `"<prefix>…"` may refer to an id in it.
+  for (const word of stdout.match(/[A-Za-z0-9_-]{20,}/g) ?? []) collectIds(word, ids);
+}
+
+/** Languages of blocks a reader may paste or run; the others (json, text, csv, mermaid) show results or shapes. */
+const EXAMPLE_LANGUAGES = /^( *)```(graphql|sh|js|ts|console|http)\b(.*)$/;
+
+/** Example blocks neither runnable nor marked `not-runnable: <why>`: none may be left so. */
+export function unaccountedBlocks(file: string, text: string): string[] {
+  const found: string[] = [];
+  let open = false;
+  text.split('\n').forEach((line, i) => {
+    if (!line.trimStart().startsWith('```')) return;
+    if (open) {
+      open = false;
+      return;
+    }
+    open = true;
+    const example = line.match(EXAMPLE_LANGUAGES);
+    if (!example) return;
+    const info = example[3]!;
+    const runs = /\brunnable\b/.test(info) && !/not-runnable/.test(info) && ['graphql', 'sh'].includes(example[2]!);
+    const why = info.match(/not-runnable:\s*(.*)$/)?.[1]?.trim() ?? '';
+    // A reason says why in words, not a token.
+    if (!runs && why.split(/\s+/).length < 4) found.push(`${file}:${i + 1}: ${line.trim()}`);
+  });
+  return found;
 }
 
 const files = [...(await fs.readdir(path.join(repo, 'docs'))).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`), ...(await fs.readdir(path.join(repo, 'docs/guides'))).filter((f) => f.endsWith('.md')).map((f) => `docs/guides/${f}`)].sort();
 const pages = await Promise.all(files.map(async (file) => ({ file, blocks: runnableBlocks(file, await fs.readFile(path.join(repo, file), 'utf8')) })));
 
 describe('every runnable example of the guides runs as pasted on a fresh demo', () => {
+  it('every example block of docs/guides/ is runnable (and so run below) or says why it is not', async () => {
+    const texts = await Promise.all(files.filter((f) => f.startsWith('docs/guides/')).map(async (file) => unaccountedBlocks(file, await fs.readFile(path.join(repo, file), 'utf8'))));
+    expect(texts.flat()).toEqual([]);
+  });
+
   it('the guides mark their examples runnable', () => {
     const marked = pages.filter((p) => p.blocks.length > 0).map((p) => p.file);
     expect(marked).toEqual(expect.arrayContaining(['docs/guides/biller.md', 'docs/guides/card-company.md', 'docs/guides/merchant.md', 'docs/guides/operator.md', 'docs/payments.md']));
@@ -222,7 +264,7 @@ describe('every runnable example of the guides runs as pasted on a fresh demo', 
       collectIds(demo, ids);
       for (const block of page.blocks) {
         if (block.lang === 'graphql') await runGraphql(block, ids);
-        else await runShell(block);
+        else await runShell(block, ids);
       }
     });
   }
