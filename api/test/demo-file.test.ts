@@ -58,3 +58,25 @@ it('`onecard seed` writes the demo.json `npm start` writes, publicUrl included, 
     await platform.stop();
   }
 });
+
+it('`onecard seed` from a shell without PORT or PUBLIC_URL keeps the publicUrl of the `npm start` that wrote demo.json (PORT=4700 npm start, then npx onecard seed)', async () => {
+  const port = await freePort();
+  const started = { NODE_ENV: 'test', PORT: String(port), HOST: '127.0.0.1', ONECARD_DATA_DIR: dataDir, DATABASE_URL: db.url, ONECARD_KEY_ENCRYPTION_KEY: TEST_KEK };
+  const platform = await startPlatform(loadConfig(started), pino({ level: 'silent' }));
+  try {
+    expect((await readDemo()).publicUrl).toBe(`http://localhost:${port}`);
+    // The second terminal: the data folder and database, not the port.
+    process.env = { ...saved, NODE_ENV: 'test', ONECARD_DATA_DIR: dataDir, DATABASE_URL: db.url, ONECARD_KEY_ENCRYPTION_KEY: TEST_KEK };
+    delete process.env.PORT;
+    delete process.env.PUBLIC_URL;
+    vi.spyOn(console, 'log').mockImplementation(() => {});
+    await createProgram().exitOverride().parseAsync(['node', 'onecard', 'seed']);
+    vi.restoreAllMocks();
+    const demo = await readDemo();
+    expect(demo.publicUrl).toBe(`http://localhost:${port}`);
+    expect(demo.graphqlUrl).toBe(`http://localhost:${port}/graphql`);
+  } finally {
+    process.env = { ...saved };
+    await platform.stop();
+  }
+});

@@ -24,6 +24,17 @@ import { developerCommands, type StopSignal, stopOnSignals } from './developer/d
 import { sandboxKeys, startFixedSandbox } from '../topups/gateway/sandbox-process.js';
 
 /** Opens the configured database (embedded or DATABASE_URL) for one command, and closes it after. */
+/**
+ * Where the API is, for demo.json: said by PUBLIC_URL or PORT, else the publicUrl of the demo.json
+ * the running `npm start` wrote. `PORT=4700 npm start`, then `npx onecard seed` in another shell
+ * (without PORT) would otherwise point every example at port 4000.
+ */
+async function publicUrlForSeed(config: Config): Promise<string> {
+  if (process.env.PUBLIC_URL || process.env.PORT) return config.publicUrl;
+  const previous = await fs.readFile(path.join(config.dataDir, 'demo.json'), 'utf8').then((text) => JSON.parse(text) as { publicUrl?: unknown }, () => undefined);
+  return typeof previous?.publicUrl === 'string' ? previous.publicUrl : config.publicUrl;
+}
+
 async function withOrm<T>(work: (orm: Orm, config: Config, database: { url: string; embedded: boolean }) => Promise<T>): Promise<T> {
   const config = loadConfig();
   const log = createLogger({ logLevel: process.env.LOG_LEVEL ? config.logLevel : 'warn' });
@@ -70,7 +81,8 @@ export function createProgram(io: { stop?: StopSignal } = {}): Command {
       const demo = await withOrm(async (orm, config, database) => {
         await migrate(orm);
         // The very demo.json `npm start` writes (publicUrl included); it keeps the secrets this run printed.
-        return (await seedDemoFile(orm.em.fork(), createLogger({ logLevel: 'warn' }), { config, kek: await loadKeyEncryptionKey(config), database })).seeded;
+        const publicUrl = await publicUrlForSeed(config);
+        return (await seedDemoFile(orm.em.fork(), createLogger({ logLevel: 'warn' }), { config: { ...config, publicUrl }, kek: await loadKeyEncryptionKey(config), database })).seeded;
       });
       console.log(JSON.stringify(demo, null, 2));
     });
