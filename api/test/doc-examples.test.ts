@@ -6,7 +6,8 @@
  * A block is runnable when its info string says so: ```` ```graphql runnable as=merchant ```` or
  * ```` ```sh runnable as=operator ````. Every other example block (graphql, sh, js, ts, console, http)
  * says why it is not run: ```` ```js not-runnable: a fragment of your back end, … ````; a test fails
- * on a block that does neither. `as` names the demo client whose token it runs with (a
+ * on a block that does neither. Blocks marked `session=<name>` (the quickstart's) share one shell and
+ * run in their page's own test instead. `as` names the demo client whose token it runs with (a
  * `demo.json` client, or `lin`, the demo cardholder, through the cardholder app).
  * - GraphQL: each operation in the block, with the JSON of the `# variables:` comment below it (a
  *   comment may go on over `#` lines). An id written as its type's prefix and an ellipsis
@@ -49,7 +50,8 @@ export function runnableBlocks(file: string, text: string): Block[] {
   for (let i = 0; i < lines.length; i++) {
     // A block inside a list item is indented; its lines carry the same indent.
     const open = lines[i]!.match(/^( *)```(graphql|sh)\s+(.*\brunnable\b.*)$/);
-    if (!open || /\bnot-runnable\b/.test(open[3]!)) continue;
+    // A session's blocks run together in one shell, by their page's own test (quickstart.test.ts).
+    if (!open || /\bnot-runnable\b|\bsession=/.test(open[3]!)) continue;
     const indent = open[1]!.length;
     const attrs = Object.fromEntries([...open[3]!.matchAll(/(\w+)=(\S+)/g)].map((m) => [m[1], m[2]]));
     const start = i;
@@ -235,7 +237,7 @@ export function unaccountedBlocks(file: string, text: string): string[] {
     const example = line.match(EXAMPLE_LANGUAGES);
     if (!example) return;
     const info = example[3]!;
-    const runs = /\brunnable\b/.test(info) && !/not-runnable/.test(info) && ['graphql', 'sh'].includes(example[2]!);
+    const runs = (/\brunnable\b/.test(info) && !/not-runnable/.test(info) && ['graphql', 'sh'].includes(example[2]!)) || /\brunnable session=\S+/.test(info);
     const why = info.match(/not-runnable:\s*(.*)$/)?.[1]?.trim() ?? '';
     // A reason says why in words, not a token.
     if (!runs && why.split(/\s+/).length < 4) found.push(`${file}:${i + 1}: ${line.trim()}`);
@@ -247,8 +249,8 @@ const files = [...(await fs.readdir(path.join(repo, 'docs'))).filter((f) => f.en
 const pages = await Promise.all(files.map(async (file) => ({ file, blocks: runnableBlocks(file, await fs.readFile(path.join(repo, file), 'utf8')) })));
 
 describe('every runnable example of the guides runs as pasted on a fresh demo', () => {
-  it('every example block of docs/guides/ is runnable (and so run below) or says why it is not', async () => {
-    const texts = await Promise.all(files.filter((f) => f.startsWith('docs/guides/')).map(async (file) => unaccountedBlocks(file, await fs.readFile(path.join(repo, file), 'utf8'))));
+  it('every example block of docs/ and docs/guides/ is runnable (and so run, here or by its session’s test) or says why it is not', async () => {
+    const texts = await Promise.all(files.map(async (file) => unaccountedBlocks(file, await fs.readFile(path.join(repo, file), 'utf8'))));
     expect(texts.flat()).toEqual([]);
   });
 
