@@ -23,8 +23,9 @@ beforeAll(async () => {
   dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'onecard-graphiql-'));
   const port = await freePort();
   // As `npm start` runs in development: demo seed and demo.json.
+  // GATEWAY_SANDBOX_PORT 0: development's fixed 4010 is taken while `npm start` runs beside `npm test`.
   platform = await startPlatform(
-    loadConfig({ NODE_ENV: 'development', LOG_LEVEL: 'silent', PORT: String(port), HOST: '127.0.0.1', PUBLIC_URL: `http://127.0.0.1:${port}`, ONECARD_DATA_DIR: dataDir, DATABASE_URL: db.url, ONECARD_KEY_ENCRYPTION_KEY: TEST_KEK }),
+    loadConfig({ NODE_ENV: 'development', LOG_LEVEL: 'silent', PORT: String(port), HOST: '127.0.0.1', PUBLIC_URL: `http://127.0.0.1:${port}`, ONECARD_DATA_DIR: dataDir, DATABASE_URL: db.url, ONECARD_KEY_ENCRYPTION_KEY: TEST_KEK, GATEWAY_SANDBOX_PORT: '0' }),
     pino({ level: 'silent' }),
   );
 });

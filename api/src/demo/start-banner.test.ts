@@ -45,6 +45,12 @@ describe('the start banner', () => {
     expect(next).toContain('npm run simulate -w examples/reader-simulator -- topup 1500');
   });
 
+  it('in development, points at the GraphiQL page’s own sign-in button (the page has it there only)', () => {
+    const dev = startBanner({ config: { ...config, env: 'development' }, sandboxGatewayUrl: null, demo });
+    expect(dev).toContain('  2. GraphiQL:         open http://localhost:4000/graphql and press "Sign in as a demo client" (it fills the Authorization header)');
+    expect(banner).toContain('sign in as a demo client with a token from demo.json');
+  });
+
   it('without demo data it says how to onboard instead', () => {
     const plain = startBanner({ config, sandboxGatewayUrl: null, demo: null });
     expect(plain).toContain('no demo data (ONECARD_DEMO is off)');

@@ -6,7 +6,7 @@ import path from 'node:path';
 import type { Config } from '../config/config.js';
 import type { DemoData } from './seed.js';
 
-export function startBanner(input: { config: Pick<Config, 'publicUrl' | 'dataDir'>; sandboxGatewayUrl: string | null; demo: DemoData | null }): string {
+export function startBanner(input: { config: Pick<Config, 'publicUrl' | 'dataDir'> & Partial<Pick<Config, 'env'>>; sandboxGatewayUrl: string | null; demo: DemoData | null }): string {
   const { publicUrl, dataDir } = input.config;
   const demoFile = path.join(dataDir, 'demo.json');
   const lines = [
@@ -25,7 +25,10 @@ export function startBanner(input: { config: Pick<Config, 'publicUrl' | 'dataDir
       '',
       'Next, try:',
       `  1. a public query:   curl -s ${publicUrl}/graphql -H 'content-type: application/json' -d '{"query":"{ serverInfo { version time } }"}'`,
-      `  2. GraphiQL:         open ${publicUrl}/graphql, sign in as a demo client with a token from demo.json (README, "A first authenticated call")`,
+      // The page's sign-in button exists in development only (api/src/graphql/graphiql.ts).
+      input.config.env === 'development'
+        ? `  2. GraphiQL:         open ${publicUrl}/graphql and press "Sign in as a demo client" (it fills the Authorization header), then run the starter query`
+        : `  2. GraphiQL:         open ${publicUrl}/graphql, sign in as a demo client with a token from demo.json (README, "A first authenticated call")`,
       '  3. a card top-up:    npm run simulate -w examples/reader-simulator -- topup 1500   (then: npm start -w examples/merchant-checkout)',
     );
   } else {
