@@ -7,11 +7,16 @@
  * is missing elsewhere).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type OneCardClient, PcscReaders, T0_ATR, T0Card, VpcdCard, type VirtualCpuCard } from '../../sdk-js/src/index.js';
+import { formatM1Purse } from '../../sdk-js/src/cards/m1-purse.js';
+import { M1_1K_ATR, VirtualM1Reader } from '../../sdk-js/src/cards/m1-pseudo-apdu.js';
+import { CARD_SESSION_MESSAGE, type OneCardClient, PcscReaders, ReaderAgent, type SessionReply, T0_ATR, T0Card, VirtualM1Card, VpcdCard, type VirtualCpuCard } from '../../sdk-js/src/index.js';
+import { PcscM1Card } from '../../sdk-js/src/reader/pcsc-m1.js';
 import { startPcscd, type TestPcscd } from '../../sdk-js/src/reader/pcscd.test-support.js';
 import { checkLedger } from '../src/ledger/ledger-check.js';
+import { storeM1MasterKey } from '../src/readers/key-store.js';
+import { M1_PURSE, m1SectorKeyB } from '../src/readers/m1/m1-script.js';
 import { createMerchant } from '../src/tenancy/tenancy.service.js';
-import { apiClient, balanceOnCard, issueCard, newReader, purseBalance, sessionsOf, type TestReader, useCardSessionWorld } from './support/card-sessions.js';
+import { apiClient, balanceOnCard, issueCard, kek, newReader, OPEN, purseBalance, sessionsOf, type TestReader, useCardSessionWorld } from './support/card-sessions.js';
 
 const world = useCardSessionWorld();
 let pcscd: TestPcscd;
@@ -74,6 +79,59 @@ describe('a card on a PC/SC reader (pcscd + vpcd)', () => {
 
     expect(await balanceOnCard(c)).toBe(3800);
     expect(await purseBalance(world, c.asn)).toBe(3800n);
+    expect(await checkLedger(world.db.orm.em.fork())).toEqual([]);
+  });
+});
+
+describe('an M1 card on a contactless PC/SC reader (pseudo-APDUs through pcscd)', () => {
+  it('is loaded and pays through the reader’s FF 82 / FF 86 / FF B0 / FF D6 / FF D7; its purse and the books agree', async () => {
+    const master = await storeM1MasterKey(world.db.orm.em.fork(), kek, { cardCompanyId: world.gz.cardCompanyId, keyVersion: 1 });
+    const uid = 'C0DE5C01';
+    const m1 = VirtualM1Card.create({ uid, sectorKeys: (sector, u) => ({ keyA: 'A0A1A2A3A4A5', keyB: m1SectorKeyB(master, Buffer.from(u), sector) }) });
+    m1.authenticate(M1_PURSE.valueBlock, 'B', m1SectorKeyB(master, Buffer.from(uid, 'hex'), M1_PURSE.sector));
+    formatM1Purse(m1, { sector: M1_PURSE.sector, valueBlock: 0, backupBlock: 1 }, 0);
+    m1.halt();
+
+    const firmware = new VirtualM1Reader(m1);
+    const wire: string[] = [];
+    const inserted = await VpcdCard.insert({
+      port: pcscd.port,
+      atr: M1_1K_ATR,
+      card: firmware,
+      onPowerCycle: () => firmware.powerCycle(),
+      onExchange: (apdu) => wire.push(Buffer.from(apdu).toString('hex').toUpperCase().slice(0, 4)),
+    });
+    try {
+      const onReader = await readers.waitForCard({ reader: pcscd.readerName, timeoutMs: 30_000 });
+      const card = await PcscM1Card.open(onReader);
+      expect(card.uid).toBe(uid);
+      const run = async (client: OneCardClient, reader: TestReader, operation: 'LOAD' | 'PURCHASE', amount: number) => {
+        const opened = await client.request<any>(OPEN, { input: { reader: reader.id, operation, amount, cardType: 'M1' } });
+        expect(opened.openCardSession.userErrors).toEqual([]);
+        const agent = new ReaderAgent({
+          deviceKey: reader.deviceKeyPem,
+          nationalCertificatePem: reader.nationalPem,
+          cityCertificatePem: reader.cityPem,
+          trustedCertificatesPem: reader.trustedCertificatesPem,
+          nationalKey: reader.nationalKeyPem,
+          encryptionKey: reader.encryptionKeyPem,
+          encryptionCertificatePem: reader.encryptionPem,
+          m1: card,
+          send: async (input) => (await client.request<{ cardSessionMessage: SessionReply }>(CARD_SESSION_MESSAGE, { input })).cardSessionMessage,
+        });
+        return agent.run(opened.openCardSession.session);
+      };
+      expect(await run(issuer, counter, 'LOAD', 2500)).toMatchObject({ state: 'COMPLETED', result: { oldBalance: 0, newBalance: 2500 } });
+      expect(await run(merchant, shop, 'PURCHASE', 900)).toMatchObject({ state: 'COMPLETED', result: { oldBalance: 2500, newBalance: 1600 } });
+      onReader.disconnect();
+    } finally {
+      await inserted.remove();
+    }
+    // Every step went as a PC/SC pseudo-APDU: UID, key loaded into the reader, authenticate, read, value operation, write.
+    expect(new Set(wire)).toEqual(new Set(['FFCA', 'FF82', 'FF86', 'FFB0', 'FFD7', 'FFD6']));
+    expect(await purseBalance(world, uid)).toBe(1600n);
+    m1.authenticate(M1_PURSE.valueBlock, 'B', m1SectorKeyB(master, Buffer.from(uid, 'hex'), M1_PURSE.sector));
+    expect(Buffer.from(m1.read(M1_PURSE.valueBlock)).readInt32LE(0)).toBe(1600);
     expect(await checkLedger(world.db.orm.em.fork())).toEqual([]);
   });
 });

@@ -68,10 +68,13 @@ export { T0Card } from './cards/t0-card.js';
 export type { ApduCard, T0CardOptions } from './cards/t0-card.js';
 export { T0_ATR, T1_ATR, VPCD_DEFAULT_PORT, VpcdCard } from './cards/vpcd-card.js';
 export type { VpcdCardOptions } from './cards/vpcd-card.js';
+// M1 cards on contactless PC/SC readers (pseudo-APDUs), and a reader's firmware around a virtual M1 card.
+export { PcscM1Card, PcscM1Error } from './reader/pcsc-m1.js';
+export { M1_1K_ATR, M1_STATUS, VirtualM1Reader } from './cards/m1-pseudo-apdu.js';
 // The reader agent: a certified reader's side of a card session.
-export { CARD_SESSION_MESSAGE, HostMessageRefusedError, ReaderAgent } from './reader/reader-agent.js';
+export { CARD_SESSION_MESSAGE, HostMessageRefusedError, ReaderAgent, runM1Script } from './reader/reader-agent.js';
 export { cardSessionRelay } from './reader/relay.js';
-export type { CardSessionView, HostMessage, HostMessageRefusal, ReaderAgentOptions, ReaderCommand, SendMessage, SessionReply } from './reader/reader-agent.js';
+export type { CardSessionView, HostMessage, HostMessageRefusal, M1Card, M1ScriptOp, M1ScriptResult, ReaderAgentOptions, ReaderCommand, SendMessage, SessionReply } from './reader/reader-agent.js';
 // Webhooks: verify what OneCard POSTs to your endpoints.
 export { WEBHOOK_EVENT_ID_HEADER, WEBHOOK_SIGNATURE_HEADER, verifyWebhook } from './webhooks.js';
 export type { WebhookEvent, WebhookVerification } from './webhooks.js';

@@ -16,6 +16,7 @@ interface PcscCardHandle {
   readonly protocol: number;
   transmit(command: Buffer, options?: { maxRecvLength?: number; autoGetResponse?: boolean }): Promise<Buffer>;
   disconnect(disposition?: number): void;
+  reconnect(shareMode?: number, protocol?: number, initialization?: number): Promise<number>;
 }
 interface PcscReaderHandle {
   readonly name: string;
@@ -41,6 +42,7 @@ interface PcscBinding {
   SCARD_PROTOCOL_T0: number;
   SCARD_PROTOCOL_T1: number;
   SCARD_LEAVE_CARD: number;
+  SCARD_RESET_CARD: number;
   SCARD_STATE_PRESENT: number;
   SCARD_STATE_CHANGED: number;
 }
@@ -173,6 +175,15 @@ export class PcscCard implements CardTransport {
       if (changes === null) throw new PcscTimeoutError('waiting for the card to leave was cancelled');
       state = changes[0]?.state ?? state;
     }
+  }
+
+  /**
+   * Resets the card (contactless: the field off and on), keeping the connection: the card forgets
+   * whatever it held in RAM: an M1 sector's authentication, a transaction begun.
+   */
+  async reset(): Promise<void> {
+    if (!this.connected) throw new Error('the card was disconnected');
+    await this.handle.reconnect(this.pcsc.SCARD_SHARE_EXCLUSIVE, this.pcsc.SCARD_PROTOCOL_T0 | this.pcsc.SCARD_PROTOCOL_T1, this.pcsc.SCARD_RESET_CARD);
   }
 
   /** Releases the card (left powered, as it is). */
