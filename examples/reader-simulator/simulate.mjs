@@ -4,18 +4,30 @@
 //   npm run simulate -w examples/reader-simulator -- topup 2000   (paid at the sandbox gateway, then 补登)
 //   npm run simulate -w examples/reader-simulator -- pending       (the card's pending loads: top-ups, refunds, transfers)
 //   npm run simulate -w examples/reader-simulator -- pickup        (writes them all onto the card in one load session: 补登)
+//   npm run simulate -w examples/reader-simulator -- --pcsc [reader name] load 1000
+//                                    (the card on a PC/SC reader instead: a real one, or vpcd-card.mjs's virtual card in vpcd)
 // It reads $ONECARD_DATA_DIR/demo.json (default .onecard at the repository root) and keeps the
 // card's state in demo-card-state.json beside it, so the card remembers what was loaded.
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { CARD_SESSION_MESSAGE, OneCardClient, ReaderAgent, VirtualCardTransport, VirtualCpuCard } from '@onecard/sdk';
+import { CARD_SESSION_MESSAGE, OneCardClient, PcscReaders, ReaderAgent, VirtualCardTransport, VirtualCpuCard } from '@onecard/sdk';
 
 const root = path.resolve(import.meta.dirname, '../..');
 const dataDir = path.resolve(root, process.env.ONECARD_DATA_DIR ?? '.onecard');
-const [operation = 'balance', amountText] = process.argv.slice(2);
+const OPERATIONS = ['balance', 'load', 'topup', 'pending', 'pickup'];
+const args = process.argv.slice(2);
+/** `--pcsc [reader name]`: the reader named (or the first with a card) instead of the virtual card in memory. */
+let pcscReader;
+const pcscAt = args.indexOf('--pcsc');
+if (pcscAt >= 0) {
+  const named = args[pcscAt + 1] !== undefined && !OPERATIONS.includes(args[pcscAt + 1]) && !args[pcscAt + 1].startsWith('--');
+  pcscReader = named ? args[pcscAt + 1] : '';
+  args.splice(pcscAt, named ? 2 : 1);
+}
+const [operation = 'balance', amountText] = args;
 const takesAmount = ['load', 'topup'].includes(operation);
-if (!['balance', 'load', 'topup', 'pending', 'pickup'].includes(operation) || (takesAmount && !/^\d+$/.test(amountText ?? ''))) {
-  console.error('usage: simulate balance | load <amount in fen> | topup <amount in fen> | pending | pickup');
+if (!OPERATIONS.includes(operation) || (takesAmount && !/^\d+$/.test(amountText ?? ''))) {
+  console.error('usage: simulate [--pcsc [reader name]] balance | load <amount in fen> | topup <amount in fen> | pending | pickup');
   process.exit(2);
 }
 
@@ -93,6 +105,19 @@ if (opened.openCardSession.userErrors.length) {
   console.error(opened.openCardSession.userErrors.map((e) => `${e.code}: ${e.message}`).join('\n'));
   process.exit(1);
 }
+const trace = (apdu, response) => console.log(`  > ${Buffer.from(apdu).toString('hex')}\n  < ${Buffer.from(response).toString('hex')}`);
+/** The card: on a PC/SC reader (it keeps its own state), or the virtual one in memory. */
+let transport;
+let readers;
+if (pcscReader !== undefined) {
+  readers = await PcscReaders.open();
+  console.log(`PC/SC readers: ${readers.list().join(', ') || 'none'}; waiting for a card${pcscReader ? ` in "${pcscReader}"` : ''}…`);
+  const onReader = await readers.waitForCard({ reader: pcscReader || undefined, timeoutMs: 60_000 });
+  console.log(`card in ${onReader.reader} (${onReader.protocol}, ATR ${Buffer.from(onReader.atr).toString('hex')})`);
+  transport = { transmit: async (apdu) => { const response = await onReader.transmit(apdu); trace(apdu, response); return response; }, card: onReader };
+} else {
+  transport = new VirtualCardTransport(card, { onExchange: trace });
+}
 const agent = new ReaderAgent({
   deviceKey: reader.deviceKeyPem,
   nationalCertificatePem: reader.nationalCertificatePem,
@@ -101,10 +126,15 @@ const agent = new ReaderAgent({
   nationalKey: reader.nationalKeyPem,
   encryptionKey: reader.encryptionKeyPem,
   encryptionCertificatePem: reader.encryptionCertificatePem,
-  transport: new VirtualCardTransport(card, { onExchange: (apdu, response) => console.log(`  > ${Buffer.from(apdu).toString('hex')}\n  < ${Buffer.from(response).toString('hex')}`) }),
+  transport,
   send: async (input) => (await client.request(CARD_SESSION_MESSAGE, { input })).cardSessionMessage,
 });
 const done = await agent.run(opened.openCardSession.session);
-await fs.writeFile(stateFile, `${JSON.stringify(card.toJSON(), null, 2)}\n`, { mode: 0o600 });
+if (readers) {
+  transport.card.disconnect();
+  readers.close();
+} else {
+  await fs.writeFile(stateFile, `${JSON.stringify(card.toJSON(), null, 2)}\n`, { mode: 0o600 });
+}
 console.log(done.state === 'COMPLETED' ? `${operation}: ${JSON.stringify(done.result)}` : `refused: ${done.refusal}`);
 process.exit(done.state === 'COMPLETED' ? 0 : 1);

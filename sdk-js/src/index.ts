@@ -58,10 +58,23 @@ export {
 export type { CreateM1CardOptions, M1ErrorCode, M1KeyType, M1SectorKeys, M1Value, VirtualM1CardState } from './cards/virtual-m1-card.js';
 export { DEFAULT_M1_PURSE_LAYOUT, creditM1Purse, debitM1Purse, formatM1Purse, m1PurseBlocks, readM1Purse, recoverM1Purse } from './cards/m1-purse.js';
 export type { M1PurseCard, M1PurseLayout, M1PurseReading } from './cards/m1-purse.js';
+// PC/SC readers (through the optional dependency `smartcard`), every command's answer made whole
+// (61xx, 6Cxx, warnings); a card speaking T=0; a virtual card in vsmartcard's virtual reader (vpcd).
+export { PcscCard, PcscReaders, PcscTimeoutError, PcscUnavailableError } from './reader/pcsc-reader.js';
+export type { WaitForCardOptions } from './reader/pcsc-reader.js';
+export { CardExchangeError, transmitWhole, wholeResponses, withLe } from './reader/status-words.js';
+export type { RawTransmit } from './reader/status-words.js';
+export { T0Card } from './cards/t0-card.js';
+export type { ApduCard, T0CardOptions } from './cards/t0-card.js';
+export { T0_ATR, T1_ATR, VPCD_DEFAULT_PORT, VpcdCard } from './cards/vpcd-card.js';
+export type { VpcdCardOptions } from './cards/vpcd-card.js';
+// M1 cards on contactless PC/SC readers (pseudo-APDUs), and a reader's firmware around a virtual M1 card.
+export { PcscM1Card, PcscM1Error } from './reader/pcsc-m1.js';
+export { M1_1K_ATR, M1_STATUS, VirtualM1Reader } from './cards/m1-pseudo-apdu.js';
 // The reader agent: a certified reader's side of a card session.
-export { CARD_SESSION_MESSAGE, HostMessageRefusedError, ReaderAgent } from './reader/reader-agent.js';
+export { CARD_SESSION_MESSAGE, HostMessageRefusedError, ReaderAgent, runM1Script } from './reader/reader-agent.js';
 export { cardSessionRelay } from './reader/relay.js';
-export type { CardSessionView, HostMessage, HostMessageRefusal, ReaderAgentOptions, ReaderCommand, SendMessage, SessionReply } from './reader/reader-agent.js';
+export type { CardSessionView, HostMessage, HostMessageRefusal, M1Card, M1ScriptOp, M1ScriptResult, ReaderAgentOptions, ReaderCommand, SendMessage, SessionReply } from './reader/reader-agent.js';
 // Webhooks: verify what OneCard POSTs to your endpoints.
 export { WEBHOOK_EVENT_ID_HEADER, WEBHOOK_SIGNATURE_HEADER, verifyWebhook } from './webhooks.js';
 export type { WebhookEvent, WebhookVerification } from './webhooks.js';

@@ -24,21 +24,39 @@ export interface KeyStore {
   cardKey(req: { cardCompanyId: string; purpose: KeyPurpose; keyVersion: number; asn: Buffer }): Promise<{ key: Buffer; algorithm: CardAlgorithm }>;
 }
 
-const context = (companyId: string, purpose: MasterKeyPurpose, version: number) => `card-master-key:${companyId}:${purpose}:${version}`;
+/** The name a master key goes by: the sealing context in software, the object's label in an HSM. */
+export const masterKeyLabel = (companyId: string, purpose: MasterKeyPurpose, version: number) => `card-master-key:${companyId}:${purpose}:${version}`;
+const context = masterKeyLabel;
+
+/** A master key version in use: activated, not retired (docs/cardcrypto.md, "Key lifecycle"). */
+export const ACTIVE_MASTER_KEY = `activated_at is not null and activated_at <= now() and retired_at is null`;
+
+export interface MasterKeyRow {
+  sealed_key: string | null;
+  algorithm: CardAlgorithm;
+  stored_in: 'SOFTWARE' | 'PKCS11';
+}
+
+/** The active master key row, or UnknownCardKeyError (none, not yet active, or retired). */
+export async function activeMasterKeyRow(em: EntityManager, cardCompanyId: string, purpose: MasterKeyPurpose, keyVersion: number): Promise<MasterKeyRow> {
+  const [row] = await em.execute<MasterKeyRow[]>(
+    `select sealed_key, algorithm, stored_in from card_master_key where card_company_id = ? and purpose = ? and key_version = ? and ${ACTIVE_MASTER_KEY}`,
+    [cardCompanyId, purpose, keyVersion],
+  );
+  if (!row) throw new UnknownCardKeyError(`no active ${purpose} master key version ${keyVersion} for this card company`);
+  return row;
+}
 
 /** Master keys sealed with the key-encryption key in `card_master_key`. */
 export class SoftwareKeyStore implements KeyStore {
   constructor(
-    private readonly em: EntityManager,
+    protected readonly em: EntityManager,
     private readonly kek: Buffer,
   ) {}
 
   private async master(cardCompanyId: string, purpose: MasterKeyPurpose, keyVersion: number) {
-    const [row] = await this.em.execute<{ sealed_key: string; algorithm: CardAlgorithm }[]>(
-      `select sealed_key, algorithm from card_master_key where card_company_id = ? and purpose = ? and key_version = ?`,
-      [cardCompanyId, purpose, keyVersion],
-    );
-    if (!row) throw new UnknownCardKeyError(`no ${purpose} master key version ${keyVersion} for this card company`);
+    const row = await activeMasterKeyRow(this.em, cardCompanyId, purpose, keyVersion);
+    if (row.stored_in !== 'SOFTWARE' || !row.sealed_key) throw new UnknownCardKeyError(`the ${purpose} master key version ${keyVersion} is kept in a PKCS#11 HSM, and this process has none configured`);
     return { key: unseal(this.kek, context(cardCompanyId, purpose, keyVersion), row.sealed_key), algorithm: row.algorithm };
   }
 

@@ -27,31 +27,34 @@ export interface M1ScriptResult {
   error?: string;
 }
 
-/** What the reader needs of an M1 card (a VirtualM1Card has it; so would a PC/SC driver). */
+/**
+ * What the reader needs of an M1 card: a VirtualM1Card has it (answering at once), the PC/SC driver
+ * `PcscM1Card` too (answering through the reader, asynchronously).
+ */
 export interface M1Card {
   readonly uid: string;
-  authenticate(block: number, keyType: 'A' | 'B', key: Uint8Array): void;
-  read(block: number): Uint8Array;
-  write(block: number, data: Uint8Array): void;
-  increment(block: number, value: number): void;
-  decrement(block: number, value: number): void;
-  transfer(block: number): void;
+  authenticate(block: number, keyType: 'A' | 'B', key: Uint8Array): void | Promise<void>;
+  read(block: number): Uint8Array | Promise<Uint8Array>;
+  write(block: number, data: Uint8Array): void | Promise<void>;
+  increment(block: number, value: number): void | Promise<void>;
+  decrement(block: number, value: number): void | Promise<void>;
+  transfer(block: number): void | Promise<void>;
   /** HALT: ends the authentication, so no sector stays open for whatever comes next. */
-  halt(): void;
+  halt(): void | Promise<void>;
 }
 
 /** Runs a script step by step; the first failure ends it (what is done stays done, as on a card). */
-export function runM1Script(card: M1Card, script: M1ScriptOp[]): M1ScriptResult[] {
+export async function runM1Script(card: M1Card, script: M1ScriptOp[]): Promise<M1ScriptResult[]> {
   const results: M1ScriptResult[] = [];
   for (const step of script) {
     try {
-      if (step.op === 'auth') card.authenticate(step.block, step.keyType, Buffer.from(step.key, 'hex'));
+      if (step.op === 'auth') await card.authenticate(step.block, step.keyType, Buffer.from(step.key, 'hex'));
       else if (step.op === 'read') {
-        results.push({ ok: true, data: Buffer.from(card.read(step.block)).toString('hex').toUpperCase() });
+        results.push({ ok: true, data: Buffer.from(await card.read(step.block)).toString('hex').toUpperCase() });
         continue;
-      } else if (step.op === 'write') card.write(step.block, Buffer.from(step.data, 'hex'));
-      else if (step.op === 'transfer') card.transfer(step.block);
-      else card[step.op](step.block, step.value);
+      } else if (step.op === 'write') await card.write(step.block, Buffer.from(step.data, 'hex'));
+      else if (step.op === 'transfer') await card.transfer(step.block);
+      else await card[step.op](step.block, step.value);
       results.push({ ok: true });
     } catch (err) {
       results.push({ ok: false, error: (err as { code?: string }).code ?? (err instanceof Error ? err.message : String(err)) });
@@ -255,10 +258,10 @@ export class ReaderAgent {
       if (command.readUid) return this.opts.m1.uid.toUpperCase();
       const script = JSON.parse(Buffer.from(this.open(command.sealedScript!, associated)).toString('utf8')) as M1ScriptOp[];
       try {
-        return JSON.stringify(runM1Script(this.opts.m1, script));
+        return JSON.stringify(await runM1Script(this.opts.m1, script));
       } finally {
         // No sector a script authenticated stays open for whatever comes next.
-        this.opts.m1.halt();
+        await this.opts.m1.halt();
       }
     }
     if (!this.opts.transport) throw new Error('this session needs a CPU card transport');

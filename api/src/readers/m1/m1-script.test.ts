@@ -22,26 +22,26 @@ describe('M1 scripts', () => {
     expect(m1SectorKeyB(master, uid, 1).equals(m1SectorKeyB(master, Buffer.from('A1B2C3D5', 'hex'), 1))).toBe(false);
   });
 
-  it('reads, credits and debits the purse of a virtual M1 card, keeping the backup in step', () => {
+  it('reads, credits and debits the purse of a virtual M1 card, keeping the backup in step', async () => {
     const card = personalised(500);
     const key = m1SectorKeyB(master, uid, M1_PURSE.sector);
-    const [, value, backup] = runM1Script(card, readPurseScript(key));
+    const [, value, backup] = await runM1Script(card, readPurseScript(key));
     expect(purseValue(value, backup)).toBe(500);
-    const credited = runM1Script(card, changePurseScript(key, 'increment', 250, 750));
+    const credited = await runM1Script(card, changePurseScript(key, 'increment', 250, 750));
     expect(purseValue(credited.at(-1))).toBe(750);
-    const debited = runM1Script(card, changePurseScript(key, 'decrement', 700, 50));
+    const debited = await runM1Script(card, changePurseScript(key, 'decrement', 700, 50));
     expect(purseValue(debited.at(-1))).toBe(50);
-    const [, v, b] = runM1Script(card, readPurseScript(key));
+    const [, v, b] = await runM1Script(card, readPurseScript(key));
     expect(purseValue(v, b)).toBe(50);
   });
 
-  it('a wrong key fails at authentication; a purse and backup that disagree are refused', () => {
+  it('a wrong key fails at authentication; a purse and backup that disagree are refused', async () => {
     const card = personalised(500);
-    const results = runM1Script(card, readPurseScript(Buffer.alloc(6, 0x11)));
+    const results = await runM1Script(card, readPurseScript(Buffer.alloc(6, 0x11)));
     expect(results).toEqual([{ ok: false, error: 'AUTH_FAILED' }]);
     const key = m1SectorKeyB(master, uid, M1_PURSE.sector);
-    runM1Script(card, [{ op: 'auth', block: M1_PURSE.valueBlock, keyType: 'B', key: key.toString('hex') }, { op: 'increment', block: M1_PURSE.valueBlock, value: 1 }, { op: 'transfer', block: M1_PURSE.valueBlock }]);
-    const [, value, backup] = runM1Script(card, readPurseScript(key));
+    await runM1Script(card, [{ op: 'auth', block: M1_PURSE.valueBlock, keyType: 'B', key: key.toString('hex') }, { op: 'increment', block: M1_PURSE.valueBlock, value: 1 }, { op: 'transfer', block: M1_PURSE.valueBlock }]);
+    const [, value, backup] = await runM1Script(card, readPurseScript(key));
     expect(() => purseValue(value, backup)).toThrow(M1AnswerError);
     expect(() => purseValue(value, backup)).toThrow(/disagree/);
   });
