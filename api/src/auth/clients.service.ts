@@ -122,3 +122,25 @@ export async function disableClient(em: EntityManager, clientId: string): Promis
   const [row] = await em.execute<OAuthClientRow[]>(`update oauth_client set disabled = true where client_id = ? returning *`, [clientId]);
   return row;
 }
+
+/** A party's sign-in client for the web console, as the console's sign-in page lists it. */
+export interface ConsoleSignInClient {
+  clientId: string;
+  kind: PrincipalKind;
+  name: string;
+  scope: string;
+}
+
+/**
+ * The enabled sign-in clients of parties (not cardholder apps) whose redirect URI is the console's:
+ * the console offers one "sign in" per party. Client ids of public clients are not secrets.
+ */
+export async function consoleSignInClients(em: EntityManager, redirectUri: string): Promise<ConsoleSignInClient[]> {
+  const rows = await em.execute<{ client_id: string; kind: PrincipalKind; name: string; scopes: string[] }[]>(
+    `select client_id, kind, name, scopes from oauth_client
+      where kind <> 'CARDHOLDER_APP' and not disabled and auth_method = 'none' and ? = any (redirect_uris)
+      order by case kind when 'MERCHANT' then 1 when 'BILLER' then 2 when 'ISSUER' then 3 else 4 end, name`,
+    [redirectUri],
+  );
+  return rows.map((r) => ({ clientId: r.client_id, kind: r.kind, name: r.name, scope: r.scopes.join(' ') }));
+}
