@@ -8,6 +8,8 @@
  *  4. the operator closes and clears a settlement window, reconciles it, and resolves a difference with a note.
  */
 import { execFile } from 'node:child_process';
+import fs from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import { generateKeyPairSync, randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -81,6 +83,17 @@ async function waitForStatus(page: Page, row: string, status: string) {
   }
 }
 
+/**
+ * With ONECARD_CONSOLE_SCREENSHOTS=<folder> (e.g. docs/images/console), each task's page is saved
+ * there as <name>.png: how docs/console.md's screenshots are made. Without it, nothing is written.
+ */
+async function screenshot(page: Page, name: string) {
+  const dir = process.env.ONECARD_CONSOLE_SCREENSHOTS;
+  if (!dir) return;
+  await page.setViewportSize({ width: 1100, height: 760 });
+  await page.screenshot({ path: path.resolve(root, dir, `${name}.png`), fullPage: true });
+}
+
 /** Through the console's sign-in: choose the organisation, sign in on OneCard's page, allow. */
 async function signIn(page: Page, party: keyof typeof users) {
   const user = users[party];
@@ -145,6 +158,7 @@ describe('1. a merchant refunds a payment', () => {
       await page.locator('#payment-remaining', { hasText: /^¥17\.50$/ }).waitFor();
       expect(await page.textContent('#payment-refunded')).toBe('¥12.50');
       expect(await page.textContent('#refunds')).toContain('one cup was missing');
+      await screenshot(page, 'merchant-refund');
 
       // More than remains is the API's refusal, shown with its code; nothing more is refunded.
       await page.fill('#refund-amount', '20');
@@ -188,6 +202,7 @@ describe('2. a biller imports a CSV file', () => {
         ['4', 'due_date'],
       ]);
       expect(await page.textContent('#bills-title + *')).toContain('Nothing here yet.');
+      await screenshot(page, 'biller-import-report');
       expect(problemsOf(page)).toEqual([]);
     } finally {
       await page.close();
@@ -241,6 +256,7 @@ describe('3. a card company registers a reader from its CSRs and revokes it', ()
       await waitForStatus(page, 'tr[data-serial="GZ-CONSOLE-0001"]', 'REVOKED');
       // Revoked for good: no button brings it back.
       expect(await row.getByRole('button').count()).toBe(0);
+      await screenshot(page, 'issuer-readers');
 
       // The API agrees, and so does the PKI: the city certificate's status is REVOKED.
       const [reader] = await world.db.orm.em.fork().execute<{ status: string }[]>(`select status from reader where serial = ?`, ['GZ-CONSOLE-0001']);
@@ -316,12 +332,76 @@ describe('4. the operator closes and clears a window and resolves a reconciliati
       await page.keyboard.press('Enter'); // the form submits from the keyboard
       await waitForStatus(page, 'tr[data-difference="ch_only_theirs"]', 'RESOLVED');
       expect(await difference.textContent()).toContain(note);
+      await screenshot(page, 'operator-settlement');
 
       const [row2] = await world.db.orm.em.fork().execute<{ status: string; note: string; window_status: string }[]>(
         `select d.status, d.note, w.status as window_status from reconciliation_difference d join settlement_window w on w.id = d.window_id where d.gateway_reference = 'ch_only_theirs'`,
       );
       expect(row2).toEqual({ status: 'RESOLVED', note, window_status: 'SETTLED' });
       expect(await checkLedger(world.db.orm.em.fork())).toEqual([]);
+      expect(problemsOf(page)).toEqual([]);
+    } finally {
+      await page.close();
+    }
+  });
+});
+
+/** axe-core's findings on the page as it is now (run in the page; the CSP does not apply to what the test evaluates). */
+async function accessibilityViolations(page: Page): Promise<{ id: string; impact: string; help: string; nodes: string[] }[]> {
+  await page.evaluate(await fs.readFile(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8'));
+  return page.evaluate(`axe.run(document, { resultTypes: ['violations'] }).then((r) => r.violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.map((n) => n.target.join(' ')) })))`);
+}
+
+describe('accessibility and language', () => {
+  it.each([['merchant' as const], ['biller' as const], ['issuer' as const], ['operator' as const]])('the %s’s pages have no serious or critical accessibility violations (axe-core)', async (party) => {
+    const page = await consolePage();
+    try {
+      await page.goto(`${world.server.url}/console/`);
+      await page.getByRole('button', { name: `Sign in to ${users[party].name}` }).waitFor();
+      if (party === 'merchant') await screenshot(page, 'sign-in');
+      expect((await accessibilityViolations(page)).filter((v) => ['serious', 'critical'].includes(v.impact))).toEqual([]);
+      await signIn(page, party);
+      await page.locator('main table, main form').first().waitFor();
+      if (party === 'merchant') {
+        await page.getByRole('link', { name: 'console-order-1' }).click();
+        await page.waitForSelector('#refund-amount');
+      }
+      expect((await accessibilityViolations(page)).filter((v) => ['serious', 'critical'].includes(v.impact))).toEqual([]);
+    } finally {
+      await page.close();
+    }
+  });
+
+  it('switches to Chinese and back: words, money and the page’s lang follow; the choice is kept', async () => {
+    const page = await consolePage();
+    try {
+      await signIn(page, 'merchant');
+      await page.getByRole('link', { name: 'console-order-1' }).waitFor();
+      await page.getByRole('button', { name: '中文' }).click();
+      await page.getByRole('link', { name: '支付' }).waitFor();
+      expect(await page.getAttribute('html', 'lang')).toBe('zh-CN');
+      expect(await page.textContent('main table')).toContain('已退款');
+      expect(await page.textContent('main table')).toContain('¥30.00');
+      await page.reload();
+      await page.getByRole('link', { name: '支付' }).waitFor();
+      await page.getByRole('button', { name: 'English' }).click();
+      await page.getByRole('link', { name: 'Payments' }).waitFor();
+      expect(await page.getAttribute('html', 'lang')).toBe('en');
+      expect(problemsOf(page)).toEqual([]);
+    } finally {
+      await page.close();
+    }
+  });
+
+  it('the sign-in works from the keyboard alone', async () => {
+    const page = await consolePage();
+    try {
+      await page.goto(`${world.server.url}/console/`);
+      const first = page.getByRole('button', { name: /^Sign in to / }).first();
+      await first.waitFor();
+      await first.focus();
+      await page.keyboard.press('Enter');
+      await page.waitForURL(/\/oauth\/interaction\//);
       expect(problemsOf(page)).toEqual([]);
     } finally {
       await page.close();

@@ -38,6 +38,8 @@ const WORDS = {
   payment: ['Payment', '支付'],
   refunds: ['Refunds', '退款'],
   ledgerEntries: ['Ledger entries', '账务分录'],
+  description: ['Description', '摘要'],
+  posted: ['Posted', '记账时间'],
   refund: ['Refund', '退款'],
   refundAmount: ['Amount to refund ({currency})', '退款金额（{currency}）'],
   refundAmountHint: ['Leave empty to refund all that remains.', '留空则退还全部剩余金额。'],

@@ -156,7 +156,17 @@ export function PaymentPage({ id }: { id: string }) {
             </table>
           )}
           <h3>{t('ledgerEntries')}</h3>
-          <table>
+          <table id="ledger-entries">
+            <thead>
+              <tr>
+                <th scope="col">{t('kind')}</th>
+                <th scope="col">{t('description')}</th>
+                <th scope="col" class="num">
+                  {t('amount')}
+                </th>
+                <th scope="col">{t('posted')}</th>
+              </tr>
+            </thead>
             <tbody>
               {payment.ledgerEntries.map((e) => (
                 <tr key={e.key}>
