@@ -18,6 +18,7 @@ import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createClient } from '../src/auth/clients.service.js';
 import { createPartyUser } from '../src/auth/party-users.service.js';
+import { toGlobalId } from '../src/graphql/global-id.js';
 import { issueCard as registerCard } from '../src/cards/cards.service.js';
 import { gatewayClearingAccount, pendingLoadAccount } from '../src/ledger/accounts.js';
 import { checkLedger } from '../src/ledger/ledger-check.js';
@@ -109,6 +110,11 @@ async function signIn(page: Page, party: keyof typeof users) {
   expect(new URL(page.url()).search).toBe(''); // the code and state are gone from the address bar
 }
 
+// The holder, their reader and their card (¥100.00 loaded): they pay the merchant, then a water bill.
+let holder: Awaited<ReturnType<typeof cardholderApp>>;
+let home: Awaited<ReturnType<typeof newReader>>;
+let chip: ReturnType<typeof issueCard>;
+
 describe('1. a merchant refunds a payment', () => {
   let paymentId: string;
   let merchant: Awaited<ReturnType<typeof apiClient>>;
@@ -121,9 +127,9 @@ describe('1. a merchant refunds a payment', () => {
     // A card loaded at the counter, then the holder pays ¥30.00 on their own reader.
     const issuer = await apiClient(world, 'ISSUER', world.gz.cardCompanyId, ['topups:write', 'cards:read']);
     const counter = await newReader(world, 'CONSOLE-COUNTER', world.gz);
-    const holder = await cardholderApp(world, 'console-holder');
-    const home = await newReader(world, 'CONSOLE-HOME', world.gz, { kind: 'CARDHOLDER', id: holder.id });
-    const chip = issueCard({ city: world.gz, keys: world.gzMasterKeys });
+    holder = await cardholderApp(world, 'console-holder');
+    home = await newReader(world, 'CONSOLE-HOME', world.gz, { kind: 'CARDHOLDER', id: holder.id });
+    chip = issueCard({ city: world.gz, keys: world.gzMasterKeys });
     await registerCard(em, world.gz.cardCompanyId, { cardNumber: testCardNumber('623177100000'), asn: chip.asn, cardType: 'CPU', keyVersion: 1, issuedOn: '2026-01-01', expiresOn: '2031-01-01', holderId: holder.id });
     const counterSessions = sessionsOf(issuer, () => counter);
     expect((await counterSessions.agent(chip).run(await counterSessions.open('LOAD', 10_000))).state).toBe('COMPLETED');
@@ -226,6 +232,41 @@ describe('2. a biller imports a CSV file', () => {
       await page.close();
     }
   });
+
+  it('the day’s reconciliation: a paid bill counted, the total agrees with the ledger, charted by hour, and the CSV file downloads', async () => {
+    // The holder pays CW-002 (¥45.20) with the card on their reader.
+    const [row] = await world.db.orm.em.fork().execute<{ id: string }[]>(`select id from bill where account_number = 'CW-002'`);
+    const bill = { id: toGlobalId('Bill', row!.id) };
+    const made = await holder.app.request<{ payBill: { billPayment: { id: string } | null; userErrors: unknown[] } }>(
+      'mutation($input: PayBillInput!) { payBill(input: $input) { billPayment { id } userErrors { code message } } }',
+      { input: { bill: bill.id, idempotencyKey: randomUUID() } },
+    );
+    expect(made.payBill.userErrors).toEqual([]);
+    const opened = await holder.app.request<{ openCardSession: { session: { id: string; challenge: string } } }>(OPEN, { input: { reader: home.id, operation: 'PURCHASE', billPayment: made.payBill.billPayment!.id } });
+    expect((await sessionsOf(holder.app, () => home).agent(chip, home).run(opened.openCardSession.session as never)).state).toBe('COMPLETED');
+
+    const page = await consolePage();
+    try {
+      await signIn(page, 'biller');
+      await page.getByRole('link', { name: 'Daily reconciliation' }).click();
+      await page.waitForSelector('#reconciliation-payments');
+      const totals = await page.textContent('#reconciliation-totals');
+      expect(totals).toContain('Payments1');
+      expect(totals).toContain('Total¥45.20');
+      expect(totals).toContain('Ledger total¥45.20 agrees');
+      expect(await page.textContent('#reconciliation-payments')).toContain('CW-002');
+      expect(await page.getAttribute('figure.chart svg', 'aria-label')).toMatch(/^Paid by hour \(city time\): \d\d ¥45\.20$/);
+      await screenshot(page, 'biller-reconciliation');
+
+      const [download] = await Promise.all([page.waitForEvent('download'), page.click('#reconciliation-csv')]);
+      const csv = await fs.readFile((await download.path())!, 'utf8');
+      expect(csv.split(/\r?\n/)[0]).toMatch(/^[a-z_]+(,[a-z_]+)+$/);
+      expect(csv).toContain('CW-002');
+      expect(problemsOf(page)).toEqual([]);
+    } finally {
+      await page.close();
+    }
+  });
 });
 
 describe('3. a card company registers a reader from its CSRs and revokes it', () => {
@@ -282,7 +323,7 @@ describe('4. the operator closes and clears a window and resolves a reconciliati
   ];
 
   beforeAll(async () => {
-    await consoleUser('operator', 'OPERATOR', null, 'OneCard operations', ['settlements:read', 'settlements:manage']);
+    await consoleUser('operator', 'OPERATOR', null, 'OneCard operations', ['settlements:read', 'settlements:manage', 'ledger:read']);
     nock.disableNetConnect();
     nock.enableNetConnect('127.0.0.1');
     nock(GATEWAY)
@@ -338,6 +379,12 @@ describe('4. the operator closes and clears a window and resolves a reconciliati
         `select d.status, d.note, w.status as window_status from reconciliation_difference d join settlement_window w on w.id = d.window_id where d.gateway_reference = 'ch_only_theirs'`,
       );
       expect(row2).toEqual({ status: 'RESOLVED', note, window_status: 'SETTLED' });
+
+      // The ledger check, from its page: the ledger balances.
+      await page.getByRole('link', { name: 'Ledger' }).click();
+      await page.click('#ledger-run');
+      await page.waitForSelector('#ledger-result[data-problems="0"]');
+      expect(await page.textContent('#ledger-result')).toContain('The ledger balances: no problem found.');
       expect(await checkLedger(world.db.orm.em.fork())).toEqual([]);
       expect(problemsOf(page)).toEqual([]);
     } finally {

@@ -6,6 +6,8 @@ import { ViewerDocument } from '@onecard/sdk/browser';
 import { useEffect, useState } from 'preact/hooks';
 import { lang, setLang, t, type WordKey } from './i18n.ts';
 import { BillsPage } from './pages/bills.tsx';
+import { LedgerPage } from './pages/ledger.tsx';
+import { ReconciliationPage } from './pages/reconciliation.tsx';
 import { PaymentPage, PaymentsPage } from './pages/payments.tsx';
 import { ReadersPage } from './pages/readers.tsx';
 import { SettlementPage } from './pages/settlement.tsx';
@@ -19,9 +21,15 @@ type Kind = SignInClient['kind'];
 /** Each kind's pages: the first is its home. */
 const NAV: Record<Kind, { path: string; label: WordKey }[]> = {
   MERCHANT: [{ path: '/payments', label: 'payments' }],
-  BILLER: [{ path: '/bills', label: 'bills' }],
+  BILLER: [
+    { path: '/bills', label: 'bills' },
+    { path: '/reconciliation', label: 'reconciliation' },
+  ],
   ISSUER: [{ path: '/readers', label: 'readers' }],
-  OPERATOR: [{ path: '/settlement', label: 'settlement' }],
+  OPERATOR: [
+    { path: '/settlement', label: 'settlement' },
+    { path: '/ledger', label: 'ledger' },
+  ],
 };
 
 export function App({ signInError }: { signInError?: string }) {
@@ -109,7 +117,7 @@ function Pages({ session: s }: { session: Session }) {
   if (tenantId === undefined) return <p class="loading">{t('loading')}</p>;
   const payment = match('/payments/:id', path);
   if (s.client.kind === 'MERCHANT') return payment ? <PaymentPage id={payment.id!} /> : <PaymentsPage />;
-  if (s.client.kind === 'BILLER') return <BillsPage />;
+  if (s.client.kind === 'BILLER') return path.startsWith('/reconciliation') ? <ReconciliationPage /> : <BillsPage />;
   if (s.client.kind === 'ISSUER') return <ReadersPage cardCompanyId={tenantId!} />;
-  return <SettlementPage />;
+  return path.startsWith('/ledger') ? <LedgerPage /> : <SettlementPage />;
 }

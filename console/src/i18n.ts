@@ -97,6 +97,26 @@ const WORDS = {
   showDifferences: ['Differences', '差异'],
   actions: ['Actions', '操作'],
   error: ['Error', '错误'],
+  cutoff: ['Cut-off or closed', '截止/关闭时间'],
+  // biller reconciliation
+  reconciliation: ['Daily reconciliation', '每日对账'],
+  paymentsCount: ['Payments', '缴费笔数'],
+  total: ['Total', '合计'],
+  ledgerTotal: ['Ledger total', '账务合计'],
+  agrees: ['agrees', '一致'],
+  disagrees: ['does not agree', '不一致'],
+  byHour: ['Paid by hour (city time)', '按小时缴费金额（当地时间）'],
+  downloadCsv: ['Download the day’s CSV file', '下载当日对账 CSV 文件'],
+  receipt: ['Receipt', '收据号'],
+  paidAt: ['Paid', '缴费时间'],
+  // ledger
+  ledger: ['Ledger', '账务'],
+  ledgerCheck: ['Ledger check', '账务检查'],
+  runLedgerCheck: ['Run the ledger check', '运行账务检查'],
+  ledgerBalances: ['The ledger balances: no problem found.', '账务平衡：未发现问题。'],
+  ledgerProblems: ['{count} problems found.', '发现 {count} 个问题。'],
+  rule: ['Rule', '规则'],
+  subject: ['Subject', '对象'],
 } as const satisfies Record<string, readonly [string, string]>;
 
 export type WordKey = keyof typeof WORDS;

@@ -98,7 +98,7 @@ export function SettlementPage() {
                 <th scope="col">{t('businessDay')}</th>
                 <th scope="col">{t('city')}</th>
                 <th scope="col">{t('status')}</th>
-                <th scope="col">{t('created')}</th>
+                <th scope="col">{t('cutoff')}</th>
                 <th scope="col">{t('actions')}</th>
               </tr>
             </thead>
