@@ -62,7 +62,10 @@ it('`onecard migrate` finds the database up to date, and `seed` runs each step o
   expect(first.pki.rootCaPassphrase).toBeTruthy();
   expect(second.pki.rootCaPassphrase).toBeUndefined();
   expect(second.cardholders).toEqual(first.cardholders.map(({ username }: { username: string }) => ({ username })));
-  expect({ ...second, clients: undefined, pki: undefined, cardholders: undefined }).toEqual({ ...first, clients: undefined, pki: undefined, cardholders: undefined });
+  // The console's users likewise: their passwords printed once (issue 26).
+  expect(first.console.users.merchant.password).toBeTruthy();
+  expect(second.console.users.merchant).toEqual({ client_id: first.console.users.merchant.client_id, username: first.console.users.merchant.username });
+  expect({ ...second, clients: undefined, pki: undefined, cardholders: undefined, console: undefined }).toEqual({ ...first, clients: undefined, pki: undefined, cardholders: undefined, console: undefined });
   expect(second.clients.merchant.client_id).toBe(first.clients.merchant.client_id);
 });
 

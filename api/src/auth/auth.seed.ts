@@ -3,6 +3,7 @@ import type { PrincipalKind } from './principal.js';
 import { fromGlobalId } from '../graphql/global-id.js';
 import { createCardholder } from './cardholders.service.js';
 import { createClient } from './clients.service.js';
+import { createPartyUser } from './party-users.service.js';
 import { scopesForKind } from './scopes.js';
 
 /** Where the demo cardholder app receives its authorization code (a local app a developer runs). */
@@ -31,5 +32,37 @@ export const authDemo: SeedStep = {
     ];
     for (const h of holders) await createCardholder(em, h);
     return { clients, cardholders: holders.map(({ username, password }) => ({ username, password })) };
+  },
+};
+
+/** Where the web console receives its authorization code: the console itself, served by the API. */
+export const consoleRedirectUri = (publicUrl: string) => `${publicUrl}/console/`;
+
+/**
+ * The web console's sign-in (issue 26): for each demo party a sign-in client (public, code + PKCE,
+ * every scope of its kind) and one person who signs in with it. A step of its own, so that a
+ * database seeded before the console gets them at its next start.
+ */
+export const consoleDemo: SeedStep = {
+  name: 'auth-console-demo',
+  async run(em, { earlier, config }) {
+    const tenants = earlier.tenants as { merchant: string; billers: { water: string }; cardCompanies: { GZ: string } };
+    const redirectUri = consoleRedirectUri(config.publicUrl);
+    const party = async (kind: PrincipalKind, tenant: string | null, name: string, user: { username: string; password: string; displayName: string }) => {
+      const { client } = await createClient(em, { kind, tenantId: tenant && fromGlobalId(tenant).id, name, scopes: scopesForKind(kind), redirectUris: [redirectUri] });
+      await createPartyUser(em, { clientId: client.client_id, ...user });
+      return { client_id: client.client_id, username: user.username, password: user.password };
+    };
+    return {
+      console: {
+        url: redirectUri,
+        users: {
+          operator: await party('OPERATOR', null, 'OneCard operations', { username: 'ops-admin', password: 'ops-demo-password', displayName: '运营 Operations' }),
+          issuer: await party('ISSUER', tenants.cardCompanies.GZ, '广州羊城通 Yangchengtong', { username: 'gz-backoffice', password: 'gz-demo-password', displayName: '羊城通 Back office' }),
+          merchant: await party('MERCHANT', tenants.merchant, 'Demo Shop', { username: 'shop-clerk', password: 'shop-demo-password', displayName: '店员 Shop clerk' }),
+          biller: await party('BILLER', tenants.billers.water, '广州自来水 Guangzhou Water', { username: 'water-clerk', password: 'water-demo-password', displayName: '水务 Billing clerk' }),
+        },
+      },
+    };
   },
 };

@@ -53,13 +53,13 @@ export class OAuthClientType {
   @Field(() => [String], { description: 'The scopes the client is registered with; a token carries a subset of these (docs/auth.md#scopes).' })
   scopes!: string[];
 
-  @Field({ description: 'client_secret_basic, private_key_jwt, or none (a cardholder app using PKCE).' })
+  @Field({ description: 'client_secret_basic, private_key_jwt, or none (a sign-in client using PKCE: a cardholder app, or a party\'s console sign-in).' })
   tokenEndpointAuthMethod!: string;
 
   @Field({ description: 'True when its access tokens must be DPoP-bound.' })
   dpopBound!: boolean;
 
-  @Field(() => [String], { description: 'Cardholder apps: the registered redirect URIs for the authorization code; empty for other kinds.' })
+  @Field(() => [String], { description: 'Sign-in clients (cardholder apps, and parties\' console sign-in clients): the registered redirect URIs for the authorization code; empty for clients that get their own tokens.' })
   redirectUris!: string[];
 
   @Field({ description: 'A disabled client gets no tokens, and its tokens are refused.' })
@@ -83,7 +83,7 @@ export class CreateOAuthClientInput {
   @Field(() => JSONObjectResolver, { nullable: true, description: 'A JWK Set of public keys: the client authenticates with private_key_jwt instead of a secret.' })
   jwks?: Record<string, unknown> | null;
 
-  @Field(() => [String], { nullable: true, description: 'Cardholder apps only: where the authorization code goes.' })
+  @Field(() => [String], { nullable: true, description: 'Where the authorization code goes: required for a cardholder app; on another kind it makes a sign-in client for its people (the web console: code + PKCE, no client credentials).' })
   redirectUris?: string[] | null;
 
   @Field({ nullable: true, description: 'Require DPoP-bound access tokens.' })

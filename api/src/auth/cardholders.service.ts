@@ -5,17 +5,20 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 const scryptAsync = promisify(scrypt) as (password: string, salt: Buffer, keylen: number) => Promise<Buffer>;
 
 /** scrypt with a random salt: people's passwords are guessable, unlike client secrets. */
-async function hashPassword(password: string): Promise<string> {
+export async function hashPassword(password: string): Promise<string> {
   const salt = randomBytes(16);
   return `scrypt$${salt.toString('base64url')}$${(await scryptAsync(password, salt, 32)).toString('base64url')}`;
 }
 
-async function passwordMatches(password: string, stored: string): Promise<boolean> {
+export async function passwordMatches(password: string, stored: string): Promise<boolean> {
   const [, salt, hash] = stored.split('$');
   const expected = Buffer.from(hash!, 'base64url');
   const actual = await scryptAsync(password, Buffer.from(salt!, 'base64url'), expected.length);
   return timingSafeEqual(actual, expected);
 }
+
+/** Checked when the name is unknown, so that a wrong name costs what a wrong password does. */
+export const NO_SUCH_USER_HASH = 'scrypt$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA';
 
 export interface Cardholder {
   id: string;
@@ -38,7 +41,7 @@ export async function createCardholder(em: EntityManager, input: { username: str
 /** The cardholder for these credentials, or undefined; the same work either way, so no timing hint. */
 export async function authenticateCardholder(em: EntityManager, username: string, password: string): Promise<Cardholder | undefined> {
   const [row] = await em.execute<{ id: string; username: string; display_name: string; password_hash: string }[]>(`select * from cardholder where username = ?`, [username]);
-  const ok = await passwordMatches(password, row?.password_hash ?? 'scrypt$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA');
+  const ok = await passwordMatches(password, row?.password_hash ?? NO_SUCH_USER_HASH);
   return row && ok ? { id: row.id, username: row.username, displayName: row.display_name } : undefined;
 }
 

@@ -56,17 +56,16 @@ function validate(input: CreateClientInput): ClientAuthMethod {
     throw new ClientError('INVALID_JWKS', 'jwks must hold one or more public RSA, EC or OKP keys (no private parts, no symmetric keys)');
   }
   const redirects = input.redirectUris ?? [];
-  if (input.kind === 'CARDHOLDER_APP') {
-    if (redirects.length === 0) throw new ClientError('INVALID_REDIRECT_URI', 'a cardholder app needs at least one redirect URI');
-    for (const uri of redirects) {
-      const url = URL.canParse(uri) ? new URL(uri) : undefined;
-      if (!url || url.hash || !/^(https:|http:$)/.test(url.protocol) || (url.protocol === 'http:' && !['localhost', '127.0.0.1', '[::1]'].includes(url.hostname))) {
-        throw new ClientError('INVALID_REDIRECT_URI', `${uri}: redirect URIs are https, or http on a loopback host, without a fragment`);
-      }
+  if (input.kind === 'CARDHOLDER_APP' && redirects.length === 0) throw new ClientError('INVALID_REDIRECT_URI', 'a cardholder app needs at least one redirect URI');
+  for (const uri of redirects) {
+    const url = URL.canParse(uri) ? new URL(uri) : undefined;
+    if (!url || url.hash || !/^(https:|http:$)/.test(url.protocol) || (url.protocol === 'http:' && !['localhost', '127.0.0.1', '[::1]'].includes(url.hostname))) {
+      throw new ClientError('INVALID_REDIRECT_URI', `${uri}: redirect URIs are https, or http on a loopback host, without a fragment`);
     }
-    return input.jwks ? 'private_key_jwt' : 'none'; // an app on a phone cannot keep a secret; PKCE protects it
   }
-  if (redirects.length) throw new ClientError('INVALID_REDIRECT_URI', 'only cardholder apps use redirect URIs');
+  // A client with redirect URIs signs people in (code + PKCE): a cardholder app, or a party's
+  // sign-in client for the web console (issue 26). A browser or a phone cannot keep a secret.
+  if (redirects.length) return input.jwks ? 'private_key_jwt' : 'none';
   return input.jwks ? 'private_key_jwt' : 'client_secret_basic';
 }
 
@@ -101,7 +100,8 @@ export async function findClient(em: EntityManager, clientId: string): Promise<O
 
 /** The client as oidc-provider's metadata (RFC 7591 names). */
 export function providerMetadata(client: OAuthClientRow): Record<string, unknown> {
-  const app = client.kind === 'CARDHOLDER_APP';
+  // Redirect URIs make a sign-in client (authorization code + PKCE); without them, client credentials.
+  const app = client.redirect_uris.length > 0;
   return {
     client_id: client.client_id,
     client_name: client.name,
@@ -121,4 +121,26 @@ export function providerMetadata(client: OAuthClientRow): Record<string, unknown
 export async function disableClient(em: EntityManager, clientId: string): Promise<OAuthClientRow | undefined> {
   const [row] = await em.execute<OAuthClientRow[]>(`update oauth_client set disabled = true where client_id = ? returning *`, [clientId]);
   return row;
+}
+
+/** A party's sign-in client for the web console, as the console's sign-in page lists it. */
+export interface ConsoleSignInClient {
+  clientId: string;
+  kind: PrincipalKind;
+  name: string;
+  scope: string;
+}
+
+/**
+ * The enabled sign-in clients of parties (not cardholder apps) whose redirect URI is the console's:
+ * the console offers one "sign in" per party. Client ids of public clients are not secrets.
+ */
+export async function consoleSignInClients(em: EntityManager, redirectUri: string): Promise<ConsoleSignInClient[]> {
+  const rows = await em.execute<{ client_id: string; kind: PrincipalKind; name: string; scopes: string[] }[]>(
+    `select client_id, kind, name, scopes from oauth_client
+      where kind <> 'CARDHOLDER_APP' and not disabled and auth_method = 'none' and ? = any (redirect_uris)
+      order by case kind when 'MERCHANT' then 1 when 'BILLER' then 2 when 'ISSUER' then 3 else 4 end, name`,
+    [redirectUri],
+  );
+  return rows.map((r) => ({ clientId: r.client_id, kind: r.kind, name: r.name, scope: r.scopes.join(' ') }));
 }

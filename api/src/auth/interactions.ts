@@ -2,15 +2,21 @@ import type { MikroORM } from '@mikro-orm/postgresql';
 import express, { type Request, type Response, Router } from 'express';
 import type Provider from 'oidc-provider';
 import { authenticateCardholder } from './cardholders.service.js';
+import { findClient } from './clients.service.js';
+import { authenticatePartyUser } from './party-users.service.js';
 import { oauthPage } from './pages.js';
 import { escapeHtml } from './provider.js';
 import { SCOPES } from './scopes.js';
 import { type AuthThrottle, waitText } from './throttle.js';
 
-function loginPage(uid: string, clientName: string, error?: string): string {
+/** Who signs in on the page: a cardholder (for an app), or a party's person (for the console). */
+type SignInFor = { name: string; cardholder: boolean };
+
+function loginPage(uid: string, client: SignInFor, error?: string): string {
+  const lead = client.cardholder ? `<strong>${escapeHtml(client.name)}</strong> wants to use your city card.` : `Sign in to <strong>${escapeHtml(client.name)}</strong> with your user name.`;
   return oauthPage(
     'Sign in to OneCard',
-    `<p><strong>${escapeHtml(clientName)}</strong> wants to use your city card.</p>
+    `<p>${lead}</p>
 ${error ? `<p class="error">${escapeHtml(error)}</p>` : ''}
 <form method="post" action="/oauth/interaction/${escapeHtml(uid)}/login">
 <label for="username">Username</label><input id="username" name="username" autocomplete="username" required autofocus>
@@ -35,12 +41,26 @@ export function interactionRoutes(provider: Provider, orm: MikroORM, throttle: A
   const form = express.urlencoded({ extended: false, limit: '10kb' });
 
   const clientName = async (clientId: unknown) => (await provider.Client.find(String(clientId)))?.clientName ?? String(clientId);
+  const signInFor = async (clientId: unknown): Promise<SignInFor> => ({
+    name: await clientName(clientId),
+    cardholder: (await findClient(orm.em.fork(), String(clientId)))?.kind === 'CARDHOLDER_APP',
+  });
+  /**
+   * A cardholder app signs in cardholders; a party's sign-in client signs in that client's own users
+   * (party_user), never a cardholder and never another party's user: the token carries the client's
+   * kind and tenant, so the wrong person would act as that party.
+   */
+  const authenticate = async (clientId: unknown, username: string, password: string) => {
+    const client = await findClient(orm.em.fork(), String(clientId));
+    if (client?.kind === 'CARDHOLDER_APP') return authenticateCardholder(orm.em.fork(), username, password);
+    return authenticatePartyUser(orm.em.fork(), String(clientId), username, password);
+  };
 
   router.get('/interaction/:uid', async (req: Request, res: Response) => {
     const details = await provider.interactionDetails(req, res);
     const name = await clientName(details.params.client_id);
     if (details.prompt.name === 'login') {
-      res.type('html').send(loginPage(details.uid, name));
+      res.type('html').send(loginPage(details.uid, await signInFor(details.params.client_id)));
       return;
     }
     const missing = Object.values((details.prompt.details.missingResourceScopes ?? {}) as Record<string, string[]>).flat();
@@ -54,17 +74,17 @@ export function interactionRoutes(provider: Provider, orm: MikroORM, throttle: A
     const keys = throttle.signInKeys(username, req.ip ?? 'unknown');
     const wait = await throttle.retryAfter(orm.em.fork(), keys);
     if (wait > 0) {
-      res.status(429).setHeader('retry-after', String(wait)).type('html').send(loginPage(details.uid, await clientName(details.params.client_id), `Too many sign-in attempts. Wait ${waitText(wait)} and try again.`));
+      res.status(429).setHeader('retry-after', String(wait)).type('html').send(loginPage(details.uid, await signInFor(details.params.client_id), `Too many sign-in attempts. Wait ${waitText(wait)} and try again.`));
       return;
     }
-    const holder = await authenticateCardholder(orm.em.fork(), username, String(req.body?.password ?? ''));
-    if (!holder) {
+    const account = await authenticate(details.params.client_id, username, String(req.body?.password ?? ''));
+    if (!account) {
       await throttle.failed(orm.em.fork(), keys);
-      res.status(401).type('html').send(loginPage(details.uid, await clientName(details.params.client_id), 'Wrong username or password.'));
+      res.status(401).type('html').send(loginPage(details.uid, await signInFor(details.params.client_id), 'Wrong username or password.'));
       return;
     }
     await throttle.succeeded(orm.em.fork(), keys[0]!);
-    await provider.interactionFinished(req, res, { login: { accountId: holder.id } }, { mergeWithLastSubmission: false });
+    await provider.interactionFinished(req, res, { login: { accountId: account.id } }, { mergeWithLastSubmission: false });
   });
 
   router.post('/interaction/:uid/confirm', form, async (req: Request, res: Response) => {

@@ -1,9 +1,10 @@
 import { hkdfSync } from 'node:crypto';
 import type { MikroORM } from '@mikro-orm/postgresql';
 import type { NextFunction, Request, Response } from 'express';
-import Provider, { errors, type Configuration } from 'oidc-provider';
+import Provider, { errors, interactionPolicy, type Configuration } from 'oidc-provider';
 import type { Config } from '../config/config.js';
 import { findCardholder } from './cardholders.service.js';
+import { accountMayUseClient, findPartyUser } from './party-users.service.js';
 import { assertionLifetimeProblem } from './client-authentication.js';
 import { hashSecret } from './clients.service.js';
 import { SIGNING_ALG, type SigningKeys } from './keys.js';
@@ -74,10 +75,12 @@ export function createAuthorizationServer(opts: { config: Config; orm: MikroORM;
         },
       },
     },
-    interactions: { url: (_ctx, interaction) => `/oauth/interaction/${interaction.uid}` },
+    interactions: { policy: signInPolicy(orm), url: (_ctx, interaction) => `/oauth/interaction/${interaction.uid}` },
     async findAccount(_ctx, sub) {
-      const holder = await findCardholder(orm.em.fork(), sub);
-      return holder && { accountId: holder.id, claims: async () => ({ sub: holder.id }) };
+      // A cardholder (for an app) or a party's user (for the console): the client decides which may sign in.
+      const em = orm.em.fork();
+      const account = (await findCardholder(em, sub)) ?? (await findPartyUser(em, sub));
+      return account && { accountId: account.id, claims: async () => ({ sub: account.id }) };
     },
     async renderError(ctx, out) {
       ctx.type = 'html';
@@ -87,6 +90,25 @@ export function createAuthorizationServer(opts: { config: Config; orm: MikroORM;
   const provider = new Provider(issuerOf(config), configuration);
   provider.proxy = config.trustProxy; // only behind a proxy that sets X-Forwarded-* itself
   return provider;
+}
+
+/**
+ * oidc-provider's prompts, with one more reason to ask for a login: the browser's sign-in session
+ * belongs to an account that may not use this client. The session is per browser, not per client:
+ * without this, a cardholder signed in for an app (or the biller's clerk) who then opened the
+ * merchant's console sign-in would only be asked to consent, and get a token acting as the merchant.
+ */
+function signInPolicy(orm: MikroORM) {
+  const policy = interactionPolicy.base();
+  policy.get('login')!.checks.add(
+    new interactionPolicy.Check('account_not_for_client', 'the signed-in account may not use this client', async (ctx) => {
+      const accountId = ctx.oidc.session?.accountId;
+      const clientId = ctx.oidc.client?.clientId;
+      if (!accountId || !clientId) return interactionPolicy.Check.NO_NEED_TO_PROMPT; // no session: the login prompt asks anyway
+      return (await accountMayUseClient(orm.em.fork(), accountId, clientId)) ? interactionPolicy.Check.NO_NEED_TO_PROMPT : interactionPolicy.Check.REQUEST_PROMPT;
+    }),
+  );
+  return policy;
 }
 
 export function escapeHtml(s: string): string {

@@ -4,7 +4,7 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Logger } from 'pino';
 import type { Config } from '../config/config.js';
 import { toGlobalId } from '../graphql/global-id.js';
-import { authDemo } from '../auth/auth.seed.js';
+import { authDemo, consoleDemo } from '../auth/auth.seed.js';
 import { pkiDemo } from '../pki/pki.seed.js';
 import { readersDemo } from '../readers/readers.seed.js';
 import { readersHomeDemo } from '../readers/readers-home.seed.js';
@@ -39,7 +39,7 @@ const platformAccounts: SeedStep = {
 };
 
 /** The demo seed, in order. Later contexts append their steps. */
-export const seedSteps: SeedStep[] = [platformAccounts, tenancyDemo, authDemo, pkiDemo, readersDemo, cardsDemo, billsDemo, readersHomeDemo];
+export const seedSteps: SeedStep[] = [platformAccounts, tenancyDemo, authDemo, pkiDemo, readersDemo, cardsDemo, billsDemo, readersHomeDemo, consoleDemo];
 
 /**
  * Runs every step not yet recorded in `seed_run`, each in its own transaction with its record,

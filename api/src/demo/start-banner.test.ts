@@ -11,6 +11,7 @@ const secrets = {
   dbPassword: 'pgPassw0rdSecret',
   rootCaPassphrase: 'root-ca-passphrase-789',
   cardholderPassword: 'lin-password-000',
+  consolePassword: 'shop-clerk-password-111',
 };
 const demo = {
   publicUrl: 'http://localhost:4000',
@@ -22,6 +23,7 @@ const demo = {
   },
   cardholders: [{ username: 'lin', password: secrets.cardholderPassword }],
   pki: { rootCaFile: '/data/root-ca.json', rootCaPassphrase: secrets.rootCaPassphrase },
+  console: { url: 'http://localhost:4000/console/', users: { merchant: { client_id: 'oc_merchant_2', username: 'shop-clerk', password: secrets.consolePassword } } },
 };
 const config = { publicUrl: 'http://localhost:4000', dataDir: '/home/you/onecard/.onecard' };
 
@@ -39,6 +41,7 @@ describe('the start banner', () => {
   it('lists the URLs and the next three things to try', () => {
     expect(banner).toContain('GraphQL + GraphiQL  http://localhost:4000/graphql');
     expect(banner).toContain('sandbox gateway     http://127.0.0.1:5055');
+    expect(banner).toContain('web console         http://localhost:4000/console/ (sign in as shop-clerk: passwords in demo.json, console.users)');
     const next = banner.slice(banner.indexOf('Next, try:'));
     expect(next.match(/^ {2}\d\. /gm)).toEqual(['  1. ', '  2. ', '  3. ']);
     expect(next).toContain(`curl -s http://localhost:4000/graphql -H 'content-type: application/json' -d '{"query":"{ serverInfo { version time } }"}'`);

@@ -20,6 +20,8 @@ export function startBanner(input: { config: Pick<Config, 'publicUrl' | 'dataDir
   if (input.demo) {
     const clients = Object.keys((input.demo.clients as Record<string, unknown> | undefined) ?? {});
     const cardholders = ((input.demo.cardholders as { username?: string }[] | undefined) ?? []).map((c) => c.username).filter(Boolean);
+    const consoleUsers = Object.values((input.demo.console as { users?: Record<string, { username?: string }> } | undefined)?.users ?? {}).map((u) => u.username).filter(Boolean);
+    if (consoleUsers.length) lines.push(`  web console         ${publicUrl}/console/ (sign in as ${consoleUsers.join(', ')}: passwords in demo.json, console.users)`);
     lines.push(
       `  demo credentials    ${demoFile} (mode 600: client ids and secrets of ${clients.join(', ')}; cardholders ${cardholders.join(', ')}; the demo root CA passphrase)`,
       '',

@@ -21,6 +21,7 @@ import type { CardSessionEngine } from '../readers/session/card-session.service.
 import { ClientSecretSeal } from '../topups/client-secret.js';
 import { Metrics, metricsAccess } from './metrics.js';
 import { securityHeaders } from './security-headers.js';
+import { consoleRoutes } from './console.js';
 
 export const REQUEST_ID_HEADER = 'x-request-id';
 
@@ -134,6 +135,9 @@ export async function createHttpApp(opts: {
 
   // The payment gateway's signed events (top-ups paid, refunds done).
   app.use('/webhooks', gatewayWebhookRoutes(orm, () => config.gateway?.webhookSecret, clientSecrets));
+
+  // The web console for merchants, billers, card companies and the operator (docs/console.md).
+  app.use('/console', consoleRoutes(config, orm));
 
   // Development only: GraphiQL's "sign in as a demo client" (absent in production).
   const devSignIn = demoSignInEnabled(config);

@@ -373,7 +373,7 @@ export type CreateOAuthClientInput = {
   kind: PrincipalKind;
   /** A name people recognise, e.g. "Tea House back end". */
   name: string;
-  /** Cardholder apps only: where the authorization code goes. */
+  /** Where the authorization code goes: required for a cardholder app; on another kind it makes a sign-in client for its people (the web console: code + PKCE, no client credentials). */
   redirectUris?: Array<string> | null | undefined;
   /** A subset of the scopes its kind may hold (docs/auth.md). */
   scopes: Array<string>;

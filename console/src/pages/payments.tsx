@@ -1,0 +1,252 @@
+/**
+ * Merchant: payments (filter by status and order reference, keyset pages), a payment's detail with
+ * its refunds and ledger entries, and a refund, whole or partial, showing what remains refundable.
+ */
+import { PaymentDocument, type PaymentQuery, PaymentsDocument, type PaymentStatus, RefundPaymentDocument } from '@onecard/sdk/browser';
+import { useState } from 'preact/hooks';
+import { decimalToMinor, formatMoney, formatTime, minorDigits } from '../format.ts';
+import { t } from '../i18n.ts';
+import { navigate } from '../router.ts';
+import { apiClient } from '../session.ts';
+import { ErrorText, Pager, Section, Status, type UserErrorView, UserErrors, useLoad, usePager } from '../ui.tsx';
+
+const STATUSES: PaymentStatus[] = ['SUCCEEDED', 'REQUIRES_CARD', 'PROCESSING', 'FAILED', 'CANCELED'];
+
+export function PaymentsPage() {
+  const [status, setStatus] = useState<PaymentStatus | ''>('');
+  const [orderReference, setOrderReference] = useState('');
+  const [applied, setApplied] = useState({ status: '' as PaymentStatus | '', orderReference: '' });
+  const pager = usePager(JSON.stringify(applied));
+  const list = useLoad(
+    () =>
+      apiClient().execute(PaymentsDocument, {
+        first: 20,
+        after: pager.after,
+        filter: { ...(applied.status ? { status: [applied.status] } : {}), ...(applied.orderReference ? { orderReference: applied.orderReference } : {}) },
+      }),
+    [pager.after, applied],
+  );
+  const payments = list.data?.payments;
+  return (
+    <Section title={t('payments')} id="payments-title">
+      <form
+        class="filters"
+        onSubmit={(e) => {
+          e.preventDefault();
+          setApplied({ status, orderReference: orderReference.trim() });
+        }}
+      >
+        <label>
+          {t('status')}
+          <select value={status} onChange={(e) => setStatus((e.target as HTMLSelectElement).value as PaymentStatus | '')}>
+            <option value="">{t('allStatuses')}</option>
+            {STATUSES.map((s) => (
+              <option key={s} value={s}>
+                {s}
+              </option>
+            ))}
+          </select>
+        </label>
+        <label>
+          {t('order')}
+          <input value={orderReference} onInput={(e) => setOrderReference((e.target as HTMLInputElement).value)} />
+        </label>
+        <button type="submit">{t('filter')}</button>
+      </form>
+      <ErrorText error={list.error} />
+      {payments && payments.edges.length === 0 ? <p>{t('none')}</p> : null}
+      {payments && payments.edges.length > 0 ? (
+        <table>
+          <thead>
+            <tr>
+              <th scope="col">{t('order')}</th>
+              <th scope="col">{t('status')}</th>
+              <th scope="col" class="num">
+                {t('amount')}
+              </th>
+              <th scope="col" class="num">
+                {t('refunded')}
+              </th>
+              <th scope="col">{t('created')}</th>
+            </tr>
+          </thead>
+          <tbody>
+            {payments.edges.map(({ node: p }) => (
+              <tr key={p.id} data-payment={p.id}>
+                <td>
+                  <a href={`#/payments/${encodeURIComponent(p.id)}`}>{p.orderReference}</a>
+                </td>
+                <td>
+                  <Status value={p.status} />
+                </td>
+                <td class="num">{formatMoney(p.amount)}</td>
+                <td class="num">{formatMoney(p.refundedAmount)}</td>
+                <td>{formatTime(p.createdAt)}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      ) : null}
+      <Pager pager={pager} pageInfo={payments?.pageInfo} />
+    </Section>
+  );
+}
+
+type Payment = NonNullable<PaymentQuery['payment']>;
+
+const remainingOf = (p: Pick<Payment, 'amount' | 'refundedAmount'>) => ({ amount: p.amount.amount - p.refundedAmount.amount, currency: p.amount.currency });
+
+export function PaymentPage({ id }: { id: string }) {
+  const detail = useLoad(() => apiClient().execute(PaymentDocument, { id }), [id]);
+  const payment = detail.data?.payment;
+  return (
+    <Section title={`${t('payment')} ${payment?.orderReference ?? ''}`} id="payment-title">
+      <p>
+        <a
+          href="#/payments"
+          onClick={(e) => {
+            e.preventDefault();
+            navigate('/payments');
+          }}
+        >
+          ← {t('back')}
+        </a>
+      </p>
+      <ErrorText error={detail.error} />
+      {payment ? (
+        <>
+          <dl class="facts">
+            <dt>{t('status')}</dt>
+            <dd>
+              <Status value={payment.status} />
+            </dd>
+            <dt>{t('amount')}</dt>
+            <dd id="payment-amount">{formatMoney(payment.amount)}</dd>
+            <dt>{t('refunded')}</dt>
+            <dd id="payment-refunded">{formatMoney(payment.refundedAmount)}</dd>
+            <dt>{t('remaining')}</dt>
+            <dd id="payment-remaining">{formatMoney(remainingOf(payment))}</dd>
+            <dt>{t('created')}</dt>
+            <dd>{formatTime(payment.createdAt)}</dd>
+          </dl>
+          {payment.status === 'SUCCEEDED' ? <RefundForm payment={payment} onDone={detail.reload} /> : null}
+          <h3>{t('refunds')}</h3>
+          {payment.refunds.length === 0 ? (
+            <p>{t('none')}</p>
+          ) : (
+            <table id="refunds">
+              <thead>
+                <tr>
+                  <th scope="col" class="num">
+                    {t('amount')}
+                  </th>
+                  <th scope="col">{t('reason')}</th>
+                  <th scope="col">{t('created')}</th>
+                </tr>
+              </thead>
+              <tbody>
+                {payment.refunds.map((r) => (
+                  <tr key={r.id}>
+                    <td class="num">{formatMoney(r.amount)}</td>
+                    <td>{r.reason ?? '—'}</td>
+                    <td>{formatTime(r.createdAt)}</td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          )}
+          <h3>{t('ledgerEntries')}</h3>
+          <table id="ledger-entries">
+            <thead>
+              <tr>
+                <th scope="col">{t('kind')}</th>
+                <th scope="col">{t('description')}</th>
+                <th scope="col" class="num">
+                  {t('amount')}
+                </th>
+                <th scope="col">{t('posted')}</th>
+              </tr>
+            </thead>
+            <tbody>
+              {payment.ledgerEntries.map((e) => (
+                <tr key={e.key}>
+                  <td>{e.kind}</td>
+                  <td>{e.description}</td>
+                  <td class="num">{formatMoney(e.amount)}</td>
+                  <td>{formatTime(e.postedAt)}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </>
+      ) : null}
+    </Section>
+  );
+}
+
+/** A refund: the amount typed as 12.50 is turned into minor units exactly; one idempotency key per refund, so a double click refunds once. */
+function RefundForm({ payment, onDone }: { payment: Payment; onDone(): void }) {
+  const currency = payment.amount.currency;
+  const [amount, setAmount] = useState('');
+  const [reason, setReason] = useState('');
+  const [key, setKey] = useState(() => crypto.randomUUID());
+  const [busy, setBusy] = useState(false);
+  const [problem, setProblem] = useState<{ userErrors?: readonly UserErrorView[]; error?: unknown; invalid?: string }>({});
+  const [done, setDone] = useState<string>();
+  const submit = async (e: Event) => {
+    e.preventDefault();
+    const minor = amount.trim() === '' ? null : decimalToMinor(amount, currency);
+    if (minor === undefined) {
+      setProblem({ invalid: t('badAmount', { digits: minorDigits(currency) }) });
+      return;
+    }
+    setBusy(true);
+    setProblem({});
+    try {
+      const r = await apiClient().mutate(RefundPaymentDocument, { input: { payment: payment.id, amount: minor, reason: reason.trim() || null, idempotencyKey: key } });
+      if (!r.ok) {
+        setProblem({ userErrors: r.userErrors });
+        return;
+      }
+      const after = r.data.refundPayment.payment!;
+      setDone(t('refundDone', { amount: formatMoney(r.data.refundPayment.refund!.amount), remaining: formatMoney(remainingOf(after)) }));
+      setAmount('');
+      setReason('');
+      setKey(crypto.randomUUID());
+      onDone();
+    } catch (error) {
+      setProblem({ error });
+    } finally {
+      setBusy(false);
+    }
+  };
+  return (
+    <form class="card-form" onSubmit={submit} aria-labelledby="refund-title">
+      <h3 id="refund-title">{t('refund')}</h3>
+      <label>
+        {t('refundAmount', { currency })}
+        <input id="refund-amount" inputMode="decimal" value={amount} onInput={(e) => setAmount((e.target as HTMLInputElement).value)} aria-describedby="refund-hint" />
+      </label>
+      <small id="refund-hint">{t('refundAmountHint')}</small>
+      <label>
+        {t('reason')}
+        <input id="refund-reason" value={reason} maxLength={200} onInput={(e) => setReason((e.target as HTMLInputElement).value)} />
+      </label>
+      <button type="submit" id="refund-submit" disabled={busy || remainingOf(payment).amount <= 0}>
+        {t('refund')}
+      </button>
+      {problem.invalid ? (
+        <p class="error" role="alert">
+          {problem.invalid}
+        </p>
+      ) : null}
+      <UserErrors errors={problem.userErrors} />
+      <ErrorText error={problem.error} />
+      {done ? (
+        <p class="ok" role="status" id="refund-done">
+          {done}
+        </p>
+      ) : null}
+    </form>
+  );
+}
