@@ -68,7 +68,8 @@ function restored(settings: CostThrottleSettings): string {
 export async function chargeCost(em: EntityManager, key: string, cost: number, settings: CostThrottleSettings): Promise<{ charged: boolean; status: ThrottleStatus }> {
   const r = restored(settings);
   const fits = cost <= settings.maximumAvailable;
-  const [row] = await em.getConnection().execute<{ available: number; last_charged: boolean }[]>(
+  // Through `em`, not its connection: in a mutation's transaction when `em` is one.
+  const [row] = await em.execute<{ available: number; last_charged: boolean }[]>(
     `insert into graphql_cost_bucket as b (bucket_key, available, last_charged, updated_at)
      values (?, ?, ?, clock_timestamp())
      on conflict (bucket_key) do update set
