@@ -1,26 +1,37 @@
 import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
 import { unwrapResolverError } from '@apollo/server/errors';
 import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
-import type { FragmentDefinitionNode, GraphQLError } from 'graphql';
+import type { FragmentDefinitionNode, GraphQLError, OperationDefinitionNode } from 'graphql';
 import type { Logger } from 'pino';
 import type { Config } from './config/config.js';
 import type { Metrics } from './http/metrics.js';
 import type { GraphQLContext } from './graphql/context.js';
 import { anonymousStatusPlugin } from './graphql/anonymous-status.js';
 import { errorFormatter, isPublicCode } from './graphql/errors.js';
-import { bucketKey, chargeCost, type CostThrottleSettings, peekBucket, type ThrottleStatus, throttled, unlessUnavailable } from './graphql/cost-throttle.js';
+import { bucketKey, CostBuckets, type CostThrottleSettings, peekBucket, pendingCharge, type ThrottleStatus, throttled, unlessUnavailable } from './graphql/cost-throttle.js';
+import { chargesInItsTransaction } from './graphql/idempotency.js';
 import { checkInput } from './graphql/input-checks.js';
 import { DEFAULT_LIMITS, measure, type QueryLimits } from './graphql/query-cost.js';
 import { apiSchema } from './schema.js';
 
+/** Whether every root field of a mutation runs in a transaction of its own that takes the request's charge (a transactional @Idempotent). */
+function chargedByItsTransaction(operation: OperationDefinitionNode): boolean {
+  return operation.operation === 'mutation' && operation.selectionSet.selections.every((s) => s.kind === 'Field' && chargesInItsTransaction(s.name.value));
+}
+
 /**
  * The checks every operation passes after validation and before any resolver runs, in order:
  * its input (input-checks.ts), its limits and cost (query-cost.ts), then its caller's cost bucket
- * (cost-throttle.ts), charged the cost. Every answer to an operation reports its cost and the
- * bucket in `extensions.cost`.
+ * (cost-throttle.ts), charged the cost: by the mutation's own transaction when it has one
+ * (`ctx.costCharge`), otherwise here, written behind; either way with no commit of its own. Every
+ * answer to an operation reports its cost and the bucket in `extensions.cost`.
  */
-function operationChecksPlugin(limits: QueryLimits, throttle: CostThrottleSettings): ApolloServerPlugin<GraphQLContext> {
+function operationChecksPlugin(limits: QueryLimits, throttle: CostThrottleSettings, log: Logger): ApolloServerPlugin<GraphQLContext> {
+  const buckets = new CostBuckets(throttle, log);
   return {
+    async serverWillStart() {
+      return { serverWillStop: () => buckets.close() };
+    },
     async requestDidStart() {
       let report: { requested: number | undefined; throttleStatus?: ThrottleStatus } | undefined;
       return {
@@ -45,12 +56,22 @@ function operationChecksPlugin(limits: QueryLimits, throttle: CostThrottleSettin
           contextValue.cost = cost;
           report = { requested: cost };
           if (!throttling) return;
-          const charge = await unlessUnavailable(chargeCost(contextValue.em, key, cost, throttle), contextValue.log);
+          if (chargedByItsTransaction(operation)) {
+            contextValue.costCharge = pendingCharge(key, cost, limits.maxCost, throttle);
+            return;
+          }
+          const charge = await unlessUnavailable(buckets.charge(contextValue.em, key, cost), contextValue.log);
           if (!charge) return;
           report.throttleStatus = charge.status;
           if (!charge.charged) throw throttled(cost, limits.maxCost, charge.status);
         },
-        async willSendResponse({ response }) {
+        async willSendResponse({ response, contextValue }) {
+          const pending = contextValue.costCharge;
+          if (pending && report) {
+            // Refused or failed before its transaction took the charge: charged all the same, written behind.
+            if (!pending.taken && !pending.status) buckets.defer(contextValue.em, bucketKey(contextValue.principal, contextValue.clientIp), report.requested!);
+            report.throttleStatus = pending.status;
+          }
           if (response.body.kind === 'single' && report) {
             response.body.singleResult.extensions = { ...response.body.singleResult.extensions, cost: { requested: report.requested, limit: limits.maxCost, throttleStatus: report.throttleStatus } };
           }
@@ -115,7 +136,7 @@ export async function createApolloServer(opts: { config: Config; log: Logger; me
     // The token limit, enforced by graphql's parser as it reads: a huge document is refused at its 1,001st token.
     parseOptions: { maxTokens: limits.maxTokens },
     // Our own offline GraphiQL is the landing page; Apollo's loads from a CDN.
-    plugins: [ApolloServerPluginLandingPageDisabled(), operationChecksPlugin(limits, opts.config.costThrottle), metricsPlugin(opts.metrics), errorLoggingPlugin(), anonymousStatusPlugin()],
+    plugins: [ApolloServerPluginLandingPageDisabled(), operationChecksPlugin(limits, opts.config.costThrottle, opts.log), metricsPlugin(opts.metrics), errorLoggingPlugin(), anonymousStatusPlugin()],
   });
   await server.start();
   return server;

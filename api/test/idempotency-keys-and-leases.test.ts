@@ -2,14 +2,16 @@
  * Idempotency (graphql/idempotency.ts) around the cases idempotency.test.ts does not reach over
  * HTTP: which keys are accepted, to the character; what each refusal says; that a success with an
  * empty userErrors list commits (it is not a refusal); that a cardholder app whose token names no
- * holder still has one key space; and that a mutation running longer than its lease keeps its
- * claim by renewing it (otherwise a retry would take it over and run it a second time). The
+ * holder still has one key space; that a transactional claim is never seen before it commits with
+ * its effect; and that a resumable mutation running longer than its lease keeps its claim by
+ * renewing it (otherwise a retry would take it over and run it a second time). The
  * mutation here is a probe that records its effect in a table, run through `idempotent()` with the
  * context the GraphQL layer gives it. (Found by mutation testing, docs/testing.md.)
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { GraphQLContext } from '../src/graphql/context.js';
 import type { Principal } from '../src/auth/principal.js';
+import { SimulatedCrash } from '../src/graphql/crash-point.js';
 import { idempotent, IN_FLIGHT_LEASE_SECONDS } from '../src/graphql/idempotency.js';
 import { stopLiveness } from '../src/graphql/process-liveness.js';
 import { freshDatabase, type TestDatabase } from './support/database.js';
@@ -32,13 +34,18 @@ const recordOf = async (key: string) =>
   (await db.orm.em.fork().execute<{ holder_id: string; state: string; locked_until: Date | null }[]>(`select holder_id, state, locked_until from idempotency_record where key = ?`, [key]))[0];
 
 /** The probe mutation: writes its effect, waits for `during` if given, then answers `answer`. */
-function probe(key: string, opts: { principal?: Partial<Principal> | null; answer?: unknown; operation?: string; input?: Record<string, unknown>; during?: () => Promise<void> } = {}) {
+function probe(key: string, opts: { principal?: Partial<Principal> | null; answer?: unknown; operation?: string; input?: Record<string, unknown>; during?: () => Promise<void>; effect?: 'resumable' } = {}) {
   const ctx = contextOf(opts.principal);
-  return idempotent(ctx, { operation: opts.operation ?? 'probe', key, args: { input: { idempotencyKey: key, ...opts.input } } }, async () => {
-    await ctx.em.execute(`insert into effect_probe (key) values (?)`, [key]);
-    await opts.during?.();
-    return opts.answer ?? { ok: true, userErrors: [] };
-  });
+  return idempotent(
+    ctx,
+    { operation: opts.operation ?? 'probe', key, args: { input: { idempotencyKey: key, ...opts.input } } },
+    async () => {
+      await ctx.em.execute(`insert into effect_probe (key) values (?)`, [key]);
+      await opts.during?.();
+      return opts.answer ?? { ok: true, userErrors: [] };
+    },
+    { effect: opts.effect },
+  );
 }
 
 const refusalOf = (promise: Promise<unknown>) =>
@@ -130,17 +137,23 @@ describe('whose key space', () => {
 });
 
 describe('exactly one execution commits', () => {
-  it('a claim taken over while the mutation runs (its process was taken for dead): this execution is rolled back and answered IDEMPOTENCY_CONFLICT', async () => {
-    const refusal = await refusalOf(
-      probe('taken-over', {
-        // Another process takes the claim over mid-run, as it would after the lease ran out.
-        during: () => db.orm.em.fork().execute(`update idempotency_record set owner = 'other-host:1:claim' where key = 'taken-over'`).then(() => undefined),
-      }),
-    );
-    expect(refusal).toMatchObject({ code: 'IDEMPOTENCY_CONFLICT' });
-    expect(await effects('taken-over')).toBe(0);
-    // The claim is the other process's, still running: this one neither completed nor released it.
-    expect(await recordOf('taken-over')).toMatchObject({ state: 'IN_FLIGHT' });
+  it('a transactional claim commits with its effect: while it runs there is no claim for another process to see or take over, and a death mid-run leaves neither', async () => {
+    const seenWhileRunning: unknown[] = [];
+    const died = await probe('dies-mid-run', {
+        async during() {
+          seenWhileRunning.push(await recordOf('dies-mid-run'));
+          // The process dies here, its effect written and not committed (its connection's transaction ends with it).
+          throw new SimulatedCrash('answer', 'probe');
+        },
+      }).catch((err: unknown) => err);
+    expect(died).toBeInstanceOf(SimulatedCrash);
+    expect(seenWhileRunning).toEqual([undefined]);
+    expect(await recordOf('dies-mid-run')).toBeUndefined();
+    expect(await effects('dies-mid-run')).toBe(0);
+    // The retry runs it, once.
+    expect(await probe('dies-mid-run')).toEqual({ ok: true, userErrors: [] });
+    expect(await probe('dies-mid-run')).toEqual({ ok: true, userErrors: [] });
+    expect(await effects('dies-mid-run')).toBe(1);
   });
 
   it('a call without an authenticated client is refused before anything is claimed or run', async () => {
@@ -150,11 +163,13 @@ describe('exactly one execution commits', () => {
   });
 });
 
-describe('a mutation that runs longer than its lease', () => {
+describe('a resumable mutation that runs longer than its lease', () => {
   it('renews its lease while it runs, so its claim never looks abandoned; done, it holds no lease', async () => {
     let firstLease: number | undefined;
     let renewed: number | undefined;
     await probe('long-running', {
+      // A resumable mutation's claim is committed before it runs (a transactional one has no lease: its claim is never seen running).
+      effect: 'resumable',
       async during() {
         firstLease = new Date((await recordOf('long-running'))!.locked_until!).getTime();
         // The lease is renewed every few seconds: wait (at most 20 s) until it has been.

@@ -3,11 +3,29 @@ import { GraphQLError } from 'graphql';
 import type { Logger } from 'pino';
 import type { Caller } from './context.js';
 
+declare module './context.js' {
+  interface GraphQLContext {
+    /** The request's cost charge, when a mutation's own transaction is to take it (apollo.ts puts it here). */
+    costCharge?: PendingCharge;
+  }
+}
+
 /**
  * Cost-based rate limits, Shopify's model (docs/security.md#rate-limits-graphql-cost): each caller
  * has a leaky bucket of cost points that refills at a fixed rate up to its maximum; an operation is
- * charged its measured cost before it runs and refused with THROTTLED when the bucket holds less.
+ * charged its measured cost and refused with THROTTLED when the bucket holds less.
  * Buckets live in PostgreSQL (`graphql_cost_bucket`), so every API process shares them.
+ *
+ * No request pays a commit of its own for its charge (issue 20):
+ * - a mutation that runs in one transaction (a transactional `@Idempotent()`) is charged in that
+ *   transaction, just before it commits (`PendingCharge`): an empty bucket rolls the mutation back
+ *   and answers THROTTLED;
+ * - any other operation reads its bucket (no write) before it runs, is refused or charged against
+ *   what it read less what this process has charged and not yet written, and its charge is written
+ *   behind (`CostBuckets`): one statement for every bucket charged since the last write. Two
+ *   processes that read a bucket before either wrote its charge may both spend the same points:
+ *   the overdraft is bounded by what a caller can spend in one write's time on each process
+ *   (docs/security.md#rate-limits-graphql-cost), and the bucket goes negative by it (paid back).
  */
 export interface CostThrottleSettings {
   /** The bucket's size, in cost points. */
@@ -50,7 +68,8 @@ function restored(settings: CostThrottleSettings): string {
 export async function chargeCost(em: EntityManager, key: string, cost: number, settings: CostThrottleSettings): Promise<{ charged: boolean; status: ThrottleStatus }> {
   const r = restored(settings);
   const fits = cost <= settings.maximumAvailable;
-  const [row] = await em.getConnection().execute<{ available: number; last_charged: boolean }[]>(
+  // Through `em`, not its connection: in a mutation's transaction when `em` is one.
+  const [row] = await em.execute<{ available: number; last_charged: boolean }[]>(
     `insert into graphql_cost_bucket as b (bucket_key, available, last_charged, updated_at)
      values (?, ?, ?, clock_timestamp())
      on conflict (bucket_key) do update set
@@ -65,14 +84,7 @@ export async function chargeCost(em: EntityManager, key: string, cost: number, s
 
 /** What the bucket of `key` holds now, without charging it (for an operation refused before it was charged). */
 export async function peekBucket(em: EntityManager, key: string, settings: CostThrottleSettings): Promise<ThrottleStatus> {
-  const [row] = await em
-    .getConnection()
-    .execute<{ available: number }[]>(`select least(?::float8, available + ?::float8 * greatest(0, extract(epoch from clock_timestamp() - updated_at))) as available from graphql_cost_bucket where bucket_key = ?`, [
-      settings.maximumAvailable,
-      settings.restoreRate,
-      key,
-    ]);
-  return statusOf(row?.available ?? settings.maximumAvailable, settings);
+  return statusOf(await peekAvailable(em, key, settings), settings);
 }
 
 function statusOf(available: number, settings: CostThrottleSettings): ThrottleStatus {
@@ -116,4 +128,176 @@ export async function unlessUnavailable<T>(statement: Promise<T>, log: Logger): 
   } finally {
     clearTimeout(timer);
   }
+}
+
+// ——— no commit of its own per request ———
+
+/** A request's charge, taken inside the transaction of the mutation it pays for (graphql/idempotency.ts). */
+export interface PendingCharge {
+  /** Charges the bucket in `em`'s transaction, once per request; THROTTLED (the transaction then rolls back) when it holds too little. */
+  take(em: EntityManager): Promise<void>;
+  /** The transaction that took the charge rolled back: the charge went with it (the request is then charged behind). */
+  rolledBack(): void;
+  /** The bucket after the charge (or after a refusal for want of points); undefined while not taken. */
+  readonly status: ThrottleStatus | undefined;
+  readonly taken: boolean;
+}
+
+export function pendingCharge(key: string, cost: number, limit: number, settings: CostThrottleSettings): PendingCharge {
+  let status: ThrottleStatus | undefined;
+  let taken = false;
+  return {
+    get status() {
+      return status;
+    },
+    get taken() {
+      return taken;
+    },
+    rolledBack() {
+      if (!taken) return;
+      taken = false;
+      status = undefined;
+    },
+    async take(em) {
+      if (taken) return;
+      const charge = await chargeCost(em, key, cost, settings);
+      status = charge.status;
+      if (!charge.charged) throw throttled(cost, limit, charge.status);
+      taken = true;
+    },
+  };
+}
+
+/** Most buckets a process keeps charges unwritten for (beyond, a charge is dropped with a warning: memory stays bounded). */
+const MAX_UNWRITTEN_BUCKETS = 10_000;
+
+/** A charge made and not yet written: its points, and when (the bucket refills from then on). */
+interface Unwritten {
+  cost: number;
+  at: number;
+}
+
+/**
+ * One API process's share of the buckets: what it has charged and not yet written, and the one
+ * write in flight. Charges are written behind, all of them in one statement, after the requests
+ * that made them; charges made while a write runs go in the next one. A charge that leaves its
+ * bucket half full or less is written at once instead, by the atomic conditional upsert
+ * (`chargeCost`): near its limit a caller is counted exactly across processes; above it, two
+ * processes may each spend points the other has not written yet, at most what the caller spends
+ * in one write's time on each, and never more than half the bucket
+ * (docs/security.md#rate-limits-graphql-cost).
+ */
+export class CostBuckets {
+  private unwritten = new Map<string, Unwritten[]>();
+  /** The charges of the write in flight: not yet visible to a read, and no longer in `unwritten`. */
+  private inFlight = new Map<string, Unwritten[]>();
+  private writing: Promise<void> | null = null;
+  private em: EntityManager | undefined;
+  private closed = false;
+
+  constructor(
+    private readonly settings: CostThrottleSettings,
+    private readonly log: Logger,
+  ) {}
+
+  /**
+   * Charges `cost` to the bucket of `key` if it holds that much: reads it (one select, no write),
+   * less what this process has charged and not yet written; writes the charge behind, or at once
+   * when it leaves the bucket half full or less.
+   */
+  async charge(em: EntityManager, key: string, cost: number): Promise<{ charged: boolean; status: ThrottleStatus }> {
+    // What is not yet written as the read starts (a write that lands during the read is then counted twice: strict, never lenient).
+    const pending = this.pending(key);
+    const before = Math.min(this.settings.maximumAvailable, await peekAvailable(em, key, this.settings)) - pending;
+    if (before < cost) return { charged: false, status: statusOf(before, this.settings) };
+    if (before - cost <= this.settings.maximumAvailable / 2) return chargeCost(em, key, cost, this.settings);
+    this.defer(em, key, cost);
+    return { charged: true, status: statusOf(before - cost, this.settings) };
+  }
+
+  /** Charges `cost` without a check (an operation that ran without its transaction taking the charge), written behind. */
+  defer(em: EntityManager, key: string, cost: number): void {
+    this.em ??= em;
+    if (!this.unwritten.has(key) && this.unwritten.size >= MAX_UNWRITTEN_BUCKETS) return void this.log.warn({ key }, 'too many cost buckets waiting to be written: a charge is dropped');
+    this.unwritten.set(key, [...(this.unwritten.get(key) ?? []), { cost, at: Date.now() }]);
+    this.writing ??= this.write();
+  }
+
+  /** Writes every charge not yet written (tests). */
+  async flush(): Promise<void> {
+    while (this.writing) await this.writing;
+  }
+
+  /** A clean stop: writes what is left, once, and writes no more. */
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.flush();
+  }
+
+  /**
+   * What this process's unwritten charges of `key` still take from the bucket now: each refills at
+   * the restore rate from when it was made, as it would have in the bucket (the read already refills
+   * the bucket for that time when it is below full: lenient by the rate times a write's latency).
+   */
+  private pending(key: string): number {
+    const now = Date.now();
+    let points = 0;
+    for (const c of [...(this.unwritten.get(key) ?? []), ...(this.inFlight.get(key) ?? [])]) points += Math.max(0, c.cost - (this.settings.restoreRate * (now - c.at)) / 1000);
+    return points;
+  }
+
+  private async write(): Promise<void> {
+    // After the requests of this turn of the event loop, so that they share the statement.
+    await new Promise((r) => setImmediate(r));
+    const batch = this.unwritten;
+    this.unwritten = new Map();
+    this.inFlight = batch;
+    let failed = false;
+    try {
+      await writeCharges(this.em!, batch, this.settings);
+    } catch (err) {
+      failed = true;
+      this.log.warn({ err, buckets: batch.size }, 'cost buckets could not be written: retried with the next charge');
+    }
+    this.inFlight = new Map();
+    if (failed && !this.closed) {
+      for (const [key, charges] of batch) this.unwritten.set(key, [...charges, ...(this.unwritten.get(key) ?? [])]);
+      // Not at once: a database that is down would be asked again in a loop.
+      await new Promise((r) => setTimeout(r, 1_000).unref());
+    }
+    this.writing = this.unwritten.size && !(failed && this.closed) ? this.write() : null;
+  }
+}
+
+/** The points in the bucket of `key` now, refilled, without charging it; a full bucket when it has none. */
+async function peekAvailable(em: EntityManager, key: string, settings: CostThrottleSettings): Promise<number> {
+  const [row] = await em
+    .getConnection()
+    .execute<{ available: number }[]>(`select least(?::float8, available + ?::float8 * greatest(0, extract(epoch from clock_timestamp() - updated_at))) as available from graphql_cost_bucket where bucket_key = ?`, [
+      settings.maximumAvailable,
+      settings.restoreRate,
+      key,
+    ]);
+  return row?.available ?? settings.maximumAvailable;
+}
+
+/**
+ * Charges every bucket of `batch` its sum, unconditionally (each was allowed when it was made),
+ * in one statement, in key order (two processes writing the same buckets lock them in one order).
+ * A bucket goes at most its size below zero: an overdraft is paid back by waiting, not forgotten.
+ */
+async function writeCharges(em: EntityManager, batch: Map<string, Unwritten[]>, settings: CostThrottleSettings): Promise<void> {
+  const keys = [...batch.keys()].sort();
+  // A bucket is charged at most its size at once: it goes no further below zero.
+  const sums = keys.map((k) => [k, Math.min(settings.maximumAvailable, batch.get(k)!.reduce((sum, c) => sum + c.cost, 0))]);
+  const max = Number(settings.maximumAvailable);
+  await em.getConnection().execute(
+    `insert into graphql_cost_bucket as b (bucket_key, available, last_charged, updated_at)
+     select key, ${max}::float8 - value::float8, true, clock_timestamp() from jsonb_each_text(?::jsonb) order by key
+     on conflict (bucket_key) do update set
+       available = greatest(-${max}::float8, ${restored(settings)} - (${max}::float8 - excluded.available)),
+       last_charged = true,
+       updated_at = excluded.updated_at`,
+    [JSON.stringify(Object.fromEntries(sums))],
+  );
 }

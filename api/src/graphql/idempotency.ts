@@ -4,6 +4,7 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import { GraphQLError } from 'graphql';
 import { getMetadataStorage, type MiddlewareFn, UseMiddleware } from 'type-graphql';
 import type { GraphQLContext } from './context.js';
+import type {} from './cost-throttle.js'; // ctx.costCharge
 import { crashPoint, SimulatedCrash } from './crash-point.js';
 import { LOCK_HELD_SQL, livenessFor } from './process-liveness.js';
 
@@ -20,12 +21,16 @@ import { LOCK_HELD_SQL, livenessFor } from './process-liveness.js';
  *   out unrenewed, then this call takes it over at once;
  * - a thrown error (GraphQL or internal) releases the claim, so a retry runs the mutation again.
  *
- * The answer is committed with the effect, so that a crash between the two cannot make a retry run
- * the mutation again (issue 19): a mutation runs in a transaction that the claim's answer is
- * written in before it commits (the resolver's `ctx.em` is that transaction, and services' own
- * `em.transactional` calls nest in it as savepoints). A mutation that calls the payment gateway
- * (`effect: 'resumable'`) cannot hold a transaction over the call; its service commits each step
- * itself and finds its effect by the key on a retry, resuming where it stopped.
+ * A transactional mutation (the default) commits once (issue 20): its claim, its effect, its stored
+ * answer and its request's cost charge (cost-throttle.ts) are one transaction. The claim is the
+ * transaction's first statement, under a transaction-scoped advisory lock on the key, so that a
+ * concurrent duplicate finds the lock taken and is answered IDEMPOTENCY_CONFLICT at once (never a
+ * second execution, never a wait on the first); a crash anywhere before the commit rolls the claim
+ * back with the effect, so a retry runs it once (issue 19: the answer commits with the effect).
+ * The resolver's `ctx.em` is that transaction. A mutation that calls the payment gateway
+ * (`effect: 'resumable'`) cannot hold a transaction over the call: its claim is committed before it
+ * runs (with a lease and its process's liveness lock), its service commits each step itself and
+ * finds its effect by the key on a retry, resuming where it stopped.
  *
  * Records are kept 48 hours (the spec asks for at least 24); `purgeExpiredIdempotencyRecords` deletes them after.
  */
@@ -184,26 +189,51 @@ type ClaimOutcome = { kind: 'claimed' } | { kind: 'replay'; payload: unknown } |
 const STALE = `(coalesce(locked_until <= now(), false) or (owner_lock is not null and not ${LOCK_HELD_SQL('owner_lock')}))`;
 const STALE_RESUMABLE = `(coalesce(locked_until <= now(), false) or (owner_lock is not null and locked_until <= now() + interval '${IN_FLIGHT_LEASE_SECONDS - RESUMABLE_UNRENEWED_SECONDS} seconds' and not ${LOCK_HELD_SQL('owner_lock')}))`;
 
-/**
- * Claims (client, key) for one execution, each step its own committed statement: a new key (or
- * one whose record has expired) is inserted IN_FLIGHT; an existing record answers for itself; a
- * stale IN_FLIGHT claim with the same request is taken over by a conditional update, so of two
- * that try, one wins.
- */
-async function claim(c: Claim, operation: string, hash: string, resumable: boolean): Promise<ClaimOutcome> {
-  const stale = resumable ? STALE_RESUMABLE : STALE;
-  const [inserted] = await c.em.execute<{ owner: string }[]>(
-    `insert into idempotency_record (client_id, holder_id, key, operation, request_hash, state, owner, owner_lock, locked_until, created_at, expires_at)
-     values (?, ?, ?, ?, ?, 'IN_FLIGHT', ?, ?::bigint, now() + interval '${IN_FLIGHT_LEASE_SECONDS} seconds', now(), now() + interval '${IDEMPOTENCY_RETENTION_HOURS} hours')
+/** The claim's insert; `fenced`: only when the advisory lock of the `lock` CTE was free. */
+const claimInsert = (fenced: boolean) => `insert into idempotency_record (client_id, holder_id, key, operation, request_hash, state, owner, owner_lock, locked_until, created_at, expires_at)
+     select ?, ?, ?, ?, ?, 'IN_FLIGHT', ?, ?::bigint, now() + interval '${IN_FLIGHT_LEASE_SECONDS} seconds', now(), now() + interval '${IDEMPOTENCY_RETENTION_HOURS} hours'${fenced ? ' from lock where lock.free' : ''}
      on conflict (client_id, holder_id, key) do update
        set operation = excluded.operation, request_hash = excluded.request_hash, state = 'IN_FLIGHT', response = null, owner = excluded.owner, owner_lock = excluded.owner_lock,
            locked_until = excluded.locked_until, created_at = excluded.created_at, completed_at = null, expires_at = excluded.expires_at
        where idempotency_record.expires_at <= now()
-     returning owner`,
-    [c.clientId, c.holderId, c.key, operation, hash, c.owner, c.ownerLock],
-  );
-  if (inserted) return { kind: 'claimed' };
-  const [row] = await c.em.execute<{ operation: string; request_hash: string; state: 'IN_FLIGHT' | 'DONE'; response: Json; stale: boolean }[]>(
+     returning owner`;
+
+/**
+ * The advisory lock a transactional claim holds until its transaction ends: 64 bits of the key's
+ * hash (a collision of two keys running at the same moment answers one IDEMPOTENCY_CONFLICT, never
+ * a wrong replay: the record itself is keyed by the full key).
+ */
+function claimLock(c: Claim): string {
+  return createHash('sha256').update(`idempotency\0${c.clientId}\0${c.holderId}\0${c.key}`).digest().readBigInt64BE(0).toString();
+}
+
+/**
+ * Claims (client, key) for one execution. `within` a transaction (a transactional mutation): the
+ * claim is that transaction's own, invisible to others until it commits with the effect, and a
+ * concurrent duplicate is told apart by the advisory lock it cannot take (no wait on the first's
+ * row). Otherwise (a resumable mutation) each step is its own committed statement. Either way a new
+ * key (or one whose record has expired) is inserted IN_FLIGHT; an existing record answers for
+ * itself; a stale IN_FLIGHT claim (committed by a resumable mutation whose process died) with the
+ * same request is taken over by a conditional update, so of two that try, one wins.
+ */
+async function claim(c: Claim, operation: string, hash: string, resumable: boolean, within?: EntityManager): Promise<ClaimOutcome> {
+  const stale = resumable ? STALE_RESUMABLE : STALE;
+  const params = [c.clientId, c.holderId, c.key, operation, hash, c.owner, c.ownerLock];
+  if (within) {
+    const [fenced] = await within.execute<{ free: boolean; claimed: boolean }[]>(
+      `with lock as (select pg_try_advisory_xact_lock(?::bigint) as free),
+            claimed as (${claimInsert(true)})
+       select (select free from lock) as free, exists (select 1 from claimed) as claimed`,
+      [claimLock(c), ...params],
+    );
+    if (!fenced!.free) return { kind: 'in-flight' };
+    if (fenced!.claimed) return { kind: 'claimed' };
+  } else {
+    const [inserted] = await c.em.execute<{ owner: string }[]>(claimInsert(false), params);
+    if (inserted) return { kind: 'claimed' };
+  }
+  const em = within ?? c.em;
+  const [row] = await em.execute<{ operation: string; request_hash: string; state: 'IN_FLIGHT' | 'DONE'; response: Json; stale: boolean }[]>(
     // pg_locks is probed only for a claim still in flight, not for every replay.
     `select operation, request_hash, state, response, case when state = 'IN_FLIGHT' then ${stale} else false end as stale from idempotency_record where client_id = ? and holder_id = ? and key = ?`,
     [c.clientId, c.holderId, c.key],
@@ -212,7 +242,7 @@ async function claim(c: Claim, operation: string, hash: string, resumable: boole
   if (row.request_hash !== hash) return { kind: 'reused', operation: row.operation };
   if (row.state === 'DONE') return { kind: 'replay', payload: decodePayload(row.response) };
   if (!row.stale) return { kind: 'in-flight' };
-  const [taken] = await c.em.execute<{ owner: string }[]>(
+  const [taken] = await em.execute<{ owner: string }[]>(
     `update idempotency_record set owner = ?, owner_lock = ?::bigint, locked_until = now() + interval '${IN_FLIGHT_LEASE_SECONDS} seconds'
       where client_id = ? and holder_id = ? and key = ? and state = 'IN_FLIGHT' and request_hash = ? and ${stale}
       returning owner`,
@@ -279,7 +309,7 @@ export interface IdempotentRequest {
   args: unknown;
 }
 
-/** Another process took the claim over while this one ran (it was taken for dead): this execution is rolled back. */
+/** The claim was not ours any more when the answer was stored: this execution is rolled back. */
 class ClaimLost extends Error {}
 
 /** A transactional mutation answered a non-final payload that is not a refusal: a bug; its effect is rolled back. */
@@ -289,7 +319,7 @@ class NonFinalSuccess extends Error {
   }
 }
 
-/** Carries a refusal out of its savepoint, so that what it wrote is rolled back and its answer kept. */
+/** Carries a refusal out of its transaction, so that what it wrote is rolled back and its answer kept. */
 class Refusal<T> extends Error {
   constructor(readonly payload: T) {
     super('refused');
@@ -299,9 +329,9 @@ class Refusal<T> extends Error {
 const isRefusal = (payload: unknown) => Array.isArray((payload as { userErrors?: unknown } | null)?.userErrors) && (payload as { userErrors: unknown[] }).userErrors.length > 0;
 
 /**
- * Runs `run` at most once per (client, holder, key) (see the top of this file). The claim is written
- * in its own committed statement before the mutation runs: it must be visible to other requests
- * while the mutation runs. The answer goes with the effect (`options.effect`).
+ * Runs `run` at most once per (client, holder, key) (see the top of this file). A transactional
+ * mutation's claim commits with its effect and answer; a resumable one's is committed before it
+ * runs, so that other requests see it while it calls out (`options.effect`).
  */
 export async function idempotent<T>(ctx: GraphQLContext, request: IdempotentRequest, run: () => Promise<T>, options: IdempotencyOptions<T> = {}): Promise<T> {
   const execution = runOnce(ctx, request, run, options);
@@ -350,11 +380,19 @@ async function runOnce<T>(ctx: GraphQLContext, request: IdempotentRequest, run: 
   const hash = requestHash(request.operation, request.args);
   // A cardholder app is one OAuth client for many holders: each holder has a key space of its own.
   const holderId = ctx.principal?.kind === 'CARDHOLDER_APP' ? (ctx.principal.holderId ?? '') : '';
+  const owner = `${hostname()}:${process.pid}:${randomUUID()}`;
+  const final = (payload: T) => !options.isFinal || options.isFinal(payload);
+  if (options.effect !== 'resumable') {
+    // No liveness lock and no lease: the claim is never committed while it runs.
+    const c: Claim = { em: ctx.em, clientId, holderId, key: request.key, owner, ownerLock: null };
+    return runInTransaction(ctx, c, request, hash, run, final);
+  }
+
   const em = ctx.em.fork();
   const liveness = await livenessFor(em);
-  const c: Claim = { em, clientId, holderId, key: request.key, owner: `${hostname()}:${process.pid}:${randomUUID()}`, ownerLock: liveness?.lock ?? null };
+  const c: Claim = { em, clientId, holderId, key: request.key, owner, ownerLock: liveness?.lock ?? null };
   for (let attempt = 0; ; attempt++) {
-    const outcome = await claim(c, request.operation, hash, options.effect === 'resumable');
+    const outcome = await claim(c, request.operation, hash, true);
     if (outcome.kind === 'claimed') break;
     if (outcome.kind === 'replay') return outcome.payload as T;
     if (outcome.kind === 'reused') throw keyReused(outcome.operation);
@@ -364,31 +402,22 @@ async function runOnce<T>(ctx: GraphQLContext, request: IdempotentRequest, run: 
   const renewal = setInterval(() => renewLease(c).catch((err: unknown) => ctx.log.warn({ err, key: c.key }, 'could not renew an idempotency lease')), LEASE_RENEWAL_MS);
   renewal.unref();
   const giveBack = () => release(c).catch((err: unknown) => ctx.log.error({ err, key: c.key }, 'could not release an idempotency key; it frees itself when its lease ends'));
-  const final = (payload: T) => !options.isFinal || options.isFinal(payload);
   let payload: T;
-  let stored: boolean;
   try {
-    if (options.effect === 'resumable') {
-      payload = await run();
-      stored = false;
-    } else {
-      ({ payload, stored } = await runInTransaction(ctx, c, run, final));
-    }
+    payload = await run();
   } catch (err) {
-    clearInterval(renewal);
     // A simulated death releases nothing, as a dead process would not.
     if (err instanceof SimulatedCrash) throw err;
-    if (err instanceof ClaimLost) throw inFlight();
     await giveBack();
     throw err;
+  } finally {
+    clearInterval(renewal);
   }
-  clearInterval(renewal);
   await crashPoint('answer', request.operation);
   if (!final(payload)) {
     await giveBack();
     return payload;
   }
-  if (stored) return payload;
   // A resumable mutation has had its effect: its answer goes to the caller even if storing it fails
   // (the claim then ends with its lease, and a late retry finds the effect by its key).
   try {
@@ -399,43 +428,71 @@ async function runOnce<T>(ctx: GraphQLContext, request: IdempotentRequest, run: 
   return payload;
 }
 
+/** What one transaction of a transactional mutation ended with. */
+type Ended<T> = { kind: 'answered'; payload: T } | { kind: 'replayed'; payload: T };
+
 /**
- * Runs a transactional mutation with `ctx.em` bound to one transaction, in a savepoint that a
- * refusal rolls back, and stores its (final) answer in that transaction before it commits. A claim
- * that is no longer ours at that moment rolls the whole execution back (ClaimLost): the process that
- * took it over runs it, and exactly one effect commits.
+ * Runs a transactional mutation in one transaction, the one writing commit of its request: the
+ * claim first (claim()), then the mutation with `ctx.em` bound to the transaction, then the
+ * request's cost charge (`ctx.costCharge`, cost-throttle.ts) and the stored answer. A replay is
+ * answered (and charged) in the same transaction. A refusal (userErrors) rolls the whole
+ * transaction back, whatever it wrote, and its answer is then stored by a second, short one (a
+ * refusal is rare; a savepoint around every mutation would cost each of them two statements and a
+ * subtransaction). A throw or a crash anywhere rolls the claim back with the effect: the key is free.
  */
-async function runInTransaction<T>(ctx: GraphQLContext, c: Claim, run: () => Promise<T>, final: (payload: T) => boolean): Promise<{ payload: T; stored: boolean }> {
+async function runInTransaction<T>(ctx: GraphQLContext, c: Claim, request: IdempotentRequest, hash: string, run: () => Promise<T>, final: (payload: T) => boolean): Promise<T> {
   const outer = ctx.em;
+  /** Claims within `tx`; the answer already stored (a replay), or undefined: claimed, run it. */
+  const claimWithin = async (tx: EntityManager): Promise<Ended<T> | undefined> => {
+    for (let attempt = 0; ; attempt++) {
+      const outcome = await claim(c, request.operation, hash, false, tx);
+      if (outcome.kind === 'claimed') return undefined;
+      if (outcome.kind === 'replay') {
+        await ctx.costCharge?.take(tx);
+        return { kind: 'replayed', payload: outcome.payload as T };
+      }
+      if (outcome.kind === 'reused') throw keyReused(outcome.operation);
+      if (outcome.kind === 'in-flight' || attempt >= 3) throw inFlight();
+    }
+  };
+  const store = async (tx: EntityManager, payload: T) => {
+    await ctx.costCharge?.take(tx);
+    if (!(await complete(tx, c, payload))) throw new ClaimLost();
+  };
+  let ended: Ended<T>;
   try {
-    return await outer.transactional(async (tx) => {
-      let payload: T;
-      try {
-        payload = await tx.transactional(async (savepoint) => {
-          ctx.em = savepoint;
-          const result = await run();
-          if (isRefusal(result)) throw new Refusal(result);
-          return result;
-        });
-      } catch (err) {
-        if (!(err instanceof Refusal)) throw err;
-        payload = err.payload as T;
-      } finally {
-        ctx.em = tx;
-      }
-      if (!final(payload)) {
-        // Its key is given back and a retry runs again: only a refusal (rolled back above) may be
-        // answered so; a non-final answer with an effect would commit it twice.
-        if (!isRefusal(payload)) throw new NonFinalSuccess();
-        return { payload, stored: false };
-      }
-      if (!(await complete(tx, c, payload))) throw new ClaimLost();
-      return { payload, stored: true };
+    ended = await outer.transactional(async (tx) => {
+      const replay = await claimWithin(tx);
+      if (replay) return replay;
+      ctx.em = tx;
+      const payload = await run();
+      if (isRefusal(payload)) throw new Refusal(payload);
+      // Only a refusal may be non-final (its key is given back, and a retry runs again): a
+      // non-final answer with an effect would commit that effect twice.
+      if (!final(payload)) throw new NonFinalSuccess();
+      await store(tx, payload);
+      return { kind: 'answered', payload };
+    });
+  } catch (err) {
+    ctx.em = outer;
+    ctx.costCharge?.rolledBack();
+    if (err instanceof ClaimLost) throw inFlight();
+    if (!(err instanceof Refusal)) throw err;
+    const refusal = err.payload as T;
+    // Rolled back with what it wrote; a non-final refusal leaves its key free.
+    if (!final(refusal)) return refusal;
+    ended = await outer.transactional(async (tx) => {
+      const replay = await claimWithin(tx);
+      if (replay) return replay; // a duplicate ran and answered in between: its answer is the one kept
+      await store(tx, refusal);
+      return { kind: 'answered', payload: refusal };
     });
   } finally {
     // Fields of the payload resolve after the mutation, on the request's own (non-transactional) em.
     ctx.em = outer;
   }
+  if (ended.kind === 'answered') await crashPoint('answer', request.operation);
+  return ended.payload;
 }
 
 const IDEMPOTENT = Symbol('onecard.idempotent');
@@ -455,13 +512,29 @@ export function Idempotent<T = unknown>(options: IdempotencyOptions<T> = {}): Me
     if (typeof key !== 'string') throw new Error(`@Idempotent() on ${info.parentType.name}.${info.fieldName}: its input has no idempotencyKey`);
     return idempotent(context, { operation: info.fieldName, key, args }, () => next() as Promise<T>, options);
   };
-  Object.defineProperty(middleware, IDEMPOTENT, { value: true });
+  Object.defineProperty(middleware, IDEMPOTENT, { value: options.effect ?? 'transactional' });
   return UseMiddleware(middleware) as MethodDecorator;
 }
 
 /** Whether a type-graphql middleware is the one `@Idempotent()` adds (for the test that every money mutation has it). */
 export function isIdempotencyMiddleware(fn: unknown): boolean {
-  return typeof fn === 'function' && (fn as unknown as Record<symbol, unknown>)[IDEMPOTENT] === true;
+  return typeof fn === 'function' && typeof (fn as unknown as Record<symbol, unknown>)[IDEMPOTENT] === 'string';
+}
+
+let transactionalMutations: Set<string> | undefined;
+
+/**
+ * Whether the mutation field `name` runs in one transaction of its own (a transactional
+ * `@Idempotent()`), in which its request's cost is charged (cost-throttle.ts): the GraphQL layer
+ * then leaves the charge to it rather than charge before it runs.
+ */
+export function chargesInItsTransaction(name: string): boolean {
+  transactionalMutations ??= new Set(
+    getMetadataStorage()
+      .mutations.filter((m) => m.middlewares?.some((fn) => isIdempotencyMiddleware(fn) && (fn as unknown as Record<symbol, unknown>)[IDEMPOTENT] === 'transactional'))
+      .map((m) => m.schemaName),
+  );
+  return transactionalMutations.has(name);
 }
 
 // ——— housekeeping ———

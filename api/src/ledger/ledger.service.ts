@@ -75,12 +75,16 @@ function inTransaction<T>(em: EntityManager, work: (em: EntityManager) => Promis
 /** Opens an account, or returns the existing one with the same code and the same terms (so seeds can run again). */
 export async function openAccount(em: EntityManager, input: OpenAccountInput): Promise<LedgerAccount> {
   if (!/^[A-Z]{3}$/.test(input.currency)) throw new LedgerError(Code.INVALID_ACCOUNT, `"${input.currency}" is not an ISO 4217 currency code`);
-  await em.execute(
-    `insert into ledger_account (id, code, type, owner_kind, owner_id, currency, non_negative)
-     values (?, ?, ?, ?, ?, ?, ?) on conflict (code) do nothing`,
-    [randomUUID(), input.code, input.type, input.ownerKind, input.ownerId ?? null, input.currency, input.nonNegative ?? false],
-  );
-  const account = await em.findOneOrFail(LedgerAccount, { code: input.code }, { refresh: true });
+  // An account is opened once and looked up ever after (every refund, every load): one statement when it exists.
+  let account = await em.findOne(LedgerAccount, { code: input.code }, { refresh: true });
+  if (!account) {
+    await em.execute(
+      `insert into ledger_account (id, code, type, owner_kind, owner_id, currency, non_negative)
+       values (?, ?, ?, ?, ?, ?, ?) on conflict (code) do nothing`,
+      [randomUUID(), input.code, input.type, input.ownerKind, input.ownerId ?? null, input.currency, input.nonNegative ?? false],
+    );
+    account = await em.findOneOrFail(LedgerAccount, { code: input.code }, { refresh: true });
+  }
   const sameTerms =
     account.type === input.type &&
     account.ownerKind === input.ownerKind &&

@@ -302,19 +302,15 @@ export async function cancelPayment(em: EntityManager, principal: Principal, pay
  */
 export async function refundPayment(em: EntityManager, principal: Principal, paymentId: string, input: { amount?: bigint | null; reason?: string | null; idempotencyKey?: string }): Promise<{ payment: PaymentRow; refund: RefundRow }> {
   if (input.reason != null && input.reason.length > 500) throw new PaymentError('INVALID_INPUT', 'a reason is at most 500 characters', 'reason');
-  return em.transactional(async (tx) => {
-    const seen = await findPaymentFor(tx, principal, paymentId);
-    if (!seen || principal.kind !== 'MERCHANT') throw new PaymentError('NOT_FOUND', `no payment ${paymentId}`, 'payment');
-    const payment = (await paymentById(tx, seen.id, true))!;
+  // In the caller's transaction when it has one (an idempotent mutation's): no savepoint of its own.
+  return inTransaction(em, async (tx) => {
+    const { payment, paidWith, again } = (await paymentToRefund(tx, principal, paymentId, input.idempotencyKey)) ?? {};
+    if (!payment || principal.kind !== 'MERCHANT') throw new PaymentError('NOT_FOUND', `no payment ${paymentId}`, 'payment');
     if (payment.status !== 'SUCCEEDED') throw new PaymentError('INVALID_STATE', `a ${payment.status} payment cannot be refunded`, 'payment');
     if (!payment.card_id) throw new PaymentError('INVALID_STATE', 'the card that paid is not in the card registry: its card company refunds it', 'payment');
-    const [paidWith] = await tx.execute<{ card_type: string; card_company_id: string }[]>(`select card_type, card_company_id from card where id = ?`, [payment.card_id]);
     if (paidWith?.card_type !== 'CPU') throw new PaymentError('INVALID_STATE', 'an M1 card cannot take a refund online: its card company refunds it at a counter', 'payment');
     // The same client and key refund once, whatever happens to the answer (idempotency underneath the API's layer).
-    if (input.idempotencyKey) {
-      const [again] = await tx.execute<RefundRow[]>(`select id, payment_id, amount::text as amount, reason, top_up_id, created_by_client, created_at from payment_refund where payment_id = ? and created_by_client = ? and idempotency_key = ?`, [payment.id, principal.clientId, input.idempotencyKey]);
-      if (again) return { payment, refund: again };
-    }
+    if (again) return { payment, refund: again };
     const left = BigInt(payment.amount) - BigInt(payment.refunded_amount);
     if (left === 0n) throw new PaymentError('INVALID_STATE', 'the payment is fully refunded', 'payment');
     const amount = input.amount ?? left;
@@ -334,13 +330,52 @@ export async function refundPayment(em: EntityManager, principal: Principal, pay
       cause: `refund of payment ${payment.id}`,
     });
     await recordClearingItem(tx, { kind: 'REFUND', participant: { kind: 'MERCHANT', id: payment.merchant_id }, cardCompanyId: paidWith.card_company_id, amount, currency: payment.currency, entryKey: `payment-refund:${payment.id}:${id}`, reference: id });
-    await tx.execute(`insert into payment_refund (id, payment_id, amount, reason, top_up_id, created_by_client, idempotency_key) values (?, ?, ?, ?, ?, ?, ?)`, [id, payment.id, amount.toString(), input.reason ?? null, topUpId, principal.clientId, input.idempotencyKey ?? null]);
-    await tx.execute(`update payment set refunded_amount = refunded_amount + ?, updated_at = now() where id = ?`, [amount.toString(), payment.id]);
-    const after = (await paymentById(tx, payment.id))!;
-    const [refund] = await tx.execute<RefundRow[]>(`select id, payment_id, amount::text as amount, reason, top_up_id, created_by_client, created_at from payment_refund where id = ?`, [id]);
-    await recordEvent(tx, { type: 'payment.refunded', ownerKind: 'MERCHANT', ownerId: after.merchant_id, subjectId: paymentGlobalId(after.id), payload: paymentEventPayload(after, { refund: { id: toGlobalId('PaymentRefund', id), amount: Number(amount) } }) });
-    return { payment: after, refund: refund! };
+    const [made] = await tx.execute<{ created_at: Date }[]>(`insert into payment_refund (id, payment_id, amount, reason, top_up_id, created_by_client, idempotency_key) values (?, ?, ?, ?, ?, ?, ?) returning created_at`, [
+      id,
+      payment.id,
+      amount.toString(),
+      input.reason ?? null,
+      topUpId,
+      principal.clientId,
+      input.idempotencyKey ?? null,
+    ]);
+    const refund: RefundRow = { id, payment_id: payment.id, amount: amount.toString(), reason: input.reason ?? null, top_up_id: topUpId, created_by_client: principal.clientId, created_at: made!.created_at };
+    const [after] = await tx.execute<PaymentRow[]>(`update payment p set refunded_amount = p.refunded_amount + ?, updated_at = now() from merchant m where p.id = ? and m.id = p.merchant_id returning ${COLUMNS}`, [amount.toString(), payment.id]);
+    await recordEvent(tx, { type: 'payment.refunded', ownerKind: 'MERCHANT', ownerId: after!.merchant_id, subjectId: paymentGlobalId(after!.id), payload: paymentEventPayload(after!, { refund: { id: toGlobalId('PaymentRefund', id), amount: Number(amount) } }) });
+    return { payment: after!, refund };
   });
+}
+
+const inTransaction = <T>(em: EntityManager, work: (tx: EntityManager) => Promise<T>): Promise<T> => (em.isInTransaction() ? work(em) : em.transactional(work));
+
+/**
+ * What a refund reads, in one statement: the payment as its caller sees it (ownership in the query),
+ * locked, so that concurrent refunds serialize on it; the card that paid; and this client's refund
+ * made with this key before, if any.
+ */
+async function paymentToRefund(
+  em: EntityManager,
+  principal: Principal,
+  paymentId: string,
+  key: string | undefined,
+): Promise<{ payment: PaymentRow; paidWith: { card_type: string; card_company_id: string } | null; again: RefundRow | null } | null> {
+  const where = visibility(principal);
+  if (!where || !UUID.test(paymentId)) return null;
+  const [row] = await em.execute<(PaymentRow & { paid_card_type: string | null; paid_card_company_id: string | null; again: RefundRow | null })[]>(
+    `select ${COLUMNS}, c.card_type as paid_card_type, c.card_company_id as paid_card_company_id,
+            (select json_build_object('id', r.id, 'payment_id', r.payment_id, 'amount', r.amount::text, 'reason', r.reason, 'top_up_id', r.top_up_id, 'created_by_client', r.created_by_client, 'created_at', r.created_at)
+               from payment_refund r where r.payment_id = p.id and r.created_by_client = ? and r.idempotency_key = ?) as again
+       from ${FROM} left join card c on c.id = p.card_id
+      where p.id = ? and (${where.sql}) for update of p`,
+    [principal.clientId, key ?? null, paymentId, ...where.params],
+  );
+  if (!row) return null;
+  const { paid_card_type, paid_card_company_id, again, ...payment } = row;
+  return {
+    payment: payment as PaymentRow,
+    paidWith: paid_card_type === null ? null : { card_type: paid_card_type, card_company_id: paid_card_company_id! },
+    again: again ? { ...again, created_at: new Date(again.created_at) } : null,
+  };
 }
 
 /**
