@@ -313,6 +313,9 @@ const WRITE = /^(insert|update|delete|merge)\b|^with\b[\s\S]*\b(insert|update|de
  * of each copy of `pg` (ours, and the one MikroORM brings), and the commits that wrote: what a
  * phase asks of the database, whatever the machine's load.
  */
+/** Set to see each statement's text as the driver gets it (the payments bench's --statements). */
+export const statementTap: { sink?: (text: string) => void } = {};
+
 export const driverCounts: () => DriverCounts = (() => {
   const counts: DriverCounts = { statements: 0, writingCommits: 0 };
   const state = new WeakMap<object, { inTransaction: boolean; wrote: boolean }>();
@@ -329,6 +332,7 @@ export const driverCounts: () => DriverCounts = (() => {
     proto.query = function (this: object, ...args: unknown[]) {
       counts.statements++;
       const text = statementText(args);
+      statementTap.sink?.(text);
       let s = state.get(this);
       if (!s) state.set(this, (s = { inTransaction: false, wrote: false }));
       if (text.startsWith('begin') || text.startsWith('start transaction')) Object.assign(s, { inTransaction: true, wrote: false });
