@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { ALG_3DES, ALG_SM4 } from '../cardcrypto/algorithm.js';
 import { diversifyKey } from '../cardcrypto/diversify.js';
@@ -26,6 +26,22 @@ export interface KeyStore {
 
 const context = (companyId: string, purpose: MasterKeyPurpose, version: number) => `card-master-key:${companyId}:${purpose}:${version}`;
 
+/** More master keys than any installation holds (3 purposes × a few versions × its card companies). */
+const MAX_UNSEALED = 1_000;
+/**
+ * Master keys as unsealed, by key-encryption key and (card company, purpose, version): a
+ * `card_master_key` row is never updated or deleted (a new key is a new version, the primary key),
+ * so what a row held once it holds for good; a card session needs one in two of its three messages.
+ * A key that is not there is not remembered: it may be stored later.
+ */
+const unsealedMasters = new Map<string, { key: Buffer; algorithm: CardAlgorithm }>();
+const kekIds = new WeakMap<Buffer, string>();
+function kekId(kek: Buffer): string {
+  let id = kekIds.get(kek);
+  if (!id) kekIds.set(kek, (id = createHash('sha256').update(kek).digest('hex')));
+  return id;
+}
+
 /** Master keys sealed with the key-encryption key in `card_master_key`. */
 export class SoftwareKeyStore implements KeyStore {
   constructor(
@@ -34,12 +50,19 @@ export class SoftwareKeyStore implements KeyStore {
   ) {}
 
   private async master(cardCompanyId: string, purpose: MasterKeyPurpose, keyVersion: number) {
+    const name = context(cardCompanyId, purpose, keyVersion);
+    const cacheKey = `${kekId(this.kek)}:${name}`;
+    const known = unsealedMasters.get(cacheKey);
+    if (known) return known;
     const [row] = await this.em.execute<{ sealed_key: string; algorithm: CardAlgorithm }[]>(
       `select sealed_key, algorithm from card_master_key where card_company_id = ? and purpose = ? and key_version = ?`,
       [cardCompanyId, purpose, keyVersion],
     );
     if (!row) throw new UnknownCardKeyError(`no ${purpose} master key version ${keyVersion} for this card company`);
-    return { key: unseal(this.kek, context(cardCompanyId, purpose, keyVersion), row.sealed_key), algorithm: row.algorithm };
+    const master = { key: unseal(this.kek, name, row.sealed_key), algorithm: row.algorithm };
+    if (unsealedMasters.size >= MAX_UNSEALED) unsealedMasters.delete(unsealedMasters.keys().next().value!);
+    unsealedMasters.set(cacheKey, master);
+    return master;
   }
 
   async m1SectorKey(req: { cardCompanyId: string; keyVersion: number; uid: Buffer; sector: number }) {
