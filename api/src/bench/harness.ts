@@ -169,10 +169,13 @@ export function percentile(sorted: Float64Array, p: number): number {
 
 export const describeError = (err: unknown) => (err instanceof Error ? `${err.name}: ${err.message}` : String(err));
 
-/** CPU time (ms) of the calling thread, since `since` when given. */
+/** The calling thread's CPU usage; undefined on a Node without process.threadCpuUsage (before 22.x): CPU figures then print as `-`. */
+const threadCpuUsage = (since?: NodeJS.CpuUsage): NodeJS.CpuUsage | undefined => (typeof process.threadCpuUsage === 'function' ? process.threadCpuUsage(since) : undefined);
+
+/** CPU time (ms) of the calling thread, since `since` when given; NaN where Node cannot tell. */
 export const threadCpuMs = (since?: NodeJS.CpuUsage) => {
-  const u = process.threadCpuUsage(since);
-  return (u.user + u.system) / 1000;
+  const u = threadCpuUsage(since);
+  return u ? (u.user + u.system) / 1000 : NaN;
 };
 
 /** One operation of a loop: `n` is the loop's count so far; fills in how long its named steps took. */
@@ -199,7 +202,7 @@ export async function runLoops(clients: number, ms: number, operationFor: (c: nu
   const stepLatencies = new Map<string, number[]>();
   let errors = 0;
   let firstError: string | undefined;
-  const cpu0 = process.threadCpuUsage();
+  const cpu0 = threadCpuUsage();
   const started = process.hrtime.bigint();
   const deadline = started + BigInt(ms) * 1_000_000n;
   const loop = async (c: number) => {

@@ -8,7 +8,6 @@ import { openSession } from '../readers/session/card-session.service.js';
 import { type CardSessionPurpose, openRefusal } from '../readers/session/purpose.js';
 import { SessionError } from '../readers/session/session.errors.js';
 import { recordClearingItem } from '../settlement/clearing-items.js';
-import { findMerchant } from '../tenancy/tenancy.service.js';
 import { TenantStatus } from '../tenancy/merchant.entity.js';
 import { findPaymentFor, MAX_ATTEMPTS, movePayment, paymentById, type PaymentRow } from './payments.service.js';
 import { cardPurseAccount, merchantPayableAccount } from '../ledger/accounts.js';
@@ -69,9 +68,8 @@ export const merchantPayment: CardSessionPurpose = {
     currencyOf: 'the payment',
     idOf: (purposeData) => String(purposeData?.paymentId),
     byId: paymentById,
-    async check(em, payment) {
-      const merchant = await findMerchant(em, payment.merchant_id);
-      if (!merchant || merchant.status !== TenantStatus.ACTIVE) throw new SessionError('PURPOSE_REFUSED', 'the merchant does not take payments now');
+    async check(_em, payment) {
+      if (payment.merchant_status !== TenantStatus.ACTIVE) throw new SessionError('PURPOSE_REFUSED', 'the merchant does not take payments now');
     },
     async claim(em, payment, pending, claim) {
       // Not card_asn: that is the card that paid, written when the payment succeeds (settle).

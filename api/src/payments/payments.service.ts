@@ -42,6 +42,8 @@ export interface PaymentRow {
   canceled_at: Date | null;
   /** Joined: the merchant's name, for the holder's app. */
   merchant_name: string;
+  /** The merchant's status now (ACTIVE or SUSPENDED): read with the payment, so the card step's debit guard reads no second row. */
+  merchant_status: string;
   /** Joined: the holder of the card that paid (null until a card paid, or for an anonymous card). */
   payer_holder_id: string | null;
 }
@@ -67,7 +69,7 @@ export const MAX_ATTEMPTS = 3;
 export const CLAIM_GRACE_SECONDS = 24 * 3600;
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-const COLUMNS = `p.*, p.amount::text as amount, p.refunded_amount::text as refunded_amount, btrim(p.currency) as currency, m.name as merchant_name`;
+const COLUMNS = `p.*, p.amount::text as amount, p.refunded_amount::text as refunded_amount, btrim(p.currency) as currency, m.name as merchant_name, m.status as merchant_status`;
 const FROM = `payment p join merchant m on m.id = p.merchant_id`;
 
 export const paymentGlobalId = (id: string) => toGlobalId('Payment', id);
