@@ -1,5 +1,4 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { findCardByAsn } from '../cards/cards.service.js';
 import { fromGlobalId } from '../graphql/global-id.js';
 import { UserErrorCode } from '../graphql/user-error.js';
 import { credit, debit, post } from '../ledger/ledger.service.js';
@@ -36,9 +35,8 @@ async function settle(em: EntityManager, payment: PaymentRow, sessionId: string,
     metadata: { kind: 'PAYMENT', payment: payment.id, merchant: payment.merchant_id, cardSession: sessionId, proof, ...(tac ? { tac } : {}) },
   });
   await recordClearingItem(em, { kind: 'PAYMENT', participant: { kind: 'MERCHANT', id: payment.merchant_id }, cardCompanyId: paidBy.cardCompanyId, amount, currency, entryKey: `payment:${payment.id}`, reference: payment.id });
-  const card = await findCardByAsn(em, asn);
   // card_asn: the card that paid, the only link to a card the registry does not know (card_id null).
-  await movePayment(em, payment, 'SUCCEEDED', { cardSessionId: sessionId, cardId: card?.id ?? null, cardAsn: asn });
+  await movePayment(em, payment, 'SUCCEEDED', { cardSessionId: sessionId, cardOfAsn: asn, cardAsn: asn });
 }
 
 export const merchantPayment: CardSessionPurpose = {

@@ -257,13 +257,23 @@ export async function movePayment(
   em: EntityManager,
   payment: PaymentRow,
   to: PaymentStatus,
-  set: { cancelReason?: 'MERCHANT' | 'EXPIRED'; failureCode?: string | null; cardSessionId?: string | null; claim?: PaymentClaim | null; cardId?: string | null; cardAsn?: string | null } = {},
+  set: {
+    cancelReason?: 'MERCHANT' | 'EXPIRED';
+    failureCode?: string | null;
+    cardSessionId?: string | null;
+    claim?: PaymentClaim | null;
+    cardId?: string | null;
+    cardAsn?: string | null;
+    /** The card that paid, by its ASN: card_id becomes the registry's card of that ASN, if it has one (looked up in the move's own statement). */
+    cardOfAsn?: string;
+  } = {},
 ): Promise<PaymentRow> {
+  const cardId = set.cardOfAsn !== undefined ? sql('(select c.id from card c where c.asn = ?)', set.cardOfAsn) : sql('?::uuid', set.cardId ?? null);
   const patch: Patch = {
     updated_at: NOW,
     cancel_reason: sql('coalesce(?, cancel_reason)', set.cancelReason ?? null),
     failure_code: sql('coalesce(?, failure_code)', set.failureCode ?? null),
-    card_id: sql('coalesce(?::uuid, card_id)', set.cardId ?? null),
+    card_id: sql(`coalesce(${cardId.text}, card_id)`, ...cardId.params),
   };
   if (to === 'CANCELED') patch.canceled_at = NOW;
   if (set.cardSessionId !== undefined) patch.card_session_id = set.cardSessionId;
@@ -273,7 +283,7 @@ export async function movePayment(
     // The card that paid, and its holder then (a card registered to someone else later does not
     // make them the payer): written when the payment succeeds, never at a claim.
     patch.card_asn = sql('coalesce(?, card_asn)', set.cardAsn ?? null);
-    patch.payer_holder_id = sql('(select c.holder_id from card c where c.id = coalesce(?::uuid, payment.card_id))', set.cardId ?? null);
+    patch.payer_holder_id = sql(`(select c.holder_id from card c where c.id = coalesce(${cardId.text}, payment.card_id))`, ...cardId.params);
   }
   return transition(em, paymentMachine, payment, to, patch);
 }

@@ -213,8 +213,18 @@ async function returnProven(em: EntityManager, deps: SessionDeps, claim: OpenCla
   return true;
 }
 
-/** Records, for a transaction that completed normally, that the card did it at that counter. */
+/**
+ * Records, for a transaction that completed normally, that the card did it at that counter, and
+ * the counter the card moved on to (as recordCounter: never lowered), in one statement.
+ */
 export async function recordTaken(em: EntityManager, kind: ProofKind, session: SessionRow, counter: number, tac: Buffer): Promise<void> {
   const k = KINDS[kind];
-  await em.execute(`insert into ${k.table} (asn, ${k.column}, session_id, proved_by, tac) values (?, ?, ?, ?, ?) on conflict do nothing`, [session.card_asn, counter, session.id, session.id, hex(tac)]);
+  await em.execute(
+    `with moved_on as (
+       insert into card_counter (asn, ${k.column}) values (?, ?)
+       on conflict (asn) do update set ${k.column} = greatest(card_counter.${k.column}, excluded.${k.column}), updated_at = now()
+     )
+     insert into ${k.table} (asn, ${k.column}, session_id, proved_by, tac) values (?, ?, ?, ?, ?) on conflict do nothing`,
+    [session.card_asn, counter + 1, session.card_asn, counter, session.id, session.id, hex(tac)],
+  );
 }
