@@ -169,10 +169,13 @@ export function percentile(sorted: Float64Array, p: number): number {
 
 export const describeError = (err: unknown) => (err instanceof Error ? `${err.name}: ${err.message}` : String(err));
 
-/** CPU time (ms) of the calling thread, since `since` when given. */
+/** The calling thread's CPU usage; undefined on a Node without process.threadCpuUsage (before 22.x): CPU figures then print as `-`. */
+const threadCpuUsage = (since?: NodeJS.CpuUsage): NodeJS.CpuUsage | undefined => (typeof process.threadCpuUsage === 'function' ? process.threadCpuUsage(since) : undefined);
+
+/** CPU time (ms) of the calling thread, since `since` when given; NaN where Node cannot tell. */
 export const threadCpuMs = (since?: NodeJS.CpuUsage) => {
-  const u = process.threadCpuUsage(since);
-  return (u.user + u.system) / 1000;
+  const u = threadCpuUsage(since);
+  return u ? (u.user + u.system) / 1000 : NaN;
 };
 
 /** One operation of a loop: `n` is the loop's count so far; fills in how long its named steps took. */
@@ -199,7 +202,7 @@ export async function runLoops(clients: number, ms: number, operationFor: (c: nu
   const stepLatencies = new Map<string, number[]>();
   let errors = 0;
   let firstError: string | undefined;
-  const cpu0 = process.threadCpuUsage();
+  const cpu0 = threadCpuUsage();
   const started = process.hrtime.bigint();
   const deadline = started + BigInt(ms) * 1_000_000n;
   const loop = async (c: number) => {
@@ -313,6 +316,9 @@ const WRITE = /^(insert|update|delete|merge)\b|^with\b[\s\S]*\b(insert|update|de
  * of each copy of `pg` (ours, and the one MikroORM brings), and the commits that wrote: what a
  * phase asks of the database, whatever the machine's load.
  */
+/** Set to see each statement's text as the driver gets it (the payments bench's --statements). */
+export const statementTap: { sink?: (text: string) => void } = {};
+
 export const driverCounts: () => DriverCounts = (() => {
   const counts: DriverCounts = { statements: 0, writingCommits: 0 };
   const state = new WeakMap<object, { inTransaction: boolean; wrote: boolean }>();
@@ -329,6 +335,7 @@ export const driverCounts: () => DriverCounts = (() => {
     proto.query = function (this: object, ...args: unknown[]) {
       counts.statements++;
       const text = statementText(args);
+      statementTap.sink?.(text);
       let s = state.get(this);
       if (!s) state.set(this, (s = { inTransaction: false, wrote: false }));
       if (text.startsWith('begin') || text.startsWith('start transaction')) Object.assign(s, { inTransaction: true, wrote: false });

@@ -68,9 +68,11 @@ import {
   printRatio,
   printTable,
   processTreeCpu,
+  statementTap,
   runBench,
   runLoops,
   scratchDatabase,
+  driverCounts,
   threadCpuMs,
   withDatabaseWork,
 } from './harness.js';
@@ -87,6 +89,8 @@ interface Options extends PhaseOptions {
   merchants: number;
   /** Also run ours against W API worker processes (WEB_CONCURRENCY=W); 1: only the API in this process. */
   workers: number;
+  /** Print every SQL statement of the profiled payment, by request. */
+  statements: boolean;
 }
 
 /** One merchant at its till, as the worker drives it. */
@@ -197,6 +201,7 @@ function parseOptions(argv: string[]): Options {
   })
     .option('--merchants <m>', 'merchants (each with its OAuth client and till reader) the loops take turns at', positiveInt, 8)
     .option('--workers <w>', 'also run ours against W API worker processes (WEB_CONCURRENCY=W, api/dist/main.js); 1: not', positiveInt, 2)
+    .option('--statements', 'print every SQL statement of one profiled payment, by request', false)
     .parse(argv)
     .opts<Options>();
 }
@@ -397,6 +402,87 @@ async function startApiProcesses(opts: { workers: number; databaseUrl: string; k
   }
 }
 
+/** Statements and writing commits of one request of a payment, as the driver counted them. */
+interface RequestWork {
+  statements: number;
+  writingCommits: number;
+  texts: string[];
+}
+
+/**
+ * The database work of each request of one card-present payment (createPayment, openCardSession,
+ * each card-session message), one payment at a time against the API in this process, so that
+ * everything the driver sees between a request and its answer is that request's. The first payment
+ * is cold (caches empty); the warm figure is the least of the next `runs` (a stray statement of a
+ * background connection, the change-notice heartbeat, can fall in one of them). The steps'
+ * names are MESSAGE_STEPS'.
+ */
+async function profileRequests(sdk: Sdk, seat: MerchantSeat, card: VirtualCard, baseUrl: string, runs = 3): Promise<{ cold: Record<string, RequestWork>; warm: Record<string, RequestWork> }> {
+  const api = new sdk.OneCardClient({ baseUrl, clientId: seat.clientId, clientSecret: seat.clientSecret, scope: MERCHANT_SCOPES.join(' ') });
+  await api.request('query { viewer { kind } }');
+  const settle = () => new Promise((r) => setTimeout(r, 20));
+  const measured = async <T>(work: Record<string, RequestWork>, name: string, request: () => Promise<T>): Promise<T> => {
+    await settle();
+    const texts: string[] = [];
+    statementTap.sink = (text) => texts.push(text);
+    const before = driverCounts();
+    const answer = await request();
+    await settle();
+    const after = driverCounts();
+    statementTap.sink = undefined;
+    work[name] = { statements: after.statements - before.statements, writingCommits: after.writingCommits - before.writingCommits, texts };
+    return answer;
+  };
+  const payOnce = async (key: string): Promise<Record<string, RequestWork>> => {
+    const work: Record<string, RequestWork> = {};
+    const send = (message: SignedMessage) =>
+      measured(work, MESSAGE_STEPS[message.seq] ?? `message${message.seq}`, async () => (await api.request<{ cardSessionMessage: SessionReply }>(sdk.CARD_SESSION_MESSAGE, { input: message })).cardSessionMessage);
+    const reader = new sdk.ReaderAgent({
+      deviceKey: seat.deviceKeyPem,
+      nationalKey: seat.nationalKeyPem,
+      encryptionKey: seat.encryptionKeyPem,
+      nationalCertificatePem: seat.nationalPem,
+      cityCertificatePem: seat.cityPem,
+      encryptionCertificatePem: seat.encryptionPem,
+      trustedCertificatesPem: [seat.rootPem],
+      transport: new sdk.VirtualCardTransport(card),
+      send,
+    });
+    const made = await measured(work, 'createPayment', () =>
+      api.request<{ createPayment: { payment: { id: string } | null } }>(CREATE_PAYMENT, { input: { amount: 100, currency: CURRENCY, orderReference: key, idempotencyKey: key } }),
+    );
+    const opened = await measured(work, 'openCardSession', () =>
+      api.request<{ openCardSession: { session: { id: string; challenge: string } | null } }>(OPEN_CARD_SESSION, { input: { reader: seat.readerId, operation: 'PURCHASE', payment: made.createPayment.payment!.id } }),
+    );
+    const done = await reader.run(opened.openCardSession.session!);
+    if (done.state !== 'COMPLETED') throw new Error(`profiled payment: card session ${done.state}${done.refusal ? `: ${done.refusal}` : ''}`);
+    return work;
+  };
+  const cold = await payOnce('profile.cold');
+  let warm: Record<string, RequestWork> = {};
+  for (let i = 0; i < runs; i++) {
+    const run = await payOnce(`profile.warm.${i}`);
+    for (const [name, w] of Object.entries(run)) if (!warm[name] || w.statements < warm[name]!.statements) warm[name] = w;
+  }
+  return { cold, warm };
+}
+
+/** The profile as a table: statements and writing commits per request, cold and warm, and the payment's total. */
+function printProfile(profile: { cold: Record<string, RequestWork>; warm: Record<string, RequestWork> }, withTexts: boolean): void {
+  const names = Object.keys(profile.warm);
+  const total = (w: Record<string, RequestWork>, k: 'statements' | 'writingCommits') => Object.values(w).reduce((sum, r) => sum + r[k], 0);
+  printTable([
+    ['request (one payment, alone)', 'statements cold', 'writing commits cold', 'statements warm', 'writing commits warm'],
+    ...names.map((n) => [n, String(profile.cold[n]?.statements ?? '-'), String(profile.cold[n]?.writingCommits ?? '-'), String(profile.warm[n]!.statements), String(profile.warm[n]!.writingCommits)]),
+    ['payment', String(total(profile.cold, 'statements')), String(total(profile.cold, 'writingCommits')), String(total(profile.warm, 'statements')), String(total(profile.warm, 'writingCommits'))],
+  ]);
+  if (!withTexts) return;
+  for (const n of names) {
+    console.log(`— ${n} (warm): ${profile.warm[n]!.statements} statements`);
+    for (const text of profile.warm[n]!.texts) console.log(`    ${text.replace(/\s+/g, ' ').slice(0, 160)}`);
+  }
+}
+
 // ——— phase "bare": the same business effect in hand-written SQL ———
 
 /** What a bare client loop writes for: its merchant, the card it charges, and their ledger accounts. */
@@ -576,7 +662,9 @@ async function main(): Promise<void> {
     const today = new Date();
     const cards: VirtualCard[] = [];
     const seats: BareSeat[] = [];
-    for (let c = 0; c < opts.clients; c++) {
+    let profileCard: VirtualCard | undefined;
+    // One more card than loops: the last pays the profiled payments, before the phases.
+    for (let c = 0; c <= opts.clients; c++) {
       const chip = sdk.VirtualCpuCard.issue({
         asn: `0000BE0C${String(c).padStart(12, '0')}`,
         cityCode: CARD_CITY_CODE,
@@ -596,6 +684,10 @@ async function main(): Promise<void> {
       const purse = await cardPurseAccount(em, chip.asn, CURRENCY);
       await post(em, { key: `bench.fund.${chip.asn}`, description: `bench card ${chip.asn} issued with a balance`, lines: [debit(funding.id, BigInt(CARD_BALANCE)), credit(purse.id, BigInt(CARD_BALANCE))] });
       const seat = merchants[c % merchants.length]!;
+      if (c === opts.clients) {
+        profileCard = chip;
+        continue;
+      }
       cards.push(chip);
       seats.push({ merchantId: seat.merchantId, clientId: seat.clientId, payableAccount: seat.payableAccount, cardId: row.id, asn: chip.asn, purseAccount: purse.id });
     }
@@ -608,6 +700,8 @@ async function main(): Promise<void> {
 
     const env = await environmentLine(url, where);
     console.log(`payments bench: ${opts.clients} clients (one card each) at ${opts.merchants} merchants, ${opts.seconds} s per phase (after ${opts.warmup} s warm-up); ${env.line}`);
+    const profile = await profileRequests(sdk, merchants[0]!, profileCard!, baseUrl);
+    printProfile(profile, opts.statements);
     const inProcess = { url, apiCpu: async () => threadCpuMs(), apiInProcess: true, postgresCpu };
     await oursPhase(worker, inProcess, baseUrl, 'warm.ours', opts.warmup * 1000);
     const ours = await oursPhase(worker, inProcess, baseUrl, 'ours', opts.seconds * 1000);
@@ -621,6 +715,7 @@ async function main(): Promise<void> {
     }
     // Before bare debits the shadows: every chip holds exactly what the ledger says it holds.
     const { states } = await ask(worker, { type: 'cards' }, 'cards');
+    states.push(profileCard!.toJSON());
     const problems: string[] = [];
     for (const state of states) {
       const [shadow] = await em.execute<{ balance: string }[]>(`select balance from ledger_account where code = ?`, [cardPurseCode(state.asn, CURRENCY)]);
@@ -656,7 +751,7 @@ async function main(): Promise<void> {
     for (const [name, r] of phases.slice(1, -1)) ratios[name] = printRatio(r, bare, `${name}/bare`);
     for (const [name, r] of phases) if (r.steps) console.log(`${name} per step, p50/p99 ms: ${Object.entries(r.steps).map(([step, st]) => `${step} ${fmt(st.p50Ms, 1)}/${fmt(st.p99Ms, 1)}`).join(', ')}`);
     printFirstErrors(phases);
-    console.log(JSON.stringify({ bench: 'payments', ...opts, node: process.version, postgres: env.postgres, cpus: os.availableParallelism(), loadAverage: os.loadavg(), phases: Object.fromEntries(phases), ratios }));
+    console.log(JSON.stringify({ bench: 'payments', ...opts, perRequest: Object.fromEntries(Object.entries(profile.warm).map(([n, w]) => [n, { statements: w.statements, writingCommits: w.writingCommits }])), node: process.version, postgres: env.postgres, cpus: os.availableParallelism(), loadAverage: os.loadavg(), phases: Object.fromEntries(phases), ratios }));
 
     // Every payment counted as done is SUCCEEDED and booked once, and the ledger's invariants hold.
     problems.push(...(await checkLedger(em)).map((p) => `${p.rule} ${p.subject}: ${p.detail}`));

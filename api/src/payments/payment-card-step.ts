@@ -1,5 +1,4 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { findCardByAsn } from '../cards/cards.service.js';
 import { fromGlobalId } from '../graphql/global-id.js';
 import { UserErrorCode } from '../graphql/user-error.js';
 import { credit, debit, post } from '../ledger/ledger.service.js';
@@ -8,7 +7,6 @@ import { openSession } from '../readers/session/card-session.service.js';
 import { type CardSessionPurpose, openRefusal } from '../readers/session/purpose.js';
 import { SessionError } from '../readers/session/session.errors.js';
 import { recordClearingItem } from '../settlement/clearing-items.js';
-import { findMerchant } from '../tenancy/tenancy.service.js';
 import { TenantStatus } from '../tenancy/merchant.entity.js';
 import { findPaymentFor, MAX_ATTEMPTS, movePayment, paymentById, type PaymentRow } from './payments.service.js';
 import { cardPurseAccount, merchantPayableAccount } from '../ledger/accounts.js';
@@ -37,9 +35,8 @@ async function settle(em: EntityManager, payment: PaymentRow, sessionId: string,
     metadata: { kind: 'PAYMENT', payment: payment.id, merchant: payment.merchant_id, cardSession: sessionId, proof, ...(tac ? { tac } : {}) },
   });
   await recordClearingItem(em, { kind: 'PAYMENT', participant: { kind: 'MERCHANT', id: payment.merchant_id }, cardCompanyId: paidBy.cardCompanyId, amount, currency, entryKey: `payment:${payment.id}`, reference: payment.id });
-  const card = await findCardByAsn(em, asn);
   // card_asn: the card that paid, the only link to a card the registry does not know (card_id null).
-  await movePayment(em, payment, 'SUCCEEDED', { cardSessionId: sessionId, cardId: card?.id ?? null, cardAsn: asn });
+  await movePayment(em, payment, 'SUCCEEDED', { cardSessionId: sessionId, cardOfAsn: asn, cardAsn: asn });
 }
 
 export const merchantPayment: CardSessionPurpose = {
@@ -69,9 +66,8 @@ export const merchantPayment: CardSessionPurpose = {
     currencyOf: 'the payment',
     idOf: (purposeData) => String(purposeData?.paymentId),
     byId: paymentById,
-    async check(em, payment) {
-      const merchant = await findMerchant(em, payment.merchant_id);
-      if (!merchant || merchant.status !== TenantStatus.ACTIVE) throw new SessionError('PURPOSE_REFUSED', 'the merchant does not take payments now');
+    async check(_em, payment) {
+      if (payment.merchant_status !== TenantStatus.ACTIVE) throw new SessionError('PURPOSE_REFUSED', 'the merchant does not take payments now');
     },
     async claim(em, payment, pending, claim) {
       // Not card_asn: that is the card that paid, written when the payment succeeds (settle).

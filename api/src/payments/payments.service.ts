@@ -42,6 +42,8 @@ export interface PaymentRow {
   canceled_at: Date | null;
   /** Joined: the merchant's name, for the holder's app. */
   merchant_name: string;
+  /** The merchant's status now (ACTIVE or SUSPENDED): read with the payment, so the card step's debit guard reads no second row. */
+  merchant_status: string;
   /** Joined: the holder of the card that paid (null until a card paid, or for an anonymous card). */
   payer_holder_id: string | null;
 }
@@ -67,7 +69,7 @@ export const MAX_ATTEMPTS = 3;
 export const CLAIM_GRACE_SECONDS = 24 * 3600;
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-const COLUMNS = `p.*, p.amount::text as amount, p.refunded_amount::text as refunded_amount, btrim(p.currency) as currency, m.name as merchant_name`;
+const COLUMNS = `p.*, p.amount::text as amount, p.refunded_amount::text as refunded_amount, btrim(p.currency) as currency, m.name as merchant_name, m.status as merchant_status`;
 const FROM = `payment p join merchant m on m.id = p.merchant_id`;
 
 export const paymentGlobalId = (id: string) => toGlobalId('Payment', id);
@@ -255,13 +257,23 @@ export async function movePayment(
   em: EntityManager,
   payment: PaymentRow,
   to: PaymentStatus,
-  set: { cancelReason?: 'MERCHANT' | 'EXPIRED'; failureCode?: string | null; cardSessionId?: string | null; claim?: PaymentClaim | null; cardId?: string | null; cardAsn?: string | null } = {},
+  set: {
+    cancelReason?: 'MERCHANT' | 'EXPIRED';
+    failureCode?: string | null;
+    cardSessionId?: string | null;
+    claim?: PaymentClaim | null;
+    cardId?: string | null;
+    cardAsn?: string | null;
+    /** The card that paid, by its ASN: card_id becomes the registry's card of that ASN, if it has one (looked up in the move's own statement). */
+    cardOfAsn?: string;
+  } = {},
 ): Promise<PaymentRow> {
+  const cardId = set.cardOfAsn !== undefined ? sql('(select c.id from card c where c.asn = ?)', set.cardOfAsn) : sql('?::uuid', set.cardId ?? null);
   const patch: Patch = {
     updated_at: NOW,
     cancel_reason: sql('coalesce(?, cancel_reason)', set.cancelReason ?? null),
     failure_code: sql('coalesce(?, failure_code)', set.failureCode ?? null),
-    card_id: sql('coalesce(?::uuid, card_id)', set.cardId ?? null),
+    card_id: sql(`coalesce(${cardId.text}, card_id)`, ...cardId.params),
   };
   if (to === 'CANCELED') patch.canceled_at = NOW;
   if (set.cardSessionId !== undefined) patch.card_session_id = set.cardSessionId;
@@ -271,7 +283,7 @@ export async function movePayment(
     // The card that paid, and its holder then (a card registered to someone else later does not
     // make them the payer): written when the payment succeeds, never at a claim.
     patch.card_asn = sql('coalesce(?, card_asn)', set.cardAsn ?? null);
-    patch.payer_holder_id = sql('(select c.holder_id from card c where c.id = coalesce(?::uuid, payment.card_id))', set.cardId ?? null);
+    patch.payer_holder_id = sql(`(select c.holder_id from card c where c.id = coalesce(${cardId.text}, payment.card_id))`, ...cardId.params);
   }
   return transition(em, paymentMachine, payment, to, patch);
 }

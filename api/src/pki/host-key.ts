@@ -2,7 +2,7 @@ import { createPrivateKey, createHash, generateKeyPairSync, type KeyObject, X509
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { seal, unseal } from '../secrets/kek.js';
 import { PkiError } from './pki.errors.js';
-import { crlUrl, findCa, findCityCa } from './pki.service.js';
+import { crlUrl, findCa } from './pki.service.js';
 import { fromPem, issueForSubjectKey, newSerial, type PrivateKey } from './x509.js';
 import forge from 'node-forge';
 
@@ -36,10 +36,43 @@ const unsealed = new Map<string, KeyObject>();
 const sealContext = (caId: string) => `host-key:${caId}`;
 
 /** The city's host key, made and certified by its city CA on first need (the seed makes it with the CA). */
+/**
+ * A city's host key once on record, by key-encryption key and city. Nothing in it can change: a
+ * city has one working CA (a unique index), a CA's certificate is never rewritten, and a host key
+ * row, one per CA, is never updated or deleted. A revoked CA or host certificate is the reader's to
+ * refuse (it checks the chain it is sent); the host signs with the key it has either way, as before.
+ */
+const hostKeysOfCities = new Map<string, HostKey>();
+const MAX_CITIES = 1_000;
+
 export async function hostKeyOfCity(em: EntityManager, kek: Buffer, cityId: string, publicUrl: string): Promise<HostKey> {
-  const ca = await findCityCa(em, cityId);
-  if (!ca) throw new PkiError('NOT_FOUND', `no working CA for city ${cityId}`);
-  return ensureHostKey(em, kek, ca.id, publicUrl);
+  const cacheKey = `${createHash('sha256').update(kek).digest('hex')}:${cityId}`;
+  const known = hostKeysOfCities.get(cacheKey);
+  if (known) return known;
+  // The city's CA and its host key in one statement.
+  const [found] = await em.execute<(Partial<HostKeyRow> & { id: string; ca_pem: string })[]>(
+    `select ca.id, ca.certificate_pem as ca_pem, h.ca_id, h.certificate_serial, h.certificate_pem, h.sealed_private_key
+       from certificate_authority ca left join host_signing_key h on h.ca_id = ca.id
+      where ca.kind = 'CITY' and ca.city_id = ?`,
+    [cityId],
+  );
+  if (!found) throw new PkiError('NOT_FOUND', `no working CA for city ${cityId}`);
+  // Made now, in the caller's transaction, which may yet roll back: not remembered until read back.
+  if (!found.ca_id) return ensureHostKey(em, kek, found.id, publicUrl);
+  const hostKey = hostKeyOf(kek, found as HostKeyRow, found.ca_pem);
+  if (hostKeysOfCities.size >= MAX_CITIES) hostKeysOfCities.delete(hostKeysOfCities.keys().next().value!);
+  hostKeysOfCities.set(cacheKey, hostKey);
+  return hostKey;
+}
+
+/** The key of a host key row, unsealed once per certificate serial. */
+function hostKeyOf(kek: Buffer, row: HostKeyRow, caPem: string): HostKey {
+  let privateKey = unsealed.get(row.certificate_serial);
+  if (!privateKey) {
+    privateKey = createPrivateKey(unseal(kek, sealContext(row.ca_id), row.sealed_private_key).toString('utf8'));
+    unsealed.set(row.certificate_serial, privateKey);
+  }
+  return { caId: row.ca_id, privateKey, chainPem: [row.certificate_pem, caPem] };
 }
 
 /** The CA's host key: the one on record, or a new one (P-256, certified by the CA, sealed with the KEK). */
@@ -47,12 +80,7 @@ export async function ensureHostKey(em: EntityManager, kek: Buffer, caId: string
   const [existing] = await em.execute<HostKeyRow[]>(`select * from host_signing_key where ca_id = ?`, [caId]);
   const row = existing ?? (await createHostKey(em, kek, caId, publicUrl, now));
   const ca = (await findCa(em, caId))!;
-  let privateKey = unsealed.get(row.certificate_serial);
-  if (!privateKey) {
-    privateKey = createPrivateKey(unseal(kek, sealContext(caId), row.sealed_private_key).toString('utf8'));
-    unsealed.set(row.certificate_serial, privateKey);
-  }
-  return { caId, privateKey, chainPem: [row.certificate_pem, ca.certificate_pem] };
+  return hostKeyOf(kek, row, ca.certificate_pem);
 }
 
 async function createHostKey(em: EntityManager, kek: Buffer, caId: string, publicUrl: string, now: Date): Promise<HostKeyRow> {

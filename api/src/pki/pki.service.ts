@@ -250,6 +250,18 @@ export type ChainRefusal = 'UNKNOWN_CA' | 'BAD_SIGNATURE' | 'NOT_YET_VALID' | 'E
 /** Where a leaf's working CA is: by its id, or the working CA of a city. */
 export type CaRef = { caId: string } | { cityId: string };
 
+/** A CA row as a chain check reads it: its certificate and its revocation counter. */
+export type ChainCa = Pick<CaRow, 'id' | 'kind' | 'city_id' | 'certificate_pem' | 'revocations'>;
+
+/**
+ * The CAs a reader's chains are checked against (the national working CA, the city's, the root)
+ * in one statement, for checkLeaf's `cas`: read in the same transaction as the check, never kept,
+ * since their revocation counters are what makes a remembered chain safe to use.
+ */
+export async function readChainCas(em: EntityManager, cityId: string): Promise<ChainCa[]> {
+  return em.execute<ChainCa[]>(`select id, kind, city_id, certificate_pem, revocations from certificate_authority where id in ('national', 'root') or (kind = 'CITY' and city_id = ?)`, [cityId]);
+}
+
 /**
  * Checks a leaf certificate against one of our working CAs: signed by it, within validity at
  * `now`, issued by us (on record), not revoked, of the expected profile. The working CA itself
@@ -261,13 +273,19 @@ export type CaRef = { caId: string } | { cityId: string };
  * (verified-leaves.ts). A revocation moves a counter in its own transaction, so no process serves
  * a revoked certificate from what it remembers.
  */
-export async function checkLeaf(em: EntityManager, leafPem: string, expected: CaRef & { profile: Profile; now: Date }): Promise<{ ok: true; row: Pick<IssuedRow, 'serial' | 'ca_id'>; leaf: VerifiedLeaf } | { ok: false; refusal: ChainRefusal }> {
-  const cas = await em.execute<Pick<CaRow, 'id' | 'kind' | 'certificate_pem' | 'revocations'>[]>(
-    'caId' in expected
-      ? `select id, kind, certificate_pem, revocations from certificate_authority where id in (?, 'root')`
-      : `select id, kind, certificate_pem, revocations from certificate_authority where (kind = 'CITY' and city_id = ?) or id = 'root'`,
-    ['caId' in expected ? expected.caId : expected.cityId],
-  );
+export async function checkLeaf(
+  em: EntityManager,
+  leafPem: string,
+  expected: CaRef & { profile: Profile; now: Date; cas?: readonly ChainCa[] },
+): Promise<{ ok: true; row: Pick<IssuedRow, 'serial' | 'ca_id'>; leaf: VerifiedLeaf } | { ok: false; refusal: ChainRefusal }> {
+  const cas = expected.cas
+    ? expected.cas.filter((c) => c.id === 'root' || ('caId' in expected ? c.id === expected.caId : c.kind === 'CITY' && c.city_id === expected.cityId))
+    : await em.execute<ChainCa[]>(
+        'caId' in expected
+          ? `select id, kind, city_id, certificate_pem, revocations from certificate_authority where id in (?, 'root')`
+          : `select id, kind, city_id, certificate_pem, revocations from certificate_authority where (kind = 'CITY' and city_id = ?) or id = 'root'`,
+        ['caId' in expected ? expected.caId : expected.cityId],
+      );
   const root = cas.find((c) => c.kind === 'ROOT');
   const ca = cas.find((c) => c.kind !== 'ROOT');
   if (!ca || !root) return { ok: false, refusal: 'UNKNOWN_CA' };

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { ALG_3DES, ALG_SM4 } from '../cardcrypto/algorithm.js';
 import { diversifyKey } from '../cardcrypto/diversify.js';
@@ -47,6 +47,21 @@ export async function activeMasterKeyRow(em: EntityManager, cardCompanyId: strin
   return row;
 }
 
+/** More master keys than any installation holds (3 purposes × a few versions × its card companies). */
+const MAX_UNSEALED = 1_000;
+/**
+ * Master keys as unsealed, by key-encryption key, name and sealed bytes: unsealing is the cost
+ * saved, not the row's read, since activation and retirement change the row (whether a key may be
+ * used is asked every time). A card session needs one in two of its three messages.
+ */
+const unsealedMasters = new Map<string, { key: Buffer; algorithm: CardAlgorithm }>();
+const kekIds = new WeakMap<Buffer, string>();
+function kekId(kek: Buffer): string {
+  let id = kekIds.get(kek);
+  if (!id) kekIds.set(kek, (id = createHash('sha256').update(kek).digest('hex')));
+  return id;
+}
+
 /** Master keys sealed with the key-encryption key in `card_master_key`. */
 export class SoftwareKeyStore implements KeyStore {
   constructor(
@@ -55,9 +70,18 @@ export class SoftwareKeyStore implements KeyStore {
   ) {}
 
   private async master(cardCompanyId: string, purpose: MasterKeyPurpose, keyVersion: number) {
+    // The row is read every time: a key retired or not yet active is refused at once (its lifecycle
+    // changes the row). Only the unsealing is remembered, by the sealed bytes themselves.
     const row = await activeMasterKeyRow(this.em, cardCompanyId, purpose, keyVersion);
     if (row.stored_in !== 'SOFTWARE' || !row.sealed_key) throw new UnknownCardKeyError(`the ${purpose} master key version ${keyVersion} is kept in a PKCS#11 HSM, and this process has none configured`);
-    return { key: unseal(this.kek, context(cardCompanyId, purpose, keyVersion), row.sealed_key), algorithm: row.algorithm };
+    const name = context(cardCompanyId, purpose, keyVersion);
+    const cacheKey = `${kekId(this.kek)}:${name}:${row.sealed_key}`;
+    const known = unsealedMasters.get(cacheKey);
+    if (known) return known;
+    const master = { key: unseal(this.kek, name, row.sealed_key), algorithm: row.algorithm };
+    if (unsealedMasters.size >= MAX_UNSEALED) unsealedMasters.delete(unsealedMasters.keys().next().value!);
+    unsealedMasters.set(cacheKey, master);
+    return master;
   }
 
   async m1SectorKey(req: { cardCompanyId: string; keyVersion: number; uid: Buffer; sector: number }) {

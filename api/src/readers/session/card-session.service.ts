@@ -49,9 +49,15 @@ export async function openSession(
   if (input.operation !== 'BALANCE' && input.amount === undefined) throw new RangeError(`a ${input.operation} session needs an amount`);
   const id = randomUUID();
   const now = input.now ?? new Date();
+  // The session and its audit row in one statement: one commit, and never a session without its audit.
   const [row] = await em.execute<SessionRow[]>(
-    `insert into card_session (id, reader_id, operation, card_type, amount, state, challenge, expires_at, opened_by_client, context)
-     values (?, ?, ?, ?, ?, 'OPEN', ?, ?, ?, ?) returning *`,
+    `with opened as (
+       insert into card_session (id, reader_id, operation, card_type, amount, state, challenge, expires_at, opened_by_client, context)
+       values (?, ?, ?, ?, ?, 'OPEN', ?, ?, ?, ?) returning *
+     ), audited as (
+       insert into card_session_audit (session_id, seq, step, outcome, refusal, detail) select id, null, 'open', 'ACCEPTED', null, ? from opened
+     )
+     select * from opened`,
     [
       id,
       input.reader.id,
@@ -62,9 +68,9 @@ export async function openSession(
       new Date(+now + SESSION_TTL_SECONDS * 1000),
       input.clientId,
       JSON.stringify({ purpose: input.purpose, purposeData: input.purposeData }),
+      JSON.stringify({ operation: input.operation, amount: input.amount?.toString() }),
     ],
   );
-  await recordAudit(em, id, null, 'open', 'ACCEPTED', null, { operation: input.operation, amount: input.amount?.toString() });
   return row!;
 }
 
@@ -96,16 +102,16 @@ export async function handleMessage(em: EntityManager, deps: SessionDeps, messag
 }
 
 async function runStep(tx: EntityManager, deps: SessionDeps, now: Date, message: IncomingMessage): Promise<{ session: SessionRow; commands: ReaderCommand[]; hostMessage: HostMessage } | null> {
-  const [session] = await tx.execute<SessionRow[]>(`select * from card_session where id = ? for update`, [message.sessionId]);
-  if (!session) return null;
-  const [reader] = await tx.execute<ReaderRow[]>(`select * from reader where id = ?`, [session.reader_id]);
+  const loaded = await lockSessionWithReader(tx, message.sessionId);
+  if (!loaded) return null;
+  const { session, reader } = loaded;
   for (const check of ENVELOPE) ENVELOPE_CHECKS[check](session, message, now);
   const body = parseBody(message.body);
   const step = stepFor(session);
   for (const check of step.before) PRE_STEP_CHECKS[check](session, message, body);
   let result;
   try {
-    result = await step.step({ em: tx, deps, now, session, reader: reader!, message, body });
+    result = await step.step({ em: tx, deps, now, session, reader, message, body });
   } catch (err) {
     if (err instanceof SessionError) err.at(step.name);
     throw err;
@@ -119,15 +125,30 @@ async function runStep(tx: EntityManager, deps: SessionDeps, now: Date, message:
     finished_at: result.state === 'COMPLETED' ? NOW : null,
   });
   // Both directions are signed (DESIGN.md §6): the reader runs nothing this message does not carry, signed.
-  const hostMessage = signHostMessage(await deps.hostKey(tx, reader!), {
+  const hostMessage = signHostMessage(await deps.hostKey(tx, reader), {
     session: toGlobalId('CardSession', session.id),
-    reader: reader!.serial,
+    reader: reader.serial,
     seq: message.seq,
     state: updated!.state,
     commands: result.commands,
     result: updated!.result,
   });
   return { session: updated!, commands: result.commands, hostMessage };
+}
+
+/**
+ * The session, locked for this message, and its reader as it is now: one statement. The reader is
+ * read afresh every message (its status and registration may change mid-session), never cached.
+ */
+async function lockSessionWithReader(tx: EntityManager, sessionId: string): Promise<{ session: SessionRow; reader: ReaderRow } | null> {
+  const [row] = await tx.execute<(SessionRow & { reader_row: ReaderRow })[]>(
+    `select s.*, to_jsonb(r) as reader_row from card_session s join reader r on r.id = s.reader_id where s.id = ? for update of s`,
+    [sessionId],
+  );
+  if (!row) return null;
+  const { reader_row: reader, ...session } = row;
+  // to_jsonb gives timestamps as text; the row as `select * from reader` reads it has dates.
+  return { session, reader: { ...reader, created_at: new Date(reader.created_at), status_changed_at: new Date(reader.status_changed_at) } };
 }
 
 /** The refusal is written in its own transaction, after the step's work rolled back. */

@@ -45,18 +45,31 @@ const counterOf = (kind: ProofKind, session: SessionRow): number => (kind === 'l
  * found the counter unchanged). Newest first.
  */
 export async function openClaims(em: EntityManager, kind: ProofKind, asn: string, now: Date): Promise<OpenClaim[]> {
+  return (await openClaimsOf(em, [kind], asn, now))[kind];
+}
+
+/** The query of openClaims for one kind (its parameters: the card's ASN, then now). */
+function openClaimsSql(kind: ProofKind): string {
   const k = KINDS[kind];
-  const rows = await em.execute<SessionRow[]>(
-    `select s.* from card_session s
+  return `select '${kind}' as claim_kind, s.* from card_session s
        left join card_counter cc on cc.asn = s.card_asn
       where s.card_asn = ? and s.card_type = 'CPU' and s.operation = '${k.operation}' and s.context->'${k.kept}' is not null
         and s.state <> 'COMPLETED' and (s.state = 'FAILED' or s.expires_at <= ?)
         and (s.context->'${k.kept}'->>'${k.counter}')::int >= coalesce(cc.${k.column}, 0)
-        and not exists (select 1 from ${k.table} p where p.session_id = s.id)
-      order by (s.context->'${k.kept}'->>'${k.counter}')::int desc, s.created_at`,
-    [asn, now],
+        and not exists (select 1 from ${k.table} p where p.session_id = s.id)`;
+}
+
+/** openClaims of several kinds in one statement (message 1 asks about both). */
+async function openClaimsOf(em: EntityManager, kinds: readonly ProofKind[], asn: string, now: Date): Promise<Record<ProofKind, OpenClaim[]>> {
+  const rows = await em.execute<(SessionRow & { claim_kind: ProofKind; created_at: Date })[]>(
+    kinds.map(openClaimsSql).join(' union all '),
+    kinds.flatMap(() => [asn, now]),
   );
-  return rows.map((session) => ({ session, counter: counterOf(kind, session) }));
+  // Newest first: the highest counter, then the oldest session at it.
+  const sorted = rows.sort((a, b) => counterOf(b.claim_kind, b) - counterOf(a.claim_kind, a) || +new Date(a.created_at) - +new Date(b.created_at));
+  const claims: Record<ProofKind, OpenClaim[]> = { load: [], purchase: [] };
+  for (const { claim_kind: kind, ...session } of sorted) claims[kind].push({ session, counter: counterOf(kind, session) });
+  return claims;
 }
 
 /**
@@ -72,8 +85,9 @@ export async function askForProofIfOwed(s: StepInput, card: CardIdentity, contex
   const proving: NonNullable<SessionContext['proving']> = {};
   const commands = [];
   const asked: Record<string, unknown> = {};
+  const open = await openClaimsOf(s.em, ['load', 'purchase'], card.asn, s.now);
   for (const kind of ['load', 'purchase'] as const) {
-    const claims = (await openClaims(s.em, kind, card.asn, s.now)).filter((c) => seenCounter[kind] === undefined || c.counter < seenCounter[kind]!);
+    const claims = open[kind].filter((c) => seenCounter[kind] === undefined || c.counter < seenCounter[kind]!);
     const newest = claims[0];
     if (!newest) continue;
     proving[kind] = newest.counter;
@@ -199,8 +213,18 @@ async function returnProven(em: EntityManager, deps: SessionDeps, claim: OpenCla
   return true;
 }
 
-/** Records, for a transaction that completed normally, that the card did it at that counter. */
+/**
+ * Records, for a transaction that completed normally, that the card did it at that counter, and
+ * the counter the card moved on to (as recordCounter: never lowered), in one statement.
+ */
 export async function recordTaken(em: EntityManager, kind: ProofKind, session: SessionRow, counter: number, tac: Buffer): Promise<void> {
   const k = KINDS[kind];
-  await em.execute(`insert into ${k.table} (asn, ${k.column}, session_id, proved_by, tac) values (?, ?, ?, ?, ?) on conflict do nothing`, [session.card_asn, counter, session.id, session.id, hex(tac)]);
+  await em.execute(
+    `with moved_on as (
+       insert into card_counter (asn, ${k.column}) values (?, ?)
+       on conflict (asn) do update set ${k.column} = greatest(card_counter.${k.column}, excluded.${k.column}), updated_at = now()
+     )
+     insert into ${k.table} (asn, ${k.column}, session_id, proved_by, tac) values (?, ?, ?, ?, ?) on conflict do nothing`,
+    [session.card_asn, counter + 1, session.card_asn, counter, session.id, session.id, hex(tac)],
+  );
 }

@@ -137,7 +137,6 @@ export const loadCredited: Step = async ({ em, deps, session, reader, body }) =>
   const algorithm = init.algorithmId as AlgorithmId;
   const dtk = await cardKeyFor(deps, { cardCompanyId: session.context.cardCompanyId!, purpose: 'TAC', keyVersion: init.keyVersion, asn: asnBytes, algorithm });
   checkLoadTac(loadTac({ algorithm, tacKey: dtk, newBalance: init.oldBalance + amount, onlineCounter: init.onlineCounter, amount, terminalId: terminalIdOf(reader), date: init.date, time: init.time }), tac);
-  await recordCounter(em, session.card_asn!, 'online_counter', init.onlineCounter + 1);
   await recordTaken(em, 'load', session, init.onlineCounter, tac);
   const result = { asn: session.card_asn!, oldBalance: init.oldBalance, newBalance: init.oldBalance + amount, amount, onlineCounter: init.onlineCounter + 1, tac: hex(tac) };
   await complete(em, deps, session, reader, cardOf(session), result);
@@ -185,7 +184,6 @@ export const purchaseDebited: Step = async ({ em, deps, session, reader, body })
   checkPurchaseMac2(purchaseMac2({ algorithm, sessionKey, amount }), mac2, evidence);
   const dtk = await cardKeyFor(deps, { cardCompanyId: card.cardCompanyId, purpose: 'TAC', keyVersion: p.keyVersion, asn: card.asnBytes, algorithm });
   checkPurchaseTac(purchaseTac({ algorithm, tacKey: dtk, amount, terminalId: terminalIdOf(reader), terminalSerial: p.terminalSerial, date: p.date, time: p.time }), tac, evidence);
-  await recordCounter(em, card.asn, 'offline_counter', p.offlineCounter + 1);
   await recordTaken(em, 'purchase', session, p.offlineCounter, tac);
   const result = { asn: card.asn, oldBalance: p.balance, newBalance: p.balance - amount, amount, offlineCounter: p.offlineCounter + 1, terminalSerial: p.terminalSerial, tac: hex(tac) };
   try {
