@@ -68,7 +68,7 @@ beforeEach(() => {
 });
 afterEach(() => vi.useRealTimers());
 
-describe('a signing key rotated in', () => {
+describe('a key the verifier has not loaded: rotated in, or nobody’s', () => {
   it('is trusted from the first token that names it, the published keys being fetched again at most once a second', async () => {
     const [old, rotated] = [await newKey(), await newKey()];
     const published = { keys: [old.publicJwk] };
@@ -103,6 +103,17 @@ describe('a signing key rotated in', () => {
       expect(await outcome(verifier, await madeUp.sign())).toBe('BAD_SIGNATURE');
     }
     expect(loads.count).toBe(2);
+  });
+
+  it('a token of a known key whose signature does not verify fetches nothing', async () => {
+    const [known, forger] = [await newKey(), await newKey()];
+    const { verifier, loads } = verifierOver({ keys: [known.publicJwk] });
+    expect(await outcome(verifier, await known.sign())).toBe('ACCEPTED');
+    at(2_000);
+    const [header] = (await known.sign()).split('.');
+    const [, payload, signature] = (await forger.sign()).split('.');
+    expect(await outcome(verifier, `${header}.${payload}.${signature}`)).toBe('BAD_SIGNATURE');
+    expect(loads.count).toBe(1);
   });
 });
 
