@@ -130,6 +130,14 @@ describe('a DPoP proof that breaks one rule is refused, naming the rule', () => 
   });
 });
 
+describe('a bound token travels only under the DPoP scheme (RFC 9449 §7.1)', () => {
+  it('sent as a Bearer token it is refused even with a good proof: a proof under the DPoP scheme is required', async () => {
+    const token = await boundToken(holder.jkt);
+    const answer = await ask(token, await proof(token), 'Bearer');
+    await expectRefused(answer, 'DPOP_PROOF_REQUIRED', 'This access token is DPoP-bound: send it as `Authorization: DPoP <token>` with a `DPoP` proof');
+  });
+});
+
 describe('a proof is used once', () => {
   it('the same proof sent twice: the second is DPOP_PROOF_REPLAYED', async () => {
     const token = await boundToken(holder.jkt);
@@ -173,10 +181,10 @@ describe('what a valid proof may look like', () => {
     expect(answer.body.data.viewer).toEqual({ kind: 'MERCHANT' });
   });
 
-  it('a proof signed with Ed25519 is accepted', async () => {
+  it.each([['Ed25519'], ['EdDSA (its older name, RFC 8037)']])('a proof signed with an Ed25519 key under the algorithm %s is accepted', async (name) => {
     const ed = await proofKey('Ed25519');
     const token = await boundToken(ed.jkt);
-    const answer = await ask(token, await proof(token, { key: ed, alg: 'Ed25519' }));
+    const answer = await ask(token, await proof(token, { key: ed, alg: name.split(' ')[0] }));
     expect(answer.body.errors).toBeUndefined();
     expect(answer.body.data.viewer).toEqual({ kind: 'MERCHANT' });
   });

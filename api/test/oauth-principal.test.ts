@@ -7,7 +7,7 @@
  * signature, issuer, expiry and revocation refusals; oauth-dpop-proofs.test.ts the DPoP proofs.
  */
 import { randomUUID } from 'node:crypto';
-import { importJWK, type JWTPayload, SignJWT } from 'jose';
+import { CompactSign, importJWK, type JWTPayload, SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createClient } from '../src/auth/clients.service.js';
 import { loadSigningKeys } from '../src/auth/keys.js';
@@ -44,6 +44,12 @@ async function token(claims: JWTPayload = {}, header: Record<string, unknown> = 
   return new SignJWT(all).setProtectedHeader({ alg: 'ES256', typ: 'at+jwt', kid: jwk!.kid, ...header }).sign((await importJWK(jwk!, 'ES256')) as Parameters<SignJWT['sign']>[0]);
 }
 
+/** Signed by our authorization server's key like a token, but with any bytes as its claims. */
+async function signedBytes(payload: string): Promise<string> {
+  const [jwk] = (await loadSigningKeys(db.orm.em.fork(), kek)).privateJwks;
+  return new CompactSign(new TextEncoder().encode(payload)).setProtectedHeader({ alg: 'ES256', typ: 'at+jwt', kid: jwk!.kid }).sign((await importJWK(jwk!, 'ES256')) as Parameters<SignJWT['sign']>[0]);
+}
+
 const b64 = (o: object) => Buffer.from(JSON.stringify(o)).toString('base64url');
 const ask = (authorization: string) => graphql(server.url, VIEWER, {}, { authorization });
 
@@ -66,6 +72,12 @@ describe('the Authorization header', () => {
     ['a token followed by more', (t) => `Bearer ${t} extra`],
   ])('%s: MALFORMED_TOKEN, telling what to send', async (_name, header) => {
     await expectRefused(await ask(header(await token())), 'MALFORMED_TOKEN', SEND);
+  });
+
+  it('a token that is not DPoP-bound, under the DPoP scheme: DPOP_PROOF_INVALID, telling to send it as a Bearer token', async () => {
+    const answer = await ask(`DPoP ${await token()}`);
+    await expectRefused(answer, 'DPOP_PROOF_INVALID', 'This access token is not DPoP-bound; send it as a Bearer token');
+    expect(answer.headers.get('www-authenticate')).toBe('Bearer error="invalid_token", error_description="This access token is not DPoP-bound; send it as a Bearer token"');
   });
 
   it.each([['Bearer'], ['bearer'], ['BEARER']])('the scheme %s, in any case, is accepted', async (scheme) => {
@@ -99,6 +111,7 @@ describe('each refusal tells the client what is wrong, in the body and in WWW-Au
     ['signed with HS256', async () => `${b64({ alg: 'HS256', typ: 'at+jwt' })}.${(await token()).split('.')[1]}.c2ln`, 'UNSUPPORTED_ALGORITHM', () => 'Access tokens are signed with ES256, not HS256'],
     ['from another issuer', () => token({ iss: 'https://evil.example/oauth' }), 'WRONG_ISSUER', (url) => `The access token was not issued by ${url}/oauth`],
     ['for another audience', () => token({ aud: 'https://elsewhere.example/api' }), 'WRONG_AUDIENCE', (url) => `The access token is not for ${url}/graphql`],
+    ['signed by our key, whose claims are not a JSON object', () => signedBytes('["client_id"]'), 'MALFORMED_TOKEN', () => 'The access token is not valid'],
     ['with a signature that does not verify', async () => `${(await token()).slice(0, -8)}AAAAAAAA`, 'BAD_SIGNATURE', () => 'The access token signature does not verify'],
     [
       'revoked',
@@ -144,6 +157,12 @@ describe('the principal of a good token', () => {
 
   it('a cardholder app token with no subject acts for no holder', async () => {
     const answer = await ask(`Bearer ${await token({ client_id: appClient, scope: 'card:read' })}`);
+    expect(answer.body.data.viewer).toMatchObject({ kind: 'CARDHOLDER_APP', holderId: null });
+  });
+
+  it('a cardholder app token whose subject is not a string acts for no holder', async () => {
+    const answer = await ask(`Bearer ${await token({ client_id: appClient, sub: 42 as unknown as string, scope: 'card:read' })}`);
+    expect(answer.body.errors).toBeUndefined();
     expect(answer.body.data.viewer).toMatchObject({ kind: 'CARDHOLDER_APP', holderId: null });
   });
 });

@@ -122,14 +122,16 @@ describe('clearing a window', () => {
     expect(await checkLedger(em)).toEqual([]);
   });
 
-  it('refuses to clear an open window and to close a day that has not begun', async () => {
+  it('refuses to clear an open window or an unknown one, and to close a day that has not begun', async () => {
     const c = await city('CLD');
     await expect(closeWindow(em, { cityId: c.cityId, businessDay: '2026-03-09', closedBy: 'test', cutoff: CUTOFF, now: at('2026-03-08T23:00:00') })).rejects.toMatchObject({ code: 'WINDOW_NOT_STARTED' });
     await book('PAYMENT', (await createMerchant(em, { cityId: c.cityId, name: 'Shop' })).id, 5n, { cardCompanyId: c.cardCompanyId, occurredAt: at('2026-03-08T10:00:00') });
     // The sale opened its day's window, which stays open until it is closed.
     const open = await windowOf(em, c.cityId, '2026-03-08');
     expect(open).toMatchObject({ status: 'OPEN' });
-    await expect(clearWindow(em, open!.id)).rejects.toMatchObject({ code: 'WINDOW_OPEN' });
+    await expect(clearWindow(em, open!.id)).rejects.toMatchObject({ code: 'WINDOW_OPEN', message: 'the window is open: close it first', field: 'window' });
+    const unknown = '00000000-0000-4000-8000-000000000000';
+    await expect(clearWindow(em, unknown)).rejects.toMatchObject({ code: 'NOT_FOUND', message: `no settlement window ${unknown}`, field: 'window' });
   });
 
   it('a payout the bank returns after it was paid goes back to the payable and into the next statement; another payout or amount is not booked as ours', async () => {
