@@ -114,6 +114,7 @@ async function signIn(page: Page, party: keyof typeof users) {
 let holder: Awaited<ReturnType<typeof cardholderApp>>;
 let home: Awaited<ReturnType<typeof newReader>>;
 let chip: ReturnType<typeof issueCard>;
+let cardNumber: string;
 
 describe('1. a merchant refunds a payment', () => {
   let paymentId: string;
@@ -130,7 +131,8 @@ describe('1. a merchant refunds a payment', () => {
     holder = await cardholderApp(world, 'console-holder');
     home = await newReader(world, 'CONSOLE-HOME', world.gz, { kind: 'CARDHOLDER', id: holder.id });
     chip = issueCard({ city: world.gz, keys: world.gzMasterKeys });
-    await registerCard(em, world.gz.cardCompanyId, { cardNumber: testCardNumber('623177100000'), asn: chip.asn, cardType: 'CPU', keyVersion: 1, issuedOn: '2026-01-01', expiresOn: '2031-01-01', holderId: holder.id });
+    cardNumber = testCardNumber('623177100000');
+    await registerCard(em, world.gz.cardCompanyId, { cardNumber, asn: chip.asn, cardType: 'CPU', keyVersion: 1, issuedOn: '2026-01-01', expiresOn: '2031-01-01', holderId: holder.id });
     const counterSessions = sessionsOf(issuer, () => counter);
     expect((await counterSessions.agent(chip).run(await counterSessions.open('LOAD', 10_000))).state).toBe('COMPLETED');
     const made = await merchant.request<{ createPayment: { payment: { id: string } } }>(
@@ -271,7 +273,7 @@ describe('2. a biller imports a CSV file', () => {
 
 describe('3. a card company registers a reader from its CSRs and revokes it', () => {
   beforeAll(async () => {
-    await consoleUser('issuer', 'ISSUER', world.gz.cardCompanyId, 'Yangchengtong back office', ['readers:manage', 'cards:read']);
+    await consoleUser('issuer', 'ISSUER', world.gz.cardCompanyId, 'Yangchengtong back office', ['readers:manage', 'cards:read', 'cards:write']);
   });
 
   const csr = () => csrFor(generateKeyPairSync('rsa', { modulusLength: 2048, privateKeyEncoding: { type: 'pkcs1', format: 'pem' }, publicKeyEncoding: { type: 'spki', format: 'pem' } }).privateKey);
@@ -305,6 +307,37 @@ describe('3. a card company registers a reader from its CSRs and revokes it', ()
       const issuer = await apiClient(world, 'ISSUER', world.gz.cardCompanyId, ['readers:manage']);
       const status = await issuer.request<{ certificateStatus: { status: string } | null }>('query($serial: String!) { certificateStatus(serial: $serial) { status } }', { serial });
       expect(status.certificateStatus?.status).toBe('REVOKED');
+      expect(problemsOf(page)).toEqual([]);
+    } finally {
+      await page.close();
+    }
+  });
+});
+
+describe('3b. a card company finds a card by its number and reports it lost', () => {
+  it('searches by the printed number, sees purse and history, reports it lost; an unknown number is said so', async () => {
+    const page = await consolePage();
+    try {
+      await signIn(page, 'issuer');
+      await page.getByRole('link', { name: 'Cards' }).click();
+      await page.fill('#card-number', '6231 7799 9999 9999');
+      await page.click('#card-search');
+      await page.waitForSelector('#card-not-found');
+
+      await page.fill('#card-number', cardNumber.replace(/(\d{4})/g, '$1 '));
+      await page.keyboard.press('Enter');
+      await page.waitForSelector('#card-found[data-status=ACTIVE]');
+      // ¥100.00 loaded, ¥30.00 paid to the merchant, ¥45.20 for the water bill.
+      expect(await page.textContent('#card-found')).toContain('Purse¥24.80');
+      await page.waitForSelector('#card-history tbody tr:nth-child(3)');
+      expect(await page.textContent('#card-history')).toContain('¥45.20');
+
+      await page.fill('#card-reason', 'the holder called: lost on the metro');
+      await page.getByRole('button', { name: 'Report lost' }).click();
+      await page.waitForSelector('#card-found[data-status=LOST]');
+      await screenshot(page, 'issuer-cards');
+      const [row] = await world.db.orm.em.fork().execute<{ status: string }[]>(`select status from card where card_number = ?`, [cardNumber]);
+      expect(row!.status).toBe('LOST');
       expect(problemsOf(page)).toEqual([]);
     } finally {
       await page.close();

@@ -6,6 +6,7 @@ import { ViewerDocument } from '@onecard/sdk/browser';
 import { useEffect, useState } from 'preact/hooks';
 import { lang, setLang, t, type WordKey } from './i18n.ts';
 import { BillsPage } from './pages/bills.tsx';
+import { CardsPage } from './pages/cards.tsx';
 import { LedgerPage } from './pages/ledger.tsx';
 import { ReconciliationPage } from './pages/reconciliation.tsx';
 import { PaymentPage, PaymentsPage } from './pages/payments.tsx';
@@ -25,7 +26,10 @@ const NAV: Record<Kind, { path: string; label: WordKey }[]> = {
     { path: '/bills', label: 'bills' },
     { path: '/reconciliation', label: 'reconciliation' },
   ],
-  ISSUER: [{ path: '/readers', label: 'readers' }],
+  ISSUER: [
+    { path: '/readers', label: 'readers' },
+    { path: '/cards', label: 'cards' },
+  ],
   OPERATOR: [
     { path: '/settlement', label: 'settlement' },
     { path: '/ledger', label: 'ledger' },
@@ -118,6 +122,6 @@ function Pages({ session: s }: { session: Session }) {
   const payment = match('/payments/:id', path);
   if (s.client.kind === 'MERCHANT') return payment ? <PaymentPage id={payment.id!} /> : <PaymentsPage />;
   if (s.client.kind === 'BILLER') return path.startsWith('/reconciliation') ? <ReconciliationPage /> : <BillsPage />;
-  if (s.client.kind === 'ISSUER') return <ReadersPage cardCompanyId={tenantId!} />;
+  if (s.client.kind === 'ISSUER') return path.startsWith('/cards') ? <CardsPage /> : <ReadersPage cardCompanyId={tenantId!} />;
   return path.startsWith('/ledger') ? <LedgerPage /> : <SettlementPage />;
 }
