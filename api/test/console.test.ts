@@ -13,6 +13,7 @@ import { createRequire } from 'node:module';
 import { generateKeyPairSync, randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { makeWorkerUtils } from 'graphile-worker';
 import nock from 'nock';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -24,6 +25,7 @@ import { gatewayClearingAccount, pendingLoadAccount } from '../src/ledger/accoun
 import { checkLedger } from '../src/ledger/ledger-check.js';
 import { credit, debit, post } from '../src/ledger/ledger.service.js';
 import { recordClearingItem } from '../src/settlement/clearing-items.js';
+import { dispatchRound, JOB_SCHEMA } from '../src/webhooks/dispatcher.js';
 import { BillerKind } from '../src/tenancy/biller.entity.js';
 import { createBiller, createMerchant } from '../src/tenancy/tenancy.service.js';
 import { launchBrowser } from './support/browser.js';
@@ -114,6 +116,7 @@ async function signIn(page: Page, party: keyof typeof users) {
 let holder: Awaited<ReturnType<typeof cardholderApp>>;
 let home: Awaited<ReturnType<typeof newReader>>;
 let chip: ReturnType<typeof issueCard>;
+let cardNumber: string;
 
 describe('1. a merchant refunds a payment', () => {
   let paymentId: string;
@@ -123,14 +126,15 @@ describe('1. a merchant refunds a payment', () => {
     const em = world.db.orm.em.fork();
     const shop = await createMerchant(em, { cityId: world.gz.cityId, name: 'Console Tea House' });
     merchant = await apiClient(world, 'MERCHANT', shop.id, ['payments:write', 'payments:read']);
-    await consoleUser('merchant', 'MERCHANT', shop.id, 'Console Tea House', ['payments:read', 'refunds:write']);
+    await consoleUser('merchant', 'MERCHANT', shop.id, 'Console Tea House', ['payments:read', 'refunds:write', 'webhooks:manage']);
     // A card loaded at the counter, then the holder pays ¥30.00 on their own reader.
     const issuer = await apiClient(world, 'ISSUER', world.gz.cardCompanyId, ['topups:write', 'cards:read']);
     const counter = await newReader(world, 'CONSOLE-COUNTER', world.gz);
     holder = await cardholderApp(world, 'console-holder');
     home = await newReader(world, 'CONSOLE-HOME', world.gz, { kind: 'CARDHOLDER', id: holder.id });
     chip = issueCard({ city: world.gz, keys: world.gzMasterKeys });
-    await registerCard(em, world.gz.cardCompanyId, { cardNumber: testCardNumber('623177100000'), asn: chip.asn, cardType: 'CPU', keyVersion: 1, issuedOn: '2026-01-01', expiresOn: '2031-01-01', holderId: holder.id });
+    cardNumber = testCardNumber('623177100000');
+    await registerCard(em, world.gz.cardCompanyId, { cardNumber, asn: chip.asn, cardType: 'CPU', keyVersion: 1, issuedOn: '2026-01-01', expiresOn: '2031-01-01', holderId: holder.id });
     const counterSessions = sessionsOf(issuer, () => counter);
     expect((await counterSessions.agent(chip).run(await counterSessions.open('LOAD', 10_000))).state).toBe('COMPLETED');
     const made = await merchant.request<{ createPayment: { payment: { id: string } } }>(
@@ -140,6 +144,26 @@ describe('1. a merchant refunds a payment', () => {
     paymentId = made.createPayment.payment.id;
     const opened = await holder.app.request<{ openCardSession: { session: { id: string; challenge: string } } }>(OPEN, { input: { reader: home.id, operation: 'PURCHASE', payment: paymentId } });
     expect((await sessionsOf(holder.app, () => home).agent(chip, home).run(opened.openCardSession.session as never)).state).toBe('COMPLETED');
+  });
+
+  it('registers a webhook endpoint: its secret is shown once, and it is listed', async () => {
+    const page = await consolePage();
+    try {
+      await signIn(page, 'merchant');
+      await page.getByRole('link', { name: 'Webhooks' }).click();
+      await page.fill('#endpoint-url', 'http://127.0.0.1:9/onecard-webhooks');
+      await page.click('#endpoint-create');
+      await page.waitForSelector('#endpoint-secret');
+      expect(await page.textContent('#endpoint-secret code')).toMatch(/^\S{20,}$/);
+      await page.locator('tr[data-endpoint="http://127.0.0.1:9/onecard-webhooks"]').waitFor();
+      // Shown once: after a reload the page has no way to show it again.
+      await page.reload();
+      await page.locator('tr[data-endpoint="http://127.0.0.1:9/onecard-webhooks"]').waitFor();
+      expect(await page.locator('#endpoint-secret').count()).toBe(0);
+      expect(problemsOf(page)).toEqual([]);
+    } finally {
+      await page.close();
+    }
   });
 
   it('finds the payment in the list, refunds ¥12.50 of ¥30.00, and sees ¥17.50 remaining; the API agrees', async () => {
@@ -178,6 +202,32 @@ describe('1. a merchant refunds a payment', () => {
       );
       expect(payment).toEqual({ refundedAmount: { amount: 1_250 }, refunds: [{ amount: { amount: 1_250 }, reason: 'one cup was missing' }] });
       expect(await checkLedger(world.db.orm.em.fork())).toEqual([]);
+      expect(problemsOf(page)).toEqual([]);
+    } finally {
+      await page.close();
+    }
+  });
+});
+
+describe('1b. the merchant’s webhook deliveries', () => {
+  it('the refund’s event is in the endpoint’s delivery log, and Replay queues it again', async () => {
+    // What the background dispatcher does: fan the events out to the endpoints' deliveries (queued
+    // on the job queue, whose tables it needs; no worker runs here, so they stay PENDING).
+    const utils = await makeWorkerUtils({ connectionString: world.db.orm.config.get('clientUrl'), schema: JOB_SCHEMA });
+    await utils.migrate();
+    await utils.release();
+    await dispatchRound(world.db.orm.em.fork());
+    const page = await consolePage();
+    try {
+      await signIn(page, 'merchant');
+      await page.getByRole('link', { name: 'Webhooks' }).click();
+      await page.getByRole('button', { name: 'Deliveries http://127.0.0.1:9/onecard-webhooks' }).click();
+      const refunded = page.locator('tr[data-event="payment.refunded"][data-replay=false]');
+      await refunded.waitFor();
+      await refunded.getByRole('button', { name: /^Replay / }).click();
+      await page.waitForSelector('#replay-done');
+      await page.locator('tr[data-event="payment.refunded"][data-replay=true]').waitFor();
+      await screenshot(page, 'merchant-webhooks');
       expect(problemsOf(page)).toEqual([]);
     } finally {
       await page.close();
@@ -271,7 +321,7 @@ describe('2. a biller imports a CSV file', () => {
 
 describe('3. a card company registers a reader from its CSRs and revokes it', () => {
   beforeAll(async () => {
-    await consoleUser('issuer', 'ISSUER', world.gz.cardCompanyId, 'Yangchengtong back office', ['readers:manage', 'cards:read']);
+    await consoleUser('issuer', 'ISSUER', world.gz.cardCompanyId, 'Yangchengtong back office', ['readers:manage', 'cards:read', 'cards:write']);
   });
 
   const csr = () => csrFor(generateKeyPairSync('rsa', { modulusLength: 2048, privateKeyEncoding: { type: 'pkcs1', format: 'pem' }, publicKeyEncoding: { type: 'spki', format: 'pem' } }).privateKey);
@@ -305,6 +355,37 @@ describe('3. a card company registers a reader from its CSRs and revokes it', ()
       const issuer = await apiClient(world, 'ISSUER', world.gz.cardCompanyId, ['readers:manage']);
       const status = await issuer.request<{ certificateStatus: { status: string } | null }>('query($serial: String!) { certificateStatus(serial: $serial) { status } }', { serial });
       expect(status.certificateStatus?.status).toBe('REVOKED');
+      expect(problemsOf(page)).toEqual([]);
+    } finally {
+      await page.close();
+    }
+  });
+});
+
+describe('3b. a card company finds a card by its number and reports it lost', () => {
+  it('searches by the printed number, sees purse and history, reports it lost; an unknown number is said so', async () => {
+    const page = await consolePage();
+    try {
+      await signIn(page, 'issuer');
+      await page.getByRole('link', { name: 'Cards' }).click();
+      await page.fill('#card-number', '6231 7799 9999 9999');
+      await page.click('#card-search');
+      await page.waitForSelector('#card-not-found');
+
+      await page.fill('#card-number', cardNumber.replace(/(\d{4})/g, '$1 '));
+      await page.keyboard.press('Enter');
+      await page.waitForSelector('#card-found[data-status=ACTIVE]');
+      // ¥100.00 loaded, ¥30.00 paid to the merchant, ¥45.20 for the water bill.
+      expect(await page.textContent('#card-found')).toContain('Purse¥24.80');
+      await page.waitForSelector('#card-history tbody tr:nth-child(3)');
+      expect(await page.textContent('#card-history')).toContain('¥45.20');
+
+      await page.fill('#card-reason', 'the holder called: lost on the metro');
+      await page.getByRole('button', { name: 'Report lost' }).click();
+      await page.waitForSelector('#card-found[data-status=LOST]');
+      await screenshot(page, 'issuer-cards');
+      const [row] = await world.db.orm.em.fork().execute<{ status: string }[]>(`select status from card where card_number = ?`, [cardNumber]);
+      expect(row!.status).toBe('LOST');
       expect(problemsOf(page)).toEqual([]);
     } finally {
       await page.close();

@@ -6,11 +6,13 @@ import { ViewerDocument } from '@onecard/sdk/browser';
 import { useEffect, useState } from 'preact/hooks';
 import { lang, setLang, t, type WordKey } from './i18n.ts';
 import { BillsPage } from './pages/bills.tsx';
+import { CardsPage } from './pages/cards.tsx';
 import { LedgerPage } from './pages/ledger.tsx';
 import { ReconciliationPage } from './pages/reconciliation.tsx';
 import { PaymentPage, PaymentsPage } from './pages/payments.tsx';
 import { ReadersPage } from './pages/readers.tsx';
 import { SettlementPage } from './pages/settlement.tsx';
+import { WebhooksPage } from './pages/webhooks.tsx';
 import { match, navigate, route } from './router.ts';
 import { apiClient, beginSignIn, type Session, session, type SignInClient, signInClients, signOut } from './session.ts';
 import { useSignal } from './signal.ts';
@@ -20,12 +22,18 @@ type Kind = SignInClient['kind'];
 
 /** Each kind's pages: the first is its home. */
 const NAV: Record<Kind, { path: string; label: WordKey }[]> = {
-  MERCHANT: [{ path: '/payments', label: 'payments' }],
+  MERCHANT: [
+    { path: '/payments', label: 'payments' },
+    { path: '/webhooks', label: 'webhooks' },
+  ],
   BILLER: [
     { path: '/bills', label: 'bills' },
     { path: '/reconciliation', label: 'reconciliation' },
   ],
-  ISSUER: [{ path: '/readers', label: 'readers' }],
+  ISSUER: [
+    { path: '/readers', label: 'readers' },
+    { path: '/cards', label: 'cards' },
+  ],
   OPERATOR: [
     { path: '/settlement', label: 'settlement' },
     { path: '/ledger', label: 'ledger' },
@@ -116,8 +124,8 @@ function Pages({ session: s }: { session: Session }) {
   if (error) return <ErrorText error={error} />;
   if (tenantId === undefined) return <p class="loading">{t('loading')}</p>;
   const payment = match('/payments/:id', path);
-  if (s.client.kind === 'MERCHANT') return payment ? <PaymentPage id={payment.id!} /> : <PaymentsPage />;
+  if (s.client.kind === 'MERCHANT') return payment ? <PaymentPage id={payment.id!} /> : path.startsWith('/webhooks') ? <WebhooksPage /> : <PaymentsPage />;
   if (s.client.kind === 'BILLER') return path.startsWith('/reconciliation') ? <ReconciliationPage /> : <BillsPage />;
-  if (s.client.kind === 'ISSUER') return <ReadersPage cardCompanyId={tenantId!} />;
+  if (s.client.kind === 'ISSUER') return path.startsWith('/cards') ? <CardsPage /> : <ReadersPage cardCompanyId={tenantId!} />;
   return path.startsWith('/ledger') ? <LedgerPage /> : <SettlementPage />;
 }

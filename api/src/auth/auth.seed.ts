@@ -2,7 +2,7 @@ import type { SeedStep } from '../demo/seed-step.js';
 import type { PrincipalKind } from './principal.js';
 import { fromGlobalId } from '../graphql/global-id.js';
 import { createCardholder } from './cardholders.service.js';
-import { createClient } from './clients.service.js';
+import { createClient, redirectUriAllowed } from './clients.service.js';
 import { createPartyUser } from './party-users.service.js';
 import { scopesForKind } from './scopes.js';
 
@@ -48,6 +48,10 @@ export const consoleDemo: SeedStep = {
   async run(em, { earlier, config }) {
     const tenants = earlier.tenants as { merchant: string; billers: { water: string }; cardCompanies: { GZ: string } };
     const redirectUri = consoleRedirectUri(config.publicUrl);
+    // A demo served on plain http off the loopback gets no console sign-in (and still starts).
+    if (!redirectUriAllowed(redirectUri)) {
+      return { console: { url: redirectUri, unavailable: 'the console signs in over https, or http on a loopback host: set PUBLIC_URL accordingly' } };
+    }
     const party = async (kind: PrincipalKind, tenant: string | null, name: string, user: { username: string; password: string; displayName: string }) => {
       const { client } = await createClient(em, { kind, tenantId: tenant && fromGlobalId(tenant).id, name, scopes: scopesForKind(kind), redirectUris: [redirectUri] });
       await createPartyUser(em, { clientId: client.client_id, ...user });

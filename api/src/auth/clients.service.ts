@@ -47,6 +47,12 @@ export function hashSecret(secret: string): string {
   return createHash('sha256').update(secret, 'utf8').digest('base64url');
 }
 
+/** Redirect URIs are https, or http on a loopback host (a developer's machine), without a fragment. */
+export function redirectUriAllowed(uri: string): boolean {
+  const url = URL.canParse(uri) ? new URL(uri) : undefined;
+  return !!url && !url.hash && (url.protocol === 'https:' || (url.protocol === 'http:' && ['localhost', '127.0.0.1', '[::1]'].includes(url.hostname)));
+}
+
 function validate(input: CreateClientInput): ClientAuthMethod {
   const allowed = scopesForKind(input.kind);
   const bad = input.scopes.filter((s) => !allowed.includes(s));
@@ -57,12 +63,7 @@ function validate(input: CreateClientInput): ClientAuthMethod {
   }
   const redirects = input.redirectUris ?? [];
   if (input.kind === 'CARDHOLDER_APP' && redirects.length === 0) throw new ClientError('INVALID_REDIRECT_URI', 'a cardholder app needs at least one redirect URI');
-  for (const uri of redirects) {
-    const url = URL.canParse(uri) ? new URL(uri) : undefined;
-    if (!url || url.hash || !/^(https:|http:$)/.test(url.protocol) || (url.protocol === 'http:' && !['localhost', '127.0.0.1', '[::1]'].includes(url.hostname))) {
-      throw new ClientError('INVALID_REDIRECT_URI', `${uri}: redirect URIs are https, or http on a loopback host, without a fragment`);
-    }
-  }
+  for (const uri of redirects) if (!redirectUriAllowed(uri)) throw new ClientError('INVALID_REDIRECT_URI', `${uri}: redirect URIs are https, or http on a loopback host, without a fragment`);
   // A client with redirect URIs signs people in (code + PKCE): a cardholder app, or a party's
   // sign-in client for the web console (issue 26). A browser or a phone cannot keep a secret.
   if (redirects.length) return input.jwks ? 'private_key_jwt' : 'none';

@@ -154,9 +154,13 @@ export class CardResolver {
 
   @Authorized()
   @Query(() => CardConnection, { description: 'The cards you may see, in card-number order: every card (operator, scope cards:read), those your card company issued (issuer, cards:read), your cardholder’s registered cards (app, card:read).' })
-  async cards(@Args() args: ConnectionArgs, @Ctx() ctx: GraphQLContext) {
+  async cards(
+    @Args() args: ConnectionArgs,
+    @Ctx() ctx: GraphQLContext,
+    @Arg('number', () => String, { nullable: true, description: 'Only the card with this number (the one printed on it): a search, within the cards you may see.' }) number?: string | null,
+  ) {
     const page = pageRequest(args);
-    const rows = await listCardsFor(ctx.em, ctx.principal!, { afterNumber: page.after?.sortKey, limit: page.fetch });
+    const rows = await listCardsFor(ctx.em, ctx.principal!, { afterNumber: page.after?.sortKey, limit: page.fetch, number: number?.replace(/\s+/g, '') || undefined });
     return toConnection(rows, page, (r) => ({ sortKey: r.card_number, id: r.id }), (r) => cardView(r, ctx.principal));
   }
 

@@ -300,10 +300,17 @@ export async function findCardFor(em: EntityManager, principal: Principal, id: s
 }
 
 /** The cards a principal may see, in card-number order (numbers are unique: the keyset). */
-export async function listCardsFor(em: EntityManager, principal: Principal, opts: { afterNumber?: string; limit: number }): Promise<CardRow[]> {
+export async function listCardsFor(em: EntityManager, principal: Principal, opts: { afterNumber?: string; limit: number; number?: string }): Promise<CardRow[]> {
   const where = visibility(principal);
   if (!where) return [];
-  return em.execute<CardRow[]>(`select ${CARD_COLUMNS} from ${CARD_FROM} where (${where.sql}) and c.card_number > ? order by c.card_number limit ?`, [...where.params, opts.afterNumber ?? '', opts.limit]);
+  // A search by number stays inside what the caller may see: the visibility clause comes first.
+  const byNumber = opts.number === undefined ? '' : ' and c.card_number = ?';
+  return em.execute<CardRow[]>(`select ${CARD_COLUMNS} from ${CARD_FROM} where (${where.sql})${byNumber} and c.card_number > ? order by c.card_number limit ?`, [
+    ...where.params,
+    ...(opts.number === undefined ? [] : [opts.number]),
+    opts.afterNumber ?? '',
+    opts.limit,
+  ]);
 }
 
 /** A card of this card company that it may manage (block, register), or null: ownership in the query. */
