@@ -322,6 +322,7 @@ export async function refundPayment(em: EntityManager, principal: Principal, pay
     // refund of theirs locks until it commits: it comes last, so that they are held for the fewest statements.
     const [after] = await tx.execute<PaymentRow[]>(`update payment p set refunded_amount = p.refunded_amount + ?, updated_at = now() from merchant m where p.id = ? and m.id = p.merchant_id returning ${COLUMNS}`, [amount.toString(), payment.id]);
     await recordClearingItem(tx, { kind: 'REFUND', participant: { kind: 'MERCHANT', id: payment.merchant_id }, cardCompanyId: paidWith.card_company_id, amount, currency: payment.currency, entryKey, reference: id });
+    await recordEvent(tx, { type: 'payment.refunded', ownerKind: 'MERCHANT', ownerId: after!.merchant_id, subjectId: paymentGlobalId(after!.id), payload: paymentEventPayload(after!, { refund: { id: toGlobalId('PaymentRefund', id), amount: Number(amount) } }) });
     const payable = await merchantPayableAccount(tx, payment.merchant_id, payment.currency);
     const { topUpId } = await recordPendingLoad(tx, {
       origin: 'REFUND',
@@ -344,7 +345,6 @@ export async function refundPayment(em: EntityManager, principal: Principal, pay
       input.idempotencyKey ?? null,
     ]);
     const refund: RefundRow = { id, payment_id: payment.id, amount: amount.toString(), reason: input.reason ?? null, top_up_id: topUpId, created_by_client: principal.clientId, created_at: made!.created_at };
-    await recordEvent(tx, { type: 'payment.refunded', ownerKind: 'MERCHANT', ownerId: after!.merchant_id, subjectId: paymentGlobalId(after!.id), payload: paymentEventPayload(after!, { refund: { id: toGlobalId('PaymentRefund', id), amount: Number(amount) } }) });
     return { payment: after!, refund };
   });
 }
