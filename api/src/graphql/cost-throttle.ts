@@ -66,20 +66,32 @@ function restored(settings: CostThrottleSettings): string {
  * same bucket serialise on it. The refill uses the database's clock, the one clock all processes share.
  */
 export async function chargeCost(em: EntityManager, key: string, cost: number, settings: CostThrottleSettings): Promise<{ charged: boolean; status: ThrottleStatus }> {
+  const charge = chargeStatement(key, cost, settings);
+  // Through `em`, not its connection: in a mutation's transaction when `em` is one.
+  const [row] = await em.execute<{ available: number; last_charged: boolean }[]>(charge.sql, charge.params);
+  return { charged: row!.last_charged, status: statusOf(row!.available, settings) };
+}
+
+/** A statement and its parameters, to run alone or as a CTE beside another. */
+export interface Statement {
+  sql: string;
+  params: unknown[];
+}
+
+/** chargeCost's upsert, returning `available, last_charged`. */
+function chargeStatement(key: string, cost: number, settings: CostThrottleSettings): Statement {
   const r = restored(settings);
   const fits = cost <= settings.maximumAvailable;
-  // Through `em`, not its connection: in a mutation's transaction when `em` is one.
-  const [row] = await em.execute<{ available: number; last_charged: boolean }[]>(
-    `insert into graphql_cost_bucket as b (bucket_key, available, last_charged, updated_at)
+  return {
+    sql: `insert into graphql_cost_bucket as b (bucket_key, available, last_charged, updated_at)
      values (?, ?, ?, clock_timestamp())
      on conflict (bucket_key) do update set
        available = case when ${r} >= ? then ${r} - ? else ${r} end,
        last_charged = ${r} >= ?,
        updated_at = excluded.updated_at
      returning available, last_charged`,
-    [key, fits ? settings.maximumAvailable - cost : settings.maximumAvailable, fits, cost, cost, cost],
-  );
-  return { charged: row!.last_charged, status: statusOf(row!.available, settings) };
+    params: [key, fits ? settings.maximumAvailable - cost : settings.maximumAvailable, fits, cost, cost, cost],
+  };
 }
 
 /** What the bucket of `key` holds now, without charging it (for an operation refused before it was charged). */
@@ -134,8 +146,12 @@ export async function unlessUnavailable<T>(statement: Promise<T>, log: Logger): 
 
 /** A request's charge, taken inside the transaction of the mutation it pays for (graphql/idempotency.ts). */
 export interface PendingCharge {
-  /** Charges the bucket in `em`'s transaction, once per request; THROTTLED (the transaction then rolls back) when it holds too little. */
-  take(em: EntityManager): Promise<void>;
+  /**
+   * Charges the bucket in `em`'s transaction, once per request; THROTTLED (the transaction then
+   * rolls back) when it holds too little. With `along`, a writing statement of the same transaction
+   * run in the same round trip (the stored answer): returns how many rows it returned.
+   */
+  take(em: EntityManager, along?: Statement): Promise<number>;
   /** The transaction that took the charge rolled back: the charge went with it (the request is then charged behind). */
   rolledBack(): void;
   /** The bucket after the charge (or after a refusal for want of points); undefined while not taken. */
@@ -158,12 +174,19 @@ export function pendingCharge(key: string, cost: number, limit: number, settings
       taken = false;
       status = undefined;
     },
-    async take(em) {
-      if (taken) return;
-      const charge = await chargeCost(em, key, cost, settings);
-      status = charge.status;
-      if (!charge.charged) throw throttled(cost, limit, charge.status);
+    async take(em, along) {
+      if (taken) return along ? (await em.execute(along.sql, along.params)).length : 0;
+      const charge = chargeStatement(key, cost, settings);
+      const [row] = along
+        ? await em.execute<{ available: number; last_charged: boolean; along: number }[]>(
+            `with charge as (${charge.sql}), along as (${along.sql}) select available, last_charged, (select count(*) from along)::int as along from charge`,
+            [...charge.params, ...along.params],
+          )
+        : await em.execute<{ available: number; last_charged: boolean; along: number }[]>(charge.sql, charge.params);
+      status = statusOf(row!.available, settings);
+      if (!row!.last_charged) throw throttled(cost, limit, status);
       taken = true;
+      return row!.along ?? 0;
     },
   };
 }

@@ -268,14 +268,19 @@ function release(c: Claim): Promise<unknown> {
   return c.em.execute(`delete from idempotency_record where client_id = ? and holder_id = ? and key = ? and owner = ? and state = 'IN_FLIGHT'`, [c.clientId, c.holderId, c.key, c.owner]);
 }
 
-/** Stores the answer, through `em` (the mutation's transaction, or the claim's own connection); false when the claim is no longer ours. */
-async function complete(em: EntityManager, c: Claim, payload: unknown): Promise<boolean> {
-  const rows = await em.execute<{ owner: string }[]>(
-    `update idempotency_record set state = 'DONE', response = ?::jsonb, locked_until = null, completed_at = now()
+/** The statement that stores the answer: it returns one row, or none when the claim is no longer ours. */
+function completion(c: Claim, payload: unknown): { sql: string; params: unknown[] } {
+  return {
+    sql: `update idempotency_record set state = 'DONE', response = ?::jsonb, locked_until = null, completed_at = now()
       where client_id = ? and holder_id = ? and key = ? and owner = ? and state = 'IN_FLIGHT' returning owner`,
-    [JSON.stringify(encodePayload(payload)), c.clientId, c.holderId, c.key, c.owner],
-  );
-  return rows.length === 1;
+    params: [JSON.stringify(encodePayload(payload)), c.clientId, c.holderId, c.key, c.owner],
+  };
+}
+
+/** Stores the answer, through `em` (the claim's own connection); false when the claim is no longer ours. */
+async function complete(em: EntityManager, c: Claim, payload: unknown): Promise<boolean> {
+  const { sql, params } = completion(c, payload);
+  return (await em.execute<{ owner: string }[]>(sql, params)).length === 1;
 }
 
 // ——— running a mutation once ———
@@ -455,9 +460,10 @@ async function runInTransaction<T>(ctx: GraphQLContext, c: Claim, request: Idemp
       if (outcome.kind === 'in-flight' || attempt >= 3) throw inFlight();
     }
   };
+  // The request's charge and the answer: one statement, the last before the commit.
   const store = async (tx: EntityManager, payload: T) => {
-    await ctx.costCharge?.take(tx);
-    if (!(await complete(tx, c, payload))) throw new ClaimLost();
+    const stored = ctx.costCharge ? (await ctx.costCharge.take(tx, completion(c, payload))) === 1 : await complete(tx, c, payload);
+    if (!stored) throw new ClaimLost();
   };
   let ended: Ended<T>;
   try {

@@ -112,10 +112,13 @@ function validate(input: EntryInput): void {
 
 async function loadAccounts(em: EntityManager, ids: string[]): Promise<Map<string, AccountRow>> {
   const valid = ids.filter((id) => /^[0-9a-f-]{36}$/i.test(id));
-  const rows = valid.length
-    ? await em.execute<AccountRow[]>(`select id, currency, type from ledger_account where id in (?)`, [valid])
-    : [];
-  const byId = new Map(rows.map((r) => [r.id, r]));
+  // An account its caller has just opened or read through the same EntityManager (openAccount) is
+  // known already: its currency and type never change, so it is not read again (issue 20: a round
+  // trip on every refund and load). Its row is still locked and updated below, which proves it exists.
+  const known = valid.map((id) => em.getUnitOfWork().getById(LedgerAccount, id)).filter((a) => a !== undefined);
+  const unknown = valid.filter((id) => !known.some((a) => a.id === id));
+  const rows = unknown.length ? await em.execute<AccountRow[]>(`select id, currency, type from ledger_account where id in (?)`, [unknown]) : [];
+  const byId = new Map([...known.map((a) => [a.id, { id: a.id, currency: a.currency, type: a.type }] as const), ...rows.map((r) => [r.id, r] as const)]);
   for (const id of ids) if (!byId.has(id)) throw new LedgerError(Code.UNKNOWN_ACCOUNT, `no ledger account ${id}`, id);
   return byId;
 }
@@ -193,7 +196,13 @@ async function write(em: EntityManager, given: EntryInput, reversesId: string | 
         delta.toString(),
         line.account,
       ]);
-      balanceAfter[lineNo] = BigInt(row!.balance);
+      if (!row) {
+        // An account known from the identity map whose row is gone (opened in a savepoint since
+        // rolled back): refused, and the transaction aborted, as any refusal after writing began.
+        await em.execute(`do $$ begin raise exception 'no ledger account'; end $$`).catch(() => undefined);
+        throw new LedgerError(Code.UNKNOWN_ACCOUNT, `no ledger account ${line.account}`, line.account);
+      }
+      balanceAfter[lineNo] = BigInt(row.balance);
     } catch (err) {
       if (sqlState(err) === CHECK_VIOLATION) throw new LedgerError(Code.INSUFFICIENT_FUNDS, `account ${line.account} may not go below zero`, line.account);
       if (sqlState(err) === NUMERIC_OUT_OF_RANGE) throw new LedgerError(Code.INVALID_AMOUNT, `the balance of account ${line.account} would overflow`, line.account);

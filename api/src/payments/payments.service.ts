@@ -329,11 +329,17 @@ export async function refundPayment(em: EntityManager, principal: Principal, pay
     if (amount <= 0n) throw new PaymentError('INVALID_INPUT', 'a refund is at least 1 minor unit', 'amount');
     if (amount > left) throw new PaymentError('REFUND_EXCEEDS_PAYMENT', `at most ${left} is left to refund`, 'amount');
     const id = randomUUID();
+    const entryKey = `payment-refund:${payment.id}:${id}`;
+    // The ledger entry moves the merchant's payable and the card company's pending loads, rows every
+    // refund of theirs locks until it commits: it comes last, so that they are held for the fewest statements.
+    const [after] = await tx.execute<PaymentRow[]>(`update payment p set refunded_amount = p.refunded_amount + ?, updated_at = now() from merchant m where p.id = ? and m.id = p.merchant_id returning ${COLUMNS}`, [amount.toString(), payment.id]);
+    await recordClearingItem(tx, { kind: 'REFUND', participant: { kind: 'MERCHANT', id: payment.merchant_id }, cardCompanyId: paidWith.card_company_id, amount, currency: payment.currency, entryKey, reference: id });
+    await recordEvent(tx, { type: 'payment.refunded', ownerKind: 'MERCHANT', ownerId: after!.merchant_id, subjectId: paymentGlobalId(after!.id), payload: paymentEventPayload(after!, { refund: { id: toGlobalId('PaymentRefund', id), amount: Number(amount) } }) });
     const payable = await merchantPayableAccount(tx, payment.merchant_id, payment.currency);
     const { topUpId } = await recordPendingLoad(tx, {
       origin: 'REFUND',
       cardId: payment.card_id!,
-      key: `payment-refund:${payment.id}:${id}`,
+      key: entryKey,
       amount,
       currency: payment.currency,
       fromAccountId: payable.id,
@@ -341,7 +347,6 @@ export async function refundPayment(em: EntityManager, principal: Principal, pay
       metadata: { kind: 'REFUND', payment: payment.id, refund: id, merchant: payment.merchant_id },
       cause: `refund of payment ${payment.id}`,
     });
-    await recordClearingItem(tx, { kind: 'REFUND', participant: { kind: 'MERCHANT', id: payment.merchant_id }, cardCompanyId: paidWith.card_company_id, amount, currency: payment.currency, entryKey: `payment-refund:${payment.id}:${id}`, reference: id });
     const [made] = await tx.execute<{ created_at: Date }[]>(`insert into payment_refund (id, payment_id, amount, reason, top_up_id, created_by_client, idempotency_key) values (?, ?, ?, ?, ?, ?, ?) returning created_at`, [
       id,
       payment.id,
@@ -352,8 +357,6 @@ export async function refundPayment(em: EntityManager, principal: Principal, pay
       input.idempotencyKey ?? null,
     ]);
     const refund: RefundRow = { id, payment_id: payment.id, amount: amount.toString(), reason: input.reason ?? null, top_up_id: topUpId, created_by_client: principal.clientId, created_at: made!.created_at };
-    const [after] = await tx.execute<PaymentRow[]>(`update payment p set refunded_amount = p.refunded_amount + ?, updated_at = now() from merchant m where p.id = ? and m.id = p.merchant_id returning ${COLUMNS}`, [amount.toString(), payment.id]);
-    await recordEvent(tx, { type: 'payment.refunded', ownerKind: 'MERCHANT', ownerId: after!.merchant_id, subjectId: paymentGlobalId(after!.id), payload: paymentEventPayload(after!, { refund: { id: toGlobalId('PaymentRefund', id), amount: Number(amount) } }) });
     return { payment: after!, refund };
   });
 }

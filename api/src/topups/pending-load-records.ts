@@ -32,10 +32,12 @@ export async function recordPendingLoad(
     [t.cardId],
   );
   const pending = await pendingLoadAccount(tx, target!.card_company_id, t.currency);
-  const entry = await post(tx, { key: t.key, description: t.description, lines: [debit(t.fromAccountId, t.amount), credit(pending.id, t.amount)], metadata: { ...t.metadata, toCard: target!.id } });
+  // The ledger entry last: the card company's pending loads is one row that every refund and
+  // transfer of its cards locks until its transaction ends (issue 20: held for the fewest statements).
+  const book = () => post(tx, { key: t.key, description: t.description, lines: [debit(t.fromAccountId, t.amount), credit(pending.id, t.amount)], metadata: { ...t.metadata, toCard: target!.id } });
   const client = t.origin === 'TRANSFER' ? BALANCE_TRANSFER_CLIENT : REFUND_CLIENT;
   const [existing] = await tx.execute<{ id: string }[]>(`select id from top_up where created_by_client = ? and idempotency_key = ?`, [client, t.key]);
-  if (existing) return { topUpId: existing.id, entry };
+  if (existing) return { topUpId: existing.id, entry: await book() };
   const id = randomUUID();
   await tx.execute(
     `insert into top_up (id, card_id, card_company_id, origin, holder_id, created_by_client, idempotency_key, request_hash, amount, currency, status, city_day, paid_at)
@@ -43,7 +45,7 @@ export async function recordPendingLoad(
     [id, target!.id, target!.card_company_id, t.origin, target!.holder_id, client, t.key, t.origin.toLowerCase(), t.amount.toString(), t.currency, target!.time_zone],
   );
   await recordTopUpHistory(tx, id, null, 'PAID', t.cause);
-  return { topUpId: id, entry };
+  return { topUpId: id, entry: await book() };
 }
 
 /**
