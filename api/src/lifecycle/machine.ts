@@ -162,7 +162,16 @@ export async function transition<S extends string, R extends object>(
   row: { id?: string } & ({ status: S } | { state: S }),
   to: S,
   patch: Patch = {},
-  opts: { cause?: string | null; reason?: string | null } = {},
+  opts: {
+    cause?: string | null;
+    reason?: string | null;
+    /**
+     * A data-modifying statement of the caller's run in the move's own statement (as a CTE): a row's
+     * own record of the move (a card session's audit row), without a second round trip. It runs
+     * even when the move is then refused, so it belongs in a transaction the refusal rolls back.
+     */
+    alongside?: SqlValue;
+  } = {},
 ): Promise<R> {
   const column = machine.column ?? 'status';
   const key = machine.key ?? 'id';
@@ -171,7 +180,14 @@ export async function transition<S extends string, R extends object>(
   if (!canMove(machine, from, to)) throw refusal(machine, from, to);
   const set = assignments(machine, patch);
   return whole(em, async (tx) => {
-    const updated = await tx.execute<object[]>(`update ${machine.table} set ${column} = ?${set.text} where ${key} = ? and ${column} = ? returning *`, [to, ...set.params, id, from]);
+    const alongside = opts.alongside ? `with alongside as (${opts.alongside.text}) ` : '';
+    const updated = await tx.execute<object[]>(`${alongside}update ${machine.table} set ${column} = ?${set.text} where ${key} = ? and ${column} = ? returning *`, [
+      ...(opts.alongside?.params ?? []),
+      to,
+      ...set.params,
+      id,
+      from,
+    ]);
     if (!updated.length) throw refusal(machine, from, to);
     const move: Move<S> = { machine: machine.name, id, from, to, cause: opts.cause ?? null, reason: opts.reason ?? null };
     await recordHistory(tx, machine, [move]);

@@ -8,7 +8,7 @@ import { type CardSessionPurpose, openRefusal } from '../readers/session/purpose
 import { SessionError } from '../readers/session/session.errors.js';
 import { recordClearingItem } from '../settlement/clearing-items.js';
 import { TenantStatus } from '../tenancy/merchant.entity.js';
-import { findPaymentFor, MAX_ATTEMPTS, movePayment, paymentById, type PaymentRow } from './payments.service.js';
+import { claimPayment, findPaymentFor, MAX_ATTEMPTS, movePayment, paymentById, type PaymentRow } from './payments.service.js';
 import { cardPurseAccount, merchantPayableAccount } from '../ledger/accounts.js';
 
 /**
@@ -71,7 +71,7 @@ export const merchantPayment: CardSessionPurpose = {
     },
     async claim(em, payment, pending, claim) {
       // Not card_asn: that is the card that paid, written when the payment succeeds (settle).
-      await movePayment(em, payment, 'PROCESSING', { cardSessionId: pending.session.id, claim });
+      await claimPayment(em, payment, { cardSessionId: pending.session.id, claim });
     },
     settle,
     async countFailedAttempt(em, payment, refusal) {

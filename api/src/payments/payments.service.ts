@@ -10,7 +10,7 @@ import { recordPendingLoad } from '../topups/topups.service.js';
 import { recordEvent } from '../webhooks/outbox.js';
 import { PaymentError } from './payments.errors.js';
 import { merchantPayableAccount } from '../ledger/accounts.js';
-import { defineMachine, NOW, type Patch, sql, transition } from '../lifecycle/machine.js';
+import { defineMachine, NOW, type Patch, refusal, sql, transition, transitionWhere } from '../lifecycle/machine.js';
 
 export type PaymentStatus = 'REQUIRES_CARD' | 'PROCESSING' | 'SUCCEEDED' | 'CANCELED' | 'FAILED';
 
@@ -252,22 +252,19 @@ export const paymentMachine = defineMachine<PaymentStatus, PaymentRow>({
   ),
 });
 
-/** Moves a payment (locked in the caller's transaction) along PAYMENT_TRANSITIONS, with its event. */
-export async function movePayment(
-  em: EntityManager,
-  payment: PaymentRow,
-  to: PaymentStatus,
-  set: {
-    cancelReason?: 'MERCHANT' | 'EXPIRED';
-    failureCode?: string | null;
-    cardSessionId?: string | null;
-    claim?: PaymentClaim | null;
-    cardId?: string | null;
-    cardAsn?: string | null;
-    /** The card that paid, by its ASN: card_id becomes the registry's card of that ASN, if it has one (looked up in the move's own statement). */
-    cardOfAsn?: string;
-  } = {},
-): Promise<PaymentRow> {
+/** What a payment's move writes beside its status. */
+type PaymentMoveSet = {
+  cancelReason?: 'MERCHANT' | 'EXPIRED';
+  failureCode?: string | null;
+  cardSessionId?: string | null;
+  claim?: PaymentClaim | null;
+  cardId?: string | null;
+  cardAsn?: string | null;
+  /** The card that paid, by its ASN: card_id becomes the registry's card of that ASN, if it has one (looked up in the move's own statement). */
+  cardOfAsn?: string;
+};
+
+function paymentPatch(to: PaymentStatus, set: PaymentMoveSet): Patch {
   const cardId = set.cardOfAsn !== undefined ? sql('(select c.id from card c where c.asn = ?)', set.cardOfAsn) : sql('?::uuid', set.cardId ?? null);
   const patch: Patch = {
     updated_at: NOW,
@@ -285,7 +282,22 @@ export async function movePayment(
     patch.card_asn = sql('coalesce(?, card_asn)', set.cardAsn ?? null);
     patch.payer_holder_id = sql(`(select c.holder_id from card c where c.id = coalesce(${cardId.text}, payment.card_id))`, ...cardId.params);
   }
-  return transition(em, paymentMachine, payment, to, patch);
+  return patch;
+}
+
+/** Moves a payment (locked in the caller's transaction) along PAYMENT_TRANSITIONS, with its event. */
+export async function movePayment(em: EntityManager, payment: PaymentRow, to: PaymentStatus, set: PaymentMoveSet = {}): Promise<PaymentRow> {
+  return transition(em, paymentMachine, payment, to, paymentPatch(to, set));
+}
+
+/**
+ * A card session claims a payment (locked in the caller's transaction) before MAC1 leaves the host:
+ * REQUIRES_CARD or PROCESSING → PROCESSING with the session and the card's claim, its history row,
+ * and no event; the row is not read back, as nobody uses it after the claim.
+ */
+export async function claimPayment(em: EntityManager, payment: PaymentRow, set: { cardSessionId: string; claim: PaymentClaim }): Promise<void> {
+  const moved = await transitionWhere(em, paymentMachine, { from: [payment.status], to: 'PROCESSING', where: 't.id = ?', params: [payment.id], patch: paymentPatch('PROCESSING', set) });
+  if (moved.length !== 1) throw refusal(paymentMachine, payment.status, 'PROCESSING');
 }
 
 /**

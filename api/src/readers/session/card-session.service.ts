@@ -9,7 +9,7 @@ import { ENVELOPE, ENVELOPE_CHECKS, PRE_STEP_CHECKS, stepFor } from './pipeline.
 import type { CardSessionPurpose, CardStatusLookup, PurseObserver } from './purpose.js';
 import { type CardOperation, type CardType, type IncomingMessage, MAX_CARD_AMOUNT, type ReaderCommand, SESSION_TTL_SECONDS, type SessionRow } from './session.model.js';
 import type { ProvedValueReturn, SessionDeps } from './step.js';
-import { recordAudit } from './audit.js';
+import { auditRow, recordAudit } from './audit.js';
 import { NOW, sql, transition } from '../../lifecycle/machine.js';
 import { sessionMachine } from './session-machine.js';
 import { SessionError, type SessionRefusal } from './session.errors.js';
@@ -116,14 +116,21 @@ async function runStep(tx: EntityManager, deps: SessionDeps, now: Date, message:
     if (err instanceof SessionError) err.at(step.name);
     throw err;
   }
-  await recordAudit(tx, session.id, message.seq, step.name, 'ACCEPTED', null, result.auditDetail);
-  const updated = await transition(tx, sessionMachine, session, result.state, {
-    next_seq: sql('next_seq + 1'),
-    context: JSON.stringify(result.context),
-    card_asn: sql('coalesce(?, card_asn)', result.asn ?? null),
-    result: result.result ? JSON.stringify(result.result) : null,
-    finished_at: result.state === 'COMPLETED' ? NOW : null,
-  });
+  // The step's audit row goes in the session's move, one statement.
+  const updated = await transition(
+    tx,
+    sessionMachine,
+    session,
+    result.state,
+    {
+      next_seq: sql('next_seq + 1'),
+      context: JSON.stringify(result.context),
+      card_asn: sql('coalesce(?, card_asn)', result.asn ?? null),
+      result: result.result ? JSON.stringify(result.result) : null,
+      finished_at: result.state === 'COMPLETED' ? NOW : null,
+    },
+    { alongside: auditRow(session.id, message.seq, step.name, 'ACCEPTED', null, result.auditDetail) },
+  );
   // Both directions are signed (DESIGN.md §6): the reader runs nothing this message does not carry, signed.
   const hostMessage = signHostMessage(await deps.hostKey(tx, reader), {
     session: toGlobalId('CardSession', session.id),

@@ -4,8 +4,12 @@ import { SessionError } from '../session.errors.js';
 /** The highest counters each card has shown; a lower one now means a copy of an earlier card state. */
 export type CounterKind = 'online_counter' | 'offline_counter';
 
-export async function checkCounter(em: EntityManager, asn: string, kind: CounterKind, counter: number): Promise<void> {
-  const [seen] = await em.execute<Record<CounterKind, number>[]>(`select ${kind} from card_counter where asn = ?`, [asn]);
+/** The card's `card_counter` row: the highest counters it has proved. */
+export type SeenCounters = Record<CounterKind, number>;
+
+/** `known`: the row as this message already read it (null: the card has none), else it is read here. */
+export async function checkCounter(em: EntityManager, asn: string, kind: CounterKind, counter: number, known?: SeenCounters | null): Promise<void> {
+  const [seen] = known !== undefined ? (known ? [known] : []) : await em.execute<SeenCounters[]>(`select ${kind} from card_counter where asn = ?`, [asn]);
   if (seen && counter < seen[kind]) throw new SessionError('COUNTER_ROLLBACK', `the card's ${kind.replace('_', ' ')} went back from ${seen[kind]} to ${counter}`).at('counters');
 }
 

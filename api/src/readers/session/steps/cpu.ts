@@ -6,7 +6,7 @@ import { cardAnswer, lastRecordOf, supportedAlgorithm } from '../checks/card-ans
 import { cardKeyFor, purchaseKeyFor } from '../card-keys.js';
 import { responsesOf } from '../checks/body.js';
 import { checkCardIssuer, checkCardUsable } from '../checks/card-status.js';
-import { checkCounter, recordCounter } from '../checks/counters.js';
+import { checkCounter, recordCounter, type SeenCounters } from '../checks/counters.js';
 import { checkLoadMac1, checkLoadTac, checkPurchaseMac2, checkPurchaseTac } from '../checks/cryptograms.js';
 import { checkPurseCover } from '../checks/purse-cover.js';
 import { complete, guardCredit, guardDebit } from '../complete.js';
@@ -25,16 +25,16 @@ import { firstCommands } from './hello.js';
  */
 
 /** Message 1's common half: the card's identity, and may it be used here. */
-async function identifyCard(s: StepInput, count: number): Promise<{ card: CardIdentity; context: SessionContext; rest: string[] }> {
+async function identifyCard(s: StepInput, count: number): Promise<{ card: CardIdentity; context: SessionContext; rest: string[]; counters: SeenCounters | null }> {
   const [selected, publicData, ...rest] = responsesOf(s.body, count);
   const data = cardAnswer(() => {
     apdu.ok(selected, 'SELECT');
     return apdu.parsePublicData(apdu.ok(publicData, 'READ BINARY'));
   });
-  const issuer = await checkCardIssuer(s.em, s.reader, data.cityCode);
+  const issuer = await checkCardIssuer(s.em, s.reader, data.cityCode, hex(data.asn));
   await checkCardUsable(s.em, s.deps, hex(data.asn));
   const card = { asn: hex(data.asn), asnBytes: data.asn, cityCode: data.cityCode, cardCompanyId: issuer.cardCompanyId, currency: issuer.currency };
-  return { card, context: { ...s.session.context, cardCompanyId: card.cardCompanyId, cityCode: card.cityCode, currency: card.currency }, rest };
+  return { card, context: { ...s.session.context, cardCompanyId: card.cardCompanyId, cityCode: card.cityCode, currency: card.currency }, rest, counters: issuer.counters ?? null };
 }
 
 /** BALANCE, message 1: completes at once, GET BALANCE answered 4 bytes. */
@@ -68,11 +68,11 @@ async function refuseIfLoadUnproved(s: StepInput, asn: string, onlineCounter: nu
 
 /** LOAD, message 1: the card's MAC1 proves its load key; the host answers with MAC2, sealed to the reader. */
 export const loadInitialized: Step = async (s) => {
-  const { card, context, rest: [logAnswer, answer] } = await identifyCard(s, 4);
+  const { card, context, rest: [logAnswer, answer], counters } = await identifyCard(s, 4);
   const { session, reader } = s;
   const lastRecord = lastRecordOf(logAnswer);
   const init = cardAnswer(() => apdu.parseInitializeForLoad(apdu.ok(answer, 'INITIALIZE FOR LOAD')));
-  await checkCounter(s.em, card.asn, 'online_counter', init.onlineCounter);
+  await checkCounter(s.em, card.asn, 'online_counter', init.onlineCounter, counters);
   const proving = await askForProofIfOwed(s, card, context, { onlineCounter: init.onlineCounter });
   if (proving) return proving;
   const algorithm = supportedAlgorithm(init.algorithmId);
@@ -101,11 +101,11 @@ export const loadInitialized: Step = async (s) => {
  * a refusal never leaves a card debited with nothing booked.
  */
 export const purchaseInitialized: Step = async (s) => {
-  const { card, context, rest: [logAnswer, answer] } = await identifyCard(s, 4);
+  const { card, context, rest: [logAnswer, answer], counters } = await identifyCard(s, 4);
   const { session, reader } = s;
   const lastRecord = lastRecordOf(logAnswer);
   const init = cardAnswer(() => apdu.parseInitializeForPurchase(apdu.ok(answer, 'INITIALIZE FOR PURCHASE')), { [apdu.SW_INSUFFICIENT_BALANCE]: 'INSUFFICIENT_BALANCE' });
-  await checkCounter(s.em, card.asn, 'offline_counter', init.offlineCounter);
+  await checkCounter(s.em, card.asn, 'offline_counter', init.offlineCounter, counters);
   const proving = await askForProofIfOwed(s, card, context, { offlineCounter: init.offlineCounter });
   if (proving) return proving;
   const algorithm = supportedAlgorithm(init.algorithmId);
