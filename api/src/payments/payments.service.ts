@@ -90,7 +90,7 @@ export const PAYMENT_TRANSITIONS: Readonly<Record<PaymentStatus, readonly Paymen
 
 export async function paymentById(em: EntityManager, id: string, lock = false): Promise<PaymentRow | null> {
   if (!UUID.test(id)) return null;
-  const [row] = await em.execute<PaymentRow[]>(`select ${COLUMNS} from ${FROM} where p.id = ?${lock ? ' for update of p' : ''}`, [id]);
+  const [row] = await em.execute<PaymentRow[]>(`select ${COLUMNS} from ${FROM} where p.id = ?${lock ? ' for update of p for share of m' : ''}`, [id]);
   return row ?? null;
 }
 

@@ -35,20 +35,13 @@ const unsealed = new Map<string, KeyObject>();
 
 const sealContext = (caId: string) => `host-key:${caId}`;
 
-/** The city's host key, made and certified by its city CA on first need (the seed makes it with the CA). */
 /**
- * A city's host key once on record, by key-encryption key and city. Nothing in it can change: a
- * city has one working CA (a unique index), a CA's certificate is never rewritten, and a host key
- * row, one per CA, is never updated or deleted. A revoked CA or host certificate is the reader's to
- * refuse (it checks the chain it is sent); the host signs with the key it has either way, as before.
+ * The city's host key, made and certified by its city CA on first need (the seed makes it with the
+ * CA). The rows are read every message, in one statement: retiring a host key (docs/readers.md,
+ * "Host key rotation") removes its row, and the next message of every process must sign with the
+ * new one. Only the unsealing is remembered, by certificate serial.
  */
-const hostKeysOfCities = new Map<string, HostKey>();
-const MAX_CITIES = 1_000;
-
 export async function hostKeyOfCity(em: EntityManager, kek: Buffer, cityId: string, publicUrl: string): Promise<HostKey> {
-  const cacheKey = `${createHash('sha256').update(kek).digest('hex')}:${cityId}`;
-  const known = hostKeysOfCities.get(cacheKey);
-  if (known) return known;
   // The city's CA and its host key in one statement.
   const [found] = await em.execute<(Partial<HostKeyRow> & { id: string; ca_pem: string })[]>(
     `select ca.id, ca.certificate_pem as ca_pem, h.ca_id, h.certificate_serial, h.certificate_pem, h.sealed_private_key
@@ -57,12 +50,8 @@ export async function hostKeyOfCity(em: EntityManager, kek: Buffer, cityId: stri
     [cityId],
   );
   if (!found) throw new PkiError('NOT_FOUND', `no working CA for city ${cityId}`);
-  // Made now, in the caller's transaction, which may yet roll back: not remembered until read back.
   if (!found.ca_id) return ensureHostKey(em, kek, found.id, publicUrl);
-  const hostKey = hostKeyOf(kek, found as HostKeyRow, found.ca_pem);
-  if (hostKeysOfCities.size >= MAX_CITIES) hostKeysOfCities.delete(hostKeysOfCities.keys().next().value!);
-  hostKeysOfCities.set(cacheKey, hostKey);
-  return hostKey;
+  return hostKeyOf(kek, found as HostKeyRow, found.ca_pem);
 }
 
 /** The key of a host key row, unsealed once per certificate serial. */

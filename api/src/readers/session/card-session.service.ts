@@ -149,7 +149,7 @@ async function runStep(tx: EntityManager, deps: SessionDeps, now: Date, message:
  */
 async function lockSessionWithReader(tx: EntityManager, sessionId: string): Promise<{ session: SessionRow; reader: ReaderRow } | null> {
   const [row] = await tx.execute<(SessionRow & { reader_row: ReaderRow })[]>(
-    `select s.*, to_jsonb(r) as reader_row from card_session s join reader r on r.id = s.reader_id where s.id = ? for update of s`,
+    `select s.*, to_jsonb(r) as reader_row from card_session s join reader r on r.id = s.reader_id where s.id = ? for update of s for share of r`,
     [sessionId],
   );
   if (!row) return null;
