@@ -1,5 +1,7 @@
 /**
- * Review of s16-engine (issue 20 item 1): failing tests for the findings, one per finding id.
+ * What a card-session message reads must be what is true once it holds its locks (issue 20 item 1
+ * folded reads into the lock statements; a review found a suspension committed during the wait
+ * missed), and a retired host key must not sign again. Found by review, each seen failing first.
  * Real HTTP on the world's API process, the SDK's reader agent, virtual cards.
  */
 import { randomUUID } from 'node:crypto';
@@ -112,8 +114,8 @@ async function waitForBlocked(fragment: string) {
   throw new Error(`nobody blocked on a statement with ${fragment}`);
 }
 
-describe('review s16-engine', () => {
-  it('REV-ENGINE-1: a retired host key (its host_signing_key row deleted, its certificate revoked, as readers.md "Host key rotation" describes) is no longer used to sign host messages', async () => {
+describe('what a message reads after waiting for a lock, and a retired host key', () => {
+  it('a retired host key (its host_signing_key row deleted, its certificate revoked, as readers.md "Host key rotation" describes) is no longer used to sign host messages', async () => {
     // Warm the process: one whole payment on the till (the city's host key read back and remembered).
     const warm = await loadedCard(2_000);
     const p0 = await createPayment(100);
@@ -138,7 +140,7 @@ describe('review s16-engine', () => {
     expect(leaf.replace(/\s/g, '')).not.toBe(old!.certificate_pem.replace(/\s/g, ''));
   });
 
-  it('REV-ENGINE-2: the merchant suspended while message 1 waits for the payment’s row lock: the debit guard refuses (it must not read the merchant from before the wait)', async () => {
+  it('the merchant suspended while message 1 waits for the payment’s row lock: the debit guard refuses (it must not read the merchant from before the wait)', async () => {
     const c = await loadedCard(3_000);
     const payment = await createPayment(400);
     const paymentId = fromGlobalId(payment, 'Payment').id;
@@ -171,7 +173,7 @@ describe('review s16-engine', () => {
     }
   });
 
-  it('REV-ENGINE-3: the reader suspended while its hello waits for the session’s row lock: the hello is refused READER_NOT_ACTIVE (the reader must not be read from before the wait)', async () => {
+  it('the reader suspended while its hello waits for the session’s row lock: the hello is refused READER_NOT_ACTIVE (the reader must not be read from before the wait)', async () => {
     const reader = await newReader(world, `REV-TILL-${randomUUID().slice(0, 8)}`, world.gz, { kind: 'MERCHANT', id: merchantId });
     const c = await loadedCard(3_000);
     const payment = await createPayment(300);
