@@ -94,3 +94,70 @@ describe('checkLateFee', () => {
     }
   });
 });
+
+// What a biller sending a rule reads back: each refusal's message (it is the userError's message on
+// publishBills and the CSV import's row problem), the limits that pass and the first that does not,
+// and parts as a CSV row gives them (empty columns are absent, numbers arrive as text).
+describe('checkLateFee, at its limits', () => {
+  it.each([
+    [{ kind: 'FIXED', amount: 0 }, 'lateFee.amount', 'a FIXED late fee has an amount of 1 to 100000000 minor units'],
+    [{ kind: 'FIXED', amount: 5, basisPoints: 3 }, 'lateFee.basisPoints', 'a FIXED late fee takes no basisPoints'],
+    [{ kind: 'DAILY_BASIS_POINTS', basisPoints: 0, cap: 5 }, 'lateFee.basisPoints', 'a daily late fee is 1 to 10000 basis points of the amount due a day'],
+    [{ kind: 'DAILY_BASIS_POINTS', basisPoints: 5, cap: 0 }, 'lateFee.cap', 'a daily late fee has a cap of 1 to 100000000 minor units'],
+    [{ kind: 'DAILY_BASIS_POINTS', basisPoints: 5, cap: 5, amount: 1 }, 'lateFee.amount', 'a DAILY_BASIS_POINTS late fee takes no amount'],
+    [{ amount: 5 }, 'lateFee.amount', 'a NONE late fee takes no amount'],
+    [{ kind: 'WEEKLY' }, 'lateFee.kind', 'a late fee kind is one of NONE, FIXED, DAILY_BASIS_POINTS'],
+  ])('%o is refused: %s, "%s"', (parts, field, message) => {
+    expect(checkLateFee(parts)).toEqual({ rule: null, problems: [{ field, message }] });
+  });
+
+  it('names every field at fault, under the prefix it is given', () => {
+    expect(checkLateFee({ kind: 'NONE', amount: 1, basisPoints: 2, cap: 3 }, 'bills.3.lateFee').problems.map((p) => p.field)).toEqual([
+      'bills.3.lateFee.amount',
+      'bills.3.lateFee.basisPoints',
+      'bills.3.lateFee.cap',
+    ]);
+    expect(checkLateFee({ kind: 'DAILY_BASIS_POINTS' }).problems.map((p) => p.field)).toEqual(['lateFee.basisPoints', 'lateFee.cap']);
+  });
+
+  it.each([
+    [{ kind: 'FIXED', amount: 1 }, { kind: 'FIXED', amount: 1n }],
+    [{ kind: 'FIXED', amount: 100_000_000n }, { kind: 'FIXED', amount: 100_000_000n }],
+    [{ kind: 'DAILY_BASIS_POINTS', basisPoints: 1, cap: 1 }, { kind: 'DAILY_BASIS_POINTS', basisPoints: 1, cap: 1n }],
+    [{ kind: 'DAILY_BASIS_POINTS', basisPoints: '10000', cap: '100000000' }, { kind: 'DAILY_BASIS_POINTS', basisPoints: 10_000, cap: 100_000_000n }],
+    // A CSV row's empty columns are no value at all.
+    [{ kind: 'FIXED', amount: '0500', basisPoints: '', cap: '' }, { kind: 'FIXED', amount: 500n }],
+    [{ kind: 'NONE', amount: '', basisPoints: null, cap: undefined }, { kind: 'NONE' }],
+    [{}, { kind: 'NONE' }],
+  ])('%o is accepted as %o', (parts, rule) => {
+    expect(checkLateFee(parts)).toEqual({ rule, problems: [] });
+  });
+
+  it.each([
+    ['one more than the largest amount', 100_000_001n],
+    ['a number beyond 2^53, which is not exact', 2 ** 53],
+    ['a negative number', -5],
+    ['a negative string', '-5'],
+    ['a decimal string', '5.0'],
+    ['an exponent', '1e3'],
+    ['digits with spaces', ' 5'],
+    ['digits and more', '5x'],
+    ['seventeen digits', '12345678901234567'],
+  ])('a FIXED amount that is %s is refused', (_name, amount) => {
+    expect(checkLateFee({ kind: 'FIXED', amount }).problems.map((p) => p.field)).toEqual(['lateFee.amount']);
+  });
+
+  it('a daily rate above 100 % and a cap above the largest amount are refused', () => {
+    expect(checkLateFee({ kind: 'DAILY_BASIS_POINTS', basisPoints: 10_001, cap: 100_000_001n }).problems.map((p) => p.field)).toEqual(['lateFee.basisPoints', 'lateFee.cap']);
+  });
+});
+
+describe('epochDay', () => {
+  it('counts days from 1970-01-01 and refuses what is not a calendar date', () => {
+    expect(epochDay('1970-01-01')).toBe(0);
+    expect(epochDay('2026-10-31')).toBe(20_757);
+    expect(epochDay('2028-02-29')).not.toBeNull();
+    // Days and months that roll over into the next (or previous) month or year.
+    for (const date of ['2026-04-31', '2026-00-10', '2026-12-32', '2026-10-00', '0026-01-01', '2026-1-01', ' 2026-10-31', '2026-10-31T00:00']) expect(epochDay(date)).toBeNull();
+  });
+});

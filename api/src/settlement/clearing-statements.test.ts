@@ -105,6 +105,10 @@ describe('the clearing entry', () => {
   });
 });
 
+/** A row's status moves as lifecycle/machine.ts records them (status_history). */
+const trail = (machine: string, id: string) =>
+  em.execute(`select from_status, to_status, cause from status_history where machine = ? and row_id = ? order by id`, [machine, id]);
+
 describe('nothing due', () => {
   it('a window without items settles at once: a batch of zeros, no entry, no payout', async () => {
     const quiet = await city('STC');
@@ -113,6 +117,9 @@ describe('nothing due', () => {
     expect(batch).toMatchObject({ status: 'SETTLED', item_count: '0', gross: '0', fees: '0', net: '0', payout_total: '0', journal_entry_id: null, settled_at: expect.anything() });
     const [row] = await em.execute<{ status: string; cleared: boolean; settled: boolean }[]>(`select status, cleared_at is not null as cleared, settled_at is not null as settled from settlement_window where id = ?`, [window.id]);
     expect(row).toEqual({ status: 'SETTLED', cleared: true, settled: true });
+    // The status trail an operator reads says why each moved.
+    expect(await trail('settlement_batch', batch.id)).toEqual([{ from_status: 'PAYING', to_status: 'SETTLED', cause: 'cleared with nothing to pay' }]);
+    expect(await trail('settlement_window', window.id)).toContainEqual({ from_status: 'CLOSED', to_status: 'SETTLED', cause: 'cleared' });
   });
 
   it('a window whose only line is a negative due settles at once too; the due waits in the payable, unposted', async () => {
@@ -137,6 +144,8 @@ describe('nothing due', () => {
     expect(batch).toMatchObject({ status: 'PAYING', settled_at: null });
     const [row] = await em.execute<{ status: string; settled: boolean }[]>(`select status, settled_at is not null as settled from settlement_window where id = ?`, [window.id]);
     expect(row).toEqual({ status: 'CLEARED', settled: false });
+    expect(await trail('settlement_window', window.id)).toContainEqual({ from_status: 'CLOSED', to_status: 'CLEARED', cause: 'cleared' });
+    expect(await trail('settlement_batch', batch.id)).toEqual([]);
   });
 });
 
