@@ -15,6 +15,7 @@ export const SCOPES: Record<string, { description: string; kinds: PrincipalKind[
   'cards:read': { description: 'read the cards your card company issued', kinds: ['ISSUER', 'OPERATOR'] },
   'cards:write': { description: 'issue, block and replace cards', kinds: ['ISSUER'] },
   'topups:write': { description: 'top up cards at a counter', kinds: ['ISSUER'] },
+  'cardkeys:manage': { description: 'import, activate and retire your card master keys (no API ever returns one)', kinds: ['ISSUER'] },
   'readers:manage': { description: 'register and revoke certified readers', kinds: ['ISSUER', 'OPERATOR'] },
   'tenants:manage': { description: 'create and update cities, card companies, merchants, billers and fee plans', kinds: ['OPERATOR'] },
   'clients:manage': { description: 'register OAuth clients', kinds: ['OPERATOR'] },

@@ -20,6 +20,7 @@ import { REFERENCE_FILE, syncReference } from '../graphql/reference-doc.js';
 import { createLogger } from '../http/logger.js';
 import { checkLedger } from '../ledger/ledger-check.js';
 import { settleCommand } from './settle-command.js';
+import { cardKeysCommand } from './card-keys-command.js';
 import { developerCommands, type StopSignal, stopOnSignals } from './developer/developer-commands.js';
 import { sandboxKeys, startFixedSandbox } from '../topups/gateway/sandbox-process.js';
 
@@ -145,6 +146,8 @@ export function createProgram(io: { stop?: StopSignal } = {}): Command {
       console.log(`new signing key ${result.kid}${result.retired.length ? `; retired ${result.retired.join(', ')} (still published for verification)` : ''}`);
       console.log('API processes sign with the new key after their next restart; until then they keep signing with the old one, which stays valid.');
     });
+
+  program.addCommand(cardKeysCommand(withOrm));
 
   const ca = program.command('ca').description('the certificate authorities of the reader trust chain');
   const passphrase = async (file?: string) => {

@@ -28,6 +28,12 @@ export interface Config {
    * made once and kept in `$ONECARD_DATA_DIR/key-encryption-key` (see auth/keys.ts).
    */
   keyEncryptionKey: Buffer | undefined;
+  /**
+   * A PKCS#11 HSM for card master keys (ONECARD_PKCS11_MODULE, ONECARD_PKCS11_TOKEN, ONECARD_PKCS11_PIN,
+   * all three or none): 3DES master keys are imported into it and never leave it (docs/cardcrypto.md).
+   * Unset: master keys are sealed with the key-encryption key in the database.
+   */
+  pkcs11: { module: string; tokenLabel: string; pin: string } | undefined;
   /** Behind a TLS-terminating proxy: trust its X-Forwarded-* headers. Off by default. */
   trustProxy: boolean;
   /**
@@ -174,6 +180,15 @@ function keyEncryptionKey(env: NodeJS.ProcessEnv, nodeEnv: Config['env']): Buffe
   return key;
 }
 
+function pkcs11(env: NodeJS.ProcessEnv): Config['pkcs11'] {
+  const names = ['ONECARD_PKCS11_MODULE', 'ONECARD_PKCS11_TOKEN', 'ONECARD_PKCS11_PIN'] as const;
+  const [module, tokenLabel, pin] = names.map((n) => env[n] || undefined);
+  if (!module && !tokenLabel && !pin) return undefined;
+  const missing = names.filter((n) => !env[n]);
+  if (missing.length) throw new ConfigError(missing[0]!, 'set with the other ONECARD_PKCS11_* variables (the library, the token label, the user PIN)', '');
+  return { module: module!, tokenLabel: tokenLabel!, pin: pin! };
+}
+
 function minorUnits(env: NodeJS.ProcessEnv, name: string, fallback: bigint): bigint {
   const raw = env[name];
   if (raw === undefined || raw === '') return fallback;
@@ -316,6 +331,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     logLevel: oneOf(env, 'LOG_LEVEL', LOG_LEVELS, nodeEnv === 'test' ? 'silent' : 'info'),
     introspection: bool(env, 'GRAPHQL_INTROSPECTION', nodeEnv !== 'production'),
     keyEncryptionKey: keyEncryptionKey(env, nodeEnv),
+    pkcs11: pkcs11(env),
     trustProxy: bool(env, 'TRUST_PROXY', false),
     gateway: gateway(env, nodeEnv),
     topUpLimits: topUpLimits(env),

@@ -107,11 +107,24 @@ export enum UserErrorCode {
   WINDOW_OPEN = 'WINDOW_OPEN',
   /** The reconciliation difference was resolved before (or matched since). */
   DIFFERENCE_NOT_OPEN = 'DIFFERENCE_NOT_OPEN',
+  // card master keys
+  /** The wrapped key does not unwrap under the key-transport key (or is not a 16-byte key). Nothing was imported. */
+  KEY_NOT_UNWRAPPED = 'KEY_NOT_UNWRAPPED',
+  /** The key unwrapped has another key check value than the one sent: a wrong key or a wrong KCV. Nothing was imported. */
+  KEY_CHECK_VALUE_MISMATCH = 'KEY_CHECK_VALUE_MISMATCH',
+  /** This purpose and key version exist already: a new key takes a new version. */
+  KEY_VERSION_TAKEN = 'KEY_VERSION_TAKEN',
+  /** Only a PENDING key is activated, only an ACTIVE one retired. */
+  INVALID_KEY_TRANSITION = 'INVALID_KEY_TRANSITION',
 }
 registerEnumType(UserErrorCode, {
   name: 'UserErrorCode',
   description: 'Why a mutation refused its input (a business rule; docs/errors.md#usererror-codes lists who raises each).',
   valuesConfig: {
+    KEY_NOT_UNWRAPPED: { description: '`importCardMasterKey`: the wrapped key does not unwrap under the key-transport key (`cardKeyTransportKey`), or is not 16 bytes. Nothing was imported.' },
+    KEY_CHECK_VALUE_MISMATCH: { description: '`importCardMasterKey`: the key unwrapped has another key check value than the one sent. Nothing was imported.' },
+    KEY_VERSION_TAKEN: { description: '`importCardMasterKey`: the purpose and key version exist already; a new key takes a new version.' },
+    INVALID_KEY_TRANSITION: { description: '`activateCardMasterKey`, `retireCardMasterKey`: only a PENDING key is activated, only an ACTIVE one retired.' },
     INVALID_INPUT: { description: 'A field breaks a rule the message names; `field` points at it. Raised by most mutations.' },
     FORBIDDEN_OPERATION: { description: 'The caller may not do this particular operation: a business rule, not a missing scope (e.g. a counter top-up with a holder’s saved payment method, a merchant that does not take payments).' },
     CARD_SESSION_REFUSED: { description: 'A card session step was refused (`cardSessionMessage`); the message starts with the refusal (docs/errors.md#card-session-refusals), and the session is over.' },

@@ -9,6 +9,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import forge from 'node-forge';
+import type pino from 'pino';
 import { afterAll, beforeAll, expect } from 'vitest';
 import { type CardTransport, OneCardClient, ReaderAgent, type SessionReply, VirtualCardTransport, VirtualCpuCard } from '../../../sdk-js/src/index.js';
 import { createCardholder } from '../../src/auth/cardholders.service.js';
@@ -68,10 +69,10 @@ export interface CardSessionWorld {
 }
 
 /** Builds the world in beforeAll and tears it down in afterAll; the returned object is filled in by then. */
-export function useCardSessionWorld(opts: { env?: () => Record<string, string> } = {}): CardSessionWorld {
+export function useCardSessionWorld(opts: { env?: () => Record<string, string>; log?: () => pino.Logger } = {}): CardSessionWorld {
   const world = {} as CardSessionWorld;
   beforeAll(async () => {
-    Object.assign(world, await startWorld(opts.env?.() ?? {}));
+    Object.assign(world, await startWorld(opts.env?.() ?? {}, opts.log?.()));
   });
   afterAll(async () => {
     await world.server?.close();
@@ -81,9 +82,9 @@ export function useCardSessionWorld(opts: { env?: () => Record<string, string> }
   return world;
 }
 
-async function startWorld(env: Record<string, string>): Promise<CardSessionWorld> {
+async function startWorld(env: Record<string, string>, log?: pino.Logger): Promise<CardSessionWorld> {
   const db = await freshDatabase();
-  const server = await startTestServer(db.orm, env);
+  const server = await startTestServer(db.orm, env, { log });
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'onecard-sessions-'));
   const em = db.orm.em.fork();
   const root = await initRootCa(path.join(dir, 'root.json'), 'card session test root');

@@ -23,7 +23,7 @@ export function testConfig(env: Record<string, string> = {}): Config {
 }
 
 /** The real HTTP app on 127.0.0.1 and a free port, over a test file's own database. */
-export async function startTestServer(orm: Orm, env: Record<string, string> = {}): Promise<TestServer> {
+export async function startTestServer(orm: Orm, env: Record<string, string> = {}, opts: { log?: pino.Logger } = {}): Promise<TestServer> {
   // Listen first: the OAuth issuer and the token audience are built on the real URL.
   // The server's limits are those a started platform has (from the same settings).
   const server = createHttpServer(testConfig(env).http);
@@ -31,7 +31,7 @@ export async function startTestServer(orm: Orm, env: Record<string, string> = {}
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   const config = testConfig({ PUBLIC_URL: url, ...env });
   // The purposes card sessions serve, assembled as platform.ts assembles them.
-  const http = await createHttpApp({ config, orm, log: pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }), cardSessions: cardSessionEngine(config) });
+  const http = await createHttpApp({ config, orm, log: opts.log ?? pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }), cardSessions: cardSessionEngine(config) });
   server.on('request', http.app);
   return {
     url,

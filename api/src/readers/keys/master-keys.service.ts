@@ -2,6 +2,8 @@ import { constants, generateKeyPairSync, privateDecrypt } from 'node:crypto';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { tdesEcbEncrypt } from '../../cardcrypto/des.js';
 import { sm4EcbEncrypt } from '../../cardcrypto/sm4.js';
+import { DomainError } from '../../graphql/domain-error.js';
+import { UserErrorCode } from '../../graphql/user-error.js';
 import { seal, unseal } from '../../secrets/kek.js';
 import { type CardAlgorithm, masterKeyLabel, type MasterKeyPurpose } from '../key-store.js';
 import type { Pkcs11Token } from './pkcs11-token.js';
@@ -22,14 +24,10 @@ export const MASTER_KEY_PURPOSES = ['LOAD', 'PURCHASE', 'TAC', 'M1'] as const;
 export type MasterKeyRefusalCode = 'INVALID_INPUT' | 'KEY_NOT_UNWRAPPED' | 'KEY_CHECK_VALUE_MISMATCH' | 'KEY_VERSION_TAKEN' | 'NOT_FOUND' | 'INVALID_KEY_TRANSITION';
 
 /** An import, activation or retirement refused; nothing was written. */
-export class MasterKeyRefusal extends Error {
+export class MasterKeyRefusal extends DomainError<MasterKeyRefusalCode> {
   override readonly name = 'MasterKeyRefusal';
-  constructor(
-    readonly code: MasterKeyRefusalCode,
-    message: string,
-    readonly field?: string,
-  ) {
-    super(message);
+  constructor(code: MasterKeyRefusalCode, message: string, field?: string) {
+    super(code, message, UserErrorCode[code], field);
   }
 }
 
