@@ -1,0 +1,142 @@
+/**
+ * Review of s16-p2 (issue 20, online half): failing tests for the findings, each titled with its id.
+ * Over real HTTP against started servers where possible (two servers on one database = two API processes).
+ */
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createClient } from '../src/auth/clients.service.js';
+import { openOrm, type Orm } from '../src/db/orm.js';
+import { createCity, createMerchant } from '../src/tenancy/tenancy.service.js';
+import { freshDatabase, type TestDatabase } from './support/database.js';
+import { clientCredentialsToken, discover } from './support/oauth.js';
+import { graphql, startTestServer, type TestServer } from './support/server.js';
+
+const CREATE_PAYMENT = `mutation($input: CreatePaymentInput!) { createPayment(input: $input) { payment { id status } userErrors { code message } } }`;
+// 15 × serverInfo { version publicUrl time }: cost 60 (graphql-limits.test.ts).
+const COSTLY = `{ ${Array.from({ length: 15 }, (_, i) => `s${i}: serverInfo { version publicUrl time }`).join(' ')} }`;
+const codes = (body: { errors?: { extensions?: { code?: string } }[] }) => (body.errors ?? []).map((e) => e.extensions?.code);
+
+let db: TestDatabase;
+beforeAll(async () => {
+  db = await freshDatabase();
+});
+afterAll(async () => {
+  await db?.close();
+});
+
+async function merchantClient(code: string): Promise<{ id: string; secret: string }> {
+  const em = db.orm.em.fork();
+  const { city } = await createCity(em, { code, name: `Rev ${code}`, timeZone: 'Asia/Shanghai', currency: 'CNY', cardCompanyName: `Rev Card ${code}` });
+  const shop = await createMerchant(em, { cityId: city.id, name: `Rev Tea ${code}` });
+  const made = await createClient(em, { kind: 'MERCHANT', tenantId: shop.id, name: `rev merchant ${code}`, scopes: ['payments:write', 'payments:read'] });
+  return { id: made.client.client_id, secret: made.clientSecret! };
+}
+
+describe('P2-A: a burst of concurrent operations is not held to the bucket (write-behind charge read before any is counted)', () => {
+  // The bucket holds 10 COSTLY queries (600 points), refilled at 1 point a second: main lets exactly 10 of a burst through.
+  const env = { GRAPHQL_COST_BUCKET: '600', GRAPHQL_COST_RESTORE_RATE: '1' };
+  let a: TestServer;
+  let b: TestServer;
+  let bOrm: Orm;
+  beforeAll(async () => {
+    a = await startTestServer(db.orm, env);
+    bOrm = await openOrm(db.url);
+    b = await startTestServer(bOrm, env);
+  });
+  afterAll(async () => {
+    await a?.close();
+    await b?.close();
+    await bOrm?.close(true);
+  });
+
+  it('P2-A: 40 queries at once from one client (20 on each of two API processes) spend at most the bucket: at most 10 of 60 points pass, the rest THROTTLED', async () => {
+    const burst = await Promise.all(Array.from({ length: 40 }, (_, i) => graphql((i % 2 ? b : a).url, COSTLY, undefined, { 'x-burst': String(i) })));
+    const passed = burst.filter((r) => r.status === 200 && !r.body.errors).length;
+    const throttled = burst.filter((r) => codes(r.body).includes('THROTTLED')).length;
+    // 600 points buy 10 operations of 60 (plus at most one for the second or two of refill).
+    expect(passed).toBeLessThanOrEqual(11);
+    expect(throttled).toBeGreaterThanOrEqual(29);
+  });
+});
+
+describe('P2-B: a transactional money mutation past its bucket is not refused unless it stores an answer', () => {
+  let server: TestServer;
+  let token: string;
+  let cost: number;
+  const pay = (n: number, key = `rev-b-key-${n}`) =>
+    graphql(server.url, CREATE_PAYMENT, { input: { amount: 100 + n, currency: 'CNY', orderReference: `rev-b-${n}`, idempotencyKey: key } }, { authorization: `Bearer ${token}` });
+
+  beforeAll(async () => {
+    const client = await merchantClient('RVB');
+    const measuring = await startTestServer(db.orm);
+    const measuringToken = (await clientCredentialsToken(await discover(measuring.url), client.id, client.secret, 'payments:write payments:read')).access_token;
+    cost = (await graphql(measuring.url, CREATE_PAYMENT, { input: { amount: 100, currency: 'CNY', orderReference: 'rev-b-0', idempotencyKey: 'rev-b-key-0' } }, { authorization: `Bearer ${measuringToken}` })).body.extensions.cost.requested;
+    await measuring.close();
+    // The bucket holds 2.5 createPayments, refilled at 1 point a second (as cost-throttle-mutations.test.ts).
+    server = await startTestServer(db.orm, { GRAPHQL_COST_BUCKET: String(Math.floor(2.5 * cost)), GRAPHQL_COST_RESTORE_RATE: '1' });
+    token = (await clientCredentialsToken(await discover(server.url), client.id, client.secret, 'payments:write payments:read')).access_token;
+  });
+  afterAll(async () => {
+    await server?.close();
+  });
+
+  it('P2-B: with its bucket spent, a createPayment that ends in a GraphQL error (key reused for another request, or a blank key) is THROTTLED (429), as every other operation is', async () => {
+    expect((await pay(1)).body.data.createPayment.userErrors).toEqual([]);
+    expect((await pay(2)).body.data.createPayment.userErrors).toEqual([]);
+    expect(codes((await pay(3)).body)).toEqual(['THROTTLED']);
+    // Past the bucket: every call is refused for want of points before it runs (main) — not served.
+    for (let i = 0; i < 5; i++) {
+      const reused = await pay(10 + i, 'rev-b-key-1'); // the key of payment 1, another request
+      expect(reused.status).toBe(429);
+      expect(codes(reused.body)).toEqual(['THROTTLED']);
+      const blank = await pay(20 + i, '   ');
+      expect(blank.status).toBe(429);
+      expect(codes(blank.body)).toEqual(['THROTTLED']);
+    }
+  });
+});
+
+describe('P2-C: a replay of a stored answer is answered IDEMPOTENCY_CONFLICT ("still running") when another replay of it is in progress', () => {
+  let server: TestServer;
+  let token: string;
+  let clientId: string;
+  beforeAll(async () => {
+    const client = await merchantClient('RVC');
+    clientId = client.id;
+    // A real bucket (throttling on), never emptied by this test.
+    server = await startTestServer(db.orm, { GRAPHQL_COST_BUCKET: '1000000', GRAPHQL_COST_RESTORE_RATE: '1000' });
+    token = (await clientCredentialsToken(await discover(server.url), client.id, client.secret, 'payments:write payments:read')).access_token;
+  });
+  afterAll(async () => {
+    await server?.close();
+  });
+
+  it('P2-C: two retries of a finished createPayment at the same moment both get its stored answer', async () => {
+    const input = { amount: 321, currency: 'CNY', orderReference: 'rev-c-1', idempotencyKey: 'rev-c-key-1' };
+    const auth = { authorization: `Bearer ${token}` };
+    const first = await graphql(server.url, CREATE_PAYMENT, { input }, auth);
+    expect(first.body.data.createPayment.userErrors).toEqual([]);
+
+    // Something else holds the client's bucket row for a moment (e.g. another of its mutations between its charge and its commit).
+    const other = new pg.Client({ connectionString: db.url });
+    await other.connect();
+    try {
+      await other.query('begin');
+      await other.query(`select 1 from graphql_cost_bucket where bucket_key = $1 for update`, [`client:${clientId}`]);
+      const replay1 = graphql(server.url, CREATE_PAYMENT, { input }, auth);
+      // Wait (at most 5 s) until the first replay waits on that row.
+      for (let i = 0; i < 100; i++) {
+        const [row] = (await db.orm.em.fork().execute<{ n: string }[]>(`select count(*) as n from pg_stat_activity where wait_event_type = 'Lock' and query like '%graphql_cost_bucket%' and pid <> $1`.replace('$1', String(other.processID ?? 0)))) as { n: string }[];
+        if (Number(row!.n) > 0) break;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      const replay2 = await graphql(server.url, CREATE_PAYMENT, { input }, auth);
+      await other.query('commit');
+      expect((await replay1).body.data?.createPayment).toEqual(first.body.data.createPayment);
+      expect(codes(replay2.body)).toEqual([]);
+      expect(replay2.body.data?.createPayment).toEqual(first.body.data.createPayment);
+    } finally {
+      await other.end();
+    }
+  });
+});
