@@ -140,3 +140,38 @@ describe('P2-C: a replay of a stored answer is answered IDEMPOTENCY_CONFLICT ("s
     }
   });
 });
+
+describe('P2-D: a mutation of two money fields, the second failing, is charged twice and reports no bucket', () => {
+  let server: TestServer;
+  let token: string;
+  let clientId: string;
+  const TWO = `mutation($a: CreatePaymentInput!, $b: CreatePaymentInput!) { a: createPayment(input: $a) { payment { id } userErrors { code } } b: createPayment(input: $b) { payment { id } userErrors { code } } }`;
+  beforeAll(async () => {
+    const client = await merchantClient('RVD');
+    clientId = client.id;
+    server = await startTestServer(db.orm, { GRAPHQL_COST_BUCKET: '100000', GRAPHQL_COST_RESTORE_RATE: '1' });
+    token = (await clientCredentialsToken(await discover(server.url), client.id, client.secret, 'payments:write payments:read')).access_token;
+  });
+  afterAll(async () => {
+    await server?.close();
+  });
+  const bucket = async () => Number((await db.orm.em.fork().execute<{ available: number }[]>(`select available from graphql_cost_bucket where bucket_key = ?`, [`client:${clientId}`]))[0]?.available ?? 100000);
+
+  it('P2-D: the operation is charged its cost once, and its answer reports the bucket (extensions.cost.throttleStatus)', async () => {
+    const auth = { authorization: `Bearer ${token}` };
+    const one = await graphql(server.url, CREATE_PAYMENT, { input: { amount: 1, currency: 'CNY', orderReference: 'rev-d-0', idempotencyKey: 'rev-d-key-0' } }, auth);
+    expect(one.body.data.createPayment.userErrors).toEqual([]);
+    await new Promise((r) => setTimeout(r, 500));
+    const before = await bucket();
+    // b reuses the key of the first payment for another request: IDEMPOTENCY_KEY_REUSED, after a has committed.
+    const two = await graphql(server.url, TWO, { a: { amount: 2, currency: 'CNY', orderReference: 'rev-d-1', idempotencyKey: 'rev-d-key-1' }, b: { amount: 3, currency: 'CNY', orderReference: 'rev-d-2', idempotencyKey: 'rev-d-key-0' } }, auth);
+    // a committed (its payment exists); the null of b bubbles up to data (non-null payloads).
+    expect(Number((await db.orm.em.fork().execute<{ n: string }[]>(`select count(*) as n from payment where order_reference = 'rev-d-1'`))[0]!.n)).toBe(1);
+    expect(codes(two.body)).toEqual(['IDEMPOTENCY_KEY_REUSED']);
+    const cost = two.body.extensions.cost.requested as number;
+    // Charges written behind land within moments.
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(await bucket()).toBeGreaterThanOrEqual(before - cost - 0.5);
+    expect(two.body.extensions.cost.throttleStatus).toBeDefined();
+  });
+});
