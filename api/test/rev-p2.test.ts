@@ -1,19 +1,17 @@
 /**
  * Review of s16-p2 (issue 20, online half): failing tests for the findings, each titled with its id.
- * Over real HTTP against started servers where possible (two servers on one database = two API processes).
+ * Over real HTTP against a started server. P2-A (the write-behind throttle under a burst) is proved
+ * in rev-p2-cost-buckets.test.ts: over HTTP its outcome depends on how the requests' reads overlap.
  */
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createClient } from '../src/auth/clients.service.js';
-import { openOrm, type Orm } from '../src/db/orm.js';
 import { createCity, createMerchant } from '../src/tenancy/tenancy.service.js';
 import { freshDatabase, type TestDatabase } from './support/database.js';
 import { clientCredentialsToken, discover } from './support/oauth.js';
 import { graphql, startTestServer, type TestServer } from './support/server.js';
 
 const CREATE_PAYMENT = `mutation($input: CreatePaymentInput!) { createPayment(input: $input) { payment { id status } userErrors { code message } } }`;
-// 15 × serverInfo { version publicUrl time }: cost 60 (graphql-limits.test.ts).
-const COSTLY = `{ ${Array.from({ length: 15 }, (_, i) => `s${i}: serverInfo { version publicUrl time }`).join(' ')} }`;
 const codes = (body: { errors?: { extensions?: { code?: string } }[] }) => (body.errors ?? []).map((e) => e.extensions?.code);
 
 let db: TestDatabase;
@@ -31,33 +29,6 @@ async function merchantClient(code: string): Promise<{ id: string; secret: strin
   const made = await createClient(em, { kind: 'MERCHANT', tenantId: shop.id, name: `rev merchant ${code}`, scopes: ['payments:write', 'payments:read'] });
   return { id: made.client.client_id, secret: made.clientSecret! };
 }
-
-describe('P2-A: a burst of concurrent operations is not held to the bucket (write-behind charge read before any is counted)', () => {
-  // The bucket holds 10 COSTLY queries (600 points), refilled at 1 point a second: main lets exactly 10 of a burst through.
-  const env = { GRAPHQL_COST_BUCKET: '600', GRAPHQL_COST_RESTORE_RATE: '1' };
-  let a: TestServer;
-  let b: TestServer;
-  let bOrm: Orm;
-  beforeAll(async () => {
-    a = await startTestServer(db.orm, env);
-    bOrm = await openOrm(db.url);
-    b = await startTestServer(bOrm, env);
-  });
-  afterAll(async () => {
-    await a?.close();
-    await b?.close();
-    await bOrm?.close(true);
-  });
-
-  it('P2-A: 40 queries at once from one client (20 on each of two API processes) spend at most the bucket: at most 10 of 60 points pass, the rest THROTTLED', async () => {
-    const burst = await Promise.all(Array.from({ length: 40 }, (_, i) => graphql((i % 2 ? b : a).url, COSTLY, undefined, { 'x-burst': String(i) })));
-    const passed = burst.filter((r) => r.status === 200 && !r.body.errors).length;
-    const throttled = burst.filter((r) => codes(r.body).includes('THROTTLED')).length;
-    // 600 points buy 10 operations of 60 (plus at most one for the second or two of refill).
-    expect(passed).toBeLessThanOrEqual(11);
-    expect(throttled).toBeGreaterThanOrEqual(29);
-  });
-});
 
 describe('P2-B: a transactional money mutation past its bucket is not refused unless it stores an answer', () => {
   let server: TestServer;
@@ -126,7 +97,7 @@ describe('P2-C: a replay of a stored answer is answered IDEMPOTENCY_CONFLICT ("s
       const replay1 = graphql(server.url, CREATE_PAYMENT, { input }, auth);
       // Wait (at most 5 s) until the first replay waits on that row.
       for (let i = 0; i < 100; i++) {
-        const [row] = (await db.orm.em.fork().execute<{ n: string }[]>(`select count(*) as n from pg_stat_activity where wait_event_type = 'Lock' and query like '%graphql_cost_bucket%' and pid <> $1`.replace('$1', String(other.processID ?? 0)))) as { n: string }[];
+        const [row] = await db.orm.em.fork().execute<{ n: string }[]>(`select count(*) as n from pg_stat_activity where wait_event_type = 'Lock' and query like '%graphql_cost_bucket%' and datname = current_database()`);
         if (Number(row!.n) > 0) break;
         await new Promise((r) => setTimeout(r, 50));
       }
