@@ -180,7 +180,7 @@ interface Claim {
   ownerLock: string | null;
 }
 
-type ClaimOutcome = { kind: 'claimed' } | { kind: 'replay'; payload: unknown } | { kind: 'reused'; operation: string } | { kind: 'in-flight' } | { kind: 'gone' };
+type ClaimOutcome = { kind: 'claimed' } | { kind: 'replay'; payload: unknown; fencedOut?: boolean } | { kind: 'reused'; operation: string } | { kind: 'in-flight' } | { kind: 'gone' };
 
 /**
  * An IN_FLIGHT claim nobody runs any more: its process is dead (the liveness lock it named is not
@@ -226,7 +226,7 @@ async function claim(c: Claim, operation: string, hash: string, resumable: boole
        select (select free from lock) as free, exists (select 1 from claimed) as claimed`,
       [claimLock(c), ...params],
     );
-    if (!fenced!.free) return { kind: 'in-flight' };
+    if (!fenced!.free) return heldElsewhere(within, c, hash);
     if (fenced!.claimed) return { kind: 'claimed' };
   } else {
     const [inserted] = await c.em.execute<{ owner: string }[]>(claimInsert(false), params);
@@ -249,6 +249,21 @@ async function claim(c: Claim, operation: string, hash: string, resumable: boole
     [c.owner, c.ownerLock, c.clientId, c.holderId, c.key, hash],
   );
   return taken ? { kind: 'claimed' } : { kind: 'gone' };
+}
+
+/**
+ * Another transaction holds the key's advisory lock: a duplicate running, or a replay of a finished
+ * request. The committed record tells them apart: the stored answer to the same request is replayed
+ * (`fencedOut`: its charge is then written behind, not taken in this transaction, which would wait
+ * on the other's bucket row); anything else is still running.
+ */
+async function heldElsewhere(em: EntityManager, c: Claim, hash: string): Promise<ClaimOutcome> {
+  const [row] = await em.execute<{ request_hash: string; state: 'IN_FLIGHT' | 'DONE'; response: Json }[]>(
+    `select request_hash, state, response from idempotency_record where client_id = ? and holder_id = ? and key = ? and expires_at > now()`,
+    [c.clientId, c.holderId, c.key],
+  );
+  if (row?.state === 'DONE' && row.request_hash === hash) return { kind: 'replay', payload: decodePayload(row.response), fencedOut: true };
+  return { kind: 'in-flight' };
 }
 
 /** Renews the lease, under the process's liveness lock as it is now (a new one if its session was lost; none, then the lease alone tells). */
@@ -453,7 +468,7 @@ async function runInTransaction<T>(ctx: GraphQLContext, c: Claim, request: Idemp
       const outcome = await claim(c, request.operation, hash, false, tx);
       if (outcome.kind === 'claimed') return undefined;
       if (outcome.kind === 'replay') {
-        await ctx.costCharge?.take(tx);
+        if (!outcome.fencedOut) await ctx.costCharge?.take(tx);
         return { kind: 'replayed', payload: outcome.payload as T };
       }
       if (outcome.kind === 'reused') throw keyReused(outcome.operation);
