@@ -152,7 +152,7 @@ export interface PendingCharge {
    * run in the same round trip (the stored answer): returns how many rows it returned.
    */
   take(em: EntityManager, along?: Statement): Promise<number>;
-  /** The transaction that took the charge rolled back: the charge went with it (the request is then charged behind). */
+  /** The transaction that took the charge rolled back (call it for that one only): the charge went with it (the request is then charged behind). */
   rolledBack(): void;
   /** The bucket after the charge (or after a refusal for want of points); undefined while not taken. */
   readonly status: ThrottleStatus | undefined;

@@ -480,9 +480,19 @@ async function runInTransaction<T>(ctx: GraphQLContext, c: Claim, request: Idemp
     const stored = ctx.costCharge ? (await ctx.costCharge.take(tx, completion(c, payload))) === 1 : await complete(tx, c, payload);
     if (!stored) throw new ClaimLost();
   };
+  /** One transaction; when it rolls back a charge it took, the charge went with it (one taken by an earlier field's committed transaction stays). */
+  const transaction = async (body: (tx: EntityManager) => Promise<Ended<T>>): Promise<Ended<T>> => {
+    const chargedBefore = ctx.costCharge?.taken ?? false;
+    try {
+      return await outer.transactional(body);
+    } catch (err) {
+      if (!chargedBefore) ctx.costCharge?.rolledBack();
+      throw err;
+    }
+  };
   let ended: Ended<T>;
   try {
-    ended = await outer.transactional(async (tx) => {
+    ended = await transaction(async (tx) => {
       const replay = await claimWithin(tx);
       if (replay) return replay;
       ctx.em = tx;
@@ -496,13 +506,12 @@ async function runInTransaction<T>(ctx: GraphQLContext, c: Claim, request: Idemp
     });
   } catch (err) {
     ctx.em = outer;
-    ctx.costCharge?.rolledBack();
     if (err instanceof ClaimLost) throw inFlight();
     if (!(err instanceof Refusal)) throw err;
     const refusal = err.payload as T;
     // Rolled back with what it wrote; a non-final refusal leaves its key free.
     if (!final(refusal)) return refusal;
-    ended = await outer.transactional(async (tx) => {
+    ended = await transaction(async (tx) => {
       const replay = await claimWithin(tx);
       if (replay) return replay; // a duplicate ran and answered in between: its answer is the one kept
       await store(tx, refusal);
