@@ -242,6 +242,16 @@ export class CostBuckets {
     return { charged: true, status: statusOf(before - cost, this.settings) };
   }
 
+  /**
+   * What the bucket of `key` holds for this process now, read only: the row less this process's
+   * charges not yet in it. The check before a mutation whose own transaction takes its exact charge.
+   */
+  async available(em: EntityManager, key: string): Promise<ThrottleStatus> {
+    const atRead = this.charges(key);
+    const available = await peekAvailable(em, key, this.settings);
+    return statusOf(Math.min(this.settings.maximumAvailable, available) - this.pending(new Set([...atRead, ...this.charges(key)])), this.settings);
+  }
+
   /** Charges `cost` at once (conditionally, across processes); counted as this process's while its statement runs. */
   private async chargeNow(em: EntityManager, key: string, cost: number): Promise<{ charged: boolean; status: ThrottleStatus }> {
     const mine: Unwritten = { cost, at: Date.now() };
