@@ -19,7 +19,7 @@ declare module './context.js' {
  * No request pays a commit of its own for its charge (issue 20):
  * - a mutation that runs in one transaction (a transactional `@Idempotent()`) is charged in that
  *   transaction, just before it commits (`PendingCharge`): an empty bucket rolls the mutation back
- *   and answers THROTTLED;
+ *   and answers THROTTLED (a short bucket is refused before it runs, by a read: `CostBuckets.available`);
  * - any other operation reads its bucket (no write) before it runs, is refused or charged against
  *   what it read less what this process has charged and not yet written, and its charge is written
  *   behind (`CostBuckets`): one statement for every bucket charged since the last write. Two
