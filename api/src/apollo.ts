@@ -57,6 +57,13 @@ function operationChecksPlugin(limits: QueryLimits, throttle: CostThrottleSettin
           report = { requested: cost };
           if (!throttling) return;
           if (chargedByItsTransaction(operation)) {
+            // Refused before it runs when its bucket is short (however the mutation would end); its
+            // transaction then takes the exact charge.
+            const status = await unlessUnavailable(buckets.available(contextValue.em, key), contextValue.log);
+            if (status && status.currentlyAvailable < cost) {
+              report.throttleStatus = status;
+              throw throttled(cost, limits.maxCost, status);
+            }
             contextValue.costCharge = pendingCharge(key, cost, limits.maxCost, throttle);
             return;
           }

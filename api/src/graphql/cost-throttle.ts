@@ -19,7 +19,7 @@ declare module './context.js' {
  * No request pays a commit of its own for its charge (issue 20):
  * - a mutation that runs in one transaction (a transactional `@Idempotent()`) is charged in that
  *   transaction, just before it commits (`PendingCharge`): an empty bucket rolls the mutation back
- *   and answers THROTTLED;
+ *   and answers THROTTLED (a short bucket is refused before it runs, by a read: `CostBuckets.available`);
  * - any other operation reads its bucket (no write) before it runs, is refused or charged against
  *   what it read less what this process has charged and not yet written, and its charge is written
  *   behind (`CostBuckets`): one statement for every bucket charged since the last write. Two
@@ -152,7 +152,7 @@ export interface PendingCharge {
    * run in the same round trip (the stored answer): returns how many rows it returned.
    */
   take(em: EntityManager, along?: Statement): Promise<number>;
-  /** The transaction that took the charge rolled back: the charge went with it (the request is then charged behind). */
+  /** The transaction that took the charge rolled back (call it for that one only): the charge went with it (the request is then charged behind). */
   rolledBack(): void;
   /** The bucket after the charge (or after a refusal for want of points); undefined while not taken. */
   readonly status: ThrottleStatus | undefined;
@@ -214,6 +214,8 @@ export class CostBuckets {
   private unwritten = new Map<string, Unwritten[]>();
   /** The charges of the write in flight: not yet visible to a read, and no longer in `unwritten`. */
   private inFlight = new Map<string, Unwritten[]>();
+  /** Charges being made at once (`chargeCost`), near a bucket's limit: counted by the checks that run meanwhile. */
+  private charging = new Map<string, Unwritten[]>();
   private writing: Promise<void> | null = null;
   private em: EntityManager | undefined;
   private closed = false;
@@ -229,13 +231,38 @@ export class CostBuckets {
    * when it leaves the bucket half full or less.
    */
   async charge(em: EntityManager, key: string, cost: number): Promise<{ charged: boolean; status: ThrottleStatus }> {
-    // What is not yet written as the read starts (a write that lands during the read is then counted twice: strict, never lenient).
-    const pending = this.pending(key);
-    const before = Math.min(this.settings.maximumAvailable, await peekAvailable(em, key, this.settings)) - pending;
+    // The charges unwritten as the read starts: one written while it runs is then counted twice (strict, never lenient).
+    const atRead = this.charges(key);
+    const available = await peekAvailable(em, key, this.settings);
+    // From here to the charge, no await: of requests whose reads overlap, each counts those decided before it.
+    const before = Math.min(this.settings.maximumAvailable, available) - this.pending(new Set([...atRead, ...this.charges(key)]));
     if (before < cost) return { charged: false, status: statusOf(before, this.settings) };
-    if (before - cost <= this.settings.maximumAvailable / 2) return chargeCost(em, key, cost, this.settings);
+    if (before - cost <= this.settings.maximumAvailable / 2) return this.chargeNow(em, key, cost);
     this.defer(em, key, cost);
     return { charged: true, status: statusOf(before - cost, this.settings) };
+  }
+
+  /**
+   * What the bucket of `key` holds for this process now, read only: the row less this process's
+   * charges not yet in it. The check before a mutation whose own transaction takes its exact charge.
+   */
+  async available(em: EntityManager, key: string): Promise<ThrottleStatus> {
+    const atRead = this.charges(key);
+    const available = await peekAvailable(em, key, this.settings);
+    return statusOf(Math.min(this.settings.maximumAvailable, available) - this.pending(new Set([...atRead, ...this.charges(key)])), this.settings);
+  }
+
+  /** Charges `cost` at once (conditionally, across processes); counted as this process's while its statement runs. */
+  private async chargeNow(em: EntityManager, key: string, cost: number): Promise<{ charged: boolean; status: ThrottleStatus }> {
+    const mine: Unwritten = { cost, at: Date.now() };
+    this.charging.set(key, [...(this.charging.get(key) ?? []), mine]);
+    try {
+      return await chargeCost(em, key, cost, this.settings);
+    } finally {
+      const left = this.charging.get(key)!.filter((c) => c !== mine);
+      if (left.length) this.charging.set(key, left);
+      else this.charging.delete(key);
+    }
   }
 
   /** Charges `cost` without a check (an operation that ran without its transaction taking the charge), written behind. */
@@ -257,15 +284,20 @@ export class CostBuckets {
     await this.flush();
   }
 
+  /** This process's charges of `key` its bucket's row may not show yet: unwritten, being written, or being charged at once. */
+  private charges(key: string): Unwritten[] {
+    return [...(this.unwritten.get(key) ?? []), ...(this.inFlight.get(key) ?? []), ...(this.charging.get(key) ?? [])];
+  }
+
   /**
-   * What this process's unwritten charges of `key` still take from the bucket now: each refills at
-   * the restore rate from when it was made, as it would have in the bucket (the read already refills
-   * the bucket for that time when it is below full: lenient by the rate times a write's latency).
+   * What `charges` still take from the bucket now: each refills at the restore rate from when it
+   * was made, as it would have in the bucket (the read already refills the bucket for that time
+   * when it is below full: lenient by the rate times a write's latency).
    */
-  private pending(key: string): number {
+  private pending(charges: Iterable<Unwritten>): number {
     const now = Date.now();
     let points = 0;
-    for (const c of [...(this.unwritten.get(key) ?? []), ...(this.inFlight.get(key) ?? [])]) points += Math.max(0, c.cost - (this.settings.restoreRate * (now - c.at)) / 1000);
+    for (const c of charges) points += Math.max(0, c.cost - (this.settings.restoreRate * (now - c.at)) / 1000);
     return points;
   }
 
@@ -311,12 +343,12 @@ async function peekAvailable(em: EntityManager, key: string, settings: CostThrot
  */
 async function writeCharges(em: EntityManager, batch: Map<string, Unwritten[]>, settings: CostThrottleSettings): Promise<void> {
   const keys = [...batch.keys()].sort();
-  // A bucket is charged at most its size at once: it goes no further below zero.
-  const sums = keys.map((k) => [k, Math.min(settings.maximumAvailable, batch.get(k)!.reduce((sum, c) => sum + c.cost, 0))]);
+  // Every allowed charge in full (the statement keeps the bucket no lower than minus its size).
+  const sums = keys.map((k) => [k, batch.get(k)!.reduce((sum, c) => sum + c.cost, 0)]);
   const max = Number(settings.maximumAvailable);
   await em.getConnection().execute(
     `insert into graphql_cost_bucket as b (bucket_key, available, last_charged, updated_at)
-     select key, ${max}::float8 - value::float8, true, clock_timestamp() from jsonb_each_text(?::jsonb) order by key
+     select key, greatest(-${max}::float8, ${max}::float8 - value::float8), true, clock_timestamp() from jsonb_each_text(?::jsonb) order by key
      on conflict (bucket_key) do update set
        available = greatest(-${max}::float8, ${restored(settings)} - (${max}::float8 - excluded.available)),
        last_charged = true,

@@ -180,7 +180,7 @@ interface Claim {
   ownerLock: string | null;
 }
 
-type ClaimOutcome = { kind: 'claimed' } | { kind: 'replay'; payload: unknown } | { kind: 'reused'; operation: string } | { kind: 'in-flight' } | { kind: 'gone' };
+type ClaimOutcome = { kind: 'claimed' } | { kind: 'replay'; payload: unknown; fencedOut?: boolean } | { kind: 'reused'; operation: string } | { kind: 'in-flight' } | { kind: 'gone' };
 
 /**
  * An IN_FLIGHT claim nobody runs any more: its process is dead (the liveness lock it named is not
@@ -226,7 +226,7 @@ async function claim(c: Claim, operation: string, hash: string, resumable: boole
        select (select free from lock) as free, exists (select 1 from claimed) as claimed`,
       [claimLock(c), ...params],
     );
-    if (!fenced!.free) return { kind: 'in-flight' };
+    if (!fenced!.free) return heldElsewhere(within, c, hash);
     if (fenced!.claimed) return { kind: 'claimed' };
   } else {
     const [inserted] = await c.em.execute<{ owner: string }[]>(claimInsert(false), params);
@@ -249,6 +249,21 @@ async function claim(c: Claim, operation: string, hash: string, resumable: boole
     [c.owner, c.ownerLock, c.clientId, c.holderId, c.key, hash],
   );
   return taken ? { kind: 'claimed' } : { kind: 'gone' };
+}
+
+/**
+ * Another transaction holds the key's advisory lock: a duplicate running, or a replay of a finished
+ * request. The committed record tells them apart: the stored answer to the same request is replayed
+ * (`fencedOut`: its charge is then written behind, not taken in this transaction, which would wait
+ * on the other's bucket row); anything else is still running.
+ */
+async function heldElsewhere(em: EntityManager, c: Claim, hash: string): Promise<ClaimOutcome> {
+  const [row] = await em.execute<{ request_hash: string; state: 'IN_FLIGHT' | 'DONE'; response: Json }[]>(
+    `select request_hash, state, response from idempotency_record where client_id = ? and holder_id = ? and key = ? and expires_at > now()`,
+    [c.clientId, c.holderId, c.key],
+  );
+  if (row?.state === 'DONE' && row.request_hash === hash) return { kind: 'replay', payload: decodePayload(row.response), fencedOut: true };
+  return { kind: 'in-flight' };
 }
 
 /** Renews the lease, under the process's liveness lock as it is now (a new one if its session was lost; none, then the lease alone tells). */
@@ -453,7 +468,7 @@ async function runInTransaction<T>(ctx: GraphQLContext, c: Claim, request: Idemp
       const outcome = await claim(c, request.operation, hash, false, tx);
       if (outcome.kind === 'claimed') return undefined;
       if (outcome.kind === 'replay') {
-        await ctx.costCharge?.take(tx);
+        if (!outcome.fencedOut) await ctx.costCharge?.take(tx);
         return { kind: 'replayed', payload: outcome.payload as T };
       }
       if (outcome.kind === 'reused') throw keyReused(outcome.operation);
@@ -465,9 +480,19 @@ async function runInTransaction<T>(ctx: GraphQLContext, c: Claim, request: Idemp
     const stored = ctx.costCharge ? (await ctx.costCharge.take(tx, completion(c, payload))) === 1 : await complete(tx, c, payload);
     if (!stored) throw new ClaimLost();
   };
+  /** One transaction; when it rolls back a charge it took, the charge went with it (one taken by an earlier field's committed transaction stays). */
+  const transaction = async (body: (tx: EntityManager) => Promise<Ended<T>>): Promise<Ended<T>> => {
+    const chargedBefore = ctx.costCharge?.taken ?? false;
+    try {
+      return await outer.transactional(body);
+    } catch (err) {
+      if (!chargedBefore) ctx.costCharge?.rolledBack();
+      throw err;
+    }
+  };
   let ended: Ended<T>;
   try {
-    ended = await outer.transactional(async (tx) => {
+    ended = await transaction(async (tx) => {
       const replay = await claimWithin(tx);
       if (replay) return replay;
       ctx.em = tx;
@@ -481,13 +506,12 @@ async function runInTransaction<T>(ctx: GraphQLContext, c: Claim, request: Idemp
     });
   } catch (err) {
     ctx.em = outer;
-    ctx.costCharge?.rolledBack();
     if (err instanceof ClaimLost) throw inFlight();
     if (!(err instanceof Refusal)) throw err;
     const refusal = err.payload as T;
     // Rolled back with what it wrote; a non-final refusal leaves its key free.
     if (!final(refusal)) return refusal;
-    ended = await outer.transactional(async (tx) => {
+    ended = await transaction(async (tx) => {
       const replay = await claimWithin(tx);
       if (replay) return replay; // a duplicate ran and answered in between: its answer is the one kept
       await store(tx, refusal);

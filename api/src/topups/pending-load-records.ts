@@ -36,14 +36,20 @@ export async function recordPendingLoad(
   // transfer of its cards locks until its transaction ends (issue 20: held for the fewest statements).
   const book = () => post(tx, { key: t.key, description: t.description, lines: [debit(t.fromAccountId, t.amount), credit(pending.id, t.amount)], metadata: { ...t.metadata, toCard: target!.id } });
   const client = t.origin === 'TRANSFER' ? BALANCE_TRANSFER_CLIENT : REFUND_CLIENT;
-  const [existing] = await tx.execute<{ id: string }[]>(`select id from top_up where created_by_client = ? and idempotency_key = ?`, [client, t.key]);
-  if (existing) return { topUpId: existing.id, entry: await book() };
   const id = randomUUID();
-  await tx.execute(
+  // On conflict nothing: a concurrent recording of the same key waits here for the first's commit,
+  // then answers its top-up (a unique violation otherwise; the entry's key is booked last).
+  const [inserted] = await tx.execute<{ id: string }[]>(
     `insert into top_up (id, card_id, card_company_id, origin, holder_id, created_by_client, idempotency_key, request_hash, amount, currency, status, city_day, paid_at)
-     values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'PAID', (now() at time zone ?)::date, now())`,
+     values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'PAID', (now() at time zone ?)::date, now())
+     on conflict (created_by_client, idempotency_key) do nothing
+     returning id`,
     [id, target!.id, target!.card_company_id, t.origin, target!.holder_id, client, t.key, t.origin.toLowerCase(), t.amount.toString(), t.currency, target!.time_zone],
   );
+  if (!inserted) {
+    const [existing] = await tx.execute<{ id: string }[]>(`select id from top_up where created_by_client = ? and idempotency_key = ?`, [client, t.key]);
+    return { topUpId: existing!.id, entry: await book() };
+  }
   await recordTopUpHistory(tx, id, null, 'PAID', t.cause);
   return { topUpId: id, entry: await book() };
 }
