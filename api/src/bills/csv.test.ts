@@ -30,6 +30,17 @@ describe('parseCsv', () => {
     ]);
   });
 
+  it('numbers records by their first line whatever ends the lines, inside quoted values too (CRLF counts once, a lone CR once)', () => {
+    const lines = (text: string) => parseCsv(text).map((r) => r.line);
+    expect(lines('a\r\nb\r\nc')).toEqual([1, 2, 3]);
+    expect(lines('"x\r\ny",1\r\n"p\rq",2\r\nlast,3')).toEqual([1, 3, 5]);
+  });
+
+  it('takes a quoted field at the very end of the file, and before a CR', () => {
+    expect(fields('a,"b"')).toEqual([['a', 'b']]);
+    expect(fields('"a"\r\n"b"\r"c"')).toEqual([['a'], ['b'], ['c']]);
+  });
+
   it.each([
     ['a,"never closed\n1,2', 1, /never closed/],
     ['a,b\n1,x"y', 2, /quote inside an unquoted field/],

@@ -67,7 +67,7 @@ describe('lateFeeFor', () => {
 
 describe('checkLateFee', () => {
   it('accepts each kind with exactly its fields', () => {
-    expect(checkLateFee(null).rule).toEqual({ kind: 'NONE' });
+    expect(checkLateFee(null)).toEqual({ rule: { kind: 'NONE' }, problems: [] });
     expect(checkLateFee({ kind: 'FIXED', amount: 500 }).rule).toEqual({ kind: 'FIXED', amount: 500n });
     expect(checkLateFee({ kind: 'DAILY_BASIS_POINTS', basisPoints: '5', cap: '1000' }).rule).toEqual({ kind: 'DAILY_BASIS_POINTS', basisPoints: 5, cap: 1000n });
   });
