@@ -1,5 +1,5 @@
 /**
- * Review of s16-p2, finding P2-E: recordPendingLoad (a merchant's refund, a replaced card's balance,
+ * Found by review (issue 20, online half), seen failing first: recordPendingLoad (a merchant's refund, a replaced card's balance,
  * a proved purchase returned to the card) is idempotent by its key. Commit d229347 moved its ledger
  * entry after the top-up insert; the entry's unique key used to be what a concurrent duplicate
  * waited on before it looked for the top-up. Two transactions recording the same key at once.
@@ -30,8 +30,8 @@ afterAll(async () => {
   await db?.close();
 });
 
-describe('P2-E: the same pending load recorded twice at once', () => {
-  it('P2-E: the second waits for the first and answers the same top-up (one top-up, one entry), not a unique violation', async () => {
+describe('the same pending load recorded twice at once', () => {
+  it('the second waits for the first and answers the same top-up (one top-up, one entry), not a unique violation', async () => {
     const load = { origin: 'REFUND' as const, cardId, key: 'rev-e-key', amount: 100n, currency: 'CNY', fromAccountId, description: 'rev e', metadata: {}, cause: 'rev e' };
     let release!: () => void;
     const held = new Promise<void>((r) => (release = r));

@@ -1,7 +1,8 @@
 /**
- * Review of s16-p2 (issue 20, online half): failing tests for the findings, each titled with its id.
- * Over real HTTP against a started server. P2-A (the write-behind throttle under a burst) is proved
- * in rev-p2-cost-buckets.test.ts: over HTTP its outcome depends on how the requests' reads overlap.
+ * Edges of the cost throttle and idempotency folded into one transaction (issue 20, online half),
+ * found by review and each seen failing first.
+ * Over real HTTP against a started server. The write-behind throttle under a burst is proved
+ * in cost-buckets-burst.test.ts: over HTTP its outcome depends on how the requests' reads overlap.
  */
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -30,7 +31,7 @@ async function merchantClient(code: string): Promise<{ id: string; secret: strin
   return { id: made.client.client_id, secret: made.clientSecret! };
 }
 
-describe('P2-B: a transactional money mutation past its bucket is not refused unless it stores an answer', () => {
+describe('a transactional money mutation past its bucket is refused before it runs, whatever it would have answered', () => {
   let server: TestServer;
   let token: string;
   let cost: number;
@@ -51,7 +52,7 @@ describe('P2-B: a transactional money mutation past its bucket is not refused un
     await server?.close();
   });
 
-  it('P2-B: with its bucket spent, a createPayment that ends in a GraphQL error (key reused for another request, or a blank key) is THROTTLED (429), as every other operation is', async () => {
+  it('with its bucket spent, a createPayment that ends in a GraphQL error (key reused for another request, or a blank key) is THROTTLED (429), as every other operation is', async () => {
     expect((await pay(1)).body.data.createPayment.userErrors).toEqual([]);
     expect((await pay(2)).body.data.createPayment.userErrors).toEqual([]);
     expect(codes((await pay(3)).body)).toEqual(['THROTTLED']);
@@ -67,7 +68,7 @@ describe('P2-B: a transactional money mutation past its bucket is not refused un
   });
 });
 
-describe('P2-C: a replay of a stored answer is answered IDEMPOTENCY_CONFLICT ("still running") when another replay of it is in progress', () => {
+describe('a replay of a stored answer while another replay of it is in progress', () => {
   let server: TestServer;
   let token: string;
   let clientId: string;
@@ -82,7 +83,7 @@ describe('P2-C: a replay of a stored answer is answered IDEMPOTENCY_CONFLICT ("s
     await server?.close();
   });
 
-  it('P2-C: two retries of a finished createPayment at the same moment both get its stored answer', async () => {
+  it('two retries of a finished createPayment at the same moment both get its stored answer', async () => {
     const input = { amount: 321, currency: 'CNY', orderReference: 'rev-c-1', idempotencyKey: 'rev-c-key-1' };
     const auth = { authorization: `Bearer ${token}` };
     const first = await graphql(server.url, CREATE_PAYMENT, { input }, auth);
@@ -112,7 +113,7 @@ describe('P2-C: a replay of a stored answer is answered IDEMPOTENCY_CONFLICT ("s
   });
 });
 
-describe('P2-D: a mutation of two money fields, the second failing, is charged twice and reports no bucket', () => {
+describe('an operation of two money fields, the second failing', () => {
   let server: TestServer;
   let token: string;
   let clientId: string;
@@ -128,7 +129,7 @@ describe('P2-D: a mutation of two money fields, the second failing, is charged t
   });
   const bucket = async () => Number((await db.orm.em.fork().execute<{ available: number }[]>(`select available from graphql_cost_bucket where bucket_key = ?`, [`client:${clientId}`]))[0]?.available ?? 100000);
 
-  it('P2-D: the operation is charged its cost once, and its answer reports the bucket (extensions.cost.throttleStatus)', async () => {
+  it('the operation is charged its cost once, and its answer reports the bucket (extensions.cost.throttleStatus)', async () => {
     const auth = { authorization: `Bearer ${token}` };
     const one = await graphql(server.url, CREATE_PAYMENT, { input: { amount: 1, currency: 'CNY', orderReference: 'rev-d-0', idempotencyKey: 'rev-d-key-0' } }, auth);
     expect(one.body.data.createPayment.userErrors).toEqual([]);

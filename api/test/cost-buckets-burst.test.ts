@@ -1,5 +1,5 @@
 /**
- * Review of s16-p2, finding P2-A at the unit level: CostBuckets.charge (the write-behind charge of
+ * Found by review (issue 20, online half), seen failing first. At the unit level: CostBuckets.charge (the write-behind charge of
  * every query and of the gateway-calling mutations) decides from a read of the bucket less what this
  * process had charged *when the read started*. Requests whose reads overlap (any burst: the read
  * is a database round trip) each see the bucket untouched by the others, so all of them pass.
@@ -40,8 +40,8 @@ function standInDatabase() {
   return { em, written: () => written };
 }
 
-describe('P2-A: CostBuckets.charge under a burst', () => {
-  it('P2-A: 20 charges of 60 started together against a full 600-point bucket: at most 10 are allowed (the bucket is not overspent)', async () => {
+describe('CostBuckets.charge under a burst', () => {
+  it('20 charges of 60 started together against a full 600-point bucket: at most 10 are allowed (the bucket is not overspent)', async () => {
     const db = standInDatabase();
     const buckets = new CostBuckets({ maximumAvailable: SIZE, restoreRate: 1 }, pino({ level: 'silent' }));
     const results = await Promise.all(Array.from({ length: 20 }, () => buckets.charge(db.em, 'ip:burst', COST)));
