@@ -108,6 +108,12 @@ const MATRIX: Record<string, Rule> = {
   'Mutation.unblockCard': { access: 'owned', kinds: ['ISSUER'] },
   'Mutation.reportCardLost': { access: 'owned', kinds: ['ISSUER'] }, // also cardholder apps; isolation checked in cards.test.ts
   'Mutation.reportCardFound': { access: 'owned', kinds: ['ISSUER'] },
+  // Card master keys: a card company's own, with scope cardkeys:manage; another company's is NOT_FOUND and no answer ever holds key material (card-master-keys.test.ts).
+  'Query.cardKeyTransportKey': { access: 'owned', kinds: ['ISSUER'] },
+  'Query.cardMasterKeys': { access: 'owned', kinds: ['ISSUER'] },
+  'Mutation.importCardMasterKey': { access: 'owned', kinds: ['ISSUER'] },
+  'Mutation.activateCardMasterKey': { access: 'owned', kinds: ['ISSUER'] },
+  'Mutation.retireCardMasterKey': { access: 'owned', kinds: ['ISSUER'] },
   'Query.blacklist': { access: 'owned', kinds: ['ISSUER'] }, // also the operator; own company's entries only, checked in cards.test.ts
   'Mutation.replaceCard': { access: 'owned', kinds: ['ISSUER'] }, // another company's card → NOT_FOUND like a missing id; cardholder app/merchant FORBIDDEN: checked in card-replacement.test.ts
   'Query.topUp': { access: 'owned', kinds: ['ISSUER'] }, // also cardholder apps and the operator; isolation by id checked in topups.test.ts
@@ -402,6 +408,7 @@ const LISTS: Record<string, { args?: () => Record<string, unknown>; alsoSeen?: (
   'Query.billerReconciliation': { args: () => ({ businessDay: lists.today }) },
   'Query.blacklist': {},
   'Query.cards': {},
+  'Query.cardMasterKeys': { note: 'a card company’s own keys (metadata only): the fixture has none; isolation in card-master-keys.test.ts' },
   'Query.certificateAuthorities': { note: 'public' },
   'Query.cities': { note: 'a public directory' },
   'Query.events': {},
