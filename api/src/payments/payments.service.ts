@@ -308,8 +308,8 @@ export async function refundPayment(em: EntityManager, principal: Principal, pay
     const payment = (await paymentById(tx, seen.id, true))!;
     if (payment.status !== 'SUCCEEDED') throw new PaymentError('INVALID_STATE', `a ${payment.status} payment cannot be refunded`, 'payment');
     if (!payment.card_id) throw new PaymentError('INVALID_STATE', 'the card that paid is not in the card registry: its card company refunds it', 'payment');
-    const [paidWith] = await tx.execute<{ card_type: string; card_company_id: string }[]>(`select card_type, card_company_id from card where id = ?`, [payment.card_id]);
-    if (paidWith?.card_type !== 'CPU') throw new PaymentError('INVALID_STATE', 'an M1 card cannot take a refund online: its card company refunds it at a counter', 'payment');
+    // A CPU card takes the refund by MAC2, an M1 card by a host-signed write script (issue 21).
+    const [paidWith] = await tx.execute<{ card_company_id: string }[]>(`select card_company_id from card where id = ?`, [payment.card_id]);
     // The same client and key refund once, whatever happens to the answer (idempotency underneath the API's layer).
     if (input.idempotencyKey) {
       const [again] = await tx.execute<RefundRow[]>(`select id, payment_id, amount::text as amount, reason, top_up_id, created_by_client, created_at from payment_refund where payment_id = ? and created_by_client = ? and idempotency_key = ?`, [payment.id, principal.clientId, input.idempotencyKey]);
@@ -333,7 +333,7 @@ export async function refundPayment(em: EntityManager, principal: Principal, pay
       metadata: { kind: 'REFUND', payment: payment.id, refund: id, merchant: payment.merchant_id },
       cause: `refund of payment ${payment.id}`,
     });
-    await recordClearingItem(tx, { kind: 'REFUND', participant: { kind: 'MERCHANT', id: payment.merchant_id }, cardCompanyId: paidWith.card_company_id, amount, currency: payment.currency, entryKey: `payment-refund:${payment.id}:${id}`, reference: id });
+    await recordClearingItem(tx, { kind: 'REFUND', participant: { kind: 'MERCHANT', id: payment.merchant_id }, cardCompanyId: paidWith!.card_company_id, amount, currency: payment.currency, entryKey: `payment-refund:${payment.id}:${id}`, reference: id });
     await tx.execute(`insert into payment_refund (id, payment_id, amount, reason, top_up_id, created_by_client, idempotency_key) values (?, ?, ?, ?, ?, ?, ?)`, [id, payment.id, amount.toString(), input.reason ?? null, topUpId, principal.clientId, input.idempotencyKey ?? null]);
     await tx.execute(`update payment set refunded_amount = refunded_amount + ?, updated_at = now() where id = ?`, [amount.toString(), payment.id]);
     const after = (await paymentById(tx, payment.id))!;

@@ -20,7 +20,11 @@ export type M1ScriptOp =
   | { op: 'read'; block: number }
   | { op: 'write'; block: number; data: string }
   | { op: 'increment' | 'decrement'; block: number; value: number }
-  | { op: 'transfer'; block: number };
+  | { op: 'transfer'; block: number }
+  /** The script is for this card only: any other UID ends it before anything is written. */
+  | { op: 'uid'; uid: string }
+  /** The value block must hold this value now (the value the host bound the write to), or the script ends. */
+  | { op: 'compare'; block: number; value: number };
 export interface M1ScriptResult {
   ok: boolean;
   data?: string;
@@ -40,12 +44,36 @@ export interface M1Card {
   halt(): void;
 }
 
-/** Runs a script step by step; the first failure ends it (what is done stays done, as on a card). */
+/** A script step the card itself would not refuse, refused by the reader: the card is not the one, or not as the host saw it. */
+class M1BindingError extends Error {
+  constructor(readonly code: 'UID_MISMATCH' | 'VALUE_MISMATCH', message: string) {
+    super(message);
+  }
+}
+
+/** The value of a 16-byte value block (value, NOT value, value, little-endian), or null when it is not one. */
+function valueOfBlock(block: Uint8Array): number | null {
+  if (block.length !== 16) return null;
+  const b = Buffer.from(block);
+  const value = b.readInt32LE(0);
+  return b.readInt32LE(4) === ~value && b.readInt32LE(8) === value ? value : null;
+}
+
+/**
+ * Runs a script step by step; the first failure ends it (what is done stays done, as on a card).
+ * A host write script starts with `uid` and `compare`: replayed onto another card, or onto this
+ * card after its value moved, it ends there, before any write.
+ */
 export function runM1Script(card: M1Card, script: M1ScriptOp[]): M1ScriptResult[] {
   const results: M1ScriptResult[] = [];
   for (const step of script) {
     try {
-      if (step.op === 'auth') card.authenticate(step.block, step.keyType, Buffer.from(step.key, 'hex'));
+      if (step.op === 'uid') {
+        if (card.uid.toUpperCase() !== step.uid.toUpperCase()) throw new M1BindingError('UID_MISMATCH', `the script is for card ${step.uid}, not ${card.uid}`);
+      } else if (step.op === 'compare') {
+        const value = valueOfBlock(card.read(step.block));
+        if (value !== step.value) throw new M1BindingError('VALUE_MISMATCH', `block ${step.block} holds ${value ?? 'no value'}, the script was written for ${step.value}`);
+      } else if (step.op === 'auth') card.authenticate(step.block, step.keyType, Buffer.from(step.key, 'hex'));
       else if (step.op === 'read') {
         results.push({ ok: true, data: Buffer.from(card.read(step.block)).toString('hex').toUpperCase() });
         continue;

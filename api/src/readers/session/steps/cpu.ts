@@ -83,7 +83,7 @@ export const loadInitialized: Step = async (s) => {
   checkLoadMac1(loadMac1({ algorithm, sessionKey, oldBalance: init.oldBalance, amount, terminalId }), init.mac1);
   const { date, time } = cardClock(s.now);
   // The purpose first: a top-up whose earlier claim the card's counter proves taken is settled (ALREADY_LOADED).
-  await guardCredit(s, { card, amount, oldBalance: init.oldBalance, onlineCounter: init.onlineCounter, lastRecord, terminal: hex(terminalId), date, time });
+  await guardCredit(s, { card, amount, oldBalance: init.oldBalance, onlineCounter: init.onlineCounter, lastRecord, terminal: hex(terminalId), date, time, m1: null });
   await refuseIfLoadUnproved(s, card.asn, init.onlineCounter);
   const mac2 = loadMac2({ algorithm, sessionKey, amount, terminalId, date, time });
   return {

@@ -1,0 +1,100 @@
+import type { EntityManager } from '@mikro-orm/postgresql';
+import type { ReaderRow } from '../readers.service.js';
+import { recordAudit } from './audit.js';
+import { completeProven } from './complete.js';
+import type { SessionRow } from './session.model.js';
+import type { SessionDeps } from './step.js';
+
+/**
+ * No value left unbooked on an M1 card (issue 21). An M1 card has no counter, no log and no MAC,
+ * so what GET TRANSACTION PROVE does for a CPU card (transaction-proofs.ts) is done here with the
+ * only evidence the card keeps: its value. Every write script the host sends is recorded with the
+ * value it is bound to (`old_value`: the script stops before writing on any other) and the value it
+ * must leave (`new_value`). When the answer is lost, the card's next session reads its value, and:
+ * - `new_value`: the card took the write (its purpose books it, as its own completion would have);
+ * - `old_value`: it did not (the claim it held is free);
+ * - anything else: the value cannot tell (offline spending, another write): UNRESOLVED, for the
+ *   card company. So is a card with more than one unanswered write: one value cannot tell them apart.
+ * The value is evidence, not proof: docs/cards.md says what that leaves open, and why M1 loads have a
+ * limit per load (`card_company.m1_load_max`).
+ */
+export type M1WriteOutcome = 'WRITTEN' | 'NOT_WRITTEN' | 'UNRESOLVED';
+
+interface M1WriteRow {
+  session_id: string;
+  uid: string;
+  operation: 'LOAD' | 'PURCHASE';
+  old_value: number;
+  new_value: number;
+}
+
+/** The write script leaves the host: recorded in the step's transaction, with the claim its purpose took. */
+export async function recordM1Write(em: EntityManager, session: SessionRow, uid: string, write: { oldValue: number; newValue: number }): Promise<void> {
+  await em.execute(`insert into card_m1_write (session_id, uid, operation, old_value, new_value) values (?, ?, ?, ?, ?)`, [session.id, uid, session.operation, write.oldValue, write.newValue]);
+}
+
+/** How a write ended, once known (null while open; undefined when the session sent no write script). */
+export async function m1WriteOutcome(em: EntityManager, sessionId: string): Promise<M1WriteOutcome | null | undefined> {
+  const [row] = await em.execute<{ outcome: M1WriteOutcome | null }[]>(`select outcome from card_m1_write where session_id = ?`, [sessionId]);
+  return row ? row.outcome : undefined;
+}
+
+/** Sets a write's outcome once: of two sessions settling it at the same moment, one does, the other finds it settled. */
+export async function settleM1Write(em: EntityManager, sessionId: string, outcome: M1WriteOutcome, settledBy: string, from: string): Promise<boolean> {
+  const taken = await em.execute<{ session_id: string }[]>(
+    `update card_m1_write set outcome = ?, settled_by = ?, settled_from = ?, settled_at = now() where session_id = ? and outcome is null returning session_id`,
+    [outcome, settledBy, from, sessionId],
+  );
+  return taken.length > 0;
+}
+
+/**
+ * At an M1 card's session, once the reader read its value (value and backup agreeing): every earlier
+ * write of this card whose session ended unanswered is settled from that value, before anything else
+ * the session does (a write bound to the value, a balance compared with the shadow). Returns what it
+ * settled, for the session's audit row.
+ */
+export async function settleOpenM1Writes(em: EntityManager, deps: SessionDeps, settledBy: SessionRow, uid: string, value: number, now: Date): Promise<Record<string, unknown>[]> {
+  const open = await em.execute<M1WriteRow[]>(
+    `select w.session_id, w.uid, w.operation, w.old_value, w.new_value from card_m1_write w join card_session s on s.id = w.session_id
+      where w.uid = ? and w.outcome is null and w.session_id <> ? and s.state <> 'COMPLETED' and (s.state = 'FAILED' or s.expires_at <= ?)
+      order by w.created_at, w.session_id`,
+    [uid, settledBy.id, now],
+  );
+  const settled: Record<string, unknown>[] = [];
+  for (const write of open) {
+    let outcome: M1WriteOutcome = open.length > 1 ? 'UNRESOLVED' : value === write.new_value ? 'WRITTEN' : value === write.old_value ? 'NOT_WRITTEN' : 'UNRESOLVED';
+    const from = `the card's value ${value} at card session ${settledBy.id} (the write took ${write.old_value} to ${write.new_value}${open.length > 1 ? `; ${open.length} writes unanswered` : ''})`;
+    if (!(await settleM1Write(em, write.session_id, outcome, settledBy.id, from))) continue;
+    let unbooked: string | undefined;
+    if (outcome === 'WRITTEN') {
+      try {
+        // A savepoint: a purpose that cannot take it (a payment canceled since, a purse the ledger will not take below zero) leaves nothing half-written.
+        await em.transactional((tx) => bookWritten(tx, deps, write, settledBy));
+      } catch (err) {
+        unbooked = err instanceof Error ? err.message : String(err);
+        outcome = 'UNRESOLVED';
+        await em.execute(`update card_m1_write set outcome = 'UNRESOLVED' where session_id = ?`, [write.session_id]);
+      }
+    }
+    const detail = { settledBy: settledBy.id, outcome, cardValue: value, oldValue: write.old_value, newValue: write.new_value, ...(unbooked ? { unbooked } : {}) };
+    await recordAudit(em, write.session_id, null, 'settled', outcome === 'UNRESOLVED' ? 'REFUSED' : 'ACCEPTED', null, detail);
+    settled.push({ session: write.session_id, ...detail });
+  }
+  return settled;
+}
+
+/** The card holds what the write left: its purpose books it as the write's own completion would have. */
+async function bookWritten(em: EntityManager, deps: SessionDeps, write: M1WriteRow, settledBy: SessionRow): Promise<void> {
+  const [session] = await em.execute<SessionRow[]>(`select * from card_session where id = ?`, [write.session_id]);
+  const [reader] = await em.execute<ReaderRow[]>(`select * from reader where id = ?`, [session!.reader_id]);
+  const result = {
+    asn: write.uid,
+    oldBalance: write.old_value,
+    newBalance: write.new_value,
+    amount: Number(session!.amount),
+    provedBy: settledBy.id,
+    proof: `the card's value at card session ${settledBy.id}`,
+  };
+  await completeProven(em, deps, session!, reader!, result);
+}
