@@ -505,6 +505,28 @@ describe('M1 purchases settled from the next session’s value', () => {
   });
 });
 
+describe('an M1 purchase its payment no longer takes', () => {
+  it('the card paid, the answer was lost and the payment was canceled since (CARD_ANSWER_LOST): the value comes back as a pending load, written back once', async () => {
+    const card = await m1Card();
+    await counterLoad(card.chip, 1_000);
+    const payment = await newPayment(250);
+    const first = await openSession(app, { reader: home.id, operation: 'PURCHASE', payment, cardType: 'M1' });
+    await run(app, home, first, card.chip, broken(3, 'request')).catch(() => undefined);
+    await expireSession(world, first.id);
+    // What the expiry job does a day later when nobody tapped again.
+    await world.db.orm.em.fork().execute(`update payment set status = 'CANCELED', cancel_reason = 'EXPIRED', failure_code = 'CARD_ANSWER_LOST', canceled_at = now() where id = ?`, [sessionUuid(payment)]);
+    expect(await run(app, home, await openSession(app, { reader: home.id, operation: 'BALANCE', cardType: 'M1' }), card.chip)).toMatchObject({ state: 'COMPLETED', result: { balance: 750 } });
+    expect(await paymentStatus(payment)).toBe('CANCELED');
+    expect(await purseBalance(world, card.uid)).toBe(750n);
+    const pending = await app.request<{ node: { pendingLoads: { topUp: { id: string }; source: string; amount: { amount: number } }[] } }>(`query($id: ID!) { node(id: $id) { ... on Card { pendingLoads { topUp { id } source amount { amount } } } } }`, { id: card.id });
+    expect(pending.node.pendingLoads.map((l) => [l.source, l.amount.amount])).toEqual([['REFUND', 250]]);
+    // The next tap returns nothing twice; the load session writes it back.
+    expect(await run(app, home, await openSession(app, { reader: home.id, operation: 'BALANCE', cardType: 'M1' }), card.chip)).toMatchObject({ state: 'COMPLETED' });
+    expect(await run(app, home, await loadSession(pending.node.pendingLoads[0]!.topUp.id), card.chip)).toMatchObject({ state: 'COMPLETED', result: { newBalance: 1_000 } });
+    await ledgerOk([card]);
+  });
+});
+
 describe('the limit per M1 load (a card company setting)', () => {
   it('a top-up above it is refused for an M1 card; a counter load above it is refused before the script leaves, and nothing is written', async () => {
     const card = await m1Card();

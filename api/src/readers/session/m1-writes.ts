@@ -3,7 +3,9 @@ import type { ReaderRow } from '../readers.service.js';
 import { recordAudit } from './audit.js';
 import { completeProven } from './complete.js';
 import type { SessionRow } from './session.model.js';
+import { SessionError } from './session.errors.js';
 import type { SessionDeps } from './step.js';
+import { cardPurseAccount, cardPurseBalance } from '../../ledger/accounts.js';
 
 /**
  * No value left unbooked on an M1 card (issue 21). An M1 card has no counter, no log and no MAC,
@@ -67,17 +69,22 @@ export async function settleOpenM1Writes(em: EntityManager, deps: SessionDeps, s
     const from = `the card's value ${value} at card session ${settledBy.id} (the write took ${write.old_value} to ${write.new_value}${open.length > 1 ? `; ${open.length} writes unanswered` : ''})`;
     if (!(await settleM1Write(em, write.session_id, outcome, settledBy.id, from))) continue;
     let unbooked: string | undefined;
+    let returned: Record<string, unknown> | null = null;
     if (outcome === 'WRITTEN') {
       try {
         // A savepoint: a purpose that cannot take it (a payment canceled since, a purse the ledger will not take below zero) leaves nothing half-written.
         await em.transactional((tx) => bookWritten(tx, deps, write, settledBy));
       } catch (err) {
         unbooked = err instanceof Error ? err.message : String(err);
-        outcome = 'UNRESOLVED';
-        await em.execute(`update card_m1_write set outcome = 'UNRESOLVED' where session_id = ?`, [write.session_id]);
+        // The card paid a purpose that no longer takes it (its payment canceled since): the value goes back to the holder, as for a CPU card's proof.
+        if (write.operation === 'PURCHASE' && err instanceof SessionError && err.refusal === 'PURPOSE_REFUSED') returned = await em.transactional((tx) => returnWritten(tx, deps, write, settledBy, unbooked!)).catch(() => null);
+        if (!returned) {
+          outcome = 'UNRESOLVED';
+          await em.execute(`update card_m1_write set outcome = 'UNRESOLVED' where session_id = ?`, [write.session_id]);
+        }
       }
     }
-    const detail = { settledBy: settledBy.id, outcome, cardValue: value, oldValue: write.old_value, newValue: write.new_value, ...(unbooked ? { unbooked } : {}) };
+    const detail = { settledBy: settledBy.id, outcome, cardValue: value, oldValue: write.old_value, newValue: write.new_value, ...(unbooked ? { unbooked } : {}), ...(returned ? { returned } : {}) };
     await recordAudit(em, write.session_id, null, 'settled', outcome === 'UNRESOLVED' ? 'REFUSED' : 'ACCEPTED', null, detail);
     settled.push({ session: write.session_id, ...detail });
   }
@@ -97,4 +104,22 @@ async function bookWritten(em: EntityManager, deps: SessionDeps, write: M1WriteR
     proof: `the card's value at card session ${settledBy.id}`,
   };
   await completeProven(em, deps, session!, reader!, result);
+}
+
+/**
+ * An M1 purchase the card's value shows it paid, whose purpose no longer takes it (its payment
+ * CANCELED since): the chip paid, nobody was paid, so the value goes back to the holder as a REFUND
+ * pending load (card purse → the card company's pending loads), written onto the card at its next
+ * load session. Null when there is nothing to give it back to (an unregistered card, a purse shadow
+ * that does not cover it): the write stays unresolved.
+ */
+async function returnWritten(em: EntityManager, deps: SessionDeps, write: M1WriteRow, settledBy: SessionRow, why: string): Promise<Record<string, unknown> | null> {
+  const [session] = await em.execute<SessionRow[]>(`select * from card_session where id = ?`, [write.session_id]);
+  const currency = session!.context.currency ?? 'CNY';
+  const amount = BigInt(session!.amount!);
+  if ((await deps.cardStatus(em, write.uid)) === null || (await cardPurseBalance(em, write.uid, currency)) < amount) return null;
+  const purse = await cardPurseAccount(em, write.uid, currency);
+  const given = await deps.returnProvedValue(em, { asn: write.uid, amount, currency, fromAccountId: purse.id, claimSession: write.session_id, provedBy: settledBy.id, tac: 'M1 value', reason: why });
+  if (!given) throw new SessionError('PURPOSE_REFUSED', `card ${write.uid} is not registered: nothing to give the value back to`);
+  return { pendingLoad: given.pendingLoad, amount: Number(amount), currency };
 }
