@@ -24,7 +24,7 @@ export const m1CardDemo: SeedStep = {
     const keyB = await new SoftwareKeyStore(em, kek).m1SectorKey({ cardCompanyId, keyVersion: 1, uid: Buffer.from(DEMO_M1_UID, 'hex'), sector: M1_PURSE.sector });
     const [lin] = await em.execute<{ id: string }[]>(`select id from cardholder where username = 'lin'`);
     const card = await issueCard(em, cardCompanyId, {
-      cardNumber: withLuhnCheckDigit('623158100000002'),
+      cardNumber: withLuhnCheckDigit('623158190000001'),
       asn: DEMO_M1_UID,
       cardType: 'M1',
       keyVersion: 1,
