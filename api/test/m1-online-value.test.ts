@@ -528,6 +528,23 @@ describe('an M1 purchase its payment no longer takes', () => {
 });
 
 describe('the limit per M1 load (a card company setting)', () => {
+  const UPDATE = `mutation($input: UpdateCityInput!) { updateCity(input: $input) { city { id } userErrors { code field } } }`;
+  const limitNow = async () => (await issuer.request<{ cardCompany: { m1LoadLimit: { amount: number; currency: string } } }>(`query($id: ID!) { cardCompany(id: $id) { m1LoadLimit { amount currency } } }`, { id: Buffer.from(`CardCompany:${world.gz.cardCompanyId}`).toString('base64url') })).cardCompany.m1LoadLimit;
+
+  it('the operator sets it for the city’s card company (updateCity); the card company reads it; a value no M1 block can hold is refused', async () => {
+    const operator = await apiClient(world, 'OPERATOR', null as unknown as string, ['tenants:manage']);
+    const city = Buffer.from(`City:${world.gz.cityId}`).toString('base64url');
+    expect(await limitNow()).toEqual({ amount: 20_000, currency: 'CNY' });
+    for (const bad of [0, 2_147_483_648]) {
+      expect((await operator.request<{ updateCity: { userErrors: unknown[] } }>(UPDATE, { input: { city, m1LoadLimit: bad } })).updateCity.userErrors).toEqual([{ code: 'INVALID_INPUT', field: ['input', 'm1LoadLimit'] }]);
+    }
+    expect((await operator.request<{ updateCity: { userErrors: unknown[] } }>(UPDATE, { input: { city, m1LoadLimit: 1_000 } })).updateCity.userErrors).toEqual([]);
+    expect(await limitNow()).toEqual({ amount: 1_000, currency: 'CNY' });
+    // Only the operator: the card company itself cannot raise it.
+    await expect(issuer.request(UPDATE, { input: { city, m1LoadLimit: 50_000 } })).rejects.toThrow();
+    expect((await operator.request<{ updateCity: { userErrors: unknown[] } }>(UPDATE, { input: { city, m1LoadLimit: 20_000 } })).updateCity.userErrors).toEqual([]);
+  });
+
   it('a top-up above it is refused for an M1 card; a counter load above it is refused before the script leaves, and nothing is written', async () => {
     const card = await m1Card();
     await world.db.orm.em.fork().execute(`update card_company set m1_load_max = 1000 where id = ?`, [world.gz.cardCompanyId]);

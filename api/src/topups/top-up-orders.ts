@@ -1,6 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { TopUpLimits } from '../config/config.js';
+import { m1LoadLimitOf } from '../tenancy/tenancy.service.js';
 import type { Principal } from '../auth/principal.js';
 import { toGlobalId } from '../graphql/global-id.js';
 import { crashPoint } from '../graphql/crash-point.js';
@@ -132,8 +133,7 @@ interface NewTopUp {
  * "What an M1 card proves"): a larger top-up could never be written onto it, so it is refused here.
  */
 async function checkM1TopUp(tx: EntityManager, card: CardForTopUp, amount: bigint): Promise<void> {
-  const [company] = await tx.execute<{ m1_load_max: string }[]>(`select m1_load_max::text from card_company where id = ?`, [card.card_company_id]);
-  const limit = BigInt(company!.m1_load_max);
+  const limit = await m1LoadLimitOf(tx, card.card_company_id);
   if (amount > limit) throw new TopUpError('TOP_UP_AMOUNT_OUT_OF_RANGE', `an M1 card takes at most ${limit} minor units in one load (its card company's limit)`, 'amount');
 }
 
