@@ -562,13 +562,45 @@ describe('the limit per M1 load (a card company setting)', () => {
     await ledgerOk([card]);
   });
 
-  it('a card holding more than the ledger booked takes no more value', async () => {
+  it('a write script run late, after the host settled its write as not made, is not followed by a second write of the load', async () => {
     const card = await m1Card();
-    // Value that never went through the ledger (written with the sector key outside any session).
-    chipCredit(card.chip, 5_000);
-    const refused = await run(issuer, counter, await openSession(issuer, { reader: counter.id, operation: 'LOAD', amount: 100, cardType: 'M1' }), card.chip);
+    const topUp = await paidTopUp(card, 800);
+    const first = await loadSession(topUp);
+    // The host's answer carrying the write script is kept by whoever holds the reader, and never reaches the card now.
+    const kept: SessionReply[] = [];
+    const keeping = (by: Requester): Requester => ({
+      async request<T>(query: string, variables?: Record<string, unknown>): Promise<T> {
+        const reply = await by.request<T>(query, variables);
+        if ((variables as { input?: { seq?: number } }).input?.seq === 2) {
+          kept.push((reply as { cardSessionMessage: SessionReply }).cardSessionMessage);
+          throw new Error('connection lost');
+        }
+        return reply;
+      },
+    });
+    await expect(run(app, home, first, card.chip, keeping)).rejects.toThrow('connection lost');
+    await expireSession(world, first.id);
+    // A balance read: the value is unchanged, so the write is settled as not made.
+    expect(await run(app, home, await openSession(app, { reader: home.id, operation: 'BALANCE', cardType: 'M1' }), card.chip)).toMatchObject({ state: 'COMPLETED', result: { balance: 0 } });
+    // Then the kept script is run on the card after all.
+    const script = writeScriptOf(kept, home, first.id);
+    expect(runM1Script(card.chip, script).every((r) => r.ok)).toBe(true);
+    card.chip.halt();
+    expect(valueOn(card.chip)).toBe(800);
+    // The holder loads the top-up again: the card holds more than the ledger booked after a write taken as not made: refused.
+    const refused = await run(app, home, await loadSession(topUp), card.chip);
     expect(refused).toMatchObject({ state: 'FAILED', refusal: 'PURSE_MISMATCH' });
-    expect(valueOn(card.chip)).toBe(5_000);
+    expect(valueOn(card.chip)).toBe(800);
+    expect((await topUpOf(topUp)).status).toBe('PAID');
+    expect(await checkLedger(world.db.orm.em.fork())).toEqual([]);
+  });
+
+  it('a card whose value came from before OneCard knew it (nothing ever taken as not made) is still loaded, and the difference is recorded', async () => {
+    const card = await m1Card();
+    chipCredit(card.chip, 5_000);
+    expect(await run(issuer, counter, await openSession(issuer, { reader: counter.id, operation: 'LOAD', amount: 100, cardType: 'M1' }), card.chip)).toMatchObject({ state: 'COMPLETED', result: { newBalance: 5_100 } });
+    const [discrepancy] = await world.db.orm.em.fork().execute<{ card_balance: string; shadow_balance: string }[]>(`select card_balance::text, shadow_balance::text from card_balance_discrepancy where card_asn = ? order by id desc limit 1`, [card.uid]);
+    expect(discrepancy).toEqual({ card_balance: '5100', shadow_balance: '100' });
   });
 });
 

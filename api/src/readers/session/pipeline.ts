@@ -75,7 +75,7 @@ export const CHECKS: Readonly<Record<CheckName, { holds: string; refusals: reado
   purpose: { holds: 'the purpose’s guard: what the session pays or loads is still owed, and this session claims it', refusals: ['PURPOSE_REFUSED', 'ALREADY_PAID', 'PAYMENT_IN_PROGRESS', 'PAYMENT_UNRESOLVED', 'ALREADY_LOADED', 'LOAD_IN_PROGRESS', 'LOAD_UNRESOLVED', 'PURSE_LIMIT_EXCEEDED'] },
   'purse-cover': { holds: 'the ledger’s purse shadow covers the purchase', refusals: ['PURSE_MISMATCH'] },
   'm1-value': { holds: 'an earlier M1 write whose answer was lost is settled from the value read now: booked if it is the value the write left, released if it is the one the write was bound to, unresolved otherwise', refusals: [] },
-  'm1-load': { holds: 'an M1 load is within its card company’s limit per M1 load, and the card holds no more than the ledger booked', refusals: ['M1_LOAD_LIMIT', 'PURSE_MISMATCH'] },
+  'm1-load': { holds: 'an M1 load is within its card company’s limit per M1 load, and a card once written by a write taken as not made holds no more than the ledger booked', refusals: ['M1_LOAD_LIMIT', 'PURSE_MISMATCH'] },
 };
 
 export interface MessageStep {
