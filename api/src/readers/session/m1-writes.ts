@@ -16,7 +16,8 @@ import { cardPurseAccount, cardPurseBalance } from '../../ledger/accounts.js';
  * - `new_value`: the card took the write (its purpose books it, as its own completion would have);
  * - `old_value`: it did not (the claim it held is free);
  * - anything else: the value cannot tell (offline spending, another write): UNRESOLVED, for the
- *   card company. So is a card with more than one unanswered write: one value cannot tell them apart.
+ *   card company. So is a write with another write of the card after it: one value cannot tell them
+ *   apart (a card has at most one open write: `refuseWhileM1WriteOpen`, and a unique index).
  * The value is evidence, not proof: docs/cards.md says what that leaves open, and why M1 loads have a
  * limit per load (`card_company.m1_load_max`).
  */
@@ -30,9 +31,31 @@ interface M1WriteRow {
   new_value: number;
 }
 
-/** The write script leaves the host: recorded in the step's transaction, with the claim its purpose took. */
+/** The refusal for a write while another write of the card is open: its purpose's "in progress". */
+const inProgress = (session: SessionRow, why: string) => new SessionError(session.operation === 'LOAD' ? 'LOAD_IN_PROGRESS' : 'PAYMENT_IN_PROGRESS', why).at('card-answers');
+
+/**
+ * Before a write script is made: no other write of this card may be open. One value cannot tell
+ * two writes apart, so a second write while the first is unanswered could book the first from the
+ * value the second produced. Called after the settlement, so what is still open is a live session's
+ * write (or one the settlement must still wait for): the holder tries again when it has ended.
+ */
+export async function refuseWhileM1WriteOpen(em: EntityManager, session: SessionRow, uid: string): Promise<void> {
+  const [open] = await em.execute<{ session_id: string }[]>(`select session_id from card_m1_write where uid = ? and outcome is null and session_id <> ?`, [uid, session.id]);
+  if (open) throw inProgress(session, `another write onto card ${uid} is not settled yet (card session ${open.session_id}); try again when it has ended`);
+}
+
+/**
+ * The write script leaves the host: recorded in the step's transaction, with the claim its purpose
+ * took. Of two readers racing to write one card, the unique index on open writes lets one in; the
+ * other is refused as if it had found the first one open.
+ */
 export async function recordM1Write(em: EntityManager, session: SessionRow, uid: string, write: { oldValue: number; newValue: number }): Promise<void> {
-  await em.execute(`insert into card_m1_write (session_id, uid, operation, old_value, new_value) values (?, ?, ?, ?, ?)`, [session.id, uid, session.operation, write.oldValue, write.newValue]);
+  const inserted = await em.execute<{ session_id: string }[]>(
+    `insert into card_m1_write (session_id, uid, operation, old_value, new_value) values (?, ?, ?, ?, ?) on conflict (uid) where outcome is null do nothing returning session_id`,
+    [session.id, uid, session.operation, write.oldValue, write.newValue],
+  );
+  if (inserted.length === 0) throw inProgress(session, `another reader is writing card ${uid} right now; try again when it has finished`);
 }
 
 /** How a write ended, once known (null while open; undefined when the session sent no write script). */
@@ -65,8 +88,15 @@ export async function settleOpenM1Writes(em: EntityManager, deps: SessionDeps, s
   );
   const settled: Record<string, unknown>[] = [];
   for (const write of open) {
-    let outcome: M1WriteOutcome = open.length > 1 ? 'UNRESOLVED' : value === write.new_value ? 'WRITTEN' : value === write.old_value ? 'NOT_WRITTEN' : 'UNRESOLVED';
-    const from = `the card's value ${value} at card session ${settledBy.id} (the write took ${write.old_value} to ${write.new_value}${open.length > 1 ? `; ${open.length} writes unanswered` : ''})`;
+    // Defence in depth (the unique index keeps one write open per card): a write made after this one
+    // may have produced the value, so the value says nothing about this one.
+    const [later] = await em.execute<{ n: number }[]>(
+      `select count(*)::int as n from card_m1_write l join card_m1_write w on w.session_id = ? where l.uid = w.uid and l.session_id <> w.session_id and (l.created_at, l.session_id) > (w.created_at, w.session_id)`,
+      [write.session_id],
+    );
+    const ambiguous = open.length > 1 || later!.n > 0;
+    let outcome: M1WriteOutcome = ambiguous ? 'UNRESOLVED' : value === write.new_value ? 'WRITTEN' : value === write.old_value ? 'NOT_WRITTEN' : 'UNRESOLVED';
+    const from = `the card's value ${value} at card session ${settledBy.id} (the write took ${write.old_value} to ${write.new_value}${ambiguous ? `; ${open.length} writes unanswered, ${later!.n} written after it` : ''})`;
     if (!(await settleM1Write(em, write.session_id, outcome, settledBy.id, from))) continue;
     let unbooked: string | undefined;
     let returned: Record<string, unknown> | null = null;

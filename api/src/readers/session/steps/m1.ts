@@ -12,7 +12,7 @@ import type { Step, StepResult } from '../step.js';
 import { SessionError } from '../session.errors.js';
 import { checkM1Load } from '../checks/m1-load.js';
 import { checkM1Value } from '../checks/m1-value.js';
-import { recordM1Write, settleM1Write } from '../m1-writes.js';
+import { recordM1Write, refuseWhileM1WriteOpen, settleM1Write } from '../m1-writes.js';
 
 /**
  * M1 (MIFARE Classic) cards in a card session. An M1 card has no cryptogram of its own, so the
@@ -117,6 +117,8 @@ async function afterSettlement(s: Parameters<Step>[0], card: CardIdentity, value
     await complete(em, deps, session, reader, card, result);
     return { state: 'COMPLETED', context: session.context, commands: [], result, auditDetail: { ...result, ...earlierWrites } };
   }
+  // One open write per card: a second one would leave the value unable to tell which write it shows.
+  await refuseWhileM1WriteOpen(em, session, card.asn);
   const amount = Number(session.amount);
   let newValue: number;
   if (session.operation === 'LOAD') {
