@@ -319,5 +319,36 @@ describe('review s16-m1: a write torn between the value block and its backup', (
     const next = await run(app, home, await openSession(app, { reader: home.id, operation: 'BALANCE', cardType: 'M1' }), card.chip);
     expect(next).toMatchObject({ state: 'COMPLETED', result: { balance: 400 } });
     expect((await topUpOf(topUp)).status).toBe('LOADED');
+    // The backup was rewritten: both blocks agree again (valueOn refuses a pair that disagrees), and the chip and the ledger agree.
+    expect(valueOn(card.chip)).toBe(400);
+    await ledgerOk([card]);
+    // The card stays usable: a purchase pays from it.
+    const payment = await newPayment(100);
+    expect(await run(app, home, await openSession(app, { reader: home.id, operation: 'PURCHASE', payment, cardType: 'M1' }), card.chip)).toMatchObject({ state: 'COMPLETED', result: { newBalance: 300 } });
+    await ledgerOk([card]);
+  });
+
+  it('a load onto a card whose last write was torn: the torn write is settled from the value block and the load’s own script rewrites the backup', async () => {
+    const card = await m1Card();
+    const [first, second] = [await paidTopUp(card, 400), await paidTopUp(card, 250)];
+    const a = await loadSession(first);
+    expect(await run(app, home, a, new TornField(card.chip))).toMatchObject({ state: 'FAILED' });
+    await expireSession(world, a.id);
+    expect(await run(app, home, await loadSession(second), card.chip)).toMatchObject({ state: 'COMPLETED', result: { oldBalance: 400, newBalance: 650 } });
+    expect([(await topUpOf(first)).status, (await topUpOf(second)).status]).toEqual(['LOADED', 'LOADED']);
+    expect(valueOn(card.chip)).toBe(650);
+    await ledgerOk([card]);
+  });
+
+  it('value block and backup disagree with no open write to explain them: still a card error, nothing settled or repaired', async () => {
+    const card = await m1Card();
+    await counterLoad(card.chip, 500);
+    // Someone with the sector key moves the value block alone (the host wrote nothing onto this card).
+    card.chip.authenticate(M1_PURSE.valueBlock, 'B', keyOf(card.uid));
+    card.chip.increment(M1_PURSE.valueBlock, 300);
+    card.chip.transfer(M1_PURSE.valueBlock);
+    card.chip.halt();
+    expect(await run(app, home, await openSession(app, { reader: home.id, operation: 'BALANCE', cardType: 'M1' }), card.chip)).toMatchObject({ state: 'FAILED', refusal: 'CARD_ERROR' });
+    expect(() => valueOn(card.chip)).toThrow(/disagree/);
   });
 });

@@ -74,6 +74,24 @@ export async function settleM1Write(em: EntityManager, sessionId: string, outcom
 }
 
 /**
+ * A purse whose value block and backup disagree: a write torn between the two (the card left the
+ * field after the value transfer, before the backup write). The pair is explained when this card's
+ * open write, its session ended, took one of the two values to the other: the value block then says
+ * how far it got (new value: written; old value: not), and the caller settles it from that value and
+ * repairs the backup. Anything else stays a card error: the host does not guess which block is right.
+ */
+export async function tornWriteExplains(em: EntityManager, uid: string, value: number, backup: number, now: Date): Promise<boolean> {
+  const [open] = await em.execute<{ old_value: number; new_value: number }[]>(
+    `select w.old_value, w.new_value from card_m1_write w join card_session s on s.id = w.session_id
+      where w.uid = ? and w.outcome is null and s.state <> 'COMPLETED' and (s.state = 'FAILED' or s.expires_at <= ?)`,
+    [uid, now],
+  );
+  if (!open) return false;
+  const pair = [open.old_value, open.new_value];
+  return value !== backup && pair.includes(value) && pair.includes(backup);
+}
+
+/**
  * At an M1 card's session, once the reader read its value (value and backup agreeing): every earlier
  * write of this card whose session ended unanswered is settled from that value, before anything else
  * the session does (a write bound to the value, a balance compared with the shadow). Returns what it

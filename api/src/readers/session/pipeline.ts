@@ -108,6 +108,7 @@ export const PIPELINE: Readonly<Partial<Record<MessageKind, MessageStep>>> = {
   'M1 BALANCE AWAITING_PURSE': { name: 'm1PurseRead', before: ['signature', 'reader-report'], step: m1PurseRead, checks: ['body', 'card-answers', 'm1-value'] },
   'M1 LOAD AWAITING_PURSE': { name: 'm1PurseRead', before: ['signature', 'reader-report'], step: m1PurseRead, checks: ['body', 'card-answers', 'm1-value', 'purpose', 'm1-load'] },
   'M1 PURCHASE AWAITING_PURSE': { name: 'm1PurseRead', before: ['signature', 'reader-report'], step: m1PurseRead, checks: ['body', 'card-answers', 'm1-value', 'card-answers', 'purse-cover', 'purpose'] },
+  'M1 BALANCE AWAITING_WRITE': { name: 'm1Written', before: ['signature', 'reader-report'], step: m1Written, checks: ['body', 'card-answers'] },
   'M1 LOAD AWAITING_WRITE': { name: 'm1Written', before: ['signature', 'reader-report'], step: m1Written, checks: ['body', 'card-answers'] },
   'M1 PURCHASE AWAITING_WRITE': { name: 'm1Written', before: ['signature', 'reader-report'], step: m1Written, checks: ['body', 'card-answers'] },
 };

@@ -12,7 +12,7 @@ import type { Step, StepResult } from '../step.js';
 import { SessionError } from '../session.errors.js';
 import { checkM1Load } from '../checks/m1-load.js';
 import { checkM1Value } from '../checks/m1-value.js';
-import { recordM1Write, refuseWhileM1WriteOpen, settleM1Write } from '../m1-writes.js';
+import { recordM1Write, refuseWhileM1WriteOpen, settleM1Write, tornWriteExplains } from '../m1-writes.js';
 
 /**
  * M1 (MIFARE Classic) cards in a card session. An M1 card has no cryptogram of its own, so the
@@ -95,23 +95,58 @@ function keepingSettlement(err: unknown, settle: (em: EntityManager) => Promise<
 export const m1PurseRead: Step = async (s) => {
   const { em, deps, session, body, now } = s;
   const steps = results(body);
-  const value = cardAnswer(() => {
-    allOk(steps, 3);
-    return purseValue(steps[1], steps[2]);
-  });
   const card = cardOf(session);
+  const { value, torn } = await purseOf(em, card.asn, steps, now);
   const settle = (tx: EntityManager) => checkM1Value(tx, deps, session, card.asn, value, now);
   const settled = await settle(em);
   try {
-    return await afterSettlement(s, card, value, settled);
+    return await afterSettlement(s, card, value, settled, torn);
   } catch (err) {
     throw keepingSettlement(err, settle);
   }
 };
 
-async function afterSettlement(s: Parameters<Step>[0], card: CardIdentity, value: number, settled: Record<string, unknown>[]): Promise<StepResult> {
+/**
+ * The purse's value: value block and backup agreeing; or, for a write torn between the two that the
+ * card's open write explains, the value block's (`torn`: the backup still holds the other value).
+ */
+async function purseOf(em: EntityManager, uid: string, steps: M1Result[], now: Date): Promise<{ value: number; torn: boolean }> {
+  cardAnswer(() => allOk(steps, 3));
+  try {
+    return { value: purseValue(steps[1], steps[2]), torn: false };
+  } catch (err) {
+    if (!(err instanceof M1AnswerError)) throw err;
+    const blocks = (() => {
+      try {
+        return { value: purseValue(steps[1]), backup: purseValue(steps[2]) };
+      } catch {
+        return null;
+      }
+    })();
+    if (blocks && (await tornWriteExplains(em, uid, blocks.value, blocks.backup, now))) return { value: blocks.value, torn: true };
+    throw new SessionError('CARD_ERROR', err.message).at('card-answers');
+  }
+}
+
+/** A script that rewrites the backup from the value block, changing no value: bound to the UID and the value, as a write is. */
+async function repairScript(deps: Parameters<Step>[0]['deps'], card: CardIdentity, value: number): Promise<unknown> {
+  const keyB = await deps.keyStore.m1SectorKey({ cardCompanyId: card.cardCompanyId, keyVersion: M1_KEY_VERSION, uid: card.asnBytes, sector: M1_PURSE.sector });
+  return writePurseScript({ uid: card.asn, keyB, operation: 'increment', amount: 0, oldValue: value, newValue: value });
+}
+
+async function afterSettlement(s: Parameters<Step>[0], card: CardIdentity, value: number, settled: Record<string, unknown>[], torn: boolean): Promise<StepResult> {
   const { em, deps, session, reader, message } = s;
   const earlierWrites = settled.length ? { earlierWrites: settled } : {};
+  if (session.operation === 'BALANCE' && torn) {
+    // The torn write is settled; the backup is rewritten before the balance is given (a load or a
+    // purchase needs no repair of its own: its script writes the backup after the value).
+    return {
+      state: 'AWAITING_WRITE',
+      context: { ...session.context, m1: { oldValue: value, newValue: value } },
+      commands: [{ sealedScript: sealScript(session, message.seq + 1, await repairScript(deps, card, value)) }],
+      auditDetail: { torn: true, repairedBackupTo: value, ...earlierWrites },
+    };
+  }
   if (session.operation === 'BALANCE') {
     const result = { asn: card.asn, balance: value };
     await complete(em, deps, session, reader, card, result);
@@ -168,6 +203,12 @@ export const m1Written: Step = async ({ em, deps, session, reader, body }) => {
     return purseValue(steps[WRITE_SCRIPT_STEPS - 2], steps[WRITE_SCRIPT_STEPS - 1]);
   });
   if (value !== newValue) throw new SessionError('CARD_ERROR', `the purse reads ${value} after the script, expected ${newValue}`).at('card-answers');
+  if (session.operation === 'BALANCE') {
+    // A balance read that repaired a torn purse's backup: both blocks agree again.
+    const balance = { asn: session.card_asn!, balance: value };
+    await complete(em, deps, session, reader, cardOf(session), balance);
+    return { state: 'COMPLETED', context: session.context, commands: [], result: balance, auditDetail: { ...balance, repaired: true } } satisfies StepResult;
+  }
   const result = { asn: session.card_asn!, oldBalance: oldValue, newBalance: newValue, amount: Number(session.amount) };
   await settleM1Write(em, session.id, 'WRITTEN', session.id, 'the reader’s signed read-back');
   await complete(em, deps, session, reader, cardOf(session), result);
