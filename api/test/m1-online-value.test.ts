@@ -17,7 +17,7 @@ import { storeM1MasterKey } from '../src/readers/key-store.js';
 import { M1_PURSE, m1SectorKeyB, purseValue, readPurseScript } from '../src/readers/m1/m1-script.js';
 import { createMerchant } from '../src/tenancy/tenancy.service.js';
 import { type SandboxGateway, startSandboxGateway } from '../src/topups/gateway/sandbox-gateway.js';
-import { apiClient, auditOf, cardholderApp, expireSession, kek, newReader, OPEN, purseBalance, sessionUuid, type TestReader, testCardNumber, useCardSessionWorld } from './support/card-sessions.js';
+import { apiClient, auditOf, cardholderApp, expireSession, expireSessionPastSettleWait, kek, newReader, OPEN, purseBalance, sessionUuid, type TestReader, testCardNumber, useCardSessionWorld } from './support/card-sessions.js';
 import { constants, createDecipheriv, privateDecrypt } from 'node:crypto';
 
 const SECRET = 'sk_test_m1';
@@ -141,7 +141,7 @@ const broken = (seq: number, lost: 'request' | 'answer') => (by: Requester): Req
   },
 });
 
-/** The three ways the reader's report of a write (message 3) is lost after the card was written. */
+/** Two ways the reader's report of a write (message 3) is lost after the card was written. */
 const REPORT_LOST: Record<string, (by: Requester) => Requester> = {
   'the app dies after the card was written': broken(3, 'request'),
   'the relay corrupts the report': (by) => ({
@@ -151,14 +151,16 @@ const REPORT_LOST: Record<string, (by: Requester) => Requester> = {
       return by.request<T>(query, { input: { ...input, body: input.body!.replace('true', 'false') } });
     },
   }),
-  'the session limit passes': (by) => ({
-    request: async <T>(query: string, variables?: Record<string, unknown>) => {
-      const input = (variables as { input?: { seq?: number; session?: string } } | undefined)?.input;
-      if (input?.seq === 3) await expireSession(world, input.session!);
-      return by.request<T>(query, variables);
-    },
-  }),
 };
+
+/** The reader's signed report of a write (message 3) reaches the host after the session's limit. */
+const reportAfterTheLimit = (by: Requester): Requester => ({
+  request: async <T>(query: string, variables?: Record<string, unknown>) => {
+    const input = (variables as { input?: { seq?: number; session?: string } } | undefined)?.input;
+    if (input?.seq === 3) await expireSession(world, input.session!);
+    return by.request<T>(query, variables);
+  },
+});
 
 const TOP_UP = `id status amount { amount } history { to cause }`;
 type TopUp = { id: string; status: string; history: { to: string; cause: string }[] };
@@ -298,7 +300,7 @@ describe('pending loads written onto M1 cards by host-signed scripts', () => {
       await run(app, home, first, card.chip, relay).catch(() => undefined);
       expect(valueOn(card.chip)).toBe(1_000);
       expect((await topUpOf(topUp)).status).toBe('PAID');
-      await expireSession(world, first.id);
+      await expireSessionPastSettleWait(world, first.id);
       // The holder taps again to load it: the card's value shows the write, so nothing more is written.
       const retried = await run(app, home, await loadSession(topUp), card.chip);
       expect(retried).toMatchObject({ state: 'FAILED', refusal: 'ALREADY_LOADED' });
@@ -311,12 +313,28 @@ describe('pending loads written onto M1 cards by host-signed scripts', () => {
     });
   }
 
+  it('the card took the write, its signed report came after the session limit: refused SESSION_EXPIRED but not dropped, the read-back books it, LOADED once, not written twice', async () => {
+    const card = await m1Card();
+    const topUp = await paidTopUp(card, 1_000);
+    const first = await loadSession(topUp);
+    expect(await run(app, home, first, card.chip, reportAfterTheLimit)).toMatchObject({ state: 'FAILED', refusal: 'SESSION_EXPIRED' });
+    expect(valueOn(card.chip)).toBe(1_000);
+    const loaded = await topUpOf(topUp);
+    expect(loaded.status).toBe('LOADED');
+    expect((await auditOf(world, first.id)).map((a) => a.step)).toContain('late read-back');
+    // Loading it again is refused before the card is touched.
+    const again = await app.request<{ openCardSession: { userErrors: { code: string; message: string }[] } }>(OPEN, { input: { reader: home.id, operation: 'LOAD', topUp } });
+    expect(again.openCardSession.userErrors[0]).toMatchObject({ code: 'INVALID_INPUT' });
+    expect(valueOn(card.chip)).toBe(1_000);
+    await ledgerOk([card]);
+  });
+
   it('the script never reached the card (the answer carrying it was lost): a balance read settles it as not written, and the next load writes it once', async () => {
     const card = await m1Card();
     const topUp = await paidTopUp(card, 700);
     const first = await loadSession(topUp);
     await expect(run(app, home, first, card.chip, broken(2, 'answer'))).rejects.toThrow('connection lost');
-    await expireSession(world, first.id);
+    await expireSessionPastSettleWait(world, first.id);
     expect(await run(app, home, await openSession(app, { reader: home.id, operation: 'BALANCE', cardType: 'M1' }), card.chip)).toMatchObject({ state: 'COMPLETED', result: { balance: 0 } });
     expect((await auditOf(world, first.id)).at(-1)).toMatchObject({ step: 'settled', outcome: 'ACCEPTED' });
     expect(await run(app, home, await loadSession(topUp), card.chip)).toMatchObject({ state: 'COMPLETED', result: { oldBalance: 0, newBalance: 700 } });
@@ -332,7 +350,7 @@ describe('pending loads written onto M1 cards by host-signed scripts', () => {
     const first = await loadSession(topUp);
     await run(app, home, first, card.chip, broken(3, 'request')).catch(() => undefined);
     expect(valueOn(card.chip)).toBe(1_500);
-    await expireSession(world, first.id);
+    await expireSessionPastSettleWait(world, first.id);
     spendOffline(card.chip, 200);
     const retried = await run(app, home, await loadSession(topUp), card.chip);
     expect(retried).toMatchObject({ state: 'FAILED', refusal: 'LOAD_UNRESOLVED' });
@@ -465,7 +483,7 @@ describe('M1 purchases settled from the next session’s value', () => {
     await run(app, home, first, card.chip, broken(3, 'request')).catch(() => undefined);
     expect(valueOn(card.chip)).toBe(1_350);
     expect(await paymentStatus(payment)).toBe('PROCESSING');
-    await expireSession(world, first.id);
+    await expireSessionPastSettleWait(world, first.id);
     expect(await run(app, home, await openSession(app, { reader: home.id, operation: 'BALANCE', cardType: 'M1' }), card.chip)).toMatchObject({ state: 'COMPLETED', result: { balance: 1_350 } });
     expect(await paymentStatus(payment)).toBe('SUCCEEDED');
     expect(await purseBalance(world, card.uid)).toBe(1_350n);
@@ -482,7 +500,7 @@ describe('M1 purchases settled from the next session’s value', () => {
     const payment = await newPayment(400);
     const first = await openSession(app, { reader: home.id, operation: 'PURCHASE', payment, cardType: 'M1' });
     await expect(run(app, home, first, card.chip, broken(2, 'answer'))).rejects.toThrow('connection lost');
-    await expireSession(world, first.id);
+    await expireSessionPastSettleWait(world, first.id);
     expect(await run(app, home, await openSession(app, { reader: home.id, operation: 'PURCHASE', payment, cardType: 'M1' }), card.chip)).toMatchObject({ state: 'COMPLETED', result: { oldBalance: 1_000, newBalance: 600 } });
     expect(await paymentStatus(payment)).toBe('SUCCEEDED');
     expect(valueOn(card.chip)).toBe(600);
@@ -495,7 +513,7 @@ describe('M1 purchases settled from the next session’s value', () => {
     const payment = await newPayment(300);
     const first = await openSession(app, { reader: home.id, operation: 'PURCHASE', payment, cardType: 'M1' });
     await run(app, home, first, card.chip, broken(3, 'request')).catch(() => undefined);
-    await expireSession(world, first.id);
+    await expireSessionPastSettleWait(world, first.id);
     spendOffline(card.chip, 50);
     const retried = await run(app, home, await openSession(app, { reader: home.id, operation: 'PURCHASE', payment, cardType: 'M1' }), card.chip);
     expect(retried).toMatchObject({ state: 'FAILED', refusal: 'PAYMENT_UNRESOLVED' });
@@ -512,7 +530,7 @@ describe('an M1 purchase its payment no longer takes', () => {
     const payment = await newPayment(250);
     const first = await openSession(app, { reader: home.id, operation: 'PURCHASE', payment, cardType: 'M1' });
     await run(app, home, first, card.chip, broken(3, 'request')).catch(() => undefined);
-    await expireSession(world, first.id);
+    await expireSessionPastSettleWait(world, first.id);
     // What the expiry job does a day later when nobody tapped again.
     await world.db.orm.em.fork().execute(`update payment set status = 'CANCELED', cancel_reason = 'EXPIRED', failure_code = 'CARD_ANSWER_LOST', canceled_at = now() where id = ?`, [sessionUuid(payment)]);
     expect(await run(app, home, await openSession(app, { reader: home.id, operation: 'BALANCE', cardType: 'M1' }), card.chip)).toMatchObject({ state: 'COMPLETED', result: { balance: 750 } });
@@ -579,7 +597,7 @@ describe('the limit per M1 load (a card company setting)', () => {
       },
     });
     await expect(run(app, home, first, card.chip, keeping)).rejects.toThrow('connection lost');
-    await expireSession(world, first.id);
+    await expireSessionPastSettleWait(world, first.id);
     // A balance read: the value is unchanged, so the write is settled as not made.
     expect(await run(app, home, await openSession(app, { reader: home.id, operation: 'BALANCE', cardType: 'M1' }), card.chip)).toMatchObject({ state: 'COMPLETED', result: { balance: 0 } });
     // Then the kept script is run on the card after all.

@@ -14,10 +14,12 @@ import { type M1Card, runM1Script } from '../../sdk-js/src/reader/reader-agent.j
 import { issueCard as registerCard } from '../src/cards/cards.service.js';
 import { checkLedger } from '../src/ledger/ledger-check.js';
 import { storeM1MasterKey } from '../src/readers/key-store.js';
+import { M1_SETTLE_AFTER_EXPIRY_SECONDS } from '../src/readers/session/m1-writes.js';
+import { SESSION_TTL_SECONDS } from '../src/readers/session/session.model.js';
 import { M1_PURSE, m1SectorKeyB, purseValue, readPurseScript } from '../src/readers/m1/m1-script.js';
 import { createMerchant } from '../src/tenancy/tenancy.service.js';
 import { type SandboxGateway, startSandboxGateway } from '../src/topups/gateway/sandbox-gateway.js';
-import { apiClient, cardholderApp, expireSession, kek, newReader, OPEN, purseBalance, type TestReader, testCardNumber, useCardSessionWorld } from './support/card-sessions.js';
+import { apiClient, cardholderApp, expireSession, expireSessionPastSettleWait, kek, sessionUuid, newReader, OPEN, purseBalance, type TestReader, testCardNumber, useCardSessionWorld } from './support/card-sessions.js';
 
 const SECRET = 'sk_test_m1';
 const WEBHOOK_SECRET = 'whsec_m1_0123456789abcdef';
@@ -85,7 +87,7 @@ async function openSession(by: Requester, input: Record<string, unknown>): Promi
 }
 
 /** Runs a session through the SDK's reader agent; `relay` may lose or alter what passes, `replies` keeps what came back. */
-async function run(by: Requester, reader: TestReader, session: Session, card: M1Card, relay: (by: Requester) => Requester = (r) => r, replies: SessionReply[] = []): Promise<CardSessionView> {
+async function run(by: Requester, reader: TestReader, session: Session, card: M1Card, relay: (by: Requester) => Requester = (r) => r, replies: SessionReply[] = [], clock?: () => number): Promise<CardSessionView> {
   const through = relay(by);
   const agent = new ReaderAgent({
     deviceKey: reader.deviceKeyPem,
@@ -96,6 +98,7 @@ async function run(by: Requester, reader: TestReader, session: Session, card: M1
     encryptionKey: reader.encryptionKeyPem,
     encryptionCertificatePem: reader.encryptionPem,
     m1: card,
+    ...(clock ? { clock } : {}),
     send: async (input) => {
       const reply = (await through.request<{ cardSessionMessage: SessionReply }>(CARD_SESSION_MESSAGE, { input })).cardSessionMessage;
       replies.push(reply);
@@ -187,7 +190,7 @@ describe('review s16-m1: a lost M1 write settled from a value another write prod
     // (Today it is written and booked; a fix may refuse it while session A's write is open. Either way the end must agree.)
     const b = await run(app, second, await loadSession(secondLoad, second), card.chip);
     expect(valueOn(card.chip)).toBe(b.state === 'COMPLETED' ? 500 : 0);
-    await expireSession(world, a.id);
+    await expireSessionPastSettleWait(world, a.id);
     // Any next session reads 500: that is session A's new_value, so A is booked as WRITTEN.
     expect(await run(app, home, await openSession(app, { reader: home.id, operation: 'BALANCE', cardType: 'M1' }), card.chip)).toMatchObject({ state: 'COMPLETED' });
     // Session A's script never reached the card: the first top-up must still be owed; the ledger books exactly what the chip took.
@@ -206,7 +209,7 @@ describe('review s16-m1: a lost M1 write settled from a value another write prod
     await expect(run(app, home, a, card.chip, broken(2, 'answer'))).rejects.toThrow('connection lost');
     // Today it pays (1000 → 600); a fix may refuse it while session A's write is open. Either way the end must agree.
     await run(app, second, await openSession(app, { reader: second.id, operation: 'PURCHASE', payment: p2, cardType: 'M1' }), card.chip);
-    await expireSession(world, a.id);
+    await expireSessionPastSettleWait(world, a.id);
     expect(await run(app, home, await openSession(app, { reader: home.id, operation: 'BALANCE', cardType: 'M1' }), card.chip)).toMatchObject({ state: 'COMPLETED' });
     // p1's script never reached the card: p1 must not be SUCCEEDED; the payments that succeeded are exactly what the chip paid.
     expect(await paymentStatus(p1)).not.toBe('SUCCEEDED');
@@ -246,7 +249,7 @@ describe('review s16-m1: a lost M1 write settled from a value another write prod
     await run(app, second, s2, card.chip, relay2).catch(() => undefined);
     expect(await firstDone).toMatchObject({ state: 'COMPLETED', result: { newBalance: 300 } });
     expect(valueOn(card.chip)).toBe(300);
-    await expireSession(world, s2.id);
+    await expireSessionPastSettleWait(world, s2.id);
     expect(await run(app, home, await openSession(app, { reader: home.id, operation: 'BALANCE', cardType: 'M1' }), card.chip)).toMatchObject({ state: 'COMPLETED' });
     // The chip took one 3.00 load (t1's): t2 was never written.
     expect((await topUpOf(t1)).status).toBe('LOADED');
@@ -275,6 +278,55 @@ describe('review s16-m1: a write script delivered after the host settled it as n
     await run(app, home, a, card.chip, holdScript).catch(() => undefined);
     // Either the reader refuses the late script (chip 0, load still owed) or the host books what the chip took: chip and ledger agree.
     await ledgerOk([card]);
+  });
+
+  /** The app relays the host's answer carrying the script (message 2) only after `meanwhile` ran. */
+  const holdingScript = (session: Session, meanwhile: () => Promise<void>) => (by: Requester): Requester => ({
+    async request<T>(query: string, variables?: Record<string, unknown>): Promise<T> {
+      const reply = await by.request<T>(query, variables);
+      if ((variables as { input?: { seq?: number } }).input?.seq === 2) await meanwhile();
+      return reply;
+    },
+  });
+
+  it('the held script reaches a reader whose clock is past the session expiry signed into the host message: the reader runs none of it, the load stays owed and is written once later', async () => {
+    const card = await m1Card();
+    const topUp = await paidTopUp(card, 800);
+    const a = await loadSession(topUp);
+    let readerTime = Date.now;
+    const held = holdingScript(a, async () => {
+      // Time passes for everyone: the session's limit and the minute after it; a balance read elsewhere settles the write as not made.
+      await expireSessionPastSettleWait(world, a.id);
+      readerTime = () => Date.now() + (SESSION_TTL_SECONDS + M1_SETTLE_AFTER_EXPIRY_SECONDS) * 1_000;
+      expect(await run(app, second, await openSession(app, { reader: second.id, operation: 'BALANCE', cardType: 'M1' }), card.chip)).toMatchObject({ state: 'COMPLETED', result: { balance: 0 } });
+    });
+    await expect(run(app, home, a, card.chip, held, [], () => readerTime())).rejects.toThrow(/^EXPIRED/);
+    expect(valueOn(card.chip)).toBe(0);
+    expect((await topUpOf(topUp)).status).toBe('PAID');
+    await ledgerOk([card]);
+    expect(await run(app, home, await loadSession(topUp), card.chip)).toMatchObject({ state: 'COMPLETED', result: { oldBalance: 0, newBalance: 800 } });
+    expect((await topUpOf(topUp)).status).toBe('LOADED');
+    await ledgerOk([card]);
+  });
+
+  it('a reader whose clock is wrong runs the held script after the write was taken as not made: its signed late report is recorded (unresolved, the difference on record), and the load is not written again', async () => {
+    const card = await m1Card();
+    const topUp = await paidTopUp(card, 800);
+    const a = await loadSession(topUp);
+    const held = holdingScript(a, async () => {
+      await expireSessionPastSettleWait(world, a.id);
+      expect(await run(app, second, await openSession(app, { reader: second.id, operation: 'BALANCE', cardType: 'M1' }), card.chip)).toMatchObject({ state: 'COMPLETED', result: { balance: 0 } });
+    });
+    // The reader's clock still says the session is live: it runs the script, and its report comes after the session's end.
+    expect(await run(app, home, a, card.chip, held)).toMatchObject({ state: 'FAILED', refusal: 'SESSION_EXPIRED' });
+    expect(valueOn(card.chip)).toBe(800);
+    const em = world.db.orm.em.fork();
+    expect(await em.execute(`select outcome from card_m1_write where session_id = ?`, [sessionUuid(a.id)])).toEqual([{ outcome: 'UNRESOLVED' }]);
+    expect(await em.execute(`select card_balance::int as card, shadow_balance::int as shadow from card_balance_discrepancy where card_asn = ? and session_id = ?`, [card.uid, sessionUuid(a.id)])).toEqual([{ card: 800, shadow: 0 }]);
+    // The top-up's write is unresolved now: loading it again is refused until the card company settles it.
+    expect(await run(app, home, await loadSession(topUp), card.chip)).toMatchObject({ state: 'FAILED', refusal: 'LOAD_UNRESOLVED' });
+    expect(valueOn(card.chip)).toBe(800);
+    expect((await topUpOf(topUp)).status).toBe('PAID');
   });
 });
 
@@ -314,7 +366,7 @@ describe('review s16-m1: a write torn between the value block and its backup', (
     const topUp = await paidTopUp(card, 400);
     const a = await loadSession(topUp);
     expect(await run(app, home, a, new TornField(card.chip))).toMatchObject({ state: 'FAILED' });
-    await expireSession(world, a.id);
+    await expireSessionPastSettleWait(world, a.id);
     // The holder taps again: the value block holds 400 (the write's new value), the backup still 0.
     const next = await run(app, home, await openSession(app, { reader: home.id, operation: 'BALANCE', cardType: 'M1' }), card.chip);
     expect(next).toMatchObject({ state: 'COMPLETED', result: { balance: 400 } });
@@ -333,7 +385,7 @@ describe('review s16-m1: a write torn between the value block and its backup', (
     const [first, second] = [await paidTopUp(card, 400), await paidTopUp(card, 250)];
     const a = await loadSession(first);
     expect(await run(app, home, a, new TornField(card.chip))).toMatchObject({ state: 'FAILED' });
-    await expireSession(world, a.id);
+    await expireSessionPastSettleWait(world, a.id);
     expect(await run(app, home, await loadSession(second), card.chip)).toMatchObject({ state: 'COMPLETED', result: { oldBalance: 400, newBalance: 650 } });
     expect([(await topUpOf(first)).status, (await topUpOf(second)).status]).toEqual(['LOADED', 'LOADED']);
     expect(valueOn(card.chip)).toBe(650);

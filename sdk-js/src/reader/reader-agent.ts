@@ -114,7 +114,7 @@ export interface SessionReply {
 }
 
 /** Why the reader refused a host message (and ran none of it). */
-export type HostMessageRefusal = 'UNSIGNED' | 'UNTRUSTED_CERTIFICATE' | 'BAD_SIGNATURE' | 'MALFORMED' | 'WRONG_SESSION' | 'WRONG_READER' | 'WRONG_SEQUENCE';
+export type HostMessageRefusal = 'UNSIGNED' | 'UNTRUSTED_CERTIFICATE' | 'BAD_SIGNATURE' | 'MALFORMED' | 'WRONG_SESSION' | 'WRONG_READER' | 'WRONG_SEQUENCE' | 'EXPIRED';
 
 /**
  * The reader refused what came back as the host's message: nothing of it reached the card. The
@@ -139,6 +139,8 @@ interface SignedHostMessage {
   state: string;
   commands: ReaderCommand[];
   result: Record<string, unknown> | null;
+  /** The session's expiry (ISO 8601): nothing of the message is run after it. */
+  expiresAt?: string;
 }
 
 /** Sends one signed message to the API (through the app that holds the OAuth token). */
@@ -169,6 +171,13 @@ export interface ReaderAgentOptions {
   /** An M1 card, for sessions that drive one by scripts. */
   m1?: M1Card;
   send: SendMessage;
+  /**
+   * The reader's clock (ms since the epoch; default `Date.now`). A host message carrying commands is
+   * run only up to the session expiry it is signed with: a script a relay held back goes stale. The
+   * host settles an unanswered M1 write from the card's value only a minute after that expiry, so a
+   * reader clock up to a minute behind the host's is safe; keep it synchronised (NTP).
+   */
+  clock?: () => number;
 }
 
 /** The GraphQL mutation a `send` built on the SDK client uses. */
@@ -239,7 +248,8 @@ export class ReaderAgent {
   verifyHostMessage(reply: SessionReply, sessionId: string, seq: number): SignedHostMessage {
     const signed = reply.hostMessage;
     if (!signed?.payload || !signed.signature || !Array.isArray(signed.certificateChain) || signed.certificateChain.length < 2) throw new HostMessageRefusedError('UNSIGNED', 'the host message is not signed');
-    const hostKey = this.hostKeyOf(signed.certificateChain, Date.now());
+    const now = this.opts.clock?.() ?? Date.now();
+    const hostKey = this.hostKeyOf(signed.certificateChain, now);
     let ok = false;
     try {
       ok = verify('sha256', Buffer.from(signed.payload, 'utf8'), hostKey, Buffer.from(signed.signature, 'base64'));
@@ -257,6 +267,13 @@ export class ReaderAgent {
     if (message.session !== sessionId) throw new HostMessageRefusedError('WRONG_SESSION', 'the host message is for another session');
     if (message.reader !== this.serial) throw new HostMessageRefusedError('WRONG_READER', 'the host message is for another reader');
     if (message.seq !== seq) throw new HostMessageRefusedError('WRONG_SEQUENCE', `the host message answers message ${message.seq}, not ${seq}`);
+    // Commands run only within the session they belong to: a script delivered late may already be
+    // taken as not run by the host (an M1 write settled from a value read elsewhere).
+    if (message.commands.length > 0) {
+      const expiresAt = typeof message.expiresAt === 'string' ? Date.parse(message.expiresAt) : Number.NaN;
+      if (Number.isNaN(expiresAt)) throw new HostMessageRefusedError('MALFORMED', 'the host message carries commands but no session expiry');
+      if (now > expiresAt) throw new HostMessageRefusedError('EXPIRED', `the session expired at ${message.expiresAt}: its commands are not run`);
+    }
     return message;
   }
 

@@ -6,6 +6,7 @@ import { parseBody } from './checks/body.js';
 import { type HostMessage, signHostMessage } from './envelope.js';
 import { toGlobalId } from '../../graphql/global-id.js';
 import { ENVELOPE, ENVELOPE_CHECKS, PRE_STEP_CHECKS, stepFor } from './pipeline.js';
+import { keepingLateReport } from './steps/m1.js';
 import type { CardSessionPurpose, CardStatusLookup, PurseObserver } from './purpose.js';
 import { type CardOperation, type CardType, type IncomingMessage, MAX_CARD_AMOUNT, type ReaderCommand, SESSION_TTL_SECONDS, type SessionRow } from './session.model.js';
 import type { ProvedValueReturn, SessionDeps } from './step.js';
@@ -99,7 +100,12 @@ async function runStep(tx: EntityManager, deps: SessionDeps, now: Date, message:
   const [session] = await tx.execute<SessionRow[]>(`select * from card_session where id = ? for update`, [message.sessionId]);
   if (!session) return null;
   const [reader] = await tx.execute<ReaderRow[]>(`select * from reader where id = ?`, [session.reader_id]);
-  for (const check of ENVELOPE) ENVELOPE_CHECKS[check](session, message, now);
+  try {
+    for (const check of ENVELOPE) ENVELOPE_CHECKS[check](session, message, now);
+  } catch (err) {
+    // An M1 write's signed report after its session ended still says what the card holds.
+    throw keepingLateReport(err, deps, session, reader!, message);
+  }
   const body = parseBody(message.body);
   const step = stepFor(session);
   for (const check of step.before) PRE_STEP_CHECKS[check](session, message, body);
@@ -126,6 +132,7 @@ async function runStep(tx: EntityManager, deps: SessionDeps, now: Date, message:
     state: updated!.state,
     commands: result.commands,
     result: updated!.result,
+    expiresAt: new Date(updated!.expires_at).toISOString(),
   });
   return { session: updated!, commands: result.commands, hostMessage };
 }

@@ -6,6 +6,17 @@ import type { SessionRow } from './session.model.js';
 import { SessionError } from './session.errors.js';
 import type { SessionDeps } from './step.js';
 import { cardPurseAccount, cardPurseBalance } from '../../ledger/accounts.js';
+import { ABANDONED_SESSION_GRACE_SECONDS } from './expire-sessions.js';
+
+/**
+ * A write is settled from the card's value only this long after its session's expiry: the host
+ * message carrying the script says when the session expires and the reader runs nothing after it
+ * (by its own clock), so a reader that ran it just before, with its clock behind ours by less than
+ * this, is not contradicted by a value read before it ran. Failed sessions wait too: a relay can
+ * fail a session while it holds the script.
+ */
+export const M1_SETTLE_AFTER_EXPIRY_SECONDS = ABANDONED_SESSION_GRACE_SECONDS;
+const ENDED_LONG_ENOUGH = `s.state <> 'COMPLETED' and s.expires_at <= ?::timestamptz - make_interval(secs => ${M1_SETTLE_AFTER_EXPIRY_SECONDS})`;
 
 /**
  * No value left unbooked on an M1 card (issue 21). An M1 card has no counter, no log and no MAC,
@@ -83,8 +94,8 @@ export async function settleM1Write(em: EntityManager, sessionId: string, outcom
 export async function tornWriteExplains(em: EntityManager, uid: string, value: number, backup: number, now: Date): Promise<boolean> {
   const [open] = await em.execute<{ old_value: number; new_value: number }[]>(
     `select w.old_value, w.new_value from card_m1_write w join card_session s on s.id = w.session_id
-      where w.uid = ? and w.outcome is null and s.state <> 'COMPLETED' and (s.state = 'FAILED' or s.expires_at <= ?)`,
-    [uid, now],
+      where w.uid = ? and w.outcome is null and ${ENDED_LONG_ENOUGH}`,
+    [uid, now.toISOString()],
   );
   if (!open) return false;
   const pair = [open.old_value, open.new_value];
@@ -100,9 +111,9 @@ export async function tornWriteExplains(em: EntityManager, uid: string, value: n
 export async function settleOpenM1Writes(em: EntityManager, deps: SessionDeps, settledBy: SessionRow, uid: string, value: number, now: Date): Promise<Record<string, unknown>[]> {
   const open = await em.execute<M1WriteRow[]>(
     `select w.session_id, w.uid, w.operation, w.old_value, w.new_value from card_m1_write w join card_session s on s.id = w.session_id
-      where w.uid = ? and w.outcome is null and w.session_id <> ? and s.state <> 'COMPLETED' and (s.state = 'FAILED' or s.expires_at <= ?)
+      where w.uid = ? and w.outcome is null and w.session_id <> ? and ${ENDED_LONG_ENOUGH}
       order by w.created_at, w.session_id`,
-    [uid, settledBy.id, now],
+    [uid, settledBy.id, now.toISOString()],
   );
   const settled: Record<string, unknown>[] = [];
   for (const write of open) {
@@ -137,6 +148,40 @@ export async function settleOpenM1Writes(em: EntityManager, deps: SessionDeps, s
     settled.push({ session: write.session_id, ...detail });
   }
   return settled;
+}
+
+/**
+ * A reader's signed report that came after its session ended (the relay held the script, or the
+ * report, past the expiry), whose read-back shows the write's new value: the card took the write.
+ * Still open: it is settled WRITTEN and booked, as its own completion would have. Already taken as
+ * not made (the value read elsewhere before it ran): the card holds value nobody booked, so the
+ * write becomes UNRESOLVED and the difference is recorded for the card company
+ * (card_balance_discrepancy); the value-above-shadow refusal keeps the card from more loads.
+ */
+export async function settleLateReadBack(em: EntityManager, deps: SessionDeps, session: SessionRow, reader: ReaderRow): Promise<M1WriteOutcome | null> {
+  const outcome = await m1WriteOutcome(em, session.id);
+  const [write] = await em.execute<M1WriteRow[]>(`select session_id, uid, operation, old_value, new_value from card_m1_write where session_id = ?`, [session.id]);
+  if (!write) return null;
+  const from = `the reader's signed read-back (${write.new_value}), delivered after the session ended`;
+  if (outcome === null) {
+    if (!(await settleM1Write(em, session.id, 'WRITTEN', session.id, from))) return null;
+    try {
+      await em.transactional((tx) => completeProven(tx, deps, session, reader, { asn: write.uid, oldBalance: write.old_value, newBalance: write.new_value, amount: Number(session.amount), proof: from }));
+    } catch (err) {
+      await em.execute(`update card_m1_write set outcome = 'UNRESOLVED' where session_id = ?`, [session.id]);
+      await recordAudit(em, session.id, null, 'late read-back', 'REFUSED', null, { newValue: write.new_value, unbooked: err instanceof Error ? err.message : String(err) });
+      return 'UNRESOLVED';
+    }
+    await recordAudit(em, session.id, null, 'late read-back', 'ACCEPTED', null, { outcome: 'WRITTEN', newValue: write.new_value });
+    return 'WRITTEN';
+  }
+  if (outcome !== 'NOT_WRITTEN') return null;
+  await em.execute(`update card_m1_write set outcome = 'UNRESOLVED', settled_from = settled_from || '; then ' || ? where session_id = ?`, [from, session.id]);
+  const currency = session.context.currency ?? 'CNY';
+  const shadow = await cardPurseBalance(em, write.uid, currency);
+  await em.execute(`insert into card_balance_discrepancy (card_asn, session_id, currency, card_balance, shadow_balance) values (?, ?, ?, ?, ?)`, [write.uid, session.id, currency, write.new_value, shadow.toString()]);
+  await recordAudit(em, session.id, null, 'late read-back', 'REFUSED', null, { outcome: 'UNRESOLVED', was: 'NOT_WRITTEN', newValue: write.new_value, shadow: shadow.toString() });
+  return 'UNRESOLVED';
 }
 
 /** The card holds what the write left: its purpose books it as the write's own completion would have. */

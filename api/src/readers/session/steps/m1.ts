@@ -12,7 +12,12 @@ import type { Step, StepResult } from '../step.js';
 import { SessionError } from '../session.errors.js';
 import { checkM1Load } from '../checks/m1-load.js';
 import { checkM1Value } from '../checks/m1-value.js';
-import { recordM1Write, refuseWhileM1WriteOpen, settleM1Write, tornWriteExplains } from '../m1-writes.js';
+import { recordM1Write, refuseWhileM1WriteOpen, settleLateReadBack, settleM1Write, tornWriteExplains } from '../m1-writes.js';
+import { parseBody } from '../checks/body.js';
+import { checkSequence } from '../checks/sequence.js';
+import { checkStepSignature } from '../checks/signature.js';
+import type { IncomingMessage } from '../session.model.js';
+import type { SessionDeps } from '../step.js';
 
 /**
  * M1 (MIFARE Classic) cards in a card session. An M1 card has no cryptogram of its own, so the
@@ -214,3 +219,32 @@ export const m1Written: Step = async ({ em, deps, session, reader, body }) => {
   await complete(em, deps, session, reader, cardOf(session), result);
   return { state: 'COMPLETED', context: session.context, commands: [], result, auditDetail: result } satisfies StepResult;
 };
+
+/**
+ * The write's report refused because its session had ended (expired, or failed meanwhile): not
+ * dropped. When the reader signed it, in sequence, and its read-back shows the write's new value,
+ * the card took the write: m1-writes.ts settles it (booked if still open; unresolved, with the
+ * difference recorded, if it had been taken as not made). Anything else tells nothing: the card's
+ * next session settles it from the value.
+ */
+export function keepingLateReport(err: unknown, deps: SessionDeps, session: SessionRow, reader: ReaderRow, message: IncomingMessage): unknown {
+  if (!(err instanceof SessionError) || !['SESSION_EXPIRED', 'SESSION_FINISHED'].includes(err.refusal)) return err;
+  if (session.card_type !== 'M1' || session.state === 'COMPLETED' || session.operation === 'BALANCE' || !session.context.m1) return err;
+  let newValue: number;
+  try {
+    checkSequence(session, message);
+    checkStepSignature(session, message);
+    const steps = results(parseBody(message.body));
+    allOk(steps, WRITE_SCRIPT_STEPS);
+    newValue = purseValue(steps[WRITE_SCRIPT_STEPS - 2], steps[WRITE_SCRIPT_STEPS - 1]);
+  } catch {
+    return err;
+  }
+  if (newValue !== session.context.m1.newValue) return err;
+  const earlier = err.keep;
+  err.keep = async (tx) => {
+    await earlier?.(tx);
+    await settleLateReadBack(tx, deps, session, reader);
+  };
+  return err;
+}
