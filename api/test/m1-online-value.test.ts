@@ -563,6 +563,23 @@ describe('the limit per M1 load (a card company setting)', () => {
     expect((await operator.request<{ updateCity: { userErrors: unknown[] } }>(UPDATE, { input: { city, m1LoadLimit: 20_000 } })).updateCity.userErrors).toEqual([]);
   });
 
+  it('a pickup of several pending loads whose sum passes it is refused when it is opened (one M1 write takes them all), not at every tap; each alone is written', async () => {
+    const card = await m1Card();
+    const [a, b] = [await paidTopUp(card, 600), await paidTopUp(card, 600)];
+    await world.db.orm.em.fork().execute(`update card_company set m1_load_max = 1000 where id = ?`, [world.gz.cardCompanyId]);
+    try {
+      const opened = await app.request<{ openCardSession: { session: unknown; userErrors: { code: string; field: string[]; message: string }[] } }>(OPEN, { input: { reader: home.id, operation: 'LOAD', pendingLoads: [a, b] } });
+      expect(opened.openCardSession.session).toBeNull();
+      expect(opened.openCardSession.userErrors).toEqual([{ code: 'INVALID_INPUT', message: expect.stringMatching(/limit per M1 load/) }]);
+      expect(await run(app, home, await openSession(app, { reader: home.id, operation: 'LOAD', pendingLoads: [a] }), card.chip)).toMatchObject({ state: 'COMPLETED', result: { newBalance: 600 } });
+      expect(await run(app, home, await openSession(app, { reader: home.id, operation: 'LOAD', pendingLoads: [b] }), card.chip)).toMatchObject({ state: 'COMPLETED', result: { newBalance: 1_200 } });
+    } finally {
+      await world.db.orm.em.fork().execute(`update card_company set m1_load_max = default where id = ?`, [world.gz.cardCompanyId]);
+    }
+    expect(valueOn(card.chip)).toBe(1_200);
+    await ledgerOk([card]);
+  });
+
   it('a top-up above it is refused for an M1 card; a counter load above it is refused before the script leaves, and nothing is written', async () => {
     const card = await m1Card();
     await world.db.orm.em.fork().execute(`update card_company set m1_load_max = 1000 where id = ?`, [world.gz.cardCompanyId]);

@@ -9,6 +9,7 @@ import { type CardSessionPurpose, openRefusal } from '../readers/session/purpose
 import { SessionError } from '../readers/session/session.errors.js';
 import { cardTypeForLoad, checkPurseMaximum, finishLoad, loadClaimOf, lockWithEarlierClaims, proofOf, settleEarlierClaim } from './pending-load.js';
 import { findTopUpFor, topUpById, topUpGlobalId, type TopUpRow } from './topups.service.js';
+import { m1LoadLimitOf } from '../tenancy/tenancy.service.js';
 
 /**
  * Picking up a card's pending loads (补登, as the city's NFC app does it): the holder's app lists
@@ -92,8 +93,8 @@ export function loadPickup(limits: TopUpLimits): CardSessionPurpose {
       // Compared as the rows found, not as spelled: Postgres reads a uuid in any case, so one load could be named twice and written twice for one booking.
       if (new Set(rows.map((r) => r.id)).size !== rows.length) return openRefusal(UserErrorCode.INVALID_INPUT, 'a pending load is named twice', 'pendingLoads');
       if (new Set(rows.map((r) => r.card_id)).size !== 1) return openRefusal(UserErrorCode.INVALID_INPUT, 'the pending loads of one card at a time: the card on the reader', 'pendingLoads');
-      const [card] = await ctx.em.execute<{ id: string; asn: string; currency: string }[]>(
-        `select c.id, c.asn, btrim(ci.currency) as currency from card c join card_company cc on cc.id = c.card_company_id join city ci on ci.id = cc.city_id where c.id = ?`,
+      const [card] = await ctx.em.execute<{ id: string; asn: string; currency: string; card_company_id: string }[]>(
+        `select c.id, c.asn, btrim(ci.currency) as currency, c.card_company_id from card c join card_company cc on cc.id = c.card_company_id join city ci on ci.id = cc.city_id where c.id = ?`,
         [rows[0]!.card_id],
       );
       const listing = new Map((await pendingLoadsOfCard(ctx.em, card!, limits)).map((l) => [l.load.id, l]));
@@ -105,6 +106,11 @@ export function loadPickup(limits: TopUpLimits): CardSessionPurpose {
       const cardType = await cardTypeForLoad(ctx.em, card!.id, input.cardType);
       if (typeof cardType !== 'string') return openRefusal(UserErrorCode.INVALID_INPUT, cardType.refused, 'cardType');
       const amount = rows.reduce((sum, r) => sum + BigInt(r.amount), 0n);
+      // An M1 pickup is one write of their sum: the limit per M1 load applies to it, so say so now rather than at every tap.
+      if (cardType === 'M1') {
+        const limit = await m1LoadLimitOf(ctx.em, card!.card_company_id);
+        if (amount > limit) return openRefusal(UserErrorCode.INVALID_INPUT, `these loads (${yuan(amount)}) pass the limit per M1 load (${yuan(limit)}), and an M1 card takes a pickup in one write: pick up fewer at a time`, 'pendingLoads');
+      }
       const purse = await cardPurseBalance(ctx.em, card!.asn, card!.currency);
       if (purse + amount > limits.purseMax) {
         return openRefusal(UserErrorCode.PURSE_LIMIT_EXCEEDED, `the card holds ${yuan(purse)}; these loads (${yuan(amount)}) would take it past its purse maximum of ${yuan(limits.purseMax)}: pick up those Card.pendingLoads does not hold back`, 'pendingLoads');
