@@ -14,7 +14,8 @@ import { type M1Card, runM1Script } from '../../sdk-js/src/reader/reader-agent.j
 import { issueCard as registerCard } from '../src/cards/cards.service.js';
 import { checkLedger } from '../src/ledger/ledger-check.js';
 import { storeM1MasterKey } from '../src/readers/key-store.js';
-import { M1_SETTLE_AFTER_EXPIRY_SECONDS } from '../src/readers/session/m1-writes.js';
+import { M1_SETTLE_AFTER_EXPIRY_SECONDS, recordM1Write } from '../src/readers/session/m1-writes.js';
+import type { SessionRow } from '../src/readers/session/session.model.js';
 import { SESSION_TTL_SECONDS } from '../src/readers/session/session.model.js';
 import { M1_PURSE, m1SectorKeyB, purseValue, readPurseScript } from '../src/readers/m1/m1-script.js';
 import { createMerchant } from '../src/tenancy/tenancy.service.js';
@@ -259,6 +260,23 @@ describe('one open write per M1 card: a lost write is never settled from a value
     // The chip took one 3.00 load: one top-up is loaded, the other still owed.
     expect([(await topUpOf(t1)).status, (await topUpOf(t2)).status].sort()).toEqual(['LOADED', 'PAID']);
     await ledgerOk([card]);
+  });
+});
+
+describe('the open-write index', () => {
+  it('two writes of one card recorded at once (the race the step check cannot see): the second is the in-progress refusal, never a database error', async () => {
+    const card = await m1Card();
+    const [t1, t2] = [await paidTopUp(card, 100), await paidTopUp(card, 100)];
+    const [s1, s2] = [await loadSession(t1), await loadSession(t2, second)];
+    const row = (session: Session) => ({ id: sessionUuid(session.id), operation: 'LOAD' }) as SessionRow;
+    await world.db.orm.em.fork().transactional(async (tx) => {
+      await recordM1Write(tx, row(s1), card.uid, { oldValue: 0, newValue: 100 });
+      // Both steps have passed refuseWhileM1WriteOpen before either wrote: only the index tells them apart.
+      await expect(recordM1Write(tx, row(s2), card.uid, { oldValue: 0, newValue: 100 })).rejects.toMatchObject({ refusal: 'LOAD_IN_PROGRESS' });
+      // A purchase racing a write of the same card is refused as its own purpose's in-progress.
+      await expect(recordM1Write(tx, { ...row(s2), operation: 'PURCHASE' }, card.uid, { oldValue: 0, newValue: 0 })).rejects.toMatchObject({ refusal: 'PAYMENT_IN_PROGRESS' });
+      throw new Error('rolled back');
+    }).catch((err: Error) => expect(err.message).toBe('rolled back'));
   });
 });
 
