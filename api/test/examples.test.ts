@@ -457,6 +457,27 @@ describe('examples/reader-simulator', () => {
     expect((await simulate('balance')).balance).toBe(before.balance + 800);
   });
 
+  it('m1 topup 1500: the seed’s worked example pays at the sandbox and writes the value onto the virtual M1 card, printing each signed step (issue 21)', async () => {
+    const before = await simulate('m1', 'balance');
+    const topUp = await simulate('m1', 'topup', '1500');
+    expect(topUp.stdout).toMatch(/top-up \S+: PAID/);
+    // Each signed message, each way: the reader's hello with its certificates, the card's answers, the host's signed answers.
+    expect(topUp.stdout).toMatch(/^reader → host {2}message 0, signed by reader .+: hello: the challenge, with its national, city and encryption certificates$/m);
+    expect(topUp.stdout).toMatch(/^host → reader {2}answer to 1, signed by host .+: AWAITING_PURSE, run a sealed M1 script/m);
+    expect(topUp.stdout).toMatch(/^host → reader {2}answer to 2, signed by host .+: AWAITING_WRITE, run a sealed M1 script/m);
+    expect(topUp.stdout).toMatch(/^reader → host {2}message 3, signed by reader .+: script results \[ok, ok, ok, ok, ok, ok, ok \S+, ok \S+\]$/m);
+    expect(topUp.stdout).toMatch(/^host → reader {2}answer to 3, signed by host .+: COMPLETED, nothing more$/m);
+    // The card ran the write: the increment, the transfer, the backup.
+    expect(topUp.stdout).toMatch(/^ {4}card: INCREMENT C1 block 4 by 1500$/m);
+    expect(topUp.stdout).toMatch(/^ {4}card: WRITE A0 block 5 ← /m);
+    expect(topUp.balance).toBe(before.balance + 1500);
+    // The card keeps its value between runs, and the ledger's shadow of its purse agrees with it.
+    expect((await simulate('m1', 'balance')).balance).toBe(before.balance + 1500);
+    const card = await holder.request<any>('query($id: ID!) { node(id: $id) { ... on Card { cardType purseBalance { amount } pendingLoad { amount } } } }', { id: demo.m1Cards.gz.id });
+    expect(card.node).toEqual({ cardType: 'M1', purseBalance: { amount: before.balance + 1500 }, pendingLoad: { amount: 0 } });
+    expect(await checkLedger(db.orm.em.fork())).toEqual([]);
+  });
+
   it('the quickstart’s refund reaches the card at the next load session: `pending` lists it, `pickup` writes it once (docs/quickstart.md steps 6 to 8)', async () => {
     const merchant = new OneCardClient({ baseUrl: platform.url, clientId: demo.clients.merchant.client_id, clientSecret: demo.clients.merchant.client_secret, scope: 'payments:read payments:write refunds:write' });
     // Step 6: ¥50.00 at the counter, then lin pays ¥12.80 with the card on her home reader (the demo shop's simulated holder).

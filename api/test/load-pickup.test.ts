@@ -520,7 +520,7 @@ describe('who may pick up what', () => {
     expect(await codes({ pendingLoads: [] })).toEqual(['INVALID_INPUT']);
     expect(await codes({ pendingLoads: [a], amount: 100 })).toEqual(['INVALID_INPUT']);
     expect(await codes({ pendingLoads: [a], topUp: a })).toEqual(['INVALID_INPUT']);
-    // Pending loads go onto CPU cards: a pickup for an M1 card is refused before any session opens.
+    // The card is a CPU card: a pickup that names another card type is refused before any session opens.
     expect(await codes({ pendingLoads: [a], cardType: 'M1' })).toEqual(['INVALID_INPUT']);
     const bob = await cardholderApp(world, 'bob', ['card:read', 'card:topup']);
     const bobReader = await newReader(world, 'HOME-bob', world.gz, { kind: 'CARDHOLDER', id: bob.id });

@@ -37,7 +37,7 @@ function main(): void {
   const chain = [hostPem, toPem(caCert)];
   const key = { privateKey: host.privateKey, chainPem: chain };
   // A typical message: the first commands of a CPU load (five APDUs).
-  const content = (seq: number) => ({ session: 'Q2FyZFNlc3Npb246YmVuY2g', reader: 'BENCH-R1', seq, state: 'AUTHENTICATED', commands: Array.from({ length: 5 }, () => ({ apdu: '805000020B0100002710112233445566' })), result: null });
+  const content = (seq: number) => ({ session: 'Q2FyZFNlc3Npb246YmVuY2g', reader: 'BENCH-R1', seq, state: 'AUTHENTICATED', commands: Array.from({ length: 5 }, () => ({ apdu: '805000020B0100002710112233445566' })), result: null, expiresAt: '2026-12-07T00:02:00.000Z' });
   const signed = signHostMessage(key, content(0));
   const hostPublic = new X509Certificate(hostPem).publicKey;
   const payload = Buffer.from(signed.payload);

@@ -23,6 +23,7 @@ import {
   findCityFor,
   findFeePlanFor,
   findMerchantFor,
+  m1LoadLimitOf,
   listBillersFor,
   listCitiesFor,
   listFeePlansFor,
@@ -196,7 +197,7 @@ export class CityResolver {
   @Mutation(() => CityPayload, { description: 'Renames a city or its card company, or changes its time zone. Operator only (tenants:manage).' })
   async updateCity(@Arg('input', () => UpdateCityInput, { description: 'The city and what changes.' }) input: UpdateCityInput, @Ctx() ctx: GraphQLContext): Promise<CityPayload> {
     const { id } = fromGlobalId(input.city, 'City');
-    return withUserErrors<CityPayload>(async () => ({ city: cityView((await updateCity(ctx.em, id, { name: given(input.name), timeZone: given(input.timeZone), cardCompanyName: given(input.cardCompanyName) })).city), userErrors: [] }), { city: null });
+    return withUserErrors<CityPayload>(async () => ({ city: cityView((await updateCity(ctx.em, id, { name: given(input.name), timeZone: given(input.timeZone), cardCompanyName: given(input.cardCompanyName), m1LoadLimit: given(input.m1LoadLimit) })).city), userErrors: [] }), { city: null });
   }
 }
 
@@ -212,6 +213,12 @@ export class CardCompanyResolver {
   @FieldResolver(() => CityType, { description: 'The city whose cards it issues.' })
   city(@Root() company: CardCompanyType, @Ctx() ctx: GraphQLContext): Promise<CityType> {
     return visibleCity(ctx, company.cityUuid);
+  }
+
+  @FieldResolver(() => Money, { description: 'Its limit per M1 load: no top-up, refund or transfer larger than this is written onto one of its M1 cards in one write, since an M1 card proves a lost write only by its value (docs/cards.md, “What an M1 card proves”). Set by the operator (updateCity).' })
+  async m1LoadLimit(@Root() company: CardCompanyType, @Ctx() ctx: GraphQLContext): Promise<Money> {
+    const city = await visibleCity(ctx, company.cityUuid);
+    return Money.of(await m1LoadLimitOf(ctx.em, company.uuid), city.currency);
   }
 }
 

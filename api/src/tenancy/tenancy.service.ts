@@ -25,6 +25,22 @@ export interface UpdateCityInput {
   name?: string;
   timeZone?: string;
   cardCompanyName?: string;
+  /** The card company's limit per M1 load (docs/cards.md, "What an M1 card proves"). */
+  m1LoadLimit?: bigint;
+}
+
+/** What one M1 value block holds: no single load can be larger. */
+const M1_VALUE_MAX = 0x7fff_ffffn;
+
+function checkedM1LoadLimit(value: bigint): bigint {
+  if (typeof value !== 'bigint' || value < 1n || value > M1_VALUE_MAX) throw new TenancyError(Code.INVALID_INPUT, `a limit per M1 load is 1 to ${M1_VALUE_MAX} minor units (what an M1 value block holds)`, 'm1LoadLimit');
+  return value;
+}
+
+/** The card company's limit per M1 load, in minor units of its city's currency. */
+export async function m1LoadLimitOf(em: EntityManager, cardCompanyId: string): Promise<bigint> {
+  const [row] = await em.execute<{ m1_load_max: string }[]>(`select m1_load_max::text from card_company where id = ?`, [cardCompanyId]);
+  return BigInt(row!.m1_load_max);
 }
 
 export interface CreateFeePlanInput {
@@ -221,10 +237,12 @@ export async function updateCity(em: EntityManager, cityId: string, input: Updat
   const name = ifGiven(input.name, (v) => checkedName(v));
   const timeZone = ifGiven(input.timeZone, checkedTimeZone);
   const cardCompanyName = ifGiven(input.cardCompanyName, (v) => checkedName(v, 'cardCompanyName'));
+  const m1LoadLimit = ifGiven(input.m1LoadLimit, checkedM1LoadLimit);
   if (!UUID.test(cityId)) throw unknown(Code.UNKNOWN_CITY, 'city', cityId, 'city');
   return write(em, async (tx) => {
     if (!(await updateRow(tx, 'city', cityId, { name, time_zone: timeZone }))) throw unknown(Code.UNKNOWN_CITY, 'city', cityId, 'city');
     if (cardCompanyName !== undefined) await tx.execute(`update card_company set name = ? where city_id = ?`, [cardCompanyName, cityId]);
+    if (m1LoadLimit !== undefined) await tx.execute(`update card_company set m1_load_max = ? where city_id = ?`, [m1LoadLimit.toString(), cityId]);
     return {
       city: await tx.findOneOrFail(City, cityId, { refresh: true }),
       cardCompany: await tx.findOneOrFail(CardCompany, { city: cityId }, { refresh: true }),

@@ -165,6 +165,9 @@ export class UpdateCityInput {
 
   @Field(() => String, { nullable: true, description: 'New name of the city’s card company.' })
   cardCompanyName?: string | null;
+
+  @Field(() => MinorUnitsScalar, { nullable: true, description: 'New limit per M1 load of the city’s card company, in minor units (1 to 2147483647): what one write onto an M1 card may put at risk (docs/cards.md).' })
+  m1LoadLimit?: bigint | null;
 }
 
 @InputType({ description: 'A new fee plan.' })

@@ -7,8 +7,9 @@ import { sessionIsLive } from '../readers/session/card-claims.js';
 import { openSession } from '../readers/session/card-session.service.js';
 import { type CardSessionPurpose, openRefusal } from '../readers/session/purpose.js';
 import { SessionError } from '../readers/session/session.errors.js';
-import { checkPurseMaximum, finishLoad, lockWithEarlierClaims, settleEarlierClaim } from './pending-load.js';
-import { findTopUpFor, type LoadClaim, topUpById, topUpGlobalId, type TopUpRow } from './topups.service.js';
+import { cardTypeForLoad, checkPurseMaximum, finishLoad, loadClaimOf, lockWithEarlierClaims, proofOf, settleEarlierClaim } from './pending-load.js';
+import { findTopUpFor, topUpById, topUpGlobalId, type TopUpRow } from './topups.service.js';
+import { m1LoadLimitOf } from '../tenancy/tenancy.service.js';
 
 /**
  * Picking up a card's pending loads (补登, as the city's NFC app does it): the holder's app lists
@@ -80,7 +81,6 @@ export function loadPickup(limits: TopUpLimits): CardSessionPurpose {
       const ids = input.pendingLoads!;
       if (input.topUp != null) return openRefusal(UserErrorCode.INVALID_INPUT, 'name one top-up (topUp) or the pending loads to pick up (pendingLoads), not both', 'topUp');
       if (input.amount != null) return openRefusal(UserErrorCode.INVALID_INPUT, 'a pickup takes its amount from the pending loads', 'amount');
-      if ((input.cardType ?? 'CPU') !== 'CPU') return openRefusal(UserErrorCode.INVALID_INPUT, 'pending loads are written to CPU cards', 'cardType');
       if (ids.length === 0 || ids.length > MAX_PICKUP_LOADS) return openRefusal(UserErrorCode.INVALID_INPUT, `pick up 1 to ${MAX_PICKUP_LOADS} pending loads`, 'pendingLoads');
       const uuids = ids.map((id) => fromGlobalId(id, 'TopUp').id);
       const writeScope = principal.kind === 'CARDHOLDER_APP' ? 'card:topup' : 'topups:write';
@@ -93,8 +93,8 @@ export function loadPickup(limits: TopUpLimits): CardSessionPurpose {
       // Compared as the rows found, not as spelled: Postgres reads a uuid in any case, so one load could be named twice and written twice for one booking.
       if (new Set(rows.map((r) => r.id)).size !== rows.length) return openRefusal(UserErrorCode.INVALID_INPUT, 'a pending load is named twice', 'pendingLoads');
       if (new Set(rows.map((r) => r.card_id)).size !== 1) return openRefusal(UserErrorCode.INVALID_INPUT, 'the pending loads of one card at a time: the card on the reader', 'pendingLoads');
-      const [card] = await ctx.em.execute<{ id: string; asn: string; currency: string }[]>(
-        `select c.id, c.asn, btrim(ci.currency) as currency from card c join card_company cc on cc.id = c.card_company_id join city ci on ci.id = cc.city_id where c.id = ?`,
+      const [card] = await ctx.em.execute<{ id: string; asn: string; currency: string; card_company_id: string }[]>(
+        `select c.id, c.asn, btrim(ci.currency) as currency, c.card_company_id from card c join card_company cc on cc.id = c.card_company_id join city ci on ci.id = cc.city_id where c.id = ?`,
         [rows[0]!.card_id],
       );
       const listing = new Map((await pendingLoadsOfCard(ctx.em, card!, limits)).map((l) => [l.load.id, l]));
@@ -103,12 +103,19 @@ export function loadPickup(limits: TopUpLimits): CardSessionPurpose {
         if (!listed) return openRefusal(UserErrorCode.INVALID_INPUT, `${topUpGlobalId(row.id)} is ${row.status}, not a pending load`, 'pendingLoads');
         if (listed.heldBack?.code === 'LOAD_IN_PROGRESS') return openRefusal(UserErrorCode.INVALID_INPUT, listed.heldBack.message, 'pendingLoads');
       }
+      const cardType = await cardTypeForLoad(ctx.em, card!.id, input.cardType);
+      if (typeof cardType !== 'string') return openRefusal(UserErrorCode.INVALID_INPUT, cardType.refused, 'cardType');
       const amount = rows.reduce((sum, r) => sum + BigInt(r.amount), 0n);
+      // An M1 pickup is one write of their sum: the limit per M1 load applies to it, so say so now rather than at every tap.
+      if (cardType === 'M1') {
+        const limit = await m1LoadLimitOf(ctx.em, card!.card_company_id);
+        if (amount > limit) return openRefusal(UserErrorCode.INVALID_INPUT, `these loads (${yuan(amount)}) pass the limit per M1 load (${yuan(limit)}), and an M1 card takes a pickup in one write: pick up fewer at a time`, 'pendingLoads');
+      }
       const purse = await cardPurseBalance(ctx.em, card!.asn, card!.currency);
       if (purse + amount > limits.purseMax) {
         return openRefusal(UserErrorCode.PURSE_LIMIT_EXCEEDED, `the card holds ${yuan(purse)}; these loads (${yuan(amount)}) would take it past its purse maximum of ${yuan(limits.purseMax)}: pick up those Card.pendingLoads does not hold back`, 'pendingLoads');
       }
-      return openSession(ctx.em, { reader, operation: 'LOAD', cardType: 'CPU', amount, clientId: principal.clientId, purpose: LOAD_PICKUP, purposeData: { topUpIds: rows.map((r) => r.id).sort() } });
+      return openSession(ctx.em, { reader, operation: 'LOAD', cardType, amount, clientId: principal.clientId, purpose: LOAD_PICKUP, purposeData: { topUpIds: rows.map((r) => r.id).sort() } });
     },
 
     /**
@@ -132,8 +139,7 @@ export function loadPickup(limits: TopUpLimits): CardSessionPurpose {
       // An earlier write the card may have taken is settled first: the card's balance may be those loads.
       for (const topUp of loads) if (topUp.load_session_id && topUp.load_session_id !== pending.session.id) await settleEarlierClaim(em, topUp, pending);
       checkPurseMaximum(limits, pending.oldBalance, amount);
-      const claim: LoadClaim = { onlineCounter: pending.onlineCounter, oldBalance: pending.oldBalance, terminal: pending.terminal, date: pending.date, time: pending.time };
-      await em.execute(`update top_up set load_session_id = ?, load_claim = ?, updated_at = now() where id in (?)`, [pending.session.id, JSON.stringify(claim), loads.map((t) => t.id)]);
+      await em.execute(`update top_up set load_session_id = ?, load_claim = ?, updated_at = now() where id in (?)`, [pending.session.id, JSON.stringify(loadClaimOf(pending)), loads.map((t) => t.id)]);
     },
 
     /** The TAC proved the card took the sum: each pending load → the card's purse, LOADED. */
@@ -143,7 +149,7 @@ export function loadPickup(limits: TopUpLimits): CardSessionPurpose {
         const topUp = await topUpById(em, id, true);
         // As for a single load: the claim was this session's when MAC2 left the host; a load the card proved later is booked even if released since.
         if (!topUp || (topUp.load_session_id !== done.session.id && !proved)) throw new Error(`pending load ${id} is not claimed by card session ${done.session.id}`);
-        await finishLoad(em, topUp.id, done.session.id, { asn: done.asn, currency: done.currency }, proved ? `TAC from GET TRANSACTION PROVE in card session ${String(done.result.provedBy)}` : 'TAC (picked up with the card’s other pending loads)', String(done.result.tac));
+        await finishLoad(em, topUp.id, done.session.id, { asn: done.asn, currency: done.currency }, proofOf(done.result, 'TAC (picked up with the card’s other pending loads)'), typeof done.result.tac === 'string' ? done.result.tac : undefined);
       }
     },
   };

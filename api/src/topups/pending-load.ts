@@ -16,7 +16,8 @@ import { cardPurseAccount, pendingLoadAccount } from '../ledger/accounts.js';
 import { type KeyStore, UnknownCardKeyError } from '../readers/key-store.js';
 import { checkLoadProof } from '../readers/session/checks/transaction-proof.js';
 import { recordCounter } from '../readers/session/checks/counters.js';
-import type { SessionRow } from '../readers/session/session.model.js';
+import type { CardType, SessionRow } from '../readers/session/session.model.js';
+import { m1WriteOutcome } from '../readers/session/m1-writes.js';
 import type { TopUpLimits } from '../config/config.js';
 
 /**
@@ -44,6 +45,7 @@ export async function settleEarlierClaim(em: EntityManager, topUp: TopUpRow, pen
   const earlier = topUp.load_session_id!;
   if (await sessionIsLive(em, earlier, pending.now)) throw new SessionError('LOAD_IN_PROGRESS', 'another reader is writing this top-up onto the card; try again when it has finished');
   const claim = topUp.load_claim!;
+  if ('m1' in claim || pending.onlineCounter === null) return settleEarlierM1Claim(em, topUp, earlier);
   if (pending.onlineCounter === claim.onlineCounter) {
     await em.execute(`update top_up set load_session_id = null, load_claim = null, updated_at = now() where load_session_id = ? and status = 'PAID'`, [earlier]);
     return;
@@ -59,6 +61,39 @@ export async function settleEarlierClaim(em: EntityManager, topUp: TopUpRow, pen
     throw error;
   }
   throw new SessionError('LOAD_UNRESOLVED', 'the card’s online counter cannot tell whether it took an unanswered load of this top-up; the card company settles it', { topUp: topUp.id, claim, cardCounter: pending.onlineCounter, otherSessions: others.map((o) => o.id) });
+}
+
+/**
+ * An M1 card's earlier write of this load, settled from its value when this session read it
+ * (readers/session/m1-writes.ts, before any purpose runs): a LOADED top-up never gets here; not
+ * written frees the claim (on every load the write carried); otherwise the value could not tell,
+ * and the card company settles it (resolvePendingLoad).
+ */
+async function settleEarlierM1Claim(em: EntityManager, topUp: TopUpRow, earlier: string): Promise<void> {
+  const outcome = await m1WriteOutcome(em, earlier);
+  if (outcome === 'NOT_WRITTEN') {
+    await em.execute(`update top_up set load_session_id = null, load_claim = null, updated_at = now() where load_session_id = ? and status = 'PAID'`, [earlier]);
+    return;
+  }
+  throw new SessionError('LOAD_UNRESOLVED', 'the M1 card’s value cannot tell whether it took an unanswered write of this load (it moved by something else than the load); the card company settles it', { topUp: topUp.id, claim: topUp.load_claim, settledFrom: earlier, outcome: outcome ?? 'open' });
+}
+
+/** What a load session claims a pending load with: the evidence that settles its lost answer at the card's next session. */
+export function loadClaimOf(pending: PendingCredit): LoadClaim {
+  if (pending.m1) return { m1: pending.m1, oldBalance: pending.oldBalance };
+  return { onlineCounter: pending.onlineCounter!, oldBalance: pending.oldBalance, terminal: pending.terminal!, date: pending.date!, time: pending.time! };
+}
+
+/**
+ * Pending loads are written onto both card types: a CPU card by MAC2, an M1 card by a host-signed
+ * write script (issue 21). The session's card type is the card's, from the registry; a request that
+ * names another one is refused.
+ */
+export async function cardTypeForLoad(em: EntityManager, cardId: string, asked: CardType | null | undefined): Promise<CardType | { refused: string }> {
+  const [card] = await em.execute<{ card_type: CardType }[]>(`select card_type from card where id = ?`, [cardId]);
+  const type = card?.card_type ?? 'CPU';
+  if (asked != null && asked !== type) return { refused: `the card is a ${type} card, not ${asked}` };
+  return type;
 }
 
 /**
@@ -186,6 +221,17 @@ export async function finishLoad(em: EntityManager, topUpId: string, sessionId: 
   await moveTo(em, topUp.id, 'LOADED', `card session ${sessionId} (${proof})`, { sessionId });
 }
 
+/**
+ * What proved a completed load, for the top-up's history: the session's own TAC (or an M1 card's
+ * signed read-back), a proof at a later tap (GET TRANSACTION PROVE), or an M1 card's value at its
+ * next session.
+ */
+export function proofOf(result: Record<string, unknown>, own: string): string {
+  if (typeof result.proof === 'string') return result.proof;
+  if (typeof result.provedBy === 'string') return `TAC from GET TRANSACTION PROVE in card session ${result.provedBy}`;
+  return typeof result.tac === 'string' ? own : 'the reader’s signed read-back of the M1 card';
+}
+
 const yuan = (minor: bigint) => `${minor / 100n}.${(minor % 100n).toString().padStart(2, '0')}`;
 
 /** Before MAC2: the card (its balance proved by MAC1) may hold the load; otherwise it stays pending. */
@@ -209,9 +255,10 @@ export const pendingLoad = (limits: TopUpLimits): CardSessionPurpose => ({
     const topUp = principal.scopes.includes(writeScope) ? await findTopUpFor(ctx.em, principal, fromGlobalId(input.topUp!, 'TopUp').id) : null;
     if (!topUp) return openRefusal(UserErrorCode.NOT_FOUND, `no top-up ${input.topUp} you may load`, 'topUp');
     if (input.amount != null) return openRefusal(UserErrorCode.INVALID_INPUT, 'a top-up load takes its amount from the top-up', 'amount');
-    if ((input.cardType ?? 'CPU') !== 'CPU') return openRefusal(UserErrorCode.INVALID_INPUT, 'online top-ups are written to CPU cards', 'cardType');
+    const cardType = await cardTypeForLoad(ctx.em, topUp.card_id, input.cardType);
+    if (typeof cardType !== 'string') return openRefusal(UserErrorCode.INVALID_INPUT, cardType.refused, 'cardType');
     if (topUp.status !== 'PAID') return openRefusal(UserErrorCode.INVALID_INPUT, `the top-up is ${topUp.status}, not a pending load`, 'topUp');
-    return openSession(ctx.em, { reader, operation: 'LOAD', cardType: 'CPU', amount: BigInt(topUp.amount), clientId: principal.clientId, purpose: PENDING_LOAD, purposeData: { topUpId: topUp.id } });
+    return openSession(ctx.em, { reader, operation: 'LOAD', cardType, amount: BigInt(topUp.amount), clientId: principal.clientId, purpose: PENDING_LOAD, purposeData: { topUpId: topUp.id } });
   },
 
   /** Before MAC2 leaves the host: the top-up is this card's and still owed, and this session claims it. */
@@ -225,8 +272,7 @@ export const pendingLoad = (limits: TopUpLimits): CardSessionPurpose => ({
     // An earlier write the card may have taken is settled first: the card's balance may be that load.
     if (topUp.load_session_id && topUp.load_session_id !== pending.session.id) await settleEarlierClaim(em, topUp, pending);
     checkPurseMaximum(limits, pending.oldBalance, BigInt(topUp.amount));
-    const claim: LoadClaim = { onlineCounter: pending.onlineCounter, oldBalance: pending.oldBalance, terminal: pending.terminal, date: pending.date, time: pending.time };
-    await em.execute(`update top_up set load_session_id = ?, load_claim = ?, updated_at = now() where id = ?`, [pending.session.id, JSON.stringify(claim), topUp.id]);
+    await em.execute(`update top_up set load_session_id = ?, load_claim = ?, updated_at = now() where id = ?`, [pending.session.id, JSON.stringify(loadClaimOf(pending)), topUp.id]);
   },
 
   /** The TAC proved the card took it: pending loads → the card's purse, the top-up LOADED. */
@@ -237,7 +283,7 @@ export const pendingLoad = (limits: TopUpLimits): CardSessionPurpose => ({
     // A load the card proved later (GET TRANSACTION PROVE) is booked even if the card company released its claim since: the card holds it.
     const proved = typeof done.result.provedBy === 'string';
     if (!topUp || (topUp.load_session_id !== done.session.id && !proved)) throw new Error(`top-up ${topUpId} is not claimed by card session ${done.session.id}`);
-    await finishLoad(em, topUp.id, done.session.id, { asn: done.asn, currency: done.currency }, proved ? `TAC from GET TRANSACTION PROVE in card session ${String(done.result.provedBy)}` : 'TAC', String(done.result.tac));
+    await finishLoad(em, topUp.id, done.session.id, { asn: done.asn, currency: done.currency }, proofOf(done.result, 'TAC'), typeof done.result.tac === 'string' ? done.result.tac : undefined);
   },
 });
 

@@ -1,6 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { TopUpLimits } from '../config/config.js';
+import { m1LoadLimitOf } from '../tenancy/tenancy.service.js';
 import type { Principal } from '../auth/principal.js';
 import { toGlobalId } from '../graphql/global-id.js';
 import { crashPoint } from '../graphql/crash-point.js';
@@ -127,10 +128,19 @@ interface NewTopUp {
   paymentMethod: string | null;
 }
 
+/**
+ * An M1 card takes a top-up in one write script, which its card company limits (docs/cards.md,
+ * "What an M1 card proves"): a larger top-up could never be written onto it, so it is refused here.
+ */
+async function checkM1TopUp(tx: EntityManager, card: CardForTopUp, amount: bigint): Promise<void> {
+  const limit = await m1LoadLimitOf(tx, card.card_company_id);
+  if (amount > limit) throw new TopUpError('TOP_UP_AMOUNT_OUT_OF_RANGE', `an M1 card takes at most ${limit} minor units in one load (its card company's limit)`, 'amount');
+}
+
 /** Inserts a CREATED top-up for a card locked by the caller, within the limits; null when the key raced in first. */
 async function insertTopUp(tx: EntityManager, card: CardForTopUp, limits: TopUpLimits, t: NewTopUp): Promise<TopUpRow | null> {
   if (card.status !== 'ACTIVE') throw new TopUpError('CARD_NOT_USABLE', `the card is ${card.status}`, 'card');
-  if (card.card_type !== 'CPU') throw new TopUpError('CARD_NOT_USABLE', 'online top-ups are written to CPU cards; load an M1 card at a counter', 'card');
+  if (card.card_type === 'M1') await checkM1TopUp(tx, card, t.amount);
   const day = await checkLimits(tx, card, t.amount, limits);
   const id = randomUUID();
   const [row] = await tx.execute<{ id: string }[]>(

@@ -10,7 +10,9 @@ import { toGlobalId } from '../graphql/global-id.js';
 export type TopUpStatus = 'CREATED' | 'AWAITING_PAYMENT' | 'PAID' | 'LOADED' | 'SPENT' | 'FAILED' | 'CANCELED' | 'REFUNDING' | 'REFUNDED';
 export type TopUpOrigin = 'APP' | 'COUNTER' | 'AUTO' | 'TRANSFER' | 'REFUND';
 
-export interface LoadClaim {
+export type LoadClaim = CpuLoadClaim | M1LoadClaim;
+
+export interface CpuLoadClaim {
   /** The card's online counter and balance when the host issued MAC2 (before the card increments). */
   onlineCounter: number;
   oldBalance: number;
@@ -18,6 +20,12 @@ export interface LoadClaim {
   terminal: string;
   date: string;
   time: string;
+}
+
+/** An M1 card's claim: the value its write script was bound to, and the value it leaves. */
+export interface M1LoadClaim {
+  m1: { oldValue: number; newValue: number };
+  oldBalance: number;
 }
 
 export interface TopUpRow {

@@ -4,6 +4,7 @@
  * card companies, certified readers, virtual cards, and helpers to run a session through the SDK's
  * ReaderAgent or by hand (to tamper with what the reader says).
  */
+import { M1_SETTLE_AFTER_EXPIRY_SECONDS } from '../../src/readers/session/m1-writes.js';
 import { generateKeyPairSync } from 'node:crypto';
 import fs from 'node:fs/promises';
 import os from 'node:os';
@@ -278,6 +279,14 @@ export function brokenRelay(client: Requester, seq: number, lost: 'request' | 'a
 /** Ends a session's time now, as its 120 s running out would. */
 export async function expireSession(world: CardSessionWorld, sessionGlobalId: string): Promise<void> {
   await world.db.orm.em.fork().execute(`update card_session set expires_at = now() - interval '1 second' where id = ?`, [sessionUuid(sessionGlobalId)]);
+}
+
+/**
+ * A session that expired long enough ago for its unanswered M1 write to be settled from the card's
+ * value (M1_SETTLE_AFTER_EXPIRY_SECONDS past its expiry): no reader runs its script any more.
+ */
+export async function expireSessionPastSettleWait(world: CardSessionWorld, sessionGlobalId: string): Promise<void> {
+  await world.db.orm.em.fork().execute(`update card_session set expires_at = now() - make_interval(secs => ?) where id = ?`, [M1_SETTLE_AFTER_EXPIRY_SECONDS + 1, sessionUuid(sessionGlobalId)]);
 }
 
 /**

@@ -20,7 +20,11 @@ export type M1ScriptOp =
   | { op: 'read'; block: number }
   | { op: 'write'; block: number; data: string }
   | { op: 'increment' | 'decrement'; block: number; value: number }
-  | { op: 'transfer'; block: number };
+  | { op: 'transfer'; block: number }
+  /** The script is for this card only: any other UID ends it before anything is written. */
+  | { op: 'uid'; uid: string }
+  /** The value block must hold this value now (the value the host bound the write to), or the script ends. */
+  | { op: 'compare'; block: number; value: number };
 export interface M1ScriptResult {
   ok: boolean;
   data?: string;
@@ -43,12 +47,36 @@ export interface M1Card {
   halt(): void | Promise<void>;
 }
 
-/** Runs a script step by step; the first failure ends it (what is done stays done, as on a card). */
+/** A script step the card itself would not refuse, refused by the reader: the card is not the one, or not as the host saw it. */
+class M1BindingError extends Error {
+  constructor(readonly code: 'UID_MISMATCH' | 'VALUE_MISMATCH', message: string) {
+    super(message);
+  }
+}
+
+/** The value of a 16-byte value block (value, NOT value, value, little-endian), or null when it is not one. */
+function valueOfBlock(block: Uint8Array): number | null {
+  if (block.length !== 16) return null;
+  const b = Buffer.from(block);
+  const value = b.readInt32LE(0);
+  return b.readInt32LE(4) === ~value && b.readInt32LE(8) === value ? value : null;
+}
+
+/**
+ * Runs a script step by step; the first failure ends it (what is done stays done, as on a card).
+ * A host write script starts with `uid` and `compare`: replayed onto another card, or onto this
+ * card after its value moved, it ends there, before any write.
+ */
 export async function runM1Script(card: M1Card, script: M1ScriptOp[]): Promise<M1ScriptResult[]> {
   const results: M1ScriptResult[] = [];
   for (const step of script) {
     try {
-      if (step.op === 'auth') await card.authenticate(step.block, step.keyType, Buffer.from(step.key, 'hex'));
+      if (step.op === 'uid') {
+        if (card.uid.toUpperCase() !== step.uid.toUpperCase()) throw new M1BindingError('UID_MISMATCH', `the script is for card ${step.uid}, not ${card.uid}`);
+      } else if (step.op === 'compare') {
+        const value = valueOfBlock(await card.read(step.block));
+        if (value !== step.value) throw new M1BindingError('VALUE_MISMATCH', `block ${step.block} holds ${value ?? 'no value'}, the script was written for ${step.value}`);
+      } else if (step.op === 'auth') await card.authenticate(step.block, step.keyType, Buffer.from(step.key, 'hex'));
       else if (step.op === 'read') {
         results.push({ ok: true, data: Buffer.from(await card.read(step.block)).toString('hex').toUpperCase() });
         continue;
@@ -89,7 +117,7 @@ export interface SessionReply {
 }
 
 /** Why the reader refused a host message (and ran none of it). */
-export type HostMessageRefusal = 'UNSIGNED' | 'UNTRUSTED_CERTIFICATE' | 'BAD_SIGNATURE' | 'MALFORMED' | 'WRONG_SESSION' | 'WRONG_READER' | 'WRONG_SEQUENCE';
+export type HostMessageRefusal = 'UNSIGNED' | 'UNTRUSTED_CERTIFICATE' | 'BAD_SIGNATURE' | 'MALFORMED' | 'WRONG_SESSION' | 'WRONG_READER' | 'WRONG_SEQUENCE' | 'EXPIRED';
 
 /**
  * The reader refused what came back as the host's message: nothing of it reached the card. The
@@ -114,6 +142,8 @@ interface SignedHostMessage {
   state: string;
   commands: ReaderCommand[];
   result: Record<string, unknown> | null;
+  /** The session's expiry (ISO 8601): nothing of the message is run after it. */
+  expiresAt?: string;
 }
 
 /** Sends one signed message to the API (through the app that holds the OAuth token). */
@@ -144,6 +174,13 @@ export interface ReaderAgentOptions {
   /** An M1 card, for sessions that drive one by scripts. */
   m1?: M1Card;
   send: SendMessage;
+  /**
+   * The reader's clock (ms since the epoch; default `Date.now`). A host message carrying commands is
+   * run only up to the session expiry it is signed with: a script a relay held back goes stale. The
+   * host settles an unanswered M1 write from the card's value only a minute after that expiry, so a
+   * reader clock up to a minute behind the host's is safe; keep it synchronised (NTP).
+   */
+  clock?: () => number;
 }
 
 /** The GraphQL mutation a `send` built on the SDK client uses. */
@@ -214,7 +251,8 @@ export class ReaderAgent {
   verifyHostMessage(reply: SessionReply, sessionId: string, seq: number): SignedHostMessage {
     const signed = reply.hostMessage;
     if (!signed?.payload || !signed.signature || !Array.isArray(signed.certificateChain) || signed.certificateChain.length < 2) throw new HostMessageRefusedError('UNSIGNED', 'the host message is not signed');
-    const hostKey = this.hostKeyOf(signed.certificateChain, Date.now());
+    const now = this.opts.clock?.() ?? Date.now();
+    const hostKey = this.hostKeyOf(signed.certificateChain, now);
     let ok = false;
     try {
       ok = verify('sha256', Buffer.from(signed.payload, 'utf8'), hostKey, Buffer.from(signed.signature, 'base64'));
@@ -232,6 +270,13 @@ export class ReaderAgent {
     if (message.session !== sessionId) throw new HostMessageRefusedError('WRONG_SESSION', 'the host message is for another session');
     if (message.reader !== this.serial) throw new HostMessageRefusedError('WRONG_READER', 'the host message is for another reader');
     if (message.seq !== seq) throw new HostMessageRefusedError('WRONG_SEQUENCE', `the host message answers message ${message.seq}, not ${seq}`);
+    // Commands run only within the session they belong to: a script delivered late may already be
+    // taken as not run by the host (an M1 write settled from a value read elsewhere).
+    if (message.commands.length > 0) {
+      const expiresAt = typeof message.expiresAt === 'string' ? Date.parse(message.expiresAt) : Number.NaN;
+      if (Number.isNaN(expiresAt)) throw new HostMessageRefusedError('MALFORMED', 'the host message carries commands but no session expiry');
+      if (now > expiresAt) throw new HostMessageRefusedError('EXPIRED', `the session expired at ${message.expiresAt}: its commands are not run`);
+    }
     return message;
   }
 

@@ -17,7 +17,11 @@ export type M1Op =
   | { op: 'read'; block: number }
   | { op: 'write'; block: number; data: string }
   | { op: 'increment' | 'decrement'; block: number; value: number }
-  | { op: 'transfer'; block: number };
+  | { op: 'transfer'; block: number }
+  /** The reader runs the script on this card only (any other UID ends it before anything is written). */
+  | { op: 'uid'; uid: string }
+  /** The block must hold this value now, or the script ends before anything is written. */
+  | { op: 'compare'; block: number; value: number };
 
 export interface M1Result {
   ok: boolean;
@@ -46,16 +50,27 @@ export function readPurseScript(keyB: Buffer): M1Op[] {
   ];
 }
 
-/** Changes the purse by `amount` and refreshes the backup, then reads the value back. */
-export function changePurseScript(keyB: Buffer, operation: 'increment' | 'decrement', amount: number, expectedNewValue: number): M1Op[] {
+/**
+ * The write (issue 21): bound to the card's UID and to the value the host read, then the change,
+ * the backup, and both read back. Replayed onto another card, or onto this card once its value has
+ * moved, it ends at `uid` or `compare`, before anything is written; the reader signs the results.
+ */
+export function writePurseScript(write: { uid: string; keyB: Buffer; operation: 'increment' | 'decrement'; amount: number; oldValue: number; newValue: number }): M1Op[] {
   return [
-    { op: 'auth', block: M1_PURSE.valueBlock, keyType: 'B', key: hexKey(keyB) },
-    { op: operation, block: M1_PURSE.valueBlock, value: amount },
+    { op: 'uid', uid: write.uid },
+    { op: 'auth', block: M1_PURSE.valueBlock, keyType: 'B', key: hexKey(write.keyB) },
+    { op: 'compare', block: M1_PURSE.valueBlock, value: write.oldValue },
+    { op: write.operation, block: M1_PURSE.valueBlock, value: write.amount },
     { op: 'transfer', block: M1_PURSE.valueBlock },
-    { op: 'write', block: M1_PURSE.backupBlock, data: encodeValueBlock(expectedNewValue, M1_PURSE.valueBlock).toString('hex').toUpperCase() },
+    { op: 'write', block: M1_PURSE.backupBlock, data: encodeValueBlock(write.newValue, M1_PURSE.valueBlock).toString('hex').toUpperCase() },
     { op: 'read', block: M1_PURSE.valueBlock },
+    { op: 'read', block: M1_PURSE.backupBlock },
   ];
 }
+
+/** The write script's results: how many, and the last step that runs before the card is changed. */
+export const WRITE_SCRIPT_STEPS = 8;
+export const WRITE_SCRIPT_LAST_CHECK = 2;
 
 export class M1AnswerError extends Error {}
 

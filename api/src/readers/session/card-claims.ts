@@ -2,6 +2,7 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import type { TransactionRecord } from './apdu.js';
 import type { PendingDebit } from './purpose.js';
 import { SessionError, type SessionRefusal } from './session.errors.js';
+import { m1WriteOutcome } from './m1-writes.js';
 
 /**
  * What a card proves about an earlier attempt to pay, whatever was being paid. A debit guard
@@ -62,6 +63,13 @@ export async function settleEarlierClaim(
   const claim = attempt.claim;
   if (!claim) return;
   if (claim.cardAsn !== pending.asn) throw new SessionError('PAYMENT_UNRESOLVED', `another card may have paid ${attempt.what} (its answer was lost): present that card`, attempt.ref);
+  if (claim.offlineCounter === null) {
+    // An M1 card: its value settled the attempt when this session read it (m1-writes.ts). Paid, the
+    // obligation is already settled and never gets here; not paid, this session goes ahead.
+    const outcome = await m1WriteOutcome(em, attempt.sessionId!);
+    if (outcome === 'NOT_WRITTEN') return;
+    throw new SessionError('PAYMENT_UNRESOLVED', `the M1 card's value cannot tell whether it paid ${attempt.what} in an earlier session whose answer was lost; the merchant and card company settle it`, { ...attempt.ref, claim, outcome: outcome ?? 'open' });
+  }
   const paid = cardPaidClaim(claim, pending, pending.lastRecord);
   if (paid === 'not-paid') return;
   if (paid === 'paid') {

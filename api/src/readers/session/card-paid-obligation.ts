@@ -66,7 +66,7 @@ export function cardPaidObligation<Row extends ObligationRow, Checked = void>(sp
       // The claim was this session's when MAC1 left the host, and nothing takes a live claim over.
       // A purchase the card proved later (GET TRANSACTION PROVE) is settled whoever holds the claim now: the card paid.
       if (!row || (row.card_session_id !== done.session.id && typeof done.result.provedBy !== 'string')) throw new Error(`${spec.noun} ${id} is not claimed by card session ${done.session.id}`);
-      const proof = typeof done.result.provedBy === 'string' ? `TAC from GET TRANSACTION PROVE in card session ${done.result.provedBy}` : 'TAC';
+      const proof = typeof done.result.proof === 'string' ? done.result.proof : typeof done.result.provedBy === 'string' ? `TAC from GET TRANSACTION PROVE in card session ${done.result.provedBy}` : typeof done.result.tac === 'string' ? 'TAC' : 'the reader’s signed read-back of the M1 card';
       await spec.settle(em, row, done.session.id, done, proof, typeof done.result.tac === 'string' ? done.result.tac : undefined);
     },
 

@@ -6,6 +6,7 @@ import { parseBody } from './checks/body.js';
 import { type HostMessage, signHostMessage } from './envelope.js';
 import { toGlobalId } from '../../graphql/global-id.js';
 import { ENVELOPE, ENVELOPE_CHECKS, PRE_STEP_CHECKS, stepFor } from './pipeline.js';
+import { keepingLateReport } from './steps/m1.js';
 import type { CardSessionPurpose, CardStatusLookup, PurseObserver } from './purpose.js';
 import { type CardOperation, type CardType, type IncomingMessage, MAX_CARD_AMOUNT, type ReaderCommand, SESSION_TTL_SECONDS, type SessionRow } from './session.model.js';
 import type { ProvedValueReturn, SessionDeps } from './step.js';
@@ -105,7 +106,12 @@ async function runStep(tx: EntityManager, deps: SessionDeps, now: Date, message:
   const loaded = await lockSessionWithReader(tx, message.sessionId);
   if (!loaded) return null;
   const { session, reader } = loaded;
-  for (const check of ENVELOPE) ENVELOPE_CHECKS[check](session, message, now);
+  try {
+    for (const check of ENVELOPE) ENVELOPE_CHECKS[check](session, message, now);
+  } catch (err) {
+    // An M1 write's signed report after its session ended still says what the card holds.
+    throw keepingLateReport(err, deps, session, reader, message);
+  }
   const body = parseBody(message.body);
   const step = stepFor(session);
   for (const check of step.before) PRE_STEP_CHECKS[check](session, message, body);
@@ -139,6 +145,7 @@ async function runStep(tx: EntityManager, deps: SessionDeps, now: Date, message:
     state: updated!.state,
     commands: result.commands,
     result: updated!.result,
+    expiresAt: new Date(updated!.expires_at).toISOString(),
   });
   return { session: updated!, commands: result.commands, hostMessage };
 }

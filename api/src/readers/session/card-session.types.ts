@@ -154,7 +154,7 @@ export class CardSessionMessageInput {
 
 @ObjectType({ description: 'What the host sends the reader, signed: the reader verifies it before it touches the card, and acts on `payload` only.' })
 export class HostMessageType {
-  @Field({ description: 'JSON: `protocol` (onecard-host-v1), `session` (global id), `reader` (its serial), `seq` (of the reader message this answers), `state`, `commands`, `result`.' })
+  @Field({ description: 'JSON: `protocol` (onecard-host-v1), `session` (global id), `reader` (its serial), `seq` (of the reader message this answers), `state`, `commands`, `result`, `expiresAt` (the session’s expiry, ISO 8601: the reader runs no command after it).' })
   payload!: string;
 
   @Field({ description: 'Base64 ECDSA P-256 / SHA-256 (DER) signature over the payload’s UTF-8 bytes, by the host key.' })

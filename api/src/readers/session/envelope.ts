@@ -50,7 +50,8 @@ export const HOST_MESSAGE_PROTOCOL = 'onecard-host-v1';
 
 export function signHostMessage(
   key: { privateKey: KeyObject; chainPem: string[] },
-  content: { session: string; reader: string; seq: number; state: string; commands: unknown[]; result: unknown },
+  /** `expiresAt`: the session's expiry; a reader runs nothing of the message after it (a script held by a relay goes stale). */
+  content: { session: string; reader: string; seq: number; state: string; commands: unknown[]; result: unknown; expiresAt: string },
 ): HostMessage {
   const payload = JSON.stringify({ protocol: HOST_MESSAGE_PROTOCOL, ...content });
   return { payload, signature: sign('sha256', Buffer.from(payload, 'utf8'), key.privateKey).toString('base64'), certificateChain: key.chainPem };

@@ -49,7 +49,9 @@ export type CheckName =
   | 'cryptograms'
   | 'transaction-proof'
   | 'purpose'
-  | 'purse-cover';
+  | 'purse-cover'
+  | 'm1-value'
+  | 'm1-load';
 
 /**
  * Each check: what it holds, and the refusals it gives (pipeline.test.ts holds each file in checks/
@@ -72,6 +74,8 @@ export const CHECKS: Readonly<Record<CheckName, { holds: string; refusals: reado
   'transaction-proof': { holds: 'an earlier load or purchase whose answer was lost is booked when GET TRANSACTION PROVE answers a proof that verifies with the card’s keys; any other answer books nothing; a load is refused while the card has passed an unanswered load it did not prove', refusals: ['LOAD_UNRESOLVED'] },
   purpose: { holds: 'the purpose’s guard: what the session pays or loads is still owed, and this session claims it', refusals: ['PURPOSE_REFUSED', 'ALREADY_PAID', 'PAYMENT_IN_PROGRESS', 'PAYMENT_UNRESOLVED', 'ALREADY_LOADED', 'LOAD_IN_PROGRESS', 'LOAD_UNRESOLVED', 'PURSE_LIMIT_EXCEEDED'] },
   'purse-cover': { holds: 'the ledger’s purse shadow covers the purchase', refusals: ['PURSE_MISMATCH'] },
+  'm1-value': { holds: 'an earlier M1 write whose answer was lost is settled from the value read now: booked if it is the value the write left, released if it is the one the write was bound to, unresolved otherwise', refusals: [] },
+  'm1-load': { holds: 'an M1 load is within its card company’s limit per M1 load, and a card once written by a write taken as not made holds no more than the ledger booked', refusals: ['M1_LOAD_LIMIT', 'PURSE_MISMATCH'] },
 };
 
 export interface MessageStep {
@@ -101,9 +105,10 @@ export const PIPELINE: Readonly<Partial<Record<MessageKind, MessageStep>>> = {
   'CPU * AWAITING_PROOF': { name: 'proofAnswer', before: ['signature', 'reader-report'], step: proofAnswered, checks: ['body', 'transaction-proof'] },
   'M1 * OPEN': HELLO,
   'M1 * AUTHENTICATED': { name: 'm1Identified', before: ['signature', 'reader-report'], step: m1Identified, checks: ['body', 'card-answers', 'card-status'] },
-  'M1 BALANCE AWAITING_PURSE': { name: 'm1PurseRead', before: ['signature', 'reader-report'], step: m1PurseRead, checks: ['body', 'card-answers'] },
-  'M1 LOAD AWAITING_PURSE': { name: 'm1PurseRead', before: ['signature', 'reader-report'], step: m1PurseRead, checks: ['body', 'card-answers'] },
-  'M1 PURCHASE AWAITING_PURSE': { name: 'm1PurseRead', before: ['signature', 'reader-report'], step: m1PurseRead, checks: ['body', 'card-answers', 'purse-cover', 'purpose'] },
+  'M1 BALANCE AWAITING_PURSE': { name: 'm1PurseRead', before: ['signature', 'reader-report'], step: m1PurseRead, checks: ['body', 'card-answers', 'm1-value'] },
+  'M1 LOAD AWAITING_PURSE': { name: 'm1PurseRead', before: ['signature', 'reader-report'], step: m1PurseRead, checks: ['body', 'card-answers', 'm1-value', 'purpose', 'm1-load'] },
+  'M1 PURCHASE AWAITING_PURSE': { name: 'm1PurseRead', before: ['signature', 'reader-report'], step: m1PurseRead, checks: ['body', 'card-answers', 'm1-value', 'card-answers', 'purse-cover', 'purpose'] },
+  'M1 BALANCE AWAITING_WRITE': { name: 'm1Written', before: ['signature', 'reader-report'], step: m1Written, checks: ['body', 'card-answers'] },
   'M1 LOAD AWAITING_WRITE': { name: 'm1Written', before: ['signature', 'reader-report'], step: m1Written, checks: ['body', 'card-answers'] },
   'M1 PURCHASE AWAITING_WRITE': { name: 'm1Written', before: ['signature', 'reader-report'], step: m1Written, checks: ['body', 'card-answers'] },
 };

@@ -99,20 +99,23 @@ export interface PendingCredit {
   reader: ReaderRow;
   card: CardIdentity;
   amount: number;
-  /** What INITIALIZE FOR LOAD told the host; MAC1 has proven it. */
+  /** What INITIALIZE FOR LOAD told the host (MAC1 has proven it); an M1 card's value as the reader read it. */
   oldBalance: number;
-  onlineCounter: number;
-  /** The newest record of the card's transaction log, or null when the log is empty. */
+  /** CPU: the online counter MAC1 authenticates; null for an M1 card, which has none. */
+  onlineCounter: number | null;
+  /** The newest record of the card's transaction log, or null when the log is empty (or an M1 card). */
   lastRecord: TransactionRecord | null;
-  /** The terminal id, date and time the host is about to bind into MAC2. */
-  terminal: string;
-  date: string;
-  time: string;
+  /** CPU: the terminal id, date and time the host is about to bind into MAC2; null for an M1 card. */
+  terminal: string | null;
+  date: string | null;
+  time: string | null;
+  /** M1: the value the write script is bound to and the value it must leave (readers/session/m1-writes.ts); null for a CPU card. */
+  m1: { oldValue: number; newValue: number } | null;
   now: Date;
 }
 
 /**
- * What a purpose may check, and claim, before MAC2 leaves the host (after which the card can be
+ * What a purpose may check, and claim, before MAC2 (or an M1 write script) leaves the host (after which the card can be
  * credited), e.g. that a pending load is still owed and no other session is writing it. It refuses
  * with a SessionError; work that must stand despite the refusal goes in the error's `keep`.
  */

@@ -48,6 +48,8 @@ export const SESSION_REFUSALS = [
   'PAYMENT_IN_PROGRESS',
   /** An earlier attempt to pay got no answer and the card cannot show whether it paid; the merchant and card company settle it. */
   'PAYMENT_UNRESOLVED',
+  /** An M1 load above its card company's limit per M1 load (what a value-only card can put at risk): it stays pending. */
+  'M1_LOAD_LIMIT',
 ] as const;
 export type SessionRefusal = (typeof SESSION_REFUSALS)[number];
 

@@ -12,7 +12,7 @@ import { checkPurseCover } from '../checks/purse-cover.js';
 import { complete, guardCredit, guardDebit } from '../complete.js';
 import { sealForReader } from '../envelope.js';
 import { type CardIdentity, cardOf, hex, type PurchaseInit, type SessionContext } from '../session.model.js';
-import type { Step, StepInput } from '../step.js';
+import type { Step, StepInput, StepResult } from '../step.js';
 import { SessionError } from '../session.errors.js';
 import { cardClock, nextTerminalSerial, terminalIdOf } from '../terminal.js';
 import { askForProofIfOwed, openClaims, provingKinds, recordTaken, settleFromProof } from '../transaction-proofs.js';
@@ -83,7 +83,7 @@ export const loadInitialized: Step = async (s) => {
   checkLoadMac1(loadMac1({ algorithm, sessionKey, oldBalance: init.oldBalance, amount, terminalId }), init.mac1);
   const { date, time } = cardClock(s.now);
   // The purpose first: a top-up whose earlier claim the card's counter proves taken is settled (ALREADY_LOADED).
-  await guardCredit(s, { card, amount, oldBalance: init.oldBalance, onlineCounter: init.onlineCounter, lastRecord, terminal: hex(terminalId), date, time });
+  await guardCredit(s, { card, amount, oldBalance: init.oldBalance, onlineCounter: init.onlineCounter, lastRecord, terminal: hex(terminalId), date, time, m1: null });
   await refuseIfLoadUnproved(s, card.asn, init.onlineCounter);
   const mac2 = loadMac2({ algorithm, sessionKey, amount, terminalId, date, time });
   return {
@@ -96,6 +96,24 @@ export const loadInitialized: Step = async (s) => {
 };
 
 /**
+ * INITIALIZE FOR PURCHASE's answer. `94 01` (less than the amount) may be the work of an earlier
+ * purchase whose answer was lost: the card paid it and holds less now. That one is still settled at
+ * this tap (issue 21): the card is asked to prove it (GET TRANSACTION PROVE) before the session is
+ * refused, rather than the payment being canceled a day later with a discrepancy.
+ */
+async function purchaseInitializeOrProof(s: StepInput, card: CardIdentity, context: SessionContext, answer: string | undefined): Promise<apdu.InitializeForPurchaseAnswer | StepResult> {
+  try {
+    return cardAnswer(() => apdu.parseInitializeForPurchase(apdu.ok(answer, 'INITIALIZE FOR PURCHASE')), { [apdu.SW_INSUFFICIENT_BALANCE]: 'INSUFFICIENT_BALANCE' });
+  } catch (err) {
+    if (!(err instanceof SessionError) || err.refusal !== 'INSUFFICIENT_BALANCE') throw err;
+    // No counter to compare with (the card answered none): every open claim of the card is asked about.
+    const proving = await askForProofIfOwed(s, card, context, {});
+    if (proving) return proving;
+    throw err;
+  }
+}
+
+/**
  * PURCHASE, message 1: the host plays the reader's PSAM (CARD-PROTOCOL.md §5). Before MAC1 leaves
  * the host (after which the card can pay), everything that could refuse the purchase is checked, so
  * a refusal never leaves a card debited with nothing booked.
@@ -104,7 +122,8 @@ export const purchaseInitialized: Step = async (s) => {
   const { card, context, rest: [logAnswer, answer], counters } = await identifyCard(s, 4);
   const { session, reader } = s;
   const lastRecord = lastRecordOf(logAnswer);
-  const init = cardAnswer(() => apdu.parseInitializeForPurchase(apdu.ok(answer, 'INITIALIZE FOR PURCHASE')), { [apdu.SW_INSUFFICIENT_BALANCE]: 'INSUFFICIENT_BALANCE' });
+  const init = await purchaseInitializeOrProof(s, card, context, answer);
+  if ('state' in init) return init;
   await checkCounter(s.em, card.asn, 'offline_counter', init.offlineCounter, counters);
   const proving = await askForProofIfOwed(s, card, context, { offlineCounter: init.offlineCounter });
   if (proving) return proving;
