@@ -214,14 +214,19 @@ export type CardMasterKeyPurpose =
 
 /** A master key version of your card company. */
 export type CardMasterKeyRefInput = {
+  /** Its key version (0–255). */
   keyVersion: number;
+  /** What card keys it derives. */
   purpose: CardMasterKeyPurpose;
 };
 
 /** PENDING (imported, not used yet) → ACTIVE (card sessions use it) → RETIRED (they no longer do). */
 export type CardMasterKeyStatus =
+  /** Card sessions naming this key version use it. */
   | 'ACTIVE'
+  /** Imported and checked against its key check value; no card session uses it until activated. */
   | 'PENDING'
+  /** No card session uses it any more: a card still naming it is refused as an unknown key. */
   | 'RETIRED';
 
 /** What a card session does: read the balance, load value onto the card (圈存), or take a purchase from it (消费). */
@@ -473,11 +478,13 @@ export type ImportBillsCsvInput = {
 
 /** A master key wrapped under the key-transport key, with its check value. */
 export type ImportCardMasterKeyInput = {
+  /** Its cipher. */
   algorithm: CardKeyAlgorithm;
   /** The key check value the key ceremony recorded (6 hex digits); the import is refused unless the unwrapped key has it. */
   keyCheckValue: string;
   /** A new key version (0–255). */
   keyVersion: number;
+  /** What card keys it derives. */
   purpose: CardMasterKeyPurpose;
   /** Base64 of the RSA-OAEP (SHA-1) encryption of the 16 key bytes under `cardKeyTransportKey`. */
   wrappedKey: string;
@@ -517,9 +524,11 @@ export type JournalLineInput = {
   debit?: number | null | undefined;
 };
 
-/** Where a key lives: SOFTWARE (sealed with the platform’s key-encryption key in the database) or PKCS11 (inside the HSM, never extractable). */
+/** Where a key lives. */
 export type KeyStorage =
+  /** Inside the PKCS#11 HSM, sensitive and never extractable. */
   | 'PKCS11'
+  /** Sealed with the platform’s key-encryption key in the database. */
   | 'SOFTWARE';
 
 /** How a bill’s late fee (滞纳金) is counted after its due date, in the biller’s city time zone. */

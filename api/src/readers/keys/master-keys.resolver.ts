@@ -47,7 +47,7 @@ export class MasterKeyResolver {
 
   @Authorized('ISSUER', 'cardkeys:manage')
   @Mutation(() => CardMasterKeyPayload, { description: 'Imports a master key wrapped under `cardKeyTransportKey`; it is PENDING until activated. A 3DES key goes into the HSM when one is configured. Scope cardkeys:manage.' })
-  async importCardMasterKey(@Arg('input', () => ImportCardMasterKeyInput) input: ImportCardMasterKeyInput, @Ctx() ctx: GraphQLContext): Promise<CardMasterKeyPayload> {
+  async importCardMasterKey(@Arg('input', () => ImportCardMasterKeyInput, { description: 'The wrapped key, its version and check value.' }) input: ImportCardMasterKeyInput, @Ctx() ctx: GraphQLContext): Promise<CardMasterKeyPayload> {
     return withUserErrors<CardMasterKeyPayload>(async () => {
       const wrappedKey = Buffer.from(input.wrappedKey, 'base64');
       if (wrappedKey.toString('base64') !== input.wrappedKey.replace(/\s+/g, '')) throw new MasterKeyRefusal('INVALID_INPUT', 'wrappedKey is base64', 'wrappedKey');
@@ -59,13 +59,13 @@ export class MasterKeyResolver {
 
   @Authorized('ISSUER', 'cardkeys:manage')
   @Mutation(() => CardMasterKeyPayload, { description: 'PENDING → ACTIVE: card sessions naming this key version use it from now on. Scope cardkeys:manage.' })
-  async activateCardMasterKey(@Arg('input', () => CardMasterKeyRefInput) input: CardMasterKeyRefInput, @Ctx() ctx: GraphQLContext): Promise<CardMasterKeyPayload> {
+  async activateCardMasterKey(@Arg('input', () => CardMasterKeyRefInput, { description: 'The key version to activate.' }) input: CardMasterKeyRefInput, @Ctx() ctx: GraphQLContext): Promise<CardMasterKeyPayload> {
     return withUserErrors<CardMasterKeyPayload>(async () => ({ masterKey: view(await changeMasterKeyStatus(ctx.em, { cardCompanyId: ctx.principal!.tenantId!, ...input, to: 'ACTIVE' })), userErrors: [] }), { masterKey: null });
   }
 
   @Authorized('ISSUER', 'cardkeys:manage')
   @Mutation(() => CardMasterKeyPayload, { description: 'ACTIVE → RETIRED: no card session uses this key version any more (cards still carrying it are refused until re-keyed). Scope cardkeys:manage.' })
-  async retireCardMasterKey(@Arg('input', () => CardMasterKeyRefInput) input: CardMasterKeyRefInput, @Ctx() ctx: GraphQLContext): Promise<CardMasterKeyPayload> {
+  async retireCardMasterKey(@Arg('input', () => CardMasterKeyRefInput, { description: 'The key version to retire.' }) input: CardMasterKeyRefInput, @Ctx() ctx: GraphQLContext): Promise<CardMasterKeyPayload> {
     return withUserErrors<CardMasterKeyPayload>(async () => ({ masterKey: view(await changeMasterKeyStatus(ctx.em, { cardCompanyId: ctx.principal!.tenantId!, ...input, to: 'RETIRED' })), userErrors: [] }), { masterKey: null });
   }
 }

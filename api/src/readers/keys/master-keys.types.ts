@@ -37,41 +37,53 @@ export enum CardMasterKeyStatusEnum {
 registerEnumType(CardMasterKeyStatusEnum, {
   name: 'CardMasterKeyStatus',
   description: 'PENDING (imported, not used yet) → ACTIVE (card sessions use it) → RETIRED (they no longer do).',
+  valuesConfig: {
+    PENDING: { description: 'Imported and checked against its key check value; no card session uses it until activated.' },
+    ACTIVE: { description: 'Card sessions naming this key version use it.' },
+    RETIRED: { description: 'No card session uses it any more: a card still naming it is refused as an unknown key.' },
+  },
 });
 
 export enum KeyStorageEnum {
   SOFTWARE = 'SOFTWARE',
   PKCS11 = 'PKCS11',
 }
-registerEnumType(KeyStorageEnum, { name: 'KeyStorage', description: 'Where a key lives: SOFTWARE (sealed with the platform’s key-encryption key in the database) or PKCS11 (inside the HSM, never extractable).' });
+registerEnumType(KeyStorageEnum, {
+  name: 'KeyStorage',
+  description: 'Where a key lives.',
+  valuesConfig: {
+    SOFTWARE: { description: 'Sealed with the platform’s key-encryption key in the database.' },
+    PKCS11: { description: 'Inside the PKCS#11 HSM, sensitive and never extractable.' },
+  },
+});
 
 @ObjectType('CardMasterKey', { description: 'A card company’s master key version, described: never the key itself, which no API returns.' })
 export class CardMasterKeyType {
-  @Field(() => CardMasterKeyPurposeEnum)
+  @Field(() => CardMasterKeyPurposeEnum, { description: 'What card keys it derives.' })
   purpose!: CardMasterKeyPurposeEnum;
 
   @Field(() => Int, { description: 'The key version the card names (0–255).' })
   keyVersion!: number;
 
-  @Field(() => CardKeyAlgorithmEnum)
+  @Field(() => CardKeyAlgorithmEnum, { description: 'Its cipher.' })
   algorithm!: CardKeyAlgorithmEnum;
 
   @Field(() => String, { nullable: true, description: 'Key check value: the first 3 bytes (hex) of the key enciphering zeros. Null for keys stored before imports existed.' })
   keyCheckValue!: string | null;
 
-  @Field(() => KeyStorageEnum)
+  @Field(() => KeyStorageEnum, { description: 'Where the key lives.' })
   storedIn!: KeyStorageEnum;
 
-  @Field(() => CardMasterKeyStatusEnum)
+  @Field(() => CardMasterKeyStatusEnum, { description: 'Whether card sessions use it.' })
   status!: CardMasterKeyStatusEnum;
 
-  @Field(() => DateTimeScalar)
+  @Field(() => DateTimeScalar, { description: 'When it was imported (or stored).' })
   createdAt!: Date;
 
-  @Field(() => DateTimeScalar, { nullable: true })
+  @Field(() => DateTimeScalar, { nullable: true, description: 'When it was activated; null while PENDING.' })
   activatedAt!: Date | null;
 
-  @Field(() => DateTimeScalar, { nullable: true })
+  @Field(() => DateTimeScalar, { nullable: true, description: 'When it was retired; null until then.' })
   retiredAt!: Date | null;
 }
 
@@ -89,13 +101,13 @@ export class CardKeyTransportKeyType {
 
 @InputType({ description: 'A master key wrapped under the key-transport key, with its check value.' })
 export class ImportCardMasterKeyInput {
-  @Field(() => CardMasterKeyPurposeEnum)
+  @Field(() => CardMasterKeyPurposeEnum, { description: 'What card keys it derives.' })
   purpose!: CardMasterKeyPurposeEnum;
 
   @Field(() => Int, { description: 'A new key version (0–255).' })
   keyVersion!: number;
 
-  @Field(() => CardKeyAlgorithmEnum)
+  @Field(() => CardKeyAlgorithmEnum, { description: 'Its cipher.' })
   algorithm!: CardKeyAlgorithmEnum;
 
   @Field(() => String, { description: 'Base64 of the RSA-OAEP (SHA-1) encryption of the 16 key bytes under `cardKeyTransportKey`.' })
@@ -107,10 +119,10 @@ export class ImportCardMasterKeyInput {
 
 @InputType({ description: 'A master key version of your card company.' })
 export class CardMasterKeyRefInput {
-  @Field(() => CardMasterKeyPurposeEnum)
+  @Field(() => CardMasterKeyPurposeEnum, { description: 'What card keys it derives.' })
   purpose!: CardMasterKeyPurposeEnum;
 
-  @Field(() => Int)
+  @Field(() => Int, { description: 'Its key version (0–255).' })
   keyVersion!: number;
 }
 
