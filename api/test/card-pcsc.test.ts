@@ -16,7 +16,7 @@ import { checkLedger } from '../src/ledger/ledger-check.js';
 import { storeM1MasterKey } from '../src/readers/key-store.js';
 import { M1_PURSE, m1SectorKeyB } from '../src/readers/m1/m1-script.js';
 import { createMerchant } from '../src/tenancy/tenancy.service.js';
-import { apiClient, balanceOnCard, issueCard, kek, newReader, OPEN, purseBalance, sessionsOf, type TestReader, useCardSessionWorld } from './support/card-sessions.js';
+import { apiClient, balanceOnCard, issueCard, kek, newReader, OPEN, purseBalance, sessionsOf, type TestReader, useCardSessionWorld, readerAgentOptions } from './support/card-sessions.js';
 
 const world = useCardSessionWorld();
 let pcscd: TestPcscd;
@@ -109,13 +109,7 @@ describe('an M1 card on a contactless PC/SC reader (pseudo-APDUs through pcscd)'
         const opened = await client.request<any>(OPEN, { input: { reader: reader.id, operation, amount, cardType: 'M1' } });
         expect(opened.openCardSession.userErrors).toEqual([]);
         const agent = new ReaderAgent({
-          deviceKey: reader.deviceKeyPem,
-          nationalCertificatePem: reader.nationalPem,
-          cityCertificatePem: reader.cityPem,
-          trustedCertificatesPem: reader.trustedCertificatesPem,
-          nationalKey: reader.nationalKeyPem,
-          encryptionKey: reader.encryptionKeyPem,
-          encryptionCertificatePem: reader.encryptionPem,
+          ...readerAgentOptions(reader),
           m1: card,
           send: async (input) => (await client.request<{ cardSessionMessage: SessionReply }>(CARD_SESSION_MESSAGE, { input })).cardSessionMessage,
         });

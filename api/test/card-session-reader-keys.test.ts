@@ -11,7 +11,7 @@ import { toGlobalId } from '../src/graphql/global-id.js';
 import { findCityCa, issueFromCsr } from '../src/pki/pki.service.js';
 import { generateRsaKey } from '../src/pki/x509.js';
 import { issueNationalCertificate, registerReader } from '../src/readers/readers.service.js';
-import { apiClient, auditOf, balanceOnCard, csrFor, issueCard, kek, newReader, purseBalance, sessionsOf, type TestReader, useCardSessionWorld } from './support/card-sessions.js';
+import { apiClient, auditOf, balanceOnCard, csrFor, issueCard, kek, newReader, purseBalance, sessionsOf, type TestReader, useCardSessionWorld, readerAgentOptions } from './support/card-sessions.js';
 
 const world = useCardSessionWorld();
 let issuer: Awaited<ReturnType<typeof apiClient>>;
@@ -66,7 +66,7 @@ describe('a reader with a key pair per purpose', () => {
     const card = issueCard({ city: world.gz, keys: world.gzMasterKeys });
     const s = sessionsOf(issuer, () => reader);
     const session = await s.open('LOAD', 700);
-    const agent = new ReaderAgent({ ...agentOptions(reader), nationalKey: reader.deviceKeyPem, transport: new VirtualCardTransport(card), send: s.send });
+    const agent = new ReaderAgent({ ...readerAgentOptions(reader), nationalKey: reader.deviceKeyPem, transport: new VirtualCardTransport(card), send: s.send });
     expect(await agent.run(session)).toMatchObject({ state: 'FAILED', refusal: 'BAD_SIGNATURE' });
     expect((await auditOf(world, session.id)).at(-1)).toEqual({ step: 'refused', outcome: 'REFUSED', refusal: 'BAD_SIGNATURE' });
   });
@@ -82,7 +82,7 @@ describe('a reader with a key pair per purpose', () => {
   it('what the host seals opens only with the encryption key: a reader holding only its signing key cannot open MAC2, and the card is not credited', async () => {
     const card = issueCard({ city: world.gz, keys: world.gzMasterKeys });
     const s = sessionsOf(issuer, () => reader);
-    const agent = new ReaderAgent({ ...agentOptions(reader), encryptionKey: reader.deviceKeyPem, transport: new VirtualCardTransport(card), send: s.send });
+    const agent = new ReaderAgent({ ...readerAgentOptions(reader), encryptionKey: reader.deviceKeyPem, transport: new VirtualCardTransport(card), send: s.send });
     await expect(agent.run(await s.open('LOAD', 700))).rejects.toThrow(/decoding error|oaep|decrypt|too large for modulus/i);
     expect(await balanceOnCard(card)).toBe(0);
     expect(await purseBalance(world, card.asn)).toBeUndefined();
@@ -145,15 +145,3 @@ describe('a reader registered before the key split (one key for everything)', ()
     expect(await purseBalance(world, card.asn)).toBe(500n);
   });
 });
-
-function agentOptions(r: TestReader) {
-  return {
-    deviceKey: r.deviceKeyPem,
-    nationalKey: r.nationalKeyPem,
-    encryptionKey: r.encryptionKeyPem,
-    nationalCertificatePem: r.nationalPem,
-    cityCertificatePem: r.cityPem,
-    encryptionCertificatePem: r.encryptionPem,
-    trustedCertificatesPem: r.trustedCertificatesPem,
-  };
-}

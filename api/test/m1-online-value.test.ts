@@ -23,7 +23,7 @@ import { M1_SETTLE_AFTER_EXPIRY_SECONDS, recordM1Write } from '../src/readers/se
 import { SESSION_TTL_SECONDS, type SessionRow } from '../src/readers/session/session.model.js';
 import { createMerchant } from '../src/tenancy/tenancy.service.js';
 import { type SandboxGateway, startSandboxGateway } from '../src/topups/gateway/sandbox-gateway.js';
-import { apiClient, auditOf, cardholderApp, expireSession, expireSessionPastSettleWait, kek, newReader, OPEN, purseBalance, sessionUuid, type TestReader, testCardNumber, useCardSessionWorld } from './support/card-sessions.js';
+import { apiClient, auditOf, cardholderApp, expireSession, expireSessionPastSettleWait, kek, newReader, OPEN, purseBalance, sessionUuid, type TestReader, testCardNumber, useCardSessionWorld, readerAgentOptions } from './support/card-sessions.js';
 import { constants, createDecipheriv, privateDecrypt } from 'node:crypto';
 
 const SECRET = 'sk_test_m1';
@@ -115,13 +115,7 @@ async function openSession(by: Requester, input: Record<string, unknown>): Promi
 async function run(by: Requester, reader: TestReader, session: Session, card: M1Card, relay: (by: Requester) => Requester = (r) => r, replies: SessionReply[] = [], clock?: () => number): Promise<CardSessionView> {
   const through = relay(by);
   const agent = new ReaderAgent({
-    deviceKey: reader.deviceKeyPem,
-    nationalCertificatePem: reader.nationalPem,
-    cityCertificatePem: reader.cityPem,
-    trustedCertificatesPem: reader.trustedCertificatesPem,
-    nationalKey: reader.nationalKeyPem,
-    encryptionKey: reader.encryptionKeyPem,
-    encryptionCertificatePem: reader.encryptionPem,
+    ...readerAgentOptions(reader),
     m1: card,
     ...(clock ? { clock } : {}),
     send: async (input) => {

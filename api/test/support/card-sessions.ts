@@ -340,3 +340,16 @@ export async function cardholderApp(world: CardSessionWorld, username: string, s
 
 /** A reader's national and encryption keys and its encryption certificate, as ReaderAgent options. */
 export const separateKeysOf = (r: TestReader) => ({ nationalKey: r.nationalKeyPem, encryptionKey: r.encryptionKeyPem, encryptionCertificatePem: r.encryptionPem });
+
+/** What the SDK's ReaderAgent needs of a test reader: its keys and certificates. */
+export function readerAgentOptions(r: TestReader) {
+  return {
+    deviceKey: r.deviceKeyPem,
+    nationalKey: r.nationalKeyPem,
+    encryptionKey: r.encryptionKeyPem,
+    nationalCertificatePem: r.nationalPem,
+    cityCertificatePem: r.cityPem,
+    encryptionCertificatePem: r.encryptionPem,
+    trustedCertificatesPem: r.trustedCertificatesPem,
+  };
+}
