@@ -91,6 +91,17 @@ describe('a card company’s master keys, imported into the HSM over the API', (
     expect(cardMasterKeys.every((k: { keyVersion: number }) => k.keyVersion === 1)).toBe(true);
   });
 
+  it('two imports of one new version at once: one is PENDING, the other KEY_VERSION_TAKEN, one key kept', async () => {
+    const { cardKeyTransportKey } = await request<any>(`{ cardKeyTransportKey { publicKeyPem } }`);
+    const wrap = (k: Buffer) => publicEncrypt({ key: cardKeyTransportKey.publicKeyPem, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha1' }, k).toString('base64');
+    const input = { purpose: 'TAC', keyVersion: 7, algorithm: 'SM4', wrappedKey: wrap(MASTER.TAC), keyCheckValue: keyCheckValue('SM4', MASTER.TAC) };
+    const both = await Promise.all([request<any>(IMPORT, { input }), request<any>(IMPORT, { input: { ...input, wrappedKey: wrap(MASTER.TAC) } })]);
+    const outcomes = both.map((r) => r.importCardMasterKey.masterKey?.status ?? r.importCardMasterKey.userErrors[0]?.code).sort();
+    expect(outcomes).toEqual(['KEY_VERSION_TAKEN', 'PENDING']);
+    const { cardMasterKeys } = await request<any>(`{ cardMasterKeys { purpose keyVersion } }`);
+    expect(cardMasterKeys.filter((k: { purpose: string; keyVersion: number }) => k.purpose === 'TAC' && k.keyVersion === 7)).toHaveLength(1);
+  });
+
   it('a retired version serves no session any more', async () => {
     await request<any>(RETIRE, { input: { purpose: 'LOAD', keyVersion: 1 } });
     const again = await request<any>(RETIRE, { input: { purpose: 'LOAD', keyVersion: 1 } });

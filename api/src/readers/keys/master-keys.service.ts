@@ -1,4 +1,5 @@
 import { constants, generateKeyPairSync, privateDecrypt } from 'node:crypto';
+import { UniqueConstraintViolationException } from '@mikro-orm/core';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { tdesEcbEncrypt } from '../../cardcrypto/des.js';
 import { sm4EcbEncrypt } from '../../cardcrypto/sm4.js';
@@ -157,6 +158,8 @@ export async function importMasterKey(em: EntityManager, vault: KeyVault, input:
     );
   } catch (err) {
     undo();
+    // Two imports of one version at once: both passed the check above, the key row lets one in.
+    if (err instanceof UniqueConstraintViolationException) throw new MasterKeyRefusal('KEY_VERSION_TAKEN', `${purpose} key version ${input.keyVersion} exists already: a new key takes a new version`, 'keyVersion');
     throw err;
   }
   return (await listMasterKeys(em, input.cardCompanyId)).find((k) => k.purpose === purpose && k.keyVersion === input.keyVersion)!;
