@@ -186,10 +186,13 @@ export class PcscCard implements CardTransport {
     await this.handle.reconnect(this.pcsc.SCARD_SHARE_EXCLUSIVE, this.pcsc.SCARD_PROTOCOL_T0 | this.pcsc.SCARD_PROTOCOL_T1, this.pcsc.SCARD_RESET_CARD);
   }
 
-  /** Releases the card (left powered, as it is). */
-  disconnect(): void {
+  /**
+   * Releases the card: left powered, as it is, or with `reset`, reset first so the next program
+   * finds it fresh (no file selected, no sector authenticated, no transaction begun).
+   */
+  disconnect(options: { reset?: boolean } = {}): void {
     if (!this.connected) return;
     this.connected = false;
-    this.handle.disconnect(this.pcsc.SCARD_LEAVE_CARD);
+    this.handle.disconnect(options.reset ? this.pcsc.SCARD_RESET_CARD : this.pcsc.SCARD_LEAVE_CARD);
   }
 }
