@@ -106,6 +106,26 @@ describe('through pcscd and a vpcd reader', () => {
     await expect(readers.waitForCard({ reader: pcscd.readerName, timeoutMs: 300 })).rejects.toBeInstanceOf(PcscTimeoutError);
   });
 
+  it('a card released with a reset hears the reset, though the program holding it waits on pcscd meanwhile', async () => {
+    // PC/SC's disconnect blocks its thread until pcscd has reset the card, and pcscd asks the card
+    // for its ATR to finish; the virtual card sits in this same process. It answers from a thread
+    // of its own, so this cannot wait for ever (it did when the card shared the test's thread).
+    let powerCycles = 0;
+    const inserted = await VpcdCard.insert({ port: pcscd.port, card: vectorCard(), onPowerCycle: () => powerCycles++ });
+    try {
+      const card = await readers.waitForCard({ reader: pcscd.readerName, timeoutMs: 30_000 });
+      expect(text(await card.transmit(hex(SELECT_CITY_UNION))).endsWith('9000')).toBe(true);
+      const before = powerCycles;
+      card.disconnect({ reset: true });
+      const again = await readers.waitForCard({ reader: pcscd.readerName, timeoutMs: 30_000 });
+      // The card heard the reset before the next command.
+      expect(powerCycles).toBeGreaterThan(before);
+      again.disconnect();
+    } finally {
+      await inserted.remove();
+    }
+  });
+
   it('a T=0 card answering 61xx through pcscd: the transport returns its whole answer', async () => {
     const whole = vectorCard();
     whole.transmit(hex(SELECT_CITY_UNION));
@@ -122,6 +142,21 @@ describe('through pcscd and a vpcd reader', () => {
       expect(pcscd.log()).toMatch(/61 07/i);
     } finally {
       await inserted.remove();
+    }
+  });
+});
+
+describe('a test blocked in a PC/SC call', () => {
+  it('has its pcscd stopped by the watchdog, which frees the call, instead of hanging the run', async () => {
+    const pcscd = await startPcscd({ blockedLimitMs: 2000 });
+    try {
+      expect(pcscd.running()).toBe(true);
+      // This thread runs nothing for 5 s, as when a native PC/SC call waits on pcscd for ever.
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5000);
+      await pcscd.exited;
+      expect(pcscd.running()).toBe(false);
+    } finally {
+      await pcscd.stop();
     }
   });
 });
