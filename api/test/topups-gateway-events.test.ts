@@ -187,6 +187,85 @@ describe('how an event finds its top-up', () => {
   });
 });
 
+describe('what a refund event makes of a top-up', () => {
+  const REFUND = `mutation($input: RefundTopUpInput!) { refundTopUp(input: $input) { topUp { ${TOP_UP} } userErrors { code } } }`;
+
+  async function pendingLoads(): Promise<bigint> {
+    const [row] = await db.orm.em.fork().execute<{ balance: string }[]>(`select balance::text as balance from ledger_account where code = ?`, [`card-company.${companyId}.pending-loads.CNY`]);
+    return BigInt(row?.balance ?? 0);
+  }
+
+  /** A PAID 1,000-fen top-up of a card reported lost, so that its holder's app may refund it. */
+  async function paidOfLostCard(key: string) {
+    const { topUp, pi } = await awaiting(key);
+    await send('payment_intent.succeeded', { ...pi, status: 'succeeded' });
+    await db.orm.em.fork().execute(`update card set status = 'LOST' where id = (select card_id from top_up where id = ?)`, [uuidOf(topUp.id)]);
+    return { topUp: await get(topUp.id), pi };
+  }
+
+  /** The same, REFUNDING: the refund was asked for and the gateway did not answer. */
+  async function refunding(key: string) {
+    const { topUp, pi } = await paidOfLostCard(key);
+    nock(GATEWAY).post('/v1/refunds').times(3).reply(503, { error: { type: 'api_error', message: 'down' } });
+    const asked = await app.request<{ refundTopUp: { topUp: TopUp; userErrors: { code: string }[] } }>(REFUND, { input: { topUp: topUp.id, idempotencyKey: `refund-${key}` } });
+    expect(asked.refundTopUp.userErrors.map((e) => e.code)).toEqual(['GATEWAY_UNAVAILABLE']);
+    const [row] = await db.orm.em.fork().execute<{ refund_attempt: string }[]>(`select refund_attempt from top_up where id = ?`, [uuidOf(topUp.id)]);
+    return { topUp: asked.refundTopUp.topUp, pi, attempt: row!.refund_attempt };
+  }
+
+  const refundObject = (pi: PaymentIntent, topUp: TopUp, status: string, metadata: Record<string, string>, extra: Record<string, unknown> = {}) => ({
+    id: `re_events_${++events}`, object: 'refund', amount: 1_000, currency: 'cny', payment_intent: pi.id, status, metadata: { topUpId: uuidOf(topUp.id), ...metadata }, created: 0, ...extra,
+  });
+
+  it('a refund the gateway canceled, with no reason: PAID again with refund_failed, the value back in pending loads', async () => {
+    const { topUp, pi, attempt } = await refunding('canceled');
+    const before = await pendingLoads();
+    const sent = await send('refund.updated', refundObject(pi, topUp, 'canceled', { attempt }));
+    expect(sent.body).toMatchObject({ outcome: 'applied' });
+    expect(await get(topUp.id)).toMatchObject({ status: 'PAID', failureCode: 'refund_failed', failureMessage: 'the gateway did not complete the refund' });
+    expect(await pendingLoads()).toBe(before + 1_000n);
+    expect(await checkLedger(db.orm.em.fork())).toEqual([]);
+  });
+
+  it('a refund still pending at the gateway changes nothing', async () => {
+    const { topUp, pi, attempt } = await refunding('pending');
+    const sent = await send('refund.updated', refundObject(pi, topUp, 'pending', { attempt }));
+    expect(sent.body).toMatchObject({ outcome: 'stale' });
+    expect((await get(topUp.id)).status).toBe('REFUNDING');
+  });
+
+  it('a refund of another attempt that succeeded while this one is on its way: a conflict for a person, nothing changes', async () => {
+    const { topUp, pi } = await refunding('other-attempt');
+    const before = await pendingLoads();
+    const sent = await send('refund.succeeded', refundObject(pi, topUp, 'succeeded', { attempt: randomUUID() }));
+    expect(sent).toMatchObject({ status: 200, body: { outcome: 'conflict' } });
+    expect(await outcomeOf(sent.id)).toBe('conflict');
+    expect((await get(topUp.id)).status).toBe('REFUNDING');
+    expect(await pendingLoads()).toBe(before);
+  });
+
+  it('a refund the gateway made of a PAID top-up (one we took for refused): booked, REFUNDED, the value out of pending loads', async () => {
+    const { topUp, pi } = await paidOfLostCard('made-anyway');
+    const before = await pendingLoads();
+    const sent = await send('refund.succeeded', refundObject(pi, topUp, 'succeeded', {}));
+    expect(sent.body).toMatchObject({ outcome: 'applied' });
+    expect((await get(topUp.id)).status).toBe('REFUNDED');
+    expect(await pendingLoads()).toBe(before - 1_000n);
+    expect(await outboxTypes(topUp.id)).toEqual(['topup.paid', 'topup.refunded']);
+    expect(await checkLedger(db.orm.em.fork())).toEqual([]);
+    // Told again: nothing more.
+    expect((await send('refund.succeeded', refundObject(pi, topUp, 'succeeded', {}))).body).toMatchObject({ outcome: 'stale' });
+    expect(await pendingLoads()).toBe(before - 1_000n);
+  });
+
+  it('a refund of a PAID top-up that did not succeed changes nothing', async () => {
+    const { topUp, pi } = await paidOfLostCard('failed-anyway');
+    const sent = await send('refund.updated', refundObject(pi, topUp, 'failed', {}));
+    expect(sent.body).toMatchObject({ outcome: 'stale' });
+    expect((await get(topUp.id)).status).toBe('PAID');
+  });
+});
+
 describe('what the webhook refuses', () => {
   it.each([
     ['no id', { type: 'payment_intent.succeeded', data: { object: {} } }],
