@@ -31,7 +31,7 @@ let cards = 0;
 
 beforeAll(async () => {
   db = await freshDatabase();
-  server = await startTestServer(db.orm, { GATEWAY_URL: GATEWAY, GATEWAY_SECRET_KEY: SECRET, GATEWAY_WEBHOOK_SECRET: WEBHOOK_SECRET, GATEWAY_TIMEOUT_MS: '200' });
+  server = await startTestServer(db.orm, { GATEWAY_URL: GATEWAY, GATEWAY_SECRET_KEY: SECRET, GATEWAY_WEBHOOK_SECRET: WEBHOOK_SECRET, GATEWAY_TIMEOUT_MS: '2000' });
   const em = db.orm.em.fork();
   const [company] = await em.execute<{ id: string }[]>(`select cc.id from card_company cc limit 1`);
   companyId = company?.id ?? (await (await import('../src/tenancy/tenancy.service.js')).createCity(em, { code: 'GZ', name: 'Guangzhou', timeZone: 'Asia/Shanghai', currency: 'CNY', cardCompanyName: 'Yangchengtong' })).cardCompany.id;
@@ -136,11 +136,12 @@ describe('declines and outages at create', () => {
   it('a gateway that stays down or times out: the top-up is kept CREATED, the caller told, and the job submits it later', async () => {
     const card = await newCard();
     nock(GATEWAY).post('/v1/payment_intents').times(2).reply(500, { error: { type: 'api_error', message: 'boom' } });
-    // The last try gets no answer within GATEWAY_TIMEOUT_MS (200 ms).
+    // The last try gets no answer within GATEWAY_TIMEOUT_MS (2 s: on a loaded machine a webhook the
+    // gateway sends before answering, as in the early-webhook test below, can take longer than 200 ms).
     nock(GATEWAY)
       .post('/v1/payment_intents')
       .reply(answer(async (form) => {
-        await new Promise((r) => setTimeout(r, 600));
+        await new Promise((r) => setTimeout(r, 4_000));
         return [200, intent(topUpIdOf(form), 'requires_payment_method')];
       }));
     const made = await create({ card: card.id, amount: 1_000, idempotencyKey: 'down' });
