@@ -28,7 +28,7 @@ import { pino } from 'pino';
 import { migrate, ormConfig, type Orm } from '../db/orm.js';
 import { checkLedger } from '../ledger/ledger-check.js';
 import { AccountOwnerKind, AccountType } from '../ledger/ledger-account.entity.js';
-import { credit, debit, openAccount, post } from '../ledger/ledger.service.js';
+import { balance, credit, debit, openAccount, post } from '../ledger/ledger.service.js';
 import { SALE_KINDS } from '../settlement/clearing-items.js';
 import { clearWindow, type BatchRow } from '../settlement/clearing.js';
 import { closeWindow, ensureWindow, type WindowRow } from '../settlement/windows.js';
@@ -446,8 +446,8 @@ async function verify(orm: Orm, pool: pg.Pool, cities: City[], windows: WindowRo
   }
   if (wrong > 5) problems.push(`PAYABLE: ${wrong - 5} more`);
   const sum = (k: 'fees' | 'payout_total') => batches.reduce((s, b) => s + BigInt(b[k]), 0n);
-  expect('fee revenue balance', (await feeRevenueAccount(em, CURRENCY)).balance, sum('fees'));
-  expect('settlement in transit balance', (await settlementInTransitAccount(em, CURRENCY)).balance, sum('payout_total'));
+  expect('fee revenue balance', await balance(em, (await feeRevenueAccount(em, CURRENCY)).id), sum('fees'));
+  expect('settlement in transit balance', await balance(em, (await settlementInTransitAccount(em, CURRENCY)).id), sum('payout_total'));
   for (const p of await checkLedger(em)) problems.push(`${p.rule} ${p.subject}: ${p.detail}`);
   return problems;
 }

@@ -1,11 +1,11 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { AccountOwnerKind, AccountType } from './ledger-account.entity.js';
-import { openAccount } from './ledger.service.js';
+import { openAccountRef } from './ledger.service.js';
 
 /**
  * The chart of accounts: one function per kind of account, the one place an account is opened
  * and its code spelled (docs/ledger.md, "Chart of accounts"). Every context opens its accounts
- * here; `openAccount` itself is for tests and benchmarks.
+ * here; `openAccount` itself (which also reads the balance) is for tests and benchmarks.
  */
 
 /** The ledger code of a card's purse shadow. */
@@ -16,7 +16,7 @@ export const cardPurseCode = (asn: string, currency: string) => `card.${asn}.pur
  * the card's ASN (an M1 card's UID) until the cards context gives cards ids of their own.
  */
 export function cardPurseAccount(em: EntityManager, asn: string, currency = 'CNY') {
-  return openAccount(em, { code: cardPurseCode(asn, currency), type: AccountType.LIABILITY, ownerKind: AccountOwnerKind.CARD_PURSE, ownerId: asn, currency, nonNegative: true });
+  return openAccountRef(em, { code: cardPurseCode(asn, currency), type: AccountType.LIABILITY, ownerKind: AccountOwnerKind.CARD_PURSE, ownerId: asn, currency, nonNegative: true });
 }
 
 /** What the shadow holds for a card (0 when the card never went through our ledger); reads, opens nothing. */
@@ -27,32 +27,32 @@ export async function cardPurseBalance(em: EntityManager, asn: string, currency:
 
 /** Paid top-ups of a card company's cards not yet written onto a card: value owed to holders. */
 export function pendingLoadAccount(em: EntityManager, cardCompanyId: string, currency: string) {
-  return openAccount(em, { code: `card-company.${cardCompanyId}.pending-loads.${currency}`, type: AccountType.LIABILITY, ownerKind: AccountOwnerKind.PENDING_LOAD, ownerId: cardCompanyId, currency, nonNegative: true });
+  return openAccountRef(em, { code: `card-company.${cardCompanyId}.pending-loads.${currency}`, type: AccountType.LIABILITY, ownerKind: AccountOwnerKind.PENDING_LOAD, ownerId: cardCompanyId, currency, nonNegative: true });
 }
 
 /** The cash a card company took in at its counter for loads onto cards. */
 export function counterCashAccount(em: EntityManager, cardCompanyId: string, currency: string) {
-  return openAccount(em, { code: `issuer.${cardCompanyId}.counter-cash.${currency}`, type: AccountType.ASSET, ownerKind: AccountOwnerKind.ISSUER, ownerId: cardCompanyId, currency });
+  return openAccountRef(em, { code: `issuer.${cardCompanyId}.counter-cash.${currency}`, type: AccountType.ASSET, ownerKind: AccountOwnerKind.ISSUER, ownerId: cardCompanyId, currency });
 }
 
 /** What the gateway owes us for payments it took (and we owe it back for refunds): one per currency. */
 export function gatewayClearingAccount(em: EntityManager, currency: string) {
-  return openAccount(em, { code: `gateway.clearing.${currency}`, type: AccountType.ASSET, ownerKind: AccountOwnerKind.GATEWAY_CLEARING, currency });
+  return openAccountRef(em, { code: `gateway.clearing.${currency}`, type: AccountType.ASSET, ownerKind: AccountOwnerKind.GATEWAY_CLEARING, currency });
 }
 
 /** The gateway's fees on its own balance: an operator expense, one account per currency. */
 export function gatewayFeesAccount(em: EntityManager, currency: string) {
-  return openAccount(em, { code: `operator.gateway-fees.${currency}`, type: AccountType.EXPENSE, ownerKind: AccountOwnerKind.OTHER, currency });
+  return openAccountRef(em, { code: `operator.gateway-fees.${currency}`, type: AccountType.EXPENSE, ownerKind: AccountOwnerKind.OTHER, currency });
 }
 
 /** The operator's service fees, earned at clearing. */
 export function feeRevenueAccount(em: EntityManager, currency: string) {
-  return openAccount(em, { code: `operator.fee-revenue.${currency}`, type: AccountType.REVENUE, ownerKind: AccountOwnerKind.OPERATOR_FEE_REVENUE, currency });
+  return openAccountRef(em, { code: `operator.fee-revenue.${currency}`, type: AccountType.REVENUE, ownerKind: AccountOwnerKind.OPERATOR_FEE_REVENUE, currency });
 }
 
 /** What clearing has moved out of payables and the payouts have not yet paid (or given back). */
 export function settlementInTransitAccount(em: EntityManager, currency: string) {
-  return openAccount(em, { code: `settlement.in-transit.${currency}`, type: AccountType.LIABILITY, ownerKind: AccountOwnerKind.SETTLEMENT_IN_TRANSIT, currency });
+  return openAccountRef(em, { code: `settlement.in-transit.${currency}`, type: AccountType.LIABILITY, ownerKind: AccountOwnerKind.SETTLEMENT_IN_TRANSIT, currency });
 }
 
 /** Who clearing pays out: a merchant, a biller, or a card company (for its own terminals' transit). */
@@ -69,7 +69,7 @@ const PAYABLE_OWNER: Record<string, AccountOwnerKind> = { MERCHANT: AccountOwner
 
 /** What the operator owes a participant until clearing pays it out (`payableOf` in issue 16). */
 export function payableAccount(em: EntityManager, participantKind: ParticipantKind | string, participantId: string, currency: string) {
-  return openAccount(em, { code: PAYABLE_ACCOUNT_CODE[participantKind]!(participantId, currency), type: AccountType.LIABILITY, ownerKind: PAYABLE_OWNER[participantKind]!, ownerId: participantId, currency });
+  return openAccountRef(em, { code: PAYABLE_ACCOUNT_CODE[participantKind]!(participantId, currency), type: AccountType.LIABILITY, ownerKind: PAYABLE_OWNER[participantKind]!, ownerId: participantId, currency });
 }
 
 /** What the operator owes a merchant until clearing pays it out. */

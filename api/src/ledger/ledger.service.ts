@@ -72,19 +72,8 @@ function inTransaction<T>(em: EntityManager, work: (em: EntityManager) => Promis
   return em.isInTransaction() ? work(em) : em.transactional(work);
 }
 
-/** Opens an account, or returns the existing one with the same code and the same terms (so seeds can run again). */
-export async function openAccount(em: EntityManager, input: OpenAccountInput): Promise<LedgerAccount> {
-  if (!/^[A-Z]{3}$/.test(input.currency)) throw new LedgerError(Code.INVALID_ACCOUNT, `"${input.currency}" is not an ISO 4217 currency code`);
-  // An account is opened once and looked up ever after (every refund, every load): one statement when it exists.
-  let account = await em.findOne(LedgerAccount, { code: input.code }, { refresh: true });
-  if (!account) {
-    await em.execute(
-      `insert into ledger_account (id, code, type, owner_kind, owner_id, currency, non_negative)
-       values (?, ?, ?, ?, ?, ?, ?) on conflict (code) do nothing`,
-      [randomUUID(), input.code, input.type, input.ownerKind, input.ownerId ?? null, input.currency, input.nonNegative ?? false],
-    );
-    account = await em.findOneOrFail(LedgerAccount, { code: input.code }, { refresh: true });
-  }
+/** Refuses an account code already taken by an account with other terms. */
+function checkSameTerms(account: Pick<AccountRef, 'type' | 'ownerKind' | 'currency' | 'nonNegative'> & { ownerId?: string | null }, input: OpenAccountInput): void {
   const sameTerms =
     account.type === input.type &&
     account.ownerKind === input.ownerKind &&
@@ -92,6 +81,91 @@ export async function openAccount(em: EntityManager, input: OpenAccountInput): P
     account.currency === input.currency &&
     account.nonNegative === (input.nonNegative ?? false);
   if (!sameTerms) throw new LedgerError(Code.INVALID_ACCOUNT, `account code "${input.code}" is taken by an account with other terms`);
+}
+
+function checkCurrency(input: OpenAccountInput): void {
+  if (!/^[A-Z]{3}$/.test(input.currency)) throw new LedgerError(Code.INVALID_ACCOUNT, `"${input.currency}" is not an ISO 4217 currency code`);
+}
+
+/** Opens an account, or returns the existing one with the same code and the same terms (so seeds can run again). */
+export async function openAccount(em: EntityManager, input: OpenAccountInput): Promise<LedgerAccount> {
+  checkCurrency(input);
+  // An account is opened once and looked up ever after (every refund, every load): one statement when it exists.
+  let account = await em.findOne(LedgerAccount, { code: input.code }, { refresh: true });
+  if (!account) {
+    await insertAccount(em, input);
+    account = await em.findOneOrFail(LedgerAccount, { code: input.code }, { refresh: true });
+  }
+  checkSameTerms(account, input);
+  return account;
+}
+
+function insertAccount(em: EntityManager, input: OpenAccountInput) {
+  return em.execute(
+    `insert into ledger_account (id, code, type, owner_kind, owner_id, currency, non_negative)
+     values (?, ?, ?, ?, ?, ?, ?) on conflict (code) do nothing`,
+    [randomUUID(), input.code, input.type, input.ownerKind, input.ownerId ?? null, input.currency, input.nonNegative ?? false],
+  );
+}
+
+/** What a ledger account is, without its balance: what never changes once its row is committed. */
+export interface AccountRef {
+  id: string;
+  code: string;
+  type: AccountType;
+  ownerKind: AccountOwnerKind;
+  ownerId: string | null;
+  currency: string;
+  nonNegative: boolean;
+}
+
+/**
+ * Accounts this process has seen committed, by code and by id. A ledger account is never deleted
+ * and only its balance changes, so what is remembered here cannot go stale in any process; an
+ * account seen only inside the transaction that inserted it is not remembered (that transaction
+ * may still roll back). Bounded: the oldest is forgotten first, and read again when next needed.
+ */
+const rememberedByCode = new Map<string, AccountRef>();
+const rememberedById = new Map<string, AccountRef>();
+const MAX_REMEMBERED = 20_000;
+
+function remember(account: AccountRef): void {
+  if (rememberedByCode.size >= MAX_REMEMBERED) {
+    const oldest = rememberedByCode.values().next().value!;
+    rememberedByCode.delete(oldest.code);
+    rememberedById.delete(oldest.id);
+  }
+  rememberedByCode.set(account.code, account);
+  rememberedById.set(account.id, account);
+}
+
+/**
+ * The chart's way to open an account (ledger/accounts.ts): openAccount without the balance, so an
+ * account that exists is read once per process, not once per movement (issue 20).
+ */
+export async function openAccountRef(em: EntityManager, input: OpenAccountInput): Promise<AccountRef> {
+  checkCurrency(input);
+  let account = rememberedByCode.get(input.code);
+  if (!account) {
+    // A row this transaction inserted has created_at = now() (its start); a row another one inserted
+    // is visible only once committed. (Another transaction started in the same microsecond: not
+    // remembered, read again next time.)
+    const read = () =>
+      em.execute<(AccountRef & { committed: boolean })[]>(
+        `select id, code, type, owner_kind as "ownerKind", owner_id as "ownerId", currency, non_negative as "nonNegative", created_at <> now() as committed
+           from ledger_account where code = ?`,
+        [input.code],
+      );
+    let [row] = await read();
+    if (!row) {
+      await insertAccount(em, input);
+      [row] = await read();
+    }
+    const { committed, ...found } = row!;
+    account = found;
+    if (committed) remember(account);
+  }
+  checkSameTerms(account, input);
   return account;
 }
 
@@ -115,7 +189,7 @@ async function loadAccounts(em: EntityManager, ids: string[]): Promise<Map<strin
   // An account its caller has just opened or read through the same EntityManager (openAccount) is
   // known already: its currency and type never change, so it is not read again (issue 20: a round
   // trip on every refund and load). Its row is still locked and updated below, which proves it exists.
-  const known = valid.map((id) => em.getUnitOfWork().getById(LedgerAccount, id)).filter((a) => a !== undefined);
+  const known = valid.map((id) => rememberedById.get(id) ?? em.getUnitOfWork().getById(LedgerAccount, id)).filter((a) => a !== undefined);
   const unknown = valid.filter((id) => !known.some((a) => a.id === id));
   const rows = unknown.length ? await em.execute<AccountRow[]>(`select id, currency, type from ledger_account where id in (?)`, [unknown]) : [];
   const byId = new Map([...known.map((a) => [a.id, { id: a.id, currency: a.currency, type: a.type }] as const), ...rows.map((r) => [r.id, r] as const)]);

@@ -31,24 +31,48 @@ export interface ClearingItemInput {
  * participant's, its business day the local date of when it happened there, and its window the
  * one windowForNewItem gives: that day's while open, else the next (settlement/windows.ts).
  * Idempotent by the entry key.
+ *
+ * The usual case (the window already open) is one statement: the city, the business day, the
+ * window and the item. The window is taken FOR SHARE, not FOR KEY SHARE: share conflicts with any
+ * update of the window's row, so an item waits for a close in flight however the close writes
+ * (closeWindow locks FOR UPDATE first; a plain UPDATE of its status takes no key lock), and once
+ * the close commits PostgreSQL re-reads the row, finds it closed and the statement writes nothing.
+ * Then, as when the window does not exist yet, windowForNewItem opens or finds the next one.
  */
 export async function recordClearingItem(em: EntityManager, item: ClearingItemInput): Promise<void> {
   if (item.amount <= 0n) throw new RangeError(`a clearing item is a positive amount; got ${item.amount}`);
   const participantCity =
     item.participant.kind === 'MERCHANT' ? 'select city_id from merchant where id = ?' : item.participant.kind === 'BILLER' ? 'select city_id from biller where id = ?' : 'select city_id from card_company where id = ?';
-  const [at] = await em.execute<{ city_id: string; occurred_at: Date; business_day: string }[]>(
-    `select c.id as city_id, t.occurred_at, (t.occurred_at at time zone c.time_zone)::date::text as business_day
-       from city c cross join lateral (select coalesce(?::timestamptz, ?::timestamp at time zone c.time_zone, now()) as occurred_at) t
-      where c.id = (${participantCity})`,
-    [item.occurredAt ?? null, item.occurredLocal ?? null, item.participant.id],
+  const values = [item.kind, item.participant.kind, item.participant.id, item.cardCompanyId, item.amount.toString(), item.currency, item.entryKey, item.reference, item.gatewayReference ?? null];
+  const [at] = await em.execute<{ city_id: string; occurred_at: Date; business_day: string; window_open: boolean }[]>(
+    `with at as (
+       select c.id as city_id, t.occurred_at, (t.occurred_at at time zone c.time_zone)::date as business_day
+         from city c cross join lateral (select coalesce(?::timestamptz, ?::timestamp at time zone c.time_zone, now()) as occurred_at) t
+        where c.id = (${participantCity})
+     ),
+     -- windowForNewItem's target: the day's own window, or the day after the last closed one when that is later
+     target as (
+       select at.*, greatest(at.business_day, (select max(l.business_day) + 1 from settlement_window l where l.city_id = at.city_id and l.status <> 'OPEN')) as window_day from at
+     ),
+     open_window as (
+       select w.id from settlement_window w join target on w.city_id = target.city_id and w.business_day = target.window_day where w.status = 'OPEN' for share of w
+     ),
+     recorded as (
+       insert into clearing_item (city_id, business_day, window_id, kind, participant_kind, participant_id, card_company_id, amount, currency, occurred_at, entry_key, reference, gateway_reference)
+       select target.city_id, target.business_day, open_window.id, ?, ?, ?, ?, ?, ?, target.occurred_at, ?, ?, ? from target, open_window
+       on conflict (entry_key) do nothing
+     )
+     select city_id, occurred_at, business_day::text as business_day, exists (select 1 from open_window) as window_open from target`,
+    [item.occurredAt ?? null, item.occurredLocal ?? null, item.participant.id, ...values],
   );
   if (!at) throw new Error(`no city for ${item.participant.kind.toLowerCase()} ${item.participant.id}: clearing item ${item.entryKey} not recorded`);
+  if (at.window_open) return;
   const windowId = await windowForNewItem(em, at.city_id, at.business_day);
   await em.execute(
     `insert into clearing_item (city_id, business_day, window_id, kind, participant_kind, participant_id, card_company_id, amount, currency, occurred_at, entry_key, reference, gateway_reference)
      values (?, ?::date, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
      on conflict (entry_key) do nothing`,
-    [at.city_id, at.business_day, windowId, item.kind, item.participant.kind, item.participant.id, item.cardCompanyId, item.amount.toString(), item.currency, at.occurred_at, item.entryKey, item.reference, item.gatewayReference ?? null],
+    [at.city_id, at.business_day, windowId, ...values.slice(0, 6), at.occurred_at, ...values.slice(6)],
   );
 }
 

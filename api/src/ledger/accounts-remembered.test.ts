@@ -1,0 +1,47 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freshDatabase, type TestDatabase } from '../../test/support/database.js';
+import { cardPurseAccount, merchantPayableAccount } from './accounts.js';
+import { checkLedger } from './ledger-check.js';
+import { balance, credit, debit, openAccount, post } from './ledger.service.js';
+import { AccountOwnerKind, AccountType } from './ledger-account.entity.js';
+
+let db: TestDatabase;
+beforeAll(async () => {
+  db = await freshDatabase();
+});
+afterAll(() => db.close());
+
+const funding = () => openAccount(db.orm.em.fork(), { code: 'test.remembered.funding.CNY', type: AccountType.ASSET, ownerKind: AccountOwnerKind.OTHER, currency: 'CNY' });
+
+describe('accounts the chart remembers (read once when they exist)', () => {
+  it('an account opened in a transaction that rolled back is opened again, and money reaches it', async () => {
+    const rolledBack = await db.orm.em
+      .fork()
+      .transactional(async (tx) => {
+        const purse = await cardPurseAccount(tx, '0000aaaa000000000001', 'CNY');
+        await post(tx, { key: 'remembered.rolled-back', description: 'a load that fails later', lines: [debit((await funding()).id, 300n), credit(purse.id, 300n)] });
+        throw new Error('the load failed after opening the purse');
+      })
+      .catch((err: Error) => err.message);
+    expect(rolledBack).toBe('the load failed after opening the purse');
+
+    const purse = await cardPurseAccount(db.orm.em.fork(), '0000aaaa000000000001', 'CNY');
+    await post(db.orm.em.fork(), { key: 'remembered.after', description: 'the load again', lines: [debit((await funding()).id, 300n), credit(purse.id, 300n)] });
+    expect(await balance(db.orm.em.fork(), purse.id)).toBe(300n);
+    expect(await checkLedger(db.orm.em.fork())).toEqual([]);
+  });
+
+  it('an account that exists is the same account on every call, from any EntityManager, and moves as one', async () => {
+    const merchantId = '11111111-2222-4333-8444-555555555555';
+    const first = await merchantPayableAccount(db.orm.em.fork(), merchantId, 'CNY');
+    const again = await merchantPayableAccount(db.orm.em.fork(), merchantId, 'CNY');
+    expect(again.id).toBe(first.id);
+    const source = await funding();
+    for (const key of ['remembered.sale.1', 'remembered.sale.2']) {
+      await post(db.orm.em.fork(), { key, description: 'a sale', lines: [debit(source.id, 250n), credit((await merchantPayableAccount(db.orm.em.fork(), merchantId, 'CNY')).id, 250n)] });
+    }
+    expect(await balance(db.orm.em.fork(), first.id)).toBe(500n);
+    const [rows] = await db.orm.em.fork().execute<{ n: string }[]>(`select count(*)::text as n from ledger_account where owner_id = ?`, [merchantId]);
+    expect(rows!.n).toBe('1');
+  });
+});
