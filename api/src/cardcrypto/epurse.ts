@@ -99,9 +99,11 @@ export const TransactionType = {
 export type TransactionType = (typeof TransactionType)[keyof typeof TransactionType];
 
 // ---------------------------------------------------------------------------------------------
-// The three shapes every formula below reduces to
+// The three shapes every formula below reduces to. A key store that keeps card keys in an HSM
+// computes the same three there, over the same session inputs and messages (built below).
 
-function sessionKeyFrom(algorithm: AlgorithmId, cardKey: Uint8Array, input: Buffer): Buffer {
+/** Session key = the card key enciphering the 8-byte session input (`loadSessionInput` / `purchaseSessionInput`). */
+export function sessionKeyFrom(algorithm: AlgorithmId, cardKey: Uint8Array, input: Buffer): Buffer {
   requireLength('card key', cardKey, 16);
   switch (algorithmId(algorithm)) {
     case ALG_3DES:
@@ -112,8 +114,8 @@ function sessionKeyFrom(algorithm: AlgorithmId, cardKey: Uint8Array, input: Buff
   }
 }
 
-/** MAC1 / MAC2 under a session key: 4 bytes. */
-function sessionMac(algorithm: AlgorithmId, sessionKey: Uint8Array, data: Buffer): Buffer {
+/** MAC1 / MAC2 under a session key over a message (`loadMac1Message`, …): 4 bytes. */
+export function sessionMac(algorithm: AlgorithmId, sessionKey: Uint8Array, data: Buffer): Buffer {
   switch (algorithmId(algorithm)) {
     case ALG_3DES:
       requireLength('3DES session key', sessionKey, 8);
@@ -138,7 +140,8 @@ export function tacKey(algorithm: AlgorithmId, dtk: Uint8Array): Buffer {
   }
 }
 
-function tac(algorithm: AlgorithmId, dtk: Uint8Array, data: Buffer): Buffer {
+/** The TAC under the card's DTK over a message (`loadTacMessage`, `purchaseTacMessage`): 4 bytes. */
+export function tacOver(algorithm: AlgorithmId, dtk: Uint8Array, data: Buffer): Buffer {
   const key = tacKey(algorithm, dtk);
   return algorithm === ALG_3DES ? mac4(desCbcMac(key, data)) : mac4(sm4CbcMac(key, data));
 }
@@ -158,9 +161,13 @@ export interface LoadSessionKeyInput {
 
 /** SESLK = 3DES-ECB(DLK, random || onlineCounter || 8000). 8 bytes (16 for SM4). */
 export function loadSessionKey(input: LoadSessionKeyInput): Buffer {
+  return sessionKeyFrom(input.algorithm, input.loadKey, loadSessionInput(input));
+}
+
+/** What SESLK enciphers: random || onlineCounter || 8000 (8 bytes). */
+export function loadSessionInput(input: Pick<LoadSessionKeyInput, 'random' | 'onlineCounter'>): Buffer {
   requireLength('random', input.random, 4);
-  const data = Buffer.concat([input.random, u16be(input.onlineCounter), Buffer.of(0x80, 0x00)]);
-  return sessionKeyFrom(input.algorithm, input.loadKey, data);
+  return Buffer.concat([input.random, u16be(input.onlineCounter), Buffer.of(0x80, 0x00)]);
 }
 
 export interface LoadMac1Input {
@@ -175,13 +182,17 @@ export interface LoadMac1Input {
 
 /** MAC1 = MAC(SESLK; oldBalance || amount || type || terminal). The card computes it; the host checks it. */
 export function loadMac1(input: LoadMac1Input): Buffer {
-  const data = Buffer.concat([
+  return sessionMac(input.algorithm, input.sessionKey, loadMac1Message(input));
+}
+
+/** What MAC1 of a load is computed over. */
+export function loadMac1Message(input: Omit<LoadMac1Input, 'algorithm' | 'sessionKey'>): Buffer {
+  return Buffer.concat([
     u32be(input.oldBalance),
     u32be(input.amount),
     transactionTypeByte(input.transactionType ?? TransactionType.EPURSE_LOAD),
     terminal(input.terminalId),
   ]);
-  return sessionMac(input.algorithm, input.sessionKey, data);
 }
 
 export interface LoadMac2Input {
@@ -199,14 +210,18 @@ export interface LoadMac2Input {
 
 /** MAC2 = MAC(SESLK; amount || type || terminal || date || time). The host issues it. */
 export function loadMac2(input: LoadMac2Input): Buffer {
-  const data = Buffer.concat([
+  return sessionMac(input.algorithm, input.sessionKey, loadMac2Message(input));
+}
+
+/** What MAC2 of a load is computed over. */
+export function loadMac2Message(input: Omit<LoadMac2Input, 'algorithm' | 'sessionKey'>): Buffer {
+  return Buffer.concat([
     u32be(input.amount),
     transactionTypeByte(input.transactionType ?? TransactionType.EPURSE_LOAD),
     terminal(input.terminalId),
     bcdDate(input.date),
     bcdTime(input.time),
   ]);
-  return sessionMac(input.algorithm, input.sessionKey, data);
 }
 
 export interface LoadTacInput {
@@ -227,7 +242,12 @@ export interface LoadTacInput {
 
 /** TAC = MAC(DTK_L XOR DTK_R; newBalance || onlineCounter || amount || type || terminal || date || time). */
 export function loadTac(input: LoadTacInput): Buffer {
-  const data = Buffer.concat([
+  return tacOver(input.algorithm, input.tacKey, loadTacMessage(input));
+}
+
+/** What the TAC of a load is computed over. */
+export function loadTacMessage(input: Omit<LoadTacInput, 'algorithm' | 'tacKey'>): Buffer {
+  return Buffer.concat([
     u32be(input.newBalance),
     u16be(input.onlineCounter),
     u32be(input.amount),
@@ -236,7 +256,6 @@ export function loadTac(input: LoadTacInput): Buffer {
     bcdDate(input.date),
     bcdTime(input.time),
   ]);
-  return tac(input.algorithm, input.tacKey, data);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -256,13 +275,13 @@ export interface PurchaseSessionKeyInput {
 
 /** SESPK = 3DES-ECB(DPK, random || offlineCounter || last 2 bytes of the terminal serial). */
 export function purchaseSessionKey(input: PurchaseSessionKeyInput): Buffer {
+  return sessionKeyFrom(input.algorithm, input.purchaseKey, purchaseSessionInput(input));
+}
+
+/** What SESPK enciphers: random || offlineCounter || last 2 bytes of the terminal serial (8 bytes). */
+export function purchaseSessionInput(input: Pick<PurchaseSessionKeyInput, 'random' | 'offlineCounter' | 'terminalSerial'>): Buffer {
   requireLength('random', input.random, 4);
-  const data = Buffer.concat([
-    input.random,
-    u16be(input.offlineCounter),
-    u32be(input.terminalSerial).subarray(2, 4),
-  ]);
-  return sessionKeyFrom(input.algorithm, input.purchaseKey, data);
+  return Buffer.concat([input.random, u16be(input.offlineCounter), u32be(input.terminalSerial).subarray(2, 4)]);
 }
 
 export interface PurchaseMac1Input {
@@ -278,14 +297,18 @@ export interface PurchaseMac1Input {
 
 /** MAC1 = MAC(SESPK; amount || type || terminal || date || time). The PSAM (here: the host) computes it. */
 export function purchaseMac1(input: PurchaseMac1Input): Buffer {
-  const data = Buffer.concat([
+  return sessionMac(input.algorithm, input.sessionKey, purchaseMac1Message(input));
+}
+
+/** What MAC1 of a purchase is computed over. */
+export function purchaseMac1Message(input: Omit<PurchaseMac1Input, 'algorithm' | 'sessionKey'>): Buffer {
+  return Buffer.concat([
     u32be(input.amount),
     transactionTypeByte(input.transactionType ?? TransactionType.EPURSE_PURCHASE),
     terminal(input.terminalId),
     bcdDate(input.date),
     bcdTime(input.time),
   ]);
-  return sessionMac(input.algorithm, input.sessionKey, data);
 }
 
 export interface PurchaseMac2Input {
@@ -296,7 +319,12 @@ export interface PurchaseMac2Input {
 
 /** MAC2 = MAC(SESPK; amount). The card returns it; the PSAM / host checks it. */
 export function purchaseMac2(input: PurchaseMac2Input): Buffer {
-  return sessionMac(input.algorithm, input.sessionKey, u32be(input.amount));
+  return sessionMac(input.algorithm, input.sessionKey, purchaseMac2Message(input));
+}
+
+/** What MAC2 of a purchase is computed over: the amount. */
+export function purchaseMac2Message(input: Pick<PurchaseMac2Input, 'amount'>): Buffer {
+  return u32be(input.amount);
 }
 
 export interface PurchaseTacInput {
@@ -314,7 +342,12 @@ export interface PurchaseTacInput {
 
 /** TAC = MAC(DTK_L XOR DTK_R; amount || type || terminal || terminalSerial || date || time). */
 export function purchaseTac(input: PurchaseTacInput): Buffer {
-  const data = Buffer.concat([
+  return tacOver(input.algorithm, input.tacKey, purchaseTacMessage(input));
+}
+
+/** What the TAC of a purchase is computed over. */
+export function purchaseTacMessage(input: Omit<PurchaseTacInput, 'algorithm' | 'tacKey'>): Buffer {
+  return Buffer.concat([
     u32be(input.amount),
     transactionTypeByte(input.transactionType ?? TransactionType.EPURSE_PURCHASE),
     terminal(input.terminalId),
@@ -322,7 +355,6 @@ export function purchaseTac(input: PurchaseTacInput): Buffer {
     bcdDate(input.date),
     bcdTime(input.time),
   ]);
-  return tac(input.algorithm, input.tacKey, data);
 }
 
 // ---------------------------------------------------------------------------------------------

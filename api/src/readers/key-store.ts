@@ -1,7 +1,8 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { ALG_3DES, ALG_SM4 } from '../cardcrypto/algorithm.js';
+import { ALG_3DES, ALG_SM4, type AlgorithmId } from '../cardcrypto/algorithm.js';
 import { diversifyKey } from '../cardcrypto/diversify.js';
+import { sessionKeyFrom, sessionMac, tacOver } from '../cardcrypto/epurse.js';
 import { seal, unseal } from '../secrets/kek.js';
 import { m1SectorKeyB } from './m1/m1-script.js';
 
@@ -13,16 +14,36 @@ export class UnknownCardKeyError extends Error {}
 export type MasterKeyPurpose = KeyPurpose | 'M1';
 export type CardAlgorithm = '3DES' | 'SM4';
 
+/** Which card key: the card company's master key for a purpose and version, diversified by the card's ASN. */
+export interface CardKeyRequest {
+  cardCompanyId: string;
+  purpose: KeyPurpose;
+  keyVersion: number;
+  asn: Buffer;
+}
+
 /**
  * Where card keys live (DESIGN.md §6). The host never keeps a card's own key: it diversifies the
  * card company's master key by the card's ASN when a session needs it. A PKCS#11 HSM can stand in
- * for the software store below behind the same interface.
+ * for the software store below behind the same interface. The card session engine asks for MACs,
+ * not keys (`sessionMacs`, `tac`), so a store that can compute them inside its HSM never hands a
+ * card key or a session key to the process (docs/cardcrypto.md, "Keys in an HSM").
  */
 export interface KeyStore {
   /** Key B of an M1 card's sector, derived from the card company's M1 master key and the card's UID. */
   m1SectorKey(req: { cardCompanyId: string; keyVersion: number; uid: Buffer; sector: number }): Promise<Buffer>;
-  cardKey(req: { cardCompanyId: string; purpose: KeyPurpose; keyVersion: number; asn: Buffer }): Promise<{ key: Buffer; algorithm: CardAlgorithm }>;
+  /** The card's key itself: only where a computation has no way to stay in the store (offline TAC batches). */
+  cardKey(req: CardKeyRequest): Promise<{ key: Buffer; algorithm: CardAlgorithm }>;
+  /**
+   * MAC1 / MAC2 (4 bytes each) over `messages` under the session key the card's LOAD or PURCHASE key
+   * derives from `sessionInput` (cardcrypto's `loadSessionInput` / `purchaseSessionInput`).
+   */
+  sessionMacs(req: CardKeyRequest & { purpose: 'LOAD' | 'PURCHASE'; sessionInput: Buffer; messages: Buffer[] }): Promise<{ algorithm: CardAlgorithm; macs: Buffer[] }>;
+  /** The TAC (4 bytes) over `message` (cardcrypto's `loadTacMessage` / `purchaseTacMessage`) under the card's DTK. */
+  tac(req: Omit<CardKeyRequest, 'purpose'> & { message: Buffer }): Promise<{ algorithm: CardAlgorithm; tac: Buffer }>;
 }
+
+export const algorithmIdOf = (algorithm: CardAlgorithm): AlgorithmId => (algorithm === 'SM4' ? ALG_SM4 : ALG_3DES);
 
 /** The name a master key goes by: the sealing context in software, the object's label in an HSM. */
 export const masterKeyLabel = (companyId: string, purpose: MasterKeyPurpose, version: number) => `card-master-key:${companyId}:${purpose}:${version}`;
@@ -89,9 +110,32 @@ export class SoftwareKeyStore implements KeyStore {
     return m1SectorKeyB(key, req.uid, req.sector);
   }
 
-  async cardKey(req: { cardCompanyId: string; purpose: KeyPurpose; keyVersion: number; asn: Buffer }) {
+  async cardKey(req: CardKeyRequest) {
     const { key: master, algorithm } = await this.master(req.cardCompanyId, req.purpose, req.keyVersion);
-    return { key: diversifyKey(algorithm === 'SM4' ? ALG_SM4 : ALG_3DES, master, req.asn), algorithm };
+    return { key: diversifyKey(algorithmIdOf(algorithm), master, req.asn), algorithm };
+  }
+
+  // Both in software, on whatever cardKey gives (the sealed master here; the HSM's diversification in
+  // Pkcs11KeyStore where the token cannot derive session keys). Card and session keys are wiped after use.
+  async sessionMacs(req: CardKeyRequest & { sessionInput: Buffer; messages: Buffer[] }) {
+    const { key, algorithm } = await this.cardKey(req);
+    const id = algorithmIdOf(algorithm);
+    const sessionKey = sessionKeyFrom(id, key, req.sessionInput);
+    try {
+      return { algorithm, macs: req.messages.map((m) => sessionMac(id, sessionKey, m)) };
+    } finally {
+      key.fill(0);
+      sessionKey.fill(0);
+    }
+  }
+
+  async tac(req: Omit<CardKeyRequest, 'purpose'> & { message: Buffer }) {
+    const { key, algorithm } = await this.cardKey({ ...req, purpose: 'TAC' });
+    try {
+      return { algorithm, tac: tacOver(algorithmIdOf(algorithm), key, req.message) };
+    } finally {
+      key.fill(0);
+    }
   }
 }
 

@@ -1,24 +1,37 @@
-import { ALG_3DES, ALG_SM4, type AlgorithmId } from '../../cardcrypto/algorithm.js';
-import { purchaseSessionKey } from '../../cardcrypto/epurse.js';
-import type { KeyPurpose } from '../key-store.js';
+import type { AlgorithmId } from '../../cardcrypto/algorithm.js';
+import { purchaseSessionInput } from '../../cardcrypto/epurse.js';
+import { algorithmIdOf, type CardAlgorithm, type CardKeyRequest } from '../key-store.js';
 import type { PurchaseInit } from './session.model.js';
 import type { SessionDeps } from './step.js';
 import { SessionError } from './session.errors.js';
 
 /**
- * The card's key for one purpose, diversified by its ASN. The card says which algorithm it
- * computes with; the card company's master key says which it was issued with: they must agree,
- * or the host would compute MACs for a card under the wrong cipher.
+ * The card says which algorithm it computes with; the card company's master key says which it was
+ * issued with: they must agree, or the host would compute MACs for a card under the wrong cipher.
  */
-export async function cardKeyFor(deps: Pick<SessionDeps, 'keyStore'>, req: { cardCompanyId: string; purpose: KeyPurpose; keyVersion: number; asn: Buffer; algorithm: AlgorithmId }): Promise<Buffer> {
-  const { key, algorithm } = await deps.keyStore.cardKey(req);
-  if ((algorithm === 'SM4' ? ALG_SM4 : ALG_3DES) !== req.algorithm) throw new SessionError('CARD_ERROR', `the card reports algorithm id ${req.algorithm}, its card company's keys are ${algorithm}`).at('card-answers');
-  return key;
+function requireSameAlgorithm(card: AlgorithmId, keys: CardAlgorithm): void {
+  if (algorithmIdOf(keys) !== card) throw new SessionError('CARD_ERROR', `the card reports algorithm id ${card}, its card company's keys are ${keys}`).at('card-answers');
 }
 
-/** SESPK, derived from DPK each time it is needed: no session key is ever stored. */
-export async function purchaseKeyFor(deps: Pick<SessionDeps, 'keyStore'>, cardCompanyId: string, asn: Buffer, p: PurchaseInit): Promise<Buffer> {
-  const algorithm = p.algorithmId as AlgorithmId;
-  const dpk = await cardKeyFor(deps, { cardCompanyId, purpose: 'PURCHASE', keyVersion: p.keyVersion, asn, algorithm });
-  return purchaseSessionKey({ algorithm, purchaseKey: dpk, random: Buffer.from(p.random, 'hex'), offlineCounter: p.offlineCounter, terminalSerial: p.terminalSerial });
+/**
+ * MACs under the card's session key for one load or purchase, computed by the key store (inside the
+ * HSM where it can): neither the card's key nor the session key is handed to the engine.
+ */
+export async function sessionMacsFor(deps: Pick<SessionDeps, 'keyStore'>, req: CardKeyRequest & { purpose: 'LOAD' | 'PURCHASE'; algorithm: AlgorithmId; sessionInput: Buffer; messages: Buffer[] }): Promise<Buffer[]> {
+  const { algorithm, macs } = await deps.keyStore.sessionMacs(req);
+  requireSameAlgorithm(req.algorithm, algorithm);
+  return macs;
+}
+
+/** MACs under SESPK, derived from DPK each time they are needed: no session key is ever stored. */
+export function purchaseMacsFor(deps: Pick<SessionDeps, 'keyStore'>, cardCompanyId: string, asn: Buffer, p: PurchaseInit, messages: Buffer[]): Promise<Buffer[]> {
+  const sessionInput = purchaseSessionInput({ random: Buffer.from(p.random, 'hex'), offlineCounter: p.offlineCounter, terminalSerial: p.terminalSerial });
+  return sessionMacsFor(deps, { cardCompanyId, purpose: 'PURCHASE', keyVersion: p.keyVersion, asn, algorithm: p.algorithmId as AlgorithmId, sessionInput, messages });
+}
+
+/** The TAC the card should have answered, under its DTK. */
+export async function tacFor(deps: Pick<SessionDeps, 'keyStore'>, req: Omit<CardKeyRequest, 'purpose'> & { algorithm: AlgorithmId; message: Buffer }): Promise<Buffer> {
+  const { algorithm, tac } = await deps.keyStore.tac(req);
+  requireSameAlgorithm(req.algorithm, algorithm);
+  return tac;
 }

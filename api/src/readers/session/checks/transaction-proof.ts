@@ -1,8 +1,8 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { AlgorithmId } from '../../../cardcrypto/algorithm.js';
-import { loadTac, purchaseMac2, purchaseTac, verifyMac } from '../../../cardcrypto/epurse.js';
+import { loadTacMessage, purchaseMac2Message, purchaseTacMessage, verifyMac } from '../../../cardcrypto/epurse.js';
 import type { ReaderRow } from '../../readers.service.js';
-import { cardKeyFor, purchaseKeyFor } from '../card-keys.js';
+import { purchaseMacsFor, tacFor } from '../card-keys.js';
 import type { SessionRow } from '../session.model.js';
 import type { SessionDeps } from '../step.js';
 import { terminalIdOf } from '../terminal.js';
@@ -23,8 +23,8 @@ export async function checkLoadProof(deps: Pick<SessionDeps, 'keyStore'>, em: En
   const init = load.context.init!;
   const algorithm = init.algorithmId as AlgorithmId;
   const amount = Number(load.amount);
-  const dtk = await cardKeyFor(deps, { cardCompanyId: load.context.cardCompanyId!, purpose: 'TAC', keyVersion: init.keyVersion, asn: Buffer.from(load.card_asn!, 'hex'), algorithm });
-  const expected = loadTac({ algorithm, tacKey: dtk, newBalance: init.oldBalance + amount, onlineCounter: init.onlineCounter, amount, terminalId: terminalIdOf(await readerOf(em, load)), date: init.date, time: init.time });
+  const message = loadTacMessage({ newBalance: init.oldBalance + amount, onlineCounter: init.onlineCounter, amount, terminalId: terminalIdOf(await readerOf(em, load)), date: init.date, time: init.time });
+  const expected = await tacFor(deps, { cardCompanyId: load.context.cardCompanyId!, keyVersion: init.keyVersion, asn: Buffer.from(load.card_asn!, 'hex'), algorithm, message });
   return verifyMac(expected, proof.tac);
 }
 
@@ -34,9 +34,9 @@ export async function checkPurchaseProof(deps: SessionDeps, em: EntityManager, p
   const algorithm = p.algorithmId as AlgorithmId;
   const amount = Number(purchase.amount);
   const asn = Buffer.from(purchase.card_asn!, 'hex');
-  const sessionKey = await purchaseKeyFor(deps, purchase.context.cardCompanyId!, asn, p);
-  if (!verifyMac(purchaseMac2({ algorithm, sessionKey, amount }), proof.mac2)) return false;
-  const dtk = await cardKeyFor(deps, { cardCompanyId: purchase.context.cardCompanyId!, purpose: 'TAC', keyVersion: p.keyVersion, asn, algorithm });
-  const expected = purchaseTac({ algorithm, tacKey: dtk, amount, terminalId: terminalIdOf(await readerOf(em, purchase)), terminalSerial: p.terminalSerial, date: p.date, time: p.time });
+  const [mac2] = await purchaseMacsFor(deps, purchase.context.cardCompanyId!, asn, p, [purchaseMac2Message({ amount })]);
+  if (!verifyMac(mac2!, proof.mac2)) return false;
+  const message = purchaseTacMessage({ amount, terminalId: terminalIdOf(await readerOf(em, purchase)), terminalSerial: p.terminalSerial, date: p.date, time: p.time });
+  const expected = await tacFor(deps, { cardCompanyId: purchase.context.cardCompanyId!, keyVersion: p.keyVersion, asn, algorithm, message });
   return verifyMac(expected, proof.tac);
 }

@@ -1,9 +1,9 @@
 import type { AlgorithmId } from '../../../cardcrypto/algorithm.js';
-import { loadMac1, loadMac2, loadSessionKey, loadTac, purchaseMac1, purchaseMac2, purchaseTac } from '../../../cardcrypto/epurse.js';
+import { loadMac1Message, loadMac2Message, loadSessionInput, loadTacMessage, purchaseMac1Message, purchaseMac2Message, purchaseTacMessage } from '../../../cardcrypto/epurse.js';
 import { toGlobalId } from '../../../graphql/global-id.js';
 import * as apdu from '../apdu.js';
 import { cardAnswer, lastRecordOf, supportedAlgorithm } from '../checks/card-answers.js';
-import { cardKeyFor, purchaseKeyFor } from '../card-keys.js';
+import { purchaseMacsFor, sessionMacsFor, tacFor } from '../card-keys.js';
 import { responsesOf } from '../checks/body.js';
 import { checkCardIssuer, checkCardUsable } from '../checks/card-status.js';
 import { checkCounter, recordCounter, type SeenCounters } from '../checks/counters.js';
@@ -76,16 +76,16 @@ export const loadInitialized: Step = async (s) => {
   const proving = await askForProofIfOwed(s, card, context, { onlineCounter: init.onlineCounter });
   if (proving) return proving;
   const algorithm = supportedAlgorithm(init.algorithmId);
-  const dlk = await cardKeyFor(s.deps, { cardCompanyId: card.cardCompanyId, purpose: 'LOAD', keyVersion: init.keyVersion, asn: card.asnBytes, algorithm });
   const terminalId = terminalIdOf(reader);
-  const sessionKey = loadSessionKey({ algorithm, loadKey: dlk, random: init.random, onlineCounter: init.onlineCounter });
   const amount = Number(session.amount);
-  checkLoadMac1(loadMac1({ algorithm, sessionKey, oldBalance: init.oldBalance, amount, terminalId }), init.mac1);
   const { date, time } = cardClock(s.now);
+  // Both MACs in one call to the key store (one session key derivation); MAC2 leaves only below, after every check.
+  const messages = [loadMac1Message({ oldBalance: init.oldBalance, amount, terminalId }), loadMac2Message({ amount, terminalId, date, time })];
+  const [expectedMac1, mac2] = await sessionMacsFor(s.deps, { cardCompanyId: card.cardCompanyId, purpose: 'LOAD', keyVersion: init.keyVersion, asn: card.asnBytes, algorithm, sessionInput: loadSessionInput(init), messages });
+  checkLoadMac1(expectedMac1!, init.mac1);
   // The purpose first: a top-up whose earlier claim the card's counter proves taken is settled (ALREADY_LOADED).
   await guardCredit(s, { card, amount, oldBalance: init.oldBalance, onlineCounter: init.onlineCounter, lastRecord, terminal: hex(terminalId), date, time, m1: null });
   await refuseIfLoadUnproved(s, card.asn, init.onlineCounter);
-  const mac2 = loadMac2({ algorithm, sessionKey, amount, terminalId, date, time });
   return {
     state: 'AWAITING_TAC',
     context: { ...context, init: { oldBalance: init.oldBalance, onlineCounter: init.onlineCounter, keyVersion: init.keyVersion, algorithmId: algorithm, date, time } },
@@ -135,8 +135,7 @@ export const purchaseInitialized: Step = async (s) => {
   await checkPurseCover(s.em, card, amount, init.balance);
   const terminalSerial = await nextTerminalSerial(s.em, reader.id);
   const purchase: PurchaseInit = { balance: init.balance, offlineCounter: init.offlineCounter, keyVersion: init.keyVersion, algorithmId: algorithm, random: hex(init.random), terminalSerial, date, time };
-  const sessionKey = await purchaseKeyFor(s.deps, card.cardCompanyId, card.asnBytes, purchase);
-  const mac1 = purchaseMac1({ algorithm, sessionKey, amount, terminalId: terminalIdOf(reader), date, time });
+  const [mac1] = await purchaseMacsFor(s.deps, card.cardCompanyId, card.asnBytes, purchase, [purchaseMac1Message({ amount, terminalId: terminalIdOf(reader), date, time })]);
   return {
     state: 'AWAITING_TAC',
     context: { ...context, purchase },
@@ -154,8 +153,8 @@ export const loadCredited: Step = async ({ em, deps, session, reader, body }) =>
   const amount = Number(session.amount);
   const asnBytes = Buffer.from(session.card_asn!, 'hex');
   const algorithm = init.algorithmId as AlgorithmId;
-  const dtk = await cardKeyFor(deps, { cardCompanyId: session.context.cardCompanyId!, purpose: 'TAC', keyVersion: init.keyVersion, asn: asnBytes, algorithm });
-  checkLoadTac(loadTac({ algorithm, tacKey: dtk, newBalance: init.oldBalance + amount, onlineCounter: init.onlineCounter, amount, terminalId: terminalIdOf(reader), date: init.date, time: init.time }), tac);
+  const message = loadTacMessage({ newBalance: init.oldBalance + amount, onlineCounter: init.onlineCounter, amount, terminalId: terminalIdOf(reader), date: init.date, time: init.time });
+  checkLoadTac(await tacFor(deps, { cardCompanyId: session.context.cardCompanyId!, keyVersion: init.keyVersion, asn: asnBytes, algorithm, message }), tac);
   await recordTaken(em, 'load', session, init.onlineCounter, tac);
   const result = { asn: session.card_asn!, oldBalance: init.oldBalance, newBalance: init.oldBalance + amount, amount, onlineCounter: init.onlineCounter + 1, tac: hex(tac) };
   await complete(em, deps, session, reader, cardOf(session), result);
@@ -199,10 +198,10 @@ export const purchaseDebited: Step = async ({ em, deps, session, reader, body })
   const algorithm = p.algorithmId as AlgorithmId;
   // What the card answered stays with a refusal: a card that debited and failed a check is a case to reconcile.
   const evidence = { asn: card.asn, amount, offlineCounter: p.offlineCounter, terminalSerial: p.terminalSerial, date: p.date, time: p.time, response: debit };
-  const sessionKey = await purchaseKeyFor(deps, card.cardCompanyId, card.asnBytes, p);
-  checkPurchaseMac2(purchaseMac2({ algorithm, sessionKey, amount }), mac2, evidence);
-  const dtk = await cardKeyFor(deps, { cardCompanyId: card.cardCompanyId, purpose: 'TAC', keyVersion: p.keyVersion, asn: card.asnBytes, algorithm });
-  checkPurchaseTac(purchaseTac({ algorithm, tacKey: dtk, amount, terminalId: terminalIdOf(reader), terminalSerial: p.terminalSerial, date: p.date, time: p.time }), tac, evidence);
+  const [expectedMac2] = await purchaseMacsFor(deps, card.cardCompanyId, card.asnBytes, p, [purchaseMac2Message({ amount })]);
+  checkPurchaseMac2(expectedMac2!, mac2, evidence);
+  const message = purchaseTacMessage({ amount, terminalId: terminalIdOf(reader), terminalSerial: p.terminalSerial, date: p.date, time: p.time });
+  checkPurchaseTac(await tacFor(deps, { cardCompanyId: card.cardCompanyId, keyVersion: p.keyVersion, asn: card.asnBytes, algorithm, message }), tac, evidence);
   await recordTaken(em, 'purchase', session, p.offlineCounter, tac);
   const result = { asn: card.asn, oldBalance: p.balance, newBalance: p.balance - amount, amount, offlineCounter: p.offlineCounter + 1, terminalSerial: p.terminalSerial, tac: hex(tac) };
   try {
