@@ -7,7 +7,8 @@ import { useState } from 'preact/hooks';
 import { formatMoney } from '../format.ts';
 import { t } from '../i18n.ts';
 import { apiClient } from '../session.ts';
-import { ErrorText, Pager, Section, Status, type UserErrorView, UserErrors, useLoad, usePager } from '../ui.tsx';
+import { PagedTable, Table, usePaged } from '../table.tsx';
+import { ErrorText, Section, Status, type UserErrorView, UserErrors } from '../ui.tsx';
 
 type BillImport = NonNullable<ImportBillsCsvMutation['importBillsCsv']['import']>;
 
@@ -74,30 +75,23 @@ function ImportForm({ onImported }: { onImported(): void }) {
           </p>
           {report.refused > 0 ? <p>{t('nothingImported')}</p> : null}
           {report.refusals.length > 0 ? (
-            <table id="import-refusals">
-              <thead>
-                <tr>
-                  <th scope="col" class="num">
-                    {t('row')}
-                  </th>
-                  <th scope="col">{t('column')}</th>
-                  <th scope="col">{t('problem')}</th>
-                </tr>
-              </thead>
-              <tbody>
-                {report.refusals.map((r) => (
-                  <tr key={`${r.row}:${r.field}:${r.code}`}>
-                    <td class="num">{r.row}</td>
-                    <td>
-                      <code>{r.field}</code>
-                    </td>
-                    <td>
+            <Table
+              id="import-refusals"
+              rows={report.refusals}
+              rowKey={(r) => `${r.row}:${r.field}:${r.code}`}
+              columns={[
+                { header: t('row'), num: true, cell: (r) => r.row },
+                { header: t('column'), cell: (r) => <code>{r.field}</code> },
+                {
+                  header: t('problem'),
+                  cell: (r) => (
+                    <>
                       {r.message} <code>{r.code}</code>
-                    </td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
+                    </>
+                  ),
+                },
+              ]}
+            />
           ) : null}
         </div>
       ) : null}
@@ -107,44 +101,23 @@ function ImportForm({ onImported }: { onImported(): void }) {
 }
 
 function BillList({ refresh }: { refresh: number }) {
-  const pager = usePager(refresh);
-  const list = useLoad(() => apiClient().execute(BillsDocument, { first: 20, after: pager.after }), [pager.after, refresh]);
-  const bills = list.data?.bills;
+  const paged = usePaged((after) => apiClient().execute(BillsDocument, { first: 20, after }), refresh);
   return (
     <Section title={t('bills')} id="bills-title">
-      <ErrorText error={list.error} />
-      {bills && bills.edges.length === 0 ? <p>{t('none')}</p> : null}
-      {bills && bills.edges.length > 0 ? (
-        <table id="bills">
-          <thead>
-            <tr>
-              <th scope="col">{t('account')}</th>
-              <th scope="col">{t('period')}</th>
-              <th scope="col">{t('status')}</th>
-              <th scope="col" class="num">
-                {t('amountDue')}
-              </th>
-              <th scope="col">{t('dueDate')}</th>
-              <th scope="col">{t('reference')}</th>
-            </tr>
-          </thead>
-          <tbody>
-            {bills.edges.map(({ node: b }) => (
-              <tr key={b.id}>
-                <td>{b.accountNumber}</td>
-                <td>{b.period}</td>
-                <td>
-                  <Status value={b.status} />
-                </td>
-                <td class="num">{formatMoney(b.amountDue)}</td>
-                <td>{b.dueDate}</td>
-                <td>{b.billerReference}</td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      ) : null}
-      <Pager pager={pager} pageInfo={bills?.pageInfo} />
+      <PagedTable
+        id="bills"
+        paged={paged}
+        connection={paged.list.data?.bills}
+        rowKey={(b) => b.id}
+        columns={[
+          { header: t('account'), cell: (b) => b.accountNumber },
+          { header: t('period'), cell: (b) => b.period },
+          { header: t('status'), cell: (b) => <Status value={b.status} /> },
+          { header: t('amountDue'), num: true, cell: (b) => formatMoney(b.amountDue) },
+          { header: t('dueDate'), cell: (b) => b.dueDate },
+          { header: t('reference'), cell: (b) => b.billerReference },
+        ]}
+      />
     </Section>
   );
 }

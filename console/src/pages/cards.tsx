@@ -7,7 +7,8 @@ import { useState } from 'preact/hooks';
 import { formatMoney, formatTime } from '../format.ts';
 import { t } from '../i18n.ts';
 import { apiClient } from '../session.ts';
-import { ErrorText, Pager, Section, Status, type UserErrorView, UserErrors, useLoad, usePager } from '../ui.tsx';
+import { PagedTable, usePaged } from '../table.tsx';
+import { ErrorText, Section, Status, type UserErrorView, UserErrors, useLoad } from '../ui.tsx';
 
 export function CardsPage() {
   const [typed, setTyped] = useState('');
@@ -116,42 +117,22 @@ export function CardsPage() {
 }
 
 function History({ cardId, refresh }: { cardId: string; refresh: number }) {
-  const pager = usePager(cardId);
-  const list = useLoad(() => apiClient().execute(CardHistoryDocument, { card: cardId, first: 20, after: pager.after }), [cardId, pager.after, refresh]);
-  const history = list.data?.card?.history;
+  const paged = usePaged((after) => apiClient().execute(CardHistoryDocument, { card: cardId, first: 20, after }), cardId, [refresh]);
   return (
     <Section title={t('history')} id="history-title">
-      <ErrorText error={list.error} />
-      {history && history.edges.length === 0 ? <p>{t('none')}</p> : null}
-      {history && history.edges.length > 0 ? (
-        <table id="card-history">
-          <thead>
-            <tr>
-              <th scope="col">{t('kind')}</th>
-              <th scope="col">{t('description')}</th>
-              <th scope="col" class="num">
-                {t('amount')}
-              </th>
-              <th scope="col" class="num">
-                {t('balanceAfter')}
-              </th>
-              <th scope="col">{t('posted')}</th>
-            </tr>
-          </thead>
-          <tbody>
-            {history.edges.map(({ node: h }) => (
-              <tr key={h.id}>
-                <td>{h.kind}</td>
-                <td>{h.description}</td>
-                <td class="num">{formatMoney(h.amount)}</td>
-                <td class="num">{formatMoney(h.balanceAfter)}</td>
-                <td>{formatTime(h.at)}</td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      ) : null}
-      <Pager pager={pager} pageInfo={history?.pageInfo} />
+      <PagedTable
+        id="card-history"
+        paged={paged}
+        connection={paged.list.data?.card?.history}
+        rowKey={(h) => h.id}
+        columns={[
+          { header: t('kind'), cell: (h) => h.kind },
+          { header: t('description'), cell: (h) => h.description },
+          { header: t('amount'), num: true, cell: (h) => formatMoney(h.amount) },
+          { header: t('balanceAfter'), num: true, cell: (h) => formatMoney(h.balanceAfter) },
+          { header: t('posted'), cell: (h) => formatTime(h.at) },
+        ]}
+      />
     </Section>
   );
 }

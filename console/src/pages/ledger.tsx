@@ -7,6 +7,7 @@ import { useState } from 'preact/hooks';
 import { formatTime } from '../format.ts';
 import { t } from '../i18n.ts';
 import { apiClient } from '../session.ts';
+import { Table } from '../table.tsx';
 import { ErrorText, Section, useLoad } from '../ui.tsx';
 
 export function LedgerPage() {
@@ -25,28 +26,15 @@ export function LedgerPage() {
             {problems.length === 0 ? t('ledgerBalances') : t('ledgerProblems', { count: problems.length })} ({formatTime(check.data!.at)})
           </p>
           {problems.length > 0 ? (
-            <table>
-              <thead>
-                <tr>
-                  <th scope="col">{t('rule')}</th>
-                  <th scope="col">{t('subject')}</th>
-                  <th scope="col">{t('details')}</th>
-                </tr>
-              </thead>
-              <tbody>
-                {problems.map((p) => (
-                  <tr key={`${p.rule}:${p.subject}`}>
-                    <td>
-                      <code>{p.rule}</code>
-                    </td>
-                    <td>
-                      <code>{p.subject}</code>
-                    </td>
-                    <td>{p.detail}</td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
+            <Table
+              rows={problems}
+              rowKey={(p) => `${p.rule}:${p.subject}`}
+              columns={[
+                { header: t('rule'), cell: (p) => <code>{p.rule}</code> },
+                { header: t('subject'), cell: (p) => <code>{p.subject}</code> },
+                { header: t('details'), cell: (p) => p.detail },
+              ]}
+            />
           ) : null}
         </div>
       ) : null}

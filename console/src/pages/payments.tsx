@@ -8,7 +8,8 @@ import { decimalToMinor, formatMoney, formatTime, minorDigits } from '../format.
 import { t } from '../i18n.ts';
 import { navigate } from '../router.ts';
 import { apiClient } from '../session.ts';
-import { ErrorText, Pager, Section, Status, type UserErrorView, UserErrors, useLoad, usePager } from '../ui.tsx';
+import { PagedTable, Table, usePaged } from '../table.tsx';
+import { ErrorText, Section, Status, type UserErrorView, UserErrors, useLoad } from '../ui.tsx';
 
 const STATUSES: PaymentStatus[] = ['SUCCEEDED', 'REQUIRES_CARD', 'PROCESSING', 'FAILED', 'CANCELED'];
 
@@ -16,17 +17,15 @@ export function PaymentsPage() {
   const [status, setStatus] = useState<PaymentStatus | ''>('');
   const [orderReference, setOrderReference] = useState('');
   const [applied, setApplied] = useState({ status: '' as PaymentStatus | '', orderReference: '' });
-  const pager = usePager(JSON.stringify(applied));
-  const list = useLoad(
-    () =>
+  const paged = usePaged(
+    (after) =>
       apiClient().execute(PaymentsDocument, {
         first: 20,
-        after: pager.after,
+        after,
         filter: { ...(applied.status ? { status: [applied.status] } : {}), ...(applied.orderReference ? { orderReference: applied.orderReference } : {}) },
       }),
-    [pager.after, applied],
+    JSON.stringify(applied),
   );
-  const payments = list.data?.payments;
   return (
     <Section title={t('payments')} id="payments-title">
       <form
@@ -53,41 +52,19 @@ export function PaymentsPage() {
         </label>
         <button type="submit">{t('filter')}</button>
       </form>
-      <ErrorText error={list.error} />
-      {payments && payments.edges.length === 0 ? <p>{t('none')}</p> : null}
-      {payments && payments.edges.length > 0 ? (
-        <table>
-          <thead>
-            <tr>
-              <th scope="col">{t('order')}</th>
-              <th scope="col">{t('status')}</th>
-              <th scope="col" class="num">
-                {t('amount')}
-              </th>
-              <th scope="col" class="num">
-                {t('refunded')}
-              </th>
-              <th scope="col">{t('created')}</th>
-            </tr>
-          </thead>
-          <tbody>
-            {payments.edges.map(({ node: p }) => (
-              <tr key={p.id} data-payment={p.id}>
-                <td>
-                  <a href={`#/payments/${encodeURIComponent(p.id)}`}>{p.orderReference}</a>
-                </td>
-                <td>
-                  <Status value={p.status} />
-                </td>
-                <td class="num">{formatMoney(p.amount)}</td>
-                <td class="num">{formatMoney(p.refundedAmount)}</td>
-                <td>{formatTime(p.createdAt)}</td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      ) : null}
-      <Pager pager={pager} pageInfo={payments?.pageInfo} />
+      <PagedTable
+        paged={paged}
+        connection={paged.list.data?.payments}
+        rowKey={(p) => p.id}
+        rowAttrs={(p) => ({ 'data-payment': p.id })}
+        columns={[
+          { header: t('order'), cell: (p) => <a href={`#/payments/${encodeURIComponent(p.id)}`}>{p.orderReference}</a> },
+          { header: t('status'), cell: (p) => <Status value={p.status} /> },
+          { header: t('amount'), num: true, cell: (p) => formatMoney(p.amount) },
+          { header: t('refunded'), num: true, cell: (p) => formatMoney(p.refundedAmount) },
+          { header: t('created'), cell: (p) => formatTime(p.createdAt) },
+        ]}
+      />
     </Section>
   );
 }
@@ -131,53 +108,28 @@ export function PaymentPage({ id }: { id: string }) {
           </dl>
           {payment.status === 'SUCCEEDED' ? <RefundForm payment={payment} onDone={detail.reload} /> : null}
           <h3>{t('refunds')}</h3>
-          {payment.refunds.length === 0 ? (
-            <p>{t('none')}</p>
-          ) : (
-            <table id="refunds">
-              <thead>
-                <tr>
-                  <th scope="col" class="num">
-                    {t('amount')}
-                  </th>
-                  <th scope="col">{t('reason')}</th>
-                  <th scope="col">{t('created')}</th>
-                </tr>
-              </thead>
-              <tbody>
-                {payment.refunds.map((r) => (
-                  <tr key={r.id}>
-                    <td class="num">{formatMoney(r.amount)}</td>
-                    <td>{r.reason ?? '—'}</td>
-                    <td>{formatTime(r.createdAt)}</td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          )}
+          <Table
+            id="refunds"
+            rows={payment.refunds}
+            rowKey={(r) => r.id}
+            columns={[
+              { header: t('amount'), num: true, cell: (r) => formatMoney(r.amount) },
+              { header: t('reason'), cell: (r) => r.reason ?? '—' },
+              { header: t('created'), cell: (r) => formatTime(r.createdAt) },
+            ]}
+          />
           <h3>{t('ledgerEntries')}</h3>
-          <table id="ledger-entries">
-            <thead>
-              <tr>
-                <th scope="col">{t('kind')}</th>
-                <th scope="col">{t('description')}</th>
-                <th scope="col" class="num">
-                  {t('amount')}
-                </th>
-                <th scope="col">{t('posted')}</th>
-              </tr>
-            </thead>
-            <tbody>
-              {payment.ledgerEntries.map((e) => (
-                <tr key={e.key}>
-                  <td>{e.kind}</td>
-                  <td>{e.description}</td>
-                  <td class="num">{formatMoney(e.amount)}</td>
-                  <td>{formatTime(e.postedAt)}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
+          <Table
+            id="ledger-entries"
+            rows={payment.ledgerEntries}
+            rowKey={(e) => e.key}
+            columns={[
+              { header: t('kind'), cell: (e) => e.kind },
+              { header: t('description'), cell: (e) => e.description },
+              { header: t('amount'), num: true, cell: (e) => formatMoney(e.amount) },
+              { header: t('posted'), cell: (e) => formatTime(e.postedAt) },
+            ]}
+          />
         </>
       ) : null}
     </Section>

@@ -8,13 +8,13 @@ import { useState } from 'preact/hooks';
 import { formatTime } from '../format.ts';
 import { t } from '../i18n.ts';
 import { apiClient } from '../session.ts';
-import { ErrorText, Pager, Section, Status, type UserErrorView, UserErrors, useLoad, usePager } from '../ui.tsx';
+import { PagedTable, usePaged } from '../table.tsx';
+import { ErrorText, Section, Status, type UserErrorView, UserErrors, useLoad } from '../ui.tsx';
 
 export function ReadersPage({ cardCompanyId }: { cardCompanyId: string }) {
   const company = useLoad(() => apiClient().execute(CardCompanyDocument, { id: cardCompanyId }), [cardCompanyId]);
   const [changed, setChanged] = useState(0);
-  const pager = usePager(null);
-  const list = useLoad(() => apiClient().execute(ReadersDocument, { first: 20, after: pager.after }), [pager.after, changed]);
+  const paged = usePaged((after) => apiClient().execute(ReadersDocument, { first: 20, after }), null, [changed]);
   const [action, setAction] = useState<{ userErrors?: readonly UserErrorView[]; error?: unknown }>({});
   const city = company.data?.cardCompany?.city;
 
@@ -36,68 +36,61 @@ export function ReadersPage({ cardCompanyId }: { cardCompanyId: string }) {
     }
   };
 
-  const readers = list.data?.readers;
   return (
     <>
       {city ? <RegisterForm cityId={city.id} ownerId={cardCompanyId} onRegistered={() => setChanged((n) => n + 1)} /> : <ErrorText error={company.error} />}
       <Section title={t('readers')} id="readers-title">
-        <ErrorText error={list.error} />
         <UserErrors errors={action.userErrors} />
         <ErrorText error={action.error} />
-        {readers && readers.edges.length === 0 ? <p>{t('none')}</p> : null}
-        {readers && readers.edges.length > 0 ? (
-          <table id="readers">
-            <thead>
-              <tr>
-                <th scope="col">{t('serial')}</th>
-                <th scope="col">{t('model')}</th>
-                <th scope="col">{t('status')}</th>
-                <th scope="col">{t('certificates')}</th>
-                <th scope="col">{t('created')}</th>
-                <th scope="col">{t('actions')}</th>
-              </tr>
-            </thead>
-            <tbody>
-              {readers.edges.map(({ node: r }) => (
-                <tr key={r.id} data-serial={r.serial}>
-                  <th scope="row">{r.serial}</th>
-                  <td>{r.model}</td>
-                  <td>
-                    <Status value={r.status} />
-                  </td>
-                  <td>
-                    <code>{r.cityCertificateSerial}</code>
-                    {r.nationalCertificateSerial ? (
-                      <>
-                        {' '}
-                        / <code>{r.nationalCertificateSerial}</code>
-                      </>
-                    ) : null}
-                  </td>
-                  <td>{formatTime(r.createdAt, city?.timeZone)}</td>
-                  <td class="actions">
-                    {r.status === 'ACTIVE' ? (
-                      <button type="button" onClick={() => changeStatus('suspend', r)} aria-label={`${t('suspend')} ${r.serial}`}>
-                        {t('suspend')}
-                      </button>
-                    ) : null}
-                    {r.status === 'SUSPENDED' ? (
-                      <button type="button" onClick={() => changeStatus('activate', r)} aria-label={`${t('activate')} ${r.serial}`}>
-                        {t('activate')}
-                      </button>
-                    ) : null}
-                    {r.status !== 'REVOKED' ? (
-                      <button type="button" class="danger" onClick={() => changeStatus('revoke', r)} aria-label={`${t('revoke')} ${r.serial}`}>
-                        {t('revoke')}
-                      </button>
-                    ) : null}
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        ) : null}
-        <Pager pager={pager} pageInfo={readers?.pageInfo} />
+        <PagedTable
+          id="readers"
+          paged={paged}
+          connection={paged.list.data?.readers}
+          rowKey={(r) => r.id}
+          rowAttrs={(r) => ({ 'data-serial': r.serial })}
+          columns={[
+            { header: t('serial'), rowHeader: true, cell: (r) => r.serial },
+            { header: t('model'), cell: (r) => r.model },
+            { header: t('status'), cell: (r) => <Status value={r.status} /> },
+            {
+              header: t('certificates'),
+              cell: (r) => (
+                <>
+                  <code>{r.cityCertificateSerial}</code>
+                  {r.nationalCertificateSerial ? (
+                    <>
+                      {' '}
+                      / <code>{r.nationalCertificateSerial}</code>
+                    </>
+                  ) : null}
+                </>
+              ),
+            },
+            { header: t('created'), cell: (r) => formatTime(r.createdAt, city?.timeZone) },
+            {
+              header: t('actions'),
+              cell: (r) => (
+                <span class="actions">
+                  {r.status === 'ACTIVE' ? (
+                    <button type="button" onClick={() => changeStatus('suspend', r)} aria-label={`${t('suspend')} ${r.serial}`}>
+                      {t('suspend')}
+                    </button>
+                  ) : null}
+                  {r.status === 'SUSPENDED' ? (
+                    <button type="button" onClick={() => changeStatus('activate', r)} aria-label={`${t('activate')} ${r.serial}`}>
+                      {t('activate')}
+                    </button>
+                  ) : null}
+                  {r.status !== 'REVOKED' ? (
+                    <button type="button" class="danger" onClick={() => changeStatus('revoke', r)} aria-label={`${t('revoke')} ${r.serial}`}>
+                      {t('revoke')}
+                    </button>
+                  ) : null}
+                </span>
+              ),
+            },
+          ]}
+        />
       </Section>
     </>
   );

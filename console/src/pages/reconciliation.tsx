@@ -9,6 +9,7 @@ import { BarChart } from '../chart.tsx';
 import { DEFAULT_TIME_ZONE, formatMoney, formatTime } from '../format.ts';
 import { t } from '../i18n.ts';
 import { apiClient } from '../session.ts';
+import { Table } from '../table.tsx';
 import { ErrorText, Section, Status, useLoad } from '../ui.tsx';
 
 /** Today in the city: the default business day. */
@@ -53,38 +54,19 @@ export function ReconciliationPage() {
               {t('downloadCsv')}
             </a>
           </p>
-          {r.payments.length === 0 ? (
-            <p>{t('none')}</p>
-          ) : (
-            <table id="reconciliation-payments">
-              <thead>
-                <tr>
-                  <th scope="col">{t('account')}</th>
-                  <th scope="col">{t('period')}</th>
-                  <th scope="col">{t('status')}</th>
-                  <th scope="col" class="num">
-                    {t('amount')}
-                  </th>
-                  <th scope="col">{t('receipt')}</th>
-                  <th scope="col">{t('paidAt')}</th>
-                </tr>
-              </thead>
-              <tbody>
-                {r.payments.map((p) => (
-                  <tr key={p.id}>
-                    <td>{p.accountNumber}</td>
-                    <td>{p.period}</td>
-                    <td>
-                      <Status value={p.status} />
-                    </td>
-                    <td class="num">{formatMoney(p.amount)}</td>
-                    <td>{p.receiptNumber ?? '—'}</td>
-                    <td>{formatTime(p.paidAt)}</td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          )}
+          <Table
+            id="reconciliation-payments"
+            rows={r.payments}
+            rowKey={(p) => p.id}
+            columns={[
+              { header: t('account'), cell: (p) => p.accountNumber },
+              { header: t('period'), cell: (p) => p.period },
+              { header: t('status'), cell: (p) => <Status value={p.status} /> },
+              { header: t('amount'), num: true, cell: (p) => formatMoney(p.amount) },
+              { header: t('receipt'), cell: (p) => p.receiptNumber ?? '—' },
+              { header: t('paidAt'), cell: (p) => formatTime(p.paidAt) },
+            ]}
+          />
         </>
       ) : null}
     </Section>

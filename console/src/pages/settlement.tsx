@@ -8,7 +8,8 @@ import { useState } from 'preact/hooks';
 import { formatMoney, formatTime } from '../format.ts';
 import { t } from '../i18n.ts';
 import { apiClient } from '../session.ts';
-import { ErrorText, Pager, Section, Status, type UserErrorView, UserErrors, useLoad, usePager } from '../ui.tsx';
+import { type Connection, PagedTable, usePaged } from '../table.tsx';
+import { ErrorText, Section, Status, type UserErrorView, UserErrors } from '../ui.tsx';
 
 interface WindowRow {
   id: string;
@@ -34,14 +35,10 @@ type Outcome = { userErrors?: readonly UserErrorView[]; error?: unknown; done?: 
 
 export function SettlementPage() {
   const [status, setStatus] = useState<SettlementWindowStatus | ''>('');
-  const pager = usePager(status);
   const [changed, setChanged] = useState(0);
   const [selected, setSelected] = useState<string>();
   const [outcome, setOutcome] = useState<Outcome>({});
-  const list = useLoad(
-    () => apiClient().request<{ settlementWindows: { edges: { node: WindowRow }[]; pageInfo: { hasNextPage: boolean; endCursor: string | null } } }>(WINDOWS, { first: 20, after: pager.after, status: status || null }),
-    [pager.after, status, changed],
-  );
+  const paged = usePaged((after) => apiClient().request<{ settlementWindows: Connection<WindowRow> }>(WINDOWS, { first: 20, after, status: status || null }), status, [changed]);
 
   const act = async (kind: 'close' | 'clear' | 'reconcile', w: WindowRow) => {
     setOutcome({});
@@ -64,7 +61,7 @@ export function SettlementPage() {
     setChanged((n) => n + 1);
   };
 
-  const windows = list.data?.settlementWindows;
+  const windows = paged.list.data?.settlementWindows;
   const chosen = windows?.edges.find((e) => e.node.id === selected)?.node;
   return (
     <>
@@ -82,7 +79,6 @@ export function SettlementPage() {
             </select>
           </label>
         </div>
-        <ErrorText error={list.error} />
         <UserErrors errors={outcome.userErrors} />
         <ErrorText error={outcome.error} />
         {outcome.done ? (
@@ -90,55 +86,20 @@ export function SettlementPage() {
             {outcome.done}
           </p>
         ) : null}
-        {windows && windows.edges.length === 0 ? <p>{t('none')}</p> : null}
-        {windows && windows.edges.length > 0 ? (
-          <table id="windows">
-            <thead>
-              <tr>
-                <th scope="col">{t('businessDay')}</th>
-                <th scope="col">{t('city')}</th>
-                <th scope="col">{t('status')}</th>
-                <th scope="col">{t('cutoff')}</th>
-                <th scope="col">{t('actions')}</th>
-              </tr>
-            </thead>
-            <tbody>
-              {windows.edges.map(({ node: w }) => (
-                <tr key={w.id} data-window={`${w.cityCode} ${w.businessDay}`}>
-                  <th scope="row">{w.businessDay}</th>
-                  <td>{w.cityCode}</td>
-                  <td>
-                    <Status value={w.status} />
-                  </td>
-                  <td>{formatTime(w.closedAt ?? w.cutoffAt)}</td>
-                  <td class="actions">
-                    {w.status === 'OPEN' ? (
-                      <button type="button" onClick={() => act('close', w)} aria-label={`${t('close')} ${w.cityCode} ${w.businessDay}`}>
-                        {t('close')}
-                      </button>
-                    ) : null}
-                    {w.status === 'CLOSED' ? (
-                      <button type="button" onClick={() => act('clear', w)} aria-label={`${t('clear')} ${w.cityCode} ${w.businessDay}`}>
-                        {t('clear')}
-                      </button>
-                    ) : null}
-                    {w.status === 'CLEARED' || w.status === 'SETTLED' ? (
-                      <>
-                        <button type="button" onClick={() => act('reconcile', w)} aria-label={`${t('reconcile')} ${w.cityCode} ${w.businessDay}`}>
-                          {t('reconcile')}
-                        </button>
-                        <button type="button" onClick={() => setSelected(w.id)} aria-label={`${t('showDifferences')} ${w.cityCode} ${w.businessDay}`}>
-                          {t('showDifferences')}
-                        </button>
-                      </>
-                    ) : null}
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        ) : null}
-        <Pager pager={pager} pageInfo={windows?.pageInfo} />
+        <PagedTable
+          id="windows"
+          paged={paged}
+          connection={windows}
+          rowKey={(w) => w.id}
+          rowAttrs={(w) => ({ 'data-window': `${w.cityCode} ${w.businessDay}` })}
+          columns={[
+            { header: t('businessDay'), rowHeader: true, cell: (w) => w.businessDay },
+            { header: t('city'), cell: (w) => w.cityCode },
+            { header: t('status'), cell: (w) => <Status value={w.status} /> },
+            { header: t('cutoff'), cell: (w) => formatTime(w.closedAt ?? w.cutoffAt) },
+            { header: t('actions'), cell: (w) => <WindowActions window={w} act={act} onShow={() => setSelected(w.id)} /> },
+          ]}
+        />
       </Section>
       {chosen ? <Differences window={chosen} refresh={changed} /> : null}
     </>
@@ -146,50 +107,58 @@ export function SettlementPage() {
 }
 
 function Differences({ window: w, refresh }: { window: WindowRow; refresh: number }) {
-  const pager = usePager(w.id);
   const [resolved, setResolved] = useState(0);
-  const list = useLoad(() => apiClient().execute(ReconciliationDifferencesDocument, { window: w.id, first: 20, after: pager.after }), [w.id, pager.after, refresh, resolved]);
-  const diffs = list.data?.reconciliationDifferences;
+  const paged = usePaged((after) => apiClient().execute(ReconciliationDifferencesDocument, { window: w.id, first: 20, after }), w.id, [refresh, resolved]);
   return (
     <Section title={`${t('differences')} · ${w.cityCode} ${w.businessDay}`} id="differences-title">
-      <ErrorText error={list.error} />
-      {diffs && diffs.edges.length === 0 ? <p>{t('none')}</p> : null}
-      {diffs && diffs.edges.length > 0 ? (
-        <table id="differences">
-          <thead>
-            <tr>
-              <th scope="col">{t('kind')}</th>
-              <th scope="col">{t('reference')}</th>
-              <th scope="col" class="num">
-                {t('ours')}
-              </th>
-              <th scope="col" class="num">
-                {t('theirs')}
-              </th>
-              <th scope="col">{t('status')}</th>
-              <th scope="col">{t('note')}</th>
-            </tr>
-          </thead>
-          <tbody>
-            {diffs.edges.map(({ node: d }) => (
-              <tr key={d.id} data-difference={d.gatewayReference ?? d.ourReference ?? d.id}>
-                <td>{d.kind}</td>
-                <td>
-                  <code>{d.gatewayReference ?? d.ourReference}</code>
-                </td>
-                <td class="num">{formatMoney(d.ourAmount)}</td>
-                <td class="num">{formatMoney(d.gatewayAmount)}</td>
-                <td>
-                  <Status value={d.status} />
-                </td>
-                <td>{d.status === 'OPEN' ? <ResolveForm id={d.id} label={d.gatewayReference ?? d.ourReference ?? d.id} onResolved={() => setResolved((n) => n + 1)} /> : d.note}</td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      ) : null}
-      <Pager pager={pager} pageInfo={diffs?.pageInfo} />
+      <PagedTable
+        id="differences"
+        paged={paged}
+        connection={paged.list.data?.reconciliationDifferences}
+        rowKey={(d) => d.id}
+        rowAttrs={(d) => ({ 'data-difference': d.gatewayReference ?? d.ourReference ?? d.id })}
+        columns={[
+          { header: t('kind'), cell: (d) => d.kind },
+          { header: t('reference'), cell: (d) => <code>{d.gatewayReference ?? d.ourReference}</code> },
+          { header: t('ours'), num: true, cell: (d) => formatMoney(d.ourAmount) },
+          { header: t('theirs'), num: true, cell: (d) => formatMoney(d.gatewayAmount) },
+          { header: t('status'), cell: (d) => <Status value={d.status} /> },
+          {
+            header: t('note'),
+            cell: (d) => (d.status === 'OPEN' ? <ResolveForm id={d.id} label={d.gatewayReference ?? d.ourReference ?? d.id} onResolved={() => setResolved((n) => n + 1)} /> : d.note),
+          },
+        ]}
+      />
     </Section>
+  );
+}
+
+/** What can be done to a window in its status: close an open one, clear a closed one, reconcile a cleared one. */
+function WindowActions({ window: w, act, onShow }: { window: WindowRow; act(kind: 'close' | 'clear' | 'reconcile', w: WindowRow): void; onShow(): void }) {
+  const label = `${w.cityCode} ${w.businessDay}`;
+  return (
+    <span class="actions">
+      {w.status === 'OPEN' ? (
+        <button type="button" onClick={() => act('close', w)} aria-label={`${t('close')} ${label}`}>
+          {t('close')}
+        </button>
+      ) : null}
+      {w.status === 'CLOSED' ? (
+        <button type="button" onClick={() => act('clear', w)} aria-label={`${t('clear')} ${label}`}>
+          {t('clear')}
+        </button>
+      ) : null}
+      {w.status === 'CLEARED' || w.status === 'SETTLED' ? (
+        <>
+          <button type="button" onClick={() => act('reconcile', w)} aria-label={`${t('reconcile')} ${label}`}>
+            {t('reconcile')}
+          </button>
+          <button type="button" onClick={onShow} aria-label={`${t('showDifferences')} ${label}`}>
+            {t('showDifferences')}
+          </button>
+        </>
+      ) : null}
+    </span>
   );
 }
 

@@ -7,55 +7,40 @@ import { useState } from 'preact/hooks';
 import { formatTime } from '../format.ts';
 import { t } from '../i18n.ts';
 import { apiClient } from '../session.ts';
-import { ErrorText, Pager, Section, Status, type UserErrorView, UserErrors, useLoad, usePager } from '../ui.tsx';
+import { PagedTable, usePaged } from '../table.tsx';
+import { ErrorText, Section, Status, type UserErrorView, UserErrors } from '../ui.tsx';
 
 type Outcome = { userErrors?: readonly UserErrorView[]; error?: unknown; done?: string };
 
 export function WebhooksPage() {
   const [changed, setChanged] = useState(0);
   const [selected, setSelected] = useState<{ id: string; url: string }>();
-  const pager = usePager(null);
-  const list = useLoad(() => apiClient().execute(WebhookEndpointsDocument, { first: 20, after: pager.after }), [pager.after, changed]);
-  const endpoints = list.data?.webhookEndpoints;
+  const paged = usePaged((after) => apiClient().execute(WebhookEndpointsDocument, { first: 20, after }), null, [changed]);
   return (
     <>
       <CreateEndpoint onCreated={() => setChanged((n) => n + 1)} />
       <Section title={t('webhookEndpoints')} id="endpoints-title">
-        <ErrorText error={list.error} />
-        {endpoints && endpoints.edges.length === 0 ? <p>{t('none')}</p> : null}
-        {endpoints && endpoints.edges.length > 0 ? (
-          <table id="endpoints">
-            <thead>
-              <tr>
-                <th scope="col">URL</th>
-                <th scope="col">{t('eventTypes')}</th>
-                <th scope="col">{t('status')}</th>
-                <th scope="col">{t('created')}</th>
-                <th scope="col">{t('actions')}</th>
-              </tr>
-            </thead>
-            <tbody>
-              {endpoints.edges.map(({ node: e }) => (
-                <tr key={e.id} data-endpoint={e.url}>
-                  <th scope="row">
-                    <code>{e.url}</code>
-                  </th>
-                  <td>{e.eventTypes.join(', ')}</td>
-                  <td>
-                    <Status value={e.enabled ? 'ENABLED' : 'DISABLED'} />
-                  </td>
-                  <td>{formatTime(e.createdAt)}</td>
-                  <td>
-                    <button type="button" onClick={() => setSelected({ id: e.id, url: e.url })} aria-label={`${t('deliveries')} ${e.url}`}>
-                      {t('deliveries')}
-                    </button>
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        ) : null}
-        <Pager pager={pager} pageInfo={endpoints?.pageInfo} />
+        <PagedTable
+          id="endpoints"
+          paged={paged}
+          connection={paged.list.data?.webhookEndpoints}
+          rowKey={(e) => e.id}
+          rowAttrs={(e) => ({ 'data-endpoint': e.url })}
+          columns={[
+            { header: 'URL', rowHeader: true, cell: (e) => <code>{e.url}</code> },
+            { header: t('eventTypes'), cell: (e) => e.eventTypes.join(', ') },
+            { header: t('status'), cell: (e) => <Status value={e.enabled ? 'ENABLED' : 'DISABLED'} /> },
+            { header: t('created'), cell: (e) => formatTime(e.createdAt) },
+            {
+              header: t('actions'),
+              cell: (e) => (
+                <button type="button" onClick={() => setSelected({ id: e.id, url: e.url })} aria-label={`${t('deliveries')} ${e.url}`}>
+                  {t('deliveries')}
+                </button>
+              ),
+            },
+          ]}
+        />
       </Section>
       {selected ? <Deliveries endpoint={selected} /> : null}
     </>
@@ -111,10 +96,9 @@ function CreateEndpoint({ onCreated }: { onCreated(): void }) {
 }
 
 function Deliveries({ endpoint }: { endpoint: { id: string; url: string } }) {
-  const pager = usePager(endpoint.id);
   const [replayed, setReplayed] = useState(0);
   const [outcome, setOutcome] = useState<Outcome>({});
-  const list = useLoad(() => apiClient().execute(WebhookDeliveriesDocument, { endpoint: endpoint.id, first: 20, after: pager.after }), [endpoint.id, pager.after, replayed]);
+  const paged = usePaged((after) => apiClient().execute(WebhookDeliveriesDocument, { endpoint: endpoint.id, first: 20, after }), endpoint.id, [replayed]);
   const replay = async (eventId: string) => {
     setOutcome({});
     try {
@@ -125,10 +109,8 @@ function Deliveries({ endpoint }: { endpoint: { id: string; url: string } }) {
       setOutcome({ error });
     }
   };
-  const deliveries = list.data?.webhookDeliveries;
   return (
     <Section title={`${t('deliveries')} · ${endpoint.url}`} id="deliveries-title">
-      <ErrorText error={list.error} />
       <UserErrors errors={outcome.userErrors} />
       <ErrorText error={outcome.error} />
       {outcome.done ? (
@@ -136,43 +118,35 @@ function Deliveries({ endpoint }: { endpoint: { id: string; url: string } }) {
           {outcome.done}
         </p>
       ) : null}
-      {deliveries && deliveries.edges.length === 0 ? <p>{t('none')}</p> : null}
-      {deliveries && deliveries.edges.length > 0 ? (
-        <table id="deliveries">
-          <thead>
-            <tr>
-              <th scope="col">{t('event')}</th>
-              <th scope="col">{t('status')}</th>
-              <th scope="col" class="num">
-                {t('attempts')}
-              </th>
-              <th scope="col">{t('created')}</th>
-              <th scope="col">{t('actions')}</th>
-            </tr>
-          </thead>
-          <tbody>
-            {deliveries.edges.map(({ node: d }) => (
-              <tr key={d.id} data-event={d.event.type} data-replay={String(d.replay)}>
-                <td>
-                  <code>{d.event.type}</code>
-                  {d.replay ? ` (${t('replay')})` : ''}
-                </td>
-                <td>
-                  <Status value={d.status} />
-                </td>
-                <td class="num">{d.attemptCount}</td>
-                <td>{formatTime(d.createdAt)}</td>
-                <td>
-                  <button type="button" onClick={() => replay(d.event.id)} aria-label={`${t('replay')} ${d.event.type} ${formatTime(d.createdAt)}`}>
-                    {t('replay')}
-                  </button>
-                </td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      ) : null}
-      <Pager pager={pager} pageInfo={deliveries?.pageInfo} />
+      <PagedTable
+        id="deliveries"
+        paged={paged}
+        connection={paged.list.data?.webhookDeliveries}
+        rowKey={(d) => d.id}
+        rowAttrs={(d) => ({ 'data-event': d.event.type, 'data-replay': String(d.replay) })}
+        columns={[
+          {
+            header: t('event'),
+            cell: (d) => (
+              <>
+                <code>{d.event.type}</code>
+                {d.replay ? ` (${t('replay')})` : ''}
+              </>
+            ),
+          },
+          { header: t('status'), cell: (d) => <Status value={d.status} /> },
+          { header: t('attempts'), num: true, cell: (d) => d.attemptCount },
+          { header: t('created'), cell: (d) => formatTime(d.createdAt) },
+          {
+            header: t('actions'),
+            cell: (d) => (
+              <button type="button" onClick={() => replay(d.event.id)} aria-label={`${t('replay')} ${d.event.type} ${formatTime(d.createdAt)}`}>
+                {t('replay')}
+              </button>
+            ),
+          },
+        ]}
+      />
     </Section>
   );
 }
