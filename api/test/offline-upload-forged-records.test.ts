@@ -61,7 +61,7 @@ async function ride(card: VirtualCpuCard, amount: number) {
   };
   await send(apdu.selectApplication());
   const publicData = apdu.parsePublicData(await send(apdu.readPublicData()));
-  const terminalId = terminalIdOf({ serial: gate.serial });
+  const terminalId = terminalIdOf({ terminal_number: gate.terminalNumber! });
   const init = apdu.parseInitializeForPurchase(await send(apdu.initializeForPurchase(1, amount, terminalId)));
   const terminalSerial = ++nextSerial;
   const [date, time] = ['20261125', '073000'];

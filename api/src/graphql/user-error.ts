@@ -107,6 +107,9 @@ export enum UserErrorCode {
   WINDOW_OPEN = 'WINDOW_OPEN',
   /** The reconciliation difference was resolved before (or matched since). */
   DIFFERENCE_NOT_OPEN = 'DIFFERENCE_NOT_OPEN',
+  // readers
+  /** Another reader of the city is registered with this terminal number (a number is unique per city). */
+  DUPLICATE_TERMINAL_NUMBER = 'DUPLICATE_TERMINAL_NUMBER',
   // card master keys
   /** The wrapped key does not unwrap under the key-transport key (or is not a 16-byte key). Nothing was imported. */
   KEY_NOT_UNWRAPPED = 'KEY_NOT_UNWRAPPED',
@@ -125,6 +128,7 @@ registerEnumType(UserErrorCode, {
     KEY_CHECK_VALUE_MISMATCH: { description: '`importCardMasterKey`: the key unwrapped has another key check value than the one sent. Nothing was imported.' },
     KEY_VERSION_TAKEN: { description: '`importCardMasterKey`: the purpose and key version exist already; a new key takes a new version.' },
     INVALID_KEY_TRANSITION: { description: '`activateCardMasterKey`, `retireCardMasterKey`: only a PENDING key is activated, only an ACTIVE one retired.' },
+    DUPLICATE_TERMINAL_NUMBER: { description: '`registerReader`: another reader of the city is registered with this terminal number; a terminal number is unique per city. Nothing was registered.' },
     INVALID_INPUT: { description: 'A field breaks a rule the message names; `field` points at it. Raised by most mutations.' },
     FORBIDDEN_OPERATION: { description: 'The caller may not do this particular operation: a business rule, not a missing scope (e.g. a counter top-up with a holder’s saved payment method, a merchant that does not take payments).' },
     CARD_SESSION_REFUSED: { description: 'A card session step was refused (`cardSessionMessage`); the message starts with the refusal (docs/errors.md#card-session-refusals), and the session is over.' },

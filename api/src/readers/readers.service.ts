@@ -17,6 +17,12 @@ export interface ReaderRow {
   owner_kind: ReaderOwnerKind;
   owner_id: string;
   city_id: string;
+  /**
+   * The terminal number (终端编号): 6 bytes as 12 upper-case hex digits, unique in the city. BCD (12
+   * decimal digits) when registered; a reader registered before numbers were (or without one) has
+   * the number derived from its serial that its cards' records already carry.
+   */
+  terminal_number: string;
   status: ReaderStatus;
   /** Null while the national certificate awaits the national authority (the operator). */
   national_certificate_serial: string | null;
@@ -48,6 +54,11 @@ export const readerMachine = defineMachine<ReaderStatus, ReaderRow>({
   refuse: (from, to) => new ReaderError('INVALID_TRANSITION', `a ${from} reader cannot become ${to}`),
 });
 
+/** A registered terminal number: 6 bytes BCD, 12 decimal digits (the PSAM's terminal number, `00 B0 96 00 06`). */
+const TERMINAL_NUMBER = /^[0-9]{12}$/;
+
+const duplicateTerminalNumber = (number: string, cityCode: string) => new ReaderError('DUPLICATE_TERMINAL_NUMBER', `terminal number ${number} is registered to another reader of ${cityCode}`, 'terminalNumber');
+
 /** Readers certificates last two years; a reader re-registers with fresh CSRs after that. */
 const READER_CERT_DAYS = 730;
 
@@ -57,6 +68,8 @@ export interface RegisterReaderInput {
   owner: { kind: ReaderOwnerKind; id: string; name: string };
   cityId: string;
   cityCode: string;
+  /** The terminal number, 12 decimal digits (6 bytes BCD); absent: the number derived from the serial, as before numbers were registered. */
+  terminalNumber?: string;
   /** CSR for the certificate of the national IC card centre's CA. */
   nationalCsrPem: string;
   /** CSR for the certificate of the city card company's CA. */
@@ -81,6 +94,7 @@ export interface RegisterReaderInput {
 export async function registerReader(em: EntityManager, kek: Buffer, input: RegisterReaderInput): Promise<{ reader: ReaderRow; nationalChainPem: string[]; cityChainPem: string[]; encryptionChainPem: string[] }> {
   if (!/^[A-Za-z0-9._-]{3,64}$/.test(input.serial)) throw new ReaderError('INVALID_INPUT', 'a reader serial is 3 to 64 of A–Z a–z 0–9 . _ -', 'serial');
   if (!input.model.trim() || input.model.length > 100) throw new ReaderError('INVALID_INPUT', 'a reader model is 1 to 100 characters', 'model');
+  if (input.terminalNumber !== undefined && !TERMINAL_NUMBER.test(input.terminalNumber)) throw new ReaderError('INVALID_INPUT', 'a terminal number is 12 decimal digits (6 bytes BCD)', 'terminalNumber');
   const fingerprints: string[] = [];
   for (const [field, pem] of [['nationalCsr', input.nationalCsrPem], ['cityCsr', input.cityCsrPem], ['encryptionCsr', input.encryptionCsrPem]] as const) {
     try {
@@ -97,6 +111,11 @@ export async function registerReader(em: EntityManager, kek: Buffer, input: Regi
   return em.transactional(async (tx) => {
     const [taken] = await tx.execute(`select 1 from reader where serial = ?`, [input.serial]);
     if (taken) throw new ReaderError('DUPLICATE_SERIAL', `a reader with serial ${input.serial} is registered`, 'serial');
+    if (input.terminalNumber !== undefined) {
+      // The unique index (city, terminal number) is the guard; this read only names the refusal before certificates are issued.
+      const [numbered] = await tx.execute(`select 1 from reader where city_id = ? and terminal_number = ?`, [input.cityId, input.terminalNumber]);
+      if (numbered) throw duplicateTerminalNumber(input.terminalNumber, input.cityCode);
+    }
     const subject = { commonName: input.serial, organization: input.owner.name, organizationalUnit: input.model, country: 'CN' };
     const common = { profile: 'reader' as const, subject, validityDays: READER_CERT_DAYS, publicUrl: input.publicUrl };
     try {
@@ -104,10 +123,14 @@ export async function registerReader(em: EntityManager, kek: Buffer, input: Regi
       const city = await issueFromCsr(tx, kek, cityCa.id, { ...common, csrPem: input.cityCsrPem });
       const encryption = await issueFromCsr(tx, kek, cityCa.id, { ...common, profile: 'reader-encryption', csrPem: input.encryptionCsrPem });
       const [reader] = await tx.execute<ReaderRow[]>(
-        `insert into reader (id, serial, model, owner_kind, owner_id, city_id, national_certificate_serial, national_csr_pem, city_certificate_serial, public_key_fingerprint, key_scheme, encryption_certificate_serial)
-         values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'SEPARATE_KEYS', ?) returning *`,
-        [randomUUID(), input.serial, input.model, input.owner.kind, input.owner.id, input.cityId, national?.row.serial ?? null, national ? null : input.nationalCsrPem, city.row.serial, fingerprints[1], encryption.row.serial],
-      );
+        `insert into reader (id, serial, model, owner_kind, owner_id, city_id, terminal_number, national_certificate_serial, national_csr_pem, city_certificate_serial, public_key_fingerprint, key_scheme, encryption_certificate_serial)
+         values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'SEPARATE_KEYS', ?) returning *`,
+        [randomUUID(), input.serial, input.model, input.owner.kind, input.owner.id, input.cityId, input.terminalNumber ?? null, national?.row.serial ?? null, national ? null : input.nationalCsrPem, city.row.serial, fingerprints[1], encryption.row.serial],
+      ).catch((err: unknown) => {
+        // Two registrations of one number at once: the second meets the unique index.
+        if (input.terminalNumber !== undefined && (err as { constraint?: string })?.constraint === 'reader_city_terminal_number') throw duplicateTerminalNumber(input.terminalNumber, input.cityCode);
+        throw err;
+      });
       return { reader: reader!, nationalChainPem: national?.chainPem ?? [], cityChainPem: city.chainPem, encryptionChainPem: encryption.chainPem };
     } catch (err) {
       if (err instanceof PkiError) throw new ReaderError(err.code === 'NOT_FOUND' ? 'NO_CITY_CA' : 'INVALID_INPUT', err.message);

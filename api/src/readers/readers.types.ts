@@ -56,6 +56,9 @@ export class ReaderType extends Node {
   @Field(() => ID, { description: 'Global id of the City whose card company certified it.' })
   city!: string;
 
+  @Field({ description: 'The terminal number (终端编号): 6 bytes as 12 hex digits, unique in the city; the terminal field of every load and purchase on the card, so MACs and TACs cover it. 12 decimal digits (BCD) when registered with one; a reader registered without one carries the number derived from its serial.' })
+  terminalNumber!: string;
+
   @Field(() => ReaderStatusEnum, { description: 'Whether the reader may open card sessions.' })
   status!: ReaderStatusEnum;
 
@@ -84,6 +87,9 @@ export class RegisterReaderInput {
 
   @Field(() => ID, { description: 'Global id of the City.' })
   city!: string;
+
+  @Field(() => String, { nullable: true, description: 'The terminal number of its PSAM (终端编号): 12 decimal digits (6 bytes BCD), unique in the city (DUPLICATE_TERMINAL_NUMBER). Omitted: a number derived from the serial (hex, as readers registered before numbers were), fine for online card sessions; a terminal that takes offline purchases registers its own.' })
+  terminalNumber?: string | null;
 
   @Field({ description: 'PEM CSR for the national certificate (access: the reader signs the session hello with its key).' })
   nationalCsr!: string;

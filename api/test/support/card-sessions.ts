@@ -56,6 +56,8 @@ export interface TestReader {
   nationalSerial: string;
   /** The CA certificates the reader pins for host messages: the root. */
   trustedCertificatesPem: string[];
+  /** Its registered terminal number (12 hex digits): the terminal field its card transactions carry. Unset where a test builds the reader by hand. */
+  terminalNumber?: string;
 }
 
 export interface CardSessionWorld {
@@ -125,7 +127,7 @@ export function csrFor(privateKeyPem: string): string {
 }
 
 /** A certified reader in a city, owned by its card company unless another owner is named. */
-export async function newReader(world: CardSessionWorld, serial: string, city: TestCity, owner: { kind: ReaderOwnerKind; id: string } = { kind: 'CARD_COMPANY', id: city.cardCompanyId }): Promise<TestReader> {
+export async function newReader(world: CardSessionWorld, serial: string, city: TestCity, owner: { kind: ReaderOwnerKind; id: string } = { kind: 'CARD_COMPANY', id: city.cardCompanyId }, terminalNumber?: string): Promise<TestReader> {
   const [nationalKey, cityKey, encryptionKey] = [rsaKey(), rsaKey(), rsaKey()];
   const registered = await registerReader(world.db.orm.em.fork(), kek, {
     serial,
@@ -133,6 +135,7 @@ export async function newReader(world: CardSessionWorld, serial: string, city: T
     owner: { ...owner, name: 'owner' },
     cityId: city.cityId,
     cityCode: city.code,
+    terminalNumber,
     nationalCsrPem: csrFor(nationalKey),
     cityCsrPem: csrFor(cityKey),
     encryptionCsrPem: csrFor(encryptionKey),
@@ -149,7 +152,7 @@ export async function newReader(world: CardSessionWorld, serial: string, city: T
     encryptionKeyPem: encryptionKey,
     nationalPem: approved.nationalChainPem[0]!,
     cityPem: registered.cityChainPem[0]!,
-    encryptionPem: registered.encryptionChainPem[0]!, nationalSerial: approved.reader.national_certificate_serial!, trustedCertificatesPem: [registered.cityChainPem.at(-1)!] };
+    encryptionPem: registered.encryptionChainPem[0]!, nationalSerial: approved.reader.national_certificate_serial!, trustedCertificatesPem: [registered.cityChainPem.at(-1)!], terminalNumber: registered.reader.terminal_number };
 }
 
 /** An OAuth client of a tenant, talking to the server through the SDK. */

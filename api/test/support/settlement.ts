@@ -107,7 +107,7 @@ export async function offlineRide(card: VirtualCpuCard, terminal: TestReader, am
   };
   await send(apdu.selectApplication());
   const publicData = apdu.parsePublicData(await send(apdu.readPublicData()));
-  const terminalId = terminalIdOf({ serial: terminal.serial });
+  const terminalId = terminalIdOf({ terminal_number: terminal.terminalNumber! });
   const init = apdu.parseInitializeForPurchase(await send(apdu.initializeForPurchase(1, amount, terminalId)));
   const terminalSerial = ++terminalSerials;
   const date = day.replaceAll('-', '');

@@ -1,13 +1,16 @@
-import { createHash } from 'node:crypto';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { ReaderRow } from '../readers.service.js';
 
 /** A terminal transaction serial is 4 bytes; after the last one it starts again at 1. */
 const MAX_TERMINAL_SERIAL = 0xffff_ffff;
 
-/** The 6-byte terminal id a reader's card transactions carry (offline uploads verify TACs with it too). */
-export function terminalIdOf(reader: Pick<ReaderRow, 'serial'>): Buffer {
-  return createHash('sha256').update(`terminal:${reader.serial}`).digest().subarray(0, 6);
+/**
+ * The 6-byte terminal id a reader's card transactions carry: its registered terminal number (终端编号),
+ * the terminal field of INITIALIZE FOR LOAD / PURCHASE, so MAC1, MAC2 and the TAC cover it
+ * (CARD-PROTOCOL.md §2, §3). Offline uploads verify TACs with it too.
+ */
+export function terminalIdOf(reader: Pick<ReaderRow, 'terminal_number'>): Buffer {
+  return Buffer.from(reader.terminal_number, 'hex');
 }
 
 /** Date and time on the card in the reader's city (all demo cities are UTC+8; Asia/Shanghai). */
