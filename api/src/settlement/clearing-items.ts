@@ -33,10 +33,11 @@ export interface ClearingItemInput {
  * Idempotent by the entry key.
  *
  * The usual case (the window already open) is one statement: the city, the business day, the
- * window and the item. The window is taken FOR SHARE, not FOR KEY SHARE: share conflicts with any
- * update of the window's row, so an item waits for a close in flight however the close writes
- * (closeWindow locks FOR UPDATE first; a plain UPDATE of its status takes no key lock), and once
- * the close commits PostgreSQL re-reads the row, finds it closed and the statement writes nothing.
+ * window and the item. The window is taken FOR KEY SHARE: every close moves it through closeWindow,
+ * which locks it FOR UPDATE first, so an item waits for a close in flight, and once the close
+ * commits PostgreSQL re-reads the row, finds it closed and the statement writes nothing. A stronger
+ * lock (FOR SHARE) would also wait for the cut-off job's re-stamping of open windows' cut-offs,
+ * and deadlock with a transaction that records items for two days (an offline upload; test).
  * Then, as when the window does not exist yet, windowForNewItem opens or finds the next one.
  */
 export async function recordClearingItem(em: EntityManager, item: ClearingItemInput): Promise<void> {
@@ -55,7 +56,7 @@ export async function recordClearingItem(em: EntityManager, item: ClearingItemIn
        select at.*, greatest(at.business_day, (select max(l.business_day) + 1 from settlement_window l where l.city_id = at.city_id and l.status <> 'OPEN')) as window_day from at
      ),
      open_window as (
-       select w.id from settlement_window w join target on w.city_id = target.city_id and w.business_day = target.window_day where w.status = 'OPEN' for share of w
+       select w.id from settlement_window w join target on w.city_id = target.city_id and w.business_day = target.window_day where w.status = 'OPEN' for key share of w
      ),
      recorded as (
        insert into clearing_item (city_id, business_day, window_id, kind, participant_kind, participant_id, card_company_id, amount, currency, occurred_at, entry_key, reference, gateway_reference)

@@ -211,3 +211,39 @@ describe('clearing a window', () => {
     expect(await windowOf(em, c.cityId, '2026-04-03')).toMatchObject({ status: 'OPEN' });
   });
 });
+
+describe('clearing items and the cut-off job at once', () => {
+  it('a transaction recording items for two days does not hold up the job that re-stamps open windows’ cut-offs, and both finish', async () => {
+    const c = await city('CLK');
+    const shop = await createMerchant(em, { cityId: c.cityId, name: 'Two-day uploader' });
+    const item = (key: string, occurredAt: Date) => ({ kind: 'PAYMENT' as const, participant: { kind: 'MERCHANT' as const, id: shop.id }, cardCompanyId: c.cardCompanyId, amount: 100n, currency: 'CNY', entryKey: `lock-test:${key}`, reference: key, occurredAt });
+    // Both days' windows open, with the default cut-off (as a transaction opens them).
+    await recordClearingItem(em, item('06', at('2026-01-06T10:00:00')));
+    await recordClearingItem(em, item('07', at('2026-01-07T10:00:00')));
+    const before = at('2026-01-06T12:00:00');
+
+    await db.orm.em.fork().transactional(async (upload) => {
+      // An offline upload: a ride of the 7th, then one of the 6th, in one transaction.
+      await recordClearingItem(upload, item('07b', at('2026-01-07T11:00:00')));
+      // Meanwhile the job re-stamps every open window's cut-off (another configuration). It must not
+      // wait for the upload: had it to, it would hold the 6th's window the upload needs next (a deadlock).
+      await db.orm.em.fork().transactional(async (job) => {
+        await job.execute(`set local lock_timeout = '10s'`);
+        expect(await closeDueWindows(job, { cutoff: '03:00', now: before })).toEqual([]);
+      });
+      await recordClearingItem(upload, item('06b', at('2026-01-06T11:00:00')));
+    });
+
+    const items = await em.execute<{ entry_key: string; business_day: string }[]>(`select entry_key, business_day::text as business_day from clearing_item where entry_key like 'lock-test:%' order by entry_key`);
+    expect(items).toEqual([
+      { entry_key: 'lock-test:06', business_day: '2026-01-06' },
+      { entry_key: 'lock-test:06b', business_day: '2026-01-06' },
+      { entry_key: 'lock-test:07', business_day: '2026-01-07' },
+      { entry_key: 'lock-test:07b', business_day: '2026-01-07' },
+    ]);
+    // The job's cut-off (03:00 local the next day), not the default 02:00 the windows were opened with.
+    const cutoffs = await em.execute<{ local: string }[]>(`select (cutoff_at at time zone 'Asia/Shanghai')::text as local from settlement_window where city_id = ? order by business_day`, [c.cityId]);
+    expect(cutoffs.map((w) => w.local)).toEqual(['2026-01-07 03:00:00', '2026-01-08 03:00:00']);
+    await closeDueWindows(em, { cutoff: CUTOFF, now: before });
+  });
+});
