@@ -44,4 +44,31 @@ describe('accounts the chart remembers (read once when they exist)', () => {
     const [rows] = await db.orm.em.fork().execute<{ n: string }[]>(`select count(*)::text as n from ledger_account where owner_id = ?`, [merchantId]);
     expect(rows!.n).toBe('1');
   });
+
+  it('an account remembered from one database is not used in another the same process opens: each gets its own, and money reaches it', async () => {
+    const other = await freshDatabase();
+    try {
+      const here = await cardPurseAccount(db.orm.em.fork(), '0000aaaa000000000002', 'CNY');
+      const there = await cardPurseAccount(other.orm.em.fork(), '0000aaaa000000000002', 'CNY');
+      expect(there.id).not.toBe(here.id);
+      const source = await openAccount(other.orm.em.fork(), { code: 'test.remembered.funding.CNY', type: AccountType.ASSET, ownerKind: AccountOwnerKind.OTHER, currency: 'CNY' });
+      await post(other.orm.em.fork(), { key: 'remembered.other-database', description: 'a load in the other database', lines: [debit(source.id, 120n), credit(there.id, 120n)] });
+      expect(await balance(other.orm.em.fork(), there.id)).toBe(120n);
+      expect(await checkLedger(other.orm.em.fork())).toEqual([]);
+    } finally {
+      await other.close();
+    }
+  });
+
+  it('a remembered account whose row is gone (a database restored to an earlier point) is refused once, then opened afresh', async () => {
+    const purse = await cardPurseAccount(db.orm.em.fork(), '0000aaaa000000000003', 'CNY');
+    await db.orm.em.fork().execute(`delete from ledger_account where id = ?`, [purse.id]);
+    const source = await funding();
+    const refused = await post(db.orm.em.fork(), { key: 'remembered.restored.1', description: 'a load to the lost purse', lines: [debit(source.id, 80n), credit(purse.id, 80n)] }).catch((err: { code?: string }) => err.code);
+    expect(refused).toBe('UNKNOWN_ACCOUNT');
+    const reopened = await cardPurseAccount(db.orm.em.fork(), '0000aaaa000000000003', 'CNY');
+    expect(reopened.id).not.toBe(purse.id);
+    await post(db.orm.em.fork(), { key: 'remembered.restored.2', description: 'the load again', lines: [debit(source.id, 80n), credit(reopened.id, 80n)] });
+    expect(await balance(db.orm.em.fork(), reopened.id)).toBe(80n);
+  });
 });

@@ -120,23 +120,41 @@ export interface AccountRef {
 }
 
 /**
- * Accounts this process has seen committed, by code and by id. A ledger account is never deleted
- * and only its balance changes, so what is remembered here cannot go stale in any process; an
- * account seen only inside the transaction that inserted it is not remembered (that transaction
- * may still roll back). Bounded: the oldest is forgotten first, and read again when next needed.
+ * Accounts this process has seen committed, by code and by id, per database (keyed by the ORM's
+ * driver: a process may open two databases, and an id from one means nothing in the other). A
+ * ledger account is never deleted and only its balance changes, so what is remembered here cannot
+ * go stale in any process; an account seen only inside the transaction that inserted it is not
+ * remembered (that transaction may still roll back). Should a remembered account's row be missing
+ * all the same (a database restored to an earlier point), post() forgets it and refuses, and the
+ * next call reads it afresh. Bounded: the oldest is forgotten first, and read again when next needed.
  */
-const rememberedByCode = new Map<string, AccountRef>();
-const rememberedById = new Map<string, AccountRef>();
+const rememberedPerDatabase = new WeakMap<object, { byCode: Map<string, AccountRef>; byId: Map<string, AccountRef> }>();
 const MAX_REMEMBERED = 20_000;
 
-function remember(account: AccountRef): void {
-  if (rememberedByCode.size >= MAX_REMEMBERED) {
-    const oldest = rememberedByCode.values().next().value!;
-    rememberedByCode.delete(oldest.code);
-    rememberedById.delete(oldest.id);
+function rememberedIn(em: EntityManager) {
+  const database = em.getDriver();
+  let remembered = rememberedPerDatabase.get(database);
+  if (!remembered) rememberedPerDatabase.set(database, (remembered = { byCode: new Map(), byId: new Map() }));
+  return remembered;
+}
+
+function remember(em: EntityManager, account: AccountRef): void {
+  const { byCode, byId } = rememberedIn(em);
+  if (byCode.size >= MAX_REMEMBERED) {
+    const oldest = byCode.values().next().value!;
+    byCode.delete(oldest.code);
+    byId.delete(oldest.id);
   }
-  rememberedByCode.set(account.code, account);
-  rememberedById.set(account.id, account);
+  byCode.set(account.code, account);
+  byId.set(account.id, account);
+}
+
+function forget(em: EntityManager, id: string): void {
+  const { byCode, byId } = rememberedIn(em);
+  const account = byId.get(id);
+  if (!account) return;
+  byId.delete(id);
+  byCode.delete(account.code);
 }
 
 /**
@@ -145,7 +163,7 @@ function remember(account: AccountRef): void {
  */
 export async function openAccountRef(em: EntityManager, input: OpenAccountInput): Promise<AccountRef> {
   checkCurrency(input);
-  let account = rememberedByCode.get(input.code);
+  let account = rememberedIn(em).byCode.get(input.code);
   if (!account) {
     // A row this transaction inserted has created_at = now() (its start); a row another one inserted
     // is visible only once committed. (Another transaction started in the same microsecond: not
@@ -163,7 +181,7 @@ export async function openAccountRef(em: EntityManager, input: OpenAccountInput)
     }
     const { committed, ...found } = row!;
     account = found;
-    if (committed) remember(account);
+    if (committed) remember(em, account);
   }
   checkSameTerms(account, input);
   return account;
@@ -189,7 +207,8 @@ async function loadAccounts(em: EntityManager, ids: string[]): Promise<Map<strin
   // An account its caller has just opened or read through the same EntityManager (openAccount) is
   // known already: its currency and type never change, so it is not read again (issue 20: a round
   // trip on every refund and load). Its row is still locked and updated below, which proves it exists.
-  const known = valid.map((id) => rememberedById.get(id) ?? em.getUnitOfWork().getById(LedgerAccount, id)).filter((a) => a !== undefined);
+  const { byId: remembered } = rememberedIn(em);
+  const known = valid.map((id) => remembered.get(id) ?? em.getUnitOfWork().getById(LedgerAccount, id)).filter((a) => a !== undefined);
   const unknown = valid.filter((id) => !known.some((a) => a.id === id));
   const rows = unknown.length ? await em.execute<AccountRow[]>(`select id, currency, type from ledger_account where id in (?)`, [unknown]) : [];
   const byId = new Map([...known.map((a) => [a.id, { id: a.id, currency: a.currency, type: a.type }] as const), ...rows.map((r) => [r.id, r] as const)]);
@@ -272,7 +291,9 @@ async function write(em: EntityManager, given: EntryInput, reversesId: string | 
       ]);
       if (!row) {
         // An account known from the identity map whose row is gone (opened in a savepoint since
-        // rolled back): refused, and the transaction aborted, as any refusal after writing began.
+        // rolled back), or remembered from a database since restored: refused, and the transaction
+        // aborted, as any refusal after writing began; not remembered any more.
+        forget(em, line.account);
         await em.execute(`do $$ begin raise exception 'no ledger account'; end $$`).catch(() => undefined);
         throw new LedgerError(Code.UNKNOWN_ACCOUNT, `no ledger account ${line.account}`, line.account);
       }
