@@ -218,7 +218,7 @@ describe('what a refund event makes of a top-up', () => {
   });
 
   it('a refund the gateway canceled, with no reason: PAID again with refund_failed, the value back in pending loads', async () => {
-    const { topUp, pi, attempt } = await refunding('canceled');
+    const { topUp, pi, attempt } = await refunding('refund-canceled');
     const before = await pendingLoads();
     const sent = await send('refund.updated', refundObject(pi, topUp, 'canceled', { attempt }));
     expect(sent.body).toMatchObject({ outcome: 'applied' });
