@@ -1,5 +1,4 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { findCardByAsn } from '../cards/cards.service.js';
 import type { TopUpLimits } from '../config/config.js';
 import type { Principal } from '../auth/principal.js';
 import { toGlobalId } from '../graphql/global-id.js';
@@ -62,13 +61,20 @@ export async function setAutoTopUp(em: EntityManager, principal: Principal, limi
  */
 export const lowBalanceObserver = (limits: TopUpLimits): PurseObserver => async (em, done) => {
   if (done.session.operation !== 'PURCHASE') return;
-  const card = await findCardByAsn(em, done.asn);
-  if (!card) return;
-  const settings = await autoTopUpOf(em, card.id);
-  const threshold = settings ? BigInt(settings.threshold) : DEFAULT_LOW_BALANCE_THRESHOLD;
-  const balance = await cardPurseBalance(em, done.asn, done.currency);
+  // The engine hands over the shadow it read after this purchase's entry (the row stays locked until commit).
+  const balance = done.purseBalance ?? (await cardPurseBalance(em, done.asn, done.currency));
   const before = balance + BigInt(done.result.amount as number);
-  if (!(balance < threshold && before >= threshold)) return;
+  // The card and its settings in one statement, and only when this purchase crossed the card's threshold.
+  const [card] = await em.execute<{ id: string; card_company_id: string; holder_id: string | null; threshold: string; settings: Pick<AutoTopUpRow, 'holder_id' | 'amount' | 'payment_method' | 'enabled'> | null }[]>(
+    `select c.id, c.card_company_id, c.holder_id, coalesce(a.threshold, ?::bigint)::text as threshold,
+            case when a.card_id is null then null else jsonb_build_object('holder_id', a.holder_id, 'amount', a.amount::text, 'payment_method', a.payment_method, 'enabled', a.enabled) end as settings
+       from card c left join card_auto_top_up a on a.card_id = c.id
+      where c.asn = ? and ?::bigint < coalesce(a.threshold, ?::bigint) and ?::bigint >= coalesce(a.threshold, ?::bigint)`,
+    [DEFAULT_LOW_BALANCE_THRESHOLD.toString(), done.asn.toUpperCase(), balance.toString(), DEFAULT_LOW_BALANCE_THRESHOLD.toString(), before.toString(), DEFAULT_LOW_BALANCE_THRESHOLD.toString()],
+  );
+  if (!card) return;
+  const { settings } = card;
+  const threshold = BigInt(card.threshold);
   const subject = { card: toGlobalId('Card', card.id), balance: Number(balance), threshold: Number(threshold), currency: done.currency };
   await recordEvent(em, { type: 'card.low_balance', ownerKind: 'ISSUER', ownerId: card.card_company_id, subjectId: subject.card, payload: subject });
   if (!settings?.enabled || settings.holder_id !== card.holder_id) return;

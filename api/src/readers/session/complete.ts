@@ -49,8 +49,8 @@ export async function complete(em: EntityManager, deps: SessionDeps, session: Se
     if (err instanceof LedgerError && err.code === LedgerErrorCode.INSUFFICIENT_FUNDS) throw new SessionError('PURSE_MISMATCH', `the ledger refused: ${err.message}`, result).at('complete');
     throw err;
   }
-  await compareWithShadow(em, session, card, result);
-  for (const observe of deps.observers) await observe(em, done);
+  const purseBalance = await compareWithShadow(em, session, card, result);
+  for (const observe of deps.observers) await observe(em, { ...done, purseBalance });
 }
 
 /**
@@ -68,15 +68,17 @@ export async function completeProven(em: EntityManager, deps: SessionDeps, sessi
 /**
  * Every balance a card reports is held against the ledger's shadow of its purse (after this
  * session's own entry), and a difference is recorded for the card company to look into: value we
- * never issued, offline spending we have not heard of yet, or a write that went wrong.
+ * never issued, offline spending we have not heard of yet, or a write that went wrong. Returns the
+ * shadow it read, for the observers.
  */
-async function compareWithShadow(em: EntityManager, session: SessionRow, card: CardIdentity, result: Record<string, unknown>): Promise<void> {
+async function compareWithShadow(em: EntityManager, session: SessionRow, card: CardIdentity, result: Record<string, unknown>): Promise<bigint | undefined> {
   const reported = typeof result.balance === 'number' ? result.balance : typeof result.newBalance === 'number' ? result.newBalance : undefined;
-  if (reported === undefined) return;
+  if (reported === undefined) return undefined;
   const shadow = await cardPurseBalance(em, card.asn, card.currency);
-  if (shadow === BigInt(reported)) return;
+  if (shadow === BigInt(reported)) return shadow;
   await em.execute(
     `insert into card_balance_discrepancy (card_asn, session_id, currency, card_balance, shadow_balance) values (?, ?, ?, ?, ?)`,
     [card.asn, session.id, card.currency, reported, shadow.toString()],
   );
+  return shadow;
 }

@@ -50,6 +50,8 @@ export interface CompletedOperation {
   /** The card's currency (its city's): the purse shadow's. */
   currency: string;
   result: Record<string, unknown>;
+  /** The purse shadow after this operation's entry, when the engine has read it (the row is locked until commit). */
+  purseBalance?: bigint;
 }
 
 /**
