@@ -226,7 +226,16 @@ async function writeBatches(d: Day, opts: Options, terminals: Terminal[], tacKey
   const cursor = terminals.map(() => 0);
   const previous: number[][] = terminals.map(() => []);
   const out = createWriteStream(file);
-  const write = (line: string) => new Promise<void>((resolve, reject) => (out.write(line) ? resolve() : out.once('drain', resolve).once('error', reject)));
+  const write = (line: string) =>
+    new Promise<void>((resolve, reject) => {
+      if (out.write(line)) return resolve();
+      // One error listener per wait, removed when the stream drains (else they pile up past MaxListeners).
+      const failed = (err: Error) => reject(err);
+      out.once('error', failed).once('drain', () => {
+        out.off('error', failed);
+        resolve();
+      });
+    });
   for (let open = terminals.length; open > 0; ) {
     open = 0;
     for (let t = 0; t < terminals.length; t++) {
