@@ -22,6 +22,8 @@ export interface KeyStore {
   /** Key B of an M1 card's sector, derived from the card company's M1 master key and the card's UID. */
   m1SectorKey(req: { cardCompanyId: string; keyVersion: number; uid: Buffer; sector: number }): Promise<Buffer>;
   cardKey(req: { cardCompanyId: string; purpose: KeyPurpose; keyVersion: number; asn: Buffer }): Promise<{ key: Buffer; algorithm: CardAlgorithm }>;
+  /** The same key for many cards of one card company (an offline batch): the master key is asked for once. */
+  cardKeys(req: { cardCompanyId: string; purpose: KeyPurpose; keyVersion: number; asns: Buffer[] }): Promise<{ key: Buffer; algorithm: CardAlgorithm }[]>;
 }
 
 /** The name a master key goes by: the sealing context in software, the object's label in an HSM. */
@@ -92,6 +94,11 @@ export class SoftwareKeyStore implements KeyStore {
   async cardKey(req: { cardCompanyId: string; purpose: KeyPurpose; keyVersion: number; asn: Buffer }) {
     const { key: master, algorithm } = await this.master(req.cardCompanyId, req.purpose, req.keyVersion);
     return { key: diversifyKey(algorithm === 'SM4' ? ALG_SM4 : ALG_3DES, master, req.asn), algorithm };
+  }
+
+  async cardKeys(req: { cardCompanyId: string; purpose: KeyPurpose; keyVersion: number; asns: Buffer[] }) {
+    const { key: master, algorithm } = await this.master(req.cardCompanyId, req.purpose, req.keyVersion);
+    return req.asns.map((asn) => ({ key: diversifyKey(algorithm === 'SM4' ? ALG_SM4 : ALG_3DES, master, asn), algorithm }));
   }
 }
 
