@@ -471,7 +471,7 @@ async function main(): Promise<void> {
     const [ledger] = await check.execute<{ entries: string; payables: string; purses_spent: string; items: string; item_sum: string; interchange_items: string }[]>(
       `select (select count(*) from journal_entry where entry_key like 'offline-purchase:%') as entries,
               (select coalesce(sum(balance), 0) from ledger_account where code in (?, ?)) as payables,
-              (select sum(p.balance) - sum(a.balance) from ledger_account a join posting p on p.account_id = a.id and p.entry_id = '00000000-0000-4000-8000-00000000b0b0' where a.owner_kind = 'CARD_PURSE') as purses_spent,
+              (select sum(p.balance_after) - sum(a.balance) from ledger_account a join posting p on p.account_id = a.id and p.entry_id = '00000000-0000-4000-8000-00000000b0b0' where a.owner_kind = 'CARD_PURSE') as purses_spent,
               (select count(*) from clearing_item where kind = 'TRANSIT') as items,
               (select coalesce(sum(amount), 0) from clearing_item where kind = 'TRANSIT') as item_sum,
               (select count(*) from clearing_item where kind = 'TRANSIT' and card_company_id = ?) as interchange_items`,
