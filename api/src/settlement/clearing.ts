@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { feeRevenueAccount, PAYABLE_ACCOUNT_CODE, payableAccount, settlementInTransitAccount } from '../ledger/accounts.js';
-import { credit, debit, post, type PostingLine } from '../ledger/ledger.service.js';
+import { credit, debit, type PostingLine, postMany } from '../ledger/ledger.service.js';
 import { toGlobalId } from '../graphql/global-id.js';
 import { type EventOwnerKind, recordEvents } from '../webhooks/outbox.js';
 import { SALE_KINDS } from './clearing-items.js';
@@ -73,8 +73,7 @@ export async function clearWindow(em: EntityManager, windowId: string): Promise<
        values (?, ?, ?, 'PAYING', 0, 0, 0, 0, 0, 0, 0, 0)`,
       [batchId, window.id, window.currency],
     );
-    await insertLines(tx, batchId, window);
-    await insertInterchange(tx, batchId, window);
+    await insertLinesAndInterchange(tx, batchId, window);
     const entryId = await postClearing(tx, batchId, window);
     await tx.execute(
       `insert into settlement_payout (id, line_id, amount, currency, status)
@@ -103,9 +102,12 @@ export async function clearWindow(em: EntityManager, windowId: string): Promise<
 
 /**
  * One line per participant with items in the window, or with something left from earlier windows
- * of this city (a negative due, a failed payout): those are carried into the new line.
+ * of this city (a negative due, a failed payout): those are carried into the new line. The same
+ * statement writes the interchange positions: both come from one read of the window's items,
+ * grouped by (participant, issuer, kind, amount), and the fee is computed once per group — a
+ * group's items share the participant's plan and the amount, so each has the same fee (issue 23).
  */
-async function insertLines(tx: EntityManager, batchId: string, window: WindowRow): Promise<void> {
+async function insertLinesAndInterchange(tx: EntityManager, batchId: string, window: WindowRow): Promise<void> {
   // The earlier lines to carry, locked: a payout failing right now either committed before (and is
   // carried here) or waits and stays for the next window; a line is never carried twice or lost.
   const carried = await tx.execute<{ id: string }[]>(
@@ -116,28 +118,38 @@ async function insertLines(tx: EntityManager, batchId: string, window: WindowRow
   );
   const carriedIds = `{${carried.map((r) => r.id).join(',')}}`;
   await tx.execute(
-    `with items as (
-       select i.participant_kind, i.participant_id, i.kind, i.amount,
-              case when i.kind in ${SALES} and fp.id is not null
-                   then greatest(fp.minimum_fee, fp.fixed_fee + (i.amount * fp.basis_points + 5000) / 10000) else 0 end as fee
-         from clearing_item i
-         -- three hash joins (not one over a union): the planner sizes them right at millions of items
-         left join merchant m on i.participant_kind = 'MERCHANT' and m.id = i.participant_id
-         left join biller bl on i.participant_kind = 'BILLER' and bl.id = i.participant_id
-         left join card_company cc on i.participant_kind = 'CARD_COMPANY' and cc.id = i.participant_id
-         left join fee_plan fp on fp.id = coalesce(m.fee_plan_id, bl.fee_plan_id, cc.fee_plan_id)
-        where i.window_id = ?),
+    `with groups as materialized (
+       select participant_kind, participant_id, card_company_id, kind, amount, count(*) as n
+         from clearing_item where window_id = ?
+        group by participant_kind, participant_id, card_company_id, kind, amount),
+     -- Cards used outside their home city: what each issuer's cards spent (less refunds) with the window city's card company.
+     interchange as (
+       insert into interchange_position (batch_id, issuer_id, acquirer_id, currency, count, gross, refunds, net)
+       select ?, g.card_company_id, acquirer.id, ?, sum(g.n),
+              coalesce(sum(g.amount * g.n) filter (where g.kind in ${SALES}), 0), coalesce(sum(g.amount * g.n) filter (where g.kind = 'REFUND'), 0),
+              coalesce(sum(case when g.kind = 'REFUND' then -g.amount * g.n else g.amount * g.n end), 0)
+         from groups g cross join (select id from card_company where city_id = ?) acquirer
+        where g.card_company_id is not null and g.card_company_id <> acquirer.id and (g.kind in ${SALES} or g.kind = 'REFUND')
+        group by g.card_company_id, acquirer.id
+       returning 1),
+     fees as (
+       select g.participant_kind, g.participant_id, g.kind, g.amount, g.n,
+              case when g.kind in ${SALES} and fp.id is not null
+                   then g.n * greatest(fp.minimum_fee, fp.fixed_fee + (g.amount * fp.basis_points + 5000) / 10000) else 0 end as fee
+         from groups g
+         left join ${PARTICIPANTS} p on p.kind = g.participant_kind and p.id = g.participant_id
+         left join fee_plan fp on fp.id = p.fee_plan_id),
      totals as (
        select participant_kind, participant_id,
-              count(*) filter (where kind in ${SALES}) as sales_count,
-              count(*) filter (where kind = 'REFUND') as refund_count,
-              coalesce(sum(amount) filter (where kind in ${SALES}), 0) as gross,
-              coalesce(sum(amount) filter (where kind = 'REFUND'), 0) as refunds,
+              coalesce(sum(n) filter (where kind in ${SALES}), 0) as sales_count,
+              coalesce(sum(n) filter (where kind = 'REFUND'), 0) as refund_count,
+              coalesce(sum(amount * n) filter (where kind in ${SALES}), 0) as gross,
+              coalesce(sum(amount * n) filter (where kind = 'REFUND'), 0) as refunds,
               coalesce(sum(fee), 0) as fees,
-              count(*) filter (where kind = 'TOP_UP') as top_up_count,
-              coalesce(sum(amount) filter (where kind = 'TOP_UP'), 0) as top_ups,
-              coalesce(sum(case kind when 'TOP_UP_REFUND' then amount when 'TOP_UP_REFUND_FAILED' then -amount end), 0) as top_up_refunds
-         from items group by participant_kind, participant_id),
+              coalesce(sum(n) filter (where kind = 'TOP_UP'), 0) as top_up_count,
+              coalesce(sum(amount * n) filter (where kind = 'TOP_UP'), 0) as top_ups,
+              coalesce(sum(case kind when 'TOP_UP_REFUND' then amount * n when 'TOP_UP_REFUND_FAILED' then -amount * n end), 0) as top_up_refunds
+         from fees group by participant_kind, participant_id),
      outstanding as (
        select l.participant_kind, l.participant_id, sum(case l.status when 'CARRIED_FORWARD' then l.due else l.payout_amount end) as carried
          from settlement_line l join ${PARTICIPANTS} p on p.kind = l.participant_kind and p.id = l.participant_id
@@ -157,7 +169,7 @@ async function insertLines(tx: EntityManager, batchId: string, window: WindowRow
             case when l.gross - l.refunds - l.fees + l.carried_in > 0 then 'PAYING' when l.gross - l.refunds - l.fees + l.carried_in < 0 then 'CARRIED_FORWARD' else 'NOTHING_DUE' end,
             l.top_up_count, l.top_ups, l.top_up_refunds
        from lines l join ${PARTICIPANTS} p on p.kind = l.participant_kind and p.id = l.participant_id`,
-    [window.id, carriedIds, batchId, window.currency],
+    [window.id, batchId, window.currency, window.city_id, carriedIds, batchId, window.currency],
   );
   // What earlier lines left is now the new line's.
   await tx.execute(
@@ -186,22 +198,8 @@ async function announceStatements(tx: EntityManager, batchId: string, window: Wi
   );
 }
 
-/** Cards used outside their home city: what each issuer's cards spent (less refunds) with the window city's card company. */
-async function insertInterchange(tx: EntityManager, batchId: string, window: WindowRow): Promise<void> {
-  await tx.execute(
-    `insert into interchange_position (batch_id, issuer_id, acquirer_id, currency, count, gross, refunds, net)
-     select ?, i.card_company_id, acquirer.id, ?, count(*),
-            coalesce(sum(i.amount) filter (where i.kind in ${SALES}), 0), coalesce(sum(i.amount) filter (where i.kind = 'REFUND'), 0),
-            coalesce(sum(case when i.kind = 'REFUND' then -i.amount else i.amount end), 0)
-       from clearing_item i cross join (select id from card_company where city_id = ?) acquirer
-      where i.window_id = ? and i.card_company_id is not null and i.card_company_id <> acquirer.id and (i.kind in ${SALES} or i.kind = 'REFUND')
-      group by i.card_company_id, acquirer.id`,
-    [batchId, window.currency, window.city_id, window.id],
-  );
-}
-
 /**
- * One entry for the batch: each payable gives its fees to the operator's fee revenue and its
+ * One entry for the batch, set-based: each payable gives its fees to the operator's fee revenue and its
  * payout to settlement in transit. A negative due stays in the payable (carried to the next line).
  */
 async function postClearing(tx: EntityManager, batchId: string, window: WindowRow): Promise<string | null> {
@@ -222,13 +220,16 @@ async function postClearing(tx: EntityManager, batchId: string, window: WindowRo
   }
   if (fees !== 0n) lines.push(credit((await feeRevenueAccount(tx, window.currency)).id, fees));
   if (payouts !== 0n) lines.push(credit((await settlementInTransitAccount(tx, window.currency)).id, payouts));
-  const entry = await post(tx, {
-    key: `settlement:${window.id}:clearing`,
-    description: `clearing of ${window.city_code} ${window.business_day}: payables to fees and settlement in transit`,
-    lines,
-    metadata: { kind: 'CLEARING', window: window.id, batch: batchId },
-  });
-  return entry.id;
+  // postMany(): the ~4,000 payables locked and moved by one statement each, not one statement per payable.
+  const [entry] = await postMany(tx, [
+    {
+      key: `settlement:${window.id}:clearing`,
+      description: `clearing of ${window.city_code} ${window.business_day}: payables to fees and settlement in transit`,
+      lines,
+      metadata: { kind: 'CLEARING', window: window.id, batch: batchId },
+    },
+  ]);
+  return entry!.id;
 }
 
 /** The payable accounts of many participants in one query; the rare missing one is opened. */
