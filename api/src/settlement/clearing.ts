@@ -102,10 +102,10 @@ export async function clearWindow(em: EntityManager, windowId: string): Promise<
 
 /**
  * One line per participant with items in the window, or with something left from earlier windows
- * of this city (a negative due, a failed payout): those are carried into the new line. The same
- * statement writes the interchange positions: both come from one read of the window's items,
- * grouped by (participant, issuer, kind, amount), and the fee is computed once per group — a
- * group's items share the participant's plan and the amount, so each has the same fee (issue 23).
+ * of this city (a negative due, a failed payout): those are carried into the new line. Lines and
+ * interchange positions come from one read of the window's items (issue 23), summed per
+ * (participant, card issuer) with each sale's fee by the participant's plan into a temporary
+ * table of a few thousand rows: a CREATE TABLE AS may read in parallel, an INSERT may not.
  */
 async function insertLinesAndInterchange(tx: EntityManager, batchId: string, window: WindowRow): Promise<void> {
   // The earlier lines to carry, locked: a payout failing right now either committed before (and is
@@ -117,39 +117,43 @@ async function insertLinesAndInterchange(tx: EntityManager, batchId: string, win
     [window.city_id, window.currency],
   );
   const carriedIds = `{${carried.map((r) => r.id).join(',')}}`;
+  await tx.execute(`drop table if exists pg_temp.clearing_window_totals`);
   await tx.execute(
-    `with groups as materialized (
-       select participant_kind, participant_id, card_company_id, kind, amount, count(*) as n
-         from clearing_item where window_id = ?
-        group by participant_kind, participant_id, card_company_id, kind, amount),
-     -- Cards used outside their home city: what each issuer's cards spent (less refunds) with the window city's card company.
-     interchange as (
-       insert into interchange_position (batch_id, issuer_id, acquirer_id, currency, count, gross, refunds, net)
-       select ?, g.card_company_id, acquirer.id, ?, sum(g.n),
-              coalesce(sum(g.amount * g.n) filter (where g.kind in ${SALES}), 0), coalesce(sum(g.amount * g.n) filter (where g.kind = 'REFUND'), 0),
-              coalesce(sum(case when g.kind = 'REFUND' then -g.amount * g.n else g.amount * g.n end), 0)
-         from groups g cross join (select id from card_company where city_id = ?) acquirer
-        where g.card_company_id is not null and g.card_company_id <> acquirer.id and (g.kind in ${SALES} or g.kind = 'REFUND')
-        group by g.card_company_id, acquirer.id
-       returning 1),
-     fees as (
-       select g.participant_kind, g.participant_id, g.kind, g.amount, g.n,
-              case when g.kind in ${SALES} and fp.id is not null
-                   then g.n * greatest(fp.minimum_fee, fp.fixed_fee + (g.amount * fp.basis_points + 5000) / 10000) else 0 end as fee
-         from groups g
-         left join ${PARTICIPANTS} p on p.kind = g.participant_kind and p.id = g.participant_id
-         left join fee_plan fp on fp.id = p.fee_plan_id),
-     totals as (
-       select participant_kind, participant_id,
-              coalesce(sum(n) filter (where kind in ${SALES}), 0) as sales_count,
-              coalesce(sum(n) filter (where kind = 'REFUND'), 0) as refund_count,
-              coalesce(sum(amount * n) filter (where kind in ${SALES}), 0) as gross,
-              coalesce(sum(amount * n) filter (where kind = 'REFUND'), 0) as refunds,
-              coalesce(sum(fee), 0) as fees,
-              coalesce(sum(n) filter (where kind = 'TOP_UP'), 0) as top_up_count,
-              coalesce(sum(amount * n) filter (where kind = 'TOP_UP'), 0) as top_ups,
-              coalesce(sum(case kind when 'TOP_UP_REFUND' then amount * n when 'TOP_UP_REFUND_FAILED' then -amount * n end), 0) as top_up_refunds
-         from fees group by participant_kind, participant_id),
+    `create temporary table clearing_window_totals on commit drop as
+     select i.participant_kind, i.participant_id, i.card_company_id,
+            count(*) filter (where i.kind in ${SALES}) as sales_count,
+            count(*) filter (where i.kind = 'REFUND') as refund_count,
+            coalesce(sum(i.amount) filter (where i.kind in ${SALES}), 0) as gross,
+            coalesce(sum(i.amount) filter (where i.kind = 'REFUND'), 0) as refunds,
+            -- no plan: no fee (the sum of nothing is null)
+            coalesce(sum(greatest(fp.minimum_fee, fp.fixed_fee + (i.amount * fp.basis_points + 5000) / 10000)) filter (where i.kind in ${SALES}), 0) as fees,
+            count(*) filter (where i.kind = 'TOP_UP') as top_up_count,
+            coalesce(sum(i.amount) filter (where i.kind = 'TOP_UP'), 0) as top_ups,
+            coalesce(sum(case i.kind when 'TOP_UP_REFUND' then i.amount when 'TOP_UP_REFUND_FAILED' then -i.amount end), 0) as top_up_refunds
+       from clearing_item i
+       -- three hash joins (not one over a union): the planner sizes them right at millions of items
+       left join merchant m on i.participant_kind = 'MERCHANT' and m.id = i.participant_id
+       left join biller bl on i.participant_kind = 'BILLER' and bl.id = i.participant_id
+       left join card_company cc on i.participant_kind = 'CARD_COMPANY' and cc.id = i.participant_id
+       left join fee_plan fp on fp.id = coalesce(m.fee_plan_id, bl.fee_plan_id, cc.fee_plan_id)
+      where i.window_id = ?
+      group by i.participant_kind, i.participant_id, i.card_company_id`,
+    [window.id],
+  );
+  // Cards used outside their home city: what each issuer's cards spent (less refunds) with the window city's card company.
+  await tx.execute(
+    `insert into interchange_position (batch_id, issuer_id, acquirer_id, currency, count, gross, refunds, net)
+     select ?, t.card_company_id, acquirer.id, ?, sum(t.sales_count + t.refund_count), sum(t.gross), sum(t.refunds), sum(t.gross - t.refunds)
+       from clearing_window_totals t cross join (select id from card_company where city_id = ?) acquirer
+      where t.card_company_id is not null and t.card_company_id <> acquirer.id and t.sales_count + t.refund_count > 0
+      group by t.card_company_id, acquirer.id`,
+    [batchId, window.currency, window.city_id],
+  );
+  await tx.execute(
+    `with totals as (
+       select participant_kind, participant_id, sum(sales_count) as sales_count, sum(refund_count) as refund_count, sum(gross) as gross,
+              sum(refunds) as refunds, sum(fees) as fees, sum(top_up_count) as top_up_count, sum(top_ups) as top_ups, sum(top_up_refunds) as top_up_refunds
+         from clearing_window_totals group by participant_kind, participant_id),
      outstanding as (
        select l.participant_kind, l.participant_id, sum(case l.status when 'CARRIED_FORWARD' then l.due else l.payout_amount end) as carried
          from settlement_line l join ${PARTICIPANTS} p on p.kind = l.participant_kind and p.id = l.participant_id
@@ -169,7 +173,7 @@ async function insertLinesAndInterchange(tx: EntityManager, batchId: string, win
             case when l.gross - l.refunds - l.fees + l.carried_in > 0 then 'PAYING' when l.gross - l.refunds - l.fees + l.carried_in < 0 then 'CARRIED_FORWARD' else 'NOTHING_DUE' end,
             l.top_up_count, l.top_ups, l.top_up_refunds
        from lines l join ${PARTICIPANTS} p on p.kind = l.participant_kind and p.id = l.participant_id`,
-    [window.id, batchId, window.currency, window.city_id, carriedIds, batchId, window.currency],
+    [carriedIds, batchId, window.currency],
   );
   // What earlier lines left is now the new line's.
   await tx.execute(
