@@ -41,6 +41,8 @@ export interface KeyStore {
   sessionMacs(req: CardKeyRequest & { purpose: 'LOAD' | 'PURCHASE'; sessionInput: Buffer; messages: Buffer[] }): Promise<{ algorithm: CardAlgorithm; macs: Buffer[] }>;
   /** The TAC (4 bytes) over `message` (cardcrypto's `loadTacMessage` / `purchaseTacMessage`) under the card's DTK. */
   tac(req: Omit<CardKeyRequest, 'purpose'> & { message: Buffer }): Promise<{ algorithm: CardAlgorithm; tac: Buffer }>;
+  /** The same key for many cards of one card company (an offline batch): the master key is asked for once. */
+  cardKeys(req: { cardCompanyId: string; purpose: KeyPurpose; keyVersion: number; asns: Buffer[] }): Promise<{ key: Buffer; algorithm: CardAlgorithm }[]>;
 }
 
 export const algorithmIdOf = (algorithm: CardAlgorithm): AlgorithmId => (algorithm === 'SM4' ? ALG_SM4 : ALG_3DES);
@@ -136,6 +138,11 @@ export class SoftwareKeyStore implements KeyStore {
     } finally {
       key.fill(0);
     }
+  }
+
+  async cardKeys(req: { cardCompanyId: string; purpose: KeyPurpose; keyVersion: number; asns: Buffer[] }) {
+    const { key: master, algorithm } = await this.master(req.cardCompanyId, req.purpose, req.keyVersion);
+    return req.asns.map((asn) => ({ key: diversifyKey(algorithmIdOf(algorithm), master, asn), algorithm }));
   }
 }
 

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { feeRevenueAccount, PAYABLE_ACCOUNT_CODE, payableAccount, settlementInTransitAccount } from '../ledger/accounts.js';
-import { credit, debit, post, type PostingLine } from '../ledger/ledger.service.js';
+import { credit, debit, type PostingLine, postMany } from '../ledger/ledger.service.js';
 import { toGlobalId } from '../graphql/global-id.js';
 import { type EventOwnerKind, recordEvents } from '../webhooks/outbox.js';
 import { SALE_KINDS } from './clearing-items.js';
@@ -73,8 +73,7 @@ export async function clearWindow(em: EntityManager, windowId: string): Promise<
        values (?, ?, ?, 'PAYING', 0, 0, 0, 0, 0, 0, 0, 0)`,
       [batchId, window.id, window.currency],
     );
-    await insertLines(tx, batchId, window);
-    await insertInterchange(tx, batchId, window);
+    await insertLinesAndInterchange(tx, batchId, window);
     const entryId = await postClearing(tx, batchId, window);
     await tx.execute(
       `insert into settlement_payout (id, line_id, amount, currency, status)
@@ -103,9 +102,12 @@ export async function clearWindow(em: EntityManager, windowId: string): Promise<
 
 /**
  * One line per participant with items in the window, or with something left from earlier windows
- * of this city (a negative due, a failed payout): those are carried into the new line.
+ * of this city (a negative due, a failed payout): those are carried into the new line. Lines and
+ * interchange positions come from one read of the window's items (issue 23), summed per
+ * (participant, card issuer) with each sale's fee by the participant's plan into a temporary
+ * table of a few thousand rows: a CREATE TABLE AS may read in parallel, an INSERT may not.
  */
-async function insertLines(tx: EntityManager, batchId: string, window: WindowRow): Promise<void> {
+async function insertLinesAndInterchange(tx: EntityManager, batchId: string, window: WindowRow): Promise<void> {
   // The earlier lines to carry, locked: a payout failing right now either committed before (and is
   // carried here) or waits and stays for the next window; a line is never carried twice or lost.
   const carried = await tx.execute<{ id: string }[]>(
@@ -115,29 +117,43 @@ async function insertLines(tx: EntityManager, batchId: string, window: WindowRow
     [window.city_id, window.currency],
   );
   const carriedIds = `{${carried.map((r) => r.id).join(',')}}`;
+  await tx.execute(`drop table if exists pg_temp.clearing_window_totals`);
   await tx.execute(
-    `with items as (
-       select i.participant_kind, i.participant_id, i.kind, i.amount,
-              case when i.kind in ${SALES} and fp.id is not null
-                   then greatest(fp.minimum_fee, fp.fixed_fee + (i.amount * fp.basis_points + 5000) / 10000) else 0 end as fee
-         from clearing_item i
-         -- three hash joins (not one over a union): the planner sizes them right at millions of items
-         left join merchant m on i.participant_kind = 'MERCHANT' and m.id = i.participant_id
-         left join biller bl on i.participant_kind = 'BILLER' and bl.id = i.participant_id
-         left join card_company cc on i.participant_kind = 'CARD_COMPANY' and cc.id = i.participant_id
-         left join fee_plan fp on fp.id = coalesce(m.fee_plan_id, bl.fee_plan_id, cc.fee_plan_id)
-        where i.window_id = ?),
-     totals as (
-       select participant_kind, participant_id,
-              count(*) filter (where kind in ${SALES}) as sales_count,
-              count(*) filter (where kind = 'REFUND') as refund_count,
-              coalesce(sum(amount) filter (where kind in ${SALES}), 0) as gross,
-              coalesce(sum(amount) filter (where kind = 'REFUND'), 0) as refunds,
-              coalesce(sum(fee), 0) as fees,
-              count(*) filter (where kind = 'TOP_UP') as top_up_count,
-              coalesce(sum(amount) filter (where kind = 'TOP_UP'), 0) as top_ups,
-              coalesce(sum(case kind when 'TOP_UP_REFUND' then amount when 'TOP_UP_REFUND_FAILED' then -amount end), 0) as top_up_refunds
-         from items group by participant_kind, participant_id),
+    `create temporary table clearing_window_totals on commit drop as
+     select i.participant_kind, i.participant_id, i.card_company_id,
+            count(*) filter (where i.kind in ${SALES}) as sales_count,
+            count(*) filter (where i.kind = 'REFUND') as refund_count,
+            coalesce(sum(i.amount) filter (where i.kind in ${SALES}), 0) as gross,
+            coalesce(sum(i.amount) filter (where i.kind = 'REFUND'), 0) as refunds,
+            -- no plan: no fee (the sum of nothing is null)
+            coalesce(sum(greatest(fp.minimum_fee, fp.fixed_fee + (i.amount * fp.basis_points + 5000) / 10000)) filter (where i.kind in ${SALES}), 0) as fees,
+            count(*) filter (where i.kind = 'TOP_UP') as top_up_count,
+            coalesce(sum(i.amount) filter (where i.kind = 'TOP_UP'), 0) as top_ups,
+            coalesce(sum(case i.kind when 'TOP_UP_REFUND' then i.amount when 'TOP_UP_REFUND_FAILED' then -i.amount end), 0) as top_up_refunds
+       from clearing_item i
+       -- three hash joins (not one over a union): the planner sizes them right at millions of items
+       left join merchant m on i.participant_kind = 'MERCHANT' and m.id = i.participant_id
+       left join biller bl on i.participant_kind = 'BILLER' and bl.id = i.participant_id
+       left join card_company cc on i.participant_kind = 'CARD_COMPANY' and cc.id = i.participant_id
+       left join fee_plan fp on fp.id = coalesce(m.fee_plan_id, bl.fee_plan_id, cc.fee_plan_id)
+      where i.window_id = ?
+      group by i.participant_kind, i.participant_id, i.card_company_id`,
+    [window.id],
+  );
+  // Cards used outside their home city: what each issuer's cards spent (less refunds) with the window city's card company.
+  await tx.execute(
+    `insert into interchange_position (batch_id, issuer_id, acquirer_id, currency, count, gross, refunds, net)
+     select ?, t.card_company_id, acquirer.id, ?, sum(t.sales_count + t.refund_count), sum(t.gross), sum(t.refunds), sum(t.gross - t.refunds)
+       from clearing_window_totals t cross join (select id from card_company where city_id = ?) acquirer
+      where t.card_company_id is not null and t.card_company_id <> acquirer.id and t.sales_count + t.refund_count > 0
+      group by t.card_company_id, acquirer.id`,
+    [batchId, window.currency, window.city_id],
+  );
+  await tx.execute(
+    `with totals as (
+       select participant_kind, participant_id, sum(sales_count) as sales_count, sum(refund_count) as refund_count, sum(gross) as gross,
+              sum(refunds) as refunds, sum(fees) as fees, sum(top_up_count) as top_up_count, sum(top_ups) as top_ups, sum(top_up_refunds) as top_up_refunds
+         from clearing_window_totals group by participant_kind, participant_id),
      outstanding as (
        select l.participant_kind, l.participant_id, sum(case l.status when 'CARRIED_FORWARD' then l.due else l.payout_amount end) as carried
          from settlement_line l join ${PARTICIPANTS} p on p.kind = l.participant_kind and p.id = l.participant_id
@@ -157,7 +173,7 @@ async function insertLines(tx: EntityManager, batchId: string, window: WindowRow
             case when l.gross - l.refunds - l.fees + l.carried_in > 0 then 'PAYING' when l.gross - l.refunds - l.fees + l.carried_in < 0 then 'CARRIED_FORWARD' else 'NOTHING_DUE' end,
             l.top_up_count, l.top_ups, l.top_up_refunds
        from lines l join ${PARTICIPANTS} p on p.kind = l.participant_kind and p.id = l.participant_id`,
-    [window.id, carriedIds, batchId, window.currency],
+    [carriedIds, batchId, window.currency],
   );
   // What earlier lines left is now the new line's.
   await tx.execute(
@@ -186,22 +202,8 @@ async function announceStatements(tx: EntityManager, batchId: string, window: Wi
   );
 }
 
-/** Cards used outside their home city: what each issuer's cards spent (less refunds) with the window city's card company. */
-async function insertInterchange(tx: EntityManager, batchId: string, window: WindowRow): Promise<void> {
-  await tx.execute(
-    `insert into interchange_position (batch_id, issuer_id, acquirer_id, currency, count, gross, refunds, net)
-     select ?, i.card_company_id, acquirer.id, ?, count(*),
-            coalesce(sum(i.amount) filter (where i.kind in ${SALES}), 0), coalesce(sum(i.amount) filter (where i.kind = 'REFUND'), 0),
-            coalesce(sum(case when i.kind = 'REFUND' then -i.amount else i.amount end), 0)
-       from clearing_item i cross join (select id from card_company where city_id = ?) acquirer
-      where i.window_id = ? and i.card_company_id is not null and i.card_company_id <> acquirer.id and (i.kind in ${SALES} or i.kind = 'REFUND')
-      group by i.card_company_id, acquirer.id`,
-    [batchId, window.currency, window.city_id, window.id],
-  );
-}
-
 /**
- * One entry for the batch: each payable gives its fees to the operator's fee revenue and its
+ * One entry for the batch, set-based: each payable gives its fees to the operator's fee revenue and its
  * payout to settlement in transit. A negative due stays in the payable (carried to the next line).
  */
 async function postClearing(tx: EntityManager, batchId: string, window: WindowRow): Promise<string | null> {
@@ -222,13 +224,16 @@ async function postClearing(tx: EntityManager, batchId: string, window: WindowRo
   }
   if (fees !== 0n) lines.push(credit((await feeRevenueAccount(tx, window.currency)).id, fees));
   if (payouts !== 0n) lines.push(credit((await settlementInTransitAccount(tx, window.currency)).id, payouts));
-  const entry = await post(tx, {
-    key: `settlement:${window.id}:clearing`,
-    description: `clearing of ${window.city_code} ${window.business_day}: payables to fees and settlement in transit`,
-    lines,
-    metadata: { kind: 'CLEARING', window: window.id, batch: batchId },
-  });
-  return entry.id;
+  // postMany(): the ~4,000 payables locked and moved by one statement each, not one statement per payable.
+  const [entry] = await postMany(tx, [
+    {
+      key: `settlement:${window.id}:clearing`,
+      description: `clearing of ${window.city_code} ${window.business_day}: payables to fees and settlement in transit`,
+      lines,
+      metadata: { kind: 'CLEARING', window: window.id, batch: batchId },
+    },
+  ]);
+  return entry!.id;
 }
 
 /** The payable accounts of many participants in one query; the rare missing one is opened. */

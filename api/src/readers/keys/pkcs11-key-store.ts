@@ -37,6 +37,15 @@ export class Pkcs11KeyStore extends SoftwareKeyStore implements KeyStore {
     return { key: this.token.encryptEcb(master, Buffer.concat([d, notBytes(d)])), algorithm: '3DES' as const };
   }
 
+  override async cardKeys(req: { cardCompanyId: string; purpose: KeyPurpose; keyVersion: number; asns: Buffer[] }) {
+    const master = await this.inToken(req.cardCompanyId, req.purpose, req.keyVersion);
+    if (!master) return super.cardKeys(req);
+    return req.asns.map((asn) => {
+      const d = diversificationData(asn);
+      return { key: this.token.encryptEcb(master, Buffer.concat([d, notBytes(d)])), algorithm: '3DES' as const };
+    });
+  }
+
   override async m1SectorKey(req: { cardCompanyId: string; keyVersion: number; uid: Buffer; sector: number }) {
     const master = await this.inToken(req.cardCompanyId, 'M1', req.keyVersion);
     if (!master) return super.m1SectorKey(req);
