@@ -1,10 +1,12 @@
 /**
  * Card profiles as data (issue 24 item 2), over real HTTP with the SDK's reader agent and virtual
  * cards. The public "L2 capture" of a real T-Union card was looked for (public code: T-Union card
- * readers, APDU logs with 805000020B / 805001020B, "A000000632010105"): the captures found show the
- * commands and answers but no card keys, so their MACs cannot be reproduced here. The card below
- * is therefore a VirtualCpuCard personalised like the capture's card: the T-Union / 交通联合 AID
- * A000000632010105, algorithm id 01 with 3DES keys, and its keys at another key index (2).
+ * readers, APDU logs with 805000020B / 805001020B, "A000000632010105"): what was found shows
+ * commands, a real T-Union card's SELECT and public data answers (used in
+ * api/src/readers/session/card-profile.test.ts), but no INITIALIZE answer with its card keys, so no
+ * MAC can be reproduced from it. The card below is therefore a VirtualCpuCard personalised like
+ * the capture's card: the T-Union / 交通联合 AID A000000632010105, algorithm id 01 with 3DES keys,
+ * and its keys at another key index (2).
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import { type CardTransport, type OneCardClient, ReaderAgent, type SessionReply, VirtualCardTransport, VirtualCpuCard } from '../../sdk-js/src/index.js';
