@@ -7,7 +7,7 @@ import type { GraphQLContext } from '../graphql/context.js';
 import { fromGlobalId, toGlobalId } from '../graphql/global-id.js';
 import { type UserError, userError, UserErrorCode } from '../graphql/user-error.js';
 import { CardKeyAlgorithmEnum } from '../readers/keys/master-keys.types.js';
-import { DEFAULT_CARD_PROFILE, type M1Layout, type SelectionStep } from '../readers/session/card-profile.js';
+import { profileFromText } from '../readers/session/card-profile.js';
 import { CardProfileRefused, profilesOf, setCardProfile, type StoredCardProfile } from '../readers/session/card-profile.service.js';
 import { selectionView } from '../readers/session/card-session.resolver.js';
 import { CardAlgorithmIdType, CardProfilePayload, CardProfileType, M1LayoutType, SetCardProfileInput } from './card-profiles.types.js';
@@ -47,9 +47,6 @@ async function cardCompanyFor(ctx: GraphQLContext, principal: Principal, globalI
   return company ? company.id : null;
 }
 
-const selectionOf = (kind: string, value: string): SelectionStep =>
-  kind === 'AID' ? { kind: 'AID', aid: value.replace(/\s+/g, '').toUpperCase() } : kind === 'PSE' ? { kind: 'PSE', name: value } : { kind: 'PATH', path: value.split('/').map((f) => f.trim().toUpperCase()) };
-
 @Resolver()
 export class CardProfileResolver {
   @Authorized(...PROFILE_SCOPES)
@@ -65,21 +62,8 @@ export class CardProfileResolver {
     const refused = (errors: UserError[]) => Object.assign(new CardProfilePayload(), { profile: null, userErrors: errors });
     const companyId = await cardCompanyFor(ctx, ctx.principal!, input.cardCompany);
     if (!companyId) return refused([userError(UserErrorCode.NOT_FOUND, 'no such card company', ['input', 'cardCompany'])]);
-    const m1 = input.m1 ? { ...input.m1 } : DEFAULT_CARD_PROFILE.m1;
-    if (m1.keyType !== 'A' && m1.keyType !== 'B') return refused([userError(UserErrorCode.INVALID_INPUT, 'the M1 key type is A or B', ['input', 'm1', 'keyType'])]);
-    if (m1.keyDerivation !== 'UID_SECTOR_3DES') return refused([userError(UserErrorCode.INVALID_INPUT, 'the M1 key derivation implemented is UID_SECTOR_3DES', ['input', 'm1', 'keyDerivation'])]);
     try {
-      const stored = await setCardProfile(ctx.em, companyId, {
-        product: input.product ?? null,
-        selection: input.selection.map((s) => selectionOf(s.kind, s.value)),
-        loadKeyIndex: input.loadKeyIndex,
-        purchaseKeyIndex: input.purchaseKeyIndex,
-        algorithmIds: input.algorithmIds,
-        publicDataSfi: input.publicDataSfi,
-        transactionLogSfi: input.transactionLogSfi,
-        m1: m1 as M1Layout,
-        toleratedStatusWords: input.toleratedStatusWords.map((sw) => sw.toUpperCase()),
-      });
+      const stored = await setCardProfile(ctx.em, companyId, profileFromText({ ...input, m1: input.m1 ? { ...input.m1 } : null }));
       return Object.assign(new CardProfilePayload(), { profile: view(stored), userErrors: [] });
     } catch (err) {
       if (!(err instanceof CardProfileRefused)) throw err;

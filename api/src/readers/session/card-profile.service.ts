@@ -1,5 +1,5 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { type CardProfile, DEFAULT_CARD_PROFILE, type M1Layout, mergedSelection, type ProfileProblem, profileProblems, type SelectionStep } from './card-profile.js';
+import { type CardProfile, type CardProfileInput, CardProfileRefused, DEFAULT_CARD_PROFILE, type M1Layout, mergedSelection, profileProblems, type SelectionStep } from './card-profile.js';
 
 /** Card profiles as rows (table `card_profile`): read by the engine each session, set by a card company or the operator. */
 
@@ -63,13 +63,7 @@ export async function profileForReaderCity(em: EntityManager, cityId: string): P
   return { ...home, selection: mergedSelection(all.flat()), toleratedStatusWords: tolerated };
 }
 
-export type CardProfileInput = Omit<CardProfile, 'id' | 'cardCompanyId'>;
-
-export class CardProfileRefused extends Error {
-  constructor(readonly problems: ProfileProblem[]) {
-    super(problems.map((p) => p.message).join('; '));
-  }
-}
+export { type CardProfileInput, CardProfileRefused } from './card-profile.js';
 
 /** Sets (creates or replaces) the profile of a card company, or of one of its products. Validated first: nothing is written when refused. */
 export async function setCardProfile(em: EntityManager, cardCompanyId: string, input: CardProfileInput): Promise<StoredCardProfile> {

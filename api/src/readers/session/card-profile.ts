@@ -114,6 +114,8 @@ export function profileProblems(p: Omit<CardProfile, 'id' | 'cardCompanyId'>): P
     if (!dataBlocks.includes(m1.valueBlock)) bad('INVALID_INPUT', ['m1', 'valueBlock'], `the value block is a data block of sector ${m1.purseSector} (${dataBlocks.join(', ')})`);
     if (!dataBlocks.includes(m1.backupBlock) || m1.backupBlock === m1.valueBlock) bad('INVALID_INPUT', ['m1', 'backupBlock'], `the backup block is another data block of sector ${m1.purseSector}`);
   }
+  if (m1.keyType !== 'A' && m1.keyType !== 'B') bad('INVALID_INPUT', ['m1', 'keyType'], 'the M1 sector key is A or B');
+  if (m1.keyDerivation !== 'UID_SECTOR_3DES') bad('INVALID_INPUT', ['m1', 'keyDerivation'], 'the M1 key derivation implemented is UID_SECTOR_3DES');
   p.toleratedStatusWords.forEach((sw, i) => {
     // Only warnings: a card refusing (69xx, 6Axx, 93xx, 94xx…) never counts as having done it.
     if (!/^6[23][0-9A-F]{2}$/.test(sw)) bad('INVALID_INPUT', ['toleratedStatusWords', i], `${sw} is not a warning status word (62xx or 63xx)`);
@@ -171,4 +173,82 @@ export function dfNameOf(fci: Buffer): string | null {
 export function profileForSelected(profiles: CardProfile[], aid: string | null): CardProfile {
   const product = aid ? profiles.find((p) => p.product !== null && aidsOf(p).includes(aid)) : undefined;
   return product ?? profiles.find((p) => p.product === null) ?? DEFAULT_CARD_PROFILE;
+}
+
+export type CardProfileInput = Omit<CardProfile, 'id' | 'cardCompanyId'>;
+
+export class CardProfileRefused extends Error {
+  constructor(readonly problems: ProfileProblem[]) {
+    super(problems.map((p) => p.message).join('; '));
+  }
+}
+
+/** A selection step as a card company writes it: its kind, and the AID, the PSE name or the path (`3F00/1001`). */
+export function selectionStepOf(kind: string, value: string, at: number): SelectionStep {
+  if (kind === 'AID') return { kind: 'AID', aid: value.replace(/\s+/g, '').toUpperCase() };
+  if (kind === 'PSE') return { kind: 'PSE', name: value };
+  if (kind === 'PATH') return { kind: 'PATH', path: value.split('/').map((f) => f.trim().toUpperCase()) };
+  throw new CardProfileRefused([{ code: 'INVALID_INPUT', field: ['selection', at, 'kind'], message: `${kind} is not a way of selection (AID, PSE or PATH)` }]);
+}
+
+export const selectionValue = (step: SelectionStep): string => (step.kind === 'AID' ? step.aid : step.kind === 'PSE' ? step.name : step.path.join('/'));
+
+/** A profile as the API's input and `onecard card-profile` write it (selection as kind and value); the defaults are today's. */
+export interface CardProfileText {
+  product?: string | null;
+  selection: { kind: string; value: string }[];
+  loadKeyIndex: number;
+  purchaseKeyIndex: number;
+  algorithmIds: number[];
+  publicDataSfi?: number;
+  transactionLogSfi?: number;
+  m1?: Partial<M1Layout> | null;
+  toleratedStatusWords?: string[];
+}
+
+/**
+ * The profile a text (the API's input, a CLI file) describes; a value of the wrong type becomes one
+ * `profileProblems` refuses (NaN, an empty list), so a malformed file is refused, never thrown on.
+ */
+export function profileFromText(text: unknown): CardProfileInput {
+  const t = (text !== null && typeof text === 'object' ? text : {}) as Record<string, unknown>;
+  const list = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
+  const int = (v: unknown, otherwise: number) => (v === undefined || v === null ? otherwise : typeof v === 'number' ? v : NaN);
+  const m1 = (t.m1 !== null && typeof t.m1 === 'object' ? t.m1 : {}) as Record<string, unknown>;
+  const d = DEFAULT_CARD_PROFILE;
+  return {
+    product: t.product === undefined || t.product === null ? null : String(t.product),
+    selection: list(t.selection).map((s, i) => {
+      const step = (s ?? {}) as Record<string, unknown>;
+      return selectionStepOf(String(step.kind), String(step.value ?? ''), i);
+    }),
+    loadKeyIndex: int(t.loadKeyIndex, NaN),
+    purchaseKeyIndex: int(t.purchaseKeyIndex, NaN),
+    algorithmIds: list(t.algorithmIds).map((id) => int(id, NaN)),
+    publicDataSfi: int(t.publicDataSfi, d.publicDataSfi),
+    transactionLogSfi: int(t.transactionLogSfi, d.transactionLogSfi),
+    m1: {
+      purseSector: int(m1.purseSector, d.m1.purseSector),
+      valueBlock: int(m1.valueBlock, d.m1.valueBlock),
+      backupBlock: int(m1.backupBlock, d.m1.backupBlock),
+      keyType: (m1.keyType ?? d.m1.keyType) as M1Layout['keyType'],
+      keyDerivation: (m1.keyDerivation ?? d.m1.keyDerivation) as M1Layout['keyDerivation'],
+    },
+    toleratedStatusWords: list(t.toleratedStatusWords).map((sw) => String(sw).toUpperCase()),
+  };
+}
+
+/** A profile as `profileFromText` reads it back. */
+export function profileAsText(p: CardProfile): CardProfileText {
+  return {
+    product: p.product,
+    selection: p.selection.map((s) => ({ kind: s.kind, value: selectionValue(s) })),
+    loadKeyIndex: p.loadKeyIndex,
+    purchaseKeyIndex: p.purchaseKeyIndex,
+    algorithmIds: p.algorithmIds,
+    publicDataSfi: p.publicDataSfi,
+    transactionLogSfi: p.transactionLogSfi,
+    m1: p.m1,
+    toleratedStatusWords: p.toleratedStatusWords,
+  };
 }

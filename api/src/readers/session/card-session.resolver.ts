@@ -10,7 +10,7 @@ import { hostKeyOfCity } from '../../pki/host-key.js';
 import { ApplicationSelectionType, type ApplicationSelectionKindEnum, CardOperationEnum, CardSessionMessageInput, CardSessionPayload, type CardSessionStateEnum, CardSessionType, HostMessageType, OpenCardSessionInput, ReaderCommandType, SealedCommandType } from './card-session.types.js';
 import { type OpenOutcome, openRefusal } from './purpose.js';
 import type { ReaderCommand, SessionRow } from './session.model.js';
-import type { SelectionStep } from './card-profile.js';
+import { type SelectionStep, selectionValue } from './card-profile.js';
 
 export function sessionView(row: SessionRow): CardSessionType {
   return Object.assign(new CardSessionType(), {
@@ -28,8 +28,7 @@ export function sessionView(row: SessionRow): CardSessionType {
 }
 
 const sealedView = (s: ReaderCommand['sealed']) => (s ? Object.assign(new SealedCommandType(), s) : null);
-export const selectionView = (step: SelectionStep) =>
-  Object.assign(new ApplicationSelectionType(), { kind: step.kind as ApplicationSelectionKindEnum, value: step.kind === 'AID' ? step.aid : step.kind === 'PSE' ? step.name : step.path.join('/') });
+export const selectionView = (step: SelectionStep) => Object.assign(new ApplicationSelectionType(), { kind: step.kind as ApplicationSelectionKindEnum, value: selectionValue(step) });
 
 const commandView = (c: ReaderCommand) =>
   Object.assign(new ReaderCommandType(), { apdu: c.apdu ?? null, sealed: sealedView(c.sealed), readUid: c.readUid ?? null, sealedScript: sealedView(c.sealedScript), select: c.select ? c.select.map(selectionView) : null });
