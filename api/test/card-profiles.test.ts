@@ -9,10 +9,14 @@
  * and its keys at another key index (2).
  */
 import { beforeAll, describe, expect, it } from 'vitest';
-import { type CardTransport, type OneCardClient, ReaderAgent, type SessionReply, VirtualCardTransport, VirtualCpuCard } from '../../sdk-js/src/index.js';
+import { formatM1Purse } from '../../sdk-js/src/cards/m1-purse.js';
+import { VirtualM1Card } from '../../sdk-js/src/cards/virtual-m1-card.js';
+import { CARD_SESSION_MESSAGE, type CardSessionView, type CardTransport, type OneCardClient, ReaderAgent, type SessionReply, VirtualCardTransport, VirtualCpuCard } from '../../sdk-js/src/index.js';
+import { storeM1MasterKey } from '../src/readers/key-store.js';
+import { m1SectorKeyB } from '../src/readers/m1/m1-script.js';
 import { checkLedger } from '../src/ledger/ledger-check.js';
 import { createMerchant } from '../src/tenancy/tenancy.service.js';
-import { apiClient, auditOf, issueCard, newReader, purseBalance, readerAgentOptions, sessionsOf, sessionUuid, type TestReader, useCardSessionWorld } from './support/card-sessions.js';
+import { apiClient, auditOf, issueCard, kek, OPEN, newReader, purseBalance, readerAgentOptions, sessionsOf, sessionUuid, type TestReader, useCardSessionWorld } from './support/card-sessions.js';
 
 const T_UNION_AID = 'A000000632010105';
 const CITY_UNION_AID = 'A00000000386980701';
@@ -215,5 +219,41 @@ describe('reading and setting profiles', () => {
     expect(byOperator.setCardProfile.profile).toMatchObject({ product: 'T-UNION', toleratedStatusWords: ['6283'] });
     // A merchant may not.
     await expect(merchant.request(READ, {})).rejects.toThrow(/FORBIDDEN|not allowed|scope/i);
+  });
+});
+
+describe('an M1 card of a card company that keeps its purse in sector 2 (its profile says so)', () => {
+  /** An M1 session run by the SDK's reader agent. */
+  async function runM1(by: OneCardClient, reader: TestReader, card: VirtualM1Card, operation: 'BALANCE' | 'LOAD', amount?: number): Promise<CardSessionView> {
+    const opened = await by.request<{ openCardSession: { session: Parameters<ReaderAgent['run']>[0]; userErrors: unknown[] } }>(OPEN, { input: { reader: reader.id, operation, amount, cardType: 'M1' } });
+    expect(opened.openCardSession.userErrors).toEqual([]);
+    const agent = new ReaderAgent({ ...readerAgentOptions(reader), m1: card, send: async (input) => (await by.request<{ cardSessionMessage: SessionReply }>(CARD_SESSION_MESSAGE, { input })).cardSessionMessage });
+    return agent.run(opened.openCardSession.session);
+  }
+
+  it('is read and loaded in sector 2, blocks 9 and 10, under sector 2’s key; sector 1, the default, holds no purse on this card', async () => {
+    const master = await storeM1MasterKey(world.db.orm.em.fork(), kek, { cardCompanyId: world.gz.cardCompanyId, keyVersion: 1 });
+    const set = await setProfile(gzIssuer, { ...CITY_UNION, m1: { purseSector: 2, valueBlock: 9, backupBlock: 10 } });
+    expect(set.setCardProfile.userErrors).toEqual([]);
+    expect(set.setCardProfile.profile!.m1).toEqual({ purseSector: 2, valueBlock: 9, backupBlock: 10, keyType: 'B', keyDerivation: 'UID_SECTOR_3DES' });
+
+    const uid = 'C2D2E2F2';
+    const card = VirtualM1Card.create({ uid, sectorKeys: (sector, u) => ({ keyA: 'A0A1A2A3A4A5', keyB: m1SectorKeyB(master, Buffer.from(u), sector) }) });
+    card.authenticate(9, 'B', m1SectorKeyB(master, Buffer.from(uid, 'hex'), 2));
+    formatM1Purse(card, { sector: 2, valueBlock: 1, backupBlock: 2 }, 700);
+    card.halt();
+
+    expect(await runM1(gzIssuer, counter, card, 'BALANCE')).toMatchObject({ state: 'COMPLETED', result: { asn: uid, balance: 700 } });
+    expect(await runM1(gzIssuer, counter, card, 'LOAD', 300)).toMatchObject({ state: 'COMPLETED', result: { oldBalance: 700, newBalance: 1000 } });
+    card.authenticate(9, 'B', m1SectorKeyB(master, Buffer.from(uid, 'hex'), 2));
+    expect(card.read(9)).toEqual(card.read(10));
+    card.halt();
+    // The ledger shadows what went through it: the load (the 700 the card held before OneCard knew it is a recorded discrepancy).
+    expect(await purseBalance(world, uid)).toBe(300n);
+  });
+
+  it('refuses key A: no derivation of it is implemented', async () => {
+    const refused = await setProfile(gzIssuer, { ...CITY_UNION, m1: { purseSector: 2, valueBlock: 9, backupBlock: 10, keyType: 'A' } });
+    expect(refused.setCardProfile).toMatchObject({ profile: null, userErrors: [{ code: 'INVALID_INPUT', field: ['input', 'm1', 'keyType'] }] });
   });
 });

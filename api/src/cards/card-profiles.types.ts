@@ -21,7 +21,7 @@ export class M1LayoutType {
   @Field(() => Int, { description: 'The purse sector (1–15).' }) purseSector!: number;
   @Field(() => Int, { description: 'The value block (a data block of the purse sector).' }) valueBlock!: number;
   @Field(() => Int, { description: 'The backup block (another data block of the purse sector).' }) backupBlock!: number;
-  @Field(() => String, { description: 'The sector key the host authenticates with: A or B.' }) keyType!: string;
+  @Field(() => String, { description: 'The sector key the host authenticates with: B (the key UID_SECTOR_3DES derives).' }) keyType!: string;
   @Field(() => String, { description: 'The sector key derivation: UID_SECTOR_3DES (left 6 bytes of 3DES-ECB(M1 master key, UID ‖ sector ‖ 0B ‖ 0000)), the one implemented.' }) keyDerivation!: string;
 }
 
@@ -78,7 +78,7 @@ export class M1LayoutInput {
   @Field(() => Int, { description: 'The purse sector (1–15).' }) purseSector!: number;
   @Field(() => Int, { description: 'The value block, a data block of the purse sector.' }) valueBlock!: number;
   @Field(() => Int, { description: 'The backup block, another data block of the purse sector.' }) backupBlock!: number;
-  @Field(() => String, { defaultValue: 'B', description: 'A or B (default B).' }) keyType!: string;
+  @Field(() => String, { defaultValue: 'B', description: 'B, the key UID_SECTOR_3DES derives (the default; A is refused until a derivation of key A exists).' }) keyType!: string;
   @Field(() => String, { defaultValue: 'UID_SECTOR_3DES', description: 'The derivation; UID_SECTOR_3DES is the one implemented.' }) keyDerivation!: string;
 }
 

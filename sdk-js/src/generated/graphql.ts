@@ -575,7 +575,7 @@ export type M1LayoutInput = {
   backupBlock: number;
   /** The derivation; UID_SECTOR_3DES is the one implemented. */
   keyDerivation?: string;
-  /** A or B (default B). */
+  /** B, the key UID_SECTOR_3DES derives (the default; A is refused until a derivation of key A exists). */
   keyType?: string;
   /** The purse sector (1–15). */
   purseSector: number;

@@ -114,7 +114,8 @@ export function profileProblems(p: Omit<CardProfile, 'id' | 'cardCompanyId'>): P
     if (!dataBlocks.includes(m1.valueBlock)) bad('INVALID_INPUT', ['m1', 'valueBlock'], `the value block is a data block of sector ${m1.purseSector} (${dataBlocks.join(', ')})`);
     if (!dataBlocks.includes(m1.backupBlock) || m1.backupBlock === m1.valueBlock) bad('INVALID_INPUT', ['m1', 'backupBlock'], `the backup block is another data block of sector ${m1.purseSector}`);
   }
-  if (m1.keyType !== 'A' && m1.keyType !== 'B') bad('INVALID_INPUT', ['m1', 'keyType'], 'the M1 sector key is A or B');
+  // UID_SECTOR_3DES derives the sector's key B (the 0B in its input); no derivation of a key A is implemented.
+  if (m1.keyType !== 'B') bad('INVALID_INPUT', ['m1', 'keyType'], 'the host authenticates with the sector key B, the one UID_SECTOR_3DES derives');
   if (m1.keyDerivation !== 'UID_SECTOR_3DES') bad('INVALID_INPUT', ['m1', 'keyDerivation'], 'the M1 key derivation implemented is UID_SECTOR_3DES');
   p.toleratedStatusWords.forEach((sw, i) => {
     // Only warnings: a card refusing (69xx, 6Axx, 93xx, 94xx…) never counts as having done it.
