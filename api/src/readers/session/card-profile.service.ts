@@ -50,13 +50,21 @@ export async function profilesOf(em: EntityManager, cardCompanyId: string): Prom
  * card's own profile then applies (steps/cpu.ts).
  */
 export async function profileForReaderCity(em: EntityManager, cityId: string): Promise<CardProfile> {
-  const companies = await em.execute<{ id: string }[]>(
-    `select cc.id from card_company cc
+  // One query for every hello: the companies in order (the city's own first), each with its rows.
+  const rows = await em.execute<(Partial<ProfileRow> & { company_id: string })[]>(
+    `select cc.id as company_id, p.*
+       from card_company cc left join card_profile p on p.card_company_id = cc.id
       where cc.city_id = ? or cc.city_id in (select card_city_id from city_interoperation where reader_city_id = ?)
-      order by (cc.city_id = ?) desc, cc.id`,
+      order by (cc.city_id = ?) desc, cc.id, p.product nulls first`,
     [cityId, cityId, cityId],
   );
-  const all = await Promise.all(companies.map((c) => profilesOf(em, c.id)));
+  const byCompany = new Map<string, CardProfile[]>();
+  for (const row of rows) {
+    const profiles = byCompany.get(row.company_id) ?? [];
+    if (row.id) profiles.push(fromRow(row as ProfileRow));
+    byCompany.set(row.company_id, profiles);
+  }
+  const all = [...byCompany].map(([cardCompanyId, profiles]) => (profiles.some((p) => p.product === null) ? profiles : [{ ...DEFAULT_CARD_PROFILE, cardCompanyId }, ...profiles]));
   const home = all[0]?.[0] ?? DEFAULT_CARD_PROFILE;
   // The SELECT and public data answers come before the card is known: any warning one of these profiles tolerates is read.
   const tolerated = [...new Set(all.flat().flatMap((p) => p.toleratedStatusWords))];
