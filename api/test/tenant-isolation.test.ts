@@ -114,6 +114,9 @@ const MATRIX: Record<string, Rule> = {
   'Mutation.importCardMasterKey': { access: 'owned', kinds: ['ISSUER'] },
   'Mutation.activateCardMasterKey': { access: 'owned', kinds: ['ISSUER'] },
   'Mutation.retireCardMasterKey': { access: 'owned', kinds: ['ISSUER'] },
+  // Card profiles: a card company's own, and the operator's for the one it names, with scope readers:manage; another company's id answers as a missing one ([] / NOT_FOUND) (card-profiles.test.ts).
+  'Query.cardProfiles': { access: 'owned', kinds: ['ISSUER'] },
+  'Mutation.setCardProfile': { access: 'owned', kinds: ['ISSUER'] },
   'Query.blacklist': { access: 'owned', kinds: ['ISSUER'] }, // also the operator; own company's entries only, checked in cards.test.ts
   'Mutation.replaceCard': { access: 'owned', kinds: ['ISSUER'] }, // another company's card → NOT_FOUND like a missing id; cardholder app/merchant FORBIDDEN: checked in card-replacement.test.ts
   'Query.topUp': { access: 'owned', kinds: ['ISSUER'] }, // also cardholder apps and the operator; isolation by id checked in topups.test.ts
@@ -408,6 +411,7 @@ const LISTS: Record<string, { args?: () => Record<string, unknown>; alsoSeen?: (
   'Query.billerReconciliation': { args: () => ({ businessDay: lists.today }) },
   'Query.blacklist': {},
   'Query.cards': {},
+  'Query.cardProfiles': { note: 'a card company’s own profiles (no tenant data of others): isolation in card-profiles.test.ts' },
   'Query.cardMasterKeys': { note: 'a card company’s own keys (metadata only): the fixture has none; isolation in card-master-keys.test.ts' },
   'Query.certificateAuthorities': { note: 'public' },
   'Query.cities': { note: 'a public directory' },

@@ -21,6 +21,7 @@ import { createLogger } from '../http/logger.js';
 import { checkLedger } from '../ledger/ledger-check.js';
 import { settleCommand } from './settle-command.js';
 import { cardKeysCommand } from './card-keys-command.js';
+import { cardProfileCommand } from './card-profile-command.js';
 import { developerCommands, type StopSignal, stopOnSignals } from './developer/developer-commands.js';
 import { sandboxKeys, startFixedSandbox } from '../topups/gateway/sandbox-process.js';
 
@@ -148,6 +149,7 @@ export function createProgram(io: { stop?: StopSignal } = {}): Command {
     });
 
   program.addCommand(cardKeysCommand(withOrm));
+  program.addCommand(cardProfileCommand(withOrm));
 
   const ca = program.command('ca').description('the certificate authorities of the reader trust chain');
   const passphrase = async (file?: string) => {

@@ -33,6 +33,13 @@ export enum UserErrorCode {
   INVALID_CARD_TRANSITION = 'INVALID_CARD_TRANSITION',
   /** A cardholder app asked to manage an anonymous card (not registered to any cardholder). */
   CARD_NOT_REGISTERED = 'CARD_NOT_REGISTERED',
+  // card profiles
+  /** A card profile names an algorithm id with no known meaning (known: 00, 01 = 3DES; 04 = SM4). */
+  UNKNOWN_ALGORITHM_ID = 'UNKNOWN_ALGORITHM_ID',
+  /** A card profile names an AID that is not 5 to 16 bytes of hex. */
+  MALFORMED_AID = 'MALFORMED_AID',
+  /** A card profile names a short file identifier outside 1–30, or the same file twice. */
+  INVALID_SFI = 'INVALID_SFI',
   // top-ups
   /** The card is not ACTIVE, or cannot take this operation (an M1 card and online top-ups). */
   CARD_NOT_USABLE = 'CARD_NOT_USABLE',

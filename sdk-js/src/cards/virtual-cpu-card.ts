@@ -129,6 +129,10 @@ export interface VirtualCpuCardState {
   /** `YYYYMMDD`. */
   expiryDate: string;
   algorithm: PurseAlgorithm;
+  /** The e-purse application's AID, hex (default the city-union AID; a T-Union card: A000000632010105). */
+  aid?: string;
+  /** The algorithm id byte INITIALIZE answers, when not the usual one for `algorithm` (a T-Union card answers 01 for 3DES). */
+  algorithmId?: number;
   keys: CpuCardKeys;
   /** No load may take a balance above this (fen). */
   maxBalance: number;
@@ -152,6 +156,10 @@ export interface CpuCardProfile {
   /** 2 bytes hex (BCD), e.g. `4401`; written into the issuer id at bytes 2–3. */
   cityCode: string;
   algorithm: PurseAlgorithm;
+  /** The e-purse application's AID, hex (default the city-union AID). */
+  aid?: string;
+  /** The algorithm id byte INITIALIZE answers, when not the usual one for `algorithm` ({@link ALGORITHM_IDS}). */
+  algorithmId?: number;
   /** Opening e-purse balance in fen (default 0). */
   balance?: number;
   /** Carry an e-deposit (ED) too (default false). */
@@ -327,6 +335,8 @@ function checkedState(state: VirtualCpuCardState): VirtualCpuCardState {
     startDate: checkedDate(state.startDate, 'startDate'),
     expiryDate: checkedDate(state.expiryDate, 'expiryDate'),
     algorithm: state.algorithm,
+    ...(state.aid !== undefined ? { aid: toHex(fromHex(state.aid, 'aid')) } : {}),
+    ...(state.algorithmId !== undefined ? { algorithmId: checkedInt(state.algorithmId, 'algorithmId', 0, 0xff) } : {}),
     keys: {
       load: checkedKeys(state.keys?.load, 'keys.load'),
       purchase: checkedKeys(state.keys?.purchase, 'keys.purchase'),
@@ -358,6 +368,8 @@ function stateFromProfile(profile: CpuCardProfile, keys: CpuCardKeys): VirtualCp
     startDate: profile.startDate ?? '20250101',
     expiryDate: profile.expiryDate ?? '20341231',
     algorithm: profile.algorithm,
+    ...(profile.aid !== undefined ? { aid: profile.aid } : {}),
+    ...(profile.algorithmId !== undefined ? { algorithmId: profile.algorithmId } : {}),
     keys,
     maxBalance,
     purses: { EP: fresh(profile.balance ?? 0), ...(profile.eDeposit ? { ED: fresh(0) } : {}) },
@@ -461,7 +473,7 @@ export class VirtualCpuCard {
   #select(c: Apdu): Uint8Array {
     if (c.p2 !== 0x00 || (c.p1 !== 0x04 && c.p1 !== 0x00)) return reply(StatusWord.WRONG_P1P2);
     if (c.data.length === 0 || c.data.length > 16) return reply(StatusWord.WRONG_LENGTH);
-    const aid = fromHex(CITY_UNION_AID, 'aid');
+    const aid = fromHex(this.#state.aid ?? CITY_UNION_AID, 'aid');
     const pse = Buffer.from(PSE_NAME, 'ascii');
     let target: Selected | undefined;
     if (c.p1 === 0x04) target = c.data.equals(aid) ? 'ADF' : c.data.equals(pse) ? 'PSE' : undefined;
@@ -521,9 +533,9 @@ export class VirtualCpuCard {
     return reply(StatusWord.OK, record);
   }
 
-  /** The PSE directory's one entry: the city-union application. */
+  /** The PSE directory's one entry: the card's application. */
   #directoryRecord(): Buffer {
-    const entry = Buffer.concat([tlv([0x4f], fromHex(CITY_UNION_AID, 'aid')), tlv([0x50], Buffer.from('ONECARD', 'ascii'))]);
+    const entry = Buffer.concat([tlv([0x4f], fromHex(this.#state.aid ?? CITY_UNION_AID, 'aid')), tlv([0x50], Buffer.from('ONECARD', 'ascii'))]);
     return tlv([0x70], tlv([0x61], entry));
   }
 
@@ -574,7 +586,7 @@ export class VirtualCpuCard {
     const oldBalance = uintBE(state.balance, 4);
     const mac1 = this.#cipher.mac(sessionKey, Buffer.concat([oldBalance, uintBE(amount, 4), Buffer.from([type]), terminal]));
     this.#transaction = { awaiting: 'CREDIT FOR LOAD', purse, amount, terminal, counter: state.onlineCounter, sessionKey };
-    return reply(StatusWord.OK, Buffer.concat([oldBalance, counter, Buffer.from([key.version, this.#cipher.id]), random, mac1]));
+    return reply(StatusWord.OK, Buffer.concat([oldBalance, counter, Buffer.from([key.version, this.#algorithmId]), random, mac1]));
   }
 
   /** CREDIT FOR LOAD `80 52 00 00 0B` date, time, MAC2 → TAC (§2): completes the load INITIALIZE began. */
@@ -608,7 +620,7 @@ export class VirtualCpuCard {
     const random = this.#randomChallenge();
     this.#transaction = { awaiting: 'DEBIT FOR PURCHASE', purse, amount, terminal, counter: state.offlineCounter, random, purchaseKey: fromHex(key.key, 'key') };
     const overdraftLimit = Buffer.alloc(3);
-    return reply(StatusWord.OK, Buffer.concat([uintBE(state.balance, 4), uintBE(state.offlineCounter, 2), overdraftLimit, Buffer.from([key.version, this.#cipher.id]), random]));
+    return reply(StatusWord.OK, Buffer.concat([uintBE(state.balance, 4), uintBE(state.offlineCounter, 2), overdraftLimit, Buffer.from([key.version, this.#algorithmId]), random]));
   }
 
   /** DEBIT FOR PURCHASE `80 54 01 00 0F` terminal serial, date, time, MAC1 → TAC || MAC2 (§3): completes the purchase INITIALIZE began. */
@@ -652,6 +664,11 @@ export class VirtualCpuCard {
 
   #tac(data: Buffer): Buffer {
     return this.#cipher.mac(this.#cipher.tacKey(fromHex(this.#state.keys.tac, 'keys.tac')), data);
+  }
+
+  /** The algorithm id byte INITIALIZE answers. */
+  get #algorithmId(): number {
+    return this.#state.algorithmId ?? this.#cipher.id;
   }
 
   #randomChallenge(): Buffer {

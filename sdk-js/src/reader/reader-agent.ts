@@ -12,6 +12,80 @@ export interface ReaderCommand {
   sealed?: Sealed | null;
   readUid?: boolean | null;
   sealedScript?: Sealed | null;
+  /** The ways to select the card's application, in the order the host's card profile gives (see `selectApplication`). */
+  select?: SelectionStep[] | null;
+}
+
+/** One way to select a CPU card's e-purse application, as the host's card profile lists them. */
+export type SelectionStep = { kind: 'AID'; aid: string } | { kind: 'PSE'; name: string } | { kind: 'PATH'; path: string[] };
+
+/** Status words after which a SELECT has selected (9000, or a warning the host judges by its profile). */
+const selected = (sw: string) => sw === '9000' || /^6[23]/.test(sw);
+const swOf = (answer: string) => answer.slice(-4);
+
+/** The application identifiers (tag 4F) of one PSE directory record (70 → 61 → 4F), in order. */
+function directoryAids(record: Buffer): string[] {
+  const aids: string[] = [];
+  const walk = (bytes: Buffer) => {
+    let i = 0;
+    while (i + 2 <= bytes.length) {
+      const tag = bytes[i]!;
+      const length = bytes[i + 1]!;
+      const value = bytes.subarray(i + 2, i + 2 + length);
+      if (tag === 0x70 || tag === 0x61) walk(value);
+      else if (tag === 0x4f) aids.push(value.toString('hex').toUpperCase());
+      i += 2 + length;
+    }
+  };
+  walk(record);
+  return aids;
+}
+
+/** The SFI of the PSE's directory (tag 88 in its FCI), 1 when it does not say. */
+function directorySfi(fci: Buffer): number {
+  const at = fci.indexOf(Buffer.from([0x88, 0x01]));
+  return at >= 0 && at + 2 < fci.length ? fci[at + 2]! : 1;
+}
+
+/**
+ * Selects the e-purse application the first way the card accepts, in the host's order: by AID;
+ * through the PSE (its directory's AIDs, in order); or by path (each file id in turn). Answers that
+ * SELECT's answer (FCI and status word, hex), or the last refusal when no way works: the host reads
+ * which application answered from the FCI and refuses a card it cannot use.
+ */
+export async function selectApplication(transmit: (apdu: Uint8Array) => Promise<string>, steps: SelectionStep[]): Promise<string> {
+  const select = (p1: number, name: Buffer) => transmit(Buffer.concat([Buffer.from([0x00, 0xa4, p1, 0x00, name.length]), name]));
+  let last = '6A82';
+  for (const step of steps) {
+    if (step.kind === 'AID') {
+      last = await select(0x04, Buffer.from(step.aid, 'hex'));
+      if (selected(swOf(last))) return last;
+    } else if (step.kind === 'PATH') {
+      for (const file of step.path) {
+        last = await select(0x00, Buffer.from(file, 'hex'));
+        if (!selected(swOf(last))) break;
+      }
+      if (selected(swOf(last))) return last;
+    } else {
+      const pse = await select(0x04, Buffer.from(step.name, 'ascii'));
+      if (!selected(swOf(pse))) {
+        last = pse;
+        continue;
+      }
+      const sfi = directorySfi(Buffer.from(pse.slice(0, -4), 'hex'));
+      const aids: string[] = [];
+      for (let record = 1; record <= 16; record += 1) {
+        const answer = await transmit(Buffer.from([0x00, 0xb2, record, (sfi << 3) | 0x04, 0x00]));
+        if (swOf(answer) !== '9000') break;
+        aids.push(...directoryAids(Buffer.from(answer.slice(0, -4), 'hex')));
+      }
+      for (const aid of aids) {
+        last = await select(0x04, Buffer.from(aid, 'hex'));
+        if (selected(swOf(last))) return last;
+      }
+    }
+  }
+  return last;
 }
 
 /** One step of an M1 script and what the reader answers for it. */
@@ -310,6 +384,10 @@ export class ReaderAgent {
       }
     }
     if (!this.opts.transport) throw new Error('this session needs a CPU card transport');
+    if (command.select?.length) {
+      const transport = this.opts.transport;
+      return selectApplication(async (apdu) => Buffer.from(await transport.transmit(apdu)).toString('hex').toUpperCase(), command.select);
+    }
     const apdu = command.sealed ? this.open(command.sealed, associated) : Buffer.from(command.apdu ?? '', 'hex');
     return Buffer.from(await this.opts.transport.transmit(apdu)).toString('hex').toUpperCase();
   }

@@ -9,8 +9,13 @@ import { decodeValueBlock, encodeValueBlock } from '../../cardcrypto/m1.js';
  * (CARD-PROTOCOL.md §6).
  */
 
-/** Where the purse lives; per card company in real life (the reference leaves the layout open). */
+/** Where the purse lives: the default; each card company's card profile says its own (docs/cards.md). */
 export const M1_PURSE = { sector: 1, valueBlock: 4, backupBlock: 5 } as const;
+export interface M1PurseLayout {
+  sector: number;
+  valueBlock: number;
+  backupBlock: number;
+}
 
 export type M1Op =
   | { op: 'auth'; block: number; keyType: 'A' | 'B'; key: string }
@@ -42,11 +47,11 @@ export function m1SectorKeyB(masterKey: Buffer, uid: Buffer, sector: number): Bu
 const hexKey = (key: Buffer) => key.toString('hex').toUpperCase();
 
 /** Reads the purse value block and its backup. */
-export function readPurseScript(keyB: Buffer): M1Op[] {
+export function readPurseScript(keyB: Buffer, purse: M1PurseLayout = M1_PURSE): M1Op[] {
   return [
-    { op: 'auth', block: M1_PURSE.valueBlock, keyType: 'B', key: hexKey(keyB) },
-    { op: 'read', block: M1_PURSE.valueBlock },
-    { op: 'read', block: M1_PURSE.backupBlock },
+    { op: 'auth', block: purse.valueBlock, keyType: 'B', key: hexKey(keyB) },
+    { op: 'read', block: purse.valueBlock },
+    { op: 'read', block: purse.backupBlock },
   ];
 }
 
@@ -55,16 +60,17 @@ export function readPurseScript(keyB: Buffer): M1Op[] {
  * the backup, and both read back. Replayed onto another card, or onto this card once its value has
  * moved, it ends at `uid` or `compare`, before anything is written; the reader signs the results.
  */
-export function writePurseScript(write: { uid: string; keyB: Buffer; operation: 'increment' | 'decrement'; amount: number; oldValue: number; newValue: number }): M1Op[] {
+export function writePurseScript(write: { uid: string; keyB: Buffer; operation: 'increment' | 'decrement'; amount: number; oldValue: number; newValue: number; purse?: M1PurseLayout }): M1Op[] {
+  const purse = write.purse ?? M1_PURSE;
   return [
     { op: 'uid', uid: write.uid },
-    { op: 'auth', block: M1_PURSE.valueBlock, keyType: 'B', key: hexKey(write.keyB) },
-    { op: 'compare', block: M1_PURSE.valueBlock, value: write.oldValue },
-    { op: write.operation, block: M1_PURSE.valueBlock, value: write.amount },
-    { op: 'transfer', block: M1_PURSE.valueBlock },
-    { op: 'write', block: M1_PURSE.backupBlock, data: encodeValueBlock(write.newValue, M1_PURSE.valueBlock).toString('hex').toUpperCase() },
-    { op: 'read', block: M1_PURSE.valueBlock },
-    { op: 'read', block: M1_PURSE.backupBlock },
+    { op: 'auth', block: purse.valueBlock, keyType: 'B', key: hexKey(write.keyB) },
+    { op: 'compare', block: purse.valueBlock, value: write.oldValue },
+    { op: write.operation, block: purse.valueBlock, value: write.amount },
+    { op: 'transfer', block: purse.valueBlock },
+    { op: 'write', block: purse.backupBlock, data: encodeValueBlock(write.newValue, purse.valueBlock).toString('hex').toUpperCase() },
+    { op: 'read', block: purse.valueBlock },
+    { op: 'read', block: purse.backupBlock },
   ];
 }
 

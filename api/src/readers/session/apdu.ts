@@ -1,12 +1,18 @@
 /** The APDUs the host asks a reader to send, and how to read the answers (CARD-PROTOCOL.md §1–§3). */
+import { CITY_UNION_AID, type SelectionStep } from './card-profile.js';
 
-export const CITY_UNION_AID = Buffer.from('A00000000386980701', 'hex');
-
-export const selectApplication = () => Buffer.concat([Buffer.from([0x00, 0xa4, 0x04, 0x00, CITY_UNION_AID.length]), CITY_UNION_AID]);
-export const readPublicData = () => Buffer.from('00B0950000', 'hex');
+/** SELECT for one selection step: by DF name (an AID, or the PSE's name), or the first file id of a path. */
+export function selectCommand(step: SelectionStep): Buffer {
+  const name = step.kind === 'AID' ? Buffer.from(step.aid, 'hex') : step.kind === 'PSE' ? Buffer.from(step.name, 'ascii') : Buffer.from(step.path[0]!, 'hex');
+  return Buffer.concat([Buffer.from([0x00, 0xa4, step.kind === 'PATH' ? 0x00 : 0x04, 0x00, name.length]), name]);
+}
+/** SELECT of the city-union application (the default profile's one way in). */
+export const selectApplication = () => selectCommand({ kind: 'AID', aid: CITY_UNION_AID });
+/** READ BINARY of a short file (P1 = 80 | SFI), the whole file (the public basic data is SFI 0x15). */
+export const readPublicData = (sfi = 0x15) => Buffer.from([0x00, 0xb0, 0x80 | sfi, 0x00, 0x00]);
 export const getBalance = () => Buffer.from('805C000204', 'hex');
-/** READ RECORD 1 (the newest) of the transaction log, SFI 0x18. */
-export const readLastTransaction = () => Buffer.from('00B201C400', 'hex');
+/** READ RECORD 1 (the newest) of the transaction log (SFI 0x18 by default). */
+export const readLastTransaction = (sfi = 0x18) => Buffer.from([0x00, 0xb2, 0x01, (sfi << 3) | 0x04, 0x00]);
 /** The card's status word for READ RECORD of an empty log. */
 export const SW_RECORD_NOT_FOUND = '6A83';
 
@@ -69,12 +75,15 @@ export class CardAnswerError extends Error {
   }
 }
 
-/** Splits a response into data and status word; anything but 9000 is the card refusing. */
-export function ok(response: string | undefined, what: string): Buffer {
+/**
+ * Splits a response into data and status word; anything but 9000 is the card refusing, except the
+ * warnings its card profile tolerates (e.g. 6282), whose data is read as with 9000.
+ */
+export function ok(response: string | undefined, what: string, tolerated: readonly string[] = []): Buffer {
   if (typeof response !== 'string' || !/^([0-9a-fA-F]{2}){2,300}$/.test(response)) throw new CardAnswerError(`${what}: no valid response`);
   const bytes = Buffer.from(response, 'hex');
   const sw = bytes.subarray(-2).toString('hex').toUpperCase();
-  if (sw !== '9000') throw new CardAnswerError(`${what}: the card answered ${sw}`, sw);
+  if (sw !== '9000' && !tolerated.includes(sw)) throw new CardAnswerError(`${what}: the card answered ${sw}`, sw);
   return bytes.subarray(0, -2);
 }
 

@@ -86,4 +86,4 @@ export async function settleEarlierClaim(
  * message, an expired session, certificates) say nothing about the card, so a stranger who knows
  * the obligation's id cannot make it fail by sending junk.
  */
-export const CARD_REFUSALS: ReadonlySet<SessionRefusal> = new Set(['INSUFFICIENT_BALANCE', 'CARD_NOT_USABLE', 'PURSE_MISMATCH', 'CROSS_CITY_NOT_ALLOWED', 'UNKNOWN_CARD_ISSUER', 'UNKNOWN_CARD_KEY', 'COUNTER_ROLLBACK']);
+export const CARD_REFUSALS: ReadonlySet<SessionRefusal> = new Set(['INSUFFICIENT_BALANCE', 'CARD_NOT_USABLE', 'PURSE_MISMATCH', 'CROSS_CITY_NOT_ALLOWED', 'UNKNOWN_CARD_ISSUER', 'UNKNOWN_CARD_KEY', 'ALGORITHM_NOT_ACCEPTED', 'COUNTER_ROLLBACK']);

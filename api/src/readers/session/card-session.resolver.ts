@@ -7,9 +7,10 @@ import { keyStoreFor } from '../keys/key-store-for.js';
 import { findReaderFor } from '../readers.service.js';
 import { type CardSessionEngine, openSession } from './card-session.service.js';
 import { hostKeyOfCity } from '../../pki/host-key.js';
-import { CardOperationEnum, CardSessionMessageInput, CardSessionPayload, type CardSessionStateEnum, CardSessionType, HostMessageType, OpenCardSessionInput, ReaderCommandType, SealedCommandType } from './card-session.types.js';
+import { ApplicationSelectionType, type ApplicationSelectionKindEnum, CardOperationEnum, CardSessionMessageInput, CardSessionPayload, type CardSessionStateEnum, CardSessionType, HostMessageType, OpenCardSessionInput, ReaderCommandType, SealedCommandType } from './card-session.types.js';
 import { type OpenOutcome, openRefusal } from './purpose.js';
 import type { ReaderCommand, SessionRow } from './session.model.js';
+import { type SelectionStep, selectionValue } from './card-profile.js';
 
 export function sessionView(row: SessionRow): CardSessionType {
   return Object.assign(new CardSessionType(), {
@@ -27,8 +28,10 @@ export function sessionView(row: SessionRow): CardSessionType {
 }
 
 const sealedView = (s: ReaderCommand['sealed']) => (s ? Object.assign(new SealedCommandType(), s) : null);
+export const selectionView = (step: SelectionStep) => Object.assign(new ApplicationSelectionType(), { kind: step.kind as ApplicationSelectionKindEnum, value: selectionValue(step) });
+
 const commandView = (c: ReaderCommand) =>
-  Object.assign(new ReaderCommandType(), { apdu: c.apdu ?? null, sealed: sealedView(c.sealed), readUid: c.readUid ?? null, sealedScript: sealedView(c.sealedScript) });
+  Object.assign(new ReaderCommandType(), { apdu: c.apdu ?? null, sealed: sealedView(c.sealed), readUid: c.readUid ?? null, sealedScript: sealedView(c.sealedScript), select: c.select ? c.select.map(selectionView) : null });
 
 declare module '../../graphql/context.js' {
   interface GraphQLContext {

@@ -95,6 +95,30 @@ export class SealedCommandType {
   @Field({ description: 'Base64: the 16-byte AES-GCM authentication tag.' }) tag!: string;
 }
 
+export enum ApplicationSelectionKindEnum {
+  AID = 'AID',
+  PSE = 'PSE',
+  PATH = 'PATH',
+}
+registerEnumType(ApplicationSelectionKindEnum, {
+  name: 'ApplicationSelectionKind',
+  description: 'One way to reach a CPU card’s e-purse application (CARD-PROTOCOL.md §1).',
+  valuesConfig: {
+    AID: { description: 'SELECT by DF name: `value` is the AID, hex (5 to 16 bytes), e.g. A000000632010105 (T-Union / 交通联合).' },
+    PSE: { description: 'SELECT the payment system environment by name (`value`, e.g. 1PAY.SYS.DDF01), then the applications its directory lists, in order.' },
+    PATH: { description: 'SELECT by file id, one after the other: `value` is the path, e.g. 3F00/1001.' },
+  },
+});
+
+@ObjectType('ApplicationSelection', { description: 'One way to select the e-purse application, as a card profile lists them and a reader tries them.' })
+export class ApplicationSelectionType {
+  @Field(() => ApplicationSelectionKindEnum, { description: 'By AID, through the PSE, or by path.' })
+  kind!: ApplicationSelectionKindEnum;
+
+  @Field(() => String, { description: 'The AID (hex), the PSE name, or the path (file ids joined by /).' })
+  value!: string;
+}
+
 @ObjectType('ReaderCommand', { description: 'One command for the reader to send to the card: a plain APDU (hex) or a sealed one.' })
 export class ReaderCommandType {
   @Field(() => String, { nullable: true, description: 'A plain APDU (hex), to send to the card as is.' })
@@ -108,6 +132,9 @@ export class ReaderCommandType {
 
   @Field(() => SealedCommandType, { nullable: true, description: 'M1 cards: a sealed JSON script (authenticate, read, increment/decrement, transfer, write); the reader answers with the JSON list of step results.' })
   sealedScript!: SealedCommandType | null;
+
+  @Field(() => [ApplicationSelectionType], { nullable: true, description: 'CPU cards: the ways to select the application, in the card profile’s order; the reader tries each until the card accepts one and answers with that SELECT’s answer. `apdu` holds the first one’s SELECT, for readers that predate profiles.' })
+  select!: ApplicationSelectionType[] | null;
 }
 
 @InputType({ description: 'A card session to open: the reader, the operation and, for LOAD and PURCHASE, the amount or what it pays.' })

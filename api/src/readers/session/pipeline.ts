@@ -67,7 +67,7 @@ export const CHECKS: Readonly<Record<CheckName, { holds: string; refusals: reado
   challenge: { holds: 'the hello signs this session’s challenge and presents both certificates, and the encryption certificate (readers with a key pair per purpose)', refusals: ['CHALLENGE_MISMATCH', 'CERTIFICATE_MISSING'] },
   chains: { holds: 'the national, the city and the encryption certificate chain to their CAs, valid, not revoked, of their profile', refusals: ['CERTIFICATE_REVOKED', 'CERTIFICATE_EXPIRED', 'UNKNOWN_CA'] },
   registration: { holds: 'the certificates are the reader’s registered ones (the encryption one too, when it has one), and the reader is ACTIVE', refusals: ['CERTIFICATE_NOT_THIS_READER', 'READER_NOT_ACTIVE'] },
-  'card-answers': { holds: 'the card answered as asked (status 9000, the expected length, an algorithm we implement, the key its card company holds)', refusals: ['CARD_ERROR', 'INSUFFICIENT_BALANCE', 'UNKNOWN_CARD_KEY'] },
+  'card-answers': { holds: 'the card answered as asked (status 9000 or a warning its card profile tolerates, the expected length, an algorithm id its profile accepts, the key its card company holds)', refusals: ['CARD_ERROR', 'ALGORITHM_NOT_ACCEPTED', 'INSUFFICIENT_BALANCE', 'UNKNOWN_CARD_KEY'] },
   'card-status': { holds: 'a card company issued the card, the reader’s city takes it, and it is not LOST, BLOCKED, REPLACED or EXPIRED', refusals: ['UNKNOWN_CARD_ISSUER', 'CROSS_CITY_NOT_ALLOWED', 'CARD_NOT_USABLE'] },
   counters: { holds: 'the card’s counter is not below the highest it has proved', refusals: ['COUNTER_ROLLBACK'] },
   cryptograms: { holds: 'MAC1, MAC2 and the TAC verify with the card’s diversified keys', refusals: ['WRONG_MAC1', 'WRONG_MAC2', 'WRONG_TAC'] },

@@ -9,7 +9,8 @@ import type { SessionRow, SessionState } from './session.model.js';
  */
 export const SESSION_TRANSITIONS: Readonly<Record<SessionState, readonly SessionState[]>> = {
   OPEN: ['AUTHENTICATED', 'FAILED'],
-  AUTHENTICATED: ['AWAITING_TAC', 'AWAITING_PROOF', 'AWAITING_PURSE', 'COMPLETED', 'FAILED'],
+  // AUTHENTICATED again: the card's own profile asks for other key indexes or files than the first batch used.
+  AUTHENTICATED: ['AUTHENTICATED', 'AWAITING_TAC', 'AWAITING_PROOF', 'AWAITING_PURSE', 'COMPLETED', 'FAILED'],
   AWAITING_PROOF: ['AUTHENTICATED', 'COMPLETED', 'FAILED'],
   AWAITING_TAC: ['COMPLETED', 'FAILED'],
   AWAITING_PURSE: ['AWAITING_WRITE', 'COMPLETED', 'FAILED'],

@@ -22,6 +22,8 @@ export const SESSION_REFUSALS = [
   /** The reader refused a host message (unsigned, signed by a key its pinned CAs do not certify, another session's or sequence's, altered) and ran nothing. */
   'HOST_MESSAGE_REFUSED',
   'CARD_ERROR',
+  /** The card answered an algorithm id its card profile does not accept: refused before any MAC leaves the host. */
+  'ALGORITHM_NOT_ACCEPTED',
   'UNKNOWN_CARD_ISSUER',
   'CROSS_CITY_NOT_ALLOWED',
   'COUNTER_ROLLBACK',

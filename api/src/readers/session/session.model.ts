@@ -1,6 +1,7 @@
 import type { HostMessage, SealedCommand } from './envelope.js';
 export type { HostMessage };
 import type { SessionRefusal } from './session.errors.js';
+import type { CardProfile, SelectionStep } from './card-profile.js';
 
 export type CardOperation = 'BALANCE' | 'LOAD' | 'PURCHASE';
 export type SessionState = 'OPEN' | 'AUTHENTICATED' | 'AWAITING_TAC' | 'AWAITING_PROOF' | 'AWAITING_PURSE' | 'AWAITING_WRITE' | 'COMPLETED' | 'FAILED';
@@ -75,6 +76,13 @@ export interface SessionContext {
   proofAsked?: boolean;
   /** M1: the purse before and (expected) after the script. */
   m1?: { oldValue: number; newValue: number };
+  /**
+   * The card profile the commands sent so far were built with: at the hello, the reader's city's
+   * (the card is not known yet); once the card said who issued it, its own (card-profile.ts).
+   */
+  profile?: CardProfile;
+  /** The card's profile asked for other key indexes or files than the first batch used, and the session started again with them (once). */
+  profileRestarted?: boolean;
 }
 
 /** A command for the reader: a plain APDU, or a sealed one carrying a secret. */
@@ -85,6 +93,12 @@ export interface ReaderCommand {
   readUid?: boolean;
   /** M1: a script sealed to the reader. */
   sealedScript?: SealedCommand;
+  /**
+   * CPU: the ways to select the application, in order; the reader tries each until the card
+   * accepts one and answers with that SELECT's answer. `apdu` then carries the first one's SELECT,
+   * which is all a reader that predates profiles sends.
+   */
+  select?: SelectionStep[];
 }
 
 /** The card as the session identified it. */

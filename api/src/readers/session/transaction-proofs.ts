@@ -112,7 +112,7 @@ export async function settleFromProof(em: EntityManager, deps: SessionDeps, kind
   const counter = provedBy.context.proving![kind]!;
   let proof: { mac2: Buffer; tac: Buffer };
   try {
-    proof = apdu.parseTransactionProve(apdu.ok(response, 'GET TRANSACTION PROVE'));
+    proof = apdu.parseTransactionProve(apdu.ok(response, 'GET TRANSACTION PROVE', provedBy.context.profile?.toleratedStatusWords));
   } catch (err) {
     if (err instanceof apdu.CardAnswerError) return { settled: null, answered: err.statusWord ?? 'no valid answer' };
     throw err;

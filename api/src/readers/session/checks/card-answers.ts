@@ -1,4 +1,5 @@
-import { type AlgorithmId, algorithmId } from '../../../cardcrypto/algorithm.js';
+import type { AlgorithmId } from '../../../cardcrypto/algorithm.js';
+import { acceptedCipher, type CardProfile } from '../card-profile.js';
 import * as apdu from '../apdu.js';
 import { SessionError, type SessionRefusal } from '../session.errors.js';
 
@@ -13,10 +14,10 @@ export function cardAnswer<T>(read: () => T, byStatusWord: Record<string, Sessio
 }
 
 /** The card's newest transaction log record; an empty log (6A83) is null. */
-export function lastRecordOf(answer: string | undefined): apdu.TransactionRecord | null {
+export function lastRecordOf(answer: string | undefined, tolerated: readonly string[] = []): apdu.TransactionRecord | null {
   return cardAnswer(() => {
     try {
-      return apdu.parseTransactionRecord(apdu.ok(answer, 'READ RECORD'));
+      return apdu.parseTransactionRecord(apdu.ok(answer, 'READ RECORD', tolerated));
     } catch (err) {
       if (err instanceof apdu.CardAnswerError && err.statusWord === apdu.SW_RECORD_NOT_FOUND) return null;
       throw err;
@@ -24,11 +25,15 @@ export function lastRecordOf(answer: string | undefined): apdu.TransactionRecord
   });
 }
 
-/** The algorithm id a card reported, if we implement it; anything else is the card's fault. */
-export function supportedAlgorithm(id: number): AlgorithmId {
-  try {
-    return algorithmId(id);
-  } catch {
-    throw new SessionError('CARD_ERROR', `unsupported algorithm id ${id}`).at('card-answers');
+/**
+ * The cipher of the algorithm id a card reported, if its card profile accepts that id; otherwise
+ * the card is refused before any cryptogram leaves the host (no MAC2 for a load, no MAC1 for a purchase).
+ */
+export function acceptedAlgorithm(profile: Pick<CardProfile, 'algorithmIds'>, id: number): AlgorithmId {
+  const cipher = acceptedCipher(profile, id);
+  if (cipher === null) {
+    const hexId = id.toString(16).padStart(2, '0').toUpperCase();
+    throw new SessionError('ALGORITHM_NOT_ACCEPTED', `the card answers algorithm id ${hexId}, which its card profile does not accept (it accepts ${profile.algorithmIds.map((a) => a.toString(16).padStart(2, '0').toUpperCase()).join(', ')})`).at('card-answers');
   }
+  return cipher;
 }

@@ -2,7 +2,9 @@ import type { AlgorithmId } from '../../../cardcrypto/algorithm.js';
 import { loadMac1Message, loadMac2Message, loadSessionInput, loadTacMessage, purchaseMac1Message, purchaseMac2Message, purchaseTacMessage } from '../../../cardcrypto/epurse.js';
 import { toGlobalId } from '../../../graphql/global-id.js';
 import * as apdu from '../apdu.js';
-import { cardAnswer, lastRecordOf, supportedAlgorithm } from '../checks/card-answers.js';
+import { acceptedAlgorithm, cardAnswer, lastRecordOf } from '../checks/card-answers.js';
+import { type CardProfile, DEFAULT_CARD_PROFILE, dfNameOf, profileForSelected } from '../card-profile.js';
+import { profilesOf } from '../card-profile.service.js';
 import { purchaseMacsFor, sessionMacsFor, tacFor } from '../card-keys.js';
 import { responsesOf } from '../checks/body.js';
 import { checkCardIssuer, checkCardUsable } from '../checks/card-status.js';
@@ -24,23 +26,54 @@ import { firstCommands } from './hello.js';
  * a load or a purchase carries the card's TAC.
  */
 
-/** Message 1's common half: the card's identity, and may it be used here. */
-async function identifyCard(s: StepInput, count: number): Promise<{ card: CardIdentity; context: SessionContext; rest: string[]; counters: SeenCounters | null }> {
+interface IdentifiedCard {
+  card: CardIdentity;
+  context: SessionContext;
+  rest: string[];
+  counters: SeenCounters | null;
+  /** The card's own profile (its product's, when the application it selected names one). */
+  profile: CardProfile;
+}
+
+/** Would the card's profile have asked other key indexes or files than the batch it answered? */
+function batchDiffers(operation: string, batch: CardProfile, card: CardProfile): boolean {
+  if (operation === 'LOAD') return batch.loadKeyIndex !== card.loadKeyIndex || batch.transactionLogSfi !== card.transactionLogSfi;
+  if (operation === 'PURCHASE') return batch.purchaseKeyIndex !== card.purchaseKeyIndex || batch.transactionLogSfi !== card.transactionLogSfi;
+  return false;
+}
+
+/**
+ * Message 1's common half: the card's identity, may it be used here, and its card profile. When
+ * the profile asks for other key indexes or files than the batch the card answered (built before
+ * the card was known), the session starts again from SELECT with the card's own profile (once);
+ * the card did nothing yet: an INITIALIZE moves no counter.
+ */
+async function identifyCard(s: StepInput, count: number): Promise<IdentifiedCard | StepResult> {
+  const batch = s.session.context.profile ?? DEFAULT_CARD_PROFILE;
   const [selected, publicData, ...rest] = responsesOf(s.body, count);
-  const data = cardAnswer(() => {
-    apdu.ok(selected, 'SELECT');
-    return apdu.parsePublicData(apdu.ok(publicData, 'READ BINARY'));
+  const { data, aid } = cardAnswer(() => {
+    const fci = apdu.ok(selected, 'SELECT', batch.toleratedStatusWords);
+    return { aid: dfNameOf(fci), data: apdu.parsePublicData(apdu.ok(publicData, 'READ BINARY', batch.toleratedStatusWords)) };
   });
   const issuer = await checkCardIssuer(s.em, s.reader, data.cityCode, hex(data.asn));
   await checkCardUsable(s.em, s.deps, hex(data.asn));
+  const profile = profileForSelected(await profilesOf(s.em, issuer.cardCompanyId), aid);
   const card = { asn: hex(data.asn), asnBytes: data.asn, cityCode: data.cityCode, cardCompanyId: issuer.cardCompanyId, currency: issuer.currency };
-  return { card, context: { ...s.session.context, cardCompanyId: card.cardCompanyId, cityCode: card.cityCode, currency: card.currency }, rest, counters: issuer.counters ?? null };
+  const context: SessionContext = { ...s.session.context, cardCompanyId: card.cardCompanyId, cityCode: card.cityCode, currency: card.currency, profile };
+  if (batchDiffers(s.session.operation, batch, profile)) {
+    if (s.session.context.profileRestarted) throw new SessionError('CARD_ERROR', 'the card answered a batch its own card profile did not build').at('card-answers');
+    const commands = firstCommands(s.session, s.reader, profile);
+    return { state: 'AUTHENTICATED', context: { ...context, profileRestarted: true }, commands, asn: card.asn, auditDetail: { asn: card.asn, selected: aid, profile: profile.product ?? 'card company', restarted: 'the card’s profile asks other key indexes or files' } };
+  }
+  return { card, context, rest, counters: issuer.counters ?? null, profile };
 }
 
 /** BALANCE, message 1: completes at once, GET BALANCE answered 4 bytes. */
 export const balanceRead: Step = async (s) => {
-  const { card, context, rest: [answer] } = await identifyCard(s, 3);
-  const data = cardAnswer(() => apdu.ok(answer, 'GET BALANCE'));
+  const identified = await identifyCard(s, 3);
+  if ('state' in identified) return identified;
+  const { card, context, rest: [answer], profile } = identified;
+  const data = cardAnswer(() => apdu.ok(answer, 'GET BALANCE', profile.toleratedStatusWords));
   if (data.length !== 4) throw new SessionError('CARD_ERROR', `GET BALANCE answered ${data.length} bytes, expected 4`).at('card-answers');
   const result = { asn: card.asn, balance: data.readUInt32BE(0) };
   const proving = await askForProofIfOwed(s, card, context, { balance: result.balance });
@@ -68,14 +101,16 @@ async function refuseIfLoadUnproved(s: StepInput, asn: string, onlineCounter: nu
 
 /** LOAD, message 1: the card's MAC1 proves its load key; the host answers with MAC2, sealed to the reader. */
 export const loadInitialized: Step = async (s) => {
-  const { card, context, rest: [logAnswer, answer], counters } = await identifyCard(s, 4);
+  const identified = await identifyCard(s, 4);
+  if ('state' in identified) return identified;
+  const { card, context, rest: [logAnswer, answer], counters, profile } = identified;
   const { session, reader } = s;
-  const lastRecord = lastRecordOf(logAnswer);
-  const init = cardAnswer(() => apdu.parseInitializeForLoad(apdu.ok(answer, 'INITIALIZE FOR LOAD')));
+  const lastRecord = lastRecordOf(logAnswer, profile.toleratedStatusWords);
+  const init = cardAnswer(() => apdu.parseInitializeForLoad(apdu.ok(answer, 'INITIALIZE FOR LOAD', profile.toleratedStatusWords)));
   await checkCounter(s.em, card.asn, 'online_counter', init.onlineCounter, counters);
   const proving = await askForProofIfOwed(s, card, context, { onlineCounter: init.onlineCounter });
   if (proving) return proving;
-  const algorithm = supportedAlgorithm(init.algorithmId);
+  const algorithm = acceptedAlgorithm(profile, init.algorithmId);
   const terminalId = terminalIdOf(reader);
   const amount = Number(session.amount);
   const { date, time } = cardClock(s.now);
@@ -101,9 +136,9 @@ export const loadInitialized: Step = async (s) => {
  * this tap (issue 21): the card is asked to prove it (GET TRANSACTION PROVE) before the session is
  * refused, rather than the payment being canceled a day later with a discrepancy.
  */
-async function purchaseInitializeOrProof(s: StepInput, card: CardIdentity, context: SessionContext, answer: string | undefined): Promise<apdu.InitializeForPurchaseAnswer | StepResult> {
+async function purchaseInitializeOrProof(s: StepInput, card: CardIdentity, context: SessionContext, answer: string | undefined, profile: CardProfile): Promise<apdu.InitializeForPurchaseAnswer | StepResult> {
   try {
-    return cardAnswer(() => apdu.parseInitializeForPurchase(apdu.ok(answer, 'INITIALIZE FOR PURCHASE')), { [apdu.SW_INSUFFICIENT_BALANCE]: 'INSUFFICIENT_BALANCE' });
+    return cardAnswer(() => apdu.parseInitializeForPurchase(apdu.ok(answer, 'INITIALIZE FOR PURCHASE', profile.toleratedStatusWords)), { [apdu.SW_INSUFFICIENT_BALANCE]: 'INSUFFICIENT_BALANCE' });
   } catch (err) {
     if (!(err instanceof SessionError) || err.refusal !== 'INSUFFICIENT_BALANCE') throw err;
     // No counter to compare with (the card answered none): every open claim of the card is asked about.
@@ -119,15 +154,17 @@ async function purchaseInitializeOrProof(s: StepInput, card: CardIdentity, conte
  * a refusal never leaves a card debited with nothing booked.
  */
 export const purchaseInitialized: Step = async (s) => {
-  const { card, context, rest: [logAnswer, answer], counters } = await identifyCard(s, 4);
+  const identified = await identifyCard(s, 4);
+  if ('state' in identified) return identified;
+  const { card, context, rest: [logAnswer, answer], counters, profile } = identified;
   const { session, reader } = s;
-  const lastRecord = lastRecordOf(logAnswer);
-  const init = await purchaseInitializeOrProof(s, card, context, answer);
+  const lastRecord = lastRecordOf(logAnswer, profile.toleratedStatusWords);
+  const init = await purchaseInitializeOrProof(s, card, context, answer, profile);
   if ('state' in init) return init;
   await checkCounter(s.em, card.asn, 'offline_counter', init.offlineCounter, counters);
   const proving = await askForProofIfOwed(s, card, context, { offlineCounter: init.offlineCounter });
   if (proving) return proving;
-  const algorithm = supportedAlgorithm(init.algorithmId);
+  const algorithm = acceptedAlgorithm(profile, init.algorithmId);
   const amount = Number(session.amount);
   const { date, time } = cardClock(s.now);
   // The purpose first: a payment whose earlier attempt the card took is settled, not charged again.
@@ -148,7 +185,7 @@ export const purchaseInitialized: Step = async (s) => {
 /** LOAD, message 2: CREDIT FOR LOAD's TAC proves the card took exactly this load. */
 export const loadCredited: Step = async ({ em, deps, session, reader, body }) => {
   const [credit] = responsesOf(body, 1);
-  const tac = cardAnswer(() => apdu.ok(credit, 'CREDIT FOR LOAD'));
+  const tac = cardAnswer(() => apdu.ok(credit, 'CREDIT FOR LOAD', session.context.profile?.toleratedStatusWords));
   const init = session.context.init!;
   const amount = Number(session.amount);
   const asnBytes = Buffer.from(session.card_asn!, 'hex');
@@ -181,7 +218,7 @@ export const proofAnswered: Step = async (s) => {
     await complete(s.em, s.deps, s.session, s.reader, card, result);
     return { state: 'COMPLETED', context, commands: [], result, auditDetail };
   }
-  return { state: 'AUTHENTICATED', context, commands: firstCommands(s.session, s.reader).map((c) => ({ apdu: hex(c) })), auditDetail };
+  return { state: 'AUTHENTICATED', context, commands: firstCommands(s.session, s.reader, context.profile ?? DEFAULT_CARD_PROFILE), auditDetail };
 };
 
 /**
@@ -191,7 +228,7 @@ export const proofAnswered: Step = async (s) => {
  */
 export const purchaseDebited: Step = async ({ em, deps, session, reader, body }) => {
   const [debit] = responsesOf(body, 1);
-  const { tac, mac2 } = cardAnswer(() => apdu.parseDebitForPurchase(apdu.ok(debit, 'DEBIT FOR PURCHASE')));
+  const { tac, mac2 } = cardAnswer(() => apdu.parseDebitForPurchase(apdu.ok(debit, 'DEBIT FOR PURCHASE', session.context.profile?.toleratedStatusWords)));
   const p = session.context.purchase!;
   const card = cardOf(session);
   const amount = Number(session.amount);

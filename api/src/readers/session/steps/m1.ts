@@ -1,7 +1,9 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { toGlobalId } from '../../../graphql/global-id.js';
-import { allOk, M1_PURSE, M1AnswerError, type M1Result, purseValue, readPurseScript, WRITE_SCRIPT_LAST_CHECK, WRITE_SCRIPT_STEPS, writePurseScript } from '../../m1/m1-script.js';
+import { allOk, M1AnswerError, type M1PurseLayout, type M1Result, purseValue, readPurseScript, WRITE_SCRIPT_LAST_CHECK, WRITE_SCRIPT_STEPS, writePurseScript } from '../../m1/m1-script.js';
 import type { ReaderRow } from '../../readers.service.js';
+import { type CardProfile, DEFAULT_CARD_PROFILE } from '../card-profile.js';
+import { profilesOf } from '../card-profile.service.js';
 import { responsesOf } from '../checks/body.js';
 import { checkCardUsable } from '../checks/card-status.js';
 import { checkPurseCover } from '../checks/purse-cover.js';
@@ -59,6 +61,12 @@ async function m1Card(em: EntityManager, reader: ReaderRow, uid: string): Promis
   return { asn: uid, asnBytes: Buffer.from(uid, 'hex'), cityCode: issuer!.card_city_code ?? '', cardCompanyId: issuer!.card_company_id, currency: issuer!.currency.trim() };
 }
 
+/** The purse's sector and blocks from the card company's profile (the default one for a session opened before profiles). */
+function purseLayoutOf(profile: CardProfile | undefined): M1PurseLayout {
+  const { purseSector, valueBlock, backupBlock } = (profile ?? DEFAULT_CARD_PROFILE).m1;
+  return { sector: purseSector, valueBlock, backupBlock };
+}
+
 const sealScript = (session: SessionRow, seq: number, script: unknown) =>
   sealForReader(session.context.publicKeyPem!, Buffer.from(JSON.stringify(script), 'utf8'), `${toGlobalId('CardSession', session.id)}:${seq}`);
 
@@ -68,11 +76,14 @@ export const m1Identified: Step = async ({ em, deps, session, reader, message, b
   if (typeof uid !== 'string' || !/^[0-9A-Fa-f]{8}$/.test(uid)) throw new SessionError('CARD_ERROR', 'an M1 UID is 4 bytes of hex').at('card-answers');
   const card = await m1Card(em, reader, uid.toUpperCase());
   await checkCardUsable(em, deps, card.asn);
-  const keyB = await deps.keyStore.m1SectorKey({ cardCompanyId: card.cardCompanyId, keyVersion: M1_KEY_VERSION, uid: card.asnBytes, sector: M1_PURSE.sector });
+  // The card company's own profile says where its purse is (an M1 card names no product).
+  const profile = (await profilesOf(em, card.cardCompanyId))[0]!;
+  const purse = purseLayoutOf(profile);
+  const keyB = await deps.keyStore.m1SectorKey({ cardCompanyId: card.cardCompanyId, keyVersion: M1_KEY_VERSION, uid: card.asnBytes, sector: purse.sector });
   return {
     state: 'AWAITING_PURSE',
-    context: { ...session.context, cardCompanyId: card.cardCompanyId, cityCode: card.cityCode, currency: card.currency },
-    commands: [{ sealedScript: sealScript(session, message.seq + 1, readPurseScript(keyB)) }],
+    context: { ...session.context, cardCompanyId: card.cardCompanyId, cityCode: card.cityCode, currency: card.currency, profile },
+    commands: [{ sealedScript: sealScript(session, message.seq + 1, readPurseScript(keyB, purse)) }],
     asn: card.asn,
     auditDetail: { uid: card.asn },
   };
@@ -134,9 +145,10 @@ async function purseOf(em: EntityManager, uid: string, steps: M1Result[], now: D
 }
 
 /** A script that rewrites the backup from the value block, changing no value: bound to the UID and the value, as a write is. */
-async function repairScript(deps: Parameters<Step>[0]['deps'], card: CardIdentity, value: number): Promise<unknown> {
-  const keyB = await deps.keyStore.m1SectorKey({ cardCompanyId: card.cardCompanyId, keyVersion: M1_KEY_VERSION, uid: card.asnBytes, sector: M1_PURSE.sector });
-  return writePurseScript({ uid: card.asn, keyB, operation: 'increment', amount: 0, oldValue: value, newValue: value });
+async function repairScript(deps: Parameters<Step>[0]['deps'], session: SessionRow, card: CardIdentity, value: number): Promise<unknown> {
+  const purse = purseLayoutOf(session.context.profile);
+  const keyB = await deps.keyStore.m1SectorKey({ cardCompanyId: card.cardCompanyId, keyVersion: M1_KEY_VERSION, uid: card.asnBytes, sector: purse.sector });
+  return writePurseScript({ uid: card.asn, keyB, operation: 'increment', amount: 0, oldValue: value, newValue: value, purse });
 }
 
 async function afterSettlement(s: Parameters<Step>[0], card: CardIdentity, value: number, settled: Record<string, unknown>[], torn: boolean): Promise<StepResult> {
@@ -148,7 +160,7 @@ async function afterSettlement(s: Parameters<Step>[0], card: CardIdentity, value
     return {
       state: 'AWAITING_WRITE',
       context: { ...session.context, m1: { oldValue: value, newValue: value } },
-      commands: [{ sealedScript: sealScript(session, message.seq + 1, await repairScript(deps, card, value)) }],
+      commands: [{ sealedScript: sealScript(session, message.seq + 1, await repairScript(deps, session, card, value)) }],
       auditDetail: { torn: true, repairedBackupTo: value, ...earlierWrites },
     };
   }
@@ -175,8 +187,9 @@ async function afterSettlement(s: Parameters<Step>[0], card: CardIdentity, value
     await checkPurseCover(em, card, amount, value);
     await guardDebit(s, card, { amount, cardBalance: value, offlineCounter: null, lastRecord: null, terminal: null, date: null, time: null });
   }
-  const keyB = await deps.keyStore.m1SectorKey({ cardCompanyId: card.cardCompanyId, keyVersion: M1_KEY_VERSION, uid: card.asnBytes, sector: M1_PURSE.sector });
-  const script = writePurseScript({ uid: card.asn, keyB, operation: session.operation === 'LOAD' ? 'increment' : 'decrement', amount, oldValue: value, newValue });
+  const purse = purseLayoutOf(session.context.profile);
+  const keyB = await deps.keyStore.m1SectorKey({ cardCompanyId: card.cardCompanyId, keyVersion: M1_KEY_VERSION, uid: card.asnBytes, sector: purse.sector });
+  const script = writePurseScript({ uid: card.asn, keyB, operation: session.operation === 'LOAD' ? 'increment' : 'decrement', amount, oldValue: value, newValue, purse });
   // Recorded with the purpose's claim, before the script leaves: a lost answer is settled from the card's value.
   await recordM1Write(em, session, card.asn, { oldValue: value, newValue });
   return {
