@@ -8,7 +8,7 @@ import { Writable } from 'node:stream';
 import { inspect } from 'node:util';
 import pino from 'pino';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { type OneCardClient, offlinePurchase, OfflinePurchaseError, type OfflinePurchaseRecord, PsamPackageError, type PsamPackage, signOfflineBatch, SoftwarePsam, uploadOfflineBatch, VirtualCardTransport, type VirtualCpuCard } from '../../sdk-js/src/index.js';
+import { type OneCardClient, offlinePurchase, OfflinePurchaseError, type OfflinePurchaseRecord, PsamPackageError, type PsamPackage, signOfflineBatch, SoftwarePsam, uploadOfflineBatch, VirtualCardTransport, VirtualCpuCard } from '../../sdk-js/src/index.js';
 import { credit, debit, openAccount, post } from '../src/ledger/ledger.service.js';
 import { AccountOwnerKind, AccountType } from '../src/ledger/ledger-account.entity.js';
 import { apiClient, balanceOnCard, issueCard, newReader, purseBalance, type TestReader, useCardSessionWorld } from './support/card-sessions.js';
@@ -124,7 +124,7 @@ describe('the terminal kit: provision, ride offline, upload', () => {
     expect(await purseBalance(world, asn)).toBe(800n);
   });
 
-  it('a card short of the fare, or one of another card company, is refused at the gate and leaves no record', async () => {
+  it('a card short of the fare, one of another card company, or one keyed with a version the PSAM lacks is refused at the gate and leaves no record', async () => {
     const psam = await installedPsam(gate);
     const poor = issueCard({ city: world.gz, keys: world.gzMasterKeys, balance: 100 });
     await expect(offlinePurchase(new VirtualCardTransport(poor), psam, { amount: 200 })).rejects.toMatchObject({ code: '9401' });
@@ -133,6 +133,10 @@ describe('the terminal kit: provision, ride offline, upload', () => {
     const foreign = issueCard({ city: world.gz, keys: world.szMasterKeys, balance: 1000 });
     await expect(offlinePurchase(new VirtualCardTransport(foreign), psam, { amount: 200 })).rejects.toBeInstanceOf(OfflinePurchaseError);
     expect(await balanceOnCard(foreign)).toBe(1000);
+    // A card keyed with a purchase key version the card company never provisioned (2): the PSAM has no key for it.
+    const newer = VirtualCpuCard.issue({ asn: '00000000000000099002', cityCode: world.gz.cardCode, masterKeys: world.gzMasterKeys, keyVersion: 2, algorithm: '3DES', balance: 1000 });
+    await expect(offlinePurchase(new VirtualCardTransport(newer), psam, { amount: 200 })).rejects.toMatchObject({ code: 'NO_KEY' });
+    expect(await balanceOnCard(newer)).toBe(1000);
   });
 
   it('a batch naming another city’s terminal number is refused whole, and nothing is recorded', async () => {

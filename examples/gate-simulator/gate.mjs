@@ -3,7 +3,8 @@
 //   npm run gate -w examples/gate-simulator -- register [terminal number] [serial]
 //                                           (once: key pairs, CSRs, registerReader; default 440100009001, GZ-METRO-GATE-0001)
 //   npm run gate -w examples/gate-simulator -- provision                   (the card company sends the PSAM: provisionTerminal)
-//   npm run gate -w examples/gate-simulator -- ride <fare in fen> [times]  (the demo card taps the gate, offline)
+//   npm run gate -w examples/gate-simulator -- ride <fare in fen> [times] [--quiet]
+//                                           (the demo card taps the gate, offline; --quiet: without the APDUs)
 //   npm run gate -w examples/gate-simulator -- upload                      (the rides as one signed batch: uploadOfflineBatch)
 //   npm run gate -w examples/gate-simulator -- demo                        (all four: register if needed, provision, three
 //                                                                            rides of 2.00, upload)
@@ -22,7 +23,9 @@ const dataDir = path.resolve(root, process.env.ONECARD_DATA_DIR ?? '.onecard');
 const gateFile = path.join(dataDir, 'gate.json');
 const cardFile = path.join(dataDir, 'demo-card-state.json');
 
-const [operation, ...args] = process.argv.slice(2);
+// --quiet: no APDU lines (to time many taps).
+const quiet = process.argv.includes('--quiet');
+const [operation, ...args] = process.argv.slice(2).filter((a) => a !== '--quiet');
 const usage = 'usage: gate register [12-digit terminal number] [serial] | provision | ride <fare in fen> [times] | upload | demo';
 if (!['register', 'provision', 'ride', 'upload', 'demo'].includes(operation) || (operation === 'ride' && !/^\d+$/.test(args[0] ?? '')) || (args[1] !== undefined && operation === 'ride' && !/^\d+$/.test(args[1]))) {
   console.error(usage);
@@ -133,7 +136,8 @@ async function ride(fare, times = 1) {
     for (let i = 0; i < times; i++) {
       const started = process.hrtime.bigint();
       try {
-        const record = await offlinePurchase(printing(new VirtualCardTransport(card)), psam, { amount: fare });
+        const transport = new VirtualCardTransport(card);
+        const record = await offlinePurchase(quiet ? transport : printing(transport), psam, { amount: fare });
         const ms = Number(process.hrtime.bigint() - started) / 1e6;
         gate.rides.push(record);
         console.log(`ride: ${JSON.stringify({ asn: record.asn, offlineCounter: record.offlineCounter, fare: record.amount, terminalSerial: record.terminalSerial, tac: record.tac })}  gate opens (${yuan(fare)} CNY, card in the field ${ms.toFixed(1)} ms)`);

@@ -30,7 +30,7 @@ export interface OfflinePurchaseRecord {
 export class OfflinePurchaseError extends Error {
   constructor(
     message: string,
-    /** `9401` insufficient balance, `9302` bad MAC1, …; `MAC2` when the card's MAC2 did not verify. */
+    /** `9401` insufficient balance, `9302` bad MAC1, …; `NO_KEY` when the PSAM holds no key of the card's version; `MAC2` when the card's MAC2 did not verify. */
     readonly code: string,
     /**
      * For `MAC2` only: the card did debit and answered a TAC. The gate refuses passage but keeps
@@ -83,7 +83,15 @@ export async function offlinePurchase(card: CardTransport, psam: SoftwarePsam, i
   const offlineCounter = answer.readUInt16BE(4);
   const keyVersion = answer[9]!;
   const { date, time } = cardDateTime(input.now ?? new Date(), input.timeZone);
-  const { terminalSerial, mac1, session } = psam.purchaseMac1({ asn, keyVersion, algorithmId: answer[10]!, random: answer.subarray(11, 15), offlineCounter, amount, date, time });
+  let computed: ReturnType<SoftwarePsam['purchaseMac1']>;
+  try {
+    computed = psam.purchaseMac1({ asn, keyVersion, algorithmId: answer[10]!, random: answer.subarray(11, 15), offlineCounter, amount, date, time });
+  } catch (err) {
+    // A card keyed with a version (or algorithm) this PSAM was not provisioned with: nothing was debited.
+    if (err instanceof RangeError) throw new OfflinePurchaseError(err.message, 'NO_KEY');
+    throw err;
+  }
+  const { terminalSerial, mac1, session } = computed;
   const serial = Buffer.alloc(4);
   serial.writeUInt32BE(terminalSerial);
   const debit = await command(card, Buffer.concat([Buffer.from([0x80, 0x54, 0x01, 0x00, 0x0f]), serial, Buffer.from(date + time, 'hex'), mac1, Buffer.from([0x08])]), 'DEBIT FOR PURCHASE');
