@@ -78,6 +78,9 @@ describe('the terminal kit: provision, ride offline, upload', () => {
   it('a provisioned gate takes three fares offline, uploads them, and the fares are booked', async () => {
     const psam = await installedPsam(gate);
     expect(psam.terminalNumber).toBe('440100000101');
+    // The card company knows which terminal holds which key versions: a record of what was sent.
+    const sent = await world.db.orm.em.fork().execute(`select terminal_number, key_versions, card_company_id from psam_provisioning where reader_id = (select id from reader where serial = 'GZ-METRO-GATE-T1')`);
+    expect(sent).toEqual([{ terminal_number: '440100000101', key_versions: [1], card_company_id: world.gz.cardCompanyId }]);
     const card = issueCard({ city: world.gz, keys: world.gzMasterKeys, balance: 1000 });
     const asn = await fundShadow(card, 1000);
     const revenue = `card-company.${world.gz.cardCompanyId}.transit-revenue.CNY`;
@@ -177,7 +180,7 @@ describe('the terminal kit: provision, ride offline, upload', () => {
     expect(() => SoftwarePsam.open({ ...psam!, certificateChain: szPackage!.certificateChain }, opts)).toThrow(PsamPackageError);
   });
 
-  it('the PSAM keys never appear in an API answer, a log line, or the PSAM’s own printouts', async () => {
+  it('the PSAM keys never appear in an API answer, a log line, the provisioning records, or the PSAM’s own printouts', async () => {
     const psam = await installedPsam(gate);
     const key = world.gzMasterKeys.purchase;
     const forms = [key.toUpperCase(), key.toLowerCase(), Buffer.from(key, 'hex').toString('base64'), Buffer.from(key, 'hex').toString('base64url')];
@@ -186,6 +189,7 @@ describe('the terminal kit: provision, ride offline, upload', () => {
     expect(shows(answers)).toBe(false);
     expect(logged).toContain('terminal PSAM provisioned');
     expect(shows(logged)).toBe(false);
+    expect(shows(JSON.stringify(await world.db.orm.em.fork().execute(`select * from psam_provisioning`)))).toBe(false);
     expect(shows(JSON.stringify(psam)) || shows(inspect(psam, { showHidden: true, depth: 10 })) || shows(String(Object.keys(psam)))).toBe(false);
   });
 });

@@ -22,7 +22,7 @@ export class PsamProvisioningResolver {
     const terminal = await findReaderFor(ctx.em, ctx.principal!, fromGlobalId(input.terminal, 'Reader').id);
     if (!terminal) return { ...none, userErrors: [userError(UserErrorCode.NOT_FOUND, `no terminal ${input.terminal} of your city`, ['input', 'terminal'])] };
     return withUserErrors<ProvisionTerminalPayload>(async () => {
-      const { psam, keyVersions } = await provisionPsam(ctx.em, { terminal, terminalGlobalId: input.terminal, cardCompanyId: ctx.principal!.tenantId!, kek: await loadKeyEncryptionKey(ctx.config), publicUrl: ctx.config.publicUrl });
+      const { psam, keyVersions } = await provisionPsam(ctx.em, { terminal, terminalGlobalId: input.terminal, cardCompanyId: ctx.principal!.tenantId!, clientId: ctx.principal!.clientId, kek: await loadKeyEncryptionKey(ctx.config), publicUrl: ctx.config.publicUrl });
       // What was sent, never what is in it.
       ctx.log.info({ terminal: terminal.id, terminalNumber: terminal.terminal_number, keyVersions }, 'terminal PSAM provisioned');
       return { terminal: readerView(terminal), psam, keyVersions, userErrors: [] };

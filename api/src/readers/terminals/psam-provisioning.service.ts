@@ -14,7 +14,7 @@
  *
  * Keys kept in an HSM never leave it, so they cannot be provisioned into a software PSAM.
  */
-import { createPublicKey, sign } from 'node:crypto';
+import { createPublicKey, randomUUID, sign } from 'node:crypto';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { findIssued } from '../../pki/pki.service.js';
 import { hostKeyOfCity } from '../../pki/host-key.js';
@@ -48,6 +48,8 @@ export interface ProvisionInput {
   terminal: ReaderRow;
   terminalGlobalId: string;
   cardCompanyId: string;
+  /** The OAuth client that asked: recorded with what was sent. */
+  clientId: string;
   kek: Buffer;
   publicUrl: string;
   now?: Date;
@@ -94,5 +96,15 @@ export async function provisionPsam(em: EntityManager, input: ProvisionInput): P
     issuedAt: (input.now ?? new Date()).toISOString(),
     sealed,
   });
-  return { psam: { payload, signature: sign('sha256', Buffer.from(payload, 'utf8'), hostKey.privateKey).toString('base64'), certificateChain: hostKey.chainPem }, keyVersions };
+  const signature = sign('sha256', Buffer.from(payload, 'utf8'), hostKey.privateKey).toString('base64');
+  // No package leaves without its record: which terminal holds which key versions (not the keys).
+  await em.execute(`insert into psam_provisioning (id, reader_id, card_company_id, terminal_number, key_versions, client_id) values (?, ?, ?, ?, ?::integer[], ?)`, [
+    randomUUID(),
+    terminal.id,
+    input.cardCompanyId,
+    terminal.terminal_number,
+    `{${keyVersions.join(',')}}`,
+    input.clientId,
+  ]);
+  return { psam: { payload, signature, certificateChain: hostKey.chainPem }, keyVersions };
 }
