@@ -40,7 +40,7 @@ async function provision(client: OneCardClient, terminal: TestReader): Promise<P
 async function installedPsam(terminal: TestReader): Promise<SoftwarePsam> {
   const { psam, userErrors } = await provision(issuer, terminal);
   expect(userErrors).toEqual([]);
-  return SoftwarePsam.open(psam!, { encryptionKeyPem: terminal.encryptionKeyPem, terminal: terminal.id, trustedCertificatesPem: terminal.trustedCertificatesPem });
+  return SoftwarePsam.open(psam!, { encryptionKeyPem: terminal.encryptionKeyPem, terminal: terminal.id, trustedCertificatesPem: terminal.trustedCertificatesPem, cityCertificatePem: terminal.cityPem });
 }
 
 /** The card's application serial number, read as a terminal reads it (SFI 0x15, bytes 10–19). */
@@ -168,15 +168,19 @@ describe('the terminal kit: provision, ride offline, upload', () => {
 
   it('a package opens only in its own terminal, and only as the host signed it', async () => {
     const { psam } = await provision(issuer, gate);
-    const opts = { encryptionKeyPem: gate.encryptionKeyPem, terminal: gate.id, trustedCertificatesPem: gate.trustedCertificatesPem };
+    const opts = { encryptionKeyPem: gate.encryptionKeyPem, terminal: gate.id, trustedCertificatesPem: gate.trustedCertificatesPem, cityCertificatePem: gate.cityPem };
     // Another terminal's key does not open it, nor does claiming to be that terminal.
     expect(() => SoftwarePsam.open(psam!, { ...opts, encryptionKeyPem: otherGate.encryptionKeyPem })).toThrow(PsamPackageError);
     expect(() => SoftwarePsam.open(psam!, { ...opts, terminal: otherGate.id })).toThrow(PsamPackageError);
     // A payload changed on the way (another terminal number) fails the host signature.
     const changed = { ...psam!, payload: psam!.payload.replace('440100000101', '440100000102') };
     expect(() => SoftwarePsam.open(changed, opts)).toThrow('the host signature over the package does not verify');
-    // A chain that leads to another root (Shenzhen's host signing) is refused.
+    // Signed by another city's host (Shenzhen's, chaining to the same root): a Guangzhou terminal refuses it.
     const { psam: szPackage } = (await szIssuer.request<Provisioned>(PROVISION, { input: { terminal: szGate.id } })).provisionTerminal;
+    expect(() => SoftwarePsam.open(szPackage!, { ...opts, terminal: szGate.id })).toThrow('the host certificate is not from this terminal’s city CA');
+    // Its own terminal installs it.
+    expect(SoftwarePsam.open(szPackage!, { encryptionKeyPem: szGate.encryptionKeyPem, terminal: szGate.id, trustedCertificatesPem: szGate.trustedCertificatesPem, cityCertificatePem: szGate.cityPem }).terminalNumber).toBe('440300000101');
+    // Guangzhou's package with Shenzhen's chain put in front: the signature is not Shenzhen's host's.
     expect(() => SoftwarePsam.open({ ...psam!, certificateChain: szPackage!.certificateChain }, opts)).toThrow(PsamPackageError);
   });
 

@@ -95,7 +95,7 @@ async function register(terminalNumber = '440100009001', serial = 'GZ-METRO-GATE
 /** Opens the stored package in the gate: host signature and chain checked, keys unsealed with the gate's encryption key. */
 function openPsam(gate) {
   if (!gate.psamPackage) fail('the gate has no PSAM yet: run `gate provision`');
-  return SoftwarePsam.open(gate.psamPackage, { encryptionKeyPem: gate.encryptionKeyPem, terminal: gate.readerId, trustedCertificatesPem: gate.trustedCertificatesPem, lastSerial: gate.lastSerial });
+  return SoftwarePsam.open(gate.psamPackage, { encryptionKeyPem: gate.encryptionKeyPem, terminal: gate.readerId, trustedCertificatesPem: gate.trustedCertificatesPem, cityCertificatePem: gate.cityCertificatePem, lastSerial: gate.lastSerial });
 }
 
 /** The card company sends the PSAM: sealed to the gate's encryption certificate, signed by its city's host key. */

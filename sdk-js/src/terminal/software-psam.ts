@@ -38,23 +38,31 @@ export interface OpenPsamOptions {
   terminal: string;
   /** The CA certificates the terminal pinned at registration (the root): the host chain must lead to one. */
   trustedCertificatesPem: string[];
+  /** The terminal's city certificate (PEM): the host certificate must be from the city CA that issued it, not another city's. */
+  cityCertificatePem: string;
   /** The last terminal transaction serial this terminal used (kept across restarts); 0 for a new terminal. */
   lastSerial?: number;
   now?: () => Date;
 }
 
-/** Checks the host's signature and that its certificate chains [host, city CA] to a pinned CA. */
-function verifyHostSignature(pkg: PsamPackage, trusted: string[], now: Date): void {
-  let host: X509Certificate, ca: X509Certificate, anchors: X509Certificate[];
+/**
+ * Checks the host's signature and its chain [host, city CA]: the city CA is the one that issued this
+ * terminal's city certificate (its own card company's, as the reader agent requires of host
+ * messages), and chains to a pinned CA.
+ */
+function verifyHostSignature(pkg: PsamPackage, trusted: string[], cityCertificatePem: string, now: Date): void {
+  let host: X509Certificate, ca: X509Certificate, anchors: X509Certificate[], own: X509Certificate;
   try {
     [host, ca] = [new X509Certificate(pkg.certificateChain[0]!), new X509Certificate(pkg.certificateChain[1]!)];
     anchors = trusted.map((pem) => new X509Certificate(pem));
+    own = new X509Certificate(cityCertificatePem);
   } catch {
     throw new PsamPackageError('the host certificate chain is unreadable');
   }
   const valid = (c: X509Certificate) => +now >= Date.parse(c.validFrom) && +now <= Date.parse(c.validTo);
   const issued = (child: X509Certificate, parent: X509Certificate) => child.checkIssued(parent) && child.verify(parent.publicKey);
-  if (!valid(host) || !valid(ca) || !issued(host, ca)) throw new PsamPackageError('the host certificate is not valid or not issued by its CA');
+  if (!ca.ca || !issued(own, ca)) throw new PsamPackageError('the host certificate is not from this terminal’s city CA');
+  if (host.ca || !valid(host) || !valid(ca) || !issued(host, ca)) throw new PsamPackageError('the host certificate is not valid or not issued by its CA');
   if (!anchors.some((a) => a.fingerprint256 === ca.fingerprint256 || (a.ca && issued(ca, a)))) throw new PsamPackageError('the host certificate does not chain to a pinned CA');
   let ok = false;
   try {
@@ -83,7 +91,7 @@ export class SoftwarePsam {
    * an AES-256-GCM key; the associated data binds terminal and terminal number).
    */
   static open(pkg: PsamPackage, opts: OpenPsamOptions): SoftwarePsam {
-    verifyHostSignature(pkg, opts.trustedCertificatesPem, opts.now?.() ?? new Date());
+    verifyHostSignature(pkg, opts.trustedCertificatesPem, opts.cityCertificatePem, opts.now?.() ?? new Date());
     const payload = JSON.parse(pkg.payload) as { protocol: string; terminal: string; terminalNumber: string; sealed: { wrappedKey: string; iv: string; ciphertext: string; tag: string } };
     if (payload.protocol !== PSAM_PACKAGE_PROTOCOL) throw new PsamPackageError(`not a ${PSAM_PACKAGE_PROTOCOL} package`);
     if (payload.terminal !== opts.terminal) throw new PsamPackageError('the package is for another terminal');
