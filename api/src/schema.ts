@@ -7,6 +7,7 @@ import { PkiResolver } from './pki/pki.resolver.js';
 import { MasterKeyResolver } from './readers/keys/master-keys.resolver.js';
 import { CardProfileResolver } from './cards/card-profiles.resolver.js';
 import { ReaderResolver } from './readers/readers.resolver.js';
+import { PsamProvisioningResolver } from './readers/terminals/psam-provisioning.resolver.js';
 import { CardSessionResolver } from './readers/session/card-session.resolver.js';
 import { JournalEntryResolver, LedgerAccountResolver, PostingResolver } from './ledger/ledger.resolver.js';
 import { BillerResolver, CardCompanyResolver, CityResolver, FeePlanResolver, MerchantResolver } from './tenancy/tenancy.resolver.js';
@@ -23,7 +24,7 @@ import { SettlementBatchResolver, SettlementResolver } from './settlement/settle
 import { EventResolver, WebhookDeliveryResolver, WebhookEndpointResolver } from './webhooks/webhooks.resolver.js';
 
 /** Every resolver of every context: the schema is assembled here, at the top, so the GraphQL kit imports no context. */
-const resolvers = [RootResolver, AuthResolver, PkiResolver, ReaderResolver, MasterKeyResolver, CardSessionResolver, LedgerAccountResolver, JournalEntryResolver, PostingResolver, CityResolver, CardCompanyResolver, FeePlanResolver, MerchantResolver, BillerResolver, CardResolver, CardProfileResolver, TopUpResolver, CardTopUpsResolver, CardPendingLoadsResolver, PaymentResolver, BillResolver, BillPaymentResolver, WebhookEndpointResolver, EventResolver, WebhookDeliveryResolver, OfflineUploadResolver, SettlementResolver, SettlementBatchResolver, ReconciliationResolver] as const;
+const resolvers = [RootResolver, AuthResolver, PkiResolver, ReaderResolver, PsamProvisioningResolver, MasterKeyResolver, CardSessionResolver, LedgerAccountResolver, JournalEntryResolver, PostingResolver, CityResolver, CardCompanyResolver, FeePlanResolver, MerchantResolver, BillerResolver, CardResolver, CardProfileResolver, TopUpResolver, CardTopUpsResolver, CardPendingLoadsResolver, PaymentResolver, BillResolver, BillPaymentResolver, WebhookEndpointResolver, EventResolver, WebhookDeliveryResolver, OfflineUploadResolver, SettlementResolver, SettlementBatchResolver, ReconciliationResolver] as const;
 
 let built: Promise<GraphQLSchema> | undefined;
 

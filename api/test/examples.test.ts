@@ -1,5 +1,5 @@
 /**
- * The examples (utility-biller, settlement-report, reader-simulator), run as a person runs them:
+ * The examples (utility-biller, settlement-report, reader-simulator, gate-simulator), run as a person runs them:
  * the whole platform started in-process as `npm start` does (temp data folder, demo seed, sandbox
  * gateway), each example a child Node process with ONECARD_DATA_DIR pointing at that folder, and the
  * assertions on what it prints and writes, checked against the API.
@@ -515,5 +515,55 @@ describe('examples/reader-simulator', () => {
     const card = await holder.request<any>('query($id: ID!) { node(id: $id) { ... on Card { purseBalance { amount } pendingLoad { amount } } } }', { id: demo.registeredCards.gz.id });
     expect(card.node).toEqual({ purseBalance: { amount: pickup.balance }, pendingLoad: { amount: 0 } });
     expect(await checkLedger(db.orm.em.fork())).toEqual([]);
+  });
+});
+
+describe('examples/gate-simulator', () => {
+  const GATE = path.join(repo, 'examples/gate-simulator/gate.mjs');
+  const SIMULATE = path.join(repo, 'examples/reader-simulator/simulate.mjs');
+  const cardBalance = async () => (await holder.request<any>('query($id: ID!) { node(id: $id) { ... on Card { purseBalance { amount } } } }', { id: demo.registeredCards.gz.id })).node.purseBalance.amount as number;
+
+  it('demo: registers the gate with its terminal number, installs the provisioned PSAM, takes three fares offline and uploads them: booked once', async () => {
+    // Value on the demo card first, as the README says (a load at the counter reader).
+    expect((await run(SIMULATE, ['load', '1000'])).code).toBe(0);
+    const before = await cardBalance();
+    const gate = await run(GATE, ['demo']);
+    expect(gate.code, `stdout:\n${gate.stdout}\nstderr:\n${gate.stderr}`).toBe(0);
+    expect(JSON.parse(gate.stdout.match(/^register: (\{.*\})$/m)![1]!)).toMatchObject({ serial: 'GZ-METRO-GATE-0001', terminalNumber: '440100009001', status: 'ACTIVE' });
+    // The installed PSAM shows its number and key versions, nothing else.
+    expect(JSON.parse(gate.stdout.match(/^provision: (\{.*\})$/m)![1]!)).toEqual({ terminalNumber: '440100009001', keyVersions: [1], lastSerial: 0 });
+    // Three taps, each the five APDUs of an offline purchase, with the PSAM's serials 1, 2, 3.
+    const rides = [...gate.stdout.matchAll(/^ride: (\{.*\}) {2}gate opens/gm)].map((m) => JSON.parse(m[1]!));
+    expect(rides.map((r) => [r.fare, r.terminalSerial])).toEqual([
+      [200, 1],
+      [200, 2],
+      [200, 3],
+    ]);
+    expect(gate.stdout).toMatch(/^ {2}> 805401000f00000001/m); // DEBIT FOR PURCHASE with terminal serial 1
+    expect(JSON.parse(gate.stdout.match(/^upload: (\{.*\})$/m)![1]!)).toMatchObject({ replayed: false, outcomes: ['ACCEPTED', 'ACCEPTED', 'ACCEPTED'], booked: 600 });
+    expect(await cardBalance()).toBe(before - 600);
+    // Nothing is left to upload; the card on the chip and the ledger's shadow agree.
+    expect((await run(GATE, ['upload'])).stdout).toMatch(/^no rides to upload$/m);
+    expect((JSON.parse((await run(SIMULATE, ['balance'])).stdout.match(/^balance: (\{.*\})$/m)![1]!) as { balance: number }).balance).toBe(before - 600);
+    expect(await checkLedger(db.orm.em.fork())).toEqual([]);
+    // The gate's file holds its PSAM package sealed, as it was sent; the stored record serials carry on.
+    const stored = JSON.parse(await fs.readFile(path.join(dataDir, 'gate.json'), 'utf8'));
+    expect(stored).toMatchObject({ terminalNumber: '440100009001', lastSerial: 3, rides: [], batch: null });
+    expect(JSON.parse(stored.psamPackage.payload).sealed).toEqual({ wrappedKey: expect.any(String), iv: expect.any(String), ciphertext: expect.any(String), tag: expect.any(String) });
+  });
+
+  it('a second gate claiming the first one’s terminal number is refused (DUPLICATE_TERMINAL_NUMBER) and keeps no registration', async () => {
+    // The same example in another data folder: another gate, another serial, the number of the first.
+    const other = path.join(dataDir, 'second-gate');
+    await fs.mkdir(other, { recursive: true });
+    await fs.copyFile(path.join(dataDir, 'demo.json'), path.join(other, 'demo.json'));
+    const child = spawn(process.execPath, [GATE, 'register', '440100009001', 'GZ-METRO-GATE-0002'], { cwd: path.dirname(GATE), env: { ...process.env, ONECARD_DATA_DIR: other }, stdio: ['ignore', 'pipe', 'pipe'] });
+    children.add(child);
+    let stderr = '';
+    child.stderr!.setEncoding('utf8').on('data', (c: string) => (stderr += c));
+    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+    expect(code, stderr).toBe(1);
+    expect(stderr).toMatch(/^register: DUPLICATE_TERMINAL_NUMBER: terminal number 440100009001 is registered to another reader of GZ$/m);
+    await expect(fs.access(path.join(other, 'gate.json'))).rejects.toThrow();
   });
 });

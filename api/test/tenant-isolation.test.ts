@@ -112,6 +112,8 @@ const MATRIX: Record<string, Rule> = {
   'Query.cardKeyTransportKey': { access: 'owned', kinds: ['ISSUER'] },
   'Query.cardMasterKeys': { access: 'owned', kinds: ['ISSUER'] },
   'Mutation.importCardMasterKey': { access: 'owned', kinds: ['ISSUER'] },
+  // A terminal's PSAM: the card company's keys, so only it provisions, and only its city's terminals; another city's terminal is NOT_FOUND, the operator FORBIDDEN, and no answer or log holds key material (terminal-kit.test.ts).
+  'Mutation.provisionTerminal': { access: 'owned', kinds: ['ISSUER'] },
   'Mutation.activateCardMasterKey': { access: 'owned', kinds: ['ISSUER'] },
   'Mutation.retireCardMasterKey': { access: 'owned', kinds: ['ISSUER'] },
   // Card profiles: a card company's own, and the operator's for the one it names, with scope readers:manage; another company's id answers as a missing one ([] / NOT_FOUND) (card-profiles.test.ts).

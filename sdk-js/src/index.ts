@@ -76,5 +76,7 @@ export { CARD_SESSION_MESSAGE, HostMessageRefusedError, ReaderAgent, runM1Script
 export { cardSessionRelay } from './reader/relay.js';
 export type { CardSessionView, HostMessage, HostMessageRefusal, M1Card, M1ScriptOp, M1ScriptResult, ReaderAgentOptions, ReaderCommand, SendMessage, SessionReply } from './reader/reader-agent.js';
 // Webhooks: verify what OneCard POSTs to your endpoints.
+export * from './terminal/index.js';
+
 export { WEBHOOK_EVENT_ID_HEADER, WEBHOOK_SIGNATURE_HEADER, verifyWebhook } from './webhooks.js';
 export type { WebhookEvent, WebhookVerification } from './webhooks.js';

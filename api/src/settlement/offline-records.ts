@@ -29,20 +29,29 @@ const isValidDate = (d: string) => {
   return !Number.isNaN(+t) && t.toISOString().slice(0, 10).replaceAll('-', '') === d;
 };
 
+/** A parsed body: the terminal number its PSAM used (when the terminal names it) and the records. */
+export interface OfflineBody {
+  /** 12 hex digits, upper case; undefined for terminals that predate registered numbers. */
+  terminalNumber?: string;
+  records: OfflineRecord[];
+}
+
 /**
- * The body's shape: `{ records: [...] }` with each field as above. A record that does not parse
- * refuses the whole batch: the terminal signed it, so it is a terminal fault, not a card's.
+ * The body's shape: `{ terminalNumber?, records: [...] }` with each field as above. A record that
+ * does not parse refuses the whole batch: the terminal signed it, so it is a terminal fault, not a card's.
  */
-export function parseOfflineBody(text: string): OfflineRecord[] {
+export function parseOfflineBody(text: string): OfflineBody {
   let body: unknown;
   try {
     body = JSON.parse(text);
   } catch {
     throw new MalformedBatchError('the body is not JSON');
   }
+  const terminalNumber = (body as { terminalNumber?: unknown })?.terminalNumber;
+  if (terminalNumber !== undefined && (typeof terminalNumber !== 'string' || !/^[0-9A-Fa-f]{12}$/.test(terminalNumber))) throw new MalformedBatchError('terminalNumber is 12 digits (6 bytes)');
   const records = (body as { records?: unknown })?.records;
   if (!Array.isArray(records) || records.length === 0 || records.length > MAX_BATCH_RECORDS) throw new MalformedBatchError(`the body is { records: [...] } with 1 to ${MAX_BATCH_RECORDS} records`);
-  return records.map((r: Record<string, unknown>, i) => {
+  return { terminalNumber: typeof terminalNumber === 'string' ? terminalNumber.toUpperCase() : undefined, records: records.map((r: Record<string, unknown>, i) => {
     const bad = (what: string) => new MalformedBatchError(`records[${i}]: ${what}`);
     if (!r || typeof r !== 'object') throw bad('not an object');
     if (typeof r.asn !== 'string' || !/^[0-9A-Fa-f]{20}$/.test(r.asn)) throw bad('asn is 20 hex digits');
@@ -65,5 +74,5 @@ export function parseOfflineBody(text: string): OfflineRecord[] {
       tac: r.tac.toUpperCase(),
       keyVersion: (r.keyVersion as number | undefined) ?? 1,
     };
-  });
+  }) };
 }

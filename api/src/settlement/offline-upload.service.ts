@@ -15,12 +15,12 @@ import { DomainError } from '../graphql/domain-error.js';
 import { UserErrorCode } from '../graphql/user-error.js';
 import { bookOfflineRecords, type OfflineOutcome } from './offline-booking.js';
 import { verifyOfflineBatchSignature } from './offline-batch-signature.js';
-import { MalformedBatchError, type OfflineRecord, parseOfflineBody } from './offline-records.js';
+import { MalformedBatchError, type OfflineBody, parseOfflineBody } from './offline-records.js';
 
 export type { OfflineOutcome } from './offline-booking.js';
 
 /** Why a whole batch was refused: the step that refused it. */
-export type BatchRefusal = 'NOT_A_TERMINAL' | 'UNKNOWN_CA' | 'CERTIFICATE_REVOKED' | 'CERTIFICATE_EXPIRED' | 'CERTIFICATE_NOT_THIS_TERMINAL' | 'TERMINAL_NOT_ACTIVE' | 'BAD_SIGNATURE' | 'MALFORMED_BATCH';
+export type BatchRefusal = 'NOT_A_TERMINAL' | 'UNKNOWN_CA' | 'CERTIFICATE_REVOKED' | 'CERTIFICATE_EXPIRED' | 'CERTIFICATE_NOT_THIS_TERMINAL' | 'TERMINAL_NOT_ACTIVE' | 'BAD_SIGNATURE' | 'MALFORMED_BATCH' | 'TERMINAL_NUMBER_MISMATCH';
 
 /** A batch refused whole: OFFLINE_BATCH_REFUSED on its body, or OFFLINE_BATCH_ID_REUSED on its batch id. */
 export class OfflineBatchError extends DomainError<BatchRefusal | 'BATCH_ID_REUSED'> {
@@ -98,13 +98,23 @@ function verifySignature(publicKeyPem: string, input: UploadInput): void {
   if (!verifyOfflineBatchSignature(publicKeyPem, input.terminalGlobalId, input.batchId, input.body, input.signature)) throw new OfflineBatchError('BAD_SIGNATURE', 'the terminal signature does not verify');
 }
 
-function parseRecords(body: string): OfflineRecord[] {
+function parseBody(body: string): OfflineBody {
   try {
     return parseOfflineBody(body);
   } catch (err) {
     if (err instanceof MalformedBatchError) throw new OfflineBatchError('MALFORMED_BATCH', err.message);
     throw err;
   }
+}
+
+/**
+ * The terminal number the batch names is the uploading terminal's registered one. Each TAC is
+ * verified with the registered number anyway; this refuses, whole and by name, a batch a terminal
+ * made with another PSAM's number (another city's, or one not provisioned to it), instead of
+ * answering BAD_TAC for every record.
+ */
+function checkTerminalNumber(terminal: ReaderRow, named: string | undefined): void {
+  if (named !== undefined && named !== terminal.terminal_number) throw new OfflineBatchError('TERMINAL_NUMBER_MISMATCH', `the batch names terminal number ${named}; this terminal is registered with ${terminal.terminal_number}`);
 }
 
 /**
@@ -119,7 +129,8 @@ export async function uploadOfflineBatch(em: EntityManager, deps: UploadDeps, in
   const publicKeyPem = await checkCertificate(em, input.terminal, input.certificate, now);
   checkActive(input.terminal);
   verifySignature(publicKeyPem, input);
-  const records = parseRecords(input.body);
+  const { terminalNumber, records } = parseBody(input.body);
+  checkTerminalNumber(input.terminal, terminalNumber);
   const bodyHash = createHash('sha256').update(input.body, 'utf8').digest('hex');
 
   return em.transactional(async (tx) => {
