@@ -29,6 +29,7 @@ import { dispatchRound, JOB_SCHEMA } from '../src/webhooks/dispatcher.js';
 import { BillerKind } from '../src/tenancy/biller.entity.js';
 import { createBiller, createMerchant } from '../src/tenancy/tenancy.service.js';
 import { launchBrowser } from './support/browser.js';
+import { OneCardClient } from '../../sdk-js/src/index.js';
 import { apiClient, cardholderApp, csrFor, issueCard, newReader, OPEN, sessionsOf, testCardNumber, useCardSessionWorld } from './support/card-sessions.js';
 
 const GATEWAY = 'https://gateway.console.test';
@@ -126,7 +127,7 @@ describe('1. a merchant refunds a payment', () => {
     const em = world.db.orm.em.fork();
     const shop = await createMerchant(em, { cityId: world.gz.cityId, name: 'Console Tea House' });
     merchant = await apiClient(world, 'MERCHANT', shop.id, ['payments:write', 'payments:read']);
-    await consoleUser('merchant', 'MERCHANT', shop.id, 'Console Tea House', ['payments:read', 'refunds:write', 'webhooks:manage']);
+    await consoleUser('merchant', 'MERCHANT', shop.id, 'Console Tea House', ['payments:read', 'refunds:write', 'webhooks:manage', 'settlements:read']);
     // A card loaded at the counter, then the holder pays ¥30.00 on their own reader.
     const issuer = await apiClient(world, 'ISSUER', world.gz.cardCompanyId, ['topups:write', 'cards:read']);
     const counter = await newReader(world, 'CONSOLE-COUNTER', world.gz);
@@ -319,6 +320,56 @@ describe('2. a biller imports a CSV file', () => {
   });
 });
 
+describe('2b. a biller publishes, amends and withdraws a bill', () => {
+  it('a mistyped amount is caught; the bill published is listed OPEN, amended to ¥60.10, then withdrawn; a paid bill offers neither; the API agrees', async () => {
+    const page = await consolePage();
+    try {
+      await signIn(page, 'biller');
+      await page.fill('#bill-account', 'CW-100');
+      await page.fill('#bill-period', '2026-11');
+      await page.fill('#bill-due', '2026-12-31');
+      await page.fill('#bill-reference', 'cw-2026-11-100');
+      await page.fill('#bill-amount', '58.305');
+      await page.click('#bill-publish');
+      await expect(page.getByRole('alert').textContent()).resolves.toContain('at most 2 decimals');
+      expect(await world.db.orm.em.fork().execute(`select 1 from bill where biller_reference = 'cw-2026-11-100'`)).toEqual([]);
+
+      await page.fill('#bill-amount', '58.3');
+      await page.click('#bill-publish');
+      await page.waitForSelector('#bill-published');
+      const row = page.locator('tr[data-bill="cw-2026-11-100"]');
+      await waitForStatus(page, 'tr[data-bill="cw-2026-11-100"]', 'OPEN');
+      expect(await row.textContent()).toContain('¥58.30');
+
+      await page.getByRole('button', { name: 'Amend cw-2026-11-100' }).click();
+      expect(await page.inputValue('#amend-amount')).toBe('58.30');
+      await page.fill('#amend-amount', '60.10');
+      await page.fill('#amend-due', '2027-01-15');
+      await page.click('#amend-submit');
+      await page.locator('tr[data-bill="cw-2026-11-100"]', { hasText: '¥60.10' }).waitFor();
+      expect(await row.textContent()).toContain('2027-01-15');
+      await screenshot(page, 'biller-bills');
+      expect((await accessibilityViolations(page)).filter((v) => ['serious', 'critical'].includes(v.impact))).toEqual([]);
+
+      // CW-002 was paid with the card: it can be neither amended nor withdrawn.
+      await waitForStatus(page, 'tr[data-bill="cw-2026-10-002"]', 'PAID');
+      expect(await page.locator('tr[data-bill="cw-2026-10-002"] button').count()).toBe(0);
+
+      page.once('dialog', (d) => d.accept());
+      await page.getByRole('button', { name: 'Withdraw cw-2026-11-100' }).click();
+      await waitForStatus(page, 'tr[data-bill="cw-2026-11-100"]', 'WITHDRAWN');
+      expect(await page.textContent('#bill-withdrawn')).toBe('Bill cw-2026-11-100 withdrawn.');
+      const [bill] = await world.db.orm.em.fork().execute<{ status: string; amount_due: string; due_date: string; version: number }[]>(
+        `select status, amount_due::text, due_date::text, version from bill where biller_reference = 'cw-2026-11-100'`,
+      );
+      expect(bill).toEqual({ status: 'WITHDRAWN', amount_due: '6010', due_date: '2027-01-15', version: 3 });
+      expect(problemsOf(page)).toEqual([]);
+    } finally {
+      await page.close();
+    }
+  });
+});
+
 describe('3. a card company registers a reader from its CSRs and revokes it', () => {
   beforeAll(async () => {
     await consoleUser('issuer', 'ISSUER', world.gz.cardCompanyId, 'Yangchengtong back office', ['readers:manage', 'cards:read', 'cards:write']);
@@ -386,6 +437,27 @@ describe('3b. a card company finds a card by its number and reports it lost', ()
       await screenshot(page, 'issuer-cards');
       const [row] = await world.db.orm.em.fork().execute<{ status: string }[]>(`select status from card where card_number = ?`, [cardNumber]);
       expect(row!.status).toBe('LOST');
+      expect(problemsOf(page)).toEqual([]);
+    } finally {
+      await page.close();
+    }
+  });
+});
+
+describe('3c. the card company’s blacklist', () => {
+  it('the card just reported lost is on it, added with its reason, as terminals will receive it', async () => {
+    const page = await consolePage();
+    try {
+      await signIn(page, 'issuer');
+      await page.getByRole('link', { name: 'Blacklist' }).click();
+      const entry = page.locator(`#blacklist tr[data-asn="${chip.asn}"]`);
+      await entry.waitFor();
+      expect(await entry.getAttribute('data-action')).toBe('ADD');
+      expect(await entry.textContent()).toContain('the holder called: lost on the metro');
+      const [latest] = await world.db.orm.em.fork().execute<{ version: number }[]>(`select max(version)::int as version from card_blacklist where card_company_id = ?`, [world.gz.cardCompanyId]);
+      expect(await page.textContent('#blacklist-title + p')).toContain(`version ${latest!.version}`);
+      await screenshot(page, 'issuer-blacklist');
+      expect((await accessibilityViolations(page)).filter((v) => ['serious', 'critical'].includes(v.impact))).toEqual([]);
       expect(problemsOf(page)).toEqual([]);
     } finally {
       await page.close();
@@ -467,6 +539,74 @@ describe('4. the operator closes and clears a window and resolves a reconciliati
       await page.waitForSelector('#ledger-result[data-problems="0"]');
       expect(await page.textContent('#ledger-result')).toContain('The ledger balances: no problem found.');
       expect(await checkLedger(world.db.orm.em.fork())).toEqual([]);
+      expect(problemsOf(page)).toEqual([]);
+    } finally {
+      await page.close();
+    }
+  });
+});
+
+describe('4b. the merchant’s settlement statements', () => {
+  // Today's Guangzhou window, closed and cleared by the operator's back end: the merchant's ¥30.00 payment and its ¥12.50 refund.
+  const today = new Intl.DateTimeFormat('en-CA', { timeZone: 'Asia/Shanghai', year: 'numeric', month: '2-digit', day: '2-digit' }).format(new Date());
+  const cityHour = (d: Date) => new Intl.DateTimeFormat('en-GB', { timeZone: 'Asia/Shanghai', hour: '2-digit', hourCycle: 'h23' }).format(d);
+  let shopId: string;
+
+  beforeAll(async () => {
+    const made = await createClient(world.db.orm.em.fork(), { kind: 'OPERATOR', tenantId: null, name: 'operations back end', scopes: ['settlements:manage'] });
+    const operator = new OneCardClient({ baseUrl: world.server.url, clientId: made.client.client_id, clientSecret: made.clientSecret!, scope: 'settlements:manage' });
+    const closed = await operator.request<{ closeSettlementWindow: { window: { id: string } | null; userErrors: unknown[] } }>(
+      'mutation($input: CloseSettlementWindowInput!) { closeSettlementWindow(input: $input) { window { id } userErrors { code message } } }',
+      { input: { city: toGlobalId('City', world.gz.cityId), businessDay: today } },
+    );
+    expect(closed.closeSettlementWindow.userErrors).toEqual([]);
+    const cleared = await operator.request<{ clearSettlementWindow: { userErrors: unknown[] } }>('mutation($input: ClearSettlementWindowInput!) { clearSettlementWindow(input: $input) { userErrors { code message } } }', {
+      input: { window: closed.closeSettlementWindow.window!.id },
+    });
+    expect(cleared.clearSettlementWindow.userErrors).toEqual([]);
+    [{ id: shopId }] = await world.db.orm.em.fork().execute<{ id: string }[]>(`select id from merchant where name = 'Console Tea House'`);
+  });
+
+  it('lists the day’s statement, charts its payment and refund by hour and channel, and downloads the CSV file', async () => {
+    const items = (await world.db.orm.em.fork().execute<{ kind: string; epoch_ms: string }[]>(`select kind, (extract(epoch from occurred_at) * 1000)::bigint::text as epoch_ms from clearing_item where participant_id = ? order by kind`, [shopId])).map((i) => ({ kind: i.kind, occurred_at: new Date(Number(i.epoch_ms)) }));
+    expect(items.map((i) => i.kind)).toEqual(['PAYMENT', 'REFUND']);
+    const page = await consolePage();
+    try {
+      await signIn(page, 'merchant');
+      await page.getByRole('link', { name: 'Settlement statements' }).click();
+      const row = page.locator(`tr[data-statement="GZ ${today}"]`);
+      await row.waitFor();
+      const cells = await row.locator('td, th').allTextContents();
+      // business day, city, status, sales, gross, refunds, fees, net: the merchant has no fee plan.
+      expect(cells.slice(0, 8)).toEqual([today, 'GZ', expect.stringMatching(/^(PAYING|PAID)$/), '1', '¥30.00', '¥12.50', '¥0.00', '¥17.50']);
+
+      // The chart of the newest statement: each channel at the city hour it happened, and the channel totals.
+      await page.waitForSelector(`#statement-volume[data-statement="GZ ${today}"]`);
+      const said = await page.getAttribute('#statement-volume svg', 'aria-label');
+      const [payment, refund] = items;
+      for (const [item, text] of [[payment!, 'PAYMENT ¥30.00'], [refund!, 'REFUND ¥12.50']] as const) expect(said).toMatch(new RegExp(`${cityHour(item.occurred_at)}: [^;]*${text}`));
+      expect(await page.locator('#statement-volume svg rect').count()).toBe(2);
+      expect(await page.locator('#statement-channels tbody tr').evaluateAll((rows) => rows.map((r) => [...r.children].map((c) => c.textContent)))).toEqual([
+        ['PAYMENT', '1', '¥30.00'],
+        ['REFUND', '1', '¥12.50'],
+      ]);
+      await screenshot(page, 'merchant-statements');
+      expect((await accessibilityViolations(page)).filter((v) => ['serious', 'critical'].includes(v.impact))).toEqual([]);
+
+      // The period's CSV file: the statement's line, amounts in minor units.
+      const [download] = await Promise.all([page.waitForEvent('download'), page.click('#statements-csv')]);
+      const csv = await fs.readFile((await download.path())!, 'utf8');
+      const [header, ...lines] = csv.trim().split(/\r?\n/);
+      expect(lines).toHaveLength(1);
+      const line = Object.fromEntries(header!.split(',').map((name, i) => [name, lines[0]!.split(',')[i]]));
+      expect(line).toMatchObject({ business_day: today, city: 'GZ', participant_name: 'Console Tea House', gross: '3000', refunds: '1250', net: '1750' });
+      expect(download.suggestedFilename()).toMatch(/^settlement-statements-\d{4}-\d{2}-\d{2}-to-\d{4}-\d{2}-\d{2}\.csv$/);
+
+      // In Chinese: the words follow, the figures stay.
+      await page.getByRole('button', { name: '中文' }).click();
+      await page.getByRole('heading', { name: '结算单' }).waitFor();
+      expect(await row.textContent()).toContain('¥17.50');
+      await page.getByRole('button', { name: 'English' }).click();
       expect(problemsOf(page)).toEqual([]);
     } finally {
       await page.close();

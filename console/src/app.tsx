@@ -6,12 +6,14 @@ import { ViewerDocument } from '@onecard/sdk/browser';
 import { useEffect, useState } from 'preact/hooks';
 import { lang, setLang, t, type WordKey } from './i18n.ts';
 import { BillsPage } from './pages/bills.tsx';
+import { BlacklistPage } from './pages/blacklist.tsx';
 import { CardsPage } from './pages/cards.tsx';
 import { LedgerPage } from './pages/ledger.tsx';
 import { ReconciliationPage } from './pages/reconciliation.tsx';
 import { PaymentPage, PaymentsPage } from './pages/payments.tsx';
 import { ReadersPage } from './pages/readers.tsx';
 import { SettlementPage } from './pages/settlement.tsx';
+import { StatementsPage } from './pages/statements.tsx';
 import { WebhooksPage } from './pages/webhooks.tsx';
 import { match, navigate, route } from './router.ts';
 import { apiClient, beginSignIn, type Session, session, type SignInClient, signInClients, signOut } from './session.ts';
@@ -25,6 +27,7 @@ const NAV: Record<Kind, { path: string; label: WordKey }[]> = {
   MERCHANT: [
     { path: '/payments', label: 'payments' },
     { path: '/webhooks', label: 'webhooks' },
+    { path: '/statements', label: 'statements' },
   ],
   BILLER: [
     { path: '/bills', label: 'bills' },
@@ -33,6 +36,7 @@ const NAV: Record<Kind, { path: string; label: WordKey }[]> = {
   ISSUER: [
     { path: '/readers', label: 'readers' },
     { path: '/cards', label: 'cards' },
+    { path: '/blacklist', label: 'blacklist' },
   ],
   OPERATOR: [
     { path: '/settlement', label: 'settlement' },
@@ -124,8 +128,8 @@ function Pages({ session: s }: { session: Session }) {
   if (error) return <ErrorText error={error} />;
   if (tenantId === undefined) return <p class="loading">{t('loading')}</p>;
   const payment = match('/payments/:id', path);
-  if (s.client.kind === 'MERCHANT') return payment ? <PaymentPage id={payment.id!} /> : path.startsWith('/webhooks') ? <WebhooksPage /> : <PaymentsPage />;
-  if (s.client.kind === 'BILLER') return path.startsWith('/reconciliation') ? <ReconciliationPage /> : <BillsPage />;
-  if (s.client.kind === 'ISSUER') return path.startsWith('/cards') ? <CardsPage /> : <ReadersPage cardCompanyId={tenantId!} />;
+  if (s.client.kind === 'MERCHANT') return payment ? <PaymentPage id={payment.id!} /> : path.startsWith('/webhooks') ? <WebhooksPage /> : path.startsWith('/statements') ? <StatementsPage /> : <PaymentsPage />;
+  if (s.client.kind === 'BILLER') return path.startsWith('/reconciliation') ? <ReconciliationPage /> : <BillsPage billerId={tenantId!} />;
+  if (s.client.kind === 'ISSUER') return path.startsWith('/cards') ? <CardsPage /> : path.startsWith('/blacklist') ? <BlacklistPage /> : <ReadersPage cardCompanyId={tenantId!} />;
   return path.startsWith('/ledger') ? <LedgerPage /> : <SettlementPage />;
 }
