@@ -46,7 +46,7 @@ async function consoleUser(party: keyof typeof users, kind: 'MERCHANT' | 'BILLER
   const em = world.db.orm.em.fork();
   const { client } = await createClient(em, { kind, tenantId, name, scopes, redirectUris: [`${world.server.url}/console/`] });
   users[party] = { name, username: `${party}-clerk`, password: `${party} clerk password` };
-  await createPartyUser(em, { clientId: client.client_id, username: users[party].username, password: users[party].password, displayName: name });
+  await createPartyUser(em, { clientId: client.client_id, username: users[party].username, password: users[party].password, displayName: name, admin: true });
 }
 
 beforeAll(async () => {
@@ -127,7 +127,7 @@ describe('1. a merchant refunds a payment', () => {
     const em = world.db.orm.em.fork();
     const shop = await createMerchant(em, { cityId: world.gz.cityId, name: 'Console Tea House' });
     merchant = await apiClient(world, 'MERCHANT', shop.id, ['payments:write', 'payments:read']);
-    await consoleUser('merchant', 'MERCHANT', shop.id, 'Console Tea House', ['payments:read', 'refunds:write', 'webhooks:manage', 'settlements:read']);
+    await consoleUser('merchant', 'MERCHANT', shop.id, 'Console Tea House', ['payments:read', 'refunds:write', 'webhooks:manage', 'settlements:read', 'users:manage']);
     // A card loaded at the counter, then the holder pays ¥30.00 on their own reader.
     const issuer = await apiClient(world, 'ISSUER', world.gz.cardCompanyId, ['topups:write', 'cards:read']);
     const counter = await newReader(world, 'CONSOLE-COUNTER', world.gz);
@@ -233,6 +233,57 @@ describe('1b. the merchant’s webhook deliveries', () => {
     } finally {
       await page.close();
     }
+  });
+});
+
+describe('1c. the merchant’s admin makes a clerk, who chooses a password at the first sign-in', () => {
+  it('the initial password is shown once; it leads only to choosing one’s own, then to the merchant’s console', async () => {
+    const page = await consolePage();
+    let initial: string;
+    try {
+      await signIn(page, 'merchant');
+      await page.getByRole('link', { name: 'Users' }).click();
+      await page.fill('#user-username', 'tea-clerk-2');
+      await page.fill('#user-name', '王芳 Tea clerk');
+      await page.click('#user-create');
+      await page.waitForSelector('#user-made[data-username="tea-clerk-2"]');
+      initial = (await page.textContent('#user-initial-password'))!;
+      expect(initial).toMatch(/^[\w-]{20}$/);
+      await screenshot(page, 'merchant-users');
+      expect((await accessibilityViolations(page)).filter((v) => ['serious', 'critical'].includes(v.impact))).toEqual([]);
+      await page.reload();
+      await page.waitForSelector('#user-username');
+      expect(await page.locator('#user-initial-password').count()).toBe(0); // shown once
+      expect(problemsOf(page)).toEqual([]);
+    } finally {
+      await page.close();
+    }
+
+    const clerk = await consolePage();
+    try {
+      await clerk.goto(`${world.server.url}/console`);
+      await clerk.getByRole('button', { name: 'Sign in to Console Tea House' }).click();
+      await clerk.waitForURL(/\/oauth\/interaction\//);
+      await clerk.fill('#username', 'tea-clerk-2');
+      await clerk.fill('#password', initial);
+      await clerk.click('button[type=submit]');
+      await clerk.getByRole('heading', { name: 'Choose your password' }).waitFor();
+      await clerk.fill('#current', initial);
+      await clerk.fill('#next', 'tea clerk’s own password');
+      await clerk.fill('#repeated', 'tea clerk’s own password');
+      await clerk.getByRole('button', { name: 'Save and sign in' }).click();
+      await clerk.getByRole('button', { name: 'Allow' }).click();
+      await clerk.waitForSelector('#signed-in-as');
+      expect(await clerk.textContent('#signed-in-as')).toContain('Console Tea House');
+      await clerk.getByRole('link', { name: 'console-order-1' }).waitFor(); // the merchant's payments
+      expect(problemsOf(clerk)).toEqual([]);
+    } finally {
+      await clerk.close();
+    }
+    const [row] = await world.db.orm.em.fork().execute<{ must_change_password: boolean; admin: boolean; kind: string }[]>(
+      `select u.must_change_password, u.admin, c.kind from party_user u join oauth_client c on c.client_id = u.client_id where u.username = 'tea-clerk-2'`,
+    );
+    expect(row).toEqual({ must_change_password: false, admin: false, kind: 'MERCHANT' });
   });
 });
 

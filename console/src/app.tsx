@@ -14,6 +14,7 @@ import { PaymentPage, PaymentsPage } from './pages/payments.tsx';
 import { ReadersPage } from './pages/readers.tsx';
 import { SettlementPage } from './pages/settlement.tsx';
 import { StatementsPage } from './pages/statements.tsx';
+import { UsersPage } from './pages/users.tsx';
 import { WebhooksPage } from './pages/webhooks.tsx';
 import { match, navigate, route } from './router.ts';
 import { apiClient, beginSignIn, type Session, session, type SignInClient, signInClients, signOut } from './session.ts';
@@ -28,19 +29,23 @@ const NAV: Record<Kind, { path: string; label: WordKey }[]> = {
     { path: '/payments', label: 'payments' },
     { path: '/webhooks', label: 'webhooks' },
     { path: '/statements', label: 'statements' },
+    { path: '/users', label: 'users' },
   ],
   BILLER: [
     { path: '/bills', label: 'bills' },
     { path: '/reconciliation', label: 'reconciliation' },
+    { path: '/users', label: 'users' },
   ],
   ISSUER: [
     { path: '/readers', label: 'readers' },
     { path: '/cards', label: 'cards' },
     { path: '/blacklist', label: 'blacklist' },
+    { path: '/users', label: 'users' },
   ],
   OPERATOR: [
     { path: '/settlement', label: 'settlement' },
     { path: '/ledger', label: 'ledger' },
+    { path: '/users', label: 'users' },
   ],
 };
 
@@ -127,6 +132,7 @@ function Pages({ session: s }: { session: Session }) {
   }, [path, home, s.client.kind]);
   if (error) return <ErrorText error={error} />;
   if (tenantId === undefined) return <p class="loading">{t('loading')}</p>;
+  if (path.startsWith('/users')) return <UsersPage session={s} />;
   const payment = match('/payments/:id', path);
   if (s.client.kind === 'MERCHANT') return payment ? <PaymentPage id={payment.id!} /> : path.startsWith('/webhooks') ? <WebhooksPage /> : path.startsWith('/statements') ? <StatementsPage /> : <PaymentsPage />;
   if (s.client.kind === 'BILLER') return path.startsWith('/reconciliation') ? <ReconciliationPage /> : <BillsPage billerId={tenantId!} />;

@@ -167,6 +167,16 @@ const WORDS = {
   channel: ['Channel', '渠道'],
   count: ['Count', '笔数'],
   downloadStatementsCsv: ['Download the period’s CSV file', '下载本期结算单 CSV 文件'],
+  // users
+  users: ['Users', '用户'],
+  newUser: ['A new console user', '新增控制台用户'],
+  newUserLead: ['The person signs in with the user name and the initial password shown below, then chooses their own.', '该用户用下方显示的用户名和初始密码登录，首次登录时须设置自己的密码。'],
+  signInClient: ['Sign-in client of the organisation', '机构的登录客户端'],
+  username: ['User name', '用户名'],
+  displayName: ['Name', '姓名'],
+  userIsAdmin: ['Admin: may make the organisation’s other users', '管理员：可为本机构新增用户'],
+  userMade: ['User {username} made.', '用户 {username} 已创建。'],
+  initialPasswordOnce: ['Initial password, shown this once: hand it to the person.', '初始密码仅显示这一次，请交给该用户：'],
   // ledger
   ledger: ['Ledger', '账务'],
   ledgerCheck: ['Ledger check', '账务检查'],
