@@ -527,7 +527,7 @@ describe('4. the operator closes and clears a window and resolves a reconciliati
   ];
 
   beforeAll(async () => {
-    await consoleUser('operator', 'OPERATOR', null, 'OneCard operations', ['settlements:read', 'settlements:manage', 'ledger:read']);
+    await consoleUser('operator', 'OPERATOR', null, 'OneCard operations', ['settlements:read', 'settlements:manage', 'ledger:read', 'tenants:manage']);
     nock.disableNetConnect();
     nock.enableNetConnect('127.0.0.1');
     nock(GATEWAY)
@@ -658,6 +658,69 @@ describe('4b. the merchant’s settlement statements', () => {
       await page.getByRole('heading', { name: '结算单' }).waitFor();
       expect(await row.textContent()).toContain('¥17.50');
       await page.getByRole('button', { name: 'English' }).click();
+      expect(problemsOf(page)).toEqual([]);
+    } finally {
+      await page.close();
+    }
+  });
+});
+
+describe('4c. the operator’s PKI', () => {
+  it('lists every CA with its certificate and CRL, and tells the revoked reader’s certificate from an unknown serial', async () => {
+    const em = world.db.orm.em.fork();
+    const cas = await em.execute<{ id: string }[]>(`select id from certificate_authority order by id`);
+    const [revoked] = await em.execute<{ serial: string }[]>(`select serial from issued_certificate where profile = 'reader' and status = 'REVOKED' order by serial limit 1`);
+    const page = await consolePage();
+    try {
+      await signIn(page, 'operator');
+      await page.getByRole('link', { name: 'PKI' }).click();
+      await page.waitForSelector('#cas tbody tr');
+      expect((await page.locator('#cas tbody tr').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-ca')))).sort()).toEqual(cas.map((c) => c.id));
+      // A working CA's CRL link serves its CRL (DER), as relying parties fetch it.
+      const crl = await page.locator('#cas a.crl').first().getAttribute('href');
+      const served = await fetch(new URL(new URL(crl!).pathname, world.server.url));
+      expect([served.status, served.headers.get('content-type')]).toEqual([200, 'application/pkix-crl']);
+
+      // The reader revoked in 3. (its serial typed in capitals with colons, as certificates print it).
+      await page.fill('#certificate-serial', revoked!.serial.toUpperCase().replace(/(..)(?=.)/g, '$1:'));
+      await page.click('#certificate-check');
+      await page.waitForSelector('#certificate-status[data-status=REVOKED]');
+      expect(await page.textContent('#certificate-status')).toContain(revoked!.serial);
+      await screenshot(page, 'operator-pki');
+      expect((await accessibilityViolations(page)).filter((v) => ['serious', 'critical'].includes(v.impact))).toEqual([]);
+
+      await page.fill('#certificate-serial', 'ffff0000');
+      await page.keyboard.press('Enter');
+      await page.waitForSelector('#certificate-status[data-status=UNKNOWN]');
+      expect(problemsOf(page)).toEqual([]);
+    } finally {
+      await page.close();
+    }
+  });
+});
+
+describe('4d. the operator’s tenants', () => {
+  it('lists the cities, makes a merchant in Shenzhen, and sees it listed with its creation in the city’s time', async () => {
+    const page = await consolePage();
+    try {
+      await signIn(page, 'operator');
+      await page.getByRole('link', { name: 'Tenants' }).click();
+      await page.locator('#cities tr[data-city="SZ"]').waitFor();
+      expect(await page.locator('#cities tr[data-city="GZ"]').textContent()).toContain('Asia/Shanghai');
+      await page.selectOption('#merchant-city', { label: await page.locator('#merchant-city option', { hasText: /^SZ · / }).textContent() });
+      await page.fill('#merchant-name', 'Console Noodle Bar');
+      await page.click('#merchant-create');
+      await page.waitForSelector('#merchant-made');
+      const row = page.locator('#merchants tr[data-merchant="Console Noodle Bar"]');
+      await row.waitFor();
+      const [made] = await world.db.orm.em.fork().execute<{ code: string; created_at: string }[]>(
+        `select c.code, (extract(epoch from m.created_at) * 1000)::bigint::text as created_at from merchant m join city c on c.id = m.city_id where m.name = 'Console Noodle Bar'`,
+      );
+      expect(made!.code).toBe('SZ');
+      const created = new Intl.DateTimeFormat('en-GB', { timeZone: 'Asia/Shanghai', dateStyle: 'medium', timeStyle: 'short' }).format(new Date(Number(made!.created_at)));
+      expect(await row.locator('td').allTextContents()).toEqual(['SZ', 'CNY', 'ACTIVE', created]);
+      await screenshot(page, 'operator-tenants');
+      expect((await accessibilityViolations(page)).filter((v) => ['serious', 'critical'].includes(v.impact))).toEqual([]);
       expect(problemsOf(page)).toEqual([]);
     } finally {
       await page.close();

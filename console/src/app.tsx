@@ -11,9 +11,11 @@ import { CardsPage } from './pages/cards.tsx';
 import { LedgerPage } from './pages/ledger.tsx';
 import { ReconciliationPage } from './pages/reconciliation.tsx';
 import { PaymentPage, PaymentsPage } from './pages/payments.tsx';
+import { PkiPage } from './pages/pki.tsx';
 import { ReadersPage } from './pages/readers.tsx';
 import { SettlementPage } from './pages/settlement.tsx';
 import { StatementsPage } from './pages/statements.tsx';
+import { TenantsPage } from './pages/tenants.tsx';
 import { UsersPage } from './pages/users.tsx';
 import { WebhooksPage } from './pages/webhooks.tsx';
 import { match, navigate, route } from './router.ts';
@@ -45,6 +47,8 @@ const NAV: Record<Kind, { path: string; label: WordKey }[]> = {
   OPERATOR: [
     { path: '/settlement', label: 'settlement' },
     { path: '/ledger', label: 'ledger' },
+    { path: '/tenants', label: 'tenants' },
+    { path: '/pki', label: 'pki' },
     { path: '/users', label: 'users' },
   ],
 };
@@ -137,5 +141,5 @@ function Pages({ session: s }: { session: Session }) {
   if (s.client.kind === 'MERCHANT') return payment ? <PaymentPage id={payment.id!} /> : path.startsWith('/webhooks') ? <WebhooksPage /> : path.startsWith('/statements') ? <StatementsPage /> : <PaymentsPage />;
   if (s.client.kind === 'BILLER') return path.startsWith('/reconciliation') ? <ReconciliationPage /> : <BillsPage billerId={tenantId!} />;
   if (s.client.kind === 'ISSUER') return path.startsWith('/cards') ? <CardsPage /> : path.startsWith('/blacklist') ? <BlacklistPage /> : <ReadersPage cardCompanyId={tenantId!} />;
-  return path.startsWith('/ledger') ? <LedgerPage /> : <SettlementPage />;
+  return path.startsWith('/ledger') ? <LedgerPage /> : path.startsWith('/pki') ? <PkiPage /> : path.startsWith('/tenants') ? <TenantsPage /> : <SettlementPage />;
 }
