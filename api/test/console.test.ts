@@ -516,6 +516,42 @@ describe('3c. the card company’s blacklist', () => {
   });
 });
 
+describe('3d. a card company replaces the lost card (补卡)', () => {
+  it('types the new card, sees the old one REPLACED and when its purse moves; the database has the new card for the same holder', async () => {
+    const newNumber = testCardNumber('623177200000');
+    const page = await consolePage();
+    try {
+      await signIn(page, 'issuer');
+      await page.getByRole('link', { name: 'Cards' }).click();
+      await page.fill('#card-number', cardNumber);
+      await page.keyboard.press('Enter');
+      await page.waitForSelector('#card-found[data-status=LOST]');
+      await page.fill('#replace-number', newNumber.replace(/(\d{4})/g, '$1 '));
+      await page.fill('#replace-asn', 'ABCDEF0123456789ABCD');
+      await page.fill('#replace-issued', '2026-12-01');
+      await page.fill('#replace-expires', '2031-12-01');
+      await page.fill('#replace-reason', 'lost on the metro; new card at the counter');
+      expect((await accessibilityViolations(page)).filter((v) => ['serious', 'critical'].includes(v.impact))).toEqual([]);
+      await page.click('#replace-submit');
+      await page.waitForSelector('#card-found[data-status=REPLACED]');
+      expect(await page.textContent('#replace-done')).toMatch(new RegExp(`^Replaced by card ${newNumber}: .+ moves to it at .+\\.$`));
+      expect(await page.locator('#replace-number').count()).toBe(0); // a replaced card is not replaced again
+      await screenshot(page, 'issuer-replace');
+
+      const em = world.db.orm.em.fork();
+      const [old] = await em.execute<{ id: string; status: string; holder_id: string }[]>(`select id, status, holder_id from card where card_number = ?`, [cardNumber]);
+      const [made] = await em.execute<{ id: string; status: string; holder_id: string; asn: string }[]>(`select id, status, holder_id, asn from card where card_number = ?`, [newNumber]);
+      expect(old!.status).toBe('REPLACED');
+      expect(made).toMatchObject({ status: 'ACTIVE', holder_id: old!.holder_id });
+      expect(made!.asn.toUpperCase()).toBe('ABCDEF0123456789ABCD');
+      expect(await em.execute(`select 1 from card_balance_transfer where from_card_id = ? and to_card_id = ?`, [old!.id, made!.id])).toHaveLength(1);
+      expect(problemsOf(page)).toEqual([]);
+    } finally {
+      await page.close();
+    }
+  });
+});
+
 describe('4. the operator closes and clears a window and resolves a reconciliation difference', () => {
   // Ten days ago in Shenzhen: one top-up of ours the gateway agrees with, and a charge only the gateway has.
   const day = new Intl.DateTimeFormat('en-CA', { timeZone: 'Asia/Shanghai', year: 'numeric', month: '2-digit', day: '2-digit' }).format(new Date(Date.now() - 10 * 86_400_000));
