@@ -423,7 +423,7 @@ describe('2b. a biller publishes, amends and withdraws a bill', () => {
 
 describe('3. a card company registers a reader from its CSRs and revokes it', () => {
   beforeAll(async () => {
-    await consoleUser('issuer', 'ISSUER', world.gz.cardCompanyId, 'Yangchengtong back office', ['readers:manage', 'cards:read', 'cards:write']);
+    await consoleUser('issuer', 'ISSUER', world.gz.cardCompanyId, 'Yangchengtong back office', ['readers:manage', 'cards:read', 'cards:write', 'settlements:read']);
   });
 
   const csr = () => csrFor(generateKeyPairSync('rsa', { modulusLength: 2048, privateKeyEncoding: { type: 'pkcs1', format: 'pem' }, publicKeyEncoding: { type: 'spki', format: 'pem' } }).privateKey);
@@ -701,6 +701,36 @@ describe('4b. the merchant’s settlement statements', () => {
   });
 });
 
+describe('4e. the card company’s settlement windows', () => {
+  it('opens today’s cleared Guangzhou window: the batch, each participant’s net as a chart and a line; the database agrees', async () => {
+    const today = new Intl.DateTimeFormat('en-CA', { timeZone: 'Asia/Shanghai', year: 'numeric', month: '2-digit', day: '2-digit' }).format(new Date());
+    const lines = await world.db.orm.em.fork().execute<{ participant_name: string }[]>(
+      `select l.participant_name from settlement_line l join settlement_batch b on b.id = l.batch_id join settlement_window w on w.id = b.window_id join city c on c.id = w.city_id
+        where c.code = 'GZ' and w.business_day = ? order by l.participant_name`,
+      [today],
+    );
+    const page = await consolePage();
+    try {
+      await signIn(page, 'issuer');
+      await page.getByRole('link', { name: 'Settlement' }).click();
+      await page.getByRole('button', { name: `Batch GZ ${today}` }).click();
+      await page.waitForSelector(`#batch[data-window="GZ ${today}"]`);
+      expect((await page.locator('#batch-lines tbody tr').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-participant')))).sort()).toEqual(lines.map((l) => l.participant_name));
+      expect(await page.locator('#batch-lines tr[data-participant="Console Tea House"] td').allTextContents()).toEqual(['MERCHANT', '1', '¥30.00', '¥12.50', '¥0.00', '¥17.50', '¥17.50', expect.stringMatching(/^(PAYING|PAID)$/)]);
+      expect(await page.locator('#batch-lines tr[data-participant="Console Water"] td').allTextContents()).toEqual(['BILLER', '1', '¥45.20', '¥0.00', '¥0.00', '¥45.20', '¥45.20', expect.stringMatching(/^(PAYING|PAID)$/)]);
+      const said = await page.getAttribute('#batch figure.chart svg', 'aria-label');
+      expect(said).toContain('Console Tea House ¥17.50');
+      expect(said).toContain('Console Water ¥45.20');
+      expect(await page.locator('#batch figure.chart rect').count()).toBe(lines.length);
+      await screenshot(page, 'issuer-settlement');
+      expect((await accessibilityViolations(page)).filter((v) => ['serious', 'critical'].includes(v.impact))).toEqual([]);
+      expect(problemsOf(page)).toEqual([]);
+    } finally {
+      await page.close();
+    }
+  });
+});
+
 describe('4c. the operator’s PKI', () => {
   it('lists every CA with its certificate and CRL, and tells the revoked reader’s certificate from an unknown serial', async () => {
     const em = world.db.orm.em.fork();
@@ -743,7 +773,7 @@ describe('4d. the operator’s tenants', () => {
       await page.getByRole('link', { name: 'Tenants' }).click();
       await page.locator('#cities tr[data-city="SZ"]').waitFor();
       expect(await page.locator('#cities tr[data-city="GZ"]').textContent()).toContain('Asia/Shanghai');
-      await page.selectOption('#merchant-city', { label: await page.locator('#merchant-city option', { hasText: /^SZ · / }).textContent() });
+      await page.selectOption('#merchant-city', { label: (await page.locator('#merchant-city option', { hasText: /^SZ · / }).textContent())! });
       await page.fill('#merchant-name', 'Console Noodle Bar');
       await page.click('#merchant-create');
       await page.waitForSelector('#merchant-made');

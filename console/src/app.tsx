@@ -8,6 +8,7 @@ import { lang, setLang, t, type WordKey } from './i18n.ts';
 import { BillsPage } from './pages/bills.tsx';
 import { BlacklistPage } from './pages/blacklist.tsx';
 import { CardsPage } from './pages/cards.tsx';
+import { CitySettlementPage } from './pages/city-settlement.tsx';
 import { LedgerPage } from './pages/ledger.tsx';
 import { ReconciliationPage } from './pages/reconciliation.tsx';
 import { PaymentPage, PaymentsPage } from './pages/payments.tsx';
@@ -42,6 +43,7 @@ const NAV: Record<Kind, { path: string; label: WordKey }[]> = {
     { path: '/readers', label: 'readers' },
     { path: '/cards', label: 'cards' },
     { path: '/blacklist', label: 'blacklist' },
+    { path: '/city-settlement', label: 'settlement' },
     { path: '/users', label: 'users' },
   ],
   OPERATOR: [
@@ -140,6 +142,6 @@ function Pages({ session: s }: { session: Session }) {
   const payment = match('/payments/:id', path);
   if (s.client.kind === 'MERCHANT') return payment ? <PaymentPage id={payment.id!} /> : path.startsWith('/webhooks') ? <WebhooksPage /> : path.startsWith('/statements') ? <StatementsPage /> : <PaymentsPage />;
   if (s.client.kind === 'BILLER') return path.startsWith('/reconciliation') ? <ReconciliationPage /> : <BillsPage billerId={tenantId!} />;
-  if (s.client.kind === 'ISSUER') return path.startsWith('/cards') ? <CardsPage /> : path.startsWith('/blacklist') ? <BlacklistPage /> : <ReadersPage cardCompanyId={tenantId!} />;
+  if (s.client.kind === 'ISSUER') return path.startsWith('/cards') ? <CardsPage /> : path.startsWith('/blacklist') ? <BlacklistPage /> : path.startsWith('/city-settlement') ? <CitySettlementPage /> : <ReadersPage cardCompanyId={tenantId!} />;
   return path.startsWith('/ledger') ? <LedgerPage /> : path.startsWith('/pki') ? <PkiPage /> : path.startsWith('/tenants') ? <TenantsPage /> : <SettlementPage />;
 }

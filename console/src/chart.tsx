@@ -79,3 +79,39 @@ export function StackedBarChart({ title, labels, series, format }: { title: stri
     </figure>
   );
 }
+
+/**
+ * Signed amounts side by side (e.g. net per participant): one horizontal bar each from a zero line,
+ * to the right when positive, to the left (another colour) when negative, the figure beside it.
+ */
+export function NetChart({ title, bars, format }: { title: string; bars: { label: string; value: number }[]; format(value: number): string }) {
+  const max = Math.max(1, ...bars.map((b) => Math.abs(b.value)));
+  const half = 160;
+  const labelWidth = 180;
+  const row = 22;
+  const zero = labelWidth + half;
+  return (
+    <figure class="chart">
+      <svg role="img" aria-label={`${title}: ${bars.map((b) => `${b.label} ${format(b.value)}`).join(', ') || '0'}`} viewBox={`0 0 ${labelWidth + 2 * half + 90} ${bars.length * row + 4}`} width={labelWidth + 2 * half + 90} height={bars.length * row + 4}>
+        <line x1={zero} x2={zero} y1={0} y2={bars.length * row + 4} class="zero" />
+        {bars.map((b, i) => {
+          const w = Math.round((Math.abs(b.value) / max) * half);
+          return (
+            <g key={b.label}>
+              <text x={labelWidth - 6} y={i * row + 15} text-anchor="end" class="axis">
+                {b.label}
+              </text>
+              <rect x={b.value < 0 ? zero - w : zero} y={i * row + 4} width={w} height={row - 8} class={b.value < 0 ? 'bar negative' : 'bar'}>
+                <title>{`${b.label}: ${format(b.value)}`}</title>
+              </rect>
+              <text x={zero + half + 6} y={i * row + 15} class="axis">
+                {format(b.value)}
+              </text>
+            </g>
+          );
+        })}
+      </svg>
+      <figcaption>{title}</figcaption>
+    </figure>
+  );
+}

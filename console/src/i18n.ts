@@ -175,6 +175,15 @@ const WORDS = {
   channel: ['Channel', '渠道'],
   count: ['Count', '笔数'],
   downloadStatementsCsv: ['Download the period’s CSV file', '下载本期结算单 CSV 文件'],
+  // card company settlement
+  showBatch: ['Batch', '清分批次'],
+  batch: ['Settlement batch', '清分批次'],
+  topUps: ['Top-ups', '充值'],
+  netPerParticipant: ['Net per participant', '各参与方净额'],
+  participant: ['Participant', '参与方'],
+  interchange: ['Interchange', '跨城清算'],
+  cardIssuer: ['Cards of', '发卡方'],
+  usedAt: ['Used at', '受理方'],
   // operator PKI
   pki: ['PKI', '证书体系'],
   certificateAuthorities: ['Certificate authorities', '证书颁发机构'],
