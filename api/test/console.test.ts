@@ -29,6 +29,7 @@ import { dispatchRound, JOB_SCHEMA } from '../src/webhooks/dispatcher.js';
 import { BillerKind } from '../src/tenancy/biller.entity.js';
 import { createBiller, createMerchant } from '../src/tenancy/tenancy.service.js';
 import { launchBrowser } from './support/browser.js';
+import { OneCardClient } from '../../sdk-js/src/index.js';
 import { apiClient, cardholderApp, csrFor, issueCard, newReader, OPEN, sessionsOf, testCardNumber, useCardSessionWorld } from './support/card-sessions.js';
 
 const GATEWAY = 'https://gateway.console.test';
@@ -45,7 +46,7 @@ async function consoleUser(party: keyof typeof users, kind: 'MERCHANT' | 'BILLER
   const em = world.db.orm.em.fork();
   const { client } = await createClient(em, { kind, tenantId, name, scopes, redirectUris: [`${world.server.url}/console/`] });
   users[party] = { name, username: `${party}-clerk`, password: `${party} clerk password` };
-  await createPartyUser(em, { clientId: client.client_id, username: users[party].username, password: users[party].password, displayName: name });
+  await createPartyUser(em, { clientId: client.client_id, username: users[party].username, password: users[party].password, displayName: name, admin: true });
 }
 
 beforeAll(async () => {
@@ -126,7 +127,7 @@ describe('1. a merchant refunds a payment', () => {
     const em = world.db.orm.em.fork();
     const shop = await createMerchant(em, { cityId: world.gz.cityId, name: 'Console Tea House' });
     merchant = await apiClient(world, 'MERCHANT', shop.id, ['payments:write', 'payments:read']);
-    await consoleUser('merchant', 'MERCHANT', shop.id, 'Console Tea House', ['payments:read', 'refunds:write', 'webhooks:manage']);
+    await consoleUser('merchant', 'MERCHANT', shop.id, 'Console Tea House', ['payments:read', 'refunds:write', 'webhooks:manage', 'settlements:read', 'users:manage']);
     // A card loaded at the counter, then the holder pays ¥30.00 on their own reader.
     const issuer = await apiClient(world, 'ISSUER', world.gz.cardCompanyId, ['topups:write', 'cards:read']);
     const counter = await newReader(world, 'CONSOLE-COUNTER', world.gz);
@@ -235,6 +236,57 @@ describe('1b. the merchant’s webhook deliveries', () => {
   });
 });
 
+describe('1c. the merchant’s admin makes a clerk, who chooses a password at the first sign-in', () => {
+  it('the initial password is shown once; it leads only to choosing one’s own, then to the merchant’s console', async () => {
+    const page = await consolePage();
+    let initial: string;
+    try {
+      await signIn(page, 'merchant');
+      await page.getByRole('link', { name: 'Users' }).click();
+      await page.fill('#user-username', 'tea-clerk-2');
+      await page.fill('#user-name', '王芳 Tea clerk');
+      await page.click('#user-create');
+      await page.waitForSelector('#user-made[data-username="tea-clerk-2"]');
+      initial = (await page.textContent('#user-initial-password'))!;
+      expect(initial).toMatch(/^[\w-]{20}$/);
+      await screenshot(page, 'merchant-users');
+      expect((await accessibilityViolations(page)).filter((v) => ['serious', 'critical'].includes(v.impact))).toEqual([]);
+      await page.reload();
+      await page.waitForSelector('#user-username');
+      expect(await page.locator('#user-initial-password').count()).toBe(0); // shown once
+      expect(problemsOf(page)).toEqual([]);
+    } finally {
+      await page.close();
+    }
+
+    const clerk = await consolePage();
+    try {
+      await clerk.goto(`${world.server.url}/console`);
+      await clerk.getByRole('button', { name: 'Sign in to Console Tea House' }).click();
+      await clerk.waitForURL(/\/oauth\/interaction\//);
+      await clerk.fill('#username', 'tea-clerk-2');
+      await clerk.fill('#password', initial);
+      await clerk.click('button[type=submit]');
+      await clerk.getByRole('heading', { name: 'Choose your password' }).waitFor();
+      await clerk.fill('#current', initial);
+      await clerk.fill('#next', 'tea clerk’s own password');
+      await clerk.fill('#repeated', 'tea clerk’s own password');
+      await clerk.getByRole('button', { name: 'Save and sign in' }).click();
+      await clerk.getByRole('button', { name: 'Allow' }).click();
+      await clerk.waitForSelector('#signed-in-as');
+      expect(await clerk.textContent('#signed-in-as')).toContain('Console Tea House');
+      await clerk.getByRole('link', { name: 'console-order-1' }).waitFor(); // the merchant's payments
+      expect(problemsOf(clerk)).toEqual([]);
+    } finally {
+      await clerk.close();
+    }
+    const [row] = await world.db.orm.em.fork().execute<{ must_change_password: boolean; admin: boolean; kind: string }[]>(
+      `select u.must_change_password, u.admin, c.kind from party_user u join oauth_client c on c.client_id = u.client_id where u.username = 'tea-clerk-2'`,
+    );
+    expect(row).toEqual({ must_change_password: false, admin: false, kind: 'MERCHANT' });
+  });
+});
+
 describe('2. a biller imports a CSV file', () => {
   beforeAll(async () => {
     const water = await createBiller(world.db.orm.em.fork(), { cityId: world.gz.cityId, name: 'Console Water', kind: BillerKind.WATER });
@@ -319,9 +371,59 @@ describe('2. a biller imports a CSV file', () => {
   });
 });
 
+describe('2b. a biller publishes, amends and withdraws a bill', () => {
+  it('a mistyped amount is caught; the bill published is listed OPEN, amended to ¥60.10, then withdrawn; a paid bill offers neither; the API agrees', async () => {
+    const page = await consolePage();
+    try {
+      await signIn(page, 'biller');
+      await page.fill('#bill-account', 'CW-100');
+      await page.fill('#bill-period', '2026-11');
+      await page.fill('#bill-due', '2026-12-31');
+      await page.fill('#bill-reference', 'cw-2026-11-100');
+      await page.fill('#bill-amount', '58.305');
+      await page.click('#bill-publish');
+      await expect(page.getByRole('alert').textContent()).resolves.toContain('at most 2 decimals');
+      expect(await world.db.orm.em.fork().execute(`select 1 from bill where biller_reference = 'cw-2026-11-100'`)).toEqual([]);
+
+      await page.fill('#bill-amount', '58.3');
+      await page.click('#bill-publish');
+      await page.waitForSelector('#bill-published');
+      const row = page.locator('tr[data-bill="cw-2026-11-100"]');
+      await waitForStatus(page, 'tr[data-bill="cw-2026-11-100"]', 'OPEN');
+      expect(await row.textContent()).toContain('¥58.30');
+
+      await page.getByRole('button', { name: 'Amend cw-2026-11-100' }).click();
+      expect(await page.inputValue('#amend-amount')).toBe('58.30');
+      await page.fill('#amend-amount', '60.10');
+      await page.fill('#amend-due', '2027-01-15');
+      await page.click('#amend-submit');
+      await page.locator('tr[data-bill="cw-2026-11-100"]', { hasText: '¥60.10' }).waitFor();
+      expect(await row.textContent()).toContain('2027-01-15');
+      await screenshot(page, 'biller-bills');
+      expect((await accessibilityViolations(page)).filter((v) => ['serious', 'critical'].includes(v.impact))).toEqual([]);
+
+      // CW-002 was paid with the card: it can be neither amended nor withdrawn.
+      await waitForStatus(page, 'tr[data-bill="cw-2026-10-002"]', 'PAID');
+      expect(await page.locator('tr[data-bill="cw-2026-10-002"] button').count()).toBe(0);
+
+      page.once('dialog', (d) => d.accept());
+      await page.getByRole('button', { name: 'Withdraw cw-2026-11-100' }).click();
+      await waitForStatus(page, 'tr[data-bill="cw-2026-11-100"]', 'WITHDRAWN');
+      expect(await page.textContent('#bill-withdrawn')).toBe('Bill cw-2026-11-100 withdrawn.');
+      const [bill] = await world.db.orm.em.fork().execute<{ status: string; amount_due: string; due_date: string; version: number }[]>(
+        `select status, amount_due::text, due_date::text, version from bill where biller_reference = 'cw-2026-11-100'`,
+      );
+      expect(bill).toEqual({ status: 'WITHDRAWN', amount_due: '6010', due_date: '2027-01-15', version: 3 });
+      expect(problemsOf(page)).toEqual([]);
+    } finally {
+      await page.close();
+    }
+  });
+});
+
 describe('3. a card company registers a reader from its CSRs and revokes it', () => {
   beforeAll(async () => {
-    await consoleUser('issuer', 'ISSUER', world.gz.cardCompanyId, 'Yangchengtong back office', ['readers:manage', 'cards:read', 'cards:write']);
+    await consoleUser('issuer', 'ISSUER', world.gz.cardCompanyId, 'Yangchengtong back office', ['readers:manage', 'cards:read', 'cards:write', 'settlements:read']);
   });
 
   const csr = () => csrFor(generateKeyPairSync('rsa', { modulusLength: 2048, privateKeyEncoding: { type: 'pkcs1', format: 'pem' }, publicKeyEncoding: { type: 'spki', format: 'pem' } }).privateKey);
@@ -393,6 +495,63 @@ describe('3b. a card company finds a card by its number and reports it lost', ()
   });
 });
 
+describe('3c. the card company’s blacklist', () => {
+  it('the card just reported lost is on it, added with its reason, as terminals will receive it', async () => {
+    const page = await consolePage();
+    try {
+      await signIn(page, 'issuer');
+      await page.getByRole('link', { name: 'Blacklist' }).click();
+      const entry = page.locator(`#blacklist tr[data-asn="${chip.asn}"]`);
+      await entry.waitFor();
+      expect(await entry.getAttribute('data-action')).toBe('ADD');
+      expect(await entry.textContent()).toContain('the holder called: lost on the metro');
+      const [latest] = await world.db.orm.em.fork().execute<{ version: number }[]>(`select max(version)::int as version from card_blacklist where card_company_id = ?`, [world.gz.cardCompanyId]);
+      expect(await page.textContent('#blacklist-title + p')).toContain(`version ${latest!.version}`);
+      await screenshot(page, 'issuer-blacklist');
+      expect((await accessibilityViolations(page)).filter((v) => ['serious', 'critical'].includes(v.impact))).toEqual([]);
+      expect(problemsOf(page)).toEqual([]);
+    } finally {
+      await page.close();
+    }
+  });
+});
+
+describe('3d. a card company replaces the lost card (补卡)', () => {
+  it('types the new card, sees the old one REPLACED and when its purse moves; the database has the new card for the same holder', async () => {
+    const newNumber = testCardNumber('623177200000');
+    const page = await consolePage();
+    try {
+      await signIn(page, 'issuer');
+      await page.getByRole('link', { name: 'Cards' }).click();
+      await page.fill('#card-number', cardNumber);
+      await page.keyboard.press('Enter');
+      await page.waitForSelector('#card-found[data-status=LOST]');
+      await page.fill('#replace-number', newNumber.replace(/(\d{4})/g, '$1 '));
+      await page.fill('#replace-asn', 'ABCDEF0123456789ABCD');
+      await page.fill('#replace-issued', '2026-12-01');
+      await page.fill('#replace-expires', '2031-12-01');
+      await page.fill('#replace-reason', 'lost on the metro; new card at the counter');
+      expect((await accessibilityViolations(page)).filter((v) => ['serious', 'critical'].includes(v.impact))).toEqual([]);
+      await page.click('#replace-submit');
+      await page.waitForSelector('#card-found[data-status=REPLACED]');
+      expect(await page.textContent('#replace-done')).toMatch(new RegExp(`^Replaced by card ${newNumber}: .+ moves to it at .+\\.$`));
+      expect(await page.locator('#replace-number').count()).toBe(0); // a replaced card is not replaced again
+      await screenshot(page, 'issuer-replace');
+
+      const em = world.db.orm.em.fork();
+      const [old] = await em.execute<{ id: string; status: string; holder_id: string }[]>(`select id, status, holder_id from card where card_number = ?`, [cardNumber]);
+      const [made] = await em.execute<{ id: string; status: string; holder_id: string; asn: string }[]>(`select id, status, holder_id, asn from card where card_number = ?`, [newNumber]);
+      expect(old!.status).toBe('REPLACED');
+      expect(made).toMatchObject({ status: 'ACTIVE', holder_id: old!.holder_id });
+      expect(made!.asn.toUpperCase()).toBe('ABCDEF0123456789ABCD');
+      expect(await em.execute(`select 1 from card_balance_transfer where from_card_id = ? and to_card_id = ?`, [old!.id, made!.id])).toHaveLength(1);
+      expect(problemsOf(page)).toEqual([]);
+    } finally {
+      await page.close();
+    }
+  });
+});
+
 describe('4. the operator closes and clears a window and resolves a reconciliation difference', () => {
   // Ten days ago in Shenzhen: one top-up of ours the gateway agrees with, and a charge only the gateway has.
   const day = new Intl.DateTimeFormat('en-CA', { timeZone: 'Asia/Shanghai', year: 'numeric', month: '2-digit', day: '2-digit' }).format(new Date(Date.now() - 10 * 86_400_000));
@@ -404,7 +563,7 @@ describe('4. the operator closes and clears a window and resolves a reconciliati
   ];
 
   beforeAll(async () => {
-    await consoleUser('operator', 'OPERATOR', null, 'OneCard operations', ['settlements:read', 'settlements:manage', 'ledger:read']);
+    await consoleUser('operator', 'OPERATOR', null, 'OneCard operations', ['settlements:read', 'settlements:manage', 'ledger:read', 'tenants:manage']);
     nock.disableNetConnect();
     nock.enableNetConnect('127.0.0.1');
     nock(GATEWAY)
@@ -467,6 +626,167 @@ describe('4. the operator closes and clears a window and resolves a reconciliati
       await page.waitForSelector('#ledger-result[data-problems="0"]');
       expect(await page.textContent('#ledger-result')).toContain('The ledger balances: no problem found.');
       expect(await checkLedger(world.db.orm.em.fork())).toEqual([]);
+      expect(problemsOf(page)).toEqual([]);
+    } finally {
+      await page.close();
+    }
+  });
+});
+
+describe('4b. the merchant’s settlement statements', () => {
+  // Today's Guangzhou window, closed and cleared by the operator's back end: the merchant's ¥30.00 payment and its ¥12.50 refund.
+  const today = new Intl.DateTimeFormat('en-CA', { timeZone: 'Asia/Shanghai', year: 'numeric', month: '2-digit', day: '2-digit' }).format(new Date());
+  const cityHour = (d: Date) => new Intl.DateTimeFormat('en-GB', { timeZone: 'Asia/Shanghai', hour: '2-digit', hourCycle: 'h23' }).format(d);
+  let shopId: string;
+
+  beforeAll(async () => {
+    const made = await createClient(world.db.orm.em.fork(), { kind: 'OPERATOR', tenantId: null, name: 'operations back end', scopes: ['settlements:manage'] });
+    const operator = new OneCardClient({ baseUrl: world.server.url, clientId: made.client.client_id, clientSecret: made.clientSecret!, scope: 'settlements:manage' });
+    const closed = await operator.request<{ closeSettlementWindow: { window: { id: string } | null; userErrors: unknown[] } }>(
+      'mutation($input: CloseSettlementWindowInput!) { closeSettlementWindow(input: $input) { window { id } userErrors { code message } } }',
+      { input: { city: toGlobalId('City', world.gz.cityId), businessDay: today } },
+    );
+    expect(closed.closeSettlementWindow.userErrors).toEqual([]);
+    const cleared = await operator.request<{ clearSettlementWindow: { userErrors: unknown[] } }>('mutation($input: ClearSettlementWindowInput!) { clearSettlementWindow(input: $input) { userErrors { code message } } }', {
+      input: { window: closed.closeSettlementWindow.window!.id },
+    });
+    expect(cleared.clearSettlementWindow.userErrors).toEqual([]);
+    [{ id: shopId }] = await world.db.orm.em.fork().execute<{ id: string }[]>(`select id from merchant where name = 'Console Tea House'`);
+  });
+
+  it('lists the day’s statement, charts its payment and refund by hour and channel, and downloads the CSV file', async () => {
+    const items = (await world.db.orm.em.fork().execute<{ kind: string; epoch_ms: string }[]>(`select kind, (extract(epoch from occurred_at) * 1000)::bigint::text as epoch_ms from clearing_item where participant_id = ? order by kind`, [shopId])).map((i) => ({ kind: i.kind, occurred_at: new Date(Number(i.epoch_ms)) }));
+    expect(items.map((i) => i.kind)).toEqual(['PAYMENT', 'REFUND']);
+    const page = await consolePage();
+    try {
+      await signIn(page, 'merchant');
+      await page.getByRole('link', { name: 'Settlement statements' }).click();
+      const row = page.locator(`tr[data-statement="GZ ${today}"]`);
+      await row.waitFor();
+      const cells = await row.locator('td, th').allTextContents();
+      // business day, city, status, sales, gross, refunds, fees, net: the merchant has no fee plan.
+      expect(cells.slice(0, 8)).toEqual([today, 'GZ', expect.stringMatching(/^(PAYING|PAID)$/), '1', '¥30.00', '¥12.50', '¥0.00', '¥17.50']);
+
+      // The chart of the newest statement: each channel at the city hour it happened, and the channel totals.
+      await page.waitForSelector(`#statement-volume[data-statement="GZ ${today}"]`);
+      const said = await page.getAttribute('#statement-volume svg', 'aria-label');
+      const [payment, refund] = items;
+      for (const [item, text] of [[payment!, 'PAYMENT ¥30.00'], [refund!, 'REFUND ¥12.50']] as const) expect(said).toMatch(new RegExp(`${cityHour(item.occurred_at)}: [^;]*${text}`));
+      expect(await page.locator('#statement-volume svg rect').count()).toBe(2);
+      expect(await page.locator('#statement-channels tbody tr').evaluateAll((rows) => rows.map((r) => [...r.children].map((c) => c.textContent)))).toEqual([
+        ['PAYMENT', '1', '¥30.00'],
+        ['REFUND', '1', '¥12.50'],
+      ]);
+      await screenshot(page, 'merchant-statements');
+      expect((await accessibilityViolations(page)).filter((v) => ['serious', 'critical'].includes(v.impact))).toEqual([]);
+
+      // The period's CSV file: the statement's line, amounts in minor units.
+      const [download] = await Promise.all([page.waitForEvent('download'), page.click('#statements-csv')]);
+      const csv = await fs.readFile((await download.path())!, 'utf8');
+      const [header, ...lines] = csv.trim().split(/\r?\n/);
+      expect(lines).toHaveLength(1);
+      const line = Object.fromEntries(header!.split(',').map((name, i) => [name, lines[0]!.split(',')[i]]));
+      expect(line).toMatchObject({ business_day: today, city: 'GZ', participant_name: 'Console Tea House', gross: '3000', refunds: '1250', net: '1750' });
+      expect(download.suggestedFilename()).toMatch(/^settlement-statements-\d{4}-\d{2}-\d{2}-to-\d{4}-\d{2}-\d{2}\.csv$/);
+
+      // In Chinese: the words follow, the figures stay.
+      await page.getByRole('button', { name: '中文' }).click();
+      await page.getByRole('heading', { name: '结算单' }).waitFor();
+      expect(await row.textContent()).toContain('¥17.50');
+      await page.getByRole('button', { name: 'English' }).click();
+      expect(problemsOf(page)).toEqual([]);
+    } finally {
+      await page.close();
+    }
+  });
+});
+
+describe('4e. the card company’s settlement windows', () => {
+  it('opens today’s cleared Guangzhou window: the batch, each participant’s net as a chart and a line; the database agrees', async () => {
+    const today = new Intl.DateTimeFormat('en-CA', { timeZone: 'Asia/Shanghai', year: 'numeric', month: '2-digit', day: '2-digit' }).format(new Date());
+    const lines = await world.db.orm.em.fork().execute<{ participant_name: string }[]>(
+      `select l.participant_name from settlement_line l join settlement_batch b on b.id = l.batch_id join settlement_window w on w.id = b.window_id join city c on c.id = w.city_id
+        where c.code = 'GZ' and w.business_day = ? order by l.participant_name`,
+      [today],
+    );
+    const page = await consolePage();
+    try {
+      await signIn(page, 'issuer');
+      await page.getByRole('link', { name: 'Settlement' }).click();
+      await page.getByRole('button', { name: `Batch GZ ${today}` }).click();
+      await page.waitForSelector(`#batch[data-window="GZ ${today}"]`);
+      expect((await page.locator('#batch-lines tbody tr').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-participant')))).sort()).toEqual(lines.map((l) => l.participant_name));
+      expect(await page.locator('#batch-lines tr[data-participant="Console Tea House"] td').allTextContents()).toEqual(['MERCHANT', '1', '¥30.00', '¥12.50', '¥0.00', '¥17.50', '¥17.50', expect.stringMatching(/^(PAYING|PAID)$/)]);
+      expect(await page.locator('#batch-lines tr[data-participant="Console Water"] td').allTextContents()).toEqual(['BILLER', '1', '¥45.20', '¥0.00', '¥0.00', '¥45.20', '¥45.20', expect.stringMatching(/^(PAYING|PAID)$/)]);
+      const said = await page.getAttribute('#batch figure.chart svg', 'aria-label');
+      expect(said).toContain('Console Tea House ¥17.50');
+      expect(said).toContain('Console Water ¥45.20');
+      expect(await page.locator('#batch figure.chart rect').count()).toBe(lines.length);
+      await screenshot(page, 'issuer-settlement');
+      expect((await accessibilityViolations(page)).filter((v) => ['serious', 'critical'].includes(v.impact))).toEqual([]);
+      expect(problemsOf(page)).toEqual([]);
+    } finally {
+      await page.close();
+    }
+  });
+});
+
+describe('4c. the operator’s PKI', () => {
+  it('lists every CA with its certificate and CRL, and tells the revoked reader’s certificate from an unknown serial', async () => {
+    const em = world.db.orm.em.fork();
+    const cas = await em.execute<{ id: string }[]>(`select id from certificate_authority order by id`);
+    const [revoked] = await em.execute<{ serial: string }[]>(`select serial from issued_certificate where profile = 'reader' and status = 'REVOKED' order by serial limit 1`);
+    const page = await consolePage();
+    try {
+      await signIn(page, 'operator');
+      await page.getByRole('link', { name: 'PKI' }).click();
+      await page.waitForSelector('#cas tbody tr');
+      expect((await page.locator('#cas tbody tr').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-ca')))).sort()).toEqual(cas.map((c) => c.id));
+      // A working CA's CRL link serves its CRL (DER), as relying parties fetch it.
+      const crl = await page.locator('#cas a.crl').first().getAttribute('href');
+      const served = await fetch(new URL(new URL(crl!).pathname, world.server.url));
+      expect([served.status, served.headers.get('content-type')]).toEqual([200, 'application/pkix-crl']);
+
+      // The reader revoked in 3. (its serial typed in capitals with colons, as certificates print it).
+      await page.fill('#certificate-serial', revoked!.serial.toUpperCase().replace(/(..)(?=.)/g, '$1:'));
+      await page.click('#certificate-check');
+      await page.waitForSelector('#certificate-status[data-status=REVOKED]');
+      expect(await page.textContent('#certificate-status')).toContain(revoked!.serial);
+      await screenshot(page, 'operator-pki');
+      expect((await accessibilityViolations(page)).filter((v) => ['serious', 'critical'].includes(v.impact))).toEqual([]);
+
+      await page.fill('#certificate-serial', 'ffff0000');
+      await page.keyboard.press('Enter');
+      await page.waitForSelector('#certificate-status[data-status=UNKNOWN]');
+      expect(problemsOf(page)).toEqual([]);
+    } finally {
+      await page.close();
+    }
+  });
+});
+
+describe('4d. the operator’s tenants', () => {
+  it('lists the cities, makes a merchant in Shenzhen, and sees it listed with its creation in the city’s time', async () => {
+    const page = await consolePage();
+    try {
+      await signIn(page, 'operator');
+      await page.getByRole('link', { name: 'Tenants' }).click();
+      await page.locator('#cities tr[data-city="SZ"]').waitFor();
+      expect(await page.locator('#cities tr[data-city="GZ"]').textContent()).toContain('Asia/Shanghai');
+      await page.selectOption('#merchant-city', { label: (await page.locator('#merchant-city option', { hasText: /^SZ · / }).textContent())! });
+      await page.fill('#merchant-name', 'Console Noodle Bar');
+      await page.click('#merchant-create');
+      await page.waitForSelector('#merchant-made');
+      const row = page.locator('#merchants tr[data-merchant="Console Noodle Bar"]');
+      await row.waitFor();
+      const [made] = await world.db.orm.em.fork().execute<{ code: string; created_at: string }[]>(
+        `select c.code, (extract(epoch from m.created_at) * 1000)::bigint::text as created_at from merchant m join city c on c.id = m.city_id where m.name = 'Console Noodle Bar'`,
+      );
+      expect(made!.code).toBe('SZ');
+      const created = new Intl.DateTimeFormat('en-GB', { timeZone: 'Asia/Shanghai', dateStyle: 'medium', timeStyle: 'short' }).format(new Date(Number(made!.created_at)));
+      expect(await row.locator('td').allTextContents()).toEqual(['SZ', 'CNY', 'ACTIVE', created]);
+      await screenshot(page, 'operator-tenants');
+      expect((await accessibilityViolations(page)).filter((v) => ['serious', 'critical'].includes(v.impact))).toEqual([]);
       expect(problemsOf(page)).toEqual([]);
     } finally {
       await page.close();

@@ -99,6 +99,8 @@ const MATRIX: Record<string, Rule> = {
   'Mutation.updateBiller': { access: 'operator', scope: 'tenants:manage' },
   'Mutation.createOAuthClient': { access: 'operator', scope: 'clients:manage' },
   'Mutation.disableOAuthClient': { access: 'operator', scope: 'clients:manage' },
+  // The operator (clients:manage) for any party; a party's admin user only for its own party: another party's sign-in client is NOT_FOUND (console-party-users.test.ts).
+  'Mutation.createPartyUser': { access: 'owned', kinds: ['MERCHANT', 'BILLER', 'ISSUER'] },
   'Mutation.postJournalEntry': { access: 'operator', scope: 'ledger:write' },
   'Mutation.reverseJournalEntry': { access: 'operator', scope: 'ledger:write' },
   'Query.card': { access: 'owned', kinds: ['ISSUER'] }, // cards: isolation by id and in lists checked in cards.test.ts

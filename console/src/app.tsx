@@ -6,12 +6,18 @@ import { ViewerDocument } from '@onecard/sdk/browser';
 import { useEffect, useState } from 'preact/hooks';
 import { lang, setLang, t, type WordKey } from './i18n.ts';
 import { BillsPage } from './pages/bills.tsx';
+import { BlacklistPage } from './pages/blacklist.tsx';
 import { CardsPage } from './pages/cards.tsx';
+import { CitySettlementPage } from './pages/city-settlement.tsx';
 import { LedgerPage } from './pages/ledger.tsx';
 import { ReconciliationPage } from './pages/reconciliation.tsx';
 import { PaymentPage, PaymentsPage } from './pages/payments.tsx';
+import { PkiPage } from './pages/pki.tsx';
 import { ReadersPage } from './pages/readers.tsx';
 import { SettlementPage } from './pages/settlement.tsx';
+import { StatementsPage } from './pages/statements.tsx';
+import { TenantsPage } from './pages/tenants.tsx';
+import { UsersPage } from './pages/users.tsx';
 import { WebhooksPage } from './pages/webhooks.tsx';
 import { match, navigate, route } from './router.ts';
 import { apiClient, beginSignIn, type Session, session, type SignInClient, signInClients, signOut } from './session.ts';
@@ -25,18 +31,27 @@ const NAV: Record<Kind, { path: string; label: WordKey }[]> = {
   MERCHANT: [
     { path: '/payments', label: 'payments' },
     { path: '/webhooks', label: 'webhooks' },
+    { path: '/statements', label: 'statements' },
+    { path: '/users', label: 'users' },
   ],
   BILLER: [
     { path: '/bills', label: 'bills' },
     { path: '/reconciliation', label: 'reconciliation' },
+    { path: '/users', label: 'users' },
   ],
   ISSUER: [
     { path: '/readers', label: 'readers' },
     { path: '/cards', label: 'cards' },
+    { path: '/blacklist', label: 'blacklist' },
+    { path: '/city-settlement', label: 'settlement' },
+    { path: '/users', label: 'users' },
   ],
   OPERATOR: [
     { path: '/settlement', label: 'settlement' },
     { path: '/ledger', label: 'ledger' },
+    { path: '/tenants', label: 'tenants' },
+    { path: '/pki', label: 'pki' },
+    { path: '/users', label: 'users' },
   ],
 };
 
@@ -123,9 +138,10 @@ function Pages({ session: s }: { session: Session }) {
   }, [path, home, s.client.kind]);
   if (error) return <ErrorText error={error} />;
   if (tenantId === undefined) return <p class="loading">{t('loading')}</p>;
+  if (path.startsWith('/users')) return <UsersPage session={s} />;
   const payment = match('/payments/:id', path);
-  if (s.client.kind === 'MERCHANT') return payment ? <PaymentPage id={payment.id!} /> : path.startsWith('/webhooks') ? <WebhooksPage /> : <PaymentsPage />;
-  if (s.client.kind === 'BILLER') return path.startsWith('/reconciliation') ? <ReconciliationPage /> : <BillsPage />;
-  if (s.client.kind === 'ISSUER') return path.startsWith('/cards') ? <CardsPage /> : <ReadersPage cardCompanyId={tenantId!} />;
-  return path.startsWith('/ledger') ? <LedgerPage /> : <SettlementPage />;
+  if (s.client.kind === 'MERCHANT') return payment ? <PaymentPage id={payment.id!} /> : path.startsWith('/webhooks') ? <WebhooksPage /> : path.startsWith('/statements') ? <StatementsPage /> : <PaymentsPage />;
+  if (s.client.kind === 'BILLER') return path.startsWith('/reconciliation') ? <ReconciliationPage /> : <BillsPage billerId={tenantId!} />;
+  if (s.client.kind === 'ISSUER') return path.startsWith('/cards') ? <CardsPage /> : path.startsWith('/blacklist') ? <BlacklistPage /> : path.startsWith('/city-settlement') ? <CitySettlementPage /> : <ReadersPage cardCompanyId={tenantId!} />;
+  return path.startsWith('/ledger') ? <LedgerPage /> : path.startsWith('/pki') ? <PkiPage /> : path.startsWith('/tenants') ? <TenantsPage /> : <SettlementPage />;
 }

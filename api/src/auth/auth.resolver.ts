@@ -7,8 +7,10 @@ import type { PrincipalKind } from './principal.js';
 import { fromGlobalId, toGlobalId } from '../graphql/global-id.js';
 import { withUserErrors } from '../graphql/domain-error.js';
 import { userError, UserErrorCode } from '../graphql/user-error.js';
-import { CreateOAuthClientInput, CreateOAuthClientPayload, DisableOAuthClientInput, DisableOAuthClientPayload, OAuthClientType, type PrincipalKindEnum, ViewerType } from './auth.types.js';
+import { CreateOAuthClientInput, CreateOAuthClientPayload, CreatePartyUserInput, CreatePartyUserPayload, PartyUserType, DisableOAuthClientInput, DisableOAuthClientPayload, OAuthClientType, type PrincipalKindEnum, ViewerType } from './auth.types.js';
 import { createClient, disableClient, type OAuthClientRow } from './clients.service.js';
+import { createPartyUserAs, type PartyUser } from './party-users.service.js';
+import { scopeByKind } from './scopes.js';
 
 /** The GraphQL type of each kind's tenant, for global ids. */
 export const TENANT_TYPE: Record<PrincipalKind, string | null> = {
@@ -38,6 +40,18 @@ export async function tenantExists(em: EntityManager, kind: PrincipalKind, tenan
   if (kind === 'BILLER') return (await findBiller(em, tenantId)) !== null;
   if (kind === 'ISSUER' || kind === 'CARDHOLDER_APP') return (await findCardCompany(em, tenantId)) !== null;
   return false;
+}
+
+export function partyUserView(user: PartyUser): PartyUserType {
+  return Object.assign(new PartyUserType(), {
+    id: toGlobalId('PartyUser', user.id),
+    username: user.username,
+    displayName: user.displayName,
+    signInClient: user.clientId,
+    admin: user.admin,
+    mustChangePassword: user.mustChangePassword,
+    createdAt: user.createdAt,
+  });
 }
 
 @Resolver()
@@ -88,6 +102,22 @@ export class AuthResolver {
         return { client: clientView(client), clientSecret, userErrors: [] };
       },
       { client: null, clientSecret: null },
+    );
+  }
+
+  @Authorized(...scopeByKind({ OPERATOR: 'clients:manage', MERCHANT: 'users:manage', BILLER: 'users:manage', ISSUER: 'users:manage' }))
+  @Mutation(() => CreatePartyUserPayload, {
+    description:
+      'Makes a console user of a party, with an initial password shown once that the person replaces at the first sign-in. The operator (`clients:manage`) for any party; a party\'s admin user, signed in to the console (`users:manage`), for its own party.',
+  })
+  async createPartyUser(@Arg('input', () => CreatePartyUserInput, { description: 'The user to make.' }) input: CreatePartyUserInput, @Ctx() ctx: GraphQLContext): Promise<CreatePartyUserPayload> {
+    const p = ctx.principal!;
+    return withUserErrors<CreatePartyUserPayload>(
+      async () => {
+        const { user, initialPassword } = await createPartyUserAs(ctx.em, p, { clientId: input.signInClient, username: input.username, displayName: input.displayName, admin: input.admin ?? false });
+        return { user: partyUserView(user), initialPassword, userErrors: [] };
+      },
+      { user: null, initialPassword: null },
     );
   }
 }

@@ -40,7 +40,8 @@ export const consoleRedirectUri = (publicUrl: string) => `${publicUrl}/console/`
 
 /**
  * The web console's sign-in (issue 26): for each demo party a sign-in client (public, code + PKCE,
- * every scope of its kind) and one person who signs in with it. A step of its own, so that a
+ * every scope of its kind) and one person who signs in with it, an admin (who may make the party's
+ * other users). A step of its own, so that a
  * database seeded before the console gets them at its next start.
  */
 export const consoleDemo: SeedStep = {
@@ -54,7 +55,7 @@ export const consoleDemo: SeedStep = {
     }
     const party = async (kind: PrincipalKind, tenant: string | null, name: string, user: { username: string; password: string; displayName: string }) => {
       const { client } = await createClient(em, { kind, tenantId: tenant && fromGlobalId(tenant).id, name, scopes: scopesForKind(kind), redirectUris: [redirectUri] });
-      await createPartyUser(em, { clientId: client.client_id, ...user });
+      await createPartyUser(em, { clientId: client.client_id, ...user, admin: true });
       return { client_id: client.client_id, username: user.username, password: user.password };
     };
     return {

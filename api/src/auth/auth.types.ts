@@ -1,5 +1,6 @@
 import { JSONObjectResolver } from 'graphql-scalars';
 import { Field, ID, InputType, ObjectType, registerEnumType } from 'type-graphql';
+import { DateTimeScalar } from '../graphql/scalars.js';
 import { UserError } from '../graphql/user-error.js';
 
 export enum PrincipalKindEnum {
@@ -114,5 +115,56 @@ export class CreateOAuthClientPayload {
   clientSecret!: string | null;
 
   @Field(() => [UserError], { description: 'Why the client was not registered (INVALID_INPUT, NOT_FOUND); empty on success.' })
+  userErrors!: UserError[];
+}
+
+@ObjectType('PartyUser', { description: 'A person of a merchant, biller, card company or the operator who signs in to the web console, through one sign-in client of the party (docs/console.md#party-users).' })
+export class PartyUserType {
+  @Field(() => ID, { description: 'Global id.' })
+  id!: string;
+
+  @Field({ description: 'What the person types to sign in; unique across OneCard.' })
+  username!: string;
+
+  @Field({ description: 'How the console names the person.' })
+  displayName!: string;
+
+  @Field({ description: 'The OAuth `client_id` of the party\'s sign-in client the person signs in through; its kind and tenant make the token\'s principal.' })
+  signInClient!: string;
+
+  @Field({ description: 'An admin may make the party\'s other users (createPartyUser, signed in to the console).' })
+  admin!: boolean;
+
+  @Field({ description: 'True until the person has replaced the initial password with their own at the first sign-in.' })
+  mustChangePassword!: boolean;
+
+  @Field(() => DateTimeScalar, { description: 'When the user was made.' })
+  createdAt!: Date;
+}
+
+@InputType({ description: 'A new console user of a party.' })
+export class CreatePartyUserInput {
+  @Field({ description: 'The OAuth `client_id` of the party\'s console sign-in client (a public client with the console\'s redirect URI; not a cardholder app).' })
+  signInClient!: string;
+
+  @Field({ description: '3 to 64 letters, digits, ".", "_", "-" or "@", starting with a letter or digit; unique across OneCard.' })
+  username!: string;
+
+  @Field({ description: 'How the console names the person (1 to 100 characters), e.g. "王芳 Billing clerk".' })
+  displayName!: string;
+
+  @Field({ nullable: true, defaultValue: false, description: 'Whether the person may make the party\'s other users. Default false.' })
+  admin?: boolean;
+}
+
+@ObjectType({ description: 'The user made, with the initial password shown once, or why not.' })
+export class CreatePartyUserPayload {
+  @Field(() => PartyUserType, { nullable: true, description: 'The user; null when refused.' })
+  user!: PartyUserType | null;
+
+  @Field(() => String, { nullable: true, description: 'Shown once (only its hash is kept): hand it to the person; the first sign-in asks them to choose their own password.' })
+  initialPassword!: string | null;
+
+  @Field(() => [UserError], { description: 'Why the user was not made (NOT_FOUND: no such sign-in client of a party you may manage; FORBIDDEN_OPERATION: not an admin user; INVALID_INPUT; DUPLICATE_NAME: the user name is taken); empty on success.' })
   userErrors!: UserError[];
 }

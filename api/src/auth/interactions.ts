@@ -3,7 +3,7 @@ import express, { type Request, type Response, Router } from 'express';
 import type Provider from 'oidc-provider';
 import { authenticateCardholder } from './cardholders.service.js';
 import { findClient } from './clients.service.js';
-import { authenticatePartyUser } from './party-users.service.js';
+import { authenticatePartyUser, chooseOwnPassword, MIN_PASSWORD_LENGTH } from './party-users.service.js';
 import { oauthPage } from './pages.js';
 import { escapeHtml } from './provider.js';
 import { SCOPES } from './scopes.js';
@@ -22,6 +22,25 @@ ${error ? `<p class="error">${escapeHtml(error)}</p>` : ''}
 <label for="username">Username</label><input id="username" name="username" autocomplete="username" required autofocus>
 <label for="password">Password</label><input id="password" name="password" type="password" autocomplete="current-password" required>
 <button type="submit">Sign in</button></form>`,
+  );
+}
+
+/**
+ * A party user made with an initial password (createPartyUser, `onecard users create`) chooses their
+ * own before the first sign-in finishes. The current password is asked again: these pages keep no
+ * state between forms, and the check runs under the same throttle as the sign-in.
+ */
+function choosePasswordPage(uid: string, username: string, error?: string): string {
+  return oauthPage(
+    'Choose your password',
+    `<p>You signed in with the password you were given. Choose your own to go on; the one you were given stops working.</p>
+${error ? `<p class="error">${escapeHtml(error)}</p>` : ''}
+<form method="post" action="/oauth/interaction/${escapeHtml(uid)}/password">
+<input type="hidden" name="username" value="${escapeHtml(username)}">
+<label for="current">Password you were given</label><input id="current" name="current" type="password" autocomplete="current-password" required autofocus>
+<label for="next">New password (at least ${MIN_PASSWORD_LENGTH} characters)</label><input id="next" name="next" type="password" autocomplete="new-password" minlength="${MIN_PASSWORD_LENGTH}" required>
+<label for="repeated">New password again</label><input id="repeated" name="repeated" type="password" autocomplete="new-password" required>
+<button type="submit">Save and sign in</button></form>`,
   );
 }
 
@@ -84,7 +103,32 @@ export function interactionRoutes(provider: Provider, orm: MikroORM, throttle: A
       return;
     }
     await throttle.succeeded(orm.em.fork(), keys[0]!);
+    // An initial password signs nobody in: it only leads to choosing one's own.
+    if ('mustChangePassword' in account && account.mustChangePassword) {
+      res.type('html').send(choosePasswordPage(details.uid, account.username));
+      return;
+    }
     await provider.interactionFinished(req, res, { login: { accountId: account.id } }, { mergeWithLastSubmission: false });
+  });
+
+  router.post('/interaction/:uid/password', form, async (req: Request, res: Response) => {
+    const details = await provider.interactionDetails(req, res);
+    const username = String(req.body?.username ?? '');
+    const keys = throttle.signInKeys(username, req.ip ?? 'unknown');
+    const wait = await throttle.retryAfter(orm.em.fork(), keys);
+    if (wait > 0) {
+      res.status(429).setHeader('retry-after', String(wait)).type('html').send(choosePasswordPage(details.uid, username, `Too many sign-in attempts. Wait ${waitText(wait)} and try again.`));
+      return;
+    }
+    const body = (name: string) => String(req.body?.[name] ?? '');
+    const chosen = await chooseOwnPassword(orm.em.fork(), String(details.params.client_id), username, body('current'), body('next'), body('repeated'));
+    if ('refused' in chosen) {
+      if (chosen.wrongPassword) await throttle.failed(orm.em.fork(), keys);
+      res.status(chosen.wrongPassword ? 401 : 400).type('html').send(choosePasswordPage(details.uid, username, chosen.refused));
+      return;
+    }
+    await throttle.succeeded(orm.em.fork(), keys[0]!);
+    await provider.interactionFinished(req, res, { login: { accountId: chosen.id } }, { mergeWithLastSubmission: false });
   });
 
   router.post('/interaction/:uid/confirm', form, async (req: Request, res: Response) => {

@@ -11,6 +11,8 @@ export interface Principal {
   tenantId: string | null;
   /** For a cardholder app's token: the cardholder who signed in and consented. */
   holderId: string | null;
+  /** For a party's console sign-in token: the party user who signed in (the token's `sub`). */
+  userId?: string | null;
   scopes: string[];
 }
 

@@ -177,6 +177,8 @@ export class TokenVerifier {
       clientId: String(claims.client_id),
       tenantId: row.tenant_id,
       holderId: row.kind === 'CARDHOLDER_APP' && typeof claims.sub === 'string' ? claims.sub : null,
+      // A client-credentials token's sub is the client itself; only a signed-in person's names a party user.
+      userId: row.kind !== 'CARDHOLDER_APP' && typeof claims.sub === 'string' && claims.sub !== claims.client_id ? claims.sub : null,
       scopes: typeof claims.scope === 'string' ? claims.scope.split(' ').filter(Boolean) : [],
     };
   }

@@ -3,6 +3,7 @@ import path from 'node:path';
 import { Command } from 'commander';
 import { TENANT_TYPE, tenantExists } from '../auth/auth.resolver.js';
 import { createClient } from '../auth/clients.service.js';
+import { createPartyUserAs } from '../auth/party-users.service.js';
 import { rotateSigningKey } from '../auth/keys.js';
 import { loadKeyEncryptionKey } from '../secrets/kek.js';
 import { loadConfig, type Config } from '../config/config.js';
@@ -135,6 +136,25 @@ export function createProgram(io: { stop?: StopSignal } = {}): Command {
         console.log(`client_id      ${out.client_id}`);
         if (out.client_secret) console.log(`client_secret  ${out.client_secret}   (shown once; only its hash is kept)`);
         console.log(`auth method    ${out.token_endpoint_auth_method}${out.dpop_bound ? ', DPoP-bound tokens' : ''}\nscope          ${out.scope}`);
+      }
+    });
+
+  const users = program.command('users').description('the people of the parties who sign in to the web console (docs/console.md#party-users)');
+  users
+    .command('create')
+    .description('make a console user of a party; prints, once, the initial password the person replaces at the first sign-in')
+    .requiredOption('--client <client_id>', 'the party’s console sign-in client (clients create … --redirect-uri $PUBLIC_URL/console/)')
+    .requiredOption('--username <name>', '3 to 64 letters, digits, ".", "_", "-" or "@"')
+    .requiredOption('--name <display-name>', 'how the console names the person')
+    .option('--admin', 'the person may make the party’s other users')
+    .option('--json', 'print JSON')
+    .action(async (opts: { client: string; username: string; name: string; admin?: boolean; json?: boolean }) => {
+      const { user, initialPassword } = await withOrm((orm) => createPartyUserAs(orm.em.fork(), { kind: 'OPERATOR', tenantId: null }, { clientId: opts.client, username: opts.username, displayName: opts.name, admin: opts.admin ?? false }));
+      const out = { username: user.username, sign_in_client: user.clientId, admin: user.admin, initial_password: initialPassword };
+      if (opts.json) console.log(JSON.stringify(out, null, 2));
+      else {
+        console.log(`username          ${out.username}${out.admin ? ' (admin)' : ''}\nsign-in client    ${out.sign_in_client}`);
+        console.log(`initial password  ${out.initial_password}   (shown once; the first sign-in asks for the person's own)`);
       }
     });
 

@@ -22,8 +22,10 @@ import {
   listWindowsFor,
   netPositions,
   participantOf,
+  participantVolumeByHour,
   statementsFor,
   volumeByHour,
+  type VolumeRow,
 } from './settlement.service.js';
 import {
   BilateralNetType,
@@ -110,6 +112,9 @@ export function lineView(l: LineRow): SettlementLineType {
   return Object.assign(new SettlementLineType(), {
     id: toGlobalId('SettlementLine', l.id),
     uuid: l.id,
+    windowUuid: l.window_id,
+    participantUuid: l.participant_id,
+    currency: l.currency,
     batch: toGlobalId('SettlementBatch', l.batch_id),
     window: toGlobalId('SettlementWindow', l.window_id),
     cityCode: l.city_code,
@@ -286,13 +291,25 @@ export class SettlementBatchResolver {
 
   @FieldResolver(() => [SettlementVolumeType], { description: 'The window’s transactions by local hour and kind (channel), for charts.' })
   async volumeByHour(@Root() batch: SettlementBatchType, @Ctx() ctx: GraphQLContext): Promise<SettlementVolumeType[]> {
-    const rows = await volumeByHour(ctx.em, batch.window.uuid);
-    return rows.map((r) => Object.assign(new SettlementVolumeType(), { hour: r.hour, kind: r.kind as ClearingKindEnum, count: Number(r.count), amount: Money.of(BigInt(r.amount), batch.window.currency) }));
+    return (await volumeByHour(ctx.em, batch.window.uuid)).map((r) => volumeView(r, batch.window.currency));
   }
 
   @FieldResolver(() => [InterchangePositionType], { description: 'Cards of other cities used in this window’s city.' })
   async interchange(@Root() batch: SettlementBatchType, @Ctx() ctx: GraphQLContext): Promise<InterchangePositionType[]> {
     const rows = await interchangeFor(ctx.em, ctx.principal!, batch.window.businessDay);
     return rows.filter((r) => r.batch_id === batch.uuid).map(positionView);
+  }
+}
+
+function volumeView(r: VolumeRow, currency: string): SettlementVolumeType {
+  return Object.assign(new SettlementVolumeType(), { hour: r.hour, kind: r.kind as ClearingKindEnum, count: Number(r.count), amount: Money.of(BigInt(r.amount), currency) });
+}
+
+@Resolver(() => SettlementLineType)
+export class SettlementLineResolver {
+  // Whoever may read the line may read what it sums: the participant's own items of the window.
+  @FieldResolver(() => [SettlementVolumeType], { description: 'This participant’s transactions of the window by local hour and kind (channel), for its statement’s chart; they add up to the line’s sales, refunds and top-ups.' })
+  async volumeByHour(@Root() line: SettlementLineType, @Ctx() ctx: GraphQLContext): Promise<SettlementVolumeType[]> {
+    return (await participantVolumeByHour(ctx.em, line.windowUuid, line.participantKind, line.participantUuid)).map((r) => volumeView(r, line.currency));
   }
 }

@@ -238,6 +238,17 @@ export function volumeByHour(em: EntityManager, windowId: string): Promise<Volum
   );
 }
 
+/** One participant's transactions of a window by local hour and kind (its statement's chart): the same GROUP BY, on the window's participant index. */
+export function participantVolumeByHour(em: EntityManager, windowId: string, participantKind: string, participantId: string): Promise<VolumeRow[]> {
+  return em.execute<VolumeRow[]>(
+    `select extract(hour from i.occurred_at at time zone c.time_zone)::int as hour, i.kind, count(*)::text as count, sum(i.amount)::text as amount
+       from clearing_item i join city c on c.id = i.city_id
+      where i.window_id = ? and i.participant_kind = ? and i.participant_id = ?
+      group by 1, 2 order by 1, 2`,
+    [windowId, participantKind, participantId],
+  );
+}
+
 /**
  * The city a `city` argument names: a City's global id, as everywhere in the schema. Until
  * 2027-06-07 a city code (`GZ`) is taken too, the meaning `settlementWindows(city:)` had before

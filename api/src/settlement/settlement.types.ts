@@ -151,6 +151,10 @@ export class SettlementBatchType extends Node {
 @ObjectType('SettlementLine', { implements: Node, description: 'One participant’s part of a batch: its statement for the window.' })
 export class SettlementLineType extends Node {
   uuid!: string;
+  /** For volumeByHour: the window, the participant and the currency, unexposed. */
+  windowUuid!: string;
+  participantUuid!: string;
+  currency!: string;
 
   @Field(() => ID, { description: 'The SettlementBatch.' })
   batch!: string;

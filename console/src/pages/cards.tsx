@@ -1,8 +1,8 @@
 /**
  * Card company: find a card by the number printed on it, see its purse and history, block or
- * unblock it, report it lost (its ASN goes on the blacklist).
+ * unblock it, report it lost (its ASN goes on the blacklist), replace it (补卡) with a new card.
  */
-import { BlockCardDocument, CardHistoryDocument, CardsDocument, ReportCardLostDocument, UnblockCardDocument } from '@onecard/sdk/browser';
+import { BlockCardDocument, CardHistoryDocument, CardsDocument, type CardType, ReplaceCardDocument, ReportCardLostDocument, UnblockCardDocument } from '@onecard/sdk/browser';
 import { useState } from 'preact/hooks';
 import { formatMoney, formatTime } from '../format.ts';
 import { t } from '../i18n.ts';
@@ -16,6 +16,8 @@ export function CardsPage() {
   const [changed, setChanged] = useState(0);
   const [reason, setReason] = useState('');
   const [outcome, setOutcome] = useState<{ userErrors?: readonly UserErrorView[]; error?: unknown }>({});
+  // What the last replacement answered: it outlives the form, which goes with the card's new status.
+  const [replaced, setReplaced] = useState<string>();
   const found = useLoad(async () => (number ? apiClient().execute(CardsDocument, { number, first: 1 }) : undefined), [number, changed]);
   const card = found.data?.cards.edges[0]?.node;
 
@@ -47,6 +49,7 @@ export function CardsPage() {
           onSubmit={(e) => {
             e.preventDefault();
             setNumber(typed.replace(/\s+/g, '') || undefined);
+            setReplaced(undefined);
           }}
         >
           <label>
@@ -111,6 +114,21 @@ export function CardsPage() {
           </div>
         ) : null}
       </Section>
+      {replaced ? (
+        <p class="ok" role="status" id="replace-done">
+          {replaced}
+        </p>
+      ) : null}
+      {card && ['ACTIVE', 'LOST', 'BLOCKED'].includes(card.status) ? (
+        <ReplaceForm
+          key={card.id}
+          card={card}
+          onReplaced={(said) => {
+            setReplaced(said);
+            setChanged((n) => n + 1);
+          }}
+        />
+      ) : null}
       {card ? <History cardId={card.id} refresh={changed} /> : null}
     </>
   );
@@ -133,6 +151,77 @@ function History({ cardId, refresh }: { cardId: string; refresh: number }) {
           { header: t('posted'), cell: (h) => formatTime(h.at) },
         ]}
       />
+    </Section>
+  );
+}
+
+/**
+ * 补卡: the new card's number, ASN, chip, key version and validity. The old card becomes REPLACED
+ * (and goes on the blacklist); its purse moves to the new card when the wait for its offline
+ * transactions is over, which the answer says.
+ */
+function ReplaceForm({ card, onReplaced }: { card: { id: string; number: string; cardType: CardType }; onReplaced(said: string): void }) {
+  const [outcome, setOutcome] = useState<{ userErrors?: readonly UserErrorView[]; error?: unknown }>({});
+  const submit = async (e: Event) => {
+    e.preventDefault();
+    setOutcome({});
+    const data = new FormData(e.currentTarget as HTMLFormElement);
+    const field = (name: string) => String(data.get(name) ?? '').trim();
+    try {
+      const r = await apiClient().mutate(ReplaceCardDocument, {
+        input: {
+          card: card.id,
+          reason: field('reason') || null,
+          newCard: { cardNumber: field('number').replace(/\s+/g, ''), asn: field('asn'), cardType: field('type') as CardType, keyVersion: Number(field('keyVersion')), issuedOn: field('issuedOn'), expiresOn: field('expiresOn') },
+        },
+      });
+      if (!r.ok) return setOutcome({ userErrors: r.userErrors });
+      const { card: made, balanceTransfer } = r.data.replaceCard;
+      onReplaced(t('replaced', { number: made!.number, amount: formatMoney(balanceTransfer?.amount), dueAt: formatTime(balanceTransfer?.dueAt) }));
+    } catch (error) {
+      setOutcome({ error });
+    }
+  };
+  return (
+    <Section title={t('replaceCard', { number: card.number })} id="replace-title">
+      <form class="card-form" onSubmit={submit}>
+        <label>
+          {t('newCardNumber')}
+          <input id="replace-number" name="number" inputMode="numeric" required autoComplete="off" />
+        </label>
+        <label>
+          ASN
+          <input id="replace-asn" name="asn" required spellcheck={false} autoComplete="off" />
+        </label>
+        <label>
+          {t('chip')}
+          <select id="replace-type" name="type" defaultValue={card.cardType}>
+            <option value="CPU">CPU</option>
+            <option value="M1">M1</option>
+          </select>
+        </label>
+        <label>
+          {t('keyVersion')}
+          <input id="replace-key-version" name="keyVersion" type="number" min={1} defaultValue="1" required />
+        </label>
+        <label>
+          {t('issuedOn')}
+          <input id="replace-issued" name="issuedOn" type="date" required />
+        </label>
+        <label>
+          {t('expiresOn')}
+          <input id="replace-expires" name="expiresOn" type="date" required />
+        </label>
+        <label>
+          {t('reason')}
+          <input id="replace-reason" name="reason" maxLength={200} />
+        </label>
+        <button type="submit" id="replace-submit">
+          {t('replace')}
+        </button>
+      </form>
+      <UserErrors errors={outcome.userErrors} />
+      <ErrorText error={outcome.error} />
     </Section>
   );
 }
