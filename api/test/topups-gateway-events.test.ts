@@ -197,7 +197,8 @@ describe('what a refund event makes of a top-up', () => {
 
   /** A PAID 1,000-fen top-up of a card reported lost, so that its holder's app may refund it. */
   async function paidOfLostCard(key: string) {
-    const { topUp, pi } = await awaiting(key);
+    // Its own key space: 'canceled' is also a payment-intent test's key, and a key names one request.
+    const { topUp, pi } = await awaiting(`paid-${key}`);
     await send('payment_intent.succeeded', { ...pi, status: 'succeeded' });
     await db.orm.em.fork().execute(`update card set status = 'LOST' where id = (select card_id from top_up where id = ?)`, [uuidOf(topUp.id)]);
     return { topUp: await get(topUp.id), pi };
