@@ -58,6 +58,26 @@ describe('a non-final answer of a transactional mutation', () => {
   });
 });
 
+describe('a final refusal of a transactional mutation, by contrast', () => {
+  it('is the key’s answer: a retry is answered the same refusal without running again, even when the request would now succeed', async () => {
+    const refusal = { ok: false, userErrors: [userError(UserErrorCode.PAYMENT_IN_PROGRESS, 'busy', ['input'])] };
+    let runs = 0;
+    const attempt = (answer: { ok: boolean; userErrors: unknown[] }) => {
+      const ctx = contextOf();
+      return idempotent(ctx, { operation: 'probe', key: 'final-refusal', args: { input: { idempotencyKey: 'final-refusal' } } }, async () => {
+        runs++;
+        await ctx.em.execute(`insert into effect_probe (key) values (?)`, ['final-refusal']);
+        return answer;
+      });
+    };
+    expect(await attempt(refusal)).toEqual(refusal);
+    expect(await attempt({ ok: true, userErrors: [] })).toEqual(refusal);
+    expect(runs).toBe(1);
+    expect(await effects('final-refusal')).toBe(0);
+    expect(await records('final-refusal')).toEqual([{ state: 'DONE' }]);
+  });
+});
+
 describe('a clean stop', () => {
   it('waits for the idempotent mutations still running before it ends the liveness lock (platform.ts)', async () => {
     const events: string[] = [];

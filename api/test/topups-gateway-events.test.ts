@@ -197,7 +197,8 @@ describe('what a refund event makes of a top-up', () => {
 
   /** A PAID 1,000-fen top-up of a card reported lost, so that its holder's app may refund it. */
   async function paidOfLostCard(key: string) {
-    const { topUp, pi } = await awaiting(key);
+    // Its own key space: 'canceled' is also a payment-intent test's key, and a key names one request.
+    const { topUp, pi } = await awaiting(`paid-${key}`);
     await send('payment_intent.succeeded', { ...pi, status: 'succeeded' });
     await db.orm.em.fork().execute(`update card set status = 'LOST' where id = (select card_id from top_up where id = ?)`, [uuidOf(topUp.id)]);
     return { topUp: await get(topUp.id), pi };
@@ -256,6 +257,60 @@ describe('what a refund event makes of a top-up', () => {
     // Told again: nothing more.
     expect((await send('refund.succeeded', refundObject(pi, topUp, 'succeeded', {}))).body).toMatchObject({ outcome: 'stale' });
     expect(await pendingLoads()).toBe(before - 1_000n);
+  });
+
+  /** REFUNDING with the refund the gateway answered pending (its id recorded on the top-up). */
+  async function pendingAtGateway(key: string) {
+    const { topUp, pi } = await paidOfLostCard(key);
+    const refundId = `re_events_pending_${key}`;
+    nock(GATEWAY)
+      .post('/v1/refunds')
+      .reply(async (req: Request) => {
+        const form = new URLSearchParams(await req.text());
+        return [200, { id: refundId, object: 'refund', amount: 1_000, currency: 'cny', payment_intent: pi.id, status: 'pending', metadata: { topUpId: form.get('metadata[topUpId]')!, attempt: form.get('metadata[attempt]')! }, created: 0 }];
+      });
+    const asked = await app.request<{ refundTopUp: { topUp: TopUp; userErrors: { code: string }[] } }>(REFUND, { input: { topUp: topUp.id, idempotencyKey: `refund-${key}` } });
+    expect(asked.refundTopUp).toMatchObject({ userErrors: [], topUp: { status: 'REFUNDING' } });
+    return { topUp: asked.refundTopUp.topUp, pi, refundId };
+  }
+
+  it('a refund the gateway answered pending, then reported done without our metadata: found by the refund id the top-up recorded, REFUNDED once', async () => {
+    const { topUp, pi, refundId } = await pendingAtGateway('by-refund-id');
+    const before = await pendingLoads();
+    const sent = await send('refund.succeeded', { ...refundObject(pi, topUp, 'succeeded', {}), id: refundId, metadata: {} });
+    expect(sent.body).toMatchObject({ outcome: 'applied' });
+    expect((await get(topUp.id)).history.at(-1)).toEqual({ from: 'REFUNDING', to: 'REFUNDED', cause: `gateway event ${sent.id}` });
+    // The value left the pending loads when the refund started, not a second time now.
+    expect(await pendingLoads()).toBe(before);
+    expect(await outboxTypes(topUp.id)).toEqual(['topup.paid', 'topup.refunded']);
+    expect(await checkLedger(db.orm.em.fork())).toEqual([]);
+  });
+
+  it('a refund without our metadata that no top-up recorded: unknown, nothing changes', async () => {
+    const { topUp, pi } = await pendingAtGateway('refund-nobody-recorded');
+    const sent = await send('refund.succeeded', { ...refundObject(pi, topUp, 'succeeded', {}), id: 're_events_nobody', metadata: {} });
+    expect(sent.body).toMatchObject({ outcome: 'unknown' });
+    expect((await get(topUp.id)).status).toBe('REFUNDING');
+  });
+
+  it('another refund than the one the top-up recorded, succeeded: a conflict for a person (money refunded twice), nothing changes', async () => {
+    const { topUp, pi } = await pendingAtGateway('another-refund-id');
+    const before = await pendingLoads();
+    const sent = await send('refund.succeeded', refundObject(pi, topUp, 'succeeded', {}));
+    expect(sent.body).toMatchObject({ outcome: 'conflict' });
+    expect((await get(topUp.id)).status).toBe('REFUNDING');
+    expect(await pendingLoads()).toBe(before);
+  });
+
+  it('a succeeded refund of a top-up that was never paid: a conflict for a person, nothing booked', async () => {
+    const { topUp, pi } = await awaiting('refund-never-paid');
+    await send('payment_intent.canceled', { ...pi, status: 'canceled' });
+    const before = await pendingLoads();
+    const sent = await send('refund.succeeded', refundObject(pi, topUp, 'succeeded', {}));
+    expect(sent.body).toMatchObject({ outcome: 'conflict' });
+    expect((await get(topUp.id)).status).toBe('CANCELED');
+    expect(await pendingLoads()).toBe(before);
+    expect(await entriesOf(uuidOf(topUp.id))).toBe(0);
   });
 
   it('a refund of a PAID top-up that did not succeed changes nothing', async () => {
