@@ -268,6 +268,7 @@ describe('every runnable example of the guides runs as pasted on a fresh demo', 
         if (block.lang === 'graphql') await runGraphql(block, ids);
         else await runShell(block, ids);
       }
-    });
+      // A page's examples run one after another: its time grows with their number (13 took 60 s on a loaded machine).
+    }, 30_000 + page.blocks.length * 15_000);
   }
 });

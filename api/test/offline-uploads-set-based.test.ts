@@ -62,7 +62,7 @@ async function purchase(card: VirtualCpuCard, terminal: TestReader, amount: numb
   };
   await send(apdu.selectApplication());
   const publicData = apdu.parsePublicData(await send(apdu.readPublicData()));
-  const terminalId = terminalIdOf({ serial: terminal.serial });
+  const terminalId = terminalIdOf({ terminal_number: terminal.terminalNumber! });
   const init = apdu.parseInitializeForPurchase(await send(apdu.initializeForPurchase(1, amount, terminalId)));
   const terminalSerial = ++nextSerial;
   const date = '20261125';
