@@ -11,7 +11,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { type OneCardClient, offlinePurchase, OfflinePurchaseError, type OfflinePurchaseRecord, PsamPackageError, type PsamPackage, signOfflineBatch, SoftwarePsam, uploadOfflineBatch, VirtualCardTransport, VirtualCpuCard } from '../../sdk-js/src/index.js';
 import { credit, debit, openAccount, post } from '../src/ledger/ledger.service.js';
 import { AccountOwnerKind, AccountType } from '../src/ledger/ledger-account.entity.js';
-import { apiClient, balanceOnCard, issueCard, newReader, purseBalance, type TestReader, useCardSessionWorld } from './support/card-sessions.js';
+import { addCity, addMasterKeys, apiClient, balanceOnCard, issueCard, newReader, purseBalance, type TestReader, useCardSessionWorld } from './support/card-sessions.js';
 import { balanceOf } from './support/settlement.js';
 
 /** Every log line the server writes, at every level. */
@@ -64,6 +64,7 @@ function batchOf(terminal: TestReader, psam: SoftwarePsam, batchId: string, reco
   return signOfflineBatch({ terminal: terminal.id, batchId, terminalNumber, records, deviceKeyPem: terminal.deviceKeyPem, cityCertificatePem: terminal.cityPem });
 }
 
+const provisioned = async () => Number((await world.db.orm.em.fork().execute<{ n: string }[]>(`select count(*) as n from psam_provisioning`))[0]!.n);
 const offlineBatchRows = async () => Number((await world.db.orm.em.fork().execute<{ n: string }[]>(`select count(*) as n from offline_batch`))[0]!.n);
 
 beforeAll(async () => {
@@ -164,6 +165,20 @@ describe('the terminal kit: provision, ride offline, upload', () => {
     const sz = await szIssuer.request<Provisioned>(PROVISION, { input: { terminal: szGate.id } });
     answers += JSON.stringify(sz);
     expect(sz.provisionTerminal.terminal!.terminalNumber).toBe('440300000101');
+  });
+
+  it('a card company whose PURCHASE key is kept in an HSM cannot provision a software PSAM (KEY_IN_HSM), and nothing is sent or recorded', async () => {
+    const fs = await addCity(world, { code: 'FS', name: 'Foshan', cardCompanyName: 'Foshan Tong', cardCode: '5880' });
+    await addMasterKeys(world, fs, '3DES');
+    // Version 2 lives in the HSM (the row only names it): it never leaves, so no software PSAM can hold it.
+    await world.db.orm.em.fork().execute(`insert into card_master_key (card_company_id, purpose, key_version, algorithm, sealed_key, stored_in) values (?, 'PURCHASE', 2, '3DES', null, 'PKCS11')`, [fs.cardCompanyId]);
+    const fsGate = await newReader(world, 'FS-METRO-GATE-1', fs, undefined, '440600000001');
+    const fsIssuer = await apiClient(world, 'ISSUER', fs.cardCompanyId, ['readers:manage']);
+    const before = await provisioned();
+    const { psam, userErrors } = await provision(fsIssuer, fsGate);
+    expect(psam).toBeNull();
+    expect(userErrors).toEqual([{ code: 'FORBIDDEN_OPERATION', field: ['input', 'terminal'], message: expect.stringMatching(/^KEY_IN_HSM: the PURCHASE master key version 2 is kept in an HSM/) }]);
+    expect(await provisioned()).toBe(before);
   });
 
   it('a package opens only in its own terminal, and only as the host signed it', async () => {
