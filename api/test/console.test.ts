@@ -290,7 +290,7 @@ describe('1c. the merchant’s admin makes a clerk, who chooses a password at th
 describe('2. a biller imports a CSV file', () => {
   beforeAll(async () => {
     const water = await createBiller(world.db.orm.em.fork(), { cityId: world.gz.cityId, name: 'Console Water', kind: BillerKind.WATER });
-    await consoleUser('biller', 'BILLER', water.id, 'Console Water', ['bills:read', 'bills:write']);
+    await consoleUser('biller', 'BILLER', water.id, 'Console Water', ['bills:read', 'bills:write', 'settlements:read']);
   });
 
   const HEADER = 'account_number,period,amount_due,due_date,biller_reference';
@@ -694,6 +694,26 @@ describe('4b. the merchant’s settlement statements', () => {
       await page.getByRole('heading', { name: '结算单' }).waitFor();
       expect(await row.textContent()).toContain('¥17.50');
       await page.getByRole('button', { name: 'English' }).click();
+      expect(problemsOf(page)).toEqual([]);
+    } finally {
+      await page.close();
+    }
+  });
+});
+
+describe('4f. the biller’s settlement statements', () => {
+  it('the same page: today’s statement of the bill paid with the card, charted as BILL_PAYMENT', async () => {
+    const today = new Intl.DateTimeFormat('en-CA', { timeZone: 'Asia/Shanghai', year: 'numeric', month: '2-digit', day: '2-digit' }).format(new Date());
+    const page = await consolePage();
+    try {
+      await signIn(page, 'biller');
+      await page.getByRole('link', { name: 'Settlement statements' }).click();
+      const row = page.locator(`tr[data-statement="GZ ${today}"]`);
+      await row.waitFor();
+      expect((await row.locator('td, th').allTextContents()).slice(0, 8)).toEqual([today, 'GZ', expect.stringMatching(/^(PAYING|PAID)$/), '1', '¥45.20', '¥0.00', '¥0.00', '¥45.20']);
+      await page.waitForSelector(`#statement-volume[data-statement="GZ ${today}"]`);
+      expect(await page.locator('#statement-channels tbody tr').evaluateAll((rows) => rows.map((r) => [...r.children].map((c) => c.textContent)))).toEqual([['BILL_PAYMENT', '1', '¥45.20']]);
+      expect((await accessibilityViolations(page)).filter((v) => ['serious', 'critical'].includes(v.impact))).toEqual([]);
       expect(problemsOf(page)).toEqual([]);
     } finally {
       await page.close();

@@ -37,6 +37,7 @@ const NAV: Record<Kind, { path: string; label: WordKey }[]> = {
   BILLER: [
     { path: '/bills', label: 'bills' },
     { path: '/reconciliation', label: 'reconciliation' },
+    { path: '/statements', label: 'statements' },
     { path: '/users', label: 'users' },
   ],
   ISSUER: [
@@ -141,7 +142,7 @@ function Pages({ session: s }: { session: Session }) {
   if (path.startsWith('/users')) return <UsersPage session={s} />;
   const payment = match('/payments/:id', path);
   if (s.client.kind === 'MERCHANT') return payment ? <PaymentPage id={payment.id!} /> : path.startsWith('/webhooks') ? <WebhooksPage /> : path.startsWith('/statements') ? <StatementsPage /> : <PaymentsPage />;
-  if (s.client.kind === 'BILLER') return path.startsWith('/reconciliation') ? <ReconciliationPage /> : <BillsPage billerId={tenantId!} />;
+  if (s.client.kind === 'BILLER') return path.startsWith('/reconciliation') ? <ReconciliationPage /> : path.startsWith('/statements') ? <StatementsPage /> : <BillsPage billerId={tenantId!} />;
   if (s.client.kind === 'ISSUER') return path.startsWith('/cards') ? <CardsPage /> : path.startsWith('/blacklist') ? <BlacklistPage /> : path.startsWith('/city-settlement') ? <CitySettlementPage /> : <ReadersPage cardCompanyId={tenantId!} />;
   return path.startsWith('/ledger') ? <LedgerPage /> : path.startsWith('/pki') ? <PkiPage /> : path.startsWith('/tenants') ? <TenantsPage /> : <SettlementPage />;
 }

@@ -1,5 +1,5 @@
 /**
- * Merchant: settlement statements (结算单), one line per cleared window the merchant took part in,
+ * Merchant and biller: settlement statements (结算单), one line per cleared window the party took part in,
  * newest first, a keyset page at a time; a statement's transactions by hour (city time) and channel
  * as a chart; and the period's statements as the CSV file of GET /settlement/statements.csv.
  */
