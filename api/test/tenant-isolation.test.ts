@@ -153,6 +153,10 @@ const MATRIX: Record<string, Rule> = {
   'Mutation.openTransitWallet': { access: 'owned', kinds: ['CARDHOLDER_APP'] }, // opens for the app's own holder only
   'Mutation.createWalletTopUp': { access: 'owned', kinds: ['CARDHOLDER_APP'] }, // another holder's wallet is NOT_FOUND (transit-wallet.test.ts)
   'Mutation.refundWalletTopUp': { access: 'owned', kinds: ['CARDHOLDER_APP'] }, // also the card company and the operator; another holder's top-up is NOT_FOUND (transit-wallet.test.ts)
+  'Mutation.issueQrCredential': { access: 'owned', kinds: ['CARDHOLDER_APP'] }, // the holder's own wallet only; another's is NOT_FOUND (qr-rides.test.ts)
+  'Mutation.blockQrCredential': { access: 'owned', kinds: ['CARDHOLDER_APP', 'ISSUER'] }, // the holder's own credentials, the card company its wallets'; another's is NOT_FOUND (qr-rides.test.ts)
+  'Mutation.uploadQrRideBatch': { access: 'owned', kinds: ['MERCHANT', 'ISSUER'] }, // the scanner's owner, as uploadOfflineBatch; another tenant's terminal is NOT_FOUND like a missing id
+  'Query.qrScannerUpdate': { access: 'directory' }, // a card company's signing certificates and blocklist (credential ids only): what every scanner holds
   'Query.settlementWindows': { access: 'managers', scope: 'settlements:read' }, // a card company sees its own city's windows only (settlement-api.test.ts)
   'Query.settlementBatch': { access: 'managers', scope: 'settlements:read' }, // another city's batch is null for a card company (settlement-api.test.ts)
   'Query.interchangeMatrix': { access: 'managers', scope: 'settlements:read' }, // a card company sees the positions it is a party to (settlement-api.test.ts)
@@ -431,6 +435,7 @@ const LISTS: Record<string, { args?: () => Record<string, unknown>; alsoSeen?: (
   'Query.webhookEndpoints': {},
   'Query.viewer': { note: 'the caller itself' },
   'Query.transitWallet': { args: () => ({ cardCompany: fx.own.self.A.ISSUER }), note: 'the asking holder’s own wallet with card company A, its top-ups and history' },
+  'Query.qrScannerUpdate': { args: () => ({ cardCompany: fx.own.self.A.ISSUER }), note: 'certificates and credential ids every scanner holds: no tenant objects' },
 };
 
 const SETTLED_DAY = '2026-03-02';

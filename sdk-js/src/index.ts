@@ -78,3 +78,6 @@ export type { CardSessionView, HostMessage, HostMessageRefusal, M1Card, M1Script
 // Webhooks: verify what OneCard POSTs to your endpoints.
 export { WEBHOOK_EVENT_ID_HEADER, WEBHOOK_SIGNATURE_HEADER, verifyWebhook } from './webhooks.js';
 export type { WebhookEvent, WebhookVerification } from './webhooks.js';
+
+export { QR_FRESH_SECONDS, QrScanner, createQrDeviceKey, drawQrCode, qrIssuerKeyId, signQrRideBatch } from './qr.js';
+export type { QrDeviceKey, QrVerification, ScannedQrCode } from './qr.js';
