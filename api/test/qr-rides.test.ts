@@ -169,6 +169,27 @@ describe('QR rides', () => {
     expect(await checkLedger(em)).toEqual([]);
   });
 
+  it('a ride at another city’s gate makes interchange, as a card fare does (互联互通)', async () => {
+    const r = await rider('qr-interchange', 1000);
+    const szGate = await newReader(world, 'SZ-QR-GATE-1', world.sz);
+    const szIssuer = await apiClient(world, 'ISSUER', world.sz.cardCompanyId, ['topups:write']);
+    const reply = await upload(szIssuer, signedBatch(szGate, 'sz-gate-0001', [scan(r.draw(), 300)]));
+    expect(reply.uploadQrRideBatch.batch!.rides[0]).toMatchObject({ outcome: 'ACCEPTED' });
+    expect((await walletNow(r.app, r.wallet)).balance.amount).toBe(700);
+    const em = world.db.orm.em.fork();
+    const [item] = await em.execute<{ city_id: string; participant_id: string; card_company_id: string; business_day: string }[]>(
+      `select city_id, participant_id, card_company_id, business_day::text as business_day from clearing_item where entry_key like ?`,
+      [`qr-ride:${r.credential.credentialId}:%`],
+    );
+    expect(item).toMatchObject({ city_id: world.sz.cityId, participant_id: world.sz.cardCompanyId, card_company_id: world.gz.cardCompanyId });
+    const window = await closeWindow(em, { cityId: world.sz.cityId, businessDay: item!.business_day, closedBy: 'test', cutoff: '02:00', now: new Date(Date.now() + 36 * 3600_000) });
+    const batch = await clearWindow(em, window.id);
+    const positions = await em.execute<{ issuer_id: string; acquirer_id: string; count: string; gross: string }[]>(`select issuer_id, acquirer_id, count::text as count, gross::text as gross from interchange_position where batch_id = ?`, [batch.id]);
+    // The wallet's card company (GZ) owes the card company whose gate the rider passed (SZ).
+    expect(positions).toEqual([{ issuer_id: world.gz.cardCompanyId, acquirer_id: world.sz.cardCompanyId, count: '1', gross: '300' }]);
+    expect(await checkLedger(em)).toEqual([]);
+  });
+
   it('a replayed code is booked once: the same code again, in this batch or another, the same batch again', async () => {
     const r = await rider('qr-replay', 1000);
     const code = r.draw();
@@ -193,6 +214,20 @@ describe('QR rides', () => {
     expect((await walletNow(r.app, r.wallet)).balance.amount).toBe(750);
     expect(await ridesBooked(r.credential.credentialId)).toBe(1);
     expect(await checkLedger(world.db.orm.em.fork())).toEqual([]);
+  });
+
+  it('two batches riding the same two wallets in opposite orders, uploaded at once, both book (no deadlock)', async () => {
+    const [a, b] = [await rider('qr-order-a', 1000), await rider('qr-order-b', 1000)];
+    const rides = [a.draw(), b.draw(), a.draw(), b.draw()];
+    const forward = signedBatch(gate, 'gate-order-1', rides.map((code) => scan(code, 100)));
+    const backward = signedBatch(bus, 'bus-order-1', [...rides].reverse().map((code) => scan(code, 100)).concat([scan(b.draw(), 100), scan(a.draw(), 100)]));
+    const [one, two] = await Promise.all([upload(issuer, forward), upload(busOperator, backward)]);
+    expect([one, two].map((x) => x.uploadQrRideBatch.userErrors)).toEqual([[], []]);
+    const outcomes = [...one.uploadQrRideBatch.batch!.rides, ...two.uploadQrRideBatch.batch!.rides].map((x) => x.outcome);
+    // Six rides, four of them in both batches: each booked once.
+    expect(outcomes.filter((o) => o === 'ACCEPTED')).toHaveLength(6);
+    expect(outcomes.filter((o) => o === 'DUPLICATE')).toHaveLength(4);
+    expect([(await walletNow(a.app, a.wallet)).balance.amount, (await walletNow(b.app, b.wallet)).balance.amount]).toEqual([700, 700]);
   });
 
   it('a blocklisted credential is refused by the scanner (from the delta) and by the host', async () => {
@@ -278,6 +313,14 @@ describe('QR rides', () => {
     expect([wallet.balance.amount, wallet.debt.amount]).toEqual([300, 0]);
     expect(wallet.history.edges[0]!.node).toEqual({ kind: 'TOP_UP_PAID', balanceChange: { amount: 300 }, debtChange: { amount: -200 } });
     expect(await checkLedger(world.db.orm.em.fork())).toEqual([]);
+  });
+
+  it('a scanner takes signing certificates only from the CA it pins', async () => {
+    const { qrScannerUpdate: update } = await issuer.request<{ qrScannerUpdate: { signingCertificates: string[]; blocked: { credentialId: string; sequence: number }[]; sequence: number } }>(SCANNER, { cardCompany: toGlobalId('CardCompany', world.gz.cardCompanyId), after: 0 });
+    const [sz] = await world.db.orm.em.fork().execute<{ certificate_pem: string }[]>(`select certificate_pem from certificate_authority where kind = 'CITY' and city_id = ?`, [world.sz.cityId]);
+    expect(() => new QrScanner().apply(update, sz!.certificate_pem)).toThrow(/does not chain/);
+    // A chain whose signing certificate was swapped for another (the SZ CA's own) does not link up.
+    expect(() => new QrScanner().apply({ ...update, signingCertificates: [sz!.certificate_pem, update.signingCertificates[1]!] }, update.signingCertificates[1]!)).toThrow(/not issued by the next one/);
   });
 
   it('refuses a batch whose signature does not verify, booking nothing', async () => {

@@ -17,7 +17,7 @@ import { verifyOfflineBatchSignature } from '../settlement/offline-batch-signatu
 import { DomainError } from '../graphql/domain-error.js';
 import { UserErrorCode } from '../graphql/user-error.js';
 import { blockWalletCredentials, credentialById, type CredentialRow } from './qr-credentials.js';
-import { issuerKeyIdOf, verifyQrCode } from './qr-code.js';
+import { issuerKeyIdOf, parseQrCode, verifyQrCode } from './qr-code.js';
 import { postRideFare, walletBalances } from './wallet-ledger.js';
 import { walletById } from './wallet-rows.js';
 
@@ -147,6 +147,7 @@ export async function uploadQrRideBatch(em: EntityManager, deps: { kek: Buffer; 
       if (stored!.body_sha256 !== bodyHash) throw new QrBatchError('BATCH_ID_REUSED', `batch ${input.batchId} was uploaded before with another body`);
       return { answer: stored!.answer, replayed: true };
     }
+    await lockWalletsInOrder(tx, rides);
     const keys = new IssuerKeys(tx, deps);
     const answers: QrRideAnswer[] = [];
     for (const [index, ride] of rides.entries()) {
@@ -161,6 +162,16 @@ export async function uploadQrRideBatch(em: EntityManager, deps: { kek: Buffer; 
     await tx.execute(`update qr_ride_batch set answer = ? where id = ?`, [JSON.stringify(answer), id]);
     return { answer, replayed: false };
   });
+}
+
+/**
+ * Takes the row lock of every wallet the batch's codes name, in id order, before booking any ride:
+ * two batches riding the same wallets in other orders would otherwise each hold one and wait for the
+ * other (a deadlock). The names are unverified here; locking a wallet a forged code names books nothing.
+ */
+async function lockWalletsInOrder(tx: EntityManager, rides: QrRideRecord[]): Promise<void> {
+  const ids = [...new Set(rides.map((r) => parseQrCode(r.code)?.credential.walletId).filter((id): id is string => !!id))].sort();
+  if (ids.length) await tx.execute(`select id from transit_wallet where id in (?) order by id for update`, [ids]);
 }
 
 /** Each card company's signing key, by key id, read once per batch. */
