@@ -20,11 +20,12 @@ import { OfflineUploadResolver } from './settlement/offline-upload.resolver.js';
 import { ReconciliationResolver } from './settlement/reconciliation.resolver.js';
 import { SettlementBatchResolver, SettlementResolver } from './settlement/settlement.resolver.js';
 import { EventResolver, WebhookDeliveryResolver, WebhookEndpointResolver } from './webhooks/webhooks.resolver.js';
+import { AnalyticsResolver } from './analytics/analytics.resolver.js';
 import { QrRideResolver } from './wallets/qr.resolver.js';
 import { TransitWalletResolver, WalletTopUpResolver } from './wallets/wallets.resolver.js';
 
 /** Every resolver of every context: the schema is assembled here, at the top, so the GraphQL kit imports no context. */
-const resolvers = [RootResolver, AuthResolver, PkiResolver, ReaderResolver, MasterKeyResolver, CardSessionResolver, LedgerAccountResolver, JournalEntryResolver, PostingResolver, CityResolver, CardCompanyResolver, FeePlanResolver, MerchantResolver, BillerResolver, CardResolver, TopUpResolver, CardTopUpsResolver, CardPendingLoadsResolver, PaymentResolver, BillResolver, BillPaymentResolver, WebhookEndpointResolver, EventResolver, WebhookDeliveryResolver, OfflineUploadResolver, SettlementResolver, SettlementBatchResolver, ReconciliationResolver, TransitWalletResolver, WalletTopUpResolver, QrRideResolver] as const;
+const resolvers = [RootResolver, AuthResolver, PkiResolver, ReaderResolver, MasterKeyResolver, CardSessionResolver, LedgerAccountResolver, JournalEntryResolver, PostingResolver, CityResolver, CardCompanyResolver, FeePlanResolver, MerchantResolver, BillerResolver, CardResolver, TopUpResolver, CardTopUpsResolver, CardPendingLoadsResolver, PaymentResolver, BillResolver, BillPaymentResolver, WebhookEndpointResolver, EventResolver, WebhookDeliveryResolver, OfflineUploadResolver, SettlementResolver, SettlementBatchResolver, ReconciliationResolver, TransitWalletResolver, WalletTopUpResolver, QrRideResolver, AnalyticsResolver] as const;
 
 let built: Promise<GraphQLSchema> | undefined;
 

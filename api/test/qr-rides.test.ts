@@ -17,7 +17,7 @@ import { createMerchant } from '../src/tenancy/tenancy.service.js';
 import { type SandboxGateway, startSandboxGateway } from '../src/topups/gateway/sandbox-gateway.js';
 import { freshCode, parseQrCode, signCredential } from '../src/wallets/qr-code.js';
 import { issueQrCredential } from '../src/wallets/qr-credentials.js';
-import { apiClient, cardholderApp, kek, newReader, type TestReader, useCardSessionWorld } from './support/card-sessions.js';
+import { addCity, apiClient, cardholderApp, kek, newReader, type TestReader, useCardSessionWorld } from './support/card-sessions.js';
 
 const SECRET = 'sk_test_qr';
 const WEBHOOK_SECRET = 'whsec_qr_rides_0123456789';
@@ -330,5 +330,41 @@ describe('QR rides', () => {
     expect(reply.uploadQrRideBatch).toMatchObject({ batch: null, userErrors: [{ code: 'OFFLINE_BATCH_REFUSED' }] });
     expect(reply.uploadQrRideBatch.userErrors[0]!.message).toMatch(/^BAD_SIGNATURE/);
     expect((await walletNow(r.app, r.wallet)).balance.amount).toBe(1000);
+  });
+});
+
+describe('ridership analytics', () => {
+  const RIDERSHIP = `query($city: ID!, $from: String!, $to: String!, $groupBy: RidershipGrouping!) { ridership(city: $city, from: $from, to: $to, groupBy: $groupBy) { groupBy minimumGroupSize groups { key rides riders fares { amount } } suppressedGroups } }`;
+  const LOCATE = `mutation($input: SetTerminalLocationInput!) { setTerminalLocation(input: $input) { reader userErrors { code field } } }`;
+  type Ridership = { groupBy: string; minimumGroupSize: number; groups: { key: string; rides: number; riders: number; fares: { amount: number } }[]; suppressedGroups: number } | null;
+
+  it('counts what the gates uploaded by line and by day, leaves out groups of fewer than 5 riders, for the city’s card company only', async () => {
+    const hz = await addCity(world, { code: 'HZ', name: 'Hangzhou', cardCompanyName: 'Hangzhou Tong', cardCode: '3100' });
+    const hzCompany = await apiClient(world, 'ISSUER', hz.cardCompanyId, ['topups:write', 'readers:manage', 'settlements:read']);
+    const [line1, line2] = [await newReader(world, 'HZ-M1-WULIN', hz), await newReader(world, 'HZ-M2-XIXI', hz)];
+    for (const [gate, line, stop] of [[line1, 'Line 1', 'Wulin Square'], [line2, 'Line 2', 'Xixi']] as const) {
+      const set = await hzCompany.request<{ setTerminalLocation: { userErrors: UserErrors } }>(LOCATE, { input: { reader: gate.id, line, stop } });
+      expect(set.setTerminalLocation.userErrors).toEqual([]);
+    }
+    expect((await hzCompany.request<{ setTerminalLocation: { userErrors: UserErrors } }>(LOCATE, { input: { reader: line1.id, line: '' } })).setTerminalLocation.userErrors).toEqual([{ code: 'INVALID_INPUT', field: ['input', 'line'] }]);
+    const gzCompany = await apiClient(world, 'ISSUER', world.gz.cardCompanyId, ['readers:manage', 'settlements:read']);
+    expect((await gzCompany.request<{ setTerminalLocation: { userErrors: UserErrors } }>(LOCATE, { input: { reader: line1.id, line: 'GZ says' } })).setTerminalLocation.userErrors).toEqual([{ code: 'NOT_FOUND', field: ['input', 'reader'] }]);
+
+    // Six riders through Line 1 (2.00 each, from their wallets' debt allowance); two of them on to Line 2 (3.00).
+    const riders = [];
+    for (let i = 0; i < 6; i++) riders.push(await rider(`qr-hz-${i}`, 0));
+    const first = await upload(hzCompany, signedBatch(line1, 'wulin-0001', riders.map((r) => scan(r.draw(), 200))));
+    const second = await upload(hzCompany, signedBatch(line2, 'xixi-0001', riders.slice(0, 2).map((r) => scan(r.draw(), 300))));
+    expect([...first.uploadQrRideBatch.batch!.rides, ...second.uploadQrRideBatch.batch!.rides].every((r) => r.accepted)).toBe(true);
+
+    const today = new Intl.DateTimeFormat('en-CA', { timeZone: 'Asia/Shanghai', year: 'numeric', month: '2-digit', day: '2-digit' }).format(new Date());
+    const ask = (client: OneCardClient, groupBy: string) => client.request<{ ridership: Ridership }>(RIDERSHIP, { city: toGlobalId('City', hz.cityId), from: today, to: today, groupBy });
+    // Line 2's two riders are too few to show.
+    expect((await ask(hzCompany, 'LINE')).ridership).toEqual({ groupBy: 'LINE', minimumGroupSize: 5, groups: [{ key: 'Line 1', rides: 6, riders: 6, fares: { amount: 1200 } }], suppressedGroups: 1 });
+    expect((await ask(hzCompany, 'STOP')).ridership!.groups.map((g) => g.key)).toEqual(['Line 1 / Wulin Square']);
+    // By day the totals are every ride uploaded.
+    expect((await ask(hzCompany, 'DAY')).ridership!.groups).toEqual([{ key: today, rides: 8, riders: 6, fares: { amount: 1800 } }]);
+    // Another city's card company gets null, as for a city that does not exist.
+    expect((await ask(gzCompany, 'LINE')).ridership).toBeNull();
   });
 });
