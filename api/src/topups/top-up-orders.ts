@@ -89,7 +89,7 @@ async function checkLimits(em: EntityManager, card: CardForTopUp, amount: bigint
  * idempotency key with the same request returns the first top-up; with another request, a refusal.
  */
 export async function createTopUp(em: EntityManager, deps: { gateway: GatewayClient | null; limits: TopUpLimits; clientSecrets: ClientSecretSeal | null }, principal: Principal, input: CreateTopUpInput): Promise<{ topUp: TopUpRow; gatewayError?: TopUpError }> {
-  return orderTopUp(em, deps, principal, input, requestHash(input), async (tx, key, hash) => {
+  return orderTopUp(em, deps, principal, input, requestHash(input), 'createTopUp', async (tx, key, hash) => {
     const found = await cardToTopUp(tx, principal, input.cardId);
     if (!found) throw new TopUpError('NOT_FOUND', `no card ${input.cardId} you may top up`, 'card');
     // A saved payment method is the holder's: only the holder's app may charge it.
@@ -120,7 +120,7 @@ export interface CreateWalletTopUpInput {
  */
 export async function createWalletTopUp(em: EntityManager, deps: { gateway: GatewayClient | null; limits: TopUpLimits; clientSecrets: ClientSecretSeal | null }, principal: Principal, input: CreateWalletTopUpInput): Promise<{ topUp: TopUpRow; gatewayError?: TopUpError }> {
   const hash = createHash('sha256').update(JSON.stringify(['wallet', input.walletId, input.amount.toString(), input.paymentMethod ?? null])).digest('hex');
-  return orderTopUp(em, deps, principal, input, hash, async (tx, key) => {
+  return orderTopUp(em, deps, principal, input, hash, 'createWalletTopUp', async (tx, key) => {
     // Locked: one wallet's top-ups are created one at a time, so its limits hold under concurrency.
     const wallet = principal.kind === 'CARDHOLDER_APP' && principal.scopes.includes('card:topup') ? await findWalletFor(tx, principal, input.walletId, true) : null;
     if (!wallet) throw new TopUpError('NOT_FOUND', `no transit wallet ${input.walletId} you may top up`, 'wallet');
@@ -164,6 +164,8 @@ async function orderTopUp(
   principal: Principal,
   input: { idempotencyKey: string; paymentMethod?: string | null },
   hash: string,
+  /** The mutation, for its crash point. */
+  operation: 'createTopUp' | 'createWalletTopUp',
   insert: (tx: EntityManager, key: string, hash: string) => Promise<TopUpRow | null>,
 ): Promise<{ topUp: TopUpRow; gatewayError?: TopUpError }> {
   if (!/^[\x20-\x7e]{1,200}$/.test(input.idempotencyKey) || !input.idempotencyKey.trim()) throw new TopUpError('INVALID_INPUT', 'an idempotency key is 1 to 200 printable ASCII characters, not only spaces', 'idempotencyKey');
@@ -179,7 +181,7 @@ async function orderTopUp(
   });
   if (created.request_hash !== hash) throw new TopUpError('IDEMPOTENCY_KEY_REUSED', 'this idempotency key was used for another top-up request', 'idempotencyKey');
   if (created.status !== 'CREATED') return { topUp: created };
-  await crashPoint('top-up-recorded', 'createTopUp');
+  await crashPoint('top-up-recorded', operation);
   const gatewayError = await submitToGateway(em, deps.gateway, created, deps.clientSecrets);
   return { topUp: (await topUpById(em, created.id))!, gatewayError };
 }

@@ -55,7 +55,7 @@ export async function refundTopUp(em: EntityManager, gateway: GatewayClient | nu
   // refused it, which was (and stays) its answer: never a success-looking one.
   if (claimed.status === 'REFUNDED') return { topUp: claimed };
   if (claimed.status !== 'REFUNDING') return { topUp: claimed, gatewayError: new TopUpError('NOT_REFUNDABLE', `the gateway refused the refund: ${claimed.failure_message ?? 'refused'}`, 'topUp') };
-  await crashPoint('refund-started', 'refundTopUp');
+  await crashPoint('refund-started', target === 'CARD' ? 'refundTopUp' : 'refundWalletTopUp');
   if (!gateway) return { topUp: claimed, gatewayError: new TopUpError('GATEWAY_UNAVAILABLE', 'no payment gateway is configured') };
   const gatewayError = await submitRefund(em, gateway, claimed);
   return { topUp: (await topUpById(em, claimed.id))!, gatewayError };
