@@ -99,6 +99,7 @@ async function topUp(app: App, wallet: string, amount: number, key: string) {
   const made = await app.request<{ createWalletTopUp: { topUp: { id: string }; userErrors: UserErrors } }>(TOP_UP, { input: { wallet, amount, idempotencyKey: key, paymentMethod: 'pm_card_visa' } });
   expect(made.createWalletTopUp.userErrors).toEqual([]);
   await waitForPaid(app, made.createWalletTopUp.topUp.id);
+  return made.createWalletTopUp.topUp.id;
 }
 
 type Wallet = { balance: { amount: number }; debt: { amount: number }; history: { edges: { node: { kind: string; balanceChange: { amount: number }; debtChange: { amount: number } } }[] } };
@@ -321,6 +322,15 @@ describe('QR rides', () => {
     expect(() => new QrScanner().apply(update, sz!.certificate_pem)).toThrow(/does not chain/);
     // A chain whose signing certificate was swapped for another (the SZ CA's own) does not link up.
     expect(() => new QrScanner().apply({ ...update, signingCertificates: [sz!.certificate_pem, update.signingCertificates[1]!] }, update.signingCertificates[1]!)).toThrow(/not issued by the next one/);
+  });
+
+  it('a top-up that rides spent part of is not refunded: the wallet keeps what it holds', async () => {
+    const r = await rider('qr-refund', 0);
+    const topUpId = await topUp(r.app, r.wallet, 500, 'qr-refund-1');
+    expect((await upload(issuer, signedBatch(gate, 'gate-refund-1', [scan(r.draw(), 100)]))).uploadQrRideBatch.batch!.rides[0]!.outcome).toBe('ACCEPTED');
+    const refund = await r.app.request<{ refundWalletTopUp: { topUp: unknown; userErrors: UserErrors } }>(`mutation($input: RefundWalletTopUpInput!) { refundWalletTopUp(input: $input) { topUp { status } userErrors { code field message } } }`, { input: { topUp: topUpId, idempotencyKey: 'qr-refund-r1' } });
+    expect(refund.refundWalletTopUp).toMatchObject({ topUp: null, userErrors: [{ code: 'NOT_REFUNDABLE' }] });
+    expect((await walletNow(r.app, r.wallet)).balance.amount).toBe(400);
   });
 
   it('refuses a batch whose signature does not verify, booking nothing', async () => {
