@@ -22,9 +22,12 @@ import { OfflineUploadResolver } from './settlement/offline-upload.resolver.js';
 import { ReconciliationResolver } from './settlement/reconciliation.resolver.js';
 import { SettlementBatchResolver, SettlementLineResolver, SettlementResolver } from './settlement/settlement.resolver.js';
 import { EventResolver, WebhookDeliveryResolver, WebhookEndpointResolver } from './webhooks/webhooks.resolver.js';
+import { AnalyticsResolver } from './analytics/analytics.resolver.js';
+import { QrRideResolver } from './wallets/qr.resolver.js';
+import { TransitWalletResolver, WalletTopUpResolver } from './wallets/wallets.resolver.js';
 
 /** Every resolver of every context: the schema is assembled here, at the top, so the GraphQL kit imports no context. */
-const resolvers = [RootResolver, AuthResolver, PkiResolver, ReaderResolver, PsamProvisioningResolver, MasterKeyResolver, CardSessionResolver, LedgerAccountResolver, JournalEntryResolver, PostingResolver, CityResolver, CardCompanyResolver, FeePlanResolver, MerchantResolver, BillerResolver, CardResolver, CardProfileResolver, TopUpResolver, CardTopUpsResolver, CardPendingLoadsResolver, PaymentResolver, BillResolver, BillPaymentResolver, WebhookEndpointResolver, EventResolver, WebhookDeliveryResolver, OfflineUploadResolver, SettlementResolver, SettlementBatchResolver, SettlementLineResolver, ReconciliationResolver] as const;
+const resolvers = [RootResolver, AuthResolver, PkiResolver, ReaderResolver, PsamProvisioningResolver, MasterKeyResolver, CardSessionResolver, LedgerAccountResolver, JournalEntryResolver, PostingResolver, CityResolver, CardCompanyResolver, FeePlanResolver, MerchantResolver, BillerResolver, CardResolver, CardProfileResolver, TopUpResolver, CardTopUpsResolver, CardPendingLoadsResolver, PaymentResolver, BillResolver, BillPaymentResolver, WebhookEndpointResolver, EventResolver, WebhookDeliveryResolver, OfflineUploadResolver, SettlementResolver, SettlementBatchResolver, SettlementLineResolver, ReconciliationResolver, TransitWalletResolver, WalletTopUpResolver, QrRideResolver, AnalyticsResolver] as const;
 
 let built: Promise<GraphQLSchema> | undefined;
 

@@ -14,7 +14,7 @@ const SRC = path.resolve(__dirname, '../src');
 /** The engine and the kits below the business: they serve it and import none of it. */
 const FOUNDATIONS = ['readers', 'ledger', 'cardcrypto', 'pki'];
 /** Business contexts. */
-const BUSINESS = ['payments', 'bills', 'topups', 'settlement', 'cards', 'webhooks'];
+const BUSINESS = ['payments', 'bills', 'topups', 'settlement', 'cards', 'webhooks', 'wallets', 'analytics'];
 /** Where the platform is assembled; nothing below imports it. */
 const COMPOSITION = ['platform.ts', 'main.ts', 'card-sessions.ts', 'schema.ts', 'apollo.ts', 'http', 'jobs', 'cli', 'bench', 'demo'];
 

@@ -173,6 +173,29 @@ async function topUpsAndPaidEntries(cardUuid: string): Promise<number> {
   return topUps * 10 + paid - 10;
 }
 
+const CREATE_WALLET_TOP_UP = `mutation($input: CreateWalletTopUpInput!) { createWalletTopUp(input: $input) { ${TOP_UP} userErrors { code message } } }`;
+const REFUND_WALLET_TOP_UP = `mutation($input: RefundWalletTopUpInput!) { refundWalletTopUp(input: $input) { ${TOP_UP} userErrors { code message } } }`;
+
+/** The holder's transit wallet with the GZ card company (one per holder: the same each time). */
+async function wallet(): Promise<{ id: string; uuid: string }> {
+  const opened = await app.request<{ openTransitWallet: { wallet: { id: string } } }>(`mutation($input: OpenTransitWalletInput!) { openTransitWallet(input: $input) { wallet { id } } }`, { input: { cardCompany: toGlobalId('CardCompany', world.gz.cardCompanyId) } });
+  return { id: opened.openTransitWallet.wallet.id, uuid: uuidOf(opened.openTransitWallet.wallet.id) };
+}
+
+/** One number for "one wallet top-up of this amount, booked PAID once": 10 × top-ups + PAID entries − 10 (1 when right). */
+async function walletTopUpsAndPaidEntries(walletUuid: string, amount: number): Promise<number> {
+  const topUps = await count(`top_up where wallet_id = ? and amount = ?`, [walletUuid, amount]);
+  const paid = await count(`journal_entry where entry_key like 'top-up:%:paid' and metadata->>'topUp' in (select id::text from top_up where wallet_id = ? and amount = ?)`, [walletUuid, amount]);
+  return topUps * 10 + paid - 10;
+}
+
+/** A wallet top-up, paid at once with a saved card at the sandbox gateway. */
+async function paidWalletTopUp(amount: number): Promise<{ id: string }> {
+  const made = await call(app, CREATE_WALLET_TOP_UP, { wallet: (await wallet()).id, amount, idempotencyKey: randomUUID(), paymentMethod: 'pm_card_visa' });
+  expect(made.payload).toMatchObject({ topUp: { status: 'PAID' }, userErrors: [] });
+  return made.payload.topUp;
+}
+
 const uuidOf = (globalId: string) => fromGlobalId(globalId, Buffer.from(globalId, 'base64url').toString().split(':')[0]!).id;
 
 // ——— every @Idempotent mutation ———
@@ -322,6 +345,41 @@ const cases: CrashCase[] = [
       };
     },
   },
+  ...(['answer', 'top-up-recorded'] as const).map(
+    (point, i): CrashCase => ({
+      name: `createWalletTopUp, dead ${point === 'answer' ? 'after its answer was made: one top-up, one charge' : 'before the gateway was asked: the retry resumes it'}`,
+      operation: 'createWalletTopUp',
+      point,
+      async prepare() {
+        const w = await wallet();
+        const amount = 2_710 + i;
+        return {
+          by: app,
+          query: CREATE_WALLET_TOP_UP,
+          input: { wallet: w.id, amount, idempotencyKey: randomUUID(), paymentMethod: 'pm_card_visa' },
+          success: { topUp: { status: 'PAID', amount: { amount } } },
+          effects: () => walletTopUpsAndPaidEntries(w.uuid, amount),
+        };
+      },
+    }),
+  ),
+  ...(['refund-started', 'answer'] as const).map(
+    (point, i): CrashCase => ({
+      name: `refundWalletTopUp, dead ${point === 'answer' ? 'after the refund: the retry answers it' : 'before the gateway was asked: the retry resumes the refund'}`,
+      operation: 'refundWalletTopUp',
+      point,
+      async prepare() {
+        const topUp = await paidWalletTopUp(810 + i);
+        return {
+          by: app,
+          query: REFUND_WALLET_TOP_UP,
+          input: { topUp: topUp.id, idempotencyKey: randomUUID() },
+          success: { topUp: { id: topUp.id, status: 'REFUNDED' } },
+          effects: () => count(`journal_entry where entry_key like ?`, [`top-up:${uuidOf(topUp.id)}:refund:%`]),
+        };
+      },
+    }),
+  ),
   {
     name: 'resolvePendingLoad: the retry answers the settlement, not "only a PAID top-up whose write was started needs settling"',
     operation: 'resolvePendingLoad',

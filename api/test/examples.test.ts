@@ -1,5 +1,5 @@
 /**
- * The examples (utility-biller, settlement-report, reader-simulator, gate-simulator), run as a person runs them:
+ * The examples (utility-biller, settlement-report, reader-simulator and its QR ride, gate-simulator), run as a person runs them:
  * the whole platform started in-process as `npm start` does (temp data folder, demo seed, sandbox
  * gateway), each example a child Node process with ONECARD_DATA_DIR pointing at that folder, and the
  * assertions on what it prints and writes, checked against the API.
@@ -455,6 +455,24 @@ describe('examples/reader-simulator', () => {
     expect(topUp.balance).toBe(before.balance + 800);
     // The card's state is kept between runs, as a card keeps its own.
     expect((await simulate('balance')).balance).toBe(before.balance + 800);
+  });
+
+  it('qr-ride: lin’s app draws a QR code, the demo reader as a gate verifies it offline and uploads it; the ride is booked once and a screenshot is refused (docs/qr-rides.md)', async () => {
+    const ride = await run(path.join(repo, 'examples/reader-simulator/qr-ride.mjs'), ['200']);
+    expect(ride.code, `stdout:\n${ride.stdout}\nstderr:\n${ride.stderr}`).toBe(0);
+    // The wallet was empty: topped up at the sandbox gateway first.
+    expect(ride.stdout).toMatch(/^app {6}top-up \S+ of 20\.00 CNY at the sandbox gateway: PAID$/m);
+    expect(ride.stdout).toMatch(/^scanner {2}OPEN: credential [0-9a-f-]{36}, counter 1$/m);
+    const result = JSON.parse(ride.stdout.match(/^qr: (\{.*\})$/m)![1]!);
+    expect(result).toEqual({ outcome: 'ACCEPTED', replay: 'DUPLICATE', screenshot: 'EXPIRED', balance: 1800, debt: 0 });
+    // The API agrees: lin's wallet holds 18.00, after one top-up and one ride.
+    const wallet = await holder.request<any>('query($c: ID!) { transitWallet(cardCompany: $c) { balance { amount } history { edges { node { kind balanceChange { amount } } } } } }', { c: demo.tenants.cardCompanies.GZ });
+    expect(wallet.transitWallet.balance.amount).toBe(1800);
+    expect(wallet.transitWallet.history.edges.map((e: any) => [e.node.kind, e.node.balanceChange.amount])).toEqual([
+      ['QR_RIDE', -200],
+      ['TOP_UP_PAID', 2000],
+    ]);
+    expect(await checkLedger(db.orm.em.fork())).toEqual([]);
   });
 
   it('m1 topup 1500: the seed’s worked example pays at the sandbox and writes the value onto the virtual M1 card, printing each signed step (issue 21)', async () => {

@@ -156,6 +156,16 @@ const MATRIX: Record<string, Rule> = {
   'Mutation.resolvePendingLoad': { access: 'owned', kinds: ['ISSUER'] }, // another card company's top-up is NOT_FOUND (topups.test.ts)
   'Mutation.uploadOfflineBatch': { access: 'owned', kinds: ['MERCHANT', 'ISSUER'] }, // the terminal's owner (merchant, payments:write; card company, topups:write); another tenant's terminal is NOT_FOUND like a missing id (offline-uploads.test.ts)
   'Mutation.setAutoTopUp': { access: 'owned', kinds: ['CARDHOLDER_APP'] }, // the holder's registered cards only (topups.test.ts)
+  'Query.transitWallet': { access: 'owned', kinds: ['CARDHOLDER_APP'] }, // the asking holder's own wallet only; by id (node) another holder's is null (transit-wallet.test.ts)
+  'Mutation.openTransitWallet': { access: 'owned', kinds: ['CARDHOLDER_APP'] }, // opens for the app's own holder only
+  'Mutation.createWalletTopUp': { access: 'owned', kinds: ['CARDHOLDER_APP'] }, // another holder's wallet is NOT_FOUND (transit-wallet.test.ts)
+  'Mutation.refundWalletTopUp': { access: 'owned', kinds: ['CARDHOLDER_APP'] }, // also the card company and the operator; another holder's top-up is NOT_FOUND (transit-wallet.test.ts)
+  'Mutation.issueQrCredential': { access: 'owned', kinds: ['CARDHOLDER_APP'] }, // the holder's own wallet only; another's is NOT_FOUND (qr-rides.test.ts)
+  'Mutation.blockQrCredential': { access: 'owned', kinds: ['CARDHOLDER_APP', 'ISSUER'] }, // the holder's own credentials, the card company its wallets'; another's is NOT_FOUND (qr-rides.test.ts)
+  'Mutation.uploadQrRideBatch': { access: 'owned', kinds: ['MERCHANT', 'ISSUER'] }, // the scanner's owner, as uploadOfflineBatch; another tenant's terminal is NOT_FOUND like a missing id
+  'Query.ridership': { access: 'managers', scope: 'settlements:read' }, // a card company's own city only; another city is null (qr-rides.test.ts), aggregates only
+  'Mutation.setTerminalLocation': { access: 'managers', scope: 'readers:manage' }, // another city's reader is NOT_FOUND (checked by the manager test)
+  'Query.qrScannerUpdate': { access: 'directory' }, // a card company's signing certificates and blocklist (credential ids only): what every scanner holds
   'Query.settlementWindows': { access: 'managers', scope: 'settlements:read' }, // a card company sees its own city's windows only (settlement-api.test.ts)
   'Query.settlementBatch': { access: 'managers', scope: 'settlements:read' }, // another city's batch is null for a card company (settlement-api.test.ts)
   'Query.interchangeMatrix': { access: 'managers', scope: 'settlements:read' }, // a card company sees the positions it is a party to (settlement-api.test.ts)
@@ -434,6 +444,9 @@ const LISTS: Record<string, { args?: () => Record<string, unknown>; alsoSeen?: (
   'Query.webhookDeliveries': {},
   'Query.webhookEndpoints': {},
   'Query.viewer': { note: 'the caller itself' },
+  'Query.transitWallet': { args: () => ({ cardCompany: fx.own.self.A.ISSUER }), note: 'the asking holder’s own wallet with card company A, its top-ups and history' },
+  'Query.ridership': { args: () => ({ city: lists.ids.cityA, from: lists.today, to: lists.today }), note: 'aggregates with a minimum group size: no tenant objects' },
+  'Query.qrScannerUpdate': { args: () => ({ cardCompany: fx.own.self.A.ISSUER }), note: 'certificates and credential ids every scanner holds: no tenant objects' },
 };
 
 const SETTLED_DAY = '2026-03-02';
@@ -498,6 +511,7 @@ describe('every list, for every kind of principal (generated from the schema)', 
     const [A, B] = [fx.principals.A, fx.principals.B];
     const tenantOf = (p: Principal) => p.tenantId!;
     const cityOf = { A: (await em.execute<{ city_id: string }[]>(`select city_id from card_company where id = ?`, [A.ISSUER.tenantId]))[0]!.city_id, B: (await em.execute<{ city_id: string }[]>(`select city_id from card_company where id = ?`, [B.ISSUER.tenantId]))[0]!.city_id };
+    lists.ids.cityA = toGlobalId('City', cityOf.A);
     lists.today = (await em.execute<{ d: string }[]>(`select (now() at time zone 'Asia/Shanghai')::date::text as d`))[0]!.d;
 
     // Three cardholders, each signed in through an app of its city's card company.
@@ -554,6 +568,12 @@ describe('every list, for every kind of principal (generated from the schema)', 
       const card = await issue(issuer);
       await as(issuer, `mutation($input: CardStatusInput!) { blockCard(input: $input) { card { id } userErrors { code message } } }`, { input: { card, reason: 'isolation fixture' } });
       own(`blockedCard ${issuer}`, card, [issuer]);
+    }
+
+    // Transit wallets of holders 1 and 2 with card company A: each its own holder's only.
+    for (const n of [1, 2] as const) {
+      const opened = await as(`holder ${n} app`, `mutation($input: OpenTransitWalletInput!) { openTransitWallet(input: $input) { wallet { id } userErrors { code message } } }`, { input: { cardCompany: fx.own.self.A.ISSUER } });
+      own(`wallet${n}`, opened.wallet.id, [`holder ${n} app`]);
     }
 
     // Payments waiting for a card: an app may open one by its id, but lists none.

@@ -23,7 +23,7 @@ const refused = (errors) => Object.assign(new Error(errorsText(errors)), { httpS
  * posting those forms, as her browser would). Tokens live 10 minutes and there is no refresh
  * token, so it signs in again when the token is about to expire.
  */
-class HolderApp {
+export class HolderApp {
   #token;
   #expiresAt = 0;
 

@@ -80,3 +80,6 @@ export * from './terminal/index.js';
 
 export { WEBHOOK_EVENT_ID_HEADER, WEBHOOK_SIGNATURE_HEADER, verifyWebhook } from './webhooks.js';
 export type { WebhookEvent, WebhookVerification } from './webhooks.js';
+
+export { QR_FRESH_SECONDS, QrScanner, createQrDeviceKey, drawQrCode, qrIssuerKeyId, signQrRideBatch } from './qr.js';
+export type { QrDeviceKey, QrVerification, ScannedQrCode } from './qr.js';

@@ -80,3 +80,23 @@ export const billerPayableAccount = (em: EntityManager, billerId: string, curren
 
 /** What a card company's own terminals earn (offline transit) until clearing pays it out. */
 export const transitRevenueAccount = (em: EntityManager, cardCompanyId: string, currency: string) => payableAccount(em, 'CARD_COMPANY', cardCompanyId, currency);
+
+/**
+ * A registered holder's transit wallet (交通钱包, issue 25): value the platform owes the holder, held
+ * online rather than on a chip; a non-negative liability like a card purse. Keyed by the wallet's id.
+ */
+export const transitWalletCode = (walletId: string, currency: string) => `wallet.${walletId}.balance.${currency}`;
+
+export function transitWalletAccount(em: EntityManager, walletId: string, currency: string) {
+  return openAccountRef(em, { code: transitWalletCode(walletId, currency), type: AccountType.LIABILITY, ownerKind: AccountOwnerKind.TRANSIT_WALLET, ownerId: walletId, currency, nonNegative: true });
+}
+
+/**
+ * What a wallet's holder owes for rides the wallet did not cover (scanners let a rider through
+ * offline): an asset, never negative, capped per wallet by its debt limit and cleared by the next top-up.
+ */
+export const walletDebtCode = (walletId: string, currency: string) => `wallet.${walletId}.debt.${currency}`;
+
+export function walletDebtAccount(em: EntityManager, walletId: string, currency: string) {
+  return openAccountRef(em, { code: walletDebtCode(walletId, currency), type: AccountType.ASSET, ownerKind: AccountOwnerKind.WALLET_DEBT, ownerId: walletId, currency, nonNegative: true });
+}

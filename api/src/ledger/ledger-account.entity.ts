@@ -23,6 +23,10 @@ export enum AccountOwnerKind {
   OPERATOR_FEE_REVENUE = 'OPERATOR_FEE_REVENUE',
   SETTLEMENT_IN_TRANSIT = 'SETTLEMENT_IN_TRANSIT',
   INTERCHANGE = 'INTERCHANGE',
+  /** A registered holder's transit wallet (交通钱包): value held online, spent by QR-code rides. */
+  TRANSIT_WALLET = 'TRANSIT_WALLET',
+  /** What a holder owes for rides their transit wallet did not cover, cleared by the next top-up. */
+  WALLET_DEBT = 'WALLET_DEBT',
   /** Accounts made by tests, benchmarks and manual adjustments. */
   OTHER = 'OTHER',
 }

@@ -160,9 +160,9 @@ export async function resolvePendingLoad(em: EntityManager, principal: Principal
       const [card] = await tx.execute<{ currency: string }[]>(`select btrim(ci.currency) as currency from card c join card_company cc on cc.id = c.card_company_id join city ci on ci.id = cc.city_id where c.id = ?`, [topUp.card_id]);
       if (input.tac != null) {
         await recordProofOfLoad(tx, keyStore!, topUp.load_session_id, Buffer.from(input.tac, 'hex'));
-        await finishClaim(tx, topUp.load_session_id, { asn: topUp.asn, currency: card!.currency }, `${cause} (the card's TAC from GET TRANSACTION PROVE, verified)`, input.tac.toUpperCase());
+        await finishClaim(tx, topUp.load_session_id, { asn: topUp.asn!, currency: card!.currency }, `${cause} (the card's TAC from GET TRANSACTION PROVE, verified)`, input.tac.toUpperCase());
       } else {
-        await finishClaim(tx, topUp.load_session_id, { asn: topUp.asn, currency: card!.currency }, cause);
+        await finishClaim(tx, topUp.load_session_id, { asn: topUp.asn!, currency: card!.currency }, cause);
       }
     } else {
       for (const id of await loadsClaimedBy(tx, topUp.load_session_id)) {
@@ -255,7 +255,8 @@ export const pendingLoad = (limits: TopUpLimits): CardSessionPurpose => ({
     const topUp = principal.scopes.includes(writeScope) ? await findTopUpFor(ctx.em, principal, fromGlobalId(input.topUp!, 'TopUp').id) : null;
     if (!topUp) return openRefusal(UserErrorCode.NOT_FOUND, `no top-up ${input.topUp} you may load`, 'topUp');
     if (input.amount != null) return openRefusal(UserErrorCode.INVALID_INPUT, 'a top-up load takes its amount from the top-up', 'amount');
-    const cardType = await cardTypeForLoad(ctx.em, topUp.card_id, input.cardType);
+    // findTopUpFor answers card top-ups only: a wallet's has no card to load.
+    const cardType = await cardTypeForLoad(ctx.em, topUp.card_id!, input.cardType);
     if (typeof cardType !== 'string') return openRefusal(UserErrorCode.INVALID_INPUT, cardType.refused, 'cardType');
     if (topUp.status !== 'PAID') return openRefusal(UserErrorCode.INVALID_INPUT, `the top-up is ${topUp.status}, not a pending load`, 'topUp');
     return openSession(ctx.em, { reader, operation: 'LOAD', cardType, amount: BigInt(topUp.amount), clientId: principal.clientId, purpose: PENDING_LOAD, purposeData: { topUpId: topUp.id } });

@@ -6,7 +6,9 @@ import { assertMove, defineMachine, type Move, NOW, type Patch, sql, transition 
 import { recordClearingItem } from '../settlement/clearing-items.js';
 import { recordEvent } from '../webhooks/outbox.js';
 import { TopUpError } from './topups.errors.js';
-import { maskCardNumber, topUpById, topUpGlobalId, type TopUpRow, type TopUpStatus } from './top-up-rows.js';
+import { postWalletRefund, postWalletTopUp } from '../wallets/wallet-ledger.js';
+import { walletById } from '../wallets/wallet-rows.js';
+import { targetOf, topUpById, topUpGlobalId, type TopUpRow, type TopUpStatus } from './top-up-rows.js';
 
 /**
  * The top-up lifecycle: its table, its machine (lifecycle/machine.ts) and `moveTo`, with the ledger
@@ -64,7 +66,7 @@ export const topUpMachine = defineMachine<TopUpStatus, TopUpRow>({
       state,
       async (em: EntityManager, topUp: TopUpRow, move: Move<TopUpStatus>) => {
         if (move.to === 'PAID' && move.from === 'REFUNDING') return;
-        await recordEvent(em, { type: type!, ownerKind: 'ISSUER', ownerId: topUp.card_company_id, subjectId: topUpGlobalId(topUp.id), payload: { topUp: topUpGlobalId(topUp.id), card: toGlobalId('Card', topUp.card_id), amount: Number(topUp.amount), currency: topUp.currency, status: move.to } });
+        await recordEvent(em, { type: type!, ownerKind: 'ISSUER', ownerId: topUp.card_company_id, subjectId: topUpGlobalId(topUp.id), payload: { topUp: topUpGlobalId(topUp.id), ...(topUp.card_id ? { card: toGlobalId('Card', topUp.card_id) } : { wallet: toGlobalId('TransitWallet', topUp.wallet_id!) }), amount: Number(topUp.amount), currency: topUp.currency, status: move.to } });
       },
     ]),
   ),
@@ -81,8 +83,14 @@ export async function moveTo(em: EntityManager, topUpId: string, to: TopUpStatus
     const amount = BigInt(topUp.amount);
     if (to === 'PAID' && topUp.status !== 'REFUNDING') {
       const clearing = await gatewayClearingAccount(tx, topUp.currency);
-      const pending = await pendingLoadAccount(tx, topUp.card_company_id, topUp.currency);
-      await post(tx, { key: `top-up:${topUp.id}:paid`, description: `top-up of card ${maskCardNumber(topUp.card_number)} paid at the gateway`, lines: [debit(clearing.id, amount), credit(pending.id, amount)], metadata: { kind: 'TOP_UP_PAID', topUp: topUp.id, intent: topUp.gateway_intent_id } });
+      const entry = { key: `top-up:${topUp.id}:paid`, description: `top-up of ${targetOf(topUp)} paid at the gateway`, metadata: { kind: 'TOP_UP_PAID', topUp: topUp.id, intent: topUp.gateway_intent_id } };
+      if (topUp.wallet_id) {
+        // A wallet has no chip to write: the value is the holder's at once, less any ride debt it clears.
+        await postWalletTopUp(tx, (await walletById(tx, topUp.wallet_id, true))!, { ...entry, sourceAccountId: clearing.id, amount });
+      } else {
+        const pending = await pendingLoadAccount(tx, topUp.card_company_id, topUp.currency);
+        await post(tx, { ...entry, lines: [debit(clearing.id, amount), credit(pending.id, amount)] });
+      }
       await recordClearingItem(tx, { kind: 'TOP_UP', ...cardCompanyItem(topUp), amount, entryKey: `top-up:${topUp.id}:paid`, gatewayReference: topUp.gateway_charge_id ?? topUp.gateway_intent_id });
     }
     if (to === 'PAID' && topUp.status === 'REFUNDING') await reverseRefundEntry(tx, topUp);
@@ -124,9 +132,15 @@ async function reverseRefundEntry(em: EntityManager, topUp: TopUpRow): Promise<v
 export async function startRefund(tx: EntityManager, locked: TopUpRow, attempt: string, cause: string, gatewayRefundId: string | null = null, refundKey: string | null = null): Promise<TopUpRow> {
   await tx.execute(`update top_up set refund_attempt = ?, gateway_refund_id = ?, refund_key = ? where id = ?`, [attempt, gatewayRefundId, refundKey, locked.id]);
   const row = await moveTo(tx, locked.id, 'REFUNDING', cause);
-  const pending = await pendingLoadAccount(tx, locked.card_company_id, locked.currency);
   const clearing = await gatewayClearingAccount(tx, locked.currency);
-  await post(tx, { key: refundEntryKey(locked, attempt), description: `refund of top-up ${locked.id} through the gateway`, lines: [debit(pending.id, BigInt(locked.amount)), credit(clearing.id, BigInt(locked.amount))], metadata: { kind: 'TOP_UP_REFUND', topUp: locked.id } });
+  const entry = { key: refundEntryKey(locked, attempt), description: `refund of top-up ${locked.id} through the gateway`, metadata: { kind: 'TOP_UP_REFUND', topUp: locked.id } };
+  if (locked.wallet_id) {
+    // Out of the wallet: refused INSUFFICIENT_FUNDS (the ledger's non-negative guard) when rides spent it.
+    await postWalletRefund(tx, (await walletById(tx, locked.wallet_id, true))!, { ...entry, destinationAccountId: clearing.id, amount: BigInt(locked.amount) });
+  } else {
+    const pending = await pendingLoadAccount(tx, locked.card_company_id, locked.currency);
+    await post(tx, { ...entry, lines: [debit(pending.id, BigInt(locked.amount)), credit(clearing.id, BigInt(locked.amount))] });
+  }
   await recordClearingItem(tx, { kind: 'TOP_UP_REFUND', ...cardCompanyItem(locked), amount: BigInt(locked.amount), entryKey: refundEntryKey(locked, attempt), gatewayReference: gatewayRefundId });
   return row;
 }

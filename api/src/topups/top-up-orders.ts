@@ -8,10 +8,12 @@ import { crashPoint } from '../graphql/crash-point.js';
 import { cardPurseBalance } from '../ledger/accounts.js';
 import { type GatewayClient, GatewayError } from './gateway/gateway-client.js';
 import { TopUpError } from './topups.errors.js';
+import { walletBalances } from '../wallets/wallet-ledger.js';
+import { findWalletFor, type WalletRow } from '../wallets/wallet-rows.js';
 import type { ClientSecretSeal } from './client-secret.js';
 import { applyIntent } from './gateway-answers.js';
 import { moveTo, recordTopUpHistory } from './top-up-moves.js';
-import { maskCardNumber, topUpById, topUpByKey, type TopUpOrigin, type TopUpRow } from './top-up-rows.js';
+import { targetOf, topUpById, topUpByKey, type TopUpOrigin, type TopUpRow } from './top-up-rows.js';
 
 /**
  * Top-up orders: the holder's app, the card company's counter or the auto top-up asks for a load;
@@ -87,20 +89,12 @@ async function checkLimits(em: EntityManager, card: CardForTopUp, amount: bigint
  * idempotency key with the same request returns the first top-up; with another request, a refusal.
  */
 export async function createTopUp(em: EntityManager, deps: { gateway: GatewayClient | null; limits: TopUpLimits; clientSecrets: ClientSecretSeal | null }, principal: Principal, input: CreateTopUpInput): Promise<{ topUp: TopUpRow; gatewayError?: TopUpError }> {
-  if (!/^[\x20-\x7e]{1,200}$/.test(input.idempotencyKey) || !input.idempotencyKey.trim()) throw new TopUpError('INVALID_INPUT', 'an idempotency key is 1 to 200 printable ASCII characters, not only spaces', 'idempotencyKey');
-  if (input.paymentMethod != null && !/^pm_[A-Za-z0-9_]{1,100}$/.test(input.paymentMethod)) throw new TopUpError('INVALID_INPUT', 'a payment method is a gateway reference like pm_…', 'paymentMethod');
-  const hash = requestHash(input);
-  // A cardholder app is one OAuth client for many holders: each holder has a key space of its own.
-  const key = principal.kind === 'CARDHOLDER_APP' && principal.holderId ? `${principal.holderId}/${input.idempotencyKey}` : input.idempotencyKey;
-  const created = await em.transactional(async (tx) => {
-    // Two requests with one key wait on each other at this insert's unique index: never two top-ups.
-    const existing = await topUpByKey(tx, principal.clientId, key);
-    if (existing) return existing;
+  return orderTopUp(em, deps, principal, input, requestHash(input), 'createTopUp', async (tx, key, hash) => {
     const found = await cardToTopUp(tx, principal, input.cardId);
     if (!found) throw new TopUpError('NOT_FOUND', `no card ${input.cardId} you may top up`, 'card');
     // A saved payment method is the holder's: only the holder's app may charge it.
     if (found.origin !== 'APP' && input.paymentMethod != null) throw new TopUpError('FORBIDDEN_OPERATION', 'only the cardholder’s app charges a saved payment method; a counter top-up is paid at paymentUrl', 'paymentMethod');
-    const row = await insertTopUp(tx, found.card, deps.limits, {
+    return insertTopUp(tx, found.card, deps.limits, {
       origin: found.origin,
       holderId: principal.kind === 'CARDHOLDER_APP' ? principal.holderId : found.card.holder_id,
       clientId: principal.clientId,
@@ -109,11 +103,85 @@ export async function createTopUp(em: EntityManager, deps: { gateway: GatewayCli
       amount: input.amount,
       paymentMethod: input.paymentMethod ?? null,
     });
+  });
+}
+
+export interface CreateWalletTopUpInput {
+  walletId: string;
+  amount: bigint;
+  idempotencyKey: string;
+  paymentMethod?: string | null;
+}
+
+/**
+ * A top-up of the holder's transit wallet (issue 25): the same order, gateway, webhook and job as a
+ * card's; once PAID the value is in the wallet at once (top-up-moves.ts), there is nothing to write
+ * onto a chip. Only the holder's app asks for it (scope card:topup).
+ */
+export async function createWalletTopUp(em: EntityManager, deps: { gateway: GatewayClient | null; limits: TopUpLimits; clientSecrets: ClientSecretSeal | null }, principal: Principal, input: CreateWalletTopUpInput): Promise<{ topUp: TopUpRow; gatewayError?: TopUpError }> {
+  const hash = createHash('sha256').update(JSON.stringify(['wallet', input.walletId, input.amount.toString(), input.paymentMethod ?? null])).digest('hex');
+  return orderTopUp(em, deps, principal, input, hash, 'createWalletTopUp', async (tx, key) => {
+    // Locked: one wallet's top-ups are created one at a time, so its limits hold under concurrency.
+    const wallet = principal.kind === 'CARDHOLDER_APP' && principal.scopes.includes('card:topup') ? await findWalletFor(tx, principal, input.walletId, true) : null;
+    if (!wallet) throw new TopUpError('NOT_FOUND', `no transit wallet ${input.walletId} you may top up`, 'wallet');
+    const day = await checkWalletLimits(tx, wallet, input.amount, deps.limits);
+    const id = randomUUID();
+    const [row] = await tx.execute<{ id: string }[]>(
+      `insert into top_up (id, wallet_id, card_company_id, origin, holder_id, created_by_client, idempotency_key, request_hash, amount, currency, status, payment_method, city_day)
+       values (?, ?, ?, 'APP', ?, ?, ?, ?, ?, ?, 'CREATED', ?, ?) on conflict (created_by_client, idempotency_key) do nothing returning id`,
+      [id, wallet.id, wallet.card_company_id, wallet.holder_id, principal.clientId, key, hash, input.amount.toString(), wallet.currency, input.paymentMethod ?? null, day],
+    );
+    if (!row) return null;
+    await recordTopUpHistory(tx, id, null, 'CREATED', 'create');
+    return topUpById(tx, id);
+  });
+}
+
+/** A wallet's limits are a card's: the amount, the day's total in its city, and the most it may hold (TOPUP_PURSE_MAX). */
+async function checkWalletLimits(em: EntityManager, wallet: WalletRow, amount: bigint, limits: TopUpLimits): Promise<string> {
+  if (amount < limits.min || amount > limits.max) throw new TopUpError('TOP_UP_AMOUNT_OUT_OF_RANGE', `a top-up is ${limits.min} to ${limits.max} minor units`, 'amount');
+  const [today] = await em.execute<{ day: string; total: string; outstanding: string }[]>(
+    `select (now() at time zone ?)::date::text as day,
+            coalesce(sum(amount) filter (where city_day = (now() at time zone ?)::date and status not in ('FAILED','CANCELED','REFUNDED')), 0)::text as total,
+            coalesce(sum(amount) filter (where status in ('CREATED','AWAITING_PAYMENT')), 0)::text as outstanding
+       from top_up where wallet_id = ?`,
+    [wallet.time_zone, wallet.time_zone, wallet.id],
+  );
+  if (BigInt(today!.total) + amount > limits.dailyMax) throw new TopUpError('DAILY_LIMIT_EXCEEDED', `the wallet has been topped up ${today!.total} today; the daily limit is ${limits.dailyMax}`, 'amount');
+  // A paid top-up is in the wallet's balance already; only what is on its way is added.
+  const { balance } = await walletBalances(em, wallet);
+  if (balance + BigInt(today!.outstanding) + amount > limits.purseMax) throw new TopUpError('PURSE_LIMIT_EXCEEDED', `the wallet holds ${balance} with ${today!.outstanding} on its way; it holds at most ${limits.purseMax}`, 'amount');
+  return today!.day;
+}
+
+/**
+ * The order common to a card's and a wallet's top-up: the key checked, the top-up recorded by
+ * `insert` (null when the key raced in first), then sent to the gateway outside the transaction.
+ */
+async function orderTopUp(
+  em: EntityManager,
+  deps: { gateway: GatewayClient | null; clientSecrets: ClientSecretSeal | null },
+  principal: Principal,
+  input: { idempotencyKey: string; paymentMethod?: string | null },
+  hash: string,
+  /** The mutation, for its crash point. */
+  operation: 'createTopUp' | 'createWalletTopUp',
+  insert: (tx: EntityManager, key: string, hash: string) => Promise<TopUpRow | null>,
+): Promise<{ topUp: TopUpRow; gatewayError?: TopUpError }> {
+  if (!/^[\x20-\x7e]{1,200}$/.test(input.idempotencyKey) || !input.idempotencyKey.trim()) throw new TopUpError('INVALID_INPUT', 'an idempotency key is 1 to 200 printable ASCII characters, not only spaces', 'idempotencyKey');
+  if (input.paymentMethod != null && !/^pm_[A-Za-z0-9_]{1,100}$/.test(input.paymentMethod)) throw new TopUpError('INVALID_INPUT', 'a payment method is a gateway reference like pm_…', 'paymentMethod');
+  // A cardholder app is one OAuth client for many holders: each holder has a key space of its own.
+  const key = principal.kind === 'CARDHOLDER_APP' && principal.holderId ? `${principal.holderId}/${input.idempotencyKey}` : input.idempotencyKey;
+  const created = await em.transactional(async (tx) => {
+    // Two requests with one key wait on each other at this insert's unique index: never two top-ups.
+    const existing = await topUpByKey(tx, principal.clientId, key);
+    if (existing) return existing;
+    const row = await insert(tx, key, hash);
     return row ?? (await topUpByKey(tx, principal.clientId, key))!;
   });
   if (created.request_hash !== hash) throw new TopUpError('IDEMPOTENCY_KEY_REUSED', 'this idempotency key was used for another top-up request', 'idempotencyKey');
   if (created.status !== 'CREATED') return { topUp: created };
-  await crashPoint('top-up-recorded', 'createTopUp');
+  await crashPoint('top-up-recorded', operation);
   const gatewayError = await submitToGateway(em, deps.gateway, created, deps.clientSecrets);
   return { topUp: (await topUpById(em, created.id))!, gatewayError };
 }
@@ -185,9 +253,9 @@ export async function submitToGateway(em: EntityManager, gateway: GatewayClient 
       {
         amount: BigInt(topUp.amount),
         currency: topUp.currency,
-        description: `OneCard top-up of card ${maskCardNumber(topUp.card_number)}`,
+        description: `OneCard top-up of ${targetOf(topUp)}`,
         // The holder rides along, so a gateway that keeps payment methods per customer can check it is theirs.
-        metadata: { topUpId: topUp.id, card: toGlobalId('Card', topUp.card_id), ...(topUp.holder_id ? { holder: topUp.holder_id } : {}) },
+        metadata: { topUpId: topUp.id, ...(topUp.card_id ? { card: toGlobalId('Card', topUp.card_id) } : { wallet: toGlobalId('TransitWallet', topUp.wallet_id!) }), ...(topUp.holder_id ? { holder: topUp.holder_id } : {}) },
         ...(topUp.payment_method ? { paymentMethod: topUp.payment_method, confirm: true } : {}),
       },
       `topup:${topUp.id}`,

@@ -5,6 +5,8 @@ import { crashPoint } from '../graphql/crash-point.js';
 import { setGatewayReference } from '../settlement/clearing-items.js';
 import { type GatewayClient, GatewayError } from './gateway/gateway-client.js';
 import { TopUpError } from './topups.errors.js';
+import { walletBalances } from '../wallets/wallet-ledger.js';
+import { walletById } from '../wallets/wallet-rows.js';
 import { applyRefund } from './gateway-answers.js';
 import { moveTo, refundEntryKey, startRefund } from './top-up-moves.js';
 import { findTopUpFor, topUpById, type TopUpRow } from './top-up-rows.js';
@@ -25,10 +27,10 @@ import { findTopUpFor, topUpById, type TopUpRow } from './top-up-rows.js';
  * crash finds it and carries on (asks the gateway again if it is still REFUNDING) instead of
  * refusing a top-up that is no longer PAID because of it.
  */
-export async function refundTopUp(em: EntityManager, gateway: GatewayClient | null, principal: Principal, topUpId: string, idempotencyKey?: string): Promise<{ topUp: TopUpRow; gatewayError?: TopUpError }> {
+export async function refundTopUp(em: EntityManager, gateway: GatewayClient | null, principal: Principal, topUpId: string, idempotencyKey?: string, target: 'CARD' | 'WALLET' = 'CARD'): Promise<{ topUp: TopUpRow; gatewayError?: TopUpError }> {
   const refundKey = idempotencyKey ? `${principal.clientId}/${principal.holderId ?? ''}/${idempotencyKey}` : null;
   const claimed = await em.transactional(async (tx) => {
-    const topUp = await findTopUpFor(tx, { ...principal, scopes: [...principal.scopes, 'cards:read', 'card:read'] }, topUpId);
+    const topUp = await findTopUpFor(tx, { ...principal, scopes: [...principal.scopes, 'cards:read', 'card:read'] }, topUpId, target);
     const mayRefund =
       topUp &&
       ((principal.kind === 'ISSUER' && principal.scopes.includes('topups:write')) || (principal.kind === 'CARDHOLDER_APP' && principal.scopes.includes('card:topup')) || (principal.kind === 'OPERATOR' && principal.scopes.includes('tenants:manage')));
@@ -38,8 +40,13 @@ export async function refundTopUp(em: EntityManager, gateway: GatewayClient | nu
     if (locked.status !== 'PAID') throw new TopUpError('NOT_REFUNDABLE', `a ${locked.status} top-up cannot be refunded`, 'topUp');
     if (locked.origin === 'TRANSFER' || locked.origin === 'REFUND') throw new TopUpError('NOT_REFUNDABLE', 'this pending load is not a gateway payment (a replaced card’s balance, or a merchant’s refund): it is loaded onto the card', 'topUp');
     if (locked.load_session_id) throw new TopUpError('NOT_REFUNDABLE', 'a load of this top-up was started on the card; present the card to a reader to settle it first', 'topUp');
-    const [card] = await tx.execute<{ status: string }[]>(`select status from card where id = ?`, [locked.card_id]);
-    if (principal.kind === 'CARDHOLDER_APP' && card!.status === 'ACTIVE') throw new TopUpError('NOT_REFUNDABLE', 'the card can still take the load: present it to a reader, or ask the card company', 'topUp');
+    // A wallet's holder may take back what the wallet still holds at any time (the ledger refuses what rides spent).
+    const [card] = locked.card_id ? await tx.execute<{ status: string }[]>(`select status from card where id = ?`, [locked.card_id]) : [];
+    if (principal.kind === 'CARDHOLDER_APP' && card?.status === 'ACTIVE') throw new TopUpError('NOT_REFUNDABLE', 'the card can still take the load: present it to a reader, or ask the card company', 'topUp');
+    if (locked.wallet_id) {
+      const { balance } = await walletBalances(tx, (await walletById(tx, locked.wallet_id, true))!);
+      if (balance < BigInt(locked.amount)) throw new TopUpError('NOT_REFUNDABLE', `the wallet holds ${balance}: rides spent part of this top-up, which can no longer be refunded whole`, 'topUp');
+    }
     if (!gateway) throw new TopUpError('GATEWAY_UNAVAILABLE', 'no payment gateway is configured');
     return startRefund(tx, locked, randomUUID(), `refund by ${principal.clientId}`, null, refundKey);
   });
@@ -48,7 +55,7 @@ export async function refundTopUp(em: EntityManager, gateway: GatewayClient | nu
   // refused it, which was (and stays) its answer: never a success-looking one.
   if (claimed.status === 'REFUNDED') return { topUp: claimed };
   if (claimed.status !== 'REFUNDING') return { topUp: claimed, gatewayError: new TopUpError('NOT_REFUNDABLE', `the gateway refused the refund: ${claimed.failure_message ?? 'refused'}`, 'topUp') };
-  await crashPoint('refund-started', 'refundTopUp');
+  await crashPoint('refund-started', target === 'CARD' ? 'refundTopUp' : 'refundWalletTopUp');
   if (!gateway) return { topUp: claimed, gatewayError: new TopUpError('GATEWAY_UNAVAILABLE', 'no payment gateway is configured') };
   const gatewayError = await submitRefund(em, gateway, claimed);
   return { topUp: (await topUpById(em, claimed.id))!, gatewayError };

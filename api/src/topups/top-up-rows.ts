@@ -30,7 +30,10 @@ export interface M1LoadClaim {
 
 export interface TopUpRow {
   id: string;
-  card_id: string;
+  /** The card the value is for (补登), or null for a wallet top-up. */
+  card_id: string | null;
+  /** The transit wallet the value is for (credited when paid), or null for a card top-up. */
+  wallet_id: string | null;
   card_company_id: string;
   origin: TopUpOrigin;
   holder_id: string | null;
@@ -62,14 +65,14 @@ export interface TopUpRow {
   paid_at: Date | null;
   loaded_at: Date | null;
   refunded_at: Date | null;
-  /** Joined: the card's ASN and number, for the session guard and events. */
-  asn: string;
-  card_number: string;
+  /** Joined: the card's ASN and number, for the session guard and events (null for a wallet top-up). */
+  asn: string | null;
+  card_number: string | null;
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const TOP_UP_COLUMNS = `t.*, t.amount::text as amount, t.city_day::text as city_day, c.asn, c.card_number`;
-const TOP_UP_FROM = `top_up t join card c on c.id = t.card_id`;
+const TOP_UP_FROM = `top_up t left join card c on c.id = t.card_id`;
 
 export const topUpGlobalId = (id: string) => toGlobalId('TopUp', id);
 
@@ -96,10 +99,20 @@ function visibility(principal: Principal): { sql: string; params: unknown[] } | 
   }
 }
 
-export async function findTopUpFor(em: EntityManager, principal: Principal, id: string): Promise<TopUpRow | null> {
-  const where = visibility(principal);
+/**
+ * A card's top-up the principal may see (the `TopUp` of the API); with `target: 'WALLET'`, a wallet's
+ * (the `WalletTopUp`): the holder's app sees its holder's, the card company and operator as for cards.
+ */
+/** As visibility(), for wallet top-ups: the holder is on the top-up itself (there is no card). */
+function walletVisibility(principal: Principal): { sql: string; params: unknown[] } | null {
+  if (principal.kind !== 'CARDHOLDER_APP') return visibility(principal);
+  return principal.scopes.includes('card:read') && principal.holderId && UUID.test(principal.holderId) ? { sql: 't.holder_id = ?', params: [principal.holderId] } : null;
+}
+
+export async function findTopUpFor(em: EntityManager, principal: Principal, id: string, target: 'CARD' | 'WALLET' = 'CARD'): Promise<TopUpRow | null> {
+  const where = target === 'CARD' ? visibility(principal) : walletVisibility(principal);
   if (!where || !UUID.test(id)) return null;
-  const [row] = await em.execute<TopUpRow[]>(`select ${TOP_UP_COLUMNS} from ${TOP_UP_FROM} where t.id = ? and (${where.sql})`, [id, ...where.params]);
+  const [row] = await em.execute<TopUpRow[]>(`select ${TOP_UP_COLUMNS} from ${TOP_UP_FROM} where t.id = ? and t.${target === 'CARD' ? 'card_id' : 'wallet_id'} is not null and (${where.sql})`, [id, ...where.params]);
   return row ?? null;
 }
 
@@ -144,4 +157,20 @@ export async function topUpByKey(em: EntityManager, clientId: string, key: strin
   return row ?? null;
 }
 
-export const maskCardNumber = (number: string) => `**** ${number.slice(-4)}`;
+/** A wallet's top-ups, newest first; keyset on (created_at, id). The wallet's own visibility is the caller's. */
+export function listTopUpsOfWallet(em: EntityManager, walletId: string, opts: { after?: { createdAt: string; id: string }; limit: number }): Promise<TopUpRow[]> {
+  const params: unknown[] = [walletId];
+  let sql = `select ${TOP_UP_COLUMNS} from ${TOP_UP_FROM} where t.wallet_id = ?`;
+  if (opts.after) {
+    sql += ` and (t.created_at, t.id) < (?::timestamptz, ?::uuid)`;
+    params.push(opts.after.createdAt, opts.after.id);
+  }
+  sql += ` order by t.created_at desc, t.id desc limit ?`;
+  params.push(opts.limit);
+  return em.execute<TopUpRow[]>(sql, params);
+}
+
+export const maskCardNumber = (number: string | null) => (number ? `**** ${number.slice(-4)}` : 'none');
+
+/** What a top-up is for, in words for the gateway and the ledger: a card (masked) or a transit wallet. */
+export const targetOf = (topUp: Pick<TopUpRow, 'card_number' | 'wallet_id'>) => (topUp.wallet_id ? `transit wallet ${topUp.wallet_id}` : `card ${maskCardNumber(topUp.card_number)}`);

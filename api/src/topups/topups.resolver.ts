@@ -53,12 +53,13 @@ function clientSecretsOf(ctx: GraphQLContext): ClientSecretSeal {
   return ctx.clientSecrets;
 }
 
+/** A card's top-up (findTopUpFor and the card mutations answer no other; a wallet's is a WalletTopUp). */
 export function topUpView(row: TopUpRow, gatewayUrl: string | undefined): TopUpType {
   return Object.assign(new TopUpType(), {
     id: toGlobalId('TopUp', row.id),
     uuid: row.id,
-    cardUuid: row.card_id,
-    card: toGlobalId('Card', row.card_id),
+    cardUuid: row.card_id!,
+    card: toGlobalId('Card', row.card_id!),
     amount: Money.of(BigInt(row.amount), row.currency.trim()),
     status: row.status as TopUpStatusEnum,
     origin: row.origin as TopUpOriginEnum,

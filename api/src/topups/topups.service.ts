@@ -10,12 +10,13 @@
 export { applyIntent, applyRefund } from './gateway-answers.js';
 export { recordPendingLoad, recordTransferLoad, movePendingLoads, spendTopUp, BALANCE_TRANSFER_CLIENT, REFUND_CLIENT } from './pending-load-records.js';
 export { moveTo, TOP_UP_TRANSITIONS, topUpMachine } from './top-up-moves.js';
-export { createTopUp, recordAutoTopUp, submitToGateway, AUTO_TOP_UP_CLIENT, type CreateTopUpInput } from './top-up-orders.js';
+export { createTopUp, createWalletTopUp, recordAutoTopUp, submitToGateway, AUTO_TOP_UP_CLIENT, type CreateTopUpInput } from './top-up-orders.js';
 export { refundTopUp, submitRefund } from './top-up-refunds.js';
 export {
   clientSecretSealedOf,
   findTopUpFor,
   listTopUpsOfCard,
+  listTopUpsOfWallet,
   maskCardNumber,
   pendingLoadOfCard,
   topUpById,

@@ -7,10 +7,12 @@ export const IDEMPOTENT_MUTATIONS: Readonly<Record<string, readonly string[]>> =
   cancelPayment: ['input'],
   createPayment: ['input'],
   createTopUp: ['input'],
+  createWalletTopUp: ['input'],
   payBill: ['input'],
   postJournalEntry: ['input'],
   refundPayment: ['input'],
   refundTopUp: ['input'],
+  refundWalletTopUp: ['input'],
   resolvePendingLoad: ['input'],
   reverseJournalEntry: ['input'],
 };

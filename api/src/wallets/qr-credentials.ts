@@ -1,0 +1,141 @@
+import { randomUUID, X509Certificate } from 'node:crypto';
+import type { EntityManager } from '@mikro-orm/postgresql';
+import type { Principal } from '../auth/principal.js';
+import { hostKeyOfCity } from '../pki/host-key.js';
+import { devicePublicKeyOf, issuerKeyIdOf, signCredential } from './qr-code.js';
+import { walletBalances } from './wallet-ledger.js';
+import { findWalletFor, type WalletRow } from './wallet-rows.js';
+import { WalletError } from './wallets.errors.js';
+
+/**
+ * QR ride credentials (乘车码, issue 25 item 2): the card company signs one for the holder's app and
+ * device key; scanners fetch the card company's signing certificate and the blocklist as a delta.
+ */
+
+/** A credential is good for this long; the app asks for a new one before it runs out. */
+export const CREDENTIAL_TTL_MS = 6 * 3600_000;
+
+export interface IssuedCredential {
+  id: string;
+  walletId: string;
+  code: string;
+  validFrom: Date;
+  validUntil: Date;
+  signingCertificates: string[];
+}
+
+/** What the wallet can still pay for: its balance and the debt it may still run up. */
+const availableOf = async (em: EntityManager, wallet: WalletRow) => {
+  const { balance, debt } = await walletBalances(em, wallet);
+  return balance + BigInt(wallet.debt_limit) - debt;
+};
+
+/**
+ * Signs a credential for the holder's wallet and the app's device key (an uncompressed P-256 point,
+ * base64url): refused while the wallet can pay for nothing (its debt at the limit, nothing in it).
+ */
+export async function issueQrCredential(em: EntityManager, deps: { kek: Buffer; publicUrl: string; now?: Date }, principal: Principal, input: { walletId: string; devicePublicKey: string }): Promise<IssuedCredential> {
+  const point = /^[A-Za-z0-9_-]{80,100}$/.test(input.devicePublicKey) ? Buffer.from(input.devicePublicKey, 'base64url') : Buffer.alloc(0);
+  if (!devicePublicKeyOf(point)) throw new WalletError('INVALID_INPUT', 'a device public key is an uncompressed P-256 point (65 bytes, 0x04 ‖ x ‖ y), base64url', 'devicePublicKey');
+  const wallet = principal.kind === 'CARDHOLDER_APP' && principal.scopes.includes('card:topup') ? await findWalletFor(em, principal, input.walletId) : null;
+  if (!wallet) throw new WalletError('NOT_FOUND', `no transit wallet ${input.walletId} you may ride with`, 'wallet');
+  if ((await availableOf(em, wallet)) <= 0n) throw new WalletError('INSUFFICIENT_FUNDS', 'the wallet owes its whole debt limit: top it up to ride again', 'wallet');
+  const host = await hostKeyOfCity(em, deps.kek, wallet.city_id, deps.publicUrl);
+  const now = deps.now ?? new Date();
+  // Whole seconds, as the code carries them.
+  const validFrom = new Date(Math.floor(+now / 1000) * 1000);
+  const validUntil = new Date(+validFrom + CREDENTIAL_TTL_MS);
+  const id = randomUUID();
+  await em.execute(`insert into qr_credential (id, wallet_id, device_public_key, valid_from, valid_until, issued_by_client) values (?, ?, ?, ?, ?, ?)`, [id, wallet.id, point, validFrom, validUntil, principal.clientId]);
+  const code = signCredential(
+    { credentialId: id, walletId: wallet.id, holderId: wallet.holder_id, cardCompanyId: wallet.card_company_id, validFrom, validUntil, issuerKeyId: issuerKeyIdOf(new X509Certificate(host.chainPem[0]!).publicKey), devicePublicKey: point },
+    host.privateKey,
+  );
+  return { id, walletId: wallet.id, code, validFrom, validUntil, signingCertificates: host.chainPem };
+}
+
+export interface CredentialRow {
+  id: string;
+  wallet_id: string;
+  holder_id: string;
+  card_company_id: string;
+  valid_from: Date;
+  valid_until: Date;
+  blocked_at: Date | null;
+  block_reason: string | null;
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+export async function credentialById(em: EntityManager, id: string): Promise<CredentialRow | null> {
+  if (!UUID.test(id)) return null;
+  const [row] = await em.execute<CredentialRow[]>(
+    `select q.id, q.wallet_id, w.holder_id, w.card_company_id, q.valid_from, q.valid_until, b.blocked_at, b.reason as block_reason
+       from qr_credential q join transit_wallet w on w.id = q.wallet_id left join qr_blocklist b on b.credential_id = q.id where q.id = ?`,
+    [id],
+  );
+  // Raw rows carry timestamps as PostgreSQL text: the ride checks compare them as times.
+  return row ? { ...row, valid_from: new Date(row.valid_from), valid_until: new Date(row.valid_until), blocked_at: row.blocked_at ? new Date(row.blocked_at) : null } : null;
+}
+
+/** Puts credentials on their card company's blocklist (once each), in the caller's transaction. */
+export async function blockCredentials(em: EntityManager, credentialIds: string[], reason: string): Promise<void> {
+  if (!credentialIds.length) return;
+  await em.execute(
+    `insert into qr_blocklist (card_company_id, credential_id, reason)
+     select w.card_company_id, q.id, ? from qr_credential q join transit_wallet w on w.id = q.wallet_id where q.id in (?) order by q.id
+     on conflict (credential_id) do nothing`,
+    [reason, credentialIds],
+  );
+}
+
+/** Blocks every credential of a wallet that has not run out: its debt reached the limit. */
+export async function blockWalletCredentials(em: EntityManager, walletId: string, reason: string, now: Date): Promise<void> {
+  const rows = await em.execute<{ id: string }[]>(`select id from qr_credential where wallet_id = ? and valid_until > ?`, [walletId, now]);
+  await blockCredentials(
+    em,
+    rows.map((r) => r.id),
+    reason,
+  );
+}
+
+/**
+ * Blocks a credential: the holder's app its holder's (a lost phone, scope card:topup), the card
+ * company its wallets' (topups:write). Blocked stays blocked: the app asks for a new one.
+ */
+export async function blockQrCredential(em: EntityManager, principal: Principal, input: { credentialId: string; reason: string }): Promise<CredentialRow> {
+  const reason = input.reason.trim();
+  if (reason.length < 1 || reason.length > 500) throw new WalletError('INVALID_INPUT', 'a reason is 1 to 500 characters', 'reason');
+  const found = await credentialById(em, input.credentialId);
+  const may =
+    found &&
+    ((principal.kind === 'CARDHOLDER_APP' && principal.scopes.includes('card:topup') && principal.holderId === found.holder_id) ||
+      (principal.kind === 'ISSUER' && principal.scopes.includes('topups:write') && principal.tenantId === found.card_company_id));
+  if (!found || !may) throw new WalletError('NOT_FOUND', `no QR credential ${input.credentialId} you may block`, 'credential');
+  await blockCredentials(em, [found.id], `${reason} (by ${principal.clientId})`);
+  return (await credentialById(em, found.id))!;
+}
+
+export interface ScannerUpdate {
+  signingCertificates: string[];
+  blocked: { credentialId: string; sequence: number; blockedAt: Date }[];
+  sequence: number;
+}
+
+/**
+ * What a scanner needs to verify a card company's codes offline: its signing certificate chain
+ * (host certificate, city working CA) and the blocklist entries after `afterSequence` (a delta, like
+ * the card blacklist). Credential ids only: nothing personal.
+ */
+export async function scannerUpdate(em: EntityManager, deps: { kek: Buffer; publicUrl: string }, cardCompanyId: string, afterSequence: number): Promise<ScannerUpdate | null> {
+  if (!UUID.test(cardCompanyId)) return null;
+  const [company] = await em.execute<{ city_id: string }[]>(`select city_id from card_company where id = ?`, [cardCompanyId]);
+  if (!company) return null;
+  const host = await hostKeyOfCity(em, deps.kek, company.city_id, deps.publicUrl);
+  const rows = await em.execute<{ credential_id: string; sequence: string; blocked_at: Date }[]>(
+    `select credential_id, sequence::text as sequence, blocked_at from qr_blocklist where card_company_id = ? and sequence > ? order by sequence limit 10000`,
+    [cardCompanyId, afterSequence],
+  );
+  const blocked = rows.map((r) => ({ credentialId: r.credential_id, sequence: Number(r.sequence), blockedAt: new Date(r.blocked_at) }));
+  return { signingCertificates: host.chainPem, blocked, sequence: blocked.at(-1)?.sequence ?? afterSequence };
+}

@@ -1,0 +1,61 @@
+import type { EntityManager } from '@mikro-orm/postgresql';
+import type { Principal } from '../auth/principal.js';
+import { transitWalletCode, walletDebtCode } from '../ledger/accounts.js';
+import { WalletError } from './wallets.errors.js';
+import { walletBalances } from './wallet-ledger.js';
+import { findWalletFor, openWalletRow, walletOfHolder, type WalletRow } from './wallet-rows.js';
+
+/**
+ * Transit wallets (交通钱包, issue 25 item 1): opened by the holder's app with a card company, funded
+ * by top-ups through the gateway (topups/top-up-orders.ts, createWalletTopUp), spent by QR-code
+ * rides (qr-ride-batches.ts), refundable (refundTopUp with a wallet target). Money only through post().
+ */
+
+export { findWalletFor, walletBalances, type WalletRow };
+
+/** Opens the calling holder's wallet with a card company (the one already open, if any). */
+export async function openWallet(em: EntityManager, principal: Principal, cardCompanyId: string): Promise<WalletRow> {
+  if (principal.kind !== 'CARDHOLDER_APP' || !principal.holderId) throw new WalletError('NOT_FOUND', 'only a cardholder app opens a transit wallet, for its holder', 'cardCompany');
+  const wallet = await openWalletRow(em, principal.holderId, cardCompanyId);
+  if (!wallet) throw new WalletError('NOT_FOUND', `no card company ${cardCompanyId}`, 'cardCompany');
+  return wallet;
+}
+
+/** The calling holder's wallet with a card company, if open. */
+export async function holderWallet(em: EntityManager, principal: Principal, cardCompanyId: string): Promise<WalletRow | null> {
+  if (principal.kind !== 'CARDHOLDER_APP' || !principal.holderId) return null;
+  return walletOfHolder(em, principal.holderId, cardCompanyId);
+}
+
+export interface WalletEntryRow {
+  entry_id: string;
+  posted_at: Date;
+  /** posted_at to the microsecond, for the cursor (a Date keeps milliseconds). */
+  posted_key: string;
+  description: string;
+  kind: string | null;
+  /** Signed change of the wallet's balance (a top-up +, a ride or refund −) and of its debt. */
+  balance_change: string;
+  debt_change: string;
+}
+
+/**
+ * A wallet's history, newest first: one row per journal entry that touched its balance or its debt
+ * (top-ups, rides, refunds), read from the ledger's postings; keyset on (posted_at, entry id).
+ */
+export function walletHistory(em: EntityManager, wallet: Pick<WalletRow, 'id' | 'currency'>, opts: { after?: { postedAt: string; id: string }; limit: number }): Promise<WalletEntryRow[]> {
+  const codes = [transitWalletCode(wallet.id, wallet.currency), walletDebtCode(wallet.id, wallet.currency)];
+  const params: unknown[] = [...codes, ...codes];
+  let sql = `select e.id as entry_id, e.posted_at, e.posted_at::text as posted_key, e.description, e.metadata->>'kind' as kind,
+                    coalesce(-sum(p.amount) filter (where a.code = ?), 0)::text as balance_change,
+                    coalesce(sum(p.amount) filter (where a.code = ?), 0)::text as debt_change
+               from posting p join ledger_account a on a.id = p.account_id join journal_entry e on e.id = p.entry_id
+              where a.code in (?, ?)`;
+  if (opts.after) {
+    sql += ` and (e.posted_at, e.id) < (?::timestamptz, ?::uuid)`;
+    params.push(opts.after.postedAt, opts.after.id);
+  }
+  sql += ` group by e.id, e.posted_at order by e.posted_at desc, e.id desc limit ?`;
+  params.push(opts.limit);
+  return em.execute<WalletEntryRow[]>(sql, params);
+}

@@ -1,0 +1,380 @@
+/**
+ * QR-code rides (乘车码, issue 25 item 2) over real HTTP: the holder's app asks for a ride credential
+ * bound to its device key, draws a fresh code, a scanner verifies it offline with the card company's
+ * certificate and blocklist delta, then uploads a signed batch; the ride debits the wallet once and
+ * clears like a card fare. Expired, replayed, blocklisted and forged codes are refused, by the
+ * scanner offline and again by the host.
+ */
+import { createSign, generateKeyPairSync } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { drawQrCode, type OneCardClient, QrScanner } from '../../sdk-js/src/index.js';
+import { checkLedger } from '../src/ledger/ledger-check.js';
+import { toGlobalId } from '../src/graphql/global-id.js';
+import { offlineBatchSignedBytes } from '../src/settlement/offline-batch-signature.js';
+import { clearWindow } from '../src/settlement/clearing.js';
+import { closeWindow } from '../src/settlement/windows.js';
+import { createMerchant } from '../src/tenancy/tenancy.service.js';
+import { type SandboxGateway, startSandboxGateway } from '../src/topups/gateway/sandbox-gateway.js';
+import { freshCode, parseQrCode, signCredential } from '../src/wallets/qr-code.js';
+import { issueQrCredential } from '../src/wallets/qr-credentials.js';
+import { addCity, apiClient, cardholderApp, kek, newReader, type TestReader, useCardSessionWorld } from './support/card-sessions.js';
+
+const SECRET = 'sk_test_qr';
+const WEBHOOK_SECRET = 'whsec_qr_rides_0123456789';
+let sandbox: SandboxGateway;
+beforeAll(async () => {
+  sandbox = await startSandboxGateway({ secretKey: SECRET, webhookSecret: WEBHOOK_SECRET, webhookRetryDelaysMs: [50, 100] });
+});
+const world = useCardSessionWorld({ env: () => ({ GATEWAY_URL: sandbox.url, GATEWAY_SECRET_KEY: SECRET, GATEWAY_WEBHOOK_SECRET: WEBHOOK_SECRET }) });
+afterAll(async () => {
+  await sandbox?.close();
+});
+
+type App = Awaited<ReturnType<typeof cardholderApp>>['app'];
+type UserErrors = { code: string; field: string[]; message: string }[];
+type Ride = { index: number; credential: string | null; counter: number | null; amount: number; outcome: string; accepted: boolean; reason: string; journalEntry: string | null };
+type UploadReply = { uploadQrRideBatch: { batch: { id: string; rides: Ride[] } | null; replayed: boolean; userErrors: UserErrors } };
+
+const WALLET = `id balance { amount } debt { amount } history { edges { node { kind balanceChange { amount } debtChange { amount } } } }`;
+const OPEN = `mutation($input: OpenTransitWalletInput!) { openTransitWallet(input: $input) { wallet { id } userErrors { code message } } }`;
+const TOP_UP = `mutation($input: CreateWalletTopUpInput!) { createWalletTopUp(input: $input) { topUp { id status } userErrors { code message } } }`;
+const NODE = `query($id: ID!) { node(id: $id) { ... on WalletTopUp { status } ... on TransitWallet { ${WALLET} } } }`;
+const ISSUE = `mutation($input: IssueQrCredentialInput!) { issueQrCredential(input: $input) { credential { id credentialId wallet validFrom validUntil blockedAt } signedCredential userErrors { code field message } } }`;
+const BLOCK = `mutation($input: BlockQrCredentialInput!) { blockQrCredential(input: $input) { credential { id blockedAt } userErrors { code field message } } }`;
+const SCANNER = `query($cardCompany: ID!, $after: Int) { qrScannerUpdate(cardCompany: $cardCompany, afterSequence: $after) { signingCertificates blocked { credentialId sequence blockedAt } sequence } }`;
+const UPLOAD = `mutation($input: UploadQrRideBatchInput!) { uploadQrRideBatch(input: $input) { batch { id rides { index credential counter amount outcome accepted reason journalEntry } } replayed userErrors { code field message } } }`;
+
+let gate: TestReader;
+let bus: TestReader;
+let issuer: OneCardClient;
+let busOperator: OneCardClient;
+let busOperatorId: string;
+
+beforeAll(async () => {
+  const transit = await createMerchant(world.db.orm.em.fork(), { cityId: world.gz.cityId, name: 'GZ QR Bus Group' });
+  busOperatorId = transit.id;
+  gate = await newReader(world, 'GZ-QR-GATE-1', world.gz);
+  bus = await newReader(world, 'GZ-QR-BUS-7', world.gz, { kind: 'MERCHANT', id: transit.id });
+  issuer = await apiClient(world, 'ISSUER', world.gz.cardCompanyId, ['topups:write']);
+  busOperator = await apiClient(world, 'MERCHANT', transit.id, ['payments:write']);
+});
+
+/** The app's device key pair; the public half as the uncompressed point the credential carries. */
+function deviceKey() {
+  const { publicKey, privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const jwk = publicKey.export({ format: 'jwk' });
+  const point = Buffer.concat([Buffer.from([4]), Buffer.from(jwk.x!, 'base64url'), Buffer.from(jwk.y!, 'base64url')]);
+  return { privateKey, point: point.toString('base64url') };
+}
+
+async function waitForPaid(app: App, id: string) {
+  for (let i = 0; i < 100; i++) {
+    if ((await app.request<{ node: { status: string } }>(NODE, { id })).node.status === 'PAID') return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`wallet top-up ${id} never became PAID`);
+}
+
+/** A holder with a wallet topped up with `amount` through the gateway, and a ride credential for a fresh device key. */
+async function rider(username: string, amount: number) {
+  const { app } = await cardholderApp(world, username);
+  const wallet = (await app.request<{ openTransitWallet: { wallet: { id: string } } }>(OPEN, { input: { cardCompany: toGlobalId('CardCompany', world.gz.cardCompanyId) } })).openTransitWallet.wallet.id;
+  if (amount > 0) await topUp(app, wallet, amount, `${username}-1`);
+  const device = deviceKey();
+  const issued = await app.request<{ issueQrCredential: { credential: { id: string; credentialId: string; validFrom: string; validUntil: string }; signedCredential: string; userErrors: UserErrors } }>(ISSUE, { input: { wallet, devicePublicKey: device.point } });
+  expect(issued.issueQrCredential.userErrors).toEqual([]);
+  let counter = 0;
+  return {
+    app,
+    wallet,
+    device,
+    credential: issued.issueQrCredential.credential,
+    signedCredential: issued.issueQrCredential.signedCredential,
+    /** The code the app shows now, drawn by the SDK: a fresh part (time, next counter) signed by the device key. */
+    draw: (at = new Date()) => drawQrCode(issued.issueQrCredential.signedCredential, device.privateKey, { time: at, counter: ++counter }),
+  };
+}
+
+async function topUp(app: App, wallet: string, amount: number, key: string) {
+  const made = await app.request<{ createWalletTopUp: { topUp: { id: string }; userErrors: UserErrors } }>(TOP_UP, { input: { wallet, amount, idempotencyKey: key, paymentMethod: 'pm_card_visa' } });
+  expect(made.createWalletTopUp.userErrors).toEqual([]);
+  await waitForPaid(app, made.createWalletTopUp.topUp.id);
+  return made.createWalletTopUp.topUp.id;
+}
+
+type Wallet = { balance: { amount: number }; debt: { amount: number }; history: { edges: { node: { kind: string; balanceChange: { amount: number }; debtChange: { amount: number } } }[] } };
+const walletNow = async (app: App, id: string) => (await app.request<{ node: Wallet }>(NODE, { id })).node;
+
+/** The scanner: the SDK's offline verifier, fed by qrScannerUpdate deltas, pinning its city's working CA. */
+class Scanner {
+  private readonly sdk = new QrScanner();
+  get sequence() {
+    return this.sdk.sequence;
+  }
+
+  async refresh() {
+    const { qrScannerUpdate: u } = await issuer.request<{ qrScannerUpdate: { signingCertificates: string[]; blocked: { credentialId: string; sequence: number }[]; sequence: number } }>(SCANNER, { cardCompany: toGlobalId('CardCompany', world.gz.cardCompanyId), after: this.sdk.sequence });
+    const [ca] = await world.db.orm.em.fork().execute<{ certificate_pem: string }[]>(`select certificate_pem from certificate_authority where kind = 'CITY' and city_id = ?`, [world.gz.cityId]);
+    this.sdk.apply(u, ca!.certificate_pem);
+    return u;
+  }
+
+  verify(code: string, at = new Date()) {
+    return this.sdk.verify(code, at);
+  }
+}
+
+function signedBatch(terminal: TestReader, batchId: string, rides: { code: string; scannedAt: string; amount: number }[]) {
+  const body = JSON.stringify({ kind: 'qr-rides', rides });
+  const signature = createSign('sha256').update(offlineBatchSignedBytes(terminal.id, batchId, body)).sign(terminal.deviceKeyPem).toString('base64');
+  return { terminal: terminal.id, batchId, body, signature, certificate: terminal.cityPem };
+}
+
+const upload = (client: OneCardClient, input: ReturnType<typeof signedBatch>) => client.request<UploadReply>(UPLOAD, { input });
+const scan = (code: string, amount: number, at = new Date()) => ({ code, scannedAt: at.toISOString(), amount });
+
+async function ridesBooked(credentialId: string) {
+  return Number((await world.db.orm.em.fork().execute<{ n: string }[]>(`select count(*) as n from journal_entry where entry_key like ?`, [`qr-ride:${credentialId}:%`]))[0]!.n);
+}
+
+describe('QR rides', () => {
+  it('a ride end to end: credential, scan verified offline, signed upload, wallet debit, clearing and settlement', async () => {
+    const r = await rider('qr-end-to-end', 1000);
+    const scanner = new Scanner();
+    await scanner.refresh();
+    const code = r.draw();
+    const offline = scanner.verify(code);
+    expect(offline.ok).toBe(true);
+
+    const reply = await upload(busOperator, signedBatch(bus, 'bus-7-0001', [scan(code, 200)]));
+    expect(reply.uploadQrRideBatch.userErrors).toEqual([]);
+    const [ride] = reply.uploadQrRideBatch.batch!.rides;
+    expect(ride).toMatchObject({ outcome: 'ACCEPTED', accepted: true, amount: 200, counter: 1, credential: r.credential.id });
+
+    const wallet = await walletNow(r.app, r.wallet);
+    expect(wallet.balance.amount).toBe(800);
+    expect(wallet.history.edges[0]!.node).toEqual({ kind: 'QR_RIDE', balanceChange: { amount: -200 }, debtChange: { amount: 0 } });
+
+    // It clears like a card fare: a TRANSIT item for the bus operator, settled in its city's window.
+    const em = world.db.orm.em.fork();
+    const [item] = await em.execute<{ kind: string; participant_id: string; card_company_id: string; amount: string; business_day: string; window_id: string }[]>(
+      `select kind, participant_id, card_company_id, amount::text as amount, business_day::text as business_day, window_id from clearing_item where entry_key = ?`,
+      [`qr-ride:${r.credential.credentialId}:1`],
+    );
+    expect(item).toMatchObject({ kind: 'TRANSIT', participant_id: busOperatorId, card_company_id: world.gz.cardCompanyId, amount: '200' });
+    const tomorrow = new Date(Date.now() + 36 * 3600_000);
+    const window = await closeWindow(em, { cityId: world.gz.cityId, businessDay: item!.business_day, closedBy: 'test', cutoff: '02:00', now: tomorrow });
+    const batch = await clearWindow(em, window.id);
+    const [line] = await em.execute<{ gross: string; sales_count: string }[]>(`select gross::text as gross, sales_count::text as sales_count from settlement_line where batch_id = ? and participant_id = ?`, [batch.id, busOperatorId]);
+    expect(line).toEqual({ gross: '200', sales_count: '1' });
+    expect(await checkLedger(em)).toEqual([]);
+  });
+
+  it('a ride at another city’s gate makes interchange, as a card fare does (互联互通)', async () => {
+    const r = await rider('qr-interchange', 1000);
+    const szGate = await newReader(world, 'SZ-QR-GATE-1', world.sz);
+    const szIssuer = await apiClient(world, 'ISSUER', world.sz.cardCompanyId, ['topups:write']);
+    const reply = await upload(szIssuer, signedBatch(szGate, 'sz-gate-0001', [scan(r.draw(), 300)]));
+    expect(reply.uploadQrRideBatch.batch!.rides[0]).toMatchObject({ outcome: 'ACCEPTED' });
+    expect((await walletNow(r.app, r.wallet)).balance.amount).toBe(700);
+    const em = world.db.orm.em.fork();
+    const [item] = await em.execute<{ city_id: string; participant_id: string; card_company_id: string; business_day: string }[]>(
+      `select city_id, participant_id, card_company_id, business_day::text as business_day from clearing_item where entry_key like ?`,
+      [`qr-ride:${r.credential.credentialId}:%`],
+    );
+    expect(item).toMatchObject({ city_id: world.sz.cityId, participant_id: world.sz.cardCompanyId, card_company_id: world.gz.cardCompanyId });
+    const window = await closeWindow(em, { cityId: world.sz.cityId, businessDay: item!.business_day, closedBy: 'test', cutoff: '02:00', now: new Date(Date.now() + 36 * 3600_000) });
+    const batch = await clearWindow(em, window.id);
+    const positions = await em.execute<{ issuer_id: string; acquirer_id: string; count: string; gross: string }[]>(`select issuer_id, acquirer_id, count::text as count, gross::text as gross from interchange_position where batch_id = ?`, [batch.id]);
+    // The wallet's card company (GZ) owes the card company whose gate the rider passed (SZ).
+    expect(positions).toEqual([{ issuer_id: world.gz.cardCompanyId, acquirer_id: world.sz.cardCompanyId, count: '1', gross: '300' }]);
+    expect(await checkLedger(em)).toEqual([]);
+  });
+
+  it('a replayed code is booked once: the same code again, in this batch or another, the same batch again', async () => {
+    const r = await rider('qr-replay', 1000);
+    const code = r.draw();
+    const batch = signedBatch(gate, 'gate-replay-1', [scan(code, 300), scan(code, 300)]);
+    const first = await upload(issuer, batch);
+    expect(first.uploadQrRideBatch.batch!.rides.map((x) => x.outcome)).toEqual(['ACCEPTED', 'DUPLICATE']);
+    // Another scanner was shown the same code (a screenshot passed on within seconds).
+    const elsewhere = await upload(busOperator, signedBatch(bus, 'bus-replay-1', [scan(code, 150)]));
+    expect(elsewhere.uploadQrRideBatch.batch!.rides[0]).toMatchObject({ outcome: 'DUPLICATE', accepted: false, journalEntry: null });
+    const again = await upload(issuer, batch);
+    expect(again.uploadQrRideBatch).toMatchObject({ replayed: true, batch: { id: first.uploadQrRideBatch.batch!.id } });
+    expect((await walletNow(r.app, r.wallet)).balance.amount).toBe(700);
+    expect(await ridesBooked(r.credential.credentialId)).toBe(1);
+  });
+
+  it('two uploads of the same ride at once book it once', async () => {
+    const r = await rider('qr-concurrent', 1000);
+    const code = r.draw();
+    const [a, b] = await Promise.all([upload(issuer, signedBatch(gate, 'gate-race-1', [scan(code, 250)])), upload(busOperator, signedBatch(bus, 'bus-race-1', [scan(code, 250)]))]);
+    const outcomes = [a, b].map((x) => x.uploadQrRideBatch.batch!.rides[0]!.outcome).sort();
+    expect(outcomes).toEqual(['ACCEPTED', 'DUPLICATE']);
+    expect((await walletNow(r.app, r.wallet)).balance.amount).toBe(750);
+    expect(await ridesBooked(r.credential.credentialId)).toBe(1);
+    expect(await checkLedger(world.db.orm.em.fork())).toEqual([]);
+  });
+
+  it('two batches riding the same two wallets in opposite orders, uploaded at once, both book (no deadlock)', async () => {
+    const [a, b] = [await rider('qr-order-a', 1000), await rider('qr-order-b', 1000)];
+    const rides = [a.draw(), b.draw(), a.draw(), b.draw()];
+    const forward = signedBatch(gate, 'gate-order-1', rides.map((code) => scan(code, 100)));
+    const backward = signedBatch(bus, 'bus-order-1', [...rides].reverse().map((code) => scan(code, 100)).concat([scan(b.draw(), 100), scan(a.draw(), 100)]));
+    const [one, two] = await Promise.all([upload(issuer, forward), upload(busOperator, backward)]);
+    expect([one, two].map((x) => x.uploadQrRideBatch.userErrors)).toEqual([[], []]);
+    const outcomes = [...one.uploadQrRideBatch.batch!.rides, ...two.uploadQrRideBatch.batch!.rides].map((x) => x.outcome);
+    // Six rides, four of them in both batches: each booked once.
+    expect(outcomes.filter((o) => o === 'ACCEPTED')).toHaveLength(6);
+    expect(outcomes.filter((o) => o === 'DUPLICATE')).toHaveLength(4);
+    expect([(await walletNow(a.app, a.wallet)).balance.amount, (await walletNow(b.app, b.wallet)).balance.amount]).toEqual([700, 700]);
+  });
+
+  it('a blocklisted credential is refused by the scanner (from the delta) and by the host', async () => {
+    const r = await rider('qr-blocked', 1000);
+    const scanner = new Scanner();
+    await scanner.refresh();
+    const before = scanner.sequence;
+    const blocked = await r.app.request<{ blockQrCredential: { credential: { blockedAt: string | null }; userErrors: UserErrors } }>(BLOCK, { input: { credential: r.credential.id, reason: 'phone lost' } });
+    expect(blocked.blockQrCredential.userErrors).toEqual([]);
+    expect(blocked.blockQrCredential.credential.blockedAt).not.toBeNull();
+    // The delta names exactly the new entry.
+    const delta = await scanner.refresh();
+    expect(delta.blocked.map((b) => b.credentialId)).toEqual([r.credential.credentialId]);
+    expect(delta.sequence).toBeGreaterThan(before);
+    const code = r.draw();
+    expect(scanner.verify(code)).toMatchObject({ ok: false, refusal: 'BLOCKED' });
+    // A scanner that had not fetched the delta let it through: the host refuses to book it.
+    const reply = await upload(issuer, signedBatch(gate, 'gate-blocked-1', [scan(code, 200)]));
+    expect(reply.uploadQrRideBatch.batch!.rides[0]).toMatchObject({ outcome: 'BLOCKED', accepted: false });
+    expect((await walletNow(r.app, r.wallet)).balance.amount).toBe(1000);
+    // Another holder cannot block it, nor see that it exists.
+    const other = await rider('qr-blocked-other', 0);
+    const refused = await other.app.request<{ blockQrCredential: { userErrors: UserErrors } }>(BLOCK, { input: { credential: r.credential.id, reason: 'not mine' } });
+    expect(refused.blockQrCredential.userErrors.map((e) => e.code)).toEqual(['NOT_FOUND']);
+  });
+
+  it('refuses expired and forged codes, offline and on upload, and books none of them', async () => {
+    const r = await rider('qr-refusals', 1000);
+    const scanner = new Scanner();
+    await scanner.refresh();
+    const now = new Date();
+    // A credential the card company signed 7 hours ago: its 6-hour window has run out.
+    const oldDevice = deviceKey();
+    const walletUuid = Buffer.from(r.wallet, 'base64url').toString().split(':')[1]!;
+    const [{ holder_id: holderId }] = (await world.db.orm.em.fork().execute<{ holder_id: string }[]>(`select holder_id from transit_wallet where id = ?`, [walletUuid])) as [{ holder_id: string }];
+    const appPrincipal = { kind: 'CARDHOLDER_APP' as const, clientId: 'test-app', tenantId: world.gz.cardCompanyId, holderId, scopes: ['card:topup'] };
+    const old = await issueQrCredential(world.db.orm.em.fork(), { kek, publicUrl: world.server.url, now: new Date(+now - 7 * 3600_000) }, appPrincipal, { walletId: walletUuid, devicePublicKey: oldDevice.point });
+    // An attacker's own P-256 key signs the same credential, with a month more validity.
+    const genuine = parseQrCode(r.draw())!.credential;
+    const forgedCredential = signCredential({ ...genuine, validUntil: new Date(+genuine.validUntil + 30 * 86_400_000) }, generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey);
+    const parts = r.signedCredential.split('.');
+    const credentialBytes = Buffer.from(parts[1]!, 'base64url');
+    // The genuine credential with its validity stretched in the bytes (the signature no longer matches).
+    const stretched = Buffer.from(credentialBytes);
+    stretched.writeUInt32BE(stretched.readUInt32BE(69) + 30 * 86_400, 69);
+    const tampered = [parts[0], stretched.toString('base64url'), parts[2]].join('.');
+
+    const cases: [string, string, Date, string][] = [
+      ['a screenshot: the fresh part drawn 2 minutes before the scan', r.draw(new Date(+now - 120_000)), now, 'EXPIRED'],
+      ['a credential past its validity window', freshCode(old.code, oldDevice.privateKey, now, 1), now, 'EXPIRED'],
+      ['a credential signed by another key', freshCode(forgedCredential, r.device.privateKey, now, 1), now, 'FORGED'],
+      ['a genuine credential with its bytes changed', freshCode(tampered, r.device.privateKey, now, 1), now, 'FORGED'],
+      ['a fresh part signed by another device key', freshCode(r.signedCredential, deviceKey().privateKey, now, 99), now, 'FORGED'],
+      ['not a code at all', 'OCQR1.bm90.YQ.YQ.YQ', now, 'FORGED'],
+    ];
+    const failures: string[] = [];
+    for (const [name, code, at, refusal] of cases) {
+      const offline = scanner.verify(code, at);
+      if (offline.ok || offline.refusal !== refusal) failures.push(`${name}: the scanner answered ${JSON.stringify(offline.ok ? 'ok' : offline.refusal)}`);
+    }
+    const reply = await upload(issuer, signedBatch(gate, 'gate-refusals-1', cases.map(([, code, at]) => scan(code, 200, at))));
+    reply.uploadQrRideBatch.batch!.rides.forEach((ride, i) => {
+      if (ride.outcome !== cases[i]![3] || ride.accepted || ride.journalEntry) failures.push(`${cases[i]![0]}: the host answered ${ride.outcome}`);
+    });
+    expect(failures).toEqual([]);
+    expect((await walletNow(r.app, r.wallet)).balance.amount).toBe(1000);
+    expect(await ridesBooked(r.credential.credentialId)).toBe(0);
+    expect(await ridesBooked(old.id)).toBe(0);
+  });
+
+  it('a ride the wallet does not cover runs up debt within the limit, and the next top-up clears it', async () => {
+    const r = await rider('qr-debt', 100);
+    const reply = await upload(issuer, signedBatch(gate, 'gate-debt-1', [scan(r.draw(), 300)]));
+    expect(reply.uploadQrRideBatch.batch!.rides[0]).toMatchObject({ outcome: 'DEBT', accepted: true });
+    let wallet = await walletNow(r.app, r.wallet);
+    expect([wallet.balance.amount, wallet.debt.amount]).toEqual([0, 200]);
+    // Past the limit (20.00): not booked, and the wallet's credentials go on the blocklist.
+    const over = await upload(issuer, signedBatch(gate, 'gate-debt-2', [scan(r.draw(), 1900)]));
+    expect(over.uploadQrRideBatch.batch!.rides[0]).toMatchObject({ outcome: 'DEBT_LIMIT_EXCEEDED', accepted: false });
+    expect((await new Scanner().refresh()).blocked.map((b) => b.credentialId)).toContain(r.credential.credentialId);
+    await topUp(r.app, r.wallet, 500, 'qr-debt-2');
+    wallet = await walletNow(r.app, r.wallet);
+    expect([wallet.balance.amount, wallet.debt.amount]).toEqual([300, 0]);
+    expect(wallet.history.edges[0]!.node).toEqual({ kind: 'TOP_UP_PAID', balanceChange: { amount: 300 }, debtChange: { amount: -200 } });
+    expect(await checkLedger(world.db.orm.em.fork())).toEqual([]);
+  });
+
+  it('a scanner takes signing certificates only from the CA it pins', async () => {
+    const { qrScannerUpdate: update } = await issuer.request<{ qrScannerUpdate: { signingCertificates: string[]; blocked: { credentialId: string; sequence: number }[]; sequence: number } }>(SCANNER, { cardCompany: toGlobalId('CardCompany', world.gz.cardCompanyId), after: 0 });
+    const [sz] = await world.db.orm.em.fork().execute<{ certificate_pem: string }[]>(`select certificate_pem from certificate_authority where kind = 'CITY' and city_id = ?`, [world.sz.cityId]);
+    expect(() => new QrScanner().apply(update, sz!.certificate_pem)).toThrow(/does not chain/);
+    // A chain whose signing certificate was swapped for another (the SZ CA's own) does not link up.
+    expect(() => new QrScanner().apply({ ...update, signingCertificates: [sz!.certificate_pem, update.signingCertificates[1]!] }, update.signingCertificates[1]!)).toThrow(/not issued by the next one/);
+  });
+
+  it('a top-up that rides spent part of is not refunded: the wallet keeps what it holds', async () => {
+    const r = await rider('qr-refund', 0);
+    const topUpId = await topUp(r.app, r.wallet, 500, 'qr-refund-1');
+    expect((await upload(issuer, signedBatch(gate, 'gate-refund-1', [scan(r.draw(), 100)]))).uploadQrRideBatch.batch!.rides[0]!.outcome).toBe('ACCEPTED');
+    const refund = await r.app.request<{ refundWalletTopUp: { topUp: unknown; userErrors: UserErrors } }>(`mutation($input: RefundWalletTopUpInput!) { refundWalletTopUp(input: $input) { topUp { status } userErrors { code field message } } }`, { input: { topUp: topUpId, idempotencyKey: 'qr-refund-r1' } });
+    expect(refund.refundWalletTopUp).toMatchObject({ topUp: null, userErrors: [{ code: 'NOT_REFUNDABLE' }] });
+    expect((await walletNow(r.app, r.wallet)).balance.amount).toBe(400);
+  });
+
+  it('refuses a batch whose signature does not verify, booking nothing', async () => {
+    const r = await rider('qr-bad-batch', 1000);
+    const input = { ...signedBatch(gate, 'gate-bad-sig', [scan(r.draw(), 200)]), signature: signedBatch(bus, 'gate-bad-sig', []).signature };
+    const reply = await upload(issuer, input);
+    expect(reply.uploadQrRideBatch).toMatchObject({ batch: null, userErrors: [{ code: 'OFFLINE_BATCH_REFUSED' }] });
+    expect(reply.uploadQrRideBatch.userErrors[0]!.message).toMatch(/^BAD_SIGNATURE/);
+    expect((await walletNow(r.app, r.wallet)).balance.amount).toBe(1000);
+  });
+});
+
+describe('ridership analytics', () => {
+  const RIDERSHIP = `query($city: ID!, $from: String!, $to: String!, $groupBy: RidershipGrouping!) { ridership(city: $city, from: $from, to: $to, groupBy: $groupBy) { groupBy minimumGroupSize groups { key rides riders fares { amount } } suppressedGroups } }`;
+  const LOCATE = `mutation($input: SetTerminalLocationInput!) { setTerminalLocation(input: $input) { reader userErrors { code field } } }`;
+  type Ridership = { groupBy: string; minimumGroupSize: number; groups: { key: string; rides: number; riders: number; fares: { amount: number } }[]; suppressedGroups: number } | null;
+
+  it('counts what the gates uploaded by line and by day, leaves out groups of fewer than 5 riders, for the city’s card company only', async () => {
+    const hz = await addCity(world, { code: 'HZ', name: 'Hangzhou', cardCompanyName: 'Hangzhou Tong', cardCode: '3100' });
+    const hzCompany = await apiClient(world, 'ISSUER', hz.cardCompanyId, ['topups:write', 'readers:manage', 'settlements:read']);
+    const [line1, line2] = [await newReader(world, 'HZ-M1-WULIN', hz), await newReader(world, 'HZ-M2-XIXI', hz)];
+    for (const [gate, line, stop] of [[line1, 'Line 1', 'Wulin Square'], [line2, 'Line 2', 'Xixi']] as const) {
+      const set = await hzCompany.request<{ setTerminalLocation: { userErrors: UserErrors } }>(LOCATE, { input: { reader: gate.id, line, stop } });
+      expect(set.setTerminalLocation.userErrors).toEqual([]);
+    }
+    expect((await hzCompany.request<{ setTerminalLocation: { userErrors: UserErrors } }>(LOCATE, { input: { reader: line1.id, line: '' } })).setTerminalLocation.userErrors).toEqual([{ code: 'INVALID_INPUT', field: ['input', 'line'] }]);
+    const gzCompany = await apiClient(world, 'ISSUER', world.gz.cardCompanyId, ['readers:manage', 'settlements:read']);
+    expect((await gzCompany.request<{ setTerminalLocation: { userErrors: UserErrors } }>(LOCATE, { input: { reader: line1.id, line: 'GZ says' } })).setTerminalLocation.userErrors).toEqual([{ code: 'NOT_FOUND', field: ['input', 'reader'] }]);
+
+    // Six riders through Line 1 (2.00 each, from their wallets' debt allowance); two of them on to Line 2 (3.00).
+    const riders = [];
+    for (let i = 0; i < 6; i++) riders.push(await rider(`qr-hz-${i}`, 0));
+    const first = await upload(hzCompany, signedBatch(line1, 'wulin-0001', riders.map((r) => scan(r.draw(), 200))));
+    const second = await upload(hzCompany, signedBatch(line2, 'xixi-0001', riders.slice(0, 2).map((r) => scan(r.draw(), 300))));
+    expect([...first.uploadQrRideBatch.batch!.rides, ...second.uploadQrRideBatch.batch!.rides].every((r) => r.accepted)).toBe(true);
+
+    const today = new Intl.DateTimeFormat('en-CA', { timeZone: 'Asia/Shanghai', year: 'numeric', month: '2-digit', day: '2-digit' }).format(new Date());
+    const ask = (client: OneCardClient, groupBy: string) => client.request<{ ridership: Ridership }>(RIDERSHIP, { city: toGlobalId('City', hz.cityId), from: today, to: today, groupBy });
+    // Line 2's two riders are too few to show.
+    expect((await ask(hzCompany, 'LINE')).ridership).toEqual({ groupBy: 'LINE', minimumGroupSize: 5, groups: [{ key: 'Line 1', rides: 6, riders: 6, fares: { amount: 1200 } }], suppressedGroups: 1 });
+    expect((await ask(hzCompany, 'STOP')).ridership!.groups.map((g) => g.key)).toEqual(['Line 1 / Wulin Square']);
+    // By day the totals are every ride uploaded.
+    expect((await ask(hzCompany, 'DAY')).ridership!.groups).toEqual([{ key: today, rides: 8, riders: 6, fares: { amount: 1800 } }]);
+    // Another city's card company gets null, as for a city that does not exist.
+    expect((await ask(gzCompany, 'LINE')).ridership).toBeNull();
+  });
+});
