@@ -136,7 +136,8 @@ it('docs/quickstart.md: every step, typed as written into one shell, takes the p
   // What the page says each step shows.
   expect(stdout, where).toContain('{"status":"ready"}');
   expect(stdout, where).toMatch(/"viewer":\{"kind":"MERCHANT","scopes":\["payments:read","payments:write","refunds:write","events:read"\]\}/);
-  expect(stdout, where).toMatch(/UGF5bWVudDo\S+ REQUIRES_CARD key [0-9a-f-]{36}/);
+  // A Payment id is base64url("Payment:<uuid>"): its 11th character is o or p as the uuid starts with a digit or a letter.
+  expect(stdout, where).toMatch(/UGF5bWVudD[op]\S+ REQUIRES_CARD key [0-9a-f-]{36}/);
   expect(stdout, where).toContain('"newBalance":5000,"oldBalance":0');
   expect(stdout, where).toMatch(/"state":"COMPLETED".*"amount":1280,"newBalance":3720,"oldBalance":5000/);
   expect(stdout, where).toMatch(/"payment":\{"status":"SUCCEEDED"/);
