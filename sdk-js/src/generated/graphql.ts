@@ -1263,6 +1263,7 @@ export type UserErrorCode =
   | 'INVALID_KEY_TRANSITION'
   /** `cancelPayment`, `refundPayment`: the payment’s state does not allow it (e.g. canceling a paid payment, refunding an unpaid or fully refunded one). */
   | 'INVALID_PAYMENT_STATE'
+  /** `setCardProfile`: a short file identifier outside 1–30, or the same file for the public data and the transaction log. */
   | 'INVALID_SFI'
   /** `createCity`: not an IANA time zone name (e.g. `Asia/Shanghai`). */
   | 'INVALID_TIME_ZONE'
@@ -1274,6 +1275,7 @@ export type UserErrorCode =
   | 'KEY_NOT_UNWRAPPED'
   /** `importCardMasterKey`: the purpose and key version exist already; a new key takes a new version. */
   | 'KEY_VERSION_TAKEN'
+  /** `setCardProfile`: an AID that is not 5 to 16 bytes of hex. */
   | 'MALFORMED_AID'
   /** `postJournalEntry`: lines in more than one currency. */
   | 'MIXED_CURRENCIES'
@@ -1301,6 +1303,7 @@ export type UserErrorCode =
   | 'TOP_UP_AMOUNT_OUT_OF_RANGE'
   /** `postJournalEntry`: the lines do not sum to zero, or there are fewer than two. */
   | 'UNBALANCED_ENTRY'
+  /** `setCardProfile`: an algorithm id with no known meaning (known: 0 and 1 = 3DES, 4 = SM4), or none. */
   | 'UNKNOWN_ALGORITHM_ID'
   /** An event type that is not in the list of docs/webhooks.md (nor `*`), or one your kind of client never receives. */
   | 'UNKNOWN_EVENT_TYPE'
