@@ -35,6 +35,7 @@ import { diversifyKey } from '../cardcrypto/diversify.js';
 import { purchaseTac } from '../cardcrypto/epurse.js';
 import { migrate, openOrm } from '../db/orm.js';
 import { toGlobalId } from '../graphql/global-id.js';
+import { PAYABLE_ACCOUNT_CODE } from '../ledger/accounts.js';
 import { checkLedger } from '../ledger/ledger-check.js';
 import { createWorkingCa } from '../pki/pki.service.js';
 import { initRootCa } from '../pki/root-ca.js';
@@ -475,7 +476,7 @@ async function main(): Promise<void> {
               (select count(*) from clearing_item where kind = 'TRANSIT') as items,
               (select coalesce(sum(amount), 0) from clearing_item where kind = 'TRANSIT') as item_sum,
               (select count(*) from clearing_item where kind = 'TRANSIT' and card_company_id = ?) as interchange_items`,
-      [`card-company.${home.cardCompany.id}.transit-revenue.CNY`, `merchant.${bus.id}.payable.CNY`, visiting.cardCompany.id],
+      [PAYABLE_ACCOUNT_CODE.CARD_COMPANY!(home.cardCompany.id, CURRENCY), PAYABLE_ACCOUNT_CODE.MERCHANT!(bus.id, CURRENCY), visiting.cardCompany.id],
     );
     expect('journal entries of offline purchases', ledger!.entries, expected.accepted);
     expect('transit revenue + bus payable', ledger!.payables, expected.acceptedAmount);
