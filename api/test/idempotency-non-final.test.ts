@@ -78,6 +78,26 @@ describe('a final refusal of a transactional mutation, by contrast', () => {
   });
 });
 
+describe('a resumable mutation (its steps commit as they go)', () => {
+  const request = (key: string) => ({ operation: 'probe', key, args: { input: { idempotencyKey: key } } });
+  const done = { ok: true, userErrors: [] };
+
+  it('that throws gives its key back: a retry runs at once, not IDEMPOTENCY_CONFLICT until the lease ends', async () => {
+    await expect(idempotent(contextOf(), request('resumable-throws'), async () => Promise.reject(new Error('gateway exploded')), { effect: 'resumable' })).rejects.toThrow('gateway exploded');
+    expect(await idempotent(contextOf(), request('resumable-throws'), async () => done, { effect: 'resumable' })).toEqual(done);
+    expect(await records('resumable-throws')).toEqual([{ state: 'DONE' }]);
+  });
+
+  it('that answers a non-final refusal gives its key back: a retry runs again and its answer is the one kept', async () => {
+    const busy = { ok: false, userErrors: [userError(UserErrorCode.PAYMENT_IN_PROGRESS, 'busy', ['input'])] };
+    const isFinal = (p: { ok: boolean }) => p.ok;
+    expect(await idempotent(contextOf(), request('resumable-non-final'), async () => busy, { effect: 'resumable', isFinal })).toEqual(busy);
+    expect(await records('resumable-non-final')).toEqual([]);
+    expect(await idempotent(contextOf(), request('resumable-non-final'), async () => done, { effect: 'resumable', isFinal })).toEqual(done);
+    expect(await idempotent(contextOf(), request('resumable-non-final'), async () => busy, { effect: 'resumable', isFinal })).toEqual(done);
+  });
+});
+
 describe('a clean stop', () => {
   it('waits for the idempotent mutations still running before it ends the liveness lock (platform.ts)', async () => {
     const events: string[] = [];

@@ -115,6 +115,12 @@ describe('what a payment-intent event makes of a top-up awaiting payment', () =>
     expect(await get(topUp.id)).toMatchObject({ status: 'FAILED', failureCode: 'expired_card', failureMessage: 'Your card has expired.' });
   });
 
+  it('a failed payment with neither a decline code nor an error code: payment_failed', async () => {
+    const { topUp, pi } = await awaiting('no-code');
+    await send('payment_intent.payment_failed', { ...pi, last_payment_error: { message: 'Something went wrong.' } });
+    expect(await get(topUp.id)).toMatchObject({ status: 'FAILED', failureCode: 'payment_failed', failureMessage: 'Something went wrong.' });
+  });
+
   it('a canceled intent: CANCELED, nothing booked, the card company told', async () => {
     const { topUp, pi } = await awaiting('canceled');
     const sent = await send('payment_intent.canceled', { ...pi, status: 'canceled' });
@@ -311,6 +317,14 @@ describe('what a refund event makes of a top-up', () => {
     expect((await get(topUp.id)).status).toBe('CANCELED');
     expect(await pendingLoads()).toBe(before);
     expect(await entriesOf(uuidOf(topUp.id))).toBe(0);
+  });
+
+  it('a refund whose metadata names a top-up that does not exist: unknown, recorded as such', async () => {
+    const { topUp, pi } = await paidOfLostCard('refund-names-nobody');
+    const sent = await send('refund.succeeded', refundObject(pi, topUp, 'succeeded', { topUpId: randomUUID() }));
+    expect(sent.body).toMatchObject({ duplicate: false, outcome: 'unknown' });
+    expect(await outcomeOf(sent.id)).toBe('unknown');
+    expect((await get(topUp.id)).status).toBe('PAID');
   });
 
   it('a refund of a PAID top-up that did not succeed changes nothing', async () => {
