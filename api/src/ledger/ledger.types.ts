@@ -30,6 +30,8 @@ registerEnumType(AccountOwnerKind, {
     OPERATOR_FEE_REVENUE: { description: 'The operator’s service fees.' },
     SETTLEMENT_IN_TRANSIT: { description: 'Money between settlement and payout.' },
     INTERCHANGE: { description: 'Cross-city (互联互通) positions between card companies.' },
+    TRANSIT_WALLET: { description: 'A registered holder’s transit wallet (交通钱包): value held online, spent by QR-code rides; `ownerId` is the wallet.' },
+    WALLET_DEBT: { description: 'What a holder owes for rides their transit wallet did not cover, cleared by the next top-up; `ownerId` is the wallet.' },
     OTHER: { description: 'Accounts made by tests, benchmarks and manual adjustments.' },
   },
 });
