@@ -158,8 +158,8 @@ describe('QR rides', () => {
     // It clears like a card fare: a TRANSIT item for the bus operator, settled in its city's window.
     const em = world.db.orm.em.fork();
     const [item] = await em.execute<{ kind: string; participant_id: string; card_company_id: string; amount: string; business_day: string; window_id: string }[]>(
-      `select kind, participant_id, card_company_id, amount::text as amount, business_day::text as business_day, window_id from clearing_item where entry_key = ?`,
-      [`qr-ride:${r.credential.credentialId}:1`],
+      `select kind, participant_id, card_company_id, amount::text as amount, business_day::text as business_day, window_id from clearing_item where entry_key like ?`,
+      [`qr-ride:${r.credential.credentialId}:1:%`],
     );
     expect(item).toMatchObject({ kind: 'TRANSIT', participant_id: busOperatorId, card_company_id: world.gz.cardCompanyId, amount: '200' });
     const tomorrow = new Date(Date.now() + 36 * 3600_000);
@@ -204,6 +204,32 @@ describe('QR rides', () => {
     expect(again.uploadQrRideBatch).toMatchObject({ replayed: true, batch: { id: first.uploadQrRideBatch.batch!.id } });
     expect((await walletNow(r.app, r.wallet)).balance.amount).toBe(700);
     expect(await ridesBooked(r.credential.credentialId)).toBe(1);
+  });
+
+  it('the same counter drawn again at another time is another ride: booked, and the credential blocked as a cloned or modified app', async () => {
+    const r = await rider('qr-counter-reuse', 1000);
+    // A credential issued an hour ago, so that both scans, ten minutes apart, fall inside its window and not in the future.
+    const em = world.db.orm.em.fork();
+    const walletUuid = Buffer.from(r.wallet, 'base64url').toString().split(':')[1]!;
+    const [{ holder_id: holderId }] = (await em.execute<{ holder_id: string }[]>(`select holder_id from transit_wallet where id = ?`, [walletUuid])) as [{ holder_id: string }];
+    const appPrincipal = { kind: 'CARDHOLDER_APP' as const, clientId: 'test-app', tenantId: world.gz.cardCompanyId, holderId, scopes: ['card:topup'] };
+    const device = deviceKey();
+    const now = new Date();
+    const issued = await issueQrCredential(em, { kek, publicUrl: world.server.url, now: new Date(+now - 3600_000) }, appPrincipal, { walletId: walletUuid, devicePublicKey: device.point });
+    // The app picks the counter: a modified one draws every code with counter 7 and a fresh time.
+    const t0 = new Date(+now - 20 * 60_000);
+    const t1 = new Date(+t0 + 10 * 60_000);
+    const first = await upload(issuer, signedBatch(gate, 'gate-counter-1', [scan(drawQrCode(issued.code, device.privateKey, { time: t0, counter: 7 }), 200, t0)]));
+    const second = await upload(busOperator, signedBatch(bus, 'bus-counter-1', [scan(drawQrCode(issued.code, device.privateKey, { time: t1, counter: 7 }), 300, t1)]));
+    expect([first, second].map((x) => x.uploadQrRideBatch.batch!.rides[0]!.outcome)).toEqual(['ACCEPTED', 'ACCEPTED']);
+    expect((await walletNow(r.app, r.wallet)).balance.amount).toBe(500);
+    expect(await ridesBooked(issued.id)).toBe(2);
+    expect((await new Scanner().refresh()).blocked.map((b) => b.credentialId)).toContain(issued.id);
+    // The very same code again is still a duplicate.
+    const again = await upload(issuer, signedBatch(gate, 'gate-counter-2', [scan(drawQrCode(issued.code, device.privateKey, { time: t0, counter: 7 }), 200, t0)]));
+    expect(again.uploadQrRideBatch.batch!.rides[0]).toMatchObject({ outcome: 'DUPLICATE', accepted: false });
+    expect((await walletNow(r.app, r.wallet)).balance.amount).toBe(500);
+    expect(await checkLedger(world.db.orm.em.fork())).toEqual([]);
   });
 
   it('two uploads of the same ride at once book it once', async () => {
