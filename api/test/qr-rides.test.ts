@@ -5,7 +5,7 @@
  * clears like a card fare. Expired, replayed, blocklisted and forged codes are refused, by the
  * scanner offline and again by the host.
  */
-import { createSign, generateKeyPairSync } from 'node:crypto';
+import { createSign, generateKeyPairSync, randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { drawQrCode, type OneCardClient, QrScanner } from '../../sdk-js/src/index.js';
 import { checkLedger } from '../src/ledger/ledger-check.js';
@@ -17,6 +17,7 @@ import { createMerchant } from '../src/tenancy/tenancy.service.js';
 import { type SandboxGateway, startSandboxGateway } from '../src/topups/gateway/sandbox-gateway.js';
 import { freshCode, parseQrCode, signCredential } from '../src/wallets/qr-code.js';
 import { issueQrCredential } from '../src/wallets/qr-credentials.js';
+import { signatureHeader } from '../src/webhooks/webhook-signature.js';
 import { addCity, apiClient, cardholderApp, kek, newReader, type TestReader, useCardSessionWorld } from './support/card-sessions.js';
 
 const SECRET = 'sk_test_qr';
@@ -357,6 +358,28 @@ describe('QR rides', () => {
     const refund = await r.app.request<{ refundWalletTopUp: { topUp: unknown; userErrors: UserErrors } }>(`mutation($input: RefundWalletTopUpInput!) { refundWalletTopUp(input: $input) { topUp { status } userErrors { code field message } } }`, { input: { topUp: topUpId, idempotencyKey: 'qr-refund-r1' } });
     expect(refund.refundWalletTopUp).toMatchObject({ topUp: null, userErrors: [{ code: 'NOT_REFUNDABLE' }] });
     expect((await walletNow(r.app, r.wallet)).balance.amount).toBe(400);
+  });
+
+  it('a refund the gateway made late of a top-up rides have spent: a conflict for a person, answered 200, nothing booked', async () => {
+    const r = await rider('qr-late-refund', 0);
+    const topUpId = await topUp(r.app, r.wallet, 500, 'qr-late-refund-1');
+    expect((await upload(issuer, signedBatch(gate, 'gate-late-refund-1', [scan(r.draw(), 200)]))).uploadQrRideBatch.batch!.rides[0]!.outcome).toBe('ACCEPTED');
+    const em = world.db.orm.em.fork();
+    const topUpUuid = Buffer.from(topUpId, 'base64url').toString().split(':')[1]!;
+    const [{ gateway_intent_id: intent }] = (await em.execute<{ gateway_intent_id: string }[]>(`select gateway_intent_id from top_up where id = ?`, [topUpUuid])) as [{ gateway_intent_id: string }];
+    // The gateway refunded an attempt we took for refused, and says so only now that rides spent the value.
+    const eventId = 'evt_qr_late_refund';
+    const refund = { id: 're_qr_late_refund', object: 'refund', amount: 500, currency: 'cny', payment_intent: intent, status: 'succeeded', metadata: { topUpId: topUpUuid, attempt: randomUUID() }, created: 0 };
+    const body = JSON.stringify({ id: eventId, object: 'event', type: 'refund.succeeded', created: Math.floor(Date.now() / 1000), data: { object: refund } });
+    const res = await fetch(`${world.server.url}/webhooks/gateway`, { method: 'POST', headers: { 'content-type': 'application/json', 'gateway-signature': signatureHeader([WEBHOOK_SECRET], body, Math.floor(Date.now() / 1000)) }, body });
+    expect({ status: res.status, body: await res.json() }).toMatchObject({ status: 200, body: { outcome: 'conflict' } });
+    const [event] = await em.execute<{ outcome: string }[]>(`select outcome from gateway_event where id = ?`, [eventId]);
+    expect(event?.outcome).toBe('conflict');
+    expect((await r.app.request<{ node: { status: string } }>(NODE, { id: topUpId })).node.status).toBe('PAID');
+    expect((await walletNow(r.app, r.wallet)).balance.amount).toBe(300);
+    const [{ n }] = (await em.execute<{ n: string }[]>(`select count(*) as n from journal_entry where entry_key like ?`, [`top-up:${topUpUuid}:refund:%`])) as [{ n: string }];
+    expect(n).toBe('0');
+    expect(await checkLedger(em)).toEqual([]);
   });
 
   it('refuses a batch whose signature does not verify, booking nothing', async () => {
