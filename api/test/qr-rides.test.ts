@@ -343,6 +343,20 @@ describe('QR rides', () => {
     expect(await checkLedger(world.db.orm.em.fork())).toEqual([]);
   });
 
+  it('a wallet with a ride refused at its debt limit gets no new credential until a top-up', async () => {
+    const r = await rider('qr-debt-reissue', 0);
+    // 19.00 of the 20.00 limit owed, then a 2.00 ride it cannot cover: refused, credentials blocked.
+    expect((await upload(issuer, signedBatch(gate, 'gate-reissue-1', [scan(r.draw(), 1900)]))).uploadQrRideBatch.batch!.rides[0]!.outcome).toBe('DEBT');
+    expect((await upload(issuer, signedBatch(gate, 'gate-reissue-2', [scan(r.draw(), 200)]))).uploadQrRideBatch.batch!.rides[0]!.outcome).toBe('DEBT_LIMIT_EXCEEDED');
+    // A new device key does not get round the block: 1.00 of allowance is left, less than the fare refused.
+    const issue = () => r.app.request<{ issueQrCredential: { credential: { id: string } | null; userErrors: UserErrors } }>(ISSUE, { input: { wallet: r.wallet, devicePublicKey: deviceKey().point } });
+    expect((await issue()).issueQrCredential).toMatchObject({ credential: null, userErrors: [{ code: 'INSUFFICIENT_FUNDS' }] });
+    await topUp(r.app, r.wallet, 500, 'qr-debt-reissue-1');
+    const again = await issue();
+    expect(again.issueQrCredential.userErrors).toEqual([]);
+    expect(again.issueQrCredential.credential).not.toBeNull();
+  });
+
   it('a scanner takes signing certificates only from the CA it pins', async () => {
     const { qrScannerUpdate: update } = await issuer.request<{ qrScannerUpdate: { signingCertificates: string[]; blocked: { credentialId: string; sequence: number }[]; sequence: number } }>(SCANNER, { cardCompany: toGlobalId('CardCompany', world.gz.cardCompanyId), after: 0 });
     const [sz] = await world.db.orm.em.fork().execute<{ certificate_pem: string }[]>(`select certificate_pem from certificate_authority where kind = 'CITY' and city_id = ?`, [world.sz.cityId]);

@@ -79,5 +79,7 @@ export class Migration20261207000300_transit_wallets_qr_rides extends Migration 
     // A presentation (credential + counter + fresh time) is booked once, whichever batch or scanner brings
     // it. The app chooses the counter: the same counter at another time is another ride (and a cloned app).
     this.addSql(`create unique index qr_ride_booked_uq on qr_ride (credential_id, counter, fresh_time) where outcome in ('ACCEPTED','DEBT')`);
+    // issueQrCredential asks whether a wallet's ride was refused at its debt limit since its last top-up.
+    this.addSql(`create index qr_ride_debt_refused_idx on qr_ride (credential_id) where outcome = 'DEBT_LIMIT_EXCEEDED'`);
   }
 }
