@@ -233,6 +233,12 @@ describe('QR rides', () => {
     expect(await checkLedger(world.db.orm.em.fork())).toEqual([]);
   });
 
+  it('a counter past 2^31 (counters are uint32) is answered as it is', async () => {
+    const r = await rider('qr-big-counter', 1000);
+    const reply = await upload(issuer, signedBatch(gate, 'gate-big-counter-1', [scan(drawQrCode(r.signedCredential, r.device.privateKey, { time: new Date(), counter: 4_000_000_000 }), 100)]));
+    expect(reply.uploadQrRideBatch.batch!.rides[0]).toMatchObject({ outcome: 'ACCEPTED', counter: 4_000_000_000 });
+  });
+
   it('two uploads of the same ride at once book it once', async () => {
     const r = await rider('qr-concurrent', 1000);
     const code = r.draw();
