@@ -15,6 +15,8 @@ import { clearWindow } from '../src/settlement/clearing.js';
 import { closeWindow } from '../src/settlement/windows.js';
 import { createMerchant } from '../src/tenancy/tenancy.service.js';
 import { type SandboxGateway, startSandboxGateway } from '../src/topups/gateway/sandbox-gateway.js';
+import { spendTopUp, topUpById } from '../src/topups/topups.service.js';
+import { merchantPayableAccount } from '../src/ledger/accounts.js';
 import { freshCode, parseQrCode, signCredential } from '../src/wallets/qr-code.js';
 import { issueQrCredential } from '../src/wallets/qr-credentials.js';
 import { signatureHeader } from '../src/webhooks/webhook-signature.js';
@@ -399,6 +401,20 @@ describe('QR rides', () => {
     expect((await walletNow(r.app, r.wallet)).balance.amount).toBe(300);
     const [{ n }] = (await em.execute<{ n: string }[]>(`select count(*) as n from journal_entry where entry_key like ?`, [`top-up:${topUpUuid}:refund:%`])) as [{ n: string }];
     expect(n).toBe('0');
+    expect(await checkLedger(em)).toEqual([]);
+  });
+
+  it('a wallet top-up cannot be spent as a card’s pending load (its value is in the wallet)', async () => {
+    const r = await rider('qr-spend-guard', 0);
+    const topUpUuid = Buffer.from(await topUp(r.app, r.wallet, 500, 'qr-spend-guard-1'), 'base64url').toString().split(':')[1]!;
+    const em = world.db.orm.em.fork();
+    const spend = em.transactional(async (tx) =>
+      spendTopUp(tx, (await topUpById(tx, topUpUuid, true))!, { toAccountId: (await merchantPayableAccount(tx, busOperatorId, 'CNY')).id, key: `spend-guard:${topUpUuid}`, description: 'a bill', metadata: {}, spentOn: 'a bill' }),
+    );
+    await expect(spend).rejects.toMatchObject({ code: 'NOT_REFUNDABLE' });
+    const [{ status }] = (await em.execute<{ status: string }[]>(`select status from top_up where id = ?`, [topUpUuid])) as [{ status: string }];
+    expect(status).toBe('PAID');
+    expect((await walletNow(r.app, r.wallet)).balance.amount).toBe(500);
     expect(await checkLedger(em)).toEqual([]);
   });
 
