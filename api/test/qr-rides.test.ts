@@ -5,7 +5,7 @@
  * clears like a card fare. Expired, replayed, blocklisted and forged codes are refused, by the
  * scanner offline and again by the host.
  */
-import { createSign, generateKeyPairSync } from 'node:crypto';
+import { createSign, generateKeyPairSync, randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { drawQrCode, type OneCardClient, QrScanner } from '../../sdk-js/src/index.js';
 import { checkLedger } from '../src/ledger/ledger-check.js';
@@ -15,8 +15,11 @@ import { clearWindow } from '../src/settlement/clearing.js';
 import { closeWindow } from '../src/settlement/windows.js';
 import { createMerchant } from '../src/tenancy/tenancy.service.js';
 import { type SandboxGateway, startSandboxGateway } from '../src/topups/gateway/sandbox-gateway.js';
+import { spendTopUp, topUpById } from '../src/topups/topups.service.js';
+import { merchantPayableAccount } from '../src/ledger/accounts.js';
 import { freshCode, parseQrCode, signCredential } from '../src/wallets/qr-code.js';
 import { issueQrCredential } from '../src/wallets/qr-credentials.js';
+import { signatureHeader } from '../src/webhooks/webhook-signature.js';
 import { addCity, apiClient, cardholderApp, kek, newReader, type TestReader, useCardSessionWorld } from './support/card-sessions.js';
 
 const SECRET = 'sk_test_qr';
@@ -158,8 +161,8 @@ describe('QR rides', () => {
     // It clears like a card fare: a TRANSIT item for the bus operator, settled in its city's window.
     const em = world.db.orm.em.fork();
     const [item] = await em.execute<{ kind: string; participant_id: string; card_company_id: string; amount: string; business_day: string; window_id: string }[]>(
-      `select kind, participant_id, card_company_id, amount::text as amount, business_day::text as business_day, window_id from clearing_item where entry_key = ?`,
-      [`qr-ride:${r.credential.credentialId}:1`],
+      `select kind, participant_id, card_company_id, amount::text as amount, business_day::text as business_day, window_id from clearing_item where entry_key like ?`,
+      [`qr-ride:${r.credential.credentialId}:1:%`],
     );
     expect(item).toMatchObject({ kind: 'TRANSIT', participant_id: busOperatorId, card_company_id: world.gz.cardCompanyId, amount: '200' });
     const tomorrow = new Date(Date.now() + 36 * 3600_000);
@@ -204,6 +207,38 @@ describe('QR rides', () => {
     expect(again.uploadQrRideBatch).toMatchObject({ replayed: true, batch: { id: first.uploadQrRideBatch.batch!.id } });
     expect((await walletNow(r.app, r.wallet)).balance.amount).toBe(700);
     expect(await ridesBooked(r.credential.credentialId)).toBe(1);
+  });
+
+  it('the same counter drawn again at another time is another ride: booked, and the credential blocked as a cloned or modified app', async () => {
+    const r = await rider('qr-counter-reuse', 1000);
+    // A credential issued an hour ago, so that both scans, ten minutes apart, fall inside its window and not in the future.
+    const em = world.db.orm.em.fork();
+    const walletUuid = Buffer.from(r.wallet, 'base64url').toString().split(':')[1]!;
+    const [{ holder_id: holderId }] = (await em.execute<{ holder_id: string }[]>(`select holder_id from transit_wallet where id = ?`, [walletUuid])) as [{ holder_id: string }];
+    const appPrincipal = { kind: 'CARDHOLDER_APP' as const, clientId: 'test-app', tenantId: world.gz.cardCompanyId, holderId, scopes: ['card:topup'] };
+    const device = deviceKey();
+    const now = new Date();
+    const issued = await issueQrCredential(em, { kek, publicUrl: world.server.url, now: new Date(+now - 3600_000) }, appPrincipal, { walletId: walletUuid, devicePublicKey: device.point });
+    // The app picks the counter: a modified one draws every code with counter 7 and a fresh time.
+    const t0 = new Date(+now - 20 * 60_000);
+    const t1 = new Date(+t0 + 10 * 60_000);
+    const first = await upload(issuer, signedBatch(gate, 'gate-counter-1', [scan(drawQrCode(issued.code, device.privateKey, { time: t0, counter: 7 }), 200, t0)]));
+    const second = await upload(busOperator, signedBatch(bus, 'bus-counter-1', [scan(drawQrCode(issued.code, device.privateKey, { time: t1, counter: 7 }), 300, t1)]));
+    expect([first, second].map((x) => x.uploadQrRideBatch.batch!.rides[0]!.outcome)).toEqual(['ACCEPTED', 'ACCEPTED']);
+    expect((await walletNow(r.app, r.wallet)).balance.amount).toBe(500);
+    expect(await ridesBooked(issued.id)).toBe(2);
+    expect((await new Scanner().refresh()).blocked.map((b) => b.credentialId)).toContain(issued.id);
+    // The very same code again is still a duplicate.
+    const again = await upload(issuer, signedBatch(gate, 'gate-counter-2', [scan(drawQrCode(issued.code, device.privateKey, { time: t0, counter: 7 }), 200, t0)]));
+    expect(again.uploadQrRideBatch.batch!.rides[0]).toMatchObject({ outcome: 'DUPLICATE', accepted: false });
+    expect((await walletNow(r.app, r.wallet)).balance.amount).toBe(500);
+    expect(await checkLedger(world.db.orm.em.fork())).toEqual([]);
+  });
+
+  it('a counter past 2^31 (counters are uint32) is answered as it is', async () => {
+    const r = await rider('qr-big-counter', 1000);
+    const reply = await upload(issuer, signedBatch(gate, 'gate-big-counter-1', [scan(drawQrCode(r.signedCredential, r.device.privateKey, { time: new Date(), counter: 4_000_000_000 }), 100)]));
+    expect(reply.uploadQrRideBatch.batch!.rides[0]).toMatchObject({ outcome: 'ACCEPTED', counter: 4_000_000_000 });
   });
 
   it('two uploads of the same ride at once book it once', async () => {
@@ -316,6 +351,20 @@ describe('QR rides', () => {
     expect(await checkLedger(world.db.orm.em.fork())).toEqual([]);
   });
 
+  it('a wallet with a ride refused at its debt limit gets no new credential until a top-up', async () => {
+    const r = await rider('qr-debt-reissue', 0);
+    // 19.00 of the 20.00 limit owed, then a 2.00 ride it cannot cover: refused, credentials blocked.
+    expect((await upload(issuer, signedBatch(gate, 'gate-reissue-1', [scan(r.draw(), 1900)]))).uploadQrRideBatch.batch!.rides[0]!.outcome).toBe('DEBT');
+    expect((await upload(issuer, signedBatch(gate, 'gate-reissue-2', [scan(r.draw(), 200)]))).uploadQrRideBatch.batch!.rides[0]!.outcome).toBe('DEBT_LIMIT_EXCEEDED');
+    // A new device key does not get round the block: 1.00 of allowance is left, less than the fare refused.
+    const issue = () => r.app.request<{ issueQrCredential: { credential: { id: string } | null; userErrors: UserErrors } }>(ISSUE, { input: { wallet: r.wallet, devicePublicKey: deviceKey().point } });
+    expect((await issue()).issueQrCredential).toMatchObject({ credential: null, userErrors: [{ code: 'INSUFFICIENT_FUNDS' }] });
+    await topUp(r.app, r.wallet, 500, 'qr-debt-reissue-1');
+    const again = await issue();
+    expect(again.issueQrCredential.userErrors).toEqual([]);
+    expect(again.issueQrCredential.credential).not.toBeNull();
+  });
+
   it('a scanner takes signing certificates only from the CA it pins', async () => {
     const { qrScannerUpdate: update } = await issuer.request<{ qrScannerUpdate: { signingCertificates: string[]; blocked: { credentialId: string; sequence: number }[]; sequence: number } }>(SCANNER, { cardCompany: toGlobalId('CardCompany', world.gz.cardCompanyId), after: 0 });
     const [sz] = await world.db.orm.em.fork().execute<{ certificate_pem: string }[]>(`select certificate_pem from certificate_authority where kind = 'CITY' and city_id = ?`, [world.sz.cityId]);
@@ -331,6 +380,42 @@ describe('QR rides', () => {
     const refund = await r.app.request<{ refundWalletTopUp: { topUp: unknown; userErrors: UserErrors } }>(`mutation($input: RefundWalletTopUpInput!) { refundWalletTopUp(input: $input) { topUp { status } userErrors { code field message } } }`, { input: { topUp: topUpId, idempotencyKey: 'qr-refund-r1' } });
     expect(refund.refundWalletTopUp).toMatchObject({ topUp: null, userErrors: [{ code: 'NOT_REFUNDABLE' }] });
     expect((await walletNow(r.app, r.wallet)).balance.amount).toBe(400);
+  });
+
+  it('a refund the gateway made late of a top-up rides have spent: a conflict for a person, answered 200, nothing booked', async () => {
+    const r = await rider('qr-late-refund', 0);
+    const topUpId = await topUp(r.app, r.wallet, 500, 'qr-late-refund-1');
+    expect((await upload(issuer, signedBatch(gate, 'gate-late-refund-1', [scan(r.draw(), 200)]))).uploadQrRideBatch.batch!.rides[0]!.outcome).toBe('ACCEPTED');
+    const em = world.db.orm.em.fork();
+    const topUpUuid = Buffer.from(topUpId, 'base64url').toString().split(':')[1]!;
+    const [{ gateway_intent_id: intent }] = (await em.execute<{ gateway_intent_id: string }[]>(`select gateway_intent_id from top_up where id = ?`, [topUpUuid])) as [{ gateway_intent_id: string }];
+    // The gateway refunded an attempt we took for refused, and says so only now that rides spent the value.
+    const eventId = 'evt_qr_late_refund';
+    const refund = { id: 're_qr_late_refund', object: 'refund', amount: 500, currency: 'cny', payment_intent: intent, status: 'succeeded', metadata: { topUpId: topUpUuid, attempt: randomUUID() }, created: 0 };
+    const body = JSON.stringify({ id: eventId, object: 'event', type: 'refund.succeeded', created: Math.floor(Date.now() / 1000), data: { object: refund } });
+    const res = await fetch(`${world.server.url}/webhooks/gateway`, { method: 'POST', headers: { 'content-type': 'application/json', 'gateway-signature': signatureHeader([WEBHOOK_SECRET], body, Math.floor(Date.now() / 1000)) }, body });
+    expect({ status: res.status, body: await res.json() }).toMatchObject({ status: 200, body: { outcome: 'conflict' } });
+    const [event] = await em.execute<{ outcome: string }[]>(`select outcome from gateway_event where id = ?`, [eventId]);
+    expect(event?.outcome).toBe('conflict');
+    expect((await r.app.request<{ node: { status: string } }>(NODE, { id: topUpId })).node.status).toBe('PAID');
+    expect((await walletNow(r.app, r.wallet)).balance.amount).toBe(300);
+    const [{ n }] = (await em.execute<{ n: string }[]>(`select count(*) as n from journal_entry where entry_key like ?`, [`top-up:${topUpUuid}:refund:%`])) as [{ n: string }];
+    expect(n).toBe('0');
+    expect(await checkLedger(em)).toEqual([]);
+  });
+
+  it('a wallet top-up cannot be spent as a card’s pending load (its value is in the wallet)', async () => {
+    const r = await rider('qr-spend-guard', 0);
+    const topUpUuid = Buffer.from(await topUp(r.app, r.wallet, 500, 'qr-spend-guard-1'), 'base64url').toString().split(':')[1]!;
+    const em = world.db.orm.em.fork();
+    const spend = em.transactional(async (tx) =>
+      spendTopUp(tx, (await topUpById(tx, topUpUuid, true))!, { toAccountId: (await merchantPayableAccount(tx, busOperatorId, 'CNY')).id, key: `spend-guard:${topUpUuid}`, description: 'a bill', metadata: {}, spentOn: 'a bill' }),
+    );
+    await expect(spend).rejects.toMatchObject({ code: 'NOT_REFUNDABLE' });
+    const [{ status }] = (await em.execute<{ status: string }[]>(`select status from top_up where id = ?`, [topUpUuid])) as [{ status: string }];
+    expect(status).toBe('PAID');
+    expect((await walletNow(r.app, r.wallet)).balance.amount).toBe(500);
+    expect(await checkLedger(em)).toEqual([]);
   });
 
   it('refuses a batch whose signature does not verify, booking nothing', async () => {

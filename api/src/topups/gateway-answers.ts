@@ -6,6 +6,14 @@ import type { PaymentIntent, Refund } from './gateway/gateway-client.js';
 import type { ClientSecretSeal } from './client-secret.js';
 import { moveTo, refundEntryKey, startRefund, topUpMachine } from './top-up-moves.js';
 import { topUpById, type TopUpStatus } from './top-up-rows.js';
+import { walletBalances } from '../wallets/wallet-ledger.js';
+import { walletById } from '../wallets/wallet-rows.js';
+
+/** Whether a wallet (its row locked until the caller commits) still holds `amount`: rides may have spent a top-up's value. */
+async function walletStillHolds(tx: EntityManager, walletId: string, amount: bigint): Promise<boolean> {
+  const wallet = (await walletById(tx, walletId, true))!;
+  return (await walletBalances(tx, wallet)).balance >= amount;
+}
 
 /**
  * What the payment gateway says of a top-up's payment intent or refund (its answer to our call, a
@@ -68,8 +76,10 @@ export async function applyRefund(em: EntityManager, topUpId: string, refund: Re
     if (!ours) {
       if (refund.status !== 'succeeded' || topUp.status === 'REFUNDED') return 'stale';
       // The gateway did refund after all (an attempt we took for refused): book it, unless the card
-      // has the value already, which is money paid out twice and for a person to settle.
+      // has the value already or rides spent what the wallet got, which is money paid out twice and
+      // for a person to settle (answered, not retried forever).
       if (topUp.status !== 'PAID' || topUp.load_session_id) return 'conflict';
+      if (topUp.wallet_id && !(await walletStillHolds(tx, topUp.wallet_id, BigInt(topUp.amount)))) return 'conflict';
       await startRefund(tx, topUp, randomUUID(), cause, refund.id);
       await moveTo(tx, topUp.id, 'REFUNDED', cause);
       return 'applied';

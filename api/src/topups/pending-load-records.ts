@@ -57,10 +57,13 @@ export async function recordPendingLoad(
 /**
  * A PAID top-up (locked by the caller) spent on something else than the card, in the caller's
  * transaction: its value leaves the card company's pending loads for `toAccountId` (e.g. a biller's
- * payable), and the top-up is SPENT. A load that was started on the card (MAC2 issued) cannot be.
+ * payable), and the top-up is SPENT. A load that was started on the card (MAC2 issued) cannot be, nor
+ * a transit wallet's top-up.
  */
 export async function spendTopUp(tx: EntityManager, topUp: TopUpRow, spend: { toAccountId: string; key: string; description: string; metadata: Record<string, unknown>; spentOn: string }): Promise<TopUpRow> {
   if (topUp.status !== 'PAID') throw new TopUpError('NOT_REFUNDABLE', `a ${topUp.status} top-up cannot be spent`, 'fromTopUp');
+  // A wallet top-up's value is in the wallet, not the pending loads this entry would take it from.
+  if (topUp.wallet_id) throw new TopUpError('NOT_REFUNDABLE', 'a transit wallet top-up is in the wallet: rides spend it', 'fromTopUp');
   if (topUp.load_session_id) throw new TopUpError('NOT_REFUNDABLE', 'a load of this top-up was started on the card; present the card to a reader to settle it first', 'fromTopUp');
   if (topUp.origin === 'TRANSFER' || topUp.origin === 'REFUND') throw new TopUpError('NOT_REFUNDABLE', 'only a top-up paid at the gateway can be spent this way', 'fromTopUp');
   const pending = await pendingLoadAccount(tx, topUp.card_company_id, topUp.currency);

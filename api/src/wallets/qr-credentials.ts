@@ -31,8 +31,26 @@ const availableOf = async (em: EntityManager, wallet: WalletRow) => {
 };
 
 /**
+ * Whether a ride of the wallet was refused DEBT_LIMIT_EXCEEDED after its last paid top-up. Some
+ * allowance may be left below the fare refused: a new credential would let the holder ride on (and
+ * be refused again on upload) although the refusal blocked every credential it had.
+ */
+async function refusedAtDebtLimitSinceTopUp(em: EntityManager, walletId: string): Promise<boolean> {
+  const [row] = await em.execute<{ refused: boolean }[]>(
+    `select exists (
+       select 1 from qr_ride q join qr_credential c on c.id = q.credential_id join qr_ride_batch b on b.id = q.batch_row_id
+        where c.wallet_id = ? and q.outcome = 'DEBT_LIMIT_EXCEEDED'
+          and b.received_at > coalesce((select max(paid_at) from top_up where wallet_id = ? and status = 'PAID'), '-infinity')
+     ) as refused`,
+    [walletId, walletId],
+  );
+  return !!row?.refused;
+}
+
+/**
  * Signs a credential for the holder's wallet and the app's device key (an uncompressed P-256 point,
- * base64url): refused while the wallet can pay for nothing (its debt at the limit, nothing in it).
+ * base64url): refused while the wallet can pay for nothing (its debt at the limit, nothing in it), or
+ * while a ride refused at its debt limit has not been followed by a top-up.
  */
 export async function issueQrCredential(em: EntityManager, deps: { kek: Buffer; publicUrl: string; now?: Date }, principal: Principal, input: { walletId: string; devicePublicKey: string }): Promise<IssuedCredential> {
   const point = /^[A-Za-z0-9_-]{80,100}$/.test(input.devicePublicKey) ? Buffer.from(input.devicePublicKey, 'base64url') : Buffer.alloc(0);
@@ -40,6 +58,7 @@ export async function issueQrCredential(em: EntityManager, deps: { kek: Buffer; 
   const wallet = principal.kind === 'CARDHOLDER_APP' && principal.scopes.includes('card:topup') ? await findWalletFor(em, principal, input.walletId) : null;
   if (!wallet) throw new WalletError('NOT_FOUND', `no transit wallet ${input.walletId} you may ride with`, 'wallet');
   if ((await availableOf(em, wallet)) <= 0n) throw new WalletError('INSUFFICIENT_FUNDS', 'the wallet owes its whole debt limit: top it up to ride again', 'wallet');
+  if (await refusedAtDebtLimitSinceTopUp(em, wallet.id)) throw new WalletError('INSUFFICIENT_FUNDS', 'a ride was refused at the wallet’s debt limit and its credentials blocked: top it up to ride again', 'wallet');
   const host = await hostKeyOfCity(em, deps.kek, wallet.city_id, deps.publicUrl);
   const now = deps.now ?? new Date();
   // Whole seconds, as the code carries them.

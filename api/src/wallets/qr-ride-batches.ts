@@ -16,7 +16,7 @@ import { recordClearingItem } from '../settlement/clearing-items.js';
 import { verifyOfflineBatchSignature } from '../settlement/offline-batch-signature.js';
 import { DomainError } from '../graphql/domain-error.js';
 import { UserErrorCode } from '../graphql/user-error.js';
-import { blockWalletCredentials, credentialById, type CredentialRow } from './qr-credentials.js';
+import { blockCredentials, blockWalletCredentials, credentialById, type CredentialRow } from './qr-credentials.js';
 import { issuerKeyIdOf, parseQrCode, verifyQrCode } from './qr-code.js';
 import { postRideFare, walletBalances } from './wallet-ledger.js';
 import { walletById } from './wallet-rows.js';
@@ -124,7 +124,7 @@ function checkSignature(publicKeyPem: string, input: QrUploadInput): void {
 /**
  * Takes a scanner's batch once (terminal + batch id): the same batch again answers what was stored
  * and books nothing; a different body under a used id is refused. Each ride is booked at most once
- * whichever batches bring it: its ledger entry key is the credential and counter.
+ * whichever batches bring it: its ledger entry key is the presentation (credential, counter, fresh time).
  */
 export async function uploadQrRideBatch(em: EntityManager, deps: { kek: Buffer; publicUrl: string; now?: () => Date }, input: QrUploadInput): Promise<{ answer: QrBatchAnswer; replayed: boolean }> {
   const now = deps.now?.() ?? new Date();
@@ -153,8 +153,8 @@ export async function uploadQrRideBatch(em: EntityManager, deps: { kek: Buffer; 
     for (const [index, ride] of rides.entries()) {
       const result = await takeRide(tx, keys, input.terminal, id, ride, now);
       await tx.execute(
-        `insert into qr_ride (id, batch_row_id, record_no, credential_id, counter, scanned_at, amount, outcome, reason, journal_entry_id) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-        [randomUUID(), id, index, result.credential?.id ?? null, result.credential ? result.counter : null, ride.scannedAt, ride.amount, result.outcome, result.reason, result.journalEntryId],
+        `insert into qr_ride (id, batch_row_id, record_no, credential_id, counter, fresh_time, scanned_at, amount, outcome, reason, journal_entry_id) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        [randomUUID(), id, index, result.credential?.id ?? null, result.credential ? result.counter : null, result.credential ? result.freshTime : null, ride.scannedAt, ride.amount, result.outcome, result.reason, result.journalEntryId],
       );
       answers.push({ index, credentialId: result.credential?.id ?? null, counter: result.credential ? result.counter : null, amount: ride.amount, outcome: result.outcome, accepted: result.outcome === 'ACCEPTED' || result.outcome === 'DEBT', reason: result.reason, journalEntryId: result.journalEntryId });
     }
@@ -197,10 +197,10 @@ class IssuerKeys {
   }
 }
 
-type RideResult = { outcome: QrRideOutcome; reason: string; journalEntryId: string | null; credential: CredentialRow | null; counter: number };
+type RideResult = { outcome: QrRideOutcome; reason: string; journalEntryId: string | null; credential: CredentialRow | null; counter: number; freshTime: Date | null };
 
 async function takeRide(tx: EntityManager, keys: IssuerKeys, terminal: ReaderRow, batchRowId: string, ride: QrRideRecord, now: Date): Promise<RideResult> {
-  const refused = (outcome: QrRideOutcome, reason: string, credential: CredentialRow | null = null, counter = 0): RideResult => ({ outcome, reason, journalEntryId: null, credential, counter });
+  const refused = (outcome: QrRideOutcome, reason: string, credential: CredentialRow | null = null, counter = 0, freshTime: Date | null = null): RideResult => ({ outcome, reason, journalEntryId: null, credential, counter, freshTime });
   if (+ride.scannedAt > +now + 5 * 60_000) return refused('FORGED', 'scanned in the future by more than the 5 minutes of clock skew allowed');
   // The card company named in the code, if it parses: its key decides; the database is asked only then.
   const companyId = /^OCQR1\.[A-Za-z0-9_-]+/.test(ride.code) ? companyOf(ride.code) : null;
@@ -208,13 +208,13 @@ async function takeRide(tx: EntityManager, keys: IssuerKeys, terminal: ReaderRow
   let credential: CredentialRow | null = null;
   const verified = verifyQrCode(ride.code, { issuerKeys, scannedAt: ride.scannedAt, isBlocked: () => false });
   if (verified.code && (verified.ok || verified.refusal !== 'FORGED')) credential = await credentialById(tx, verified.code.credential.credentialId);
-  if (!verified.ok) return refused(verified.refusal, verified.reason, credential, verified.code?.counter ?? 0);
+  if (!verified.ok) return refused(verified.refusal, verified.reason, credential, verified.code?.counter ?? 0, verified.code?.freshTime ?? null);
   const code = verified.code;
   // Signed by the card company, so it names a credential it recorded; one it has not is refused as forged.
   if (!credential || credential.wallet_id !== code.credential.walletId) return refused('FORGED', 'the card company issued no such credential');
   // Blocked before the scan: the scanner should have known (its delta); a ride before the block is the scanner's good faith.
-  if (credential.blocked_at && +credential.blocked_at <= +ride.scannedAt) return refused('BLOCKED', `the credential was blocked at ${new Date(credential.blocked_at).toISOString()}: ${credential.block_reason}`, credential, code.counter);
-  return bookRide(tx, terminal, batchRowId, credential, code.counter, ride, now);
+  if (credential.blocked_at && +credential.blocked_at <= +ride.scannedAt) return refused('BLOCKED', `the credential was blocked at ${new Date(credential.blocked_at).toISOString()}: ${credential.block_reason}`, credential, code.counter, code.freshTime);
+  return bookRide(tx, terminal, batchRowId, credential, { counter: code.counter, freshTime: code.freshTime }, ride, now);
 }
 
 /** The card company id a code's credential names (bytes 49–65), read before its signature is checked to find the key that checks it. */
@@ -227,32 +227,40 @@ function companyOf(text: string): string | null {
 
 /**
  * The fare: wallet (and debt within its limit) → the terminal owner's transit payable, in a savepoint
- * with the wallet's row locked. The entry key is the ride (credential + counter): two batches bringing
- * it at once book it once, the second sees the first's entry and answers DUPLICATE.
+ * with the wallet's row locked. The entry key is the presentation (credential + counter + fresh time):
+ * two batches bringing the same code book it once, the second sees the first's entry and answers
+ * DUPLICATE. The app chooses the counter, so a code with a booked counter but another fresh time is
+ * another ride: it is booked too, and the credential blocked (a cloned or modified app).
  */
-async function bookRide(tx: EntityManager, terminal: ReaderRow, batchRowId: string, credential: CredentialRow, counter: number, ride: QrRideRecord, now: Date): Promise<RideResult> {
+async function bookRide(tx: EntityManager, terminal: ReaderRow, batchRowId: string, credential: CredentialRow, fresh: { counter: number; freshTime: Date }, ride: QrRideRecord, now: Date): Promise<RideResult> {
+  const { counter, freshTime } = fresh;
   return tx.transactional(
     async (sp) => {
       const wallet = (await walletById(sp, credential.wallet_id, true))!;
       const payable = terminal.owner_kind === 'MERCHANT' ? await merchantPayableAccount(sp, terminal.owner_id, wallet.currency) : await transitRevenueAccount(sp, terminal.owner_id, wallet.currency);
-      const key = `qr-ride:${credential.id}:${counter}`;
+      const presentation = `${counter}:${Math.floor(+freshTime / 1000)}`;
+      const key = `qr-ride:${credential.id}:${presentation}`;
+      const result = (r: Omit<RideResult, 'credential' | 'counter' | 'freshTime'>): RideResult => ({ ...r, credential, counter, freshTime });
       // Under the wallet's lock, a ride another upload booked has committed: it is a duplicate, whatever
       // fare this copy names (asking post() again would compute other lines from the new balance).
       const [booked] = await sp.execute<{ id: string }[]>(`select id from journal_entry where entry_key = ?`, [key]);
-      if (booked) return { outcome: 'DUPLICATE', reason: `credential ${credential.id} counter ${counter} was booked before`, journalEntryId: null, credential, counter };
+      if (booked) return result({ outcome: 'DUPLICATE', reason: `credential ${credential.id} counter ${counter} drawn at ${freshTime.toISOString()} was booked before`, journalEntryId: null });
+      // An honest app never draws a counter twice: the same counter at another time is a clone or a modified app.
+      const [reused] = await sp.execute<{ id: string }[]>(`select id from qr_ride where credential_id = ? and counter = ? and fresh_time <> ? and outcome in ('ACCEPTED','DEBT') limit 1`, [credential.id, counter, freshTime]);
       const amount = BigInt(ride.amount);
       const posted = await postRideFare(sp, wallet, {
         payableAccountId: payable.id,
         amount,
         key,
         description: `QR ride on terminal ${terminal.serial}`,
-        metadata: { kind: 'QR_RIDE', qrBatch: batchRowId, terminal: terminal.serial, credential: credential.id, counter, scannedAt: ride.scannedAt.toISOString() },
+        metadata: { kind: 'QR_RIDE', qrBatch: batchRowId, terminal: terminal.serial, credential: credential.id, counter, freshTime: freshTime.toISOString(), scannedAt: ride.scannedAt.toISOString() },
       });
+      if (reused) await blockCredentials(sp, [credential.id], `counter ${counter} presented again with another time: a cloned or modified app`);
       if ('overLimit' in posted) {
         await blockWalletCredentials(sp, wallet.id, 'the wallet’s debt reached its limit', now);
-        return { outcome: 'DEBT_LIMIT_EXCEEDED', reason: `the wallet owes ${posted.overLimit.debt} of its ${posted.overLimit.limit} limit and holds too little; recorded, not booked, and its credentials blocked`, journalEntryId: null, credential, counter };
+        return result({ outcome: 'DEBT_LIMIT_EXCEEDED', reason: `the wallet owes ${posted.overLimit.debt} of its ${posted.overLimit.limit} limit and holds too little; recorded, not booked, and its credentials blocked`, journalEntryId: null });
       }
-      if (posted.entry.replayed) return { outcome: 'DUPLICATE', reason: `credential ${credential.id} counter ${counter} was booked before`, journalEntryId: null, credential, counter };
+      if (posted.entry.replayed) return result({ outcome: 'DUPLICATE', reason: `credential ${credential.id} counter ${counter} drawn at ${freshTime.toISOString()} was booked before`, journalEntryId: null });
       await recordClearingItem(sp, {
         kind: 'TRANSIT',
         participant: { kind: terminal.owner_kind === 'MERCHANT' ? 'MERCHANT' : 'CARD_COMPANY', id: terminal.owner_id },
@@ -261,14 +269,15 @@ async function bookRide(tx: EntityManager, terminal: ReaderRow, batchRowId: stri
         amount,
         currency: wallet.currency,
         entryKey: key,
-        reference: `qr:${credential.id}:${counter}`,
+        reference: `qr:${credential.id}:${presentation}`,
         occurredAt: ride.scannedAt,
       });
       // Rides past what the wallet holds run up its debt; at the limit its credentials go on the blocklist.
       if (posted.asDebt > 0n && (await walletBalances(sp, wallet)).debt >= BigInt(wallet.debt_limit)) await blockWalletCredentials(sp, wallet.id, 'the wallet’s debt reached its limit', now);
+      const cloned = reused ? `; counter ${counter} was booked before with another time, so the credential is now blocked` : '';
       return posted.asDebt > 0n
-        ? { outcome: 'DEBT', reason: `booked: ${posted.fromWallet} from the wallet, ${posted.asDebt} as debt the next top-up clears`, journalEntryId: posted.entry.id, credential, counter }
-        : { outcome: 'ACCEPTED', reason: 'booked from the wallet', journalEntryId: posted.entry.id, credential, counter };
+        ? result({ outcome: 'DEBT', reason: `booked: ${posted.fromWallet} from the wallet, ${posted.asDebt} as debt the next top-up clears${cloned}`, journalEntryId: posted.entry.id })
+        : result({ outcome: 'ACCEPTED', reason: `booked from the wallet${cloned}`, journalEntryId: posted.entry.id });
     },
     { propagation: 'nested' },
   );

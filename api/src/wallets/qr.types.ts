@@ -1,4 +1,4 @@
-import { Field, ID, InputType, Int, ObjectType, registerEnumType } from 'type-graphql';
+import { Field, Float, ID, InputType, Int, ObjectType, registerEnumType } from 'type-graphql';
 import { DateTimeScalar, MinorUnitsScalar } from '../graphql/scalars.js';
 import { UserError } from '../graphql/user-error.js';
 
@@ -119,7 +119,7 @@ registerEnumType(QrRideOutcomeEnum, {
   valuesConfig: {
     ACCEPTED: { description: 'Booked from the wallet.' },
     DEBT: { description: 'Booked: what the wallet held, the rest as debt (within the wallet’s limit) the next top-up clears.' },
-    DUPLICATE: { description: 'This credential and counter was booked before (this or another batch, this or another scanner).' },
+    DUPLICATE: { description: 'The same code (credential, counter and fresh time) was booked before (this or another batch, this or another scanner). The same counter with another time is booked, and the credential blocked.' },
     EXPIRED: { description: 'Outside the credential’s validity, or the fresh part was drawn more than 30 s from the scan (a screenshot).' },
     BLOCKED: { description: 'The credential was on the blocklist when scanned.' },
     FORGED: { description: 'Not a code, not signed by the card company or the credential’s device key, or no credential the card company issued.' },
@@ -135,7 +135,8 @@ export class QrRideResultType {
   @Field(() => ID, { nullable: true, description: 'Global id of the QrCredential the code names (null when it names none the card company issued).' })
   credential!: string | null;
 
-  @Field(() => Int, { nullable: true, description: 'The code’s counter (from its fresh part).' })
+  // A uint32: past GraphQL Int's 2^31 - 1, so a Float (always a whole number).
+  @Field(() => Float, { nullable: true, description: 'The code’s counter (from its fresh part): a whole number, 0 to 4294967295 (uint32, past GraphQL Int).' })
   counter!: number | null;
 
   @Field(() => MinorUnitsScalar, { description: 'The fare in minor units, as the scanner gave it.' })

@@ -778,7 +778,7 @@ export type QrRideOutcome =
   | 'DEBT'
   /** The wallet could not cover it within its debt limit: not booked, and the wallet’s credentials blocked. */
   | 'DEBT_LIMIT_EXCEEDED'
-  /** This credential and counter was booked before (this or another batch, this or another scanner). */
+  /** The same code (credential, counter and fresh time) was booked before (this or another batch, this or another scanner). The same counter with another time is booked, and the credential blocked. */
   | 'DUPLICATE'
   /** Outside the credential’s validity, or the fresh part was drawn more than 30 s from the scan (a screenshot). */
   | 'EXPIRED'

@@ -66,6 +66,8 @@ export class Migration20261207000300_transit_wallets_qr_rides extends Migration 
         -- as the scanned code names it (null when it did not parse or its credential is unknown)
         credential_id uuid references qr_credential (id),
         counter bigint,
+        -- the fresh part's time: with the counter, what makes one presentation of the code
+        fresh_time timestamptz,
         scanned_at timestamptz not null,
         amount bigint not null check (amount > 0),
         outcome text not null check (outcome in ('ACCEPTED','DEBT','DUPLICATE','EXPIRED','BLOCKED','FORGED','DEBT_LIMIT_EXCEEDED')),
@@ -74,7 +76,10 @@ export class Migration20261207000300_transit_wallets_qr_rides extends Migration 
         unique (batch_row_id, record_no),
         check ((outcome in ('ACCEPTED','DEBT')) = (journal_entry_id is not null))
       )`);
-    // A ride (credential + counter) is booked once, whichever batch or scanner brings it.
-    this.addSql(`create unique index qr_ride_booked_uq on qr_ride (credential_id, counter) where outcome in ('ACCEPTED','DEBT')`);
+    // A presentation (credential + counter + fresh time) is booked once, whichever batch or scanner brings
+    // it. The app chooses the counter: the same counter at another time is another ride (and a cloned app).
+    this.addSql(`create unique index qr_ride_booked_uq on qr_ride (credential_id, counter, fresh_time) where outcome in ('ACCEPTED','DEBT')`);
+    // issueQrCredential asks whether a wallet's ride was refused at its debt limit since its last top-up.
+    this.addSql(`create index qr_ride_debt_refused_idx on qr_ride (credential_id) where outcome = 'DEBT_LIMIT_EXCEEDED'`);
   }
 }
