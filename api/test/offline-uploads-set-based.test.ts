@@ -11,11 +11,13 @@ import { ALG_3DES } from '../src/cardcrypto/algorithm.js';
 import { diversifyKey } from '../src/cardcrypto/diversify.js';
 import { purchaseMac1, purchaseSessionKey } from '../src/cardcrypto/epurse.js';
 import { checkLedger } from '../src/ledger/ledger-check.js';
+import { cardPurseAccount, merchantPayableAccount } from '../src/ledger/accounts.js';
 import { credit, debit, openAccount, post } from '../src/ledger/ledger.service.js';
 import { AccountOwnerKind, AccountType } from '../src/ledger/ledger-account.entity.js';
 import * as apdu from '../src/readers/session/apdu.js';
 import { offlineBatchSignedBytes } from '../src/settlement/offline-batch-signature.js';
 import { terminalIdOf } from '../src/readers/session/terminal.js';
+import { createMerchant } from '../src/tenancy/tenancy.service.js';
 import { apiClient, issueCard, type MasterKeys, newReader, purseBalance, type TestReader, useCardSessionWorld } from './support/card-sessions.js';
 
 const world = useCardSessionWorld();
@@ -146,5 +148,47 @@ describe('offline uploads booked set-based', () => {
     expect(item).toMatchObject({ card_company_id: world.sz.cardCompanyId, participant_id: world.gz.cardCompanyId, business_day: '2026-11-25', amount: '120' });
     // 23:30 in Guangzhou (UTC+8) is 15:30 UTC.
     expect(new Date(item!.occurred_at).toISOString()).toBe('2026-11-25T15:30:00.000Z');
+  });
+
+  it('a batch at a merchant whose payable does not exist yet does not deadlock with a payment by the same card that is opening that payable: both book', async () => {
+    const merchant = await createMerchant(world.db.orm.em.fork(), { cityId: world.gz.cityId, name: 'GZ Ferry' });
+    const ferry = await newReader(world, 'GZ-FERRY-SB', world.gz, { kind: 'MERCHANT', id: merchant.id });
+    const operator = await apiClient(world, 'MERCHANT', merchant.id, ['payments:write']);
+    const card = issueCard({ city: world.gz, keys: world.gzMasterKeys, balance: 1000 });
+    const asn = await asnOf(card);
+    await fundShadow(asn, 1000);
+    const ride = await purchase(card, ferry, 300, world.gzMasterKeys);
+
+    // The payment's transaction opens the merchant's payable (uncommitted), then, once the upload
+    // waits on it, debits the card's purse to it: the upload must not hold that purse meanwhile.
+    let paymentPid!: (pid: number) => void;
+    const paymentStarted = new Promise<number>((resolve) => (paymentPid = resolve));
+    let uploadWaits!: () => void;
+    const uploadWaiting = new Promise<void>((resolve) => (uploadWaits = resolve));
+    const payment = world.db.orm.em.fork().transactional(async (tx) => {
+      const payable = await merchantPayableAccount(tx, merchant.id, 'CNY');
+      const [me] = await tx.execute<{ pid: number }[]>(`select pg_backend_pid() as pid`);
+      paymentPid(me!.pid);
+      await uploadWaiting;
+      const purse = await cardPurseAccount(tx, asn, 'CNY');
+      await post(tx, { key: `test-online-payment:${asn}`, description: 'an online payment at the ferry', lines: [debit(purse.id, 200n), credit(payable.id, 200n)] });
+    });
+    const pid = await paymentStarted;
+    const uploading = operator.request<UploadReply>(UPLOAD, { input: signed(ferry, 'ferry-first', [ride]) });
+    // Wait (no deadline) until the upload is blocked by the payment's transaction.
+    for (;;) {
+      const [row] = await sql<{ n: string }>(`select count(*)::text as n from pg_stat_activity where ? = any(pg_blocking_pids(pid))`, [pid]);
+      if (row!.n !== '0') break;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    uploadWaits();
+
+    const [, reply] = await Promise.all([payment, uploading]);
+    expect(reply.uploadOfflineBatch.userErrors).toEqual([]);
+    expect(reply.uploadOfflineBatch.batch!.records.map((r) => r.outcome)).toEqual(['ACCEPTED']);
+    expect(await purseBalance(world, asn)).toBe(500n);
+    const [payable] = await sql<{ balance: string }>(`select balance::text from ledger_account where code = ?`, [`merchant.${merchant.id}.payable.CNY`]);
+    expect(payable!.balance).toBe('500');
+    expect(await checkLedger(world.db.orm.em.fork())).toEqual([]);
   });
 });

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freshDatabase, type TestDatabase } from '../../test/support/database.js';
 import { cardPurseAccount, merchantPayableAccount } from './accounts.js';
 import { checkLedger } from './ledger-check.js';
-import { balance, credit, debit, openAccount, post } from './ledger.service.js';
+import { balance, credit, debit, openAccount, post, postMany } from './ledger.service.js';
 import { AccountOwnerKind, AccountType } from './ledger-account.entity.js';
 
 let db: TestDatabase;
@@ -70,5 +70,20 @@ describe('accounts the chart remembers (read once when they exist)', () => {
     expect(reopened.id).not.toBe(purse.id);
     await post(db.orm.em.fork(), { key: 'remembered.restored.2', description: 'the load again', lines: [debit(source.id, 80n), credit(reopened.id, 80n)] });
     expect(await balance(db.orm.em.fork(), reopened.id)).toBe(80n);
+  });
+
+  it('a remembered account whose row is gone is refused once by postMany (the offline uploads and clearing), then opened afresh', async () => {
+    const purse = await cardPurseAccount(db.orm.em.fork(), '0000aaaa000000000004', 'CNY');
+    await db.orm.em.fork().execute(`delete from ledger_account where id = ?`, [purse.id]);
+    const source = await funding();
+    const refused = await postMany(db.orm.em.fork(), [{ key: 'remembered.restored-many.1', description: 'a load to the lost purse', lines: [debit(source.id, 90n), credit(purse.id, 90n)] }]).catch(
+      (err: { code?: string }) => err.code,
+    );
+    expect(refused).toBe('UNKNOWN_ACCOUNT');
+    const reopened = await cardPurseAccount(db.orm.em.fork(), '0000aaaa000000000004', 'CNY');
+    expect(reopened.id).not.toBe(purse.id);
+    await postMany(db.orm.em.fork(), [{ key: 'remembered.restored-many.2', description: 'the load again', lines: [debit(source.id, 90n), credit(reopened.id, 90n)] }]);
+    expect(await balance(db.orm.em.fork(), reopened.id)).toBe(90n);
+    expect(await checkLedger(db.orm.em.fork())).toEqual([]);
   });
 });

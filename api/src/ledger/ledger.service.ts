@@ -432,7 +432,11 @@ export function postMany(em: EntityManager, entries: EntryInput[]): Promise<{ id
       [`{${ids.join(',')}}`],
     );
     const accounts = new Map(rows.map((r) => [r.id, { id: r.id, currency: r.currency.trim(), type: r.type, nonNegative: r.non_negative, balance: BigInt(r.balance) }]));
-    for (const id of ids) if (!accounts.has(id)) throw new LedgerError(Code.UNKNOWN_ACCOUNT, `no ledger account ${id}`, id);
+    // A remembered account whose row is gone (a database restored to an earlier point) is refused, as
+    // post() refuses it, and forgotten so that the next call opens it afresh instead of failing until restart.
+    const missing = ids.filter((id) => !accounts.has(id));
+    for (const id of missing) forget(tx, id);
+    if (missing.length) throw new LedgerError(Code.UNKNOWN_ACCOUNT, `no ledger account ${missing[0]}`, missing[0]);
 
     const heads: { id: string; entry_key: string; description: string; metadata: Record<string, unknown> }[] = [];
     const postings: { entry_id: string; line_no: number; account_id: string; amount: string; currency: string; balance_after: string }[] = [];

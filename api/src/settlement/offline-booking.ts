@@ -129,9 +129,17 @@ export async function bookOfflineRecords(tx: EntityManager, deps: { keyStore: Ke
     return !problems[i];
   });
 
-  // The purses these records would debit, and the payables they would credit, locked before the counters are read.
+  // The payables these records would credit are opened first, holding no purse: opening one waits
+  // for a payment that is opening it too, and that payment then debits a purse (post() locks by
+  // id). Opened later, with the purses locked here, the two transactions waited on each other.
+  // Then the purses and the payables are locked together in id order, before the counters are read.
   const participantKind = terminal.owner_kind === 'MERCHANT' ? 'MERCHANT' : 'CARD_COMPANY';
   const currencies = [...new Set(proven.map((p) => p.issuer.currency))];
+  const payables = new Map<string, string>();
+  for (const currency of currencies) {
+    const payable = terminal.owner_kind === 'MERCHANT' ? await merchantPayableAccount(tx, terminal.owner_id, currency) : await transitRevenueAccount(tx, terminal.owner_id, currency);
+    payables.set(currency, payable.id);
+  }
   const accounts = await lockAccounts(tx, [
     ...new Set(proven.map((p) => cardPurseCode(p.r.asn, p.issuer.currency))),
     ...currencies.map((c) => PAYABLE_ACCOUNT_CODE[participantKind]!(terminal.owner_id, c)),
@@ -162,19 +170,14 @@ export async function bookOfflineRecords(tx: EntityManager, deps: { keyStore: Ke
     accepted.push({ index, r, issuer, gap });
   }
   if (accepted.length) {
-    const entryIds = await bookAccepted(tx, terminal, batchRowId, accepted, accounts);
+    const entryIds = await bookAccepted(tx, terminal, batchRowId, accepted, accounts, payables);
     accepted.forEach(({ index, gap }, i) => (results[index] = gap ? outcome('GAP', `accepted; ${gap}`, entryIds[i]!) : outcome('ACCEPTED', 'accepted', entryIds[i]!)));
   }
   return results;
 }
 
 /** The accepted records' entries (card purse → the transit payable), clearing items and card counters, in bulk. */
-async function bookAccepted(tx: EntityManager, terminal: ReaderRow, batchRowId: string, accepted: Accepted[], locked: Map<string, { id: string }>): Promise<string[]> {
-  const payableIds = new Map<string, string>();
-  for (const currency of new Set(accepted.map((a) => a.issuer.currency))) {
-    const payable = terminal.owner_kind === 'MERCHANT' ? await merchantPayableAccount(tx, terminal.owner_id, currency) : await transitRevenueAccount(tx, terminal.owner_id, currency);
-    payableIds.set(currency, payable.id);
-  }
+async function bookAccepted(tx: EntityManager, terminal: ReaderRow, batchRowId: string, accepted: Accepted[], locked: Map<string, { id: string }>, payableIds: Map<string, string>): Promise<string[]> {
   const posted = await postMany(
     tx,
     accepted.map(({ r, issuer }) => ({

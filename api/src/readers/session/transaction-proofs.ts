@@ -176,10 +176,13 @@ async function bookProven(em: EntityManager, deps: SessionDeps, kind: ProofKind,
     [session.card_asn, claim.counter, session.id, provedBy.id, hex(tac)],
   );
   if (taken.length === 0) return false;
-  await recordCounter(em, session.card_asn!, k.column, claim.counter + 1);
   const result = resultOf(kind, session, tac, provedBy.id);
   const [reader] = await em.execute<ReaderRow[]>(`select * from reader where id = ?`, [session.reader_id]);
   await completeProven(em, deps, session, reader!, result);
+  // The counter row after the booking: the booking's post() has locked the card's purse (with its
+  // counterpart, in id order), as an offline upload locks the purses before it moves the counters.
+  // Counter first, purse second waited crosswise on a batch bringing the same card's rides.
+  await recordCounter(em, session.card_asn!, k.column, claim.counter + 1);
   await recordAudit(em, session.id, null, 'proved', 'ACCEPTED', null, result);
   return true;
 }
@@ -203,11 +206,12 @@ async function returnProven(em: EntityManager, deps: SessionDeps, claim: OpenCla
     [asn, claim.counter, session.id, provedBy.id, hex(tac)],
   );
   if (taken.length === 0) return false;
-  await recordCounter(em, asn, 'offline_counter', claim.counter + 1);
   const purse = await cardPurseAccount(em, asn, currency);
   const returned = await deps.returnProvedValue(em, { asn, amount, currency, fromAccountId: purse.id, claimSession: session.id, provedBy: provedBy.id, tac: hex(tac), reason: why });
   // No card to give it back to after all: undo the proof row with the rest of this savepoint.
   if (!returned) throw new SessionError('PURPOSE_REFUSED', `card ${asn} is not registered: nothing to give the value back to`);
+  // The counter row after the purse (as bookProven, and as an offline upload takes them).
+  await recordCounter(em, asn, 'offline_counter', claim.counter + 1);
   const detail = { cardSession: session.id, provedBy: provedBy.id, tac: hex(tac), amount: Number(amount), currency, pendingLoad: returned.pendingLoad, reason: why };
   await recordAudit(em, session.id, null, 'proved', 'ACCEPTED', null, { returned: detail });
   return true;
