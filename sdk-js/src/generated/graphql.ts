@@ -26,7 +26,9 @@ export type AccountOwnerKind =
   | 'PENDING_LOAD'
   /** Money between settlement and payout. */
   | 'SETTLEMENT_IN_TRANSIT'
+  /** A registered holder’s transit wallet (交通钱包): value held online, spent by QR-code rides; `ownerId` is the wallet. */
   | 'TRANSIT_WALLET'
+  /** What a holder owes for rides their transit wallet did not cover, cleared by the next top-up; `ownerId` is the wallet. */
   | 'WALLET_DEBT';
 
 /** Double-entry account type; assets and expenses grow with debits, the rest with credits. */
