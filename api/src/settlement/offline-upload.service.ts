@@ -10,11 +10,10 @@ import { createHash, randomUUID } from 'node:crypto';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { KeyStore } from '../readers/key-store.js';
 import type { ReaderRow } from '../readers/readers.service.js';
-import { isRegisteredCityCertificate, verifyCityChain } from '../readers/session/checks/chains.js';
 import { DomainError } from '../graphql/domain-error.js';
 import { UserErrorCode } from '../graphql/user-error.js';
 import { bookOfflineRecords, type OfflineOutcome } from './offline-booking.js';
-import { verifyOfflineBatchSignature } from './offline-batch-signature.js';
+import { checkTerminalBatch } from './terminal-batch-checks.js';
 import { MalformedBatchError, type OfflineBody, parseOfflineBody } from './offline-records.js';
 
 export type { OfflineOutcome } from './offline-booking.js';
@@ -73,30 +72,7 @@ export interface UploadDeps {
   now?: () => Date;
 }
 
-// ---- the batch checks, in order; each refuses the whole batch with its own name ----
-
-function checkIsTerminal(terminal: ReaderRow): void {
-  if (terminal.owner_kind !== 'CARD_COMPANY' && terminal.owner_kind !== 'MERCHANT') throw new OfflineBatchError('NOT_A_TERMINAL', 'only readers of a card company or a merchant upload offline batches');
-}
-
-/**
- * The city certificate chains to the terminal's city working CA (and the root), is valid and not
- * revoked (the card sessions' check, readers/session/checks/chains.ts), and is the one registered.
- */
-async function checkCertificate(em: EntityManager, terminal: ReaderRow, certificatePem: string, now: Date): Promise<string> {
-  const check = await verifyCityChain(em, terminal, certificatePem, now);
-  if (!check.ok) throw new OfflineBatchError(check.refusal, `the terminal certificate was refused: ${check.reason}`);
-  if (!isRegisteredCityCertificate(terminal, check)) throw new OfflineBatchError('CERTIFICATE_NOT_THIS_TERMINAL', 'the certificate is not the one registered for this terminal');
-  return check.publicKeyPem;
-}
-
-function checkActive(terminal: ReaderRow): void {
-  if (terminal.status !== 'ACTIVE') throw new OfflineBatchError('TERMINAL_NOT_ACTIVE', `the terminal is ${terminal.status}`);
-}
-
-function verifySignature(publicKeyPem: string, input: UploadInput): void {
-  if (!verifyOfflineBatchSignature(publicKeyPem, input.terminalGlobalId, input.batchId, input.body, input.signature)) throw new OfflineBatchError('BAD_SIGNATURE', 'the terminal signature does not verify');
-}
+// ---- the batch checks: checkTerminalBatch (terminal-batch-checks.ts), then the body and the terminal number ----
 
 function parseBody(body: string): OfflineBody {
   try {
@@ -124,11 +100,7 @@ function checkTerminalNumber(terminal: ReaderRow, named: string | undefined): vo
  */
 export async function uploadOfflineBatch(em: EntityManager, deps: UploadDeps, input: UploadInput): Promise<{ answer: BatchAnswer; replayed: boolean }> {
   const now = deps.now?.() ?? new Date();
-  if (!/^[A-Za-z0-9._:-]{1,100}$/.test(input.batchId)) throw new OfflineBatchError('MALFORMED_BATCH', 'a batch id is 1 to 100 of A–Z a–z 0–9 . _ : -');
-  checkIsTerminal(input.terminal);
-  const publicKeyPem = await checkCertificate(em, input.terminal, input.certificate, now);
-  checkActive(input.terminal);
-  verifySignature(publicKeyPem, input);
+  await checkTerminalBatch(em, input, now, (refusal, message) => new OfflineBatchError(refusal, message));
   const { terminalNumber, records } = parseBody(input.body);
   checkTerminalNumber(input.terminal, terminalNumber);
   const bodyHash = createHash('sha256').update(input.body, 'utf8').digest('hex');

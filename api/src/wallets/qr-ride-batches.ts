@@ -11,9 +11,8 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import { merchantPayableAccount, transitRevenueAccount } from '../ledger/accounts.js';
 import { hostKeyOfCity } from '../pki/host-key.js';
 import type { ReaderRow } from '../readers/readers.service.js';
-import { isRegisteredCityCertificate, verifyCityChain } from '../readers/session/checks/chains.js';
 import { recordClearingItem } from '../settlement/clearing-items.js';
-import { verifyOfflineBatchSignature } from '../settlement/offline-batch-signature.js';
+import { checkTerminalBatch } from '../settlement/terminal-batch-checks.js';
 import { DomainError } from '../graphql/domain-error.js';
 import { UserErrorCode } from '../graphql/user-error.js';
 import { blockCredentials, blockWalletCredentials, credentialById, type CredentialRow } from './qr-credentials.js';
@@ -100,27 +99,6 @@ export interface QrUploadInput {
   certificate: string;
 }
 
-// ---- the batch checks, in order (those of an offline card batch) ----
-
-function checkIsTerminal(terminal: ReaderRow): void {
-  if (terminal.owner_kind !== 'CARD_COMPANY' && terminal.owner_kind !== 'MERCHANT') throw new QrBatchError('NOT_A_TERMINAL', 'only readers of a card company or a merchant upload ride batches');
-}
-
-async function checkCertificate(em: EntityManager, terminal: ReaderRow, pem: string, now: Date): Promise<string> {
-  const check = await verifyCityChain(em, terminal, pem, now);
-  if (!check.ok) throw new QrBatchError(check.refusal, `the terminal certificate was refused: ${check.reason}`);
-  if (!isRegisteredCityCertificate(terminal, check)) throw new QrBatchError('CERTIFICATE_NOT_THIS_TERMINAL', 'the certificate is not the one registered for this terminal');
-  return check.publicKeyPem;
-}
-
-function checkActive(terminal: ReaderRow): void {
-  if (terminal.status !== 'ACTIVE') throw new QrBatchError('TERMINAL_NOT_ACTIVE', `the terminal is ${terminal.status}`);
-}
-
-function checkSignature(publicKeyPem: string, input: QrUploadInput): void {
-  if (!verifyOfflineBatchSignature(publicKeyPem, input.terminalGlobalId, input.batchId, input.body, input.signature)) throw new QrBatchError('BAD_SIGNATURE', 'the terminal signature does not verify');
-}
-
 /**
  * Takes a scanner's batch once (terminal + batch id): the same batch again answers what was stored
  * and books nothing; a different body under a used id is refused. Each ride is booked at most once
@@ -128,11 +106,8 @@ function checkSignature(publicKeyPem: string, input: QrUploadInput): void {
  */
 export async function uploadQrRideBatch(em: EntityManager, deps: { kek: Buffer; publicUrl: string; now?: () => Date }, input: QrUploadInput): Promise<{ answer: QrBatchAnswer; replayed: boolean }> {
   const now = deps.now?.() ?? new Date();
-  if (!/^[A-Za-z0-9._:-]{1,100}$/.test(input.batchId)) throw new QrBatchError('MALFORMED_BATCH', 'a batch id is 1 to 100 of A–Z a–z 0–9 . _ : -');
-  checkIsTerminal(input.terminal);
-  const publicKeyPem = await checkCertificate(em, input.terminal, input.certificate, now);
-  checkActive(input.terminal);
-  checkSignature(publicKeyPem, input);
+  // The checks of an offline card batch, in the same order.
+  await checkTerminalBatch(em, input, now, (refusal, message) => new QrBatchError(refusal, message));
   const rides = parseQrRideBody(input.body);
   const bodyHash = createHash('sha256').update(input.body, 'utf8').digest('hex');
 
