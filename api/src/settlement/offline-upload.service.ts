@@ -13,7 +13,7 @@ import type { ReaderRow } from '../readers/readers.service.js';
 import { DomainError } from '../graphql/domain-error.js';
 import { UserErrorCode } from '../graphql/user-error.js';
 import { bookOfflineRecords, type OfflineOutcome } from './offline-booking.js';
-import { checkTerminalBatch } from './terminal-batch-checks.js';
+import { checkTerminalBatch, type SignedTerminalBatch } from './terminal-batch-checks.js';
 import { MalformedBatchError, type OfflineBody, parseOfflineBody } from './offline-records.js';
 
 export type { OfflineOutcome } from './offline-booking.js';
@@ -57,15 +57,8 @@ export interface BatchAnswer {
   records: RecordAnswer[];
 }
 
-export interface UploadInput {
-  terminal: ReaderRow;
-  /** The terminal's global id: what it signed. */
-  terminalGlobalId: string;
-  batchId: string;
-  body: string;
-  signature: string;
-  certificate: string;
-}
+/** An offline card batch: its body is `{ terminalNumber?, records: [...] }` (offline-records.ts). */
+export type UploadInput = SignedTerminalBatch;
 
 export interface UploadDeps {
   keyStore: KeyStore;

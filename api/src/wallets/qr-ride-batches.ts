@@ -12,7 +12,7 @@ import { merchantPayableAccount, transitRevenueAccount } from '../ledger/account
 import { hostKeyOfCity } from '../pki/host-key.js';
 import type { ReaderRow } from '../readers/readers.service.js';
 import { recordClearingItem } from '../settlement/clearing-items.js';
-import { checkTerminalBatch } from '../settlement/terminal-batch-checks.js';
+import { checkTerminalBatch, type SignedTerminalBatch } from '../settlement/terminal-batch-checks.js';
 import { DomainError } from '../graphql/domain-error.js';
 import { UserErrorCode } from '../graphql/user-error.js';
 import { blockCredentials, blockWalletCredentials, credentialById, type CredentialRow } from './qr-credentials.js';
@@ -90,14 +90,8 @@ export function parseQrRideBody(text: string): QrRideRecord[] {
   });
 }
 
-export interface QrUploadInput {
-  terminal: ReaderRow;
-  terminalGlobalId: string;
-  batchId: string;
-  body: string;
-  signature: string;
-  certificate: string;
-}
+/** A QR ride batch: its body is `{ "kind": "qr-rides", "rides": [...] }`. */
+export type QrUploadInput = SignedTerminalBatch;
 
 /**
  * Takes a scanner's batch once (terminal + batch id): the same batch again answers what was stored
