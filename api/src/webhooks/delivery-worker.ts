@@ -67,7 +67,17 @@ export async function startWebhookDelivery(opts: WebhookDeliveryOptions): Promis
   const pool = new pg.Pool({ connectionString: opts.orm.config.get('clientUrl'), max: concurrency + 2 });
   // A dropped connection must not take the process down: logged, and the pool makes a new one.
   pool.on('error', (err) => log.warn({ err }, 'job queue connection error'));
-  pool.on('connect', (client) => client.on('error', (err) => log.warn({ err }, 'job queue connection error')));
+  // Connections counted until each has really closed: pool.end() resolves once it has asked them
+  // to, and a database stopped right after would cut the ones still closing (57P01 on each).
+  let open = 0;
+  let allClosed: (() => void) | undefined;
+  pool.on('connect', (client) => {
+    open++;
+    client.on('error', (err) => log.warn({ err }, 'job queue connection error'));
+  });
+  pool.on('remove', () => {
+    if (--open === 0) allClosed?.();
+  });
 
   const deliver: Task = async (payload, helpers) => {
     const { deliveryId } = payload as { deliveryId: string };
@@ -126,7 +136,10 @@ export async function startWebhookDelivery(opts: WebhookDeliveryOptions): Promis
       clearInterval(timer);
       await round;
       await runner.stop().catch((err) => log.error({ err }, 'job queue did not stop cleanly'));
+      const closed = new Promise<void>((resolve) => (open === 0 ? resolve() : (allClosed = resolve)));
       await pool.end();
+      // Bounded: a connection that never reports its end must not hold the stop up.
+      await Promise.race([closed, new Promise<void>((resolve) => setTimeout(resolve, 5_000).unref())]);
     },
   };
 }
