@@ -7,18 +7,15 @@
 import { createSign } from 'node:crypto';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { type OneCardClient, VirtualCardTransport, type VirtualCpuCard } from '../../sdk-js/src/index.js';
-import { ALG_3DES } from '../src/cardcrypto/algorithm.js';
-import { diversifyKey } from '../src/cardcrypto/diversify.js';
-import { purchaseMac1, purchaseSessionKey } from '../src/cardcrypto/epurse.js';
 import { checkLedger } from '../src/ledger/ledger-check.js';
 import { cardPurseAccount, merchantPayableAccount } from '../src/ledger/accounts.js';
 import { credit, debit, openAccount, post } from '../src/ledger/ledger.service.js';
 import { AccountOwnerKind, AccountType } from '../src/ledger/ledger-account.entity.js';
 import * as apdu from '../src/readers/session/apdu.js';
 import { offlineBatchSignedBytes } from '../src/settlement/offline-batch-signature.js';
-import { terminalIdOf } from '../src/readers/session/terminal.js';
 import { createMerchant } from '../src/tenancy/tenancy.service.js';
-import { apiClient, issueCard, type MasterKeys, newReader, purseBalance, type TestReader, useCardSessionWorld } from './support/card-sessions.js';
+import { apiClient, issueCard, newReader, purseBalance, type TestReader, useCardSessionWorld } from './support/card-sessions.js';
+import { offlineRide } from './support/settlement.js';
 
 const world = useCardSessionWorld();
 let gate: TestReader;
@@ -52,29 +49,6 @@ async function asnOf(card: VirtualCpuCard): Promise<string> {
   return apdu.parsePublicData(data.subarray(0, data.length - 2)).asn.toString('hex').toUpperCase();
 }
 
-let nextSerial = 5000;
-
-/** One offline purchase on the card at the terminal, as the terminal and its PSAM run it; returns the record it keeps. */
-async function purchase(card: VirtualCpuCard, terminal: TestReader, amount: number, keys: MasterKeys, time = '081500') {
-  const t = new VirtualCardTransport(card);
-  const send = async (command: Buffer) => {
-    const r = Buffer.from(await t.transmit(command));
-    expect(r.subarray(-2).toString('hex')).toBe('9000');
-    return r.subarray(0, -2);
-  };
-  await send(apdu.selectApplication());
-  const publicData = apdu.parsePublicData(await send(apdu.readPublicData()));
-  const terminalId = terminalIdOf({ terminal_number: terminal.terminalNumber! });
-  const init = apdu.parseInitializeForPurchase(await send(apdu.initializeForPurchase(1, amount, terminalId)));
-  const terminalSerial = ++nextSerial;
-  const date = '20261125';
-  const dpk = diversifyKey(ALG_3DES, Buffer.from(keys.purchase, 'hex'), publicData.asn);
-  const sessionKey = purchaseSessionKey({ algorithm: ALG_3DES, purchaseKey: dpk, random: init.random, offlineCounter: init.offlineCounter, terminalSerial });
-  const mac1 = purchaseMac1({ algorithm: ALG_3DES, sessionKey, amount, terminalId, date, time });
-  const { tac } = apdu.parseDebitForPurchase(await send(apdu.debitForPurchase(terminalSerial, date, time, mac1)));
-  return { asn: publicData.asn.toString('hex').toUpperCase(), cardCity: publicData.cityCode, offlineCounter: init.offlineCounter, amount, terminalSerial, date, time, tac: tac.toString('hex').toUpperCase() };
-}
-
 function signed(terminal: TestReader, batchId: string, records: unknown[]) {
   const body = JSON.stringify({ records });
   const signature = createSign('sha256').update(offlineBatchSignedBytes(terminal.id, batchId, body)).sign(terminal.deviceKeyPem).toString('base64');
@@ -89,7 +63,7 @@ describe('offline uploads booked set-based', () => {
     const card = issueCard({ city: world.gz, keys: world.gzMasterKeys, balance: 1000 });
     const asn = await asnOf(card);
     await fundShadow(asn, 1000);
-    const ride = await purchase(card, gate, 300, world.gzMasterKeys);
+    const ride = await offlineRide(card, gate, 300, world.gzMasterKeys.purchase, '2026-11-25');
 
     const replies = await Promise.all([1, 2, 3, 4, 5].map((n) => upload(signed(gate, `race-${n}`, [ride]))));
     for (const reply of replies) expect(reply.uploadOfflineBatch.userErrors).toEqual([]);
@@ -106,7 +80,7 @@ describe('offline uploads booked set-based', () => {
     const card = issueCard({ city: world.gz, keys: world.gzMasterKeys, balance: 1000 });
     const asn = await asnOf(card);
     await fundShadow(asn, 500);
-    const rides = [await purchase(card, gate, 200, world.gzMasterKeys, '070000'), await purchase(card, gate, 200, world.gzMasterKeys, '080000'), await purchase(card, gate, 200, world.gzMasterKeys, '090000'), await purchase(card, gate, 50, world.gzMasterKeys, '100000')];
+    const rides = [await offlineRide(card, gate, 200, world.gzMasterKeys.purchase, '2026-11-25', '070000'), await offlineRide(card, gate, 200, world.gzMasterKeys.purchase, '2026-11-25', '080000'), await offlineRide(card, gate, 200, world.gzMasterKeys.purchase, '2026-11-25', '090000'), await offlineRide(card, gate, 50, world.gzMasterKeys.purchase, '2026-11-25', '100000')];
     const revenue = `card-company.${world.gz.cardCompanyId}.transit-revenue.CNY`;
     const [before] = await sql<{ balance: string }>(`select balance from ledger_account where code = ?`, [revenue]);
     const revenueBefore = BigInt(before?.balance ?? 0);
@@ -138,7 +112,7 @@ describe('offline uploads booked set-based', () => {
     const card = issueCard({ city: world.sz, keys: world.szMasterKeys, balance: 500 });
     const asn = await asnOf(card);
     await fundShadow(asn, 500);
-    const ride = await purchase(card, gate, 120, world.szMasterKeys, '233000');
+    const ride = await offlineRide(card, gate, 120, world.szMasterKeys.purchase, '2026-11-25', '233000');
     const reply = await upload(signed(gate, 'visiting-card', [ride]));
     expect(reply.uploadOfflineBatch.batch!.records.map((r) => r.outcome)).toEqual(['ACCEPTED']);
     const [item] = await sql<{ card_company_id: string; participant_id: string; business_day: string; amount: string; occurred_at: Date }>(
@@ -157,7 +131,7 @@ describe('offline uploads booked set-based', () => {
     const card = issueCard({ city: world.gz, keys: world.gzMasterKeys, balance: 1000 });
     const asn = await asnOf(card);
     await fundShadow(asn, 1000);
-    const ride = await purchase(card, ferry, 300, world.gzMasterKeys);
+    const ride = await offlineRide(card, ferry, 300, world.gzMasterKeys.purchase, '2026-11-25');
 
     // The payment's transaction opens the merchant's payable (uncommitted), then, once the upload
     // waits on it, debits the card's purse to it: the upload must not hold that purse meanwhile.
