@@ -1,4 +1,5 @@
 import { randomBytes, randomUUID } from 'node:crypto';
+import { DeadlockException } from '@mikro-orm/core';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { UnknownCardKeyError } from '../key-store.js';
 import type { ReaderRow } from '../readers.service.js';
@@ -86,7 +87,7 @@ export async function handleMessage(em: EntityManager, deps: SessionDeps, messag
   const now = deps.now?.() ?? new Date();
   try {
     // A SessionError leaves this transaction by throwing, so everything the step wrote rolls back.
-    const outcome = await em.transactional((tx) => runStep(tx, deps, now, message));
+    const outcome = await runRetryingConflicts(() => em.transactional((tx) => runStep(tx, deps, now, message)));
     if (outcome) return { ok: true, ...outcome };
     return { ok: false, session: null, refusal: 'SESSION_FINISHED', message: 'no such session' };
   } catch (err) {
@@ -99,6 +100,24 @@ export async function handleMessage(em: EntityManager, deps: SessionDeps, messag
       return { ok: false, session: null, refusal: refusal.refusal, message: refusal.message };
     }
     return recordRefusal(em, deps, message, refusal);
+  }
+}
+
+/** How often a message's transaction is run when PostgreSQL ends it to break a deadlock or a serialization conflict. */
+const MESSAGE_ATTEMPTS = 3;
+
+/**
+ * Runs a message's transaction again when PostgreSQL ended it to break a deadlock or a
+ * serialization conflict (40P01, 40001): nothing of it was written, and the card is still in the
+ * field waiting for the answer. Anything else, or the last attempt's conflict, goes to the caller.
+ */
+async function runRetryingConflicts<T>(attempt: () => Promise<T>): Promise<T> {
+  for (let n = 1; ; n++) {
+    try {
+      return await attempt();
+    } catch (err) {
+      if (!(err instanceof DeadlockException) || n >= MESSAGE_ATTEMPTS) throw err;
+    }
   }
 }
 

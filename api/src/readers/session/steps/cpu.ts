@@ -192,9 +192,10 @@ export const loadCredited: Step = async ({ em, deps, session, reader, body }) =>
   const algorithm = init.algorithmId as AlgorithmId;
   const message = loadTacMessage({ newBalance: init.oldBalance + amount, onlineCounter: init.onlineCounter, amount, terminalId: terminalIdOf(reader), date: init.date, time: init.time });
   checkLoadTac(await tacFor(deps, { cardCompanyId: session.context.cardCompanyId!, keyVersion: init.keyVersion, asn: asnBytes, algorithm, message }), tac);
-  await recordTaken(em, 'load', session, init.onlineCounter, tac);
   const result = { asn: session.card_asn!, oldBalance: init.oldBalance, newBalance: init.oldBalance + amount, amount, onlineCounter: init.onlineCounter + 1, tac: hex(tac) };
   await complete(em, deps, session, reader, cardOf(session), result);
+  // The counter row after the purse, the order an offline upload takes them in (card-purchase-lock-order.test.ts).
+  await recordTaken(em, 'load', session, init.onlineCounter, tac);
   return { state: 'COMPLETED', context: session.context, commands: [], result, auditDetail: result };
 };
 
@@ -239,7 +240,6 @@ export const purchaseDebited: Step = async ({ em, deps, session, reader, body })
   checkPurchaseMac2(expectedMac2!, mac2, evidence);
   const message = purchaseTacMessage({ amount, terminalId: terminalIdOf(reader), terminalSerial: p.terminalSerial, date: p.date, time: p.time });
   checkPurchaseTac(await tacFor(deps, { cardCompanyId: card.cardCompanyId, keyVersion: p.keyVersion, asn: card.asnBytes, algorithm, message }), tac, evidence);
-  await recordTaken(em, 'purchase', session, p.offlineCounter, tac);
   const result = { asn: card.asn, oldBalance: p.balance, newBalance: p.balance - amount, amount, offlineCounter: p.offlineCounter + 1, terminalSerial: p.terminalSerial, tac: hex(tac) };
   try {
     await complete(em, deps, session, reader, card, result);
@@ -248,5 +248,8 @@ export const purchaseDebited: Step = async ({ em, deps, session, reader, body })
     if (err instanceof SessionError) err.keep = (tx) => recordCounter(tx, card.asn, 'offline_counter', p.offlineCounter + 1);
     throw err;
   }
+  // The counter row after the purse, the order an offline upload takes them in: the other way round,
+  // a purchase and an upload of the same card deadlocked (card-purchase-lock-order.test.ts).
+  await recordTaken(em, 'purchase', session, p.offlineCounter, tac);
   return { state: 'COMPLETED', context: session.context, commands: [], result, auditDetail: result };
 };
