@@ -1,5 +1,5 @@
 /**
- * Card MACs, software against PKCS#11: `npx tsc -b api/tsconfig.build.json && node api/dist/bench/card-macs.bench.js [--sessions N]`.
+ * Card MACs, software against PKCS#11: `npm run bench:card-macs -- [--sessions N]`.
  *
  * What one load's or purchase's MAC1 + MAC2 cost through each KeyStore (docs/cardcrypto.md, "Keys
  * in an HSM"): the sealed software store (diversification, session key and MACs in the process) and
