@@ -237,6 +237,16 @@ describe('master keys imported into SoftHSM2 and into the software store', () =>
     for (const asn of ASNS) await sessionMacsOf(inHsm, hsmCompany, asn);
     const refused = inHsm.sessionMacs({ cardCompanyId: hsmCompany, purpose: 'LOAD', keyVersion: 1, asn: ASNS[0]!, sessionInput: Buffer.alloc(7), messages: [Buffer.alloc(4)] });
     await expect(refused).rejects.toThrow(/session input must be 8 bytes/);
+    // The token failing once both keys exist (here: the MAC's C_Encrypt) still destroys them.
+    const failing = vi.spyOn(token, 'cbcMacBlock').mockImplementation(() => {
+      throw new Error('CKR_DEVICE_ERROR');
+    });
+    try {
+      await expect(sessionMacsOf(inHsm, hsmCompany, ASNS[0]!)).rejects.toThrow(/CKR_DEVICE_ERROR/);
+      expect(failing).toHaveBeenCalled();
+    } finally {
+      failing.mockRestore();
+    }
     expect(token.objectCount()).toBe(before);
   });
 
