@@ -1,17 +1,17 @@
 /**
  * One PKCS#11 token (an HSM partition; SoftHSM2 in tests) through `pkcs11js`, with only what the card
  * key store does there: find a key by label, unwrap a card company's master key under the
- * key-transport key, encrypt blocks under a master key (diversification), compute a key check value.
- * Master keys are created sensitive and never extractable: no call here can read one back.
+ * key-transport key, encrypt blocks under a master key (diversification), derive keys from keys
+ * (CKM_DES3_ECB_ENCRYPT_DATA) and compute CBC-MACs under them, compute a key check value. Master
+ * keys and derived keys are sensitive and never extractable: no call here can read one back.
  *
- * Why diversification is C_Encrypt and not C_DeriveKey (CKM_DES3_ECB_ENCRYPT_DATA): pkcs11js, like
- * graphene-pk11 built on it, cannot pass CK_KEY_DERIVATION_STRING_DATA, so a derived key object is out
- * of reach from Node. The master key stays inside either way; the card's own key (what the card
- * itself holds) comes out for the session (docs/cardcrypto.md, "Keys in an HSM").
+ * C_DeriveKey goes through koffi (pkcs11-derive.ts) on this same session: pkcs11js cannot pass the
+ * CK_KEY_DERIVATION_STRING_DATA that CKM_DES3_ECB_ENCRYPT_DATA takes (docs/cardcrypto.md, "Keys in an HSM").
  */
 import { createPublicKey } from 'node:crypto';
 import { createRequire } from 'node:module';
 import type * as Pkcs11js from 'pkcs11js';
+import { type DeriveAttribute, type DeriveKeyFn, deriveKeyFunction } from './pkcs11-derive.js';
 
 type Pkcs11Module = typeof Pkcs11js;
 type Handle = Buffer;
@@ -37,6 +37,7 @@ export class Pkcs11Token {
     private readonly p11: Pkcs11Js,
     private readonly k: Pkcs11Module,
     private readonly session: Handle,
+    private readonly deriveKey: DeriveKeyFn,
   ) {}
 
   static open(config: Pkcs11Config): Pkcs11Token {
@@ -66,7 +67,13 @@ export class Pkcs11Token {
     } catch (err) {
       if (!/CKR_USER_ALREADY_LOGGED_IN/.test((err as Error).message)) throw new Pkcs11Error(`the token refused the PIN: ${(err as Error).message}`);
     }
-    return new Pkcs11Token(p11, k, session);
+    let deriveKey: DeriveKeyFn;
+    try {
+      deriveKey = deriveKeyFunction(config.module, (rv) => returnValueNames(k).get(rv) ?? `CKR 0x${rv.toString(16)}`);
+    } catch (err) {
+      throw new Pkcs11Error(`cannot bind C_DeriveKey of ${config.module} (npm package koffi): ${(err as Error).message}`);
+    }
+    return new Pkcs11Token(p11, k, session, deriveKey);
   }
 
   close(): void {
@@ -132,7 +139,7 @@ export class Pkcs11Token {
 
   /**
    * Unwraps a 2-key 3DES master key into the token under `label`: sensitive, never extractable,
-   * usable only to encrypt (diversify). Throws if the blob does not unwrap under the transport key
+   * usable only to encrypt and derive (diversify). Throws if the blob does not unwrap under the transport key
    * (the token refuses a value that is not 16 bytes for a CKK_DES2 key).
    */
   unwrapDes2(wrapped: Buffer, label: string): Handle {
@@ -147,7 +154,9 @@ export class Pkcs11Token {
       { type: k.CKA_PRIVATE, value: true },
       { type: k.CKA_SENSITIVE, value: true },
       { type: k.CKA_EXTRACTABLE, value: false },
+      // ENCRYPT: diversification by C_Encrypt (M1 sector keys, the TAC's card key); DERIVE: the card key inside the token.
       { type: k.CKA_ENCRYPT, value: true },
+      { type: k.CKA_DERIVE, value: true },
       { type: k.CKA_DECRYPT, value: false },
       { type: k.CKA_WRAP, value: false },
       { type: k.CKA_UNWRAP, value: false },
@@ -184,11 +193,70 @@ export class Pkcs11Token {
     return Buffer.from(this.p11.C_Encrypt(this.session, data, Buffer.alloc(data.length + 16)));
   }
 
+  /**
+   * A 2-key 3DES key derived inside the token: the value is 3DES-ECB(base, data) over whole blocks
+   * (CKM_DES3_ECB_ENCRYPT_DATA), 16 bytes of data for one DES2 key. A session object (CKA_TOKEN
+   * false: gone with the session even if this process dies), sensitive, never extractable; `use`
+   * says what it may do. The caller destroys it when done.
+   */
+  deriveDes2(base: Handle, data: Buffer, use: 'derive' | 'encrypt'): Handle {
+    const k = this.k;
+    const template: DeriveAttribute[] = [
+      { type: k.CKA_CLASS, value: k.CKO_SECRET_KEY },
+      { type: k.CKA_KEY_TYPE, value: k.CKK_DES2 },
+      { type: k.CKA_TOKEN, value: false },
+      { type: k.CKA_PRIVATE, value: true },
+      { type: k.CKA_SENSITIVE, value: true },
+      { type: k.CKA_EXTRACTABLE, value: false },
+      { type: k.CKA_DERIVE, value: use === 'derive' },
+      { type: k.CKA_ENCRYPT, value: use === 'encrypt' },
+      { type: k.CKA_DECRYPT, value: false },
+      { type: k.CKA_SIGN, value: false },
+      { type: k.CKA_WRAP, value: false },
+      { type: k.CKA_UNWRAP, value: false },
+    ];
+    try {
+      return this.deriveKey(this.session, k.CKM_DES3_ECB_ENCRYPT_DATA, base, data, template);
+    } catch (err) {
+      throw new Pkcs11Error(`the token did not derive a key: ${(err as Error).message}`);
+    }
+  }
+
+  /** The last block of 3DES-CBC under a key in the token, zero IV, over data already padded to whole blocks. */
+  cbcMacBlock(key: Handle, padded: Buffer): Buffer {
+    this.p11.C_EncryptInit(this.session, { mechanism: this.k.CKM_DES3_CBC, parameter: Buffer.alloc(8) }, key);
+    const out = this.p11.C_Encrypt(this.session, padded, Buffer.alloc(padded.length));
+    return Buffer.from(out.subarray(out.length - 8));
+  }
+
+  /** Whether a key may be the base of a derivation (master keys imported before derivation moved into the token may not). */
+  canDerive(key: Handle): boolean {
+    const [derive] = this.p11.C_GetAttributeValue(this.session, key, [{ type: this.k.CKA_DERIVE }]);
+    return flag(derive!);
+  }
+
+  /** Whether a key is a session object (gone with the session) rather than kept on the token. */
+  isSessionObject(key: Handle): boolean {
+    const [onToken] = this.p11.C_GetAttributeValue(this.session, key, [{ type: this.k.CKA_TOKEN }]);
+    return !flag(onToken!);
+  }
+
+  /** How many objects this session sees, token and session ones: derived keys must not pile up. */
+  objectCount(): number {
+    this.p11.C_FindObjectsInit(this.session, []);
+    try {
+      let n = 0;
+      while (this.p11.C_FindObjects(this.session)) n++;
+      return n;
+    } finally {
+      this.p11.C_FindObjectsFinal(this.session);
+    }
+  }
+
   /** Whether the key's value can be read out of the token at all (it must not, for a master key). */
   extractable(key: Handle): boolean {
     const k = this.k;
     const [sensitive, extractable] = this.p11.C_GetAttributeValue(this.session, key, [{ type: k.CKA_SENSITIVE }, { type: k.CKA_EXTRACTABLE }]);
-    const flag = (a: { value?: unknown }) => Buffer.isBuffer(a.value) ? a.value[0] === 1 : Boolean(a.value);
     return !flag(sensitive!) || flag(extractable!);
   }
 
@@ -197,6 +265,16 @@ export class Pkcs11Token {
     const [value] = this.p11.C_GetAttributeValue(this.session, key, [{ type: this.k.CKA_VALUE }]);
     return value!.value as Buffer;
   }
+}
+
+/** A boolean attribute as pkcs11js answers it (a one-byte Buffer). */
+const flag = (a: { value?: unknown }) => (Buffer.isBuffer(a.value) ? a.value[0] === 1 : Boolean(a.value));
+
+/** CKR_ names by value, from pkcs11js's constants, for errors from calls made around it. */
+let rvNames: Map<number, string> | undefined;
+function returnValueNames(k: Pkcs11Module): Map<number, string> {
+  rvNames ??= new Map(Object.entries(k).filter(([name, value]) => name.startsWith('CKR_') && typeof value === 'number').map(([name, value]) => [value as number, name]));
+  return rvNames;
 }
 
 type Pkcs11Js = InstanceType<Pkcs11Module['PKCS11']>;
