@@ -4,7 +4,7 @@ import type { GraphQLContext } from '../graphql/context.js';
 import { fromGlobalId, toGlobalId } from '../graphql/global-id.js';
 import { withUserErrors } from '../graphql/domain-error.js';
 import { userError, UserErrorCode } from '../graphql/user-error.js';
-import { keyStoreFor } from '../readers/keys/key-store-for.js';
+import { requestKeyStore } from '../readers/keys/key-store-for.js';
 import { findReaderFor, type ReaderRow } from '../readers/readers.service.js';
 import { loadKeyEncryptionKey } from '../secrets/kek.js';
 import { type BatchAnswer, uploadOfflineBatch } from './offline-upload.service.js';
@@ -52,7 +52,7 @@ export class OfflineUploadResolver {
   async uploadOfflineBatch(@Arg('input', () => UploadOfflineBatchInput, { description: 'The terminal, its batch, the signature and its certificate.' }) input: UploadOfflineBatchInput, @Ctx() ctx: GraphQLContext): Promise<UploadOfflineBatchPayload> {
     const terminal = await findReaderFor(ctx.em, ctx.principal!, fromGlobalId(input.terminal, 'Reader').id);
     if (!terminal || !mayUpload(ctx, terminal)) return { batch: null, replayed: false, userErrors: [userError(UserErrorCode.NOT_FOUND, `no terminal ${input.terminal} you may upload for`, ['input', 'terminal'])] };
-    const keyStore = keyStoreFor(ctx.em.fork(), await loadKeyEncryptionKey(ctx.config), ctx.config);
+    const keyStore = requestKeyStore(ctx.em, await loadKeyEncryptionKey(ctx.config), ctx.config);
     return withUserErrors<UploadOfflineBatchPayload>(async () => {
       const { answer, replayed } = await uploadOfflineBatch(ctx.em, { keyStore }, { terminal, terminalGlobalId: input.terminal, batchId: input.batchId, body: input.body, signature: input.signature, certificate: input.certificate });
       return { batch: batchView(answer), replayed, userErrors: [] };

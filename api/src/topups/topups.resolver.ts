@@ -12,7 +12,7 @@ import { UserErrorCode } from '../graphql/user-error.js';
 import { autoTopUpOf, setAutoTopUp } from './auto-top-up.js';
 import { resolvePendingLoad } from './pending-load.js';
 import { loadKeyEncryptionKey } from '../secrets/kek.js';
-import { keyStoreFor } from '../readers/keys/key-store-for.js';
+import { requestKeyStore } from '../readers/keys/key-store-for.js';
 import type { TopUpError } from './topups.errors.js';
 import type { ClientSecretSeal } from './client-secret.js';
 import { clientSecretSealedOf, createTopUp, findTopUpFor, listTopUpsOfCard, pendingLoadOfCard, refundTopUp, topUpHistory, type TopUpRow, type TopUpStatus } from './topups.service.js';
@@ -158,7 +158,7 @@ export class TopUpResolver {
   resolvePendingLoad(@Arg('input', () => ResolvePendingLoadInput, { description: 'The top-up and what the card company established.' }) input: ResolvePendingLoadInput, @Ctx() ctx: GraphQLContext): Promise<TopUpPayload> {
     return payload(ctx, async () => {
       // The card's key checks a TAC the card company brings; without one, its word is recorded.
-      const keyStore = input.tac != null ? keyStoreFor(ctx.em.fork(), await loadKeyEncryptionKey(ctx.config), ctx.config) : null;
+      const keyStore = input.tac != null ? requestKeyStore(ctx.em, await loadKeyEncryptionKey(ctx.config), ctx.config) : null;
       return { topUp: await resolvePendingLoad(ctx.em, ctx.principal!, fromGlobalId(input.topUp, 'TopUp').id, { loaded: input.loaded, note: input.note, tac: input.tac ?? null }, keyStore) };
     });
   }

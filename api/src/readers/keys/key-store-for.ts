@@ -25,6 +25,16 @@ export function keyStoreFor(em: EntityManager, kek: Buffer, config: Config): Key
   return token ? new Pkcs11KeyStore(em, kek, token) : new SoftwareKeyStore(em, kek);
 }
 
+/**
+ * The key store of one request. Its reads run in the transaction the request has open when it
+ * reads (a fork that follows MikroORM's transaction context), on that transaction's connection:
+ * a message holding one pool connection inside its transaction must never wait for a second one
+ * to read a master key, or enough such messages at once would wait on each other for ever.
+ */
+export function requestKeyStore(em: EntityManager, kek: Buffer, config: Config): KeyStore {
+  return keyStoreFor(em.fork({ useContext: true }), kek, config);
+}
+
 /** Where imported master keys go, by the same configuration. */
 export function keyVaultFor(kek: Buffer, config: Config): KeyVault {
   return { kek, token: tokenFor(config) };

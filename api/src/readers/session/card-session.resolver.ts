@@ -3,7 +3,7 @@ import type { GraphQLContext } from '../../graphql/context.js';
 import { fromGlobalId, toGlobalId } from '../../graphql/global-id.js';
 import { userError, UserErrorCode } from '../../graphql/user-error.js';
 import { loadKeyEncryptionKey } from '../../secrets/kek.js';
-import { keyStoreFor } from '../keys/key-store-for.js';
+import { requestKeyStore } from '../keys/key-store-for.js';
 import { findReaderFor } from '../readers.service.js';
 import { type CardSessionEngine, openSession } from './card-session.service.js';
 import { hostKeyOfCity } from '../../pki/host-key.js';
@@ -81,7 +81,7 @@ export class CardSessionResolver {
   @Mutation(() => CardSessionPayload, { description: 'Relays one signed reader message; returns the commands for the card, or why the session was refused (and ended). Only the client that opened the session.' })
   async cardSessionMessage(@Arg('input', () => CardSessionMessageInput, { description: 'The reader’s signed message.' }) input: CardSessionMessageInput, @Ctx() ctx: GraphQLContext): Promise<CardSessionPayload> {
     const kek = await loadKeyEncryptionKey(ctx.config);
-    const keyStore = keyStoreFor(ctx.em.fork(), kek, ctx.config);
+    const keyStore = requestKeyStore(ctx.em, kek, ctx.config);
     const hostKey = (em: typeof ctx.em, reader: { city_id: string }) => hostKeyOfCity(em, kek, reader.city_id, ctx.config.publicUrl);
     const outcome = await engineOf(ctx).handleMessage(ctx.em, { keyStore, hostKey }, { sessionId: fromGlobalId(input.session, 'CardSession').id, seq: input.seq, body: input.body, signature: input.signature, clientId: ctx.principal!.clientId });
     if (outcome.ok) return { session: sessionView(outcome.session), commands: outcome.commands.map(commandView), hostMessage: Object.assign(new HostMessageType(), outcome.hostMessage), userErrors: [] };

@@ -1,5 +1,4 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import { DeadlockException } from '@mikro-orm/core';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { UnknownCardKeyError } from '../key-store.js';
 import type { ReaderRow } from '../readers.service.js';
@@ -15,6 +14,7 @@ import { auditRow, recordAudit } from './audit.js';
 import { NOW, sql, transition } from '../../lifecycle/machine.js';
 import { sessionMachine } from './session-machine.js';
 import { SessionError, type SessionRefusal } from './session.errors.js';
+import { runRetryingConflicts } from '../../db/transaction-conflicts.js';
 
 /**
  * The card-session engine: opens sessions, and runs each reader message through the pipeline
@@ -87,7 +87,7 @@ export async function handleMessage(em: EntityManager, deps: SessionDeps, messag
   const now = deps.now?.() ?? new Date();
   try {
     // A SessionError leaves this transaction by throwing, so everything the step wrote rolls back.
-    const outcome = await runRetryingConflicts(() => em.transactional((tx) => runStep(tx, deps, now, message)));
+    const outcome = await runRetryingConflicts(() => em.transactional((tx) => runStep(tx, deps, now, message)), MESSAGE_ATTEMPTS);
     if (outcome) return { ok: true, ...outcome };
     return { ok: false, session: null, refusal: 'SESSION_FINISHED', message: 'no such session' };
   } catch (err) {
@@ -103,23 +103,12 @@ export async function handleMessage(em: EntityManager, deps: SessionDeps, messag
   }
 }
 
-/** How often a message's transaction is run when PostgreSQL ends it to break a deadlock or a serialization conflict. */
-const MESSAGE_ATTEMPTS = 3;
-
 /**
- * Runs a message's transaction again when PostgreSQL ended it to break a deadlock or a
- * serialization conflict (40P01, 40001): nothing of it was written, and the card is still in the
- * field waiting for the answer. Anything else, or the last attempt's conflict, goes to the caller.
+ * How often a message's transaction (and a refusal's) is run when PostgreSQL ends it to break a
+ * deadlock or a serialization conflict: nothing of it was written, and the card is still in the
+ * field waiting for the answer.
  */
-async function runRetryingConflicts<T>(attempt: () => Promise<T>): Promise<T> {
-  for (let n = 1; ; n++) {
-    try {
-      return await attempt();
-    } catch (err) {
-      if (!(err instanceof DeadlockException) || n >= MESSAGE_ATTEMPTS) throw err;
-    }
-  }
-}
+const MESSAGE_ATTEMPTS = 3;
 
 async function runStep(tx: EntityManager, deps: SessionDeps, now: Date, message: IncomingMessage): Promise<{ session: SessionRow; commands: ReaderCommand[]; hostMessage: HostMessage } | null> {
   const loaded = await lockSessionWithReader(tx, message.sessionId);
@@ -186,7 +175,7 @@ async function lockSessionWithReader(tx: EntityManager, sessionId: string): Prom
 
 /** The refusal is written in its own transaction, after the step's work rolled back. */
 function recordRefusal(em: EntityManager, deps: SessionDeps, message: IncomingMessage, err: SessionError): Promise<MessageOutcome> {
-  return em.transactional(async (tx) => {
+  return runRetryingConflicts(() => em.transactional(async (tx) => {
     const [session] = await tx.execute<SessionRow[]>(`select * from card_session where id = ? for update`, [message.sessionId]);
     if (!session) return { ok: false as const, session: null, refusal: 'SESSION_FINISHED' as const, message: 'no such session' };
     await recordAudit(tx, session.id, message.seq, 'refused', 'REFUSED', err.refusal, { message: err.message, refusedBy: err.step, ...err.detail });
@@ -199,5 +188,5 @@ function recordRefusal(em: EntityManager, deps: SessionDeps, message: IncomingMe
         ? [session]
         : [await transition(tx, sessionMachine, session, 'FAILED', { refusal: err.refusal, finished_at: NOW })];
     return { ok: false as const, session: updated!, refusal: err.refusal, message: err.message };
-  });
+  }), MESSAGE_ATTEMPTS);
 }

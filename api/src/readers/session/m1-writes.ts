@@ -7,6 +7,7 @@ import { SessionError } from './session.errors.js';
 import type { SessionDeps } from './step.js';
 import { cardPurseAccount, cardPurseBalance } from '../../ledger/accounts.js';
 import { ABANDONED_SESSION_GRACE_SECONDS } from './expire-sessions.js';
+import { isTransactionConflict, notUnlessConflict } from '../../db/transaction-conflicts.js';
 
 /**
  * A write is settled from the card's value only this long after its session's expiry: the host
@@ -134,9 +135,11 @@ export async function settleOpenM1Writes(em: EntityManager, deps: SessionDeps, s
         // A savepoint: a purpose that cannot take it (a payment canceled since, a purse the ledger will not take below zero) leaves nothing half-written.
         await em.transactional((tx) => bookWritten(tx, deps, write, settledBy));
       } catch (err) {
+        // A deadlock is the whole message's to run again (card-session.service.ts), not a write to leave unresolved.
+        if (isTransactionConflict(err)) throw err;
         unbooked = err instanceof Error ? err.message : String(err);
         // The card paid a purpose that no longer takes it (its payment canceled since): the value goes back to the holder, as for a CPU card's proof.
-        if (write.operation === 'PURCHASE' && err instanceof SessionError && err.refusal === 'PURPOSE_REFUSED') returned = await em.transactional((tx) => returnWritten(tx, deps, write, settledBy, unbooked!)).catch(() => null);
+        if (write.operation === 'PURCHASE' && err instanceof SessionError && err.refusal === 'PURPOSE_REFUSED') returned = await em.transactional((tx) => returnWritten(tx, deps, write, settledBy, unbooked!)).catch(notUnlessConflict(null));
         if (!returned) {
           outcome = 'UNRESOLVED';
           await em.execute(`update card_m1_write set outcome = 'UNRESOLVED' where session_id = ?`, [write.session_id]);
@@ -168,6 +171,7 @@ export async function settleLateReadBack(em: EntityManager, deps: SessionDeps, s
     try {
       await em.transactional((tx) => completeProven(tx, deps, session, reader, { asn: write.uid, oldBalance: write.old_value, newBalance: write.new_value, amount: Number(session.amount), proof: from }));
     } catch (err) {
+      if (isTransactionConflict(err)) throw err;
       await em.execute(`update card_m1_write set outcome = 'UNRESOLVED' where session_id = ?`, [session.id]);
       await recordAudit(em, session.id, null, 'late read-back', 'REFUSED', null, { newValue: write.new_value, unbooked: err instanceof Error ? err.message : String(err) });
       return 'UNRESOLVED';

@@ -11,6 +11,7 @@ import { SessionError } from './session.errors.js';
 import { recordAudit } from './audit.js';
 import { UnknownCardKeyError } from '../key-store.js';
 import { cardPurseAccount, cardPurseBalance } from '../../ledger/accounts.js';
+import { isTransactionConflict, notUnlessConflict } from '../../db/transaction-conflicts.js';
 
 /**
  * No value left unbooked (issue 17, CARD-PROTOCOL.md §8). When MAC2 (a load) or MAC1 (a purchase)
@@ -133,10 +134,12 @@ export async function settleFromProof(em: EntityManager, deps: SessionDeps, kind
         const booked = await em.transactional((tx) => bookProven(tx, deps, kind, claim, provedBy, proof.tac));
         return { settled: booked ? claim.session.id : null, answered: hex(proof.tac) };
       } catch (err) {
+        // A deadlock is the whole message's to run again (card-session.service.ts), not a purpose that cannot take it.
+        if (isTransactionConflict(err)) throw err;
         // The purpose can no longer take it (the payment was canceled meanwhile): the value the card proved it paid goes back to the holder.
         if (kind === 'purchase' && err instanceof SessionError && err.refusal === 'PURPOSE_REFUSED') {
           // Its own savepoint: a return that cannot be made leaves the claim open, audited below.
-          const returned = await em.transactional((tx) => returnProven(tx, deps, claim, provedBy, proof.tac, err.message)).catch(() => false);
+          const returned = await em.transactional((tx) => returnProven(tx, deps, claim, provedBy, proof.tac, err.message)).catch(notUnlessConflict(false));
           if (returned) return { settled: claim.session.id, answered: hex(proof.tac) };
         }
         await recordAudit(em, claim.session.id, null, 'proved', 'REFUSED', null, { provedBy: provedBy.id, tac: hex(proof.tac), unbooked: err instanceof Error ? err.message : String(err) });
