@@ -361,6 +361,10 @@ describe('no value left unbooked: a load whose last answer was lost is settled f
     const settled = await resolve({ loaded: true, tac });
     expect(settled.resolvePendingLoad.topUp?.status).toBe('LOADED');
     expect(settled.resolvePendingLoad.topUp?.history.at(-1)!.cause).toMatch(/TAC from GET TRANSACTION PROVE, verified/);
+    // The card moved its online counter on with this load: a copy of it from before the load (counter 0) must be caught.
+    // Before the review fix the counter stayed where it was when the proof was new.
+    const [counter] = await world.db.orm.em.fork().execute<{ online_counter: number }[]>(`select online_counter from card_counter where asn = ?`, [card.chip.asn]);
+    expect(counter?.online_counter).toBe(1);
     // The card's next session finds nothing left to prove.
     const sessions = sessionsOf(alice.app, () => alice.reader);
     const read = await sessions.agent(card.chip).run(await sessions.open('BALANCE'));

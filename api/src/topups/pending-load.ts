@@ -159,8 +159,10 @@ export async function resolvePendingLoad(em: EntityManager, principal: Principal
     if (input.loaded) {
       const [card] = await tx.execute<{ currency: string }[]>(`select btrim(ci.currency) as currency from card c join card_company cc on cc.id = c.card_company_id join city ci on ci.id = cc.city_id where c.id = ?`, [topUp.card_id]);
       if (input.tac != null) {
-        await recordProofOfLoad(tx, keyStore!, topUp.load_session_id, Buffer.from(input.tac, 'hex'));
+        const movedOn = await recordProofOfLoad(tx, keyStore!, topUp.load_session_id, Buffer.from(input.tac, 'hex'));
         await finishClaim(tx, topUp.load_session_id, { asn: topUp.asn!, currency: card!.currency }, `${cause} (the card's TAC from GET TRANSACTION PROVE, verified)`, input.tac.toUpperCase());
+        // The card moved its online counter on with this load: recorded after the purse, the order every booking takes them in.
+        await recordCounter(tx, movedOn.asn, 'online_counter', movedOn.counter);
       } else {
         await finishClaim(tx, topUp.load_session_id, { asn: topUp.asn!, currency: card!.currency }, cause);
       }
@@ -177,9 +179,10 @@ export async function resolvePendingLoad(em: EntityManager, principal: Principal
 /**
  * The card company brings the card's TAC for the claimed load (GET TRANSACTION PROVE at its own
  * counter): it must verify with the card's key, and it takes the load's row per card and counter,
- * so a proof at the card's next session books nothing more.
+ * so a proof at the card's next session books nothing more. Answers the counter the card moved on
+ * to, for the caller to record once the load is booked.
  */
-async function recordProofOfLoad(em: EntityManager, keyStore: KeyStore, sessionId: string, tac: Buffer): Promise<void> {
+async function recordProofOfLoad(em: EntityManager, keyStore: KeyStore, sessionId: string, tac: Buffer): Promise<{ asn: string; counter: number }> {
   const [session] = await em.execute<SessionRow[]>(`select * from card_session where id = ?`, [sessionId]);
   let proved = false;
   try {
@@ -191,11 +194,12 @@ async function recordProofOfLoad(em: EntityManager, keyStore: KeyStore, sessionI
   }
   if (!proved || !session?.context.init) throw new TopUpError('INVALID_INPUT', 'the TAC does not prove this load', 'tac');
   const taken = await em.execute<{ session_id: string }[]>(`insert into card_load_proof (asn, online_counter, session_id, proved_by, tac) values (?, ?, ?, ?, ?) on conflict do nothing returning session_id`, [session.card_asn, session.context.init.onlineCounter, session.id, session.id, tac.toString('hex').toUpperCase()]);
-  if (taken.length > 0) return;
+  const movedOn = { asn: session.card_asn!, counter: session.context.init.onlineCounter + 1 };
+  if (taken.length > 0) return movedOn;
   // The card's counter is already proved: by this load (nothing to add), or by another load at that counter (this one is not it).
   const [held] = await em.execute<{ session_id: string }[]>(`select session_id from card_load_proof where (asn = ? and online_counter = ?) or session_id = ?`, [session.card_asn, session.context.init.onlineCounter, session.id]);
   if (held && held.session_id !== session.id) throw new TopUpError('INVALID_INPUT', 'the card proved another load at that counter; this TAC does not settle this top-up', 'tac');
-  await recordCounter(em, session.card_asn!, 'online_counter', session.context.init.onlineCounter + 1);
+  return movedOn;
 }
 
 /** The pending load is on the card: pending loads → the card's purse, the top-up LOADED. */
