@@ -1,9 +1,14 @@
 /**
- * The origin–destination matrix (issue 25 item 3) over real HTTP,
+ * The origin–destination matrix and the analytics CSV downloads (issue 25 item 3) over real HTTP,
  * over a constructed day: card fares made on virtual cards at metro gates and a bus validator at
  * set times, uploaded by the card company through uploadOfflineBatch, then asked for as the card
  * company, another city's card company, a merchant and the operator.
  */
+import { execFile } from 'node:child_process';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { VirtualCpuCard } from '../../sdk-js/src/index.js';
 import { createClient } from '../src/auth/clients.service.js';
@@ -13,10 +18,13 @@ import { credit, debit, openAccount, post } from '../src/ledger/ledger.service.j
 import { AccountOwnerKind, AccountType } from '../src/ledger/ledger-account.entity.js';
 import { createMerchant } from '../src/tenancy/tenancy.service.js';
 import { addCity, addMasterKeys, apiClient, issueCard, newReader, type TestCity, type TestReader, useCardSessionWorld } from './support/card-sessions.js';
+import { parseCsv } from './support/csv.js';
 import { clientCredentialsToken, discover } from './support/oauth.js';
 import { offlineRide, uploadRides } from './support/settlement.js';
 
 const world = useCardSessionWorld();
+const repo = path.resolve(import.meta.dirname, '../..');
+const execFileAsync = promisify(execFile);
 const DAY = '2026-11-25';
 const FARE = 200;
 
@@ -162,5 +170,85 @@ describe('origin–destination matrix', () => {
     expect(refused.errors?.map((e) => e.extensions.code)).toEqual(['FORBIDDEN']);
     expect(refused.data?.originDestination ?? null).toBeNull();
     for (const window of [0, 241]) expect((await askOd(tokens.company, 'STOP', window)).errors?.map((e) => e.extensions.code)).toEqual(['BAD_USER_INPUT']);
+  });
+});
+
+describe('CSV downloads', () => {
+  const RIDERSHIP = `query($city: ID!, $from: String!, $to: String!, $groupBy: RidershipGrouping!) { ridership(city: $city, from: $from, to: $to, groupBy: $groupBy) { groups { key rides riders fares { amount currency } } suppressedGroups } }`;
+  type Ridership = { groups: { key: string; rides: number; riders: number; fares: { amount: number; currency: string } }[]; suppressedGroups: number };
+
+  async function download(path: string, token?: string) {
+    const res = await fetch(`${world.server.url}/analytics/${path}`, { headers: token ? { authorization: `Bearer ${token}` } : {} });
+    const text = await res.text();
+    return { status: res.status, type: res.headers.get('content-type'), suppressed: res.headers.get('onecard-suppressed'), rows: res.status === 200 ? parseCsv(text) : [], text };
+  }
+  const period = () => `city=${toGlobalId('City', xa.cityId)}&from=${DAY}&to=${DAY}`;
+
+  it('ridership.csv holds the groups the GraphQL query answers, by each grouping', async () => {
+    for (const groupBy of ['LINE', 'STOP', 'HOUR', 'DAY']) {
+      const { data } = await graphql<{ ridership: Ridership }>(tokens.company, RIDERSHIP, { city: toGlobalId('City', xa.cityId), from: DAY, to: DAY, groupBy });
+      const csv = await download(`ridership.csv?${period()}&groupBy=${groupBy}`, tokens.company);
+      expect(csv.status).toBe(200);
+      expect(csv.type).toBe('text/csv; charset=utf-8');
+      expect(csv.rows.length, groupBy).toBeGreaterThan(0);
+      expect(csv.rows, groupBy).toEqual(data!.ridership.groups.map((g) => ({ group: g.key, rides: String(g.rides), riders: String(g.riders), fares: String(g.fares.amount), currency: g.fares.currency })));
+      expect(csv.suppressed, groupBy).toBe(String(data!.ridership.suppressedGroups));
+    }
+    // The day's 29 fares, all of them, by day.
+    const byDay = await download(`ridership.csv?${period()}&groupBy=DAY`, tokens.company);
+    expect(byDay.rows).toEqual([{ group: DAY, rides: '29', riders: '6', fares: String(29 * FARE), currency: 'CNY' }]);
+  });
+
+  it('origin-destination.csv holds the pairs the GraphQL query answers, at the window asked for', async () => {
+    for (const [level, window] of [['STOP', 30], ['LINE', 30], ['STOP', 31]] as const) {
+      const matrix = (await askOd(tokens.company, level, window)).data!.originDestination!;
+      const csv = await download(`origin-destination.csv?${period()}&level=${level}&transferWindowMinutes=${window}`, tokens.company);
+      expect(csv.status).toBe(200);
+      expect(csv.rows).toEqual(matrix.pairs.map((p) => ({ origin: p.origin, destination: p.destination, transfer: String(p.transfer), trips: String(p.trips), riders: String(p.riders) })));
+      expect(csv.suppressed).toBe(String(matrix.suppressedPairs));
+    }
+  });
+
+  it('is the operator’s and the city’s card company’s: no token 401, a merchant 403, another city 404, bad arguments 400', async () => {
+    expect((await download(`origin-destination.csv?${period()}&level=STOP`, tokens.operator)).rows).toHaveLength(3);
+    expect((await download(`ridership.csv?${period()}&groupBy=LINE`)).status).toBe(401);
+    expect((await download(`ridership.csv?${period()}&groupBy=LINE`, tokens.merchant)).status).toBe(403);
+    expect((await download(`origin-destination.csv?${period()}&level=STOP`, tokens.otherCompany)).status).toBe(404);
+    for (const query of [`${period()}&groupBy=WEEK`, `city=nope&from=${DAY}&to=${DAY}&groupBy=LINE`, `city=${toGlobalId('City', xa.cityId)}&from=2026-11-31&to=${DAY}&groupBy=LINE`]) {
+      const bad = await download(`ridership.csv?${query}`, tokens.company);
+      expect({ query, status: bad.status }).toEqual({ query, status: 400 });
+    }
+    expect((await download(`origin-destination.csv?${period()}&level=STOP&transferWindowMinutes=0`, tokens.company)).status).toBe(400);
+  });
+});
+
+describe('examples/settlement-report/ridership.mjs', () => {
+  it('charts the rides by hour and the top pairs from the API’s answers, and saves the CSV downloads beside the page', async () => {
+    const made = await createClient(world.db.orm.em.fork(), { kind: 'ISSUER', tenantId: xa.cardCompanyId, name: 'planning', scopes: ['settlements:read'] });
+    const out = await fs.mkdtemp(path.join(os.tmpdir(), 'onecard-ridership-'));
+    try {
+      const env: NodeJS.ProcessEnv = { ...process.env, ONECARD_URL: world.server.url, ONECARD_CLIENT_ID: made.client.client_id, ONECARD_CLIENT_SECRET: made.clientSecret! };
+      delete env.INIT_CWD;
+      const { stdout, stderr } = await execFileAsync(process.execPath, [path.join(repo, 'examples/settlement-report/ridership.mjs'), '--city', 'XA', '--date', DAY, '--out', out], { env });
+      expect(stderr).toBe('');
+      expect(stdout).toContain(`ridership XA ${DAY}: 23 rides shown by hour, 3 pairs; left out for too few riders: 1 hour, 1 pair`);
+      const html = await fs.readFile(path.join(out, 'ridership.html'), 'utf8');
+      // One bar: 08:00–08:59, 23 rides by the six riders; the evening's three riders are too few for a bar.
+      expect([...html.matchAll(/<rect [^>]*data-hour="(\d\d)" data-rides="(\d+)" data-riders="(\d+)"/g)].map((m) => m.slice(1))).toEqual([['08', '23', '6']]);
+      const pairs = [...html.matchAll(/<tr data-origin="([^"]+)" data-destination="([^"]+)" data-trips="(\d+)" data-riders="(\d+)"/g)].map((m) => m.slice(1));
+      const matrix = (await askOd(tokens.company, 'STOP')).data!.originDestination!;
+      // Most trips first: the six riders along Line 1, then the two transfers of five.
+      expect(pairs).toEqual([
+        ['Line 1 / Wulin Square', 'Line 1 / Longxiang', '6', '6'],
+        ['Line 1 / Longxiang', 'Line 2 / Longxiang', '5', '5'],
+        ['Line 2 / Longxiang', 'Bus 9 / Hubin', '5', '5'],
+      ]);
+      expect(pairs.map(([origin, destination, trips, riders]) => ({ origin, destination, trips: Number(trips), riders: Number(riders) }))).toEqual(
+        expect.arrayContaining(matrix.pairs.map(({ origin, destination, trips, riders }) => ({ origin, destination, trips, riders }))),
+      );
+      expect((await fs.readdir(out)).sort()).toEqual([`origin-destination-stop-${DAY}-to-${DAY}.csv`, `ridership-hour-${DAY}-to-${DAY}.csv`, `ridership-stop-${DAY}-to-${DAY}.csv`, 'ridership.html']);
+    } finally {
+      await fs.rm(out, { recursive: true, force: true });
+    }
   });
 });
