@@ -1,7 +1,7 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Principal } from '../auth/principal.js';
 import { MINIMUM_GROUP_SIZE } from './ridership.service.js';
-import { analyticsCityFor, LINE_OF, STOP_OF, tapsParams, WITH_TAPS } from './ride-taps.js';
+import { analyticsCityFor, analyticsQuery, LINE_OF, STOP_OF, tapsParams, WITH_TAPS } from './ride-taps.js';
 
 /**
  * The origin–destination matrix (起讫点, issue 25 item 3): where riders go, from consecutive taps of
@@ -59,7 +59,7 @@ export async function originDestinationFor(
 ): Promise<OriginDestination | null> {
   const city = await analyticsCityFor(em, principal, input.cityId);
   if (!city) return null;
-  const rows = await em.execute<{ origin: string; destination: string; transfer: boolean; trips: string; riders: string }[]>(originDestinationSql(input.level), [
+  const rows = await analyticsQuery<{ origin: string; destination: string; transfer: boolean; trips: string; riders: string }>(em, originDestinationSql(input.level), [
     ...tapsParams(city, input.from, input.to),
     input.transferWindowMinutes,
   ]);

@@ -1,7 +1,7 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Principal } from '../auth/principal.js';
 import { AnalyticsError } from './analytics.errors.js';
-import { analyticsCityFor, LINE_OF, STOP_OF, tapsParams, WITH_TAPS } from './ride-taps.js';
+import { analyticsCityFor, analyticsQuery, LINE_OF, STOP_OF, tapsParams, WITH_TAPS } from './ride-taps.js';
 
 /**
  * Ridership analytics (支付数据分析, issue 25 item 3): how many rides, riders and fares by line, stop,
@@ -50,7 +50,7 @@ export const ridershipSql = (groupBy: RidershipGrouping) => `${WITH_TAPS}
 export async function ridershipFor(em: EntityManager, principal: Principal, input: { cityId: string; from: string; to: string; groupBy: RidershipGrouping }): Promise<Ridership | null> {
   const city = await analyticsCityFor(em, principal, input.cityId);
   if (!city) return null;
-  const rows = await em.execute<{ key: string; rides: string; riders: string; fares: string }[]>(ridershipSql(input.groupBy), tapsParams(city, input.from, input.to));
+  const rows = await analyticsQuery<{ key: string; rides: string; riders: string; fares: string }>(em, ridershipSql(input.groupBy), tapsParams(city, input.from, input.to));
   const shown = rows.filter((r) => Number(r.riders) >= MINIMUM_GROUP_SIZE);
   return {
     cityId: city.id,
