@@ -164,6 +164,7 @@ const MATRIX: Record<string, Rule> = {
   'Mutation.blockQrCredential': { access: 'owned', kinds: ['CARDHOLDER_APP', 'ISSUER'] }, // the holder's own credentials, the card company its wallets'; another's is NOT_FOUND (qr-rides.test.ts)
   'Mutation.uploadQrRideBatch': { access: 'owned', kinds: ['MERCHANT', 'ISSUER'] }, // the scanner's owner, as uploadOfflineBatch; another tenant's terminal is NOT_FOUND like a missing id
   'Query.ridership': { access: 'managers', scope: 'settlements:read' }, // a card company's own city only; another city is null (qr-rides.test.ts), aggregates only
+  'Query.originDestination': { access: 'managers', scope: 'settlements:read' }, // as ridership: another city is null (origin-destination.test.ts), aggregates only
   'Mutation.setTerminalLocation': { access: 'managers', scope: 'readers:manage' }, // another city's reader is NOT_FOUND (checked by the manager test)
   'Query.qrScannerUpdate': { access: 'directory' }, // a card company's signing certificates and blocklist (credential ids only): what every scanner holds
   'Query.settlementWindows': { access: 'managers', scope: 'settlements:read' }, // a card company sees its own city's windows only (settlement-api.test.ts)
@@ -446,6 +447,7 @@ const LISTS: Record<string, { args?: () => Record<string, unknown>; alsoSeen?: (
   'Query.viewer': { note: 'the caller itself' },
   'Query.transitWallet': { args: () => ({ cardCompany: fx.own.self.A.ISSUER }), note: 'the asking holder’s own wallet with card company A, its top-ups and history' },
   'Query.ridership': { args: () => ({ city: lists.ids.cityA, from: lists.today, to: lists.today }), note: 'aggregates with a minimum group size: no tenant objects' },
+  'Query.originDestination': { args: () => ({ city: lists.ids.cityA, from: lists.today, to: lists.today }), note: 'aggregates with a minimum group size: no tenant objects' },
   'Query.qrScannerUpdate': { args: () => ({ cardCompany: fx.own.self.A.ISSUER }), note: 'certificates and credential ids every scanner holds: no tenant objects' },
 };
 

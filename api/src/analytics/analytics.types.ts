@@ -58,6 +58,64 @@ export class RidershipType {
   suppressedGroups!: number;
 }
 
+export enum OriginDestinationLevelEnum {
+  LINE = 'LINE',
+  STOP = 'STOP',
+}
+registerEnumType(OriginDestinationLevelEnum, {
+  name: 'OriginDestinationLevel',
+  description: 'What an origin and a destination are in the origin–destination matrix.',
+  valuesConfig: {
+    LINE: { description: 'A line, as ridership by LINE.' },
+    STOP: { description: 'A stop, “<line> / <stop>”, as ridership by STOP.' },
+  },
+});
+
+@ObjectType('OriginDestinationPair', { description: 'Trips from one place to another: aggregates only, never a rider.' })
+export class OriginDestinationPairType {
+  @Field({ description: 'Where the trips began: the place of a rider’s tap.' })
+  origin!: string;
+
+  @Field({ description: 'Where they went: the place of the same rider’s next tap, within the transfer window, at another stop.' })
+  destination!: string;
+
+  @Field({ description: 'True when the next tap was on another line (a transfer); false for a tap-in and tap-out along one line.' })
+  transfer!: boolean;
+
+  @Field(() => Int, { description: 'Pairs of consecutive taps from origin to destination.' })
+  trips!: number;
+
+  @Field(() => Int, { description: 'Distinct riders (transit wallets and cards) who made them; never fewer than minimumGroupSize.' })
+  riders!: number;
+}
+
+@ObjectType('OriginDestinationMatrix', { description: 'Where a city’s riders go: pairs of a rider’s consecutive taps within a transfer window, from what its terminals uploaded (docs/analytics.md).' })
+export class OriginDestinationMatrixType {
+  @Field(() => ID, { description: 'Global id of the City.' })
+  city!: string;
+
+  @Field({ description: 'The first business day, YYYY-MM-DD.' })
+  from!: string;
+
+  @Field({ description: 'The last business day (inclusive), YYYY-MM-DD.' })
+  to!: string;
+
+  @Field(() => OriginDestinationLevelEnum, { description: 'Whether places are lines or stops.' })
+  level!: OriginDestinationLevelEnum;
+
+  @Field(() => Int, { description: 'The longest time, in minutes, from a tap to the next one of the same rider that still makes a pair (inclusive).' })
+  transferWindowMinutes!: number;
+
+  @Field(() => Int, { description: 'The fewest distinct riders a pair shows: smaller pairs are left out, so no pair points at one person’s trips.' })
+  minimumGroupSize!: number;
+
+  @Field(() => [OriginDestinationPairType], { description: 'The pairs with at least minimumGroupSize riders, by origin then destination.' })
+  pairs!: OriginDestinationPairType[];
+
+  @Field(() => Int, { description: 'How many pairs were left out for having fewer riders than minimumGroupSize.' })
+  suppressedPairs!: number;
+}
+
 @InputType({ description: 'Where a terminal stands, for ridership analytics.' })
 export class SetTerminalLocationInput {
   @Field(() => ID, { description: 'Global id of the terminal (a Reader).' })

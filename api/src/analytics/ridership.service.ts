@@ -1,6 +1,7 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Principal } from '../auth/principal.js';
 import { AnalyticsError } from './analytics.errors.js';
+import { analyticsCityFor, analyticsQuery, LINE_OF, STOP_OF, tapsParams, WITH_TAPS } from './ride-taps.js';
 
 /**
  * Ridership analytics (支付数据分析, issue 25 item 3): how many rides, riders and fares by line, stop,
@@ -29,44 +30,32 @@ export interface Ridership {
   suppressedGroups: number;
 }
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
-/** The group key of a ride, over the `rides` rows below (local_at is the city's wall-clock time). */
+/** The group key of a tap (local_at is the city's wall-clock time). */
 const KEYS: Record<RidershipGrouping, string> = {
-  LINE: `coalesce(l.line, '(no line)')`,
-  STOP: `coalesce(l.line, '(no line)') || ' / ' || coalesce(l.stop, '(no stop)')`,
-  HOUR: `to_char(rides.local_at, 'HH24')`,
-  DAY: `to_char(rides.local_at, 'YYYY-MM-DD')`,
+  LINE: LINE_OF('taps'),
+  STOP: STOP_OF('taps'),
+  HOUR: `to_char(taps.local_at, 'HH24')`,
+  DAY: `to_char(taps.local_at, 'YYYY-MM-DD')`,
 };
+
+/**
+ * The statement of ridershipFor, and of the benchmark that times it. Riders are counted in two
+ * steps — each (group, rider) once, then the riders of a group — so PostgreSQL can hash the day's
+ * rides instead of sorting them all for `count(distinct rider)` (docs/performance.md, ridership).
+ */
+export const ridershipSql = (groupBy: RidershipGrouping) => `${WITH_TAPS},
+  per_rider as (select ${KEYS[groupBy]} as key, taps.rider, count(*) as rides, sum(taps.amount) as fares from taps group by 1, 2)
+  select key, sum(rides)::text as rides, count(*)::text as riders, sum(fares)::text as fares
+    from per_rider group by key order by key`;
 
 /**
  * A city's ridership between two business days (inclusive), grouped. The operator sees every city;
  * a card company its own city only (another city answers null, as a missing one does).
  */
 export async function ridershipFor(em: EntityManager, principal: Principal, input: { cityId: string; from: string; to: string; groupBy: RidershipGrouping }): Promise<Ridership | null> {
-  if (!UUID.test(input.cityId)) return null;
-  const [city] = await em.execute<{ id: string; time_zone: string; currency: string }[]>(
-    `select c.id, c.time_zone, btrim(c.currency) as currency from city c
-      where c.id = ? and (? or c.id = (select city_id from card_company where id = ?))`,
-    [input.cityId, principal.kind === 'OPERATOR', principal.kind === 'ISSUER' && principal.tenantId && UUID.test(principal.tenantId) ? principal.tenantId : null],
-  );
+  const city = await analyticsCityFor(em, principal, input.cityId);
   if (!city) return null;
-  const rows = await em.execute<{ key: string; rides: string; riders: string; fares: string }[]>(
-    `with rides as (
-       select b.reader_id, (q.scanned_at at time zone ?) as local_at, q.amount, 'wallet:' || c.wallet_id as rider
-         from qr_ride q join qr_ride_batch b on b.id = q.batch_row_id join qr_credential c on c.id = q.credential_id
-        where q.outcome in ('ACCEPTED', 'DEBT')
-       union all
-       select b.reader_id, to_timestamp(t.date || t.time, 'YYYYMMDDHH24MISS')::timestamp as local_at, t.amount, 'card:' || t.asn as rider
-         from offline_transaction t join offline_batch b on b.id = t.batch_row_id
-        where t.outcome in ('ACCEPTED', 'GAP')
-     )
-     select ${KEYS[input.groupBy]} as key, count(*)::text as rides, count(distinct rides.rider)::text as riders, sum(rides.amount)::text as fares
-       from rides join reader r on r.id = rides.reader_id left join terminal_location l on l.reader_id = r.id
-      where r.city_id = ? and rides.local_at >= ?::date and rides.local_at < ?::date + 1
-      group by 1 order by 1`,
-    [city.time_zone, city.id, input.from, input.to],
-  );
+  const rows = await analyticsQuery<{ key: string; rides: string; riders: string; fares: string }>(em, ridershipSql(input.groupBy), tapsParams(city, input.from, input.to));
   const shown = rows.filter((r) => Number(r.riders) >= MINIMUM_GROUP_SIZE);
   return {
     cityId: city.id,

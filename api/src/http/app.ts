@@ -17,6 +17,7 @@ import { GatewayClient } from '../topups/gateway/gateway-client.js';
 import { gatewayWebhookRoutes } from '../topups/gateway-webhook.js';
 import { billsRoutes } from '../bills/bills.routes.js';
 import { settlementRoutes } from '../settlement/settlement.routes.js';
+import { analyticsRoutes } from '../analytics/analytics.routes.js';
 import type { CardSessionEngine } from '../readers/session/card-session.service.js';
 import { ClientSecretSeal } from '../topups/client-secret.js';
 import { Metrics, metricsAccess } from './metrics.js';
@@ -132,6 +133,8 @@ export async function createHttpApp(opts: {
   app.use('/billers', billsRoutes(orm, (r) => auth.verifier.principalFor(r)));
   // Settlement reports (CSV downloads: window lines, interchange, statements; scope settlements:read).
   app.use('/settlement', settlementRoutes(orm, (r) => auth.verifier.principalFor(r)));
+  // Ridership analytics (CSV downloads: ridership groups, origin–destination pairs; scope settlements:read).
+  app.use('/analytics', analyticsRoutes(orm, (r) => auth.verifier.principalFor(r)));
 
   // The payment gateway's signed events (top-ups paid, refunds done).
   app.use('/webhooks', gatewayWebhookRoutes(orm, () => config.gateway?.webhookSecret, clientSecrets));
