@@ -1,0 +1,205 @@
+/**
+ * The console's pages over the API added for them (issue 26), in Chromium against the started API,
+ * each clerk signing in through OneCard's own sign-in page:
+ *  1. a biller opens a bill and sees its payments, newest first;
+ *  2. a card company settles an unresolved pending load (a write started on a card that never
+ *     confirmed it) with a note, from the keyboard;
+ *  3. the operator registers a merchant's console sign-in client with its kind's scopes, then
+ *     disables it; a merchant's admin sees its own party's clients only.
+ * Each checks the page, the API or the database, axe-core, and that nothing failed in the page.
+ */
+import { randomUUID } from 'node:crypto';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { expireBillPayments } from '../src/bills/bill-payments.service.js';
+import { issueCard as registerCard } from '../src/cards/cards.service.js';
+import { toGlobalId } from '../src/graphql/global-id.js';
+import { AccountOwnerKind, AccountType } from '../src/ledger/ledger-account.entity.js';
+import { openAccount } from '../src/ledger/ledger.service.js';
+import { BillerKind } from '../src/tenancy/biller.entity.js';
+import { createBiller, createMerchant } from '../src/tenancy/tenancy.service.js';
+import { recordPendingLoad } from '../src/topups/topups.service.js';
+import { apiClient, brokenRelay, cardholderApp, expireSession, issueCard, newReader, OPEN, sessionsOf, testCardNumber, useCardSessionWorld } from './support/card-sessions.js';
+import { useConsoleBrowser } from './support/console-browser.js';
+
+const world = useCardSessionWorld();
+const ui = useConsoleBrowser(world);
+
+let holder: Awaited<ReturnType<typeof cardholderApp>>;
+
+beforeAll(async () => {
+  holder = await cardholderApp(world, 'console-pages-holder');
+});
+
+describe('1. a biller opens a bill and sees its payments', () => {
+  let billId: string;
+
+  beforeAll(async () => {
+    const water = await createBiller(world.db.orm.em.fork(), { cityId: world.gz.cityId, name: 'Pages Water', kind: BillerKind.WATER });
+    await ui.consoleUser('biller', 'BILLER', water.id, 'Pages Water', ['bills:read', 'bills:write']);
+    const biller = await apiClient(world, 'BILLER', water.id, ['bills:write']);
+    const published = await biller.request<{ publishBill: { bill: { id: string } } }>('mutation($input: BillInput!) { publishBill(input: $input) { bill { id } userErrors { code } } }', {
+      input: { accountNumber: 'PW-001', period: '2026-11', amountDue: 4_520, dueDate: '2099-12-31', billerReference: 'pw-2026-11-001', allowPartial: true },
+    });
+    billId = published.publishBill.bill.id;
+    // The holder starts paying ¥20.00, never taps (the expiry job cancels it), then starts ¥25.20.
+    for (const [i, amount] of [2_000, 2_520].entries()) {
+      const made = await holder.app.request<{ payBill: { userErrors: unknown[] } }>('mutation($input: PayBillInput!) { payBill(input: $input) { billPayment { id } userErrors { code } } }', { input: { bill: billId, amount, idempotencyKey: randomUUID() } });
+      expect(made.payBill.userErrors).toEqual([]);
+      if (i === 0) await expireBillPayments(world.db.orm.em.fork(), new Date(Date.now() + 3_600_000));
+    }
+  });
+
+  it('the bill’s reference opens it: its amounts, then its payments newest first with their status', async () => {
+    const page = await ui.consolePage();
+    try {
+      await ui.signIn(page, 'biller');
+      await page.getByRole('link', { name: 'pw-2026-11-001' }).click();
+      await page.waitForSelector('#bill-payments tbody tr:nth-child(2)');
+      expect(new URL(page.url()).hash).toBe(`#/bills/${encodeURIComponent(billId)}`);
+      expect(await page.textContent('#bill-facts')).toContain('PW-001');
+      const rows = await page.$$eval('#bill-payments tbody tr', (trs) => trs.map((tr) => [tr.getAttribute('data-status'), tr.children[2]!.textContent]));
+      expect(rows).toEqual([
+        ['REQUIRES_CARD', '¥25.20'],
+        ['CANCELED', '¥20.00'],
+      ]);
+      expect(await page.textContent('#bill-payments')).toContain('EXPIRED');
+      await ui.screenshot(page, 'biller-bill-payments');
+      expect(await ui.seriousViolations(page)).toEqual([]);
+      expect(page.problems).toEqual([]);
+    } finally {
+      await page.close();
+    }
+  });
+});
+
+describe('2. a card company settles an unresolved pending load', () => {
+  let topUp: string;
+  let cardNumber: string;
+
+  beforeAll(async () => {
+    await ui.consoleUser('issuer', 'ISSUER', world.gz.cardCompanyId, 'Pages Card Company', ['cards:read', 'topups:write', 'readers:manage', 'settlements:read', 'users:manage']);
+    // The holder's card is owed ¥12.00; its write onto the card starts, and the card is pulled away after MAC2.
+    const reader = await newReader(world, 'PAGES-HOME', world.gz, { kind: 'CARDHOLDER', id: holder.id });
+    const chip = issueCard({ city: world.gz, keys: world.gzMasterKeys });
+    cardNumber = testCardNumber('623199000000');
+    const em = world.db.orm.em.fork();
+    const card = await registerCard(em, world.gz.cardCompanyId, { cardNumber, asn: chip.asn, cardType: 'CPU', keyVersion: 1, issuedOn: '2026-01-01', expiresOn: '2031-01-01', holderId: holder.id });
+    const funding = await openAccount(em, { code: 'test.console-pages.funding.CNY', type: AccountType.ASSET, ownerKind: AccountOwnerKind.OTHER, currency: 'CNY' });
+    const recorded = await em.transactional((tx) => recordPendingLoad(tx, { origin: 'REFUND', cardId: card.id, key: 'console-pages-load', amount: 1_200n, currency: 'CNY', fromAccountId: funding.id, description: 'console pages test', metadata: {}, cause: 'test' }));
+    topUp = toGlobalId('TopUp', recorded.topUpId);
+    const opened = await holder.app.request<{ openCardSession: { session: { id: string; challenge: string } } }>(OPEN, { input: { reader: reader.id, operation: 'LOAD', topUp } });
+    await expect(sessionsOf(brokenRelay(holder.app, 1, 'answer', 'card removed'), () => reader).agent(chip).run(opened.openCardSession.session)).rejects.toThrow('card removed');
+    await expireSession(world, opened.openCardSession.session.id);
+  });
+
+  it('lists it, refuses to settle without a note, releases it with a note typed and Enter; it then waits for the next tap', async () => {
+    const page = await ui.consolePage();
+    try {
+      await ui.signIn(page, 'issuer');
+      await page.getByRole('link', { name: 'Pending loads' }).click();
+      const row = page.locator(`tr[data-card="${cardNumber}"][data-status=UNRESOLVED]`);
+      await row.waitFor();
+      expect(await row.textContent()).toContain('¥12.00');
+      await ui.screenshot(page, 'issuer-pending-loads');
+      expect(await ui.seriousViolations(page)).toEqual([]);
+
+      // No note: said in the page, nothing sent.
+      await page.getByRole('button', { name: `Not loaded ${cardNumber}` }).click();
+      await expect(page.getByRole('alert').textContent()).resolves.toContain('Say in the note');
+
+      const input = page.getByRole('textbox', { name: `Note ${cardNumber}` });
+      await input.fill('chip balance shows the 12.00 never arrived');
+      await input.press('Enter');
+      await page.waitForSelector('#pending-settled');
+      expect(await page.textContent('#pending-settled')).toContain('released');
+      await page.locator('#pending-loads-title ~ *', { hasText: 'Nothing here yet.' }).first().waitFor();
+      const [row2] = await world.db.orm.em.fork().execute<{ status: string; load_session_id: string | null; cause: string }[]>(
+        `select t.status, t.load_session_id, h.cause from top_up t join top_up_history h on h.top_up_id = t.id where t.id = ? order by h.id desc limit 1`,
+        [Buffer.from(topUp, 'base64url').toString().split(':')[1]],
+      );
+      expect(row2).toEqual({ status: 'PAID', load_session_id: null, cause: expect.stringContaining('chip balance shows the 12.00 never arrived') });
+
+      await page.selectOption('#pending-status', 'WAITING');
+      await page.locator(`tr[data-card="${cardNumber}"][data-status=WAITING]`).waitFor();
+      expect(await page.locator(`tr[data-card="${cardNumber}"] button`).count()).toBe(0);
+
+      // In Chinese: the page's words follow.
+      await page.getByRole('button', { name: '中文' }).click();
+      await page.getByRole('heading', { name: '待圈存' }).waitFor();
+      await page.getByRole('button', { name: 'English' }).click();
+      expect(page.problems).toEqual([]);
+    } finally {
+      await page.close();
+    }
+  });
+});
+
+describe('3. the operator registers a console sign-in client, then disables it', () => {
+  let shopId: string;
+
+  beforeAll(async () => {
+    shopId = (await createMerchant(world.db.orm.em.fork(), { cityId: world.gz.cityId, name: 'Pages Noodle Bar' })).id;
+    // settlements:read: the operator's home page is its settlement windows.
+    await ui.consoleUser('operator', 'OPERATOR', null, 'Pages Operations', ['clients:manage', 'tenants:manage', 'settlements:read']);
+    await ui.consoleUser('merchant', 'MERCHANT', shopId, 'Pages Noodle Bar', ['payments:read', 'users:manage']);
+  });
+
+  it('the kind’s scopes offered and ticked, the client registered as a public client of the console, listed, then disabled', async () => {
+    const page = await ui.consolePage();
+    try {
+      await ui.signIn(page, 'operator');
+      await page.getByRole('link', { name: 'OAuth clients' }).click();
+      await page.waitForSelector('#client-scopes input[value="refunds:write"]');
+      // A merchant's scopes only: no operator scope is offered.
+      const offered = await page.locator('#client-scopes input').evaluateAll((inputs) => inputs.map((i) => [i.getAttribute('value'), (i as unknown as { checked: boolean }).checked] as const));
+      expect(offered.map(([s]) => s)).toContain('payments:read');
+      expect(offered.map(([s]) => s)).not.toContain('clients:manage');
+      expect(offered.every(([, checked]) => checked)).toBe(true);
+      await page.selectOption('#client-tenant', { label: 'Pages Noodle Bar · GZ' });
+      await page.fill('#client-name', 'Noodle Bar console (2nd)');
+      await page.uncheck('#client-scopes input[value="webhooks:manage"]');
+      await page.click('#client-create');
+      await page.waitForSelector('#client-made');
+      const clientId = (await page.textContent('#client-made'))!.match(/oc_merchant_\S+?(?=\.$)/)![0];
+      const row = page.locator(`tr[data-client="${clientId}"]`);
+      await row.waitFor();
+      expect(await row.textContent()).toContain('ENABLED');
+      const [made] = await world.db.orm.em.fork().execute<{ kind: string; tenant_id: string; auth_method: string; redirect_uris: string[]; scopes: string[]; secret_hash: string | null }[]>(
+        `select kind, tenant_id, auth_method, redirect_uris, scopes, secret_hash from oauth_client where client_id = ?`,
+        [clientId],
+      );
+      expect(made).toMatchObject({ kind: 'MERCHANT', tenant_id: shopId, auth_method: 'none', redirect_uris: [`${world.server.url}/console/`], secret_hash: null });
+      expect(made!.scopes).not.toContain('webhooks:manage');
+      expect(made!.scopes).toContain('refunds:write');
+      await ui.screenshot(page, 'operator-clients');
+      expect(await ui.seriousViolations(page)).toEqual([]);
+
+      page.once('dialog', (d) => d.accept());
+      await page.getByRole('button', { name: 'Disable Noodle Bar console (2nd)' }).click();
+      await page.waitForSelector('#client-disabled');
+      await page.locator(`tr[data-client="${clientId}"]`, { hasText: 'DISABLED' }).waitFor();
+      const [after] = await world.db.orm.em.fork().execute<{ disabled: boolean }[]>(`select disabled from oauth_client where client_id = ?`, [clientId]);
+      expect(after).toEqual({ disabled: true });
+      expect(page.problems).toEqual([]);
+    } finally {
+      await page.close();
+    }
+  });
+
+  it('the merchant’s admin sees its own party’s clients only, with nothing to register or disable', async () => {
+    const page = await ui.consolePage();
+    try {
+      await ui.signIn(page, 'merchant');
+      await page.getByRole('link', { name: 'OAuth clients' }).click();
+      await page.waitForSelector('#clients tbody tr');
+      const names = await page.$$eval('#clients tbody tr', (trs) => trs.map((tr) => tr.getAttribute('data-name')));
+      expect(names.sort()).toEqual(['Noodle Bar console (2nd)', 'Pages Noodle Bar']);
+      expect(await page.locator('#client-create').count()).toBe(0);
+      expect(await page.locator('#clients button').count()).toBe(0);
+      expect(await ui.seriousViolations(page)).toEqual([]);
+      expect(page.problems).toEqual([]);
+    } finally {
+      await page.close();
+    }
+  });
+});
