@@ -5,16 +5,24 @@
  *  2. a card company settles an unresolved pending load (a write started on a card that never
  *     confirmed it) with a note, from the keyboard;
  *  3. the operator registers a merchant's console sign-in client with its kind's scopes, then
- *     disables it; a merchant's admin sees its own party's clients only.
+ *     disables it; a merchant's admin sees its own party's clients only;
+ *  4. a merchant filters its payments by date and downloads them as CSV; rotates a webhook
+ *     endpoint's secret (shown once) and disables the endpoint;
+ *  5. a card company reads its settlement statements (the statements page).
  * Each checks the page, the API or the database, axe-core, and that nothing failed in the page.
  */
 import { randomUUID } from 'node:crypto';
+import fs from 'node:fs/promises';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { expireBillPayments } from '../src/bills/bill-payments.service.js';
 import { issueCard as registerCard } from '../src/cards/cards.service.js';
 import { toGlobalId } from '../src/graphql/global-id.js';
 import { AccountOwnerKind, AccountType } from '../src/ledger/ledger-account.entity.js';
-import { openAccount } from '../src/ledger/ledger.service.js';
+import { payableAccount } from '../src/ledger/accounts.js';
+import { credit, debit, openAccount, post } from '../src/ledger/ledger.service.js';
+import { recordClearingItem } from '../src/settlement/clearing-items.js';
+import { clearWindow } from '../src/settlement/clearing.js';
+import { closeWindow } from '../src/settlement/windows.js';
 import { BillerKind } from '../src/tenancy/biller.entity.js';
 import { createBiller, createMerchant } from '../src/tenancy/tenancy.service.js';
 import { recordPendingLoad } from '../src/topups/topups.service.js';
@@ -196,6 +204,123 @@ describe('3. the operator registers a console sign-in client, then disables it',
       expect(names.sort()).toEqual(['Noodle Bar console (2nd)', 'Pages Noodle Bar']);
       expect(await page.locator('#client-create').count()).toBe(0);
       expect(await page.locator('#clients button').count()).toBe(0);
+      expect(await ui.seriousViolations(page)).toEqual([]);
+      expect(page.problems).toEqual([]);
+    } finally {
+      await page.close();
+    }
+  });
+});
+
+/** A day in Guangzhou, `daysAgo` before today (YYYY-MM-DD). */
+const cityDay = (daysAgo = 0) => new Intl.DateTimeFormat('en-CA', { timeZone: 'Asia/Shanghai', year: 'numeric', month: '2-digit', day: '2-digit' }).format(new Date(Date.now() - daysAgo * 86_400_000));
+
+describe('4. a merchant’s payments by date, as CSV; a webhook endpoint’s secret rotated, the endpoint disabled', () => {
+  const earlier = cityDay(5);
+  let secret: string;
+
+  beforeAll(async () => {
+    const shop = await createMerchant(world.db.orm.em.fork(), { cityId: world.gz.cityId, name: 'Pages Dumplings' });
+    await ui.consoleUser('dumplings', 'MERCHANT', shop.id, 'Pages Dumplings', ['payments:read', 'refunds:write', 'webhooks:manage']);
+    const backEnd = await apiClient(world, 'MERCHANT', shop.id, ['payments:write', 'webhooks:manage']);
+    for (const order of ['dumplings-old', 'dumplings-new']) {
+      const made = await backEnd.request<{ createPayment: { userErrors: unknown[] } }>('mutation($input: CreatePaymentInput!) { createPayment(input: $input) { payment { id } userErrors { code } } }', {
+        input: { amount: order === 'dumplings-old' ? 1_850 : 990, currency: 'CNY', orderReference: order, idempotencyKey: randomUUID() },
+      });
+      expect(made.createPayment.userErrors).toEqual([]);
+    }
+    // The old order was made five days ago (10:00 in the city).
+    await world.db.orm.em.fork().execute(`update payment set created_at = ?::timestamptz where order_reference = 'dumplings-old'`, [`${earlier}T10:00:00+08:00`]);
+    const endpoint = await backEnd.request<{ createWebhookEndpoint: { secret: string } }>('mutation($input: CreateWebhookEndpointInput!) { createWebhookEndpoint(input: $input) { endpoint { id } secret userErrors { code } } }', {
+      input: { url: 'https://dumplings.example/hooks', eventTypes: ['*'] },
+    });
+    secret = endpoint.createWebhookEndpoint.secret;
+  });
+
+  it('the payments of one day, in the city’s time, listed and downloaded as CSV in minor units', async () => {
+    const page = await ui.consolePage();
+    try {
+      await ui.signIn(page, 'dumplings');
+      await page.getByRole('link', { name: 'dumplings-new' }).waitFor();
+      await page.fill('#payments-from', earlier);
+      await page.fill('#payments-to', earlier);
+      await page.getByRole('button', { name: 'Filter' }).click();
+      await page.getByRole('link', { name: 'dumplings-new' }).waitFor({ state: 'detached' });
+      expect(await page.getByRole('link', { name: 'dumplings-old' }).count()).toBe(1);
+      const [download] = await Promise.all([page.waitForEvent('download'), page.click('#payments-csv')]);
+      const [header, ...lines] = (await fs.readFile((await download.path())!, 'utf8')).trim().split(/\r?\n/);
+      expect(header).toBe('order_reference,status,amount,refunded,currency,created_at,payment_id');
+      expect(lines.map((l) => l.split(',').slice(0, 5))).toEqual([['dumplings-old', 'REQUIRES_CARD', '1850', '0', 'CNY']]);
+      expect(download.suggestedFilename()).toBe(`payments-${earlier}-to-${earlier}.csv`);
+      // From the day after: only today's.
+      await page.fill('#payments-from', cityDay(4));
+      await page.fill('#payments-to', cityDay());
+      await page.getByRole('button', { name: 'Filter' }).click();
+      await page.getByRole('link', { name: 'dumplings-new' }).waitFor();
+      expect(await page.getByRole('link', { name: 'dumplings-old' }).count()).toBe(0);
+      await ui.screenshot(page, 'merchant-payments-by-date');
+      expect(await ui.seriousViolations(page)).toEqual([]);
+      expect(page.problems).toEqual([]);
+    } finally {
+      await page.close();
+    }
+  });
+
+  it('Rotate secret shows the new secret once; Disable stops the endpoint; the database agrees', async () => {
+    const page = await ui.consolePage();
+    try {
+      await ui.signIn(page, 'dumplings');
+      await page.getByRole('link', { name: 'Webhooks' }).click();
+      page.once('dialog', (d) => d.accept());
+      await page.getByRole('button', { name: 'Rotate secret https://dumplings.example/hooks' }).click();
+      await page.waitForSelector('#rotated-secret');
+      const rotated = (await page.textContent('#rotated-secret'))!;
+      expect(rotated).toMatch(/^\S{20,}$/);
+      expect(rotated).not.toBe(secret);
+      await ui.screenshot(page, 'merchant-webhook-rotated');
+      expect(await ui.seriousViolations(page)).toEqual([]);
+      await page.getByRole('button', { name: 'Disable https://dumplings.example/hooks' }).click();
+      await page.locator('tr[data-endpoint="https://dumplings.example/hooks"]', { hasText: 'DISABLED' }).waitFor();
+      expect(await page.locator('#rotated-secret').count()).toBe(0); // shown once
+      const [row] = await world.db.orm.em.fork().execute<{ enabled: boolean; previous_secret_expires_at: Date | null }[]>(`select enabled, previous_secret_expires_at from webhook_endpoint where url = 'https://dumplings.example/hooks'`);
+      expect(row!.enabled).toBe(false);
+      expect(row!.previous_secret_expires_at).not.toBeNull(); // the old secret signs beside the new one for a while
+      await page.getByRole('button', { name: 'Enable https://dumplings.example/hooks' }).click();
+      await page.locator('tr[data-endpoint="https://dumplings.example/hooks"]', { hasText: 'ENABLED' }).waitFor();
+      expect(page.problems).toEqual([]);
+    } finally {
+      await page.close();
+    }
+  });
+});
+
+describe('5. a card company’s settlement statements', () => {
+  const day = cityDay(3);
+
+  beforeAll(async () => {
+    // ¥10.00 of transit for Guangzhou's card company on a day three days ago, its window closed and cleared.
+    const em = world.db.orm.em.fork();
+    const funding = await openAccount(em, { code: 'test.console-pages.transit.CNY', type: AccountType.ASSET, ownerKind: AccountOwnerKind.OTHER, currency: 'CNY' });
+    const payable = await payableAccount(em, 'CARD_COMPANY', world.gz.cardCompanyId, 'CNY');
+    await em.transactional(async (tx) => {
+      await post(tx, { key: 'console-pages-transit', description: 'console pages transit', lines: [debit(funding.id, 1_000n), credit(payable.id, 1_000n)] });
+      await recordClearingItem(tx, { kind: 'TRANSIT', participant: { kind: 'CARD_COMPANY', id: world.gz.cardCompanyId }, cardCompanyId: world.gz.cardCompanyId, amount: 1_000n, currency: 'CNY', entryKey: 'console-pages-transit', reference: 'console-pages-transit', occurredAt: new Date(`${day}T10:00:00+08:00`) });
+    });
+    const window = await closeWindow(em, { cityId: world.gz.cityId, businessDay: day, closedBy: 'test', cutoff: '02:00' });
+    await clearWindow(em, window.id);
+  });
+
+  it('the statements page lists the day’s line for the card company, charted as TRANSIT', async () => {
+    const page = await ui.consolePage();
+    try {
+      await ui.signIn(page, 'issuer');
+      await page.getByRole('link', { name: 'Settlement statements' }).click();
+      const row = page.locator(`tr[data-statement="GZ ${day}"]`);
+      await row.waitFor();
+      expect(await row.textContent()).toContain('¥10.00');
+      await page.waitForSelector(`#statement-volume[data-statement="GZ ${day}"]`);
+      expect(await page.getAttribute('#statement-volume svg', 'aria-label')).toContain('TRANSIT ¥10.00');
+      await ui.screenshot(page, 'issuer-statements');
       expect(await ui.seriousViolations(page)).toEqual([]);
       expect(page.problems).toEqual([]);
     } finally {
