@@ -8,7 +8,8 @@
  *     disables it; a merchant's admin sees its own party's clients only;
  *  4. a merchant filters its payments by date and downloads them as CSV; rotates a webhook
  *     endpoint's secret (shown once) and disables the endpoint;
- *  5. a card company reads its settlement statements (the statements page).
+ *  5. a card company reads its settlement statements (the statements page); the operator and the
+ *     card company read the day's interchange as a chart.
  * Each checks the page, the API or the database, axe-core, and that nothing failed in the page.
  */
 import { randomUUID } from 'node:crypto';
@@ -36,6 +37,10 @@ let holder: Awaited<ReturnType<typeof cardholderApp>>;
 
 beforeAll(async () => {
   holder = await cardholderApp(world, 'console-pages-holder');
+  // The card company's and the operator's clerks, used by several parts below.
+  await ui.consoleUser('issuer', 'ISSUER', world.gz.cardCompanyId, 'Pages Card Company', ['cards:read', 'topups:write', 'readers:manage', 'settlements:read', 'users:manage']);
+  // settlements:read: the operator's home page is its settlement windows.
+  await ui.consoleUser('operator', 'OPERATOR', null, 'Pages Operations', ['clients:manage', 'tenants:manage', 'settlements:read']);
 });
 
 describe('1. a biller opens a bill and sees its payments', () => {
@@ -85,7 +90,6 @@ describe('2. a card company settles an unresolved pending load', () => {
   let cardNumber: string;
 
   beforeAll(async () => {
-    await ui.consoleUser('issuer', 'ISSUER', world.gz.cardCompanyId, 'Pages Card Company', ['cards:read', 'topups:write', 'readers:manage', 'settlements:read', 'users:manage']);
     // The holder's card is owed ¥12.00; its write onto the card starts, and the card is pulled away after MAC2.
     const reader = await newReader(world, 'PAGES-HOME', world.gz, { kind: 'CARDHOLDER', id: holder.id });
     const chip = issueCard({ city: world.gz, keys: world.gzMasterKeys });
@@ -147,8 +151,6 @@ describe('3. the operator registers a console sign-in client, then disables it',
 
   beforeAll(async () => {
     shopId = (await createMerchant(world.db.orm.em.fork(), { cityId: world.gz.cityId, name: 'Pages Noodle Bar' })).id;
-    // settlements:read: the operator's home page is its settlement windows.
-    await ui.consoleUser('operator', 'OPERATOR', null, 'Pages Operations', ['clients:manage', 'tenants:manage', 'settlements:read']);
     await ui.consoleUser('merchant', 'MERCHANT', shopId, 'Pages Noodle Bar', ['payments:read', 'users:manage']);
   });
 
@@ -294,7 +296,7 @@ describe('4. a merchant’s payments by date, as CSV; a webhook endpoint’s sec
   });
 });
 
-describe('5. a card company’s settlement statements', () => {
+describe('5. a card company’s settlement statements, and the day’s interchange', () => {
   const day = cityDay(3);
 
   beforeAll(async () => {
@@ -305,6 +307,13 @@ describe('5. a card company’s settlement statements', () => {
     await em.transactional(async (tx) => {
       await post(tx, { key: 'console-pages-transit', description: 'console pages transit', lines: [debit(funding.id, 1_000n), credit(payable.id, 1_000n)] });
       await recordClearingItem(tx, { kind: 'TRANSIT', participant: { kind: 'CARD_COMPANY', id: world.gz.cardCompanyId }, cardCompanyId: world.gz.cardCompanyId, amount: 1_000n, currency: 'CNY', entryKey: 'console-pages-transit', reference: 'console-pages-transit', occurredAt: new Date(`${day}T10:00:00+08:00`) });
+    });
+    // And a Shenzhen card spends ¥5.50 at a Guangzhou shop that day: Shenzhen Tong owes Yangchengtong (互联互通).
+    const shop = await createMerchant(em, { cityId: world.gz.cityId, name: 'Pages Tea Stall' });
+    const shopPayable = await payableAccount(em, 'MERCHANT', shop.id, 'CNY');
+    await em.transactional(async (tx) => {
+      await post(tx, { key: 'console-pages-interchange', description: 'console pages interchange', lines: [debit(funding.id, 550n), credit(shopPayable.id, 550n)] });
+      await recordClearingItem(tx, { kind: 'PAYMENT', participant: { kind: 'MERCHANT', id: shop.id }, cardCompanyId: world.sz.cardCompanyId, amount: 550n, currency: 'CNY', entryKey: 'console-pages-interchange', reference: 'console-pages-interchange', occurredAt: new Date(`${day}T11:00:00+08:00`) });
     });
     const window = await closeWindow(em, { cityId: world.gz.cityId, businessDay: day, closedBy: 'test', cutoff: '02:00' });
     await clearWindow(em, window.id);
@@ -325,6 +334,31 @@ describe('5. a card company’s settlement statements', () => {
       expect(page.problems).toEqual([]);
     } finally {
       await page.close();
+    }
+  });
+
+  it('the day’s interchange, for the operator and for the card company: the net of each as a chart, and the position', async () => {
+    for (const party of ['operator', 'issuer']) {
+      const page = await ui.consolePage();
+      try {
+        await ui.signIn(page, party);
+        await page.getByRole('link', { name: 'Interchange' }).click();
+        await page.fill('#interchange-day', day);
+        await page.getByRole('button', { name: 'Show' }).click();
+        const position = page.locator('tr[data-position="SZ>GZ"]');
+        await position.waitFor();
+        expect((await position.locator('td, th').allTextContents()).slice(2)).toEqual(['1', '¥5.50', '¥0.00', '¥5.50']);
+        const said = await page.getAttribute('#interchange svg', 'aria-label');
+        expect(said).toContain('Yangchengtong (GZ) ¥5.50');
+        // The operator sees every card company's net; a card company its own only (the position names the other).
+        if (party === 'operator') expect(said).toMatch(/Shenzhen Tong \(SZ\) [-−]¥5\.50/);
+        else expect(said).not.toContain('Shenzhen Tong');
+        if (party === 'operator') await ui.screenshot(page, 'operator-interchange');
+        expect(await ui.seriousViolations(page)).toEqual([]);
+        expect(page.problems).toEqual([]);
+      } finally {
+        await page.close();
+      }
     }
   });
 });

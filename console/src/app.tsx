@@ -11,6 +11,7 @@ import { BlacklistPage } from './pages/blacklist.tsx';
 import { CardsPage } from './pages/cards.tsx';
 import { CitySettlementPage } from './pages/city-settlement.tsx';
 import { ClientsPage } from './pages/clients.tsx';
+import { InterchangePage } from './pages/interchange.tsx';
 import { LedgerPage } from './pages/ledger.tsx';
 import { ReconciliationPage } from './pages/reconciliation.tsx';
 import { PaymentPage, PaymentsPage } from './pages/payments.tsx';
@@ -51,12 +52,14 @@ const NAV: Record<Kind, { path: string; label: WordKey }[]> = {
     { path: '/pending-loads', label: 'pendingLoads' },
     { path: '/blacklist', label: 'blacklist' },
     { path: '/city-settlement', label: 'settlement' },
+    { path: '/interchange', label: 'interchange' },
     { path: '/statements', label: 'statements' },
     { path: '/users', label: 'users' },
     { path: '/clients', label: 'oauthClients' },
   ],
   OPERATOR: [
     { path: '/settlement', label: 'settlement' },
+    { path: '/interchange', label: 'interchange' },
     { path: '/ledger', label: 'ledger' },
     { path: '/tenants', label: 'tenants' },
     { path: '/pki', label: 'pki' },
@@ -149,6 +152,7 @@ function Pages({ session: s }: { session: Session }) {
   if (error) return <ErrorText error={error} />;
   if (tenantId === undefined) return <p class="loading">{t('loading')}</p>;
   if (path.startsWith('/users')) return <UsersPage session={s} />;
+  if (path.startsWith('/interchange') && (s.client.kind === 'OPERATOR' || s.client.kind === 'ISSUER')) return <InterchangePage />;
   if (path.startsWith('/clients')) return <ClientsPage operator={s.client.kind === 'OPERATOR'} />;
   if (path.startsWith('/statements') && s.client.kind !== 'OPERATOR') return <StatementsPage />;
   const payment = match('/payments/:id', path);

@@ -191,6 +191,8 @@ const WORDS = {
   interchange: ['Interchange', '跨城清算'],
   cardIssuer: ['Cards of', '发卡方'],
   usedAt: ['Used at', '受理方'],
+  interchangeNet: ['Net per card company (owed to the right, owing to the left)', '各通卡公司净额（右：应收；左：应付）'],
+  show: ['Show', '查看'],
   // operator PKI
   pki: ['PKI', '证书体系'],
   certificateAuthorities: ['Certificate authorities', '证书颁发机构'],
