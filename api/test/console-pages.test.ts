@@ -362,3 +362,40 @@ describe('5. a card company’s settlement statements, and the day’s interchan
     }
   });
 });
+
+describe('6. the operator makes a city (with its card company) and a biller', () => {
+  it('a bad code is the API’s refusal shown in the form, nothing made; then HZ and a water company in it are made and listed; the database agrees', async () => {
+    const page = await ui.consolePage();
+    try {
+      await ui.signIn(page, 'operator');
+      await page.getByRole('link', { name: 'Tenants' }).click();
+      await page.fill('#city-code', 'hz-1');
+      await page.fill('#city-name', 'Hangzhou');
+      await page.fill('#city-card-company', 'Hangzhou Tong');
+      await page.click('#city-create');
+      await page.waitForSelector('#new-city-title ~ ul.error[role=alert]');
+      expect(await page.textContent('#new-city-title ~ ul.error')).toMatch(/[A-Z_]{5,}/);
+      expect(await world.db.orm.em.fork().execute(`select 1 from city where name = 'Hangzhou'`)).toEqual([]);
+
+      await page.fill('#city-code', 'HZ');
+      await page.click('#city-create');
+      await page.waitForSelector('#city-made');
+      await page.locator('tr[data-city="HZ"]').waitFor();
+      await page.selectOption('#biller-city', { label: 'HZ · Hangzhou' });
+      await page.fill('#biller-name', 'West Lake Water');
+      await page.selectOption('#biller-kind', 'WATER');
+      await page.click('#biller-create');
+      await page.waitForSelector('#biller-made');
+      await page.locator('#billers', { hasText: 'West Lake Water' }).waitFor();
+      await ui.screenshot(page, 'operator-new-city');
+      expect(await ui.seriousViolations(page)).toEqual([]);
+      const [row] = await world.db.orm.em.fork().execute<{ code: string; company: string; biller: string; kind: string }[]>(
+        `select ci.code, cc.name as company, b.name as biller, b.kind from city ci join card_company cc on cc.city_id = ci.id join biller b on b.city_id = ci.id where ci.code = 'HZ'`,
+      );
+      expect(row).toEqual({ code: 'HZ', company: 'Hangzhou Tong', biller: 'West Lake Water', kind: 'WATER' });
+      expect(page.problems).toEqual([]);
+    } finally {
+      await page.close();
+    }
+  });
+});

@@ -215,6 +215,11 @@ const WORDS = {
   billers: ['Billers', '缴费单位'],
   newMerchant: ['A new merchant', '新增商户'],
   merchantMade: ['Merchant {name} made.', '商户 {name} 已创建。'],
+  newCity: ['A new city and its card company', '新增城市及其通卡公司'],
+  cardCompanyName: ['Card company', '通卡公司'],
+  cityMade: ['City {code} and its card company made.', '城市 {code} 及其通卡公司已创建。'],
+  newBiller: ['A new biller', '新增缴费单位'],
+  billerMade: ['Biller {name} made.', '缴费单位 {name} 已创建。'],
   // users
   users: ['Users', '用户'],
   newUser: ['A new console user', '新增控制台用户'],
