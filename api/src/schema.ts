@@ -14,8 +14,9 @@ import { BillerResolver, CardCompanyResolver, CityResolver, FeePlanResolver, Mer
 import { authChecker } from './graphql/auth-checker.js';
 import { CardTopUpsResolver, TopUpResolver } from './topups/topups.resolver.js';
 import { CardPendingLoadsResolver } from './topups/load-pickup.resolver.js';
+import { PendingLoadListResolver } from './topups/pending-load-list.resolver.js';
 import { PaymentResolver } from './payments/payments.resolver.js';
-import { BillPaymentResolver } from './bills/bill-payments.resolver.js';
+import { BillPaymentResolver, BillPaymentsOfBillResolver } from './bills/bill-payments.resolver.js';
 import { BillResolver } from './bills/bills.resolver.js';
 import { RootResolver } from './graphql/root.resolver.js';
 import { OfflineUploadResolver } from './settlement/offline-upload.resolver.js';
@@ -27,7 +28,7 @@ import { QrRideResolver } from './wallets/qr.resolver.js';
 import { TransitWalletResolver, WalletTopUpResolver } from './wallets/wallets.resolver.js';
 
 /** Every resolver of every context: the schema is assembled here, at the top, so the GraphQL kit imports no context. */
-const resolvers = [RootResolver, AuthResolver, PkiResolver, ReaderResolver, PsamProvisioningResolver, MasterKeyResolver, CardSessionResolver, LedgerAccountResolver, JournalEntryResolver, PostingResolver, CityResolver, CardCompanyResolver, FeePlanResolver, MerchantResolver, BillerResolver, CardResolver, CardProfileResolver, TopUpResolver, CardTopUpsResolver, CardPendingLoadsResolver, PaymentResolver, BillResolver, BillPaymentResolver, WebhookEndpointResolver, EventResolver, WebhookDeliveryResolver, OfflineUploadResolver, SettlementResolver, SettlementBatchResolver, SettlementLineResolver, ReconciliationResolver, TransitWalletResolver, WalletTopUpResolver, QrRideResolver, AnalyticsResolver] as const;
+const resolvers = [RootResolver, AuthResolver, PkiResolver, ReaderResolver, PsamProvisioningResolver, MasterKeyResolver, CardSessionResolver, LedgerAccountResolver, JournalEntryResolver, PostingResolver, CityResolver, CardCompanyResolver, FeePlanResolver, MerchantResolver, BillerResolver, CardResolver, CardProfileResolver, TopUpResolver, CardTopUpsResolver, CardPendingLoadsResolver, PendingLoadListResolver, PaymentResolver, BillResolver, BillPaymentResolver, BillPaymentsOfBillResolver, WebhookEndpointResolver, EventResolver, WebhookDeliveryResolver, OfflineUploadResolver, SettlementResolver, SettlementBatchResolver, SettlementLineResolver, ReconciliationResolver, TransitWalletResolver, WalletTopUpResolver, QrRideResolver, AnalyticsResolver] as const;
 
 let built: Promise<GraphQLSchema> | undefined;
 

@@ -128,7 +128,7 @@ it('measured: the root queries that cannot be null and need a token, each of whi
   // The list docs/api-conventions.md#anonymous-requests gives: a new non-null protected root list fails here until it is listed there.
   expect(affected).toEqual([
     'billerReconciliation', 'billers', 'bills', 'blacklist', 'cardKeyTransportKey', 'cardMasterKeys', 'cardProfiles', 'cards', 'events', 'feePlans', 'interchangeMatrix', 'ledgerAccounts', 'ledgerProblems',
-    'merchants', 'payments', 'readers', 'reconciliationDifferences', 'settlementStatements', 'settlementWindows', 'webhookDeliveries', 'webhookEndpoints',
+    'merchants', 'oauthClients', 'payments', 'pendingLoads', 'readers', 'reconciliationDifferences', 'settlementStatements', 'settlementWindows', 'webhookDeliveries', 'webhookEndpoints',
   ]);
-  expect(publicOnes).toEqual(['certificateAuthorities', 'certificateStatus', 'cities', 'serverInfo']);
+  expect(publicOnes).toEqual(['certificateAuthorities', 'certificateStatus', 'cities', 'clientKindScopes', 'serverInfo']);
 });

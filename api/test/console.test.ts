@@ -732,7 +732,7 @@ describe('4e. the card company’s settlement windows', () => {
     const page = await consolePage();
     try {
       await signIn(page, 'issuer');
-      await page.getByRole('link', { name: 'Settlement' }).click();
+      await page.getByRole('link', { name: 'Settlement', exact: true }).click();
       await page.getByRole('button', { name: `Batch GZ ${today}` }).click();
       await page.waitForSelector(`#batch[data-window="GZ ${today}"]`);
       expect((await page.locator('#batch-lines tbody tr').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-participant')))).sort()).toEqual(lines.map((l) => l.participant_name));

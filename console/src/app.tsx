@@ -5,13 +5,17 @@
 import { ViewerDocument } from '@onecard/sdk/browser';
 import { useEffect, useState } from 'preact/hooks';
 import { lang, setLang, t, type WordKey } from './i18n.ts';
+import { BillPage } from './pages/bill.tsx';
 import { BillsPage } from './pages/bills.tsx';
 import { BlacklistPage } from './pages/blacklist.tsx';
 import { CardsPage } from './pages/cards.tsx';
 import { CitySettlementPage } from './pages/city-settlement.tsx';
+import { ClientsPage } from './pages/clients.tsx';
+import { InterchangePage } from './pages/interchange.tsx';
 import { LedgerPage } from './pages/ledger.tsx';
 import { ReconciliationPage } from './pages/reconciliation.tsx';
 import { PaymentPage, PaymentsPage } from './pages/payments.tsx';
+import { PendingLoadsPage } from './pages/pending-loads.tsx';
 import { PkiPage } from './pages/pki.tsx';
 import { ReadersPage } from './pages/readers.tsx';
 import { SettlementPage } from './pages/settlement.tsx';
@@ -33,26 +37,34 @@ const NAV: Record<Kind, { path: string; label: WordKey }[]> = {
     { path: '/webhooks', label: 'webhooks' },
     { path: '/statements', label: 'statements' },
     { path: '/users', label: 'users' },
+    { path: '/clients', label: 'oauthClients' },
   ],
   BILLER: [
     { path: '/bills', label: 'bills' },
     { path: '/reconciliation', label: 'reconciliation' },
     { path: '/statements', label: 'statements' },
     { path: '/users', label: 'users' },
+    { path: '/clients', label: 'oauthClients' },
   ],
   ISSUER: [
     { path: '/readers', label: 'readers' },
     { path: '/cards', label: 'cards' },
+    { path: '/pending-loads', label: 'pendingLoads' },
     { path: '/blacklist', label: 'blacklist' },
     { path: '/city-settlement', label: 'settlement' },
+    { path: '/interchange', label: 'interchange' },
+    { path: '/statements', label: 'statements' },
     { path: '/users', label: 'users' },
+    { path: '/clients', label: 'oauthClients' },
   ],
   OPERATOR: [
     { path: '/settlement', label: 'settlement' },
+    { path: '/interchange', label: 'interchange' },
     { path: '/ledger', label: 'ledger' },
     { path: '/tenants', label: 'tenants' },
     { path: '/pki', label: 'pki' },
     { path: '/users', label: 'users' },
+    { path: '/clients', label: 'oauthClients' },
   ],
 };
 
@@ -140,9 +152,13 @@ function Pages({ session: s }: { session: Session }) {
   if (error) return <ErrorText error={error} />;
   if (tenantId === undefined) return <p class="loading">{t('loading')}</p>;
   if (path.startsWith('/users')) return <UsersPage session={s} />;
+  if (path.startsWith('/interchange') && (s.client.kind === 'OPERATOR' || s.client.kind === 'ISSUER')) return <InterchangePage />;
+  if (path.startsWith('/clients')) return <ClientsPage operator={s.client.kind === 'OPERATOR'} />;
+  if (path.startsWith('/statements') && s.client.kind !== 'OPERATOR') return <StatementsPage />;
   const payment = match('/payments/:id', path);
-  if (s.client.kind === 'MERCHANT') return payment ? <PaymentPage id={payment.id!} /> : path.startsWith('/webhooks') ? <WebhooksPage /> : path.startsWith('/statements') ? <StatementsPage /> : <PaymentsPage />;
-  if (s.client.kind === 'BILLER') return path.startsWith('/reconciliation') ? <ReconciliationPage /> : path.startsWith('/statements') ? <StatementsPage /> : <BillsPage billerId={tenantId!} />;
-  if (s.client.kind === 'ISSUER') return path.startsWith('/cards') ? <CardsPage /> : path.startsWith('/blacklist') ? <BlacklistPage /> : path.startsWith('/city-settlement') ? <CitySettlementPage /> : <ReadersPage cardCompanyId={tenantId!} />;
+  const bill = match('/bills/:id', path);
+  if (s.client.kind === 'MERCHANT') return payment ? <PaymentPage id={payment.id!} /> : path.startsWith('/webhooks') ? <WebhooksPage /> : <PaymentsPage />;
+  if (s.client.kind === 'BILLER') return bill ? <BillPage id={bill.id!} /> : path.startsWith('/reconciliation') ? <ReconciliationPage /> : <BillsPage billerId={tenantId!} />;
+  if (s.client.kind === 'ISSUER') return path.startsWith('/cards') ? <CardsPage /> : path.startsWith('/pending-loads') ? <PendingLoadsPage /> : path.startsWith('/blacklist') ? <BlacklistPage /> : path.startsWith('/city-settlement') ? <CitySettlementPage /> : <ReadersPage cardCompanyId={tenantId!} />;
   return path.startsWith('/ledger') ? <LedgerPage /> : path.startsWith('/pki') ? <PkiPage /> : path.startsWith('/tenants') ? <TenantsPage /> : <SettlementPage />;
 }

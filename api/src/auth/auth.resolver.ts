@@ -1,13 +1,16 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { JWK } from 'jose';
 import { findBiller, findCardCompany, findMerchant } from '../tenancy/tenancy.service.js';
-import { Arg, Authorized, Ctx, Mutation, Query, Resolver } from 'type-graphql';
+import { GraphQLError } from 'graphql';
+import { Arg, Args, ArgsType, Authorized, Ctx, Field, Mutation, Query, Resolver } from 'type-graphql';
+import { ConnectionArgs, connectionType, pageRequest, toConnection } from '../graphql/connection.js';
 import type { GraphQLContext } from '../graphql/context.js';
 import type { PrincipalKind } from './principal.js';
 import { fromGlobalId, toGlobalId } from '../graphql/global-id.js';
 import { withUserErrors } from '../graphql/domain-error.js';
 import { userError, UserErrorCode } from '../graphql/user-error.js';
-import { CreateOAuthClientInput, CreateOAuthClientPayload, CreatePartyUserInput, CreatePartyUserPayload, PartyUserType, DisableOAuthClientInput, DisableOAuthClientPayload, OAuthClientType, type PrincipalKindEnum, ViewerType } from './auth.types.js';
+import { ClientKindScopesType, CreateOAuthClientInput, CreateOAuthClientPayload, CreatePartyUserInput, CreatePartyUserPayload, PartyUserType, DisableOAuthClientInput, DisableOAuthClientPayload, OAuthClientType, OAuthScopeType, PrincipalKindEnum, ViewerType } from './auth.types.js';
+import { listClientsFor, scopesByKind } from './client-listing.js';
 import { createClient, disableClient, type OAuthClientRow } from './clients.service.js';
 import { createPartyUserAs, type PartyUser } from './party-users.service.js';
 import { scopeByKind } from './scopes.js';
@@ -31,7 +34,17 @@ export function clientView(row: OAuthClientRow): OAuthClientType {
     dpopBound: row.dpop_bound,
     redirectUris: row.redirect_uris,
     disabled: row.disabled,
+    tenant: row.tenant_id && TENANT_TYPE[row.kind] ? toGlobalId(TENANT_TYPE[row.kind]!, row.tenant_id) : null,
+    createdAt: row.created_at,
   });
+}
+
+const OAuthClientConnection = connectionType(OAuthClientType, 'OAuthClient');
+
+@ArgsType()
+class OAuthClientsArgs extends ConnectionArgs {
+  @Field(() => PrincipalKindEnum, { nullable: true, description: 'Only clients of this kind.' })
+  kind?: PrincipalKindEnum | null;
 }
 
 /** Whether the tenant a new client would act for exists (a client of a missing tenant sees nothing). */
@@ -68,6 +81,28 @@ export class AuthResolver {
       holderId: p.holderId ? toGlobalId('Cardholder', p.holderId) : null,
       scopes: p.scopes,
     });
+  }
+
+  @Authorized('OPERATOR', 'MERCHANT', 'BILLER', 'ISSUER')
+  @Query(() => OAuthClientConnection, {
+    description:
+      'OAuth clients, newest first, never a secret: every client (operator, `clients:manage`); a party\'s own clients (its admin user, signed in to the console, `users:manage`). FORBIDDEN to anyone else: a back end\'s token names no person, a clerk is no admin.',
+  })
+  async oauthClients(@Args() args: OAuthClientsArgs, @Ctx() ctx: GraphQLContext) {
+    const page = pageRequest(args);
+    const rows = await listClientsFor(ctx.em, ctx.principal!, { kind: args.kind ?? undefined }, { after: page.after ? { createdAt: page.after.sortKey, id: page.after.id } : undefined, limit: page.fetch });
+    if (!rows) throw new GraphQLError('Only the operator (clients:manage) or a party’s admin user signed in to the console (users:manage) lists OAuth clients', { extensions: { code: 'FORBIDDEN', http: { status: 403 } } });
+    return toConnection(rows, page, (r) => ({ sortKey: new Date(r.created_at).toISOString(), id: r.client_id }), clientView);
+  }
+
+  @Query(() => [ClientKindScopesType], { description: 'The scopes a client of each kind may be registered with (createOAuthClient refuses others): public, as docs/auth.md#scopes is.' })
+  clientKindScopes(): ClientKindScopesType[] {
+    return scopesByKind().map((k) =>
+      Object.assign(new ClientKindScopesType(), {
+        kind: k.kind as PrincipalKindEnum,
+        scopes: k.scopes.map((s) => Object.assign(new OAuthScopeType(), s)),
+      }),
+    );
   }
 
   @Authorized('OPERATOR', 'clients:manage')

@@ -65,6 +65,30 @@ export class OAuthClientType {
 
   @Field({ description: 'A disabled client gets no tokens, and its tokens are refused.' })
   disabled!: boolean;
+
+  @Field(() => ID, { nullable: true, description: 'Global id of the tenant the client acts for (Merchant, Biller or CardCompany); null for the operator’s.' })
+  tenant!: string | null;
+
+  @Field(() => DateTimeScalar, { description: 'When it was registered.' })
+  createdAt!: Date;
+}
+
+@ObjectType('OAuthScope', { description: 'A scope a client may be registered with (docs/auth.md#scopes).' })
+export class OAuthScopeType {
+  @Field({ description: 'The scope, e.g. `payments:read`.' })
+  name!: string;
+
+  @Field({ description: 'What a token holding it may do.' })
+  description!: string;
+}
+
+@ObjectType('ClientKindScopes', { description: 'The scopes a client of one kind may be registered with: createOAuthClient refuses any other (INVALID_INPUT).' })
+export class ClientKindScopesType {
+  @Field(() => PrincipalKindEnum, { description: 'The client kind.' })
+  kind!: PrincipalKindEnum;
+
+  @Field(() => [OAuthScopeType], { description: 'Its scopes, in the order docs/auth.md lists them.' })
+  scopes!: OAuthScopeType[];
 }
 
 @InputType({ description: 'A new OAuth client: its kind, its tenant and the scopes it may ask for.' })

@@ -20,6 +20,7 @@ export interface OAuthClientRow {
   redirect_uris: string[];
   dpop_bound: boolean;
   disabled: boolean;
+  created_at: Date;
 }
 
 export interface CreateClientInput {

@@ -1,5 +1,6 @@
 import { GraphQLError } from 'graphql';
-import { Arg, Authorized, Ctx, ID, Mutation, Query, Resolver } from 'type-graphql';
+import { Arg, Args, Authorized, Ctx, FieldResolver, ID, Mutation, Query, Resolver, Root } from 'type-graphql';
+import { ConnectionArgs, pageRequest, toConnection } from '../graphql/connection.js';
 import type { GraphQLContext } from '../graphql/context.js';
 import { fromGlobalId, toGlobalId } from '../graphql/global-id.js';
 import { Idempotent } from '../graphql/idempotency.js';
@@ -7,8 +8,9 @@ import { Money } from '../graphql/money.js';
 import { nodeLoaders } from '../graphql/node.js';
 import { withUserErrors } from '../graphql/domain-error.js';
 import { BillPaymentError } from './bill-payments.errors.js';
-import { billerReconciliation, billPaymentById, type BillPaymentRow, findBillPaymentFor, payBill, reconciliationCsv } from './bill-payments.service.js';
-import { BillerReconciliationType, BillPaymentPayload, type BillPaymentStatusEnum, BillPaymentType, PayBillInput } from './bill-payments.types.js';
+import { billerReconciliation, billPaymentById, type BillPaymentRow, findBillPaymentFor, listPaymentsOfBill, payBill, reconciliationCsv } from './bill-payments.service.js';
+import { BillType } from './bills.types.js';
+import { BillerReconciliationType, BillPaymentConnection, BillPaymentPayload, type BillPaymentStatusEnum, BillPaymentType, PayBillInput } from './bill-payments.types.js';
 
 export function billPaymentView(row: BillPaymentRow): BillPaymentType {
   return Object.assign(new BillPaymentType(), {
@@ -75,5 +77,18 @@ export class BillPaymentResolver {
       payments,
       csv: reconciliationCsv(day!.lines),
     });
+  }
+}
+
+/** A bill's payments, for the biller's clerk who looks at one bill (issue 26) and the operator. */
+@Resolver(() => BillType)
+export class BillPaymentsOfBillResolver {
+  @Authorized('BILLER', 'OPERATOR')
+  @FieldResolver(() => BillPaymentConnection, { description: 'The bill’s payments, newest first, whatever their status (waiting for the card, paid, canceled, failed): its biller (bills:read or bills:write) and the operator (bills:read). FORBIDDEN to a holder’s app, which reads the payments it made by id (billPayment).' })
+  async payments(@Root() bill: BillType, @Args() args: ConnectionArgs, @Ctx() ctx: GraphQLContext) {
+    const page = pageRequest(args);
+    const rows = await listPaymentsOfBill(ctx.em, ctx.principal!, bill.uuid, { after: page.after ? { createdAt: page.after.sortKey, id: page.after.id } : undefined, limit: page.fetch });
+    if (!rows) throw new GraphQLError('Missing scope: bills:read', { extensions: { code: 'FORBIDDEN', http: { status: 403 } } });
+    return toConnection(rows, page, (r) => ({ sortKey: new Date(r.created_at).toISOString(), id: r.id }), billPaymentView);
   }
 }

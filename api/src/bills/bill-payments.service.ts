@@ -81,6 +81,26 @@ export async function findBillPaymentFor(em: EntityManager, principal: Principal
   return row ?? null;
 }
 
+/**
+ * One bill's payments, newest first, for its biller (bills:read or bills:write) and the operator
+ * (bills:read): null when the caller may not list them (a holder's app sees its own by id only).
+ * Keyset on (created_at, id); the position's row gives the exact timestamp, as listBillsFor does.
+ */
+export async function listPaymentsOfBill(em: EntityManager, principal: Principal, billId: string, page: { after?: { createdAt: string; id: string }; limit: number }): Promise<BillPaymentRow[] | null> {
+  if (principal.kind !== 'BILLER' && principal.kind !== 'OPERATOR') return null;
+  const where = visibility(principal);
+  if (!where) return null;
+  if (!UUID.test(billId)) return [];
+  const clauses = ['p.bill_id = ?', `(${where.sql})`];
+  const params: unknown[] = [billId, ...where.params];
+  if (page.after) {
+    if (!UUID.test(page.after.id) || Number.isNaN(Date.parse(page.after.createdAt))) return [];
+    clauses.push('(p.created_at, p.id) < (coalesce((select created_at from bill_payment where id = ?::uuid), ?::timestamptz), ?::uuid)');
+    params.push(page.after.id, page.after.createdAt, page.after.id);
+  }
+  return em.execute<BillPaymentRow[]>(`select ${COLUMNS} from ${FROM} where ${clauses.join(' and ')} order by p.created_at desc, p.id desc limit ?`, [...params, page.limit]);
+}
+
 /** Receipt numbers: the biller's business day and 64 bits of the payment's random id (unique by index; collisions out of reach). */
 export function receiptNumberFor(businessDay: string, paymentId: string): string {
   return `R${businessDay.replaceAll('-', '')}-${paymentId.replaceAll('-', '').slice(-16).toUpperCase()}`;

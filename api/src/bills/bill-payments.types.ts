@@ -1,4 +1,5 @@
 import { Field, ID, InputType, Int, ObjectType, registerEnumType } from 'type-graphql';
+import { connectionType } from '../graphql/connection.js';
 import { Money } from '../graphql/money.js';
 import { Node } from '../graphql/node.js';
 import { DateTimeScalar, MinorUnitsScalar } from '../graphql/scalars.js';
@@ -69,6 +70,8 @@ export class BillPaymentType extends Node {
   @Field(() => DateTimeScalar, { description: 'When it was created.' })
   createdAt!: Date;
 }
+
+export const BillPaymentConnection = connectionType(BillPaymentType, 'BillPayment');
 
 @InputType({ description: 'A bill to pay from a card purse.' })
 export class PayBillInput {

@@ -174,3 +174,41 @@ export const maskCardNumber = (number: string | null) => (number ? `**** ${numbe
 
 /** What a top-up is for, in words for the gateway and the ledger: a card (masked) or a transit wallet. */
 export const targetOf = (topUp: Pick<TopUpRow, 'card_number' | 'wallet_id'>) => (topUp.wallet_id ? `transit wallet ${topUp.wallet_id}` : `card ${maskCardNumber(topUp.card_number)}`);
+
+/**
+ * Which pending loads a card company lists: UNRESOLVED, whose write onto the card was started (MAC2
+ * issued) and that no reader is writing now, so the card company may have to settle it
+ * (resolvePendingLoad); WAITING, paid and not yet started, for the card's next tap (补登).
+ */
+export type PendingLoadListStatus = 'UNRESOLVED' | 'WAITING';
+
+const PENDING_LOAD_WHERE: Record<PendingLoadListStatus, string> = {
+  UNRESOLVED: `t.load_session_id is not null and not exists (select 1 from card_session s where s.id = t.load_session_id and s.state not in ('COMPLETED','FAILED') and s.expires_at > now())`,
+  WAITING: `t.load_session_id is null`,
+};
+
+/** A listed pending load: the top-up, and when its write was started (null while WAITING). */
+export type ListedPendingLoad = TopUpRow & { write_started_at: Date | null };
+
+/**
+ * The pending loads of the caller's cards (a card company, cards:read; the operator: every card
+ * company's), oldest first: the one waiting longest is the first to look into. Keyset on
+ * (created_at, id), the position's row giving the exact timestamp. Null when the caller may not list them.
+ */
+export async function listPendingLoadsFor(em: EntityManager, principal: Principal, status: PendingLoadListStatus, page: { after?: { createdAt: string; id: string }; limit: number }): Promise<ListedPendingLoad[] | null> {
+  if (principal.kind !== 'ISSUER' && principal.kind !== 'OPERATOR') return null;
+  const where = visibility(principal);
+  if (!where) return null;
+  const clauses = [`t.status = 'PAID'`, 't.card_id is not null', PENDING_LOAD_WHERE[status], `(${where.sql})`];
+  const params: unknown[] = [...where.params];
+  if (page.after) {
+    if (!UUID.test(page.after.id) || Number.isNaN(Date.parse(page.after.createdAt))) return [];
+    clauses.push('(t.created_at, t.id) > (coalesce((select created_at from top_up where id = ?::uuid), ?::timestamptz), ?::uuid)');
+    params.push(page.after.id, page.after.createdAt, page.after.id);
+  }
+  return em.execute<ListedPendingLoad[]>(
+    `select ${TOP_UP_COLUMNS}, (select s.created_at from card_session s where s.id = t.load_session_id) as write_started_at
+       from ${TOP_UP_FROM} where ${clauses.join(' and ')} order by t.created_at, t.id limit ?`,
+    [...params, page.limit],
+  );
+}

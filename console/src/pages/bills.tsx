@@ -1,7 +1,7 @@
 /**
  * Biller: publish one bill, import a month's bills from a CSV file with the per-row report shown
  * inline (all or nothing: one refused row and nothing is imported), and the bills, a keyset page at
- * a time, each open one to amend (amount, due date) or withdraw.
+ * a time, each open one to amend (amount, due date) or withdraw; a bill's reference opens its payments.
  */
 import { AmendBillDocument, type BillsQuery, BillsDocument, type ImportBillsCsvMutation, ImportBillsCsvDocument, PublishBillDocument, WithdrawBillDocument } from '@onecard/sdk/browser';
 import { useState } from 'preact/hooks';
@@ -219,7 +219,7 @@ function BillList({ refresh, onChanged }: { refresh: number; onChanged(): void }
           { header: t('amountDue'), num: true, cell: (b) => formatMoney(b.amountDue) },
           { header: t('amountPaid'), num: true, cell: (b) => formatMoney(b.amountPaid) },
           { header: t('dueDate'), cell: (b) => b.dueDate },
-          { header: t('reference'), rowHeader: true, cell: (b) => b.billerReference },
+          { header: t('reference'), rowHeader: true, cell: (b) => <a href={`#/bills/${encodeURIComponent(b.id)}`}>{b.billerReference}</a> },
           {
             header: t('actions'),
             cell: (b) =>

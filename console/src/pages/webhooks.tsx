@@ -1,8 +1,10 @@
 /**
  * Merchant (and any party with webhooks:manage): its webhook endpoints, a new one with its signing
- * secret shown once, each endpoint's delivery log, and replaying an event to it.
+ * secret shown once, each endpoint's delivery log, and replaying an event to it; rotating an
+ * endpoint's secret (the new one shown once, the old one signing beside it for 24 hours) and
+ * disabling or re-enabling it.
  */
-import { CreateWebhookEndpointDocument, ReplayWebhookEventDocument, WebhookDeliveriesDocument, WebhookEndpointsDocument } from '@onecard/sdk/browser';
+import { CreateWebhookEndpointDocument, ReplayWebhookEventDocument, RotateWebhookSecretDocument, UpdateWebhookEndpointDocument, WebhookDeliveriesDocument, WebhookEndpointsDocument } from '@onecard/sdk/browser';
 import { useState } from 'preact/hooks';
 import { formatTime } from '../format.ts';
 import { t } from '../i18n.ts';
@@ -16,10 +18,45 @@ export function WebhooksPage() {
   const [changed, setChanged] = useState(0);
   const [selected, setSelected] = useState<{ id: string; url: string }>();
   const paged = usePaged((after) => apiClient().execute(WebhookEndpointsDocument, { first: 20, after }), null, [changed]);
+  const [outcome, setOutcome] = useState<Outcome & { secret?: string }>({});
+  const rotate = async (endpoint: { id: string; url: string }) => {
+    setOutcome({});
+    if (!confirm(t('confirmRotate', { url: endpoint.url }))) return;
+    try {
+      const r = await apiClient().mutate(RotateWebhookSecretDocument, { input: { endpoint: endpoint.id } });
+      setOutcome(r.ok ? { secret: r.data.rotateWebhookSecret.secret ?? undefined, done: t('secretRotated', { url: endpoint.url }) } : { userErrors: r.userErrors });
+      setChanged((n) => n + 1);
+    } catch (error) {
+      setOutcome({ error });
+    }
+  };
+  const setEnabled = async (endpoint: { id: string; url: string }, enabled: boolean) => {
+    setOutcome({});
+    try {
+      const r = await apiClient().mutate(UpdateWebhookEndpointDocument, { input: { endpoint: endpoint.id, enabled } });
+      setOutcome(r.ok ? { done: t(enabled ? 'endpointEnabled' : 'endpointDisabled', { url: endpoint.url }) } : { userErrors: r.userErrors });
+      setChanged((n) => n + 1);
+    } catch (error) {
+      setOutcome({ error });
+    }
+  };
   return (
     <>
       <CreateEndpoint onCreated={() => setChanged((n) => n + 1)} />
       <Section title={t('webhookEndpoints')} id="endpoints-title">
+        <UserErrors errors={outcome.userErrors} />
+        <ErrorText error={outcome.error} />
+        {outcome.done ? (
+          <div role="status" class={outcome.secret ? 'secret' : undefined} id="endpoint-changed">
+            <p class="ok">{outcome.done}</p>
+            {outcome.secret ? (
+              <>
+                <p>{t('secretOnce')}</p>
+                <code id="rotated-secret">{outcome.secret}</code>
+              </>
+            ) : null}
+          </div>
+        ) : null}
         <PagedTable
           id="endpoints"
           paged={paged}
@@ -34,9 +71,17 @@ export function WebhooksPage() {
             {
               header: t('actions'),
               cell: (e) => (
-                <button type="button" onClick={() => setSelected({ id: e.id, url: e.url })} aria-label={`${t('deliveries')} ${e.url}`}>
-                  {t('deliveries')}
-                </button>
+                <span class="actions">
+                  <button type="button" onClick={() => setSelected({ id: e.id, url: e.url })} aria-label={`${t('deliveries')} ${e.url}`}>
+                    {t('deliveries')}
+                  </button>
+                  <button type="button" onClick={() => rotate(e)} aria-label={`${t('rotateSecret')} ${e.url}`}>
+                    {t('rotateSecret')}
+                  </button>
+                  <button type="button" onClick={() => setEnabled(e, !e.enabled)} aria-label={`${t(e.enabled ? 'disable' : 'enable')} ${e.url}`}>
+                    {t(e.enabled ? 'disable' : 'enable')}
+                  </button>
+                </span>
               ),
             },
           ]}
