@@ -16,9 +16,10 @@ import { closeWindow } from '../src/settlement/windows.js';
 import { createMerchant } from '../src/tenancy/tenancy.service.js';
 import { type SandboxGateway, startSandboxGateway } from '../src/topups/gateway/sandbox-gateway.js';
 import { spendTopUp, topUpById } from '../src/topups/topups.service.js';
+import { startRefund } from '../src/topups/top-up-moves.js';
 import { merchantPayableAccount } from '../src/ledger/accounts.js';
 import { freshCode, parseQrCode, signCredential } from '../src/wallets/qr-code.js';
-import { issueQrCredential } from '../src/wallets/qr-credentials.js';
+import { blockCredentials, issueQrCredential } from '../src/wallets/qr-credentials.js';
 import { signatureHeader } from '../src/webhooks/webhook-signature.js';
 import { addCity, apiClient, cardholderApp, kek, newReader, type TestReader, useCardSessionWorld } from './support/card-sessions.js';
 
@@ -290,6 +291,33 @@ describe('QR rides', () => {
     expect(refused.blockQrCredential.userErrors.map((e) => e.code)).toEqual(['NOT_FOUND']);
   });
 
+  it('a blocklist entry whose transaction commits after a later one’s is still in the next delta: no entry is skipped', async () => {
+    const early = await rider('qr-late-block-early', 1000);
+    const later = await rider('qr-late-block-later', 1000);
+    const scanner = new Scanner();
+    await scanner.refresh();
+    // A transaction (a ride batch, say) blocks one credential and is still running…
+    let commit!: () => void;
+    const mayCommit = new Promise<void>((resolve) => (commit = resolve));
+    let blocked!: () => void;
+    const inserted = new Promise<void>((resolve) => (blocked = resolve));
+    const slow = world.db.orm.em.fork().transactional(async (tx) => {
+      await blockCredentials(tx, [early.credential.credentialId], 'blocked by a transaction that commits late');
+      blocked();
+      await mayCommit;
+    });
+    await inserted;
+    // …while a block that starts later commits first, and the scanner takes the delta in between.
+    const block = await later.app.request<{ blockQrCredential: { userErrors: UserErrors } }>(BLOCK, { input: { credential: later.credential.id, reason: 'lost phone' } });
+    expect(block.blockQrCredential.userErrors).toEqual([]);
+    expect((await scanner.refresh()).blocked.map((b) => b.credentialId)).toContain(later.credential.credentialId);
+    commit();
+    await slow;
+    // The next delta, after the sequence the scanner holds, carries the late one.
+    expect((await scanner.refresh()).blocked.map((b) => b.credentialId)).toContain(early.credential.credentialId);
+    expect(scanner.verify(early.draw())).toMatchObject({ ok: false, refusal: 'BLOCKED' });
+  });
+
   it('refuses expired and forged codes, offline and on upload, and books none of them', async () => {
     const r = await rider('qr-refusals', 1000);
     const scanner = new Scanner();
@@ -401,6 +429,30 @@ describe('QR rides', () => {
     expect((await walletNow(r.app, r.wallet)).balance.amount).toBe(300);
     const [{ n }] = (await em.execute<{ n: string }[]>(`select count(*) as n from journal_entry where entry_key like ?`, [`top-up:${topUpUuid}:refund:%`])) as [{ n: string }];
     expect(n).toBe('0');
+    expect(await checkLedger(em)).toEqual([]);
+  });
+
+  it('a wallet refund the gateway failed puts the value back as a top-up does: the debt rides ran up meanwhile first, then the balance', async () => {
+    const r = await rider('qr-refund-failed', 0);
+    const topUpId = await topUp(r.app, r.wallet, 500, 'qr-refund-failed-1');
+    const topUpUuid = Buffer.from(topUpId, 'base64url').toString().split(':')[1]!;
+    // The refund asked for and not answered yet (REFUNDING): the value has left the wallet.
+    const em = world.db.orm.em.fork();
+    const attempt = randomUUID();
+    await em.transactional(async (tx) => startRefund(tx, (await topUpById(tx, topUpUuid, true))!, attempt, 'refund asked, the gateway has not answered'));
+    expect((await walletNow(r.app, r.wallet)).balance.amount).toBe(0);
+    // Meanwhile a ride runs the wallet into debt.
+    expect((await upload(issuer, signedBatch(gate, 'gate-refund-failed-1', [scan(r.draw(), 300)]))).uploadQrRideBatch.batch!.rides[0]!.outcome).toBe('DEBT');
+    // The gateway says the refund failed: the 500 comes back, 300 of it clearing the debt.
+    const [{ gateway_intent_id: intent }] = (await em.execute<{ gateway_intent_id: string }[]>(`select gateway_intent_id from top_up where id = ?`, [topUpUuid])) as [{ gateway_intent_id: string }];
+    const refund = { id: 're_qr_refund_failed', object: 'refund', amount: 500, currency: 'cny', payment_intent: intent, status: 'failed', failure_reason: 'expired_or_canceled_card', metadata: { topUpId: topUpUuid, attempt }, created: 0 };
+    const body = JSON.stringify({ id: 'evt_qr_refund_failed', object: 'event', type: 'refund.updated', created: Math.floor(Date.now() / 1000), data: { object: refund } });
+    const res = await fetch(`${world.server.url}/webhooks/gateway`, { method: 'POST', headers: { 'content-type': 'application/json', 'gateway-signature': signatureHeader([WEBHOOK_SECRET], body, Math.floor(Date.now() / 1000)) }, body });
+    expect({ status: res.status, body: await res.json() }).toMatchObject({ status: 200, body: { outcome: 'applied' } });
+    expect((await r.app.request<{ node: { status: string } }>(NODE, { id: topUpId })).node.status).toBe('PAID');
+    const wallet = await walletNow(r.app, r.wallet);
+    expect([wallet.balance.amount, wallet.debt.amount]).toEqual([200, 0]);
+    expect(wallet.history.edges[0]!.node).toEqual({ kind: 'TOP_UP_REFUND_FAILED', balanceChange: { amount: 200 }, debtChange: { amount: -300 } });
     expect(await checkLedger(em)).toEqual([]);
   });
 
