@@ -162,6 +162,7 @@ const MATRIX: Record<string, Rule> = {
   'Mutation.refundWalletTopUp': { access: 'owned', kinds: ['CARDHOLDER_APP'] }, // also the card company and the operator; another holder's top-up is NOT_FOUND (transit-wallet.test.ts)
   'Mutation.issueQrCredential': { access: 'owned', kinds: ['CARDHOLDER_APP'] }, // the holder's own wallet only; another's is NOT_FOUND (qr-rides.test.ts)
   'Mutation.blockQrCredential': { access: 'owned', kinds: ['CARDHOLDER_APP', 'ISSUER'] }, // the holder's own credentials, the card company its wallets'; another's is NOT_FOUND (qr-rides.test.ts)
+  'Mutation.setQrScanner': { access: 'managers', scope: 'readers:manage' }, // another city's terminal is NOT_FOUND (qr-rides.test.ts)
   'Mutation.uploadQrRideBatch': { access: 'owned', kinds: ['MERCHANT', 'ISSUER'] }, // the scanner's owner, as uploadOfflineBatch; another tenant's terminal is NOT_FOUND like a missing id
   'Query.ridership': { access: 'managers', scope: 'settlements:read' }, // a card company's own city only; another city is null (qr-rides.test.ts), aggregates only
   'Mutation.setTerminalLocation': { access: 'managers', scope: 'readers:manage' }, // another city's reader is NOT_FOUND (checked by the manager test)
