@@ -6,7 +6,7 @@
 // describes the code and the checks.
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { OneCardClient, QrScanner, createQrDeviceKey, drawQrCode, signQrRideBatch } from '@onecard/sdk';
+import { OneCardClient, QrScanner, createQrDeviceKey, drawQrCode, renderQrCode, signQrRideBatch } from '@onecard/sdk';
 import { HolderApp } from '../merchant-checkout/holder.mjs';
 
 const root = path.resolve(import.meta.dirname, '../..');
@@ -65,6 +65,10 @@ console.log(`app      credential ${credential.credentialId}, valid ${credential.
 const scannedAt = new Date();
 const code = drawQrCode(issued.issueQrCredential.signedCredential, device.privateKey, { time: scannedAt, counter: 1 });
 console.log(`app      shows the code (${code.length} characters, redrawn every few seconds): ${code.slice(0, 40)}…${code.slice(-12)}`);
+// What the phone's screen shows: the code as an image (SVG here; PNG and terminal blocks too).
+const svgFile = path.join(dataDir, 'qr-ride-code.svg');
+await fs.writeFile(svgFile, await renderQrCode(code, { format: 'svg' }));
+console.log(`app      the code as the screen shows it: ${svgFile} (a version 15 QR code, level M)`);
 
 // 3. The card company registers the demo reader as a metro gate's QR scanner, with its fare cap.
 const registered = await terminals.request('mutation S($input: SetQrScannerInput!) { setQrScanner(input: $input) { scanner { fareCap { amount } } userErrors { code message } } }', {
