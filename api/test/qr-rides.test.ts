@@ -392,6 +392,32 @@ describe('QR rides', () => {
     expect(await checkLedger(world.db.orm.em.fork())).toEqual([]);
   });
 
+  it('the card company sets a wallet’s debt limit, within bounds: rides then run up debt to the new limit, no further', async () => {
+    const r = await rider('qr-debt-limit', 0);
+    const SET_LIMIT = `mutation($input: SetWalletDebtLimitInput!) { setWalletDebtLimit(input: $input) { wallet { id debtLimit { amount } } userErrors { code field } } }`;
+    type SetLimit = { setWalletDebtLimit: { wallet: { debtLimit: { amount: number } } | null; userErrors: { code: string; field: string[] }[] } };
+    const set = (client: OneCardClient, debtLimit: number) => client.request<SetLimit>(SET_LIMIT, { input: { wallet: r.wallet, debtLimit } });
+    for (const bad of [-1, 10_001]) expect((await set(issuer, bad)).setWalletDebtLimit.userErrors).toEqual([{ code: 'INVALID_INPUT', field: ['input', 'debtLimit'] }]);
+    const szIssuer = await apiClient(world, 'ISSUER', world.sz.cardCompanyId, ['topups:write']);
+    expect((await set(szIssuer, 5_000)).setWalletDebtLimit.userErrors).toEqual([{ code: 'NOT_FOUND', field: ['input', 'wallet'] }]);
+    // The holder's app may not raise its own limit (refused FORBIDDEN: not allowed for a cardholder app).
+    await expect(r.app.request(SET_LIMIT, { input: { wallet: r.wallet, debtLimit: 10_000 } })).rejects.toThrow(/Not allowed for a CARDHOLDER_APP/);
+    // Raised to 30.00: a 25.00 ride the default 20.00 would refuse is booked as debt; then nothing past 30.00.
+    expect((await set(issuer, 3_000)).setWalletDebtLimit).toEqual({ wallet: { id: r.wallet, debtLimit: { amount: 3_000 } }, userErrors: [] });
+    expect((await upload(issuer, signedBatch(gate, 'gate-limit-1', [scan(r.draw(), 2_500), scan(r.draw(), 600)]))).uploadQrRideBatch.batch!.rides.map((x) => x.outcome)).toEqual(['DEBT', 'DEBT_LIMIT_EXCEEDED']);
+    expect((await walletNow(r.app, r.wallet)).debt.amount).toBe(2_500);
+    // Lowered to 0 after a top-up clears the debt: rides only from what the wallet holds.
+    await topUp(r.app, r.wallet, 3_000, 'qr-debt-limit-1');
+    expect((await set(issuer, 0)).setWalletDebtLimit.userErrors).toEqual([]);
+    const r2 = await r.app.request<{ issueQrCredential: { signedCredential: string; userErrors: UserErrors } }>(ISSUE, { input: { wallet: r.wallet, devicePublicKey: r.device.point } });
+    expect(r2.issueQrCredential.userErrors).toEqual([]);
+    let counter = 0;
+    const draw = () => drawQrCode(r2.issueQrCredential.signedCredential, r.device.privateKey, { time: new Date(), counter: ++counter });
+    expect((await upload(issuer, signedBatch(gate, 'gate-limit-2', [scan(draw(), 500), scan(draw(), 100)]))).uploadQrRideBatch.batch!.rides.map((x) => x.outcome)).toEqual(['ACCEPTED', 'DEBT_LIMIT_EXCEEDED']);
+    expect([(await walletNow(r.app, r.wallet)).balance.amount, (await walletNow(r.app, r.wallet)).debt.amount]).toEqual([0, 0]);
+    expect(await checkLedger(world.db.orm.em.fork())).toEqual([]);
+  });
+
   it('a wallet with a ride refused at its debt limit gets no new credential until a top-up', async () => {
     const r = await rider('qr-debt-reissue', 0);
     // 19.00 of the 20.00 limit owed, then a 2.00 ride it cannot cover: refused, credentials blocked.
