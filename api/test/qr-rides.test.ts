@@ -16,9 +16,12 @@ import { closeWindow } from '../src/settlement/windows.js';
 import { createMerchant } from '../src/tenancy/tenancy.service.js';
 import { type SandboxGateway, startSandboxGateway } from '../src/topups/gateway/sandbox-gateway.js';
 import { spendTopUp, topUpById } from '../src/topups/topups.service.js';
+import { startRefund } from '../src/topups/top-up-moves.js';
 import { merchantPayableAccount } from '../src/ledger/accounts.js';
 import { freshCode, parseQrCode, signCredential } from '../src/wallets/qr-code.js';
-import { issueQrCredential } from '../src/wallets/qr-credentials.js';
+import { blockCredentials, issueQrCredential } from '../src/wallets/qr-credentials.js';
+import { hostKeyOfCity } from '../src/pki/host-key.js';
+import { revokeCertificate } from '../src/pki/pki.service.js';
 import { signatureHeader } from '../src/webhooks/webhook-signature.js';
 import { addCity, apiClient, cardholderApp, kek, newReader, type TestReader, useCardSessionWorld } from './support/card-sessions.js';
 
@@ -44,7 +47,8 @@ const TOP_UP = `mutation($input: CreateWalletTopUpInput!) { createWalletTopUp(in
 const NODE = `query($id: ID!) { node(id: $id) { ... on WalletTopUp { status } ... on TransitWallet { ${WALLET} } } }`;
 const ISSUE = `mutation($input: IssueQrCredentialInput!) { issueQrCredential(input: $input) { credential { id credentialId wallet validFrom validUntil blockedAt } signedCredential userErrors { code field message } } }`;
 const BLOCK = `mutation($input: BlockQrCredentialInput!) { blockQrCredential(input: $input) { credential { id blockedAt } userErrors { code field message } } }`;
-const SCANNER = `query($cardCompany: ID!, $after: Int) { qrScannerUpdate(cardCompany: $cardCompany, afterSequence: $after) { signingCertificates blocked { credentialId sequence blockedAt } sequence } }`;
+const SCANNER = `query($cardCompany: ID!, $after: Int) { qrScannerUpdate(cardCompany: $cardCompany, afterSequence: $after) { signingCertificates retiredSigningCertificates { certificate retiredAt usableUntil } blocked { credentialId sequence blockedAt } sequence } }`;
+const SET_SCANNER = `mutation($input: SetQrScannerInput!) { setQrScanner(input: $input) { scanner { reader acceptsQrRides fareCap { amount currency } } userErrors { code field message } } }`;
 const UPLOAD = `mutation($input: UploadQrRideBatchInput!) { uploadQrRideBatch(input: $input) { batch { id rides { index credential counter amount outcome accepted reason journalEntry } } replayed userErrors { code field message } } }`;
 
 let gate: TestReader;
@@ -52,6 +56,13 @@ let bus: TestReader;
 let issuer: OneCardClient;
 let busOperator: OneCardClient;
 let busOperatorId: string;
+let gzManager: OneCardClient;
+
+/** The card company registers a terminal as a QR scanner (the fare cap left to its default unless given). */
+async function registerScanner(manager: OneCardClient, terminal: TestReader, fareCap?: number) {
+  const set = await manager.request<{ setQrScanner: { userErrors: UserErrors } }>(SET_SCANNER, { input: { reader: terminal.id, acceptsQrRides: true, ...(fareCap === undefined ? {} : { fareCap }) } });
+  expect(set.setQrScanner.userErrors).toEqual([]);
+}
 
 beforeAll(async () => {
   const transit = await createMerchant(world.db.orm.em.fork(), { cityId: world.gz.cityId, name: 'GZ QR Bus Group' });
@@ -60,6 +71,8 @@ beforeAll(async () => {
   bus = await newReader(world, 'GZ-QR-BUS-7', world.gz, { kind: 'MERCHANT', id: transit.id });
   issuer = await apiClient(world, 'ISSUER', world.gz.cardCompanyId, ['topups:write']);
   busOperator = await apiClient(world, 'MERCHANT', transit.id, ['payments:write']);
+  gzManager = await apiClient(world, 'ISSUER', world.gz.cardCompanyId, ['readers:manage']);
+  for (const scanner of [gate, bus]) await registerScanner(gzManager, scanner);
 });
 
 /** The app's device key pair; the public half as the uncompressed point the credential carries. */
@@ -116,7 +129,7 @@ class Scanner {
   }
 
   async refresh() {
-    const { qrScannerUpdate: u } = await issuer.request<{ qrScannerUpdate: { signingCertificates: string[]; blocked: { credentialId: string; sequence: number }[]; sequence: number } }>(SCANNER, { cardCompany: toGlobalId('CardCompany', world.gz.cardCompanyId), after: this.sdk.sequence });
+    const { qrScannerUpdate: u } = await issuer.request<{ qrScannerUpdate: { signingCertificates: string[]; retiredSigningCertificates: { certificate: string; retiredAt: string; usableUntil: string }[]; blocked: { credentialId: string; sequence: number }[]; sequence: number } }>(SCANNER, { cardCompany: toGlobalId('CardCompany', world.gz.cardCompanyId), after: this.sdk.sequence });
     const [ca] = await world.db.orm.em.fork().execute<{ certificate_pem: string }[]>(`select certificate_pem from certificate_authority where kind = 'CITY' and city_id = ?`, [world.gz.cityId]);
     this.sdk.apply(u, ca!.certificate_pem);
     return u;
@@ -176,7 +189,8 @@ describe('QR rides', () => {
   it('a ride at another city’s gate makes interchange, as a card fare does (互联互通)', async () => {
     const r = await rider('qr-interchange', 1000);
     const szGate = await newReader(world, 'SZ-QR-GATE-1', world.sz);
-    const szIssuer = await apiClient(world, 'ISSUER', world.sz.cardCompanyId, ['topups:write']);
+    const szIssuer = await apiClient(world, 'ISSUER', world.sz.cardCompanyId, ['topups:write', 'readers:manage']);
+    await registerScanner(szIssuer, szGate);
     const reply = await upload(szIssuer, signedBatch(szGate, 'sz-gate-0001', [scan(r.draw(), 300)]));
     expect(reply.uploadQrRideBatch.batch!.rides[0]).toMatchObject({ outcome: 'ACCEPTED' });
     expect((await walletNow(r.app, r.wallet)).balance.amount).toBe(700);
@@ -290,6 +304,33 @@ describe('QR rides', () => {
     expect(refused.blockQrCredential.userErrors.map((e) => e.code)).toEqual(['NOT_FOUND']);
   });
 
+  it('a blocklist entry whose transaction commits after a later one’s is still in the next delta: no entry is skipped', async () => {
+    const early = await rider('qr-late-block-early', 1000);
+    const later = await rider('qr-late-block-later', 1000);
+    const scanner = new Scanner();
+    await scanner.refresh();
+    // A transaction (a ride batch, say) blocks one credential and is still running…
+    let commit!: () => void;
+    const mayCommit = new Promise<void>((resolve) => (commit = resolve));
+    let blocked!: () => void;
+    const inserted = new Promise<void>((resolve) => (blocked = resolve));
+    const slow = world.db.orm.em.fork().transactional(async (tx) => {
+      await blockCredentials(tx, [early.credential.credentialId], 'blocked by a transaction that commits late');
+      blocked();
+      await mayCommit;
+    });
+    await inserted;
+    // …while a block that starts later commits first, and the scanner takes the delta in between.
+    const block = await later.app.request<{ blockQrCredential: { userErrors: UserErrors } }>(BLOCK, { input: { credential: later.credential.id, reason: 'lost phone' } });
+    expect(block.blockQrCredential.userErrors).toEqual([]);
+    expect((await scanner.refresh()).blocked.map((b) => b.credentialId)).toContain(later.credential.credentialId);
+    commit();
+    await slow;
+    // The next delta, after the sequence the scanner holds, carries the late one.
+    expect((await scanner.refresh()).blocked.map((b) => b.credentialId)).toContain(early.credential.credentialId);
+    expect(scanner.verify(early.draw())).toMatchObject({ ok: false, refusal: 'BLOCKED' });
+  });
+
   it('refuses expired and forged codes, offline and on upload, and books none of them', async () => {
     const r = await rider('qr-refusals', 1000);
     const scanner = new Scanner();
@@ -351,6 +392,32 @@ describe('QR rides', () => {
     expect(await checkLedger(world.db.orm.em.fork())).toEqual([]);
   });
 
+  it('the card company sets a wallet’s debt limit, within bounds: rides then run up debt to the new limit, no further', async () => {
+    const r = await rider('qr-debt-limit', 0);
+    const SET_LIMIT = `mutation($input: SetWalletDebtLimitInput!) { setWalletDebtLimit(input: $input) { wallet { id debtLimit { amount } } userErrors { code field } } }`;
+    type SetLimit = { setWalletDebtLimit: { wallet: { debtLimit: { amount: number } } | null; userErrors: { code: string; field: string[] }[] } };
+    const set = (client: OneCardClient, debtLimit: number) => client.request<SetLimit>(SET_LIMIT, { input: { wallet: r.wallet, debtLimit } });
+    for (const bad of [-1, 10_001]) expect((await set(issuer, bad)).setWalletDebtLimit.userErrors).toEqual([{ code: 'INVALID_INPUT', field: ['input', 'debtLimit'] }]);
+    const szIssuer = await apiClient(world, 'ISSUER', world.sz.cardCompanyId, ['topups:write']);
+    expect((await set(szIssuer, 5_000)).setWalletDebtLimit.userErrors).toEqual([{ code: 'NOT_FOUND', field: ['input', 'wallet'] }]);
+    // The holder's app may not raise its own limit (refused FORBIDDEN: not allowed for a cardholder app).
+    await expect(r.app.request(SET_LIMIT, { input: { wallet: r.wallet, debtLimit: 10_000 } })).rejects.toThrow(/Not allowed for a CARDHOLDER_APP/);
+    // Raised to 30.00: a 25.00 ride the default 20.00 would refuse is booked as debt; then nothing past 30.00.
+    expect((await set(issuer, 3_000)).setWalletDebtLimit).toEqual({ wallet: { id: r.wallet, debtLimit: { amount: 3_000 } }, userErrors: [] });
+    expect((await upload(issuer, signedBatch(gate, 'gate-limit-1', [scan(r.draw(), 2_500), scan(r.draw(), 600)]))).uploadQrRideBatch.batch!.rides.map((x) => x.outcome)).toEqual(['DEBT', 'DEBT_LIMIT_EXCEEDED']);
+    expect((await walletNow(r.app, r.wallet)).debt.amount).toBe(2_500);
+    // Lowered to 0 after a top-up clears the debt: rides only from what the wallet holds.
+    await topUp(r.app, r.wallet, 3_000, 'qr-debt-limit-1');
+    expect((await set(issuer, 0)).setWalletDebtLimit.userErrors).toEqual([]);
+    const r2 = await r.app.request<{ issueQrCredential: { signedCredential: string; userErrors: UserErrors } }>(ISSUE, { input: { wallet: r.wallet, devicePublicKey: r.device.point } });
+    expect(r2.issueQrCredential.userErrors).toEqual([]);
+    let counter = 0;
+    const draw = () => drawQrCode(r2.issueQrCredential.signedCredential, r.device.privateKey, { time: new Date(), counter: ++counter });
+    expect((await upload(issuer, signedBatch(gate, 'gate-limit-2', [scan(draw(), 500), scan(draw(), 100)]))).uploadQrRideBatch.batch!.rides.map((x) => x.outcome)).toEqual(['ACCEPTED', 'DEBT_LIMIT_EXCEEDED']);
+    expect([(await walletNow(r.app, r.wallet)).balance.amount, (await walletNow(r.app, r.wallet)).debt.amount]).toEqual([0, 0]);
+    expect(await checkLedger(world.db.orm.em.fork())).toEqual([]);
+  });
+
   it('a wallet with a ride refused at its debt limit gets no new credential until a top-up', async () => {
     const r = await rider('qr-debt-reissue', 0);
     // 19.00 of the 20.00 limit owed, then a 2.00 ride it cannot cover: refused, credentials blocked.
@@ -404,6 +471,30 @@ describe('QR rides', () => {
     expect(await checkLedger(em)).toEqual([]);
   });
 
+  it('a wallet refund the gateway failed puts the value back as a top-up does: the debt rides ran up meanwhile first, then the balance', async () => {
+    const r = await rider('qr-refund-failed', 0);
+    const topUpId = await topUp(r.app, r.wallet, 500, 'qr-refund-failed-1');
+    const topUpUuid = Buffer.from(topUpId, 'base64url').toString().split(':')[1]!;
+    // The refund asked for and not answered yet (REFUNDING): the value has left the wallet.
+    const em = world.db.orm.em.fork();
+    const attempt = randomUUID();
+    await em.transactional(async (tx) => startRefund(tx, (await topUpById(tx, topUpUuid, true))!, attempt, 'refund asked, the gateway has not answered'));
+    expect((await walletNow(r.app, r.wallet)).balance.amount).toBe(0);
+    // Meanwhile a ride runs the wallet into debt.
+    expect((await upload(issuer, signedBatch(gate, 'gate-refund-failed-1', [scan(r.draw(), 300)]))).uploadQrRideBatch.batch!.rides[0]!.outcome).toBe('DEBT');
+    // The gateway says the refund failed: the 500 comes back, 300 of it clearing the debt.
+    const [{ gateway_intent_id: intent }] = (await em.execute<{ gateway_intent_id: string }[]>(`select gateway_intent_id from top_up where id = ?`, [topUpUuid])) as [{ gateway_intent_id: string }];
+    const refund = { id: 're_qr_refund_failed', object: 'refund', amount: 500, currency: 'cny', payment_intent: intent, status: 'failed', failure_reason: 'expired_or_canceled_card', metadata: { topUpId: topUpUuid, attempt }, created: 0 };
+    const body = JSON.stringify({ id: 'evt_qr_refund_failed', object: 'event', type: 'refund.updated', created: Math.floor(Date.now() / 1000), data: { object: refund } });
+    const res = await fetch(`${world.server.url}/webhooks/gateway`, { method: 'POST', headers: { 'content-type': 'application/json', 'gateway-signature': signatureHeader([WEBHOOK_SECRET], body, Math.floor(Date.now() / 1000)) }, body });
+    expect({ status: res.status, body: await res.json() }).toMatchObject({ status: 200, body: { outcome: 'applied' } });
+    expect((await r.app.request<{ node: { status: string } }>(NODE, { id: topUpId })).node.status).toBe('PAID');
+    const wallet = await walletNow(r.app, r.wallet);
+    expect([wallet.balance.amount, wallet.debt.amount]).toEqual([200, 0]);
+    expect(wallet.history.edges[0]!.node).toEqual({ kind: 'TOP_UP_REFUND_FAILED', balanceChange: { amount: 200 }, debtChange: { amount: -300 } });
+    expect(await checkLedger(em)).toEqual([]);
+  });
+
   it('a wallet top-up cannot be spent as a card’s pending load (its value is in the wallet)', async () => {
     const r = await rider('qr-spend-guard', 0);
     const topUpUuid = Buffer.from(await topUp(r.app, r.wallet, 500, 'qr-spend-guard-1'), 'base64url').toString().split(':')[1]!;
@@ -415,6 +506,80 @@ describe('QR rides', () => {
     const [{ status }] = (await em.execute<{ status: string }[]>(`select status from top_up where id = ?`, [topUpUuid])) as [{ status: string }];
     expect(status).toBe('PAID');
     expect((await walletNow(r.app, r.wallet)).balance.amount).toBe(500);
+    expect(await checkLedger(em)).toEqual([]);
+  });
+
+  it('only a terminal the card company registered as a QR scanner uploads rides, and a fare above its cap is refused per ride, not booked', async () => {
+    const r = await rider('qr-fare-cap', 1000);
+    // A bus company's shop till: a certified terminal, never registered for QR rides.
+    const till = await newReader(world, 'GZ-QR-SHOP-TILL', world.gz, { kind: 'MERCHANT', id: busOperatorId });
+    const unregistered = await upload(busOperator, signedBatch(till, 'till-0001', [scan(r.draw(), 200)]));
+    expect(unregistered.uploadQrRideBatch).toMatchObject({ batch: null, replayed: false, userErrors: [{ code: 'QR_SCANNER_NOT_REGISTERED', field: ['input', 'terminal'] }] });
+    expect((await walletNow(r.app, r.wallet)).balance.amount).toBe(1000);
+
+    // The merchant cannot make its own terminal a scanner; another city's card company does not see it; a cap is 1 to 1,000.00.
+    await expect(busOperator.request(SET_SCANNER, { input: { reader: till.id, acceptsQrRides: true } })).rejects.toMatchObject({ code: 'FORBIDDEN' });
+    const szManager = await apiClient(world, 'ISSUER', world.sz.cardCompanyId, ['readers:manage']);
+    expect((await szManager.request<{ setQrScanner: { userErrors: UserErrors } }>(SET_SCANNER, { input: { reader: till.id, acceptsQrRides: true } })).setQrScanner.userErrors).toMatchObject([{ code: 'NOT_FOUND', field: ['input', 'reader'] }]);
+    for (const fareCap of [0, 100_001]) {
+      expect((await gzManager.request<{ setQrScanner: { userErrors: UserErrors } }>(SET_SCANNER, { input: { reader: till.id, acceptsQrRides: true, fareCap } })).setQrScanner.userErrors).toMatchObject([{ code: 'INVALID_INPUT', field: ['input', 'fareCap'] }]);
+    }
+
+    // Registered with a flat 3.00 fare cap: a ride at the cap is booked, one above it is refused on its own.
+    const set = await gzManager.request<{ setQrScanner: { scanner: unknown; userErrors: UserErrors } }>(SET_SCANNER, { input: { reader: till.id, acceptsQrRides: true, fareCap: 300 } });
+    expect(set.setQrScanner).toEqual({ scanner: { reader: till.id, acceptsQrRides: true, fareCap: { amount: 300, currency: 'CNY' } }, userErrors: [] });
+    const capped = await upload(busOperator, signedBatch(till, 'till-0002', [scan(r.draw(), 300), scan(r.draw(), 301)]));
+    expect(capped.uploadQrRideBatch.batch!.rides.map((x) => [x.outcome, x.accepted, x.journalEntry === null])).toEqual([
+      ['ACCEPTED', true, false],
+      ['FARE_ABOVE_CAP', false, true],
+    ]);
+    expect(capped.uploadQrRideBatch.batch!.rides[1]!.reason).toContain('300');
+    expect((await walletNow(r.app, r.wallet)).balance.amount).toBe(700);
+
+    // Taken off the scanners: refused whole again.
+    const off = await gzManager.request<{ setQrScanner: { scanner: unknown; userErrors: UserErrors } }>(SET_SCANNER, { input: { reader: till.id, acceptsQrRides: false } });
+    expect(off.setQrScanner).toMatchObject({ scanner: { acceptsQrRides: false, fareCap: null }, userErrors: [] });
+    expect((await upload(busOperator, signedBatch(till, 'till-0003', [scan(r.draw(), 200)]))).uploadQrRideBatch.userErrors.map((e) => e.code)).toEqual(['QR_SCANNER_NOT_REGISTERED']);
+    expect((await walletNow(r.app, r.wallet)).balance.amount).toBe(700);
+    expect(await checkLedger(world.db.orm.em.fork())).toEqual([]);
+  });
+
+  it('after a host key rotation, the codes the retired key signed ride until they run out; what it signs after retirement, or is scanned after they ran out, is FORGED', async () => {
+    const r = await rider('qr-rotation', 1000);
+    const em = world.db.orm.em.fork();
+    const retiredKey = (await hostKeyOfCity(em, kek, world.gz.cityId, world.server.url)).privateKey;
+    const [ca] = await em.execute<{ id: string }[]>(`select id from certificate_authority where kind = 'CITY' and city_id = ?`, [world.gz.cityId]);
+    const [old] = await em.execute<{ certificate_serial: string }[]>(`select certificate_serial from host_signing_key where ca_id = ?`, [ca!.id]);
+    // Retired as docs/readers.md says: its certificate revoked, its row dropped; the next credential is signed by a new key.
+    await revokeCertificate(em, old!.certificate_serial, 1);
+    await em.execute(`delete from host_signing_key where ca_id = ?`, [ca!.id]);
+    const next = await rider('qr-rotation-next', 1000);
+
+    const scanner = new Scanner();
+    const update = await scanner.refresh();
+    expect(update.retiredSigningCertificates).toHaveLength(1);
+    const retiredAt = new Date(update.retiredSigningCertificates[0]!.retiredAt);
+    const [oldCode, newCode] = [r.draw(), next.draw()];
+    expect([scanner.verify(oldCode).ok, scanner.verify(newCode).ok]).toEqual([true, true]);
+    // The retired key signing a credential after its retirement (the same credential, a later validity): forged.
+    const credential = parseQrCode(oldCode)!.credential;
+    const lateFrom = new Date(Math.ceil((+retiredAt + 1000) / 1000) * 1000);
+    const lateAt = new Date(Math.max(Date.now(), +lateFrom) + 1000);
+    const late = freshCode(signCredential({ ...credential, validFrom: lateFrom, validUntil: new Date(+lateFrom + 6 * 3600_000) }, retiredKey), r.device.privateKey, lateAt, 500);
+    expect(scanner.verify(late, lateAt)).toMatchObject({ ok: false, refusal: 'FORGED' });
+    const first = await upload(issuer, signedBatch(gate, 'gate-rotation-1', [scan(oldCode, 200), scan(newCode, 200), scan(late, 200, lateAt)]));
+    expect(first.uploadQrRideBatch.batch!.rides.map((x) => x.outcome)).toEqual(['ACCEPTED', 'ACCEPTED', 'FORGED']);
+    expect([(await walletNow(r.app, r.wallet)).balance.amount, (await walletNow(next.app, next.wallet)).balance.amount]).toEqual([800, 800]);
+
+    // Retired longer ago than a credential is valid: the scanners no longer get it, and what it signed is forged (not merely expired).
+    await em.execute(`update retired_host_signing_key set retired_at = retired_at - interval '7 hours' where ca_id = ?`, [ca!.id]);
+    const longFrom = new Date(Math.floor((+retiredAt - 7.5 * 3600_000) / 1000) * 1000);
+    const stale = freshCode(signCredential({ ...credential, validFrom: longFrom, validUntil: new Date(+longFrom + 6 * 3600_000) }, retiredKey), r.device.privateKey, new Date(), 501);
+    expect((await scanner.refresh()).retiredSigningCertificates).toEqual([]);
+    expect([scanner.verify(stale), scanner.verify(r.draw())]).toMatchObject([{ ok: false, refusal: 'FORGED' }, { ok: false, refusal: 'FORGED' }]);
+    const second = await upload(issuer, signedBatch(gate, 'gate-rotation-2', [scan(stale, 200), scan(r.draw(), 200)]));
+    expect(second.uploadQrRideBatch.batch!.rides.map((x) => x.outcome)).toEqual(['FORGED', 'FORGED']);
+    expect((await walletNow(r.app, r.wallet)).balance.amount).toBe(800);
     expect(await checkLedger(em)).toEqual([]);
   });
 
@@ -437,6 +602,7 @@ describe('ridership analytics', () => {
     const hz = await addCity(world, { code: 'HZ', name: 'Hangzhou', cardCompanyName: 'Hangzhou Tong', cardCode: '3100' });
     const hzCompany = await apiClient(world, 'ISSUER', hz.cardCompanyId, ['topups:write', 'readers:manage', 'settlements:read']);
     const [line1, line2] = [await newReader(world, 'HZ-M1-WULIN', hz), await newReader(world, 'HZ-M2-XIXI', hz)];
+    for (const gate of [line1, line2]) await registerScanner(hzCompany, gate);
     for (const [gate, line, stop] of [[line1, 'Line 1', 'Wulin Square'], [line2, 'Line 2', 'Xixi']] as const) {
       const set = await hzCompany.request<{ setTerminalLocation: { userErrors: UserErrors } }>(LOCATE, { input: { reader: gate.id, line, stop } });
       expect(set.setTerminalLocation.userErrors).toEqual([]);

@@ -164,9 +164,11 @@ const MATRIX: Record<string, Rule> = {
   'Query.transitWallet': { access: 'owned', kinds: ['CARDHOLDER_APP'] }, // the asking holder's own wallet only; by id (node) another holder's is null (transit-wallet.test.ts)
   'Mutation.openTransitWallet': { access: 'owned', kinds: ['CARDHOLDER_APP'] }, // opens for the app's own holder only
   'Mutation.createWalletTopUp': { access: 'owned', kinds: ['CARDHOLDER_APP'] }, // another holder's wallet is NOT_FOUND (transit-wallet.test.ts)
+  'Mutation.setWalletDebtLimit': { access: 'owned', kinds: ['ISSUER'] }, // the card company's own wallets; another's is NOT_FOUND (qr-rides.test.ts)
   'Mutation.refundWalletTopUp': { access: 'owned', kinds: ['CARDHOLDER_APP'] }, // also the card company and the operator; another holder's top-up is NOT_FOUND (transit-wallet.test.ts)
   'Mutation.issueQrCredential': { access: 'owned', kinds: ['CARDHOLDER_APP'] }, // the holder's own wallet only; another's is NOT_FOUND (qr-rides.test.ts)
   'Mutation.blockQrCredential': { access: 'owned', kinds: ['CARDHOLDER_APP', 'ISSUER'] }, // the holder's own credentials, the card company its wallets'; another's is NOT_FOUND (qr-rides.test.ts)
+  'Mutation.setQrScanner': { access: 'managers', scope: 'readers:manage' }, // another city's terminal is NOT_FOUND (qr-rides.test.ts)
   'Mutation.uploadQrRideBatch': { access: 'owned', kinds: ['MERCHANT', 'ISSUER'] }, // the scanner's owner, as uploadOfflineBatch; another tenant's terminal is NOT_FOUND like a missing id
   'Query.ridership': { access: 'managers', scope: 'settlements:read' }, // a card company's own city only; another city is null (qr-rides.test.ts), aggregates only
   'Query.originDestination': { access: 'managers', scope: 'settlements:read' }, // as ridership: another city is null (origin-destination.test.ts), aggregates only

@@ -6,7 +6,7 @@
 // describes the code and the checks.
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { OneCardClient, QrScanner, createQrDeviceKey, drawQrCode, signQrRideBatch } from '@onecard/sdk';
+import { OneCardClient, QrScanner, createQrDeviceKey, drawQrCode, renderQrCode, signQrRideBatch } from '@onecard/sdk';
 import { HolderApp } from '../merchant-checkout/holder.mjs';
 
 const root = path.resolve(import.meta.dirname, '../..');
@@ -25,6 +25,10 @@ const lin = demo.cardholders.find((h) => h.username === 'lin');
 const app = new HolderApp({ baseUrl: demo.publicUrl, client: demo.clients.cardholderApp, username: lin.username, password: lin.password });
 // The scanner's owner relays its uploads and fetches its updates (the card company's client).
 const company = new OneCardClient({ baseUrl: demo.publicUrl, clientId: demo.clients.issuer.client_id, clientSecret: demo.clients.issuer.client_secret, scope: 'topups:write' });
+// The same back office as the manager of its city's terminals: only a terminal it registers as a QR scanner uploads rides.
+const terminals = new OneCardClient({ baseUrl: demo.publicUrl, clientId: demo.clients.issuer.client_id, clientSecret: demo.clients.issuer.client_secret, scope: 'readers:manage' });
+/** The gate's fare cap: a metro single fare's highest (a ride above it is recorded FARE_ABOVE_CAP, not booked). */
+const FARE_CAP = 1500;
 
 const money = (minor) => `${(BigInt(minor) / 100n).toString()}.${(BigInt(minor) % 100n).toString().padStart(2, '0')} CNY`;
 const refusedText = (errors) => errors.map((e) => `${e.code}: ${e.message}`).join('; ');
@@ -61,10 +65,21 @@ console.log(`app      credential ${credential.credentialId}, valid ${credential.
 const scannedAt = new Date();
 const code = drawQrCode(issued.issueQrCredential.signedCredential, device.privateKey, { time: scannedAt, counter: 1 });
 console.log(`app      shows the code (${code.length} characters, redrawn every few seconds): ${code.slice(0, 40)}…${code.slice(-12)}`);
+// What the phone's screen shows: the code as an image (SVG here; PNG and terminal blocks too).
+const svgFile = path.join(dataDir, 'qr-ride-code.svg');
+await fs.writeFile(svgFile, await renderQrCode(code, { format: 'svg' }));
+console.log(`app      the code as the screen shows it: ${svgFile} (a version 15 QR code, level M)`);
 
-// 3. The scanner: its update fetched while online, then the gate decides offline.
+// 3. The card company registers the demo reader as a metro gate's QR scanner, with its fare cap.
+const registered = await terminals.request('mutation S($input: SetQrScannerInput!) { setQrScanner(input: $input) { scanner { fareCap { amount } } userErrors { code message } } }', {
+  input: { reader: reader.readerId, acceptsQrRides: true, fareCap: FARE_CAP },
+});
+if (registered.setQrScanner.userErrors.length) throw new Error(refusedText(registered.setQrScanner.userErrors));
+console.log(`company  the demo reader is a QR scanner, fare cap ${money(registered.setQrScanner.scanner.fareCap.amount)}`);
+
+// 4. The scanner: its update fetched while online, then the gate decides offline.
 const scanner = new QrScanner();
-const { qrScannerUpdate } = await company.request('query U($cardCompany: ID!, $after: Int) { qrScannerUpdate(cardCompany: $cardCompany, afterSequence: $after) { signingCertificates blocked { credentialId sequence } sequence } }', { cardCompany, after: 0 });
+const { qrScannerUpdate } = await company.request('query U($cardCompany: ID!, $after: Int) { qrScannerUpdate(cardCompany: $cardCompany, afterSequence: $after) { signingCertificates retiredSigningCertificates { certificate retiredAt usableUntil } blocked { credentialId sequence } sequence } }', { cardCompany, after: 0 });
 scanner.apply(qrScannerUpdate, reader.trustedCertificatesPem[0]);
 console.log(`scanner  update: the card company's signing certificate, ${qrScannerUpdate.blocked.length} blocked credential(s) up to sequence ${qrScannerUpdate.sequence}`);
 const verdict = scanner.verify(code, scannedAt);
@@ -73,7 +88,7 @@ if (!verdict.ok) process.exit(1);
 const screenshot = scanner.verify(code, new Date(+scannedAt + 60_000));
 console.log(`scanner  the same code shown again a minute later (a screenshot): ${screenshot.ok ? 'OPEN' : `CLOSED: ${screenshot.refusal}`}`);
 
-// 4. The scanner's batch, signed with its device key, uploaded by its owner; then the same ride again.
+// 5. The scanner's batch, signed with its device key, uploaded by its owner; then the same ride again.
 const upload = async (batchId) => {
   const input = signQrRideBatch({ terminal: reader.readerId, batchId, rides: [{ code, scannedAt, amount: fare }], deviceKeyPem: reader.deviceKeyPem, certificatePem: reader.cityCertificatePem });
   const { uploadQrRideBatch: answer } = await company.request(

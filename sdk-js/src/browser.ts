@@ -19,3 +19,6 @@ export type { GraphQLDocument, OperationVariables, ResultOf, VariablesOf } from 
 export type { BillsResource, CardsResource, InputOf, MerchantsResource, PaymentsResource, ReadersResource, TopUpsResource, WebhooksResource } from './resources.js';
 export type { Connection, MutationResult, Succeeded, SucceededData, UserError, UserErrorOf } from './results.js';
 export type { RetryOptions } from './retry.js';
+// QR ride codes as images for a web app (qrcode is loaded on first use: its own chunk in a bundle).
+export { qrSymbolOf, renderQrCode } from './qr-image.js';
+export type { QrImageFormat, QrImageOptions, QrSymbol } from './qr-image.js';

@@ -82,4 +82,6 @@ export { WEBHOOK_EVENT_ID_HEADER, WEBHOOK_SIGNATURE_HEADER, verifyWebhook } from
 export type { WebhookEvent, WebhookVerification } from './webhooks.js';
 
 export { QR_FRESH_SECONDS, QrScanner, createQrDeviceKey, drawQrCode, qrIssuerKeyId, signQrRideBatch } from './qr.js';
-export type { QrDeviceKey, QrVerification, ScannedQrCode } from './qr.js';
+export type { QrDeviceKey, QrRetiredSigningCertificate, QrVerification, ScannedQrCode } from './qr.js';
+export { qrSymbolOf, renderQrCode } from './qr-image.js';
+export type { QrImageFormat, QrImageOptions, QrSymbol } from './qr-image.js';

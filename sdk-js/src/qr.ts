@@ -69,8 +69,17 @@ export function qrIssuerKeyId(publicKey: KeyObject): string {
  * The scanner's offline state for one card company: its signing key (from `qrScannerUpdate`'s
  * certificates, checked against the CA you pin) and the blocklist, kept by deltas.
  */
+/** A retired signing certificate as qrScannerUpdate answers it (`retiredAt`, `usableUntil` ISO-8601). */
+export interface QrRetiredSigningCertificate {
+  certificate: string;
+  retiredAt: string | Date;
+  usableUntil: string | Date;
+}
+
 export class QrScanner {
-  private readonly keys = new Map<string, KeyObject>();
+  private keys = new Map<string, KeyObject>();
+  /** Keys retired by a host key rotation: each verifies only credentials it signed before retiredAt, scanned before usableUntil. */
+  private retired = new Map<string, { key: KeyObject; retiredAt: Date; usableUntil: Date }>();
   private readonly blocked = new Set<string>();
   /** The last blocklist sequence applied: `afterSequence` of the next qrScannerUpdate. */
   sequence = 0;
@@ -80,7 +89,7 @@ export class QrScanner {
    * working CA, or the root above it (as readers pin it). The chain (signing certificate, city CA)
    * must lead to it, every certificate valid now.
    */
-  apply(update: { signingCertificates: string[]; blocked: { credentialId: string; sequence: number }[]; sequence: number }, trustedPem: string, now = new Date()): void {
+  apply(update: { signingCertificates: string[]; retiredSigningCertificates?: QrRetiredSigningCertificate[]; blocked: { credentialId: string; sequence: number }[]; sequence: number }, trustedPem: string, now = new Date()): void {
     const chain = update.signingCertificates.map((pem) => new X509Certificate(pem));
     const pinned = new X509Certificate(trustedPem);
     const signer = chain[0];
@@ -92,7 +101,18 @@ export class QrScanner {
     }
     const top = chain.at(-1)!;
     if (top.fingerprint256 !== pinned.fingerprint256 && !top.verify(pinned.publicKey)) throw new Error('the signing certificate does not chain to the certificate this scanner pins');
-    this.keys.set(qrIssuerKeyId(signer.publicKey), signer.publicKey);
+    // Each answer says which keys sign now and which retired ones still count: a key it no longer names is dropped.
+    const retired = new Map<string, { key: KeyObject; retiredAt: Date; usableUntil: Date }>();
+    for (const r of update.retiredSigningCertificates ?? []) {
+      const cert = new X509Certificate(r.certificate);
+      // Issued by the city CA the current chain leads to the pinned certificate through.
+      const ca = chain[1];
+      if (!ca || !cert.verify(ca.publicKey)) throw new Error(`retired certificate ${cert.subject} is not issued by the city CA of the signing chain`);
+      const usableUntil = new Date(r.usableUntil);
+      if (+usableUntil > +now) retired.set(qrIssuerKeyId(cert.publicKey), { key: cert.publicKey, retiredAt: new Date(r.retiredAt), usableUntil });
+    }
+    this.keys = new Map([[qrIssuerKeyId(signer.publicKey), signer.publicKey]]);
+    this.retired = retired;
     for (const b of update.blocked) this.blocked.add(b.credentialId.toLowerCase());
     this.sequence = Math.max(this.sequence, update.sequence);
   }
@@ -103,8 +123,12 @@ export class QrScanner {
     if (parts.length !== 5 || parts[0] !== 'OCQR1' || parts.slice(1).some((p) => !/^[A-Za-z0-9_-]+$/.test(p))) return { ok: false, refusal: 'FORGED', reason: 'not a QR ride code' };
     const [credential, issuerSignature, fresh, deviceSignature] = parts.slice(1).map((p) => Buffer.from(p, 'base64url')) as [Buffer, Buffer, Buffer, Buffer];
     if (credential.length !== 146 || credential[0] !== 1 || issuerSignature.length !== 64 || fresh.length !== 8 || deviceSignature.length !== 64) return { ok: false, refusal: 'FORGED', reason: 'a part has the wrong size' };
-    const issuerKey = this.keys.get(credential.subarray(73, 81).toString('hex'));
+    const keyId = credential.subarray(73, 81).toString('hex');
+    const retired = this.keys.has(keyId) ? undefined : this.retired.get(keyId);
+    const issuerKey = this.keys.get(keyId) ?? retired?.key;
     if (!issuerKey || !safeVerify(Buffer.concat([CREDENTIAL_DOMAIN, credential]), issuerKey, issuerSignature)) return { ok: false, refusal: 'FORGED', reason: 'the credential is not signed by the card company' };
+    // A retired key vouches only for what it signed in service, and only while that can still be valid.
+    if (retired && (credential.readUInt32BE(65) * 1000 >= +retired.retiredAt || +scannedAt >= +retired.usableUntil)) return { ok: false, refusal: 'FORGED', reason: 'signed by a retired key after its retirement, or scanned after the credentials it signed ran out' };
     const code: ScannedQrCode = {
       credentialId: uuidOf(credential.subarray(1, 17)),
       walletId: uuidOf(credential.subarray(17, 33)),

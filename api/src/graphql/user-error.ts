@@ -108,6 +108,8 @@ export enum UserErrorCode {
   OFFLINE_BATCH_REFUSED = 'OFFLINE_BATCH_REFUSED',
   /** The terminal already uploaded a different batch under this batch id. */
   OFFLINE_BATCH_ID_REUSED = 'OFFLINE_BATCH_ID_REUSED',
+  /** A QR ride batch from a terminal its card company has not registered as a QR scanner (setQrScanner). Nothing was recorded. */
+  QR_SCANNER_NOT_REGISTERED = 'QR_SCANNER_NOT_REGISTERED',
   /** A settlement window for a business day that has not begun in its city. */
   WINDOW_NOT_STARTED = 'WINDOW_NOT_STARTED',
   /** The settlement window is still open: close it before clearing or reconciling it. */
@@ -188,6 +190,7 @@ registerEnumType(UserErrorCode, {
     BILL_PAYMENT_IN_PROGRESS: { description: '`payBill`: another payment of this bill is waiting for a card or being paid.' },
     OFFLINE_BATCH_REFUSED: { description: '`uploadOfflineBatch`: the batch was refused whole (terminal, certificate, signature or body); the message names the check. Nothing was recorded.' },
     OFFLINE_BATCH_ID_REUSED: { description: '`uploadOfflineBatch`: the terminal already uploaded a different batch under this batch id.' },
+    QR_SCANNER_NOT_REGISTERED: { description: '`uploadQrRideBatch`: the terminal is not registered as a QR scanner by the card company of its city (`setQrScanner`); the batch was refused whole and nothing was recorded.' },
     WINDOW_NOT_STARTED: { description: '`closeSettlementWindow`: the business day has not begun in its city; a window closes today’s business at the earliest.' },
     WINDOW_OPEN: { description: '`clearSettlementWindow`, `reconcileSettlementWindow`: the settlement window is still open; close it first (or wait for the cut-off).' },
     DIFFERENCE_NOT_OPEN: { description: '`resolveReconciliationDifference`: the reconciliation difference was resolved before, or the two sides match since.' },

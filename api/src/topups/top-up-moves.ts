@@ -119,7 +119,10 @@ async function reverseRefundEntry(em: EntityManager, topUp: TopUpRow): Promise<v
   const key = refundEntryKey(topUp, topUp.refund_attempt!);
   const [entry] = await em.execute<{ id: string }[]>(`select id from journal_entry where entry_key = ?`, [key]);
   if (entry) {
-    await reverse(em, entry.id, { key: `${key}:failed`, description: `refund of top-up ${topUp.id} failed at the gateway`, metadata: { kind: 'TOP_UP_REFUND_FAILED', topUp: topUp.id } });
+    const failed = { key: `${key}:failed`, description: `refund of top-up ${topUp.id} failed at the gateway`, metadata: { kind: 'TOP_UP_REFUND_FAILED', topUp: topUp.id } };
+    // A wallet's value comes back as a top-up's does (debt first): rides may have run up debt since it left.
+    if (topUp.wallet_id) await postWalletTopUp(em, (await walletById(em, topUp.wallet_id, true))!, { ...failed, sourceAccountId: (await gatewayClearingAccount(em, topUp.currency)).id, amount: BigInt(topUp.amount) });
+    else await reverse(em, entry.id, failed);
     await recordClearingItem(em, { kind: 'TOP_UP_REFUND_FAILED', ...cardCompanyItem(topUp), amount: BigInt(topUp.amount), entryKey: `${key}:failed`, gatewayReference: topUp.gateway_refund_id });
   }
   await em.execute(`update top_up set gateway_refund_id = null, refund_attempt = null where id = ?`, [topUp.id]);

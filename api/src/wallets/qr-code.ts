@@ -125,17 +125,37 @@ export function parseQrCode(text: string): QrCode | null {
 export type QrRefusal = 'FORGED' | 'EXPIRED' | 'BLOCKED';
 
 /**
+ * A card company's signing key after a host key rotation: it still verifies the credentials it
+ * signed before `retiredAt`, for scans before `usableUntil` (retirement plus a credential's
+ * validity), and nothing else.
+ */
+export interface RetiredIssuerKey {
+  key: KeyObject;
+  retiredAt: Date;
+  usableUntil: Date;
+}
+
+/**
  * The offline verification a scanner runs, and the host runs again on upload, as named checks in
  * order (STYLE.md §1): the code's shape, the card company's signature (by the key its id names),
  * the credential's validity window, the device signature over the fresh part, the fresh part's age
  * (a screenshot), the blocklist. `issuerKeys` maps hex key ids to the card company's public keys.
  */
-export function verifyQrCode(text: string, opts: { issuerKeys: ReadonlyMap<string, KeyObject>; scannedAt: Date; isBlocked: (credentialId: string) => boolean }): { ok: true; code: QrCode } | { ok: false; refusal: QrRefusal; reason: string; code: QrCode | null } {
+export function verifyQrCode(
+  text: string,
+  opts: { issuerKeys: ReadonlyMap<string, KeyObject>; retiredIssuerKeys?: ReadonlyMap<string, RetiredIssuerKey>; scannedAt: Date; isBlocked: (credentialId: string) => boolean },
+): { ok: true; code: QrCode } | { ok: false; refusal: QrRefusal; reason: string; code: QrCode | null } {
   const code = parseQrCode(text);
   if (!code) return { ok: false, refusal: 'FORGED', reason: 'not a QR ride code (OCQR1 with five parts of the right sizes)', code: null };
   const c = code.credential;
-  const issuerKey = opts.issuerKeys.get(c.issuerKeyId.toString('hex'));
+  const keyId = c.issuerKeyId.toString('hex');
+  const retired = opts.issuerKeys.has(keyId) ? undefined : opts.retiredIssuerKeys?.get(keyId);
+  const issuerKey = opts.issuerKeys.get(keyId) ?? retired?.key;
   if (!issuerKey || !safeVerify(Buffer.concat([CREDENTIAL_DOMAIN, code.credentialBytes]), issuerKey, code.issuerSignature)) return { ok: false, refusal: 'FORGED', reason: 'the credential is not signed by the card company', code };
+  // A retired key vouches only for what it signed while in service, and only while that can still be valid.
+  if (retired && (+c.validFrom >= +retired.retiredAt || +opts.scannedAt >= +retired.usableUntil)) {
+    return { ok: false, refusal: 'FORGED', reason: `signed by a key retired at ${retired.retiredAt.toISOString()}: it verifies credentials issued before, scanned until ${retired.usableUntil.toISOString()}`, code };
+  }
   if (+opts.scannedAt < +c.validFrom || +opts.scannedAt >= +c.validUntil) return { ok: false, refusal: 'EXPIRED', reason: `the credential is valid ${c.validFrom.toISOString()} to ${c.validUntil.toISOString()}`, code };
   const deviceKey = devicePublicKeyOf(c.devicePublicKey);
   if (!deviceKey || !safeVerify(Buffer.concat([FRESH_DOMAIN, code.credentialBytes, code.freshBytes]), deviceKey, code.deviceSignature)) return { ok: false, refusal: 'FORGED', reason: 'the fresh part is not signed by the credential’s device key', code };

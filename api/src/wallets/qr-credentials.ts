@@ -82,6 +82,8 @@ export interface CredentialRow {
   valid_until: Date;
   blocked_at: Date | null;
   block_reason: string | null;
+  /** The device key the card company bound it to (65 bytes). */
+  device_public_key: Buffer;
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -89,7 +91,7 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 export async function credentialById(em: EntityManager, id: string): Promise<CredentialRow | null> {
   if (!UUID.test(id)) return null;
   const [row] = await em.execute<CredentialRow[]>(
-    `select q.id, q.wallet_id, w.holder_id, w.card_company_id, q.valid_from, q.valid_until, b.blocked_at, b.reason as block_reason
+    `select q.id, q.wallet_id, w.holder_id, w.card_company_id, q.valid_from, q.valid_until, q.device_public_key, b.blocked_at, b.reason as block_reason
        from qr_credential q join transit_wallet w on w.id = q.wallet_id left join qr_blocklist b on b.credential_id = q.id where q.id = ?`,
     [id],
   );
@@ -135,8 +137,28 @@ export async function blockQrCredential(em: EntityManager, principal: Principal,
   return (await credentialById(em, found.id))!;
 }
 
+export interface RetiredSigningCertificate {
+  certificate: string;
+  retiredAt: Date;
+  /** Retirement plus a credential's validity: no credential it signed is valid past this. */
+  usableUntil: Date;
+}
+
+/**
+ * The city's host certificates retired after `since` (docs/qr-rides.md, "Host key rotation"): the
+ * credentials they signed before retirement are honoured until they run out, never longer.
+ */
+export async function retiredSigningCertificates(em: EntityManager, caId: string, since: Date): Promise<RetiredSigningCertificate[]> {
+  const rows = await em.execute<{ certificate_pem: string; retired_at: Date }[]>(`select certificate_pem, retired_at from retired_host_signing_key where ca_id = ? and retired_at > ? order by retired_at`, [caId, since]);
+  return rows.map((r) => {
+    const retiredAt = new Date(r.retired_at);
+    return { certificate: r.certificate_pem, retiredAt, usableUntil: new Date(+retiredAt + CREDENTIAL_TTL_MS) };
+  });
+}
+
 export interface ScannerUpdate {
   signingCertificates: string[];
+  retiredSigningCertificates: RetiredSigningCertificate[];
   blocked: { credentialId: string; sequence: number; blockedAt: Date }[];
   sequence: number;
 }
@@ -146,7 +168,7 @@ export interface ScannerUpdate {
  * (host certificate, city working CA) and the blocklist entries after `afterSequence` (a delta, like
  * the card blacklist). Credential ids only: nothing personal.
  */
-export async function scannerUpdate(em: EntityManager, deps: { kek: Buffer; publicUrl: string }, cardCompanyId: string, afterSequence: number): Promise<ScannerUpdate | null> {
+export async function scannerUpdate(em: EntityManager, deps: { kek: Buffer; publicUrl: string; now?: Date }, cardCompanyId: string, afterSequence: number): Promise<ScannerUpdate | null> {
   if (!UUID.test(cardCompanyId)) return null;
   const [company] = await em.execute<{ city_id: string }[]>(`select city_id from card_company where id = ?`, [cardCompanyId]);
   if (!company) return null;
@@ -156,5 +178,7 @@ export async function scannerUpdate(em: EntityManager, deps: { kek: Buffer; publ
     [cardCompanyId, afterSequence],
   );
   const blocked = rows.map((r) => ({ credentialId: r.credential_id, sequence: Number(r.sequence), blockedAt: new Date(r.blocked_at) }));
-  return { signingCertificates: host.chainPem, blocked, sequence: blocked.at(-1)?.sequence ?? afterSequence };
+  // Only the retired certificates some credential may still need: retired less than a credential's validity ago.
+  const retired = await retiredSigningCertificates(em, host.caId, new Date(+(deps.now ?? new Date()) - CREDENTIAL_TTL_MS));
+  return { signingCertificates: host.chainPem, retiredSigningCertificates: retired, blocked, sequence: blocked.at(-1)?.sequence ?? afterSequence };
 }

@@ -15,22 +15,29 @@ import { recordClearingItem } from '../settlement/clearing-items.js';
 import { checkTerminalBatch, type SignedTerminalBatch } from '../settlement/terminal-batch-checks.js';
 import { DomainError } from '../graphql/domain-error.js';
 import { UserErrorCode } from '../graphql/user-error.js';
-import { blockCredentials, blockWalletCredentials, credentialById, type CredentialRow } from './qr-credentials.js';
-import { issuerKeyIdOf, parseQrCode, verifyQrCode } from './qr-code.js';
+import { blockCredentials, blockWalletCredentials, credentialById, type CredentialRow, retiredSigningCertificates } from './qr-credentials.js';
+import { issuerKeyIdOf, parseQrCode, type RetiredIssuerKey, verifyQrCode } from './qr-code.js';
 import { postRideFare, walletBalances } from './wallet-ledger.js';
+import { qrScannerOf } from './qr-scanners.js';
 import { walletById } from './wallet-rows.js';
 
-export type QrRideOutcome = 'ACCEPTED' | 'DEBT' | 'DUPLICATE' | 'EXPIRED' | 'BLOCKED' | 'FORGED' | 'DEBT_LIMIT_EXCEEDED';
+export type QrRideOutcome = 'ACCEPTED' | 'DEBT' | 'DUPLICATE' | 'EXPIRED' | 'BLOCKED' | 'FORGED' | 'DEBT_LIMIT_EXCEEDED' | 'FARE_ABOVE_CAP';
 
 export type QrBatchRefusal = 'NOT_A_TERMINAL' | 'UNKNOWN_CA' | 'CERTIFICATE_REVOKED' | 'CERTIFICATE_EXPIRED' | 'CERTIFICATE_NOT_THIS_TERMINAL' | 'TERMINAL_NOT_ACTIVE' | 'BAD_SIGNATURE' | 'MALFORMED_BATCH';
 
 /** A batch refused whole, as an offline card batch is: OFFLINE_BATCH_REFUSED on its body, OFFLINE_BATCH_ID_REUSED on its id. */
-export class QrBatchError extends DomainError<QrBatchRefusal | 'BATCH_ID_REUSED'> {
+export class QrBatchError extends DomainError<QrBatchRefusal | 'BATCH_ID_REUSED' | 'NOT_A_QR_SCANNER'> {
   constructor(
-    readonly refusal: QrBatchRefusal | 'BATCH_ID_REUSED',
+    readonly refusal: QrBatchRefusal | 'BATCH_ID_REUSED' | 'NOT_A_QR_SCANNER',
     message: string,
   ) {
-    super(refusal, `${refusal}: ${message}`, refusal === 'BATCH_ID_REUSED' ? UserErrorCode.OFFLINE_BATCH_ID_REUSED : UserErrorCode.OFFLINE_BATCH_REFUSED, refusal === 'BATCH_ID_REUSED' ? 'batchId' : 'body');
+    super(refusal, `${refusal}: ${message}`, ...QrBatchError.answer(refusal));
+  }
+
+  private static answer(refusal: QrBatchError['refusal']): [UserErrorCode, string] {
+    if (refusal === 'BATCH_ID_REUSED') return [UserErrorCode.OFFLINE_BATCH_ID_REUSED, 'batchId'];
+    if (refusal === 'NOT_A_QR_SCANNER') return [UserErrorCode.QR_SCANNER_NOT_REGISTERED, 'terminal'];
+    return [UserErrorCode.OFFLINE_BATCH_REFUSED, 'body'];
   }
 }
 
@@ -102,6 +109,10 @@ export async function uploadQrRideBatch(em: EntityManager, deps: { kek: Buffer; 
   const now = deps.now?.() ?? new Date();
   // The checks of an offline card batch, in the same order.
   await checkTerminalBatch(em, input, now, (refusal, message) => new QrBatchError(refusal, message));
+  // Then whether it may take QR fares at all: a certified terminal is not thereby a transit scanner.
+  const scanner = await qrScannerOf(em, input.terminal.id);
+  if (!scanner) throw new QrBatchError('NOT_A_QR_SCANNER', `terminal ${input.terminal.serial} is not registered as a QR scanner by its city's card company (setQrScanner)`);
+  const fareCap = BigInt(scanner.fare_cap);
   const rides = parseQrRideBody(input.body);
   const bodyHash = createHash('sha256').update(input.body, 'utf8').digest('hex');
 
@@ -120,7 +131,7 @@ export async function uploadQrRideBatch(em: EntityManager, deps: { kek: Buffer; 
     const keys = new IssuerKeys(tx, deps);
     const answers: QrRideAnswer[] = [];
     for (const [index, ride] of rides.entries()) {
-      const result = await takeRide(tx, keys, input.terminal, id, ride, now);
+      const result = await takeRide(tx, keys, { terminal: input.terminal, fareCap }, id, ride, now);
       await tx.execute(
         `insert into qr_ride (id, batch_row_id, record_no, credential_id, counter, fresh_time, scanned_at, amount, outcome, reason, journal_entry_id) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
         [randomUUID(), id, index, result.credential?.id ?? null, result.credential ? result.counter : null, result.credential ? result.freshTime : null, ride.scannedAt, ride.amount, result.outcome, result.reason, result.journalEntryId],
@@ -143,22 +154,32 @@ async function lockWalletsInOrder(tx: EntityManager, rides: QrRideRecord[]): Pro
   if (ids.length) await tx.execute(`select id from transit_wallet where id in (?) order by id for update`, [ids]);
 }
 
-/** Each card company's signing key, by key id, read once per batch. */
+type CompanyKeys = { current: Map<string, KeyObject>; retired: Map<string, RetiredIssuerKey> };
+
+/**
+ * Each card company's signing key by key id, and its retired ones (every one: a ride is judged at its
+ * scan time, which a late upload puts long before now), read once per batch.
+ */
 class IssuerKeys {
-  private readonly byCompany = new Map<string, Map<string, KeyObject>>();
+  private readonly byCompany = new Map<string, CompanyKeys>();
   constructor(
     private readonly em: EntityManager,
     private readonly deps: { kek: Buffer; publicUrl: string },
   ) {}
 
-  async of(cardCompanyId: string): Promise<Map<string, KeyObject>> {
+  async of(cardCompanyId: string): Promise<CompanyKeys> {
     let keys = this.byCompany.get(cardCompanyId);
     if (!keys) {
-      keys = new Map();
+      keys = { current: new Map(), retired: new Map() };
       const [company] = await this.em.execute<{ city_id: string }[]>(`select city_id from card_company where id = ?`, [cardCompanyId]);
       if (company) {
-        const publicKey = new X509Certificate((await hostKeyOfCity(this.em, this.deps.kek, company.city_id, this.deps.publicUrl)).chainPem[0]!).publicKey;
-        keys.set(issuerKeyIdOf(publicKey).toString('hex'), publicKey);
+        const host = await hostKeyOfCity(this.em, this.deps.kek, company.city_id, this.deps.publicUrl);
+        const publicKey = new X509Certificate(host.chainPem[0]!).publicKey;
+        keys.current.set(issuerKeyIdOf(publicKey).toString('hex'), publicKey);
+        for (const r of await retiredSigningCertificates(this.em, host.caId, new Date(0))) {
+          const key = new X509Certificate(r.certificate).publicKey;
+          keys.retired.set(issuerKeyIdOf(key).toString('hex'), { key, retiredAt: r.retiredAt, usableUntil: r.usableUntil });
+        }
       }
       this.byCompany.set(cardCompanyId, keys);
     }
@@ -168,22 +189,25 @@ class IssuerKeys {
 
 type RideResult = { outcome: QrRideOutcome; reason: string; journalEntryId: string | null; credential: CredentialRow | null; counter: number; freshTime: Date | null };
 
-async function takeRide(tx: EntityManager, keys: IssuerKeys, terminal: ReaderRow, batchRowId: string, ride: QrRideRecord, now: Date): Promise<RideResult> {
+async function takeRide(tx: EntityManager, keys: IssuerKeys, scanner: { terminal: ReaderRow; fareCap: bigint }, batchRowId: string, ride: QrRideRecord, now: Date): Promise<RideResult> {
   const refused = (outcome: QrRideOutcome, reason: string, credential: CredentialRow | null = null, counter = 0, freshTime: Date | null = null): RideResult => ({ outcome, reason, journalEntryId: null, credential, counter, freshTime });
   if (+ride.scannedAt > +now + 5 * 60_000) return refused('FORGED', 'scanned in the future by more than the 5 minutes of clock skew allowed');
   // The card company named in the code, if it parses: its key decides; the database is asked only then.
   const companyId = /^OCQR1\.[A-Za-z0-9_-]+/.test(ride.code) ? companyOf(ride.code) : null;
-  const issuerKeys = companyId ? await keys.of(companyId) : new Map<string, KeyObject>();
+  const issuerKeys = companyId ? await keys.of(companyId) : { current: new Map<string, KeyObject>(), retired: new Map<string, RetiredIssuerKey>() };
   let credential: CredentialRow | null = null;
-  const verified = verifyQrCode(ride.code, { issuerKeys, scannedAt: ride.scannedAt, isBlocked: () => false });
+  const verified = verifyQrCode(ride.code, { issuerKeys: issuerKeys.current, retiredIssuerKeys: issuerKeys.retired, scannedAt: ride.scannedAt, isBlocked: () => false });
   if (verified.code && (verified.ok || verified.refusal !== 'FORGED')) credential = await credentialById(tx, verified.code.credential.credentialId);
   if (!verified.ok) return refused(verified.refusal, verified.reason, credential, verified.code?.counter ?? 0, verified.code?.freshTime ?? null);
   const code = verified.code;
   // Signed by the card company, so it names a credential it recorded; one it has not is refused as forged.
-  if (!credential || credential.wallet_id !== code.credential.walletId) return refused('FORGED', 'the card company issued no such credential');
+  // The device key too: a leaked signing key must not bind someone else's credential id to an attacker's device.
+  if (!credential || credential.wallet_id !== code.credential.walletId || !Buffer.from(credential.device_public_key).equals(code.credential.devicePublicKey)) return refused('FORGED', 'the card company issued no such credential');
   // Blocked before the scan: the scanner should have known (its delta); a ride before the block is the scanner's good faith.
   if (credential.blocked_at && +credential.blocked_at <= +ride.scannedAt) return refused('BLOCKED', `the credential was blocked at ${new Date(credential.blocked_at).toISOString()}: ${credential.block_reason}`, credential, code.counter, code.freshTime);
-  return bookRide(tx, terminal, batchRowId, credential, { counter: code.counter, freshTime: code.freshTime }, ride, now);
+  // The holder signs who rode, not what it cost: the card company's cap for this terminal bounds what a scanner may charge.
+  if (BigInt(ride.amount) > scanner.fareCap) return refused('FARE_ABOVE_CAP', `the fare ${ride.amount} is above this terminal's fare cap of ${scanner.fareCap}`, credential, code.counter, code.freshTime);
+  return bookRide(tx, scanner.terminal, batchRowId, credential, { counter: code.counter, freshTime: code.freshTime }, ride, now);
 }
 
 /** The card company id a code's credential names (bytes 49–65), read before its signature is checked to find the key that checks it. */

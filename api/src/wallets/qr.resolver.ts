@@ -8,6 +8,8 @@ import { findReaderFor, type ReaderRow } from '../readers/readers.service.js';
 import { loadKeyEncryptionKey } from '../secrets/kek.js';
 import { blockQrCredential, type CredentialRow, issueQrCredential, scannerUpdate } from './qr-credentials.js';
 import { type QrBatchAnswer, uploadQrRideBatch } from './qr-ride-batches.js';
+import { setQrScanner } from './qr-scanners.js';
+import { Money } from '../graphql/money.js';
 import {
   BlockQrCredentialInput,
   IssueQrCredentialInput,
@@ -18,7 +20,11 @@ import {
   QrRideBatchType,
   type QrRideOutcomeEnum,
   QrRideResultType,
+  QrRetiredSigningCertificateType,
+  QrScannerType,
   QrScannerUpdateType,
+  SetQrScannerInput,
+  SetQrScannerPayload,
   UploadQrRideBatchInput,
   UploadQrRideBatchPayload,
 } from './qr.types.js';
@@ -94,9 +100,28 @@ export class QrRideResolver {
     if (!update) return null;
     return Object.assign(new QrScannerUpdateType(), {
       signingCertificates: update.signingCertificates,
+      retiredSigningCertificates: update.retiredSigningCertificates.map((r) => Object.assign(new QrRetiredSigningCertificateType(), r)),
       blocked: update.blocked.map((b) => Object.assign(new QrBlockedCredentialType(), b)),
       sequence: update.sequence,
     });
+  }
+
+  @Authorized('OPERATOR', 'ISSUER', 'readers:manage')
+  @Mutation(() => SetQrScannerPayload, {
+    description:
+      'Lets a terminal upload QR rides, with the highest fare it may charge, or stops it (docs/qr-rides.md, “Scanners and fare caps”). The operator, or the card company of the terminal’s city (scope readers:manage): it clears the rides, and the holder’s code does not sign the fare.',
+  })
+  async setQrScanner(@Arg('input', () => SetQrScannerInput, { description: 'The terminal, whether it takes QR rides, its fare cap.' }) input: SetQrScannerInput, @Ctx() ctx: GraphQLContext): Promise<SetQrScannerPayload> {
+    const terminal = await findReaderFor(ctx.em, ctx.principal!, fromGlobalId(input.reader, 'Reader').id);
+    if (!terminal) return { scanner: null, userErrors: [userError(UserErrorCode.NOT_FOUND, `no terminal ${input.reader} you manage`, ['input', 'reader'])] };
+    return withUserErrors<SetQrScannerPayload>(async () => {
+      const row = await setQrScanner(ctx.em, ctx.principal!, terminal, { acceptsQrRides: input.acceptsQrRides, fareCap: input.fareCap ?? null });
+      const [city] = row ? await ctx.em.execute<{ currency: string }[]>(`select currency from city where id = ?`, [terminal.city_id]) : [];
+      return {
+        scanner: Object.assign(new QrScannerType(), { reader: toGlobalId('Reader', terminal.id), acceptsQrRides: !!row, fareCap: row ? Money.of(BigInt(row.fare_cap), city!.currency.trim()) : null }),
+        userErrors: [],
+      };
+    }, { scanner: null });
   }
 
   @Authorized(...scopeByKind({ MERCHANT: 'payments:write', ISSUER: 'topups:write' }))

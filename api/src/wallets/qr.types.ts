@@ -1,5 +1,6 @@
 import { Field, Float, ID, InputType, Int, ObjectType, registerEnumType } from 'type-graphql';
 import { DateTimeScalar, MinorUnitsScalar } from '../graphql/scalars.js';
+import { Money } from '../graphql/money.js';
 import { UserError } from '../graphql/user-error.js';
 
 @InputType({ description: 'A ride credential for your holder’s transit wallet, bound to the app’s device key.' })
@@ -74,10 +75,25 @@ export class QrBlockedCredentialType {
   blockedAt!: Date;
 }
 
+@ObjectType('QrRetiredSigningCertificate', { description: 'A signing certificate retired by a host key rotation: it still verifies the credentials it signed before retiredAt, for scans before usableUntil, and nothing else.' })
+export class QrRetiredSigningCertificateType {
+  @Field({ description: 'PEM: the retired signing certificate (issued by the same city working CA as signingCertificates’ second).' })
+  certificate!: string;
+
+  @Field(() => DateTimeScalar, { description: 'When it was retired: a credential it signed with a validFrom at or after this is forged.' })
+  retiredAt!: Date;
+
+  @Field(() => DateTimeScalar, { description: 'retiredAt plus a credential’s validity (6 hours): drop it then; a code it signed scanned later is forged.' })
+  usableUntil!: Date;
+}
+
 @ObjectType({ description: 'What a scanner needs to verify a card company’s ride codes offline: the signing certificate chain and the blocklist after the sequence it holds.' })
 export class QrScannerUpdateType {
   @Field(() => [String], { description: 'PEM: the card company’s signing certificate (P-256, from its city working CA), then the city working CA’s. Check them up to the root you pin; a code names its signer by the first 8 bytes of SHA-256 over the signing key’s SubjectPublicKeyInfo.' })
   signingCertificates!: string[];
+
+  @Field(() => [QrRetiredSigningCertificateType], { description: 'Signing certificates retired less than a credential’s validity ago, oldest first: keep each until its usableUntil for the credentials it signed before retirement (docs/qr-rides.md, “Host key rotation”).' })
+  retiredSigningCertificates!: QrRetiredSigningCertificateType[];
 
   @Field(() => [QrBlockedCredentialType], { description: 'Blocklist entries after afterSequence, oldest first (at most 10,000: ask again from sequence until empty).' })
   blocked!: QrBlockedCredentialType[];
@@ -112,6 +128,7 @@ export enum QrRideOutcomeEnum {
   BLOCKED = 'BLOCKED',
   FORGED = 'FORGED',
   DEBT_LIMIT_EXCEEDED = 'DEBT_LIMIT_EXCEEDED',
+  FARE_ABOVE_CAP = 'FARE_ABOVE_CAP',
 }
 registerEnumType(QrRideOutcomeEnum, {
   name: 'QrRideOutcome',
@@ -124,6 +141,7 @@ registerEnumType(QrRideOutcomeEnum, {
     BLOCKED: { description: 'The credential was on the blocklist when scanned.' },
     FORGED: { description: 'Not a code, not signed by the card company or the credential’s device key, or no credential the card company issued.' },
     DEBT_LIMIT_EXCEEDED: { description: 'The wallet could not cover it within its debt limit: not booked, and the wallet’s credentials blocked.' },
+    FARE_ABOVE_CAP: { description: 'The fare is above the fare cap the card company set for this scanner (setQrScanner): recorded, not booked.' },
   },
 });
 
@@ -181,6 +199,39 @@ export class UploadQrRideBatchPayload {
   @Field({ description: 'True when this batch was received before and the stored answer is returned (nothing booked again).' })
   replayed!: boolean;
 
-  @Field(() => [UserError], { description: 'Why the batch was refused whole (OFFLINE_BATCH_REFUSED naming the failed check, OFFLINE_BATCH_ID_REUSED); empty otherwise.' })
+  @Field(() => [UserError], { description: 'Why the batch was refused whole (OFFLINE_BATCH_REFUSED naming the failed check, OFFLINE_BATCH_ID_REUSED, QR_SCANNER_NOT_REGISTERED); empty otherwise.' })
+  userErrors!: UserError[];
+}
+
+@InputType({ description: 'Whether a terminal may upload QR rides, and the highest fare it may charge.' })
+export class SetQrScannerInput {
+  @Field(() => ID, { description: 'Global id of the terminal (a Reader of a card company or a merchant of your city), as setTerminalLocation names it.' })
+  reader!: string;
+
+  @Field({ defaultValue: true, description: 'True (the default): the terminal is a QR scanner (a bus validator, a metro gate) and its ride batches are taken. False: they are refused whole (QR_SCANNER_NOT_REGISTERED).' })
+  acceptsQrRides!: boolean;
+
+  @Field(() => MinorUnitsScalar, { nullable: true, description: 'The highest fare one ride may cost on this terminal, in minor units of its city’s currency: 1 to 100000 (1,000.00); 5000 (50.00) when omitted. A ride above it is recorded FARE_ABOVE_CAP, not booked. Omit it when acceptsQrRides is false.' })
+  fareCap?: bigint | null;
+}
+
+@ObjectType('QrScanner', { description: 'A terminal as a QR scanner: whether it may upload QR rides, and its fare cap.' })
+export class QrScannerType {
+  @Field(() => ID, { description: 'Global id of the terminal (a Reader).' })
+  reader!: string;
+
+  @Field({ description: 'Whether its QR ride batches are taken.' })
+  acceptsQrRides!: boolean;
+
+  @Field(() => Money, { nullable: true, description: 'The highest fare one ride may cost on it; null when it takes no QR rides.' })
+  fareCap!: Money | null;
+}
+
+@ObjectType({ description: 'The result of setQrScanner.' })
+export class SetQrScannerPayload {
+  @Field(() => QrScannerType, { nullable: true, description: 'The terminal as a scanner now; null when refused.' })
+  scanner!: QrScannerType | null;
+
+  @Field(() => [UserError], { description: 'Why the mutation was refused; empty on success.' })
   userErrors!: UserError[];
 }

@@ -11,11 +11,12 @@ import { UserErrorCode } from '../graphql/user-error.js';
 import type { TopUpError } from '../topups/topups.errors.js';
 import { createWalletTopUp, findTopUpFor, listTopUpsOfWallet, refundTopUp, topUpHistory, type TopUpRow } from '../topups/topups.service.js';
 import { TopUpStatusChange, TopUpStatusEnum } from '../topups/topups.types.js';
-import { findWalletFor, holderWallet, openWallet, walletBalances, walletHistory, type WalletRow } from './wallets.service.js';
+import { findWalletFor, holderWallet, openWallet, setWalletDebtLimit, walletBalances, walletHistory, type WalletRow } from './wallets.service.js';
 import {
   CreateWalletTopUpInput,
   OpenTransitWalletInput,
   RefundWalletTopUpInput,
+  SetWalletDebtLimitInput,
   TransitWalletPayload,
   TransitWalletType,
   WalletEntryConnection,
@@ -115,6 +116,12 @@ export class TransitWalletResolver {
           debtChange: Money.of(BigInt(r.debt_change), wallet.currencyCode),
         }),
     );
+  }
+
+  @Authorized('ISSUER', 'topups:write')
+  @Mutation(() => TransitWalletPayload, { description: 'Sets how far QR rides may run one of your card company’s transit wallets into debt (scope topups:write): 0 to 100.00; 20.00 for a new wallet. Rides past it are refused DEBT_LIMIT_EXCEEDED (docs/qr-rides.md, “Debt”).' })
+  async setWalletDebtLimit(@Arg('input', () => SetWalletDebtLimitInput, { description: 'The wallet and its new debt limit.' }) input: SetWalletDebtLimitInput, @Ctx() ctx: GraphQLContext): Promise<TransitWalletPayload> {
+    return withUserErrors<TransitWalletPayload>(async () => ({ wallet: walletView(await setWalletDebtLimit(ctx.em, ctx.principal!, { walletId: fromGlobalId(input.wallet, 'TransitWallet').id, debtLimit: input.debtLimit })), userErrors: [] }), { wallet: null });
   }
 
   @Authorized('CARDHOLDER_APP', 'card:topup')

@@ -59,3 +59,23 @@ export function walletHistory(em: EntityManager, wallet: Pick<WalletRow, 'id' | 
   params.push(opts.limit);
   return em.execute<WalletEntryRow[]>(sql, params);
 }
+
+/** The highest debt limit a card company may give a wallet: 100.00, a few days of rides. */
+export const MAX_DEBT_LIMIT = 10_000n;
+
+/**
+ * Sets how far rides may run a wallet into debt (the card company, scope topups:write, for its own
+ * wallets). With the wallet's row locked, as rides and top-ups take it: a ride booked at the same
+ * time is judged by the old limit or the new one, never by half of each. A limit below what the
+ * wallet owes already leaves the debt as it is; its rides are refused until a top-up clears it.
+ */
+export async function setWalletDebtLimit(em: EntityManager, principal: Principal, input: { walletId: string; debtLimit: bigint }): Promise<WalletRow> {
+  if (input.debtLimit < 0n || input.debtLimit > MAX_DEBT_LIMIT) throw new WalletError('INVALID_INPUT', `a debt limit is 0 to ${MAX_DEBT_LIMIT} minor units`, 'debtLimit');
+  return em.transactional(async (tx) => {
+    const may = principal.kind === 'ISSUER' && principal.scopes.includes('topups:write');
+    const wallet = may ? await findWalletFor(tx, principal, input.walletId, true) : null;
+    if (!wallet) throw new WalletError('NOT_FOUND', `no transit wallet ${input.walletId} of your card company`, 'wallet');
+    await tx.execute(`update transit_wallet set debt_limit = ? where id = ?`, [input.debtLimit.toString(), wallet.id]);
+    return { ...wallet, debt_limit: input.debtLimit.toString() };
+  });
+}

@@ -81,6 +81,15 @@ export class OpenTransitWalletInput {
   cardCompany!: string;
 }
 
+@InputType({ description: 'How far rides may run a transit wallet into debt.' })
+export class SetWalletDebtLimitInput {
+  @Field(() => ID, { description: 'Global id of the TransitWallet (one of your card company’s).' })
+  wallet!: string;
+
+  @Field(() => MinorUnitsScalar, { description: 'The debt limit in minor units of the wallet’s currency: 0 (rides only from what the wallet holds) to 10000 (100.00). New wallets get 2000 (20.00).' })
+  debtLimit!: bigint;
+}
+
 @ObjectType({ description: 'The result of openTransitWallet.' })
 export class TransitWalletPayload {
   @Field(() => TransitWalletType, { nullable: true, description: 'The wallet (the one already open, if any); null when refused.' })
