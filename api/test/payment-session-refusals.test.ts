@@ -2,19 +2,21 @@
  * Who may open a card session to pay a payment, and on which reader (payment-card-step.ts, the
  * purpose's open): the holder's app with card:topup, or the payment's merchant with payments:write
  * on a reader it owns. Every other opening is refused before any session exists, and the payment
- * stays waiting for a card. Over real HTTP. Written from the mutation testing of the payments unit
+ * stays waiting for a card. A reader the caller may not use is refused on `reader` before the
+ * payment is looked at (readers the caller does not own, or a holder's app without card:topup). Over real HTTP. Written from the mutation testing of the payments unit
  * (docs/testing.md, payments).
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { OneCardClient } from '../../sdk-js/src/index.js';
 import { fromGlobalId } from '../src/graphql/global-id.js';
 import { createMerchant } from '../src/tenancy/tenancy.service.js';
-import { apiClient, cardholderApp, newReader, OPEN, type TestReader, useCardSessionWorld } from './support/card-sessions.js';
+import { apiClient, cardholderApp, newReader, type TestReader, useCardSessionWorld } from './support/card-sessions.js';
 
 const world = useCardSessionWorld();
 
 type Caller = Pick<OneCardClient, 'request'>;
-type Errors = { code: string; message: string }[];
+type Errors = { code: string; field?: string[] | null; message: string }[];
+const OPEN = `mutation($input: OpenCardSessionInput!) { openCardSession(input: $input) { session { id state } userErrors { code field message } } }`;
 type Opened = { openCardSession: { session: { id: string; state: string } | null; userErrors: Errors } };
 
 let teaId: string;
@@ -73,20 +75,20 @@ describe('opening a session to pay a payment', () => {
     }
   });
 
-  const refusals: { who: string; by: () => Caller; on: () => TestReader; extra?: Record<string, unknown>; code: string }[] = [
-    { who: 'its merchant on a till it does not own', by: () => tea, on: () => noodleTill, code: 'NOT_FOUND' },
-    { who: 'its merchant on the card company’s counter', by: () => tea, on: () => counter, code: 'NOT_FOUND' },
-    { who: 'its merchant with payments:read only, on its own till', by: () => teaReadOnly, on: () => teaTill, code: 'NOT_FOUND' },
-    { who: 'another merchant, on its own till', by: () => noodles, on: () => noodleTill, code: 'NOT_FOUND' },
-    { who: 'a holder’s app without card:topup', by: () => reader, on: () => home, code: 'NOT_FOUND' },
-    { who: 'its merchant naming an amount (the payment’s is the amount)', by: () => tea, on: () => teaTill, extra: { amount: 1 }, code: 'INVALID_INPUT' },
-    { who: 'the holder’s app naming the payment’s own amount', by: () => payer, on: () => home, extra: { amount: 450 }, code: 'INVALID_INPUT' },
+  const refusals: { who: string; by: () => Caller; on: () => TestReader; extra?: Record<string, unknown>; code: string; field: string; says: string }[] = [
+    { who: 'its merchant on a till it does not own', by: () => tea, on: () => noodleTill, code: 'NOT_FOUND', field: 'reader', says: 'no reader' },
+    { who: 'its merchant on the card company’s counter', by: () => tea, on: () => counter, code: 'NOT_FOUND', field: 'reader', says: 'no reader' },
+    { who: 'its merchant with payments:read only, on its own till', by: () => teaReadOnly, on: () => teaTill, code: 'NOT_FOUND', field: 'payment', says: 'you may pay on this reader' },
+    { who: 'another merchant, on its own till', by: () => noodles, on: () => noodleTill, code: 'NOT_FOUND', field: 'payment', says: 'you may pay on this reader' },
+    { who: 'a holder’s app without card:topup', by: () => reader, on: () => home, code: 'NOT_FOUND', field: 'reader', says: 'no reader' },
+    { who: 'its merchant naming an amount (the payment’s is the amount)', by: () => tea, on: () => teaTill, extra: { amount: 1 }, code: 'INVALID_INPUT', field: 'amount', says: 'takes its amount from the payment' },
+    { who: 'the holder’s app naming the payment’s own amount', by: () => payer, on: () => home, extra: { amount: 450 }, code: 'INVALID_INPUT', field: 'amount', says: 'takes its amount from the payment' },
   ];
 
-  it.each(refusals)('$who: $code, no session, the payment still waits for a card', async ({ by, on, extra, code }) => {
+  it.each(refusals)('$who: $code on $field, no session, the payment still waits for a card', async ({ by, on, extra, code, field, says }) => {
     const payment = await newPayment();
     const opened = await open(by(), on(), payment, extra);
-    expect(opened.openCardSession.userErrors.map((e) => e.code)).toEqual([code]);
+    expect(opened.openCardSession.userErrors).toEqual([{ code, field: ['input', field], message: expect.stringContaining(says) }]);
     expect(opened.openCardSession.session).toBeNull();
     expect(await stateOf(payment)).toEqual({ status: 'REQUIRES_CARD', attempts: 0, card_session_id: null });
   });
@@ -102,9 +104,9 @@ describe('opening a session to pay a payment', () => {
       [tea, teaTill, 'INVALID_INPUT', 'CANCELED'],
     ] as const) {
       const afterCancel = await open(by, on, canceled);
-      expect(afterCancel.openCardSession.userErrors).toEqual([{ code: canceledCode, message: expect.stringContaining(says) }]);
+      expect(afterCancel.openCardSession.userErrors).toEqual([{ code: canceledCode, field: ['input', 'payment'], message: expect.stringContaining(says) }]);
       const afterExpiry = await open(by, on, expired);
-      expect(afterExpiry.openCardSession.userErrors).toEqual([{ code: 'INVALID_INPUT', message: expect.stringContaining('expired') }]);
+      expect(afterExpiry.openCardSession.userErrors).toEqual([{ code: 'INVALID_INPUT', field: ['input', 'payment'], message: expect.stringContaining('expired') }]);
       expect(afterExpiry.openCardSession.session).toBeNull();
     }
     expect(await stateOf(expired)).toEqual({ status: 'REQUIRES_CARD', attempts: 0, card_session_id: null });
