@@ -109,6 +109,24 @@ describe('a refund refused leaves nothing written', () => {
   });
 });
 
+describe('a payment paid by a card the registry does not know (anonymous)', () => {
+  it('is not the merchant’s to refund (its card company refunds it): INVALID_PAYMENT_STATE, and nothing moves', async () => {
+    const chip = issueCard({ city: world.gz, keys: world.gzMasterKeys });
+    const atCounter = sessionsOf(issuer, () => counter);
+    expect((await atCounter.agent(chip).run(await atCounter.open('LOAD', 2_000))).state).toBe('COMPLETED');
+    const id = await newPayment(700);
+    const opened = await app.request<{ openCardSession: { session: { id: string; challenge: string }; userErrors: Errors } }>(OPEN, { input: { reader: home.id, operation: 'PURCHASE', payment: id } });
+    expect(opened.openCardSession.userErrors).toEqual([]);
+    expect((await sessionsOf(app, () => home).agent(chip, home).run(opened.openCardSession.session)).state).toBe('COMPLETED');
+    expect((await get(id)).status).toBe('SUCCEEDED');
+    const payable = await merchantPayable();
+    const answer = await refund({ payment: id, amount: 100 });
+    expect(answer.refundPayment.userErrors.map((e) => ({ code: e.code, field: e.field, message: e.message }))).toEqual([{ code: 'INVALID_PAYMENT_STATE', field: ['input', 'payment'], message: expect.stringContaining('not in the card registry') }]);
+    expect((await get(id)).refundedAmount.amount).toBe(0);
+    expect(await merchantPayable()).toBe(payable);
+  });
+});
+
 describe('a refund made', () => {
   it('moves exactly its amount from the merchant’s payable to the card’s pending load, with its reason; exactly what is left may be refunded, and then nothing more', async () => {
     const paid = await paidPayment(900);
