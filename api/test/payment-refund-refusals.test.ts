@@ -1,0 +1,174 @@
+/**
+ * Refunds are money out of a merchant's payable: every refusal leaves nothing written (the refunded
+ * amount, the card's pending load, the ledger and the merchant's payable unchanged), and a refund
+ * that is made moves exactly its amount and records its reason. Over real HTTP, the payments paid
+ * with virtual cards on the holder's reader. Written from the mutation run of refundPayment
+ * (docs/testing.md, payments).
+ */
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { OneCardClient } from '../../sdk-js/src/index.js';
+import { issueCard as registerCard } from '../src/cards/cards.service.js';
+import { toGlobalId } from '../src/graphql/global-id.js';
+import { checkLedger } from '../src/ledger/ledger-check.js';
+import { createMerchant } from '../src/tenancy/tenancy.service.js';
+import { apiClient, cardholderApp, issueCard, newReader, OPEN, sessionsOf, type TestReader, testCardNumber, useCardSessionWorld } from './support/card-sessions.js';
+import type { bearerClient } from './support/oauth.js';
+
+const world = useCardSessionWorld();
+
+let merchantId: string;
+let merchant: OneCardClient;
+let issuer: OneCardClient;
+let counter: TestReader;
+let app: ReturnType<typeof bearerClient>;
+let home: TestReader;
+let holderId: string;
+
+beforeAll(async () => {
+  const em = world.db.orm.em.fork();
+  merchantId = (await createMerchant(em, { cityId: world.gz.cityId, name: 'Refund Tea' })).id;
+  merchant = await apiClient(world, 'MERCHANT', merchantId, ['payments:write', 'payments:read', 'refunds:write']);
+  issuer = await apiClient(world, 'ISSUER', world.gz.cardCompanyId, ['topups:write']);
+  counter = await newReader(world, 'REFUND-COUNTER', world.gz);
+  ({ id: holderId, app } = await cardholderApp(world, 'refund-holder'));
+  home = await newReader(world, 'HOME-refund-holder', world.gz, { kind: 'CARDHOLDER', id: holderId });
+});
+
+type Errors = { code: string; field: string[] | null; message: string }[];
+type Payment = { id: string; status: string; refundedAmount: { amount: number }; refunds: { amount: { amount: number }; reason: string | null; pendingLoad: string }[]; ledgerEntries: { kind: string; amount: { amount: number } }[] };
+const PAYMENT = `id status refundedAmount { amount } refunds { amount { amount } reason pendingLoad } ledgerEntries { kind amount { amount } }`;
+const REFUND = `mutation($input: RefundPaymentInput!) { refundPayment(input: $input) { payment { ${PAYMENT} } refund { amount { amount } reason pendingLoad } userErrors { code field message } } }`;
+type Refunded = { refundPayment: { payment: Payment | null; refund: { amount: { amount: number }; reason: string | null; pendingLoad: string } | null; userErrors: Errors } };
+
+let orders = 0;
+let keys = 0;
+async function newPayment(amount: number): Promise<string> {
+  const made = await merchant.request<{ createPayment: { payment: { id: string }; userErrors: Errors } }>(`mutation($input: CreatePaymentInput!) { createPayment(input: $input) { payment { id } userErrors { code field message } } }`, {
+    input: { amount, currency: 'CNY', orderReference: `refund-order-${++orders}`, idempotencyKey: `refund-create-${orders}` },
+  });
+  expect(made.createPayment.userErrors).toEqual([]);
+  return made.createPayment.payment.id;
+}
+
+/** A payment of `amount` paid with a registered card of the holder's, loaded at the counter first. */
+async function paidPayment(amount: number): Promise<{ id: string; card: string }> {
+  const chip = issueCard({ city: world.gz, keys: world.gzMasterKeys });
+  const row = await registerCard(world.db.orm.em.fork(), world.gz.cardCompanyId, { cardNumber: testCardNumber('623188000000'), asn: chip.asn, cardType: 'CPU', keyVersion: 1, issuedOn: '2026-01-01', expiresOn: '2031-01-01', holderId });
+  const atCounter = sessionsOf(issuer, () => counter);
+  expect((await atCounter.agent(chip).run(await atCounter.open('LOAD', amount + 1_000))).state).toBe('COMPLETED');
+  const id = await newPayment(amount);
+  const opened = await app.request<{ openCardSession: { session: { id: string; challenge: string }; userErrors: Errors } }>(OPEN, { input: { reader: home.id, operation: 'PURCHASE', payment: id } });
+  expect(opened.openCardSession.userErrors).toEqual([]);
+  expect((await sessionsOf(app, () => home).agent(chip, home).run(opened.openCardSession.session)).state).toBe('COMPLETED');
+  return { id, card: toGlobalId('Card', row.id) };
+}
+
+const refund = (input: Record<string, unknown>) => merchant.request<Refunded>(REFUND, { input: { idempotencyKey: `refund-${++keys}`, ...input } });
+const get = async (id: string) => (await merchant.request<{ payment: Payment }>(`query($id: ID!) { payment(id: $id) { ${PAYMENT} } }`, { id })).payment;
+const pendingLoadOf = async (card: string) => (await app.request<{ card: { pendingLoad: { amount: number } | null } }>(`query($id: ID!) { card(id: $id) { pendingLoad { amount } } }`, { id: card })).card.pendingLoad?.amount ?? 0;
+async function merchantPayable(): Promise<bigint> {
+  const [row] = await world.db.orm.em.fork().execute<{ balance: string }[]>(`select balance from ledger_account where code = ?`, [`merchant.${merchantId}.payable.CNY`]);
+  return BigInt(row?.balance ?? 0);
+}
+
+describe('a refund refused leaves nothing written', () => {
+  let paid: { id: string; card: string };
+  beforeAll(async () => {
+    paid = await paidPayment(1_000);
+    // 400 of it refunded already: what is left is 600.
+    expect((await refund({ payment: paid.id, amount: 400 })).refundPayment.userErrors).toEqual([]);
+  });
+
+  const refusals: { why: string; input: () => Record<string, unknown>; code: string; field?: string[] }[] = [
+    { why: 'a refund of 0', input: () => ({ payment: paid.id, amount: 0 }), code: 'INVALID_INPUT', field: ['input', 'amount'] },
+    { why: 'a negative refund', input: () => ({ payment: paid.id, amount: -100 }), code: 'INVALID_INPUT', field: ['input', 'amount'] },
+    { why: 'one minor unit more than is left', input: () => ({ payment: paid.id, amount: 601 }), code: 'REFUND_EXCEEDS_PAYMENT', field: ['input', 'amount'] },
+    { why: 'a reason of 501 characters', input: () => ({ payment: paid.id, amount: 100, reason: 'x'.repeat(501) }), code: 'INVALID_INPUT', field: ['input', 'reason'] },
+    { why: 'a payment id that is not a uuid', input: () => ({ payment: toGlobalId('Payment', 'not-a-uuid'), amount: 100 }), code: 'NOT_FOUND', field: ['input', 'payment'] },
+  ];
+
+  it.each(refusals)('$why: $code, and the payment, the card’s pending load, the ledger and the merchant’s payable are unchanged', async ({ input, code, field }) => {
+    const before = { payment: await get(paid.id), pending: await pendingLoadOf(paid.card), payable: await merchantPayable() };
+    const answer = await refund(input());
+    expect(answer.refundPayment.userErrors.map((e) => ({ code: e.code, field: e.field }))).toEqual([{ code, field }]);
+    expect(answer.refundPayment.payment).toBeNull();
+    expect(await get(paid.id)).toEqual(before.payment);
+    expect(await pendingLoadOf(paid.card)).toBe(before.pending);
+    expect(await merchantPayable()).toBe(before.payable);
+  });
+
+  it('a payment not paid yet, or canceled, cannot be refunded (INVALID_PAYMENT_STATE), and nothing moves', async () => {
+    const waiting = await newPayment(500);
+    const payable = await merchantPayable();
+    expect((await refund({ payment: waiting, amount: 100 })).refundPayment.userErrors.map((e) => e.code)).toEqual(['INVALID_PAYMENT_STATE']);
+    const canceled = await merchant.request<{ cancelPayment: { userErrors: Errors } }>(`mutation($input: CancelPaymentInput!) { cancelPayment(input: $input) { userErrors { code field message } } }`, { input: { payment: waiting, idempotencyKey: `cancel-${waiting}` } });
+    expect(canceled.cancelPayment.userErrors).toEqual([]);
+    expect((await refund({ payment: waiting })).refundPayment.userErrors.map((e) => e.code)).toEqual(['INVALID_PAYMENT_STATE']);
+    expect((await get(waiting)).refundedAmount.amount).toBe(0);
+    expect(await merchantPayable()).toBe(payable);
+  });
+});
+
+describe('a payment paid by a card the registry does not know (anonymous)', () => {
+  it('is not the merchant’s to refund (its card company refunds it): INVALID_PAYMENT_STATE, and nothing moves', async () => {
+    const chip = issueCard({ city: world.gz, keys: world.gzMasterKeys });
+    const atCounter = sessionsOf(issuer, () => counter);
+    expect((await atCounter.agent(chip).run(await atCounter.open('LOAD', 2_000))).state).toBe('COMPLETED');
+    const id = await newPayment(700);
+    const opened = await app.request<{ openCardSession: { session: { id: string; challenge: string }; userErrors: Errors } }>(OPEN, { input: { reader: home.id, operation: 'PURCHASE', payment: id } });
+    expect(opened.openCardSession.userErrors).toEqual([]);
+    expect((await sessionsOf(app, () => home).agent(chip, home).run(opened.openCardSession.session)).state).toBe('COMPLETED');
+    expect((await get(id)).status).toBe('SUCCEEDED');
+    const payable = await merchantPayable();
+    const answer = await refund({ payment: id, amount: 100 });
+    expect(answer.refundPayment.userErrors.map((e) => ({ code: e.code, field: e.field, message: e.message }))).toEqual([{ code: 'INVALID_PAYMENT_STATE', field: ['input', 'payment'], message: expect.stringContaining('not in the card registry') }]);
+    expect((await get(id)).refundedAmount.amount).toBe(0);
+    expect(await merchantPayable()).toBe(payable);
+  });
+});
+
+describe('a refund made', () => {
+  it('moves exactly its amount from the merchant’s payable to the card’s pending load, with its reason; exactly what is left may be refunded, and then nothing more', async () => {
+    const paid = await paidPayment(900);
+    const payable = await merchantPayable();
+    const first = (await refund({ payment: paid.id, amount: 250, reason: 'one cup returned' })).refundPayment;
+    expect(first.userErrors).toEqual([]);
+    expect(first.refund).toEqual({ amount: { amount: 250 }, reason: 'one cup returned', pendingLoad: expect.any(String) });
+    expect(first.payment!.refundedAmount.amount).toBe(250);
+    expect(await merchantPayable()).toBe(payable - 250n);
+    expect(await pendingLoadOf(paid.card)).toBe(250);
+
+    // Exactly what is left (650), named: allowed.
+    const rest = (await refund({ payment: paid.id, amount: 650 })).refundPayment;
+    expect(rest.userErrors).toEqual([]);
+    expect(rest.refund!.reason).toBeNull();
+    expect(rest.payment!.refundedAmount.amount).toBe(900);
+    expect(rest.payment!.status).toBe('SUCCEEDED');
+    expect(rest.payment!.refunds.map((r) => [r.amount.amount, r.reason])).toEqual([
+      [250, 'one cup returned'],
+      [650, null],
+    ]);
+    expect(rest.payment!.ledgerEntries.map((e) => [e.kind, e.amount.amount])).toEqual([
+      ['PAYMENT', 900],
+      ['REFUND', 250],
+      ['REFUND', 650],
+    ]);
+    expect(await merchantPayable()).toBe(payable - 900n);
+    expect(await pendingLoadOf(paid.card)).toBe(900);
+
+    // Fully refunded: even 1 is refused, and an omitted amount too.
+    for (const amount of [1, undefined]) {
+      expect((await refund({ payment: paid.id, amount })).refundPayment.userErrors.map((e) => e.code)).toEqual(['INVALID_PAYMENT_STATE']);
+    }
+    expect(await merchantPayable()).toBe(payable - 900n);
+    expect(await checkLedger(world.db.orm.em.fork())).toEqual([]);
+  });
+
+  it('a reason of exactly 500 characters is kept whole', async () => {
+    const paid = await paidPayment(300);
+    const reason = 'r'.repeat(500);
+    const made = (await refund({ payment: paid.id, amount: 1, reason })).refundPayment;
+    expect(made.userErrors).toEqual([]);
+    expect(made.refund!.reason).toBe(reason);
+  });
+});
