@@ -56,6 +56,8 @@ const VISITING = 0.1;
 const UNFUNDED_CARDS = 0.005;
 const BAD_TAC = 0.001;
 const AMOUNTS = [100, 150, 200, 250, 300, 350, 400, 450];
+/** The configuration's default top-up limits (TOPUP_*): the bench's cards hold no auto top-up, the rule is still asked. */
+const topUpLimits = { purseMax: 100_000n, min: 100n, max: 100_000n, dailyMax: 200_000n };
 
 interface Options {
   records: number;
@@ -398,7 +400,7 @@ async function main(): Promise<void> {
           // A terminal whose upload failed (a deadlock, a lost connection) sends the same batch again.
           for (let attempt = 1; ; attempt++) {
             try {
-              await uploadOfflineBatch(orm.em.fork(), { keyStore }, { terminal: terminal.row, terminalGlobalId: terminal.globalId, batchId: batch.batchId, body: batch.body, signature: batch.signature, certificate: terminal.cityPem });
+              await uploadOfflineBatch(orm.em.fork(), { keyStore, topUpLimits }, { terminal: terminal.row, terminalGlobalId: terminal.globalId, batchId: batch.batchId, body: batch.body, signature: batch.signature, certificate: terminal.cityPem });
               break;
             } catch (err) {
               firstError ??= describeError(err);
