@@ -233,7 +233,8 @@ async function recordTransitItems(tx: EntityManager, terminal: ReaderRow, accept
      select ?, i.business_day, i.window_id, 'TRANSIT', ?, ?, i.card_company_id, i.amount, i.currency, i.local::timestamp at time zone c.time_zone, i.entry_key, i.reference, null
        from json_to_recordset(?::json) as i(business_day date, window_id uuid, card_company_id uuid, amount bigint, currency text, local text, entry_key text, reference text)
        join city c on c.id = ?
-     on conflict (entry_key) do nothing`,
+      where not exists (select 1 from clearing_item x where x.entry_key = i.entry_key)
+     on conflict (entry_key, business_day) do nothing`,
     [
       cityId,
       terminal.owner_kind === 'MERCHANT' ? 'MERCHANT' : 'CARD_COMPANY',
