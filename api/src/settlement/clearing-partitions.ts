@@ -31,6 +31,13 @@ export function monthAfter(day: Date, k: number): string {
   return `${d.getUTCFullYear()}-${String(d.getUTCMonth() + 1).padStart(2, '0')}`;
 }
 
+/** The partition that holds a business day's items: its month's, or the default one while that has none. */
+export async function partitionHolding(em: EntityManager, day: string): Promise<string> {
+  const table = partitionOf(day.slice(0, 7));
+  const [row] = await em.execute<{ found: boolean }[]>(`select exists (select 1 from pg_inherits where inhrelid = to_regclass(?) and inhparent = 'clearing_item'::regclass) as found`, [table]);
+  return row!.found ? table : 'clearing_item_default';
+}
+
 /** The months that have a partition, in order. */
 export async function partitionedMonths(em: EntityManager): Promise<string[]> {
   const rows = await em.execute<{ name: string }[]>(
