@@ -295,7 +295,8 @@ async function generateItems(pool: pg.Pool, opts: Options): Promise<{ insert: nu
   const conn = await pool.connect();
   try {
     await conn.query(`set maintenance_work_mem = '1GB'`);
-    for (const i of indexes) await conn.query(i.def);
+    // A partitioned table's index definition reads ON ONLY (the parent alone): built ON the table, it is built on every partition.
+    for (const i of indexes) await conn.query(i.def.replace(' ON ONLY ', ' ON '));
     for (const c of constraints) await conn.query(`alter table clearing_item add constraint ${c.name} ${c.def}`);
     await conn.query(`vacuum (analyze) clearing_item`);
   } finally {
