@@ -65,7 +65,7 @@ export class Migration20261207002300_clearing_item_partitions extends Migration 
             union all select (date_trunc('month', current_date) + make_interval(months => k))::date from generate_series(0, 3) k
           ) months order by 1
         loop
-          execute format('create table %I partition of clearing_item for values from (%L) to (%L)', 'clearing_item_' || to_char(m, '"y"YYYY"m"MM'), m, (m + interval '1 month')::date);
+          execute format('create table if not exists %I partition of clearing_item for values from (%L) to (%L)', 'clearing_item_' || to_char(m, '"y"YYYY"m"MM'), m, (m + interval '1 month')::date);
         end loop;
       end $$`);
     this.addSql(`insert into clearing_item overriding system value select * from clearing_item_unpartitioned`);
