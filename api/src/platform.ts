@@ -11,6 +11,7 @@ import { cardSessionEngine } from './card-sessions.js';
 import { createHttpApp } from './http/app.js';
 import { createHttpServer } from './http/server.js';
 import { startBackgroundJobs } from './jobs/background-jobs.js';
+import { partitionsAheadTask } from './jobs/partitions-ahead.js';
 import { startWebhookDelivery } from './webhooks/delivery-worker.js';
 import { purgeExpiredIdempotencyRecords, RunningMutations } from './graphql/idempotency.js';
 import { armCrashPoints } from './graphql/crash-point.js';
@@ -25,7 +26,7 @@ import { sandboxAnswers, sandboxKeys, startFixedSandbox } from './topups/gateway
 /**
  * Periodic tasks on the job queue (graphile-worker cron: once a minute, once across all API
  * processes): payments and bill payments that expired waiting for a card are canceled; idempotency records past
- * their retention are purged.
+ * their retention are purged; clearing_item's monthly partitions are kept three months ahead (hourly).
  */
 export function scheduledTasks(orm: Orm, log: Logger) {
   return {
@@ -39,8 +40,9 @@ export function scheduledTasks(orm: Orm, log: Logger) {
         const purged = await purgeExpiredIdempotencyRecords(orm.em.fork());
         if (purged > 0) log.info({ purged }, 'idempotency records purged');
       },
+      clearing_partitions_ahead: partitionsAheadTask(orm, log),
     },
-    crontab: ['* * * * * payments_expire', '17 * * * * idempotency_purge'].join('\n'),
+    crontab: ['* * * * * payments_expire', '17 * * * * idempotency_purge', '41 * * * * clearing_partitions_ahead'].join('\n'),
   };
 }
 

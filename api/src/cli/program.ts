@@ -21,6 +21,7 @@ import { REFERENCE_FILE, syncReference } from '../graphql/reference-doc.js';
 import { createLogger } from '../http/logger.js';
 import { checkLedger } from '../ledger/ledger-check.js';
 import { settleCommand } from './settle-command.js';
+import { partitionsCommand } from './partitions-command.js';
 import { cardKeysCommand } from './card-keys-command.js';
 import { cardProfileCommand } from './card-profile-command.js';
 import { developerCommands, type StopSignal, stopOnSignals } from './developer/developer-commands.js';
@@ -104,6 +105,7 @@ export function createProgram(io: { stop?: StopSignal } = {}): Command {
     });
 
   program.addCommand(settleCommand(withOrm));
+  program.addCommand(partitionsCommand(withOrm));
 
   const clients = program.command('clients').description('OAuth clients of the platform');
   clients

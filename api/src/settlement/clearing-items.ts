@@ -30,7 +30,8 @@ export interface ClearingItemInput {
  * Records a settleable movement in the same transaction as its ledger entry. Its city is the
  * participant's, its business day the local date of when it happened there, and its window the
  * one windowForNewItem gives: that day's while open, else the next (settlement/windows.ts).
- * Idempotent by the entry key.
+ * Idempotent by the entry key: `clearing_item` is partitioned by business day, so its unique key
+ * is (entry_key, business_day); the insert also asks that no partition holds the key.
  *
  * The usual case (the window already open) is one statement: the city, the business day, the
  * window and the item. The window is taken FOR KEY SHARE: every close moves it through closeWindow,
@@ -61,19 +62,21 @@ export async function recordClearingItem(em: EntityManager, item: ClearingItemIn
      recorded as (
        insert into clearing_item (city_id, business_day, window_id, kind, participant_kind, participant_id, card_company_id, amount, currency, occurred_at, entry_key, reference, gateway_reference)
        select target.city_id, target.business_day, open_window.id, ?, ?, ?, ?, ?, ?, target.occurred_at, ?, ?, ? from target, open_window
-       on conflict (entry_key) do nothing
+        where not exists (select 1 from clearing_item x where x.entry_key = ?)
+       on conflict (entry_key, business_day) do nothing
      )
      select city_id, occurred_at, business_day::text as business_day, exists (select 1 from open_window) as window_open from target`,
-    [item.occurredAt ?? null, item.occurredLocal ?? null, item.participant.id, ...values],
+    [item.occurredAt ?? null, item.occurredLocal ?? null, item.participant.id, ...values, item.entryKey],
   );
   if (!at) throw new Error(`no city for ${item.participant.kind.toLowerCase()} ${item.participant.id}: clearing item ${item.entryKey} not recorded`);
   if (at.window_open) return;
   const windowId = await windowForNewItem(em, at.city_id, at.business_day);
   await em.execute(
     `insert into clearing_item (city_id, business_day, window_id, kind, participant_kind, participant_id, card_company_id, amount, currency, occurred_at, entry_key, reference, gateway_reference)
-     values (?, ?::date, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-     on conflict (entry_key) do nothing`,
-    [at.city_id, at.business_day, windowId, ...values.slice(0, 6), at.occurred_at, ...values.slice(6)],
+     select ?, ?::date, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
+      where not exists (select 1 from clearing_item x where x.entry_key = ?)
+     on conflict (entry_key, business_day) do nothing`,
+    [at.city_id, at.business_day, windowId, ...values.slice(0, 6), at.occurred_at, ...values.slice(6), item.entryKey],
   );
 }
 

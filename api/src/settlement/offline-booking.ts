@@ -29,6 +29,8 @@ import { windowForNewItem } from './windows.js';
 
 export type OfflineOutcome = 'ACCEPTED' | 'DUPLICATE' | 'GAP' | 'BAD_TAC' | 'UNKNOWN_CARD_ISSUER' | 'REFUSED_INSUFFICIENT_SHADOW';
 export type RecordResult = { outcome: OfflineOutcome; reason: string; journalEntryId: string | null };
+/** A card purse the batch moved: its balance before the batch and after it. */
+export type BatchPurseMove = { asn: string; currency: string; before: bigint; after: bigint };
 const outcome = (o: OfflineOutcome, reason: string, journalEntryId: string | null = null): RecordResult => ({ outcome: o, reason, journalEntryId });
 
 interface Issuer {
@@ -113,7 +115,7 @@ interface Accepted {
  * Decides and books every record of a batch; returns each record's result by its index in the
  * body. `order` is the records' indexes, a card's in counter order (the order one by one took them).
  */
-export async function bookOfflineRecords(tx: EntityManager, deps: { keyStore: KeyStore }, terminal: ReaderRow, batchRowId: string, records: OfflineRecord[], order: number[]): Promise<RecordResult[]> {
+export async function bookOfflineRecords(tx: EntityManager, deps: { keyStore: KeyStore }, terminal: ReaderRow, batchRowId: string, records: OfflineRecord[], order: number[]): Promise<{ results: RecordResult[]; purseMoves: BatchPurseMove[] }> {
   const results = new Array<RecordResult>(records.length);
   const issuers = await issuersOf(tx, [...new Set(records.map((r) => r.cardCity))]);
   const known: { index: number; r: OfflineRecord; issuer: Issuer }[] = [];
@@ -148,7 +150,8 @@ export async function bookOfflineRecords(tx: EntityManager, deps: { keyStore: Ke
   for (const { r } of proven) counters.set(r.asn, [...(counters.get(r.asn) ?? []), r.offlineCounter]);
   const facts = await cardFacts(tx, counters);
 
-  const balances = new Map([...accounts].map(([code, a]) => [code, a.balance]));
+  const balancesBefore = new Map([...accounts].map(([code, a]) => [code, a.balance]));
+  const balances = new Map(balancesBefore);
   const accepted: Accepted[] = [];
   for (const { index, r, issuer } of proven) {
     const card = facts.get(r.asn)!;
@@ -173,7 +176,13 @@ export async function bookOfflineRecords(tx: EntityManager, deps: { keyStore: Ke
     const entryIds = await bookAccepted(tx, terminal, batchRowId, accepted, accounts, payables);
     accepted.forEach(({ index, gap }, i) => (results[index] = gap ? outcome('GAP', `accepted; ${gap}`, entryIds[i]!) : outcome('ACCEPTED', 'accepted', entryIds[i]!)));
   }
-  return results;
+  // Each card purse once, from before the batch to after it (for the low-balance rule, not per record).
+  const purseMoves = new Map<string, BatchPurseMove>();
+  for (const { r, issuer } of accepted) {
+    const code = cardPurseCode(r.asn, issuer.currency);
+    if (!purseMoves.has(code)) purseMoves.set(code, { asn: r.asn, currency: issuer.currency, before: balancesBefore.get(code)!, after: balances.get(code)! });
+  }
+  return { results, purseMoves: [...purseMoves.values()] };
 }
 
 /** The accepted records' entries (card purse → the transit payable), clearing items and card counters, in bulk. */
@@ -224,7 +233,8 @@ async function recordTransitItems(tx: EntityManager, terminal: ReaderRow, accept
      select ?, i.business_day, i.window_id, 'TRANSIT', ?, ?, i.card_company_id, i.amount, i.currency, i.local::timestamp at time zone c.time_zone, i.entry_key, i.reference, null
        from json_to_recordset(?::json) as i(business_day date, window_id uuid, card_company_id uuid, amount bigint, currency text, local text, entry_key text, reference text)
        join city c on c.id = ?
-     on conflict (entry_key) do nothing`,
+      where not exists (select 1 from clearing_item x where x.entry_key = i.entry_key)
+     on conflict (entry_key, business_day) do nothing`,
     [
       cityId,
       terminal.owner_kind === 'MERCHANT' ? 'MERCHANT' : 'CARD_COMPANY',

@@ -54,7 +54,7 @@ export class OfflineUploadResolver {
     if (!terminal || !mayUpload(ctx, terminal)) return { batch: null, replayed: false, userErrors: [userError(UserErrorCode.NOT_FOUND, `no terminal ${input.terminal} you may upload for`, ['input', 'terminal'])] };
     const keyStore = requestKeyStore(ctx.em, await loadKeyEncryptionKey(ctx.config), ctx.config);
     return withUserErrors<UploadOfflineBatchPayload>(async () => {
-      const { answer, replayed } = await uploadOfflineBatch(ctx.em, { keyStore }, { terminal, terminalGlobalId: input.terminal, batchId: input.batchId, body: input.body, signature: input.signature, certificate: input.certificate });
+      const { answer, replayed } = await uploadOfflineBatch(ctx.em, { keyStore, topUpLimits: ctx.config.topUpLimits }, { terminal, terminalGlobalId: input.terminal, batchId: input.batchId, body: input.body, signature: input.signature, certificate: input.certificate });
       return { batch: batchView(answer), replayed, userErrors: [] };
     }, { batch: null, replayed: false });
   }

@@ -8,7 +8,9 @@
  */
 import { createHash, randomUUID } from 'node:crypto';
 import type { EntityManager } from '@mikro-orm/postgresql';
+import type { TopUpLimits } from '../config/config.js';
 import type { KeyStore } from '../readers/key-store.js';
+import { lowBalanceAfterOfflineBatch } from '../topups/auto-top-up.js';
 import type { ReaderRow } from '../readers/readers.service.js';
 import { DomainError } from '../graphql/domain-error.js';
 import { UserErrorCode } from '../graphql/user-error.js';
@@ -62,6 +64,8 @@ export type UploadInput = SignedTerminalBatch;
 
 export interface UploadDeps {
   keyStore: KeyStore;
+  /** The auto top-up a fare taking a card below its threshold starts is held to these limits. */
+  topUpLimits: TopUpLimits;
   now?: () => Date;
 }
 
@@ -112,7 +116,7 @@ export async function uploadOfflineBatch(em: EntityManager, deps: UploadDeps, in
     }
     // A card's records in counter order, so a batch that lists them out of order shows no false gap.
     const order = records.map((record, index) => ({ record, index })).sort((a, b) => (a.record.asn < b.record.asn ? -1 : a.record.asn > b.record.asn ? 1 : a.record.offlineCounter - b.record.offlineCounter || a.index - b.index));
-    const results = await bookOfflineRecords(tx, deps, input.terminal, id, records, order.map((o) => o.index));
+    const { results, purseMoves } = await bookOfflineRecords(tx, deps, input.terminal, id, records, order.map((o) => o.index));
     // Every record's row in one statement (JSON in one parameter: 5,000 rows of 14 columns would pass PostgreSQL's 65,535 parameters).
     await tx.execute(
       `insert into offline_transaction (id, batch_row_id, record_no, asn, card_city, offline_counter, amount, terminal_serial, date, time, tac, outcome, reason, journal_entry_id)
@@ -145,6 +149,8 @@ export async function uploadOfflineBatch(em: EntityManager, deps: UploadDeps, in
     });
     const answer: BatchAnswer = { id, readerId: input.terminal.id, batchId: input.batchId, receivedAt: new Date(claimed.received_at).toISOString(), records: answers };
     await tx.execute(`update offline_batch set answer = ? where id = ?`, [JSON.stringify(answer), id]);
+    // Offline fares count like online ones for the card's holder: once per card the batch took below its threshold.
+    await lowBalanceAfterOfflineBatch(tx, deps.topUpLimits, id, purseMoves);
     return { answer, replayed: false };
   });
 }

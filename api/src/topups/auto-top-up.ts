@@ -52,38 +52,84 @@ export async function setAutoTopUp(em: EntityManager, principal: Principal, limi
   return (await autoTopUpOf(em, card.id))!;
 }
 
+/** A purse a purchase (or a batch of them) moved: its balance before and after. */
+export interface PurseMove {
+  asn: string;
+  currency: string;
+  before: bigint;
+  after: bigint;
+}
+
+interface Crossing {
+  id: string;
+  asn: string;
+  card_company_id: string;
+  holder_id: string | null;
+  threshold: string;
+  settings: Pick<AutoTopUpRow, 'holder_id' | 'amount' | 'payment_method' | 'enabled'> | null;
+}
+
 /**
- * Handed to the card-session engine at the composition root (card-sessions.ts), with the
- * configuration's top-up limits. After a purchase takes a card's purse below its threshold (it was at or above it before): a
- * `card.low_balance` event for the card company, and, when the holder turned it on, an auto top-up
- * recorded in the same transaction for the job to charge. Never refuses the purchase: a top-up
- * the limits refuse is reported as an event instead.
+ * The registered cards these moves took below their threshold (at or above it before, below it
+ * after), with their settings, in one statement however many purses moved. A card already below
+ * its threshold before the move is not among them: it was told when it went below.
  */
-export const lowBalanceObserver = (limits: TopUpLimits): PurseObserver => async (em, done) => {
-  if (done.session.operation !== 'PURCHASE') return;
-  // The engine hands over the shadow it read after this purchase's entry (the row stays locked until commit).
-  const balance = done.purseBalance ?? (await cardPurseBalance(em, done.asn, done.currency));
-  const before = balance + BigInt(done.result.amount as number);
-  // The card and its settings in one statement, and only when this purchase crossed the card's threshold.
-  const [card] = await em.execute<{ id: string; card_company_id: string; holder_id: string | null; threshold: string; settings: Pick<AutoTopUpRow, 'holder_id' | 'amount' | 'payment_method' | 'enabled'> | null }[]>(
-    `select c.id, c.card_company_id, c.holder_id, coalesce(a.threshold, ?::bigint)::text as threshold,
+async function cardsCrossingThreshold(em: EntityManager, moves: PurseMove[]): Promise<Crossing[]> {
+  if (moves.length === 0) return [];
+  return em.execute<Crossing[]>(
+    `select c.id, c.asn, c.card_company_id, c.holder_id, coalesce(a.threshold, ?::bigint)::text as threshold,
             case when a.card_id is null then null else jsonb_build_object('holder_id', a.holder_id, 'amount', a.amount::text, 'payment_method', a.payment_method, 'enabled', a.enabled) end as settings
-       from card c left join card_auto_top_up a on a.card_id = c.id
-      where c.asn = ? and ?::bigint < coalesce(a.threshold, ?::bigint) and ?::bigint >= coalesce(a.threshold, ?::bigint)`,
-    [DEFAULT_LOW_BALANCE_THRESHOLD.toString(), done.asn.toUpperCase(), balance.toString(), DEFAULT_LOW_BALANCE_THRESHOLD.toString(), before.toString(), DEFAULT_LOW_BALANCE_THRESHOLD.toString()],
+       from json_to_recordset(?::json) as m(asn text, before bigint, after bigint)
+       join card c on c.asn = m.asn
+       left join card_auto_top_up a on a.card_id = c.id
+      where m.after < coalesce(a.threshold, ?::bigint) and m.before >= coalesce(a.threshold, ?::bigint)
+      order by c.id`,
+    [DEFAULT_LOW_BALANCE_THRESHOLD.toString(), JSON.stringify(moves.map((m) => ({ asn: m.asn.toUpperCase(), before: m.before.toString(), after: m.after.toString() }))), DEFAULT_LOW_BALANCE_THRESHOLD.toString(), DEFAULT_LOW_BALANCE_THRESHOLD.toString()],
   );
-  if (!card) return;
+}
+
+/**
+ * What a card going below its threshold causes: a `card.low_balance` event for the card company,
+ * and, when the holder turned it on, an auto top-up recorded in the caller's transaction for the
+ * job to charge (idempotent by `trigger`). Never refuses the purchase: a top-up the limits refuse
+ * is reported as an event instead.
+ */
+async function lowBalanceReached(em: EntityManager, limits: TopUpLimits, card: Crossing, move: PurseMove, trigger: string): Promise<void> {
   const { settings } = card;
-  const threshold = BigInt(card.threshold);
-  const subject = { card: toGlobalId('Card', card.id), balance: Number(balance), threshold: Number(threshold), currency: done.currency };
+  const subject = { card: toGlobalId('Card', card.id), balance: Number(move.after), threshold: Number(BigInt(card.threshold)), currency: move.currency };
   await recordEvent(em, { type: 'card.low_balance', ownerKind: 'ISSUER', ownerId: card.card_company_id, subjectId: subject.card, payload: subject });
   if (!settings?.enabled || settings.holder_id !== card.holder_id) return;
   try {
     // A savepoint: a refusal leaves the purchase's transaction as it was.
-    const made = await em.transactional((tx) => recordAutoTopUp(tx, card.id, limits, { amount: BigInt(settings.amount), paymentMethod: settings.payment_method, trigger: done.session.id }));
+    const made = await em.transactional((tx) => recordAutoTopUp(tx, card.id, limits, { amount: BigInt(settings.amount), paymentMethod: settings.payment_method, trigger }));
     if (made) await em.execute(`update card_auto_top_up set last_triggered_at = now() where card_id = ?`, [card.id]);
   } catch (err) {
     if (!(err instanceof TopUpError)) throw err;
     await recordEvent(em, { type: 'card.auto_top_up_refused', ownerKind: 'ISSUER', ownerId: card.card_company_id, subjectId: subject.card, payload: { ...subject, reason: err.code, message: err.message } });
   }
+}
+
+/**
+ * Handed to the card-session engine at the composition root (card-sessions.ts), with the
+ * configuration's top-up limits: after an online purchase that took a card's purse below its
+ * threshold (it was at or above it before), lowBalanceReached.
+ */
+export const lowBalanceObserver = (limits: TopUpLimits): PurseObserver => async (em, done) => {
+  if (done.session.operation !== 'PURCHASE') return;
+  // The engine hands over the shadow it read after this purchase's entry (the row stays locked until commit).
+  const after = done.purseBalance ?? (await cardPurseBalance(em, done.asn, done.currency));
+  const move = { asn: done.asn, currency: done.currency, before: after + BigInt(done.result.amount as number), after };
+  const [card] = await cardsCrossingThreshold(em, [move]);
+  if (card) await lowBalanceReached(em, limits, card, move, done.session.id);
 };
+
+/**
+ * After an offline batch is booked (issue 23): the same as an online purchase, once per card and
+ * not per record, each card's purse taken from before the batch to after it. A card whose rides
+ * took it below its threshold is told once, however many of its rides the batch holds. Its auto
+ * top-up is keyed by the batch and the card, so it is recorded once.
+ */
+export async function lowBalanceAfterOfflineBatch(em: EntityManager, limits: TopUpLimits, batchRowId: string, moves: PurseMove[]): Promise<void> {
+  const byAsn = new Map(moves.map((m) => [m.asn.toUpperCase(), m]));
+  for (const card of await cardsCrossingThreshold(em, moves)) await lowBalanceReached(em, limits, card, byAsn.get(card.asn.toUpperCase())!, `offline:${batchRowId}:${card.id}`);
+}
