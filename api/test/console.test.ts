@@ -633,13 +633,24 @@ describe('4. the operator closes and clears a window and resolves a reconciliati
   });
 });
 
+/**
+ * The Guangzhou business day whose window 4b closes and 4e and 4f open: the day the merchant's
+ * payment was booked on, read from its clearing item (a run that crosses midnight in Shanghai would
+ * otherwise close one day and look for the next).
+ */
+let windowDay: string;
+
 describe('4b. the merchant’s settlement statements', () => {
   // Today's Guangzhou window, closed and cleared by the operator's back end: the merchant's ¥30.00 payment and its ¥12.50 refund.
-  const today = new Intl.DateTimeFormat('en-CA', { timeZone: 'Asia/Shanghai', year: 'numeric', month: '2-digit', day: '2-digit' }).format(new Date());
+  let today: string;
   const cityHour = (d: Date) => new Intl.DateTimeFormat('en-GB', { timeZone: 'Asia/Shanghai', hour: '2-digit', hourCycle: 'h23' }).format(d);
   let shopId: string;
 
   beforeAll(async () => {
+    [{ day: today }] = await world.db.orm.em
+      .fork()
+      .execute<{ day: string }[]>(`select to_char(min(i.business_day), 'YYYY-MM-DD') as day from clearing_item i join merchant m on m.id = i.participant_id where m.name = 'Console Tea House'`);
+    windowDay = today;
     const made = await createClient(world.db.orm.em.fork(), { kind: 'OPERATOR', tenantId: null, name: 'operations back end', scopes: ['settlements:manage'] });
     const operator = new OneCardClient({ baseUrl: world.server.url, clientId: made.client.client_id, clientSecret: made.clientSecret!, scope: 'settlements:manage' });
     const closed = await operator.request<{ closeSettlementWindow: { window: { id: string } | null; userErrors: unknown[] } }>(
@@ -703,7 +714,7 @@ describe('4b. the merchant’s settlement statements', () => {
 
 describe('4f. the biller’s settlement statements', () => {
   it('the same page: today’s statement of the bill paid with the card, charted as BILL_PAYMENT', async () => {
-    const today = new Intl.DateTimeFormat('en-CA', { timeZone: 'Asia/Shanghai', year: 'numeric', month: '2-digit', day: '2-digit' }).format(new Date());
+    const today = windowDay;
     const page = await consolePage();
     try {
       await signIn(page, 'biller');
@@ -723,7 +734,7 @@ describe('4f. the biller’s settlement statements', () => {
 
 describe('4e. the card company’s settlement windows', () => {
   it('opens today’s cleared Guangzhou window: the batch, each participant’s net as a chart and a line; the database agrees', async () => {
-    const today = new Intl.DateTimeFormat('en-CA', { timeZone: 'Asia/Shanghai', year: 'numeric', month: '2-digit', day: '2-digit' }).format(new Date());
+    const today = windowDay;
     const lines = await world.db.orm.em.fork().execute<{ participant_name: string }[]>(
       `select l.participant_name from settlement_line l join settlement_batch b on b.id = l.batch_id join settlement_window w on w.id = b.window_id join city c on c.id = w.city_id
         where c.code = 'GZ' and w.business_day = ? order by l.participant_name`,
