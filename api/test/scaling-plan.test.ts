@@ -19,7 +19,7 @@ const KEY_STILL_TO_ADD = new Set([
   'payment', 'payment_refund', 'posting', 'reader_terminal_serial', 'reconciliation_difference', 'reconciliation_run', 'settlement_batch', 'settlement_line',
   'settlement_payout', 'status_history', 'top_up', 'top_up_history', 'webhook_attempt', 'webhook_delivery', 'webhook_endpoint',
   // Tables of issues 24 and 25 that landed beside the plan (terminal kit, transit wallets and QR rides).
-  'psam_provisioning', 'qr_blocklist', 'qr_credential', 'qr_ride', 'qr_ride_batch', 'terminal_location', 'transit_wallet',
+  'psam_provisioning', 'qr_blocklist', 'qr_credential', 'qr_ride', 'qr_ride_batch', 'qr_scanner', 'terminal_location', 'transit_wallet',
 ]);
 
 interface Placement {
