@@ -125,9 +125,9 @@ const sameTotals = (a: Totals, b: Totals) => a.rows === b.rows && JSON.stringify
 
 /**
  * Archives a month of clearing items into `dir` (`clearing_item-YYYY-MM.tsv` and its
- * `.manifest.json`): refuses a month not wholly settled; detaches its partition (new items of that
- * month would go to the default partition and be refused next time, they cannot be: every window
- * of it is settled); exports it; drops it only when the file's rows and amounts match the partition's.
+ * `.manifest.json`): refuses a month not wholly settled, checked before and again after its
+ * partition is detached (a late ride of a settled day can still be booked into the month's partition,
+ * in the next open window); exports it; drops it only when the file's rows and amounts match the partition's.
  */
 export async function archiveClearingMonth(em: EntityManager, databaseUrl: string, input: { month: string; dir: string }): Promise<ArchiveResult> {
   const { month } = input;
@@ -149,6 +149,11 @@ export async function archiveClearingMonth(em: EntityManager, databaseUrl: strin
       const refusal = await refusalOf(tx, month);
       if (refusal) throw refusal;
       await tx.execute(`alter table clearing_item detach partition ${partition}`);
+      // Checked again once detached: the detach waited for every booking writing into the partition
+      // (a late ride of a settled day goes into the next OPEN window, with this month's business
+      // day), and what those committed is in it now. Refused, the detach rolls back with the rest.
+      const late = await refusalOf(tx, month);
+      if (late) throw late;
     });
   }
   // A partition detached by an earlier run that stopped half-way is taken up again from here.
