@@ -18,7 +18,9 @@ export function PendingLoadsPage() {
   const [changed, setChanged] = useState(0);
   const [outcome, setOutcome] = useState<{ userErrors?: readonly UserErrorView[]; error?: unknown; done?: string }>({});
   const paged = usePaged((after) => apiClient().execute(PendingLoadsDocument, { status, first: 20, after }), status, [changed]);
-  // One idempotency key per load being settled, kept until it succeeds: a double click settles once.
+  // One idempotency key per load being settled, kept until an answer comes: a double click or a
+  // retry after a lost answer settles once. A refusal is an answer too: the clerk's next try (the other
+  // button, another note) is a new request, not the refusal replayed or IDEMPOTENCY_KEY_REUSED.
   const [keys] = useState(() => new Map<string, string>());
   const [notes, setNotes] = useState<Record<string, string>>({});
 
@@ -29,8 +31,8 @@ export function PendingLoadsPage() {
     if (!keys.has(topUp)) keys.set(topUp, crypto.randomUUID());
     try {
       const r = await apiClient().mutate(ResolvePendingLoadDocument, { input: { topUp, loaded, note, idempotencyKey: keys.get(topUp)! } });
-      if (!r.ok) return setOutcome({ userErrors: r.userErrors });
       keys.delete(topUp);
+      if (!r.ok) return setOutcome({ userErrors: r.userErrors });
       setOutcome({ done: t(loaded ? 'loadSettledLoaded' : 'loadSettledReleased', { number: cardNumber }) });
       setChanged((n) => n + 1);
     } catch (error) {
