@@ -179,18 +179,24 @@ export async function transition<S extends string, R extends object>(
   const id = String((row as Record<string, unknown>)[key]);
   if (!canMove(machine, from, to)) throw refusal(machine, from, to);
   const set = assignments(machine, patch);
+  const move: Move<S> = { machine: machine.name, id, from, to, cause: opts.cause ?? null, reason: opts.reason ?? null };
   return whole(em, async (tx) => {
-    const alongside = opts.alongside ? `with alongside as (${opts.alongside.text}) ` : '';
-    const updated = await tx.execute<object[]>(`${alongside}update ${machine.table} set ${column} = ?${set.text} where ${key} = ? and ${column} = ? returning *`, [
-      ...(opts.alongside?.params ?? []),
-      to,
-      ...set.params,
-      id,
-      from,
-    ]);
+    const update = { text: `update ${machine.table} set ${column} = ?${set.text} where ${key} = ? and ${column} = ? returning *`, params: [to, ...set.params, id, from] };
+    const ctes = opts.alongside ? [`alongside as (${opts.alongside.text})`] : [];
+    const params: unknown[] = [...(opts.alongside?.params ?? [])];
+    let statement: string;
+    if (machine.history) {
+      statement = `${ctes.length ? `with ${ctes.join(', ')} ` : ''}${update.text}`;
+      params.push(...update.params);
+    } else {
+      // status_history's row in the move's own statement, written only if the row moved: one round trip.
+      ctes.push(`moved as (${update.text})`, `recorded as (insert into status_history (machine, row_id, from_status, to_status, cause) select ?::text, ?::text, ?::text, ?::text, ?::text from moved)`);
+      statement = `with ${ctes.join(', ')} select * from moved`;
+      params.push(...update.params, move.machine, move.id, move.from, move.to, move.cause);
+    }
+    const updated = await tx.execute<object[]>(statement, params);
     if (!updated.length) throw refusal(machine, from, to);
-    const move: Move<S> = { machine: machine.name, id, from, to, cause: opts.cause ?? null, reason: opts.reason ?? null };
-    await recordHistory(tx, machine, [move]);
+    if (machine.history) await recordHistory(tx, machine, [move]);
     const moved = machine.reload ? await machine.reload(tx, id) : (updated[0] as R);
     await machine.onEnter?.[to]?.(tx, moved, move);
     return moved;
