@@ -436,7 +436,7 @@ describe('7. the operator makes a fee plan and changes it', () => {
 
       await page.getByRole('button', { name: 'Edit Pages Standard' }).click();
       // Edit opens the plan's current terms, the name focused.
-      await page.waitForFunction(() => document.activeElement?.id === 'edit-fee-plan-name');
+      await page.waitForSelector('#edit-fee-plan-name:focus');
       expect(await page.inputValue('#edit-fee-plan-rate')).toBe('0.60');
       expect(await page.inputValue('#edit-fee-plan-fixed')).toBe('0.50');
       await page.fill('#edit-fee-plan-rate', '1.25');
@@ -447,6 +447,13 @@ describe('7. the operator makes a fee plan and changes it', () => {
       expect(await plan()).toEqual([{ basis_points: 125, fixed_fee: '50', minimum_fee: '200' }]);
       await ui.screenshot(page, 'operator-fee-plans');
       expect(await ui.seriousViolations(page)).toEqual([]);
+
+      // In Chinese: the plans' words follow, the figures stay.
+      await page.getByRole('button', { name: '中文' }).click();
+      await page.getByRole('heading', { name: '费率方案', exact: true }).waitFor();
+      expect(await page.textContent('#edit-fee-plan')).toContain('费率 %（0.60 即 60 个基点）');
+      expect(await page.textContent('#fee-plans')).toContain('1.25 %');
+      await page.getByRole('button', { name: 'English' }).click();
       expect(page.problems).toEqual([]);
     } finally {
       await page.close();
@@ -487,7 +494,7 @@ describe('8. the operator edits a city, a merchant and a biller', () => {
 
       await page.getByRole('button', { name: 'Edit AA Pages Noodles' }).click();
       // The form's first field takes the focus.
-      await page.waitForFunction(() => document.activeElement?.id === 'edit-merchant-name');
+      await page.waitForSelector('#edit-merchant-name:focus');
       expect(await page.inputValue('#edit-merchant-status')).toBe('ACTIVE');
       await page.fill('#edit-merchant-name', 'AA Pages Noodle House');
       await page.click('#edit-merchant-save');
