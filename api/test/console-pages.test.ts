@@ -9,7 +9,10 @@
  *  4. a merchant filters its payments by date and downloads them as CSV; rotates a webhook
  *     endpoint's secret (shown once) and disables the endpoint;
  *  5. a card company reads its settlement statements (the statements page); the operator and the
- *     card company read the day's interchange as a chart.
+ *     card company read the day's interchange as a chart;
+ *  6. the operator makes a city (with its card company) and a biller;
+ *  7. the operator makes a fee plan and changes it, the rate typed in per cent;
+ *  8. the operator edits a city, a merchant and a biller.
  * Each checks the page, the API or the database, axe-core, and that nothing failed in the page.
  */
 import { randomUUID } from 'node:crypto';
@@ -25,7 +28,7 @@ import { recordClearingItem } from '../src/settlement/clearing-items.js';
 import { clearWindow } from '../src/settlement/clearing.js';
 import { closeWindow } from '../src/settlement/windows.js';
 import { BillerKind } from '../src/tenancy/biller.entity.js';
-import { createBiller, createMerchant } from '../src/tenancy/tenancy.service.js';
+import { createBiller, createCity, createMerchant } from '../src/tenancy/tenancy.service.js';
 import { recordPendingLoad } from '../src/topups/topups.service.js';
 import { apiClient, brokenRelay, cardholderApp, expireSession, issueCard, newReader, OPEN, sessionsOf, testCardNumber, useCardSessionWorld } from './support/card-sessions.js';
 import { useConsoleBrowser } from './support/console-browser.js';
@@ -393,6 +396,127 @@ describe('6. the operator makes a city (with its card company) and a biller', ()
         `select ci.code, cc.name as company, b.name as biller, b.kind from city ci join card_company cc on cc.city_id = ci.id join biller b on b.city_id = ci.id where ci.code = 'HZ'`,
       );
       expect(row).toEqual({ code: 'HZ', company: 'Hangzhou Tong', biller: 'West Lake Water', kind: 'WATER' });
+      expect(page.problems).toEqual([]);
+    } finally {
+      await page.close();
+    }
+  });
+});
+
+describe('7. the operator makes a fee plan and changes it', () => {
+  it('a rate the page cannot read is said beside it, nothing sent; the plan made from "0.6" % and ¥0.50 is listed; a duplicate name is the API’s refusal beside the name; Edit changes it', async () => {
+    const page = await ui.consolePage();
+    const plan = () => world.db.orm.em.fork().execute<{ basis_points: number; fixed_fee: string; minimum_fee: string }[]>(`select basis_points, fixed_fee, minimum_fee from fee_plan where name = 'Pages Standard'`);
+    try {
+      await ui.signIn(page, 'operator');
+      await page.getByRole('link', { name: 'Tenants' }).click();
+      await page.fill('#fee-plan-name', 'Pages Standard');
+      await page.fill('#fee-plan-rate', '0.605');
+      await page.fill('#fee-plan-fixed', '0.50');
+      await page.click('#fee-plan-create');
+      expect(await page.textContent('#fee-plan-rate-error')).toContain('at most 2 decimals');
+      expect(await page.getAttribute('#fee-plan-rate', 'aria-describedby')).toBe('fee-plan-rate-error');
+      expect(await plan()).toEqual([]);
+
+      await page.fill('#fee-plan-rate', '0.6');
+      await page.press('#fee-plan-rate', 'Enter');
+      await page.waitForSelector('#fee-plan-made');
+      const row = page.locator('tr[data-plan="Pages Standard"]');
+      await row.waitFor();
+      expect((await row.textContent())!.replace(/\s+/g, ' ')).toContain('CNY0.60 %¥0.50¥0.00');
+      expect(await plan()).toEqual([{ basis_points: 60, fixed_fee: '50', minimum_fee: '0' }]);
+
+      // The same name again: the API refuses it, and the page puts its message beside the name.
+      await page.fill('#fee-plan-name', 'Pages Standard');
+      await page.fill('#fee-plan-rate', '1');
+      await page.click('#fee-plan-create');
+      await page.waitForSelector('#fee-plan-name-error');
+      expect(await page.textContent('#fee-plan-name-error')).toBe('a fee plan with this name exists (DUPLICATE_NAME)');
+      expect(await world.db.orm.em.fork().execute(`select 1 from fee_plan where name = 'Pages Standard'`)).toHaveLength(1);
+
+      await page.getByRole('button', { name: 'Edit Pages Standard' }).click();
+      // Edit opens the plan's current terms, the name focused.
+      await page.waitForSelector('#edit-fee-plan-name:focus');
+      expect(await page.inputValue('#edit-fee-plan-rate')).toBe('0.60');
+      expect(await page.inputValue('#edit-fee-plan-fixed')).toBe('0.50');
+      await page.fill('#edit-fee-plan-rate', '1.25');
+      await page.fill('#edit-fee-plan-minimum', '2');
+      await page.click('#edit-fee-plan-save');
+      await page.waitForSelector('#fee-plan-saved');
+      await page.locator('tr[data-plan="Pages Standard"]', { hasText: '1.25 %' }).waitFor();
+      expect(await plan()).toEqual([{ basis_points: 125, fixed_fee: '50', minimum_fee: '200' }]);
+      await ui.screenshot(page, 'operator-fee-plans');
+      expect(await ui.seriousViolations(page)).toEqual([]);
+
+      // In Chinese: the plans' words follow, the figures stay.
+      await page.getByRole('button', { name: '中文' }).click();
+      await page.getByRole('heading', { name: '费率方案', exact: true }).waitFor();
+      expect(await page.textContent('#edit-fee-plan')).toContain('费率 %（0.60 即 60 个基点）');
+      expect(await page.textContent('#fee-plans')).toContain('1.25 %');
+      await page.getByRole('button', { name: 'English' }).click();
+      expect(page.problems).toEqual([]);
+    } finally {
+      await page.close();
+    }
+  });
+});
+
+describe('8. the operator edits a city, a merchant and a biller', () => {
+  beforeAll(async () => {
+    const em = world.db.orm.em.fork();
+    const { city } = await createCity(em, { code: 'NB', name: 'Ningbo', cardCompanyName: 'Ningbo Tong', currency: 'CNY', timeZone: 'Asia/Shanghai' });
+    // Names early in the alphabet: on the lists' first page.
+    await createMerchant(em, { cityId: city.id, name: 'AA Pages Noodles' });
+    await createBiller(em, { cityId: city.id, name: 'AA Pages Gas', kind: BillerKind.GAS });
+  });
+
+  it('Edit opens the current values; an unknown time zone is the API’s refusal beside it, nothing changed; the new names are listed; the database agrees', async () => {
+    const page = await ui.consolePage();
+    const db = () => world.db.orm.em.fork();
+    try {
+      await ui.signIn(page, 'operator');
+      await page.getByRole('link', { name: 'Tenants' }).click();
+      await page.getByRole('button', { name: 'Edit Ningbo' }).click();
+      await page.waitForSelector('#edit-city-card-company');
+      expect(await page.inputValue('#edit-city-card-company')).toBe('Ningbo Tong');
+      await page.fill('#edit-city-name', 'Ningbo City');
+      await page.fill('#edit-city-time-zone', 'Asia/Ningbo');
+      await page.click('#edit-city-save');
+      await page.waitForSelector('#edit-city-time-zone-error');
+      expect(await page.textContent('#edit-city-time-zone-error')).toContain('INVALID_TIME_ZONE');
+      expect(await page.textContent('#edit-city-time-zone-error')).toContain('not an IANA time zone');
+      expect(await db().execute(`select name, time_zone from city where code = 'NB'`)).toEqual([{ name: 'Ningbo', time_zone: 'Asia/Shanghai' }]);
+
+      await page.fill('#edit-city-time-zone', 'Asia/Shanghai');
+      await page.press('#edit-city-time-zone', 'Enter');
+      await page.waitForSelector('#city-saved');
+      await page.locator('tr[data-city="NB"]', { hasText: 'Ningbo City' }).waitFor();
+
+      await page.getByRole('button', { name: 'Edit AA Pages Noodles' }).click();
+      // The form's first field takes the focus.
+      await page.waitForSelector('#edit-merchant-name:focus');
+      expect(await page.inputValue('#edit-merchant-status')).toBe('ACTIVE');
+      await page.fill('#edit-merchant-name', 'AA Pages Noodle House');
+      await page.click('#edit-merchant-save');
+      await page.waitForSelector('#merchant-saved');
+      await page.locator('tr[data-merchant="AA Pages Noodle House"]').waitFor();
+
+      await page.getByRole('button', { name: 'Edit AA Pages Gas' }).click();
+      await page.fill('#edit-biller-name', 'AA Pages Gas Company');
+      await page.selectOption('#edit-biller-status', 'SUSPENDED');
+      await page.click('#edit-biller-save');
+      await page.waitForSelector('#biller-saved');
+      const biller = page.locator('tr[data-biller="AA Pages Gas Company"]');
+      await biller.waitFor();
+      expect(await biller.textContent()).toContain('SUSPENDED');
+      await ui.screenshot(page, 'operator-edit-tenants');
+      expect(await ui.seriousViolations(page)).toEqual([]);
+
+      const [row] = await db().execute(
+        `select ci.name as city, cc.name as company, m.name as merchant, m.status as merchant_status, b.name as biller, b.status as biller_status
+           from city ci join card_company cc on cc.city_id = ci.id join merchant m on m.city_id = ci.id join biller b on b.city_id = ci.id where ci.code = 'NB'`,
+      );
+      expect(row).toEqual({ city: 'Ningbo City', company: 'Ningbo Tong', merchant: 'AA Pages Noodle House', merchant_status: 'ACTIVE', biller: 'AA Pages Gas Company', biller_status: 'SUSPENDED' });
       expect(page.problems).toEqual([]);
     } finally {
       await page.close();

@@ -47,3 +47,20 @@ export function formatTime(iso: string | null | undefined, timeZone = DEFAULT_TI
   if (!iso) return '—';
   return new Intl.DateTimeFormat(locale(), { timeZone, dateStyle: 'medium', timeStyle: 'short' }).format(new Date(iso));
 }
+
+/**
+ * A rate typed in per cent ("0.6", "0.60", "0.60 %") → 60 basis points, by digits (never a float);
+ * undefined when it is not 0 to 100 % with at most two decimals.
+ */
+export function percentToBasisPoints(text: string): number | undefined {
+  const m = /^\s*(\d{1,3})(?:[.,](\d{0,2}))?\s*%?\s*$/.exec(text);
+  if (!m) return undefined;
+  const basisPoints = Number(`${m[1]}${(m[2] ?? '').padEnd(2, '0')}`);
+  return basisPoints <= 10_000 ? basisPoints : undefined;
+}
+
+/** 60 basis points → "0.60" (per cent), by digits. */
+export function basisPointsToPercent(basisPoints: number): string {
+  const text = String(basisPoints).padStart(3, '0');
+  return `${text.slice(0, -2)}.${text.slice(-2)}`;
+}

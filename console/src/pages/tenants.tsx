@@ -1,15 +1,31 @@
 /**
- * Operator: the tenants (docs/tenancy.md): the cities with their card company, currency and time
- * zone; the merchants, a keyset page at a time, each time shown in its own city's zone; and a new
- * city (with its card company), merchant or biller, each refusal of the API shown in the form.
+ * Operator: the tenants (docs/tenancy.md): the fee plans; the cities with their card company,
+ * currency and time zone; the merchants, a keyset page at a time, each time shown in its own city's
+ * zone; a new city (with its card company), merchant or biller, each refusal of the API shown in the
+ * form; and Edit on each city, merchant and biller, its refusals beside their field.
  */
-import { type BillerKind, BillersDocument, CitiesDocument, CreateBillerDocument, CreateCityDocument, CreateMerchantDocument, MerchantsDocument } from '@onecard/sdk/browser';
+import {
+  type BillerKind,
+  BillersDocument,
+  CitiesDocument,
+  CityDocument,
+  CreateBillerDocument,
+  CreateCityDocument,
+  CreateMerchantDocument,
+  MerchantsDocument,
+  type TenantStatus,
+  UpdateBillerDocument,
+  UpdateCityDocument,
+  UpdateMerchantDocument,
+} from '@onecard/sdk/browser';
 import { useMemo, useState } from 'preact/hooks';
+import { Field, FormOutcome, SaveOrCancel, type Sent, useFieldForm, useFocusOnOpen } from '../fields.tsx';
 import { formatTime } from '../format.ts';
 import { t } from '../i18n.ts';
 import { apiClient } from '../session.ts';
 import { PagedTable, usePaged } from '../table.tsx';
-import { ErrorText, Section, Status, type UserErrorView, UserErrors } from '../ui.tsx';
+import { ErrorText, Section, Status, useLoad, type UserErrorView, UserErrors } from '../ui.tsx';
+import { FeePlans } from './fee-plans.tsx';
 
 export function TenantsPage() {
   const [changed, setChanged] = useState(0);
@@ -20,8 +36,17 @@ export function TenantsPage() {
   const merchants = usePaged((after) => apiClient().execute(MerchantsDocument, { first: 20, after }), 'merchants', [changed]);
   const billers = usePaged((after) => apiClient().execute(BillersDocument, { first: 20, after }), 'billers', [changed]);
   const made = () => setChanged((n) => n + 1);
+  // The one row whose Edit form is open.
+  const [editing, setEditing] = useState<Editing | null>(null);
+  const close = () => setEditing(null);
+  const editButton = (open: Editing, name: string) => (
+    <button type="button" class="link" onClick={() => setEditing(open)} aria-label={t('editNamed', { name })}>
+      {t('edit')}
+    </button>
+  );
   return (
     <>
+      <FeePlans />
       <Section title={t('cities')} id="cities-title">
         <PagedTable
           id="cities"
@@ -34,8 +59,10 @@ export function TenantsPage() {
             { header: t('name'), rowHeader: true, cell: (c) => c.name },
             { header: t('currency'), cell: (c) => c.currency },
             { header: t('timeZone'), cell: (c) => c.timeZone },
+            { header: t('actions'), cell: (c) => editButton({ what: 'city', id: c.id }, c.name) },
           ]}
         />
+        {editing?.what === 'city' ? <EditCity key={editing.id} id={editing.id} onSaved={made} onClose={close} /> : null}
       </Section>
       <NewCity onMade={made} />
       {cityList ? <NewMerchant cities={cityList.edges.map((e) => e.node)} onMade={made} /> : null}
@@ -53,8 +80,10 @@ export function TenantsPage() {
             { header: t('currency'), cell: (m) => m.currency },
             { header: t('status'), cell: (m) => <Status value={m.status} /> },
             { header: t('created'), cell: (m) => formatTime(m.createdAt, zoneOf.get(m.city.id)) },
+            { header: t('actions'), cell: (m) => editButton({ what: 'merchant', id: m.id, name: m.name, status: m.status }, m.name) },
           ]}
         />
+        {editing?.what === 'merchant' ? <EditTenant key={editing.id} tenant={editing} onSaved={made} onClose={close} /> : null}
       </Section>
       <Section title={t('billers')} id="billers-title">
         <PagedTable
@@ -62,14 +91,17 @@ export function TenantsPage() {
           paged={billers}
           connection={billers.list.data?.billers}
           rowKey={(b) => b.id}
+          rowAttrs={(b) => ({ 'data-biller': b.name })}
           columns={[
             { header: t('name'), rowHeader: true, cell: (b) => b.name },
             { header: t('kind'), cell: (b) => b.kind },
             { header: t('city'), cell: (b) => b.city.code },
             { header: t('currency'), cell: (b) => b.currency },
             { header: t('status'), cell: (b) => <Status value={b.status} /> },
+            { header: t('actions'), cell: (b) => editButton({ what: 'biller', id: b.id, name: b.name, status: b.status }, b.name) },
           ]}
         />
+        {editing?.what === 'biller' ? <EditTenant key={editing.id} tenant={editing} onSaved={made} onClose={close} /> : null}
       </Section>
     </>
   );
@@ -244,5 +276,83 @@ function NewBiller({ cities, onMade }: { cities: { id: string; code: string; nam
       </form>
       <Said outcome={outcome} id="biller-made" />
     </Section>
+  );
+}
+
+type Editing = { what: 'city'; id: string } | { what: 'merchant' | 'biller'; id: string; name: string; status: TenantStatus };
+
+/** A city's name, its card company's name and its time zone (updateCity); code and currency never change. */
+function EditCity({ id, onSaved, onClose }: { id: string; onSaved(): void; onClose(): void }) {
+  // The list has no card company; the city itself does.
+  const city = useLoad(() => apiClient().execute(CityDocument, { id }), [id]).data?.city;
+  const { outcome, submit } = useFieldForm(
+    ['name', 'cardCompanyName', 'timeZone'],
+    async (data): Promise<Sent> => {
+      const r = await apiClient().mutate(UpdateCityDocument, { input: { city: id, name: text(data, 'name'), cardCompanyName: text(data, 'cardCompanyName'), timeZone: text(data, 'timeZone') } });
+      return r.ok ? { done: t('citySaved', { code: r.data.updateCity.city!.code }) } : { userErrors: r.userErrors };
+    },
+    onSaved,
+  );
+  if (!city) return null;
+  return (
+    <form onSubmit={submit} aria-labelledby="edit-city-title" id="edit-city">
+      <h3 id="edit-city-title">{t('editNamed', { name: `${city.code} · ${city.name}` })}</h3>
+      <FocusFirst id="edit-city-name" />
+      <div class="filters">
+        <Field id="edit-city-name" name="name" label={t('name')} outcome={outcome} required maxLength={200} defaultValue={city.name} />
+        <Field id="edit-city-card-company" name="cardCompanyName" label={t('cardCompanyName')} outcome={outcome} required maxLength={200} defaultValue={city.cardCompany?.name ?? ''} />
+        <Field id="edit-city-time-zone" name="timeZone" label={t('timeZone')} outcome={outcome} required defaultValue={city.timeZone} />
+        <SaveOrCancel id="edit-city-save" onClose={onClose} />
+      </div>
+      <FormOutcome outcome={outcome} id="city-saved" />
+    </form>
+  );
+}
+
+/** Focuses a field once it is on the page (a form that waits for its data renders later). */
+function FocusFirst({ id }: { id: string }) {
+  useFocusOnOpen(id);
+  return null;
+}
+
+const STATUSES: TenantStatus[] = ['ACTIVE', 'SUSPENDED'];
+
+/** A merchant's or a biller's name and status (updateMerchant, updateBiller): SUSPENDED stops new payments. */
+function EditTenant({ tenant, onSaved, onClose }: { tenant: Extract<Editing, { what: 'merchant' | 'biller' }>; onSaved(): void; onClose(): void }) {
+  const prefix = `edit-${tenant.what}`;
+  useFocusOnOpen(`${prefix}-name`);
+  const { outcome, submit } = useFieldForm(
+    ['name', 'status'],
+    async (data): Promise<Sent> => {
+      const changes = { name: text(data, 'name'), status: text(data, 'status') as TenantStatus };
+      if (tenant.what === 'merchant') {
+        const r = await apiClient().mutate(UpdateMerchantDocument, { input: { merchant: tenant.id, ...changes } });
+        return r.ok ? { done: t('merchantSaved', { name: r.data.updateMerchant.merchant!.name }) } : { userErrors: r.userErrors };
+      }
+      const r = await apiClient().mutate(UpdateBillerDocument, { input: { biller: tenant.id, ...changes } });
+      return r.ok ? { done: t('billerSaved', { name: r.data.updateBiller.biller!.name }) } : { userErrors: r.userErrors };
+    },
+    onSaved,
+  );
+  return (
+    <form onSubmit={submit} aria-labelledby={`${prefix}-title`} id={prefix}>
+      <h3 id={`${prefix}-title`}>{t('editNamed', { name: tenant.name })}</h3>
+      <div class="filters">
+        <Field id={`${prefix}-name`} name="name" label={t('name')} outcome={outcome} required maxLength={200} defaultValue={tenant.name} />
+        <label>
+          {t('status')}
+          <select id={`${prefix}-status`} name="status" defaultValue={tenant.status}>
+            {STATUSES.map((s) => (
+              <option key={s} value={s}>
+                {s}
+              </option>
+            ))}
+          </select>
+          {outcome.fieldErrors?.status ? <span class="field-error" role="alert">{outcome.fieldErrors.status}</span> : null}
+        </label>
+        <SaveOrCancel id={`${prefix}-save`} onClose={onClose} />
+      </div>
+      <FormOutcome outcome={outcome} id={`${tenant.what}-saved`} />
+    </form>
   );
 }
