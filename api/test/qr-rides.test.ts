@@ -593,6 +593,67 @@ describe('QR rides', () => {
   });
 });
 
+/**
+ * Review of the QR fixes (s19-rev-a): failures found by reading the merged code, each proved here
+ * before any fix. Each test states what a scanner, a holder or the card company would notice.
+ */
+describe('QR rides: review findings (s19-rev-a)', () => {
+  it('a booked batch sent again after its terminal was taken off the scanners answers what was stored (it was recorded), not QR_SCANNER_NOT_REGISTERED', async () => {
+    const r = await rider('qr-review-replay', 1000);
+    const till = await newReader(world, 'GZ-QR-REVIEW-REPLAY', world.gz, { kind: 'MERCHANT', id: busOperatorId });
+    await registerScanner(gzManager, till);
+    const batch = signedBatch(till, 'review-replay-1', [scan(r.draw(), 200)]);
+    const first = await upload(busOperator, batch);
+    expect(first.uploadQrRideBatch.batch!.rides[0]!.outcome).toBe('ACCEPTED');
+    // The scanner lost the answer; meanwhile the card company takes the terminal off the QR scanners.
+    const off = await gzManager.request<{ setQrScanner: { userErrors: UserErrors } }>(SET_SCANNER, { input: { reader: till.id, acceptsQrRides: false } });
+    expect(off.setQrScanner.userErrors).toEqual([]);
+    const again = await upload(busOperator, batch);
+    // Today: refused whole, "nothing was recorded", although the ride was booked and the wallet debited.
+    expect(again.uploadQrRideBatch.userErrors).toEqual([]);
+    expect(again.uploadQrRideBatch).toMatchObject({ replayed: true, batch: { id: first.uploadQrRideBatch.batch!.id } });
+    expect((await walletNow(r.app, r.wallet)).balance.amount).toBe(800);
+  });
+
+  it('a debt limit lowered below what the wallet owes puts its credentials on the scanners’ blocklist, as reaching the limit by rides does', async () => {
+    const r = await rider('qr-review-lower-limit', 0);
+    expect((await upload(issuer, signedBatch(gate, 'review-lower-1', [scan(r.draw(), 1500)]))).uploadQrRideBatch.batch!.rides[0]!.outcome).toBe('DEBT');
+    // The card company lowers the limit to 10.00: the wallet owes 15.00, so the host refuses its every ride from now on.
+    const SET_LIMIT = `mutation($input: SetWalletDebtLimitInput!) { setWalletDebtLimit(input: $input) { userErrors { code } } }`;
+    expect((await issuer.request<{ setWalletDebtLimit: { userErrors: UserErrors } }>(SET_LIMIT, { input: { wallet: r.wallet, debtLimit: 1000 } })).setWalletDebtLimit.userErrors).toEqual([]);
+    // A gate synced after that still opens for the rider (nothing went on the blocklist) ...
+    const scanner = new Scanner();
+    await scanner.refresh();
+    const code = r.draw();
+    const atGate = scanner.verify(code);
+    // ... for a fare the upload then refuses: the terminal owner carries a ride nobody pays.
+    expect((await upload(issuer, signedBatch(gate, 'review-lower-2', [scan(code, 100)]))).uploadQrRideBatch.batch!.rides[0]!.outcome).toBe('DEBT_LIMIT_EXCEEDED');
+    expect(atGate).toMatchObject({ ok: false, refusal: 'BLOCKED' });
+  });
+
+  it('a credential the host signed while a host key rotation was committing rides (it is not FORGED by a retirement time taken before it was signed)', async () => {
+    const em = world.db.orm.em.fork();
+    const [ca] = await em.execute<{ id: string }[]>(`select id from certificate_authority where kind = 'CITY' and city_id = ?`, [world.gz.cityId]);
+    await hostKeyOfCity(em, kek, world.gz.cityId, world.server.url);
+    let issued!: Awaited<ReturnType<typeof rider>>;
+    // The operator retires the key in one transaction (revoke, delete, commit); the apps keep asking for credentials meanwhile.
+    await world.db.orm.em.fork().transactional(async (tx) => {
+      const [{ started }] = (await tx.execute<{ started: string }[]>(`select (extract(epoch from now()) * 1000)::bigint::text as started`)) as [{ started: string }];
+      await tx.execute(`delete from host_signing_key where ca_id = ?`, [ca!.id]);
+      // A credential signed in a later second than the transaction began (a person at psql takes longer).
+      while (Math.floor(Date.now() / 1000) * 1000 <= Number(started)) await new Promise((resolve) => setTimeout(resolve, 100));
+      issued = await rider('qr-review-rotation-race', 1000);
+    });
+    const code = issued.draw();
+    const scanner = new Scanner();
+    await scanner.refresh();
+    const atGate = scanner.verify(code);
+    const reply = await upload(issuer, signedBatch(gate, 'review-rotation-race-1', [scan(code, 200)]));
+    // Today both say FORGED: the retirement time is the deleting transaction's start, before this credential was signed with that key.
+    expect([atGate.ok, reply.uploadQrRideBatch.batch!.rides[0]!.outcome]).toEqual([true, 'ACCEPTED']);
+  });
+});
+
 describe('ridership analytics', () => {
   const RIDERSHIP = `query($city: ID!, $from: String!, $to: String!, $groupBy: RidershipGrouping!) { ridership(city: $city, from: $from, to: $to, groupBy: $groupBy) { groupBy minimumGroupSize groups { key rides riders fares { amount } } suppressedGroups } }`;
   const LOCATE = `mutation($input: SetTerminalLocationInput!) { setTerminalLocation(input: $input) { reader userErrors { code field } } }`;
