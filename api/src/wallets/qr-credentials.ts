@@ -137,8 +137,18 @@ export async function blockQrCredential(em: EntityManager, principal: Principal,
   return (await credentialById(em, found.id))!;
 }
 
+/**
+ * How long after its recorded retirement a host key may still have signed: the retirement is
+ * stamped when the retiring transaction starts (now() in the delete trigger), and the host signs
+ * with the committed row until that transaction commits. A credential signed meanwhile is honoured,
+ * not turned away as FORGED for its whole validity. (A leaked key can backdate a credential anyway;
+ * what stops such a credential is the upload's check of its device key against the one on record.)
+ */
+const RETIREMENT_COMMIT_GRACE_MS = 5 * 60_000;
+
 export interface RetiredSigningCertificate {
   certificate: string;
+  /** Until when it signed: its recorded retirement plus the time the retiring transaction may take to commit. */
   retiredAt: Date;
   /** Retirement plus a credential's validity: no credential it signed is valid past this. */
   usableUntil: Date;
@@ -149,9 +159,9 @@ export interface RetiredSigningCertificate {
  * credentials they signed before retirement are honoured until they run out, never longer.
  */
 export async function retiredSigningCertificates(em: EntityManager, caId: string, since: Date): Promise<RetiredSigningCertificate[]> {
-  const rows = await em.execute<{ certificate_pem: string; retired_at: Date }[]>(`select certificate_pem, retired_at from retired_host_signing_key where ca_id = ? and retired_at > ? order by retired_at`, [caId, since]);
+  const rows = await em.execute<{ certificate_pem: string; retired_at: Date }[]>(`select certificate_pem, retired_at from retired_host_signing_key where ca_id = ? and retired_at > ? order by retired_at`, [caId, new Date(+since - RETIREMENT_COMMIT_GRACE_MS)]);
   return rows.map((r) => {
-    const retiredAt = new Date(r.retired_at);
+    const retiredAt = new Date(+new Date(r.retired_at) + RETIREMENT_COMMIT_GRACE_MS);
     return { certificate: r.certificate_pem, retiredAt, usableUntil: new Date(+retiredAt + CREDENTIAL_TTL_MS) };
   });
 }

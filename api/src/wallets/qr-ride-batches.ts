@@ -109,10 +109,6 @@ export async function uploadQrRideBatch(em: EntityManager, deps: { kek: Buffer; 
   const now = deps.now?.() ?? new Date();
   // The checks of an offline card batch, in the same order.
   await checkTerminalBatch(em, input, now, (refusal, message) => new QrBatchError(refusal, message));
-  // Then whether it may take QR fares at all: a certified terminal is not thereby a transit scanner.
-  const scanner = await qrScannerOf(em, input.terminal.id);
-  if (!scanner) throw new QrBatchError('NOT_A_QR_SCANNER', `terminal ${input.terminal.serial} is not registered as a QR scanner by its city's card company (setQrScanner)`);
-  const fareCap = BigInt(scanner.fare_cap);
   const rides = parseQrRideBody(input.body);
   const bodyHash = createHash('sha256').update(input.body, 'utf8').digest('hex');
 
@@ -127,6 +123,11 @@ export async function uploadQrRideBatch(em: EntityManager, deps: { kek: Buffer; 
       if (stored!.body_sha256 !== bodyHash) throw new QrBatchError('BATCH_ID_REUSED', `batch ${input.batchId} was uploaded before with another body`);
       return { answer: stored!.answer, replayed: true };
     }
+    // Then whether it may take QR fares at all: a certified terminal is not thereby a transit scanner.
+    // Asked after the replay: a batch booked before its terminal was taken off still gets its stored answer.
+    const scanner = await qrScannerOf(tx, input.terminal.id);
+    if (!scanner) throw new QrBatchError('NOT_A_QR_SCANNER', `terminal ${input.terminal.serial} is not registered as a QR scanner by its city's card company (setQrScanner)`);
+    const fareCap = BigInt(scanner.fare_cap);
     await lockWalletsInOrder(tx, rides);
     const keys = new IssuerKeys(tx, deps);
     const answers: QrRideAnswer[] = [];

@@ -3,6 +3,7 @@ import type { Principal } from '../auth/principal.js';
 import { transitWalletCode, walletDebtCode } from '../ledger/accounts.js';
 import { WalletError } from './wallets.errors.js';
 import { walletBalances } from './wallet-ledger.js';
+import { blockWalletCredentials } from './qr-credentials.js';
 import { findWalletFor, openWalletRow, walletOfHolder, type WalletRow } from './wallet-rows.js';
 
 /**
@@ -66,8 +67,9 @@ export const MAX_DEBT_LIMIT = 10_000n;
 /**
  * Sets how far rides may run a wallet into debt (the card company, scope topups:write, for its own
  * wallets). With the wallet's row locked, as rides and top-ups take it: a ride booked at the same
- * time is judged by the old limit or the new one, never by half of each. A limit below what the
- * wallet owes already leaves the debt as it is; its rides are refused until a top-up clears it.
+ * time is judged by the old limit or the new one, never by half of each. A limit at or below what
+ * the wallet owes already leaves the debt as it is, refuses its rides until a top-up clears it, and
+ * blocks its live credentials.
  */
 export async function setWalletDebtLimit(em: EntityManager, principal: Principal, input: { walletId: string; debtLimit: bigint }): Promise<WalletRow> {
   if (input.debtLimit < 0n || input.debtLimit > MAX_DEBT_LIMIT) throw new WalletError('INVALID_INPUT', `a debt limit is 0 to ${MAX_DEBT_LIMIT} minor units`, 'debtLimit');
@@ -76,6 +78,10 @@ export async function setWalletDebtLimit(em: EntityManager, principal: Principal
     const wallet = may ? await findWalletFor(tx, principal, input.walletId, true) : null;
     if (!wallet) throw new WalletError('NOT_FOUND', `no transit wallet ${input.walletId} of your card company`, 'wallet');
     await tx.execute(`update transit_wallet set debt_limit = ? where id = ?`, [input.debtLimit.toString(), wallet.id]);
+    // At or past the new limit, every ride is refused: its credentials go on the blocklist now, as when
+    // rides reach the limit, so scanners turn the rider away instead of carrying rides nobody pays.
+    const { debt } = await walletBalances(tx, wallet);
+    if (debt > 0n && debt >= input.debtLimit) await blockWalletCredentials(tx, wallet.id, `its debt ${debt} is at or above the limit set now, ${input.debtLimit}`, new Date());
     return { ...wallet, debt_limit: input.debtLimit.toString() };
   });
 }
