@@ -815,7 +815,7 @@ describe('4d. the operator’s tenants', () => {
       );
       expect(made!.code).toBe('SZ');
       const created = new Intl.DateTimeFormat('en-GB', { timeZone: 'Asia/Shanghai', dateStyle: 'medium', timeStyle: 'short' }).format(new Date(Number(made!.created_at)));
-      expect(await row.locator('td').allTextContents()).toEqual(['SZ', 'CNY', 'ACTIVE', created]);
+      expect(await row.locator('td').allTextContents()).toEqual(['SZ', 'CNY', 'ACTIVE', created, 'Edit']);
       await screenshot(page, 'operator-tenants');
       expect((await accessibilityViolations(page)).filter((v) => ['serious', 'critical'].includes(v.impact))).toEqual([]);
       expect(problemsOf(page)).toEqual([]);
