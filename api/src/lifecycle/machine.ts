@@ -229,12 +229,19 @@ export async function transitionWhere<S extends string, R extends object>(
   const froms = [...new Set(move.from)].sort((a, b) => Number(b === move.to) - Number(a === move.to));
   return whole(em, async (tx) => {
     for (const from of froms) {
-      const rows = await tx.execute<Array<Record<string, unknown>>>(
-        `update ${machine.table} ${t} set ${column} = ?${set.text}${using ? ` from ${using.text}` : ''} where ${t}.${column} = ? and (${move.where}) returning ${t}.*`,
-        [move.to, ...set.params, ...(using?.params ?? []), from, ...(move.params ?? [])],
-      );
+      const update = {
+        text: `update ${machine.table} ${t} set ${column} = ?${set.text}${using ? ` from ${using.text}` : ''} where ${t}.${column} = ? and (${move.where}) returning ${t}.*`,
+        params: [move.to, ...set.params, ...(using?.params ?? []), from, ...(move.params ?? [])],
+      };
+      // status_history's rows in the move's own statement (one per row moved), unless the machine keeps its own.
+      const rows = machine.history
+        ? await tx.execute<Array<Record<string, unknown>>>(update.text, update.params)
+        : await tx.execute<Array<Record<string, unknown>>>(
+            `with moved as (${update.text}), recorded as (insert into status_history (machine, row_id, from_status, to_status, cause) select ?::text, moved.${key}::text, ?::text, ?::text, ?::text from moved) select * from moved`,
+            [...update.params, machine.name, from, move.to, move.cause ?? null],
+          );
       const moves = rows.map((r) => ({ machine: machine.name, id: String(r[key]), from, to: move.to, cause: move.cause ?? null }));
-      await recordHistory(tx, machine, moves);
+      if (machine.history) await recordHistory(tx, machine, moves);
       if (machine.onEnter?.[move.to]) for (const [i, r] of rows.entries()) await machine.onEnter[move.to]!(tx, machine.reload ? await machine.reload(tx, moves[i]!.id) : (r as unknown as R), moves[i]!);
       moved.push(...rows);
     }
