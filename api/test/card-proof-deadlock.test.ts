@@ -25,6 +25,7 @@ import {
   sessionUuid,
   type TestReader,
   useCardSessionWorld,
+  waitForBlocked,
 } from './support/card-sessions.js';
 
 const world = useCardSessionWorld();
@@ -49,16 +50,6 @@ afterAll(async () => {
 
 const till = () => sessionsOf(merchant, () => shop);
 const counter = () => sessionsOf(issuer, () => desk);
-
-/** Waits until some backend waits for a lock in a statement containing `fragment`. */
-async function waitForBlocked(fragment: string) {
-  for (let i = 0; i < 400; i++) {
-    const rows = await lockOrm.em.fork().execute<{ n: string }[]>(`select count(*) as n from pg_stat_activity where wait_event_type = 'Lock' and query like ?`, [`%${fragment}%`]);
-    if (Number(rows[0]!.n) > 0) return;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  throw new Error(`nobody waited for a lock in a statement with ${fragment}`);
-}
 
 it('a deadlock that ends the booking of a proved purchase: the message is run again and the lost purchase is booked, not passed over for good', async () => {
   const c = issueCard({ city: world.gz, keys: world.gzMasterKeys });
@@ -94,7 +85,7 @@ it('a deadlock that ends the booking of a proved purchase: the message is run ag
   await held;
   const paying = till().agent(c).run(next);
   try {
-    await waitForBlocked('update ledger_account');
+    await waitForBlocked(lockOrm, 'update ledger_account');
   } finally {
     goOn();
     await other;

@@ -12,7 +12,7 @@ import { type OneCardClient, ReaderAgent, type VirtualCpuCard, VirtualCardTransp
 import { openOrm, type Orm } from '../src/db/orm.js';
 import { fromGlobalId } from '../src/graphql/global-id.js';
 import { createMerchant } from '../src/tenancy/tenancy.service.js';
-import { apiClient, issueCard, newReader, purseBalance, separateKeysOf, sessionsOf, type TestReader, useCardSessionWorld } from './support/card-sessions.js';
+import { apiClient, issueCard, newReader, purseBalance, separateKeysOf, sessionsOf, type TestReader, useCardSessionWorld, waitForBlocked } from './support/card-sessions.js';
 
 const world = useCardSessionWorld();
 type Requester = Pick<OneCardClient, 'request'>;
@@ -70,16 +70,6 @@ async function purchaseWithHeldLastMessage(c: VirtualCpuCard, amount: number, be
   return agent.run(opened.openCardSession.session);
 }
 
-/** Waits until some backend waits for a lock in a statement containing `fragment`. */
-async function waitForBlocked(fragment: string) {
-  for (let i = 0; i < 400; i++) {
-    const rows = await lockOrm.em.fork().execute<{ n: string }[]>(`select count(*) as n from pg_stat_activity where wait_event_type = 'Lock' and query like ?`, [`%${fragment}%`]);
-    if (Number(rows[0]!.n) > 0) return;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  throw new Error(`nobody waited for a lock in a statement with ${fragment}`);
-}
-
 it('an upload holding the card’s purse while the purchase’s last message runs: both finish, the upload moves the counter on without a deadlock, the purchase is booked once', async () => {
   const c = await loadedCard(5_000);
   const purse = `card.${c.asn}.purse.CNY`;
@@ -113,7 +103,7 @@ it('an upload holding the card’s purse while the purchase’s last message run
   await sentLast;
   try {
     // The purchase waits for the purse the upload holds…
-    await waitForBlocked('update ledger_account');
+    await waitForBlocked(lockOrm, 'update ledger_account');
   } finally {
     // …and the upload goes on to the counter.
     goOn();
@@ -159,7 +149,7 @@ it('a deadlock PostgreSQL breaks by ending the purchase’s last message: the me
   }, (id) => (paymentId = id));
   await sentLast;
   try {
-    await waitForBlocked('update ledger_account');
+    await waitForBlocked(lockOrm, 'update ledger_account');
   } finally {
     goOn();
     await other;

@@ -12,7 +12,7 @@ import { fromGlobalId } from '../src/graphql/global-id.js';
 import { revokeCertificate } from '../src/pki/pki.service.js';
 import { changeReaderStatus } from '../src/readers/readers.service.js';
 import { createMerchant } from '../src/tenancy/tenancy.service.js';
-import { apiClient, expectRefused, issueCard, newReader, purseBalance, sessionsOf, sessionUuid, type TestReader, useCardSessionWorld } from './support/card-sessions.js';
+import { apiClient, expectRefused, issueCard, newReader, purseBalance, sessionsOf, sessionUuid, type TestReader, useCardSessionWorld, waitForBlocked } from './support/card-sessions.js';
 
 const world = useCardSessionWorld();
 type Requester = Pick<OneCardClient, 'request'>;
@@ -104,16 +104,6 @@ function holdLock(sqlText: string, params: unknown[]) {
   return { held: heldP, release, done };
 }
 
-/** Waits until some backend is waiting on a lock with a statement containing `fragment`. */
-async function waitForBlocked(fragment: string) {
-  for (let i = 0; i < 200; i++) {
-    const rows = await lockOrm.em.fork().execute<{ n: string }[]>(`select count(*) as n from pg_stat_activity where wait_event_type = 'Lock' and query like ?`, [`%${fragment}%`]);
-    if (Number(rows[0]!.n) > 0) return;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  throw new Error(`nobody blocked on a statement with ${fragment}`);
-}
-
 describe('what a message reads after waiting for a lock, and a retired host key', () => {
   it('a retired host key (its host_signing_key row deleted, its certificate revoked, as readers.md "Host key rotation" describes) is no longer used to sign host messages', async () => {
     // Warm the process: one whole payment on the till (the city's host key read back and remembered).
@@ -153,7 +143,7 @@ describe('what a message reads after waiting for a lock, and a retired host key'
     await lock.held;
     const message1 = s.send(1, { responses });
     try {
-      await waitForBlocked('for update of p');
+      await waitForBlocked(lockOrm, 'for update of p');
       // Meanwhile the operator suspends the merchant (committed before message 1 goes on).
       await world.db.orm.em.fork().execute(`update merchant set status = 'SUSPENDED' where id = ?`, [merchantId]);
     } finally {
@@ -182,7 +172,7 @@ describe('what a message reads after waiting for a lock, and a retired host key'
     await lock.held;
     const hello = s.hello();
     try {
-      await waitForBlocked('card_session%for update');
+      await waitForBlocked(lockOrm, 'card_session%for update');
       await world.db.orm.em.fork().transactional((tx) => changeReaderStatus(tx, fromGlobalId(reader.id, 'Reader').id, 'SUSPENDED'));
     } finally {
       lock.release();

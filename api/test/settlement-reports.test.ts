@@ -20,6 +20,7 @@ import { freshDatabase, type TestDatabase } from './support/database.js';
 import { clientCredentialsToken, discover } from './support/oauth.js';
 import { startTestServer, type TestServer } from './support/server.js';
 import { payableAccount } from '../src/ledger/accounts.js';
+import { parseCsv } from './support/csv.js';
 
 let db: TestDatabase;
 let server: TestServer;
@@ -117,29 +118,6 @@ afterAll(async () => {
   await server?.close();
   await db?.close();
 });
-
-/** RFC 4180: quoted cells may hold commas, doubled quotes and line breaks. */
-function parseCsv(text: string): Record<string, string>[] {
-  const rows: string[][] = [];
-  let row: string[] = [];
-  let cell = '';
-  let quoted = false;
-  for (let i = 0; i < text.length; i++) {
-    const ch = text[i]!;
-    if (quoted) {
-      if (ch === '"' && text[i + 1] === '"') (cell += '"'), i++;
-      else if (ch === '"') quoted = false;
-      else cell += ch;
-    } else if (ch === '"') quoted = true;
-    else if (ch === ',') row.push(cell), (cell = '');
-    else if (ch === '\r' && text[i + 1] === '\n') {
-      row.push(cell), rows.push(row), (row = []), (cell = ''), i++;
-    } else cell += ch;
-  }
-  expect(row).toEqual([]);
-  const [header, ...body] = rows;
-  return body.map((r) => Object.fromEntries(header!.map((h, i) => [h, r[i]!])));
-}
 
 async function download(path: string, token?: string) {
   const res = await fetch(`${server.url}${path}`, { headers: token ? { authorization: `Bearer ${token}` } : {} });

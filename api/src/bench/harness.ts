@@ -169,6 +169,35 @@ export function percentile(sorted: Float64Array, p: number): number {
 
 export const describeError = (err: unknown) => (err instanceof Error ? `${err.name}: ${err.message}` : String(err));
 
+/** Sends `chunks` to `COPY … FROM STDIN` on the bare `pg` driver (what pg-copy-streams does, in a few lines); resolves when the server has stored them. */
+export function copyIn(client: pg.PoolClient, sql: string, chunks: AsyncIterable<Buffer | string> | Iterable<Buffer | string>): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let failed: unknown;
+    const submittable = {
+      submit(connection: { query(text: string): void }) {
+        connection.query(sql);
+      },
+      async handleCopyInResponse(connection: { sendCopyFromChunk(b: Buffer): void; endCopyFrom(): void; sendCopyFail(m: string): void }) {
+        try {
+          for await (const chunk of chunks) connection.sendCopyFromChunk(typeof chunk === 'string' ? Buffer.from(chunk) : chunk);
+          connection.endCopyFrom();
+        } catch (err) {
+          connection.sendCopyFail(describeError(err));
+        }
+      },
+      handleCommandComplete() {},
+      handleError(err: unknown) {
+        failed = err;
+      },
+      handleReadyForQuery() {
+        if (failed) reject(failed);
+        else resolve();
+      },
+    };
+    client.query(submittable as unknown as pg.QueryConfig);
+  });
+}
+
 /** The calling thread's CPU usage; undefined on a Node without process.threadCpuUsage (before 22.x): CPU figures then print as `-`. */
 const threadCpuUsage = (since?: NodeJS.CpuUsage): NodeJS.CpuUsage | undefined => (typeof process.threadCpuUsage === 'function' ? process.threadCpuUsage(since) : undefined);
 

@@ -32,7 +32,7 @@ import { migrate, openOrm } from '../db/orm.js';
 import { createWorkingCa } from '../pki/pki.service.js';
 import { initRootCa } from '../pki/root-ca.js';
 import { createCity } from '../tenancy/tenancy.service.js';
-import { describeError, environmentLine, fmt, positiveInt, nonNegativeInt, runBench, scratchDatabase } from './harness.js';
+import { copyIn, environmentLine, fmt, positiveInt, nonNegativeInt, runBench, scratchDatabase } from './harness.js';
 
 const DAY = '2026-11-25';
 const TIME_ZONE = 'Asia/Shanghai';
@@ -65,36 +65,6 @@ function parseOptions(argv: string[]): Options {
     .addHelpText('after', '\nUses DATABASE_URL (a scratch database on that server) or else an embedded PostgreSQL in a temp folder.')
     .parse(argv)
     .opts<Options>();
-}
-
-// ——— a bare COPY FROM STDIN on the `pg` driver (as uploads.bench.ts does) ———
-
-function copyIn(client: pg.PoolClient, sql: string, chunks: Iterable<string>): Promise<void> {
-  return new Promise((resolve, reject) => {
-    let failed: unknown;
-    const submittable = {
-      submit(connection: { query(text: string): void }) {
-        connection.query(sql);
-      },
-      handleCopyInResponse(connection: { sendCopyFromChunk(b: Buffer): void; endCopyFrom(): void; sendCopyFail(m: string): void }) {
-        try {
-          for (const chunk of chunks) connection.sendCopyFromChunk(Buffer.from(chunk));
-          connection.endCopyFrom();
-        } catch (err) {
-          connection.sendCopyFail(describeError(err));
-        }
-      },
-      handleCommandComplete() {},
-      handleError(err: unknown) {
-        failed = err;
-      },
-      handleReadyForQuery() {
-        if (failed) reject(failed);
-        else resolve();
-      },
-    };
-    client.query(submittable as unknown as pg.QueryConfig);
-  });
 }
 
 // ——— the day ———

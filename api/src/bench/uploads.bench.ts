@@ -48,7 +48,7 @@ import { MAX_BATCH_RECORDS } from '../settlement/offline-records.js';
 import { uploadOfflineBatch } from '../settlement/offline-upload.service.js';
 import { createCity, createMerchant } from '../tenancy/tenancy.service.js';
 import { Command } from 'commander';
-import { environmentLine, fmt, positiveInt, postgresCpuOf, runBench, scratchDatabase, driverCounts, transactionIdsGiven, describeError, interrupted } from './harness.js';
+import { copyIn, environmentLine, fmt, positiveInt, postgresCpuOf, runBench, scratchDatabase, driverCounts, transactionIdsGiven, describeError, interrupted } from './harness.js';
 
 const CURRENCY = 'CNY';
 const DATE = '20261125';
@@ -86,37 +86,6 @@ function parseOptions(argv: string[]): Options {
     .addHelpText('after', '\nUses DATABASE_URL (a scratch database on that server) or else an embedded PostgreSQL in a temp folder.')
     .parse(argv)
     .opts<Options>();
-}
-
-// ——— a bare COPY FROM STDIN on the `pg` driver (what pg-copy-streams does, in a few lines) ———
-
-/** Sends `data` to `COPY … FROM STDIN`; resolves when the server has stored it. */
-function copyIn(client: pg.PoolClient, sql: string, chunks: AsyncIterable<Buffer> | Iterable<Buffer>): Promise<void> {
-  return new Promise((resolve, reject) => {
-    let failed: unknown;
-    const submittable = {
-      submit(connection: { query(text: string): void }) {
-        connection.query(sql);
-      },
-      async handleCopyInResponse(connection: { sendCopyFromChunk(b: Buffer): void; endCopyFrom(): void; sendCopyFail(m: string): void }) {
-        try {
-          for await (const chunk of chunks) connection.sendCopyFromChunk(chunk);
-          connection.endCopyFrom();
-        } catch (err) {
-          connection.sendCopyFail(describeError(err));
-        }
-      },
-      handleCommandComplete() {},
-      handleError(err: unknown) {
-        failed = err;
-      },
-      handleReadyForQuery() {
-        if (failed) reject(failed);
-        else resolve();
-      },
-    };
-    client.query(submittable as unknown as pg.QueryConfig);
-  });
 }
 
 // ——— the day ———

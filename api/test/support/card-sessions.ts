@@ -25,6 +25,7 @@ import { type CardAlgorithm, storeMasterKeys } from '../../src/readers/key-store
 import { issueNationalCertificate, type ReaderOwnerKind, registerReader } from '../../src/readers/readers.service.js';
 import { createCity } from '../../src/tenancy/tenancy.service.js';
 import { freshDatabase, type TestDatabase } from './database.js';
+import type { Orm } from '../../src/db/orm.js';
 import { bearerClient, cardholderAccessToken } from './oauth.js';
 import { startTestServer, TEST_KEK, type TestServer } from './server.js';
 
@@ -355,4 +356,14 @@ export function readerAgentOptions(r: TestReader) {
     encryptionCertificatePem: r.encryptionPem,
     trustedCertificatesPem: r.trustedCertificatesPem,
   };
+}
+
+/** Waits until some backend (asked through `orm`, a pool of its own) waits for a lock in a statement containing `fragment`. */
+export async function waitForBlocked(orm: Orm, fragment: string): Promise<void> {
+  for (let i = 0; i < 400; i++) {
+    const rows = await orm.em.fork().execute<{ n: string }[]>(`select count(*) as n from pg_stat_activity where wait_event_type = 'Lock' and query like ?`, [`%${fragment}%`]);
+    if (Number(rows[0]!.n) > 0) return;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error(`nobody waited for a lock in a statement with ${fragment}`);
 }
