@@ -151,7 +151,9 @@ export async function refreshStatisticsFor(em: EntityManager, windowId: string):
     [window.closed_at, partition],
   );
   if (stats?.fresh) return false;
-  await em.execute(`analyze ${partition}`);
+  // Only the columns the pass filters and groups on: half the time of all fifteen (the texts are the
+  // costly ones). A partial ANALYZE leaves autovacuum's count of changes, so it still analyzes the rest.
+  await em.execute(`analyze ${partition} (window_id, participant_kind, participant_id, card_company_id, kind)`);
   return true;
 }
 
