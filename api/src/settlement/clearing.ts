@@ -43,7 +43,40 @@ const PARTICIPANTS = `(select 'MERCHANT' as kind, id, name, fee_plan_id from mer
    union all select 'BILLER', id, name, fee_plan_id from biller
    union all select 'CARD_COMPANY', id, name, fee_plan_id from card_company)`;
 
+// Every participant that has a fee plan, with the plan's terms: one hash for the pass to probe per item.
+const PARTICIPANT_PLANS = `(select 'MERCHANT' as kind, m.id, fp.basis_points, fp.fixed_fee, fp.minimum_fee from merchant m join fee_plan fp on fp.id = m.fee_plan_id
+   union all select 'BILLER', b.id, fp.basis_points, fp.fixed_fee, fp.minimum_fee from biller b join fee_plan fp on fp.id = b.fee_plan_id
+   union all select 'CARD_COMPANY', c.id, fp.basis_points, fp.fixed_fee, fp.minimum_fee from card_company c join fee_plan fp on fp.id = c.fee_plan_id)`;
+
 const SALES = `(${SALE_KINDS.map((k) => `'${k}'`).join(',')})`;
+/** Sales and refunds summed from the pass's rows (per kind). */
+const GROSS = `coalesce(sum(t.amount) filter (where t.kind in ${SALES}), 0)`;
+const REFUNDS = `coalesce(sum(t.amount) filter (where t.kind = 'REFUND'), 0)`;
+
+/**
+ * The pass's plan: the window read in parallel, one hash join to the participants' plans, a hash
+ * aggregate of a few thousand groups. Left alone the planner costs the hash join on the union as if
+ * each probe met many rows (a union has no statistics) and sorts the window for a merge join, and it
+ * overestimates the groups and sorts them too, spilling at the default work_mem (EXPLAIN in
+ * docs/performance.md). No nested loop either: with statistics that missed the window it would
+ * loop over millions of items. Only for the pass: the later statements join to ledger_account, where
+ * a hash join would read every account.
+ */
+const PASS_PLAN: Record<string, string> = { work_mem: '64MB', enable_mergejoin: 'off', enable_nestloop: 'off' };
+
+/**
+ * Runs `work` with planner settings changed for it alone, then puts them back. Local to the caller's
+ * transaction: if `work` fails, the rollback undoes them.
+ */
+async function withPlannerSettings<T>(tx: EntityManager, settings: Record<string, string>, work: () => Promise<T>): Promise<T> {
+  const names = Object.keys(settings);
+  const [before] = await tx.execute<Record<string, string>[]>(`select ${names.map((n, k) => `current_setting('${n}') as s${k}`).join(', ')}`);
+  const apply = (values: string[]) => tx.execute(`select ${names.map((n, k) => `set_config('${n}', ?, true) as s${k}`).join(', ')}`, values);
+  await apply(names.map((n) => settings[n]!));
+  const result = await work();
+  await apply(names.map((_, k) => before![`s${k}`]!));
+  return result;
+}
 
 /**
  * Clears a closed window: set-based SQL over its items makes one line per participant (counts,
@@ -56,6 +89,7 @@ const SALES = `(${SALE_KINDS.map((k) => `'${k}'`).join(',')})`;
  * database; a test holds the two equal. Refunds give no fee back.
  */
 export async function clearWindow(em: EntityManager, windowId: string): Promise<BatchRow> {
+  await refreshStatisticsFor(em, windowId);
   return em.transactional(async (tx) => {
     const window = await windowById(tx, windowId, true);
     if (!window) throw new SettlementError('NOT_FOUND', `no settlement window ${windowId}`, 'window');
@@ -65,9 +99,6 @@ export async function clearWindow(em: EntityManager, windowId: string): Promise<
     if (window.status === 'OPEN') throw new SettlementError('WINDOW_OPEN', 'the window is open: close it first', 'window');
     const done = await batchOfWindow(tx, window.id);
     if (done) return done;
-    // Fresh statistics for the window's items: without them the planner expects a handful and walks millions one by one.
-    // Only their month's partition (clearing-partitions.ts): analyzing the partitioned table samples every month kept, and the table as a whole.
-    await tx.execute(`analyze ${await partitionHolding(tx, window.business_day)}`);
 
     const batchId = randomUUID();
     await tx.execute(
@@ -103,11 +134,37 @@ export async function clearWindow(em: EntityManager, windowId: string): Promise<
 }
 
 /**
+ * Statistics that know the window's items, before clearing plans its pass: without them the planner
+ * expects a handful and walks millions one by one. Only the window's month partition
+ * (clearing-partitions.ts): analyzing the partitioned table samples every month kept, and the table
+ * as a whole. And only when its statistics are older than the window's close: the window takes no
+ * item after its close, so statistics taken since (by the clearing of another city's window of the
+ * same days, or by autovacuum) already know all of it. Outside the clearing's transaction, so that
+ * the statistics and the time they were taken commit together even if the clearing fails.
+ */
+export async function refreshStatisticsFor(em: EntityManager, windowId: string): Promise<boolean> {
+  const window = await windowById(em, windowId);
+  if (!window?.closed_at || window.status !== 'CLOSED') return false; // nothing to clear (the transaction says why)
+  const partition = await partitionHolding(em, window.business_day);
+  const [stats] = await em.execute<{ fresh: boolean }[]>(
+    `select coalesce(greatest(last_analyze, last_autoanalyze) > ?, false) as fresh from pg_stat_user_tables where relid = to_regclass(?)`,
+    [window.closed_at, partition],
+  );
+  if (stats?.fresh) return false;
+  // Only the columns the pass filters and groups on: half the time of all fifteen (the texts are the
+  // costly ones). A partial ANALYZE leaves autovacuum's count of changes, so it still analyzes the rest.
+  await em.execute(`analyze ${partition} (window_id, participant_kind, participant_id, card_company_id, kind)`);
+  return true;
+}
+
+/**
  * One line per participant with items in the window, or with something left from earlier windows
  * of this city (a negative due, a failed payout): those are carried into the new line. Lines and
  * interchange positions come from one read of the window's items (issue 23), summed per
- * (participant, card issuer) with each sale's fee by the participant's plan into a temporary
- * table of a few thousand rows: a CREATE TABLE AS may read in parallel, an INSERT may not.
+ * (participant, card issuer, kind) with each item's fee by the participant's plan into a temporary
+ * table of a few thousand rows: a CREATE TABLE AS may read in parallel, an INSERT may not. Three
+ * plain sums per row (grouping by kind) rather than eight filtered ones: the filters ran per item,
+ * and the top-up sums only ever meant anything for card companies.
  */
 async function insertLinesAndInterchange(tx: EntityManager, batchId: string, window: WindowRow): Promise<void> {
   // The earlier lines to carry, locked: a payout failing right now either committed before (and is
@@ -120,42 +177,38 @@ async function insertLinesAndInterchange(tx: EntityManager, batchId: string, win
   );
   const carriedIds = `{${carried.map((r) => r.id).join(',')}}`;
   await tx.execute(`drop table if exists pg_temp.clearing_window_totals`);
-  await tx.execute(
-    `create temporary table clearing_window_totals on commit drop as
-     select i.participant_kind, i.participant_id, i.card_company_id,
-            count(*) filter (where i.kind in ${SALES}) as sales_count,
-            count(*) filter (where i.kind = 'REFUND') as refund_count,
-            coalesce(sum(i.amount) filter (where i.kind in ${SALES}), 0) as gross,
-            coalesce(sum(i.amount) filter (where i.kind = 'REFUND'), 0) as refunds,
-            -- no plan: no fee (the sum of nothing is null)
-            coalesce(sum(greatest(fp.minimum_fee, fp.fixed_fee + (i.amount * fp.basis_points + 5000) / 10000)) filter (where i.kind in ${SALES}), 0) as fees,
-            count(*) filter (where i.kind = 'TOP_UP') as top_up_count,
-            coalesce(sum(i.amount) filter (where i.kind = 'TOP_UP'), 0) as top_ups,
-            coalesce(sum(case i.kind when 'TOP_UP_REFUND' then i.amount when 'TOP_UP_REFUND_FAILED' then -i.amount end), 0) as top_up_refunds
-       from clearing_item i
-       -- three hash joins (not one over a union): the planner sizes them right at millions of items
-       left join merchant m on i.participant_kind = 'MERCHANT' and m.id = i.participant_id
-       left join biller bl on i.participant_kind = 'BILLER' and bl.id = i.participant_id
-       left join card_company cc on i.participant_kind = 'CARD_COMPANY' and cc.id = i.participant_id
-       left join fee_plan fp on fp.id = coalesce(m.fee_plan_id, bl.fee_plan_id, cc.fee_plan_id)
-      where i.window_id = ?
-      group by i.participant_kind, i.participant_id, i.card_company_id`,
-    [window.id],
+  await withPlannerSettings(tx, PASS_PLAN, () =>
+    tx.execute(
+      `create temporary table clearing_window_totals on commit drop as
+       select i.participant_kind, i.participant_id, i.card_company_id, i.kind, count(*) as item_count, sum(i.amount) as amount,
+              -- every item's fee by its participant's plan (null without a plan); only sales' fees are charged
+              sum(greatest(p.minimum_fee, p.fixed_fee + (i.amount * p.basis_points + 5000) / 10000)) as fees
+         from clearing_item i
+         left join ${PARTICIPANT_PLANS} p on p.kind = i.participant_kind and p.id = i.participant_id
+        where i.window_id = ?
+        group by i.participant_kind, i.participant_id, i.card_company_id, i.kind`,
+      [window.id],
+    ),
   );
   // Cards used outside their home city: what each issuer's cards spent (less refunds) with the window city's card company.
   await tx.execute(
     `insert into interchange_position (batch_id, issuer_id, acquirer_id, currency, count, gross, refunds, net)
-     select ?, t.card_company_id, acquirer.id, ?, sum(t.sales_count + t.refund_count), sum(t.gross), sum(t.refunds), sum(t.gross - t.refunds)
+     select ?, t.card_company_id, acquirer.id, ?, sum(t.item_count), ${GROSS}, ${REFUNDS}, ${GROSS} - ${REFUNDS}
        from clearing_window_totals t cross join (select id from card_company where city_id = ?) acquirer
-      where t.card_company_id is not null and t.card_company_id <> acquirer.id and t.sales_count + t.refund_count > 0
+      where t.card_company_id is not null and t.card_company_id <> acquirer.id and (t.kind in ${SALES} or t.kind = 'REFUND')
       group by t.card_company_id, acquirer.id`,
     [batchId, window.currency, window.city_id],
   );
   await tx.execute(
     `with totals as (
-       select participant_kind, participant_id, sum(sales_count) as sales_count, sum(refund_count) as refund_count, sum(gross) as gross,
-              sum(refunds) as refunds, sum(fees) as fees, sum(top_up_count) as top_up_count, sum(top_ups) as top_ups, sum(top_up_refunds) as top_up_refunds
-         from clearing_window_totals group by participant_kind, participant_id),
+       select t.participant_kind, t.participant_id,
+              coalesce(sum(t.item_count) filter (where t.kind in ${SALES}), 0) as sales_count, coalesce(sum(t.item_count) filter (where t.kind = 'REFUND'), 0) as refund_count,
+              ${GROSS} as gross, ${REFUNDS} as refunds,
+              -- refunds give no fee back; no plan, no fee
+              coalesce(sum(t.fees) filter (where t.kind in ${SALES}), 0) as fees,
+              coalesce(sum(t.item_count) filter (where t.kind = 'TOP_UP'), 0) as top_up_count, coalesce(sum(t.amount) filter (where t.kind = 'TOP_UP'), 0) as top_ups,
+              coalesce(sum(case t.kind when 'TOP_UP_REFUND' then t.amount when 'TOP_UP_REFUND_FAILED' then -t.amount end), 0) as top_up_refunds
+         from clearing_window_totals t group by t.participant_kind, t.participant_id),
      outstanding as (
        select l.participant_kind, l.participant_id, sum(case l.status when 'CARRIED_FORWARD' then l.due else l.payout_amount end) as carried
          from settlement_line l join ${PARTICIPANTS} p on p.kind = l.participant_kind and p.id = l.participant_id
