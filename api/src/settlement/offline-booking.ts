@@ -17,7 +17,7 @@
  */
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { ALG_3DES, ALG_SM4 } from '../cardcrypto/algorithm.js';
-import { purchaseTac, verifyMac } from '../cardcrypto/epurse.js';
+import { purchaseTacs, verifyMac } from '../cardcrypto/epurse.js';
 import type { CardEntryKind } from '../cards/card-history.service.js';
 import { cardPurseCode, merchantPayableAccount, PAYABLE_ACCOUNT_CODE, transitRevenueAccount } from '../ledger/accounts.js';
 import { executeBound } from '../db/bound-statement.js';
@@ -34,7 +34,7 @@ export type RecordResult = { outcome: OfflineOutcome; reason: string; journalEnt
 export type BatchPurseMove = { asn: string; currency: string; before: bigint; after: bigint };
 const outcome = (o: OfflineOutcome, reason: string, journalEntryId: string | null = null): RecordResult => ({ outcome: o, reason, journalEntryId });
 
-interface Issuer {
+export interface Issuer {
   cardCompanyId: string;
   currency: string;
 }
@@ -52,33 +52,41 @@ async function issuersOf(em: EntityManager, cardCities: string[]): Promise<Map<s
 }
 
 /**
- * Why each record's TAC fails, or null when it proves the purchase (CARD-PROTOCOL.md §3): the
- * card's DTK from one master key read per (issuer, key version), not one per record.
+ * Why each record's TAC fails, or null when it proves the purchase (CARD-PROTOCOL.md §3): one
+ * master key read per (issuer, key version), each card's DTK derived once per batch (one cipher for
+ * all the cards of the software key store), and a card's TACs from one cipher (purchaseTacs), not
+ * three cipher objects per record (issue 23).
  */
-async function tacProblems(keyStore: KeyStore, terminal: ReaderRow, records: { r: OfflineRecord; issuer: Issuer }[]): Promise<(string | null)[]> {
-  const groups = new Map<string, number[]>();
+export async function tacProblems(keyStore: KeyStore, terminal: ReaderRow, records: { r: OfflineRecord; issuer: Issuer }[]): Promise<(string | null)[]> {
+  // (issuer, key version) → card → its records' places in `records`
+  const groups = new Map<string, Map<string, number[]>>();
   records.forEach(({ r, issuer }, i) => {
     const key = `${issuer.cardCompanyId}:${r.keyVersion}`;
-    if (!groups.has(key)) groups.set(key, []);
-    groups.get(key)!.push(i);
+    let cards = groups.get(key);
+    if (!cards) groups.set(key, (cards = new Map()));
+    const ofCard = cards.get(r.asn);
+    if (ofCard) ofCard.push(i);
+    else cards.set(r.asn, [i]);
   });
   const terminalId = terminalIdOf(terminal);
   const problems = new Array<string | null>(records.length);
-  for (const members of groups.values()) {
-    const first = records[members[0]!]!;
+  for (const cards of groups.values()) {
+    const first = records[cards.values().next().value![0]!]!;
+    const asns = [...cards.keys()];
     let keys: { key: Buffer; algorithm: '3DES' | 'SM4' }[];
     try {
-      keys = await keyStore.cardKeys({ cardCompanyId: first.issuer.cardCompanyId, purpose: 'TAC', keyVersion: first.r.keyVersion, asns: members.map((i) => Buffer.from(records[i]!.r.asn, 'hex')) });
+      keys = await keyStore.cardKeys({ cardCompanyId: first.issuer.cardCompanyId, purpose: 'TAC', keyVersion: first.r.keyVersion, asns: asns.map((asn) => Buffer.from(asn, 'hex')) });
     } catch (err) {
       if (!(err instanceof UnknownCardKeyError)) throw err;
-      for (const i of members) problems[i] = `the card company has no TAC key version ${first.r.keyVersion}`;
+      for (const members of cards.values()) for (const i of members) problems[i] = `the card company has no TAC key version ${first.r.keyVersion}`;
       continue;
     }
-    members.forEach((i, k) => {
-      const { r } = records[i]!;
+    asns.forEach((asn, k) => {
       const dtk = keys[k]!;
-      const expected = purchaseTac({ algorithm: dtk.algorithm === 'SM4' ? ALG_SM4 : ALG_3DES, tacKey: dtk.key, amount: r.amount, terminalId, terminalSerial: r.terminalSerial, date: r.date, time: r.time });
-      problems[i] = verifyMac(expected, Buffer.from(r.tac, 'hex')) ? null : 'the TAC does not prove this purchase with the card’s key';
+      const members = cards.get(asn)!;
+      const expected = purchaseTacs(dtk.algorithm === 'SM4' ? ALG_SM4 : ALG_3DES, dtk.key, members.map((i) => ({ amount: records[i]!.r.amount, terminalId, terminalSerial: records[i]!.r.terminalSerial, date: records[i]!.r.date, time: records[i]!.r.time })));
+      dtk.key.fill(0);
+      members.forEach((i, m) => (problems[i] = verifyMac(expected[m]!, Buffer.from(records[i]!.r.tac, 'hex')) ? null : 'the TAC does not prove this purchase with the card’s key'));
     });
   }
   return problems;
