@@ -44,7 +44,8 @@ import { type ReaderRow, registerReader } from '../readers/readers.service.js';
 import { terminalIdOf } from '../readers/session/terminal.js';
 import { offlineBatchSignedBytes } from '../settlement/offline-batch-signature.js';
 import { ensureMonthPartition } from '../settlement/clearing-partitions.js';
-import { MAX_BATCH_RECORDS } from '../settlement/offline-records.js';
+import { tacProblems } from '../settlement/offline-booking.js';
+import { MAX_BATCH_RECORDS, type OfflineRecord, parseOfflineBody } from '../settlement/offline-records.js';
 import { uploadOfflineBatch } from '../settlement/offline-upload.service.js';
 import { createCity, createMerchant } from '../tenancy/tenancy.service.js';
 import { Command } from 'commander';
@@ -264,6 +265,28 @@ function csrFor(privateKeyPem: string): string {
 }
 const rsaKey = () => generateKeyPairSync('rsa', { modulusLength: 2048, privateKeyEncoding: { type: 'pkcs1', format: 'pem' }, publicKeyEncoding: { type: 'spki', format: 'pem' } }).privateKey;
 
+/** Records whose TACs the micro-measure verifies (the first batches of the day, up to this many). */
+const TAC_SAMPLE = 20_000;
+
+/**
+ * CPU per TAC of the upload's verification, alone: the first batches of the day (up to `sample`
+ * records) through `verify` one after the other, untimed in the phases' figures.
+ */
+async function tacMicroMeasure(file: string, sample: number, verify: (terminal: number, records: OfflineRecord[]) => Promise<void>): Promise<{ tacs: number; batches: number; cpuUsPerTac: number }> {
+  const batches: { t: number; records: OfflineRecord[] }[] = [];
+  let tacs = 0;
+  for await (const line of createInterface({ input: createReadStream(file), crlfDelay: Infinity })) {
+    if (tacs >= sample) break;
+    const batch = JSON.parse(line) as { t: number; body: string };
+    batches.push({ t: batch.t, records: parseOfflineBody(batch.body).records });
+    tacs += batches.at(-1)!.records.length;
+  }
+  await verify(batches[0]!.t, batches[0]!.records); // warm: the master keys read and unsealed, the code compiled
+  const cpu0 = process.cpuUsage();
+  for (const batch of batches) await verify(batch.t, batch.records);
+  return { tacs, batches: batches.length, cpuUsPerTac: (processCpuMs(cpu0) * 1000) / tacs };
+}
+
 const seconds = (t0: bigint) => Number(process.hrtime.bigint() - t0) / 1e9;
 const processCpuMs = (since?: NodeJS.CpuUsage) => {
   const u = process.cpuUsage(since);
@@ -351,11 +374,17 @@ async function main(): Promise<void> {
     console.log(`uploads bench: ${int(expected.records)} records (${int(day.rides)} rides of ${int(day.cards)} cards, the rest sent again) in ${int(expected.batches)} batches of ~${opts.batch} from ${opts.terminals} terminals, ${opts.clients} uploads at once`);
     console.log(`${env.line}; set-up and generation ${fmt(setup, 1)} s`);
 
+    const keyStore = new SoftwareKeyStore(orm.em.fork(), kek);
+    const issuerOf = { [CITY_CODES.home]: { cardCompanyId: home.cardCompany.id, currency: CURRENCY }, [CITY_CODES.visiting]: { cardCompanyId: visiting.cardCompany.id, currency: CURRENCY } } as Record<string, { cardCompanyId: string; currency: string }>;
+    const tac = await tacMicroMeasure(file, TAC_SAMPLE, async (t, records) => {
+      await tacProblems(keyStore, terminals[t]!.row, records.map((r) => ({ r, issuer: issuerOf[r.cardCity]! })));
+    });
+    console.log(`TAC verification (micro-measure, as the upload does it per batch, keys included): ${int(tac.tacs)} TACs in ${int(tac.batches)} batches, ${fmt(tac.cpuUsPerTac, 2)} µs of CPU per TAC`);
+
     // ——— ours: every batch through the upload service, C at once ———
     const lines = createInterface({ input: createReadStream(file), crlfDelay: Infinity })[Symbol.asyncIterator]();
     let reading = Promise.resolve<IteratorResult<string> | undefined>(undefined);
     const nextLine = () => (reading = reading.then(() => lines.next()));
-    const keyStore = new SoftwareKeyStore(orm.em.fork(), kek);
     let errors = 0;
     let retries = 0;
     let firstError: string | undefined;
@@ -474,6 +503,7 @@ async function main(): Promise<void> {
         ours: { seconds: oursSeconds, recordsPerSec: n / oursSeconds, nodeCpuUsPerRecord: (oursCpu * 1000) / n, postgresCpuUsPerRecord: (oursPg * 1000) / n, statementsPerRecord: (counts.statements - counts0.statements) / n, transactionIdsPerRecord: xids / n, retries, errors },
         bare: { seconds: bareSeconds, recordsPerSec: n / bareSeconds, nodeCpuUsPerRecord: (bareCpu * 1000) / n, postgresCpuUsPerRecord: (barePg * 1000) / n },
         ratio,
+        tacCpuUsPerTac: tac.cpuUsPerTac,
         outcomes: Object.fromEntries(Object.entries(outcomes).map(([k, v]) => [k, Number(v.n)])),
       }),
     );

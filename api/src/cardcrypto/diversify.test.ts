@@ -2,7 +2,7 @@ import { createCipheriv } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { ALG_3DES, ALG_SM4, type AlgorithmId } from './algorithm.js';
 import { CardCryptoError, CardCryptoErrorCode } from './cardcrypto.errors.js';
-import { diversificationData, diversifyKey, diversifyKeyMultiLevel } from './diversify.js';
+import { diversificationData, diversifyKey, diversifyKeyMultiLevel, diversifyKeys } from './diversify.js';
 
 const hex = (s: string) => Buffer.from(s.replace(/\s+/g, ''), 'hex');
 const HEX = (b: Uint8Array) => Buffer.from(b).toString('hex').toUpperCase();
@@ -42,6 +42,23 @@ describe('SM4 diversification: DK = SM4-ECB(MK, D || NOT D)', () => {
     const dk = diversifyKey(ALG_SM4, MK, hex('0310 1234567890123445'));
     expect(dk).toHaveLength(16);
     expect(dk).toEqual(expected);
+  });
+});
+
+describe('many cards at once (an offline batch): diversifyKeys', () => {
+  const asns = ['0310 1234567890123445', '0310 0000000000000001', '0310 FFFFFFFFFFFFFFFF', '5810 0000000000ABCDEF', '0310 1234567890123445'].map(hex);
+
+  it.each([
+    { name: '3DES', algorithm: ALG_3DES as AlgorithmId },
+    { name: 'SM4', algorithm: ALG_SM4 as AlgorithmId },
+  ])('$name: each card’s key is the one diversifyKey gives it, in order, a repeated ASN included', ({ algorithm }) => {
+    expect(diversifyKeys(algorithm, MK, asns)).toEqual(asns.map((asn) => diversifyKey(algorithm, MK, asn)));
+  });
+
+  it('no cards, no keys; a short master key or factor is refused as for one card', () => {
+    expect(diversifyKeys(ALG_3DES, MK, [])).toEqual([]);
+    expect(() => diversifyKeys(ALG_3DES, MK.subarray(0, 8), asns)).toThrow(RangeError);
+    expect(() => diversifyKeys(ALG_3DES, MK, [hex('0102')])).toThrow(RangeError);
   });
 });
 

@@ -12,6 +12,7 @@ import {
   purchaseMac2,
   purchaseSessionKey,
   purchaseTac,
+  purchaseTacs,
   tacKey,
   TransactionType,
   u16be,
@@ -166,6 +167,31 @@ describe('purchase (消费), vector P1', () => {
     expect(HEX(tacKey(ALG_3DES, KEY))).toBe('9955551111555599');
     const data = hex('00001000 06 001122334455 00000001 20120229 135100');
     expect(HEX(tac)).toBe(referenceMac4('des-ede-cbc', hex('9955551111555599'), data));
+  });
+});
+
+describe('a card’s TACs together (an offline batch): purchaseTacs', () => {
+  const purchases = [
+    { amount: 0x1000, terminalId: TERMINAL, terminalSerial: 1, date: '20120229', time: '135100' },
+    { amount: 200, terminalId: TERMINAL, terminalSerial: 2, date: '20261125', time: '081500' },
+    { amount: 200, terminalId: hex('0A0B0C0D0E0F'), terminalSerial: 0xffffffff, date: '20261125', time: '235959' },
+    { amount: 0x1000, terminalId: TERMINAL, terminalSerial: 1, date: '20120229', time: '135100' },
+  ];
+
+  it.each([
+    { name: '3DES', algorithm: ALG_3DES as AlgorithmId },
+    { name: 'SM4', algorithm: ALG_SM4 as AlgorithmId },
+  ])('$name: each TAC is the one purchaseTac gives alone, whatever came before it', ({ algorithm }) => {
+    const one = purchases.map((p) => HEX(purchaseTac({ algorithm, tacKey: KEY, ...p })));
+    expect(purchaseTacs(algorithm, KEY, purchases).map(HEX)).toEqual(one);
+    expect(purchaseTacs(algorithm, KEY, purchases.slice(1)).map(HEX)).toEqual(one.slice(1));
+    expect(purchaseTacs(algorithm, KEY, [])).toEqual([]);
+  });
+
+  it('the card’s DTK is left as it was (only the folded TAC key is wiped)', () => {
+    const dtk = Buffer.from(KEY);
+    purchaseTacs(ALG_3DES, dtk, purchases);
+    expect(dtk).toEqual(KEY);
   });
 });
 

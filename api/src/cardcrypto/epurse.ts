@@ -20,7 +20,7 @@ import { timingSafeEqual } from 'node:crypto';
 import { ALG_3DES, ALG_SM4, algorithmId, type AlgorithmId } from './algorithm.js';
 import { requireLength, xorBytes } from './bytes.js';
 import { tdesEcbEncrypt } from './des.js';
-import { desCbcMac, mac4, padIso9797M2, sm4CbcMac } from './mac.js';
+import { desCbcMac, desCbcMacs, mac4, padIso9797M2, sm4CbcMac, sm4CbcMacs } from './mac.js';
 import { SM4_BLOCK_SIZE, sm4EcbEncrypt } from './sm4.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -343,6 +343,20 @@ export interface PurchaseTacInput {
 /** TAC = MAC(DTK_L XOR DTK_R; amount || type || terminal || terminalSerial || date || time). */
 export function purchaseTac(input: PurchaseTacInput): Buffer {
   return tacOver(input.algorithm, input.tacKey, purchaseTacMessage(input));
+}
+
+/**
+ * The TACs of several purchases by one card under its DTK: purchaseTac of each, from one cipher
+ * object for the card instead of one per TAC (issue 23: an offline batch brings a card's rides).
+ */
+export function purchaseTacs(algorithm: AlgorithmId, dtk: Uint8Array, purchases: readonly Omit<PurchaseTacInput, 'algorithm' | 'tacKey'>[]): Buffer[] {
+  const key = tacKey(algorithm, dtk);
+  try {
+    const messages = purchases.map((p) => purchaseTacMessage(p));
+    return (algorithm === ALG_3DES ? desCbcMacs(key, messages) : sm4CbcMacs(key, messages)).map(mac4);
+  } finally {
+    key.fill(0);
+  }
 }
 
 /** What the TAC of a purchase is computed over. */

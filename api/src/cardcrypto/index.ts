@@ -15,7 +15,7 @@ export {
   tdesEcbDecrypt,
   tdesEcbEncrypt,
 } from './des.js';
-export { diversificationData, diversifyKey, diversifyKeyMultiLevel } from './diversify.js';
+export { diversificationData, diversifyKey, diversifyKeyMultiLevel, diversifyKeys } from './diversify.js';
 export {
   bcd,
   loadMac1,
@@ -33,6 +33,7 @@ export {
   purchaseSessionInput,
   purchaseSessionKey,
   purchaseTac,
+  purchaseTacs,
   purchaseTacMessage,
   sessionKeyFrom,
   sessionMac,
@@ -55,10 +56,12 @@ export { decodeValueBlock, encodeValueBlock, isValueBlock, M1_BLOCK_SIZE, type V
 export {
   challengeIv,
   desCbcMac,
+  desCbcMacs,
   mac4,
   padIso9797M2,
   retailMac,
   sm4CbcMac,
+  sm4CbcMacs,
   tdesCbcMac,
   unpadIso9797M2,
 } from './mac.js';

@@ -6,6 +6,7 @@
  * `challengeIv`). The functions return the whole final block; `mac4` keeps the left 4 bytes, which
  * is what the e-purse puts on the wire as MAC1, MAC2 and TAC.
  */
+import { cbcMacs } from './block-cipher.js';
 import { lastBlock, requireLength } from './bytes.js';
 import { CardCryptoError, CardCryptoErrorCode } from './cardcrypto.errors.js';
 import { DES_BLOCK_SIZE, desCbcEncrypt, desEcbDecrypt, desEcbEncrypt, tdesCbcEncrypt } from './des.js';
@@ -90,6 +91,26 @@ export function tdesCbcMac(key: Uint8Array, data: Uint8Array, iv?: Uint8Array): 
 export function sm4CbcMac(key: Uint8Array, data: Uint8Array, iv?: Uint8Array): Buffer {
   requireLength('SM4 MAC key', key, 16);
   return lastBlock(sm4CbcEncrypt(key, padIso9797M2(data, SM4_BLOCK_SIZE), iv), SM4_BLOCK_SIZE);
+}
+
+/**
+ * desCbcMac of each message under one 8-byte key (zero IV), from one cipher object: a card's TACs
+ * in an offline batch (issue 23). Single DES runs as EDE with K || K, as des.ts does.
+ */
+export function desCbcMacs(key: Uint8Array, messages: readonly Uint8Array[]): Buffer[] {
+  requireLength('DES MAC key', key, 8);
+  const kk = Buffer.concat([key, key]);
+  try {
+    return cbcMacs('des-ede-cbc', kk, DES_BLOCK_SIZE, messages.map((m) => padIso9797M2(m, DES_BLOCK_SIZE)));
+  } finally {
+    kk.fill(0);
+  }
+}
+
+/** sm4CbcMac of each message under one key (zero IV), from one cipher object. */
+export function sm4CbcMacs(key: Uint8Array, messages: readonly Uint8Array[]): Buffer[] {
+  requireLength('SM4 MAC key', key, 16);
+  return cbcMacs('sm4-cbc', key, SM4_BLOCK_SIZE, messages.map((m) => padIso9797M2(m, SM4_BLOCK_SIZE)));
 }
 
 /** The left 4 bytes of a MAC block: the form the e-purse sends (MAC1, MAC2, TAC). */

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { EntityManager } from '@mikro-orm/postgresql';
+import { executeBound } from '../db/bound-statement.js';
 import { LedgerError, LedgerErrorCode as Code } from './ledger.errors.js';
 import { AccountOwnerKind, AccountType, isDebitNormal, LedgerAccount } from './ledger-account.entity.js';
 
@@ -398,14 +399,18 @@ export interface LockedAccount {
  */
 export async function lockAccounts(em: EntityManager, codes: string[]): Promise<Map<string, LockedAccount>> {
   if (codes.length === 0) return new Map();
-  const rows = await em.execute<{ id: string; code: string; currency: string; type: AccountType; non_negative: boolean; balance: string }[]>(
-    `select id, code, currency, type, non_negative, balance from ledger_account where code = any(?::text[]) order by id for update`,
-    [`{${[...new Set(codes)].map((c) => JSON.stringify(c)).join(',')}}`],
+  const rows = await executeBound<{ id: string; code: string; currency: string; type: AccountType; non_negative: boolean; balance: string }>(
+    em,
+    `select id, code, currency, type, non_negative, balance from ledger_account where code = any($1::text[]) order by id for update`,
+    [[...new Set(codes)]],
   );
   return new Map(rows.map((r) => [r.code, { id: r.id, code: r.code, currency: r.currency.trim(), type: r.type, nonNegative: r.non_negative, balance: BigInt(r.balance) }]));
 }
 
-/** Rows per statement of postMany(): JSON in one parameter, so no limit on parameters; this bounds its size. */
+/**
+ * Rows per statement of postMany(): JSON in one bound parameter (executeBound: sent as it is, not
+ * escaped into the SQL text), so no limit on parameters; this bounds its size.
+ */
 const ROWS_PER_BULK_STATEMENT = 10_000;
 
 /**
@@ -427,9 +432,10 @@ export function postMany(em: EntityManager, entries: EntryInput[]): Promise<{ id
     const ids = [...new Set(lowered.flatMap((e) => e.lines.map((l) => l.account)))].sort();
     for (const id of ids) if (!/^[0-9a-f-]{36}$/.test(id)) throw new LedgerError(Code.UNKNOWN_ACCOUNT, `no ledger account ${id}`, id);
     // Locked in id order, as post() locks: the balances below are the ones the updates will move.
-    const rows = await tx.execute<{ id: string; currency: string; type: AccountType; non_negative: boolean; balance: string }[]>(
-      `select id, currency, type, non_negative, balance from ledger_account where id = any(?::uuid[]) order by id for update`,
-      [`{${ids.join(',')}}`],
+    const rows = await executeBound<{ id: string; currency: string; type: AccountType; non_negative: boolean; balance: string }>(
+      tx,
+      `select id, currency, type, non_negative, balance from ledger_account where id = any($1::uuid[]) order by id for update`,
+      [ids],
     );
     const accounts = new Map(rows.map((r) => [r.id, { id: r.id, currency: r.currency.trim(), type: r.type, nonNegative: r.non_negative, balance: BigInt(r.balance) }]));
     // A remembered account whose row is gone (a database restored to an earlier point) is refused, as
@@ -459,9 +465,10 @@ export function postMany(em: EntityManager, entries: EntryInput[]): Promise<{ id
 
     try {
       for (let from = 0; from < heads.length; from += ROWS_PER_BULK_STATEMENT) {
-        await tx.execute(
+        await executeBound(
+          tx,
           `insert into journal_entry (id, entry_key, description, metadata)
-           select id, entry_key, description, metadata from json_to_recordset(?::json) as e(id uuid, entry_key text, description text, metadata jsonb)`,
+           select id, entry_key, description, metadata from json_to_recordset($1::json) as e(id uuid, entry_key text, description text, metadata jsonb)`,
           [JSON.stringify(heads.slice(from, from + ROWS_PER_BULK_STATEMENT))],
         );
       }
@@ -470,17 +477,18 @@ export function postMany(em: EntityManager, entries: EntryInput[]): Promise<{ id
       throw err;
     }
     for (let from = 0; from < postings.length; from += ROWS_PER_BULK_STATEMENT) {
-      await tx.execute(
+      await executeBound(
+        tx,
         `insert into posting (entry_id, line_no, account_id, amount, currency, balance_after)
          select entry_id, line_no, account_id, amount, currency, balance_after
-           from json_to_recordset(?::json) as p(entry_id uuid, line_no int, account_id uuid, amount bigint, currency text, balance_after bigint)`,
+           from json_to_recordset($1::json) as p(entry_id uuid, line_no int, account_id uuid, amount bigint, currency text, balance_after bigint)`,
         [JSON.stringify(postings.slice(from, from + ROWS_PER_BULK_STATEMENT))],
       );
     }
     // Each account once, by its entries' sum; the table's CHECK stays the backstop.
     const moved = ids.filter((id) => running.get(id) !== accounts.get(id)!.balance).map((id) => ({ id, delta: (running.get(id)! - accounts.get(id)!.balance).toString() }));
     if (moved.length) {
-      await tx.execute(`update ledger_account a set balance = a.balance + d.delta from json_to_recordset(?::json) as d(id uuid, delta bigint) where a.id = d.id`, [JSON.stringify(moved)]);
+      await executeBound(tx, `update ledger_account a set balance = a.balance + d.delta from json_to_recordset($1::json) as d(id uuid, delta bigint) where a.id = d.id`, [JSON.stringify(moved)]);
     }
     return heads.map((h) => ({ id: h.id, key: h.entry_key }));
   });

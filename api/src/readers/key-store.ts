@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { ALG_3DES, ALG_SM4, type AlgorithmId } from '../cardcrypto/algorithm.js';
-import { diversifyKey } from '../cardcrypto/diversify.js';
+import { diversifyKey, diversifyKeys } from '../cardcrypto/diversify.js';
 import { sessionKeyFrom, sessionMac, tacOver } from '../cardcrypto/epurse.js';
 import { seal, unseal } from '../secrets/kek.js';
 import { m1SectorKeyB } from './m1/m1-script.js';
@@ -142,7 +142,8 @@ export class SoftwareKeyStore implements KeyStore {
 
   async cardKeys(req: { cardCompanyId: string; purpose: KeyPurpose; keyVersion: number; asns: Buffer[] }) {
     const { key: master, algorithm } = await this.master(req.cardCompanyId, req.purpose, req.keyVersion);
-    return req.asns.map((asn) => ({ key: diversifyKey(algorithmIdOf(algorithm), master, asn), algorithm }));
+    // One cipher for all the cards (diversifyKeys), not two per card: an offline batch's (issue 23).
+    return diversifyKeys(algorithmIdOf(algorithm), master, req.asns).map((key) => ({ key, algorithm }));
   }
 }
 

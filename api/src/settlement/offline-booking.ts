@@ -17,9 +17,10 @@
  */
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { ALG_3DES, ALG_SM4 } from '../cardcrypto/algorithm.js';
-import { purchaseTac, verifyMac } from '../cardcrypto/epurse.js';
+import { purchaseTacs, verifyMac } from '../cardcrypto/epurse.js';
 import type { CardEntryKind } from '../cards/card-history.service.js';
 import { cardPurseCode, merchantPayableAccount, PAYABLE_ACCOUNT_CODE, transitRevenueAccount } from '../ledger/accounts.js';
+import { executeBound } from '../db/bound-statement.js';
 import { credit, debit, lockAccounts, postMany } from '../ledger/ledger.service.js';
 import { type KeyStore, UnknownCardKeyError } from '../readers/key-store.js';
 import type { ReaderRow } from '../readers/readers.service.js';
@@ -33,16 +34,17 @@ export type RecordResult = { outcome: OfflineOutcome; reason: string; journalEnt
 export type BatchPurseMove = { asn: string; currency: string; before: bigint; after: bigint };
 const outcome = (o: OfflineOutcome, reason: string, journalEntryId: string | null = null): RecordResult => ({ outcome: o, reason, journalEntryId });
 
-interface Issuer {
+export interface Issuer {
   cardCompanyId: string;
   currency: string;
 }
 
 /** The card company whose keys the cards carry, by the city code on the card: one read for the batch. */
 async function issuersOf(em: EntityManager, cardCities: string[]): Promise<Map<string, Issuer>> {
-  const rows = await em.execute<{ card_city_code: string; card_company_id: string; currency: string }[]>(
-    `select c.card_city_code, cc.id as card_company_id, c.currency from city c join card_company cc on cc.city_id = c.id where c.card_city_code = any(?::text[])`,
-    [`{${cardCities.join(',')}}`],
+  const rows = await executeBound<{ card_city_code: string; card_company_id: string; currency: string }>(
+    em,
+    `select c.card_city_code, cc.id as card_company_id, c.currency from city c join card_company cc on cc.city_id = c.id where c.card_city_code = any($1::text[])`,
+    [cardCities],
   );
   const issuers = new Map<string, Issuer>();
   for (const r of rows) if (!issuers.has(r.card_city_code)) issuers.set(r.card_city_code, { cardCompanyId: r.card_company_id, currency: r.currency.trim() });
@@ -50,33 +52,41 @@ async function issuersOf(em: EntityManager, cardCities: string[]): Promise<Map<s
 }
 
 /**
- * Why each record's TAC fails, or null when it proves the purchase (CARD-PROTOCOL.md §3): the
- * card's DTK from one master key read per (issuer, key version), not one per record.
+ * Why each record's TAC fails, or null when it proves the purchase (CARD-PROTOCOL.md §3): one
+ * master key read per (issuer, key version), each card's DTK derived once per batch (one cipher for
+ * all the cards of the software key store), and a card's TACs from one cipher (purchaseTacs), not
+ * three cipher objects per record (issue 23).
  */
-async function tacProblems(keyStore: KeyStore, terminal: ReaderRow, records: { r: OfflineRecord; issuer: Issuer }[]): Promise<(string | null)[]> {
-  const groups = new Map<string, number[]>();
+export async function tacProblems(keyStore: KeyStore, terminal: ReaderRow, records: { r: OfflineRecord; issuer: Issuer }[]): Promise<(string | null)[]> {
+  // (issuer, key version) → card → its records' places in `records`
+  const groups = new Map<string, Map<string, number[]>>();
   records.forEach(({ r, issuer }, i) => {
     const key = `${issuer.cardCompanyId}:${r.keyVersion}`;
-    if (!groups.has(key)) groups.set(key, []);
-    groups.get(key)!.push(i);
+    let cards = groups.get(key);
+    if (!cards) groups.set(key, (cards = new Map()));
+    const ofCard = cards.get(r.asn);
+    if (ofCard) ofCard.push(i);
+    else cards.set(r.asn, [i]);
   });
   const terminalId = terminalIdOf(terminal);
   const problems = new Array<string | null>(records.length);
-  for (const members of groups.values()) {
-    const first = records[members[0]!]!;
+  for (const cards of groups.values()) {
+    const first = records[cards.values().next().value![0]!]!;
+    const asns = [...cards.keys()];
     let keys: { key: Buffer; algorithm: '3DES' | 'SM4' }[];
     try {
-      keys = await keyStore.cardKeys({ cardCompanyId: first.issuer.cardCompanyId, purpose: 'TAC', keyVersion: first.r.keyVersion, asns: members.map((i) => Buffer.from(records[i]!.r.asn, 'hex')) });
+      keys = await keyStore.cardKeys({ cardCompanyId: first.issuer.cardCompanyId, purpose: 'TAC', keyVersion: first.r.keyVersion, asns: asns.map((asn) => Buffer.from(asn, 'hex')) });
     } catch (err) {
       if (!(err instanceof UnknownCardKeyError)) throw err;
-      for (const i of members) problems[i] = `the card company has no TAC key version ${first.r.keyVersion}`;
+      for (const members of cards.values()) for (const i of members) problems[i] = `the card company has no TAC key version ${first.r.keyVersion}`;
       continue;
     }
-    members.forEach((i, k) => {
-      const { r } = records[i]!;
+    asns.forEach((asn, k) => {
       const dtk = keys[k]!;
-      const expected = purchaseTac({ algorithm: dtk.algorithm === 'SM4' ? ALG_SM4 : ALG_3DES, tacKey: dtk.key, amount: r.amount, terminalId, terminalSerial: r.terminalSerial, date: r.date, time: r.time });
-      problems[i] = verifyMac(expected, Buffer.from(r.tac, 'hex')) ? null : 'the TAC does not prove this purchase with the card’s key';
+      const members = cards.get(asn)!;
+      const expected = purchaseTacs(dtk.algorithm === 'SM4' ? ALG_SM4 : ALG_3DES, dtk.key, members.map((i) => ({ amount: records[i]!.r.amount, terminalId, terminalSerial: records[i]!.r.terminalSerial, date: records[i]!.r.date, time: records[i]!.r.time })));
+      dtk.key.fill(0);
+      members.forEach((i, m) => (problems[i] = verifyMac(expected[m]!, Buffer.from(records[i]!.r.tac, 'hex')) ? null : 'the TAC does not prove this purchase with the card’s key'));
     });
   }
   return problems;
@@ -92,12 +102,13 @@ interface CardFacts {
 /** Per card of the batch: its highest known counter and which of the batch's counters were accepted before. */
 async function cardFacts(em: EntityManager, counters: Map<string, number[]>): Promise<Map<string, CardFacts>> {
   if (counters.size === 0) return new Map();
-  const rows = await em.execute<{ asn: string; highest: number | null; accepted: number[] }[]>(
+  const rows = await executeBound<{ asn: string; highest: number | null; accepted: number[] }>(
+    em,
     `select r.asn,
             greatest((select max(offline_counter) from offline_transaction t where t.asn = r.asn and t.outcome in ('ACCEPTED','GAP')),
                      (select offline_counter - 1 from card_counter k where k.asn = r.asn)) as highest,
             array(select offline_counter from offline_transaction t where t.asn = r.asn and t.offline_counter = any(r.counters) and t.outcome in ('ACCEPTED','GAP')) as accepted
-       from json_to_recordset(?::json) as r(asn text, counters int[])`,
+       from json_to_recordset($1::json) as r(asn text, counters int[])`,
     [JSON.stringify([...counters].map(([asn, list]) => ({ asn, counters: list })))],
   );
   return new Map(rows.map((r) => [r.asn, { highest: r.highest ?? -1, accepted: new Set(r.accepted) }]));
@@ -200,9 +211,10 @@ async function bookAccepted(tx: EntityManager, terminal: ReaderRow, batchRowId: 
   // The card's counter moved on offline: an online session showing an older one is a copy of the card.
   const next = new Map<string, number>();
   for (const { r } of accepted) next.set(r.asn, Math.max(next.get(r.asn) ?? 0, r.offlineCounter + 1));
-  await tx.execute(
+  await executeBound(
+    tx,
     `insert into card_counter (asn, offline_counter)
-     select asn, offline_counter from json_to_recordset(?::json) as c(asn text, offline_counter int) order by asn
+     select asn, offline_counter from json_to_recordset($1::json) as c(asn text, offline_counter int) order by asn
      on conflict (asn) do update set offline_counter = greatest(card_counter.offline_counter, excluded.offline_counter), updated_at = now()`,
     [JSON.stringify([...next].map(([asn, offline_counter]) => ({ asn, offline_counter })))],
   );
@@ -215,24 +227,26 @@ async function bookAccepted(tx: EntityManager, terminal: ReaderRow, batchRowId: 
  * windowForNewItem gives that day (asked once per day, not per record). Idempotent by entry key.
  */
 async function recordTransitItems(tx: EntityManager, terminal: ReaderRow, accepted: Accepted[]): Promise<void> {
-  const participantCity = terminal.owner_kind === 'MERCHANT' ? 'select city_id from merchant where id = ?' : 'select city_id from card_company where id = ?';
+  const participantCity = terminal.owner_kind === 'MERCHANT' ? 'select city_id from merchant where id = $2' : 'select city_id from card_company where id = $2';
   const local = (r: OfflineRecord) => `${r.date.slice(0, 4)}-${r.date.slice(4, 6)}-${r.date.slice(6, 8)} ${r.time.slice(0, 2)}:${r.time.slice(2, 4)}:${r.time.slice(4, 6)}`;
   const locals = [...new Set(accepted.map((a) => local(a.r)))];
-  const days = await tx.execute<{ city_id: string; local: string; business_day: string }[]>(
+  const days = await executeBound<{ city_id: string; local: string; business_day: string }>(
+    tx,
     `select c.id as city_id, l.local, ((l.local::timestamp at time zone c.time_zone) at time zone c.time_zone)::date::text as business_day
-       from city c cross join unnest(?::text[]) as l(local) where c.id = (${participantCity})`,
-    [`{${locals.map((l) => `"${l}"`).join(',')}}`, terminal.owner_id],
+       from city c cross join unnest($1::text[]) as l(local) where c.id = (${participantCity})`,
+    [locals, terminal.owner_id],
   );
   if (days.length === 0) throw new Error(`no city for ${terminal.owner_kind.toLowerCase()} ${terminal.owner_id}: clearing items not recorded`);
   const cityId = days[0]!.city_id;
   const dayOf = new Map(days.map((d) => [d.local, d.business_day]));
   const windows = new Map<string, string>();
   for (const day of [...new Set(dayOf.values())].sort()) windows.set(day, await windowForNewItem(tx, cityId, day));
-  await tx.execute(
+  await executeBound(
+    tx,
     `insert into clearing_item (city_id, business_day, window_id, kind, participant_kind, participant_id, card_company_id, amount, currency, occurred_at, entry_key, reference, gateway_reference)
-     select ?, i.business_day, i.window_id, 'TRANSIT', ?, ?, i.card_company_id, i.amount, i.currency, i.local::timestamp at time zone c.time_zone, i.entry_key, i.reference, null
-       from json_to_recordset(?::json) as i(business_day date, window_id uuid, card_company_id uuid, amount bigint, currency text, local text, entry_key text, reference text)
-       join city c on c.id = ?
+     select $1, i.business_day, i.window_id, 'TRANSIT', $2, $3, i.card_company_id, i.amount, i.currency, i.local::timestamp at time zone c.time_zone, i.entry_key, i.reference, null
+       from json_to_recordset($4::json) as i(business_day date, window_id uuid, card_company_id uuid, amount bigint, currency text, local text, entry_key text, reference text)
+       join city c on c.id = $1
       where not exists (select 1 from clearing_item x where x.entry_key = i.entry_key)
      on conflict (entry_key, business_day) do nothing`,
     [
@@ -245,7 +259,6 @@ async function recordTransitItems(tx: EntityManager, terminal: ReaderRow, accept
           return { business_day: day, window_id: windows.get(day), card_company_id: issuer.cardCompanyId, amount: r.amount, currency: issuer.currency, local: local(r), entry_key: `offline-purchase:${r.asn}:${r.offlineCounter}`, reference: `${r.asn}:${r.offlineCounter}` };
         }),
       ),
-      cityId,
     ],
   );
 }

@@ -12,6 +12,7 @@ import type { TopUpLimits } from '../config/config.js';
 import type { KeyStore } from '../readers/key-store.js';
 import { lowBalanceAfterOfflineBatch } from '../topups/auto-top-up.js';
 import type { ReaderRow } from '../readers/readers.service.js';
+import { executeBound } from '../db/bound-statement.js';
 import { DomainError } from '../graphql/domain-error.js';
 import { UserErrorCode } from '../graphql/user-error.js';
 import { bookOfflineRecords, type OfflineOutcome } from './offline-booking.js';
@@ -117,11 +118,12 @@ export async function uploadOfflineBatch(em: EntityManager, deps: UploadDeps, in
     // A card's records in counter order, so a batch that lists them out of order shows no false gap.
     const order = records.map((record, index) => ({ record, index })).sort((a, b) => (a.record.asn < b.record.asn ? -1 : a.record.asn > b.record.asn ? 1 : a.record.offlineCounter - b.record.offlineCounter || a.index - b.index));
     const { results, purseMoves } = await bookOfflineRecords(tx, deps, input.terminal, id, records, order.map((o) => o.index));
-    // Every record's row in one statement (JSON in one parameter: 5,000 rows of 14 columns would pass PostgreSQL's 65,535 parameters).
-    await tx.execute(
+    // Every record's row in one statement (JSON in one bound parameter: 5,000 rows of 14 columns would pass PostgreSQL's 65,535 parameters).
+    await executeBound(
+      tx,
       `insert into offline_transaction (id, batch_row_id, record_no, asn, card_city, offline_counter, amount, terminal_serial, date, time, tac, outcome, reason, journal_entry_id)
-       select gen_random_uuid(), ?, r.record_no, r.asn, r.card_city, r.offline_counter, r.amount, r.terminal_serial, r.date, r.time, r.tac, r.outcome, r.reason, r.journal_entry_id
-         from json_to_recordset(?::json) as r(record_no int, asn text, card_city text, offline_counter int, amount bigint, terminal_serial bigint, date text, time text, tac text, outcome text, reason text, journal_entry_id uuid)
+       select gen_random_uuid(), $1, r.record_no, r.asn, r.card_city, r.offline_counter, r.amount, r.terminal_serial, r.date, r.time, r.tac, r.outcome, r.reason, r.journal_entry_id
+         from json_to_recordset($2::json) as r(record_no int, asn text, card_city text, offline_counter int, amount bigint, terminal_serial bigint, date text, time text, tac text, outcome text, reason text, journal_entry_id uuid)
         order by r.record_no`,
       [
         id,
@@ -148,7 +150,7 @@ export async function uploadOfflineBatch(em: EntityManager, deps: UploadDeps, in
       return { index, asn: record.asn, offlineCounter: record.offlineCounter, amount: record.amount, accepted: result.outcome === 'ACCEPTED' || result.outcome === 'GAP', ...result };
     });
     const answer: BatchAnswer = { id, readerId: input.terminal.id, batchId: input.batchId, receivedAt: new Date(claimed.received_at).toISOString(), records: answers };
-    await tx.execute(`update offline_batch set answer = ? where id = ?`, [JSON.stringify(answer), id]);
+    await executeBound(tx, `update offline_batch set answer = $1::jsonb where id = $2`, [JSON.stringify(answer), id]);
     // Offline fares count like online ones for the card's holder: once per card the batch took below its threshold.
     await lowBalanceAfterOfflineBatch(tx, deps.topUpLimits, id, purseMoves);
     return { answer, replayed: false };
