@@ -66,10 +66,16 @@ export function ridershipCommand(withOrm: WithOrm): Command {
     .requiredOption('--from <YYYY-MM-DD>', 'the first business day')
     .option('--to <YYYY-MM-DD>', 'the last business day; --from when left out')
     .action(async (opts: { city: string; from: string; to?: string }) => {
+      let period: { from: string; to: string };
+      try {
+        period = checkedPeriod(opts.from, opts.to ?? opts.from);
+      } catch (err) {
+        return refuse((err as Error).message.replaceAll('`', '--'));
+      }
       await withOrm(async (orm) => {
         const city = await cityOf(orm, opts.city);
         if (!city) return refuse(`no city ${opts.city}`);
-        for (const d of await rollupStatus(orm.em.fork(), city.id, opts.from, opts.to ?? opts.from)) console.log(`${city.code} ${d.day}\t${d.rides} ride(s)\tbuilt ${d.builtAt.toISOString()}\t${d.fresh ? 'fresh' : 'stale: rides booked since'}`);
+        for (const d of await rollupStatus(orm.em.fork(), city.id, period.from, period.to)) console.log(`${city.code} ${d.day}\t${d.rides} ride(s)\tbuilt ${d.builtAt.toISOString()}\t${d.fresh ? 'fresh' : 'stale: rides booked since'}`);
       });
     });
   return command;
