@@ -128,10 +128,15 @@ export async function dueRollupDays(em: EntityManager, limit = 1000): Promise<{ 
   return rows.map((r) => ({ cityId: r.city_id, day: r.day }));
 }
 
-/** Builds every due day, one after the other (what the job does). */
+/**
+ * Builds every due day, one after the other (what the job does). A day whose build fails is reported
+ * and left marked (answered from the rides, tried again next run); the days after it are still built.
+ */
 export async function buildDueRollups(em: EntityManager): Promise<RollupBuild[]> {
   const builds: RollupBuild[] = [];
-  for (const { cityId, day } of await dueRollupDays(em)) builds.push(await buildRidershipRollup(em.fork(), cityId, day));
+  for (const { cityId, day } of await dueRollupDays(em)) {
+    builds.push(await buildRidershipRollup(em.fork(), cityId, day).catch((err: Error): RollupBuild => ({ cityId, day, built: false, reason: `the build failed: ${err.message}` })));
+  }
   return builds;
 }
 

@@ -13,6 +13,6 @@ export function ridershipRollupsTask(orm: MikroORM, log: Logger) {
     const builds = await buildDueRollups(orm.em.fork());
     const built = builds.filter((b) => b.built);
     if (built.length > 0) log.info({ days: built.map((b) => `${b.cityId}:${b.day}`), rides: built.reduce((n, b) => n + (b.built ? b.rides : 0), 0) }, 'ridership rollups built');
-    for (const b of builds) if (!b.built) log.info({ cityId: b.cityId, day: b.day, reason: b.reason }, 'ridership rollup not built');
+    for (const b of builds) if (!b.built) log.warn({ cityId: b.cityId, day: b.day, reason: b.reason }, 'ridership rollup not built; the day is answered from the rides');
   };
 }
