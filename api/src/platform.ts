@@ -12,6 +12,7 @@ import { createHttpApp } from './http/app.js';
 import { createHttpServer } from './http/server.js';
 import { startBackgroundJobs } from './jobs/background-jobs.js';
 import { partitionsAheadTask } from './jobs/partitions-ahead.js';
+import { ridershipRollupsTask } from './jobs/ridership-rollups.js';
 import { startWebhookDelivery } from './webhooks/delivery-worker.js';
 import { purgeExpiredIdempotencyRecords, RunningMutations } from './graphql/idempotency.js';
 import { armCrashPoints } from './graphql/crash-point.js';
@@ -26,7 +27,8 @@ import { sandboxAnswers, sandboxKeys, startFixedSandbox } from './topups/gateway
 /**
  * Periodic tasks on the job queue (graphile-worker cron: once a minute, once across all API
  * processes): payments and bill payments that expired waiting for a card are canceled; idempotency records past
- * their retention are purged; clearing_item's monthly partitions are kept three months ahead (hourly).
+ * their retention are purged; clearing_item's monthly partitions are kept three months ahead (hourly);
+ * the ridership rollup of each day over and booked since its last build is built (every 10 minutes).
  */
 export function scheduledTasks(orm: Orm, log: Logger) {
   return {
@@ -41,8 +43,9 @@ export function scheduledTasks(orm: Orm, log: Logger) {
         if (purged > 0) log.info({ purged }, 'idempotency records purged');
       },
       clearing_partitions_ahead: partitionsAheadTask(orm, log),
+      ridership_rollups: ridershipRollupsTask(orm, log),
     },
-    crontab: ['* * * * * payments_expire', '17 * * * * idempotency_purge', '41 * * * * clearing_partitions_ahead'].join('\n'),
+    crontab: ['* * * * * payments_expire', '17 * * * * idempotency_purge', '41 * * * * clearing_partitions_ahead', '*/10 * * * * ridership_rollups'].join('\n'),
   };
 }
 

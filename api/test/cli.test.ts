@@ -69,6 +69,11 @@ it('`onecard migrate` finds the database up to date, and `seed` runs each step o
   expect(second.clients.merchant.client_id).toBe(first.clients.merchant.client_id);
 });
 
+it('the seed registers its transit terminal (the counter reader the QR ride example runs as a gate) as a QR scanner, on a line and stop', async () => {
+  const scanners = await db.orm.em.fork().execute(`select r.serial, s.fare_cap::int as fare_cap, l.line, l.stop from qr_scanner s join reader r on r.id = s.reader_id left join terminal_location l on l.reader_id = r.id`);
+  expect(scanners).toEqual([{ serial: 'GZ-COUNTER-0001', fare_cap: 1500, line: 'Metro Line 1', stop: 'Gongyuanqian' }]);
+});
+
 it('`onecard ledger check` passes a sound ledger and exits 1 with a list when a balance drifts', async () => {
   const em = db.orm.em.fork();
   const a = await openAccount(em, { code: 'cli.a', type: AccountType.ASSET, ownerKind: AccountOwnerKind.OTHER, currency: 'CNY' });

@@ -676,7 +676,8 @@ describe('ridership analytics', () => {
     // Six riders through Line 1 (2.00 each, from their wallets' debt allowance); two of them on to Line 2 (3.00).
     const riders = [];
     for (let i = 0; i < 6; i++) riders.push(await rider(`qr-hz-${i}`, 0));
-    const first = await upload(hzCompany, signedBatch(line1, 'wulin-0001', riders.map((r) => scan(r.draw(), 200))));
+    const line1Scans = riders.map((r) => scan(r.draw(), 200));
+    const first = await upload(hzCompany, signedBatch(line1, 'wulin-0001', line1Scans));
     const second = await upload(hzCompany, signedBatch(line2, 'xixi-0001', riders.slice(0, 2).map((r) => scan(r.draw(), 300))));
     expect([...first.uploadQrRideBatch.batch!.rides, ...second.uploadQrRideBatch.batch!.rides].every((r) => r.accepted)).toBe(true);
 
@@ -689,5 +690,15 @@ describe('ridership analytics', () => {
     expect((await ask(hzCompany, 'DAY')).ridership!.groups).toEqual([{ key: today, rides: 8, riders: 6, fares: { amount: 1800 } }]);
     // Another city's card company gets null, as for a city that does not exist.
     expect((await ask(gzCompany, 'LINE')).ridership).toBeNull();
+
+    // Each booked batch marked its day for the rollup once (one statement per batch, not per ride): the
+    // day's rollup, once built, will not answer for rides booked after it (docs/analytics.md "The rollup").
+    const marks = async () => Number((await world.db.orm.em.fork().execute<{ n: string }[]>(`select count(*)::text as n from ridership_day_mark where city_id = ? and business_day = ?`, [hz.cityId, today]))[0]!.n);
+    expect(await marks()).toBe(2);
+    // The same codes again in a new batch are duplicates: nothing booked, nothing marked, the answer unchanged.
+    const again = await upload(hzCompany, signedBatch(line1, 'wulin-0002', line1Scans));
+    expect(again.uploadQrRideBatch.batch!.rides.map((r) => r.outcome)).toEqual(line1Scans.map(() => 'DUPLICATE'));
+    expect(await marks()).toBe(2);
+    expect((await ask(hzCompany, 'DAY')).ridership!.groups).toEqual([{ key: today, rides: 8, riders: 6, fares: { amount: 1800 } }]);
   });
 });

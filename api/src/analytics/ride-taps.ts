@@ -66,15 +66,22 @@ export const LINE_OF = (t: string) => `coalesce(${t}.line, '(no line)')`;
 export const STOP_OF = (t: string) => `coalesce(${t}.line, '(no line)') || ' / ' || coalesce(${t}.stop, '(no stop)')`;
 
 /**
- * Runs an analytics statement read-only, with room to sort a city's day in memory: at the default
- * work_mem (4 MB) a day of a million rides sorted on disk (docs/performance.md, ridership).
+ * Runs analytics statements read-only in one snapshot (repeatable read: an answer that reads the
+ * rollup for some days and the rides for others reads both as of one moment), with room to sort a
+ * city's day in memory: at the default work_mem (4 MB) a day of a million rides sorted on disk
+ * (docs/performance.md, ridership).
  */
-export async function analyticsQuery<T>(em: EntityManager, sql: string, params: unknown[]): Promise<T[]> {
+export async function analyticsTransaction<T>(em: EntityManager, work: (tx: EntityManager) => Promise<T>): Promise<T> {
   return em.transactional(async (tx) => {
-    await tx.execute(`set transaction read only`);
+    await tx.execute(`set transaction isolation level repeatable read, read only`);
     await tx.execute(`set local work_mem = '${ANALYTICS_WORK_MEM}'`);
-    return tx.execute<T[]>(sql, params);
+    return work(tx);
   });
+}
+
+/** One analytics statement, as analyticsTransaction runs it. */
+export async function analyticsQuery<T>(em: EntityManager, sql: string, params: unknown[]): Promise<T[]> {
+  return analyticsTransaction(em, (tx) => tx.execute<T[]>(sql, params));
 }
 
 /** work_mem of one analytics statement: one sort or hash of a large city's day (a few at once). */

@@ -1,7 +1,8 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Principal } from '../auth/principal.js';
 import { AnalyticsError } from './analytics.errors.js';
-import { analyticsCityFor, analyticsQuery, LINE_OF, STOP_OF, tapsParams, WITH_TAPS } from './ride-taps.js';
+import { analyticsCityFor, type AnalyticsCity, analyticsTransaction, LINE_OF, STOP_OF, tapsParams, WITH_TAPS } from './ride-taps.js';
+import { freshRollupDays, markRideDaysOfTerminal, rollupGroups } from './ridership-rollup.js';
 
 /**
  * Ridership analytics (支付数据分析, issue 25 item 3): how many rides, riders and fares by line, stop,
@@ -48,14 +49,21 @@ export const ridershipSql = (groupBy: RidershipGrouping) => `${WITH_TAPS},
   select key, sum(rides)::text as rides, count(*)::text as riders, sum(fares)::text as fares
     from per_rider group by key order by key`;
 
+type GroupRow = { key: string; rides: string; riders: string; fares: string };
+
 /**
  * A city's ridership between two business days (inclusive), grouped. The operator sees every city;
  * a card company its own city only (another city answers null, as a missing one does).
+ *
+ * Read from the rollup where it is exact and fresh (ridership-rollup.ts): one day by any grouping,
+ * and by DAY each day whose rollup is fresh (each group is one day), the other days from the rides.
+ * Otherwise — several days by LINE, STOP or HOUR (a rider counts once over them all), a day not
+ * built or booked since — from the rides. Either way the same groups, in one snapshot.
  */
 export async function ridershipFor(em: EntityManager, principal: Principal, input: { cityId: string; from: string; to: string; groupBy: RidershipGrouping }): Promise<Ridership | null> {
   const city = await analyticsCityFor(em, principal, input.cityId);
   if (!city) return null;
-  const rows = await analyticsQuery<{ key: string; rides: string; riders: string; fares: string }>(em, ridershipSql(input.groupBy), tapsParams(city, input.from, input.to));
+  const rows = await analyticsTransaction(em, (tx) => ridershipRows(tx, city, input));
   const shown = rows.filter((r) => Number(r.riders) >= MINIMUM_GROUP_SIZE);
   return {
     cityId: city.id,
@@ -65,14 +73,43 @@ export async function ridershipFor(em: EntityManager, principal: Principal, inpu
   };
 }
 
-/** Sets where a terminal stands (the caller checked it may manage it); null clears a field. */
+/** Every group, the small ones too: from the rollup, the rides, or (by DAY) both. */
+async function ridershipRows(tx: EntityManager, city: AnalyticsCity, input: { from: string; to: string; groupBy: RidershipGrouping }): Promise<GroupRow[]> {
+  const live = (from: string, to: string) => tx.execute<GroupRow[]>(ridershipSql(input.groupBy), tapsParams(city, from, to));
+  const oneDay = input.from === input.to;
+  if (!oneDay && input.groupBy !== 'DAY') return live(input.from, input.to);
+  const fresh = await freshRollupDays(tx, city.id, input.from, input.to);
+  if (oneDay) return fresh.size ? rollupGroups(tx, city.id, [input.from], input.groupBy) : live(input.from, input.to);
+  // By DAY a group is a day: the fresh days from the rollup, the span of the others from the rides.
+  const stale = daysBetween(input.from, input.to).filter((d) => !fresh.has(d));
+  const fromRollup = await rollupGroups(tx, city.id, [...fresh], 'DAY');
+  const fromRides = stale.length ? (await live(stale[0]!, stale.at(-1)!)).filter((r) => !fresh.has(r.key)) : [];
+  return [...fromRollup, ...fromRides].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+}
+
+/** Each day from first to last (YYYY-MM-DD, inclusive). */
+function daysBetween(first: string, last: string): string[] {
+  const days: string[] = [];
+  for (let t = Date.parse(`${first}T00:00:00Z`); t <= Date.parse(`${last}T00:00:00Z`); t += 86_400_000) days.push(new Date(t).toISOString().slice(0, 10));
+  return days;
+}
+
+/**
+ * Sets where a terminal stands (the caller checked it may manage it); null clears a field. A new line
+ * or stop moves the terminal's past rides to other groups: the days it rode on are marked, so their
+ * rollups answer no more until rebuilt (ridership-rollup.ts).
+ */
 export async function setTerminalLocation(em: EntityManager, readerId: string, location: { line: string | null; stop: string | null; vehicle: string | null }): Promise<void> {
   for (const [field, value] of Object.entries(location)) {
     if (value != null && (value.trim() !== value || value.length < 1 || value.length > 100)) throw new AnalyticsError(`a ${field} is 1 to 100 characters, without spaces around`, field);
   }
-  await em.execute(
-    `insert into terminal_location (reader_id, line, stop, vehicle) values (?, ?, ?, ?)
-     on conflict (reader_id) do update set line = excluded.line, stop = excluded.stop, vehicle = excluded.vehicle, updated_at = now()`,
-    [readerId, location.line, location.stop, location.vehicle],
-  );
+  await em.transactional(async (tx) => {
+    const [before] = await tx.execute<{ line: string | null; stop: string | null }[]>(`select line, stop from terminal_location where reader_id = ? for update`, [readerId]);
+    await tx.execute(
+      `insert into terminal_location (reader_id, line, stop, vehicle) values (?, ?, ?, ?)
+       on conflict (reader_id) do update set line = excluded.line, stop = excluded.stop, vehicle = excluded.vehicle, updated_at = now()`,
+      [readerId, location.line, location.stop, location.vehicle],
+    );
+    if ((before?.line ?? null) !== location.line || (before?.stop ?? null) !== location.stop) await markRideDaysOfTerminal(tx, readerId);
+  });
 }

@@ -1,24 +1,29 @@
 /**
  * Ridership analytics benchmark (issue 25 item 3): `npm run bench:ridership -- [--rides N] [--lines L] [--stops S] [--history D]`.
  *
- * A day of N booked rides in one city (card fares and, --qr of them, QR rides), written straight
- * into the ride tables with `COPY … FROM STDIN` (this bench measures aggregation, not upload: the
- * uploads bench does that), over L lines of S stops, each stop one terminal; and D earlier days of
- * the same size, so the statements have to find the day among others as they will in production.
- * Riders ride as commuters do: two to five taps a day, each next tap 3 to 45 minutes after the
- * last, mostly along the same line (a tap-in and tap-out), else on another line (a transfer).
+ * A day of about N booked rides in one city (card fares and, --qr of them, QR rides), generated
+ * server-side — generate_series for the riders and their taps, window sums for each rider's walk
+ * along the lines, then INSERT … SELECT straight into the ride tables (this bench measures
+ * aggregation, not upload: the uploads bench does that) — over L lines of S stops, each stop one
+ * terminal; and D earlier days of the same size, so the statements have to find the day among others
+ * as they will in production. Riders ride as commuters do: two to five taps a day, each next tap 3
+ * to 45 minutes after the last, mostly along the same line (a tap-in and tap-out), else on another
+ * line (a transfer).
  *
  * Phase "ours": ridershipFor() by LINE, STOP, HOUR and DAY and originDestinationFor() by LINE and
- * STOP, the services the GraphQL queries and CSV downloads call, as the operator. Phase "bare": the
- * same rows already joined, filtered and narrowed (rider, local time, line, stop, fare) in a table
- * of their own without an index, and a bare `GROUP BY` (and, for the matrix, the bare `lead()`) over
- * it: the least the same answer can cost. Prints the seconds of each, the ratio, one JSON line, and
- * checks that both give the same numbers (exit 1 when not). With --explain, the plans of ours.
+ * STOP, the services the GraphQL queries and CSV downloads call, as the operator, live from the
+ * rides (no rollup yet). Phase "bare": the same rows already joined, filtered and narrowed (rider,
+ * local time, line, stop, fare) in a table of their own without an index, and a bare `GROUP BY`
+ * (and, for the matrix, the bare `lead()`) over it: the least the same answer can cost. Phase
+ * "rollup": the day's rollup built (buildRidershipRollup, what the job runs), then ridershipFor()
+ * by each grouping again, now read from it. Prints the seconds of each, the ratios against bare,
+ * one JSON line, and checks that every answer gives the bare numbers (exit 1 when not). With
+ * --explain, the plans of ours.
  *
- * Generation is untimed, and followed by ANALYZE, as autovacuum would have done after a day's upload.
+ * Generation is timed apart (not an answer), and followed by ANALYZE, as autovacuum would have done after a day's upload.
  */
 import 'reflect-metadata';
-import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -27,12 +32,13 @@ import pg from 'pg';
 import { originDestinationFor, originDestinationSql, type OriginDestinationLevel } from '../analytics/origin-destination.service.js';
 import { analyticsQuery, tapsParams } from '../analytics/ride-taps.js';
 import { ridershipFor, ridershipSql, type RidershipGrouping } from '../analytics/ridership.service.js';
+import { buildRidershipRollup, freshRollupDays } from '../analytics/ridership-rollup.js';
 import type { Principal } from '../auth/principal.js';
 import { migrate, openOrm } from '../db/orm.js';
 import { createWorkingCa } from '../pki/pki.service.js';
 import { initRootCa } from '../pki/root-ca.js';
 import { createCity } from '../tenancy/tenancy.service.js';
-import { copyIn, environmentLine, fmt, positiveInt, nonNegativeInt, runBench, scratchDatabase } from './harness.js';
+import { environmentLine, fmt, positiveInt, nonNegativeInt, runBench, scratchDatabase } from './harness.js';
 
 const DAY = '2026-11-25';
 const TIME_ZONE = 'Asia/Shanghai';
@@ -67,51 +73,6 @@ function parseOptions(argv: string[]): Options {
     .opts<Options>();
 }
 
-// ——— the day ———
-
-/** A small deterministic generator (mulberry32): the same day for the same options. */
-function random(seed: number) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-interface Tap {
-  rider: number;
-  terminal: number;
-  seconds: number;
-  fare: number;
-}
-
-/** One day's taps, rider by rider, in time order: `rides` of them, about 3.5 per rider. */
-function* dayOfTaps(opts: Options, rides: number, seed: number): Generator<Tap> {
-  const rnd = random(seed);
-  const pick = (n: number) => Math.floor(rnd() * n);
-  let made = 0;
-  for (let rider = 0; made < rides; rider++) {
-    const taps = Math.min(2 + pick(4), rides - made);
-    let line = pick(opts.lines);
-    let stop = pick(opts.stops);
-    let seconds = 5 * 3600 + pick(17 * 3600);
-    for (let i = 0; i < taps && seconds < 86_400; i++) {
-      yield { rider, terminal: line * opts.stops + stop, seconds, fare: FARES[pick(FARES.length)]! };
-      made++;
-      // Mostly along the line (the tap-out at another stop), else a change to another line.
-      if (rnd() < 0.7) stop = (stop + 1 + pick(opts.stops - 1)) % opts.stops;
-      else line = (line + 1 + pick(Math.max(1, opts.lines - 1))) % opts.lines;
-      seconds += 180 + pick(42 * 60);
-    }
-  }
-}
-
-/** A uuid from md5 of a name, as PostgreSQL's md5(name)::uuid makes it. */
-const md5Uuid = (name: string) => createHash('md5').update(name).digest('hex').replace(/^(.{8})(.{4})(.{4})(.{4})(.{12})$/, '$1-$2-$3-$4-$5');
-const hhmmss = (s: number) => [Math.floor(s / 3600), Math.floor(s / 60) % 60, s % 60].map((n) => String(n).padStart(2, '0')).join('');
 const dayMinus = (days: number) => new Date(Date.parse(`${DAY}T00:00:00Z`) - days * 86_400_000).toISOString().slice(0, 10);
 
 const seconds = (t0: bigint) => Number(process.hrtime.bigint() - t0) / 1e9;
@@ -162,88 +123,96 @@ async function main(): Promise<void> {
     } finally {
       db.release();
     }
-    const readerIds = (await pool.query<{ id: string }>(`select id from reader where serial like 'BENCH-%' order by split_part(serial, '-', 2)::int`)).rows.map((r) => r.id);
-    const lineOf = (t: number) => `Line ${String(Math.floor(t / opts.stops) + 1).padStart(2, '0')}`;
-    const stopOf = (t: number) => `Stop ${String((t % opts.stops) + 1).padStart(2, '0')}`;
 
-    // QR riders (every rider whose number ends in fewer than --qr × 100): a holder, a wallet and a credential each, made set-based.
-    const isQr = (rider: number) => rider % 100 < Math.round(opts.qr * 100);
-    const credentialOf = (rider: number) => md5Uuid(`credential-${rider}`);
-    const maxRiders = Math.ceil(opts.rides / 2) + 1;
-    await pool.query(
-      `with riders as (select n from generate_series(0, $1::int - 1) n where n % 100 < $2::int),
-            holders as (insert into cardholder (id, username, password_hash, display_name) select md5('holder-' || n)::uuid, 'bench-' || n, 'bench', 'bench' from riders returning id),
-            wallets as (insert into transit_wallet (id, holder_id, card_company_id, currency, debt_limit) select md5('wallet-' || n)::uuid, md5('holder-' || n)::uuid, $3, 'CNY', 0 from riders where exists (select 1 from holders) returning id)
-       insert into qr_credential (id, wallet_id, device_public_key, valid_from, valid_until, issued_by_client)
-       select md5('credential-' || n)::uuid, md5('wallet-' || n)::uuid, decode(repeat('04', 65), 'hex'), now() - interval '400 days', now() + interval '1 day', 'bench' from riders where exists (select 1 from wallets)`,
-      [maxRiders, Math.round(opts.qr * 100), city.cardCompany.id],
-    );
-    // Booked rides point at a journal entry; one placeholder serves them all (this bench reads no ledger).
-    const entry = randomUUID();
-    await pool.query(`insert into journal_entry (id, entry_key, description) values ($1, 'bench:ridership', 'placeholder for the bench rides')`, [entry]);
-
-    // ——— the days, COPY'd in: a batch per terminal and day for each kind; the bare table gets the day asked for ———
     const expected = { rides: 0, fares: 0n };
-    const copyClient = await pool.connect();
+    let generateSeconds = 0;
+    // ——— the days, generated server-side (generate_series, window sums for each rider's walk) and inserted set-based ———
+    // One day of taps in `bench_gen`, in rider order; every day in the tables (the one asked for and --history earlier ones)
+    // is that day on its own date. Ids and record numbers follow rider order, so the indexes fill at their right edge.
+    const riders = Math.ceil(opts.rides / 3.5);
+    const qrPercent = Math.round(opts.qr * 100);
+    const tGenerate = process.hrtime.bigint();
+    const gen = await pool.connect();
     try {
-      await copyClient.query(`create table bench_bare_tap (rider text not null, local_at timestamp not null, line text not null, stop text not null, amount bigint not null)`);
+      await gen.query(`set work_mem = '1GB'`);
+      await gen.query(`select setseed(0.25)`);
+      await gen.query(
+        `create unlogged table bench_gen as
+         with rider as (
+           select r, 2 + floor(random() * 4)::int as taps, floor(random() * $2::int)::int as line0, floor(random() * $3::int)::int as stop0, 5 * 3600 + floor(random() * 17 * 3600)::int as t0
+             from generate_series(0, $1::int - 1) r),
+         tap as (
+           select r, j, line0, stop0, t0, random() < 0.7 as along, floor(random() * 1000000)::int as hop, 180 + floor(random() * 42 * 60)::int as gap,
+                  ($4::int[])[1 + floor(random() * cardinality($4::int[]))::int] as fare
+             from rider, generate_series(0, taps - 1) j),
+         walk as (
+           -- each next tap 3 to 45 minutes after the last; mostly along the line (another stop), else on another line
+           select r, j, fare,
+                  t0 + sum(case when j = 0 then 0 else gap end) over w as seconds,
+                  (line0 + sum(case when j > 0 and not along then 1 + hop % greatest($2::int - 1, 1) else 0 end) over w) % $2::int as line,
+                  (stop0 + sum(case when j > 0 and along then 1 + hop % greatest($3::int - 1, 1) else 0 end) over w) % $3::int as stop
+             from tap window w as (partition by r order by j))
+         select r as rider, j as seq, (line * $3::int + stop)::int as terminal, seconds::int as seconds, fare from walk where seconds < 86400 order by r, j`,
+        [riders, opts.lines, opts.stops, FARES],
+      );
+      await gen.query(`create table bench_terminal as select split_part(r.serial, '-', 2)::int as terminal, r.id as reader_id from reader r where r.serial like 'BENCH-%'`);
+      // QR riders (every rider whose number ends in fewer than --qr × 100): a holder, a wallet and a credential each.
+      await gen.query(
+        `with riders as (select n from generate_series(0, $1::int - 1) n where n % 100 < $2::int),
+              holders as (insert into cardholder (id, username, password_hash, display_name) select md5('holder-' || n)::uuid, 'bench-' || n, 'bench', 'bench' from riders returning id),
+              wallets as (insert into transit_wallet (id, holder_id, card_company_id, currency, debt_limit) select md5('wallet-' || n)::uuid, md5('holder-' || n)::uuid, $3, 'CNY', 0 from riders where exists (select 1 from holders) returning id)
+         insert into qr_credential (id, wallet_id, device_public_key, valid_from, valid_until, issued_by_client)
+         select md5('credential-' || n)::uuid, md5('wallet-' || n)::uuid, decode(repeat('04', 65), 'hex'), now() - interval '400 days', now() + interval '1 day', 'bench' from riders where exists (select 1 from wallets)`,
+        [riders, qrPercent, city.cardCompany.id],
+      );
+      // Booked rides point at a journal entry; one placeholder serves them all (this bench reads no ledger).
+      const entry = randomUUID();
+      await gen.query(`insert into journal_entry (id, entry_key, description) values ($1, 'bench:ridership', 'placeholder for the bench rides')`, [entry]);
       for (let d = opts.history; d >= 0; d--) {
         const date = dayMinus(d);
-        const cardBatches = readerIds.map(() => randomUUID());
-        const qrBatches = readerIds.map(() => randomUUID());
-        await copyIn(copyClient, `copy offline_batch (id, reader_id, batch_id, body_sha256) from stdin`, [readerIds.map((r, t) => `${cardBatches[t]}\t${r}\t${date}-card\tbench\n`).join('')]);
-        await copyIn(copyClient, `copy qr_ride_batch (id, reader_id, batch_id, body_sha256) from stdin`, [readerIds.map((r, t) => `${qrBatches[t]}\t${r}\t${date}-qr\tbench\n`).join('')]);
-        const recordNo = new Uint32Array(readerIds.length * 2);
-        const taps = () => dayOfTaps(opts, opts.rides, 1 + d);
-        const cardRows = function* () {
-          let chunk = '';
-          let lastRider = -1;
-          let counter = 0;
-          for (const tap of taps()) {
-            if (isQr(tap.rider)) continue;
-            counter = tap.rider === lastRider ? counter + 1 : (opts.history - d) * 8;
-            lastRider = tap.rider;
-            const asn = String(tap.rider).padStart(20, '0');
-            chunk += `${randomUUID()}\t${cardBatches[tap.terminal]}\t${recordNo[tap.terminal]++}\t${asn}\t5810\t${counter}\t${tap.fare}\t1\t${date.replaceAll('-', '')}\t${hhmmss(tap.seconds)}\t00000000\tACCEPTED\tbench\t${entry}\n`;
-            if (chunk.length > 1 << 20) yield chunk, (chunk = '');
-          }
-          yield chunk;
-        };
-        await copyIn(copyClient, `copy offline_transaction (id, batch_row_id, record_no, asn, card_city, offline_counter, amount, terminal_serial, date, time, tac, outcome, reason, journal_entry_id) from stdin`, cardRows());
-        const qrRows = function* () {
-          let chunk = '';
-          for (const tap of taps()) {
-            if (!isQr(tap.rider)) continue;
-            const at = `${date} ${hhmmss(tap.seconds).replace(/(..)(..)(..)/, '$1:$2:$3')}+08`;
-            chunk += `${randomUUID()}\t${qrBatches[tap.terminal]}\t${recordNo[readerIds.length + tap.terminal]++}\t${credentialOf(tap.rider)}\t${tap.seconds}\t${at}\t${at}\t${tap.fare}\tACCEPTED\tbench\t${entry}\n`;
-            if (chunk.length > 1 << 20) yield chunk, (chunk = '');
-          }
-          yield chunk;
-        };
-        await copyIn(copyClient, `copy qr_ride (id, batch_row_id, record_no, credential_id, counter, fresh_time, scanned_at, amount, outcome, reason, journal_entry_id) from stdin`, qrRows());
-        if (d === 0) {
-          const bareRows = function* () {
-            let chunk = '';
-            for (const tap of taps()) {
-              chunk += `${isQr(tap.rider) ? 'wallet' : 'card'}:${tap.rider}\t${date} ${hhmmss(tap.seconds).replace(/(..)(..)(..)/, '$1:$2:$3')}\t${lineOf(tap.terminal)}\t${stopOf(tap.terminal)}\t${tap.fare}\n`;
-              expected.rides++;
-              expected.fares += BigInt(tap.fare);
-              if (chunk.length > 1 << 20) yield chunk, (chunk = '');
-            }
-            yield chunk;
-          };
-          await copyIn(copyClient, `copy bench_bare_tap from stdin`, bareRows());
-        }
+        const index = opts.history - d;
+        // A batch per terminal and day for each kind.
+        await gen.query(`insert into offline_batch (id, reader_id, batch_id, body_sha256) select md5($1 || '-card-' || terminal)::uuid, reader_id, $1 || '-card', 'bench' from bench_terminal`, [date]);
+        await gen.query(`insert into qr_ride_batch (id, reader_id, batch_id, body_sha256) select md5($1 || '-qr-' || terminal)::uuid, reader_id, $1 || '-qr', 'bench' from bench_terminal`, [date]);
+        // The card's counter goes on from day to day (8 a day); the ids count up in rider order.
+        await gen.query(
+          `insert into offline_transaction (id, batch_row_id, record_no, asn, card_city, offline_counter, amount, terminal_serial, date, time, tac, outcome, reason, journal_entry_id)
+           select (lpad(to_hex($2::int), 8, '0') || '-0000-4000-8000-' || lpad(to_hex(g.rider::bigint * 8 + g.seq), 12, '0'))::uuid, md5($1 || '-card-' || g.terminal)::uuid, g.rider * 8 + g.seq,
+                  lpad(g.rider::text, 20, '0'), '5810', $2::int * 8 + g.seq, g.fare, 1, replace($1, '-', ''),
+                  lpad((g.seconds / 3600)::text, 2, '0') || lpad((g.seconds / 60 % 60)::text, 2, '0') || lpad((g.seconds % 60)::text, 2, '0'), '00000000', 'ACCEPTED', 'bench', $3::uuid
+             from bench_gen g where g.rider % 100 >= $4::int`,
+          [date, index, entry, qrPercent],
+        );
+        await gen.query(
+          `insert into qr_ride (id, batch_row_id, record_no, credential_id, counter, fresh_time, scanned_at, amount, outcome, reason, journal_entry_id)
+           select (lpad(to_hex($2::int), 8, '0') || '-0001-4000-8000-' || lpad(to_hex(g.rider::bigint * 8 + g.seq), 12, '0'))::uuid, md5($1 || '-qr-' || g.terminal)::uuid, g.rider * 8 + g.seq,
+                  md5('credential-' || g.rider)::uuid, $2::int * 8 + g.seq, x.at, x.at, g.fare, 'ACCEPTED', 'bench', $3::uuid
+             from bench_gen g cross join lateral (select ($1::date + make_interval(secs => g.seconds)) at time zone $5::text as at) x where g.rider % 100 < $4::int`,
+          [date, index, entry, qrPercent, TIME_ZONE],
+        );
       }
-      await copyClient.query('analyze');
+      // The day asked for, already joined, filtered and narrowed: what the bare GROUP BY reads.
+      await gen.query(
+        `create table bench_bare_tap as
+         select case when rider % 100 < $2::int then 'wallet:' else 'card:' end || rider as rider, $1::date + make_interval(secs => seconds) as local_at,
+                'Line ' || lpad((terminal / $3::int + 1)::text, 2, '0') as line, 'Stop ' || lpad((terminal % $3::int + 1)::text, 2, '0') as stop, fare::bigint as amount
+           from bench_gen`,
+        [DAY, qrPercent, opts.stops],
+      );
+      const [made] = (await gen.query<{ rides: string; fares: string }>(`select count(*)::text as rides, sum(fare)::text as fares from bench_gen`)).rows;
+      expected.rides = Number(made!.rides);
+      expected.fares = BigInt(made!.fares);
+      await gen.query('analyze');
     } finally {
-      copyClient.release();
+      gen.release();
     }
+    generateSeconds = seconds(tGenerate);
     const setup = seconds(tSetup);
+
 
     const env = await environmentLine(url, where);
     console.log(`ridership bench: ${int(expected.rides)} rides on ${DAY} (${Math.round(opts.qr * 100)} % of riders by QR) over ${opts.lines} lines × ${opts.stops} stops, ${opts.history} earlier day(s) of the same size in the tables`);
-    console.log(`${env.line}; set-up and generation (COPY) ${fmt(setup, 1)} s`);
+    console.log(`${env.line}; set-up ${fmt(setup - generateSeconds, 1)} s, generation of the ${opts.history + 1} day(s) server-side (generate_series, INSERT … SELECT, ANALYZE) ${fmt(generateSeconds, 1)} s`);
 
     // ——— the phases: each answer ours, then bare, timed one by one after one untimed warm run of each ———
     const operator: Principal = { kind: 'OPERATOR', clientId: 'bench', tenantId: null, holderId: null, scopes: ['settlements:read'] };
@@ -288,7 +257,14 @@ async function main(): Promise<void> {
     await answers[0]!.bare();
 
     const problems: string[] = [];
+    /** The same numbers: the bare rows of enough riders are ours, the others are what we suppressed. */
+    const compare = (name: string, ours: { rows: Row[]; suppressed: number }, bare: Row[]) => {
+      const shown = bare.filter((r) => r.riders >= 5);
+      if (JSON.stringify(shown) !== JSON.stringify(ours.rows)) problems.push(`${name}: ours and bare differ (${ours.rows.length} vs ${shown.length} rows)`);
+      if (bare.length - shown.length !== ours.suppressed) problems.push(`${name}: ${ours.suppressed} suppressed, bare has ${bare.length - shown.length} small`);
+    };
     const results: { name: string; ours: number; bare: number; rows: number; suppressed: number }[] = [];
+    const bareRows = new Map<string, Row[]>();
     for (const a of answers) {
       const t0 = process.hrtime.bigint();
       const ours = await a.ours();
@@ -296,10 +272,8 @@ async function main(): Promise<void> {
       const t1 = process.hrtime.bigint();
       const bare = await a.bare();
       const bareSeconds = seconds(t1);
-      // The same numbers: the bare rows of enough riders are ours, the others are what we suppressed.
-      const shown = bare.filter((r) => r.riders >= 5);
-      if (JSON.stringify(shown) !== JSON.stringify(ours.rows)) problems.push(`${a.name}: ours and bare differ (${ours.rows.length} vs ${shown.length} rows)`);
-      if (bare.length - shown.length !== ours.suppressed) problems.push(`${a.name}: ${ours.suppressed} suppressed, bare has ${bare.length - shown.length} small`);
+      bareRows.set(a.name, bare);
+      compare(a.name, ours, bare);
       if (a.name === 'ridership DAY' && (bare[0]?.rides !== expected.rides || bare[0]?.extra !== String(expected.fares))) problems.push(`ridership DAY: ${bare[0]?.rides} rides, ${expected.rides} generated`);
       results.push({ name: a.name, ours: oursSeconds, bare: bareSeconds, rows: ours.rows.length, suppressed: ours.suppressed });
     }
@@ -309,6 +283,27 @@ async function main(): Promise<void> {
     for (const r of rows) console.log(r.map((cell, col) => (col === 0 ? cell.padEnd(widths[col]!) : cell.padStart(widths[col]!))).join('  '));
     const total = { ours: results.reduce((t, r) => t + r.ours, 0), bare: results.reduce((t, r) => t + r.bare, 0) };
     console.log(`ratio ours/bare over all six answers: ${fmt(total.ours / total.bare, 1)}× (${fmt(total.ours, 1)} s against ${fmt(total.bare, 1)} s)`);
+
+    // ——— the rollup: the day's build (timed), then the four ridership answers again, now read from it ———
+    const tBuild = process.hrtime.bigint();
+    const build = await buildRidershipRollup(orm.em.fork(), city.city.id, DAY);
+    const buildSeconds = seconds(tBuild);
+    if (!build.built) problems.push(`rollup: the day was not built: ${build.reason}`);
+    else if (build.rides !== expected.rides) problems.push(`rollup: built ${build.rides} rides, ${expected.rides} generated`);
+    if (!(await freshRollupDays(orm.em.fork(), city.city.id, DAY, DAY)).has(DAY)) problems.push('rollup: the day is not fresh after its build');
+    const rollupResults: { name: string; rollup: number; bare: number }[] = [];
+    for (const a of answers.filter((x) => x.name.startsWith('ridership '))) {
+      const t0 = process.hrtime.bigint();
+      const fromRollup = await a.ours();
+      const rollupSeconds = seconds(t0);
+      compare(`${a.name} from the rollup`, fromRollup, bareRows.get(a.name)!);
+      rollupResults.push({ name: a.name, rollup: rollupSeconds, bare: results.find((r) => r.name === a.name)!.bare });
+    }
+    const bareFour = rollupResults.reduce((t, r) => t + r.bare, 0);
+    console.log(`\nrollup build of the day (one statement, the four groupings): ${fmt(buildSeconds, 2)} s, ${fmt(buildSeconds / bareFour, 2)}× the four bare GROUP BYs together (${fmt(bareFour, 2)} s)`);
+    const rollupRows = [['answer', 'rollup s', 'bare s', 'rollup/bare'], ...rollupResults.map((r) => [`${r.name} from the rollup`, fmt(r.rollup, 3), fmt(r.bare, 2), `${fmt(r.rollup / r.bare, 4)}×`])];
+    const rollupWidths = rollupRows[0]!.map((_, col) => Math.max(...rollupRows.map((r) => r[col]!.length)));
+    for (const r of rollupRows) console.log(r.map((cell, col) => (col === 0 ? cell.padEnd(rollupWidths[col]!) : cell.padStart(rollupWidths[col]!))).join('  '));
 
     if (opts.explain) {
       for (const [name, sql, params] of [
@@ -333,6 +328,8 @@ async function main(): Promise<void> {
         cpus: os.availableParallelism(),
         loadAverage: os.loadavg(),
         setupSeconds: setup,
+        generateSeconds,
+        rollup: { buildSeconds, answers: rollupResults },
         answers: results,
         ratio: total.ours / total.bare,
       }),
@@ -342,7 +339,7 @@ async function main(): Promise<void> {
       for (const p of problems) console.error(`  ${p}`);
       return false;
     }
-    console.log('ridership check: ok (every answer equal to the bare GROUP BY of the same rows, small groups suppressed, the day’s rides and fares all counted)');
+    console.log('ridership check: ok (every answer, live and from the rollup, equal to the bare GROUP BY of the same rows, small groups suppressed, the day’s rides and fares all counted)');
     return true;
   });
 }

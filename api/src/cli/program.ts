@@ -22,6 +22,7 @@ import { createLogger } from '../http/logger.js';
 import { checkLedger } from '../ledger/ledger-check.js';
 import { settleCommand } from './settle-command.js';
 import { partitionsCommand } from './partitions-command.js';
+import { ridershipCommand } from './ridership-command.js';
 import { cardKeysCommand } from './card-keys-command.js';
 import { cardProfileCommand } from './card-profile-command.js';
 import { developerCommands, type StopSignal, stopOnSignals } from './developer/developer-commands.js';
@@ -106,6 +107,7 @@ export function createProgram(io: { stop?: StopSignal } = {}): Command {
 
   program.addCommand(settleCommand(withOrm));
   program.addCommand(partitionsCommand(withOrm));
+  program.addCommand(ridershipCommand(withOrm));
 
   const clients = program.command('clients').description('OAuth clients of the platform');
   clients

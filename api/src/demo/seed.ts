@@ -10,6 +10,7 @@ import { readersDemo } from '../readers/readers.seed.js';
 import { readersHomeDemo } from '../readers/readers-home.seed.js';
 import { cardsDemo } from '../cards/cards.seed.js';
 import { m1CardDemo } from '../cards/m1-card.seed.js';
+import { qrScannersDemo } from '../wallets/qr-scanners.seed.js';
 import { billsDemo } from '../bills/bills.seed.js';
 import { tenancyDemo } from '../tenancy/tenancy.seed.js';
 import type { DemoData, SeedStep } from './seed-step.js';
@@ -40,7 +41,7 @@ const platformAccounts: SeedStep = {
 };
 
 /** The demo seed, in order. Later contexts append their steps. */
-export const seedSteps: SeedStep[] = [platformAccounts, tenancyDemo, authDemo, pkiDemo, readersDemo, cardsDemo, billsDemo, readersHomeDemo, consoleDemo, m1CardDemo];
+export const seedSteps: SeedStep[] = [platformAccounts, tenancyDemo, authDemo, pkiDemo, readersDemo, cardsDemo, billsDemo, readersHomeDemo, consoleDemo, m1CardDemo, qrScannersDemo];
 
 /**
  * Runs every step not yet recorded in `seed_run`, each in its own transaction with its record,

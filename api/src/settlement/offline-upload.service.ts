@@ -16,6 +16,7 @@ import { executeBound } from '../db/bound-statement.js';
 import { DomainError } from '../graphql/domain-error.js';
 import { UserErrorCode } from '../graphql/user-error.js';
 import { bookOfflineRecords, type OfflineOutcome } from './offline-booking.js';
+import { markRideDaysOfOfflineBatch } from '../analytics/ridership-rollup.js';
 import { checkTerminalBatch, type SignedTerminalBatch } from './terminal-batch-checks.js';
 import { MalformedBatchError, type OfflineBody, parseOfflineBody } from './offline-records.js';
 
@@ -145,6 +146,8 @@ export async function uploadOfflineBatch(em: EntityManager, deps: UploadDeps, in
         ),
       ],
     );
+    // The days these fares fall on are booked since their ridership rollup (analytics/ridership-rollup.ts).
+    if (results.some((r) => r.outcome === 'ACCEPTED' || r.outcome === 'GAP')) await markRideDaysOfOfflineBatch(tx, id);
     const answers: RecordAnswer[] = records.map((record, index) => {
       const result = results[index]!;
       return { index, asn: record.asn, offlineCounter: record.offlineCounter, amount: record.amount, accepted: result.outcome === 'ACCEPTED' || result.outcome === 'GAP', ...result };

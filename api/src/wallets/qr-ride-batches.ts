@@ -20,6 +20,7 @@ import { issuerKeyIdOf, parseQrCode, type RetiredIssuerKey, verifyQrCode } from 
 import { postRideFare, walletBalances } from './wallet-ledger.js';
 import { qrScannerOf } from './qr-scanners.js';
 import { walletById } from './wallet-rows.js';
+import { markRideDaysOfQrBatch } from '../analytics/ridership-rollup.js';
 
 export type QrRideOutcome = 'ACCEPTED' | 'DEBT' | 'DUPLICATE' | 'EXPIRED' | 'BLOCKED' | 'FORGED' | 'DEBT_LIMIT_EXCEEDED' | 'FARE_ABOVE_CAP';
 
@@ -139,6 +140,8 @@ export async function uploadQrRideBatch(em: EntityManager, deps: { kek: Buffer; 
       );
       answers.push({ index, credentialId: result.credential?.id ?? null, counter: result.credential ? result.counter : null, amount: ride.amount, outcome: result.outcome, accepted: result.outcome === 'ACCEPTED' || result.outcome === 'DEBT', reason: result.reason, journalEntryId: result.journalEntryId });
     }
+    // The days these rides fall on are booked since their ridership rollup (analytics/ridership-rollup.ts).
+    if (answers.some((a) => a.accepted)) await markRideDaysOfQrBatch(tx, id);
     const answer: QrBatchAnswer = { id, readerId: input.terminal.id, batchId: input.batchId, receivedAt: new Date(claimed.received_at).toISOString(), rides: answers };
     await tx.execute(`update qr_ride_batch set answer = ? where id = ?`, [JSON.stringify(answer), id]);
     return { answer, replayed: false };
