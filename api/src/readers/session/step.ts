@@ -1,4 +1,5 @@
 import type { KeyObject } from 'node:crypto';
+import type { PendingCharge } from '../../graphql/cost-throttle.js';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { KeyStore } from '../key-store.js';
 import type { ReaderRow } from '../readers.service.js';
@@ -19,6 +20,11 @@ export interface SessionDeps {
   hostKey: HostKeySource;
   /** Gives back to a card the value it proved it paid to a purpose that no longer takes it (top-ups: a REFUND pending load). */
   returnProvedValue: ProvedValueReturn;
+  /**
+   * The request's cost charge (graphql/cost-throttle.ts), taken in the accepted message's own move:
+   * one writing commit per message. Left untaken by a refusal (then written behind).
+   */
+  charge?: PendingCharge;
 }
 
 /**
