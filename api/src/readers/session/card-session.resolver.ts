@@ -3,6 +3,7 @@ import type { GraphQLContext } from '../../graphql/context.js';
 import { fromGlobalId, toGlobalId } from '../../graphql/global-id.js';
 import { userError, UserErrorCode } from '../../graphql/user-error.js';
 import { ChargedInItsTransaction } from '../../graphql/cost-throttle.js';
+import type {} from './session-reads.js'; // ctx.sessionReads
 import { loadKeyEncryptionKey } from '../../secrets/kek.js';
 import { requestKeyStore } from '../keys/key-store-for.js';
 import { findReaderFor } from '../readers.service.js';
@@ -84,9 +85,9 @@ export class CardSessionResolver {
   @ChargedInItsTransaction()
   async cardSessionMessage(@Arg('input', () => CardSessionMessageInput, { description: 'The reader’s signed message.' }) input: CardSessionMessageInput, @Ctx() ctx: GraphQLContext): Promise<CardSessionPayload> {
     const kek = await loadKeyEncryptionKey(ctx.config);
-    const keyStore = requestKeyStore(ctx.em, kek, ctx.config);
-    const hostKey = (em: typeof ctx.em, reader: { city_id: string }) => hostKeyOfCity(em, kek, reader.city_id, ctx.config.publicUrl);
-    const outcome = await engineOf(ctx).handleMessage(ctx.em, { keyStore, hostKey, charge: ctx.costCharge }, { sessionId: fromGlobalId(input.session, 'CardSession').id, seq: input.seq, body: input.body, signature: input.signature, clientId: ctx.principal!.clientId });
+    const keyStore = requestKeyStore(ctx.em, kek, ctx.config, ctx.sessionReads);
+    const hostKey = (em: typeof ctx.em, reader: { city_id: string }) => hostKeyOfCity(em, kek, reader.city_id, ctx.config.publicUrl, ctx.sessionReads);
+    const outcome = await engineOf(ctx).handleMessage(ctx.em, { keyStore, hostKey, charge: ctx.costCharge, reads: ctx.sessionReads }, { sessionId: fromGlobalId(input.session, 'CardSession').id, seq: input.seq, body: input.body, signature: input.signature, clientId: ctx.principal!.clientId });
     if (outcome.ok) return { session: sessionView(outcome.session), commands: outcome.commands.map(commandView), hostMessage: Object.assign(new HostMessageType(), outcome.hostMessage), userErrors: [] };
     if (!outcome.session) return { session: null, commands: [], userErrors: [userError(UserErrorCode.NOT_FOUND, 'no such card session', ['input', 'session'])] };
     return { session: sessionView(outcome.session), commands: [], userErrors: [userError(UserErrorCode.CARD_SESSION_REFUSED, `${outcome.refusal}: ${outcome.message}`, ['input'])] };

@@ -25,7 +25,7 @@ import { runRetryingConflicts } from '../../db/transaction-conflicts.js';
 export interface CardSessionEngine {
   /** The purpose an openCardSession request opens: the first whose operation and field match, else the operation's plain one. */
   purposeFor(input: { operation: string; payment?: string | null; billPayment?: string | null; topUp?: string | null; pendingLoads?: readonly string[] | null }): CardSessionPurpose | undefined;
-  handleMessage(em: EntityManager, keys: Pick<SessionDeps, 'keyStore' | 'now' | 'hostKey' | 'charge'>, message: IncomingMessage): Promise<MessageOutcome>;
+  handleMessage(em: EntityManager, keys: Pick<SessionDeps, 'keyStore' | 'now' | 'hostKey' | 'charge' | 'reads'>, message: IncomingMessage): Promise<MessageOutcome>;
 }
 
 export function createCardSessionEngine(setup: { purposes: readonly CardSessionPurpose[]; observers?: readonly PurseObserver[]; cardStatus: CardStatusLookup; returnProvedValue: ProvedValueReturn }): CardSessionEngine {

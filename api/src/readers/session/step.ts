@@ -1,4 +1,5 @@
 import type { KeyObject } from 'node:crypto';
+import type { NoticedCache } from '../../db/noticed-cache.js';
 import type { PendingCharge } from '../../graphql/cost-throttle.js';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { KeyStore } from '../key-store.js';
@@ -25,6 +26,8 @@ export interface SessionDeps {
    * one writing commit per message. Left untaken by a refusal (then written behind).
    */
   charge?: PendingCharge;
+  /** What sessions read and seldom changes, kept per process until a change notice (session-reads.ts); none: read every time. */
+  reads?: NoticedCache;
 }
 
 /**
