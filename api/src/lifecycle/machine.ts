@@ -41,6 +41,12 @@ export interface Machine<S extends string, R extends object = Record<string, unk
   refuse?(from: S, to: S): Error;
   /** The row as the context's callers read it after a move (joins, casts); default `select *`. */
   reload?(em: EntityManager, id: string): Promise<R>;
+  /**
+   * The same row selected in the move's own statement, from the moved row (`moved` aliased as
+   * `from` begins: `p join merchant m on …`), so that `transition` reads nothing back; `reload`
+   * then serves `transitionWhere` only. For machines that record to status_history.
+   */
+  view?: { columns: string; from: string };
   /** Where a move is recorded: status_history unless the context keeps a history of its own. */
   history?(em: EntityManager, move: Move<S>): Promise<void>;
   /** What entering a state does beside the update, in the same transaction (an outbox event). */
@@ -205,7 +211,8 @@ export async function transition<S extends string, R extends object>(
     } else {
       // status_history's row in the move's own statement, written only if the row moved: one round trip.
       ctes.push(`moved as (${update.text})`, `recorded as (insert into status_history (machine, row_id, from_status, to_status, cause) select ?::text, ?::text, ?::text, ?::text, ?::text from moved)`);
-      statement = `with ${ctes.join(', ')} select *${besides} from moved`;
+      const view = machine.view ?? { columns: '*', from: '' };
+      statement = `with ${ctes.join(', ')} select ${view.columns}${besides} from moved ${view.from}`;
       params.push(...update.params, move.machine, move.id, move.from, move.to, move.cause);
     }
     const updated = await tx.execute<Array<{ [column: string]: unknown }>>(statement, params);
@@ -215,7 +222,7 @@ export async function transition<S extends string, R extends object>(
     }
     if (!updated.length) throw refusal(machine, from, to);
     if (machine.history) await recordHistory(tx, machine, [move]);
-    const moved = machine.reload ? await machine.reload(tx, id) : (updated[0] as R);
+    const moved = machine.reload && !(machine.view && !machine.history) ? await machine.reload(tx, id) : (updated[0] as R);
     await machine.onEnter?.[to]?.(tx, moved, move);
     return moved;
   });
