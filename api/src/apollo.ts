@@ -1,22 +1,25 @@
 import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
 import { unwrapResolverError } from '@apollo/server/errors';
 import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
-import type { FragmentDefinitionNode, GraphQLError, OperationDefinitionNode } from 'graphql';
+import type { FragmentDefinitionNode, GraphQLError, GraphQLSchema, OperationDefinitionNode } from 'graphql';
 import type { Logger } from 'pino';
 import type { Config } from './config/config.js';
 import type { Metrics } from './http/metrics.js';
 import type { GraphQLContext } from './graphql/context.js';
 import { anonymousStatusPlugin } from './graphql/anonymous-status.js';
 import { errorFormatter, isPublicCode } from './graphql/errors.js';
-import { bucketKey, CostBuckets, type CostThrottleSettings, peekBucket, pendingCharge, type ThrottleStatus, throttled, unlessUnavailable } from './graphql/cost-throttle.js';
+import { bucketKey, CostBuckets, type CostThrottleSettings, markedChargedInItsTransaction, peekBucket, pendingCharge, type ThrottleStatus, throttled, unlessUnavailable } from './graphql/cost-throttle.js';
 import { chargesInItsTransaction } from './graphql/idempotency.js';
 import { checkInput } from './graphql/input-checks.js';
 import { DEFAULT_LIMITS, measure, type QueryLimits } from './graphql/query-cost.js';
 import { apiSchema } from './schema.js';
 
-/** Whether every root field of a mutation runs in a transaction of its own that takes the request's charge (a transactional @Idempotent). */
-function chargedByItsTransaction(operation: OperationDefinitionNode): boolean {
-  return operation.operation === 'mutation' && operation.selectionSet.selections.every((s) => s.kind === 'Field' && chargesInItsTransaction(s.name.value));
+/** Whether every root field of a mutation runs in a transaction of its own that takes the request's charge (a transactional @Idempotent, a card-session mutation). */
+function chargedByItsTransaction(schema: GraphQLSchema, operation: OperationDefinitionNode): boolean {
+  return (
+    operation.operation === 'mutation' &&
+    operation.selectionSet.selections.every((s) => s.kind === 'Field' && (chargesInItsTransaction(s.name.value) || markedChargedInItsTransaction(schema, s.name.value)))
+  );
 }
 
 /**
@@ -56,7 +59,7 @@ function operationChecksPlugin(limits: QueryLimits, throttle: CostThrottleSettin
           contextValue.cost = cost;
           report = { requested: cost };
           if (!throttling) return;
-          if (chargedByItsTransaction(operation)) {
+          if (chargedByItsTransaction(schema, operation)) {
             // Refused before it runs when its bucket is short (however the mutation would end); its
             // transaction then takes the exact charge.
             const status = await unlessUnavailable(buckets.available(contextValue.em, key), contextValue.log);

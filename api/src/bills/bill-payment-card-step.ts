@@ -64,7 +64,7 @@ export const billPayment: CardSessionPurpose = {
     if (input.amount != null) return openRefusal(UserErrorCode.INVALID_INPUT, 'a bill payment’s session takes its amount from the bill payment', 'amount');
     if (payment.status !== 'REQUIRES_CARD' && payment.status !== 'PROCESSING') return openRefusal(UserErrorCode.INVALID_INPUT, `the bill payment is ${payment.status}`, 'billPayment');
     if (new Date(payment.expires_at) <= new Date()) return openRefusal(UserErrorCode.INVALID_INPUT, 'the bill payment has expired', 'billPayment');
-    return openSession(ctx.em, { reader, operation: 'PURCHASE', cardType: input.cardType ?? 'CPU', amount: BigInt(payment.amount), clientId: principal.clientId, purpose: BILL_PAYMENT, purposeData: { billPaymentId: payment.id } });
+    return openSession(ctx.em, { reader, operation: 'PURCHASE', cardType: input.cardType ?? 'CPU', amount: BigInt(payment.amount), clientId: principal.clientId, charge: ctx.costCharge, purpose: BILL_PAYMENT, purposeData: { billPaymentId: payment.id } });
   },
 
   ...cardPaidObligation<BillPaymentRow, BillRow>({

@@ -1,5 +1,6 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { GraphQLError } from 'graphql';
+import { GraphQLError, type GraphQLSchema } from 'graphql';
+import { Extensions } from 'type-graphql';
 import type { Logger } from 'pino';
 import type { Caller } from './context.js';
 
@@ -20,6 +21,8 @@ declare module './context.js' {
  * - a mutation that runs in one transaction (a transactional `@Idempotent()`) is charged in that
  *   transaction, just before it commits (`PendingCharge`): an empty bucket rolls the mutation back
  *   and answers THROTTLED (a short bucket is refused before it runs, by a read: `CostBuckets.available`);
+ * - so is a card-session request (`@ChargedInItsTransaction()`), in its session's own writing
+ *   statement (`statement()` and `settle()`: openSession's insert, the message's move);
  * - any other operation reads its bucket (no write) before it runs, is refused or charged against
  *   what it read less what this process has charged and not yet written, and its charge is written
  *   behind (`CostBuckets`): one statement for every bucket charged since the last write. Two
@@ -152,6 +155,15 @@ export interface PendingCharge {
    * run in the same round trip (the stored answer): returns how many rows it returned.
    */
   take(em: EntityManager, along?: Statement): Promise<number>;
+  /**
+   * The charge as a statement (returning `available, last_charged`) for the caller to run as a CTE
+   * of a writing statement of its own transaction (a card session's move: no round trip of its
+   * own); then `settle` with the row it returned. Undefined when an earlier transaction of the
+   * request took it already (a second root field): nothing to charge.
+   */
+  statement(): Statement | undefined;
+  /** What `statement()` returned (undefined: it did not run); THROTTLED (roll the transaction back) when it charged nothing. */
+  settle(row: { available: number; last_charged: boolean } | undefined): void;
   /** The transaction that took the charge rolled back (call it for that one only): the charge went with it (the request is then charged behind). */
   rolledBack(): void;
   /** The bucket after the charge (or after a refusal for want of points); undefined while not taken. */
@@ -174,6 +186,15 @@ export function pendingCharge(key: string, cost: number, limit: number, settings
       taken = false;
       status = undefined;
     },
+    statement() {
+      return taken ? undefined : chargeStatement(key, cost, settings);
+    },
+    settle(row) {
+      if (!row) return;
+      status = statusOf(row.available, settings);
+      if (!row.last_charged) throw throttled(cost, limit, status);
+      taken = true;
+    },
     async take(em, along) {
       if (taken) return along ? (await em.execute(along.sql, along.params)).length : 0;
       const charge = chargeStatement(key, cost, settings);
@@ -189,6 +210,21 @@ export function pendingCharge(key: string, cost: number, limit: number, settings
       return row!.along ?? 0;
     },
   };
+}
+
+const CHARGED_IN_ITS_TRANSACTION = 'costChargedInItsTransaction';
+
+/**
+ * Marks a mutation that takes its request's charge (`ctx.costCharge`) in its own transaction, as a
+ * transactional `@Idempotent()` does: the card-session mutations, whose charge goes in the
+ * session's own writing statement. It must take it on every path that commits, or leave it
+ * untaken (then it is written behind, apollo.ts): never both.
+ */
+export const ChargedInItsTransaction = (): MethodDecorator => Extensions({ [CHARGED_IN_ITS_TRANSACTION]: true }) as MethodDecorator;
+
+/** Whether the mutation field `name` of `schema` carries `@ChargedInItsTransaction()`. */
+export function markedChargedInItsTransaction(schema: GraphQLSchema, name: string): boolean {
+  return schema.getMutationType()?.getFields()[name]?.extensions?.[CHARGED_IN_ITS_TRANSACTION] === true;
 }
 
 /** Most buckets a process keeps charges unwritten for (beyond, a charge is dropped with a warning: memory stays bounded). */

@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { expressMiddleware } from '@as-integrations/express5';
 import type { MikroORM } from '@mikro-orm/postgresql';
+import { NoticedCache } from '../db/noticed-cache.js';
+import { SESSION_READS_CHANNEL } from '../readers/session/session-reads.js';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { Logger } from 'pino';
 import { setUpAuth } from '../auth/auth-server.js';
@@ -79,6 +81,9 @@ export async function createHttpApp(opts: {
   const metrics = new Metrics();
   const apollo = await createApolloServer({ config, log, metrics, limits: opts.limits });
   const auth = await setUpAuth({ config, orm, log });
+  // What card sessions read and seldom changes (host keys, card profiles, master key rows), kept per process until a change notice.
+  const sessionReads = new NoticedCache({ databaseUrl: orm.config.get('clientUrl')!, channel: SESSION_READS_CHANNEL, log });
+  await sessionReads.start();
   const gateway = config.gateway ? new GatewayClient({ url: config.gateway.url, secretKey: config.gateway.secretKey, timeoutMs: config.gateway.timeoutMs }) : null;
   const clientSecrets = new ClientSecretSeal(await loadKeyEncryptionKey(config));
   const app = express();
@@ -176,6 +181,7 @@ export async function createHttpApp(opts: {
         gateway,
         clientSecrets,
         cardSessions,
+        sessionReads,
         runningMutations,
       }),
     }),
@@ -199,6 +205,7 @@ export async function createHttpApp(opts: {
     async close() {
       await auth.close();
       await apollo.stop();
+      await sessionReads.close();
     },
   };
 }

@@ -41,6 +41,12 @@ export interface Machine<S extends string, R extends object = Record<string, unk
   refuse?(from: S, to: S): Error;
   /** The row as the context's callers read it after a move (joins, casts); default `select *`. */
   reload?(em: EntityManager, id: string): Promise<R>;
+  /**
+   * The same row selected in the move's own statement, from the moved row (`moved` aliased as
+   * `from` begins: `p join merchant m on …`), so that `transition` reads nothing back; `reload`
+   * then serves `transitionWhere` only. For machines that record to status_history.
+   */
+  view?: { columns: string; from: string };
   /** Where a move is recorded: status_history unless the context keeps a history of its own. */
   history?(em: EntityManager, move: Move<S>): Promise<void>;
   /** What entering a state does beside the update, in the same transaction (an outbox event). */
@@ -150,6 +156,8 @@ async function recordHistory<S extends string>(em: EntityManager, machine: Pick<
   }
 }
 
+const BESIDES_COLUMN = '__besides';
+
 /**
  * Moves one row (locked by the caller's transaction) to `to`: refuses a move the table does not
  * allow with the machine's own error, writes the status and the patch only if the row is still in
@@ -171,6 +179,12 @@ export async function transition<S extends string, R extends object>(
      * even when the move is then refused, so it belongs in a transaction the refusal rolls back.
      */
     alongside?: SqlValue;
+    /**
+     * A second such statement whose first row (or undefined) is handed to `returned` before the
+     * move is checked: a request's cost charge (graphql/cost-throttle.ts) in the move that is its
+     * transaction's last write. It runs even when the move is then refused, as `alongside` does.
+     */
+    besides?: { statement: SqlValue; returned: (row: { [column: string]: unknown } | undefined) => void };
   } = {},
 ): Promise<R> {
   const column = machine.column ?? 'status';
@@ -184,20 +198,31 @@ export async function transition<S extends string, R extends object>(
     const update = { text: `update ${machine.table} set ${column} = ?${set.text} where ${key} = ? and ${column} = ? returning *`, params: [to, ...set.params, id, from] };
     const ctes = opts.alongside ? [`alongside as (${opts.alongside.text})`] : [];
     const params: unknown[] = [...(opts.alongside?.params ?? [])];
+    if (opts.besides) {
+      ctes.push(`besides as (${opts.besides.statement.text})`);
+      params.push(...opts.besides.statement.params);
+    }
+    // The besides row comes back as one more column of the moved row (taken off below).
+    const besides = opts.besides ? `, (select to_jsonb(b) from besides b limit 1) as ${BESIDES_COLUMN}` : '';
     let statement: string;
     if (machine.history) {
-      statement = `${ctes.length ? `with ${ctes.join(', ')} ` : ''}${update.text}`;
+      statement = `${ctes.length ? `with ${ctes.join(', ')} ` : ''}${update.text}${besides}`;
       params.push(...update.params);
     } else {
       // status_history's row in the move's own statement, written only if the row moved: one round trip.
       ctes.push(`moved as (${update.text})`, `recorded as (insert into status_history (machine, row_id, from_status, to_status, cause) select ?::text, ?::text, ?::text, ?::text, ?::text from moved)`);
-      statement = `with ${ctes.join(', ')} select * from moved`;
+      const view = machine.view ?? { columns: '*', from: '' };
+      statement = `with ${ctes.join(', ')} select ${view.columns}${besides} from moved ${view.from}`;
       params.push(...update.params, move.machine, move.id, move.from, move.to, move.cause);
     }
-    const updated = await tx.execute<object[]>(statement, params);
+    const updated = await tx.execute<Array<{ [column: string]: unknown }>>(statement, params);
+    if (opts.besides) {
+      opts.besides.returned(updated[0]?.[BESIDES_COLUMN] as { [column: string]: unknown } | undefined);
+      for (const row of updated) delete row[BESIDES_COLUMN];
+    }
     if (!updated.length) throw refusal(machine, from, to);
     if (machine.history) await recordHistory(tx, machine, [move]);
-    const moved = machine.reload ? await machine.reload(tx, id) : (updated[0] as R);
+    const moved = machine.reload && !(machine.view && !machine.history) ? await machine.reload(tx, id) : (updated[0] as R);
     await machine.onEnter?.[to]?.(tx, moved, move);
     return moved;
   });

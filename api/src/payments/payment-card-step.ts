@@ -57,7 +57,7 @@ export const merchantPayment: CardSessionPurpose = {
     if (input.amount != null) return openRefusal(UserErrorCode.INVALID_INPUT, 'a payment’s session takes its amount from the payment', 'amount');
     if (payment.status !== 'REQUIRES_CARD' && payment.status !== 'PROCESSING') return openRefusal(UserErrorCode.INVALID_INPUT, `the payment is ${payment.status}`, 'payment');
     if (payment.status === 'REQUIRES_CARD' && new Date(payment.expires_at) <= new Date()) return openRefusal(UserErrorCode.INVALID_INPUT, 'the payment has expired', 'payment');
-    return openSession(ctx.em, { reader, operation: 'PURCHASE', cardType: input.cardType ?? 'CPU', amount: BigInt(payment.amount), clientId: principal.clientId, purpose: PAYMENT, purposeData: { paymentId: payment.id } });
+    return openSession(ctx.em, { reader, operation: 'PURCHASE', cardType: input.cardType ?? 'CPU', amount: BigInt(payment.amount), clientId: principal.clientId, charge: ctx.costCharge, purpose: PAYMENT, purposeData: { paymentId: payment.id } });
   },
 
   ...cardPaidObligation<PaymentRow>({

@@ -244,6 +244,8 @@ export const paymentMachine = defineMachine<PaymentStatus, PaymentRow>({
   transitions: PAYMENT_TRANSITIONS,
   refuse: (from, to) => new PaymentError('INVALID_STATE', `a ${from} payment cannot become ${to}`),
   reload: async (em, id) => (await paymentById(em, id))!,
+  // A single move answers the row as paymentById reads it, without reading it back.
+  view: { columns: COLUMNS, from: 'p join merchant m on m.id = p.merchant_id' },
   onEnter: Object.fromEntries(
     Object.entries(EVENT_OF).map(([state, type]) => [
       state,

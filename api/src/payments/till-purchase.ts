@@ -34,7 +34,7 @@ export const tillPurchase: CardSessionPurpose = {
     const merchant = await findMerchant(ctx.em, principal.tenantId!);
     if (!merchant || merchant.status !== TenantStatus.ACTIVE) return openRefusal(UserErrorCode.FORBIDDEN_OPERATION, 'the merchant does not take payments now', 'operation');
     if (input.amount == null || input.amount <= 0n || input.amount > MAX_DIRECT_PURCHASE) return openRefusal(UserErrorCode.INVALID_INPUT, `a purchase is 1 to ${MAX_DIRECT_PURCHASE} minor units`, 'amount');
-    return openSession(ctx.em, { reader, operation: 'PURCHASE', cardType: input.cardType ?? 'CPU', amount: input.amount, clientId: principal.clientId, purpose: DIRECT_PURCHASE, purposeData: { merchantId: merchant.id } });
+    return openSession(ctx.em, { reader, operation: 'PURCHASE', cardType: input.cardType ?? 'CPU', amount: input.amount, clientId: principal.clientId, charge: ctx.costCharge, purpose: DIRECT_PURCHASE, purposeData: { merchantId: merchant.id } });
   },
 
   /** Before the card pays: the merchant still takes payments, in the card's currency (one entry is one currency). */

@@ -1,5 +1,6 @@
 import { createPrivateKey, createHash, generateKeyPairSync, type KeyObject, X509Certificate } from 'node:crypto';
 import type { EntityManager } from '@mikro-orm/postgresql';
+import type { NoticedCache } from '../db/noticed-cache.js';
 import { seal, unseal } from '../secrets/kek.js';
 import { PkiError } from './pki.errors.js';
 import { crlUrl, findCa } from './pki.service.js';
@@ -35,23 +36,36 @@ const unsealed = new Map<string, KeyObject>();
 
 const sealContext = (caId: string) => `host-key:${caId}`;
 
+const kekIds = new WeakMap<Buffer, string>();
+const kekId = (kek: Buffer): string => {
+  let id = kekIds.get(kek);
+  if (!id) kekIds.set(kek, (id = createHash('sha256').update(kek).digest('hex')));
+  return id;
+};
+
 /**
  * The city's host key, made and certified by its city CA on first need (the seed makes it with the
- * CA). The rows are read every message, in one statement: retiring a host key (docs/readers.md,
- * "Host key rotation") removes its row, and the next message of every process must sign with the
- * new one. Only the unsealing is remembered, by certificate serial.
+ * CA). Retiring a host key (docs/readers.md, "Host key rotation") removes its row, and the next
+ * message of every process must sign with the new one: the rows are read in one statement, or
+ * kept in `reads` (the card-session requests' cache, readers/session/session-reads.ts), which every
+ * change to host_signing_key or certificate_authority empties in every process. A key this call
+ * made itself is not kept (its transaction may roll back). The unsealing is remembered by serial.
  */
-export async function hostKeyOfCity(em: EntityManager, kek: Buffer, cityId: string, publicUrl: string): Promise<HostKey> {
-  // The city's CA and its host key in one statement.
-  const [found] = await em.execute<(Partial<HostKeyRow> & { id: string; ca_pem: string })[]>(
-    `select ca.id, ca.certificate_pem as ca_pem, h.ca_id, h.certificate_serial, h.certificate_pem, h.sealed_private_key
-       from certificate_authority ca left join host_signing_key h on h.ca_id = ca.id
-      where ca.kind = 'CITY' and ca.city_id = ?`,
-    [cityId],
-  );
-  if (!found) throw new PkiError('NOT_FOUND', `no working CA for city ${cityId}`);
-  if (!found.ca_id) return ensureHostKey(em, kek, found.id, publicUrl);
-  return hostKeyOf(kek, found as HostKeyRow, found.ca_pem);
+export async function hostKeyOfCity(em: EntityManager, kek: Buffer, cityId: string, publicUrl: string, reads?: NoticedCache): Promise<HostKey> {
+  const read = async () => {
+    // The city's CA and its host key in one statement.
+    const [found] = await em.execute<(Partial<HostKeyRow> & { id: string; ca_pem: string })[]>(
+      `select ca.id, ca.certificate_pem as ca_pem, h.ca_id, h.certificate_serial, h.certificate_pem, h.sealed_private_key
+         from certificate_authority ca left join host_signing_key h on h.ca_id = ca.id
+        where ca.kind = 'CITY' and ca.city_id = ?`,
+      [cityId],
+    );
+    if (!found) throw new PkiError('NOT_FOUND', `no working CA for city ${cityId}`);
+    if (!found.ca_id) return { value: await ensureHostKey(em, kek, found.id, publicUrl), keep: false };
+    return { value: hostKeyOf(kek, found as HostKeyRow, found.ca_pem), keep: true };
+  };
+  // By key-encryption key too: a process that opens two configurations keeps each one's unsealing apart.
+  return reads ? reads.get(`host-key:${kekId(kek)}:${cityId}`, read) : (await read()).value;
 }
 
 /** The key of a host key row, unsealed once per certificate serial. */

@@ -1,5 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { EntityManager } from '@mikro-orm/postgresql';
+import type { NoticedCache } from '../db/noticed-cache.js';
 import { ALG_3DES, ALG_SM4, type AlgorithmId } from '../cardcrypto/algorithm.js';
 import { diversifyKey, diversifyKeys } from '../cardcrypto/diversify.js';
 import { sessionKeyFrom, sessionMac, tacOver } from '../cardcrypto/epurse.js';
@@ -60,14 +61,23 @@ export interface MasterKeyRow {
   stored_in: 'SOFTWARE' | 'PKCS11';
 }
 
-/** The active master key row, or UnknownCardKeyError (none, not yet active, or retired). */
-export async function activeMasterKeyRow(em: EntityManager, cardCompanyId: string, purpose: MasterKeyPurpose, keyVersion: number): Promise<MasterKeyRow> {
-  const [row] = await em.execute<MasterKeyRow[]>(
-    `select sealed_key, algorithm, stored_in from card_master_key where card_company_id = ? and purpose = ? and key_version = ? and ${ACTIVE_MASTER_KEY}`,
-    [cardCompanyId, purpose, keyVersion],
-  );
-  if (!row) throw new UnknownCardKeyError(`no active ${purpose} master key version ${keyVersion} for this card company`);
-  return row;
+/**
+ * The active master key row, or UnknownCardKeyError (none, not yet active, or retired). With
+ * `reads` (the card-session requests' cache, readers/session/session-reads.ts), an active row is
+ * read once per process: activating, retiring or adding a version writes card_master_key, whose
+ * notice empties every process's cache at commit. A row not active yet (or missing) is not kept:
+ * it is asked again next time, so a key becomes usable when its activation time comes.
+ */
+export async function activeMasterKeyRow(em: EntityManager, cardCompanyId: string, purpose: MasterKeyPurpose, keyVersion: number, reads?: NoticedCache): Promise<MasterKeyRow> {
+  const read = async () => {
+    const [row] = await em.execute<MasterKeyRow[]>(
+      `select sealed_key, algorithm, stored_in from card_master_key where card_company_id = ? and purpose = ? and key_version = ? and ${ACTIVE_MASTER_KEY}`,
+      [cardCompanyId, purpose, keyVersion],
+    );
+    if (!row) throw new UnknownCardKeyError(`no active ${purpose} master key version ${keyVersion} for this card company`);
+    return { value: row, keep: true };
+  };
+  return reads ? reads.get(`master-key:${cardCompanyId}:${purpose}:${keyVersion}`, read) : (await read()).value;
 }
 
 /** More master keys than any installation holds (3 purposes × a few versions × its card companies). */
@@ -90,12 +100,14 @@ export class SoftwareKeyStore implements KeyStore {
   constructor(
     protected readonly em: EntityManager,
     private readonly kek: Buffer,
+    /** Active master key rows kept between requests (activeMasterKeyRow); none: read every time. */
+    protected readonly reads?: NoticedCache,
   ) {}
 
   private async master(cardCompanyId: string, purpose: MasterKeyPurpose, keyVersion: number) {
-    // The row is read every time: a key retired or not yet active is refused at once (its lifecycle
-    // changes the row). Only the unsealing is remembered, by the sealed bytes themselves.
-    const row = await activeMasterKeyRow(this.em, cardCompanyId, purpose, keyVersion);
+    // A key retired or not yet active is refused at once: the row is read every time, or kept only
+    // until its lifecycle changes it (the change notice). The unsealing is remembered by the sealed bytes.
+    const row = await activeMasterKeyRow(this.em, cardCompanyId, purpose, keyVersion, this.reads);
     if (row.stored_in !== 'SOFTWARE' || !row.sealed_key) throw new UnknownCardKeyError(`the ${purpose} master key version ${keyVersion} is kept in a PKCS#11 HSM, and this process has none configured`);
     const name = context(cardCompanyId, purpose, keyVersion);
     const cacheKey = `${kekId(this.kek)}:${name}:${row.sealed_key}`;

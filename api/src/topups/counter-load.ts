@@ -25,7 +25,7 @@ export const counterLoad: CardSessionPurpose = {
       return openRefusal(UserErrorCode.FORBIDDEN_OPERATION, 'a load is opened by the card company of the reader’s city (scope topups:write)', 'operation');
     }
     if (input.amount == null || input.amount <= 0n || input.amount > MAX_COUNTER_LOAD) return openRefusal(UserErrorCode.INVALID_INPUT, `a load is 1 to ${MAX_COUNTER_LOAD} minor units`, 'amount');
-    return openSession(ctx.em, { reader, operation: 'LOAD', cardType: input.cardType ?? 'CPU', amount: input.amount, clientId: principal.clientId, purpose: COUNTER_LOAD, purposeData: { cardCompanyId: company.id } });
+    return openSession(ctx.em, { reader, operation: 'LOAD', cardType: input.cardType ?? 'CPU', amount: input.amount, clientId: principal.clientId, charge: ctx.costCharge, purpose: COUNTER_LOAD, purposeData: { cardCompanyId: company.id } });
   },
 
   /**

@@ -115,7 +115,7 @@ export function loadPickup(limits: TopUpLimits): CardSessionPurpose {
       if (purse + amount > limits.purseMax) {
         return openRefusal(UserErrorCode.PURSE_LIMIT_EXCEEDED, `the card holds ${yuan(purse)}; these loads (${yuan(amount)}) would take it past its purse maximum of ${yuan(limits.purseMax)}: pick up those Card.pendingLoads does not hold back`, 'pendingLoads');
       }
-      return openSession(ctx.em, { reader, operation: 'LOAD', cardType, amount, clientId: principal.clientId, purpose: LOAD_PICKUP, purposeData: { topUpIds: rows.map((r) => r.id).sort() } });
+      return openSession(ctx.em, { reader, operation: 'LOAD', cardType, amount, clientId: principal.clientId, charge: ctx.costCharge, purpose: LOAD_PICKUP, purposeData: { topUpIds: rows.map((r) => r.id).sort() } });
     },
 
     /**

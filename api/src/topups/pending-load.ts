@@ -263,7 +263,7 @@ export const pendingLoad = (limits: TopUpLimits): CardSessionPurpose => ({
     const cardType = await cardTypeForLoad(ctx.em, topUp.card_id!, input.cardType);
     if (typeof cardType !== 'string') return openRefusal(UserErrorCode.INVALID_INPUT, cardType.refused, 'cardType');
     if (topUp.status !== 'PAID') return openRefusal(UserErrorCode.INVALID_INPUT, `the top-up is ${topUp.status}, not a pending load`, 'topUp');
-    return openSession(ctx.em, { reader, operation: 'LOAD', cardType, amount: BigInt(topUp.amount), clientId: principal.clientId, purpose: PENDING_LOAD, purposeData: { topUpId: topUp.id } });
+    return openSession(ctx.em, { reader, operation: 'LOAD', cardType, amount: BigInt(topUp.amount), clientId: principal.clientId, charge: ctx.costCharge, purpose: PENDING_LOAD, purposeData: { topUpId: topUp.id } });
   },
 
   /** Before MAC2 leaves the host: the top-up is this card's and still owed, and this session claims it. */

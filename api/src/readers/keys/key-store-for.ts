@@ -1,4 +1,5 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
+import type { NoticedCache } from '../../db/noticed-cache.js';
 import type { Config } from '../../config/config.js';
 import { type KeyStore, SoftwareKeyStore } from '../key-store.js';
 import type { KeyVault } from './master-keys.service.js';
@@ -20,9 +21,9 @@ function tokenFor(config: Config): Pkcs11Token | undefined {
 }
 
 /** The card key store the configuration names: the PKCS#11 one when an HSM is configured, else the sealed software one. */
-export function keyStoreFor(em: EntityManager, kek: Buffer, config: Config): KeyStore {
+export function keyStoreFor(em: EntityManager, kek: Buffer, config: Config, reads?: NoticedCache): KeyStore {
   const token = tokenFor(config);
-  return token ? new Pkcs11KeyStore(em, kek, token) : new SoftwareKeyStore(em, kek);
+  return token ? new Pkcs11KeyStore(em, kek, token, reads) : new SoftwareKeyStore(em, kek, reads);
 }
 
 /**
@@ -31,8 +32,8 @@ export function keyStoreFor(em: EntityManager, kek: Buffer, config: Config): Key
  * a message holding one pool connection inside its transaction must never wait for a second one
  * to read a master key, or enough such messages at once would wait on each other for ever.
  */
-export function requestKeyStore(em: EntityManager, kek: Buffer, config: Config): KeyStore {
-  return keyStoreFor(em.fork({ useContext: true }), kek, config);
+export function requestKeyStore(em: EntityManager, kek: Buffer, config: Config, reads?: NoticedCache): KeyStore {
+  return keyStoreFor(em.fork({ useContext: true }), kek, config, reads);
 }
 
 /** Where imported master keys go, by the same configuration. */

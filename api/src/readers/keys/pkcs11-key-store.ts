@@ -1,4 +1,5 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
+import type { NoticedCache } from '../../db/noticed-cache.js';
 import { notBytes, requireLength } from '../../cardcrypto/bytes.js';
 import { diversificationData } from '../../cardcrypto/diversify.js';
 import { sessionKeyFrom, sessionMac } from '../../cardcrypto/epurse.js';
@@ -29,13 +30,14 @@ export class Pkcs11KeyStore extends SoftwareKeyStore implements KeyStore {
     em: EntityManager,
     kek: Buffer,
     private readonly token: Pkcs11Token,
+    reads?: NoticedCache,
   ) {
-    super(em, kek);
+    super(em, kek, reads);
   }
 
   /** The token's handle of an active master key kept in it, or undefined when the key is the software store's. */
   private async inToken(cardCompanyId: string, purpose: MasterKeyPurpose, keyVersion: number) {
-    const row = await activeMasterKeyRow(this.em, cardCompanyId, purpose, keyVersion);
+    const row = await activeMasterKeyRow(this.em, cardCompanyId, purpose, keyVersion, this.reads);
     if (row.stored_in !== 'PKCS11') return undefined;
     const handle = this.token.find(masterKeyLabel(cardCompanyId, purpose, keyVersion));
     if (!handle) throw new UnknownCardKeyError(`the ${purpose} master key version ${keyVersion} is registered but missing from the HSM token`);

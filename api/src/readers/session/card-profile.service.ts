@@ -1,4 +1,5 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
+import type { NoticedCache } from '../../db/noticed-cache.js';
 import { type CardProfile, type CardProfileInput, CardProfileRefused, DEFAULT_CARD_PROFILE, type M1Layout, mergedSelection, profileProblems, type SelectionStep } from './card-profile.js';
 
 /** Card profiles as rows (table `card_profile`): read by the engine each session, set by a card company or the operator. */
@@ -35,12 +36,19 @@ const fromRow = (r: ProfileRow): StoredCardProfile => ({
   updatedAt: r.updated_at,
 });
 
-/** A card company's profiles, its own (product null) first; the built-in default when it has set none. */
-export async function profilesOf(em: EntityManager, cardCompanyId: string): Promise<StoredCardProfile[]> {
-  const rows = await em.execute<ProfileRow[]>(`select * from card_profile where card_company_id = ? order by product nulls first`, [cardCompanyId]);
-  const profiles = rows.map(fromRow);
-  if (!profiles.some((p) => p.product === null)) profiles.unshift({ ...DEFAULT_CARD_PROFILE, cardCompanyId, updatedAt: null });
-  return profiles;
+/**
+ * A card company's profiles, its own (product null) first; the built-in default when it has set
+ * none. With `reads` (the card-session requests' cache, session-reads.ts): read once per process
+ * until card_profile changes (its notice). Callers must not change what they get.
+ */
+export async function profilesOf(em: EntityManager, cardCompanyId: string, reads?: NoticedCache): Promise<readonly StoredCardProfile[]> {
+  const read = async () => {
+    const rows = await em.execute<ProfileRow[]>(`select * from card_profile where card_company_id = ? order by product nulls first`, [cardCompanyId]);
+    const profiles = rows.map(fromRow);
+    if (!profiles.some((p) => p.product === null)) profiles.unshift({ ...DEFAULT_CARD_PROFILE, cardCompanyId, updatedAt: null });
+    return { value: profiles, keep: true };
+  };
+  return reads ? reads.get(`profiles:${cardCompanyId}`, read) : (await read()).value;
 }
 
 /**
@@ -49,7 +57,13 @@ export async function profilesOf(em: EntityManager, cardCompanyId: string): Prom
  * card companies whose cards the city accepts (互联互通), so their cards are found too. The
  * card's own profile then applies (steps/cpu.ts).
  */
-export async function profileForReaderCity(em: EntityManager, cityId: string): Promise<CardProfile> {
+export async function profileForReaderCity(em: EntityManager, cityId: string, reads?: NoticedCache): Promise<CardProfile> {
+  const read = async () => ({ value: await readProfileForReaderCity(em, cityId), keep: true });
+  // Kept until card_profile, card_company or city_interoperation changes (their notices).
+  return reads ? reads.get(`reader-city-profile:${cityId}`, read) : (await read()).value;
+}
+
+async function readProfileForReaderCity(em: EntityManager, cityId: string): Promise<CardProfile> {
   // One query for every hello: the companies in order (the city's own first), each with its rows.
   const rows = await em.execute<(Partial<ProfileRow> & { company_id: string })[]>(
     `select cc.id as company_id, p.*

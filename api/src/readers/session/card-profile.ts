@@ -171,7 +171,7 @@ export function dfNameOf(fci: Buffer): string | null {
 }
 
 /** The profile that applies to a card of this card company that selected `aid`: its product's, else the company's own. */
-export function profileForSelected(profiles: CardProfile[], aid: string | null): CardProfile {
+export function profileForSelected(profiles: readonly CardProfile[], aid: string | null): CardProfile {
   const product = aid ? profiles.find((p) => p.product !== null && aidsOf(p).includes(aid)) : undefined;
   return product ?? profiles.find((p) => p.product === null) ?? DEFAULT_CARD_PROFILE;
 }

@@ -2,6 +2,8 @@ import { Arg, Authorized, Ctx, Mutation, Resolver } from 'type-graphql';
 import type { GraphQLContext } from '../../graphql/context.js';
 import { fromGlobalId, toGlobalId } from '../../graphql/global-id.js';
 import { userError, UserErrorCode } from '../../graphql/user-error.js';
+import { ChargedInItsTransaction } from '../../graphql/cost-throttle.js';
+import type {} from './session-reads.js'; // ctx.sessionReads
 import { loadKeyEncryptionKey } from '../../secrets/kek.js';
 import { requestKeyStore } from '../keys/key-store-for.js';
 import { findReaderFor } from '../readers.service.js';
@@ -57,7 +59,7 @@ async function open(ctx: GraphQLContext, input: OpenCardSessionInput): Promise<O
   if (!reader.national_certificate_serial) return openRefusal(UserErrorCode.INVALID_INPUT, 'the reader’s national certificate awaits the national authority’s approval', 'reader');
   if (input.operation === CardOperationEnum.BALANCE) {
     if (input.amount != null) return openRefusal(UserErrorCode.INVALID_INPUT, 'a balance read takes no amount', 'amount');
-    return openSession(ctx.em, { reader, operation: 'BALANCE', cardType: input.cardType ?? 'CPU', clientId: ctx.principal!.clientId });
+    return openSession(ctx.em, { reader, operation: 'BALANCE', cardType: input.cardType ?? 'CPU', clientId: ctx.principal!.clientId, charge: ctx.costCharge });
   }
   const purpose = engineOf(ctx).purposeFor(input);
   if (!purpose) return openRefusal(UserErrorCode.FORBIDDEN_OPERATION, `no ${input.operation} is served here`, 'operation');
@@ -71,6 +73,7 @@ export class CardSessionResolver {
     description:
       'Opens a card session on a reader you may use. BALANCE: any client that sees the reader. LOAD with topUp: writes a PAID top-up onto its card (the holder’s app on its reader, scope card:topup; or the card company, scope topups:write). LOAD without: the card company at its counter (scope topups:write), on a reader of its city. PURCHASE with payment: pays a merchant’s Payment (the holder’s app on its reader, scope card:topup; or the merchant on its reader, scope payments:write). PURCHASE with billPayment: pays a bill (the holder’s app that made the bill payment, scope card:topup). PURCHASE: the merchant that owns the reader (scope payments:write).',
   })
+  @ChargedInItsTransaction()
   async openCardSession(@Arg('input', () => OpenCardSessionInput, { description: 'The session to open.' }) input: OpenCardSessionInput, @Ctx() ctx: GraphQLContext): Promise<CardSessionPayload> {
     const outcome = await open(ctx, input);
     if ('code' in outcome) return { session: null, commands: [], userErrors: [userError(outcome.code, outcome.message, ['input', outcome.field])] };
@@ -79,11 +82,12 @@ export class CardSessionResolver {
 
   @Authorized()
   @Mutation(() => CardSessionPayload, { description: 'Relays one signed reader message; returns the commands for the card, or why the session was refused (and ended). Only the client that opened the session.' })
+  @ChargedInItsTransaction()
   async cardSessionMessage(@Arg('input', () => CardSessionMessageInput, { description: 'The reader’s signed message.' }) input: CardSessionMessageInput, @Ctx() ctx: GraphQLContext): Promise<CardSessionPayload> {
     const kek = await loadKeyEncryptionKey(ctx.config);
-    const keyStore = requestKeyStore(ctx.em, kek, ctx.config);
-    const hostKey = (em: typeof ctx.em, reader: { city_id: string }) => hostKeyOfCity(em, kek, reader.city_id, ctx.config.publicUrl);
-    const outcome = await engineOf(ctx).handleMessage(ctx.em, { keyStore, hostKey }, { sessionId: fromGlobalId(input.session, 'CardSession').id, seq: input.seq, body: input.body, signature: input.signature, clientId: ctx.principal!.clientId });
+    const keyStore = requestKeyStore(ctx.em, kek, ctx.config, ctx.sessionReads);
+    const hostKey = (em: typeof ctx.em, reader: { city_id: string }) => hostKeyOfCity(em, kek, reader.city_id, ctx.config.publicUrl, ctx.sessionReads);
+    const outcome = await engineOf(ctx).handleMessage(ctx.em, { keyStore, hostKey, charge: ctx.costCharge, reads: ctx.sessionReads }, { sessionId: fromGlobalId(input.session, 'CardSession').id, seq: input.seq, body: input.body, signature: input.signature, clientId: ctx.principal!.clientId });
     if (outcome.ok) return { session: sessionView(outcome.session), commands: outcome.commands.map(commandView), hostMessage: Object.assign(new HostMessageType(), outcome.hostMessage), userErrors: [] };
     if (!outcome.session) return { session: null, commands: [], userErrors: [userError(UserErrorCode.NOT_FOUND, 'no such card session', ['input', 'session'])] };
     return { session: sessionView(outcome.session), commands: [], userErrors: [userError(UserErrorCode.CARD_SESSION_REFUSED, `${outcome.refusal}: ${outcome.message}`, ['input'])] };

@@ -1,5 +1,6 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { EntityManager } from '@mikro-orm/postgresql';
+import type { PendingCharge } from '../../graphql/cost-throttle.js';
 import { UnknownCardKeyError } from '../key-store.js';
 import type { ReaderRow } from '../readers.service.js';
 import { parseBody } from './checks/body.js';
@@ -24,7 +25,7 @@ import { runRetryingConflicts } from '../../db/transaction-conflicts.js';
 export interface CardSessionEngine {
   /** The purpose an openCardSession request opens: the first whose operation and field match, else the operation's plain one. */
   purposeFor(input: { operation: string; payment?: string | null; billPayment?: string | null; topUp?: string | null; pendingLoads?: readonly string[] | null }): CardSessionPurpose | undefined;
-  handleMessage(em: EntityManager, keys: Pick<SessionDeps, 'keyStore' | 'now' | 'hostKey'>, message: IncomingMessage): Promise<MessageOutcome>;
+  handleMessage(em: EntityManager, keys: Pick<SessionDeps, 'keyStore' | 'now' | 'hostKey' | 'charge' | 'reads'>, message: IncomingMessage): Promise<MessageOutcome>;
 }
 
 export function createCardSessionEngine(setup: { purposes: readonly CardSessionPurpose[]; observers?: readonly PurseObserver[]; cardStatus: CardStatusLookup; returnProvedValue: ProvedValueReturn }): CardSessionEngine {
@@ -44,23 +45,37 @@ export function createCardSessionEngine(setup: { purposes: readonly CardSessionP
 /** Opens a session for one operation on one reader; the reader proves itself against the challenge. */
 export async function openSession(
   em: EntityManager,
-  input: { reader: ReaderRow; operation: CardOperation; cardType?: CardType; amount?: bigint; clientId: string; purpose?: string; purposeData?: Record<string, unknown>; now?: Date },
+  input: {
+    reader: ReaderRow;
+    operation: CardOperation;
+    cardType?: CardType;
+    amount?: bigint;
+    clientId: string;
+    purpose?: string;
+    purposeData?: Record<string, unknown>;
+    now?: Date;
+    /** The openCardSession request's cost charge (graphql/cost-throttle.ts): taken in the session's own statement, which opens nothing when it is refused (THROTTLED). */
+    charge?: PendingCharge;
+  },
 ): Promise<SessionRow> {
   // The amount goes to the card in 4 bytes; a larger one would be silently cut by the encoder.
   if (input.amount !== undefined && (input.amount <= 0n || input.amount > MAX_CARD_AMOUNT)) throw new RangeError(`a card amount is 1 to ${MAX_CARD_AMOUNT}`);
   if (input.operation !== 'BALANCE' && input.amount === undefined) throw new RangeError(`a ${input.operation} session needs an amount`);
   const id = randomUUID();
   const now = input.now ?? new Date();
-  // The session and its audit row in one statement: one commit, and never a session without its audit.
-  const [row] = await em.execute<SessionRow[]>(
-    `with opened as (
+  // The session, its audit row and the request's cost charge in one statement: one commit, never a
+  // session without its audit, and none opened when the charge is refused.
+  const charge = input.charge?.statement();
+  const [row] = await em.execute<(SessionRow & { charge: { available: number; last_charged: boolean } | null })[]>(
+    `with ${charge ? `charge as (${charge.sql}), ` : ''}opened as (
        insert into card_session (id, reader_id, operation, card_type, amount, state, challenge, expires_at, opened_by_client, context)
-       values (?, ?, ?, ?, ?, 'OPEN', ?, ?, ?, ?) returning *
+       select ?::uuid, ?::uuid, ?, ?, ?::bigint, 'OPEN', ?, ?::timestamptz, ?, ?::jsonb ${charge ? 'where (select last_charged from charge)' : ''} returning *
      ), audited as (
        insert into card_session_audit (session_id, seq, step, outcome, refusal, detail) select id, null, 'open', 'ACCEPTED', null, ? from opened
      )
-     select * from opened`,
+     select opened.*, ${charge ? '(select to_jsonb(c) from charge c)' : 'null'} as charge from ${charge ? 'charge left join opened on true' : 'opened'}`,
     [
+      ...(charge?.params ?? []),
       id,
       input.reader.id,
       input.operation,
@@ -73,7 +88,9 @@ export async function openSession(
       JSON.stringify({ operation: input.operation, amount: input.amount?.toString() }),
     ],
   );
-  return row!;
+  const { charge: charged, ...session } = row!;
+  if (charge) input.charge!.settle(charged ?? undefined);
+  return session as SessionRow;
 }
 
 export type MessageOutcome = { ok: true; session: SessionRow; commands: ReaderCommand[]; hostMessage: HostMessage } | { ok: false; session: SessionRow | null; refusal: SessionRefusal; message: string };
@@ -87,7 +104,7 @@ export async function handleMessage(em: EntityManager, deps: SessionDeps, messag
   const now = deps.now?.() ?? new Date();
   try {
     // A SessionError leaves this transaction by throwing, so everything the step wrote rolls back.
-    const outcome = await runRetryingConflicts(() => em.transactional((tx) => runStep(tx, deps, now, message)), MESSAGE_ATTEMPTS);
+    const outcome = await runRetryingConflicts(() => chargedOnce(deps, () => em.transactional((tx) => runStep(tx, deps, now, message))), MESSAGE_ATTEMPTS);
     if (outcome) return { ok: true, ...outcome };
     return { ok: false, session: null, refusal: 'SESSION_FINISHED', message: 'no such session' };
   } catch (err) {
@@ -110,6 +127,20 @@ export async function handleMessage(em: EntityManager, deps: SessionDeps, messag
  */
 const MESSAGE_ATTEMPTS = 3;
 
+/**
+ * One attempt of a message's transaction: when it rolls back after its move took the request's
+ * charge, the charge went with it, and the next attempt (or, failing all, the write behind) takes it.
+ */
+async function chargedOnce<T>(deps: SessionDeps, attempt: () => Promise<T>): Promise<T> {
+  const chargedBefore = deps.charge?.taken ?? false;
+  try {
+    return await attempt();
+  } catch (err) {
+    if (!chargedBefore) deps.charge?.rolledBack();
+    throw err;
+  }
+}
+
 async function runStep(tx: EntityManager, deps: SessionDeps, now: Date, message: IncomingMessage): Promise<{ session: SessionRow; commands: ReaderCommand[]; hostMessage: HostMessage } | null> {
   const loaded = await lockSessionWithReader(tx, message.sessionId);
   if (!loaded) return null;
@@ -130,7 +161,11 @@ async function runStep(tx: EntityManager, deps: SessionDeps, now: Date, message:
     if (err instanceof SessionError) err.at(step.name);
     throw err;
   }
-  // The step's audit row goes in the session's move, one statement.
+  // Read before the move, so that the move (which takes the request's charge and so locks its cost
+  // bucket) is the transaction's last statement.
+  const hostKey = await deps.hostKey(tx, reader);
+  // The step's audit row and the request's cost charge go in the session's move, one statement.
+  const charge = deps.charge?.statement();
   const updated = await transition(
     tx,
     sessionMachine,
@@ -143,10 +178,13 @@ async function runStep(tx: EntityManager, deps: SessionDeps, now: Date, message:
       result: result.result ? JSON.stringify(result.result) : null,
       finished_at: result.state === 'COMPLETED' ? NOW : null,
     },
-    { alongside: auditRow(session.id, message.seq, step.name, 'ACCEPTED', null, result.auditDetail) },
+    {
+      alongside: auditRow(session.id, message.seq, step.name, 'ACCEPTED', null, result.auditDetail),
+      besides: charge && { statement: sql(charge.sql, ...charge.params), returned: (row) => deps.charge!.settle(row as { available: number; last_charged: boolean } | undefined) },
+    },
   );
   // Both directions are signed (DESIGN.md §6): the reader runs nothing this message does not carry, signed.
-  const hostMessage = signHostMessage(await deps.hostKey(tx, reader), {
+  const hostMessage = signHostMessage(hostKey, {
     session: toGlobalId('CardSession', session.id),
     reader: reader.serial,
     seq: message.seq,

@@ -1,4 +1,6 @@
 import type { KeyObject } from 'node:crypto';
+import type { NoticedCache } from '../../db/noticed-cache.js';
+import type { PendingCharge } from '../../graphql/cost-throttle.js';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { KeyStore } from '../key-store.js';
 import type { ReaderRow } from '../readers.service.js';
@@ -19,6 +21,13 @@ export interface SessionDeps {
   hostKey: HostKeySource;
   /** Gives back to a card the value it proved it paid to a purpose that no longer takes it (top-ups: a REFUND pending load). */
   returnProvedValue: ProvedValueReturn;
+  /**
+   * The request's cost charge (graphql/cost-throttle.ts), taken in the accepted message's own move:
+   * one writing commit per message. Left untaken by a refusal (then written behind).
+   */
+  charge?: PendingCharge;
+  /** What sessions read and seldom changes, kept per process until a change notice (session-reads.ts); none: read every time. */
+  reads?: NoticedCache;
 }
 
 /**

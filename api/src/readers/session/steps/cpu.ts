@@ -57,7 +57,7 @@ async function identifyCard(s: StepInput, count: number): Promise<IdentifiedCard
   });
   const issuer = await checkCardIssuer(s.em, s.reader, data.cityCode, hex(data.asn));
   await checkCardUsable(s.em, s.deps, hex(data.asn));
-  const profile = profileForSelected(await profilesOf(s.em, issuer.cardCompanyId), aid);
+  const profile = profileForSelected(await profilesOf(s.em, issuer.cardCompanyId, s.deps.reads), aid);
   const card = { asn: hex(data.asn), asnBytes: data.asn, cityCode: data.cityCode, cardCompanyId: issuer.cardCompanyId, currency: issuer.currency };
   const context: SessionContext = { ...s.session.context, cardCompanyId: card.cardCompanyId, cityCode: card.cityCode, currency: card.currency, profile };
   if (batchDiffers(s.session.operation, batch, profile)) {

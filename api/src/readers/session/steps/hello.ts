@@ -16,7 +16,7 @@ import { terminalIdOf } from '../terminal.js';
  * key; what is sealed to it goes to the encryption certificate's (DESIGN.md §6). A SINGLE_KEY reader
  * (registered before the split) has one key in all three roles.
  */
-export const hello: Step = async ({ em, now, session, reader, message, body }) => {
+export const hello: Step = async ({ em, deps, now, session, reader, message, body }) => {
   const pems = checkChallenge(session, body, reader.key_scheme);
   const chains = await checkChains(em, reader, pems, now);
   checkRegistration(reader, chains);
@@ -25,7 +25,7 @@ export const hello: Step = async ({ em, now, session, reader, message, body }) =
   // The steps seal to `publicKeyPem`.
   const publicKeyPem = chains.encryption ? chains.encryption.publicKeyPem : signingKeyPem;
   // The card is not known yet: the reader's city's card profile (selecting its neighbours' cards too) builds the first batch.
-  const profile = await profileForReaderCity(em, reader.city_id);
+  const profile = await profileForReaderCity(em, reader.city_id, deps.reads);
   // An M1 card first tells its UID (its sector keys derive from it); a CPU card answers APDUs.
   const commands: ReaderCommand[] = session.card_type === 'M1' ? [{ readUid: true }] : firstCommands(session, reader, profile);
   return { state: 'AUTHENTICATED', context: { ...session.context, publicKeyPem, signingKeyPem, profile }, commands };

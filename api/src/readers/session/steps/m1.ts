@@ -77,7 +77,7 @@ export const m1Identified: Step = async ({ em, deps, session, reader, message, b
   const card = await m1Card(em, reader, uid.toUpperCase());
   await checkCardUsable(em, deps, card.asn);
   // The card company's own profile says where its purse is (an M1 card names no product).
-  const profile = (await profilesOf(em, card.cardCompanyId))[0]!;
+  const profile = (await profilesOf(em, card.cardCompanyId, deps.reads))[0]!;
   const purse = purseLayoutOf(profile);
   const keyB = await deps.keyStore.m1SectorKey({ cardCompanyId: card.cardCompanyId, keyVersion: M1_KEY_VERSION, uid: card.asnBytes, sector: purse.sector });
   return {
