@@ -139,3 +139,20 @@ describe('a mutation with no transaction of its own to take its charge', () => {
     answersItsCharge(refused.body);
   });
 });
+
+describe('two transactional mutations in one request', () => {
+  it('each runs in a transaction of its own: both payments made, each answer stored by its own transaction', async () => {
+    const both = await graphql(
+      server.url,
+      `mutation($a: CreatePaymentInput!, $b: CreatePaymentInput!) { a: createPayment(input: $a) { payment { id orderReference } userErrors { code } } b: createPayment(input: $b) { payment { id orderReference } userErrors { code } } }`,
+      { a: { amount: 300, currency: 'CNY', orderReference: 'two-in-one-a', idempotencyKey: 'two-in-one-a' }, b: { amount: 400, currency: 'CNY', orderReference: 'two-in-one-b', idempotencyKey: 'two-in-one-b' } },
+      { authorization: `Bearer ${token}` },
+    );
+    expect(both.body.errors).toBeUndefined();
+    expect(both.body.data).toMatchObject({ a: { payment: { orderReference: 'two-in-one-a' }, userErrors: [] }, b: { payment: { orderReference: 'two-in-one-b' }, userErrors: [] } });
+    const a = await committed('two-in-one-a', 'two-in-one-a');
+    const b = await committed('two-in-one-b', 'two-in-one-b');
+    expect([a.payments.length, b.payments.length, a.answer?.state, b.answer?.state]).toEqual([1, 1, 'DONE', 'DONE']);
+    expect(a.answer!.tx).not.toBe(b.answer!.tx);
+  });
+});
