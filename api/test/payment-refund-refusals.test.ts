@@ -9,6 +9,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import type { OneCardClient } from '../../sdk-js/src/index.js';
 import { issueCard as registerCard } from '../src/cards/cards.service.js';
 import { toGlobalId } from '../src/graphql/global-id.js';
+import { purgeExpiredIdempotencyRecords } from '../src/graphql/idempotency.js';
 import { checkLedger } from '../src/ledger/ledger-check.js';
 import { createMerchant } from '../src/tenancy/tenancy.service.js';
 import { apiClient, cardholderApp, issueCard, newReader, OPEN, sessionsOf, type TestReader, testCardNumber, useCardSessionWorld } from './support/card-sessions.js';
@@ -170,5 +171,33 @@ describe('a refund made', () => {
     const made = (await refund({ payment: paid.id, amount: 1, reason })).refundPayment;
     expect(made.userErrors).toEqual([]);
     expect(made.refund!.reason).toBe(reason);
+  });
+});
+
+describe('a refund retried with its key after the API forgot the key (its idempotency record purged after 48 hours)', () => {
+  it('is the same refund, not a second one; another client of the merchant with the same key makes its own', async () => {
+    const paid = await paidPayment(1_000);
+    const payable = await merchantPayable();
+    const input = { payment: paid.id, amount: 200, reason: 'late retry', idempotencyKey: 'refund-late-retry' };
+    const first = (await merchant.request<Refunded>(REFUND, { input })).refundPayment;
+    expect(first.userErrors).toEqual([]);
+
+    // Two days on: the job has purged the API's record of the key.
+    expect(await purgeExpiredIdempotencyRecords(world.db.orm.em.fork(), new Date(Date.now() + 49 * 3_600_000))).toBeGreaterThan(0);
+    const again = (await merchant.request<Refunded>(REFUND, { input })).refundPayment;
+    expect(again.userErrors).toEqual([]);
+    expect(again.refund).toEqual(first.refund);
+    expect(again.payment!.refundedAmount.amount).toBe(200);
+    expect(again.payment!.refunds).toHaveLength(1);
+    expect(await merchantPayable()).toBe(payable - 200n);
+    expect(await pendingLoadOf(paid.card)).toBe(200);
+
+    const otherClient = await apiClient(world, 'MERCHANT', merchantId, ['payments:write', 'payments:read', 'refunds:write']);
+    const theirs = (await otherClient.request<Refunded>(REFUND, { input })).refundPayment;
+    expect(theirs.userErrors).toEqual([]);
+    expect(theirs.refund!.pendingLoad).not.toBe(first.refund!.pendingLoad);
+    expect(theirs.payment!.refundedAmount.amount).toBe(400);
+    expect(await merchantPayable()).toBe(payable - 400n);
+    expect(await checkLedger(world.db.orm.em.fork())).toEqual([]);
   });
 });
