@@ -201,3 +201,34 @@ describe('a refund retried with its key after the API forgot the key (its idempo
     expect(await checkLedger(world.db.orm.em.fork())).toEqual([]);
   });
 });
+
+describe('a refund made is recorded for those who act on it next', () => {
+  // Settlement nets the clearing item out of the merchant's payout, webhook delivery sends the
+  // event to the merchant, the card's next tap loads the pending load: each reads its own row.
+  it('one clearing item (REFUND, the merchant, the card company, the amount), the merchant’s payment.refunded event, a REFUND pending load of the card, and a ledger entry that names the refund', async () => {
+    const paid = await paidPayment(800);
+    const made = (await merchant.request<{ refundPayment: { refund: { id: string; pendingLoad: string }; userErrors: Errors } }>(
+      `mutation($input: RefundPaymentInput!) { refundPayment(input: $input) { refund { id pendingLoad } userErrors { code field message } } }`,
+      { input: { payment: paid.id, amount: 300, reason: 'a cup short', idempotencyKey: 'refund-records' } },
+    )).refundPayment;
+    expect(made.userErrors).toEqual([]);
+    const em = world.db.orm.em.fork();
+    const uuid = (globalId: string) => Buffer.from(globalId, 'base64url').toString().split(':')[1]!;
+    const [paymentUuid, refundUuid, pendingUuid, cardUuid] = [uuid(paid.id), uuid(made.refund.id), uuid(made.refund.pendingLoad), uuid(paid.card)];
+    const entryKey = `payment-refund:${paymentUuid}:${refundUuid}`;
+
+    const items = await em.execute(`select kind, participant_kind, participant_id, card_company_id, amount::int as amount, currency, reference from clearing_item where entry_key = ?`, [entryKey]);
+    expect(items).toEqual([{ kind: 'REFUND', participant_kind: 'MERCHANT', participant_id: merchantId, card_company_id: world.gz.cardCompanyId, amount: 300, currency: 'CNY', reference: refundUuid }]);
+
+    const events = await em.execute<{ owner_kind: string; owner_id: string; payload: Record<string, unknown> }[]>(`select owner_kind, owner_id, payload from event_outbox where type = 'payment.refunded' and subject_id = ?`, [paid.id]);
+    expect(events).toEqual([{ owner_kind: 'MERCHANT', owner_id: merchantId, payload: expect.objectContaining({ payment: paid.id, status: 'SUCCEEDED', amount: 800, refundedAmount: 300, refund: { id: made.refund.id, amount: 300 } }) }]);
+
+    const loads = await em.execute(`select card_id, origin, amount::int as amount, currency, status from top_up where id = ?`, [pendingUuid]);
+    expect(loads).toEqual([{ card_id: cardUuid, origin: 'REFUND', amount: 300, currency: 'CNY', status: 'PAID' }]);
+
+    const entries = await em.execute<{ description: string; metadata: Record<string, unknown> }[]>(`select description, metadata from journal_entry where entry_key = ?`, [entryKey]);
+    expect(entries).toHaveLength(1);
+    expect(entries[0]!.description).toContain(paymentUuid);
+    expect(entries[0]!.metadata).toMatchObject({ kind: 'REFUND', payment: paymentUuid, refund: refundUuid, merchant: merchantId });
+  });
+});
