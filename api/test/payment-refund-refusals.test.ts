@@ -205,7 +205,7 @@ describe('a refund retried with its key after the API forgot the key (its idempo
 describe('a refund made is recorded for those who act on it next', () => {
   // Settlement nets the clearing item out of the merchant's payout, webhook delivery sends the
   // event to the merchant, the card's next tap loads the pending load: each reads its own row.
-  it('one clearing item (REFUND, the merchant, the card company, the amount), the merchant’s payment.refunded event, a REFUND pending load of the card, and a ledger entry that names the refund', async () => {
+  it('one clearing item (REFUND, the merchant, the card company, the amount), the merchant’s payment.refunded event, a REFUND pending load of the card (its history naming the payment), and a ledger entry that names the refund', async () => {
     const paid = await paidPayment(800);
     const made = (await merchant.request<{ refundPayment: { refund: { id: string; pendingLoad: string }; userErrors: Errors } }>(
       `mutation($input: RefundPaymentInput!) { refundPayment(input: $input) { refund { id pendingLoad } userErrors { code field message } } }`,
@@ -225,6 +225,9 @@ describe('a refund made is recorded for those who act on it next', () => {
 
     const loads = await em.execute(`select card_id, origin, amount::int as amount, currency, status from top_up where id = ?`, [pendingUuid]);
     expect(loads).toEqual([{ card_id: cardUuid, origin: 'REFUND', amount: 300, currency: 'CNY', status: 'PAID' }]);
+    // Its history says where it came from (the holder's app shows it).
+    const history = await em.execute(`select from_status, to_status, cause from top_up_history where top_up_id = ?`, [pendingUuid]);
+    expect(history).toEqual([{ from_status: null, to_status: 'PAID', cause: `refund of payment ${paymentUuid}` }]);
 
     const entries = await em.execute<{ description: string; metadata: Record<string, unknown> }[]>(`select description, metadata from journal_entry where entry_key = ?`, [entryKey]);
     expect(entries).toHaveLength(1);
