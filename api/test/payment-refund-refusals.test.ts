@@ -80,18 +80,18 @@ describe('a refund refused leaves nothing written', () => {
     expect((await refund({ payment: paid.id, amount: 400 })).refundPayment.userErrors).toEqual([]);
   });
 
-  const refusals: { why: string; input: () => Record<string, unknown>; code: string; field?: string[] }[] = [
-    { why: 'a refund of 0', input: () => ({ payment: paid.id, amount: 0 }), code: 'INVALID_INPUT', field: ['input', 'amount'] },
-    { why: 'a negative refund', input: () => ({ payment: paid.id, amount: -100 }), code: 'INVALID_INPUT', field: ['input', 'amount'] },
-    { why: 'one minor unit more than is left', input: () => ({ payment: paid.id, amount: 601 }), code: 'REFUND_EXCEEDS_PAYMENT', field: ['input', 'amount'] },
-    { why: 'a reason of 501 characters', input: () => ({ payment: paid.id, amount: 100, reason: 'x'.repeat(501) }), code: 'INVALID_INPUT', field: ['input', 'reason'] },
-    { why: 'a payment id that is not a uuid', input: () => ({ payment: toGlobalId('Payment', 'not-a-uuid'), amount: 100 }), code: 'NOT_FOUND', field: ['input', 'payment'] },
+  const refusals: { why: string; input: () => Record<string, unknown>; code: string; field?: string[]; message: string | RegExp }[] = [
+    { why: 'a refund of 0', input: () => ({ payment: paid.id, amount: 0 }), code: 'INVALID_INPUT', field: ['input', 'amount'], message: 'a refund is at least 1 minor unit' },
+    { why: 'a negative refund', input: () => ({ payment: paid.id, amount: -100 }), code: 'INVALID_INPUT', field: ['input', 'amount'], message: 'a refund is at least 1 minor unit' },
+    { why: 'one minor unit more than is left', input: () => ({ payment: paid.id, amount: 601 }), code: 'REFUND_EXCEEDS_PAYMENT', field: ['input', 'amount'], message: 'at most 600 is left to refund' },
+    { why: 'a reason of 501 characters', input: () => ({ payment: paid.id, amount: 100, reason: 'x'.repeat(501) }), code: 'INVALID_INPUT', field: ['input', 'reason'], message: 'a reason is at most 500 characters' },
+    { why: 'a payment id that is not a uuid', input: () => ({ payment: toGlobalId('Payment', 'not-a-uuid'), amount: 100 }), code: 'NOT_FOUND', field: ['input', 'payment'], message: 'no payment not-a-uuid' },
   ];
 
-  it.each(refusals)('$why: $code, and the payment, the card’s pending load, the ledger and the merchant’s payable are unchanged', async ({ input, code, field }) => {
+  it.each(refusals)('$why: $code, and the payment, the card’s pending load, the ledger and the merchant’s payable are unchanged', async ({ input, code, field, message }) => {
     const before = { payment: await get(paid.id), pending: await pendingLoadOf(paid.card), payable: await merchantPayable() };
     const answer = await refund(input());
-    expect(answer.refundPayment.userErrors.map((e) => ({ code: e.code, field: e.field }))).toEqual([{ code, field }]);
+    expect(answer.refundPayment.userErrors).toEqual([{ code, field, message }]);
     expect(answer.refundPayment.payment).toBeNull();
     expect(await get(paid.id)).toEqual(before.payment);
     expect(await pendingLoadOf(paid.card)).toBe(before.pending);
@@ -101,10 +101,10 @@ describe('a refund refused leaves nothing written', () => {
   it('a payment not paid yet, or canceled, cannot be refunded (INVALID_PAYMENT_STATE), and nothing moves', async () => {
     const waiting = await newPayment(500);
     const payable = await merchantPayable();
-    expect((await refund({ payment: waiting, amount: 100 })).refundPayment.userErrors.map((e) => e.code)).toEqual(['INVALID_PAYMENT_STATE']);
+    expect((await refund({ payment: waiting, amount: 100 })).refundPayment.userErrors).toEqual([{ code: 'INVALID_PAYMENT_STATE', field: ['input', 'payment'], message: 'a REQUIRES_CARD payment cannot be refunded' }]);
     const canceled = await merchant.request<{ cancelPayment: { userErrors: Errors } }>(`mutation($input: CancelPaymentInput!) { cancelPayment(input: $input) { userErrors { code field message } } }`, { input: { payment: waiting, idempotencyKey: `cancel-${waiting}` } });
     expect(canceled.cancelPayment.userErrors).toEqual([]);
-    expect((await refund({ payment: waiting })).refundPayment.userErrors.map((e) => e.code)).toEqual(['INVALID_PAYMENT_STATE']);
+    expect((await refund({ payment: waiting })).refundPayment.userErrors).toEqual([{ code: 'INVALID_PAYMENT_STATE', field: ['input', 'payment'], message: 'a CANCELED payment cannot be refunded' }]);
     expect((await get(waiting)).refundedAmount.amount).toBe(0);
     expect(await merchantPayable()).toBe(payable);
   });
@@ -159,7 +159,7 @@ describe('a refund made', () => {
 
     // Fully refunded: even 1 is refused, and an omitted amount too.
     for (const amount of [1, undefined]) {
-      expect((await refund({ payment: paid.id, amount })).refundPayment.userErrors.map((e) => e.code)).toEqual(['INVALID_PAYMENT_STATE']);
+      expect((await refund({ payment: paid.id, amount })).refundPayment.userErrors).toEqual([{ code: 'INVALID_PAYMENT_STATE', field: ['input', 'payment'], message: 'the payment is fully refunded' }]);
     }
     expect(await merchantPayable()).toBe(payable - 900n);
     expect(await checkLedger(world.db.orm.em.fork())).toEqual([]);
