@@ -9,6 +9,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import type { OneCardClient } from '../../sdk-js/src/index.js';
 import { issueCard as registerCard } from '../src/cards/cards.service.js';
 import { toGlobalId } from '../src/graphql/global-id.js';
+import { purgeExpiredIdempotencyRecords } from '../src/graphql/idempotency.js';
 import { checkLedger } from '../src/ledger/ledger-check.js';
 import { createMerchant } from '../src/tenancy/tenancy.service.js';
 import { apiClient, cardholderApp, issueCard, newReader, OPEN, sessionsOf, type TestReader, testCardNumber, useCardSessionWorld } from './support/card-sessions.js';
@@ -79,18 +80,18 @@ describe('a refund refused leaves nothing written', () => {
     expect((await refund({ payment: paid.id, amount: 400 })).refundPayment.userErrors).toEqual([]);
   });
 
-  const refusals: { why: string; input: () => Record<string, unknown>; code: string; field?: string[] }[] = [
-    { why: 'a refund of 0', input: () => ({ payment: paid.id, amount: 0 }), code: 'INVALID_INPUT', field: ['input', 'amount'] },
-    { why: 'a negative refund', input: () => ({ payment: paid.id, amount: -100 }), code: 'INVALID_INPUT', field: ['input', 'amount'] },
-    { why: 'one minor unit more than is left', input: () => ({ payment: paid.id, amount: 601 }), code: 'REFUND_EXCEEDS_PAYMENT', field: ['input', 'amount'] },
-    { why: 'a reason of 501 characters', input: () => ({ payment: paid.id, amount: 100, reason: 'x'.repeat(501) }), code: 'INVALID_INPUT', field: ['input', 'reason'] },
-    { why: 'a payment id that is not a uuid', input: () => ({ payment: toGlobalId('Payment', 'not-a-uuid'), amount: 100 }), code: 'NOT_FOUND', field: ['input', 'payment'] },
+  const refusals: { why: string; input: () => Record<string, unknown>; code: string; field?: string[]; message: string | RegExp }[] = [
+    { why: 'a refund of 0', input: () => ({ payment: paid.id, amount: 0 }), code: 'INVALID_INPUT', field: ['input', 'amount'], message: 'a refund is at least 1 minor unit' },
+    { why: 'a negative refund', input: () => ({ payment: paid.id, amount: -100 }), code: 'INVALID_INPUT', field: ['input', 'amount'], message: 'a refund is at least 1 minor unit' },
+    { why: 'one minor unit more than is left', input: () => ({ payment: paid.id, amount: 601 }), code: 'REFUND_EXCEEDS_PAYMENT', field: ['input', 'amount'], message: 'at most 600 is left to refund' },
+    { why: 'a reason of 501 characters', input: () => ({ payment: paid.id, amount: 100, reason: 'x'.repeat(501) }), code: 'INVALID_INPUT', field: ['input', 'reason'], message: 'a reason is at most 500 characters' },
+    { why: 'a payment id that is not a uuid', input: () => ({ payment: toGlobalId('Payment', 'not-a-uuid'), amount: 100 }), code: 'NOT_FOUND', field: ['input', 'payment'], message: 'no payment not-a-uuid' },
   ];
 
-  it.each(refusals)('$why: $code, and the payment, the card’s pending load, the ledger and the merchant’s payable are unchanged', async ({ input, code, field }) => {
+  it.each(refusals)('$why: $code, and the payment, the card’s pending load, the ledger and the merchant’s payable are unchanged', async ({ input, code, field, message }) => {
     const before = { payment: await get(paid.id), pending: await pendingLoadOf(paid.card), payable: await merchantPayable() };
     const answer = await refund(input());
-    expect(answer.refundPayment.userErrors.map((e) => ({ code: e.code, field: e.field }))).toEqual([{ code, field }]);
+    expect(answer.refundPayment.userErrors).toEqual([{ code, field, message }]);
     expect(answer.refundPayment.payment).toBeNull();
     expect(await get(paid.id)).toEqual(before.payment);
     expect(await pendingLoadOf(paid.card)).toBe(before.pending);
@@ -100,10 +101,10 @@ describe('a refund refused leaves nothing written', () => {
   it('a payment not paid yet, or canceled, cannot be refunded (INVALID_PAYMENT_STATE), and nothing moves', async () => {
     const waiting = await newPayment(500);
     const payable = await merchantPayable();
-    expect((await refund({ payment: waiting, amount: 100 })).refundPayment.userErrors.map((e) => e.code)).toEqual(['INVALID_PAYMENT_STATE']);
+    expect((await refund({ payment: waiting, amount: 100 })).refundPayment.userErrors).toEqual([{ code: 'INVALID_PAYMENT_STATE', field: ['input', 'payment'], message: 'a REQUIRES_CARD payment cannot be refunded' }]);
     const canceled = await merchant.request<{ cancelPayment: { userErrors: Errors } }>(`mutation($input: CancelPaymentInput!) { cancelPayment(input: $input) { userErrors { code field message } } }`, { input: { payment: waiting, idempotencyKey: `cancel-${waiting}` } });
     expect(canceled.cancelPayment.userErrors).toEqual([]);
-    expect((await refund({ payment: waiting })).refundPayment.userErrors.map((e) => e.code)).toEqual(['INVALID_PAYMENT_STATE']);
+    expect((await refund({ payment: waiting })).refundPayment.userErrors).toEqual([{ code: 'INVALID_PAYMENT_STATE', field: ['input', 'payment'], message: 'a CANCELED payment cannot be refunded' }]);
     expect((await get(waiting)).refundedAmount.amount).toBe(0);
     expect(await merchantPayable()).toBe(payable);
   });
@@ -158,7 +159,7 @@ describe('a refund made', () => {
 
     // Fully refunded: even 1 is refused, and an omitted amount too.
     for (const amount of [1, undefined]) {
-      expect((await refund({ payment: paid.id, amount })).refundPayment.userErrors.map((e) => e.code)).toEqual(['INVALID_PAYMENT_STATE']);
+      expect((await refund({ payment: paid.id, amount })).refundPayment.userErrors).toEqual([{ code: 'INVALID_PAYMENT_STATE', field: ['input', 'payment'], message: 'the payment is fully refunded' }]);
     }
     expect(await merchantPayable()).toBe(payable - 900n);
     expect(await checkLedger(world.db.orm.em.fork())).toEqual([]);
@@ -170,5 +171,67 @@ describe('a refund made', () => {
     const made = (await refund({ payment: paid.id, amount: 1, reason })).refundPayment;
     expect(made.userErrors).toEqual([]);
     expect(made.refund!.reason).toBe(reason);
+  });
+});
+
+describe('a refund retried with its key after the API forgot the key (its idempotency record purged after 48 hours)', () => {
+  it('is the same refund, not a second one; another client of the merchant with the same key makes its own', async () => {
+    const paid = await paidPayment(1_000);
+    const payable = await merchantPayable();
+    const input = { payment: paid.id, amount: 200, reason: 'late retry', idempotencyKey: 'refund-late-retry' };
+    const first = (await merchant.request<Refunded>(REFUND, { input })).refundPayment;
+    expect(first.userErrors).toEqual([]);
+
+    // Two days on: the job has purged the API's record of the key.
+    expect(await purgeExpiredIdempotencyRecords(world.db.orm.em.fork(), new Date(Date.now() + 49 * 3_600_000))).toBeGreaterThan(0);
+    const again = (await merchant.request<Refunded>(REFUND, { input })).refundPayment;
+    expect(again.userErrors).toEqual([]);
+    expect(again.refund).toEqual(first.refund);
+    expect(again.payment!.refundedAmount.amount).toBe(200);
+    expect(again.payment!.refunds).toHaveLength(1);
+    expect(await merchantPayable()).toBe(payable - 200n);
+    expect(await pendingLoadOf(paid.card)).toBe(200);
+
+    const otherClient = await apiClient(world, 'MERCHANT', merchantId, ['payments:write', 'payments:read', 'refunds:write']);
+    const theirs = (await otherClient.request<Refunded>(REFUND, { input })).refundPayment;
+    expect(theirs.userErrors).toEqual([]);
+    expect(theirs.refund!.pendingLoad).not.toBe(first.refund!.pendingLoad);
+    expect(theirs.payment!.refundedAmount.amount).toBe(400);
+    expect(await merchantPayable()).toBe(payable - 400n);
+    expect(await checkLedger(world.db.orm.em.fork())).toEqual([]);
+  });
+});
+
+describe('a refund made is recorded for those who act on it next', () => {
+  // Settlement nets the clearing item out of the merchant's payout, webhook delivery sends the
+  // event to the merchant, the card's next tap loads the pending load: each reads its own row.
+  it('one clearing item (REFUND, the merchant, the card company, the amount), the merchant’s payment.refunded event, a REFUND pending load of the card (its history naming the payment), and a ledger entry that names the refund', async () => {
+    const paid = await paidPayment(800);
+    const made = (await merchant.request<{ refundPayment: { refund: { id: string; pendingLoad: string }; userErrors: Errors } }>(
+      `mutation($input: RefundPaymentInput!) { refundPayment(input: $input) { refund { id pendingLoad } userErrors { code field message } } }`,
+      { input: { payment: paid.id, amount: 300, reason: 'a cup short', idempotencyKey: 'refund-records' } },
+    )).refundPayment;
+    expect(made.userErrors).toEqual([]);
+    const em = world.db.orm.em.fork();
+    const uuid = (globalId: string) => Buffer.from(globalId, 'base64url').toString().split(':')[1]!;
+    const [paymentUuid, refundUuid, pendingUuid, cardUuid] = [uuid(paid.id), uuid(made.refund.id), uuid(made.refund.pendingLoad), uuid(paid.card)];
+    const entryKey = `payment-refund:${paymentUuid}:${refundUuid}`;
+
+    const items = await em.execute(`select kind, participant_kind, participant_id, card_company_id, amount::int as amount, currency, reference from clearing_item where entry_key = ?`, [entryKey]);
+    expect(items).toEqual([{ kind: 'REFUND', participant_kind: 'MERCHANT', participant_id: merchantId, card_company_id: world.gz.cardCompanyId, amount: 300, currency: 'CNY', reference: refundUuid }]);
+
+    const events = await em.execute<{ owner_kind: string; owner_id: string; payload: Record<string, unknown> }[]>(`select owner_kind, owner_id, payload from event_outbox where type = 'payment.refunded' and subject_id = ?`, [paid.id]);
+    expect(events).toEqual([{ owner_kind: 'MERCHANT', owner_id: merchantId, payload: expect.objectContaining({ payment: paid.id, status: 'SUCCEEDED', amount: 800, refundedAmount: 300, refund: { id: made.refund.id, amount: 300 } }) }]);
+
+    const loads = await em.execute(`select card_id, origin, amount::int as amount, currency, status from top_up where id = ?`, [pendingUuid]);
+    expect(loads).toEqual([{ card_id: cardUuid, origin: 'REFUND', amount: 300, currency: 'CNY', status: 'PAID' }]);
+    // Its history says where it came from (the holder's app shows it).
+    const history = await em.execute(`select from_status, to_status, cause from top_up_history where top_up_id = ?`, [pendingUuid]);
+    expect(history).toEqual([{ from_status: null, to_status: 'PAID', cause: `refund of payment ${paymentUuid}` }]);
+
+    const entries = await em.execute<{ description: string; metadata: Record<string, unknown> }[]>(`select description, metadata from journal_entry where entry_key = ?`, [entryKey]);
+    expect(entries).toHaveLength(1);
+    expect(entries[0]!.description).toContain(paymentUuid);
+    expect(entries[0]!.metadata).toMatchObject({ kind: 'REFUND', payment: paymentUuid, refund: refundUuid, merchant: merchantId });
   });
 });

@@ -85,6 +85,10 @@ describe('opening a session to pay a payment', () => {
     { who: 'the holder’s app naming the payment’s own amount', by: () => payer, on: () => home, extra: { amount: 450 }, code: 'INVALID_INPUT', field: 'amount', says: 'takes its amount from the payment' },
   ];
 
+  it('a payment named by the id of something else (the till’s own Reader id) is refused as “not a Payment id”, not looked up as a payment', async () => {
+    await expect(open(tea, teaTill, teaTill.id)).rejects.toThrow(/is not a Payment id/);
+  });
+
   it.each(refusals)('$who: $code on $field, no session, the payment still waits for a card', async ({ by, on, extra, code, field, says }) => {
     const payment = await newPayment();
     const opened = await open(by(), on(), payment, extra);

@@ -1,5 +1,5 @@
 import { isInputObjectType, getNamedType } from 'graphql';
-import { getMetadataStorage } from 'type-graphql';
+import { getMetadataStorage, type MiddlewareFn } from 'type-graphql';
 import { describe, expect, it } from 'vitest';
 import { TopUpType } from '../topups/topups.types.js';
 import { canonicalJson, decodePayload, encodePayload, isIdempotencyMiddleware, requestHash } from './idempotency.js';
@@ -95,5 +95,13 @@ describe('every mutation that takes an idempotency key is idempotent', () => {
       return !middlewares.some(isIdempotencyMiddleware);
     });
     expect(missing, 'add @Idempotent() to these mutations (api/src/graphql/idempotency.ts)').toEqual([]);
+  });
+
+  it('the check tells @Idempotent()’s middleware from any other: a mutation with another middleware only is still missing it', async () => {
+    await apiSchema();
+    const createPayment = getMetadataStorage().mutations.find((m) => m.schemaName === 'createPayment')!;
+    expect(createPayment.middlewares?.some(isIdempotencyMiddleware)).toBe(true);
+    const logging: MiddlewareFn = (_action, next) => next();
+    expect(isIdempotencyMiddleware(logging)).toBe(false);
   });
 });
