@@ -36,7 +36,8 @@ function operationChecksPlugin(limits: QueryLimits, throttle: CostThrottleSettin
       return { serverWillStop: () => buckets.close() };
     },
     async requestDidStart() {
-      let report: { requested: number | undefined; throttleStatus?: ThrottleStatus } | undefined;
+      // `checked`: the bucket as read before a mutation whose own transaction was to take the charge.
+      let report: { requested: number | undefined; throttleStatus?: ThrottleStatus; checked?: ThrottleStatus } | undefined;
       return {
         async didResolveOperation({ schema, document, operation, request, contextValue }) {
           if (!operation) return;
@@ -67,6 +68,7 @@ function operationChecksPlugin(limits: QueryLimits, throttle: CostThrottleSettin
               report.throttleStatus = status;
               throw throttled(cost, limits.maxCost, status);
             }
+            report.checked = status;
             contextValue.costCharge = pendingCharge(key, cost, limits.maxCost, throttle);
             return;
           }
@@ -79,8 +81,11 @@ function operationChecksPlugin(limits: QueryLimits, throttle: CostThrottleSettin
           const pending = contextValue.costCharge;
           if (pending && report) {
             // Refused or failed before its transaction took the charge: charged all the same, written behind.
-            if (!pending.taken && !pending.status) buckets.defer(contextValue.em, bucketKey(contextValue.principal, contextValue.clientIp), report.requested!);
-            report.throttleStatus = pending.status;
+            if (!pending.taken && !pending.status) {
+              buckets.defer(contextValue.em, bucketKey(contextValue.principal, contextValue.clientIp), report.requested!);
+              // The answer still reports the bucket: as read before it ran, less this charge.
+              report.throttleStatus = report.checked && { ...report.checked, currentlyAvailable: Math.max(0, report.checked.currentlyAvailable - report.requested!) };
+            } else report.throttleStatus = pending.status;
           }
           if (response.body.kind === 'single' && report) {
             response.body.singleResult.extensions = { ...response.body.singleResult.extensions, cost: { requested: report.requested, limit: limits.maxCost, throttleStatus: report.throttleStatus } };
