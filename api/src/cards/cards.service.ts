@@ -7,6 +7,7 @@ import { movePendingLoads, recordTransferLoad } from '../topups/topups.service.j
 import { CardError } from './cards.errors.js';
 import { cardPurseBalance } from '../ledger/accounts.js';
 import { assertMove, canMove, defineMachine, NOW, sql, transition } from '../lifecycle/machine.js';
+import { inTransaction } from '../db/in-transaction.js';
 
 export { CARD_ACTIVITY_KINDS, CARD_ENTRY_KINDS, type CardActivityKind, type CardEntryKind } from './card-history.service.js';
 
@@ -146,11 +147,6 @@ function validateIssue(input: IssueCardInput): { asn: string } {
     throw new CardError('INVALID_INPUT', `only a STUDENT concession has a validity and a proof reference`, input.concessionValidUntil != null ? 'concessionValidUntil' : 'concessionProof');
   }
   return { asn };
-}
-
-/** Runs `work` in the caller's transaction, or in a new one when the caller has none. */
-function inTransaction<T>(em: EntityManager, work: (em: EntityManager) => Promise<T>): Promise<T> {
-  return em.isInTransaction() ? work(em) : em.transactional(work);
 }
 
 async function cardById(em: EntityManager, id: string, lock = false): Promise<CardRow | null> {

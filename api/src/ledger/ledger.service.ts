@@ -3,6 +3,7 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import { executeBound } from '../db/bound-statement.js';
 import { LedgerError, LedgerErrorCode as Code } from './ledger.errors.js';
 import { AccountOwnerKind, AccountType, isDebitNormal, LedgerAccount } from './ledger-account.entity.js';
+import { inTransaction } from '../db/in-transaction.js';
 
 /** One line of an entry: positive amounts debit the account, negative amounts credit it. */
 export interface PostingLine {
@@ -66,11 +67,6 @@ function sqlState(err: unknown): string | undefined {
   const e = err as { code?: unknown; sqlState?: unknown; cause?: { code?: unknown } };
   for (const candidate of [e?.code, e?.sqlState, e?.cause?.code]) if (typeof candidate === 'string' && /^[0-9A-Z]{5}$/.test(candidate)) return candidate;
   return undefined;
-}
-
-/** Runs `work` in the caller's transaction, or in a new one when the caller has none. */
-function inTransaction<T>(em: EntityManager, work: (em: EntityManager) => Promise<T>): Promise<T> {
-  return em.isInTransaction() ? work(em) : em.transactional(work);
 }
 
 /** Refuses an account code already taken by an account with other terms. */

@@ -11,6 +11,7 @@ import { recordEvent } from '../webhooks/outbox.js';
 import { PaymentError } from './payments.errors.js';
 import { merchantPayableAccount } from '../ledger/accounts.js';
 import { defineMachine, NOW, type Patch, refusal, sql, transition, transitionWhere } from '../lifecycle/machine.js';
+import { inTransaction } from '../db/in-transaction.js';
 
 export type PaymentStatus = 'REQUIRES_CARD' | 'PROCESSING' | 'SUCCEEDED' | 'CANCELED' | 'FAILED';
 
@@ -204,17 +205,18 @@ export async function createPayment(em: EntityManager, principal: Principal, inp
   if (!merchant) throw new PaymentError('FORBIDDEN_OPERATION', 'payments are created by a merchant');
   if (merchant.status !== TenantStatus.ACTIVE) throw new PaymentError('FORBIDDEN_OPERATION', 'the merchant does not take payments now');
   if (input.currency !== merchant.currency) throw new PaymentError('CURRENCY_MISMATCH', `the merchant takes ${merchant.currency}`, 'currency');
-  const id = randomUUID();
   const expiresAt = input.expiresAt ?? new Date(+now + DEFAULT_EXPIRY_SECONDS * 1000);
-  return em.transactional(async (tx) => {
-    const [row] = await tx.execute<{ id: string }[]>(
-      `insert into payment (id, merchant_id, created_by_client, amount, currency, order_reference, description, metadata, status, expires_at)
-       values (?, ?, ?, ?, ?, ?, ?, ?, 'REQUIRES_CARD', ?) on conflict do nothing returning id`,
-      [id, merchant.id, principal.clientId, input.amount.toString(), input.currency, input.orderReference, input.description ?? null, JSON.stringify(input.metadata ?? {}), expiresAt],
-    );
-    if (!row) throw new PaymentError('DUPLICATE_ORDER', `order ${input.orderReference} already has a payment that is not canceled or failed`, 'orderReference');
-    return (await paymentById(tx, id))!;
-  });
+  // One statement, the row read back with its merchant as paymentById reads it: no transaction or
+  // savepoint of its own (in an idempotent mutation's, a refusal has written nothing).
+  const [row] = await em.execute<PaymentRow[]>(
+    `with p as (
+       insert into payment (id, merchant_id, created_by_client, amount, currency, order_reference, description, metadata, status, expires_at)
+       values (?, ?, ?, ?, ?, ?, ?, ?, 'REQUIRES_CARD', ?) on conflict do nothing returning *)
+     select ${COLUMNS} from p join merchant m on m.id = p.merchant_id`,
+    [randomUUID(), merchant.id, principal.clientId, input.amount.toString(), input.currency, input.orderReference, input.description ?? null, JSON.stringify(input.metadata ?? {}), expiresAt],
+  );
+  if (!row) throw new PaymentError('DUPLICATE_ORDER', `order ${input.orderReference} already has a payment that is not canceled or failed`, 'orderReference');
+  return row;
 }
 
 // ——— moving ———
@@ -375,8 +377,6 @@ export async function refundPayment(em: EntityManager, principal: Principal, pay
     return { payment: after!, refund };
   });
 }
-
-const inTransaction = <T>(em: EntityManager, work: (tx: EntityManager) => Promise<T>): Promise<T> => (em.isInTransaction() ? work(em) : em.transactional(work));
 
 /**
  * What a refund reads, in one statement: the payment as its caller sees it (ownership in the query),
