@@ -262,4 +262,21 @@ describe('the ridership rollup', () => {
     await runJob();
     expect(await status()).toEqual([`RR ${D1}\t20 ride(s)\tfresh`, `RR ${D2}\t12 ride(s)\tfresh`]);
   });
+
+  it('a rollup restored from a logical dump (its snapshot from an older cluster’s xid space) is not fresh once rides are booked after the restore', async () => {
+    // pg_dump -Fc restored into a new cluster (docs/operations.md, backups): the stored snapshot's xids
+    // are ahead of the new cluster's counter, so every new booking's mark looks older than the build.
+    const em = world.db.orm.em.fork();
+    await em.execute(`update ridership_rollup_day set snapshot = '9000000000:9000000000:'::pg_snapshot where city_id = ? and business_day = ?`, [rr.cityId, D2]);
+    await tap(D2, '220000', gates.alpha, [1, 2, 3, 4, 5]);
+    expect(await status()).toEqual([`RR ${D1}\t20 ride(s)\tfresh`, `RR ${D2}\t12 ride(s)\tstale: rides booked since`]);
+    expect((await ridership(D2, D2, 'DAY')).groups.map((g) => [g.key, g.rides])).toEqual([[D2, 17]]);
+    // A mark restored from the old cluster too: its xid is ahead of this cluster's.
+    await em.execute(`insert into ridership_day_mark (city_id, business_day, xid) values (?, ?, '9000000001'::xid8)`, [rr.cityId, D2]);
+    await runJob();
+    expect(await status()).toEqual([`RR ${D1}\t20 ride(s)\tfresh`, `RR ${D2}\t17 ride(s)\tfresh`]);
+    // The restored mark is gone with the build: the day is not due again and again.
+    expect(await em.execute(`select 1 from ridership_day_mark where city_id = ? and business_day = ?`, [rr.cityId, D2])).toEqual([]);
+  });
+
 });
