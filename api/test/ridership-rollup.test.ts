@@ -11,8 +11,9 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { VirtualCpuCard } from '../../sdk-js/src/index.js';
 import { createClient } from '../src/auth/clients.service.js';
 import { createProgram } from '../src/cli/program.js';
-import { toGlobalId } from '../src/graphql/global-id.js';
+import { fromGlobalId, toGlobalId } from '../src/graphql/global-id.js';
 import { ridershipRollupsTask } from '../src/jobs/ridership-rollups.js';
+import { setTerminalLocation } from '../src/analytics/ridership.service.js';
 import { credit, debit, openAccount, post } from '../src/ledger/ledger.service.js';
 import { AccountOwnerKind, AccountType } from '../src/ledger/ledger-account.entity.js';
 import { addCity, addMasterKeys, apiClient, issueCard, type MasterKeys, newReader, type TestCity, type TestReader, useCardSessionWorld } from './support/card-sessions.js';
@@ -279,4 +280,30 @@ describe('the ridership rollup', () => {
     expect(await em.execute(`select 1 from ridership_day_mark where city_id = ? and business_day = ?`, [rr.cityId, D2])).toEqual([]);
   });
 
+  it('a terminal placed for the first time by two at once: the one that moves it off the other’s line marks its days', async () => {
+    const eps = await newReader(world, 'RR-L9-EPS', rr);
+    const epsId = fromGlobalId(eps.id, 'Reader').id;
+    await tap(D2, '230000', eps, [1, 2, 3, 4, 5]);
+    await runJob();
+    expect(await status()).toEqual([`RR ${D1}\t20 ride(s)\tfresh`, `RR ${D2}\t22 ride(s)\tfresh`]);
+    // The first placement (its own mark since covered by a build) is still open when the second one starts.
+    let commit!: () => void;
+    const committed = new Promise<void>((resolve) => (commit = resolve));
+    let placed!: () => void;
+    const inserted = new Promise<void>((resolve) => (placed = resolve));
+    const first = world.db.orm.em.fork().transactional(async (tx) => {
+      await tx.execute(`insert into terminal_location (reader_id, line, stop) values (?, 'Line 9', 'Eps')`, [epsId]);
+      placed();
+      await committed;
+    });
+    await inserted;
+    const second = setTerminalLocation(world.db.orm.em.fork(), epsId, { line: null, stop: null, vehicle: null });
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    commit();
+    await first;
+    await second;
+    // Line 9 → no line: a build that read between the two commits holds Line 9, so the day must be stale.
+    expect(await status()).toEqual([`RR ${D1}\t20 ride(s)\tfresh`, `RR ${D2}\t22 ride(s)\tstale: rides booked since`]);
+    await runJob();
+  });
 });
