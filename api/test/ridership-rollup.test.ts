@@ -306,4 +306,20 @@ describe('the ridership rollup', () => {
     expect(await status()).toEqual([`RR ${D1}\t20 ride(s)\tfresh`, `RR ${D2}\t22 ride(s)\tstale: rides booked since`]);
     await runJob();
   });
+
+  it('a day PostgreSQL has no date for (year 0) is bad input: BAD_USER_INPUT, 400 and exit code 2, never an internal error', async () => {
+    for (const groupBy of ['LINE', 'DAY']) {
+      const res = await fetch(`${world.server.url}/graphql`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+        body: JSON.stringify({ query: RIDERSHIP, variables: { city: toGlobalId('City', rr.cityId), from: '0000-12-31', to: '0001-01-01', groupBy } }),
+      });
+      const body = (await res.json()) as { errors?: { extensions?: { code?: string } }[] };
+      expect(body.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
+    }
+    const csv = await fetch(`${world.server.url}/analytics/ridership.csv?city=${toGlobalId('City', rr.cityId)}&from=0000-12-31&to=0000-12-31&groupBy=DAY`, { headers: { authorization: `Bearer ${token}` } });
+    expect(csv.status).toBe(400);
+    expect((await onecard('ridership', 'rollup', '--city', 'RR', '--from', '0000-12-31')).exitCode).toBe(2);
+    expect((await onecard('ridership', 'status', '--city', 'RR', '--from', '0000-12-31')).exitCode).toBe(2);
+  });
 });
