@@ -14,6 +14,7 @@ import { createProgram } from '../src/cli/program.js';
 import { fromGlobalId, toGlobalId } from '../src/graphql/global-id.js';
 import { ridershipRollupsTask } from '../src/jobs/ridership-rollups.js';
 import { setTerminalLocation } from '../src/analytics/ridership.service.js';
+import { markRideDaysOfOfflineBatch } from '../src/analytics/ridership-rollup.js';
 import { credit, debit, openAccount, post } from '../src/ledger/ledger.service.js';
 import { AccountOwnerKind, AccountType } from '../src/ledger/ledger-account.entity.js';
 import { addCity, addMasterKeys, apiClient, issueCard, type MasterKeys, newReader, type TestCity, type TestReader, useCardSessionWorld } from './support/card-sessions.js';
@@ -321,5 +322,50 @@ describe('the ridership rollup', () => {
     expect(csv.status).toBe(400);
     expect((await onecard('ridership', 'rollup', '--city', 'RR', '--from', '0000-12-31')).exitCode).toBe(2);
     expect((await onecard('ridership', 'status', '--city', 'RR', '--from', '0000-12-31')).exitCode).toBe(2);
+  });
+
+  it('a terminal moved while an upload of its first rides of a day is still open: the move waits for it and marks that day', async () => {
+    const zeta = await newReader(world, 'RR-L8-ZETA', rr);
+    const zetaId = fromGlobalId(zeta.id, 'Reader').id;
+    await setTerminalLocation(world.db.orm.em.fork(), zetaId, { line: 'Line 8', stop: 'Zeta', vehicle: null });
+    const em = world.db.orm.em.fork();
+    const [entry] = await em.execute<{ id: string }[]>(`select journal_entry_id as id from offline_transaction where journal_entry_id is not null limit 1`);
+    // An upload of Zeta's first ride on day 1, booked and marked, not committed yet.
+    let commitUpload!: () => void;
+    const uploadCommits = new Promise<void>((resolve) => (commitUpload = resolve));
+    let booked!: () => void;
+    const bookedNow = new Promise<void>((resolve) => (booked = resolve));
+    const upload = world.db.orm.em.fork().transactional(async (tx) => {
+      const [batch] = await tx.execute<{ id: string }[]>(`insert into offline_batch (id, reader_id, batch_id, body_sha256) values (gen_random_uuid(), ?, 'zeta-1', 'x') returning id`, [zetaId]);
+      await tx.execute(
+        `insert into offline_transaction (id, batch_row_id, record_no, asn, card_city, offline_counter, amount, terminal_serial, date, time, tac, outcome, reason, journal_entry_id)
+         values (gen_random_uuid(), ?, 0, 'ZETA-RIDER', '3620', 1, ?, 1, ?, '120000', '00000000', 'ACCEPTED', 'accepted', ?)`,
+        [batch!.id, FARE, D1.replaceAll('-', ''), entry!.id],
+      );
+      await markRideDaysOfOfflineBatch(tx, batch!.id);
+      booked();
+      await uploadCommits;
+    });
+    await bookedNow;
+    // The move, its transaction committing a moment after its marks.
+    let commitMove!: () => void;
+    const moveCommits = new Promise<void>((resolve) => (commitMove = resolve));
+    let movedNow!: () => void;
+    const moved = new Promise<void>((resolve) => (movedNow = resolve));
+    const move = world.db.orm.em.fork().transactional(async (tx) => {
+      await setTerminalLocation(tx, zetaId, { line: 'Line 7', stop: 'Zeta', vehicle: null });
+      movedNow();
+      await moveCommits;
+    });
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    commitUpload();
+    await upload;
+    await moved;
+    // A build between: it sees the ride, at Line 8.
+    expect((await onecard('ridership', 'rollup', '--city', 'RR', '--from', D1)).out).toBe(`RR ${D1}: built, 21 ride(s)`);
+    commitMove();
+    await move;
+    expect(await status()).toEqual([`RR ${D1}\t21 ride(s)\tstale: rides booked since`, `RR ${D2}\t22 ride(s)\tfresh`]);
+    await runJob();
   });
 });
