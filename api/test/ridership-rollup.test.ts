@@ -11,8 +11,10 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { VirtualCpuCard } from '../../sdk-js/src/index.js';
 import { createClient } from '../src/auth/clients.service.js';
 import { createProgram } from '../src/cli/program.js';
-import { toGlobalId } from '../src/graphql/global-id.js';
+import { fromGlobalId, toGlobalId } from '../src/graphql/global-id.js';
 import { ridershipRollupsTask } from '../src/jobs/ridership-rollups.js';
+import { setTerminalLocation } from '../src/analytics/ridership.service.js';
+import { markRideDaysOfOfflineBatch } from '../src/analytics/ridership-rollup.js';
 import { credit, debit, openAccount, post } from '../src/ledger/ledger.service.js';
 import { AccountOwnerKind, AccountType } from '../src/ledger/ledger-account.entity.js';
 import { addCity, addMasterKeys, apiClient, issueCard, type MasterKeys, newReader, type TestCity, type TestReader, useCardSessionWorld } from './support/card-sessions.js';
@@ -261,5 +263,109 @@ describe('the ridership rollup', () => {
     expect(await status()).toEqual([`RR ${D1}\t20 ride(s)\tfresh`, `RR ${D2}\t12 ride(s)\tstale: rides booked since`]);
     await runJob();
     expect(await status()).toEqual([`RR ${D1}\t20 ride(s)\tfresh`, `RR ${D2}\t12 ride(s)\tfresh`]);
+  });
+
+  it('a rollup restored from a logical dump (its snapshot from an older cluster’s xid space) is not fresh once rides are booked after the restore', async () => {
+    // pg_dump -Fc restored into a new cluster (docs/operations.md, backups): the stored snapshot's xids
+    // are ahead of the new cluster's counter, so every new booking's mark looks older than the build.
+    const em = world.db.orm.em.fork();
+    await em.execute(`update ridership_rollup_day set snapshot = '9000000000:9000000000:'::pg_snapshot where city_id = ? and business_day = ?`, [rr.cityId, D2]);
+    await tap(D2, '220000', gates.alpha, [1, 2, 3, 4, 5]);
+    expect(await status()).toEqual([`RR ${D1}\t20 ride(s)\tfresh`, `RR ${D2}\t12 ride(s)\tstale: rides booked since`]);
+    expect((await ridership(D2, D2, 'DAY')).groups.map((g) => [g.key, g.rides])).toEqual([[D2, 17]]);
+    // A mark restored from the old cluster too: its xid is ahead of this cluster's.
+    await em.execute(`insert into ridership_day_mark (city_id, business_day, xid) values (?, ?, '9000000001'::xid8)`, [rr.cityId, D2]);
+    await runJob();
+    expect(await status()).toEqual([`RR ${D1}\t20 ride(s)\tfresh`, `RR ${D2}\t17 ride(s)\tfresh`]);
+    // The restored mark is gone with the build: the day is not due again and again.
+    expect(await em.execute(`select 1 from ridership_day_mark where city_id = ? and business_day = ?`, [rr.cityId, D2])).toEqual([]);
+  });
+
+  it('a terminal placed for the first time by two at once: the one that moves it off the other’s line marks its days', async () => {
+    const eps = await newReader(world, 'RR-L9-EPS', rr);
+    const epsId = fromGlobalId(eps.id, 'Reader').id;
+    await tap(D2, '230000', eps, [1, 2, 3, 4, 5]);
+    await runJob();
+    expect(await status()).toEqual([`RR ${D1}\t20 ride(s)\tfresh`, `RR ${D2}\t22 ride(s)\tfresh`]);
+    // The first placement (its own mark since covered by a build) is still open when the second one starts.
+    let commit!: () => void;
+    const committed = new Promise<void>((resolve) => (commit = resolve));
+    let placed!: () => void;
+    const inserted = new Promise<void>((resolve) => (placed = resolve));
+    const first = world.db.orm.em.fork().transactional(async (tx) => {
+      await tx.execute(`insert into terminal_location (reader_id, line, stop) values (?, 'Line 9', 'Eps')`, [epsId]);
+      placed();
+      await committed;
+    });
+    await inserted;
+    const second = setTerminalLocation(world.db.orm.em.fork(), epsId, { line: null, stop: null, vehicle: null });
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    commit();
+    await first;
+    await second;
+    // Line 9 → no line: a build that read between the two commits holds Line 9, so the day must be stale.
+    expect(await status()).toEqual([`RR ${D1}\t20 ride(s)\tfresh`, `RR ${D2}\t22 ride(s)\tstale: rides booked since`]);
+    await runJob();
+  });
+
+  it('a day PostgreSQL has no date for (year 0) is bad input: BAD_USER_INPUT, 400 and exit code 2, never an internal error', async () => {
+    for (const groupBy of ['LINE', 'DAY']) {
+      const res = await fetch(`${world.server.url}/graphql`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+        body: JSON.stringify({ query: RIDERSHIP, variables: { city: toGlobalId('City', rr.cityId), from: '0000-12-31', to: '0001-01-01', groupBy } }),
+      });
+      const body = (await res.json()) as { errors?: { extensions?: { code?: string } }[] };
+      expect(body.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
+    }
+    const csv = await fetch(`${world.server.url}/analytics/ridership.csv?city=${toGlobalId('City', rr.cityId)}&from=0000-12-31&to=0000-12-31&groupBy=DAY`, { headers: { authorization: `Bearer ${token}` } });
+    expect(csv.status).toBe(400);
+    expect((await onecard('ridership', 'rollup', '--city', 'RR', '--from', '0000-12-31')).exitCode).toBe(2);
+    expect((await onecard('ridership', 'status', '--city', 'RR', '--from', '0000-12-31')).exitCode).toBe(2);
+  });
+
+  it('a terminal moved while an upload of its first rides of a day is still open: the move waits for it and marks that day', async () => {
+    const zeta = await newReader(world, 'RR-L8-ZETA', rr);
+    const zetaId = fromGlobalId(zeta.id, 'Reader').id;
+    await setTerminalLocation(world.db.orm.em.fork(), zetaId, { line: 'Line 8', stop: 'Zeta', vehicle: null });
+    const em = world.db.orm.em.fork();
+    const [entry] = await em.execute<{ id: string }[]>(`select journal_entry_id as id from offline_transaction where journal_entry_id is not null limit 1`);
+    // An upload of Zeta's first ride on day 1, booked and marked, not committed yet.
+    let commitUpload!: () => void;
+    const uploadCommits = new Promise<void>((resolve) => (commitUpload = resolve));
+    let booked!: () => void;
+    const bookedNow = new Promise<void>((resolve) => (booked = resolve));
+    const upload = world.db.orm.em.fork().transactional(async (tx) => {
+      const [batch] = await tx.execute<{ id: string }[]>(`insert into offline_batch (id, reader_id, batch_id, body_sha256) values (gen_random_uuid(), ?, 'zeta-1', 'x') returning id`, [zetaId]);
+      await tx.execute(
+        `insert into offline_transaction (id, batch_row_id, record_no, asn, card_city, offline_counter, amount, terminal_serial, date, time, tac, outcome, reason, journal_entry_id)
+         values (gen_random_uuid(), ?, 0, 'ZETA-RIDER', '3620', 1, ?, 1, ?, '120000', '00000000', 'ACCEPTED', 'accepted', ?)`,
+        [batch!.id, FARE, D1.replaceAll('-', ''), entry!.id],
+      );
+      await markRideDaysOfOfflineBatch(tx, batch!.id);
+      booked();
+      await uploadCommits;
+    });
+    await bookedNow;
+    // The move, its transaction committing a moment after its marks.
+    let commitMove!: () => void;
+    const moveCommits = new Promise<void>((resolve) => (commitMove = resolve));
+    let movedNow!: () => void;
+    const moved = new Promise<void>((resolve) => (movedNow = resolve));
+    const move = world.db.orm.em.fork().transactional(async (tx) => {
+      await setTerminalLocation(tx, zetaId, { line: 'Line 7', stop: 'Zeta', vehicle: null });
+      movedNow();
+      await moveCommits;
+    });
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    commitUpload();
+    await upload;
+    await moved;
+    // A build between: it sees the ride, at Line 8.
+    expect((await onecard('ridership', 'rollup', '--city', 'RR', '--from', D1)).out).toBe(`RR ${D1}: built, 21 ride(s)`);
+    commitMove();
+    await move;
+    expect(await status()).toEqual([`RR ${D1}\t21 ride(s)\tstale: rides booked since`, `RR ${D2}\t22 ride(s)\tfresh`]);
+    await runJob();
   });
 });

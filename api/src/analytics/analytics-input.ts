@@ -15,7 +15,8 @@ export const MAX_PERIOD_DAYS = 366;
 
 function checkedDay(value: unknown, name: string): string {
   const day = typeof value === 'string' ? value : '';
-  if (!DAY.test(day) || Number.isNaN(Date.parse(`${day}T00:00:00Z`)) || new Date(`${day}T00:00:00Z`).toISOString().slice(0, 10) !== day) throw new AnalyticsInputError(`\`${name}\` is a date YYYY-MM-DD`);
+  // Year 0000 is a date to JavaScript, none to PostgreSQL (1 BC is followed by AD 1): refused here, not by the statement.
+  if (!DAY.test(day) || day.startsWith('0000') || Number.isNaN(Date.parse(`${day}T00:00:00Z`)) || new Date(`${day}T00:00:00Z`).toISOString().slice(0, 10) !== day) throw new AnalyticsInputError(`\`${name}\` is a date YYYY-MM-DD`);
   return day;
 }
 

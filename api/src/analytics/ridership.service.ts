@@ -104,6 +104,12 @@ export async function setTerminalLocation(em: EntityManager, readerId: string, l
     if (value != null && (value.trim() !== value || value.length < 1 || value.length > 100)) throw new AnalyticsError(`a ${field} is 1 to 100 characters, without spaces around`, field);
   }
   await em.transactional(async (tx) => {
+    // The terminal's row, as an upload's batch row holds it (key share, by its reference): an upload
+    // still open is waited for, so the marks below see its rides; a rollup built before the move
+    // commits could otherwise hold them at the old line with no mark of the move on their day.
+    await tx.execute(`select 1 from reader where id = ? for update`, [readerId]);
+    // The row first, so the lock below holds one: a placement not yet committed is waited for and read, not missed.
+    await tx.execute(`insert into terminal_location (reader_id) values (?) on conflict (reader_id) do nothing`, [readerId]);
     const [before] = await tx.execute<{ line: string | null; stop: string | null }[]>(`select line, stop from terminal_location where reader_id = ? for update`, [readerId]);
     await tx.execute(
       `insert into terminal_location (reader_id, line, stop, vehicle) values (?, ?, ?, ?)
