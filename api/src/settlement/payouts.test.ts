@@ -6,6 +6,7 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freshDatabase, type TestDatabase } from '../../test/support/database.js';
+import { toGlobalId } from '../graphql/global-id.js';
 import { checkLedger } from '../ledger/ledger-check.js';
 import { balance, credit, debit, openAccount, post } from '../ledger/ledger.service.js';
 import { AccountOwnerKind, AccountType } from '../ledger/ledger-account.entity.js';
@@ -263,6 +264,48 @@ describe('what the gateway says of a payout', () => {
       ['settlement.paid', 450, 'PAID', null],
       ['settlement.payout_failed', 450, 'FAILED', 'canceled'],
     ]);
+    expect(await checkLedger(em)).toEqual([]);
+  });
+});
+
+describe('a gateway that answers at once', () => {
+  it('paid or failed in its first answer is booked then; the entries, status trail and webhooks say why, and the last payout settles the batch and window', async () => {
+    const d = await clearedDay('POG', { Cafe: 300n, Bar: 200n, Deli: 100n });
+    const [cafe, bar, deli] = [d.payoutOf('Cafe'), d.payoutOf('Bar'), d.payoutOf('Deli')];
+    const first: Record<string, Partial<Payout>> = { [cafe.id]: { status: 'paid' }, [bar.id]: { status: 'failed', failure_code: 'account_closed' }, [deli.id]: { status: 'pending' } };
+    const gw = scriptedGateway({ create: (p) => payout({ id: `po_${p.metadata!.settlementPayout}`, amount: Number(p.amount), metadata: p.metadata!, ...first[p.metadata!.settlementPayout!] }) });
+    expect(await sendDuePayouts(em, gw.client, NOW)).toBe(3);
+    expect(await payoutRow(cafe.id)).toMatchObject({ status: 'PAID', failure_code: null });
+    expect(await payoutRow(bar.id)).toMatchObject({ status: 'FAILED', failure_code: 'account_closed' });
+    expect(await payoutRow(deli.id)).toMatchObject({ status: 'SENT' });
+
+    const entry = async (key: string) => (await em.execute<{ description: string; metadata: Record<string, string> }[]>(`select description, metadata from journal_entry where entry_key = ?`, [key]))[0];
+    expect(await entry(`settlement-payout:${cafe.id}:paid`)).toEqual({
+      description: `payout to merchant ${d.merchants.Cafe} confirmed by the gateway`,
+      metadata: { kind: 'PAYOUT', payout: cafe.id, gatewayPayout: `po_${cafe.id}`, line: cafe.line_id },
+    });
+    expect(await entry(`settlement-payout:${bar.id}:failed`)).toEqual({
+      description: `payout to merchant ${d.merchants.Bar} failed (account_closed): back to its payable`,
+      metadata: { kind: 'PAYOUT_FAILED', payout: bar.id, line: bar.line_id, failureCode: 'account_closed' },
+    });
+
+    expect(await applyPayout(em, payout({ id: `po_${deli.id}`, amount: 100, status: 'paid', metadata: { settlementPayout: deli.id } }))).toBe('applied');
+    const trail = async (machine: string, id: string) =>
+      (await em.execute<{ to_status: string; cause: string }[]>(`select to_status, cause from status_history where machine = ? and row_id = ? order by id`, [machine, id])).map((m) => `${m.to_status}: ${m.cause}`);
+    expect(await trail('settlement_payout', cafe.id)).toEqual(['SENT: sent to the gateway', `PAID: gateway payout po_${cafe.id}`]);
+    expect(await trail('settlement_payout', bar.id)).toEqual(['SENT: sent to the gateway', 'FAILED: account_closed']);
+    expect((await trail('settlement_line', cafe.line_id)).at(-1)).toBe(`PAID: payout ${cafe.id}`);
+    expect((await trail('settlement_line', bar.line_id)).at(-1)).toBe(`PAYOUT_FAILED: payout ${bar.id}`);
+    expect((await trail('settlement_batch', d.batch.id)).at(-1)).toBe('SETTLED: no line paying');
+    expect((await trail('settlement_window', d.window.id)).at(-1)).toBe('SETTLED: its batch settled');
+    const [settledAt] = await em.execute<{ batch: Date | null; window: Date | null }[]>(
+      `select b.settled_at as batch, w.settled_at as window from settlement_batch b join settlement_window w on w.id = b.window_id where b.id = ?`,
+      [d.batch.id],
+    );
+    expect(settledAt).toEqual({ batch: expect.anything(), window: expect.anything() });
+
+    const events = await em.execute<{ type: string; subject_id: string; payload: { statement: string } }[]>(`select type, subject_id, payload from event_outbox where owner_id = ? and type <> 'settlement.ready'`, [d.merchants.Bar]);
+    expect(events.map((e) => [e.type, e.subject_id, e.payload.statement])).toEqual([['settlement.payout_failed', toGlobalId('SettlementLine', bar.line_id), toGlobalId('SettlementLine', bar.line_id)]]);
     expect(await checkLedger(em)).toEqual([]);
   });
 });
