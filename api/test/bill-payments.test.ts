@@ -169,6 +169,109 @@ describe('paying from a paid top-up', () => {
   });
 });
 
+describe('paying from a top-up: what does not fit is refused, and nothing moves', () => {
+  const PAY_FROM = `mutation($input: PayBillInput!) { payBill(input: $input) { billPayment { ${BP} } userErrors { code message field } } }`;
+  type Refusal = { code: string; message: string; field: string[] | null };
+  const rowId = (globalId: string) => Buffer.from(globalId, 'base64url').toString().split(':')[1]!;
+  const payFrom = (billId: string, topUpId: string, amount?: number) =>
+    app.request<{ payBill: { billPayment: BillPayment | null; userErrors: Refusal[] } }>(PAY_FROM, { input: { bill: billId, fromTopUp: topUpId, amount, idempotencyKey: `pay-from-${++keys}` } });
+
+  /** A PAID top-up of the holder's card (the sandbox pays it at once). */
+  async function paidTopUp(amount: number) {
+    const chip = await loadedCard(100);
+    const [card] = await world.db.orm.em.fork().execute<{ id: string }[]>(`select id from card where asn = ?`, [chip.asn]);
+    const made = await app.request<{ createTopUp: { topUp: { id: string; status: string } } }>(
+      `mutation($input: CreateTopUpInput!) { createTopUp(input: $input) { topUp { id status } userErrors { code message } } }`,
+      { input: { card: toGlobalId('Card', card!.id), amount, idempotencyKey: `top-up-${randomUUID()}`, paymentMethod: 'pm_card_visa' } },
+    );
+    expect(made.createTopUp.topUp.status).toBe('PAID');
+    return made.createTopUp.topUp.id;
+  }
+  const topUpStatus = async (topUpId: string) => (await world.db.orm.em.fork().execute<{ status: string }[]>(`select status from top_up where id = ?`, [rowId(topUpId)]))[0]!.status;
+  /** What a bill's payments left behind: their rows, ledger entries and clearing items. */
+  const traces = async (billId: string) => {
+    const em = world.db.orm.em.fork();
+    const payments = await em.execute<{ id: string; status: string }[]>(`select id, status from bill_payment where bill_id = ?`, [rowId(billId)]);
+    const keysOf = `(select 'bill-payment:' || id::text from bill_payment where bill_id = ?)`;
+    const [entries] = await em.execute<{ n: number }[]>(`select count(*)::int as n from journal_entry where entry_key in ${keysOf}`, [rowId(billId)]);
+    const [items] = await em.execute<{ n: number }[]>(`select count(*)::int as n from clearing_item where entry_key in ${keysOf}`, [rowId(billId)]);
+    return { succeeded: payments.filter((p) => p.status === 'SUCCEEDED').length, entries: entries!.n, clearingItems: items!.n, bill: await billStatus(billId) };
+  };
+  const untouched = { succeeded: 0, entries: 0, clearingItems: 0, bill: { status: 'OPEN', amount_paid: '0' } };
+
+  it('a top-up larger than the bill, smaller than a whole-only bill, or named with another amount is refused with its reason; the top-up stays PAID and can pay a bill it fits', async () => {
+    const topUp = await paidTopUp(2_000);
+    const small = await bill(1_500);
+    const large = await bill(3_000);
+    const exact = await bill(2_000);
+    expect((await payFrom(small, topUp)).payBill).toEqual({
+      billPayment: null,
+      userErrors: [{ code: 'OVERPAYMENT', message: '1500 remains to pay; a bill is never overpaid', field: ['input', 'amount'] }],
+    });
+    expect((await payFrom(large, topUp)).payBill.userErrors).toEqual([{ code: 'PARTIAL_PAYMENT_NOT_ALLOWED', message: 'the biller takes this bill only in full (3000)', field: ['input', 'amount'] }]);
+    expect((await payFrom(exact, topUp, 1_999)).payBill.userErrors).toEqual([{ code: 'INVALID_INPUT', message: 'a top-up is spent whole: 2000', field: ['input', 'amount'] }]);
+    for (const b of [small, large, exact]) expect(await traces(b)).toEqual(untouched);
+    expect(await topUpStatus(topUp)).toBe('PAID');
+
+    // Its own amount, named, is the whole top-up: accepted.
+    const paid = await payFrom(exact, topUp, 2_000);
+    expect(paid.payBill.userErrors).toEqual([]);
+    expect(paid.payBill.billPayment).toMatchObject({ status: 'SUCCEEDED', amount: { amount: 2000 } });
+    expect(await traces(exact)).toEqual({ succeeded: 1, entries: 1, clearingItems: 1, bill: { status: 'PAID', amount_paid: '2000' } });
+    expect(await topUpStatus(topUp)).toBe('SPENT');
+
+    // Spent: another open bill it would fit refuses it, and nothing is written.
+    const another = await bill(2_000);
+    const again = await payFrom(another, topUp);
+    expect(again.payBill.userErrors.map((e) => [e.code, e.field])).toEqual([['INVALID_INPUT', ['input', 'fromTopUp']]]);
+    expect(await traces(another)).toEqual(untouched);
+    expect(await checkLedger(world.db.orm.em.fork())).toEqual([]);
+  });
+
+  it('a card paying the bill holds it against a top-up too: refused, and nothing is written', async () => {
+    const topUp = await paidTopUp(900);
+    const billId = await bill(900);
+    const carding = (await payBill(billId)).payBill.billPayment!;
+    await world.db.orm.em.fork().execute(`update bill_payment set status = 'PROCESSING' where id = ?`, [rowId(carding.id)]);
+    expect((await payFrom(billId, topUp)).payBill.userErrors.map((e) => [e.code, e.field])).toEqual([['BILL_PAYMENT_IN_PROGRESS', ['input', 'bill']]]);
+    expect(await traces(billId)).toEqual(untouched);
+    expect(await topUpStatus(topUp)).toBe('PAID');
+    const [{ status }] = await world.db.orm.em.fork().execute<{ status: string }[]>(`select status from bill_payment where id = ?`, [rowId(carding.id)]);
+    expect(status).toBe('PROCESSING');
+  });
+
+  it('a top-up pays part of a bill that allows parts: the bill stays OPEN until the rest, a payment waiting for the card gives way, the ledger, clearing and bill.paid say each amount', async () => {
+    const billId = await bill(5_000, { allowPartial: true });
+    const waiting = (await payBill(billId)).payBill.billPayment!;
+    const first = await paidTopUp(2_000);
+    const part = (await payFrom(billId, first)).payBill.billPayment!;
+    expect(part).toMatchObject({ status: 'SUCCEEDED', amount: { amount: 2000 } });
+    expect(await billStatus(billId)).toEqual({ status: 'OPEN', amount_paid: '2000' });
+    const [superseded] = await world.db.orm.em.fork().execute<{ status: string; failure_code: string }[]>(`select status, failure_code from bill_payment where id = ?`, [rowId(waiting.id)]);
+    expect(superseded).toEqual({ status: 'CANCELED', failure_code: 'SUPERSEDED' });
+
+    const rest = (await payFrom(billId, await paidTopUp(3_000))).payBill.billPayment!;
+    expect(rest).toMatchObject({ status: 'SUCCEEDED', amount: { amount: 3000 } });
+    expect(await billStatus(billId)).toEqual({ status: 'PAID', amount_paid: '5000' });
+
+    const em = world.db.orm.em.fork();
+    for (const [payment, amount, billStatusThen] of [[part, 2_000, 'OPEN'], [rest, 3_000, 'PAID']] as const) {
+      const key = `bill-payment:${rowId(payment.id)}`;
+      const [payable] = await em.execute<{ total: string }[]>(
+        `select sum(po.amount)::text as total from posting po join journal_entry e on e.id = po.entry_id join ledger_account a on a.id = po.account_id
+          where e.entry_key = ? and a.owner_kind = 'BILLER_PAYABLE' and a.owner_id = ?`,
+        [key, waterId],
+      );
+      expect(payable!.total, 'credited to the water company’s payable').toBe(String(-amount));
+      const items = await em.execute<Record<string, unknown>[]>(`select kind, participant_kind, participant_id::text, card_company_id::text, amount::int, btrim(currency) as currency from clearing_item where entry_key = ?`, [key]);
+      expect(items).toEqual([{ kind: 'BILL_PAYMENT', participant_kind: 'BILLER', participant_id: waterId, card_company_id: world.gz.cardCompanyId, amount, currency: 'CNY' }]);
+      const events = await em.execute<{ type: string; owner_id: string; payload: { amount: number; billStatus: string } }[]>(`select type, owner_id, payload from event_outbox where subject_id = ?`, [payment.id]);
+      expect(events.map((e) => [e.type, e.owner_id, e.payload.amount, e.payload.billStatus])).toEqual([['bill.paid', waterId, amount, billStatusThen]]);
+    }
+    expect(await checkLedger(em)).toEqual([]);
+  });
+});
+
 describe('one bill, two payments at once', () => {
   it('never both succeed: a newer payment replaces one still waiting, one a card is paying holds the bill, and the card pays once', async () => {
     const chip = await loadedCard(10_000);
