@@ -11,7 +11,7 @@ const MAX_ENTRIES = 10_000;
  * whatever wrote). Every notice empties the whole cache: changes are rare, reads are cheap to redo.
  * Nothing is served while the listening connection is down or silent (notices may be lost then),
  * and a read that started before a notice is not kept after it (the generation), so a read racing
- * a retirement cannot put the retired row back. The same design as auth/token-status-cache.ts.
+ * a retirement cannot put the retired row back. The token-status cache (auth/) is one too.
  */
 export class NoticedCache {
   private readonly entries = new Map<string, unknown>();
