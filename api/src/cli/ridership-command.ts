@@ -25,6 +25,20 @@ export function ridershipCommand(withOrm: WithOrm): Command {
     console.error(`onecard ridership: ${message}`);
     process.exitCode = EXIT_REFUSED;
   };
+  /** Runs `work` for the city and the days --city, --from and --to name; refuses (exit 2) bad dates or an unknown city. */
+  const forCityDays = async (opts: { city: string; from: string; to?: string }, work: (orm: Orm, city: { id: string; code: string }, period: { from: string; to: string }) => Promise<void>) => {
+    let period: { from: string; to: string };
+    try {
+      period = checkedPeriod(opts.from, opts.to ?? opts.from);
+    } catch (err) {
+      return refuse((err as Error).message.replaceAll('`', '--'));
+    }
+    await withOrm(async (orm) => {
+      const city = await cityOf(orm, opts.city);
+      if (!city) return refuse(`no city ${opts.city}`);
+      await work(orm, city, period);
+    });
+  };
   command
     .command('rollup')
     .description('(re)build a city’s rollup of each business day from --from to --to (inclusive), from its booked rides; days not over yet are refused')
@@ -32,16 +46,8 @@ export function ridershipCommand(withOrm: WithOrm): Command {
     .requiredOption('--from <YYYY-MM-DD>', 'the first business day (local to the city)')
     .option('--to <YYYY-MM-DD>', 'the last business day; --from when left out')
     .addHelpText('after', '\nExit code 2: unknown city, bad dates, or a day that could not be built (not over yet, another build of it running).')
-    .action(async (opts: { city: string; from: string; to?: string }) => {
-      let period: { from: string; to: string };
-      try {
-        period = checkedPeriod(opts.from, opts.to ?? opts.from);
-      } catch (err) {
-        return refuse((err as Error).message.replaceAll('`', '--'));
-      }
-      await withOrm(async (orm) => {
-        const city = await cityOf(orm, opts.city);
-        if (!city) return refuse(`no city ${opts.city}`);
+    .action((opts: { city: string; from: string; to?: string }) =>
+      forCityDays(opts, async (orm, city, period) => {
         let refused = false;
         for (let t = Date.parse(`${period.from}T00:00:00Z`); t <= Date.parse(`${period.to}T00:00:00Z`); t += 86_400_000) {
           const build = await buildRidershipRollup(orm.em.fork(), city.id, new Date(t).toISOString().slice(0, 10));
@@ -49,8 +55,8 @@ export function ridershipCommand(withOrm: WithOrm): Command {
           refused ||= !build.built;
         }
         if (refused) process.exitCode = EXIT_REFUSED;
-      });
-    });
+      }),
+    );
   command
     .command('due')
     .description('build every day booked since its last build (or never built) that is over in its city: what the job does')
@@ -65,18 +71,10 @@ export function ridershipCommand(withOrm: WithOrm): Command {
     .requiredOption('--city <code>', 'the city code, e.g. GZ')
     .requiredOption('--from <YYYY-MM-DD>', 'the first business day')
     .option('--to <YYYY-MM-DD>', 'the last business day; --from when left out')
-    .action(async (opts: { city: string; from: string; to?: string }) => {
-      let period: { from: string; to: string };
-      try {
-        period = checkedPeriod(opts.from, opts.to ?? opts.from);
-      } catch (err) {
-        return refuse((err as Error).message.replaceAll('`', '--'));
-      }
-      await withOrm(async (orm) => {
-        const city = await cityOf(orm, opts.city);
-        if (!city) return refuse(`no city ${opts.city}`);
+    .action((opts: { city: string; from: string; to?: string }) =>
+      forCityDays(opts, async (orm, city, period) => {
         for (const d of await rollupStatus(orm.em.fork(), city.id, period.from, period.to)) console.log(`${city.code} ${d.day}\t${d.rides} ride(s)\tbuilt ${d.builtAt.toISOString()}\t${d.fresh ? 'fresh' : 'stale: rides booked since'}`);
-      });
-    });
+      }),
+    );
   return command;
 }
