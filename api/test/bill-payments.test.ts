@@ -131,6 +131,20 @@ describe('paying a bill with a virtual card', () => {
     expect(await billStatus(parts)).toEqual({ status: 'PAID', amount_paid: '1000' });
   });
 
+  it('a payment of nothing is refused on the amount, and on a paid bill as not payable; no payment is written', async () => {
+    const parts = await bill(1_000, { allowPartial: true });
+    const zero = (await payBill(parts, 0)).payBill;
+    expect(zero.billPayment).toBeNull();
+    expect(zero.userErrors).toEqual([expect.objectContaining({ code: 'INVALID_INPUT', message: 'a payment is at least 1 minor unit' })]);
+    const [{ n }] = await world.db.orm.em.fork().execute<{ n: string }[]>(`select count(*)::text as n from bill_payment where bill_id = ?`, [Buffer.from(parts, 'base64url').toString().split(':')[1]]);
+    expect(n).toBe('0');
+    const chip = await loadedCard(2_000);
+    const all = (await payBill(parts)).payBill.billPayment!;
+    expect((await payWithCard(all.id, chip)).state).toBe('COMPLETED');
+    expect((await payBill(parts, 0)).payBill.userErrors).toEqual([expect.objectContaining({ code: 'BILL_NOT_PAYABLE', message: 'the bill is PAID' })]);
+    expect(await billStatus(parts)).toEqual({ status: 'PAID', amount_paid: '1000' });
+  });
+
   it('an overdue bill is owed with its late fee', async () => {
     const chip = await loadedCard(10_000);
     const late = await bill(2_000, { dueDate: '2026-01-31', lateFee: { kind: 'FIXED', amount: 150 } });
