@@ -26,6 +26,7 @@ import {
   type TestReader,
   useCardSessionWorld,
   waitForBlocked,
+  holdAccountThen,
 } from './support/card-sessions.js';
 
 const world = useCardSessionWorld();
@@ -66,32 +67,17 @@ it('a deadlock that ends the booking of a proved purchase: the message is run ag
   // the proving session's row (which the message holds): a cycle PostgreSQL ends, and the message,
   // which waited first, is the one ended (40P01), inside bookProven's savepoint.
   const next = await till().open('PURCHASE', 300);
-  let otherFailure: unknown;
-  let purseHeld!: () => void;
-  const held = new Promise<void>((r) => (purseHeld = r));
-  let goOn!: () => void;
-  const mayGoOn = new Promise<void>((r) => (goOn = r));
-  const other = lockOrm.em
-    .fork()
-    .transactional(async (tx) => {
-      await tx.execute(`select id from ledger_account where code = ? for update`, [purse]);
-      purseHeld();
-      await mayGoOn;
-      await tx.execute(`select id from card_session where id = ? for update`, [sessionUuid(next.id)]);
-    })
-    .catch((err: unknown) => {
-      otherFailure = err;
-    });
-  await held;
+  const other = holdAccountThen(lockOrm, purse, (tx) => tx.execute(`select id from card_session where id = ? for update`, [sessionUuid(next.id)]));
+  await other.held;
   const paying = till().agent(c).run(next);
   try {
     await waitForBlocked(lockOrm, 'update ledger_account');
   } finally {
-    goOn();
-    await other;
+    other.goOn();
+    await other.done;
   }
   const finished = await paying;
-  expect(otherFailure, 'the other transaction failed').toBeUndefined();
+  expect(other.failure, 'the other transaction failed').toBeUndefined();
   expect(finished.state).toBe('COMPLETED');
   expect(await balanceOnCard(c)).toBe(500);
 

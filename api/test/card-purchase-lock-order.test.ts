@@ -12,7 +12,7 @@ import { type OneCardClient, ReaderAgent, type VirtualCpuCard, VirtualCardTransp
 import { openOrm, type Orm } from '../src/db/orm.js';
 import { fromGlobalId } from '../src/graphql/global-id.js';
 import { createMerchant } from '../src/tenancy/tenancy.service.js';
-import { apiClient, issueCard, newReader, purseBalance, separateKeysOf, sessionsOf, type TestReader, useCardSessionWorld, waitForBlocked } from './support/card-sessions.js';
+import { apiClient, issueCard, newReader, purseBalance, separateKeysOf, sessionsOf, type TestReader, holdAccountThen, useCardSessionWorld, waitForBlocked } from './support/card-sessions.js';
 
 const world = useCardSessionWorld();
 type Requester = Pick<OneCardClient, 'request'>;
@@ -75,29 +75,16 @@ it('an upload holding the card’s purse while the purchase’s last message run
   const purse = `card.${c.asn}.purse.CNY`;
 
   // The upload's order (offline-booking.ts): the purse locked first, the counter moved on after.
-  let uploadFailure: unknown;
-  let purseHeld!: () => void;
-  const held = new Promise<void>((r) => (purseHeld = r));
-  let goOn!: () => void;
-  const mayGoOn = new Promise<void>((r) => (goOn = r));
-  const upload = lockOrm.em
-    .fork()
-    .transactional(async (tx) => {
-      await tx.execute(`select id from ledger_account where code = ? for update`, [purse]);
-      purseHeld();
-      await mayGoOn;
-      await tx.execute(
-        `insert into card_counter (asn, offline_counter) values (?, 0) on conflict (asn) do update set offline_counter = greatest(card_counter.offline_counter, excluded.offline_counter), updated_at = now()`,
-        [c.asn],
-      );
-    })
-    .catch((err: unknown) => {
-      uploadFailure = err;
-    });
+  const upload = holdAccountThen(lockOrm, purse, (tx) =>
+    tx.execute(
+      `insert into card_counter (asn, offline_counter) values (?, 0) on conflict (asn) do update set offline_counter = greatest(card_counter.offline_counter, excluded.offline_counter), updated_at = now()`,
+      [c.asn],
+    ),
+  );
   let lastMessageSent!: () => void;
   const sentLast = new Promise<void>((r) => (lastMessageSent = r));
   const purchase = purchaseWithHeldLastMessage(c, 1_200, async () => {
-    await held;
+    await upload.held;
     lastMessageSent();
   });
   await sentLast;
@@ -106,13 +93,13 @@ it('an upload holding the card’s purse while the purchase’s last message run
     await waitForBlocked(lockOrm, 'update ledger_account');
   } finally {
     // …and the upload goes on to the counter.
-    goOn();
-    await upload;
+    upload.goOn();
+    await upload.done;
   }
   const finished = await purchase;
   // On the branch: the purchase held the counter while it waited for the purse; one of the two was
   // ended by PostgreSQL's deadlock detection (40P01).
-  expect(uploadFailure, 'the upload failed').toBeUndefined();
+  expect(upload.failure, 'the upload failed').toBeUndefined();
   expect(finished.state).toBe('COMPLETED');
   expect(await purseBalance(world, c.asn)).toBe(3_800n);
   const [counter] = await world.db.orm.em.fork().execute<{ offline_counter: number }[]>(`select offline_counter from card_counter where asn = ?`, [c.asn]);
@@ -125,39 +112,24 @@ it('a deadlock PostgreSQL breaks by ending the purchase’s last message: the me
   let paymentId!: string;
   // Another transaction that holds the purse and then wants the payment, which the message holds:
   // a cycle only PostgreSQL can end. The message waited first, so it is the one ended (40P01).
-  let otherFailure: unknown;
-  let purseHeld!: () => void;
-  const held = new Promise<void>((r) => (purseHeld = r));
-  let goOn!: () => void;
-  const mayGoOn = new Promise<void>((r) => (goOn = r));
-  const other = lockOrm.em
-    .fork()
-    .transactional(async (tx) => {
-      await tx.execute(`select id from ledger_account where code = ? for update`, [purse]);
-      purseHeld();
-      await mayGoOn;
-      await tx.execute(`select id from payment where id = ? for update`, [paymentId]);
-    })
-    .catch((err: unknown) => {
-      otherFailure = err;
-    });
+  const other = holdAccountThen(lockOrm, purse, (tx) => tx.execute(`select id from payment where id = ? for update`, [paymentId]));
   let lastMessageSent!: () => void;
   const sentLast = new Promise<void>((r) => (lastMessageSent = r));
   const purchase = purchaseWithHeldLastMessage(c, 700, async () => {
-    await held;
+    await other.held;
     lastMessageSent();
   }, (id) => (paymentId = id));
   await sentLast;
   try {
     await waitForBlocked(lockOrm, 'update ledger_account');
   } finally {
-    goOn();
-    await other;
+    other.goOn();
+    await other.done;
   }
   // On the branch: the message's transaction, ended by the deadlock, answered INTERNAL_SERVER_ERROR
   // after the card had debited, and the payment stayed PROCESSING.
   const finished = await purchase;
-  expect(otherFailure, 'the other transaction failed').toBeUndefined();
+  expect(other.failure, 'the other transaction failed').toBeUndefined();
   expect(finished.state).toBe('COMPLETED');
   expect(await purseBalance(world, c.asn)).toBe(4_300n);
   const entries = await world.db.orm.em.fork().execute<{ n: string }[]>(`select count(*) as n from journal_entry where entry_key like ?`, [`payment:${paymentId}%`]);

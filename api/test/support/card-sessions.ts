@@ -26,6 +26,7 @@ import { issueNationalCertificate, type ReaderOwnerKind, registerReader } from '
 import { createCity } from '../../src/tenancy/tenancy.service.js';
 import { freshDatabase, type TestDatabase } from './database.js';
 import type { Orm } from '../../src/db/orm.js';
+import type { EntityManager } from '@mikro-orm/postgresql';
 import { bearerClient, cardholderAccessToken } from './oauth.js';
 import { startTestServer, TEST_KEK, type TestServer } from './server.js';
 
@@ -366,4 +367,32 @@ export async function waitForBlocked(orm: Orm, fragment: string): Promise<void> 
     await new Promise((r) => setTimeout(r, 25));
   }
   throw new Error(`nobody waited for a lock in a statement with ${fragment}`);
+}
+
+/**
+ * Another transaction (on `orm`, a pool of its own) that locks the ledger account `code` (a card's
+ * purse), says so (`held`), waits for `goOn()`, then runs `then`: how the lock-order tests stand
+ * an upload, or one side of a cycle, beside a card-session message. Its failure is kept, not thrown.
+ * In a cycle, PostgreSQL ends whichever side's deadlock check fires first; this side checks only
+ * after 30 s, so the message (which waited first) is always the one ended, however loaded the machine.
+ */
+export function holdAccountThen(orm: Orm, code: string, then: (tx: EntityManager) => Promise<unknown>) {
+  let isHeld!: () => void;
+  const held = new Promise<void>((r) => (isHeld = r));
+  let goOn!: () => void;
+  const mayGoOn = new Promise<void>((r) => (goOn = r));
+  const other = { held, goOn, failure: undefined as unknown, done: Promise.resolve() };
+  other.done = orm.em
+    .fork()
+    .transactional(async (tx) => {
+      await tx.execute(`select id from ledger_account where code = ? for update`, [code]);
+      await tx.execute(`set local deadlock_timeout = '30s'`);
+      isHeld();
+      await mayGoOn;
+      await then(tx);
+    })
+    .catch((err: unknown) => {
+      other.failure = err;
+    });
+  return other;
 }
