@@ -60,6 +60,7 @@ import {
   runBench,
   runLoops,
   scratchDatabase,
+  statementTap,
   threadCpuMs,
   withDatabaseWork,
 } from './harness.js';
@@ -73,6 +74,7 @@ const REFUND = `mutation($input: RefundPaymentInput!) { refundPayment(input: $in
 
 interface Options extends PhaseOptions {
   merchants: number;
+  statements: boolean;
 }
 
 /** What a client loop of ours needs: its merchant's client and its payment. */
@@ -273,12 +275,42 @@ function bareRefund(pool: pg.Pool, seat: BareSeat) {
 
 // ——— set-up and run ———
 
+/**
+ * --statements: one refund as a client sends it, from this thread, with each statement the API
+ * sends printed (this process's pg driver). Its reason is not a phase's, so the end-of-run counts
+ * leave it out; the one before it fills the per-process caches (accounts, token status) as the
+ * warm-up does for the phases.
+ */
+async function printStatementsOfOneRefund(baseUrl: string, seat: Seat): Promise<void> {
+  const token = await tokenFor(baseUrl, seat);
+  const refund = async (key: string) => {
+    const res = await fetch(`${baseUrl}/graphql`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+      body: JSON.stringify({ query: REFUND, variables: { input: { payment: seat.payment, amount: 100, reason: key, idempotencyKey: key } } }),
+    });
+    const body = (await res.json()) as { data?: { refundPayment: { refund: { id: string } | null } } };
+    if (!body.data?.refundPayment.refund) throw new Error(`profiled refund ${key} failed: ${JSON.stringify(body)}`);
+  };
+  await refund('profile.warm');
+  const texts: string[] = [];
+  statementTap.sink = (text) => texts.push(text.replace(/\s+/g, ' '));
+  try {
+    await refund('profile.printed');
+  } finally {
+    statementTap.sink = undefined;
+  }
+  console.log(`— one refund of ours (warm): ${texts.length} statements`);
+  texts.forEach((t, i) => console.log(`${String(i + 1).padStart(3)}  ${t}`));
+}
+
 function parseOptions(argv: string[]): Options {
   return benchCommand('refunds.bench', 'Throughput and latency of refundPayment over HTTP (OAuth, idempotency) against the minimal hand-written SQL of the same effect on the bare pg driver', {
     clients: 16,
     clientsHelp: 'concurrent client loops per phase (each refunds its own payment)',
   })
     .option('--merchants <m>', 'merchants (each with its OAuth client) the loops take turns at', positiveInt, 8)
+    .option('--statements', 'print every SQL statement of one refund of ours (after one untimed refund warms the caches)', false)
     .parse(argv)
     .opts<Options>();
 }
@@ -352,6 +384,8 @@ async function main(): Promise<void> {
       const bare = await succeededPayment(merchant, 2 * c + 1);
       bareSeats.push({ payment: bare.id, merchantId: merchant.id, clientId: merchant.clientId, cardId: bare.cardId, cardCompanyId: cardCompany.id, cityId: city.id, payableAccount: merchant.payable, pendingAccount: pending.id });
     }
+
+    if (opts.statements) await printStatementsOfOneRefund(baseUrl, seats[0]!);
 
     worker = new Worker(new URL(import.meta.url), { workerData: { baseUrl, seats } });
     const started = worker;

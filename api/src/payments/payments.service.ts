@@ -7,7 +7,7 @@ import { type DebitClaim, sessionIsLive } from '../readers/session/card-claims.j
 import { findMerchant } from '../tenancy/tenancy.service.js';
 import { TenantStatus } from '../tenancy/merchant.entity.js';
 import { recordPendingLoad } from '../topups/topups.service.js';
-import { recordEvent } from '../webhooks/outbox.js';
+import { eventInsert, recordEvent } from '../webhooks/outbox.js';
 import { PaymentError } from './payments.errors.js';
 import { merchantPayableAccount } from '../ledger/accounts.js';
 import { defineMachine, NOW, type Patch, refusal, sql, transition, transitionWhere } from '../lifecycle/machine.js';
@@ -351,7 +351,6 @@ export async function refundPayment(em: EntityManager, principal: Principal, pay
     // refund of theirs locks until it commits: it comes last, so that they are held for the fewest statements.
     const [after] = await tx.execute<PaymentRow[]>(`update payment p set refunded_amount = p.refunded_amount + ?, updated_at = now() from merchant m where p.id = ? and m.id = p.merchant_id returning ${COLUMNS}`, [amount.toString(), payment.id]);
     await recordClearingItem(tx, { kind: 'REFUND', participant: { kind: 'MERCHANT', id: payment.merchant_id }, cardCompanyId: paidWith.card_company_id, amount, currency: payment.currency, entryKey, reference: id });
-    await recordEvent(tx, { type: 'payment.refunded', ownerKind: 'MERCHANT', ownerId: after!.merchant_id, subjectId: paymentGlobalId(after!.id), payload: paymentEventPayload(after!, { refund: { id: toGlobalId('PaymentRefund', id), amount: Number(amount) } }) });
     const payable = await merchantPayableAccount(tx, payment.merchant_id, payment.currency);
     const { topUpId } = await recordPendingLoad(tx, {
       origin: 'REFUND',
@@ -364,7 +363,10 @@ export async function refundPayment(em: EntityManager, principal: Principal, pay
       metadata: { kind: 'REFUND', payment: payment.id, refund: id, merchant: payment.merchant_id },
       cause: `refund of payment ${payment.id}`,
     });
-    const [made] = await tx.execute<{ created_at: Date }[]>(`insert into payment_refund (id, payment_id, amount, reason, top_up_id, created_by_client, idempotency_key) values (?, ?, ?, ?, ?, ?, ?) returning created_at`, [
+    // The refund's row and its payment.refunded event: one statement.
+    const event = eventInsert({ type: 'payment.refunded', ownerKind: 'MERCHANT', ownerId: after!.merchant_id, subjectId: paymentGlobalId(after!.id), payload: paymentEventPayload(after!, { refund: { id: toGlobalId('PaymentRefund', id), amount: Number(amount) } }) });
+    const [made] = await tx.execute<{ created_at: Date }[]>(`with event as (${event.sql}) insert into payment_refund (id, payment_id, amount, reason, top_up_id, created_by_client, idempotency_key) values (?, ?, ?, ?, ?, ?, ?) returning created_at`, [
+      ...event.params,
       id,
       payment.id,
       amount.toString(),

@@ -25,33 +25,41 @@ export async function recordPendingLoad(
   tx: EntityManager,
   t: { origin: 'TRANSFER' | 'REFUND'; cardId: string; key: string; amount: bigint; currency: string; fromAccountId: string; description: string; metadata: Record<string, unknown>; cause: string },
 ): Promise<{ topUpId: string; entry: PostedEntry }> {
-  const [target] = await tx.execute<{ id: string; card_company_id: string; holder_id: string | null; time_zone: string }[]>(
-    `with recursive chain as (select c.* from card c where c.id = ? union all select n.* from card n join chain on n.id = chain.replaced_by)
-     select chain.id, chain.card_company_id, chain.holder_id, ci.time_zone from chain join card_company cc on cc.id = chain.card_company_id join city ci on ci.id = cc.city_id
-      where chain.replaced_by is null`,
-    [t.cardId],
+  const client = t.origin === 'TRANSFER' ? BALANCE_TRANSFER_CLIENT : REFUND_CLIENT;
+  // One statement (issue 20: a round trip fewer on every refund): the card in use at the end of the
+  // replacement chain, its PAID top-up and that top-up's history row. On conflict nothing: a
+  // concurrent recording of the same key waits here for the first's commit, then answers its
+  // top-up (a unique violation otherwise; the entry's key is booked last).
+  const [target] = await tx.execute<{ card_id: string; card_company_id: string; top_up_id: string | null }[]>(
+    `with recursive chain as (
+       select c.id, c.replaced_by, c.card_company_id, c.holder_id from card c where c.id = ?
+       union all select n.id, n.replaced_by, n.card_company_id, n.holder_id from card n join chain on n.id = chain.replaced_by
+     ),
+     target as (
+       select chain.id, chain.card_company_id, chain.holder_id, ci.time_zone
+         from chain join card_company cc on cc.id = chain.card_company_id join city ci on ci.id = cc.city_id
+        where chain.replaced_by is null
+     ),
+     inserted as (
+       insert into top_up (id, card_id, card_company_id, origin, holder_id, created_by_client, idempotency_key, request_hash, amount, currency, status, city_day, paid_at)
+       select ?, target.id, target.card_company_id, ?, target.holder_id, ?, ?, ?, ?, ?, 'PAID', (now() at time zone target.time_zone)::date, now() from target
+       on conflict (created_by_client, idempotency_key) do nothing
+       returning id
+     ),
+     history as (
+       insert into top_up_history (top_up_id, from_status, to_status, cause) select id, null, 'PAID', ? from inserted
+     )
+     select target.id as card_id, target.card_company_id, (select id from inserted) as top_up_id from target`,
+    [t.cardId, randomUUID(), t.origin, client, t.key, t.origin.toLowerCase(), t.amount.toString(), t.currency, t.cause],
   );
-  const pending = await pendingLoadAccount(tx, target!.card_company_id, t.currency);
+  if (!target) throw new Error(`no card ${t.cardId} (or its replacement) to record pending load ${t.key} for`);
+  const pending = await pendingLoadAccount(tx, target.card_company_id, t.currency);
   // The ledger entry last: the card company's pending loads is one row that every refund and
   // transfer of its cards locks until its transaction ends (issue 20: held for the fewest statements).
-  const book = () => post(tx, { key: t.key, description: t.description, lines: [debit(t.fromAccountId, t.amount), credit(pending.id, t.amount)], metadata: { ...t.metadata, toCard: target!.id } });
-  const client = t.origin === 'TRANSFER' ? BALANCE_TRANSFER_CLIENT : REFUND_CLIENT;
-  const id = randomUUID();
-  // On conflict nothing: a concurrent recording of the same key waits here for the first's commit,
-  // then answers its top-up (a unique violation otherwise; the entry's key is booked last).
-  const [inserted] = await tx.execute<{ id: string }[]>(
-    `insert into top_up (id, card_id, card_company_id, origin, holder_id, created_by_client, idempotency_key, request_hash, amount, currency, status, city_day, paid_at)
-     values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'PAID', (now() at time zone ?)::date, now())
-     on conflict (created_by_client, idempotency_key) do nothing
-     returning id`,
-    [id, target!.id, target!.card_company_id, t.origin, target!.holder_id, client, t.key, t.origin.toLowerCase(), t.amount.toString(), t.currency, target!.time_zone],
-  );
-  if (!inserted) {
-    const [existing] = await tx.execute<{ id: string }[]>(`select id from top_up where created_by_client = ? and idempotency_key = ?`, [client, t.key]);
-    return { topUpId: existing!.id, entry: await book() };
-  }
-  await recordTopUpHistory(tx, id, null, 'PAID', t.cause);
-  return { topUpId: id, entry: await book() };
+  const entry = () => post(tx, { key: t.key, description: t.description, lines: [debit(t.fromAccountId, t.amount), credit(pending.id, t.amount)], metadata: { ...t.metadata, toCard: target.card_id } });
+  if (target.top_up_id) return { topUpId: target.top_up_id, entry: await entry() };
+  const [existing] = await tx.execute<{ id: string }[]>(`select id from top_up where created_by_client = ? and idempotency_key = ?`, [client, t.key]);
+  return { topUpId: existing!.id, entry: await entry() };
 }
 
 /**

@@ -18,13 +18,19 @@ export interface OutboxEvent {
  * when the change committed. Delivery to endpoints reads the outbox (webhooks issue).
  */
 export async function recordEvent(em: EntityManager, event: OutboxEvent): Promise<void> {
-  await em.execute(`insert into event_outbox (type, owner_kind, owner_id, subject_id, payload) values (?, ?, ?, ?, ?)`, [
-    event.type,
-    event.ownerKind,
-    event.ownerId,
-    event.subjectId,
-    JSON.stringify(event.payload),
-  ]);
+  const insert = eventInsert(event);
+  await em.execute(insert.sql, insert.params);
+}
+
+/**
+ * recordEvent's insert as a statement and its parameters, for a caller to run as a CTE of a write
+ * of its own that the event describes (one round trip for both: a refund's row and its event).
+ */
+export function eventInsert(event: OutboxEvent): { sql: string; params: unknown[] } {
+  return {
+    sql: `insert into event_outbox (type, owner_kind, owner_id, subject_id, payload) values (?, ?, ?, ?, ?)`,
+    params: [event.type, event.ownerKind, event.ownerId, event.subjectId, JSON.stringify(event.payload)],
+  };
 }
 
 /** Many events in one statement (clearing announces a statement per participant). */
