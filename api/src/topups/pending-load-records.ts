@@ -27,31 +27,45 @@ export async function recordPendingLoad(
 ): Promise<{ topUpId: string; entry: PostedEntry }> {
   const client = t.origin === 'TRANSFER' ? BALANCE_TRANSFER_CLIENT : REFUND_CLIENT;
   // One statement (issue 20: a round trip fewer on every refund): the card in use at the end of the
-  // replacement chain, its PAID top-up and that top-up's history row. On conflict nothing: a
+  // replacement chain, locked, its PAID top-up and that top-up's history row. On conflict nothing: a
   // concurrent recording of the same key waits here for the first's commit, then answers its
   // top-up (a unique violation otherwise; the entry's key is booked last).
-  const [target] = await tx.execute<{ card_id: string; card_company_id: string; top_up_id: string | null }[]>(
-    `with recursive chain as (
-       select c.id, c.replaced_by, c.card_company_id, c.holder_id from card c where c.id = ?
-       union all select n.id, n.replaced_by, n.card_company_id, n.holder_id from card n join chain on n.id = chain.replaced_by
-     ),
-     target as (
-       select chain.id, chain.card_company_id, chain.holder_id, ci.time_zone
-         from chain join card_company cc on cc.id = chain.card_company_id join city ci on ci.id = cc.city_id
-        where chain.replaced_by is null
-     ),
-     inserted as (
-       insert into top_up (id, card_id, card_company_id, origin, holder_id, created_by_client, idempotency_key, request_hash, amount, currency, status, city_day, paid_at)
-       select ?, target.id, target.card_company_id, ?, target.holder_id, ?, ?, ?, ?, ?, 'PAID', (now() at time zone target.time_zone)::date, now() from target
-       on conflict (created_by_client, idempotency_key) do nothing
-       returning id
-     ),
-     history as (
-       insert into top_up_history (top_up_id, from_status, to_status, cause) select id, null, 'PAID', ? from inserted
-     )
-     select target.id as card_id, target.card_company_id, (select id from inserted) as top_up_id from target`,
-    [t.cardId, randomUUID(), t.origin, client, t.key, t.origin.toLowerCase(), t.amount.toString(), t.currency, t.cause],
-  );
+  // The lock (`for share`, against replaceCard's `for update`) keeps a replacement from committing
+  // between this read of the chain and the top-up landing on its card: movePendingLoads would have
+  // run before the top-up existed and left it on the REPLACED card. A replacement that committed
+  // while this waited leaves `locked` empty (the card's row is checked again after the wait); the
+  // next statement, in a newer snapshot, follows the chain to the new card.
+  let target: { card_id: string; card_company_id: string; top_up_id: string | null; in_use: boolean } | undefined;
+  for (let attempt = 1; ; attempt++) {
+    [target] = await tx.execute<{ card_id: string; card_company_id: string; top_up_id: string | null; in_use: boolean }[]>(
+      `with recursive chain as (
+         select c.id, c.replaced_by, c.card_company_id, c.holder_id from card c where c.id = ?
+         union all select n.id, n.replaced_by, n.card_company_id, n.holder_id from card n join chain on n.id = chain.replaced_by
+       ),
+       target as (
+         select chain.id, chain.card_company_id, chain.holder_id, ci.time_zone
+           from chain join card_company cc on cc.id = chain.card_company_id join city ci on ci.id = cc.city_id
+          where chain.replaced_by is null
+       ),
+       locked as (
+         select c.id from card c where c.id = (select id from target) and c.replaced_by is null for share of c
+       ),
+       inserted as (
+         insert into top_up (id, card_id, card_company_id, origin, holder_id, created_by_client, idempotency_key, request_hash, amount, currency, status, city_day, paid_at)
+         select ?, target.id, target.card_company_id, ?, target.holder_id, ?, ?, ?, ?, ?, 'PAID', (now() at time zone target.time_zone)::date, now() from target join locked on locked.id = target.id
+         on conflict (created_by_client, idempotency_key) do nothing
+         returning id
+       ),
+       history as (
+         insert into top_up_history (top_up_id, from_status, to_status, cause) select id, null, 'PAID', ? from inserted
+       )
+       select target.id as card_id, target.card_company_id, (select id from inserted) as top_up_id, exists (select 1 from locked) as in_use from target`,
+      [t.cardId, randomUUID(), t.origin, client, t.key, t.origin.toLowerCase(), t.amount.toString(), t.currency, t.cause],
+    );
+    if (!target || target.in_use) break;
+    // Replaced again and again while this waited: not a state a card company produces.
+    if (attempt === 3) throw new Error(`card ${t.cardId} was replaced while pending load ${t.key} was recorded, three times over`);
+  }
   if (!target) throw new Error(`no card ${t.cardId} (or its replacement) to record pending load ${t.key} for`);
   const pending = await pendingLoadAccount(tx, target.card_company_id, t.currency);
   // The ledger entry last: the card company's pending loads is one row that every refund and
