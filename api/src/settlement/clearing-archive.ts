@@ -69,7 +69,7 @@ async function totalsOf(em: EntityManager, table: string): Promise<Totals> {
 }
 
 /** `COPY … TO STDOUT` into a file, on a connection of its own (the pg driver hands each chunk of data to the query). */
-async function copyOut(url: string, sql: string, file: string): Promise<void> {
+export async function copyOut(url: string, sql: string, file: string): Promise<void> {
   const client = new pg.Client({ connectionString: url });
   await client.connect();
   const out = createWriteStream(file, { flags: 'wx' });
