@@ -20,6 +20,7 @@ import { checkLedger } from '../src/ledger/ledger-check.js';
 import { createLedgerPartitionsAhead, ensureLedgerMonthPartitions } from '../src/ledger/ledger-partitions.js';
 import { balance, balanceAt, credit, debit, openAccount, post, postMany, reverse } from '../src/ledger/ledger.service.js';
 import { AccountOwnerKind, AccountType } from '../src/ledger/ledger-account.entity.js';
+import { createCity } from '../src/tenancy/tenancy.service.js';
 import { freshDatabase, type TestDatabase } from './support/database.js';
 import { TEST_KEK } from './support/server.js';
 
@@ -202,6 +203,20 @@ describe('partitions', () => {
 });
 
 describe('onecard partitions archive-ledger', () => {
+  it('refuses a month with a settlement window of its days not settled, and archives it once the window is settled', async () => {
+    expect(await ensureLedgerMonthPartitions(em, '2026-08')).toBe(true);
+    const { city } = await createCity(em, { code: 'LPA', name: 'Ledger Partitions', timeZone: 'Asia/Shanghai', currency: 'CNY', cardCompanyName: 'LPA Card Co' });
+    const window = randomUUID();
+    // The last local day of August: its window is still open.
+    await em.execute(`insert into settlement_window (id, city_id, business_day, currency, status, cutoff_at) values (?, ?, '2026-08-31', 'CNY', 'OPEN', now())`, [window, city.id]);
+    const dir = path.join(dataDir, 'august');
+    await expect(archiveLedgerMonth(em, db.url, { month: '2026-08', dir })).rejects.toMatchObject({ code: 'MONTH_NOT_SETTLED', message: expect.stringMatching(/2026-08-31 OPEN/) });
+    expect(await fs.readdir(dir).catch(() => [])).toEqual([]);
+    await em.execute(`update settlement_window set status = 'SETTLED', closed_at = now(), settled_at = now() where id = ?`, [window]);
+    expect(await archiveLedgerMonth(em, db.url, { month: '2026-08', dir })).toMatchObject({ month: '2026-08', entries: 0, postings: 0, openings: 0 });
+    expect(await checkLedger(em)).toEqual([]);
+  });
+
   it('carries every balance forward, archives October then November, and the check proves each balance from its opening and the postings kept', async () => {
     expect(await ensureLedgerMonthPartitions(em, '2026-10')).toBe(true);
     expect(await ensureLedgerMonthPartitions(em, '2026-11')).toBe(true);
