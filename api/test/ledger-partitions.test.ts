@@ -203,7 +203,7 @@ describe('partitions', () => {
 });
 
 describe('onecard partitions archive-ledger', () => {
-  it('refuses a month with a settlement window of its days not settled, and archives it once the window is settled', async () => {
+  it('refuses a month with a settlement window of its days not settled, or with an earlier month still kept or waiting in the default partition; archives them in order, carrying the openings through an empty month', async () => {
     expect(await ensureLedgerMonthPartitions(em, '2026-08')).toBe(true);
     const { city } = await createCity(em, { code: 'LPA', name: 'Ledger Partitions', timeZone: 'Asia/Shanghai', currency: 'CNY', cardCompanyName: 'LPA Card Co' });
     const window = randomUUID();
@@ -213,7 +213,21 @@ describe('onecard partitions archive-ledger', () => {
     await expect(archiveLedgerMonth(em, db.url, { month: '2026-08', dir })).rejects.toMatchObject({ code: 'MONTH_NOT_SETTLED', message: expect.stringMatching(/2026-08-31 OPEN/) });
     expect(await fs.readdir(dir).catch(() => [])).toEqual([]);
     await em.execute(`update settlement_window set status = 'SETTLED', closed_at = now(), settled_at = now() where id = ?`, [window]);
-    expect(await archiveLedgerMonth(em, db.url, { month: '2026-08', dir })).toMatchObject({ month: '2026-08', entries: 0, postings: 0, openings: 0 });
+
+    // July has no partition: its entry waits in the default partition, and August may not leave before it.
+    const [cash, purse] = [await account(AccountType.ASSET), await account(AccountType.LIABILITY)];
+    await bookAt('2026-07-20T10:00:00Z', 'ledpart.jul.load', cash, purse, 90n);
+    await expect(archiveLedgerMonth(em, db.url, { month: '2026-08', dir })).rejects.toMatchObject({ code: 'ROWS_IN_DEFAULT_PARTITION' });
+    expect(await createLedgerPartitionsAhead(em)).toEqual(['2026-07']);
+    await expect(archiveLedgerMonth(em, db.url, { month: '2026-08', dir })).rejects.toMatchObject({ code: 'EARLIER_MONTH_KEPT' });
+    expect(await archiveLedgerMonth(em, db.url, { month: '2026-07', dir })).toMatchObject({ month: '2026-07', entries: 1, postings: 2, openings: 2 });
+    // August moved nothing: its openings are July's, carried on.
+    expect(await archiveLedgerMonth(em, db.url, { month: '2026-08', dir })).toMatchObject({ month: '2026-08', entries: 0, postings: 0, openings: 2 });
+    expect(await em.execute(`select month::text, balance::text from ledger_opening where account_id = ? order by month`, [purse])).toEqual([
+      { month: '2026-08-01', balance: '-90' },
+      { month: '2026-09-01', balance: '-90' },
+    ]);
+    expect(await balance(em, purse)).toBe(90n);
     expect(await checkLedger(em)).toEqual([]);
   });
 
