@@ -27,7 +27,7 @@ import { sandboxAnswers, sandboxKeys, startFixedSandbox } from './topups/gateway
 /**
  * Periodic tasks on the job queue (graphile-worker cron: once a minute, once across all API
  * processes): payments and bill payments that expired waiting for a card are canceled; idempotency records past
- * their retention are purged; clearing_item's monthly partitions are kept three months ahead (hourly);
+ * their retention are purged; the monthly partitions of clearing_item and the ledger are kept three months ahead (hourly);
  * the ridership rollup of each day over and booked since its last build is built (every 10 minutes).
  */
 export function scheduledTasks(orm: Orm, log: Logger) {

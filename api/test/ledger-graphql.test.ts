@@ -120,6 +120,19 @@ describe('accounts', () => {
     expect((await at(new Date(between))).body.data.ledgerAccount.balanceAt).toEqual({ amount: 300, currency: 'CNY' });
     expect((await at(new Date(Date.now() + 60_000))).body.data.ledgerAccount.balanceAt).toEqual({ amount: 500, currency: 'CNY' });
   });
+
+  it('balanceAt an instant inside an archived month is refused as bad input, naming the first instant kept', async () => {
+    const em = db.orm.em.fork();
+    const [a, b] = [await openAccount(em, { code: 'gql.archived.a', type: AccountType.ASSET, ownerKind: AccountOwnerKind.OTHER, currency: 'CNY' }), await openAccount(em, { code: 'gql.archived.b', type: AccountType.LIABILITY, ownerKind: AccountOwnerKind.OTHER, currency: 'CNY' })];
+    await post(em, { key: 'gql.archived.1', description: 'x', lines: [debit(a.id, 70n), credit(b.id, 70n)] });
+    // What archiving the months before 2000 would leave: openings from 2000-01 on (nothing moved before).
+    await em.execute(`insert into ledger_opening (month, account_id, balance) values ('2000-01-01', ?, 0), ('2000-01-01', ?, 0)`, [a.id, b.id]);
+    const at = (instant: string) => ask(`query($id: ID!, $at: DateTime!) { ledgerAccount(id: $id) { balanceAt(at: $at) { amount } } }`, { id: toGlobalId('LedgerAccount', b.id), at: instant });
+    const refused = (await at('1999-12-31T23:59:59Z')).body;
+    expect(refused.errors).toEqual([expect.objectContaining({ message: expect.stringMatching(/keeps postings from 2000-01-01T00:00:00.000Z on/), extensions: expect.objectContaining({ code: 'BAD_USER_INPUT' }) })]);
+    expect((await at('2000-01-01T00:00:00Z')).body.data.ledgerAccount.balanceAt).toEqual({ amount: 0 });
+    expect((await at(new Date(Date.now() + 60_000).toISOString())).body.data.ledgerAccount.balanceAt).toEqual({ amount: 70 });
+  });
 });
 
 describe('entries', () => {

@@ -20,6 +20,8 @@ const KEY_STILL_TO_ADD = new Set([
   'settlement_payout', 'status_history', 'top_up', 'top_up_history', 'webhook_attempt', 'webhook_delivery', 'webhook_endpoint',
   // Tables of issues 24 and 25 that landed beside the plan (terminal kit, transit wallets and QR rides).
   'psam_provisioning', 'qr_blocklist', 'qr_credential', 'qr_ride', 'qr_ride_batch', 'qr_scanner', 'terminal_location', 'transit_wallet',
+  // The ledger's key table and carry-forward (issue 23, item 3), which take their city with journal_entry and ledger_account.
+  'journal_entry_key', 'ledger_opening',
 ]);
 
 interface Placement {

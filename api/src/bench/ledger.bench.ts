@@ -77,9 +77,13 @@ function bareClient(pool: pg.Pool) {
     try {
       await conn.query('begin');
       const id = randomUUID();
-      const inserted = await conn.query(
-        `insert into journal_entry (id, entry_key, description, reverses_id, metadata) values ($1, $2, $3, $4, $5)
-         on conflict (entry_key) do nothing returning posted_at`,
+      // The key and the entry in one statement, as post() writes them (docs/scaling.md: the key table).
+      const inserted = await conn.query<{ posted_at: string }>(
+        `with k as (insert into journal_entry_key (entry_key, entry_id, reverses_id) values ($2, $1, $4)
+                    on conflict (entry_key) do nothing returning entry_key, entry_id, reverses_id, posted_at)
+         insert into journal_entry (id, entry_key, description, reverses_id, metadata, posted_at)
+         select k.entry_id, k.entry_key, $3, k.reverses_id, $5, k.posted_at from k
+         returning posted_at::text as posted_at`,
         [id, t.key, 'bench transfer', null, '{}'],
       );
       if (inserted.rowCount !== 1) throw new Error(`entry key ${t.key} posted before`);
@@ -96,9 +100,9 @@ function bareClient(pool: pg.Pool) {
         line.after = BigInt(r.rows[0]!.balance);
       }
       await conn.query(
-        `insert into posting (entry_id, line_no, account_id, amount, currency, balance_after)
-         values ($1, 0, $2, $3, $4, $5), ($1, 1, $6, $7, $4, $8)`,
-        [id, lines[0]!.account, lines[0]!.amount.toString(), CURRENCY, lines[0]!.after.toString(), lines[1]!.account, lines[1]!.amount.toString(), lines[1]!.after.toString()],
+        `insert into posting (entry_id, line_no, account_id, amount, currency, balance_after, posted_at)
+         values ($1, 0, $2, $3, $4, $5, $9), ($1, 1, $6, $7, $4, $8, $9)`,
+        [id, lines[0]!.account, lines[0]!.amount.toString(), CURRENCY, lines[0]!.after.toString(), lines[1]!.account, lines[1]!.amount.toString(), lines[1]!.after.toString(), inserted.rows[0]!.posted_at],
       );
       await conn.query('commit');
     } catch (err) {

@@ -515,9 +515,13 @@ function bareClient(pool: pg.Pool, seat: BareSeat): Payer {
       );
       await conn.query(`update payment set status = 'PROCESSING', card_claim = $2, updated_at = now() where id = $1`, [id, JSON.stringify({ cardAsn: seat.asn })]);
       const entryId = randomUUID();
-      const entry = await conn.query(
-        `insert into journal_entry (id, entry_key, description, reverses_id, metadata) values ($1, $2, $3, $4, $5)
-         on conflict (entry_key) do nothing returning posted_at`,
+      // The key and the entry in one statement, as post() writes them.
+      const entry = await conn.query<{ posted_at: string }>(
+        `with k as (insert into journal_entry_key (entry_key, entry_id, reverses_id) values ($2, $1, $4)
+                    on conflict (entry_key) do nothing returning entry_key, entry_id, reverses_id, posted_at)
+         insert into journal_entry (id, entry_key, description, reverses_id, metadata, posted_at)
+         select k.entry_id, k.entry_key, $3, k.reverses_id, $5, k.posted_at from k
+         returning posted_at::text as posted_at`,
         [entryId, `payment:${id}`, `card payment of order ${order.key}`, null, JSON.stringify({ kind: 'PAYMENT', payment: id, merchant: seat.merchantId })],
       );
       if (entry.rowCount !== 1) throw new Error(`payment ${id} was booked before`);
@@ -532,9 +536,9 @@ function bareClient(pool: pg.Pool, seat: BareSeat): Payer {
         line.after = BigInt(r.rows[0]!.balance);
       }
       await conn.query(
-        `insert into posting (entry_id, line_no, account_id, amount, currency, balance_after)
-         values ($1, 0, $2, $3, $4, $5), ($1, 1, $6, $7, $4, $8)`,
-        [entryId, lines[0]!.account, lines[0]!.amount.toString(), CURRENCY, lines[0]!.after.toString(), lines[1]!.account, lines[1]!.amount.toString(), lines[1]!.after.toString()],
+        `insert into posting (entry_id, line_no, account_id, amount, currency, balance_after, posted_at)
+         values ($1, 0, $2, $3, $4, $5, $9), ($1, 1, $6, $7, $4, $8, $9)`,
+        [entryId, lines[0]!.account, lines[0]!.amount.toString(), CURRENCY, lines[0]!.after.toString(), lines[1]!.account, lines[1]!.amount.toString(), lines[1]!.after.toString(), entry.rows[0]!.posted_at],
       );
       await conn.query(`update payment set status = 'SUCCEEDED', succeeded_at = now(), updated_at = now(), card_id = $2, card_asn = $3 where id = $1`, [id, seat.cardId, seat.asn]);
       const globalId = toGlobalId('Payment', id);

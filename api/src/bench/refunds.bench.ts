@@ -221,12 +221,18 @@ function bareRefund(pool: pg.Pool, seat: BareSeat) {
       );
       await conn.query(`insert into top_up_history (top_up_id, from_status, to_status, cause) values ($1, null, 'PAID', $2)`, [topUpId, `refund of payment ${seat.payment}`]);
       const entryId = randomUUID();
-      await conn.query(`insert into journal_entry (id, entry_key, description, reverses_id, metadata) values ($1, $2, $3, null, $4)`, [
-        entryId,
-        entryKey,
-        `refund of payment ${seat.payment} to the card`,
-        JSON.stringify({ kind: 'REFUND', payment: seat.payment, refund: refundId, merchant: seat.merchantId, toCard: seat.cardId }),
-      ]);
+      // The key and the entry in one statement, as post() writes them.
+      const entry = await conn.query<{ posted_at: string }>(
+        `with k as (insert into journal_entry_key (entry_key, entry_id) values ($2, $1) returning entry_key, entry_id, posted_at)
+         insert into journal_entry (id, entry_key, description, reverses_id, metadata, posted_at) select k.entry_id, k.entry_key, $3, null, $4, k.posted_at from k
+         returning posted_at::text as posted_at`,
+        [
+          entryId,
+          entryKey,
+          `refund of payment ${seat.payment} to the card`,
+          JSON.stringify({ kind: 'REFUND', payment: seat.payment, refund: refundId, merchant: seat.merchantId, toCard: seat.cardId }),
+        ],
+      );
       // Line 0 debits the merchant's payable, line 1 credits the pending loads; both are liabilities.
       const lines = [
         { account: seat.payableAccount, amount, delta: -amount, after: 0n },
@@ -236,7 +242,7 @@ function bareRefund(pool: pg.Pool, seat: BareSeat) {
         const r = await conn.query<{ balance: string }>(`update ledger_account set balance = balance + $1 where id = $2 returning balance`, [line.delta.toString(), line.account]);
         line.after = BigInt(r.rows[0]!.balance);
       }
-      await conn.query(`insert into posting (entry_id, line_no, account_id, amount, currency, balance_after) values ($1, 0, $2, $3, $4, $5), ($1, 1, $6, $7, $4, $8)`, [
+      await conn.query(`insert into posting (entry_id, line_no, account_id, amount, currency, balance_after, posted_at) values ($1, 0, $2, $3, $4, $5, $9), ($1, 1, $6, $7, $4, $8, $9)`, [
         entryId,
         lines[0]!.account,
         lines[0]!.amount.toString(),
@@ -245,6 +251,7 @@ function bareRefund(pool: pg.Pool, seat: BareSeat) {
         lines[1]!.account,
         lines[1]!.amount.toString(),
         lines[1]!.after.toString(),
+        entry.rows[0]!.posted_at,
       ]);
       // Into the open settlement window of the city's business day, holding it as windowForNewItem does.
       const cleared = await conn.query(

@@ -167,7 +167,11 @@ async function main(): Promise<void> {
       );
       // Booked rides point at a journal entry; one placeholder serves them all (this bench reads no ledger).
       const entry = randomUUID();
-      await gen.query(`insert into journal_entry (id, entry_key, description) values ($1, 'bench:ridership', 'placeholder for the bench rides')`, [entry]);
+      await gen.query(
+        `with k as (insert into journal_entry_key (entry_key, entry_id) values ('bench:ridership', $1) returning entry_key, entry_id, posted_at)
+         insert into journal_entry (id, entry_key, description, posted_at) select entry_id, entry_key, 'placeholder for the bench rides', posted_at from k`,
+        [entry],
+      );
       for (let d = opts.history; d >= 0; d--) {
         const date = dayMinus(d);
         const index = opts.history - d;

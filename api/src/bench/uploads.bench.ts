@@ -357,11 +357,14 @@ async function main(): Promise<void> {
          union all
          select gen_random_uuid(), 'card.' || asn || '.purse.CNY', 'LIABILITY', 'CARD_PURSE', asn, 'CNY', true, balance from bench_card`,
       );
-      await client.query(`insert into journal_entry (id, entry_key, description) values ('00000000-0000-4000-8000-00000000b0b0', 'bench.fund-cards', 'bench: card purses funded as loads would have')`);
       await client.query(
-        `insert into posting (entry_id, line_no, account_id, amount, currency, balance_after)
+        `with k as (insert into journal_entry_key (entry_key, entry_id, posted_at) values ('bench.fund-cards', '00000000-0000-4000-8000-00000000b0b0', now()) returning entry_key, entry_id, posted_at)
+         insert into journal_entry (id, entry_key, description, posted_at) select entry_id, entry_key, 'bench: card purses funded as loads would have', posted_at from k`,
+      );
+      await client.query(
+        `insert into posting (entry_id, line_no, account_id, amount, currency, balance_after, posted_at)
          select '00000000-0000-4000-8000-00000000b0b0', row_number() over (order by a.code) - 1, a.id,
-                case when a.type = 'ASSET' then a.balance else -a.balance end, 'CNY', a.balance
+                case when a.type = 'ASSET' then a.balance else -a.balance end, 'CNY', a.balance, now()
            from ledger_account a where a.code = 'bench.card-funding.CNY' or a.owner_kind = 'CARD_PURSE'`,
       );
       await client.query('commit');

@@ -317,10 +317,10 @@ export async function billerReconciliation(em: EntityManager, principal: Princip
     [principal.tenantId, businessDay],
   );
   const [ledger] = await em.execute<{ total: string; entries: number }[]>(
-    `select coalesce(sum(-po.amount), 0)::text as total, count(distinct e.id)::int as entries
+    `select coalesce(sum(-po.amount), 0)::text as total, count(distinct e.entry_id)::int as entries
        from bill_payment p
-       join journal_entry e on e.entry_key = 'bill-payment:' || p.id::text
-       join posting po on po.entry_id = e.id
+       join journal_entry_key e on e.entry_key = 'bill-payment:' || p.id::text
+       join posting po on po.entry_id = e.entry_id and po.posted_at = e.posted_at
        join ledger_account a on a.id = po.account_id and a.owner_kind = 'BILLER_PAYABLE' and a.owner_id = p.biller_id::text
       where p.biller_id = ? and p.business_day = ?::date and p.status = 'SUCCEEDED'`,
     [principal.tenantId, businessDay],

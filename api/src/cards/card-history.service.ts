@@ -109,8 +109,10 @@ export async function cardHistory(
   const rows = await em.execute<{ id: string; at: string; kind: CardActivityKind; amount: string; balance_after: string; currency: string; description: string; metadata: Record<string, unknown> }[]>(
     `with lines as (
        select p.id, p.amount, p.currency, e.posted_at, e.description, e.metadata,
-              -sum(p.amount) over (order by p.id rows between unbounded preceding and current row) as balance_after
-         from posting p join journal_entry e on e.id = p.entry_id
+              -(coalesce(o.balance, 0) + sum(p.amount) over (order by p.id rows between unbounded preceding and current row)) as balance_after
+         from posting p join journal_entry e on e.id = p.entry_id and e.posted_at = p.posted_at
+         -- what the archived months left: the purse's opening at the first month kept
+         left join ledger_opening o on o.account_id = p.account_id and o.month = (select max(month) from ledger_opening)
         where p.account_id = (select a.id from ledger_account a where a.code = ?)
      ), h as (
        select l.*,

@@ -1,11 +1,13 @@
 import type { MikroORM } from '@mikro-orm/postgresql';
 import type { Logger } from 'pino';
+import { createLedgerPartitionsAhead } from '../ledger/ledger-partitions.js';
 import { createPartitionsAhead, MONTHS_AHEAD } from '../settlement/clearing-partitions.js';
 
 /**
- * The cron task keeping clearing_item's monthly partitions ahead of the traffic (docs/scaling.md
- * "Partitions"): this month and the next MONTHS_AHEAD exist, and items the default partition took
- * (a month with no partition yet: a late offline upload, a clock far off) move into their own month.
+ * The cron task keeping the monthly partitions of clearing_item and of the ledger (journal_entry,
+ * posting) ahead of the traffic (docs/scaling.md "Partitions"): this month and the next
+ * MONTHS_AHEAD exist, and rows a default partition took (a month with no partition yet: a late
+ * offline upload, a clock far off, a job stopped for months) move into their own month.
  * Hourly, so a missing month is made within the hour; three months ahead, so a stopped job is
  * noticed long before the default partition has to take a day's traffic.
  */
@@ -13,5 +15,7 @@ export function partitionsAheadTask(orm: MikroORM, log: Logger) {
   return async () => {
     const created = await createPartitionsAhead(orm.em.fork());
     if (created.length > 0) log.info({ created, monthsAhead: MONTHS_AHEAD }, 'clearing_item partitions created');
+    const ledger = await createLedgerPartitionsAhead(orm.em.fork());
+    if (ledger.length > 0) log.info({ created: ledger, monthsAhead: MONTHS_AHEAD }, 'journal_entry and posting partitions created');
   };
 }

@@ -31,7 +31,10 @@ describe('checkLedger() reports', () => {
   it('an entry whose postings do not sum to zero', async () => {
     const [a, b] = [await account({ type: AccountType.ASSET }), await account()];
     const entry = await post(em, { key: `unbalanced.${++n}`, description: 'x', lines: [debit(a.id, 10n), credit(b.id, 10n)] });
-    await em.execute(`insert into posting (entry_id, line_no, account_id, amount, currency, balance_after) values (?, 2, ?, 1, 'CNY', 11)`, [entry.id, a.id]);
+    await em.execute(
+      `insert into posting (entry_id, line_no, account_id, amount, currency, balance_after, posted_at) values (?, 2, ?, 1, 'CNY', 11, (select posted_at from journal_entry_key where entry_id = ?))`,
+      [entry.id, a.id, entry.id],
+    );
     const problems = await checkLedger(em);
     expect(problems).toEqual(
       expect.arrayContaining([

@@ -37,8 +37,10 @@ afterAll(() => db.close());
 
 const insertPostings = (rows: { entry: string; account: string; currency: string }[]) =>
   em.execute(
-    `insert into posting (entry_id, line_no, account_id, amount, currency, balance_after)
-     select r.entry_id, r.line_no, r.account_id, 1, r.currency, 1 from json_to_recordset(?::json) as r(entry_id uuid, line_no int, account_id uuid, currency text)`,
+    // A posting carries its entry's posted_at (the partition key); an entry that does not exist has none: now().
+    `insert into posting (entry_id, line_no, account_id, amount, currency, balance_after, posted_at)
+     select r.entry_id, r.line_no, r.account_id, 1, r.currency, 1, coalesce(k.posted_at, now())
+       from json_to_recordset(?::json) as r(entry_id uuid, line_no int, account_id uuid, currency text) left join journal_entry_key k on k.entry_id = r.entry_id`,
     [JSON.stringify(rows.map((r, i) => ({ entry_id: r.entry, line_no: 100 + i, account_id: r.account, currency: r.currency })))],
   );
 
@@ -57,7 +59,8 @@ describe('the database keeps every posting tied to its entry and its account', (
     const before = await postingCount();
     await em.transactional(async (tx) => {
       await tx.execute(
-        `insert into posting (entry_id, line_no, account_id, amount, currency, balance_after) values (?, 10, ?, 1, 'CNY', 1), (?, 11, ?, -1, 'CNY', 1)`,
+        `insert into posting (entry_id, line_no, account_id, amount, currency, balance_after, posted_at)
+         select v.*, k.posted_at from (values (?::uuid, 10, ?::uuid, 1, 'CNY', 1), (?::uuid, 11, ?::uuid, -1, 'CNY', 1)) v join journal_entry_key k on k.entry_id = v.column1`,
         [entry, purse, entry, source],
       );
       expect(Number((await tx.execute<{ n: string }[]>(`select count(*) as n from posting`))[0]!.n)).toBe(before + 2);

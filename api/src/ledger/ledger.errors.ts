@@ -16,6 +16,8 @@ export enum LedgerErrorCode {
   ENTRY_KEY_REUSED = 'ENTRY_KEY_REUSED',
   UNKNOWN_ENTRY = 'UNKNOWN_ENTRY',
   ALREADY_REVERSED = 'ALREADY_REVERSED',
+  /** A balance asked for an instant inside a month whose postings were archived. */
+  MONTH_ARCHIVED = 'MONTH_ARCHIVED',
 }
 
 const USER_ERROR_CODES: Record<LedgerErrorCode, UserErrorCode> = {
@@ -31,6 +33,7 @@ const USER_ERROR_CODES: Record<LedgerErrorCode, UserErrorCode> = {
   [LedgerErrorCode.ENTRY_KEY_REUSED]: UserErrorCode.ENTRY_KEY_REUSED,
   [LedgerErrorCode.UNKNOWN_ENTRY]: UserErrorCode.NOT_FOUND,
   [LedgerErrorCode.ALREADY_REVERSED]: UserErrorCode.ALREADY_REVERSED,
+  [LedgerErrorCode.MONTH_ARCHIVED]: UserErrorCode.INVALID_INPUT,
 };
 
 export class LedgerError extends DomainError<LedgerErrorCode> {

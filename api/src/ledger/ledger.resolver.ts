@@ -1,3 +1,4 @@
+import { GraphQLError } from 'graphql';
 import { Arg, Args, ID, Authorized, Ctx, FieldResolver, Mutation, Query, Resolver, Root } from 'type-graphql';
 import { ConnectionArgs, pageRequest, toConnection } from '../graphql/connection.js';
 import type { GraphQLContext } from '../graphql/context.js';
@@ -9,7 +10,7 @@ import { withUserErrors } from '../graphql/domain-error.js';
 import { DateTimeScalar } from '../graphql/scalars.js';
 import { type UserError, userError, UserErrorCode } from '../graphql/user-error.js';
 import { checkLedger } from './ledger-check.js';
-import { LedgerError } from './ledger.errors.js';
+import { LedgerError, LedgerErrorCode } from './ledger.errors.js';
 import { balanceAt, findAccount, findEntry, listAccounts, post, type PostedEntry, type PostingLine, reverse } from './ledger.service.js';
 import { AccountOwnerKind, type LedgerAccount } from './ledger-account.entity.js';
 import {
@@ -111,7 +112,13 @@ export class LedgerAccountResolver {
 
   @FieldResolver(() => Money, { description: 'Balance as it stood at an instant: every entry posted at or before it.' })
   async balanceAt(@Root() account: LedgerAccountType, @Arg('at', () => DateTimeScalar, { description: 'The instant (RFC 3339 date-time with an offset).' }) at: Date, @Ctx() ctx: GraphQLContext): Promise<Money> {
-    return Money.of(await balanceAt(ctx.em, account.uuid, at), account.balance.currency);
+    try {
+      return Money.of(await balanceAt(ctx.em, account.uuid, at), account.balance.currency);
+    } catch (err) {
+      // An instant whose postings were archived is a question the ledger cannot answer any more, not a fault.
+      if (err instanceof LedgerError && err.code === LedgerErrorCode.MONTH_ARCHIVED) throw new GraphQLError(err.message, { extensions: { code: 'BAD_USER_INPUT' } });
+      throw err;
+    }
   }
 }
 

@@ -221,15 +221,22 @@ function checkBalanced(lines: PostingLine[], accounts: Map<string, AccountRow>):
   return [...currencies][0]!;
 }
 
-async function readEntry(em: EntityManager, where: { id?: string; key?: string }): Promise<PostedEntry | undefined> {
-  const [head] = await em.execute<{ id: string; entry_key: string; description: string; posted_at: Date; reverses_id: string | null }[]>(
-    where.id ? `select * from journal_entry where id = ?` : `select * from journal_entry where entry_key = ?`,
+/**
+ * An entry by id or key, through its key row (journal_entry_key): that gives the month that holds it,
+ * so one partition is read. An entry whose month was archived has its key row only: `archived`.
+ */
+async function readEntry(em: EntityManager, where: { id?: string; key?: string }): Promise<PostedEntry | 'archived' | undefined> {
+  const [head] = await em.execute<{ id: string | null; entry_key: string; description: string; posted_at: Date; posted_at_exact: string; reverses_id: string | null }[]>(
+    `select e.id, k.entry_key, e.description, e.posted_at, k.posted_at::text as posted_at_exact, k.reverses_id
+       from journal_entry_key k left join journal_entry e on e.id = k.entry_id and e.posted_at = k.posted_at
+      where ${where.id ? 'k.entry_id' : 'k.entry_key'} = ?`,
     [where.id ?? where.key],
   );
   if (!head) return undefined;
+  if (!head.id) return 'archived';
   const lines = await em.execute<{ account_id: string; amount: string; currency: string; balance_after: string }[]>(
-    `select account_id, amount, currency, balance_after from posting where entry_id = ? order by line_no`,
-    [head.id],
+    `select account_id, amount, currency, balance_after from posting where entry_id = ? and posted_at = ? order by line_no`,
+    [head.id, head.posted_at_exact],
   );
   return {
     id: head.id,
@@ -254,12 +261,17 @@ async function write(em: EntityManager, given: EntryInput, reversesId: string | 
   const currency = checkBalanced(input.lines, accounts);
 
   const id = randomUUID();
-  let inserted: { posted_at: Date }[];
+  let inserted: { posted_at: Date; posted_at_exact: string }[];
   try {
+    // The key and the entry in one statement: the key table keeps entry_key unique over every month
+    // (a partitioned table cannot), and a key posted before inserts nothing in either.
     inserted = await em.execute(
-      `insert into journal_entry (id, entry_key, description, reverses_id, metadata) values (?, ?, ?, ?, ?)
-       on conflict (entry_key) do nothing returning posted_at`,
-      [id, input.key, input.description, reversesId, JSON.stringify(input.metadata ?? {})],
+      `with k as (insert into journal_entry_key (entry_key, entry_id, reverses_id) values (?, ?, ?)
+                  on conflict (entry_key) do nothing returning entry_key, entry_id, reverses_id, posted_at)
+       insert into journal_entry (id, entry_key, description, reverses_id, metadata, posted_at)
+       select k.entry_id, k.entry_key, ?, k.reverses_id, ?, k.posted_at from k
+       returning posted_at, posted_at::text as posted_at_exact`,
+      [input.key, id, reversesId, input.description, JSON.stringify(input.metadata ?? {})],
     );
   } catch (err) {
     if (sqlState(err) === UNIQUE_VIOLATION && reversesId) throw new LedgerError(Code.ALREADY_REVERSED, `entry ${reversesId} is already reversed`);
@@ -268,11 +280,16 @@ async function write(em: EntityManager, given: EntryInput, reversesId: string | 
   if (inserted.length === 0) {
     // The key was posted before (perhaps by a concurrent call that has committed since): a replay.
     const existing = (await readEntry(em, { key: input.key }))!;
+    if (existing === 'archived') {
+      throw new LedgerError(Code.ENTRY_KEY_REUSED, `entry key "${input.key}" was posted in a month since archived: nothing moved, and its lines can no longer be compared`);
+    }
     if (!sameLines(existing.lines, input.lines) || existing.reversesId !== reversesId) {
       throw new LedgerError(Code.ENTRY_KEY_REUSED, `entry key "${input.key}" was posted before with other lines`);
     }
     return existing;
   }
+  // The entry's posted_at to the microsecond (a Date keeps milliseconds): its postings' partition key.
+  const postedAt = inserted[0]!.posted_at_exact;
 
   // Lock and move accounts in one global order (by id) so two entries never wait on each other.
   const order = input.lines.map((line, lineNo) => ({ line, lineNo })).sort((a, b) => (a.line.account < b.line.account ? -1 : a.line.account > b.line.account ? 1 : a.lineNo - b.lineNo));
@@ -306,8 +323,8 @@ async function write(em: EntityManager, given: EntryInput, reversesId: string | 
   for (let from = 0; from < input.lines.length; from += POSTING_ROWS_PER_INSERT) {
     const chunk = input.lines.slice(from, from + POSTING_ROWS_PER_INSERT);
     await em.execute(
-      `insert into posting (entry_id, line_no, account_id, amount, currency, balance_after) values ${chunk.map(() => '(?, ?, ?, ?, ?, ?)').join(', ')}`,
-      chunk.flatMap((l, i) => [id, from + i, l.account, l.amount.toString(), currency, balanceAfter[from + i]!.toString()]),
+      `insert into posting (entry_id, line_no, account_id, amount, currency, balance_after, posted_at) values ${chunk.map(() => '(?, ?, ?, ?, ?, ?, ?)').join(', ')}`,
+      chunk.flatMap((l, i) => [id, from + i, l.account, l.amount.toString(), currency, balanceAfter[from + i]!.toString(), postedAt]),
     );
   }
   return {
@@ -335,14 +352,17 @@ export function post(em: EntityManager, input: EntryInput): Promise<PostedEntry>
 export function reverse(em: EntityManager, entryId: string, input: { key: string; description: string; metadata?: Record<string, unknown> }): Promise<PostedEntry> {
   return inTransaction(em, async (tx) => {
     const original = /^[0-9a-f-]{36}$/i.test(entryId) ? await readEntry(tx, { id: entryId }) : undefined;
+    if (original === 'archived') throw new LedgerError(Code.UNKNOWN_ENTRY, `journal entry ${entryId} is in a month since archived: its lines are no longer here to reverse`);
     if (!original) throw new LedgerError(Code.UNKNOWN_ENTRY, `no journal entry ${entryId}`);
     const lines = original.lines.map((l) => ({ account: l.account, amount: -l.amount }));
     return write(tx, { ...input, lines }, original.id);
   });
 }
 
-export function findEntry(em: EntityManager, id: string): Promise<PostedEntry | undefined> {
-  return /^[0-9a-f-]{36}$/i.test(id) ? readEntry(em, { id }) : Promise.resolve(undefined);
+/** An entry that is here: one whose month was archived is not found. */
+export async function findEntry(em: EntityManager, id: string): Promise<PostedEntry | undefined> {
+  const entry = /^[0-9a-f-]{36}$/i.test(id) ? await readEntry(em, { id }) : undefined;
+  return entry === 'archived' ? undefined : entry;
 }
 
 /** The balance now, on the account's normal side. */
@@ -352,16 +372,25 @@ export async function balance(em: EntityManager, accountId: string): Promise<big
   return BigInt(row.balance);
 }
 
-/** The balance as it stood at `at`: every posting of entries posted at or before that instant. */
+/**
+ * The balance as it stood at `at`: the account's opening at the first month kept (zero when no
+ * month was archived) and every posting since, up to that instant. An instant inside an archived
+ * month is refused: the postings that would answer it have left.
+ */
 export async function balanceAt(em: EntityManager, accountId: string, at: Date): Promise<bigint> {
-  const [row] = await em.execute<{ type: AccountType; total: string | null }[]>(
-    `select a.type, (select sum(p.amount) from posting p join journal_entry e on e.id = p.entry_id
-                      where p.account_id = a.id and e.posted_at <= ?) as total
+  const [row] = await em.execute<{ type: AccountType; kept_from: Date | null; opening: string | null; total: string | null }[]>(
+    `with kept as (select max(month) as month from ledger_opening)
+     select a.type, (select month from kept)::timestamp at time zone 'UTC' as kept_from,
+            (select o.balance from ledger_opening o where o.month = (select month from kept) and o.account_id = a.id) as opening,
+            (select sum(p.amount) from posting p where p.account_id = a.id and p.posted_at <= ?) as total
        from ledger_account a where a.id = ?`,
     [at, accountId],
   );
   if (!row) throw new LedgerError(Code.UNKNOWN_ACCOUNT, `no ledger account ${accountId}`, accountId);
-  const debits = BigInt(row.total ?? 0);
+  if (row.kept_from && at < new Date(row.kept_from)) {
+    throw new LedgerError(Code.MONTH_ARCHIVED, `the ledger keeps postings from ${new Date(row.kept_from).toISOString()} on: earlier months are archived`, accountId);
+  }
+  const debits = BigInt(row.opening ?? 0) + BigInt(row.total ?? 0);
   return isDebitNormal(row.type) ? debits : -debits;
 }
 
@@ -459,14 +488,21 @@ export function postMany(em: EntityManager, entries: EntryInput[]): Promise<{ id
       entry.lines.forEach((l, lineNo) => postings.push({ entry_id: id, line_no: lineNo, account_id: l.account, amount: l.amount.toString(), currency, balance_after: after[lineNo]!.toString() }));
     }
 
+    // One posted_at for the call, read from the database's clock by the first statement and given to
+    // the rest: the entries and their postings land in the same month's partitions.
+    let postedAt: string | null = null;
     try {
       for (let from = 0; from < heads.length; from += ROWS_PER_BULK_STATEMENT) {
-        await executeBound(
+        const [written]: { posted_at: string }[] = await executeBound<{ posted_at: string }>(
           tx,
-          `insert into journal_entry (id, entry_key, description, metadata)
-           select id, entry_key, description, metadata from json_to_recordset($1::json) as e(id uuid, entry_key text, description text, metadata jsonb)`,
-          [JSON.stringify(heads.slice(from, from + ROWS_PER_BULK_STATEMENT))],
+          `with at as materialized (select coalesce($2::timestamptz, clock_timestamp()) as posted_at),
+                e as (select * from json_to_recordset($1::json) as e(id uuid, entry_key text, description text, metadata jsonb)),
+                k as (insert into journal_entry_key (entry_key, entry_id, posted_at) select e.entry_key, e.id, at.posted_at from e, at),
+                j as (insert into journal_entry (id, entry_key, description, metadata, posted_at) select e.id, e.entry_key, e.description, e.metadata, at.posted_at from e, at)
+           select posted_at::text as posted_at from at`,
+          [JSON.stringify(heads.slice(from, from + ROWS_PER_BULK_STATEMENT)), postedAt],
         );
+        postedAt = written!.posted_at;
       }
     } catch (err) {
       if (sqlState(err) === UNIQUE_VIOLATION) throw new LedgerError(Code.ENTRY_KEY_REUSED, 'an entry key of this call was posted before');
@@ -475,10 +511,10 @@ export function postMany(em: EntityManager, entries: EntryInput[]): Promise<{ id
     for (let from = 0; from < postings.length; from += ROWS_PER_BULK_STATEMENT) {
       await executeBound(
         tx,
-        `insert into posting (entry_id, line_no, account_id, amount, currency, balance_after)
-         select entry_id, line_no, account_id, amount, currency, balance_after
+        `insert into posting (entry_id, line_no, account_id, amount, currency, balance_after, posted_at)
+         select entry_id, line_no, account_id, amount, currency, balance_after, $2::timestamptz
            from json_to_recordset($1::json) as p(entry_id uuid, line_no int, account_id uuid, amount bigint, currency text, balance_after bigint)`,
-        [JSON.stringify(postings.slice(from, from + ROWS_PER_BULK_STATEMENT))],
+        [JSON.stringify(postings.slice(from, from + ROWS_PER_BULK_STATEMENT)), postedAt],
       );
     }
     // Each account once, by its entries' sum; the table's CHECK stays the backstop.

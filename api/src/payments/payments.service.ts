@@ -165,8 +165,8 @@ export function refundsOf(em: EntityManager, paymentId: string): Promise<RefundR
 export function ledgerEntriesOf(em: EntityManager, paymentId: string) {
   return em.execute<{ id: string; entry_key: string; description: string; posted_at: Date; kind: string | null; amount: string; currency: string }[]>(
     `select e.id, e.entry_key, e.description, e.posted_at, e.metadata->>'kind' as kind,
-            (select sum(p.amount) from posting p where p.entry_id = e.id and p.amount > 0)::text as amount,
-            (select min(p.currency) from posting p where p.entry_id = e.id) as currency
+            (select sum(p.amount) from posting p where p.entry_id = e.id and p.posted_at = e.posted_at and p.amount > 0)::text as amount,
+            (select min(p.currency) from posting p where p.entry_id = e.id and p.posted_at = e.posted_at) as currency
        from journal_entry e where e.metadata->>'payment' = ? order by e.posted_at, e.id`,
     [paymentId],
   );

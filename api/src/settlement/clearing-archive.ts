@@ -5,9 +5,8 @@
  * partition did; otherwise it is attached again and nothing is lost.
  *
  * Only clearing items: they are the settlement's input, and once every window of the month is
- * settled its lines, batches and payouts carry the totals. The ledger's postings are not archived:
- * the ledger check (ledger-check.ts) proves each account's balance from the sum of its postings, so
- * removing a month of them needs a carried-forward opening balance per account first (docs/scaling.md).
+ * settled its lines, batches and payouts carry the totals. The ledger's months leave on their own,
+ * once every balance is carried past them (ledger/ledger-archive.ts).
  */
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
@@ -69,7 +68,7 @@ async function totalsOf(em: EntityManager, table: string): Promise<Totals> {
 }
 
 /** `COPY … TO STDOUT` into a file, on a connection of its own (the pg driver hands each chunk of data to the query). */
-async function copyOut(url: string, sql: string, file: string): Promise<void> {
+export async function copyOut(url: string, sql: string, file: string): Promise<void> {
   const client = new pg.Client({ connectionString: url });
   await client.connect();
   const out = createWriteStream(file, { flags: 'wx' });

@@ -161,7 +161,7 @@ async function importTransactions(tx: EntityManager, txns: BalanceTransaction[])
 async function bookFees(tx: EntityManager, txns: BalanceTransaction[]): Promise<void> {
   const withFee = txns.filter((t) => t.fee !== 0);
   if (withFee.length === 0) return;
-  const booked = await tx.execute<{ entry_key: string }[]>(`select entry_key from journal_entry where entry_key in (select jsonb_array_elements_text(?::jsonb))`, [
+  const booked = await tx.execute<{ entry_key: string }[]>(`select entry_key from journal_entry_key where entry_key in (select jsonb_array_elements_text(?::jsonb))`, [
     JSON.stringify(withFee.map((t) => `gateway-fee:${t.id}`)),
   ]);
   const done = new Set(booked.map((b) => b.entry_key));

@@ -304,8 +304,8 @@ export async function interchangeTotals(em: EntityManager, batchId: string): Pro
 /** The batch's clearing entry and how many postings it has; null when clearing had nothing to move. */
 export async function clearingEntry(em: EntityManager, batchId: string): Promise<{ id: string; entry_key: string; postings: number } | null> {
   const [row] = await em.execute<{ id: string; entry_key: string; postings: number }[]>(
-    `select e.id, e.entry_key, (select count(*)::int from posting p where p.entry_id = e.id) as postings
-       from settlement_batch b join journal_entry e on e.id = b.journal_entry_id where b.id = ?`,
+    `select e.id, e.entry_key, (select count(*)::int from posting p where p.entry_id = e.id and p.posted_at = k.posted_at) as postings
+       from settlement_batch b join journal_entry_key k on k.entry_id = b.journal_entry_id join journal_entry e on e.id = k.entry_id and e.posted_at = k.posted_at where b.id = ?`,
     [batchId],
   );
   return row ?? null;

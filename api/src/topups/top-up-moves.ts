@@ -117,7 +117,7 @@ export const refundEntryKey = (topUp: Pick<TopUpRow, 'id'>, attempt: string) => 
 /** A refund the gateway refused or failed: its entry is reversed and the top-up is PAID again, free for another refund or the card. */
 async function reverseRefundEntry(em: EntityManager, topUp: TopUpRow): Promise<void> {
   const key = refundEntryKey(topUp, topUp.refund_attempt!);
-  const [entry] = await em.execute<{ id: string }[]>(`select id from journal_entry where entry_key = ?`, [key]);
+  const [entry] = await em.execute<{ id: string }[]>(`select entry_id as id from journal_entry_key where entry_key = ?`, [key]);
   if (entry) {
     const failed = { key: `${key}:failed`, description: `refund of top-up ${topUp.id} failed at the gateway`, metadata: { kind: 'TOP_UP_REFUND_FAILED', topUp: topUp.id } };
     // A wallet's value comes back as a top-up's does (debt first): rides may have run up debt since it left.

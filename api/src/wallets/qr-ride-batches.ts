@@ -240,7 +240,7 @@ async function bookRide(tx: EntityManager, terminal: ReaderRow, batchRowId: stri
       const result = (r: Omit<RideResult, 'credential' | 'counter' | 'freshTime'>): RideResult => ({ ...r, credential, counter, freshTime });
       // Under the wallet's lock, a ride another upload booked has committed: it is a duplicate, whatever
       // fare this copy names (asking post() again would compute other lines from the new balance).
-      const [booked] = await sp.execute<{ id: string }[]>(`select id from journal_entry where entry_key = ?`, [key]);
+      const [booked] = await sp.execute<{ id: string }[]>(`select entry_id as id from journal_entry_key where entry_key = ?`, [key]);
       if (booked) return result({ outcome: 'DUPLICATE', reason: `credential ${credential.id} counter ${counter} drawn at ${freshTime.toISOString()} was booked before`, journalEntryId: null });
       // An honest app never draws a counter twice: the same counter at another time is a clone or a modified app.
       const [reused] = await sp.execute<{ id: string }[]>(`select id from qr_ride where credential_id = ? and counter = ? and fresh_time <> ? and outcome in ('ACCEPTED','DEBT') limit 1`, [credential.id, counter, freshTime]);

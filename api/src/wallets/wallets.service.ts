@@ -50,7 +50,7 @@ export function walletHistory(em: EntityManager, wallet: Pick<WalletRow, 'id' | 
   let sql = `select e.id as entry_id, e.posted_at, e.posted_at::text as posted_key, e.description, e.metadata->>'kind' as kind,
                     coalesce(-sum(p.amount) filter (where a.code = ?), 0)::text as balance_change,
                     coalesce(sum(p.amount) filter (where a.code = ?), 0)::text as debt_change
-               from posting p join ledger_account a on a.id = p.account_id join journal_entry e on e.id = p.entry_id
+               from posting p join ledger_account a on a.id = p.account_id join journal_entry e on e.id = p.entry_id and e.posted_at = p.posted_at
               where a.code in (?, ?)`;
   if (opts.after) {
     sql += ` and (e.posted_at, e.id) < (?::timestamptz, ?::uuid)`;
