@@ -89,6 +89,38 @@ async function bookAt(at: string, key: string, from: string, to: string, amount:
 
 
 describe('archive-ledger beside a post', () => {
+  it('while the archive waits behind a long reader of journal_entry (a report, pg_dump), payments of the current month still go through', async () => {
+    expect(await ensureLedgerMonthPartitions(em, '2026-09')).toBe(true);
+    const [cash, purse] = [await account(AccountType.ASSET), await account(AccountType.LIABILITY)];
+    await bookAt('2026-09-03T08:00:00Z', 'rev.sep.load', cash, purse, 500n);
+    // A reader holds journal_entry (ACCESS SHARE) for a while, as a long report or a backup does.
+    let finish!: () => void;
+    const finished = new Promise<void>((resolve) => (finish = resolve));
+    let reading!: () => void;
+    const isReading = new Promise<void>((resolve) => (reading = resolve));
+    const reader = db.orm.em.fork().transactional(async (tx) => {
+      await tx.execute(`select count(*) from journal_entry`);
+      reading();
+      await finished;
+    });
+    await isReading;
+    const archive = archiveLedgerMonth(db.orm.em.fork(), db.url, { month: '2026-09', dir: path.join(dataDir, 'stall') }).then(() => 'archived', (err: unknown) => `failed: ${(err as Error).message}`);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+
+    // A payment of today, which touches nothing of September.
+    let settled = false;
+    const payment = post(db.orm.em.fork(), { key: `rev.stall.${randomUUID()}`, description: 'a payment today', lines: [debit(cash, 5n), credit(purse, 5n)] }).finally(() => (settled = true));
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+    const postedInTime = settled;
+    finish();
+    await reader;
+    await payment.catch(() => undefined);
+    await archive;
+    // On the branch the archive has dropped posting_y2026m09 (ACCESS EXCLUSIVE on posting, held to its
+    // commit) and waits for ACCESS EXCLUSIVE on journal_entry behind the reader: every post() queues
+    // on posting until the reader ends.
+    expect(postedInTime).toBe(true);
+  });
   it('a post() of the current month that is between its entry and its postings when the archive drops the old month is not aborted by a deadlock', async () => {
     expect(await ensureLedgerMonthPartitions(em, '2026-10')).toBe(true);
     const [cash, purse] = [await account(AccountType.ASSET), await account(AccountType.LIABILITY)];
@@ -125,4 +157,6 @@ describe('archive-ledger beside a post', () => {
     // writer's posting insert waits for the archive: deadlock detected, one of the two aborted.
     expect({ writer: await writerResult, archive: await archiveResult }).toEqual({ writer: 'posted', archive: 'archived' });
   });
+
 });
+
