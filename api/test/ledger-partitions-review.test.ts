@@ -88,6 +88,44 @@ async function bookAt(at: string, key: string, from: string, to: string, amount:
 }
 
 
+describe('archive-ledger run twice at once', () => {
+  it('a second run of the same month that loses the race does not delete the files of the run that archived it', async () => {
+    expect(await ensureLedgerMonthPartitions(em, '2026-08')).toBe(true);
+    const [cash, purse] = [await account(AccountType.ASSET), await account(AccountType.LIABILITY)];
+    await bookAt('2026-08-03T08:00:00Z', 'rev.aug.load', cash, purse, 800n);
+    const dir = path.join(dataDir, 'twice');
+
+    // A writer still committing into August holds the first run at its SHARE lock for a moment,
+    // long enough for a second run (an operator, a retry, a cron) to pass its FILE_EXISTS check.
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    let holding!: () => void;
+    const isHolding = new Promise<void>((resolve) => (holding = resolve));
+    const writer = db.orm.em.fork().transactional(async (tx) => {
+      await tx.execute(`lock table journal_entry_y2026m08 in row exclusive mode`);
+      holding();
+      await released;
+    });
+    await isHolding;
+    const first = archiveLedgerMonth(db.orm.em.fork(), db.url, { month: '2026-08', dir }).then((r) => r, (err: unknown) => err as Error);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const second = archiveLedgerMonth(db.orm.em.fork(), db.url, { month: '2026-08', dir }).then((r) => r, (err: unknown) => err as Error);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    release();
+    await writer;
+    const [a, b] = [await first, await second];
+
+    expect(a).toMatchObject({ month: '2026-08', entries: 1, postings: 2 });
+    expect(b).toBeInstanceOf(Error);
+    expect((b as Error).message).toMatch(/journal_entry_y2026m08.*does not exist/);
+    // August has left the database: its partitions are dropped...
+    expect(await em.execute(`select to_regclass('posting_y2026m08') is null as gone`)).toEqual([{ gone: true }]);
+    // ...so the files are the only copy of its entries and postings. On the branch the second run's
+    // `lock table` fails (the partitions are gone), and its catch removes every file of the month.
+    expect((await fs.readdir(dir)).sort()).toEqual(['journal_entry-2026-08.tsv', 'ledger-2026-08.manifest.json', 'posting-2026-08.tsv']);
+  });
+});
+
 describe('archive-ledger beside a post', () => {
   it('while the archive waits behind a long reader of journal_entry (a report, pg_dump), payments of the current month still go through', async () => {
     expect(await ensureLedgerMonthPartitions(em, '2026-09')).toBe(true);
