@@ -23,6 +23,7 @@ import { AccountOwnerKind, AccountType } from '../src/ledger/ledger-account.enti
 import { createCity } from '../src/tenancy/tenancy.service.js';
 import { freshDatabase, type TestDatabase } from './support/database.js';
 import { TEST_KEK } from './support/server.js';
+import { bookAt } from './support/ledger.js';
 
 let db: TestDatabase;
 let em: EntityManager;
@@ -64,33 +65,6 @@ async function onecard(...args: string[]): Promise<{ out: string; err: string; e
 let n = 0;
 const account = (type: AccountType, nonNegative = false) =>
   openAccount(em, { code: `ledpart.${++n}`, type, ownerKind: AccountOwnerKind.OTHER, currency: 'CNY', nonNegative }).then((a) => a.id);
-
-/**
- * A transfer booked at a past instant, as post() books it (key, entry, postings with their entry's
- * posted_at, balances moved): post() itself takes the database's clock, which a test cannot turn back.
- */
-async function bookAt(at: string, key: string, from: string, to: string, amount: bigint): Promise<string> {
-  return em.transactional(async (tx) => {
-    const id = randomUUID();
-    await tx.execute(
-      `with k as (insert into journal_entry_key (entry_key, entry_id, posted_at) values (?, ?, ?::timestamptz) returning entry_key, entry_id, posted_at)
-       insert into journal_entry (id, entry_key, description, posted_at) select entry_id, entry_key, 'booked at', posted_at from k`,
-      [key, id, at],
-    );
-    const moved: string[] = [];
-    for (const [account, amt] of [[from, amount], [to, -amount]] as const) {
-      const [a] = await tx.execute<{ type: string }[]>(`select type from ledger_account where id = ?`, [account]);
-      const delta = ['ASSET', 'EXPENSE'].includes(a!.type) ? amt : -amt;
-      const [row] = await tx.execute<{ balance: string }[]>(`update ledger_account set balance = balance + ? where id = ? returning balance`, [delta.toString(), account]);
-      moved.push(row!.balance);
-    }
-    await tx.execute(
-      `insert into posting (entry_id, line_no, account_id, amount, currency, balance_after, posted_at) values (?, 0, ?, ?, 'CNY', ?, ?::timestamptz), (?, 1, ?, ?, 'CNY', ?, ?::timestamptz)`,
-      [id, from, amount.toString(), moved[0], at, id, to, (-amount).toString(), moved[1], at],
-    );
-    return id;
-  });
-}
 
 /** Which partition holds an entry, and which hold its postings. */
 async function partitionsOf(entryId: string): Promise<{ entry: string; postings: string[] }> {
@@ -190,7 +164,7 @@ describe('partitions', () => {
 
   it('an entry whose month has no partition lands in the default one, and the job moves it and its postings into a month made for it', async () => {
     const [cash, purse] = [await account(AccountType.ASSET), await account(AccountType.LIABILITY)];
-    const id = await bookAt('2032-01-15T12:00:00.123456Z', `ledpart.far.${n}`, cash, purse, 70n);
+    const id = await bookAt(em, '2032-01-15T12:00:00.123456Z', `ledpart.far.${n}`, cash, purse, 70n);
     expect(await partitionsOf(id)).toEqual({ entry: 'journal_entry_default', postings: ['posting_default'] });
     const created = await createLedgerPartitionsAhead(em, new Date('2031-06-15T00:00:00Z'));
     expect(created).toEqual(['2031-06', '2031-07', '2031-08', '2031-09', '2032-01']);
@@ -216,7 +190,7 @@ describe('onecard partitions archive-ledger', () => {
 
     // July has no partition: its entry waits in the default partition, and August may not leave before it.
     const [cash, purse] = [await account(AccountType.ASSET), await account(AccountType.LIABILITY)];
-    await bookAt('2026-07-20T10:00:00Z', 'ledpart.jul.load', cash, purse, 90n);
+    await bookAt(em, '2026-07-20T10:00:00Z', 'ledpart.jul.load', cash, purse, 90n);
     await expect(archiveLedgerMonth(em, db.url, { month: '2026-08', dir })).rejects.toMatchObject({ code: 'ROWS_IN_DEFAULT_PARTITION' });
     expect(await createLedgerPartitionsAhead(em)).toEqual(['2026-07']);
     await expect(archiveLedgerMonth(em, db.url, { month: '2026-08', dir })).rejects.toMatchObject({ code: 'EARLIER_MONTH_KEPT' });
@@ -235,9 +209,9 @@ describe('onecard partitions archive-ledger', () => {
     expect(await ensureLedgerMonthPartitions(em, '2026-10')).toBe(true);
     expect(await ensureLedgerMonthPartitions(em, '2026-11')).toBe(true);
     const [cash, purse, shop] = [await account(AccountType.ASSET), await account(AccountType.LIABILITY, true), await account(AccountType.LIABILITY)];
-    await bookAt('2026-10-03T08:00:00Z', 'ledpart.oct.load', cash, purse, 1000n);
-    await bookAt('2026-10-20T08:00:00Z', 'ledpart.oct.spend', purse, shop, 300n);
-    await bookAt('2026-11-30T23:59:59.999999Z', 'ledpart.nov.spend', purse, shop, 200n);
+    await bookAt(em, '2026-10-03T08:00:00Z', 'ledpart.oct.load', cash, purse, 1000n);
+    await bookAt(em, '2026-10-20T08:00:00Z', 'ledpart.oct.spend', purse, shop, 300n);
+    await bookAt(em, '2026-11-30T23:59:59.999999Z', 'ledpart.nov.spend', purse, shop, 200n);
     await post(em, { key: 'ledpart.dec.spend', description: 'now', lines: [debit(purse, 100n), credit(shop, 100n)] });
     const dir = path.join(dataDir, 'ledger');
 

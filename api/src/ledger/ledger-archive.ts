@@ -34,7 +34,8 @@ export class LedgerArchiveRefusal extends Error {
       | 'REFUND_IN_FLIGHT'
       | 'MONTH_NOT_SETTLED'
       | 'FILE_EXISTS'
-      | 'ARCHIVE_MISMATCH',
+      | 'ARCHIVE_MISMATCH'
+      | 'LEDGER_BUSY',
     message: string,
   ) {
     super(message);
@@ -109,27 +110,34 @@ export async function archiveLedgerMonth(em: EntityManager, databaseUrl: string,
   const { month } = input;
   if (!isMonth(month)) throw new LedgerArchiveRefusal('INVALID_MONTH', `a month is YYYY-MM; got ${month}`);
   const [entriesTable, postingsTable] = [ledgerPartitionOf('journal_entry', month), ledgerPartitionOf('posting', month)];
-  if (!(await ledgerMonths(em)).includes(month)) throw new LedgerArchiveRefusal('NO_PARTITION', `there is no partition ${entriesTable} (archived already, or never created)`);
   const files = {
     entries: path.resolve(input.dir, `journal_entry-${month}.tsv`),
     postings: path.resolve(input.dir, `posting-${month}.tsv`),
     manifest: path.resolve(input.dir, `ledger-${month}.manifest.json`),
   };
-  for (const file of Object.values(files)) {
-    if (await fs.stat(file).then(() => true, () => false)) throw new LedgerArchiveRefusal('FILE_EXISTS', `${file} exists: move it away, or archive into another folder`);
-  }
+  // The files this run made, and only those, go when it does not finish: another run's may be the
+  // only copy of a month it archived.
+  const made: string[] = [];
   await fs.mkdir(input.dir, { recursive: true });
   const next = monthBounds(month).to;
 
   try {
     return await em.transactional(async (tx) => {
       await tx.execute(`select pg_advisory_xact_lock(hashtext('ledger archive'))`);
+      // Checked under the lock: a run of the same month that went first has dropped the partitions
+      // and written the files by now, and this one must leave both alone.
+      if (!(await ledgerMonths(tx)).includes(month)) throw new LedgerArchiveRefusal('NO_PARTITION', `there is no partition ${entriesTable} (archived already, or never created)`);
+      for (const file of Object.values(files)) {
+        if (await fs.stat(file).then(() => true, () => false)) throw new LedgerArchiveRefusal('FILE_EXISTS', `${file} exists: move it away, or archive into another folder`);
+      }
       // SHARE waits for a writer still committing into the month and lets none start; readers go on.
       await tx.execute(`lock table ${entriesTable}, ${postingsTable} in share mode`);
       const refusal = await refusalOf(tx, month, input.now ?? new Date());
       if (refusal) throw refusal;
 
+      made.push(files.entries);
       await copyOut(databaseUrl, `copy (select ${ENTRY_COLUMNS.join(', ')} from ${entriesTable} order by posted_at, id) to stdout`, files.entries);
+      made.push(files.postings);
       await copyOut(databaseUrl, `copy (select ${POSTING_COLUMNS.join(', ')} from ${postingsTable} order by id) to stdout`, files.postings);
       const [entries, postings] = [await readBack(files.entries, false), await readBack(files.postings, true)];
 
@@ -165,6 +173,7 @@ export async function archiveLedgerMonth(em: EntityManager, databaseUrl: string,
         throw new LedgerArchiveRefusal('ARCHIVE_MISMATCH', `${differ!.n} opening(s) differ from the partition's postings, ${unbalanced!.n} currency(ies) do not balance: nothing dropped`);
       }
 
+      made.push(files.manifest);
       await fs.writeFile(
         files.manifest,
         `${JSON.stringify(
@@ -184,6 +193,9 @@ export async function archiveLedgerMonth(em: EntityManager, databaseUrl: string,
         )}\n`,
         { flag: 'wx' },
       );
+      // On disk before the month leaves the database: a crash after the commit must not find them half-written.
+      await syncToDisk([...made, input.dir]);
+      await lockLedgerParents(tx);
       // Postings first: they refer to the entries. The detach checks that nothing refers to what leaves.
       await tx.execute(`drop table ${postingsTable}`);
       await tx.execute(`alter table journal_entry detach partition ${entriesTable}`);
@@ -191,8 +203,54 @@ export async function archiveLedgerMonth(em: EntityManager, databaseUrl: string,
       return { month, entries: entries.rows, postings: postings.rows, openings: opening.size, files, sha256: { entries: entries.sha256, postings: postings.sha256 } };
     });
   } catch (err) {
-    // Nothing was dropped: the transaction rolled back. The files of a run that did not finish go.
-    if (!(err instanceof LedgerArchiveRefusal && err.code === 'FILE_EXISTS')) for (const file of Object.values(files)) await fs.rm(file, { force: true });
+    // Nothing was dropped: the transaction rolled back. The files this run made go.
+    for (const file of made) await fs.rm(file, { force: true });
     throw err;
+  }
+}
+
+/** How long the archive waits for each ledger table at a time, and how often it tries, before it gives up. */
+const PARENT_LOCK_WAIT_MS = 500;
+const PARENT_LOCK_ATTEMPTS = 120;
+const PARENT_LOCK_PAUSE_MS = 1_000;
+
+/**
+ * Dropping a month's partitions takes both ledger tables whole (ACCESS EXCLUSIVE) until the commit.
+ * Taken here, before the drop, in the order post() writes them (the entry, then its postings), so a
+ * post() between the two cannot deadlock with the archive; and each for at most half a second at a
+ * time, then let go for a second, so that an archive queued behind a long reader (a report, a
+ * backup) holds up today's payments for half a second at most rather than until the reader ends.
+ * Gives up with LEDGER_BUSY after about three minutes of trying (the transaction then rolls back).
+ */
+async function lockLedgerParents(tx: EntityManager): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    await tx.execute(`savepoint ledger_parents`);
+    try {
+      await tx.execute(`set local lock_timeout = ${PARENT_LOCK_WAIT_MS}`);
+      await tx.execute(`lock table journal_entry in access exclusive mode`);
+      await tx.execute(`lock table posting in access exclusive mode`);
+      await tx.execute(`set local lock_timeout = 0`);
+      await tx.execute(`release savepoint ledger_parents`);
+      return;
+    } catch (err) {
+      if ((err as { code?: string }).code !== LOCK_NOT_AVAILABLE) throw err;
+      await tx.execute(`rollback to savepoint ledger_parents`);
+      if (attempt === PARENT_LOCK_ATTEMPTS) throw new LedgerArchiveRefusal('LEDGER_BUSY', `the ledger's tables stayed in use for ${attempt} tries of ${PARENT_LOCK_WAIT_MS} ms: nothing dropped, try again later`);
+      await new Promise((resolve) => setTimeout(resolve, PARENT_LOCK_PAUSE_MS));
+    }
+  }
+}
+/** SQLSTATE of a lock not had within lock_timeout. */
+const LOCK_NOT_AVAILABLE = '55P03';
+
+/** fsync each file, and the folder that names them. */
+async function syncToDisk(paths: string[]): Promise<void> {
+  for (const p of paths) {
+    const handle = await fs.open(p, 'r');
+    try {
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
   }
 }
