@@ -6,7 +6,8 @@ import { LedgerArchiveRefusal, archiveLedgerMonth } from '../ledger/ledger-archi
 import { checkLedger } from '../ledger/ledger-check.js';
 import { createLedgerPartitionsAhead } from '../ledger/ledger-partitions.js';
 import { ArchiveRefusal, archiveClearingMonth } from '../settlement/clearing-archive.js';
-import { createPartitionsAhead, MONTHS_AHEAD, partitionedMonths } from '../settlement/clearing-partitions.js';
+import { MONTHS_AHEAD } from '../db/months.js';
+import { createPartitionsAhead, partitionedMonths } from '../settlement/clearing-partitions.js';
 
 type WithOrm = <T>(work: (orm: Orm, config: Config) => Promise<T>) => Promise<T>;
 

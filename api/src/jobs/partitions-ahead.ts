@@ -1,7 +1,8 @@
 import type { MikroORM } from '@mikro-orm/postgresql';
 import type { Logger } from 'pino';
 import { createLedgerPartitionsAhead } from '../ledger/ledger-partitions.js';
-import { createPartitionsAhead, MONTHS_AHEAD } from '../settlement/clearing-partitions.js';
+import { MONTHS_AHEAD } from '../db/months.js';
+import { createPartitionsAhead } from '../settlement/clearing-partitions.js';
 
 /**
  * The cron task keeping the monthly partitions of clearing_item and of the ledger (journal_entry,

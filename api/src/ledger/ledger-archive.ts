@@ -16,8 +16,8 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { copyOut } from '../settlement/clearing-archive.js';
-import { isMonth, monthBounds } from '../settlement/clearing-partitions.js';
+import { copyOut } from '../db/copy-out.js';
+import { isMonth, monthBounds } from '../db/months.js';
 import { ledgerMonths, ledgerPartitionOf } from './ledger-partitions.js';
 
 /** Why a month of the ledger was not archived (exit 2): its input is refused, or the copy did not match. */

@@ -6,7 +6,7 @@
  * The job keeps this month and the next MONTHS_AHEAD made, as for clearing_item.
  */
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { isMonth, monthAfter, monthBounds, MONTHS_AHEAD } from '../settlement/clearing-partitions.js';
+import { isMonth, monthAfter, monthBounds, MONTHS_AHEAD } from '../db/months.js';
 
 /** The two ledger tables, in the order their rows are written (an entry, then its postings). */
 export const LEDGER_TABLES = ['journal_entry', 'posting'] as const;

@@ -9,13 +9,14 @@
  * once every balance is carried past them (ledger/ledger-archive.ts).
  */
 import { createHash } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createReadStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import type { EntityManager } from '@mikro-orm/postgresql';
-import pg from 'pg';
-import { isMonth, monthBounds, partitionOf } from './clearing-partitions.js';
+import { copyOut } from '../db/copy-out.js';
+import { isMonth, monthBounds } from '../db/months.js';
+import { partitionOf } from './clearing-partitions.js';
 
 /** Why a month was not archived: its input is refused (exit 2), or the copy did not match (nothing dropped). */
 export class ArchiveRefusal extends Error {
@@ -65,42 +66,6 @@ async function refusalOf(em: EntityManager, month: string): Promise<ArchiveRefus
 async function totalsOf(em: EntityManager, table: string): Promise<Totals> {
   const rows = await em.execute<{ currency: string; n: string; total: string }[]>(`select btrim(currency) as currency, count(*) as n, sum(amount)::text as total from ${table} group by 1 order by 1`);
   return { rows: rows.reduce((n, r) => n + Number(r.n), 0), amounts: Object.fromEntries(rows.map((r) => [r.currency, r.total])) };
-}
-
-/** `COPY … TO STDOUT` into a file, on a connection of its own (the pg driver hands each chunk of data to the query). */
-export async function copyOut(url: string, sql: string, file: string): Promise<void> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  const out = createWriteStream(file, { flags: 'wx' });
-  try {
-    await new Promise<void>((resolve, reject) => {
-      let failed: unknown;
-      const submittable = {
-        submit(connection: { query(text: string): void }) {
-          connection.query(sql);
-        },
-        handleCopyData(msg: { chunk: Buffer }, connection: { stream: NodeJS.ReadableStream }) {
-          // The file is slower than the socket: stop reading until it has caught up.
-          if (!out.write(msg.chunk)) {
-            connection.stream.pause();
-            out.once('drain', () => connection.stream.resume());
-          }
-        },
-        handleCommandComplete() {},
-        handleError(err: unknown) {
-          failed = err;
-        },
-        handleReadyForQuery() {
-          if (failed) reject(failed);
-          else resolve();
-        },
-      };
-      client.query(submittable as unknown as pg.QueryConfig);
-    });
-  } finally {
-    await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve())));
-    await client.end();
-  }
 }
 
 /** What the file holds, read back line by line: COPY's text format is one row a line, columns split by tabs. */

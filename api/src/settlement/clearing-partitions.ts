@@ -6,30 +6,10 @@
  * its month.
  */
 import type { EntityManager } from '@mikro-orm/postgresql';
-
-/** Months created ahead of the current one (in UTC; a city's day is at most a day off it). */
-export const MONTHS_AHEAD = 3;
-
-const MONTH = /^(\d{4})-(0[1-9]|1[0-2])$/;
-
-/** `YYYY-MM` is a calendar month. */
-export const isMonth = (month: string): boolean => MONTH.test(month);
+import { isMonth, monthAfter, monthBounds, MONTHS_AHEAD } from '../db/months.js';
 
 /** The partition of a month: `2026-11` → `clearing_item_y2026m11`. */
 export const partitionOf = (month: string): string => `clearing_item_y${month.slice(0, 4)}m${month.slice(5, 7)}`;
-
-/** The first day of the month and of the next one, `YYYY-MM-DD`. */
-export function monthBounds(month: string): { from: string; to: string } {
-  const [y, m] = month.split('-').map(Number) as [number, number];
-  const next = m === 12 ? `${y + 1}-01` : `${y}-${String(m + 1).padStart(2, '0')}`;
-  return { from: `${month}-01`, to: `${next}-01` };
-}
-
-/** The month `k` months after the one of `day` (a Date, in UTC). */
-export function monthAfter(day: Date, k: number): string {
-  const d = new Date(Date.UTC(day.getUTCFullYear(), day.getUTCMonth() + k, 1));
-  return `${d.getUTCFullYear()}-${String(d.getUTCMonth() + 1).padStart(2, '0')}`;
-}
 
 /** The partition that holds a business day's items: its month's, or the default one while that has none. */
 export async function partitionHolding(em: EntityManager, day: string): Promise<string> {
