@@ -285,3 +285,32 @@ describe('a load while the card has passed an earlier load it did not prove', ()
     expect(await purseBalance(world, c.asn)).toBe(300n);
   });
 });
+
+describe('the audit trail of an accepted load and purchase (what the card company reconciles from)', () => {
+  async function acceptedDetails(sessionGlobalId: string) {
+    const rows = await world.db.orm.em.fork().execute<{ step: string; detail: Record<string, unknown> }[]>(
+      `select step, detail from card_session_audit where session_id = ? and outcome = 'ACCEPTED' and step in ('firstAnswers', 'tacAnswer', 'debitAnswer') order by id`,
+      [sessionUuid(sessionGlobalId)],
+    );
+    return Object.fromEntries(rows.map((r) => [r.step, r.detail]));
+  }
+
+  it('a load: the card, its balance and counter before, then what it took and its TAC', async () => {
+    const c = issueCard({ city: world.gz, keys: world.gzMasterKeys, balance: 40 });
+    const done = await counter().agent(c).run(await counter().open('LOAD', 300));
+    expect(await acceptedDetails(done.id)).toEqual({
+      firstAnswers: { asn: c.asn, oldBalance: 40, onlineCounter: 0 },
+      tacAnswer: { asn: c.asn, oldBalance: 40, newBalance: 340, amount: 300, onlineCounter: 1, tac: expect.stringMatching(/^[0-9A-F]{8}$/) },
+    });
+  });
+
+  it('a purchase: the card, its balance, counter and the terminal serial, then what it paid and its TAC', async () => {
+    const c = await loadedCard(900);
+    const done = await till().agent(c).run(await till().open('PURCHASE', 250));
+    const serial = done.result!.terminalSerial as number;
+    expect(await acceptedDetails(done.id)).toEqual({
+      firstAnswers: { asn: c.asn, balance: 900, offlineCounter: 0, terminalSerial: serial },
+      debitAnswer: { asn: c.asn, oldBalance: 900, newBalance: 650, amount: 250, offlineCounter: 1, terminalSerial: serial, tac: expect.stringMatching(/^[0-9A-F]{8}$/) },
+    });
+  });
+});
