@@ -9,7 +9,7 @@ import { freshDatabase, type TestDatabase } from '../../test/support/database.js
 import { createCity, createMerchant } from '../tenancy/tenancy.service.js';
 import { recordClearingItem } from './clearing-items.js';
 import { clearWindow } from './clearing.js';
-import { closeDueWindows, closeWindow, ensureWindow, listWindows, windowForNewItem, windowOf } from './windows.js';
+import { closeDueWindows, closeWindow, ensureWindow, listWindows, openUpcomingWindows, windowForNewItem, windowOf } from './windows.js';
 
 let db: TestDatabase;
 let em: EntityManager;
@@ -141,6 +141,20 @@ describe('closing a window, continued', () => {
   });
 });
 
+describe('opening windows ahead', () => {
+  it('the job opens today’s and tomorrow’s (local) with the configured cut-off, and none behind a day already closed (a run whose clock is a day behind)', async () => {
+    const { city } = await createCity(em, { code: 'WOA', name: 'City WOA', timeZone: 'Asia/Shanghai', currency: 'CNY', cardCompanyName: 'WOA Card Co' });
+    await openUpcomingWindows(em, { cutoff: '03:00', now: at('2026-07-10T12:00:00') });
+    const cutoffOf = async (day: string) => new Date((await windowOf(em, city.id, day))!.cutoff_at).toISOString();
+    expect([await cutoffOf('2026-07-10'), await cutoffOf('2026-07-11')]).toEqual([at('2026-07-11T03:00:00').toISOString(), at('2026-07-12T03:00:00').toISOString()]);
+    await closeWindow(em, { cityId: city.id, businessDay: '2026-07-10', closedBy: 'operator', cutoff: '03:00', now: at('2026-07-10T15:00:00') });
+    // Items of 9 July would go into 11 July's window now: a window of the 9th would stay empty.
+    await openUpcomingWindows(em, { cutoff: '03:00', now: at('2026-07-09T12:00:00') });
+    expect(await windowOf(em, city.id, '2026-07-09')).toBeNull();
+    expect(await windowOf(em, city.id, '2026-07-10')).toMatchObject({ status: 'CLOSED' });
+  });
+});
+
 describe('an item and the close of its window at once: the item lands in exactly one window', () => {
   it('an item whose transaction is still open when its window starts closing: the close waits for it (a closed window’s items no longer change), and the window’s batch counts it', async () => {
     const c = await shopIn('WRA');
@@ -216,5 +230,8 @@ describe('listing windows (the settlement queries)', () => {
     const sameDay = [w['2026-06-02']!.id, other.id].sort().reverse();
     expect((await listWindows(em, { cityIds: [a.id, b.id], from: '2026-06-02', to: '2026-06-02', limit: 10 })).map((r) => r.id)).toEqual(sameDay);
     expect((await listWindows(em, { from: '2026-06-02', to: '2026-06-02', limit: 10 })).map((r) => r.id)).toEqual(expect.arrayContaining(sameDay));
+    // No filter at all: every window of every city.
+    const [{ n }] = await em.execute<{ n: number }[]>(`select count(*)::int as n from settlement_window`);
+    expect(await listWindows(em, { limit: 1_000 })).toHaveLength(n);
   });
 });
