@@ -73,24 +73,29 @@ async function merchantPayable(): Promise<bigint> {
 }
 
 describe('a refund refused leaves nothing written', () => {
-  let paid: { id: string; card: string };
-  beforeAll(async () => {
-    paid = await paidPayment(1_000);
-    // 400 of it refunded already: what is left is 600.
-    expect((await refund({ payment: paid.id, amount: 400 })).refundPayment.userErrors).toEqual([]);
-  });
+  // Made by the first test that needs it, not in a beforeAll: mutation testing then knows which
+  // tests ran the refund (code run in a hook is "static", tried against every test; docs/testing.md).
+  let made: Promise<{ id: string; card: string }> | undefined;
+  const paidAndPartlyRefunded = () =>
+    (made ??= (async () => {
+      const paid = await paidPayment(1_000);
+      // 400 of it refunded already: what is left is 600.
+      expect((await refund({ payment: paid.id, amount: 400 })).refundPayment.userErrors).toEqual([]);
+      return paid;
+    })());
 
-  const refusals: { why: string; input: () => Record<string, unknown>; code: string; field?: string[]; message: string | RegExp }[] = [
-    { why: 'a refund of 0', input: () => ({ payment: paid.id, amount: 0 }), code: 'INVALID_INPUT', field: ['input', 'amount'], message: 'a refund is at least 1 minor unit' },
-    { why: 'a negative refund', input: () => ({ payment: paid.id, amount: -100 }), code: 'INVALID_INPUT', field: ['input', 'amount'], message: 'a refund is at least 1 minor unit' },
-    { why: 'one minor unit more than is left', input: () => ({ payment: paid.id, amount: 601 }), code: 'REFUND_EXCEEDS_PAYMENT', field: ['input', 'amount'], message: 'at most 600 is left to refund' },
-    { why: 'a reason of 501 characters', input: () => ({ payment: paid.id, amount: 100, reason: 'x'.repeat(501) }), code: 'INVALID_INPUT', field: ['input', 'reason'], message: 'a reason is at most 500 characters' },
+  const refusals: { why: string; input: (paid: { id: string }) => Record<string, unknown>; code: string; field?: string[]; message: string | RegExp }[] = [
+    { why: 'a refund of 0', input: (paid) => ({ payment: paid.id, amount: 0 }), code: 'INVALID_INPUT', field: ['input', 'amount'], message: 'a refund is at least 1 minor unit' },
+    { why: 'a negative refund', input: (paid) => ({ payment: paid.id, amount: -100 }), code: 'INVALID_INPUT', field: ['input', 'amount'], message: 'a refund is at least 1 minor unit' },
+    { why: 'one minor unit more than is left', input: (paid) => ({ payment: paid.id, amount: 601 }), code: 'REFUND_EXCEEDS_PAYMENT', field: ['input', 'amount'], message: 'at most 600 is left to refund' },
+    { why: 'a reason of 501 characters', input: (paid) => ({ payment: paid.id, amount: 100, reason: 'x'.repeat(501) }), code: 'INVALID_INPUT', field: ['input', 'reason'], message: 'a reason is at most 500 characters' },
     { why: 'a payment id that is not a uuid', input: () => ({ payment: toGlobalId('Payment', 'not-a-uuid'), amount: 100 }), code: 'NOT_FOUND', field: ['input', 'payment'], message: 'no payment not-a-uuid' },
   ];
 
   it.each(refusals)('$why: $code, and the payment, the card’s pending load, the ledger and the merchant’s payable are unchanged', async ({ input, code, field, message }) => {
+    const paid = await paidAndPartlyRefunded();
     const before = { payment: await get(paid.id), pending: await pendingLoadOf(paid.card), payable: await merchantPayable() };
-    const answer = await refund(input());
+    const answer = await refund(input(paid));
     expect(answer.refundPayment.userErrors).toEqual([{ code, field, message }]);
     expect(answer.refundPayment.payment).toBeNull();
     expect(await get(paid.id)).toEqual(before.payment);

@@ -265,6 +265,24 @@ describe('double spend and lost answers', () => {
     await ledgerOk();
   });
 
+  it('the card paid but its answer was lost, and the payment is past its expiry before the job cancels it: the holder’s next tap still opens a session and settles it from the card’s log', async () => {
+    const card = await loadedCard(2_000);
+    const payment = await newPayment(650);
+    const first = await openPay(payment.id);
+    await expect(sessionsOf(brokenRelay(app, 2, 'request'), () => home).agent(card.chip).run(first.session!)).rejects.toThrow('connection lost');
+    await expireSession(world, first.session!.id);
+    await world.db.orm.em.fork().execute(`update payment set expires_at = now() - interval '1 second' where id = ?`, [fromGlobalId(payment.id).id]);
+    expect((await get(payment.id))!.status).toBe('PROCESSING');
+    // Only a payment still waiting for a card is refused for its expiry: this one the card may have paid.
+    const retry = await openPay(payment.id);
+    expect(retry.userErrors).toEqual([]);
+    expect(await sessionsOf(app, () => home).agent(card.chip).run(retry.session!)).toMatchObject({ state: 'FAILED', refusal: 'ALREADY_PAID' });
+    expect((await get(payment.id))!.status).toBe('SUCCEEDED');
+    expect(await balanceOnCard(card.chip)).toBe(1_350);
+    expect(await purseBalance(world, card.chip.asn)).toBe(1_350n);
+    await ledgerOk();
+  });
+
   it('the card paid but its answer was lost: its next balance read proves the purchase (GET TRANSACTION PROVE) and the payment SUCCEEDS once, with its event', async () => {
     const card = await loadedCard(2_000);
     const payment = await newPayment(700);
