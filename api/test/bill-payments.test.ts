@@ -12,7 +12,9 @@ import { checkLedger } from '../src/ledger/ledger-check.js';
 import { BillerKind } from '../src/tenancy/biller.entity.js';
 import { createBiller } from '../src/tenancy/tenancy.service.js';
 import { type SandboxGateway, startSandboxGateway } from '../src/topups/gateway/sandbox-gateway.js';
-import { apiClient, balanceOnCard, brokenRelay, cardholderApp, expireSession, issueCard, newReader, OPEN, purseBalance, sessionsOf, type TestReader, testCardNumber, useCardSessionWorld } from './support/card-sessions.js';
+import type { Principal, PrincipalKind } from '../src/auth/principal.js';
+import { payBill as payBillInService } from '../src/bills/bill-payments.service.js';
+import { addCity, apiClient, balanceOnCard, brokenRelay, cardholderApp, expireSession, issueCard, newReader, OPEN, purseBalance, sessionsOf, type TestReader, testCardNumber, useCardSessionWorld } from './support/card-sessions.js';
 import { bearerClient, clientCredentialsToken, discover } from './support/oauth.js';
 
 const GATEWAY_SECRET = 'sk_test_bills';
@@ -62,19 +64,19 @@ async function loadedCard(balance: number) {
 }
 
 /** A published bill of the water company (straight into its table: publishing has its own tests). */
-async function bill(amountDue: number, opts: { allowPartial?: boolean; dueDate?: string; lateFee?: Record<string, unknown> } = {}) {
+async function bill(amountDue: number, opts: { allowPartial?: boolean; dueDate?: string; lateFee?: Record<string, unknown>; biller?: { id: string; currency: string } } = {}) {
   const id = randomUUID();
   await world.db.orm.em.fork().execute(
-    `insert into bill (id, biller_id, currency, account_number, period, amount_due, due_date, late_fee, allow_partial, biller_reference, source) values (?, ?, 'CNY', ?, '2026-10', ?, ?, ?, ?, ?, 'PUBLISHED')`,
-    [id, waterId, `ACC-${id.slice(0, 8)}`, amountDue, opts.dueDate ?? '2099-12-31', JSON.stringify(opts.lateFee ?? { kind: 'NONE' }), opts.allowPartial ?? false, `ref-${id}`],
+    `insert into bill (id, biller_id, currency, account_number, period, amount_due, due_date, late_fee, allow_partial, biller_reference, source) values (?, ?, ?, ?, '2026-10', ?, ?, ?, ?, ?, 'PUBLISHED')`,
+    [id, opts.biller?.id ?? waterId, opts.biller?.currency ?? 'CNY', `ACC-${id.slice(0, 8)}`, amountDue, opts.dueDate ?? '2099-12-31', JSON.stringify(opts.lateFee ?? { kind: 'NONE' }), opts.allowPartial ?? false, `ref-${id}`],
   );
   return toGlobalId('Bill', id);
 }
 
 const BP = `id status amount { amount } receiptNumber businessDay cardNumber billerName accountNumber period failureCode`;
-const PAY = `mutation($input: PayBillInput!) { payBill(input: $input) { billPayment { ${BP} } userErrors { code message } } }`;
+const PAY = `mutation($input: PayBillInput!) { payBill(input: $input) { billPayment { ${BP} } userErrors { code message field } } }`;
 type BillPayment = { id: string; status: string; amount: { amount: number }; receiptNumber: string | null; businessDay: string | null; cardNumber: string | null };
-type Errors = { code: string; message: string }[];
+type Errors = { code: string; message: string; field?: string[] | null }[];
 let keys = 0;
 
 const payBill = (billId: string, amount?: number, by = app) => by.request<{ payBill: { billPayment: BillPayment | null; userErrors: Errors } }>(PAY, { input: { bill: billId, amount, idempotencyKey: `pay-${++keys}` } });
@@ -135,14 +137,22 @@ describe('paying a bill with a virtual card', () => {
     const parts = await bill(1_000, { allowPartial: true });
     const zero = (await payBill(parts, 0)).payBill;
     expect(zero.billPayment).toBeNull();
-    expect(zero.userErrors).toEqual([expect.objectContaining({ code: 'INVALID_INPUT', message: 'a payment is at least 1 minor unit' })]);
+    expect(zero.userErrors).toEqual([{ code: 'INVALID_INPUT', message: 'a payment is at least 1 minor unit', field: ['input', 'amount'] }]);
     const [{ n }] = await world.db.orm.em.fork().execute<{ n: string }[]>(`select count(*)::text as n from bill_payment where bill_id = ?`, [Buffer.from(parts, 'base64url').toString().split(':')[1]]);
     expect(n).toBe('0');
     const chip = await loadedCard(2_000);
     const all = (await payBill(parts)).payBill.billPayment!;
     expect((await payWithCard(all.id, chip)).state).toBe('COMPLETED');
-    expect((await payBill(parts, 0)).payBill.userErrors).toEqual([expect.objectContaining({ code: 'BILL_NOT_PAYABLE', message: 'the bill is PAID' })]);
+    expect((await payBill(parts, 0)).payBill.userErrors).toEqual([{ code: 'BILL_NOT_PAYABLE', message: 'the bill is PAID', field: ['input', 'bill'] }]);
     expect(await billStatus(parts)).toEqual({ status: 'PAID', amount_paid: '1000' });
+  });
+
+  it('a bill nobody published is refused as not found, on the bill, and no payment is written', async () => {
+    const unknown = randomUUID();
+    const refused = (await payBill(toGlobalId('Bill', unknown), 100)).payBill;
+    expect(refused).toEqual({ billPayment: null, userErrors: [{ code: 'NOT_FOUND', message: `no bill ${unknown} you may pay`, field: ['input', 'bill'] }] });
+    const [{ n }] = await world.db.orm.em.fork().execute<{ n: string }[]>(`select count(*)::text as n from bill_payment where bill_id = ?`, [unknown]);
+    expect(n).toBe('0');
   });
 
   it('an overdue bill is owed with its late fee', async () => {
@@ -166,14 +176,20 @@ describe('paying from a paid top-up', () => {
     expect(topUp.createTopUp.topUp.status).toBe('PAID');
     const billId = await bill(2_600);
     const payFrom = (fromTopUp: string, key: string, by = app) => by.request<{ payBill: { billPayment: BillPayment | null; userErrors: Errors } }>(PAY, { input: { bill: billId, fromTopUp, idempotencyKey: key } });
-    // Another holder cannot spend it.
-    expect((await payFrom(topUp.createTopUp.topUp.id, 'spend-0', otherApp)).payBill.userErrors.map((e) => e.code)).toEqual(['NOT_FOUND']);
+    const topUpRowId = Buffer.from(topUp.createTopUp.topUp.id, 'base64url').toString().split(':')[1]!;
+    // Another holder cannot spend it: to them it does not exist.
+    expect((await payFrom(topUp.createTopUp.topUp.id, 'spend-0', otherApp)).payBill.userErrors).toEqual([{ code: 'NOT_FOUND', message: `no top-up ${topUpRowId} of yours`, field: ['input', 'fromTopUp'] }]);
     const paid = await payFrom(topUp.createTopUp.topUp.id, 'spend-1');
     expect(paid.payBill.userErrors).toEqual([]);
     expect(paid.payBill.billPayment).toMatchObject({ status: 'SUCCEEDED', amount: { amount: 2600 }, receiptNumber: expect.stringMatching(/^R\d{8}-/) });
     expect(await billStatus(billId)).toEqual({ status: 'PAID', amount_paid: '2600' });
-    const [spent] = await world.db.orm.em.fork().execute<{ status: string }[]>(`select status from top_up where id = ?`, [Buffer.from(topUp.createTopUp.topUp.id, 'base64url').toString().split(':')[1]]);
-    expect(spent!.status).toBe('SPENT');
+    const paymentRowId = Buffer.from(paid.payBill.billPayment!.id, 'base64url').toString().split(':')[1]!;
+    const [spent] = await world.db.orm.em.fork().execute<{ status: string; spent_on: string }[]>(`select status, spent_on from top_up where id = ?`, [topUpRowId]);
+    // The top-up says what it paid (its history and the card company's support read it).
+    expect(spent).toEqual({ status: 'SPENT', spent_on: `bill payment ${paymentRowId}` });
+    // The ledger entry names the payment, the bill, the biller and the top-up (what reconciliation follows).
+    const [entry] = await world.db.orm.em.fork().execute<{ metadata: Record<string, string> }[]>(`select metadata from journal_entry where entry_key = ?`, [`bill-payment:${paymentRowId}`]);
+    expect(entry!.metadata).toEqual({ kind: 'BILL_PAYMENT', billPayment: paymentRowId, bill: Buffer.from(billId, 'base64url').toString().split(':')[1], biller: waterId, topUp: topUpRowId });
     // The card did not change; the value never reached it.
     expect(await balanceOnCard(chip)).toBe(1_000);
     expect(await purseBalance(world, chip.asn)).toBe(1_000n);
@@ -247,11 +263,86 @@ describe('paying from a top-up: what does not fit is refused, and nothing moves'
     const billId = await bill(900);
     const carding = (await payBill(billId)).payBill.billPayment!;
     await world.db.orm.em.fork().execute(`update bill_payment set status = 'PROCESSING' where id = ?`, [rowId(carding.id)]);
-    expect((await payFrom(billId, topUp)).payBill.userErrors.map((e) => [e.code, e.field])).toEqual([['BILL_PAYMENT_IN_PROGRESS', ['input', 'bill']]]);
+    expect((await payFrom(billId, topUp)).payBill.userErrors).toEqual([{ code: 'BILL_PAYMENT_IN_PROGRESS', message: 'a card is paying this bill right now; try again when it has finished', field: ['input', 'bill'] }]);
     expect(await traces(billId)).toEqual(untouched);
     expect(await topUpStatus(topUp)).toBe('PAID');
     const [{ status }] = await world.db.orm.em.fork().execute<{ status: string }[]>(`select status from bill_payment where id = ?`, [rowId(carding.id)]);
     expect(status).toBe('PROCESSING');
+  });
+
+  it('a top-up in another currency than the bill is refused on the top-up, and nothing moves', async () => {
+    const hk = await addCity(world, { code: 'HK', name: 'Hong Kong', cardCompanyName: 'Octopus', cardCode: '8520', currency: 'HKD' });
+    const hkWater = await createBiller(world.db.orm.em.fork(), { cityId: hk.cityId, name: 'Hong Kong Water', kind: BillerKind.WATER });
+    const billId = await bill(1_200, { biller: { id: hkWater.id, currency: 'HKD' } });
+    const topUp = await paidTopUp(1_200);
+    expect((await payFrom(billId, topUp)).payBill.userErrors).toEqual([{ code: 'INVALID_INPUT', message: 'the top-up is in CNY, the bill in HKD', field: ['input', 'fromTopUp'] }]);
+    expect(await traces(billId)).toEqual(untouched);
+    expect(await topUpStatus(topUp)).toBe('PAID');
+  });
+
+  /** Another transaction holds a row (`lockSql`) until `release()`: how the race tests stop a payment halfway. */
+  function holdRow(lockSql: string, params: unknown[]) {
+    let release!: () => void;
+    const released = new Promise<void>((r) => (release = r));
+    let isHeld!: () => void;
+    const held = new Promise<void>((r) => (isHeld = r));
+    const done = world.db.orm.em.fork().transactional(async (tx) => {
+      await tx.execute(lockSql, params);
+      isHeld();
+      await released;
+    });
+    return { held, release, done };
+  }
+  /** Until `n` statements of this database wait for a lock, or `settled` has settled. */
+  async function untilWaiting(n: number, settled?: Promise<unknown>) {
+    let over = false;
+    void settled?.then(() => (over = true), () => (over = true));
+    for (let i = 0; i < 1_200 && !over; i++) {
+      const [row] = await world.db.orm.em.fork().execute<{ n: number }[]>(`select count(*)::int as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'`);
+      if (row!.n >= n) return;
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    if (!over) throw new Error(`${n} statements never waited for a lock`);
+  }
+
+  it('two top-ups paying one bill at once never overpay it: the second sees what the first paid', async () => {
+    const billId = await bill(5_000, { allowPartial: true });
+    const [first, second] = [await paidTopUp(3_000), await paidTopUp(3_000)];
+    // The first payment stops after taking the bill, waiting for its top-up…
+    const holder = holdRow(`select id from top_up where id = ? for update`, [rowId(first)]);
+    await holder.held;
+    const firstPaying = payFrom(billId, first);
+    await untilWaiting(1);
+    // …while the second pays the same bill (it waits for the bill, which the first holds).
+    const secondPaying = payFrom(billId, second);
+    await untilWaiting(2, secondPaying);
+    holder.release();
+    await holder.done;
+    expect((await firstPaying).payBill.billPayment).toMatchObject({ status: 'SUCCEEDED', amount: { amount: 3000 } });
+    expect((await secondPaying).payBill.userErrors).toEqual([{ code: 'OVERPAYMENT', message: '2000 remains to pay; a bill is never overpaid', field: ['input', 'amount'] }]);
+    expect(await traces(billId)).toEqual({ succeeded: 1, entries: 1, clearingItems: 1, bill: { status: 'OPEN', amount_paid: '3000' } });
+    expect(await topUpStatus(second)).toBe('PAID');
+    expect(await checkLedger(world.db.orm.em.fork())).toEqual([]);
+  });
+
+  it('one top-up paying two bills at once is spent once: the other is refused as spent, and nothing is booked twice', async () => {
+    const topUp = await paidTopUp(700);
+    const [a, b] = [await bill(700), await bill(700)];
+    // The card company's pending loads are held, so both payments are under way before either can book.
+    const holder = holdRow(`select id from ledger_account where code = ? for update`, [`card-company.${world.gz.cardCompanyId}.pending-loads.CNY`]);
+    await holder.held;
+    const paying = [payFrom(a, topUp), payFrom(b, topUp)];
+    await untilWaiting(2, Promise.all(paying));
+    holder.release();
+    await holder.done;
+    const answers = (await Promise.all(paying)).map((r) => r.payBill);
+    expect(answers.filter((r) => r.billPayment?.status === 'SUCCEEDED')).toHaveLength(1);
+    expect(answers.flatMap((r) => r.userErrors)).toEqual([{ code: 'INVALID_INPUT', message: 'a SPENT top-up cannot be spent', field: ['input', 'fromTopUp'] }]);
+    const both = [await traces(a), await traces(b)];
+    expect(both.map((t) => t.entries).sort()).toEqual([0, 1]);
+    expect(both.map((t) => t.bill.status).sort()).toEqual(['OPEN', 'PAID']);
+    expect(await topUpStatus(topUp)).toBe('SPENT');
+    expect(await checkLedger(world.db.orm.em.fork())).toEqual([]);
   });
 
   it('a top-up pays part of a bill that allows parts: the bill stays OPEN until the rest, a payment waiting for the card gives way, the ledger, clearing and bill.paid say each amount', async () => {
@@ -283,6 +374,21 @@ describe('paying from a top-up: what does not fit is refused, and nothing moves'
       expect(events.map((e) => [e.type, e.owner_id, e.payload.amount, e.payload.billStatus])).toEqual([['bill.paid', waterId, amount, billStatusThen]]);
     }
     expect(await checkLedger(em)).toEqual([]);
+  });
+});
+
+describe('who may pay a bill, in the service (the resolver lets only a holder’s app with card:topup through)', () => {
+  const principal = (kind: PrincipalKind, fields: Partial<Principal>): Principal => ({ kind, clientId: 'test', tenantId: null, holderId: null, scopes: [], ...fields });
+  const cases: { who: string; principal: () => Principal }[] = [
+    { who: 'a holder’s app with card:read only', principal: () => principal('CARDHOLDER_APP', { tenantId: world.gz.cardCompanyId, holderId, scopes: ['card:read'] }) },
+    { who: 'a holder’s app with no holder', principal: () => principal('CARDHOLDER_APP', { tenantId: world.gz.cardCompanyId, scopes: ['card:topup'] }) },
+    { who: 'the biller of the bill, holding card:topup and a holder id', principal: () => principal('BILLER', { tenantId: waterId, holderId, scopes: ['bills:read', 'bills:write', 'card:topup'] }) },
+  ];
+  it.each(cases)('$who is refused as if the bill did not exist, and no payment is written', async ({ principal: make }) => {
+    const billId = Buffer.from(await bill(400), 'base64url').toString().split(':')[1]!;
+    await expect(payBillInService(world.db.orm.em.fork(), make(), { billId })).rejects.toMatchObject({ code: 'NOT_FOUND', message: `no bill ${billId} you may pay`, field: 'bill' });
+    const [{ n }] = await world.db.orm.em.fork().execute<{ n: string }[]>(`select count(*)::text as n from bill_payment where bill_id = ?`, [billId]);
+    expect(n).toBe('0');
   });
 });
 
@@ -335,7 +441,7 @@ describe('one bill, two payments at once', () => {
     const billId = await bill(900);
     const made = (await payBill(billId)).payBill.billPayment!;
     await world.db.orm.em.fork().execute(`update bill_payment set status = 'PROCESSING' where id = ?`, [Buffer.from(made.id, 'base64url').toString().split(':')[1]]);
-    expect((await payBill(billId)).payBill.userErrors.map((e) => e.code)).toEqual(['BILL_PAYMENT_IN_PROGRESS']);
+    expect((await payBill(billId)).payBill.userErrors).toEqual([{ code: 'BILL_PAYMENT_IN_PROGRESS', message: 'a card is paying this bill right now; try again when it has finished', field: ['input', 'bill'] }]);
     await world.db.orm.em.fork().execute(`update bill_payment set status = 'REQUIRES_CARD' where id = ?`, [Buffer.from(made.id, 'base64url').toString().split(':')[1]]);
     const withdrawn = await water.request<{ withdrawBill: { userErrors: Errors } }>(`mutation($input: WithdrawBillInput!) { withdrawBill(input: $input) { userErrors { code } } }`, { input: { bill: billId } });
     expect(withdrawn.withdrawBill.userErrors).toEqual([]);

@@ -93,6 +93,29 @@ async function outboxTypes(topUpGlobalId: string): Promise<string[]> {
   const rows = await db.orm.em.fork().execute<{ type: string }[]>(`select type from event_outbox where subject_id = ? order by created_at, id`, [topUpGlobalId]);
   return rows.map((r) => r.type);
 }
+/** What a ledger entry says and moves: its description, metadata, the entry it reverses (by key), and its postings by account code. */
+async function booked(entryKey: string) {
+  const em = db.orm.em.fork();
+  const [entry] = await em.execute<{ id: string; description: string; metadata: Record<string, unknown>; reverses: string | null }[]>(
+    `select e.id, e.description, e.metadata, r.entry_key as reverses from journal_entry e left join journal_entry r on r.id = e.reverses_id where e.entry_key = ?`,
+    [entryKey],
+  );
+  if (!entry) return null;
+  const postings = await em.execute<{ code: string; amount: number }[]>(`select a.code, p.amount::int as amount from posting p join ledger_account a on a.id = p.account_id where p.entry_id = ? order by p.amount`, [entry.id]);
+  return { description: entry.description, metadata: entry.metadata, reverses: entry.reverses, postings };
+}
+/** The clearing items that mirror a ledger entry (what settlement nets and pays out). */
+const clearingItems = (entryKey: string) =>
+  db.orm.em.fork().execute(`select kind, participant_kind, participant_id::text, card_company_id::text, amount::int, btrim(currency) as currency, reference, gateway_reference from clearing_item where entry_key = ?`, [entryKey]);
+/** What the card company is told about a top-up, in order. */
+const outbox = (topUpGlobalId: string) => db.orm.em.fork().execute(`select type, owner_kind, owner_id::text, payload from event_outbox where subject_id = ? order by id`, [topUpGlobalId]);
+const topUpRow = async (topUpGlobalId: string) =>
+  (await db.orm.em.fork().execute<{ card_id: string; paid_at: Date | null; refunded_at: Date | null; refund_attempt: string | null; gateway_refund_id: string | null }[]>(`select card_id::text, paid_at, refunded_at, refund_attempt, gateway_refund_id from top_up where id = ?`, [uuidOf(topUpGlobalId)]))[0]!;
+const PENDING = () => `card-company.${companyId}.pending-loads.CNY`;
+const CLEARING = 'gateway.clearing.CNY';
+const companyItem = () => ({ participant_kind: 'CARD_COMPANY', participant_id: companyId, card_company_id: companyId, amount: 1000, currency: 'CNY' });
+const told = (type: string, topUpGlobalId: string, cardId: string, status: string) => ({ type, owner_kind: 'ISSUER', owner_id: companyId, payload: { topUp: topUpGlobalId, card: toGlobalId('Card', cardId), amount: 1000, currency: 'CNY', status } });
+
 async function entriesOf(topUpUuid: string): Promise<number> {
   const [row] = await db.orm.em.fork().execute<{ n: number }[]>(`select count(*)::int as n from journal_entry where metadata->>'topUp' = ?`, [topUpUuid]);
   return row!.n;
@@ -144,6 +167,34 @@ describe('what a payment-intent event makes of a top-up awaiting payment', () =>
     const [item] = await db.orm.em.fork().execute<{ gateway_reference: string; amount: string }[]>(`select gateway_reference, amount::text as amount from clearing_item where entry_key = ?`, [`top-up:${uuidOf(topUp.id)}:paid`]);
     expect(item).toEqual({ gateway_reference: 'ch_events_1', amount: '1000' });
     expect(await checkLedger(db.orm.em.fork())).toEqual([]);
+  });
+});
+
+describe('what the move to PAID books, exactly (what the card company, settlement and reconciliation read)', () => {
+  it('the value goes from the gateway’s clearing to the card company’s pending loads under the top-up’s key, one clearing item under the intent when no charge is named, topup.paid with the card, amount and status', async () => {
+    const { topUp, pi } = await awaiting('books-exactly');
+    await send('payment_intent.succeeded', { ...pi, status: 'succeeded' });
+    const id = uuidOf(topUp.id);
+    const row = await topUpRow(topUp.id);
+    expect((await get(topUp.id)).status).toBe('PAID');
+    expect(row.paid_at).not.toBeNull();
+    expect(await booked(`top-up:${id}:paid`)).toEqual({
+      description: expect.stringMatching(/^top-up of card \*{4} \d{4} paid at the gateway$/),
+      metadata: { kind: 'TOP_UP_PAID', topUp: id, intent: pi.id },
+      reverses: null,
+      postings: [{ code: PENDING(), amount: -1000 }, { code: CLEARING, amount: 1000 }],
+    });
+    expect(await clearingItems(`top-up:${id}:paid`)).toEqual([{ kind: 'TOP_UP', ...companyItem(), reference: id, gateway_reference: pi.id }]);
+    expect(await outbox(topUp.id)).toEqual([told('topup.paid', topUp.id, row.card_id, 'PAID')]);
+    expect(await checkLedger(db.orm.em.fork())).toEqual([]);
+  });
+
+  it('a failed payment books nothing and tells the card company topup.failed with the card, amount and status', async () => {
+    const { topUp, pi } = await awaiting('failed-told');
+    await send('payment_intent.payment_failed', { ...pi, status: 'requires_payment_method', last_payment_error: { code: 'card_declined', decline_code: 'insufficient_funds', message: 'Your card has insufficient funds.' } });
+    expect((await get(topUp.id)).status).toBe('FAILED');
+    expect(await booked(`top-up:${uuidOf(topUp.id)}:paid`)).toBeNull();
+    expect(await outbox(topUp.id)).toEqual([told('topup.failed', topUp.id, (await topUpRow(topUp.id)).card_id, 'FAILED')]);
   });
 });
 
@@ -325,6 +376,57 @@ describe('what a refund event makes of a top-up', () => {
     expect(sent.body).toMatchObject({ duplicate: false, outcome: 'unknown' });
     expect(await outcomeOf(sent.id)).toBe('unknown');
     expect((await get(topUp.id)).status).toBe('PAID');
+  });
+
+  it('a refund made: the value leaves the pending loads for the gateway’s clearing under the attempt’s key, its clearing item carries the gateway’s refund id, REFUNDED with its time and topup.refunded', async () => {
+    const { topUp, pi, refundId } = await pendingAtGateway('books-refund');
+    const id = uuidOf(topUp.id);
+    const started = await topUpRow(topUp.id);
+    expect(started.gateway_refund_id).toBe(refundId);
+    const key = `top-up:${id}:refund:${started.refund_attempt}`;
+    expect(await booked(key)).toEqual({
+      description: `refund of top-up ${id} through the gateway`,
+      metadata: { kind: 'TOP_UP_REFUND', topUp: id },
+      reverses: null,
+      postings: [{ code: CLEARING, amount: -1000 }, { code: PENDING(), amount: 1000 }],
+    });
+    expect(await clearingItems(key)).toEqual([{ kind: 'TOP_UP_REFUND', ...companyItem(), reference: id, gateway_reference: refundId }]);
+    expect(started.refunded_at).toBeNull();
+    expect((await send('refund.succeeded', { ...refundObject(pi, topUp, 'succeeded', { attempt: started.refund_attempt! }), id: refundId })).body).toMatchObject({ outcome: 'applied' });
+    expect((await topUpRow(topUp.id)).refunded_at).not.toBeNull();
+    expect(await outbox(topUp.id)).toEqual([told('topup.paid', topUp.id, started.card_id, 'PAID'), told('topup.refunded', topUp.id, started.card_id, 'REFUNDED')]);
+    expect(await checkLedger(db.orm.em.fork())).toEqual([]);
+  });
+
+  it('a refund the gateway made of a PAID top-up is booked under the gateway’s refund id (the top-up and its clearing item record it)', async () => {
+    const { topUp, pi } = await paidOfLostCard('made-anyway-booked');
+    const refund = refundObject(pi, topUp, 'succeeded', {});
+    expect((await send('refund.succeeded', refund)).body).toMatchObject({ outcome: 'applied' });
+    const row = await topUpRow(topUp.id);
+    expect(row.gateway_refund_id).toBe(refund.id);
+    const key = `top-up:${uuidOf(topUp.id)}:refund:${row.refund_attempt}`;
+    expect(await clearingItems(key)).toEqual([{ kind: 'TOP_UP_REFUND', ...companyItem(), reference: uuidOf(topUp.id), gateway_reference: refund.id }]);
+    expect((await booked(key))!.postings).toEqual([{ code: CLEARING, amount: -1000 }, { code: PENDING(), amount: 1000 }]);
+  });
+
+  it('a refund the gateway canceled is reversed exactly: the reversal names the refund’s entry, a TOP_UP_REFUND_FAILED clearing item under the refund id, PAID again as first paid, told nothing new, the attempt cleared', async () => {
+    const { topUp, pi, refundId } = await pendingAtGateway('reversed-exactly');
+    const id = uuidOf(topUp.id);
+    const started = await topUpRow(topUp.id);
+    const key = `top-up:${id}:refund:${started.refund_attempt}`;
+    expect((await send('refund.updated', { ...refundObject(pi, topUp, 'canceled', { attempt: started.refund_attempt! }), id: refundId })).body).toMatchObject({ outcome: 'applied' });
+    expect(await booked(`${key}:failed`)).toEqual({
+      description: `refund of top-up ${id} failed at the gateway`,
+      metadata: { kind: 'TOP_UP_REFUND_FAILED', topUp: id },
+      reverses: key,
+      postings: [{ code: PENDING(), amount: -1000 }, { code: CLEARING, amount: 1000 }],
+    });
+    expect(await clearingItems(`${key}:failed`)).toEqual([{ kind: 'TOP_UP_REFUND_FAILED', ...companyItem(), reference: id, gateway_reference: refundId }]);
+    const after = await topUpRow(topUp.id);
+    expect((await get(topUp.id)).status).toBe('PAID');
+    expect(after).toMatchObject({ paid_at: started.paid_at, refund_attempt: null, gateway_refund_id: null });
+    expect(await outbox(topUp.id)).toEqual([told('topup.paid', topUp.id, started.card_id, 'PAID')]);
+    expect(await checkLedger(db.orm.em.fork())).toEqual([]);
   });
 
   it('a refund of a PAID top-up that did not succeed changes nothing', async () => {
