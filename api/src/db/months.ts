@@ -23,3 +23,8 @@ export function monthAfter(day: Date, k: number): string {
   const d = new Date(Date.UTC(day.getUTCFullYear(), day.getUTCMonth() + k, 1));
   return `${d.getUTCFullYear()}-${String(d.getUTCMonth() + 1).padStart(2, '0')}`;
 }
+
+/** The months a table's partitions must cover: this one, the next MONTHS_AHEAD, and any `held` (rows a default partition took), in order. */
+export function monthsToMake(now: Date, held: readonly string[]): string[] {
+  return [...new Set([...Array.from({ length: MONTHS_AHEAD + 1 }, (_, k) => monthAfter(now, k)), ...held])].sort();
+}

@@ -18,7 +18,7 @@ import { createInterface } from 'node:readline';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { copyOut } from '../db/copy-out.js';
 import { isMonth, monthBounds } from '../db/months.js';
-import { ledgerMonths, ledgerPartitionOf } from './ledger-partitions.js';
+import { LEDGER_PARTITIONS_LOCK, ledgerMonths, ledgerPartitionOf } from './ledger-partitions.js';
 
 /** Why a month of the ledger was not archived (exit 2): its input is refused, or the copy did not match. */
 export class LedgerArchiveRefusal extends Error {
@@ -123,7 +123,10 @@ export async function archiveLedgerMonth(em: EntityManager, databaseUrl: string,
 
   try {
     return await em.transactional(async (tx) => {
+      // One archive at a time, and no month made or filled from the default partition meanwhile:
+      // what the checks below find of the other months holds until the commit.
       await tx.execute(`select pg_advisory_xact_lock(hashtext('ledger archive'))`);
+      await tx.execute(`select pg_advisory_xact_lock(hashtext(?))`, [LEDGER_PARTITIONS_LOCK]);
       // Checked under the lock: a run of the same month that went first has dropped the partitions
       // and written the files by now, and this one must leave both alone.
       if (!(await ledgerMonths(tx)).includes(month)) throw new LedgerArchiveRefusal('NO_PARTITION', `there is no partition ${entriesTable} (archived already, or never created)`);

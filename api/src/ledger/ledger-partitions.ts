@@ -6,7 +6,11 @@
  * The job keeps this month and the next MONTHS_AHEAD made, as for clearing_item.
  */
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { isMonth, monthAfter, monthBounds, MONTHS_AHEAD } from '../db/months.js';
+import { isMonth, monthBounds, monthsToMake } from '../db/months.js';
+import { attachedMonths } from '../db/partitions.js';
+
+/** The advisory lock of whoever makes, fills or drops the ledger's partitions (the job, the archive). */
+export const LEDGER_PARTITIONS_LOCK = 'ledger partitions';
 
 /** The two ledger tables, in the order their rows are written (an entry, then its postings). */
 export const LEDGER_TABLES = ['journal_entry', 'posting'] as const;
@@ -16,12 +20,7 @@ export type LedgerTable = (typeof LEDGER_TABLES)[number];
 export const ledgerPartitionOf = (table: LedgerTable, month: string): string => `${table}_y${month.slice(0, 4)}m${month.slice(5, 7)}`;
 
 /** The months whose partitions are attached, in order (journal_entry's; posting's are made and dropped with them). */
-export async function ledgerMonths(em: EntityManager): Promise<string[]> {
-  const rows = await em.execute<{ name: string }[]>(
-    `select c.relname as name from pg_inherits i join pg_class c on c.oid = i.inhrelid where i.inhparent = 'journal_entry'::regclass and c.relname ~ '^journal_entry_y[0-9]{4}m[0-9]{2}$' order by 1`,
-  );
-  return rows.map((r) => `${r.name.slice(15, 19)}-${r.name.slice(20, 22)}`);
-}
+export const ledgerMonths = (em: EntityManager): Promise<string[]> => attachedMonths(em, 'journal_entry');
 
 /**
  * Creates the month's two partitions unless they exist. Rows the default partitions took for that
@@ -35,7 +34,7 @@ export async function ensureLedgerMonthPartitions(em: EntityManager, month: stri
   const { from, to } = monthBounds(month);
   const [start, end] = [`${from} 00:00:00+00`, `${to} 00:00:00+00`];
   return em.transactional(async (tx) => {
-    await tx.execute(`select pg_advisory_xact_lock(hashtext('ledger partitions'))`);
+    await tx.execute(`select pg_advisory_xact_lock(hashtext(?))`, [LEDGER_PARTITIONS_LOCK]);
     const [exists] = await tx.execute<{ found: boolean }[]>(`select to_regclass(?) is not null as found`, [ledgerPartitionOf('journal_entry', month)]);
     if (exists!.found) return false;
     const [held] = await tx.execute<{ n: string }[]>(`select count(*) as n from journal_entry_default where posted_at >= ?::timestamptz and posted_at < ?::timestamptz`, [start, end]);
@@ -63,8 +62,7 @@ export async function ensureLedgerMonthPartitions(em: EntityManager, month: stri
  */
 export async function createLedgerPartitionsAhead(em: EntityManager, now = new Date()): Promise<string[]> {
   const held = await em.execute<{ month: string }[]>(`select distinct to_char(posted_at at time zone 'UTC', 'YYYY-MM') as month from journal_entry_default`);
-  const months = [...new Set([...Array.from({ length: MONTHS_AHEAD + 1 }, (_, k) => monthAfter(now, k)), ...held.map((h) => h.month)])].sort();
   const created: string[] = [];
-  for (const month of months) if (await ensureLedgerMonthPartitions(em, month)) created.push(month);
+  for (const month of monthsToMake(now, held.map((h) => h.month))) if (await ensureLedgerMonthPartitions(em, month)) created.push(month);
   return created;
 }

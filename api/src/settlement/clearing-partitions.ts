@@ -6,7 +6,8 @@
  * its month.
  */
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { isMonth, monthAfter, monthBounds, MONTHS_AHEAD } from '../db/months.js';
+import { isMonth, monthBounds, monthsToMake } from '../db/months.js';
+import { attachedMonths } from '../db/partitions.js';
 
 /** The partition of a month: `2026-11` → `clearing_item_y2026m11`. */
 export const partitionOf = (month: string): string => `clearing_item_y${month.slice(0, 4)}m${month.slice(5, 7)}`;
@@ -19,12 +20,7 @@ export async function partitionHolding(em: EntityManager, day: string): Promise<
 }
 
 /** The months that have a partition, in order. */
-export async function partitionedMonths(em: EntityManager): Promise<string[]> {
-  const rows = await em.execute<{ name: string }[]>(
-    `select c.relname as name from pg_inherits i join pg_class c on c.oid = i.inhrelid where i.inhparent = 'clearing_item'::regclass and c.relname ~ '^clearing_item_y[0-9]{4}m[0-9]{2}$' order by 1`,
-  );
-  return rows.map((r) => `${r.name.slice(15, 19)}-${r.name.slice(20, 22)}`);
-}
+export const partitionedMonths = (em: EntityManager): Promise<string[]> => attachedMonths(em, 'clearing_item');
 
 /**
  * Creates the month's partition unless it exists; the items the default partition took for that
@@ -55,8 +51,7 @@ export async function ensureMonthPartition(em: EntityManager, month: string): Pr
  */
 export async function createPartitionsAhead(em: EntityManager, now = new Date()): Promise<string[]> {
   const held = await em.execute<{ month: string }[]>(`select distinct to_char(business_day, 'YYYY-MM') as month from clearing_item_default`);
-  const months = [...new Set([...Array.from({ length: MONTHS_AHEAD + 1 }, (_, k) => monthAfter(now, k)), ...held.map((h) => h.month)])].sort();
   const created: string[] = [];
-  for (const month of months) if (await ensureMonthPartition(em, month)) created.push(month);
+  for (const month of monthsToMake(now, held.map((h) => h.month))) if (await ensureMonthPartition(em, month)) created.push(month);
   return created;
 }
