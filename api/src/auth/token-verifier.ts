@@ -37,10 +37,6 @@ const DPOP_WINDOW_SECONDS = 60;
 /** Reload the published keys at most this often when a token names a kid we do not know. */
 const KEY_RELOAD_INTERVAL_MS = 1_000;
 const KEY_MAX_AGE_MS = 5 * 60_000;
-/** Leeway on an access token's expiry, as jwtVerify is given it. */
-const CLOCK_TOLERANCE_S = 5;
-/** Most tokens remembered as verified (each a few hundred bytes); the oldest goes first. */
-const MAX_VERIFIED_TOKENS = 10_000;
 
 export interface VerifierOptions {
   issuer: string;
@@ -64,13 +60,6 @@ export interface RequestCredentials {
 export class TokenVerifier {
   private jwks: ReturnType<typeof createLocalJWKSet> | undefined;
   private loadedAt = 0;
-  /**
-   * Tokens whose signature, issuer, audience and type verified, with the key set they verified
-   * against (issue 20: a signature check per request was ~4 % of a refund's API time). One counts
-   * only while that key set is still the one held (a reload may have dropped its key) and until it
-   * expires; revocation and client status are checked on every request all the same.
-   */
-  private readonly verified = new Map<string, { claims: JWTPayload; keys: ReturnType<typeof createLocalJWKSet> }>();
 
   constructor(
     private readonly orm: MikroORM,
@@ -96,23 +85,14 @@ export class TokenVerifier {
       throw unauthenticated('MALFORMED_TOKEN', 'The access token is not a JWT');
     }
     if (alg !== SIGNING_ALG) throw unauthenticated('UNSUPPORTED_ALGORITHM', `Access tokens are signed with ${SIGNING_ALG}, not ${alg}`);
-    const options = { issuer: this.opts.issuer, audience: this.opts.resource, algorithms: [SIGNING_ALG], typ: 'at+jwt', clockTolerance: ignoreExpiration ? Number.MAX_SAFE_INTEGER : CLOCK_TOLERANCE_S };
+    const options = { issuer: this.opts.issuer, audience: this.opts.resource, algorithms: [SIGNING_ALG], typ: 'at+jwt', clockTolerance: ignoreExpiration ? Number.MAX_SAFE_INTEGER : 5 };
     try {
-      let keys = await this.keySet(false);
-      const known = ignoreExpiration ? undefined : this.verified.get(token);
-      // Expired exactly when jwtVerify would say so (exp <= now - tolerance); one without exp is not remembered.
-      if (known && known.keys === keys && (known.claims.exp as number) > Math.floor(Date.now() / 1000) - CLOCK_TOLERANCE_S) return known.claims;
-      // Remembered with the key set it verified against, not the one held when it is stored (a reload in between).
-      let claims: JWTPayload;
       try {
-        claims = (await jwtVerify(token, keys, options)).payload;
+        return (await jwtVerify(token, await this.keySet(false), options)).payload;
       } catch (err) {
         if (!(err instanceof joseErrors.JWKSNoMatchingKey)) throw err;
-        keys = await this.keySet(true); // a key rotated in since we loaded
-        claims = (await jwtVerify(token, keys, options)).payload;
+        return (await jwtVerify(token, await this.keySet(true), options)).payload; // a key rotated in since we loaded
       }
-      if (!ignoreExpiration && typeof claims.exp === 'number') this.rememberVerified(token, claims, keys);
-      return claims;
     } catch (err) {
       if (err instanceof joseErrors.JWTExpired) throw unauthenticated('TOKEN_EXPIRED', 'The access token has expired');
       if (err instanceof joseErrors.JWTClaimValidationFailed) {
@@ -125,11 +105,6 @@ export class TokenVerifier {
       }
       throw unauthenticated('MALFORMED_TOKEN', 'The access token is not valid');
     }
-  }
-
-  private rememberVerified(token: string, claims: JWTPayload, keys: ReturnType<typeof createLocalJWKSet>): void {
-    if (this.verified.size >= MAX_VERIFIED_TOKENS) this.verified.delete(this.verified.keys().next().value!);
-    this.verified.set(token, { claims, keys });
   }
 
   /** RFC 9449 §4.3 and §7.1: a fresh proof, for this request, by the key the token is bound to. */
