@@ -120,6 +120,22 @@ describe('post() with accounts written differently', () => {
   });
 });
 
+
+  it('an account on two lines that would dip below zero between them is refused, though the two sum above zero', async () => {
+    const [purse, other] = [await account({ nonNegative: true }), await account({ type: AccountType.ASSET })];
+    await post(em, { key: `dip.fund.${++n}`, description: 'x', lines: [debit(other, 50n), credit(purse, 50n)] });
+    const before = await entryCount();
+    // The purse (a liability) is debited 100 first (50 → -50), then credited 200.
+    await expect(
+      post(em, { key: `dip.${++n}`, description: 'x', lines: [debit(purse, 100n), credit(other, 100n), credit(purse, 200n), debit(other, 200n)] }),
+    ).rejects.toMatchObject({ code: LedgerErrorCode.INSUFFICIENT_FUNDS, accountId: purse });
+    expect(await balance(em, purse)).toBe(50n);
+    expect(await entryCount()).toBe(before);
+    // In the other order each line keeps the purse at or above zero: posted, each line's balance after it.
+    const entry = await post(em, { key: `dip.ok.${++n}`, description: 'x', lines: [credit(purse, 200n), debit(other, 200n), debit(purse, 100n), credit(other, 100n)] });
+    expect(entry.lines.map((l) => l.balanceAfter)).toEqual([250n, 250n, 150n, 150n]);
+    expect(await balance(em, purse)).toBe(150n);
+  });
 describe('replays and reversals', () => {
   it('the same key with the same amounts on another account is refused', async () => {
     const [a, b, c] = [await account({ type: AccountType.ASSET }), await account(), await account()];

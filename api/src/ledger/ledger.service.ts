@@ -52,7 +52,8 @@ export interface OpenAccountInput {
 // Far beyond any real amount, and small enough that sums of many lines stay inside BIGINT.
 const MAX_LINE_AMOUNT = 10n ** 15n;
 const MAX_KEY_LENGTH = 200;
-const POSTING_ROWS_PER_INSERT = 5000;
+// PostgreSQL's bigint: a balance beyond it is refused as an overflow.
+const MAX_BALANCE = 2n ** 63n - 1n;
 const CHECK_VIOLATION = '23514';
 const UNIQUE_VIOLATION = '23505';
 const NUMERIC_OUT_OF_RANGE = '22003';
@@ -253,31 +254,103 @@ function sameLines(a: PostingLine[], b: PostingLine[]): boolean {
   return a.length === b.length && a.every((line, i) => line.account === b[i]!.account && line.amount === b[i]!.amount);
 }
 
+/**
+ * The entry in one statement (issue 20: a round trip is the unit of cost on the hot paths, and a
+ * post() was four): the key row and the entry, the accounts locked in id order, each line's
+ * balance after it, every account moved once by its lines' sum, and the postings. The guard is
+ * computed in the statement from the locked balances, line by line in line order, so nothing moves
+ * unless every line keeps its account within its rules; the table's CHECK stays the backstop.
+ * The accounts are locked as an update locks them (no key update): a row that only refers to an
+ * account (the archive's openings) neither waits on it nor blocks it.
+ * A key posted before inserts no key row, so the statement locks and moves nothing (a replay).
+ */
+const WRITE_ENTRY = `
+  with k as (insert into journal_entry_key (entry_key, entry_id, reverses_id) values ($1, $2, $3)
+             on conflict (entry_key) do nothing returning entry_key, entry_id, reverses_id, posted_at),
+       e as (insert into journal_entry (id, entry_key, description, reverses_id, metadata, posted_at)
+             select k.entry_id, k.entry_key, $4, k.reverses_id, $5::jsonb, k.posted_at from k
+             returning id, posted_at),
+       l as (select * from json_to_recordset($6::json) as l(line_no int, account_id uuid, amount bigint, delta bigint)),
+       locked as (select a.id, a.balance, a.non_negative from ledger_account a
+                   where a.id = any($7::uuid[]) and exists (select 1 from k)
+                   order by a.id for no key update),
+       r as (select l.line_no, l.account_id, l.amount, x.non_negative,
+                    x.balance::numeric + sum(l.delta) over (partition by l.account_id order by l.line_no) as after
+               from l join locked x on x.id = l.account_id),
+       ok as (select coalesce((select count(*) from locked) = cardinality($7::uuid[])
+                              and bool_and((not r.non_negative or r.after >= 0) and r.after between -9223372036854775808 and 9223372036854775807), false) as ok
+                from r),
+       moved as (update ledger_account a set balance = t.after
+                   from (select distinct on (account_id) account_id, after from r order by account_id, line_no desc) t
+                  where a.id = t.account_id and (select ok from ok)),
+       p as (insert into posting (entry_id, line_no, account_id, amount, currency, balance_after, posted_at)
+             select e.id, r.line_no, r.account_id, r.amount, $8, r.after, e.posted_at from r cross join e where (select ok from ok))
+  select e.posted_at, e.posted_at::text as posted_at_exact, (select ok from ok) as ok,
+         (select json_agg(json_build_object('id', id, 'balance', balance::text, 'non_negative', non_negative)) from locked) as before,
+         (select json_agg(r.after::text order by r.line_no) from r) as after
+    from e`;
+
+interface WrittenEntry {
+  posted_at: Date;
+  posted_at_exact: string;
+  ok: boolean;
+  before: { id: string; balance: string; non_negative: boolean }[] | null;
+  after: string[] | null;
+}
+
+/**
+ * Why the statement moved nothing, as post() has always said it: the lines taken in (account,
+ * line) order from the locked balances, and the first that breaks its account's rules named.
+ */
+function refusal(lines: PostingLine[], accounts: Map<string, AccountRow>, before: WrittenEntry['before']): LedgerError {
+  const locked = new Map((before ?? []).map((b) => [b.id, { balance: BigInt(b.balance), nonNegative: b.non_negative }]));
+  const order = lines.map((line, lineNo) => ({ line, lineNo })).sort((a, b) => (a.line.account < b.line.account ? -1 : a.line.account > b.line.account ? 1 : a.lineNo - b.lineNo));
+  for (const { line } of order) {
+    const account = locked.get(line.account);
+    if (!account) return new LedgerError(Code.UNKNOWN_ACCOUNT, `no ledger account ${line.account}`, line.account);
+    account.balance += isDebitNormal(accounts.get(line.account)!.type) ? line.amount : -line.amount;
+    if (account.balance > MAX_BALANCE || account.balance < -MAX_BALANCE - 1n) return new LedgerError(Code.INVALID_AMOUNT, `the balance of account ${line.account} would overflow`, line.account);
+    if (account.nonNegative && account.balance < 0n) return new LedgerError(Code.INSUFFICIENT_FUNDS, `account ${line.account} may not go below zero`, line.account);
+  }
+  throw new Error('the entry statement refused lines that break no rule');
+}
+
 async function write(em: EntityManager, given: EntryInput, reversesId: string | null): Promise<PostedEntry> {
   validate(given);
   // PostgreSQL prints uuids in lower case; compare in the same case.
   const input = { ...given, lines: given.lines.map((l) => ({ account: l.account.toLowerCase(), amount: l.amount })) };
-  const accounts = await loadAccounts(em, [...new Set(input.lines.map((l) => l.account))]);
+  const ids = [...new Set(input.lines.map((l) => l.account))];
+  const accounts = await loadAccounts(em, ids);
   const currency = checkBalanced(input.lines, accounts);
 
   const id = randomUUID();
-  let inserted: { posted_at: Date; posted_at_exact: string }[];
+  const lines = input.lines.map((l, lineNo) => ({
+    line_no: lineNo,
+    account_id: l.account,
+    amount: l.amount.toString(),
+    delta: (isDebitNormal(accounts.get(l.account)!.type) ? l.amount : -l.amount).toString(),
+  }));
+  let written: WrittenEntry[];
   try {
-    // The key and the entry in one statement: the key table keeps entry_key unique over every month
-    // (a partitioned table cannot), and a key posted before inserts nothing in either.
-    inserted = await em.execute(
-      `with k as (insert into journal_entry_key (entry_key, entry_id, reverses_id) values (?, ?, ?)
-                  on conflict (entry_key) do nothing returning entry_key, entry_id, reverses_id, posted_at)
-       insert into journal_entry (id, entry_key, description, reverses_id, metadata, posted_at)
-       select k.entry_id, k.entry_key, ?, k.reverses_id, ?, k.posted_at from k
-       returning posted_at, posted_at::text as posted_at_exact`,
-      [input.key, id, reversesId, input.description, JSON.stringify(input.metadata ?? {})],
-    );
+    written = await executeBound<WrittenEntry>(em, WRITE_ENTRY, [
+      input.key,
+      id,
+      reversesId,
+      input.description,
+      JSON.stringify(input.metadata ?? {}),
+      JSON.stringify(lines),
+      ids.sort(),
+      currency,
+    ]);
   } catch (err) {
     if (sqlState(err) === UNIQUE_VIOLATION && reversesId) throw new LedgerError(Code.ALREADY_REVERSED, `entry ${reversesId} is already reversed`);
+    // The statement's own guard refuses these first; the table's rules are the backstop.
+    if (sqlState(err) === CHECK_VIOLATION) throw new LedgerError(Code.INSUFFICIENT_FUNDS, 'an account of this entry may not go below zero');
+    if (sqlState(err) === NUMERIC_OUT_OF_RANGE) throw new LedgerError(Code.INVALID_AMOUNT, 'a balance of this entry would overflow');
     throw err;
   }
-  if (inserted.length === 0) {
+  const [entry] = written;
+  if (!entry) {
     // The key was posted before (perhaps by a concurrent call that has committed since): a replay.
     const existing = (await readEntry(em, { key: input.key }))!;
     if (existing === 'archived') {
@@ -288,53 +361,24 @@ async function write(em: EntityManager, given: EntryInput, reversesId: string | 
     }
     return existing;
   }
-  // The entry's posted_at to the microsecond (a Date keeps milliseconds): its postings' partition key.
-  const postedAt = inserted[0]!.posted_at_exact;
-
-  // Lock and move accounts in one global order (by id) so two entries never wait on each other.
-  const order = input.lines.map((line, lineNo) => ({ line, lineNo })).sort((a, b) => (a.line.account < b.line.account ? -1 : a.line.account > b.line.account ? 1 : a.lineNo - b.lineNo));
-  const balanceAfter = new Array<bigint>(input.lines.length);
-  for (const { line, lineNo } of order) {
-    const delta = isDebitNormal(accounts.get(line.account)!.type) ? line.amount : -line.amount;
-    try {
-      // The guard is the table's CHECK (not non_negative or balance >= 0), evaluated by PostgreSQL
-      // on the row it has locked: never a read-then-write. A refusal aborts the whole transaction.
-      const [row] = await em.execute<{ balance: string }[]>(`update ledger_account set balance = balance + ? where id = ? returning balance`, [
-        delta.toString(),
-        line.account,
-      ]);
-      if (!row) {
-        // An account known from the identity map whose row is gone (opened in a savepoint since
-        // rolled back), or remembered from a database since restored: refused, and the transaction
-        // aborted, as any refusal after writing began; not remembered any more.
-        forget(em, line.account);
-        await em.execute(`do $$ begin raise exception 'no ledger account'; end $$`).catch(() => undefined);
-        throw new LedgerError(Code.UNKNOWN_ACCOUNT, `no ledger account ${line.account}`, line.account);
-      }
-      balanceAfter[lineNo] = BigInt(row.balance);
-    } catch (err) {
-      if (sqlState(err) === CHECK_VIOLATION) throw new LedgerError(Code.INSUFFICIENT_FUNDS, `account ${line.account} may not go below zero`, line.account);
-      if (sqlState(err) === NUMERIC_OUT_OF_RANGE) throw new LedgerError(Code.INVALID_AMOUNT, `the balance of account ${line.account} would overflow`, line.account);
-      throw err;
-    }
-  }
-
-  // Multi-row VALUES, in chunks that stay under PostgreSQL's 65,535 parameters (a clearing entry has thousands of lines).
-  for (let from = 0; from < input.lines.length; from += POSTING_ROWS_PER_INSERT) {
-    const chunk = input.lines.slice(from, from + POSTING_ROWS_PER_INSERT);
-    await em.execute(
-      `insert into posting (entry_id, line_no, account_id, amount, currency, balance_after, posted_at) values ${chunk.map(() => '(?, ?, ?, ?, ?, ?, ?)').join(', ')}`,
-      chunk.flatMap((l, i) => [id, from + i, l.account, l.amount.toString(), currency, balanceAfter[from + i]!.toString(), postedAt]),
-    );
+  if (!entry.ok) {
+    // The key row and the entry were written: abort the transaction, so nothing half-written can
+    // commit even if the caller goes on after the refusal. An account known from the identity map
+    // whose row is gone (opened in a savepoint since rolled back, or remembered from a database
+    // since restored) is not remembered any more.
+    const error = refusal(input.lines, accounts, entry.before);
+    if (error.code === Code.UNKNOWN_ACCOUNT) forget(em, error.accountId!);
+    await em.execute(`do $$ begin raise exception 'ledger entry refused'; end $$`).catch(() => undefined);
+    throw error;
   }
   return {
     id,
     key: input.key,
     description: input.description,
-    postedAt: new Date(inserted[0]!.posted_at),
+    postedAt: new Date(entry.posted_at),
     reversesId,
     replayed: false,
-    lines: input.lines.map((l, i) => ({ account: l.account, amount: l.amount, currency, balanceAfter: balanceAfter[i]! })),
+    lines: input.lines.map((l, i) => ({ account: l.account, amount: l.amount, currency, balanceAfter: BigInt(entry.after![i]!) })),
   };
 }
 
@@ -457,9 +501,11 @@ export function postMany(em: EntityManager, entries: EntryInput[]): Promise<{ id
     const ids = [...new Set(lowered.flatMap((e) => e.lines.map((l) => l.account)))].sort();
     for (const id of ids) if (!/^[0-9a-f-]{36}$/.test(id)) throw new LedgerError(Code.UNKNOWN_ACCOUNT, `no ledger account ${id}`, id);
     // Locked in id order, as post() locks: the balances below are the ones the updates will move.
+    // The lock an update takes (no key update), which rows that merely refer to an account (an
+    // opening, a posting) do not wait on, nor block.
     const rows = await executeBound<{ id: string; currency: string; type: AccountType; non_negative: boolean; balance: string }>(
       tx,
-      `select id, currency, type, non_negative, balance from ledger_account where id = any($1::uuid[]) order by id for update`,
+      `select id, currency, type, non_negative, balance from ledger_account where id = any($1::uuid[]) order by id for no key update`,
       [ids],
     );
     const accounts = new Map(rows.map((r) => [r.id, { id: r.id, currency: r.currency.trim(), type: r.type, nonNegative: r.non_negative, balance: BigInt(r.balance) }]));
