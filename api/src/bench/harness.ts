@@ -335,7 +335,7 @@ export interface DriverCounts {
 function statementText(args: unknown[]): string {
   const first = args[0];
   const text = typeof first === 'string' ? first : first && typeof first === 'object' && 'text' in first ? String((first as { text: unknown }).text) : '';
-  return text.trimStart().slice(0, 200).toLowerCase();
+  return text.trimStart().slice(0, 2000).toLowerCase();
 }
 
 const WRITE = /^(insert|update|delete|merge)\b|^with\b[\s\S]*\b(insert|update|delete)\b/;
@@ -363,11 +363,18 @@ export const driverCounts: () => DriverCounts = (() => {
     const query = proto.query;
     proto.query = function (this: object, ...args: unknown[]) {
       counts.statements++;
-      const text = statementText(args);
-      statementTap.sink?.(text);
+      const sentText = statementText(args);
+      statementTap.sink?.(sentText);
       let s = state.get(this);
       if (!s) state.set(this, (s = { inTransaction: false, wrote: false }));
-      if (text.startsWith('begin') || text.startsWith('start transaction')) Object.assign(s, { inTransaction: true, wrote: false });
+      // A begin sent with the transaction's first statement (db/deferred-begin.ts): one round trip,
+      // counted once, and the statement behind it counted as what it is.
+      const opened = /^(begin|start transaction)\b[^;]*;\s*/.exec(sentText);
+      if (opened) Object.assign(s, { inTransaction: true, wrote: false });
+      const text = opened ? sentText.slice(opened[0].length) : sentText;
+      if (opened && text === '') {
+        // only the begin
+      } else if (text.startsWith('begin') || text.startsWith('start transaction')) Object.assign(s, { inTransaction: true, wrote: false });
       else if (text.startsWith('commit')) {
         if (s.wrote) counts.writingCommits++;
         Object.assign(s, { inTransaction: false, wrote: false });

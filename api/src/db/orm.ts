@@ -4,6 +4,7 @@ import { Migrator } from '@mikro-orm/migrations';
 import { defineConfig, MikroORM } from '@mikro-orm/postgresql';
 import pg from 'pg';
 import type { Logger } from 'pino';
+import { deferBegin } from './deferred-begin.js';
 import { entities } from './entities.js';
 import { migrations } from './migrations/index.js';
 
@@ -17,6 +18,8 @@ export function ormConfig(databaseUrl: string, opts: { poolMax?: number } = {}) 
     extensions: [Migrator],
     migrations: { migrationsList: migrations, transactional: true, allOrNothing: true, snapshot: false, silent: true },
     pool: { min: 0, max: opts.poolMax ?? 20, idleTimeoutMillis: 10_000 },
+    // Every pooled connection sends a transaction's begin with its first statement (db/deferred-begin.ts).
+    driverOptions: { onPoolCreated: (pool: pg.Pool) => pool.on('connect', (client) => deferBegin(client)) },
     // The schema comes only from the checked-in migrations (no sync outside tests).
     ensureDatabase: false,
     allowGlobalContext: false,
