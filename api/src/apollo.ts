@@ -85,7 +85,10 @@ function operationChecksPlugin(limits: QueryLimits, throttle: CostThrottleSettin
               buckets.defer(contextValue.em, bucketKey(contextValue.principal, contextValue.clientIp), report.requested!);
               // The answer still reports the bucket: as read before it ran, less this charge.
               report.throttleStatus = report.checked && { ...report.checked, currentlyAvailable: Math.max(0, report.checked.currentlyAvailable - report.requested!) };
-            } else report.throttleStatus = pending.status;
+            } else {
+              report.throttleStatus = pending.status;
+              buckets.observe(bucketKey(contextValue.principal, contextValue.clientIp), pending.status);
+            }
           }
           if (response.body.kind === 'single' && report) {
             response.body.singleResult.extensions = { ...response.body.singleResult.extensions, cost: { requested: report.requested, limit: limits.maxCost, throttleStatus: report.throttleStatus } };

@@ -230,6 +230,9 @@ export function markedChargedInItsTransaction(schema: GraphQLSchema, name: strin
 /** Most buckets a process keeps charges unwritten for (beyond, a charge is dropped with a warning: memory stays bounded). */
 const MAX_UNWRITTEN_BUCKETS = 10_000;
 
+/** How long a bucket read back from a charge stands in for a read of it (CostBuckets.available). */
+const SEEN_FOR_MS = 2_000;
+
 /** A charge made and not yet written: its points, and when (the bucket refills from then on). */
 interface Unwritten {
   cost: number;
@@ -252,6 +255,8 @@ export class CostBuckets {
   private inFlight = new Map<string, Unwritten[]>();
   /** Charges being made at once (`chargeCost`), near a bucket's limit: counted by the checks that run meanwhile. */
   private charging = new Map<string, Unwritten[]>();
+  /** Buckets as this process's transactions last read them back from their charges (`observe`). */
+  private seen = new Map<string, { available: number; at: number }>();
   private writing: Promise<void> | null = null;
   private em: EntityManager | undefined;
   private closed = false;
@@ -279,13 +284,33 @@ export class CostBuckets {
   }
 
   /**
-   * What the bucket of `key` holds for this process now, read only: the row less this process's
-   * charges not yet in it. The check before a mutation whose own transaction takes its exact charge.
+   * What the bucket of `key` holds for this process now: the row less this process's charges not
+   * yet in it. The check before a mutation whose own transaction takes its exact charge, so it only
+   * decides whether the mutation is refused before it runs. It reads the row, unless a transaction
+   * of this process read it back from its charge (`seen`) within SEEN_FOR_MS and the bucket, refilled
+   * since and less this process's charges, is still at least half full (issue 20: a round trip on
+   * every card-session request). What other processes charged meanwhile is then not counted: their
+   * mutation still runs, and its transaction's exact charge refuses it (THROTTLED, rolled back) if
+   * the bucket is short. Near the limit the row is always read.
    */
   async available(em: EntityManager, key: string): Promise<ThrottleStatus> {
+    const seen = this.seen.get(key);
+    const now = Date.now();
+    if (seen && now - seen.at <= SEEN_FOR_MS) {
+      const estimate = Math.min(this.settings.maximumAvailable, seen.available + (this.settings.restoreRate * (now - seen.at)) / 1000) - this.pending(this.charges(key));
+      if (estimate >= this.settings.maximumAvailable / 2) return statusOf(estimate, this.settings);
+    }
     const atRead = this.charges(key);
     const available = await peekAvailable(em, key, this.settings);
     return statusOf(Math.min(this.settings.maximumAvailable, available) - this.pending(new Set([...atRead, ...this.charges(key)])), this.settings);
+  }
+
+  /** The bucket as a transaction of this process read it back from its exact charge (PendingCharge's status). */
+  observe(key: string, status: ThrottleStatus | undefined): void {
+    if (!status) return;
+    this.seen.delete(key); // newest last: the oldest goes first when full
+    if (this.seen.size >= MAX_UNWRITTEN_BUCKETS) this.seen.delete(this.seen.keys().next().value!);
+    this.seen.set(key, { available: status.currentlyAvailable, at: Date.now() });
   }
 
   /** Charges `cost` at once (conditionally, across processes); counted as this process's while its statement runs. */
