@@ -80,6 +80,14 @@ describe('a transaction whose first statement fails', () => {
     expect(inTransaction).toEqual([true, true, true, true]);
     expect(await keys('pool.%')).toEqual([]);
   });
+  it('a failing first statement reports the position of its error in its own text, as it does outside a transaction (low severity)', async () => {
+    const text = `select k, no_such_column from review_probe`;
+    const alone = (await em.execute(text).catch((e: unknown) => e)) as { position?: string };
+    const first = (await em.transactional(async (tx) => tx.execute(text)).catch((e: unknown) => e)) as { position?: string; code?: string };
+    expect(first.code).toBe('42703');
+    // The error's position is where in the text sent the error is: sent as `begin; <text>`, it is 7 characters off.
+    expect(first.position).toBe(alone.position);
+  });
 });
 
 describe('a transaction whose first statement is the one that makes it what it is', () => {
