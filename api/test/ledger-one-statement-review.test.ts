@@ -122,6 +122,29 @@ describe('a balance is moved from its latest committed value', () => {
     expect(await balance(em, purse)).toBe(0n);
     expect(await balance(em, shop)).toBe(100n);
   });
+  it('a clearing entry on many accounts blocked behind payments on two of them moves every account from its latest balance', async () => {
+    const settlement = await account({ type: AccountType.ASSET });
+    const [cash, shop] = [await account({ type: AccountType.ASSET }), await account()];
+    const merchants = await Promise.all(Array.from({ length: 12 }, () => account({ nonNegative: true })));
+    for (const m of merchants) await post(em, { key: `mepq.fund.${++n}`, description: 'x', lines: [debit(cash, 100n), credit(m, 100n)] });
+    const lines: PostingLine[] = [];
+    for (let i = 0; i < 240; i++) lines.push(credit(merchants[i % 12]!, 1n));
+    lines.push(debit(settlement, 240n));
+    const [m3, m9] = [merchants[3]!, merchants[9]!];
+    const clearing = await whileHeld(
+      async (tx) => {
+        await post(tx, { key: `mepq.a.${++n}`, description: 'buy', lines: [debit(m3, 60n), credit(shop, 60n)] });
+        await post(tx, { key: `mepq.b.${++n}`, description: 'buy', lines: [debit(m9, 100n), credit(shop, 100n)] });
+      },
+      () => post(db.orm.em.fork(), { key: `mepq.clear.${++n}`, description: 'clearing', lines }),
+    );
+    expect(clearing).not.toBeInstanceOf(Error);
+    expect(await balance(em, m3)).toBe(40n + 20n);
+    expect(await balance(em, m9)).toBe(0n + 20n);
+    expect(await balance(em, merchants[0]!)).toBe(120n);
+    // The last line on m9 (line 237) is its balance after all 20 of its lines, from the 0 the payment left.
+    expect((clearing as Awaited<ReturnType<typeof post>>).lines[237]!.balanceAfter).toBe(20n);
+  });
 });
 
 describe('concurrent posts of the same key, and reversals', () => {
