@@ -15,7 +15,8 @@ import type pg from 'pg';
  * `commit` or `rollback` is answered at once.
  *
  * A failure of the first statement fails its query as before, and leaves the transaction open and
- * aborted, which the ORM's rollback then closes.
+ * aborted, which the ORM's rollback then closes (one more round trip on that failure, to make sure
+ * of it: see below).
  */
 export function deferBegin(client: pg.Client): void {
   const send = client.query.bind(client) as (...args: unknown[]) => Promise<pg.QueryResult | pg.QueryResult[]>;
@@ -40,10 +41,28 @@ export function deferBegin(client: pg.Client): void {
       send(begin).catch(() => undefined); // a broken connection fails the statement behind it too
       return send(config, values);
     }
-    return send(`${begin}; ${text}`).then((results) => {
-      // One result per statement: the begin's, then the statement's (or the statements', for a script).
-      const [, ...rest] = results as pg.QueryResult[];
-      return rest.length === 1 ? rest[0]! : rest;
-    });
+    const prefix = `${begin}; `;
+    return send(prefix + text).then(
+      (results) => {
+        // One result per statement: the begin's, then the statement's (or the statements', for a script).
+        const [, ...rest] = results as pg.QueryResult[];
+        return rest.length === 1 ? rest[0]! : rest;
+      },
+      async (err: unknown) => {
+        // PostgreSQL parses the whole text before it runs any of it: a statement that does not
+        // parse fails before the begin has run, and what the caller does next would commit on its
+        // own. A second begin tells: refused (the transaction is open and aborted), the first ran;
+        // taken, it had not, and the statement is sent again inside it, to fail as it did.
+        const beganBefore = await send(begin).then(
+          () => false,
+          () => true,
+        );
+        if (!beganBefore) return send(text, values);
+        // Where the error is, in the caller's text rather than in ours.
+        const failed = err as { position?: unknown };
+        if (typeof failed.position === 'string' && Number(failed.position) > prefix.length) failed.position = String(Number(failed.position) - prefix.length);
+        throw err;
+      },
+    );
   }) as typeof client.query;
 }
