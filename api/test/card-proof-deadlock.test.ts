@@ -71,7 +71,7 @@ it('a deadlock that ends the booking of a proved purchase: the message is run ag
   await other.held;
   const paying = till().agent(c).run(next);
   try {
-    await waitForBlocked(lockOrm, 'update ledger_account');
+    await waitForBlocked(lockOrm, 'ledger_account');
   } finally {
     other.goOn();
     await other.done;

@@ -90,7 +90,7 @@ it('an upload holding the card’s purse while the purchase’s last message run
   await sentLast;
   try {
     // The purchase waits for the purse the upload holds…
-    await waitForBlocked(lockOrm, 'update ledger_account');
+    await waitForBlocked(lockOrm, 'ledger_account');
   } finally {
     // …and the upload goes on to the counter.
     upload.goOn();
@@ -121,7 +121,7 @@ it('a deadlock PostgreSQL breaks by ending the purchase’s last message: the me
   }, (id) => (paymentId = id));
   await sentLast;
   try {
-    await waitForBlocked(lockOrm, 'update ledger_account');
+    await waitForBlocked(lockOrm, 'ledger_account');
   } finally {
     other.goOn();
     await other.done;
