@@ -2,7 +2,7 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import { findCardByAsn } from '../cards/cards.service.js';
 import { fromGlobalId } from '../graphql/global-id.js';
 import { UserErrorCode } from '../graphql/user-error.js';
-import { credit, debit, post } from '../ledger/ledger.service.js';
+import { balanceAfterEntry, credit, debit, post } from '../ledger/ledger.service.js';
 import { cardPaidObligation, type PayingCard } from '../readers/session/card-paid-obligation.js';
 import { openSession } from '../readers/session/card-session.service.js';
 import { type CardSessionPurpose, openRefusal } from '../readers/session/purpose.js';
@@ -26,15 +26,15 @@ export const BILL_PAYMENT = 'bill-payment';
 const MAX_ATTEMPTS = 3;
 
 /** The card paid: card purse → biller payable, a receipt, the bill paid (in full or in part), a bill.paid event. */
-async function settle(em: EntityManager, payment: BillPaymentRow, sessionId: string, paidBy: PayingCard, proof: string, tac?: string): Promise<void> {
-  if (payment.status === 'SUCCEEDED') return;
+async function settle(em: EntityManager, payment: BillPaymentRow, sessionId: string, paidBy: PayingCard, proof: string, tac?: string): Promise<bigint | undefined> {
+  if (payment.status === 'SUCCEEDED') return undefined;
   // A CANCELED or FAILED one is over (the bill may have been paid another way since): a late proof must not pay the bill again.
   if (payment.status !== 'PROCESSING' && payment.status !== 'REQUIRES_CARD') throw new SessionError('PURPOSE_REFUSED', `the bill payment is ${payment.status}`);
   const { asn, currency } = paidBy;
   const amount = BigInt(payment.amount);
   const purse = await cardPurseAccount(em, asn, currency);
   const payable = await billerPayableAccount(em, payment.biller_id, currency);
-  await post(em, {
+  const entry = await post(em, {
     key: `bill-payment:${payment.id}`,
     description: `bill ${payment.period} of account ${payment.account_number} paid to ${payment.biller_name}`,
     lines: [debit(purse.id, amount), credit(payable.id, amount)],
@@ -50,6 +50,8 @@ async function settle(em: EntityManager, payment: BillPaymentRow, sessionId: str
   const card = await findCardByAsn(em, asn);
   const paid = await moveBillPayment(em, payment.id, 'SUCCEEDED', { receipt: { number: receiptNumberFor(bill.today, payment.id), businessDay: bill.today }, cardId: card?.id ?? null, cardSessionId: sessionId });
   await recordBillPaid(em, paid, settled);
+  // The purse shadow right after the entry (the engine compares the card's balance with it).
+  return balanceAfterEntry(entry, purse.id);
 }
 
 export const billPayment: CardSessionPurpose = {

@@ -392,6 +392,17 @@ export function post(em: EntityManager, input: EntryInput): Promise<PostedEntry>
   return inTransaction(em, (tx) => write(tx, input, null));
 }
 
+/**
+ * An account's balance right after `entry`, when this call posted it: in the poster's transaction,
+ * with the account's row locked to its end, that is its balance until something else in the
+ * transaction moves it. Undefined for a replay (its lines are history) or an account not in it.
+ */
+export function balanceAfterEntry(entry: PostedEntry, accountId: string): bigint | undefined {
+  if (entry.replayed) return undefined;
+  const lines = entry.lines.filter((l) => l.account === accountId.toLowerCase());
+  return lines.at(-1)?.balanceAfter;
+}
+
 /** Posts the mirror image of an entry. An entry is reversed at most once. */
 export function reverse(em: EntityManager, entryId: string, input: { key: string; description: string; metadata?: Record<string, unknown> }): Promise<PostedEntry> {
   return inTransaction(em, async (tx) => {

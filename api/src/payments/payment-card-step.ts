@@ -1,7 +1,7 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { fromGlobalId } from '../graphql/global-id.js';
 import { UserErrorCode } from '../graphql/user-error.js';
-import { credit, debit, post } from '../ledger/ledger.service.js';
+import { balanceAfterEntry, credit, debit, post } from '../ledger/ledger.service.js';
 import { cardPaidObligation, type PayingCard } from '../readers/session/card-paid-obligation.js';
 import { openSession } from '../readers/session/card-session.service.js';
 import { type CardSessionPurpose, openRefusal } from '../readers/session/purpose.js';
@@ -19,16 +19,19 @@ import { cardPurseAccount, merchantPayableAccount } from '../ledger/accounts.js'
  */
 export const PAYMENT = 'payment';
 
-/** The card paid: card purse → merchant payable, the payment SUCCEEDED (once: keyed by the payment). */
-async function settle(em: EntityManager, payment: PaymentRow, sessionId: string, paidBy: PayingCard, proof: string, tac?: string): Promise<void> {
-  if (payment.status === 'SUCCEEDED') return;
+/**
+ * The card paid: card purse → merchant payable, the payment SUCCEEDED (once: keyed by the payment).
+ * Returns the purse shadow right after the entry, when this call posted it.
+ */
+async function settle(em: EntityManager, payment: PaymentRow, sessionId: string, paidBy: PayingCard, proof: string, tac?: string): Promise<bigint | undefined> {
+  if (payment.status === 'SUCCEEDED') return undefined;
   // A CANCELED or FAILED one is over: a late proof does not pay it (its value goes back to the holder, transaction-proofs.ts).
   if (payment.status !== 'PROCESSING' && payment.status !== 'REQUIRES_CARD') throw new SessionError('PURPOSE_REFUSED', `the payment is ${payment.status}`);
   const { asn, currency } = paidBy;
   const amount = BigInt(payment.amount);
   const purse = await cardPurseAccount(em, asn, currency);
   const payable = await merchantPayableAccount(em, payment.merchant_id, currency);
-  await post(em, {
+  const entry = await post(em, {
     key: `payment:${payment.id}`,
     description: `card payment of order ${payment.order_reference} to merchant ${payment.merchant_name}`,
     lines: [debit(purse.id, amount), credit(payable.id, amount)],
@@ -37,6 +40,7 @@ async function settle(em: EntityManager, payment: PaymentRow, sessionId: string,
   await recordClearingItem(em, { kind: 'PAYMENT', participant: { kind: 'MERCHANT', id: payment.merchant_id }, cardCompanyId: paidBy.cardCompanyId, amount, currency, entryKey: `payment:${payment.id}`, reference: payment.id });
   // card_asn: the card that paid, the only link to a card the registry does not know (card_id null).
   await movePayment(em, payment, 'SUCCEEDED', { cardSessionId: sessionId, cardOfAsn: asn, cardAsn: asn });
+  return balanceAfterEntry(entry, purse.id);
 }
 
 export const merchantPayment: CardSessionPurpose = {

@@ -38,7 +38,7 @@ export function cardPaidObligation<Row extends ObligationRow, Checked = void>(sp
   /** Takes the obligation to PROCESSING for this session, with the card's claim (and what `check` found). */
   claim(em: EntityManager, row: Row, pending: PendingDebit, claim: DebitClaim, checked: Checked): Promise<void>;
   /** The card paid: its ledger entry and its status, at most once. */
-  settle(em: EntityManager, row: Row, sessionId: string, paidBy: PayingCard, proof: string, tac?: string): Promise<void>;
+  settle(em: EntityManager, row: Row, sessionId: string, paidBy: PayingCard, proof: string, tac?: string): Promise<bigint | void>;
   /** A refusal about the card while it waits for one: count the attempt (and fail it after the last). */
   countFailedAttempt(em: EntityManager, row: Row, refusal: SessionRefusal): Promise<void>;
 }): Pick<CardSessionPurpose, 'debitGuard' | 'complete' | 'onRefusal'> {
@@ -51,7 +51,7 @@ export function cardPaidObligation<Row extends ObligationRow, Checked = void>(sp
       if (BigInt(row.amount) !== BigInt(pending.amount)) throw new SessionError('PURPOSE_REFUSED', `the session’s amount is not the ${spec.noun}’s`);
       if (row.status === 'PROCESSING' && row.card_session_id !== pending.session.id) {
         await settleEarlierClaim(em, { what: spec.earlier.what, ref: { [spec.earlier.refKey]: row.id }, sessionId: row.card_session_id, claim: row.card_claim }, pending, async (tx) =>
-          spec.settle(tx, (await spec.byId(tx, row.id, true))!, row.card_session_id!, pending, 'card transaction log'),
+          void (await spec.settle(tx, (await spec.byId(tx, row.id, true))!, row.card_session_id!, pending, 'card transaction log')),
         );
       }
       if (new Date(row.expires_at) <= pending.now) throw new SessionError('PURPOSE_REFUSED', `the ${spec.noun} has expired`);
@@ -67,7 +67,7 @@ export function cardPaidObligation<Row extends ObligationRow, Checked = void>(sp
       // A purchase the card proved later (GET TRANSACTION PROVE) is settled whoever holds the claim now: the card paid.
       if (!row || (row.card_session_id !== done.session.id && typeof done.result.provedBy !== 'string')) throw new Error(`${spec.noun} ${id} is not claimed by card session ${done.session.id}`);
       const proof = typeof done.result.proof === 'string' ? done.result.proof : typeof done.result.provedBy === 'string' ? `TAC from GET TRANSACTION PROVE in card session ${done.result.provedBy}` : typeof done.result.tac === 'string' ? 'TAC' : 'the reader’s signed read-back of the M1 card';
-      await spec.settle(em, row, done.session.id, done, proof, typeof done.result.tac === 'string' ? done.result.tac : undefined);
+      return spec.settle(em, row, done.session.id, done, proof, typeof done.result.tac === 'string' ? done.result.tac : undefined);
     },
 
     async onRefusal(em, session, refusal) {

@@ -43,13 +43,14 @@ export async function guardCredit(s: StepInput, pending: Omit<PendingCredit, 'se
  */
 export async function complete(em: EntityManager, deps: SessionDeps, session: SessionRow, reader: ReaderRow, card: CardIdentity, result: Record<string, unknown>): Promise<void> {
   const done = { session, reader, cardCompanyId: card.cardCompanyId, asn: card.asn, currency: card.currency, result };
+  let shadowAfterEntry: bigint | void;
   try {
-    await purposeOf(deps, session)?.complete(em, done);
+    shadowAfterEntry = await purposeOf(deps, session)?.complete(em, done);
   } catch (err) {
     if (err instanceof LedgerError && err.code === LedgerErrorCode.INSUFFICIENT_FUNDS) throw new SessionError('PURSE_MISMATCH', `the ledger refused: ${err.message}`, result).at('complete');
     throw err;
   }
-  const purseBalance = await compareWithShadow(em, session, card, result);
+  const purseBalance = await compareWithShadow(em, session, card, result, shadowAfterEntry ?? undefined);
   for (const observe of deps.observers) await observe(em, { ...done, purseBalance });
 }
 
@@ -71,10 +72,11 @@ export async function completeProven(em: EntityManager, deps: SessionDeps, sessi
  * never issued, offline spending we have not heard of yet, or a write that went wrong. Returns the
  * shadow it read, for the observers.
  */
-async function compareWithShadow(em: EntityManager, session: SessionRow, card: CardIdentity, result: Record<string, unknown>): Promise<bigint | undefined> {
+async function compareWithShadow(em: EntityManager, session: SessionRow, card: CardIdentity, result: Record<string, unknown>, afterEntry: bigint | undefined): Promise<bigint | undefined> {
   const reported = typeof result.balance === 'number' ? result.balance : typeof result.newBalance === 'number' ? result.newBalance : undefined;
   if (reported === undefined) return undefined;
-  const shadow = await cardPurseBalance(em, card.asn, card.currency);
+  // The purpose's own entry gave it (its row locked by this transaction since), or it is read.
+  const shadow = afterEntry ?? (await cardPurseBalance(em, card.asn, card.currency));
   if (shadow === BigInt(reported)) return shadow;
   await em.execute(
     `insert into card_balance_discrepancy (card_asn, session_id, currency, card_balance, shadow_balance) values (?, ?, ?, ?, ?)`,

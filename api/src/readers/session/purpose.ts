@@ -58,8 +58,11 @@ export interface CompletedOperation {
  * When a session of its purpose completes, the purpose records its business effect (ledger entry,
  * pending load marked loaded, ...) in the same transaction. A SessionError (or a ledger refusing
  * for want of funds, which becomes PURSE_MISMATCH) refuses the step: nothing the step wrote stays.
+ * It may return the card's purse shadow right after the entry it posted on it (`balanceAfterEntry`),
+ * so the engine compares the card's balance with it without reading it again; nothing, and the
+ * engine reads the shadow.
  */
-export type CompletionHandler = (em: EntityManager, done: CompletedOperation) => Promise<void>;
+export type CompletionHandler = (em: EntityManager, done: CompletedOperation) => Promise<bigint | void>;
 
 /**
  * Told of every completed operation after its ledger entry, in the same transaction (e.g. to send
