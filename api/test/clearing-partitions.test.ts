@@ -12,7 +12,7 @@ import { randomBytes } from 'node:crypto';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it, vi } from 'vitest';
-import { createProgram } from '../src/cli/program.js';
+import { onecard } from './support/cli.js';
 import { migrate, openOrm } from '../src/db/orm.js';
 import { payableAccount } from '../src/ledger/accounts.js';
 import { checkLedger } from '../src/ledger/ledger-check.js';
@@ -55,15 +55,6 @@ afterEach(() => {
 });
 
 /** Runs `onecard <args>` in-process: what it printed (stdout, stderr) and its exit code. */
-async function onecard(...args: string[]): Promise<{ out: string; err: string; exitCode: number }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  vi.spyOn(console, 'log').mockImplementation((...parts) => void out.push(parts.join(' ')));
-  vi.spyOn(console, 'error').mockImplementation((...parts) => void err.push(parts.join(' ')));
-  await createProgram().exitOverride().parseAsync(['node', 'onecard', ...args]);
-  return { out: out.join('\n'), err: err.join('\n'), exitCode: Number(process.exitCode ?? 0) };
-}
-
 /** Which table holds each item: its partition. */
 const partitionsOf = async (e: EntityManager, keys: string[]) =>
   Object.fromEntries((await e.execute<{ entry_key: string; part: string }[]>(`select entry_key, tableoid::regclass::text as part from clearing_item where entry_key in (?)`, [keys])).map((r) => [r.entry_key, r.part]));

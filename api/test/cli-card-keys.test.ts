@@ -8,7 +8,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, expect, it, vi } from 'vitest';
-import { createProgram } from '../src/cli/program.js';
+import { onecard as runCli } from './support/cli.js';
 import { keyCheckValue } from '../src/readers/keys/master-keys.service.js';
 import { createCity } from '../src/tenancy/tenancy.service.js';
 import { freshDatabase, type TestDatabase } from './support/database.js';
@@ -44,13 +44,9 @@ afterEach(() => {
 
 const printed: string[] = [];
 async function onecard(...args: string[]): Promise<{ out: string; err: string; exitCode: number }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  vi.spyOn(console, 'log').mockImplementation((...parts) => void out.push(parts.join(' ')));
-  vi.spyOn(console, 'error').mockImplementation((...parts) => void err.push(parts.join(' ')));
-  await createProgram().exitOverride().parseAsync(['node', 'onecard', ...args]);
-  printed.push(...out, ...err);
-  return { out: out.join('\n'), err: err.join('\n'), exitCode: Number(process.exitCode ?? 0) };
+  const ran = await runCli(...args);
+  printed.push(...ran.printed);
+  return ran;
 }
 
 it('imports a wrapped key with its check value, activates and retires it, and never prints it', async () => {

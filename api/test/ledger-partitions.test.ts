@@ -13,7 +13,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it, vi } from 'vitest';
-import { createProgram } from '../src/cli/program.js';
+import { onecard } from './support/cli.js';
 import { migrate, openOrm } from '../src/db/orm.js';
 import { archiveLedgerMonth } from '../src/ledger/ledger-archive.js';
 import { checkLedger } from '../src/ledger/ledger-check.js';
@@ -53,15 +53,6 @@ afterEach(() => {
 });
 
 /** Runs `onecard <args>` in-process: what it printed (stdout, stderr) and its exit code. */
-async function onecard(...args: string[]): Promise<{ out: string; err: string; exitCode: number }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  vi.spyOn(console, 'log').mockImplementation((...parts) => void out.push(parts.join(' ')));
-  vi.spyOn(console, 'error').mockImplementation((...parts) => void err.push(parts.join(' ')));
-  await createProgram().exitOverride().parseAsync(['node', 'onecard', ...args]);
-  return { out: out.join('\n'), err: err.join('\n'), exitCode: Number(process.exitCode ?? 0) };
-}
-
 let n = 0;
 const account = (type: AccountType, nonNegative = false) =>
   openAccount(em, { code: `ledpart.${++n}`, type, ownerKind: AccountOwnerKind.OTHER, currency: 'CNY', nonNegative }).then((a) => a.id);
