@@ -223,6 +223,11 @@ describe('onecard partitions archive-ledger', () => {
     const manifest = JSON.parse(await fs.readFile(path.join(dir, 'ledger-2026-10.manifest.json'), 'utf8'));
     expect(manifest).toMatchObject({ month: '2026-10', entries: 2, postings: 4, openingsAt: '2026-11-01' });
     expect(await em.execute(`select to_regclass('posting_y2026m10') is null as gone`)).toEqual([{ gone: true }]);
+    // `partitions list`: which monthly tables still have each month (October's ledger is gone, November's kept).
+    const listed = (await onecard('partitions', 'list')).out.split('\n');
+    expect(listed[0]).toMatch(/^month\s+clearing_item\s+journal_entry\s+posting$/);
+    expect(listed).toContainEqual(expect.stringMatching(/^2026-11\s+(yes|-)\s+yes\s+yes$/));
+    expect(listed.filter((l) => l.startsWith('2026-10')).every((l) => /^2026-10\s+yes\s+-\s+-$/.test(l))).toBe(true);
 
     // The purse: 1000 loaded, 300 spent in October (opening -700, a liability's credit), 200 and 100 since.
     expect(await openingAndKept(purse)).toEqual({ opening: '-700', kept: '300' });

@@ -7,7 +7,8 @@ import { checkLedger } from '../ledger/ledger-check.js';
 import { createLedgerPartitionsAhead } from '../ledger/ledger-partitions.js';
 import { ArchiveRefusal, archiveClearingMonth } from '../settlement/clearing-archive.js';
 import { MONTHS_AHEAD } from '../db/months.js';
-import { createPartitionsAhead, partitionedMonths } from '../settlement/clearing-partitions.js';
+import { createPartitionsAhead } from '../settlement/clearing-partitions.js';
+import { attachedMonths } from '../db/partitions.js';
 
 type WithOrm = <T>(work: (orm: Orm, config: Config) => Promise<T>) => Promise<T>;
 
@@ -23,9 +24,14 @@ export function partitionsCommand(withOrm: WithOrm): Command {
   const command = new Command('partitions').description('the monthly partitions of clearing_item and the ledger: list, create ahead, archive a settled month');
   command
     .command('list')
-    .description('the months that have a partition')
+    .description('the months that have a partition, and which of the monthly tables (clearing_item, journal_entry, posting) have one')
     .action(async () => {
-      for (const month of await withOrm((orm) => partitionedMonths(orm.em.fork()))) console.log(month);
+      const tables = ['clearing_item', 'journal_entry', 'posting'];
+      const months = await withOrm(async (orm) => Promise.all(tables.map((t) => attachedMonths(orm.em.fork(), t))));
+      const all = [...new Set(months.flat())].sort();
+      // A month archived from one table and not (yet) the other shows as '-' there.
+      console.log(['month  ', ...tables].join('  '));
+      for (const month of all) console.log([month, ...tables.map((t, i) => (months[i]!.includes(month) ? 'yes' : '-').padEnd(t.length))].join('  ').trimEnd());
     });
   command
     .command('ahead')
