@@ -159,3 +159,28 @@ describe('the merchant cancels only a payment still waiting', () => {
     expect((await get(paid)).status).toBe('SUCCEEDED');
   });
 });
+
+describe('lost answers do not hold up the expiry of other payments', () => {
+  it('more than a batch (50) of payments the card may have paid, in their day of grace, and one expired after them waiting for a card: the job cancels that one now, and the others a day past their expiry', async () => {
+    const t = new Date(Math.floor(Date.now() / 1000) * 1000 + 3 * 3_600_000);
+    // 51 payments a card may have paid, as the one made for real (its claim and its session, over).
+    const real = await lostAnswer();
+    await expireSession(world, real.session);
+    const lost = [real.payment, ...(await Promise.all(Array.from({ length: 50 }, () => newPayment())))];
+    const uuids = lost.map((id) => fromGlobalId(id, 'Payment').id);
+    await world.db.orm.em.fork().execute(
+      `update payment p set status = 'PROCESSING', card_claim = r.card_claim, card_session_id = r.card_session_id, expires_at = ?
+         from payment r where r.id = ? and p.id in (${uuids.map(() => '?').join(', ')})`,
+      [at(t, -2_000), uuids[0], ...uuids],
+    );
+    const waiting = await newPayment();
+    await expiresAt(waiting, at(t, -1_000));
+
+    expect(await expire(t)).toBe(1);
+    expect(await get(waiting)).toEqual({ status: 'CANCELED', cancelReason: 'EXPIRED', failureCode: null });
+    for (const id of [lost[0]!, lost[50]!]) expect((await get(id)).status).toBe('PROCESSING');
+
+    expect(await expire(at(t, DAY - 2_000))).toBe(51);
+    for (const id of [lost[0]!, lost[50]!]) expect(await get(id)).toEqual({ status: 'CANCELED', cancelReason: 'EXPIRED', failureCode: 'CARD_ANSWER_LOST' });
+  });
+});
