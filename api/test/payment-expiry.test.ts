@@ -17,6 +17,7 @@ import type { bearerClient } from './support/oauth.js';
 const world = useCardSessionWorld();
 
 let merchant: OneCardClient;
+let otherMerchant: OneCardClient;
 let issuer: OneCardClient;
 let counter: TestReader;
 let app: ReturnType<typeof bearerClient>;
@@ -29,6 +30,7 @@ beforeAll(async () => {
   const em = world.db.orm.em.fork();
   const shop = await createMerchant(em, { cityId: world.gz.cityId, name: 'Expiry Dumplings' });
   merchant = await apiClient(world, 'MERCHANT', shop.id, ['payments:write', 'payments:read']);
+  otherMerchant = await apiClient(world, 'MERCHANT', (await createMerchant(em, { cityId: world.gz.cityId, name: 'Expiry Noodles' })).id, ['payments:write', 'payments:read']);
   issuer = await apiClient(world, 'ISSUER', world.gz.cardCompanyId, ['topups:write']);
   counter = await newReader(world, 'EXPIRY-COUNTER', world.gz);
   ({ id: holderId, app } = await cardholderApp(world, 'expiry-holder'));
@@ -135,6 +137,16 @@ describe('a payment the card may have paid (its answer lost)', () => {
 });
 
 describe('the merchant cancels only a payment still waiting', () => {
+  it('another merchant’s payment is not found (named by the id asked for), and stays waiting', async () => {
+    const theirs = await newPayment();
+    const uuid = fromGlobalId(theirs, 'Payment').id;
+    const answer = (await otherMerchant.request<{ cancelPayment: { payment: Payment | null; userErrors: Errors } }>(CANCEL, { input: { payment: theirs, idempotencyKey: `expiry-foreign-${uuid}` } })).cancelPayment;
+    expect(answer).toEqual({ payment: null, userErrors: [{ code: 'NOT_FOUND', field: ['input', 'payment'], message: `no payment ${uuid}` }] });
+    expect(await get(theirs)).toEqual({ status: 'REQUIRES_CARD', cancelReason: null, failureCode: null });
+    // Its own merchant cancels it (no payment of this file left waiting).
+    expect((await cancel(theirs)).userErrors).toEqual([]);
+  });
+
   it('one canceled already, or failed, is refused with its state and stays as it was; one paid is refused with what to do instead', async () => {
     const once = await newPayment();
     expect(await cancel(once)).toEqual({ payment: { status: 'CANCELED', cancelReason: 'MERCHANT', failureCode: null }, userErrors: [] });
