@@ -128,6 +128,12 @@ describe('the whole top-up, with the sandbox gateway and a virtual card', () => 
     expect(new Date(loaded.loadedAt!).getTime()).toBeGreaterThanOrEqual(new Date(paid.paidAt!).getTime());
     expect(loaded.paidAt).toBe(paid.paidAt);
     expect((await loadedColumns(topUp.id)).loaded_session_id).toBe(sessionUuid(opened.openCardSession.session!.id));
+    // The card company was told it was paid, then that it is on the card.
+    const told = await world.db.orm.em.fork().execute<{ type: string; status: string }[]>(`select type, payload->>'status' as status from event_outbox where subject_id = ? order by id`, [topUp.id]);
+    expect(told).toEqual([
+      { type: 'topup.paid', status: 'PAID' },
+      { type: 'topup.loaded', status: 'LOADED' },
+    ]);
     // Money: the gateway's clearing → pending loads → the card's purse; nothing left pending.
     expect(await purseBalance(world, card.chip.asn)).toBe(2_000n);
     expect(await pendingLoads()).toBe(0n);
