@@ -111,7 +111,8 @@ describe('who may refund a card’s top-up', () => {
     expect(refused.refundTopUp.userErrors.map((e) => e.code)).toEqual(['NOT_REFUNDABLE']);
     expect((await get(topUp.id)).status).toBe('PAID');
     refundSucceeds(pi, 're_refusals_company');
-    const company = await party('ISSUER', ['topups:write', 'cards:read']);
+    // topups:write alone: refunding needs no read scope of its own.
+    const company = await party('ISSUER', ['topups:write']);
     const done = await company.request<Refunded>(REFUND, { input: { topUp: topUp.id, idempotencyKey: 'company-1' } });
     expect(done.refundTopUp.userErrors).toEqual([]);
     expect(done.refundTopUp.topUp).toMatchObject({ id: topUp.id, status: 'REFUNDED', failureCode: null });
@@ -119,6 +120,18 @@ describe('who may refund a card’s top-up', () => {
     expect(await pendingLoads()).toBe(before - 1_000n);
     expect(await refundEntries(uuidOf(topUp.id))).toEqual(['TOP_UP_REFUND']);
     expect(await checkLedger(db.orm.em.fork())).toEqual([]);
+  });
+
+  it('the holder’s app with card:topup alone refunds a top-up of the holder’s lost card', async () => {
+    const { topUp, pi } = await paidTopUp('by-app-topup-scope');
+    await db.orm.em.fork().execute(`update card set status = 'LOST' where id = (select card_id from top_up where id = ?)`, [uuidOf(topUp.id)]);
+    const redirectUri = 'http://127.0.0.1:8795/callback';
+    const { client } = await createClient(db.orm.em.fork(), { kind: 'CARDHOLDER_APP', tenantId: companyId, name: 'Top-up only app', scopes: ['card:topup'], redirectUris: [redirectUri] });
+    const topUpOnly = bearerClient(server.url, await cardholderAccessToken(server.url, { clientId: client.client_id, redirectUri, username: 'qian', password: 'qian password 1', scope: 'card:topup' }));
+    refundSucceeds(pi, 're_refusals_app');
+    const done = await topUpOnly.request<Refunded>(REFUND, { input: { topUp: topUp.id, idempotencyKey: 'app-topup-only-1' } });
+    expect(done.refundTopUp).toMatchObject({ userErrors: [], topUp: { id: topUp.id, status: 'REFUNDED' } });
+    expect((await get(topUp.id)).status).toBe('REFUNDED');
   });
 
   it('the operator (tenants:manage) may refund any card’s top-up', async () => {
