@@ -144,6 +144,21 @@ describe('who may refund a card’s top-up', () => {
   });
 });
 
+describe('what is not refunded through the gateway', () => {
+  it.each(['TRANSFER', 'REFUND'])('a %s pending load (a replaced card’s balance, a merchant’s refund) is loaded onto the card, never refunded: NOT_REFUNDABLE, still PAID, nothing booked', async (origin) => {
+    const { topUp } = await paidTopUp(`origin-${origin}`);
+    // The refusal reads only the origin: a paid pending load marked as the other kinds of pending load.
+    await db.orm.em.fork().execute(`update top_up set origin = ? where id = ?`, [origin, uuidOf(topUp.id)]);
+    const before = await pendingLoads();
+    const company = await party('ISSUER', ['topups:write']);
+    const asked = await company.request<{ refundTopUp: { topUp: TopUp | null; userErrors: { code: string; field: string[]; message: string }[] } }>(`mutation($input: RefundTopUpInput!) { refundTopUp(input: $input) { topUp { id } userErrors { code field message } } }`, { input: { topUp: topUp.id, idempotencyKey: `origin-${origin}-1` } });
+    expect(asked.refundTopUp).toEqual({ topUp: null, userErrors: [{ code: 'NOT_REFUNDABLE', field: ['input', 'topUp'], message: expect.stringMatching(/^this pending load is not a gateway payment/) }] });
+    expect((await get(topUp.id)).status).toBe('PAID');
+    expect(await pendingLoads()).toBe(before);
+    expect(await refundEntries(uuidOf(topUp.id))).toEqual([]);
+  });
+});
+
 describe('what the gateway’s answer to a refund leaves', () => {
   it('“this charge is refunded already” (the refund of this attempt exists): on its way, not put back, the caller told the gateway did not answer', async () => {
     const { topUp } = await paidTopUp('already-refunded');
