@@ -48,10 +48,11 @@ afterAll(async () => {
 });
 useMockedGateway();
 
-/** A client of the card company or of the operator, with the given scopes, on `url`. */
-async function party(kind: 'ISSUER' | 'OPERATOR', scopes: string[], url = server.url): Promise<OneCardClient> {
+/** A client of the card company or of the operator, with the given scopes, on `url` (`on`: the same client on another server). */
+async function party(kind: 'ISSUER' | 'OPERATOR', scopes: string[], url = server.url): Promise<OneCardClient & { on: (other: string) => OneCardClient }> {
   const made = await createClient(db.orm.em.fork(), { kind, tenantId: kind === 'ISSUER' ? companyId : null, name: `${kind} ${Math.random()}`, scopes });
-  return new OneCardClient({ baseUrl: url, clientId: made.client.client_id, clientSecret: made.clientSecret!, scope: scopes.join(' ') });
+  const at = (baseUrl: string) => new OneCardClient({ baseUrl, clientId: made.client.client_id, clientSecret: made.clientSecret!, scope: scopes.join(' ') });
+  return Object.assign(at(url), { on: at });
 }
 
 type TopUp = { id: string; status: string; failureCode: string | null; failureMessage: string | null; refundedAt: string | null };
@@ -201,5 +202,24 @@ describe('what the gateway’s answer to a refund leaves', () => {
     expect((await get(topUp.id)).status).toBe('PAID');
     expect(await pendingLoads()).toBe(before);
     expect(await refundEntries(uuidOf(topUp.id))).toEqual([]);
+  });
+
+  it('the same refund request again (its key) on a server with no gateway: still on its way, the caller told no gateway is configured, nothing more booked', async () => {
+    const { topUp } = await paidTopUp('resumed-no-gateway');
+    const company = await party('ISSUER', ['topups:write']);
+    nock(GATEWAY).post('/v1/refunds').times(3).reply(503, { error: { type: 'api_error', message: 'down' } });
+    const first = await company.request<Refunded>(REFUND, { input: { topUp: topUp.id, idempotencyKey: 'resumed-1' } });
+    expect(first.refundTopUp).toMatchObject({ topUp: { status: 'REFUNDING' }, userErrors: [{ code: 'GATEWAY_UNAVAILABLE' }] });
+    const before = await pendingLoads();
+    const bare = await startTestServer(db.orm, {});
+    try {
+      const again = await company.on(bare.url).request<Refunded>(REFUND, { input: { topUp: topUp.id, idempotencyKey: 'resumed-1' } });
+      expect(again.refundTopUp).toEqual({ topUp: expect.objectContaining({ id: topUp.id, status: 'REFUNDING' }), userErrors: [{ code: 'GATEWAY_UNAVAILABLE', message: 'no payment gateway is configured' }] });
+    } finally {
+      await bare.close();
+    }
+    expect((await get(topUp.id)).status).toBe('REFUNDING');
+    expect(await pendingLoads()).toBe(before);
+    expect(await refundEntries(uuidOf(topUp.id))).toEqual(['TOP_UP_REFUND']);
   });
 });
