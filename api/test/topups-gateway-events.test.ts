@@ -153,6 +153,20 @@ describe('what a payment-intent event makes of a top-up awaiting payment', () =>
     expect(await entriesOf(uuidOf(topUp.id))).toBe(0);
   });
 
+  it('an intent the gateway answers canceled to the create call itself: CANCELED straight from CREATED, nothing booked, the card company told', async () => {
+    nock(GATEWAY)
+      .post('/v1/payment_intents')
+      .reply(async (req: Request) => {
+        const form = new URLSearchParams(await req.text());
+        return [200, { id: 'pi_events_canceled_at_once', object: 'payment_intent', amount: 1_000, currency: 'cny', status: 'canceled', client_secret: 'pi_events_canceled_at_once_secret', metadata: { topUpId: form.get('metadata[topUpId]')! }, payment_method: null, last_payment_error: null, latest_charge: null, created: Math.floor(Date.now() / 1000) }];
+      });
+    const made = await app.request<{ createTopUp: { topUp: TopUp; userErrors: unknown[] } }>(`mutation($input: CreateTopUpInput!) { createTopUp(input: $input) { topUp { ${TOP_UP} } userErrors { code } } }`, { input: { card: await newCard(), amount: 1_000, idempotencyKey: 'canceled-at-once' } });
+    expect(made.createTopUp.userErrors).toEqual([]);
+    expect(made.createTopUp.topUp).toMatchObject({ status: 'CANCELED', paidAt: null, history: [{ from: null, to: 'CREATED', cause: 'create' }, { from: 'CREATED', to: 'CANCELED', cause: 'create' }] });
+    expect(await outboxTypes(made.createTopUp.topUp.id)).toEqual(['topup.canceled']);
+    expect(await entriesOf(uuidOf(made.createTopUp.topUp.id))).toBe(0);
+  });
+
   it.each(['processing', 'requires_confirmation', 'requires_payment_method'] as const)('an intent %s (no error): still AWAITING_PAYMENT, no history, stale', async (status) => {
     const { topUp, pi } = await awaiting(`still-${status}`);
     const sent = await send('payment_intent.processing', { ...pi, status });

@@ -45,7 +45,7 @@ const TOP_UP = `id status amount { amount currency } paymentUrl clientSecret fai
 const CREATE = `mutation($input: CreateTopUpInput!) { createTopUp(input: $input) { topUp { ${TOP_UP} } userErrors { code field message } } }`;
 const GET = `query($id: ID!) { topUp(id: $id) { ${TOP_UP} } }`;
 
-type TopUp = { id: string; status: string; paymentUrl: string | null; failureCode: string | null; history: { from: string | null; to: string; cause: string }[] };
+type TopUp = { id: string; status: string; paymentUrl: string | null; failureCode: string | null; paidAt: string | null; loadedAt: string | null; history: { from: string | null; to: string; cause: string }[] };
 type CreateResult = { createTopUp: { topUp: TopUp | null; userErrors: { code: string; field: string[]; message: string }[] } };
 
 const create = (who: Holder, input: Record<string, unknown>) => who.app.request<CreateResult>(CREATE, { input });
@@ -69,6 +69,13 @@ async function paidTopUp(who: Holder, card: { id: string }, amount: number): Pro
   const made = await create(who, { card: card.id, amount, idempotencyKey: `paid-${Math.random()}`, paymentMethod: 'pm_card_visa' });
   expect(made.createTopUp.userErrors).toEqual([]);
   return waitFor(who, made.createTopUp.topUp!.id, 'PAID');
+}
+
+/** What the top-up row records of its load: the card session that wrote it, and when. */
+async function loadedColumns(topUpGlobalId: string) {
+  const uuid = Buffer.from(topUpGlobalId, 'base64url').toString().split(':')[1]!;
+  const [row] = await world.db.orm.em.fork().execute<{ loaded_session_id: string | null; loaded_at: Date | null }[]>(`select loaded_session_id::text, loaded_at from top_up where id = ?`, [uuid]);
+  return row!;
 }
 
 async function ledgerOk() {
@@ -99,6 +106,10 @@ describe('the whole top-up, with the sandbox gateway and a virtual card', () => 
     await payOnCheckoutPage(topUp.paymentUrl!);
     const paid = await waitFor(alice, topUp.id, 'PAID');
     expect(paid.history.map((h) => h.to)).toEqual(['CREATED', 'AWAITING_PAYMENT', 'PAID']);
+    // Paid, not on the card yet: no load time, no loading session.
+    expect(paid.paidAt).not.toBeNull();
+    expect(paid.loadedAt).toBeNull();
+    expect(await loadedColumns(topUp.id)).toEqual({ loaded_session_id: null, loaded_at: null });
     expect(paid.history[2]!.cause).toMatch(/^gateway event evt_/);
     const cardView = await alice.app.request<{ card: { pendingLoad: { amount: number } } }>(`query($id: ID!) { card(id: $id) { pendingLoad { amount } } }`, { id: card.id });
     expect(cardView.card.pendingLoad.amount).toBe(2000);
@@ -112,6 +123,17 @@ describe('the whole top-up, with the sandbox gateway and a virtual card', () => 
 
     const loaded = await waitFor(alice, topUp.id, 'LOADED');
     expect(loaded.history.at(-1)!.cause).toMatch(/\(TAC\)$/);
+    // The holder sees when it went onto the card (after it was paid); the top-up records the session that wrote it.
+    expect(loaded.loadedAt).not.toBeNull();
+    expect(new Date(loaded.loadedAt!).getTime()).toBeGreaterThanOrEqual(new Date(paid.paidAt!).getTime());
+    expect(loaded.paidAt).toBe(paid.paidAt);
+    expect((await loadedColumns(topUp.id)).loaded_session_id).toBe(sessionUuid(opened.openCardSession.session!.id));
+    // The card company was told it was paid, then that it is on the card.
+    const told = await world.db.orm.em.fork().execute<{ type: string; status: string }[]>(`select type, payload->>'status' as status from event_outbox where subject_id = ? order by id`, [topUp.id]);
+    expect(told).toEqual([
+      { type: 'topup.paid', status: 'PAID' },
+      { type: 'topup.loaded', status: 'LOADED' },
+    ]);
     // Money: the gateway's clearing → pending loads → the card's purse; nothing left pending.
     expect(await purseBalance(world, card.chip.asn)).toBe(2_000n);
     expect(await pendingLoads()).toBe(0n);
@@ -532,6 +554,9 @@ describe('refunds', () => {
     const refunded = await alice.app.request<{ refundTopUp: { topUp: TopUp; userErrors: unknown[] } }>(REFUND, { input: { topUp: topUp.id, idempotencyKey: 'refund-lost-card' } });
     expect(refunded.refundTopUp.userErrors).toEqual([]);
     expect(refunded.refundTopUp.topUp.status).toBe('REFUNDED');
+    // Refunded, never on the card: no load time shows, no loading session is recorded.
+    expect(refunded.refundTopUp.topUp.loadedAt).toBeNull();
+    expect(await loadedColumns(topUp.id)).toEqual({ loaded_session_id: null, loaded_at: null });
     expect(await pendingLoads()).toBe(before - 2_500n);
     // A retry of it (say after a time-out) gets the same answer, and refunds nothing more.
     expect((await alice.app.request<{ refundTopUp: { topUp: TopUp; userErrors: unknown[] } }>(REFUND, { input: { topUp: topUp.id, idempotencyKey: 'refund-lost-card' } })).refundTopUp.topUp.status).toBe('REFUNDED');
