@@ -251,6 +251,9 @@ describe('an operation whose last answer was lost is proved at the card’s next
     expect(read).toMatchObject({ state: 'COMPLETED', result: { asn: c.asn, balance: 650 } });
     expect((await auditOf(world, read.id)).map((r) => r.step)).toEqual(['open', 'hello', 'firstAnswers', 'proofAnswer']);
     expect(await purseBalance(world, c.asn)).toBe(650n);
+    // The proof round's audit row names the card, the counter asked about and what it settled (what the card company reconciles from).
+    const [proofRow] = await world.db.orm.em.fork().execute<{ detail: Record<string, unknown> }[]>(`select detail from card_session_audit where session_id = ? and step = 'proofAnswer'`, [sessionUuid(read.id)]);
+    expect(proofRow!.detail).toEqual({ asn: c.asn, purchase: { counter: 0, settled: sessionUuid(lost.id), answered: expect.stringMatching(/^[0-9A-F]{8}$/) } });
   });
 });
 
