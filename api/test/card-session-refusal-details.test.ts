@@ -257,6 +257,23 @@ describe('an operation whose last answer was lost is proved at the card’s next
   });
 });
 
+describe('a purchase whose INITIALIZE FOR PURCHASE fails while a proof is owed', () => {
+  it('another status word than 94 01 (not the lost purchase’s work): CARD_ERROR at once, no proof round; the next honest tap proves it', async () => {
+    const c = await loadedCard(1000);
+    const lost = await till().open('PURCHASE', 350);
+    await sessionsOf(lastMessageLost(world, 16)['the app dies after the card answered']!(merchant), () => shop).agent(c).run(lost).catch(() => undefined);
+    await expireSession(world, lost.id);
+    const next = await till().open('PURCHASE', 100);
+    // INITIALIZE FOR PURCHASE (80 50) answered 6A 81 (function not supported) on its way to the reader.
+    expect(await till().agent(c, shop, alteringAnswer(c, 0x50, () => Uint8Array.from([0x6a, 0x81]))).run(next)).toMatchObject({ state: 'FAILED', refusal: 'CARD_ERROR' });
+    expect((await auditOf(world, next.id)).map((r) => r.step)).toEqual(['open', 'hello', 'refused']);
+    expect(await purseBalance(world, c.asn)).toBe(1000n);
+    const read = await counter().agent(c).run(await counter().open('BALANCE'));
+    expect(read).toMatchObject({ state: 'COMPLETED', result: { balance: 650 } });
+    expect(await purseBalance(world, c.asn)).toBe(650n);
+  });
+});
+
 describe('a load while the card has passed an earlier load it did not prove', () => {
   it('the proof answer dropped (94 06): LOAD_UNRESOLVED by transaction-proof, naming the lost session, before MAC2; nothing booked', async () => {
     const c = await loadedCard(100);
