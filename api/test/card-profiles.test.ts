@@ -16,7 +16,7 @@ import { storeM1MasterKey } from '../src/readers/key-store.js';
 import { m1SectorKeyB } from '../src/readers/m1/m1-script.js';
 import { checkLedger } from '../src/ledger/ledger-check.js';
 import { createMerchant } from '../src/tenancy/tenancy.service.js';
-import { apiClient, auditOf, issueCard, kek, OPEN, newReader, purseBalance, readerAgentOptions, sessionsOf, sessionUuid, type TestReader, useCardSessionWorld } from './support/card-sessions.js';
+import { apiClient, auditOf, brokenRelay, expireSession, issueCard, kek, OPEN, newReader, purseBalance, readerAgentOptions, sessionsOf, sessionUuid, type TestReader, useCardSessionWorld } from './support/card-sessions.js';
 
 const T_UNION_AID = 'A000000632010105';
 const CITY_UNION_AID = 'A00000000386980701';
@@ -137,6 +137,25 @@ describe('a T-Union (交通联合) card, once its card company has set its produ
     expect(purchase.view).toMatchObject({ state: 'COMPLETED', result: { asn: c.asn, oldBalance: 3000, newBalance: 1800, amount: 1200, offlineCounter: 1 } });
     expect(paid.sent.filter((a) => a.startsWith(INITIALIZE_FOR_PURCHASE)).map((a) => a.slice(10, 12))).toEqual(['01', '02']);
     expect(await chipBalance(c, T_UNION_AID)).toBe(1800);
+    expect(await purseBalance(world, c.asn)).toBe(1800n);
+    expect(await checkLedger(world.db.orm.em.fork())).toEqual([]);
+  });
+
+  it('after a proof round the card is asked again with its own profile: a T-Union card whose purchase answer was lost loads at its next tap', async () => {
+    const c = tUnionCard();
+    expect((await run(gzIssuer, counter, 'LOAD', 2000, watched(c))).view.state).toBe('COMPLETED');
+    // The purchase's last message (the card's TAC, after the profile's second round) never reaches the host.
+    const lost = await sessionsOf(merchant, () => till).open('PURCHASE', 500);
+    await expect(sessionsOf(brokenRelay(merchant, 3, 'request'), () => till).agent(c).run(lost)).rejects.toThrow('connection lost');
+    await expireSession(world, lost.id);
+    expect(await chipBalance(c, T_UNION_AID)).toBe(1500);
+    expect(await purseBalance(world, c.asn)).toBe(2000n);
+    const transport = watched(c);
+    const { session, view } = await run(gzIssuer, counter, 'LOAD', 300, transport);
+    expect(view).toMatchObject({ state: 'COMPLETED', result: { oldBalance: 1500, newBalance: 1800, amount: 300 } });
+    expect((await auditOf(world, session.id)).map((a) => a.step)).toEqual(['open', 'hello', 'firstAnswers', 'firstAnswers', 'proofAnswer', 'firstAnswers', 'tacAnswer']);
+    // Key index 1 only in the first batch (built before the card was known); 2 after the profile's restart and after the proof round.
+    expect(transport.sent.filter((a) => a.startsWith(INITIALIZE_FOR_LOAD)).map((a) => a.slice(10, 12))).toEqual(['01', '02', '02']);
     expect(await purseBalance(world, c.asn)).toBe(1800n);
     expect(await checkLedger(world.db.orm.em.fork())).toEqual([]);
   });

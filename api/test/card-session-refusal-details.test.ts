@@ -9,9 +9,14 @@
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import { type CardTransport, type OneCardClient, VirtualCardTransport, VirtualCpuCard } from '../../sdk-js/src/index.js';
+import { issueCard as registerCard } from '../src/cards/cards.service.js';
+import { fromGlobalId, toGlobalId } from '../src/graphql/global-id.js';
 import { checkLedger } from '../src/ledger/ledger-check.js';
+import { openAccount } from '../src/ledger/ledger.service.js';
+import { AccountOwnerKind, AccountType } from '../src/ledger/ledger-account.entity.js';
 import { createMerchant } from '../src/tenancy/tenancy.service.js';
-import { apiClient, auditOf, balanceOnCard, brokenRelay, expireSession, issueCard, lastMessageLost, newReader, purseBalance, sessionsOf, sessionUuid, type TestReader, useCardSessionWorld } from './support/card-sessions.js';
+import { recordPendingLoad } from '../src/topups/topups.service.js';
+import { apiClient, auditOf, balanceOnCard, brokenRelay, expireSession, issueCard, lastMessageLost, newReader, OPEN, purseBalance, sessionsOf, sessionUuid, type TestReader, testCardNumber, useCardSessionWorld } from './support/card-sessions.js';
 
 const world = useCardSessionWorld();
 let counterReader: TestReader;
@@ -246,6 +251,26 @@ describe('an operation whose last answer was lost is proved at the card’s next
     expect(read).toMatchObject({ state: 'COMPLETED', result: { asn: c.asn, balance: 650 } });
     expect((await auditOf(world, read.id)).map((r) => r.step)).toEqual(['open', 'hello', 'firstAnswers', 'proofAnswer']);
     expect(await purseBalance(world, c.asn)).toBe(650n);
+    // The proof round's audit row names the card, the counter asked about and what it settled (what the card company reconciles from).
+    const [proofRow] = await world.db.orm.em.fork().execute<{ detail: Record<string, unknown> }[]>(`select detail from card_session_audit where session_id = ? and step = 'proofAnswer'`, [sessionUuid(read.id)]);
+    expect(proofRow!.detail).toEqual({ asn: c.asn, purchase: { counter: 0, settled: sessionUuid(lost.id), answered: expect.stringMatching(/^[0-9A-F]{8}$/) } });
+  });
+});
+
+describe('a purchase whose INITIALIZE FOR PURCHASE fails while a proof is owed', () => {
+  it('another status word than 94 01 (not the lost purchase’s work): CARD_ERROR at once, no proof round; the next honest tap proves it', async () => {
+    const c = await loadedCard(1000);
+    const lost = await till().open('PURCHASE', 350);
+    await sessionsOf(lastMessageLost(world, 16)['the app dies after the card answered']!(merchant), () => shop).agent(c).run(lost).catch(() => undefined);
+    await expireSession(world, lost.id);
+    const next = await till().open('PURCHASE', 100);
+    // INITIALIZE FOR PURCHASE (80 50) answered 6A 81 (function not supported) on its way to the reader.
+    expect(await till().agent(c, shop, alteringAnswer(c, 0x50, () => Uint8Array.from([0x6a, 0x81]))).run(next)).toMatchObject({ state: 'FAILED', refusal: 'CARD_ERROR' });
+    expect((await auditOf(world, next.id)).map((r) => r.step)).toEqual(['open', 'hello', 'refused']);
+    expect(await purseBalance(world, c.asn)).toBe(1000n);
+    const read = await counter().agent(c).run(await counter().open('BALANCE'));
+    expect(read).toMatchObject({ state: 'COMPLETED', result: { balance: 650 } });
+    expect(await purseBalance(world, c.asn)).toBe(650n);
   });
 });
 
@@ -283,6 +308,62 @@ describe('a load while the card has passed an earlier load it did not prove', ()
     expect(next).toMatchObject({ state: 'COMPLETED', result: { oldBalance: 100, newBalance: 300, onlineCounter: 2 } });
     expect((await auditOf(world, next.id)).map((r) => r.step)).toEqual(['open', 'hello', 'firstAnswers', 'tacAnswer']);
     expect(await purseBalance(world, c.asn)).toBe(300n);
+  });
+
+  it('pending loads the card took whose answers were lost, settled ALREADY_LOADED by its counter without a proof, do not hold up its next loads; a lost counter load among them still does', async () => {
+    const c = issueCard({ city: world.gz, keys: world.gzMasterKeys });
+    const em = world.db.orm.em.fork();
+    await registerCard(em, world.gz.cardCompanyId, { cardNumber: testCardNumber('623177000000'), asn: c.asn, cardType: 'CPU', keyVersion: 1, issuedOn: '2026-01-01', expiresOn: '2031-01-01' });
+    const [card] = await em.execute<{ id: string }[]>(`select id from card where asn = ?`, [c.asn]);
+    const from = await openAccount(em, { code: `test.exemption.refunds.${c.asn}.CNY`, type: AccountType.LIABILITY, ownerKind: AccountOwnerKind.OTHER, currency: 'CNY' });
+    // A pending load owed to the card (a merchant's refund is one; no gateway needed).
+    const owed = async (amount: number) => toGlobalId('TopUp', (await em.fork().transactional((tx) => recordPendingLoad(tx, { origin: 'REFUND', cardId: card!.id, key: `exemption-${c.asn}-${amount}`, amount: BigInt(amount), currency: 'CNY', fromAccountId: from.id, description: 'exemption test refund', metadata: {}, cause: 'test' }))).topUpId);
+    // The card company at its counter, with the scope to see the card's top-ups (and so load them).
+    const loader = await apiClient(world, 'ISSUER', world.gz.cardCompanyId, ['cards:read', 'topups:write']);
+    const desk = sessionsOf(loader, () => counterReader);
+    const openLoad = async (topUp: string) => {
+      const { openCardSession } = await loader.request<{ openCardSession: { session: { id: string; challenge: string }; userErrors: unknown[] } }>(OPEN, { input: { reader: counterReader.id, operation: 'LOAD', topUp } });
+      expect(openCardSession.userErrors).toEqual([]);
+      return openCardSession.session;
+    };
+    const statusOf = async (topUp: string) => (await em.fork().execute<{ status: string }[]>(`select status from top_up where id = ?`, [fromGlobalId(topUp, 'TopUp').id]))[0]!.status;
+    // Every GET TRANSACTION PROVE (80 5A) answered 94 06 in the card's place: no lost load is ever proved.
+    const real = new VirtualCardTransport(c);
+    const dropsProofs: CardTransport = { transmit: async (apdu) => (apdu[1] === 0x5a ? Uint8Array.from([0x94, 0x06]) : real.transmit(apdu)) };
+    // The message carrying the card's TAC never reaches the host: message 2, or 4 after a proof round (its answer, then the load's first answers again).
+    const lossy = (tacSeq: number) => sessionsOf(brokenRelay(loader, tacSeq, 'request'), () => counterReader);
+    /** The card takes the pending load, its TAC never reaches the host; the next tap for it is settled by the online counter. */
+    async function takenThenSettled(topUp: string, tacSeq: number) {
+      const lost = await openLoad(topUp);
+      await expect(lossy(tacSeq).agent(c, counterReader, dropsProofs).run(lost)).rejects.toThrow('connection lost');
+      await expireSession(world, lost.id);
+      expect(await desk.agent(c, counterReader, dropsProofs).run(await openLoad(topUp))).toMatchObject({ state: 'FAILED', refusal: 'ALREADY_LOADED' });
+      expect(await statusOf(topUp)).toBe('LOADED');
+    }
+    const first = await owed(500);
+    await takenThenSettled(first, 2);
+    expect(await balanceOnCard(c)).toBe(500);
+    // The first load's session is still unproved, yet its top-up is booked: the second is written (MAC2 leaves the host).
+    await takenThenSettled(await owed(300), 4);
+    expect(await balanceOnCard(c)).toBe(800);
+    expect(await purseBalance(world, c.asn)).toBe(800n);
+    // Two such sessions behind the card's counter now, both booked: a counter load is written too, and its TAC lost.
+    const counterLoad = await desk.open('LOAD', 100);
+    await expect(lossy(4).agent(c, counterReader, dropsProofs).run(counterLoad)).rejects.toThrow('connection lost');
+    await expireSession(world, counterLoad.id);
+    expect(await balanceOnCard(c)).toBe(900);
+    // That one has no top-up to book it: the next load is refused, naming it alone among the three behind the counter.
+    const refused = await desk.open('LOAD', 50);
+    expect(await desk.agent(c, counterReader, dropsProofs).run(refused)).toMatchObject({ state: 'FAILED', refusal: 'LOAD_UNRESOLVED' });
+    expect((await refusalOf(refused.id)).detail).toMatchObject({ refusedBy: 'transaction-proof', cardCounter: 3, unprovedSessions: [{ session: sessionUuid(counterLoad.id), counter: 2 }] });
+    expect(await balanceOnCard(c)).toBe(900);
+    expect(await purseBalance(world, c.asn)).toBe(800n);
+    // The honest next tap proves the counter load, and loads: the two top-ups settled without proof stay booked once.
+    const next = await desk.agent(c).run(await desk.open('LOAD', 200));
+    expect(next).toMatchObject({ state: 'COMPLETED', result: { oldBalance: 900, newBalance: 1_100, amount: 200, onlineCounter: 4 } });
+    expect(await purseBalance(world, c.asn)).toBe(1_100n);
+    expect(await statusOf(first)).toBe('LOADED');
+    expect(await checkLedger(world.db.orm.em.fork())).toEqual([]);
   });
 });
 
