@@ -197,10 +197,28 @@ describe('a refused manual entry names the code, the message and the line', () =
       'no ledger account 0d9c1b0e-0000-4000-8000-00000000beef',
     ],
     ['a purse taken below zero on the second line', () => [{ account: gid('gql.bank'), credit: 5 }, { account: gid('gql.purse'), debit: 5 }], 'INSUFFICIENT_FUNDS', ['input', 'lines', '1'], () => `account ${ids['gql.purse']} may not go below zero`],
+    // The first line is line 0: the refusal still names it (not the whole input).
+    [
+      'an unknown account on the first line',
+      () => [{ account: toGlobalId('LedgerAccount', '0d9c1b0e-0000-4000-8000-00000000beef'), debit: 5 }, { account: gid('gql.bank'), credit: 5 }],
+      'NOT_FOUND',
+      ['input', 'lines', '0'],
+      'no ledger account 0d9c1b0e-0000-4000-8000-00000000beef',
+    ],
+    ['a purse taken below zero on the first line', () => [{ account: gid('gql.purse'), debit: 5 }, { account: gid('gql.bank'), credit: 5 }], 'INSUFFICIENT_FUNDS', ['input', 'lines', '0'], () => `account ${ids['gql.purse']} may not go below zero`],
   ])('%s', async (_name, lines, code, field, message) => {
     const { body } = await postLines(lines());
     expect(body.errors).toBeUndefined();
     expect(body.data.postJournalEntry).toEqual({ entry: null, userErrors: [{ code, field, message: typeof message === 'function' ? message() : message }] });
+  });
+
+  it('a reversal refused on an account names the whole input (a reversal has no lines of its own)', async () => {
+    // 9 onto the purse, then spent: reversing the load would take the purse below zero.
+    const load = (await postLines([{ account: gid('gql.bank'), debit: 9 }, { account: gid('gql.purse'), credit: 9 }])).body.data.postJournalEntry.entry;
+    expect((await postLines([{ account: gid('gql.purse'), debit: 9 }, { account: gid('gql.bank'), credit: 9 }])).body.data.postJournalEntry.userErrors).toEqual([]);
+    const { body } = await ask(REVERSE, { input: { entry: load.id, idempotencyKey: 'gql-reverse-spent', reason: 'load reversed after it was spent' } });
+    expect(body.errors).toBeUndefined();
+    expect(body.data.reverseJournalEntry).toEqual({ entry: null, userErrors: [{ code: 'INSUFFICIENT_FUNDS', field: ['input'], message: `account ${ids['gql.purse']} may not go below zero` }] });
   });
 
   it('every bad line is named at once', async () => {
