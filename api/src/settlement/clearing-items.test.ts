@@ -116,8 +116,9 @@ describe('recording a clearing item', () => {
     const [row] = await itemsOf(live.entryKey);
     expect(Date.parse(row!.occurred_at)).toBeGreaterThanOrEqual(before - 5_000);
     expect(Date.parse(row!.occurred_at)).toBeLessThanOrEqual(Date.now() + 5_000);
-    const [{ today }] = await em.execute<{ today: string }[]>(`select (now() at time zone 'Asia/Tokyo')::date::text as today`);
-    expect(row!.business_day).toBe(today);
+    // Its business day is the Tokyo date of that instant (not of a second query's clock: no flake at midnight).
+    const [{ day }] = await em.execute<{ day: string }[]>(`select (?::timestamptz at time zone 'Asia/Tokyo')::date::text as day`, [row!.occurred_at]);
+    expect(row!.business_day).toBe(day);
   });
 
   it("an item of a day whose window has closed goes into the next day's window, keeping its own business day", async () => {
