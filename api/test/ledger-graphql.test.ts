@@ -174,6 +174,26 @@ describe('entries', () => {
     });
   });
 
+  it('the reversal records the operator client that asked for it, as the entry it reverses does', async () => {
+    const original = (await postLines([{ account: gid('gql.bank'), debit: 3 }, { account: gid('gql.merchant.2'), credit: 3 }])).body.data.postJournalEntry.entry;
+    const reversal = (await ask(REVERSE, { input: { entry: original.id, idempotencyKey: 'gql-reversal-by', reason: 'who reversed it' } })).body.data.reverseJournalEntry.entry;
+    const by = async (entry: { id: string }) =>
+      (await db.orm.em.fork().execute<{ metadata: { by?: string } }[]>(`select metadata from journal_entry where id = ?`, [fromGlobalId(entry.id, 'JournalEntry').id]))[0]!.metadata.by;
+    expect(await by(reversal)).toEqual(expect.any(String));
+    expect(await by(reversal)).toBe(await by(original));
+  });
+
+  it("another type's id is refused as bad input where an entry or an account is asked for", async () => {
+    const entry = (await postLines([{ account: gid('gql.bank'), debit: 2 }, { account: gid('gql.merchant.2'), credit: 2 }])).body.data.postJournalEntry.entry;
+    const refusedAs = (body: any, type: string, id: string) => {
+      expect(body.errors).toEqual([expect.objectContaining({ message: `"${id.slice(0, 32)}…" is not a ${type} id`, extensions: expect.objectContaining({ code: 'BAD_USER_INPUT' }) })]);
+    };
+    // An account's id is not an entry's (nor an entry's an account's), even where both are uuids.
+    refusedAs((await ask(`query($id: ID!) { journalEntry(id: $id) { id } }`, { id: gid('gql.bank') })).body, 'JournalEntry', gid('gql.bank'));
+    refusedAs((await ask(REVERSE, { input: { entry: gid('gql.bank'), idempotencyKey: 'gql-reverse-account', reason: 'x' } })).body, 'JournalEntry', gid('gql.bank'));
+    refusedAs((await postLines([{ account: gid('gql.bank'), debit: 2 }, { account: entry.id, credit: 2 }])).body, 'LedgerAccount', entry.id);
+  });
+
   it('an unknown entry is null to read and NOT_FOUND to reverse', async () => {
     const unknown = toGlobalId('JournalEntry', '0d9c1b0e-0000-4000-8000-00000000beef');
     expect((await ask(`query($id: ID!) { journalEntry(id: $id) { id } }`, { id: unknown })).body.data.journalEntry).toBeNull();
@@ -197,10 +217,28 @@ describe('a refused manual entry names the code, the message and the line', () =
       'no ledger account 0d9c1b0e-0000-4000-8000-00000000beef',
     ],
     ['a purse taken below zero on the second line', () => [{ account: gid('gql.bank'), credit: 5 }, { account: gid('gql.purse'), debit: 5 }], 'INSUFFICIENT_FUNDS', ['input', 'lines', '1'], () => `account ${ids['gql.purse']} may not go below zero`],
+    // The first line is line 0: the refusal still names it (not the whole input).
+    [
+      'an unknown account on the first line',
+      () => [{ account: toGlobalId('LedgerAccount', '0d9c1b0e-0000-4000-8000-00000000beef'), debit: 5 }, { account: gid('gql.bank'), credit: 5 }],
+      'NOT_FOUND',
+      ['input', 'lines', '0'],
+      'no ledger account 0d9c1b0e-0000-4000-8000-00000000beef',
+    ],
+    ['a purse taken below zero on the first line', () => [{ account: gid('gql.purse'), debit: 5 }, { account: gid('gql.bank'), credit: 5 }], 'INSUFFICIENT_FUNDS', ['input', 'lines', '0'], () => `account ${ids['gql.purse']} may not go below zero`],
   ])('%s', async (_name, lines, code, field, message) => {
     const { body } = await postLines(lines());
     expect(body.errors).toBeUndefined();
     expect(body.data.postJournalEntry).toEqual({ entry: null, userErrors: [{ code, field, message: typeof message === 'function' ? message() : message }] });
+  });
+
+  it('a reversal refused on an account names the whole input (a reversal has no lines of its own)', async () => {
+    // 9 onto the purse, then spent: reversing the load would take the purse below zero.
+    const load = (await postLines([{ account: gid('gql.bank'), debit: 9 }, { account: gid('gql.purse'), credit: 9 }])).body.data.postJournalEntry.entry;
+    expect((await postLines([{ account: gid('gql.purse'), debit: 9 }, { account: gid('gql.bank'), credit: 9 }])).body.data.postJournalEntry.userErrors).toEqual([]);
+    const { body } = await ask(REVERSE, { input: { entry: load.id, idempotencyKey: 'gql-reverse-spent', reason: 'load reversed after it was spent' } });
+    expect(body.errors).toBeUndefined();
+    expect(body.data.reverseJournalEntry).toEqual({ entry: null, userErrors: [{ code: 'INSUFFICIENT_FUNDS', field: ['input'], message: `account ${ids['gql.purse']} may not go below zero` }] });
   });
 
   it('every bad line is named at once', async () => {
@@ -229,6 +267,12 @@ describe('only an operator with ledger:read reads the ledger, and only with ledg
       expect((await ask(NODE, { id: entry.id }, token)).body.data?.node ?? null).toBeNull();
     }
     expect((await ask(NODE, { id: toGlobalId('JournalEntry', '0d9c1b0e-0000-4000-8000-00000000beef') }, reader)).body.data.node).toBeNull();
+    // Nor for a request without a token: null, not an error.
+    for (const id of [gid('gql.bank'), entry.id]) {
+      const anonymous = (await ask(NODE, { id }, null)).body;
+      expect(anonymous.errors).toBeUndefined();
+      expect(anonymous.data.node).toBeNull();
+    }
   });
 
   it.each([
