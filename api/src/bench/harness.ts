@@ -372,9 +372,7 @@ export const driverCounts: () => DriverCounts = (() => {
       const opened = /^(begin|start transaction)\b[^;]*;\s*/.exec(sentText);
       if (opened) Object.assign(s, { inTransaction: true, wrote: false });
       const text = opened ? sentText.slice(opened[0].length) : sentText;
-      if (opened && text === '') {
-        // only the begin
-      } else if (text.startsWith('begin') || text.startsWith('start transaction')) Object.assign(s, { inTransaction: true, wrote: false });
+      if (text.startsWith('begin') || text.startsWith('start transaction')) Object.assign(s, { inTransaction: true, wrote: false });
       else if (text.startsWith('commit')) {
         if (s.wrote) counts.writingCommits++;
         Object.assign(s, { inTransaction: false, wrote: false });

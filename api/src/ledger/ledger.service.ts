@@ -285,17 +285,21 @@ const WRITE_ENTRY = `
                   where a.id = t.account_id and (select ok from ok)),
        p as (insert into posting (entry_id, line_no, account_id, amount, currency, balance_after, posted_at)
              select e.id, r.line_no, r.account_id, r.amount, $8, r.after, e.posted_at from r cross join e where (select ok from ok))
-  select e.posted_at, e.posted_at::text as posted_at_exact, (select ok from ok) as ok,
+  select e.posted_at, (select ok from ok) as ok,
          (select json_agg(json_build_object('id', id, 'balance', balance::text, 'non_negative', non_negative)) from locked) as before,
          (select json_agg(r.after::text order by r.line_no) from r) as after
     from e`;
 
 interface WrittenEntry {
   posted_at: Date;
-  posted_at_exact: string;
   ok: boolean;
   before: { id: string; balance: string; non_negative: boolean }[] | null;
   after: string[] | null;
+}
+
+/** An entry's lines by account id, then in line order: the order post() and postMany() check them in. */
+function inAccountOrder(lines: PostingLine[]): { line: PostingLine; lineNo: number }[] {
+  return lines.map((line, lineNo) => ({ line, lineNo })).sort((a, b) => (a.line.account < b.line.account ? -1 : a.line.account > b.line.account ? 1 : a.lineNo - b.lineNo));
 }
 
 /**
@@ -304,7 +308,7 @@ interface WrittenEntry {
  */
 function refusal(lines: PostingLine[], accounts: Map<string, AccountRow>, before: WrittenEntry['before']): LedgerError {
   const locked = new Map((before ?? []).map((b) => [b.id, { balance: BigInt(b.balance), nonNegative: b.non_negative }]));
-  const order = lines.map((line, lineNo) => ({ line, lineNo })).sort((a, b) => (a.line.account < b.line.account ? -1 : a.line.account > b.line.account ? 1 : a.lineNo - b.lineNo));
+  const order = inAccountOrder(lines);
   for (const { line } of order) {
     const account = locked.get(line.account);
     if (!account) return new LedgerError(Code.UNKNOWN_ACCOUNT, `no ledger account ${line.account}`, line.account);
@@ -533,7 +537,7 @@ export function postMany(em: EntityManager, entries: EntryInput[]): Promise<{ id
       const currency = checkBalanced(entry.lines, accounts);
       const id = randomUUID();
       heads.push({ id, entry_key: entry.key, description: entry.description, metadata: entry.metadata ?? {} });
-      const order = entry.lines.map((line, lineNo) => ({ line, lineNo })).sort((a, b) => (a.line.account < b.line.account ? -1 : a.line.account > b.line.account ? 1 : a.lineNo - b.lineNo));
+      const order = inAccountOrder(entry.lines);
       const after = new Array<bigint>(entry.lines.length);
       for (const { line, lineNo } of order) {
         const account = accounts.get(line.account)!;
