@@ -9,7 +9,7 @@ import { randomUUID } from 'node:crypto';
 import { beforeAll, expect, it } from 'vitest';
 import type { OneCardClient } from '../../sdk-js/src/index.js';
 import { createMerchant } from '../src/tenancy/tenancy.service.js';
-import { apiClient, issueCard, newReader, purseBalance, sessionsOf, type TestReader, useCardSessionWorld } from './support/card-sessions.js';
+import { apiClient, createPaymentAs, issueCard, newReader, purseBalance, sessionsOf, type TestReader, useCardSessionWorld } from './support/card-sessions.js';
 
 const world = useCardSessionWorld();
 type Requester = Pick<OneCardClient, 'request'>;
@@ -33,14 +33,10 @@ const discrepancies = (asn: string) =>
     .execute<{ card_balance: string; shadow_balance: string }[]>(`select card_balance, shadow_balance from card_balance_discrepancy where card_asn = ? order by id`, [asn]);
 
 async function pay(c: ReturnType<typeof issueCard>, amount: number) {
-  const key = randomUUID();
-  const made = await merchant.request<{ createPayment: { payment: { id: string } } }>(
-    `mutation($input: CreatePaymentInput!) { createPayment(input: $input) { payment { id } userErrors { code message } } }`,
-    { input: { amount, currency: 'CNY', orderReference: key, idempotencyKey: key } },
-  );
+  const payment = await createPaymentAs(merchant, amount, randomUUID());
   const opened = await merchant.request<{ openCardSession: { session: { id: string; challenge: string } } }>(
     `mutation($input: OpenCardSessionInput!) { openCardSession(input: $input) { session { id challenge } userErrors { code message } } }`,
-    { input: { reader: till.id, operation: 'PURCHASE', payment: made.createPayment.payment.id } },
+    { input: { reader: till.id, operation: 'PURCHASE', payment } },
   );
   return sessionsOf(merchant, () => till).agent(c).run(opened.openCardSession.session);
 }

@@ -11,7 +11,7 @@ import { issueCard as registerCard } from '../src/cards/cards.service.js';
 import { fromGlobalId } from '../src/graphql/global-id.js';
 import { expirePayments } from '../src/payments/payments.service.js';
 import { createMerchant } from '../src/tenancy/tenancy.service.js';
-import { apiClient, brokenRelay, cardholderApp, expireSession, issueCard, newReader, OPEN, sessionsOf, type TestReader, testCardNumber, useCardSessionWorld } from './support/card-sessions.js';
+import { apiClient, brokenRelay, createPaymentAs, expireSession, issueCard, OPEN, paymentParties, sessionsOf, type TestReader, testCardNumber, useCardSessionWorld } from './support/card-sessions.js';
 import type { bearerClient } from './support/oauth.js';
 
 const world = useCardSessionWorld();
@@ -27,14 +27,8 @@ let holderId: string;
 // Parties only: no payment is made in a hook (mutation testing would count the payments code it
 // runs as run by every test; docs/testing.md).
 beforeAll(async () => {
-  const em = world.db.orm.em.fork();
-  const shop = await createMerchant(em, { cityId: world.gz.cityId, name: 'Expiry Dumplings' });
-  merchant = await apiClient(world, 'MERCHANT', shop.id, ['payments:write', 'payments:read']);
-  otherMerchant = await apiClient(world, 'MERCHANT', (await createMerchant(em, { cityId: world.gz.cityId, name: 'Expiry Noodles' })).id, ['payments:write', 'payments:read']);
-  issuer = await apiClient(world, 'ISSUER', world.gz.cardCompanyId, ['topups:write']);
-  counter = await newReader(world, 'EXPIRY-COUNTER', world.gz);
-  ({ id: holderId, app } = await cardholderApp(world, 'expiry-holder'));
-  home = await newReader(world, 'HOME-expiry-holder', world.gz, { kind: 'CARDHOLDER', id: holderId });
+  ({ merchant, issuer, counter, holderId, app, home } = await paymentParties(world, { tag: 'expiry', merchantName: 'Expiry Dumplings' }));
+  otherMerchant = await apiClient(world, 'MERCHANT', (await createMerchant(world.db.orm.em.fork(), { cityId: world.gz.cityId, name: 'Expiry Noodles' })).id, ['payments:write', 'payments:read']);
 });
 
 type Errors = { code: string; field: string[] | null; message: string }[];
@@ -43,13 +37,7 @@ const PAYMENT = 'status cancelReason failureCode';
 const CANCEL = `mutation($input: CancelPaymentInput!) { cancelPayment(input: $input) { payment { ${PAYMENT} } userErrors { code field message } } }`;
 
 let orders = 0;
-async function newPayment(amount = 300): Promise<string> {
-  const made = await merchant.request<{ createPayment: { payment: { id: string }; userErrors: Errors } }>(`mutation($input: CreatePaymentInput!) { createPayment(input: $input) { payment { id } userErrors { code field message } } }`, {
-    input: { amount, currency: 'CNY', orderReference: `expiry-order-${++orders}`, idempotencyKey: `expiry-create-${orders}` },
-  });
-  expect(made.createPayment.userErrors).toEqual([]);
-  return made.createPayment.payment.id;
-}
+const newPayment = (amount = 300) => createPaymentAs(merchant, amount, `expiry-order-${++orders}`);
 
 const get = async (id: string) => (await merchant.request<{ payment: Payment }>(`query($id: ID!) { payment(id: $id) { ${PAYMENT} } }`, { id })).payment;
 const cancel = async (id: string) => (await merchant.request<{ cancelPayment: { payment: Payment | null; userErrors: Errors } }>(CANCEL, { input: { payment: id, idempotencyKey: `expiry-cancel-${id}-${++orders}` } })).cancelPayment;

@@ -11,8 +11,7 @@ import { issueCard as registerCard } from '../src/cards/cards.service.js';
 import { toGlobalId } from '../src/graphql/global-id.js';
 import { purgeExpiredIdempotencyRecords } from '../src/graphql/idempotency.js';
 import { checkLedger } from '../src/ledger/ledger-check.js';
-import { createMerchant } from '../src/tenancy/tenancy.service.js';
-import { apiClient, cardholderApp, issueCard, newReader, OPEN, sessionsOf, type TestReader, testCardNumber, useCardSessionWorld } from './support/card-sessions.js';
+import { apiClient, createPaymentAs, issueCard, OPEN, paymentParties, sessionsOf, type TestReader, testCardNumber, useCardSessionWorld } from './support/card-sessions.js';
 import type { bearerClient } from './support/oauth.js';
 
 const world = useCardSessionWorld();
@@ -26,13 +25,11 @@ let home: TestReader;
 let holderId: string;
 
 beforeAll(async () => {
-  const em = world.db.orm.em.fork();
-  merchantId = (await createMerchant(em, { cityId: world.gz.cityId, name: 'Refund Tea' })).id;
-  merchant = await apiClient(world, 'MERCHANT', merchantId, ['payments:write', 'payments:read', 'refunds:write']);
-  issuer = await apiClient(world, 'ISSUER', world.gz.cardCompanyId, ['topups:write']);
-  counter = await newReader(world, 'REFUND-COUNTER', world.gz);
-  ({ id: holderId, app } = await cardholderApp(world, 'refund-holder'));
-  home = await newReader(world, 'HOME-refund-holder', world.gz, { kind: 'CARDHOLDER', id: holderId });
+  ({ merchantId, merchant, issuer, counter, holderId, app, home } = await paymentParties(world, {
+    tag: 'refund',
+    merchantName: 'Refund Tea',
+    merchantScopes: ['payments:write', 'payments:read', 'refunds:write'],
+  }));
 });
 
 type Errors = { code: string; field: string[] | null; message: string }[];
@@ -43,13 +40,7 @@ type Refunded = { refundPayment: { payment: Payment | null; refund: { amount: { 
 
 let orders = 0;
 let keys = 0;
-async function newPayment(amount: number): Promise<string> {
-  const made = await merchant.request<{ createPayment: { payment: { id: string }; userErrors: Errors } }>(`mutation($input: CreatePaymentInput!) { createPayment(input: $input) { payment { id } userErrors { code field message } } }`, {
-    input: { amount, currency: 'CNY', orderReference: `refund-order-${++orders}`, idempotencyKey: `refund-create-${orders}` },
-  });
-  expect(made.createPayment.userErrors).toEqual([]);
-  return made.createPayment.payment.id;
-}
+const newPayment = (amount: number) => createPaymentAs(merchant, amount, `refund-order-${++orders}`);
 
 /** A payment of `amount` paid with a registered card of the holder's, loaded at the counter first. */
 async function paidPayment(amount: number): Promise<{ id: string; card: string }> {

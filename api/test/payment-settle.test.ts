@@ -9,8 +9,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import type { OneCardClient } from '../../sdk-js/src/index.js';
 import { issueCard as registerCard } from '../src/cards/cards.service.js';
 import { fromGlobalId, toGlobalId } from '../src/graphql/global-id.js';
-import { createMerchant } from '../src/tenancy/tenancy.service.js';
-import { apiClient, auditOf, balanceOnCard, cardholderApp, issueCard, newReader, OPEN, purseBalance, sessionsOf, sessionUuid, type TestReader, testCardNumber, useCardSessionWorld } from './support/card-sessions.js';
+import { auditOf, balanceOnCard, createPaymentAs, issueCard, OPEN, paymentParties, purseBalance, sessionsOf, sessionUuid, type TestReader, testCardNumber, useCardSessionWorld } from './support/card-sessions.js';
 import type { bearerClient } from './support/oauth.js';
 
 const world = useCardSessionWorld();
@@ -25,12 +24,7 @@ let holderId: string;
 
 // Parties only: no payment in a hook (docs/testing.md: code run in a hook is tried against every test).
 beforeAll(async () => {
-  merchantId = (await createMerchant(world.db.orm.em.fork(), { cityId: world.gz.cityId, name: 'Settle Bakery' })).id;
-  merchant = await apiClient(world, 'MERCHANT', merchantId, ['payments:write', 'payments:read']);
-  issuer = await apiClient(world, 'ISSUER', world.gz.cardCompanyId, ['topups:write']);
-  counter = await newReader(world, 'SETTLE-COUNTER', world.gz);
-  ({ id: holderId, app } = await cardholderApp(world, 'settle-holder'));
-  home = await newReader(world, 'HOME-settle-holder', world.gz, { kind: 'CARDHOLDER', id: holderId });
+  ({ merchantId, merchant, issuer, counter, holderId, app, home } = await paymentParties(world, { tag: 'settle', merchantName: 'Settle Bakery' }));
 });
 
 type Errors = { code: string; field: string[] | null; message: string }[];
@@ -38,11 +32,7 @@ type Errors = { code: string; field: string[] | null; message: string }[];
 let orders = 0;
 async function newPayment(amount: number): Promise<{ id: string; order: string }> {
   const order = `settle-order-${++orders}`;
-  const made = await merchant.request<{ createPayment: { payment: { id: string }; userErrors: Errors } }>(`mutation($input: CreatePaymentInput!) { createPayment(input: $input) { payment { id } userErrors { code field message } } }`, {
-    input: { amount, currency: 'CNY', orderReference: order, idempotencyKey: `settle-create-${orders}` },
-  });
-  expect(made.createPayment.userErrors).toEqual([]);
-  return { id: made.createPayment.payment.id, order };
+  return { id: await createPaymentAs(merchant, amount, order), order };
 }
 
 async function loadedCard(balance: number, registered = true) {

@@ -23,7 +23,7 @@ import { createWorkingCa } from '../../src/pki/pki.service.js';
 import { initRootCa, type RootCa } from '../../src/pki/root-ca.js';
 import { type CardAlgorithm, storeMasterKeys } from '../../src/readers/key-store.js';
 import { issueNationalCertificate, type ReaderOwnerKind, registerReader } from '../../src/readers/readers.service.js';
-import { createCity } from '../../src/tenancy/tenancy.service.js';
+import { createCity, createMerchant } from '../../src/tenancy/tenancy.service.js';
 import { freshDatabase, type TestDatabase } from './database.js';
 import type { Orm } from '../../src/db/orm.js';
 import type { EntityManager } from '@mikro-orm/postgresql';
@@ -395,4 +395,30 @@ export function holdAccountThen(orm: Orm, code: string, then: (tx: EntityManager
       other.failure = err;
     });
   return other;
+}
+
+/**
+ * The parties of a card-payment test, made in its `beforeAll` (never a payment there: code run in a
+ * hook counts as run by every test under mutation testing, docs/testing.md): a merchant of the
+ * Guangzhou world with its API client, the card company's client, a counter reader to load cards,
+ * and a cardholder with their app and home reader. `tag` names them apart from other files'.
+ */
+export async function paymentParties(world: CardSessionWorld, opts: { tag: string; merchantName: string; merchantScopes?: string[] }) {
+  const merchantId = (await createMerchant(world.db.orm.em.fork(), { cityId: world.gz.cityId, name: opts.merchantName })).id;
+  const merchant = await apiClient(world, 'MERCHANT', merchantId, opts.merchantScopes ?? ['payments:write', 'payments:read']);
+  const issuer = await apiClient(world, 'ISSUER', world.gz.cardCompanyId, ['topups:write']);
+  const counter = await newReader(world, `${opts.tag.toUpperCase()}-COUNTER`, world.gz);
+  const { id: holderId, app } = await cardholderApp(world, `${opts.tag}-holder`);
+  const home = await newReader(world, `HOME-${opts.tag}-holder`, world.gz, { kind: 'CARDHOLDER', id: holderId });
+  return { merchantId, merchant, issuer, counter, holderId, app, home };
+}
+
+/** A payment the merchant creates over GraphQL (no userErrors expected): its global id. */
+export async function createPaymentAs(merchant: Pick<OneCardClient, 'request'>, amount: number, orderReference: string): Promise<string> {
+  const made = await merchant.request<{ createPayment: { payment: { id: string }; userErrors: unknown[] } }>(
+    `mutation($input: CreatePaymentInput!) { createPayment(input: $input) { payment { id } userErrors { code field message } } }`,
+    { input: { amount, currency: 'CNY', orderReference, idempotencyKey: `create-${orderReference}` } },
+  );
+  expect(made.createPayment.userErrors).toEqual([]);
+  return made.createPayment.payment.id;
 }
